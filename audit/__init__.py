@@ -1,0 +1,1 @@
+"""Re-derivation, cost accounting, counterfactuals, reports and reviewer bundles."""

@@ -1,0 +1,1 @@
+"""Storage and integrity: canonical objects, keys, signatures, journals, index, verify."""

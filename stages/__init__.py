@@ -1,0 +1,1 @@
+"""The staged-screening method: campaigns, designs, statistics, rules, decisions, executors."""
