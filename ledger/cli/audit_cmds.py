@@ -1,9 +1,239 @@
-"""Commands of the `ledger` CLI in this group (filled in by its owner)."""
+"""Audit commands: `audit`, `report costs|effects|html`, `export`, `reproduce`.
+
+Thin layers over `audit` functions; exit 1 whenever a check fails.
+"""
 
 from __future__ import annotations
 
+import sys
+import tempfile
+from pathlib import Path
+
 import click
+
+from ledger.cli.context import emit, open_store
+from ledger.errors import LedgerError
+
+
+def _load_campaign(path: str | None):
+    if not path:
+        return None
+    from stages.campaign import load_campaign
+
+    return load_campaign(path)
+
+
+@click.command("audit")
+@click.option("--bundle", type=click.Path(dir_okay=False), default=None,
+              help="Audit a reviewer bundle (from `ledger export`) instead of the store.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def audit_cmd(ctx, bundle, as_json):
+    """Re-derive every estimate and decision from objects and journals alone.
+
+    Checks every byte and signature, re-parses every raw log, recomputes every decision
+    from its frozen rule, checks ordering (freeze before runs, runs before decisions),
+    missing and extra runs, amendments, published anchors, and that GPU-hours add up.
+    Exit 0 when clean, 1 with one line per problem naming the object.
+
+    \b
+    Examples:
+      ledger audit
+      ledger audit --bundle evidence.tar.gz --json    # a reviewer, in an empty directory
+    """
+    from audit.rederive import audit_store
+    from ledger.store import Store
+
+    problems_extra: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
+        if bundle:
+            from audit.bundle import open_bundle
+
+            root, problems_extra = open_bundle(Path(bundle), Path(tmp))
+            store = Store.open(root, host=ctx.obj.get("host") or "reviewer")
+        else:
+            store = open_store(ctx)
+        result = audit_store(store, progress=not as_json)
+    out = result.to_dict()
+    if problems_extra:
+        out["problems"] = [{"object": "bundle", "message": p} for p in problems_extra] + \
+            out["problems"]
+        out["verdict"] = "problems"
+    if as_json:
+        emit(out, True)
+    else:
+        _print_audit(out)
+    if out["verdict"] != "clean":
+        ctx.exit(1)
+
+
+def _print_audit(out: dict) -> None:
+    for stage in out["stages"]:
+        mark = "ok " if stage["verdict"] == "clean" else "BAD"
+        extra = " (superseded by an amendment)" if stage["superseded"] else ""
+        sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
+        click.echo(f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
+                   f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
+                   f"{(stage['decision'] or 'none')[:12]}{extra}")
+        for check in stage["checks"]:
+            if not check["ok"]:
+                click.echo(f"      failed: {check['name']} {check['detail']}".rstrip())
+    if out["unplanned_runs"]:
+        click.echo(f"unplanned compute: {len(out['unplanned_runs'])} run(s) outside any manifest")
+    if out["amendments"]:
+        click.echo(f"amendments: {len(out['amendments'])} manifest(s) amend an earlier freeze")
+    costs = out["costs"]
+    click.echo(f"GPU-hours: {costs['training_gpu_hours']:.4f} training, "
+               f"{costs['wall_gpu_hours']:.4f} wall")
+    for problem in out["problems"]:
+        click.echo(f"{problem['object']}: {problem['message']}", err=True)
+    click.echo(f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
+               f"{out['objects']} objects, {out['anchors']} anchor(s))")
+
+
+@click.group("report")
+def report_group():
+    """Reports a reviewer or a budget holder can read: costs, effects, html."""
+
+
+def _report_data(ctx, campaign_path):
+    from audit.rederive import audit_store
+    from audit.report_data import build_report_data
+
+    store = open_store(ctx)
+    result = audit_store(store)
+    return build_report_data(store, result, _load_campaign(campaign_path))
+
+
+CAMPAIGN = click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
+                        type=click.Path(dir_okay=False), help="Campaign file (for factor names).")
+
+
+@report_group.command("costs")
+@CAMPAIGN
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def report_costs(ctx, campaign_path, as_json):
+    """GPU-hours by stage, host, condition and status, and counterfactuals at every gate."""
+    data = _report_data(ctx, campaign_path)
+    out = {"costs": data["costs"], "counterfactuals": data["counterfactuals"]}
+    if as_json:
+        emit(out, True)
+        return
+    costs = data["costs"]
+    click.echo(f"training GPU-hours {costs['training_gpu_hours']:.4f}, "
+               f"wall GPU-hours {costs['wall_gpu_hours']:.4f}")
+    for part in ("by_stage", "by_host", "by_status"):
+        click.echo(f"{part.replace('_', ' ')}:")
+        for name, row in sorted(costs.get(part, {}).items()):
+            click.echo(f"  {name:<24} {row['n_runs']:>5} runs {row['training_gpu_hours']:>12.4f} "
+                       f"training {row['wall_gpu_hours']:>12.4f} wall")
+    for cf in data["counterfactuals"]:
+        click.echo(cf.get("sentence", ""))
+    for check in costs.get("checks", []):
+        click.echo(f"check {check['name']}: {'ok' if check['ok'] else 'FAILED'}")
+
+
+@report_group.command("effects")
+@CAMPAIGN
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def report_effects(ctx, campaign_path, as_json):
+    """Main effects by budget (with BH q-values within each budget) from the decisions."""
+    data = _report_data(ctx, campaign_path)
+    rows = [{"stage": s["name"], "budget_s": s["budget_s"], "effects": s["effects"],
+             "significant": s["significant"]} for s in data["stages"]]
+    if as_json:
+        emit(rows, True)
+        return
+    for row in rows:
+        eff = row["effects"]
+        click.echo(f"{row['stage']} ({row['budget_s']:g} s): "
+                   f"{'no effects estimated' if not eff else eff['method']}")
+        for e in (eff or {}).get("effects", []):
+            mark = "*" if e["term"] in row["significant"] else " "
+            q = e.get("q")
+            click.echo(f"  {mark} {e['term']:<6} {e['effect']:>+10.4f}  q={q if q is None else round(q, 4)}")
+
+
+@report_group.command("html")
+@CAMPAIGN
+@click.option("--out", "out_dir", default="report", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for report.html, report.md, plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print written paths and headline as JSON.")
+@click.pass_context
+def report_html(ctx, campaign_path, out_dir, as_json):
+    """Write a self-contained HTML page (and Markdown) a reviewer can read without the tool."""
+    from audit.report import write_report
+
+    from audit.report_data import headline
+
+    data = _report_data(ctx, campaign_path)
+    paths = write_report(data, Path(out_dir))
+    out = {"paths": {k: str(v) for k, v in paths.items()}, "headline": headline(data)}
+    emit(out, as_json, f"wrote {paths.get('html')} and {paths.get('md')} "
+                       f"(audit: {data['audit']['verdict']})")
+
+
+@click.command("export")
+@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.option("--campaign", "campaigns", multiple=True, type=click.Path(exists=True,
+              dir_okay=False), help="Campaign file(s) to include (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def export_cmd(ctx, bundle, campaigns, as_json):
+    """Write a reviewer bundle: objects, journals, public keys, campaigns, versions.
+
+    A reviewer runs `ledger audit --bundle BUNDLE` in an empty directory.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from audit.bundle import export_bundle
+
+    store = open_store(ctx)
+    versions = {"python": platform.python_version()}
+    for pkg in ("gateledger", "torch", "duckdb", "statsmodels", "cryptography", "rfc8785"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    path = export_bundle(store.root, Path(bundle),
+                         extra_files={Path(c).name: Path(c) for c in campaigns},
+                         meta={"versions": versions})
+    emit({"bundle": str(path), "versions": versions}, as_json, f"wrote {path}")
+
+
+@click.command("reproduce")
+@click.argument("run_id", metavar="RUN")
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="Training data (default: data/corpus).")
+@click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda", "auto"]),
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def reproduce_cmd(ctx, run_id, data, device, as_json):
+    """Replay a recorded run with `--steps` and report its difference from the record."""
+    from audit.reproduce import reproduce_run
+    from ledger.canonical import check_object_id
+
+    store = open_store(ctx)
+    out = reproduce_run(store, check_object_id(run_id), data=Path(data) if data else None,
+                        device=device)
+    if as_json:
+        emit(out, True)
+    else:
+        click.echo(f"replayed {out['steps']} steps: recorded val_bpb {out['recorded_val_bpb']}, "
+                   f"replayed {out['replayed_val_bpb']} (difference {out['val_bpb_difference']}); "
+                   f"max step-loss difference {out['max_loss_difference']} over "
+                   f"{out['compared_steps']} logged steps; "
+                   f"{'identical' if out['identical'] else 'NOT identical'}")
+    if not out["identical"]:
+        ctx.exit(1)
 
 
 def register(cli: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
+    """Attach the audit commands."""
+    for command in (audit_cmd, report_group, export_cmd, reproduce_cmd):
+        cli.add_command(command)
+    _ = (sys, LedgerError)

@@ -1,9 +1,308 @@
-"""Commands of the `ledger` CLI in this group (filled in by its owner)."""
+"""Method commands: `design`, `freeze STAGE`, `run`, `decide`, `effects`.
+
+Each is a thin layer over `stages` functions that scripts can call directly.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
+
+from ledger.cli import core_cmds
+from ledger.cli.context import emit, open_store, signing_key
+from ledger.errors import LedgerError
+
+CAMPAIGN_OPTION = click.option(
+    "--campaign",
+    "campaign_path",
+    default="campaign.toml",
+    show_default=True,
+    envvar="LEDGER_CAMPAIGN",
+    type=click.Path(dir_okay=False),
+    help="Campaign TOML file. Env: LEDGER_CAMPAIGN.",
+)
+
+
+def _campaign(path: str):
+    from stages.campaign import load_campaign
+
+    return load_campaign(path)
+
+
+@click.command("design")
+@click.argument("spec", required=False)
+@click.argument("stage", required=False)
+@CAMPAIGN_OPTION
+@click.option("--generators", "-g", multiple=True, help="Generator like E=ABCD (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def design_cmd(spec, stage, campaign_path, generators, as_json):
+    """Show a two-level design: runs, generators, defining relation, resolution, aliases.
+
+    \b
+    Examples:
+      ledger design "2^(5-1)"                 # minimum-aberration half fraction of 5 factors
+      ledger design "2^(7-4)" -g D=AB -g E=AC -g F=BC -g G=ABC
+      ledger design --campaign demo.toml screen   # the design a campaign stage will freeze
+    """
+    from stages.designs import fractional, full_factorial, parse_design_spec, point_name
+
+    if spec and not spec.startswith("2^") and stage is None:
+        spec, stage = None, spec
+    if stage is not None:
+        from stages.conditions import design_conditions
+
+        camp = _campaign(campaign_path)
+        st = camp.stage(stage)
+        if not st.design:
+            raise LedgerError(f"{camp.path}: stage {stage!r} has no design")
+        k = len(camp.factors)
+        gens = st.raw.get("generators")
+        runs_n = st.raw.get("runs", 2**k)
+        design = fractional(k, len(gens) if gens else k - (runs_n.bit_length() - 1), gens or None)
+        if st.design == "full":
+            design = fractional(k, 0)
+        conds = design_conditions(camp, st)
+        out = _design_dict(design)
+        out["conditions"] = [
+            {"name": c.name, "id": c.id, "config": {f.key: c.config[f.key] for f in camp.factors}}
+            for c in conds
+        ]
+    elif spec:
+        k, p = parse_design_spec(spec)
+        design = fractional(k, p, list(generators) or None) if p else fractional(k, 0)
+        out = _design_dict(design)
+    else:
+        raise LedgerError("give a design like \"2^(5-1)\" or a campaign STAGE")
+    if as_json:
+        emit(out, True)
+        return
+    click.echo(f"2^({out['k']}-{out['p']}) design, {len(out['runs'])} runs, "
+               f"resolution {out['resolution_roman']}")
+    if out["generators"]:
+        click.echo("generators:        " + ", ".join(out["generators"]))
+        click.echo("defining relation: I = " + " = ".join(out["defining_relation"]))
+    if out["aliases"]:
+        click.echo("aliases:")
+        for chain in out["aliases"]:
+            click.echo("  " + " = ".join(chain))
+    letters = sorted(out["runs"][0]) if out["runs"] else []
+    click.echo("runs (standard order):")
+    click.echo("  " + "name".ljust(10) + " ".join(f"{x:>3}" for x in letters))
+    for run in out["runs"]:
+        signs = " ".join(f"{'+' if run[x] > 0 else '-':>3}" for x in letters)
+        click.echo("  " + point_name(run).ljust(10) + signs)
+    _ = full_factorial
+
+
+def _design_dict(design) -> dict[str, Any]:
+    from stages.designs import point_name, roman
+
+    chains = design.alias_chains() if callable(getattr(design, "alias_chains", None)) else (
+        getattr(design, "aliases", None) or []
+    )
+    if isinstance(chains, dict):
+        chains = [[term, *aliased] for term, aliased in chains.items()]
+    return {
+        "k": design.k,
+        "p": design.p,
+        "generators": list(design.generators),
+        "defining_relation": [w for w in design.defining_relation if w != "I"],
+        "resolution": design.resolution,
+        "resolution_roman": roman(design.resolution) if design.resolution else "full",
+        "aliases": [list(c) for c in chains if len(c) > 1],
+        "runs": design.runs,
+        "names": [point_name(r) for r in design.runs],
+    }
+
+
+def freeze_stage_hook(
+    ctx: click.Context, stage: str, campaign_path: str | None, key_name: str | None, amend: bool
+) -> None:
+    """`ledger freeze STAGE --campaign F`: resolve the stage and freeze it on the same path."""
+    from stages.plan import freeze_stage
+
+    store = open_store(ctx)
+    camp = _campaign(campaign_path or "campaign.toml")
+    key = signing_key(key_name)
+    manifest_id = freeze_stage(store, camp, stage, key, amend=amend)
+    body = store.get_json(manifest_id)["body"]
+    emit(
+        {
+            "manifest": manifest_id,
+            "stage": stage,
+            "runs": len(body["runs"]),
+            "conditions": len(body["conditions"]),
+            "parent": body.get("parent"),
+            "amends": body.get("amends"),
+            "freezer": body.get("freezer"),
+        },
+        ctx.obj.get("json", False),
+        f"froze {stage}: manifest {manifest_id} ({len(body['runs'])} runs, "
+        f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}",
+    )
+
+
+@click.command("run")
+@click.argument("stage")
+@CAMPAIGN_OPTION
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "sim", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: runner subprocesses; sim: synthetic surface (instant); ray: a Ray cluster.",
+)
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Parallel runs (local: one accelerator or CPU share per slot).")
+@click.option("--host", "run_host", default=None,
+              help="Run only this host block of the manifest (and write under this host).")
+@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
+              show_default=True, help="Device passed to the builtin runner.")
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="Training text file/folder for the builtin runner (default: data/corpus).")
+@click.option("--gpus", default=None,
+              help="Comma-separated accelerator ids, one per slot (sets CUDA_VISIBLE_DEVICES).")
+@click.option("--grace", type=float, default=None,
+              help="Seconds past the budget before a run is killed as timeout "
+                   "(default 120 + 25%% of the budget).")
+@click.option("--address", default=None, help="Ray cluster address (ray executor).")
+@click.option("--limit", type=int, default=None, help="Run at most N of the remaining runs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def run_cmd(ctx, stage, campaign_path, executor, jobs, run_host, device, data, gpus, grace,
+            address, limit, as_json):
+    """Execute the remaining declared runs of a frozen STAGE and record each one.
+
+    Resumable: runs already recorded are skipped, never recorded twice. The start of each
+    run is journaled before it launches; crashed, diverged and timed-out runs are recorded
+    with their status and count toward GPU-hours.
+
+    \b
+    Examples:
+      ledger run screen --executor sim                  # preview with the synthetic surface
+      ledger run screen --executor local --jobs 2       # real training, two at a time
+      ledger run gate --host a100 --gpus 0,1 --jobs 2   # this machine's host block
+    """
+    from stages.execute import run_stage
+    from stages.executors import make_executor
+
+    if run_host and not ctx.obj.get("host"):
+        ctx.obj["host"] = run_host
+    store = open_store(ctx)
+    camp = _campaign(campaign_path)
+    if executor == "sim":
+        from stages.sim import SimParams
+
+        letters = "".join(f.letter for f in camp.factors)
+        ex = make_executor("sim", params=SimParams.from_table(camp.sim, letters,
+                                                              f"{camp.path}: [sim]"))
+    elif executor == "local":
+        ex = make_executor(
+            "local",
+            workdir=store.root / "work",
+            jobs=jobs,
+            device=device,
+            data=Path(data) if data else (Path(camp.data) if camp.data else None),
+            gpus=[g for g in (gpus or "").split(",") if g],
+            grace_s=grace,
+        )
+    else:
+        ex = make_executor(
+            "ray",
+            address=address,
+            data=Path(data) if data else (Path(camp.data) if camp.data else None),
+            device=device,
+            grace_s=grace,
+        )
+    report = run_stage(store, camp, stage, ex, host=run_host, limit=limit,
+                       progress=not as_json)
+    out = report.to_dict()
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items())) or "nothing new"
+    emit(out, as_json,
+         f"{stage}: executed {report.executed} ({statuses}); "
+         f"{report.already} were already recorded of {report.declared} declared; "
+         f"{report.training_gpu_hours:.4f} training GPU-hours this call")
+
+
+@click.command("decide")
+@click.argument("stage")
+@CAMPAIGN_OPTION
+@click.option("--key", "key_name", default=None, envvar="LEDGER_KEY",
+              help="Signing key name (default: the only key). Env: LEDGER_KEY.")
+@click.option("--allow-missing", is_flag=True,
+              help="Decide although some declared runs are not recorded (said in the decision).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, as_json):
+    """Apply STAGE's frozen rule to its recorded runs and write a signed decision.
+
+    The decision cites the manifest and every run record used, carries the statistics and a
+    readable trace, and names the promoted conditions the next stage will freeze.
+    """
+    from stages.decide import decide_stage
+
+    store = open_store(ctx)
+    camp = _campaign(campaign_path)
+    key = signing_key(key_name)
+    decision_id, body = decide_stage(store, camp, stage, key, allow_missing=allow_missing)
+    names = [body["conditions"][c]["name"] for c in body["promoted"]]
+    if as_json:
+        emit({"decision": decision_id, **body}, True)
+        return
+    click.echo(f"decided {stage}: decision {decision_id}")
+    for line in body["trace"]:
+        click.echo(f"  {line}")
+    for verdict in body["verdicts"]:
+        mark = "yes" if verdict.get("pass") else "no"
+        click.echo(f"  check {verdict.get('name')}: {mark} ({verdict.get('detail', '')})")
+    click.echo(f"promoted: {', '.join(names) or 'none'}")
+
+
+@click.command("effects")
+@click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
+@click.option("--response", "-y", required=True, help="Response column (e.g. val_bpb).")
+@click.option("--terms", default="main", show_default=True,
+              help="main, all, or a list like A,B,AB.")
+@click.option("--block", default=None, help="Optional blocking column (e.g. host).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def effects_cmd(csv_path, response, terms, block, as_json):
+    """Estimate factorial effects from any CSV of -1/+1 coded factor columns.
+
+    OLS (effect = 2 x coefficient) with BH q-values; Lenth's PSE/ME/SME when the design is
+    saturated (no residual degrees of freedom). Bring your own screens.
+
+    \b
+    Example:
+      ledger effects screen.csv --response val_bpb --terms all --json
+    """
+    from stages.effects_csv import analyse_csv
+
+    out = analyse_csv(csv_path, response, terms=terms, block=block)
+    if as_json:
+        emit(out, True)
+        return
+    method = out["method"]
+    click.echo(f"method: {method}, residual df: {out.get('df_resid')}")
+    if method == "lenth":
+        click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
+    click.echo(f"{'term':<8}{'effect':>12}{'se':>10}{'t':>9}{'p':>9}{'q':>9}")
+    for e in out["effects"]:
+        click.echo(
+            f"{e['term']:<8}{_fmt(e['effect'], 12)}{_fmt(e.get('se'), 10)}"
+            f"{_fmt(e.get('t'), 9)}{_fmt(e.get('p'), 9)}{_fmt(e.get('q'), 9)}"
+        )
+
+
+def _fmt(value, width: int) -> str:
+    return f"{value:>{width}.4g}" if isinstance(value, int | float) else f"{'-':>{width}}"
 
 
 def register(cli: click.Group) -> None:
-    """Attach this module's commands to the top-level group."""
+    """Attach the method commands and route `ledger freeze STAGE` to the campaign path."""
+    for command in (design_cmd, run_cmd, decide_cmd, effects_cmd):
+        cli.add_command(command)
+    core_cmds.FREEZE_STAGE_HOOK = freeze_stage_hook
+    _ = json

@@ -1,0 +1,180 @@
+"""Assemble what a reviewer reads (report, costs, effects) from the ledger and the audit.
+
+Why separate from rendering: the same dict feeds `ledger report costs|effects --json`, the
+HTML/Markdown report and the DVC metrics, so every surface shows the same numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from ledger.store import Store
+
+from audit.costs import cost_breakdown, counterfactuals
+from audit.rederive import AuditResult, _cost_row
+
+
+def tool_version() -> str:
+    try:
+        return version("gateledger")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _live_stages(store: Store, result: AuditResult) -> list[dict[str, Any]]:
+    """One entry per stage in force (amended manifests replaced), in freeze order."""
+    live = [s for s in result.stages if not s.superseded]
+    out = []
+    for sa in live:
+        manifest = store.get_json(sa.manifest)["body"]
+        decision = store.get_json(sa.decision)["body"] if sa.decision else None
+        out.append({"audit": sa, "manifest": manifest, "decision": decision})
+    return out
+
+
+def _run_bodies(store: Store, manifest_id: str) -> list[dict[str, Any]]:
+    from stages.lookup import manifest_runs
+
+    return [e.body for e in manifest_runs(store, manifest_id)]
+
+
+def stage_view(store: Store, item: dict[str, Any]) -> dict[str, Any]:
+    """One gate as the report shows it."""
+    sa, manifest, decision = item["audit"], item["manifest"], item["decision"]
+    runs = _run_bodies(store, sa.manifest)
+    statuses: dict[str, int] = {}
+    for run in runs:
+        statuses[run.get("status", "?")] = statuses.get(run.get("status", "?"), 0) + 1
+    names = {cid: info["name"] for cid, info in manifest["conditions"].items()}
+    promoted = set(decision["promoted"]) if decision else set()
+    conditions = []
+    effects = None
+    significant: list[str] = []
+    if decision:
+        for s in decision["statistics"]["conditions"]:
+            conditions.append({**s, "name": names.get(s["condition"], s["condition"][:8]),
+                               "promoted": s["condition"] in promoted})
+        effects = decision["statistics"].get("effects")
+        significant = list(decision.get("outcome", {}).get("significant", []))
+    return {
+        "name": sa.stage,
+        "budget_s": sa.budget_s,
+        "manifest": sa.manifest,
+        "decision": sa.decision,
+        "frozen_at": manifest.get("frozen_at"),
+        "decided_at": decision.get("decided_at") if decision else None,
+        "rule": manifest.get("rule", {}),
+        "cells": manifest.get("cells", []),
+        "n_runs": len(runs),
+        "statuses": statuses,
+        "conditions": conditions,
+        "effects": effects,
+        "significant": significant,
+        "promoted": [decision["conditions"][c]["name"] for c in decision["promoted"]]
+        if decision else [],
+        "trace": decision.get("trace", []) if decision else [],
+        "verdicts": decision.get("verdicts", []) if decision else [],
+        "candidates": sorted(manifest["conditions"]),
+        "promoted_ids": list(decision["promoted"]) if decision else [],
+        "gpus": manifest.get("gpus", 1),
+    }
+
+
+def rank_stability(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spearman correlation of condition ranks between consecutive decided stages."""
+    from stages.stats import spearman
+
+    out = []
+    decided = [s for s in stages if s["conditions"]]
+    for a, b in zip(decided, decided[1:], strict=False):
+        ranks_a = {c["condition"]: c["rank"] for c in a["conditions"] if c.get("rank")}
+        ranks_b = {c["condition"]: c["rank"] for c in b["conditions"] if c.get("rank")}
+        rho, n = spearman(ranks_a, ranks_b)
+        out.append({"from": a["name"], "to": b["name"], "rho": rho, "n": n})
+    return out
+
+
+def gate_plans(stages: list[dict[str, Any]], store: Store) -> list[dict[str, Any]]:
+    """Counterfactual inputs: candidates, cells, budget and executed GPU-hours per stage."""
+    plans = []
+    for s in stages:
+        runs = _run_bodies(store, s["manifest"])
+        executed = sum(
+            float(r.get("metrics", {}).get("training_seconds") or 0.0) * int(r.get("gpus") or 1)
+            for r in runs
+        ) / 3600.0
+        plans.append({
+            "name": s["name"],
+            "budget_s": s["budget_s"],
+            "cells": len(s["cells"]) or 1,
+            "gpus": s["gpus"],
+            "candidates": s["candidates"],
+            "promoted": s["promoted_ids"],
+            "executed_gpu_hours": executed,
+        })
+    return plans
+
+
+def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[str, Any]:
+    """The full report dict (shape documented in docs/reports.md)."""
+    items = _live_stages(store, result)
+    stages = [stage_view(store, item) for item in items]
+    manifests = {s.manifest: store.get_json(s.manifest)["body"] for s in result.stages}
+    rows = [_cost_row(e, manifests) for e in _all_runs(store)]
+    campaign_info = {
+        "name": campaign.name if campaign else (items[0]["manifest"]["campaign"] if items else "?"),
+        "metric": campaign.metric if campaign else "val_bpb",
+        "factors": campaign.factor_table if campaign else (
+            items[0]["manifest"]["analysis"].get("factors", {}) if items else {}),
+    }
+    return {
+        "campaign": campaign_info,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tool_version": tool_version(),
+        "audit": {
+            "verdict": "clean" if result.ok else "problems",
+            "problems": [str(f) for f in result.findings],
+            "checks": [
+                {"name": f"{s.stage}: {c['name']}", "ok": c["ok"], "detail": c["detail"]}
+                for s in result.stages for c in s.checks
+            ],
+        },
+        "stages": stages,
+        "rank_stability": rank_stability(stages),
+        "costs": cost_breakdown(rows),
+        "counterfactuals": counterfactuals(gate_plans(stages, store)) if len(stages) > 1 else [],
+    }
+
+
+def _all_runs(store: Store) -> list[dict[str, Any]]:
+    out = []
+    for oid, _path in store.iter_objects():
+        try:
+            obj = store.get_json(oid)
+        except Exception:  # noqa: BLE001 - raw logs and damaged objects are not run records
+            continue
+        if obj.get("kind") == "run":
+            out.append(obj["body"])
+    return out
+
+
+def headline(data: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers `dvc metrics show` displays: best condition, cost, savings, verdict."""
+    final = next((s for s in reversed(data["stages"]) if s["conditions"]), None)
+    best = min(final["conditions"], key=lambda c: c["rank"] or 1e9) if final else None
+    saved = None
+    if data["counterfactuals"]:
+        first = data["counterfactuals"][0]
+        saved = first.get("final_if_all", 0) - first.get("protocol_remaining", 0)
+    return {
+        "best_condition": best["name"] if best else None,
+        "best_val_bpb": best["mean"] if best else None,
+        "final_stage": final["name"] if final else None,
+        "training_gpu_hours": data["costs"]["training_gpu_hours"],
+        "wall_gpu_hours": data["costs"]["wall_gpu_hours"],
+        "gpu_hours_saved_vs_all": saved,
+        "audit_clean": data["audit"]["verdict"] == "clean",
+        "problems": len(data["audit"]["problems"]),
+    }

@@ -1,0 +1,366 @@
+"""Campaign files: parse and validate the TOML contract into plain, typed objects.
+
+Why a separate module: every command (`design`, `freeze`, `run`, `decide`) reads the same file,
+and every error must name the file and the key, so validation lives in one place.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LedgerError
+
+LETTERS = "ABCDEFGH"
+STAGE_KEYS = {
+    "name",
+    "budget",
+    "design",
+    "generators",
+    "runs",
+    "seeds",
+    "hosts",
+    "rule",
+    "checks",
+    "from",
+    "add",
+    "gpus",
+}
+RULE_KEYS = {"top_k", "within", "keep", "wins_all_cells", "max_gap", "fdr", "reduce", "min_cells"}
+CAMPAIGN_KEYS = {"name", "metric", "runner", "description", "data"}
+TOP_KEYS = {"campaign", "base", "factors", "conditions", "stages", "sim"}
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A runner-config key screened at two levels, coded -1 (low) and +1 (high)."""
+
+    letter: str
+    key: str
+    low: Any
+    high: Any
+
+    def level(self, coded: int) -> Any:
+        return self.high if coded > 0 else self.low
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "levels": [self.low, self.high]}
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One `[[stages]]` table as written, plus its parsed budget."""
+
+    name: str
+    budget_s: float
+    raw: dict[str, Any]
+    index: int
+
+    @property
+    def design(self) -> str | None:
+        return self.raw.get("design")
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.raw.get("seeds", [0]))
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.raw.get("hosts", ["local"]))
+
+    @property
+    def rule(self) -> dict[str, Any]:
+        return dict(self.raw.get("rule", {}))
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        return [dict(c) for c in self.raw.get("checks", [])]
+
+    @property
+    def parent(self) -> str | None:
+        return self.raw.get("from")
+
+    @property
+    def add(self) -> list[str]:
+        return list(self.raw.get("add", []))
+
+    @property
+    def gpus(self) -> int:
+        return int(self.raw.get("gpus", 1))
+
+    @property
+    def cells(self) -> list[tuple[int, str]]:
+        return [(s, h) for h in self.hosts for s in self.seeds]
+
+
+@dataclass
+class Campaign:
+    """A parsed campaign: factors, base config, named conditions and ordered stages."""
+
+    path: Path
+    text: str
+    name: str
+    metric: str
+    base: dict[str, Any]
+    factors: list[Factor]
+    named: dict[str, dict[str, Any]]
+    stages: list[StageSpec]
+    runner: dict[str, Any] | None = None
+    sim: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+
+    def stage(self, name: str) -> StageSpec:
+        for spec in self.stages:
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.stages)
+        raise LedgerError(f"{self.path}: no stage named {name!r} (stages: {known})")
+
+    def factor(self, letter: str) -> Factor:
+        for f in self.factors:
+            if f.letter == letter:
+                return f
+        raise LedgerError(f"{self.path}: no factor {letter!r}")
+
+    @property
+    def factor_table(self) -> dict[str, dict[str, Any]]:
+        return {f.letter: f.to_dict() for f in self.factors}
+
+
+def parse_budget(value: Any, where: str) -> float:
+    """Budget strings `90s`, `2m`, `12h` or plain seconds -> seconds (float > 0)."""
+    if isinstance(value, bool):
+        raise LedgerError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _BUDGET.match(str(value))
+        if not match:
+            raise LedgerError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
+        unit = {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+        seconds = float(match.group(1)) * unit
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise LedgerError(f"{where}: budget must be positive, not {value!r}")
+    return seconds
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Read and validate a campaign file; every error names the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LedgerError(f"campaign file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LedgerError(f"cannot read campaign file {path}: {exc}") from None
+    return parse_campaign(text, path)
+
+
+def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
+    """Parse campaign TOML text (see DESIGN §6); raises LedgerError naming file and key."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LedgerError(f"{path}: malformed TOML: {exc}") from None
+    _reject_unknown(doc, TOP_KEYS, f"{path}", "top-level table")
+
+    head = _table(doc, "campaign", path, required=True)
+    _reject_unknown(head, CAMPAIGN_KEYS, f"{path}: [campaign]", "key")
+    name = head.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise LedgerError(f"{path}: [campaign] name must be a non-empty string")
+    metric = head.get("metric", "val_bpb")
+    if not isinstance(metric, str):
+        raise LedgerError(f"{path}: [campaign] metric must be a string")
+    runner = head.get("runner")
+    if runner is not None:
+        runner = _validate_runner(runner, path)
+    data = head.get("data")
+    if data is not None and not isinstance(data, str):
+        raise LedgerError(f"{path}: [campaign] data must be a path string")
+
+    base = dict(_table(doc, "base", path))
+    factors = _parse_factors(_table(doc, "factors", path), path)
+    named = _parse_named(_table(doc, "conditions", path), factors, path)
+    stages = _parse_stages(doc.get("stages", []), factors, named, path)
+    sim = dict(_table(doc, "sim", path))
+    return Campaign(
+        path=path,
+        text=text,
+        name=name,
+        metric=metric,
+        base=base,
+        factors=factors,
+        named=named,
+        stages=stages,
+        runner=runner,
+        sim=sim,
+        data=data,
+    )
+
+
+def _table(doc: dict, key: str, path: Path, required: bool = False) -> dict[str, Any]:
+    value = doc.get(key)
+    if value is None:
+        if required:
+            raise LedgerError(f"{path}: missing [{key}] table")
+        return {}
+    if not isinstance(value, dict):
+        raise LedgerError(f"{path}: [{key}] must be a table")
+    return value
+
+
+def _reject_unknown(table: dict, allowed: set[str], where: str, what: str) -> None:
+    for key in table:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise LedgerError(f"{where}: unknown {what} {key!r} (known: {known})")
+
+
+def _validate_runner(runner: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(runner, dict) or not isinstance(runner.get("command"), str):
+        raise LedgerError(f"{path}: [campaign] runner must be {{ command = '...', format = ... }}")
+    fmt = runner.get("format", "autoresearch")
+    if fmt not in ("autoresearch", "jsonl"):
+        raise LedgerError(f"{path}: [campaign] runner.format must be 'autoresearch' or 'jsonl'")
+    if "{config}" not in runner["command"]:
+        raise LedgerError(f"{path}: [campaign] runner.command must contain {{config}}")
+    return {"command": runner["command"], "format": fmt}
+
+
+def _parse_factors(table: dict, path: Path) -> list[Factor]:
+    factors: list[Factor] = []
+    seen_keys: set[str] = set()
+    for letter, spec in table.items():
+        where = f"{path}: [factors] {letter}"
+        if len(letter) != 1 or letter not in LETTERS:
+            raise LedgerError(f"{where}: factor names are single letters A-H")
+        if not isinstance(spec, dict) or set(spec) - {"key", "levels"}:
+            raise LedgerError(f"{where}: must be {{ key = '...', levels = [low, high] }}")
+        key, levels = spec.get("key"), spec.get("levels")
+        if not isinstance(key, str) or not key:
+            raise LedgerError(f"{where}.key must be a runner config key")
+        if not isinstance(levels, list) or len(levels) != 2 or levels[0] == levels[1]:
+            raise LedgerError(f"{where}.levels must be two different values [low, high]")
+        if key in seen_keys:
+            raise LedgerError(f"{where}.key {key!r} is already screened by another factor")
+        seen_keys.add(key)
+        factors.append(Factor(letter, key, levels[0], levels[1]))
+    letters = [f.letter for f in factors]
+    if letters != sorted(letters) or letters != list(LETTERS[: len(letters)]):
+        raise LedgerError(f"{path}: [factors] must be named A, B, C, ... in order without gaps")
+    return factors
+
+
+def _parse_named(table: dict, factors: list[Factor], path: Path) -> dict[str, dict[str, Any]]:
+    """Named conditions: factor letters take coded levels (-1/+1), other keys are overrides."""
+    by_letter = {f.letter: f for f in factors}
+    named: dict[str, dict[str, Any]] = {}
+    for name, spec in table.items():
+        where = f"{path}: [conditions] {name}"
+        if not isinstance(spec, dict):
+            raise LedgerError(f"{where}: must be a table of overrides or coded levels")
+        if name in ("best",):
+            raise LedgerError(f"{where}: 'best' is reserved for checks")
+        overrides: dict[str, Any] = {}
+        for key, value in spec.items():
+            if key in by_letter:
+                if value not in (-1, 1):
+                    raise LedgerError(f"{where}.{key}: coded levels are -1 or 1, not {value!r}")
+                overrides[by_letter[key].key] = by_letter[key].level(value)
+            else:
+                overrides[key] = value
+        named[name] = overrides
+    return named
+
+
+def _parse_stages(
+    raw_stages: Any, factors: list[Factor], named: dict[str, dict], path: Path
+) -> list[StageSpec]:
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise LedgerError(f"{path}: at least one [[stages]] table is required")
+    stages: list[StageSpec] = []
+    names: set[str] = set()
+    for i, raw in enumerate(raw_stages):
+        where = f"{path}: stages[{i}]"
+        if not isinstance(raw, dict):
+            raise LedgerError(f"{where}: must be a table")
+        name = raw.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+            raise LedgerError(f"{where}.name must be a simple name like 'screen-2m'")
+        where = f"{path}: stage {name!r}"
+        if name in names:
+            raise LedgerError(f"{where}: duplicate stage name")
+        names.add(name)
+        _reject_unknown(raw, STAGE_KEYS, where, "key")
+        budget = parse_budget(raw.get("budget"), f"{where}.budget")
+        _validate_stage(raw, where, factors, named, names)
+        stages.append(StageSpec(name=name, budget_s=budget, raw=dict(raw), index=i))
+    return stages
+
+
+def _validate_stage(
+    raw: dict, where: str, factors: list[Factor], named: dict[str, dict], earlier: set[str]
+) -> None:
+    design = raw.get("design")
+    if design is not None:
+        if design not in ("full", "fractional"):
+            raise LedgerError(f"{where}.design must be 'full' or 'fractional'")
+        if not factors:
+            raise LedgerError(f"{where}.design needs a [factors] table")
+        if design == "fractional" and "runs" not in raw and "generators" not in raw:
+            raise LedgerError(f"{where}: a fractional design needs runs = N or generators")
+    runs = raw.get("runs")
+    if runs is not None and (not isinstance(runs, int) or runs < 2 or runs & (runs - 1)):
+        raise LedgerError(f"{where}.runs must be a power of two >= 2")
+    gens = raw.get("generators")
+    if gens is not None and (not isinstance(gens, list) or not all(isinstance(g, str) for g in gens)):
+        raise LedgerError(f"{where}.generators must be a list like ['E=ABCD']")
+    for key in ("seeds",):
+        value = raw.get(key, [0])
+        if not isinstance(value, list) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise LedgerError(f"{where}.{key} must be a non-empty list of integers")
+        if len(set(value)) != len(value):
+            raise LedgerError(f"{where}.{key} has duplicates")
+    hosts = raw.get("hosts", ["local"])
+    if not isinstance(hosts, list) or not hosts or not all(
+        isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", h) for h in hosts
+    ):
+        raise LedgerError(f"{where}.hosts must be a non-empty list of simple host names")
+    if len(set(hosts)) != len(hosts):
+        raise LedgerError(f"{where}.hosts has duplicates")
+    parent = raw.get("from")
+    if parent is not None and parent not in earlier - {raw["name"]}:
+        raise LedgerError(f"{where}.from names {parent!r}, which is not an earlier stage")
+    add = raw.get("add", [])
+    if not isinstance(add, list):
+        raise LedgerError(f"{where}.add must be a list of condition names")
+    for item in add:
+        if item not in named:
+            raise LedgerError(f"{where}.add names {item!r}, which is not in [conditions]")
+    if design is None and parent is None and not add:
+        raise LedgerError(f"{where}: no candidates (set design, from or add)")
+    gpus = raw.get("gpus", 1)
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+        raise LedgerError(f"{where}.gpus must be a positive integer")
+    rule = raw.get("rule", {})
+    if not isinstance(rule, dict):
+        raise LedgerError(f"{where}.rule must be a table")
+    _reject_unknown(rule, RULE_KEYS, f"{where}.rule", "rule key")
+    for name in rule.get("keep", []):
+        if name not in named:
+            raise LedgerError(f"{where}.rule.keep names {name!r}, which is not in [conditions]")
+    checks = raw.get("checks", [])
+    if not isinstance(checks, list):
+        raise LedgerError(f"{where}.checks must be a list of tables")
+    for j, check in enumerate(checks):
+        if not isinstance(check, dict) or not {"name", "a", "b", "within"} <= set(check):
+            raise LedgerError(f"{where}.checks[{j}] needs name, a, b and within")

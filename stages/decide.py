@@ -1,0 +1,180 @@
+"""Gate decisions: the frozen rule applied to a manifest's run records, signed.
+
+`derive_decision` is a pure function of (manifest body, run records): `ledger decide` calls it
+to write the decision and `ledger audit` calls it again to re-derive and compare, field by field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.keys import SigningKey
+from ledger.store import Store
+
+from ledger.errors import LedgerError
+from stages.campaign import Factor
+from stages.conditions import make_condition
+from stages.lookup import manifest_decision, manifest_runs
+from stages.plan import frozen_manifest
+
+SIGNING_FIELDS = ("decided_at", "decider")
+
+
+def run_key(body: dict[str, Any]) -> str:
+    return f"{body.get('condition')}/{body.get('seed')}/{body.get('host')}"
+
+
+def select_runs(
+    manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
+) -> tuple[dict[str, tuple[str, dict]], list[str], list[str]]:
+    """Split run records into the declared ones used (first per key), missing keys, extras."""
+    declared = {f"{r['condition']}/{r['seed']}/{r['host']}" for r in manifest["runs"]}
+    used: dict[str, tuple[str, dict]] = {}
+    extra: list[str] = []
+    for rid, body in sorted(runs, key=lambda rb: (rb[1].get("recorded_at", ""), rb[0])):
+        key = run_key(body)
+        if body.get("manifest") != manifest_id or key not in declared:
+            extra.append(rid)
+        elif key not in used:
+            used[key] = (rid, body)
+    return used, sorted(declared - set(used)), sorted(extra)
+
+
+def _observations(used: dict[str, tuple[str, dict]]) -> list[dict[str, Any]]:
+    obs = []
+    for rid, body in used.values():
+        value = body.get("metrics", {}).get("val_bpb")
+        ok = body.get("status") == "ok" and isinstance(value, int | float)
+        obs.append(
+            {
+                "condition": body["condition"],
+                "seed": body["seed"],
+                "host": body["host"],
+                "status": body.get("status"),
+                "value": float(value) if ok else None,
+                "run": rid,
+            }
+        )
+    return sorted(obs, key=lambda o: (o["condition"], o["seed"], o["host"]))
+
+
+def _effects(
+    obs: list[dict[str, Any]], manifest: dict[str, Any]
+) -> tuple[Any, str | None]:
+    """Main effects over exactly coded design points; None (with why) when not estimable."""
+    from stages.stats import estimate_effects
+
+    factors = sorted(manifest["analysis"].get("factors", {}))
+    if not factors:
+        return None, "no factors"
+    conds = manifest["conditions"]
+    rows = []
+    for o in obs:
+        coded = conds[o["condition"]].get("coded", {})
+        if o["value"] is None or any(coded.get(f) not in (-1, 1, -1.0, 1.0) for f in factors):
+            continue
+        rows.append({**{f: int(coded[f]) for f in factors}, "value": o["value"], "host": o["host"]})
+    points = {tuple(r[f] for f in factors) for r in rows}
+    if len(points) < len(factors) + 1:
+        return None, f"{len(points)} coded design points: too few to estimate {len(factors)} effects"
+    block = manifest["analysis"].get("block")
+    if block and len({r["host"] for r in rows}) < 2:
+        block = None
+    try:
+        return estimate_effects(rows, factors, response="value", terms="main", block=block), None
+    except LedgerError as exc:
+        return None, f"effects not estimable: {exc}"
+
+
+def _factor_objects(manifest: dict[str, Any]) -> list[Factor]:
+    table = manifest["analysis"].get("factors", {})
+    return [Factor(k, v["key"], v["levels"][0], v["levels"][1]) for k, v in sorted(table.items())]
+
+
+def derive_decision(
+    manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """The decision body (without signer and time) that the frozen rule gives on these runs."""
+    from stages.designs import point_name
+    from stages.rules import apply_rule
+    from stages.stats import summarize
+
+    used, missing, extra = select_runs(manifest_id, manifest, runs)
+    obs = _observations(used)
+    cells = [tuple(c) for c in manifest.get("cells", [])]
+    summaries = summarize(obs, cells=cells or None)
+    effects, effects_note = _effects(obs, manifest)
+    conds = manifest["conditions"]
+    names = {cid: info["name"] for cid, info in conds.items()}
+    coded = {
+        cid: {k: int(v) for k, v in info.get("coded", {}).items() if v in (-1, 1)}
+        for cid, info in conds.items()
+    }
+    outcome = apply_rule(
+        manifest.get("rule", {}),
+        summaries,
+        names=names,
+        effects=effects,
+        coded=coded,
+        factors=manifest["analysis"].get("factors", {}),
+        checks=manifest.get("checks", []),
+    )
+    promoted = list(outcome.promoted)
+    table = {cid: dict(conds[cid]) for cid in promoted}
+    factors = _factor_objects(manifest)
+    base = manifest.get("spec", {}).get("base", {})
+    for point in outcome.new_points:
+        point_coded = point.get("coded", point)
+        name = point.get("name") or point_name(point_coded)
+        cond = make_condition(
+            base, factors, {f.key: f.level(point_coded[f.letter]) for f in factors}, name, "reduce"
+        )
+        if cond.id not in table:
+            promoted.append(cond.id)
+            table[cond.id] = cond.to_dict()
+    return {
+        "campaign": manifest["campaign"],
+        "stage": manifest["stage"],
+        "manifest": manifest_id,
+        "budget_s": manifest["budget_s"],
+        "runs": sorted(rid for rid, _ in used.values()),
+        "missing": missing,
+        "extra": extra,
+        "statistics": {
+            "conditions": [s.to_dict() for s in summaries],
+            "effects": effects.to_dict() if effects is not None else None,
+            "effects_note": effects_note,
+        },
+        "rule": manifest.get("rule", {}),
+        "outcome": outcome.to_dict(),
+        "promoted": promoted,
+        "conditions": table,
+        "trace": list(outcome.trace),
+        "verdicts": list(outcome.verdicts),
+    }
+
+
+def decide_stage(
+    store: Store, campaign, stage: str, key: SigningKey, *, allow_missing: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Apply the stage's frozen rule to its recorded runs and write a signed decision."""
+    manifest = frozen_manifest(store, campaign, stage)
+    existing = manifest_decision(store, manifest.id)
+    if existing is not None:
+        raise LedgerError(
+            f"stage {stage!r} is already decided (decision {existing.id[:12]}); decisions are final"
+        )
+    runs = [(e.id, e.body) for e in manifest_runs(store, manifest.id)]
+    body = derive_decision(manifest.id, manifest.body, runs)
+    if body["missing"] and not allow_missing:
+        raise LedgerError(
+            f"stage {stage!r} has {len(body['missing'])} of {len(manifest.body['runs'])} declared "
+            f"runs not recorded yet (first: {body['missing'][0]}); finish `ledger run {stage}` "
+            f"or pass --allow-missing to decide on what is there (recorded in the decision)"
+        )
+    body["decided_at"] = datetime.now(UTC).isoformat(timespec="microseconds")
+    body["decider"] = key.key_id
+    decision_id = store.put_signed("decision", body, key)
+    store.journal().append("decision_made", object=decision_id, manifest=manifest.id)
+    return decision_id, body

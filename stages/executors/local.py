@@ -1,0 +1,160 @@
+"""The `local` executor: a pool of runner subprocesses, one accelerator (or CPU share) per slot.
+
+Why subprocesses: a crash, an out-of-memory kill or a hung run must never take the
+orchestrator (the one writer of the ledger) down with it; each run gets a clean interpreter,
+its own `CUDA_VISIBLE_DEVICES`, and a hard deadline of budget + grace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stages.executors.base import RunResult, RunTask, StartCallback
+
+
+def has_summary(raw: bytes) -> bool:
+    """Whether a JSONL raw log ends its story with a summary line."""
+    for line in reversed(raw.splitlines()):
+        try:
+            if json.loads(line).get("type") == "summary":
+                return True
+        except (ValueError, AttributeError):
+            continue
+    return False
+
+
+@dataclass
+class LocalExecutor:
+    """Runs the builtin runner (or a campaign's foreign command) as subprocesses."""
+
+    workdir: Path
+    jobs: int = 1
+    device: str = "auto"
+    data: Path | None = None
+    gpus: list[str] = field(default_factory=list)
+    grace_s: float | None = None
+    python: str = sys.executable
+    name: str = "local"
+    _procs: dict[int, subprocess.Popen] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def deadline(self, task: RunTask) -> float:
+        """Budget plus grace for startup, warm-up steps and evaluation."""
+        grace = self.grace_s if self.grace_s is not None else 120.0 + 0.25 * task.budget_s
+        return task.budget_s + grace
+
+    def command(self, task: RunTask, config_path: Path, log_path: Path) -> tuple[list[str], str]:
+        """The argv for one run and the raw-log format it produces."""
+        runner = task.runner or {}
+        if runner.get("kind") == "command":
+            text = runner["command"].format(
+                config=shlex.quote(str(config_path)),
+                seed=task.seed,
+                budget=int(round(task.budget_s)),
+                log=shlex.quote(str(log_path)),
+                manifest=task.manifest,
+            )
+            return ["/bin/sh", "-c", text], runner.get("format", "autoresearch")
+        argv = [
+            self.python, "-m", "runner",
+            "--config", str(config_path),
+            "--budget", f"{task.budget_s:g}s",
+            "--seed", str(task.seed),
+            "--log", str(log_path),
+            "--manifest", task.manifest,
+            "--device", self.device,
+        ]  # fmt: skip
+        if self.data is not None:
+            argv += ["--data", str(self.data)]
+        if self.device != "cuda" and not self.gpus:
+            argv += ["--threads", str(max(1, (os.cpu_count() or 1) // max(1, self.jobs)))]
+        return argv, "jsonl"
+
+    def _env(self, slot: int) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+        return env
+
+    def _run_one(self, task: RunTask, slot: int, on_start: StartCallback) -> RunResult:
+        base = self.workdir / f"{task.manifest[:12]}-{task.condition[:12]}-{task.seed}-{task.host}"
+        base.parent.mkdir(parents=True, exist_ok=True)
+        config_path, log_path = base.with_suffix(".config.json"), base.with_suffix(".jsonl")
+        config_path.write_text(json.dumps(task.config, indent=2, sort_keys=True))
+        log_path.unlink(missing_ok=True)
+        argv, fmt = self.command(task, config_path, log_path)
+        on_start(task)
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self._env(slot),
+            start_new_session=True,
+        )
+        with self._lock:
+            self._procs[proc.pid] = proc
+        override = None
+        try:
+            stdout, stderr = proc.communicate(timeout=self.deadline(task))
+        except subprocess.TimeoutExpired:
+            self._terminate(proc)
+            stdout, stderr = proc.communicate()
+            override = "timeout"
+        finally:
+            with self._lock:
+                self._procs.pop(proc.pid, None)
+        raw = stdout if fmt == "autoresearch" else _read(log_path)
+        if override is None and proc.returncode != 0 and (fmt != "jsonl" or not has_summary(raw)):
+            override = "crashed"
+        note = stderr.decode(errors="replace").strip().splitlines()[-1:] if stderr else []
+        return RunResult(task, raw, fmt, override, note[0] if note and override else "")
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen) -> None:
+        """SIGTERM the run's process group (it writes a summary), SIGKILL after 10 s."""
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:
+        pending = list(tasks)
+        free_slots = list(range(max(1, self.jobs)))
+        running: dict[Future, int] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            try:
+                while pending or running:
+                    while pending and free_slots:
+                        slot = free_slots.pop(0)
+                        future = pool.submit(self._run_one, pending.pop(0), slot, on_start)
+                        running[future] = slot
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        free_slots.append(running.pop(future))
+                        yield future.result()
+            finally:
+                pending.clear()
+                with self._lock:
+                    procs = list(self._procs.values())
+                for proc in procs:
+                    self._terminate(proc)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""

@@ -1,0 +1,33 @@
+"""The `sim` executor: instant runs on the synthetic response surface of `stages.sim`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from stages.executors.base import RunResult, RunTask, StartCallback
+from stages.sim import SimParams, simulate_log
+
+
+@dataclass
+class SimExecutor:
+    """Writes contract-valid logs from a known surface; `training_seconds` equals the budget."""
+
+    params: SimParams
+    name: str = "sim"
+
+    def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:
+        for task in tasks:
+            on_start(task)
+            raw = simulate_log(
+                self.params,
+                condition=task.condition,
+                name=task.name,
+                config=task.config,
+                coded=task.coded,
+                budget_s=task.budget_s,
+                seed=task.seed,
+                host=task.host,
+                manifest=task.manifest,
+            )
+            yield RunResult(task, raw)

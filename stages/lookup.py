@@ -1,0 +1,83 @@
+"""Find a stage's manifests, decisions and run records from the journals (the truth).
+
+Why journals and not the index: the index is a cache that may be stale or absent (a reviewer's
+fresh clone); journals name every object in the order it was written on each host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.store import Store
+
+from ledger.errors import LedgerError
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An object found through a journal event, with where and when it was journaled."""
+
+    id: str
+    body: dict[str, Any]
+    host: str
+    seq: int
+    at: str
+
+
+def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
+    found = []
+    for journal in store.journals():
+        for event in journal.events():
+            if event.get("kind") in kinds and event.get("object"):
+                found.append((journal.host, event))
+    found.sort(key=lambda he: (he[1].get("at", ""), he[0], he[1].get("seq", 0)))
+    return found
+
+
+def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
+    obj = store.get_json(event["object"])
+    if obj.get("kind") != kind:
+        raise LedgerError(f"object {event['object']} is a {obj.get('kind')!r}, expected {kind}")
+    return Entry(event["object"], obj["body"], host, event["seq"], event["at"])
+
+
+def stage_manifests(store: Store, campaign: str, stage: str) -> list[Entry]:
+    """Every manifest frozen for this campaign stage, oldest first (amendments last)."""
+    out, seen = [], set()
+    for host, event in _events(store, {"manifest_frozen", "amended"}):
+        if event["object"] in seen:
+            continue
+        seen.add(event["object"])
+        entry = _load(store, host, event, "manifest")
+        if entry.body.get("campaign") == campaign and entry.body.get("stage") == stage:
+            out.append(entry)
+    return out
+
+
+def current_manifest(store: Store, campaign: str, stage: str) -> Entry | None:
+    """The manifest in force: the latest amendment, or the only freeze."""
+    manifests = stage_manifests(store, campaign, stage)
+    if not manifests:
+        return None
+    superseded = {m.body.get("amends") for m in manifests}
+    live = [m for m in manifests if m.id not in superseded]
+    return live[-1] if live else manifests[-1]
+
+
+def manifest_decision(store: Store, manifest_id: str) -> Entry | None:
+    """The decision made at this manifest's gate, if any (the first one journaled)."""
+    for host, event in _events(store, {"decision_made"}):
+        if event.get("manifest") == manifest_id:
+            return _load(store, host, event, "decision")
+    return None
+
+
+def manifest_runs(store: Store, manifest_id: str) -> list[Entry]:
+    """Run records journaled for this manifest, oldest first, across every host."""
+    out, seen = [], set()
+    for host, event in _events(store, {"run_recorded"}):
+        if event.get("manifest") == manifest_id and event["object"] not in seen:
+            seen.add(event["object"])
+            out.append(_load(store, host, event, "run"))
+    return out

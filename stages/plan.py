@@ -1,0 +1,206 @@
+"""Turn a campaign stage into a frozen, signed manifest, and hold the file to it afterwards.
+
+Why: the manifest, not the editable campaign file, is the rule. `freeze` resolves the exact
+candidates (design points, the parent gate's signed promotions, `add`), the run list, the rule
+and the analysis plan; `run` and `decide` refuse when the file has drifted from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ledger.keys import SigningKey
+from ledger.manifest import freeze
+from ledger.store import Store
+
+from ledger.errors import LedgerError
+from stages.campaign import Campaign, StageSpec
+from stages.conditions import Condition, design_conditions, named_condition
+from stages.lookup import Entry, current_manifest, manifest_decision
+
+DEFAULT_DATA = Path("data/corpus")
+
+
+def stage_spec(campaign: Campaign, stage: StageSpec) -> dict[str, Any]:
+    """What of the campaign file a stage's manifest freezes (compared on every later use)."""
+    used = set(stage.add) | set(stage.rule.get("keep", []))
+    used |= {c.get(side) for c in stage.checks for side in ("a", "b")}
+    used |= {stage.rule.get("max_gap", {}).get("condition")} if stage.rule.get("max_gap") else set()
+    return {
+        "stage": stage.raw,
+        "base": campaign.base,
+        "factors": campaign.factor_table,
+        "named": {n: campaign.named[n] for n in sorted(used) if n in campaign.named},
+        "metric": campaign.metric,
+        "runner": campaign.runner,
+    }
+
+
+def spec_differences(frozen: Any, current: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Dotted keys whose values differ between the frozen and the current spec."""
+    if isinstance(frozen, dict) and isinstance(current, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(frozen) | set(current)):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out += spec_differences(frozen.get(key), current.get(key), path)
+        return out
+    return [] if frozen == current else [(prefix, frozen, current)]
+
+
+def check_matches(campaign: Campaign, stage: StageSpec, manifest: Entry) -> None:
+    """Refuse (exit 2, naming the key) when the file's stage no longer matches its manifest."""
+    diffs = spec_differences(manifest.body.get("spec", {}), stage_spec(campaign, stage))
+    if diffs:
+        key, old, new = diffs[0]
+        key = key.removeprefix("stage.")
+        raise LedgerError(
+            f"{campaign.path}: stage {stage.name!r} key {key!r} differs from its frozen "
+            f"manifest {manifest.id[:12]} (frozen: {old!r}, file: {new!r}); the manifest is the "
+            f"rule: restore the file or re-freeze with --amend"
+        )
+
+
+def parent_stage(campaign: Campaign, stage: StageSpec) -> StageSpec | None:
+    """The stage whose gate feeds this one: `from`, else the previous stage in the file."""
+    if stage.parent:
+        return campaign.stage(stage.parent)
+    return campaign.stages[stage.index - 1] if stage.index > 0 else None
+
+
+def parent_decision(store: Store, campaign: Campaign, stage: StageSpec) -> Entry | None:
+    parent = parent_stage(campaign, stage)
+    if parent is None:
+        return None
+    manifest = current_manifest(store, campaign.name, parent.name)
+    decision = manifest_decision(store, manifest.id) if manifest else None
+    if decision is None:
+        raise LedgerError(
+            f"stage {stage.name!r} needs the signed decision of {parent.name!r} first "
+            f"(run `ledger decide {parent.name}`)"
+        )
+    return decision
+
+
+def candidates(
+    campaign: Campaign, stage: StageSpec, parent: Entry | None
+) -> list[Condition]:
+    """Design points, the parent's promoted conditions (with its configs), then `add`."""
+    out: dict[str, Condition] = {}
+    if stage.design:
+        for cond in design_conditions(campaign, stage):
+            out.setdefault(cond.id, cond)
+    if stage.parent and parent is not None:
+        table = parent.body.get("conditions", {})
+        for cid in parent.body.get("promoted", []):
+            info = table.get(cid)
+            if info is None:
+                raise LedgerError(f"decision {parent.id}: promoted {cid} has no config")
+            out.setdefault(
+                cid, Condition(cid, info["name"], info["config"], info["coded"], "promoted")
+            )
+    for name in stage.add:
+        cond = named_condition(campaign, name)
+        out.setdefault(cond.id, cond)
+    return list(out.values())
+
+
+def data_fingerprint(path: Path | None) -> str | None:
+    """SHA-256 over a data file or folder (sorted relative paths and bytes); None if absent."""
+    if path is None or not path.exists():
+        return None
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        rel = file.name if path.is_file() else file.relative_to(path).as_posix()
+        digest.update(rel.encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def runner_identity(campaign: Campaign) -> dict[str, Any]:
+    """Which trainer the manifest commits to: the builtin runner's code hash, or a command."""
+    if campaign.runner:
+        return {"kind": "command", **campaign.runner}
+    from runner.identity import RUNNER_VERSION, code_sha256
+
+    return {"kind": "builtin", "version": RUNNER_VERSION, "code_sha256": code_sha256()}
+
+
+def build_plan(
+    store: Store, campaign: Campaign, stage_name: str, data: Path | None = None
+) -> dict[str, Any]:
+    """Resolve a stage into the plan `ledger.manifest.freeze` signs."""
+    stage = campaign.stage(stage_name)
+    parent = parent_decision(store, campaign, stage)
+    conds = candidates(campaign, stage, parent)
+    if not conds:
+        raise LedgerError(f"stage {stage.name!r} has no candidates (its parent promoted none)")
+    runs = [
+        {"condition": c.id, "seed": seed, "host": host}
+        for c in conds
+        for seed, host in stage.cells
+    ]
+    data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
+    return {
+        "campaign": campaign.name,
+        "stage": stage.name,
+        "budget_s": stage.budget_s,
+        "gpus": stage.gpus,
+        "cells": [[seed, host] for seed, host in stage.cells],
+        "runs": runs,
+        "conditions": {c.id: c.to_dict() for c in conds},
+        "rule": stage.rule,
+        "checks": stage.checks,
+        "analysis": {
+            "metric": campaign.metric,
+            "factors": campaign.factor_table,
+            "terms": "main",
+            "block": "host" if len(stage.hosts) > 1 else None,
+            "fdr": stage.rule.get("fdr"),
+        },
+        "runner": runner_identity(campaign),
+        "data_sha256": data_fingerprint(data_path),
+        "parent": parent.id if parent else None,
+        "spec": stage_spec(campaign, stage),
+    }
+
+
+def freeze_stage(
+    store: Store,
+    campaign: Campaign,
+    stage_name: str,
+    key: SigningKey,
+    *,
+    amend: bool = False,
+    data: Path | None = None,
+) -> str:
+    """Freeze a campaign stage: refuse a second freeze unless amending (recorded as such)."""
+    stage = campaign.stage(stage_name)
+    existing = current_manifest(store, campaign.name, stage.name)
+    if existing is not None and not amend:
+        diffs = spec_differences(existing.body.get("spec", {}), stage_spec(campaign, stage))
+        hint = f" (the file now differs at {diffs[0][0]!r})" if diffs else ""
+        raise LedgerError(
+            f"stage {stage.name!r} is already frozen as manifest {existing.id[:12]}{hint}; "
+            f"use --amend to replace it (audit reports amendments)"
+        )
+    if amend and existing is None:
+        raise LedgerError(f"stage {stage.name!r} was never frozen: nothing to amend")
+    plan = build_plan(store, campaign, stage.name, data)
+    return freeze(store, plan, key, amends=existing.id if amend and existing else None)
+
+
+def frozen_manifest(store: Store, campaign: Campaign, stage_name: str) -> Entry:
+    """The stage's manifest in force, after checking the campaign file still matches it."""
+    stage = campaign.stage(stage_name)
+    manifest = current_manifest(store, campaign.name, stage.name)
+    if manifest is None:
+        raise LedgerError(
+            f"stage {stage.name!r} was never frozen: run `ledger freeze {stage.name}` first"
+        )
+    check_matches(campaign, stage, manifest)
+    return manifest

@@ -1,0 +1,188 @@
+"""A synthetic response surface with known effects: instant, contract-valid raw logs.
+
+Why: the method and the audit must be testable against planted truth (do the planted effects
+come back with the right signs and sizes?), and a campaign's cost must be previewable at real
+budgets in seconds. Logs say `runner: sim` so audit reports them apart from real training.
+
+The surface (all knobs in the campaign's `[sim]` table, defaults below)::
+
+    val_bpb = intercept
+              - budget_gain * ln(budget / ref_budget)
+              + sum_j effects[j] / 2 * x_j                       (x_j coded -1..+1)
+              + sum_jk interactions[jk] / 2 * x_j * x_k
+              + sum_j penalties[j] / 2 * x_j * (ref_budget / budget) ** penalty_decay
+              + hosts[host] + noise * N(0, 1)
+
+`penalties` are the "high-penalty directions" that shrink as the budget grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.errors import LedgerError
+
+SIM_VERSION = "1"
+DEFAULTS: dict[str, Any] = {
+    "intercept": 2.0,
+    "ref_budget": 120.0,
+    "budget_gain": 0.08,
+    "effects": {},
+    "interactions": {},
+    "penalties": {},
+    "penalty_decay": 0.5,
+    "hosts": {},
+    "noise": 0.004,
+    "diverge": [],
+    "overhead_s": 15.0,
+    "tokens_per_s": 250000.0,
+}
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Validated `[sim]` table."""
+
+    intercept: float
+    ref_budget: float
+    budget_gain: float
+    effects: dict[str, float] = field(default_factory=dict)
+    interactions: dict[str, float] = field(default_factory=dict)
+    penalties: dict[str, float] = field(default_factory=dict)
+    penalty_decay: float = 0.5
+    hosts: dict[str, float] = field(default_factory=dict)
+    noise: float = 0.004
+    diverge: list[str] = field(default_factory=list)
+    overhead_s: float = 15.0
+    tokens_per_s: float = 250000.0
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], letters: str, where: str = "[sim]") -> SimParams:
+        unknown = set(table) - set(DEFAULTS)
+        if unknown:
+            raise LedgerError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        merged = {**DEFAULTS, **table}
+        for key in ("effects", "penalties"):
+            for term in merged[key]:
+                if term not in letters:
+                    raise LedgerError(f"{where}.{key}: {term!r} is not a factor")
+        for term in merged["interactions"]:
+            if len(term) < 2 or any(ch not in letters for ch in term):
+                raise LedgerError(f"{where}.interactions: {term!r} is not a product of factors")
+        try:
+            return cls(
+                intercept=float(merged["intercept"]),
+                ref_budget=float(merged["ref_budget"]),
+                budget_gain=float(merged["budget_gain"]),
+                effects={k: float(v) for k, v in merged["effects"].items()},
+                interactions={k: float(v) for k, v in merged["interactions"].items()},
+                penalties={k: float(v) for k, v in merged["penalties"].items()},
+                penalty_decay=float(merged["penalty_decay"]),
+                hosts={k: float(v) for k, v in merged["hosts"].items()},
+                noise=float(merged["noise"]),
+                diverge=[str(n) for n in merged["diverge"]],
+                overhead_s=float(merged["overhead_s"]),
+                tokens_per_s=float(merged["tokens_per_s"]),
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise LedgerError(f"{where}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in DEFAULTS}
+
+
+def expected_value(params: SimParams, coded: dict[str, float | None], budget_s: float) -> float:
+    """Noise-free mean of the surface for one condition (uncoded factors sit at 0)."""
+    x = {k: (v or 0.0) for k, v in coded.items()}
+    value = params.intercept - params.budget_gain * math.log(budget_s / params.ref_budget)
+    value += sum(eff / 2 * x.get(term, 0.0) for term, eff in params.effects.items())
+    for term, eff in params.interactions.items():
+        value += eff / 2 * math.prod(x.get(ch, 0.0) for ch in term)
+    shrink = (params.ref_budget / budget_s) ** params.penalty_decay
+    value += sum(pen / 2 * x.get(term, 0.0) * shrink for term, pen in params.penalties.items())
+    return value
+
+
+def _rng(*parts: Any) -> random.Random:
+    seed = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
+    return random.Random(int.from_bytes(seed[:8], "big"))
+
+
+def simulate_log(
+    params: SimParams,
+    *,
+    condition: str,
+    name: str,
+    config: dict[str, Any],
+    coded: dict[str, float | None],
+    budget_s: float,
+    seed: int,
+    host: str,
+    manifest: str | None,
+) -> bytes:
+    """A contract-valid raw log (header, steps, eval, summary) for one simulated run."""
+    rng = _rng(condition, seed, host, budget_s)
+    started = datetime.now(UTC).isoformat(timespec="microseconds")
+    header = {
+        "type": "header",
+        **config,
+        "seed": seed,
+        "budget_s": budget_s,
+        "device": "sim",
+        "host": host,
+        "torch": None,
+        "runner": "sim",
+        "runner_version": SIM_VERSION,
+        "code_sha256": None,
+        "data_sha256": None,
+        "manifest": manifest,
+        "started_at": started,
+        "sim": params.to_dict(),
+    }
+    lines = [header]
+    tokens_per_step = int(config.get("total_batch_size", 8192))
+    steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))
+    final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
+    final += params.noise * rng.gauss(0.0, 1.0)
+    diverged = name in params.diverge
+    for i in (1, steps // 4, steps // 2, steps):
+        if i < 1 or (lines[-1].get("step") == i):
+            continue
+        frac = i / steps
+        loss = final * math.log(2) * (1 + 2.0 * (1 - frac) ** 2)
+        lines.append(
+            {
+                "type": "step",
+                "step": i,
+                "train_seconds": round(budget_s * frac, 6),
+                "loss": round(loss, 6),
+                "lr": 1.0,
+                "tokens": i * tokens_per_step,
+            }
+        )
+    train_s = budget_s if not diverged else round(budget_s * 0.3, 6)
+    summary = {
+        "type": "summary",
+        "status": "diverged" if diverged else "ok",
+        "val_bpb": None if diverged else round(final, 6),
+        "training_seconds": train_s,
+        "total_seconds": train_s + params.overhead_s,
+        "num_steps": steps,
+        "total_tokens": steps * tokens_per_step,
+        "num_params": None,
+        "peak_mem_mb": None,
+        "tokens_per_s": params.tokens_per_s,
+        "mfu": None,
+    }
+    if not diverged:
+        lines.append(
+            {"type": "eval", "val_bpb": round(final, 6), "eval_tokens": 0, "eval_bytes": 0}
+        )
+    lines.append(summary)
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()

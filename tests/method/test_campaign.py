@@ -1,0 +1,82 @@
+"""Campaign parsing: the contract keys, and one clear error naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.errors import LedgerError
+from stages.campaign import load_campaign, parse_budget, parse_campaign
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+[campaign]
+name = "t"
+[base]
+depth = 2
+[factors]
+A = { key = "total_batch_size", levels = [1024, 4096] }
+B = { key = "depth", levels = [2, 4] }
+[conditions]
+base = { }
+hi = { A = 1, B = -1 }
+[[stages]]
+name = "screen"
+budget = "2m"
+design = "full"
+rule = { top_k = 2, keep = ["base"] }
+"""
+
+
+def test_budget_units():
+    assert parse_budget("90s", "x") == 90
+    assert parse_budget("2m", "x") == 120
+    assert parse_budget("12h", "x") == 43200
+    assert parse_budget(30, "x") == 30
+    for bad in ("-1m", "2d", "", True, 0):
+        with pytest.raises(LedgerError, match="budget"):
+            parse_budget(bad, "x")
+
+
+def test_shipped_campaigns_parse():
+    demo = load_campaign(ROOT / "campaigns" / "demo.toml")
+    assert [f.key for f in demo.factors] == [
+        "total_batch_size", "depth", "aspect_ratio", "matrix_lr", "warmdown_ratio"]
+    assert [s.name for s in demo.stages] == ["screen", "gate", "confirm"]
+    paper = load_campaign(ROOT / "campaigns" / "paper.toml")
+    assert [s.budget_s for s in paper.stages] == [120, 300, 600, 3600, 43200]
+    assert paper.stage("gate-10m").cells == [(0, "a100"), (1, "a100"), (0, "l40s"), (1, "l40s")]
+
+
+def test_named_condition_coded_levels_become_config_values():
+    camp = parse_campaign(MINIMAL, "m.toml")
+    assert camp.named["hi"] == {"total_batch_size": 4096, "depth": 2}
+    assert camp.named["base"] == {}
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('name = "t"', ""), r"m\.toml: \[campaign\] name"),
+        (lambda t: t.replace("top_k = 2", "top_kk = 2"), r"rule key 'top_kk'"),
+        (lambda t: t.replace('budget = "2m"', 'budget = "2 days"'), r"stage 'screen'.budget"),
+        (lambda t: t.replace('design = "full"', 'design = "half"'), r"design must be"),
+        (lambda t: t.replace('keep = ["base"]', 'keep = ["nope"]'), r"keep names 'nope'"),
+        (lambda t: t.replace("B = { key", "C = { key"), r"A, B, C"),
+        (lambda t: t.replace("hi = { A = 1", "hi = { A = 2"), r"hi.A: coded levels"),
+        (lambda t: t + "\n[[stages]]\nname = 'g'\nbudget = '5m'\nfrom = 'later'\n",
+         r"from names 'later'"),
+        (lambda t: t.replace("[base]", "[bogus]\n[base]"), r"unknown top-level table 'bogus'"),
+        (lambda t: t.replace("[campaign]", "[campaign"), r"malformed TOML"),
+    ],
+)
+def test_errors_name_file_and_key(edit, message):
+    with pytest.raises(LedgerError, match=message):
+        parse_campaign(edit(MINIMAL), "m.toml")
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(LedgerError, match="campaign file not found"):
+        load_campaign(tmp_path / "nope.toml")

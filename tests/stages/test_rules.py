@@ -1,0 +1,223 @@
+"""Gate rules: hand-computed outcomes for every key of the rule vocabulary (DESIGN §6)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ledger.errors import LedgerError
+from stages.designs import full_factorial, point_name
+from stages.rules import apply_rule
+from stages.stats import estimate_effects, summarize
+
+CELLS = [(0, "a"), (1, "a")]
+
+
+def make(table: dict[str, list[float | None]], cells=CELLS):
+    """Summaries from {condition: [value per cell]} (None = a failed run in that cell)."""
+    obs = []
+    for cond, values in table.items():
+        for (seed, host), v in zip(cells, values, strict=True):
+            status = "ok" if v is not None else "crashed"
+            obs.append({"condition": cond, "seed": seed, "host": host, "status": status,
+                        "value": v})  # fmt: skip
+    return summarize(obs, cells=cells)
+
+
+# means: c1 1.0, c2 1.2, c3 1.1, c4 1.5
+BASIC = {"c1": [0.9, 1.1], "c2": [1.2, 1.2], "c3": [1.0, 1.2], "c4": [1.4, 1.6]}
+NAMES = {"c1": "base", "c2": "bridge", "c3": "wide", "c4": "deep", "c9": "anchor"}
+
+
+def run(rule, table=BASIC, **kw):
+    kw.setdefault("names", NAMES)
+    out = apply_rule(rule, make(table), **kw)
+    json.dumps(out.to_dict(), allow_nan=False)
+    return out
+
+
+def test_top_k():
+    out = run({"top_k": 2})
+    assert out.promoted == ["c1", "c3"] and out.best == "c1"
+    assert any(t.startswith("promoted c3 (wide): rank 2 of 4, mean 1.1") for t in out.trace)
+    assert any(t.startswith("not promoted c2 (bridge): rank 3 of 4") for t in out.trace)
+
+
+def test_tie_breaks_by_condition_id():
+    out = run({"top_k": 1}, {"z": [1.0, 1.0], "b": [1.0, 1.0], "m": [0.5, 1.5]})
+    assert out.promoted == ["b"]  # all three tie at mean 1.0: lowest id first
+
+
+def test_within():
+    assert run({"within": 0.15}).promoted == ["c1", "c3"]
+    # 1.2 - 1.0 = 0.19999999999999996 in floats: the margin of 0.2 includes it
+    assert run({"within": 0.2}).promoted == ["c1", "c3", "c2"]
+    out = run({"within": 0.05})
+    assert out.promoted == ["c1"]
+    assert any(
+        t.startswith("not promoted c3 (wide): rank 2 of 4, 0.1 above best (margin 0.05)")
+        for t in out.trace
+    )
+
+
+def test_within_and_top_k():
+    assert run({"within": 0.25, "top_k": 2}).promoted == ["c1", "c3"]
+    assert run({"within": 0.15, "top_k": 3}).promoted == ["c1", "c3"]
+
+
+def test_no_ranking_selector_promotes_no_one():
+    out = run({})
+    assert out.promoted == []
+    assert "no top_k or within: no one is promoted by ranking" in out.trace
+
+
+def test_min_cells_excludes_incomplete():
+    table = {**BASIC, "c0": [0.1, None]}  # best mean but only one of two cells
+    out = run({"top_k": 1, "min_cells": 2}, table)
+    assert out.promoted == ["c1"]
+    assert out.excluded == [{"condition": "c0", "name": None, "reason": "1 ok cells < min_cells 2"}]
+    assert "excluded c0: 1 ok cells < min_cells 2" in out.trace
+    # without min_cells the incomplete condition is eligible, and noted
+    out = run({"top_k": 1}, table)
+    assert out.promoted == ["c0"]
+    assert "note c0: incomplete, 1 of 2 cells" in out.trace
+
+
+def test_no_ok_runs_is_excluded():
+    out = run({"top_k": 5}, {**BASIC, "c5": [None, None]})
+    assert "c5" not in out.promoted
+    assert out.excluded[0]["condition"] == "c5" and out.excluded[0]["reason"] == "no ok runs"
+
+
+def test_keep_without_data():
+    out = run({"top_k": 1, "keep": ["anchor", "deep"]})
+    assert out.promoted == ["c1", "c4", "c9"]  # ranked first, unranked keeps last
+    assert "kept c9 (anchor): always carried (no ok data at this stage)" in out.trace
+    with pytest.raises(LedgerError, match="'nobody'"):
+        run({"keep": ["nobody"]})
+
+
+def test_wins_all_cells():
+    table = {"c1": [1.0, 3.0], "c2": [1.5, 1.5], "c3": [1.6, 1.6]}
+    # c1 wins cell 0, c2 wins cell 1: nobody wins all
+    out = run({"wins_all_cells": True}, table)
+    assert out.promoted == []
+    assert "wins_all_cells: no condition ranks first in every cell" in out.trace
+    table = {"c1": [1.0, 1.0], "c2": [1.1, 1.1], "c3": [1.2, 0.95]}
+    # c1 mean 1.0 ranks first, c3 (mean 1.075) wins cell 1: nobody wins both
+    assert run({"wins_all_cells": True}, table).promoted == []
+    table["c3"] = [1.2, 3.0]  # now c1 is first in both cells
+    out = run({"wins_all_cells": True}, table)
+    assert out.promoted == ["c1"]
+    assert "promoted c1 (base): wins_all_cells, first in all 2 cells" in out.trace
+    # adds to (and deduplicates with) the ranking selectors
+    assert run({"wins_all_cells": True, "top_k": 2}, table).promoted == ["c1", "c2"]
+
+
+def test_max_gap_pass_and_fail():
+    out = run({"top_k": 1, "max_gap": {"condition": "bridge", "gap": 0.2}})
+    assert out.promoted == ["c1", "c2"]
+    assert out.verdicts[0]["name"] == "max_gap:bridge" and out.verdicts[0]["pass"] is True
+    out = run({"top_k": 1, "max_gap": {"condition": "bridge", "gap": 0.1}})
+    assert out.promoted == ["c1"]
+    assert out.verdicts[0]["pass"] is False and "gap 0.2" in out.verdicts[0]["detail"]
+    out = run({"max_gap": {"condition": "anchor", "gap": 1.0}})
+    assert out.verdicts[0]["pass"] is False and "no data" in out.verdicts[0]["detail"]
+
+
+def test_checks_record_verdicts_only():
+    checks = [
+        {"name": "eq", "a": "best", "b": "bridge", "within": 0.25},
+        {"name": "far", "a": "wide", "b": "deep", "within": 0.1},
+        {"name": "nodata", "a": "anchor", "b": "base", "within": 1.0},
+    ]
+    out = run({"top_k": 1}, checks=checks)
+    assert out.promoted == ["c1"]
+    v = {x["name"]: x for x in out.verdicts}
+    assert v["eq"]["pass"] is True and v["far"]["pass"] is False
+    assert v["nodata"]["pass"] is False and v["nodata"]["detail"] == "no data for anchor"
+    with pytest.raises(LedgerError, match="'margin'"):
+        run({}, checks=[{"name": "x", "a": "base", "b": "wide", "margin": 1}])
+
+
+def reduce_setup(coded_subset=None, huge=5.0):
+    """A 2^3 with two seeds; y = 10 + huge*A + seed noise (+0.1/-0.1, no B or C signal)."""
+    pts = full_factorial(3)
+    ids = [f"p{i}" for i in range(8)]
+    coded = dict(zip(ids, pts, strict=True))
+    table, rows = {}, []
+    for cid, pt in coded.items():
+        ys = [10 + huge * pt["A"] + 0.1, 10 + huge * pt["A"] - 0.1]
+        table[cid] = ys
+        rows += [dict(pt, value=y) for y in ys]
+    effects = estimate_effects(rows, ["A", "B", "C"])
+    factors = {
+        f: {"key": k, "levels": [1, 2]} for f, k in zip("ABC", ("bs", "depth", "lr"), strict=True)
+    }
+    names = {cid: point_name(pt) for cid, pt in coded.items()}
+    if coded_subset is not None:
+        coded = {c: coded[c] for c in coded_subset}
+    return table, names, effects, coded, factors
+
+
+def test_reduce_fixes_significant_factor_and_promotes_rest():
+    table, names, effects, coded, factors = reduce_setup()
+    out = run({"fdr": 0.05, "reduce": True, "top_k": 1}, table, names=names, effects=effects,
+              coded=coded, factors=factors)  # fmt: skip
+    assert out.significant == ["A"]
+    # A raises the minimized metric (effect +10): fixed at -1; B, C free -> (1), b, c, bc
+    assert sorted(out.promoted) == ["p0", "p2", "p4", "p6"]
+    assert out.new_points == []
+    assert "reduce: fix A at -1 (effect 10)" in out.trace
+
+
+def test_reduce_returns_new_points():
+    table, names, effects, coded, factors = reduce_setup(coded_subset=["p0", "p1"])
+    out = run({"fdr": 0.05, "reduce": True}, table, names=names, effects=effects,
+              coded=coded, factors=factors)  # fmt: skip
+    assert out.promoted == ["p0"]
+    assert [p["name"] for p in out.new_points] == ["b", "c", "bc"]
+    assert out.new_points[0]["coded"] == {"A": -1, "B": 1, "C": -1}
+
+
+def test_reduce_nothing_significant_falls_back():
+    table, names, effects, coded, factors = reduce_setup(huge=0.0)
+    out = run({"fdr": 0.05, "reduce": True, "top_k": 2}, table, names=names, effects=effects,
+              coded=coded, factors=factors)  # fmt: skip
+    assert out.significant == [] and out.new_points == []
+    assert out.promoted == ["p0", "p1"]  # all tie at 10.0: lowest ids
+    assert "reduce: no factor is significant; promoting per the other selectors" in out.trace
+
+
+def test_fdr_without_effects():
+    out = run({"fdr": 0.05, "top_k": 1})
+    assert out.significant == [] and out.promoted == ["c1"]
+
+
+@pytest.mark.parametrize(
+    "rule, needle",
+    [
+        ({"topk": 3}, "'topk'"),
+        ({"top_k": 0}, "'top_k'"),
+        ({"top_k": 1.5}, "'top_k'"),
+        ({"within": -1}, "'within'"),
+        ({"reduce": True}, "requires 'fdr'"),
+        ({"fdr": 2}, "'fdr'"),
+        ({"max_gap": {"condition": "base"}}, "max_gap.gap"),
+        ({"max_gap": {"condition": "base", "gap": 1, "x": 1}}, "'x'"),
+        ({"keep": "base"}, "'keep'"),
+        ({"wins_all_cells": 1}, "'wins_all_cells'"),
+    ],
+)
+def test_bad_rules(rule, needle):
+    with pytest.raises(LedgerError, match=needle):
+        run(rule)
+
+
+def test_deterministic_under_input_order():
+    rule = {"top_k": 2, "keep": ["anchor"], "max_gap": {"condition": "deep", "gap": 1}}
+    a = apply_rule(rule, make(BASIC), names=NAMES)
+    b = apply_rule(rule, list(reversed(make(BASIC))), names=NAMES)
+    assert a.to_dict() == b.to_dict()
+    assert a.promoted == ["c1", "c3", "c4", "c9"]
