@@ -106,28 +106,48 @@ def candidates(
     return list(out.values())
 
 
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def data_fingerprint(path: Path | None) -> str | None:
-    """SHA-256 over a data file or folder (sorted relative paths and bytes); None if absent."""
+    """The data hash the builtin runner writes in its log header (same files, same rule).
+
+    One file hashes to its own SHA-256; several to the SHA-256 of `relpath\0sha\n` lines.
+    A folder means its `train.bin` (+ `val.bin`, token-byte table) or else its `*.txt` files.
+    """
     if path is None or not path.exists():
         return None
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        rel = file.name if path.is_file() else file.relative_to(path).as_posix()
-        digest.update(rel.encode() + b"\0")
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+    if path.is_file():
+        return _sha256_file(path)
+    if (path / "train.bin").is_file():
+        files = [path / "train.bin"]
+        if (path / "val.bin").is_file():
+            files.append(path / "val.bin")
+        table = "token_bytes.npy" if (path / "token_bytes.npy").exists() else "token_bytes.json"
+        files.append(path / table)
+    else:
+        files = sorted(f for f in path.rglob("*.txt") if f.is_file())
+    if not files:
+        return None
+    if len(files) == 1:
+        return _sha256_file(files[0])
+    lines = "".join(f"{f.relative_to(path).as_posix()}\0{_sha256_file(f)}\n" for f in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def runner_identity(campaign: Campaign) -> dict[str, Any]:
     """Which trainer the manifest commits to: the builtin runner's code hash, or a command."""
     if campaign.runner:
         return {"kind": "command", **campaign.runner}
-    from runner.identity import RUNNER_VERSION, code_sha256
+    from runner._version import __version__
+    from runner.provenance import code_sha256
 
-    return {"kind": "builtin", "version": RUNNER_VERSION, "code_sha256": code_sha256()}
+    return {"kind": "builtin", "version": __version__, "code_sha256": code_sha256()}
 
 
 def build_plan(

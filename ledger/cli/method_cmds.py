@@ -187,36 +187,12 @@ def run_cmd(ctx, stage, campaign_path, executor, jobs, run_host, device, data, g
       ledger run gate --host a100 --gpus 0,1 --jobs 2   # this machine's host block
     """
     from stages.execute import run_stage
-    from stages.executors import make_executor
 
     if run_host and not ctx.obj.get("host"):
         ctx.obj["host"] = run_host
     store = open_store(ctx)
     camp = _campaign(campaign_path)
-    if executor == "sim":
-        from stages.sim import SimParams
-
-        letters = "".join(f.letter for f in camp.factors)
-        ex = make_executor("sim", params=SimParams.from_table(camp.sim, letters,
-                                                              f"{camp.path}: [sim]"))
-    elif executor == "local":
-        ex = make_executor(
-            "local",
-            workdir=store.root / "work",
-            jobs=jobs,
-            device=device,
-            data=Path(data) if data else (Path(camp.data) if camp.data else None),
-            gpus=[g for g in (gpus or "").split(",") if g],
-            grace_s=grace,
-        )
-    else:
-        ex = make_executor(
-            "ray",
-            address=address,
-            data=Path(data) if data else (Path(camp.data) if camp.data else None),
-            device=device,
-            grace_s=grace,
-        )
+    ex = _executor(store, camp, executor, jobs, device, data, gpus, grace, address)
     report = run_stage(store, camp, stage, ex, host=run_host, limit=limit,
                        progress=not as_json)
     out = report.to_dict()
@@ -300,9 +276,85 @@ def _fmt(value, width: int) -> str:
     return f"{value:>{width}.4g}" if isinstance(value, int | float) else f"{'-':>{width}}"
 
 
+DEMO_KEY = "DEMO-KEY-not-for-real-campaigns"
+
+
+def _demo_key():
+    """The demo signing key, made on first use; its name says what it is wherever it shows."""
+    from ledger.keys import generate_key, key_dir, load_signing_key
+
+    if (key_dir() / f"{DEMO_KEY}.pem").exists():
+        return load_signing_key(DEMO_KEY, passphrase="")
+    click.echo(f"making the demo signing key {DEMO_KEY} (unencrypted; for the demo only)",
+               err=True)
+    return generate_key(DEMO_KEY, passphrase=None)
+
+
+def _executor(store, camp, executor, jobs, device, data, gpus, grace, address):
+    from stages.executors import make_executor
+
+    data_path = Path(data) if data else (Path(camp.data) if camp.data else None)
+    if executor == "sim":
+        from stages.sim import SimParams
+
+        letters = "".join(f.letter for f in camp.factors)
+        return make_executor("sim", params=SimParams.from_table(camp.sim, letters,
+                                                                f"{camp.path}: [sim]"))
+    if executor == "local":
+        return make_executor("local", workdir=store.root / "work", jobs=jobs, device=device,
+                             data=data_path, gpus=[g for g in (gpus or "").split(",") if g],
+                             grace_s=grace)
+    return make_executor("ray", address=address, data=data_path, device=device, grace_s=grace,
+                         jobs=jobs)
+
+
+@click.command("campaign")
+@CAMPAIGN_OPTION
+@click.option("--executor", type=click.Choice(["local", "sim", "ray"]), default="local",
+              show_default=True, help="Where runs happen (see `ledger run --help`).")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
+              show_default=True)
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="Training data for the builtin runner (default: the campaign's `data`).")
+@click.option("--gpus", default=None, help="Comma-separated accelerator ids, one per slot.")
+@click.option("--grace", type=float, default=None, help="Seconds past budget before timeout.")
+@click.option("--address", default=None, help="Ray cluster address (ray executor).")
+@click.option("--until", default=None, help="Stop after this stage.")
+@click.option("--key", "key_name", default=None, envvar="LEDGER_KEY",
+              help="Signing key name (default: the only key). Env: LEDGER_KEY.")
+@click.option("--demo-key", is_flag=True,
+              help=f"Sign with the demo key {DEMO_KEY} (made on first use). Demo only.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, address, until,
+                 key_name, demo_key, as_json):
+    """Walk a whole campaign: freeze, run and decide each stage in order (resumable).
+
+    Exactly what typing `ledger freeze`, `ledger run` and `ledger decide` stage after stage
+    would record; an interrupted walk picks up where it stopped.
+
+    \b
+    Examples:
+      ledger campaign --campaign campaigns/paper.toml --executor sim   # preview in seconds
+      ledger campaign --campaign campaigns/demo.toml --jobs 2 --demo-key
+    """
+    from stages.pipeline import run_campaign
+
+    store = open_store(ctx)
+    camp = _campaign(campaign_path)
+    key = _demo_key() if demo_key else signing_key(key_name)
+    ex = _executor(store, camp, executor, jobs, device, data, gpus, grace, address)
+    say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
+    log = run_campaign(store, camp, key, ex, until=until, host=ctx.obj.get("host"),
+                       progress=not as_json, say=say)
+    emit({"campaign": camp.name, "steps": log.steps}, as_json,
+         f"campaign {camp.name}: {len(log.steps)} step(s) done; next: `ledger audit`")
+
+
 def register(cli: click.Group) -> None:
     """Attach the method commands and route `ledger freeze STAGE` to the campaign path."""
-    for command in (design_cmd, run_cmd, decide_cmd, effects_cmd):
+    for command in (design_cmd, run_cmd, decide_cmd, effects_cmd, campaign_cmd):
         cli.add_command(command)
     core_cmds.FREEZE_STAGE_HOOK = freeze_stage_hook
     _ = json

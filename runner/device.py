@@ -1,0 +1,108 @@
+"""Device selection, numeric settings, peak FLOP/s (for MFU) and peak memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from runner.errors import UsageError
+
+# Dense bf16 tensor-core peaks (FLOP/s); longer names first so "H100 PCIe" beats "H100".
+GPU_PEAK_BF16: list[tuple[str, float]] = [
+    ("GH200", 989.5e12),
+    ("H200", 989.5e12),
+    ("H100 PCIe", 756.0e12),
+    ("H100", 989.5e12),
+    ("H800", 989.5e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362.05e12),
+    ("L40", 181.05e12),
+    ("L4", 121e12),
+    ("A10G", 70e12),
+    ("A10", 125e12),
+    ("RTX 4090", 165.2e12),
+    ("RTX 3090", 71e12),
+    ("A6000", 154.8e12),
+    ("V100", 125e12),
+    ("T4", 65e12),
+]
+
+
+def select(name: str) -> torch.device:
+    """Resolve ``auto|cpu|cuda``; asking for CUDA without one is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def configure(device: torch.device, threads: int | None, deterministic: bool) -> None:
+    """Fix threads and numerics before any tensor is made (determinism needs both)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.use_deterministic_algorithms(True)
+        # Denormal floats (tiny gradients early in training) make CPU kernels up to ~10x slower.
+        torch.set_flush_denormal(True)
+
+
+def autocast(device: torch.device) -> Callable[[], contextlib.AbstractContextManager[object]]:
+    """bf16 autocast on CUDA; plain fp32 on CPU."""
+    if device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def describe(device: torch.device) -> str:
+    """Human-readable device name for the header."""
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return "cpu"
+
+
+def measure_cpu_fp32_peak(seconds: float = 0.3, n: int = 512) -> float:
+    """Best observed fp32 matmul FLOP/s: the CPU 'peak' MFU is measured against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def peak_flops(device: torch.device) -> tuple[float | None, str]:
+    """(peak FLOP/s or None if unknown GPU, how it was obtained)."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, flops in GPU_PEAK_BF16:
+            if key in name:
+                return flops, f"table:{key}:bf16"
+        return None, "unknown-gpu"
+    return measure_cpu_fp32_peak(), "measured:fp32-matmul"
+
+
+def peak_mem_mb(device: torch.device) -> float:
+    """CUDA max allocated, or the process's max resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024

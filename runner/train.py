@@ -1,0 +1,158 @@
+"""The fixed-time-budget training loop (autoresearch semantics) and its raw log.
+
+Only optimizer-step time counts toward the budget: the first ``EXCLUDED_STEPS`` steps
+(allocator warm-up, compilation) train but are timed separately as ``warmup_seconds``,
+and evaluation is timed as ``eval_seconds``. Training stops once
+``training_seconds >= budget``; with ``steps`` set it runs exactly that many optimizer
+steps and schedules use ``step/steps`` instead of wall-clock progress, so a replay is
+bit-for-bit reproducible on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from runner import config as config_mod
+from runner import data as data_mod
+from runner import device as device_mod
+from runner import optim, provenance
+from runner._version import __version__
+from runner.evaluate import val_bpb
+from runner.logio import LogWriter
+from runner.model import GPT
+from runner.stopflag import StopFlag
+
+EXCLUDED_STEPS = 3  # warm-up steps that train but do not count toward the budget
+LOG_EVERY_STEP_FIRST = 10  # log each of the first N steps, then about every LOG_INTERVAL_S
+LOG_INTERVAL_S = 1.0
+DIVERGE_FACTOR = 3.0  # loss above this multiple of the first step's loss = diverged
+
+
+@dataclass
+class RunOptions:
+    """Everything the CLI resolved; ``cfg`` is already validated."""
+
+    cfg: dict[str, Any]
+    budget_s: float
+    seed: int
+    log: Path
+    manifest: str | None = None
+    steps: int | None = None
+    device: str = "auto"
+    data: str | None = None
+    threads: int | None = None
+
+
+def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
+    """Train, evaluate and write the raw log; return the summary record."""
+    t_start = time.perf_counter() if t_start is None else t_start
+    cfg = opts.cfg
+    shp = config_mod.shape(cfg)
+    dev = device_mod.select(opts.device)
+    ds = data_mod.load(opts.data, cfg["seq_len"])
+    device_mod.configure(dev, opts.threads, deterministic=opts.steps is not None)
+    peak, peak_source = device_mod.peak_flops(dev)
+
+    torch.manual_seed(opts.seed)
+    model = GPT(ds.vocab_size, shp.model_dim, cfg["depth"], shp.n_heads, cfg["head_dim"],
+                cfg["seq_len"], cfg["logit_softcap"]).to(dev)
+    optimizers = optim.build(model, cfg)
+    fwd = torch.compile(model) if cfg["compile"] and dev.type == "cuda" else model
+    autocast = device_mod.autocast(dev)
+    batches = data_mod.Batches(ds.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev)
+    num_params = model.num_params()
+
+    log = LogWriter(opts.log)
+    header = {
+        "type": "header", **cfg, "seed": opts.seed, "budget_s": opts.budget_s,
+        "device": device_mod.describe(dev), "host": provenance.host(), "torch": torch.__version__,
+        "runner": "builtin", "runner_version": __version__,
+        "code_sha256": provenance.code_sha256(), "data_sha256": ds.sha256,
+        "manifest": opts.manifest, "started_at": provenance.utc_now(),
+        "threads": torch.get_num_threads(), "steps": opts.steps,
+        "model_dim": shp.model_dim, "n_heads": shp.n_heads, "grad_accum_steps": shp.grad_accum_steps,
+        "vocab_size": ds.vocab_size, "data_kind": ds.kind, "data_files": ds.files,
+        "num_params": num_params, "flops_per_token": model.flops_per_token(),
+        "peak_flops": peak, "peak_flops_source": peak_source, "excluded_steps": EXCLUDED_STEPS,
+    }
+    log.write(header, sync=True)
+
+    accum, tokens_per_step = shp.grad_accum_steps, cfg["total_batch_size"]
+    step = tokens = counted_tokens = 0
+    training_s = warmup_s = eval_s = 0.0
+    first_loss: float | None = None
+    status, last_log = "ok", 0.0
+    with StopFlag() as stop:
+        while True:
+            if stop.set:
+                status = "timeout"
+                break
+            progress = step / opts.steps if opts.steps else training_s / opts.budget_s
+            mult = optim.apply(optimizers, step, progress, cfg)
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=dev)
+            for _ in range(accum):
+                x, y = batches.next()
+                with autocast():
+                    loss = fwd(x, y)
+                (loss / accum).backward()
+                loss_sum += loss.detach()
+            for o in optimizers:
+                o.step()
+            model.zero_grad(set_to_none=True)
+            loss_v = loss_sum.item() / accum  # also synchronizes CUDA before the clock stops
+            dt = time.perf_counter() - t0
+            step += 1
+            tokens += tokens_per_step
+            if step <= EXCLUDED_STEPS:
+                warmup_s += dt
+            else:
+                training_s += dt
+                counted_tokens += tokens_per_step
+            if first_loss is None:
+                first_loss = loss_v
+            bad = not math.isfinite(loss_v) or loss_v > DIVERGE_FACTOR * first_loss
+            if bad:
+                status = "diverged"
+            done = bad or (
+                step >= opts.steps if opts.steps else (step > EXCLUDED_STEPS and training_s >= opts.budget_s)
+            )
+            now = time.perf_counter()
+            if done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S:
+                log.write({"type": "step", "step": step, "train_seconds": training_s, "loss": loss_v,
+                           "lr": cfg["matrix_lr"] * mult, "lr_mult": mult, "tokens": tokens})
+                last_log = now
+            if done:
+                break
+
+        bpb: float | None = None
+        if status == "ok":
+            t0 = time.perf_counter()
+            x, y = data_mod.eval_slice(ds.val, cfg["seq_len"], cfg["eval_tokens"])
+            tb = torch.from_numpy(ds.token_bytes) if ds.token_bytes is not None else None
+            bpb, n_tok, n_bytes = val_bpb(model, x, y, tb, dev, autocast, lambda: stop.set)
+            eval_s = time.perf_counter() - t0
+            if bpb is None:
+                status = "timeout"
+            else:
+                log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok, "eval_bytes": n_bytes,
+                           "eval_seconds": eval_s})
+
+    tps = counted_tokens / training_s if training_s > 0 else None
+    mfu = tps * model.flops_per_token() / peak if tps is not None and peak else None
+    summary = {
+        "type": "summary", "status": status, "val_bpb": bpb, "training_seconds": training_s,
+        "total_seconds": time.perf_counter() - t_start, "num_steps": step, "total_tokens": tokens,
+        "num_params": num_params, "peak_mem_mb": device_mod.peak_mem_mb(dev),
+        "tokens_per_s": tps, "mfu": mfu, "warmup_seconds": warmup_s, "eval_seconds": eval_s,
+        "log_seconds": log.seconds,
+    }
+    log.write(summary, sync=True)
+    log.close()
+    return summary

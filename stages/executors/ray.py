@@ -1,0 +1,77 @@
+"""The `ray` executor: each run is a Ray task with `num_gpus=1`; the driver alone ingests.
+
+Why Ray: a cluster scheduler places one run per accelerator across machines and restarts
+nothing behind our back (`max_retries=0`: a retried run would be a second, unjournaled start).
+A worker that dies comes back as status `crashed`; a later `ledger run` finishes what is left.
+The worker runs the same subprocess as the `local` executor and returns the raw log bytes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LedgerError
+from stages.executors.base import RunResult, RunTask, StartCallback
+
+
+def _run_on_worker(task: RunTask, options: dict[str, Any]) -> tuple[bytes, str, str | None, str]:
+    """Body of the Ray task: run the trainer in a scratch folder, return its raw log."""
+    from stages.executors.local import LocalExecutor
+
+    with tempfile.TemporaryDirectory(prefix="ledger-ray-") as tmp:
+        local = LocalExecutor(workdir=Path(tmp), jobs=1, **options)
+        result = local._run_one(task, 0, lambda _task: None)
+    return result.raw, result.fmt, result.status_override, result.note
+
+
+@dataclass
+class RayExecutor:
+    """Submits runs to a Ray cluster (`address`) or to a local Ray instance it starts."""
+
+    address: str | None = None
+    data: Path | None = None
+    device: str = "auto"
+    grace_s: float | None = None
+    jobs: int = 1
+    num_gpus: float = 1.0
+    name: str = "ray"
+
+    def _connect(self):
+        try:
+            import ray
+        except ImportError:
+            raise LedgerError(
+                "the ray executor needs Ray: pip install 'gateledger[ray]'"
+            ) from None
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                # A local instance declaring logical GPUs, so `num_gpus=1` tasks schedule on a
+                # CPU-only machine exactly as they would on a GPU node.
+                ray.init(num_cpus=max(1, self.jobs), num_gpus=max(1, self.jobs),
+                         include_dashboard=False, log_to_driver=False)
+        return ray
+
+    def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:
+        ray = self._connect()
+        remote = ray.remote(num_gpus=self.num_gpus, max_retries=0)(_run_on_worker)
+        options = {"device": self.device, "data": self.data, "grace_s": self.grace_s}
+        refs: dict[Any, RunTask] = {}
+        for task in tasks:
+            on_start(task)
+            refs[remote.remote(task, options)] = task
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                task = refs.pop(ref)
+                try:
+                    raw, fmt, override, note = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - any worker failure is a crashed run
+                    yield RunResult(task, b"", "jsonl", "crashed", f"ray: {type(exc).__name__}")
+                    continue
+                yield RunResult(task, raw, fmt, override, note)

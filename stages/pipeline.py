@@ -1,0 +1,69 @@
+"""Run a whole campaign in order: for each stage freeze (if not yet), run what is left, decide.
+
+Why: the main job (`dvc repro`) and a user with one machine want one resumable command that
+walks the protocol gate by gate; each step is still the same `freeze`/`run`/`decide` function,
+so the ledger looks exactly as if they had been typed one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.keys import SigningKey
+from ledger.store import Store
+from stages.campaign import Campaign
+from stages.decide import decide_stage
+from stages.execute import run_stage
+from stages.executors.base import Executor
+from stages.lookup import current_manifest, manifest_decision
+from stages.plan import freeze_stage
+
+
+@dataclass
+class StepLog:
+    """What the campaign walk did at each stage."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, stage: str, action: str, **detail: Any) -> None:
+        self.steps.append({"stage": stage, "action": action, **detail})
+
+
+def run_campaign(
+    store: Store,
+    campaign: Campaign,
+    key: SigningKey,
+    executor: Executor,
+    *,
+    until: str | None = None,
+    host: str | None = None,
+    progress: bool = True,
+    say: Callable[[str], None] = lambda _line: None,
+) -> StepLog:
+    """Freeze, run and decide every stage in file order (up to `until`), resuming as needed."""
+    log = StepLog()
+    for spec in campaign.stages:
+        manifest = current_manifest(store, campaign.name, spec.name)
+        if manifest is None:
+            manifest_id = freeze_stage(store, campaign, spec.name, key)
+            log.add(spec.name, "froze", manifest=manifest_id)
+            say(f"{spec.name}: froze manifest {manifest_id[:12]}")
+        else:
+            manifest_id = manifest.id
+        if manifest_decision(store, manifest_id) is None:
+            report = run_stage(store, campaign, spec.name, executor, host=host,
+                               progress=progress)
+            log.add(spec.name, "ran", **report.to_dict())
+            say(f"{spec.name}: {report.executed} run(s) executed, "
+                f"{report.already} already recorded")
+            decision_id, body = decide_stage(store, campaign, spec.name, key)
+            names = [body["conditions"][c]["name"] for c in body["promoted"]]
+            log.add(spec.name, "decided", decision=decision_id, promoted=names)
+            say(f"{spec.name}: decision {decision_id[:12]} promotes {', '.join(names) or 'none'}")
+        else:
+            log.add(spec.name, "already decided")
+        if spec.name == until:
+            break
+    return log

@@ -1,0 +1,90 @@
+"""The Ray executor on CPU: a local Ray instance declaring logical GPUs runs real (tiny)
+training as `num_gpus=1` tasks; a dying worker is recorded as `crashed`; a second
+`run` finishes what is left. Slow (starts Ray, trains)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.keys import generate_key
+from ledger.store import Store
+from stages.campaign import parse_campaign
+from stages.execute import run_stage
+from stages.lookup import manifest_runs
+from stages.plan import freeze_stage
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+TINY = """
+[campaign]
+name = "ray"
+{runner}
+[base]
+depth = 1
+aspect_ratio = 32
+head_dim = 32
+seq_len = 32
+device_batch_size = 8
+total_batch_size = 256
+eval_tokens = 2048
+[factors]
+A = {{ key = "matrix_lr", levels = [0.01, 0.04] }}
+B = {{ key = "aspect_ratio", levels = [32, 64] }}
+[[stages]]
+name = "screen"
+budget = "1s"
+design = "full"
+seeds = [0]
+hosts = ["local"]
+rule = {{ top_k = 1 }}
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    from stages.executors.ray import RayExecutor
+
+    RayExecutor(jobs=2)._connect()
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def text_data(tmp_path):
+    words = "the quick brown fox jumps over the lazy dog and then rests in the sun ".split()
+    path = tmp_path / "data.txt"
+    path.write_text(" ".join(words[i % len(words)] for i in range(40000)))
+    return path
+
+
+def _setup(tmp_path, runner_line: str, data):
+    from stages.executors.ray import RayExecutor
+
+    store = Store.init(tmp_path / ".ledger", host="local")
+    key = generate_key("k")
+    camp = parse_campaign(TINY.format(runner=runner_line), tmp_path / "c.toml")
+    manifest = freeze_stage(store, camp, "screen", key, data=data)
+    ex = RayExecutor(jobs=2, data=data, device="cpu", grace_s=60)
+    return store, camp, manifest, ex
+
+
+def test_ray_runs_real_training_and_resumes(tmp_path, ray_instance, text_data):
+    store, camp, manifest, ex = _setup(tmp_path, "", text_data)
+    first = run_stage(store, camp, "screen", ex, limit=1, progress=False)
+    assert first.executed == 1
+    second = run_stage(store, camp, "screen", ex, progress=False)
+    assert second.executed == 3 and second.already == 1
+    runs = manifest_runs(store, manifest)
+    assert len(runs) == 4
+    assert {r.body["status"] for r in runs} == {"ok"}
+    assert all(r.body["runner"] == "builtin" for r in runs)
+
+
+def test_dying_worker_is_recorded_as_crashed(tmp_path, ray_instance, text_data):
+    line = 'runner = { command = "kill -9 $PPID; cat {config}", format = "autoresearch" }'
+    store, camp, manifest, ex = _setup(tmp_path, line, text_data)
+    report = run_stage(store, camp, "screen", ex, progress=False)
+    assert report.statuses == {"crashed": 4}
+    runs = manifest_runs(store, manifest)
+    assert all(r.body["metrics"].get("val_bpb") is None for r in runs)
