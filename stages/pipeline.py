@@ -55,7 +55,8 @@ def run_campaign(
         if manifest_decision(store, manifest_id) is None:
             report = run_stage(store, campaign, spec.name, executor, host=host,
                                progress=progress)
-            log.add(spec.name, "ran", **report.to_dict())
+            detail = {k: v for k, v in report.to_dict().items() if k != "stage"}
+            log.add(spec.name, "ran", **detail)
             say(f"{spec.name}: {report.executed} run(s) executed, "
                 f"{report.already} already recorded")
             decision_id, body = decide_stage(store, campaign, spec.name, key)

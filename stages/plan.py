@@ -25,9 +25,7 @@ DEFAULT_DATA = Path("data/corpus")
 
 def stage_spec(campaign: Campaign, stage: StageSpec) -> dict[str, Any]:
     """What of the campaign file a stage's manifest freezes (compared on every later use)."""
-    used = set(stage.add) | set(stage.rule.get("keep", []))
-    used |= {c.get(side) for c in stage.checks for side in ("a", "b")}
-    used |= {stage.rule.get("max_gap", {}).get("condition")} if stage.rule.get("max_gap") else set()
+    used = set(carried_names(campaign, stage))
     return {
         "stage": stage.raw,
         "base": campaign.base,
@@ -100,10 +98,33 @@ def candidates(
             out.setdefault(
                 cid, Condition(cid, info["name"], info["config"], info["coded"], "promoted")
             )
-    for name in stage.add:
+    for name in carried_names(campaign, stage):
         cond = named_condition(campaign, name)
-        out.setdefault(cond.id, cond)
+        if cond.id in out and out[cond.id].name != name:
+            # the user's name wins (rules and checks refer to it); the other stays visible
+            prior = out[cond.id]
+            cond = Condition(cond.id, f"{name}", cond.config, cond.coded,
+                             f"{prior.origin}+named:{prior.name}")
+        out[cond.id] = cond
     return list(out.values())
+
+
+def carried_names(campaign: Campaign, stage: StageSpec) -> list[str]:
+    """Named conditions a stage runs: `add`, then the rule's anchors and checked names.
+
+    Why: an always-carried anchor (`keep`), a `max_gap` reference or a check's condition
+    must have data at this budget, so it is a candidate of the stage, not only of the rule.
+    """
+    names = list(stage.add) + list(stage.rule.get("keep", []))
+    gap = stage.rule.get("max_gap")
+    if isinstance(gap, dict) and gap.get("condition"):
+        names.append(gap["condition"])
+    names += [c.get(side) for c in stage.checks for side in ("a", "b")]
+    seen: list[str] = []
+    for name in names:
+        if name in campaign.named and name not in seen:
+            seen.append(name)
+    return seen
 
 
 def _sha256_file(path: Path) -> str:

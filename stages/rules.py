@@ -133,8 +133,9 @@ def apply_rule(
     by_id = {s.condition: s for s in summaries}
 
     def label(cid: str) -> str:
+        """`name [8-hex id]`: readable, and still unambiguous next to the full ids."""
         name = names.get(cid)
-        return f"{cid} ({name})" if name and name != cid else cid
+        return f"{name} [{cid[:8]}]" if name and name != cid else cid
 
     def resolve(name: str, where: str) -> str:
         ids = sorted(cid for cid, n in names.items() if n == name)
@@ -350,7 +351,7 @@ def _reduce(
         cid = by_point.get(tuple(point[f] for f in letters))
         if cid is not None:
             ids.append(cid)
-            shown = f"{cid} ({names[cid]})" if names.get(cid) else cid
+            shown = f"{names[cid]} [{cid[:8]}]" if names.get(cid) else cid
             trace.append(f"promoted {shown}: reduce point {pname}")
         else:
             out.new_points.append({"name": pname, "coded": point})

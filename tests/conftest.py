@@ -27,7 +27,7 @@ E = { key = "warmdown_ratio", levels = [0.2, 0.6] }
 
 [conditions]
 base = { }
-extra = { A = -1, B = 1, C = -1, D = -1, E = -1 }
+extra = { A = -1, B = 1, C = -1, D = -1, E = 1 }   # not a point of the half fraction
 
 [[stages]]
 name = "screen"

@@ -160,16 +160,27 @@ def report_effects(ctx, campaign_path, as_json):
 @CAMPAIGN
 @click.option("--out", "out_dir", default="report", show_default=True,
               type=click.Path(file_okay=False), help="Folder for report.html, report.md, plots.")
+@click.option("--metrics", "metrics_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the headline numbers as JSON (for `dvc metrics show`).")
+@click.option("--plots", "plots_dir", default=None, type=click.Path(file_okay=False),
+              help="Also write effects.csv and costs.csv (for `dvc plots show`).")
 @click.option("--json", "as_json", is_flag=True, help="Print written paths and headline as JSON.")
 @click.pass_context
-def report_html(ctx, campaign_path, out_dir, as_json):
-    """Write a self-contained HTML page (and Markdown) a reviewer can read without the tool."""
-    from audit.report import write_report
+def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
+    """Write a self-contained HTML page (and Markdown) a reviewer can read without the tool.
 
+    The page shows the campaign, each gate's frozen rule and outcome, main effects by budget,
+    condition means with intervals, rank stability, costs executed vs counterfactual, and the
+    audit verdict.
+    """
+    from audit.dvc_outputs import write_dvc_outputs
+    from audit.report import write_report
     from audit.report_data import headline
 
     data = _report_data(ctx, campaign_path)
     paths = write_report(data, Path(out_dir))
+    write_dvc_outputs(data, Path(metrics_path) if metrics_path else None,
+                      Path(plots_dir) if plots_dir else None)
     out = {"paths": {k: str(v) for k, v in paths.items()}, "headline": headline(data)}
     emit(out, as_json, f"wrote {paths.get('html')} and {paths.get('md')} "
                        f"(audit: {data['audit']['verdict']})")

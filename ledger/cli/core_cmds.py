@@ -1,9 +1,387 @@
-"""Commands of the `ledger` CLI in this group (filled in by its owner)."""
+"""Core commands: init, keygen, keys, freeze, ingest, anchor, reindex, sql, status, verify.
+
+Each is a thin layer over `ledger` functions that scripts can import and call directly.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+
+from ledger.cli.context import emit, open_store, signing_key
+from ledger.errors import LedgerError
+
+# Set by the method commands: `ledger freeze STAGE` resolves a campaign stage into a plan.
+FREEZE_STAGE_HOOK: Callable[..., None] | None = None
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.command("init")
+@JSON_OPTION
+@click.pass_context
+def init_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Create a store (store.json, keys/, parts/, anchors/). Safe to run twice.
+
+    \b
+    Examples:
+      ledger init                      # .ledger/ in this folder
+      ledger --store /data/ledger init
+    """
+    from ledger.store import Store
+
+    store = Store.init(ctx.obj["store"], host=ctx.obj.get("host"))
+    emit({"store": str(store.root), "host": store.host}, as_json,
+         f"store ready at {store.root} (this machine writes as host {store.host})")
+
+
+@click.command("keygen")
+@click.option("--name", required=True, help="Key name (letters, digits, . _ -).")
+@click.option("--passphrase-prompt", is_flag=True,
+              help="Encrypt the private key with a passphrase typed twice.")
+@JSON_OPTION
+@click.pass_context
+def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: bool) -> None:
+    """Make an Ed25519 signing key; its public half joins the store's keyring.
+
+    The private key stays in your config folder (LEDGER_KEY_DIR to change it), mode 0600;
+    commit only the store's keys/ folder. Back the private key up: losing it means you
+    can no longer sign, and leaking it means someone else can.
+
+    \b
+    Examples:
+      ledger keygen --name alice
+      ledger keygen --name alice --passphrase-prompt   # then LEDGER_PASSPHRASE or a prompt
+    """
+    from ledger.keys import generate_key, key_dir
+    from ledger.store import Store
+
+    passphrase = None
+    if passphrase_prompt:
+        passphrase = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
+    key = generate_key(name, passphrase=passphrase)
+    added = None
+    if (Path(ctx.obj["store"]) / "store.json").exists():
+        store = Store.open(ctx.obj["store"], host=ctx.obj.get("host"))
+        store.keyring().add(key.public_record())
+        added = str(store.root / "keys" / f"{key.key_id}.json")
+    private = key_dir() / f"{name}.pem"
+    emit({"name": name, "key_id": key.key_id, "private_key": str(private),
+          "public_key": added, "encrypted": bool(passphrase)}, as_json,
+         f"key {name}: id {key.key_id}\nprivate key: {private}"
+         + (f"\npublic key added to {added}" if added else
+            "\n(no store here: the public key joins one when you first sign with it)"))
+
+
+@click.command("keys")
+@JSON_OPTION
+@click.pass_context
+def keys_cmd(ctx: click.Context, as_json: bool) -> None:
+    """List the store's public keys and the private keys on this machine."""
+    from ledger.keys import key_dir
+
+    store = open_store(ctx)
+    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")}
+               for r in store.keyring().records()]
+    folder = key_dir()
+    private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
+    if as_json:
+        emit({"store_keys": records, "private_keys": private, "key_dir": str(folder)}, True)
+        return
+    click.echo(f"store keyring ({len(records)}):")
+    for r in records:
+        click.echo(f"  {r['key_id']}  {r['name']}  created {r['created_at']}")
+    click.echo(f"private keys in {folder}: {', '.join(private) or 'none'}")
+
+
+def _read_plan(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LedgerError(f"cannot read plan {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise LedgerError(f"plan {path} is not UTF-8 text") from None
+    try:
+        plan = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise LedgerError(f"plan {path} is not valid JSON: {exc}") from None
+    if not isinstance(plan, dict):
+        raise LedgerError(f"plan {path} must be a JSON object")
+    return plan
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+@click.command("freeze")
+@click.argument("stage", required=False)
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False),
+              help="A plan as JSON (what `ledger.manifest.freeze` validates and signs).")
+@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
+              type=click.Path(dir_okay=False), help="Campaign TOML (with STAGE).")
+@click.option("--key", "key_name", default=None, help="Signing key (default: LEDGER_KEY or "
+              "the only key).")
+@click.option("--amend", is_flag=True,
+              help="Replace the stage's manifest in force (recorded; audit reports it).")
+@JSON_OPTION
+@click.pass_context
+def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
+               campaign_path: str | None, key_name: str | None, amend: bool,
+               as_json: bool) -> None:
+    """Sign a stage's plan as a manifest before any of its runs start.
+
+    \b
+    Examples:
+      ledger freeze screen-2m --campaign campaign.toml   # from a campaign stage
+      ledger freeze --plan plan.json --key alice          # from an explicit plan
+      ledger freeze --plan plan2.json --amend             # replace that stage's manifest
+    """
+    ctx.obj["json"] = as_json
+    if stage is not None:
+        if FREEZE_STAGE_HOOK is None:
+            raise LedgerError("freezing a campaign STAGE needs the method commands; use --plan")
+        FREEZE_STAGE_HOOK(ctx, stage, campaign_path, key_name, amend)
+        return
+    if not plan_path:
+        raise LedgerError("give a campaign STAGE or --plan plan.json")
+    from ledger.manifest import current_manifest_id, freeze, validate_plan
+
+    store = open_store(ctx)
+    plan = _read_plan(plan_path)
+    validate_plan(store, plan)
+    existing = current_manifest_id(store, plan["campaign"], plan["stage"])
+    if existing and not amend:
+        raise LedgerError(f"stage {plan['stage']!r} of {plan['campaign']!r} is already frozen "
+                          f"as manifest {existing}; use --amend to replace it")
+    if amend and not existing:
+        raise LedgerError(f"stage {plan['stage']!r} was never frozen: nothing to amend")
+    amends = existing if amend else None
+    key = signing_key(key_name)
+    manifest_id = freeze(store, plan, key, amends=amends)
+    emit({"manifest": manifest_id, "runs": len(plan["runs"]), "amends": amends,
+          "freezer": key.key_id}, as_json,
+         f"froze manifest {manifest_id} ({len(plan['runs'])} runs, signed by {key.name})")
+
+
+@click.command("ingest")
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "autoresearch"]), default="jsonl",
+              show_default=True, help="jsonl: the builtin runner's log; autoresearch: stdout.")
+@click.option("--manifest", default=None, help="Manifest id the run belongs to.")
+@click.option("--condition", default=None, help="Condition id (with --manifest).")
+@click.option("--seed", type=int, default=None, help="Seed (with --manifest).")
+@click.option("--run-host", "--host", "run_host", default=None,
+              help="Host of the declared cell (with --manifest).")
+@click.option("--stage", default=None, help="Stage name (default: the manifest's).")
+@click.option("--gpus", type=click.IntRange(1, 4096), default=1, show_default=True)
+@JSON_OPTION
+@click.pass_context
+def ingest_cmd(ctx: click.Context, log: str, fmt: str, manifest: str | None,
+               condition: str | None, seed: int | None, run_host: str | None,
+               stage: str | None, gpus: int, as_json: bool) -> None:
+    """Record a raw log as a run: store it byte for byte, write and journal a run record.
+
+    Without --manifest the run is recorded as unplanned compute (it costs GPU-hours but
+    belongs to no stage).
+
+    \b
+    Examples:
+      ledger ingest run.jsonl --manifest ID --condition CID --seed 0 --host a100
+      ledger ingest stdout.txt --format autoresearch          # unplanned compute
+    """
+    from ledger.ingest import ingest
+
+    store = open_store(ctx)
+    try:
+        raw = Path(log).read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"cannot read log {log}: {exc.strerror or exc}") from None
+    record_id = ingest(store, raw, fmt=fmt, manifest=manifest, condition=condition, seed=seed,
+                       host=run_host, stage=stage, gpus=gpus)
+    body = store.get_json(record_id)["body"]
+    emit({"run": record_id, **body}, as_json,
+         f"recorded run {record_id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})")
+
+
+@click.command("anchor")
+@click.option("--key", "key_name", default=None, help="Signing key (default: LEDGER_KEY or "
+              "the only key).")
+@JSON_OPTION
+@click.pass_context
+def anchor_cmd(ctx: click.Context, key_name: str | None, as_json: bool) -> None:
+    """Sign every journal's head and print it: publish it (git tag, paper appendix).
+
+    Later, `ledger verify` fails if any journal no longer extends a published head.
+
+    \b
+    Example:
+      ledger anchor && git tag -a ledger-$(date +%F) -m "$(ledger anchor --json)"
+    """
+    from ledger.anchor import make_anchor
+
+    store = open_store(ctx)
+    anchor_id, obj = make_anchor(store, signing_key(key_name))
+    if as_json:
+        emit({"anchor": anchor_id, **obj}, True)
+        return
+    click.echo(f"anchor {anchor_id} (anchors/{anchor_id}.json)")
+    for head in obj["body"]["heads"]:
+        click.echo(f"  {head['host']} seq {head['seq']} {head['hash']}")
+
+
+@click.command("reindex")
+@JSON_OPTION
+@click.pass_context
+def reindex_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Rebuild index.duckdb from objects and journals alone (atomic).
+
+    \b
+    Example:
+      dvc pull && ledger reindex && ledger sql "SELECT status, count(*) FROM runs GROUP BY 1"
+    """
+    from ledger.index import reindex
+
+    path = reindex(open_store(ctx))
+    emit({"index": str(path)}, as_json, f"rebuilt {path}")
+
+
+def _table(columns: list[str], rows: list[tuple]) -> list[str]:
+    cells = [[("NULL" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    for r in cells:
+        out.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    return out
+
+
+@click.command("sql")
+@click.argument("query")
+@JSON_OPTION
+@click.pass_context
+def sql_cmd(ctx: click.Context, query: str, as_json: bool) -> None:
+    """Run a read-only SQL query on the index (built first if absent or stale).
+
+    Tables: manifests, runs, decisions, events, keys, conditions.
+
+    \b
+    Examples:
+      ledger sql "SELECT status, count(*) AS n FROM runs GROUP BY status"
+      ledger sql "SELECT stage, sum(training_seconds*gpus)/3600 AS gpu_h FROM runs GROUP BY 1"
+    """
+    from ledger.index import query as run_query
+
+    columns, rows = run_query(open_store(ctx), query)
+    if as_json:
+        emit([dict(zip(columns, r, strict=True)) for r in rows], True)
+        return
+    for line in _table(columns, rows):
+        click.echo(line)
+    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def store_status(store: Any) -> dict[str, Any]:
+    """Counts of objects by kind, runs by status, journals and heads, keys."""
+    from ledger.scan import looks_like_envelope
+
+    kinds: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    total = 0
+    for _oid, path in store.iter_objects():
+        total += 1
+        data = path.read_bytes()
+        if not looks_like_envelope(data):
+            kinds["raw"] += 1
+            continue
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            kinds["raw"] += 1
+            continue
+        kind = str(obj.get("kind"))
+        kinds[kind] += 1
+        if kind == "run":
+            statuses[str(obj.get("body", {}).get("status"))] += 1
+    return {
+        "store": str(store.root),
+        "host": store.host,
+        "objects": total,
+        "by_kind": dict(sorted(kinds.items())),
+        "runs_by_status": dict(sorted(statuses.items())),
+        "journals": [j.head() or {"host": j.host, "seq": None, "hash": None}
+                     for j in store.journals()],
+        "keys": [{k: r.get(k) for k in ("key_id", "name")} for r in store.keyring().records()],
+        "leftover_temp_files": len(store.leftovers()),
+    }
+
+
+@click.command("status")
+@JSON_OPTION
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Counts of objects, manifests, runs by status, decisions; journal heads; keys."""
+    out = store_status(open_store(ctx))
+    if as_json:
+        emit(out, True)
+        return
+    kinds = out["by_kind"]
+    click.echo(f"store {out['store']} (writing as {out['host']}): {out['objects']} objects")
+    click.echo(f"  manifests {kinds.get('manifest', 0)}, runs {kinds.get('run', 0)}, "
+               f"decisions {kinds.get('decision', 0)}, anchors {kinds.get('anchor', 0)}, "
+               f"raw logs {kinds.get('raw', 0)}")
+    if out["runs_by_status"]:
+        click.echo("  runs by status: " + ", ".join(f"{s} {n}" for s, n in
+                                                    out["runs_by_status"].items()))
+    for head in out["journals"]:
+        click.echo(f"  journal {head['host']}: head seq {head['seq']} {head['hash']}")
+    for key in out["keys"]:
+        click.echo(f"  key {key['key_id']} {key['name']}")
+
+
+@click.command("verify")
+@click.option("--no-index", is_flag=True, help="Skip comparing index.duckdb with a rebuild.")
+@JSON_OPTION
+@click.pass_context
+def verify_cmd(ctx: click.Context, no_index: bool, as_json: bool) -> None:
+    """Check every byte, signature, key file, journal chain, reference and anchor.
+
+    Exit 0 when clean; exit 1 with one line per problem, `OBJECT: message`.
+
+    \b
+    Examples:
+      ledger verify
+      ledger verify --json | jq '.problems[].object'
+    """
+    from ledger.verify import verify
+
+    store = open_store(ctx)
+    problems = verify(store, check_index=not no_index, progress=not as_json)
+    leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
+    if as_json:
+        emit({"ok": not problems, "problems": [p.to_dict() for p in problems],
+              "leftover_temp_files": leftovers}, True)
+    else:
+        for problem in problems:
+            click.echo(str(problem))
+        if leftovers:
+            click.echo(f"note: {len(leftovers)} temp file(s) left by interrupted writes "
+                       f"(harmless, ignored)", err=True)
+        click.echo(f"verify: {'clean' if not problems else f'{len(problems)} problem(s)'}",
+                   err=True)
+    if problems:
+        ctx.exit(1)
 
 
 def register(cli: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
+    for command in (init_cmd, keygen_cmd, keys_cmd, freeze_cmd, ingest_cmd, anchor_cmd,
+                    reindex_cmd, sql_cmd, status_cmd, verify_cmd):
+        cli.add_command(command)
+    _ = sys

@@ -34,7 +34,9 @@ def done(tmp_path, sim_campaign):
 
 
 def problems(store) -> list[str]:
-    return [str(f) for f in audit_store(store).findings]
+    found = [str(f) for f in audit_store(store).findings]
+    print("\n".join(found))
+    return found
 
 
 def object_path(store: Store, oid: str) -> Path:

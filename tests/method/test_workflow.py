@@ -30,7 +30,8 @@ def test_planted_effects_come_back_with_signs_and_sizes(env):
     store, key, camp, sim = env
     freeze_stage(store, camp, "screen", key)
     report = run_stage(store, camp, "screen", sim, progress=False)
-    assert report.executed == 16 and report.statuses == {"ok": 16}
+    # 16 design points plus the always-carried anchor, which runs at every gate it is kept
+    assert report.executed == 17 and report.statuses == {"ok": 17}
     _, body = decide_stage(store, camp, "screen", key)
     effects = {e["term"]: e for e in body["statistics"]["effects"]["effects"]}
     assert effects["A"]["effect"] == pytest.approx(0.20, abs=0.01)
@@ -42,7 +43,8 @@ def test_planted_effects_come_back_with_signs_and_sizes(env):
     # top 3 are A low, B high points; base is always carried
     names = [body["conditions"][c]["name"] for c in body["promoted"]]
     assert "base" in names and len(names) == 4
-    assert len(body["runs"]) == 16
+    assert len(body["runs"]) == 17
+    assert body["statistics"]["effects"]["df_resid"] == 10  # 16 coded points, 6 parameters
 
 
 def test_freeze_refuses_second_freeze_and_drifted_file(env, sim_campaign):
@@ -74,13 +76,13 @@ def test_run_is_resumable_and_never_records_twice(env):
     manifest = freeze_stage(store, camp, "screen", key)
     first = run_stage(store, camp, "screen", sim, limit=5, progress=False)
     assert first.executed == 5
-    with pytest.raises(LedgerError, match="11 of 16 declared runs not recorded"):
+    with pytest.raises(LedgerError, match="12 of 17 declared runs not recorded"):
         decide_stage(store, camp, "screen", key)
     second = run_stage(store, camp, "screen", sim, progress=False)
-    assert second.executed == 11 and second.already == 5
+    assert second.executed == 12 and second.already == 5
     third = run_stage(store, camp, "screen", sim, progress=False)
     assert third.executed == 0
-    assert len(manifest_runs(store, manifest)) == 16
+    assert len(manifest_runs(store, manifest)) == 17
 
 
 def test_multi_host_stage_needs_host_block_for_real_executors(env):

@@ -40,8 +40,8 @@ def run(rule, table=BASIC, **kw):
 def test_top_k():
     out = run({"top_k": 2})
     assert out.promoted == ["c1", "c3"] and out.best == "c1"
-    assert any(t.startswith("promoted c3 (wide): rank 2 of 4, mean 1.1") for t in out.trace)
-    assert any(t.startswith("not promoted c2 (bridge): rank 3 of 4") for t in out.trace)
+    assert any(t.startswith("promoted wide [c3]: rank 2 of 4, mean 1.1") for t in out.trace)
+    assert any(t.startswith("not promoted bridge [c2]: rank 3 of 4") for t in out.trace)
 
 
 def test_tie_breaks_by_condition_id():
@@ -56,7 +56,7 @@ def test_within():
     out = run({"within": 0.05})
     assert out.promoted == ["c1"]
     assert any(
-        t.startswith("not promoted c3 (wide): rank 2 of 4, 0.1 above best (margin 0.05)")
+        t.startswith("not promoted wide [c3]: rank 2 of 4, 0.1 above best (margin 0.05)")
         for t in out.trace
     )
 
@@ -93,7 +93,7 @@ def test_no_ok_runs_is_excluded():
 def test_keep_without_data():
     out = run({"top_k": 1, "keep": ["anchor", "deep"]})
     assert out.promoted == ["c1", "c4", "c9"]  # ranked first, unranked keeps last
-    assert "kept c9 (anchor): always carried (no ok data at this stage)" in out.trace
+    assert "kept anchor [c9]: always carried (no ok data at this stage)" in out.trace
     with pytest.raises(LedgerError, match="'nobody'"):
         run({"keep": ["nobody"]})
 
@@ -110,7 +110,7 @@ def test_wins_all_cells():
     table["c3"] = [1.2, 3.0]  # now c1 is first in both cells
     out = run({"wins_all_cells": True}, table)
     assert out.promoted == ["c1"]
-    assert "promoted c1 (base): wins_all_cells, first in all 2 cells" in out.trace
+    assert "promoted base [c1]: wins_all_cells, first in all 2 cells" in out.trace
     # adds to (and deduplicates with) the ranking selectors
     assert run({"wins_all_cells": True, "top_k": 2}, table).promoted == ["c1", "c2"]
 

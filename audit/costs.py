@@ -1,0 +1,220 @@
+"""GPU-hour accounting and counterfactuals (DESIGN §8, a contract).
+
+Why pure functions over plain dicts: `ledger audit`, `ledger report costs` and the HTML report
+must show the same numbers, and a reviewer must be able to redo them by hand. Sums use
+`math.fsum` so that "the parts add up to the total" is a check, not a rounding accident.
+
+Definitions: training GPU-hours = sum(training_seconds x gpus) / 3600; wall GPU-hours uses
+total_seconds. Failed runs (diverged, crashed, timeout) count for the seconds they used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ledger.errors import LedgerError
+
+STATUSES = ("ok", "diverged", "crashed", "timeout")
+BREAKDOWNS = ("stage", "host", "condition", "status")
+REL_TOL = 1e-9
+
+
+def _number(value: Any, where: str, *, minimum: float | None = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LedgerError(f"{where}: expected a number, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out) or (minimum is not None and out < minimum):
+        raise LedgerError(f"{where}: expected a finite number >= {minimum:g}, got {value!r}")
+    return out
+
+
+def _count(value: Any, where: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise LedgerError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise LedgerError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _check_run(i: int, run: Any) -> dict[str, Any]:
+    if not isinstance(run, Mapping):
+        raise LedgerError(f"runs[{i}]: expected a dict, got {type(run).__name__}")
+    for key in ("stage", "condition", "host", "status", "training_seconds", "total_seconds"):
+        if key not in run:
+            raise LedgerError(f"runs[{i}]: missing key {key!r}")
+    status = _text(run["status"], f"runs[{i}].status")
+    if status not in STATUSES:
+        raise LedgerError(f"runs[{i}].status: {status!r} is not one of {', '.join(STATUSES)}")
+    return {
+        "stage": _text(run["stage"], f"runs[{i}].stage"),
+        "condition": _text(run["condition"], f"runs[{i}].condition"),
+        "name": str(run.get("name") or run["condition"]),
+        "host": _text(run["host"], f"runs[{i}].host"),
+        "status": status,
+        "training_seconds": _number(run["training_seconds"], f"runs[{i}].training_seconds"),
+        "total_seconds": _number(run["total_seconds"], f"runs[{i}].total_seconds"),
+        "gpus": _count(run.get("gpus", 1), f"runs[{i}].gpus"),
+    }
+
+
+def _part(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "n_runs": len(rows),
+        "training_gpu_hours": math.fsum(r["training_seconds"] * r["gpus"] for r in rows) / 3600.0,
+        "wall_gpu_hours": math.fsum(r["total_seconds"] * r["gpus"] for r in rows) / 3600.0,
+    }
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+def cost_breakdown(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals and parts by stage, host, condition and status, with sum checks.
+
+    Returns `{"n_runs", "training_gpu_hours", "wall_gpu_hours", "by_stage": {stage: part},
+    "by_host": {...}, "by_condition": {condition_id: part + "name"}, "by_status": {...},
+    "checks": [{"name", "ok", "difference"}]}` where a part is
+    `{"n_runs", "training_gpu_hours", "wall_gpu_hours"}`. Keys of each breakdown are sorted.
+    """
+    rows = [_check_run(i, run) for i, run in enumerate(runs)]
+    out: dict[str, Any] = _part(rows)
+    checks = []
+    for field in BREAKDOWNS:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(row[field], []).append(row)
+        parts = {key: _part(groups[key]) for key in sorted(groups)}
+        if field == "condition":
+            for key, part in parts.items():
+                part["name"] = groups[key][0]["name"]
+        out[f"by_{field}"] = parts
+        sum_train = math.fsum(p["training_gpu_hours"] for p in parts.values())
+        sum_wall = math.fsum(p["wall_gpu_hours"] for p in parts.values())
+        ok = (sum(p["n_runs"] for p in parts.values()) == out["n_runs"]
+              and _close(sum_train, out["training_gpu_hours"])
+              and _close(sum_wall, out["wall_gpu_hours"]))
+        checks.append({
+            "name": f"by_{field} sums to total",
+            "ok": bool(ok),
+            "difference": max(abs(sum_train - out["training_gpu_hours"]),
+                              abs(sum_wall - out["wall_gpu_hours"])),
+        })
+    out["checks"] = checks
+    return out
+
+
+def _check_stage(i: int, stage: Any) -> dict[str, Any]:
+    if not isinstance(stage, Mapping):
+        raise LedgerError(f"stages[{i}]: expected a dict, got {type(stage).__name__}")
+    for key in ("name", "budget_s", "cells", "candidates"):
+        if key not in stage:
+            raise LedgerError(f"stages[{i}]: missing key {key!r}")
+    candidates = stage["candidates"]
+    promoted = stage.get("promoted", [])
+    for key, value in (("candidates", candidates), ("promoted", promoted)):
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise LedgerError(f"stages[{i}].{key}: expected a list of condition ids")
+    return {
+        "name": _text(stage["name"], f"stages[{i}].name"),
+        "budget_s": _number(stage["budget_s"], f"stages[{i}].budget_s"),
+        "cells": _count(stage["cells"], f"stages[{i}].cells"),
+        "gpus": _count(stage.get("gpus", 1), f"stages[{i}].gpus"),
+        "candidates": list(candidates),
+        "promoted": list(promoted),
+        "executed_gpu_hours": _number(stage.get("executed_gpu_hours", 0.0),
+                                      f"stages[{i}].executed_gpu_hours"),
+    }
+
+
+def _per_condition(stage: dict[str, Any]) -> float:
+    """GPU-hours one condition costs at a stage: cells x budget x gpus."""
+    return stage["cells"] * stage["budget_s"] * stage["gpus"] / 3600.0
+
+
+def _planned(stage: dict[str, Any]) -> float:
+    return len(stage["candidates"]) * _per_condition(stage)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per gate that has a next stage: what continuing every candidate would cost.
+
+    `stages` is in protocol order, each `{"name", "budget_s", "cells", "gpus" (default 1),
+    "candidates": [ids], "promoted": [ids], "executed_gpu_hours"}`. Planned costs are nominal
+    (candidates x cells x budget x gpus), so they compare like with like against the
+    counterfactual; what was actually spent is in `executed_gpu_hours`.
+    """
+    plan = [_check_stage(i, s) for i, s in enumerate(stages)]
+    out = []
+    if not plan:
+        return out
+    last = plan[-1]
+    for i, gate in enumerate(plan[:-1]):
+        nxt = plan[i + 1]
+        k = len(gate["candidates"])
+        next_if_all = k * _per_condition(nxt)
+        next_planned = _planned(nxt)
+        final_if_all = k * _per_condition(last)
+        final_planned = _planned(last)
+        remaining = math.fsum(_planned(s) for s in plan[i + 1:])
+        out.append({
+            "gate": gate["name"],
+            "next": nxt["name"],
+            "final": last["name"],
+            "n_candidates": k,
+            "n_promoted": len(gate["promoted"]),
+            "executed_gpu_hours": gate["executed_gpu_hours"],
+            "next_if_all": next_if_all,
+            "next_planned": next_planned,
+            "saved_next": next_if_all - next_planned,
+            "final_if_all": final_if_all,
+            "final_planned": final_planned,
+            "saved_final": final_if_all - final_planned,
+            "protocol_remaining": remaining,
+            "sentence": (
+                f"continuing all {k} candidates of {gate['name']} to {last['name']} would have "
+                f"spent {_fmt(final_if_all)} GPU-hours; the protocol planned {_fmt(final_planned)}"
+            ),
+            "sentence_next": (
+                f"continuing all {k} candidates of {gate['name']} to {nxt['name']} would have "
+                f"spent {_fmt(next_if_all)} GPU-hours; the protocol planned {_fmt(next_planned)}"
+            ),
+        })
+    return out
+
+
+def campaign_totals(stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Executed total against "continue every first-gate candidate through every later stage".
+
+    The counterfactual keeps the first stage as executed and charges each later stage
+    `len(candidates_0) x cells x budget x gpus`; `planned_gpu_hours` is the nominal plan.
+    """
+    plan = [_check_stage(i, s) for i, s in enumerate(stages)]
+    executed = math.fsum(s["executed_gpu_hours"] for s in plan)
+    if not plan:
+        return {"executed_gpu_hours": 0.0, "planned_gpu_hours": 0.0,
+                "all_from_first_gate_gpu_hours": 0.0, "saved_gpu_hours": 0.0,
+                "sentence": "no stages"}
+    first = plan[0]
+    k = len(first["candidates"])
+    everything = first["executed_gpu_hours"] + math.fsum(k * _per_condition(s) for s in plan[1:])
+    return {
+        "executed_gpu_hours": executed,
+        "planned_gpu_hours": math.fsum(_planned(s) for s in plan),
+        "all_from_first_gate_gpu_hours": everything,
+        "saved_gpu_hours": everything - executed,
+        "sentence": (
+            f"the campaign spent {_fmt(executed)} GPU-hours; continuing all {k} candidates of "
+            f"{first['name']} through every later stage would have spent {_fmt(everything)}"
+        ),
+    }

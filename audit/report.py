@@ -1,0 +1,531 @@
+"""Render the report data dict (docs/reports.md) as one self-contained HTML page and Markdown.
+
+Why self-contained: a reviewer must read the evidence without the tool, a network or a CDN, so
+figures are embedded as base64 PNG and the style sheet is inline. Every piece of text from the
+ledger is escaped: condition names and rule values come from campaign files and are untrusted.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import LedgerError
+
+from audit import plots
+
+TOP_KEYS = ("campaign", "generated_at", "tool_version", "audit", "stages", "rank_stability",
+            "costs", "counterfactuals")
+CAMPAIGN_KEYS = ("name", "metric", "factors")
+AUDIT_KEYS = ("verdict", "problems", "checks")
+STAGE_KEYS = ("name", "budget_s", "manifest", "decision", "rule", "cells", "n_runs", "statuses",
+              "conditions", "effects", "significant", "promoted", "trace", "verdicts")
+CONDITION_KEYS = ("condition", "name", "n", "mean", "rank", "promoted")
+COST_KEYS = ("training_gpu_hours", "wall_gpu_hours", "by_stage", "by_host", "by_status", "checks")
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.banner{padding:.8em 1em;border-radius:6px;font-weight:600;margin:1em 0}
+.clean{background:#e3f6e5;border:2px solid #2e8b3a;color:#1d5c26}
+.problems{background:#fde8e6;border:2px solid #c0392b;color:#7d1f14}
+.banner ul{font-weight:400;margin:.4em 0 0}
+pre{background:#f7f7f7;border:1px solid #e2e2e2;padding:.6em;overflow-x:auto;font-size:.88em}
+code{font-size:.9em}.ok{color:#2e8b3a;font-weight:600}.bad{color:#c0392b;font-weight:600}
+.promoted td{background:#fff4e5}img{max-width:100%;height:auto;display:block;margin:.6em 0}
+footer{margin-top:3em;color:#666;font-size:.85em;border-top:1px solid #ddd;padding-top:.6em}
+"""
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _require(obj: Any, keys: Sequence[str], where: str) -> None:
+    if not isinstance(obj, Mapping):
+        raise LedgerError(f"report data: {where}: expected a dict, got {type(obj).__name__}")
+    for key in keys:
+        if key not in obj:
+            raise LedgerError(f"report data: {where}: missing key {key!r}")
+
+
+def _require_list(obj: Any, where: str) -> list[Any]:
+    if isinstance(obj, str | bytes) or not isinstance(obj, Sequence):
+        raise LedgerError(f"report data: {where}: expected a list, got {type(obj).__name__}")
+    return list(obj)
+
+
+def validate_report_data(data: Any) -> None:
+    """Raise LedgerError naming the first missing or mistyped key (shape: docs/reports.md)."""
+    _require(data, TOP_KEYS, "top level")
+    _require(data["campaign"], CAMPAIGN_KEYS, "campaign")
+    if not isinstance(data["campaign"]["factors"], Mapping):
+        raise LedgerError("report data: campaign.factors: expected a dict of letter -> factor")
+    _require(data["audit"], AUDIT_KEYS, "audit")
+    if data["audit"]["verdict"] not in ("clean", "problems"):
+        raise LedgerError(f"report data: audit.verdict: expected 'clean' or 'problems', got "
+                          f"{data['audit']['verdict']!r}")
+    _require_list(data["audit"]["problems"], "audit.problems")
+    for i, check in enumerate(_require_list(data["audit"]["checks"], "audit.checks")):
+        _require(check, ("name", "ok"), f"audit.checks[{i}]")
+    for i, stage in enumerate(_require_list(data["stages"], "stages")):
+        _require(stage, STAGE_KEYS, f"stages[{i}]")
+        for j, cond in enumerate(_require_list(stage["conditions"], f"stages[{i}].conditions")):
+            _require(cond, CONDITION_KEYS, f"stages[{i}].conditions[{j}]")
+        if stage["effects"] is not None:
+            _require(stage["effects"], ("method", "effects"), f"stages[{i}].effects")
+            for j, eff in enumerate(_require_list(stage["effects"]["effects"],
+                                                  f"stages[{i}].effects.effects")):
+                _require(eff, ("term", "effect"), f"stages[{i}].effects.effects[{j}]")
+    for i, row in enumerate(_require_list(data["rank_stability"], "rank_stability")):
+        _require(row, ("from", "to", "rho", "n"), f"rank_stability[{i}]")
+    _require(data["costs"], COST_KEYS, "costs")
+    for i, cf in enumerate(_require_list(data["counterfactuals"], "counterfactuals")):
+        _require(cf, ("gate", "next_if_all", "next_planned", "final_if_all", "final_planned"),
+                 f"counterfactuals[{i}]")
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """A number with fixed decimals; '—' when absent (failed runs, no interval)."""
+    if not _finite(x):
+        return "—" if x is None else str(x)
+    return f"{x:.{digits}f}"
+
+
+def fmt_p(x: Any) -> str:
+    """p and q values: 4 decimals, scientific below 1e-4 so tiny values do not read as 0."""
+    if not _finite(x):
+        return "—"
+    return f"{x:.4f}" if x >= 1e-4 or x == 0 else f"{x:.1e}"
+
+
+def fmt_budget(seconds: Any) -> str:
+    if not _finite(seconds):
+        return str(seconds)
+    s = float(seconds)
+    if s >= 3600 and s % 3600 == 0:
+        return f"{s / 3600:g} h"
+    if s >= 60 and s % 60 == 0:
+        return f"{s / 60:g} min"
+    return f"{s:g} s"
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _md(x: Any) -> str:
+    """Text for a Markdown table cell: HTML-escaped, emphasis and pipes neutralised."""
+    s = html.escape(str(x), quote=False).replace("\n", " ")
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", s)
+
+
+def _short(oid: Any) -> str:
+    return "—" if oid is None else str(oid)[:12]
+
+
+def _id_html(oid: Any) -> str:
+    if oid is None:
+        return "—"
+    return f'<code title="{_esc(oid)}">{_esc(_short(oid))}</code>'
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "stage"
+
+
+def _mean_ci(c: Mapping[str, Any]) -> str:
+    mean = fmt(c.get("mean"))
+    lo, hi = c.get("ci_low"), c.get("ci_high")
+    if _finite(lo) and _finite(hi):
+        return f"{mean} [{fmt(lo)}, {fmt(hi)}]"
+    return mean
+
+
+def _statuses(stage: Mapping[str, Any]) -> str:
+    st = stage.get("statuses") or {}
+    return ", ".join(f"{k}: {v}" for k, v in sorted(st.items())) or "no runs"
+
+
+def _cells(stage: Mapping[str, Any]) -> str:
+    cells = stage.get("cells") or []
+    return "; ".join(f"seed {c[0]} @ {c[1]}" if isinstance(c, Sequence) and len(c) == 2
+                     else str(c) for c in cells) or "—"
+
+
+def _half_width(effects: Mapping[str, Any], e: Mapping[str, Any]) -> str:
+    half = plots.effect_half_width(effects, e)
+    return "—" if half is None else f"± {fmt(half)}"
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _figures(data: Mapping[str, Any]) -> dict[str, bytes]:
+    """File name -> PNG bytes, in a fixed order (names are what the Markdown links to)."""
+    figs = {"effects.png": plots.effects_plot(data["stages"]),
+            "costs.png": plots.costs_plot(data["costs"], data["counterfactuals"])}
+    if sum(1 for s in data["stages"] if s["conditions"]) >= 2:
+        figs["ranks.png"] = plots.ranks_plot(data["stages"])
+    metric = str(data["campaign"]["metric"])
+    for i, stage in enumerate(data["stages"], start=1):
+        if stage["conditions"]:
+            figs[_means_name(i, stage)] = plots.means_plot(stage, metric)
+        if stage["effects"] and stage["effects"].get("effects"):
+            figs[_effects_name(i, stage)] = plots.effects_plot([stage])
+    return figs
+
+
+def _means_name(i: int, stage: Mapping[str, Any]) -> str:
+    return f"means-{i:02d}-{_slug(str(stage['name']))}.png"
+
+
+def _effects_name(i: int, stage: Mapping[str, Any]) -> str:
+    return f"effects-{i:02d}-{_slug(str(stage['name']))}.png"
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+def _img(figs: Mapping[str, bytes], name: str, alt: str) -> str:
+    if name not in figs:
+        return ""
+    b64 = base64.b64encode(figs[name]).decode("ascii")
+    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], num: set[int] | None = None,
+           row_classes: Sequence[str] | None = None) -> str:
+    """Rows are already-escaped HTML cells."""
+    num = num or set()
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    body = []
+    for r, row in enumerate(rows):
+        cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
+        cells = "".join(f'<td class="num">{c}</td>' if j in num else f"<td>{c}</td>"
+                        for j, c in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _ok(flag: Any) -> str:
+    return '<span class="ok">pass</span>' if flag else '<span class="bad">FAIL</span>'
+
+
+def _html_banner(audit: Mapping[str, Any]) -> str:
+    clean = audit["verdict"] == "clean"
+    failed = [c for c in audit["checks"] if not c.get("ok")]
+    text = ("Audit verdict: CLEAN — every check passed" if clean else
+            f"Audit verdict: PROBLEMS — {len(audit['problems'])} problem(s), "
+            f"{len(failed)} failed check(s)")
+    items = [f"<li>{_esc(p)}</li>" for p in audit["problems"]]
+    items += [f"<li>failed check: {_esc(c['name'])} {_esc(c.get('detail') or '')}</li>"
+              for c in failed]
+    lst = f"<ul>{''.join(items)}</ul>" if items else ""
+    return f'<div class="banner {"clean" if clean else "problems"}">{_esc(text)}{lst}</div>'
+
+
+def _html_campaign(data: Mapping[str, Any]) -> str:
+    camp = data["campaign"]
+    rows = []
+    for letter in sorted(camp["factors"]):
+        f = camp["factors"][letter] or {}
+        levels = f.get("levels") or ["?", "?"]
+        lo, hi = (levels + ["?", "?"])[:2]
+        rows.append([_esc(letter), f"<code>{_esc(f.get('key', '?'))}</code>", _esc(lo), _esc(hi)])
+    factors = _table(["factor", "config key", "low (−1)", "high (+1)"], rows) if rows else \
+        "<p>No factors declared.</p>"
+    stages = _table(
+        ["#", "stage", "budget", "runs", "conditions", "promoted"],
+        [[str(i), _esc(s["name"]), _esc(fmt_budget(s["budget_s"])), _esc(s["n_runs"]),
+          _esc(len(s["conditions"])), _esc(", ".join(map(str, s["promoted"])) or "—")]
+         for i, s in enumerate(data["stages"], start=1)], num={0, 3, 4})
+    return (f"<h2>Campaign</h2><p>Campaign <b>{_esc(camp['name'])}</b>; metric "
+            f"<code>{_esc(camp['metric'])}</code> (minimised).</p>{factors}"
+            f"<h3>Stages</h3>{stages}")
+
+
+def _html_stage(i: int, stage: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
+    parts = [f'<h2 id="stage-{i}">Gate {i}: {_esc(stage["name"])} '
+             f'({_esc(fmt_budget(stage["budget_s"]))})</h2>']
+    meta = [
+        ("manifest", _id_html(stage["manifest"])),
+        ("decision", _id_html(stage["decision"]) if stage["decision"] else "not decided yet"),
+        ("frozen at", _esc(stage.get("frozen_at") or "—")),
+        ("decided at", _esc(stage.get("decided_at") or "—")),
+        ("runs", _esc(stage["n_runs"])),
+        ("statuses", _esc(_statuses(stage))),
+        ("cells (seed @ host)", _esc(_cells(stage))),
+        ("promoted", _esc(", ".join(map(str, stage["promoted"])) or "—")),
+    ]
+    parts.append(_table(["", ""], [[_esc(k), v] for k, v in meta]))
+    rule = json.dumps(stage["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    parts.append(f"<h3>Frozen rule</h3><pre>{_esc(rule)}</pre>")
+    conds = sorted(stage["conditions"], key=lambda c: (
+        c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
+    if conds:
+        rows = [[_esc(c["rank"] if c["rank"] is not None else "—"),
+                 f'<span title="{_esc(c["condition"])}">{_esc(c["name"])}</span>',
+                 _esc(c["n"]), _esc(_mean_ci(c)), _esc(fmt(c.get("sd"))),
+                 _esc(c.get("wins", "—")), "✔ promoted" if c["promoted"] else ""]
+                for c in conds]
+        parts.append("<h3>Conditions</h3>" + _table(
+            ["rank", "condition", "n", "mean [95% CI]", "sd", "wins", "promoted"], rows,
+            num={0, 2, 3, 4, 5}, row_classes=["promoted" if c["promoted"] else "" for c in conds]))
+        parts.append(_img(figs, _means_name(i, stage), f"condition means at {stage['name']}"))
+    else:
+        parts.append("<p>No decision yet: no condition statistics.</p>")
+    eff = stage["effects"]
+    if eff:
+        sig = set(stage["significant"] or [])
+        rows = [[_esc(e["term"]), _esc(fmt(e["effect"])), _esc(fmt(e.get("se"))),
+                 _esc(_half_width(eff, e)), _esc(fmt_p(e.get("p"))), _esc(fmt_p(e.get("q"))),
+                 "✔" if e["term"] in sig else ""] for e in eff["effects"]]
+        extra = ", ".join(f"{k} = {fmt(eff.get(k))}" for k in ("pse", "me", "sme")
+                          if eff.get(k) is not None)
+        if eff.get("df_resid") is not None:
+            extra = ", ".join(filter(None, [extra, f"residual df = {eff['df_resid']}"]))
+        parts.append(f"<h3>Main effects ({_esc(eff['method'])})</h3>"
+                     f"<p>{_esc(extra)}</p>" + _table(
+                         ["term", "effect", "se", "95% interval", "p", "q (BH)", "significant"],
+                         rows, num={1, 2, 3, 4, 5}))
+        parts.append(_img(figs, _effects_name(i, stage), f"main effects at {stage['name']}"))
+    if stage["trace"]:
+        parts.append("<h3>Decision trace</h3><ol>" +
+                     "".join(f"<li>{_esc(t)}</li>" for t in stage["trace"]) + "</ol>")
+    if stage["verdicts"]:
+        parts.append("<h3>Check verdicts</h3>" + _table(
+            ["check", "verdict", "detail"],
+            [[_esc(v.get("name", "?")), _ok(v.get("pass")), _esc(v.get("detail") or "")]
+             for v in stage["verdicts"]]))
+    return "\n".join(parts)
+
+
+def _cost_rows(part: Mapping[str, Any], names: bool = False) -> list[list[str]]:
+    rows = []
+    for key, row in part.items():
+        label = f"{row.get('name', '')} ({str(key)[:8]})" if names and row.get("name") else key
+        rows.append([_esc(label), _esc(row["n_runs"]), _esc(fmt(row["training_gpu_hours"], 2)),
+                     _esc(fmt(row["wall_gpu_hours"], 2))])
+    return rows
+
+
+def _html_costs(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
+    costs = data["costs"]
+    out = [f"<h2>Costs</h2><p>Training GPU-hours <b>{fmt(costs['training_gpu_hours'], 2)}</b>, "
+           f"wall GPU-hours <b>{fmt(costs['wall_gpu_hours'], 2)}</b> (failed runs count for "
+           f"the seconds they used).</p>"]
+    headers = ["", "runs", "training GPU-h", "wall GPU-h"]
+    for key, title in (("by_stage", "By stage"), ("by_host", "By host"),
+                       ("by_status", "By status"), ("by_condition", "By condition")):
+        if costs.get(key):
+            out.append(f"<h3>{title}</h3>" + _table(
+                [title.split()[-1], *headers[1:]],
+                _cost_rows(costs[key], names=key == "by_condition"), num={1, 2, 3}))
+    if costs["checks"]:
+        out.append("<h3>Sum checks</h3>" + _table(
+            ["check", "verdict", "difference"],
+            [[_esc(c["name"]), _ok(c["ok"]), _esc(f"{c.get('difference', 0.0):.3g}")]
+             for c in costs["checks"]]))
+    cfs = data["counterfactuals"]
+    if cfs:
+        out.append("<h3>Counterfactuals (nominal GPU-hours)</h3>" + _table(
+            ["gate", "candidates", "next: planned", "next: all", "final: planned", "final: all",
+             "protocol remaining"],
+            [[_esc(cf["gate"]), _esc(cf.get("n_candidates", "—")),
+              _esc(fmt(cf["next_planned"], 2)), _esc(fmt(cf["next_if_all"], 2)),
+              _esc(fmt(cf["final_planned"], 2)), _esc(fmt(cf["final_if_all"], 2)),
+              _esc(fmt(cf.get("protocol_remaining"), 2))] for cf in cfs], num={1, 2, 3, 4, 5, 6}))
+        sentences = [cf[k] for cf in cfs for k in ("sentence_next", "sentence") if cf.get(k)]
+        out.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in sentences) + "</ul>")
+    out.append(_img(figs, "costs.png", "executed and counterfactual GPU-hours"))
+    return "\n".join(out)
+
+
+def _html_ranks(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
+    rows = data["rank_stability"]
+    if not rows:
+        return "<h2>Rank stability</h2><p>Fewer than two decided stages.</p>"
+    table = _table(["from", "to", "Spearman ρ", "shared conditions"],
+                   [[_esc(r["from"]), _esc(r["to"]), _esc(fmt(r["rho"], 3)), _esc(r["n"])]
+                    for r in rows], num={2, 3})
+    return f"<h2>Rank stability</h2>{table}" + _img(figs, "ranks.png", "ranks across stages")
+
+
+def _render_html(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
+    name = str(data["campaign"]["name"])
+    stages = "\n".join(_html_stage(i, s, figs) for i, s in enumerate(data["stages"], start=1))
+    body = [
+        f"<h1>Staged screening report: {_esc(name)}</h1>",
+        _html_banner(data["audit"]),
+        _html_campaign(data),
+        "<h2>Main effects by budget</h2>" + _img(figs, "effects.png", "main effects by budget"),
+        stages,
+        _html_ranks(data, figs),
+        _html_costs(data, figs),
+    ]
+    checks = data["audit"]["checks"]
+    if checks:
+        body.append("<h2>Audit checks</h2>" + _table(
+            ["check", "verdict", "detail"],
+            [[_esc(c["name"]), _ok(c["ok"]), _esc(c.get("detail") or "")] for c in checks]))
+    body.append(f"<footer>Generated {_esc(data['generated_at'])} by gateledger "
+                f"{_esc(data['tool_version'])}. Every number here is re-derivable with "
+                f"<code>ledger audit</code> from the signed objects and journals.</footer>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_esc(name)} — gateledger report</title><style>{CSS}</style></head>"
+            f"<body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(_md(h) for h in headers) + " |",
+           "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
+    camp, audit = data["campaign"], data["audit"]
+    lines = [f"# Staged screening report: {_md(camp['name'])}", ""]
+    verdict = "CLEAN" if audit["verdict"] == "clean" else "PROBLEMS"
+    lines += [f"**Audit verdict: {verdict}**", ""]
+    lines += [f"- {_md(p)}" for p in audit["problems"]]
+    lines += [f"- failed check: {_md(c['name'])} {_md(c.get('detail') or '')}"
+              for c in audit["checks"] if not c.get("ok")]
+    lines += ["", "## Campaign", "", f"Campaign {_md(camp['name'])}; metric "
+              f"{_md(camp['metric'])} (minimised).", ""]
+    factor_rows = []
+    for letter in sorted(camp["factors"]):
+        f = camp["factors"][letter] or {}
+        lo, hi = ((f.get("levels") or []) + ["?", "?"])[:2]
+        factor_rows.append([letter, f.get("key", "?"), lo, hi])
+    if factor_rows:
+        lines += _md_table(["factor", "config key", "low (-1)", "high (+1)"], factor_rows)
+    if "effects.png" in figs:
+        lines += ["## Main effects by budget", "", "![main effects by budget](effects.png)", ""]
+    for i, s in enumerate(data["stages"], start=1):
+        lines += [f"## Gate {i}: {_md(s['name'])} ({_md(fmt_budget(s['budget_s']))})", ""]
+        lines += [f"- manifest: `{s['manifest']}`",
+                  f"- decision: `{s['decision']}`" if s["decision"] else "- decision: not yet",
+                  f"- frozen at: {_md(s.get('frozen_at') or '—')}; decided at: "
+                  f"{_md(s.get('decided_at') or '—')}",
+                  f"- runs: {_md(s['n_runs'])} ({_md(_statuses(s))}); cells: {_md(_cells(s))}",
+                  f"- promoted: {_md(', '.join(map(str, s['promoted'])) or '—')}", ""]
+        rule = json.dumps(s["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        lines += ["Frozen rule:", "", "```json", rule.replace("```", "'''"), "```", ""]
+        conds = sorted(s["conditions"], key=lambda c: (
+            c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
+        if conds:
+            lines += _md_table(["rank", "condition", "n", "mean [95% CI]", "wins", "promoted"],
+                               [[c["rank"] if c["rank"] is not None else "—", c["name"], c["n"],
+                                 _mean_ci(c), c.get("wins", "—"), "yes" if c["promoted"] else ""]
+                                for c in conds])
+            lines += [f"![condition means]({_means_name(i, s)})", ""]
+        eff = s["effects"]
+        if eff:
+            sig = set(s["significant"] or [])
+            lines += [f"Main effects ({_md(eff['method'])}):", ""]
+            lines += _md_table(["term", "effect", "se", "95% interval", "p", "q (BH)", "sig"],
+                               [[e["term"], fmt(e["effect"]), fmt(e.get("se")),
+                                 _half_width(eff, e), fmt_p(e.get("p")), fmt_p(e.get("q")),
+                                 "yes" if e["term"] in sig else ""] for e in eff["effects"]])
+            lines += [f"![main effects]({_effects_name(i, s)})", ""]
+        if s["trace"]:
+            lines += ["Decision trace:", ""] + [f"1. {_md(t)}" for t in s["trace"]] + [""]
+        if s["verdicts"]:
+            lines += _md_table(["check", "verdict", "detail"],
+                               [[v.get("name", "?"), "pass" if v.get("pass") else "FAIL",
+                                 v.get("detail") or ""] for v in s["verdicts"]])
+    lines += ["## Rank stability", ""]
+    if data["rank_stability"]:
+        lines += _md_table(["from", "to", "Spearman rho", "shared conditions"],
+                           [[r["from"], r["to"], fmt(r["rho"], 3), r["n"]]
+                            for r in data["rank_stability"]])
+        if "ranks.png" in figs:
+            lines += ["![ranks across stages](ranks.png)", ""]
+    else:
+        lines += ["Fewer than two decided stages.", ""]
+    costs = data["costs"]
+    lines += ["## Costs", "", f"Training GPU-hours {fmt(costs['training_gpu_hours'], 2)}, wall "
+              f"GPU-hours {fmt(costs['wall_gpu_hours'], 2)}.", ""]
+    for key in ("by_stage", "by_host", "by_status"):
+        if costs.get(key):
+            lines += _md_table([key.removeprefix("by_"), "runs", "training GPU-h", "wall GPU-h"],
+                               [[k, r["n_runs"], fmt(r["training_gpu_hours"], 2),
+                                 fmt(r["wall_gpu_hours"], 2)] for k, r in costs[key].items()])
+    lines += _md_table(["check", "verdict", "difference"],
+                       [[c["name"], "pass" if c["ok"] else "FAIL",
+                         f"{c.get('difference', 0.0):.3g}"] for c in costs["checks"]])
+    for cf in data["counterfactuals"]:
+        lines += [f"- {_md(cf[k])}" for k in ("sentence_next", "sentence") if cf.get(k)]
+    lines += ["", "![executed and counterfactual GPU-hours](costs.png)", "", "---", "",
+              f"Generated {_md(data['generated_at'])} by gateledger {_md(data['tool_version'])}.",
+              ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- API
+
+
+def _render(data: Mapping[str, Any]) -> tuple[str, str, dict[str, bytes]]:
+    validate_report_data(data)
+    figs = _figures(data)
+    return _render_html(data, figs), _render_md(data, figs), figs
+
+
+def render_report(data: Mapping[str, Any]) -> tuple[str, str]:
+    """(self-contained HTML, Markdown). The Markdown links PNGs by bare file name."""
+    html_text, md_text, _ = _render(data)
+    return html_text, md_text
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(data: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
+    """Write report.html, report.md and the PNGs next to them, each atomically.
+
+    Returns `{"html": path, "md": path, "<name>.png": path, ...}`. Figures go first and the
+    HTML last, so a reader never finds a page whose images are not there yet.
+    """
+    html_text, md_text, figs = _render(data)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, png in figs.items():
+        _atomic_write(out_dir / name, png)
+        paths[name] = out_dir / name
+    _atomic_write(out_dir / "report.md", md_text.encode("utf-8"))
+    _atomic_write(out_dir / "report.html", html_text.encode("utf-8"))
+    return {"html": out_dir / "report.html", "md": out_dir / "report.md", **paths}

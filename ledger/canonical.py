@@ -1,0 +1,70 @@
+"""RFC 8785 canonical JSON, SHA-256 ids, and object-id checks.
+
+Why one module: every hash in the ledger (object ids, signatures, journal chains) is taken
+over these exact bytes, so there must be exactly one way to produce them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from typing import Any
+
+import rfc8785
+
+from ledger.errors import CanonicalError, LedgerError
+
+_ID = re.compile(r"[0-9a-f]{64}")
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """The RFC 8785 bytes of `obj`; NaN, inf, bytes, non-string keys... are refused."""
+    try:
+        return rfc8785.dumps(obj)
+    except (ValueError, TypeError, RecursionError) as exc:
+        where = _bad_path(obj, "$") or "$"
+        raise CanonicalError(f"cannot encode {where} as canonical JSON: {exc}") from None
+
+
+def _bad_path(obj: Any, path: str) -> str | None:
+    """JSONPath-like location of the first value RFC 8785 cannot represent."""
+    if obj is None or isinstance(obj, bool | str):
+        return None
+    if isinstance(obj, int):
+        return None if abs(obj) <= _MAX_SAFE_INT else path
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else path
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                return f"{path}[{key!r}]"
+            found = _bad_path(value, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(obj, list | tuple):
+        for i, value in enumerate(obj):
+            found = _bad_path(value, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return path
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lower-case hex SHA-256: the id of stored bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_object_id(s: Any) -> bool:
+    """Whether `s` looks like an object id (64 lower-case hex characters)."""
+    return isinstance(s, str) and _ID.fullmatch(s) is not None
+
+
+def check_object_id(s: Any) -> str:
+    """Return `s` if it is an object id, else raise a one-line LedgerError."""
+    if not is_object_id(s):
+        raise LedgerError(f"not an object id: {s!r} (expected 64 lower-case hex characters)")
+    return s

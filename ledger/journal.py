@@ -1,0 +1,270 @@
+"""One append-only, hash-chained journal per writing host: `parts/<host>/journal.jsonl`.
+
+Each line is the canonical JSON of `{"seq","prev","kind","object","run","manifest","at"}`
+where `prev` is the sha256 of the previous line's bytes (64 zeros for the first line), so a
+deleted, inserted, reordered or edited event breaks the chain. A small `journal.head` file
+next to it records the last acknowledged `{"host","seq","hash"}`, so that an edit of the
+*last* line (which no later line chains to) or a truncation is caught too.
+
+Crash choice (kept simple): an append writes one line plus its newline, fsyncs, then
+rewrites the head. A process killed mid-write leaves a last line without its newline; that
+line was never acknowledged, so readers ignore it and the next append truncates it. A head
+that lags one event behind (killed between the two writes) is accepted and repaired by the
+next append. Anything else is reported by `verify`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
+from ledger.errors import IntegrityError, LedgerError
+from ledger.fsutil import atomic_write, ensure_dir
+from ledger.problems import Problem
+
+ZERO = "0" * 64
+EVENT_KINDS = frozenset(
+    {"manifest_frozen", "amended", "run_started", "run_recorded", "decision_made", "anchor"}
+)
+EVENT_FIELDS = frozenset({"seq", "prev", "kind", "object", "run", "manifest", "at"})
+LOCK_TIMEOUT_S = 60.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _tail(fh: Any, size: int) -> tuple[bytes | None, int, int]:
+    """(last complete line, byte length of complete lines, number of newlines seen so far).
+
+    Reads backwards from the end in growing chunks, so an append costs the same whether the
+    journal holds ten events or a million.
+    """
+    if size == 0:
+        return None, 0, 0
+    chunk = 4096
+    while True:
+        start = max(0, size - chunk)
+        fh.seek(start)
+        buf = fh.read(size - start)
+        last_nl = buf.rfind(b"\n")
+        if last_nl < 0 and start > 0:
+            chunk *= 4
+            continue
+        if last_nl < 0:
+            return None, 0, 0
+        end = start + last_nl + 1
+        prev_nl = buf.rfind(b"\n", 0, last_nl)
+        if prev_nl < 0 and start > 0:
+            chunk *= 4
+            continue
+        return buf[prev_nl + 1 : last_nl], end, 1
+
+
+class Journal:
+    """A host's journal: append events under a file lock, read them, verify the chain."""
+
+    def __init__(self, path: Path | str, host: str) -> None:
+        self.path = Path(path)
+        self.host = host
+        self.head_path = self.path.with_name("journal.head")
+        self.lock_path = Path(str(self.path) + ".lock")
+
+    def __repr__(self) -> str:
+        return f"Journal({str(self.path)!r}, host={self.host!r})"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        kind: str,
+        *,
+        object: str | None = None,  # noqa: A002 - the field is called "object" on disk
+        run: str | None = None,
+        manifest: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one event and return it once it is durable (fsynced)."""
+        if kind not in EVENT_KINDS:
+            raise LedgerError(f"unknown journal event kind {kind!r}")
+        for name, value in (("object", object), ("manifest", manifest)):
+            if value is not None and not is_object_id(value):
+                raise LedgerError(f"journal event {name} is not an object id: {value!r}")
+        if run is not None and not isinstance(run, str):
+            raise LedgerError(f"journal event run must be a string, not {run!r}")
+        ensure_dir(self.path.parent)
+        try:
+            with FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S):
+                return self._append_locked(kind, object, run, manifest)
+        except Timeout:
+            raise LedgerError(f"journal {self.path} is locked by another process") from None
+        except OSError as exc:
+            raise LedgerError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+
+    def _append_locked(
+        self, kind: str, obj: str | None, run: str | None, manifest: str | None
+    ) -> dict[str, Any]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        with os.fdopen(fd, "r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            last, end, _ = _tail(fh, size)
+            if end != size:
+                self._drop_torn_tail(fh, end)
+            if last is None:
+                seq, prev = 0, ZERO
+            else:
+                try:
+                    previous = json.loads(last)
+                    seq = int(previous["seq"]) + 1
+                except (ValueError, KeyError, TypeError):
+                    raise IntegrityError(
+                        f"journal {self.path}: last line is damaged; run `ledger verify`"
+                    ) from None
+                prev = sha256_hex(last)
+            event = {
+                "seq": seq,
+                "prev": prev,
+                "kind": kind,
+                "object": obj,
+                "run": run,
+                "manifest": manifest,
+                "at": _now(),
+            }
+            line = canonical_bytes(event)
+            fh.seek(end)
+            fh.write(line + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        head = {"host": self.host, "seq": seq, "hash": sha256_hex(line)}
+        atomic_write(self.head_path, canonical_bytes(head), sync_dir=False)
+        return event
+
+    def _drop_torn_tail(self, fh: Any, end: int) -> None:
+        """Truncate a line cut short by a crash, unless the head says it was acknowledged."""
+        recorded = self._read_head()
+        complete = end  # bytes of complete lines; count them only if the head needs it
+        if recorded is not None and recorded.get("seq") is not None:
+            fh.seek(0)
+            n_lines = fh.read(complete).count(b"\n")
+            if int(recorded["seq"]) >= n_lines:
+                raise IntegrityError(
+                    f"journal {self.path}: its last acknowledged event is damaged "
+                    f"(no newline); run `ledger verify`"
+                )
+        fh.truncate(end)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+    def _read_head(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.head_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {"seq": None}
+        return value if isinstance(value, dict) else {"seq": None}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def lines(self) -> tuple[list[bytes], bytes]:
+        """Complete lines (without newline) and any torn tail after the last newline."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return [], b""
+        except OSError as exc:
+            raise LedgerError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        cut = data.rfind(b"\n") + 1
+        body, torn = data[:cut], data[cut:]
+        return (body[:-1].split(b"\n") if body else []), torn
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every acknowledged event, in order (IntegrityError on an unreadable line)."""
+        out = []
+        for i, line in enumerate(self.lines()[0]):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                raise IntegrityError(f"journal {self.path}: line {i + 1} is not valid JSON") from None
+            if not isinstance(event, dict):
+                raise IntegrityError(f"journal {self.path}: line {i + 1} is not an event")
+            out.append(event)
+        return out
+
+    def head(self) -> dict[str, Any] | None:
+        """`{"host","seq","hash"}` of the last acknowledged event, or None if empty."""
+        lines = self.lines()[0]
+        if not lines:
+            return None
+        last = json.loads(lines[-1])
+        return {"host": self.host, "seq": last.get("seq"), "hash": sha256_hex(lines[-1])}
+
+    def contains(self, seq: int, digest: str) -> bool:
+        """Whether line `seq` exists and hashes to `digest` (anchors use this)."""
+        lines = self.lines()[0]
+        return isinstance(seq, int) and 0 <= seq < len(lines) and sha256_hex(lines[seq]) == digest
+
+    # -- checking --------------------------------------------------------------------------
+
+    def verify(self, lines: list[bytes] | None = None) -> list[Problem]:
+        """Chain, sequence, field and head checks; one Problem per broken spot."""
+        where = f"parts/{self.host}/journal.jsonl"
+        if lines is None:
+            lines = self.lines()[0]
+        problems: list[Problem] = []
+        prev_hash = ZERO
+        for i, line in enumerate(lines):
+            message = _check_line(line, i, prev_hash)
+            if message:
+                problems.append(Problem(where, f"line {i + 1}: {message}"))
+            prev_hash = sha256_hex(line)
+        problems += self._verify_head(where, lines)
+        return problems
+
+    def _verify_head(self, where: str, lines: list[bytes]) -> list[Problem]:
+        recorded = self._read_head()
+        n = len(lines)
+        if recorded is None:
+            if n > 1:
+                return [Problem(where, "journal.head is missing")]
+            return []
+        if set(recorded) != {"host", "seq", "hash"} or recorded.get("host") != self.host:
+            return [Problem(where, "journal.head is damaged")]
+        seq, digest = recorded["seq"], recorded["hash"]
+        if not isinstance(seq, int) or seq < 0:
+            return [Problem(where, "journal.head is damaged")]
+        if seq >= n:
+            return [Problem(where, f"journal ends at seq {n - 1} but its head records seq "
+                                   f"{seq}: events were removed or the last line damaged")]
+        if sha256_hex(lines[seq]) != digest:
+            return [Problem(where, f"line {seq + 1} (seq {seq}) does not match journal.head: "
+                                   f"the event or the head was edited")]
+        if seq < n - 2:
+            return [Problem(where, f"journal.head records seq {seq} but the journal goes on "
+                                   f"to seq {n - 1}: events appended outside the ledger")]
+        return []
+
+
+def _check_line(line: bytes, i: int, prev_hash: str) -> str | None:
+    """Why line `i` breaks the chain, or None."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return "not valid JSON (edited or damaged)"
+    if not isinstance(event, dict) or set(event) != EVENT_FIELDS:
+        return "not a journal event (fields edited)"
+    if event["seq"] != i:
+        return f"seq {event['seq']!r} where {i} was expected (event deleted, inserted or reordered)"
+    if event["prev"] != prev_hash:
+        return "does not chain to the line before it (an event was edited, deleted, inserted or reordered)"
+    if event["kind"] not in EVENT_KINDS:
+        return f"unknown event kind {event['kind']!r}"
+    for name in ("object", "manifest"):
+        if event[name] is not None and not is_object_id(event[name]):
+            return f"{name} is not an object id"
+    return None

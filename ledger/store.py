@@ -1,0 +1,236 @@
+"""The content-addressed object store: `parts/<host>/objects/ab/<sha256>`.
+
+Why parts: each host only ever creates files under its own part, so hosts merge their
+stores (DVC push/pull, git branches) by union without ever editing the same file. Reads
+look in every part; the same id is the same bytes wherever it lies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
+from ledger.errors import IntegrityError, LedgerError
+from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
+from ledger.journal import Journal
+from ledger.keys import Keyring, SigningKey
+from ledger.signing import sign_object, unsigned_object
+
+STORE_FORMAT = {"format": "gateledger-store", "version": 1}
+_HOST_BAD = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def sanitize_host(name: str) -> str:
+    """Host names become folder names: keep [A-Za-z0-9._-], replace the rest by '-'."""
+    clean = _HOST_BAD.sub("-", name.strip()).strip(".") or "host"
+    return clean[:64]
+
+
+def default_host() -> str:
+    """LEDGER_HOST, else the short hostname, sanitized for use as a folder name."""
+    env = os.environ.get("LEDGER_HOST")
+    return sanitize_host(env if env else socket.gethostname().split(".")[0])
+
+
+class Store:
+    """A ledger store rooted at `root`, writing objects and journal events as `host`."""
+
+    def __init__(self, root: Path | str, host: str | None = None) -> None:
+        self.root = Path(root)
+        self.host = sanitize_host(host) if host else default_host()
+        self._keyring: Keyring | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r}, host={self.host!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, root: Path | str, host: str | None = None) -> Store:
+        """Create (or keep) a store: store.json, keys/, parts/, anchors/. Idempotent."""
+        root = Path(root)
+        marker = root / "store.json"
+        if marker.exists():
+            return cls.open(root, host)
+        if root.exists() and not root.is_dir():
+            raise LedgerError(f"cannot create store at {root}: not a folder")
+        for sub in ("keys", "parts", "anchors"):
+            ensure_dir(root / sub)
+        atomic_write(marker, canonical_bytes(STORE_FORMAT))
+        return cls(root, host)
+
+    @classmethod
+    def open(cls, root: Path | str, host: str | None = None) -> Store:
+        """Open an existing store (LedgerError if there is none at `root`)."""
+        root = Path(root)
+        marker = root / "store.json"
+        try:
+            data = marker.read_bytes()
+        except FileNotFoundError:
+            raise LedgerError(f"no ledger store at {root} (run `ledger init`)") from None
+        except OSError as exc:
+            raise LedgerError(f"cannot read {marker}: {exc.strerror or exc}") from None
+        try:
+            meta = json.loads(data)
+        except ValueError:
+            raise LedgerError(f"{marker} is not valid JSON") from None
+        if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
+            raise LedgerError(f"{marker} does not describe a gateledger store")
+        if meta.get("version") != STORE_FORMAT["version"]:
+            raise LedgerError(f"{marker}: unsupported store version {meta.get('version')!r}")
+        return cls(root, host)
+
+    # -- layout ----------------------------------------------------------------------------
+
+    @property
+    def parts_dir(self) -> Path:
+        return self.root / "parts"
+
+    def parts(self) -> list[str]:
+        """Hosts that have a part here (this host first is not implied: sorted)."""
+        try:
+            return sorted(
+                e.name for e in os.scandir(self.parts_dir)
+                if e.is_dir() and not e.name.startswith(".")
+            )
+        except FileNotFoundError:
+            return []
+
+    def _object_path(self, host: str, oid: str) -> Path:
+        return self.parts_dir / host / "objects" / oid[:2] / oid
+
+    def path_of(self, oid: str) -> Path | None:
+        """Where object `oid` lies (own part first), or None."""
+        check_object_id(oid)
+        own = self._object_path(self.host, oid)
+        if own.is_file():
+            return own
+        for host in self.parts():
+            if host != self.host:
+                path = self._object_path(host, oid)
+                if path.is_file():
+                    return path
+        return None
+
+    def exists(self, oid: str) -> bool:
+        return is_object_id(oid) and self.path_of(oid) is not None
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store `data` immutably (read-only file, atomic write); return its id."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise LedgerError(f"objects are bytes, not {type(data).__name__}")
+        data = bytes(data)
+        oid = sha256_hex(data)
+        if self.path_of(oid) is not None:
+            return oid
+        target = self._object_path(self.host, oid)
+        atomic_write(target, data, mode=0o444)
+        return oid
+
+    def put_json(self, obj: dict[str, Any]) -> str:
+        """Store the canonical bytes of a JSON object; return its id."""
+        if not isinstance(obj, dict):
+            raise LedgerError(f"JSON objects must be dicts, not {type(obj).__name__}")
+        return self.put_bytes(canonical_bytes(obj))
+
+    def get_bytes(self, oid: str) -> bytes:
+        """The bytes of `oid`, re-hashed (IntegrityError if they no longer match)."""
+        path = self.path_of(oid)
+        if path is None:
+            raise LedgerError(f"unknown object ID {oid}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LedgerError(f"cannot read object {oid}: {exc.strerror or exc}") from None
+        if sha256_hex(data) != oid:
+            raise IntegrityError(f"object {oid} is corrupted: its bytes no longer hash to its id")
+        return data
+
+    def get_json(self, oid: str) -> dict[str, Any]:
+        """The parsed JSON object `oid` (IntegrityError if it is not a JSON object)."""
+        data = self.get_bytes(oid)
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise IntegrityError(f"object {oid} is not a JSON object") from None
+        if not isinstance(obj, dict):
+            raise IntegrityError(f"object {oid} is not a JSON object")
+        return obj
+
+    def iter_objects(self) -> Iterator[tuple[str, Path]]:
+        """Every (id, path) in every part, sorted by id then part; temp files skipped."""
+        found: list[tuple[str, str, Path]] = []
+        for host in self.parts():
+            base = self.parts_dir / host / "objects"
+            try:
+                fans = sorted((e for e in os.scandir(base) if e.is_dir()), key=lambda e: e.name)
+            except FileNotFoundError:
+                continue
+            for fan in fans:
+                for entry in os.scandir(fan.path):
+                    if not entry.name.startswith(TMP_PREFIX):
+                        found.append((entry.name, host, Path(entry.path)))
+        found.sort()
+        for oid, _host, path in found:
+            yield oid, path
+
+    def leftovers(self) -> list[Path]:
+        """Temp files left by interrupted writes: harmless, reported, never read."""
+        out = []
+        for host in self.parts():
+            part = self.parts_dir / host
+            out += [p for p in part.rglob(f"{TMP_PREFIX}*") if p.is_file()]
+        for sub in ("keys", "anchors"):
+            out += [p for p in (self.root / sub).glob(f"{TMP_PREFIX}*") if p.is_file()]
+        return sorted(out)
+
+    # -- journals, keys, signed objects ----------------------------------------------------
+
+    def journal(self, host: str | None = None) -> Journal:
+        """This host's journal (or `host`'s)."""
+        name = sanitize_host(host) if host else self.host
+        return Journal(self.parts_dir / name / "journal.jsonl", name)
+
+    def journals(self) -> list[Journal]:
+        """Every host's journal that exists, sorted by host."""
+        return [
+            Journal(self.parts_dir / h / "journal.jsonl", h)
+            for h in self.parts()
+            if (self.parts_dir / h / "journal.jsonl").is_file()
+        ]
+
+    def keyring(self) -> Keyring:
+        if self._keyring is None:
+            self._keyring = Keyring(self.root / "keys")
+        return self._keyring
+
+    def put_signed(self, kind: str, body: dict[str, Any], key: SigningKey) -> str:
+        """Sign and store; the signer's public key joins the keyring so verify can check it."""
+        obj = sign_object(kind, body, key)
+        data = canonical_bytes(obj)
+        if not self.keyring().has(key.key_id):
+            self.keyring().add(key.public_record())
+        return self.put_bytes(data)
+
+    def put_unsigned(self, kind: str, body: dict[str, Any]) -> str:
+        return self.put_json(unsigned_object(kind, body))
+
+
+def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
+    """Object `oid`'s body, checking that it is a `kind` (LedgerError naming it otherwise)."""
+    obj = store.get_json(check_object_id(oid))
+    if obj.get("kind") != kind or not isinstance(obj.get("body"), dict):
+        raise LedgerError(f"object {oid} is a {obj.get('kind')!r}, not a {kind}")
+    return obj["body"]
+
+
+__all__ = ["STORE_FORMAT", "Store", "default_host", "load_object", "sanitize_host",
+           "IntegrityError"]

@@ -1,0 +1,75 @@
+"""A small store holding one of every kind of stored file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from ledger.anchor import make_anchor
+from ledger.ingest import ingest, record_run_start
+from ledger.keys import SigningKey, generate_key
+from ledger.manifest import freeze
+from ledger.store import Store
+
+
+def make_plan(n_conditions: int = 2, hosts: tuple[str, ...] = ("h1",)) -> dict:
+    conds = {f"c{i}": {"name": f"c{i}", "config": {"depth": 2 + i}} for i in range(n_conditions)}
+    runs = [{"condition": c, "seed": 0, "host": h} for c in conds for h in hosts]
+    return {"campaign": "t", "stage": "screen", "budget_s": 60, "runs": runs,
+            "conditions": conds, "rule": {"top_k": 1}, "analysis": {"metric": "val_bpb"},
+            "runner": {"kind": "builtin"}, "data_sha256": None, "parent": None}
+
+
+def make_log(manifest: str | None, val: float = 1.25, summary: bool = True) -> bytes:
+    lines = [
+        f'{{"type":"header","manifest":{"null" if manifest is None else chr(34) + manifest + chr(34)},'
+        '"runner":"builtin","seed":0,"started_at":"2026-01-01T00:00:00Z"}',
+        '{"type":"step","step":1,"train_seconds":1.5,"loss":3.0,"lr":0.01,"tokens":100}',
+        '{"type":"step","step":2,"train_seconds":3.0,"loss":2.5,"lr":0.01,"tokens":200}',
+    ]
+    if summary:
+        lines.append(f'{{"type":"eval","val_bpb":{val},"eval_tokens":10,"eval_bytes":10}}')
+        lines.append(
+            f'{{"type":"summary","status":"ok","val_bpb":{val},"training_seconds":60.0,'
+            '"total_seconds":65.5,"num_steps":2,"total_tokens":200,"num_params":1000,'
+            '"peak_mem_mb":null,"tokens_per_s":3.3,"mfu":null,"warmup_seconds":1,'
+            '"eval_seconds":2}'
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass
+class Filled:
+    store: Store
+    key: SigningKey
+    manifest: str
+    runs: list[str]
+    decision: str
+    anchor: str
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store.init(tmp_path / ".ledger", host="h1")
+
+
+@pytest.fixture
+def key() -> SigningKey:
+    return generate_key("tester")
+
+
+@pytest.fixture
+def filled(store, key) -> Filled:
+    manifest = freeze(store, make_plan(), key)
+    runs = []
+    for i, cond in enumerate(("c0", "c1")):
+        record_run_start(store, manifest, cond, 0, "h1")
+        runs.append(ingest(store, make_log(manifest, 1.2 + i / 10), manifest=manifest,
+                           condition=cond, seed=0, host="h1"))
+    body = {"manifest": manifest, "stage": "screen", "runs": sorted(runs), "promoted": ["c0"],
+            "decided_at": "2026-01-01T00:00:00+00:00", "decider": key.key_id}
+    decision = store.put_signed("decision", body, key)
+    store.journal().append("decision_made", object=decision, manifest=manifest)
+    anchor, _ = make_anchor(store, key)
+    return Filled(store, key, manifest, runs, decision, anchor)

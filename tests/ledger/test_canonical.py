@@ -1,0 +1,80 @@
+"""RFC 8785 reference vectors, refusals, and object-id checks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
+from ledger.errors import CanonicalError, LedgerError
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1e30, b"1e+30"),
+        (4.50, b"4.5"),
+        (0.002, b"0.002"),
+        (1e-7, b"1e-7"),
+        (-0.0, b"0"),
+        (333333333.33333329, b"333333333.3333333"),
+        (1e21, b"1e+21"),
+        (1e20, b"100000000000000000000"),
+        (9007199254740991, b"9007199254740991"),
+        (5e-324, b"5e-324"),
+        ("\u20ac", '"\u20ac"'.encode()),
+        ("\u000f", b'"\\u000f"'),
+        ("\n\"\\/", b'"\\n\\"\\\\/"'),
+        (True, b"true"),
+        (None, b"null"),
+    ],
+)
+def test_rfc8785_vectors(value, expected):
+    assert canonical_bytes(value) == expected
+
+
+def test_key_order_by_utf16_code_units():
+    # RFC 8785 section 3.2.3 example: sorting by UTF-16 code units, not code points
+    obj = {"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
+           "1": "One", "\U0001f600": "Emoji: Grinning Face", "\u0080": "Control",
+           "\u00f6": "Latin Small Letter O With Diaeresis"}
+    order = list(json.loads(canonical_bytes(obj)))
+    assert order == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
+
+
+def test_rfc_example_object():
+    obj = {"numbers": [333333333.33333329, 1e30, 4.50, 2e-3, 0.000000000000000000000000001],
+           "string": "\u20ac$\u000f\u000aA'\u0042\u0022\u005c\\\"/",
+           "literals": [None, True, False]}
+    expected = ('{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,'
+                '1e-27],"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}').encode()
+    assert canonical_bytes(obj) == expected
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_refused_with_path(bad):
+    with pytest.raises(CanonicalError, match=r"\$\.a\.b\[1\]"):
+        canonical_bytes({"a": {"b": [1, bad]}})
+
+
+@pytest.mark.parametrize("bad", [b"x", {1, 2}, object(), 2**60])
+def test_non_json_types_refused(bad):
+    with pytest.raises(CanonicalError, match=r"\$\.x"):
+        canonical_bytes({"x": bad})
+
+
+def test_non_string_key_refused():
+    with pytest.raises(CanonicalError):
+        canonical_bytes({1: 2})
+
+
+def test_object_ids():
+    oid = sha256_hex(b"abc")
+    assert oid == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert is_object_id(oid) and check_object_id(oid) == oid
+    for bad in (oid.upper(), oid[:-1], oid + "0", "g" * 64, None, 5):
+        assert not is_object_id(bad)
+    with pytest.raises(LedgerError, match="not an object id"):
+        check_object_id("xyz")
