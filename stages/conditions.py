@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import canonical_bytes, sha256_hex
-
 from ledger.errors import LedgerError
 from stages.campaign import Campaign, Factor, StageSpec
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.errors import LedgerError
 from ledger.keys import SigningKey
 from ledger.store import Store
-
-from ledger.errors import LedgerError
 from stages.campaign import Factor
 from stages.conditions import make_condition
 from stages.lookup import manifest_decision, manifest_runs

@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.errors import LedgerError
 from ledger.ingest import ingest, record_run_start, recorded_runs
 from ledger.store import Store
-
-from ledger.errors import LedgerError
 from stages.campaign import Campaign
 from stages.executors.base import Executor, RunTask
 from stages.plan import frozen_manifest

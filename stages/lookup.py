@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.store import Store
-
 from ledger.errors import LedgerError
+from ledger.store import Store
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ledger.errors import LedgerError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.store import Store
-
-from ledger.errors import LedgerError
 from stages.campaign import Campaign, StageSpec
 from stages.conditions import Condition, design_conditions, named_condition
 from stages.lookup import Entry, current_manifest, manifest_decision
