@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ledger.store import Store
-
 from audit.costs import cost_breakdown, counterfactuals
 from audit.rederive import AuditResult, _cost_row
+from ledger.store import Store
 
 
 def tool_version() -> str:
@@ -29,6 +28,8 @@ def _live_stages(store: Store, result: AuditResult) -> list[dict[str, Any]]:
     out = []
     for sa in live:
         manifest = store.get_json(sa.manifest)["body"]
+        if "baseline" in manifest.get("spec", {}):
+            continue  # baselines are compared in `ledger baseline`, not walked as gates
         decision = store.get_json(sa.decision)["body"] if sa.decision else None
         out.append({"audit": sa, "manifest": manifest, "decision": decision})
     return out

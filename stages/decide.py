@@ -14,7 +14,7 @@ from ledger.keys import SigningKey
 from ledger.store import Store
 from stages.campaign import Factor
 from stages.conditions import make_condition
-from stages.lookup import manifest_decision, manifest_runs
+from stages.lookup import Entry, manifest_decision, manifest_runs
 from stages.plan import frozen_manifest
 
 SIGNING_FIELDS = ("decided_at", "decider")
@@ -99,6 +99,10 @@ def derive_decision(
     from stages.rules import apply_rule
     from stages.stats import summarize
 
+    if "baseline" in manifest.get("rule", {}):
+        from stages.baselines import derive_baseline_decision
+
+        return derive_baseline_decision(manifest_id, manifest, runs)
     used, missing, extra = select_runs(manifest_id, manifest, runs)
     obs = _observations(used)
     cells = [tuple(c) for c in manifest.get("cells", [])]
@@ -159,6 +163,14 @@ def decide_stage(
 ) -> tuple[str, dict[str, Any]]:
     """Apply the stage's frozen rule to its recorded runs and write a signed decision."""
     manifest = frozen_manifest(store, campaign, stage)
+    return decide_manifest(store, manifest, key, allow_missing=allow_missing)
+
+
+def decide_manifest(
+    store: Store, manifest: Entry, key: SigningKey, *, allow_missing: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Decide one manifest (campaign stage or baseline step): derive, sign, journal."""
+    stage = manifest.body["stage"]
     existing = manifest_decision(store, manifest.id)
     if existing is not None:
         raise LedgerError(

@@ -8,7 +8,6 @@ ingest. Runs already recorded are skipped, so an interrupted `run` finishes what
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ from ledger.ingest import ingest, record_run_start, recorded_runs
 from ledger.store import Store
 from stages.campaign import Campaign
 from stages.executors.base import Executor, RunTask
+from stages.lookup import Entry
 from stages.plan import frozen_manifest
 
 
@@ -98,6 +98,20 @@ def run_stage(
 ) -> RunReport:
     """Run what is left of a stage's frozen run list and ingest every result."""
     manifest = frozen_manifest(store, campaign, stage)
+    return run_manifest(store, manifest, executor, host=host, limit=limit, progress=progress)
+
+
+def run_manifest(
+    store: Store,
+    manifest: Entry,
+    executor: Executor,
+    *,
+    host: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> RunReport:
+    """Run what is left of one manifest's declared runs (campaign stages and baselines)."""
+    stage = manifest.body["stage"]
     tasks = manifest_tasks(manifest.id, manifest.body)
     block, skipped = select_host_block(tasks, host, executor.name)
     done = recorded_runs(store, manifest.id)
@@ -113,7 +127,6 @@ def run_stage(
             record_run_start(store, manifest.id, task.condition, task.seed, task.host)
 
     bar = _progress(len(todo), stage, progress)
-    started = time.monotonic()
     for result in executor.execute(todo, on_start):
         task = result.task
         with lock:
@@ -146,7 +159,6 @@ def run_stage(
     if bar is not None:
         bar.close()
     report.training_gpu_hours = round(report.training_gpu_hours, 9)
-    _ = started
     return report
 
 

@@ -352,9 +352,113 @@ def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, 
          f"campaign {camp.name}: {len(log.steps)} step(s) done; next: `ledger audit`")
 
 
+@click.group("baseline")
+def baseline_group():
+    """Baselines recorded through the same ledger (frozen, signed, audited like any gate)."""
+
+
+def _cells(seeds: str, hosts: str) -> list[tuple[int, str]]:
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise LedgerError(f"--seeds must be integers like 0,1, not {seeds!r}") from None
+    host_list = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not seed_list or not host_list:
+        raise LedgerError("--seeds and --hosts must each name at least one")
+    return [(s, h) for h in host_list for s in seed_list]
+
+
+BASELINE_OPTIONS = [
+    CAMPAIGN_OPTION,
+    click.option("--budget", required=True, help="Budget per run, e.g. 10m."),
+    click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds."),
+    click.option("--hosts", default="local", show_default=True, help="Comma-separated hosts."),
+    click.option("--executor", type=click.Choice(["local", "sim", "ray"]), default="local",
+                 show_default=True),
+    click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 256)),
+    click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"])),
+    click.option("--data", type=click.Path(exists=True), default=None),
+    click.option("--key", "key_name", default=None, envvar="LEDGER_KEY"),
+    click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+]
+
+
+def _baseline_options(func):
+    for option in reversed(BASELINE_OPTIONS):
+        func = option(func)
+    return func
+
+
+@baseline_group.command("greedy")
+@_baseline_options
+@click.option("--start", default=None, help="Named start condition (default: all factors low).")
+@click.pass_context
+def greedy_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device, data, key_name,
+               as_json, start):
+    """Greedy one-factor-at-a-time search: flip A, B, ... keeping each flip that helps.
+
+    \b
+    Example:
+      ledger baseline greedy --campaign campaigns/demo.toml --budget 20s --seeds 0,1
+    """
+    from stages.baselines import greedy_search
+    from stages.campaign import parse_budget
+
+    store = open_store(ctx)
+    camp = _campaign(campaign_path)
+    ex = _executor(store, camp, executor, jobs, device, data, None, None, None)
+    say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
+    out = greedy_search(store, camp, signing_key(key_name), ex,
+                        budget_s=parse_budget(budget, "--budget"), cells=_cells(seeds, hosts),
+                        start=start, host=ctx.obj.get("host"),
+                        data=Path(data) if data else (Path(camp.data) if camp.data else None),
+                        progress=not as_json, say=say)
+    emit(out, as_json, f"greedy: best {out['best']} mean {out['best_mean']} after "
+                       f"{len(out['steps'])} steps, {out['training_gpu_hours']:.4f} GPU-hours")
+
+
+@baseline_group.command("random")
+@_baseline_options
+@click.option("--match", "match", default="campaign", show_default=True,
+              help="Match the GPU-hours of: 'campaign' (its executed stages) or a number.")
+@click.option("--seed", "sample_seed", default=0, show_default=True, type=int,
+              help="Seed of the random sample (recorded in the manifest).")
+@click.pass_context
+def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device, data, key_name,
+               as_json, match, sample_seed):
+    """Random search over the full factorial whose GPU-hours match a named protocol's.
+
+    \b
+    Example:
+      ledger baseline random --campaign campaigns/demo.toml --budget 40s --seeds 0,1
+    """
+    from stages.baselines import protocol_gpu_hours, random_search
+    from stages.campaign import parse_budget
+
+    store = open_store(ctx)
+    camp = _campaign(campaign_path)
+    if match == "campaign":
+        hours = protocol_gpu_hours(store, camp)
+    else:
+        try:
+            hours = float(match)
+        except ValueError:
+            raise LedgerError(f"--match must be 'campaign' or a number, not {match!r}") from None
+    ex = _executor(store, camp, executor, jobs, device, data, None, None, None)
+    out = random_search(store, camp, signing_key(key_name), ex,
+                        budget_s=parse_budget(budget, "--budget"), cells=_cells(seeds, hosts),
+                        gpu_hours=hours, match=match, seed=sample_seed,
+                        host=ctx.obj.get("host"),
+                        data=Path(data) if data else (Path(camp.data) if camp.data else None),
+                        progress=not as_json)
+    emit(out, as_json, f"random: {out['sampled']} conditions for {hours:.4f} GPU-hours "
+                       f"({match}); best {out['best']} mean {out['best_mean']}")
+
+
 def register(cli: click.Group) -> None:
     """Attach the method commands and route `ledger freeze STAGE` to the campaign path."""
-    for command in (design_cmd, run_cmd, decide_cmd, effects_cmd, campaign_cmd):
+    for command in (design_cmd, run_cmd, decide_cmd, effects_cmd, campaign_cmd,
+                    baseline_group):
         cli.add_command(command)
     core_cmds.FREEZE_STAGE_HOOK = freeze_stage_hook
     _ = json

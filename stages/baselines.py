@@ -1,0 +1,270 @@
+"""Baselines through the same ledger: greedy one-factor-at-a-time, and cost-matched random search.
+
+Why in the ledger: a claim like "staged screening beat greedy search at equal GPU-hours" is
+only as good as the baseline's own evidence. Every baseline step is a signed manifest frozen
+before its runs, with a decision the audit re-derives like any gate.
+
+* greedy: evaluate a start condition, then flip one factor at a time (A, B, ...); keep the flip
+  when its mean beats the incumbent's (ties keep the incumbent). One manifest per step, each
+  citing the previous step's decision as parent.
+* random: sample distinct points of the full 2^k space (seeded, recorded) as many as the
+  named protocol's executed training GPU-hours buy at the given budget and cells; promote the
+  best mean.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ledger.errors import LedgerError
+from ledger.keys import SigningKey
+from ledger.manifest import freeze
+from ledger.store import Store
+from stages.campaign import Campaign
+from stages.conditions import Condition, named_condition, point_condition
+from stages.executors.base import Executor
+from stages.lookup import Entry, current_manifest, manifest_decision, manifest_runs
+from stages.plan import data_fingerprint, runner_identity
+
+Say = Callable[[str], None]
+
+
+def _budget_label(budget_s: float) -> str:
+    if budget_s % 3600 == 0:
+        return f"{int(budget_s // 3600)}h"
+    if budget_s % 60 == 0:
+        return f"{int(budget_s // 60)}m"
+    return f"{budget_s:g}s"
+
+
+def _plan(
+    campaign: Campaign,
+    stage: str,
+    budget_s: float,
+    cells: list[tuple[int, str]],
+    run_conditions: list[Condition],
+    extra_conditions: list[Condition],
+    rule: dict[str, Any],
+    parent: str | None,
+    spec: dict[str, Any],
+    data: Any,
+) -> dict[str, Any]:
+    conds = {c.id: c.to_dict() for c in [*run_conditions, *extra_conditions]}
+    return {
+        "campaign": campaign.name,
+        "stage": stage,
+        "budget_s": budget_s,
+        "gpus": 1,
+        "cells": [[s, h] for s, h in cells],
+        "runs": [{"condition": c.id, "seed": s, "host": h} for c in run_conditions
+                 for s, h in cells],
+        "conditions": conds,
+        "rule": rule,
+        "checks": [],
+        "analysis": {"metric": campaign.metric, "factors": campaign.factor_table,
+                     "terms": "main", "block": None, "fdr": None},
+        "runner": runner_identity(campaign),
+        "data_sha256": data_fingerprint(data),
+        "parent": parent,
+        "spec": {"baseline": spec},
+    }
+
+
+def _run_and_decide(
+    store: Store, manifest: Entry, key: SigningKey, executor: Executor, host: str | None,
+    progress: bool,
+) -> tuple[str, dict[str, Any]]:
+    from stages.decide import decide_manifest
+    from stages.execute import run_manifest
+
+    decided = manifest_decision(store, manifest.id)
+    if decided is not None:
+        return decided.id, decided.body
+    run_manifest(store, manifest, executor, host=host, progress=progress)
+    return decide_manifest(store, manifest, key)
+
+
+def _freeze_or_resume(store: Store, campaign: Campaign, plan: dict, key: SigningKey) -> Entry:
+    existing = current_manifest(store, campaign.name, plan["stage"])
+    if existing is not None:
+        return existing
+    mid = freeze(store, plan, key)
+    return Entry(mid, store.get_json(mid)["body"], store.host, -1, "")
+
+
+def greedy_search(
+    store: Store,
+    campaign: Campaign,
+    key: SigningKey,
+    executor: Executor,
+    *,
+    budget_s: float,
+    cells: list[tuple[int, str]],
+    start: str | None = None,
+    host: str | None = None,
+    data: Any = None,
+    progress: bool = True,
+    say: Say = lambda _line: None,
+) -> dict[str, Any]:
+    """Greedy one-factor-at-a-time search, one audited manifest per step (resumable)."""
+    if not campaign.factors:
+        raise LedgerError(f"{campaign.path}: greedy search needs [factors]")
+    label = _budget_label(budget_s)
+    if start:
+        incumbent = named_condition(campaign, start)
+    else:
+        low = {f.letter: -1 for f in campaign.factors}
+        incumbent = point_condition(campaign.base, campaign.factors, low, "(1)", "baseline")
+    parent, incumbent_mean, steps = None, None, []
+    order = [None] + [f.letter for f in campaign.factors]
+    for i, letter in enumerate(order):
+        if letter is None:
+            challenger = incumbent
+        else:
+            coded = {k: int(v) for k, v in incumbent.coded.items() if v in (-1, 1)}
+            if set(coded) != {f.letter for f in campaign.factors}:
+                raise LedgerError(f"greedy start {incumbent.name!r} is not at factor levels")
+            coded[letter] = -coded[letter]
+            from stages.designs import point_name
+
+            challenger = point_condition(campaign.base, campaign.factors, coded,
+                                         point_name(coded), "baseline")
+        rule = {"baseline": "greedy", "incumbent": incumbent.id if letter else None,
+                "incumbent_mean": incumbent_mean if letter else None}
+        spec = {"kind": "greedy", "step": i, "flip": letter, "budget": label}
+        extra = [incumbent] if letter and incumbent.id != challenger.id else []
+        plan = _plan(campaign, f"greedy-{label}-{i:02d}", budget_s, cells, [challenger], extra,
+                     rule, parent, spec, data)
+        manifest = _freeze_or_resume(store, campaign, plan, key)
+        decision_id, body = _run_and_decide(store, manifest, key, executor, host, progress)
+        winner = body["promoted"][0]
+        info = body["conditions"][winner]
+        incumbent = Condition(winner, info["name"], info["config"], info["coded"], "baseline")
+        incumbent_mean = body["outcome"]["best_mean"]
+        parent = decision_id
+        steps.append({"stage": plan["stage"], "flip": letter, "decision": decision_id,
+                      "incumbent": info["name"], "mean": incumbent_mean})
+        say(f"{plan['stage']}: {'start' if letter is None else 'flip ' + letter} -> "
+            f"incumbent {info['name']} ({incumbent_mean})")
+    return {"baseline": "greedy", "best": incumbent.name, "best_id": incumbent.id,
+            "best_mean": incumbent_mean, "steps": steps,
+            "training_gpu_hours": _gpu_hours(store, [s["stage"] for s in steps], campaign.name)}
+
+
+def protocol_gpu_hours(store: Store, campaign: Campaign) -> float:
+    """Training GPU-hours the campaign's own stages (in force) executed, from run records."""
+    return _gpu_hours(store, [s.name for s in campaign.stages], campaign.name)
+
+
+def _gpu_hours(store: Store, stages: list[str], campaign: str) -> float:
+    total = 0.0
+    for stage in stages:
+        manifest = current_manifest(store, campaign, stage)
+        if manifest is None:
+            continue
+        for run in manifest_runs(store, manifest.id):
+            metrics = run.body.get("metrics", {})
+            total += float(metrics.get("training_seconds") or 0.0) * int(run.body.get("gpus") or 1)
+    return total / 3600.0
+
+
+def random_search(
+    store: Store,
+    campaign: Campaign,
+    key: SigningKey,
+    executor: Executor,
+    *,
+    budget_s: float,
+    cells: list[tuple[int, str]],
+    gpu_hours: float,
+    match: str,
+    seed: int = 0,
+    host: str | None = None,
+    data: Any = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Random points of the full factorial, as many as `gpu_hours` buy; best mean wins."""
+    from stages.designs import full_factorial, point_name
+
+    per_condition = len(cells) * budget_s / 3600.0
+    n = int(math.floor(gpu_hours / per_condition + 1e-9))
+    if n < 1:
+        raise LedgerError(
+            f"{gpu_hours:.4g} GPU-hours do not buy one condition at {budget_s:g} s x "
+            f"{len(cells)} cells ({per_condition:.4g} GPU-hours each)"
+        )
+    points = full_factorial(len(campaign.factors))
+    chosen = random.Random(seed).sample(points, min(n, len(points)))
+    conds = [point_condition(campaign.base, campaign.factors, p, point_name(p), "baseline")
+             for p in chosen]
+    label = _budget_label(budget_s)
+    stage = f"random-{label}-s{seed}"
+    rule = {"baseline": "random", "top_k": 1}
+    spec = {"kind": "random", "seed": seed, "budget": label, "match": match,
+            "match_gpu_hours": gpu_hours, "affordable": n, "sampled": len(conds)}
+    plan = _plan(campaign, stage, budget_s, cells, conds, [], rule, None, spec, data)
+    manifest = _freeze_or_resume(store, campaign, plan, key)
+    decision_id, body = _run_and_decide(store, manifest, key, executor, host, progress)
+    winner = body["promoted"][0] if body["promoted"] else None
+    return {"baseline": "random", "stage": stage, "decision": decision_id,
+            "sampled": len(conds), "affordable": n,
+            "best": body["conditions"][winner]["name"] if winner else None,
+            "best_id": winner, "best_mean": body["outcome"]["best_mean"],
+            "matched_gpu_hours": gpu_hours,
+            "training_gpu_hours": _gpu_hours(store, [stage], campaign.name)}
+
+
+def derive_baseline_decision(
+    manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Pure: the baseline step's decision from its run records (audit calls it too)."""
+    from stages.decide import _observations, select_runs
+    from stages.stats import summarize
+
+    used, missing, extra = select_runs(manifest_id, manifest, runs)
+    obs = _observations(used)
+    cells = [tuple(c) for c in manifest.get("cells", [])]
+    summaries = summarize(obs, cells=cells or None)
+    rule = manifest["rule"]
+    conds = manifest["conditions"]
+    ranked = sorted((s for s in summaries if s.mean is not None),
+                    key=lambda s: (s.mean, s.condition))
+    trace: list[str] = []
+    if rule["baseline"] == "greedy" and rule.get("incumbent"):
+        challenger = ranked[0] if ranked else None
+        inc, inc_mean = rule["incumbent"], rule.get("incumbent_mean")
+        if challenger is not None and (inc_mean is None or challenger.mean < inc_mean):
+            promoted, best_mean = [challenger.condition], challenger.mean
+            trace.append(f"flip kept: {conds[challenger.condition]['name']} mean "
+                         f"{challenger.mean:.4f} < incumbent {conds[inc]['name']} {inc_mean}")
+        else:
+            promoted, best_mean = [inc], inc_mean
+            shown = f"{challenger.mean:.4f}" if challenger else "no data"
+            trace.append(f"flip rejected: challenger {shown} does not beat incumbent "
+                         f"{conds[inc]['name']} {inc_mean}")
+    else:
+        promoted = [ranked[0].condition] if ranked else []
+        best_mean = ranked[0].mean if ranked else None
+        for rank, s in enumerate(ranked, 1):
+            trace.append(f"rank {rank}: {conds[s.condition]['name']} mean {s.mean:.4f} "
+                         f"over {s.n} cells" + (" (promoted)" if rank == 1 else ""))
+    return {
+        "campaign": manifest["campaign"],
+        "stage": manifest["stage"],
+        "manifest": manifest_id,
+        "budget_s": manifest["budget_s"],
+        "runs": sorted(rid for rid, _ in used.values()),
+        "missing": missing,
+        "extra": extra,
+        "statistics": {"conditions": [s.to_dict() for s in summaries], "effects": None,
+                       "effects_note": "baseline step: no effects"},
+        "rule": rule,
+        "outcome": {"promoted": promoted, "best_mean": best_mean, "significant": []},
+        "promoted": promoted,
+        "conditions": {cid: dict(conds[cid]) for cid in promoted},
+        "trace": trace,
+        "verdicts": [],
+    }
