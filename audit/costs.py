@@ -143,7 +143,10 @@ def _planned(stage: dict[str, Any]) -> float:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.1f}"
+    """One decimal as in "432.0 GPU-hours"; more for the small numbers of CPU demo campaigns."""
+    if abs(x) >= 10 or x == 0:
+        return f"{x:.1f}"
+    return f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.4f}"
 
 
 def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -9,16 +9,19 @@ extend a published anchor, and GPU-hours that do not add up.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger import verify as _verify_mod
+from ledger.anchor import check_anchors
 from ledger.canonical import canonical_bytes
-from ledger.ingest import parse_raw_log
+from ledger.errors import IntegrityError, LedgerError
+from ledger.ingest import ParsedLog, parse_raw_log
+from ledger.problems import Problem
+from ledger.scan import Scan, scan_objects
 from ledger.store import Store
-from ledger.verify import verify
-
-from ledger.errors import LedgerError
 from stages.decide import SIGNING_FIELDS, derive_decision, run_key, select_runs
 
 METRIC_KEYS = ("val_bpb", "training_seconds", "total_seconds", "num_steps")
@@ -105,38 +108,119 @@ class AuditResult:
 
 
 class _Evidence:
-    """Objects and journal events loaded once, indexed for the checks."""
+    """Objects, raw logs and journal events loaded once, indexed for the checks.
 
-    def __init__(self, store: Store) -> None:
+    Built on the verify pass's scan (`_verify`), so each object's bytes are read and hashed
+    once: JSON envelopes come parsed from the scan; every other intact object is read once
+    more without re-hashing (its hash was just checked) to find envelopes the scan does not
+    classify as such and to parse the raw logs the run records cite, each once per format.
+    Objects the scan found corrupted or unreadable go through `store.get_bytes`, so their
+    findings carry the same messages as before.
+    """
+
+    def __init__(self, store: Store, scan: Scan, journal_lines: dict[str, list[bytes]]) -> None:
         self.store = store
         self.objects: dict[str, dict[str, Any]] = {}
         self.unreadable: set[str] = set()
-        for oid, _path in store.iter_objects():
-            try:
-                data = store.get_bytes(oid)
-            except LedgerError:
-                self.unreadable.add(oid)
-                continue
-            if data[:1] == b"{" and b"\n" not in data.rstrip(b"\n"):
+        self._logs: dict[tuple[str, str], ParsedLog | LedgerError] = {}
+        self._paths = _object_paths(store)
+        bad = self._bad = scan.bad
+        for oid, obj in scan.objects.items():
+            if oid not in bad:
+                self.objects[oid] = obj
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for obj in scan.objects.values():
+            body = obj.get("body")
+            if obj.get("kind") == "run" and isinstance(body, dict):
+                raw_id, fmt = body.get("raw_log"), body.get("format", "jsonl")
+                if isinstance(raw_id, str) and isinstance(fmt, str):
+                    wanted[raw_id].add(fmt)
+        for oid in sorted(scan.raw | bad):
+            if oid in bad:
                 try:
-                    obj = _json(data)
-                except ValueError:
+                    data = store.get_bytes(oid)
+                except LedgerError:
+                    self.unreadable.add(oid)
                     continue
-                if isinstance(obj, dict) and "kind" in obj and "body" in obj:
-                    self.objects[oid] = obj
+            else:
+                data = self._read(oid)
+                if data is None:
+                    continue
+            self._take(oid, data)
+            for fmt in wanted.get(oid, ()):
+                self._logs[(oid, fmt)] = parse_raw_log(data, fmt)
         self.events: list[tuple[str, dict]] = []
         self._by: dict[tuple, list[tuple[str, dict]]] = defaultdict(list)
         for journal in store.journals():
-            for event in journal.events():
+            lines = journal_lines.get(journal.host)
+            if lines is None:
+                lines = journal.lines()[0]
+            for i, line in enumerate(lines):
+                try:
+                    event = _json(line)
+                except ValueError:
+                    raise IntegrityError(
+                        f"journal {journal.path}: line {i + 1} is not valid JSON") from None
+                if not isinstance(event, dict):
+                    raise IntegrityError(f"journal {journal.path}: line {i + 1} is not an event")
                 item = (journal.host, event)
                 self.events.append(item)
                 kind = event.get("kind")
                 self._by[(kind, "object", event.get("object"))].append(item)
                 self._by[(kind, "manifest", event.get("manifest"))].append(item)
                 self._by[(kind, "run", event.get("manifest"), event.get("run"))].append(item)
+        self._kinds: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for oid, o in self.objects.items():
+            self._kinds[o.get("kind")][oid] = o["body"]
+
+    def _read(self, oid: str) -> bytes | None:
+        """Bytes of an object the scan found intact (no re-hash), or None if it is gone."""
+        path = self._paths.get(oid)
+        if path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            except OSError:
+                pass
+        try:
+            return self.store.get_bytes(oid)
+        except LedgerError:
+            self.unreadable.add(oid)
+            return None
+
+    def _take(self, oid: str, data: bytes) -> None:
+        """Keep `data` as an object if it is a one-line JSON envelope (as the audit always did)."""
+        if data[:1] == b"{" and b"\n" not in data.rstrip(b"\n"):
+            try:
+                obj = _json(data)
+            except ValueError:
+                return
+            if isinstance(obj, dict) and "kind" in obj and "body" in obj:
+                self.objects[oid] = obj
+
+    def raw_log(self, raw_id: Any, fmt: str) -> ParsedLog:
+        """The parsed raw log `raw_id` in format `fmt`, parsed once (LedgerError, with the
+        message `store.get_bytes` gives, when it is missing, corrupted or unreadable)."""
+        key = (raw_id, fmt) if isinstance(raw_id, str) and isinstance(fmt, str) else None
+        hit = self._logs.get(key) if key is not None else None
+        if hit is None:
+            try:
+                data = None
+                if key is not None and raw_id in self._paths and raw_id not in self._bad:
+                    data = self._read(raw_id)
+                if data is None:
+                    data = self.store.get_bytes(raw_id)
+                hit = parse_raw_log(data, fmt)
+            except LedgerError as exc:
+                hit = exc
+            if key is not None:
+                self._logs[key] = hit
+        if isinstance(hit, LedgerError):
+            raise hit
+        return hit
 
     def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {oid: o["body"] for oid, o in self.objects.items() if o.get("kind") == kind}
+        return dict(self._kinds.get(kind, {}))
 
     def events_for(self, kind: str, manifest: str) -> list[tuple[str, dict]]:
         return self._by.get((kind, "manifest", manifest), [])
@@ -152,6 +236,47 @@ class _Evidence:
             hits = self._by.get((kind, "run", manifest, run), [])
         return min(hits, key=lambda he: he[1].get("at", "")) if hits else None
 
+
+def _object_paths(store: Store) -> dict[str, str]:
+    """id -> file of every object, the own part's copy first (as `Store.path_of` looks)."""
+    parts = store.parts()
+    order = [store.host] if store.host in parts else []
+    order += [h for h in parts if h != store.host]
+    paths: dict[str, str] = {}
+    for host in order:
+        base = os.path.join(store.parts_dir, host, "objects")
+        try:
+            fans = [e.path for e in os.scandir(base) if e.is_dir()]
+        except OSError:
+            continue
+        for fan in fans:
+            try:
+                entries = list(os.scandir(fan))
+            except OSError:
+                continue
+            for entry in entries:
+                paths.setdefault(entry.name, entry.path)
+    return paths
+
+
+def _verify(store: Store) -> tuple[list[Problem], Scan, dict[str, list[bytes]]]:
+    """`ledger.verify.verify(store, check_index=False)`, step for step, also handing back
+    the scan and the journal lines so that the audit reads and hashes every byte once.
+    Keep it in step with `verify` when a check is added there."""
+    problems = _verify_mod._check_store_json(store)
+    scan = scan_objects(store)
+    problems += scan.problems
+    problems += store.keyring().check()
+    problems += _verify_mod._check_envelopes(store, scan)
+    journal_lines: dict[str, list[bytes]] = {}
+    for journal in store.journals():
+        lines = journal.lines()[0]
+        journal_lines[journal.host] = lines
+        problems += journal.verify(lines)
+        problems += _verify_mod._check_events(journal, lines, scan)
+    problems += _verify_mod._check_references(scan)
+    problems += check_anchors(store, journal_lines, scan.of_kind("anchor"))
+    return problems, scan, journal_lines
 
 def _json(data: bytes) -> Any:
     import json
@@ -170,8 +295,10 @@ def _before(a: tuple[str, dict] | None, b: tuple[str, dict] | None) -> bool:
 
 def audit_store(store: Store, *, progress: bool = False) -> AuditResult:
     """Run every check; return findings (empty = clean) and per-stage verdicts."""
-    findings = [Finding(p.object, p.message) for p in verify(store, check_index=False)]
-    ev = _Evidence(store)
+    problems, scan, journal_lines = _verify(store)
+    findings = [Finding(p.object, p.message) for p in problems]
+    ev = _Evidence(store, scan, journal_lines)
+    del scan
     manifests = ev.of_kind("manifest")
     runs = ev.of_kind("run")
     decisions = ev.of_kind("decision")
@@ -184,7 +311,7 @@ def audit_store(store: Store, *, progress: bool = False) -> AuditResult:
     superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
 
     for rid, body in sorted(runs.items()):
-        findings += _check_run_log(store, rid, body)
+        findings += _check_run_log(ev, rid, body)
 
     stage_audits = []
     for mid, body in sorted(manifests.items(), key=lambda mb: (mb[1].get("frozen_at", ""), mb[0])):
@@ -232,14 +359,13 @@ def _cost_row(body: dict[str, Any], manifests: dict[str, dict]) -> dict[str, Any
     }
 
 
-def _check_run_log(store: Store, rid: str, body: dict[str, Any]) -> list[Finding]:
+def _check_run_log(ev: _Evidence, rid: str, body: dict[str, Any]) -> list[Finding]:
     """Re-parse the raw log: metrics and status must be what the record says."""
     raw_id = body.get("raw_log")
     try:
-        raw = store.get_bytes(raw_id)
+        parsed = ev.raw_log(raw_id, body.get("format", "jsonl"))
     except LedgerError as exc:
         return [Finding(rid, f"raw log unreadable: {exc}")]
-    parsed = parse_raw_log(raw, body.get("format", "jsonl"))
     out = []
     recorded = body.get("metrics", {})
     for key in METRIC_KEYS:
@@ -287,7 +413,7 @@ def _check_manifest(
     frozen_at = body.get("frozen_at", "")
     late_logs = []
     for rid, run in runs:
-        started = _log_started(ev.store, run)
+        started = _log_started(ev, run)
         if started and started < frozen_at:
             late_logs.append(rid)
     if not sa.check("logs after freeze", not late_logs,
@@ -371,9 +497,9 @@ def _check_manifest(
     return out
 
 
-def _log_started(store: Store, run: dict[str, Any]) -> str | None:
+def _log_started(ev: _Evidence, run: dict[str, Any]) -> str | None:
     try:
-        parsed = parse_raw_log(store.get_bytes(run["raw_log"]), run.get("format", "jsonl"))
+        parsed = ev.raw_log(run["raw_log"], run.get("format", "jsonl"))
     except (LedgerError, KeyError):
         return None
     return (parsed.header or {}).get("started_at")

@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
-
 from audit import plots
+from ledger.errors import LedgerError
 
 TOP_KEYS = ("campaign", "generated_at", "tool_version", "audit", "stages", "rank_stability",
             "costs", "counterfactuals")
@@ -182,7 +181,7 @@ def _half_width(effects: Mapping[str, Any], e: Mapping[str, Any]) -> str:
 def _figures(data: Mapping[str, Any]) -> dict[str, bytes]:
     """File name -> PNG bytes, in a fixed order (names are what the Markdown links to)."""
     figs = {"effects.png": plots.effects_plot(data["stages"]),
-            "costs.png": plots.costs_plot(data["costs"], data["counterfactuals"])}
+            "costs.png": plots.costs_plot(_ordered_costs(data), data["counterfactuals"])}
     if sum(1 for s in data["stages"] if s["conditions"]) >= 2:
         figs["ranks.png"] = plots.ranks_plot(data["stages"])
     metric = str(data["campaign"]["metric"])
@@ -328,8 +327,26 @@ def _cost_rows(part: Mapping[str, Any], names: bool = False) -> list[list[str]]:
     return rows
 
 
+def _sentences(cfs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Next-stage then final-stage sentence per gate, without repeats (next may be final)."""
+    out: list[str] = []
+    for cf in cfs:
+        out += [cf[k] for k in ("sentence_next", "sentence") if cf.get(k) and cf[k] not in out]
+    return out
+
+
+def _ordered_costs(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Costs with by_stage in protocol order (the breakdown itself is sorted by name)."""
+    costs = dict(data["costs"])
+    by_stage = costs.get("by_stage") or {}
+    order = [s["name"] for s in data["stages"] if s["name"] in by_stage]
+    order += [k for k in by_stage if k not in order]
+    costs["by_stage"] = {k: by_stage[k] for k in order}
+    return costs
+
+
 def _html_costs(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
-    costs = data["costs"]
+    costs = _ordered_costs(data)
     out = [f"<h2>Costs</h2><p>Training GPU-hours <b>{fmt(costs['training_gpu_hours'], 2)}</b>, "
            f"wall GPU-hours <b>{fmt(costs['wall_gpu_hours'], 2)}</b> (failed runs count for "
            f"the seconds they used).</p>"]
@@ -354,8 +371,7 @@ def _html_costs(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
               _esc(fmt(cf["next_planned"], 2)), _esc(fmt(cf["next_if_all"], 2)),
               _esc(fmt(cf["final_planned"], 2)), _esc(fmt(cf["final_if_all"], 2)),
               _esc(fmt(cf.get("protocol_remaining"), 2))] for cf in cfs], num={1, 2, 3, 4, 5, 6}))
-        sentences = [cf[k] for cf in cfs for k in ("sentence_next", "sentence") if cf.get(k)]
-        out.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in sentences) + "</ul>")
+        out.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in _sentences(cfs)) + "</ul>")
     out.append(_img(figs, "costs.png", "executed and counterfactual GPU-hours"))
     return "\n".join(out)
 
@@ -466,7 +482,7 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
             lines += ["![ranks across stages](ranks.png)", ""]
     else:
         lines += ["Fewer than two decided stages.", ""]
-    costs = data["costs"]
+    costs = _ordered_costs(data)
     lines += ["## Costs", "", f"Training GPU-hours {fmt(costs['training_gpu_hours'], 2)}, wall "
               f"GPU-hours {fmt(costs['wall_gpu_hours'], 2)}.", ""]
     for key in ("by_stage", "by_host", "by_status"):
@@ -477,8 +493,7 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     lines += _md_table(["check", "verdict", "difference"],
                        [[c["name"], "pass" if c["ok"] else "FAIL",
                          f"{c.get('difference', 0.0):.3g}"] for c in costs["checks"]])
-    for cf in data["counterfactuals"]:
-        lines += [f"- {_md(cf[k])}" for k in ("sentence_next", "sentence") if cf.get(k)]
+    lines += [f"- {_md(s)}" for s in _sentences(data["counterfactuals"])]
     lines += ["", "![executed and counterfactual GPU-hours](costs.png)", "", "---", "",
               f"Generated {_md(data['generated_at'])} by gateledger {_md(data['tool_version'])}.",
               ""]
@@ -503,6 +518,7 @@ def render_report(data: Mapping[str, Any]) -> tuple[str, str]:
 def _atomic_write(path: Path, payload: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a report is meant to be shared
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

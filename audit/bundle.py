@@ -1,0 +1,208 @@
+"""Reviewer bundles: one deterministic .tar.gz of the evidence, and a safe way to open one.
+
+Why: a reviewer runs `ledger audit --bundle B` in an empty directory, without our repository or
+DVC remote. The bundle holds what the audit needs (store.json, public keys, every part's
+objects and journal, published anchors), never the derived `index.duckdb`. Members are sorted
+and carry mtime 0, uid/gid 0 and no user names, so the same store gives the same bytes.
+`bundle.json` lists the sha256 of every member: a changed member is reported as an audit
+problem (the reviewer should see it), while a malformed or dangerous archive is refused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ledger.errors import LedgerError
+
+FORMAT = "gateledger-bundle"
+STORE_PREFIX = "store"
+EXTRA_PREFIX = "extra"
+MANIFEST = "bundle.json"
+STORE_FILES = ("store.json",)
+STORE_DIRS = ("keys", "parts", "anchors")
+
+
+def _tool_version() -> str:
+    try:
+        return version("gateledger")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _skipped(name: str) -> bool:
+    """Temp files of atomic writes and lock files are not evidence."""
+    return name.startswith(".tmp-") or name.endswith(".lock")
+
+
+def _store_files(root: Path) -> dict[str, Path]:
+    """Archive name -> file for everything the audit needs, in sorted order."""
+    if not (root / "store.json").is_file():
+        raise LedgerError(f"{root}: not a ledger store (no store.json)")
+    found: dict[str, Path] = {}
+    for name in STORE_FILES:
+        found[f"{STORE_PREFIX}/{name}"] = root / name
+    for top in STORE_DIRS:
+        base = root / top
+        if not base.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+            dirnames.sort()
+            for fname in filenames:
+                if _skipped(fname):
+                    continue
+                path = Path(dirpath) / fname
+                if not path.is_file():  # sockets, fifos, dangling links
+                    raise LedgerError(f"{path}: not a regular file; refusing to bundle it")
+                rel = path.relative_to(root).as_posix()
+                found[f"{STORE_PREFIX}/{rel}"] = path
+    return dict(sorted(found.items()))
+
+
+def _safe_name(name: str, where: str) -> str:
+    p = PurePosixPath(name)
+    if not name or p.is_absolute() or ".." in p.parts or "\\" in name or name != p.as_posix():
+        raise LedgerError(f"{where}: unsafe file name {name!r} (relative, no '..')")
+    return name
+
+
+def _member(name: str, size: int, mode: int = 0o644) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = mode
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path] | None = None,
+                  meta: Mapping[str, Any] | None = None) -> Path:
+    """Write the bundle at `out` atomically and return its path.
+
+    `extra_files` maps a relative name to a file (e.g. campaign TOMLs) stored under `extra/`.
+    `meta` is copied into bundle.json (e.g. `{"versions": {...}}`); `meta["created_at"]` and
+    `meta["tool_version"]`, when given, replace the defaults (now, installed version), which
+    lets callers make byte-identical bundles.
+    """
+    store_root, out = Path(store_root), Path(out)
+    meta = dict(meta or {})
+    members: dict[str, bytes] = {}
+    for arcname, path in _store_files(store_root).items():
+        members[arcname] = path.read_bytes()
+    for name, path in sorted((extra_files or {}).items()):
+        arcname = f"{EXTRA_PREFIX}/{_safe_name(name, f'extra file {name!r}')}"
+        try:
+            members[arcname] = Path(path).read_bytes()
+        except OSError as exc:
+            raise LedgerError(f"{path}: cannot read extra file ({exc.strerror})") from exc
+    manifest = {
+        "format": FORMAT,
+        "version": 1,
+        "tool_version": meta.pop("tool_version", None) or _tool_version(),
+        "created_at": meta.pop("created_at", None)
+        or datetime.now(UTC).isoformat(timespec="seconds"),
+        "store": STORE_PREFIX,
+        "meta": meta,
+        "files": [{"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                  for name, data in sorted(members.items())],
+    }
+    members[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n") \
+        .encode("utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tar.gz", dir=out.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a bundle is meant to be shared
+        with os.fdopen(fd, "wb") as raw:
+            # filename="" and mtime=0 keep the gzip header free of names and times
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+                    tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name in sorted(members):
+                    data = members[name]
+                    tar.addfile(_member(name, len(data)), io.BytesIO(data))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _check_member(info: tarfile.TarInfo, path: Path) -> str:
+    where = f"{path}: member {info.name!r}"
+    if info.issym() or info.islnk():
+        raise LedgerError(f"{where} is a link; refusing to extract")
+    if info.isdev() or info.isfifo() or not (info.isfile() or info.isdir()):
+        raise LedgerError(f"{where} is not a regular file; refusing to extract")
+    return _safe_name(info.name.rstrip("/") if info.isdir() else info.name, where)
+
+
+def open_bundle(path: Path, dest: Path) -> tuple[Path, list[str]]:
+    """Extract a bundle into `dest` and check every member against bundle.json.
+
+    Returns `(store_root, problems)`. Raises LedgerError (one line, naming the member) for a
+    file that is not a gzip tar, lacks bundle.json, or holds absolute paths, `..`, links,
+    devices or duplicate names. Changed, missing, unlisted or unexpected members are returned
+    as problems, so a tampered bundle becomes an audit finding rather than a crash.
+    """
+    path, dest = Path(path), Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise LedgerError(f"{dest}: destination for the bundle is not empty")
+    if not path.is_file():
+        raise LedgerError(f"{path}: no such bundle")
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            for info in tar:
+                name = _check_member(info, path)
+                if info.isdir():
+                    continue
+                if name in contents:
+                    raise LedgerError(f"{path}: member {name!r} appears twice")
+                handle = tar.extractfile(info)
+                contents[name] = handle.read() if handle else b""
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise LedgerError(f"{path}: not a .tar.gz bundle or damaged ({exc})") from exc
+    if MANIFEST not in contents:
+        raise LedgerError(f"{path}: no {MANIFEST} in the bundle; not a gateledger bundle")
+    try:
+        manifest = json.loads(contents.pop(MANIFEST))
+        listed = {f["path"]: f["sha256"] for f in manifest["files"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LedgerError(f"{path}: {MANIFEST} is malformed ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise LedgerError(f"{path}: {MANIFEST} format is {manifest.get('format')!r}, "
+                          f"expected {FORMAT!r}")
+    problems: list[str] = []
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in sorted(contents):
+        if not name.startswith((f"{STORE_PREFIX}/", f"{EXTRA_PREFIX}/")):
+            problems.append(f"bundle member {name!r} is outside store/ and extra/; not extracted")
+            continue
+        data = contents[name]
+        if name not in listed:
+            problems.append(f"bundle member {name!r} is not listed in {MANIFEST}")
+        elif hashlib.sha256(data).hexdigest() != listed[name]:
+            problems.append(f"bundle member {name!r} does not match its sha256 in {MANIFEST}")
+        target = dest.joinpath(*PurePosixPath(name).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    problems += [f"bundle member {name!r} is listed in {MANIFEST} but missing"
+                 for name in sorted(set(listed) - set(contents))]
+    store_root = dest / STORE_PREFIX
+    if not (store_root / "store.json").is_file():
+        problems.append(f"bundle has no {STORE_PREFIX}/store.json")
+        store_root.mkdir(parents=True, exist_ok=True)
+    return store_root, problems

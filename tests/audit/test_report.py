@@ -1,0 +1,182 @@
+"""Report rendering: escaping, embedded figures, required keys, atomic writes."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+
+import pytest
+
+from audit import plots
+from audit.costs import cost_breakdown, counterfactuals
+from audit.report import render_report, write_report
+from ledger.errors import LedgerError
+
+M1, D1, M2 = "a" * 64, "b" * 64, "c" * 64
+EVIL = "<script>alert(1)</script>"
+
+
+def _runs():
+    out = []
+    for stage, budget, conds in (("screen-2m", 120, ("c1", "c2", "c3")), ("gate-10m", 600,
+                                                                            ("c1", "c2"))):
+        for c in conds:
+            for seed in (0, 1):
+                status = "diverged" if (stage, c, seed) == ("screen-2m", "c3", 1) else "ok"
+                out.append({"stage": stage, "condition": c, "name": c, "host": "h1",
+                            "seed": seed, "status": status,
+                            "training_seconds": 30.0 if status != "ok" else float(budget),
+                            "total_seconds": budget + 10.0, "gpus": 1})
+    return out
+
+
+def sample_data() -> dict:
+    plan = [{"name": "screen-2m", "budget_s": 120, "cells": 2, "candidates": ["c1", "c2", "c3"],
+             "promoted": ["c1", "c2"], "executed_gpu_hours": 0.2},
+            {"name": "gate-10m", "budget_s": 600, "cells": 2, "candidates": ["c1", "c2"],
+             "promoted": ["c1"], "executed_gpu_hours": 0.66}]
+    cond = [{"condition": "c1" * 32, "name": "a", "n": 2, "mean": 1.23456789, "sd": 0.01,
+             "ci_low": 1.2, "ci_high": 1.27, "rank": 1, "wins": 2, "promoted": True},
+            {"condition": "c2" * 32, "name": EVIL, "n": 2, "mean": 1.3, "sd": 0.02,
+             "ci_low": 1.25, "ci_high": 1.35, "rank": 2, "wins": 0, "promoted": True},
+            {"condition": "c3" * 32, "name": "b|c", "n": 1, "mean": None, "sd": None,
+             "ci_low": None, "ci_high": None, "rank": None, "wins": 0, "promoted": False}]
+    stage1 = {
+        "name": "screen-2m", "budget_s": 120, "manifest": M1, "decision": D1,
+        "frozen_at": "2025-01-01T00:00:00+00:00", "decided_at": "2025-01-01T01:00:00+00:00",
+        "rule": {"top_k": 2, "keep": [EVIL]}, "cells": [[0, "h1"], [1, "h1"]], "n_runs": 6,
+        "statuses": {"ok": 5, "diverged": 1}, "conditions": cond,
+        "effects": {"method": "ols", "effects": [
+            {"term": "A", "effect": -0.05, "se": 0.01, "p": 0.001, "q": 0.002},
+            {"term": "B", "effect": 0.004, "se": 0.01, "p": 0.6, "q": 0.6}],
+            "pse": None, "me": None, "sme": None, "df_resid": 3},
+        "significant": ["A"], "promoted": ["a", EVIL],
+        "trace": ["top_k=2 keeps a, " + EVIL], "verdicts": [
+            {"name": "greedy-equivalent", "pass": False, "detail": "gap 0.02 > 0.01"}],
+    }
+    stage2 = {
+        "name": "gate-10m", "budget_s": 600, "manifest": M2, "decision": None,
+        "frozen_at": "2025-01-02T00:00:00+00:00", "decided_at": None, "rule": {"top_k": 1},
+        "cells": [[0, "h1"], [1, "h1"]], "n_runs": 4, "statuses": {"ok": 4}, "conditions": [],
+        "effects": None, "significant": [], "promoted": [], "trace": [], "verdicts": [],
+    }
+    return {
+        "campaign": {"name": "demo & co", "metric": "val_bpb", "factors": {
+            "A": {"key": "total_batch_size", "levels": [4096, 16384]},
+            "B": {"key": "depth", "levels": [2, 4]}}},
+        "generated_at": "2025-01-03T00:00:00+00:00", "tool_version": "0.1.0",
+        "audit": {"verdict": "problems", "problems": [f"run {EVIL}: missing"],
+                  "checks": [{"name": "journal", "ok": True, "detail": ""}]},
+        "stages": [stage1, stage2],
+        "rank_stability": [{"from": "screen-2m", "to": "gate-10m", "rho": None, "n": 0}],
+        "costs": cost_breakdown(_runs()),
+        "counterfactuals": counterfactuals(plan),
+    }
+
+
+def test_html_contents_and_escaping():
+    html_text, md = render_report(sample_data())
+    assert html_text.startswith("<!DOCTYPE html>")
+    assert "Audit verdict: PROBLEMS" in html_text and 'class="banner problems"' in html_text
+    assert "screen-2m" in html_text and "gate-10m" in html_text
+    assert "<script>" not in html_text and "&lt;script&gt;" in html_text
+    assert "demo &amp; co" in html_text
+    assert html_text.count("data:image/png;base64,") >= 4
+    assert "http://" not in html_text and "https://" not in html_text  # no external assets
+    assert f'title="{M1}"' in html_text and M1[:12] in html_text
+    assert "1.2346 [1.2000, 1.2700]" in html_text  # 4 decimals for bpb
+    assert "continuing all 3 candidates of screen-2m to gate-10m" in html_text
+    assert "not decided yet" in html_text
+    prose = "".join(md.split("```")[::2])  # fenced code blocks render literally
+    assert "<script>" not in prose and "&lt;script&gt;" in prose
+    assert "b\\|c" in md  # a pipe in a name does not break the table
+    assert "![main effects by budget](effects.png)" in md
+
+
+def test_embedded_images_are_pngs():
+    html_text, _ = render_report(sample_data())
+    b64 = html_text.split("data:image/png;base64,")[1].split('"')[0]
+    assert base64.b64decode(b64).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_clean_banner_is_green():
+    data = sample_data()
+    data["audit"] = {"verdict": "clean", "problems": [], "checks": []}
+    html_text, md = render_report(data)
+    assert 'class="banner clean"' in html_text and "**Audit verdict: CLEAN**" in md
+
+
+def test_missing_key_names_it():
+    data = sample_data()
+    del data["stages"][1]["manifest"]
+    with pytest.raises(LedgerError, match=r"stages\[1\]: missing key 'manifest'"):
+        render_report(data)
+    data = sample_data()
+    del data["campaign"]["metric"]
+    with pytest.raises(LedgerError, match="campaign: missing key 'metric'"):
+        render_report(data)
+
+
+def test_identical_data_identical_output():
+    data = sample_data()
+    assert render_report(data) == render_report(copy.deepcopy(data))
+
+
+def test_write_report_atomic(tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    paths = write_report(sample_data(), out)
+    assert paths["html"] == out / "report.html" and paths["md"].read_text().startswith("# ")
+    md = paths["md"].read_text()
+    for name in ("effects.png", "costs.png", "means-01-screen-2m.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG")
+    for key, path in paths.items():
+        assert path.exists(), key
+        if key.endswith(".png"):
+            assert f"]({key})" in md
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+    assert paths["html"].stat().st_mode & 0o777 == 0o644
+    # a failure mid-write leaves the previous report whole and no temp files behind
+    before = paths["html"].read_bytes()
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    data = sample_data()
+    data["campaign"]["name"] = "changed"
+    with pytest.raises(OSError):
+        write_report(data, out)
+    assert paths["html"].read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_plots_deterministic_and_robust():
+    data = sample_data()
+    assert plots.effects_plot(data["stages"]) == plots.effects_plot(data["stages"])
+    assert plots.means_plot(data["stages"][0]).startswith(b"\x89PNG")
+    assert plots.effects_plot([data["stages"][1]]).startswith(b"\x89PNG")  # nothing estimated
+    assert plots.costs_plot(data["costs"], []).startswith(b"\x89PNG")
+    lenth = {"method": "lenth", "effects": [{"term": "A", "effect": 0.1, "se": None}],
+             "me": 0.05}
+    assert plots.effect_half_width(lenth, lenth["effects"][0]) == 0.05
+    ols = data["stages"][0]["effects"]
+    assert plots.effect_half_width(ols, ols["effects"][0]) == pytest.approx(3.182446 * 0.01,
+                                                                              rel=1e-5)
+
+
+def test_two_decided_stages_get_rank_plot(tmp_path):
+    data = sample_data()
+    second = data["stages"][1]
+    second.update(decision="d" * 64, conditions=[dict(c) for c in data["stages"][0]["conditions"][:2]],
+                  promoted=["a"])
+    second["conditions"][0]["promoted"] = True
+    second["conditions"][1]["promoted"] = False
+    data["rank_stability"] = [{"from": "screen-2m", "to": "gate-10m", "rho": 1.0, "n": 2}]
+    paths = write_report(data, tmp_path)
+    assert paths["ranks.png"].read_bytes().startswith(b"\x89PNG")
+    assert "![ranks across stages](ranks.png)" in paths["md"].read_text()
+    html_text = paths["html"].read_text()
+    # by_stage follows protocol order, not alphabetical order
+    costs = html_text.split("<h2>Costs</h2>")[1]
+    assert costs.index("screen-2m") < costs.index("gate-10m")
