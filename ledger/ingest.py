@@ -8,6 +8,7 @@ for the same run, so resumed execution never records anything twice.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ledger.canonical import canonical_bytes, check_object_id
@@ -25,19 +26,29 @@ def run_key(condition: str, seed: int, host: str) -> str:
     return f"{condition}/{seed}/{host}"
 
 
+# Manifests are immutable: a process that records many runs of one reads and hashes it once.
+_MANIFESTS: dict[tuple[str, str], tuple[dict[str, Any], set[str]]] = {}
+
+
 def _declared(store: Store, manifest: str, condition: Any, seed: Any, host: Any) -> tuple[
     dict[str, Any], str
 ]:
     check_object_id(manifest)
-    if not store.exists(manifest):
-        raise LedgerError(f"unknown manifest {manifest}")
-    body = load_manifest(store, manifest)
+    cache_key = (str(store.root), manifest)
+    if cache_key not in _MANIFESTS:
+        if not store.exists(manifest):
+            raise LedgerError(f"unknown manifest {manifest}")
+        body = load_manifest(store, manifest)
+        if len(_MANIFESTS) > 64:
+            _MANIFESTS.clear()
+        _MANIFESTS[cache_key] = (body, declared_run_keys(body))
+    body, declared = _MANIFESTS[cache_key]
     if condition is None or seed is None or host is None:
         raise LedgerError("a run of a manifest needs --condition, --seed and --host")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise LedgerError(f"seed must be an integer, not {seed!r}")
     key = run_key(condition, seed, host)
-    if key not in declared_run_keys(body):
+    if key not in declared:
         raise LedgerError(f"run {key} is not declared in manifest {manifest}")
     return body, key
 
@@ -50,23 +61,60 @@ def record_run_start(
     return store.journal().append("run_started", run=key, manifest=manifest)
 
 
+class _RecordedCache:
+    """Incremental view of `run_recorded` events per journal file.
+
+    Why: `ingest` refuses a second record of a run, and `ledger run` skips recorded runs;
+    re-reading whole journals for every run made a stage of n runs cost O(n^2). Journals are
+    append-only, so only the bytes after the last complete line seen are parsed; a file that
+    shrank (a torn, unacknowledged tail was cut) or was replaced is read again from the start.
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[int, int, dict[str, dict[str, str]]]] = {}
+
+    def runs(self, path: Path) -> dict[str, dict[str, str]]:
+        import json
+
+        key = str(path)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            self._state.pop(key, None)
+            return {}
+        offset, inode, seen = self._state.get(key, (0, stat.st_ino, {}))
+        if stat.st_size < offset or stat.st_ino != inode:
+            offset, seen = 0, {}
+        if stat.st_size > offset:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read(stat.st_size - offset)
+            cut = chunk.rfind(b"\n") + 1
+            for line in chunk[:cut].splitlines():
+                if b'"run_recorded"' not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if (isinstance(event, dict) and event.get("kind") == "run_recorded"
+                        and event.get("manifest") and event.get("run")):
+                    seen.setdefault(event["manifest"], {}).setdefault(
+                        event["run"], event.get("object"))
+            offset += cut
+        self._state[key] = (offset, stat.st_ino, seen)
+        return seen
+
+
+_RECORDED = _RecordedCache()
+
+
 def recorded_runs(store: Store, manifest: str) -> dict[str, str]:
     """run key -> run record id for every run journaled as recorded under `manifest`."""
-    import json
-
-    needle = manifest.encode()
     out: dict[str, str] = {}
     for journal in store.journals():
-        for line in journal.lines()[0]:
-            if needle not in line or b'"run_recorded"' not in line:
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if (isinstance(event, dict) and event.get("kind") == "run_recorded"
-                    and event.get("manifest") == manifest and event.get("run")):
-                out.setdefault(event["run"], event.get("object"))
+        for run, record in _RECORDED.runs(journal.path).get(manifest, {}).items():
+            out.setdefault(run, record)
     return out
 
 
