@@ -61,8 +61,46 @@ def bench_ops(root: Path, n: int = 200) -> dict:
         t = time.perf_counter()
         freeze(store, plan, key)
         freezes.append(time.perf_counter() - t)
+    per_run = bench_per_run(store, key, n)
     return {"object_put": _stats(puts), "journal_append": _stats(appends),
-            "freeze_16_runs": _stats(freezes)}
+            "freeze_16_runs": _stats(freezes), "per_run_overhead": per_run}
+
+
+def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
+    """A builtin-runner-shaped log: header, `steps` step lines, eval, summary."""
+    lines = [{"type": "header", "depth": 4, "seed": seed, "budget_s": 120, "runner": "builtin",
+              "manifest": manifest, "started_at": "2026-01-01T00:00:00Z"}]
+    lines += [{"type": "step", "step": i, "train_seconds": i * 0.4, "loss": 3.0 - i * 1e-3,
+               "lr": 0.02, "tokens": i * 8192} for i in range(1, steps + 1)]
+    lines += [{"type": "eval", "val_bpb": 1.9, "eval_tokens": 65536, "eval_bytes": 65536},
+              {"type": "summary", "status": "ok", "val_bpb": 1.9, "training_seconds": 120.0,
+               "total_seconds": 131.0, "num_steps": steps, "total_tokens": steps * 8192,
+               "num_params": 10**6, "peak_mem_mb": 700.0, "tokens_per_s": 20000.0,
+               "mfu": 0.3}]
+    return "".join(json.dumps(x) + "\n" for x in lines).encode()
+
+
+def bench_per_run(store: Store, key, n: int) -> dict:
+    """What the ledger adds to one run: journal its start, then ingest its log and record.
+
+    Measured in a stage of `n` declared runs, recording them one after another, so any
+    growth with the number of runs already recorded shows up in the p95.
+    """
+    from ledger.ingest import ingest, record_run_start
+
+    plan = _plan(n, "per-run-")
+    manifest = freeze(store, plan, key)
+    samples = []
+    for i, run in enumerate(plan["runs"]):
+        raw = _raw_log(manifest, run["condition"], 0)
+        t = time.perf_counter()
+        record_run_start(store, manifest, run["condition"], 0, "h1")
+        ingest(store, raw, manifest=manifest, condition=run["condition"], seed=0, host="h1")
+        samples.append(time.perf_counter() - t)
+        _ = i
+    out = _stats(samples)
+    out["share_of_2min_run_pct"] = out["mean_ms"] / 1000 / 120 * 100
+    return out
 
 
 def _write(path: Path, data: bytes) -> None:
