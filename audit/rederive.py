@@ -10,6 +10,7 @@ extend a published anchor, and GPU-hours that do not add up.
 from __future__ import annotations
 
 import os
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from stages.decide import SIGNING_FIELDS, derive_decision, run_key, select_runs
 
 METRIC_KEYS = ("val_bpb", "training_seconds", "total_seconds", "num_steps")
 ORCHESTRATOR_STATUSES = ("timeout", "crashed")
+RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 
 
 @dataclass
@@ -352,11 +354,20 @@ def _cost_row(body: dict[str, Any], manifests: dict[str, dict]) -> dict[str, Any
         "name": name or (body.get("condition") or "?")[:8],
         "host": body.get("host") or "?",
         "seed": body.get("seed") if body.get("seed") is not None else -1,
-        "status": body.get("status", "crashed"),
-        "training_seconds": float(metrics.get("training_seconds") or 0.0),
-        "total_seconds": float(metrics.get("total_seconds") or 0.0),
-        "gpus": int(body.get("gpus") or 1),
+        # an unknown status cannot come from ingest; it is reported by the run checks, and
+        # costs count the run as crashed rather than stopping the audit
+        "status": body.get("status") if body.get("status") in RUN_STATUSES else "crashed",
+        "training_seconds": _seconds(metrics.get("training_seconds")),
+        "total_seconds": _seconds(metrics.get("total_seconds")),
+        "gpus": body["gpus"] if isinstance(body.get("gpus"), int) and body["gpus"] >= 1 else 1,
     }
+
+
+def _seconds(value: Any) -> float:
+    """Seconds as a finite non-negative float; anything else counts 0 (and is a run finding)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if math.isfinite(value) and value >= 0 else 0.0
 
 
 def _check_run_log(ev: _Evidence, rid: str, body: dict[str, Any]) -> list[Finding]:
