@@ -9,8 +9,8 @@ extend a published anchor, and GPU-hours that do not add up.
 
 from __future__ import annotations
 
-import os
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
