@@ -13,10 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ledger.errors import LedgerError
 from ledger.ingest import parse_raw_log
 from ledger.store import Store
-
-from ledger.errors import LedgerError
 
 
 def _steps(raw: bytes) -> dict[int, float]:
