@@ -15,6 +15,17 @@ from audit.rederive import AuditResult, _cost_row
 from ledger.store import Store
 
 
+def signers(store: Store, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which keys signed the gates, by name (so a demo key is visible as one)."""
+    used = {item["manifest"].get("freezer") for item in items}
+    used |= {item["decision"].get("decider") for item in items if item["decision"]}
+    names = {r["key_id"]: r.get("name", "?") for r in store.keyring().records()}
+    shown = sorted(f"{names.get(k, 'unknown')} [{k}]" for k in used if k)
+    demo = any("DEMO" in names.get(k, "") for k in used if k)
+    detail = ", ".join(shown) + (" (a demo key: not evidence of anything)" if demo else "")
+    return {"name": "signing keys", "ok": True, "detail": detail}
+
+
 def tool_version() -> str:
     try:
         return version("gateledger")
@@ -140,7 +151,7 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
             "checks": [
                 {"name": f"{s.stage}: {c['name']}", "ok": c["ok"], "detail": c["detail"]}
                 for s in result.stages for c in s.checks
-            ],
+            ] + [signers(store, items)],
         },
         "stages": stages,
         "rank_stability": rank_stability(stages),
