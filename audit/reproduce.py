@@ -1,7 +1,9 @@
 """`ledger reproduce RUN`: replay a recorded run step for step and compare with the record.
 
-Why: a reviewer who doubts a number can re-train the very run with `--steps N` (deterministic
-on CPU) from the frozen config, seed and data, and see how far the replay lands from the log.
+Why: a reviewer who doubts a number can re-train the very run from the frozen config, seed and
+data with the runner's `--replay` (each step's recorded schedule progress, so a budget run's
+wall-clock-driven LR schedule is reproduced too; bit for bit on CPU with the same threads) and
+see how far the replay lands from the log.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ def _steps(raw: bytes) -> dict[int, float]:
         if isinstance(obj, dict) and obj.get("type") == "step" and obj.get("loss") is not None:
             out[int(obj["step"])] = float(obj["loss"])
     return out
+
+
+def _has_progress(raw: bytes) -> bool:
+    """Whether the log records each step's schedule progress (needed for an exact replay)."""
+    for line in raw.splitlines():
+        if b'"type":"step"' in line.replace(b" ", b""):
+            return b'"progress"' in line
+    return False
 
 
 def reproduce_run(
@@ -57,11 +67,15 @@ def reproduce_run(
     with tempfile.TemporaryDirectory(prefix="ledger-reproduce-") as tmp:
         cfg = Path(tmp) / "config.json"
         cfg.write_text(json.dumps(config))
+        original = Path(tmp) / "original.jsonl"
+        original.write_bytes(store.get_bytes(body["raw_log"]))
         log = Path(tmp) / "replay.jsonl"
         argv = [python, "-m", "runner", "--config", str(cfg),
                 "--budget", f"{header.get('budget_s', body.get('budget_s', 60))}s",
                 "--seed", str(body["seed"]), "--log", str(log), "--steps", str(steps),
                 "--device", device]
+        if _has_progress(original.read_bytes()):
+            argv += ["--replay", str(original)]
         if body.get("manifest"):
             argv += ["--manifest", body["manifest"]]
         if data is not None:
@@ -89,6 +103,7 @@ def reproduce_run(
         "compared_steps": len(common),
         "max_loss_difference": max_loss_diff,
         "identical": bool(common) and max_loss_diff == 0.0 and rec_bpb == rep_bpb,
+        "exact_schedule": "--replay" in argv,
         "same_data": data_match,
         "same_code": code_match,
         "recorded_device": header.get("device"),

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", default=None, help="manifest id to cite in the header")
     p.add_argument("--steps", type=_positive_int("--steps"), default=None,
                    help="run exactly N optimizer steps (deterministic replay; progress = step/N)")
+    p.add_argument("--replay", default=None, metavar="LOG",
+                   help="replay a recorded run exactly: take each step's schedule progress from "
+                        "LOG (same config, seed, data and threads give the same losses on CPU); "
+                        "runs LOG's number of steps unless --steps is smaller")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--data", default=None, help="text file, folder of .txt, .bin tokens (default data/corpus)")
     p.add_argument("--threads", type=_positive_int("--threads"), default=None, help="CPU threads (torch)")
@@ -87,10 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         budget_s = parse_budget(args.budget)
         from runner import train  # deferred: input errors are reported before torch loads
 
+        schedule, steps = None, args.steps
+        if args.replay is not None:
+            from runner.replay import load_schedule
+
+            schedule = load_schedule(args.replay, cfg, args.seed)
+            if steps is not None and steps > len(schedule):
+                raise UsageError(f"--steps {steps} exceeds the {len(schedule)} steps in "
+                                 f"--replay {args.replay}")
+            steps = steps or len(schedule)
         opts = train.RunOptions(
             cfg=cfg, budget_s=budget_s, seed=args.seed, log=Path(args.log),
-            manifest=args.manifest, steps=args.steps, device=args.device, data=args.data,
-            threads=args.threads,
+            manifest=args.manifest, steps=steps, device=args.device, data=args.data,
+            threads=args.threads, schedule=schedule,
         )
         summary = train.run(opts, t_start)
     except UsageError as e:

@@ -36,11 +36,12 @@ class LogWriter:
         except OSError as e:
             raise UsageError(f"{self.path}: cannot write log ({e.strerror or e})") from None
 
-    def write(self, record: dict[str, Any], sync: bool = False) -> None:
-        """Write one line and flush; ``sync`` also forces it to disk (header, summary)."""
+    def write(self, record: dict[str, Any], sync: bool = False, flush: bool = True) -> None:
+        """Write one line; flush unless told not to; ``sync`` also forces it to disk."""
         t0 = time.perf_counter()
         self._f.write(json.dumps(finite(record), allow_nan=False, separators=(",", ":")) + "\n")
-        self._f.flush()
+        if flush or sync:
+            self._f.flush()
         if sync:
             os.fsync(self._f.fileno())
         self.seconds += time.perf_counter() - t0

@@ -47,6 +47,7 @@ class RunOptions:
     device: str = "auto"
     data: str | None = None
     threads: int | None = None
+    schedule: list[float] | None = None  # per-step progress of a recorded run (--replay)
 
 
 def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
@@ -93,7 +94,10 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
             if stop.set:
                 status = "timeout"
                 break
-            progress = step / opts.steps if opts.steps else training_s / opts.budget_s
+            if opts.schedule is not None:
+                progress = opts.schedule[step]
+            else:
+                progress = step / opts.steps if opts.steps else training_s / opts.budget_s
             mult = optim.apply(optimizers, step, progress, cfg)
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=dev)
@@ -124,9 +128,12 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
                 step >= opts.steps if opts.steps else (step > EXCLUDED_STEPS and training_s >= opts.budget_s)
             )
             now = time.perf_counter()
+            # every step is logged, with the exact schedule progress it used (exact replay)
+            log.write({"type": "step", "step": step, "train_seconds": training_s, "loss": loss_v,
+                       "lr": cfg["matrix_lr"] * mult, "lr_mult": mult, "tokens": tokens,
+                       "progress": progress},
+                      flush=done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S)
             if done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S:
-                log.write({"type": "step", "step": step, "train_seconds": training_s, "loss": loss_v,
-                           "lr": cfg["matrix_lr"] * mult, "lr_mult": mult, "tokens": tokens})
                 last_log = now
             if done:
                 break
