@@ -42,7 +42,7 @@ rule = { top_k = 1 }
 
 
 def test_recorded_budget_run_replays_identically(tmp_path):
-    words = "in the beginning was the word and the word was with god ".split()
+    words = ["in", "the", "beginning", "was", "the", "word", "and", "the", "word", "was", "with", "god"]
     data = tmp_path / "text.txt"
     data.write_text(" ".join(words[(i * 7) % len(words)] for i in range(60000)))
     store = Store.init(tmp_path / ".ledger", host="local")
