@@ -5,22 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from audit.report_data import headline
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+from ledger.fsutil import atomic_write
 
 
 def effects_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -66,8 +55,8 @@ def _csv(rows: list[dict[str, Any]], fields: list[str]) -> str:
 
 def write_dvc_outputs(data: dict[str, Any], metrics: Path | None, plots: Path | None) -> None:
     if metrics is not None:
-        _atomic_write(metrics, json.dumps(headline(data), indent=2, sort_keys=True) + "\n")
+        atomic_write(metrics, (json.dumps(headline(data), indent=2, sort_keys=True) + "\n").encode())
     if plots is not None:
-        _atomic_write(plots / "effects.csv", _csv(effects_rows(data), [
-            "term", "stage", "budget_s", "effect", "low", "high", "q", "significant"]))
-        _atomic_write(plots / "costs.csv", _csv(cost_rows(data), ["label", "gpu_hours"]))
+        atomic_write(plots / "effects.csv", _csv(effects_rows(data), [
+            "term", "stage", "budget_s", "effect", "low", "high", "q", "significant"]).encode())
+        atomic_write(plots / "costs.csv", _csv(cost_rows(data), ["label", "gpu_hours"]).encode())

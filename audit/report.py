@@ -11,15 +11,14 @@ import base64
 import html
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from audit import plots
 from ledger.errors import LedgerError
+from ledger.fsutil import atomic_write
 
 TOP_KEYS = ("campaign", "generated_at", "tool_version", "audit", "stages", "rank_stability",
             "costs", "counterfactuals")
@@ -515,20 +514,6 @@ def render_report(data: Mapping[str, Any]) -> tuple[str, str]:
     return html_text, md_text
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(data: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     """Write report.html, report.md and the PNGs next to them, each atomically.
 
@@ -540,8 +525,8 @@ def write_report(data: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name, png in figs.items():
-        _atomic_write(out_dir / name, png)
+        atomic_write(out_dir / name, png)
         paths[name] = out_dir / name
-    _atomic_write(out_dir / "report.md", md_text.encode("utf-8"))
-    _atomic_write(out_dir / "report.html", html_text.encode("utf-8"))
+    atomic_write(out_dir / "report.md", md_text.encode("utf-8"))
+    atomic_write(out_dir / "report.html", html_text.encode("utf-8"))
     return {"html": out_dir / "report.html", "md": out_dir / "report.md", **paths}

@@ -145,7 +145,7 @@ def test_write_report_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", boom)
     data = sample_data()
     data["campaign"]["name"] = "changed"
-    with pytest.raises(OSError):
+    with pytest.raises(LedgerError, match="disk full"):  # one clear line, not a traceback
         write_report(data, out)
     assert paths["html"].read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
