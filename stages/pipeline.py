@@ -68,3 +68,30 @@ def run_campaign(
         if spec.name == until:
             break
     return log
+
+
+def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:
+    """Where each stage stands: frozen?, runs recorded of declared (by status), decided?"""
+    from ledger.ingest import recorded_runs
+
+    out = []
+    for spec in campaign.stages:
+        manifest = current_manifest(store, campaign.name, spec.name)
+        row: dict[str, Any] = {"stage": spec.name, "budget_s": spec.budget_s,
+                               "manifest": None, "declared": None, "recorded": 0,
+                               "statuses": {}, "decision": None, "promoted": []}
+        if manifest is not None:
+            row["manifest"] = manifest.id
+            row["declared"] = len(manifest.body["runs"])
+            recorded = recorded_runs(store, manifest.id)
+            row["recorded"] = len(recorded)
+            for record_id in recorded.values():
+                status = store.get_json(record_id)["body"].get("status", "?")
+                row["statuses"][status] = row["statuses"].get(status, 0) + 1
+            decision = manifest_decision(store, manifest.id)
+            if decision is not None:
+                row["decision"] = decision.id
+                row["promoted"] = [decision.body["conditions"][c]["name"]
+                                   for c in decision.body["promoted"]]
+        out.append(row)
+    return out

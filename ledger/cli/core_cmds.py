@@ -323,11 +323,23 @@ def store_status(store: Any) -> dict[str, Any]:
 
 
 @click.command("status")
+@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
+              type=click.Path(dir_okay=False),
+              help="Also show where each stage of this campaign stands. Env: LEDGER_CAMPAIGN.")
 @JSON_OPTION
 @click.pass_context
-def status_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Counts of objects, manifests, runs by status, decisions; journal heads; keys."""
-    out = store_status(open_store(ctx))
+def status_cmd(ctx: click.Context, campaign_path: str | None, as_json: bool) -> None:
+    """Counts of objects, manifests, runs by status, decisions; journal heads; keys.
+
+    With --campaign: each stage's manifest, runs recorded of declared, and decision.
+    """
+    store = open_store(ctx)
+    out = store_status(store)
+    if campaign_path:
+        from stages.campaign import load_campaign
+        from stages.pipeline import campaign_progress
+
+        out["stages"] = campaign_progress(store, load_campaign(campaign_path))
     if as_json:
         emit(out, True)
         return
@@ -343,6 +355,16 @@ def status_cmd(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"  journal {head['host']}: head seq {head['seq']} {head['hash']}")
     for key in out["keys"]:
         click.echo(f"  key {key['key_id']} {key['name']}")
+    for row in out.get("stages", []):
+        if row["manifest"] is None:
+            click.echo(f"  stage {row['stage']}: not frozen")
+            continue
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(row["statuses"].items()))
+        decided = (f"decided {row['decision'][:12]}: {', '.join(row['promoted']) or 'none'}"
+                   if row["decision"] else "not decided")
+        click.echo(f"  stage {row['stage']}: manifest {row['manifest'][:12]}, runs "
+                   f"{row['recorded']}/{row['declared']}{f' ({statuses})' if statuses else ''}, "
+                   f"{decided}")
 
 
 @click.command("verify")

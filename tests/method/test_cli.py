@@ -58,6 +58,11 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
     assert [s["stage"] for s in steps if s["action"] == "decided"] == ["screen", "gate", "final"]
     res = invoke(runner, store, "audit", "--json")
     assert res.exit_code == 0 and json.loads(res.output)["verdict"] == "clean"
+    res = invoke(runner, store, "status", "--campaign", str(sim_campaign), "--json")
+    rows = json.loads(res.output)["stages"]
+    assert [(r["stage"], r["recorded"], r["declared"]) for r in rows] == [
+        ("screen", 17, 17), ("gate", 20, 20), ("final", 12, 12)]
+    assert all(r["decision"] for r in rows) and "base" in rows[0]["promoted"]
     res = invoke(runner, store, "report", "costs", "--json")
     costs = json.loads(res.output)
     gate = next(s for s in steps if s["stage"] == "gate" and s["action"] == "decided")
