@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,6 @@ import click
 
 from ledger.cli.context import emit, open_store, signing_key
 from ledger.errors import LedgerError
-
-# Set by the method commands: `ledger freeze STAGE` resolves a campaign stage into a plan.
-FREEZE_STAGE_HOOK: Callable[..., None] | None = None
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -145,9 +141,10 @@ def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
     """
     ctx.obj["json"] = as_json
     if stage is not None:
-        if FREEZE_STAGE_HOOK is None:
-            raise LedgerError("freezing a campaign STAGE needs the method commands; use --plan")
-        FREEZE_STAGE_HOOK(ctx, stage, campaign_path, key_name, amend)
+        # a campaign stage resolves into a plan through the method; it freezes on the same path
+        from ledger.cli.method_cmds import freeze_stage_cmd
+
+        freeze_stage_cmd(ctx, stage, campaign_path, key_name, amend)
         return
     if not plan_path:
         raise LedgerError("give a campaign STAGE or --plan plan.json")

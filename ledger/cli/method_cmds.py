@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from ledger.cli import core_cmds
 from ledger.cli.context import emit, open_store, signing_key
 from ledger.errors import LedgerError
 
@@ -118,7 +117,7 @@ def _design_dict(design) -> dict[str, Any]:
     }
 
 
-def freeze_stage_hook(
+def freeze_stage_cmd(
     ctx: click.Context, stage: str, campaign_path: str | None, key_name: str | None, amend: bool
 ) -> None:
     """`ledger freeze STAGE --campaign F`: resolve the stage and freeze it on the same path."""
@@ -456,9 +455,8 @@ def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
 
 
 def register(cli: click.Group) -> None:
-    """Attach the method commands and route `ledger freeze STAGE` to the campaign path."""
+    """Attach the method commands (`ledger freeze STAGE` calls `freeze_stage_cmd`)."""
     for command in (design_cmd, run_cmd, decide_cmd, effects_cmd, campaign_cmd,
                     baseline_group):
         cli.add_command(command)
-    core_cmds.FREEZE_STAGE_HOOK = freeze_stage_hook
     _ = json
