@@ -22,6 +22,12 @@ class LedgerGroup(click.Group):
         except LedgerError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            # a safety net: file-system failures a command did not word itself (unwritable
+            # output folder, full disk) still end as one line naming the path, exit 2
+            where = f" {exc.filename}" if exc.filename else ""
+            click.echo(f"error: cannot access{where}: {exc.strerror or exc}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(130)

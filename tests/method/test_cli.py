@@ -87,6 +87,8 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
         (["design", "2^(x-1)"], "2^(x-1)"),
         (["baseline", "random", "--campaign", "{c}", "--budget", "1m", "--match", "lots"],
          "--match must be"),
+        (["report", "html", "--out", "/proc/no-such-folder"], "/proc/no-such-folder"),
+        (["export", "/proc/no-such-folder/b.tar.gz"], "/proc/no-such-folder"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(runner, tmp_path, sim_campaign, args, needle):
