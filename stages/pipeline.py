@@ -43,6 +43,8 @@ def run_campaign(
     say: Callable[[str], None] = lambda _line: None,
 ) -> StepLog:
     """Freeze, run and decide every stage in file order (up to `until`), resuming as needed."""
+    if until is not None:
+        campaign.stage(until)  # an unknown name is an error before anything runs
     log = StepLog()
     for spec in campaign.stages:
         manifest = current_manifest(store, campaign.name, spec.name)

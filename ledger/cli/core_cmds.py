@@ -6,6 +6,7 @@ Each is a thin layer over `ledger` functions that scripts can import and call di
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -53,13 +54,17 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
     \b
     Examples:
       ledger keygen --name alice
-      ledger keygen --name alice --passphrase-prompt   # then LEDGER_PASSPHRASE or a prompt
+      ledger keygen --name alice --passphrase-prompt   # type a passphrase (a terminal)
+      LEDGER_PASSPHRASE=... ledger keygen --name ci    # encrypt non-interactively
     """
     from ledger.keys import generate_key, key_dir
     from ledger.store import Store
 
-    passphrase = None
-    if passphrase_prompt:
+    passphrase = os.environ.get("LEDGER_PASSPHRASE") or None
+    if passphrase_prompt and passphrase is None:
+        if not sys.stdin.isatty():
+            raise LedgerError("--passphrase-prompt needs a terminal: set LEDGER_PASSPHRASE "
+                              "instead")
         passphrase = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
     key = generate_key(name, passphrase=passphrase)
     added = None

@@ -342,6 +342,8 @@ def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, 
 
     store = open_store(ctx)
     camp = _campaign(campaign_path)
+    if until is not None:
+        camp.stage(until)  # an unknown stage is an error before any key or run
     key = _demo_key() if demo_key else signing_key(key_name)
     ex = _executor(store, camp, executor, jobs, device, data, gpus, grace, address)
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
