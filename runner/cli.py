@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", default=None, metavar="LOG",
                    help="replay a recorded run exactly: take each step's schedule progress from "
                         "LOG (same config, seed, data and threads give the same losses on CPU); "
-                        "runs LOG's number of steps unless --steps is smaller")
+                        "runs LOG's number of steps unless --steps is smaller, with LOG's "
+                        "--threads unless given")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--data", default=None, help="text file, folder of .txt, .bin tokens (default data/corpus)")
     p.add_argument("--threads", type=_positive_int("--threads"), default=None, help="CPU threads (torch)")
@@ -91,19 +92,21 @@ def main(argv: list[str] | None = None) -> int:
         budget_s = parse_budget(args.budget)
         from runner import train  # deferred: input errors are reported before torch loads
 
-        schedule, steps = None, args.steps
+        schedule, steps, threads, replay_sha = None, args.steps, args.threads, None
         if args.replay is not None:
-            from runner.replay import load_schedule
+            from runner.replay import load as load_replay
 
-            schedule = load_schedule(args.replay, cfg, args.seed)
+            recorded = load_replay(args.replay, cfg, args.seed)
+            schedule, replay_sha = recorded.progress, recorded.sha256
             if steps is not None and steps > len(schedule):
                 raise UsageError(f"--steps {steps} exceeds the {len(schedule)} steps in "
                                  f"--replay {args.replay}")
             steps = steps or len(schedule)
+            threads = threads or recorded.threads  # the recorded count unless told otherwise
         opts = train.RunOptions(
             cfg=cfg, budget_s=budget_s, seed=args.seed, log=Path(args.log),
             manifest=args.manifest, steps=steps, device=args.device, data=args.data,
-            threads=args.threads, schedule=schedule,
+            threads=threads, schedule=schedule, replay_sha256=replay_sha,
         )
         summary = train.run(opts, t_start)
     except UsageError as e:

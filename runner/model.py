@@ -48,6 +48,28 @@ class _ReluSquareCPU(torch.autograd.Function):
         return (g * r).mul_(2.0)
 
 
+class _SoftcapCPU(torch.autograd.Function):
+    """``cap * tanh(x / cap)`` saving only the tanh; backward is one ``tanh_backward``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, cap: float) -> Tensor:
+        t = torch.tanh(x * (1.0 / cap))
+        ctx.save_for_backward(t)
+        return t * cap
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        (t,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(g, t), None
+
+
+def softcap(x: Tensor, cap: float) -> Tensor:
+    """Logit softcap ``cap * tanh(x / cap)`` (nanochat)."""
+    if x.device.type == "cpu" and torch.is_grad_enabled():
+        return _SoftcapCPU.apply(x, cap)
+    return cap * torch.tanh(x / cap)
+
+
 def rms_norm(x: Tensor) -> Tensor:
     """Parameter-free RMSNorm over the last dimension (fused kernel off CPU)."""
     if x.device.type == "cpu" and torch.is_grad_enabled():
@@ -78,6 +100,37 @@ class _Rotary(torch.autograd.Function):
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
         c, s = ctx.saved_tensors
         return (g * c).add_(_swap(g * s)), None, None
+
+
+class _NormRotaryCPU(torch.autograd.Function):
+    """QK-norm then RoPE in one node: ``y = rot(x) * rsqrt(mean(rot(x)^2) + eps)``.
+
+    The rotation preserves the norm, so rotating first equals normalizing first; the backward
+    is RMSNorm's on ``z = rot(x)`` followed by ``rot``'s transpose (see :class:`_Rotary`).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, c: Tensor, s: Tensor, eps: float) -> Tensor:
+        z = torch.addcmul(x * c, _swap(x), s)
+        r = torch.rsqrt(z.square().mean(-1, keepdim=True).add_(eps))
+        y = z.mul_(r)
+        ctx.save_for_backward(y, r, c, s)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None, None]:
+        y, r, c, s = ctx.saved_tensors
+        m = (g * y).mean(-1, keepdim=True)
+        gz = torch.addcmul(g, y, m, value=-1.0).mul_(r)
+        return (gz * c).add_(_swap(gz * s)), None, None, None
+
+
+def norm_rotary(x: Tensor, c: Tensor, s: Tensor) -> Tensor:
+    """QK-norm followed by RoPE (one autograd node on CPU)."""
+    c, s = c.to(x.dtype), s.to(x.dtype)
+    if x.device.type == "cpu" and torch.is_grad_enabled():
+        return _NormRotaryCPU.apply(x, c, s, torch.finfo(x.dtype).eps)
+    return _Rotary.apply(rms_norm(x), c, s)
 
 
 def _swap(x: Tensor) -> Tensor:
@@ -116,7 +169,7 @@ class Attention(nn.Module):
         w = torch.cat((self.c_q.weight, self.c_k.weight, self.c_v.weight))
         qk, v = F.linear(x, w).view(B, T, 3, self.n_heads, self.head_dim).split((2, 1), dim=2)
         # QK-norm and RoPE on q and k in one go (the norm commutes with the rotation).
-        q, k = apply_rotary(rms_norm(qk), cos, sin).unbind(2)
+        q, k = norm_rotary(qk, cos, sin).unbind(2)
         v = v.squeeze(2)
         q, k = q.to(v.dtype), k.to(v.dtype)  # autocast may run the norm in fp32; no-op on CPU
         y = F.scaled_dot_product_attention(
@@ -188,11 +241,13 @@ class GPT(nn.Module):
         T = idx.size(1)
         cos, sin = self.cos[:, :T], self.sin[:, :T]
         x = x0 = rms_norm(self.wte(idx))
-        for i, block in enumerate(self.blocks):
-            x = block(self.resid_lambdas[i] * x + self.x0_lambdas[i] * x0, cos, sin)
+        # unbind once: one autograd node for all layers' scalars instead of one select each
+        lam_r, lam_0 = self.resid_lambdas.unbind(0), self.x0_lambdas.unbind(0)
+        for block, lr, l0 in zip(self.blocks, lam_r, lam_0, strict=True):
+            x = block(torch.addcmul(x * lr, x0, l0), cos, sin)
         logits = self.lm_head(rms_norm(x)).float()
         if self.softcap > 0:
-            logits = self.softcap * torch.tanh(logits / self.softcap)
+            logits = softcap(logits, self.softcap)
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
 
     def num_params(self) -> int:

@@ -7,18 +7,43 @@ values (and the same config, seed, data and threads) gives the same losses bit f
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.errors import UsageError
 
 
-def load_schedule(path: str | Path, cfg: dict[str, Any], seed: int) -> list[float]:
+@dataclass(frozen=True)
+class Recorded:
+    """What a replay takes from the recorded log."""
+
+    progress: list[float]  # progress[i] = schedule progress of step i+1
+    threads: int | None  # the header's thread count (a different one changes summation order)
+    sha256: str  # of the log file, recorded in the replay's header
+
+
+def load(path: str | Path, cfg: dict[str, Any], seed: int) -> Recorded:
+    """Read a recorded log for ``--replay``: its per-step progress, threads and digest."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--replay {path}: cannot read ({exc.strerror or exc})") from None
+    progress = load_schedule(path, cfg, seed, raw)
+    header = json.loads(raw.split(b"\n", 1)[0]) if raw.startswith(b"{") else {}
+    threads = header.get("threads") if isinstance(header, dict) else None
+    return Recorded(progress, threads if isinstance(threads, int) and threads >= 1 else None,
+                    hashlib.sha256(raw).hexdigest())
+
+
+def load_schedule(path: str | Path, cfg: dict[str, Any], seed: int, raw: bytes | None = None) -> list[float]:
     """Per-step progress values of a recorded run, after checking it is the same recipe."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = (path.read_bytes() if raw is None else raw).decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"--replay {path}: cannot read ({exc})") from None
     header: dict[str, Any] | None = None

@@ -48,6 +48,7 @@ class RunOptions:
     data: str | None = None
     threads: int | None = None
     schedule: list[float] | None = None  # per-step progress of a recorded run (--replay)
+    replay_sha256: str | None = None  # SHA-256 of the --replay log (recorded in the header)
 
 
 def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
@@ -77,6 +78,7 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
         "code_sha256": provenance.code_sha256(), "data_sha256": ds.sha256,
         "manifest": opts.manifest, "started_at": provenance.utc_now(),
         "threads": torch.get_num_threads(), "steps": opts.steps,
+        "replay_sha256": opts.replay_sha256,
         "model_dim": shp.model_dim, "n_heads": shp.n_heads, "grad_accum_steps": shp.grad_accum_steps,
         "vocab_size": ds.vocab_size, "data_kind": ds.kind, "data_files": ds.files,
         "num_params": num_params, "flops_per_token": model.flops_per_token(),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from runner import optim
-from runner.muon import Muon
+from runner.muon import Muon, batched_newton_schulz
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
@@ -28,6 +28,18 @@ def test_batched_muon_matches_upstream(dtype: torch.dtype) -> None:
     for p, q in zip(ours, ref, strict=True):
         assert torch.allclose(p, q, atol=tol * 0.02 * 3, rtol=0), (p - q).abs().max()
         assert torch.equal(a.state[p]["momentum_buffer"], b.state[q]["momentum_buffer"])
+
+
+def test_gram_newton_schulz_equals_direct_iteration() -> None:
+    gen = torch.Generator().manual_seed(1)
+    coeffs = (3.4445, -4.775, 2.0315)
+    for shape in [(3, 16, 64), (2, 64, 16), (2, 8, 40)]:
+        g = torch.randn(shape, generator=gen, dtype=torch.float64)
+        direct = batched_newton_schulz(g, coeffs, 5, 1e-7, torch.float64, gram=False)
+        gram = batched_newton_schulz(g, coeffs, 5, 1e-7, torch.float64, gram=True)
+        assert torch.allclose(gram, direct, atol=1e-10, rtol=0)
+        fp32 = batched_newton_schulz(g.float(), coeffs, 5, 1e-7, torch.float32)  # gram by default
+        assert torch.allclose(fp32.double(), direct, atol=1e-5, rtol=0)
 
 
 def test_lr_schedule_shape() -> None:

@@ -18,7 +18,6 @@ from runner import config, schema, train
 from runner import data as data_mod
 
 REPO = Path(__file__).resolve().parents[2]
-BUDGET_TOLERANCE_S = 0.25  # the loop overshoots the budget by at most one (millisecond) step
 
 
 def _run(tmp_path: Path, corpus: Path, cfg: dict[str, Any], name: str = "run", **kw: Any) -> list[dict]:
@@ -47,7 +46,11 @@ def test_budget_is_respected(tmp_path: Path, corpus: Path, tiny_cfg: dict) -> No
     recs = _run(tmp_path, corpus, tiny_cfg, budget_s=3.0)
     s = recs[-1]
     assert s["status"] == "ok"
-    assert 3.0 <= s["training_seconds"] <= 3.0 + BUDGET_TOLERANCE_S
+    steps = [r for r in recs if r["type"] == "step"]
+    # the tolerance is exactly one step: training stops at the first step that reaches the
+    # budget (a wall-clock bound would be flaky on a loaded machine)
+    assert steps[-2]["train_seconds"] < 3.0 <= s["training_seconds"]
+    assert s["training_seconds"] == steps[-1]["train_seconds"]
     assert s["num_steps"] > train.EXCLUDED_STEPS and s["warmup_seconds"] > 0
     assert s["total_seconds"] >= s["training_seconds"] + s["warmup_seconds"] + s["eval_seconds"]
     steps = [r for r in recs if r["type"] == "step"]
