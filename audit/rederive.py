@@ -15,14 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger import verify as _verify_mod
-from ledger.anchor import check_anchors
 from ledger.canonical import canonical_bytes
 from ledger.errors import IntegrityError, LedgerError
 from ledger.ingest import ParsedLog, parse_raw_log
-from ledger.problems import Problem
-from ledger.scan import Scan, scan_objects
+from ledger.scan import Scan
 from ledger.store import Store
+from ledger.verify import verify_with_evidence
 from stages.decide import SIGNING_FIELDS, derive_decision, run_key, select_runs
 
 METRIC_KEYS = ("val_bpb", "training_seconds", "total_seconds", "num_steps")
@@ -261,25 +259,6 @@ def _object_paths(store: Store) -> dict[str, str]:
     return paths
 
 
-def _verify(store: Store) -> tuple[list[Problem], Scan, dict[str, list[bytes]]]:
-    """`ledger.verify.verify(store, check_index=False)`, step for step, also handing back
-    the scan and the journal lines so that the audit reads and hashes every byte once.
-    Keep it in step with `verify` when a check is added there."""
-    problems = _verify_mod._check_store_json(store)
-    scan = scan_objects(store)
-    problems += scan.problems
-    problems += store.keyring().check()
-    problems += _verify_mod._check_envelopes(store, scan)
-    journal_lines: dict[str, list[bytes]] = {}
-    for journal in store.journals():
-        lines = journal.lines()[0]
-        journal_lines[journal.host] = lines
-        problems += journal.verify(lines)
-        problems += _verify_mod._check_events(journal, lines, scan)
-    problems += _verify_mod._check_references(scan)
-    problems += check_anchors(store, journal_lines, scan.of_kind("anchor"))
-    return problems, scan, journal_lines
-
 def _json(data: bytes) -> Any:
     import json
 
@@ -297,10 +276,10 @@ def _before(a: tuple[str, dict] | None, b: tuple[str, dict] | None) -> bool:
 
 def audit_store(store: Store, *, progress: bool = False) -> AuditResult:
     """Run every check; return findings (empty = clean) and per-stage verdicts."""
-    problems, scan, journal_lines = _verify(store)
-    findings = [Finding(p.object, p.message) for p in problems]
-    ev = _Evidence(store, scan, journal_lines)
-    del scan
+    verified = verify_with_evidence(store, check_index=False, progress=progress)
+    findings = [Finding(p.object, p.message) for p in verified.problems]
+    ev = _Evidence(store, verified.scan, verified.journal_lines)
+    del verified
     manifests = ev.of_kind("manifest")
     runs = ev.of_kind("run")
     decisions = ev.of_kind("decision")

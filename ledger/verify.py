@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from ledger.anchor import check_anchors
@@ -46,6 +47,23 @@ def _progress(store: Store, enabled: bool):
 
 def verify(store: Store, *, check_index: bool = True, progress: bool = False) -> list[Problem]:
     """All integrity problems of the store (empty list = clean)."""
+    return verify_with_evidence(store, check_index=check_index, progress=progress).problems
+
+
+@dataclass
+class Verified:
+    """What one verify pass found, and what it read: the audit reuses the scan and lines
+    so every byte is read and hashed once."""
+
+    problems: list[Problem]
+    scan: Scan
+    journal_lines: dict[str, list[bytes]]
+
+
+def verify_with_evidence(
+    store: Store, *, check_index: bool = True, progress: bool = False
+) -> Verified:
+    """`verify`, also handing back the object scan and every journal's lines."""
     problems = _check_store_json(store)
     bar = _progress(store, progress)
     scan = scan_objects(store, tick=bar.update if bar is not None else None)
@@ -70,7 +88,7 @@ def verify(store: Store, *, check_index: bool = True, progress: bool = False) ->
                                                         "`ledger reindex`"))
         except LedgerError as exc:
             problems.append(Problem("index.duckdb", str(exc)))
-    return problems
+    return Verified(problems, scan, journal_lines)
 
 
 def _check_store_json(store: Store) -> list[Problem]:
