@@ -221,7 +221,7 @@ def derive_baseline_decision(
     manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
 ) -> dict[str, Any]:
     """Pure: the baseline step's decision from its run records (audit calls it too)."""
-    from stages.decide import _observations, select_runs
+    from stages.decide import _observations, decision_head, select_runs
     from stages.stats import summarize
 
     used, missing, extra = select_runs(manifest_id, manifest, runs)
@@ -252,13 +252,7 @@ def derive_baseline_decision(
             trace.append(f"rank {rank}: {conds[s.condition]['name']} mean {s.mean:.4f} "
                          f"over {s.n} cells" + (" (promoted)" if rank == 1 else ""))
     return {
-        "campaign": manifest["campaign"],
-        "stage": manifest["stage"],
-        "manifest": manifest_id,
-        "budget_s": manifest["budget_s"],
-        "runs": sorted(rid for rid, _ in used.values()),
-        "missing": missing,
-        "extra": extra,
+        **decision_head(manifest_id, manifest, used, missing, extra),
         "statistics": {"conditions": [s.to_dict() for s in summaries], "effects": None,
                        "effects_note": "baseline step: no effects"},
         "rule": rule,

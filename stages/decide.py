@@ -40,6 +40,22 @@ def select_runs(
     return used, sorted(declared - set(used)), sorted(extra)
 
 
+def decision_head(
+    manifest_id: str, manifest: dict[str, Any], used: dict[str, tuple[str, dict]],
+    missing: list[str], extra: list[str],
+) -> dict[str, Any]:
+    """What every decision body starts with: which manifest, and which runs it judged."""
+    return {
+        "campaign": manifest["campaign"],
+        "stage": manifest["stage"],
+        "manifest": manifest_id,
+        "budget_s": manifest["budget_s"],
+        "runs": sorted(rid for rid, _ in used.values()),
+        "missing": missing,
+        "extra": extra,
+    }
+
+
 def _observations(used: dict[str, tuple[str, dict]]) -> list[dict[str, Any]]:
     obs = []
     for rid, body in used.values():
@@ -137,13 +153,7 @@ def derive_decision(
             promoted.append(cond.id)
             table[cond.id] = cond.to_dict()
     return {
-        "campaign": manifest["campaign"],
-        "stage": manifest["stage"],
-        "manifest": manifest_id,
-        "budget_s": manifest["budget_s"],
-        "runs": sorted(rid for rid, _ in used.values()),
-        "missing": missing,
-        "extra": extra,
+        **decision_head(manifest_id, manifest, used, missing, extra),
         "statistics": {
             "conditions": [s.to_dict() for s in summaries],
             "effects": effects.to_dict() if effects is not None else None,
