@@ -9,6 +9,7 @@ extend a published anchor, and GPU-hours that do not add up.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import defaultdict
@@ -157,7 +158,7 @@ class _Evidence:
                 lines = journal.lines()[0]
             for i, line in enumerate(lines):
                 try:
-                    event = _json(line)
+                    event = json.loads(line)
                 except ValueError:
                     raise IntegrityError(
                         f"journal {journal.path}: line {i + 1} is not valid JSON") from None
@@ -192,7 +193,7 @@ class _Evidence:
         """Keep `data` as an object if it is a one-line JSON envelope (as the audit always did)."""
         if data[:1] == b"{" and b"\n" not in data.rstrip(b"\n"):
             try:
-                obj = _json(data)
+                obj = json.loads(data)
             except ValueError:
                 return
             if isinstance(obj, dict) and "kind" in obj and "body" in obj:
@@ -257,12 +258,6 @@ def _object_paths(store: Store) -> dict[str, str]:
             for entry in entries:
                 paths.setdefault(entry.name, entry.path)
     return paths
-
-
-def _json(data: bytes) -> Any:
-    import json
-
-    return json.loads(data)
 
 
 def _before(a: tuple[str, dict] | None, b: tuple[str, dict] | None) -> bool:

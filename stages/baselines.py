@@ -221,11 +221,11 @@ def derive_baseline_decision(
     manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
 ) -> dict[str, Any]:
     """Pure: the baseline step's decision from its run records (audit calls it too)."""
-    from stages.decide import _observations, decision_head, select_runs
+    from stages.decide import decision_head, observations, select_runs
     from stages.stats import summarize
 
     used, missing, extra = select_runs(manifest_id, manifest, runs)
-    obs = _observations(used)
+    obs = observations(used)
     cells = [tuple(c) for c in manifest.get("cells", [])]
     summaries = summarize(obs, cells=cells or None)
     rule = manifest["rule"]

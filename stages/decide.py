@@ -56,7 +56,7 @@ def decision_head(
     }
 
 
-def _observations(used: dict[str, tuple[str, dict]]) -> list[dict[str, Any]]:
+def observations(used: dict[str, tuple[str, dict]]) -> list[dict[str, Any]]:
     obs = []
     for rid, body in used.values():
         value = body.get("metrics", {}).get("val_bpb")
@@ -120,7 +120,7 @@ def derive_decision(
 
         return derive_baseline_decision(manifest_id, manifest, runs)
     used, missing, extra = select_runs(manifest_id, manifest, runs)
-    obs = _observations(used)
+    obs = observations(used)
     cells = [tuple(c) for c in manifest.get("cells", [])]
     summaries = summarize(obs, cells=cells or None)
     effects, effects_note = _effects(obs, manifest)
