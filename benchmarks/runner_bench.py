@@ -4,7 +4,9 @@ Prints one JSON object. For each shape it runs the real runner (``runner.train.r
 ``--steps``, so the timing is the runner's own, warm-up steps excluded) and an inline
 plain-PyTorch GPT of the same shape written the way nanoGPT's ``train.py`` runs on CPU
 (fp32, no compile, LayerNorm, GELU, learned positions, tied head, AdamW, grad clip 1.0,
-``loss.item()`` every step). Usage: ``python benchmarks/runner_bench.py [--steps N]``.
+``loss.item()`` every step). The runner is timed twice: eager and with ``compile: true``
+(inductor C++ kernels; its compile time is in ``warmup_seconds``, outside the timing).
+Usage: ``python benchmarks/runner_bench.py [--steps N] [--no-compile]``.
 """
 
 from __future__ import annotations
@@ -102,22 +104,29 @@ def nanogpt_tokens_per_s(shape: dict[str, int], steps: int, accum: int = 1, warm
     return steps * accum * B * T / (time.perf_counter() - t_start)
 
 
-def runner_stats(shape: dict[str, int], steps: int, accum: int, data: Path, workdir: Path) -> dict[str, float | None]:
-    """Run the real runner for ``steps`` steps and read its own throughput numbers."""
+def runner_stats(shape: dict[str, int], steps: int, accum: int, data: Path, workdir: Path,
+                 compile_model: bool = False) -> dict[str, float | None]:
+    """Run the real runner for ``steps`` steps and read its own throughput numbers.
+
+    ``warmup_seconds`` (the excluded first steps) holds the compile time when compiling.
+    """
     tbs = accum * shape["device_batch_size"] * shape["seq_len"]
     cfg = config.resolve({**shape, "total_batch_size": tbs,
-                          "eval_tokens": 2048})
+                          "eval_tokens": 2048, "compile": compile_model})
     log = workdir / "bench.jsonl"
     s = run(RunOptions(cfg=cfg, budget_s=3600.0, seed=0, log=log, steps=steps + 3,
                        device="cpu", data=str(data)))
     return {"tokens_per_s": s["tokens_per_s"], "mfu": s["mfu"], "num_params": s["num_params"],
-            "log_overhead": s["log_seconds"] / s["total_seconds"], "log_seconds": s["log_seconds"]}
+            "log_overhead": s["log_seconds"] / s["total_seconds"], "log_seconds": s["log_seconds"],
+            "warmup_seconds": s["warmup_seconds"]}
 
 
 def main() -> None:
     """Run both shapes, print one JSON object."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--no-compile", action="store_true",
+                    help="skip the runner with compile: true (needs a C++ compiler on CPU)")
     args = ap.parse_args()
     out: dict[str, object] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
                               "cpu_fp32_peak_flops": measure_cpu_fp32_peak(), "steps": args.steps}
@@ -130,9 +139,14 @@ def main() -> None:
             r = runner_stats(shape, steps, accum, data, Path(tmp))
             base = nanogpt_tokens_per_s(shape, steps, accum)
             tokens_per_step = accum * shape["device_batch_size"] * shape["seq_len"]
-            out[name] = {"shape": shape, "tokens_per_step": tokens_per_step, "steps": steps, "runner": r,
-                         "nanogpt_tokens_per_s": base,
-                         "speedup_vs_nanogpt": (r["tokens_per_s"] or 0.0) / base}
+            case: dict[str, object] = {
+                "shape": shape, "tokens_per_step": tokens_per_step, "steps": steps, "runner": r,
+                "nanogpt_tokens_per_s": base, "speedup_vs_nanogpt": (r["tokens_per_s"] or 0.0) / base}
+            if not args.no_compile:
+                rc = runner_stats(shape, steps, accum, data, Path(tmp), compile_model=True)
+                case["runner_compiled"] = rc
+                case["speedup_compiled_vs_nanogpt"] = (rc["tokens_per_s"] or 0.0) / base
+            out[name] = case
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -61,6 +61,23 @@ def configure(device: torch.device, threads: int | None, deterministic: bool) ->
         torch.set_flush_denormal(True)
 
 
+def check_compile(device: torch.device) -> None:
+    """``compile: true`` on CPU needs a working C++ compiler (inductor emits C++ kernels).
+
+    Checked before the header is written, so a machine without one fails with one line
+    instead of a compiler traceback at the first step.
+    """
+    if device.type != "cpu":
+        return
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as e:  # inductor raises its own InvalidCxxCompiler
+        raise UsageError("config compile: true on CPU needs a C++ compiler (g++ or clang++ on PATH, "
+                         f"or CXX); set compile to false or install one ({type(e).__name__})") from None
+
+
 def autocast(device: torch.device) -> Callable[[], contextlib.AbstractContextManager[object]]:
     """bf16 autocast on CUDA; plain fp32 on CPU."""
     if device.type == "cuda":

@@ -60,12 +60,14 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     ds = data_mod.load(opts.data, cfg["seq_len"])
     device_mod.configure(dev, opts.threads, deterministic=opts.steps is not None)
     peak, peak_source = device_mod.peak_flops(dev)
+    if cfg["compile"]:
+        device_mod.check_compile(dev)
 
     torch.manual_seed(opts.seed)
     model = GPT(ds.vocab_size, shp.model_dim, cfg["depth"], shp.n_heads, cfg["head_dim"],
                 cfg["seq_len"], cfg["logit_softcap"]).to(dev)
     optimizers = optim.build(model, cfg)
-    fwd = torch.compile(model) if cfg["compile"] and dev.type == "cuda" else model
+    fwd = torch.compile(model) if cfg["compile"] else model
     autocast = device_mod.autocast(dev)
     batches = data_mod.Batches(ds.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev)
     num_params = model.num_params()
