@@ -50,18 +50,20 @@ def _iterate_gram(x: Tensor, a: float, b: float, c: float, steps: int) -> Tensor
 
 
 def batched_newton_schulz(g: Tensor, coeffs: tuple[float, float, float], steps: int, eps: float,
-                          dtype: torch.dtype, gram: bool | None = None) -> Tensor:
+                          dtype: torch.dtype, gram: bool | None = None, overwrite: bool = False) -> Tensor:
     """Quintic Newton-Schulz orthogonalization of a stack (N, rows, cols), as upstream per matrix.
 
     ``gram`` (default: fp32 and cols >= 2 rows after putting the short side first) uses
     :func:`_iterate_gram`, which costs ~40 % fewer FLOPs at aspect 4 (the MLP matrices).
+    ``overwrite`` lets the normalization scale ``g`` in place (a caller's scratch stack).
     """
     a, b, c = coeffs
     x = g.to(dtype)
     tall = g.size(-2) > g.size(-1)
     if tall:
         x = x.mT
-    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
+    scale = x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
+    x = x.div_(scale) if overwrite or x is not g else x / scale
     if gram is None:
         gram = dtype == torch.float32 and x.size(-1) >= 2 * x.size(-2)
     x = _iterate_gram(x, a, b, c, steps) if gram else _iterate(x, a, b, c, steps)
@@ -116,7 +118,7 @@ class Muon(torch.optim.Muon):
                 stack = torch.stack([updates[i].mT if updates[i].size(0) > updates[i].size(1)
                                      else updates[i] for i in idx])
                 ortho = batched_newton_schulz(stack, group["ns_coefficients"], group["ns_steps"],
-                                              group["eps"], self.ns_dtype)
+                                              group["eps"], self.ns_dtype, overwrite=True)
                 ps = [params[i] for i in idx]
                 if lr * wd:
                     torch._foreach_mul_(ps, 1 - lr * wd)
