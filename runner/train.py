@@ -67,7 +67,7 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     model = GPT(ds.vocab_size, shp.model_dim, cfg["depth"], shp.n_heads, cfg["head_dim"],
                 cfg["seq_len"], cfg["logit_softcap"]).to(dev)
     optimizers = optim.build(model, cfg)
-    fwd = torch.compile(model) if cfg["compile"] else model
+    fwd = model.compiled() if cfg["compile"] else model
     autocast = device_mod.autocast(dev)
     batches = data_mod.Batches(ds.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev)
     num_params = model.num_params()
