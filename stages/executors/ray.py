@@ -2,12 +2,16 @@
 
 Why Ray: a cluster scheduler places one run per accelerator across machines and restarts
 nothing behind our back (`max_retries=0`: a retried run would be a second, unjournaled start).
-A worker that dies comes back as status `crashed`; a later `ledger run` finishes what is left.
+A worker that dies comes back as status `crashed`; a later `ledger run` finishes what is left,
+and every task first sweeps the scratch folders of workers that were killed (`ledger-ray-<pid>-*`).
 The worker runs the same subprocess as the `local` executor and returns the raw log bytes.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,12 +21,47 @@ from typing import Any
 from ledger.errors import LedgerError
 from stages.executors.base import RunResult, RunTask, StartCallback
 
+SCRATCH_PREFIX = "ledger-ray-"
+_SCRATCH_NAME = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_orphan_scratch(tmp_root: Path) -> list[Path]:
+    """Remove scratch folders of workers that died without cleaning up (e.g. SIGKILL).
+
+    A folder is named ``ledger-ray-<pid>-*`` after the worker that made it; it is removed
+    only when that process is gone and the folder is ours, so a live worker's run is never
+    touched. Returns what was removed.
+    """
+    removed = []
+    for path in tmp_root.glob(f"{SCRATCH_PREFIX}*"):
+        m = _SCRATCH_NAME.match(path.name)
+        try:
+            if not m or not path.is_dir() or path.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        if not _pid_alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
 
 def _run_on_worker(task: RunTask, options: dict[str, Any]) -> tuple[bytes, str, str | None, str]:
     """Body of the Ray task: run the trainer in a scratch folder, return its raw log."""
     from stages.executors.local import LocalExecutor
 
-    with tempfile.TemporaryDirectory(prefix="ledger-ray-") as tmp:
+    sweep_orphan_scratch(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         local = LocalExecutor(workdir=Path(tmp), jobs=1, **options)
         result = local._run_one(task, 0, lambda _task: None)
     return result.raw, result.fmt, result.status_override, result.note

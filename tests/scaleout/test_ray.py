@@ -88,3 +88,11 @@ def test_dying_worker_is_recorded_as_crashed(tmp_path, ray_instance, text_data):
     assert report.statuses == {"crashed": 4}
     runs = manifest_runs(store, manifest)
     assert all(r.body["metrics"].get("val_bpb") is None for r in runs)
+    # the killed workers could not clean their scratch folders; the next task's sweep does
+    import tempfile
+    from pathlib import Path
+
+    from stages.executors.ray import sweep_orphan_scratch
+
+    assert sweep_orphan_scratch(Path(tempfile.gettempdir()))  # at least the last worker's
+    assert not sweep_orphan_scratch(Path(tempfile.gettempdir()))
