@@ -17,7 +17,7 @@ from ledger.manifest import declared_run_keys, load_manifest
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
 from ledger.store import Store
 
-__all__ = ["ParsedLog", "ingest", "parse_raw_log", "record_run_start", "recorded_runs",
+__all__ = ["ParsedLog", "ingest", "is_recorded", "parse_raw_log", "record_run_start", "recorded_runs",
            "run_key"]
 
 
@@ -118,6 +118,12 @@ def recorded_runs(store: Store, manifest: str) -> dict[str, str]:
     return out
 
 
+def is_recorded(store: Store, manifest: str, run: str) -> bool:
+    """Whether `run` is journaled as recorded under `manifest` (no copy of the whole set,
+    so checking each of a stage's n runs stays O(n), not O(n^2))."""
+    return any(run in _RECORDED.runs(j.path).get(manifest, {}) for j in store.journals())
+
+
 def ingest(
     store: Store,
     raw: bytes,
@@ -151,7 +157,7 @@ def ingest(
             raise LedgerError(
                 f"log does not cite manifest {manifest} (its header says {parsed.manifest})"
             )
-        if key in recorded_runs(store, manifest):
+        if is_recorded(store, manifest, key):
             raise LedgerError(f"run already recorded: {key} of manifest {manifest}")
     elif condition is not None and seed is not None and host is not None:
         key = run_key(condition, seed, host)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import LedgerError
-from ledger.ingest import ingest, parse_raw_log, record_run_start, recorded_runs, run_key
+from ledger.ingest import (
+    ingest,
+    is_recorded,
+    parse_raw_log,
+    record_run_start,
+    recorded_runs,
+    run_key,
+)
 from ledger.manifest import freeze, load_manifest
 
 from .conftest import make_log, make_plan
@@ -81,6 +88,8 @@ def test_ingest_rules(store, key):
     body = store.get_json(rid)["body"]
     assert body["run"] == run_key("c0", 0, "h1") and body["stage"] == "screen"
     assert recorded_runs(store, mid) == {"c0/0/h1": rid}
+    assert is_recorded(store, mid, "c0/0/h1") and not is_recorded(store, mid, "c1/0/h1")
+    assert not is_recorded(store, "f" * 64, "c0/0/h1")
     with pytest.raises(LedgerError, match="run already recorded"):
         ingest(store, make_log(mid), manifest=mid, condition="c0", seed=0, host="h1")
     with pytest.raises(LedgerError, match="not declared"):
