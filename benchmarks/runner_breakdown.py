@@ -35,6 +35,16 @@ def _ms_per_call(fn: Callable[[], object], iters: int) -> float:
     return (time.perf_counter() - t0) / iters * 1e3
 
 
+def _fwd_bwd(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor]) -> Callable[[], None]:
+    """One training forward+backward as the loops run it (gradients reset to None first)."""
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        loss_fn().backward()
+
+    return step
+
+
 def _profiled_ms(fn: Callable[[], object], iters: int) -> dict[str, float]:
     """Self time per call in matrix products and in attention kernels."""
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -66,15 +76,15 @@ def main() -> None:
     adamw, muon = optim.build(model, cfg)
     model(x, y).backward()
     runner = {
-        "fwd_bwd_ms": _ms_per_call(lambda: model(x, y).backward(), args.iters),
+        "fwd_bwd_ms": _ms_per_call(_fwd_bwd(model, lambda: model(x, y)), args.iters),
         "muon_step_ms": _ms_per_call(muon.step, args.iters),
         "adamw_step_ms": _ms_per_call(adamw.step, args.iters),
-        **_profiled_ms(lambda: model(x, y).backward(), args.iters // 3),
+        **_profiled_ms(_fwd_bwd(model, lambda: model(x, y)), args.iters // 3),
     }
     if not args.no_compile:
         compiled = model.compiled()  # what the runner runs with compile: true
         compiled(x, y).backward()
-        runner["fwd_bwd_compiled_ms"] = _ms_per_call(lambda: compiled(x, y).backward(), args.iters)
+        runner["fwd_bwd_compiled_ms"] = _ms_per_call(_fwd_bwd(model, lambda: compiled(x, y)), args.iters)
 
     nano = NanoGPT(256, dim, s["depth"], dim // s["head_dim"], T)
     nopt = torch.optim.AdamW(nano.parameters(), lr=1e-3)
@@ -85,9 +95,9 @@ def main() -> None:
         nopt.step()
 
     baseline = {
-        "fwd_bwd_ms": _ms_per_call(lambda: nano(x, y).backward(), args.iters),
+        "fwd_bwd_ms": _ms_per_call(_fwd_bwd(nano, lambda: nano(x, y)), args.iters),
         "clip_adamw_step_ms": _ms_per_call(nano_opt, args.iters),
-        **_profiled_ms(lambda: nano(x, y).backward(), args.iters // 3),
+        **_profiled_ms(_fwd_bwd(nano, lambda: nano(x, y)), args.iters // 3),
     }
     baseline["step_ms"] = baseline["fwd_bwd_ms"] + baseline["clip_adamw_step_ms"]
     floor = runner["matmul_ms"] + runner["attention_ms"] + runner["muon_step_ms"]
