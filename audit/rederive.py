@@ -90,6 +90,10 @@ class AuditResult:
     costs: dict[str, Any]
     objects: int
     anchors: int
+    # Hash-checked bodies by kind ("manifest", "decision", "run") and id, so the report is
+    # built from what the audit read instead of reading every object again. Not serialized.
+    bodies: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False,
+                                                         compare=False)
 
     @property
     def ok(self) -> bool:
@@ -315,7 +319,8 @@ def audit_store(store: Store, *, progress: bool = False) -> AuditResult:
     amendments = sorted(mid for mid, b in manifests.items() if b.get("amends"))
     anchors = sum(1 for _h, e in ev.events if e.get("kind") == "anchor")
     return AuditResult(findings, stage_audits, unplanned, amendments, costs,
-                       len(ev.objects), anchors)
+                       len(ev.objects), anchors,
+                       bodies={"manifest": manifests, "decision": decisions, "run": runs})
 
 
 def _cost_row(body: dict[str, Any], manifests: dict[str, dict]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from audit.costs import cost_breakdown, counterfactuals
-from audit.rederive import AuditResult, _cost_row
+from audit.costs import counterfactuals
+from audit.rederive import AuditResult
 from ledger.store import Store
 
 
@@ -33,32 +33,38 @@ def tool_version() -> str:
         return "unknown"
 
 
+def _body(store: Store, result: AuditResult, kind: str, oid: str) -> dict[str, Any]:
+    """A body the audit already read (hash-checked), else read now (raises if damaged)."""
+    body = result.bodies.get(kind, {}).get(oid)
+    return body if body is not None else store.get_json(oid)["body"]
+
+
 def _live_stages(store: Store, result: AuditResult) -> list[dict[str, Any]]:
     """One entry per stage in force (amended manifests replaced), in freeze order."""
-    live = [s for s in result.stages if not s.superseded]
+    runs_by_manifest: dict[str, list[dict[str, Any]]] = {}
+    for body in result.bodies.get("run", {}).values():
+        runs_by_manifest.setdefault(body.get("manifest") or "", []).append(body)
     out = []
-    for sa in live:
-        manifest = store.get_json(sa.manifest)["body"]
+    for sa in (s for s in result.stages if not s.superseded):
+        manifest = _body(store, result, "manifest", sa.manifest)
         if "baseline" in manifest.get("spec", {}):
             continue  # baselines are compared in `ledger baseline`, not walked as gates
-        decision = store.get_json(sa.decision)["body"] if sa.decision else None
-        out.append({"audit": sa, "manifest": manifest, "decision": decision})
+        decision = _body(store, result, "decision", sa.decision) if sa.decision else None
+        out.append({"audit": sa, "manifest": manifest, "decision": decision,
+                    "runs": runs_by_manifest.get(sa.manifest, [])})
     return out
 
 
-def _run_bodies(store: Store, manifest_id: str) -> list[dict[str, Any]]:
-    from stages.lookup import manifest_runs
-
-    return [e.body for e in manifest_runs(store, manifest_id)]
-
-
-def stage_view(store: Store, item: dict[str, Any]) -> dict[str, Any]:
+def stage_view(item: dict[str, Any]) -> dict[str, Any]:
     """One gate as the report shows it."""
-    sa, manifest, decision = item["audit"], item["manifest"], item["decision"]
-    runs = _run_bodies(store, sa.manifest)
+    sa, manifest, decision, runs = item["audit"], item["manifest"], item["decision"], item["runs"]
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.get("status", "?")] = statuses.get(run.get("status", "?"), 0) + 1
+    executed = sum(
+        float(r.get("metrics", {}).get("training_seconds") or 0.0) * int(r.get("gpus") or 1)
+        for r in runs
+    ) / 3600.0
     names = {cid: info["name"] for cid, info in manifest["conditions"].items()}
     promoted = set(decision["promoted"]) if decision else set()
     conditions = []
@@ -81,6 +87,7 @@ def stage_view(store: Store, item: dict[str, Any]) -> dict[str, Any]:
         "cells": manifest.get("cells", []),
         "n_runs": len(runs),
         "statuses": statuses,
+        "executed_gpu_hours": executed,
         "conditions": conditions,
         "effects": effects,
         "significant": significant,
@@ -108,33 +115,23 @@ def rank_stability(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def gate_plans(stages: list[dict[str, Any]], store: Store) -> list[dict[str, Any]]:
+def gate_plans(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Counterfactual inputs: candidates, cells, budget and executed GPU-hours per stage."""
-    plans = []
-    for s in stages:
-        runs = _run_bodies(store, s["manifest"])
-        executed = sum(
-            float(r.get("metrics", {}).get("training_seconds") or 0.0) * int(r.get("gpus") or 1)
-            for r in runs
-        ) / 3600.0
-        plans.append({
-            "name": s["name"],
-            "budget_s": s["budget_s"],
-            "cells": len(s["cells"]) or 1,
-            "gpus": s["gpus"],
-            "candidates": s["candidates"],
-            "promoted": s["promoted_ids"],
-            "executed_gpu_hours": executed,
-        })
-    return plans
+    return [{
+        "name": s["name"],
+        "budget_s": s["budget_s"],
+        "cells": len(s["cells"]) or 1,
+        "gpus": s["gpus"],
+        "candidates": s["candidates"],
+        "promoted": s["promoted_ids"],
+        "executed_gpu_hours": s["executed_gpu_hours"],
+    } for s in stages]
 
 
 def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[str, Any]:
     """The full report dict (shape documented in docs/reports.md)."""
     items = _live_stages(store, result)
-    stages = [stage_view(store, item) for item in items]
-    manifests = {s.manifest: store.get_json(s.manifest)["body"] for s in result.stages}
-    rows = [_cost_row(e, manifests) for e in _all_runs(store)]
+    stages = [stage_view(item) for item in items]
     campaign_info = {
         "name": campaign.name if campaign else (items[0]["manifest"]["campaign"] if items else "?"),
         "metric": campaign.metric if campaign else "val_bpb",
@@ -155,21 +152,9 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
         },
         "stages": stages,
         "rank_stability": rank_stability(stages),
-        "costs": cost_breakdown(rows),
-        "counterfactuals": counterfactuals(gate_plans(stages, store)) if len(stages) > 1 else [],
+        "costs": result.costs,  # the audit's own breakdown over every run record
+        "counterfactuals": counterfactuals(gate_plans(stages)) if len(stages) > 1 else [],
     }
-
-
-def _all_runs(store: Store) -> list[dict[str, Any]]:
-    out = []
-    for oid, _path in store.iter_objects():
-        try:
-            obj = store.get_json(oid)
-        except Exception:  # noqa: BLE001 - raw logs and damaged objects are not run records
-            continue
-        if obj.get("kind") == "run":
-            out.append(obj["body"])
-    return out
 
 
 def headline(data: dict[str, Any]) -> dict[str, Any]:
