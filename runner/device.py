@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import resource
 import sys
@@ -45,6 +47,35 @@ def select(name: str) -> torch.device:
     return torch.device(name)
 
 
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's maximum
+TRIM_THRESHOLD = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Stop glibc from handing tensor memory back to the OS after every free (Linux, CPU).
+
+    PyTorch's CPU allocator is plain ``malloc``. With glibc's defaults, buffers of a few
+    hundred KB to a few MB (every activation here) are mmapped or trimmed off the heap when
+    freed, so each new tensor page-faults its memory in again: a linear + ReLU + square chain
+    at shape (a) took 1.6 ms instead of 0.42 ms. Raising the mmap and trim thresholds keeps
+    that memory in the heap for reuse. Numerics are unchanged (allocations stay 64-byte
+    aligned). Returns whether the setting took (False off glibc).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def configure(device: torch.device, threads: int | None, deterministic: bool) -> None:
     """Fix threads and numerics before any tensor is made (determinism needs both)."""
     if threads is not None:
@@ -56,6 +87,8 @@ def configure(device: torch.device, threads: int | None, deterministic: bool) ->
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
     else:
+        if not os.environ.get("RUNNER_GLIBC_DEFAULTS"):
+            keep_freed_memory()
         torch.use_deterministic_algorithms(True)
         # Denormal floats (tiny gradients early in training) make CPU kernels up to ~10x slower.
         torch.set_flush_denormal(True)

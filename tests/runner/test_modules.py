@@ -45,3 +45,14 @@ def test_stopflag_turns_sigterm_into_a_flag_and_restores_the_handler():
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.set
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
+def test_allocator_tuning_takes_on_glibc() -> None:
+    import platform
+
+    from runner.device import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert keep_freed_memory() is True

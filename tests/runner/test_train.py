@@ -116,12 +116,14 @@ def test_cli_replays_identically_across_processes(tmp_path: Path, corpus: Path, 
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(tiny_cfg))
     runs = []
-    for name in ("a", "b"):
+    # the second process keeps glibc's allocator defaults: the runner's allocator tuning
+    # (device.keep_freed_memory) must not change a single number
+    for name, env in (("a", {}), ("b", {"RUNNER_GLIBC_DEFAULTS": "1"})):
         log = tmp_path / f"{name}.jsonl"
         proc = subprocess.run(
             [sys.executable, "-m", "runner", "--config", str(cfg_path), "--budget", "5m", "--seed", "3",
              "--log", str(log), "--data", str(corpus), "--steps", "6", "--threads", "1"],
-            cwd=REPO, capture_output=True, text=True, timeout=120)
+            cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["status"] == "ok"
         recs = schema.validate_log(log)
