@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from runner.errors import UsageError
+from runner.errors import TrainingCrashed, UsageError
 
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$")
 _UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
+    except TrainingCrashed as e:  # the log already ends with a `crashed` summary
+        sys.stderr.write(f"error: {e}\n")
+        return 1
     if not args.quiet:
         print(json.dumps(summary))
     return 0

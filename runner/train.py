@@ -23,6 +23,7 @@ from runner import data as data_mod
 from runner import device as device_mod
 from runner import optim, provenance
 from runner._version import __version__
+from runner.errors import TrainingCrashed
 from runner.evaluate import val_bpb
 from runner.logio import LogWriter
 from runner.model import GPT
@@ -93,67 +94,71 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     training_s = warmup_s = eval_s = 0.0
     first_loss: float | None = None
     status, last_log = "ok", 0.0
+    bpb: float | None = None
+    error: str | None = None
     with StopFlag() as stop:
-        while True:
-            if stop.set:
-                status = "timeout"
-                break
-            if opts.schedule is not None:
-                progress = opts.schedule[step]
-            else:
-                progress = step / opts.steps if opts.steps else training_s / opts.budget_s
-            mult = optim.apply(optimizers, step, progress, cfg)
-            t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=dev)
-            for _ in range(accum):
-                x, y = batches.next()
-                with autocast():
-                    loss = fwd(x, y)
-                (loss / accum).backward()
-                loss_sum += loss.detach()
-            for o in optimizers:
-                o.step()
-            model.zero_grad(set_to_none=True)
-            loss_v = loss_sum.item() / accum  # also synchronizes CUDA before the clock stops
-            dt = time.perf_counter() - t0
-            step += 1
-            tokens += tokens_per_step
-            if step <= EXCLUDED_STEPS:
-                warmup_s += dt
-            else:
-                training_s += dt
-                counted_tokens += tokens_per_step
-            if first_loss is None:
-                first_loss = loss_v
-            bad = not math.isfinite(loss_v) or loss_v > DIVERGE_FACTOR * first_loss
-            if bad:
-                status = "diverged"
-            done = bad or (
-                step >= opts.steps if opts.steps else (step > EXCLUDED_STEPS and training_s >= opts.budget_s)
-            )
-            now = time.perf_counter()
-            # every step is logged, with the exact schedule progress it used (exact replay)
-            log.write({"type": "step", "step": step, "train_seconds": training_s, "loss": loss_v,
-                       "lr": cfg["matrix_lr"] * mult, "lr_mult": mult, "tokens": tokens,
-                       "progress": progress},
-                      flush=done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S)
-            if done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S:
-                last_log = now
-            if done:
-                break
+        try:
+            while True:
+                if stop.set:
+                    status = "timeout"
+                    break
+                if opts.schedule is not None:
+                    progress = opts.schedule[step]
+                else:
+                    progress = step / opts.steps if opts.steps else training_s / opts.budget_s
+                mult = optim.apply(optimizers, step, progress, cfg)
+                t0 = time.perf_counter()
+                loss_sum = torch.zeros((), device=dev)
+                for _ in range(accum):
+                    x, y = batches.next()
+                    with autocast():
+                        loss = fwd(x, y)
+                    (loss / accum).backward()
+                    loss_sum += loss.detach()
+                for o in optimizers:
+                    o.step()
+                model.zero_grad(set_to_none=True)
+                loss_v = loss_sum.item() / accum  # also synchronizes CUDA before the clock stops
+                dt = time.perf_counter() - t0
+                step += 1
+                tokens += tokens_per_step
+                if step <= EXCLUDED_STEPS:
+                    warmup_s += dt
+                else:
+                    training_s += dt
+                    counted_tokens += tokens_per_step
+                if first_loss is None:
+                    first_loss = loss_v
+                bad = not math.isfinite(loss_v) or loss_v > DIVERGE_FACTOR * first_loss
+                if bad:
+                    status = "diverged"
+                done = bad or (
+                    step >= opts.steps if opts.steps else (step > EXCLUDED_STEPS and training_s >= opts.budget_s)
+                )
+                now = time.perf_counter()
+                # every step is logged, with the exact schedule progress it used (exact replay)
+                log.write({"type": "step", "step": step, "train_seconds": training_s, "loss": loss_v,
+                           "lr": cfg["matrix_lr"] * mult, "lr_mult": mult, "tokens": tokens,
+                           "progress": progress},
+                          flush=done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S)
+                if done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S:
+                    last_log = now
+                if done:
+                    break
 
-        bpb: float | None = None
-        if status == "ok":
-            t0 = time.perf_counter()
-            x, y = data_mod.eval_slice(ds.val, cfg["seq_len"], cfg["eval_tokens"])
-            tb = torch.from_numpy(ds.token_bytes) if ds.token_bytes is not None else None
-            bpb, n_tok, n_bytes = val_bpb(model, x, y, tb, dev, autocast, lambda: stop.set)
-            eval_s = time.perf_counter() - t0
-            if bpb is None:
-                status = "timeout"
-            else:
-                log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok, "eval_bytes": n_bytes,
-                           "eval_seconds": eval_s})
+            if status == "ok":
+                t0 = time.perf_counter()
+                x, y = data_mod.eval_slice(ds.val, cfg["seq_len"], cfg["eval_tokens"])
+                tb = torch.from_numpy(ds.token_bytes) if ds.token_bytes is not None else None
+                bpb, n_tok, n_bytes = val_bpb(model, x, y, tb, dev, autocast, lambda: stop.set)
+                eval_s = time.perf_counter() - t0
+                if bpb is None:
+                    status = "timeout"
+                else:
+                    log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok, "eval_bytes": n_bytes,
+                               "eval_seconds": eval_s})
+        except Exception as exc:  # noqa: BLE001 - a failure mid-run is logged, then re-raised
+            status, bpb, error = "crashed", None, describe_error(exc)
 
     tps = counted_tokens / training_s if training_s > 0 else None
     mfu = tps * model.flops_per_token() / peak if tps is not None and peak else None
@@ -164,6 +169,18 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
         "tokens_per_s": tps, "mfu": mfu, "warmup_seconds": warmup_s, "eval_seconds": eval_s,
         "log_seconds": log.seconds,
     }
+    if error is not None:
+        summary["error"] = error
     log.write(summary, sync=True)
     log.close()
+    if error is not None:
+        raise TrainingCrashed(f"training crashed after {step} step(s): {error} "
+                              f"(status crashed written to {opts.log})")
     return summary
+
+
+def describe_error(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message``, short enough for a log field and one error line."""
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+from runner import schema
 from tests.runner.conftest import TINY
 
 
@@ -57,6 +59,27 @@ def test_compiled_cpu_run_is_deterministic_and_matches_eager(tmp_path, corpus):
     assert compiled == pytest.approx(eager, rel=1e-3)
     header = json.loads(first.read_text().splitlines()[0])
     assert header["compile"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to impersonate")
+def test_failure_mid_run_ends_the_log_with_a_crashed_summary(tmp_path, corpus):
+    # a "compiler" that answers --version like g++ but fails every compilation
+    fake = tmp_path / "bin" / "g++"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --version|-v) exec '
+                    f'{shutil.which("g++")} "$@";; esac; done\n'
+                    'echo "fatal error: broken toolchain" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "CXX": str(fake), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    proc, log = _run(tmp_path, corpus, "broken", True, env=env)
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()[-1]
+    assert err.startswith("error: training crashed after 0 step(s)") and "Error" in err
+    lines = schema.validate_log(log)  # raises unless header ... summary all validate
+    assert lines[0]["type"] == "header" and lines[-1]["type"] == "summary"
+    assert lines[-1]["status"] == "crashed" and lines[-1]["val_bpb"] is None
+    assert lines[-1]["error"].split(":")[0].endswith("Error")
 
 
 def test_compile_without_a_cxx_compiler_is_one_clear_line(tmp_path, corpus):
