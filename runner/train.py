@@ -108,17 +108,7 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
                     progress = step / opts.steps if opts.steps else training_s / opts.budget_s
                 mult = optim.apply(optimizers, step, progress, cfg)
                 t0 = time.perf_counter()
-                loss_sum = torch.zeros((), device=dev)
-                for _ in range(accum):
-                    x, y = batches.next()
-                    with autocast():
-                        loss = fwd(x, y)
-                    (loss / accum).backward()
-                    loss_sum += loss.detach()
-                for o in optimizers:
-                    o.step()
-                model.zero_grad(set_to_none=True)
-                loss_v = loss_sum.item() / accum  # also synchronizes CUDA before the clock stops
+                loss_v = _optimizer_step(fwd, model, optimizers, batches, accum, autocast, dev)
                 dt = time.perf_counter() - t0
                 step += 1
                 tokens += tokens_per_step
@@ -153,10 +143,10 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
                 bpb, n_tok, n_bytes = val_bpb(model, x, y, tb, dev, autocast, lambda: stop.set)
                 eval_s = time.perf_counter() - t0
                 if bpb is None:
-                    status = "timeout"
+                    status = "timeout"  # stopped during evaluation
                 else:
-                    log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok, "eval_bytes": n_bytes,
-                               "eval_seconds": eval_s})
+                    log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok,
+                               "eval_bytes": n_bytes, "eval_seconds": eval_s})
         except Exception as exc:  # noqa: BLE001 - a failure mid-run is logged, then re-raised
             status, bpb, error = "crashed", None, describe_error(exc)
 
@@ -177,6 +167,22 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
         raise TrainingCrashed(f"training crashed after {step} step(s): {error} "
                               f"(status crashed written to {opts.log})")
     return summary
+
+
+def _optimizer_step(fwd: Any, model: GPT, optimizers: list[torch.optim.Optimizer],
+                    batches: data_mod.Batches, accum: int, autocast: Any, dev: torch.device) -> float:
+    """Forward/backward over ``accum`` micro-batches, then every optimizer; the mean loss."""
+    loss_sum = torch.zeros((), device=dev)
+    for _ in range(accum):
+        x, y = batches.next()
+        with autocast():
+            loss = fwd(x, y)
+        (loss / accum).backward()
+        loss_sum += loss.detach()
+    for o in optimizers:
+        o.step()
+    model.zero_grad(set_to_none=True)
+    return loss_sum.item() / accum  # .item() also synchronizes CUDA before the clock stops
 
 
 def describe_error(exc: BaseException, limit: int = 300) -> str:
