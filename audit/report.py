@@ -275,6 +275,12 @@ def _html_stage(i: int, stage: Mapping[str, Any], figs: Mapping[str, bytes]) -> 
         ("promoted", _esc(", ".join(map(str, stage["promoted"])) or "—")),
     ]
     parts.append(_table(["", ""], [[_esc(k), v] for k, v in meta]))
+    fails = stage.get("failures") or []
+    if fails:
+        parts.append("<h3>Runs that did not finish</h3>" + _table(
+            ["condition", "seed", "host", "status", "why"],
+            [[_esc(f["condition"]), _esc(f["seed"]), _esc(f["host"]), _esc(f["status"]),
+              _esc(f["reason"])] for f in fails], num={1}))
     rule = json.dumps(stage["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
     parts.append(f"<h3>Frozen rule</h3><pre>{_esc(rule)}</pre>")
     conds = sorted(stage["conditions"], key=lambda c: (
@@ -447,6 +453,11 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
                   f"{_md(s.get('decided_at') or '—')}",
                   f"- runs: {_md(s['n_runs'])} ({_md(_statuses(s))}); cells: {_md(_cells(s))}",
                   f"- promoted: {_md(', '.join(map(str, s['promoted'])) or '—')}", ""]
+        if s.get("failures"):
+            lines += ["Runs that did not finish:", ""]
+            lines += _md_table(["condition", "seed", "host", "status", "why"],
+                               [[f["condition"], f["seed"], f["host"], f["status"], f["reason"]]
+                                for f in s["failures"]])
         rule = json.dumps(s["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
         lines += ["Frozen rule:", "", "```json", rule.replace("```", "'''"), "```", ""]
         conds = sorted(s["conditions"], key=lambda c: (

@@ -55,7 +55,43 @@ def _live_stages(store: Store, result: AuditResult) -> list[dict[str, Any]]:
     return out
 
 
-def stage_view(item: dict[str, Any]) -> dict[str, Any]:
+FAILURE_LIMIT = 50  # failed runs listed per gate; the statuses line counts them all
+
+_DEFAULT_REASON = {
+    "diverged": "loss became NaN/inf or exploded",
+    "timeout": "stopped before the end (SIGTERM, or killed past budget + grace)",
+    "crashed": "no summary: the process died",
+}
+
+
+def failure_reason(store: Store, run: dict[str, Any]) -> str:
+    """Why a run is not `ok`: its log's `error` (a runner crash) or what its status means."""
+    status = str(run.get("status"))
+    raw = run.get("raw_log")
+    if raw:
+        try:
+            from ledger.rawlog import parse_raw_log
+
+            summary = parse_raw_log(store.get_bytes(raw), run.get("format", "jsonl")).summary
+        except Exception:  # noqa: BLE001 - an unreadable log is the audit's finding, not ours
+            summary = None
+        if summary and isinstance(summary.get("error"), str) and summary["error"]:
+            return summary["error"]
+    return _DEFAULT_REASON.get(status, status)
+
+
+def failures(store: Store, manifest: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The gate's runs that are not `ok`, with a reason, at most FAILURE_LIMIT of them."""
+    names = {cid: info.get("name", cid[:8]) for cid, info in manifest.get("conditions", {}).items()}
+    bad = sorted((r for r in runs if r.get("status") != "ok"),
+                 key=lambda r: (str(names.get(r.get("condition"), "")), r.get("seed") or 0,
+                                str(r.get("host"))))
+    return [{"condition": names.get(r.get("condition"), str(r.get("condition"))[:8]),
+             "seed": r.get("seed"), "host": r.get("host"), "status": r.get("status"),
+             "reason": failure_reason(store, r)} for r in bad[:FAILURE_LIMIT]]
+
+
+def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
     """One gate as the report shows it."""
     sa, manifest, decision, runs = item["audit"], item["manifest"], item["decision"], item["runs"]
     statuses: dict[str, int] = {}
@@ -87,6 +123,7 @@ def stage_view(item: dict[str, Any]) -> dict[str, Any]:
         "cells": manifest.get("cells", []),
         "n_runs": len(runs),
         "statuses": statuses,
+        "failures": failures(store, manifest, runs),
         "executed_gpu_hours": executed,
         "conditions": conditions,
         "effects": effects,
@@ -131,7 +168,7 @@ def gate_plans(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[str, Any]:
     """The full report dict (shape documented in docs/reports.md)."""
     items = _live_stages(store, result)
-    stages = [stage_view(item) for item in items]
+    stages = [stage_view(item, store) for item in items]
     campaign_info = {
         "name": campaign.name if campaign else (items[0]["manifest"]["campaign"] if items else "?"),
         "metric": campaign.metric if campaign else "val_bpb",

@@ -60,3 +60,50 @@ def test_dvc_outputs_intervals_and_files(data, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == headline(data)
     with open(tmp_path / "plots" / "effects.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 5
+
+
+class _FailingSim:
+    """The simulator, except that two runs fail: `crash` is a crash the runner logged
+    (summary with an error), and the first other run is a process that died without one."""
+
+    def __init__(self, sim, crash: str):
+        self.sim, self.crash, self.died = sim, crash, None
+        self.name = sim.name
+
+    def execute(self, tasks, on_start):
+        from stages.executors.base import RunResult
+
+        for result in self.sim.execute(tasks, on_start):
+            task, lines = result.task, result.raw.decode().splitlines()
+            if task.name == self.crash:
+                summary = {**json.loads(lines[-1]), "status": "crashed", "val_bpb": None,
+                           "error": "OutOfMemoryError: CUDA out of memory"}
+                lines = [x for x in lines[:-1] if json.loads(x)["type"] != "eval"]
+                lines.append(json.dumps(summary))
+            elif self.died in (None, task.name):
+                self.died = task.name
+                lines = lines[:-1]
+            yield RunResult(task, ("\n".join(lines) + "\n").encode())
+
+
+def test_failed_runs_are_listed_with_their_reason(tmp_path, sim_campaign):
+    from stages.execute import run_stage
+    from stages.plan import freeze_stage
+
+    store = Store.init(tmp_path / ".ledger", host="h1")
+    camp = load_campaign(sim_campaign)
+    freeze_stage(store, camp, "screen", generate_key("k"))
+    sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"))
+    failing = _FailingSim(sim, "base")
+    run_stage(store, camp, "screen", failing, progress=False)
+    result = audit_store(store)
+    assert result.ok, result.findings
+    (screen,) = build_report_data(store, result, camp)["stages"]
+    assert screen["statuses"]["crashed"] == 2
+    expected = [
+        {"condition": "base", "seed": 0, "host": "h1", "status": "crashed",
+         "reason": "OutOfMemoryError: CUDA out of memory"},
+        {"condition": failing.died, "seed": 0, "host": "h1", "status": "crashed",
+         "reason": "no summary: the process died"},
+    ]
+    assert screen["failures"] == sorted(expected, key=lambda f: f["condition"])
