@@ -21,6 +21,8 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from stages.campaign import budget_label
+
 DPI = 100
 STYLE = {
     "font.size": 9,
@@ -110,7 +112,7 @@ def effects_plot(stages: Sequence[Mapping[str, Any]]) -> bytes:
             eff = s["effects"]
             sig = set(s.get("significant") or [])
             color = colors(j % 10)
-            label = f"{s['name']} ({_budget(s.get('budget_s'))}, {eff.get('method', '?')})"
+            label = f"{s['name']} ({budget_label(s.get('budget_s'))}, {eff.get('method', '?')})"
             for e in eff["effects"]:
                 if not _finite(e.get("effect")):
                     continue
@@ -130,17 +132,6 @@ def effects_plot(stages: Sequence[Mapping[str, Any]]) -> bytes:
         ax.set_title("Main effects by budget (solid, outlined = significant)")
         ax.legend(fontsize=7, loc="best")
         return _png(fig)
-
-
-def _budget(seconds: Any) -> str:
-    if not _finite(seconds):
-        return "?"
-    s = float(seconds)
-    if s >= 3600 and s % 3600 == 0:
-        return f"{s / 3600:g}h"
-    if s >= 60 and s % 60 == 0:
-        return f"{s / 60:g}m"
-    return f"{s:g}s"
 
 
 def means_plot(stage: Mapping[str, Any], metric: str = "val_bpb") -> bytes:

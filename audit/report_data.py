@@ -12,6 +12,7 @@ from typing import Any
 
 from audit.costs import counterfactuals
 from audit.rederive import AuditResult
+from ledger.rawlog import parse_raw_log
 from ledger.store import Store
 
 
@@ -70,8 +71,6 @@ def failure_reason(store: Store, run: dict[str, Any]) -> str:
     raw = run.get("raw_log")
     if raw:
         try:
-            from ledger.rawlog import parse_raw_log
-
             summary = parse_raw_log(store.get_bytes(raw), run.get("format", "jsonl")).summary
         except Exception:  # noqa: BLE001 - an unreadable log is the audit's finding, not ours
             summary = None

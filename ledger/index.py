@@ -202,11 +202,6 @@ def fresh_digest(store: Store, scan: Scan | None = None) -> str:
     return rows_digest(derive_rows(scan, _journal_lines(store), store.keyring().records()))
 
 
-def index_agrees(store: Store, scan: Scan | None = None) -> bool:
-    """Whether the index file holds exactly what a rebuild would."""
-    return index_digest(store) == fresh_digest(store, scan)
-
-
 _READ_ONLY = re.compile(r"^\s*(\(\s*)*(select|with|from|values|describe|show|summarize|pragma\s+table_info)\b",
                         re.IGNORECASE)
 

@@ -204,11 +204,6 @@ class Journal:
         last = json.loads(lines[-1])
         return {"host": self.host, "seq": last.get("seq"), "hash": sha256_hex(lines[-1])}
 
-    def contains(self, seq: int, digest: str) -> bool:
-        """Whether line `seq` exists and hashes to `digest` (anchors use this)."""
-        lines = self.lines()[0]
-        return isinstance(seq, int) and 0 <= seq < len(lines) and sha256_hex(lines[seq]) == digest
-
     # -- checking --------------------------------------------------------------------------
 
     def verify(self, lines: list[bytes] | None = None) -> list[Problem]:

@@ -148,11 +148,6 @@ def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0) -> tuple[T
     return c[None, :, None, None, :], s[None, :, None, None, :]
 
 
-def apply_rotary(x: Tensor, c: Tensor, s: Tensor) -> Tensor:
-    """Rotate half-split pairs: ``(x1, x2) -> (x1 cos + x2 sin, x2 cos - x1 sin)``."""
-    return _Rotary.apply(x, c.to(x.dtype), s.to(x.dtype))
-
-
 class Attention(nn.Module):
     """Causal multi-head attention; q, k, v kept as separate matrices so Muon sees each."""
 

@@ -23,21 +23,13 @@ from ledger.errors import LedgerError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.store import Store
-from stages.campaign import Campaign
+from stages.campaign import Campaign, budget_label
 from stages.conditions import Condition, named_condition, point_condition
 from stages.executors.base import Executor
 from stages.lookup import Entry, current_manifest, manifest_decision, manifest_runs
 from stages.plan import data_fingerprint, runner_identity
 
 Say = Callable[[str], None]
-
-
-def _budget_label(budget_s: float) -> str:
-    if budget_s % 3600 == 0:
-        return f"{int(budget_s // 3600)}h"
-    if budget_s % 60 == 0:
-        return f"{int(budget_s // 60)}m"
-    return f"{budget_s:g}s"
 
 
 def _plan(
@@ -112,7 +104,7 @@ def greedy_search(
     """Greedy one-factor-at-a-time search, one audited manifest per step (resumable)."""
     if not campaign.factors:
         raise LedgerError(f"{campaign.path}: greedy search needs [factors]")
-    label = _budget_label(budget_s)
+    label = budget_label(budget_s)
     if start:
         incumbent = named_condition(campaign, start)
     else:
@@ -200,7 +192,7 @@ def random_search(
     chosen = random.Random(seed).sample(points, min(n, len(points)))
     conds = [point_condition(campaign.base, campaign.factors, p, point_name(p), "baseline")
              for p in chosen]
-    label = _budget_label(budget_s)
+    label = budget_label(budget_s)
     stage = f"random-{label}-s{seed}"
     rule = {"baseline": "random", "top_k": 1}
     spec = {"kind": "random", "seed": seed, "budget": label, "match": match,

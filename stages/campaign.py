@@ -149,6 +149,18 @@ def parse_budget(value: Any, where: str) -> float:
     return seconds
 
 
+def budget_label(seconds: Any) -> str:
+    """The inverse of :func:`parse_budget` in its shortest unit: ``7200 -> "2h"``, ``90 -> "90s"``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        return "?"
+    s = float(seconds)
+    if s >= 3600 and s % 3600 == 0:
+        return f"{s / 3600:g}h"
+    if s >= 60 and s % 60 == 0:
+        return f"{s / 60:g}m"
+    return f"{s:g}s"
+
+
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; every error names the file and the key."""
     path = Path(path)

@@ -27,10 +27,6 @@ class Condition:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "config": self.config, "coded": self.coded, "origin": self.origin}
 
-    @property
-    def short(self) -> str:
-        return f"{self.name} [{self.id[:8]}]"
-
 
 def condition_id(config: dict[str, Any]) -> str:
     """Content id of a runner config: SHA-256 of its RFC 8785 canonical JSON."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import LedgerError
-from stages.campaign import load_campaign, parse_budget, parse_campaign
+from stages.campaign import budget_label, load_campaign, parse_budget, parse_campaign
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +38,14 @@ def test_budget_units():
     for bad in ("-1m", "2d", "", True, 0):
         with pytest.raises(LedgerError, match="budget"):
             parse_budget(bad, "x")
+
+
+def test_budget_label_is_the_shortest_inverse():
+    cases = {90: "90s", 120: "2m", 5400: "90m", 43200: "12h", 7.5: "7.5s", 3600.0: "1h"}
+    for seconds, label in cases.items():
+        assert budget_label(seconds) == label
+        assert parse_budget(label, "x") == seconds
+    assert budget_label(float("nan")) == budget_label(None) == "?"
 
 
 def test_shipped_campaigns_parse():
