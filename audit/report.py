@@ -19,6 +19,7 @@ from typing import Any
 from audit import plots
 from ledger.errors import LedgerError
 from ledger.fsutil import atomic_write
+from stages.campaign import budget_label
 
 TOP_KEYS = ("campaign", "generated_at", "tool_version", "audit", "stages", "rank_stability",
             "costs", "counterfactuals")
@@ -116,14 +117,14 @@ def fmt_p(x: Any) -> str:
 
 
 def fmt_budget(seconds: Any) -> str:
+    """``budget_label`` spelled for readers: ``2 min``, ``12 h``, ``90 s``."""
     if not _finite(seconds):
         return str(seconds)
-    s = float(seconds)
-    if s >= 3600 and s % 3600 == 0:
-        return f"{s / 3600:g} h"
-    if s >= 60 and s % 60 == 0:
-        return f"{s / 60:g} min"
-    return f"{s:g} s"
+    label = budget_label(seconds)
+    return f"{label[:-1]} {_UNITS[label[-1]]}"
+
+
+_UNITS = {"s": "s", "m": "min", "h": "h"}
 
 
 def _esc(x: Any) -> str:
