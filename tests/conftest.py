@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+
+def umasked(mode: int) -> int:
+    """`mode` as a new file gets it under this process's umask (CI's may differ from 022)."""
+    current = os.umask(0)
+    os.umask(current)
+    return mode & ~current
 
 SIM_CAMPAIGN = """
 [campaign]

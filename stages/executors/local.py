@@ -23,6 +23,14 @@ from pathlib import Path
 from stages.executors.base import RunResult, RunTask, StartCallback
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, so a container's or a scheduler's
+    limit), not the machine's count that ``os.cpu_count`` reports."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def has_summary(raw: bytes) -> bool:
     """Whether a JSONL raw log ends its story with a summary line."""
     for line in reversed(raw.splitlines()):
@@ -78,7 +86,7 @@ class LocalExecutor:
         if self.data is not None:
             argv += ["--data", str(self.data)]
         if self.device != "cuda" and not self.gpus:
-            argv += ["--threads", str(max(1, (os.cpu_count() or 1) // max(1, self.jobs)))]
+            argv += ["--threads", str(max(1, usable_cpus() // max(1, self.jobs)))]
         return argv, "jsonl"
 
     def _env(self, slot: int) -> dict[str, str]:

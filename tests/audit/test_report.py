@@ -12,6 +12,7 @@ from audit import plots
 from audit.costs import cost_breakdown, counterfactuals
 from audit.report import render_report, write_report
 from ledger.errors import LedgerError
+from tests.conftest import umasked
 
 M1, D1, M2 = "a" * 64, "b" * 64, "c" * 64
 EVIL = "<script>alert(1)</script>"
@@ -135,7 +136,7 @@ def test_write_report_atomic(tmp_path, monkeypatch):
         if key.endswith(".png"):
             assert f"]({key})" in md
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
-    assert paths["html"].stat().st_mode & 0o777 == 0o644
+    assert paths["html"].stat().st_mode & 0o777 == umasked(0o644)
     # a failure mid-write leaves the previous report whole and no temp files behind
     before = paths["html"].read_bytes()
 

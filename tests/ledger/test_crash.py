@@ -27,13 +27,25 @@ while True:
 """
 
 
+def _events(store: Store) -> int:
+    path = store.root / "parts" / "h1" / "journal.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_mid_write_leaves_a_verifying_store(store):
     rng = random.Random(7)
     for attempt in range(4):
+        before = _events(store)
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store.root),
                                  str(attempt * 100000)], env=os.environ.copy())
-        time.sleep(0.4 + rng.random() * 0.3)
+        # kill mid-stream, not before the writer got going (its start-up time is the
+        # machine's): wait for its first events, then a random moment later
+        deadline = time.monotonic() + 120
+        while _events(store) <= before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _events(store) > before, f"attempt {attempt}: the writer never wrote"
+        time.sleep(rng.random() * 0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert verify(store) == [], f"attempt {attempt}"

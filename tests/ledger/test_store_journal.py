@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 
 import pytest
 
@@ -61,15 +62,22 @@ def test_get_errors(store):
 
 
 def test_unwritable_folder(store):
-    objects = store.root / "parts"
-    objects.chmod(0o500)
+    """A folder the store cannot write to is one error naming it, as any user, root included.
+
+    Permission bits do not stop root, so where ``chmod`` leaves the folder writable a file
+    is put where the host's object folder must go: no user can create a folder there.
+    """
+    parts = store.root / "parts"
+    parts.chmod(0o500)
     try:
-        if os.access(objects, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
+        if os.access(parts, os.W_OK):  # root, or a file system that ignores modes
+            parts.chmod(0o755)
+            shutil.rmtree(parts / "h1", ignore_errors=True)
+            (parts / "h1").write_bytes(b"in the way")
         with pytest.raises(LedgerError, match="parts"):
             store.put_bytes(b"x")
     finally:
-        objects.chmod(0o755)
+        parts.chmod(0o755)
 
 
 def test_journal_chain(store):
