@@ -53,6 +53,7 @@ metric = "val_bpb"
 [base]
 depth = 3
 aspect_ratio = 48
+device_batch_size = 8
 total_batch_size = 2048
 matrix_lr = 0.02
 warmdown_ratio = 0.4
@@ -155,7 +156,7 @@ def build_store(root: Path, n: int):
         camp = load_campaign(path)
         sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"))
         for stage in ("screen", "gate", "final"):
-            freeze_stage(store, camp, stage, key)
+            freeze_stage(store, camp, stage, key, for_simulation=True)
             runs += run_stage(store, camp, stage, sim, progress=False).executed
             decide_stage(store, camp, stage, key)
     return store, runs

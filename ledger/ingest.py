@@ -7,18 +7,20 @@ for the same run, so resumed execution never records anything twice.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.binding import header_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
 from ledger.errors import LedgerError
 from ledger.manifest import declared_run_keys, load_manifest
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
 from ledger.store import Store
 
-__all__ = ["ParsedLog", "ingest", "is_recorded", "parse_raw_log", "record_run_start", "recorded_runs",
-           "run_key"]
+__all__ = ["ParsedLog", "check_log", "ingest", "is_recorded", "parse_raw_log", "record_run_start",
+           "recorded_runs", "run_key", "seconds_between", "started_at"]
 
 
 def run_key(condition: str, seed: int, host: str) -> str:
@@ -62,48 +64,63 @@ def record_run_start(
 
 
 class _RecordedCache:
-    """Incremental view of `run_recorded` events per journal file.
+    """Incremental view of `run_started` and `run_recorded` events per journal file.
 
     Why: `ingest` refuses a second record of a run, and `ledger run` skips recorded runs;
     re-reading whole journals for every run made a stage of n runs cost O(n^2). Journals are
     append-only, so only the bytes after the last complete line seen are parsed; a file that
     shrank (a torn, unacknowledged tail was cut) or was replaced is read again from the start.
+    Starts are kept too (the latest per run): ingest measures a run's start-to-record time.
     """
 
     def __init__(self) -> None:
-        self._state: dict[str, tuple[int, int, dict[str, dict[str, str]]]] = {}
+        self._state: dict[str, tuple[int, int, _Seen]] = {}
 
-    def runs(self, path: Path) -> dict[str, dict[str, str]]:
-        import json
-
+    def seen(self, path: Path) -> _Seen:
         key = str(path)
         try:
             stat = path.stat()
         except FileNotFoundError:
             self._state.pop(key, None)
-            return {}
-        offset, inode, seen = self._state.get(key, (0, stat.st_ino, {}))
+            return _Seen()
+        offset, inode, seen = self._state.get(key, (0, stat.st_ino, _Seen()))
         if stat.st_size < offset or stat.st_ino != inode:
-            offset, seen = 0, {}
+            offset, seen = 0, _Seen()
         if stat.st_size > offset:
             with open(path, "rb") as handle:
                 handle.seek(offset)
                 chunk = handle.read(stat.st_size - offset)
             cut = chunk.rfind(b"\n") + 1
             for line in chunk[:cut].splitlines():
-                if b'"run_recorded"' not in line:
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if (isinstance(event, dict) and event.get("kind") == "run_recorded"
-                        and event.get("manifest") and event.get("run")):
-                    seen.setdefault(event["manifest"], {}).setdefault(
-                        event["run"], event.get("object"))
+                if b'"run_recorded"' in line or b'"run_started"' in line:
+                    seen.take(line)
             offset += cut
         self._state[key] = (offset, stat.st_ino, seen)
         return seen
+
+    def runs(self, path: Path) -> dict[str, dict[str, str]]:
+        return self.seen(path).recorded
+
+
+class _Seen:
+    """manifest -> run -> record id (first record) and -> `at` of the latest start."""
+
+    def __init__(self) -> None:
+        self.recorded: dict[str, dict[str, str]] = {}
+        self.started: dict[str, dict[str, str]] = {}
+
+    def take(self, line: bytes) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(event, dict) or not event.get("manifest") or not event.get("run"):
+            return
+        if event.get("kind") == "run_recorded":
+            self.recorded.setdefault(event["manifest"], {}).setdefault(
+                event["run"], event.get("object"))
+        elif event.get("kind") == "run_started":
+            self.started.setdefault(event["manifest"], {})[event["run"]] = event.get("at")
 
 
 _RECORDED = _RecordedCache()
@@ -124,6 +141,38 @@ def is_recorded(store: Store, manifest: str, run: str) -> bool:
     return any(run in _RECORDED.runs(j.path).get(manifest, {}) for j in store.journals())
 
 
+def started_at(store: Store, manifest: str, run: str) -> str | None:
+    """`at` of the latest journaled start of `run` in this host's journal (None if none)."""
+    return _RECORDED.seen(store.journal().path).started.get(manifest, {}).get(run)
+
+
+def seconds_between(start: str, end: str) -> float | None:
+    """Seconds from one ISO-8601 timestamp to another (None if either does not parse)."""
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+STDERR_TAIL_BYTES = 64 * 1024
+
+
+def _refuse(what: str, problems: list[str]) -> LedgerError:
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return LedgerError(f"{what}: {problems[0]}{more}")
+
+
+def check_log(parsed: ParsedLog, raw: bytes, fmt: str) -> None:
+    """Refuse bytes that are no run's log: oversize, or complete lines that are not JSON."""
+    if parsed.oversize:
+        raise _refuse("raw log refused", parsed.problems)
+    if parsed.garbage:
+        bad = [p for p in parsed.problems if "not valid JSON" in p or "not a JSON object" in p
+               or "allowed" in p]
+        raise _refuse(f"raw log refused ({parsed.garbage} line(s) are not JSON records)",
+                      bad or parsed.problems)
+
+
 def ingest(
     store: Store,
     raw: bytes,
@@ -136,8 +185,19 @@ def ingest(
     stage: str | None = None,
     gpus: int = 1,
     status_override: str | None = None,
+    stderr: bytes | None = None,
+    deadline_s: float | None = None,
+    exit_code: int | None = None,
 ) -> str:
-    """Store a raw log and its run record; journal `run_recorded`; return the record id."""
+    """Store a raw log and its run record; journal `run_recorded`; return the record id.
+
+    Refused before anything is written (LedgerError, exit 2): bytes that are not a log
+    (`check_log`), a header that does not belong to the declared run, a status its log does
+    not support, or training seconds longer than the run has been going
+    (`ledger.binding`), and a run already recorded. `stderr` (its last 64 KiB are kept) is
+    stored beside the log so a crash carries its reason; `deadline_s` is the budget plus
+    grace the orchestrator killed at (what a `timeout` is checked against).
+    """
     if not isinstance(raw, bytes | bytearray):
         raise LedgerError("raw log must be bytes")
     if fmt not in FORMATS:
@@ -146,38 +206,54 @@ def ingest(
         raise LedgerError(f"unknown status {status_override!r}")
     if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
         raise LedgerError(f"gpus must be a positive integer, not {gpus!r}")
-    parsed = parse_raw_log(bytes(raw), fmt)
+    raw = bytes(raw)
+    parsed = parse_raw_log(raw, fmt)
+    check_log(parsed, raw, fmt)
     status = status_override or parsed.status
     key: str | None = None
-    if manifest is not None:
-        body, key = _declared(store, manifest, condition, seed, host)
-        stage = stage if stage is not None else body.get("stage")
-        cites = parsed.header is not None or status == "ok"
-        if fmt == "jsonl" and cites and parsed.manifest != manifest:
-            raise LedgerError(
-                f"log does not cite manifest {manifest} (its header says {parsed.manifest})"
-            )
-        if is_recorded(store, manifest, key):
-            raise LedgerError(f"run already recorded: {key} of manifest {manifest}")
-    elif condition is not None and seed is not None and host is not None:
-        key = run_key(condition, seed, host)
-    record = {
-        "manifest": manifest,
-        "stage": stage,
-        "condition": condition,
-        "seed": seed,
-        "host": host,
-        "run": key,
-        "raw_log": None,
-        "format": fmt,
-        "runner": parsed.runner,
-        "status": status,
-        "metrics": parsed.metrics,
-        "gpus": gpus,
-        "recorded_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-    }
-    canonical_bytes(record)  # refuse unencodable values before anything is written
-    record["raw_log"] = store.put_bytes(bytes(raw))
-    record_id = store.put_unsigned("run", record)
-    store.journal().append("run_recorded", object=record_id, run=key, manifest=manifest)
+    journal = store.journal()
+    with journal.locked():
+        if manifest is not None:
+            body, key = _declared(store, manifest, condition, seed, host)
+            stage = stage if stage is not None else body.get("stage")
+            problems = header_problems(manifest, body, condition, seed, host, parsed) \
+                if fmt == "jsonl" else []
+            if fmt == "jsonl" and parsed.header is None and status == "ok":
+                problems.append("an ok log must start with a header citing its manifest")
+            start = started_at(store, manifest, key)
+            now = datetime.now(UTC).isoformat(timespec="microseconds")
+            interval = seconds_between(start, now) if start else None
+            problems += status_problems(status, parsed, budget_s=body["budget_s"],
+                                        interval_s=interval, deadline_s=deadline_s)
+            if problems:
+                raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)
+            if is_recorded(store, manifest, key):
+                raise LedgerError(f"run already recorded: {key} of manifest {manifest}")
+        elif condition is not None and seed is not None and host is not None:
+            key = run_key(condition, seed, host)
+        record = {
+            "manifest": manifest,
+            "stage": stage,
+            "condition": condition,
+            "seed": seed,
+            "host": host,
+            "run": key,
+            "raw_log": None,
+            "format": fmt,
+            "runner": parsed.runner,
+            "status": status,
+            "metrics": parsed.metrics,
+            "gpus": gpus,
+            "recorded_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        }
+        if deadline_s is not None:
+            record["deadline_s"] = float(deadline_s)
+        if exit_code is not None:
+            record["exit_code"] = int(exit_code)
+        canonical_bytes(record)  # refuse unencodable values before anything is written
+        record["raw_log"] = store.put_bytes(raw)
+        if stderr:
+            record["stderr"] = store.put_bytes(bytes(stderr[-STDERR_TAIL_BYTES:]))
+        record_id = store.put_unsigned("run", record)
+        journal.append("run_recorded", object=record_id, run=key, manifest=manifest)
     return record_id

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,8 @@ class Journal:
         self.host = host
         self.head_path = self.path.with_name("journal.head")
         self.lock_path = Path(str(self.path) + ".lock")
+        self._held = 0  # depth of `locked()` blocks this object is inside
+
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r}, host={self.host!r})"
@@ -97,16 +101,49 @@ class Journal:
                 raise LedgerError(f"journal event {name} is not an object id: {value!r}")
         if run is not None and not isinstance(run, str):
             raise LedgerError(f"journal event run must be a string, not {run!r}")
+        if self._held:
+            return self._append_locked(kind, object, run, manifest)
+        with self.locked():
+            return self._append_locked(kind, object, run, manifest)
+
+    @contextmanager
+    def locked(self) -> Iterator[Journal]:
+        """Hold the journal's lock across a check and the appends it allows.
+
+        Why: "is this run recorded yet?" and "record it" must be one step, or two processes
+        recording the same run both pass the check. Appends inside the block reuse the lock.
+        """
+        if self._held:
+            self._held += 1
+            try:
+                yield self
+            finally:
+                self._held -= 1
+            return
         ensure_dir(self.path.parent)
+        lock = FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S)
         try:
-            with FileLock(str(self.lock_path), timeout=LOCK_TIMEOUT_S):
-                return self._append_locked(kind, object, run, manifest)
+            lock.acquire()
         except Timeout:
             raise LedgerError(f"journal {self.path} is locked by another process") from None
         except OSError as exc:
-            raise LedgerError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+            raise LedgerError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+        self._held = 1
+        try:
+            yield self
+        finally:
+            self._held = 0
+            lock.release()
 
     def _append_locked(
+        self, kind: str, obj: str | None, run: str | None, manifest: str | None
+    ) -> dict[str, Any]:
+        try:
+            return self._write_event(kind, obj, run, manifest)
+        except OSError as exc:
+            raise LedgerError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+
+    def _write_event(
         self, kind: str, obj: str | None, run: str | None, manifest: str | None
     ) -> dict[str, Any]:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

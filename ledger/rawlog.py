@@ -1,15 +1,23 @@
 """Pure parsers of raw run logs: the builtin runner's JSONL and autoresearch's stdout.
 
-Why pure: `ingest` records what these return, and `audit` calls them again on the stored
-raw bytes and compares, so they must depend on nothing but the bytes.
+Why pure: `ingest` checks what these return before recording, and `audit` calls them again on
+the stored raw bytes, building every observation from them (never from a record's copy), so
+they depend on nothing but the bytes. Besides the metrics they keep the evidence a status
+needs (`diverged` needs a non-finite or exploding loss in the step lines) and every problem
+the bytes have: `problems` lists them all, `garbage` counts complete lines that are not JSON
+objects (a log with any is refused at ingest), and a last line cut off without its newline
+(a process killed mid-write) is noted as `torn_tail`, not counted as garbage.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from ledger.jsonsafe import loads_line
+from runner.schema import DIVERGE_FACTOR
 
 STATUSES = ("ok", "diverged", "crashed", "timeout")
 METRICS = (
@@ -18,11 +26,16 @@ METRICS = (
 )
 FORMATS = ("jsonl", "autoresearch")
 AUTORESEARCH_REQUIRED = ("val_bpb", "training_seconds", "total_seconds")
+MAX_LOG_BYTES = 256 * 2**20  # a 24-hour run logging every second is ~20 MB
+MAX_LINE_BYTES = 2**20
+# autoresearch prints `step 00123 (..%) | loss: 3.2100 | ...`; it stops with FAIL above 100
+_AR_LOSS = re.compile(r"\bloss:?\s*([-+0-9.eE]+|nan|inf|-inf)\b", re.IGNORECASE)
+AUTORESEARCH_FAIL_LOSS = 100.0
 
 
 @dataclass
 class ParsedLog:
-    """What a raw log says: its records, final status and metrics, and any problems."""
+    """What a raw log says: its records, final status and metrics, evidence and problems."""
 
     header: dict[str, Any] | None = None
     eval: dict[str, Any] | None = None
@@ -33,10 +46,20 @@ class ParsedLog:
     manifest: str | None = None
     runner: str | None = None
     problems: list[str] = field(default_factory=list)
+    garbage: int = 0  # complete lines that are not JSON objects (or too long)
+    torn_tail: bool = False  # the last line was cut off without its newline
+    oversize: bool = False  # the whole log is larger than MAX_LOG_BYTES
+    diverge_evidence: str | None = None  # why the step losses show divergence, if they do
+    first_loss: float | None = None  # the first step's finite loss (jsonl)
+
+    @property
+    def metric_finite(self) -> bool:
+        value = self.metrics.get("val_bpb")
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _finite(value: Any) -> Any:
-    """Numbers stay numbers only if finite; NaN/inf become None (never canonical JSON)."""
+    """Numbers stay numbers only if finite; anything else becomes None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and not math.isfinite(value):
@@ -46,6 +69,10 @@ def _finite(value: Any) -> Any:
 
 def parse_raw_log(data: bytes, fmt: str = "jsonl") -> ParsedLog:
     """Parse raw log bytes in format `fmt` (jsonl or autoresearch)."""
+    if len(data) > MAX_LOG_BYTES:
+        out = ParsedLog(oversize=True)
+        out.problems.append(f"log is {len(data)} bytes, more than the {MAX_LOG_BYTES} allowed")
+        return out
     if fmt == "jsonl":
         return _parse_jsonl(data)
     if fmt == "autoresearch":
@@ -55,18 +82,55 @@ def parse_raw_log(data: bytes, fmt: str = "jsonl") -> ParsedLog:
     return out
 
 
+class _Losses:
+    """Running divergence evidence over step losses (the runner's own rule)."""
+
+    def __init__(self, out: ParsedLog, factor: float = DIVERGE_FACTOR) -> None:
+        self.out, self.factor = out, factor
+
+    def see(self, loss: Any, where: str) -> None:
+        out = self.out
+        if out.diverge_evidence is not None:
+            return
+        value = _finite(loss)
+        if value is None:
+            out.diverge_evidence = f"{where}: loss {loss!r} is not a finite number"
+        elif out.first_loss is None:
+            out.first_loss = float(value)
+        elif value > self.factor * out.first_loss:
+            out.diverge_evidence = (f"{where}: loss {value:g} exceeds {self.factor:g} x the "
+                                    f"first step's {out.first_loss:g}")
+
+
 def _parse_jsonl(data: bytes) -> ParsedLog:
     out = ParsedLog()
+    losses = _Losses(out)
     last_step: dict[str, Any] | None = None
-    for n, raw_line in enumerate(data.split(b"\n"), start=1):
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        out.torn_tail = True
+    for n, raw_line in enumerate(lines, start=1):
+        torn = out.torn_tail and n == len(lines)
         if not raw_line.strip():
             continue
+        if len(raw_line) > MAX_LINE_BYTES:
+            out.garbage += 1
+            out.problems.append(f"line {n}: {len(raw_line)} bytes, more than the "
+                                f"{MAX_LINE_BYTES} allowed per line")
+            continue
         try:
-            rec = json.loads(raw_line)
-        except (ValueError, UnicodeDecodeError):
-            out.problems.append(f"line {n}: not valid JSON")
+            rec = loads_line(raw_line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            if torn:
+                out.problems.append(f"line {n}: cut off without its newline (the process died)")
+            else:
+                out.garbage += 1
+                out.problems.append(f"line {n}: not valid JSON ({exc})")
             continue
         if not isinstance(rec, dict):
+            out.garbage += 1
             out.problems.append(f"line {n}: not a JSON object")
             continue
         kind = rec.get("type")
@@ -74,34 +138,27 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
             if out.header is not None:
                 out.problems.append(f"line {n}: second header")
                 continue
+            if n != 1:
+                out.problems.append(f"line {n}: the header is not the first line")
             out.header = rec
         elif kind == "step":
             out.steps += 1
             last_step = rec
+            losses.see(rec.get("loss"), f"step line {n}")
         elif kind == "eval":
+            if out.eval is not None:
+                out.problems.append(f"line {n}: second eval record")
             out.eval = rec
         elif kind == "summary":
+            if out.summary is not None:
+                out.problems.append(f"line {n}: second summary")
+                continue
             out.summary = rec
         else:
             out.problems.append(f"line {n}: unknown record type {kind!r}")
-    if out.header is not None:
-        manifest = out.header.get("manifest")
-        out.manifest = manifest if isinstance(manifest, str) else None
-        runner = out.header.get("runner")
-        out.runner = runner if isinstance(runner, str) else None
+    _header_facts(out)
     if out.summary is not None:
-        status = out.summary.get("status")
-        if status in STATUSES:
-            out.status = status
-        else:
-            out.problems.append(f"summary status {status!r} is not one of {', '.join(STATUSES)}")
-            out.status = "crashed"
-        for key in METRICS:
-            value = out.summary.get(key)
-            clean = _finite(value)
-            if value is not None and clean is None:
-                out.problems.append(f"summary {key} {value!r} is not a finite number")
-            out.metrics[key] = clean
+        _summary_facts(out)
     else:
         out.status = "crashed"
         seconds = _finite((last_step or {}).get("train_seconds"))
@@ -110,6 +167,36 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
         out.metrics["num_steps"] = int(step) if step is not None else 0
         out.problems.append("no summary record (the process died)")
     return out
+
+
+def _header_facts(out: ParsedLog) -> None:
+    if out.header is None:
+        return
+    manifest = out.header.get("manifest")
+    out.manifest = manifest if isinstance(manifest, str) else None
+    runner = out.header.get("runner")
+    out.runner = runner if isinstance(runner, str) else None
+
+
+def _summary_facts(out: ParsedLog) -> None:
+    summary = out.summary or {}
+    status = summary.get("status")
+    if status in STATUSES:
+        out.status = status
+    else:
+        out.problems.append(f"summary status {status!r} is not one of {', '.join(STATUSES)}")
+        out.status = "crashed"
+    for key in METRICS:
+        value = summary.get(key)
+        clean = _finite(value)
+        if value is not None and clean is None:
+            out.problems.append(f"summary {key} {value!r} is not a finite number")
+        out.metrics[key] = clean
+    if out.status == "ok" and not out.metric_finite:
+        out.problems.append("summary says ok but has no finite val_bpb")
+    if out.eval is not None and out.eval.get("val_bpb") != summary.get("val_bpb"):
+        out.problems.append(f"summary val_bpb {summary.get('val_bpb')!r} disagrees with the eval "
+                            f"line's {out.eval.get('val_bpb')!r}")
 
 
 def _number(text: str) -> float | int | None:
@@ -126,12 +213,20 @@ def _parse_autoresearch(data: bytes) -> ParsedLog:
     out = ParsedLog(runner="autoresearch")
     lines = data.decode("utf-8", errors="replace").splitlines()
     starts = [i for i, line in enumerate(lines) if line.strip() == "---"]
+    for i, line in enumerate(lines[: starts[-1] if starts else len(lines)], start=1):
+        if len(line) > MAX_LINE_BYTES:
+            out.garbage += 1
+            out.problems.append(f"line {i}: more than the {MAX_LINE_BYTES} bytes allowed")
+        elif out.diverge_evidence is None:
+            out.diverge_evidence = _autoresearch_divergence(line, i)
     block: dict[str, str] = {}
     if starts:
         for line in lines[starts[-1] + 1 :]:
             key, sep, value = line.partition(":")
             if not sep or not key.strip() or " " in key.strip():
                 break
+            if key.strip() in block:
+                out.problems.append(f"summary block repeats {key.strip()!r}")
             block[key.strip()] = value.strip()
     raw = {k: _number(v) for k, v in block.items()}
     missing = [k for k in AUTORESEARCH_REQUIRED if raw.get(k) is None and k not in block]
@@ -164,3 +259,19 @@ def _parse_autoresearch(data: bytes) -> ParsedLog:
     m["tokens_per_s"] = (m["total_tokens"] / secs) if m["total_tokens"] and secs else None
     out.steps = m["num_steps"] or 0
     return out
+
+
+def _autoresearch_divergence(line: str, n: int) -> str | None:
+    """autoresearch's own rule: it prints FAIL and stops when the loss is NaN or above 100."""
+    if line.strip() == "FAIL":
+        return f"line {n}: FAIL"
+    match = _AR_LOSS.search(line)
+    if match is None:
+        return None
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value > AUTORESEARCH_FAIL_LOSS:
+        return f"line {n}: loss {match.group(1)} (autoresearch fails above {AUTORESEARCH_FAIL_LOSS:g})"
+    return None

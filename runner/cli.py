@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, required=True, help="controls init and data order")
     p.add_argument("--log", required=True, help="raw log path (JSON lines)")
     p.add_argument("--manifest", default=None, help="manifest id to cite in the header")
+    p.add_argument("--host", default=None,
+                   help="the cell's host name to record in the header (default: this machine's "
+                        "name); the machine's own name is always recorded as `machine`")
     p.add_argument("--steps", type=_positive_int("--steps"), default=None,
                    help="run exactly N optimizer steps (deterministic replay; progress = step/N)")
     p.add_argument("--replay", default=None, metavar="LOG",
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             threads = threads or recorded.threads  # the recorded count unless told otherwise
         opts = train.RunOptions(
             cfg=cfg, budget_s=budget_s, seed=args.seed, log=Path(args.log),
-            manifest=args.manifest, steps=steps, device=args.device, data=args.data,
+            manifest=args.manifest, host=args.host, steps=steps, device=args.device, data=args.data,
             threads=threads, schedule=schedule, replay_sha256=replay_sha,
         )
         summary = train.run(opts, t_start)

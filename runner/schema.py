@@ -20,6 +20,9 @@ NONNEG = {"type": "number", "minimum": 0}
 COUNT = {"type": "integer", "minimum": 0}
 SHA = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 STATUSES = ["ok", "diverged", "crashed", "timeout"]
+# A run is `diverged` when a step's loss is non-finite (logged as null) or above this multiple
+# of its first step's loss; auditors apply the same rule to the step lines as evidence.
+DIVERGE_FACTOR = 3.0
 
 _CONFIG_PROPS: dict[str, Any] = {
     k: ({"type": "boolean"} if isinstance(v, bool) else
@@ -40,6 +43,7 @@ HEADER: dict[str, Any] = {
         "budget_s": {"type": "number", "exclusiveMinimum": 0},
         "device": {"type": "string"},
         "host": {"type": "string"},
+        "machine": {"type": "string"},
         "torch": {"type": "string"},
         "runner": {"type": "string"},
         "runner_version": {"type": "string"},

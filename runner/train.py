@@ -27,12 +27,12 @@ from runner.errors import TrainingCrashed
 from runner.evaluate import val_bpb
 from runner.logio import LogWriter
 from runner.model import GPT
+from runner.schema import DIVERGE_FACTOR
 from runner.stopflag import StopFlag
 
 EXCLUDED_STEPS = 3  # warm-up steps that train but do not count toward the budget
 LOG_EVERY_STEP_FIRST = 10  # log each of the first N steps, then about every LOG_INTERVAL_S
 LOG_INTERVAL_S = 1.0
-DIVERGE_FACTOR = 3.0  # loss above this multiple of the first step's loss = diverged
 
 
 @dataclass
@@ -44,6 +44,7 @@ class RunOptions:
     seed: int
     log: Path
     manifest: str | None = None
+    host: str | None = None  # the cell's host name; None: this machine's name
     steps: int | None = None
     device: str = "auto"
     data: str | None = None
@@ -76,7 +77,7 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     log = LogWriter(opts.log)
     header = {
         "type": "header", **cfg, "seed": opts.seed, "budget_s": opts.budget_s,
-        "device": device_mod.describe(dev), "host": provenance.host(), "torch": torch.__version__,
+        "device": device_mod.describe(dev), "host": opts.host or provenance.host(), "machine": provenance.host(), "torch": torch.__version__,
         "runner": "builtin", "runner_version": __version__,
         "code_sha256": provenance.code_sha256(), "data_sha256": ds.sha256,
         "manifest": opts.manifest, "started_at": provenance.utc_now(),

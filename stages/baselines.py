@@ -217,7 +217,7 @@ def derive_baseline_decision(
     from stages.stats import summarize
 
     used, missing, extra = select_runs(manifest_id, manifest, runs)
-    obs = observations(used)
+    obs = observations(used, manifest.get("analysis", {}).get("metric", "val_bpb"))
     cells = [tuple(c) for c in manifest.get("cells", [])]
     summaries = summarize(obs, cells=cells or None)
     rule = manifest["rule"]

@@ -14,6 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.jsonsafe import MAX_DEPTH, depth_of
+from ledger.rawlog import METRICS
+from stages.rules import validate_checks, validate_rule
+
+MAX_CAMPAIGN_BYTES = 1 << 20
 
 LETTERS = "ABCDEFGH"
 STAGE_KEYS = {
@@ -30,7 +35,6 @@ STAGE_KEYS = {
     "add",
     "gpus",
 }
-RULE_KEYS = {"top_k", "within", "keep", "wins_all_cells", "max_gap", "fdr", "reduce", "min_cells"}
 CAMPAIGN_KEYS = {"name", "metric", "runner", "description", "data"}
 TOP_KEYS = {"campaign", "base", "factors", "conditions", "stages", "sim"}
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
@@ -176,10 +180,17 @@ def load_campaign(path: str | Path) -> Campaign:
 def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
     """Parse campaign TOML text (see DESIGN §6); raises LedgerError naming file and key."""
     path = Path(path)
+    if len(text) > MAX_CAMPAIGN_BYTES:
+        raise LedgerError(f"{path}: {len(text)} characters, more than the "
+                          f"{MAX_CAMPAIGN_BYTES} a campaign file may have")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LedgerError(f"{path}: malformed TOML: {exc}") from None
+    except RecursionError:
+        raise LedgerError(f"{path}: nested too deeply to be a campaign file") from None
+    if depth_of(doc) > MAX_DEPTH:
+        raise LedgerError(f"{path}: nested more than {MAX_DEPTH} levels deep")
     _reject_unknown(doc, TOP_KEYS, f"{path}", "top-level table")
 
     head = _table(doc, "campaign", path, required=True)
@@ -188,8 +199,9 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
     if not isinstance(name, str) or not name.strip():
         raise LedgerError(f"{path}: [campaign] name must be a non-empty string")
     metric = head.get("metric", "val_bpb")
-    if not isinstance(metric, str):
-        raise LedgerError(f"{path}: [campaign] metric must be a string")
+    if metric not in METRICS:
+        raise LedgerError(f"{path}: [campaign] metric {metric!r} is not one the runner reports "
+                          f"({', '.join(METRICS)})")
     runner = head.get("runner")
     if runner is not None:
         runner = _validate_runner(runner, path)
@@ -200,6 +212,8 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
     base = dict(_table(doc, "base", path))
     factors = _parse_factors(_table(doc, "factors", path), path)
     named = _parse_named(_table(doc, "conditions", path), factors, path)
+    if runner is None:
+        _check_runner_keys(base, factors, named, path)
     stages = _parse_stages(doc.get("stages", []), factors, named, path)
     sim = dict(_table(doc, "sim", path))
     return Campaign(
@@ -215,6 +229,28 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
         sim=sim,
         data=data,
     )
+
+
+def _check_runner_keys(
+    base: dict[str, Any], factors: list[Factor], named: dict[str, dict[str, Any]], path: Path
+) -> None:
+    """The builtin runner refuses unknown config keys: say so now, naming the table and key,
+    not after every run has crashed on it."""
+    from runner.config import DEFAULTS
+
+    known = ", ".join(DEFAULTS)
+    for key in base:
+        if key not in DEFAULTS:
+            raise LedgerError(f"{path}: [base] {key!r} is not a runner config key (known: {known})")
+    for factor in factors:
+        if factor.key not in DEFAULTS:
+            raise LedgerError(f"{path}: [factors] {factor.letter}.key {factor.key!r} is not a "
+                              f"runner config key (known: {known})")
+    for name, overrides in named.items():
+        for key in overrides:
+            if key not in DEFAULTS:
+                raise LedgerError(f"{path}: [conditions] {name}: {key!r} is not a runner config "
+                                  f"key or a factor letter (known: {known})")
 
 
 def _table(doc: dict, key: str, path: Path, required: bool = False) -> dict[str, Any]:
@@ -364,15 +400,17 @@ def _validate_stage(
     if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
         raise LedgerError(f"{where}.gpus must be a positive integer")
     rule = raw.get("rule", {})
-    if not isinstance(rule, dict):
-        raise LedgerError(f"{where}.rule must be a table")
-    _reject_unknown(rule, RULE_KEYS, f"{where}.rule", "rule key")
-    for name in rule.get("keep", []):
-        if name not in named:
-            raise LedgerError(f"{where}.rule.keep names {name!r}, which is not in [conditions]")
     checks = raw.get("checks", [])
     if not isinstance(checks, list):
         raise LedgerError(f"{where}.checks must be a list of tables")
+    try:
+        validate_rule(rule)
+        validate_checks(checks)
+    except LedgerError as exc:
+        raise LedgerError(f"{where}: {exc}") from None
+    for name in rule.get("keep", []):
+        if name not in named:
+            raise LedgerError(f"{where}.rule.keep names {name!r}, which is not in [conditions]")
     for j, check in enumerate(checks):
         if not isinstance(check, dict) or not {"name", "a", "b", "within"} <= set(check):
             raise LedgerError(f"{where}.checks[{j}] needs name, a, b and within")

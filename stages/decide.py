@@ -56,11 +56,15 @@ def decision_head(
     }
 
 
-def observations(used: dict[str, tuple[str, dict]]) -> list[dict[str, Any]]:
+def observations(
+    used: dict[str, tuple[str, dict]], metric: str = "val_bpb"
+) -> list[dict[str, Any]]:
+    """One observation per run: its status and, for an ok run, its value of `metric`."""
     obs = []
     for rid, body in used.values():
-        value = body.get("metrics", {}).get("val_bpb")
-        ok = body.get("status") == "ok" and isinstance(value, int | float)
+        value = body.get("metrics", {}).get(metric)
+        ok = (body.get("status") == "ok" and isinstance(value, int | float)
+              and not isinstance(value, bool))
         obs.append(
             {
                 "condition": body["condition"],
@@ -120,7 +124,7 @@ def derive_decision(
 
         return derive_baseline_decision(manifest_id, manifest, runs)
     used, missing, extra = select_runs(manifest_id, manifest, runs)
-    obs = observations(used)
+    obs = observations(used, manifest.get("analysis", {}).get("metric", "val_bpb"))
     cells = [tuple(c) for c in manifest.get("cells", [])]
     summaries = summarize(obs, cells=cells or None)
     effects, effects_note = _effects(obs, manifest)

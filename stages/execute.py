@@ -7,15 +7,21 @@ ingest. Runs already recorded are skipped, so an interrupted `run` finishes what
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from ledger.errors import LedgerError
-from ledger.ingest import ingest, record_run_start, recorded_runs
+from ledger.fsutil import ensure_dir
+from ledger.ingest import ingest, is_recorded, record_run_start, recorded_runs
+from ledger.rawlog import parse_raw_log
 from ledger.store import Store
 from stages.campaign import Campaign
-from stages.executors.base import Executor, RunTask
+from stages.executors.base import Executor, RunResult, RunTask
 from stages.lookup import Entry
 from stages.plan import frozen_manifest
 
@@ -33,6 +39,15 @@ class RunReport:
     training_gpu_hours: float = 0.0
     records: list[str] = field(default_factory=list)
     skipped_hosts: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # held by another `ledger run` meanwhile
+    refused: list[dict[str, str]] = field(default_factory=list)  # ingest said no: not recorded
+    failures: list[dict[str, str]] = field(default_factory=list)  # recorded, not ok: why
+
+    @property
+    def all_crashed(self) -> bool:
+        """Every run this call executed crashed (or was refused): something is broken."""
+        attempted = self.executed + len(self.refused)
+        return attempted > 0 and self.statuses.get("crashed", 0) + len(self.refused) == attempted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +60,10 @@ class RunReport:
             "training_gpu_hours": self.training_gpu_hours,
             "records": self.records,
             "skipped_hosts": self.skipped_hosts,
+            "busy": self.busy,
+            "refused": self.refused,
+            "failures": self.failures,
+            "all_crashed": self.all_crashed,
         }
 
 
@@ -57,7 +76,8 @@ def manifest_tasks(manifest_id: str, body: dict[str, Any]) -> list[RunTask]:
             stage=body["stage"],
             condition=run["condition"],
             name=conds[run["condition"]]["name"],
-            config=conds[run["condition"]]["config"],
+            # the builtin runner gets the config it was frozen with, defaults written out
+            config=conds[run["condition"]].get("runner_config") or conds[run["condition"]]["config"],
             coded=conds[run["condition"]].get("coded", {}),
             seed=run["seed"],
             host=run["host"],
@@ -120,46 +140,108 @@ def run_manifest(
         todo = todo[:limit]
     report = RunReport(manifest.id, stage, len(tasks), len(block) - len(
         [t for t in block if t.key not in done]), skipped_hosts=skipped)
-    lock = threading.Lock()
-
-    def on_start(task: RunTask) -> None:
-        with lock:
-            record_run_start(store, manifest.id, task.condition, task.seed, task.host)
-
+    claims = RunClaims(store, manifest.id)
     bar = _progress(len(todo), stage, progress)
-    for result in executor.execute(todo, on_start):
-        task = result.task
-        with lock:
-            record_id = ingest(
-                store,
-                result.raw,
-                fmt=result.fmt,
-                manifest=manifest.id,
-                condition=task.condition,
-                seed=task.seed,
-                host=task.host,
-                stage=task.stage,
-                gpus=task.gpus,
-                status_override=result.status_override,
-            )
-        record = store.get_json(record_id)["body"]
-        status = record["status"]
-        report.executed += 1
-        report.records.append(record_id)
-        report.statuses[status] = report.statuses.get(status, 0) + 1
-        seconds = record["metrics"].get("training_seconds") or 0.0
-        report.training_gpu_hours += seconds * task.gpus / 3600.0
+    try:
+        for result in executor.execute(todo, claims.start):
+            _record(store, manifest.id, result, report)
+            claims.release(result.task.key)
+            if bar is not None:
+                bar.set_postfix_str(f"{report.training_gpu_hours:.3f} GPU-h", refresh=False)
+                bar.update(1)
+    finally:
+        claims.release_all()
         if bar is not None:
-            bar.set_postfix_str(
-                f"{status} {task.name} seed {task.seed}@{task.host} | "
-                f"{report.training_gpu_hours:.3f} GPU-h",
-                refresh=False,
-            )
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
+    report.busy = sorted(claims.busy)
+    report.already += claims.recorded_meanwhile
     report.training_gpu_hours = round(report.training_gpu_hours, 9)
     return report
+
+
+class RunClaims:
+    """One lock per run (`work/locks/`), held from its journaled start to its record.
+
+    Why: two `ledger run` of one stage at once must never train or record a run twice. A run
+    whose lock another process holds is skipped; under the lock the journal is asked again
+    whether the run was recorded meanwhile. A process that dies releases its locks (the
+    operating system drops them), so a later `ledger run` takes the run over.
+    """
+
+    def __init__(self, store: Store, manifest: str) -> None:
+        self.store, self.manifest = store, manifest
+        self.folder = store.root / "work" / "locks"
+        self.held: dict[str, FileLock] = {}
+        self.busy: set[str] = set()
+        self.recorded_meanwhile = 0
+        self._mutex = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        digest = hashlib.sha256(f"{self.manifest}/{key}".encode()).hexdigest()[:32]
+        return self.folder / f"{digest}.lock"
+
+    def start(self, task: RunTask) -> bool:
+        """Claim the run and journal its start; False when it is not ours to run."""
+        with self._mutex:
+            ensure_dir(self.folder)
+            lock = FileLock(str(self._path(task.key)), timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                self.busy.add(task.key)
+                return False
+            if is_recorded(self.store, self.manifest, task.key):
+                lock.release()
+                self.recorded_meanwhile += 1
+                return False
+            self.held[task.key] = lock
+            record_run_start(self.store, self.manifest, task.condition, task.seed, task.host)
+            return True
+
+    def release(self, key: str) -> None:
+        with self._mutex:
+            lock = self.held.pop(key, None)
+            if lock is not None:
+                lock.release()
+
+    def release_all(self) -> None:
+        for key in list(self.held):
+            self.release(key)
+
+
+def _record(store: Store, manifest: str, result: RunResult, report: RunReport) -> None:
+    """Ingest one result; a log that ingest refuses is reported, not recorded (re-runnable)."""
+    task = result.task
+    try:
+        record_id = ingest(
+            store, result.raw, fmt=result.fmt, manifest=manifest, condition=task.condition,
+            seed=task.seed, host=task.host, stage=task.stage, gpus=task.gpus,
+            status_override=result.status_override, stderr=result.stderr or None,
+            deadline_s=result.deadline_s, exit_code=result.exit_code,
+        )
+    except LedgerError as exc:
+        report.refused.append({"run": task.key, "name": task.name, "reason": str(exc)})
+        return
+    record = store.get_json(record_id)["body"]
+    status = record["status"]
+    report.executed += 1
+    report.records.append(record_id)
+    report.statuses[status] = report.statuses.get(status, 0) + 1
+    if status != "ok":
+        report.failures.append({"run": task.key, "name": task.name, "status": status,
+                                "reason": failure_reason(result)})
+    seconds = record["metrics"].get("training_seconds") or 0.0
+    report.training_gpu_hours += seconds * task.gpus / 3600.0
+
+
+def failure_reason(result: RunResult) -> str:
+    """Why a run did not finish ok: the runner's own error, else stderr's last line."""
+    try:
+        summary = parse_raw_log(result.raw, result.fmt).summary or {}
+    except LedgerError:
+        summary = {}
+    error = summary.get("error")
+    return error if isinstance(error, str) and error else result.note
 
 
 def _progress(total: int, stage: str, enabled: bool):

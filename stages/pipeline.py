@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.errors import LedgerError
 from ledger.keys import SigningKey
 from ledger.store import Store
 from stages.campaign import Campaign
 from stages.decide import decide_stage
-from stages.execute import run_stage
+from stages.execute import RunReport, run_stage
 from stages.executors.base import Executor
 from stages.lookup import current_manifest, manifest_decision
 from stages.plan import freeze_stage
@@ -49,7 +50,8 @@ def run_campaign(
     for spec in campaign.stages:
         manifest = current_manifest(store, campaign.name, spec.name)
         if manifest is None:
-            manifest_id = freeze_stage(store, campaign, spec.name, key)
+            manifest_id = freeze_stage(store, campaign, spec.name, key,
+                                       for_simulation=executor.name == "sim")
             log.add(spec.name, "froze", manifest=manifest_id)
             say(f"{spec.name}: froze manifest {manifest_id[:12]}")
         else:
@@ -61,6 +63,7 @@ def run_campaign(
             log.add(spec.name, "ran", **detail)
             say(f"{spec.name}: {report.executed} run(s) executed, "
                 f"{report.already} already recorded")
+            stop_on_failure(spec.name, report)
             decision_id, body = decide_stage(store, campaign, spec.name, key)
             names = [body["conditions"][c]["name"] for c in body["promoted"]]
             log.add(spec.name, "decided", decision=decision_id, promoted=names)
@@ -70,6 +73,18 @@ def run_campaign(
         if spec.name == until:
             break
     return log
+
+
+def stop_on_failure(stage: str, report: RunReport) -> None:
+    """Do not decide a gate on runs that could not be recorded or all crashed: say why."""
+    if report.refused:
+        first = report.refused[0]
+        raise LedgerError(f"{stage}: {len(report.refused)} run(s) refused at ingest, not recorded "
+                          f"(first: {first['reason']}); fix the runner and run the stage again")
+    if report.all_crashed:
+        reasons = [f["reason"] for f in report.failures if f.get("reason")]
+        why = f" (first: {reasons[0]})" if reasons else ""
+        raise LedgerError(f"{stage}: all {report.executed} run(s) crashed{why}; not deciding")
 
 
 def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:

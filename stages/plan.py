@@ -171,20 +171,40 @@ def runner_identity(campaign: Campaign) -> dict[str, Any]:
 
 
 def build_plan(
-    store: Store, campaign: Campaign, stage_name: str, data: Path | None = None
+    store: Store, campaign: Campaign, stage_name: str, data: Path | None = None, *,
+    for_simulation: bool = False,
 ) -> dict[str, Any]:
-    """Resolve a stage into the plan `ledger.manifest.freeze` signs."""
+    """Resolve a stage into the plan `ledger.manifest.freeze` signs, after a preflight.
+
+    Preflight (so that nothing wrong is signed and then trained on): every condition's config
+    against the builtin runner's schema (its resolved config, defaults written out, is frozen
+    as `runner_config`), every name the rule and checks use, and the data set, which must
+    exist unless the plan is only for the simulator (`for_simulation`).
+    """
     stage = campaign.stage(stage_name)
+    parent_spec = parent_stage(campaign, stage)
     parent = parent_decision(store, campaign, stage)
     conds = candidates(campaign, stage, parent)
     if not conds:
         raise LedgerError(f"stage {stage.name!r} has no candidates (its parent promoted none)")
+    check_rule_names(campaign, stage, conds)
+    table = {c.id: c.to_dict() for c in conds}
+    if not campaign.runner:
+        for info in table.values():
+            info["runner_config"] = runner_config(campaign, info["name"], info["config"])
     runs = [
         {"condition": c.id, "seed": seed, "host": host}
         for c in conds
         for seed, host in stage.cells
     ]
     data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
+    data_sha = data_fingerprint(data_path)
+    if data_sha is None and not campaign.runner and not for_simulation:
+        raise LedgerError(
+            f"{campaign.path}: stage {stage.name!r}: the data set {data_path} does not exist or "
+            f"holds no text; prepare it with `dvc repro corpus` (or `python -m runner.data "
+            f"prepare --out {DEFAULT_DATA}`), or pass --data PATH"
+        )
     return {
         "campaign": campaign.name,
         "stage": stage.name,
@@ -192,7 +212,7 @@ def build_plan(
         "gpus": stage.gpus,
         "cells": [[seed, host] for seed, host in stage.cells],
         "runs": runs,
-        "conditions": {c.id: c.to_dict() for c in conds},
+        "conditions": table,
         "rule": stage.rule,
         "checks": stage.checks,
         "analysis": {
@@ -203,10 +223,39 @@ def build_plan(
             "fdr": stage.rule.get("fdr"),
         },
         "runner": runner_identity(campaign),
-        "data_sha256": data_fingerprint(data_path),
+        "data_sha256": data_sha,
         "parent": parent.id if parent else None,
+        "parent_stage": parent_spec.name if parent_spec else None,
         "spec": stage_spec(campaign, stage),
     }
+
+
+def runner_config(campaign: Campaign, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The config the builtin runner will train with (defaults filled in), or a LedgerError
+    naming the campaign file, the condition and the key it refuses."""
+    from runner.config import resolve
+    from runner.errors import UsageError
+
+    try:
+        return resolve(config, f"{campaign.path}: condition {name!r}")
+    except UsageError as exc:
+        raise LedgerError(str(exc)) from None
+
+
+def check_rule_names(campaign: Campaign, stage: StageSpec, conds: list[Condition]) -> None:
+    """Every condition the rule or a check names must be a candidate of this stage."""
+    names = {c.name for c in conds}
+    where = f"{campaign.path}: stage {stage.name!r}"
+    used = [("rule.keep", n) for n in stage.rule.get("keep", [])]
+    gap = stage.rule.get("max_gap")
+    if isinstance(gap, dict):
+        used.append(("rule.max_gap.condition", gap.get("condition")))
+    for i, check in enumerate(stage.checks):
+        used += [(f"checks[{i}].{side}", check.get(side)) for side in ("a", "b")]
+    for key, name in used:
+        if (name != "best" or not key.startswith("checks")) and name not in names:
+            raise LedgerError(f"{where}.{key} names {name!r}, which is not a candidate of "
+                              f"this stage (candidates: {', '.join(sorted(names))})")
 
 
 def freeze_stage(
@@ -217,8 +266,13 @@ def freeze_stage(
     *,
     amend: bool = False,
     data: Path | None = None,
+    for_simulation: bool = False,
 ) -> str:
-    """Freeze a campaign stage: refuse a second freeze unless amending (recorded as such)."""
+    """Freeze a campaign stage: refuse a second freeze unless amending (recorded as such).
+
+    `for_simulation` freezes a plan that only the `sim` executor can satisfy when the data
+    set is missing (its manifest records no data hash, so real runs of it are refused).
+    """
     stage = campaign.stage(stage_name)
     existing = current_manifest(store, campaign.name, stage.name)
     if existing is not None and not amend:
@@ -230,7 +284,7 @@ def freeze_stage(
         )
     if amend and existing is None:
         raise LedgerError(f"stage {stage.name!r} was never frozen: nothing to amend")
-    plan = build_plan(store, campaign, stage.name, data)
+    plan = build_plan(store, campaign, stage.name, data, for_simulation=for_simulation)
     return freeze(store, plan, key, amends=existing.id if amend and existing else None)
 
 

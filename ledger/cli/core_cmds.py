@@ -131,16 +131,22 @@ def _no_constant(name: str) -> Any:
               "the only key).")
 @click.option("--amend", is_flag=True,
               help="Replace the stage's manifest in force (recorded; audit reports it).")
+@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
+              help="Data set to hash into the manifest (default: the campaign's, or data/corpus).")
+@click.option("--sim-only", is_flag=True,
+              help="A plan for the sim executor alone: the data set may be missing (its "
+                   "manifest then records none, and real runs of it are refused).")
 @JSON_OPTION
 @click.pass_context
 def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
                campaign_path: str | None, key_name: str | None, amend: bool,
-               as_json: bool) -> None:
+               data_path: str | None, sim_only: bool, as_json: bool) -> None:
     """Sign a stage's plan as a manifest before any of its runs start.
 
     \b
     Examples:
       ledger freeze screen-2m --campaign campaign.toml   # from a campaign stage
+      ledger freeze screen-2m --sim-only                 # a preview plan, no data needed
       ledger freeze --plan plan.json --key alice          # from an explicit plan
       ledger freeze --plan plan2.json --amend             # replace that stage's manifest
     """
@@ -149,7 +155,7 @@ def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
         # a campaign stage resolves into a plan through the method; it freezes on the same path
         from ledger.cli.method_cmds import freeze_stage_cmd
 
-        freeze_stage_cmd(ctx, stage, campaign_path, key_name, amend)
+        freeze_stage_cmd(ctx, stage, campaign_path, key_name, amend, data_path, sim_only)
         return
     if not plan_path:
         raise LedgerError("give a campaign STAGE or --plan plan.json")

@@ -118,7 +118,8 @@ def _design_dict(design) -> dict[str, Any]:
 
 
 def freeze_stage_cmd(
-    ctx: click.Context, stage: str, campaign_path: str | None, key_name: str | None, amend: bool
+    ctx: click.Context, stage: str, campaign_path: str | None, key_name: str | None, amend: bool,
+    data: str | None = None, sim_only: bool = False,
 ) -> None:
     """`ledger freeze STAGE --campaign F`: resolve the stage and freeze it on the same path."""
     from stages.plan import freeze_stage
@@ -126,7 +127,8 @@ def freeze_stage_cmd(
     store = open_store(ctx)
     camp = _campaign(campaign_path or "campaign.toml")
     key = signing_key(key_name)
-    manifest_id = freeze_stage(store, camp, stage, key, amend=amend)
+    manifest_id = freeze_stage(store, camp, stage, key, amend=amend,
+                               data=Path(data) if data else None, for_simulation=sim_only)
     body = store.get_json(manifest_id)["body"]
     emit(
         {

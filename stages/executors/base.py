@@ -30,20 +30,33 @@ class RunTask:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What came back: the raw log bytes, its format, and a status forced by the executor."""
+    """What came back: the raw log bytes, its format, a status forced by the executor, the
+    tail of the run's stderr (a crash's reason), the deadline it was killed at (budget plus
+    grace) and the process's exit code."""
 
     task: RunTask
     raw: bytes
     fmt: str = "jsonl"
     status_override: str | None = None
-    note: str = ""
+    stderr: bytes = b""
+    deadline_s: float | None = None
+    exit_code: int | None = None
+
+    @property
+    def note(self) -> str:
+        """The last non-empty line of stderr: usually the error that ended the run."""
+        lines = [ln for ln in self.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else ""
 
 
-StartCallback = Callable[[RunTask], None]
+# Called right before a task launches: journal its start. False means "do not launch"
+# (another process holds the run, or it was recorded meanwhile).
+StartCallback = Callable[[RunTask], bool]
 
 
 class Executor(Protocol):
-    """Runs tasks; calls `on_start(task)` right before each launch; yields results."""
+    """Runs tasks; calls `on_start(task)` right before each launch (skipping the task when
+    it returns False); yields one result per launched task."""
 
     name: str
 

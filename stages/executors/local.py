@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger.ingest import STDERR_TAIL_BYTES
+from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
 from stages.executors.base import RunResult, RunTask, StartCallback
 
 
@@ -29,17 +32,6 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
-
-
-def has_summary(raw: bytes) -> bool:
-    """Whether a JSONL raw log ends its story with a summary line."""
-    for line in reversed(raw.splitlines()):
-        try:
-            if json.loads(line).get("type") == "summary":
-                return True
-        except (ValueError, AttributeError):
-            continue
-    return False
 
 
 @dataclass
@@ -72,6 +64,7 @@ class LocalExecutor:
                 budget=int(round(task.budget_s)),
                 log=shlex.quote(str(log_path)),
                 manifest=task.manifest,
+                host=shlex.quote(task.host),
             )
             return ["/bin/sh", "-c", text], runner.get("format", "autoresearch")
         argv = [
@@ -81,6 +74,7 @@ class LocalExecutor:
             "--seed", str(task.seed),
             "--log", str(log_path),
             "--manifest", task.manifest,
+            "--host", task.host,
             "--device", self.device,
         ]  # fmt: skip
         if self.data is not None:
@@ -95,38 +89,48 @@ class LocalExecutor:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         return env
 
-    def _run_one(self, task: RunTask, slot: int, on_start: StartCallback) -> RunResult:
-        base = self.workdir / f"{task.manifest[:12]}-{task.condition[:12]}-{task.seed}-{task.host}"
-        base.parent.mkdir(parents=True, exist_ok=True)
+    def _run_one(self, task: RunTask, slot: int, on_start: StartCallback) -> RunResult | None:
+        """Launch one run (unless `on_start` says no) and collect what it left behind.
+
+        Each attempt gets its own file names, so a runner orphaned by a killed orchestrator
+        can never write into the log of the attempt that replaces it. stdout and stderr go
+        to files, not pipes: a runner that floods them costs disk, not the orchestrator's
+        memory, and only the log (capped) and stderr's tail are read back.
+        """
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        stem = (f"{task.manifest[:12]}-{task.condition[:12]}-{task.seed}-{task.host}-"
+                f"{secrets.token_hex(4)}")
+        base = self.workdir / stem
         config_path, log_path = base.with_suffix(".config.json"), base.with_suffix(".jsonl")
+        out_path, err_path = base.with_suffix(".stdout"), base.with_suffix(".stderr")
         config_path.write_text(json.dumps(task.config, indent=2, sort_keys=True))
-        log_path.unlink(missing_ok=True)
         argv, fmt = self.command(task, config_path, log_path)
-        on_start(task)
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self._env(slot),
-            start_new_session=True,
-        )
-        with self._lock:
-            self._procs[proc.pid] = proc
+        if not on_start(task):
+            config_path.unlink(missing_ok=True)
+            return None
+        deadline = self.deadline(task)
         override = None
-        try:
-            stdout, stderr = proc.communicate(timeout=self.deadline(task))
-        except subprocess.TimeoutExpired:
-            self._terminate(proc)
-            stdout, stderr = proc.communicate()
-            override = "timeout"
-        finally:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=self._env(slot),
+                                    start_new_session=True)
             with self._lock:
-                self._procs.pop(proc.pid, None)
-        raw = stdout if fmt == "autoresearch" else _read(log_path)
-        if override is None and proc.returncode != 0 and (fmt != "jsonl" or not has_summary(raw)):
+                self._procs[proc.pid] = proc
+            try:
+                proc.wait(timeout=deadline)
+            except subprocess.TimeoutExpired:
+                self._terminate(proc)
+                proc.wait()
+                override = "timeout"
+            finally:
+                with self._lock:
+                    self._procs.pop(proc.pid, None)
+        raw = _read(out_path if fmt == "autoresearch" else log_path, MAX_LOG_BYTES + 1)
+        stderr = _tail(err_path, STDERR_TAIL_BYTES)
+        for path in (config_path, log_path, out_path, err_path):
+            path.unlink(missing_ok=True)
+        if override is None and proc.returncode != 0 and parse_raw_log(raw, fmt).summary is None:
             override = "crashed"
-        note = stderr.decode(errors="replace").strip().splitlines()[-1:] if stderr else []
-        return RunResult(task, raw, fmt, override, note[0] if note and override else "")
+        return RunResult(task, raw, fmt, override, stderr, deadline, proc.returncode)
 
     @staticmethod
     def _terminate(proc: subprocess.Popen) -> None:
@@ -152,7 +156,9 @@ class LocalExecutor:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         free_slots.append(running.pop(future))
-                        yield future.result()
+                        result = future.result()
+                        if result is not None:
+                            yield result
             finally:
                 pending.clear()
                 with self._lock:
@@ -161,8 +167,20 @@ class LocalExecutor:
                     self._terminate(proc)
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a file (b"" when the run never wrote it)."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            return fh.read(limit)
+    except FileNotFoundError:
+        return b""
+
+
+def _tail(path: Path, size: int) -> bytes:
+    """The last `size` bytes of a file (b"" when it is missing)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
+            return fh.read()
     except FileNotFoundError:
         return b""

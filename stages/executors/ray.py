@@ -56,15 +56,19 @@ def sweep_orphan_scratch(tmp_root: Path) -> list[Path]:
     return removed
 
 
-def _run_on_worker(task: RunTask, options: dict[str, Any]) -> tuple[bytes, str, str | None, str]:
+def _run_on_worker(
+    task: RunTask, options: dict[str, Any]
+) -> tuple[bytes, str, str | None, bytes, float | None, int | None]:
     """Body of the Ray task: run the trainer in a scratch folder, return its raw log."""
     from stages.executors.local import LocalExecutor
 
     sweep_orphan_scratch(Path(tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         local = LocalExecutor(workdir=Path(tmp), jobs=1, **options)
-        result = local._run_one(task, 0, lambda _task: None)
-    return result.raw, result.fmt, result.status_override, result.note
+        result = local._run_one(task, 0, lambda _task: True)
+    assert result is not None  # the callback above always launches
+    return (result.raw, result.fmt, result.status_override, result.stderr, result.deadline_s,
+            result.exit_code)
 
 
 @dataclass
@@ -102,15 +106,16 @@ class RayExecutor:
         options = {"device": self.device, "data": self.data, "grace_s": self.grace_s}
         refs: dict[Any, RunTask] = {}
         for task in tasks:
-            on_start(task)
-            refs[remote.remote(task, options)] = task
+            if on_start(task):
+                refs[remote.remote(task, options)] = task
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
                 task = refs.pop(ref)
                 try:
-                    raw, fmt, override, note = ray.get(ref)
+                    raw, fmt, override, stderr, deadline, code = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - any worker failure is a crashed run
-                    yield RunResult(task, b"", "jsonl", "crashed", f"ray: {type(exc).__name__}")
+                    reason = f"ray: {type(exc).__name__}: {exc}".encode(errors="replace")
+                    yield RunResult(task, b"", "jsonl", "crashed", stderr=reason)
                     continue
-                yield RunResult(task, raw, fmt, override, note)
+                yield RunResult(task, raw, fmt, override, stderr, deadline, code)

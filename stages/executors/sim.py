@@ -18,7 +18,8 @@ class SimExecutor:
 
     def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:
         for task in tasks:
-            on_start(task)
+            if not on_start(task):
+                continue
             raw = simulate_log(
                 self.params,
                 condition=task.condition,

@@ -81,13 +81,13 @@ def test_rule_edited_after_runs_began(done, sim_campaign):
     store, key, _camp, _sim = done
     sim_campaign.write_text(sim_campaign.read_text().replace("top_k = 1", "top_k = 2"))
     camp = load_campaign(sim_campaign)
-    old = freeze_stage(store, camp, "final", key)
+    old = freeze_stage(store, camp, "final", key, for_simulation=True)
     # runs begin under the first manifest, then the rule is amended
     body = current_manifest(store, "t", "final").body
     first = body["runs"][0]
     record_run_start(store, old, first["condition"], first["seed"], first["host"])
     sim_campaign.write_text(sim_campaign.read_text().replace("top_k = 2", "top_k = 3"))
-    freeze_stage(store, load_campaign(sim_campaign), "final", key, amend=True)
+    freeze_stage(store, load_campaign(sim_campaign), "final", key, amend=True, for_simulation=True)
     found = problems(store)
     assert any(old in p and "replaced" in p and "after" in p for p in found), found
 
@@ -153,7 +153,7 @@ def test_manifest_frozen_after_its_first_run_started(done):
     cond = decision.body["promoted"][0]
     # a run of the (not yet frozen) final stage starts, then the manifest is frozen
     journal = store.journal()
-    manifest_id = freeze_stage(store, camp, "final", key)
+    manifest_id = freeze_stage(store, camp, "final", key, for_simulation=True)
     # rewrite history: put a run_started for this manifest *before* its freeze event
     lines = journal.path.read_text().splitlines()
     events = [json.loads(x) for x in lines]

@@ -92,7 +92,7 @@ def test_failed_runs_are_listed_with_their_reason(tmp_path, sim_campaign):
 
     store = Store.init(tmp_path / ".ledger", host="h1")
     camp = load_campaign(sim_campaign)
-    freeze_stage(store, camp, "screen", generate_key("k"))
+    freeze_stage(store, camp, "screen", generate_key("k"), for_simulation=True)
     sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"))
     failing = _FailingSim(sim, "base")
     run_stage(store, camp, "screen", failing, progress=False)

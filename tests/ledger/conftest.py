@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -21,20 +22,28 @@ def make_plan(n_conditions: int = 2, hosts: tuple[str, ...] = ("h1",)) -> dict:
             "runner": {"kind": "builtin"}, "data_sha256": None, "parent": None}
 
 
-def make_log(manifest: str | None, val: float = 1.25, summary: bool = True) -> bytes:
+def make_log(manifest: str | None, val: float = 1.25, summary: bool = True, *, depth: int = 2,
+             seed: int = 0, host: str = "h1", budget_s: float = 60, train_s: float = 0.0001) -> bytes:
+    """A raw log bound to condition `c{depth-2}` of `make_plan()` in cell (seed, host).
+
+    `train_s` is tiny: a record may not claim more training time than passed between its
+    journaled start and its ingest.
+    """
+    header = {"type": "header", "manifest": manifest, "runner": "builtin", "depth": depth,
+              "seed": seed, "host": host, "budget_s": budget_s, "data_sha256": None,
+              "started_at": "2026-01-01T00:00:00Z"}
     lines = [
-        f'{{"type":"header","manifest":{"null" if manifest is None else chr(34) + manifest + chr(34)},'
-        '"runner":"builtin","seed":0,"started_at":"2026-01-01T00:00:00Z"}',
-        '{"type":"step","step":1,"train_seconds":1.5,"loss":3.0,"lr":0.01,"tokens":100}',
-        '{"type":"step","step":2,"train_seconds":3.0,"loss":2.5,"lr":0.01,"tokens":200}',
+        json.dumps(header, separators=(",", ":")),
+        '{"type":"step","step":1,"train_seconds":0.00005,"loss":3.0,"lr":0.01,"tokens":100}',
+        f'{{"type":"step","step":2,"train_seconds":{train_s},"loss":2.5,"lr":0.01,"tokens":200}}',
     ]
     if summary:
         lines.append(f'{{"type":"eval","val_bpb":{val},"eval_tokens":10,"eval_bytes":10}}')
         lines.append(
-            f'{{"type":"summary","status":"ok","val_bpb":{val},"training_seconds":60.0,'
-            '"total_seconds":65.5,"num_steps":2,"total_tokens":200,"num_params":1000,'
-            '"peak_mem_mb":null,"tokens_per_s":3.3,"mfu":null,"warmup_seconds":1,'
-            '"eval_seconds":2}'
+            f'{{"type":"summary","status":"ok","val_bpb":{val},"training_seconds":{train_s},'
+            '"total_seconds":0.0002,"num_steps":2,"total_tokens":200,"num_params":1000,'
+            '"peak_mem_mb":null,"tokens_per_s":3.3,"mfu":null,"warmup_seconds":0,'
+            '"eval_seconds":0}'
         )
     return ("\n".join(lines) + "\n").encode()
 
@@ -65,7 +74,7 @@ def filled(store, key) -> Filled:
     runs = []
     for i, cond in enumerate(("c0", "c1")):
         record_run_start(store, manifest, cond, 0, "h1")
-        runs.append(ingest(store, make_log(manifest, 1.2 + i / 10), manifest=manifest,
+        runs.append(ingest(store, make_log(manifest, 1.2 + i / 10, depth=2 + i), manifest=manifest,
                            condition=cond, seed=0, host="h1"))
     body = {"manifest": manifest, "stage": "screen", "runs": sorted(runs), "promoted": ["c0"],
             "decided_at": "2026-01-01T00:00:00+00:00", "decider": key.key_id}

@@ -66,10 +66,12 @@ def test_parse_jsonl():
     parsed = parse_raw_log(make_log("a" * 64))
     assert parsed.status == "ok" and parsed.steps == 2 and parsed.runner == "builtin"
     assert parsed.metrics["val_bpb"] == 1.25 and parsed.manifest == "a" * 64
-    died = parse_raw_log(make_log(None, summary=False) + b"garbage\n")
+    died = parse_raw_log(make_log(None, summary=False, train_s=3.0) + b"garbage\n")
     assert died.status == "crashed" and died.metrics["val_bpb"] is None
-    assert died.metrics["training_seconds"] == 3.0
-    assert any("not valid JSON" in p for p in died.problems)
+    assert died.metrics["training_seconds"] == 3.0  # the last step's, never a guess
+    assert died.garbage == 1 and any("line 4: not valid JSON" in p for p in died.problems)
+    torn = parse_raw_log(make_log(None, summary=False) + b'{"type":"st')
+    assert torn.torn_tail and torn.garbage == 0 and torn.status == "crashed"
 
 
 def test_parse_autoresearch():
@@ -95,8 +97,9 @@ def test_ingest_rules(store, key):
     with pytest.raises(LedgerError, match="not declared"):
         ingest(store, make_log(mid), manifest=mid, condition="c9", seed=0, host="h1")
     before = len(list(store.iter_objects()))
-    with pytest.raises(LedgerError, match="log does not cite manifest"):
-        ingest(store, make_log("b" * 64), manifest=mid, condition="c1", seed=0, host="h1")
+    with pytest.raises(LedgerError, match="header cites manifest 'bbbb"):
+        ingest(store, make_log("b" * 64, depth=3), manifest=mid, condition="c1", seed=0,
+               host="h1")
     assert len(list(store.iter_objects())) == before
     free = ingest(store, AUTORESEARCH, fmt="autoresearch")
     assert store.get_json(free)["body"]["manifest"] is None

@@ -28,7 +28,7 @@ def env(tmp_path, sim_campaign):
 
 def test_planted_effects_come_back_with_signs_and_sizes(env):
     store, key, camp, sim = env
-    freeze_stage(store, camp, "screen", key)
+    freeze_stage(store, camp, "screen", key, for_simulation=True)
     report = run_stage(store, camp, "screen", sim, progress=False)
     # 16 design points plus the always-carried anchor, which runs at every gate it is kept
     assert report.executed == 17 and report.statuses == {"ok": 17}
@@ -49,16 +49,16 @@ def test_planted_effects_come_back_with_signs_and_sizes(env):
 
 def test_freeze_refuses_second_freeze_and_drifted_file(env, sim_campaign):
     store, key, camp, sim = env
-    freeze_stage(store, camp, "screen", key)
+    freeze_stage(store, camp, "screen", key, for_simulation=True)
     with pytest.raises(LedgerError, match="already frozen"):
-        freeze_stage(store, camp, "screen", key)
+        freeze_stage(store, camp, "screen", key, for_simulation=True)
     sim_campaign.write_text(sim_campaign.read_text().replace("top_k = 3", "top_k = 5"))
     edited = load_campaign(sim_campaign)
     with pytest.raises(LedgerError, match=r"key 'rule.top_k' differs from its frozen manifest"):
         run_stage(store, edited, "screen", sim, progress=False)
     with pytest.raises(LedgerError, match=r"rule.top_k"):
         decide_stage(store, edited, "screen", key)
-    amended = freeze_stage(store, edited, "screen", key, amend=True)
+    amended = freeze_stage(store, edited, "screen", key, amend=True, for_simulation=True)
     assert current_manifest(store, "t", "screen").id == amended
 
 
@@ -66,14 +66,14 @@ def test_run_refuses_unfrozen_and_next_stage_needs_parent_decision(env):
     store, key, camp, sim = env
     with pytest.raises(LedgerError, match="never frozen"):
         run_stage(store, camp, "screen", sim, progress=False)
-    freeze_stage(store, camp, "screen", key)
+    freeze_stage(store, camp, "screen", key, for_simulation=True)
     with pytest.raises(LedgerError, match="needs the signed decision of 'screen'"):
-        freeze_stage(store, camp, "gate", key)
+        freeze_stage(store, camp, "gate", key, for_simulation=True)
 
 
 def test_run_is_resumable_and_never_records_twice(env):
     store, key, camp, sim = env
-    manifest = freeze_stage(store, camp, "screen", key)
+    manifest = freeze_stage(store, camp, "screen", key, for_simulation=True)
     first = run_stage(store, camp, "screen", sim, limit=5, progress=False)
     assert first.executed == 5
     with pytest.raises(LedgerError, match="12 of 17 declared runs not recorded"):

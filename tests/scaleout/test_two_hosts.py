@@ -44,7 +44,7 @@ def test_two_hosts_merge_through_a_dvc_remote(tmp_path, isolated_keys):
     sh(["ledger", "keygen", "--name", "lead"], a, env)
     # screen runs on a100 only; freeze, run, decide there
     sh([*ledger_a, "campaign", "--executor", "sim", "--until", "screen"], a, env)
-    sh([*ledger_a, "freeze", "gate"], a, env)
+    sh([*ledger_a, "freeze", "gate", "--sim-only"], a, env)
     sh([*ledger_a, "run", "gate", "--executor", "sim", "--host", "a100"], a, env)
     sh(["dvc", "add", ".ledger/parts/a100"], a, env)
     git_commit(a, env, "a100: screen decided, gate block run")

@@ -1,0 +1,147 @@
+"""Bind a raw log to the run it is credited to, and a status to its evidence.
+
+Why: a run record is the operator's claim; the raw log is the runner's. A lying runner (or a
+lying orchestrator) can credit one condition's log to another, report another seed or
+budget, or relabel a good run `timeout` so that it drops out. These pure functions say what
+is wrong with such a pairing. `ingest` refuses what they find before anything is written;
+`audit` calls them again on the stored bytes and the journal's timestamps.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ledger.rawlog import STATUSES, ParsedLog
+
+# Seconds of slack on wall-clock comparisons: timestamps have microseconds, but a clock
+# may be stepped by NTP between a run's start and its record.
+CLOCK_SLACK_S = 1.0
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality: numbers by value (1 == 1.0), but a bool is never a number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def is_simulated(parsed: ParsedLog) -> bool:
+    """Whether the log says it came from the simulator (reported apart, never as training)."""
+    return parsed.runner == "sim"
+
+
+def header_problems(
+    manifest_id: str, manifest: dict[str, Any], condition: str, seed: Any, host: str,
+    parsed: ParsedLog,
+) -> list[str]:
+    """Why a JSONL log's header does not belong to the declared run (empty: it does).
+
+    Checked: the manifest id, seed, host, budget and config (the frozen runner config when
+    the manifest has one, else the condition's own keys), and for the builtin runner its
+    version, code hash and data hash. A log without a header carries no claim to bind: it
+    can only be a crash (see `status_problems`).
+    """
+    header = parsed.header
+    if header is None:
+        return []
+    out = []
+    if header.get("manifest") != manifest_id:
+        out.append(f"header cites manifest {_show(header.get('manifest'))}, not {manifest_id[:12]}")
+    if not same_json(header.get("seed"), seed):
+        out.append(f"header seed {_show(header.get('seed'))} is not the declared seed {seed}")
+    if header.get("host") != host:
+        out.append(f"header host {_show(header.get('host'))} is not the declared host {host!r}")
+    budget = manifest.get("budget_s")
+    if not same_json(header.get("budget_s"), budget):
+        out.append(f"header budget_s {_show(header.get('budget_s'))} is not the manifest's {budget}")
+    info = manifest.get("conditions", {}).get(condition, {})
+    config = info.get("runner_config") or info.get("config") or {}
+    for key in sorted(config):
+        if key not in header:
+            out.append(f"header lacks config key {key!r}")
+        elif not same_json(header[key], config[key]):
+            out.append(f"header {key} {_show(header[key])} is not the condition's "
+                       f"{_show(config[key])}")
+    if not is_simulated(parsed):
+        out += _identity_problems(manifest, header)
+    return out
+
+
+def _identity_problems(manifest: dict[str, Any], header: dict[str, Any]) -> list[str]:
+    runner = manifest.get("runner") or {}
+    if runner.get("kind") != "builtin":
+        return []  # a command's code is outside the ledger's view (docs/threat-model.md)
+    out = []
+    for field, key in (("runner_version", "version"), ("code_sha256", "code_sha256")):
+        if header.get(field) != runner.get(key):
+            out.append(f"header {field} {_show(header.get(field))} is not the frozen runner's "
+                       f"{_show(runner.get(key))}")
+    if header.get("runner") != "builtin":
+        out.append(f"header runner {_show(header.get('runner'))} is not the builtin runner")
+    data = manifest.get("data_sha256")
+    if header.get("data_sha256") != data:
+        frozen = "no data set (simulation only)" if data is None else f"data {data[:12]}"
+        out.append(f"header data_sha256 {_show(header.get('data_sha256'))} is not the "
+                   f"manifest's: {frozen}")
+    return out
+
+
+def status_problems(
+    status: Any, parsed: ParsedLog, *, budget_s: float, interval_s: float | None = None,
+    deadline_s: float | None = None,
+) -> list[str]:
+    """Why `status` (and the claimed training time) is not what the log's bytes support.
+
+    * `ok` needs an ok summary with a finite metric;
+    * `diverged` needs a null metric and a non-finite or exploding loss in the step lines;
+    * `crashed` needs the absence of an ok summary with a finite metric;
+    * `timeout` needs the same, and a journaled start-to-record interval past the deadline
+      (budget + grace) the orchestrator killed at;
+    * the claimed training seconds must fit in the start-to-record interval.
+
+    `interval_s` is None when no start was journaled (a finding elsewhere). Simulated logs
+    take no wall-clock time, so they skip the interval checks (and are reported apart).
+    """
+    if status not in STATUSES:
+        return [f"status {status!r} is not one of {', '.join(STATUSES)}"]
+    out = []
+    finished_ok = parsed.status == "ok" and parsed.metric_finite
+    if status == "ok" and not finished_ok:
+        out.append("status ok but its log has no ok summary with a finite val_bpb "
+                   f"(the log says {parsed.status})")
+    elif status == "diverged":
+        if parsed.metrics.get("val_bpb") is not None:
+            out.append("status diverged but its log reports val_bpb "
+                       f"{parsed.metrics.get('val_bpb')}")
+        elif parsed.diverge_evidence is None:
+            out.append("status diverged but no step line shows a non-finite or exploding loss")
+    elif status in ("crashed", "timeout") and finished_ok:
+        out.append(f"status {status} but its log ends with an ok summary "
+                   f"(val_bpb {parsed.metrics.get('val_bpb')})")
+    simulated = is_simulated(parsed)
+    if status == "timeout" and interval_s is not None and not simulated:
+        deadline = deadline_s if deadline_s is not None else budget_s
+        if interval_s + CLOCK_SLACK_S < deadline:
+            out.append(f"status timeout after {interval_s:.1f} s from start to record, "
+                       f"before its deadline of {deadline:g} s")
+    seconds = parsed.metrics.get("training_seconds")
+    if (interval_s is not None and not simulated and isinstance(seconds, int | float)
+            and math.isfinite(seconds) and seconds > interval_s + CLOCK_SLACK_S):
+        out.append(f"claims {seconds:g} training seconds, but only {interval_s:.1f} s passed "
+                   f"between its journaled start and its record")
+    return out
+
+
+__all__ = ["CLOCK_SLACK_S", "header_problems", "is_simulated", "same_json", "status_problems"]

@@ -1,0 +1,106 @@
+"""Strict JSON for input the ledger did not write: depth, size, duplicate keys, NaN.
+
+Why: plans, raw logs, bundles and published anchors come from outside. Python's `json`
+accepts `NaN`, keeps the last of two equal keys (another reader may keep the first: two
+readers, two meanings), and recurses until a `RecursionError` on deep nesting. Every such
+document gets one clear error naming what is wrong instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ledger.errors import LedgerError
+
+MAX_DEPTH = 64  # nesting of objects and arrays; no document the ledger reads needs more
+_KEY_END = re.compile(rb'"\s*:')
+
+
+class JSONInputError(LedgerError):
+    """A document that is not strict JSON (the message says where and why)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return out
+
+
+def depth_of(value: Any) -> int:
+    """Nesting depth of a parsed value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def loads_strict(data: bytes | str, what: str, *, max_bytes: int | None = None,
+                 max_depth: int = MAX_DEPTH) -> Any:
+    """Parse `data` as strict JSON or raise `JSONInputError` naming `what`.
+
+    Refused: more than `max_bytes`, invalid UTF-8, invalid JSON, NaN/Infinity, a repeated
+    key in any object, nesting deeper than `max_depth`.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise JSONInputError(f"{what} is {len(data)} bytes, more than the {max_bytes} allowed")
+    if isinstance(data, bytes | bytearray):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JSONInputError(f"{what} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        value = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_unique_pairs)
+    except RecursionError:
+        raise JSONInputError(f"{what} is nested more than {max_depth} levels deep") from None
+    except ValueError as exc:
+        raise JSONInputError(f"{what} is not valid JSON: {exc}") from None
+    if _may_nest(data, max_depth) and depth_of(value) > max_depth:
+        raise JSONInputError(f"{what} is nested more than {max_depth} levels deep")
+    return value
+
+
+def _may_nest(text: str | bytes, max_depth: int) -> bool:
+    """Cheap pre-check: fewer brackets than the limit cannot nest past it."""
+    opens = text.count("{") + text.count("[") if isinstance(text, str) else \
+        text.count(b"{") + text.count(b"[")
+    return opens > max_depth
+
+
+def loads_line(line: bytes) -> Any:
+    """One JSON line of a raw log, strictly (NaN, duplicate keys, depth), fast on flat lines.
+
+    Why a fast path: an audit parses every step line of every log. A flat object whose
+    count of key terminators (`"` then `:`) equals its number of keys cannot hold a
+    duplicate key or a nested object, so only other lines take the strict, slower parse.
+    Raises `ValueError` (its message says why) for anything that is not strict JSON.
+    """
+    if not _may_nest(line, MAX_DEPTH):
+        value = json.loads(line, parse_constant=_no_constant)
+        if isinstance(value, dict) and len(_KEY_END.findall(line)) == len(value):
+            return value
+    try:
+        return loads_strict(line, "line")
+    except JSONInputError as exc:
+        raise ValueError(str(exc).removeprefix("line is ")) from None
+
+
+__all__ = ["MAX_DEPTH", "JSONInputError", "depth_of", "loads_line", "loads_strict"]
