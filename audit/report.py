@@ -72,8 +72,8 @@ def validate_report_data(data: Any) -> None:
     if not isinstance(data["campaign"]["factors"], Mapping):
         raise LedgerError("report data: campaign.factors: expected a dict of letter -> factor")
     _require(data["audit"], AUDIT_KEYS, "audit")
-    if data["audit"]["verdict"] not in ("clean", "problems"):
-        raise LedgerError(f"report data: audit.verdict: expected 'clean' or 'problems', got "
+    if data["audit"]["verdict"] not in ("clean", "problems", "empty"):
+        raise LedgerError(f"report data: audit.verdict: expected 'clean', 'problems' or 'empty', got "
                           f"{data['audit']['verdict']!r}")
     _require_list(data["audit"]["problems"], "audit.problems")
     for i, check in enumerate(_require_list(data["audit"]["checks"], "audit.checks")):
@@ -232,9 +232,13 @@ def _ok(flag: Any) -> str:
 def _html_banner(audit: Mapping[str, Any]) -> str:
     clean = audit["verdict"] == "clean"
     failed = [c for c in audit["checks"] if not c.get("ok")]
-    text = ("Audit verdict: CLEAN — every check passed" if clean else
-            f"Audit verdict: PROBLEMS — {len(audit['problems'])} problem(s), "
-            f"{len(failed)} failed check(s)")
+    if audit["verdict"] == "empty":
+        text = "Audit verdict: EMPTY — nothing was frozen or run, so nothing is proved"
+    elif clean:
+        text = "Audit verdict: CLEAN — every check passed"
+    else:
+        text = (f"Audit verdict: PROBLEMS — {len(audit['problems'])} problem(s), "
+                f"{len(failed)} failed check(s)")
     items = [f"<li>{_esc(p)}</li>" for p in audit["problems"]]
     items += [f"<li>failed check: {_esc(c['name'])} {_esc(c.get('detail') or '')}</li>"
               for c in failed]
@@ -430,7 +434,8 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str
 def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     camp, audit = data["campaign"], data["audit"]
     lines = [f"# Staged screening report: {_md(camp['name'])}", ""]
-    verdict = "CLEAN" if audit["verdict"] == "clean" else "PROBLEMS"
+    verdict = {"clean": "CLEAN", "empty": "EMPTY (nothing to audit)"}.get(audit["verdict"],
+                                                                      "PROBLEMS")
     lines += [f"**Audit verdict: {verdict}**", ""]
     lines += [f"- {_md(p)}" for p in audit["problems"]]
     lines += [f"- failed check: {_md(c['name'])} {_md(c.get('detail') or '')}"

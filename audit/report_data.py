@@ -179,7 +179,7 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tool_version": tool_version(),
         "audit": {
-            "verdict": "clean" if result.ok else "problems",
+            "verdict": result.verdict,
             "problems": [str(f) for f in result.findings],
             "checks": [
                 {"name": f"{s.stage}: {c['name']}", "ok": c["ok"], "detail": c["detail"]}

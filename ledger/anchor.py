@@ -8,16 +8,21 @@ appendix), `verify` checks each journal still contains that exact event at that 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
 from ledger.errors import LedgerError
 from ledger.fsutil import TMP_PREFIX, atomic_write
+from ledger.jsonsafe import loads_strict
 from ledger.keys import SigningKey
 from ledger.problems import Problem
 from ledger.signing import sign_object, verify_signature
 from ledger.store import Store
+
+MAX_ANCHOR_BYTES = 1 << 20
 
 
 def make_anchor(store: Store, key: SigningKey) -> tuple[str, dict[str, Any]]:
@@ -48,16 +53,80 @@ def _anchor_files(store: Store) -> dict[str, bytes | Exception]:
     return out
 
 
+@dataclass
+class AnchorReport:
+    """What the anchor checks found: problems, and the events no given anchor covers."""
+
+    problems: list[Problem] = field(default_factory=list)
+    given: list[str] = field(default_factory=list)  # ids of the anchors a reviewer passed
+    unanchored: dict[str, dict[str, int]] = field(default_factory=dict)  # host -> kind -> n
+
+    def tail_note(self) -> str | None:
+        """One line on the events after the newest given anchor (None if there are none)."""
+        if not self.given:
+            return None
+        total = sum(sum(k.values()) for k in self.unanchored.values())
+        if not total:
+            return "every journal event is covered by the given anchor(s)"
+        kinds: dict[str, int] = {}
+        for per_host in self.unanchored.values():
+            for kind, n in per_host.items():
+                kinds[kind] = kinds.get(kind, 0) + n
+        detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        return f"{total} event(s) after the newest given anchor, not covered by it: {detail}"
+
+
+def read_anchor_file(path: Path) -> tuple[str, dict[str, Any]]:
+    """A published anchor (its `anchors/<id>.json` file or `ledger anchor --json` output):
+    (anchor id, envelope). LedgerError naming the file when it is not one."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"--anchor {path}: cannot read: {exc.strerror or exc}") from None
+    doc = loads_strict(data, f"--anchor {path}", max_bytes=MAX_ANCHOR_BYTES)
+    if not isinstance(doc, dict) or doc.get("kind") != "anchor" or not isinstance(
+            doc.get("body"), dict):
+        raise LedgerError(f"--anchor {path}: not a signed anchor (`ledger anchor --json`)")
+    envelope = {k: doc[k] for k in ("kind", "body", "signature") if k in doc}
+    anchor_id = sha256_hex(canonical_bytes(envelope))
+    if "anchor" in doc and doc["anchor"] != anchor_id:
+        raise LedgerError(f"--anchor {path}: its id {doc['anchor']!r} is not the hash of its "
+                          f"content ({anchor_id})")
+    return anchor_id, envelope
+
+
 def check_anchors(
     store: Store,
     journal_lines: dict[str, list[bytes]] | None = None,
     stored_anchors: dict[str, dict[str, Any]] | None = None,
-) -> list[Problem]:
-    """Every published anchor (anchors/ files and anchor objects) must still be extended."""
+    *,
+    given: dict[str, dict[str, Any]] | None = None,
+    trust: Any = None,
+) -> AnchorReport:
+    """Every anchor (anchors/ files, anchor objects, and those a reviewer `given`) must be
+    signed by an accepted key and still be extended by the journals."""
     if journal_lines is None:
         journal_lines = {j.host: j.lines()[0] for j in store.journals()}
+    report = AnchorReport(given=sorted(given or {}))
     anchors: dict[str, dict[str, Any]] = dict(stored_anchors or {})
-    problems: list[Problem] = []
+    for oid, obj in _stored_files(store, report.problems).items():
+        anchors.setdefault(oid, obj)
+    for oid, obj in (given or {}).items():
+        anchors.setdefault(oid, obj)
+    keyring = store.keyring()
+    for oid, obj in sorted(anchors.items()):
+        try:
+            verify_signature(obj, keyring, trust=trust)
+        except LedgerError as exc:
+            report.problems.append(Problem(oid, f"anchor {exc}"))
+        report.problems += _check_heads(oid, obj, journal_lines)
+    if given:
+        report.unanchored = _tail(given, journal_lines)
+    return report
+
+
+def _stored_files(store: Store, problems: list[Problem]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for name, data in _anchor_files(store).items():
         where = f"anchors/{name}"
         oid = name.removesuffix(".json")
@@ -71,31 +140,52 @@ def check_anchors(
             problems.append(Problem(where, "bytes no longer hash to the anchor id in its name"))
             continue
         try:
-            obj = json.loads(data)
-        except ValueError:
+            out[oid] = loads_strict(data, where)
+        except LedgerError:
             problems.append(Problem(where, "not valid JSON"))
+    return out
+
+
+def _heads(obj: Any) -> list[Any] | None:
+    body = obj.get("body") if isinstance(obj, dict) else None
+    heads = body.get("heads") if isinstance(body, dict) else None
+    return heads if isinstance(heads, list) else None
+
+
+def _check_heads(oid: str, obj: Any, journal_lines: dict[str, list[bytes]]) -> list[Problem]:
+    heads = _heads(obj)
+    if heads is None:
+        return [Problem(oid, "anchor has no list of heads")]
+    out = []
+    for head in heads:
+        if not isinstance(head, dict):
+            out.append(Problem(oid, "anchor head is not an object"))
             continue
-        anchors.setdefault(oid, obj)
-    keyring = store.keyring()
-    for oid, obj in sorted(anchors.items()):
-        try:
-            verify_signature(obj, keyring)
-        except LedgerError as exc:
-            problems.append(Problem(oid, f"anchor {exc}"))
-        body = obj.get("body") if isinstance(obj, dict) else None
-        heads = body.get("heads") if isinstance(body, dict) else None
-        if not isinstance(heads, list):
-            problems.append(Problem(oid, "anchor has no list of heads"))
-            continue
-        for head in heads:
-            if not isinstance(head, dict):
-                problems.append(Problem(oid, "anchor head is not an object"))
-                continue
-            host, seq, digest = head.get("host"), head.get("seq"), head.get("hash")
-            lines = journal_lines.get(host) if isinstance(host, str) else None
-            ok = (lines is not None and isinstance(seq, int) and 0 <= seq < len(lines)
-                  and sha256_hex(lines[seq]) == digest)
-            if not ok:
-                problems.append(Problem(oid, f"journal {host} no longer extends anchor {oid} "
-                                             f"(seq {seq})"))
-    return problems
+        host, seq, digest = head.get("host"), head.get("seq"), head.get("hash")
+        lines = journal_lines.get(host) if isinstance(host, str) else None
+        ok = (lines is not None and isinstance(seq, int) and 0 <= seq < len(lines)
+              and sha256_hex(lines[seq]) == digest)
+        if not ok:
+            out.append(Problem(oid, f"journal {host} no longer extends anchor {oid} (seq {seq})"))
+    return out
+
+
+def _tail(given: dict[str, dict[str, Any]],
+          journal_lines: dict[str, list[bytes]]) -> dict[str, dict[str, int]]:
+    """Per host and event kind, the events after the newest given anchor's head."""
+    newest = max(given.values(), key=lambda o: str((o.get("body") or {}).get("at", "")))
+    covered = {h.get("host"): h.get("seq") for h in _heads(newest) or [] if isinstance(h, dict)}
+    out: dict[str, dict[str, int]] = {}
+    for host, lines in journal_lines.items():
+        seq = covered.get(host)
+        start = seq + 1 if isinstance(seq, int) else 0
+        kinds: dict[str, int] = {}
+        for line in lines[start:]:
+            try:
+                kind = json.loads(line).get("kind", "?")
+            except (ValueError, AttributeError):
+                kind = "?"
+            kinds[str(kind)] = kinds.get(str(kind), 0) + 1
+        if kinds:
+            out[host] = kinds
+    return out

@@ -32,7 +32,8 @@ from ledger.problems import Problem
 
 ZERO = "0" * 64
 EVENT_KINDS = frozenset(
-    {"manifest_frozen", "amended", "run_started", "run_recorded", "decision_made", "anchor"}
+    {"manifest_frozen", "amended", "run_started", "run_recorded", "decision_made", "anchor",
+     "key_revoked"}
 )
 EVENT_FIELDS = frozenset({"seq", "prev", "kind", "object", "run", "manifest", "at"})
 LOCK_TIMEOUT_S = 60.0
@@ -163,6 +164,7 @@ class Journal:
                         f"journal {self.path}: last line is damaged; run `ledger verify`"
                     ) from None
                 prev = sha256_hex(last)
+                self._catch_up_head(seq - 1, prev)
             event = {
                 "seq": seq,
                 "prev": prev,
@@ -180,6 +182,20 @@ class Journal:
         head = {"host": self.host, "seq": seq, "hash": sha256_hex(line)}
         atomic_write(self.head_path, canonical_bytes(head), sync_dir=False)
         return event
+
+    def _catch_up_head(self, seq: int, digest: str) -> None:
+        """Point a lagging head at the last line before appending after it.
+
+        A writer killed between its line and its head leaves the head one event behind; were
+        the next append killed at the same point, it would fall two behind, which `verify`
+        reads as events appended outside the ledger. Repairing first keeps the lag at one.
+        """
+        recorded = self._read_head()
+        if recorded is None or recorded.get("seq") == seq and recorded.get("hash") == digest:
+            return
+        if recorded.get("seq") == seq - 1:
+            head = {"host": self.host, "seq": seq, "hash": digest}
+            atomic_write(self.head_path, canonical_bytes(head), sync_dir=False)
 
     def _drop_torn_tail(self, fh: Any, end: int) -> None:
         """Truncate a line cut short by a crash, unless the head says it was acknowledged."""

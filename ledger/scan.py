@@ -2,6 +2,11 @@
 
 Why shared: `verify`, `reindex` and the index check all need the same parsed objects, and
 at 100k runs reading every file twice would double the cost of an audit.
+
+Every object that parses as a JSON envelope (`{"kind", "body", ...}`) must be stored as its
+RFC 8785 bytes: one that is not (extra spaces, another key order) is a problem, and is never
+used as evidence, so a hand-written decision cannot slip past the signature checks by
+looking like a raw log.
 """
 
 from __future__ import annotations
@@ -12,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.canonical import is_object_id
+from ledger.canonical import CanonicalError, canonical_bytes, is_object_id
 from ledger.problems import Problem
 from ledger.store import Store
 
-KNOWN_KINDS = {"manifest", "run", "decision", "anchor", "campaign"}
+KNOWN_KINDS = {"manifest", "run", "decision", "anchor", "campaign", "revocation"}
 ENVELOPE_FIELDS = {"kind", "body", "signature"}
 
 
@@ -28,6 +33,7 @@ class Scan:
     raw: set[str] = field(default_factory=set)
     bad: set[str] = field(default_factory=set)
     signed_bytes: dict[str, bytes] = field(default_factory=dict)
+    noncanonical: set[str] = field(default_factory=set)  # envelopes not in RFC 8785 form
     problems: list[Problem] = field(default_factory=list)
     count: int = 0
 
@@ -45,11 +51,34 @@ def looks_like_envelope(data: bytes) -> bool:
     return data.startswith(b'{"body":') and data.endswith(b"}") and b"\n" not in data
 
 
+def _envelope(data: bytes) -> dict[str, Any] | None:
+    """The parsed envelope if `data` is one JSON object with `kind` and `body`, else None.
+
+    A raw log is several lines, so it fails to parse as one document after its first line:
+    cheap. Anything else that starts like an object is parsed and looked at.
+    """
+    if data[:256].lstrip()[:1] != b"{":
+        return None
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or "kind" not in obj or "body" not in obj:
+        return None
+    return obj
+
+
+def _is_canonical(obj: dict[str, Any], data: bytes) -> bool:
+    try:
+        return canonical_bytes(obj) == data
+    except CanonicalError:
+        return False
+
+
 def scan_objects(store: Store, tick: Callable[[int], None] | None = None) -> Scan:
     """Read and re-hash every object in every part; parse the JSON envelopes."""
     scan = Scan()
     sha256 = hashlib.sha256
-    loads = json.loads
     for oid, path in store.iter_objects():
         scan.count += 1
         if tick is not None:
@@ -70,16 +99,14 @@ def scan_objects(store: Store, tick: Callable[[int], None] | None = None) -> Sca
                                               "to its id (changed or damaged)"))
             scan.bad.add(oid)
             continue
-        if not looks_like_envelope(data):
+        obj = _envelope(data)
+        if obj is None:
             scan.raw.add(oid)
             continue
-        try:
-            obj = loads(data)
-        except (ValueError, UnicodeDecodeError):
-            scan.raw.add(oid)
-            continue
-        if not isinstance(obj, dict) or "kind" not in obj or "body" not in obj:
-            scan.raw.add(oid)
+        if not looks_like_envelope(data) or not _is_canonical(obj, data):
+            scan.problems.append(Problem(oid, f"{obj.get('kind')!r} object is not stored as "
+                                              f"canonical JSON (RFC 8785): not used"))
+            scan.noncanonical.add(oid)
             continue
         scan.objects[oid] = obj
         if "signature" in obj:

@@ -15,7 +15,9 @@ from ledger.canonical import canonical_bytes
 from ledger.errors import IntegrityError, LedgerError
 from ledger.keys import Keyring, SigningKey
 
-SIGNED_KINDS = frozenset({"manifest", "decision", "anchor"})
+SIGNED_KINDS = frozenset({"manifest", "decision", "anchor", "revocation"})
+# The body field naming who signed: it must be the key that did.
+SIGNER_FIELDS = {"manifest": "freezer", "decision": "decider", "revocation": "revoker"}
 
 
 def _check_kind(kind: str, body: Any) -> None:
@@ -71,11 +73,12 @@ def stored_payload(data: bytes, obj: dict[str, Any]) -> bytes | None:
 
 
 def verify_signature(
-    obj: dict[str, Any], keyring: Keyring, payload: bytes | None = None
+    obj: dict[str, Any], keyring: Keyring, payload: bytes | None = None, trust: Any = None
 ) -> None:
-    """Raise IntegrityError naming the key unless `obj` is signed by a key in `keyring`.
+    """Raise IntegrityError naming the key unless `obj` is signed by an accepted key.
 
-    `payload`, when given, must be the canonical bytes of `{"kind","body"}` (see
+    Accepted: a key in `keyring`, or with `trust` (a `ledger.trust.Trust`) only the keys it
+    names. `payload`, when given, must be the canonical bytes of `{"kind","body"}` (see
     `stored_payload`); otherwise they are re-encoded from `obj`.
     """
     sig = obj.get("signature") if isinstance(obj, dict) else None
@@ -84,7 +87,11 @@ def verify_signature(
     key_id = sig.get("key_id")
     if sig.get("alg") != "ed25519":
         raise IntegrityError(f"unsupported signature algorithm {sig.get('alg')!r}")
-    if not isinstance(key_id, str) or not keyring.has(key_id):
+    if trust is not None:
+        why = trust.why_not(key_id, keyring)
+        if why:
+            raise IntegrityError(why)
+    elif not isinstance(key_id, str) or not keyring.has(key_id):
         raise IntegrityError(f"signed by unknown key {key_id}")
     try:
         raw = base64.b64decode(str(sig.get("sig", "")).encode("ascii"), validate=True)
@@ -93,7 +100,10 @@ def verify_signature(
     try:
         if payload is None:
             payload = signing_payload(obj.get("kind"), obj.get("body"))
-        good = keyring.verify(key_id, payload, raw)
+        if trust is not None:
+            good = trust.verify(key_id, payload, raw, keyring)
+        else:
+            good = keyring.verify(key_id, payload, raw)
     except IntegrityError as exc:
         raise IntegrityError(f"signed by key {key_id} whose key file is damaged: {exc}") from None
     except LedgerError:

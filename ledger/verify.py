@@ -2,6 +2,11 @@
 
 Why one pass: each file is read once and each JSON object parsed once (see `scan`), so a
 store of 100k runs verifies in seconds. Every finding is a `Problem` naming the object.
+
+What counts as evidence is decided here too: an object is evidence only when a journal
+event cites it (or an event-cited object cites it) and, for signed kinds, its signature is
+by an accepted key (`ledger.trust`). Objects nothing cites are orphans, reported as notes
+(a crash between writing an object and journaling it leaves one) and never used.
 """
 
 from __future__ import annotations
@@ -9,18 +14,20 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from ledger.anchor import check_anchors
+from ledger.anchor import AnchorReport, check_anchors
 from ledger.errors import LedgerError
 from ledger.index import fresh_digest, index_digest, index_path, index_stale
-from ledger.journal import Journal
+from ledger.keys import Keyring
 from ledger.manifest import declared_run_keys
 from ledger.problems import Problem
 from ledger.scan import ENVELOPE_FIELDS, KNOWN_KINDS, Scan, scan_objects
-from ledger.signing import SIGNED_KINDS, stored_payload, verify_signature
+from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, stored_payload, verify_signature
 from ledger.store import STORE_FORMAT, Store
+from ledger.trust import Trust
 
 EVENT_OBJECT_KIND = {
     "manifest_frozen": "manifest",
@@ -28,9 +35,64 @@ EVENT_OBJECT_KIND = {
     "run_recorded": "run",
     "decision_made": "decision",
     "anchor": "anchor",
+    "key_revoked": "revocation",
 }
+# The body field holding when an object was made: its journal event follows within seconds.
+MADE_AT = {"manifest": "frozen_at", "decision": "decided_at", "run": "recorded_at",
+           "anchor": "at", "revocation": "revoked_at"}
+MAX_JOURNAL_LAG_S = 300.0  # a journal lock may be held for up to a minute; far more is a replay
+CLOCK_SLACK_S = 1.0
 
-__all__ = ["Problem", "verify"]
+__all__ = ["Event", "Problem", "Verified", "verify", "verify_with_evidence"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal event and where it lies: host, line index (= seq), parsed fields."""
+
+    host: str
+    index: int
+    fields: dict[str, Any]
+
+    @property
+    def kind(self) -> Any:
+        return self.fields.get("kind")
+
+    @property
+    def object(self) -> Any:
+        return self.fields.get("object")
+
+    @property
+    def at(self) -> str:
+        return str(self.fields.get("at", ""))
+
+
+@dataclass
+class Verified:
+    """What one verify pass found and read: the audit reuses it so every byte is read and
+    hashed once."""
+
+    problems: list[Problem]
+    scan: Scan
+    journal_lines: dict[str, list[bytes]]
+    events: list[Event] = field(default_factory=list)
+    evidence: set[str] = field(default_factory=set)  # cited by the journals, and accepted
+    untrusted: set[str] = field(default_factory=set)  # signed objects not accepted
+    orphans: list[str] = field(default_factory=list)
+    trust: Trust = field(default_factory=Trust)
+    anchors: AnchorReport = field(default_factory=AnchorReport)
+    revoked: dict[str, Event] = field(default_factory=dict)  # key id -> its revocation event
+
+    def notes(self) -> list[str]:
+        """Information that is not a failure: orphans, the unanchored tail, trust."""
+        out = [self.trust.describe()]
+        if self.orphans:
+            out.append(f"{len(self.orphans)} orphan object(s) that no journal event cites "
+                       f"(left by an interrupted write; never used as evidence)")
+        tail = self.anchors.tail_note()
+        if tail:
+            out.append(tail)
+        return out
 
 
 def _progress(store: Store, enabled: bool):
@@ -45,41 +107,51 @@ def _progress(store: Store, enabled: bool):
     return tqdm(total=total, unit="obj", desc="verify", file=sys.stderr, leave=False)
 
 
-def verify(store: Store, *, check_index: bool = True, progress: bool = False) -> list[Problem]:
+def verify(store: Store, *, check_index: bool = True, progress: bool = False,
+           trust: Trust | None = None, anchors: dict[str, dict[str, Any]] | None = None,
+           ) -> list[Problem]:
     """All integrity problems of the store (empty list = clean)."""
-    return verify_with_evidence(store, check_index=check_index, progress=progress).problems
-
-
-@dataclass
-class Verified:
-    """What one verify pass found, and what it read: the audit reuses the scan and lines
-    so every byte is read and hashed once."""
-
-    problems: list[Problem]
-    scan: Scan
-    journal_lines: dict[str, list[bytes]]
+    return verify_with_evidence(store, check_index=check_index, progress=progress,
+                                trust=trust, anchors=anchors).problems
 
 
 def verify_with_evidence(
-    store: Store, *, check_index: bool = True, progress: bool = False
+    store: Store, *, check_index: bool = True, progress: bool = False,
+    trust: Trust | None = None, anchors: dict[str, dict[str, Any]] | None = None,
 ) -> Verified:
-    """`verify`, also handing back the object scan and every journal's lines."""
+    """`verify`, also handing back what it read and which objects are evidence.
+
+    `trust` names the keys a reviewer accepts (default: those in the store's `keys/`);
+    `anchors` are published anchors a reviewer passes (id -> envelope), each of which the
+    journals must still extend.
+    """
+    trust = trust or Trust()
     problems = _check_store_json(store)
     bar = _progress(store, progress)
     scan = scan_objects(store, tick=bar.update if bar is not None else None)
     if bar is not None:
         bar.close()
     problems += scan.problems
-    problems += store.keyring().check()
-    problems += _check_envelopes(store, scan)
+    keyring = store.keyring()
+    problems += keyring.check()
+    envelope_problems, untrusted = _check_envelopes(keyring, scan, trust)
+    problems += envelope_problems
     journal_lines: dict[str, list[bytes]] = {}
+    events: list[Event] = []
     for journal in store.journals():
         lines = journal.lines()[0]
         journal_lines[journal.host] = lines
         problems += journal.verify(lines)
-        problems += _check_events(journal, lines, scan)
-    problems += _check_references(scan)
-    problems += check_anchors(store, journal_lines, scan.of_kind("anchor"))
+        events += _parse_events(journal.host, lines)
+    problems += _check_events(events, scan)
+    revoked, revocation_problems = _revocations(events, scan, untrusted)
+    problems += revocation_problems
+    problems += _signed_after_revocation(events, scan, revoked)
+    evidence, orphans = _evidence(store, events, scan, untrusted)
+    problems += _check_references(scan, evidence)
+    report = check_anchors(store, journal_lines, scan.of_kind("anchor"), given=anchors,
+                           trust=trust)
+    problems += report.problems
     if check_index and index_path(store).exists() and not index_stale(store):
         try:
             if index_digest(store) != fresh_digest(store, scan):
@@ -88,7 +160,8 @@ def verify_with_evidence(
                                                         "`ledger reindex`"))
         except LedgerError as exc:
             problems.append(Problem("index.duckdb", str(exc)))
-    return Verified(problems, scan, journal_lines)
+    return Verified(problems, scan, journal_lines, events, evidence, untrusted, orphans, trust,
+                    report, revoked)
 
 
 def _check_store_json(store: Store) -> list[Problem]:
@@ -101,9 +174,10 @@ def _check_store_json(store: Store) -> list[Problem]:
     return []
 
 
-def _check_envelopes(store: Store, scan: Scan) -> list[Problem]:
-    problems = []
-    keyring = store.keyring()
+def _check_envelopes(keyring: Keyring, scan: Scan, trust: Trust) -> tuple[list[Problem], set[str]]:
+    """Fields and kinds of every envelope; every signed kind signed by an accepted key,
+    and by the key its body names as signer."""
+    problems, untrusted = [], set(scan.noncanonical)
     for oid, obj in scan.objects.items():
         kind = obj.get("kind")
         if set(obj) - ENVELOPE_FIELDS:
@@ -111,47 +185,195 @@ def _check_envelopes(store: Store, scan: Scan) -> list[Problem]:
         if kind not in KNOWN_KINDS:
             problems.append(Problem(oid, f"unknown object kind {kind!r}"))
             continue
-        if not isinstance(obj.get("body"), dict):
+        body = obj.get("body")
+        if not isinstance(body, dict):
             problems.append(Problem(oid, f"{kind} body is not an object"))
+            untrusted.add(oid)
             continue
-        if "signature" in obj or kind in SIGNED_KINDS:
-            if "signature" not in obj:
-                problems.append(Problem(oid, f"{kind} is not signed"))
-                continue
-            data = scan.signed_bytes.get(oid)
-            payload = stored_payload(data, obj) if data is not None else None
-            try:
-                verify_signature(obj, keyring, payload)
-            except LedgerError as exc:
-                problems.append(Problem(oid, f"{kind} {exc}"))
-    return problems
+        if "signature" not in obj and kind not in SIGNED_KINDS:
+            continue
+        if "signature" not in obj:
+            problems.append(Problem(oid, f"{kind} is not signed: not used"))
+            untrusted.add(oid)
+            continue
+        data = scan.signed_bytes.get(oid)
+        payload = stored_payload(data, obj) if data is not None else None
+        try:
+            verify_signature(obj, keyring, payload, trust=trust)
+        except LedgerError as exc:
+            problems.append(Problem(oid, f"{kind} {exc}: not used"))
+            untrusted.add(oid)
+            continue
+        signer_field = SIGNER_FIELDS.get(kind)
+        signer = obj["signature"].get("key_id")
+        if signer_field and body.get(signer_field) != signer:
+            problems.append(Problem(oid, f"{signer_field} {body.get(signer_field)} did not sign "
+                                         f"it (signed by {signer}): not used"))
+            untrusted.add(oid)
+    return problems, untrusted
 
 
-def _check_events(journal: Journal, lines: list[bytes], scan: Scan) -> list[Problem]:
-    """Events must cite objects that exist, of the kind the event says."""
-    problems = []
-    where = f"parts/{journal.host}/journal.jsonl"
-    present = scan.ids | scan.bad
+def _parse_events(host: str, lines: list[bytes]) -> list[Event]:
+    out = []
     for i, line in enumerate(lines):
         try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
-        kind, oid, manifest = event.get("kind"), event.get("object"), event.get("manifest")
-        if isinstance(oid, str):
-            if oid not in present:
-                problems.append(Problem(where, f"line {i + 1} ({kind}) cites missing object {oid}"))
-            elif oid in scan.objects and kind in EVENT_OBJECT_KIND:
-                actual = scan.objects[oid].get("kind")
-                if actual != EVENT_OBJECT_KIND[kind]:
-                    problems.append(Problem(where, f"line {i + 1} ({kind}) cites {oid}, a "
-                                                   f"{actual!r}"))
+            fields = json.loads(line)
+        except (ValueError, RecursionError):
+            continue  # reported by the chain check
+        if isinstance(fields, dict):
+            out.append(Event(host, i, fields))
+    return out
+
+
+def _where(event: Event) -> str:
+    return f"parts/{event.host}/journal.jsonl"
+
+
+def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
+    """Events cite objects that exist, of the kind the event says, that agree with the
+    event (manifest, run), journaled once, soon after they were made."""
+    problems = []
+    present = scan.ids | scan.bad | scan.noncanonical
+    seen: dict[tuple[str, str], Event] = {}
+    for event in events:
+        kind, oid, where = event.kind, event.object, _where(event)
+        label = f"line {event.index + 1} ({kind})"
+        manifest = event.fields.get("manifest")
         if isinstance(manifest, str) and manifest not in present:
-            problems.append(Problem(where, f"line {i + 1} ({kind}) cites missing manifest "
-                                           f"{manifest}"))
+            problems.append(Problem(where, f"{label} cites missing manifest {manifest}"))
+        if not isinstance(oid, str):
+            continue
+        if oid not in present:
+            problems.append(Problem(where, f"{label} cites missing object {oid}"))
+            continue
+        obj = scan.objects.get(oid)
+        if obj is None or kind not in EVENT_OBJECT_KIND:
+            continue
+        if obj.get("kind") != EVENT_OBJECT_KIND[kind]:
+            problems.append(Problem(where, f"{label} cites {oid}, a {obj.get('kind')!r}"))
+            continue
+        if (kind, oid) in seen:
+            first = seen[(kind, oid)]
+            problems.append(Problem(oid, f"journaled twice as {kind} (parts/{event.host} line "
+                                         f"{event.index + 1}; first: parts/{first.host} line "
+                                         f"{first.index + 1}): a replay"))
+            continue
+        seen[(kind, oid)] = event
+        body = obj.get("body") if isinstance(obj.get("body"), dict) else {}
+        problems += [Problem(oid, f"{m} ({where} {label})") for m in _disagreements(event, body)]
+        lag = _lag(event, obj.get("kind"), body)
+        if lag is not None:
+            problems.append(Problem(oid, f"{lag} ({where} {label}): replayed or grafted"))
     return problems
+
+
+def _disagreements(event: Event, body: dict[str, Any]) -> list[str]:
+    """Where an event and the object it cites tell different stories."""
+    kind, fields, out = event.kind, event.fields, []
+    if kind == "run_recorded":
+        if fields.get("manifest") != body.get("manifest"):
+            out.append(f"journaled for manifest {fields.get('manifest')} but the record cites "
+                       f"{body.get('manifest')}")
+        if fields.get("run") != body.get("run"):
+            out.append(f"journaled as run {fields.get('run')} but the record is run "
+                       f"{body.get('run')}")
+    elif kind == "decision_made" and fields.get("manifest") != body.get("manifest"):
+        out.append(f"journaled as the decision of manifest {fields.get('manifest')} but it "
+                   f"decides {body.get('manifest')}")
+    elif kind == "amended" and fields.get("manifest") != body.get("amends"):
+        out.append(f"journaled as amending {fields.get('manifest')} but it amends "
+                   f"{body.get('amends')}")
+    elif kind == "manifest_frozen" and body.get("amends"):
+        out.append("journaled as a first freeze but it amends another manifest")
+    return out
+
+
+def seconds_between(start: Any, end: Any) -> float | None:
+    """Seconds from one ISO-8601 timestamp to another (None if either does not parse)."""
+    try:
+        return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))
+                ).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def _lag(event: Event, kind: Any, body: dict[str, Any]) -> str | None:
+    """Why an event's time does not follow its object's own time within seconds."""
+    made = body.get(MADE_AT.get(str(kind), ""))
+    if made is None:
+        return None
+    lag = seconds_between(made, event.at)
+    if lag is None:
+        return f"its time {made!r} or its event's {event.at!r} is not an ISO-8601 time"
+    if lag < -CLOCK_SLACK_S:
+        return f"journaled {-lag:.1f} s before it was made"
+    if lag > MAX_JOURNAL_LAG_S:
+        return f"journaled {lag:.0f} s after it was made"
+    return None
+
+
+def _revocations(events: list[Event], scan: Scan, untrusted: set[str]
+                 ) -> tuple[dict[str, Event], list[Problem]]:
+    """key id -> the (first) journal event of its accepted revocation."""
+    revoked: dict[str, Event] = {}
+    problems = []
+    for event in events:
+        if event.kind != "key_revoked" or event.object in untrusted:
+            continue
+        obj = scan.objects.get(event.object)
+        if obj is None or obj.get("kind") != "revocation":
+            continue
+        key_id = obj["body"].get("key_id")
+        if not isinstance(key_id, str):
+            problems.append(Problem(event.object, "revocation names no key_id"))
+            continue
+        revoked.setdefault(key_id, event)
+    return revoked, problems
+
+
+def before(a: Event, b: Event) -> bool:
+    """Whether event a happened before event b (same host: by seq; else by timestamp)."""
+    if a.host == b.host:
+        return a.index < b.index
+    return a.at <= b.at
+
+
+def _signed_after_revocation(events: list[Event], scan: Scan,
+                             revoked: dict[str, Event]) -> list[Problem]:
+    if not revoked:
+        return []
+    problems = []
+    for event in events:
+        obj = scan.objects.get(event.object) if isinstance(event.object, str) else None
+        sig = obj.get("signature") if obj else None
+        key_id = sig.get("key_id") if isinstance(sig, dict) else None
+        revocation = revoked.get(key_id) if isinstance(key_id, str) else None
+        if revocation is None or event.kind == "key_revoked" or before(event, revocation):
+            continue
+        problems.append(Problem(event.object, f"signed by key {key_id} after its revocation "
+                                              f"(journaled {revocation.at})"))
+    return problems
+
+
+def _evidence(store: Store, events: list[Event], scan: Scan, untrusted: set[str]
+              ) -> tuple[set[str], list[str]]:
+    """Objects the journals cite (and what those cite), minus rejected ones; and orphans."""
+    cited: set[str] = set()
+    for event in events:
+        if isinstance(event.object, str):
+            cited.add(event.object)
+    for oid in list(cited):
+        obj = scan.objects.get(oid)
+        body = obj.get("body") if obj else None
+        if not isinstance(body, dict):
+            continue
+        for ref in (body.get("raw_log"), body.get("stderr"), body.get("parent"),
+                    body.get("amends")):
+            if isinstance(ref, str):
+                cited.add(ref)
+    present = scan.ids | scan.bad | scan.noncanonical
+    orphans = sorted(present - cited)
+    return cited - untrusted - scan.bad, orphans
 
 
 def _ref(scan: Scan, oid: Any, kind: str | None) -> str | None:
@@ -170,63 +392,82 @@ def _ref(scan: Scan, oid: Any, kind: str | None) -> str | None:
     return None
 
 
-def _check_references(scan: Scan) -> list[Problem]:
+def _check_references(scan: Scan, evidence: set[str]) -> list[Problem]:
+    """What evidence cites must exist; each declared run is recorded once."""
     problems: list[Problem] = []
     declared: dict[str, set[str]] = {}
     runs_by_key: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for oid, obj in sorted(scan.objects.items()):
-        kind, body = obj.get("kind"), obj.get("body")
-        if not isinstance(body, dict):
+    for oid in sorted(evidence):
+        obj = scan.objects.get(oid)
+        if obj is None or not isinstance(obj.get("body"), dict):
             continue
+        kind, body = obj.get("kind"), obj["body"]
         if kind == "manifest":
-            for field, target in (("parent", "decision"), ("amends", "manifest")):
-                value = body.get(field)
-                why = None if value is None else _ref(scan, value, target)
-                if why:
-                    problems.append(Problem(oid, f"{field} {value} {why}"))
-            sig = obj.get("signature")
-            signer = sig.get("key_id") if isinstance(sig, dict) else None
-            if signer and body.get("freezer") != signer:
-                problems.append(Problem(oid, f"freezer {body.get('freezer')} did not sign it "
-                                             f"(signed by {signer})"))
+            problems += _manifest_refs(scan, oid, body)
         elif kind == "run":
-            why = _ref(scan, body.get("raw_log"), None)
-            if why:
-                problems.append(Problem(oid, f"raw log {body.get('raw_log')} {why}"))
-            manifest = body.get("manifest")
-            if manifest is None:
-                continue
-            why = _ref(scan, manifest, "manifest")
-            if why:
-                problems.append(Problem(oid, f"manifest {manifest} {why}"))
-                continue
-            if manifest not in scan.objects:
-                continue  # corrupted manifest: reported by the scan
-            if manifest not in declared:
-                declared[manifest] = declared_run_keys(scan.objects[manifest]["body"])
-            key = f"{body.get('condition')}/{body.get('seed')}/{body.get('host')}"
-            if body.get("run") not in (None, key):
-                problems.append(Problem(oid, f"run key {body.get('run')} does not match "
-                                             f"its condition/seed/host {key}"))
-            if key not in declared[manifest]:
-                problems.append(Problem(oid, f"run {key} is not declared in manifest {manifest}"))
-            runs_by_key[(manifest, key)].append((str(body.get("recorded_at")), oid))
+            problems += _run_refs(scan, oid, body, declared, runs_by_key)
         elif kind == "decision":
-            manifest = body.get("manifest")
-            why = _ref(scan, manifest, "manifest")
-            if why:
-                problems.append(Problem(oid, f"manifest {manifest} {why}"))
-            runs = body.get("runs", [])
-            if not isinstance(runs, list):
-                problems.append(Problem(oid, "runs is not a list"))
-                continue
-            for rid in runs:
-                why = _ref(scan, rid, "run")
-                if why:
-                    problems.append(Problem(oid, f"run record {rid} {why}"))
+            problems += _decision_refs(scan, oid, body)
     for (manifest, key), records in sorted(runs_by_key.items()):
         records.sort()
         for _, rid in records[1:]:
             problems.append(Problem(rid, f"run {key} of manifest {manifest} recorded twice "
                                          f"(first: {records[0][1]})"))
     return problems
+
+
+def _manifest_refs(scan: Scan, oid: str, body: dict[str, Any]) -> list[Problem]:
+    out = []
+    for field_name, target in (("parent", "decision"), ("amends", "manifest")):
+        value = body.get(field_name)
+        why = None if value is None else _ref(scan, value, target)
+        if why:
+            out.append(Problem(oid, f"{field_name} {value} {why}"))
+    return out
+
+
+def _run_refs(scan: Scan, oid: str, body: dict[str, Any], declared: dict[str, set[str]],
+              runs_by_key: dict) -> list[Problem]:
+    out = []
+    raw = body.get("raw_log")
+    why = _ref(scan, raw, None)
+    if why:
+        out.append(Problem(oid, f"raw log {raw} {why}"))
+    if body.get("stderr") is not None:
+        why = _ref(scan, body.get("stderr"), None)
+        if why:
+            out.append(Problem(oid, f"stderr {body.get('stderr')} {why}"))
+    manifest = body.get("manifest")
+    if manifest is None:
+        return out
+    why = _ref(scan, manifest, "manifest")
+    if why:
+        return out + [Problem(oid, f"manifest {manifest} {why}")]
+    if manifest not in scan.objects:
+        return out  # corrupted manifest: reported by the scan
+    if manifest not in declared:
+        declared[manifest] = declared_run_keys(scan.objects[manifest]["body"])
+    key = f"{body.get('condition')}/{body.get('seed')}/{body.get('host')}"
+    if body.get("run") not in (None, key):
+        out.append(Problem(oid, f"run key {body.get('run')} does not match its "
+                                f"condition/seed/host {key}"))
+    if key not in declared[manifest]:
+        out.append(Problem(oid, f"run {key} is not declared in manifest {manifest}"))
+    runs_by_key[(manifest, key)].append((str(body.get("recorded_at")), oid))
+    return out
+
+
+def _decision_refs(scan: Scan, oid: str, body: dict[str, Any]) -> list[Problem]:
+    out = []
+    manifest = body.get("manifest")
+    why = _ref(scan, manifest, "manifest")
+    if why:
+        out.append(Problem(oid, f"manifest {manifest} {why}"))
+    runs = body.get("runs", [])
+    if not isinstance(runs, list):
+        return out + [Problem(oid, "runs is not a list")]
+    for rid in runs:
+        why = _ref(scan, rid, "run")
+        if why:
+            out.append(Problem(oid, f"run record {rid} {why}"))
+    return out

@@ -6,10 +6,13 @@ fresh clone); journals name every object in the order it was written on each hos
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.canonical import canonical_bytes
+from ledger.errors import IntegrityError, LedgerError
+from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, verify_signature
 from ledger.store import Store
 
 
@@ -64,10 +67,29 @@ def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
 
 
 def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
-    obj = store.get_json(event["object"])
-    if obj.get("kind") != kind:
-        raise LedgerError(f"object {event['object']} is a {obj.get('kind')!r}, expected {kind}")
-    return Entry(event["object"], obj["body"], host, event["seq"], event["at"])
+    """The object an event cites; a signed kind must be canonical and validly signed, by
+    the key its body names, or it is not used (IntegrityError naming it)."""
+    oid = event["object"]
+    data = store.get_bytes(oid)
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):
+        raise IntegrityError(f"object {oid} is not a JSON object") from None
+    if not isinstance(obj, dict) or obj.get("kind") != kind or not isinstance(obj.get("body"), dict):
+        found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
+        raise LedgerError(f"object {oid} is a {found!r}, expected {kind}")
+    if kind in SIGNED_KINDS:
+        if canonical_bytes(obj) != data:
+            raise IntegrityError(f"{kind} {oid} is not stored as canonical JSON: not used "
+                                 f"(run `ledger verify`)")
+        try:
+            verify_signature(obj, store.keyring())
+        except IntegrityError as exc:
+            raise IntegrityError(f"{kind} {oid}: {exc}: not used (run `ledger verify`)") from None
+        signer = SIGNER_FIELDS.get(kind)
+        if signer and obj["body"].get(signer) != obj["signature"].get("key_id"):
+            raise IntegrityError(f"{kind} {oid}: {signer} is not the key that signed it: not used")
+    return Entry(oid, obj["body"], host, event["seq"], event["at"])
 
 
 def stage_manifests(store: Store, campaign: str, stage: str) -> list[Entry]:
@@ -94,10 +116,14 @@ def current_manifest(store: Store, campaign: str, stage: str) -> Entry | None:
 
 
 def manifest_decision(store: Store, manifest_id: str) -> Entry | None:
-    """The decision made at this manifest's gate, if any (the first one journaled)."""
+    """The decision made at this manifest's gate, if any: the first journaled decision whose
+    own body decides this manifest (an event that names another manifest's decision, a
+    replay, does not count; the audit reports it)."""
     for host, event in _events(store, {"decision_made"}):
         if event.get("manifest") == manifest_id:
-            return _load(store, host, event, "decision")
+            entry = _load(store, host, event, "decision")
+            if entry.body.get("manifest") == manifest_id:
+                return entry
     return None
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.context import emit, open_store
+from ledger.cli.context import emit, open_store, reviewer_inputs, reviewer_options
 from ledger.errors import LedgerError
 
 
@@ -26,24 +26,33 @@ def _load_campaign(path: str | None):
 @click.command("audit")
 @click.option("--bundle", type=click.Path(dir_okay=False), default=None,
               help="Audit a reviewer bundle (from `ledger export`) instead of the store.")
+@reviewer_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def audit_cmd(ctx, bundle, as_json):
+def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, as_json):
     """Re-derive every estimate and decision from objects and journals alone.
 
-    Checks every byte and signature, re-parses every raw log, recomputes every decision
-    from its frozen rule, checks ordering (freeze before runs, runs before decisions),
-    missing and extra runs, amendments, published anchors, and that GPU-hours add up.
-    Exit 0 when clean, 1 with one line per problem naming the object.
+    Checks every byte and signature, parses every raw log and binds it to its run (config,
+    seed, host, budget, manifest, runner and data hashes; a status needs its evidence),
+    recomputes every decision from its frozen rule on what the logs say, checks ordering
+    (freeze before runs, runs before decisions), lineage, missing and extra runs,
+    amendments, published anchors, and that GPU-hours add up. Exit 0 when clean; 1 with one
+    line per problem naming the object, and also when there is nothing to audit.
+
+    A reviewer names the keys they trust (--trust KEYID, --trust-file FILE) and the anchors
+    they saw published (--anchor FILE); without them trust is store-asserted, and the
+    output says so.
 
     \b
     Examples:
       ledger audit
-      ledger audit --bundle evidence.tar.gz --json    # a reviewer, in an empty directory
+      ledger audit --trust 3f2a...e9 --anchor anchor-2026-06-01.json
+      ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json --json
     """
     from audit.rederive import audit_store
     from ledger.store import Store
 
+    trust, anchors = reviewer_inputs(trust_keys, trust_files, anchor_files)
     problems_extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
         if bundle:
@@ -53,7 +62,7 @@ def audit_cmd(ctx, bundle, as_json):
             store = Store.open(root, host=ctx.obj.get("host") or "reviewer")
         else:
             store = open_store(ctx)
-        result = audit_store(store, progress=not as_json)
+        result = audit_store(store, progress=not as_json, trust=trust, anchors=anchors)
     out = result.to_dict()
     if problems_extra:
         out["problems"] = [{"object": "bundle", "message": p} for p in problems_extra] + \
@@ -67,17 +76,28 @@ def audit_cmd(ctx, bundle, as_json):
         ctx.exit(1)
 
 
+_MARKS = {"clean": "ok ", "undecided": "...", "problems": "BAD"}
+
+
 def _print_audit(out: dict) -> None:
     for stage in out["stages"]:
-        mark = "ok " if stage["verdict"] == "clean" else "BAD"
+        mark = _MARKS.get(stage["verdict"], "BAD")
         extra = " (superseded by an amendment)" if stage["superseded"] else ""
         sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
+        decision = (stage["decision"] or "")[:12] or "none (undecided)"
+        missing = (f", decided with {stage['missing_runs']} declared run(s) missing"
+                   if stage["decision"] and stage["missing_runs"] else "")
         click.echo(f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
                    f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
-                   f"{(stage['decision'] or 'none')[:12]}{extra}")
+                   f"{decision}{missing}{extra}")
         for check in stage["checks"]:
             if not check["ok"]:
                 click.echo(f"      failed: {check['name']} {check['detail']}".rstrip())
+        for failed in stage["failed_runs"][:5]:
+            reason = f": {failed['reason']}" if failed["reason"] else ""
+            click.echo(f"      {failed['status']}: run {failed['key']}{reason}")
+        if len(stage["failed_runs"]) > 5:
+            click.echo(f"      ... and {len(stage['failed_runs']) - 5} more run(s) not ok")
     if out["unplanned_runs"]:
         click.echo(f"unplanned compute: {len(out['unplanned_runs'])} run(s) outside any manifest")
     if out["amendments"]:
@@ -85,8 +105,13 @@ def _print_audit(out: dict) -> None:
     costs = out["costs"]
     click.echo(f"GPU-hours: {costs['training_gpu_hours']:.4f} training, "
                f"{costs['wall_gpu_hours']:.4f} wall")
+    for note in out["notes"]:
+        click.echo(f"note: {note}")
     for problem in out["problems"]:
         click.echo(f"{problem['object']}: {problem['message']}", err=True)
+    if out["verdict"] == "empty":
+        click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
+        return
     click.echo(f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
                f"{out['objects']} objects, {out['anchors']} anchor(s))")
 

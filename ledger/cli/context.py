@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,3 +49,29 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
     elif text is not None:
         click.echo(text)
+
+
+def reviewer_options(func):
+    """`--trust`, `--trust-file` and `--anchor`: what a reviewer brings to verify or audit."""
+    func = click.option("--anchor", "anchor_files", multiple=True,
+                        type=click.Path(dir_okay=False),
+                        help="A published anchor (`ledger anchor --json` output or an "
+                             "anchors/<id>.json file) the journals must still extend; "
+                             "repeatable.")(func)
+    func = click.option("--trust-file", "trust_files", multiple=True,
+                        type=click.Path(dir_okay=False),
+                        help="Public key records to trust (`ledger keys --json`); repeatable.")(func)
+    func = click.option("--trust", "trust_keys", multiple=True, metavar="KEYID",
+                        help="Accept signatures by this key only (repeatable; ids as "
+                             "`ledger keys` prints them). Default: every key the store holds.")(func)
+    return func
+
+
+def reviewer_inputs(trust_keys, trust_files, anchor_files):
+    """(Trust, anchors by id) from the reviewer's options; LedgerError names a bad one."""
+    from ledger.anchor import read_anchor_file
+    from ledger.trust import trust_from
+
+    trust = trust_from(list(trust_keys), list(trust_files))
+    anchors = dict(read_anchor_file(Path(p)) for p in anchor_files)
+    return trust, anchors

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.context import emit, open_store, signing_key
+from ledger.cli.context import emit, open_store, reviewer_inputs, reviewer_options, signing_key
 from ledger.errors import LedgerError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -377,29 +377,42 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, as_json: bool) -> 
 
 @click.command("verify")
 @click.option("--no-index", is_flag=True, help="Skip comparing index.duckdb with a rebuild.")
+@reviewer_options
 @JSON_OPTION
 @click.pass_context
-def verify_cmd(ctx: click.Context, no_index: bool, as_json: bool) -> None:
+def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
+               trust_files: tuple[str, ...], anchor_files: tuple[str, ...],
+               as_json: bool) -> None:
     """Check every byte, signature, key file, journal chain, reference and anchor.
 
-    Exit 0 when clean; exit 1 with one line per problem, `OBJECT: message`.
+    Exit 0 when clean; exit 1 with one line per problem, `OBJECT: message`. Without
+    --trust/--trust-file, signatures are checked against the keys the store itself holds
+    (said in the output); with them, any other signer is a problem.
 
     \b
     Examples:
       ledger verify
+      ledger verify --trust 3f2a...e9 --anchor published-anchor.json
       ledger verify --json | jq '.problems[].object'
     """
-    from ledger.verify import verify
+    from ledger.verify import verify_with_evidence
 
+    trust, anchors = reviewer_inputs(trust_keys, trust_files, anchor_files)
     store = open_store(ctx)
-    problems = verify(store, check_index=not no_index, progress=not as_json)
+    verified = verify_with_evidence(store, check_index=not no_index, progress=not as_json,
+                                    trust=trust, anchors=anchors)
+    problems = verified.problems
     leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
     if as_json:
         emit({"ok": not problems, "problems": [p.to_dict() for p in problems],
-              "leftover_temp_files": leftovers}, True)
+              "leftover_temp_files": leftovers, "orphans": verified.orphans,
+              "unanchored": verified.anchors.unanchored, "notes": verified.notes(),
+              **trust.to_dict()}, True)
     else:
         for problem in problems:
             click.echo(str(problem))
+        for note in verified.notes():
+            click.echo(f"note: {note}", err=True)
         if leftovers:
             click.echo(f"note: {len(leftovers)} temp file(s) left by interrupted writes "
                        f"(harmless, ignored)", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from dataclasses import dataclass
 
 import pytest
@@ -77,7 +78,7 @@ def filled(store, key) -> Filled:
         runs.append(ingest(store, make_log(manifest, 1.2 + i / 10, depth=2 + i), manifest=manifest,
                            condition=cond, seed=0, host="h1"))
     body = {"manifest": manifest, "stage": "screen", "runs": sorted(runs), "promoted": ["c0"],
-            "decided_at": "2026-01-01T00:00:00+00:00", "decider": key.key_id}
+            "decided_at": datetime.now(UTC).isoformat(), "decider": key.key_id}
     decision = store.put_signed("decision", body, key)
     store.journal().append("decision_made", object=decision, manifest=manifest)
     anchor, _ = make_anchor(store, key)

@@ -1,0 +1,124 @@
+"""The evidence an audit works from, loaded once: accepted objects, parsed logs, journal index.
+
+Built on the verify pass (`ledger.verify.verify_with_evidence`), so each object's bytes are
+read and hashed once. Only objects the journals cite and whose signatures are accepted are
+evidence; each raw log a run record cites is read once more (without re-hashing: the scan
+just checked it) and parsed once; a run's timing comes from its journal events.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.errors import LedgerError
+from ledger.rawlog import ParsedLog, parse_raw_log
+from ledger.store import Store
+from ledger.verify import Event, Verified, seconds_between
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """A run's journaled start (the latest before its record) and its record."""
+
+    started: Event | None
+    recorded: Event
+
+    @property
+    def interval_s(self) -> float | None:
+        if self.started is None:
+            return None
+        return seconds_between(self.started.at, self.recorded.at)
+
+
+class Evidence:
+    """Accepted objects by kind, parsed raw logs, and journal events indexed for the checks."""
+
+    def __init__(self, store: Store, verified: Verified) -> None:
+        self.store = store
+        self.verified = verified
+        scan = verified.scan
+        self._paths = _object_paths(store)
+        self.objects = {oid: obj for oid, obj in scan.objects.items()
+                        if oid in verified.evidence}
+        self.by_kind: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for oid, obj in self.objects.items():
+            self.by_kind[str(obj.get("kind"))][oid] = obj["body"]
+        self.events = verified.events
+        self._index_events()
+
+    # -- journal index ---------------------------------------------------------------------
+
+    def _index_events(self) -> None:
+        self.first: dict[tuple[str, str], Event] = {}  # (kind, object) -> first event
+        self.by_manifest: dict[tuple[str, str], list[Event]] = defaultdict(list)
+        self.timing: dict[str, RunTiming] = {}
+        starts: dict[tuple[str, str, str], Event] = {}
+        for event in self.events:
+            kind, oid, manifest = event.kind, event.object, event.fields.get("manifest")
+            if isinstance(oid, str):
+                self.first.setdefault((kind, oid), event)
+            if isinstance(manifest, str):
+                self.by_manifest[(kind, manifest)].append(event)
+            run = event.fields.get("run")
+            if kind == "run_started" and isinstance(manifest, str) and isinstance(run, str):
+                starts[(event.host, manifest, run)] = event
+            elif kind == "run_recorded" and isinstance(oid, str) and oid not in self.timing:
+                start = starts.get((event.host, str(manifest), str(run)))
+                self.timing[oid] = RunTiming(start, event)
+
+    def event(self, kind: str, oid: str) -> Event | None:
+        return self.first.get((kind, oid))
+
+    def for_manifest(self, kind: str, manifest: str) -> list[Event]:
+        return self.by_manifest.get((kind, manifest), [])
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
+        return self.by_kind.get(kind, {})
+
+    def raw_bytes(self, oid: Any) -> bytes:
+        """An intact raw object's bytes (LedgerError when it is missing or damaged)."""
+        if not isinstance(oid, str):
+            raise LedgerError(f"{oid!r} is not an object id")
+        scan = self.verified.scan
+        path = self._paths.get(oid)
+        if oid in scan.raw and path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            except OSError:
+                pass
+        return self.store.get_bytes(oid)
+
+    def parse_log(self, body: dict[str, Any]) -> ParsedLog:
+        """The run's raw log, parsed in its format (LedgerError when unreadable)."""
+        return parse_raw_log(self.raw_bytes(body.get("raw_log")), str(body.get("format", "jsonl")))
+
+
+def _object_paths(store: Store) -> dict[str, str]:
+    """id -> file of every object, the own part's copy first (as `Store.path_of` looks)."""
+    parts = store.parts()
+    order = [store.host] if store.host in parts else []
+    order += [h for h in parts if h != store.host]
+    paths: dict[str, str] = {}
+    for host in order:
+        base = os.path.join(store.parts_dir, host, "objects")
+        try:
+            fans = [e.path for e in os.scandir(base) if e.is_dir()]
+        except OSError:
+            continue
+        for fan in fans:
+            try:
+                entries = list(os.scandir(fan))
+            except OSError:
+                continue
+            for entry in entries:
+                paths.setdefault(entry.name, entry.path)
+    return paths
+
+
+__all__ = ["Evidence", "RunTiming"]

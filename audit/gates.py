@@ -1,0 +1,271 @@
+"""The checks of one frozen stage plan (a manifest): ordering, coverage, lineage, decision.
+
+Each failed check adds a finding naming the object, so a stage shown `[BAD]` always means
+exit 1. A stage that is frozen but not decided is `undecided`, not clean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.evidence import Evidence
+from audit.runs import RunCheck
+from ledger.canonical import canonical_bytes
+from ledger.errors import LedgerError
+from ledger.problems import Problem
+from ledger.verify import Event, before
+from stages.decide import SIGNING_FIELDS, derive_decision, select_runs
+
+
+@dataclass
+class StageAudit:
+    """Verdict and checks of one manifest (one frozen stage plan)."""
+
+    campaign: str
+    stage: str
+    manifest: str
+    decision: str | None
+    budget_s: float
+    amends: str | None
+    superseded: bool
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Problem] = field(default_factory=list)
+    runs: int = 0
+    sim_runs: int = 0
+    missing_runs: int = 0
+    failed_runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def passed(self, name: str, detail: str = "") -> None:
+        self.checks.append({"name": name, "ok": True, "detail": detail})
+
+    def failed(self, name: str, detail: str, findings: list[Problem]) -> None:
+        """A check that failed, and the findings that say where (at least one)."""
+        self.checks.append({"name": name, "ok": False, "detail": detail})
+        self.findings += findings or [Problem(self.manifest, f"{name}: {detail}")]
+
+    def check(self, name: str, bad: list[Problem], detail: str = "") -> None:
+        if bad:
+            self.failed(name, detail or bad[0].message, bad)
+        else:
+            self.passed(name)
+
+    @property
+    def verdict(self) -> str:
+        if self.findings or not all(c["ok"] for c in self.checks):
+            return "problems"
+        return "undecided" if self.decision is None and not self.superseded else "clean"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict != "problems"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign, "stage": self.stage, "manifest": self.manifest,
+            "decision": self.decision, "budget_s": self.budget_s, "amends": self.amends,
+            "superseded": self.superseded, "runs": self.runs, "sim_runs": self.sim_runs,
+            "missing_runs": self.missing_runs, "failed_runs": self.failed_runs,
+            "verdict": self.verdict, "checks": self.checks,
+        }
+
+
+def audit_manifest(ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunCheck],
+                   superseded: bool) -> StageAudit:
+    """Every check of one manifest, given its run records already checked against logs."""
+    sa = StageAudit(campaign=body.get("campaign", "?"), stage=body.get("stage", "?"),
+                    manifest=mid, decision=None, budget_s=body.get("budget_s", 0),
+                    amends=body.get("amends"), superseded=superseded)
+    sa.runs = len(runs)
+    sa.sim_runs = sum(1 for r in runs if r.simulated)
+    frozen = ev.event("manifest_frozen", mid) or ev.event("amended", mid)
+    if frozen is None:
+        sa.failed("journaled", "manifest freeze is in no journal",
+                  [Problem(mid, "manifest is not in any journal")])
+    else:
+        sa.passed("journaled")
+    _check_runs(ev, sa, mid, body, runs, frozen)
+    if superseded:
+        _check_replacement(ev, sa, mid)
+        return sa
+    _check_lineage(ev, sa, mid, body, frozen)
+    _check_decision(ev, sa, mid, body, runs)
+    return sa
+
+
+def _check_runs(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
+                runs: list[RunCheck], frozen: Event | None) -> None:
+    """Ordering (starts and logs after the freeze) and each run's own log findings."""
+    early = [e for e in ev.for_manifest("run_started", mid)
+             if frozen is not None and not before(frozen, e)]
+    sa.check("runs started after freeze",
+             [Problem(mid, f"run {e.fields.get('run')} started before this manifest was frozen")
+              for e in early])
+    frozen_at = str(body.get("frozen_at", ""))
+    late = []
+    for run in runs:
+        started = run.log_started
+        if started is not None and _iso(started) < _iso(frozen_at):
+            late.append(Problem(run.id, f"raw log starts before manifest {mid[:12]} was frozen"))
+    sa.check("logs after freeze", late)
+    sa.check("raw logs bind to their runs", [p for r in runs for p in r.problems])
+    for run in runs:
+        if run.observed["status"] != "ok":
+            sa.failed_runs.append({"run": run.id, "key": run.record.get("run"),
+                                   "status": run.observed["status"], "reason": run.reason})
+
+
+def _iso(text: str) -> str:
+    """Timestamps compare as text once both say UTC the same way (`Z` or `+00:00`)."""
+    return text.replace("Z", "+00:00")
+
+
+def _check_replacement(ev: Evidence, sa: StageAudit, mid: str) -> None:
+    amended_by = [m for m, b in ev.of_kind("manifest").items() if b.get("amends") == mid]
+    started = ev.for_manifest("run_started", mid)
+    if started:
+        by = amended_by[0][:12] if amended_by else "?"
+        sa.failed("not replaced after runs began", f"amended by {by}",
+                  [Problem(mid, f"manifest was replaced by {by} after {len(started)} of its "
+                                f"runs began")])
+    else:
+        sa.passed("not replaced after runs began")
+
+
+def _expected_parent_stage(body: dict[str, Any]) -> str | None | bool:
+    """The stage this manifest continues (None: none), or False when the manifest predates
+    recording it and its spec does not say (`from`)."""
+    if "parent_stage" in body:
+        return body["parent_stage"]
+    parent = (body.get("spec") or {}).get("stage", {}).get("from")
+    return parent if parent else False
+
+
+def _check_lineage(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
+                   frozen: Event | None) -> None:
+    """The parent must be the counting decision of the stage this one continues, in the
+    same campaign, made before this freeze."""
+    parent_id, expected = body.get("parent"), _expected_parent_stage(body)
+    if parent_id is None:
+        bad = [Problem(mid, f"continues stage {expected!r} but cites no parent decision")] \
+            if expected else []
+        sa.check("parent decision", bad)
+        return
+    parent = ev.of_kind("decision").get(parent_id)
+    problems = []
+    if parent is None:
+        problems.append(Problem(mid, f"parent {parent_id[:12]} is not an accepted decision"))
+    else:
+        if parent.get("campaign") != body.get("campaign"):
+            problems.append(Problem(mid, f"parent {parent_id[:12]} decides campaign "
+                                         f"{parent.get('campaign')!r}, not {body.get('campaign')!r}"))
+        if expected is not False and parent.get("stage") != expected:
+            problems.append(Problem(mid, f"parent {parent_id[:12]} decides stage "
+                                         f"{parent.get('stage')!r}, not {expected!r}"))
+        if counting_decision(ev, str(parent.get("manifest"))) != parent_id:
+            problems.append(Problem(mid, f"parent {parent_id[:12]} is not the decision that "
+                                         f"counts for its manifest"))
+        made = ev.event("decision_made", parent_id)
+        if made is None or (frozen is not None and not before(made, frozen)):
+            problems.append(Problem(mid, f"parent {parent_id[:12]} is not a decision made "
+                                         f"before this freeze"))
+    sa.check("parent decision", problems)
+
+
+def counting_decision(ev: Evidence, mid: str) -> str | None:
+    """The decision that counts for a manifest: the first journaled, accepted decision whose
+    body cites it (an event naming another manifest's decision does not count)."""
+    decisions = ev.of_kind("decision")
+    for event in ev.for_manifest("decision_made", mid):
+        body = decisions.get(event.object) if isinstance(event.object, str) else None
+        if body is not None and body.get("manifest") == mid:
+            return event.object
+    return None
+
+
+def _check_decision(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
+                    runs: list[RunCheck]) -> None:
+    observed = [(r.id, r.observed) for r in runs]
+    used, missing, extra = select_runs(mid, body, observed)
+    unstarted = [Problem(used[k][0], f"run {k} has no run_started event") for k in used
+                 if not any(e.fields.get("run") == k for e in ev.for_manifest("run_started", mid))]
+    sa.check("runs journaled at start", unstarted)
+    sa.check("no undeclared runs", [Problem(rid, f"run is not declared by manifest {mid[:12]}")
+                                    for rid in extra])
+    did = counting_decision(ev, mid)
+    others = [d for d, b in ev.of_kind("decision").items() if b.get("manifest") == mid and d != did]
+    if others:
+        sa.failed("one decision", f"{len(others) + (did is not None)} decisions cite this "
+                                  f"manifest", [Problem(o, f"a second decision of manifest "
+                                                           f"{mid[:12]}; the first counts")
+                                                for o in others])
+    if did is None:
+        sa.missing_runs = len(missing)
+        sa.passed("declared runs recorded", f"{len(body.get('runs', [])) - len(missing)} of "
+                                            f"{len(body.get('runs', []))} recorded (undecided)")
+        return
+    sa.decision = did
+    recorded = ev.of_kind("decision")[did]
+    sa.missing_runs = len(missing)
+    if missing and not recorded.get("missing"):
+        sa.failed("declared runs recorded", f"{len(missing)} declared run(s) missing",
+                  [Problem(did, f"declared runs missing: {', '.join(missing[:3])}")])
+    else:
+        sa.passed("declared runs recorded",
+                  f"decided with {len(missing)} declared run(s) missing (--allow-missing)"
+                  if missing else "")
+    _check_cited_runs(ev, sa, did, recorded, used)
+    _check_reproduces(sa, mid, body, did, recorded, observed)
+
+
+def _check_cited_runs(ev: Evidence, sa: StageAudit, did: str, recorded: dict[str, Any],
+                      used: dict[str, tuple[str, dict]]) -> None:
+    cited = recorded.get("runs", [])
+    expected = sorted(rid for rid, _ in used.values())
+    if sorted(cited) != expected:
+        sa.failed("decision cites exactly the declared runs",
+                  f"cites {len(cited)}, declared and recorded {len(expected)}",
+                  [Problem(did, f"decision cites {len(cited)} runs; the manifest's recorded "
+                                f"declared runs are {len(expected)}")])
+    else:
+        sa.passed("decision cites exactly the declared runs")
+    made = ev.event("decision_made", did)
+    late = [rid for rid in cited if made is None or ev.event("run_recorded", rid) is None
+            or not before(ev.event("run_recorded", rid), made)]
+    sa.check("decision after its runs", [Problem(did, f"decision was journaled before {len(late)} "
+                                                      f"of its runs")] if late else [])
+
+
+def _check_reproduces(sa: StageAudit, mid: str, body: dict[str, Any], did: str,
+                      recorded: dict[str, Any], observed: list[tuple[str, dict]]) -> None:
+    """The frozen rule applied to the observations the raw logs support gives the decision."""
+    try:
+        derived = derive_decision(mid, body, observed)
+    except LedgerError as exc:
+        sa.failed("decision reproduces from raw logs", str(exc),
+                  [Problem(did, f"cannot re-derive: {exc}")])
+        return
+    diffs = diff(derived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
+    sa.check("decision reproduces from raw logs",
+             [Problem(did, f"decision does not match the frozen rule: {d}") for d in diffs[:5]],
+             "; ".join(diffs[:3]))
+
+
+def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:
+    """Field-by-field differences, by canonical bytes (what was signed)."""
+    if isinstance(derived, dict) and isinstance(recorded, dict):
+        out = []
+        for key in sorted(set(derived) | set(recorded)):
+            out += diff(derived.get(key), recorded.get(key), f"{path}.{key}" if path else key)
+        return out
+    if canonical_bytes({"v": derived}) == canonical_bytes({"v": recorded}):
+        return []
+    return [f"{path}: recorded {_short(recorded)}, re-derived {_short(derived)}"]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+__all__ = ["StageAudit", "audit_manifest", "counting_decision", "diff"]
