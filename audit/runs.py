@@ -45,7 +45,7 @@ def check_run(ev: Evidence, rid: str, record: dict[str, Any],
     manifest_id = record.get("manifest")
     manifest = manifests.get(manifest_id) if isinstance(manifest_id, str) else None
     out = [Problem(rid, f"raw log {str(record.get('raw_log'))[:12]}: {p}")
-           for p in _parse_findings(parsed)]
+           for p in parsed.defects]
     out += _metric_findings(rid, record, parsed)
     status = record.get("status")
     status_msgs = []
@@ -76,13 +76,6 @@ def _binding(manifest_id: str, manifest: dict[str, Any], record: dict[str, Any],
         return ["has no header: an ok log must cite its manifest"]
     return header_problems(manifest_id, manifest, str(record.get("condition")),
                            record.get("seed"), str(record.get("host")), parsed)
-
-
-def _parse_findings(parsed: ParsedLog) -> list[str]:
-    """Parser problems worth a finding (a missing summary is what `crashed` means)."""
-    incomplete = ("no summary record", "no final summary block", "summary block lacks")
-    return [p for p in parsed.problems if not p.startswith(incomplete)
-            and "cut off without its newline" not in p]
 
 
 def _metric_findings(rid: str, record: dict[str, Any], parsed: ParsedLog) -> list[Problem]:

@@ -130,6 +130,9 @@ def status_problems(
     elif status in ("crashed", "timeout") and finished_ok:
         out.append(f"status {status} but its log ends with an ok summary "
                    f"(val_bpb {parsed.metrics.get('val_bpb')})")
+    elif status == "timeout" and parsed.eval is not None:
+        out.append("status timeout but its log has a finished evaluation (the runner "
+                   "evaluates only after training ended in time)")
     simulated = is_simulated(parsed)
     if status == "timeout" and interval_s is not None and not simulated:
         deadline = deadline_s if deadline_s is not None else budget_s

@@ -162,15 +162,15 @@ def _refuse(what: str, problems: list[str]) -> LedgerError:
     return LedgerError(f"{what}: {problems[0]}{more}")
 
 
-def check_log(parsed: ParsedLog, raw: bytes, fmt: str) -> None:
-    """Refuse bytes that are no run's log: oversize, or complete lines that are not JSON."""
+def check_log(parsed: ParsedLog) -> None:
+    """Refuse bytes that are no true run log: oversize, lines that are not JSON records, or
+    records that contradict each other (`ParsedLog.defects`)."""
     if parsed.oversize:
         raise _refuse("raw log refused", parsed.problems)
-    if parsed.garbage:
-        bad = [p for p in parsed.problems if "not valid JSON" in p or "not a JSON object" in p
-               or "allowed" in p]
-        raise _refuse(f"raw log refused ({parsed.garbage} line(s) are not JSON records)",
-                      bad or parsed.problems)
+    if parsed.defects:
+        what = (f"raw log refused ({parsed.garbage} line(s) are not JSON records)"
+                if parsed.garbage else "raw log refused")
+        raise _refuse(what, parsed.defects)
 
 
 def ingest(
@@ -208,7 +208,7 @@ def ingest(
         raise LedgerError(f"gpus must be a positive integer, not {gpus!r}")
     raw = bytes(raw)
     parsed = parse_raw_log(raw, fmt)
-    check_log(parsed, raw, fmt)
+    check_log(parsed)
     status = status_override or parsed.status
     key: str | None = None
     journal = store.journal()

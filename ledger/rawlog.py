@@ -31,6 +31,7 @@ MAX_LINE_BYTES = 2**20
 # autoresearch prints `step 00123 (..%) | loss: 3.2100 | ...`; it stops with FAIL above 100
 _AR_LOSS = re.compile(r"\bloss:?\s*([-+0-9.eE]+|nan|inf|-inf)\b", re.IGNORECASE)
 AUTORESEARCH_FAIL_LOSS = 100.0
+_INCOMPLETE = ("no summary record", "no final summary block", "summary block lacks")
 
 
 @dataclass
@@ -51,6 +52,14 @@ class ParsedLog:
     oversize: bool = False  # the whole log is larger than MAX_LOG_BYTES
     diverge_evidence: str | None = None  # why the step losses show divergence, if they do
     first_loss: float | None = None  # the first step's finite loss (jsonl)
+
+    @property
+    def defects(self) -> list[str]:
+        """Problems that make the log untrue or malformed, as opposed to merely unfinished
+        (a process that died leaves no summary, or a line cut off: that is what `crashed`
+        means, not a defect)."""
+        return [p for p in self.problems if not p.startswith(_INCOMPLETE)
+                and "cut off without its newline" not in p]
 
     @property
     def metric_finite(self) -> bool:

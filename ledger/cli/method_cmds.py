@@ -202,6 +202,26 @@ def run_cmd(ctx, stage, campaign_path, executor, jobs, run_host, device, data, g
          f"{stage}: executed {report.executed} ({statuses}); "
          f"{report.already} were already recorded of {report.declared} declared; "
          f"{report.training_gpu_hours:.4f} training GPU-hours this call")
+    if not as_json:
+        _print_run_problems(report)
+    if report.refused or report.all_crashed:
+        ctx.exit(1)
+
+
+def _print_run_problems(report) -> None:
+    """Why runs did not finish, and which results were refused (not recorded: re-runnable)."""
+    for failure in report.failures[:10]:
+        reason = f": {failure['reason']}" if failure["reason"] else ""
+        click.echo(f"  {failure['status']}: {failure['name']} ({failure['run']}){reason}")
+    if len(report.failures) > 10:
+        click.echo(f"  ... and {len(report.failures) - 10} more run(s) not ok")
+    for refused in report.refused:
+        click.echo(f"refused, not recorded: {refused['name']} ({refused['run']}): "
+                   f"{refused['reason']}", err=True)
+    if report.busy:
+        click.echo(f"skipped {len(report.busy)} run(s) another `ledger run` holds", err=True)
+    if report.all_crashed:
+        click.echo("error: every run this call executed crashed or was refused", err=True)
 
 
 @click.command("decide")
