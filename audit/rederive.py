@@ -102,6 +102,7 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
         if mid is not None and mid not in manifests:
             findings += [p for r in runs for p in r.problems]
     findings += _shared_logs(checks)
+    findings += _second_freezes(ev, manifests)
     unplanned = sorted(r.id for r in by_manifest.get(None, []))
     findings += [p for r in by_manifest.get(None, []) for p in r.problems]
     costs = _costs(checks, manifests)
@@ -117,6 +118,22 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
         trust=verified.trust.to_dict(), notes=verified.notes(),
         bodies={"manifest": manifests, "decision": ev.of_kind("decision"), "run": observed},
     )
+
+
+def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[Problem]:
+    """A stage has one plan at a time: a second first-freeze (not an amendment) of the same
+    campaign stage is a plan slipped in beside the signed one (a graft)."""
+    first: dict[tuple[str, str], str] = {}
+    out = []
+    frozen = [e for e in ev.events if e.kind == "manifest_frozen" and e.object in manifests]
+    for event in sorted(frozen, key=lambda e: (e.at, e.host, e.index)):
+        body = manifests[event.object]
+        key = (str(body.get("campaign")), str(body.get("stage")))
+        if key in first and first[key] != event.object:
+            out.append(Problem(event.object, f"stage {key[0]}/{key[1]} frozen a second time "
+                                             f"without --amend (first: {first[key][:12]})"))
+        first.setdefault(key, event.object)
+    return out
 
 
 def _shared_logs(checks: dict[str, RunCheck]) -> list[Problem]:

@@ -212,8 +212,34 @@ class Store:
             self._keyring = Keyring(self.root / "keys")
         return self._keyring
 
+    def revoked(self, key_id: str) -> str | None:
+        """When `key_id` was revoked (its revocation's `revoked_at`), or None.
+
+        Read from the journals' `key_revoked` events; a revocation object that does not
+        parse is ignored here and reported by `verify`.
+        """
+        for journal in self.journals():
+            for event in journal.events():
+                if event.get("kind") != "key_revoked" or not is_object_id(event.get("object")):
+                    continue
+                try:
+                    body = self.get_json(event["object"]).get("body", {})
+                except LedgerError:
+                    continue
+                if isinstance(body, dict) and body.get("key_id") == key_id:
+                    return str(body.get("revoked_at"))
+        return None
+
     def put_signed(self, kind: str, body: dict[str, Any], key: SigningKey) -> str:
-        """Sign and store; the signer's public key joins the keyring so verify can check it."""
+        """Sign and store; the signer's public key joins the keyring so verify can check it.
+
+        Refused with a key that was revoked (a revocation itself may be signed by the key
+        it revokes, so that a leaked key can retire itself)."""
+        if kind != "revocation":
+            when = self.revoked(key.key_id)
+            if when is not None:
+                raise LedgerError(f"key {key.name} ({key.key_id}) was revoked at {when}: sign "
+                                  f"with another key (`ledger keygen`)")
         obj = sign_object(kind, body, key)
         data = canonical_bytes(obj)
         if not self.keyring().has(key.key_id):

@@ -252,6 +252,8 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
         if obj.get("kind") != EVENT_OBJECT_KIND[kind]:
             problems.append(Problem(where, f"{label} cites {oid}, a {obj.get('kind')!r}"))
             continue
+        body = obj.get("body") if isinstance(obj.get("body"), dict) else {}
+        problems += [Problem(oid, f"{m} ({where} {label})") for m in _disagreements(event, body)]
         if (kind, oid) in seen:
             first = seen[(kind, oid)]
             problems.append(Problem(oid, f"journaled twice as {kind} (parts/{event.host} line "
@@ -259,8 +261,6 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
                                          f"{first.index + 1}): a replay"))
             continue
         seen[(kind, oid)] = event
-        body = obj.get("body") if isinstance(obj.get("body"), dict) else {}
-        problems += [Problem(oid, f"{m} ({where} {label})") for m in _disagreements(event, body)]
         lag = _lag(event, obj.get("kind"), body)
         if lag is not None:
             problems.append(Problem(oid, f"{lag} ({where} {label}): replayed or grafted"))

@@ -81,15 +81,54 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
 
 
 @click.command("keys")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the store's public key records (all, or the KEYIDs given) to FILE: "
+                   "what a reviewer passes as --trust-file.")
+@click.option("--revoke", "revoke_id", default=None, metavar="KEYID",
+              help="Revoke a key: sign and journal a revocation (anything it signs later is "
+                   "a problem, and the store refuses to sign with it).")
+@click.option("--reason", default="", help="Why the key is revoked (with --revoke).")
+@click.option("--key", "key_name", default=None,
+              help="Key that signs the revocation (default: LEDGER_KEY or the only key).")
+@click.argument("key_ids", nargs=-1, metavar="[KEYID]...")
 @JSON_OPTION
 @click.pass_context
-def keys_cmd(ctx: click.Context, as_json: bool) -> None:
-    """List the store's public keys and the private keys on this machine."""
+def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None, reason: str,
+             key_name: str | None, key_ids: tuple[str, ...], as_json: bool) -> None:
+    """List the store's public keys and the private keys on this machine; export or revoke.
+
+    \b
+    Examples:
+      ledger keys
+      ledger keys --export lab-keys.json            # give this file to reviewers
+      ledger audit --trust-file lab-keys.json       # what the reviewer then runs
+      ledger keys --revoke 3f2a...e9 --reason "laptop stolen" --key backup
+    """
+    from ledger.fsutil import atomic_write
     from ledger.keys import key_dir
+    from ledger.revocation import revoke_key
 
     store = open_store(ctx)
-    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")}
-               for r in store.keyring().records()]
+    if revoke_id:
+        oid = revoke_key(store, revoke_id, signing_key(key_name), reason)
+        emit({"revoked": revoke_id, "revocation": oid}, as_json,
+             f"revoked key {revoke_id} (revocation {oid})")
+        return
+    full = store.keyring().records()
+    if key_ids:
+        unknown = sorted(set(key_ids) - {r.get("key_id") for r in full})
+        if unknown:
+            raise LedgerError(f"key {unknown[0]} is not in this store's keyring")
+        full = [r for r in full if r.get("key_id") in key_ids]
+    if export_path:
+        atomic_write(Path(export_path), (json.dumps(full, indent=2, sort_keys=True) + "\n")
+                     .encode())
+        emit({"exported": [r.get("key_id") for r in full], "path": export_path}, as_json,
+             f"wrote {len(full)} public key record(s) to {export_path}")
+        return
+    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")} for r in full]
+    for r in records:
+        r["revoked_at"] = store.revoked(str(r["key_id"]))
     folder = key_dir()
     private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
     if as_json:
@@ -97,7 +136,8 @@ def keys_cmd(ctx: click.Context, as_json: bool) -> None:
         return
     click.echo(f"store keyring ({len(records)}):")
     for r in records:
-        click.echo(f"  {r['key_id']}  {r['name']}  created {r['created_at']}")
+        revoked = f"  REVOKED {r['revoked_at']}" if r["revoked_at"] else ""
+        click.echo(f"  {r['key_id']}  {r['name']}  created {r['created_at']}{revoked}")
     click.echo(f"private keys in {folder}: {', '.join(private) or 'none'}")
 
 

@@ -15,7 +15,8 @@ import time
 from datetime import UTC, datetime
 
 args = dict(zip(sys.argv[1::2], sys.argv[2::2], strict=False))
-cfg = json.load(open(args["--config"]))
+with open(args["--config"]) as fh:
+    cfg = json.load(fh)
 seed, host, budget = int(args["--seed"]), args["--host"], float(args["--budget"])
 lie = os.environ.get("LIE", "")
 victim = float(os.environ.get("LIE_TARGET", "-1")) == cfg["matrix_lr"]

@@ -19,7 +19,6 @@ from audit.rederive import audit_store
 from ledger.cli.main import cli
 from ledger.rawlog import parse_raw_log
 from ledger.store import Store
-from stages.campaign import load_campaign
 from stages.lookup import current_manifest
 
 LIAR = Path(__file__).with_name("liar.py")
