@@ -109,6 +109,9 @@ class SimSource:
     def can_answer(self, cond: dict, budget_s: float) -> bool:
         return True
 
+    def fidelity(self, cond: dict, budget_s: float) -> float:
+        return budget_s
+
     def true_effects(self, budget_s: float, letters: Sequence[str]) -> dict[str, float]:
         p = self.params
         shrink = (p.ref_budget / budget_s) ** p.penalty_decay
@@ -178,6 +181,9 @@ class ReplaySource:
         except LedgerError:
             return False
         return True
+
+    def fidelity(self, cond: dict, budget_s: float) -> float:
+        return self.table.fidelity_at(cond, budget_s)
 
     def true_effects(self, budget_s: float, letters: Sequence[str]) -> None:
         return None  # recorded curves carry no planted truth
@@ -357,6 +363,7 @@ class Truth:
     names: dict[str, str]
     unknown: list[str]
     final_budget_s: float
+    below_final: list[str] = field(default_factory=list)  # truth read at a lower fidelity
 
     @property
     def best_value(self) -> float:
@@ -379,6 +386,7 @@ class Truth:
                 "ties": sorted(self.names[c] for c in self.best if c != best_id),
                 "final_budget_s": self.final_budget_s, "pool": len(self.values) + len(self.unknown),
                 "unknown": sorted(self.names[c] for c in self.unknown),
+                "below_final_budget": sorted(self.names[c] for c in self.below_final),
                 "top": [{"name": self.names[c], "id": c, "value": v} for c, v in ranked[:5]]}
 
 
@@ -508,7 +516,9 @@ def evaluate(
         _tick(bar)
     for w in [reference, *walks]:
         names.update({k: v for k, v in w.names.items() if k not in names})
-    truth = Truth(values, names, unknown, final.budget_s)
+    below = [cid for cid in values
+             if source.fidelity(infos[cid], final.budget_s) < final.budget_s * (1 - 1e-12)]
+    truth = Truth(values, names, unknown, final.budget_s, below)
 
     protocol = {"method": "protocol", **_outcome_stats(
         [w.pick for w in walks], [set(w.final_promoted) for w in walks],
