@@ -25,22 +25,33 @@ import hashlib
 import json
 import math
 import platform
+import random
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from statistics import NormalDist, fmean
 from typing import Any
 
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import LedgerError
+from ledger.fsutil import atomic_write
 from stages.campaign import Campaign
 from stages.conditions import Condition, design_conditions, named_condition, point_condition
 from stages.decide import derive_decision
+from stages.designs import full_factorial, point_name
 from stages.hpo_baselines import METHODS, Point, optuna_halving, random_search
 from stages.lookup import Entry
-from stages.plan import carried_names, parent_stage, runner_identity, stage_plan
-from stages.replay_table import CurveTable, Row
+from stages.plan import (
+    carried_names,
+    parent_stage,
+    runner_identity,
+    spec_differences,
+    stage_plan,
+)
+from stages.replay_table import CurveTable, Row, read_table, table_from_store
 from stages.sim import SimParams, expected_value, run_outcome
 from stages.stats import bh, t_interval
 
@@ -200,10 +211,6 @@ def sim_source(campaign: Campaign, seed: int) -> SimSource:
 
 def replay_csv_source(path, campaign: Campaign, seed: int) -> ReplaySource:
     """Replay a curves CSV (`stages.replay_table`); the inputs record its SHA-256."""
-    from pathlib import Path
-
-    from stages.replay_table import read_table
-
     table = read_table(path, campaign.metric)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return ReplaySource(table, seed, {"executor": "replay", "table": str(path),
@@ -212,8 +219,6 @@ def replay_csv_source(path, campaign: Campaign, seed: int) -> ReplaySource:
 
 def replay_store_source(store, campaign: Campaign, seed: int) -> ReplaySource:
     """Replay every run a finished store recorded ("what would this rule have decided?")."""
-    from stages.replay_table import table_from_store
-
     table = table_from_store(store, campaign.metric)
     return ReplaySource(table, seed, {"executor": "replay", "from_store": str(store.root),
                                       "table_rows": table.n_rows})
@@ -224,8 +229,6 @@ def replay_store_source(store, campaign: Campaign, seed: int) -> ReplaySource:
 
 def candidate_pool(campaign: Campaign) -> list[Condition]:
     """Every condition the protocol could run (see the module docstring), in a fixed order."""
-    from stages.designs import full_factorial, point_name
-
     pool: dict[str, Condition] = {}
     for stage in campaign.stages:
         if stage.design:
@@ -600,8 +603,6 @@ def _gates(campaign, source, walks: list[Walk], reference: Walk, names) -> list[
 
 def _baseline(method, campaign, source, pool, infos, truth: Truth, trials: int, seed: int,
               cap_gpu_s: float, eta: int, bar) -> dict[str, Any]:
-    import random
-
     first, final = campaign.stages[0], campaign.stages[-1]
     unit = min(s.budget_s for s in campaign.stages)
     max_step = max(1, round(final.budget_s / unit))
@@ -667,8 +668,6 @@ RESULT_KEYS = ("trials", "seed", "truth", "protocol", "baselines", "reference")
 
 def differences(saved: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     """Dotted keys where a rerun's numbers differ from a saved evaluation's."""
-    from stages.plan import spec_differences
-
     return [f"{key}: saved {old!r}, rerun {new!r}"
             for key, old, new in spec_differences({k: saved.get(k) for k in RESULT_KEYS},
                                                   {k: fresh.get(k) for k in RESULT_KEYS})]
@@ -682,9 +681,6 @@ EVALUATIONS_DIR = "evaluations"
 
 def evaluation_path(store_root, campaign_name: str):
     """Where `ledger evaluate --save` keeps a campaign's latest evaluation (outside evidence)."""
-    import re
-    from pathlib import Path
-
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", campaign_name).strip("-.")[:48] or "campaign"
     tag = hashlib.sha256(campaign_name.encode()).hexdigest()[:8]
     return Path(store_root) / EVALUATIONS_DIR / f"{slug}-{tag}.json"
@@ -692,10 +688,6 @@ def evaluation_path(store_root, campaign_name: str):
 
 def save_evaluation(path, result: dict[str, Any]) -> None:
     """Write an evaluation as JSON, atomically (a reader never sees half a file)."""
-    from pathlib import Path
-
-    from ledger.fsutil import atomic_write
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
@@ -703,9 +695,6 @@ def save_evaluation(path, result: dict[str, Any]) -> None:
 
 def load_evaluation(path) -> dict[str, Any]:
     """Read a saved evaluation; LedgerError naming the file when it is not one."""
-    from pathlib import Path
-
-    path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -48,7 +48,8 @@ def _print(result: dict) -> None:
     click.echo(f"{'method':<20}{'P(best) [95% CI]':<26}{'P(pick top3)':>13}"
                f"{'regret [95% CI]':>34}{'GPU-h':>10}{'spent':>8}")
     for row in [result["protocol"], *result["baselines"]]:
-        spent = "" if row["method"] == "protocol" else f"{100 * row['spent_ratio_mean']:.0f}%"
+        ratio = row.get("spent_ratio_mean")
+        spent = "" if ratio is None else f"{100 * ratio:.0f}%"
         click.echo(f"{row['method']:<20}{_fmt(row['p_best']) + _ci(row['p_best_ci']):<26}"
                    f"{_fmt(row['p_top3']):>13}"
                    f"{_fmt(row['regret_mean'], 4) + _ci(row['regret_ci'], 4):>34}"
