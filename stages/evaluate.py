@@ -695,6 +695,7 @@ def save_evaluation(path, result: dict[str, Any]) -> None:
 
 def load_evaluation(path) -> dict[str, Any]:
     """Read a saved evaluation; LedgerError naming the file when it is not one."""
+    path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
