@@ -32,6 +32,7 @@ metric = "val_bpb"
 [base]
 depth = 3
 aspect_ratio = 48
+device_batch_size = 8
 total_batch_size = 2048
 matrix_lr = 0.02
 warmdown_ratio = 0.4

@@ -324,7 +324,7 @@ class ProtocolWalker:
                 runs.append((f"{i:08d}", {
                     "manifest": manifest_id, "condition": run["condition"], "seed": run["seed"],
                     "host": run["host"], "status": got.status, "gpus": plan["gpus"],
-                    "metrics": {"val_bpb": got.value,
+                    "metrics": {plan["analysis"]["metric"]: got.value,
                                 "training_seconds": got.cost_gpu_s / plan["gpus"]},
                     "recorded_at": "",
                 }))

@@ -214,8 +214,9 @@ def _sort(table: CurveTable) -> None:
 def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
     """A replay table of every run a store recorded (baseline steps left out).
 
-    Rows are keyed by condition id, at the manifest's budget, with the value and status the
-    run record holds (what `decide` judged) and training_seconds x gpus as the cost.
+    Rows are keyed by condition id, at the manifest's budget, with the status and the value of
+    the manifest's metric (`metric` when it names none) that the run record holds (what
+    `decide` judged), and training_seconds x gpus as the cost.
     """
     from stages.lookup import manifest_runs
 
@@ -233,7 +234,7 @@ def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
             record = run.body
             line += 1
             metrics = record.get("metrics", {})
-            value = metrics.get("val_bpb")
+            value = metrics.get(body.get("analysis", {}).get("metric", metric))
             ok = record.get("status") == "ok" and isinstance(value, int | float)
             cost = float(metrics.get("training_seconds") or 0.0) * int(record.get("gpus") or 1)
             row = Row(float(body["budget_s"]), float(value) if ok else None,

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import LedgerError
+from runner.schema import DIVERGE_FACTOR
 
 SIM_VERSION = "1"
 DEFAULTS: dict[str, Any] = {
@@ -196,6 +197,9 @@ def simulate_log(
                 "tokens": i * tokens_per_step,
             }
         )
+    if diverged and len(lines) > 2:
+        # the evidence ingest asks of a diverged run: a loss exploding past the first step's
+        lines[-1]["loss"] = round(lines[1]["loss"] * DIVERGE_FACTOR * 2, 6)
     summary = {
         "type": "summary",
         "status": outcome.status,

@@ -39,7 +39,7 @@ def test_replayed_scan_bench_curves_answer_by_lookup(tmp_path):
     at3 = next(r for r in raw if r["epoch"] == "3")
     first3 = [r for r in raw if int(r["epoch"]) <= 3]
     mine = next(r for r in rows if r["budget"] == "3" and r["condition"] == f"cfg{config:04d}")
-    assert float(mine["val_loss"]) == float(at3["val_loss"])
+    assert float(mine["metric"]) == float(at3["val_loss"])
     assert float(mine["cost_gpu_s"]) == pytest.approx(
         sum(float(r["train_duration(s)"]) * float(r["world_size"]) for r in first3), abs=1e-3)
     out = evaluate(camp, replay_csv_source(table, camp, 0), trials=2, against=["hyperband"])

@@ -133,10 +133,10 @@ name = "replay"
 metric = "val_bpb"
 
 [conditions]
-w = { lr = 0.01 }
-x = { lr = 0.02 }
-y = { lr = 0.03 }
-z = { lr = 0.04 }
+w = { matrix_lr = 0.01 }
+x = { matrix_lr = 0.02 }
+y = { matrix_lr = 0.03 }
+z = { matrix_lr = 0.04 }
 
 [[stages]]
 name = "short"
@@ -152,7 +152,7 @@ rule = { top_k = 1 }
 """
 
 # at 1 minute y and z look best; at 10 minutes w (never promoted) would have been best
-CURVES = """lr,budget,val_bpb,cost_gpu_s
+CURVES = """matrix_lr,budget,val_bpb,cost_gpu_s
 0.01,60,1.50,60
 0.01,600,0.90,600
 0.02,60,1.40,60
@@ -189,7 +189,7 @@ def test_replay_names_the_missing_row(tmp_path):
     (tmp_path / "curves.csv").write_text(CURVES.replace("0.02,60,1.40,60\n", "")
                                          .replace("0.02,600,1.00,600\n", ""))
     source = replay_csv_source(tmp_path / "curves.csv", camp, seed=0)
-    with pytest.raises(LedgerError, match=r"no row for condition 'x' \(lr=0.02\)$"):
+    with pytest.raises(LedgerError, match=r"no row for condition 'x' \(matrix_lr=0.02\)$"):
         evaluate(camp, source, trials=1, against=[])
     # a 10-minute run of a condition recorded only at 1 minute reads its 1-minute row, and
     # the evaluation says whose truth comes from below the final budget
