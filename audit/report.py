@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from audit import plots
+from audit import evaluation_report, plots
 from ledger.errors import LedgerError
 from ledger.fsutil import atomic_write
 from stages.campaign import budget_label
@@ -190,6 +190,8 @@ def _figures(data: Mapping[str, Any]) -> dict[str, bytes]:
             figs[_means_name(i, stage)] = plots.means_plot(stage, metric)
         if stage["effects"] and stage["effects"].get("effects"):
             figs[_effects_name(i, stage)] = plots.effects_plot([stage])
+    if data.get("evaluation"):
+        figs["evaluation.png"] = evaluation_report.figure(data["evaluation"])
     return figs
 
 
@@ -408,6 +410,9 @@ def _render_html(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
         _html_ranks(data, figs),
         _html_costs(data, figs),
     ]
+    if data.get("evaluation"):
+        body.append(evaluation_report.html_section(
+            data["evaluation"], _img(figs, "evaluation.png", evaluation_report.TITLE)))
     checks = data["audit"]["checks"]
     if checks:
         body.append("<h2>Audit checks</h2>" + _table(
@@ -510,7 +515,10 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
                        [[c["name"], "pass" if c["ok"] else "FAIL",
                          f"{c.get('difference', 0.0):.3g}"] for c in costs["checks"]])
     lines += [f"- {_md(s)}" for s in _sentences(data["counterfactuals"])]
-    lines += ["", "![executed and counterfactual GPU-hours](costs.png)", "", "---", "",
+    lines += ["", "![executed and counterfactual GPU-hours](costs.png)", ""]
+    if data.get("evaluation"):
+        lines += evaluation_report.md_section(data["evaluation"])
+    lines += ["---", "",
               f"Generated {_md(data['generated_at'])} by gateledger {_md(data['tool_version'])}.",
               ""]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from audit.costs import counterfactuals
+from audit.evaluation_report import saved_evaluation
 from audit.rederive import AuditResult
 from ledger.rawlog import parse_raw_log
 from ledger.store import Store
@@ -190,6 +191,8 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
         "rank_stability": rank_stability(stages),
         "costs": result.costs,  # the audit's own breakdown over every run record
         "counterfactuals": counterfactuals(gate_plans(stages)) if len(stages) > 1 else [],
+        # `ledger evaluate --save`: a forecast kept outside the evidence (None when not run)
+        "evaluation": saved_evaluation(store.root, campaign_info["name"]),
     }
 
 

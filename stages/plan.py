@@ -182,8 +182,34 @@ def build_plan(
     exist unless the plan is only for the simulator (`for_simulation`).
     """
     stage = campaign.stage(stage_name)
-    parent_spec = parent_stage(campaign, stage)
     parent = parent_decision(store, campaign, stage)
+    data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
+    data_sha = data_fingerprint(data_path)
+    plan = stage_plan(campaign, stage, parent, runner=runner_identity(campaign),
+                      data_sha256=data_sha)
+    if data_sha is None and not campaign.runner and not for_simulation:
+        raise LedgerError(
+            f"{campaign.path}: stage {stage.name!r}: the data set {data_path} does not exist or "
+            f"holds no text; prepare it with `dvc repro corpus` (or `python -m runner.data "
+            f"prepare --out {DEFAULT_DATA}`), or pass --data PATH"
+        )
+    return plan
+
+
+def stage_plan(
+    campaign: Campaign,
+    stage: StageSpec,
+    parent: Entry | None,
+    *,
+    runner: dict[str, Any],
+    data_sha256: str | None,
+) -> dict[str, Any]:
+    """The plan of `stage` given its parent gate's decision (preflight included), no store.
+
+    Why separate from `build_plan`: `ledger evaluate` walks a protocol in memory with
+    decisions it derived itself, and must simulate exactly the plan `freeze` would sign.
+    """
+    parent_spec = parent_stage(campaign, stage)
     conds = candidates(campaign, stage, parent)
     if not conds:
         raise LedgerError(f"stage {stage.name!r} has no candidates (its parent promoted none)")
@@ -197,14 +223,6 @@ def build_plan(
         for c in conds
         for seed, host in stage.cells
     ]
-    data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
-    data_sha = data_fingerprint(data_path)
-    if data_sha is None and not campaign.runner and not for_simulation:
-        raise LedgerError(
-            f"{campaign.path}: stage {stage.name!r}: the data set {data_path} does not exist or "
-            f"holds no text; prepare it with `dvc repro corpus` (or `python -m runner.data "
-            f"prepare --out {DEFAULT_DATA}`), or pass --data PATH"
-        )
     return {
         "campaign": campaign.name,
         "stage": stage.name,
@@ -222,8 +240,8 @@ def build_plan(
             "block": "host" if len(stage.hosts) > 1 else None,
             "fdr": stage.rule.get("fdr"),
         },
-        "runner": runner_identity(campaign),
-        "data_sha256": data_sha,
+        "runner": runner,
+        "data_sha256": data_sha256,
         "parent": parent.id if parent else None,
         "parent_stage": parent_spec.name if parent_spec else None,
         "spec": stage_spec(campaign, stage),

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import LedgerError
+from runner.schema import DIVERGE_FACTOR
 
 SIM_VERSION = "1"
 DEFAULTS: dict[str, Any] = {
@@ -109,6 +110,34 @@ def expected_value(params: SimParams, coded: dict[str, float | None], budget_s: 
     return value
 
 
+@dataclass(frozen=True)
+class SimOutcome:
+    """What one simulated run reports: status, final val_bpb, seconds it used."""
+
+    status: str
+    val_bpb: float | None
+    training_seconds: float
+    total_seconds: float
+
+
+def run_outcome(
+    params: SimParams, *, name: str, coded: dict[str, float | None], budget_s: float,
+    host: str, z: float,
+) -> SimOutcome:
+    """The run's outcome given its standard-normal noise draw `z` (pure).
+
+    Why a function of `z`: the sim executor draws `z` from the run's identity (one value per
+    condition, seed, host and budget), `ledger evaluate` draws a fresh one per trial; both
+    must turn it into the same status, value and cost.
+    """
+    diverged = name in params.diverge
+    final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
+    final += params.noise * z
+    train_s = budget_s if not diverged else round(budget_s * 0.3, 6)
+    return SimOutcome("diverged" if diverged else "ok", None if diverged else round(final, 6),
+                      train_s, train_s + params.overhead_s)
+
+
 def _rng(*parts: Any) -> random.Random:
     seed = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).digest()
     return random.Random(int.from_bytes(seed[:8], "big"))
@@ -148,9 +177,11 @@ def simulate_log(
     lines = [header]
     tokens_per_step = int(config.get("total_batch_size", 8192))
     steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))
+    z = rng.gauss(0.0, 1.0)
+    outcome = run_outcome(params, name=name, coded=coded, budget_s=budget_s, host=host, z=z)
     final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
-    final += params.noise * rng.gauss(0.0, 1.0)
-    diverged = name in params.diverge
+    final += params.noise * z  # the step losses follow the unrounded value
+    diverged = outcome.status == "diverged"
     for i in (1, steps // 4, steps // 2, steps):
         if i < 1 or (lines[-1].get("step") == i):
             continue
@@ -166,13 +197,15 @@ def simulate_log(
                 "tokens": i * tokens_per_step,
             }
         )
-    train_s = budget_s if not diverged else round(budget_s * 0.3, 6)
+    if diverged and len(lines) > 2:
+        # the evidence ingest asks of a diverged run: a loss exploding past the first step's
+        lines[-1]["loss"] = round(lines[1]["loss"] * DIVERGE_FACTOR * 2, 6)
     summary = {
         "type": "summary",
-        "status": "diverged" if diverged else "ok",
-        "val_bpb": None if diverged else round(final, 6),
-        "training_seconds": train_s,
-        "total_seconds": train_s + params.overhead_s,
+        "status": outcome.status,
+        "val_bpb": outcome.val_bpb,
+        "training_seconds": outcome.training_seconds,
+        "total_seconds": outcome.total_seconds,
         "num_steps": steps,
         "total_tokens": steps * tokens_per_step,
         "num_params": None,
