@@ -55,7 +55,8 @@ def test_budget_is_respected(tmp_path: Path, corpus: Path, tiny_cfg: dict) -> No
     assert s["total_seconds"] >= s["training_seconds"] + s["warmup_seconds"] + s["eval_seconds"]
     steps = [r for r in recs if r["type"] == "step"]
     assert steps[-1]["step"] == s["num_steps"]  # the last step is always logged
-    assert [r["step"] for r in steps[:10]] == list(range(1, 11))
+    first = min(10, s["num_steps"])  # a loaded machine may fit fewer steps in the budget
+    assert [r["step"] for r in steps[:first]] == list(range(1, first + 1))
     ev = next(r for r in recs if r["type"] == "eval")
     assert ev["eval_tokens"] == ev["eval_bytes"] == 1024 and ev["val_bpb"] == s["val_bpb"]
     assert s["tokens_per_s"] > 0 and 0 < s["mfu"] < 1 and s["peak_mem_mb"] > 0
