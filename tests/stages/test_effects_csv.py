@@ -32,7 +32,8 @@ def test_saturated_lenth(tmp_path):
     assert out["pse"] == pytest.approx(2.625)
     eff = {e["term"]: e["effect"] for e in out["effects"]}
     assert eff["A"] == pytest.approx(21.625) and eff["AC"] == pytest.approx(-18.125)
-    assert set(out["effects"][0]) == {"term", "effect", "coef", "se", "t", "p", "q"}
+    assert set(out["effects"][0]) == {"term", "effect", "coef", "se", "t", "p", "q", "ci_low",
+                                      "ci_high", "aliases"}
     json.dumps(out, allow_nan=False)
 
 

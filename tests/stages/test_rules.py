@@ -74,20 +74,23 @@ def test_no_ranking_selector_promotes_no_one():
 
 def test_min_cells_excludes_incomplete():
     table = {**BASIC, "c0": [0.1, None]}  # best mean but only one of two cells
-    out = run({"top_k": 1, "min_cells": 2}, table)
+    out = run({"top_k": 1, "min_cells": 2, "failed": "ignore"}, table)
     assert out.promoted == ["c1"]
-    assert out.excluded == [{"condition": "c0", "name": None, "reason": "1 ok cells < min_cells 2"}]
+    assert out.excluded == [{"condition": "c0", "name": None, "reason": "1 ok cells < min_cells 2",
+                             "failed": [{"seed": 1, "host": "a", "status": "crashed"}]}]
     assert "excluded c0: 1 ok cells < min_cells 2" in out.trace
-    # without min_cells the incomplete condition is eligible, and noted
-    out = run({"top_k": 1}, table)
+    # under `failed = ignore` and without min_cells it is ranked on its one ok run, and noted
+    out = run({"top_k": 1, "failed": "ignore"}, table)
     assert out.promoted == ["c0"]
-    assert "note c0: incomplete, 1 of 2 cells" in out.trace
+    assert ("note c0: 1 failed run(s) (a/1 crashed); failed = ignore: ranked on its 1 ok run(s)"
+            in out.trace)
 
 
 def test_no_ok_runs_is_excluded():
-    out = run({"top_k": 5}, {**BASIC, "c5": [None, None]})
+    out = run({"top_k": 5, "failed": "ignore"}, {**BASIC, "c5": [None, None]})
     assert "c5" not in out.promoted
-    assert out.excluded[0]["condition"] == "c5" and out.excluded[0]["reason"] == "no ok runs"
+    assert out.excluded[0]["condition"] == "c5"
+    assert out.excluded[0]["reason"] == "no ok runs (a/0 crashed, a/1 crashed)"
 
 
 def test_keep_without_data():
