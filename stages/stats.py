@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -247,8 +248,9 @@ def gate_flags(
 
     * `winner_overlaps_runner_up`: the 95% intervals of the gate's first and second overlap
       (the order of the two is not resolved by the data);
-    * `host_reverses_order`: on some host the runner-up (or, at the promotion boundary, the
-      first condition left out) has the lower mean, against the gate's order;
+    * `host_reverses_order`: on some host the runner-up has the lower mean, or, at the
+      boundary of the ranking's promoted top block (when it holds 2 or more), the first
+      condition left out beats the last one in;
     * `failures_by_level`: a factor whose levels fail unequally (see `failures_by_level`).
     """
     by_id = {s.condition: s for s in summaries}
@@ -263,10 +265,9 @@ def gate_flags(
                 f"[{_fmt4(second.ci_low)}, {_fmt4(second.ci_high)}]")})
         pairs = [(first, second)]
         chosen = set(promoted)
-        inside = [s for s in ranked if s.condition in chosen]
-        outside = [s for s in ranked if s.condition not in chosen]
-        if inside and outside and (inside[-1], outside[0]) != (first, second):
-            pairs.append((inside[-1], outside[0]))
+        cut = next((i for i, s in enumerate(ranked) if s.condition not in chosen), None)
+        if cut is not None and cut >= 2:  # the top block's boundary: last in, first left out
+            pairs.append((ranked[cut - 1], ranked[cut]))
         for a, b in pairs:
             for host in sorted(set(a.by_host) & set(b.by_host)):
                 if b.by_host[host] < a.by_host[host]:
@@ -551,7 +552,8 @@ def _why_dependent(
         return "aliased with the intercept (a word of the defining relation)"
     if np.linalg.norm(_orthonormal_add(fixed_basis, col)) <= 1e-9 * np.linalg.norm(col):
         return "confounded with the block"
-    return "not estimable from these rows (a combination of the block and earlier terms)"
+    return ("not estimable from these rows (a linear combination of the intercept, the block "
+            "and the terms kept before it)")
 
 
 def select_terms(
@@ -810,7 +812,9 @@ def variance_decomposition(
     ss: dict[str, float | None] = {c: 0.0 for c in components}
     if used:
         formula = "y ~ " + " + ".join(f"C(Q('{c}'))" for c in used)
-        table = anova_lm(smf.ols(formula, data=df).fit(), typ=1)
+        with warnings.catch_warnings():  # F tests divide by a zero residual: only SS are used
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = anova_lm(smf.ols(formula, data=df).fit(), typ=1)
         for c in used:
             ss[c] = float(table.loc[f"C(Q('{c}'))", "sum_sq"])
         resid = float(table.loc["Residual", "sum_sq"]) if "Residual" in table.index else 0.0
