@@ -281,7 +281,9 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
 def headline(data: dict[str, Any]) -> dict[str, Any]:
     """The few numbers `dvc metrics show` displays: best condition, cost, savings, verdict."""
     final = next((s for s in reversed(data["stages"]) if s["conditions"]), None)
-    best = min(final["conditions"], key=lambda c: c["rank"] or 1e9) if final else None
+    # the gate's own first (its `failed` policy may exclude the lowest mean), else the lowest mean
+    best = min(final["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c["rank"] or 1e9)
+               ) if final else None
     saved = None
     if data["counterfactuals"]:
         first = data["counterfactuals"][0]

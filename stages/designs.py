@@ -237,32 +237,44 @@ def design_for_runs(k: int, runs: int, generators: list[str] | None = None) -> D
 # of a subgroup of the 2^k factorial, i.e. an orthogonal two-level design).
 
 
-def word_masks(n_factors: int) -> np.ndarray:
-    """Every non-empty subset of `n_factors` factors as a row of 0/1 (bit j = factor j)."""
-    masks = np.arange(1, 2**n_factors, dtype=np.int64)
-    return ((masks[:, None] >> np.arange(n_factors)) & 1).astype(np.int64)
-
-
-def constant_words(levels: np.ndarray) -> list[tuple[int, int]]:
+def constant_words(levels: np.ndarray, max_words: int | None = None) -> list[tuple[int, int]]:
     """(mask, sign) of every product of columns of `levels` (±1) that is constant on its rows.
 
     Those words, with the identity (mask 0, sign +1) first, form the defining relation of the
-    point set: a group under multiplication (XOR of masks). A column itself constant is a
-    word of length one.
+    point set: a group under multiplication (XOR of masks). Found as the null space over GF(2)
+    of the rows' differences (bit j = column j at -1), so the cost follows the number of words,
+    not 2^columns. More than `max_words` words is an error (LedgerError) instead of a list.
     """
     n, v = levels.shape
-    out = [(0, 1)]
     if n == 0 or v == 0:
-        return out
-    bits = (levels < 0).astype(np.int64)  # level -1 -> 1: a product's sign is (-1)^parity
-    masks = word_masks(v)
-    parity = (bits @ masks.T) % 2  # rows x words
-    first = parity[0]
-    constant = np.all(parity == first, axis=0)
-    for idx in np.flatnonzero(constant):
-        mask = int(sum(1 << j for j in range(v) if masks[idx, j]))
-        out.append((mask, -1 if first[idx] else 1))
-    return out
+        return [(0, 1)]
+    bits = [sum(1 << j for j in range(v) if levels[i, j] < 0) for i in range(n)]
+    pivots: dict[int, int] = {}  # pivot column -> fully reduced row
+    for d in {b ^ bits[0] for b in bits} - {0}:
+        for col, row in pivots.items():
+            if d >> col & 1:
+                d ^= row
+        if not d:
+            continue
+        col = d.bit_length() - 1
+        for other in pivots:
+            if pivots[other] >> col & 1:
+                pivots[other] ^= d
+        pivots[col] = d
+    free = [j for j in range(v) if j not in pivots]
+    if max_words is not None and 2 ** len(free) > max_words:
+        raise LedgerError(f"{2 ** len(free)} words are constant on these rows (more than "
+                          f"{max_words})")
+    basis = [(1 << f) | sum(1 << col for col, row in pivots.items() if row >> f & 1)
+             for f in free]
+    out = []
+    for combo in range(2 ** len(basis)):
+        mask = 0
+        for i, word in enumerate(basis):
+            if combo >> i & 1:
+                mask ^= word
+        out.append((mask, -1 if bin(bits[0] & mask).count("1") % 2 else 1))
+    return sorted(out, key=lambda mw: (bin(mw[0]).count("1") > 0, mw[0]))
 
 
 def is_regular(levels: np.ndarray) -> bool:

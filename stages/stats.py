@@ -606,8 +606,14 @@ def select_terms(
     return out
 
 
-def alias_chains(levels: np.ndarray, factors: Sequence[str], terms: Sequence[str]) -> dict:
-    """For each term, the other signed words equal to it (±) on the distinct rows.
+MAX_ALIASES = 1024  # defining words beyond which alias chains are not listed (say so)
+
+
+def alias_chains(
+    levels: np.ndarray, factors: Sequence[str], terms: Sequence[str]
+) -> tuple[dict[str, list[str]], str | None]:
+    """For each term, the other signed words equal to it (±) on the distinct rows, and a note
+    when there are too many to list (a few rows of many factors).
 
     Words use the factors that vary in the rows (a constant factor's words are not listed;
     the term list says the factor was dropped). Sorted by length, then factor order.
@@ -617,7 +623,10 @@ def alias_chains(levels: np.ndarray, factors: Sequence[str], terms: Sequence[str
     joiner = _joiner(factors)
     varying = [j for j in range(len(factors)) if len(set(levels[:, j])) > 1]
     distinct = np.unique(levels[:, varying], axis=0) if varying else levels[:1, :0]
-    words = constant_words(distinct)[1:]
+    try:
+        words = constant_words(distinct, max_words=MAX_ALIASES)[1:]
+    except LedgerError as exc:
+        return {t: [] for t in terms}, f"alias chains not listed: {exc}"
     pos = {factors[j]: i for i, j in enumerate(varying)}
     out: dict[str, list[str]] = {}
     for term in terms:
@@ -633,7 +642,7 @@ def alias_chains(levels: np.ndarray, factors: Sequence[str], terms: Sequence[str
             name = joiner.join(factors[varying[i]] for i in bits)
             chain.append((len(bits), bits, ("-" if sign < 0 else "") + name))
         out[term] = [w for _, _, w in sorted(chain)]
-    return out
+    return out, None
 
 
 def _block_columns(blocks: list[str | None], block: str | None) -> tuple[list[np.ndarray], bool]:
@@ -695,7 +704,9 @@ def estimate_effects(
         dropped=selection.dropped, dropped_reasons=selection.reasons,
         post_selection=post_selection, n_points=len(np.unique(data.levels, axis=0)),
     )
-    chains = alias_chains(data.levels, factors, selection.kept)
+    chains, chains_note = alias_chains(data.levels, factors, selection.kept)
+    if chains_note:
+        result.notes.append(chains_note)
     use_lenth = method == "lenth" or df_resid <= 0
     if method == "ols" and df_resid <= 0:
         result.notes.append("the plan says OLS but these rows leave no residual degrees of "
