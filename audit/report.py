@@ -574,6 +574,56 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str
     return [*out, ""]
 
 
+def _md_stage(i: int, s: Mapping[str, Any]) -> list[str]:
+    """One gate's section of the Markdown report."""
+    lines: list[str] = []
+    lines += [f"## Gate {i}: {_md(s['name'])} ({_md(fmt_budget(s['budget_s']))})", ""]
+    lines += [f"- manifest: `{s['manifest']}`",
+              f"- decision: `{s['decision']}`" if s["decision"] else "- decision: not yet",
+              f"- frozen at: {_md(s.get('frozen_at') or '—')}; decided at: "
+              f"{_md(s.get('decided_at') or '—')}",
+              f"- runs: {_md(s['n_runs'])} ({_md(_statuses(s))}); cells: {_md(_cells(s))}",
+              f"- promoted: {_md(', '.join(map(str, s['promoted'])) or '—')}", ""]
+    if s.get("failures"):
+        lines += ["Runs that did not finish:", ""]
+        lines += _md_table(["condition", "seed", "host", "status", "why"],
+                           [[f["condition"], f["seed"], f["host"], f["status"], f["reason"]]
+                            for f in s["failures"]])
+    rule = json.dumps(s["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    lines += ["Frozen rule:", "", "```json", rule.replace("```", "'''"), "```", ""]
+    conds = sorted(s["conditions"], key=lambda c: (
+        c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
+    if conds:
+        lines += _md_table(["rank", "condition", "n ok / runs", "mean [95% CI]", "wins",
+                            "at the gate", "promoted"],
+                           [[c["rank"] if c["rank"] is not None else "—", c["name"],
+                             _n_text(c), _mean_ci(c), c.get("wins", "—"), _gate_text(c),
+                             "yes" if c["promoted"] else ""] for c in conds])
+        lines += [f"![condition means]({_means_name(i, s)})", ""]
+    for line in _analysis_lines(s):
+        lines += [_md(line), ""]
+    if s["effects"]:
+        title, paragraphs, headers, rows = _effects_section(s)
+        lines += [f"{_md(title)}:", ""] + [x for t in paragraphs for x in (_md(t), "")]
+        lines += _md_table(headers, rows)
+        lines += [f"![effects]({_effects_name(i, s)})", ""]
+    elif s.get("effects_note"):
+        lines += [f"No effects: {_md(s['effects_note'])}", ""]
+    if _failure_rows(s):
+        lines += ["Failure rate by factor level (design points):", ""]
+        lines += _md_table(FAILURE_HEADERS, _failure_rows(s))
+    if s.get("flags"):
+        lines += ["Flags:", ""] + [f"- **{_md(FLAG_WHY.get(f['kind'], f['kind']))}**: "
+                                   f"{_md(f['detail'])}" for f in s["flags"]] + [""]
+    if s["trace"]:
+        lines += ["Decision trace:", ""] + [f"1. {_md(t)}" for t in s["trace"]] + [""]
+    if s["verdicts"]:
+        lines += _md_table(["check", "verdict", "detail"],
+                           [[v.get("name", "?"), "pass" if v.get("pass") else "FAIL",
+                             v.get("detail") or ""] for v in s["verdicts"]])
+    return lines
+
+
 def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     camp, audit = data["campaign"], data["audit"]
     lines = [f"# Staged screening report: {_md(camp['name'])}", ""]
@@ -599,50 +649,7 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     if "effects.png" in figs:
         lines += ["## Main effects by budget", "", "![main effects by budget](effects.png)", ""]
     for i, s in enumerate(data["stages"], start=1):
-        lines += [f"## Gate {i}: {_md(s['name'])} ({_md(fmt_budget(s['budget_s']))})", ""]
-        lines += [f"- manifest: `{s['manifest']}`",
-                  f"- decision: `{s['decision']}`" if s["decision"] else "- decision: not yet",
-                  f"- frozen at: {_md(s.get('frozen_at') or '—')}; decided at: "
-                  f"{_md(s.get('decided_at') or '—')}",
-                  f"- runs: {_md(s['n_runs'])} ({_md(_statuses(s))}); cells: {_md(_cells(s))}",
-                  f"- promoted: {_md(', '.join(map(str, s['promoted'])) or '—')}", ""]
-        if s.get("failures"):
-            lines += ["Runs that did not finish:", ""]
-            lines += _md_table(["condition", "seed", "host", "status", "why"],
-                               [[f["condition"], f["seed"], f["host"], f["status"], f["reason"]]
-                                for f in s["failures"]])
-        rule = json.dumps(s["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
-        lines += ["Frozen rule:", "", "```json", rule.replace("```", "'''"), "```", ""]
-        conds = sorted(s["conditions"], key=lambda c: (
-            c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
-        if conds:
-            lines += _md_table(["rank", "condition", "n ok / runs", "mean [95% CI]", "wins",
-                                "at the gate", "promoted"],
-                               [[c["rank"] if c["rank"] is not None else "—", c["name"],
-                                 _n_text(c), _mean_ci(c), c.get("wins", "—"), _gate_text(c),
-                                 "yes" if c["promoted"] else ""] for c in conds])
-            lines += [f"![condition means]({_means_name(i, s)})", ""]
-        for line in _analysis_lines(s):
-            lines += [_md(line), ""]
-        if s["effects"]:
-            title, paragraphs, headers, rows = _effects_section(s)
-            lines += [f"{_md(title)}:", ""] + [x for t in paragraphs for x in (_md(t), "")]
-            lines += _md_table(headers, rows)
-            lines += [f"![effects]({_effects_name(i, s)})", ""]
-        elif s.get("effects_note"):
-            lines += [f"No effects: {_md(s['effects_note'])}", ""]
-        if _failure_rows(s):
-            lines += ["Failure rate by factor level (design points):", ""]
-            lines += _md_table(FAILURE_HEADERS, _failure_rows(s))
-        if s.get("flags"):
-            lines += ["Flags:", ""] + [f"- **{_md(FLAG_WHY.get(f['kind'], f['kind']))}**: "
-                                       f"{_md(f['detail'])}" for f in s["flags"]] + [""]
-        if s["trace"]:
-            lines += ["Decision trace:", ""] + [f"1. {_md(t)}" for t in s["trace"]] + [""]
-        if s["verdicts"]:
-            lines += _md_table(["check", "verdict", "detail"],
-                               [[v.get("name", "?"), "pass" if v.get("pass") else "FAIL",
-                                 v.get("detail") or ""] for v in s["verdicts"]])
+        lines += _md_stage(i, s)
     lines += ["## Rank stability", ""]
     if data["rank_stability"]:
         lines += _md_table(["from", "to", "Spearman rho", "shared conditions", "flag"],

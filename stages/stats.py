@@ -110,6 +110,43 @@ def failed_run(obs: dict) -> dict:
     return {"seed": obs["seed"], "host": obs["host"], "status": status}
 
 
+@dataclass
+class _Gathered:
+    """A stage's observations sorted into what the summaries need."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, list[dict]] = field(default_factory=dict)
+    per_cell: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    per_host: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+def _gather(obs: list[dict]) -> _Gathered:
+    g = _Gathered()
+    for o in obs:
+        cond = str(o["condition"])
+        g.values.setdefault(cond, [])
+        g.runs[cond] = g.runs.get(cond, 0) + 1
+        v = _ok_value(o)
+        if v is None:
+            g.failed.setdefault(cond, []).append(failed_run(o))
+            continue
+        g.values[cond].append(v)
+        g.per_cell.setdefault(cell_key(o["seed"], o["host"]), {}).setdefault(cond, []).append(v)
+        g.per_host.setdefault(cond, {}).setdefault(str(o["host"]), []).append(v)
+    return g
+
+
+def _cell_ranks(g: _Gathered) -> dict[str, dict[str, int]]:
+    """Condition -> cell -> rank of its mean in that cell (ties by condition id)."""
+    ranks: dict[str, dict[str, int]] = {c: {} for c in g.values}
+    for ck, conds in g.per_cell.items():
+        order = sorted(conds, key=lambda c: (statistics.fmean(conds[c]), c))
+        for r, c in enumerate(order, start=1):
+            ranks[c][ck] = r
+    return ranks
+
+
 def summarize(
     observations: Iterable[dict], cells: Iterable[tuple[object, object]] | None = None
 ) -> list[ConditionSummary]:
@@ -133,57 +170,26 @@ def summarize(
     else:
         expected = list(dict.fromkeys((s, h) for s, h in cells))
     expected_keys = {cell_key(s, h) for s, h in expected}
-
-    values: dict[str, list[float]] = {}
-    runs: dict[str, int] = {}
-    failed: dict[str, list[dict]] = {}
-    per_cell: dict[str, dict[str, list[float]]] = {}
-    per_host: dict[str, dict[str, list[float]]] = {}
-    for o in obs:
-        cond = str(o["condition"])
-        values.setdefault(cond, [])
-        runs[cond] = runs.get(cond, 0) + 1
-        v = _ok_value(o)
-        if v is None:
-            failed.setdefault(cond, []).append(failed_run(o))
-            continue
-        values[cond].append(v)
-        per_cell.setdefault(cell_key(o["seed"], o["host"]), {}).setdefault(cond, []).append(v)
-        per_host.setdefault(cond, {}).setdefault(str(o["host"]), []).append(v)
-
-    cell_ranks: dict[str, dict[str, int]] = {c: {} for c in values}
-    for ck, conds in per_cell.items():
-        order = sorted(conds, key=lambda c: (statistics.fmean(conds[c]), c))
-        for r, c in enumerate(order, start=1):
-            cell_ranks[c][ck] = r
-
-    means = {c: statistics.fmean(v) for c, v in values.items() if v}
-    order = sorted(means, key=lambda c: (means[c], c))
-    rank = {c: i for i, c in enumerate(order, start=1)}
+    g = _gather(obs)
+    cell_ranks = _cell_ranks(g)
+    means = {c: statistics.fmean(v) for c, v in g.values.items() if v}
+    rank = {c: i for i, c in enumerate(sorted(means, key=lambda c: (means[c], c)), start=1)}
     out = []
-    for c in sorted(values):
-        v = values[c]
+    for c in sorted(g.values):
+        v = g.values[c]
         lo, hi = t_interval(v)
         in_plan = {k: r for k, r in cell_ranks[c].items() if k in expected_keys}
-        out.append(
-            ConditionSummary(
-                condition=c,
-                n=len(v),
-                mean=means.get(c),
-                sd=statistics.stdev(v) if len(v) >= 2 else None,
-                ci_low=lo,
-                ci_high=hi,
-                rank=rank.get(c),
-                n_cells_expected=len(expected),
-                complete=bool(expected) and len(in_plan) == len(expected),
-                wins=sum(1 for r in in_plan.values() if r == 1),
-                ranks_per_cell=dict(sorted(cell_ranks[c].items())),
-                n_cells=len(cell_ranks[c]),
-                n_runs=runs[c],
-                failed=sorted(failed.get(c, []), key=lambda f: (str(f["host"]), str(f["seed"]))),
-                by_host={h: statistics.fmean(x) for h, x in per_host.get(c, {}).items()},
-            )
-        )
+        out.append(ConditionSummary(
+            condition=c, n=len(v), mean=means.get(c),
+            sd=statistics.stdev(v) if len(v) >= 2 else None, ci_low=lo, ci_high=hi,
+            rank=rank.get(c), n_cells_expected=len(expected),
+            complete=bool(expected) and len(in_plan) == len(expected),
+            wins=sum(1 for r in in_plan.values() if r == 1),
+            ranks_per_cell=dict(sorted(cell_ranks[c].items())), n_cells=len(cell_ranks[c]),
+            n_runs=g.runs[c],
+            failed=sorted(g.failed.get(c, []), key=lambda f: (str(f["host"]), str(f["seed"]))),
+            by_host={h: statistics.fmean(x) for h, x in g.per_host.get(c, {}).items()},
+        ))
     out.sort(key=lambda s: (s.rank is None, s.rank or 0, s.condition))
     return out
 
@@ -532,7 +538,9 @@ def _orthonormal_add(basis: list[np.ndarray], col: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Selection:
+class TermSelection:
+    """The terms kept (with their columns) and those dropped, with the reason for each."""
+
     kept: list[str]
     columns: list[np.ndarray]
     dropped: list[str]
@@ -540,8 +548,7 @@ class _Selection:
 
 
 def _why_dependent(
-    name: str, col: np.ndarray, kept: list[str], columns: list[np.ndarray],
-    fixed_basis: list[np.ndarray],
+    col: np.ndarray, kept: list[str], columns: list[np.ndarray], fixed_basis: list[np.ndarray]
 ) -> str:
     for other, c in zip(kept, columns, strict=True):
         if np.array_equal(col, c):
@@ -563,7 +570,7 @@ def select_terms(
     fixed: Sequence[np.ndarray] = (),
     *,
     strict: bool = False,
-) -> _Selection:
+) -> TermSelection:
     """Keep candidate terms in order while their columns are linearly independent.
 
     Why greedy by order: a term aliased with an earlier one (or constant, or confounded with
@@ -581,7 +588,7 @@ def select_terms(
         if np.linalg.norm(r) > 1e-9 * max(np.linalg.norm(col), 1e-300):
             basis.append(r / np.linalg.norm(r))
     fixed_basis = list(basis)
-    out = _Selection([], [], [], {})
+    out = TermSelection([], [], [], {})
     for combo in candidates:
         name = joiner.join(combo)
         const = [f for f in combo if f in constant]
@@ -592,7 +599,7 @@ def select_terms(
         else:
             r = _orthonormal_add(basis, col)
             if np.linalg.norm(r) <= 1e-9 * np.linalg.norm(col):
-                reason = _why_dependent(name, col, out.kept, out.columns, fixed_basis)
+                reason = _why_dependent(col, out.kept, out.columns, fixed_basis)
             else:
                 basis.append(r / np.linalg.norm(r))
         if reason is None:
