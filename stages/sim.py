@@ -13,7 +13,9 @@ The surface (all knobs in the campaign's `[sim]` table, defaults below)::
               + sum_j penalties[j] / 2 * x_j * (ref_budget / budget) ** penalty_decay
               + hosts[host] + noise * N(0, 1)
 
-`penalties` are the "high-penalty directions" that shrink as the budget grows.
+`penalties` are the "high-penalty directions" that shrink as the budget grows. A condition
+named in `diverge` diverges in every run: its log stops at 30% of the budget on a step whose
+loss is 10x the first step's (the evidence ingest asks of a diverged run), with no metric.
 """
 
 from __future__ import annotations
@@ -167,6 +169,13 @@ def simulate_log(
             }
         )
     train_s = budget_s if not diverged else round(budget_s * 0.3, 6)
+    if diverged:
+        # as the runner does: the run stops at the step whose loss exploded (> 3 x the first)
+        lines = [line for line in lines if line["type"] != "step" or line["step"] == 1]
+        first = lines[-1]["loss"]
+        step = max(2, int(steps * 0.3))
+        lines.append({"type": "step", "step": step, "train_seconds": train_s,
+                      "loss": round(first * 10, 6), "lr": 1.0, "tokens": step * tokens_per_step})
     summary = {
         "type": "summary",
         "status": "diverged" if diverged else "ok",

@@ -286,11 +286,14 @@ def test_bad_failed_policy_is_one_line_naming_the_key():
         run({"failed": "drop"})
 
 
-def test_rule_vocabularies_agree():
-    from stages.campaign import RULE_KEYS as CAMPAIGN_KEYS
-    from stages.rules import RULE_KEYS
+def test_campaign_file_refuses_a_bad_failed_policy_naming_the_key(sim_campaign):
+    from stages.campaign import load_campaign
 
-    assert set(RULE_KEYS) == CAMPAIGN_KEYS and "failed" in RULE_KEYS
+    sim_campaign.write_text(sim_campaign.read_text().replace(
+        'rule = { top_k = 3, keep = ["base"], fdr = 0.05 }',
+        'rule = { top_k = 3, keep = ["base"], fdr = 0.05, failed = "drop" }'))
+    with pytest.raises(LedgerError, match=r"stage 'screen': rule key 'failed': 'drop' must be"):
+        load_campaign(sim_campaign)
 
 
 def test_fdr_ignores_post_selection_effects():
