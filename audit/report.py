@@ -209,8 +209,8 @@ def _effects_section(stage: Mapping[str, Any]) -> tuple[str, list[str], list[str
                       if eff.get(k) is not None)
     if eff.get("df_resid") is not None:
         extra = ", ".join(filter(None, [extra, f"residual df = {fmt(eff['df_resid'], 0)}"]))
-    if eff.get("t_df") is not None:
-        extra += f"; intervals and p use t with {fmt(eff['t_df'], 2)} df"
+    if _finite(eff.get("t_df")):
+        extra += f"; intervals and p use t with {eff['t_df']:.3g} df"
     if eff.get("block"):
         extra += f"; block: {eff['block']}"
     paragraphs = [extra] + ([POST_SELECTION_WHY] if post else [])
@@ -218,7 +218,7 @@ def _effects_section(stage: Mapping[str, Any]) -> tuple[str, list[str], list[str
     if eff.get("dropped"):
         paragraphs.append("Not estimated separately: " + "; ".join(
             f"{t} ({reasons[t]})" if t in reasons else t for t in eff["dropped"]))
-    paragraphs += list(eff.get("notes") or [])
+    paragraphs += [n for n in eff.get("notes") or [] if not (post and n.startswith("post-"))]
     headers = ["term", "aliases", "effect", "se", "95% interval", "p", "q (BH)", "significant"]
     rows = [[e["term"], " = ".join(e.get("aliases") or []) or "—", fmt(e["effect"]),
              fmt(e.get("se")), _interval_text(eff, e), fmt_p(e.get("p")), fmt_p(e.get("q")),

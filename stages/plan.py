@@ -224,8 +224,9 @@ def analysis_plan(
     rule. Default: a regular fraction (the stage's design, or a factorial the parent made)
     fits every alias class it can separate (resolution V: mains and 2FIs); unreplicated
     (one cell) that model is saturated and Lenth's PSE is the error; replicated, OLS with the
-    host block and seeds as replicates. Any other set is post-selection: main effects, OLS,
-    descriptive only (no BH), and the rule may not use `fdr` on it.
+    host block and seeds as replicates. Any other set (not a regular fraction, or one of
+    resolution II whose main effects are aliased with each other) is post-selection: main
+    effects, OLS, descriptive only (no BH), and the rule may not use `fdr` on it.
     """
     from stages.designs import point_name, point_structure
     from stages.stats import default_terms
@@ -245,11 +246,14 @@ def analysis_plan(
     }
     if len(points) >= 2 and letters:
         structure = point_structure(list(points.values()), letters)
+        # orthogonal for main effects: a regular fraction whose mains are not aliased with
+        # one another (two promoted points that differ in D and E together are not)
+        orthogonal = structure.regular and (structure.resolution or 3) >= 3
         terms, dropped, reasons = default_terms(list(points.values()), letters,
-                                                regular=structure.regular)
+                                                regular=orthogonal)
         saturated = len(terms) + 1 >= structure.n_points
         plan.update(structure=structure.to_dict(), terms=terms, dropped=dropped,
-                    dropped_reasons=reasons, post_selection=not structure.regular,
+                    dropped_reasons=reasons, post_selection=not orthogonal,
                     method="lenth" if saturated and len(stage.cells) == 1 else "ols")
     if "fdr" in stage.rule and (not plan["terms"] or plan["post_selection"]):
         what = plan["structure"]["label"] if plan["structure"] else f"{len(points)} design points"

@@ -281,3 +281,24 @@ def test_diverging_factor_level_is_flagged_and_excluded(tmp_path):
                 for e in body["outcome"]["excluded"]}
     assert len(body["outcome"]["excluded"]) == 8 and len(excluded) == 8
     assert "8 of 16 design-point runs failed" in body["statistics"]["effects"]["notes"][0]
+
+
+def test_two_promoted_points_moving_together_are_post_selection(tmp_path):
+    """Two points that differ in D and E together are a coset (I = -DE) but of resolution II:
+    D and E cannot be told apart, so the set is not an orthogonal design for main effects."""
+    from stages.conditions import point_condition
+    from stages.lookup import Entry
+    from stages.plan import analysis_plan, candidates
+
+    env = Env(tmp_path, screen_campaign(""))
+    camp = env.camp
+    pts = [{"A": 1, "B": 1, "C": 1, "D": -1, "E": 1}, {"A": 1, "B": 1, "C": 1, "D": 1, "E": -1}]
+    conds = [point_condition(camp.base, camp.factors, p, point_name(p), "reduce") for p in pts]
+    parent = Entry("d" * 64, {"promoted": [c.id for c in conds],
+                              "conditions": {c.id: c.to_dict() for c in conds}}, "h1", 1, "")
+    stage = camp.stage("gate")
+    plan = analysis_plan(camp, stage, candidates(camp, stage, parent), parent)
+    assert plan["structure"]["regular"] and plan["structure"]["resolution"] == 2
+    assert plan["structure"]["defining_relation"] == ["I", "-DE"]
+    assert plan["post_selection"] is True and plan["terms"] == ["D"]
+    assert plan["dropped_reasons"]["E"] == "aliased with -D"
