@@ -16,7 +16,13 @@ from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.store import Store
 from stages.campaign import Campaign, StageSpec
-from stages.conditions import Condition, design_conditions, named_condition, point_condition
+from stages.conditions import (
+    Condition,
+    design_conditions,
+    named_condition,
+    point_condition,
+    stage_design,
+)
 from stages.lookup import Entry, current_manifest, manifest_decision
 
 DEFAULT_DATA = Path("data/corpus")
@@ -197,18 +203,9 @@ def effect_points(
 
 
 def _design_info(campaign: Campaign, stage: StageSpec) -> dict[str, Any] | None:
-    from stages.designs import design_for_runs, fractional
-
     if not stage.design:
         return None
-    k = len(campaign.factors)
-    gens = stage.raw.get("generators")
-    if stage.design == "full":
-        design = fractional(k, 0)
-    elif gens:
-        design = fractional(k, len(gens), gens)
-    else:
-        design = design_for_runs(k, stage.raw["runs"])
+    design = stage_design(campaign, stage)
     return {"label": design.label, "generators": list(design.generators),
             "defining_relation": list(design.defining_relation),
             "resolution": design.resolution}
