@@ -85,7 +85,6 @@ def cost_breakdown(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """
     rows = [_check_run(i, run) for i, run in enumerate(runs)]
     out: dict[str, Any] = _part(rows)
-    checks = []
     for field in BREAKDOWNS:
         groups: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
@@ -95,19 +94,31 @@ def cost_breakdown(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             for key, part in parts.items():
                 part["name"] = groups[key][0]["name"]
         out[f"by_{field}"] = parts
+    out["checks"] = partition_checks(out)
+    return out
+
+
+def partition_checks(breakdown: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Do the parts of each breakdown add up to its totals? One check per breakdown.
+
+    Why separate: a breakdown travels (report data, bundles, `--json`); re-checking the one a
+    reader holds, not only the one just computed, is what makes the check able to fail.
+    """
+    checks = []
+    for field in BREAKDOWNS:
+        parts = breakdown.get(f"by_{field}") or {}
         sum_train = math.fsum(p["training_gpu_hours"] for p in parts.values())
         sum_wall = math.fsum(p["wall_gpu_hours"] for p in parts.values())
-        ok = (sum(p["n_runs"] for p in parts.values()) == out["n_runs"]
-              and _close(sum_train, out["training_gpu_hours"])
-              and _close(sum_wall, out["wall_gpu_hours"]))
+        ok = (sum(p["n_runs"] for p in parts.values()) == breakdown["n_runs"]
+              and _close(sum_train, breakdown["training_gpu_hours"])
+              and _close(sum_wall, breakdown["wall_gpu_hours"]))
         checks.append({
             "name": f"by_{field} sums to total",
             "ok": bool(ok),
-            "difference": max(abs(sum_train - out["training_gpu_hours"]),
-                              abs(sum_wall - out["wall_gpu_hours"])),
+            "difference": max(abs(sum_train - breakdown["training_gpu_hours"]),
+                              abs(sum_wall - breakdown["wall_gpu_hours"])),
         })
-    out["checks"] = checks
-    return out
+    return checks
 
 
 def _check_stage(i: int, stage: Any) -> dict[str, Any]:
@@ -121,8 +132,12 @@ def _check_stage(i: int, stage: Any) -> dict[str, Any]:
     for key, value in (("candidates", candidates), ("promoted", promoted)):
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise LedgerError(f"stages[{i}].{key}: expected a list of condition ids")
+    parent = stage.get("from")
+    if parent is not None:
+        parent = _text(parent, f"stages[{i}].from")
     return {
         "name": _text(stage["name"], f"stages[{i}].name"),
+        "from": parent,
         "budget_s": _number(stage["budget_s"], f"stages[{i}].budget_s"),
         "cells": _count(stage["cells"], f"stages[{i}].cells"),
         "gpus": _count(stage.get("gpus", 1), f"stages[{i}].gpus"),
@@ -149,31 +164,65 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.4f}"
 
 
-def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per gate that has a next stage: what continuing every candidate would cost.
+def _continuations(plan: list[dict[str, Any]], lineage_known: bool) -> list[int | None]:
+    """For each stage, the index of the stage that continues its candidates (or None).
 
-    `stages` is in protocol order, each `{"name", "budget_s", "cells", "gpus" (default 1),
-    "candidates": [ids], "promoted": [ids], "executed_gpu_hours"}`. Planned costs are nominal
+    With lineage (any stage dict has a `from` key): the first later stage whose `from` names
+    it. Without: the first later stage whose candidates include the whole promoted set.
+    """
+    out: list[int | None] = []
+    for i, gate in enumerate(plan):
+        later = range(i + 1, len(plan))
+        if lineage_known:
+            nxt = next((j for j in later if plan[j]["from"] == gate["name"]), None)
+        else:
+            promoted = set(gate["promoted"])
+            nxt = next((j for j in later if promoted and promoted <= set(plan[j]["candidates"])),
+                       None)
+        out.append(nxt)
+    return out
+
+
+def _lineage(nexts: list[int | None], i: int) -> list[int]:
+    """The stages after gate `i` along its continuations, to the end of the lineage."""
+    out = []
+    j = nexts[i]
+    while j is not None and j not in out:
+        out.append(j)
+        j = nexts[j]
+    return out
+
+
+def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per gate whose candidates some later stage continues: what continuing every
+    candidate would have cost there, and to the end of that lineage.
+
+    `stages` is in protocol order, each `{"name", "from" (the stage it continues, or None),
+    "budget_s", "cells", "gpus" (default 1), "candidates": [ids], "promoted": [ids],
+    "executed_gpu_hours"}`. "next" is the stage whose `from` names the gate (without any
+    `from` key: the first later stage whose candidates hold the gate's promoted set), "final"
+    the end of that chain; an independent screen is nobody's next. Planned costs are nominal
     (candidates x cells x budget x gpus), so they compare like with like against the
     counterfactual; what was actually spent is in `executed_gpu_hours`.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
+    nexts = _continuations(plan, any("from" in s for s in stages))
     out = []
-    if not plan:
-        return out
-    last = plan[-1]
-    for i, gate in enumerate(plan[:-1]):
-        nxt = plan[i + 1]
+    for i, gate in enumerate(plan):
+        chain = _lineage(nexts, i)
+        if not chain:
+            continue
+        nxt, last = plan[chain[0]], plan[chain[-1]]
         k = len(gate["candidates"])
         next_if_all = k * _per_condition(nxt)
         next_planned = _planned(nxt)
         final_if_all = k * _per_condition(last)
         final_planned = _planned(last)
-        remaining = math.fsum(_planned(s) for s in plan[i + 1:])
         out.append({
             "gate": gate["name"],
             "next": nxt["name"],
             "final": last["name"],
+            "lineage": [plan[j]["name"] for j in chain],
             "n_candidates": k,
             "n_promoted": len(gate["promoted"]),
             "executed_gpu_hours": gate["executed_gpu_hours"],
@@ -183,7 +232,7 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
             "final_if_all": final_if_all,
             "final_planned": final_planned,
             "saved_final": final_if_all - final_planned,
-            "protocol_remaining": remaining,
+            "protocol_remaining": math.fsum(_planned(plan[j]) for j in chain),
             "sentence": (
                 f"continuing all {k} candidates of {gate['name']} to {last['name']} would have "
                 f"spent {_fmt(final_if_all)} GPU-hours; the protocol planned {_fmt(final_planned)}"
@@ -197,27 +246,36 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 
 def campaign_totals(stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Executed total against "continue every first-gate candidate through every later stage".
+    """Executed total against "continue every candidate of the first continued gate".
 
-    The counterfactual keeps the first stage as executed and charges each later stage
-    `len(candidates_0) x cells x budget x gpus`; `planned_gpu_hours` is the nominal plan.
+    The root is the first stage some later stage continues; the counterfactual keeps every
+    stage outside the root's lineage as executed and charges each stage of the lineage
+    `len(candidates_root) x cells x budget x gpus`. `planned_gpu_hours` is the nominal plan.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
     executed = math.fsum(s["executed_gpu_hours"] for s in plan)
-    if not plan:
-        return {"executed_gpu_hours": 0.0, "planned_gpu_hours": 0.0,
-                "all_from_first_gate_gpu_hours": 0.0, "saved_gpu_hours": 0.0,
-                "sentence": "no stages"}
-    first = plan[0]
-    k = len(first["candidates"])
-    everything = first["executed_gpu_hours"] + math.fsum(k * _per_condition(s) for s in plan[1:])
+    planned = math.fsum(_planned(s) for s in plan)
+    nexts = _continuations(plan, any("from" in s for s in stages))
+    root = next((i for i in range(len(plan)) if nexts[i] is not None), None)
+    if root is None:
+        return {"executed_gpu_hours": executed, "planned_gpu_hours": planned,
+                "all_from_first_gate_gpu_hours": executed, "saved_gpu_hours": 0.0,
+                "root": None, "sentence": f"the campaign spent {_fmt(executed)} GPU-hours; "
+                                          "no gate's candidates are continued by a later stage"}
+    chain = _lineage(nexts, root)
+    k = len(plan[root]["candidates"])
+    everything = math.fsum([*(s["executed_gpu_hours"] for j, s in enumerate(plan)
+                              if j not in chain),
+                            *(k * _per_condition(plan[j]) for j in chain)])
     return {
         "executed_gpu_hours": executed,
-        "planned_gpu_hours": math.fsum(_planned(s) for s in plan),
+        "planned_gpu_hours": planned,
         "all_from_first_gate_gpu_hours": everything,
         "saved_gpu_hours": everything - executed,
+        "root": plan[root]["name"],
         "sentence": (
             f"the campaign spent {_fmt(executed)} GPU-hours; continuing all {k} candidates of "
-            f"{first['name']} through every later stage would have spent {_fmt(everything)}"
+            f"{plan[root]['name']} through {', '.join(plan[j]['name'] for j in chain)} would "
+            f"have spent {_fmt(everything)}"
         ),
     }

@@ -8,27 +8,29 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audit.plots import effect_interval
 from audit.report_data import headline
 from ledger.fsutil import atomic_write
 
 
 def effects_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (stage, main effect) with a 95% interval where one is known."""
+    """One row per (stage, term) with its 95% interval (t with the residual df, or ± Lenth's
+    ME: the decision's own numbers); post-selection rows say so and have no q."""
     rows = []
     for stage in data["stages"]:
         eff = stage.get("effects") or {}
         for e in eff.get("effects", []):
-            half = eff.get("me") if eff.get("method") == "lenth" else (
-                1.96 * e["se"] if e.get("se") is not None else None)
+            interval = effect_interval(eff, e)
             rows.append({
                 "term": f"{e['term']} @ {stage['name']}",
                 "stage": stage["name"],
                 "budget_s": stage["budget_s"],
                 "effect": e["effect"],
-                "low": e["effect"] - half if half is not None else "",
-                "high": e["effect"] + half if half is not None else "",
+                "low": interval[0] if interval else "",
+                "high": interval[1] if interval else "",
                 "q": e.get("q") if e.get("q") is not None else "",
                 "significant": e["term"] in stage.get("significant", []),
+                "post_selection": bool(eff.get("post_selection")),
             })
     return rows
 
@@ -58,5 +60,6 @@ def write_dvc_outputs(data: dict[str, Any], metrics: Path | None, plots: Path | 
         atomic_write(metrics, (json.dumps(headline(data), indent=2, sort_keys=True) + "\n").encode())
     if plots is not None:
         atomic_write(plots / "effects.csv", _csv(effects_rows(data), [
-            "term", "stage", "budget_s", "effect", "low", "high", "q", "significant"]).encode())
+            "term", "stage", "budget_s", "effect", "low", "high", "q", "significant",
+            "post_selection"]).encode())
         atomic_write(plots / "costs.csv", _csv(cost_rows(data), ["label", "gpu_hours"]).encode())

@@ -70,37 +70,52 @@ def _empty(message: str, title: str) -> bytes:
         return _png(fig)
 
 
-def _t975(df: Any) -> float:
-    """Two-sided 95% t quantile; 1.96 when the residual df is unknown."""
-    if not _finite(df) or df <= 0:
-        return 1.96
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, df))
+def effect_interval(effects: Mapping[str, Any], effect: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The effect's 95% interval: the decision's own `ci_low`/`ci_high` (t with the residual
+    df for OLS, ± Lenth's ME), else t(0.975, df) x se from the record; None without a df."""
+    lo, hi = effect.get("ci_low"), effect.get("ci_high")
+    if _finite(lo) and _finite(hi):
+        return float(lo), float(hi)
+    half = effect_half_width(effects, effect)
+    mid = effect.get("effect")
+    if half is None or not _finite(mid):
+        return None
+    return float(mid) - half, float(mid) + half
 
 
 def effect_half_width(effects: Mapping[str, Any], effect: Mapping[str, Any]) -> float | None:
-    """Error bar half-width: t(0.975, df_resid) x se for OLS, Lenth's ME otherwise."""
+    """Half-width of the 95% interval: Lenth's ME, or t(0.975, df) x se with df the record's
+    `t_df` (else `df_resid`); None when no df is known (never a normal 1.96)."""
+    lo, hi = effect.get("ci_low"), effect.get("ci_high")
+    if _finite(lo) and _finite(hi):
+        return (float(hi) - float(lo)) / 2
     if effects.get("method") == "lenth":
         me = effects.get("me")
         return float(me) if _finite(me) else None
+    from stages.stats import t_quantile
+
+    df = effects.get("t_df") if _finite(effects.get("t_df")) else effects.get("df_resid")
+    tq = t_quantile(float(df)) if _finite(df) else None
     se = effect.get("se")
-    return _t975(effects.get("df_resid")) * float(se) if _finite(se) else None
+    return tq * float(se) if tq is not None and _finite(se) else None
 
 
-def effects_plot(stages: Sequence[Mapping[str, Any]]) -> bytes:
-    """Grouped bars: main effect of each term at each budget, intervals, significant solid.
+def effects_plot(stages: Sequence[Mapping[str, Any]], *, main_only: bool = True) -> bytes:
+    """Grouped bars: each term's effect at each budget with its 95% t interval; significant
+    terms solid and outlined, post-selection (descriptive) estimates hatched.
 
     `stages`: `[{"name", "budget_s", "effects": null | {"method", "effects": [{"term",
-    "effect", "se"}], "me", "df_resid"}, "significant": [terms]}]`.
+    "effect", "se", "ci_low", "ci_high"}], "me", "t_df", "df_resid", "post_selection"},
+    "significant": [terms]}]`. `main_only`: main effects only (campaign factors are single
+    letters), as the across-budget figure shows them; a gate's own figure shows every term.
     """
     with_effects = [s for s in stages if s.get("effects") and s["effects"].get("effects")]
     if not with_effects:
-        return _empty("no effects estimated at any budget", "Main effects by budget")
+        return _empty("no effects estimated at any budget", "Effects by budget")
     terms: list[str] = []
     for s in with_effects:
         for e in s["effects"]["effects"]:
-            if e["term"] not in terms:
+            if e["term"] not in terms and (not main_only or _is_main(e["term"])):
                 terms.append(e["term"])
     n = len(with_effects)
     width = 0.8 / n
@@ -112,26 +127,35 @@ def effects_plot(stages: Sequence[Mapping[str, Any]]) -> bytes:
             eff = s["effects"]
             sig = set(s.get("significant") or [])
             color = colors(j % 10)
-            label = f"{s['name']} ({budget_label(s.get('budget_s'))}, {eff.get('method', '?')})"
+            post = " post-selection" if eff.get("post_selection") else ""
+            label = f"{s['name']} ({budget_label(s.get('budget_s'))}, {eff.get('method', '?')}{post})"
             for e in eff["effects"]:
-                if not _finite(e.get("effect")):
+                if e["term"] not in terms or not _finite(e.get("effect")):
                     continue
                 x = terms.index(e["term"]) - 0.4 + width * (j + 0.5)
-                half = effect_half_width(eff, e)
+                interval = effect_interval(eff, e)
                 is_sig = e["term"] in sig
                 ax.bar(x, e["effect"], width * 0.9, color=color, alpha=1.0 if is_sig else 0.35,
                        edgecolor="black" if is_sig else color, linewidth=1.2 if is_sig else 0.5,
-                       label=_label(label, 60))
+                       hatch="//" if post else None, label=_label(label, 60))
                 label = "_nolegend_"
-                if half is not None:
-                    ax.errorbar(x, e["effect"], yerr=half, fmt="none", ecolor="black",
-                                elinewidth=0.8, capsize=2)
+                if interval is not None:
+                    lo, hi = interval
+                    ax.errorbar(x, e["effect"], yerr=[[e["effect"] - lo], [hi - e["effect"]]],
+                                fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
         ax.axhline(0.0, color="black", linewidth=0.6)
         ax.set_xticks(range(len(terms)), [_label(t, 12) for t in terms])
         ax.set_ylabel("effect (mean(+) − mean(−))")
-        ax.set_title("Main effects by budget (solid, outlined = significant)")
+        what = "Main effects" if main_only else "Effects"
+        ax.set_title(f"{what} by budget, 95% t intervals (solid = significant, hatched = "
+                     "post-selection)")
         ax.legend(fontsize=7, loc="best")
         return _png(fig)
+
+
+def _is_main(term: str) -> bool:
+    """Campaign factors are the letters A..H, so a main effect's term is one letter."""
+    return len(term) == 1
 
 
 def means_plot(stage: Mapping[str, Any], metric: str = "val_bpb") -> bytes:

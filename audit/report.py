@@ -89,6 +89,10 @@ def validate_report_data(data: Any) -> None:
                 _require(eff, ("term", "effect"), f"stages[{i}].effects.effects[{j}]")
     for i, row in enumerate(_require_list(data["rank_stability"], "rank_stability")):
         _require(row, ("from", "to", "rho", "n"), f"rank_stability[{i}]")
+    for i, flag in enumerate(_require_list(data.get("flags", []), "flags")):
+        _require(flag, ("kind", "detail"), f"flags[{i}]")
+    if data.get("variance") is not None:
+        _require(data["variance"], ("campaign", "by_stage"), "variance")
     _require(data["costs"], COST_KEYS, "costs")
     for i, cf in enumerate(_require_list(data["counterfactuals"], "counterfactuals")):
         _require(cf, ("gate", "next_if_all", "next_planned", "final_if_all", "final_planned"),
@@ -159,6 +163,18 @@ def _mean_ci(c: Mapping[str, Any]) -> str:
     return mean
 
 
+def _n_text(c: Mapping[str, Any]) -> str:
+    runs = c.get("n_runs")
+    return f"{c['n']} / {runs}" if isinstance(runs, int) and runs else str(c["n"])
+
+
+def _gate_text(c: Mapping[str, Any]) -> str:
+    """Where the gate's rule put the condition: its rank there, or why it was not ranked."""
+    if c.get("excluded"):
+        return f"excluded: {c['excluded']}"
+    return f"rank {c['gate_rank']}" if c.get("gate_rank") else "—"
+
+
 def _statuses(stage: Mapping[str, Any]) -> str:
     st = stage.get("statuses") or {}
     return ", ".join(f"{k}: {v}" for k, v in sorted(st.items())) or "no runs"
@@ -170,9 +186,108 @@ def _cells(stage: Mapping[str, Any]) -> str:
                      else str(c) for c in cells) or "—"
 
 
-def _half_width(effects: Mapping[str, Any], e: Mapping[str, Any]) -> str:
-    half = plots.effect_half_width(effects, e)
-    return "—" if half is None else f"± {fmt(half)}"
+def _interval_text(effects: Mapping[str, Any], e: Mapping[str, Any]) -> str:
+    interval = plots.effect_interval(effects, e)
+    return "—" if interval is None else f"[{fmt(interval[0])}, {fmt(interval[1])}]"
+
+
+POST_SELECTION_WHY = (
+    "Post-selection, descriptive only: these conditions are the ones the previous gate "
+    "promoted, not an orthogonal design. Factors are partly confounded with one another and "
+    "the set was chosen for looking good, so the estimates describe this set and nothing "
+    "wider; they carry no BH q-values and no rule uses them."
+)
+
+
+def _effects_section(stage: Mapping[str, Any]) -> tuple[str, list[str], list[str], list[list[str]]]:
+    """(title, paragraphs, headers, rows) of a gate's effects, for HTML and Markdown alike."""
+    eff = stage["effects"]
+    sig = set(stage["significant"] or [])
+    post = bool(eff.get("post_selection"))
+    title = f"Effects ({eff['method']}{', post-selection' if post else ''})"
+    extra = ", ".join(f"{k} = {fmt(eff.get(k))}" for k in ("pse", "me", "sme")
+                      if eff.get(k) is not None)
+    if eff.get("df_resid") is not None:
+        extra = ", ".join(filter(None, [extra, f"residual df = {fmt(eff['df_resid'], 0)}"]))
+    if _finite(eff.get("t_df")):
+        extra += f"; intervals and p use t with {eff['t_df']:.3g} df"
+    if eff.get("block"):
+        extra += f"; block: {eff['block']}"
+    paragraphs = [extra] + ([POST_SELECTION_WHY] if post else [])
+    reasons = eff.get("dropped_reasons") or {}
+    if eff.get("dropped"):
+        paragraphs.append("Not estimated separately: " + "; ".join(
+            f"{t} ({reasons[t]})" if t in reasons else t for t in eff["dropped"]))
+    paragraphs += [n for n in eff.get("notes") or [] if not (post and n.startswith("post-"))]
+    headers = ["term", "aliases", "effect", "se", "95% interval", "p", "q (BH)", "significant"]
+    rows = [[e["term"], " = ".join(e.get("aliases") or []) or "—", fmt(e["effect"]),
+             fmt(e.get("se")), _interval_text(eff, e), fmt_p(e.get("p")), fmt_p(e.get("q")),
+             "yes" if e["term"] in sig else ""] for e in eff["effects"]]
+    return title, [p for p in paragraphs if p], headers, rows
+
+
+def _analysis_lines(stage: Mapping[str, Any]) -> list[str]:
+    plan = stage.get("analysis") or {}
+    if not plan:
+        return []
+    what = plan.get("design") or plan.get("structure") or "no design"
+    terms = ", ".join(plan.get("terms") or []) or "none"
+    line = (f"Frozen analysis plan: {plan.get('points', 0)} design point(s) ({what}); method "
+            f"{plan.get('method') or '—'}; terms {terms}; block {plan.get('block') or 'none'}")
+    if plan.get("post_selection"):
+        line += "; post-selection"
+    return [line]
+
+
+def _failure_rows(stage: Mapping[str, Any]) -> list[list[str]]:
+    """Failure rate per factor level of the design points, when any of them failed."""
+    table = stage.get("failure_rates") or {}
+    if not table.get("n_failed"):
+        return []
+    rows = []
+    for letter, row in table["factors"].items():
+        rows.append([letter, str(row.get("key") or ""),
+                     f"{row['low']['failed']} / {row['low']['runs']}",
+                     f"{row['high']['failed']} / {row['high']['runs']}", fmt_p(row.get("p")),
+                     "FLAG" if row.get("unequal") else ""])
+    return rows
+
+
+FAILURE_HEADERS = ["factor", "config key", "failed at -1", "failed at +1", "Fisher p", "unequal"]
+FLAG_WHY = {
+    "winner_overlaps_runner_up": "winner's 95% interval overlaps the runner-up's",
+    "host_reverses_order": "a host reverses the gate's order",
+    "failures_by_level": "a factor's levels fail unequally",
+    "negative_rank_correlation": "ranks reverse between consecutive gates",
+    "weak_rank_correlation": "ranks barely agree between consecutive gates",
+}
+
+
+def _flag_rows(flags: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    return [[str(f.get("stage", "")), FLAG_WHY.get(str(f.get("kind")), str(f.get("kind"))),
+             str(f.get("detail", ""))] for f in flags]
+
+
+VARIANCE_COMPONENTS = ("budget", "condition", "host", "seed", "residual")
+
+
+def _variance_rows(data: Mapping[str, Any]) -> list[list[str]]:
+    """Share of the total sum of squares per component: the campaign, then each stage."""
+    var = data.get("variance") or {}
+    items = [("all gates", var.get("campaign"))] + list((var.get("by_stage") or {}).items())
+    rows = []
+    for name, vd in items:
+        if not vd:
+            continue
+        shares = vd.get("shares") or {}
+        rows.append([str(name), str(vd.get("n", "—"))] + [
+            "—" if c not in shares else fmt(shares[c], 3) for c in VARIANCE_COMPONENTS])
+    return rows
+
+
+VARIANCE_WHY = ("Sequential (type I) sums of squares of the ok runs, in the order budget, "
+                "condition, host, seed; residual is the rest (seed-to-seed noise and "
+                "interactions). A component with one level has share 0.")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -189,7 +304,7 @@ def _figures(data: Mapping[str, Any]) -> dict[str, bytes]:
         if stage["conditions"]:
             figs[_means_name(i, stage)] = plots.means_plot(stage, metric)
         if stage["effects"] and stage["effects"].get("effects"):
-            figs[_effects_name(i, stage)] = plots.effects_plot([stage])
+            figs[_effects_name(i, stage)] = plots.effects_plot([stage], main_only=False)
     if data.get("evaluation"):
         figs["evaluation.png"] = evaluation_report.figure(data["evaluation"])
     return figs
@@ -225,6 +340,12 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], num: set[int] 
                         for j, c in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _html_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+               num: set[int] | None = None) -> str:
+    """A table of plain-text cells, escaped here."""
+    return _table(headers, [[_esc(c) for c in row] for row in rows], num=num)
 
 
 def _ok(flag: Any) -> str:
@@ -295,30 +416,33 @@ def _html_stage(i: int, stage: Mapping[str, Any], figs: Mapping[str, bytes]) -> 
     if conds:
         rows = [[_esc(c["rank"] if c["rank"] is not None else "—"),
                  f'<span title="{_esc(c["condition"])}">{_esc(c["name"])}</span>',
-                 _esc(c["n"]), _esc(_mean_ci(c)), _esc(fmt(c.get("sd"))),
-                 _esc(c.get("wins", "—")), "✔ promoted" if c["promoted"] else ""]
+                 _esc(_n_text(c)), _esc(_mean_ci(c)), _esc(fmt(c.get("sd"))),
+                 _esc(c.get("wins", "—")), _esc(_gate_text(c)),
+                 "✔ promoted" if c["promoted"] else ""]
                 for c in conds]
         parts.append("<h3>Conditions</h3>" + _table(
-            ["rank", "condition", "n", "mean [95% CI]", "sd", "wins", "promoted"], rows,
+            ["rank", "condition", "n ok / runs", "mean [95% CI]", "sd", "wins", "at the gate",
+             "promoted"], rows,
             num={0, 2, 3, 4, 5}, row_classes=["promoted" if c["promoted"] else "" for c in conds]))
         parts.append(_img(figs, _means_name(i, stage), f"condition means at {stage['name']}"))
     else:
         parts.append("<p>No decision yet: no condition statistics.</p>")
-    eff = stage["effects"]
-    if eff:
-        sig = set(stage["significant"] or [])
-        rows = [[_esc(e["term"]), _esc(fmt(e["effect"])), _esc(fmt(e.get("se"))),
-                 _esc(_half_width(eff, e)), _esc(fmt_p(e.get("p"))), _esc(fmt_p(e.get("q"))),
-                 "✔" if e["term"] in sig else ""] for e in eff["effects"]]
-        extra = ", ".join(f"{k} = {fmt(eff.get(k))}" for k in ("pse", "me", "sme")
-                          if eff.get(k) is not None)
-        if eff.get("df_resid") is not None:
-            extra = ", ".join(filter(None, [extra, f"residual df = {eff['df_resid']}"]))
-        parts.append(f"<h3>Main effects ({_esc(eff['method'])})</h3>"
-                     f"<p>{_esc(extra)}</p>" + _table(
-                         ["term", "effect", "se", "95% interval", "p", "q (BH)", "significant"],
-                         rows, num={1, 2, 3, 4, 5}))
-        parts.append(_img(figs, _effects_name(i, stage), f"main effects at {stage['name']}"))
+    parts += [f"<p>{_esc(line)}</p>" for line in _analysis_lines(stage)]
+    if stage["effects"]:
+        title, paragraphs, headers, rows = _effects_section(stage)
+        parts.append(f"<h3>{_esc(title)}</h3>" + "".join(f"<p>{_esc(t)}</p>" for t in paragraphs)
+                     + _html_rows(headers, rows, num={2, 3, 5, 6}))
+        parts.append(_img(figs, _effects_name(i, stage), f"effects at {stage['name']}"))
+    elif stage.get("effects_note"):
+        parts.append(f"<p>No effects: {_esc(stage['effects_note'])}</p>")
+    failure_rows = _failure_rows(stage)
+    if failure_rows:
+        parts.append("<h3>Failure rate by factor level (design points)</h3>" +
+                     _html_rows(FAILURE_HEADERS, failure_rows, num={4}))
+    if stage.get("flags"):
+        parts.append("<h3>Flags</h3><ul>" + "".join(
+            f"<li><b>{_esc(FLAG_WHY.get(f['kind'], f['kind']))}</b>: {_esc(f['detail'])}</li>"
+            for f in stage["flags"]) + "</ul>")
     if stage["trace"]:
         parts.append("<h3>Decision trace</h3><ol>" +
                      "".join(f"<li>{_esc(t)}</li>" for t in stage["trace"]) + "</ol>")
@@ -392,10 +516,27 @@ def _html_ranks(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     rows = data["rank_stability"]
     if not rows:
         return "<h2>Rank stability</h2><p>Fewer than two decided stages.</p>"
-    table = _table(["from", "to", "Spearman ρ", "shared conditions"],
-                   [[_esc(r["from"]), _esc(r["to"]), _esc(fmt(r["rho"], 3)), _esc(r["n"])]
-                    for r in rows], num={2, 3})
+    table = _html_rows(["from", "to", "Spearman ρ", "shared conditions", "flag"],
+                       [[r["from"], r["to"], fmt(r["rho"], 3), r["n"], r.get("flag") or ""]
+                        for r in rows], num={2, 3})
     return f"<h2>Rank stability</h2>{table}" + _img(figs, "ranks.png", "ranks across stages")
+
+
+def _html_variance(data: Mapping[str, Any]) -> str:
+    rows = _variance_rows(data)
+    if not rows:
+        return ""
+    return ("<h2>Variance decomposition</h2>" + f"<p>{_esc(VARIANCE_WHY)}</p>" +
+            _html_rows(["set", "ok runs", *VARIANCE_COMPONENTS], rows, num={1, 2, 3, 4, 5, 6}))
+
+
+def _html_flags(data: Mapping[str, Any]) -> str:
+    flags = data.get("flags") or []
+    if not flags:
+        return "<h2>Review flags</h2><p>None raised.</p>"
+    return ("<h2>Review flags</h2><p>What a reviewer should look at before trusting a gate "
+            "(details in each gate's section).</p>" +
+            _html_rows(["stage", "flag", "detail"], _flag_rows(flags)))
 
 
 def _render_html(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
@@ -404,10 +545,12 @@ def _render_html(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     body = [
         f"<h1>Staged screening report: {_esc(name)}</h1>",
         _html_banner(data["audit"]),
+        _html_flags(data),
         _html_campaign(data),
         "<h2>Main effects by budget</h2>" + _img(figs, "effects.png", "main effects by budget"),
         stages,
         _html_ranks(data, figs),
+        _html_variance(data),
         _html_costs(data, figs),
     ]
     if data.get("evaluation"):
@@ -436,6 +579,56 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str
     return [*out, ""]
 
 
+def _md_stage(i: int, s: Mapping[str, Any]) -> list[str]:
+    """One gate's section of the Markdown report."""
+    lines: list[str] = []
+    lines += [f"## Gate {i}: {_md(s['name'])} ({_md(fmt_budget(s['budget_s']))})", ""]
+    lines += [f"- manifest: `{s['manifest']}`",
+              f"- decision: `{s['decision']}`" if s["decision"] else "- decision: not yet",
+              f"- frozen at: {_md(s.get('frozen_at') or '—')}; decided at: "
+              f"{_md(s.get('decided_at') or '—')}",
+              f"- runs: {_md(s['n_runs'])} ({_md(_statuses(s))}); cells: {_md(_cells(s))}",
+              f"- promoted: {_md(', '.join(map(str, s['promoted'])) or '—')}", ""]
+    if s.get("failures"):
+        lines += ["Runs that did not finish:", ""]
+        lines += _md_table(["condition", "seed", "host", "status", "why"],
+                           [[f["condition"], f["seed"], f["host"], f["status"], f["reason"]]
+                            for f in s["failures"]])
+    rule = json.dumps(s["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    lines += ["Frozen rule:", "", "```json", rule.replace("```", "'''"), "```", ""]
+    conds = sorted(s["conditions"], key=lambda c: (
+        c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
+    if conds:
+        lines += _md_table(["rank", "condition", "n ok / runs", "mean [95% CI]", "wins",
+                            "at the gate", "promoted"],
+                           [[c["rank"] if c["rank"] is not None else "—", c["name"],
+                             _n_text(c), _mean_ci(c), c.get("wins", "—"), _gate_text(c),
+                             "yes" if c["promoted"] else ""] for c in conds])
+        lines += [f"![condition means]({_means_name(i, s)})", ""]
+    for line in _analysis_lines(s):
+        lines += [_md(line), ""]
+    if s["effects"]:
+        title, paragraphs, headers, rows = _effects_section(s)
+        lines += [f"{_md(title)}:", ""] + [x for t in paragraphs for x in (_md(t), "")]
+        lines += _md_table(headers, rows)
+        lines += [f"![effects]({_effects_name(i, s)})", ""]
+    elif s.get("effects_note"):
+        lines += [f"No effects: {_md(s['effects_note'])}", ""]
+    if _failure_rows(s):
+        lines += ["Failure rate by factor level (design points):", ""]
+        lines += _md_table(FAILURE_HEADERS, _failure_rows(s))
+    if s.get("flags"):
+        lines += ["Flags:", ""] + [f"- **{_md(FLAG_WHY.get(f['kind'], f['kind']))}**: "
+                                   f"{_md(f['detail'])}" for f in s["flags"]] + [""]
+    if s["trace"]:
+        lines += ["Decision trace:", ""] + [f"1. {_md(t)}" for t in s["trace"]] + [""]
+    if s["verdicts"]:
+        lines += _md_table(["check", "verdict", "detail"],
+                           [[v.get("name", "?"), "pass" if v.get("pass") else "FAIL",
+                             v.get("detail") or ""] for v in s["verdicts"]])
+    return lines
+
+
 def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     camp, audit = data["campaign"], data["audit"]
     lines = [f"# Staged screening report: {_md(camp['name'])}", ""]
@@ -445,6 +638,10 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     lines += [f"- {_md(p)}" for p in audit["problems"]]
     lines += [f"- failed check: {_md(c['name'])} {_md(c.get('detail') or '')}"
               for c in audit["checks"] if not c.get("ok")]
+    lines += ["", "## Review flags", ""]
+    flags = data.get("flags") or []
+    lines += _md_table(["stage", "flag", "detail"], _flag_rows(flags)) if flags else \
+        ["None raised.", ""]
     lines += ["", "## Campaign", "", f"Campaign {_md(camp['name'])}; metric "
               f"{_md(camp['metric'])} (minimised).", ""]
     factor_rows = []
@@ -457,52 +654,19 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     if "effects.png" in figs:
         lines += ["## Main effects by budget", "", "![main effects by budget](effects.png)", ""]
     for i, s in enumerate(data["stages"], start=1):
-        lines += [f"## Gate {i}: {_md(s['name'])} ({_md(fmt_budget(s['budget_s']))})", ""]
-        lines += [f"- manifest: `{s['manifest']}`",
-                  f"- decision: `{s['decision']}`" if s["decision"] else "- decision: not yet",
-                  f"- frozen at: {_md(s.get('frozen_at') or '—')}; decided at: "
-                  f"{_md(s.get('decided_at') or '—')}",
-                  f"- runs: {_md(s['n_runs'])} ({_md(_statuses(s))}); cells: {_md(_cells(s))}",
-                  f"- promoted: {_md(', '.join(map(str, s['promoted'])) or '—')}", ""]
-        if s.get("failures"):
-            lines += ["Runs that did not finish:", ""]
-            lines += _md_table(["condition", "seed", "host", "status", "why"],
-                               [[f["condition"], f["seed"], f["host"], f["status"], f["reason"]]
-                                for f in s["failures"]])
-        rule = json.dumps(s["rule"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
-        lines += ["Frozen rule:", "", "```json", rule.replace("```", "'''"), "```", ""]
-        conds = sorted(s["conditions"], key=lambda c: (
-            c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
-        if conds:
-            lines += _md_table(["rank", "condition", "n", "mean [95% CI]", "wins", "promoted"],
-                               [[c["rank"] if c["rank"] is not None else "—", c["name"], c["n"],
-                                 _mean_ci(c), c.get("wins", "—"), "yes" if c["promoted"] else ""]
-                                for c in conds])
-            lines += [f"![condition means]({_means_name(i, s)})", ""]
-        eff = s["effects"]
-        if eff:
-            sig = set(s["significant"] or [])
-            lines += [f"Main effects ({_md(eff['method'])}):", ""]
-            lines += _md_table(["term", "effect", "se", "95% interval", "p", "q (BH)", "sig"],
-                               [[e["term"], fmt(e["effect"]), fmt(e.get("se")),
-                                 _half_width(eff, e), fmt_p(e.get("p")), fmt_p(e.get("q")),
-                                 "yes" if e["term"] in sig else ""] for e in eff["effects"]])
-            lines += [f"![main effects]({_effects_name(i, s)})", ""]
-        if s["trace"]:
-            lines += ["Decision trace:", ""] + [f"1. {_md(t)}" for t in s["trace"]] + [""]
-        if s["verdicts"]:
-            lines += _md_table(["check", "verdict", "detail"],
-                               [[v.get("name", "?"), "pass" if v.get("pass") else "FAIL",
-                                 v.get("detail") or ""] for v in s["verdicts"]])
+        lines += _md_stage(i, s)
     lines += ["## Rank stability", ""]
     if data["rank_stability"]:
-        lines += _md_table(["from", "to", "Spearman rho", "shared conditions"],
-                           [[r["from"], r["to"], fmt(r["rho"], 3), r["n"]]
+        lines += _md_table(["from", "to", "Spearman rho", "shared conditions", "flag"],
+                           [[r["from"], r["to"], fmt(r["rho"], 3), r["n"], r.get("flag") or ""]
                             for r in data["rank_stability"]])
         if "ranks.png" in figs:
             lines += ["![ranks across stages](ranks.png)", ""]
     else:
         lines += ["Fewer than two decided stages.", ""]
+    if _variance_rows(data):
+        lines += ["## Variance decomposition", "", _md(VARIANCE_WHY), ""]
+        lines += _md_table(["set", "ok runs", *VARIANCE_COMPONENTS], _variance_rows(data))
     costs = _ordered_costs(data)
     lines += ["## Costs", "", f"Training GPU-hours {fmt(costs['training_gpu_hours'], 2)}, wall "
               f"GPU-hours {fmt(costs['wall_gpu_hours'], 2)}.", ""]

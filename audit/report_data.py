@@ -107,13 +107,19 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
     effects = None
     significant: list[str] = []
     if decision:
+        outcome = decision.get("outcome", {})
+        gate_rank = {cid: i for i, cid in enumerate(outcome.get("ranking", []), start=1)}
+        excluded = {e["condition"]: e["reason"] for e in outcome.get("excluded", [])}
         for s in decision["statistics"]["conditions"]:
             conditions.append({**s, "name": names.get(s["condition"], s["condition"][:8]),
-                               "promoted": s["condition"] in promoted})
+                               "promoted": s["condition"] in promoted,
+                               "gate_rank": gate_rank.get(s["condition"]),
+                               "excluded": excluded.get(s["condition"])})
         effects = decision["statistics"].get("effects")
         significant = list(decision.get("outcome", {}).get("significant", []))
     return {
         "name": sa.stage,
+        "from": manifest.get("spec", {}).get("stage", {}).get("from"),
         "budget_s": sa.budget_s,
         "manifest": sa.manifest,
         "decision": sa.decision,
@@ -127,6 +133,11 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
         "executed_gpu_hours": executed,
         "conditions": conditions,
         "effects": effects,
+        "effects_note": decision["statistics"].get("effects_note") if decision else None,
+        "analysis": _analysis_view(manifest.get("analysis", {})),
+        "failure_rates": decision["statistics"].get("failures") if decision else None,
+        "flags": list(decision["statistics"].get("flags", [])) if decision else [],
+        "excluded": list(decision.get("outcome", {}).get("excluded", [])) if decision else [],
         "significant": significant,
         "promoted": [decision["conditions"][c]["name"] for c in decision["promoted"]]
         if decision else [],
@@ -138,8 +149,24 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
     }
 
 
+def _analysis_view(analysis: dict[str, Any]) -> dict[str, Any]:
+    """The frozen analysis plan as a reviewer reads it (what was fixed before the runs)."""
+    structure = analysis.get("structure") or {}
+    return {"design": (analysis.get("design") or {}).get("label"),
+            "structure": structure.get("label"), "points": len(analysis.get("points") or {}),
+            "terms": list(analysis.get("terms") or []), "method": analysis.get("method"),
+            "block": analysis.get("block"), "post_selection": bool(analysis.get("post_selection"))}
+
+
+WEAK_RHO = 0.5  # a rank correlation below this between consecutive gates is flagged "weak"
+
+
 def rank_stability(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Spearman correlation of condition ranks between consecutive decided stages."""
+    """Spearman correlation of condition ranks between consecutive decided stages, flagged.
+
+    `flag`: "negative" (rho < 0), "weak" (0 <= rho < WEAK_RHO), "too few shared conditions"
+    (rho undefined: fewer than 3 shared, or constant ranks), else None.
+    """
     from stages.stats import spearman
 
     out = []
@@ -148,14 +175,69 @@ def rank_stability(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ranks_a = {c["condition"]: c["rank"] for c in a["conditions"] if c.get("rank")}
         ranks_b = {c["condition"]: c["rank"] for c in b["conditions"] if c.get("rank")}
         rho, n = spearman(ranks_a, ranks_b)
-        out.append({"from": a["name"], "to": b["name"], "rho": rho, "n": n})
+        if rho is None:
+            flag = "too few shared conditions"
+        elif rho < 0:
+            flag = "negative"
+        elif rho < WEAK_RHO:
+            flag = "weak"
+        else:
+            flag = None
+        out.append({"from": a["name"], "to": b["name"], "rho": rho, "n": n, "flag": flag})
+    return out
+
+
+def _variance_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per run of a gate: budget, condition, host, seed and its metric (None if failed)."""
+    rows = []
+    for item in items:
+        metric = item["manifest"].get("analysis", {}).get("metric", "val_bpb")
+        for run in item["runs"]:
+            value = run.get("metrics", {}).get(metric) if run.get("status") == "ok" else None
+            rows.append({"stage": item["manifest"]["stage"], "budget": item["manifest"]["budget_s"],
+                         "condition": run.get("condition"), "host": run.get("host"),
+                         "seed": run.get("seed"), "value": value})
+    return rows
+
+
+def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Variance decomposition (budget, condition, host, seed) over every gate's ok runs, and
+    (condition, host, seed) within each stage. Components with one level get share 0."""
+    from ledger.errors import LedgerError
+    from stages.stats import variance_decomposition
+
+    rows = _variance_rows(items)
+
+    def one(subset: list[dict[str, Any]], components: tuple[str, ...]) -> dict[str, Any] | None:
+        try:
+            return variance_decomposition(subset, components).to_dict()
+        except LedgerError:
+            return None  # fewer than two ok runs: nothing to decompose
+
+    by_stage = {}
+    for item in items:
+        name = item["manifest"]["stage"]
+        by_stage[name] = one([r for r in rows if r["stage"] == name], ("condition", "host", "seed"))
+    return {"campaign": one(rows, ("budget", "condition", "host", "seed")), "by_stage": by_stage}
+
+
+def review_flags(stages: list[dict[str, Any]], ranks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every flag a reviewer needs in one list: each gate's (from its decision) and the rank
+    correlations between consecutive gates. Each `{"stage", "kind", "detail"}`."""
+    out = [{"stage": s["name"], **f} for s in stages for f in s.get("flags", [])]
+    for r in ranks:
+        if r["flag"] in ("negative", "weak"):
+            out.append({"stage": r["to"], "kind": f"{r['flag']}_rank_correlation",
+                        "detail": f"Spearman rho {r['rho']:.3f} over {r['n']} shared conditions "
+                                  f"between {r['from']} and {r['to']}"})
     return out
 
 
 def gate_plans(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Counterfactual inputs: candidates, cells, budget and executed GPU-hours per stage."""
+    """Counterfactual inputs: lineage, candidates, cells, budget and executed GPU-hours."""
     return [{
         "name": s["name"],
+        "from": s.get("from"),
         "budget_s": s["budget_s"],
         "cells": len(s["cells"]) or 1,
         "gpus": s["gpus"],
@@ -169,6 +251,7 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
     """The full report dict (shape documented in docs/reports.md)."""
     items = _live_stages(store, result)
     stages = [stage_view(item, store) for item in items]
+    ranks = rank_stability(stages)
     campaign_info = {
         "name": campaign.name if campaign else (items[0]["manifest"]["campaign"] if items else "?"),
         "metric": campaign.metric if campaign else "val_bpb",
@@ -188,7 +271,9 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
             ] + [signers(store, items)],
         },
         "stages": stages,
-        "rank_stability": rank_stability(stages),
+        "rank_stability": ranks,
+        "variance": variance(items),
+        "flags": review_flags(stages, ranks),
         "costs": result.costs,  # the audit's own breakdown over every run record
         "counterfactuals": counterfactuals(gate_plans(stages)) if len(stages) > 1 else [],
         # `ledger evaluate --save`: a forecast kept outside the evidence (None when not run)
@@ -199,7 +284,9 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
 def headline(data: dict[str, Any]) -> dict[str, Any]:
     """The few numbers `dvc metrics show` displays: best condition, cost, savings, verdict."""
     final = next((s for s in reversed(data["stages"]) if s["conditions"]), None)
-    best = min(final["conditions"], key=lambda c: c["rank"] or 1e9) if final else None
+    # the gate's own first (its `failed` policy may exclude the lowest mean), else the lowest mean
+    best = min(final["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c["rank"] or 1e9)
+               ) if final else None
     saved = None
     if data["counterfactuals"]:
         first = data["counterfactuals"][0]

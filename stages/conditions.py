@@ -86,27 +86,32 @@ def named_condition(campaign: Campaign, name: str) -> Condition:
     return make_condition(campaign.base, campaign.factors, campaign.named[name], name, "named")
 
 
-def design_points(campaign: Campaign, stage: StageSpec) -> list[dict[str, int]]:
-    """Coded runs of the stage's design (full or fractional), in standard order."""
-    from stages.designs import design_for_runs, fractional, full_factorial
+def stage_design(campaign: Campaign, stage: StageSpec):
+    """The stage's design (full or fractional) as `stages.designs.Design`; errors name the stage."""
+    from stages.designs import design_for_runs, fractional
 
     k = len(campaign.factors)
-    if stage.design == "full":
-        return full_factorial(k)
     generators = stage.raw.get("generators")
     try:
-        if generators:
+        if stage.design == "full":
+            design = fractional(k, 0)
+        elif generators:
             design = fractional(k, len(generators), generators)
         else:
             design = design_for_runs(k, stage.raw["runs"])
     except LedgerError as exc:
         raise LedgerError(f"{campaign.path}: stage {stage.name!r}: {exc}") from None
-    if "runs" in stage.raw and len(design.runs) != stage.raw["runs"]:
+    if stage.design != "full" and "runs" in stage.raw and len(design.runs) != stage.raw["runs"]:
         raise LedgerError(
             f"{campaign.path}: stage {stage.name!r}.runs is {stage.raw['runs']} but the "
             f"generators give {len(design.runs)} runs"
         )
-    return design.runs
+    return design
+
+
+def design_points(campaign: Campaign, stage: StageSpec) -> list[dict[str, int]]:
+    """Coded runs of the stage's design (full or fractional), in standard order."""
+    return stage_design(campaign, stage).runs
 
 
 def design_conditions(campaign: Campaign, stage: StageSpec) -> list[Condition]:

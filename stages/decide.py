@@ -78,32 +78,64 @@ def observations(
     return sorted(obs, key=lambda o: (o["condition"], o["seed"], o["host"]))
 
 
+def _design_points(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """The frozen plan's effect set: design points by condition id, with their coded levels."""
+    analysis = manifest["analysis"]
+    letters = sorted(analysis.get("factors", {}))
+    conds = manifest["conditions"]
+    return {cid: {f: int(conds[cid]["coded"][f]) for f in letters}
+            for cid in analysis.get("points") or {} if cid in conds}
+
+
 def _effects(
     obs: list[dict[str, Any]], manifest: dict[str, Any]
 ) -> tuple[Any, str | None]:
-    """Main effects over exactly coded design points; None (with why) when not estimable."""
+    """Effects as the frozen analysis plan says: its design points (by id), terms, method.
+
+    Anchors and added conditions never enter (they are not in `analysis.points`); failed
+    runs have no value and are named in the notes. None (with why) when not estimable.
+    """
     from stages.stats import estimate_effects
 
-    factors = sorted(manifest["analysis"].get("factors", {}))
-    if not factors:
+    analysis = manifest["analysis"]
+    letters = sorted(analysis.get("factors", {}))
+    if not letters:
         return None, "no factors"
-    conds = manifest["conditions"]
-    rows = []
-    for o in obs:
-        coded = conds[o["condition"]].get("coded", {})
-        if o["value"] is None or any(coded.get(f) not in (-1, 1, -1.0, 1.0) for f in factors):
-            continue
-        rows.append({**{f: int(coded[f]) for f in factors}, "value": o["value"], "host": o["host"]})
-    points = {tuple(r[f] for f in factors) for r in rows}
-    if len(points) < len(factors) + 1:
-        return None, f"{len(points)} coded design points: too few to estimate {len(factors)} effects"
-    block = manifest["analysis"].get("block")
-    if block and len({r["host"] for r in rows}) < 2:
-        block = None
+    if "points" not in analysis:
+        return None, "the analysis plan names no design points (frozen by an older version)"
+    points = _design_points(manifest)
+    if not analysis.get("terms"):
+        return None, f"{len(points)} design point(s) in the plan: no effect model"
+    rows = [{**points[o["condition"]], "value": o["value"], "host": o["host"]}
+            for o in obs if o["condition"] in points]
     try:
-        return estimate_effects(rows, factors, response="value", terms="main", block=block), None
+        result = estimate_effects(
+            rows, letters, response="value", terms=analysis["terms"], block=analysis.get("block"),
+            method=analysis.get("method"), post_selection=bool(analysis.get("post_selection")),
+            drop_inestimable=True,
+        )
     except LedgerError as exc:
         return None, f"effects not estimable: {exc}"
+    result.dropped = list(analysis.get("dropped", [])) + result.dropped
+    result.dropped_reasons = {**analysis.get("dropped_reasons", {}), **result.dropped_reasons}
+    result.notes = _missing_notes(obs, manifest) + result.notes
+    return result, None
+
+
+def _missing_notes(obs: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
+    """Say which design-point runs failed: they are not in the model, and not at random."""
+    points = manifest["analysis"]["points"]
+    runs = [o for o in obs if o["condition"] in points]
+    failed = [o for o in runs if o["value"] is None]
+    if not failed:
+        return []
+    with_value = {o["condition"] for o in runs if o["value"] is not None}
+    empty = sorted(points[cid] for cid in points if cid not in with_value)
+    note = (f"{len(failed)} of {len(runs)} design-point runs failed and are not in the model "
+            f"(statistics.failures has the failure rate at each factor level)")
+    if empty:
+        note += f"; no ok run at all for {', '.join(empty)}: the design is incomplete"
+    return [note]
 
 
 def _factor_objects(manifest: dict[str, Any]) -> list[Factor]:
@@ -117,7 +149,7 @@ def derive_decision(
     """The decision body (without signer and time) that the frozen rule gives on these runs."""
     from stages.designs import point_name
     from stages.rules import apply_rule
-    from stages.stats import summarize
+    from stages.stats import failures_by_level, gate_flags, summarize
 
     if "baseline" in manifest.get("rule", {}):
         from stages.baselines import derive_baseline_decision
@@ -130,19 +162,18 @@ def derive_decision(
     effects, effects_note = _effects(obs, manifest)
     conds = manifest["conditions"]
     names = {cid: info["name"] for cid, info in conds.items()}
-    coded = {
-        cid: {k: int(v) for k, v in info.get("coded", {}).items() if v in (-1, 1)}
-        for cid, info in conds.items()
-    }
+    coded = _design_points(manifest)  # `reduce` maps onto design points only
+    factor_table = manifest["analysis"].get("factors", {})
     outcome = apply_rule(
         manifest.get("rule", {}),
         summaries,
         names=names,
         effects=effects,
         coded=coded,
-        factors=manifest["analysis"].get("factors", {}),
+        factors=factor_table,
         checks=manifest.get("checks", []),
     )
+    failures = failures_by_level(obs, coded, factor_table) if coded else None
     promoted = list(outcome.promoted)
     table = {cid: dict(conds[cid]) for cid in promoted}
     factors = _factor_objects(manifest)
@@ -162,6 +193,8 @@ def derive_decision(
             "conditions": [s.to_dict() for s in summaries],
             "effects": effects.to_dict() if effects is not None else None,
             "effects_note": effects_note,
+            "failures": failures,
+            "flags": gate_flags(summaries, outcome.ranking, outcome.promoted, names, failures),
         },
         "rule": manifest.get("rule", {}),
         "outcome": outcome.to_dict(),

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from itertools import combinations
 
+import numpy as np
+
 from ledger.errors import LedgerError
 
 LETTERS = "ABCDEFGH"
@@ -224,3 +226,133 @@ def design_for_runs(k: int, runs: int, generators: list[str] | None = None) -> D
     if runs > 2**k:
         raise LedgerError(f"design: runs={runs} exceeds the full factorial 2^{k}={2**k}")
     return fractional(k, k - (runs.bit_length() - 1), generators)
+
+
+# --------------------------------------------------------------------------- point sets
+#
+# A stage's effect set is not always a textbook design: a gate after a screen estimates on the
+# promoted points, or on the factorial `reduce` made. What matters for the analysis is found
+# from the points themselves: which factors vary, which products of them are constant on the
+# points (the defining relation, signed), and whether the points are a regular fraction (a coset
+# of a subgroup of the 2^k factorial, i.e. an orthogonal two-level design).
+
+
+def constant_words(levels: np.ndarray, max_words: int | None = None) -> list[tuple[int, int]]:
+    """(mask, sign) of every product of columns of `levels` (±1) that is constant on its rows.
+
+    Those words, with the identity (mask 0, sign +1) first, form the defining relation of the
+    point set: a group under multiplication (XOR of masks). Found as the null space over GF(2)
+    of the rows' differences (bit j = column j at -1), so the cost follows the number of words,
+    not 2^columns. More than `max_words` words is an error (LedgerError) instead of a list.
+    """
+    n, v = levels.shape
+    if n == 0 or v == 0:
+        return [(0, 1)]
+    bits = [sum(1 << j for j in range(v) if levels[i, j] < 0) for i in range(n)]
+    pivots: dict[int, int] = {}  # pivot column -> fully reduced row
+    for d in {b ^ bits[0] for b in bits} - {0}:
+        for col, row in pivots.items():
+            if d >> col & 1:
+                d ^= row
+        if not d:
+            continue
+        col = d.bit_length() - 1
+        for other in pivots:
+            if pivots[other] >> col & 1:
+                pivots[other] ^= d
+        pivots[col] = d
+    free = [j for j in range(v) if j not in pivots]
+    if max_words is not None and 2 ** len(free) > max_words:
+        raise LedgerError(f"{2 ** len(free)} words are constant on these rows (more than "
+                          f"{max_words})")
+    basis = [(1 << f) | sum(1 << col for col, row in pivots.items() if row >> f & 1)
+             for f in free]
+    out = []
+    for combo in range(2 ** len(basis)):
+        mask = 0
+        for i, word in enumerate(basis):
+            if combo >> i & 1:
+                mask ^= word
+        out.append((mask, -1 if bin(bits[0] & mask).count("1") % 2 else 1))
+    return sorted(out, key=lambda mw: (bin(mw[0]).count("1") > 0, mw[0]))
+
+
+def is_regular(levels: np.ndarray) -> bool:
+    """True when the distinct rows form a coset of a subgroup of {±1}^v (a regular fraction).
+
+    Regular fractions (full factorials and 2^(k-p) designs from generators) are orthogonal:
+    every estimable contrast is a column of ±1 balanced against every other.
+    """
+    rows = {tuple(int(x) for x in r) for r in levels}
+    if not rows:
+        return False
+    size = len(rows)
+    if size & (size - 1):
+        return False
+    as_bits = [sum(1 << j for j, x in enumerate(r) if x < 0) for r in sorted(rows)]
+    shifted = {b ^ as_bits[0] for b in as_bits}
+    return all((a ^ b) in shifted for a in shifted for b in shifted)
+
+
+@dataclass(frozen=True)
+class PointSet:
+    """The aliasing structure of a set of two-level points, found from the points alone."""
+
+    factors: list[str]
+    varying: list[str]
+    constant: dict[str, int]  # factor -> the one level it takes
+    n_points: int
+    regular: bool
+    defining_relation: list[str]  # signed words over the varying factors, "I" first
+    resolution: int | None  # None when no word: a full factorial in the varying factors
+
+    @property
+    def label(self) -> str:
+        v, n = len(self.varying), self.n_points
+        if not self.regular:
+            return f"{n} points in {v} varying factors (not a regular fraction)"
+        p = v - (n.bit_length() - 1)
+        base = f"2^{v}" if p == 0 else f"2^({v}-{p})"
+        return base if self.resolution is None else f"{base} {roman(self.resolution)}"
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "varying": list(self.varying),
+            "constant": dict(self.constant),
+            "n_points": self.n_points,
+            "regular": self.regular,
+            "defining_relation": list(self.defining_relation),
+            "resolution": self.resolution,
+        }
+
+
+def point_structure(points: list[dict[str, int]], factors: list[str]) -> PointSet:
+    """Varying and constant factors, defining relation, resolution and regularity of `points`.
+
+    Factors are letters (words are written like "ABD"); duplicate points count once.
+    """
+    for i, pt in enumerate(points):
+        bad = [f for f in factors if pt.get(f) not in (-1, 1)]
+        if bad:
+            raise LedgerError(f"design points: point {i} has no -1/+1 level for {bad[0]}")
+    distinct = sorted({tuple(int(pt[f]) for f in factors) for pt in points})
+    levels = np.array(distinct, dtype=np.int64).reshape(len(distinct), len(factors))
+    varying = [f for j, f in enumerate(factors) if len(set(levels[:, j])) > 1]
+    constant = {f: int(levels[0, j]) for j, f in enumerate(factors) if f not in varying}
+    sub = levels[:, [factors.index(f) for f in varying]]
+    words = []
+    for mask, sign in constant_words(sub)[1:]:
+        word = "".join(f for j, f in enumerate(varying) if mask >> j & 1)
+        words.append(("-" if sign < 0 else "") + word)
+    relation = ["I", *sorted(words, key=_word_key)]
+    resolution = min((len(w.lstrip("-")) for w in words), default=None)
+    return PointSet(
+        factors=list(factors),
+        varying=varying,
+        constant=constant,
+        n_points=len(distinct),
+        regular=bool(distinct) and is_regular(sub),
+        defining_relation=relation,
+        resolution=resolution,
+    )

@@ -29,7 +29,11 @@ def _level(text: str) -> int | None:
 def analyse_csv(
     path: str | Path, response: str, terms: str = "main", block: str | None = None
 ) -> dict:
-    """Read the CSV, estimate effects, and return the JSON-friendly effects table."""
+    """Read the CSV, estimate effects, and return the JSON-friendly effects table.
+
+    Keys: CSV_KEYS. Each effect has term, effect, coef, se, t, p, q, its 95% t interval
+    (ci_low, ci_high) and `aliases` (the other words of its chain in these rows).
+    """
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -90,4 +94,8 @@ def analyse_csv(
     except LedgerError as exc:
         raise LedgerError(f"{path}: {exc}") from None
     d = result.to_dict()
-    return {k: d[k] for k in ("effects", "method", "df_resid", "pse", "me", "sme")}
+    return {k: d[k] for k in CSV_KEYS}
+
+
+CSV_KEYS = ("effects", "method", "df_resid", "t_df", "pse", "me", "sme", "block", "dropped",
+            "dropped_reasons", "notes")

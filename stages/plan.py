@@ -16,7 +16,13 @@ from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.store import Store
 from stages.campaign import Campaign, StageSpec
-from stages.conditions import Condition, design_conditions, named_condition
+from stages.conditions import (
+    Condition,
+    design_conditions,
+    named_condition,
+    point_condition,
+    stage_design,
+)
 from stages.lookup import Entry, current_manifest, manifest_decision
 
 DEFAULT_DATA = Path("data/corpus")
@@ -170,6 +176,92 @@ def runner_identity(campaign: Campaign) -> dict[str, Any]:
     return {"kind": "builtin", "version": __version__, "code_sha256": code_sha256()}
 
 
+def effect_points(
+    campaign: Campaign, stage: StageSpec, conds: list[Condition], parent: Entry | None
+) -> dict[str, dict[str, int]]:
+    """The conditions whose runs enter the effect model, by id, with their coded levels.
+
+    A stage with a design: exactly its design points (a named condition enters only if it is
+    the same config, hence the same id). Without one: the parent gate's promoted conditions
+    that are points of the factorial itself (every factor at a level, every other key the
+    base's: checked by recomputing the id), never an anchor or an `add`ed condition.
+    """
+    if stage.design:
+        ids = {c.id for c in design_conditions(campaign, stage)}
+    else:
+        ids = set(parent.body.get("promoted", [])) if stage.parent and parent else set()
+    out = {}
+    for cond in conds:
+        levels = [cond.coded.get(f.letter) for f in campaign.factors]
+        if cond.id not in ids or any(x not in (-1, 1) for x in levels):
+            continue
+        coded = {f.letter: int(x) for f, x in zip(campaign.factors, levels, strict=True)}  # type: ignore[arg-type]
+        lattice = point_condition(campaign.base, campaign.factors, coded, "", "").id
+        if stage.design or lattice == cond.id:
+            out[cond.id] = coded
+    return out
+
+
+def _design_info(campaign: Campaign, stage: StageSpec) -> dict[str, Any] | None:
+    if not stage.design:
+        return None
+    design = stage_design(campaign, stage)
+    return {"label": design.label, "generators": list(design.generators),
+            "defining_relation": list(design.defining_relation),
+            "resolution": design.resolution}
+
+
+def analysis_plan(
+    campaign: Campaign, stage: StageSpec, conds: list[Condition], parent: Entry | None
+) -> dict[str, Any]:
+    """The frozen analysis `decide` and the audit carry out (docs/statistics.md).
+
+    Why frozen: which runs enter the effect model, which terms are fitted and how the error is
+    estimated are choices that change the answer, so they are fixed before the runs, like the
+    rule. Default: a regular fraction (the stage's design, or a factorial the parent made)
+    fits every alias class it can separate (resolution V: mains and 2FIs); unreplicated
+    (one cell) that model is saturated and Lenth's PSE is the error; replicated, OLS with the
+    host block and seeds as replicates. Any other set (not a regular fraction, or one of
+    resolution II whose main effects are aliased with each other) is post-selection: main
+    effects, OLS, descriptive only (no BH), and the rule may not use `fdr` on it.
+    """
+    from stages.designs import point_name, point_structure
+    from stages.stats import default_terms
+
+    letters = [f.letter for f in campaign.factors]
+    points = effect_points(campaign, stage, conds, parent)
+    plan: dict[str, Any] = {
+        "metric": campaign.metric,
+        "factors": campaign.factor_table,
+        "design": _design_info(campaign, stage),
+        "points": {cid: point_name(coded) for cid, coded in sorted(points.items())},
+        "block": "host" if len(stage.hosts) > 1 else None,
+        "replicates": "seed",
+        "fdr": stage.rule.get("fdr"),
+        "structure": None, "terms": [], "method": None, "post_selection": False,
+        "dropped": [], "dropped_reasons": {},
+    }
+    if len(points) >= 2 and letters:
+        structure = point_structure(list(points.values()), letters)
+        # orthogonal for main effects: a regular fraction whose mains are not aliased with
+        # one another (two promoted points that differ in D and E together are not)
+        orthogonal = structure.regular and (structure.resolution or 3) >= 3
+        terms, dropped, reasons = default_terms(list(points.values()), letters,
+                                                regular=orthogonal)
+        saturated = len(terms) + 1 >= structure.n_points
+        plan.update(structure=structure.to_dict(), terms=terms, dropped=dropped,
+                    dropped_reasons=reasons, post_selection=not orthogonal,
+                    method="lenth" if saturated and len(stage.cells) == 1 else "ols")
+    if "fdr" in stage.rule and (not plan["terms"] or plan["post_selection"]):
+        what = plan["structure"]["label"] if plan["structure"] else f"{len(points)} design points"
+        raise LedgerError(
+            f"{campaign.path}: stage {stage.name!r} rule key 'fdr': its effect set ({what}) is "
+            f"not an orthogonal design, so its effects are post-selection and get no BH test; "
+            f"give the stage a design or remove 'fdr'"
+        )
+    return plan
+
+
 def build_plan(
     store: Store, campaign: Campaign, stage_name: str, data: Path | None = None, *,
     for_simulation: bool = False,
@@ -233,13 +325,7 @@ def stage_plan(
         "conditions": table,
         "rule": stage.rule,
         "checks": stage.checks,
-        "analysis": {
-            "metric": campaign.metric,
-            "factors": campaign.factor_table,
-            "terms": "main",
-            "block": "host" if len(stage.hosts) > 1 else None,
-            "fdr": stage.rule.get("fdr"),
-        },
+        "analysis": analysis_plan(campaign, stage, conds, parent),
         "runner": runner,
         "data_sha256": data_sha256,
         "parent": parent.id if parent else None,

@@ -16,7 +16,10 @@ from ledger.errors import LedgerError
 from stages.designs import point_name
 from stages.stats import ConditionSummary, EffectsResult, bh, clean
 
-RULE_KEYS = ("top_k", "within", "keep", "wins_all_cells", "max_gap", "fdr", "reduce", "min_cells")
+RULE_KEYS = (
+    "top_k", "within", "keep", "wins_all_cells", "max_gap", "fdr", "reduce", "min_cells", "failed",
+)
+FAILED_POLICIES = ("exclude", "worst", "ignore")
 CHECK_KEYS = ("name", "a", "b", "within")
 EPS = 1e-12  # margins compare with this slack so that decimal margins behave as written
 
@@ -27,11 +30,12 @@ class RuleOutcome:
 
     promoted: list[str]
     new_points: list[dict] = field(default_factory=list)  # {"name", "coded"} to materialize
-    excluded: list[dict] = field(default_factory=list)  # {"condition", "name", "reason"}
+    excluded: list[dict] = field(default_factory=list)  # {"condition", "name", "reason", "failed"}
     significant: list[str] = field(default_factory=list)  # factor letters, BH at `fdr`
     verdicts: list[dict] = field(default_factory=list)  # {"name", "pass", "detail"}
     trace: list[str] = field(default_factory=list)
     best: str | None = None
+    ranking: list[str] = field(default_factory=list)  # eligible ids in the gate's order
 
     def to_dict(self) -> dict:
         return {
@@ -42,6 +46,7 @@ class RuleOutcome:
             "verdicts": [dict(v) for v in self.verdicts],
             "trace": list(self.trace),
             "best": self.best,
+            "ranking": list(self.ranking),
         }
 
 
@@ -66,6 +71,10 @@ def validate_rule(rule: dict) -> dict:
         _num("within", rule["within"])
     if "min_cells" in rule:
         _num("min_cells", rule["min_cells"], integer=True, low=1)
+    if "failed" in rule and rule["failed"] not in FAILED_POLICIES:
+        raise LedgerError(
+            f"rule key 'failed': {rule['failed']!r} must be one of {', '.join(FAILED_POLICIES)}"
+        )
     if "fdr" in rule:
         f = _num("fdr", rule["fdr"])
         if not 0 < f <= 1:
@@ -115,6 +124,51 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
+def _runs_text(failed: list[dict]) -> str:
+    return ", ".join(f"{f['host']}/{f['seed']} {f['status']}" for f in failed)
+
+
+class _Gate:
+    """What the rule's jobs share: the rule, the summaries by id, names, and the ranking."""
+
+    def __init__(self, rule: dict, summaries: list[ConditionSummary], names: dict[str, str],
+                 coded: dict[str, dict[str, int]], factors: dict[str, dict]) -> None:
+        self.rule, self.names, self.coded, self.factors = rule, names, coded, factors
+        self.summaries = sorted(summaries, key=lambda s: s.condition)
+        self.by_id = {s.condition: s for s in summaries}
+        self.policy = rule.get("failed", "exclude")
+        self.out = RuleOutcome(promoted=[])
+        self.ranking: list[ConditionSummary] = []
+        self.rank: dict[str, int] = {}
+        self.reference: ConditionSummary | None = None  # the best mean margins are measured from
+
+    @property
+    def trace(self) -> list[str]:
+        return self.out.trace
+
+    def label(self, cid: str) -> str:
+        """`name [8-hex id]`: readable, and still unambiguous next to the full ids."""
+        name = self.names.get(cid)
+        return f"{name} [{cid[:8]}]" if name and name != cid else cid
+
+    def resolve(self, name: str, where: str) -> str:
+        ids = sorted(cid for cid, n in self.names.items() if n == name)
+        if len(ids) > 1:
+            raise LedgerError(f"{where}: condition name {name!r} is ambiguous ({', '.join(ids)})")
+        if ids:
+            return ids[0]
+        if name in self.by_id or name in self.names or name in self.coded:
+            return name
+        raise LedgerError(f"{where}: unknown condition {name!r}")
+
+    def excluded_reason(self, cid: str) -> str | None:
+        return next((e["reason"] for e in self.out.excluded if e["condition"] == cid), None)
+
+    def failing(self, s: ConditionSummary) -> bool:
+        """Has failed runs that the policy holds against it (never under `ignore`)."""
+        return bool(s.failed) and self.policy != "ignore"
+
+
 def apply_rule(
     rule: dict,
     summaries: list[ConditionSummary],
@@ -125,165 +179,200 @@ def apply_rule(
     factors: dict[str, dict] | None = None,
     checks: Iterable[dict] = (),
 ) -> RuleOutcome:
-    """Apply a frozen gate rule to a stage's condition summaries (see docs/statistics.md)."""
+    """Apply a frozen gate rule to a stage's condition summaries (see docs/statistics.md).
+
+    `coded` holds the design points only (by condition id): `reduce` maps its points onto
+    them and nothing else. The jobs, in order: eligibility and ranking (with the `failed`
+    policy), significance and `reduce`, the ranking selectors, the adders, the final order,
+    the checks.
+    """
     validate_rule(rule)
     checks = validate_checks(checks)
-    coded = coded or {}
-    factors = factors or {}
-    by_id = {s.condition: s for s in summaries}
+    gate = _Gate(rule, summaries, names, coded or {}, factors or {})
+    _rank(gate)
+    reduce_ids, reduced = _significance_and_reduce(gate, effects)
+    promoted, reasons = ([], {}) if reduced else _select_by_rank(gate)
+    promoted += _wins_all_cells(gate)
+    promoted += _max_gap(gate)
+    promoted += _keep(gate)
+    promoted += reduce_ids
+    _order(gate, promoted, reasons)
+    for c in checks:
+        gate.out.verdicts.append(_check(c, gate))
+    return gate.out
 
-    def label(cid: str) -> str:
-        """`name [8-hex id]`: readable, and still unambiguous next to the full ids."""
-        name = names.get(cid)
-        return f"{name} [{cid[:8]}]" if name and name != cid else cid
 
-    def resolve(name: str, where: str) -> str:
-        ids = sorted(cid for cid, n in names.items() if n == name)
-        if len(ids) > 1:
-            raise LedgerError(f"{where}: condition name {name!r} is ambiguous ({', '.join(ids)})")
-        if ids:
-            return ids[0]
-        if name in by_id or name in names or name in coded:
-            return name
-        raise LedgerError(f"{where}: unknown condition {name!r}")
+def _ineligible(gate: _Gate, s: ConditionSummary) -> str | None:
+    """Why a condition cannot be ranked at this gate, or None."""
+    runs = s.n + len(s.failed)
+    min_cells = gate.rule.get("min_cells")
+    if runs == 0:
+        return "no recorded runs"
+    if min_cells is not None and s.n_cells < min_cells:
+        return f"{s.n_cells} ok cells < min_cells {min_cells}"
+    if s.failed and gate.policy == "exclude":
+        return f"{len(s.failed)} of {runs} runs failed ({_runs_text(s.failed)}); failed = exclude"
+    if s.n == 0 and gate.policy == "ignore":
+        return f"no ok runs ({_runs_text(s.failed)})"
+    return None
 
-    out = RuleOutcome(promoted=[])
-    trace = out.trace
 
-    # Eligibility.
-    min_cells = rule.get("min_cells")
-    eligible: list[ConditionSummary] = []
-    for s in sorted(summaries, key=lambda s: s.condition):
-        if s.n == 0 or s.mean is None:
-            reason = "no ok runs"
-        elif min_cells is not None and s.n_cells < min_cells:
-            reason = f"{s.n_cells} ok cells < min_cells {min_cells}"
-        else:
-            eligible.append(s)
-            if not s.complete:
-                trace.append(
-                    f"note {label(s.condition)}: incomplete, {s.n_cells} of "
-                    f"{s.n_cells_expected} cells"
-                )
+def _rank(gate: _Gate) -> None:
+    """Eligibility, then the ranking: by mean; under `failed = worst` the conditions with failed
+    runs come after every condition without, by (failed runs, mean, id)."""
+    clean_ranked, failing = [], []
+    for s in gate.summaries:
+        reason = _ineligible(gate, s)
+        if reason is not None:
+            gate.out.excluded.append({"condition": s.condition, "name": gate.names.get(s.condition),
+                                      "reason": reason, "failed": [dict(f) for f in s.failed]})
+            gate.trace.append(f"excluded {gate.label(s.condition)}: {reason}")
             continue
-        out.excluded.append(
-            {"condition": s.condition, "name": names.get(s.condition), "reason": reason}
-        )
-        trace.append(f"excluded {label(s.condition)}: {reason}")
+        (failing if gate.failing(s) else clean_ranked).append(s)
+        notes = []
+        if s.failed:
+            notes.append(f"{len(s.failed)} failed run(s) ({_runs_text(s.failed)}); failed = "
+                         f"{gate.policy}: " + ("ranked after every condition without"
+                                              if gate.policy == "worst" else
+                                              f"ranked on its {s.n} ok run(s)"))
+        elif not s.complete:
+            notes.append(f"incomplete, {s.n_cells} of {s.n_cells_expected} cells")
+        for note in notes:
+            gate.trace.append(f"note {gate.label(s.condition)}: {note}")
+    clean_ranked.sort(key=lambda s: (s.mean, s.condition))
+    failing.sort(key=lambda s: (len(s.failed), s.mean is None, s.mean or 0.0, s.condition))
+    gate.ranking = clean_ranked + failing
+    gate.rank = {s.condition: i for i, s in enumerate(gate.ranking, start=1)}
+    gate.out.ranking = [s.condition for s in gate.ranking]
+    gate.reference = clean_ranked[0] if clean_ranked else None
+    gate.out.best = gate.ranking[0].condition if gate.ranking else None
+    if not gate.ranking:
+        gate.trace.append("no eligible condition: nothing ranked")
 
-    ranking = sorted(eligible, key=lambda s: (s.mean, s.condition))
-    rank = {s.condition: i for i, s in enumerate(ranking, start=1)}
-    n_ranked = len(ranking)
-    best = ranking[0] if ranking else None
-    out.best = best.condition if best else None
-    if best is None:
-        trace.append("no eligible condition: nothing ranked")
 
-    # Significant factors (fdr) and the reduced space (reduce).
-    reduce_ids: list[str] = []
-    reduced = False
-    if "fdr" in rule:
-        out.significant = _significant(rule["fdr"], effects, factors, trace)
-        if rule.get("reduce"):
-            if out.significant:
-                reduced = True
-                reduce_ids = _reduce(out, effects, factors, coded, names, trace)
-            else:
-                trace.append("reduce: no factor is significant; promoting per the other selectors")
+def _significance_and_reduce(gate: _Gate, effects: EffectsResult | None) -> tuple[list[str], bool]:
+    """`fdr`: BH-significant factors; `reduce`: their reduced factorial (replaces ranking)."""
+    rule = gate.rule
+    if "fdr" not in rule:
+        return [], False
+    gate.out.significant = _significant(rule["fdr"], effects, gate.factors, gate.trace)
+    if not rule.get("reduce"):
+        return [], False
+    if not gate.out.significant:
+        gate.trace.append("reduce: no factor is significant; promoting per the other selectors")
+        return [], False
+    return _reduce(gate.out, effects, gate.factors, gate.coded, gate.names, gate.trace), True
 
-    # Ranking selectors.
-    promoted: list[str] = []
-    reasons: dict[str, list[str]] = {}
-    top_k, within = rule.get("top_k"), rule.get("within")
-    if not reduced and best is not None and (top_k is not None or within is not None):
-        pool = ranking
-        if within is not None:
-            pool = [s for s in pool if s.mean - best.mean <= within + EPS]
-        if top_k is not None:
-            pool = pool[:top_k]
-        chosen = {s.condition for s in pool}
-        for s in ranking:
-            gap = s.mean - best.mean
-            head = (
-                f"rank {rank[s.condition]} of {n_ranked}, mean {_fmt(s.mean)} ± {_fmt(s.sd)} sd "
-                f"over {s.n_cells} cells"
-            )
-            if s.condition in chosen:
-                promoted.append(s.condition)
-                trace.append(f"promoted {label(s.condition)}: {head}")
-                continue
-            why = []
-            if within is not None and gap > within + EPS:
-                why.append(f"{_fmt(gap)} above best (margin {_fmt(within)})")
-            if top_k is not None and not why:
-                why.append(f"outside top_k {top_k}")
-            reasons[s.condition] = [f"rank {rank[s.condition]} of {n_ranked}", *why]
-    elif not reduced and best is not None:
-        trace.append("no top_k or within: no one is promoted by ranking")
 
-    if rule.get("wins_all_cells"):
-        winners = [
-            s
-            for s in ranking
-            if s.n_cells_expected > 0 and s.complete and s.wins == s.n_cells_expected
-        ]
-        if not winners:
-            trace.append("wins_all_cells: no condition ranks first in every cell")
-        for s in winners:
+def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
+    """`within` (margin to the best mean) then `top_k` (the first k of the ranking)."""
+    top_k, within = gate.rule.get("top_k"), gate.rule.get("within")
+    if not gate.ranking:
+        return [], {}
+    if top_k is None and within is None:
+        gate.trace.append("no top_k or within: no one is promoted by ranking")
+        return [], {}
+    ref = gate.reference
+    pool = gate.ranking
+    if within is not None:
+        if ref is None:
+            gate.trace.append("within: every ranked condition has failed runs; none is within "
+                              "a margin")
+        pool = [s for s in pool if ref is not None and not gate.failing(s)
+                and s.mean - ref.mean <= within + EPS]
+    if top_k is not None:
+        pool = pool[:top_k]
+    chosen = {s.condition for s in pool}
+    promoted, reasons = [], {}
+    n_ranked = len(gate.ranking)
+    for s in gate.ranking:
+        rank = f"rank {gate.rank[s.condition]} of {n_ranked}"
+        if s.condition in chosen:
             promoted.append(s.condition)
-            trace.append(
-                f"promoted {label(s.condition)}: wins_all_cells, first in all "
-                f"{s.n_cells_expected} cells"
-            )
+            extra = f", {len(s.failed)} failed run(s)" if s.failed else ""
+            gate.trace.append(f"promoted {gate.label(s.condition)}: {rank}, mean {_fmt(s.mean)} ± "
+                              f"{_fmt(s.sd)} sd over {s.n_cells} cells{extra}")
+            continue
+        why = []
+        if within is not None and gate.failing(s):
+            why.append(f"{len(s.failed)} failed run(s) (failed = {gate.policy}): never within a "
+                       "margin")
+        elif within is not None and ref is not None and s.mean - ref.mean > within + EPS:
+            why.append(f"{_fmt(s.mean - ref.mean)} above best (margin {_fmt(within)})")
+        if top_k is not None and not why:
+            why.append(f"outside top_k {top_k}")
+        reasons[s.condition] = [rank, *why]
+    return promoted, reasons
 
-    if "max_gap" in rule:
-        mg = rule["max_gap"]
-        cid = resolve(mg["condition"], "rule key 'max_gap'")
-        s = by_id.get(cid)
-        vname = f"max_gap:{mg['condition']}"
-        if best is None or s is None or s.mean is None:
-            out.verdicts.append(
-                {"name": vname, "pass": False, "detail": f"no data for {label(cid)}"}
-            )
-            trace.append(f"max_gap {label(cid)}: no data, not promoted")
-        elif cid not in rank:
-            detail = f"{label(cid)} excluded: " + next(
-                e["reason"] for e in out.excluded if e["condition"] == cid
-            )
-            out.verdicts.append({"name": vname, "pass": False, "detail": detail})
-            trace.append(f"max_gap {detail}, not promoted")
-        else:
-            gap = s.mean - best.mean
-            ok = gap <= mg["gap"] + EPS
-            detail = f"gap {_fmt(gap)} to best {label(best.condition)} vs max {_fmt(mg['gap'])}"
-            out.verdicts.append({"name": vname, "pass": ok, "detail": detail})
-            if ok:
-                promoted.append(cid)
-                trace.append(f"promoted {label(cid)}: max_gap, {detail}")
-            else:
-                trace.append(f"max_gap {label(cid)} not promoted: {detail}")
 
-    for name in rule.get("keep", []):
-        cid = resolve(name, "rule key 'keep'")
-        promoted.append(cid)
-        s = by_id.get(cid)
+def _wins_all_cells(gate: _Gate) -> list[str]:
+    if not gate.rule.get("wins_all_cells"):
+        return []
+    winners = [s for s in gate.ranking if s.n_cells_expected > 0 and s.complete and not s.failed
+               and s.wins == s.n_cells_expected]
+    if not winners:
+        gate.trace.append("wins_all_cells: no condition ranks first in every cell")
+    for s in winners:
+        gate.trace.append(f"promoted {gate.label(s.condition)}: wins_all_cells, first in all "
+                          f"{s.n_cells_expected} cells")
+    return [s.condition for s in winners]
+
+
+def _max_gap(gate: _Gate) -> list[str]:
+    """Promote the named condition iff its mean is at most `gap` above the best; a verdict."""
+    if "max_gap" not in gate.rule:
+        return []
+    mg = gate.rule["max_gap"]
+    cid = gate.resolve(mg["condition"], "rule key 'max_gap'")
+    s, ref = gate.by_id.get(cid), gate.reference
+    vname = f"max_gap:{mg['condition']}"
+    excluded = gate.excluded_reason(cid)
+    if excluded is not None:
+        detail = f"{gate.label(cid)} excluded: {excluded}"
+    elif s is None or s.mean is None or ref is None:
+        detail = f"no data for {gate.label(cid)}"
+    elif gate.failing(s):
+        detail = f"{gate.label(cid)} has {len(s.failed)} failed run(s) (failed = {gate.policy})"
+    else:
+        gap = s.mean - ref.mean
+        ok = gap <= mg["gap"] + EPS
+        detail = f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(mg['gap'])}"
+        gate.out.verdicts.append({"name": vname, "pass": ok, "detail": detail})
+        gate.trace.append(f"promoted {gate.label(cid)}: max_gap, {detail}" if ok
+                          else f"max_gap {gate.label(cid)} not promoted: {detail}")
+        return [cid] if ok else []
+    gate.out.verdicts.append({"name": vname, "pass": False, "detail": detail})
+    gate.trace.append(f"max_gap {detail}, not promoted")
+    return []
+
+
+def _keep(gate: _Gate) -> list[str]:
+    out = []
+    n_ranked = len(gate.ranking)
+    for name in gate.rule.get("keep", []):
+        cid = gate.resolve(name, "rule key 'keep'")
+        out.append(cid)
+        s = gate.by_id.get(cid)
         if s is None or s.n == 0:
-            trace.append(f"kept {label(cid)}: always carried (no ok data at this stage)")
-        elif cid not in rank:
-            trace.append(f"kept {label(cid)}: always carried (excluded from ranking)")
+            why = "no ok data at this stage"
+        elif cid not in gate.rank:
+            why = "excluded from ranking"
         else:
-            trace.append(f"kept {label(cid)}: always carried, rank {rank[cid]} of {n_ranked}")
+            why = None
+        gate.trace.append(f"kept {gate.label(cid)}: always carried" +
+                          (f" ({why})" if why else f", rank {gate.rank[cid]} of {n_ranked}"))
+    return out
 
-    promoted.extend(reduce_ids)
+
+def _order(gate: _Gate, promoted: list[str], reasons: dict[str, list[str]]) -> None:
+    """Deduplicate, order by rank (unranked last, by name), and say who was left out."""
     unique = list(dict.fromkeys(promoted))
-    out.promoted = sorted(unique, key=lambda c: (c not in rank, rank.get(c, 0), names.get(c, c), c))
+    rank, names = gate.rank, gate.names
+    gate.out.promoted = sorted(unique, key=lambda c: (c not in rank, rank.get(c, 0),
+                                                      names.get(c, c), c))
     for cid in sorted(reasons, key=rank.__getitem__):
         if cid not in unique:
-            trace.append(f"not promoted {label(cid)}: {', '.join(reasons[cid])}")
-
-    for c in checks:
-        out.verdicts.append(_check(c, ranking, by_id, resolve, label))
-    return out
+            gate.trace.append(f"not promoted {gate.label(cid)}: {', '.join(reasons[cid])}")
 
 
 def _significant(
@@ -293,10 +382,18 @@ def _significant(
     if effects is None:
         trace.append("fdr: no effect estimates at this stage; no factor is significant")
         return []
+    if effects.post_selection:
+        trace.append("fdr: the effects here are post-selection (not an orthogonal design); "
+                     "no factor is significant")
+        return []
     letters = (
         sorted(factors) if factors else sorted(e.term for e in effects.effects if len(e.term) == 1)
     )
     rows = [e for e in effects.effects if e.term in letters]
+    for letter in letters:
+        if effects.get(letter) is None:
+            why = effects.dropped_reasons.get(letter, "not in the plan")
+            trace.append(f"fdr: {letter} not estimated ({why}); not significant")
     usable = [e for e in rows if e.p is not None]
     for e in rows:
         if e.p is None:
@@ -362,22 +459,26 @@ def _reduce(
     return ids
 
 
-def _check(c: dict, ranking: list[ConditionSummary], by_id: dict, resolve, label) -> dict:
+def _check(c: dict, gate: _Gate) -> dict:
     """A recorded yes/no near-equivalence verdict; never changes the promoted set."""
 
-    def pick(name: str) -> tuple[str | None, float | None]:
+    def pick(name: str) -> tuple[str | None, ConditionSummary | None]:
         if name == "best":
-            return (ranking[0].condition, ranking[0].mean) if ranking else (None, None)
-        cid = resolve(name, f"check {c['name']!r}")
-        s = by_id.get(cid)
-        return cid, (s.mean if s is not None else None)
+            return (gate.ranking[0].condition, gate.ranking[0]) if gate.ranking else (None, None)
+        cid = gate.resolve(name, f"check {c['name']!r}")
+        return cid, gate.by_id.get(cid)
 
-    (ia, ma), (ib, mb) = pick(c["a"]), pick(c["b"])
-    missing = [n for n, m in ((c["a"], ma), (c["b"], mb)) if m is None]
+    (ia, sa), (ib, sb) = pick(c["a"]), pick(c["b"])
+    missing = [n for n, s in ((c["a"], sa), (c["b"], sb)) if s is None or s.mean is None]
     if missing:
-        detail = "no data for " + " and ".join(missing)
+        return {"name": c["name"], "pass": False, "detail": "no data for " + " and ".join(missing)}
+    failing = [f"{gate.label(cid)} has {len(s.failed)} failed run(s)"
+               for cid, s in ((ia, sa), (ib, sb)) if gate.failing(s)]
+    if failing:
+        detail = "; ".join(dict.fromkeys(failing)) + f" (failed = {gate.policy})"
         return {"name": c["name"], "pass": False, "detail": detail}
-    diff = abs(ma - mb)  # type: ignore[operator]
+    diff = abs(sa.mean - sb.mean)  # type: ignore[union-attr,operator]
     ok = diff <= c["within"] + EPS
-    detail = f"|{label(ia)} - {label(ib)}| = {_fmt(diff)} {'<=' if ok else '>'} {_fmt(c['within'])}"
+    detail = (f"|{gate.label(ia)} - {gate.label(ib)}| = {_fmt(diff)} {'<=' if ok else '>'} "
+              f"{_fmt(c['within'])}")
     return {"name": c["name"], "pass": ok, "detail": detail}

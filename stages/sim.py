@@ -13,7 +13,9 @@ The surface (all knobs in the campaign's `[sim]` table, defaults below)::
               + sum_j penalties[j] / 2 * x_j * (ref_budget / budget) ** penalty_decay
               + hosts[host] + noise * N(0, 1)
 
-`penalties` are the "high-penalty directions" that shrink as the budget grows.
+`penalties` are the "high-penalty directions" that shrink as the budget grows. A condition
+named in `diverge` diverges in every run: its log stops at 30% of the budget on a step whose
+loss is 10x the first step's (the evidence ingest asks of a diverged run), with no metric.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.errors import LedgerError
-from runner.schema import DIVERGE_FACTOR
 
 SIM_VERSION = "1"
 DEFAULTS: dict[str, Any] = {
@@ -197,9 +198,14 @@ def simulate_log(
                 "tokens": i * tokens_per_step,
             }
         )
-    if diverged and len(lines) > 2:
-        # the evidence ingest asks of a diverged run: a loss exploding past the first step's
-        lines[-1]["loss"] = round(lines[1]["loss"] * DIVERGE_FACTOR * 2, 6)
+    if diverged:
+        # as the runner does: the run stops at the step whose loss exploded (> 3 x the first)
+        train_s = outcome.training_seconds
+        lines = [line for line in lines if line["type"] != "step" or line["step"] == 1]
+        first = lines[-1]["loss"]
+        step = max(2, int(steps * 0.3))
+        lines.append({"type": "step", "step": step, "train_seconds": train_s,
+                      "loss": round(first * 10, 6), "lr": 1.0, "tokens": step * tokens_per_step})
     summary = {
         "type": "summary",
         "status": outcome.status,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -46,7 +47,9 @@ def _ok_value(obs: dict) -> float | None:
 
 @dataclass
 class ConditionSummary:
-    """One condition at one stage: how good (mean, CI, rank) and how consistent (wins)."""
+    """One condition at one stage: how good (mean, CI, rank), how consistent (wins, hosts),
+    and which of its runs failed (a failure is data about the recipe, never dropped silently).
+    """
 
     condition: str
     n: int
@@ -60,11 +63,21 @@ class ConditionSummary:
     wins: int
     ranks_per_cell: dict[str, int] = field(default_factory=dict)
     n_cells: int = 0  # distinct cells with at least one ok value
+    n_runs: int = 0  # recorded runs, failed ones included
+    failed: list[dict] = field(default_factory=list)  # {"seed", "host", "status"}
+    by_host: dict[str, float] = field(default_factory=dict)  # mean of ok values per host
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failed)
 
     def to_dict(self) -> dict:
         return {
             "condition": self.condition,
             "n": self.n,
+            "n_runs": self.n_runs,
+            "n_failed": self.n_failed,
+            "failed": [dict(f) for f in self.failed],
             "n_cells": self.n_cells,
             "mean": clean(self.mean),
             "sd": clean(self.sd),
@@ -75,6 +88,7 @@ class ConditionSummary:
             "complete": self.complete,
             "wins": self.wins,
             "ranks_per_cell": dict(sorted(self.ranks_per_cell.items())),
+            "by_host": {h: clean(v) for h, v in sorted(self.by_host.items())},
         }
 
 
@@ -88,16 +102,61 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float | No
     return m - half, m + half
 
 
+def failed_run(obs: dict) -> dict:
+    """How a failed run is named everywhere: its cell and what its status was."""
+    status = obs.get("status")
+    if status == "ok":
+        status = "ok without a finite metric"
+    return {"seed": obs["seed"], "host": obs["host"], "status": status}
+
+
+@dataclass
+class _Gathered:
+    """A stage's observations sorted into what the summaries need."""
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, list[dict]] = field(default_factory=dict)
+    per_cell: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    per_host: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+
+def _gather(obs: list[dict]) -> _Gathered:
+    g = _Gathered()
+    for o in obs:
+        cond = str(o["condition"])
+        g.values.setdefault(cond, [])
+        g.runs[cond] = g.runs.get(cond, 0) + 1
+        v = _ok_value(o)
+        if v is None:
+            g.failed.setdefault(cond, []).append(failed_run(o))
+            continue
+        g.values[cond].append(v)
+        g.per_cell.setdefault(cell_key(o["seed"], o["host"]), {}).setdefault(cond, []).append(v)
+        g.per_host.setdefault(cond, {}).setdefault(str(o["host"]), []).append(v)
+    return g
+
+
+def _cell_ranks(g: _Gathered) -> dict[str, dict[str, int]]:
+    """Condition -> cell -> rank of its mean in that cell (ties by condition id)."""
+    ranks: dict[str, dict[str, int]] = {c: {} for c in g.values}
+    for ck, conds in g.per_cell.items():
+        order = sorted(conds, key=lambda c: (statistics.fmean(conds[c]), c))
+        for r, c in enumerate(order, start=1):
+            ranks[c][ck] = r
+    return ranks
+
+
 def summarize(
     observations: Iterable[dict], cells: Iterable[tuple[object, object]] | None = None
 ) -> list[ConditionSummary]:
-    """Summarize each condition; only status "ok" with a finite value counts.
+    """Summarize each condition; only status "ok" with a finite value counts as a value.
 
     `cells` is the planned list of (seed, host) pairs; by default, every cell seen in the
     observations. Ranks: 1 = lowest mean (the metric is minimized), ties by condition id;
     conditions without any ok value get rank None. Within a cell, each condition's value is
     the mean of its ok values there; cell ranks break ties by condition id, and a win is a
-    cell where the condition ranks first.
+    cell where the condition ranks first. Every other run is listed in `failed`.
     """
     obs = list(observations)
     for i, o in enumerate(obs):
@@ -111,50 +170,125 @@ def summarize(
     else:
         expected = list(dict.fromkeys((s, h) for s, h in cells))
     expected_keys = {cell_key(s, h) for s, h in expected}
-
-    values: dict[str, list[float]] = {}
-    per_cell: dict[str, dict[str, list[float]]] = {}
-    for o in obs:
-        cond = str(o["condition"])
-        values.setdefault(cond, [])
-        v = _ok_value(o)
-        if v is None:
-            continue
-        values[cond].append(v)
-        per_cell.setdefault(cell_key(o["seed"], o["host"]), {}).setdefault(cond, []).append(v)
-
-    cell_ranks: dict[str, dict[str, int]] = {c: {} for c in values}
-    for ck, conds in per_cell.items():
-        order = sorted(conds, key=lambda c: (statistics.fmean(conds[c]), c))
-        for r, c in enumerate(order, start=1):
-            cell_ranks[c][ck] = r
-
-    means = {c: statistics.fmean(v) for c, v in values.items() if v}
-    order = sorted(means, key=lambda c: (means[c], c))
-    rank = {c: i for i, c in enumerate(order, start=1)}
+    g = _gather(obs)
+    cell_ranks = _cell_ranks(g)
+    means = {c: statistics.fmean(v) for c, v in g.values.items() if v}
+    rank = {c: i for i, c in enumerate(sorted(means, key=lambda c: (means[c], c)), start=1)}
     out = []
-    for c in sorted(values):
-        v = values[c]
+    for c in sorted(g.values):
+        v = g.values[c]
         lo, hi = t_interval(v)
         in_plan = {k: r for k, r in cell_ranks[c].items() if k in expected_keys}
-        out.append(
-            ConditionSummary(
-                condition=c,
-                n=len(v),
-                mean=means.get(c),
-                sd=statistics.stdev(v) if len(v) >= 2 else None,
-                ci_low=lo,
-                ci_high=hi,
-                rank=rank.get(c),
-                n_cells_expected=len(expected),
-                complete=bool(expected) and len(in_plan) == len(expected),
-                wins=sum(1 for r in in_plan.values() if r == 1),
-                ranks_per_cell=dict(sorted(cell_ranks[c].items())),
-                n_cells=len(cell_ranks[c]),
-            )
-        )
+        out.append(ConditionSummary(
+            condition=c, n=len(v), mean=means.get(c),
+            sd=statistics.stdev(v) if len(v) >= 2 else None, ci_low=lo, ci_high=hi,
+            rank=rank.get(c), n_cells_expected=len(expected),
+            complete=bool(expected) and len(in_plan) == len(expected),
+            wins=sum(1 for r in in_plan.values() if r == 1),
+            ranks_per_cell=dict(sorted(cell_ranks[c].items())), n_cells=len(cell_ranks[c]),
+            n_runs=g.runs[c],
+            failed=sorted(g.failed.get(c, []), key=lambda f: (str(f["host"]), str(f["seed"]))),
+            by_host={h: statistics.fmean(x) for h, x in g.per_host.get(c, {}).items()},
+        ))
     out.sort(key=lambda s: (s.rank is None, s.rank or 0, s.condition))
     return out
+
+
+# --------------------------------------------------------------------------- failures
+
+FAILURE_ALPHA = 0.05  # Fisher's exact test level at which unequal failure rates are flagged
+
+
+def failures_by_level(
+    observations: Iterable[dict], coded: dict[str, dict[str, int]], factors: dict[str, dict]
+) -> dict:
+    """Failure rate at each level of each factor, over the runs of the points in `coded`.
+
+    Why: failures are not missing at random; a factor whose high level makes runs diverge is
+    itself an effect, invisible to a model fitted on the surviving runs. Only the design
+    points (`coded`, by condition id) are counted, so both levels of a factor are balanced
+    over the others. A factor is flagged when Fisher's exact test on its 2x2 table (level x
+    failed) gives two-sided p <= FAILURE_ALPHA.
+    """
+    rows = [(coded[o["condition"]], _ok_value(o) is None) for o in observations
+            if o["condition"] in coded]
+    table: dict[str, dict] = {}
+    flagged = []
+    for letter in sorted(factors):
+        counts = {}
+        for name, level in (("low", -1), ("high", 1)):
+            at = [failed for point, failed in rows if point.get(letter) == level]
+            counts[name] = {"runs": len(at), "failed": sum(at),
+                            "rate": clean(sum(at) / len(at)) if at else None}
+        low, high = counts["low"], counts["high"]
+        p = None
+        if low["runs"] and high["runs"] and (low["failed"] or high["failed"]):
+            p = float(sps.fisher_exact([[low["failed"], low["runs"] - low["failed"]],
+                                        [high["failed"], high["runs"] - high["failed"]]]).pvalue)
+        unequal = p is not None and p <= FAILURE_ALPHA
+        table[letter] = {"key": factors[letter].get("key"), **counts, "p": clean(p),
+                         "unequal": unequal}
+        if unequal:
+            flagged.append(letter)
+    return {"n_runs": len(rows), "n_failed": sum(f for _, f in rows), "factors": table,
+            "flagged": flagged}
+
+
+def _label(cid: str, names: dict[str, str]) -> str:
+    name = names.get(cid)
+    return f"{name} [{cid[:8]}]" if name and name != cid else cid
+
+
+def _fmt4(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def gate_flags(
+    summaries: Sequence[ConditionSummary],
+    ranking: Sequence[str],
+    promoted: Iterable[str],
+    names: dict[str, str],
+    failures: dict | None = None,
+) -> list[dict]:
+    """What a reviewer must not miss at a gate, each `{"kind", "detail"}`.
+
+    * `winner_overlaps_runner_up`: the 95% intervals of the gate's first and second overlap
+      (the order of the two is not resolved by the data);
+    * `host_reverses_order`: on some host the runner-up has the lower mean, or, at the
+      boundary of the ranking's promoted top block (when it holds 2 or more), the first
+      condition left out beats the last one in;
+    * `failures_by_level`: a factor whose levels fail unequally (see `failures_by_level`).
+    """
+    by_id = {s.condition: s for s in summaries}
+    flags = []
+    ranked = [by_id[c] for c in ranking if c in by_id and by_id[c].mean is not None]
+    if len(ranked) >= 2:
+        first, second = ranked[0], ranked[1]
+        if None not in (first.ci_high, second.ci_low) and first.ci_high >= second.ci_low:
+            flags.append({"kind": "winner_overlaps_runner_up", "detail": (
+                f"winner {_label(first.condition, names)} [{_fmt4(first.ci_low)}, "
+                f"{_fmt4(first.ci_high)}] overlaps runner-up {_label(second.condition, names)} "
+                f"[{_fmt4(second.ci_low)}, {_fmt4(second.ci_high)}]")})
+        pairs = [(first, second)]
+        chosen = set(promoted)
+        cut = next((i for i, s in enumerate(ranked) if s.condition not in chosen), None)
+        if cut is not None and cut >= 2:  # the top block's boundary: last in, first left out
+            pairs.append((ranked[cut - 1], ranked[cut]))
+        for a, b in pairs:
+            for host in sorted(set(a.by_host) & set(b.by_host)):
+                if b.by_host[host] < a.by_host[host]:
+                    flags.append({"kind": "host_reverses_order", "detail": (
+                        f"on host {host}, {_label(b.condition, names)} "
+                        f"({_fmt4(b.by_host[host])}) beats {_label(a.condition, names)} "
+                        f"({_fmt4(a.by_host[host])}), against the gate's order")})
+    for letter in (failures or {}).get("flagged", []):
+        row = failures["factors"][letter]  # type: ignore[index]
+        what = f"{letter} ({row['key']})" if row.get("key") else letter
+        flags.append({"kind": "failures_by_level", "detail": (
+            f"{what}: {row['high']['failed']} of {row['high']['runs']} runs failed at +1, "
+            f"{row['low']['failed']} of {row['low']['runs']} at -1 (Fisher exact p "
+            f"{_fmt4(row['p'])})")})
+    return flags
 
 
 # --------------------------------------------------------------------------- BH, Spearman
@@ -192,10 +326,17 @@ def spearman(ranks_a: dict[str, float], ranks_b: dict[str, float]) -> tuple[floa
 
 # --------------------------------------------------------------------------- effects
 
+METHODS = ("ols", "lenth")
+
 
 @dataclass
 class EffectRow:
-    """One model term: effect = 2 * coef = mean(+) - mean(-) for an orthogonal design."""
+    """One model term: effect = 2 * coef = mean(+) - mean(-) for an orthogonal design.
+
+    `ci_low`/`ci_high`: 95% interval, effect ± t(0.975, t_df) x se (Lenth: effect ± ME).
+    `aliases`: the other words of the term's alias chain in these rows ("-CDE": AB's column
+    is minus CDE's), so an estimate is never read as one word's alone.
+    """
 
     term: str
     effect: float | None
@@ -204,6 +345,9 @@ class EffectRow:
     t: float | None
     p: float | None
     q: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    aliases: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -214,6 +358,9 @@ class EffectRow:
             "t": clean(self.t),
             "p": clean(self.p),
             "q": clean(self.q),
+            "ci_low": clean(self.ci_low),
+            "ci_high": clean(self.ci_high),
+            "aliases": list(self.aliases),
         }
 
 
@@ -229,7 +376,12 @@ class EffectsResult:
     me: float | None = None
     sme: float | None = None
     block: str | None = None
-    dropped: list[str] = field(default_factory=list)  # terms aliased with earlier ones
+    dropped: list[str] = field(default_factory=list)  # candidate terms not estimated
+    dropped_reasons: dict[str, str] = field(default_factory=dict)
+    t_df: float | None = None  # df of the t reference: df_resid (OLS) or m/3 (Lenth)
+    post_selection: bool = False  # not an orthogonal design: descriptive, no q-values
+    n_points: int = 0  # distinct factor-level combinations in the rows
+    notes: list[str] = field(default_factory=list)
 
     def get(self, term: str) -> EffectRow | None:
         return next((e for e in self.effects if e.term == term), None)
@@ -239,13 +391,25 @@ class EffectsResult:
             "effects": [e.to_dict() for e in self.effects],
             "method": self.method,
             "df_resid": clean(self.df_resid),
+            "t_df": clean(self.t_df),
             "n": self.n,
+            "n_points": self.n_points,
             "pse": clean(self.pse),
             "me": clean(self.me),
             "sme": clean(self.sme),
             "block": self.block,
             "dropped": list(self.dropped),
+            "dropped_reasons": dict(self.dropped_reasons),
+            "post_selection": self.post_selection,
+            "notes": list(self.notes),
         }
+
+
+def t_quantile(df: float | None, level: float = 0.95) -> float | None:
+    """Two-sided Student-t quantile t((1 + level)/2, df); None without positive df."""
+    if df is None or not math.isfinite(df) or df <= 0:
+        return None
+    return float(sps.t.ppf((1 + level) / 2, df))
 
 
 def _joiner(factors: Sequence[str]) -> str:
@@ -299,7 +463,7 @@ def lenth(effects: Sequence[float], level: float = 0.95) -> tuple[float, float, 
     return pse, me, sme, d
 
 
-def _two_sided_q(rows: list[EffectRow], main: set[str]) -> None:
+def _bh_families(rows: list[EffectRow], main: set[str]) -> None:
     """BH q-values: main effects are one family (DESIGN §7), interactions a second one."""
     for family in (
         [r for r in rows if r.term in main],
@@ -324,121 +488,290 @@ def _t_and_p(effect: float, se: float, df: float) -> tuple[float | None, float |
     return None, (0.0 if effect != 0 else None)
 
 
-def estimate_effects(
-    rows: Iterable[dict],
-    factors: Sequence[str],
-    response: str = "value",
-    terms: str | Sequence[str] = "main",
-    block: str | None = None,
-) -> EffectsResult:
-    """Estimate factorial effects by OLS on -1/+1 coded factors, host-style block optional.
+@dataclass
+class _EffectData:
+    """Rows that enter an effect model: coded levels (n x k), response, block labels."""
 
-    Rows whose response is None or not finite (failed runs) are left out. `terms="all"` fits
-    every interaction the data can separate: candidate terms are taken by order (main effects,
-    then 2FIs...) and a term aliased with earlier ones (or with the block) is dropped and listed
-    in `dropped`. With residual df = 0 (saturated, unreplicated) standard errors do not exist, so
-    Lenth's PSE replaces them (method "lenth"; se = PSE, t = effect / PSE, p from t with m/3
-    df). Round-off below 1e-10 * max|y| is snapped to 0, and with zero error a nonzero effect
-    has t None (infinite) and p = 0. q: BH over the main effects as one family and
-    over the interaction terms as a second family, so adding interactions never changes the
-    main-effect q-values that gates use.
-    """
-    import statsmodels.api as sm
+    levels: np.ndarray
+    y: np.ndarray
+    blocks: list[str | None]
 
-    factors = [str(f) for f in factors]
-    if not factors:
-        raise LedgerError("effects: no factor columns")
-    data = []
+
+def _effect_data(
+    rows: Iterable[dict], factors: list[str], response: str, block: str | None
+) -> _EffectData:
+    """Validated rows with a finite response (failed runs have none and are left out)."""
+    levels, ys, blocks = [], [], []
     for i, r in enumerate(rows):
         y = clean(r.get(response))
         if y is None:
             continue
-        x = {}
+        x = []
         for f in factors:
             if f not in r:
                 raise LedgerError(f"effects: row {i} has no factor column {f!r}")
             v = r[f]
             if isinstance(v, bool) or v not in (-1, 1):
                 raise LedgerError(f"effects: row {i}, column {f!r}: level {v!r} is not -1/+1")
-            x[f] = int(v)
+            x.append(int(v))
         b = None
         if block is not None:
             if block not in r:
                 raise LedgerError(f"effects: row {i} has no block column {block!r}")
             b = str(r[block])
-        data.append((x, y, b))
-    if not data:
+        levels.append(x)
+        ys.append(y)
+        blocks.append(b)
+    if not ys:
         raise LedgerError(f"effects: no rows with a finite {response!r}")
+    return _EffectData(np.array(levels, dtype=float).reshape(len(ys), len(factors)),
+                       np.array(ys), blocks)
 
-    y = np.array([d[1] for d in data])
-    cols = [np.ones(len(data))]
-    block_levels = sorted({d[2] for d in data}) if block is not None else []
-    use_block = len(block_levels) > 1
-    if use_block:
-        for lev in block_levels[1:]:
-            cols.append(np.array([1.0 if d[2] == lev else 0.0 for d in data]))
-    n_fixed = len(cols)
+
+def _orthonormal_add(basis: list[np.ndarray], col: np.ndarray) -> np.ndarray:
+    """Residual of `col` after projection onto the orthonormal `basis` (twice, for accuracy)."""
+    r = col.astype(float).copy()
+    for _ in range(2):
+        for q in basis:
+            r -= (q @ r) * q
+    return r
+
+
+@dataclass
+class TermSelection:
+    """The terms kept (with their columns) and those dropped, with the reason for each."""
+
+    kept: list[str]
+    columns: list[np.ndarray]
+    dropped: list[str]
+    reasons: dict[str, str]
+
+
+def _why_dependent(
+    col: np.ndarray, kept: list[str], columns: list[np.ndarray], fixed_basis: list[np.ndarray]
+) -> str:
+    for other, c in zip(kept, columns, strict=True):
+        if np.array_equal(col, c):
+            return f"aliased with {other}"
+        if np.array_equal(col, -c):
+            return f"aliased with -{other}"
+    if np.all(col == col[0]):
+        return "aliased with the intercept (a word of the defining relation)"
+    if np.linalg.norm(_orthonormal_add(fixed_basis, col)) <= 1e-9 * np.linalg.norm(col):
+        return "confounded with the block"
+    return ("not estimable from these rows (a linear combination of the intercept, the block "
+            "and the terms kept before it)")
+
+
+def select_terms(
+    candidates: Sequence[tuple[str, ...]],
+    levels: np.ndarray,
+    factors: Sequence[str],
+    fixed: Sequence[np.ndarray] = (),
+    *,
+    strict: bool = False,
+) -> TermSelection:
+    """Keep candidate terms in order while their columns are linearly independent.
+
+    Why greedy by order: a term aliased with an earlier one (or constant, or confounded with
+    the block in `fixed`) cannot be told apart from it, so the earlier, lower-order word
+    represents the chain and the later one is dropped with the reason. With `strict`, a
+    dependent term is an error naming it (an explicit term list asked for it).
+    """
+    n = levels.shape[0]
+    joiner = _joiner(factors)
+    index = {f: j for j, f in enumerate(factors)}
+    constant = {f for f in factors if len(set(levels[:, index[f]])) < 2}
+    basis: list[np.ndarray] = []
+    for col in [np.ones(n), *fixed]:
+        r = _orthonormal_add(basis, col)
+        if np.linalg.norm(r) > 1e-9 * max(np.linalg.norm(col), 1e-300):
+            basis.append(r / np.linalg.norm(r))
+    fixed_basis = list(basis)
+    out = TermSelection([], [], [], {})
+    for combo in candidates:
+        name = joiner.join(combo)
+        const = [f for f in combo if f in constant]
+        col = np.prod(levels[:, [index[f] for f in combo]], axis=1)
+        reason = None
+        if const:
+            reason = f"factor {const[0]} is constant in these rows"
+        else:
+            r = _orthonormal_add(basis, col)
+            if np.linalg.norm(r) <= 1e-9 * np.linalg.norm(col):
+                reason = _why_dependent(col, out.kept, out.columns, fixed_basis)
+            else:
+                basis.append(r / np.linalg.norm(r))
+        if reason is None:
+            out.kept.append(name)
+            out.columns.append(col)
+            continue
+        if strict:
+            raise LedgerError(f"effects: term {name!r} is not estimable from these rows: {reason}")
+        out.dropped.append(name)
+        out.reasons[name] = reason
+    return out
+
+
+MAX_ALIASES = 1024  # defining words beyond which alias chains are not listed (say so)
+
+
+def alias_chains(
+    levels: np.ndarray, factors: Sequence[str], terms: Sequence[str]
+) -> tuple[dict[str, list[str]], str | None]:
+    """For each term, the other signed words equal to it (±) on the distinct rows, and a note
+    when there are too many to list (a few rows of many factors).
+
+    Words use the factors that vary in the rows (a constant factor's words are not listed;
+    the term list says the factor was dropped). Sorted by length, then factor order.
+    """
+    from stages.designs import constant_words
 
     joiner = _joiner(factors)
-    kept: list[str] = []
-    dropped: list[str] = []
-    explicit = terms not in ("main", "all")
-    for combo in _candidate_terms(terms, factors):
-        name = joiner.join(combo)
-        col = np.prod([[d[0][f] for d in data] for f in combo], axis=0).astype(float)
-        trial = np.column_stack([*cols, col])
-        if np.linalg.matrix_rank(trial) < trial.shape[1]:
-            if explicit:
-                raise LedgerError(
-                    f"effects: term {name!r} is aliased with other terms or the block "
-                    "(not estimable from these rows)"
-                )
-            dropped.append(name)
+    varying = [j for j in range(len(factors)) if len(set(levels[:, j])) > 1]
+    distinct = np.unique(levels[:, varying], axis=0) if varying else levels[:1, :0]
+    try:
+        words = constant_words(distinct, max_words=MAX_ALIASES)[1:]
+    except LedgerError as exc:
+        return {t: [] for t in terms}, f"alias chains not listed: {exc}"
+    pos = {factors[j]: i for i, j in enumerate(varying)}
+    out: dict[str, list[str]] = {}
+    for term in terms:
+        parts = _term_factors(term, factors)
+        if any(p not in pos for p in parts):
+            out[term] = []
             continue
-        cols.append(col)
-        kept.append(name)
-    if not kept:
-        raise LedgerError("effects: no estimable term")
+        mask = sum(1 << pos[p] for p in parts)
+        chain = []
+        for word, sign in words:
+            other = mask ^ word
+            bits = [i for i in range(len(varying)) if other >> i & 1]
+            name = joiner.join(factors[varying[i]] for i in bits)
+            chain.append((len(bits), bits, ("-" if sign < 0 else "") + name))
+        out[term] = [w for _, _, w in sorted(chain)]
+    return out, None
 
-    X = np.column_stack(cols)
-    fit = sm.OLS(y, X).fit()
+
+def _block_columns(blocks: list[str | None], block: str | None) -> tuple[list[np.ndarray], bool]:
+    levels = sorted({b for b in blocks if b is not None}) if block is not None else []
+    if len(levels) < 2:
+        return [], False
+    return [np.array([1.0 if b == lev else 0.0 for b in blocks]) for lev in levels[1:]], True
+
+
+def _interval(effect: float, half: float | None) -> tuple[float | None, float | None]:
+    return (None, None) if half is None else (effect - half, effect + half)
+
+
+def estimate_effects(
+    rows: Iterable[dict],
+    factors: Sequence[str],
+    response: str = "value",
+    terms: str | Sequence[str] = "main",
+    block: str | None = None,
+    *,
+    method: str | None = None,
+    post_selection: bool = False,
+    drop_inestimable: bool = False,
+) -> EffectsResult:
+    """Estimate factorial effects by OLS on -1/+1 coded factors, host-style block optional.
+
+    Rows whose response is None or not finite (failed runs) are left out. `terms`: "main",
+    "all" (every interaction the rows can separate, lower orders first) or an explicit list,
+    where a term the rows cannot separate is an error unless `drop_inestimable` (a frozen plan
+    meeting failed runs). Dropped terms are listed with the reason. `method`: None chooses by
+    the residual df (OLS when > 0, else Lenth); "ols" falls back to Lenth, with a note, when
+    there is no residual df; "lenth" applies Lenth's PSE to the effects. Round-off below
+    1e-10 * max|y| is snapped to 0; with zero error a nonzero effect has t None (infinite) and
+    p = 0. q: BH over the main effects and, separately, over the interactions, unless the
+    rows are `post_selection` (not an orthogonal design): then no q-values at all.
+    """
+    import statsmodels.api as sm
+
+    factors = [str(f) for f in factors]
+    if not factors:
+        raise LedgerError("effects: no factor columns")
+    if method is not None and method not in METHODS:
+        raise LedgerError(f"effects: method {method!r} must be one of {', '.join(METHODS)}")
+    data = _effect_data(rows, factors, response, block)
+    block_cols, use_block = _block_columns(data.blocks, block)
+    explicit = terms not in ("main", "all")
+    selection = select_terms(_candidate_terms(terms, factors), data.levels, factors, block_cols,
+                             strict=explicit and not drop_inestimable)
+    if not selection.kept:
+        raise LedgerError("effects: no estimable term")
+    fixed = [np.ones(len(data.y)), *block_cols]
+    fit = sm.OLS(data.y, np.column_stack([*fixed, *selection.columns])).fit()
     # Round-off (~1e-16 * |y|) must not pass for signal in exact data: snap it to zero.
-    tol = 1e-10 * max(float(np.max(np.abs(y))), 1e-300)
-    coefs = _snap(np.asarray(fit.params)[n_fixed:], tol)
+    tol = 1e-10 * max(float(np.max(np.abs(data.y))), 1e-300)
+    coefs = _snap(np.asarray(fit.params)[len(fixed):], tol)
     df_resid = float(fit.df_resid)
-    main = set(factors)
-    result_rows: list[EffectRow] = []
-    if df_resid > 0:
-        bse = _snap(np.asarray(fit.bse)[n_fixed:], tol)
-        for name, c, s in zip(kept, coefs, bse, strict=True):
-            t, p = _t_and_p(2 * c, 2 * s, df_resid)
-            result_rows.append(EffectRow(name, float(2 * c), float(c), float(2 * s), t, p))
-        _two_sided_q(result_rows, main)
-        return EffectsResult(
-            result_rows,
-            "ols",
-            df_resid,
-            len(data),
-            block=block if use_block else None,
-            dropped=dropped,
-        )
+    result = EffectsResult(
+        [], "ols", df_resid, len(data.y), block=block if use_block else None,
+        dropped=selection.dropped, dropped_reasons=selection.reasons,
+        post_selection=post_selection, n_points=len(np.unique(data.levels, axis=0)),
+    )
+    chains, chains_note = alias_chains(data.levels, factors, selection.kept)
+    if chains_note:
+        result.notes.append(chains_note)
+    use_lenth = method == "lenth" or df_resid <= 0
+    if method == "ols" and df_resid <= 0:
+        result.notes.append("the plan says OLS but these rows leave no residual degrees of "
+                            "freedom: Lenth's pseudo standard error is used instead")
+    if use_lenth:
+        _lenth_rows(result, selection.kept, coefs)
+    else:
+        _ols_rows(result, selection.kept, coefs, _snap(np.asarray(fit.bse)[len(fixed):], tol))
+    for row in result.effects:
+        row.aliases = chains.get(row.term, [])
+    if post_selection:
+        result.notes.append("post-selection: these conditions are not an orthogonal design; "
+                            "effects are descriptive and carry no BH q-values")
+    else:
+        _bh_families(result.effects, set(factors))
+    return result
+
+
+def _ols_rows(result: EffectsResult, kept: list[str], coefs: np.ndarray, bse: np.ndarray) -> None:
+    result.method, result.t_df = "ols", result.df_resid
+    tq = t_quantile(result.df_resid)
+    for name, c, s in zip(kept, coefs, bse, strict=True):
+        effect, se = float(2 * c), float(2 * s)
+        t, p = _t_and_p(effect, se, result.df_resid)
+        lo, hi = _interval(effect, tq * se if tq is not None else None)
+        result.effects.append(EffectRow(name, effect, float(c), se, t, p, ci_low=lo, ci_high=hi))
+
+
+def _lenth_rows(result: EffectsResult, kept: list[str], coefs: np.ndarray) -> None:
     effects = 2 * coefs
     pse, me, sme, d = lenth(effects)
+    result.method, result.t_df = "lenth", d
+    result.pse, result.me, result.sme = pse, me, sme
     for name, c, e in zip(kept, coefs, effects, strict=True):
-        t, p = _t_and_p(e, pse, d)
-        result_rows.append(EffectRow(name, float(e), float(c), pse if pse > 0 else None, t, p))
-    _two_sided_q(result_rows, main)
-    return EffectsResult(
-        result_rows,
-        "lenth",
-        0.0,
-        len(data),
-        pse=pse,
-        me=me,
-        sme=sme,
-        block=block if use_block else None,
-        dropped=dropped,
-    )
+        t, p = _t_and_p(float(e), pse, d)
+        lo, hi = _interval(float(e), me if pse > 0 else None)
+        result.effects.append(EffectRow(name, float(e), float(c), pse if pse > 0 else None, t, p,
+                                        ci_low=lo, ci_high=hi))
+
+
+def default_terms(
+    points: Sequence[dict[str, int]], factors: Sequence[str], *, regular: bool
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """The frozen plan's terms for a set of points: (terms, dropped, reasons).
+
+    A regular fraction gets every alias class it can separate, each named by its shortest
+    word (mains, then 2FIs or their chains, then higher chains): the saturated model, so an
+    interaction is estimated instead of pooled into the error (resolution V: mains and
+    2FIs). Dropped are the mains and 2FIs not estimated separately, with the reason. A set
+    that is not a regular fraction (a promoted subset) gets the main effects it can separate.
+    """
+    factors = list(factors)
+    levels = np.array(sorted({tuple(int(p[f]) for f in factors) for p in points}), dtype=float)
+    levels = levels.reshape(-1, len(factors))
+    candidates = _candidate_terms("all" if regular else "main", factors)
+    selection = select_terms(candidates, levels, factors)
+    shown = [t for t in selection.dropped if len(_term_factors(t, factors)) <= 2]
+    return selection.kept, shown, {t: selection.reasons[t] for t in shown}
 
 
 # --------------------------------------------------------------------------- variance
@@ -497,7 +830,9 @@ def variance_decomposition(
     ss: dict[str, float | None] = {c: 0.0 for c in components}
     if used:
         formula = "y ~ " + " + ".join(f"C(Q('{c}'))" for c in used)
-        table = anova_lm(smf.ols(formula, data=df).fit(), typ=1)
+        with warnings.catch_warnings():  # F tests divide by a zero residual: only SS are used
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = anova_lm(smf.ols(formula, data=df).fit(), typ=1)
         for c in used:
             ss[c] = float(table.loc[f"C(Q('{c}'))", "sum_sq"])
         resid = float(table.loc["Residual", "sum_sq"]) if "Residual" in table.index else 0.0

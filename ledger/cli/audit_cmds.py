@@ -164,21 +164,50 @@ def report_costs(ctx, campaign_path, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def report_effects(ctx, campaign_path, as_json):
-    """Main effects by budget (with BH q-values within each budget) from the decisions."""
+    """Effects by budget (BH q-values within each budget), variance decomposition, rank
+    stability between gates, and the flags a reviewer needs, from the decisions."""
     data = _report_data(ctx, campaign_path)
-    rows = [{"stage": s["name"], "budget_s": s["budget_s"], "effects": s["effects"],
-             "significant": s["significant"]} for s in data["stages"]]
+    out = {
+        "stages": [{"stage": s["name"], "budget_s": s["budget_s"], "analysis": s["analysis"],
+                    "effects": s["effects"], "effects_note": s["effects_note"],
+                    "significant": s["significant"], "failure_rates": s["failure_rates"]}
+                   for s in data["stages"]],
+        "variance": data["variance"],
+        "rank_stability": data["rank_stability"],
+        "flags": data["flags"],
+    }
     if as_json:
-        emit(rows, True)
+        emit(out, True)
         return
-    for row in rows:
+    for row in out["stages"]:
         eff = row["effects"]
-        click.echo(f"{row['stage']} ({row['budget_s']:g} s): "
-                   f"{'no effects estimated' if not eff else eff['method']}")
+        what = (f"{eff['method']}{', post-selection (descriptive, no q)' if eff['post_selection'] else ''}"
+                if eff else f"no effects ({row['effects_note']})")
+        click.echo(f"{row['stage']} ({row['budget_s']:g} s): {what}")
         for e in (eff or {}).get("effects", []):
             mark = "*" if e["term"] in row["significant"] else " "
-            q = e.get("q")
-            click.echo(f"  {mark} {e['term']:<6} {e['effect']:>+10.4f}  q={q if q is None else round(q, 4)}")
+            interval = (f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]"
+                        if e.get("ci_low") is not None else "[-]")
+            aliases = f"  = {' = '.join(e['aliases'])}" if e.get("aliases") else ""
+            click.echo(f"  {mark} {e['term']:<6} {e['effect']:>+10.4f} {interval}  "
+                       f"q={_round(e.get('q'))}{aliases}")
+        for term in (eff or {}).get("dropped", []):
+            click.echo(f"    dropped {term}: {eff['dropped_reasons'].get(term, '')}")
+    campaign_var = (out["variance"] or {}).get("campaign")
+    if campaign_var:
+        shares = ", ".join(f"{k} {v:.3f}" for k, v in campaign_var["shares"].items()
+                           if v is not None)
+        click.echo(f"variance shares over {campaign_var['n']} ok runs: {shares}")
+    for r in out["rank_stability"]:
+        rho = "n/a" if r["rho"] is None else f"{r['rho']:.3f}"
+        click.echo(f"rank stability {r['from']} -> {r['to']}: rho {rho} over {r['n']}"
+                   + (f" ({r['flag']})" if r["flag"] else ""))
+    for f in out["flags"]:
+        click.echo(f"flag {f['stage']}: {f['kind']}: {f['detail']}")
+
+
+def _round(x):
+    return x if x is None else round(x, 4)
 
 
 @report_group.command("html")

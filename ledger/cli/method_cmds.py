@@ -268,8 +268,9 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, as_json):
 def effects_cmd(csv_path, response, terms, block, as_json):
     """Estimate factorial effects from any CSV of -1/+1 coded factor columns.
 
-    OLS (effect = 2 x coefficient) with BH q-values; Lenth's PSE/ME/SME when the design is
-    saturated (no residual degrees of freedom). Bring your own screens.
+    OLS (effect = 2 x coefficient) with BH q-values and 95% t intervals; Lenth's PSE/ME/SME
+    when the design is saturated (no residual degrees of freedom). Each effect lists its
+    alias chain; terms the rows cannot separate are listed as dropped, with the reason.
 
     \b
     Example:
@@ -282,15 +283,23 @@ def effects_cmd(csv_path, response, terms, block, as_json):
         emit(out, True)
         return
     method = out["method"]
-    click.echo(f"method: {method}, residual df: {out.get('df_resid')}")
+    click.echo(f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'], 0)}"
+               + (f", block: {out['block']}" if out.get("block") else ""))
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
-    click.echo(f"{'term':<8}{'effect':>12}{'se':>10}{'t':>9}{'p':>9}{'q':>9}")
+    click.echo(f"{'term':<8}{'effect':>12}{'se':>10}{'t':>9}{'p':>9}{'q':>9}  95% interval  aliases")
     for e in out["effects"]:
+        interval = ("[" + ", ".join(f"{x:.4g}" for x in (e["ci_low"], e["ci_high"])) + "]"
+                    if e.get("ci_low") is not None else "-")
         click.echo(
             f"{e['term']:<8}{_fmt(e['effect'], 12)}{_fmt(e.get('se'), 10)}"
-            f"{_fmt(e.get('t'), 9)}{_fmt(e.get('p'), 9)}{_fmt(e.get('q'), 9)}"
+            f"{_fmt(e.get('t'), 9)}{_fmt(e.get('p'), 9)}{_fmt(e.get('q'), 9)}  {interval}  "
+            + (" = ".join(e["aliases"]) or "-")
         )
+    for term in out["dropped"]:
+        click.echo(f"dropped {term}: {out['dropped_reasons'].get(term, '')}")
+    for note in out["notes"]:
+        click.echo(f"note: {note}")
 
 
 def _fmt(value, width: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.costs import campaign_totals, cost_breakdown, counterfactuals
+from audit.costs import campaign_totals, cost_breakdown, counterfactuals, partition_checks
 from ledger.errors import LedgerError
 
 
@@ -73,7 +73,7 @@ def test_campaign_totals():
     assert tot["all_from_first_gate_gpu_hours"] == pytest.approx(6.0 + 36.0 + 432.0)
     assert tot["saved_gpu_hours"] == pytest.approx(474.0 - 166.0)
     assert tot["planned_gpu_hours"] == pytest.approx(6.0 + 16.0 + 144.0)
-    assert "474.0" in tot["sentence"]
+    assert "474.0" in tot["sentence"] and tot["root"] == "gate-10m"
 
 
 def test_failed_run_counts_its_seconds():
@@ -94,24 +94,91 @@ def test_gpus_double_the_hours():
     assert two["wall_gpu_hours"] == pytest.approx(2.0)
 
 
-def test_parts_sum_to_totals():
-    runs = [run(stage=s, condition=c, host=h, seed=seed, status=st, train=t, total=t + 7.3, gpus=g)
-            for s, t in (("a", 60.1), ("b", 600.7))
-            for c in ("x", "y", "z") for h in ("h1", "h2") for seed in (0, 1)
-            for st, g in (("ok", 1), ("timeout", 2))]
+def test_parts_by_hand_and_a_check_that_can_fail():
+    runs = [run(stage="a", condition="x", host="h1", train=3600, total=3960),
+            run(stage="a", condition="y", host="h2", train=1800, total=1800, gpus=2),
+            run(stage="b", condition="x", host="h1", status="timeout", train=900, total=1260)]
     out = cost_breakdown(runs)
+    # by hand: 1 h + 2 x 0.5 h + 0.25 h = 2.25 h training; 1.1 + 1.0 + 0.35 = 2.45 h wall
+    assert out["training_gpu_hours"] == pytest.approx(2.25)
+    assert out["wall_gpu_hours"] == pytest.approx(2.45)
+    assert out["by_stage"]["a"]["training_gpu_hours"] == pytest.approx(2.0)
+    assert out["by_host"]["h1"] == {"n_runs": 2, "training_gpu_hours": pytest.approx(1.25),
+                                    "wall_gpu_hours": pytest.approx(1.45)}
+    assert out["by_condition"]["x"]["training_gpu_hours"] == pytest.approx(1.25)
+    assert out["by_status"]["timeout"]["training_gpu_hours"] == pytest.approx(0.25)
     assert [c["name"] for c in out["checks"]] == [
         "by_stage sums to total", "by_host sums to total", "by_condition sums to total",
         "by_status sums to total"]
     assert all(c["ok"] for c in out["checks"])
-    for key in ("by_stage", "by_host", "by_condition", "by_status"):
-        assert sum(p["n_runs"] for p in out[key].values()) == len(runs)
-        assert sum(p["training_gpu_hours"] for p in out[key].values()) == pytest.approx(
-            out["training_gpu_hours"], rel=1e-12)
-    assert list(out["by_stage"]) == ["a", "b"]
-    assert out["by_condition"]["x"]["name"] == "x"
-    # hand arithmetic: per stage 3 conditions x 2 hosts x 2 seeds x (1 + 2 gpus) = 36 gpu-runs
-    assert out["by_stage"]["a"]["training_gpu_hours"] == pytest.approx(36 * 60.1 / 3600)
+    # a breakdown whose parts no longer add up (edited in a report, a bundle, by a bug) fails
+    tampered = {**out, "by_host": {**out["by_host"], "h2": {**out["by_host"]["h2"],
+                                                          "training_gpu_hours": 0.5}}}
+    checks = {c["name"]: c for c in partition_checks(tampered)}
+    assert not checks["by_host sums to total"]["ok"]
+    assert checks["by_host sums to total"]["difference"] == pytest.approx(0.5)
+    assert checks["by_stage sums to total"]["ok"]
+    dropped = {**out, "by_status": {"ok": out["by_status"]["ok"]}}  # a status left out
+    assert not {c["name"]: c for c in partition_checks(dropped)}["by_status sums to total"]["ok"]
+
+
+# The paper's campaign shape: an independent second screen (no `from`), then a lineage
+# screen-5m -> gate-10m -> gate-60m -> final-12h; 2 hosts x 1 seed at the screens, 2 x 2 after.
+LINEAGE = [
+    {"name": "screen-2m", "from": None, "budget_s": 120, "cells": 2,
+     "candidates": [f"d{i}" for i in range(16)], "promoted": [f"d{i}" for i in range(8)]},
+    {"name": "screen-5m", "from": None, "budget_s": 300, "cells": 2,
+     "candidates": [f"d{i}" for i in range(16)] + ["base"],
+     "promoted": [f"d{i}" for i in range(7)] + ["base"]},
+    {"name": "gate-10m", "from": "screen-5m", "budget_s": 600, "cells": 4,
+     "candidates": [f"d{i}" for i in range(7)] + ["base", "bridge"],
+     "promoted": ["d0", "d1", "d2", "base"]},
+    {"name": "gate-60m", "from": "gate-10m", "budget_s": 3600, "cells": 4,
+     "candidates": ["d0", "d1", "d2", "base"], "promoted": ["d0", "d1", "base"]},
+    {"name": "final-12h", "from": "gate-60m", "budget_s": 43200, "cells": 4,
+     "candidates": ["d0", "d1", "base"], "promoted": ["d0", "base"]},
+]
+
+
+def test_counterfactuals_follow_from_not_file_order():
+    cfs = {cf["gate"]: cf for cf in counterfactuals(LINEAGE)}
+    # screen-2m's promotions feed no stage: the next stage in the file is an independent screen
+    assert list(cfs) == ["screen-5m", "gate-10m", "gate-60m"]
+    five = cfs["screen-5m"]
+    assert (five["next"], five["final"]) == ("gate-10m", "final-12h")
+    assert five["lineage"] == ["gate-10m", "gate-60m", "final-12h"]
+    # by hand: 17 candidates x 4 cells x 10 min = 11.33 h; planned 9 x 4 x 10 min = 6 h;
+    # to the end: 17 x 4 x 12 h = 816 h against 3 x 4 x 12 h = 144 h
+    assert five["next_if_all"] == pytest.approx(17 * 4 / 6)
+    assert five["next_planned"] == pytest.approx(6.0)
+    assert five["final_if_all"] == pytest.approx(816.0)
+    assert five["final_planned"] == pytest.approx(144.0)
+    # what the protocol planned after the gate, along the lineage only: 6 + 16 + 144
+    assert five["protocol_remaining"] == pytest.approx(166.0)
+    assert cfs["gate-10m"]["final_if_all"] == pytest.approx(432.0)   # 9 x 4 x 12 h
+    assert cfs["gate-60m"]["final_if_all"] == pytest.approx(192.0)   # 4 x 4 x 12 h
+    # the old reading (next in the file) would have charged screen-2m's 16 candidates to the
+    # independent screen; nothing here does
+    assert all(cf["next"] != "screen-5m" for cf in cfs.values())
+
+
+def test_without_from_the_next_stage_is_the_one_taking_the_promoted_set():
+    stages = [{k: v for k, v in s.items() if k != "from"} for s in LINEAGE]
+    cfs = {cf["gate"]: cf for cf in counterfactuals(stages)}
+    # screen-5m's candidates hold all of screen-2m's promoted points: by set, it continues them
+    assert cfs["screen-2m"]["next"] == "screen-5m"
+    assert cfs["screen-5m"]["next"] == "gate-10m" and cfs["gate-10m"]["next"] == "gate-60m"
+
+
+def test_campaign_totals_along_the_lineage():
+    stages = [dict(s, executed_gpu_hours=h) for s, h in zip(LINEAGE, (1.0, 2.0, 6.0, 16.0, 144.0),
+                                                             strict=True)]
+    tot = campaign_totals(stages)
+    assert tot["root"] == "screen-5m" and tot["executed_gpu_hours"] == pytest.approx(169.0)
+    # outside the lineage as executed (1 + 2), then 17 candidates through 10 m, 60 m and 12 h:
+    # 17 x 4 x (1/6 + 1 + 12) h
+    assert tot["all_from_first_gate_gpu_hours"] == pytest.approx(3.0 + 17 * 4 * (1 / 6 + 13))
+    assert "through gate-10m, gate-60m, final-12h" in tot["sentence"]
 
 
 def test_empty_runs():
@@ -144,8 +211,9 @@ def test_bad_stage_is_named():
 
 
 def test_small_campaign_sentences_keep_precision():
-    tiny = [{"name": "s1", "budget_s": 60, "cells": 1, "candidates": ["a", "b", "c"]},
-            {"name": "s2", "budget_s": 120, "cells": 2, "candidates": ["a"]}]
+    tiny = [{"name": "s1", "budget_s": 60, "cells": 1, "candidates": ["a", "b", "c"],
+             "promoted": ["a"]},
+            {"name": "s2", "budget_s": 120, "cells": 2, "candidates": ["a"], "from": "s1"}]
     (cf,) = counterfactuals(tiny)
     assert cf["final_if_all"] == pytest.approx(3 * 2 * 120 / 3600)
     assert cf["sentence"].endswith("would have spent 0.20 GPU-hours; the protocol planned "

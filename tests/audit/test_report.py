@@ -181,3 +181,36 @@ def test_two_decided_stages_get_rank_plot(tmp_path):
     # by_stage follows protocol order, not alphabetical order
     costs = html_text.split("<h2>Costs</h2>")[1]
     assert costs.index("screen-2m") < costs.index("gate-10m")
+
+
+def test_post_selection_aliases_flags_and_variance_are_shown():
+    from audit.report import POST_SELECTION_WHY
+
+    data = sample_data()
+    eff = data["stages"][0]["effects"]
+    eff.update(post_selection=True, t_df=3, dropped=["C"],
+               dropped_reasons={"C": "factor C is constant in these rows"},
+               notes=["1 of 6 design-point runs failed and are not in the model"])
+    eff["effects"][0].update(q=None, aliases=["-BC"], ci_low=-0.08, ci_high=-0.02)
+    data["stages"][0]["flags"] = [{"kind": "host_reverses_order", "detail": "on host h2, b beats a"}]
+    data["flags"] = [{"stage": "screen-2m", "kind": "host_reverses_order",
+                      "detail": "on host h2, b beats a"}]
+    data["variance"] = {"campaign": {"n": 5, "shares": {"budget": 0.5, "condition": 0.3,
+                                                        "host": 0.1, "seed": 0.0,
+                                                        "residual": 0.1}},
+                        "by_stage": {"screen-2m": None}}
+    data["rank_stability"][0]["flag"] = "too few shared conditions"
+    html_text, md = render_report(data)
+    assert _text(POST_SELECTION_WHY) in html_text and "Effects (ols, post-selection)" in html_text
+    assert "-BC" in html_text and "[-0.0800, -0.0200]" in html_text  # chain and t interval
+    assert "C (factor C is constant in these rows)" in html_text
+    assert "a host reverses the gate&#x27;s order" in html_text and "on host h2, b beats a" in md
+    assert "<h2>Variance decomposition</h2>" in html_text and "## Variance decomposition" in md
+    assert "0.500" in html_text and "too few shared conditions" in html_text
+    assert "1 of 6 design-point runs failed" in md
+
+
+def _text(s: str) -> str:
+    import html
+
+    return html.escape(s, quote=True)

@@ -47,19 +47,47 @@ def test_report_data_and_headline_by_hand(data):
 def test_dvc_outputs_intervals_and_files(data, tmp_path):
     rows = effects_rows(data)
     screen = data["stages"][0]["effects"]
-    assert screen["method"] == "ols" and len(rows) == 5
+    assert screen["method"] == "lenth" and len(screen["effects"]) == 15  # mains + 2FIs
+    assert len(rows) == sum(len((s["effects"] or {}).get("effects", [])) for s in data["stages"])
     first = screen["effects"][0]
-    assert rows[0]["low"] == pytest.approx(first["effect"] - 1.96 * first["se"])
+    assert rows[0]["low"] == pytest.approx(first["effect"] - screen["me"])  # Lenth: ± ME
+    gate = [r for r in rows if r["stage"] == "gate"]
+    assert gate and all(r["post_selection"] and r["q"] == "" for r in gate)
+    # OLS at df = 14: the interval is t(0.975, 14) = 2.145 (printed table) x se, not 1.96
+    ols = {"stages": [{"name": "s", "budget_s": 1, "significant": [], "effects": {
+        "method": "ols", "df_resid": 14, "effects": [{"term": "A", "effect": 5.0, "se": 0.01}]}}]}
+    (row,) = effects_rows(ols)
+    assert row["high"] - 5.0 == pytest.approx(2.145 * 0.01, abs=5e-6)
     lenth = {"stages": [{"name": "s", "budget_s": 1, "significant": ["A"], "effects": {
         "method": "lenth", "me": 2.0, "effects": [{"term": "A", "effect": 5.0, "q": None}]}}]}
     (row,) = effects_rows(lenth)
     assert (row["low"], row["high"], row["significant"]) == (3.0, 7.0, True)
+    unknown = {"stages": [{"name": "s", "budget_s": 1, "effects": {
+        "method": "ols", "effects": [{"term": "A", "effect": 5.0, "se": 0.01}]}}]}
+    assert effects_rows(unknown)[0]["low"] == ""  # no df, no interval (never a normal 1.96)
     labels = [r["label"] for r in cost_rows(data)]
     assert "final executed" in labels and "screen: continue all to final" in labels
     write_dvc_outputs(data, tmp_path / "m.json", tmp_path / "plots")
     assert json.loads((tmp_path / "m.json").read_text()) == headline(data)
     with open(tmp_path / "plots" / "effects.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 5
+        assert len(list(csv.DictReader(handle))) == len(rows)
+
+
+def test_variance_rank_stability_and_flags(data):
+    var = data["variance"]
+    ok_runs = sum(s["statuses"].get("ok", 0) for s in data["stages"])
+    assert var["campaign"]["n"] == ok_runs
+    assert var["campaign"]["components"][0] == "budget"  # three budgets: budget enters first
+    assert sum(v for v in var["campaign"]["shares"].values()) == pytest.approx(1.0)
+    assert set(var["by_stage"]) == {"screen", "gate", "final"}
+    for row in data["rank_stability"]:
+        assert row["flag"] in (None, "negative", "weak", "too few shared conditions")
+    gate_flags = [f for s in data["stages"] for f in s["flags"]]
+    assert len(data["flags"]) >= len(gate_flags)
+    assert all({"stage", "kind", "detail"} <= set(f) for f in data["flags"])
+    screen = data["stages"][0]
+    assert screen["analysis"]["method"] == "lenth" and screen["analysis"]["points"] == 16
+    assert data["stages"][1]["analysis"]["post_selection"] is True
 
 
 class _FailingSim:

@@ -45,6 +45,9 @@ def test_effects_csv_gives_textbook_lenth_answer(runner, tmp_path):
     effects = {e["term"]: e["effect"] for e in out["effects"]}
     assert out["method"] == "lenth" and out["pse"] == pytest.approx(2.625)
     assert effects["A"] == pytest.approx(21.625) and effects["AC"] == pytest.approx(-18.125)
+    assert out["block"] is None and out["dropped"] == [] and out["effects"][0]["aliases"] == []
+    res = invoke(runner, tmp_path, "effects", str(path), "--response", "y", "--terms", "A,B,AB")
+    assert res.exit_code == 0 and "95% interval" in res.output
 
 
 def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
@@ -70,6 +73,16 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
     # screen 17 x 2 min; gate 5 candidates x 4 cells x 10 min; final 3 x 4 cells x 60 min
     assert costs["costs"]["training_gpu_hours"] == pytest.approx(
         (17 * 120 + 20 * 600 + 12 * 3600) / 3600)
+    res = invoke(runner, store, "report", "effects", "--json")
+    effects = json.loads(res.output)
+    assert set(effects) == {"stages", "variance", "rank_stability", "flags"}
+    screen = effects["stages"][0]["effects"]
+    assert screen["method"] == "lenth" and screen["effects"][0]["aliases"] == ["BCDE"]
+    assert effects["stages"][1]["effects"]["post_selection"] is True
+    assert effects["variance"]["campaign"]["components"][0] == "budget"
+    res = invoke(runner, store, "report", "effects")
+    assert res.exit_code == 0 and "variance shares over" in res.output
+    assert "post-selection (descriptive, no q)" in res.output
     victim = next(p for p in (store / "parts").rglob("objects/*/*"))
     victim.chmod(0o644)
     victim.write_bytes(victim.read_bytes() + b" ")

@@ -46,6 +46,9 @@ def test_diverging_condition_has_null_metric():
                        host="h", manifest=None)
     summary = json.loads(raw.splitlines()[-1])
     assert summary["status"] == "diverged" and summary["val_bpb"] is None
+    from ledger.rawlog import parse_raw_log
+
+    assert parse_raw_log(raw).diverge_evidence  # the exploding loss ingest asks for
 
 
 def test_unknown_keys_and_terms_are_named():

@@ -44,7 +44,10 @@ def test_planted_effects_come_back_with_signs_and_sizes(env):
     names = [body["conditions"][c]["name"] for c in body["promoted"]]
     assert "base" in names and len(names) == 4
     assert len(body["runs"]) == 17
-    assert body["statistics"]["effects"]["df_resid"] == 10  # 16 coded points, 6 parameters
+    # the frozen plan: one cell, so the saturated model (5 mains + 10 2FIs) by Lenth
+    effects = body["statistics"]["effects"]
+    assert effects["method"] == "lenth" and effects["df_resid"] == 0
+    assert len(effects["effects"]) == 15 and effects["t_df"] == 5
 
 
 def test_freeze_refuses_second_freeze_and_drifted_file(env, sim_campaign):

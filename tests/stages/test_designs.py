@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import combinations
+
+import numpy as np
 import pytest
 
 from ledger.errors import LedgerError
 from stages.designs import (
-    DEFAULT_GENERATORS,
     design_for_runs,
     fractional,
     full_factorial,
@@ -83,15 +85,57 @@ def test_3_1_resolution_iii():
     assert d.aliases["A"] == ["BC"]
 
 
-def test_all_defaults_are_valid_and_at_least_resolution_iii():
-    for (k, p), gens in DEFAULT_GENERATORS.items():
-        d = fractional(k, p)
-        assert d.generators == sorted(gens)
-        assert len(d.defining_relation) == 2**p
-        assert d.resolution is not None and d.resolution >= 3
-        assert len({tuple(r.values()) for r in d.runs}) == 2 ** (k - p)
-    assert fractional(8, 4).resolution == 4
-    assert fractional(8, 2).resolution == 5
+# Montgomery, Design and Analysis of Experiments, Table 8.14, written out here (not read from
+# the module): (k, p) -> generators, resolution.
+MONTGOMERY_8_14 = {
+    (3, 1): (["C=AB"], 3), (4, 1): (["D=ABC"], 4), (5, 1): (["E=ABCD"], 5),
+    (5, 2): (["D=AB", "E=AC"], 3), (6, 1): (["F=ABCDE"], 6), (6, 2): (["E=ABC", "F=BCD"], 4),
+    (6, 3): (["D=AB", "E=AC", "F=BC"], 3), (7, 1): (["G=ABCDEF"], 7),
+    (7, 2): (["F=ABCD", "G=ABDE"], 4), (7, 3): (["E=ABC", "F=BCD", "G=ACD"], 4),
+    (7, 4): (["D=AB", "E=AC", "F=BC", "G=ABC"], 3), (8, 1): (["H=ABCDEFG"], 8),
+    (8, 2): (["G=ABCD", "H=ABEF"], 5), (8, 3): (["F=ABC", "G=ABD", "H=BCDE"], 4),
+    (8, 4): (["E=BCD", "F=ACD", "G=ABC", "H=ABD"], 4),
+}  # fmt: skip
+
+
+def _word_length_pattern(runs: np.ndarray) -> tuple[int, ...]:
+    """(A_1, ..., A_k): how many products of columns are constant on the runs, by length.
+
+    Independent of the module: every subset of columns of the run matrix, as a 0/1 mask; a
+    product of ±1 columns is constant iff the parity of its -1 entries is the same in every row.
+    """
+    n, k = runs.shape
+    masks = (np.arange(1, 2**k)[:, None] >> np.arange(k)) & 1
+    parity = ((runs < 0).astype(int) @ masks.T) % 2
+    constant = np.all(parity == parity[0], axis=0)
+    lengths = masks.sum(axis=1)[constant]
+    return tuple(int(np.sum(lengths == length)) for length in range(1, k + 1))
+
+
+def _brute_force_runs(k: int, p: int, words: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    base = np.array([[1 if (i >> j) & 1 else -1 for j in range(k - p)]
+                     for i in range(2 ** (k - p))])
+    extra = [np.prod(base[:, list(w)], axis=1) for w in words]
+    return np.column_stack([base, *extra])
+
+
+@pytest.mark.parametrize("kp", sorted(MONTGOMERY_8_14))
+def test_defaults_are_montgomerys_table_and_minimum_aberration(kp):
+    k, p = kp
+    generators, resolution = MONTGOMERY_8_14[kp]
+    d = fractional(k, p)
+    assert d.generators == generators and d.resolution == resolution
+    runs = np.array([[r[f] for f in d.factors] for r in d.runs])
+    assert len({tuple(r) for r in runs}) == 2 ** (k - p)
+    wlp = _word_length_pattern(runs)
+    assert min(i + 1 for i, a in enumerate(wlp) if a) == resolution
+    assert sum(wlp) == 2**p - 1
+    # minimum aberration: no choice of generators (interactions of the base columns) has a
+    # lexicographically smaller word length pattern
+    interactions = [w for r in range(2, k - p + 1) for w in combinations(range(k - p), r)]
+    best = min(_word_length_pattern(_brute_force_runs(k, p, ws))
+               for ws in combinations(interactions, p))
+    assert wlp == best
 
 
 def test_negative_generator():
@@ -150,3 +194,19 @@ def test_design_for_runs():
     for bad in (12, 64, 1):
         with pytest.raises(LedgerError, match="runs"):
             design_for_runs(5, bad)
+
+
+def test_point_structure_of_a_design_a_subset_and_a_reduced_factorial():
+    from stages.designs import point_structure
+
+    half = point_structure(fractional(4, 1).runs, list("ABCD"))
+    assert (half.regular, half.defining_relation, half.resolution) == (True, ["I", "ABCD"], 4)
+    assert half.label == "2^(4-1) IV" and half.constant == {}
+    # the four points with A = -1 of the full 2^3: a full factorial in B, C, A constant
+    reduced = point_structure([r for r in full_factorial(3) if r["A"] == -1], list("ABC"))
+    assert (reduced.varying, reduced.constant, reduced.regular) == (["B", "C"], {"A": -1}, True)
+    assert reduced.resolution is None and reduced.label == "2^2"
+    # three points are no fraction; on (1), ab, c the product AB is +1 throughout
+    three = point_structure([{"A": -1, "B": -1, "C": -1}, {"A": 1, "B": 1, "C": -1},
+                             {"A": -1, "B": -1, "C": 1}], list("ABC"))
+    assert not three.regular and three.defining_relation == ["I", "AB"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from ledger.errors import LedgerError
@@ -140,13 +141,6 @@ def test_bad_levels_name_the_column():
         estimate_effects([{"A": 1, "B": 0, "value": 1.0}], ["A", "B"])
 
 
-def test_q_families():
-    res = estimate_effects(filtration_rows(), list("ABCD"), terms="all")
-    main = [e for e in res.effects if len(e.term) == 1]
-    _, q = bh([e.p for e in main], 0.05)
-    assert [e.q for e in main] == pytest.approx(q)
-
-
 def test_bh_benjamini_hochberg_1995():
     ps = [0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459,
           0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.000]  # fmt: skip
@@ -215,11 +209,11 @@ def test_summarize_ties_and_planned_cells():
     assert out[0].ci_low is None and out[0].sd is None
 
 
-def test_spearman():
+def test_spearman_edges():
     a = {"x": 1, "y": 2, "z": 3, "w": 4}
-    assert spearman(a, {"x": 1, "y": 2, "z": 3, "w": 4, "v": 9}) == (pytest.approx(1.0), 4)
     assert spearman(a, {"x": 4, "y": 3, "z": 2, "w": 1}) == (pytest.approx(-1.0), 4)
-    assert spearman(a, {"x": 1, "y": 2}) == (None, 2)
+    assert spearman(a, {"x": 1, "y": 2}) == (None, 2)  # fewer than three shared
+    assert spearman(a, {"x": 1, "y": 1, "z": 1}) == (None, 3)  # constant ranks
 
 
 def test_variance_decomposition_hand_computed():
@@ -243,3 +237,178 @@ def test_variance_decomposition_hand_computed():
 
 def test_clean():
     assert clean(float("nan")) is None and clean(float("inf")) is None and clean(1) == 1.0
+
+
+# --------------------------------------------------------------------------- issue #12 checks
+
+# Student t quantiles t(0.975, df), from a printed table (Montgomery, Appendix Table II).
+T975 = {1: 12.706, 2: 4.303, 5: 2.571, 10: 2.228, 14: 2.145}
+
+
+def _noisy_rows(reps: int, noise: list[float]) -> list[dict]:
+    rows = []
+    i = 0
+    for _ in range(reps):
+        for r in full_factorial(2):
+            rows.append(dict(r, value=1.0 + 0.3 * r["A"] - 0.1 * r["B"] + noise[i]))
+            i += 1
+    return rows
+
+
+NOISE16 = [0.05, -0.02, 0.01, 0.04, -0.06, 0.03, 0.00, -0.01,
+           0.02, -0.04, 0.05, -0.03, 0.01, 0.02, -0.05, 0.03]  # fmt: skip
+
+
+@pytest.mark.parametrize("reps, df", [(3, 10), (4, 14)])
+def test_effect_intervals_use_t_with_the_residual_df(reps, df):
+    rows = _noisy_rows(reps, NOISE16)
+    res = estimate_effects(rows, ["A", "B"], terms=["A"])
+    a = res.get("A")
+    assert res.df_resid == df and res.t_df == df
+    half = (a.ci_high - a.ci_low) / 2
+    assert half / a.se == pytest.approx(T975[df], abs=5e-4)  # not 1.96
+    assert (a.ci_low + a.ci_high) / 2 == pytest.approx(a.effect)
+
+
+def test_ols_se_and_p_against_the_normal_equations():
+    """Unbalanced, noisy, with a host block: se and p from (X'X)^-1 computed here."""
+    from scipy import stats as sps
+
+    rows = []
+    noise = iter([0.013, -0.021, 0.034, 0.002, -0.017, 0.026, -0.008, 0.011, -0.03, 0.019,
+                  0.005, -0.012, 0.027, -0.004])  # fmt: skip
+    for host, offset, points in (("h1", 0.0, full_factorial(3)), ("h2", 0.07,
+                                                                    full_factorial(3)[:6])):
+        for r in points:
+            rows.append(dict(r, host=host, value=2 + 0.2 * r["A"] - 0.05 * r["B"]
+                             + 0.03 * r["A"] * r["C"] + offset + next(noise)))
+    res = estimate_effects(rows, list("ABC"), terms=["A", "B", "C", "AC"], block="host")
+    X = np.array([[1.0, r["host"] == "h2", r["A"], r["B"], r["C"], r["A"] * r["C"]]
+                  for r in rows], dtype=float)
+    y = np.array([r["value"] for r in rows])
+    xtx_inv = np.linalg.inv(X.T @ X)
+    beta = xtx_inv @ X.T @ y
+    resid = y - X @ beta
+    df = len(y) - X.shape[1]
+    sigma2 = resid @ resid / df
+    se = np.sqrt(np.diag(xtx_inv) * sigma2)
+    assert res.df_resid == df == 8 and res.block == "host"
+    for j, term in enumerate(["A", "B", "C", "AC"], start=2):
+        e = res.get(term)
+        assert e.effect == pytest.approx(2 * beta[j], rel=1e-10)
+        assert e.se == pytest.approx(2 * se[j], rel=1e-10)
+        t = beta[j] / se[j]
+        assert e.p == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-8)
+
+
+def _bh_by_hand(ps: list[float]) -> list[float]:
+    """q_(i) = min over j >= i of m p_(j) / j (Benjamini & Hochberg 1995), capped at 1."""
+    m = len(ps)
+    order = sorted(range(m), key=ps.__getitem__)
+    q = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, ps[i] * m / rank)
+        q[i] = running
+    return q
+
+
+def test_q_families_are_separate_bh_runs():
+    res = estimate_effects(filtration_rows(), list("ABCD"), terms="all")
+    main = [e for e in res.effects if len(e.term) == 1]
+    inter = [e for e in res.effects if len(e.term) > 1]
+    assert [e.q for e in main] == pytest.approx(_bh_by_hand([e.p for e in main]), rel=1e-12)
+    assert [e.q for e in inter] == pytest.approx(_bh_by_hand([e.p for e in inter]), rel=1e-12)
+    assert _bh_by_hand([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.04, 0.04])  # the helper
+
+
+def test_post_selection_effects_have_no_q():
+    res = estimate_effects(_noisy_rows(4, NOISE16), ["A", "B"], post_selection=True)
+    assert res.post_selection and all(e.q is None for e in res.effects)
+    assert res.get("A").p is not None and "post-selection" in res.notes[0]
+    assert res.to_dict()["post_selection"] is True
+
+
+def test_alias_chains_of_the_2_4_1_with_d_abc():
+    # Montgomery Example 8.1: D = ABC, I = ABCD
+    want = {"A": ["BCD"], "B": ["ACD"], "C": ["ABD"], "D": ["ABC"], "AB": ["CD"],
+            "AC": ["BD"], "AD": ["BC"]}
+    d = fractional(4, 1)
+    rows = [dict(r, value=v) for r, v in zip(d.runs, [45, 100, 45, 65, 75, 60, 80, 96],
+                                              strict=True)]
+    res = estimate_effects(rows, list("ABCD"), terms="all")
+    assert {e.term: e.aliases for e in res.effects} == want
+    assert res.dropped_reasons["CD"] == "aliased with AB"
+    assert res.dropped_reasons["ABCD"].startswith("aliased with the intercept")
+    # a negative generator flips the signs: D = -ABC gives A = -BCD
+    neg = fractional(4, 1, ["D=-ABC"])
+    rows = [dict(r, value=float(i)) for i, r in enumerate(neg.runs)]
+    res = estimate_effects(rows, list("ABCD"), terms="main")
+    assert res.get("A").aliases == ["-BCD"] and res.get("D").aliases == ["-ABC"]
+
+
+def test_constant_factor_is_dropped_with_its_reason():
+    rows = [dict(r, C=-1, value=1 + r["A"] + 0.1 * i) for i, r in enumerate(full_factorial(2))]
+    res = estimate_effects(rows, ["A", "B", "C"], terms="main")
+    assert res.dropped == ["C"] and res.dropped_reasons["C"] == "factor C is constant in these rows"
+    with pytest.raises(LedgerError, match="'C' is not estimable"):
+        estimate_effects(rows, ["A", "B", "C"], terms=["A", "C"])
+    kept = estimate_effects(rows, ["A", "B", "C"], terms=["A", "C"], drop_inestimable=True)
+    assert [e.term for e in kept.effects] == ["A"] and kept.dropped == ["C"]
+
+
+def test_planned_ols_without_residual_df_falls_back_to_lenth():
+    res = estimate_effects(filtration_rows(), list("ABCD"), terms="all", method="ols")
+    assert res.method == "lenth" and res.pse == pytest.approx(2.625)
+    assert "Lenth" in res.notes[0]
+    a = res.get("A")
+    # Lenth's interval: effect +- ME, ME = t(0.975, 15/3 = 5) x PSE, t from the table
+    assert a.ci_high - a.effect == pytest.approx(T975[5] * 2.625, abs=2e-3)
+    with pytest.raises(LedgerError, match="method 'anova'"):
+        estimate_effects(filtration_rows(), list("ABCD"), method="anova")
+
+
+def test_spearman_by_hand():
+    # d = (1, -1, 1, -1, 0): rho = 1 - 6 * 4 / (5 * 24) = 0.8
+    rho, n = spearman({c: i for i, c in enumerate("vwxyz", 1)},
+                      {"v": 2, "w": 1, "x": 4, "y": 3, "z": 5})
+    assert (rho, n) == (pytest.approx(0.8), 5)
+    # ties take average ranks: x = 1, 2, 3, 4; y = 1, 2.5, 2.5, 4 -> Pearson of the ranks
+    rho, _ = spearman({"a": 1, "b": 2, "c": 3, "d": 4}, {"a": 1, "b": 2, "c": 2, "d": 3})
+    xs, ys = np.array([1, 2, 3, 4.0]), np.array([1, 2.5, 2.5, 4])
+    want = ((xs - xs.mean()) @ (ys - ys.mean())) / math.sqrt(
+        ((xs - xs.mean()) ** 2).sum() * ((ys - ys.mean()) ** 2).sum())
+    assert rho == pytest.approx(want) and rho == pytest.approx(0.9486833, rel=1e-6)
+
+
+def test_summaries_name_failed_runs_and_host_means():
+    rows = [obs("c1", 0, "a", 1.0), obs("c1", 0, "b", 1.4), obs("c1", 1, "b", None, "diverged"),
+            obs("c2", 0, "a", None, "ok")]
+    s = {x.condition: x for x in summarize(rows)}
+    assert s["c1"].failed == [{"seed": 1, "host": "b", "status": "diverged"}]
+    assert (s["c1"].n_runs, s["c1"].n_failed, s["c1"].by_host) == (3, 1, {"a": 1.0, "b": 1.4})
+    assert s["c2"].failed == [{"seed": 0, "host": "a", "status": "ok without a finite metric"}]
+
+
+def test_failure_rates_by_level_flag_the_factor_that_fails():
+    from stages.stats import failures_by_level
+
+    coded = {f"p{i}": r for i, r in enumerate(full_factorial(3))}
+    rows = []
+    for cid, r in coded.items():
+        for seed in (0, 1):
+            failed = r["C"] == 1 and (seed == 0 or r["A"] == 1)  # 6 of 8 at C = +1, 0 of 8 at -1
+            rows.append(obs(cid, seed, "h", None if failed else 1.0,
+                            "diverged" if failed else "ok"))
+    factors = {f: {"key": k} for f, k in zip("ABC", ("bs", "depth", "lr"), strict=True)}
+    out = failures_by_level(rows, coded, factors)
+    c = out["factors"]["C"]
+    assert (c["high"]["failed"], c["high"]["runs"], c["low"]["failed"]) == (6, 8, 0)
+    # Fisher's exact p by hand: 16 runs, 6 failed, 8 at +1. P(k failed at +1) =
+    # C(6,k) C(10,8-k) / C(16,8); two-sided sums the tables no likelier than the observed k = 6,
+    # which are k = 6 and k = 0, each 45 / 12870
+    assert c["p"] == pytest.approx(2 * math.comb(10, 2) / math.comb(16, 8), rel=1e-9)
+    assert out["flagged"] == ["C"] and c["unequal"]
+    assert not out["factors"]["B"]["unequal"]  # 3 of 8 at each level of B
+    assert (out["n_runs"], out["n_failed"]) == (16, 6)
