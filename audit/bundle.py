@@ -15,15 +15,20 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.jsonsafe import loads_strict
+from ledger.rawlog import MAX_LOG_BYTES
 
 FORMAT = "gateledger-bundle"
 STORE_PREFIX = "store"
@@ -31,6 +36,11 @@ EXTRA_PREFIX = "extra"
 MANIFEST = "bundle.json"
 STORE_FILES = ("store.json",)
 STORE_DIRS = ("keys", "parts", "anchors")
+MAX_MEMBER_BYTES = MAX_LOG_BYTES + (16 << 20)  # the largest object is a capped raw log
+MAX_TOTAL_BYTES = 64 << 30
+MAX_MEMBERS = 4_000_000
+MAX_MANIFEST_BYTES = 512 << 20
+_CHUNK = 1 << 20
 
 
 def _tool_version() -> str:
@@ -98,15 +108,13 @@ def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path
     """
     store_root, out = Path(store_root), Path(out)
     meta = dict(meta or {})
-    members: dict[str, bytes] = {}
-    for arcname, path in _store_files(store_root).items():
-        members[arcname] = path.read_bytes()
+    members: dict[str, Path] = dict(_store_files(store_root))
     for name, path in sorted((extra_files or {}).items()):
         arcname = f"{EXTRA_PREFIX}/{_safe_name(name, f'extra file {name!r}')}"
-        try:
-            members[arcname] = Path(path).read_bytes()
-        except OSError as exc:
-            raise LedgerError(f"{path}: cannot read extra file ({exc.strerror})") from exc
+        if not Path(path).is_file():
+            raise LedgerError(f"{path}: cannot read extra file (not a file)")
+        members[arcname] = Path(path)
+    files = [{"path": name, **_file_digest(path)} for name, path in sorted(members.items())]
     manifest = {
         "format": FORMAT,
         "version": 1,
@@ -115,11 +123,9 @@ def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path
         or datetime.now(UTC).isoformat(timespec="seconds"),
         "store": STORE_PREFIX,
         "meta": meta,
-        "files": [{"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-                  for name, data in sorted(members.items())],
+        "files": files,
     }
-    members[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n") \
-        .encode("utf-8")
+    listing = (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tar.gz", dir=out.parent)
     try:
@@ -128,16 +134,33 @@ def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path
             # filename="" and mtime=0 keep the gzip header free of names and times
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
                     tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                for name in sorted(members):
-                    data = members[name]
-                    tar.addfile(_member(name, len(data)), io.BytesIO(data))
+                tar.addfile(_member(MANIFEST, len(listing)), io.BytesIO(listing))
+                for entry in files:
+                    with open(members[entry["path"]], "rb") as fh:
+                        tar.addfile(_member(entry["path"], entry["size"]), fh)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, out)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise LedgerError(f"cannot write bundle {out}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def _file_digest(path: Path) -> dict[str, Any]:
+    """sha256 and size of a file, read in chunks (a store can be larger than memory)."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(_CHUNK), b""):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return {"sha256": digest.hexdigest(), "size": size}
 
 
 def _check_member(info: tarfile.TarInfo, path: Path) -> str:
@@ -149,60 +172,109 @@ def _check_member(info: tarfile.TarInfo, path: Path) -> str:
     return _safe_name(info.name.rstrip("/") if info.isdir() else info.name, where)
 
 
-def open_bundle(path: Path, dest: Path) -> tuple[Path, list[str]]:
+@dataclass
+class BundleLimits:
+    """Caps on what a bundle may unpack to: a small archive can expand to anything."""
+
+    member_bytes: int = MAX_MEMBER_BYTES
+    total_bytes: int = MAX_TOTAL_BYTES
+    members: int = MAX_MEMBERS
+
+
+def open_bundle(path: Path, dest: Path, limits: BundleLimits | None = None
+                ) -> tuple[Path, list[str]]:
     """Extract a bundle into `dest` and check every member against bundle.json.
 
     Returns `(store_root, problems)`. Raises LedgerError (one line, naming the member) for a
-    file that is not a gzip tar, lacks bundle.json, or holds absolute paths, `..`, links,
-    devices or duplicate names. Changed, missing, unlisted or unexpected members are returned
-    as problems, so a tampered bundle becomes an audit finding rather than a crash.
+    file that is not a gzip tar, lacks bundle.json, holds absolute paths, `..`, links,
+    devices or duplicate names, or exceeds the `limits` (member size, total size, member
+    count). Members are streamed to disk and hashed on the way, never held in memory.
+    Changed, missing, unlisted or unexpected members are returned as problems, so a tampered
+    bundle becomes an audit finding rather than a crash.
     """
-    path, dest = Path(path), Path(dest)
+    path, dest, limits = Path(path), Path(dest), limits or BundleLimits()
     if dest.exists() and any(dest.iterdir()):
         raise LedgerError(f"{dest}: destination for the bundle is not empty")
     if not path.is_file():
         raise LedgerError(f"{path}: no such bundle")
-    contents: dict[str, bytes] = {}
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = dest / ".incoming"
+    digests: dict[str, str] = {}
+    manifest_bytes: bytes | None = None
+    total = 0
     try:
         with tarfile.open(path, mode="r:gz") as tar:
-            for info in tar:
+            for count, info in enumerate(tar, start=1):
                 name = _check_member(info, path)
+                if count > limits.members:
+                    raise LedgerError(f"{path}: more than {limits.members} members")
                 if info.isdir():
                     continue
-                if name in contents:
+                if name in digests or (name == MANIFEST and manifest_bytes is not None):
                     raise LedgerError(f"{path}: member {name!r} appears twice")
+                cap = MAX_MANIFEST_BYTES if name == MANIFEST else limits.member_bytes
+                if info.size > cap:
+                    raise LedgerError(f"{path}: member {name!r} is {info.size} bytes, more than "
+                                      f"the {cap} allowed")
+                total += info.size
+                if total > limits.total_bytes:
+                    raise LedgerError(f"{path}: unpacks to more than {limits.total_bytes} bytes")
                 handle = tar.extractfile(info)
-                contents[name] = handle.read() if handle else b""
-    except (tarfile.TarError, OSError, EOFError) as exc:
+                if name == MANIFEST:
+                    manifest_bytes = handle.read() if handle else b""
+                    continue
+                digests[name] = _stream(handle, staging / name, info.size)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise LedgerError(f"{path}: not a .tar.gz bundle or damaged ({exc})") from exc
-    if MANIFEST not in contents:
+    if manifest_bytes is None:
         raise LedgerError(f"{path}: no {MANIFEST} in the bundle; not a gateledger bundle")
-    try:
-        manifest = json.loads(contents.pop(MANIFEST))
-        listed = {f["path"]: f["sha256"] for f in manifest["files"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LedgerError(f"{path}: {MANIFEST} is malformed ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise LedgerError(f"{path}: {MANIFEST} format is {manifest.get('format')!r}, "
-                          f"expected {FORMAT!r}")
+    listed = _listed(path, manifest_bytes)
     problems: list[str] = []
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in sorted(contents):
+    for name in sorted(digests):
         if not name.startswith((f"{STORE_PREFIX}/", f"{EXTRA_PREFIX}/")):
             problems.append(f"bundle member {name!r} is outside store/ and extra/; not extracted")
             continue
-        data = contents[name]
         if name not in listed:
             problems.append(f"bundle member {name!r} is not listed in {MANIFEST}")
-        elif hashlib.sha256(data).hexdigest() != listed[name]:
+        elif digests[name] != listed[name]:
             problems.append(f"bundle member {name!r} does not match its sha256 in {MANIFEST}")
         target = dest.joinpath(*PurePosixPath(name).parts)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        os.replace(staging / name, target)
+    shutil.rmtree(staging, ignore_errors=True)
     problems += [f"bundle member {name!r} is listed in {MANIFEST} but missing"
-                 for name in sorted(set(listed) - set(contents))]
+                 for name in sorted(set(listed) - set(digests))]
     store_root = dest / STORE_PREFIX
     if not (store_root / "store.json").is_file():
         problems.append(f"bundle has no {STORE_PREFIX}/store.json")
         store_root.mkdir(parents=True, exist_ok=True)
     return store_root, problems
+
+
+def _stream(handle: Any, target: Path, size: int) -> str:
+    """Copy a member to `target` in chunks, hashing as it goes; its sha256."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest, written = hashlib.sha256(), 0
+    with open(target, "wb") as out:
+        while handle is not None:
+            chunk = handle.read(_CHUNK)
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > size:
+                raise LedgerError(f"member {target.name!r} is longer than its header says")
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _listed(path: Path, data: bytes) -> dict[str, str]:
+    """bundle.json's path -> sha256 table (LedgerError when it is malformed)."""
+    try:
+        manifest = loads_strict(data, f"{path}: {MANIFEST}", max_bytes=MAX_MANIFEST_BYTES)
+        if manifest.get("format") != FORMAT:
+            raise LedgerError(f"{path}: {MANIFEST} format is {manifest.get('format')!r}, "
+                              f"expected {FORMAT!r}")
+        return {f["path"]: f["sha256"] for f in manifest["files"]}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise LedgerError(f"{path}: {MANIFEST} is malformed ({exc})") from None
