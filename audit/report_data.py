@@ -13,7 +13,6 @@ from typing import Any
 from audit.costs import counterfactuals
 from audit.evaluation_report import saved_evaluation
 from audit.rederive import AuditResult
-from ledger.rawlog import parse_raw_log
 from ledger.store import Store
 
 
@@ -67,17 +66,12 @@ _DEFAULT_REASON = {
 
 
 def failure_reason(store: Store, run: dict[str, Any]) -> str:
-    """Why a run is not `ok`: its log's `error` (a runner crash) or what its status means."""
-    status = str(run.get("status"))
-    raw = run.get("raw_log")
-    if raw:
-        try:
-            summary = parse_raw_log(store.get_bytes(raw), run.get("format", "jsonl")).summary
-        except Exception:  # noqa: BLE001 - an unreadable log is the audit's finding, not ours
-            summary = None
-        if summary and isinstance(summary.get("error"), str) and summary["error"]:
-            return summary["error"]
-    return _DEFAULT_REASON.get(status, status)
+    """Why a run is not `ok`: the runner's error or its stderr's last line (kept with the
+    run), else what its status means."""
+    from stages.pipeline import run_failure_reason
+
+    reason = run_failure_reason(store, run)
+    return reason or _DEFAULT_REASON.get(str(run.get("status")), str(run.get("status")))
 
 
 def failures(store: Store, manifest: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

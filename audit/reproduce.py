@@ -25,7 +25,7 @@ def _steps(raw: bytes) -> dict[int, float]:
     for line in raw.splitlines():
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict) and obj.get("type") == "step" and obj.get("loss") is not None:
             out[int(obj["step"])] = float(obj["loss"])

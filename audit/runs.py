@@ -15,9 +15,7 @@ from audit.evidence import Evidence
 from ledger.binding import header_problems, is_simulated, same_json, status_problems
 from ledger.errors import LedgerError
 from ledger.problems import Problem
-from ledger.rawlog import METRICS, ParsedLog
-
-STDERR_REASON_CHARS = 300
+from ledger.rawlog import METRICS, ParsedLog, failure_reason
 
 
 @dataclass
@@ -99,18 +97,13 @@ def _metric_findings(rid: str, record: dict[str, Any], parsed: ParsedLog) -> lis
 
 def _reason(ev: Evidence, record: dict[str, Any], parsed: ParsedLog) -> str:
     """The runner's own error, else the last line of the stderr kept with the run."""
-    error = (parsed.summary or {}).get("error")
-    if isinstance(error, str) and error:
-        return error
+    stderr = None
     if isinstance(record.get("stderr"), str):
         try:
-            text = ev.raw_bytes(record["stderr"]).decode(errors="replace")
+            stderr = ev.raw_bytes(record["stderr"])
         except LedgerError:
-            return ""
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        if lines:
-            return lines[-1][:STDERR_REASON_CHARS]
-    return ""
+            stderr = None
+    return failure_reason(parsed, stderr)
 
 
 __all__ = ["RunCheck", "check_run"]

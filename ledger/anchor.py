@@ -183,7 +183,7 @@ def _tail(given: dict[str, dict[str, Any]],
         for line in lines[start:]:
             try:
                 kind = json.loads(line).get("kind", "?")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 kind = "?"
             kinds[str(kind)] = kinds.get(str(kind), 0) + 1
         if kinds:

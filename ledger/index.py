@@ -103,7 +103,7 @@ def derive_rows(
         for line in lines:
             try:
                 ev = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if not isinstance(ev, dict):
                 continue

@@ -112,7 +112,7 @@ class _Seen:
     def take(self, line: bytes) -> None:
         try:
             event = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if not isinstance(event, dict) or not event.get("manifest") or not event.get("run"):
             return

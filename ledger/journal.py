@@ -159,7 +159,7 @@ class Journal:
                 try:
                     previous = json.loads(last)
                     seq = int(previous["seq"]) + 1
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     raise IntegrityError(
                         f"journal {self.path}: last line is damaged; run `ledger verify`"
                     ) from None
@@ -218,7 +218,7 @@ class Journal:
             value = json.loads(self.head_path.read_bytes())
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return {"seq": None}
         return value if isinstance(value, dict) else {"seq": None}
 
@@ -242,7 +242,7 @@ class Journal:
         for i, line in enumerate(self.lines()[0]):
             try:
                 event = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise IntegrityError(f"journal {self.path}: line {i + 1} is not valid JSON") from None
             if not isinstance(event, dict):
                 raise IntegrityError(f"journal {self.path}: line {i + 1} is not an event")
@@ -254,8 +254,12 @@ class Journal:
         lines = self.lines()[0]
         if not lines:
             return None
-        last = json.loads(lines[-1])
-        return {"host": self.host, "seq": last.get("seq"), "hash": sha256_hex(lines[-1])}
+        try:
+            seq = json.loads(lines[-1]).get("seq")
+        except (ValueError, AttributeError, RecursionError):
+            raise IntegrityError(f"journal {self.path}: last line is damaged; run "
+                                 f"`ledger verify`") from None
+        return {"host": self.host, "seq": seq, "hash": sha256_hex(lines[-1])}
 
     # -- checking --------------------------------------------------------------------------
 
@@ -302,7 +306,7 @@ def _check_line(line: bytes, i: int, prev_hash: str) -> str | None:
     """Why line `i` breaks the chain, or None."""
     try:
         event = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "not valid JSON (edited or damaged)"
     if not isinstance(event, dict) or set(event) != EVENT_FIELDS:
         return "not a journal event (fields edited)"

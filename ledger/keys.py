@@ -175,7 +175,7 @@ def load_signing_key(
         raise LedgerError(f"key {name} is encrypted: set LEDGER_PASSPHRASE")
     try:
         private = serialization.load_pem_private_key(pem, password=password)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         if encrypted:
             raise LedgerError(f"wrong passphrase for key {name}") from None
         raise LedgerError(f"key file {pem_path} is not a valid PEM key: {exc}") from None
@@ -192,7 +192,7 @@ def _created_at(pub_path: Path, pem_path: Path) -> str:
         value = json.loads(pub_path.read_bytes()).get("created_at")
         if isinstance(value, str):
             return value
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         pass
     stamp = pem_path.stat().st_mtime
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="microseconds")
@@ -316,5 +316,5 @@ class Keyring:
 def _parse(data: bytes, where: str) -> Any:
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise IntegrityError(f"{where}: not valid JSON") from None

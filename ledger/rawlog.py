@@ -284,3 +284,18 @@ def _autoresearch_divergence(line: str, n: int) -> str | None:
     if not math.isfinite(value) or value > AUTORESEARCH_FAIL_LOSS:
         return f"line {n}: loss {match.group(1)} (autoresearch fails above {AUTORESEARCH_FAIL_LOSS:g})"
     return None
+
+
+REASON_CHARS = 300
+
+
+def failure_reason(parsed: ParsedLog | None, stderr: bytes | None) -> str:
+    """Why a run did not end ok: the runner's own `error`, else stderr's last line, else ""."""
+    error = ((parsed.summary if parsed else None) or {}).get("error")
+    if isinstance(error, str) and error.strip():
+        return error.strip()[:REASON_CHARS]
+    if stderr:
+        lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:REASON_CHARS]
+    return ""

@@ -65,7 +65,7 @@ def stored_payload(data: bytes, obj: dict[str, Any]) -> bytes | None:
     payload = data[:cut] + b"}"
     try:
         parsed = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if parsed != {"kind": obj.get("kind"), "body": obj.get("body")}:
         return None

@@ -78,7 +78,7 @@ class Store:
             raise LedgerError(f"cannot read {marker}: {exc.strerror or exc}") from None
         try:
             meta = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise LedgerError(f"{marker} is not valid JSON") from None
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
             raise LedgerError(f"{marker} does not describe a gateledger store")
@@ -159,7 +159,7 @@ class Store:
         data = self.get_bytes(oid)
         try:
             obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise IntegrityError(f"object {oid} is not a JSON object") from None
         if not isinstance(obj, dict):
             raise IntegrityError(f"object {oid} is not a JSON object")

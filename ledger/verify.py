@@ -167,7 +167,7 @@ def verify_with_evidence(
 def _check_store_json(store: Store) -> list[Problem]:
     try:
         meta = json.loads((store.root / "store.json").read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return [Problem("store.json", "missing or not valid JSON")]
     if meta != STORE_FORMAT:
         return [Problem("store.json", f"does not describe a version-1 store: {meta!r}")]

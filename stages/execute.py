@@ -18,6 +18,7 @@ from filelock import FileLock, Timeout
 from ledger.errors import LedgerError
 from ledger.fsutil import ensure_dir
 from ledger.ingest import ingest, is_recorded, record_run_start, recorded_runs
+from ledger.rawlog import failure_reason as rawlog_failure_reason
 from ledger.rawlog import parse_raw_log
 from ledger.store import Store
 from stages.campaign import Campaign
@@ -236,12 +237,7 @@ def _record(store: Store, manifest: str, result: RunResult, report: RunReport) -
 
 def failure_reason(result: RunResult) -> str:
     """Why a run did not finish ok: the runner's own error, else stderr's last line."""
-    try:
-        summary = parse_raw_log(result.raw, result.fmt).summary or {}
-    except LedgerError:
-        summary = {}
-    error = summary.get("error")
-    return error if isinstance(error, str) and error else result.note
+    return rawlog_failure_reason(parse_raw_log(result.raw, result.fmt), result.stderr)
 
 
 def _progress(total: int, stage: str, enabled: bool):

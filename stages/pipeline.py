@@ -64,6 +64,7 @@ def run_campaign(
             say(f"{spec.name}: {report.executed} run(s) executed, "
                 f"{report.already} already recorded")
             stop_on_failure(spec.name, report)
+            refuse_all_failed(store, manifest_id, spec.name)
             decision_id, body = decide_stage(store, campaign, spec.name, key)
             names = [body["conditions"][c]["name"] for c in body["promoted"]]
             log.add(spec.name, "decided", decision=decision_id, promoted=names)
@@ -87,6 +88,35 @@ def stop_on_failure(stage: str, report: RunReport) -> None:
         raise LedgerError(f"{stage}: all {report.executed} run(s) crashed{why}; not deciding")
 
 
+def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
+    """Do not sign a gate none of whose recorded runs finished ok: say why they failed."""
+    from ledger.ingest import recorded_runs
+
+    bodies = [store.get_json(rid)["body"] for rid in recorded_runs(store, manifest_id).values()]
+    if bodies and not any(b.get("status") == "ok" for b in bodies):
+        reasons = [r for r in (run_failure_reason(store, b) for b in bodies) if r]
+        why = f" (first: {reasons[0]})" if reasons else ""
+        raise LedgerError(f"{stage}: none of its {len(bodies)} recorded run(s) finished ok{why}; "
+                          f"not deciding (fix the runs, or `ledger decide {stage}` to sign an "
+                          f"empty promotion on purpose)")
+
+
+def run_failure_reason(store: Store, body: dict[str, Any]) -> str:
+    """A recorded run's failure reason from its stored log and stderr tail."""
+    from ledger.errors import LedgerError as _Err
+    from ledger.rawlog import failure_reason, parse_raw_log
+
+    try:
+        parsed = parse_raw_log(store.get_bytes(body["raw_log"]), body.get("format", "jsonl"))
+    except (_Err, KeyError):
+        parsed = None
+    try:
+        stderr = store.get_bytes(body["stderr"]) if body.get("stderr") else None
+    except _Err:
+        stderr = None
+    return failure_reason(parsed, stderr)
+
+
 def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:
     """Where each stage stands: frozen?, runs recorded of declared (by status), decided?"""
     from ledger.ingest import recorded_runs
@@ -96,15 +126,23 @@ def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:
         manifest = current_manifest(store, campaign.name, spec.name)
         row: dict[str, Any] = {"stage": spec.name, "budget_s": spec.budget_s,
                                "manifest": None, "declared": None, "recorded": 0,
-                               "statuses": {}, "decision": None, "promoted": []}
+                               "statuses": {}, "decision": None, "promoted": [],
+                               "failures": []}
         if manifest is not None:
             row["manifest"] = manifest.id
             row["declared"] = len(manifest.body["runs"])
             recorded = recorded_runs(store, manifest.id)
             row["recorded"] = len(recorded)
+            names = {cid: info.get("name", cid[:8])
+                     for cid, info in manifest.body["conditions"].items()}
             for record_id in recorded.values():
-                status = store.get_json(record_id)["body"].get("status", "?")
+                body = store.get_json(record_id)["body"]
+                status = body.get("status", "?")
                 row["statuses"][status] = row["statuses"].get(status, 0) + 1
+                if status != "ok":
+                    row["failures"].append({"run": body.get("run"), "status": status,
+                                            "name": names.get(body.get("condition"), "?"),
+                                            "reason": run_failure_reason(store, body)})
             decision = manifest_decision(store, manifest.id)
             if decision is not None:
                 row["decision"] = decision.id

@@ -16,6 +16,8 @@ import click
 
 from ledger.cli.context import emit, open_store, reviewer_inputs, reviewer_options, signing_key
 from ledger.errors import LedgerError
+from ledger.jsonsafe import loads_strict
+from ledger.rawlog import MAX_LOG_BYTES
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -141,24 +143,20 @@ def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None,
     click.echo(f"private keys in {folder}: {', '.join(private) or 'none'}")
 
 
+MAX_PLAN_BYTES = 64 << 20
+
+
 def _read_plan(path: str) -> dict[str, Any]:
+    """A plan file as strict JSON (no NaN, no repeated keys, bounded size and depth)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
         raise LedgerError(f"cannot read plan {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise LedgerError(f"plan {path} is not UTF-8 text") from None
-    try:
-        plan = json.loads(text, parse_constant=_no_constant)
-    except ValueError as exc:
-        raise LedgerError(f"plan {path} is not valid JSON: {exc}") from None
+    plan = loads_strict(data, f"plan {path}", max_bytes=MAX_PLAN_BYTES)
     if not isinstance(plan, dict):
         raise LedgerError(f"plan {path} must be a JSON object")
     return plan
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 @click.command("freeze")
@@ -248,7 +246,8 @@ def ingest_cmd(ctx: click.Context, log: str, fmt: str, manifest: str | None,
 
     store = open_store(ctx)
     try:
-        raw = Path(log).read_bytes()
+        with open(log, "rb") as fh:
+            raw = fh.read(MAX_LOG_BYTES + 1)  # a longer log is refused; never read it whole
     except OSError as exc:
         raise LedgerError(f"cannot read log {log}: {exc.strerror or exc}") from None
     record_id = ingest(store, raw, fmt=fmt, manifest=manifest, condition=condition, seed=seed,
@@ -350,7 +349,7 @@ def store_status(store: Any) -> dict[str, Any]:
             continue
         try:
             obj = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             kinds["raw"] += 1
             continue
         kind = str(obj.get("kind"))
@@ -413,6 +412,11 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, as_json: bool) -> 
         click.echo(f"  stage {row['stage']}: manifest {row['manifest'][:12]}, runs "
                    f"{row['recorded']}/{row['declared']}{f' ({statuses})' if statuses else ''}, "
                    f"{decided}")
+        for failure in row.get("failures", [])[:5]:
+            reason = f": {failure['reason']}" if failure["reason"] else ""
+            click.echo(f"    {failure['status']}: {failure['name']} ({failure['run']}){reason}")
+        if len(row.get("failures", [])) > 5:
+            click.echo(f"    ... and {len(row['failures']) - 5} more run(s) not ok")
 
 
 @click.command("verify")
