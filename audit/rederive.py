@@ -14,7 +14,9 @@ extend a published anchor; and GPU-hours that do not add up.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from ledger.store import Store
 from ledger.trust import Trust
 from ledger.verify import verify_with_evidence
 from stages.decide import run_key
+from stages.executors.local import usable_cpus
 
 RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 
@@ -87,8 +90,7 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
     findings = list(verified.problems)
     ev = Evidence(store, verified)
     manifests = ev.of_kind("manifest")
-    checks = {rid: check_run(ev, rid, body, manifests)
-              for rid, body in sorted(ev.of_kind("run").items())}
+    checks = check_runs(ev, manifests)
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
     for check in checks.values():
         by_manifest[check.record.get("manifest")].append(check)
@@ -118,6 +120,50 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
         trust=verified.trust.to_dict(), notes=verified.notes(),
         bodies={"manifest": manifests, "decision": ev.of_kind("decision"), "run": observed},
     )
+
+
+PARALLEL_MIN_RUNS = 2000  # below this, starting workers costs more than it saves
+_WORK: tuple[Evidence, dict[str, dict[str, Any]]] | None = None  # read by forked workers
+
+
+def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, RunCheck]:
+    """`check_run` for every run record: in forked worker processes when the store is big.
+
+    Why: parsing every raw log is most of an audit (hundreds of lines per log), and each
+    run is checked independently. Workers inherit the evidence by fork (nothing is copied
+    up front) and send back only what the checks found.
+    """
+    runs = sorted(ev.of_kind("run").items())
+    workers = min(usable_cpus(), 8)
+    if len(runs) < PARALLEL_MIN_RUNS or workers < 2 or "fork" not in mp.get_all_start_methods():
+        return {rid: check_run(ev, rid, body, manifests) for rid, body in runs}
+    global _WORK
+    _WORK = (ev, manifests)
+    try:
+        chunks = [[rid for rid, _ in runs[i::workers * 8]] for i in range(workers * 8)]
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+            found = [f for part in pool.map(_check_chunk, chunks) for f in part]
+    finally:
+        _WORK = None
+    bodies = dict(runs)
+    out = {}
+    for rid, status, metrics, problems, simulated, reason, started in found:
+        check = RunCheck(rid, bodies[rid], {**bodies[rid], "status": status, "metrics": metrics},
+                         [Problem(rid, m) for m in problems], simulated, reason, started)
+        out[rid] = check
+    return dict(sorted(out.items()))
+
+
+def _check_chunk(rids: list[str]) -> list[tuple]:
+    assert _WORK is not None
+    ev, manifests = _WORK
+    bodies = ev.of_kind("run")
+    out = []
+    for rid in rids:
+        c = check_run(ev, rid, bodies[rid], manifests)
+        out.append((rid, c.observed["status"], c.observed["metrics"],
+                    [p.message for p in c.problems], c.simulated, c.reason, c.log_started))
+    return out
 
 
 def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[Problem]:

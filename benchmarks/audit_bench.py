@@ -129,7 +129,7 @@ def campaign_text(n: int, name: str = "bench") -> str:
     return CAMPAIGN.format(**fields)
 
 
-def build_store(root: Path, n: int):
+def build_store(root: Path, n: int, log_steps: int = 300):
     """A store of about n runs: campaigns of at most CAMPAIGN_RUNS runs, every stage decided.
 
     Why several campaigns past CAMPAIGN_RUNS: that is what big stores hold, and it keeps
@@ -154,7 +154,7 @@ def build_store(root: Path, n: int):
         path = root / f"campaign{i}.toml"
         path.write_text(campaign_text(size, f"bench{i}"))
         camp = load_campaign(path)
-        sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"))
+        sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"), log_steps=log_steps)
         for stage in ("screen", "gate", "final"):
             freeze_stage(store, camp, stage, key, for_simulation=True)
             runs += run_stage(store, camp, stage, sim, progress=False).executed
@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="613,1000,10000",
                         help="comma-separated run counts (100000 takes long to build)")
     parser.add_argument("--repeat", type=int, default=3, help="timed audits per size (best)")
+    parser.add_argument("--log-steps", type=int, default=300,
+                        help="step lines per raw log (a realistic run logs hundreds)")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile of one audit per size to stderr")
     args = parser.parse_args(argv)
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp) / f"n{n}"
             root.mkdir()
             t = time.perf_counter()
-            store, runs = build_store(root, n)
+            store, runs = build_store(root, n, args.log_steps)
             build_s = time.perf_counter() - t
             audit_s, result = time_audit(store, args.repeat)
             if not result.ok:

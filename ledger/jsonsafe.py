@@ -9,13 +9,13 @@ document gets one clear error naming what is wrong instead.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
+
+import orjson
 
 from ledger.errors import LedgerError
 
 MAX_DEPTH = 64  # nesting of objects and arrays; no document the ledger reads needs more
-_KEY_END = re.compile(rb'"\s*:')
 
 
 class JSONInputError(LedgerError):
@@ -88,15 +88,21 @@ def _may_nest(text: str | bytes, max_depth: int) -> bool:
 def loads_line(line: bytes) -> Any:
     """One JSON line of a raw log, strictly (NaN, duplicate keys, depth), fast on flat lines.
 
-    Why a fast path: an audit parses every step line of every log. A flat object whose
-    count of key terminators (`"` then `:`) equals its number of keys cannot hold a
-    duplicate key or a nested object, so only other lines take the strict, slower parse.
-    Raises `ValueError` (its message says why) for anything that is not strict JSON.
+    Why a fast path: an audit parses every step line of every log, so lines go through
+    `orjson` (several times faster than `json`; it refuses NaN, Infinity, overflowing
+    numbers and invalid UTF-8 itself). orjson keeps the last of two equal keys, so a line is
+    taken as parsed only when it has as many colons as keys and no `[`: then it cannot
+    repeat a key or nest anything. Every other line takes the strict parse, which also says
+    precisely what is wrong. Raises `ValueError` for anything that is not strict JSON.
     """
-    if not _may_nest(line, MAX_DEPTH):
-        value = json.loads(line, parse_constant=_no_constant)
-        if isinstance(value, dict) and len(_KEY_END.findall(line)) == len(value):
-            return value
+    if isinstance(line, str):
+        line = line.encode("utf-8")
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        value = None
+    if type(value) is dict and line.count(b":") == len(value) and b"[" not in line:
+        return value
     try:
         return loads_strict(line, "line")
     except JSONInputError as exc:

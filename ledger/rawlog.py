@@ -91,69 +91,57 @@ def parse_raw_log(data: bytes, fmt: str = "jsonl") -> ParsedLog:
     return out
 
 
-class _Losses:
-    """Running divergence evidence over step losses (the runner's own rule)."""
-
-    def __init__(self, out: ParsedLog, factor: float = DIVERGE_FACTOR) -> None:
-        self.out, self.factor = out, factor
-
-    def see(self, loss: Any, where: str) -> None:
-        out = self.out
-        if out.diverge_evidence is not None:
-            return
-        value = _finite(loss)
-        if value is None:
-            out.diverge_evidence = f"{where}: loss {loss!r} is not a finite number"
-        elif out.first_loss is None:
-            out.first_loss = float(value)
-        elif value > self.factor * out.first_loss:
-            out.diverge_evidence = (f"{where}: loss {value:g} exceeds {self.factor:g} x the "
-                                    f"first step's {out.first_loss:g}")
-
-
 def _parse_jsonl(data: bytes) -> ParsedLog:
     out = ParsedLog()
-    losses = _Losses(out)
     last_step: dict[str, Any] | None = None
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     elif lines:
         out.torn_tail = True
-    for n, raw_line in enumerate(lines, start=1):
-        torn = out.torn_tail and n == len(lines)
-        if not raw_line.strip():
-            continue
-        if len(raw_line) > MAX_LINE_BYTES:
+    steps, first_loss, limit = 0, None, None
+    for n, line in enumerate(lines, start=1):
+        if len(line) > MAX_LINE_BYTES:
             out.garbage += 1
-            out.problems.append(f"line {n}: {len(raw_line)} bytes, more than the "
+            out.problems.append(f"line {n}: {len(line)} bytes, more than the "
                                 f"{MAX_LINE_BYTES} allowed per line")
             continue
         try:
-            rec = loads_line(raw_line)
-        except (ValueError, UnicodeDecodeError) as exc:
-            if torn:
+            rec = loads_line(line)
+        except ValueError as exc:
+            if not line.strip():
+                continue
+            if out.torn_tail and n == len(lines):
                 out.problems.append(f"line {n}: cut off without its newline (the process died)")
             else:
                 out.garbage += 1
                 out.problems.append(f"line {n}: not valid JSON ({exc})")
             continue
-        if not isinstance(rec, dict):
+        if type(rec) is not dict:
             out.garbage += 1
             out.problems.append(f"line {n}: not a JSON object")
             continue
         kind = rec.get("type")
-        if kind == "header":
+        if kind == "step":  # the hot path: hundreds of lines per log
+            steps += 1
+            last_step = rec
+            if out.diverge_evidence is None:
+                loss = rec.get("loss")
+                if type(loss) is not float and type(loss) is not int:
+                    out.diverge_evidence = f"step line {n}: loss {loss!r} is not a finite number"
+                elif first_loss is None:
+                    first_loss, limit = float(loss), DIVERGE_FACTOR * float(loss)
+                elif loss > limit:
+                    out.diverge_evidence = (f"step line {n}: loss {loss:g} exceeds "
+                                            f"{DIVERGE_FACTOR:g} x the first step's "
+                                            f"{first_loss:g}")
+        elif kind == "header":
             if out.header is not None:
                 out.problems.append(f"line {n}: second header")
                 continue
             if n != 1:
                 out.problems.append(f"line {n}: the header is not the first line")
             out.header = rec
-        elif kind == "step":
-            out.steps += 1
-            last_step = rec
-            losses.see(rec.get("loss"), f"step line {n}")
         elif kind == "eval":
             if out.eval is not None:
                 out.problems.append(f"line {n}: second eval record")
@@ -165,6 +153,7 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
             out.summary = rec
         else:
             out.problems.append(f"line {n}: unknown record type {kind!r}")
+    out.steps, out.first_loss = steps, first_loss
     _header_facts(out)
     if out.summary is not None:
         _summary_facts(out)

@@ -144,6 +144,13 @@ def _rng(*parts: Any) -> random.Random:
     return random.Random(int.from_bytes(seed[:8], "big"))
 
 
+def _logged_steps(steps: int, count: int) -> list[int]:
+    """`count` step numbers from 1 to `steps`, evenly spread (4: 1, n/4, n/2, n)."""
+    if count <= 4:
+        return [1, steps // 4, steps // 2, steps]
+    return sorted({max(1, round(steps * k / (count - 1))) for k in range(count)})
+
+
 def simulate_log(
     params: SimParams,
     *,
@@ -155,8 +162,12 @@ def simulate_log(
     seed: int,
     host: str,
     manifest: str | None,
+    log_steps: int = 4,
 ) -> bytes:
-    """A contract-valid raw log (header, steps, eval, summary) for one simulated run."""
+    """A contract-valid raw log (header, steps, eval, summary) for one simulated run.
+
+    `log_steps` step lines are written, spread over the run (the runner logs every second;
+    benchmarks ask for realistic lengths)."""
     rng = _rng(condition, seed, host, budget_s)
     started = datetime.now(UTC).isoformat(timespec="microseconds")
     header = {
@@ -183,7 +194,7 @@ def simulate_log(
     final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
     final += params.noise * z  # the step losses follow the unrounded value
     diverged = outcome.status == "diverged"
-    for i in (1, steps // 4, steps // 2, steps):
+    for i in _logged_steps(steps, log_steps):
         if i < 1 or (lines[-1].get("step") == i):
             continue
         frac = i / steps

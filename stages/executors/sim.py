@@ -15,6 +15,7 @@ class SimExecutor:
 
     params: SimParams
     name: str = "sim"
+    log_steps: int = 4  # step lines per log (benchmarks write realistic lengths)
 
     def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:
         for task in tasks:
@@ -30,5 +31,6 @@ class SimExecutor:
                 seed=task.seed,
                 host=task.host,
                 manifest=task.manifest,
+                log_steps=self.log_steps,
             )
             yield RunResult(task, raw)

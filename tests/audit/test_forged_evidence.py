@@ -264,3 +264,23 @@ def test_rederiving_needs_the_raw_logs_not_the_records(done):
     assert any(forged in p and "val_bpb 0.5 is not what raw log" in p for p in found), found
     # and the recorded decision still matches what the logs say (re-derived from them)
     assert derive_decision(manifest.id, manifest.body, [(r.id, r.body) for r in runs])
+
+
+def test_parallel_run_checks_find_exactly_what_serial_ones_find(done, monkeypatch):
+    import audit.rederive as rederive
+
+    store = done[0]
+    manifest, _ = _gate(store)
+    victim = manifest_runs(store, manifest.id)[0]
+    forged = store.put_unsigned("run", {**victim.body, "status": "timeout"})
+    journal = store.journal()
+    events = [json.loads(x) for x in journal.path.read_text().splitlines()]
+    rewrite_journal(journal, [{**e, "object": forged} if e["object"] == victim.id else e
+                              for e in events])
+    monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 10**9)
+    serial = audit_store(store)
+    monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 1)
+    monkeypatch.setattr(rederive, "usable_cpus", lambda: 2)
+    parallel = audit_store(store)
+    assert any(forged in str(f) and "status timeout" in str(f) for f in serial.findings)
+    assert parallel.to_dict() == serial.to_dict()
