@@ -187,8 +187,9 @@ def _check_decision(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any]
                     runs: list[RunCheck]) -> None:
     observed = [(r.id, r.observed) for r in runs]
     used, missing, extra = select_runs(mid, body, observed)
+    started = {e.fields.get("run") for e in ev.for_manifest("run_started", mid)}
     unstarted = [Problem(used[k][0], f"run {k} has no run_started event") for k in used
-                 if not any(e.fields.get("run") == k for e in ev.for_manifest("run_started", mid))]
+                 if k not in started]
     sa.check("runs journaled at start", unstarted)
     sa.check("no undeclared runs", [Problem(rid, f"run is not declared by manifest {mid[:12]}")
                                     for rid in extra])
