@@ -253,7 +253,12 @@ def _check_reproduces(sa: StageAudit, mid: str, body: dict[str, Any], did: str,
 
 
 def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:
-    """Field-by-field differences, by canonical bytes (what was signed)."""
+    """Field-by-field differences, by canonical bytes (what was signed).
+
+    Equal trees (the common case) cost one comparison of their canonical bytes; only a
+    difference is searched for field by field."""
+    if not path and _same(derived, recorded):
+        return []
     if isinstance(derived, dict) and isinstance(recorded, dict):
         out = []
         for key in sorted(set(derived) | set(recorded)):
@@ -262,6 +267,13 @@ def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:
     if canonical_bytes({"v": derived}) == canonical_bytes({"v": recorded}):
         return []
     return [f"{path}: recorded {_short(recorded)}, re-derived {_short(derived)}"]
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return canonical_bytes({"v": a}) == canonical_bytes({"v": b})
+    except LedgerError:
+        return False
 
 
 def _short(value: Any) -> str:

@@ -14,21 +14,19 @@ extend a published anchor; and GPU-hours that do not add up.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from audit.evidence import Evidence
 from audit.gates import StageAudit, audit_manifest
 from audit.runs import RunCheck, check_run
+from ledger.parallel import fork_map, shared
 from ledger.problems import Problem
 from ledger.store import Store
 from ledger.trust import Trust
 from ledger.verify import verify_with_evidence
 from stages.decide import run_key
-from stages.executors.local import usable_cpus
 
 RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 
@@ -94,12 +92,9 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
     for check in checks.values():
         by_manifest[check.record.get("manifest")].append(check)
-    superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
-    stages = []
-    for mid, body in sorted(manifests.items(), key=lambda mb: (mb[1].get("frozen_at", ""), mb[0])):
-        sa = audit_manifest(ev, mid, body, by_manifest.get(mid, []), mid in superseded)
+    stages = audit_manifests(ev, manifests, by_manifest)
+    for sa in stages:
         findings += sa.findings
-        stages.append(sa)
     for mid, runs in by_manifest.items():
         if mid is not None and mid not in manifests:
             findings += [p for r in runs for p in r.problems]
@@ -123,40 +118,25 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
 
 
 PARALLEL_MIN_RUNS = 2000  # below this, starting workers costs more than it saves
-_WORK: tuple[Evidence, dict[str, dict[str, Any]]] | None = None  # read by forked workers
 
 
 def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, RunCheck]:
-    """`check_run` for every run record: in forked worker processes when the store is big.
-
-    Why: parsing every raw log is most of an audit (hundreds of lines per log), and each
-    run is checked independently. Workers inherit the evidence by fork (nothing is copied
-    up front) and send back only what the checks found.
-    """
+    """`check_run` for every run record: in forked worker processes when the store is big
+    (parsing every raw log, hundreds of lines each, is most of an audit)."""
     runs = sorted(ev.of_kind("run").items())
-    workers = min(usable_cpus(), 8)
-    if len(runs) < PARALLEL_MIN_RUNS or workers < 2 or "fork" not in mp.get_all_start_methods():
-        return {rid: check_run(ev, rid, body, manifests) for rid, body in runs}
-    global _WORK
-    _WORK = (ev, manifests)
-    try:
-        chunks = [[rid for rid, _ in runs[i::workers * 8]] for i in range(workers * 8)]
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            found = [f for part in pool.map(_check_chunk, chunks) for f in part]
-    finally:
-        _WORK = None
+    found = fork_map(_check_chunk, [rid for rid, _ in runs], (ev, manifests),
+                      serial=len(runs) < PARALLEL_MIN_RUNS)
     bodies = dict(runs)
     out = {}
     for rid, status, metrics, problems, simulated, reason, started in found:
-        check = RunCheck(rid, bodies[rid], {**bodies[rid], "status": status, "metrics": metrics},
-                         [Problem(rid, m) for m in problems], simulated, reason, started)
-        out[rid] = check
+        out[rid] = RunCheck(rid, bodies[rid], {**bodies[rid], "status": status,
+                                               "metrics": metrics},
+                            [Problem(rid, m) for m in problems], simulated, reason, started)
     return dict(sorted(out.items()))
 
 
 def _check_chunk(rids: list[str]) -> list[tuple]:
-    assert _WORK is not None
-    ev, manifests = _WORK
+    ev, manifests = shared()
     bodies = ev.of_kind("run")
     out = []
     for rid in rids:
@@ -164,6 +144,26 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
         out.append((rid, c.observed["status"], c.observed["metrics"],
                     [p.message for p in c.problems], c.simulated, c.reason, c.log_started))
     return out
+
+
+def audit_manifests(ev: Evidence, manifests: dict[str, dict[str, Any]],
+                    by_manifest: dict[str | None, list[RunCheck]]) -> list[StageAudit]:
+    """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
+    re-derives its decision with the statistics, the other large cost)."""
+    order = sorted(manifests, key=lambda mid: (manifests[mid].get("frozen_at", ""), mid))
+    if len(order) > 1 and sum(len(v) for v in by_manifest.values()) >= PARALLEL_MIN_RUNS:
+        import statsmodels.api  # noqa: F401 - imported once before forking, not per worker
+    superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
+    done = fork_map(_audit_chunk, order, (ev, manifests, by_manifest, superseded),
+                     serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS)
+    by_id = {sa.manifest: sa for sa in done}
+    return [by_id[mid] for mid in order]
+
+
+def _audit_chunk(mids: list[str]) -> list[StageAudit]:
+    ev, manifests, by_manifest, superseded = shared()
+    return [audit_manifest(ev, mid, manifests[mid], by_manifest.get(mid, []), mid in superseded)
+            for mid in mids]
 
 
 def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[Problem]:

@@ -15,9 +15,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from ledger.canonical import CanonicalError, canonical_bytes, is_object_id
+from ledger.canonical import is_canonical, is_object_id
+from ledger.parallel import fork_map
 from ledger.problems import Problem
 from ledger.store import Store
 
@@ -68,47 +70,71 @@ def _envelope(data: bytes) -> dict[str, Any] | None:
     return obj
 
 
-def _is_canonical(obj: dict[str, Any], data: bytes) -> bool:
-    try:
-        return canonical_bytes(obj) == data
-    except CanonicalError:
-        return False
+PARALLEL_MIN_OBJECTS = 4000  # below this, forking workers costs more than it saves
 
 
 def scan_objects(store: Store, tick: Callable[[int], None] | None = None) -> Scan:
-    """Read and re-hash every object in every part; parse the JSON envelopes."""
+    """Read and re-hash every object in every part; parse the JSON envelopes.
+
+    Big stores are read by forked workers (`ledger.parallel`), each hashing and parsing its
+    share; the findings are the same, in the same order, as a single pass gives.
+    """
     scan = Scan()
-    sha256 = hashlib.sha256
-    for oid, path in store.iter_objects():
+    items = [(oid, str(path)) for oid, path in store.iter_objects()]
+    results = fork_map(_classify_chunk, items, None,
+                       serial=len(items) < PARALLEL_MIN_OBJECTS)
+    for (oid, path), (verdict, payload) in zip(items, sorted_back(items, results), strict=True):
         scan.count += 1
         if tick is not None:
             tick(1)
-        if not is_object_id(oid) or path.parent.name != oid[:2]:
-            scan.problems.append(Problem(str(path.relative_to(store.root)),
+        if verdict == "name":
+            scan.problems.append(Problem(str(Path(path).relative_to(store.root)),
                                          "file in the object store is not named by an id"))
-            continue
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            scan.problems.append(Problem(oid, f"cannot read: {exc.strerror or exc}"))
+        elif verdict == "unreadable":
+            scan.problems.append(Problem(oid, f"cannot read: {payload}"))
             scan.bad.add(oid)
-            continue
-        if sha256(data).hexdigest() != oid:
+        elif verdict == "corrupt":
             scan.problems.append(Problem(oid, "object is corrupted: its bytes no longer hash "
                                               "to its id (changed or damaged)"))
             scan.bad.add(oid)
-            continue
-        obj = _envelope(data)
-        if obj is None:
+        elif verdict == "raw":
             scan.raw.add(oid)
-            continue
-        if not looks_like_envelope(data) or not _is_canonical(obj, data):
-            scan.problems.append(Problem(oid, f"{obj.get('kind')!r} object is not stored as "
+        elif verdict == "noncanonical":
+            scan.problems.append(Problem(oid, f"{payload!r} object is not stored as "
                                               f"canonical JSON (RFC 8785): not used"))
             scan.noncanonical.add(oid)
-            continue
-        scan.objects[oid] = obj
-        if "signature" in obj:
-            scan.signed_bytes[oid] = data
+        else:
+            obj, data = payload
+            scan.objects[oid] = obj
+            if data is not None:
+                scan.signed_bytes[oid] = data
     return scan
+
+
+def sorted_back(items: list[tuple[str, str]], results: list[tuple[str, str, Any]]) -> list:
+    """Results (tagged with their path) in the order of `items`."""
+    by_path = {path: (verdict, payload) for path, verdict, payload in results}
+    return [by_path[path] for _oid, path in items]
+
+
+def _classify_chunk(items: list[tuple[str, str]]) -> list[tuple[str, str, Any]]:
+    return [(path, *_classify(oid, path)) for oid, path in items]
+
+
+def _classify(oid: str, path: str) -> tuple[str, Any]:
+    """What one stored file is: (verdict, payload) for `scan_objects` to record."""
+    if not is_object_id(oid) or Path(path).parent.name != oid[:2]:
+        return "name", None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return "unreadable", exc.strerror or str(exc)
+    if hashlib.sha256(data).hexdigest() != oid:
+        return "corrupt", None
+    obj = _envelope(data)
+    if obj is None:
+        return "raw", None
+    if not looks_like_envelope(data) or not is_canonical(obj, data):
+        return "noncanonical", obj.get("kind")
+    return "object", (obj, data if "signature" in obj else None)

@@ -22,16 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.ingest import STDERR_TAIL_BYTES
+from ledger.parallel import usable_cpus
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
 from stages.executors.base import RunResult, RunTask, StartCallback
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, so a container's or a scheduler's
-    limit), not the machine's count that ``os.cpu_count`` reports."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 @dataclass

@@ -280,7 +280,7 @@ def test_parallel_run_checks_find_exactly_what_serial_ones_find(done, monkeypatc
     monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 10**9)
     serial = audit_store(store)
     monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 1)
-    monkeypatch.setattr(rederive, "usable_cpus", lambda: 2)
+    monkeypatch.setattr("ledger.parallel.usable_cpus", lambda: 2)
     parallel = audit_store(store)
     assert any(forged in str(f) and "status timeout" in str(f) for f in serial.findings)
     assert parallel.to_dict() == serial.to_dict()

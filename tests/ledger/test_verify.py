@@ -136,3 +136,20 @@ def test_any_single_byte_mutation_detected(filled, data):
     finally:
         path.write_bytes(original)
         path.chmod(mode)
+
+
+def test_parallel_scan_finds_exactly_what_a_single_pass_finds(filled, monkeypatch):
+    import ledger.scan as scan_mod
+
+    store = filled.store
+    path = store.path_of(filled.runs[0])
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes() + b" ")
+    spaced = store.put_bytes(b'{"kind": "run", "body": {}}')
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_OBJECTS", 10**9)
+    single = [str(p) for p in verify(store)]
+    monkeypatch.setattr(scan_mod, "PARALLEL_MIN_OBJECTS", 1)
+    monkeypatch.setattr("ledger.parallel.usable_cpus", lambda: 2)
+    assert [str(p) for p in verify(store)] == single
+    assert any(filled.runs[0] in p and "corrupted" in p for p in single)
+    assert any(spaced in p and "not stored as canonical JSON" in p for p in single)
