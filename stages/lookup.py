@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.canonical import canonical_bytes
+from ledger.canonical import is_canonical
 from ledger.errors import IntegrityError, LedgerError
 from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, verify_signature
 from ledger.store import Store
@@ -79,7 +79,7 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
         found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
         raise LedgerError(f"object {oid} is a {found!r}, expected {kind}")
     if kind in SIGNED_KINDS:
-        if canonical_bytes(obj) != data:
+        if not is_canonical(obj, data):
             raise IntegrityError(f"{kind} {oid} is not stored as canonical JSON: not used "
                                  f"(run `ledger verify`)")
         try:
