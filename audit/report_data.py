@@ -188,7 +188,8 @@ def _variance_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         metric = item["manifest"].get("analysis", {}).get("metric", "val_bpb")
         for run in item["runs"]:
             value = run.get("metrics", {}).get(metric) if run.get("status") == "ok" else None
-            rows.append({"stage": item["manifest"]["stage"], "budget": item["manifest"]["budget_s"],
+            rows.append({"campaign": item["manifest"].get("campaign"),
+                         "stage": item["manifest"]["stage"], "budget": item["manifest"]["budget_s"],
                          "condition": run.get("condition"), "host": run.get("host"),
                          "seed": run.get("seed"), "value": value})
     return rows
@@ -208,11 +209,20 @@ def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
         except LedgerError:
             return None  # fewer than two ok runs: nothing to decompose
 
+    campaigns = sorted({str(r["campaign"]) for r in rows})
+    single = len(campaigns) <= 1
     by_stage = {}
     for item in items:
-        name = item["manifest"]["stage"]
-        by_stage[name] = one([r for r in rows if r["stage"] == name], ("condition", "host", "seed"))
-    return {"campaign": one(rows, ("budget", "condition", "host", "seed")), "by_stage": by_stage}
+        camp, name = str(item["manifest"].get("campaign")), item["manifest"]["stage"]
+        key = name if single else f"{camp}/{name}"
+        by_stage[key] = one([r for r in rows if r["stage"] == name and str(r["campaign"]) == camp],
+                            ("condition", "host", "seed"))
+    # across gates within one campaign: conditions of different campaigns are different
+    # recipes, so a store holding several gets one decomposition per campaign
+    per_campaign = {c: one([r for r in rows if str(r["campaign"]) == c],
+                           ("budget", "condition", "host", "seed")) for c in campaigns}
+    return {"campaign": per_campaign[campaigns[0]] if single and campaigns else None,
+            "campaigns": per_campaign, "by_stage": by_stage}
 
 
 def review_flags(stages: list[dict[str, Any]], ranks: list[dict[str, Any]]) -> list[dict[str, Any]]:

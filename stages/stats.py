@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -809,35 +808,34 @@ def variance_decomposition(
     Components missing from the rows or with a single level get share 0.0 and are not fitted;
     "residual" holds the rest. Rows with a None/non-finite response are left out.
     """
-    import pandas as pd
-    import statsmodels.formula.api as smf
-    from statsmodels.stats.anova import anova_lm
-
     data = [r for r in rows if clean(r.get(response)) is not None]
     n = len(data)
     if n < 2:
         raise LedgerError(
             f"variance decomposition: needs at least 2 rows with a finite {response!r}"
         )
-    df = pd.DataFrame(
-        {
-            "y": [float(r[response]) for r in data],
-            **{c: [str(r.get(c)) for r in data] for c in components},
-        }
-    )
-    used = [c for c in components if df[c].nunique() > 1 and any(c in r for r in data)]
-    total = float(((df["y"] - df["y"].mean()) ** 2).sum())
+    y = np.array([float(r[response]) for r in data])
+    levels = {c: [str(r.get(c)) for r in data] for c in components}
+    used = [c for c in components if len(set(levels[c])) > 1 and any(c in r for r in data)]
+    total = float(((y - y.mean()) ** 2).sum())
     ss: dict[str, float | None] = {c: 0.0 for c in components}
-    if used:
-        formula = "y ~ " + " + ".join(f"C(Q('{c}'))" for c in used)
-        with warnings.catch_warnings():  # F tests divide by a zero residual: only SS are used
-            warnings.simplefilter("ignore", RuntimeWarning)
-            table = anova_lm(smf.ols(formula, data=df).fit(), typ=1)
-        for c in used:
-            ss[c] = float(table.loc[f"C(Q('{c}'))", "sum_sq"])
-        resid = float(table.loc["Residual", "sum_sq"]) if "Residual" in table.index else 0.0
-    else:
-        resid = total
+    # Type I sums of squares: each component's reduction of the residual sum of squares when
+    # its dummies join the model after the ones before it. Dummies are built directly (a
+    # store's runs can number 100k) and each nested fit is one least-squares solve, which
+    # handles aliased dummies as statsmodels' pseudo-inverse does.
+    design = np.ones((n, 1))
+    rss_before = total
+    for c in used:
+        codes = np.unique(np.array(levels[c]), return_inverse=True)[1]
+        dummies = np.zeros((n, int(codes.max())))
+        rows_with = codes > 0
+        dummies[np.nonzero(rows_with)[0], codes[rows_with] - 1] = 1.0
+        design = np.hstack([design, dummies])
+        beta = np.linalg.lstsq(design, y, rcond=None)[0]
+        rss = float(((y - design @ beta) ** 2).sum())
+        ss[c] = max(rss_before - rss, 0.0)
+        rss_before = rss
+    resid = rss_before
     ss["residual"] = max(resid, 0.0)
     shares = {k: (v / total if total > 0 else None) for k, v in ss.items()}
     return VarianceDecomposition(n, total, ss, shares, used)

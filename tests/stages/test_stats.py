@@ -235,6 +235,34 @@ def test_variance_decomposition_hand_computed():
     json.dumps(vd.to_dict(), allow_nan=False)
 
 
+def test_variance_decomposition_unbalanced_matches_statsmodels_type_i_anova():
+    """Unbalanced, with host partly aliased by condition: the shares are statsmodels'
+    sequential ANOVA (computed here with its formula API, an independent route)."""
+    import random
+
+    import pandas as pd
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    rng = random.Random(3)
+    rows = []
+    for cond, c in (("c1", 0.0), ("c2", 0.4), ("c3", -0.2)):
+        for host, h in (("a", 0.0), ("b", 0.1)):
+            if cond == "c3" and host == "b":
+                continue  # an empty cell: the design is unbalanced
+            for seed in range(rng.randint(1, 4)):
+                rows.append({"budget": rng.choice(["2m", "5m"]), "condition": cond,
+                             "host": host, "seed": seed, "value": c + h + rng.gauss(0, 0.05)})
+    vd = variance_decomposition(rows)
+    df = pd.DataFrame({"y": [r["value"] for r in rows],
+                       **{k: [str(r[k]) for r in rows] for k in ("budget", "condition", "host",
+                                                                 "seed")}})
+    table = anova_lm(smf.ols("y ~ C(budget) + C(condition) + C(host) + C(seed)", df).fit(), typ=1)
+    for name in ("budget", "condition", "host", "seed"):
+        assert vd.ss[name] == pytest.approx(table.loc[f"C({name})", "sum_sq"], rel=1e-9, abs=1e-12)
+    assert vd.ss["residual"] == pytest.approx(table.loc["Residual", "sum_sq"], rel=1e-9)
+
+
 def test_clean():
     assert clean(float("nan")) is None and clean(float("inf")) is None and clean(1) == 1.0
 
