@@ -278,12 +278,21 @@ def export_cmd(ctx, bundle, campaigns, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def reproduce_cmd(ctx, run_id, data, device, as_json):
-    """Replay a recorded run with `--steps` and report its difference from the record."""
+    """Replay a recorded run with `--steps` and report its difference from the record.
+
+    RUN is a run record id, or its first 12+ hex characters (as `ledger runs` prints them).
+    Exit 0 when the replay is identical, 1 when it differs.
+
+    \b
+    Examples:
+      ledger runs --stage screen                 # pick a run id
+      ledger reproduce 3f2a9c01b7e4 --data data/corpus
+      ledger reproduce 3f2a9c01b7e4 --json | jq .val_bpb_difference
+    """
     from audit.reproduce import reproduce_run
-    from ledger.canonical import check_object_id
 
     store = open_store(ctx)
-    out = reproduce_run(store, check_object_id(run_id), data=Path(data) if data else None,
+    out = reproduce_run(store, store.resolve(run_id, "run"), data=Path(data) if data else None,
                         device=device)
     if as_json:
         emit(out, True)

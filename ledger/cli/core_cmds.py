@@ -54,12 +54,16 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
     can no longer sign, and leaking it means someone else can.
 
     \b
+    Made in a store (one exists at --store), the key becomes the one that signs for that
+    store by default; `ledger keys --default NAME` changes it, `--key NAME` overrides it.
+
+    \b
     Examples:
       ledger keygen --name alice
       ledger keygen --name alice --passphrase-prompt   # type a passphrase (a terminal)
       LEDGER_PASSPHRASE=... ledger keygen --name ci    # encrypt non-interactively
     """
-    from ledger.keys import generate_key, key_dir
+    from ledger.keys import generate_key, key_dir, set_default_key
     from ledger.store import Store
 
     passphrase = os.environ.get("LEDGER_PASSPHRASE") or None
@@ -74,11 +78,14 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
         store = Store.open(ctx.obj["store"], host=ctx.obj.get("host"))
         store.keyring().add(key.public_record())
         added = str(store.root / "keys" / f"{key.key_id}.json")
+        set_default_key(store.root, name)  # made in this store: it signs for it by default
     private = key_dir() / f"{name}.pem"
     emit({"name": name, "key_id": key.key_id, "private_key": str(private),
-          "public_key": added, "encrypted": bool(passphrase)}, as_json,
+          "public_key": added, "encrypted": bool(passphrase),
+          "default_for_store": str(Path(ctx.obj["store"])) if added else None}, as_json,
          f"key {name}: id {key.key_id}\nprivate key: {private}"
-         + (f"\npublic key added to {added}" if added else
+         + (f"\npublic key added to {added}; {name} now signs for {ctx.obj['store']} by "
+            f"default" if added else
             "\n(no store here: the public key joins one when you first sign with it)"))
 
 
@@ -90,13 +97,17 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
               help="Revoke a key: sign and journal a revocation (anything it signs later is "
                    "a problem, and the store refuses to sign with it).")
 @click.option("--reason", default="", help="Why the key is revoked (with --revoke).")
+@click.option("--default", "default_name", default=None, metavar="NAME",
+              help="Remember private key NAME as the one that signs for this store when no "
+                   "--key is given (kept on this machine, next to the private keys).")
 @click.option("--key", "key_name", default=None,
               help="Key that signs the revocation (default: LEDGER_KEY or the only key).")
 @click.argument("key_ids", nargs=-1, metavar="[KEYID]...")
 @JSON_OPTION
 @click.pass_context
 def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None, reason: str,
-             key_name: str | None, key_ids: tuple[str, ...], as_json: bool) -> None:
+             default_name: str | None, key_name: str | None, key_ids: tuple[str, ...],
+             as_json: bool) -> None:
     """List the store's public keys and the private keys on this machine; export or revoke.
 
     \b
@@ -105,23 +116,28 @@ def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None,
       ledger keys --export lab-keys.json            # give this file to reviewers
       ledger audit --trust-file lab-keys.json       # what the reviewer then runs
       ledger keys --revoke 3f2a...e9 --reason "laptop stolen" --key backup
+      ledger keys --default alice                   # alice signs here unless --key says else
     """
     from ledger.fsutil import atomic_write
-    from ledger.keys import key_dir
+    from ledger.keys import default_key_for, key_dir, set_default_key
     from ledger.revocation import revoke_key
 
     store = open_store(ctx)
+    if default_name:
+        path = set_default_key(store.root, default_name)
+        emit({"default": default_name, "store": str(store.root), "file": str(path)}, as_json,
+             f"{default_name} now signs for {store.root} by default (remembered in {path})")
+        return
     if revoke_id:
+        revoke_id = _key_id(store, revoke_id)
         oid = revoke_key(store, revoke_id, signing_key(key_name), reason)
         emit({"revoked": revoke_id, "revocation": oid}, as_json,
              f"revoked key {revoke_id} (revocation {oid})")
         return
     full = store.keyring().records()
     if key_ids:
-        unknown = sorted(set(key_ids) - {r.get("key_id") for r in full})
-        if unknown:
-            raise LedgerError(f"key {unknown[0]} is not in this store's keyring")
-        full = [r for r in full if r.get("key_id") in key_ids]
+        wanted = {_key_id(store, k) for k in key_ids}
+        full = [r for r in full if r.get("key_id") in wanted]
     if export_path:
         atomic_write(Path(export_path), (json.dumps(full, indent=2, sort_keys=True) + "\n")
                      .encode())
@@ -133,14 +149,18 @@ def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None,
         r["revoked_at"] = store.revoked(str(r["key_id"]))
     folder = key_dir()
     private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
+    default = default_key_for(store.root)
     if as_json:
-        emit({"store_keys": records, "private_keys": private, "key_dir": str(folder)}, True)
+        emit({"store_keys": records, "private_keys": private, "key_dir": str(folder),
+              "default": default}, True)
         return
     click.echo(f"store keyring ({len(records)}):")
     for r in records:
         revoked = f"  REVOKED {r['revoked_at']}" if r["revoked_at"] else ""
         click.echo(f"  {r['key_id']}  {r['name']}  created {r['created_at']}{revoked}")
     click.echo(f"private keys in {folder}: {', '.join(private) or 'none'}")
+    fallback = "(not set: --key, LEDGER_KEY, or the only key)"
+    click.echo(f"signs for this store by default: {default or fallback}")
 
 
 MAX_PLAN_BYTES = 64 << 20
@@ -250,11 +270,36 @@ def ingest_cmd(ctx: click.Context, log: str, fmt: str, manifest: str | None,
             raw = fh.read(MAX_LOG_BYTES + 1)  # a longer log is refused; never read it whole
     except OSError as exc:
         raise LedgerError(f"cannot read log {log}: {exc.strerror or exc}") from None
+    if manifest:
+        manifest = store.resolve(manifest, "manifest")
+        if condition:
+            condition = _condition_id(store, manifest, condition)
     record_id = ingest(store, raw, fmt=fmt, manifest=manifest, condition=condition, seed=seed,
                        host=run_host, stage=stage, gpus=gpus)
     body = store.get_json(record_id)["body"]
     emit({"run": record_id, **body}, as_json,
          f"recorded run {record_id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})")
+
+
+def _condition_id(store: Any, manifest: str, text: str) -> str:
+    """A condition of the manifest by id, 12+ hex prefix, or name."""
+    from ledger.store import load_object, resolve_prefix
+
+    conditions = load_object(store, manifest, "manifest").get("conditions", {})
+    named = [cid for cid, info in conditions.items() if info.get("name") == text]
+    if len(named) == 1:
+        return named[0]
+    return resolve_prefix(text, lambda p: sorted(c for c in conditions if c.startswith(p)),
+                          f"condition of manifest {manifest[:12]}")
+
+
+def _key_id(store: Any, text: str) -> str:
+    """A key of the store's keyring by its 32-hex id or a 12+ hex prefix of it."""
+    from ledger.store import resolve_prefix
+
+    ids = store.keyring().ids()
+    return resolve_prefix(text, lambda p: sorted(k for k in ids if k.startswith(p)),
+                          "key in this store's keyring", length=32)
 
 
 @click.command("anchor")
