@@ -418,25 +418,66 @@ def store_status(store: Any) -> dict[str, Any]:
 @click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
               type=click.Path(dir_okay=False),
               help="Also show where each stage of this campaign stands. Env: LEDGER_CAMPAIGN.")
+@click.option("--watch", is_flag=True,
+              help="Redraw the stage table (runs done/left, running now, ETA, GPU-hours) until "
+                   "the work finishes: the --stage, else every campaign stage decided, else "
+                   "every frozen stage's runs recorded.")
+@click.option("--interval", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
+              help="Seconds between redraws (with --watch).")
+@click.option("--count", type=click.IntRange(1, None), default=None,
+              help="Stop after this many redraws (with --watch).")
+@click.option("--stage", "watch_stage", default=None, help="Watch until this stage finishes.")
 @JSON_OPTION
 @click.pass_context
-def status_cmd(ctx: click.Context, campaign_path: str | None, as_json: bool) -> None:
-    """Counts of objects, manifests, runs by status, decisions; journal heads; keys.
+def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, interval: float,
+               count: int | None, watch_stage: str | None, as_json: bool) -> None:
+    """Where each stage stands (runs done/left, running now, ETA, GPU-hours, decision), and
+    counts of objects, runs by status, journal heads and keys.
 
-    With --campaign: each stage's manifest, runs recorded of declared, and decision.
+    With --campaign: the campaign's stages in file order, those not frozen yet included.
+    With --watch: the stage table, redrawn until the work finishes (Ctrl-C stops it), in
+    another terminal while `ledger run` or `ledger campaign` writes; with --json one JSON
+    object per redraw.
+
+    \b
+    Examples:
+      ledger status
+      ledger status --campaign campaigns/demo.toml --json
+      ledger status --watch --campaign campaigns/demo.toml     # while `ledger campaign` runs
+      ledger status --watch --stage gate --interval 10
     """
+    from stages.progress import Progress
+
     store = open_store(ctx)
-    out = store_status(store)
+    campaign = None
     if campaign_path:
         from stages.campaign import load_campaign
+
+        campaign = load_campaign(campaign_path)
+    progress = Progress(store, campaign)
+    if watch:
+        from ledger.cli.status_watch import watch as watch_loop
+
+        watch_loop(progress, interval=interval, count=count, stage=watch_stage,
+                   as_json=as_json, clear=sys.stdout.isatty() and not as_json)
+        return
+    out = store_status(store)
+    rows = progress.stages()
+    out["progress"] = [r.to_dict() for r in rows]
+    if campaign is not None:
         from stages.pipeline import campaign_progress
 
-        out["stages"] = campaign_progress(store, load_campaign(campaign_path))
+        out["stages"] = campaign_progress(store, campaign)
     if as_json:
         emit(out, True)
         return
+    from ledger.cli.status_watch import frame_lines
+
     kinds = out["by_kind"]
-    click.echo(f"store {out['store']} (writing as {out['host']}): {out['objects']} objects")
+    parts = sorted(h["host"] for h in out["journals"])
+    click.echo(f"store {out['store']}: {out['objects']} objects; journal parts: "
+               f"{', '.join(parts) or 'none'}; commands here write as host {out['host']} "
+               f"(--host or LEDGER_HOST to change)")
     click.echo(f"  manifests {kinds.get('manifest', 0)}, runs {kinds.get('run', 0)}, "
                f"decisions {kinds.get('decision', 0)}, anchors {kinds.get('anchor', 0)}, "
                f"raw logs {kinds.get('raw', 0)}")
@@ -447,21 +488,18 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, as_json: bool) -> 
         click.echo(f"  journal {head['host']}: head seq {head['seq']} {head['hash']}")
     for key in out["keys"]:
         click.echo(f"  key {key['key_id']} {key['name']}")
+    if rows:
+        for line in frame_lines(rows):
+            click.echo(line)
     for row in out.get("stages", []):
-        if row["manifest"] is None:
-            click.echo(f"  stage {row['stage']}: not frozen")
-            continue
-        statuses = ", ".join(f"{n} {s}" for s, n in sorted(row["statuses"].items()))
-        decided = (f"decided {row['decision'][:12]}: {', '.join(row['promoted']) or 'none'}"
-                   if row["decision"] else "not decided")
-        click.echo(f"  stage {row['stage']}: manifest {row['manifest'][:12]}, runs "
-                   f"{row['recorded']}/{row['declared']}{f' ({statuses})' if statuses else ''}, "
-                   f"{decided}")
-        for failure in row.get("failures", [])[:5]:
+        failures = row.get("failures", [])
+        if failures:
+            click.echo(f"  stage {row['stage']}: {len(failures)} run(s) not ok")
+        for failure in failures[:5]:
             reason = f": {failure['reason']}" if failure["reason"] else ""
             click.echo(f"    {failure['status']}: {failure['name']} ({failure['run']}){reason}")
-        if len(row.get("failures", [])) > 5:
-            click.echo(f"    ... and {len(row['failures']) - 5} more run(s) not ok")
+        if len(failures) > 5:
+            click.echo(f"    ... and {len(failures) - 5} more run(s) not ok")
 
 
 @click.command("verify")
@@ -516,4 +554,3 @@ def register(cli: click.Group) -> None:
     for command in (init_cmd, keygen_cmd, keys_cmd, freeze_cmd, ingest_cmd, anchor_cmd,
                     reindex_cmd, sql_cmd, status_cmd, verify_cmd):
         cli.add_command(command)
-    _ = sys
