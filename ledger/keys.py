@@ -35,6 +35,9 @@ from ledger.problems import Problem
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
 RECORD_FIELDS = ("alg", "created_at", "key_id", "name", "public", "self_sig")
+# The key `ledger campaign --demo-key` makes: its name says what it is wherever it shows, and
+# reports call out anything it signed.
+DEMO_KEY_NAME = "DEMO-KEY-not-for-real-campaigns"
 
 
 def key_dir() -> Path:

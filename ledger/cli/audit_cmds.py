@@ -139,24 +139,69 @@ CAMPAIGN = click.option("--campaign", "campaign_path", default=None, envvar="LED
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def report_costs(ctx, campaign_path, as_json):
-    """GPU-hours by stage, host, condition and status, and counterfactuals at every gate."""
+    """GPU-hours of the protocol by stage (in protocol order), host and status, what it saved,
+    the counterfactuals at every gate, and baselines and unplanned compute apart.
+
+    \b
+    Examples:
+      ledger report costs
+      ledger --store preview.ledger report costs --campaign campaigns/paper.toml
+      ledger report costs --json | jq .costs.training_gpu_hours
+    """
+    from audit.report import saved_sentence
+
     data = _report_data(ctx, campaign_path)
-    out = {"costs": data["costs"], "counterfactuals": data["counterfactuals"]}
+    out = {"costs": data["costs"], "baseline_costs": data["baseline_costs"],
+           "unplanned_costs": data["unplanned_costs"], "all_costs": data["all_costs"],
+           "counterfactuals": data["counterfactuals"], "saved": saved_sentence(data)}
     if as_json:
         emit(out, True)
         return
-    costs = data["costs"]
-    click.echo(f"training GPU-hours {costs['training_gpu_hours']:.4f}, "
-               f"wall GPU-hours {costs['wall_gpu_hours']:.4f}")
-    for part in ("by_stage", "by_host", "by_status"):
-        click.echo(f"{part.replace('_', ' ')}:")
-        for name, row in sorted(costs.get(part, {}).items()):
-            click.echo(f"  {name:<24} {row['n_runs']:>5} runs {row['training_gpu_hours']:>12.4f} "
-                       f"training {row['wall_gpu_hours']:>12.4f} wall")
-    for cf in data["counterfactuals"]:
-        click.echo(cf.get("sentence", ""))
-    for check in costs.get("checks", []):
-        click.echo(f"check {check['name']}: {'ok' if check['ok'] else 'FAILED'}")
+    _print_costs(data)
+
+
+def _print_costs(data) -> None:
+    from audit.report import _ordered_costs, saved_sentence
+    from ledger.cli.runs_cmds import gpu_hours_text as hours
+    from ledger.cli.runs_cmds import text_table
+
+    costs = _ordered_costs(data)
+    click.echo(f"protocol ({data['campaign']['name']}): {hours(costs['training_gpu_hours'])} "
+               f"training GPU-hours, {hours(costs['wall_gpu_hours'])} wall, "
+               f"{costs['n_runs']} runs")
+    saved = saved_sentence(data)
+    if saved:
+        click.echo(saved)
+
+    def part(title: str, rows: dict) -> None:
+        click.echo(f"{title}:")
+        lines = text_table([title.split()[1], "runs", "training GPU-h", "wall GPU-h"],
+                           [[str(k), str(r["n_runs"]), hours(r["training_gpu_hours"]),
+                             hours(r["wall_gpu_hours"])] for k, r in rows.items()],
+                           right={1, 2, 3})
+        for line in lines:
+            click.echo(f"  {line}")
+
+    part("by stage (protocol order)", costs["by_stage"])
+    part("by host", costs["by_host"])
+    part("by status", costs["by_status"])
+    for key, title in (("baseline_costs", "baselines"), ("unplanned_costs", "unplanned compute")):
+        other = data.get(key)
+        if other:
+            click.echo(f"{title} (not in the totals above): "
+                       f"{hours(other['training_gpu_hours'])} training GPU-hours over "
+                       f"{other['n_runs']} runs")
+            part("by stage", other["by_stage"])
+    if data["counterfactuals"]:
+        click.echo("counterfactuals (nominal GPU-hours):")
+        for cf in data["counterfactuals"]:
+            for key in ("sentence_next", "sentence"):
+                if cf.get(key) and (key == "sentence" or cf["next"] != cf["final"]):
+                    click.echo(f"  {cf[key]}")
+    checks = costs.get("checks", []) + (data.get("all_costs") or {}).get("checks", [])
+    bad = [c["name"] for c in checks if not c["ok"]]
+    click.echo("sum checks: " + (f"FAILED: {', '.join(bad)}" if bad else
+                                 f"all {len(checks)} ok (parts add up to the totals)"))
 
 
 @report_group.command("effects")

@@ -121,9 +121,16 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
 
 
 def _register() -> None:
-    from ledger.cli import audit_cmds, core_cmds, evaluate_cmds, method_cmds, runs_cmds
+    from ledger.cli import (
+        audit_cmds,
+        compare_cmds,
+        core_cmds,
+        evaluate_cmds,
+        method_cmds,
+        runs_cmds,
+    )
 
-    for module in (core_cmds, method_cmds, audit_cmds, evaluate_cmds, runs_cmds):
+    for module in (core_cmds, method_cmds, audit_cmds, evaluate_cmds, runs_cmds, compare_cmds):
         module.register(cli)
 
 

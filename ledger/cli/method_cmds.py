@@ -13,6 +13,7 @@ import click
 
 from ledger.cli.context import emit, open_store, signing_key
 from ledger.errors import LedgerError
+from ledger.keys import DEMO_KEY_NAME
 
 CAMPAIGN_OPTION = click.option(
     "--campaign",
@@ -306,7 +307,7 @@ def _fmt(value, width: int) -> str:
     return f"{value:>{width}.4g}" if isinstance(value, int | float) else f"{'-':>{width}}"
 
 
-DEMO_KEY = "DEMO-KEY-not-for-real-campaigns"
+DEMO_KEY = DEMO_KEY_NAME
 
 
 def _demo_key():
