@@ -118,7 +118,14 @@ def _print_audit(out: dict) -> None:
 
 @click.group("report")
 def report_group():
-    """Reports a reviewer or a budget holder can read: costs, effects, html."""
+    """Reports a reviewer or a budget holder can read: costs, effects, html.
+
+    \b
+    Examples:
+      ledger report costs
+      ledger report effects --json
+      ledger report html --campaign campaigns/demo.toml --out report --metrics metrics.json
+    """
 
 
 def _report_data(ctx, campaign_path):
@@ -210,7 +217,13 @@ def _print_costs(data) -> None:
 @click.pass_context
 def report_effects(ctx, campaign_path, as_json):
     """Effects by budget (BH q-values within each budget), variance decomposition, rank
-    stability between gates, and the flags a reviewer needs, from the decisions."""
+    stability between gates, and the flags a reviewer needs, from the decisions.
+
+    \b
+    Examples:
+      ledger report effects
+      ledger report effects --json | jq '.flags[]'
+    """
     data = _report_data(ctx, campaign_path)
     out = {
         "stages": [{"stage": s["name"], "budget_s": s["budget_s"], "analysis": s["analysis"],
@@ -268,9 +281,16 @@ def _round(x):
 def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
     """Write a self-contained HTML page (and Markdown) a reviewer can read without the tool.
 
-    The page shows the campaign, each gate's frozen rule and outcome, main effects by budget,
-    condition means with intervals, rank stability, costs executed vs counterfactual, and the
-    audit verdict.
+    The page opens with the audit verdict and what it rests on (simulated runs, demo key,
+    anchors, trust), a one-paragraph verdict on what was decided and how sure it is, and
+    the review flags; then provenance, each gate's frozen rule and outcome, main effects by
+    budget, condition means with intervals, rank stability, costs (baselines apart) and
+    counterfactuals, and the protocol against its baselines when there are any.
+
+    \b
+    Examples:
+      ledger report html --campaign campaigns/demo.toml --out report
+      ledger report html --out report --metrics metrics.json --plots plots   # for DVC
     """
     from audit.dvc_outputs import write_dvc_outputs
     from audit.report import write_report
@@ -295,6 +315,12 @@ def export_cmd(ctx, bundle, campaigns, as_json):
     """Write a reviewer bundle: objects, journals, public keys, campaigns, versions.
 
     A reviewer runs `ledger audit --bundle BUNDLE` in an empty directory.
+
+    \b
+    Examples:
+      ledger export evidence.tar.gz --campaign campaigns/demo.toml
+      ledger keys --export lab-keys.json     # the keys the reviewer is told to trust
+      ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json   # on their side
     """
     import platform
     from importlib.metadata import PackageNotFoundError, version

@@ -106,14 +106,17 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
     """Auditable, staged screening of micro-pretraining recipes.
 
     \b
-    Typical flow:
+    Examples (a typical flow):
       ledger init && ledger keygen --name me
       ledger freeze screen-2m --campaign campaign.toml   # sign the plan before any run
       ledger run screen-2m --executor local --jobs 1     # train, journal, ingest
+      ledger status --watch --campaign campaign.toml     # another terminal: live progress
       ledger decide screen-2m                            # apply the frozen rule, sign
+      ledger runs --stage screen-2m                      # one row per run
       ledger audit                                       # re-derive everything from raw logs
 
-    Exit codes: 0 all good, 1 a check failed, 2 bad input or usage.
+    Exit codes: 0 all good, 1 a check failed, 2 bad input or usage. Errors are one line on
+    stderr; with --json, a JSON object {"error", "exit"} on stdout.
     """
     ctx.ensure_object(dict)
     ctx.obj["store"] = store
