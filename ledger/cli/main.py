@@ -82,7 +82,7 @@ class LedgerGroup(click.Group):
         sys.exit(code)
 
 
-@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="ledger", cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
     "store",
