@@ -34,15 +34,18 @@ def sh(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
 
 
 def readme_blocks() -> list[str]:
-    """The bash blocks of the README's sharing section, comments dropped."""
+    """The sender's and the receiver's bash blocks of the README's sharing section (the one
+    that starts `dvc remote add`, the one that starts `git clone URL`), comments dropped."""
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Sharing evidence with DVC"):]
     section = section[:section.index("\n## ", 5)]
     blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
-    assert len(blocks) == 2, "the sharing section has the sender's and the receiver's steps"
+    send = [b for b in blocks if b.startswith("dvc remote add")]
+    receive = [b for b in blocks if b.startswith("git clone URL")]
+    assert len(send) == len(receive) == 1, "the sender's and the receiver's steps"
     return ["\n".join(line.split("  #")[0].rstrip() for line in block.splitlines()
                       if line.strip() and not line.lstrip().startswith("#"))
-            for block in blocks]
+            for block in (send[0], receive[0])]
 
 
 @pytest.fixture
