@@ -42,8 +42,8 @@ def frame_lines(rows: list[StageProgress]) -> list[str]:
                         "decision"], table, right={2, 3, 4, 6})
     running = [(r.stage, x) for r in rows for x in r.running]
     if running:
-        shown = ", ".join(f"{stage} {x['condition']} {x['cell']} ({duration_text(x['since_s'])})"
-                          for stage, x in running[:RUNNING_SHOWN])
+        shown = ", ".join(f"{stage} {x['condition']} seed {x['cell'].replace('/', ' @ ', 1)} "
+                          f"({duration_text(x['since_s'])})" for stage, x in running[:RUNNING_SHOWN])
         more = f" and {len(running) - RUNNING_SHOWN} more" if len(running) > RUNNING_SHOWN else ""
         lines.append(f"running now: {shown}{more}")
     stale = sum(r.stale for r in rows)
