@@ -279,3 +279,54 @@ def campaign_totals(stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             f"have spent {_fmt(everything)}"
         ),
     }
+
+
+def cost_row(body: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One run's cost input (see `cost_breakdown`) from a run body as the audit observed it
+    (status and seconds as its raw log supports them) and its manifest (for the name).
+    Seconds that are not finite non-negative numbers count 0 (the audit reports the run)."""
+    metrics = body.get("metrics") or {}
+    condition = body.get("condition") or "?"
+    name = ((manifest or {}).get("conditions") or {}).get(condition, {}).get("name")
+    status = body.get("status")
+    gpus = body.get("gpus")
+    return {
+        "stage": body.get("stage") or "(unplanned)",
+        "condition": condition,
+        "name": name or condition[:8],
+        "host": body.get("host") or "?",
+        "seed": body.get("seed") if body.get("seed") is not None else -1,
+        "status": status if status in STATUSES else "crashed",
+        "training_seconds": _seconds(metrics.get("training_seconds")),
+        "total_seconds": _seconds(metrics.get("total_seconds")),
+        "gpus": gpus if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 1 else 1,
+    }
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if math.isfinite(value) and value >= 0 else 0.0
+
+
+def split_costs(bodies: Mapping[str, Mapping[str, Any]],
+                manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """Cost breakdowns of the protocol's runs, the baselines' and unplanned compute, apart.
+
+    Why apart: a baseline is a comparison bought next to the protocol, not part of what the
+    protocol cost; counting it in the protocol's totals (and its savings) would make the
+    protocol look dearer by exactly what was spent checking it. Each value is a
+    `cost_breakdown` (None when there are no such runs).
+    """
+    groups: dict[str, list[dict[str, Any]]] = {"protocol": [], "baselines": [], "unplanned": []}
+    for body in bodies.values():
+        manifest = manifests.get(body.get("manifest") or "")
+        if manifest is None:
+            group = "unplanned"
+        elif "baseline" in (manifest.get("spec") or {}):
+            group = "baselines"
+        else:
+            group = "protocol"
+        groups[group].append(cost_row(body, manifest))
+    return {name: cost_breakdown(rows) if rows or name == "protocol" else None
+            for name, rows in groups.items()}

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from audit import evaluation_report, plots
+from audit import compare, evaluation_report, plots
+from audit.summary import provenance_rows
 from ledger.errors import LedgerError
 from ledger.fsutil import atomic_write
 from stages.campaign import budget_label
@@ -39,11 +40,13 @@ th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:to
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .banner{padding:.8em 1em;border-radius:6px;font-weight:600;margin:1em 0}
 .clean{background:#e3f6e5;border:2px solid #2e8b3a;color:#1d5c26}
+.caveat{background:#fff6e0;border:2px solid #d68910;color:#6e4500}
+.verdict{font-size:1.05em;background:#f4f8fb;border-left:4px solid #1f6f8b;padding:.6em 1em}
 .problems{background:#fde8e6;border:2px solid #c0392b;color:#7d1f14}
 .banner ul{font-weight:400;margin:.4em 0 0}
 pre{background:#f7f7f7;border:1px solid #e2e2e2;padding:.6em;overflow-x:auto;font-size:.88em}
 code{font-size:.9em}.ok{color:#2e8b3a;font-weight:600}.bad{color:#c0392b;font-weight:600}
-.promoted td{background:#fff4e5}img{max-width:100%;height:auto;display:block;margin:.6em 0}
+.promoted td{background:#fff4e5}.kept td{background:#eef3f8}img{max-width:100%;height:auto;display:block;margin:.6em 0}
 footer{margin-top:3em;color:#666;font-size:.85em;border-top:1px solid #ddd;padding-top:.6em}
 """
 
@@ -173,6 +176,29 @@ def _gate_text(c: Mapping[str, Any]) -> str:
     if c.get("excluded"):
         return f"excluded: {c['excluded']}"
     return f"rank {c['gate_rank']}" if c.get("gate_rank") else "—"
+
+
+def _level_letters(conds: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Factor letters to show as columns (design points decoded into their levels)."""
+    return sorted({x for c in conds for x in (c.get("levels") or {})})
+
+
+def _level(c: Mapping[str, Any], letter: str) -> str:
+    value = (c.get("levels") or {}).get(letter)
+    return "—" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _promoted_text(c: Mapping[str, Any]) -> str:
+    """Promoted on its merits, or carried as an always-kept anchor (the rule's `keep`)."""
+    if not c.get("promoted"):
+        return ""
+    return "kept (anchor)" if c.get("promoted_by") == "keep" else "✔ promoted"
+
+
+def _row_class(c: Mapping[str, Any]) -> str:
+    if not c.get("promoted"):
+        return ""
+    return "kept" if c.get("promoted_by") == "keep" else "promoted"
 
 
 def _statuses(stage: Mapping[str, Any]) -> str:
@@ -307,6 +333,8 @@ def _figures(data: Mapping[str, Any]) -> dict[str, bytes]:
             figs[_effects_name(i, stage)] = plots.effects_plot([stage], main_only=False)
     if data.get("evaluation"):
         figs["evaluation.png"] = evaluation_report.figure(data["evaluation"])
+    if data.get("comparison"):
+        figs["compare.png"] = compare.figure(data["comparison"])
     return figs
 
 
@@ -352,21 +380,57 @@ def _ok(flag: Any) -> str:
     return '<span class="ok">pass</span>' if flag else '<span class="bad">FAIL</span>'
 
 
+def banner_title(audit: Mapping[str, Any]) -> str:
+    """The verdict line: clean, problems or empty, and what a clean verdict rests on."""
+    failed = [c for c in audit["checks"] if not c.get("ok")]
+    if audit["verdict"] == "empty":
+        return "Audit verdict: EMPTY — nothing was frozen or run, so nothing is proved"
+    if audit["verdict"] != "clean":
+        return (f"Audit verdict: PROBLEMS — {len(audit['problems'])} problem(s), "
+                f"{len(failed)} failed check(s)")
+    caveats = audit.get("caveats") or []
+    simulated = any("simulated" in c for c in caveats)
+    return ("Audit verdict: CLEAN" + (" (simulated runs)" if simulated else "") +
+            " — every check passed" + (": the records are intact and the decisions follow "
+                                        "from them, read the notes below" if caveats else ""))
+
+
+def _serious(audit: Mapping[str, Any]) -> bool:
+    """A clean verdict that should not look green: simulated runs or a demo key."""
+    return any(("simulated" in c or "demo key" in c) for c in audit.get("caveats") or [])
+
+
 def _html_banner(audit: Mapping[str, Any]) -> str:
     clean = audit["verdict"] == "clean"
     failed = [c for c in audit["checks"] if not c.get("ok")]
-    if audit["verdict"] == "empty":
-        text = "Audit verdict: EMPTY — nothing was frozen or run, so nothing is proved"
-    elif clean:
-        text = "Audit verdict: CLEAN — every check passed"
-    else:
-        text = (f"Audit verdict: PROBLEMS — {len(audit['problems'])} problem(s), "
-                f"{len(failed)} failed check(s)")
     items = [f"<li>{_esc(p)}</li>" for p in audit["problems"]]
     items += [f"<li>failed check: {_esc(c['name'])} {_esc(c.get('detail') or '')}</li>"
               for c in failed]
+    items += [f"<li>{_esc(c)}</li>" for c in audit.get("caveats") or []]
     lst = f"<ul>{''.join(items)}</ul>" if items else ""
-    return f'<div class="banner {"clean" if clean else "problems"}">{_esc(text)}{lst}</div>'
+    style = ("caveat" if _serious(audit) else "clean") if clean else "problems"
+    return f'<div class="banner {style}">{_esc(banner_title(audit))}{lst}</div>'
+
+
+def _html_verdict(data: Mapping[str, Any]) -> str:
+    verdict = data.get("verdict")
+    if not verdict:
+        return ""
+    return f'<p class="verdict"><b>What was decided:</b> {_esc(verdict["sentence"])}</p>'
+
+
+def _html_provenance(data: Mapping[str, Any]) -> str:
+    prov = data.get("provenance")
+    if not prov:
+        return ""
+    rows = provenance_rows(prov)
+    signers = (data.get("facts") or {}).get("signers") or []
+    rows.append(("signing keys", "; ".join(
+        f"{s['name']} [{s['key_id']}] ({s['signed']} object(s)"
+        + (", a DEMO key)" if s.get("demo") else ")") for s in signers) or "—"))
+    anchors = (data.get("facts") or {}).get("anchors")
+    rows.append(("anchors", "none made" if not anchors else f"{anchors}"))
+    return "<h2>Provenance</h2>" + _html_rows(["what", "value"], rows)
 
 
 def _html_campaign(data: Mapping[str, Any]) -> str:
@@ -414,16 +478,18 @@ def _html_stage(i: int, stage: Mapping[str, Any], figs: Mapping[str, bytes]) -> 
     conds = sorted(stage["conditions"], key=lambda c: (
         c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
     if conds:
+        letters = _level_letters(conds)
         rows = [[_esc(c["rank"] if c["rank"] is not None else "—"),
                  f'<span title="{_esc(c["condition"])}">{_esc(c["name"])}</span>',
+                 *[_esc(_level(c, x)) for x in letters],
                  _esc(_n_text(c)), _esc(_mean_ci(c)), _esc(fmt(c.get("sd"))),
-                 _esc(c.get("wins", "—")), _esc(_gate_text(c)),
-                 "✔ promoted" if c["promoted"] else ""]
+                 _esc(c.get("wins", "—")), _esc(_gate_text(c)), _esc(_promoted_text(c))]
                 for c in conds]
+        nums = {0, *range(2, 2 + len(letters) + 4)}
         parts.append("<h3>Conditions</h3>" + _table(
-            ["rank", "condition", "n ok / runs", "mean [95% CI]", "sd", "wins", "at the gate",
-             "promoted"], rows,
-            num={0, 2, 3, 4, 5}, row_classes=["promoted" if c["promoted"] else "" for c in conds]))
+            ["rank", "condition", *letters, "n ok / runs", "mean [95% CI]", "sd", "wins",
+             "at the gate", "promoted"], rows,
+            num=nums, row_classes=[_row_class(c) for c in conds]))
         parts.append(_img(figs, _means_name(i, stage), f"condition means at {stage['name']}"))
     else:
         parts.append("<p>No decision yet: no condition statistics.</p>")
@@ -458,8 +524,8 @@ def _cost_rows(part: Mapping[str, Any], names: bool = False) -> list[list[str]]:
     rows = []
     for key, row in part.items():
         label = f"{row.get('name', '')} ({str(key)[:8]})" if names and row.get("name") else key
-        rows.append([_esc(label), _esc(row["n_runs"]), _esc(fmt(row["training_gpu_hours"], 2)),
-                     _esc(fmt(row["wall_gpu_hours"], 2))])
+        rows.append([_esc(label), _esc(row["n_runs"]), _esc(_hours(row["training_gpu_hours"])),
+                     _esc(_hours(row["wall_gpu_hours"]))])
     return rows
 
 
@@ -481,11 +547,48 @@ def _ordered_costs(data: Mapping[str, Any]) -> dict[str, Any]:
     return costs
 
 
+def saved_sentence(data: Mapping[str, Any]) -> str | None:
+    """The money line: GPU-hours saved against continuing every candidate of the first
+    continued gate to the final stage (the `gpu_hours_saved_vs_all` of metrics.json)."""
+    cfs = data.get("counterfactuals") or []
+    if not cfs:
+        return None
+    cf = cfs[0]
+    saved = cf["final_if_all"] - cf.get("protocol_remaining", 0.0)
+    return (f"Saved {_hours(saved)} GPU-hours: continuing all {cf.get('n_candidates', '?')} "
+            f"candidates of {cf['gate']} straight to {cf['final']} would have spent "
+            f"{_hours(cf['final_if_all'])}; the protocol planned "
+            f"{_hours(cf.get('protocol_remaining'))} for the stages after {cf['gate']}.")
+
+
+def _hours(x: Any) -> str:
+    """GPU-hours at a precision that suits their size (CPU demos spend thousandths)."""
+    if not _finite(x):
+        return "—"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}" if abs(x) >= 0.1 or x == 0 else f"{x:.3g}"
+
+
+def _apart(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Compute kept out of the protocol's totals: baselines and unplanned runs."""
+    return [(title, data[key]) for key, title in (("baseline_costs", "Baselines"),
+                                                  ("unplanned_costs", "Unplanned compute"))
+            if data.get(key)]
+
+
 def _html_costs(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     costs = _ordered_costs(data)
-    out = [f"<h2>Costs</h2><p>Training GPU-hours <b>{fmt(costs['training_gpu_hours'], 2)}</b>, "
-           f"wall GPU-hours <b>{fmt(costs['wall_gpu_hours'], 2)}</b> (failed runs count for "
-           f"the seconds they used).</p>"]
+    out = [f"<h2>Costs</h2><p>The protocol's training GPU-hours <b>"
+           f"{_hours(costs['training_gpu_hours'])}</b>, wall GPU-hours <b>"
+           f"{_hours(costs['wall_gpu_hours'])}</b> over {costs['n_runs']} runs (failed runs "
+           f"count for the seconds they used)."
+           + "".join(f" {title}: {_hours(part['training_gpu_hours'])} training GPU-hours over "
+                     f"{part['n_runs']} runs, not in these totals." for title, part in _apart(data))
+           + "</p>"]
+    saved = saved_sentence(data)
+    if saved:
+        out.append(f"<p><b>{_esc(saved)}</b></p>")
     headers = ["", "runs", "training GPU-h", "wall GPU-h"]
     for key, title in (("by_stage", "By stage"), ("by_host", "By host"),
                        ("by_status", "By status"), ("by_condition", "By condition")):
@@ -493,6 +596,9 @@ def _html_costs(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
             out.append(f"<h3>{title}</h3>" + _table(
                 [title.split()[-1], *headers[1:]],
                 _cost_rows(costs[key], names=key == "by_condition"), num={1, 2, 3}))
+    for title, part in _apart(data):
+        out.append(f"<h3>{title} (apart from the protocol's totals)</h3>" + _table(
+            ["stage", *headers[1:]], _cost_rows(part["by_stage"]), num={1, 2, 3}))
     if costs["checks"]:
         out.append("<h3>Sum checks</h3>" + _table(
             ["check", "verdict", "difference"],
@@ -504,9 +610,10 @@ def _html_costs(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
             ["gate", "candidates", "next: planned", "next: all", "final: planned", "final: all",
              "protocol remaining"],
             [[_esc(cf["gate"]), _esc(cf.get("n_candidates", "—")),
-              _esc(fmt(cf["next_planned"], 2)), _esc(fmt(cf["next_if_all"], 2)),
-              _esc(fmt(cf["final_planned"], 2)), _esc(fmt(cf["final_if_all"], 2)),
-              _esc(fmt(cf.get("protocol_remaining"), 2))] for cf in cfs], num={1, 2, 3, 4, 5, 6}))
+              _esc(_hours(cf["next_planned"])), _esc(_hours(cf["next_if_all"])),
+              _esc(_hours(cf["final_planned"])), _esc(_hours(cf["final_if_all"])),
+              _esc(_hours(cf.get("protocol_remaining")))] for cf in cfs],
+            num={1, 2, 3, 4, 5, 6}))
         out.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in _sentences(cfs)) + "</ul>")
     out.append(_img(figs, "costs.png", "executed and counterfactual GPU-hours"))
     return "\n".join(out)
@@ -545,22 +652,33 @@ def _render_html(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     body = [
         f"<h1>Staged screening report: {_esc(name)}</h1>",
         _html_banner(data["audit"]),
+        _html_verdict(data),
         _html_flags(data),
         _html_campaign(data),
+        _html_provenance(data),
         "<h2>Main effects by budget</h2>" + _img(figs, "effects.png", "main effects by budget"),
         stages,
         _html_ranks(data, figs),
         _html_variance(data),
         _html_costs(data, figs),
     ]
+    if data.get("comparison"):
+        body.append(compare.html_section(data["comparison"],
+                                         _img(figs, "compare.png", compare.TITLE)))
     if data.get("evaluation"):
         body.append(evaluation_report.html_section(
             data["evaluation"], _img(figs, "evaluation.png", evaluation_report.TITLE)))
     checks = data["audit"]["checks"]
     if checks:
-        body.append("<h2>Audit checks</h2>" + _table(
-            ["check", "verdict", "detail"],
-            [[_esc(c["name"]), _ok(c["ok"]), _esc(c.get("detail") or "")] for c in checks]))
+        failed = sum(1 for c in checks if not c["ok"])
+        table = _table(["check", "verdict", "detail"],
+                       [[_esc(c["name"]), _ok(c["ok"]), _esc(c.get("detail") or "")]
+                        for c in checks])
+        summary = (f"{failed} of {len(checks)} checks failed" if failed else
+                   f"all {len(checks)} checks passed")
+        # failures stay open; a long list of passes is one click away
+        body.append(f"<h2>Audit checks</h2><details{' open' if failed else ''}><summary>"
+                    f"{_esc(summary)} (show each)</summary>{table}</details>")
     body.append(f"<footer>Generated {_esc(data['generated_at'])} by gateledger "
                 f"{_esc(data['tool_version'])}. Every number here is re-derivable with "
                 f"<code>ledger audit</code> from the signed objects and journals.</footer>")
@@ -599,11 +717,13 @@ def _md_stage(i: int, s: Mapping[str, Any]) -> list[str]:
     conds = sorted(s["conditions"], key=lambda c: (
         c["rank"] if _finite(c.get("rank")) else math.inf, str(c["name"])))
     if conds:
-        lines += _md_table(["rank", "condition", "n ok / runs", "mean [95% CI]", "wins",
-                            "at the gate", "promoted"],
+        letters = _level_letters(conds)
+        lines += _md_table(["rank", "condition", *letters, "n ok / runs", "mean [95% CI]",
+                            "wins", "at the gate", "promoted"],
                            [[c["rank"] if c["rank"] is not None else "—", c["name"],
-                             _n_text(c), _mean_ci(c), c.get("wins", "—"), _gate_text(c),
-                             "yes" if c["promoted"] else ""] for c in conds])
+                             *[_level(c, x) for x in letters], _n_text(c), _mean_ci(c),
+                             c.get("wins", "—"), _gate_text(c),
+                             _promoted_text(c).replace("✔ ", "")] for c in conds])
         lines += [f"![condition means]({_means_name(i, s)})", ""]
     for line in _analysis_lines(s):
         lines += [_md(line), ""]
@@ -632,12 +752,13 @@ def _md_stage(i: int, s: Mapping[str, Any]) -> list[str]:
 def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     camp, audit = data["campaign"], data["audit"]
     lines = [f"# Staged screening report: {_md(camp['name'])}", ""]
-    verdict = {"clean": "CLEAN", "empty": "EMPTY (nothing to audit)"}.get(audit["verdict"],
-                                                                      "PROBLEMS")
-    lines += [f"**Audit verdict: {verdict}**", ""]
+    lines += [f"**{_md(banner_title(audit))}**", ""]
     lines += [f"- {_md(p)}" for p in audit["problems"]]
     lines += [f"- failed check: {_md(c['name'])} {_md(c.get('detail') or '')}"
               for c in audit["checks"] if not c.get("ok")]
+    lines += [f"- {_md(c)}" for c in audit.get("caveats") or []]
+    if data.get("verdict"):
+        lines += ["", f"**What was decided:** {_md(data['verdict']['sentence'])}"]
     lines += ["", "## Review flags", ""]
     flags = data.get("flags") or []
     lines += _md_table(["stage", "flag", "detail"], _flag_rows(flags)) if flags else \
@@ -651,6 +772,9 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
         factor_rows.append([letter, f.get("key", "?"), lo, hi])
     if factor_rows:
         lines += _md_table(["factor", "config key", "low (-1)", "high (+1)"], factor_rows)
+    if data.get("provenance"):
+        lines += ["## Provenance", ""] + _md_table(["what", "value"],
+                                                    provenance_rows(data["provenance"]))
     if "effects.png" in figs:
         lines += ["## Main effects by budget", "", "![main effects by budget](effects.png)", ""]
     for i, s in enumerate(data["stages"], start=1):
@@ -668,18 +792,31 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
         lines += ["## Variance decomposition", "", _md(VARIANCE_WHY), ""]
         lines += _md_table(["set", "ok runs", *VARIANCE_COMPONENTS], _variance_rows(data))
     costs = _ordered_costs(data)
-    lines += ["## Costs", "", f"Training GPU-hours {fmt(costs['training_gpu_hours'], 2)}, wall "
-              f"GPU-hours {fmt(costs['wall_gpu_hours'], 2)}.", ""]
+    lines += ["## Costs", "", f"The protocol's training GPU-hours "
+              f"{_hours(costs['training_gpu_hours'])}, wall GPU-hours "
+              f"{_hours(costs['wall_gpu_hours'])} over {costs['n_runs']} runs."
+              + "".join(f" {title}: {_hours(part['training_gpu_hours'])} training GPU-hours "
+                        f"over {part['n_runs']} runs, not in these totals."
+                        for title, part in _apart(data)), ""]
+    if saved_sentence(data):
+        lines += [f"**{_md(saved_sentence(data))}**", ""]
     for key in ("by_stage", "by_host", "by_status"):
         if costs.get(key):
             lines += _md_table([key.removeprefix("by_"), "runs", "training GPU-h", "wall GPU-h"],
-                               [[k, r["n_runs"], fmt(r["training_gpu_hours"], 2),
-                                 fmt(r["wall_gpu_hours"], 2)] for k, r in costs[key].items()])
+                               [[k, r["n_runs"], _hours(r["training_gpu_hours"]),
+                                 _hours(r["wall_gpu_hours"])] for k, r in costs[key].items()])
+    for title, part in _apart(data):
+        lines += [f"{_md(title)} (apart from the protocol's totals):", ""]
+        lines += _md_table(["stage", "runs", "training GPU-h", "wall GPU-h"],
+                           [[k, r["n_runs"], _hours(r["training_gpu_hours"]),
+                             _hours(r["wall_gpu_hours"])] for k, r in part["by_stage"].items()])
     lines += _md_table(["check", "verdict", "difference"],
                        [[c["name"], "pass" if c["ok"] else "FAIL",
                          f"{c.get('difference', 0.0):.3g}"] for c in costs["checks"]])
     lines += [f"- {_md(s)}" for s in _sentences(data["counterfactuals"])]
     lines += ["", "![executed and counterfactual GPU-hours](costs.png)", ""]
+    if data.get("comparison"):
+        lines += compare.md_section(data["comparison"], _md)
     if data.get("evaluation"):
         lines += evaluation_report.md_section(data["evaluation"])
     lines += ["---", "",

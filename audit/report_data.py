@@ -41,18 +41,24 @@ def _body(store: Store, result: AuditResult, kind: str, oid: str) -> dict[str, A
 
 
 def _live_stages(store: Store, result: AuditResult) -> list[dict[str, Any]]:
-    """One entry per stage in force (amended manifests replaced), in freeze order."""
+    """One entry per gate in force (amended manifests replaced), in freeze order."""
+    return [item for item in live_items(store, result) if not item["baseline"]]
+
+
+def live_items(store: Store, result: AuditResult) -> list[dict[str, Any]]:
+    """Every manifest in force, gates and baselines (`baseline` says which), in freeze order:
+    `{"audit", "manifest", "decision", "runs", "baseline"}`."""
     runs_by_manifest: dict[str, list[dict[str, Any]]] = {}
     for body in result.bodies.get("run", {}).values():
         runs_by_manifest.setdefault(body.get("manifest") or "", []).append(body)
     out = []
     for sa in (s for s in result.stages if not s.superseded):
         manifest = _body(store, result, "manifest", sa.manifest)
-        if "baseline" in manifest.get("spec", {}):
-            continue  # baselines are compared in `ledger baseline`, not walked as gates
         decision = _body(store, result, "decision", sa.decision) if sa.decision else None
+        # baselines are compared with the protocol (`ledger compare`), not walked as gates
         out.append({"audit": sa, "manifest": manifest, "decision": decision,
-                    "runs": runs_by_manifest.get(sa.manifest, [])})
+                    "runs": runs_by_manifest.get(sa.manifest, []),
+                    "baseline": "baseline" in manifest.get("spec", {})})
     return out
 
 
@@ -97,6 +103,7 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
     ) / 3600.0
     names = {cid: info["name"] for cid, info in manifest["conditions"].items()}
     promoted = set(decision["promoted"]) if decision else set()
+    factors = (manifest.get("analysis") or {}).get("factors") or {}
     conditions = []
     effects = None
     significant: list[str] = []
@@ -105,10 +112,16 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
         gate_rank = {cid: i for i, cid in enumerate(outcome.get("ranking", []), start=1)}
         excluded = {e["condition"]: e["reason"] for e in outcome.get("excluded", [])}
         for s in decision["statistics"]["conditions"]:
-            conditions.append({**s, "name": names.get(s["condition"], s["condition"][:8]),
-                               "promoted": s["condition"] in promoted,
-                               "gate_rank": gate_rank.get(s["condition"]),
-                               "excluded": excluded.get(s["condition"])})
+            cid = s["condition"]
+            info = manifest["conditions"].get(cid, {})
+            conditions.append({**s, "name": names.get(cid, cid[:8]),
+                               "promoted": cid in promoted,
+                               "promoted_by": promoted_by(cid, info, decision)
+                               if cid in promoted else None,
+                               "levels": factor_levels(info, factors),
+                               "origin": info.get("origin"),
+                               "gate_rank": gate_rank.get(cid),
+                               "excluded": excluded.get(cid)})
         effects = decision["statistics"].get("effects")
         significant = list(decision.get("outcome", {}).get("significant", []))
     return {
@@ -141,6 +154,29 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
         "promoted_ids": list(decision["promoted"]) if decision else [],
         "gpus": manifest.get("gpus", 1),
     }
+
+
+def factor_levels(info: dict[str, Any], factors: dict[str, Any]) -> dict[str, Any]:
+    """A condition's value of each factor's config key, by factor letter (design points
+    decoded: `bce` reads as A 1024, B 4, ...); values between the levels stay as they are."""
+    config = info.get("config") or {}
+    return {letter: config.get((f or {}).get("key")) for letter, f in sorted(factors.items())}
+
+
+def promoted_by(cid: str, info: dict[str, Any], decision: dict[str, Any]) -> str:
+    """`rule` when the gate's rule promoted it on its merits (rank, margin, wins, reduce);
+    `keep` when it is only there because the frozen rule always carries it (an anchor).
+
+    Read from the decision's trace, which the audit re-derives byte for byte: the rule
+    writes `promoted NAME [id8]: ...` for a merit and `kept NAME [id8]: always carried`.
+    """
+    label = f"{info.get('name', cid)} [{cid[:8]}]"
+    trace = decision.get("trace") or []
+    if any(line.startswith(f"promoted {label}") for line in trace):
+        return "rule"
+    if any(line.startswith(f"kept {label}") for line in trace):
+        return "keep"
+    return "rule"
 
 
 def _analysis_view(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -252,8 +288,18 @@ def gate_plans(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[str, Any]:
-    """The full report dict (shape documented in docs/reports.md)."""
-    items = _live_stages(store, result)
+    """The full report dict (shape documented in docs/reports.md).
+
+    `costs` is the protocol's own breakdown (its gates' runs); baselines and unplanned
+    compute are `baseline_costs` and `unplanned_costs` (None when there are none), and
+    `all_costs` is the audit's breakdown over every run record, whose sum checks it ran.
+    """
+    from audit.compare import comparison
+    from audit.costs import split_costs
+    from audit.summary import caveats, provenance, run_facts, verdict
+
+    everything = live_items(store, result)
+    items = [item for item in everything if not item["baseline"]]
     stages = [stage_view(item, store) for item in items]
     ranks = rank_stability(stages)
     campaign_info = {
@@ -262,7 +308,10 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
         "factors": campaign.factor_table if campaign else (
             items[0]["manifest"]["analysis"].get("factors", {}) if items else {}),
     }
-    return {
+    split = split_costs(result.bodies.get("run", {}), result.bodies.get("manifest", {}))
+    facts = run_facts(store, result)
+    flags = review_flags(stages, ranks)
+    data = {
         "campaign": campaign_info,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tool_version": tool_version(),
@@ -273,20 +322,32 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
                 {"name": f"{s.stage}: {c['name']}", "ok": c["ok"], "detail": c["detail"]}
                 for s in result.stages for c in s.checks
             ] + [signers(store, items)],
+            "caveats": caveats(facts),
         },
+        "facts": facts,
+        "provenance": provenance(store, result),
+        "verdict": verdict(stages, flags, campaign_info["metric"], facts),
         "stages": stages,
         "rank_stability": ranks,
         "variance": variance(items),
-        "flags": review_flags(stages, ranks),
-        "costs": result.costs,  # the audit's own breakdown over every run record
+        "flags": flags,
+        "costs": split["protocol"],
+        "baseline_costs": split["baselines"],
+        "unplanned_costs": split["unplanned"],
+        "all_costs": result.costs,  # the audit's own breakdown over every run record
         "counterfactuals": counterfactuals(gate_plans(stages)) if len(stages) > 1 else [],
         # `ledger evaluate --save`: a forecast kept outside the evidence (None when not run)
         "evaluation": saved_evaluation(store.root, campaign_info["name"]),
     }
+    baselines = [item for item in everything if item["baseline"]]
+    data["comparison"] = comparison(data, baselines) if baselines else None
+    return data
 
 
 def headline(data: dict[str, Any]) -> dict[str, Any]:
-    """The few numbers `dvc metrics show` displays: best condition, cost, savings, verdict."""
+    """The numbers `dvc metrics show` displays: best condition, cost, savings, verdict, and
+    what the evidence is (simulated runs, demo key, anchors). GPU-hours are the protocol's;
+    baselines are `baseline_gpu_hours`."""
     final = next((s for s in reversed(data["stages"]) if s["conditions"]), None)
     # the gate's own first (its `failed` policy may exclude the lowest mean), else the lowest mean
     best = min(final["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c["rank"] or 1e9)
@@ -295,13 +356,27 @@ def headline(data: dict[str, Any]) -> dict[str, Any]:
     if data["counterfactuals"]:
         first = data["counterfactuals"][0]
         saved = first.get("final_if_all", 0) - first.get("protocol_remaining", 0)
+    facts = data.get("facts") or {}
+    verdict = data.get("verdict") or {}
+    baselines = data.get("baseline_costs")
     return {
         "best_condition": best["name"] if best else None,
         "best_val_bpb": best["mean"] if best else None,
+        "best_ci_low": best.get("ci_low") if best else None,
+        "best_ci_high": best.get("ci_high") if best else None,
+        "margin_to_runner_up": verdict.get("margin"),
+        "separated_from_runner_up": verdict.get("separated"),
         "final_stage": final["name"] if final else None,
         "training_gpu_hours": data["costs"]["training_gpu_hours"],
         "wall_gpu_hours": data["costs"]["wall_gpu_hours"],
+        "baseline_gpu_hours": baselines["training_gpu_hours"] if baselines else 0.0,
         "gpu_hours_saved_vs_all": saved,
         "audit_clean": data["audit"]["verdict"] == "clean",
         "problems": len(data["audit"]["problems"]),
+        "flags": len(data.get("flags") or []),
+        "runs": facts.get("runs"),
+        "simulated_runs": facts.get("simulated_runs"),
+        "demo_key": facts.get("demo_key"),
+        "anchors": facts.get("anchors"),
+        "trust": facts.get("trust"),
     }

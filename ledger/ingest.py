@@ -141,6 +141,17 @@ def is_recorded(store: Store, manifest: str, run: str) -> bool:
     return any(run in _RECORDED.runs(j.path).get(manifest, {}) for j in store.journals())
 
 
+def started_runs(store: Store, manifest: str) -> dict[str, str]:
+    """run key -> `at` of its latest journaled start under `manifest`, over every journal
+    (what a progress view compares with `recorded_runs` to see what is running now)."""
+    out: dict[str, str] = {}
+    for journal in store.journals():
+        for run, at in _RECORDED.seen(journal.path).started.get(manifest, {}).items():
+            if run not in out or str(at) > out[run]:
+                out[run] = str(at)
+    return out
+
+
 def started_at(store: Store, manifest: str, run: str) -> str | None:
     """`at` of the latest journaled start of `run` in this host's journal (None if none)."""
     return _RECORDED.seen(store.journal().path).started.get(manifest, {}).get(run)

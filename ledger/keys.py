@@ -35,6 +35,9 @@ from ledger.problems import Problem
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
 RECORD_FIELDS = ("alg", "created_at", "key_id", "name", "public", "self_sig")
+# The key `ledger campaign --demo-key` makes: its name says what it is wherever it shows, and
+# reports call out anything it signed.
+DEMO_KEY_NAME = "DEMO-KEY-not-for-real-campaigns"
 
 
 def key_dir() -> Path:
@@ -318,3 +321,70 @@ def _parse(data: bytes, where: str) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise IntegrityError(f"{where}: not valid JSON") from None
+
+
+# -- which private key signs for which store ------------------------------------------------
+
+STORE_DEFAULTS = "store-defaults.json"
+
+
+def _defaults_path() -> Path:
+    return key_dir() / STORE_DEFAULTS
+
+
+def _store_key(store_root: Path | str) -> str:
+    return str(Path(store_root).resolve())
+
+
+def _read_defaults() -> dict[str, str]:
+    path = _defaults_path()
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise LedgerError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise LedgerError(f"{path} must be a JSON object of store folder -> key name")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def default_key_for(store_root: Path | str) -> str | None:
+    """The private key name remembered as this store's signer on this machine, or None.
+
+    Why kept next to the private keys and not in the store: the choice is one user's (two
+    people sign for one shared store with their own keys), and the store is evidence that
+    DVC and git carry to others; a per-user file changes nothing they would see.
+    """
+    return _read_defaults().get(_store_key(store_root))
+
+
+def set_default_key(store_root: Path | str, name: str) -> Path:
+    """Remember `name` as the key that signs for this store by default (`--key` overrides).
+
+    Raises LedgerError when there is no private key of that name here.
+    """
+    check_key_name(name)
+    if not (key_dir() / f"{name}.pem").is_file():
+        raise LedgerError(f"no private key {name} in {key_dir()}: run `ledger keygen --name "
+                          f"{name}` first")
+    defaults = _read_defaults()
+    defaults[_store_key(store_root)] = name
+    path = _defaults_path()
+    atomic_write(path, (json.dumps(defaults, indent=2, sort_keys=True) + "\n").encode(),
+                 mode=0o600)
+    return path
+
+
+def private_key_ids() -> dict[str, str | None]:
+    """Private key name -> its key id (from the `.pub.json` next to it; None if unreadable)."""
+    folder = key_dir()
+    out: dict[str, str | None] = {}
+    if not folder.is_dir():
+        return out
+    for pem in sorted(folder.glob("*.pem")):
+        try:
+            out[pem.stem] = json.loads(pem.with_suffix(".pub.json").read_bytes()).get("key_id")
+        except (OSError, ValueError, AttributeError):
+            out[pem.stem] = None
+    return out

@@ -121,6 +121,27 @@ class Store:
     def exists(self, oid: str) -> bool:
         return is_object_id(oid) and self.path_of(oid) is not None
 
+    def resolve(self, text: str, what: str = "object") -> str:
+        """The full id of the one object whose id starts with `text` (12+ hex characters, as
+        every command prints ids), or `text` itself when it is a full id.
+
+        Raises LedgerError naming the prefix when it is too short, matches nothing, or
+        matches several objects.
+        """
+        return resolve_prefix(text, self.ids_with_prefix, what)
+
+    def ids_with_prefix(self, prefix: str) -> list[str]:
+        """Sorted ids of the objects (in any part) whose id starts with `prefix`."""
+        found = set()
+        for host in self.parts():
+            fan = self.parts_dir / host / "objects" / prefix[:2]
+            try:
+                found.update(e.name for e in os.scandir(fan)
+                             if e.name.startswith(prefix) and not e.name.startswith(TMP_PREFIX))
+            except FileNotFoundError:
+                continue
+        return sorted(found)
+
     # -- objects ---------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes) -> str:
@@ -250,6 +271,34 @@ class Store:
         return self.put_json(unsigned_object(kind, body))
 
 
+MIN_PREFIX = 12
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def resolve_prefix(text: str, candidates, what: str = "object", length: int = 64) -> str:
+    """The one full id starting with `text` among `candidates(prefix)` (LedgerError otherwise).
+
+    `text` is a full id (`length` hex) or a prefix of at least MIN_PREFIX hex characters;
+    upper case is accepted. Used for objects, key ids and condition ids alike.
+    """
+    value = str(text).strip().lower()
+    if not _HEX.fullmatch(value) or len(value) > length:
+        raise LedgerError(f"{what} id {text!r} is not an object id ({length} hex characters, "
+                          f"or the first {MIN_PREFIX}+ of them as printed)")
+    if len(value) < MIN_PREFIX:
+        raise LedgerError(f"{what} id {text!r} is too short: give at least {MIN_PREFIX} hex "
+                          f"characters")
+    matches = candidates(value)
+    if len(value) == length and value in matches:
+        return value
+    if not matches:
+        raise LedgerError(f"no {what} with id {value}{'' if len(value) == length else '...'}")
+    if len(matches) > 1:
+        raise LedgerError(f"{what} id prefix {value} is ambiguous: "
+                          f"{', '.join(m[:16] for m in matches[:5])}...: give more characters")
+    return matches[0]
+
+
 def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
     """Object `oid`'s body, checking that it is a `kind` (LedgerError naming it otherwise)."""
     obj = store.get_json(check_object_id(oid))
@@ -258,5 +307,5 @@ def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
     return obj["body"]
 
 
-__all__ = ["STORE_FORMAT", "Store", "default_host", "load_object", "sanitize_host",
-           "IntegrityError"]
+__all__ = ["MIN_PREFIX", "STORE_FORMAT", "Store", "default_host", "load_object",
+           "resolve_prefix", "sanitize_host", "IntegrityError"]

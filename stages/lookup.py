@@ -135,3 +135,36 @@ def manifest_runs(store: Store, manifest_id: str) -> list[Entry]:
             seen.add(event["object"])
             out.append(_load(store, host, event, "run"))
     return out
+
+
+def all_manifests(store: Store) -> list[Entry]:
+    """Every journaled manifest (amended ones too), in journal time order."""
+    out, seen = [], set()
+    for host, event in _events(store, {"manifest_frozen", "amended"}):
+        if event["object"] not in seen:
+            seen.add(event["object"])
+            out.append(_load(store, host, event, "manifest"))
+    return out
+
+
+def all_decisions(store: Store) -> list[Entry]:
+    """Every journaled decision whose body decides the manifest its event names."""
+    out, seen = [], set()
+    for host, event in _events(store, {"decision_made"}):
+        if event["object"] in seen:
+            continue
+        seen.add(event["object"])
+        entry = _load(store, host, event, "decision")
+        if entry.body.get("manifest") == event.get("manifest"):
+            out.append(entry)
+    return out
+
+
+def all_runs(store: Store) -> list[Entry]:
+    """Every journaled run record (planned or not), in journal time order, once each."""
+    out, seen = [], set()
+    for host, event in _events(store, {"run_recorded"}):
+        if event["object"] not in seen:
+            seen.add(event["object"])
+            out.append(_load(store, host, event, "run"))
+    return out

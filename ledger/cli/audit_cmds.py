@@ -118,7 +118,14 @@ def _print_audit(out: dict) -> None:
 
 @click.group("report")
 def report_group():
-    """Reports a reviewer or a budget holder can read: costs, effects, html."""
+    """Reports a reviewer or a budget holder can read: costs, effects, html.
+
+    \b
+    Examples:
+      ledger report costs
+      ledger report effects --json
+      ledger report html --campaign campaigns/demo.toml --out report --metrics metrics.json
+    """
 
 
 def _report_data(ctx, campaign_path):
@@ -139,24 +146,69 @@ CAMPAIGN = click.option("--campaign", "campaign_path", default=None, envvar="LED
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def report_costs(ctx, campaign_path, as_json):
-    """GPU-hours by stage, host, condition and status, and counterfactuals at every gate."""
+    """GPU-hours of the protocol by stage (in protocol order), host and status, what it saved,
+    the counterfactuals at every gate, and baselines and unplanned compute apart.
+
+    \b
+    Examples:
+      ledger report costs
+      ledger --store preview.ledger report costs --campaign campaigns/paper.toml
+      ledger report costs --json | jq .costs.training_gpu_hours
+    """
+    from audit.report import saved_sentence
+
     data = _report_data(ctx, campaign_path)
-    out = {"costs": data["costs"], "counterfactuals": data["counterfactuals"]}
+    out = {"costs": data["costs"], "baseline_costs": data["baseline_costs"],
+           "unplanned_costs": data["unplanned_costs"], "all_costs": data["all_costs"],
+           "counterfactuals": data["counterfactuals"], "saved": saved_sentence(data)}
     if as_json:
         emit(out, True)
         return
-    costs = data["costs"]
-    click.echo(f"training GPU-hours {costs['training_gpu_hours']:.4f}, "
-               f"wall GPU-hours {costs['wall_gpu_hours']:.4f}")
-    for part in ("by_stage", "by_host", "by_status"):
-        click.echo(f"{part.replace('_', ' ')}:")
-        for name, row in sorted(costs.get(part, {}).items()):
-            click.echo(f"  {name:<24} {row['n_runs']:>5} runs {row['training_gpu_hours']:>12.4f} "
-                       f"training {row['wall_gpu_hours']:>12.4f} wall")
-    for cf in data["counterfactuals"]:
-        click.echo(cf.get("sentence", ""))
-    for check in costs.get("checks", []):
-        click.echo(f"check {check['name']}: {'ok' if check['ok'] else 'FAILED'}")
+    _print_costs(data)
+
+
+def _print_costs(data) -> None:
+    from audit.report import _ordered_costs, saved_sentence
+    from ledger.cli.runs_cmds import gpu_hours_text as hours
+    from ledger.cli.runs_cmds import text_table
+
+    costs = _ordered_costs(data)
+    click.echo(f"protocol ({data['campaign']['name']}): {hours(costs['training_gpu_hours'])} "
+               f"training GPU-hours, {hours(costs['wall_gpu_hours'])} wall, "
+               f"{costs['n_runs']} runs")
+    saved = saved_sentence(data)
+    if saved:
+        click.echo(saved)
+
+    def part(title: str, rows: dict) -> None:
+        click.echo(f"{title}:")
+        lines = text_table([title.split()[1], "runs", "training GPU-h", "wall GPU-h"],
+                           [[str(k), str(r["n_runs"]), hours(r["training_gpu_hours"]),
+                             hours(r["wall_gpu_hours"])] for k, r in rows.items()],
+                           right={1, 2, 3})
+        for line in lines:
+            click.echo(f"  {line}")
+
+    part("by stage (protocol order)", costs["by_stage"])
+    part("by host", costs["by_host"])
+    part("by status", costs["by_status"])
+    for key, title in (("baseline_costs", "baselines"), ("unplanned_costs", "unplanned compute")):
+        other = data.get(key)
+        if other:
+            click.echo(f"{title} (not in the totals above): "
+                       f"{hours(other['training_gpu_hours'])} training GPU-hours over "
+                       f"{other['n_runs']} runs")
+            part("by stage", other["by_stage"])
+    if data["counterfactuals"]:
+        click.echo("counterfactuals (nominal GPU-hours):")
+        for cf in data["counterfactuals"]:
+            for key in ("sentence_next", "sentence"):
+                if cf.get(key) and (key == "sentence" or cf["next"] != cf["final"]):
+                    click.echo(f"  {cf[key]}")
+    checks = costs.get("checks", []) + (data.get("all_costs") or {}).get("checks", [])
+    bad = [c["name"] for c in checks if not c["ok"]]
+    click.echo("sum checks: " + (f"FAILED: {', '.join(bad)}" if bad else
+                                 f"all {len(checks)} ok (parts add up to the totals)"))
 
 
 @report_group.command("effects")
@@ -165,7 +217,13 @@ def report_costs(ctx, campaign_path, as_json):
 @click.pass_context
 def report_effects(ctx, campaign_path, as_json):
     """Effects by budget (BH q-values within each budget), variance decomposition, rank
-    stability between gates, and the flags a reviewer needs, from the decisions."""
+    stability between gates, and the flags a reviewer needs, from the decisions.
+
+    \b
+    Examples:
+      ledger report effects
+      ledger report effects --json | jq '.flags[]'
+    """
     data = _report_data(ctx, campaign_path)
     out = {
         "stages": [{"stage": s["name"], "budget_s": s["budget_s"], "analysis": s["analysis"],
@@ -223,9 +281,16 @@ def _round(x):
 def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
     """Write a self-contained HTML page (and Markdown) a reviewer can read without the tool.
 
-    The page shows the campaign, each gate's frozen rule and outcome, main effects by budget,
-    condition means with intervals, rank stability, costs executed vs counterfactual, and the
-    audit verdict.
+    The page opens with the audit verdict and what it rests on (simulated runs, demo key,
+    anchors, trust), a one-paragraph verdict on what was decided and how sure it is, and
+    the review flags; then provenance, each gate's frozen rule and outcome, main effects by
+    budget, condition means with intervals, rank stability, costs (baselines apart) and
+    counterfactuals, and the protocol against its baselines when there are any.
+
+    \b
+    Examples:
+      ledger report html --campaign campaigns/demo.toml --out report
+      ledger report html --out report --metrics metrics.json --plots plots   # for DVC
     """
     from audit.dvc_outputs import write_dvc_outputs
     from audit.report import write_report
@@ -250,6 +315,12 @@ def export_cmd(ctx, bundle, campaigns, as_json):
     """Write a reviewer bundle: objects, journals, public keys, campaigns, versions.
 
     A reviewer runs `ledger audit --bundle BUNDLE` in an empty directory.
+
+    \b
+    Examples:
+      ledger export evidence.tar.gz --campaign campaigns/demo.toml
+      ledger keys --export lab-keys.json     # the keys the reviewer is told to trust
+      ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json   # on their side
     """
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -278,12 +349,21 @@ def export_cmd(ctx, bundle, campaigns, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def reproduce_cmd(ctx, run_id, data, device, as_json):
-    """Replay a recorded run with `--steps` and report its difference from the record."""
+    """Replay a recorded run with `--steps` and report its difference from the record.
+
+    RUN is a run record id, or its first 12+ hex characters (as `ledger runs` prints them).
+    Exit 0 when the replay is identical, 1 when it differs.
+
+    \b
+    Examples:
+      ledger runs --stage screen                 # pick a run id
+      ledger reproduce 3f2a9c01b7e4 --data data/corpus
+      ledger reproduce 3f2a9c01b7e4 --json | jq .val_bpb_difference
+    """
     from audit.reproduce import reproduce_run
-    from ledger.canonical import check_object_id
 
     store = open_store(ctx)
-    out = reproduce_run(store, check_object_id(run_id), data=Path(data) if data else None,
+    out = reproduce_run(store, store.resolve(run_id, "run"), data=Path(data) if data else None,
                         device=device)
     if as_json:
         emit(out, True)

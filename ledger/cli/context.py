@@ -24,23 +24,44 @@ def open_store(ctx: click.Context):
     return Store.open(root, host=ctx.obj.get("host"))
 
 
-def signing_key(name: str | None):
-    """Load the signing key: --key NAME, else LEDGER_KEY, else the only key there is."""
-    from ledger.keys import key_dir, load_signing_key
+def signing_key(name: str | None, store_root: str | Path | None = None):
+    """Load the signing key: --key NAME, else LEDGER_KEY, else the key this store signs with
+    by default (`ledger keys --default NAME`, or set by `ledger keygen` in the store), else
+    the only private key whose public half is in the store's keyring, else the only key."""
+    from ledger.keys import load_signing_key
 
-    name = name or os.environ.get("LEDGER_KEY")
-    if not name:
-        directory = key_dir()
-        names = sorted(p.stem for p in directory.glob("*.pem")) if directory.is_dir() else []
-        if len(names) == 1:
-            name = names[0]
-        elif not names:
-            raise LedgerError(
-                f"no signing key in {directory}: run `ledger keygen --name NAME` first"
-            )
-        else:
-            raise LedgerError(f"several keys in {directory} ({', '.join(names)}): pass --key NAME")
+    name = name or os.environ.get("LEDGER_KEY") or default_key_name(store_root)
     return load_signing_key(name)
+
+
+def _current_store_root() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return (obj or {}).get("store") if isinstance(obj, dict) else None
+
+
+def default_key_name(store_root: str | Path | None = None) -> str:
+    """The key name a command signs with when none is given (LedgerError when ambiguous)."""
+    from ledger.keys import default_key_for, key_dir, private_key_ids
+
+    root = store_root if store_root is not None else _current_store_root()
+    if root is not None:
+        remembered = default_key_for(root)
+        if remembered:
+            return remembered
+    keys = private_key_ids()
+    directory = key_dir()
+    if not keys:
+        raise LedgerError(f"no signing key in {directory}: run `ledger keygen --name NAME` first")
+    if len(keys) == 1:
+        return next(iter(keys))
+    if root is not None and (Path(root) / "keys").is_dir():
+        in_store = [n for n, kid in keys.items() if kid and (Path(root) / "keys" /
+                                                              f"{kid}.json").is_file()]
+        if len(in_store) == 1:
+            return in_store[0]
+    raise LedgerError(f"several keys in {directory} ({', '.join(keys)}): pass --key NAME, or "
+                      f"choose this store's signer once with `ledger keys --default NAME`")
 
 
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:

@@ -54,12 +54,16 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
     can no longer sign, and leaking it means someone else can.
 
     \b
+    Made in a store (one exists at --store), the key becomes the one that signs for that
+    store by default; `ledger keys --default NAME` changes it, `--key NAME` overrides it.
+
+    \b
     Examples:
       ledger keygen --name alice
       ledger keygen --name alice --passphrase-prompt   # type a passphrase (a terminal)
       LEDGER_PASSPHRASE=... ledger keygen --name ci    # encrypt non-interactively
     """
-    from ledger.keys import generate_key, key_dir
+    from ledger.keys import generate_key, key_dir, set_default_key
     from ledger.store import Store
 
     passphrase = os.environ.get("LEDGER_PASSPHRASE") or None
@@ -74,11 +78,14 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
         store = Store.open(ctx.obj["store"], host=ctx.obj.get("host"))
         store.keyring().add(key.public_record())
         added = str(store.root / "keys" / f"{key.key_id}.json")
+        set_default_key(store.root, name)  # made in this store: it signs for it by default
     private = key_dir() / f"{name}.pem"
     emit({"name": name, "key_id": key.key_id, "private_key": str(private),
-          "public_key": added, "encrypted": bool(passphrase)}, as_json,
+          "public_key": added, "encrypted": bool(passphrase),
+          "default_for_store": str(Path(ctx.obj["store"])) if added else None}, as_json,
          f"key {name}: id {key.key_id}\nprivate key: {private}"
-         + (f"\npublic key added to {added}" if added else
+         + (f"\npublic key added to {added}; {name} now signs for {ctx.obj['store']} by "
+            f"default" if added else
             "\n(no store here: the public key joins one when you first sign with it)"))
 
 
@@ -90,13 +97,17 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
               help="Revoke a key: sign and journal a revocation (anything it signs later is "
                    "a problem, and the store refuses to sign with it).")
 @click.option("--reason", default="", help="Why the key is revoked (with --revoke).")
+@click.option("--default", "default_name", default=None, metavar="NAME",
+              help="Remember private key NAME as the one that signs for this store when no "
+                   "--key is given (kept on this machine, next to the private keys).")
 @click.option("--key", "key_name", default=None,
               help="Key that signs the revocation (default: LEDGER_KEY or the only key).")
 @click.argument("key_ids", nargs=-1, metavar="[KEYID]...")
 @JSON_OPTION
 @click.pass_context
 def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None, reason: str,
-             key_name: str | None, key_ids: tuple[str, ...], as_json: bool) -> None:
+             default_name: str | None, key_name: str | None, key_ids: tuple[str, ...],
+             as_json: bool) -> None:
     """List the store's public keys and the private keys on this machine; export or revoke.
 
     \b
@@ -105,23 +116,28 @@ def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None,
       ledger keys --export lab-keys.json            # give this file to reviewers
       ledger audit --trust-file lab-keys.json       # what the reviewer then runs
       ledger keys --revoke 3f2a...e9 --reason "laptop stolen" --key backup
+      ledger keys --default alice                   # alice signs here unless --key says else
     """
     from ledger.fsutil import atomic_write
-    from ledger.keys import key_dir
+    from ledger.keys import default_key_for, key_dir, set_default_key
     from ledger.revocation import revoke_key
 
     store = open_store(ctx)
+    if default_name:
+        path = set_default_key(store.root, default_name)
+        emit({"default": default_name, "store": str(store.root), "file": str(path)}, as_json,
+             f"{default_name} now signs for {store.root} by default (remembered in {path})")
+        return
     if revoke_id:
+        revoke_id = _key_id(store, revoke_id)
         oid = revoke_key(store, revoke_id, signing_key(key_name), reason)
         emit({"revoked": revoke_id, "revocation": oid}, as_json,
              f"revoked key {revoke_id} (revocation {oid})")
         return
     full = store.keyring().records()
     if key_ids:
-        unknown = sorted(set(key_ids) - {r.get("key_id") for r in full})
-        if unknown:
-            raise LedgerError(f"key {unknown[0]} is not in this store's keyring")
-        full = [r for r in full if r.get("key_id") in key_ids]
+        wanted = {_key_id(store, k) for k in key_ids}
+        full = [r for r in full if r.get("key_id") in wanted]
     if export_path:
         atomic_write(Path(export_path), (json.dumps(full, indent=2, sort_keys=True) + "\n")
                      .encode())
@@ -133,14 +149,18 @@ def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None,
         r["revoked_at"] = store.revoked(str(r["key_id"]))
     folder = key_dir()
     private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
+    default = default_key_for(store.root)
     if as_json:
-        emit({"store_keys": records, "private_keys": private, "key_dir": str(folder)}, True)
+        emit({"store_keys": records, "private_keys": private, "key_dir": str(folder),
+              "default": default}, True)
         return
     click.echo(f"store keyring ({len(records)}):")
     for r in records:
         revoked = f"  REVOKED {r['revoked_at']}" if r["revoked_at"] else ""
         click.echo(f"  {r['key_id']}  {r['name']}  created {r['created_at']}{revoked}")
     click.echo(f"private keys in {folder}: {', '.join(private) or 'none'}")
+    fallback = "(not set: --key, LEDGER_KEY, or the only key)"
+    click.echo(f"signs for this store by default: {default or fallback}")
 
 
 MAX_PLAN_BYTES = 64 << 20
@@ -250,11 +270,36 @@ def ingest_cmd(ctx: click.Context, log: str, fmt: str, manifest: str | None,
             raw = fh.read(MAX_LOG_BYTES + 1)  # a longer log is refused; never read it whole
     except OSError as exc:
         raise LedgerError(f"cannot read log {log}: {exc.strerror or exc}") from None
+    if manifest:
+        manifest = store.resolve(manifest, "manifest")
+        if condition:
+            condition = _condition_id(store, manifest, condition)
     record_id = ingest(store, raw, fmt=fmt, manifest=manifest, condition=condition, seed=seed,
                        host=run_host, stage=stage, gpus=gpus)
     body = store.get_json(record_id)["body"]
     emit({"run": record_id, **body}, as_json,
          f"recorded run {record_id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})")
+
+
+def _condition_id(store: Any, manifest: str, text: str) -> str:
+    """A condition of the manifest by id, 12+ hex prefix, or name."""
+    from ledger.store import load_object, resolve_prefix
+
+    conditions = load_object(store, manifest, "manifest").get("conditions", {})
+    named = [cid for cid, info in conditions.items() if info.get("name") == text]
+    if len(named) == 1:
+        return named[0]
+    return resolve_prefix(text, lambda p: sorted(c for c in conditions if c.startswith(p)),
+                          f"condition of manifest {manifest[:12]}")
+
+
+def _key_id(store: Any, text: str) -> str:
+    """A key of the store's keyring by its 32-hex id or a 12+ hex prefix of it."""
+    from ledger.store import resolve_prefix
+
+    ids = store.keyring().ids()
+    return resolve_prefix(text, lambda p: sorted(k for k in ids if k.startswith(p)),
+                          "key in this store's keyring", length=32)
 
 
 @click.command("anchor")
@@ -373,25 +418,66 @@ def store_status(store: Any) -> dict[str, Any]:
 @click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
               type=click.Path(dir_okay=False),
               help="Also show where each stage of this campaign stands. Env: LEDGER_CAMPAIGN.")
+@click.option("--watch", is_flag=True,
+              help="Redraw the stage table (runs done/left, running now, ETA, GPU-hours) until "
+                   "the work finishes: the --stage, else every campaign stage decided, else "
+                   "every frozen stage's runs recorded.")
+@click.option("--interval", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
+              help="Seconds between redraws (with --watch).")
+@click.option("--count", type=click.IntRange(1, None), default=None,
+              help="Stop after this many redraws (with --watch).")
+@click.option("--stage", "watch_stage", default=None, help="Watch until this stage finishes.")
 @JSON_OPTION
 @click.pass_context
-def status_cmd(ctx: click.Context, campaign_path: str | None, as_json: bool) -> None:
-    """Counts of objects, manifests, runs by status, decisions; journal heads; keys.
+def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, interval: float,
+               count: int | None, watch_stage: str | None, as_json: bool) -> None:
+    """Where each stage stands (runs done/left, running now, ETA, GPU-hours, decision), and
+    counts of objects, runs by status, journal heads and keys.
 
-    With --campaign: each stage's manifest, runs recorded of declared, and decision.
+    With --campaign: the campaign's stages in file order, those not frozen yet included.
+    With --watch: the stage table, redrawn until the work finishes (Ctrl-C stops it), in
+    another terminal while `ledger run` or `ledger campaign` writes; with --json one JSON
+    object per redraw.
+
+    \b
+    Examples:
+      ledger status
+      ledger status --campaign campaigns/demo.toml --json
+      ledger status --watch --campaign campaigns/demo.toml     # while `ledger campaign` runs
+      ledger status --watch --stage gate --interval 10
     """
+    from stages.progress import Progress
+
     store = open_store(ctx)
-    out = store_status(store)
+    campaign = None
     if campaign_path:
         from stages.campaign import load_campaign
+
+        campaign = load_campaign(campaign_path)
+    progress = Progress(store, campaign)
+    if watch:
+        from ledger.cli.status_watch import watch as watch_loop
+
+        watch_loop(progress, interval=interval, count=count, stage=watch_stage,
+                   as_json=as_json, clear=sys.stdout.isatty() and not as_json)
+        return
+    out = store_status(store)
+    rows = progress.stages()
+    out["progress"] = [r.to_dict() for r in rows]
+    if campaign is not None:
         from stages.pipeline import campaign_progress
 
-        out["stages"] = campaign_progress(store, load_campaign(campaign_path))
+        out["stages"] = campaign_progress(store, campaign)
     if as_json:
         emit(out, True)
         return
+    from ledger.cli.status_watch import frame_lines
+
     kinds = out["by_kind"]
-    click.echo(f"store {out['store']} (writing as {out['host']}): {out['objects']} objects")
+    parts = sorted(h["host"] for h in out["journals"])
+    click.echo(f"store {out['store']}: {out['objects']} objects; journal parts: "
+               f"{', '.join(parts) or 'none'}; commands here write as host {out['host']} "
+               f"(--host or LEDGER_HOST to change)")
     click.echo(f"  manifests {kinds.get('manifest', 0)}, runs {kinds.get('run', 0)}, "
                f"decisions {kinds.get('decision', 0)}, anchors {kinds.get('anchor', 0)}, "
                f"raw logs {kinds.get('raw', 0)}")
@@ -402,21 +488,18 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, as_json: bool) -> 
         click.echo(f"  journal {head['host']}: head seq {head['seq']} {head['hash']}")
     for key in out["keys"]:
         click.echo(f"  key {key['key_id']} {key['name']}")
+    if rows:
+        for line in frame_lines(rows):
+            click.echo(line)
     for row in out.get("stages", []):
-        if row["manifest"] is None:
-            click.echo(f"  stage {row['stage']}: not frozen")
-            continue
-        statuses = ", ".join(f"{n} {s}" for s, n in sorted(row["statuses"].items()))
-        decided = (f"decided {row['decision'][:12]}: {', '.join(row['promoted']) or 'none'}"
-                   if row["decision"] else "not decided")
-        click.echo(f"  stage {row['stage']}: manifest {row['manifest'][:12]}, runs "
-                   f"{row['recorded']}/{row['declared']}{f' ({statuses})' if statuses else ''}, "
-                   f"{decided}")
-        for failure in row.get("failures", [])[:5]:
+        failures = row.get("failures", [])
+        if failures:
+            click.echo(f"  stage {row['stage']}: {len(failures)} run(s) not ok")
+        for failure in failures[:5]:
             reason = f": {failure['reason']}" if failure["reason"] else ""
             click.echo(f"    {failure['status']}: {failure['name']} ({failure['run']}){reason}")
-        if len(row.get("failures", [])) > 5:
-            click.echo(f"    ... and {len(row['failures']) - 5} more run(s) not ok")
+        if len(failures) > 5:
+            click.echo(f"    ... and {len(failures) - 5} more run(s) not ok")
 
 
 @click.command("verify")
@@ -471,4 +554,3 @@ def register(cli: click.Group) -> None:
     for command in (init_cmd, keygen_cmd, keys_cmd, freeze_cmd, ingest_cmd, anchor_cmd,
                     reindex_cmd, sql_cmd, status_cmd, verify_cmd):
         cli.add_command(command)
-    _ = sys

@@ -1,11 +1,14 @@
 """Entry point of the `ledger` command: the group, global options and error handling.
 
 Command groups live in sibling modules (`core_cmds`, `method_cmds`, `audit_cmds`), each a
-thin layer over a Python API. Any `LedgerError` becomes one line on stderr and its exit code.
+thin layer over a Python API. Any error becomes one line on stderr (with `--json`, a JSON
+object `{"error", "exit"}` on stdout) and its exit code; never a traceback.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 import click
@@ -13,27 +16,73 @@ import click
 from ledger.errors import LedgerError
 
 
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for `--json` (before a `--`, if any): errors then go to
+    stdout as a JSON object, so a script reading stdout always gets one."""
+    words = args[: args.index("--")] if "--" in args else args
+    return "--json" in words
+
+
+def fail(message: str, code: int, as_json: bool) -> int:
+    """Say one error line (stderr), or with --json the object `{"error", "exit"}` (stdout)."""
+    line = " ".join(str(message).split())
+    if as_json:
+        click.echo(json.dumps({"error": line, "exit": code}))
+    else:
+        click.echo(f"error: {line}", err=True)
+    return code
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """Click's usage block as one line naming the command and where its options are listed."""
+    where = exc.ctx.command_path if exc.ctx is not None else "ledger"
+    message = exc.format_message().rstrip(".")
+    return f"{where}: {message} (see `{where} --help`)"
+
+
 class LedgerGroup(click.Group):
-    """Click group that turns library errors into one clear line instead of a traceback."""
+    """Click group whose every failure is one line (or one JSON object with `--json`).
 
-    def invoke(self, ctx: click.Context):
+    Library errors keep their exit code; usage errors (an unknown option, a missing
+    argument) exit 2; file-system failures a command did not word itself exit 2 naming the
+    path; anything else is an internal error, still one line (LEDGER_DEBUG=1 re-raises it
+    with the traceback).
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = wants_json(argv)
         try:
-            return super().invoke(ctx)
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            code = 2  # a group named without its subcommand: its help is the answer
+        except click.UsageError as exc:
+            code = fail(_usage_line(exc), 2, as_json)
+        except click.ClickException as exc:
+            code = fail(exc.format_message(), exc.exit_code, as_json)
+        except click.Abort:
+            code = fail("interrupted", 130, as_json)
         except LedgerError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            code = fail(str(exc), exc.exit_code, as_json)
         except OSError as exc:
-            # a safety net: file-system failures a command did not word itself (unwritable
-            # output folder, full disk) still end as one line naming the path, exit 2
+            # file-system failures a command did not word itself (unwritable output folder,
+            # full disk) still end as one line naming the path
             where = f" {exc.filename}" if exc.filename else ""
-            click.echo(f"error: cannot access{where}: {exc.strerror or exc}", err=True)
-            ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            ctx.exit(130)
+            code = fail(f"cannot access{where}: {exc.strerror or exc}", 2, as_json)
+        except Exception as exc:  # noqa: BLE001 - the last net: one line, never a traceback
+            if os.environ.get("LEDGER_DEBUG"):
+                raise
+            code = fail(f"internal error: {type(exc).__name__}: {exc} (LEDGER_DEBUG=1 shows "
+                        f"the traceback)", 2, as_json)
+        if not standalone_mode:
+            return code
+        sys.exit(code)
 
 
-@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="ledger", cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
     "store",
@@ -57,14 +106,17 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
     """Auditable, staged screening of micro-pretraining recipes.
 
     \b
-    Typical flow:
+    Examples (a typical flow):
       ledger init && ledger keygen --name me
       ledger freeze screen-2m --campaign campaign.toml   # sign the plan before any run
       ledger run screen-2m --executor local --jobs 1     # train, journal, ingest
+      ledger status --watch --campaign campaign.toml     # another terminal: live progress
       ledger decide screen-2m                            # apply the frozen rule, sign
+      ledger runs --stage screen-2m                      # one row per run
       ledger audit                                       # re-derive everything from raw logs
 
-    Exit codes: 0 all good, 1 a check failed, 2 bad input or usage.
+    Exit codes: 0 all good, 1 a check failed, 2 bad input or usage. Errors are one line on
+    stderr; with --json, a JSON object {"error", "exit"} on stdout.
     """
     ctx.ensure_object(dict)
     ctx.obj["store"] = store
@@ -72,9 +124,16 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
 
 
 def _register() -> None:
-    from ledger.cli import audit_cmds, core_cmds, evaluate_cmds, method_cmds
+    from ledger.cli import (
+        audit_cmds,
+        compare_cmds,
+        core_cmds,
+        evaluate_cmds,
+        method_cmds,
+        runs_cmds,
+    )
 
-    for module in (core_cmds, method_cmds, audit_cmds, evaluate_cmds):
+    for module in (core_cmds, method_cmds, audit_cmds, evaluate_cmds, runs_cmds, compare_cmds):
         module.register(cli)
 
 
@@ -83,11 +142,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli.main(prog_name="ledger", standalone_mode=True)
-    except LedgerError as exc:  # raised outside a command (e.g. during parsing callbacks)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    cli.main(prog_name="ledger", standalone_mode=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import click
 
 from ledger.cli.context import emit, open_store, signing_key
 from ledger.errors import LedgerError
+from ledger.keys import DEMO_KEY_NAME
 
 CAMPAIGN_OPTION = click.option(
     "--campaign",
@@ -237,7 +238,14 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, as_json):
     """Apply STAGE's frozen rule to its recorded runs and write a signed decision.
 
     The decision cites the manifest and every run record used, carries the statistics and a
-    readable trace, and names the promoted conditions the next stage will freeze.
+    readable trace, and names the promoted conditions the next stage will freeze. A second
+    decide of the same stage is refused: decisions are final.
+
+    \b
+    Examples:
+      ledger decide screen --campaign campaigns/demo.toml
+      ledger decide gate --allow-missing --key alice     # two runs are lost for good
+      ledger decide gate --json | jq .promoted
     """
     from stages.decide import decide_stage
 
@@ -283,30 +291,32 @@ def effects_cmd(csv_path, response, terms, block, as_json):
         emit(out, True)
         return
     method = out["method"]
-    click.echo(f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'], 0)}"
+    click.echo(f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'])}"
                + (f", block: {out['block']}" if out.get("block") else ""))
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
-    click.echo(f"{'term':<8}{'effect':>12}{'se':>10}{'t':>9}{'p':>9}{'q':>9}  95% interval  aliases")
+    from ledger.cli.runs_cmds import text_table
+
+    rows = []
     for e in out["effects"]:
         interval = ("[" + ", ".join(f"{x:.4g}" for x in (e["ci_low"], e["ci_high"])) + "]"
                     if e.get("ci_low") is not None else "-")
-        click.echo(
-            f"{e['term']:<8}{_fmt(e['effect'], 12)}{_fmt(e.get('se'), 10)}"
-            f"{_fmt(e.get('t'), 9)}{_fmt(e.get('p'), 9)}{_fmt(e.get('q'), 9)}  {interval}  "
-            + (" = ".join(e["aliases"]) or "-")
-        )
+        rows.append([e["term"], *(_fmt(e.get(k)) for k in ("effect", "se", "t", "p", "q")),
+                     interval, " = ".join(e["aliases"]) or "-"])
+    for line in text_table(["term", "effect", "se", "t", "p", "q", "95% interval", "aliases"],
+                           rows, right={1, 2, 3, 4, 5}):
+        click.echo(line)
     for term in out["dropped"]:
         click.echo(f"dropped {term}: {out['dropped_reasons'].get(term, '')}")
     for note in out["notes"]:
         click.echo(f"note: {note}")
 
 
-def _fmt(value, width: int) -> str:
-    return f"{value:>{width}.4g}" if isinstance(value, int | float) else f"{'-':>{width}}"
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "-"
 
 
-DEMO_KEY = "DEMO-KEY-not-for-real-campaigns"
+DEMO_KEY = DEMO_KEY_NAME
 
 
 def _demo_key():
@@ -386,7 +396,17 @@ def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, 
 
 @click.group("baseline")
 def baseline_group():
-    """Baselines recorded through the same ledger (frozen, signed, audited like any gate)."""
+    """Baselines recorded through the same ledger (frozen, signed, audited like any gate).
+
+    Their GPU-hours are kept apart from the protocol's costs; `ledger compare` sets the
+    protocol and the baselines side by side.
+
+    \b
+    Examples:
+      ledger --store preview.ledger baseline greedy --campaign campaigns/paper.toml \\
+          --budget 10m --seeds 0,1 --hosts a100,l40s --executor sim
+      ledger --store preview.ledger compare --campaign campaigns/paper.toml
+    """
 
 
 def _cells(seeds: str, hosts: str) -> list[tuple[int, str]]:
@@ -429,8 +449,12 @@ def greedy_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
                as_json, start):
     """Greedy one-factor-at-a-time search: flip A, B, ... keeping each flip that helps.
 
+    Record it in the store that holds the campaign it is compared with (`--store`).
+
     \b
-    Example:
+    Examples:
+      ledger --store preview.ledger baseline greedy --campaign campaigns/paper.toml \\
+          --budget 10m --seeds 0,1 --hosts a100,l40s --executor sim
       ledger baseline greedy --campaign campaigns/demo.toml --budget 20s --seeds 0,1
     """
     from stages.baselines import greedy_search
@@ -446,7 +470,9 @@ def greedy_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
                         data=Path(data) if data else (Path(camp.data) if camp.data else None),
                         progress=not as_json, say=say)
     emit(out, as_json, f"greedy: best {out['best']} mean {out['best_mean']} after "
-                       f"{len(out['steps'])} steps, {out['training_gpu_hours']:.4f} GPU-hours")
+                       f"{len(out['steps'])} steps, {out['training_gpu_hours']:.4g} GPU-hours "
+                       f"(kept apart from the protocol's costs; `ledger compare` sets them side "
+                       f"by side)")
 
 
 @baseline_group.command("random")
@@ -460,9 +486,14 @@ def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
                as_json, match, sample_seed):
     """Random search over the full factorial whose GPU-hours match a named protocol's.
 
+    `--match campaign` spends what the campaign's own stages spent in this store (run it
+    there first); a number is GPU-hours. At most the whole 2^k space is sampled.
+
     \b
-    Example:
-      ledger baseline random --campaign campaigns/demo.toml --budget 40s --seeds 0,1
+    Examples:
+      ledger --store preview.ledger baseline random --campaign campaigns/paper.toml \\
+          --budget 10m --seeds 0,1 --hosts a100,l40s --match campaign --executor sim
+      ledger baseline random --campaign campaigns/demo.toml --budget 40s --match 0.05
     """
     from stages.baselines import protocol_gpu_hours, random_search
     from stages.campaign import parse_budget
@@ -471,6 +502,11 @@ def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
     camp = _campaign(campaign_path)
     if match == "campaign":
         hours = protocol_gpu_hours(store, camp)
+        if hours <= 0:
+            raise LedgerError(f"campaign {camp.name!r} has no recorded runs in store "
+                              f"{store.root} to match: walk it in that store first (`ledger "
+                              f"--store {store.root} campaign --campaign {campaign_path}`), "
+                              f"or give --match GPU_HOURS")
     else:
         try:
             hours = float(match)
@@ -483,8 +519,11 @@ def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
                         host=ctx.obj.get("host"),
                         data=Path(data) if data else (Path(camp.data) if camp.data else None),
                         progress=not as_json)
-    emit(out, as_json, f"random: {out['sampled']} conditions for {hours:.4f} GPU-hours "
-                       f"({match}); best {out['best']} mean {out['best_mean']}")
+    capped = (f"; {hours:.4g} GPU-hours would buy {out['affordable']}, the space has "
+              f"{out['sampled']}" if out["affordable"] > out["sampled"] else "")
+    emit(out, as_json, f"random: {out['sampled']} conditions sampled to match {hours:.4g} "
+                       f"GPU-hours ({match}){capped}; spent {out['training_gpu_hours']:.4g} "
+                       f"GPU-hours; best {out['best']} mean {out['best_mean']}")
 
 
 def register(cli: click.Group) -> None:

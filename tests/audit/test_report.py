@@ -105,7 +105,7 @@ def test_clean_banner_is_green():
     data = sample_data()
     data["audit"] = {"verdict": "clean", "problems": [], "checks": []}
     html_text, md = render_report(data)
-    assert 'class="banner clean"' in html_text and "**Audit verdict: CLEAN**" in md
+    assert 'class="banner clean"' in html_text and "**Audit verdict: CLEAN — every check passed**" in md
 
 
 def test_missing_key_names_it():

@@ -1,0 +1,95 @@
+"""`ledger compare`: the protocol against its baselines, and campaign against campaign.
+
+A thin layer over `audit.compare`, fed by the audited report data of each store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ledger.cli.context import emit, open_store
+from ledger.errors import LedgerError
+
+
+def _audited(store, campaign):
+    from audit.rederive import audit_store
+    from audit.report_data import build_report_data, live_items
+
+    result = audit_store(store)
+    data = build_report_data(store, result, campaign)
+    baselines = [item for item in live_items(store, result) if item["baseline"]]
+    return data, baselines
+
+
+@click.command("compare")
+@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
+              type=click.Path(dir_okay=False), help="Campaign file (for names and the metric).")
+@click.option("--with", "others", multiple=True, type=click.Path(file_okay=False),
+              metavar="STORE", help="Another store whose protocol joins the table "
+                                    "(campaign vs campaign; repeatable).")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the plot (best mean with interval vs GPU-hours) as PNG.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
+    """Protocol vs baselines: best condition found, its mean with 95% interval, the budget it
+    was measured at, GPU-hours spent and their share of the protocol's, whether it is the
+    protocol's pick, and the protocol's own mean at a baseline's budget.
+
+    Every row comes from audited decisions and raw-log observations; exit 1 when an audit
+    of a compared store finds a problem. Baselines are recorded with `ledger baseline`.
+
+    \b
+    Examples:
+      ledger --store preview.ledger compare --campaign campaigns/paper.toml
+      ledger compare --with ../other-lab/.ledger --json
+      ledger compare --plot compare.png
+    """
+    from audit.compare import comparison, figure, table_rows
+    from ledger.cli.runs_cmds import text_table
+    from ledger.fsutil import atomic_write
+    from ledger.store import Store
+
+    campaign = None
+    if campaign_path:
+        from stages.campaign import load_campaign
+
+        campaign = load_campaign(campaign_path)
+    store = open_store(ctx)
+    data, baselines = _audited(store, campaign)
+    if not data["stages"]:
+        raise LedgerError(f"store {store.root} has no protocol gates to compare")
+    other_data, verdicts = [], {str(store.root): data["audit"]["verdict"]}
+    for path in others:
+        other = Store.open(path, host=ctx.obj.get("host"))
+        odata, _ = _audited(other, None)
+        odata["store"] = path
+        other_data.append(odata)
+        verdicts[path] = odata["audit"]["verdict"]
+    comp = comparison(data, baselines, other_data)
+    comp["audits"] = verdicts
+    if plot_path:
+        atomic_write(Path(plot_path), figure(comp))
+    if as_json:
+        emit(comp, True)
+    else:
+        headers, rows = table_rows(comp)
+        for line in text_table(headers, rows, right={3, 5, 6}):
+            click.echo(line)
+        click.echo(comp["note"])
+        if len(comp["rows"]) == 1:
+            click.echo("no baselines recorded in this store: `ledger baseline greedy|random "
+                       "... --store THIS_STORE` records them")
+        for where, verdict in verdicts.items():
+            if verdict != "clean":
+                click.echo(f"audit of {where}: {verdict} (run `ledger --store {where} audit`)",
+                           err=True)
+    if any(v == "problems" for v in verdicts.values()):
+        ctx.exit(1)
+
+
+def register(cli: click.Group) -> None:
+    """Attach `ledger compare`."""
+    cli.add_command(compare_cmd)

@@ -1,0 +1,150 @@
+"""`ledger runs`: one row per run (names, factor levels, metric, throughput, GPU-hours).
+
+A thin layer over `audit.runs_table`, which scripts and notebooks call directly
+(`runs_frame(store)` gives the same rows as a pandas DataFrame).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ledger.cli.context import emit, open_store
+
+
+def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]],
+               right: set[int] | None = None) -> list[str]:
+    """Aligned plain-text columns (numbers right-aligned), a rule under the header."""
+    right = right or set()
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return [line(columns), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def gpu_hours_text(value: float | None) -> str:
+    """GPU-hours with precision that suits their size (1 decimal from 10 up, 2 from 0.1,
+    else 3 significant digits: CPU demo runs are thousandths of an hour)."""
+    if value is None:
+        return "-"
+    if abs(value) >= 10:
+        return f"{value:,.1f}"
+    if abs(value) >= 0.1 or value == 0:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _cell(column: str, value: Any, metric: str) -> str:
+    if value is None:
+        return "-"
+    if column == metric:
+        return f"{value:.4f}"
+    if column == "training_seconds":
+        return f"{value:.1f}"
+    if column == "tokens_per_s":
+        return f"{value:,.0f}"
+    if column == "mfu":
+        return f"{100 * value:.1f}%"
+    if column == "gpu_hours":
+        return gpu_hours_text(value)
+    if column in ("run", "manifest"):
+        return str(value)[:12]
+    if column == "condition_id":
+        return str(value)[:8]
+    return str(value)
+
+
+SHOWN = {"run": "run", "condition_id": "id", "training_seconds": "train_s",
+         "tokens_per_s": "tok/s", "gpu_hours": "GPU-h"}
+
+
+def _print_table(table) -> None:
+    several = len({r["campaign"] for r in table.rows}) > 1
+    skip = {"manifest", "kind", "runner"} | (set() if several else {"campaign"})
+    columns = [c for c in table.columns if c not in skip]
+    numeric = {table.metric, "training_seconds", "tokens_per_s", "mfu", "gpu_hours", "seed",
+               *table.factors}
+    rows = [[_cell(c, r[c], table.metric) for c in columns] for r in table.rows]
+    headers = [SHOWN.get(c, c) for c in columns]
+    for line in text_table(headers, rows, {i for i, c in enumerate(columns) if c in numeric}):
+        click.echo(line)
+    sims = sum(1 for r in table.rows if r["runner"] == "sim")
+    baselines = sum(1 for r in table.rows if r["kind"] == "baseline")
+    total = sum(r["gpu_hours"] for r in table.rows)
+    notes = [f"{len(table.rows)} run{'s' if len(table.rows) != 1 else ''}",
+             f"{gpu_hours_text(total)} training GPU-hours"]
+    if baselines:
+        notes.append(f"{baselines} of them baseline runs")
+    if sims:
+        notes.append(f"{sims} simulated")
+    click.echo(f"({'; '.join(notes)})")
+
+
+def _csv(table) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=table.columns, lineterminator="\n")
+    writer.writeheader()
+    for row in table.rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+@click.command("runs")
+@click.option("--stage", "stages", multiple=True, help="Only this stage (repeatable).")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["ok", "diverged", "crashed", "timeout"]),
+              help="Only runs with this status (repeatable).")
+@click.option("--condition", "conditions", multiple=True,
+              help="Only this condition: its name or an id prefix of 8+ hex (repeatable).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["gate", "baseline",
+                                                                    "unplanned"]),
+              help="Only protocol gates, baselines or unplanned runs (repeatable).")
+@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
+              type=click.Path(dir_okay=False),
+              help="Only this campaign's runs (a store may hold several). Env: LEDGER_CAMPAIGN.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with full ids and raw numbers.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def runs_cmd(ctx, stages, statuses, conditions, kinds, campaign_path, as_csv, as_json):
+    """One row per run: stage, condition, each factor's level, seed, host, status, the metric,
+    training seconds, tokens/s, MFU and GPU-hours.
+
+    The rows are the run records the journals cite (what `ledger audit` then checks
+    against the raw logs). From Python: `audit.runs_table.runs_frame(store)` is the same
+    table as a pandas DataFrame (also `decisions_frame`, `costs_frame`).
+
+    \b
+    Examples:
+      ledger runs
+      ledger runs --stage gate --status ok
+      ledger runs --condition base --condition bce
+      ledger runs --csv > runs.csv
+      ledger runs --json | jq '.rows[] | select(.status != "ok")'
+    """
+    from audit.runs_table import runs_table
+
+    campaign = None
+    if campaign_path:
+        from stages.campaign import load_campaign
+
+        campaign = load_campaign(campaign_path).name
+    table = runs_table(open_store(ctx), campaign=campaign, stages=stages, statuses=statuses,
+                       conditions=conditions, kinds=kinds)
+    if as_json:
+        emit(table.to_dict(), True)
+    elif as_csv:
+        click.echo(_csv(table), nl=False)
+    else:
+        _print_table(table)
+
+
+def register(cli: click.Group) -> None:
+    """Attach `ledger runs`."""
+    cli.add_command(runs_cmd)
