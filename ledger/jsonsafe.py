@@ -9,6 +9,7 @@ document gets one clear error naming what is wrong instead.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -24,6 +25,13 @@ class JSONInputError(LedgerError):
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text} overflows a double")
+    return value
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -68,7 +76,8 @@ def loads_strict(data: bytes | str, what: str, *, max_bytes: int | None = None,
         except UnicodeDecodeError as exc:
             raise JSONInputError(f"{what} is not UTF-8 text (byte {exc.start})") from None
     try:
-        value = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_unique_pairs)
+        value = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float,
+                           object_pairs_hook=_unique_pairs)
     except RecursionError:
         raise JSONInputError(f"{what} is nested more than {max_depth} levels deep") from None
     except ValueError as exc:

@@ -1,0 +1,57 @@
+"""Direct tests of the audit's parts: `audit.evidence`, `audit.runs`, `audit.gates`, and
+`audit.evaluation_report`'s table rows."""
+
+from __future__ import annotations
+
+from audit.evaluation_report import rows
+from audit.evidence import Evidence
+from audit.gates import counting_decision, diff
+from audit.runs import check_run
+from ledger.verify import verify_with_evidence
+from stages.lookup import current_manifest, manifest_decision
+
+
+def test_evidence_indexes_timing_and_the_counting_decision(done):
+    store = done[0]
+    ev = Evidence(store, verify_with_evidence(store))
+    manifest = current_manifest(store, "t", "gate")
+    runs = {rid: b for rid, b in ev.of_kind("run").items() if b["manifest"] == manifest.id}
+    assert len(runs) == len(manifest.body["runs"])
+    for rid in runs:
+        timing = ev.timing[rid]
+        assert timing.started is not None and timing.interval_s >= 0
+        assert timing.started.fields["run"] == runs[rid]["run"]
+    assert counting_decision(ev, manifest.id) == manifest_decision(store, manifest.id).id
+
+
+def test_check_run_observes_what_the_log_says_not_the_record(done):
+    store = done[0]
+    ev = Evidence(store, verify_with_evidence(store))
+    manifests = ev.of_kind("manifest")
+    rid, body = sorted(ev.of_kind("run").items())[0]
+    honest = check_run(ev, rid, body, manifests)
+    assert honest.problems == [] and honest.observed["metrics"] == body["metrics"]
+    edited = {**body, "metrics": {**body["metrics"], "val_bpb": 0.123}, "status": "diverged"}
+    lying = check_run(ev, rid, edited, manifests)
+    assert lying.observed["metrics"]["val_bpb"] == body["metrics"]["val_bpb"]
+    assert lying.observed["status"] == "ok"  # the status its log supports
+    messages = [p.message for p in lying.problems]
+    assert any("val_bpb 0.123 is not what raw log" in m for m in messages), messages
+    assert any("status diverged but its log reports val_bpb" in m for m in messages), messages
+
+
+def test_diff_names_each_differing_field():
+    assert diff({"a": 1, "b": {"c": [1, 2]}}, {"a": 1, "b": {"c": [1, 2]}}) == []
+    found = diff({"a": 1, "b": {"c": [1, 2]}, "d": 1}, {"a": 1.0, "b": {"c": [2, 1]}})
+    assert found == ["b.c: recorded [2, 1], re-derived [1, 2]",
+                     "d: recorded None, re-derived 1"]
+
+
+def test_evaluation_rows_list_protocol_then_baselines():
+    ev = {"protocol": {"method": "protocol", "p_best": 0.9, "p_best_ci": [0.8, 0.95], "regret_mean": 0.01,
+                       "gpu_hours_mean": 10.0},
+          "baselines": [{"method": "hyperband", "p_best": 0.5, "p_best_ci": [0.4, 0.6],
+                         "regret_mean": 0.05, "gpu_hours_mean": 9.5}]}
+    out = rows(ev)
+    assert [r["method"] for r in out][:2] == ["protocol", "hyperband"]
+    assert out[0]["p_best"] == 0.9 and out[1]["gpu_hours_mean"] == 9.5
