@@ -100,8 +100,9 @@ def test_two_runs_of_one_stage_at_once_record_each_run_once(stage):
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(2)]
     reports = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    assert all("error" not in r for r in reports), reports
     counts = _recorded(store)
-    assert len(counts) == 12 and set(counts.values()) == {1}  # every run, once
+    assert len(counts) == 12 and set(counts.values()) == {1}, reports  # every run, once
     assert sum(r["executed"] for r in reports) == 12  # nothing trained twice
     verified = verify_with_evidence(Store.open(store))
     assert verified.problems == []
