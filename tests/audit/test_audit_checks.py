@@ -95,7 +95,7 @@ def test_builtin_runner_identity_host_and_data(done):
     new = _relog(store, run, real_runner)
     found = [p for p in problems(store) if new in p]
     assert any("header code_sha256 'cccc" in p and "frozen runner's" in p for p in found), found
-    assert any("header data_sha256 'dddd" in p and "no data set (simulation only)" in p
+    assert any("header data_sha256 'dddd" in p and "is not the manifest's" in p
                for p in found), found
     assert any("header host 'elsewhere' is not the declared host" in p for p in found), found
 
