@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,12 @@ DEFAULTS: dict[str, Any] = {
     "logit_softcap": 15.0,
     "eval_tokens": 65536,
     "compile": False,
+    "window_pattern": "L",
+    "value_embeds": False,
 }
+# Keys added after the raw-log contract was first written: a log without one of them ran with
+# its default (so old logs stay valid and replayable).
+LATER_KEYS: frozenset[str] = frozenset({"window_pattern", "value_embeds"})
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -77,6 +83,15 @@ def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"must be true or false, got {json.dumps(v)}"
 
 
+_PATTERN = re.compile(r"[SL]{1,256}")
+
+
+def _window_pattern(v: Any) -> str | None:
+    if not isinstance(v, str) or not _PATTERN.fullmatch(v):
+        return f"must be a string of 1 to 256 letters S (short window) and L (long), got {json.dumps(v)}"
+    return None
+
+
 CHECKS: dict[str, Callable[[Any], str | None]] = {
     "depth": _int(1, 256),
     "aspect_ratio": _int(1, 4096),
@@ -96,6 +111,8 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "logit_softcap": _float(0.0, 1e4),
     "eval_tokens": _int(1, 1 << 34),
     "compile": _bool,
+    "window_pattern": _window_pattern,
+    "value_embeds": _bool,
 }
 assert set(CHECKS) == set(DEFAULTS)
 

@@ -26,7 +26,7 @@ from runner._version import __version__
 from runner.errors import TrainingCrashed
 from runner.evaluate import val_bpb
 from runner.logio import LogWriter
-from runner.model import GPT
+from runner.model import GPT, GPTConfig
 from runner.schema import DIVERGE_FACTOR
 from runner.stopflag import StopFlag
 
@@ -66,8 +66,7 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
         device_mod.check_compile(dev)
 
     torch.manual_seed(opts.seed)
-    model = GPT(ds.vocab_size, shp.model_dim, cfg["depth"], shp.n_heads, cfg["head_dim"],
-                cfg["seq_len"], cfg["logit_softcap"]).to(dev)
+    model = GPT(GPTConfig.from_runner(cfg, ds.vocab_size, shp.model_dim)).to(dev)
     optimizers = optim.build(model, cfg)
     fwd = model.compiled() if cfg["compile"] else model
     autocast = device_mod.autocast(dev)
