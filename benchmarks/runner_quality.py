@@ -19,8 +19,10 @@ setting per trainer is chosen by mean val_bpb over ``--seeds`` and carried to th
 ``--runner-ref REF`` (repeatable) also runs the runner as it was at git revision REF (extracted
 with ``git archive`` into a temporary folder), so two versions of the runner can be compared by
 quality-at-budget; ``--no-nanogpt`` skips the baseline. Runs are interleaved by seed and budget
-so that load from other processes spreads over every trainer; each run records the 1-minute
-load average before it started.
+so that load from other processes spreads over every trainer; ``--parallel`` runs the trainers
+of each comparison at once instead (side by side, each with ``--threads``: on a machine other
+processes load, the fairest comparison); each run records the 1-minute load average before it
+started.
 
 Prints one JSON object: ``runs`` (every run), ``best`` (per budget and trainer: the setting,
 mean/min/max val_bpb and tokens/s over seeds) and ``ratios`` (per budget: runner val_bpb /
@@ -39,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +237,9 @@ def main() -> None:
     ap.add_argument("--runner-ref", action="append", default=[],
                     help="also run the runner as of this git revision (repeatable)")
     ap.add_argument("--no-head", action="store_true", help="skip the runner of this checkout")
+    ap.add_argument("--parallel", action="store_true",
+                    help="run the trainers of each comparison side by side (at once, each with "
+                         "--threads), so that load from other processes hits them alike")
     ap.add_argument("--no-nanogpt", action="store_true", help="skip the nanoGPT-style loop")
     ap.add_argument("--settings-file", default=None,
                     help='JSON {"runner": {name: config}, "nanogpt": {name: setting}} replacing the defaults')
@@ -277,16 +284,21 @@ def main() -> None:
             for seed in seeds:
                 width = max(len(v) for v in chosen.values())
                 for i in range(width):  # interleave trainers setting by setting
-                    for trainer, (kind, tree) in trainers.items():
-                        if i >= len(chosen[trainer]):
-                            continue
-                        name = chosen[trainer][i]
-                        before = loadavg()
-                        if kind == "runner":
-                            res = runner_run(tree, runner_settings[name], budget, seed, args.data,
-                                             args.threads, args.eval_tokens, tmp)
-                        else:
-                            res = _nanogpt_subprocess(nano_settings[name], budget, seed, args)
+                    group = [(trainer, kind, tree, chosen[trainer][i])
+                             for trainer, (kind, tree) in trainers.items() if i < len(chosen[trainer])]
+                    jobs = [partial(_one_run, kind, tree, runner_settings, nano_settings, name,
+                                    budget, seed, args, tmp / f"w{j}")
+                            for j, (_, kind, tree, name) in enumerate(group)]
+                    before = loadavg()
+                    if args.parallel:  # side by side: every trainer of the group at once
+                        with ThreadPoolExecutor(len(jobs)) as pool:
+                            results = list(pool.map(lambda job: job(), jobs))
+                    else:
+                        results = []
+                        for job in jobs:
+                            before = loadavg() if results else before
+                            results.append(job())
+                    for (trainer, _, _, name), res in zip(group, results, strict=True):
                         runs.append({"trainer": trainer, "setting": name, "budget_s": budget,
                                      "seed": seed, "loadavg_1m_before": before, **res})
                         print(f"{trainer} {name} {budget:g}s seed {seed}: val_bpb "
@@ -302,6 +314,17 @@ def main() -> None:
            "best": best, "ratios": ratios, "runs": runs}
     json.dump(out, sys.stdout, indent=1)
     print()
+
+
+def _one_run(kind: str, tree: Path | None, runner_settings: dict[str, Any],
+             nano_settings: dict[str, Any], name: str, budget: float, seed: int,
+             args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    work.mkdir(exist_ok=True)
+    if kind == "runner":
+        assert tree is not None
+        return runner_run(tree, runner_settings[name], budget, seed, args.data, args.threads,
+                          args.eval_tokens, work)
+    return _nanogpt_subprocess(nano_settings[name], budget, seed, args)
 
 
 def _nanogpt_subprocess(setting: dict[str, Any], budget: float, seed: int,
