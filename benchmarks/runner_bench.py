@@ -1,6 +1,7 @@
 """CPU throughput benchmark of the builtin runner against a nanoGPT-style baseline.
 
-Prints one JSON object. For each shape it runs the real runner (``runner.train.run`` with
+The secondary figure: the headline is the quality reached in a fixed budget
+(``benchmarks/runner_quality.py``). Prints one JSON object. For each shape it runs the real runner (``runner.train.run`` with
 ``--steps``, so the timing is the runner's own, warm-up steps excluded) and an inline
 plain-PyTorch GPT of the same shape written the way nanoGPT's ``train.py`` runs on CPU
 (fp32, no compile, LayerNorm, GELU, learned positions, tied head, AdamW, grad clip 1.0,

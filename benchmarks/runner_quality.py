@@ -20,8 +20,9 @@ setting per trainer is chosen by mean val_bpb over ``--seeds`` and carried to th
 with ``git archive`` into a temporary folder), so two versions of the runner can be compared by
 quality-at-budget; ``--no-nanogpt`` skips the baseline. Runs are interleaved by seed and budget
 so that load from other processes spreads over every trainer; ``--parallel`` runs the trainers
-of each comparison at once instead (side by side, each with ``--threads``: on a machine other
-processes load, the fairest comparison); each run records the 1-minute load average before it
+of each comparison at once instead (``--parallel trainers``: side by side, each with
+``--threads``; on a machine other processes load, the fairest comparison; ``--parallel all``
+also runs the settings together, for comparing settings at equal CPU share); each run records the 1-minute load average before it
 started.
 
 Prints one JSON object: ``runs`` (every run), ``best`` (per budget and trainer: the setting,
@@ -237,9 +238,10 @@ def main() -> None:
     ap.add_argument("--runner-ref", action="append", default=[],
                     help="also run the runner as of this git revision (repeatable)")
     ap.add_argument("--no-head", action="store_true", help="skip the runner of this checkout")
-    ap.add_argument("--parallel", action="store_true",
-                    help="run the trainers of each comparison side by side (at once, each with "
-                         "--threads), so that load from other processes hits them alike")
+    ap.add_argument("--parallel", choices=["none", "trainers", "all"], default="none",
+                    help="side by side (at once, each with --threads), so that load from other "
+                         "processes hits them alike: 'trainers' runs each setting's trainers "
+                         "together, 'all' every trainer and setting of a budget and seed")
     ap.add_argument("--no-nanogpt", action="store_true", help="skip the nanoGPT-style loop")
     ap.add_argument("--settings-file", default=None,
                     help='JSON {"runner": {name: config}, "nanogpt": {name: setting}} replacing the defaults')
@@ -283,22 +285,25 @@ def main() -> None:
                 chosen[trainer] = names
             for seed in seeds:
                 width = max(len(v) for v in chosen.values())
-                for i in range(width):  # interleave trainers setting by setting
-                    group = [(trainer, kind, tree, chosen[trainer][i])
-                             for trainer, (kind, tree) in trainers.items() if i < len(chosen[trainer])]
+                groups = [[(trainer, kind, tree, chosen[trainer][i])
+                           for trainer, (kind, tree) in trainers.items() if i < len(chosen[trainer])]
+                          for i in range(width)]  # interleave trainers setting by setting
+                if args.parallel == "all":
+                    groups = [[job for group in groups for job in group]]
+                for group in groups:
                     jobs = [partial(_one_run, kind, tree, runner_settings, nano_settings, name,
                                     budget, seed, args, tmp / f"w{j}")
                             for j, (_, kind, tree, name) in enumerate(group)]
-                    before = loadavg()
-                    if args.parallel:  # side by side: every trainer of the group at once
+                    if args.parallel != "none":  # side by side: the whole group at once
+                        befores = [loadavg()] * len(jobs)
                         with ThreadPoolExecutor(len(jobs)) as pool:
                             results = list(pool.map(lambda job: job(), jobs))
                     else:
-                        results = []
+                        befores, results = [], []
                         for job in jobs:
-                            before = loadavg() if results else before
+                            befores.append(loadavg())
                             results.append(job())
-                    for (trainer, _, _, name), res in zip(group, results, strict=True):
+                    for (trainer, _, _, name), res, before in zip(group, results, befores, strict=True):
                         runs.append({"trainer": trainer, "setting": name, "budget_s": budget,
                                      "seed": seed, "loadavg_1m_before": before, **res})
                         print(f"{trainer} {name} {budget:g}s seed {seed}: val_bpb "

@@ -39,9 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "window_pattern": "L",
     "value_embeds": False,
 }
-# Keys added after the raw-log contract was first written: a log without one of them ran with
-# its default (so old logs stay valid and replayable).
-LATER_KEYS: frozenset[str] = frozenset({"window_pattern", "value_embeds"})
+# Keys added after the raw-log contract was first written, with what a log that lacks one ran
+# with (the model before the key existed; fixed even if a default changes later), so that old
+# logs stay valid and replay exactly.
+ABSENT_MEANS: dict[str, Any] = {"window_pattern": "L", "value_embeds": False}
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -114,7 +115,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "window_pattern": _window_pattern,
     "value_embeds": _bool,
 }
-assert set(CHECKS) == set(DEFAULTS)
+assert set(CHECKS) == set(DEFAULTS) and set(ABSENT_MEANS) <= set(DEFAULTS)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.config import DEFAULTS, LATER_KEYS
+from runner.config import ABSENT_MEANS
 from runner.errors import UsageError
 
 
@@ -70,8 +70,8 @@ def load_schedule(path: str | Path, cfg: dict[str, Any], seed: int, raw: bytes |
     if header.get("seed") != seed:
         raise UsageError(f"--replay {path}: recorded seed {header.get('seed')} != --seed {seed}")
     for key, value in cfg.items():
-        # a log from before a key existed ran with that key's default
-        recorded = header.get(key, DEFAULTS[key]) if key in LATER_KEYS else header.get(key, value)
+        # a log from before a key existed ran with the model of that time
+        recorded = header.get(key, ABSENT_MEANS.get(key, value))
         if recorded != value:
             raise UsageError(
                 f"--replay {path}: config key {key!r} differs (recorded {recorded!r}, "

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runner.config import DEFAULTS, LATER_KEYS
+from runner.config import ABSENT_MEANS, DEFAULTS
 
 NUM = {"type": "number"}
 NUM_OR_NULL = {"type": ["number", "null"]}
@@ -34,9 +34,9 @@ _CONFIG_PROPS: dict[str, Any] = {
 
 HEADER: dict[str, Any] = {
     "type": "object",
-    # keys added later are optional: a log written before one existed ran with its default
-    "required": ["type", *(k for k in DEFAULTS if k not in LATER_KEYS), "seed", "budget_s", "device", "host", "torch", "runner",
-                 "runner_version", "code_sha256", "data_sha256", "manifest", "started_at",
+    # keys added later are optional: a log written before one existed ran with ABSENT_MEANS
+    "required": ["type", *(k for k in DEFAULTS if k not in ABSENT_MEANS), "seed", "budget_s",
+                 "device", "host", "torch", "runner", "runner_version", "code_sha256", "data_sha256", "manifest", "started_at",
                  "threads", "steps"],
     "properties": {
         "type": {"const": "header"},
