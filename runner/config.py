@@ -16,7 +16,7 @@ from typing import Any
 
 from runner.errors import UsageError
 
-# Defaults are sized for a sensible laptop-CPU run (model_dim 128, ~0.9M params).
+# Defaults are sized for a sensible laptop-CPU run (model_dim 128, ~0.92M params).
 DEFAULTS: dict[str, Any] = {
     "depth": 4,
     "aspect_ratio": 32,
@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_tokens": 65536,
     "compile": False,
     "window_pattern": "L",
-    "value_embeds": False,
+    "value_embeds": True,  # helped at the demo's size (docs/runner.md, Performance)
 }
 # Keys added after the raw-log contract was first written, with what a log that lacks one ran
 # with (the model before the key existed; fixed even if a default changes later), so that old

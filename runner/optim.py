@@ -2,8 +2,8 @@
 
 Muon orthogonalizes updates of the 2-D hidden matrices (value-embedding gates included, as in
 autoresearch); AdamW handles embeddings, head and scalars, each in its own group with its own
-learning rate. Embedding and head learning
-rates are scaled by ``(model_dim/768)**-0.5`` as in nanochat, so defaults transfer across widths.
+learning rate. Embedding and head learning rates are scaled by ``(model_dim/768)**-0.5`` as in
+nanochat, so defaults transfer across widths.
 """
 
 from __future__ import annotations

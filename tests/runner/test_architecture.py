@@ -157,9 +157,11 @@ def test_knobs_replay_bit_for_bit_and_land_in_the_header(tmp_path, corpus, tiny_
     assert runs[0] == runs[1] and all(math.isfinite(loss) for loss, _ in runs[0] if loss is not None)
 
 
-def test_logs_from_before_the_knobs_validate_and_replay_as_defaults(tmp_path, corpus, tiny_cfg):
+def test_logs_from_before_the_knobs_validate_and_replay_as_the_model_of_their_time(
+        tmp_path, corpus, tiny_cfg):
+    before = config.resolve({**tiny_cfg, **config.ABSENT_MEANS})  # the model before the keys
     log = tmp_path / "old.jsonl"
-    train.run(train.RunOptions(cfg=tiny_cfg, budget_s=60, seed=0, log=log, steps=3, device="cpu",
+    train.run(train.RunOptions(cfg=before, budget_s=60, seed=0, log=log, steps=3, device="cpu",
                                data=str(corpus), threads=1))
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     for key in config.ABSENT_MEANS:
@@ -168,6 +170,8 @@ def test_logs_from_before_the_knobs_validate_and_replay_as_defaults(tmp_path, co
     assert schema.validate_log(log)[0]["type"] == "header"
     from runner.replay import load_schedule
 
-    assert len(load_schedule(log, tiny_cfg, 0)) == 3  # the defaults are what it ran
+    assert len(load_schedule(log, before, 0)) == 3
+    # today's default turns value embeddings on: an old log is not that model
+    assert config.DEFAULTS["value_embeds"] is True
     with pytest.raises(UsageError, match="'value_embeds' differs"):
-        load_schedule(log, config.resolve({**tiny_cfg, "value_embeds": True}), 0)
+        load_schedule(log, tiny_cfg, 0)
