@@ -1,6 +1,7 @@
 """CPU throughput benchmark of the builtin runner against a nanoGPT-style baseline.
 
-Prints one JSON object. For each shape it runs the real runner (``runner.train.run`` with
+The secondary figure: the headline is the quality reached in a fixed budget
+(``benchmarks/runner_quality.py``). Prints one JSON object. For each shape it runs the real runner (``runner.train.run`` with
 ``--steps``, so the timing is the runner's own, warm-up steps excluded) and an inline
 plain-PyTorch GPT of the same shape written the way nanoGPT's ``train.py`` runs on CPU
 (fp32, no compile, LayerNorm, GELU, learned positions, tied head, AdamW, grad clip 1.0,
@@ -68,12 +69,12 @@ class NanoGPT(nn.Module):
             if p.dim() == 2:
                 nn.init.normal_(p, 0.0, std)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
         for b in self.blocks:
             x = b(x)
         logits = self.lm_head(self.ln_f(x))
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
 
 
 def nanogpt_tokens_per_s(shape: dict[str, int], steps: int, accum: int = 1, warmup: int = 3) -> float:

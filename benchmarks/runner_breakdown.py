@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.runner_bench import SHAPE_A, NanoGPT
 from runner import config, optim
-from runner.model import GPT
+from runner.model import GPT, GPTConfig
 
 MATMUL_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")
 
@@ -72,7 +72,7 @@ def main() -> None:
     dim = config.shape(cfg).model_dim
     x, y = torch.randint(0, 256, (B, T)), torch.randint(0, 256, (B, T))
 
-    model = GPT(256, dim, s["depth"], dim // s["head_dim"], s["head_dim"], T, cfg["logit_softcap"])
+    model = GPT(GPTConfig.from_runner(cfg, 256, dim))
     adamw, muon = optim.build(model, cfg)
     model(x, y).backward()
     runner = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from runner.errors import UsageError
 
-# Defaults are sized for a sensible laptop-CPU run (model_dim 128, ~0.9M params).
+# Defaults are sized for a sensible laptop-CPU run (model_dim 128, ~0.92M params).
 DEFAULTS: dict[str, Any] = {
     "depth": 4,
     "aspect_ratio": 32,
@@ -35,7 +36,13 @@ DEFAULTS: dict[str, Any] = {
     "logit_softcap": 15.0,
     "eval_tokens": 65536,
     "compile": False,
+    "window_pattern": "L",
+    "value_embeds": True,  # helped at the demo's size (docs/runner.md, Performance)
 }
+# Keys added after the raw-log contract was first written, with what a log that lacks one ran
+# with (the model before the key existed; fixed even if a default changes later), so that old
+# logs stay valid and replay exactly.
+ABSENT_MEANS: dict[str, Any] = {"window_pattern": "L", "value_embeds": False}
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -77,6 +84,15 @@ def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"must be true or false, got {json.dumps(v)}"
 
 
+_PATTERN = re.compile(r"[SL]{1,256}")
+
+
+def _window_pattern(v: Any) -> str | None:
+    if not isinstance(v, str) or not _PATTERN.fullmatch(v):
+        return f"must be a string of 1 to 256 letters S (short window) and L (long), got {json.dumps(v)}"
+    return None
+
+
 CHECKS: dict[str, Callable[[Any], str | None]] = {
     "depth": _int(1, 256),
     "aspect_ratio": _int(1, 4096),
@@ -96,8 +112,10 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "logit_softcap": _float(0.0, 1e4),
     "eval_tokens": _int(1, 1 << 34),
     "compile": _bool,
+    "window_pattern": _window_pattern,
+    "value_embeds": _bool,
 }
-assert set(CHECKS) == set(DEFAULTS)
+assert set(CHECKS) == set(DEFAULTS) and set(ABSENT_MEANS) <= set(DEFAULTS)
 
 
 @dataclass(frozen=True)

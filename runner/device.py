@@ -81,6 +81,10 @@ def configure(device: torch.device, threads: int | None, deterministic: bool) ->
     if threads is not None:
         torch.set_num_threads(threads)
     if device.type == "cuda":
+        # before the first CUDA allocation: fewer fragmentation OOMs (autoresearch sets it too);
+        # a setting of the user's wins
+        if not (os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF")):
+            os.environ["PYTORCH_ALLOC_CONF"] = "expandable_segments:True"
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         if deterministic:

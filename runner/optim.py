@@ -1,8 +1,9 @@
 """Optimizers and progress-based schedules (autoresearch semantics).
 
-Muon orthogonalizes updates of the 2-D hidden matrices; AdamW handles embedding, head and
-scalars, each in its own group with its own learning rate. Embedding and head learning
-rates are scaled by ``(model_dim/768)**-0.5`` as in nanochat, so defaults transfer across widths.
+Muon orthogonalizes updates of the 2-D hidden matrices (value-embedding gates included, as in
+autoresearch); AdamW handles embeddings, head and scalars, each in its own group with its own
+learning rate. Embedding and head learning rates are scaled by ``(model_dim/768)**-0.5`` as in
+nanochat, so defaults transfer across widths.
 """
 
 from __future__ import annotations
@@ -23,13 +24,16 @@ def build(model: GPT, cfg: dict[str, Any]) -> list[torch.optim.Optimizer]:
     scale = (model.dim / 768) ** -0.5
     matrices = [p for b in model.blocks for p in b.parameters()]
     assert all(p.ndim == 2 for p in matrices)
-    adam_groups = [
+    adam_groups: list[dict[str, Any]] = [
         {"params": [model.wte.weight], "lr": cfg["embedding_lr"] * scale},
+        # value embeddings train like the token embedding (autoresearch)
+        {"params": [v.weight for v in model.value_embeds.values()], "lr": cfg["embedding_lr"] * scale},
         {"params": [model.lm_head.weight], "lr": cfg["unembedding_lr"] * scale},
         # Scalars as in nanochat: unscaled by width, residual gains 100x gentler than x0 gains.
         {"params": [model.resid_lambdas], "lr": cfg["scalar_lr"] * 0.01},
         {"params": [model.x0_lambdas], "lr": cfg["scalar_lr"]},
     ]
+    adam_groups = [g for g in adam_groups if g["params"]]
     b1, b2 = cfg["adam_betas"]
     fused = model.wte.weight.device.type in ("cpu", "cuda")
     adamw = torch.optim.AdamW(adam_groups, betas=(b1, b2), eps=1e-10, weight_decay=0.0, fused=fused)

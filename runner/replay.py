@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.config import ABSENT_MEANS
 from runner.errors import UsageError
 
 
@@ -69,9 +70,11 @@ def load_schedule(path: str | Path, cfg: dict[str, Any], seed: int, raw: bytes |
     if header.get("seed") != seed:
         raise UsageError(f"--replay {path}: recorded seed {header.get('seed')} != --seed {seed}")
     for key, value in cfg.items():
-        if key in header and header[key] != value:
+        # a log from before a key existed ran with the model of that time
+        recorded = header.get(key, ABSENT_MEANS.get(key, value))
+        if recorded != value:
             raise UsageError(
-                f"--replay {path}: config key {key!r} differs (recorded {header[key]!r}, "
+                f"--replay {path}: config key {key!r} differs (recorded {recorded!r}, "
                 f"given {value!r})"
             )
     if not progress:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from runner.config import DEFAULTS
+from runner.config import ABSENT_MEANS, DEFAULTS
 
 NUM = {"type": "number"}
 NUM_OR_NULL = {"type": ["number", "null"]}
@@ -26,6 +26,7 @@ DIVERGE_FACTOR = 3.0
 
 _CONFIG_PROPS: dict[str, Any] = {
     k: ({"type": "boolean"} if isinstance(v, bool) else
+        {"type": "string"} if isinstance(v, str) else
         {"type": "array", "items": NUM, "minItems": 2, "maxItems": 2} if isinstance(v, list) else
         {"type": "integer"} if isinstance(v, int) else NUM)
     for k, v in DEFAULTS.items()
@@ -33,8 +34,9 @@ _CONFIG_PROPS: dict[str, Any] = {
 
 HEADER: dict[str, Any] = {
     "type": "object",
-    "required": ["type", *DEFAULTS, "seed", "budget_s", "device", "host", "torch", "runner",
-                 "runner_version", "code_sha256", "data_sha256", "manifest", "started_at",
+    # keys added later are optional: a log written before one existed ran with ABSENT_MEANS
+    "required": ["type", *(k for k in DEFAULTS if k not in ABSENT_MEANS), "seed", "budget_s",
+                 "device", "host", "torch", "runner", "runner_version", "code_sha256", "data_sha256", "manifest", "started_at",
                  "threads", "steps"],
     "properties": {
         "type": {"const": "header"},

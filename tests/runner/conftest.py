@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from runner import config
 
@@ -32,3 +33,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_cfg() -> dict[str, Any]:
     """A resolved config small enough for millisecond steps (model_dim 32, 2 heads)."""
     return config.resolve(dict(TINY))
+
+
+@pytest.fixture(autouse=True)
+def _denormals_back_on():
+    """In-process runs flush denormals process-wide (runner.device.configure); undo it so that
+    later tests in the same worker (Hypothesis' float strategies refuse to run) see IEEE floats."""
+    yield
+    torch.set_flush_denormal(False)

@@ -23,11 +23,14 @@ import pytest
 import torch
 
 from runner import schema
-from runner.model import GPT
+from runner.model import GPT, GPTConfig
 from tests.runner.conftest import TINY
 
 VOCAB = 256  # byte-level tokens
 SHAPE = {"dim": 32, "depth": 1, "n_heads": 2, "head_dim": 16, "seq_len": 32}  # TINY's shape
+# the architecture knobs on: a short-window layer (masked attention), then a long one with a
+# value embedding (both attention paths and the gate go through the compiler)
+KNOBS = {"depth": 2, "window_pattern": "SL", "value_embeds": True}
 BATCH = 4
 
 
@@ -61,11 +64,11 @@ def _losses(log):
 
 
 def _generic_model(dtype: torch.dtype) -> GPT:
-    """The runner's model at TINY's shape with every weight random (none zero, as at init),
-    so that every parameter gets a non-trivial gradient."""
+    """The runner's model at TINY's width with the knobs on (``KNOBS``) and every weight random
+    (none zero, as at init), so that every parameter gets a non-trivial gradient."""
     torch.manual_seed(0)
-    model = GPT(VOCAB, SHAPE["dim"], SHAPE["depth"], SHAPE["n_heads"], SHAPE["head_dim"],
-                SHAPE["seq_len"])
+    model = GPT(GPTConfig(vocab_size=VOCAB, dim=SHAPE["dim"], head_dim=SHAPE["head_dim"],
+                          seq_len=SHAPE["seq_len"], **KNOBS))
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2:
@@ -98,7 +101,7 @@ def _float32_bound() -> float:
     """
     u = 2.0**-24
     n = max(VOCAB, BATCH * SHAPE["seq_len"], 4 * SHAPE["dim"])
-    chain = 9 * SHAPE["depth"] + 2
+    chain = 9 * KNOBS["depth"] + 2
     return chain * n * u / (1 - n * u)
 
 
