@@ -3,12 +3,19 @@
 Why: a reviewer who doubts a number can re-train the very run from the frozen config, seed and
 data with the runner's `--replay` (each step's recorded schedule progress, so a budget run's
 wall-clock-driven LR schedule is reproduced too; bit for bit on CPU with the same threads) and
-see how far the replay lands from the log.
+see how far the replay lands from the log. The replay trains with the seed the log records
+(for a manifest with a seed rule, the effective seed derived from the manifest id), for as
+many steps as the log records, so a run labelled `diverged` or `crashed` is replayed up to
+where it stopped: a loss that did not really explode shows.
+
+`replay_log` is the comparison itself (used by `ledger audit --reproduce`, `audit.spotcheck`);
+`reproduce_run` finds the run in a store first.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -19,16 +26,23 @@ from ledger.errors import LedgerError
 from ledger.ingest import parse_raw_log
 from ledger.store import Store
 
+# statuses whose outcome a replay must repeat; crashed and timeout depend on the machine
+# (out of memory, a kill), so only their logged steps are compared
+REPEATABLE_STATUSES = ("ok", "diverged")
 
-def _steps(raw: bytes) -> dict[int, float]:
-    out = {}
+
+def _steps(raw: bytes) -> dict[int, float | None]:
+    """step -> loss of every step line (None for a non-finite loss, logged as null)."""
+    out: dict[int, float | None] = {}
     for line in raw.splitlines():
         try:
             obj = json.loads(line)
         except (ValueError, RecursionError):
             continue
-        if isinstance(obj, dict) and obj.get("type") == "step" and obj.get("loss") is not None:
-            out[int(obj["step"])] = float(obj["loss"])
+        if isinstance(obj, dict) and obj.get("type") == "step" and isinstance(obj.get("step"), int):
+            loss = obj.get("loss")
+            finite = isinstance(loss, int | float) and math.isfinite(loss)
+            out[obj["step"]] = float(loss) if finite else None
     return out
 
 
@@ -40,75 +54,142 @@ def _has_progress(raw: bytes) -> bool:
     return False
 
 
-def reproduce_run(
-    store: Store, run_id: str, *, data: Path | None = None, device: str = "cpu",
-    python: str = sys.executable, timeout_s: float = 3600.0,
+def _difference(a: float | None, b: float | None) -> float | None:
+    """|a - b|; 0 when both are missing (a null loss is a non-finite one); None when one is."""
+    if a is None and b is None:
+        return 0.0
+    if a is None or b is None:
+        return None
+    return abs(a - b)
+
+
+def recorded_seed(header: dict[str, Any], body: dict[str, Any]) -> int:
+    """The seed the run trained with: the header's effective seed, else its seed, else the
+    record's declared seed (logs from before seeds were bound)."""
+    for value in (header.get("effective_seed"), header.get("seed"), body.get("seed")):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    raise LedgerError("the run records no integer seed to replay with")
+
+
+def replay_log(
+    raw: bytes, body: dict[str, Any], manifest: dict[str, Any] | None, *, label: str,
+    data: Path | None = None, device: str = "cpu", python: str = sys.executable,
+    timeout_s: float = 3600.0,
 ) -> dict[str, Any]:
-    """Replay a builtin-runner run with `--steps` and report differences from the record."""
-    obj = store.get_json(run_id)
-    if obj.get("kind") != "run":
-        raise LedgerError(f"object {run_id} is a {obj.get('kind')!r}, not a run record")
-    body = obj["body"]
-    parsed = parse_raw_log(store.get_bytes(body["raw_log"]), body.get("format", "jsonl"))
+    """Replay one builtin-runner log and compare it with what it records.
+
+    Args:
+        raw: the raw log bytes (as stored).
+        body: the run record (condition, seed, status, format, manifest).
+        manifest: the manifest body the run belongs to (its frozen config), or None.
+        label: how errors name the run.
+        data, device, python, timeout_s: how the runner is started.
+
+    Returns the comparison: steps, losses and val_bpb recorded and replayed, statuses,
+    `identical` (every recorded step's loss, the metric and a repeatable status the same).
+
+    Raises:
+        LedgerError: the log is not the builtin runner's, records no step, or the replay
+            process failed (naming `label`).
+    """
+    parsed = parse_raw_log(raw, body.get("format", "jsonl"))
     header = parsed.header or {}
     if header.get("runner") != "builtin":
-        raise LedgerError(
-            f"run {run_id[:12]} was produced by runner {header.get('runner')!r}; only builtin "
-            f"runs can be replayed"
-        )
+        raise LedgerError(f"run {label} was produced by runner {header.get('runner')!r}; only "
+                          f"builtin runs can be replayed")
+    recorded_losses = _steps(raw)
+    logged = len(recorded_losses)
     steps = parsed.metrics.get("num_steps")
+    steps = min(steps, logged) if isinstance(steps, int) and steps > 0 and logged else logged
     if not steps:
-        raise LedgerError(f"run {run_id[:12]} recorded no steps to replay")
-    manifest = store.get_json(body["manifest"])["body"] if body.get("manifest") else None
-    if manifest is not None:
+        raise LedgerError(f"run {label} recorded no steps to replay")
+    if manifest is not None and body.get("condition") in manifest.get("conditions", {}):
         config = manifest["conditions"][body["condition"]]["config"]
     else:
         config = {k: v for k, v in header.items() if k in _CONFIG_KEYS}
+    seed = recorded_seed(header, body)
     with tempfile.TemporaryDirectory(prefix="ledger-reproduce-") as tmp:
         cfg = Path(tmp) / "config.json"
         cfg.write_text(json.dumps(config))
         original = Path(tmp) / "original.jsonl"
-        original.write_bytes(store.get_bytes(body["raw_log"]))
+        original.write_bytes(raw)
         log = Path(tmp) / "replay.jsonl"
         argv = [python, "-m", "runner", "--config", str(cfg),
                 "--budget", f"{header.get('budget_s', body.get('budget_s', 60))}s",
-                "--seed", str(body["seed"]), "--log", str(log), "--steps", str(steps),
+                "--seed", str(seed), "--log", str(log), "--steps", str(steps),
                 "--device", device]
-        if _has_progress(original.read_bytes()):
+        if _has_progress(raw):
             argv += ["--replay", str(original)]
         if body.get("manifest"):
             argv += ["--manifest", body["manifest"]]
+        inputs = header.get("seed_inputs")
+        if isinstance(inputs, dict) and {"manifest", "condition", "seed"} <= set(inputs):
+            argv += ["--seed-from", f"{inputs['manifest']}:{inputs['condition']}:{inputs['seed']}"]
         if data is not None:
             argv += ["--data", str(data)]
         if header.get("threads"):
             argv += ["--threads", str(header["threads"])]
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout_s)
-        if proc.returncode != 0 or not log.exists():
+        try:
+            proc = subprocess.run(argv, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise LedgerError(f"replay of run {label} took longer than {timeout_s:g} s") from None
+        if not log.exists() or proc.returncode not in (0, 1):
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-            raise LedgerError(f"replay of run {run_id[:12]} failed: {tail[0]}")
+            raise LedgerError(f"replay of run {label} failed: {tail[0]}")
         replay_raw = log.read_bytes()
     replay = parse_raw_log(replay_raw, "jsonl")
-    original_steps, replay_steps = _steps(store.get_bytes(body["raw_log"])), _steps(replay_raw)
-    common = sorted(set(original_steps) & set(replay_steps))
-    max_loss_diff = max((abs(original_steps[s] - replay_steps[s]) for s in common), default=None)
+    replay_losses = _steps(replay_raw)
+    common = sorted(set(recorded_losses) & set(replay_losses))
+    diffs = [_difference(recorded_losses[s], replay_losses[s]) for s in common]
+    max_loss_diff = None if None in diffs else max(diffs, default=None)
+    first = next((s for s, d in zip(common, diffs, strict=True) if d != 0.0), None)
+    recorded_status, replayed_status = body.get("status"), replay.status
+    repeatable = recorded_status in REPEATABLE_STATUSES
     rec_bpb, rep_bpb = parsed.metrics.get("val_bpb"), replay.metrics.get("val_bpb")
-    data_match = header.get("data_sha256") == (replay.header or {}).get("data_sha256")
-    code_match = header.get("code_sha256") == (replay.header or {}).get("code_sha256")
+    bpb_diff = _difference(rec_bpb, rep_bpb) if repeatable else 0.0
+    replay_header = replay.header or {}
     return {
-        "run": run_id,
+        "run": label,
         "steps": steps,
+        "seed": seed,
+        "recorded_status": recorded_status,
+        "replayed_status": replayed_status,
+        "status_compared": repeatable,
         "recorded_val_bpb": rec_bpb,
         "replayed_val_bpb": rep_bpb,
         "val_bpb_difference": (rep_bpb - rec_bpb) if None not in (rec_bpb, rep_bpb) else None,
         "compared_steps": len(common),
+        "first_differing_step": None if first is None else {
+            "step": first, "recorded_loss": recorded_losses[first],
+            "replayed_loss": replay_losses[first]},
         "max_loss_difference": max_loss_diff,
-        "identical": bool(common) and max_loss_diff == 0.0 and rec_bpb == rep_bpb,
+        "max_difference": (None if max_loss_diff is None or bpb_diff is None
+                           else max(max_loss_diff, bpb_diff)),
+        "identical": (len(common) == steps and max_loss_diff == 0.0 and bpb_diff == 0.0
+                      and (not repeatable or recorded_status == replayed_status)),
         "exact_schedule": "--replay" in argv,
-        "same_data": data_match,
-        "same_code": code_match,
+        "same_data": header.get("data_sha256") == replay_header.get("data_sha256"),
+        "same_code": header.get("code_sha256") == replay_header.get("code_sha256"),
         "recorded_device": header.get("device"),
-        "replay_device": (replay.header or {}).get("device"),
+        "replay_device": replay_header.get("device"),
     }
+
+
+def reproduce_run(
+    store: Store, run_id: str, *, data: Path | None = None, device: str = "cpu",
+    python: str = sys.executable, timeout_s: float = 3600.0,
+) -> dict[str, Any]:
+    """Replay a builtin-runner run of the store with `--steps` and report differences from
+    the record (see `replay_log`; LedgerError when `run_id` is not a replayable run)."""
+    obj = store.get_json(run_id)
+    if obj.get("kind") != "run":
+        raise LedgerError(f"object {run_id} is a {obj.get('kind')!r}, not a run record")
+    body = obj["body"]
+    manifest = store.get_json(body["manifest"])["body"] if body.get("manifest") else None
+    out = replay_log(store.get_bytes(body["raw_log"]), body, manifest, label=run_id[:12],
+                     data=data, device=device, python=python, timeout_s=timeout_s)
+    return {**out, "run": run_id}
 
 
 _CONFIG_KEYS = {

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from ledger.rawlog import STATUSES, ParsedLog
+from ledger.seeds import RULES, derive_seed, seed_rule
 
 # Seconds of slack on wall-clock comparisons: timestamps have microseconds, but a clock
 # may be stepped by NTP between a run's start and its record.
@@ -48,9 +49,10 @@ def header_problems(
 ) -> list[str]:
     """Why a JSONL log's header does not belong to the declared run (empty: it does).
 
-    Checked: the manifest id, seed, host, budget and config (the frozen runner config when
-    the manifest has one, else the condition's own keys), and for the builtin runner its
-    version, code hash and data hash. A log without a header carries no claim to bind: it
+    Checked: the manifest id, seed (the effective seed the manifest's seed rule derives, with
+    its inputs: `seed_problems`), host, budget and config (the frozen runner config when the
+    manifest has one, else the condition's own keys), and for the builtin runner its version,
+    code hash and data hash. A log without a header carries no claim to bind: it
     can only be a crash (see `status_problems`).
     """
     header = parsed.header
@@ -59,8 +61,9 @@ def header_problems(
     out = []
     if header.get("manifest") != manifest_id:
         out.append(f"header cites manifest {_show(header.get('manifest'))}, not {manifest_id[:12]}")
-    if not same_json(header.get("seed"), seed):
-        out.append(f"header seed {_show(header.get('seed'))} is not the declared seed {seed}")
+    builtin = (manifest.get("runner") or {}).get("kind") == "builtin"
+    out += seed_problems(manifest_id, manifest, condition, seed, header,
+                         inputs_required=builtin or header.get("runner") in ("builtin", "sim"))
     if header.get("host") != host:
         out.append(f"header host {_show(header.get('host'))} is not the declared host {host!r}")
     budget = manifest.get("budget_s")
@@ -76,6 +79,44 @@ def header_problems(
                        f"{_show(config[key])}")
     if not is_simulated(parsed):
         out += _identity_problems(manifest, header)
+    return out
+
+
+def seed_problems(manifest_id: str, manifest: dict[str, Any], condition: str, seed: Any,
+                  header: dict[str, Any], *, inputs_required: bool) -> list[str]:
+    """Why a header's seeds do not follow from its manifest (empty: they do).
+
+    Without a rule the header's `seed` must be the declared seed (as before rules existed).
+    With one, the header's `seed` (what the run trained with) must be the derived effective
+    seed; `effective_seed` and `seed_inputs` must agree with it when present, and the
+    builtin runner and the simulator (`inputs_required`) must write both.
+    """
+    rule = seed_rule(manifest)
+    if rule is None:
+        if not same_json(header.get("seed"), seed):
+            return [f"header seed {_show(header.get('seed'))} is not the declared seed {seed}"]
+        return []
+    if rule not in RULES:
+        return [f"manifest seed rule {rule!r} is unknown to this audit (known: "
+                f"{', '.join(RULES)})"]
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return [f"declared seed {seed!r} is not an integer"]
+    expected = derive_seed(rule, manifest_id, condition, seed)
+    where = f"manifest {manifest_id[:12]}'s rule {rule} for condition {condition[:12]}, seed {seed}"
+    out = []
+    if not same_json(header.get("seed"), expected):
+        out.append(f"header seed {_show(header.get('seed'))} is not the effective seed "
+                   f"{expected} that {where} derives")
+    if (("effective_seed" in header or inputs_required)
+            and not same_json(header.get("effective_seed"), expected)):
+        out.append(f"header effective_seed {_show(header.get('effective_seed'))} does not "
+                   f"follow from {where} (expected {expected})")
+    if "seed_inputs" in header or inputs_required:
+        inputs = header.get("seed_inputs")
+        want = {"manifest": manifest_id, "condition": condition, "seed": seed}
+        if not isinstance(inputs, dict) or not same_json(inputs, want):
+            out.append(f"header seed_inputs {_show(inputs)} are not this run's "
+                       f"(manifest, condition, declared seed)")
     return out
 
 
@@ -147,4 +188,5 @@ def status_problems(
     return out
 
 
-__all__ = ["CLOCK_SLACK_S", "header_problems", "is_simulated", "same_json", "status_problems"]
+__all__ = ["CLOCK_SLACK_S", "header_problems", "is_simulated", "same_json", "seed_problems",
+           "status_problems"]

@@ -13,6 +13,7 @@ from typing import Any
 from ledger.canonical import canonical_bytes, is_object_id
 from ledger.errors import LedgerError
 from ledger.keys import SigningKey
+from ledger.seeds import check_seed_plan
 from ledger.store import Store, load_object
 
 REQUIRED_PLAN_KEYS: dict[str, str] = {
@@ -59,6 +60,8 @@ def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
             raise _bad(key, "must be an object")
     if plan["data_sha256"] is not None and not isinstance(plan["data_sha256"], str):
         raise _bad("data_sha256", "must be a string or null")
+    if "seeds" in plan:
+        check_seed_plan(plan["seeds"])  # optional: how each run's effective seed is derived
     conditions = plan["conditions"]
     if not isinstance(conditions, dict) or not conditions:
         raise _bad("conditions", "must be a non-empty object of condition id -> {name, config}")

@@ -59,6 +59,20 @@ def _seed(text: str) -> int:
     return v
 
 
+def _seed_from(text: str) -> dict[str, object]:
+    """``MANIFEST:CONDITION:SEED`` -> the inputs the orchestrator derived ``--seed`` from."""
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise argparse.ArgumentTypeError(
+            f"--seed-from must be MANIFEST:CONDITION:SEED, got {text!r}")
+    try:
+        seed = int(parts[2])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seed-from: the declared seed must be an integer, got {parts[2]!r}") from None
+    return {"manifest": parts[0], "condition": parts[1], "seed": seed}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The runner's argument parser (also used by the docs)."""
     p = _Parser(prog="python -m runner", description="Fixed-time-budget GPT trainer writing a JSONL raw log.")
@@ -66,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", required=True, help="training-time budget: 300s, 5m, 2h or seconds")
     p.add_argument("--seed", type=_seed, required=True, help="controls init and data order")
     p.add_argument("--log", required=True, help="raw log path (JSON lines)")
+    p.add_argument("--seed-from", type=_seed_from, default=None, metavar="MANIFEST:CONDITION:SEED",
+                   help="record that --seed is the effective seed the ledger derived from these "
+                        "(header `seed_inputs`); the runner trains with --seed either way")
     p.add_argument("--manifest", default=None, help="manifest id to cite in the header")
     p.add_argument("--host", default=None,
                    help="the cell's host name to record in the header (default: this machine's "
@@ -91,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from runner import config
 
+        if args.seed_from and args.manifest and args.seed_from["manifest"] != args.manifest:
+            raise UsageError(f"--seed-from names manifest {args.seed_from['manifest']!r}, "
+                             f"not --manifest {args.manifest!r}")
         cfg = config.load(args.config)
         budget_s = parse_budget(args.budget)
         from runner import train  # deferred: input errors are reported before torch loads
@@ -110,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg=cfg, budget_s=budget_s, seed=args.seed, log=Path(args.log),
             manifest=args.manifest, host=args.host, steps=steps, device=args.device, data=args.data,
             threads=threads, schedule=schedule, replay_sha256=replay_sha,
+            seed_inputs=args.seed_from,
         )
         summary = train.run(opts, t_start)
     except UsageError as e:

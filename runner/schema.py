@@ -35,6 +35,7 @@ _CONFIG_PROPS: dict[str, Any] = {
 HEADER: dict[str, Any] = {
     "type": "object",
     # keys added later are optional: a log written before one existed ran with ABSENT_MEANS
+    # (`effective_seed` and `seed_inputs` too: the ledger requires them where a seed rule does)
     "required": ["type", *(k for k in DEFAULTS if k not in ABSENT_MEANS), "seed", "budget_s",
                  "device", "host", "torch", "runner", "runner_version", "code_sha256", "data_sha256", "manifest", "started_at",
                  "threads", "steps"],
@@ -42,6 +43,11 @@ HEADER: dict[str, Any] = {
         "type": {"const": "header"},
         **_CONFIG_PROPS,
         "seed": {"type": "integer"},
+        "effective_seed": {"type": "integer"},  # = seed; `seed_inputs` say where it came from
+        "seed_inputs": {"type": ["object", "null"], "required": ["manifest", "condition", "seed"],
+                        "properties": {"manifest": {"type": "string"},
+                                       "condition": {"type": "string"},
+                                       "seed": {"type": "integer"}}},
         "budget_s": {"type": "number", "exclusiveMinimum": 0},
         "device": {"type": "string"},
         "host": {"type": "string"},

@@ -52,6 +52,7 @@ class RunOptions:
     threads: int | None = None
     schedule: list[float] | None = None  # per-step progress of a recorded run (--replay)
     replay_sha256: str | None = None  # SHA-256 of the --replay log (recorded in the header)
+    seed_inputs: dict[str, Any] | None = None  # --seed-from: what `seed` was derived from
 
 
 def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
@@ -76,7 +77,8 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
 
     log = LogWriter(opts.log)
     header = {
-        "type": "header", **cfg, "seed": opts.seed, "budget_s": opts.budget_s,
+        "type": "header", **cfg, "seed": opts.seed, "effective_seed": opts.seed,
+        "seed_inputs": opts.seed_inputs, "budget_s": opts.budget_s,
         "device": device_mod.describe(dev), "host": opts.host or provenance.host(), "machine": provenance.host(), "torch": torch.__version__,
         "runner": "builtin", "runner_version": __version__,
         "code_sha256": provenance.code_sha256(), "data_sha256": ds.sha256,

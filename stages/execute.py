@@ -20,6 +20,7 @@ from ledger.fsutil import ensure_dir
 from ledger.ingest import ingest, is_recorded, record_run_start, recorded_runs
 from ledger.rawlog import failure_reason as rawlog_failure_reason
 from ledger.rawlog import parse_raw_log
+from ledger.seeds import effective_seed
 from ledger.store import Store
 from stages.campaign import Campaign
 from stages.executors.base import Executor, RunResult, RunTask
@@ -85,6 +86,7 @@ def manifest_tasks(manifest_id: str, body: dict[str, Any]) -> list[RunTask]:
             budget_s=body["budget_s"],
             gpus=body.get("gpus", 1),
             runner=body.get("runner", {}),
+            effective_seed=effective_seed(manifest_id, body, run["condition"], run["seed"]),
         )
         for run in body["runs"]
     ]

@@ -14,6 +14,7 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
+from ledger.seeds import seed_plan
 from ledger.store import Store
 from stages.campaign import Campaign, StageSpec
 from stages.conditions import (
@@ -331,6 +332,8 @@ def stage_plan(
         "parent": parent.id if parent else None,
         "parent_stage": parent_spec.name if parent_spec else None,
         "spec": stage_spec(campaign, stage),
+        # each run trains with a seed derived from this manifest's id (ledger/seeds.py)
+        "seeds": seed_plan(),
     }
 
 

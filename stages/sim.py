@@ -163,17 +163,27 @@ def simulate_log(
     host: str,
     manifest: str | None,
     log_steps: int = 4,
+    effective_seed: int | None = None,
 ) -> bytes:
     """A contract-valid raw log (header, steps, eval, summary) for one simulated run.
 
     `log_steps` step lines are written, spread over the run (the runner logs every second;
-    benchmarks ask for realistic lengths)."""
+    benchmarks ask for realistic lengths). With `effective_seed` (the manifest's seed rule,
+    `ledger.seeds`) the header says what a real run's would: `seed` and `effective_seed` are
+    the derived seed, `seed_inputs` its inputs. The noise is still drawn from the cell's
+    identity (condition, declared seed, host, budget), so a preview gives the same numbers
+    however often a stage is re-frozen.
+    """
     rng = _rng(condition, seed, host, budget_s)
     started = datetime.now(UTC).isoformat(timespec="microseconds")
+    seeds: dict[str, Any] = {"seed": seed, "effective_seed": seed, "seed_inputs": None}
+    if effective_seed is not None:
+        seeds = {"seed": effective_seed, "effective_seed": effective_seed,
+                 "seed_inputs": {"manifest": manifest, "condition": condition, "seed": seed}}
     header = {
         "type": "header",
         **config,
-        "seed": seed,
+        **seeds,
         "budget_s": budget_s,
         "device": "sim",
         "host": host,

@@ -22,10 +22,25 @@ class RunTask:
     budget_s: float
     gpus: int = 1
     runner: dict[str, Any] = field(default_factory=dict)
+    # the seed the run trains with, derived from the manifest id, condition and `seed` by the
+    # manifest's seed rule (ledger/seeds.py); None for a manifest frozen without one
+    effective_seed: int | None = None
 
     @property
     def key(self) -> str:
         return f"{self.condition}/{self.seed}/{self.host}"
+
+    @property
+    def run_seed(self) -> int:
+        """The seed handed to the trainer: the effective seed, else the declared one."""
+        return self.seed if self.effective_seed is None else self.effective_seed
+
+    @property
+    def seed_from(self) -> str | None:
+        """`MANIFEST:CONDITION:SEED`, the inputs of the effective seed (None without a rule)."""
+        if self.effective_seed is None:
+            return None
+        return f"{self.manifest}:{self.condition}:{self.seed}"
 
 
 @dataclass(frozen=True)

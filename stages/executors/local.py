@@ -53,7 +53,8 @@ class LocalExecutor:
         if runner.get("kind") == "command":
             text = runner["command"].format(
                 config=shlex.quote(str(config_path)),
-                seed=task.seed,
+                seed=task.run_seed,
+                declared_seed=task.seed,
                 budget=int(round(task.budget_s)),
                 log=shlex.quote(str(log_path)),
                 manifest=task.manifest,
@@ -64,12 +65,14 @@ class LocalExecutor:
             self.python, "-m", "runner",
             "--config", str(config_path),
             "--budget", f"{task.budget_s:g}s",
-            "--seed", str(task.seed),
+            "--seed", str(task.run_seed),
             "--log", str(log_path),
             "--manifest", task.manifest,
             "--host", task.host,
             "--device", self.device,
         ]  # fmt: skip
+        if task.seed_from is not None:
+            argv += ["--seed-from", task.seed_from]
         if self.data is not None:
             argv += ["--data", str(self.data)]
         if self.device != "cuda" and not self.gpus:

@@ -32,5 +32,6 @@ class SimExecutor:
                 host=task.host,
                 manifest=task.manifest,
                 log_steps=self.log_steps,
+                effective_seed=task.effective_seed,
             )
             yield RunResult(task, raw)

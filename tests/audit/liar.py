@@ -4,8 +4,9 @@ Used by the adversarial tests: the campaign names it as its runner, so every lie
 ledger through `ledger run`, exactly as a dishonest trainer would. The lie and its victim
 come from the environment: LIE (a mode below) and LIE_TARGET (the victim's matrix_lr).
 
-Honest behaviour: val_bpb = 1 + matrix_lr (+ 0.001 per seed), a header that states the
-config, seed, host, budget and manifest it was given, real (tiny) training seconds.
+Honest behaviour: val_bpb = 1 + matrix_lr (+ 0.001 per declared seed), a header that states
+the config, seed (the effective seed `{seed}` the ledger derived), host, budget and manifest it
+was given, real (tiny) training seconds.
 """
 
 import json
@@ -18,10 +19,11 @@ args = dict(zip(sys.argv[1::2], sys.argv[2::2], strict=False))
 with open(args["--config"]) as fh:
     cfg = json.load(fh)
 seed, host, budget = int(args["--seed"]), args["--host"], float(args["--budget"])
+declared = int(args["--declared-seed"])
 lie = os.environ.get("LIE", "")
 victim = float(os.environ.get("LIE_TARGET", "-1")) == cfg["matrix_lr"]
 t0 = time.perf_counter()
-val = 1.0 + cfg["matrix_lr"] + 0.001 * seed
+val = 1.0 + cfg["matrix_lr"] + 0.001 * declared
 header = {"type": "header", **cfg, "seed": seed, "budget_s": budget, "host": host,
           "runner": "liar", "manifest": args["--manifest"],
           "started_at": datetime.now(UTC).isoformat(timespec="microseconds")}

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from audit.rederive import audit_store
 from ledger.cli.main import cli
 from ledger.rawlog import parse_raw_log
+from ledger.seeds import effective_seed
 from ledger.store import Store
 from stages.lookup import current_manifest
 
@@ -26,7 +27,7 @@ LIAR = Path(__file__).with_name("liar.py")
 CAMPAIGN = """
 [campaign]
 name = "lies"
-runner = {{ command = "{python} {liar} --config {{config}} --seed {{seed}} --log {{log}} --manifest {{manifest}} --host {{host}} --budget {{budget}}", format = "jsonl" }}
+runner = {{ command = "{python} {liar} --config {{config}} --seed {{seed}} --declared-seed {{declared_seed}} --log {{log}} --manifest {{manifest}} --host {{host}} --budget {{budget}}", format = "jsonl" }}
 [base]
 matrix_lr = 0.02
 weight_decay = 0.1
@@ -47,7 +48,7 @@ rule = {{ top_k = 1 }}
 LIES = {
     "swap": (0.03, "header matrix_lr 0.01 is not the condition's 0.03"),
     "config": (0.03, "header weight_decay 0.0 is not the condition's 0.1"),
-    "seed": (0.01, "is not the declared seed"),
+    "seed": (0.01, "is not the effective seed"),
     "budget": (0.01, "header budget_s 1500.0 is not the manifest's 300"),
     "timeout": (0.01, "status timeout but its log has a finished evaluation"),
     "noval": (0.01, "no finite val_bpb"),
@@ -125,9 +126,10 @@ def liar_log(tmp_path: Path, body: dict, cond: str, seed: int, lie: str, victim:
     info = body["conditions"][cond]
     config, log = tmp_path / f"{cond[:8]}-{seed}.json", tmp_path / f"{cond[:8]}-{seed}.jsonl"
     config.write_text(json.dumps(info["config"]))
-    subprocess.run([sys.executable, str(LIAR), "--config", str(config), "--seed", str(seed),
-                    "--log", str(log), "--manifest", body_id(body), "--host", "local",
-                    "--budget", "300"], check=True,
+    effective = effective_seed(body_id(body), body, cond, seed)  # what `{seed}` is
+    subprocess.run([sys.executable, str(LIAR), "--config", str(config), "--seed", str(effective),
+                    "--declared-seed", str(seed), "--log", str(log), "--manifest", body_id(body),
+                    "--host", "local", "--budget", "300"], check=True,
                    env={"LIE": lie, "LIE_TARGET": str(victim), "PATH": "/usr/bin:/bin"})
     return log.read_bytes()
 

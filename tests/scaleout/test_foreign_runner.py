@@ -43,7 +43,7 @@ FAKE_TRAIN = textwrap.dedent("""
 CAMPAIGN = """
 [campaign]
 name = "foreign"
-runner = {{ command = "{python} {script} --config {{config}} --seed {{seed}}", format = "autoresearch" }}
+runner = {{ command = "{python} {script} --config {{config}} --seed {{declared_seed}}", format = "autoresearch" }}
 [base]
 matrix_lr = 0.02
 [conditions]
