@@ -35,6 +35,7 @@ class StageAudit:
     sim_runs: int = 0
     missing_runs: int = 0
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
+    witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
 
     def passed(self, name: str, detail: str = "") -> None:
         self.checks.append({"name": name, "ok": True, "detail": detail})
@@ -66,7 +67,7 @@ class StageAudit:
             "decision": self.decision, "budget_s": self.budget_s, "amends": self.amends,
             "superseded": self.superseded, "runs": self.runs, "sim_runs": self.sim_runs,
             "missing_runs": self.missing_runs, "failed_runs": self.failed_runs,
-            "verdict": self.verdict, "checks": self.checks,
+            "verdict": self.verdict, "checks": self.checks, "witness": self.witness,
         }
 
 

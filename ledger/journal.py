@@ -33,7 +33,7 @@ from ledger.problems import Problem
 ZERO = "0" * 64
 EVENT_KINDS = frozenset(
     {"manifest_frozen", "amended", "run_started", "run_recorded", "decision_made", "anchor",
-     "key_revoked"}
+     "key_revoked", "timestamped"}
 )
 EVENT_FIELDS = frozenset({"seq", "prev", "kind", "object", "run", "manifest", "at"})
 LOCK_TIMEOUT_S = 60.0

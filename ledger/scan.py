@@ -23,7 +23,7 @@ from ledger.parallel import fork_map
 from ledger.problems import Problem
 from ledger.store import Store
 
-KNOWN_KINDS = {"manifest", "run", "decision", "anchor", "campaign", "revocation"}
+KNOWN_KINDS = {"manifest", "run", "decision", "anchor", "campaign", "revocation", "timestamp"}
 ENVELOPE_FIELDS = {"kind", "body", "signature"}
 
 

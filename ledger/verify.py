@@ -27,6 +27,7 @@ from ledger.problems import Problem
 from ledger.scan import ENVELOPE_FIELDS, KNOWN_KINDS, Scan, scan_objects
 from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, stored_payload, verify_signature
 from ledger.store import STORE_FORMAT, Store
+from ledger.timestamp import TimestampReport, check_tokens
 from ledger.trust import Trust
 
 EVENT_OBJECT_KIND = {
@@ -36,10 +37,11 @@ EVENT_OBJECT_KIND = {
     "decision_made": "decision",
     "anchor": "anchor",
     "key_revoked": "revocation",
+    "timestamped": "timestamp",
 }
 # The body field holding when an object was made: its journal event follows within seconds.
 MADE_AT = {"manifest": "frozen_at", "decision": "decided_at", "run": "recorded_at",
-           "anchor": "at", "revocation": "revoked_at"}
+           "anchor": "at", "revocation": "revoked_at", "timestamp": "received_at"}
 MAX_JOURNAL_LAG_S = 300.0  # a journal lock may be held for up to a minute; far more is a replay
 CLOCK_SLACK_S = 1.0
 
@@ -82,10 +84,13 @@ class Verified:
     trust: Trust = field(default_factory=Trust)
     anchors: AnchorReport = field(default_factory=AnchorReport)
     revoked: dict[str, Event] = field(default_factory=dict)  # key id -> its revocation event
+    timestamps: TimestampReport = field(default_factory=TimestampReport)
 
     def notes(self) -> list[str]:
-        """Information that is not a failure: orphans, the unanchored tail, trust."""
+        """Information that is not a failure: orphans, the unanchored tail, trust, timestamps."""
         out = [self.trust.describe()]
+        if self.timestamps.note():
+            out.append(self.timestamps.note())
         if self.orphans:
             out.append(f"{len(self.orphans)} orphan object(s) that no journal event cites "
                        f"(left by an interrupted write; never used as evidence)")
@@ -109,21 +114,25 @@ def _progress(store: Store, enabled: bool):
 
 def verify(store: Store, *, check_index: bool = True, progress: bool = False,
            trust: Trust | None = None, anchors: dict[str, dict[str, Any]] | None = None,
-           ) -> list[Problem]:
+           tsa_roots: list[Any] | None = None) -> list[Problem]:
     """All integrity problems of the store (empty list = clean)."""
     return verify_with_evidence(store, check_index=check_index, progress=progress,
-                                trust=trust, anchors=anchors).problems
+                                trust=trust, anchors=anchors, tsa_roots=tsa_roots).problems
 
 
 def verify_with_evidence(
     store: Store, *, check_index: bool = True, progress: bool = False,
     trust: Trust | None = None, anchors: dict[str, dict[str, Any]] | None = None,
+    tsa_roots: list[Any] | None = None,
 ) -> Verified:
     """`verify`, also handing back what it read and which objects are evidence.
 
     `trust` names the keys a reviewer accepts (default: those in the store's `keys/`);
     `anchors` are published anchors a reviewer passes (id -> envelope), each of which the
-    journals must still extend.
+    journals must still extend; `tsa_roots` are the certificates (`cryptography.x509`) of
+    the timestamp authorities the reviewer trusts: every timestamp token's signature and
+    chain is checked against them (`ledger.timestamp.check_tokens`), and without them only
+    that each token parses and stamps the object it names.
     """
     trust = trust or Trust()
     problems = _check_store_json(store)
@@ -149,6 +158,8 @@ def verify_with_evidence(
     problems += _signed_after_revocation(events, scan, revoked)
     evidence, orphans = _evidence(store, events, scan, untrusted)
     problems += _check_references(scan, evidence)
+    timestamps = check_tokens(scan.objects, evidence, tsa_roots)
+    problems += timestamps.problems
     report = check_anchors(store, journal_lines, scan.of_kind("anchor"), given=anchors,
                            trust=trust)
     problems += report.problems
@@ -161,7 +172,7 @@ def verify_with_evidence(
         except LedgerError as exc:
             problems.append(Problem("index.duckdb", str(exc)))
     return Verified(problems, scan, journal_lines, events, evidence, untrusted, orphans, trust,
-                    report, revoked)
+                    report, revoked, timestamps)
 
 
 def _check_store_json(store: Store) -> list[Problem]:

@@ -42,8 +42,13 @@ def run_campaign(
     host: str | None = None,
     progress: bool = True,
     say: Callable[[str], None] = lambda _line: None,
+    on_signed: Callable[[str, str], None] | None = None,
 ) -> StepLog:
-    """Freeze, run and decide every stage in file order (up to `until`), resuming as needed."""
+    """Freeze, run and decide every stage in file order (up to `until`), resuming as needed.
+
+    `on_signed(object_id, kind)` is called after each new manifest ("freeze") and decision
+    ("decision"): the command line timestamps them there (`ledger.timestamp`).
+    """
     if until is not None:
         campaign.stage(until)  # an unknown name is an error before anything runs
     log = StepLog()
@@ -54,6 +59,8 @@ def run_campaign(
                                        for_simulation=executor.name == "sim")
             log.add(spec.name, "froze", manifest=manifest_id)
             say(f"{spec.name}: froze manifest {manifest_id[:12]}")
+            if on_signed is not None:
+                on_signed(manifest_id, "freeze")
         else:
             manifest_id = manifest.id
         if manifest_decision(store, manifest_id) is None:
@@ -69,6 +76,8 @@ def run_campaign(
             names = [body["conditions"][c]["name"] for c in body["promoted"]]
             log.add(spec.name, "decided", decision=decision_id, promoted=names)
             say(f"{spec.name}: decision {decision_id[:12]} promotes {', '.join(names) or 'none'}")
+            if on_signed is not None:
+                on_signed(decision_id, "decision")
         else:
             log.add(spec.name, "already decided")
         if spec.name == until:

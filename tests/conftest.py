@@ -92,3 +92,21 @@ def sim_campaign(tmp_path) -> Path:
     path = tmp_path / "campaign.toml"
     path.write_text(SIM_CAMPAIGN)
     return path
+
+
+@pytest.fixture
+def tsa():
+    """A local RFC 3161 timestamp authority on 127.0.0.1 (tests/tsa.py); its clock is `now`."""
+    from tests.tsa import LocalTSA
+
+    with LocalTSA("Test TSA A").serve() as authority:
+        yield authority
+
+
+@pytest.fixture
+def tsa_b():
+    """A second, independent local timestamp authority (its own root)."""
+    from tests.tsa import LocalTSA
+
+    with LocalTSA("Test TSA B").serve() as authority:
+        yield authority

@@ -96,3 +96,66 @@ def reviewer_inputs(trust_keys, trust_files, anchor_files):
     trust = trust_from(list(trust_keys), list(trust_files))
     anchors = dict(read_anchor_file(Path(p)) for p in anchor_files)
     return trust, anchors
+
+
+def tsa_options(func):
+    """`--tsa URL` (repeatable) and `--no-tsa`: which timestamp authorities witness a new
+    manifest, decision or anchor (default: the store's `ledger settings --tsa` list)."""
+    func = click.option("--no-tsa", is_flag=True,
+                        help="Ask no timestamp authority this time, whatever the store's "
+                             "settings say.")(func)
+    func = click.option("--tsa", "tsa_urls", multiple=True, metavar="URL",
+                        help="RFC 3161 timestamp authority to witness the new object "
+                             "(repeatable; default: the store's `ledger settings --tsa`).")(func)
+    return func
+
+
+def chosen_tsas(store, tsa_urls, no_tsa: bool) -> list[str]:
+    """The TSAs to ask: --tsa, else the store's settings; none with --no-tsa. Checked before
+    anything is signed, so a malformed URL is an error (exit 2) rather than a half-done
+    command."""
+    from ledger.timestamp import check_url, configured_tsas
+
+    if no_tsa:
+        return []
+    return [check_url(u) for u in (list(tsa_urls) or configured_tsas(store))]
+
+
+def stamp_new(store, object_id: str, urls: list[str]) -> list[dict[str, Any]]:
+    """Timestamp a just-signed object with `urls`: what each TSA answered (a TSA that fails
+    leaves the object as it is: it is signed and journaled already)."""
+    from ledger.timestamp import stamp
+
+    return [r.to_dict() for r in stamp(store, object_id, urls)] if urls else []
+
+
+def say_stamps(results: list[dict[str, Any]], object_id: str, kind: str,
+               as_json: bool) -> None:
+    """One line per token (text mode), one warning per failed TSA (stderr, always)."""
+    for result in results:
+        if result["ok"]:
+            if not as_json:
+                click.echo(f"  timestamped by {result['tsa']} at {result['gen_time']} "
+                           f"(token {result['token']})")
+        else:
+            click.echo(f"warning: {result['error']}; the {kind} stands, unwitnessed by this "
+                       f"TSA (retry: ledger timestamp {object_id} --tsa {result['tsa']})",
+                       err=True)
+
+
+def tsa_roots_option(func):
+    """`--tsa-roots PEM` (repeatable): the timestamp authorities' roots a reviewer trusts."""
+    return click.option("--tsa-roots", "tsa_root_files", multiple=True,
+                        type=click.Path(dir_okay=False),
+                        help="PEM file of TSA root (and intermediate) certificates the "
+                             "reviewer trusts; every timestamp token must verify against "
+                             "them (repeatable).")(func)
+
+
+def tsa_roots(files) -> list | None:
+    """The certificates in the reviewer's --tsa-roots files (None when none were given)."""
+    if not files:
+        return None
+    from ledger.timestamp import load_tsa_roots
+
+    return load_tsa_roots(files)

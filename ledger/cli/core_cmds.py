@@ -14,7 +14,19 @@ from typing import Any
 
 import click
 
-from ledger.cli.context import emit, open_store, reviewer_inputs, reviewer_options, signing_key
+from ledger.cli.context import (
+    chosen_tsas,
+    emit,
+    open_store,
+    reviewer_inputs,
+    reviewer_options,
+    say_stamps,
+    signing_key,
+    stamp_new,
+    tsa_options,
+    tsa_roots,
+    tsa_roots_option,
+)
 from ledger.errors import LedgerError
 from ledger.jsonsafe import loads_strict
 from ledger.rawlog import MAX_LOG_BYTES
@@ -194,12 +206,19 @@ def _read_plan(path: str) -> dict[str, Any]:
 @click.option("--sim-only", is_flag=True,
               help="A plan for the sim executor alone: the data set may be missing (its "
                    "manifest then records none, and real runs of it are refused).")
+@tsa_options
 @JSON_OPTION
 @click.pass_context
 def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
                campaign_path: str | None, key_name: str | None, amend: bool,
-               data_path: str | None, sim_only: bool, as_json: bool) -> None:
+               data_path: str | None, sim_only: bool, tsa_urls: tuple[str, ...],
+               no_tsa: bool, as_json: bool) -> None:
     """Sign a stage's plan as a manifest before any of its runs start.
+
+    With --tsa URL (or the store's `ledger settings --tsa`), each timestamp authority is
+    sent the manifest's id and its RFC 3161 token is stored beside it: a third party can
+    then check the plan existed no later than the TSA's time. A TSA that fails leaves the
+    freeze intact and says so (retry with `ledger timestamp ID`).
 
     \b
     Examples:
@@ -207,13 +226,15 @@ def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
       ledger freeze screen-2m --sim-only                 # a preview plan, no data needed
       ledger freeze --plan plan.json --key alice          # from an explicit plan
       ledger freeze --plan plan2.json --amend             # replace that stage's manifest
+      ledger freeze screen-2m --tsa https://freetsa.org/tsr --tsa http://timestamp.digicert.com
     """
     ctx.obj["json"] = as_json
     if stage is not None:
         # a campaign stage resolves into a plan through the method; it freezes on the same path
         from ledger.cli.method_cmds import freeze_stage_cmd
 
-        freeze_stage_cmd(ctx, stage, campaign_path, key_name, amend, data_path, sim_only)
+        freeze_stage_cmd(ctx, stage, campaign_path, key_name, amend, data_path, sim_only,
+                         tsa_urls=tsa_urls, no_tsa=no_tsa)
         return
     if not plan_path:
         raise LedgerError("give a campaign STAGE or --plan plan.json")
@@ -230,10 +251,13 @@ def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
         raise LedgerError(f"stage {plan['stage']!r} was never frozen: nothing to amend")
     amends = existing if amend else None
     key = signing_key(key_name)
+    urls = chosen_tsas(store, tsa_urls, no_tsa)
     manifest_id = freeze(store, plan, key, amends=amends)
+    stamps = stamp_new(store, manifest_id, urls)
     emit({"manifest": manifest_id, "runs": len(plan["runs"]), "amends": amends,
-          "freezer": key.key_id}, as_json,
+          "freezer": key.key_id, "timestamps": stamps}, as_json,
          f"froze manifest {manifest_id} ({len(plan['runs'])} runs, signed by {key.name})")
+    say_stamps(stamps, manifest_id, "freeze", as_json)
 
 
 @click.command("ingest")
@@ -305,27 +329,102 @@ def _key_id(store: Any, text: str) -> str:
 @click.command("anchor")
 @click.option("--key", "key_name", default=None, help="Signing key (default: LEDGER_KEY or "
               "the only key).")
+@tsa_options
 @JSON_OPTION
 @click.pass_context
-def anchor_cmd(ctx: click.Context, key_name: str | None, as_json: bool) -> None:
+def anchor_cmd(ctx: click.Context, key_name: str | None, tsa_urls: tuple[str, ...],
+               no_tsa: bool, as_json: bool) -> None:
     """Sign every journal's head and print it: publish it (git tag, paper appendix).
 
-    Later, `ledger verify` fails if any journal no longer extends a published head.
+    Later, `ledger verify` fails if any journal no longer extends a published head. With
+    --tsa URL (or the store's settings) the anchor is also timestamped: every event up to
+    its heads then existed no later than the TSA's time.
 
     \b
-    Example:
+    Examples:
       ledger anchor && git tag -a ledger-$(date +%F) -m "$(ledger anchor --json)"
+      ledger anchor --tsa https://freetsa.org/tsr
     """
     from ledger.anchor import make_anchor
 
     store = open_store(ctx)
-    anchor_id, obj = make_anchor(store, signing_key(key_name))
+    key = signing_key(key_name)
+    urls = chosen_tsas(store, tsa_urls, no_tsa)
+    anchor_id, obj = make_anchor(store, key)
+    stamps = stamp_new(store, anchor_id, urls)
     if as_json:
-        emit({"anchor": anchor_id, **obj}, True)
+        emit({"anchor": anchor_id, **obj, "timestamps": stamps}, True)
+        say_stamps(stamps, anchor_id, "anchor", True)
         return
     click.echo(f"anchor {anchor_id} (anchors/{anchor_id}.json)")
     for head in obj["body"]["heads"]:
         click.echo(f"  {head['host']} seq {head['seq']} {head['hash']}")
+    say_stamps(stamps, anchor_id, "anchor", False)
+
+
+@click.command("timestamp")
+@click.argument("object_id", metavar="ID")
+@click.option("--tsa", "tsa_urls", multiple=True, metavar="URL",
+              help="Timestamp authority to ask (repeatable; default: the store's settings).")
+@JSON_OPTION
+@click.pass_context
+def timestamp_cmd(ctx: click.Context, object_id: str, tsa_urls: tuple[str, ...],
+                  as_json: bool) -> None:
+    """Ask timestamp authorities for tokens over an existing manifest, decision or anchor.
+
+    For a TSA that failed at freeze time, or an object frozen before any TSA was set. The
+    token then witnesses only that the object existed by the TSA's (later) time. Exit 1
+    when any TSA failed.
+
+    \b
+    Examples:
+      ledger timestamp 3f2a...e9 --tsa https://freetsa.org/tsr
+      ledger timestamp 3f2a...e9 --json        # the TSAs of `ledger settings`
+    """
+    from ledger.canonical import check_object_id
+
+    store = open_store(ctx)
+    urls = chosen_tsas(store, tsa_urls, False)
+    if not urls:
+        raise LedgerError("no timestamp authority: pass --tsa URL or set one with "
+                          "`ledger settings --tsa URL`")
+    kind = store.get_json(check_object_id(object_id)).get("kind")
+    stamps = stamp_new(store, object_id, urls)
+    emit({"object": object_id, "timestamps": stamps}, as_json,
+         f"{kind} {object_id}: {sum(s['ok'] for s in stamps)} of {len(stamps)} TSA(s) "
+         f"answered")
+    say_stamps(stamps, object_id, str(kind), as_json)
+    if not all(s["ok"] for s in stamps):
+        ctx.exit(1)
+
+
+@click.command("settings")
+@click.option("--tsa", "tsa_urls", multiple=True, metavar="URL",
+              help="Set the timestamp authorities freeze, decide, anchor and campaign ask "
+                   "by default (repeatable; replaces the list).")
+@click.option("--clear-tsa", is_flag=True, help="Ask no timestamp authority by default.")
+@JSON_OPTION
+@click.pass_context
+def settings_cmd(ctx: click.Context, tsa_urls: tuple[str, ...], clear_tsa: bool,
+                 as_json: bool) -> None:
+    """Show or set the store's settings (`settings.json`, not evidence): default TSAs.
+
+    \b
+    Examples:
+      ledger settings --tsa https://freetsa.org/tsr --tsa http://timestamp.digicert.com
+      ledger settings                       # show them
+      ledger settings --clear-tsa
+    """
+    from ledger.timestamp import configured_tsas, set_tsas
+
+    store = open_store(ctx)
+    if tsa_urls and clear_tsa:
+        raise LedgerError("give --tsa URL or --clear-tsa, not both")
+    if tsa_urls or clear_tsa:
+        set_tsas(store, [] if clear_tsa else tsa_urls)
+    urls = configured_tsas(store)
+    emit({"tsa": urls}, as_json,
+         "timestamp authorities: " + (", ".join(urls) if urls else "none"))
 
 
 @click.command("reindex")
@@ -505,35 +604,41 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, inter
 @click.command("verify")
 @click.option("--no-index", is_flag=True, help="Skip comparing index.duckdb with a rebuild.")
 @reviewer_options
+@tsa_roots_option
 @JSON_OPTION
 @click.pass_context
 def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
                trust_files: tuple[str, ...], anchor_files: tuple[str, ...],
-               as_json: bool) -> None:
+               tsa_root_files: tuple[str, ...], as_json: bool) -> None:
     """Check every byte, signature, key file, journal chain, reference and anchor.
 
     Exit 0 when clean; exit 1 with one line per problem, `OBJECT: message`. Without
     --trust/--trust-file, signatures are checked against the keys the store itself holds
-    (said in the output); with them, any other signer is a problem.
+    (said in the output); with them, any other signer is a problem. Every timestamp token
+    must stamp the object it names; with --tsa-roots its signature and certificate chain
+    must verify against those roots at the token's time.
 
     \b
     Examples:
       ledger verify
       ledger verify --trust 3f2a...e9 --anchor published-anchor.json
+      ledger verify --tsa-roots freetsa-root.pem --tsa-roots digicert-roots.pem
       ledger verify --json | jq '.problems[].object'
     """
     from ledger.verify import verify_with_evidence
 
     trust, anchors = reviewer_inputs(trust_keys, trust_files, anchor_files)
+    roots = tsa_roots(tsa_root_files)
     store = open_store(ctx)
     verified = verify_with_evidence(store, check_index=not no_index, progress=not as_json,
-                                    trust=trust, anchors=anchors)
+                                    trust=trust, anchors=anchors, tsa_roots=roots)
     problems = verified.problems
     leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
     if as_json:
         emit({"ok": not problems, "problems": [p.to_dict() for p in problems],
               "leftover_temp_files": leftovers, "orphans": verified.orphans,
               "unanchored": verified.anchors.unanchored, "notes": verified.notes(),
+              "timestamps": [t.to_dict() for t in verified.timestamps.tokens.values()],
               **trust.to_dict()}, True)
     else:
         for problem in problems:
@@ -552,5 +657,5 @@ def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
 def register(cli: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
     for command in (init_cmd, keygen_cmd, keys_cmd, freeze_cmd, ingest_cmd, anchor_cmd,
-                    reindex_cmd, sql_cmd, status_cmd, verify_cmd):
+                    timestamp_cmd, settings_cmd, reindex_cmd, sql_cmd, status_cmd, verify_cmd):
         cli.add_command(command)

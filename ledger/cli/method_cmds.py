@@ -11,7 +11,15 @@ from typing import Any
 
 import click
 
-from ledger.cli.context import emit, open_store, signing_key
+from ledger.cli.context import (
+    chosen_tsas,
+    emit,
+    open_store,
+    say_stamps,
+    signing_key,
+    stamp_new,
+    tsa_options,
+)
 from ledger.errors import LedgerError
 from ledger.keys import DEMO_KEY_NAME
 
@@ -120,7 +128,8 @@ def _design_dict(design) -> dict[str, Any]:
 
 def freeze_stage_cmd(
     ctx: click.Context, stage: str, campaign_path: str | None, key_name: str | None, amend: bool,
-    data: str | None = None, sim_only: bool = False,
+    data: str | None = None, sim_only: bool = False, *, tsa_urls: tuple[str, ...] = (),
+    no_tsa: bool = False,
 ) -> None:
     """`ledger freeze STAGE --campaign F`: resolve the stage and freeze it on the same path."""
     from stages.plan import freeze_stage
@@ -128,9 +137,12 @@ def freeze_stage_cmd(
     store = open_store(ctx)
     camp = _campaign(campaign_path or "campaign.toml")
     key = signing_key(key_name)
+    urls = chosen_tsas(store, tsa_urls, no_tsa)
     manifest_id = freeze_stage(store, camp, stage, key, amend=amend,
                                data=Path(data) if data else None, for_simulation=sim_only)
+    stamps = stamp_new(store, manifest_id, urls)
     body = store.get_json(manifest_id)["body"]
+    as_json = ctx.obj.get("json", False)
     emit(
         {
             "manifest": manifest_id,
@@ -140,11 +152,14 @@ def freeze_stage_cmd(
             "parent": body.get("parent"),
             "amends": body.get("amends"),
             "freezer": body.get("freezer"),
+            "seeds": body.get("seeds"),
+            "timestamps": stamps,
         },
-        ctx.obj.get("json", False),
+        as_json,
         f"froze {stage}: manifest {manifest_id} ({len(body['runs'])} runs, "
         f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}",
     )
+    say_stamps(stamps, manifest_id, "freeze", as_json)
 
 
 @click.command("run")
@@ -232,30 +247,36 @@ def _print_run_problems(report) -> None:
               help="Signing key name (default: the only key). Env: LEDGER_KEY.")
 @click.option("--allow-missing", is_flag=True,
               help="Decide although some declared runs are not recorded (said in the decision).")
+@tsa_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, as_json):
+def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, tsa_urls, no_tsa, as_json):
     """Apply STAGE's frozen rule to its recorded runs and write a signed decision.
 
     The decision cites the manifest and every run record used, carries the statistics and a
     readable trace, and names the promoted conditions the next stage will freeze. A second
-    decide of the same stage is refused: decisions are final.
+    decide of the same stage is refused: decisions are final. With --tsa URL (or the
+    store's `ledger settings --tsa`) it is timestamped: decided no later than the TSA's time.
 
-    \b
+    
     Examples:
       ledger decide screen --campaign campaigns/demo.toml
       ledger decide gate --allow-missing --key alice     # two runs are lost for good
       ledger decide gate --json | jq .promoted
+      ledger decide gate --tsa https://freetsa.org/tsr
     """
     from stages.decide import decide_stage
 
     store = open_store(ctx)
     camp = _campaign(campaign_path)
     key = signing_key(key_name)
+    urls = chosen_tsas(store, tsa_urls, no_tsa)
     decision_id, body = decide_stage(store, camp, stage, key, allow_missing=allow_missing)
+    stamps = stamp_new(store, decision_id, urls)
     names = [body["conditions"][c]["name"] for c in body["promoted"]]
     if as_json:
-        emit({"decision": decision_id, **body}, True)
+        emit({"decision": decision_id, **body, "timestamps": stamps}, True)
+        say_stamps(stamps, decision_id, "decision", True)
         return
     click.echo(f"decided {stage}: decision {decision_id}")
     for line in body["trace"]:
@@ -264,6 +285,7 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, as_json):
         mark = "yes" if verdict.get("pass") else "no"
         click.echo(f"  check {verdict.get('name')}: {mark} ({verdict.get('detail', '')})")
     click.echo(f"promoted: {', '.join(names) or 'none'}")
+    say_stamps(stamps, decision_id, "decision", False)
 
 
 @click.command("effects")
@@ -365,10 +387,11 @@ def _executor(store, camp, executor, jobs, device, data, gpus, grace, address):
               help="Signing key name (default: the only key). Env: LEDGER_KEY.")
 @click.option("--demo-key", is_flag=True,
               help=f"Sign with the demo key {DEMO_KEY} (made on first use). Demo only.")
+@tsa_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, address, until,
-                 key_name, demo_key, as_json):
+                 key_name, demo_key, tsa_urls, no_tsa, as_json):
     """Walk a whole campaign: freeze, run and decide each stage in order (resumable).
 
     Exactly what typing `ledger freeze`, `ledger run` and `ledger decide` stage after stage
@@ -388,10 +411,20 @@ def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, 
     key = _demo_key() if demo_key else signing_key(key_name)
     ex = _executor(store, camp, executor, jobs, device, data, gpus, grace, address)
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
+    urls = chosen_tsas(store, tsa_urls, no_tsa)
+    stamps: list[dict] = []
+
+    def witness(object_id: str, kind: str) -> None:
+        found = stamp_new(store, object_id, urls)
+        stamps.extend({"object": object_id, **s} for s in found)
+        say_stamps(found, object_id, kind, True)
+
     log = run_campaign(store, camp, key, ex, until=until, host=ctx.obj.get("host"),
-                       progress=not as_json, say=say)
-    emit({"campaign": camp.name, "steps": log.steps}, as_json,
-         f"campaign {camp.name}: {len(log.steps)} step(s) done; next: `ledger audit`")
+                       progress=not as_json, say=say, on_signed=witness if urls else None)
+    emit({"campaign": camp.name, "steps": log.steps, "timestamps": stamps}, as_json,
+         f"campaign {camp.name}: {len(log.steps)} step(s) done"
+         + (f", {sum(s['ok'] for s in stamps)} timestamp token(s)" if urls else "")
+         + "; next: `ledger audit`")
 
 
 @click.group("baseline")
