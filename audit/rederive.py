@@ -21,11 +21,13 @@ from typing import Any
 from audit.evidence import Evidence
 from audit.gates import StageAudit, audit_manifest
 from audit.runs import RunCheck, check_run
+from audit.spotcheck import SpotCheckRequest, spot_check
+from audit.witness import bounds, order_findings, stage_witness
 from ledger.parallel import fork_map, shared
 from ledger.problems import Problem
 from ledger.store import Store
 from ledger.trust import Trust
-from ledger.verify import verify_with_evidence
+from ledger.verify import Verified, verify_with_evidence
 from stages.decide import run_key
 
 RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
@@ -44,6 +46,8 @@ class AuditResult:
     anchors: int
     trust: dict[str, Any] = field(default_factory=lambda: {"trust": "store", "trusted_keys": []})
     notes: list[str] = field(default_factory=list)
+    timestamps: dict[str, Any] = field(default_factory=dict)  # tokens, roots, anchors' bounds
+    reproduction: dict[str, Any] | None = None  # `--reproduce N`: the spot-check's replays
     # Hash-checked bodies by kind ("manifest", "decision", "run") and id, so the report is
     # built from what the audit read instead of reading every object again. Run bodies carry
     # status and metrics as their raw logs support them. Not serialized.
@@ -73,18 +77,30 @@ class AuditResult:
             "anchors": self.anchors,
             **self.trust,
             "notes": self.notes,
+            "timestamps": self.timestamps,
+            "reproduction": self.reproduction,
         }
 
 
 def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = None,
-                anchors: dict[str, dict[str, Any]] | None = None) -> AuditResult:
+                anchors: dict[str, dict[str, Any]] | None = None,
+                tsa_roots: list[Any] | None = None,
+                reproduce: SpotCheckRequest | None = None) -> AuditResult:
     """Run every check; return findings (empty = clean) and per-stage verdicts.
 
-    `trust` and `anchors` are the reviewer's trust roots and published anchors (see
-    `ledger.verify.verify_with_evidence`).
+    Args:
+        store: the store (or an opened reviewer bundle) to audit.
+        progress: show a progress bar on a terminal.
+        trust, anchors, tsa_roots: the reviewer's trust roots, published anchors and TSA
+            root certificates (see `ledger.verify.verify_with_evidence`).
+        reproduce: replay a reviewer-drawn sample of runs (`audit.spotcheck`); a replay
+            that does not reproduce its record is a finding.
+
+    Raises:
+        LedgerError: the store cannot be read (a missing store, bad reviewer input).
     """
     verified = verify_with_evidence(store, check_index=False, progress=progress, trust=trust,
-                                    anchors=anchors)
+                                    anchors=anchors, tsa_roots=tsa_roots)
     findings = list(verified.problems)
     ev = Evidence(store, verified)
     manifests = ev.of_kind("manifest")
@@ -106,13 +122,23 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
     for check in costs.get("checks", []):
         if not check.get("ok"):
             findings.append(Problem("costs", f"GPU-hours do not add up: {check.get('name')}"))
+    timestamps, order = _witness(ev, verified, stages, manifests)
+    findings += order
+    notes = verified.notes()
+    reproduction = None
+    if reproduce is not None:
+        spot = spot_check(ev, checks, manifests, reproduce)
+        findings += spot.findings
+        notes += spot.notes()
+        reproduction = spot.to_dict()
     observed = {rid: c.observed for rid, c in checks.items()}
     return AuditResult(
         _unique(findings), stages, unplanned,
         amendments=sorted(mid for mid, b in manifests.items() if b.get("amends")),
         costs=costs, objects=len(verified.scan.objects) + len(verified.scan.raw),
         anchors=sum(1 for e in ev.events if e.kind == "anchor") + len(verified.anchors.given),
-        trust=verified.trust.to_dict(), notes=verified.notes(),
+        trust=verified.trust.to_dict(), notes=notes, timestamps=timestamps,
+        reproduction=reproduction,
         bodies={"manifest": manifests, "decision": ev.of_kind("decision"), "run": observed},
     )
 
@@ -128,10 +154,11 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
                       serial=len(runs) < PARALLEL_MIN_RUNS)
     bodies = dict(runs)
     out = {}
-    for rid, status, metrics, problems, simulated, reason, started in found:
+    for rid, status, metrics, problems, simulated, reason, started, runner in found:
         out[rid] = RunCheck(rid, bodies[rid], {**bodies[rid], "status": status,
                                                "metrics": metrics},
-                            [Problem(rid, m) for m in problems], simulated, reason, started)
+                            [Problem(rid, m) for m in problems], simulated, reason, started,
+                            runner)
     return dict(sorted(out.items()))
 
 
@@ -142,7 +169,8 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
     for rid in rids:
         c = check_run(ev, rid, bodies[rid], manifests)
         out.append((rid, c.observed["status"], c.observed["metrics"],
-                    [p.message for p in c.problems], c.simulated, c.reason, c.log_started))
+                    [p.message for p in c.problems], c.simulated, c.reason, c.log_started,
+                    c.runner))
     return out
 
 
@@ -164,6 +192,30 @@ def _audit_chunk(mids: list[str]) -> list[StageAudit]:
     ev, manifests, by_manifest, superseded = shared()
     return [audit_manifest(ev, mid, manifests[mid], by_manifest.get(mid, []), mid in superseded)
             for mid in mids]
+
+
+def _witness(ev: Evidence, verified: Verified, stages: list[StageAudit],
+             manifests: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[Problem]]:
+    """Each stage's witnessed interval (frozen / decided no later than), the order check
+    between a decision's and its manifest's timestamps, and the anchors' bounds."""
+    report = verified.timestamps
+    anchors = ev.of_kind("anchor")
+    found = bounds(report, ev.events, anchors)
+    decisions = {sa.manifest: sa.decision for sa in stages if sa.decision}
+    problems = order_findings(found, manifests, decisions)
+    for sa in stages:
+        sa.witness = stage_witness(found, sa.manifest, sa.decision, report.witnessed)
+        if sa.manifest in found or (sa.decision and sa.decision in found):
+            sa.check("timestamps in order",
+                     [p for p in problems if p.object in (sa.manifest, sa.decision)])
+    summary = {
+        "tokens": len(report.tokens),
+        "verified": sum(t.verified for t in report.tokens.values()),
+        "tsa_roots": report.roots,
+        "checked_against": "reviewer TSA roots" if report.witnessed else None,
+        "anchors": {aid: found[aid].to_dict(aid) for aid in sorted(anchors) if aid in found},
+    }
+    return summary, problems
 
 
 def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[Problem]:

@@ -29,6 +29,7 @@ class RunCheck:
     simulated: bool = False
     reason: str = ""  # why a run that is not ok ended: the runner's error or stderr's last line
     log_started: str | None = None  # the header's `started_at`
+    runner: str | None = None  # which trainer the log says wrote it (`builtin`, `sim`, ...)
 
 
 def check_run(ev: Evidence, rid: str, record: dict[str, Any],
@@ -60,7 +61,7 @@ def check_run(ev: Evidence, rid: str, record: dict[str, Any],
     supported = status if not status_msgs and status in ("ok", "diverged", "crashed", "timeout") \
         else parsed.status
     observed = {**record, "status": supported, "metrics": dict(parsed.metrics)}
-    check = RunCheck(rid, record, observed, out, is_simulated(parsed))
+    check = RunCheck(rid, record, observed, out, is_simulated(parsed), runner=parsed.runner)
     started = (parsed.header or {}).get("started_at")
     check.log_started = started if isinstance(started, str) else None
     if supported != "ok":
