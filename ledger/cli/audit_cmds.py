@@ -11,7 +11,15 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.context import emit, open_store, reviewer_inputs, reviewer_options
+from ledger.cli.context import (
+    emit,
+    open_store,
+    reviewer_inputs,
+    reviewer_options,
+    signing_key,
+    tsa_roots,
+    tsa_roots_option,
+)
 from ledger.errors import LedgerError
 
 
@@ -27,9 +35,25 @@ def _load_campaign(path: str | None):
 @click.option("--bundle", type=click.Path(dir_okay=False), default=None,
               help="Audit a reviewer bundle (from `ledger export`) instead of the store.")
 @reviewer_options
+@tsa_roots_option
+@click.option("--reproduce", "reproduce_n", type=click.IntRange(1), default=None, metavar="N",
+              help="Also replay N runs drawn by --seed (stratified by stage and status, "
+                   "diverged and crashed runs first) and compare each with its record.")
+@click.option("--seed", "draw_seed", type=int, default=0, show_default=True,
+              help="Seed of the --reproduce draw: choose your own, so the operator cannot "
+                   "know which runs will be replayed.")
+@click.option("--tolerance", type=click.FloatRange(0), default=None,
+              help="Largest step-loss or val_bpb difference accepted for a replay on a GPU "
+                   "(default 0.01); runs recorded and replayed on CPU must match bit for bit.")
+@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
+              help="Training data for --reproduce (default: data/corpus); it must hash to "
+                   "the data the runs record.")
+@click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda", "auto"]),
+              show_default=True, help="Device for --reproduce replays.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, as_json):
+def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, tsa_root_files, reproduce_n,
+              draw_seed, tolerance, data_path, device, as_json):
     """Re-derive every estimate and decision from objects and journals alone.
 
     Checks every byte and signature, parses every raw log and binds it to its run (config,
@@ -41,18 +65,30 @@ def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, as_json):
 
     A reviewer names the keys they trust (--trust KEYID, --trust-file FILE) and the anchors
     they saw published (--anchor FILE); without them trust is store-asserted, and the
-    output says so.
+    output says so. With --tsa-roots every timestamp token is verified against the TSA
+    roots given, and each stage reports its witnessed interval: frozen no later than T1,
+    decided no later than T2 (a decision stamped before its manifest is a problem).
+    Each log's effective seed must follow from its manifest. --reproduce N re-trains N
+    reviewer-drawn runs and compares them with their records (a mismatch is a problem).
 
     \b
     Examples:
       ledger audit
       ledger audit --trust 3f2a...e9 --anchor anchor-2026-06-01.json
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json --json
+      ledger audit --tsa-roots freetsa-root.pem
+      ledger audit --reproduce 5 --seed 8271 --data data/corpus
     """
     from audit.rederive import audit_store
+    from audit.spotcheck import SpotCheckRequest
     from ledger.store import Store
 
     trust, anchors = reviewer_inputs(trust_keys, trust_files, anchor_files)
+    roots = tsa_roots(tsa_root_files)
+    request = None
+    if reproduce_n is not None:
+        request = SpotCheckRequest(reproduce_n, seed=draw_seed, tolerance=tolerance,
+                                   data=Path(data_path) if data_path else None, device=device)
     problems_extra: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
         if bundle:
@@ -62,7 +98,8 @@ def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, as_json):
             store = Store.open(root, host=ctx.obj.get("host") or "reviewer")
         else:
             store = open_store(ctx)
-        result = audit_store(store, progress=not as_json, trust=trust, anchors=anchors)
+        result = audit_store(store, progress=not as_json, trust=trust, anchors=anchors,
+                             tsa_roots=roots, reproduce=request)
     out = result.to_dict()
     if problems_extra:
         out["problems"] = [{"object": "bundle", "message": p} for p in problems_extra] + \
@@ -90,6 +127,9 @@ def _print_audit(out: dict) -> None:
         click.echo(f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
                    f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
                    f"{decision}{missing}{extra}")
+        witness = _witness_line(stage.get("witness") or {})
+        if witness:
+            click.echo(f"      witnessed: {witness}")
         for check in stage["checks"]:
             if not check["ok"]:
                 click.echo(f"      failed: {check['name']} {check['detail']}".rstrip())
@@ -102,6 +142,9 @@ def _print_audit(out: dict) -> None:
         click.echo(f"unplanned compute: {len(out['unplanned_runs'])} run(s) outside any manifest")
     if out["amendments"]:
         click.echo(f"amendments: {len(out['amendments'])} manifest(s) amend an earlier freeze")
+    for row in (out.get("reproduction") or {}).get("drawn", []):
+        click.echo(f"replayed {row['run'][:12]} ({row['stage']}, {row['status']}): "
+                   f"{row['verdict']}: {row['detail']}")
     costs = out["costs"]
     click.echo(f"GPU-hours: {costs['training_gpu_hours']:.4f} training, "
                f"{costs['wall_gpu_hours']:.4f} wall")
@@ -114,6 +157,19 @@ def _print_audit(out: dict) -> None:
         return
     click.echo(f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
                f"{out['objects']} objects, {out['anchors']} anchor(s))")
+
+
+def _witness_line(witness: dict) -> str:
+    """`frozen no later than T1 (TSA), decided no later than T2` for one stage, or ''."""
+    parts = []
+    for word in ("frozen", "decided"):
+        bound = witness.get(word)
+        if bound:
+            via = "" if bound["via"] == "its own token" else f", via {bound['via'][:19]}"
+            parts.append(f"{word} no later than {bound['no_later_than']} ({bound['tsa']}{via})")
+    if parts and witness.get("checked_against", "").startswith("nothing"):
+        parts.append("NOT checked: give --tsa-roots")
+    return ", ".join(parts)
 
 
 @click.group("report")
@@ -306,21 +362,31 @@ def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
 
 
 @click.command("export")
-@click.argument("bundle", type=click.Path(dir_okay=False))
+@click.argument("bundle", type=click.Path(dir_okay=False), required=False)
 @click.option("--campaign", "campaigns", multiple=True, type=click.Path(exists=True,
               dir_okay=False), help="Campaign file(s) to include (repeatable).")
+@click.option("--in-toto", "in_toto_dir", type=click.Path(file_okay=False), default=None,
+              help="Also (or only) write every manifest and decision as an in-toto Statement "
+                   "v1 in a DSSE envelope into this folder, signed with --key.")
+@click.option("--key", "key_name", default=None,
+              help="Key that signed the manifests and decisions (for --in-toto; default: "
+                   "LEDGER_KEY or the only key).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def export_cmd(ctx, bundle, campaigns, as_json):
+def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
     """Write a reviewer bundle: objects, journals, public keys, campaigns, versions.
 
-    A reviewer runs `ledger audit --bundle BUNDLE` in an empty directory.
+    A reviewer runs `ledger audit --bundle BUNDLE` in an empty directory. With --in-toto
+    DIR, every manifest and decision your key signed is also written as an in-toto
+    attestation (DSSE envelope; subject: the object id, predicate: its body) that generic
+    supply-chain verifiers check with the exported public key.
 
     \b
     Examples:
       ledger export evidence.tar.gz --campaign campaigns/demo.toml
       ledger keys --export lab-keys.json     # the keys the reviewer is told to trust
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json   # on their side
+      ledger export --in-toto attestations/ --key alice
     """
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -328,8 +394,22 @@ def export_cmd(ctx, bundle, campaigns, as_json):
     from audit.bundle import export_bundle
 
     store = open_store(ctx)
+    if not bundle and not in_toto_dir:
+        raise LedgerError("give a BUNDLE path, --in-toto DIR, or both")
+    out: dict = {}
+    if in_toto_dir:
+        from audit.intoto import export_in_toto
+
+        written = export_in_toto(store, Path(in_toto_dir), signing_key(key_name))
+        out["in_toto"] = written.to_dict()
+        if not bundle:
+            emit(out, as_json, f"wrote {len(written.written)} in-toto attestation(s) to "
+                               f"{in_toto_dir} ({len(written.skipped)} skipped), public key "
+                               f"{written.public_key}")
+            return
     versions = {"python": platform.python_version()}
-    for pkg in ("gateledger", "torch", "duckdb", "statsmodels", "cryptography", "rfc8785"):
+    for pkg in ("gateledger", "torch", "duckdb", "statsmodels", "cryptography", "rfc8785",
+                "rfc3161-client"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -337,7 +417,10 @@ def export_cmd(ctx, bundle, campaigns, as_json):
     path = export_bundle(store.root, Path(bundle),
                          extra_files={Path(c).name: Path(c) for c in campaigns},
                          meta={"versions": versions})
-    emit({"bundle": str(path), "versions": versions}, as_json, f"wrote {path}")
+    text = f"wrote {path}"
+    if "in_toto" in out:
+        text += f" and {len(out['in_toto']['written'])} in-toto attestation(s) to {in_toto_dir}"
+    emit({**out, "bundle": str(path), "versions": versions}, as_json, text)
 
 
 @click.command("reproduce")
