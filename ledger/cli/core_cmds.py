@@ -378,17 +378,16 @@ def timestamp_cmd(ctx: click.Context, object_id: str, tsa_urls: tuple[str, ...],
 
     \b
     Examples:
-      ledger timestamp 3f2a...e9 --tsa https://freetsa.org/tsr
-      ledger timestamp 3f2a...e9 --json        # the TSAs of `ledger settings`
+      ledger timestamp 3f2a9c1d0e77 --tsa https://freetsa.org/tsr   # an id or its first 12+ hex
+      ledger timestamp 3f2a9c1d0e77 --json     # the TSAs of `ledger settings`
     """
-    from ledger.canonical import check_object_id
-
     store = open_store(ctx)
     urls = chosen_tsas(store, tsa_urls, False)
     if not urls:
         raise LedgerError("no timestamp authority: pass --tsa URL or set one with "
                           "`ledger settings --tsa URL`")
-    kind = store.get_json(check_object_id(object_id)).get("kind")
+    object_id = store.resolve(object_id)
+    kind = store.get_json(object_id).get("kind")
     stamps = stamp_new(store, object_id, urls)
     emit({"object": object_id, "timestamps": stamps}, as_json,
          f"{kind} {object_id}: {sum(s['ok'] for s in stamps)} of {len(stamps)} TSA(s) "
