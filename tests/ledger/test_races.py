@@ -31,7 +31,7 @@ a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 cfg = json.load(open(a["--config"]))
 t0 = time.perf_counter()
 time.sleep(0.15)
-val = 1 + cfg["matrix_lr"] + 0.001 * int(a["--seed"])
+val = 1 + cfg["matrix_lr"] + 0.001 * int(a["--declared-seed"])
 lines = [{"type": "header", **cfg, "seed": int(a["--seed"]), "budget_s": float(a["--budget"]),
           "host": a["--host"], "runner": "slow", "manifest": a["--manifest"],
           "started_at": datetime.now(UTC).isoformat()},
@@ -46,7 +46,7 @@ open(a["--log"], "w").write("".join(json.dumps(x) + "\\n" for x in lines))
 CAMPAIGN = """
 [campaign]
 name = "race"
-runner = {{ command = "{python} {script} --config {{config}} --seed {{seed}} --log {{log}} --manifest {{manifest}} --host {{host}} --budget {{budget}}", format = "jsonl" }}
+runner = {{ command = "{python} {script} --config {{config}} --seed {{seed}} --declared-seed {{declared_seed}} --log {{log}} --manifest {{manifest}} --host {{host}} --budget {{budget}}", format = "jsonl" }}
 [base]
 matrix_lr = 0.02
 [conditions]
