@@ -54,9 +54,27 @@ def is_canonical(obj: Any, data: bytes) -> bool:
     if fast == data and not _RISKY.search(data):
         return True
     try:
-        return canonical_bytes(obj) == data
+        return canonical_bytes(_as_parsed_from_float(obj)) == data
     except CanonicalError:
         return False
+
+
+def _as_parsed_from_float(value: Any) -> Any:
+    """`value` with integers past 2^53 read as the floats they must have been written from.
+
+    RFC 8785 writes the float 1e16 as `10000000000000000`; JSON parsers read that back as an
+    integer, which RFC 8785 cannot encode (beyond 2^53 integers are not exact as doubles).
+    As a double it re-encodes to the same digits exactly when the bytes were RFC 8785's; an
+    integer no double prints as (9007199254740993) re-encodes otherwise and is refused."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > _MAX_SAFE_INT:
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _as_parsed_from_float(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_parsed_from_float(v) for v in value]
+    return value
 
 
 def _bad_path(obj: Any, path: str) -> str | None:
