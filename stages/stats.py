@@ -808,7 +808,9 @@ def variance_decomposition(
     Components missing from the rows or with a single level get share 0.0 and are not fitted;
     "residual" holds the rest. Rows with a None/non-finite response are left out.
     """
-    data = [r for r in rows if clean(r.get(response)) is not None]
+    # Sorted, so the same runs give the same bits whatever order they finished in.
+    data = sorted((r for r in rows if clean(r.get(response)) is not None),
+                  key=lambda r: (*(str(r.get(c)) for c in components), float(r[response])))
     n = len(data)
     if n < 2:
         raise LedgerError(
