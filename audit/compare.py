@@ -139,9 +139,9 @@ def comparison(data: Mapping[str, Any], baseline_items: Sequence[Mapping[str, An
 
 def figure(comp: Mapping[str, Any]) -> bytes:
     """Best mean (95% interval) against training GPU-hours spent, one marker per row."""
-    import matplotlib.style
+    import matplotlib.style  # matplotlib: only a figure needs it
 
-    from audit import plots
+    from audit import plots  # matplotlib (through plots): only a figure needs it
 
     with matplotlib.style.context(["default", plots.STYLE]):
         fig = plots._figure(7.5, 3.8)

@@ -41,9 +41,9 @@ def rows(ev: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def figure(ev: Mapping[str, Any]) -> bytes:
     """P(best) and regret against GPU-hours, one marker per method (95% intervals as bars)."""
-    import matplotlib.style
+    import matplotlib.style  # matplotlib: only a figure needs it
 
-    from audit import plots
+    from audit import plots  # matplotlib (through plots): only a figure needs it
 
     with matplotlib.style.context(["default", plots.STYLE]):
         fig = plots._figure(9.5, 3.6)

@@ -15,7 +15,8 @@ from ledger.canonical import canonical_bytes
 from ledger.errors import LedgerError
 from ledger.problems import Problem
 from ledger.verify import Event, before
-from stages.decide import SIGNING_FIELDS, derive_decision, select_runs
+from stages.decide import SIGNING_FIELDS, derive_decision
+from stages.observations import select_runs
 
 
 @dataclass

@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from stages.campaign import budget_label
+from stages.stats import t_quantile
 
 DPI = 100
 STYLE = {
@@ -92,7 +93,6 @@ def effect_half_width(effects: Mapping[str, Any], effect: Mapping[str, Any]) -> 
     if effects.get("method") == "lenth":
         me = effects.get("me")
         return float(me) if _finite(me) else None
-    from stages.stats import t_quantile
 
     df = effects.get("t_df") if _finite(effects.get("t_df")) else effects.get("df_resid")
     tq = t_quantile(float(df)) if _finite(df) else None

@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.costs import cost_breakdown
 from audit.evidence import Evidence
 from audit.gates import StageAudit, audit_manifest
 from audit.runs import RunCheck, check_run
@@ -28,7 +29,7 @@ from ledger.problems import Problem
 from ledger.store import Store
 from ledger.trust import Trust
 from ledger.verify import Verified, verify_with_evidence
-from stages.decide import run_key
+from stages.observations import run_key
 
 RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 
@@ -263,8 +264,6 @@ def _unique(findings: list[Problem]) -> list[Problem]:
 
 
 def _costs(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> dict[str, Any]:
-    from audit.costs import cost_breakdown
-
     return cost_breakdown([_cost_row(c.observed, manifests) for c in checks.values()])
 
 

@@ -10,10 +10,15 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from audit.costs import counterfactuals
+from audit.compare import comparison
+from audit.costs import counterfactuals, split_costs
 from audit.evaluation_report import saved_evaluation
 from audit.rederive import AuditResult
+from audit.summary import caveats, provenance, run_facts, verdict
+from ledger.errors import LedgerError
 from ledger.store import Store
+from stages.pipeline import run_failure_reason
+from stages.stats import spearman, variance_decomposition
 
 
 def signers(store: Store, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -74,8 +79,6 @@ _DEFAULT_REASON = {
 def failure_reason(store: Store, run: dict[str, Any]) -> str:
     """Why a run is not `ok`: the runner's error or its stderr's last line (kept with the
     run), else what its status means."""
-    from stages.pipeline import run_failure_reason
-
     reason = run_failure_reason(store, run)
     return reason or _DEFAULT_REASON.get(str(run.get("status")), str(run.get("status")))
 
@@ -197,8 +200,6 @@ def rank_stability(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     `flag`: "negative" (rho < 0), "weak" (0 <= rho < WEAK_RHO), "too few shared conditions"
     (rho undefined: fewer than 3 shared, or constant ranks), else None.
     """
-    from stages.stats import spearman
-
     out = []
     decided = [s for s in stages if s["conditions"]]
     for a, b in zip(decided, decided[1:], strict=False):
@@ -234,9 +235,6 @@ def _variance_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Variance decomposition (budget, condition, host, seed) over every gate's ok runs, and
     (condition, host, seed) within each stage. Components with one level get share 0."""
-    from ledger.errors import LedgerError
-    from stages.stats import variance_decomposition
-
     rows = _variance_rows(items)
 
     def one(subset: list[dict[str, Any]], components: tuple[str, ...]) -> dict[str, Any] | None:
@@ -294,10 +292,6 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
     compute are `baseline_costs` and `unplanned_costs` (None when there are none), and
     `all_costs` is the audit's breakdown over every run record, whose sum checks it ran.
     """
-    from audit.compare import comparison
-    from audit.costs import split_costs
-    from audit.summary import caveats, provenance, run_facts, verdict
-
     everything = live_items(store, result)
     items = [item for item in everything if not item["baseline"]]
     stages = [stage_view(item, store) for item in items]

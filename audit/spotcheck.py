@@ -33,6 +33,8 @@ from audit.reproduce import replay_log
 from audit.runs import RunCheck
 from ledger.errors import LedgerError
 from ledger.problems import Problem
+from runner.provenance import code_sha256
+from stages.plan import data_fingerprint
 
 FAILED_STATUSES = ("diverged", "crashed", "timeout")
 DEFAULT_GPU_TOLERANCE = 0.01
@@ -176,9 +178,6 @@ def spot_check(ev: Evidence, checks: dict[str, RunCheck], manifests: dict[str, d
 
 def _local_identity(data: Path | None) -> dict[str, Any]:
     """The code and data a replay here would use (compared with each run's before training)."""
-    from runner.provenance import code_sha256
-    from stages.plan import data_fingerprint
-
     path = data or DEFAULT_DATA
     return {"code_sha256": code_sha256(), "data_sha256": data_fingerprint(path), "data": path}
 

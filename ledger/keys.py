@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import getpass
 import json
 import os
 import re
@@ -152,8 +153,6 @@ def _passphrase(name: str, given: str | None) -> str:
     if env is not None:
         return env
     if sys.stdin is not None and sys.stdin.isatty():
-        import getpass
-
         return getpass.getpass(f"passphrase for key {name}: ")
     raise LedgerError(f"key {name} is encrypted: set LEDGER_PASSPHRASE")
 

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from runner import config
 from runner.errors import TrainingCrashed, UsageError
+from runner.replay import load as load_replay
 
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*$")
 _UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -106,8 +108,6 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     args = build_parser().parse_args(argv)
     try:
-        from runner import config
-
         if args.seed_from and args.manifest and args.seed_from["manifest"] != args.manifest:
             raise UsageError(f"--seed-from names manifest {args.seed_from['manifest']!r}, "
                              f"not --manifest {args.manifest!r}")
@@ -117,8 +117,6 @@ def main(argv: list[str] | None = None) -> int:
 
         schedule, steps, threads, replay_sha = None, args.steps, args.threads, None
         if args.replay is not None:
-            from runner.replay import load as load_replay
-
             recorded = load_replay(args.replay, cfg, args.seed)
             schedule, replay_sha = recorded.progress, recorded.sha256
             if steps is not None and steps > len(schedule):

@@ -106,7 +106,7 @@ def check_compile(device: torch.device) -> None:
     """
     if device.type != "cpu":
         return
-    from torch._inductor import cpp_builder
+    from torch._inductor import cpp_builder  # torch: loaded only when a compile check runs
 
     try:
         cpp_builder.get_cpp_compiler()

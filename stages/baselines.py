@@ -25,6 +25,9 @@ from ledger.manifest import freeze
 from ledger.store import Store
 from stages.campaign import Campaign, budget_label
 from stages.conditions import Condition, named_condition, point_condition
+from stages.decide import decide_manifest
+from stages.designs import full_factorial, point_name
+from stages.execute import run_manifest
 from stages.executors.base import Executor
 from stages.lookup import Entry, current_manifest, manifest_decision, manifest_runs
 from stages.plan import data_fingerprint, runner_identity
@@ -69,9 +72,6 @@ def _run_and_decide(
     store: Store, manifest: Entry, key: SigningKey, executor: Executor, host: str | None,
     progress: bool,
 ) -> tuple[str, dict[str, Any]]:
-    from stages.decide import decide_manifest
-    from stages.execute import run_manifest
-
     decided = manifest_decision(store, manifest.id)
     if decided is not None:
         return decided.id, decided.body
@@ -120,8 +120,6 @@ def greedy_search(
             if set(coded) != {f.letter for f in campaign.factors}:
                 raise LedgerError(f"greedy start {incumbent.name!r} is not at factor levels")
             coded[letter] = -coded[letter]
-            from stages.designs import point_name
-
             challenger = point_condition(campaign.base, campaign.factors, coded,
                                          point_name(coded), "baseline")
         rule = {"baseline": "greedy", "incumbent": incumbent.id if letter else None,
@@ -179,8 +177,6 @@ def random_search(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Random points of the full factorial, as many as `gpu_hours` buy; best mean wins."""
-    from stages.designs import full_factorial, point_name
-
     per_condition = len(cells) * budget_s / 3600.0
     n = int(math.floor(gpu_hours / per_condition + 1e-9))
     if n < 1:
@@ -207,50 +203,3 @@ def random_search(
             "best_id": winner, "best_mean": body["outcome"]["best_mean"],
             "matched_gpu_hours": gpu_hours,
             "training_gpu_hours": _gpu_hours(store, [stage], campaign.name)}
-
-
-def derive_baseline_decision(
-    manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
-) -> dict[str, Any]:
-    """Pure: the baseline step's decision from its run records (audit calls it too)."""
-    from stages.decide import decision_head, observations, select_runs
-    from stages.stats import summarize
-
-    used, missing, extra = select_runs(manifest_id, manifest, runs)
-    obs = observations(used, manifest.get("analysis", {}).get("metric", "val_bpb"))
-    cells = [tuple(c) for c in manifest.get("cells", [])]
-    summaries = summarize(obs, cells=cells or None)
-    rule = manifest["rule"]
-    conds = manifest["conditions"]
-    ranked = sorted((s for s in summaries if s.mean is not None),
-                    key=lambda s: (s.mean, s.condition))
-    trace: list[str] = []
-    if rule["baseline"] == "greedy" and rule.get("incumbent"):
-        challenger = ranked[0] if ranked else None
-        inc, inc_mean = rule["incumbent"], rule.get("incumbent_mean")
-        if challenger is not None and (inc_mean is None or challenger.mean < inc_mean):
-            promoted, best_mean = [challenger.condition], challenger.mean
-            trace.append(f"flip kept: {conds[challenger.condition]['name']} mean "
-                         f"{challenger.mean:.4f} < incumbent {conds[inc]['name']} {inc_mean}")
-        else:
-            promoted, best_mean = [inc], inc_mean
-            shown = f"{challenger.mean:.4f}" if challenger else "no data"
-            trace.append(f"flip rejected: challenger {shown} does not beat incumbent "
-                         f"{conds[inc]['name']} {inc_mean}")
-    else:
-        promoted = [ranked[0].condition] if ranked else []
-        best_mean = ranked[0].mean if ranked else None
-        for rank, s in enumerate(ranked, 1):
-            trace.append(f"rank {rank}: {conds[s.condition]['name']} mean {s.mean:.4f} "
-                         f"over {s.n} cells" + (" (promoted)" if rank == 1 else ""))
-    return {
-        **decision_head(manifest_id, manifest, used, missing, extra),
-        "statistics": {"conditions": [s.to_dict() for s in summaries], "effects": None,
-                       "effects_note": "baseline step: no effects"},
-        "rule": rule,
-        "outcome": {"promoted": promoted, "best_mean": best_mean, "significant": []},
-        "promoted": promoted,
-        "conditions": {cid: dict(conds[cid]) for cid in promoted},
-        "trace": trace,
-        "verdicts": [],
-    }

@@ -16,6 +16,7 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.jsonsafe import MAX_DEPTH, depth_of
 from ledger.rawlog import METRICS
+from runner.config import DEFAULTS
 from stages.rules import validate_checks, validate_rule
 
 MAX_CAMPAIGN_BYTES = 1 << 20
@@ -236,8 +237,6 @@ def _check_runner_keys(
 ) -> None:
     """The builtin runner refuses unknown config keys: say so now, naming the table and key,
     not after every run has crashed on it."""
-    from runner.config import DEFAULTS
-
     known = ", ".join(DEFAULTS)
     for key in base:
         if key not in DEFAULTS:

@@ -12,6 +12,7 @@ from typing import Any
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import LedgerError
 from stages.campaign import Campaign, Factor, StageSpec
+from stages.designs import design_for_runs, fractional, point_name
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ def named_condition(campaign: Campaign, name: str) -> Condition:
 
 def stage_design(campaign: Campaign, stage: StageSpec):
     """The stage's design (full or fractional) as `stages.designs.Design`; errors name the stage."""
-    from stages.designs import design_for_runs, fractional
-
     k = len(campaign.factors)
     generators = stage.raw.get("generators")
     try:
@@ -115,8 +114,6 @@ def design_points(campaign: Campaign, stage: StageSpec) -> list[dict[str, int]]:
 
 
 def design_conditions(campaign: Campaign, stage: StageSpec) -> list[Condition]:
-    from stages.designs import point_name
-
     return [
         point_condition(campaign.base, campaign.factors, coded, point_name(coded), "design")
         for coded in design_points(campaign, stage)

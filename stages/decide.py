@@ -12,70 +12,17 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.keys import SigningKey
 from ledger.store import Store
+from stages.baseline_rule import derive_baseline_decision
 from stages.campaign import Factor
 from stages.conditions import make_condition
+from stages.designs import point_name
 from stages.lookup import Entry, manifest_decision, manifest_runs
+from stages.observations import decision_head, observations, select_runs
 from stages.plan import frozen_manifest
+from stages.rules import apply_rule
+from stages.stats import estimate_effects, failures_by_level, gate_flags, summarize
 
 SIGNING_FIELDS = ("decided_at", "decider")
-
-
-def run_key(body: dict[str, Any]) -> str:
-    return f"{body.get('condition')}/{body.get('seed')}/{body.get('host')}"
-
-
-def select_runs(
-    manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
-) -> tuple[dict[str, tuple[str, dict]], list[str], list[str]]:
-    """Split run records into the declared ones used (first per key), missing keys, extras."""
-    declared = {f"{r['condition']}/{r['seed']}/{r['host']}" for r in manifest["runs"]}
-    used: dict[str, tuple[str, dict]] = {}
-    extra: list[str] = []
-    for rid, body in sorted(runs, key=lambda rb: (rb[1].get("recorded_at", ""), rb[0])):
-        key = run_key(body)
-        if body.get("manifest") != manifest_id or key not in declared:
-            extra.append(rid)
-        elif key not in used:
-            used[key] = (rid, body)
-    return used, sorted(declared - set(used)), sorted(extra)
-
-
-def decision_head(
-    manifest_id: str, manifest: dict[str, Any], used: dict[str, tuple[str, dict]],
-    missing: list[str], extra: list[str],
-) -> dict[str, Any]:
-    """What every decision body starts with: which manifest, and which runs it judged."""
-    return {
-        "campaign": manifest["campaign"],
-        "stage": manifest["stage"],
-        "manifest": manifest_id,
-        "budget_s": manifest["budget_s"],
-        "runs": sorted(rid for rid, _ in used.values()),
-        "missing": missing,
-        "extra": extra,
-    }
-
-
-def observations(
-    used: dict[str, tuple[str, dict]], metric: str = "val_bpb"
-) -> list[dict[str, Any]]:
-    """One observation per run: its status and, for an ok run, its value of `metric`."""
-    obs = []
-    for rid, body in used.values():
-        value = body.get("metrics", {}).get(metric)
-        ok = (body.get("status") == "ok" and isinstance(value, int | float)
-              and not isinstance(value, bool))
-        obs.append(
-            {
-                "condition": body["condition"],
-                "seed": body["seed"],
-                "host": body["host"],
-                "status": body.get("status"),
-                "value": float(value) if ok else None,
-                "run": rid,
-            }
-        )
-    return sorted(obs, key=lambda o: (o["condition"], o["seed"], o["host"]))
 
 
 def _design_points(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -95,8 +42,6 @@ def _effects(
     Anchors and added conditions never enter (they are not in `analysis.points`); failed
     runs have no value and are named in the notes. None (with why) when not estimable.
     """
-    from stages.stats import estimate_effects
-
     analysis = manifest["analysis"]
     letters = sorted(analysis.get("factors", {}))
     if not letters:
@@ -147,13 +92,7 @@ def derive_decision(
     manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
 ) -> dict[str, Any]:
     """The decision body (without signer and time) that the frozen rule gives on these runs."""
-    from stages.designs import point_name
-    from stages.rules import apply_rule
-    from stages.stats import failures_by_level, gate_flags, summarize
-
     if "baseline" in manifest.get("rule", {}):
-        from stages.baselines import derive_baseline_decision
-
         return derive_baseline_decision(manifest_id, manifest, runs)
     used, missing, extra = select_runs(manifest_id, manifest, runs)
     obs = observations(used, manifest.get("analysis", {}).get("metric", "val_bpb"))

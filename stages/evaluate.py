@@ -650,7 +650,7 @@ def _baseline(method, campaign, source, pool, infos, truth: Truth, trials: int, 
 def _bar(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # tqdm: ~0.1 s measured, paid only when a bar is drawn
 
     return tqdm(total=total, desc="evaluate", unit="trial", dynamic_ncols=True, leave=False)
 

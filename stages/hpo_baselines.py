@@ -115,8 +115,8 @@ def optuna_halving(
         LedgerError: Optuna is not installed, or the pool is empty.
     """
     try:
-        import optuna
-        from optuna.trial import TrialState
+        import optuna  # optuna: optional extra (`hpo`)
+        from optuna.trial import TrialState  # optuna: optional extra (`hpo`)
     except ImportError:
         raise LedgerError(
             f"--against {method} needs Optuna: pip install 'gateledger[hpo]'"

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.ingest import recorded_runs
 from ledger.keys import SigningKey
+from ledger.rawlog import failure_reason, parse_raw_log
 from ledger.store import Store
 from stages.campaign import Campaign
 from stages.decide import decide_stage
@@ -99,8 +101,6 @@ def stop_on_failure(stage: str, report: RunReport) -> None:
 
 def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
     """Do not sign a gate none of whose recorded runs finished ok: say why they failed."""
-    from ledger.ingest import recorded_runs
-
     bodies = [store.get_json(rid)["body"] for rid in recorded_runs(store, manifest_id).values()]
     if bodies and not any(b.get("status") == "ok" for b in bodies):
         reasons = [r for r in (run_failure_reason(store, b) for b in bodies) if r]
@@ -112,24 +112,19 @@ def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
 
 def run_failure_reason(store: Store, body: dict[str, Any]) -> str:
     """A recorded run's failure reason from its stored log and stderr tail."""
-    from ledger.errors import LedgerError as _Err
-    from ledger.rawlog import failure_reason, parse_raw_log
-
     try:
         parsed = parse_raw_log(store.get_bytes(body["raw_log"]), body.get("format", "jsonl"))
-    except (_Err, KeyError):
+    except (LedgerError, KeyError):
         parsed = None
     try:
         stderr = store.get_bytes(body["stderr"]) if body.get("stderr") else None
-    except _Err:
+    except LedgerError:
         stderr = None
     return failure_reason(parsed, stderr)
 
 
 def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:
     """Where each stage stands: frozen?, runs recorded of declared (by status), decided?"""
-    from ledger.ingest import recorded_runs
-
     out = []
     for spec in campaign.stages:
         manifest = current_manifest(store, campaign.name, spec.name)

@@ -16,6 +16,10 @@ from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.seeds import seed_plan
 from ledger.store import Store
+from runner._version import __version__
+from runner.config import resolve
+from runner.errors import UsageError
+from runner.provenance import code_sha256
 from stages.campaign import Campaign, StageSpec
 from stages.conditions import (
     Condition,
@@ -24,7 +28,9 @@ from stages.conditions import (
     point_condition,
     stage_design,
 )
+from stages.designs import point_name, point_structure
 from stages.lookup import Entry, current_manifest, manifest_decision
+from stages.stats import default_terms
 
 DEFAULT_DATA = Path("data/corpus")
 
@@ -171,8 +177,6 @@ def runner_identity(campaign: Campaign) -> dict[str, Any]:
     """Which trainer the manifest commits to: the builtin runner's code hash, or a command."""
     if campaign.runner:
         return {"kind": "command", **campaign.runner}
-    from runner._version import __version__
-    from runner.provenance import code_sha256
 
     return {"kind": "builtin", "version": __version__, "code_sha256": code_sha256()}
 
@@ -226,9 +230,6 @@ def analysis_plan(
     resolution II whose main effects are aliased with each other) is post-selection: main
     effects, OLS, descriptive only (no BH), and the rule may not use `fdr` on it.
     """
-    from stages.designs import point_name, point_structure
-    from stages.stats import default_terms
-
     letters = [f.letter for f in campaign.factors]
     points = effect_points(campaign, stage, conds, parent)
     plan: dict[str, Any] = {
@@ -340,9 +341,6 @@ def stage_plan(
 def runner_config(campaign: Campaign, name: str, config: dict[str, Any]) -> dict[str, Any]:
     """The config the builtin runner will train with (defaults filled in), or a LedgerError
     naming the campaign file, the condition and the key it refuses."""
-    from runner.config import resolve
-    from runner.errors import UsageError
-
     try:
         return resolve(config, f"{campaign.path}: condition {name!r}")
     except UsageError as exc:

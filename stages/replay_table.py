@@ -31,6 +31,7 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.rawlog import STATUSES
 from stages.campaign import budget_label, parse_budget
+from stages.lookup import manifest_runs
 
 FIDELITY_COLUMNS = ("budget", "fidelity")
 COST_COLUMNS = ("cost_gpu_s", "gpu_seconds")
@@ -218,8 +219,6 @@ def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
     the manifest's metric (`metric` when it names none) that the run record holds (what
     `decide` judged), and training_seconds x gpus as the cost.
     """
-    from stages.lookup import manifest_runs
-
     manifests: dict[str, dict[str, Any]] = {}
     for journal in store.journals():
         for event in journal.events():

@@ -6,24 +6,20 @@ that journals starts and ingests results.
 
 from __future__ import annotations
 
+from ledger.errors import LedgerError
 from stages.executors.base import Executor, RunResult, RunTask
+from stages.executors.local import LocalExecutor
+from stages.executors.ray import RayExecutor
+from stages.executors.sim import SimExecutor
 
 
 def make_executor(name: str, **options) -> Executor:
     """Build an executor by its CLI name."""
-    from ledger.errors import LedgerError
-
     if name == "sim":
-        from stages.executors.sim import SimExecutor
-
         return SimExecutor(**options)
     if name == "local":
-        from stages.executors.local import LocalExecutor
-
         return LocalExecutor(**options)
     if name == "ray":
-        from stages.executors.ray import RayExecutor
-
         return RayExecutor(**options)
     raise LedgerError(f"unknown executor {name!r} (local, sim or ray)")
 

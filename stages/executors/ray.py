@@ -20,6 +20,7 @@ from typing import Any
 
 from ledger.errors import LedgerError
 from stages.executors.base import RunResult, RunTask, StartCallback
+from stages.executors.local import LocalExecutor
 
 SCRATCH_PREFIX = "ledger-ray-"
 _SCRATCH_NAME = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
@@ -60,8 +61,6 @@ def _run_on_worker(
     task: RunTask, options: dict[str, Any]
 ) -> tuple[bytes, str, str | None, bytes, float | None, int | None]:
     """Body of the Ray task: run the trainer in a scratch folder, return its raw log."""
-    from stages.executors.local import LocalExecutor
-
     sweep_orphan_scratch(Path(tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
         local = LocalExecutor(workdir=Path(tmp), jobs=1, **options)
@@ -85,7 +84,7 @@ class RayExecutor:
 
     def _connect(self):
         try:
-            import ray
+            import ray  # ray: optional extra, seconds to import
         except ImportError:
             raise LedgerError(
                 "the ray executor needs Ray: pip install 'gateledger[ray]'"
