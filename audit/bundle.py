@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import BundleError
 from ledger.jsonsafe import loads_strict
 from ledger.rawlog import MAX_LOG_BYTES
 
@@ -58,7 +58,7 @@ def _skipped(name: str) -> bool:
 def _store_files(root: Path) -> dict[str, Path]:
     """Archive name -> file for everything the audit needs, in sorted order."""
     if not (root / "store.json").is_file():
-        raise LedgerError(f"{root}: not a ledger store (no store.json)")
+        raise BundleError(f"{root}: not a ledger store (no store.json)")
     found: dict[str, Path] = {}
     for name in STORE_FILES:
         found[f"{STORE_PREFIX}/{name}"] = root / name
@@ -73,7 +73,7 @@ def _store_files(root: Path) -> dict[str, Path]:
                     continue
                 path = Path(dirpath) / fname
                 if not path.is_file():  # sockets, fifos, dangling links
-                    raise LedgerError(f"{path}: not a regular file; refusing to bundle it")
+                    raise BundleError(f"{path}: not a regular file; refusing to bundle it")
                 rel = path.relative_to(root).as_posix()
                 found[f"{STORE_PREFIX}/{rel}"] = path
     return dict(sorted(found.items()))
@@ -82,7 +82,7 @@ def _store_files(root: Path) -> dict[str, Path]:
 def _safe_name(name: str, where: str) -> str:
     p = PurePosixPath(name)
     if not name or p.is_absolute() or ".." in p.parts or "\\" in name or name != p.as_posix():
-        raise LedgerError(f"{where}: unsafe file name {name!r} (relative, no '..')")
+        raise BundleError(f"{where}: unsafe file name {name!r} (relative, no '..')")
     return name
 
 
@@ -112,7 +112,7 @@ def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path
     for name, path in sorted((extra_files or {}).items()):
         arcname = f"{EXTRA_PREFIX}/{_safe_name(name, f'extra file {name!r}')}"
         if not Path(path).is_file():
-            raise LedgerError(f"{path}: cannot read extra file (not a file)")
+            raise BundleError(f"{path}: cannot read extra file (not a file)")
         members[arcname] = Path(path)
     files = [{"path": name, **_file_digest(path)} for name, path in sorted(members.items())]
     manifest = {
@@ -143,7 +143,7 @@ def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path
         os.replace(tmp, out)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise LedgerError(f"cannot write bundle {out}: {exc.strerror or exc}") from None
+        raise BundleError(f"cannot write bundle {out}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -159,16 +159,16 @@ def _file_digest(path: Path) -> dict[str, Any]:
                 digest.update(chunk)
                 size += len(chunk)
     except OSError as exc:
-        raise LedgerError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return {"sha256": digest.hexdigest(), "size": size}
 
 
 def _check_member(info: tarfile.TarInfo, path: Path) -> str:
     where = f"{path}: member {info.name!r}"
     if info.issym() or info.islnk():
-        raise LedgerError(f"{where} is a link; refusing to extract")
+        raise BundleError(f"{where} is a link; refusing to extract")
     if info.isdev() or info.isfifo() or not (info.isfile() or info.isdir()):
-        raise LedgerError(f"{where} is not a regular file; refusing to extract")
+        raise BundleError(f"{where} is not a regular file; refusing to extract")
     return _safe_name(info.name.rstrip("/") if info.isdir() else info.name, where)
 
 
@@ -194,9 +194,9 @@ def open_bundle(path: Path, dest: Path, limits: BundleLimits | None = None
     """
     path, dest, limits = Path(path), Path(dest), limits or BundleLimits()
     if dest.exists() and any(dest.iterdir()):
-        raise LedgerError(f"{dest}: destination for the bundle is not empty")
+        raise BundleError(f"{dest}: destination for the bundle is not empty")
     if not path.is_file():
-        raise LedgerError(f"{path}: no such bundle")
+        raise BundleError(f"{path}: no such bundle")
     dest.mkdir(parents=True, exist_ok=True)
     staging = dest / ".incoming"
     digests: dict[str, str] = {}
@@ -207,27 +207,27 @@ def open_bundle(path: Path, dest: Path, limits: BundleLimits | None = None
             for count, info in enumerate(tar, start=1):
                 name = _check_member(info, path)
                 if count > limits.members:
-                    raise LedgerError(f"{path}: more than {limits.members} members")
+                    raise BundleError(f"{path}: more than {limits.members} members")
                 if info.isdir():
                     continue
                 if name in digests or (name == MANIFEST and manifest_bytes is not None):
-                    raise LedgerError(f"{path}: member {name!r} appears twice")
+                    raise BundleError(f"{path}: member {name!r} appears twice")
                 cap = MAX_MANIFEST_BYTES if name == MANIFEST else limits.member_bytes
                 if info.size > cap:
-                    raise LedgerError(f"{path}: member {name!r} is {info.size} bytes, more than "
+                    raise BundleError(f"{path}: member {name!r} is {info.size} bytes, more than "
                                       f"the {cap} allowed")
                 total += info.size
                 if total > limits.total_bytes:
-                    raise LedgerError(f"{path}: unpacks to more than {limits.total_bytes} bytes")
+                    raise BundleError(f"{path}: unpacks to more than {limits.total_bytes} bytes")
                 handle = tar.extractfile(info)
                 if name == MANIFEST:
                     manifest_bytes = handle.read() if handle else b""
                     continue
                 digests[name] = _stream(handle, staging / name, info.size)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise LedgerError(f"{path}: not a .tar.gz bundle or damaged ({exc})") from exc
+        raise BundleError(f"{path}: not a .tar.gz bundle or damaged ({exc})") from exc
     if manifest_bytes is None:
-        raise LedgerError(f"{path}: no {MANIFEST} in the bundle; not a gateledger bundle")
+        raise BundleError(f"{path}: no {MANIFEST} in the bundle; not a gateledger bundle")
     listed = _listed(path, manifest_bytes)
     problems: list[str] = []
     for name in sorted(digests):
@@ -262,7 +262,7 @@ def _stream(handle: Any, target: Path, size: int) -> str:
                 break
             written += len(chunk)
             if written > size:
-                raise LedgerError(f"member {target.name!r} is longer than its header says")
+                raise BundleError(f"member {target.name!r} is longer than its header says")
             digest.update(chunk)
             out.write(chunk)
     return digest.hexdigest()
@@ -273,8 +273,8 @@ def _listed(path: Path, data: bytes) -> dict[str, str]:
     try:
         manifest = loads_strict(data, f"{path}: {MANIFEST}", max_bytes=MAX_MANIFEST_BYTES)
         if manifest.get("format") != FORMAT:
-            raise LedgerError(f"{path}: {MANIFEST} format is {manifest.get('format')!r}, "
+            raise BundleError(f"{path}: {MANIFEST} format is {manifest.get('format')!r}, "
                               f"expected {FORMAT!r}")
         return {f["path"]: f["sha256"] for f in manifest["files"]}
     except (KeyError, TypeError, AttributeError) as exc:
-        raise LedgerError(f"{path}: {MANIFEST} is malformed ({exc})") from None
+        raise BundleError(f"{path}: {MANIFEST} is malformed ({exc})") from None

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError, LedgerError
 from ledger.store import Store
 from stages.lookup import Entry, all_decisions, all_manifests, all_runs
 
@@ -130,7 +130,7 @@ def runs_table(store: Store, *, campaign: str | None = None, stages: tuple[str, 
     """
     bad = sorted(set(statuses) - set(RUN_STATUSES))
     if bad:
-        raise LedgerError(f"--status {bad[0]!r} is not a run status ({', '.join(RUN_STATUSES)})")
+        raise ConfigError(f"--status {bad[0]!r} is not a run status ({', '.join(RUN_STATUSES)})")
     manifests = all_manifests(store)
     if campaign is not None:
         manifests = [m for m in manifests if m.body.get("campaign") == campaign]

@@ -31,7 +31,7 @@ from typing import Any
 from audit.evidence import Evidence
 from audit.reproduce import replay_log
 from audit.runs import RunCheck
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError, LedgerError
 from ledger.problems import Problem
 from runner.provenance import code_sha256
 from stages.plan import data_fingerprint
@@ -56,9 +56,9 @@ class SpotCheckRequest:
 
     def __post_init__(self) -> None:
         if not isinstance(self.count, int) or self.count < 1:
-            raise LedgerError(f"--reproduce must be a positive number of runs, not {self.count!r}")
+            raise ConfigError(f"--reproduce must be a positive number of runs, not {self.count!r}")
         if self.tolerance is not None and not self.tolerance >= 0:
-            raise LedgerError(f"--tolerance must be >= 0, not {self.tolerance!r}")
+            raise ConfigError(f"--tolerance must be >= 0, not {self.tolerance!r}")
 
 
 @dataclass(frozen=True)

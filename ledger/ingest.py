@@ -14,7 +14,7 @@ from typing import Any
 
 from ledger.binding import header_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError, LedgerError
 from ledger.manifest import declared_run_keys, load_manifest
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
 from ledger.store import Store
@@ -46,9 +46,9 @@ def _declared(store: Store, manifest: str, condition: Any, seed: Any, host: Any)
         _MANIFESTS[cache_key] = (body, declared_run_keys(body))
     body, declared = _MANIFESTS[cache_key]
     if condition is None or seed is None or host is None:
-        raise LedgerError("a run of a manifest needs --condition, --seed and --host")
+        raise ConfigError("a run of a manifest needs --condition, --seed and --host")
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise LedgerError(f"seed must be an integer, not {seed!r}")
+        raise ConfigError(f"seed must be an integer, not {seed!r}")
     key = run_key(condition, seed, host)
     if key not in declared:
         raise LedgerError(f"run {key} is not declared in manifest {manifest}")
@@ -212,11 +212,11 @@ def ingest(
     if not isinstance(raw, bytes | bytearray):
         raise LedgerError("raw log must be bytes")
     if fmt not in FORMATS:
-        raise LedgerError(f"unknown log format {fmt!r} (expected {' or '.join(FORMATS)})")
+        raise ConfigError(f"unknown log format {fmt!r} (expected {' or '.join(FORMATS)})")
     if status_override is not None and status_override not in STATUSES:
-        raise LedgerError(f"unknown status {status_override!r}")
+        raise ConfigError(f"unknown status {status_override!r}")
     if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
-        raise LedgerError(f"gpus must be a positive integer, not {gpus!r}")
+        raise ConfigError(f"gpus must be a positive integer, not {gpus!r}")
     raw = bytes(raw)
     parsed = parse_raw_log(raw, fmt)
     check_log(parsed)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ledger.canonical import canonical_bytes, sha256_hex
-from ledger.errors import IntegrityError, LedgerError
+from ledger.errors import ConfigError, IntegrityError, LedgerError, SigningKeyError
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.problems import Problem
 
@@ -52,7 +52,7 @@ def key_dir() -> Path:
 def check_key_name(name: str) -> str:
     """Key names become file names: letters, digits, `.`, `_`, `-` only."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise LedgerError(
+        raise ConfigError(
             f"bad key name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)"
         )
     return name
@@ -154,7 +154,7 @@ def _passphrase(name: str, given: str | None) -> str:
         return env
     if sys.stdin is not None and sys.stdin.isatty():
         return getpass.getpass(f"passphrase for key {name}: ")
-    raise LedgerError(f"key {name} is encrypted: set LEDGER_PASSPHRASE")
+    raise SigningKeyError(f"key {name} is encrypted: set LEDGER_PASSPHRASE")
 
 
 def load_signing_key(
@@ -166,25 +166,25 @@ def load_signing_key(
     try:
         pem = pem_path.read_bytes()
     except FileNotFoundError:
-        raise LedgerError(
+        raise SigningKeyError(
             f"no key {name} at {pem_path}: run `ledger keygen --name {name}`"
         ) from None
     except OSError as exc:
-        raise LedgerError(f"cannot read key {pem_path}: {exc.strerror or exc}") from None
+        raise SigningKeyError(f"cannot read key {pem_path}: {exc.strerror or exc}") from None
     encrypted = b"ENCRYPTED" in pem.split(b"\n", 1)[0]
     password = _passphrase(name, passphrase).encode() if encrypted else None
     if encrypted and not password:
-        raise LedgerError(f"key {name} is encrypted: set LEDGER_PASSPHRASE")
+        raise SigningKeyError(f"key {name} is encrypted: set LEDGER_PASSPHRASE")
     try:
         private = serialization.load_pem_private_key(pem, password=password)
     except (ValueError, RecursionError) as exc:
         if encrypted:
-            raise LedgerError(f"wrong passphrase for key {name}") from None
-        raise LedgerError(f"key file {pem_path} is not a valid PEM key: {exc}") from None
+            raise SigningKeyError(f"wrong passphrase for key {name}") from None
+        raise SigningKeyError(f"key file {pem_path} is not a valid PEM key: {exc}") from None
     except TypeError as exc:
-        raise LedgerError(f"key file {pem_path} cannot be loaded: {exc}") from None
+        raise SigningKeyError(f"key file {pem_path} cannot be loaded: {exc}") from None
     if not isinstance(private, Ed25519PrivateKey):
-        raise LedgerError(f"key file {pem_path} is not an Ed25519 key")
+        raise SigningKeyError(f"key file {pem_path} is not an Ed25519 key")
     created = _created_at(pub_path, pem_path)
     return SigningKey(name, private, created)
 
@@ -342,9 +342,9 @@ def _read_defaults() -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        raise LedgerError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if not isinstance(data, dict):
-        raise LedgerError(f"{path} must be a JSON object of store folder -> key name")
+        raise ConfigError(f"{path} must be a JSON object of store folder -> key name")
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -365,8 +365,8 @@ def set_default_key(store_root: Path | str, name: str) -> Path:
     """
     check_key_name(name)
     if not (key_dir() / f"{name}.pem").is_file():
-        raise LedgerError(f"no private key {name} in {key_dir()}: run `ledger keygen --name "
-                          f"{name}` first")
+        raise SigningKeyError(f"no private key {name} in {key_dir()}: run `ledger keygen --name "
+                              f"{name}` first")
     defaults = _read_defaults()
     defaults[_store_key(store_root)] = name
     path = _defaults_path()

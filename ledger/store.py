@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
-from ledger.errors import IntegrityError, LedgerError
+from ledger.errors import IntegrityError, LedgerError, SigningKeyError
 from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
 from ledger.journal import Journal
 from ledger.keys import Keyring, SigningKey
@@ -259,8 +259,8 @@ class Store:
         if kind != "revocation":
             when = self.revoked(key.key_id)
             if when is not None:
-                raise LedgerError(f"key {key.name} ({key.key_id}) was revoked at {when}: sign "
-                                  f"with another key (`ledger keygen`)")
+                raise SigningKeyError(f"key {key.name} ({key.key_id}) was revoked at {when}: sign "
+                                      f"with another key (`ledger keygen`)")
         obj = sign_object(kind, body, key)
         data = canonical_bytes(obj)
         if not self.keyring().has(key.key_id):

@@ -45,7 +45,7 @@ from rfc3161_client import (
 )
 
 from ledger.canonical import canonical_bytes, is_object_id
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError, LedgerError
 from ledger.fsutil import atomic_write
 from ledger.jsonsafe import loads_strict
 from ledger.problems import Problem
@@ -88,7 +88,7 @@ def configured_tsas(store: Store) -> list[str]:
         raise LedgerError(f"cannot read {path}: {exc.strerror or exc}") from None
     urls = settings.get("tsa", []) if isinstance(settings, dict) else None
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-        raise LedgerError(f"{path}: key 'tsa' must be a list of URLs")
+        raise ConfigError(f"{path}: key 'tsa' must be a list of URLs")
     return urls
 
 
@@ -111,7 +111,7 @@ def set_tsas(store: Store, urls: Iterable[str]) -> list[str]:
 def check_url(url: str) -> str:
     """A TSA URL must be http(s)://... (LedgerError naming it otherwise)."""
     if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
-        raise LedgerError(f"--tsa {url!r}: not an http:// or https:// URL")
+        raise ConfigError(f"--tsa {url!r}: not an http:// or https:// URL")
     return url
 
 

@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import CampaignError, ConfigError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.store import Store
@@ -103,7 +103,7 @@ def greedy_search(
 ) -> dict[str, Any]:
     """Greedy one-factor-at-a-time search, one audited manifest per step (resumable)."""
     if not campaign.factors:
-        raise LedgerError(f"{campaign.path}: greedy search needs [factors]")
+        raise CampaignError(f"{campaign.path}: greedy search needs [factors]")
     label = budget_label(budget_s)
     if start:
         incumbent = named_condition(campaign, start)
@@ -118,7 +118,7 @@ def greedy_search(
         else:
             coded = {k: int(v) for k, v in incumbent.coded.items() if v in (-1, 1)}
             if set(coded) != {f.letter for f in campaign.factors}:
-                raise LedgerError(f"greedy start {incumbent.name!r} is not at factor levels")
+                raise CampaignError(f"greedy start {incumbent.name!r} is not at factor levels")
             coded[letter] = -coded[letter]
             challenger = point_condition(campaign.base, campaign.factors, coded,
                                          point_name(coded), "baseline")
@@ -180,7 +180,7 @@ def random_search(
     per_condition = len(cells) * budget_s / 3600.0
     n = int(math.floor(gpu_hours / per_condition + 1e-9))
     if n < 1:
-        raise LedgerError(
+        raise ConfigError(
             f"{gpu_hours:.4g} GPU-hours do not buy one condition at {budget_s:g} s x "
             f"{len(cells)} cells ({per_condition:.4g} GPU-hours each)"
         )

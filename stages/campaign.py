@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import CampaignError, LedgerError
 from ledger.jsonsafe import MAX_DEPTH, depth_of
 from ledger.rawlog import METRICS
 from runner.config import DEFAULTS
@@ -124,13 +124,13 @@ class Campaign:
             if spec.name == name:
                 return spec
         known = ", ".join(s.name for s in self.stages)
-        raise LedgerError(f"{self.path}: no stage named {name!r} (stages: {known})")
+        raise CampaignError(f"{self.path}: no stage named {name!r} (stages: {known})")
 
     def factor(self, letter: str) -> Factor:
         for f in self.factors:
             if f.letter == letter:
                 return f
-        raise LedgerError(f"{self.path}: no factor {letter!r}")
+        raise CampaignError(f"{self.path}: no factor {letter!r}")
 
     @property
     def factor_table(self) -> dict[str, dict[str, Any]]:
@@ -140,17 +140,17 @@ class Campaign:
 def parse_budget(value: Any, where: str) -> float:
     """Budget strings `90s`, `2m`, `12h` or plain seconds -> seconds (float > 0)."""
     if isinstance(value, bool):
-        raise LedgerError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
+        raise CampaignError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
         match = _BUDGET.match(str(value))
         if not match:
-            raise LedgerError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
+            raise CampaignError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
         unit = {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
         seconds = float(match.group(1)) * unit
     if not math.isfinite(seconds) or seconds <= 0:
-        raise LedgerError(f"{where}: budget must be positive, not {value!r}")
+        raise CampaignError(f"{where}: budget must be positive, not {value!r}")
     return seconds
 
 
@@ -172,9 +172,9 @@ def load_campaign(path: str | Path) -> Campaign:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LedgerError(f"campaign file not found: {path}") from None
+        raise CampaignError(f"campaign file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise LedgerError(f"cannot read campaign file {path}: {exc}") from None
+        raise CampaignError(f"cannot read campaign file {path}: {exc}") from None
     return parse_campaign(text, path)
 
 
@@ -182,33 +182,33 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
     """Parse campaign TOML text (see DESIGN §6); raises LedgerError naming file and key."""
     path = Path(path)
     if len(text) > MAX_CAMPAIGN_BYTES:
-        raise LedgerError(f"{path}: {len(text)} characters, more than the "
-                          f"{MAX_CAMPAIGN_BYTES} a campaign file may have")
+        raise CampaignError(f"{path}: {len(text)} characters, more than the "
+                            f"{MAX_CAMPAIGN_BYTES} a campaign file may have")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise LedgerError(f"{path}: malformed TOML: {exc}") from None
+        raise CampaignError(f"{path}: malformed TOML: {exc}") from None
     except RecursionError:
-        raise LedgerError(f"{path}: nested too deeply to be a campaign file") from None
+        raise CampaignError(f"{path}: nested too deeply to be a campaign file") from None
     if depth_of(doc) > MAX_DEPTH:
-        raise LedgerError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+        raise CampaignError(f"{path}: nested more than {MAX_DEPTH} levels deep")
     _reject_unknown(doc, TOP_KEYS, f"{path}", "top-level table")
 
     head = _table(doc, "campaign", path, required=True)
     _reject_unknown(head, CAMPAIGN_KEYS, f"{path}: [campaign]", "key")
     name = head.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise LedgerError(f"{path}: [campaign] name must be a non-empty string")
+        raise CampaignError(f"{path}: [campaign] name must be a non-empty string")
     metric = head.get("metric", "val_bpb")
     if metric not in METRICS:
-        raise LedgerError(f"{path}: [campaign] metric {metric!r} is not one the runner reports "
-                          f"({', '.join(METRICS)})")
+        raise CampaignError(f"{path}: [campaign] metric {metric!r} is not one the runner reports "
+                            f"({', '.join(METRICS)})")
     runner = head.get("runner")
     if runner is not None:
         runner = _validate_runner(runner, path)
     data = head.get("data")
     if data is not None and not isinstance(data, str):
-        raise LedgerError(f"{path}: [campaign] data must be a path string")
+        raise CampaignError(f"{path}: [campaign] data must be a path string")
 
     base = dict(_table(doc, "base", path))
     factors = _parse_factors(_table(doc, "factors", path), path)
@@ -240,26 +240,26 @@ def _check_runner_keys(
     known = ", ".join(DEFAULTS)
     for key in base:
         if key not in DEFAULTS:
-            raise LedgerError(f"{path}: [base] {key!r} is not a runner config key (known: {known})")
+            raise CampaignError(f"{path}: [base] {key!r} is not a runner config key (known: {known})")
     for factor in factors:
         if factor.key not in DEFAULTS:
-            raise LedgerError(f"{path}: [factors] {factor.letter}.key {factor.key!r} is not a "
-                              f"runner config key (known: {known})")
+            raise CampaignError(f"{path}: [factors] {factor.letter}.key {factor.key!r} is not a "
+                                f"runner config key (known: {known})")
     for name, overrides in named.items():
         for key in overrides:
             if key not in DEFAULTS:
-                raise LedgerError(f"{path}: [conditions] {name}: {key!r} is not a runner config "
-                                  f"key or a factor letter (known: {known})")
+                raise CampaignError(f"{path}: [conditions] {name}: {key!r} is not a runner config "
+                                    f"key or a factor letter (known: {known})")
 
 
 def _table(doc: dict, key: str, path: Path, required: bool = False) -> dict[str, Any]:
     value = doc.get(key)
     if value is None:
         if required:
-            raise LedgerError(f"{path}: missing [{key}] table")
+            raise CampaignError(f"{path}: missing [{key}] table")
         return {}
     if not isinstance(value, dict):
-        raise LedgerError(f"{path}: [{key}] must be a table")
+        raise CampaignError(f"{path}: [{key}] must be a table")
     return value
 
 
@@ -267,17 +267,17 @@ def _reject_unknown(table: dict, allowed: set[str], where: str, what: str) -> No
     for key in table:
         if key not in allowed:
             known = ", ".join(sorted(allowed))
-            raise LedgerError(f"{where}: unknown {what} {key!r} (known: {known})")
+            raise CampaignError(f"{where}: unknown {what} {key!r} (known: {known})")
 
 
 def _validate_runner(runner: Any, path: Path) -> dict[str, Any]:
     if not isinstance(runner, dict) or not isinstance(runner.get("command"), str):
-        raise LedgerError(f"{path}: [campaign] runner must be {{ command = '...', format = ... }}")
+        raise CampaignError(f"{path}: [campaign] runner must be {{ command = '...', format = ... }}")
     fmt = runner.get("format", "autoresearch")
     if fmt not in ("autoresearch", "jsonl"):
-        raise LedgerError(f"{path}: [campaign] runner.format must be 'autoresearch' or 'jsonl'")
+        raise CampaignError(f"{path}: [campaign] runner.format must be 'autoresearch' or 'jsonl'")
     if "{config}" not in runner["command"]:
-        raise LedgerError(f"{path}: [campaign] runner.command must contain {{config}}")
+        raise CampaignError(f"{path}: [campaign] runner.command must contain {{config}}")
     return {"command": runner["command"], "format": fmt}
 
 
@@ -287,21 +287,21 @@ def _parse_factors(table: dict, path: Path) -> list[Factor]:
     for letter, spec in table.items():
         where = f"{path}: [factors] {letter}"
         if len(letter) != 1 or letter not in LETTERS:
-            raise LedgerError(f"{where}: factor names are single letters A-H")
+            raise CampaignError(f"{where}: factor names are single letters A-H")
         if not isinstance(spec, dict) or set(spec) - {"key", "levels"}:
-            raise LedgerError(f"{where}: must be {{ key = '...', levels = [low, high] }}")
+            raise CampaignError(f"{where}: must be {{ key = '...', levels = [low, high] }}")
         key, levels = spec.get("key"), spec.get("levels")
         if not isinstance(key, str) or not key:
-            raise LedgerError(f"{where}.key must be a runner config key")
+            raise CampaignError(f"{where}.key must be a runner config key")
         if not isinstance(levels, list) or len(levels) != 2 or levels[0] == levels[1]:
-            raise LedgerError(f"{where}.levels must be two different values [low, high]")
+            raise CampaignError(f"{where}.levels must be two different values [low, high]")
         if key in seen_keys:
-            raise LedgerError(f"{where}.key {key!r} is already screened by another factor")
+            raise CampaignError(f"{where}.key {key!r} is already screened by another factor")
         seen_keys.add(key)
         factors.append(Factor(letter, key, levels[0], levels[1]))
     letters = [f.letter for f in factors]
     if letters != sorted(letters) or letters != list(LETTERS[: len(letters)]):
-        raise LedgerError(f"{path}: [factors] must be named A, B, C, ... in order without gaps")
+        raise CampaignError(f"{path}: [factors] must be named A, B, C, ... in order without gaps")
     return factors
 
 
@@ -312,14 +312,14 @@ def _parse_named(table: dict, factors: list[Factor], path: Path) -> dict[str, di
     for name, spec in table.items():
         where = f"{path}: [conditions] {name}"
         if not isinstance(spec, dict):
-            raise LedgerError(f"{where}: must be a table of overrides or coded levels")
+            raise CampaignError(f"{where}: must be a table of overrides or coded levels")
         if name in ("best",):
-            raise LedgerError(f"{where}: 'best' is reserved for checks")
+            raise CampaignError(f"{where}: 'best' is reserved for checks")
         overrides: dict[str, Any] = {}
         for key, value in spec.items():
             if key in by_letter:
                 if value not in (-1, 1):
-                    raise LedgerError(f"{where}.{key}: coded levels are -1 or 1, not {value!r}")
+                    raise CampaignError(f"{where}.{key}: coded levels are -1 or 1, not {value!r}")
                 overrides[by_letter[key].key] = by_letter[key].level(value)
             else:
                 overrides[key] = value
@@ -331,19 +331,19 @@ def _parse_stages(
     raw_stages: Any, factors: list[Factor], named: dict[str, dict], path: Path
 ) -> list[StageSpec]:
     if not isinstance(raw_stages, list) or not raw_stages:
-        raise LedgerError(f"{path}: at least one [[stages]] table is required")
+        raise CampaignError(f"{path}: at least one [[stages]] table is required")
     stages: list[StageSpec] = []
     names: set[str] = set()
     for i, raw in enumerate(raw_stages):
         where = f"{path}: stages[{i}]"
         if not isinstance(raw, dict):
-            raise LedgerError(f"{where}: must be a table")
+            raise CampaignError(f"{where}: must be a table")
         name = raw.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise LedgerError(f"{where}.name must be a simple name like 'screen-2m'")
+            raise CampaignError(f"{where}.name must be a simple name like 'screen-2m'")
         where = f"{path}: stage {name!r}"
         if name in names:
-            raise LedgerError(f"{where}: duplicate stage name")
+            raise CampaignError(f"{where}: duplicate stage name")
         names.add(name)
         _reject_unknown(raw, STAGE_KEYS, where, "key")
         budget = parse_budget(raw.get("budget"), f"{where}.budget")
@@ -358,58 +358,58 @@ def _validate_stage(
     design = raw.get("design")
     if design is not None:
         if design not in ("full", "fractional"):
-            raise LedgerError(f"{where}.design must be 'full' or 'fractional'")
+            raise CampaignError(f"{where}.design must be 'full' or 'fractional'")
         if not factors:
-            raise LedgerError(f"{where}.design needs a [factors] table")
+            raise CampaignError(f"{where}.design needs a [factors] table")
         if design == "fractional" and "runs" not in raw and "generators" not in raw:
-            raise LedgerError(f"{where}: a fractional design needs runs = N or generators")
+            raise CampaignError(f"{where}: a fractional design needs runs = N or generators")
     runs = raw.get("runs")
     if runs is not None and (not isinstance(runs, int) or runs < 2 or runs & (runs - 1)):
-        raise LedgerError(f"{where}.runs must be a power of two >= 2")
+        raise CampaignError(f"{where}.runs must be a power of two >= 2")
     gens = raw.get("generators")
     if gens is not None and (not isinstance(gens, list) or not all(isinstance(g, str) for g in gens)):
-        raise LedgerError(f"{where}.generators must be a list like ['E=ABCD']")
+        raise CampaignError(f"{where}.generators must be a list like ['E=ABCD']")
     for key in ("seeds",):
         value = raw.get(key, [0])
         if not isinstance(value, list) or not value or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise LedgerError(f"{where}.{key} must be a non-empty list of integers")
+            raise CampaignError(f"{where}.{key} must be a non-empty list of integers")
         if len(set(value)) != len(value):
-            raise LedgerError(f"{where}.{key} has duplicates")
+            raise CampaignError(f"{where}.{key} has duplicates")
     hosts = raw.get("hosts", ["local"])
     if not isinstance(hosts, list) or not hosts or not all(
         isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", h) for h in hosts
     ):
-        raise LedgerError(f"{where}.hosts must be a non-empty list of simple host names")
+        raise CampaignError(f"{where}.hosts must be a non-empty list of simple host names")
     if len(set(hosts)) != len(hosts):
-        raise LedgerError(f"{where}.hosts has duplicates")
+        raise CampaignError(f"{where}.hosts has duplicates")
     parent = raw.get("from")
     if parent is not None and parent not in earlier - {raw["name"]}:
-        raise LedgerError(f"{where}.from names {parent!r}, which is not an earlier stage")
+        raise CampaignError(f"{where}.from names {parent!r}, which is not an earlier stage")
     add = raw.get("add", [])
     if not isinstance(add, list):
-        raise LedgerError(f"{where}.add must be a list of condition names")
+        raise CampaignError(f"{where}.add must be a list of condition names")
     for item in add:
         if item not in named:
-            raise LedgerError(f"{where}.add names {item!r}, which is not in [conditions]")
+            raise CampaignError(f"{where}.add names {item!r}, which is not in [conditions]")
     if design is None and parent is None and not add:
-        raise LedgerError(f"{where}: no candidates (set design, from or add)")
+        raise CampaignError(f"{where}: no candidates (set design, from or add)")
     gpus = raw.get("gpus", 1)
     if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
-        raise LedgerError(f"{where}.gpus must be a positive integer")
+        raise CampaignError(f"{where}.gpus must be a positive integer")
     rule = raw.get("rule", {})
     checks = raw.get("checks", [])
     if not isinstance(checks, list):
-        raise LedgerError(f"{where}.checks must be a list of tables")
+        raise CampaignError(f"{where}.checks must be a list of tables")
     try:
         validate_rule(rule)
         validate_checks(checks)
     except LedgerError as exc:
-        raise LedgerError(f"{where}: {exc}") from None
+        raise CampaignError(f"{where}: {exc}") from None
     for name in rule.get("keep", []):
         if name not in named:
-            raise LedgerError(f"{where}.rule.keep names {name!r}, which is not in [conditions]")
+            raise CampaignError(f"{where}.rule.keep names {name!r}, which is not in [conditions]")
     for j, check in enumerate(checks):
         if not isinstance(check, dict) or not {"name", "a", "b", "within"} <= set(check):
-            raise LedgerError(f"{where}.checks[{j}] needs name, a, b and within")
+            raise CampaignError(f"{where}.checks[{j}] needs name, a, b and within")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import canonical_bytes, sha256_hex
-from ledger.errors import LedgerError
+from ledger.errors import CampaignError, LedgerError
 from stages.campaign import Campaign, Factor, StageSpec
 from stages.designs import design_for_runs, fractional, point_name
 
@@ -83,7 +83,7 @@ def point_condition(
 
 def named_condition(campaign: Campaign, name: str) -> Condition:
     if name not in campaign.named:
-        raise LedgerError(f"{campaign.path}: no condition named {name!r} in [conditions]")
+        raise CampaignError(f"{campaign.path}: no condition named {name!r} in [conditions]")
     return make_condition(campaign.base, campaign.factors, campaign.named[name], name, "named")
 
 
@@ -99,9 +99,9 @@ def stage_design(campaign: Campaign, stage: StageSpec):
         else:
             design = design_for_runs(k, stage.raw["runs"])
     except LedgerError as exc:
-        raise LedgerError(f"{campaign.path}: stage {stage.name!r}: {exc}") from None
+        raise CampaignError(f"{campaign.path}: stage {stage.name!r}: {exc}") from None
     if stage.design != "full" and "runs" in stage.raw and len(design.runs) != stage.raw["runs"]:
-        raise LedgerError(
+        raise CampaignError(
             f"{campaign.path}: stage {stage.name!r}.runs is {stage.raw['runs']} but the "
             f"generators give {len(design.runs)} runs"
         )

@@ -17,7 +17,7 @@ from itertools import combinations
 
 import numpy as np
 
-from ledger.errors import LedgerError
+from ledger.errors import CampaignError, LedgerError
 
 LETTERS = "ABCDEFGH"
 
@@ -53,7 +53,7 @@ def roman(resolution: int | None) -> str:
 
 def _check_k(k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(LETTERS):
-        raise LedgerError(f"design: number of factors k={k!r} must be an integer 1..{len(LETTERS)}")
+        raise CampaignError(f"design: number of factors k={k!r} must be an integer 1..{len(LETTERS)}")
 
 
 def full_factorial(k: int) -> list[dict[str, int]]:
@@ -86,23 +86,23 @@ def parse_generator(text: str, k: int, p: int) -> tuple[str, str, int]:
     """Parse "E=ABCD" or "E=-ABCD" into (generated letter, base word, sign), validated."""
     m = re.fullmatch(r"\s*([A-Za-z])\s*=\s*([+-]?)\s*([A-Za-z]+)\s*", str(text))
     if not m:
-        raise LedgerError(f"generator {text!r}: expected the form 'E=ABCD' or 'E=-ABCD'")
+        raise CampaignError(f"generator {text!r}: expected the form 'E=ABCD' or 'E=-ABCD'")
     lhs, sign, rhs = m.group(1).upper(), m.group(2), m.group(3).upper()
     base = LETTERS[: k - p]
     generated = LETTERS[k - p : k]
     if lhs not in LETTERS[:k]:
-        raise LedgerError(f"generator {text!r}: factor {lhs} is outside A..{LETTERS[k - 1]}")
+        raise CampaignError(f"generator {text!r}: factor {lhs} is outside A..{LETTERS[k - 1]}")
     if lhs in base:
-        raise LedgerError(
+        raise CampaignError(
             f"generator {text!r}: {lhs} is a base factor; generated factors are {generated}"
         )
     if len(set(rhs)) != len(rhs):
-        raise LedgerError(f"generator {text!r}: duplicate letter in {rhs}")
+        raise CampaignError(f"generator {text!r}: duplicate letter in {rhs}")
     bad = [c for c in rhs if c not in base]
     if bad:
-        raise LedgerError(f"generator {text!r}: {''.join(bad)} not among the base factors {base}")
+        raise CampaignError(f"generator {text!r}: {''.join(bad)} not among the base factors {base}")
     if len(rhs) < 2:
-        raise LedgerError(f"generator {text!r}: needs at least two base factors")
+        raise CampaignError(f"generator {text!r}: needs at least two base factors")
     return lhs, "".join(sorted(rhs)), -1 if sign == "-" else 1
 
 
@@ -149,26 +149,26 @@ def fractional(k: int, p: int, generators: list[str] | None = None) -> Design:
     """Build a 2^(k-p) design; generators default to the minimum-aberration table."""
     _check_k(k)
     if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < k:
-        raise LedgerError(f"design: p={p!r} must be an integer 0..{k - 1}")
+        raise CampaignError(f"design: p={p!r} must be an integer 0..{k - 1}")
     if generators is None:
         if p == 0:
             generators = []
         elif (k, p) in DEFAULT_GENERATORS:
             generators = DEFAULT_GENERATORS[(k, p)]
         else:
-            raise LedgerError(
+            raise CampaignError(
                 f"design 2^({k}-{p}): no default generators (2^{k - p} runs cannot hold {k} "
                 "factors at resolution III or more); give 'generators'"
             )
     if len(generators) != p:
-        raise LedgerError(
+        raise CampaignError(
             f"design 2^({k}-{p}): needs exactly {p} generators, got {len(generators)}"
         )
     parsed = [parse_generator(g, k, p) for g in generators]
     seen = [g[0] for g in parsed]
     dup = sorted({x for x in seen if seen.count(x) > 1})
     if dup:
-        raise LedgerError(f"design 2^({k}-{p}): factor {dup[0]} is generated twice")
+        raise CampaignError(f"design 2^({k}-{p}): factor {dup[0]} is generated twice")
     parsed.sort()
     # Defining words: I = (sign) RHS*LHS for each generator, closed under multiplication.
     gen_words = [("-" if s < 0 else "") + multiply(rhs, lhs) for lhs, rhs, s in parsed]
@@ -210,11 +210,11 @@ def parse_design_spec(spec: str) -> tuple[int, int]:
     text = str(spec).replace(" ", "")
     m = re.fullmatch(r"2\^\((\d+)-(\d+)\)", text) or re.fullmatch(r"2\^(\d+)(?:-(\d+))?", text)
     if not m:
-        raise LedgerError(f"design spec {spec!r}: expected '2^(k-p)' or '2^k'")
+        raise CampaignError(f"design spec {spec!r}: expected '2^(k-p)' or '2^k'")
     k, p = int(m.group(1)), int(m.group(2) or 0)
     _check_k(k)
     if not 0 <= p < k:
-        raise LedgerError(f"design spec {spec!r}: p must be 0..{k - 1}")
+        raise CampaignError(f"design spec {spec!r}: p must be 0..{k - 1}")
     return k, p
 
 
@@ -222,9 +222,9 @@ def design_for_runs(k: int, runs: int, generators: list[str] | None = None) -> D
     """The 2^(k-p) design with `runs` runs (p = k - log2 runs): campaigns state run counts."""
     _check_k(k)
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2 or runs & (runs - 1):
-        raise LedgerError(f"design: runs={runs!r} must be a power of two >= 2")
+        raise CampaignError(f"design: runs={runs!r} must be a power of two >= 2")
     if runs > 2**k:
-        raise LedgerError(f"design: runs={runs} exceeds the full factorial 2^{k}={2**k}")
+        raise CampaignError(f"design: runs={runs} exceeds the full factorial 2^{k}={2**k}")
     return fractional(k, k - (runs.bit_length() - 1), generators)
 
 

@@ -36,7 +36,7 @@ from statistics import NormalDist, fmean
 from typing import Any
 
 from ledger.canonical import canonical_bytes, sha256_hex
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError, LedgerError
 from ledger.fsutil import atomic_write
 from stages.campaign import Campaign
 from stages.conditions import Condition, design_conditions, named_condition, point_condition
@@ -457,7 +457,7 @@ def parse_against(text: str | Sequence[str] | None) -> list[str]:
     items = [t for t in items if t and t != "none"]
     for item in items:
         if item not in METHODS:
-            raise LedgerError(f"--against: unknown method {item!r} (known: {', '.join(METHODS)})")
+            raise ConfigError(f"--against: unknown method {item!r} (known: {', '.join(METHODS)})")
     return list(dict.fromkeys(items))
 
 
@@ -491,7 +491,7 @@ def evaluate(
         Optuna missing for an Optuna baseline.
     """
     if not isinstance(trials, int) or trials < 1:
-        raise LedgerError(f"--trials must be a positive integer, not {trials!r}")
+        raise ConfigError(f"--trials must be a positive integer, not {trials!r}")
     against = parse_against(list(against))
     stages = campaign.stages
     final = stages[-1]

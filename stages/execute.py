@@ -15,7 +15,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError, LedgerError
 from ledger.fsutil import ensure_dir
 from ledger.ingest import ingest, is_recorded, record_run_start, recorded_runs
 from ledger.rawlog import failure_reason as rawlog_failure_reason
@@ -99,10 +99,10 @@ def select_host_block(
     hosts = sorted({t.host for t in tasks})
     if host is not None:
         if host not in hosts:
-            raise LedgerError(f"host {host!r} has no runs in this stage (hosts: {', '.join(hosts)})")
+            raise ConfigError(f"host {host!r} has no runs in this stage (hosts: {', '.join(hosts)})")
         return [t for t in tasks if t.host == host], [h for h in hosts if h != host]
     if executor != "sim" and len(hosts) > 1:
-        raise LedgerError(
+        raise ConfigError(
             f"this stage runs on hosts {', '.join(hosts)}: pass --host NAME to run one host "
             f"block here (each host runs its own block and writes its own journal)"
         )

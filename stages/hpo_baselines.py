@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError, LedgerError
 
 METHODS = ("successive-halving", "hyperband", "random")
 
@@ -64,9 +64,9 @@ def rung_steps(max_step: int, eta: int) -> list[int]:
     Every rung of every Hyperband bracket (min_resource 1) lies on this grid.
     """
     if max_step < 1:
-        raise LedgerError(f"max step {max_step} must be >= 1")
+        raise ConfigError(f"max step {max_step} must be >= 1")
     if eta < 2:
-        raise LedgerError(f"reduction factor (eta) {eta} must be >= 2")
+        raise ConfigError(f"reduction factor (eta) {eta} must be >= 2")
     steps, s = [], 1
     while s < max_step:
         steps.append(s)
@@ -128,7 +128,7 @@ def optuna_halving(
         pruner = optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max_step, reduction_factor=eta)
     else:
-        raise LedgerError(f"unknown halving method {method!r}")
+        raise ConfigError(f"unknown halving method {method!r}")
     steps = rung_steps(max_step, eta)
     labels = [str(i) for i in range(n_candidates)]
     verbosity = optuna.logging.get_verbosity()

@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import AlreadyFrozen, CampaignError, ConfigError, LedgerError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.seeds import seed_plan
@@ -65,7 +65,7 @@ def check_matches(campaign: Campaign, stage: StageSpec, manifest: Entry) -> None
     if diffs:
         key, old, new = diffs[0]
         key = key.removeprefix("stage.")
-        raise LedgerError(
+        raise CampaignError(
             f"{campaign.path}: stage {stage.name!r} key {key!r} differs from its frozen "
             f"manifest {manifest.id[:12]} (frozen: {old!r}, file: {new!r}); the manifest is the "
             f"rule: restore the file or re-freeze with --amend"
@@ -256,7 +256,7 @@ def analysis_plan(
                     method="lenth" if saturated and len(stage.cells) == 1 else "ols")
     if "fdr" in stage.rule and (not plan["terms"] or plan["post_selection"]):
         what = plan["structure"]["label"] if plan["structure"] else f"{len(points)} design points"
-        raise LedgerError(
+        raise CampaignError(
             f"{campaign.path}: stage {stage.name!r} rule key 'fdr': its effect set ({what}) is "
             f"not an orthogonal design, so its effects are post-selection and get no BH test; "
             f"give the stage a design or remove 'fdr'"
@@ -282,7 +282,7 @@ def build_plan(
     plan = stage_plan(campaign, stage, parent, runner=runner_identity(campaign),
                       data_sha256=data_sha)
     if data_sha is None and not campaign.runner and not for_simulation:
-        raise LedgerError(
+        raise CampaignError(
             f"{campaign.path}: stage {stage.name!r}: the data set {data_path} does not exist or "
             f"holds no text; prepare it with `dvc repro corpus` (or `python -m runner.data "
             f"prepare --out {DEFAULT_DATA}`), or pass --data PATH"
@@ -344,7 +344,7 @@ def runner_config(campaign: Campaign, name: str, config: dict[str, Any]) -> dict
     try:
         return resolve(config, f"{campaign.path}: condition {name!r}")
     except UsageError as exc:
-        raise LedgerError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
 
 
 def check_rule_names(campaign: Campaign, stage: StageSpec, conds: list[Condition]) -> None:
@@ -359,8 +359,8 @@ def check_rule_names(campaign: Campaign, stage: StageSpec, conds: list[Condition
         used += [(f"checks[{i}].{side}", check.get(side)) for side in ("a", "b")]
     for key, name in used:
         if (name != "best" or not key.startswith("checks")) and name not in names:
-            raise LedgerError(f"{where}.{key} names {name!r}, which is not a candidate of "
-                              f"this stage (candidates: {', '.join(sorted(names))})")
+            raise CampaignError(f"{where}.{key} names {name!r}, which is not a candidate of "
+                                f"this stage (candidates: {', '.join(sorted(names))})")
 
 
 def freeze_stage(
@@ -383,7 +383,7 @@ def freeze_stage(
     if existing is not None and not amend:
         diffs = spec_differences(existing.body.get("spec", {}), stage_spec(campaign, stage))
         hint = f" (the file now differs at {diffs[0][0]!r})" if diffs else ""
-        raise LedgerError(
+        raise AlreadyFrozen(
             f"stage {stage.name!r} is already frozen as manifest {existing.id[:12]}{hint}; "
             f"use --amend to replace it (audit reports amendments)"
         )

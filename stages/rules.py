@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import product
 
-from ledger.errors import LedgerError
+from ledger.errors import CampaignError
 from stages.designs import point_name
 from stages.stats import ConditionSummary, EffectsResult, bh, clean
 
@@ -54,17 +54,17 @@ def _num(rule_key: str, value: object, *, integer: bool = False, low: float = 0.
     ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
     if not ok or clean(value) is None or float(value) < low:  # type: ignore[arg-type]
         kind = "an integer" if integer else "a number"
-        raise LedgerError(f"rule key {rule_key!r}: {value!r} must be {kind} >= {low:g}")
+        raise CampaignError(f"rule key {rule_key!r}: {value!r} must be {kind} >= {low:g}")
     return value  # type: ignore[return-value]
 
 
 def validate_rule(rule: dict) -> dict:
     """Check the rule's keys and value types; return it unchanged (LedgerError names the key)."""
     if not isinstance(rule, dict):
-        raise LedgerError(f"rule must be a table of keys, got {type(rule).__name__}")
+        raise CampaignError(f"rule must be a table of keys, got {type(rule).__name__}")
     for key in rule:
         if key not in RULE_KEYS:
-            raise LedgerError(f"unknown rule key {key!r} (known: {', '.join(RULE_KEYS)})")
+            raise CampaignError(f"unknown rule key {key!r} (known: {', '.join(RULE_KEYS)})")
     if "top_k" in rule:
         _num("top_k", rule["top_k"], integer=True, low=1)
     if "within" in rule:
@@ -72,31 +72,31 @@ def validate_rule(rule: dict) -> dict:
     if "min_cells" in rule:
         _num("min_cells", rule["min_cells"], integer=True, low=1)
     if "failed" in rule and rule["failed"] not in FAILED_POLICIES:
-        raise LedgerError(
+        raise CampaignError(
             f"rule key 'failed': {rule['failed']!r} must be one of {', '.join(FAILED_POLICIES)}"
         )
     if "fdr" in rule:
         f = _num("fdr", rule["fdr"])
         if not 0 < f <= 1:
-            raise LedgerError(f"rule key 'fdr': {f!r} must be in (0, 1]")
+            raise CampaignError(f"rule key 'fdr': {f!r} must be in (0, 1]")
     for key in ("wins_all_cells", "reduce"):
         if key in rule and not isinstance(rule[key], bool):
-            raise LedgerError(f"rule key {key!r}: {rule[key]!r} must be true or false")
+            raise CampaignError(f"rule key {key!r}: {rule[key]!r} must be true or false")
     if rule.get("reduce") and "fdr" not in rule:
-        raise LedgerError("rule key 'reduce' requires 'fdr' (the BH level that picks factors)")
+        raise CampaignError("rule key 'reduce' requires 'fdr' (the BH level that picks factors)")
     if "keep" in rule and (
         not isinstance(rule["keep"], list) or not all(isinstance(x, str) for x in rule["keep"])
     ):
-        raise LedgerError("rule key 'keep': must be a list of condition names")
+        raise CampaignError("rule key 'keep': must be a list of condition names")
     if "max_gap" in rule:
         mg = rule["max_gap"]
         if not isinstance(mg, dict):
-            raise LedgerError("rule key 'max_gap': must be {condition = NAME, gap = NUMBER}")
+            raise CampaignError("rule key 'max_gap': must be {condition = NAME, gap = NUMBER}")
         for k in mg:
             if k not in ("condition", "gap"):
-                raise LedgerError(f"rule key 'max_gap': unknown key {k!r}")
+                raise CampaignError(f"rule key 'max_gap': unknown key {k!r}")
         if not isinstance(mg.get("condition"), str):
-            raise LedgerError("rule key 'max_gap': 'condition' must be a condition name")
+            raise CampaignError("rule key 'max_gap': 'condition' must be a condition name")
         _num("max_gap.gap", mg.get("gap"))
     return rule
 
@@ -106,15 +106,15 @@ def validate_checks(checks: Iterable[dict]) -> list[dict]:
     out = []
     for i, c in enumerate(checks):
         if not isinstance(c, dict):
-            raise LedgerError(f"checks[{i}]: must be a table {{name, a, b, within}}")
+            raise CampaignError(f"checks[{i}]: must be a table {{name, a, b, within}}")
         for k in c:
             if k not in CHECK_KEYS:
-                raise LedgerError(
+                raise CampaignError(
                     f"checks[{i}]: unknown key {k!r} (known: {', '.join(CHECK_KEYS)})"
                 )
         for k in ("name", "a", "b"):
             if not isinstance(c.get(k), str):
-                raise LedgerError(f"checks[{i}]: key {k!r} must be a string")
+                raise CampaignError(f"checks[{i}]: key {k!r} must be a string")
         _num(f"checks[{i}].within", c.get("within"))
         out.append(c)
     return out
@@ -154,12 +154,12 @@ class _Gate:
     def resolve(self, name: str, where: str) -> str:
         ids = sorted(cid for cid, n in self.names.items() if n == name)
         if len(ids) > 1:
-            raise LedgerError(f"{where}: condition name {name!r} is ambiguous ({', '.join(ids)})")
+            raise CampaignError(f"{where}: condition name {name!r} is ambiguous ({', '.join(ids)})")
         if ids:
             return ids[0]
         if name in self.by_id or name in self.names or name in self.coded:
             return name
-        raise LedgerError(f"{where}: unknown condition {name!r}")
+        raise CampaignError(f"{where}: unknown condition {name!r}")
 
     def excluded_reason(self, cid: str) -> str | None:
         return next((e["reason"] for e in self.out.excluded if e["condition"] == cid), None)

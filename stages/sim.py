@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import CampaignError
 
 SIM_VERSION = "1"
 DEFAULTS: dict[str, Any] = {
@@ -68,15 +68,15 @@ class SimParams:
     def from_table(cls, table: dict[str, Any], letters: str, where: str = "[sim]") -> SimParams:
         unknown = set(table) - set(DEFAULTS)
         if unknown:
-            raise LedgerError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+            raise CampaignError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         merged = {**DEFAULTS, **table}
         for key in ("effects", "penalties"):
             for term in merged[key]:
                 if term not in letters:
-                    raise LedgerError(f"{where}.{key}: {term!r} is not a factor")
+                    raise CampaignError(f"{where}.{key}: {term!r} is not a factor")
         for term in merged["interactions"]:
             if len(term) < 2 or any(ch not in letters for ch in term):
-                raise LedgerError(f"{where}.interactions: {term!r} is not a product of factors")
+                raise CampaignError(f"{where}.interactions: {term!r} is not a product of factors")
         try:
             return cls(
                 intercept=float(merged["intercept"]),
@@ -93,7 +93,7 @@ class SimParams:
                 tokens_per_s=float(merged["tokens_per_s"]),
             )
         except (TypeError, ValueError, AttributeError) as exc:
-            raise LedgerError(f"{where}: {exc}") from None
+            raise CampaignError(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in DEFAULTS}

@@ -6,7 +6,7 @@ that journals starts and ingests results.
 
 from __future__ import annotations
 
-from ledger.errors import LedgerError
+from ledger.errors import ConfigError
 from stages.executors.base import Executor, RunResult, RunTask
 from stages.executors.local import LocalExecutor
 from stages.executors.ray import RayExecutor
@@ -21,7 +21,7 @@ def make_executor(name: str, **options) -> Executor:
         return LocalExecutor(**options)
     if name == "ray":
         return RayExecutor(**options)
-    raise LedgerError(f"unknown executor {name!r} (local, sim or ray)")
+    raise ConfigError(f"unknown executor {name!r} (local, sim or ray)")
 
 
 __all__ = ["Executor", "RunResult", "RunTask", "make_executor"]

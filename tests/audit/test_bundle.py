@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from audit.bundle import export_bundle, open_bundle
-from ledger.errors import LedgerError
+from ledger.errors import BundleError, LedgerError
 
 META = {"versions": {"python": "3.11", "torch": "2.9"}, "created_at": "2025-01-01T00:00:00Z",
         "tool_version": "0.1.0"}
@@ -98,7 +98,7 @@ def test_rejects_path_traversal(tmp_path, name):
     files = {"store/store.json": b"{}"}
     bad = _write_tar(tmp_path / "bad.tar.gz",
                      {**files, name: b"pwned", "bundle.json": _manifest(files)})
-    with pytest.raises(LedgerError, match="unsafe file name"):
+    with pytest.raises(BundleError, match="unsafe file name"):
         open_bundle(bad, tmp_path / "review")
     assert not (tmp_path / "evil.txt").exists()
 
@@ -107,7 +107,7 @@ def test_rejects_links(tmp_path):
     files = {"store/store.json": b"{}"}
     bad = _write_tar(tmp_path / "bad.tar.gz", {**files, "bundle.json": _manifest(files)},
                      links={"store/keys/k.json": "/etc/passwd"})
-    with pytest.raises(LedgerError, match="'store/keys/k.json' is a link"):
+    with pytest.raises(BundleError, match="'store/keys/k.json' is a link"):
         open_bundle(bad, tmp_path / "review")
 
 
@@ -132,20 +132,30 @@ def test_tampered_member_reported_not_raised(tmp_path):
 def test_not_a_bundle(tmp_path):
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not a tarball")
-    with pytest.raises(LedgerError, match="not a .tar.gz bundle"):
+    with pytest.raises(BundleError, match="not a .tar.gz bundle"):
         open_bundle(junk, tmp_path / "r1")
     no_manifest = _write_tar(tmp_path / "nm.tar.gz", {"store/store.json": b"{}"})
-    with pytest.raises(LedgerError, match="no bundle.json"):
+    with pytest.raises(BundleError, match="no bundle.json"):
         open_bundle(no_manifest, tmp_path / "r2")
-    with pytest.raises(LedgerError, match="no such bundle"):
+    with pytest.raises(BundleError, match="no such bundle"):
         open_bundle(tmp_path / "missing.tar.gz", tmp_path / "r3")
 
 
 def test_export_refuses_non_store_and_bad_extra_name(tmp_path):
-    with pytest.raises(LedgerError, match="not a ledger store"):
+    with pytest.raises(BundleError, match="not a ledger store"):
         export_bundle(tmp_path, tmp_path / "b.tar.gz", meta=META)
     store = fake_store(tmp_path / "store")
-    with pytest.raises(LedgerError, match="unsafe file name"):
+    with pytest.raises(BundleError, match="unsafe file name"):
         export_bundle(store, tmp_path / "b.tar.gz", extra_files={"../x": store / "store.json"},
                       meta=META)
     assert not (tmp_path / "b.tar.gz").exists()
+
+
+def test_a_truncated_bundle_is_a_bundle_error(tmp_path):
+    """A download cut off halfway: one BundleError (still a LedgerError, exit 2), no traceback."""
+    whole = export_bundle(fake_store(tmp_path / "store"), tmp_path / "b.tar.gz", meta=META)
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(BundleError, match="not a .tar.gz bundle or damaged") as caught:
+        open_bundle(cut, tmp_path / "review")
+    assert isinstance(caught.value, LedgerError) and caught.value.exit_code == 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.errors import LedgerError
+from ledger.errors import CampaignError, LedgerError
 from stages.campaign import budget_label, load_campaign, parse_budget, parse_campaign
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def test_named_condition_coded_levels_become_config_values():
     ],
 )
 def test_errors_name_file_and_key(edit, message):
-    with pytest.raises(LedgerError, match=message):
+    with pytest.raises(CampaignError, match=message):
         parse_campaign(edit(MINIMAL), "m.toml")
 
 
