@@ -174,12 +174,12 @@ def _continuations(plan: list[dict[str, Any]], lineage_known: bool) -> list[int 
     for i, gate in enumerate(plan):
         later = range(i + 1, len(plan))
         if lineage_known:
-            nxt = next((j for j in later if plan[j]["from"] == gate["name"]), None)
+            next_stage = next((j for j in later if plan[j]["from"] == gate["name"]), None)
         else:
             promoted = set(gate["promoted"])
-            nxt = next((j for j in later if promoted and promoted <= set(plan[j]["candidates"])),
+            next_stage = next((j for j in later if promoted and promoted <= set(plan[j]["candidates"])),
                        None)
-        out.append(nxt)
+        out.append(next_stage)
     return out
 
 
@@ -212,15 +212,15 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
         chain = _lineage(nexts, i)
         if not chain:
             continue
-        nxt, last = plan[chain[0]], plan[chain[-1]]
+        next_stage, last = plan[chain[0]], plan[chain[-1]]
         k = len(gate["candidates"])
-        next_if_all = k * _per_condition(nxt)
-        next_planned = _planned(nxt)
+        next_if_all = k * _per_condition(next_stage)
+        next_planned = _planned(next_stage)
         final_if_all = k * _per_condition(last)
         final_planned = _planned(last)
         out.append({
             "gate": gate["name"],
-            "next": nxt["name"],
+            "next": next_stage["name"],
             "final": last["name"],
             "lineage": [plan[j]["name"] for j in chain],
             "n_candidates": k,
@@ -238,7 +238,7 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
                 f"spent {_fmt(final_if_all)} GPU-hours; the protocol planned {_fmt(final_planned)}"
             ),
             "sentence_next": (
-                f"continuing all {k} candidates of {gate['name']} to {nxt['name']} would have "
+                f"continuing all {k} candidates of {gate['name']} to {next_stage['name']} would have "
                 f"spent {_fmt(next_if_all)} GPU-hours; the protocol planned {_fmt(next_planned)}"
             ),
         })

@@ -18,9 +18,9 @@ def effects_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     ME: the decision's own numbers); post-selection rows say so and have no q."""
     rows = []
     for stage in data["stages"]:
-        eff = stage.get("effects") or {}
-        for e in eff.get("effects", []):
-            interval = effect_interval(eff, e)
+        stage_effects = stage.get("effects") or {}
+        for e in stage_effects.get("effects", []):
+            interval = effect_interval(stage_effects, e)
             rows.append({
                 "term": f"{e['term']} @ {stage['name']}",
                 "stage": stage["name"],
@@ -30,7 +30,7 @@ def effects_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "high": interval[1] if interval else "",
                 "q": e.get("q") if e.get("q") is not None else "",
                 "significant": e["term"] in stage.get("significant", []),
-                "post_selection": bool(eff.get("post_selection")),
+                "post_selection": bool(stage_effects.get("post_selection")),
             })
     return rows
 
@@ -41,9 +41,9 @@ def cost_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
         {"label": f"{name} executed", "gpu_hours": part["training_gpu_hours"]}
         for name, part in data["costs"].get("by_stage", {}).items()
     ]
-    for cf in data.get("counterfactuals", []):
-        rows.append({"label": f"{cf['gate']}: continue all to final",
-                     "gpu_hours": cf["final_if_all"]})
+    for counterfactual in data.get("counterfactuals", []):
+        rows.append({"label": f"{counterfactual['gate']}: continue all to final",
+                     "gpu_hours": counterfactual["final_if_all"]})
     return rows
 
 

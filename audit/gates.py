@@ -75,32 +75,32 @@ class StageAudit:
 def audit_manifest(ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunCheck],
                    superseded: bool) -> StageAudit:
     """Every check of one manifest, given its run records already checked against logs."""
-    sa = StageAudit(campaign=body.get("campaign", "?"), stage=body.get("stage", "?"),
+    stage_audit = StageAudit(campaign=body.get("campaign", "?"), stage=body.get("stage", "?"),
                     manifest=mid, decision=None, budget_s=body.get("budget_s", 0),
                     amends=body.get("amends"), superseded=superseded)
-    sa.runs = len(runs)
-    sa.sim_runs = sum(1 for r in runs if r.simulated)
+    stage_audit.runs = len(runs)
+    stage_audit.sim_runs = sum(1 for r in runs if r.simulated)
     frozen = ev.event("manifest_frozen", mid) or ev.event("amended", mid)
     if frozen is None:
-        sa.failed("journaled", "manifest freeze is in no journal",
+        stage_audit.failed("journaled", "manifest freeze is in no journal",
                   [Problem(mid, "manifest is not in any journal")])
     else:
-        sa.passed("journaled")
-    _check_runs(ev, sa, mid, body, runs, frozen)
+        stage_audit.passed("journaled")
+    _check_runs(ev, stage_audit, mid, body, runs, frozen)
     if superseded:
-        _check_replacement(ev, sa, mid)
-        return sa
-    _check_lineage(ev, sa, mid, body, frozen)
-    _check_decision(ev, sa, mid, body, runs)
-    return sa
+        _check_replacement(ev, stage_audit, mid)
+        return stage_audit
+    _check_lineage(ev, stage_audit, mid, body, frozen)
+    _check_decision(ev, stage_audit, mid, body, runs)
+    return stage_audit
 
 
-def _check_runs(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
+def _check_runs(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any],
                 runs: list[RunCheck], frozen: Event | None) -> None:
     """Ordering (starts and logs after the freeze) and each run's own log findings."""
     early = [e for e in ev.for_manifest("run_started", mid)
              if frozen is not None and not before(frozen, e)]
-    sa.check("runs started after freeze",
+    stage_audit.check("runs started after freeze",
              [Problem(mid, f"run {e.fields.get('run')} started before this manifest was frozen")
               for e in early])
     frozen_at = str(body.get("frozen_at", ""))
@@ -109,11 +109,11 @@ def _check_runs(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
         started = run.log_started
         if started is not None and _iso(started) < _iso(frozen_at):
             late.append(Problem(run.id, f"raw log starts before manifest {mid[:12]} was frozen"))
-    sa.check("logs after freeze", late)
-    sa.check("raw logs bind to their runs", [p for r in runs for p in r.problems])
+    stage_audit.check("logs after freeze", late)
+    stage_audit.check("raw logs bind to their runs", [p for r in runs for p in r.problems])
     for run in runs:
         if run.observed["status"] != "ok":
-            sa.failed_runs.append({"run": run.id, "key": run.record.get("run"),
+            stage_audit.failed_runs.append({"run": run.id, "key": run.record.get("run"),
                                    "status": run.observed["status"], "reason": run.reason})
 
 
@@ -122,16 +122,16 @@ def _iso(text: str) -> str:
     return text.replace("Z", "+00:00")
 
 
-def _check_replacement(ev: Evidence, sa: StageAudit, mid: str) -> None:
+def _check_replacement(ev: Evidence, stage_audit: StageAudit, mid: str) -> None:
     amended_by = [m for m, b in ev.of_kind("manifest").items() if b.get("amends") == mid]
     started = ev.for_manifest("run_started", mid)
     if started:
         by = amended_by[0][:12] if amended_by else "?"
-        sa.failed("not replaced after runs began", f"amended by {by}",
+        stage_audit.failed("not replaced after runs began", f"amended by {by}",
                   [Problem(mid, f"manifest was replaced by {by} after {len(started)} of its "
                                 f"runs began")])
     else:
-        sa.passed("not replaced after runs began")
+        stage_audit.passed("not replaced after runs began")
 
 
 def _expected_parent_stage(body: dict[str, Any]) -> str | None | bool:
@@ -143,7 +143,7 @@ def _expected_parent_stage(body: dict[str, Any]) -> str | None | bool:
     return parent if parent else False
 
 
-def _check_lineage(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
+def _check_lineage(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any],
                    frozen: Event | None) -> None:
     """The parent must be the counting decision of the stage this one continues, in the
     same campaign, made before this freeze."""
@@ -151,7 +151,7 @@ def _check_lineage(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
     if parent_id is None:
         bad = [Problem(mid, f"continues stage {expected!r} but cites no parent decision")] \
             if expected else []
-        sa.check("parent decision", bad)
+        stage_audit.check("parent decision", bad)
         return
     parent = ev.of_kind("decision").get(parent_id)
     problems = []
@@ -171,7 +171,7 @@ def _check_lineage(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
         if made is None or (frozen is not None and not before(made, frozen)):
             problems.append(Problem(mid, f"parent {parent_id[:12]} is not a decision made "
                                          f"before this freeze"))
-    sa.check("parent decision", problems)
+    stage_audit.check("parent decision", problems)
 
 
 def counting_decision(ev: Evidence, mid: str) -> str | None:
@@ -185,71 +185,71 @@ def counting_decision(ev: Evidence, mid: str) -> str | None:
     return None
 
 
-def _check_decision(ev: Evidence, sa: StageAudit, mid: str, body: dict[str, Any],
+def _check_decision(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any],
                     runs: list[RunCheck]) -> None:
     observed = [(r.id, r.observed) for r in runs]
     used, missing, extra = select_runs(mid, body, observed)
     started = {e.fields.get("run") for e in ev.for_manifest("run_started", mid)}
     unstarted = [Problem(used[k][0], f"run {k} has no run_started event") for k in used
                  if k not in started]
-    sa.check("runs journaled at start", unstarted)
-    sa.check("no undeclared runs", [Problem(rid, f"run is not declared by manifest {mid[:12]}")
+    stage_audit.check("runs journaled at start", unstarted)
+    stage_audit.check("no undeclared runs", [Problem(rid, f"run is not declared by manifest {mid[:12]}")
                                     for rid in extra])
     did = counting_decision(ev, mid)
     others = [d for d, b in ev.of_kind("decision").items() if b.get("manifest") == mid and d != did]
     if others:
-        sa.failed("one decision", f"{len(others) + (did is not None)} decisions cite this "
+        stage_audit.failed("one decision", f"{len(others) + (did is not None)} decisions cite this "
                                   f"manifest", [Problem(o, f"a second decision of manifest "
                                                            f"{mid[:12]}; the first counts")
                                                 for o in others])
     if did is None:
-        sa.missing_runs = len(missing)
-        sa.passed("declared runs recorded", f"{len(body.get('runs', [])) - len(missing)} of "
+        stage_audit.missing_runs = len(missing)
+        stage_audit.passed("declared runs recorded", f"{len(body.get('runs', [])) - len(missing)} of "
                                             f"{len(body.get('runs', []))} recorded (undecided)")
         return
-    sa.decision = did
+    stage_audit.decision = did
     recorded = ev.of_kind("decision")[did]
-    sa.missing_runs = len(missing)
+    stage_audit.missing_runs = len(missing)
     if missing and not recorded.get("missing"):
-        sa.failed("declared runs recorded", f"{len(missing)} declared run(s) missing",
+        stage_audit.failed("declared runs recorded", f"{len(missing)} declared run(s) missing",
                   [Problem(did, f"declared runs missing: {', '.join(missing[:3])}")])
     else:
-        sa.passed("declared runs recorded",
+        stage_audit.passed("declared runs recorded",
                   f"decided with {len(missing)} declared run(s) missing (--allow-missing)"
                   if missing else "")
-    _check_cited_runs(ev, sa, did, recorded, used)
-    _check_reproduces(sa, mid, body, did, recorded, observed)
+    _check_cited_runs(ev, stage_audit, did, recorded, used)
+    _check_reproduces(stage_audit, mid, body, did, recorded, observed)
 
 
-def _check_cited_runs(ev: Evidence, sa: StageAudit, did: str, recorded: dict[str, Any],
+def _check_cited_runs(ev: Evidence, stage_audit: StageAudit, did: str, recorded: dict[str, Any],
                       used: dict[str, tuple[str, dict]]) -> None:
     cited = recorded.get("runs", [])
     expected = sorted(rid for rid, _ in used.values())
     if sorted(cited) != expected:
-        sa.failed("decision cites exactly the declared runs",
+        stage_audit.failed("decision cites exactly the declared runs",
                   f"cites {len(cited)}, declared and recorded {len(expected)}",
                   [Problem(did, f"decision cites {len(cited)} runs; the manifest's recorded "
                                 f"declared runs are {len(expected)}")])
     else:
-        sa.passed("decision cites exactly the declared runs")
+        stage_audit.passed("decision cites exactly the declared runs")
     made = ev.event("decision_made", did)
     late = [rid for rid in cited if made is None or ev.event("run_recorded", rid) is None
             or not before(ev.event("run_recorded", rid), made)]
-    sa.check("decision after its runs", [Problem(did, f"decision was journaled before {len(late)} "
+    stage_audit.check("decision after its runs", [Problem(did, f"decision was journaled before {len(late)} "
                                                       f"of its runs")] if late else [])
 
 
-def _check_reproduces(sa: StageAudit, mid: str, body: dict[str, Any], did: str,
+def _check_reproduces(stage_audit: StageAudit, mid: str, body: dict[str, Any], did: str,
                       recorded: dict[str, Any], observed: list[tuple[str, dict]]) -> None:
     """The frozen rule applied to the observations the raw logs support gives the decision."""
     try:
         derived = derive_decision(mid, body, observed)
     except LedgerError as exc:
-        sa.failed("decision reproduces from raw logs", str(exc),
+        stage_audit.failed("decision reproduces from raw logs", str(exc),
                   [Problem(did, f"cannot re-derive: {exc}")])
         return
     diffs = diff(derived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
-    sa.check("decision reproduces from raw logs",
+    stage_audit.check("decision reproduces from raw logs",
              [Problem(did, f"decision does not match the frozen rule: {d}") for d in diffs[:5]],
              "; ".join(diffs[:3]))
 

@@ -95,9 +95,9 @@ def effect_half_width(effects: Mapping[str, Any], effect: Mapping[str, Any]) -> 
         return float(me) if _finite(me) else None
 
     df = effects.get("t_df") if _finite(effects.get("t_df")) else effects.get("df_resid")
-    tq = t_quantile(float(df)) if _finite(df) else None
+    t_crit = t_quantile(float(df)) if _finite(df) else None
     se = effect.get("se")
-    return tq * float(se) if tq is not None and _finite(se) else None
+    return t_crit * float(se) if t_crit is not None and _finite(se) else None
 
 
 def effects_plot(stages: Sequence[Mapping[str, Any]], *, main_only: bool = True) -> bytes:
@@ -124,16 +124,16 @@ def effects_plot(stages: Sequence[Mapping[str, Any]], *, main_only: bool = True)
         ax = fig.add_subplot()
         colors = matplotlib.colormaps["tab10"]
         for j, s in enumerate(with_effects):
-            eff = s["effects"]
+            stage_effects = s["effects"]
             sig = set(s.get("significant") or [])
             color = colors(j % 10)
-            post = " post-selection" if eff.get("post_selection") else ""
-            label = f"{s['name']} ({budget_label(s.get('budget_s'))}, {eff.get('method', '?')}{post})"
-            for e in eff["effects"]:
+            post = " post-selection" if stage_effects.get("post_selection") else ""
+            label = f"{s['name']} ({budget_label(s.get('budget_s'))}, {stage_effects.get('method', '?')}{post})"
+            for e in stage_effects["effects"]:
                 if e["term"] not in terms or not _finite(e.get("effect")):
                     continue
                 x = terms.index(e["term"]) - 0.4 + width * (j + 0.5)
-                interval = effect_interval(eff, e)
+                interval = effect_interval(stage_effects, e)
                 is_sig = e["term"] in sig
                 ax.bar(x, e["effect"], width * 0.9, color=color, alpha=1.0 if is_sig else 0.35,
                        edgecolor="black" if is_sig else color, linewidth=1.2 if is_sig else 0.5,
@@ -226,11 +226,11 @@ def costs_plot(costs: Mapping[str, Any], counterfactuals: Sequence[Mapping[str, 
             width = 0.8 / len(series)
             for j, (key, label, color, hatch) in enumerate(series):
                 xs = [i - 0.4 + width * (j + 0.5) for i in range(len(counterfactuals))]
-                right.bar(xs, [float(cf[key]) for cf in counterfactuals], width * 0.9,
+                right.bar(xs, [float(counterfactual[key]) for counterfactual in counterfactuals], width * 0.9,
                           color=color if hatch is None else "white", edgecolor=color,
                           hatch=hatch, label=label)
             right.set_xticks(range(len(counterfactuals)),
-                             [_label(cf["gate"], 14) for cf in counterfactuals], rotation=30,
+                             [_label(counterfactual["gate"], 14) for counterfactual in counterfactuals], rotation=30,
                              ha="right")
             right.set_ylabel("GPU-hours (nominal)")
             right.set_title("Counterfactual at each gate")

@@ -110,8 +110,8 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
     for check in checks.values():
         by_manifest[check.record.get("manifest")].append(check)
     stages = audit_manifests(ev, manifests, by_manifest)
-    for sa in stages:
-        findings += sa.findings
+    for stage_audit in stages:
+        findings += stage_audit.findings
     for mid, runs in by_manifest.items():
         if mid is not None and mid not in manifests:
             findings += [p for r in runs for p in r.problems]
@@ -185,7 +185,7 @@ def audit_manifests(ev: Evidence, manifests: dict[str, dict[str, Any]],
     superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
     done = fork_map(_audit_chunk, order, (ev, manifests, by_manifest, superseded),
                      serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS)
-    by_id = {sa.manifest: sa for sa in done}
+    by_id = {stage_audit.manifest: stage_audit for stage_audit in done}
     return [by_id[mid] for mid in order]
 
 
@@ -202,13 +202,13 @@ def _witness(ev: Evidence, verified: Verified, stages: list[StageAudit],
     report = verified.timestamps
     anchors = ev.of_kind("anchor")
     found = bounds(report, ev.events, anchors)
-    decisions = {sa.manifest: sa.decision for sa in stages if sa.decision}
+    decisions = {stage_audit.manifest: stage_audit.decision for stage_audit in stages if stage_audit.decision}
     problems = order_findings(found, manifests, decisions)
-    for sa in stages:
-        sa.witness = stage_witness(found, sa.manifest, sa.decision, report.witnessed)
-        if sa.manifest in found or (sa.decision and sa.decision in found):
-            sa.check("timestamps in order",
-                     [p for p in problems if p.object in (sa.manifest, sa.decision)])
+    for stage_audit in stages:
+        stage_audit.witness = stage_witness(found, stage_audit.manifest, stage_audit.decision, report.witnessed)
+        if stage_audit.manifest in found or (stage_audit.decision and stage_audit.decision in found):
+            stage_audit.check("timestamps in order",
+                     [p for p in problems if p.object in (stage_audit.manifest, stage_audit.decision)])
     summary = {
         "tokens": len(report.tokens),
         "verified": sum(t.verified for t in report.tokens.values()),

@@ -87,9 +87,9 @@ def validate_report_data(data: Any) -> None:
             _require(cond, CONDITION_KEYS, f"stages[{i}].conditions[{j}]")
         if stage["effects"] is not None:
             _require(stage["effects"], ("method", "effects"), f"stages[{i}].effects")
-            for j, eff in enumerate(_require_list(stage["effects"]["effects"],
+            for j, effect in enumerate(_require_list(stage["effects"]["effects"],
                                                   f"stages[{i}].effects.effects")):
-                _require(eff, ("term", "effect"), f"stages[{i}].effects.effects[{j}]")
+                _require(effect, ("term", "effect"), f"stages[{i}].effects.effects[{j}]")
     for i, row in enumerate(_require_list(data["rank_stability"], "rank_stability")):
         _require(row, ("from", "to", "rho", "n"), f"rank_stability[{i}]")
     for i, flag in enumerate(_require_list(data.get("flags", []), "flags")):
@@ -97,8 +97,8 @@ def validate_report_data(data: Any) -> None:
     if data.get("variance") is not None:
         _require(data["variance"], ("campaign", "by_stage"), "variance")
     _require(data["costs"], COST_KEYS, "costs")
-    for i, cf in enumerate(_require_list(data["counterfactuals"], "counterfactuals")):
-        _require(cf, ("gate", "next_if_all", "next_planned", "final_if_all", "final_planned"),
+    for i, counterfactual in enumerate(_require_list(data["counterfactuals"], "counterfactuals")):
+        _require(counterfactual, ("gate", "next_if_all", "next_planned", "final_if_all", "final_planned"),
                  f"counterfactuals[{i}]")
 
 
@@ -227,28 +227,28 @@ POST_SELECTION_WHY = (
 
 def _effects_section(stage: Mapping[str, Any]) -> tuple[str, list[str], list[str], list[list[str]]]:
     """(title, paragraphs, headers, rows) of a gate's effects, for HTML and Markdown alike."""
-    eff = stage["effects"]
+    stage_effects = stage["effects"]
     sig = set(stage["significant"] or [])
-    post = bool(eff.get("post_selection"))
-    title = f"Effects ({eff['method']}{', post-selection' if post else ''})"
-    extra = ", ".join(f"{k} = {fmt(eff.get(k))}" for k in ("pse", "me", "sme")
-                      if eff.get(k) is not None)
-    if eff.get("df_resid") is not None:
-        extra = ", ".join(filter(None, [extra, f"residual df = {fmt(eff['df_resid'], 0)}"]))
-    if _finite(eff.get("t_df")):
-        extra += f"; intervals and p use t with {eff['t_df']:.3g} df"
-    if eff.get("block"):
-        extra += f"; block: {eff['block']}"
+    post = bool(stage_effects.get("post_selection"))
+    title = f"Effects ({stage_effects['method']}{', post-selection' if post else ''})"
+    extra = ", ".join(f"{k} = {fmt(stage_effects.get(k))}" for k in ("pse", "me", "sme")
+                      if stage_effects.get(k) is not None)
+    if stage_effects.get("df_resid") is not None:
+        extra = ", ".join(filter(None, [extra, f"residual df = {fmt(stage_effects['df_resid'], 0)}"]))
+    if _finite(stage_effects.get("t_df")):
+        extra += f"; intervals and p use t with {stage_effects['t_df']:.3g} df"
+    if stage_effects.get("block"):
+        extra += f"; block: {stage_effects['block']}"
     paragraphs = [extra] + ([POST_SELECTION_WHY] if post else [])
-    reasons = eff.get("dropped_reasons") or {}
-    if eff.get("dropped"):
+    reasons = stage_effects.get("dropped_reasons") or {}
+    if stage_effects.get("dropped"):
         paragraphs.append("Not estimated separately: " + "; ".join(
-            f"{t} ({reasons[t]})" if t in reasons else t for t in eff["dropped"]))
-    paragraphs += [n for n in eff.get("notes") or [] if not (post and n.startswith("post-"))]
+            f"{t} ({reasons[t]})" if t in reasons else t for t in stage_effects["dropped"]))
+    paragraphs += [n for n in stage_effects.get("notes") or [] if not (post and n.startswith("post-"))]
     headers = ["term", "aliases", "effect", "se", "95% interval", "p", "q (BH)", "significant"]
     rows = [[e["term"], " = ".join(e.get("aliases") or []) or "—", fmt(e["effect"]),
-             fmt(e.get("se")), _interval_text(eff, e), fmt_p(e.get("p")), fmt_p(e.get("q")),
-             "yes" if e["term"] in sig else ""] for e in eff["effects"]]
+             fmt(e.get("se")), _interval_text(stage_effects, e), fmt_p(e.get("p")), fmt_p(e.get("q")),
+             "yes" if e["term"] in sig else ""] for e in stage_effects["effects"]]
     return title, [p for p in paragraphs if p], headers, rows
 
 
@@ -529,11 +529,11 @@ def _cost_rows(part: Mapping[str, Any], names: bool = False) -> list[list[str]]:
     return rows
 
 
-def _sentences(cfs: Sequence[Mapping[str, Any]]) -> list[str]:
+def _sentences(counterfactuals: Sequence[Mapping[str, Any]]) -> list[str]:
     """Next-stage then final-stage sentence per gate, without repeats (next may be final)."""
     out: list[str] = []
-    for cf in cfs:
-        out += [cf[k] for k in ("sentence_next", "sentence") if cf.get(k) and cf[k] not in out]
+    for counterfactual in counterfactuals:
+        out += [counterfactual[k] for k in ("sentence_next", "sentence") if counterfactual.get(k) and counterfactual[k] not in out]
     return out
 
 
@@ -550,15 +550,15 @@ def _ordered_costs(data: Mapping[str, Any]) -> dict[str, Any]:
 def saved_sentence(data: Mapping[str, Any]) -> str | None:
     """The money line: GPU-hours saved against continuing every candidate of the first
     continued gate to the final stage (the `gpu_hours_saved_vs_all` of metrics.json)."""
-    cfs = data.get("counterfactuals") or []
-    if not cfs:
+    counterfactuals = data.get("counterfactuals") or []
+    if not counterfactuals:
         return None
-    cf = cfs[0]
-    saved = cf["final_if_all"] - cf.get("protocol_remaining", 0.0)
-    return (f"Saved {_hours(saved)} GPU-hours: continuing all {cf.get('n_candidates', '?')} "
-            f"candidates of {cf['gate']} straight to {cf['final']} would have spent "
-            f"{_hours(cf['final_if_all'])}; the protocol planned "
-            f"{_hours(cf.get('protocol_remaining'))} for the stages after {cf['gate']}.")
+    counterfactual = counterfactuals[0]
+    saved = counterfactual["final_if_all"] - counterfactual.get("protocol_remaining", 0.0)
+    return (f"Saved {_hours(saved)} GPU-hours: continuing all {counterfactual.get('n_candidates', '?')} "
+            f"candidates of {counterfactual['gate']} straight to {counterfactual['final']} would have spent "
+            f"{_hours(counterfactual['final_if_all'])}; the protocol planned "
+            f"{_hours(counterfactual.get('protocol_remaining'))} for the stages after {counterfactual['gate']}.")
 
 
 def _hours(x: Any) -> str:
@@ -604,17 +604,17 @@ def _html_costs(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
             ["check", "verdict", "difference"],
             [[_esc(c["name"]), _ok(c["ok"]), _esc(f"{c.get('difference', 0.0):.3g}")]
              for c in costs["checks"]]))
-    cfs = data["counterfactuals"]
-    if cfs:
+    counterfactuals = data["counterfactuals"]
+    if counterfactuals:
         out.append("<h3>Counterfactuals (nominal GPU-hours)</h3>" + _table(
             ["gate", "candidates", "next: planned", "next: all", "final: planned", "final: all",
              "protocol remaining"],
-            [[_esc(cf["gate"]), _esc(cf.get("n_candidates", "—")),
-              _esc(_hours(cf["next_planned"])), _esc(_hours(cf["next_if_all"])),
-              _esc(_hours(cf["final_planned"])), _esc(_hours(cf["final_if_all"])),
-              _esc(_hours(cf.get("protocol_remaining")))] for cf in cfs],
+            [[_esc(counterfactual["gate"]), _esc(counterfactual.get("n_candidates", "—")),
+              _esc(_hours(counterfactual["next_planned"])), _esc(_hours(counterfactual["next_if_all"])),
+              _esc(_hours(counterfactual["final_planned"])), _esc(_hours(counterfactual["final_if_all"])),
+              _esc(_hours(counterfactual.get("protocol_remaining")))] for counterfactual in counterfactuals],
             num={1, 2, 3, 4, 5, 6}))
-        out.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in _sentences(cfs)) + "</ul>")
+        out.append("<ul>" + "".join(f"<li>{_esc(s)}</li>" for s in _sentences(counterfactuals)) + "</ul>")
     out.append(_img(figs, "costs.png", "executed and counterfactual GPU-hours"))
     return "\n".join(out)
 

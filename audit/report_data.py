@@ -57,12 +57,12 @@ def live_items(store: Store, result: AuditResult) -> list[dict[str, Any]]:
     for body in result.bodies.get("run", {}).values():
         runs_by_manifest.setdefault(body.get("manifest") or "", []).append(body)
     out = []
-    for sa in (s for s in result.stages if not s.superseded):
-        manifest = _body(store, result, "manifest", sa.manifest)
-        decision = _body(store, result, "decision", sa.decision) if sa.decision else None
+    for stage_audit in (s for s in result.stages if not s.superseded):
+        manifest = _body(store, result, "manifest", stage_audit.manifest)
+        decision = _body(store, result, "decision", stage_audit.decision) if stage_audit.decision else None
         # baselines are compared with the protocol (`ledger compare`), not walked as gates
-        out.append({"audit": sa, "manifest": manifest, "decision": decision,
-                    "runs": runs_by_manifest.get(sa.manifest, []),
+        out.append({"audit": stage_audit, "manifest": manifest, "decision": decision,
+                    "runs": runs_by_manifest.get(stage_audit.manifest, []),
                     "baseline": "baseline" in manifest.get("spec", {})})
     return out
 
@@ -96,7 +96,7 @@ def failures(store: Store, manifest: dict[str, Any], runs: list[dict[str, Any]])
 
 def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
     """One gate as the report shows it."""
-    sa, manifest, decision, runs = item["audit"], item["manifest"], item["decision"], item["runs"]
+    stage_audit, manifest, decision, runs = item["audit"], item["manifest"], item["decision"], item["runs"]
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.get("status", "?")] = statuses.get(run.get("status", "?"), 0) + 1
@@ -128,11 +128,11 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
         effects = decision["statistics"].get("effects")
         significant = list(decision.get("outcome", {}).get("significant", []))
     return {
-        "name": sa.stage,
+        "name": stage_audit.stage,
         "from": manifest.get("spec", {}).get("stage", {}).get("from"),
-        "budget_s": sa.budget_s,
-        "manifest": sa.manifest,
-        "decision": sa.decision,
+        "budget_s": stage_audit.budget_s,
+        "manifest": stage_audit.manifest,
+        "decision": stage_audit.decision,
         "frozen_at": manifest.get("frozen_at"),
         "decided_at": decision.get("decided_at") if decision else None,
         "rule": manifest.get("rule", {}),

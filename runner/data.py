@@ -110,7 +110,7 @@ def load(path: str | Path | None, seq_len: int) -> Dataset:
             if arr.size and int(arr.max()) >= table.size:
                 raise UsageError(f"{p}: {name} token id {int(arr.max())} >= token byte table size {table.size}")
         files.append(folder / ("token_bytes.npy" if (folder / "token_bytes.npy").exists() else "token_bytes.json"))
-        ds = Dataset(train, val, int(table.size), table, _digest(files, folder), "tokens", [str(f) for f in files])
+        dataset = Dataset(train, val, int(table.size), table, _digest(files, folder), "tokens", [str(f) for f in files])
     else:
         root = p if p.is_dir() else p.parent
         files = sorted(f for f in p.rglob("*.txt") if f.is_file()) if p.is_dir() else [p]
@@ -121,13 +121,13 @@ def load(path: str | Path | None, seq_len: int) -> Dataset:
         except OSError as e:
             raise UsageError(f"{p}: cannot read data ({e})") from None
         train, val = _split(np.frombuffer(raw, dtype=np.uint8))
-        ds = Dataset(train, val, 256, None, _digest(files, root), "bytes", [str(f) for f in files])
-    if len(ds.train) < seq_len + 2 or len(ds.val) < seq_len + 1:
+        dataset = Dataset(train, val, 256, None, _digest(files, root), "bytes", [str(f) for f in files])
+    if len(dataset.train) < seq_len + 2 or len(dataset.val) < seq_len + 1:
         raise UsageError(
             f"{p}: too little data for seq_len {seq_len} "
-            f"(train {len(ds.train)} tokens, validation {len(ds.val)} tokens)"
+            f"(train {len(dataset.train)} tokens, validation {len(dataset.val)} tokens)"
         )
-    return ds
+    return dataset
 
 
 class Batches:

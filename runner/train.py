@@ -59,20 +59,20 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     """Train, evaluate and write the raw log; return the summary record."""
     t_start = time.perf_counter() if t_start is None else t_start
     cfg = opts.cfg
-    shp = config_mod.shape(cfg)
+    shape = config_mod.shape(cfg)
     dev = device_mod.select(opts.device)
-    ds = data_mod.load(opts.data, cfg["seq_len"])
+    dataset = data_mod.load(opts.data, cfg["seq_len"])
     device_mod.configure(dev, opts.threads, deterministic=opts.steps is not None)
     peak, peak_source = device_mod.peak_flops(dev)
     if cfg["compile"]:
         device_mod.check_compile(dev)
 
     torch.manual_seed(opts.seed)
-    model = GPT(GPTConfig.from_runner(cfg, ds.vocab_size, shp.model_dim)).to(dev)
+    model = GPT(GPTConfig.from_runner(cfg, dataset.vocab_size, shape.model_dim)).to(dev)
     optimizers = optim.build(model, cfg)
     fwd = model.compiled() if cfg["compile"] else model
     autocast = device_mod.autocast(dev)
-    batches = data_mod.Batches(ds.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev)
+    batches = data_mod.Batches(dataset.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev)
     num_params = model.num_params()
 
     log = LogWriter(opts.log)
@@ -81,18 +81,18 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
         "seed_inputs": opts.seed_inputs, "budget_s": opts.budget_s,
         "device": device_mod.describe(dev), "host": opts.host or provenance.host(), "machine": provenance.host(), "torch": torch.__version__,
         "runner": "builtin", "runner_version": __version__,
-        "code_sha256": provenance.code_sha256(), "data_sha256": ds.sha256,
+        "code_sha256": provenance.code_sha256(), "data_sha256": dataset.sha256,
         "manifest": opts.manifest, "started_at": provenance.utc_now(),
         "threads": torch.get_num_threads(), "steps": opts.steps,
         "replay_sha256": opts.replay_sha256,
-        "model_dim": shp.model_dim, "n_heads": shp.n_heads, "grad_accum_steps": shp.grad_accum_steps,
-        "vocab_size": ds.vocab_size, "data_kind": ds.kind, "data_files": ds.files,
+        "model_dim": shape.model_dim, "n_heads": shape.n_heads, "grad_accum_steps": shape.grad_accum_steps,
+        "vocab_size": dataset.vocab_size, "data_kind": dataset.kind, "data_files": dataset.files,
         "num_params": num_params, "flops_per_token": model.flops_per_token(),
         "peak_flops": peak, "peak_flops_source": peak_source, "excluded_steps": EXCLUDED_STEPS,
     }
     log.write(header, sync=True)
 
-    accum, tokens_per_step = shp.grad_accum_steps, cfg["total_batch_size"]
+    accum, tokens_per_step = shape.grad_accum_steps, cfg["total_batch_size"]
     step = tokens = counted_tokens = 0
     training_s = warmup_s = eval_s = 0.0
     first_loss: float | None = None
@@ -143,8 +143,8 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
 
             if status == "ok":
                 t0 = time.perf_counter()
-                x, y = data_mod.eval_slice(ds.val, cfg["seq_len"], cfg["eval_tokens"])
-                tb = torch.from_numpy(ds.token_bytes) if ds.token_bytes is not None else None
+                x, y = data_mod.eval_slice(dataset.val, cfg["seq_len"], cfg["eval_tokens"])
+                tb = torch.from_numpy(dataset.token_bytes) if dataset.token_bytes is not None else None
                 bpb, n_tok, n_bytes = val_bpb(model, x, y, tb, dev, autocast, lambda: stop.set)
                 eval_s = time.perf_counter() - t0
                 if bpb is None:

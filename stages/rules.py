@@ -89,15 +89,15 @@ def validate_rule(rule: dict) -> dict:
     ):
         raise CampaignError("rule key 'keep': must be a list of condition names")
     if "max_gap" in rule:
-        mg = rule["max_gap"]
-        if not isinstance(mg, dict):
+        max_gap = rule["max_gap"]
+        if not isinstance(max_gap, dict):
             raise CampaignError("rule key 'max_gap': must be {condition = NAME, gap = NUMBER}")
-        for k in mg:
+        for k in max_gap:
             if k not in ("condition", "gap"):
                 raise CampaignError(f"rule key 'max_gap': unknown key {k!r}")
-        if not isinstance(mg.get("condition"), str):
+        if not isinstance(max_gap.get("condition"), str):
             raise CampaignError("rule key 'max_gap': 'condition' must be a condition name")
-        _num("max_gap.gap", mg.get("gap"))
+        _num("max_gap.gap", max_gap.get("gap"))
     return rule
 
 
@@ -322,10 +322,10 @@ def _max_gap(gate: _Gate) -> list[str]:
     """Promote the named condition iff its mean is at most `gap` above the best; a verdict."""
     if "max_gap" not in gate.rule:
         return []
-    mg = gate.rule["max_gap"]
-    cid = gate.resolve(mg["condition"], "rule key 'max_gap'")
+    max_gap = gate.rule["max_gap"]
+    cid = gate.resolve(max_gap["condition"], "rule key 'max_gap'")
     s, ref = gate.by_id.get(cid), gate.reference
-    vname = f"max_gap:{mg['condition']}"
+    vname = f"max_gap:{max_gap['condition']}"
     excluded = gate.excluded_reason(cid)
     if excluded is not None:
         detail = f"{gate.label(cid)} excluded: {excluded}"
@@ -335,8 +335,8 @@ def _max_gap(gate: _Gate) -> list[str]:
         detail = f"{gate.label(cid)} has {len(s.failed)} failed run(s) (failed = {gate.policy})"
     else:
         gap = s.mean - ref.mean
-        ok = gap <= mg["gap"] + EPS
-        detail = f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(mg['gap'])}"
+        ok = gap <= max_gap["gap"] + EPS
+        detail = f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(max_gap['gap'])}"
         gate.out.verdicts.append({"name": vname, "pass": ok, "detail": detail})
         gate.trace.append(f"promoted {gate.label(cid)}: max_gap, {detail}" if ok
                           else f"max_gap {gate.label(cid)} not promoted: {detail}")
@@ -468,17 +468,17 @@ def _check(c: dict, gate: _Gate) -> dict:
         cid = gate.resolve(name, f"check {c['name']!r}")
         return cid, gate.by_id.get(cid)
 
-    (ia, sa), (ib, sb) = pick(c["a"]), pick(c["b"])
-    missing = [n for n, s in ((c["a"], sa), (c["b"], sb)) if s is None or s.mean is None]
+    (id_a, summary_a), (id_b, summary_b) = pick(c["a"]), pick(c["b"])
+    missing = [n for n, s in ((c["a"], summary_a), (c["b"], summary_b)) if s is None or s.mean is None]
     if missing:
         return {"name": c["name"], "pass": False, "detail": "no data for " + " and ".join(missing)}
     failing = [f"{gate.label(cid)} has {len(s.failed)} failed run(s)"
-               for cid, s in ((ia, sa), (ib, sb)) if gate.failing(s)]
+               for cid, s in ((id_a, summary_a), (id_b, summary_b)) if gate.failing(s)]
     if failing:
         detail = "; ".join(dict.fromkeys(failing)) + f" (failed = {gate.policy})"
         return {"name": c["name"], "pass": False, "detail": detail}
-    diff = abs(sa.mean - sb.mean)  # type: ignore[union-attr,operator]
+    diff = abs(summary_a.mean - summary_b.mean)  # type: ignore[union-attr,operator]
     ok = diff <= c["within"] + EPS
-    detail = (f"|{gate.label(ia)} - {gate.label(ib)}| = {_fmt(diff)} {'<=' if ok else '>'} "
+    detail = (f"|{gate.label(id_a)} - {gate.label(id_b)}| = {_fmt(diff)} {'<=' if ok else '>'} "
               f"{_fmt(c['within'])}")
     return {"name": c["name"], "pass": ok, "detail": detail}

@@ -734,11 +734,11 @@ def estimate_effects(
 
 def _ols_rows(result: EffectsResult, kept: list[str], coefs: np.ndarray, bse: np.ndarray) -> None:
     result.method, result.t_df = "ols", result.df_resid
-    tq = t_quantile(result.df_resid)
+    t_crit = t_quantile(result.df_resid)
     for name, c, s in zip(kept, coefs, bse, strict=True):
         effect, se = float(2 * c), float(2 * s)
         t, p = _t_and_p(effect, se, result.df_resid)
-        lo, hi = _interval(effect, tq * se if tq is not None else None)
+        lo, hi = _interval(effect, t_crit * se if t_crit is not None else None)
         result.effects.append(EffectRow(name, effect, float(c), se, t, p, ci_low=lo, ci_high=hi))
 
 
