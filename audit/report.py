@@ -750,6 +750,22 @@ def _md_stage(i: int, s: Mapping[str, Any]) -> list[str]:
 
 
 def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
+    lines = _md_head(data) + _md_campaign(data, figs)
+    for i, s in enumerate(data["stages"], start=1):
+        lines += _md_stage(i, s)
+    lines += _md_rank_and_variance(data, figs) + _md_costs(data)
+    if data.get("comparison"):
+        lines += compare.md_section(data["comparison"], _md)
+    if data.get("evaluation"):
+        lines += evaluation_report.md_section(data["evaluation"])
+    lines += ["---", "",
+              f"Generated {_md(data['generated_at'])} by gateledger {_md(data['tool_version'])}.",
+              ""]
+    return "\n".join(lines)
+
+
+def _md_head(data: Mapping[str, Any]) -> list[str]:
+    """Title, the audit's banner with its problems, what was decided, and the review flags."""
     camp, audit = data["campaign"], data["audit"]
     lines = [f"# Staged screening report: {_md(camp['name'])}", ""]
     lines += [f"**{_md(banner_title(audit))}**", ""]
@@ -763,8 +779,14 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     flags = data.get("flags") or []
     lines += _md_table(["stage", "flag", "detail"], _flag_rows(flags)) if flags else \
         ["None raised.", ""]
-    lines += ["", "## Campaign", "", f"Campaign {_md(camp['name'])}; metric "
-              f"{_md(camp['metric'])} (minimised).", ""]
+    return lines
+
+
+def _md_campaign(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> list[str]:
+    """The campaign's metric and factors, provenance, and the main-effects figure."""
+    camp = data["campaign"]
+    lines = ["", "## Campaign", "", f"Campaign {_md(camp['name'])}; metric "
+             f"{_md(camp['metric'])} (minimised).", ""]
     factor_rows = []
     for letter in sorted(camp["factors"]):
         f = camp["factors"][letter] or {}
@@ -777,9 +799,12 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
                                                     provenance_rows(data["provenance"]))
     if "effects.png" in figs:
         lines += ["## Main effects by budget", "", "![main effects by budget](effects.png)", ""]
-    for i, s in enumerate(data["stages"], start=1):
-        lines += _md_stage(i, s)
-    lines += ["## Rank stability", ""]
+    return lines
+
+
+def _md_rank_and_variance(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> list[str]:
+    """Rank stability between decided stages, and where the variance of the runs lies."""
+    lines = ["## Rank stability", ""]
     if data["rank_stability"]:
         lines += _md_table(["from", "to", "Spearman rho", "shared conditions", "flag"],
                            [[r["from"], r["to"], fmt(r["rho"], 3), r["n"], r.get("flag") or ""]
@@ -791,13 +816,18 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
     if _variance_rows(data):
         lines += ["## Variance decomposition", "", _md(VARIANCE_WHY), ""]
         lines += _md_table(["set", "ok runs", *VARIANCE_COMPONENTS], _variance_rows(data))
+    return lines
+
+
+def _md_costs(data: Mapping[str, Any]) -> list[str]:
+    """GPU-hours: totals, by stage/host/status, what ran apart, checks, counterfactuals."""
     costs = _ordered_costs(data)
-    lines += ["## Costs", "", f"The protocol's training GPU-hours "
-              f"{_hours(costs['training_gpu_hours'])}, wall GPU-hours "
-              f"{_hours(costs['wall_gpu_hours'])} over {costs['n_runs']} runs."
-              + "".join(f" {title}: {_hours(part['training_gpu_hours'])} training GPU-hours "
-                        f"over {part['n_runs']} runs, not in these totals."
-                        for title, part in _apart(data)), ""]
+    lines = ["## Costs", "", f"The protocol's training GPU-hours "
+             f"{_hours(costs['training_gpu_hours'])}, wall GPU-hours "
+             f"{_hours(costs['wall_gpu_hours'])} over {costs['n_runs']} runs."
+             + "".join(f" {title}: {_hours(part['training_gpu_hours'])} training GPU-hours "
+                       f"over {part['n_runs']} runs, not in these totals."
+                       for title, part in _apart(data)), ""]
     if saved_sentence(data):
         lines += [f"**{_md(saved_sentence(data))}**", ""]
     for key in ("by_stage", "by_host", "by_status"):
@@ -815,14 +845,7 @@ def _render_md(data: Mapping[str, Any], figs: Mapping[str, bytes]) -> str:
                          f"{c.get('difference', 0.0):.3g}"] for c in costs["checks"]])
     lines += [f"- {_md(s)}" for s in _sentences(data["counterfactuals"])]
     lines += ["", "![executed and counterfactual GPU-hours](costs.png)", ""]
-    if data.get("comparison"):
-        lines += compare.md_section(data["comparison"], _md)
-    if data.get("evaluation"):
-        lines += evaluation_report.md_section(data["evaluation"])
-    lines += ["---", "",
-              f"Generated {_md(data['generated_at'])} by gateledger {_md(data['tool_version'])}.",
-              ""]
-    return "\n".join(lines)
+    return lines
 
 
 # ----------------------------------------------------------------------------- API

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import LedgerError
-from ledger.ingest import parse_raw_log
+from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store
 
 # statuses whose outcome a replay must repeat; crashed and timeout depend on the machine
@@ -110,36 +110,68 @@ def replay_log(
         config = {k: v for k, v in header.items() if k in _CONFIG_KEYS}
     seed = recorded_seed(header, body)
     with tempfile.TemporaryDirectory(prefix="ledger-reproduce-") as tmp:
-        cfg = Path(tmp) / "config.json"
-        cfg.write_text(json.dumps(config))
+        config_path = Path(tmp) / "config.json"
+        config_path.write_text(json.dumps(config))
         original = Path(tmp) / "original.jsonl"
         original.write_bytes(raw)
         log = Path(tmp) / "replay.jsonl"
-        argv = [python, "-m", "runner", "--config", str(cfg),
+        argv = [python, "-m", "runner", "--config", str(config_path),
                 "--budget", f"{header.get('budget_s', body.get('budget_s', 60))}s",
                 "--seed", str(seed), "--log", str(log), "--steps", str(steps),
                 "--device", device]
-        if _has_progress(raw):
-            argv += ["--replay", str(original)]
-        if body.get("manifest"):
-            argv += ["--manifest", body["manifest"]]
-        inputs = header.get("seed_inputs")
-        if isinstance(inputs, dict) and {"manifest", "condition", "seed"} <= set(inputs):
-            argv += ["--seed-from", f"{inputs['manifest']}:{inputs['condition']}:{inputs['seed']}"]
-        if data is not None:
-            argv += ["--data", str(data)]
-        if header.get("threads"):
-            argv += ["--threads", str(header["threads"])]
-        try:
-            proc = subprocess.run(argv, capture_output=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise LedgerError(f"replay of run {label} took longer than {timeout_s:g} s") from None
-        if not log.exists() or proc.returncode not in (0, 1):
-            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-            raise LedgerError(f"replay of run {label} failed: {tail[0]}")
-        replay_raw = log.read_bytes()
+        argv += _replay_options(raw, header, body, original, data)
+        replay_raw = _run_replay(argv, log, label, timeout_s)
     replay = parse_raw_log(replay_raw, "jsonl")
-    replay_losses = _steps(replay_raw)
+    comparison = _compare(parsed, recorded_losses, body, replay, _steps(replay_raw), steps)
+    replay_header = replay.header or {}
+    return {
+        "run": label,
+        "steps": steps,
+        "seed": seed,
+        **comparison,
+        "exact_schedule": "--replay" in argv,
+        "same_data": header.get("data_sha256") == replay_header.get("data_sha256"),
+        "same_code": header.get("code_sha256") == replay_header.get("code_sha256"),
+        "recorded_device": header.get("device"),
+        "replay_device": replay_header.get("device"),
+    }
+
+
+def _replay_options(raw: bytes, header: dict[str, Any], body: dict[str, Any], original: Path,
+                    data: Path | None) -> list[str]:
+    """The runner options that make the replay the recorded run: its schedule, manifest,
+    seed derivation, data and thread count."""
+    argv: list[str] = []
+    if _has_progress(raw):
+        argv += ["--replay", str(original)]
+    if body.get("manifest"):
+        argv += ["--manifest", body["manifest"]]
+    inputs = header.get("seed_inputs")
+    if isinstance(inputs, dict) and {"manifest", "condition", "seed"} <= set(inputs):
+        argv += ["--seed-from", f"{inputs['manifest']}:{inputs['condition']}:{inputs['seed']}"]
+    if data is not None:
+        argv += ["--data", str(data)]
+    if header.get("threads"):
+        argv += ["--threads", str(header["threads"])]
+    return argv
+
+
+def _run_replay(argv: list[str], log: Path, label: str, timeout_s: float) -> bytes:
+    """Run the trainer; the replayed raw log (a crashed run still writes one: exit 1)."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise LedgerError(f"replay of run {label} took longer than {timeout_s:g} s") from None
+    if not log.exists() or proc.returncode not in (0, 1):
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        raise LedgerError(f"replay of run {label} failed: {tail[0]}")
+    return log.read_bytes()
+
+
+def _compare(parsed: ParsedLog, recorded_losses: dict[int, float | None], body: dict[str, Any],
+             replay: ParsedLog, replay_losses: dict[int, float | None], steps: int,
+             ) -> dict[str, Any]:
+    """Recorded against replayed: statuses, val_bpb, and the loss of every step both logged."""
     common = sorted(set(recorded_losses) & set(replay_losses))
     diffs = [_difference(recorded_losses[s], replay_losses[s]) for s in common]
     max_loss_diff = None if None in diffs else max(diffs, default=None)
@@ -148,11 +180,7 @@ def replay_log(
     repeatable = recorded_status in REPEATABLE_STATUSES
     rec_bpb, rep_bpb = parsed.metrics.get("val_bpb"), replay.metrics.get("val_bpb")
     bpb_diff = _difference(rec_bpb, rep_bpb) if repeatable else 0.0
-    replay_header = replay.header or {}
     return {
-        "run": label,
-        "steps": steps,
-        "seed": seed,
         "recorded_status": recorded_status,
         "replayed_status": replayed_status,
         "status_compared": repeatable,
@@ -168,11 +196,6 @@ def replay_log(
                            else max(max_loss_diff, bpb_diff)),
         "identical": (len(common) == steps and max_loss_diff == 0.0 and bpb_diff == 0.0
                       and (not repeatable or recorded_status == replayed_status)),
-        "exact_schedule": "--replay" in argv,
-        "same_data": header.get("data_sha256") == replay_header.get("data_sha256"),
-        "same_code": header.get("code_sha256") == replay_header.get("code_sha256"),
-        "recorded_device": header.get("device"),
-        "replay_device": replay_header.get("device"),
     }
 
 

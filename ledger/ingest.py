@@ -209,14 +209,7 @@ def ingest(
     stored beside the log so a crash carries its reason; `deadline_s` is the budget plus
     grace the orchestrator killed at (what a `timeout` is checked against).
     """
-    if not isinstance(raw, bytes | bytearray):
-        raise LedgerError("raw log must be bytes")
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown log format {fmt!r} (expected {' or '.join(FORMATS)})")
-    if status_override is not None and status_override not in STATUSES:
-        raise ConfigError(f"unknown status {status_override!r}")
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
-        raise ConfigError(f"gpus must be a positive integer, not {gpus!r}")
+    _check_arguments(raw, fmt, status_override, gpus)
     raw = bytes(raw)
     parsed = parse_raw_log(raw, fmt)
     check_log(parsed)
@@ -227,19 +220,8 @@ def ingest(
         if manifest is not None:
             body, key = _declared(store, manifest, condition, seed, host)
             stage = stage if stage is not None else body.get("stage")
-            problems = header_problems(manifest, body, condition, seed, host, parsed) \
-                if fmt == "jsonl" else []
-            if fmt == "jsonl" and parsed.header is None and status == "ok":
-                problems.append("an ok log must start with a header citing its manifest")
-            start = started_at(store, manifest, key)
-            now = datetime.now(UTC).isoformat(timespec="microseconds")
-            interval = seconds_between(start, now) if start else None
-            problems += status_problems(status, parsed, budget_s=body["budget_s"],
-                                        interval_s=interval, deadline_s=deadline_s)
-            if problems:
-                raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)
-            if is_recorded(store, manifest, key):
-                raise LedgerError(f"run already recorded: {key} of manifest {manifest}")
+            _check_binding(store, manifest, body, key, parsed, fmt=fmt, status=status,
+                           condition=condition, seed=seed, host=host, deadline_s=deadline_s)
         elif condition is not None and seed is not None and host is not None:
             key = run_key(condition, seed, host)
         record = {
@@ -268,3 +250,37 @@ def ingest(
         record_id = store.put_unsigned("run", record)
         journal.append("run_recorded", object=record_id, run=key, manifest=manifest)
     return record_id
+
+
+def _check_arguments(raw: Any, fmt: str, status_override: str | None, gpus: Any) -> None:
+    """Refuse what the caller passed wrong, before a byte of the log is parsed."""
+    if not isinstance(raw, bytes | bytearray):
+        raise LedgerError("raw log must be bytes")
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown log format {fmt!r} (expected {' or '.join(FORMATS)})")
+    if status_override is not None and status_override not in STATUSES:
+        raise ConfigError(f"unknown status {status_override!r}")
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+        raise ConfigError(f"gpus must be a positive integer, not {gpus!r}")
+
+
+def _check_binding(
+    store: Store, manifest: str, body: dict[str, Any], key: str, parsed: ParsedLog, *,
+    fmt: str, status: str, condition: str | None, seed: int | None, host: str | None,
+    deadline_s: float | None,
+) -> None:
+    """Refuse a log that is not the declared run's, a status it does not support, or a run
+    already recorded (called under the journal lock, so two ingests cannot both pass)."""
+    problems = header_problems(manifest, body, condition, seed, host, parsed) \
+        if fmt == "jsonl" else []
+    if fmt == "jsonl" and parsed.header is None and status == "ok":
+        problems.append("an ok log must start with a header citing its manifest")
+    start = started_at(store, manifest, key)
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    interval = seconds_between(start, now) if start else None
+    problems += status_problems(status, parsed, budget_s=body["budget_s"],
+                                interval_s=interval, deadline_s=deadline_s)
+    if problems:
+        raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)
+    if is_recorded(store, manifest, key):
+        raise LedgerError(f"run already recorded: {key} of manifest {manifest}")

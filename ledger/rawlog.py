@@ -92,6 +92,7 @@ def parse_raw_log(data: bytes, fmt: str = "jsonl") -> ParsedLog:
 
 
 def _parse_jsonl(data: bytes) -> ParsedLog:
+    """Every line read once: step lines counted (the hot path), the others kept by type."""
     out = ParsedLog()
     last_step: dict[str, Any] | None = None
     lines = data.split(b"\n")
@@ -101,28 +102,10 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
         out.torn_tail = True
     steps, first_loss, limit = 0, None, None
     for n, line in enumerate(lines, start=1):
-        if len(line) > MAX_LINE_BYTES:
-            out.garbage += 1
-            out.problems.append(f"line {n}: {len(line)} bytes, more than the "
-                                f"{MAX_LINE_BYTES} allowed per line")
+        rec = _record(out, line, n, len(lines))
+        if rec is None:
             continue
-        try:
-            rec = loads_line(line)
-        except ValueError as exc:
-            if not line.strip():
-                continue
-            if out.torn_tail and n == len(lines):
-                out.problems.append(f"line {n}: cut off without its newline (the process died)")
-            else:
-                out.garbage += 1
-                out.problems.append(f"line {n}: not valid JSON ({exc})")
-            continue
-        if type(rec) is not dict:
-            out.garbage += 1
-            out.problems.append(f"line {n}: not a JSON object")
-            continue
-        kind = rec.get("type")
-        if kind == "step":  # the hot path: hundreds of lines per log
+        if rec.get("type") == "step":  # the hot path: hundreds of lines per log
             steps += 1
             last_step = rec
             if out.diverge_evidence is None:
@@ -135,36 +118,73 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
                     out.diverge_evidence = (f"step line {n}: loss {loss:g} exceeds "
                                             f"{DIVERGE_FACTOR:g} x the first step's "
                                             f"{first_loss:g}")
-        elif kind == "header":
-            if out.header is not None:
-                out.problems.append(f"line {n}: second header")
-                continue
-            if n != 1:
-                out.problems.append(f"line {n}: the header is not the first line")
-            out.header = rec
-        elif kind == "eval":
-            if out.eval is not None:
-                out.problems.append(f"line {n}: second eval record")
-            out.eval = rec
-        elif kind == "summary":
-            if out.summary is not None:
-                out.problems.append(f"line {n}: second summary")
-                continue
-            out.summary = rec
         else:
-            out.problems.append(f"line {n}: unknown record type {kind!r}")
+            _keep_record(out, rec, n)
     out.steps, out.first_loss = steps, first_loss
     _header_facts(out)
     if out.summary is not None:
         _summary_facts(out)
     else:
-        out.status = "crashed"
-        seconds = _finite((last_step or {}).get("train_seconds"))
-        out.metrics["training_seconds"] = seconds if seconds is not None else 0
-        step = _finite((last_step or {}).get("step"))
-        out.metrics["num_steps"] = int(step) if step is not None else 0
-        out.problems.append("no summary record (the process died)")
+        _no_summary(out, last_step)
     return out
+
+
+def _record(out: ParsedLog, line: bytes, n: int, count: int) -> dict[str, Any] | None:
+    """Line `n` as a JSON object, or None (blank, or a problem noted on `out`)."""
+    if len(line) > MAX_LINE_BYTES:
+        out.garbage += 1
+        out.problems.append(f"line {n}: {len(line)} bytes, more than the "
+                            f"{MAX_LINE_BYTES} allowed per line")
+        return None
+    try:
+        rec = loads_line(line)
+    except ValueError as exc:
+        if not line.strip():
+            return None
+        if out.torn_tail and n == count:
+            out.problems.append(f"line {n}: cut off without its newline (the process died)")
+        else:
+            out.garbage += 1
+            out.problems.append(f"line {n}: not valid JSON ({exc})")
+        return None
+    if type(rec) is not dict:
+        out.garbage += 1
+        out.problems.append(f"line {n}: not a JSON object")
+        return None
+    return rec
+
+
+def _keep_record(out: ParsedLog, rec: dict[str, Any], n: int) -> None:
+    """A header, eval or summary line: the first of each is kept, repeats are problems."""
+    kind = rec.get("type")
+    if kind == "header":
+        if out.header is not None:
+            out.problems.append(f"line {n}: second header")
+            return
+        if n != 1:
+            out.problems.append(f"line {n}: the header is not the first line")
+        out.header = rec
+    elif kind == "eval":
+        if out.eval is not None:
+            out.problems.append(f"line {n}: second eval record")
+        out.eval = rec
+    elif kind == "summary":
+        if out.summary is not None:
+            out.problems.append(f"line {n}: second summary")
+            return
+        out.summary = rec
+    else:
+        out.problems.append(f"line {n}: unknown record type {kind!r}")
+
+
+def _no_summary(out: ParsedLog, last_step: dict[str, Any] | None) -> None:
+    """A log without a summary crashed: its seconds and steps are the last step line's."""
+    out.status = "crashed"
+    seconds = _finite((last_step or {}).get("train_seconds"))
+    out.metrics["training_seconds"] = seconds if seconds is not None else 0
+    step = _finite((last_step or {}).get("step"))
+    out.metrics["num_steps"] = int(step) if step is not None else 0
+    out.problems.append("no summary record (the process died)")
 
 
 def _header_facts(out: ParsedLog) -> None:

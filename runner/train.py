@@ -55,9 +55,68 @@ class RunOptions:
     seed_inputs: dict[str, Any] | None = None  # --seed-from: what `seed` was derived from
 
 
+@dataclass
+class _Parts:
+    """What one run trains with: device, data, model, optimizers and the device's peak FLOPs."""
+
+    shape: config_mod.Shape
+    dev: torch.device
+    dataset: data_mod.Dataset
+    model: GPT
+    fwd: Any
+    optimizers: list[torch.optim.Optimizer]
+    autocast: Any
+    batches: data_mod.Batches
+    num_params: int
+    peak: float | None
+    peak_source: str
+
+
+@dataclass
+class _Tally:
+    """What the loop has counted so far: the numbers the summary reports."""
+
+    step: int = 0
+    tokens: int = 0
+    counted_tokens: int = 0
+    training_s: float = 0.0
+    warmup_s: float = 0.0
+    eval_s: float = 0.0
+    first_loss: float | None = None
+    last_log: float = 0.0
+
+
 def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     """Train, evaluate and write the raw log; return the summary record."""
     t_start = time.perf_counter() if t_start is None else t_start
+    parts = _build(opts)
+    log = LogWriter(opts.log)
+    log.write(_header(opts, parts), sync=True)
+    tally = _Tally()
+    bpb: float | None = None
+    error: str | None = None
+    with StopFlag() as stop:
+        try:
+            status = _train(opts, parts, log, tally, stop)
+            if status == "ok":
+                status, bpb = _evaluate(opts.cfg, parts, log, tally, stop)
+        except Exception as exc:  # noqa: BLE001 - a failure mid-run is logged, then re-raised
+            status, bpb, error = "crashed", None, describe_error(exc)
+        finally:
+            gc.unfreeze()
+    summary = _summary(status, bpb, tally, parts, log, t_start)
+    if error is not None:
+        summary["error"] = error
+    log.write(summary, sync=True)
+    log.close()
+    if error is not None:
+        raise TrainingCrashed(f"training crashed after {tally.step} step(s): {error} "
+                              f"(status crashed written to {opts.log})")
+    return summary
+
+
+def _build(opts: RunOptions) -> _Parts:
+    """Device, data and a seeded model with its optimizers, in the order the seed needs."""
     cfg = opts.cfg
     shape = config_mod.shape(cfg)
     dev = device_mod.select(opts.device)
@@ -73,13 +132,17 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     fwd = model.compiled() if cfg["compile"] else model
     autocast = device_mod.autocast(dev)
     batches = data_mod.Batches(dataset.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev)
-    num_params = model.num_params()
+    return _Parts(shape, dev, dataset, model, fwd, optimizers, autocast, batches,
+                  model.num_params(), peak, peak_source)
 
-    log = LogWriter(opts.log)
-    header = {
-        "type": "header", **cfg, "seed": opts.seed, "effective_seed": opts.seed,
+
+def _header(opts: RunOptions, parts: _Parts) -> dict[str, Any]:
+    """The log's first line: config, seed, where and with what code and data it ran."""
+    shape, dataset = parts.shape, parts.dataset
+    return {
+        "type": "header", **opts.cfg, "seed": opts.seed, "effective_seed": opts.seed,
         "seed_inputs": opts.seed_inputs, "budget_s": opts.budget_s,
-        "device": device_mod.describe(dev), "host": opts.host or provenance.host(), "machine": provenance.host(), "torch": torch.__version__,
+        "device": device_mod.describe(parts.dev), "host": opts.host or provenance.host(), "machine": provenance.host(), "torch": torch.__version__,
         "runner": "builtin", "runner_version": __version__,
         "code_sha256": provenance.code_sha256(), "data_sha256": dataset.sha256,
         "manifest": opts.manifest, "started_at": provenance.utc_now(),
@@ -87,93 +150,91 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
         "replay_sha256": opts.replay_sha256,
         "model_dim": shape.model_dim, "n_heads": shape.n_heads, "grad_accum_steps": shape.grad_accum_steps,
         "vocab_size": dataset.vocab_size, "data_kind": dataset.kind, "data_files": dataset.files,
-        "num_params": num_params, "flops_per_token": model.flops_per_token(),
-        "peak_flops": peak, "peak_flops_source": peak_source, "excluded_steps": EXCLUDED_STEPS,
+        "num_params": parts.num_params, "flops_per_token": parts.model.flops_per_token(),
+        "peak_flops": parts.peak, "peak_flops_source": parts.peak_source,
+        "excluded_steps": EXCLUDED_STEPS,
     }
-    log.write(header, sync=True)
 
-    accum, tokens_per_step = shape.grad_accum_steps, cfg["total_batch_size"]
-    step = tokens = counted_tokens = 0
-    training_s = warmup_s = eval_s = 0.0
-    first_loss: float | None = None
-    status, last_log = "ok", 0.0
-    bpb: float | None = None
-    error: str | None = None
-    with StopFlag() as stop:
-        try:
-            while True:
-                if stop.set:
-                    status = "timeout"
-                    break
-                if opts.schedule is not None:
-                    progress = opts.schedule[step]
-                else:
-                    progress = step / opts.steps if opts.steps else training_s / opts.budget_s
-                mult = optim.apply(optimizers, step, progress, cfg)
-                t0 = time.perf_counter()
-                loss_v = _optimizer_step(fwd, model, optimizers, batches, accum, autocast, dev)
-                dt = time.perf_counter() - t0
-                step += 1
-                tokens += tokens_per_step
-                if step <= EXCLUDED_STEPS:
-                    warmup_s += dt
-                    if step == EXCLUDED_STEPS:
-                        _freeze_heap()
-                else:
-                    training_s += dt
-                    counted_tokens += tokens_per_step
-                if first_loss is None:
-                    first_loss = loss_v
-                bad = not math.isfinite(loss_v) or loss_v > DIVERGE_FACTOR * first_loss
-                if bad:
-                    status = "diverged"
-                done = bad or (
-                    step >= opts.steps if opts.steps else (step > EXCLUDED_STEPS and training_s >= opts.budget_s)
-                )
-                now = time.perf_counter()
-                # every step is logged, with the exact schedule progress it used (exact replay)
-                log.write({"type": "step", "step": step, "train_seconds": training_s, "loss": loss_v,
-                           "lr": cfg["matrix_lr"] * mult, "lr_mult": mult, "tokens": tokens,
-                           "progress": progress},
-                          flush=done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S)
-                if done or step <= LOG_EVERY_STEP_FIRST or now - last_log >= LOG_INTERVAL_S:
-                    last_log = now
-                if done:
-                    break
 
-            if status == "ok":
-                t0 = time.perf_counter()
-                x, y = data_mod.eval_slice(dataset.val, cfg["seq_len"], cfg["eval_tokens"])
-                tb = torch.from_numpy(dataset.token_bytes) if dataset.token_bytes is not None else None
-                bpb, n_tok, n_bytes = val_bpb(model, x, y, tb, dev, autocast, lambda: stop.set)
-                eval_s = time.perf_counter() - t0
-                if bpb is None:
-                    status = "timeout"  # stopped during evaluation
-                else:
-                    log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok,
-                               "eval_bytes": n_bytes, "eval_seconds": eval_s})
-        except Exception as exc:  # noqa: BLE001 - a failure mid-run is logged, then re-raised
-            status, bpb, error = "crashed", None, describe_error(exc)
-        finally:
-            gc.unfreeze()
+def _train(opts: RunOptions, parts: _Parts, log: LogWriter, tally: _Tally, stop: StopFlag) -> str:
+    """Optimizer steps until the budget (or `steps`) is spent: "ok", "diverged" or "timeout"."""
+    cfg = opts.cfg
+    accum, tokens_per_step = parts.shape.grad_accum_steps, cfg["total_batch_size"]
+    status = "ok"
+    while True:
+        if stop.set:
+            return "timeout"
+        if opts.schedule is not None:
+            progress = opts.schedule[tally.step]
+        else:
+            progress = (tally.step / opts.steps if opts.steps
+                        else tally.training_s / opts.budget_s)
+        mult = optim.apply(parts.optimizers, tally.step, progress, cfg)
+        t0 = time.perf_counter()
+        loss_v = _optimizer_step(parts.fwd, parts.model, parts.optimizers, parts.batches, accum,
+                                 parts.autocast, parts.dev)
+        dt = time.perf_counter() - t0
+        tally.step += 1
+        tally.tokens += tokens_per_step
+        if tally.step <= EXCLUDED_STEPS:
+            tally.warmup_s += dt
+            if tally.step == EXCLUDED_STEPS:
+                _freeze_heap()
+        else:
+            tally.training_s += dt
+            tally.counted_tokens += tokens_per_step
+        if tally.first_loss is None:
+            tally.first_loss = loss_v
+        bad = not math.isfinite(loss_v) or loss_v > DIVERGE_FACTOR * tally.first_loss
+        if bad:
+            status = "diverged"
+        done = bad or (
+            tally.step >= opts.steps if opts.steps
+            else (tally.step > EXCLUDED_STEPS and tally.training_s >= opts.budget_s)
+        )
+        now = time.perf_counter()
+        due = done or tally.step <= LOG_EVERY_STEP_FIRST or now - tally.last_log >= LOG_INTERVAL_S
+        # every step is logged, with the exact schedule progress it used (exact replay)
+        log.write({"type": "step", "step": tally.step, "train_seconds": tally.training_s,
+                   "loss": loss_v, "lr": cfg["matrix_lr"] * mult, "lr_mult": mult,
+                   "tokens": tally.tokens, "progress": progress}, flush=due)
+        if due:
+            tally.last_log = now
+        if done:
+            return status
 
-    tps = counted_tokens / training_s if training_s > 0 else None
-    mfu = tps * model.flops_per_token() / peak if tps is not None and peak else None
-    summary = {
-        "type": "summary", "status": status, "val_bpb": bpb, "training_seconds": training_s,
-        "total_seconds": time.perf_counter() - t_start, "num_steps": step, "total_tokens": tokens,
-        "num_params": num_params, "peak_mem_mb": device_mod.peak_mem_mb(dev),
-        "tokens_per_s": tps, "mfu": mfu, "warmup_seconds": warmup_s, "eval_seconds": eval_s,
+
+def _evaluate(cfg: dict[str, Any], parts: _Parts, log: LogWriter, tally: _Tally,
+              stop: StopFlag) -> tuple[str, float | None]:
+    """Validation bits per byte on the held-out slice: ("ok", bpb), or ("timeout", None)."""
+    t0 = time.perf_counter()
+    x, y = data_mod.eval_slice(parts.dataset.val, cfg["seq_len"], cfg["eval_tokens"])
+    token_bytes = parts.dataset.token_bytes
+    tb = torch.from_numpy(token_bytes) if token_bytes is not None else None
+    bpb, n_tok, n_bytes = val_bpb(parts.model, x, y, tb, parts.dev, parts.autocast,
+                                  lambda: stop.set)
+    tally.eval_s = time.perf_counter() - t0
+    if bpb is None:
+        return "timeout", None  # stopped during evaluation
+    log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok,
+               "eval_bytes": n_bytes, "eval_seconds": tally.eval_s})
+    return "ok", bpb
+
+
+def _summary(status: str, bpb: float | None, tally: _Tally, parts: _Parts, log: LogWriter,
+             t_start: float) -> dict[str, Any]:
+    """The log's last line, written even after a crash."""
+    tps = tally.counted_tokens / tally.training_s if tally.training_s > 0 else None
+    mfu = (tps * parts.model.flops_per_token() / parts.peak
+           if tps is not None and parts.peak else None)
+    return {
+        "type": "summary", "status": status, "val_bpb": bpb, "training_seconds": tally.training_s,
+        "total_seconds": time.perf_counter() - t_start, "num_steps": tally.step,
+        "total_tokens": tally.tokens, "num_params": parts.num_params,
+        "peak_mem_mb": device_mod.peak_mem_mb(parts.dev), "tokens_per_s": tps, "mfu": mfu,
+        "warmup_seconds": tally.warmup_s, "eval_seconds": tally.eval_s,
         "log_seconds": log.seconds,
     }
-    if error is not None:
-        summary["error"] = error
-    log.write(summary, sync=True)
-    log.close()
-    if error is not None:
-        raise TrainingCrashed(f"training crashed after {step} step(s): {error} "
-                              f"(status crashed written to {opts.log})")
-    return summary
 
 
 def _optimizer_step(fwd: Any, model: GPT, optimizers: list[torch.optim.Optimizer],

@@ -493,47 +493,24 @@ def evaluate(
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"--trials must be a positive integer, not {trials!r}")
     against = parse_against(list(against))
-    stages = campaign.stages
-    final = stages[-1]
+    final = campaign.stages[-1]
     pool = candidate_pool(campaign)
     infos = {c.id: _info(c) for c in pool}
     names = {c.id: c.name for c in pool}
-    values, unknown = {}, []
-    for cid, info in infos.items():
-        v = source.truth(info, final.budget_s)
-        (unknown.append(cid) if v is None else values.__setitem__(cid, v))
-    if not values:
-        raise LedgerError(
-            f"{campaign.path}: no candidate has a known value at the final budget "
-            f"({final.name}); nothing to evaluate against")
+    values, unknown = _final_values(campaign, source, infos)
     walker = ProtocolWalker(campaign)
     bar = _bar(trials * (1 + len(against)), progress)
-
-    def answer_for(trial: int | None) -> AnswerFn:
-        return lambda info, b, s, h, g: source.answer(trial, info, b, s, h, g)
-
-    reference = walker.walk(answer_for(None))
-    walks: list[Walk] = []
-    for t in range(trials):
-        walks.append(walker.walk(answer_for(t)))
-        _tick(bar)
+    reference, walks = _walk_trials(walker, source, trials, bar)
     for w in [reference, *walks]:
         names.update({k: v for k, v in w.names.items() if k not in names})
     below = [cid for cid in values
              if source.fidelity(infos[cid], final.budget_s) < final.budget_s * (1 - 1e-12)]
     truth = Truth(values, names, unknown, final.budget_s, below)
-
-    protocol = {"method": "protocol", **_outcome_stats(
-        [w.pick for w in walks], [set(w.final_promoted) for w in walks],
-        [w.gpu_s / 3600.0 for w in walks], truth)}
-    protocol["stopped_early"] = sum(1 for w in walks if w.stopped)
-    protocol["gates"] = _gates(campaign, source, walks, reference, names)
+    protocol = _protocol_outcome(campaign, source, walks, reference, names, truth)
     target_h = protocol["gpu_hours_mean"]
 
-    baselines = []
-    for method in against:
-        baselines.append(_baseline(method, campaign, source, pool, infos, truth, trials, seed,
-                                   target_h * 3600.0, eta, bar))
+    baselines = [_baseline(method, campaign, source, pool, infos, truth, trials, seed,
+                           target_h * 3600.0, eta, bar) for method in against]
     if bar is not None:
         bar.close()
 
@@ -556,16 +533,67 @@ def evaluate(
         "versions": _versions(),
     }
     if isinstance(source, ReplaySource):
-        source.exact = True
-        try:
-            recorded = walker.walk(answer_for(None))
-        finally:
-            source.exact = False
-        result["recorded"] = {"promoted": {g.stage: [names.get(c, c[:8]) for c in g.promoted]
-                                           for g in recorded.gates},
-                              "pick": names.get(recorded.pick) if recorded.pick else None,
-                              "gpu_hours": recorded.gpu_s / 3600.0}
+        result["recorded"] = _recorded_walk(walker, source, names)
     return result
+
+
+def _answer_for(source: SimSource | ReplaySource, trial: int | None) -> AnswerFn:
+    """The source's answers for one trial (None: the noise-free reference walk)."""
+    return lambda info, b, s, h, g: source.answer(trial, info, b, s, h, g)
+
+
+def _walk_trials(walker: ProtocolWalker, source: SimSource | ReplaySource, trials: int,
+                 bar: Any) -> tuple[Walk, list[Walk]]:
+    """The noise-free reference walk, then one walk per trial (each ticks the bar)."""
+    reference = walker.walk(_answer_for(source, None))
+    walks: list[Walk] = []
+    for t in range(trials):
+        walks.append(walker.walk(_answer_for(source, t)))
+        _tick(bar)
+    return reference, walks
+
+
+def _final_values(
+    campaign: Campaign, source: SimSource | ReplaySource, infos: dict[str, Any]
+) -> tuple[dict[str, float], list[str]]:
+    """Each candidate's true value at the final budget, and those the source cannot know."""
+    final = campaign.stages[-1]
+    values, unknown = {}, []
+    for cid, info in infos.items():
+        v = source.truth(info, final.budget_s)
+        (unknown.append(cid) if v is None else values.__setitem__(cid, v))
+    if not values:
+        raise LedgerError(
+            f"{campaign.path}: no candidate has a known value at the final budget "
+            f"({final.name}); nothing to evaluate against")
+    return values, unknown
+
+
+def _protocol_outcome(
+    campaign: Campaign, source: SimSource | ReplaySource, walks: list[Walk], reference: Walk,
+    names: dict[str, str], truth: Truth,
+) -> dict[str, Any]:
+    """What the protocol's trials picked and spent, judged against the truth, gate by gate."""
+    protocol = {"method": "protocol", **_outcome_stats(
+        [w.pick for w in walks], [set(w.final_promoted) for w in walks],
+        [w.gpu_s / 3600.0 for w in walks], truth)}
+    protocol["stopped_early"] = sum(1 for w in walks if w.stopped)
+    protocol["gates"] = _gates(campaign, source, walks, reference, names)
+    return protocol
+
+
+def _recorded_walk(walker: ProtocolWalker, source: ReplaySource,
+                   names: dict[str, str]) -> dict[str, Any]:
+    """The walk on the recorded values themselves (no resampling): what the store decided."""
+    source.exact = True
+    try:
+        recorded = walker.walk(_answer_for(source, None))
+    finally:
+        source.exact = False
+    return {"promoted": {g.stage: [names.get(c, c[:8]) for c in g.promoted]
+                         for g in recorded.gates},
+            "pick": names.get(recorded.pick) if recorded.pick else None,
+            "gpu_hours": recorded.gpu_s / 3600.0}
 
 
 def _gates(campaign, source, walks: list[Walk], reference: Walk, names) -> list[dict[str, Any]]:

@@ -175,12 +175,45 @@ def simulate_log(
     however often a stage is re-frozen.
     """
     rng = _rng(condition, seed, host, budget_s)
-    started = datetime.now(UTC).isoformat(timespec="microseconds")
     seeds: dict[str, Any] = {"seed": seed, "effective_seed": seed, "seed_inputs": None}
     if effective_seed is not None:
         seeds = {"seed": effective_seed, "effective_seed": effective_seed,
                  "seed_inputs": {"manifest": manifest, "condition": condition, "seed": seed}}
-    header = {
+    lines = [_header(params, config, seeds, budget_s=budget_s, host=host, manifest=manifest)]
+    tokens_per_step = int(config.get("total_batch_size", 8192))
+    steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))
+    z = rng.gauss(0.0, 1.0)
+    outcome = run_outcome(params, name=name, coded=coded, budget_s=budget_s, host=host, z=z)
+    final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
+    final += params.noise * z  # the step losses follow the unrounded value
+    diverged = outcome.status == "diverged"
+    _append_steps(lines, final, steps, tokens_per_step, budget_s, log_steps)
+    if diverged:
+        lines = _diverge(lines, outcome, steps, tokens_per_step)
+    else:
+        lines.append(
+            {"type": "eval", "val_bpb": round(final, 6), "eval_tokens": 0, "eval_bytes": 0}
+        )
+    lines.append({
+        "type": "summary",
+        "status": outcome.status,
+        "val_bpb": outcome.val_bpb,
+        "training_seconds": outcome.training_seconds,
+        "total_seconds": outcome.total_seconds,
+        "num_steps": steps,
+        "total_tokens": steps * tokens_per_step,
+        "num_params": None,
+        "peak_mem_mb": None,
+        "tokens_per_s": params.tokens_per_s,
+        "mfu": None,
+    })
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def _header(params: SimParams, config: dict[str, Any], seeds: dict[str, Any], *,
+            budget_s: float, host: str, manifest: str | None) -> dict[str, Any]:
+    """The header a real run would write, with `runner: sim` and the surface it was drawn from."""
+    return {
         "type": "header",
         **config,
         **seeds,
@@ -193,17 +226,14 @@ def simulate_log(
         "code_sha256": None,
         "data_sha256": None,
         "manifest": manifest,
-        "started_at": started,
+        "started_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "sim": params.to_dict(),
     }
-    lines = [header]
-    tokens_per_step = int(config.get("total_batch_size", 8192))
-    steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))
-    z = rng.gauss(0.0, 1.0)
-    outcome = run_outcome(params, name=name, coded=coded, budget_s=budget_s, host=host, z=z)
-    final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
-    final += params.noise * z  # the step losses follow the unrounded value
-    diverged = outcome.status == "diverged"
+
+
+def _append_steps(lines: list[dict[str, Any]], final: float, steps: int, tokens_per_step: int,
+                  budget_s: float, log_steps: int) -> None:
+    """Step lines whose loss decays towards the run's final value (in nats)."""
     for i in _logged_steps(steps, log_steps):
         if i < 1 or (lines[-1].get("step") == i):
             continue
@@ -219,30 +249,15 @@ def simulate_log(
                 "tokens": i * tokens_per_step,
             }
         )
-    if diverged:
-        # as the runner does: the run stops at the step whose loss exploded (> 3 x the first)
-        train_s = outcome.training_seconds
-        lines = [line for line in lines if line["type"] != "step" or line["step"] == 1]
-        first = lines[-1]["loss"]
-        step = max(2, int(steps * 0.3))
-        lines.append({"type": "step", "step": step, "train_seconds": train_s,
-                      "loss": round(first * 10, 6), "lr": 1.0, "tokens": step * tokens_per_step})
-    summary = {
-        "type": "summary",
-        "status": outcome.status,
-        "val_bpb": outcome.val_bpb,
-        "training_seconds": outcome.training_seconds,
-        "total_seconds": outcome.total_seconds,
-        "num_steps": steps,
-        "total_tokens": steps * tokens_per_step,
-        "num_params": None,
-        "peak_mem_mb": None,
-        "tokens_per_s": params.tokens_per_s,
-        "mfu": None,
-    }
-    if not diverged:
-        lines.append(
-            {"type": "eval", "val_bpb": round(final, 6), "eval_tokens": 0, "eval_bytes": 0}
-        )
-    lines.append(summary)
-    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+def _diverge(lines: list[dict[str, Any]], outcome: SimOutcome, steps: int,
+             tokens_per_step: int) -> list[dict[str, Any]]:
+    """As the runner does: the run stops at the step whose loss exploded (> 3 x the first)."""
+    train_s = outcome.training_seconds
+    lines = [line for line in lines if line["type"] != "step" or line["step"] == 1]
+    first = lines[-1]["loss"]
+    step = max(2, int(steps * 0.3))
+    lines.append({"type": "step", "step": step, "train_seconds": train_s,
+                  "loss": round(first * 10, 6), "lr": 1.0, "tokens": step * tokens_per_step})
+    return lines
