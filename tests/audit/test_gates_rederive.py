@@ -1,0 +1,43 @@
+"""The audit's re-derivation on hand-built inputs: the same manifest and runs give the
+decision that was signed; one changed run value makes the check fail, naming the decision."""
+
+from __future__ import annotations
+
+import copy
+
+from audit.gates import StageAudit, _check_reproduces, diff
+from stages.decide import SIGNING_FIELDS, derive_decision
+from tests.stages.test_derive_decision import MANIFEST_ID, VALUES, manifest, records
+
+
+def _audit() -> StageAudit:
+    return StageAudit(campaign="hand", stage="screen", manifest=MANIFEST_ID, decision=None,
+                      budget_s=60.0, amends=None, superseded=False)
+
+
+def _signed(body: dict) -> dict:
+    return {**copy.deepcopy(body), **{f: "signer or time" for f in SIGNING_FIELDS}}
+
+
+def test_the_audit_re_derives_the_same_decision_from_the_same_runs():
+    recorded = _signed(derive_decision(MANIFEST_ID, manifest(), records()))
+    audit = _audit()
+    _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, records())
+    assert audit.checks == [{"name": "decision reproduces from raw logs", "ok": True,
+                             "detail": ""}]
+    assert audit.findings == []
+
+
+def test_a_changed_run_value_makes_the_re_derived_decision_differ():
+    recorded = _signed(derive_decision(MANIFEST_ID, manifest(), records()))
+    # c-big's seed 0 was 1.10; at 0.50 its mean (0.85) beats c-mid's 0.92
+    changed = records({**VALUES, ("c-big", 0): 0.50})
+    rederived = derive_decision(MANIFEST_ID, manifest(), changed)
+    assert rederived["promoted"] == ["c-big", "c-mid"]
+    differences = diff(rederived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
+    assert any(d.startswith("promoted:") for d in differences)
+    audit = _audit()
+    _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, changed)
+    assert audit.checks[0]["ok"] is False
+    assert audit.findings and audit.findings[0].object == "d" * 64
+    assert "decision does not match the frozen rule" in audit.findings[0].message
