@@ -76,14 +76,14 @@ def audit_manifest(ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunC
                    superseded: bool) -> StageAudit:
     """Every check of one manifest, given its run records already checked against logs."""
     stage_audit = StageAudit(campaign=body.get("campaign", "?"), stage=body.get("stage", "?"),
-                    manifest=mid, decision=None, budget_s=body.get("budget_s", 0),
-                    amends=body.get("amends"), superseded=superseded)
+                             manifest=mid, decision=None, budget_s=body.get("budget_s", 0),
+                             amends=body.get("amends"), superseded=superseded)
     stage_audit.runs = len(runs)
     stage_audit.sim_runs = sum(1 for r in runs if r.simulated)
     frozen = ev.event("manifest_frozen", mid) or ev.event("amended", mid)
     if frozen is None:
         stage_audit.failed("journaled", "manifest freeze is in no journal",
-                  [Problem(mid, "manifest is not in any journal")])
+                           [Problem(mid, "manifest is not in any journal")])
     else:
         stage_audit.passed("journaled")
     _check_runs(ev, stage_audit, mid, body, runs, frozen)
@@ -101,8 +101,8 @@ def _check_runs(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str,
     early = [e for e in ev.for_manifest("run_started", mid)
              if frozen is not None and not before(frozen, e)]
     stage_audit.check("runs started after freeze",
-             [Problem(mid, f"run {e.fields.get('run')} started before this manifest was frozen")
-              for e in early])
+                      [Problem(mid, f"run {e.fields.get('run')} started before this manifest was frozen")
+                       for e in early])
     frozen_at = str(body.get("frozen_at", ""))
     late = []
     for run in runs:
@@ -114,7 +114,7 @@ def _check_runs(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str,
     for run in runs:
         if run.observed["status"] != "ok":
             stage_audit.failed_runs.append({"run": run.id, "key": run.record.get("run"),
-                                   "status": run.observed["status"], "reason": run.reason})
+                                            "status": run.observed["status"], "reason": run.reason})
 
 
 def _iso(text: str) -> str:
@@ -128,8 +128,8 @@ def _check_replacement(ev: Evidence, stage_audit: StageAudit, mid: str) -> None:
     if started:
         by = amended_by[0][:12] if amended_by else "?"
         stage_audit.failed("not replaced after runs began", f"amended by {by}",
-                  [Problem(mid, f"manifest was replaced by {by} after {len(started)} of its "
-                                f"runs began")])
+                           [Problem(mid, f"manifest was replaced by {by} after {len(started)} of its "
+                                         f"runs began")])
     else:
         stage_audit.passed("not replaced after runs began")
 
@@ -194,29 +194,29 @@ def _check_decision(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[
                  if k not in started]
     stage_audit.check("runs journaled at start", unstarted)
     stage_audit.check("no undeclared runs", [Problem(rid, f"run is not declared by manifest {mid[:12]}")
-                                    for rid in extra])
+                                             for rid in extra])
     did = counting_decision(ev, mid)
     others = [d for d, b in ev.of_kind("decision").items() if b.get("manifest") == mid and d != did]
     if others:
         stage_audit.failed("one decision", f"{len(others) + (did is not None)} decisions cite this "
-                                  f"manifest", [Problem(o, f"a second decision of manifest "
-                                                           f"{mid[:12]}; the first counts")
-                                                for o in others])
+                                           f"manifest", [Problem(o, f"a second decision of manifest "
+                                                                    f"{mid[:12]}; the first counts")
+                                                         for o in others])
     if did is None:
         stage_audit.missing_runs = len(missing)
         stage_audit.passed("declared runs recorded", f"{len(body.get('runs', [])) - len(missing)} of "
-                                            f"{len(body.get('runs', []))} recorded (undecided)")
+                                                     f"{len(body.get('runs', []))} recorded (undecided)")
         return
     stage_audit.decision = did
     recorded = ev.of_kind("decision")[did]
     stage_audit.missing_runs = len(missing)
     if missing and not recorded.get("missing"):
         stage_audit.failed("declared runs recorded", f"{len(missing)} declared run(s) missing",
-                  [Problem(did, f"declared runs missing: {', '.join(missing[:3])}")])
+                           [Problem(did, f"declared runs missing: {', '.join(missing[:3])}")])
     else:
         stage_audit.passed("declared runs recorded",
-                  f"decided with {len(missing)} declared run(s) missing (--allow-missing)"
-                  if missing else "")
+                           f"decided with {len(missing)} declared run(s) missing (--allow-missing)"
+                           if missing else "")
     _check_cited_runs(ev, stage_audit, did, recorded, used)
     _check_reproduces(stage_audit, mid, body, did, recorded, observed)
 
@@ -227,16 +227,16 @@ def _check_cited_runs(ev: Evidence, stage_audit: StageAudit, did: str, recorded:
     expected = sorted(rid for rid, _ in used.values())
     if sorted(cited) != expected:
         stage_audit.failed("decision cites exactly the declared runs",
-                  f"cites {len(cited)}, declared and recorded {len(expected)}",
-                  [Problem(did, f"decision cites {len(cited)} runs; the manifest's recorded "
-                                f"declared runs are {len(expected)}")])
+                           f"cites {len(cited)}, declared and recorded {len(expected)}",
+                           [Problem(did, f"decision cites {len(cited)} runs; the manifest's recorded "
+                                         f"declared runs are {len(expected)}")])
     else:
         stage_audit.passed("decision cites exactly the declared runs")
     made = ev.event("decision_made", did)
     late = [rid for rid in cited if made is None or ev.event("run_recorded", rid) is None
             or not before(ev.event("run_recorded", rid), made)]
     stage_audit.check("decision after its runs", [Problem(did, f"decision was journaled before {len(late)} "
-                                                      f"of its runs")] if late else [])
+                                                               f"of its runs")] if late else [])
 
 
 def _check_reproduces(stage_audit: StageAudit, mid: str, body: dict[str, Any], did: str,
@@ -246,12 +246,12 @@ def _check_reproduces(stage_audit: StageAudit, mid: str, body: dict[str, Any], d
         derived = derive_decision(mid, body, observed)
     except LedgerError as exc:
         stage_audit.failed("decision reproduces from raw logs", str(exc),
-                  [Problem(did, f"cannot re-derive: {exc}")])
+                           [Problem(did, f"cannot re-derive: {exc}")])
         return
     diffs = diff(derived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
     stage_audit.check("decision reproduces from raw logs",
-             [Problem(did, f"decision does not match the frozen rule: {d}") for d in diffs[:5]],
-             "; ".join(diffs[:3]))
+                      [Problem(did, f"decision does not match the frozen rule: {d}") for d in diffs[:5]],
+                      "; ".join(diffs[:3]))
 
 
 def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:

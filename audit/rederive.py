@@ -208,7 +208,7 @@ def _witness(ev: Evidence, verified: Verified, stages: list[StageAudit],
         stage_audit.witness = stage_witness(found, stage_audit.manifest, stage_audit.decision, report.witnessed)
         if stage_audit.manifest in found or (stage_audit.decision and stage_audit.decision in found):
             stage_audit.check("timestamps in order",
-                     [p for p in problems if p.object in (stage_audit.manifest, stage_audit.decision)])
+                              [p for p in problems if p.object in (stage_audit.manifest, stage_audit.decision)])
     summary = {
         "tokens": len(report.tokens),
         "verified": sum(t.verified for t in report.tokens.values()),
