@@ -296,9 +296,8 @@ def gate_flags(
 
 def bh(pvalues: Sequence[float], alpha: float) -> tuple[list[bool], list[float]]:
     """Benjamini-Hochberg step-up: which hypotheses to reject at FDR `alpha`, and q-values."""
-    from statsmodels.stats.multitest import (
-        multipletests,  # statsmodels: ~1 s measured; only an FDR rule needs it
-    )
+    # statsmodels: ~1 s measured; only an FDR rule needs it
+    from statsmodels.stats.multitest import multipletests
 
     if not 0 < alpha <= 1:
         raise LedgerError(f"fdr level {alpha!r} must be in (0, 1]")
