@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import AlreadyFrozen, LedgerError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.seeds import seed_plan
@@ -385,7 +385,7 @@ def freeze_stage(
     if existing is not None and not amend:
         diffs = spec_differences(existing.body.get("spec", {}), stage_spec(campaign, stage))
         hint = f" (the file now differs at {diffs[0][0]!r})" if diffs else ""
-        raise LedgerError(
+        raise AlreadyFrozen(
             f"stage {stage.name!r} is already frozen as manifest {existing.id[:12]}{hint}; "
             f"use --amend to replace it (audit reports amendments)"
         )

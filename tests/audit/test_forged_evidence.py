@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from audit.rederive import audit_store
 from ledger.anchor import make_anchor, read_anchor_file
 from ledger.canonical import canonical_bytes
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.manifest import freeze
 from ledger.revocation import revoke_key

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.context import emit, open_store
+from gateledger.cli.context import emit, open_store
 from ledger.errors import LedgerError
 
 
@@ -48,7 +48,7 @@ def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
       ledger compare --plot compare.png
     """
     from audit.compare import comparison, figure, table_rows
-    from ledger.cli.runs_cmds import text_table
+    from gateledger.cli.runs_cmds import text_table
     from ledger.fsutil import atomic_write
     from ledger.store import Store
 

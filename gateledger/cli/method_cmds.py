@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.context import (
+from gateledger.cli.context import (
     chosen_tsas,
     emit,
     open_store,
@@ -317,7 +317,7 @@ def effects_cmd(csv_path, response, terms, block, as_json):
                + (f", block: {out['block']}" if out.get("block") else ""))
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
-    from ledger.cli.runs_cmds import text_table
+    from gateledger.cli.runs_cmds import text_table
 
     rows = []
     for e in out["effects"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.context import emit, open_store
+from gateledger.cli.context import emit, open_store
 from ledger.errors import LedgerError
 
 

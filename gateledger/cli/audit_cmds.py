@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.context import (
+from gateledger.cli.context import (
     emit,
     open_store,
     reviewer_inputs,
@@ -225,8 +225,8 @@ def report_costs(ctx, campaign_path, as_json):
 
 def _print_costs(data) -> None:
     from audit.report import _ordered_costs, saved_sentence
-    from ledger.cli.runs_cmds import gpu_hours_text as hours
-    from ledger.cli.runs_cmds import text_table
+    from gateledger.cli.runs_cmds import gpu_hours_text as hours
+    from gateledger.cli.runs_cmds import text_table
 
     costs = _ordered_costs(data)
     click.echo(f"protocol ({data['campaign']['name']}): {hours(costs['training_gpu_hours'])} "

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import click
 
-from ledger.cli.runs_cmds import gpu_hours_text, text_table
+from gateledger.cli.runs_cmds import gpu_hours_text, text_table
 from stages.progress import Progress, StageProgress, campaign_done, duration_text
 
 CLEAR = "\x1b[H\x1b[2J"

@@ -10,9 +10,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 
-from .conftest import make_log, make_plan
+from tests.ledger.conftest import make_log, make_plan
 
 
 def run(args, store, **kw):

@@ -124,7 +124,7 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
 
 
 def _register() -> None:
-    from ledger.cli import (
+    from gateledger.cli import (
         audit_cmds,
         compare_cmds,
         core_cmds,

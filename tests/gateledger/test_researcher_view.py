@@ -17,7 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from tests.conftest import SIM_CAMPAIGN
 
 SCREEN_H, GATE_H, FINAL_H = 17 * 120 / 3600, 20 * 600 / 3600, 12 * 3600 / 3600
@@ -264,7 +264,7 @@ def test_status_watch_stops_when_the_campaign_is_decided(walked):
 
 def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_campaign,
                                                                 capsys):
-    from ledger.cli.status_watch import watch
+    from gateledger.cli.status_watch import watch
     from ledger.ingest import record_run_start
     from ledger.store import Store
     from stages.campaign import load_campaign

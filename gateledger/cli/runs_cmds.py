@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.context import emit, open_store
+from gateledger.cli.context import emit, open_store
 
 
 def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]],

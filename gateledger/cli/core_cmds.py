@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ledger.cli.context import (
+from gateledger.cli.context import (
     chosen_tsas,
     emit,
     open_store,
@@ -231,7 +231,7 @@ def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
     ctx.obj["json"] = as_json
     if stage is not None:
         # a campaign stage resolves into a plan through the method; it freezes on the same path
-        from ledger.cli.method_cmds import freeze_stage_cmd
+        from gateledger.cli.method_cmds import freeze_stage_cmd
 
         freeze_stage_cmd(ctx, stage, campaign_path, key_name, amend, data_path, sim_only,
                          tsa_urls=tsa_urls, no_tsa=no_tsa)
@@ -554,7 +554,7 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, inter
         campaign = load_campaign(campaign_path)
     progress = Progress(store, campaign)
     if watch:
-        from ledger.cli.status_watch import watch as watch_loop
+        from gateledger.cli.status_watch import watch as watch_loop
 
         watch_loop(progress, interval=interval, count=count, stage=watch_stage,
                    as_json=as_json, clear=sys.stdout.isatty() and not as_json)
@@ -569,7 +569,7 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, inter
     if as_json:
         emit(out, True)
         return
-    from ledger.cli.status_watch import frame_lines
+    from gateledger.cli.status_watch import frame_lines
 
     kinds = out["by_kind"]
     parts = sorted(h["host"] for h in out["journals"])
