@@ -41,55 +41,48 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from gateledger import errors as errors
+from gateledger import errors
 from gateledger.errors import (
-    AlreadyDecided as AlreadyDecided,
-)
-from gateledger.errors import (
-    AlreadyFrozen as AlreadyFrozen,
-)
-from gateledger.errors import (
-    BundleError as BundleError,
-)
-from gateledger.errors import (
-    CampaignError as CampaignError,
-)
-from gateledger.errors import (
-    ConfigError as ConfigError,
-)
-from gateledger.errors import (
-    IntegrityError as IntegrityError,
-)
-from gateledger.errors import (
-    LedgerError as LedgerError,
-)
-from gateledger.errors import (
-    MissingRuns as MissingRuns,
-)
-from gateledger.errors import (
-    SigningKeyError as SigningKeyError,
+    AlreadyDecided,
+    AlreadyFrozen,
+    BundleError,
+    CampaignError,
+    ConfigError,
+    IntegrityError,
+    LedgerError,
+    MissingRuns,
+    SigningKeyError,
 )
 
 #: public name -> the module that defines it
 _HOMES = {
-    "gateledger.store": ("Signed", "init", "open_store", "status", "ingest", "read_plan",
+    "gateledger.store": ("Signed", "init", "open_store", "ingest", "read_plan",
                          "freeze_plan", "anchor", "timestamp", "settings", "rebuild_index",
                          "sql", "tsa_urls"),
-    "gateledger.keys": ("keygen", "keys", "signing_key", "default_key_name", "demo_key",
+    "gateledger.keys": ("keygen", "keys", "key_dir", "signing_key", "default_key_name", "demo_key",
                         "export_keys", "revoke", "set_default"),
     "gateledger.method": ("load_campaign", "design", "freeze", "build_executor", "run",
-                          "decide", "walk", "cells", "greedy", "random", "effects",
-                          "stage_status", "watch", "evaluate", "rerun_evaluation",
+                          "decide", "walk", "cells", "greedy_search", "random_search",
+                          "effects", "status", "watch", "evaluate", "rerun_evaluation",
                           "save_evaluation"),
     "gateledger.review": ("verify", "audit", "audit_bundle", "spot_check", "runs",
                           "runs_rows", "export", "reproduce", "reviewer_inputs"),
-    "gateledger.reports": ("report", "write_html", "compare"),
+    "gateledger.reports": ("report", "comparison_table", "cost_summary", "costs_in_protocol_order",
+                           "effect_summary", "write_html", "compare"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
-__all__ = sorted([*_HOME_OF, "errors", "AlreadyDecided", "AlreadyFrozen", "BundleError",
-                  "CampaignError", "ConfigError", "IntegrityError", "LedgerError",
-                  "MissingRuns", "SigningKeyError"])
+__all__ = [
+    "AlreadyDecided", "AlreadyFrozen", "BundleError", "CampaignError", "ConfigError",
+    "IntegrityError", "LedgerError", "MissingRuns", "Signed", "SigningKeyError", "anchor",
+    "audit", "audit_bundle", "build_executor", "cells", "compare", "comparison_table", "cost_summary", "costs_in_protocol_order", "decide", "default_key_name",
+    "demo_key", "design", "effect_summary", "effects", "errors", "evaluate", "export", "export_keys", "freeze",
+    "freeze_plan", "greedy_search", "ingest", "init", "key_dir", "keygen", "keys", "load_campaign", "open_store",
+    "random_search", "read_plan", "rebuild_index", "report", "reproduce", "rerun_evaluation",
+    "reviewer_inputs", "revoke", "run", "runs", "runs_rows", "save_evaluation", "set_default",
+    "settings", "signing_key", "spot_check", "sql", "status", "timestamp",
+    "tsa_urls", "verify", "walk", "watch", "write_html",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -134,7 +127,15 @@ if TYPE_CHECKING:  # what the names are, for editors and type checkers
         walk,
         watch,
     )
-    from gateledger.reports import compare, report, write_html  # noqa: F401
+    from gateledger.reports import (  # noqa: F401
+        compare,
+        comparison_table,
+        cost_summary,
+        costs_in_protocol_order,
+        effect_summary,
+        report,
+        write_html,
+    )
     from gateledger.review import (  # noqa: F401
         audit,
         audit_bundle,

@@ -10,6 +10,9 @@ They are defined in `ledger.errors` (the lowest layer that raises them) and re-e
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from ledger.errors import (
     AlreadyDecided,
     AlreadyFrozen,
@@ -23,8 +26,13 @@ from ledger.errors import (
     SigningKeyError,
 )
 from ledger.jsonsafe import JSONInputError
-from ledger.timestamp import TimestampError
-from ledger.trust import TrustError
+
+if TYPE_CHECKING:
+    from ledger.timestamp import TimestampError
+    from ledger.trust import TrustError
+
+#: errors of modules that are slow to import (X.509, HTTP): found on first use
+_LAZY = {"TimestampError": "ledger.timestamp", "TrustError": "ledger.trust"}
 
 __all__ = [
     "AlreadyDecided",
@@ -41,3 +49,9 @@ __all__ = [
     "TimestampError",
     "TrustError",
 ]
+
+
+def __getattr__(name: str) -> type[LedgerError]:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'gateledger.errors' has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name]), name)

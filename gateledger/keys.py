@@ -105,11 +105,19 @@ def key_id(store: Store, text: str) -> str:
                           "key in this store's keyring", length=32)
 
 
-def keys(store: Store) -> dict[str, Any]:
-    """The store's public keys (id, name, created, revoked), the private keys on this
-    machine, their folder, and the key that signs for this store by default (or None)."""
-    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")}
-               for r in store.keyring().records()]
+def keys(store: Store, key_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The store's public keys (id, name, created, revoked; all, or those named by id or
+    prefix), the private keys on this machine, their folder, and the key that signs for
+    this store by default (or None).
+
+    Raises:
+        LedgerError: a key id that is not in the store's keyring.
+    """
+    full = store.keyring().records()
+    if key_ids:
+        wanted = {key_id(store, k) for k in key_ids}
+        full = [r for r in full if r.get("key_id") in wanted]
+    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")} for r in full]
     for record in records:
         record["revoked_at"] = store.revoked(str(record["key_id"]))
     folder = key_dir()

@@ -17,11 +17,11 @@ from typing import Any
 
 from gateledger.keys import KeyLike, signing_key
 from gateledger.store import Signed, tsa_urls, witness
-from gateledger.store import status as store_counts
 from ledger.errors import CampaignError, ConfigError, LedgerError
+from ledger.status import store_status
 from ledger.store import Store
+from stages import baselines
 from stages import evaluate as evaluation
-from stages.baselines import greedy_search, protocol_gpu_hours, random_search
 from stages.campaign import Campaign, parse_budget
 from stages.campaign import load_campaign as parse_campaign
 from stages.conditions import design_conditions, stage_design
@@ -235,7 +235,7 @@ def cells(seeds: str | Sequence[int], hosts: str | Sequence[str]) -> list[tuple[
     return [(s, h) for h in host_list for s in seed_list]
 
 
-def greedy(store: Store, campaign: CampaignLike, *, budget: str | float,
+def greedy_search(store: Store, campaign: CampaignLike, *, budget: str | float,
            seeds: str | Sequence[int] = "0", hosts: str | Sequence[str] = "local",
            key: KeyLike = None, executor: str = "local", start: str | None = None,
            host: str | None = None, data: str | Path | None = None, progress: bool = False,
@@ -249,13 +249,13 @@ def greedy(store: Store, campaign: CampaignLike, *, budget: str | float,
     """
     camp = campaign_of(campaign)
     runner = build_executor(store, camp, executor, data=data, **executor_options)
-    return greedy_search(store, camp, signing_key(key, store), runner,
+    return baselines.greedy_search(store, camp, signing_key(key, store), runner,
                          budget_s=parse_budget(budget, "--budget"), cells=cells(seeds, hosts),
                          start=start, host=host, data=_data_path(camp, data),
                          progress=progress, say=say)
 
 
-def random(store: Store, campaign: CampaignLike, *, budget: str | float,
+def random_search(store: Store, campaign: CampaignLike, *, budget: str | float,
            match: str | float = "campaign", seeds: str | Sequence[int] = "0",
            hosts: str | Sequence[str] = "local", key: KeyLike = None, executor: str = "local",
            sample_seed: int = 0, host: str | None = None, data: str | Path | None = None,
@@ -269,7 +269,7 @@ def random(store: Store, campaign: CampaignLike, *, budget: str | float,
     """
     camp = campaign_of(campaign)
     if match == "campaign":
-        hours = protocol_gpu_hours(store, camp)
+        hours = baselines.protocol_gpu_hours(store, camp)
         if hours <= 0:
             raise ConfigError(f"campaign {camp.name!r} has no recorded runs in store "
                               f"{store.root} to match: walk it in that store first (`ledger "
@@ -281,7 +281,7 @@ def random(store: Store, campaign: CampaignLike, *, budget: str | float,
         except ValueError:
             raise ConfigError(f"--match must be 'campaign' or a number, not {match!r}") from None
     runner = build_executor(store, camp, executor, data=data, **executor_options)
-    out = random_search(store, camp, signing_key(key, store), runner,
+    out = baselines.random_search(store, camp, signing_key(key, store), runner,
                         budget_s=parse_budget(budget, "--budget"), cells=cells(seeds, hosts),
                         gpu_hours=hours, match=str(match), seed=sample_seed, host=host,
                         data=_data_path(camp, data), progress=progress)
@@ -303,11 +303,11 @@ def effects(csv_path: str | Path, response: str, *, terms: str = "main",
     return analyse_csv(str(csv_path), response, terms=terms, block=block)
 
 
-def stage_status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]:
+def status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]:
     """`ledger status`: the store's counts, each stage's progress, and with a campaign where
     each of its stages stands (its failures named)."""
     camp = campaign_of(campaign) if campaign is not None else None
-    out = store_counts(store)
+    out = store_status(store)
     out["progress"] = [row.to_dict() for row in Progress(store, camp).stages()]
     if camp is not None:
         out["stages"] = campaign_progress(store, camp)

@@ -10,10 +10,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from audit.compare import comparison, figure
+from audit.compare import comparison, figure, table_rows
 from audit.dvc_outputs import write_dvc_outputs
 from audit.rederive import audit_store
-from audit.report import saved_sentence, write_report
+from audit.report import _ordered_costs, saved_sentence, write_report
 from audit.report_data import build_report_data, headline, live_items
 from gateledger.method import CampaignLike, campaign_of
 from ledger.errors import LedgerError
@@ -23,20 +23,31 @@ from ledger.store import Store
 
 def report(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]:
     """The audited report data (what every report shows): stages, effects, costs,
-    counterfactuals, flags, the audit verdict. `campaign` supplies factor names."""
+    counterfactuals, flags, the audit verdict. `campaign` supplies factor names.
+
+    Raises:
+        CampaignError: a bad campaign file; LedgerError: an unreadable store.
+    """
     result = audit_store(store)
     return build_report_data(store, result, campaign_of(campaign) if campaign else None)
 
 
-def costs(data: dict[str, Any]) -> dict[str, Any]:
-    """The costs view of report data (`ledger report costs --json`)."""
+def cost_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The costs view of report data (`ledger report costs --json`): protocol, baseline,
+    unplanned and all costs, the counterfactuals, and the "saved" sentence."""
     return {"costs": data["costs"], "baseline_costs": data["baseline_costs"],
             "unplanned_costs": data["unplanned_costs"], "all_costs": data["all_costs"],
             "counterfactuals": data["counterfactuals"], "saved": saved_sentence(data)}
 
 
-def effects(data: dict[str, Any]) -> dict[str, Any]:
-    """The effects view of report data (`ledger report effects --json`)."""
+def costs_in_protocol_order(data: dict[str, Any]) -> dict[str, Any]:
+    """The protocol's costs with `by_stage` in protocol order (as the report tables show)."""
+    return _ordered_costs(data)
+
+
+def effect_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The effects view of report data (`ledger report effects --json`): effects by stage,
+    variance shares, rank stability between gates, review flags."""
     return {
         "stages": [{"stage": s["name"], "budget_s": s["budget_s"], "analysis": s["analysis"],
                     "effects": s["effects"], "effects_note": s["effects_note"],
@@ -88,3 +99,8 @@ def compare(store: Store, campaign: CampaignLike | None = None, *,
     if plot:
         atomic_write(Path(plot), figure(result))
     return result
+
+
+def comparison_table(comp: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows) of a `compare` result as text cells, as `ledger compare` prints them."""
+    return table_rows(comp)

@@ -59,6 +59,10 @@ class AuditReport(AuditResult):
         return self.findings
 
 
+def _opened(store: Store | str | Path, host: str | None) -> Store:
+    return store if isinstance(store, Store) else Store.open(store, host=host)
+
+
 @dataclass
 class VerifyResult:
     """What `verify` found: `ok`, `problems`, and the pass itself (`verified`)."""
@@ -84,7 +88,7 @@ class VerifyResult:
                 **self.trust.to_dict()}
 
 
-def verify(store: Store, *, trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
+def verify(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
            anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
            check_index: bool = True, progress: bool = False) -> VerifyResult:
     """Check every byte, signature, key file, journal chain, reference, anchor and token.
@@ -95,31 +99,37 @@ def verify(store: Store, *, trust: Iterable[str] = (), trust_files: Iterable[str
         tsa_roots: PEM files of TSA roots every timestamp token must verify against.
         check_index: also compare index.duckdb with a rebuild.
 
+    `store` is a Store or the root of one (opened, as `host`, after the reviewer's inputs
+    are read).
+
     Raises:
-        LedgerError: bad reviewer input (a key id, a file); problems are returned, not raised.
+        LedgerError: bad reviewer input (a key id, a file), no store; problems are returned,
+            not raised.
     """
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
     roots = _roots(tsa_roots)
+    store = _opened(store, host)
     verified = verify_with_evidence(store, check_index=check_index, progress=progress,
                                     trust=chosen, anchors=published, tsa_roots=roots)
     leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
     return VerifyResult(verified, chosen, leftovers)
 
 
-def audit(store: Store, *, trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
+def audit(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
           anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
           reproduce: SpotCheckRequest | None = None, progress: bool = False) -> AuditReport:
     """Re-derive every estimate and decision from objects and journals alone.
 
     `result.ok` is True when clean; `result.problems` (also `result.findings`) names each
-    object at fault. Reviewer inputs are those of `verify`; `reproduce` replays a
-    reviewer-drawn sample of runs (`spot_check(...)`).
+    object at fault. `store`, `host` and the reviewer inputs are those of `verify`;
+    `reproduce` replays a reviewer-drawn sample of runs (`spot_check(...)`).
 
     Raises:
         LedgerError: an unreadable store or bad reviewer input.
     """
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
     roots = _roots(tsa_roots)
+    store = _opened(store, host)
     result = audit_store(store, progress=progress, trust=chosen, anchors=published,
                          tsa_roots=roots, reproduce=reproduce)
     return AuditReport(**{f.name: getattr(result, f.name) for f in fields(result)})

@@ -20,7 +20,6 @@ from ledger.keys import SigningKey
 from ledger.manifest import check_freezable, validate_plan
 from ledger.manifest import freeze as freeze_manifest
 from ledger.rawlog import MAX_LOG_BYTES
-from ledger.status import store_status
 from ledger.store import Store, load_object, resolve_prefix
 from ledger.timestamp import check_url, configured_tsas, set_tsas, stamp
 
@@ -55,11 +54,6 @@ def open_store(path: str | Path = ".ledger", *, host: str | None = None) -> Stor
         LedgerError: no store there.
     """
     return Store.open(path, host=host)
-
-
-def status(store: Store) -> dict[str, Any]:
-    """Counts of objects by kind, runs by status, journal heads, keys (`ledger status`)."""
-    return store_status(store)
 
 
 def tsa_urls(store: Store, urls: tuple[str, ...] | list[str] | None = None, *,

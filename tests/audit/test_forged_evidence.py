@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from click.testing import CliRunner
 
 from audit.rederive import audit_store
+from gateledger.cli.main import cli
 from ledger.anchor import make_anchor, read_anchor_file
 from ledger.canonical import canonical_bytes
-from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.manifest import freeze
 from ledger.revocation import revoke_key

@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from gateledger.cli.main import cli
-
 from tests.ledger.conftest import make_log, make_plan
 
 
