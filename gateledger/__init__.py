@@ -59,7 +59,7 @@ _HOMES = {
     "gateledger.store": ("Signed", "init", "open_store", "ingest", "read_plan",
                          "freeze_plan", "anchor", "timestamp", "settings", "rebuild_index",
                          "sql", "tsa_urls"),
-    "gateledger.keys": ("keygen", "keys", "key_dir", "signing_key", "default_key_name", "demo_key",
+    "gateledger.signing": ("keygen", "keys", "key_dir", "signing_key", "default_key_name", "demo_key",
                         "export_keys", "revoke", "set_default"),
     "gateledger.method": ("load_campaign", "design", "freeze", "build_executor", "run",
                           "decide", "walk", "cells", "greedy_search", "random_search",
@@ -99,16 +99,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for editors and type checkers
-    from gateledger.keys import (  # noqa: F401
-        default_key_name,
-        demo_key,
-        export_keys,
-        keygen,
-        keys,
-        revoke,
-        set_default,
-        signing_key,
-    )
     from gateledger.method import (  # noqa: F401
         build_executor,
         cells,
@@ -146,6 +136,16 @@ if TYPE_CHECKING:  # what the names are, for editors and type checkers
         runs_rows,
         spot_check,
         verify,
+    )
+    from gateledger.signing import (  # noqa: F401
+        default_key_name,
+        demo_key,
+        export_keys,
+        keygen,
+        keys,
+        revoke,
+        set_default,
+        signing_key,
     )
     from gateledger.store import (  # noqa: F401
         Signed,

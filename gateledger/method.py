@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateledger.keys import KeyLike, signing_key
+from gateledger.signing import KeyLike, signing_key
 from gateledger.store import Signed, tsa_urls, witness
 from ledger.errors import CampaignError, ConfigError, LedgerError
 from ledger.status import store_status
@@ -100,7 +100,7 @@ def freeze(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = N
     """Sign a campaign stage's plan as its manifest, before any of its runs.
 
     Args:
-        key: a SigningKey, a key name, or None for the default (`gateledger.keys`).
+        key: a SigningKey, a key name, or None for the default (`gateledger.signing`).
         amend: replace the manifest in force (recorded; the audit reports it).
         data: the data set hashed into the plan (default: the campaign's, or data/corpus).
         sim_only: a plan for the sim executor alone; the data set may be missing.

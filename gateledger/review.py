@@ -20,7 +20,7 @@ from audit.rederive import AuditResult, audit_store
 from audit.reproduce import reproduce_run
 from audit.runs_table import RunsTable, runs_table
 from audit.spotcheck import SpotCheckRequest
-from gateledger.keys import KeyLike, signing_key
+from gateledger.signing import KeyLike, signing_key
 from ledger.anchor import read_anchor_file
 from ledger.errors import ConfigError
 from ledger.problems import Problem

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateledger.keys import KeyLike, signing_key
+from gateledger.signing import KeyLike, signing_key
 from ledger.anchor import make_anchor
 from ledger.errors import ConfigError, LedgerError
 from ledger.index import query, reindex
