@@ -39,17 +39,22 @@ CampaignLike = Campaign | str | Path
 
 
 def load_campaign(path: str | Path) -> Campaign:
-    """Parse a campaign TOML file (`campaign.stages` holds its stages in protocol order).
+    """Parse a campaign TOML file (`campaign.stage_names`: its stages in protocol order).
 
     Raises:
         CampaignError: unreadable or malformed; the message names the file and key.
     """
-    return parse_campaign(path)
+    try:
+        return parse_campaign(path)
+    except LedgerError as exc:
+        if type(exc) is not LedgerError:  # already typed (a CampaignError or a ConfigError)
+            raise
+        raise CampaignError(str(exc)) from None
 
 
 def campaign_of(campaign: CampaignLike) -> Campaign:
-    """`campaign` itself, or the campaign file it names, parsed."""
-    return campaign if isinstance(campaign, Campaign) else parse_campaign(campaign)
+    """`campaign` itself, or the campaign file it names, parsed (`load_campaign`)."""
+    return campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
 
 
 def design_summary(design: Design) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from audit.rederive import AuditResult, audit_store
 from audit.reproduce import reproduce_run
 from audit.runs_table import RunsTable, runs_table
 from audit.spotcheck import SpotCheckRequest
+from gateledger.method import load_campaign
 from gateledger.signing import KeyLike, signing_key
 from ledger.anchor import read_anchor_file
 from ledger.errors import ConfigError
@@ -28,7 +29,6 @@ from ledger.store import Store
 from ledger.timestamp import load_tsa_roots
 from ledger.trust import Trust, trust_from
 from ledger.verify import Verified, verify_with_evidence
-from stages.campaign import load_campaign
 
 BUNDLE_VERSIONS = ("gateledger", "torch", "duckdb", "statsmodels", "cryptography", "rfc8785",
                    "rfc3161-client")

@@ -218,10 +218,11 @@ def _print_costs(data: dict[str, Any], saved: str | None) -> None:
             part("by stage", other["by_stage"])
     if data["counterfactuals"]:
         click.echo("counterfactuals (nominal GPU-hours):")
-        for cf in data["counterfactuals"]:
+        for counterfactual in data["counterfactuals"]:
             for key in ("sentence_next", "sentence"):
-                if cf.get(key) and (key == "sentence" or cf["next"] != cf["final"]):
-                    click.echo(f"  {cf[key]}")
+                if counterfactual.get(key) and (key == "sentence" or
+                                                counterfactual["next"] != counterfactual["final"]):
+                    click.echo(f"  {counterfactual[key]}")
     checks = costs.get("checks", []) + (data.get("all_costs") or {}).get("checks", [])
     bad = [c["name"] for c in checks if not c["ok"]]
     click.echo("sum checks: " + (f"FAILED: {', '.join(bad)}" if bad else
@@ -250,30 +251,30 @@ def report_effects(ctx, campaign_path, as_json):
 
 def _print_effects(out: dict[str, Any]) -> None:
     for row in out["stages"]:
-        eff = row["effects"]
-        what = (f"{eff['method']}{', post-selection (descriptive, no q)' if eff['post_selection'] else ''}"
-                if eff else f"no effects ({row['effects_note']})")
+        estimate = row["effects"]
+        post = ", post-selection (descriptive, no q)" if estimate and estimate["post_selection"] else ""
+        what = f"{estimate['method']}{post}" if estimate else f"no effects ({row['effects_note']})"
         click.echo(f"{row['stage']} ({row['budget_s']:g} s): {what}")
-        for e in (eff or {}).get("effects", []):
-            mark = "*" if e["term"] in row["significant"] else " "
-            interval = (f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]"
-                        if e.get("ci_low") is not None else "[-]")
-            aliases = f"  = {' = '.join(e['aliases'])}" if e.get("aliases") else ""
-            click.echo(f"  {mark} {e['term']:<6} {e['effect']:>+10.4f} {interval}  "
-                       f"q={_round(e.get('q'))}{aliases}")
-        for term in (eff or {}).get("dropped", []):
-            click.echo(f"    dropped {term}: {eff['dropped_reasons'].get(term, '')}")
+        for effect in (estimate or {}).get("effects", []):
+            mark = "*" if effect["term"] in row["significant"] else " "
+            interval = (f"[{effect['ci_low']:+.4f}, {effect['ci_high']:+.4f}]"
+                        if effect.get("ci_low") is not None else "[-]")
+            aliases = f"  = {' = '.join(effect['aliases'])}" if effect.get("aliases") else ""
+            click.echo(f"  {mark} {effect['term']:<6} {effect['effect']:>+10.4f} {interval}  "
+                       f"q={_round(effect.get('q'))}{aliases}")
+        for term in (estimate or {}).get("dropped", []):
+            click.echo(f"    dropped {term}: {estimate['dropped_reasons'].get(term, '')}")
     campaign_var = (out["variance"] or {}).get("campaign")
     if campaign_var:
         shares = ", ".join(f"{k} {v:.3f}" for k, v in campaign_var["shares"].items()
                            if v is not None)
         click.echo(f"variance shares over {campaign_var['n']} ok runs: {shares}")
-    for r in out["rank_stability"]:
-        rho = "n/a" if r["rho"] is None else f"{r['rho']:.3f}"
-        click.echo(f"rank stability {r['from']} -> {r['to']}: rho {rho} over {r['n']}"
-                   + (f" ({r['flag']})" if r["flag"] else ""))
-    for f in out["flags"]:
-        click.echo(f"flag {f['stage']}: {f['kind']}: {f['detail']}")
+    for rank in out["rank_stability"]:
+        rho = "n/a" if rank["rho"] is None else f"{rank['rho']:.3f}"
+        click.echo(f"rank stability {rank['from']} -> {rank['to']}: rho {rho} over {rank['n']}"
+                   + (f" ({rank['flag']})" if rank["flag"] else ""))
+    for flag in out["flags"]:
+        click.echo(f"flag {flag['stage']}: {flag['kind']}: {flag['detail']}")
 
 
 def _round(x):

@@ -25,7 +25,7 @@ from gateledger.cli.context import (
 )
 from gateledger.cli.status_watch import frame_lines, show_frames
 from gateledger.cli.tables import text_table
-from ledger.errors import ConfigError
+from gateledger.errors import ConfigError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 

@@ -214,11 +214,12 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
     rows = []
-    for e in out["effects"]:
-        interval = ("[" + ", ".join(f"{x:.4g}" for x in (e["ci_low"], e["ci_high"])) + "]"
-                    if e.get("ci_low") is not None else "-")
-        rows.append([e["term"], *(_fmt(e.get(k)) for k in ("effect", "se", "t", "p", "q")),
-                     interval, " = ".join(e["aliases"]) or "-"])
+    for effect in out["effects"]:
+        interval = ("[" + ", ".join(f"{x:.4g}" for x in (effect["ci_low"], effect["ci_high"]))
+                    + "]" if effect.get("ci_low") is not None else "-")
+        rows.append([effect["term"],
+                     *(_fmt(effect.get(k)) for k in ("effect", "se", "t", "p", "q")),
+                     interval, " = ".join(effect["aliases"]) or "-"])
     for line in text_table(["term", "effect", "se", "t", "p", "q", "95% interval", "aliases"],
                            rows, right={1, 2, 3, 4, 5}):
         click.echo(line)

@@ -1,38 +1,33 @@
-"""freeze -> run -> decide through the real ledger, on the simulator's planted truth."""
+"""freeze -> run -> decide through the front door alone (`import gateledger as gl`), on the
+simulator's planted truth."""
 
 from __future__ import annotations
 
 import pytest
 
-from ledger.errors import LedgerError
-from ledger.keys import generate_key
-from ledger.store import Store
-from stages.campaign import load_campaign
-from stages.decide import decide_stage
-from stages.execute import run_stage
-from stages.executors.sim import SimExecutor
-from stages.lookup import current_manifest, manifest_runs
-from stages.pipeline import run_campaign
-from stages.plan import freeze_stage
-from stages.sim import SimParams
+import gateledger as gl
 
 
 @pytest.fixture
 def env(tmp_path, sim_campaign):
-    store = Store.init(tmp_path / ".ledger", host="h1")
-    key = generate_key("tester")
-    camp = load_campaign(sim_campaign)
-    sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"))
-    return store, key, camp, sim
+    store = gl.init(tmp_path / ".ledger", host="h1")
+    key = gl.keygen("tester", store=store)
+    return store, key, gl.load_campaign(sim_campaign)
+
+
+def manifest_of(store, camp, stage):
+    """The id of the stage's manifest in force, as `gl.status` reports it."""
+    rows = {row["stage"]: row for row in gl.status(store, camp)["progress"]}
+    return rows[stage]["manifest"]
 
 
 def test_planted_effects_come_back_with_signs_and_sizes(env):
-    store, key, camp, sim = env
-    freeze_stage(store, camp, "screen", key, for_simulation=True)
-    report = run_stage(store, camp, "screen", sim, progress=False)
+    store, key, camp = env
+    gl.freeze(store, camp, "screen", key=key, sim_only=True)
+    report = gl.run(store, camp, "screen", executor="sim")
     # 16 design points plus the always-carried anchor, which runs at every gate it is kept
     assert report.executed == 17 and report.statuses == {"ok": 17}
-    _, body = decide_stage(store, camp, "screen", key)
+    body = gl.decide(store, camp, "screen", key=key).body
     effects = {e["term"]: e for e in body["statistics"]["effects"]["effects"]}
     assert effects["A"]["effect"] == pytest.approx(0.20, abs=0.01)
     assert effects["B"]["effect"] == pytest.approx(-0.10, abs=0.01)
@@ -51,61 +46,60 @@ def test_planted_effects_come_back_with_signs_and_sizes(env):
 
 
 def test_freeze_refuses_second_freeze_and_drifted_file(env, sim_campaign):
-    store, key, camp, sim = env
-    freeze_stage(store, camp, "screen", key, for_simulation=True)
-    with pytest.raises(LedgerError, match="already frozen"):
-        freeze_stage(store, camp, "screen", key, for_simulation=True)
+    store, key, camp = env
+    gl.freeze(store, camp, "screen", key=key, sim_only=True)
+    with pytest.raises(gl.AlreadyFrozen, match="already frozen"):
+        gl.freeze(store, camp, "screen", key=key, sim_only=True)
     sim_campaign.write_text(sim_campaign.read_text().replace("top_k = 3", "top_k = 5"))
-    edited = load_campaign(sim_campaign)
-    with pytest.raises(LedgerError, match=r"key 'rule.top_k' differs from its frozen manifest"):
-        run_stage(store, edited, "screen", sim, progress=False)
-    with pytest.raises(LedgerError, match=r"rule.top_k"):
-        decide_stage(store, edited, "screen", key)
-    amended = freeze_stage(store, edited, "screen", key, amend=True, for_simulation=True)
-    assert current_manifest(store, "t", "screen").id == amended
+    edited = gl.load_campaign(sim_campaign)
+    with pytest.raises(gl.LedgerError, match=r"key 'rule.top_k' differs from its frozen manifest"):
+        gl.run(store, edited, "screen", executor="sim")
+    with pytest.raises(gl.LedgerError, match=r"rule.top_k"):
+        gl.decide(store, edited, "screen", key=key)
+    amended = gl.freeze(store, edited, "screen", key=key, amend=True, sim_only=True)
+    assert amended.body["amends"] is not None
+    assert manifest_of(store, edited, "screen") == amended.id
 
 
 def test_run_refuses_unfrozen_and_next_stage_needs_parent_decision(env):
-    store, key, camp, sim = env
-    with pytest.raises(LedgerError, match="never frozen"):
-        run_stage(store, camp, "screen", sim, progress=False)
-    freeze_stage(store, camp, "screen", key, for_simulation=True)
-    with pytest.raises(LedgerError, match="needs the signed decision of 'screen'"):
-        freeze_stage(store, camp, "gate", key, for_simulation=True)
+    store, key, camp = env
+    with pytest.raises(gl.LedgerError, match="never frozen"):
+        gl.run(store, camp, "screen", executor="sim")
+    gl.freeze(store, camp, "screen", key=key, sim_only=True)
+    with pytest.raises(gl.LedgerError, match="needs the signed decision of 'screen'"):
+        gl.freeze(store, camp, "gate", key=key, sim_only=True)
 
 
 def test_run_is_resumable_and_never_records_twice(env):
-    store, key, camp, sim = env
-    manifest = freeze_stage(store, camp, "screen", key, for_simulation=True)
-    first = run_stage(store, camp, "screen", sim, limit=5, progress=False)
+    store, key, camp = env
+    gl.freeze(store, camp, "screen", key=key, sim_only=True)
+    first = gl.run(store, camp, "screen", executor="sim", limit=5)
     assert first.executed == 5
-    with pytest.raises(LedgerError, match="12 of 17 declared runs not recorded"):
-        decide_stage(store, camp, "screen", key)
-    second = run_stage(store, camp, "screen", sim, progress=False)
+    with pytest.raises(gl.MissingRuns, match="12 of 17 declared runs not recorded"):
+        gl.decide(store, camp, "screen", key=key)
+    second = gl.run(store, camp, "screen", executor="sim")
     assert second.executed == 12 and second.already == 5
-    third = run_stage(store, camp, "screen", sim, progress=False)
+    third = gl.run(store, camp, "screen", executor="sim")
     assert third.executed == 0
-    assert len(manifest_runs(store, manifest)) == 17
+    assert len(gl.runs(store, stages=["screen"])) == 17
 
 
-def test_multi_host_stage_needs_host_block_for_real_executors(env):
-    from stages.execute import select_host_block
-    from stages.executors.base import RunTask
-
-    tasks = [RunTask("m", "s", "c", "n", {}, {}, 0, h, 1.0) for h in ("a", "b")]
-    with pytest.raises(LedgerError, match="pass --host NAME"):
-        select_host_block(tasks, None, "local")
-    block, skipped = select_host_block(tasks, "a", "local")
-    assert [t.host for t in block] == ["a"] and skipped == ["b"]
+def test_multi_host_stage_needs_a_host_block_for_real_executors(env):
+    store, key, camp = env
+    gl.walk(store, camp, key=key, executor="sim", until="screen")
+    gl.freeze(store, camp, "gate", key=key, sim_only=True)
+    with pytest.raises(gl.LedgerError, match="pass --host NAME"):
+        gl.run(store, camp, "gate", executor="local")
+    assert gl.runs(store, stages=["gate"]) == []
 
 
 def test_whole_campaign_promotes_through_gates(env):
-    store, key, camp, sim = env
-    log = run_campaign(store, camp, key, sim, progress=False)
+    store, key, camp = env
+    log, stamps = gl.walk(store, camp, key=key, executor="sim")
     decided = [s for s in log.steps if s["action"] == "decided"]
-    assert [s["stage"] for s in decided] == ["screen", "gate", "final"]
-    gate = current_manifest(store, "t", "gate").body
+    assert [s["stage"] for s in decided] == ["screen", "gate", "final"] and stamps == []
+    gate = {row["stage"]: row for row in gl.status(store, camp)["progress"]}["gate"]
     # gate candidates: screen's 4 promoted + the added condition, each in 4 cells
-    assert len(gate["conditions"]) == 5 and len(gate["runs"]) == 20
+    assert gate["declared"] == 20 and gate["recorded"] == 20
     final = decided[-1]["promoted"]
     assert "base" in final
