@@ -133,7 +133,9 @@ def test_runs_rows_go_into_a_dataframe(store, key, camp):
     frame = pd.DataFrame(gl.runs(store))
     assert len(frame) == 17 and set(frame["status"]) == {"ok"}
     assert {"stage", "condition", "seed", "host", "val_bpb", "gpu_hours"} <= set(frame.columns)
-    assert len(gl.runs(store, stages=["gate"])) == 0
+    assert len(gl.runs(store, stages=["screen"], statuses=["crashed"])) == 0
+    with pytest.raises(gl.LedgerError, match="no stage 'gate' in this store"):
+        gl.runs(store, stages=["gate"])
 
 
 def test_report_and_design_are_what_the_commands_show(store, key, camp):
