@@ -56,31 +56,30 @@ from gateledger.errors import (
 
 #: public name -> the module that defines it
 _HOMES = {
-    "gateledger.store": ("Signed", "init", "open_store", "ingest", "read_plan",
-                         "freeze_plan", "anchor", "timestamp", "settings", "rebuild_index",
-                         "sql", "tsa_urls"),
-    "gateledger.signing": ("keygen", "keys", "key_dir", "signing_key", "default_key_name", "demo_key",
-                        "export_keys", "revoke", "set_default"),
-    "gateledger.method": ("load_campaign", "design", "freeze", "build_executor", "run",
-                          "decide", "walk", "cells", "greedy_search", "random_search",
-                          "effects", "status", "watch", "evaluate", "rerun_evaluation",
-                          "save_evaluation"),
-    "gateledger.review": ("verify", "audit", "audit_bundle", "spot_check", "runs",
-                          "runs_rows", "export", "reproduce", "reviewer_inputs"),
-    "gateledger.reports": ("report", "comparison_table", "cost_summary", "costs_in_protocol_order",
-                           "effect_summary", "write_html", "compare"),
+    "gateledger.store": ("Signed", "init", "open_store", "ingest", "read_plan", "freeze_plan",
+                         "anchor", "timestamp", "settings", "rebuild_index", "sql", "tsa_urls"),
+    "gateledger.signing": ("keygen", "keys", "key_dir", "signing_key", "default_key_name",
+                           "demo_key", "export_keys", "revoke", "set_default"),
+    "gateledger.method": ("load_campaign", "design", "freeze", "build_executor", "run", "decide",
+                          "walk", "cells", "greedy_search", "random_search", "effects", "status",
+                          "watch", "evaluate", "rerun_evaluation", "save_evaluation"),
+    "gateledger.review": ("verify", "audit", "audit_bundle", "spot_check", "runs", "runs_rows",
+                          "export", "reproduce", "reviewer_inputs"),
+    "gateledger.reports": ("report", "comparison_table", "cost_summary",
+                           "costs_in_protocol_order", "effect_summary", "write_html", "compare"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "AlreadyDecided", "AlreadyFrozen", "BundleError", "CampaignError", "ConfigError",
-    "IntegrityError", "LedgerError", "MissingRuns", "Signed", "SigningKeyError", "anchor",
-    "audit", "audit_bundle", "build_executor", "cells", "compare", "comparison_table", "cost_summary", "costs_in_protocol_order", "decide", "default_key_name",
-    "demo_key", "design", "effect_summary", "effects", "errors", "evaluate", "export", "export_keys", "freeze",
-    "freeze_plan", "greedy_search", "ingest", "init", "key_dir", "keygen", "keys", "load_campaign", "open_store",
-    "random_search", "read_plan", "rebuild_index", "report", "reproduce", "rerun_evaluation",
-    "reviewer_inputs", "revoke", "run", "runs", "runs_rows", "save_evaluation", "set_default",
-    "settings", "signing_key", "spot_check", "sql", "status", "timestamp",
+    "IntegrityError", "LedgerError", "MissingRuns", "Signed", "SigningKeyError", "anchor", "audit",
+    "audit_bundle", "build_executor", "cells", "compare", "comparison_table", "cost_summary",
+    "costs_in_protocol_order", "decide", "default_key_name", "demo_key", "design",
+    "effect_summary", "effects", "errors", "evaluate", "export", "export_keys", "freeze",
+    "freeze_plan", "greedy_search", "ingest", "init", "key_dir", "keygen", "keys", "load_campaign",
+    "open_store", "random_search", "read_plan", "rebuild_index", "report", "reproduce",
+    "rerun_evaluation", "reviewer_inputs", "revoke", "run", "runs", "runs_rows", "save_evaluation",
+    "set_default", "settings", "signing_key", "spot_check", "sql", "status", "timestamp",
     "tsa_urls", "verify", "walk", "watch", "write_html",
 ]
 

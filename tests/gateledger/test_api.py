@@ -42,6 +42,8 @@ def test_the_docstring_example_runs(tmp_path, monkeypatch):
 
 
 def test_every_public_name_resolves_and_none_is_a_submodule():
+    typed = {n for n in gl.__all__ if n[0].isupper() and n != "Signed"}
+    assert set(gl.__all__) == set(gl._HOME_OF) | typed | {"errors"}
     for name in gl.__all__:
         value = getattr(gl, name)
         assert not isinstance(value, type(gl)) or name == "errors", name
