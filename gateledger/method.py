@@ -188,8 +188,8 @@ def decide(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = N
 
 
 def walk(store: Store, campaign: CampaignLike, *, key: KeyLike = None,
-         executor: str | Executor = "local", until: str | None = None,
-         host: str | None = None, tsa: list[str] | None = None, no_tsa: bool = False, progress: bool = False,
+         executor: str | Executor = "local", until: str | None = None, host: str | None = None,
+         tsa: list[str] | None = None, no_tsa: bool = False, progress: bool = False,
          say: Callable[[str], None] = lambda _line: None,
          on_stamps: Callable[[list[dict[str, Any]], str, str], None] | None = None,
          **executor_options: Any) -> tuple[StepLog, list[dict[str, Any]]]:

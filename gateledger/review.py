@@ -88,7 +88,8 @@ class VerifyResult:
                 **self.trust.to_dict()}
 
 
-def verify(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
+def verify(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (),
+           trust_files: Iterable[str | Path] = (),
            anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
            check_index: bool = True, progress: bool = False) -> VerifyResult:
     """Check every byte, signature, key file, journal chain, reference, anchor and token.
@@ -115,7 +116,8 @@ def verify(store: Store | str | Path, *, host: str | None = None, trust: Iterabl
     return VerifyResult(verified, chosen, leftovers)
 
 
-def audit(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
+def audit(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (),
+          trust_files: Iterable[str | Path] = (),
           anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
           reproduce: SpotCheckRequest | None = None, progress: bool = False) -> AuditReport:
     """Re-derive every estimate and decision from objects and journals alone.

@@ -252,7 +252,8 @@ def report_effects(ctx, campaign_path, as_json):
 def _print_effects(out: dict[str, Any]) -> None:
     for row in out["stages"]:
         estimate = row["effects"]
-        post = ", post-selection (descriptive, no q)" if estimate and estimate["post_selection"] else ""
+        post = (", post-selection (descriptive, no q)"
+                if estimate and estimate["post_selection"] else "")
         what = f"{estimate['method']}{post}" if estimate else f"no effects ({row['effects_note']})"
         click.echo(f"{row['stage']} ({row['budget_s']:g} s): {what}")
         for effect in (estimate or {}).get("effects", []):

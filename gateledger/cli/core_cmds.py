@@ -476,9 +476,9 @@ def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
       ledger verify --tsa-roots freetsa-root.pem --tsa-roots digicert-roots.pem
       ledger verify --json | jq '.problems[].object'
     """
-    result = gl.verify(store_root(ctx), host=ctx.obj.get("host"), trust=trust_keys, trust_files=trust_files,
-                       anchors=anchor_files, tsa_roots=tsa_root_files, check_index=not no_index,
-                       progress=not as_json)
+    result = gl.verify(store_root(ctx), host=ctx.obj.get("host"), trust=trust_keys,
+                       trust_files=trust_files, anchors=anchor_files, tsa_roots=tsa_root_files,
+                       check_index=not no_index, progress=not as_json)
     if as_json:
         emit(result.to_dict(), True)
     else:

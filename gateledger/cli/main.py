@@ -1,8 +1,9 @@
 """Entry point of the `ledger` command: the group, global options and error handling.
 
 Command groups live in sibling modules (`core_cmds`, `method_cmds`, `audit_cmds`, ...): each
-command parses its options, calls one `gateledger` function and formats the result. Any error becomes one line on stderr (with `--json`, a JSON
-object `{"error", "exit"}` on stdout) and its exit code; never a traceback.
+command parses its options, calls one `gateledger` function and formats the result. Any
+error becomes one line on stderr (with `--json`, a JSON object `{"error", "exit"}` on
+stdout) and its exit code; never a traceback.
 """
 
 from __future__ import annotations
