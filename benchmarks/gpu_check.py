@@ -436,7 +436,7 @@ class Check:
         ]
         records: list[str] = []
         for cmd in steps:
-            argv = [sys.executable, "-m", "ledger", "--store", str(store), *cmd, "--json"]
+            argv = [sys.executable, "-m", "gateledger", "--store", str(store), *cmd, "--json"]
             t = time.perf_counter()
             try:
                 proc = subprocess.run(argv, capture_output=True, text=True, env=env,

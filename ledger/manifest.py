@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.canonical import canonical_bytes, is_object_id
-from ledger.errors import LedgerError
+from ledger.errors import AlreadyFrozen, LedgerError
 from ledger.keys import SigningKey
 from ledger.seeds import check_seed_plan
 from ledger.store import Store, load_object
@@ -99,11 +99,38 @@ def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: (r["condition"], r["seed"], r["host"]))
 
 
+def check_freezable(store: Store, plan: dict[str, Any], *, amend: bool) -> str | None:
+    """The manifest in force that an amending freeze of `plan` replaces (None when `amend`
+    is False and the stage was never frozen).
+
+    Raises:
+        AlreadyFrozen: the stage has a manifest in force and `amend` is False.
+        LedgerError: `amend` is True but the stage was never frozen.
+    """
+    existing = current_manifest_id(store, plan["campaign"], plan["stage"])
+    if existing and not amend:
+        raise AlreadyFrozen(f"stage {plan['stage']!r} of {plan['campaign']!r} is already frozen "
+                            f"as manifest {existing}; use --amend to replace it")
+    if amend and not existing:
+        raise LedgerError(f"stage {plan['stage']!r} was never frozen: nothing to amend")
+    return existing if amend else None
+
+
 def freeze(
     store: Store, plan: dict[str, Any], key: SigningKey, *, amends: str | None = None
 ) -> str:
-    """Sign `plan` as a manifest, journal `manifest_frozen` (or `amended`); return its id."""
+    """Sign `plan` as a manifest, journal `manifest_frozen` (or `amended`); return its id.
+
+    A stage has one plan in force: a second freeze of the same campaign stage is refused
+    unless it names the manifest it `amends` (what `--amend` passes: the one in force).
+
+    Raises:
+        AlreadyFrozen: the stage already has a manifest in force and `amends` is None.
+        LedgerError: the plan is malformed, or `amends` is given for a stage never frozen
+            or is not a manifest.
+    """
     runs = validate_plan(store, plan)
+    check_freezable(store, plan, amend=amends is not None)
     if amends is not None:
         load_object(store, amends, "manifest")
     body = {

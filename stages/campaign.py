@@ -136,6 +136,11 @@ class Campaign:
     def factor_table(self) -> dict[str, dict[str, Any]]:
         return {f.letter: f.to_dict() for f in self.factors}
 
+    @property
+    def stage_names(self) -> list[str]:
+        """The stages' names in protocol order (the file's order, each after its parent)."""
+        return [s.name for s in self.stages]
+
 
 def parse_budget(value: Any, where: str) -> float:
     """Budget strings `90s`, `2m`, `12h` or plain seconds -> seconds (float > 0)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import AlreadyDecided, LedgerError, MissingRuns
 from ledger.keys import SigningKey
 from ledger.store import Store
 from stages.baseline_rule import derive_baseline_decision
@@ -155,17 +155,22 @@ def decide_stage(
 def decide_manifest(
     store: Store, manifest: Entry, key: SigningKey, *, allow_missing: bool = False
 ) -> tuple[str, dict[str, Any]]:
-    """Decide one manifest (campaign stage or baseline step): derive, sign, journal."""
+    """Decide one manifest (campaign stage or baseline step): derive, sign, journal.
+
+    Raises:
+        AlreadyDecided: the manifest already has a signed decision (decisions are final).
+        MissingRuns: declared runs are not recorded and `allow_missing` is False.
+    """
     stage = manifest.body["stage"]
     existing = manifest_decision(store, manifest.id)
     if existing is not None:
-        raise LedgerError(
+        raise AlreadyDecided(
             f"stage {stage!r} is already decided (decision {existing.id[:12]}); decisions are final"
         )
     runs = [(e.id, e.body) for e in manifest_runs(store, manifest.id)]
     body = derive_decision(manifest.id, manifest.body, runs)
     if body["missing"] and not allow_missing:
-        raise LedgerError(
+        raise MissingRuns(
             f"stage {stage!r} has {len(body['missing'])} of {len(manifest.body['runs'])} declared "
             f"runs not recorded yet (first: {body['missing'][0]}); finish `ledger run {stage}` "
             f"or pass --allow-missing to decide on what is there (recorded in the decision)"

@@ -164,16 +164,4 @@ def campaign_done(rows: list[StageProgress], campaign: Campaign | None,
     return bool(frozen) and all(r.finished for r in frozen)
 
 
-def duration_text(seconds: float | None) -> str:
-    """`1h 04m`, `3m 20s`, `45s`; `-` when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
-__all__ = ["Progress", "StageProgress", "campaign_done", "duration_text"]
+__all__ = ["Progress", "StageProgress", "campaign_done"]

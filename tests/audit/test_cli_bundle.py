@@ -8,7 +8,7 @@ import tarfile
 
 from click.testing import CliRunner
 
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 
 
 def test_export_then_audit_bundle_elsewhere(tmp_path, sim_campaign, monkeypatch):

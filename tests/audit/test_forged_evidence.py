@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from audit.rederive import audit_store
+from gateledger.cli.main import cli
 from ledger.anchor import make_anchor, read_anchor_file
 from ledger.canonical import canonical_bytes
-from ledger.cli.main import cli
+from ledger.errors import AlreadyFrozen
 from ledger.keys import generate_key
 from ledger.manifest import freeze
 from ledger.revocation import revoke_key
@@ -141,7 +143,14 @@ def test_second_plan_beside_the_signed_one(done, tmp_path):
     plan = build_plan(store, camp, "final", for_simulation=True)
     first = freeze(store, plan, key)
     plan["rule"] = {"top_k": 3}
-    second = freeze(store, plan, key)  # the API path without the CLI's "already frozen" check
+    with pytest.raises(AlreadyFrozen, match="already frozen"):
+        freeze(store, plan, key)  # the API itself refuses a second plan
+    # an adversary without the API signs and journals the second plan by hand
+    body = {**plan, "runs": sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"],
+                                                               r["host"])),
+            "frozen_at": datetime.now(UTC).isoformat(), "freezer": key.key_id, "amends": None}
+    second = store.put_signed("manifest", body, key)
+    store.journal().append("manifest_frozen", object=second)
     found = problems(store)
     assert any(second in p and "frozen a second time without --amend" in p
                and first[:12] in p for p in found), found

@@ -18,7 +18,7 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.manifest import freeze
 from ledger.store import Store

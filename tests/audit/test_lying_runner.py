@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit.rederive import audit_store
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.rawlog import parse_raw_log
 from ledger.seeds import effective_seed
 from ledger.store import Store

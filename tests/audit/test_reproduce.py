@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.store import Store
 from stages.campaign import parse_campaign

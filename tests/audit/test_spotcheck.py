@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from audit.rederive import audit_store
 from audit.spotcheck import Candidate, SpotCheckRequest, draw
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.errors import LedgerError
 from ledger.keys import generate_key
 from ledger.store import Store

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from audit.bundle import BundleLimits, open_bundle
 from audit.rederive import audit_store
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.errors import LedgerError
 from ledger.ingest import ingest, record_run_start
 from ledger.manifest import freeze
@@ -75,12 +75,12 @@ def test_bad_raw_log_is_refused_and_nothing_is_written(frozen, tmp_path, name, d
 
 def test_log_larger_than_the_cap_is_refused_without_reading_it_whole(frozen, tmp_path,
                                                                      monkeypatch):
-    import ledger.cli.core_cmds as core
+    import gateledger.store as api
     import ledger.rawlog as rawlog
 
     store, mid = frozen
     monkeypatch.setattr(rawlog, "MAX_LOG_BYTES", 4096)
-    monkeypatch.setattr(core, "MAX_LOG_BYTES", 4096)
+    monkeypatch.setattr(api, "MAX_LOG_BYTES", 4096)
     path = tmp_path / "big.jsonl"
     path.write_bytes(make_log(mid) + b'{"type":"step","step":3,"loss":2.0}\n' * 200)
     _one_line_exit_2(_ingest_cli(store, path, mid), "more than the 4096 allowed")

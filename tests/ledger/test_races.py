@@ -64,7 +64,7 @@ rule = {{ top_k = 1 }}
 
 
 def _ledger(store: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "ledger.cli.main", "--store", str(store), "--host", "local",
+    return [sys.executable, "-m", "gateledger.cli.main", "--store", str(store), "--host", "local",
             *args]
 
 

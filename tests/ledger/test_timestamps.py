@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
 from audit.rederive import audit_store
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.store import Store
 from ledger.timestamp import TimestampError, check_response, load_tsa_roots, stamp
 from ledger.verify import verify_with_evidence

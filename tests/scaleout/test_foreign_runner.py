@@ -10,7 +10,7 @@ import textwrap
 from click.testing import CliRunner
 
 from audit.rederive import audit_store
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.store import Store
 from stages.campaign import parse_campaign

@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from runner.config import DEFAULTS
 
 GOOD = """

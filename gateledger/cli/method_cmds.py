@@ -1,26 +1,18 @@
-"""Method commands: `design`, `freeze STAGE`, `run`, `decide`, `effects`.
+"""Method commands: `design`, `run`, `decide`, `effects`, `campaign`, `baseline`.
 
-Each is a thin layer over `stages` functions that scripts can call directly.
+Each parses its options, calls one `gateledger` function and formats what it returns
+(`ledger freeze STAGE` is in `core_cmds`, beside `ledger freeze --plan`).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from ledger.cli.context import (
-    chosen_tsas,
-    emit,
-    open_store,
-    say_stamps,
-    signing_key,
-    stamp_new,
-    tsa_options,
-)
-from ledger.errors import LedgerError
+import gateledger as gl
+from gateledger.cli.context import emit, open_store, say_stamps, tsa_options
+from gateledger.cli.tables import text_table
 from ledger.keys import DEMO_KEY_NAME
 
 CAMPAIGN_OPTION = click.option(
@@ -32,12 +24,6 @@ CAMPAIGN_OPTION = click.option(
     type=click.Path(dir_okay=False),
     help="Campaign TOML file. Env: LEDGER_CAMPAIGN.",
 )
-
-
-def _campaign(path: str):
-    from stages.campaign import load_campaign
-
-    return load_campaign(path)
 
 
 @click.command("design")
@@ -55,38 +41,18 @@ def design_cmd(spec, stage, campaign_path, generators, as_json):
       ledger design "2^(7-4)" -g D=AB -g E=AC -g F=BC -g G=ABC
       ledger design --campaign demo.toml screen   # the design a campaign stage will freeze
     """
-    from stages.designs import fractional, full_factorial, parse_design_spec, point_name
-
     if spec and not spec.startswith("2^") and stage is None:
         spec, stage = None, spec
-    if stage is not None:
-        from stages.conditions import design_conditions
-
-        camp = _campaign(campaign_path)
-        st = camp.stage(stage)
-        if not st.design:
-            raise LedgerError(f"{camp.path}: stage {stage!r} has no design")
-        k = len(camp.factors)
-        gens = st.raw.get("generators")
-        runs_n = st.raw.get("runs", 2**k)
-        design = fractional(k, len(gens) if gens else k - (runs_n.bit_length() - 1), gens or None)
-        if st.design == "full":
-            design = fractional(k, 0)
-        conds = design_conditions(camp, st)
-        out = _design_dict(design)
-        out["conditions"] = [
-            {"name": c.name, "id": c.id, "config": {f.key: c.config[f.key] for f in camp.factors}}
-            for c in conds
-        ]
-    elif spec:
-        k, p = parse_design_spec(spec)
-        design = fractional(k, p, list(generators) or None) if p else fractional(k, 0)
-        out = _design_dict(design)
-    else:
-        raise LedgerError("give a design like \"2^(5-1)\" or a campaign STAGE")
+    out = gl.design(spec, campaign=campaign_path if stage is not None else None, stage=stage,
+                    generators=generators)
     if as_json:
         emit(out, True)
-        return
+    else:
+        _say_design(out)
+
+
+def _say_design(out: dict[str, Any]) -> None:
+    """Size and resolution, generators, defining relation, alias chains, the runs' signs."""
     click.echo(f"2^({out['k']}-{out['p']}) design, {len(out['runs'])} runs, "
                f"resolution {out['resolution_roman']}")
     if out["generators"]:
@@ -99,67 +65,9 @@ def design_cmd(spec, stage, campaign_path, generators, as_json):
     letters = sorted(out["runs"][0]) if out["runs"] else []
     click.echo("runs (standard order):")
     click.echo("  " + "name".ljust(10) + " ".join(f"{x:>3}" for x in letters))
-    for run in out["runs"]:
+    for run, name in zip(out["runs"], out["names"], strict=True):
         signs = " ".join(f"{'+' if run[x] > 0 else '-':>3}" for x in letters)
-        click.echo("  " + point_name(run).ljust(10) + signs)
-    _ = full_factorial
-
-
-def _design_dict(design) -> dict[str, Any]:
-    from stages.designs import point_name, roman
-
-    chains = design.alias_chains() if callable(getattr(design, "alias_chains", None)) else (
-        getattr(design, "aliases", None) or []
-    )
-    if isinstance(chains, dict):
-        chains = [[term, *aliased] for term, aliased in chains.items()]
-    return {
-        "k": design.k,
-        "p": design.p,
-        "generators": list(design.generators),
-        "defining_relation": [w for w in design.defining_relation if w != "I"],
-        "resolution": design.resolution,
-        "resolution_roman": roman(design.resolution) if design.resolution else "full",
-        "aliases": [list(c) for c in chains if len(c) > 1],
-        "runs": design.runs,
-        "names": [point_name(r) for r in design.runs],
-    }
-
-
-def freeze_stage_cmd(
-    ctx: click.Context, stage: str, campaign_path: str | None, key_name: str | None, amend: bool,
-    data: str | None = None, sim_only: bool = False, *, tsa_urls: tuple[str, ...] = (),
-    no_tsa: bool = False,
-) -> None:
-    """`ledger freeze STAGE --campaign F`: resolve the stage and freeze it on the same path."""
-    from stages.plan import freeze_stage
-
-    store = open_store(ctx)
-    camp = _campaign(campaign_path or "campaign.toml")
-    key = signing_key(key_name)
-    urls = chosen_tsas(store, tsa_urls, no_tsa)
-    manifest_id = freeze_stage(store, camp, stage, key, amend=amend,
-                               data=Path(data) if data else None, for_simulation=sim_only)
-    stamps = stamp_new(store, manifest_id, urls)
-    body = store.get_json(manifest_id)["body"]
-    as_json = ctx.obj.get("json", False)
-    emit(
-        {
-            "manifest": manifest_id,
-            "stage": stage,
-            "runs": len(body["runs"]),
-            "conditions": len(body["conditions"]),
-            "parent": body.get("parent"),
-            "amends": body.get("amends"),
-            "freezer": body.get("freezer"),
-            "seeds": body.get("seeds"),
-            "timestamps": stamps,
-        },
-        as_json,
-        f"froze {stage}: manifest {manifest_id} ({len(body['runs'])} runs, "
-        f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}",
-    )
-    say_stamps(stamps, manifest_id, "freeze", as_json)
+        click.echo("  " + name.ljust(10) + signs)
 
 
 @click.command("run")
@@ -203,18 +111,13 @@ def run_cmd(ctx, stage, campaign_path, executor, jobs, run_host, device, data, g
       ledger run screen --executor local --jobs 2       # real training, two at a time
       ledger run gate --host a100 --gpus 0,1 --jobs 2   # this machine's host block
     """
-    from stages.execute import run_stage
-
     if run_host and not ctx.obj.get("host"):
         ctx.obj["host"] = run_host
-    store = open_store(ctx)
-    camp = _campaign(campaign_path)
-    ex = _executor(store, camp, executor, jobs, device, data, gpus, grace, address)
-    report = run_stage(store, camp, stage, ex, host=run_host, limit=limit,
-                       progress=not as_json)
-    out = report.to_dict()
+    report = gl.run(open_store(ctx), campaign_path, stage, executor, jobs=jobs, host=run_host,
+                    device=device, data=data, gpus=gpus, grace=grace, address=address,
+                    limit=limit, progress=not as_json)
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items())) or "nothing new"
-    emit(out, as_json,
+    emit(report.to_dict(), as_json,
          f"{stage}: executed {report.executed} ({statuses}); "
          f"{report.already} were already recorded of {report.declared} declared; "
          f"{report.training_gpu_hours:.4f} training GPU-hours this call")
@@ -265,27 +168,22 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, tsa_urls, no_
       ledger decide gate --json | jq .promoted
       ledger decide gate --tsa https://freetsa.org/tsr
     """
-    from stages.decide import decide_stage
-
-    store = open_store(ctx)
-    camp = _campaign(campaign_path)
-    key = signing_key(key_name)
-    urls = chosen_tsas(store, tsa_urls, no_tsa)
-    decision_id, body = decide_stage(store, camp, stage, key, allow_missing=allow_missing)
-    stamps = stamp_new(store, decision_id, urls)
-    names = [body["conditions"][c]["name"] for c in body["promoted"]]
+    decided = gl.decide(open_store(ctx), campaign_path, stage, key=key_name,
+                        allow_missing=allow_missing, tsa=list(tsa_urls), no_tsa=no_tsa)
+    body = decided.body
     if as_json:
-        emit({"decision": decision_id, **body, "timestamps": stamps}, True)
-        say_stamps(stamps, decision_id, "decision", True)
+        emit({"decision": decided.id, **body, "timestamps": decided.timestamps}, True)
+        say_stamps(decided.timestamps, decided.id, "decision", True)
         return
-    click.echo(f"decided {stage}: decision {decision_id}")
+    click.echo(f"decided {stage}: decision {decided.id}")
     for line in body["trace"]:
         click.echo(f"  {line}")
     for verdict in body["verdicts"]:
         mark = "yes" if verdict.get("pass") else "no"
         click.echo(f"  check {verdict.get('name')}: {mark} ({verdict.get('detail', '')})")
+    names = [body["conditions"][c]["name"] for c in body["promoted"]]
     click.echo(f"promoted: {', '.join(names) or 'none'}")
-    say_stamps(stamps, decision_id, "decision", False)
+    say_stamps(decided.timestamps, decided.id, "decision", False)
 
 
 @click.command("effects")
@@ -306,9 +204,7 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     Example:
       ledger effects screen.csv --response val_bpb --terms all --json
     """
-    from stages.effects_csv import analyse_csv
-
-    out = analyse_csv(csv_path, response, terms=terms, block=block)
+    out = gl.effects(csv_path, response, terms=terms, block=block)
     if as_json:
         emit(out, True)
         return
@@ -317,14 +213,13 @@ def effects_cmd(csv_path, response, terms, block, as_json):
                + (f", block: {out['block']}" if out.get("block") else ""))
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
-    from ledger.cli.runs_cmds import text_table
-
     rows = []
-    for e in out["effects"]:
-        interval = ("[" + ", ".join(f"{x:.4g}" for x in (e["ci_low"], e["ci_high"])) + "]"
-                    if e.get("ci_low") is not None else "-")
-        rows.append([e["term"], *(_fmt(e.get(k)) for k in ("effect", "se", "t", "p", "q")),
-                     interval, " = ".join(e["aliases"]) or "-"])
+    for effect in out["effects"]:
+        interval = ("[" + ", ".join(f"{x:.4g}" for x in (effect["ci_low"], effect["ci_high"]))
+                    + "]" if effect.get("ci_low") is not None else "-")
+        rows.append([effect["term"],
+                     *(_fmt(effect.get(k)) for k in ("effect", "se", "t", "p", "q")),
+                     interval, " = ".join(effect["aliases"]) or "-"])
     for line in text_table(["term", "effect", "se", "t", "p", "q", "95% interval", "aliases"],
                            rows, right={1, 2, 3, 4, 5}):
         click.echo(line)
@@ -342,32 +237,12 @@ DEMO_KEY = DEMO_KEY_NAME
 
 
 def _demo_key():
-    """The demo signing key, made on first use; its name says what it is wherever it shows."""
-    from ledger.keys import generate_key, key_dir, load_signing_key
-
-    if (key_dir() / f"{DEMO_KEY}.pem").exists():
-        return load_signing_key(DEMO_KEY, passphrase="")
-    click.echo(f"making the demo signing key {DEMO_KEY} (unencrypted; for the demo only)",
-               err=True)
-    return generate_key(DEMO_KEY, passphrase=None)
-
-
-def _executor(store, camp, executor, jobs, device, data, gpus, grace, address):
-    from stages.executors import make_executor
-
-    data_path = Path(data) if data else (Path(camp.data) if camp.data else None)
-    if executor == "sim":
-        from stages.sim import SimParams
-
-        letters = "".join(f.letter for f in camp.factors)
-        return make_executor("sim", params=SimParams.from_table(camp.sim, letters,
-                                                                f"{camp.path}: [sim]"))
-    if executor == "local":
-        return make_executor("local", workdir=store.root / "work", jobs=jobs, device=device,
-                             data=data_path, gpus=[g for g in (gpus or "").split(",") if g],
-                             grace_s=grace)
-    return make_executor("ray", address=address, data=data_path, device=device, grace_s=grace,
-                         jobs=jobs)
+    """The demo signing key, made on first use (said on stderr)."""
+    key, made = gl.demo_key()
+    if made:
+        click.echo(f"making the demo signing key {DEMO_KEY} (unencrypted; for the demo only)",
+                   err=True)
+    return key
 
 
 @click.command("campaign")
@@ -402,27 +277,21 @@ def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, 
       ledger campaign --campaign campaigns/paper.toml --executor sim   # preview in seconds
       ledger campaign --campaign campaigns/demo.toml --jobs 2 --demo-key
     """
-    from stages.pipeline import run_campaign
-
     store = open_store(ctx)
-    camp = _campaign(campaign_path)
+    campaign = gl.load_campaign(campaign_path)
     if until is not None:
-        camp.stage(until)  # an unknown stage is an error before any key or run
-    key = _demo_key() if demo_key else signing_key(key_name)
-    ex = _executor(store, camp, executor, jobs, device, data, gpus, grace, address)
+        campaign.stage(until)  # an unknown stage is an error before any key or run
+    key = _demo_key() if demo_key else key_name
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
-    urls = chosen_tsas(store, tsa_urls, no_tsa)
-    stamps: list[dict] = []
-
-    def witness(object_id: str, kind: str) -> None:
-        found = stamp_new(store, object_id, urls)
-        stamps.extend({"object": object_id, **s} for s in found)
-        say_stamps(found, object_id, kind, True)
-
-    log = run_campaign(store, camp, key, ex, until=until, host=ctx.obj.get("host"),
-                       progress=not as_json, say=say, on_signed=witness if urls else None)
-    emit({"campaign": camp.name, "steps": log.steps, "timestamps": stamps}, as_json,
-         f"campaign {camp.name}: {len(log.steps)} step(s) done"
+    log, stamps = gl.walk(store, campaign, key=key, executor=executor, until=until,
+                          host=ctx.obj.get("host"), tsa=list(tsa_urls), no_tsa=no_tsa,
+                          progress=not as_json, say=say,
+                          on_stamps=lambda found, oid, kind: say_stamps(found, oid, kind, True),
+                          jobs=jobs, device=device, data=data, gpus=gpus, grace=grace,
+                          address=address)
+    urls = bool(stamps) or bool(gl.tsa_urls(store, tsa_urls, none=no_tsa))
+    emit({"campaign": campaign.name, "steps": log.steps, "timestamps": stamps}, as_json,
+         f"campaign {campaign.name}: {len(log.steps)} step(s) done"
          + (f", {sum(s['ok'] for s in stamps)} timestamp token(s)" if urls else "")
          + "; next: `ledger audit`")
 
@@ -440,17 +309,6 @@ def baseline_group():
           --budget 10m --seeds 0,1 --hosts a100,l40s --executor sim
       ledger --store preview.ledger compare --campaign campaigns/paper.toml
     """
-
-
-def _cells(seeds: str, hosts: str) -> list[tuple[int, str]]:
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise LedgerError(f"--seeds must be integers like 0,1, not {seeds!r}") from None
-    host_list = [h.strip() for h in hosts.split(",") if h.strip()]
-    if not seed_list or not host_list:
-        raise LedgerError("--seeds and --hosts must each name at least one")
-    return [(s, h) for h in host_list for s in seed_list]
 
 
 BASELINE_OPTIONS = [
@@ -490,18 +348,11 @@ def greedy_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
           --budget 10m --seeds 0,1 --hosts a100,l40s --executor sim
       ledger baseline greedy --campaign campaigns/demo.toml --budget 20s --seeds 0,1
     """
-    from stages.baselines import greedy_search
-    from stages.campaign import parse_budget
-
-    store = open_store(ctx)
-    camp = _campaign(campaign_path)
-    ex = _executor(store, camp, executor, jobs, device, data, None, None, None)
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
-    out = greedy_search(store, camp, signing_key(key_name), ex,
-                        budget_s=parse_budget(budget, "--budget"), cells=_cells(seeds, hosts),
-                        start=start, host=ctx.obj.get("host"),
-                        data=Path(data) if data else (Path(camp.data) if camp.data else None),
-                        progress=not as_json, say=say)
+    out = gl.greedy_search(open_store(ctx), campaign_path, budget=budget, seeds=seeds,
+                           hosts=hosts, key=key_name, executor=executor, start=start,
+                           host=ctx.obj.get("host"), data=data, progress=not as_json, say=say,
+                           jobs=jobs, device=device)
     emit(out, as_json, f"greedy: best {out['best']} mean {out['best_mean']} after "
                        f"{len(out['steps'])} steps, {out['training_gpu_hours']:.4g} GPU-hours "
                        f"(kept apart from the protocol's costs; `ledger compare` sets them side "
@@ -528,30 +379,10 @@ def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
           --budget 10m --seeds 0,1 --hosts a100,l40s --match campaign --executor sim
       ledger baseline random --campaign campaigns/demo.toml --budget 40s --match 0.05
     """
-    from stages.baselines import protocol_gpu_hours, random_search
-    from stages.campaign import parse_budget
-
-    store = open_store(ctx)
-    camp = _campaign(campaign_path)
-    if match == "campaign":
-        hours = protocol_gpu_hours(store, camp)
-        if hours <= 0:
-            raise LedgerError(f"campaign {camp.name!r} has no recorded runs in store "
-                              f"{store.root} to match: walk it in that store first (`ledger "
-                              f"--store {store.root} campaign --campaign {campaign_path}`), "
-                              f"or give --match GPU_HOURS")
-    else:
-        try:
-            hours = float(match)
-        except ValueError:
-            raise LedgerError(f"--match must be 'campaign' or a number, not {match!r}") from None
-    ex = _executor(store, camp, executor, jobs, device, data, None, None, None)
-    out = random_search(store, camp, signing_key(key_name), ex,
-                        budget_s=parse_budget(budget, "--budget"), cells=_cells(seeds, hosts),
-                        gpu_hours=hours, match=match, seed=sample_seed,
-                        host=ctx.obj.get("host"),
-                        data=Path(data) if data else (Path(camp.data) if camp.data else None),
-                        progress=not as_json)
+    out, hours = gl.random_search(open_store(ctx), campaign_path, budget=budget, match=match,
+                                  seeds=seeds, hosts=hosts, key=key_name, executor=executor,
+                                  sample_seed=sample_seed, host=ctx.obj.get("host"), data=data,
+                                  progress=not as_json, jobs=jobs, device=device)
     capped = (f"; {hours:.4g} GPU-hours would buy {out['affordable']}, the space has "
               f"{out['sampled']}" if out["affordable"] > out["sampled"] else "")
     emit(out, as_json, f"random: {out['sampled']} conditions sampled to match {hours:.4g} "
@@ -560,8 +391,7 @@ def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
 
 
 def register(cli: click.Group) -> None:
-    """Attach the method commands (`ledger freeze STAGE` calls `freeze_stage_cmd`)."""
+    """Attach the method commands."""
     for command in (design_cmd, run_cmd, decide_cmd, effects_cmd, campaign_cmd,
                     baseline_group):
         cli.add_command(command)
-    _ = json

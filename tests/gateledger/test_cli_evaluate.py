@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from audit.rederive import audit_store
 from audit.report import render_report
 from audit.report_data import build_report_data
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.store import Store
 from stages.campaign import load_campaign

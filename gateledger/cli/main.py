@@ -1,8 +1,9 @@
 """Entry point of the `ledger` command: the group, global options and error handling.
 
-Command groups live in sibling modules (`core_cmds`, `method_cmds`, `audit_cmds`), each a
-thin layer over a Python API. Any error becomes one line on stderr (with `--json`, a JSON
-object `{"error", "exit"}` on stdout) and its exit code; never a traceback.
+Command groups live in sibling modules (`core_cmds`, `method_cmds`, `audit_cmds`, ...): each
+command parses its options, calls one `gateledger` function and formats the result. Any
+error becomes one line on stderr (with `--json`, a JSON object `{"error", "exit"}` on
+stdout) and its exit code; never a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import sys
 
 import click
 
-from ledger.errors import LedgerError
+from gateledger.cli import (
+    audit_cmds,
+    compare_cmds,
+    core_cmds,
+    evaluate_cmds,
+    method_cmds,
+    runs_cmds,
+)
+from gateledger.errors import LedgerError
 
 
 def wants_json(args: list[str]) -> bool:
@@ -123,21 +132,8 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
     ctx.obj["host"] = host
 
 
-def _register() -> None:
-    from ledger.cli import (
-        audit_cmds,
-        compare_cmds,
-        core_cmds,
-        evaluate_cmds,
-        method_cmds,
-        runs_cmds,
-    )
-
-    for module in (core_cmds, method_cmds, audit_cmds, evaluate_cmds, runs_cmds, compare_cmds):
-        module.register(cli)
-
-
-_register()
+for module in (core_cmds, method_cmds, audit_cmds, evaluate_cmds, runs_cmds, compare_cmds):
+    module.register(cli)
 
 
 def main() -> None:

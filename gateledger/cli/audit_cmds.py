@@ -1,34 +1,24 @@
 """Audit commands: `audit`, `report costs|effects|html`, `export`, `reproduce`.
 
-Thin layers over `audit` functions; exit 1 whenever a check fails.
+Each parses its options, calls one `gateledger` function and formats what it returns; exit
+1 whenever a check fails.
 """
 
 from __future__ import annotations
 
-import sys
-import tempfile
-from pathlib import Path
+from typing import Any
 
 import click
 
-from ledger.cli.context import (
+import gateledger as gl
+from gateledger.cli.context import (
     emit,
     open_store,
-    reviewer_inputs,
     reviewer_options,
-    signing_key,
-    tsa_roots,
+    store_root,
     tsa_roots_option,
 )
-from ledger.errors import LedgerError
-
-
-def _load_campaign(path: str | None):
-    if not path:
-        return None
-    from stages.campaign import load_campaign
-
-    return load_campaign(path)
+from gateledger.cli.tables import gpu_hours_text, text_table
 
 
 @click.command("audit")
@@ -79,32 +69,16 @@ def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, tsa_root_files
       ledger audit --tsa-roots freetsa-root.pem
       ledger audit --reproduce 5 --seed 8271 --data data/corpus
     """
-    from audit.rederive import audit_store
-    from audit.spotcheck import SpotCheckRequest
-    from ledger.store import Store
-
-    trust, anchors = reviewer_inputs(trust_keys, trust_files, anchor_files)
-    roots = tsa_roots(tsa_root_files)
     request = None
     if reproduce_n is not None:
-        request = SpotCheckRequest(reproduce_n, seed=draw_seed, tolerance=tolerance,
-                                   data=Path(data_path) if data_path else None, device=device)
-    problems_extra: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
-        if bundle:
-            from audit.bundle import open_bundle
-
-            root, problems_extra = open_bundle(Path(bundle), Path(tmp))
-            store = Store.open(root, host=ctx.obj.get("host") or "reviewer")
-        else:
-            store = open_store(ctx)
-        result = audit_store(store, progress=not as_json, trust=trust, anchors=anchors,
-                             tsa_roots=roots, reproduce=request)
-    out = result.to_dict()
-    if problems_extra:
-        out["problems"] = [{"object": "bundle", "message": p} for p in problems_extra] + \
-            out["problems"]
-        out["verdict"] = "problems"
+        request = gl.spot_check(reproduce_n, seed=draw_seed, tolerance=tolerance,
+                                data=data_path, device=device)
+    reviewer = {"trust": trust_keys, "trust_files": trust_files, "anchors": anchor_files,
+                "tsa_roots": tsa_root_files, "reproduce": request, "progress": not as_json}
+    if bundle:
+        out = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
+    else:
+        out = gl.audit(store_root(ctx), host=ctx.obj.get("host"), **reviewer).to_dict()
     if as_json:
         emit(out, True)
     else:
@@ -184,13 +158,8 @@ def report_group():
     """
 
 
-def _report_data(ctx, campaign_path):
-    from audit.rederive import audit_store
-    from audit.report_data import build_report_data
-
-    store = open_store(ctx)
-    result = audit_store(store)
-    return build_report_data(store, result, _load_campaign(campaign_path))
+def _report_data(ctx: click.Context, campaign_path: str | None) -> dict[str, Any]:
+    return gl.report(open_store(ctx), campaign_path)
 
 
 CAMPAIGN = click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
@@ -211,28 +180,20 @@ def report_costs(ctx, campaign_path, as_json):
       ledger --store preview.ledger report costs --campaign campaigns/paper.toml
       ledger report costs --json | jq .costs.training_gpu_hours
     """
-    from audit.report import saved_sentence
-
     data = _report_data(ctx, campaign_path)
-    out = {"costs": data["costs"], "baseline_costs": data["baseline_costs"],
-           "unplanned_costs": data["unplanned_costs"], "all_costs": data["all_costs"],
-           "counterfactuals": data["counterfactuals"], "saved": saved_sentence(data)}
+    out = gl.cost_summary(data)
     if as_json:
         emit(out, True)
         return
-    _print_costs(data)
+    _print_costs(data, out["saved"])
 
 
-def _print_costs(data) -> None:
-    from audit.report import _ordered_costs, saved_sentence
-    from ledger.cli.runs_cmds import gpu_hours_text as hours
-    from ledger.cli.runs_cmds import text_table
-
-    costs = _ordered_costs(data)
+def _print_costs(data: dict[str, Any], saved: str | None) -> None:
+    hours = gpu_hours_text
+    costs = gl.costs_in_protocol_order(data)
     click.echo(f"protocol ({data['campaign']['name']}): {hours(costs['training_gpu_hours'])} "
                f"training GPU-hours, {hours(costs['wall_gpu_hours'])} wall, "
                f"{costs['n_runs']} runs")
-    saved = saved_sentence(data)
     if saved:
         click.echo(saved)
 
@@ -257,10 +218,11 @@ def _print_costs(data) -> None:
             part("by stage", other["by_stage"])
     if data["counterfactuals"]:
         click.echo("counterfactuals (nominal GPU-hours):")
-        for cf in data["counterfactuals"]:
+        for counterfactual in data["counterfactuals"]:
             for key in ("sentence_next", "sentence"):
-                if cf.get(key) and (key == "sentence" or cf["next"] != cf["final"]):
-                    click.echo(f"  {cf[key]}")
+                if counterfactual.get(key) and (key == "sentence" or
+                                                counterfactual["next"] != counterfactual["final"]):
+                    click.echo(f"  {counterfactual[key]}")
     checks = costs.get("checks", []) + (data.get("all_costs") or {}).get("checks", [])
     bad = [c["name"] for c in checks if not c["ok"]]
     click.echo("sum checks: " + (f"FAILED: {', '.join(bad)}" if bad else
@@ -280,44 +242,40 @@ def report_effects(ctx, campaign_path, as_json):
       ledger report effects
       ledger report effects --json | jq '.flags[]'
     """
-    data = _report_data(ctx, campaign_path)
-    out = {
-        "stages": [{"stage": s["name"], "budget_s": s["budget_s"], "analysis": s["analysis"],
-                    "effects": s["effects"], "effects_note": s["effects_note"],
-                    "significant": s["significant"], "failure_rates": s["failure_rates"]}
-                   for s in data["stages"]],
-        "variance": data["variance"],
-        "rank_stability": data["rank_stability"],
-        "flags": data["flags"],
-    }
+    out = gl.effect_summary(_report_data(ctx, campaign_path))
     if as_json:
         emit(out, True)
         return
+    _print_effects(out)
+
+
+def _print_effects(out: dict[str, Any]) -> None:
     for row in out["stages"]:
-        eff = row["effects"]
-        what = (f"{eff['method']}{', post-selection (descriptive, no q)' if eff['post_selection'] else ''}"
-                if eff else f"no effects ({row['effects_note']})")
+        estimate = row["effects"]
+        post = (", post-selection (descriptive, no q)"
+                if estimate and estimate["post_selection"] else "")
+        what = f"{estimate['method']}{post}" if estimate else f"no effects ({row['effects_note']})"
         click.echo(f"{row['stage']} ({row['budget_s']:g} s): {what}")
-        for e in (eff or {}).get("effects", []):
-            mark = "*" if e["term"] in row["significant"] else " "
-            interval = (f"[{e['ci_low']:+.4f}, {e['ci_high']:+.4f}]"
-                        if e.get("ci_low") is not None else "[-]")
-            aliases = f"  = {' = '.join(e['aliases'])}" if e.get("aliases") else ""
-            click.echo(f"  {mark} {e['term']:<6} {e['effect']:>+10.4f} {interval}  "
-                       f"q={_round(e.get('q'))}{aliases}")
-        for term in (eff or {}).get("dropped", []):
-            click.echo(f"    dropped {term}: {eff['dropped_reasons'].get(term, '')}")
+        for effect in (estimate or {}).get("effects", []):
+            mark = "*" if effect["term"] in row["significant"] else " "
+            interval = (f"[{effect['ci_low']:+.4f}, {effect['ci_high']:+.4f}]"
+                        if effect.get("ci_low") is not None else "[-]")
+            aliases = f"  = {' = '.join(effect['aliases'])}" if effect.get("aliases") else ""
+            click.echo(f"  {mark} {effect['term']:<6} {effect['effect']:>+10.4f} {interval}  "
+                       f"q={_round(effect.get('q'))}{aliases}")
+        for term in (estimate or {}).get("dropped", []):
+            click.echo(f"    dropped {term}: {estimate['dropped_reasons'].get(term, '')}")
     campaign_var = (out["variance"] or {}).get("campaign")
     if campaign_var:
         shares = ", ".join(f"{k} {v:.3f}" for k, v in campaign_var["shares"].items()
                            if v is not None)
         click.echo(f"variance shares over {campaign_var['n']} ok runs: {shares}")
-    for r in out["rank_stability"]:
-        rho = "n/a" if r["rho"] is None else f"{r['rho']:.3f}"
-        click.echo(f"rank stability {r['from']} -> {r['to']}: rho {rho} over {r['n']}"
-                   + (f" ({r['flag']})" if r["flag"] else ""))
-    for f in out["flags"]:
-        click.echo(f"flag {f['stage']}: {f['kind']}: {f['detail']}")
+    for rank in out["rank_stability"]:
+        rho = "n/a" if rank["rho"] is None else f"{rank['rho']:.3f}"
+        click.echo(f"rank stability {rank['from']} -> {rank['to']}: rho {rho} over {rank['n']}"
+                   + (f" ({rank['flag']})" if rank["flag"] else ""))
+    for flag in out["flags"]:
+        click.echo(f"flag {flag['stage']}: {flag['kind']}: {flag['detail']}")
 
 
 def _round(x):
@@ -348,16 +306,9 @@ def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
       ledger report html --campaign campaigns/demo.toml --out report
       ledger report html --out report --metrics metrics.json --plots plots   # for DVC
     """
-    from audit.dvc_outputs import write_dvc_outputs
-    from audit.report import write_report
-    from audit.report_data import headline
-
-    data = _report_data(ctx, campaign_path)
-    paths = write_report(data, Path(out_dir))
-    write_dvc_outputs(data, Path(metrics_path) if metrics_path else None,
-                      Path(plots_dir) if plots_dir else None)
-    out = {"paths": {k: str(v) for k, v in paths.items()}, "headline": headline(data)}
-    emit(out, as_json, f"wrote {paths.get('html')} and {paths.get('md')} "
+    out, data = gl.write_html(open_store(ctx), campaign_path, out=out_dir, metrics=metrics_path,
+                              plots=plots_dir)
+    emit(out, as_json, f"wrote {out['paths'].get('html')} and {out['paths'].get('md')} "
                        f"(audit: {data['audit']['verdict']})")
 
 
@@ -388,39 +339,18 @@ def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json   # on their side
       ledger export --in-toto attestations/ --key alice
     """
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    from audit.bundle import export_bundle
-
-    store = open_store(ctx)
-    if not bundle and not in_toto_dir:
-        raise LedgerError("give a BUNDLE path, --in-toto DIR, or both")
-    out: dict = {}
-    if in_toto_dir:
-        from audit.intoto import export_in_toto
-
-        written = export_in_toto(store, Path(in_toto_dir), signing_key(key_name))
-        out["in_toto"] = written.to_dict()
-        if not bundle:
-            emit(out, as_json, f"wrote {len(written.written)} in-toto attestation(s) to "
-                               f"{in_toto_dir} ({len(written.skipped)} skipped), public key "
-                               f"{written.public_key}")
-            return
-    versions = {"python": platform.python_version()}
-    for pkg in ("gateledger", "torch", "duckdb", "statsmodels", "cryptography", "rfc8785",
-                "rfc3161-client"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
-    path = export_bundle(store.root, Path(bundle),
-                         extra_files={Path(c).name: Path(c) for c in campaigns},
-                         meta={"versions": versions})
-    text = f"wrote {path}"
-    if "in_toto" in out:
-        text += f" and {len(out['in_toto']['written'])} in-toto attestation(s) to {in_toto_dir}"
-    emit({**out, "bundle": str(path), "versions": versions}, as_json, text)
+    out = gl.export(open_store(ctx), bundle, campaigns=campaigns, in_toto=in_toto_dir,
+                    key=key_name)
+    written = out.get("in_toto")
+    if not bundle:
+        emit(out, as_json, f"wrote {len(written['written'])} in-toto attestation(s) to "
+                           f"{in_toto_dir} ({len(written['skipped'])} skipped), public key "
+                           f"{written['public_key']}")
+        return
+    text = f"wrote {out['bundle']}"
+    if written:
+        text += f" and {len(written['written'])} in-toto attestation(s) to {in_toto_dir}"
+    emit(out, as_json, text)
 
 
 @click.command("reproduce")
@@ -443,11 +373,7 @@ def reproduce_cmd(ctx, run_id, data, device, as_json):
       ledger reproduce 3f2a9c01b7e4 --data data/corpus
       ledger reproduce 3f2a9c01b7e4 --json | jq .val_bpb_difference
     """
-    from audit.reproduce import reproduce_run
-
-    store = open_store(ctx)
-    out = reproduce_run(store, store.resolve(run_id, "run"), data=Path(data) if data else None,
-                        device=device)
+    out = gl.reproduce(open_store(ctx), run_id, data=data, device=device)
     if as_json:
         emit(out, True)
     else:
@@ -464,4 +390,3 @@ def register(cli: click.Group) -> None:
     """Attach the audit commands."""
     for command in (audit_cmd, report_group, export_cmd, reproduce_cmd):
         cli.add_command(command)
-    _ = (sys, LedgerError)

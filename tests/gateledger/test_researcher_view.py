@@ -17,7 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli.main import cli
+from gateledger.cli.main import cli
 from tests.conftest import SIM_CAMPAIGN
 
 SCREEN_H, GATE_H, FINAL_H = 17 * 120 / 3600, 20 * 600 / 3600, 12 * 3600 / 3600
@@ -264,22 +264,17 @@ def test_status_watch_stops_when_the_campaign_is_decided(walked):
 
 def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_campaign,
                                                                 capsys):
-    from ledger.cli.status_watch import watch
+    import gateledger as gl
+    from gateledger.cli.status_watch import show_frames
     from ledger.ingest import record_run_start
-    from ledger.store import Store
-    from stages.campaign import load_campaign
-    from stages.execute import run_stage
-    from stages.executors import make_executor
     from stages.lookup import current_manifest
-    from stages.progress import Progress
-    from stages.sim import SimParams
 
     store_dir = tmp_path / ".ledger"
     ok(invoke(store_dir, "--host", "h1", "init"))
     ok(invoke(store_dir, "keygen", "--name", "me"))
     ok(invoke(store_dir, "--host", "h1", "freeze", "screen", "--campaign", str(sim_campaign),
               "--sim-only"))
-    store, camp = Store.open(store_dir, host="h1"), load_campaign(sim_campaign)
+    store, camp = gl.open_store(store_dir, host="h1"), gl.load_campaign(sim_campaign)
     manifest = current_manifest(store, "t", "screen")
     first = manifest.body["runs"][0]
     record_run_start(store, manifest.id, first["condition"], first["seed"], first["host"])
@@ -289,17 +284,16 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
     assert screen.split()[2:5] == ["0/17", "17", "1"]  # runs, left, running
     assert "running now: screen " in res.stdout and "finished" not in res.stdout
     # between two redraws a `ledger run` (here: the sim executor) records the whole stage
-    letters = "".join(f.letter for f in camp.factors)
-    executor = make_executor("sim", params=SimParams.from_table(camp.sim, letters, "sim"))
     sleeps = []
 
     def run_meanwhile(seconds):
         sleeps.append(seconds)
-        run_stage(store, camp, "screen", executor, progress=False)
+        gl.run(store, camp, "screen", executor="sim")
 
     capsys.readouterr()
-    frames = watch(Progress(store, camp), interval=0.5, count=5, stage="screen", as_json=True,
-                   clear=False, sleep=run_meanwhile)
+    frames = show_frames(gl.watch(store, camp, stage="screen", interval=0.5, count=5,
+                                  sleep=run_meanwhile),
+                         store.root, interval=0.5, stage="screen", as_json=True, clear=False)
     shown = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     assert frames == 2 and sleeps == [0.5] and [f["done"] for f in shown] == [False, True]
     screen = shown[1]["stages"][0]

@@ -1,44 +1,20 @@
 """`ledger runs`: one row per run (names, factor levels, metric, throughput, GPU-hours).
 
-A thin layer over `audit.runs_table`, which scripts and notebooks call directly
-(`runs_frame(store)` gives the same rows as a pandas DataFrame).
+It parses the options, calls `gateledger.runs_rows` and formats; scripts call
+`gateledger.runs(store)` for the same rows (`pandas.DataFrame(gl.runs(store))`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from typing import Any
 
 import click
 
-from ledger.cli.context import emit, open_store
-
-
-def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]],
-               right: set[int] | None = None) -> list[str]:
-    """Aligned plain-text columns (numbers right-aligned), a rule under the header."""
-    right = right or set()
-    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
-
-    return [line(columns), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-
-
-def gpu_hours_text(value: float | None) -> str:
-    """GPU-hours with precision that suits their size (1 decimal from 10 up, 2 from 0.1,
-    else 3 significant digits: CPU demo runs are thousandths of an hour)."""
-    if value is None:
-        return "-"
-    if abs(value) >= 10:
-        return f"{value:,.1f}"
-    if abs(value) >= 0.1 or value == 0:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
+import gateledger as gl
+from gateledger.cli.context import emit, open_store
+from gateledger.cli.tables import gpu_hours_text, text_table
 
 
 def _cell(column: str, value: Any, metric: str) -> str:
@@ -117,8 +93,8 @@ def runs_cmd(ctx, stages, statuses, conditions, kinds, campaign_path, as_csv, as
     training seconds, tokens/s, MFU and GPU-hours.
 
     The rows are the run records the journals cite (what `ledger audit` then checks
-    against the raw logs). From Python: `audit.runs_table.runs_frame(store)` is the same
-    table as a pandas DataFrame (also `decisions_frame`, `costs_frame`).
+    against the raw logs). From Python: `pandas.DataFrame(gateledger.runs(store))` is the
+    same table (`audit.runs_table` also has `decisions_frame`, `costs_frame`).
 
     \b
     Examples:
@@ -128,15 +104,8 @@ def runs_cmd(ctx, stages, statuses, conditions, kinds, campaign_path, as_csv, as
       ledger runs --csv > runs.csv
       ledger runs --json | jq '.rows[] | select(.status != "ok")'
     """
-    from audit.runs_table import runs_table
-
-    campaign = None
-    if campaign_path:
-        from stages.campaign import load_campaign
-
-        campaign = load_campaign(campaign_path).name
-    table = runs_table(open_store(ctx), campaign=campaign, stages=stages, statuses=statuses,
-                       conditions=conditions, kinds=kinds)
+    table = gl.runs_rows(open_store(ctx), campaign=campaign_path, stages=stages,
+                         statuses=statuses, conditions=conditions, kinds=kinds)
     if as_json:
         emit(table.to_dict(), True)
     elif as_csv:

@@ -1,35 +1,31 @@
-"""Core commands: init, keygen, keys, freeze, ingest, anchor, reindex, sql, status, verify.
+"""Core commands: init, keygen, keys, freeze, ingest, anchor, timestamp, settings, reindex,
+sql, status, verify.
 
-Each is a thin layer over `ledger` functions that scripts can import and call directly.
+Each parses its options, calls one `gateledger` function and formats what it returns.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ledger.cli.context import (
-    chosen_tsas,
+import gateledger as gl
+from gateledger.cli.context import (
     emit,
     open_store,
-    reviewer_inputs,
     reviewer_options,
     say_stamps,
-    signing_key,
-    stamp_new,
+    store_root,
     tsa_options,
-    tsa_roots,
     tsa_roots_option,
 )
-from ledger.errors import LedgerError
-from ledger.jsonsafe import loads_strict
-from ledger.rawlog import MAX_LOG_BYTES
+from gateledger.cli.status_watch import frame_lines, show_frames
+from gateledger.cli.tables import text_table
+from gateledger.errors import ConfigError
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -45,9 +41,7 @@ def init_cmd(ctx: click.Context, as_json: bool) -> None:
       ledger init                      # .ledger/ in this folder
       ledger --store /data/ledger init
     """
-    from ledger.store import Store
-
-    store = Store.init(ctx.obj["store"], host=ctx.obj.get("host"))
+    store = gl.init(store_root(ctx), host=ctx.obj.get("host"))
     emit({"store": str(store.root), "host": store.host}, as_json,
          f"store ready at {store.root} (this machine writes as host {store.host})")
 
@@ -75,28 +69,23 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
       ledger keygen --name alice --passphrase-prompt   # type a passphrase (a terminal)
       LEDGER_PASSPHRASE=... ledger keygen --name ci    # encrypt non-interactively
     """
-    from ledger.keys import generate_key, key_dir, set_default_key
-    from ledger.store import Store
-
     passphrase = os.environ.get("LEDGER_PASSPHRASE") or None
     if passphrase_prompt and passphrase is None:
         if not sys.stdin.isatty():
-            raise LedgerError("--passphrase-prompt needs a terminal: set LEDGER_PASSPHRASE "
+            raise ConfigError("--passphrase-prompt needs a terminal: set LEDGER_PASSPHRASE "
                               "instead")
         passphrase = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
-    key = generate_key(name, passphrase=passphrase)
-    added = None
-    if (Path(ctx.obj["store"]) / "store.json").exists():
-        store = Store.open(ctx.obj["store"], host=ctx.obj.get("host"))
-        store.keyring().add(key.public_record())
-        added = str(store.root / "keys" / f"{key.key_id}.json")
-        set_default_key(store.root, name)  # made in this store: it signs for it by default
-    private = key_dir() / f"{name}.pem"
+    root = store_root(ctx)
+    in_store = (Path(root) / "store.json").exists()  # made in a store: it signs for it
+    key = gl.keygen(name, passphrase=passphrase, store=root if in_store else None,
+                    host=ctx.obj.get("host"))
+    added = str(Path(root) / "keys" / f"{key.key_id}.json") if in_store else None
+    private = gl.key_dir() / f"{name}.pem"
     emit({"name": name, "key_id": key.key_id, "private_key": str(private),
           "public_key": added, "encrypted": bool(passphrase),
-          "default_for_store": str(Path(ctx.obj["store"])) if added else None}, as_json,
+          "default_for_store": str(Path(root)) if added else None}, as_json,
          f"key {name}: id {key.key_id}\nprivate key: {private}"
-         + (f"\npublic key added to {added}; {name} now signs for {ctx.obj['store']} by "
+         + (f"\npublic key added to {added}; {name} now signs for {root} by "
             f"default" if added else
             "\n(no store here: the public key joins one when you first sign with it)"))
 
@@ -130,65 +119,38 @@ def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None,
       ledger keys --revoke 3f2a...e9 --reason "laptop stolen" --key backup
       ledger keys --default alice                   # alice signs here unless --key says else
     """
-    from ledger.fsutil import atomic_write
-    from ledger.keys import default_key_for, key_dir, set_default_key
-    from ledger.revocation import revoke_key
-
     store = open_store(ctx)
     if default_name:
-        path = set_default_key(store.root, default_name)
+        path = gl.set_default(store, default_name)
         emit({"default": default_name, "store": str(store.root), "file": str(path)}, as_json,
              f"{default_name} now signs for {store.root} by default (remembered in {path})")
-        return
-    if revoke_id:
-        revoke_id = _key_id(store, revoke_id)
-        oid = revoke_key(store, revoke_id, signing_key(key_name), reason)
-        emit({"revoked": revoke_id, "revocation": oid}, as_json,
-             f"revoked key {revoke_id} (revocation {oid})")
-        return
-    full = store.keyring().records()
-    if key_ids:
-        wanted = {_key_id(store, k) for k in key_ids}
-        full = [r for r in full if r.get("key_id") in wanted]
-    if export_path:
-        atomic_write(Path(export_path), (json.dumps(full, indent=2, sort_keys=True) + "\n")
-                     .encode())
-        emit({"exported": [r.get("key_id") for r in full], "path": export_path}, as_json,
-             f"wrote {len(full)} public key record(s) to {export_path}")
-        return
-    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")} for r in full]
-    for r in records:
-        r["revoked_at"] = store.revoked(str(r["key_id"]))
-    folder = key_dir()
-    private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
-    default = default_key_for(store.root)
+    elif revoke_id:
+        revoked, revocation = gl.revoke(store, revoke_id, signer=key_name, reason=reason)
+        emit({"revoked": revoked, "revocation": revocation}, as_json,
+             f"revoked key {revoked} (revocation {revocation})")
+    elif export_path:
+        records = gl.export_keys(store, export_path, key_ids)
+        emit({"exported": [r.get("key_id") for r in records], "path": export_path}, as_json,
+             f"wrote {len(records)} public key record(s) to {export_path}")
+    else:
+        _say_keys(gl.keys(store, key_ids), as_json)
+
+
+def _say_keys(listing: dict[str, Any], as_json: bool) -> None:
+    """The store's keyring, the private keys here, and the store's default signer."""
     if as_json:
-        emit({"store_keys": records, "private_keys": private, "key_dir": str(folder),
-              "default": default}, True)
+        emit(listing, True)
         return
+    records = listing["store_keys"]
     click.echo(f"store keyring ({len(records)}):")
-    for r in records:
-        revoked = f"  REVOKED {r['revoked_at']}" if r["revoked_at"] else ""
-        click.echo(f"  {r['key_id']}  {r['name']}  created {r['created_at']}{revoked}")
-    click.echo(f"private keys in {folder}: {', '.join(private) or 'none'}")
+    for record in records:
+        revoked = f"  REVOKED {record['revoked_at']}" if record["revoked_at"] else ""
+        click.echo(f"  {record['key_id']}  {record['name']}  created {record['created_at']}"
+                   f"{revoked}")
+    click.echo(f"private keys in {listing['key_dir']}: "
+               f"{', '.join(listing['private_keys']) or 'none'}")
     fallback = "(not set: --key, LEDGER_KEY, or the only key)"
-    click.echo(f"signs for this store by default: {default or fallback}")
-
-
-MAX_PLAN_BYTES = 64 << 20
-
-
-def _read_plan(path: str) -> dict[str, Any]:
-    """A plan file as strict JSON (no NaN, no repeated keys, bounded size and depth)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PLAN_BYTES + 1)
-    except OSError as exc:
-        raise LedgerError(f"cannot read plan {path}: {exc.strerror or exc}") from None
-    plan = loads_strict(data, f"plan {path}", max_bytes=MAX_PLAN_BYTES)
-    if not isinstance(plan, dict):
-        raise LedgerError(f"plan {path} must be a JSON object")
-    return plan
+    click.echo(f"signs for this store by default: {listing['default'] or fallback}")
 
 
 @click.command("freeze")
@@ -228,36 +190,33 @@ def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
       ledger freeze --plan plan2.json --amend             # replace that stage's manifest
       ledger freeze screen-2m --tsa https://freetsa.org/tsr --tsa http://timestamp.digicert.com
     """
-    ctx.obj["json"] = as_json
+    store = open_store(ctx)
     if stage is not None:
-        # a campaign stage resolves into a plan through the method; it freezes on the same path
-        from ledger.cli.method_cmds import freeze_stage_cmd
-
-        freeze_stage_cmd(ctx, stage, campaign_path, key_name, amend, data_path, sim_only,
-                         tsa_urls=tsa_urls, no_tsa=no_tsa)
+        frozen = gl.freeze(store, campaign_path or "campaign.toml", stage, key=key_name,
+                           amend=amend, data=data_path, sim_only=sim_only, tsa=list(tsa_urls),
+                           no_tsa=no_tsa)
+        _say_stage_frozen(stage, frozen, amend, as_json)
         return
     if not plan_path:
-        raise LedgerError("give a campaign STAGE or --plan plan.json")
-    from ledger.manifest import current_manifest_id, freeze, validate_plan
+        raise ConfigError("give a campaign STAGE or --plan plan.json")
+    frozen = gl.freeze_plan(store, plan_path, key=key_name, amend=amend, tsa=list(tsa_urls),
+                            no_tsa=no_tsa)
+    runs = len(frozen.body["runs"])
+    emit({"manifest": frozen.id, "runs": runs, "amends": frozen.body["amends"],
+          "freezer": frozen.key.key_id, "timestamps": frozen.timestamps}, as_json,
+         f"froze manifest {frozen.id} ({runs} runs, signed by {frozen.key.name})")
+    say_stamps(frozen.timestamps, frozen.id, "freeze", as_json)
 
-    store = open_store(ctx)
-    plan = _read_plan(plan_path)
-    validate_plan(store, plan)
-    existing = current_manifest_id(store, plan["campaign"], plan["stage"])
-    if existing and not amend:
-        raise LedgerError(f"stage {plan['stage']!r} of {plan['campaign']!r} is already frozen "
-                          f"as manifest {existing}; use --amend to replace it")
-    if amend and not existing:
-        raise LedgerError(f"stage {plan['stage']!r} was never frozen: nothing to amend")
-    amends = existing if amend else None
-    key = signing_key(key_name)
-    urls = chosen_tsas(store, tsa_urls, no_tsa)
-    manifest_id = freeze(store, plan, key, amends=amends)
-    stamps = stamp_new(store, manifest_id, urls)
-    emit({"manifest": manifest_id, "runs": len(plan["runs"]), "amends": amends,
-          "freezer": key.key_id, "timestamps": stamps}, as_json,
-         f"froze manifest {manifest_id} ({len(plan['runs'])} runs, signed by {key.name})")
-    say_stamps(stamps, manifest_id, "freeze", as_json)
+
+def _say_stage_frozen(stage: str, frozen: gl.Signed, amend: bool, as_json: bool) -> None:
+    body = frozen.body
+    emit({"manifest": frozen.id, "stage": stage, "runs": len(body["runs"]),
+          "conditions": len(body["conditions"]), "parent": body.get("parent"),
+          "amends": body.get("amends"), "freezer": body.get("freezer"),
+          "seeds": body.get("seeds"), "timestamps": frozen.timestamps}, as_json,
+         f"froze {stage}: manifest {frozen.id} ({len(body['runs'])} runs, "
+         f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}")
+    say_stamps(frozen.timestamps, frozen.id, "freeze", as_json)
 
 
 @click.command("ingest")
@@ -286,44 +245,11 @@ def ingest_cmd(ctx: click.Context, log: str, fmt: str, manifest: str | None,
       ledger ingest run.jsonl --manifest ID --condition CID --seed 0 --host a100
       ledger ingest stdout.txt --format autoresearch          # unplanned compute
     """
-    from ledger.ingest import ingest
-
-    store = open_store(ctx)
-    try:
-        with open(log, "rb") as fh:
-            raw = fh.read(MAX_LOG_BYTES + 1)  # a longer log is refused; never read it whole
-    except OSError as exc:
-        raise LedgerError(f"cannot read log {log}: {exc.strerror or exc}") from None
-    if manifest:
-        manifest = store.resolve(manifest, "manifest")
-        if condition:
-            condition = _condition_id(store, manifest, condition)
-    record_id = ingest(store, raw, fmt=fmt, manifest=manifest, condition=condition, seed=seed,
-                       host=run_host, stage=stage, gpus=gpus)
-    body = store.get_json(record_id)["body"]
+    record_id, body = gl.ingest(open_store(ctx), log, fmt=fmt, manifest=manifest,
+                                condition=condition, seed=seed, host=run_host, stage=stage,
+                                gpus=gpus)
     emit({"run": record_id, **body}, as_json,
          f"recorded run {record_id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})")
-
-
-def _condition_id(store: Any, manifest: str, text: str) -> str:
-    """A condition of the manifest by id, 12+ hex prefix, or name."""
-    from ledger.store import load_object, resolve_prefix
-
-    conditions = load_object(store, manifest, "manifest").get("conditions", {})
-    named = [cid for cid, info in conditions.items() if info.get("name") == text]
-    if len(named) == 1:
-        return named[0]
-    return resolve_prefix(text, lambda p: sorted(c for c in conditions if c.startswith(p)),
-                          f"condition of manifest {manifest[:12]}")
-
-
-def _key_id(store: Any, text: str) -> str:
-    """A key of the store's keyring by its 32-hex id or a 12+ hex prefix of it."""
-    from ledger.store import resolve_prefix
-
-    ids = store.keyring().ids()
-    return resolve_prefix(text, lambda p: sorted(k for k in ids if k.startswith(p)),
-                          "key in this store's keyring", length=32)
 
 
 @click.command("anchor")
@@ -345,21 +271,15 @@ def anchor_cmd(ctx: click.Context, key_name: str | None, tsa_urls: tuple[str, ..
       ledger anchor && git tag -a ledger-$(date +%F) -m "$(ledger anchor --json)"
       ledger anchor --tsa https://freetsa.org/tsr
     """
-    from ledger.anchor import make_anchor
-
-    store = open_store(ctx)
-    key = signing_key(key_name)
-    urls = chosen_tsas(store, tsa_urls, no_tsa)
-    anchor_id, obj = make_anchor(store, key)
-    stamps = stamp_new(store, anchor_id, urls)
+    anchored = gl.anchor(open_store(ctx), key=key_name, tsa=list(tsa_urls), no_tsa=no_tsa)
     if as_json:
-        emit({"anchor": anchor_id, **obj, "timestamps": stamps}, True)
-        say_stamps(stamps, anchor_id, "anchor", True)
+        emit({"anchor": anchored.id, **anchored.body, "timestamps": anchored.timestamps}, True)
+        say_stamps(anchored.timestamps, anchored.id, "anchor", True)
         return
-    click.echo(f"anchor {anchor_id} (anchors/{anchor_id}.json)")
-    for head in obj["body"]["heads"]:
+    click.echo(f"anchor {anchored.id} (anchors/{anchored.id}.json)")
+    for head in anchored.body["body"]["heads"]:
         click.echo(f"  {head['host']} seq {head['seq']} {head['hash']}")
-    say_stamps(stamps, anchor_id, "anchor", False)
+    say_stamps(anchored.timestamps, anchored.id, "anchor", False)
 
 
 @click.command("timestamp")
@@ -381,18 +301,11 @@ def timestamp_cmd(ctx: click.Context, object_id: str, tsa_urls: tuple[str, ...],
       ledger timestamp 3f2a9c1d0e77 --tsa https://freetsa.org/tsr   # an id or its first 12+ hex
       ledger timestamp 3f2a9c1d0e77 --json     # the TSAs of `ledger settings`
     """
-    store = open_store(ctx)
-    urls = chosen_tsas(store, tsa_urls, False)
-    if not urls:
-        raise LedgerError("no timestamp authority: pass --tsa URL or set one with "
-                          "`ledger settings --tsa URL`")
-    object_id = store.resolve(object_id)
-    kind = store.get_json(object_id).get("kind")
-    stamps = stamp_new(store, object_id, urls)
+    object_id, kind, stamps = gl.timestamp(open_store(ctx), object_id, tsa_urls)
     emit({"object": object_id, "timestamps": stamps}, as_json,
          f"{kind} {object_id}: {sum(s['ok'] for s in stamps)} of {len(stamps)} TSA(s) "
          f"answered")
-    say_stamps(stamps, object_id, str(kind), as_json)
+    say_stamps(stamps, object_id, kind, as_json)
     if not all(s["ok"] for s in stamps):
         ctx.exit(1)
 
@@ -414,14 +327,7 @@ def settings_cmd(ctx: click.Context, tsa_urls: tuple[str, ...], clear_tsa: bool,
       ledger settings                       # show them
       ledger settings --clear-tsa
     """
-    from ledger.timestamp import configured_tsas, set_tsas
-
-    store = open_store(ctx)
-    if tsa_urls and clear_tsa:
-        raise LedgerError("give --tsa URL or --clear-tsa, not both")
-    if tsa_urls or clear_tsa:
-        set_tsas(store, [] if clear_tsa else tsa_urls)
-    urls = configured_tsas(store)
+    urls = gl.settings(open_store(ctx), tsa=tsa_urls, clear_tsa=clear_tsa)["tsa"]
     emit({"tsa": urls}, as_json,
          "timestamp authorities: " + (", ".join(urls) if urls else "none"))
 
@@ -436,20 +342,8 @@ def reindex_cmd(ctx: click.Context, as_json: bool) -> None:
     Example:
       dvc pull && ledger reindex && ledger sql "SELECT status, count(*) FROM runs GROUP BY 1"
     """
-    from ledger.index import reindex
-
-    path = reindex(open_store(ctx))
+    path = gl.rebuild_index(open_store(ctx))
     emit({"index": str(path)}, as_json, f"rebuilt {path}")
-
-
-def _table(columns: list[str], rows: list[tuple]) -> list[str]:
-    cells = [[("NULL" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
-    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
-    for r in cells:
-        out.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    return out
 
 
 @click.command("sql")
@@ -466,50 +360,14 @@ def sql_cmd(ctx: click.Context, query: str, as_json: bool) -> None:
       ledger sql "SELECT status, count(*) AS n FROM runs GROUP BY status"
       ledger sql "SELECT stage, sum(training_seconds*gpus)/3600 AS gpu_h FROM runs GROUP BY 1"
     """
-    from ledger.index import query as run_query
-
-    columns, rows = run_query(open_store(ctx), query)
+    columns, rows = gl.sql(open_store(ctx), query)
     if as_json:
         emit([dict(zip(columns, r, strict=True)) for r in rows], True)
         return
-    for line in _table(columns, rows):
+    cells = [["NULL" if v is None else str(v) for v in row] for row in rows]
+    for line in text_table(columns, cells):
         click.echo(line)
     click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-
-
-def store_status(store: Any) -> dict[str, Any]:
-    """Counts of objects by kind, runs by status, journals and heads, keys."""
-    from ledger.scan import looks_like_envelope
-
-    kinds: Counter[str] = Counter()
-    statuses: Counter[str] = Counter()
-    total = 0
-    for _oid, path in store.iter_objects():
-        total += 1
-        data = path.read_bytes()
-        if not looks_like_envelope(data):
-            kinds["raw"] += 1
-            continue
-        try:
-            obj = json.loads(data)
-        except (ValueError, RecursionError):
-            kinds["raw"] += 1
-            continue
-        kind = str(obj.get("kind"))
-        kinds[kind] += 1
-        if kind == "run":
-            statuses[str(obj.get("body", {}).get("status"))] += 1
-    return {
-        "store": str(store.root),
-        "host": store.host,
-        "objects": total,
-        "by_kind": dict(sorted(kinds.items())),
-        "runs_by_status": dict(sorted(statuses.items())),
-        "journals": [j.head() or {"host": j.host, "seq": None, "hash": None}
-                     for j in store.journals()],
-        "keys": [{k: r.get(k) for k in ("key_id", "name")} for r in store.keyring().records()],
-        "leftover_temp_files": len(store.leftovers()),
-    }
 
 
 @click.command("status")
@@ -544,33 +402,26 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, inter
       ledger status --watch --campaign campaigns/demo.toml     # while `ledger campaign` runs
       ledger status --watch --stage gate --interval 10
     """
-    from stages.progress import Progress
-
     store = open_store(ctx)
-    campaign = None
-    if campaign_path:
-        from stages.campaign import load_campaign
-
-        campaign = load_campaign(campaign_path)
-    progress = Progress(store, campaign)
+    campaign = gl.load_campaign(campaign_path) if campaign_path else None
     if watch:
-        from ledger.cli.status_watch import watch as watch_loop
-
-        watch_loop(progress, interval=interval, count=count, stage=watch_stage,
-                   as_json=as_json, clear=sys.stdout.isatty() and not as_json)
+        frames = gl.watch(store, campaign, stage=watch_stage, interval=interval, count=count)
+        show_frames(frames, store.root, interval=interval, stage=watch_stage, as_json=as_json,
+                    clear=sys.stdout.isatty() and not as_json)
         return
-    out = store_status(store)
-    rows = progress.stages()
-    out["progress"] = [r.to_dict() for r in rows]
-    if campaign is not None:
-        from stages.pipeline import campaign_progress
-
-        out["stages"] = campaign_progress(store, campaign)
+    out = gl.status(store, campaign)
     if as_json:
         emit(out, True)
         return
-    from ledger.cli.status_watch import frame_lines
+    _say_store(out)
+    if out["progress"]:
+        for line in frame_lines(out["progress"]):
+            click.echo(line)
+    _say_stage_failures(out.get("stages", []))
 
+
+def _say_store(out: dict[str, Any]) -> None:
+    """Objects by kind, runs by status, journal heads and keys."""
     kinds = out["by_kind"]
     parts = sorted(h["host"] for h in out["journals"])
     click.echo(f"store {out['store']}: {out['objects']} objects; journal parts: "
@@ -586,10 +437,11 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, inter
         click.echo(f"  journal {head['host']}: head seq {head['seq']} {head['hash']}")
     for key in out["keys"]:
         click.echo(f"  key {key['key_id']} {key['name']}")
-    if rows:
-        for line in frame_lines(rows):
-            click.echo(line)
-    for row in out.get("stages", []):
+
+
+def _say_stage_failures(stages: list[dict[str, Any]]) -> None:
+    """Per campaign stage, its runs that did not finish ok (the first five named)."""
+    for row in stages:
         failures = row.get("failures", [])
         if failures:
             click.echo(f"  stage {row['stage']}: {len(failures)} run(s) not ok")
@@ -624,32 +476,22 @@ def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
       ledger verify --tsa-roots freetsa-root.pem --tsa-roots digicert-roots.pem
       ledger verify --json | jq '.problems[].object'
     """
-    from ledger.verify import verify_with_evidence
-
-    trust, anchors = reviewer_inputs(trust_keys, trust_files, anchor_files)
-    roots = tsa_roots(tsa_root_files)
-    store = open_store(ctx)
-    verified = verify_with_evidence(store, check_index=not no_index, progress=not as_json,
-                                    trust=trust, anchors=anchors, tsa_roots=roots)
-    problems = verified.problems
-    leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
+    result = gl.verify(store_root(ctx), host=ctx.obj.get("host"), trust=trust_keys,
+                       trust_files=trust_files, anchors=anchor_files, tsa_roots=tsa_root_files,
+                       check_index=not no_index, progress=not as_json)
     if as_json:
-        emit({"ok": not problems, "problems": [p.to_dict() for p in problems],
-              "leftover_temp_files": leftovers, "orphans": verified.orphans,
-              "unanchored": verified.anchors.unanchored, "notes": verified.notes(),
-              "timestamps": [t.to_dict() for t in verified.timestamps.tokens.values()],
-              **trust.to_dict()}, True)
+        emit(result.to_dict(), True)
     else:
-        for problem in problems:
+        for problem in result.problems:
             click.echo(str(problem))
-        for note in verified.notes():
+        for note in result.verified.notes():
             click.echo(f"note: {note}", err=True)
-        if leftovers:
-            click.echo(f"note: {len(leftovers)} temp file(s) left by interrupted writes "
+        if result.leftovers:
+            click.echo(f"note: {len(result.leftovers)} temp file(s) left by interrupted writes "
                        f"(harmless, ignored)", err=True)
-        click.echo(f"verify: {'clean' if not problems else f'{len(problems)} problem(s)'}",
+        click.echo(f"verify: {'clean' if result.ok else f'{len(result.problems)} problem(s)'}",
                    err=True)
-    if problems:
+    if not result.ok:
         ctx.exit(1)
 
 

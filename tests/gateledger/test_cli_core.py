@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from ledger.cli.main import cli
-
-from .conftest import make_log, make_plan
+from gateledger.cli.main import cli
+from tests.ledger.conftest import make_log, make_plan
 
 
 def run(args, store, **kw):
@@ -129,11 +129,16 @@ def test_bad_ids_and_unwritable(ready, tmp_path):
     assert "blocked" in one_line_error(run(["init"], blocked / "store"))
 
 
-def test_python_dash_m(ready):
+def test_python_dash_m_and_the_console_script(ready):
+    """The two real entry points, in a subprocess: `python -m gateledger` and `ledger`."""
     env = {**os.environ, "LEDGER_HOST": "h1"}
-    proc = subprocess.run([sys.executable, "-m", "ledger", "--store", str(ready), "verify",
+    proc = subprocess.run([sys.executable, "-m", "gateledger", "--store", str(ready), "verify",
                            "--json"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and json.loads(proc.stdout)["ok"] is True
-    proc = subprocess.run([sys.executable, "-m", "ledger", "--store", str(ready / "x"),
-                           "status"], capture_output=True, text=True, env=env)
+    script = Path(sys.executable).with_name("ledger")
+    proc = subprocess.run([str(script), "--store", str(ready / "x"), "status"],
+                          capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: no ledger store")
+    proc = subprocess.run([str(script), "--store", str(ready / "x"), "status", "--json"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and json.loads(proc.stdout)["exit"] == 2

@@ -1,34 +1,15 @@
 """`ledger evaluate`: what a protocol buys (P(best), regret, GPU-hours) against adaptive
-baselines at equal cost, on the simulator or on replayed curves. A thin layer over
-`stages.evaluate`; nothing here writes evidence."""
+baselines at equal cost, on the simulator or on replayed curves. It parses the options,
+calls `gateledger.evaluate` (or `rerun_evaluation`) and formats; nothing here writes evidence."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import click
 
-from ledger.cli.context import emit, open_store
-from ledger.errors import LedgerError
-
-
-def _source(ctx, camp, executor, table, from_store, seed):
-    from stages import evaluate as ev
-
-    if table and from_store:
-        raise LedgerError("give --table or --from-store, not both")
-    if executor == "sim" and (table or from_store):
-        executor = "replay"
-    if executor == "sim":
-        return ev.sim_source(camp, seed)
-    if table:
-        return ev.replay_csv_source(Path(table), camp, seed)
-    if from_store:
-        from ledger.store import Store
-
-        return ev.replay_store_source(Store.open(from_store, host=ctx.obj.get("host")), camp,
-                                      seed)
-    raise LedgerError("--executor replay needs --table CURVES.csv or --from-store DIR")
+import gateledger as gl
+from gateledger.cli.context import emit, open_store
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -39,7 +20,7 @@ def _ci(ci, digits: int = 3) -> str:
     return "" if not ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
-def _print(result: dict) -> None:
+def _print(result: dict[str, Any]) -> None:
     truth = result["truth"]
     inputs = result["inputs"]
     click.echo(f"evaluate {result['campaign']}: {result['trials']} trials on "
@@ -113,39 +94,20 @@ def evaluate_cmd(ctx, campaign_path, trials, seed, against, executor, table, fro
       ledger evaluate --campaign campaigns/paper.toml --save     # for `ledger report html`
       ledger evaluate --rerun .ledger/evaluations/paper-1a2b3c4d.json
     """
-    from stages import evaluate as ev
-    from stages.campaign import load_campaign
-
-    saved = None
+    diffs = None  # a rerun's differences from its saved numbers
     if rerun_path:
-        saved = ev.load_evaluation(rerun_path)
-        inputs = saved["inputs"]
-        campaign_path = campaign_path or inputs.get("campaign_path")
-        trials, seed, eta = inputs["trials"], inputs["seed"], inputs["eta"]
-        against = ",".join(inputs["against"]) or "none"
-        executor = inputs.get("executor", "sim")
-        table = inputs.get("table")
-        from_store = inputs.get("from_store")
-    camp = load_campaign(campaign_path or "campaign.toml")
-    if saved is not None:
-        _check_inputs(saved["inputs"], camp, table)
-    source = _source(ctx, camp, executor, table, from_store, seed)
-    result = ev.evaluate(camp, source, trials=trials, seed=seed,
-                         against=ev.parse_against(against), eta=eta, progress=not as_json)
-    written = []
-    if save:
-        path = ev.evaluation_path(open_store(ctx).root, camp.name)
-        ev.save_evaluation(path, result)
-        written.append(str(path))
-    if out_path:
-        ev.save_evaluation(Path(out_path), result)
-        written.append(out_path)
-    if saved is not None:
-        diffs = ev.differences(saved, result)
-        out = {"rerun": rerun_path, "same": not diffs, "differences": diffs}
-        emit(out, as_json, f"rerun of {rerun_path}: " + (
-            "same numbers" if not diffs else f"{len(diffs)} difference(s):\n  "
-            + "\n  ".join(diffs)))
+        result, diffs = gl.rerun_evaluation(rerun_path, campaign_path, progress=not as_json)
+    else:
+        result = gl.evaluate(campaign_path or "campaign.toml", trials=trials, seed=seed,
+                             against=against, executor=executor, table=table,
+                             from_store=from_store, eta=eta, progress=not as_json)
+    written = gl.save_evaluation(result, store=open_store(ctx) if save else None,
+                                 path=out_path)
+    if diffs is not None:
+        emit({"rerun": rerun_path, "same": not diffs, "differences": diffs}, as_json,
+             f"rerun of {rerun_path}: " + ("same numbers" if not diffs else
+                                           f"{len(diffs)} difference(s):\n  "
+                                           + "\n  ".join(diffs)))
         if diffs:
             ctx.exit(1)
         return
@@ -155,20 +117,6 @@ def evaluate_cmd(ctx, campaign_path, trials, seed, against, executor, table, fro
     _print(result)
     for path in written:
         click.echo(f"wrote {path}")
-
-
-def _check_inputs(inputs: dict, camp, table: str | None) -> None:
-    import hashlib
-
-    if hashlib.sha256(camp.text.encode()).hexdigest() != inputs.get("campaign_sha256"):
-        raise LedgerError(f"{camp.path}: differs from the campaign the evaluation ran on "
-                          f"(SHA-256 {str(inputs.get('campaign_sha256'))[:12]}...)")
-    if table and inputs.get("table_sha256"):
-        path = Path(table)
-        if not path.is_file():
-            raise LedgerError(f"replay table not found: {path}")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != inputs["table_sha256"]:
-            raise LedgerError(f"{path}: differs from the replay table the evaluation ran on")
 
 
 def register(cli: click.Group) -> None:

@@ -1,26 +1,16 @@
 """`ledger compare`: the protocol against its baselines, and campaign against campaign.
 
-A thin layer over `audit.compare`, fed by the audited report data of each store.
+It parses the options, calls `gateledger.compare` (audited report data of each store) and
+formats the table.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from ledger.cli.context import emit, open_store
-from ledger.errors import LedgerError
-
-
-def _audited(store, campaign):
-    from audit.rederive import audit_store
-    from audit.report_data import build_report_data, live_items
-
-    result = audit_store(store)
-    data = build_report_data(store, result, campaign)
-    baselines = [item for item in live_items(store, result) if item["baseline"]]
-    return data, baselines
+import gateledger as gl
+from gateledger.cli.context import emit, open_store
+from gateledger.cli.tables import text_table
 
 
 @click.command("compare")
@@ -47,35 +37,12 @@ def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
       ledger compare --with ../other-lab/.ledger --json
       ledger compare --plot compare.png
     """
-    from audit.compare import comparison, figure, table_rows
-    from ledger.cli.runs_cmds import text_table
-    from ledger.fsutil import atomic_write
-    from ledger.store import Store
-
-    campaign = None
-    if campaign_path:
-        from stages.campaign import load_campaign
-
-        campaign = load_campaign(campaign_path)
-    store = open_store(ctx)
-    data, baselines = _audited(store, campaign)
-    if not data["stages"]:
-        raise LedgerError(f"store {store.root} has no protocol gates to compare")
-    other_data, verdicts = [], {str(store.root): data["audit"]["verdict"]}
-    for path in others:
-        other = Store.open(path, host=ctx.obj.get("host"))
-        odata, _ = _audited(other, None)
-        odata["store"] = path
-        other_data.append(odata)
-        verdicts[path] = odata["audit"]["verdict"]
-    comp = comparison(data, baselines, other_data)
-    comp["audits"] = verdicts
-    if plot_path:
-        atomic_write(Path(plot_path), figure(comp))
+    comp = gl.compare(open_store(ctx), campaign_path, others=others, plot=plot_path)
+    verdicts = comp["audits"]
     if as_json:
         emit(comp, True)
     else:
-        headers, rows = table_rows(comp)
+        headers, rows = gl.comparison_table(comp)
         for line in text_table(headers, rows, right={3, 5, 6}):
             click.echo(line)
         click.echo(comp["note"])

@@ -1,0 +1,421 @@
+"""The method's verbs: load a campaign, show a design, freeze, run and decide a stage, walk a
+whole campaign, record baselines, estimate effects, forecast a protocol, watch progress.
+
+Each function is what one `ledger` command does, minus the formatting. The rules that
+protect the ledger are enforced below this layer (`ledger.manifest.freeze` refuses a second
+freeze, `stages.decide.decide_manifest` a second decision or one with runs missing), so a
+script meets them exactly as the command line does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateledger.signing import KeyLike, signing_key
+from gateledger.store import Signed, tsa_urls, witness
+from ledger.errors import CampaignError, ConfigError, LedgerError
+from ledger.status import store_status
+from ledger.store import Store
+from stages import baselines
+from stages import evaluate as evaluation
+from stages.campaign import Campaign, parse_budget
+from stages.campaign import load_campaign as parse_campaign
+from stages.conditions import design_conditions, stage_design
+from stages.decide import decide_stage
+from stages.designs import Design, fractional, parse_design_spec, point_name, roman
+from stages.effects_csv import analyse_csv
+from stages.execute import RunReport, run_stage
+from stages.executors import Executor, make_executor
+from stages.pipeline import StepLog, campaign_progress, run_campaign
+from stages.plan import freeze_stage
+from stages.progress import Progress, StageProgress, campaign_done
+from stages.sim import SimParams
+
+CampaignLike = Campaign | str | Path
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    """Parse a campaign TOML file (`campaign.stage_names`: its stages in protocol order).
+
+    Raises:
+        CampaignError: unreadable or malformed; the message names the file and key.
+    """
+    try:
+        return parse_campaign(path)
+    except LedgerError as exc:
+        if type(exc) is not LedgerError:  # already typed (a CampaignError or a ConfigError)
+            raise
+        raise CampaignError(str(exc)) from None
+
+
+def campaign_of(campaign: CampaignLike) -> Campaign:
+    """`campaign` itself, or the campaign file it names, parsed (`load_campaign`)."""
+    return campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
+
+
+def design_summary(design: Design) -> dict[str, Any]:
+    """A design as `ledger design --json` shows it: runs, generators, defining relation,
+    resolution, alias chains, point names."""
+    return {
+        "k": design.k,
+        "p": design.p,
+        "generators": list(design.generators),
+        "defining_relation": [w for w in design.defining_relation if w != "I"],
+        "resolution": design.resolution,
+        "resolution_roman": roman(design.resolution) if design.resolution else "full",
+        "aliases": [[term, *aliased] for term, aliased in design.aliases.items() if aliased],
+        "runs": design.runs,
+        "names": [point_name(r) for r in design.runs],
+    }
+
+
+def design(spec: str | None = None, *, campaign: CampaignLike | None = None,
+           stage: str | None = None, generators: Sequence[str] = ()) -> dict[str, Any]:
+    """A two-level design, from a spec like `"2^(5-1)"` (with optional `generators`), or
+    the one a campaign stage freezes (then with its conditions: name, id, factor levels).
+
+    Raises:
+        CampaignError: the stage has no design; LedgerError: a bad spec or generator.
+    """
+    if stage is not None:
+        camp = campaign_of(campaign or "campaign.toml")
+        spec_of_stage = camp.stage(stage)
+        if not spec_of_stage.design:
+            raise CampaignError(f"{camp.path}: stage {stage!r} has no design")
+        out = design_summary(stage_design(camp, spec_of_stage))
+        out["conditions"] = [
+            {"name": c.name, "id": c.id, "config": {f.key: c.config[f.key] for f in camp.factors}}
+            for c in design_conditions(camp, spec_of_stage)
+        ]
+        return out
+    if spec:
+        k, p = parse_design_spec(spec)
+        return design_summary(fractional(k, p, list(generators) or None) if p
+                              else fractional(k, 0))
+    raise ConfigError("give a design like \"2^(5-1)\" or a campaign STAGE")
+
+
+def freeze(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = None,
+           amend: bool = False, data: str | Path | None = None, sim_only: bool = False,
+           tsa: list[str] | None = None, no_tsa: bool = False) -> Signed:
+    """Sign a campaign stage's plan as its manifest, before any of its runs.
+
+    Args:
+        key: a SigningKey, a key name, or None for the default (`gateledger.signing`).
+        amend: replace the manifest in force (recorded; the audit reports it).
+        data: the data set hashed into the plan (default: the campaign's, or data/corpus).
+        sim_only: a plan for the sim executor alone; the data set may be missing.
+        tsa, no_tsa: timestamp authorities to witness the manifest (default: settings).
+
+    Raises:
+        AlreadyFrozen: the stage has a manifest in force and `amend` is False.
+        CampaignError: a bad campaign or stage; SigningKeyError: no key can be chosen;
+        LedgerError: no parent decision yet, the data set is missing.
+    """
+    camp = campaign_of(campaign)
+    signer = signing_key(key, store)
+    urls = tsa_urls(store, tsa, none=no_tsa)
+    manifest_id = freeze_stage(store, camp, stage, signer, amend=amend,
+                               data=Path(data) if data else None, for_simulation=sim_only)
+    body = store.get_json(manifest_id)["body"]
+    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
+
+
+def build_executor(store: Store, campaign: Campaign, name: str = "local", *, jobs: int = 1,
+             device: str = "auto", data: str | Path | None = None,
+             gpus: str | Sequence[str] | None = None, grace: float | None = None,
+             address: str | None = None) -> Executor:
+    """Build the executor `name` ("local", "sim" or "ray") for this campaign and store.
+
+    `sim` reads the campaign's [sim] surface; `local` works under STORE/work with `jobs`
+    slots on `gpus` (ids, or a comma-separated string); `ray` uses the cluster at `address`.
+
+    Raises:
+        CampaignError: a bad [sim] table; LedgerError: an unknown executor.
+    """
+    data_path = Path(data) if data else (Path(campaign.data) if campaign.data else None)
+    if name == "sim":
+        letters = "".join(f.letter for f in campaign.factors)
+        return make_executor("sim", params=SimParams.from_table(campaign.sim, letters,
+                                                                f"{campaign.path}: [sim]"))
+    if name == "local":
+        ids = [g for g in gpus.split(",") if g] if isinstance(gpus, str) else list(gpus or [])
+        return make_executor("local", workdir=store.root / "work", jobs=jobs, device=device,
+                             data=data_path, gpus=ids, grace_s=grace)
+    return make_executor(name, address=address, data=data_path, device=device, grace_s=grace,
+                         jobs=jobs)
+
+
+def run(store: Store, campaign: CampaignLike, stage: str, executor: str | Executor = "local",
+        *, jobs: int = 1, host: str | None = None, device: str = "auto",
+        data: str | Path | None = None, gpus: str | Sequence[str] | None = None,
+        grace: float | None = None, address: str | None = None, limit: int | None = None,
+        progress: bool = False) -> RunReport:
+    """Execute the remaining declared runs of a frozen stage and record each one.
+
+    Resumable: runs already recorded are skipped. `executor` is "local", "sim", "ray" or an
+    Executor; `host` runs only that host block; `limit` at most that many runs.
+
+    Raises:
+        LedgerError: the stage was never frozen, or the campaign file drifted from it.
+    """
+    camp = campaign_of(campaign)
+    if isinstance(executor, str):
+        executor = build_executor(store, camp, executor, jobs=jobs, device=device, data=data,
+                                  gpus=gpus, grace=grace, address=address)
+    return run_stage(store, camp, stage, executor, host=host, limit=limit, progress=progress)
+
+
+def decide(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = None,
+           allow_missing: bool = False, tsa: list[str] | None = None,
+           no_tsa: bool = False) -> Signed:
+    """Apply the stage's frozen rule to its recorded runs and sign the decision.
+
+    Raises:
+        AlreadyDecided: the stage has a decision (decisions are final).
+        MissingRuns: declared runs are not recorded and `allow_missing` is False.
+        SigningKeyError: no key can be chosen; LedgerError: the stage was never frozen.
+    """
+    camp = campaign_of(campaign)
+    signer = signing_key(key, store)
+    urls = tsa_urls(store, tsa, none=no_tsa)
+    decision_id, body = decide_stage(store, camp, stage, signer, allow_missing=allow_missing)
+    return Signed(decision_id, body, signer, witness(store, decision_id, urls))
+
+
+def walk(store: Store, campaign: CampaignLike, *, key: KeyLike = None,
+         executor: str | Executor = "local", until: str | None = None, host: str | None = None,
+         tsa: list[str] | None = None, no_tsa: bool = False, progress: bool = False,
+         say: Callable[[str], None] = lambda _line: None,
+         on_stamps: Callable[[list[dict[str, Any]], str, str], None] | None = None,
+         **executor_options: Any) -> tuple[StepLog, list[dict[str, Any]]]:
+    """Freeze, run and decide every stage in order (resumable): `ledger campaign`.
+
+    `host` runs only that host block of each stage; `executor_options` are those of
+    `build_executor()`; `on_stamps(answers, object_id, kind)`
+    hears each new object's TSA answers. Returns the steps and every timestamp answer.
+
+    Raises:
+        CampaignError: an unknown `until`; as `freeze`, `run` and `decide`.
+    """
+    camp = campaign_of(campaign)
+    if until is not None:
+        camp.stage(until)  # an unknown stage is an error before any key or run
+    signer = signing_key(key, store)
+    if isinstance(executor, str):
+        executor = build_executor(store, camp, executor, **executor_options)
+    urls = tsa_urls(store, tsa, none=no_tsa)
+    stamps: list[dict[str, Any]] = []
+
+    def stamp_signed(object_id: str, kind: str) -> None:
+        found = witness(store, object_id, urls)
+        stamps.extend({"object": object_id, **s} for s in found)
+        if on_stamps is not None:
+            on_stamps(found, object_id, kind)
+
+    log = run_campaign(store, camp, signer, executor, until=until, host=host,
+                       progress=progress, say=say, on_signed=stamp_signed if urls else None)
+    return log, stamps
+
+
+def cells(seeds: str | Sequence[int], hosts: str | Sequence[str]) -> list[tuple[int, str]]:
+    """(seed, host) cells from seeds and hosts (lists, or comma-separated strings).
+
+    Raises:
+        ConfigError: a seed that is not an integer, or no seed or no host.
+    """
+    try:
+        seed_list = ([int(s) for s in seeds.split(",") if s.strip()] if isinstance(seeds, str)
+                     else [int(s) for s in seeds])
+    except ValueError:
+        raise ConfigError(f"--seeds must be integers like 0,1, not {seeds!r}") from None
+    host_list = ([h.strip() for h in hosts.split(",") if h.strip()] if isinstance(hosts, str)
+                 else list(hosts))
+    if not seed_list or not host_list:
+        raise ConfigError("--seeds and --hosts must each name at least one")
+    return [(s, h) for h in host_list for s in seed_list]
+
+
+def greedy_search(store: Store, campaign: CampaignLike, *, budget: str | float,
+           seeds: str | Sequence[int] = "0", hosts: str | Sequence[str] = "local",
+           key: KeyLike = None, executor: str = "local", start: str | None = None,
+           host: str | None = None, data: str | Path | None = None, progress: bool = False,
+           say: Callable[[str], None] = lambda _line: None,
+           **executor_options: Any) -> dict[str, Any]:
+    """Record a greedy one-factor-at-a-time baseline (frozen, signed and audited like a
+    gate, its GPU-hours apart from the protocol's); its summary.
+
+    Raises:
+        ConfigError: bad seeds or hosts; CampaignError: a bad budget or start name.
+    """
+    camp = campaign_of(campaign)
+    runner = build_executor(store, camp, executor, data=data, **executor_options)
+    return baselines.greedy_search(store, camp, signing_key(key, store), runner,
+                         budget_s=parse_budget(budget, "--budget"), cells=cells(seeds, hosts),
+                         start=start, host=host, data=_data_path(camp, data),
+                         progress=progress, say=say)
+
+
+def random_search(store: Store, campaign: CampaignLike, *, budget: str | float,
+           match: str | float = "campaign", seeds: str | Sequence[int] = "0",
+           hosts: str | Sequence[str] = "local", key: KeyLike = None, executor: str = "local",
+           sample_seed: int = 0, host: str | None = None, data: str | Path | None = None,
+           progress: bool = False,
+           **executor_options: Any) -> tuple[dict[str, Any], float]:
+    """Record a random-search baseline matching the GPU-hours of the campaign's recorded
+    stages (`match="campaign"`) or a number of GPU-hours: (its summary, the hours matched).
+
+    Raises:
+        ConfigError: `match` neither "campaign" nor a number, or nothing recorded to match.
+    """
+    camp = campaign_of(campaign)
+    if match == "campaign":
+        hours = baselines.protocol_gpu_hours(store, camp)
+        if hours <= 0:
+            raise ConfigError(f"campaign {camp.name!r} has no recorded runs in store "
+                              f"{store.root} to match: walk it in that store first (`ledger "
+                              f"--store {store.root} campaign --campaign {camp.path}`), "
+                              f"or give --match GPU_HOURS")
+    else:
+        try:
+            hours = float(match)
+        except ValueError:
+            raise ConfigError(f"--match must be 'campaign' or a number, not {match!r}") from None
+    runner = build_executor(store, camp, executor, data=data, **executor_options)
+    out = baselines.random_search(store, camp, signing_key(key, store), runner,
+                        budget_s=parse_budget(budget, "--budget"), cells=cells(seeds, hosts),
+                        gpu_hours=hours, match=str(match), seed=sample_seed, host=host,
+                        data=_data_path(camp, data), progress=progress)
+    return out, hours
+
+
+def _data_path(campaign: Campaign, data: str | Path | None) -> Path | None:
+    return Path(data) if data else (Path(campaign.data) if campaign.data else None)
+
+
+def effects(csv_path: str | Path, response: str, *, terms: str = "main",
+            block: str | None = None) -> dict[str, Any]:
+    """Factorial effects from any CSV of -1/+1 coded factor columns (OLS or Lenth, BH
+    q-values, alias chains, dropped terms with reasons).
+
+    Raises:
+        LedgerError: an unreadable CSV, a missing column, terms that cannot be fitted.
+    """
+    return analyse_csv(str(csv_path), response, terms=terms, block=block)
+
+
+def status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]:
+    """`ledger status`: the store's counts, each stage's progress, and with a campaign where
+    each of its stages stands (its failures named)."""
+    camp = campaign_of(campaign) if campaign is not None else None
+    out = store_status(store)
+    out["progress"] = [row.to_dict() for row in Progress(store, camp).stages()]
+    if camp is not None:
+        out["stages"] = campaign_progress(store, camp)
+    return out
+
+
+def watch(store: Store, campaign: CampaignLike | None = None, *, stage: str | None = None,
+          interval: float = 2.0, count: int | None = None,
+          sleep: Callable[[float], None] = time.sleep
+          ) -> Iterator[tuple[list[StageProgress], bool]]:
+    """Every `interval` seconds, (stage rows, done?) until the watched work is done: the
+    `stage`, else every campaign stage decided, else every frozen stage's runs recorded;
+    at most `count` frames."""
+    tracker = Progress(store, campaign_of(campaign) if campaign is not None else None)
+    frames = 0
+    while True:
+        rows = tracker.stages()
+        done = campaign_done(rows, tracker.campaign, stage)
+        frames += 1
+        yield rows, done
+        if done or (count is not None and frames >= count):
+            return
+        sleep(interval)
+
+
+def evaluate(campaign: CampaignLike = "campaign.toml", *, trials: int = 200, seed: int = 0,
+             against: str | Sequence[str] = "successive-halving,hyperband,random",
+             executor: str = "sim", table: str | Path | None = None,
+             from_store: Store | str | Path | None = None, eta: int = 3,
+             progress: bool = False) -> dict[str, Any]:
+    """What the protocol buys: P(best), regret and GPU-hours over `trials` in-memory walks
+    (sim surface, or replayed curves from `table` or `from_store`) against baselines at
+    equal GPU-hours. Nothing is written or signed.
+
+    Raises:
+        ConfigError: both `table` and `from_store`, or replay without either.
+    """
+    camp = campaign_of(campaign)
+    source = _source(camp, executor, table, from_store, seed)
+    return evaluation.evaluate(camp, source, trials=trials, seed=seed,
+                               against=evaluation.parse_against(against), eta=eta,
+                               progress=progress)
+
+
+def _source(camp: Campaign, executor: str, table: str | Path | None,
+            from_store: Store | str | Path | None, seed: int) -> Any:
+    if table and from_store:
+        raise ConfigError("give --table or --from-store, not both")
+    if executor == "sim" and (table or from_store):
+        executor = "replay"
+    if executor == "sim":
+        return evaluation.sim_source(camp, seed)
+    if table:
+        return evaluation.replay_csv_source(Path(table), camp, seed)
+    if from_store:
+        replayed = from_store if isinstance(from_store, Store) else Store.open(from_store)
+        return evaluation.replay_store_source(replayed, camp, seed)
+    raise ConfigError("--executor replay needs --table CURVES.csv or --from-store DIR")
+
+
+def rerun_evaluation(path: str | Path, campaign: CampaignLike | None = None, *,
+                     progress: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Rerun a saved evaluation with its recorded inputs: (the fresh result, the numbers
+    that differ; empty when it reproduces).
+
+    Raises:
+        LedgerError: the campaign or replay table differs from the one it ran on.
+    """
+    saved = evaluation.load_evaluation(path)
+    inputs = saved["inputs"]
+    camp = campaign_of(campaign or inputs.get("campaign_path") or "campaign.toml")
+    table = inputs.get("table")
+    _check_inputs(inputs, camp, table)
+    result = evaluate(camp, trials=inputs["trials"], seed=inputs["seed"],
+                      against=",".join(inputs["against"]) or "none",
+                      executor=inputs.get("executor", "sim"), table=table,
+                      from_store=inputs.get("from_store"), eta=inputs["eta"], progress=progress)
+    return result, evaluation.differences(saved, result)
+
+
+def save_evaluation(result: dict[str, Any], *, store: Store | None = None,
+                    path: str | Path | None = None) -> list[str]:
+    """Keep an evaluation in STORE/evaluations/ (for the report) and/or at `path`; the
+    paths written."""
+    written = []
+    if store is not None:
+        target = evaluation.evaluation_path(store.root, result["campaign"])
+        evaluation.save_evaluation(target, result)
+        written.append(str(target))
+    if path is not None:
+        evaluation.save_evaluation(Path(path), result)
+        written.append(str(path))
+    return written
+
+
+def _check_inputs(inputs: dict[str, Any], camp: Campaign, table: str | None) -> None:
+    if hashlib.sha256(camp.text.encode()).hexdigest() != inputs.get("campaign_sha256"):
+        raise LedgerError(f"{camp.path}: differs from the campaign the evaluation ran on "
+                          f"(SHA-256 {str(inputs.get('campaign_sha256'))[:12]}...)")
+    if table and inputs.get("table_sha256"):
+        path = Path(table)
+        if not path.is_file():
+            raise LedgerError(f"replay table not found: {path}")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != inputs["table_sha256"]:
+            raise LedgerError(f"{path}: differs from the replay table the evaluation ran on")
+

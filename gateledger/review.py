@@ -1,0 +1,237 @@
+"""The reviewer's verbs: verify, audit (a store or a bundle), the runs table, export a bundle
+or in-toto attestations, replay a run.
+
+Each function is what one `ledger` command does, minus the formatting.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from audit.bundle import export_bundle, open_bundle
+from audit.intoto import export_in_toto
+from audit.rederive import AuditResult, audit_store
+from audit.reproduce import reproduce_run
+from audit.runs_table import RunsTable, runs_table
+from audit.spotcheck import SpotCheckRequest
+from gateledger.method import load_campaign
+from gateledger.signing import KeyLike, signing_key
+from ledger.anchor import read_anchor_file
+from ledger.errors import ConfigError
+from ledger.problems import Problem
+from ledger.store import Store
+from ledger.timestamp import load_tsa_roots
+from ledger.trust import Trust, trust_from
+from ledger.verify import Verified, verify_with_evidence
+
+BUNDLE_VERSIONS = ("gateledger", "torch", "duckdb", "statsmodels", "cryptography", "rfc8785",
+                   "rfc3161-client")
+
+
+def reviewer_inputs(trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
+                    anchors: Iterable[str | Path] = ()
+                    ) -> tuple[Trust, dict[str, dict[str, Any]]]:
+    """(Trust, published anchors by id) from key ids, key-record files and anchor files.
+
+    Raises:
+        TrustError: a malformed key id or file; LedgerError: a malformed anchor file.
+    """
+    chosen = trust_from(list(trust), [str(p) for p in trust_files])
+    return chosen, dict(read_anchor_file(Path(p)) for p in anchors)
+
+
+def _roots(tsa_roots: Iterable[str | Path]) -> list | None:
+    files = list(tsa_roots)
+    return load_tsa_roots(files) if files else None
+
+
+class AuditReport(AuditResult):
+    """`AuditResult` with `problems` (its findings), as `verify`'s result has them."""
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.findings
+
+
+def _opened(store: Store | str | Path, host: str | None) -> Store:
+    return store if isinstance(store, Store) else Store.open(store, host=host)
+
+
+@dataclass
+class VerifyResult:
+    """What `verify` found: `ok`, `problems`, and the pass itself (`verified`)."""
+
+    verified: Verified
+    trust: Trust
+    leftovers: list[str]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.verified.problems
+
+    @property
+    def ok(self) -> bool:
+        return not self.verified.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        verified = self.verified
+        return {"ok": self.ok, "problems": [p.to_dict() for p in self.problems],
+                "leftover_temp_files": self.leftovers, "orphans": verified.orphans,
+                "unanchored": verified.anchors.unanchored, "notes": verified.notes(),
+                "timestamps": [t.to_dict() for t in verified.timestamps.tokens.values()],
+                **self.trust.to_dict()}
+
+
+def verify(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (),
+           trust_files: Iterable[str | Path] = (),
+           anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
+           check_index: bool = True, progress: bool = False) -> VerifyResult:
+    """Check every byte, signature, key file, journal chain, reference, anchor and token.
+
+    Args:
+        trust, trust_files: accept signatures by these keys only (default: the store's).
+        anchors: published anchor files the journals must still extend.
+        tsa_roots: PEM files of TSA roots every timestamp token must verify against.
+        check_index: also compare index.duckdb with a rebuild.
+
+    `store` is a Store or the root of one (opened, as `host`, after the reviewer's inputs
+    are read).
+
+    Raises:
+        LedgerError: bad reviewer input (a key id, a file), no store; problems are returned,
+            not raised.
+    """
+    chosen, published = reviewer_inputs(trust, trust_files, anchors)
+    roots = _roots(tsa_roots)
+    store = _opened(store, host)
+    verified = verify_with_evidence(store, check_index=check_index, progress=progress,
+                                    trust=chosen, anchors=published, tsa_roots=roots)
+    leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
+    return VerifyResult(verified, chosen, leftovers)
+
+
+def audit(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (),
+          trust_files: Iterable[str | Path] = (),
+          anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
+          reproduce: SpotCheckRequest | None = None, progress: bool = False) -> AuditReport:
+    """Re-derive every estimate and decision from objects and journals alone.
+
+    `result.ok` is True when clean; `result.problems` (also `result.findings`) names each
+    object at fault. `store`, `host` and the reviewer inputs are those of `verify`;
+    `reproduce` replays a reviewer-drawn sample of runs (`spot_check(...)`).
+
+    Raises:
+        LedgerError: an unreadable store or bad reviewer input.
+    """
+    chosen, published = reviewer_inputs(trust, trust_files, anchors)
+    roots = _roots(tsa_roots)
+    store = _opened(store, host)
+    result = audit_store(store, progress=progress, trust=chosen, anchors=published,
+                         tsa_roots=roots, reproduce=reproduce)
+    return AuditReport(**{f.name: getattr(result, f.name) for f in fields(result)})
+
+
+def spot_check(count: int, *, seed: int = 0, tolerance: float | None = None,
+               data: str | Path | None = None, device: str = "cpu") -> SpotCheckRequest:
+    """A reviewer's request to replay `count` runs drawn by `seed` (for `audit(reproduce=)`)."""
+    return SpotCheckRequest(count, seed=seed, tolerance=tolerance,
+                            data=Path(data) if data else None, device=device)
+
+
+def audit_bundle(bundle: str | Path, *, host: str | None = None, trust: Iterable[str] = (),
+                 trust_files: Iterable[str | Path] = (), anchors: Iterable[str | Path] = (),
+                 tsa_roots: Iterable[str | Path] = (), reproduce: SpotCheckRequest | None = None,
+                 progress: bool = False) -> dict[str, Any]:
+    """Audit a reviewer bundle (from `export`) in a scratch folder: the audit as a dict
+    (`verdict`, `problems`...), the bundle's own problems first.
+
+    Raises:
+        BundleError: a malformed, truncated or oversized bundle.
+    """
+    chosen, published = reviewer_inputs(trust, trust_files, anchors)
+    roots = _roots(tsa_roots)
+    with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
+        root, bundle_problems = open_bundle(Path(bundle), Path(tmp))
+        store = Store.open(root, host=host or "reviewer")
+        out = audit_store(store, progress=progress, trust=chosen, anchors=published,
+                          tsa_roots=roots, reproduce=reproduce).to_dict()
+    if bundle_problems:
+        out["problems"] = [{"object": "bundle", "message": p} for p in bundle_problems] + \
+            out["problems"]
+        out["verdict"] = "problems"
+    return out
+
+
+def runs(store: Store, *, campaign: str | Path | None = None, stages: Iterable[str] = (),
+         statuses: Iterable[str] = (), conditions: Iterable[str] = (),
+         kinds: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """One dict per run (stage, condition, factor levels, seed, host, status, metric,
+    training seconds, tokens/s, MFU, GPU-hours): `pandas.DataFrame(gl.runs(store))`.
+
+    `campaign` is a campaign file (its name filters); the others filter by value.
+    """
+    return runs_rows(store, campaign=campaign, stages=stages, statuses=statuses,
+                     conditions=conditions, kinds=kinds).rows
+
+
+def runs_rows(store: Store, *, campaign: str | Path | None = None, stages: Iterable[str] = (),
+              statuses: Iterable[str] = (), conditions: Iterable[str] = (),
+              kinds: Iterable[str] = ()) -> RunsTable:
+    """`runs` with its columns, metric and factors (`RunsTable`), for tables and CSV."""
+    name = load_campaign(campaign).name if campaign else None
+    return runs_table(store, campaign=name, stages=tuple(stages), statuses=tuple(statuses),
+                      conditions=tuple(conditions), kinds=tuple(kinds))
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's and the packages' versions a bundle records."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for package in BUNDLE_VERSIONS:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def export(store: Store, bundle: str | Path | None = None, *,
+           campaigns: Iterable[str | Path] = (), in_toto: str | Path | None = None,
+           key: KeyLike = None) -> dict[str, Any]:
+    """Write a reviewer bundle (objects, journals, keys, campaigns, versions) and/or every
+    manifest and decision as in-toto attestations into folder `in_toto`, signed with `key`.
+
+    Returns what was written: `bundle`, `versions`, `in_toto` (as present).
+
+    Raises:
+        ConfigError: neither a bundle nor `in_toto`; SigningKeyError: no key for in-toto.
+    """
+    if not bundle and not in_toto:
+        raise ConfigError("give a BUNDLE path, --in-toto DIR, or both")
+    out: dict[str, Any] = {}
+    if in_toto:
+        out["in_toto"] = export_in_toto(store, Path(in_toto), signing_key(key, store)).to_dict()
+    if bundle:
+        versions = package_versions()
+        path = export_bundle(store.root, Path(bundle),
+                             extra_files={Path(c).name: Path(c) for c in campaigns},
+                             meta={"versions": versions})
+        out.update(bundle=str(path), versions=versions)
+    return out
+
+
+def reproduce(store: Store, run: str, *, data: str | Path | None = None,
+              device: str = "cpu") -> dict[str, Any]:
+    """Replay a recorded run (id or 12+ hex prefix) and compare it with its record
+    (`identical`, the val_bpb and step-loss differences).
+
+    Raises:
+        LedgerError: an unknown run, data that does not hash to the run's.
+    """
+    return reproduce_run(store, store.resolve(run, "run"), data=Path(data) if data else None,
+                         device=device)

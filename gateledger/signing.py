@@ -1,0 +1,154 @@
+"""Signing keys as a user meets them: make one, list them, choose the one that signs.
+
+Why here: "which key signs" is answered the same way for every command and script (the name
+given, else LEDGER_KEY, else the store's default, else the only key in the store's keyring,
+else the only key), and a private key never lives in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ledger.errors import SigningKeyError
+from ledger.fsutil import atomic_write
+from ledger.keys import (
+    DEMO_KEY_NAME,
+    SigningKey,
+    default_key_for,
+    generate_key,
+    key_dir,
+    load_signing_key,
+    private_key_ids,
+    set_default_key,
+)
+from ledger.revocation import revoke_key
+from ledger.store import Store, resolve_prefix
+
+KeyLike = SigningKey | str | None
+
+
+def keygen(name: str, *, passphrase: str | None = None,
+           store: Store | str | Path | None = None, host: str | None = None) -> SigningKey:
+    """Make an Ed25519 signing key NAME in the key folder (LEDGER_KEY_DIR), mode 0600.
+
+    With `store` (a Store, or the root of one that exists), its public half joins the
+    store's keyring and it becomes the key that signs for that store by default.
+
+    Raises:
+        LedgerError: a bad name, or a key of that name exists already.
+    """
+    key = generate_key(name, passphrase=passphrase)
+    if store is not None and not isinstance(store, Store):
+        store = Store.open(store, host=host) if (Path(store) / "store.json").exists() else None
+    if store is not None:
+        store.keyring().add(key.public_record())
+        set_default_key(store.root, name)
+    return key
+
+
+def default_key_name(store: Store | str | Path | None = None) -> str:
+    """The key name that signs when none is given: the store's default, else the only
+    private key whose public half is in the store's keyring, else the only key.
+
+    Raises:
+        SigningKeyError: no private key at all, or several and none chosen.
+    """
+    root = store.root if isinstance(store, Store) else store
+    if root is not None:
+        remembered = default_key_for(root)
+        if remembered:
+            return remembered
+    keys = private_key_ids()
+    directory = key_dir()
+    if not keys:
+        raise SigningKeyError(f"no signing key in {directory}: run `ledger keygen --name NAME` "
+                              f"first")
+    if len(keys) == 1:
+        return next(iter(keys))
+    if root is not None and (Path(root) / "keys").is_dir():
+        in_store = [n for n, kid in keys.items()
+                    if kid and (Path(root) / "keys" / f"{kid}.json").is_file()]
+        if len(in_store) == 1:
+            return in_store[0]
+    raise SigningKeyError(f"several keys in {directory} ({', '.join(keys)}): pass --key NAME, "
+                          f"or choose this store's signer once with `ledger keys --default "
+                          f"NAME`")
+
+
+def signing_key(key: KeyLike = None, store: Store | str | Path | None = None) -> SigningKey:
+    """The key that signs: `key` itself, the key of that name, else LEDGER_KEY, else
+    `default_key_name(store)` (the passphrase, if any, from LEDGER_PASSPHRASE or a prompt).
+
+    Raises:
+        SigningKeyError: none can be chosen; LedgerError: the named key cannot be loaded.
+    """
+    if isinstance(key, SigningKey):
+        return key
+    name = key or os.environ.get("LEDGER_KEY") or default_key_name(store)
+    return load_signing_key(name)
+
+
+def demo_key() -> tuple[SigningKey, bool]:
+    """The demo signing key (`DEMO_KEY_NAME`, unencrypted), and whether it was made now."""
+    if (key_dir() / f"{DEMO_KEY_NAME}.pem").exists():
+        return load_signing_key(DEMO_KEY_NAME, passphrase=""), False
+    return generate_key(DEMO_KEY_NAME, passphrase=None), True
+
+
+def key_id(store: Store, text: str) -> str:
+    """A key of the store's keyring by its 32-hex id or a 12+ hex prefix of it."""
+    ids = store.keyring().ids()
+    return resolve_prefix(text, lambda p: sorted(k for k in ids if k.startswith(p)),
+                          "key in this store's keyring", length=32)
+
+
+def keys(store: Store, key_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The store's public keys (id, name, created, revoked; all, or those named by id or
+    prefix), the private keys on this machine, their folder, and the key that signs for
+    this store by default (or None).
+
+    Raises:
+        LedgerError: a key id that is not in the store's keyring.
+    """
+    full = store.keyring().records()
+    if key_ids:
+        wanted = {key_id(store, k) for k in key_ids}
+        full = [r for r in full if r.get("key_id") in wanted]
+    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")} for r in full]
+    for record in records:
+        record["revoked_at"] = store.revoked(str(record["key_id"]))
+    folder = key_dir()
+    private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
+    return {"store_keys": records, "private_keys": private, "key_dir": str(folder),
+            "default": default_key_for(store.root)}
+
+
+def export_keys(store: Store, path: str | Path, key_ids: tuple[str, ...] = ()
+                ) -> list[dict[str, Any]]:
+    """Write the store's public key records (all, or those named by id or prefix) to `path`,
+    what a reviewer passes as a trust file; return the records written."""
+    records = store.keyring().records()
+    if key_ids:
+        wanted = {key_id(store, k) for k in key_ids}
+        records = [r for r in records if r.get("key_id") in wanted]
+    atomic_write(Path(path), (json.dumps(records, indent=2, sort_keys=True) + "\n").encode())
+    return records
+
+
+def revoke(store: Store, key: str, *, signer: KeyLike = None, reason: str = ""
+           ) -> tuple[str, str]:
+    """Sign and journal the revocation of key `key` (id or prefix); (key id, revocation id).
+
+    Raises:
+        SigningKeyError: no signer can be chosen; LedgerError: an unknown key id.
+    """
+    revoked = key_id(store, key)
+    return revoked, revoke_key(store, revoked, signing_key(signer), reason)
+
+
+def set_default(store: Store, name: str) -> Path:
+    """Remember private key `name` as the one that signs for `store`; the file it is kept in."""
+    return set_default_key(store.root, name)

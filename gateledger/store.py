@@ -1,0 +1,203 @@
+"""Store-level verbs: create or open a store, record a raw log, freeze an explicit plan,
+anchor, timestamp, settings, the index and SQL.
+
+Each function is what one `ledger` command does, minus the formatting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateledger.signing import KeyLike, signing_key
+from ledger.anchor import make_anchor
+from ledger.errors import ConfigError, LedgerError
+from ledger.index import query, reindex
+from ledger.ingest import ingest as ingest_log
+from ledger.jsonsafe import loads_strict
+from ledger.keys import SigningKey
+from ledger.manifest import check_freezable, validate_plan
+from ledger.manifest import freeze as freeze_manifest
+from ledger.rawlog import MAX_LOG_BYTES
+from ledger.store import Store, load_object, resolve_prefix
+from ledger.timestamp import check_url, configured_tsas, set_tsas, stamp
+
+MAX_PLAN_BYTES = 64 << 20
+
+
+@dataclass
+class Signed:
+    """A manifest, decision or anchor just signed: its id, body, the key that signed it,
+    and what each timestamp authority answered (`{"ok", "tsa", ...}` per TSA)."""
+
+    id: str
+    body: dict[str, Any]
+    key: SigningKey
+    timestamps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def init(path: str | Path = ".ledger", *, host: str | None = None) -> Store:
+    """Create a store at `path` (safe to run twice) that writes as `host` (default: the
+    short hostname).
+
+    Raises:
+        LedgerError: the path cannot be a store (a file is in the way, not writable).
+    """
+    return Store.init(path, host=host)
+
+
+def open_store(path: str | Path = ".ledger", *, host: str | None = None) -> Store:
+    """Open the store at `path`, writing as `host`.
+
+    Raises:
+        LedgerError: no store there.
+    """
+    return Store.open(path, host=host)
+
+
+def tsa_urls(store: Store, urls: tuple[str, ...] | list[str] | None = None, *,
+             none: bool = False) -> list[str]:
+    """The timestamp authorities to ask: `urls`, else the store's settings; none with `none`.
+
+    Raises:
+        LedgerError: a malformed URL (checked before anything is signed).
+    """
+    if none:
+        return []
+    return [check_url(u) for u in (list(urls or ()) or configured_tsas(store))]
+
+
+def witness(store: Store, object_id: str, urls: list[str]) -> list[dict[str, Any]]:
+    """Timestamp a just-signed object with each of `urls`: what each TSA answered (a TSA
+    that fails leaves the object as it is: it is signed and journaled already)."""
+    return [r.to_dict() for r in stamp(store, object_id, urls)] if urls else []
+
+
+def timestamp(store: Store, object_id: str, urls: tuple[str, ...] | list[str] = ()
+              ) -> tuple[str, str, list[dict[str, Any]]]:
+    """Ask TSAs for tokens over an existing object (id or 12+ hex prefix): (full id, its
+    kind, what each TSA answered).
+
+    Raises:
+        LedgerError: no TSA given or configured, a bad URL, an unknown id.
+    """
+    chosen = tsa_urls(store, urls)
+    if not chosen:
+        raise ConfigError("no timestamp authority: pass --tsa URL or set one with "
+                          "`ledger settings --tsa URL`")
+    object_id = store.resolve(object_id)
+    kind = str(store.get_json(object_id).get("kind"))
+    return object_id, kind, witness(store, object_id, chosen)
+
+
+def settings(store: Store, *, tsa: tuple[str, ...] | list[str] = (), clear_tsa: bool = False
+             ) -> dict[str, Any]:
+    """Set (`tsa`, or `clear_tsa`) and return the store's settings: `{"tsa": [...]}`.
+
+    Raises:
+        ConfigError: both `tsa` and `clear_tsa`; LedgerError: a malformed URL.
+    """
+    if tsa and clear_tsa:
+        raise ConfigError("give --tsa URL or --clear-tsa, not both")
+    if tsa or clear_tsa:
+        set_tsas(store, [] if clear_tsa else tsa)
+    return {"tsa": configured_tsas(store)}
+
+
+def read_plan(path: str | Path) -> dict[str, Any]:
+    """A plan file as strict JSON (no NaN, no repeated keys, bounded size and depth).
+
+    Raises:
+        LedgerError: unreadable, malformed, or not a JSON object.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise LedgerError(f"cannot read plan {path}: {exc.strerror or exc}") from None
+    plan = loads_strict(data, f"plan {path}", max_bytes=MAX_PLAN_BYTES)
+    if not isinstance(plan, dict):
+        raise LedgerError(f"plan {path} must be a JSON object")
+    return plan
+
+
+def freeze_plan(store: Store, plan: dict[str, Any] | str | Path, *, key: KeyLike = None,
+                amend: bool = False, tsa: list[str] | None = None, no_tsa: bool = False
+                ) -> Signed:
+    """Sign an explicit plan (a dict, or a JSON file) as a manifest; amend the stage's
+    manifest in force with `amend`.
+
+    Raises:
+        AlreadyFrozen: the stage has a manifest and `amend` is False.
+        SigningKeyError: no key can be chosen; LedgerError: a malformed plan.
+    """
+    if not isinstance(plan, dict):
+        plan = read_plan(plan)
+    validate_plan(store, plan)
+    amends = check_freezable(store, plan, amend=amend)
+    signer = signing_key(key, store)
+    urls = tsa_urls(store, tsa, none=no_tsa)
+    manifest_id = freeze_manifest(store, plan, signer, amends=amends)
+    body = store.get_json(manifest_id)["body"]
+    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
+
+
+def condition_id(store: Store, manifest: str, text: str) -> str:
+    """A condition of the manifest by id, 12+ hex prefix, or name."""
+    conditions = load_object(store, manifest, "manifest").get("conditions", {})
+    named = [cid for cid, info in conditions.items() if info.get("name") == text]
+    if len(named) == 1:
+        return named[0]
+    return resolve_prefix(text, lambda p: sorted(c for c in conditions if c.startswith(p)),
+                          f"condition of manifest {manifest[:12]}")
+
+
+def ingest(store: Store, log: str | Path, *, fmt: str = "jsonl", manifest: str | None = None,
+           condition: str | None = None, seed: int | None = None, host: str | None = None,
+           stage: str | None = None, gpus: int = 1) -> tuple[str, dict[str, Any]]:
+    """Record a raw log file as a run (of `manifest`'s cell condition/seed/host, or as
+    unplanned compute without one): (run record id, its body).
+
+    Raises:
+        LedgerError: unreadable or malformed log, a log that does not match its cell.
+    """
+    try:
+        with open(log, "rb") as fh:
+            raw = fh.read(MAX_LOG_BYTES + 1)  # a longer log is refused; never read it whole
+    except OSError as exc:
+        raise LedgerError(f"cannot read log {log}: {exc.strerror or exc}") from None
+    if manifest:
+        manifest = store.resolve(manifest, "manifest")
+        if condition:
+            condition = condition_id(store, manifest, condition)
+    record_id = ingest_log(store, raw, fmt=fmt, manifest=manifest, condition=condition,
+                           seed=seed, host=host, stage=stage, gpus=gpus)
+    return record_id, store.get_json(record_id)["body"]
+
+
+def anchor(store: Store, *, key: KeyLike = None, tsa: list[str] | None = None,
+           no_tsa: bool = False) -> Signed:
+    """Sign every journal's head (publish the result); `Signed.body` is the envelope.
+
+    Raises:
+        SigningKeyError: no key can be chosen.
+    """
+    signer = signing_key(key, store)
+    urls = tsa_urls(store, tsa, none=no_tsa)
+    anchor_id, envelope = make_anchor(store, signer)
+    return Signed(anchor_id, envelope, signer, witness(store, anchor_id, urls))
+
+
+def rebuild_index(store: Store) -> Path:
+    """Rebuild index.duckdb from objects and journals alone; its path."""
+    return reindex(store)
+
+
+def sql(store: Store, statement: str) -> tuple[list[str], list[tuple]]:
+    """A read-only SQL query on the index (built first if stale): (columns, rows).
+
+    Raises:
+        LedgerError: a query that is not read-only or does not parse.
+    """
+    return query(store, statement)

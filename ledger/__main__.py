@@ -1,5 +1,0 @@
-"""`python -m ledger` runs the command line."""
-
-from ledger.cli.main import main
-
-main()

@@ -1,0 +1,47 @@
+"""What a store holds, counted: objects by kind, runs by status, journal heads, keys.
+
+Why a pass of its own: `ledger status` answers "what is in here" without verifying anything
+(a reviewer's question is `ledger verify`), so it reads each object once and trusts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from ledger.scan import looks_like_envelope
+from ledger.store import Store
+
+
+def store_status(store: Store) -> dict[str, Any]:
+    """Counts of objects by kind, runs by status, journals and heads, keys, temp files."""
+    kinds: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    total = 0
+    for _oid, path in store.iter_objects():
+        total += 1
+        data = path.read_bytes()
+        if not looks_like_envelope(data):
+            kinds["raw"] += 1
+            continue
+        try:
+            obj = json.loads(data)
+        except (ValueError, RecursionError):
+            kinds["raw"] += 1
+            continue
+        kind = str(obj.get("kind"))
+        kinds[kind] += 1
+        if kind == "run":
+            statuses[str(obj.get("body", {}).get("status"))] += 1
+    return {
+        "store": str(store.root),
+        "host": store.host,
+        "objects": total,
+        "by_kind": dict(sorted(kinds.items())),
+        "runs_by_status": dict(sorted(statuses.items())),
+        "journals": [j.head() or {"host": j.host, "seq": None, "hash": None}
+                     for j in store.journals()],
+        "keys": [{k: r.get(k) for k in ("key_id", "name")} for r in store.keyring().records()],
+        "leftover_temp_files": len(store.leftovers()),
+    }
