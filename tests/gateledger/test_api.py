@@ -3,6 +3,7 @@ enforced for scripts, typed errors, and what the command line makes of them."""
 
 from __future__ import annotations
 
+import ast
 import doctest
 import json
 import shutil
@@ -49,6 +50,16 @@ def test_every_public_name_resolves_and_none_is_a_submodule():
         assert not isinstance(value, type(gl)) or name == "errors", name
     with pytest.raises(AttributeError):
         gl.no_such_verb  # noqa: B018
+
+
+def test_the_names_editors_see_are_the_names_the_api_loads():
+    """The TYPE_CHECKING imports (what an editor or type checker sees) name each function
+    from the module `__getattr__` loads it from, so the two lists cannot drift apart."""
+    tree = ast.parse((ROOT / "gateledger" / "__init__.py").read_text())
+    seen = {alias.name: node.module for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gateledger.")
+            and node.module != "gateledger.errors" for alias in node.names}
+    assert seen == gl._HOME_OF
 
 
 def test_second_freeze_is_refused_and_amend_replaces(store, key, camp):
