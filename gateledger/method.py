@@ -310,7 +310,11 @@ def effects(csv_path: str | Path, response: str, *, terms: str = "main",
 
 def status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]:
     """`ledger status`: the store's counts, each stage's progress, and with a campaign where
-    each of its stages stands (its failures named)."""
+    each of its stages stands (its failures named).
+
+    Raises:
+        CampaignError: `campaign` cannot be read or does not match its frozen plans.
+    """
     camp = campaign_of(campaign) if campaign is not None else None
     out = store_status(store)
     out["progress"] = [row.to_dict() for row in Progress(store, camp).stages()]
@@ -325,7 +329,11 @@ def watch(store: Store, campaign: CampaignLike | None = None, *, stage: str | No
           ) -> Iterator[tuple[list[StageProgress], bool]]:
     """Every `interval` seconds, (stage rows, done?) until the watched work is done: the
     `stage`, else every campaign stage decided, else every frozen stage's runs recorded;
-    at most `count` frames."""
+    at most `count` frames.
+
+    Raises:
+        CampaignError: `campaign` cannot be read.
+    """
     tracker = Progress(store, campaign_of(campaign) if campaign is not None else None)
     frames = 0
     while True:

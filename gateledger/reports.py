@@ -63,7 +63,11 @@ def write_html(store: Store, campaign: CampaignLike | None = None, *,
                out: str | Path = "report", metrics: str | Path | None = None,
                plots: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write report.html and report.md into `out` (and DVC metrics JSON / plot CSVs when
-    asked): (`{"paths", "headline"}`, the report data)."""
+    asked): (`{"paths", "headline"}`, the report data).
+
+    Raises:
+        CampaignError: `campaign` cannot be read; LedgerError: `out` cannot be written.
+    """
     data = report(store, campaign)
     paths = write_report(data, Path(out))
     write_dvc_outputs(data, Path(metrics) if metrics else None, Path(plots) if plots else None)

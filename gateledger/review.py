@@ -175,6 +175,9 @@ def runs(store: Store, *, campaign: str | Path | None = None, stages: Iterable[s
     training seconds, tokens/s, MFU, GPU-hours): `pandas.DataFrame(gl.runs(store))`.
 
     `campaign` is a campaign file (its name filters); the others filter by value.
+
+    Raises:
+        CampaignError: `campaign` cannot be read; IntegrityError: a run record's bytes fail.
     """
     return runs_rows(store, campaign=campaign, stages=stages, statuses=statuses,
                      conditions=conditions, kinds=kinds).rows
@@ -183,7 +186,11 @@ def runs(store: Store, *, campaign: str | Path | None = None, stages: Iterable[s
 def runs_rows(store: Store, *, campaign: str | Path | None = None, stages: Iterable[str] = (),
               statuses: Iterable[str] = (), conditions: Iterable[str] = (),
               kinds: Iterable[str] = ()) -> RunsTable:
-    """`runs` with its columns, metric and factors (`RunsTable`), for tables and CSV."""
+    """`runs` with its columns, metric and factors (`RunsTable`), for tables and CSV.
+
+    Raises:
+        CampaignError: `campaign` cannot be read; IntegrityError: a run record's bytes fail.
+    """
     name = load_campaign(campaign).name if campaign else None
     return runs_table(store, campaign=name, stages=tuple(stages), statuses=tuple(statuses),
                       conditions=tuple(conditions), kinds=tuple(kinds))

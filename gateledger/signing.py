@@ -129,7 +129,11 @@ def keys(store: Store, key_ids: tuple[str, ...] = ()) -> dict[str, Any]:
 def export_keys(store: Store, path: str | Path, key_ids: tuple[str, ...] = ()
                 ) -> list[dict[str, Any]]:
     """Write the store's public key records (all, or those named by id or prefix) to `path`,
-    what a reviewer passes as a trust file; return the records written."""
+    what a reviewer passes as a trust file; return the records written.
+
+    Raises:
+        LedgerError: a key id or prefix names no key of the store, or several.
+    """
     records = store.keyring().records()
     if key_ids:
         wanted = {key_id(store, k) for k in key_ids}
