@@ -51,7 +51,8 @@ class AuditResult:
     reproduction: dict[str, Any] | None = None  # `--reproduce N`: the spot-check's replays
     # Hash-checked bodies by kind ("manifest", "decision", "run") and id, so the report is
     # built from what the audit read instead of reading every object again. Run bodies carry
-    # status and metrics as their raw logs support them. Not serialized.
+    # status and metrics as their raw logs support them; "log_header" holds, by run id, the
+    # provenance fields of its log's header. Not serialized.
     bodies: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False,
                                                          compare=False)
 
@@ -140,7 +141,8 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
         anchors=sum(1 for e in ev.events if e.kind == "anchor") + len(verified.anchors.given),
         trust=verified.trust.to_dict(), notes=notes, timestamps=timestamps,
         reproduction=reproduction,
-        bodies={"manifest": manifests, "decision": ev.of_kind("decision"), "run": observed},
+        bodies={"manifest": manifests, "decision": ev.of_kind("decision"), "run": observed,
+                "log_header": {rid: c.header for rid, c in checks.items() if c.header}},
     )
 
 
@@ -155,11 +157,11 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
                       serial=len(runs) < PARALLEL_MIN_RUNS)
     bodies = dict(runs)
     out = {}
-    for rid, status, metrics, problems, simulated, reason, started, runner in found:
+    for rid, status, metrics, problems, simulated, reason, started, runner, header in found:
         out[rid] = RunCheck(rid, bodies[rid], {**bodies[rid], "status": status,
                                                "metrics": metrics},
                             [Problem(rid, m) for m in problems], simulated, reason, started,
-                            runner)
+                            runner, header)
     return dict(sorted(out.items()))
 
 
@@ -171,7 +173,7 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
         c = check_run(ev, rid, bodies[rid], manifests)
         out.append((rid, c.observed["status"], c.observed["metrics"],
                     [p.message for p in c.problems], c.simulated, c.reason, c.log_started,
-                    c.runner))
+                    c.runner, c.header))
     return out
 
 

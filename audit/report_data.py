@@ -6,6 +6,7 @@ HTML/Markdown report and the DVC metrics, so every surface shows the same number
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -243,18 +244,22 @@ def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
         except LedgerError:
             return None  # fewer than two ok runs: nothing to decompose
 
-    campaigns = sorted({str(r["campaign"]) for r in rows})
+    of_campaign: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    of_stage: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:  # grouped once: a store of 100k runs has hundreds of stages
+        of_campaign[str(r["campaign"])].append(r)
+        of_stage[str(r["campaign"]), r["stage"]].append(r)
+    campaigns = sorted(of_campaign)
     single = len(campaigns) <= 1
     by_stage = {}
     for item in items:
         camp, name = str(item["manifest"].get("campaign")), item["manifest"]["stage"]
         key = name if single else f"{camp}/{name}"
-        by_stage[key] = one([r for r in rows if r["stage"] == name and str(r["campaign"]) == camp],
-                            ("condition", "host", "seed"))
+        by_stage[key] = one(of_stage.get((camp, name), []), ("condition", "host", "seed"))
     # across gates within one campaign: conditions of different campaigns are different
     # recipes, so a store holding several gets one decomposition per campaign
-    per_campaign = {c: one([r for r in rows if str(r["campaign"]) == c],
-                           ("budget", "condition", "host", "seed")) for c in campaigns}
+    per_campaign = {c: one(of_campaign[c], ("budget", "condition", "host", "seed"))
+                    for c in campaigns}
     return {"campaign": per_campaign[campaigns[0]] if single and campaigns else None,
             "campaigns": per_campaign, "by_stage": by_stage}
 
@@ -319,7 +324,7 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
             "caveats": caveats(facts),
         },
         "facts": facts,
-        "provenance": provenance(store, result),
+        "provenance": provenance(result),
         "verdict": verdict(stages, flags, campaign_info["metric"], facts),
         "stages": stages,
         "rank_stability": ranks,

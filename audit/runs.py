@@ -30,6 +30,11 @@ class RunCheck:
     reason: str = ""  # why a run that is not ok ended: the runner's error or stderr's last line
     log_started: str | None = None  # the header's `started_at`
     runner: str | None = None  # which trainer the log says wrote it (`builtin`, `sim`, ...)
+    header: dict[str, Any] | None = None  # the header's PROVENANCE_FIELDS, for the report
+
+
+# What the report's provenance table shows of each log's header (`audit.summary.provenance`).
+PROVENANCE_FIELDS = ("torch", "device", "runner", "runner_version")
 
 
 def check_run(ev: Evidence, rid: str, record: dict[str, Any],
@@ -64,6 +69,8 @@ def check_run(ev: Evidence, rid: str, record: dict[str, Any],
     check = RunCheck(rid, record, observed, out, is_simulated(parsed), runner=parsed.runner)
     started = (parsed.header or {}).get("started_at")
     check.log_started = started if isinstance(started, str) else None
+    if isinstance(parsed.header, dict):
+        check.header = {k: parsed.header.get(k) for k in PROVENANCE_FIELDS}
     if supported != "ok":
         check.reason = _reason(ev, record, parsed)
     return check

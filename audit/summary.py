@@ -10,7 +10,6 @@ say the same thing.
 
 from __future__ import annotations
 
-import json
 import platform
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,6 @@ from ledger.keys import DEMO_KEY_NAME
 from ledger.store import Store
 from stages.campaign import budget_label
 
-HEADER_BYTES = 1 << 16  # a raw log's header line is a few hundred bytes; never read more
 TOOL_PACKAGES = ("gateledger", "torch", "numpy", "statsmodels", "duckdb", "matplotlib")
 
 
@@ -78,23 +76,6 @@ def caveats(facts: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _header(store: Store, raw: Any) -> dict[str, Any] | None:
-    """A raw log's header line, read without the rest of the log (the audit already checked
-    every log's bytes against its id); None for logs without one (foreign runners)."""
-    if not isinstance(raw, str):
-        return None
-    try:
-        path = store.path_of(raw)
-        if path is None:
-            return None
-        with open(path, "rb") as handle:
-            first = handle.readline(HEADER_BYTES)
-        header = json.loads(first)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return header if isinstance(header, dict) and header.get("type") == "header" else None
-
-
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for package in TOOL_PACKAGES:
@@ -105,7 +86,7 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def provenance(store: Store, result: AuditResult) -> dict[str, Any]:
+def provenance(result: AuditResult) -> dict[str, Any]:
     """Where the evidence came from: runner identities and data hashes the manifests froze,
     torch versions, runner versions and devices the logs' headers state, hosts of the run
     records, and the versions of the tools that wrote this report. Counts are of runs
@@ -124,9 +105,10 @@ def provenance(store: Store, result: AuditResult) -> dict[str, Any]:
     devices: Counter[str] = Counter()
     log_runners: Counter[str] = Counter()
     hosts: Counter[str] = Counter()
-    for body in result.bodies.get("run", {}).values():
+    headers = result.bodies.get("log_header", {})  # read by the audit's parse of each log
+    for rid, body in result.bodies.get("run", {}).items():
         hosts[str(body.get("host"))] += 1
-        header = _header(store, body.get("raw_log"))
+        header = headers.get(rid)
         if header is None:
             log_runners[f"{body.get('format', '?')} log without a header"] += 1
             continue
