@@ -13,21 +13,24 @@ seconds to assemble the report's data from the audit (`report_data_s`).
     python benchmarks/audit_bench.py                 # sizes 613,1000,10000
     python benchmarks/audit_bench.py --sizes 613 --profile
 
-613 is the papers' campaign size. 100000 works but takes a while to build (~3.5 ms per run
-through the real API, mostly fsyncs, plus the decisions), not to audit.
+613 is the papers' campaign size. 100000 takes long to build (~13 ms per run through the
+real API on this VM, mostly fsyncs, plus the decisions: over 20 minutes); time a store built
+earlier with `--existing STORE`.
 
-Measured on the 2-core dev box, same stores, audit = best of 3 after one warm run
-(before: `audit_store` as it was, calling `verify` then re-reading and re-hashing every
-object and parsing every raw log twice; after: one scan shared with the verify checks,
-each raw log read once more without re-hashing and parsed once):
+Measured on the 2-core dev VM (audit = best of 3 after one warm run; every check the audit
+makes today: bindings, status evidence, trust, lineage, witnesses, costs, the decisions
+re-derived; whole-store passes fork over both cores from 2000 runs):
 
-    runs    build s   audit s before -> after   ms per run before -> after
-     615      4.7         0.177 -> 0.106             0.288 -> 0.172
-     998      7.2         0.290 -> 0.164             0.291 -> 0.164
-    9980    143           3.22  -> 2.06              0.323 -> 0.207
+    runs    build s   audit s   ms per run   report data s
+      615      7.1      0.55       0.89          0.028
+      998     10.7      0.98       0.98          0.030
+     9980    129        7.0        0.70          0.43
+    99800      -      103-209      1.0-2.1       3.9   (--existing, --repeat 1)
 
-Audit findings were identical before and after (compared as JSON on these stores and on
-tampered copies of a small campaign).
+At 100k the audit is bound by reading 4 GB of objects and logs: the same store took 103 s
+and 209 s on two runs as the VM's page cache came and went (CPU about 2.6 core-minutes per
+audit). The report's data at 100k took 21.3 s before it reused the audit's parse of each
+log header and grouped runs by stage once.
 """
 
 from __future__ import annotations
