@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 
 import pytest
 
@@ -135,3 +136,32 @@ def test_failed_runs_are_listed_with_their_reason(tmp_path, sim_campaign):
          "reason": "no summary: the process died"},
     ]
     assert screen["failures"] == sorted(expected, key=lambda f: f["condition"])
+
+
+def test_provenance_counts_what_each_raw_log_header_says(tmp_path, sim_campaign):
+    """The provenance table's counts, against the first line of every raw log read here."""
+    store = Store.init(tmp_path / ".ledger", host="h1")
+    camp = load_campaign(sim_campaign)
+    run_campaign(store, camp, generate_key("k"), SimExecutor(SimParams.from_table(camp.sim,
+                 "ABCDE")), progress=False)
+    torch, devices, runners, hosts = Counter(), Counter(), Counter(), Counter()
+    for path in sorted(store.root.glob("parts/*/objects/*/*")):
+        try:
+            obj = json.loads(path.read_bytes())
+        except ValueError:
+            continue  # a raw log (JSON lines)
+        if not (isinstance(obj, dict) and obj.get("kind") == "run"):
+            continue
+        body = obj["body"]
+        hosts[body["host"]] += 1
+        log = next(store.root.glob(f"parts/*/objects/*/{body['raw_log']}"))
+        header = json.loads(log.read_bytes().splitlines()[0])
+        assert header["type"] == "header"
+        torch[header.get("torch") or "none (simulated)"] += 1
+        devices[header.get("device") or "?"] += 1
+        runners[f"{header.get('runner') or 'builtin'} {header.get('runner_version') or ''}"
+                .strip()] += 1
+    prov = build_report_data(store, audit_store(store), camp)["provenance"]
+    assert sum(hosts.values()) == 17 + 20 + 12  # screen, gate and final runs
+    assert (prov["torch"], prov["devices"], prov["log_runners"], prov["hosts"]) == (
+        dict(torch), dict(devices), dict(runners), dict(hosts))
