@@ -81,10 +81,11 @@ def test_named_condition_coded_levels_become_config_values():
     ],
 )
 def test_errors_name_file_and_key(edit, message):
-    with pytest.raises(CampaignError, match=message):
+    with pytest.raises(CampaignError, match=message) as caught:
         parse_campaign(edit(MINIMAL), "m.toml")
+    assert isinstance(caught.value, LedgerError) and caught.value.exit_code == 2
 
 
 def test_missing_file_is_one_line(tmp_path):
-    with pytest.raises(LedgerError, match="campaign file not found"):
+    with pytest.raises(CampaignError, match="campaign file not found"):
         load_campaign(tmp_path / "nope.toml")
