@@ -97,8 +97,13 @@ def _member(name: str, size: int, mode: int = 0o644) -> tarfile.TarInfo:
     return info
 
 
-def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path] | None = None,
-                  meta: Mapping[str, Any] | None = None) -> Path:
+def export_bundle(
+    store_root: Path,
+    out: Path,
+    *,
+    extra_files: Mapping[str, Path] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
     """Write the bundle at `out` atomically and return its path.
 
     `extra_files` maps a relative name to a file (e.g. campaign TOMLs) stored under `extra/`.
@@ -132,8 +137,10 @@ def export_bundle(store_root: Path, out: Path, *, extra_files: Mapping[str, Path
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; a bundle is meant to be shared
         with os.fdopen(fd, "wb") as raw:
             # filename="" and mtime=0 keep the gzip header free of names and times
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
-                    tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            with (
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
                 tar.addfile(_member(MANIFEST, len(listing)), io.BytesIO(listing))
                 for entry in files:
                     with open(members[entry["path"]], "rb") as fh:
@@ -181,8 +188,9 @@ class BundleLimits:
     members: int = MAX_MEMBERS
 
 
-def open_bundle(path: Path, dest: Path, limits: BundleLimits | None = None
-                ) -> tuple[Path, list[str]]:
+def open_bundle(
+    path: Path, dest: Path, limits: BundleLimits | None = None
+) -> tuple[Path, list[str]]:
     """Extract a bundle into `dest` and check every member against bundle.json.
 
     Returns `(store_root, problems)`. Raises LedgerError (one line, naming the member) for a
@@ -214,8 +222,9 @@ def open_bundle(path: Path, dest: Path, limits: BundleLimits | None = None
                     raise BundleError(f"{path}: member {name!r} appears twice")
                 cap = MAX_MANIFEST_BYTES if name == MANIFEST else limits.member_bytes
                 if info.size > cap:
-                    raise BundleError(f"{path}: member {name!r} is {info.size} bytes, more than "
-                                      f"the {cap} allowed")
+                    raise BundleError(
+                        f"{path}: member {name!r} is {info.size} bytes, more than the {cap} allowed"
+                    )
                 total += info.size
                 if total > limits.total_bytes:
                     raise BundleError(f"{path}: unpacks to more than {limits.total_bytes} bytes")
@@ -242,8 +251,10 @@ def open_bundle(path: Path, dest: Path, limits: BundleLimits | None = None
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / name, target)
     shutil.rmtree(staging, ignore_errors=True)
-    problems += [f"bundle member {name!r} is listed in {MANIFEST} but missing"
-                 for name in sorted(set(listed) - set(digests))]
+    problems += [
+        f"bundle member {name!r} is listed in {MANIFEST} but missing"
+        for name in sorted(set(listed) - set(digests))
+    ]
     store_root = dest / STORE_PREFIX
     if not (store_root / "store.json").is_file():
         problems.append(f"bundle has no {STORE_PREFIX}/store.json")
@@ -273,8 +284,9 @@ def _listed(path: Path, data: bytes) -> dict[str, str]:
     try:
         manifest = loads_strict(data, f"{path}: {MANIFEST}", max_bytes=MAX_MANIFEST_BYTES)
         if manifest.get("format") != FORMAT:
-            raise BundleError(f"{path}: {MANIFEST} format is {manifest.get('format')!r}, "
-                              f"expected {FORMAT!r}")
+            raise BundleError(
+                f"{path}: {MANIFEST} format is {manifest.get('format')!r}, expected {FORMAT!r}"
+            )
         return {f["path"]: f["sha256"] for f in manifest["files"]}
     except (KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"{path}: {MANIFEST} is malformed ({exc})") from None

@@ -23,15 +23,23 @@ TITLE = "Protocol vs baselines"
 
 
 def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) and \
-        math.isfinite(x) else None
+    return (
+        float(x)
+        if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+        else None
+    )
 
 
 def _gpu_hours(runs: Sequence[Mapping[str, Any]]) -> float:
     """Training GPU-hours (DESIGN §8) of runs as the audit observed them."""
-    return math.fsum((_num((r.get("metrics") or {}).get("training_seconds")) or 0.0)
-                     * (r["gpus"] if isinstance(r.get("gpus"), int) else 1)
-                     for r in runs) / 3600.0
+    return (
+        math.fsum(
+            (_num((r.get("metrics") or {}).get("training_seconds")) or 0.0)
+            * (r["gpus"] if isinstance(r.get("gpus"), int) else 1)
+            for r in runs
+        )
+        / 3600.0
+    )
 
 
 def _stats(decision: Mapping[str, Any] | None, cid: str) -> Mapping[str, Any] | None:
@@ -46,13 +54,21 @@ def protocol_row(data: Mapping[str, Any], label: str | None = None) -> dict[str,
     verdict = data.get("verdict") or {}
     winner = verdict.get("winner") or {}
     final = next((s for s in data["stages"] if s["name"] == verdict.get("stage")), None)
-    return {"method": label or f"protocol ({data['campaign']['name']})", "kind": "protocol",
-            "campaign": data["campaign"]["name"], "best": winner.get("name"),
-            "best_id": winner.get("condition"), "mean": winner.get("mean"),
-            "ci_low": winner.get("ci_low"), "ci_high": winner.get("ci_high"),
-            "n": winner.get("n"), "budget_s": final["budget_s"] if final else None,
-            "gpu_hours": data["costs"]["training_gpu_hours"],
-            "n_runs": data["costs"]["n_runs"], "stages": [s["name"] for s in data["stages"]]}
+    return {
+        "method": label or f"protocol ({data['campaign']['name']})",
+        "kind": "protocol",
+        "campaign": data["campaign"]["name"],
+        "best": winner.get("name"),
+        "best_id": winner.get("condition"),
+        "mean": winner.get("mean"),
+        "ci_low": winner.get("ci_low"),
+        "ci_high": winner.get("ci_high"),
+        "n": winner.get("n"),
+        "budget_s": final["budget_s"] if final else None,
+        "gpu_hours": data["costs"]["training_gpu_hours"],
+        "n_runs": data["costs"]["n_runs"],
+        "stages": [s["name"] for s in data["stages"]],
+    }
 
 
 def _group_key(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -78,23 +94,41 @@ def baseline_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         decided = [s for s in steps if s["decision"]]
         last = decided[-1]["decision"] if decided else None
         best = (last or {}).get("promoted", [None])[0] if last and last.get("promoted") else None
-        stats = next((_stats(s["decision"], best) for s in reversed(decided)
-                      if best and _stats(s["decision"], best)), None)
+        stats = next(
+            (
+                _stats(s["decision"], best)
+                for s in reversed(decided)
+                if best and _stats(s["decision"], best)
+            ),
+            None,
+        )
         names = {}
         for s in steps:
-            names.update({cid: info.get("name") for cid, info in
-                          (s["manifest"].get("conditions") or {}).items()})
+            names.update(
+                {
+                    cid: info.get("name")
+                    for cid, info in (s["manifest"].get("conditions") or {}).items()
+                }
+            )
         budget = steps[0]["manifest"].get("budget_s")
-        rows.append({
-            "method": f"{kind} search ({label}{', ' + extra if extra else ''})",
-            "kind": kind, "campaign": steps[0]["manifest"].get("campaign"),
-            "best": names.get(best) if best else None, "best_id": best,
-            "mean": _num((stats or {}).get("mean")), "ci_low": _num((stats or {}).get("ci_low")),
-            "ci_high": _num((stats or {}).get("ci_high")), "n": (stats or {}).get("n"),
-            "budget_s": budget, "gpu_hours": _gpu_hours(runs), "n_runs": len(runs),
-            "stages": [s["manifest"].get("stage") for s in steps],
-            "complete": len(decided) == len(steps),
-        })
+        rows.append(
+            {
+                "method": f"{kind} search ({label}{', ' + extra if extra else ''})",
+                "kind": kind,
+                "campaign": steps[0]["manifest"].get("campaign"),
+                "best": names.get(best) if best else None,
+                "best_id": best,
+                "mean": _num((stats or {}).get("mean")),
+                "ci_low": _num((stats or {}).get("ci_low")),
+                "ci_high": _num((stats or {}).get("ci_high")),
+                "n": (stats or {}).get("n"),
+                "budget_s": budget,
+                "gpu_hours": _gpu_hours(runs),
+                "n_runs": len(runs),
+                "stages": [s["manifest"].get("stage") for s in steps],
+                "complete": len(decided) == len(steps),
+            }
+        )
     return rows
 
 
@@ -105,17 +139,24 @@ def _same_budget(data: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, A
         if stage["budget_s"] != row["budget_s"] or not stage["conditions"]:
             continue
         by_id = {c["condition"]: c for c in stage["conditions"]}
-        first = min(stage["conditions"], key=lambda c: (c.get("gate_rank") or 1e9,
-                                                        c.get("rank") or 1e9))
+        first = min(
+            stage["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c.get("rank") or 1e9)
+        )
         mine = by_id.get(row["best_id"])
-        return {"stage": stage["name"],
-                "baseline_best_mean": _num(mine["mean"]) if mine else None,
-                "protocol_first": first["name"], "protocol_first_mean": _num(first["mean"])}
+        return {
+            "stage": stage["name"],
+            "baseline_best_mean": _num(mine["mean"]) if mine else None,
+            "protocol_first": first["name"],
+            "protocol_first_mean": _num(first["mean"]),
+        }
     return None
 
 
-def comparison(data: Mapping[str, Any], baseline_items: Sequence[Mapping[str, Any]],
-               others: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def comparison(
+    data: Mapping[str, Any],
+    baseline_items: Sequence[Mapping[str, Any]],
+    others: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """Rows: this campaign's protocol, its baselines, then each other campaign's protocol
     (`others`: their report data). Each row adds `share` (its GPU-hours over this
     protocol's), `same_pick` (whether it found the protocol's best) and, for baselines,
@@ -123,18 +164,26 @@ def comparison(data: Mapping[str, Any], baseline_items: Sequence[Mapping[str, An
     first = protocol_row(data)
     rows = [first] + baseline_rows(baseline_items)
     for other in others:
-        rows.append(protocol_row(other, f"protocol ({other['campaign']['name']}, "
-                                        f"{other.get('store') or 'another store'})"))
+        rows.append(
+            protocol_row(
+                other,
+                f"protocol ({other['campaign']['name']}, {other.get('store') or 'another store'})",
+            )
+        )
     spent = first["gpu_hours"] or 0.0
     for row in rows:
         row["share"] = row["gpu_hours"] / spent if spent > 0 else None
-        row["same_pick"] = (row["best_id"] == first["best_id"]) if row["best_id"] and \
-            first["best_id"] else None
+        row["same_pick"] = (
+            (row["best_id"] == first["best_id"]) if row["best_id"] and first["best_id"] else None
+        )
         if row["kind"] not in ("protocol",):
             row["same_budget"] = _same_budget(data, row)
-    return {"metric": data["campaign"]["metric"], "rows": rows,
-            "note": "Means measured at different budgets are not comparable: compare the "
-                    "conditions found, and the protocol's own mean at a baseline's budget."}
+    return {
+        "metric": data["campaign"]["metric"],
+        "rows": rows,
+        "note": "Means measured at different budgets are not comparable: compare the "
+        "conditions found, and the protocol's own mean at a baseline's budget.",
+    }
 
 
 def figure(comp: Mapping[str, Any]) -> bytes:
@@ -153,20 +202,39 @@ def figure(comp: Mapping[str, Any]) -> bytes:
             lo = row["ci_low"] if row["ci_low"] is not None else row["mean"]
             hi = row["ci_high"] if row["ci_high"] is not None else row["mean"]
             x = max(row["gpu_hours"], 1e-6)
-            ax.errorbar([x], [row["mean"]], yerr=[[row["mean"] - lo], [hi - row["mean"]]],
-                        fmt="o", capsize=3, color=plots.HIGHLIGHT if row["kind"] == "protocol"
-                        else None,
-                        label=plots._label(f"{row['method']}: {row['best']} @ "
-                                           f"{budget_label(row['budget_s'] or 0)}", 60))
+            ax.errorbar(
+                [x],
+                [row["mean"]],
+                yerr=[[row["mean"] - lo], [hi - row["mean"]]],
+                fmt="o",
+                capsize=3,
+                color=plots.HIGHLIGHT if row["kind"] == "protocol" else None,
+                label=plots._label(
+                    f"{row['method']}: {row['best']} @ {budget_label(row['budget_s'] or 0)}", 60
+                ),
+            )
         first = comp["rows"][0]
-        like = next((r["same_budget"] for r in comp["rows"][1:] if r.get("same_budget")
-                     and r["same_budget"].get("protocol_first_mean") is not None), None)
+        like = next(
+            (
+                r["same_budget"]
+                for r in comp["rows"][1:]
+                if r.get("same_budget") and r["same_budget"].get("protocol_first_mean") is not None
+            ),
+            None,
+        )
         if like is not None and first["gpu_hours"]:
             # like for like: the protocol's own first at the baselines' budget
-            ax.plot([first["gpu_hours"]], [like["protocol_first_mean"]], "o", mfc="none",
-                    color=plots.HIGHLIGHT, label=plots._label(
-                        f"protocol's first at that budget: {like['protocol_first']} "
-                        f"({like['stage']})", 60))
+            ax.plot(
+                [first["gpu_hours"]],
+                [like["protocol_first_mean"]],
+                "o",
+                mfc="none",
+                color=plots.HIGHLIGHT,
+                label=plots._label(
+                    f"protocol's first at that budget: {like['protocol_first']} ({like['stage']})",
+                    60,
+                ),
+            )
         if hours and max(hours) / max(min(hours), 1e-9) > 50:
             ax.set_xscale("log")
         ax.set_xlabel("training GPU-hours spent")
@@ -188,45 +256,86 @@ def _hours(x: Any) -> str:
 
 def table_rows(comp: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(headers, rows) of plain text, for HTML, Markdown and the terminal alike."""
-    headers = ["method", "best found", "mean [95% CI]", "n", "at budget", "GPU-hours",
-               "vs protocol", "same pick", "protocol at that budget"]
+    headers = [
+        "method",
+        "best found",
+        "mean [95% CI]",
+        "n",
+        "at budget",
+        "GPU-hours",
+        "vs protocol",
+        "same pick",
+        "protocol at that budget",
+    ]
     rows = []
     for r in comp["rows"]:
-        ci = (f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-              if r["ci_low"] is not None and r["ci_high"] is not None else "")
+        ci = (
+            f" [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+            if r["ci_low"] is not None and r["ci_high"] is not None
+            else ""
+        )
         same = r.get("same_budget")
-        at = ("—" if not same else
-              f"{same['stage']}: {same['protocol_first']} {_fmt(same['protocol_first_mean'])}"
-              + (f"; this pick {_fmt(same['baseline_best_mean'])}"
-                 if same["baseline_best_mean"] is not None else "; this pick not run there"))
-        rows.append([r["method"], str(r["best"] or "—"), _fmt(r["mean"]) + ci,
-                     str(r["n"] if r["n"] is not None else "—"),
-                     budget_label(r["budget_s"]) if r["budget_s"] else "—",
-                     _hours(r["gpu_hours"]),
-                     "—" if r["share"] is None else f"{100 * r['share']:.0f}%",
-                     {True: "yes", False: "no", None: "—"}[r["same_pick"]], at])
+        at = (
+            "—"
+            if not same
+            else f"{same['stage']}: {same['protocol_first']} {_fmt(same['protocol_first_mean'])}"
+            + (
+                f"; this pick {_fmt(same['baseline_best_mean'])}"
+                if same["baseline_best_mean"] is not None
+                else "; this pick not run there"
+            )
+        )
+        rows.append(
+            [
+                r["method"],
+                str(r["best"] or "—"),
+                _fmt(r["mean"]) + ci,
+                str(r["n"] if r["n"] is not None else "—"),
+                budget_label(r["budget_s"]) if r["budget_s"] else "—",
+                _hours(r["gpu_hours"]),
+                "—" if r["share"] is None else f"{100 * r['share']:.0f}%",
+                {True: "yes", False: "no", None: "—"}[r["same_pick"]],
+                at,
+            ]
+        )
     return headers, rows
 
 
 def html_section(comp: Mapping[str, Any], img: str) -> str:
     headers, rows = table_rows(comp)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return (f"<h2>{TITLE}</h2><p>Best condition each search found, its mean with 95% interval, "
-            f"and the training GPU-hours it spent (baselines are not in the protocol's cost "
-            f"totals). {html.escape(comp['note'])}</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{img}")
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return (
+        f"<h2>{TITLE}</h2><p>Best condition each search found, its mean with 95% interval, "
+        f"and the training GPU-hours it spent (baselines are not in the protocol's cost "
+        f"totals). {html.escape(comp['note'])}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{img}"
+    )
 
 
 def md_section(comp: Mapping[str, Any], md_cell) -> list[str]:
     headers, rows = table_rows(comp)
-    out = [f"## {TITLE}", "", md_cell(comp["note"]), "",
-           "| " + " | ".join(md_cell(h) for h in headers) + " |",
-           "|" + "|".join("---" for _ in headers) + "|"]
+    out = [
+        f"## {TITLE}",
+        "",
+        md_cell(comp["note"]),
+        "",
+        "| " + " | ".join(md_cell(h) for h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
     out += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return [*out, "", "![protocol vs baselines](compare.png)", ""]
 
 
-__all__ = ["TITLE", "baseline_rows", "comparison", "figure", "html_section", "md_section",
-           "protocol_row", "table_rows"]
+__all__ = [
+    "TITLE",
+    "baseline_rows",
+    "comparison",
+    "figure",
+    "html_section",
+    "md_section",
+    "protocol_row",
+    "table_rows",
+]

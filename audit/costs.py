@@ -109,15 +109,21 @@ def partition_checks(breakdown: Mapping[str, Any]) -> list[dict[str, Any]]:
         parts = breakdown.get(f"by_{field}") or {}
         sum_train = math.fsum(p["training_gpu_hours"] for p in parts.values())
         sum_wall = math.fsum(p["wall_gpu_hours"] for p in parts.values())
-        ok = (sum(p["n_runs"] for p in parts.values()) == breakdown["n_runs"]
-              and _close(sum_train, breakdown["training_gpu_hours"])
-              and _close(sum_wall, breakdown["wall_gpu_hours"]))
-        checks.append({
-            "name": f"by_{field} sums to total",
-            "ok": bool(ok),
-            "difference": max(abs(sum_train - breakdown["training_gpu_hours"]),
-                              abs(sum_wall - breakdown["wall_gpu_hours"])),
-        })
+        ok = (
+            sum(p["n_runs"] for p in parts.values()) == breakdown["n_runs"]
+            and _close(sum_train, breakdown["training_gpu_hours"])
+            and _close(sum_wall, breakdown["wall_gpu_hours"])
+        )
+        checks.append(
+            {
+                "name": f"by_{field} sums to total",
+                "ok": bool(ok),
+                "difference": max(
+                    abs(sum_train - breakdown["training_gpu_hours"]),
+                    abs(sum_wall - breakdown["wall_gpu_hours"]),
+                ),
+            }
+        )
     return checks
 
 
@@ -143,8 +149,9 @@ def _check_stage(i: int, stage: Any) -> dict[str, Any]:
         "gpus": _count(stage.get("gpus", 1), f"stages[{i}].gpus"),
         "candidates": list(candidates),
         "promoted": list(promoted),
-        "executed_gpu_hours": _number(stage.get("executed_gpu_hours", 0.0),
-                                      f"stages[{i}].executed_gpu_hours"),
+        "executed_gpu_hours": _number(
+            stage.get("executed_gpu_hours", 0.0), f"stages[{i}].executed_gpu_hours"
+        ),
     }
 
 
@@ -177,8 +184,9 @@ def _continuations(plan: list[dict[str, Any]], lineage_known: bool) -> list[int 
             next_stage = next((j for j in later if plan[j]["from"] == gate["name"]), None)
         else:
             promoted = set(gate["promoted"])
-            next_stage = next((j for j in later if promoted and promoted <= set(plan[j]["candidates"])),
-                       None)
+            next_stage = next(
+                (j for j in later if promoted and promoted <= set(plan[j]["candidates"])), None
+            )
         out.append(next_stage)
     return out
 
@@ -218,30 +226,32 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
         next_planned = _planned(next_stage)
         final_if_all = k * _per_condition(last)
         final_planned = _planned(last)
-        out.append({
-            "gate": gate["name"],
-            "next": next_stage["name"],
-            "final": last["name"],
-            "lineage": [plan[j]["name"] for j in chain],
-            "n_candidates": k,
-            "n_promoted": len(gate["promoted"]),
-            "executed_gpu_hours": gate["executed_gpu_hours"],
-            "next_if_all": next_if_all,
-            "next_planned": next_planned,
-            "saved_next": next_if_all - next_planned,
-            "final_if_all": final_if_all,
-            "final_planned": final_planned,
-            "saved_final": final_if_all - final_planned,
-            "protocol_remaining": math.fsum(_planned(plan[j]) for j in chain),
-            "sentence": (
-                f"continuing all {k} candidates of {gate['name']} to {last['name']} would have "
-                f"spent {_fmt(final_if_all)} GPU-hours; the protocol planned {_fmt(final_planned)}"
-            ),
-            "sentence_next": (
-                f"continuing all {k} candidates of {gate['name']} to {next_stage['name']} would have "
-                f"spent {_fmt(next_if_all)} GPU-hours; the protocol planned {_fmt(next_planned)}"
-            ),
-        })
+        out.append(
+            {
+                "gate": gate["name"],
+                "next": next_stage["name"],
+                "final": last["name"],
+                "lineage": [plan[j]["name"] for j in chain],
+                "n_candidates": k,
+                "n_promoted": len(gate["promoted"]),
+                "executed_gpu_hours": gate["executed_gpu_hours"],
+                "next_if_all": next_if_all,
+                "next_planned": next_planned,
+                "saved_next": next_if_all - next_planned,
+                "final_if_all": final_if_all,
+                "final_planned": final_planned,
+                "saved_final": final_if_all - final_planned,
+                "protocol_remaining": math.fsum(_planned(plan[j]) for j in chain),
+                "sentence": (
+                    f"continuing all {k} candidates of {gate['name']} to {last['name']} would have "
+                    f"spent {_fmt(final_if_all)} GPU-hours; the protocol planned {_fmt(final_planned)}"
+                ),
+                "sentence_next": (
+                    f"continuing all {k} candidates of {gate['name']} to {next_stage['name']} would have "
+                    f"spent {_fmt(next_if_all)} GPU-hours; the protocol planned {_fmt(next_planned)}"
+                ),
+            }
+        )
     return out
 
 
@@ -258,15 +268,23 @@ def campaign_totals(stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     nexts = _continuations(plan, any("from" in s for s in stages))
     root = next((i for i in range(len(plan)) if nexts[i] is not None), None)
     if root is None:
-        return {"executed_gpu_hours": executed, "planned_gpu_hours": planned,
-                "all_from_first_gate_gpu_hours": executed, "saved_gpu_hours": 0.0,
-                "root": None, "sentence": f"the campaign spent {_fmt(executed)} GPU-hours; "
-                                          "no gate's candidates are continued by a later stage"}
+        return {
+            "executed_gpu_hours": executed,
+            "planned_gpu_hours": planned,
+            "all_from_first_gate_gpu_hours": executed,
+            "saved_gpu_hours": 0.0,
+            "root": None,
+            "sentence": f"the campaign spent {_fmt(executed)} GPU-hours; "
+            "no gate's candidates are continued by a later stage",
+        }
     chain = _lineage(nexts, root)
     k = len(plan[root]["candidates"])
-    everything = math.fsum([*(s["executed_gpu_hours"] for j, s in enumerate(plan)
-                              if j not in chain),
-                            *(k * _per_condition(plan[j]) for j in chain)])
+    everything = math.fsum(
+        [
+            *(s["executed_gpu_hours"] for j, s in enumerate(plan) if j not in chain),
+            *(k * _per_condition(plan[j]) for j in chain),
+        ]
+    )
     return {
         "executed_gpu_hours": executed,
         "planned_gpu_hours": planned,
@@ -309,8 +327,9 @@ def _seconds(value: Any) -> float:
     return float(value) if math.isfinite(value) and value >= 0 else 0.0
 
 
-def split_costs(bodies: Mapping[str, Mapping[str, Any]],
-                manifests: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any] | None]:
+def split_costs(
+    bodies: Mapping[str, Mapping[str, Any]], manifests: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any] | None]:
     """Cost breakdowns of the protocol's runs, the baselines' and unplanned compute, apart.
 
     Why apart: a baseline is a comparison bought next to the protocol, not part of what the
@@ -328,5 +347,7 @@ def split_costs(bodies: Mapping[str, Mapping[str, Any]],
         else:
             group = "protocol"
         groups[group].append(cost_row(body, manifest))
-    return {name: cost_breakdown(rows) if rows or name == "protocol" else None
-            for name, rows in groups.items()}
+    return {
+        name: cost_breakdown(rows) if rows or name == "protocol" else None
+        for name, rows in groups.items()
+    }

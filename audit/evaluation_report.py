@@ -31,11 +31,18 @@ def rows(ev: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per method: the protocol first, then the baselines."""
     out = []
     for row in [ev["protocol"], *ev["baselines"]]:
-        out.append({"method": row["method"], "p_best": row["p_best"],
-                    "p_best_ci": row.get("p_best_ci"), "p_top3": row.get("p_top3"),
-                    "regret_mean": row.get("regret_mean"), "regret_ci": row.get("regret_ci"),
-                    "gpu_hours_mean": row.get("gpu_hours_mean"),
-                    "spent_ratio_mean": row.get("spent_ratio_mean")})
+        out.append(
+            {
+                "method": row["method"],
+                "p_best": row["p_best"],
+                "p_best_ci": row.get("p_best_ci"),
+                "p_top3": row.get("p_top3"),
+                "regret_mean": row.get("regret_mean"),
+                "regret_ci": row.get("regret_ci"),
+                "gpu_hours_mean": row.get("gpu_hours_mean"),
+                "spent_ratio_mean": row.get("spent_ratio_mean"),
+            }
+        )
     return out
 
 
@@ -50,14 +57,22 @@ def figure(ev: Mapping[str, Any]) -> bytes:
         left, right = fig.subplots(1, 2)
         for row in rows(ev):
             x = row["gpu_hours_mean"] or 0.0
-            for axis, key, ci in ((left, "p_best", "p_best_ci"),
-                                  (right, "regret_mean", "regret_ci")):
+            for axis, key, ci in (
+                (left, "p_best", "p_best_ci"),
+                (right, "regret_mean", "regret_ci"),
+            ):
                 y = row[key]
                 if y is None:
                     continue
                 lo, hi = row[ci] or (y, y)
-                axis.errorbar([x], [y], yerr=[[max(y - lo, 0.0)], [max(hi - y, 0.0)]], fmt="o",
-                              capsize=3, label=plots._label(row["method"]))
+                axis.errorbar(
+                    [x],
+                    [y],
+                    yerr=[[max(y - lo, 0.0)], [max(hi - y, 0.0)]],
+                    fmt="o",
+                    capsize=3,
+                    label=plots._label(row["method"]),
+                )
         left.set_xlabel("GPU-hours (mean)")
         left.set_ylabel("P(true best in final set)")
         left.set_ylim(-0.03, 1.03)
@@ -78,52 +93,81 @@ def _ci(ci: Any, digits: int = 3) -> str:
 
 def _cells(row: Mapping[str, Any]) -> list[str]:
     spent = "" if row["spent_ratio_mean"] is None else f"{100 * row['spent_ratio_mean']:.0f}%"
-    return [str(row["method"]), _num(row["p_best"]) + _ci(row["p_best_ci"]),
-            _num(row["p_top3"]), _num(row["regret_mean"], 4) + _ci(row["regret_ci"], 4),
-            _num(row["gpu_hours_mean"], 2), spent]
+    return [
+        str(row["method"]),
+        _num(row["p_best"]) + _ci(row["p_best_ci"]),
+        _num(row["p_top3"]),
+        _num(row["regret_mean"], 4) + _ci(row["regret_ci"], 4),
+        _num(row["gpu_hours_mean"], 2),
+        spent,
+    ]
 
 
-HEADERS = ["method", "P(best) [95% CI]", "P(pick in top 3)", "regret [95% CI]", "GPU-hours",
-           "of protocol"]
+HEADERS = [
+    "method",
+    "P(best) [95% CI]",
+    "P(pick in top 3)",
+    "regret [95% CI]",
+    "GPU-hours",
+    "of protocol",
+]
 
 
 def _inputs_line(ev: Mapping[str, Any]) -> str:
     inputs = ev["inputs"]
     source = inputs.get("table") or inputs.get("from_store") or "the campaign's [sim] surface"
-    return (f"{ev['trials']} trials on {inputs.get('executor')} ({source}), seed {ev['seed']}, "
-            f"against {', '.join(inputs.get('against') or []) or 'none'}; campaign SHA-256 "
-            f"{str(inputs.get('campaign_sha256'))[:16]}; true best {ev['truth']['best']} "
-            f"({_num(ev['truth']['value'], 4)}) of {ev['truth']['pool']} candidates")
+    return (
+        f"{ev['trials']} trials on {inputs.get('executor')} ({source}), seed {ev['seed']}, "
+        f"against {', '.join(inputs.get('against') or []) or 'none'}; campaign SHA-256 "
+        f"{str(inputs.get('campaign_sha256'))[:16]}; true best {ev['truth']['best']} "
+        f"({_num(ev['truth']['value'], 4)}) of {ev['truth']['pool']} candidates"
+    )
 
 
 def html_section(ev: Mapping[str, Any], img: str) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>"
-                   for r in rows(ev))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows(ev)
+    )
     gates = "".join(
         f"<li>{esc(g['stage'])}: decision differs from the noise-free one in "
         f"{100 * g['decision_changed']:.1f}% of trials"
-        + (f"; effect screen FDR {_num(g['screen']['fdr'])}, power {_num(g['screen']['power'])}"
-           if g.get("screen") else "") + "</li>"
-        for g in ev["protocol"]["gates"])
+        + (
+            f"; effect screen FDR {_num(g['screen']['fdr'])}, power {_num(g['screen']['power'])}"
+            if g.get("screen")
+            else ""
+        )
+        + "</li>"
+        for g in ev["protocol"]["gates"]
+    )
     rerun = f"ledger evaluate --rerun {ev.get('path', 'FILE')}"
-    return (f'<h2 id="evaluation">{esc(TITLE)}</h2><p>{esc(_inputs_line(ev))}. A forecast, '
-            f"not evidence: rerun it with <code>{esc(rerun)}</code>.</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            f"<ul>{gates}</ul>{img}")
+    return (
+        f'<h2 id="evaluation">{esc(TITLE)}</h2><p>{esc(_inputs_line(ev))}. A forecast, '
+        f"not evidence: rerun it with <code>{esc(rerun)}</code>.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<ul>{gates}</ul>{img}"
+    )
 
 
 def md_section(ev: Mapping[str, Any]) -> list[str]:
     def cell(x: str) -> str:
         return x.replace("|", "\\|")
 
-    lines = [f"## {TITLE}", "", f"{cell(html.escape(_inputs_line(ev)))}. A forecast, not "
-             f"evidence: rerun it with "
-             f"`ledger evaluate --rerun {ev.get('path', 'FILE')}`.", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "|".join("---" for _ in HEADERS) + "|"]
+    lines = [
+        f"## {TITLE}",
+        "",
+        f"{cell(html.escape(_inputs_line(ev)))}. A forecast, not "
+        f"evidence: rerun it with "
+        f"`ledger evaluate --rerun {ev.get('path', 'FILE')}`.",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join("---" for _ in HEADERS) + "|",
+    ]
     lines += ["| " + " | ".join(cell(c) for c in _cells(r)) + " |" for r in rows(ev)]
-    lines += [""] + [f"- {g['stage']}: decision differs from the noise-free one in "
-                     f"{100 * g['decision_changed']:.1f}% of trials" for g in
-                     ev["protocol"]["gates"]]
+    lines += [""] + [
+        f"- {g['stage']}: decision differs from the noise-free one in "
+        f"{100 * g['decision_changed']:.1f}% of trials"
+        for g in ev["protocol"]["gates"]
+    ]
     return [*lines, "", "![what this protocol buys](evaluation.png)", ""]

@@ -41,8 +41,7 @@ class Evidence:
         self.verified = verified
         scan = verified.scan
         self._paths = _object_paths(store)
-        self.objects = {oid: obj for oid, obj in scan.objects.items()
-                        if oid in verified.evidence}
+        self.objects = {oid: obj for oid, obj in scan.objects.items() if oid in verified.evidence}
         self.by_kind: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for oid, obj in self.objects.items():
             self.by_kind[str(obj.get("kind"))][oid] = obj["body"]

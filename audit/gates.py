@@ -64,26 +64,45 @@ class StageAudit:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "campaign": self.campaign, "stage": self.stage, "manifest": self.manifest,
-            "decision": self.decision, "budget_s": self.budget_s, "amends": self.amends,
-            "superseded": self.superseded, "runs": self.runs, "sim_runs": self.sim_runs,
-            "missing_runs": self.missing_runs, "failed_runs": self.failed_runs,
-            "verdict": self.verdict, "checks": self.checks, "witness": self.witness,
+            "campaign": self.campaign,
+            "stage": self.stage,
+            "manifest": self.manifest,
+            "decision": self.decision,
+            "budget_s": self.budget_s,
+            "amends": self.amends,
+            "superseded": self.superseded,
+            "runs": self.runs,
+            "sim_runs": self.sim_runs,
+            "missing_runs": self.missing_runs,
+            "failed_runs": self.failed_runs,
+            "verdict": self.verdict,
+            "checks": self.checks,
+            "witness": self.witness,
         }
 
 
-def audit_manifest(ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunCheck],
-                   superseded: bool) -> StageAudit:
+def audit_manifest(
+    ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunCheck], superseded: bool
+) -> StageAudit:
     """Every check of one manifest, given its run records already checked against logs."""
-    stage_audit = StageAudit(campaign=body.get("campaign", "?"), stage=body.get("stage", "?"),
-                             manifest=mid, decision=None, budget_s=body.get("budget_s", 0),
-                             amends=body.get("amends"), superseded=superseded)
+    stage_audit = StageAudit(
+        campaign=body.get("campaign", "?"),
+        stage=body.get("stage", "?"),
+        manifest=mid,
+        decision=None,
+        budget_s=body.get("budget_s", 0),
+        amends=body.get("amends"),
+        superseded=superseded,
+    )
     stage_audit.runs = len(runs)
     stage_audit.sim_runs = sum(1 for r in runs if r.simulated)
     frozen = ev.event("manifest_frozen", mid) or ev.event("amended", mid)
     if frozen is None:
-        stage_audit.failed("journaled", "manifest freeze is in no journal",
-                           [Problem(mid, "manifest is not in any journal")])
+        stage_audit.failed(
+            "journaled",
+            "manifest freeze is in no journal",
+            [Problem(mid, "manifest is not in any journal")],
+        )
     else:
         stage_audit.passed("journaled")
     _check_runs(ev, stage_audit, mid, body, runs, frozen)
@@ -95,14 +114,27 @@ def audit_manifest(ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunC
     return stage_audit
 
 
-def _check_runs(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any],
-                runs: list[RunCheck], frozen: Event | None) -> None:
+def _check_runs(
+    ev: Evidence,
+    stage_audit: StageAudit,
+    mid: str,
+    body: dict[str, Any],
+    runs: list[RunCheck],
+    frozen: Event | None,
+) -> None:
     """Ordering (starts and logs after the freeze) and each run's own log findings."""
-    early = [e for e in ev.for_manifest("run_started", mid)
-             if frozen is not None and not before(frozen, e)]
-    stage_audit.check("runs started after freeze",
-                      [Problem(mid, f"run {e.fields.get('run')} started before this manifest was frozen")
-                       for e in early])
+    early = [
+        e
+        for e in ev.for_manifest("run_started", mid)
+        if frozen is not None and not before(frozen, e)
+    ]
+    stage_audit.check(
+        "runs started after freeze",
+        [
+            Problem(mid, f"run {e.fields.get('run')} started before this manifest was frozen")
+            for e in early
+        ],
+    )
     frozen_at = str(body.get("frozen_at", ""))
     late = []
     for run in runs:
@@ -113,8 +145,14 @@ def _check_runs(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str,
     stage_audit.check("raw logs bind to their runs", [p for r in runs for p in r.problems])
     for run in runs:
         if run.observed["status"] != "ok":
-            stage_audit.failed_runs.append({"run": run.id, "key": run.record.get("run"),
-                                            "status": run.observed["status"], "reason": run.reason})
+            stage_audit.failed_runs.append(
+                {
+                    "run": run.id,
+                    "key": run.record.get("run"),
+                    "status": run.observed["status"],
+                    "reason": run.reason,
+                }
+            )
 
 
 def _iso(text: str) -> str:
@@ -127,9 +165,11 @@ def _check_replacement(ev: Evidence, stage_audit: StageAudit, mid: str) -> None:
     started = ev.for_manifest("run_started", mid)
     if started:
         by = amended_by[0][:12] if amended_by else "?"
-        stage_audit.failed("not replaced after runs began", f"amended by {by}",
-                           [Problem(mid, f"manifest was replaced by {by} after {len(started)} of its "
-                                         f"runs began")])
+        stage_audit.failed(
+            "not replaced after runs began",
+            f"amended by {by}",
+            [Problem(mid, f"manifest was replaced by {by} after {len(started)} of its runs began")],
+        )
     else:
         stage_audit.passed("not replaced after runs began")
 
@@ -143,14 +183,18 @@ def _expected_parent_stage(body: dict[str, Any]) -> str | None | bool:
     return parent if parent else False
 
 
-def _check_lineage(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any],
-                   frozen: Event | None) -> None:
+def _check_lineage(
+    ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], frozen: Event | None
+) -> None:
     """The parent must be the counting decision of the stage this one continues, in the
     same campaign, made before this freeze."""
     parent_id, expected = body.get("parent"), _expected_parent_stage(body)
     if parent_id is None:
-        bad = [Problem(mid, f"continues stage {expected!r} but cites no parent decision")] \
-            if expected else []
+        bad = (
+            [Problem(mid, f"continues stage {expected!r} but cites no parent decision")]
+            if expected
+            else []
+        )
         stage_audit.check("parent decision", bad)
         return
     parent = ev.of_kind("decision").get(parent_id)
@@ -159,18 +203,32 @@ def _check_lineage(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[s
         problems.append(Problem(mid, f"parent {parent_id[:12]} is not an accepted decision"))
     else:
         if parent.get("campaign") != body.get("campaign"):
-            problems.append(Problem(mid, f"parent {parent_id[:12]} decides campaign "
-                                         f"{parent.get('campaign')!r}, not {body.get('campaign')!r}"))
+            problems.append(
+                Problem(
+                    mid,
+                    f"parent {parent_id[:12]} decides campaign "
+                    f"{parent.get('campaign')!r}, not {body.get('campaign')!r}",
+                )
+            )
         if expected is not False and parent.get("stage") != expected:
-            problems.append(Problem(mid, f"parent {parent_id[:12]} decides stage "
-                                         f"{parent.get('stage')!r}, not {expected!r}"))
+            problems.append(
+                Problem(
+                    mid,
+                    f"parent {parent_id[:12]} decides stage "
+                    f"{parent.get('stage')!r}, not {expected!r}",
+                )
+            )
         if counting_decision(ev, str(parent.get("manifest"))) != parent_id:
-            problems.append(Problem(mid, f"parent {parent_id[:12]} is not the decision that "
-                                         f"counts for its manifest"))
+            problems.append(
+                Problem(
+                    mid, f"parent {parent_id[:12]} is not the decision that counts for its manifest"
+                )
+            )
         made = ev.event("decision_made", parent_id)
         if made is None or (frozen is not None and not before(made, frozen)):
-            problems.append(Problem(mid, f"parent {parent_id[:12]} is not a decision made "
-                                         f"before this freeze"))
+            problems.append(
+                Problem(mid, f"parent {parent_id[:12]} is not a decision made before this freeze")
+            )
     stage_audit.check("parent decision", problems)
 
 
@@ -185,73 +243,120 @@ def counting_decision(ev: Evidence, mid: str) -> str | None:
     return None
 
 
-def _check_decision(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any],
-                    runs: list[RunCheck]) -> None:
+def _check_decision(
+    ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], runs: list[RunCheck]
+) -> None:
     observed = [(r.id, r.observed) for r in runs]
     used, missing, extra = select_runs(mid, body, observed)
     started = {e.fields.get("run") for e in ev.for_manifest("run_started", mid)}
-    unstarted = [Problem(used[k][0], f"run {k} has no run_started event") for k in used
-                 if k not in started]
+    unstarted = [
+        Problem(used[k][0], f"run {k} has no run_started event") for k in used if k not in started
+    ]
     stage_audit.check("runs journaled at start", unstarted)
-    stage_audit.check("no undeclared runs", [Problem(rid, f"run is not declared by manifest {mid[:12]}")
-                                             for rid in extra])
+    stage_audit.check(
+        "no undeclared runs",
+        [Problem(rid, f"run is not declared by manifest {mid[:12]}") for rid in extra],
+    )
     did = counting_decision(ev, mid)
     others = [d for d, b in ev.of_kind("decision").items() if b.get("manifest") == mid and d != did]
     if others:
-        stage_audit.failed("one decision", f"{len(others) + (did is not None)} decisions cite this "
-                                           f"manifest", [Problem(o, f"a second decision of manifest "
-                                                                    f"{mid[:12]}; the first counts")
-                                                         for o in others])
+        stage_audit.failed(
+            "one decision",
+            f"{len(others) + (did is not None)} decisions cite this manifest",
+            [
+                Problem(o, f"a second decision of manifest {mid[:12]}; the first counts")
+                for o in others
+            ],
+        )
     if did is None:
         stage_audit.missing_runs = len(missing)
-        stage_audit.passed("declared runs recorded", f"{len(body.get('runs', [])) - len(missing)} of "
-                                                     f"{len(body.get('runs', []))} recorded (undecided)")
+        stage_audit.passed(
+            "declared runs recorded",
+            f"{len(body.get('runs', [])) - len(missing)} of "
+            f"{len(body.get('runs', []))} recorded (undecided)",
+        )
         return
     stage_audit.decision = did
     recorded = ev.of_kind("decision")[did]
     stage_audit.missing_runs = len(missing)
     if missing and not recorded.get("missing"):
-        stage_audit.failed("declared runs recorded", f"{len(missing)} declared run(s) missing",
-                           [Problem(did, f"declared runs missing: {', '.join(missing[:3])}")])
+        stage_audit.failed(
+            "declared runs recorded",
+            f"{len(missing)} declared run(s) missing",
+            [Problem(did, f"declared runs missing: {', '.join(missing[:3])}")],
+        )
     else:
-        stage_audit.passed("declared runs recorded",
-                           f"decided with {len(missing)} declared run(s) missing (--allow-missing)"
-                           if missing else "")
+        stage_audit.passed(
+            "declared runs recorded",
+            f"decided with {len(missing)} declared run(s) missing (--allow-missing)"
+            if missing
+            else "",
+        )
     _check_cited_runs(ev, stage_audit, did, recorded, used)
     _check_reproduces(stage_audit, mid, body, did, recorded, observed)
 
 
-def _check_cited_runs(ev: Evidence, stage_audit: StageAudit, did: str, recorded: dict[str, Any],
-                      used: dict[str, tuple[str, dict]]) -> None:
+def _check_cited_runs(
+    ev: Evidence,
+    stage_audit: StageAudit,
+    did: str,
+    recorded: dict[str, Any],
+    used: dict[str, tuple[str, dict]],
+) -> None:
     cited = recorded.get("runs", [])
     expected = sorted(rid for rid, _ in used.values())
     if sorted(cited) != expected:
-        stage_audit.failed("decision cites exactly the declared runs",
-                           f"cites {len(cited)}, declared and recorded {len(expected)}",
-                           [Problem(did, f"decision cites {len(cited)} runs; the manifest's recorded "
-                                         f"declared runs are {len(expected)}")])
+        stage_audit.failed(
+            "decision cites exactly the declared runs",
+            f"cites {len(cited)}, declared and recorded {len(expected)}",
+            [
+                Problem(
+                    did,
+                    f"decision cites {len(cited)} runs; the manifest's recorded "
+                    f"declared runs are {len(expected)}",
+                )
+            ],
+        )
     else:
         stage_audit.passed("decision cites exactly the declared runs")
     made = ev.event("decision_made", did)
-    late = [rid for rid in cited if made is None or ev.event("run_recorded", rid) is None
-            or not before(ev.event("run_recorded", rid), made)]
-    stage_audit.check("decision after its runs", [Problem(did, f"decision was journaled before {len(late)} "
-                                                               f"of its runs")] if late else [])
+    late = [
+        rid
+        for rid in cited
+        if made is None
+        or ev.event("run_recorded", rid) is None
+        or not before(ev.event("run_recorded", rid), made)
+    ]
+    stage_audit.check(
+        "decision after its runs",
+        [Problem(did, f"decision was journaled before {len(late)} of its runs")] if late else [],
+    )
 
 
-def _check_reproduces(stage_audit: StageAudit, mid: str, body: dict[str, Any], did: str,
-                      recorded: dict[str, Any], observed: list[tuple[str, dict]]) -> None:
+def _check_reproduces(
+    stage_audit: StageAudit,
+    mid: str,
+    body: dict[str, Any],
+    did: str,
+    recorded: dict[str, Any],
+    observed: list[tuple[str, dict]],
+) -> None:
     """The frozen rule applied to the observations the raw logs support gives the decision."""
     try:
         derived = derive_decision(mid, body, observed)
     except LedgerError as exc:
-        stage_audit.failed("decision reproduces from raw logs", str(exc),
-                           [Problem(did, f"cannot re-derive: {exc}")])
+        stage_audit.failed(
+            "decision reproduces from raw logs",
+            str(exc),
+            [Problem(did, f"cannot re-derive: {exc}")],
+        )
         return
     diffs = diff(derived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
-    stage_audit.check("decision reproduces from raw logs",
-                      [Problem(did, f"decision does not match the frozen rule: {d}") for d in diffs[:5]],
-                      "; ".join(diffs[:3]))
+    stage_audit.check(
+        "decision reproduces from raw logs",
+        [Problem(did, f"decision does not match the frozen rule: {d}") for d in diffs[:5]],
+        "; ".join(diffs[:3]),
+    )
 
 
 def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:

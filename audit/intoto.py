@@ -65,8 +65,11 @@ def envelope(stmt: dict[str, Any], key: SigningKey) -> dict[str, Any]:
     """A DSSE envelope of `stmt` (RFC 8785 bytes as the payload), signed by `key`."""
     payload = canonical_bytes(stmt)
     sig = key.sign(pae(PAYLOAD_TYPE, payload))
-    return {"payload": base64.b64encode(payload).decode("ascii"), "payloadType": PAYLOAD_TYPE,
-            "signatures": [{"keyid": key.key_id, "sig": base64.b64encode(sig).decode("ascii")}]}
+    return {
+        "payload": base64.b64encode(payload).decode("ascii"),
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": [{"keyid": key.key_id, "sig": base64.b64encode(sig).decode("ascii")}],
+    }
 
 
 @dataclass
@@ -79,13 +82,18 @@ class Export:
     public_key: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"folder": str(self.folder), "written": self.written, "skipped": self.skipped,
-                "public_key": str(self.public_key) if self.public_key else None,
-                "bundle": str(self.folder / BUNDLE)}
+        return {
+            "folder": str(self.folder),
+            "written": self.written,
+            "skipped": self.skipped,
+            "public_key": str(self.public_key) if self.public_key else None,
+            "bundle": str(self.folder / BUNDLE),
+        }
 
 
-def export_in_toto(store: Store, folder: Path, key: SigningKey, *,
-                   trust: Trust | None = None) -> Export:
+def export_in_toto(
+    store: Store, folder: Path, key: SigningKey, *, trust: Trust | None = None
+) -> Export:
     """Write the DSSE-enveloped Statements of every accepted manifest and decision `key` signed.
 
     Args:
@@ -109,27 +117,41 @@ def export_in_toto(store: Store, folder: Path, key: SigningKey, *,
             continue
         signer = (obj.get("signature") or {}).get("key_id")
         if signer != key.key_id:
-            out.skipped.append({"object": oid, "kind": kind,
-                                "why": f"signed by key {signer}, not {key.key_id}"})
+            out.skipped.append(
+                {"object": oid, "kind": kind, "why": f"signed by key {signer}, not {key.key_id}"}
+            )
             continue
         env = envelope(statement(kind, oid, obj["body"]), key)
         envelopes.append(env)
-        out.written.append({"object": oid, "kind": kind,
-                            "file": f"{kind}-{oid}.intoto.json"})
+        out.written.append({"object": oid, "kind": kind, "file": f"{kind}-{oid}.intoto.json"})
     if not envelopes:
-        raise LedgerError(f"nothing to export: no accepted manifest or decision of this store "
-                          f"is signed by key {key.name} ({key.key_id})")
+        raise LedgerError(
+            f"nothing to export: no accepted manifest or decision of this store "
+            f"is signed by key {key.name} ({key.key_id})"
+        )
     ensure_dir(folder)
     for row, env in zip(out.written, envelopes, strict=True):
         atomic_write(folder / row["file"], json.dumps(env, indent=2).encode() + b"\n")
-    atomic_write(folder / BUNDLE, b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
-                                           for e in envelopes))
+    atomic_write(
+        folder / BUNDLE,
+        b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in envelopes),
+    )
     pem_bytes = Ed25519PublicKey.from_public_bytes(key.public_bytes).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     out.public_key = folder / f"{key.key_id}.pub.pem"
     atomic_write(out.public_key, pem_bytes)
     return out
 
 
-__all__ = ["BUNDLE", "Export", "PAYLOAD_TYPE", "PREDICATE_TYPES", "STATEMENT_TYPE", "envelope",
-           "export_in_toto", "pae", "statement"]
+__all__ = [
+    "BUNDLE",
+    "Export",
+    "PAYLOAD_TYPE",
+    "PREDICATE_TYPES",
+    "STATEMENT_TYPE",
+    "envelope",
+    "export_in_toto",
+    "pae",
+    "statement",
+]

@@ -71,7 +71,9 @@ def _empty(message: str, title: str) -> bytes:
         return _png(fig)
 
 
-def effect_interval(effects: Mapping[str, Any], effect: Mapping[str, Any]) -> tuple[float, float] | None:
+def effect_interval(
+    effects: Mapping[str, Any], effect: Mapping[str, Any]
+) -> tuple[float, float] | None:
     """The effect's 95% interval: the decision's own `ci_low`/`ci_high` (t with the residual
     df for OLS, ± Lenth's ME), else t(0.975, df) x se from the record; None without a df."""
     lo, hi = effect.get("ci_low"), effect.get("ci_high")
@@ -135,20 +137,36 @@ def effects_plot(stages: Sequence[Mapping[str, Any]], *, main_only: bool = True)
                 x = terms.index(e["term"]) - 0.4 + width * (j + 0.5)
                 interval = effect_interval(stage_effects, e)
                 is_sig = e["term"] in sig
-                ax.bar(x, e["effect"], width * 0.9, color=color, alpha=1.0 if is_sig else 0.35,
-                       edgecolor="black" if is_sig else color, linewidth=1.2 if is_sig else 0.5,
-                       hatch="//" if post else None, label=_label(label, 60))
+                ax.bar(
+                    x,
+                    e["effect"],
+                    width * 0.9,
+                    color=color,
+                    alpha=1.0 if is_sig else 0.35,
+                    edgecolor="black" if is_sig else color,
+                    linewidth=1.2 if is_sig else 0.5,
+                    hatch="//" if post else None,
+                    label=_label(label, 60),
+                )
                 label = "_nolegend_"
                 if interval is not None:
                     lo, hi = interval
-                    ax.errorbar(x, e["effect"], yerr=[[e["effect"] - lo], [hi - e["effect"]]],
-                                fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+                    ax.errorbar(
+                        x,
+                        e["effect"],
+                        yerr=[[e["effect"] - lo], [hi - e["effect"]]],
+                        fmt="none",
+                        ecolor="black",
+                        elinewidth=0.8,
+                        capsize=2,
+                    )
         ax.axhline(0.0, color="black", linewidth=0.6)
         ax.set_xticks(range(len(terms)), [_label(t, 12) for t in terms])
         ax.set_ylabel("effect (mean(+) − mean(−))")
         what = "Main effects" if main_only else "Effects"
-        ax.set_title(f"{what} by budget, 95% t intervals (solid = significant, hatched = "
-                     "post-selection)")
+        ax.set_title(
+            f"{what} by budget, 95% t intervals (solid = significant, hatched = post-selection)"
+        )
         ax.legend(fontsize=7, loc="best")
         return _png(fig)
 
@@ -168,8 +186,9 @@ def means_plot(stage: Mapping[str, Any], metric: str = "val_bpb") -> bytes:
     title = f"{stage.get('name', '?')}: condition means with 95% intervals"
     if not conds:
         return _empty("no decision yet", title)
-    conds.sort(key=lambda c: (c.get("rank") if _finite(c.get("rank")) else math.inf,
-                              str(c.get("name"))))
+    conds.sort(
+        key=lambda c: (c.get("rank") if _finite(c.get("rank")) else math.inf, str(c.get("name")))
+    )
     with matplotlib.style.context(["default", STYLE]):
         fig = _figure(6.5, max(2.0, 0.28 * len(conds) + 1.2))
         ax = fig.add_subplot()
@@ -181,8 +200,16 @@ def means_plot(stage: Mapping[str, Any], metric: str = "val_bpb") -> bytes:
                 continue
             lo, hi = c.get("ci_low"), c.get("ci_high")
             if _finite(lo) and _finite(hi):
-                ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color=color,
-                            ecolor=color, capsize=2, markersize=4)
+                ax.errorbar(
+                    mean,
+                    y,
+                    xerr=[[mean - lo], [hi - mean]],
+                    fmt="o",
+                    color=color,
+                    ecolor=color,
+                    capsize=2,
+                    markersize=4,
+                )
             else:
                 ax.plot(mean, y, "o", color=color, markersize=4)
         labels = []
@@ -190,8 +217,9 @@ def means_plot(stage: Mapping[str, Any], metric: str = "val_bpb") -> bytes:
             rank = c.get("rank")
             mark = " *" if c.get("promoted") else ""
             missing = "" if _finite(c.get("mean")) else " (no ok runs)"
-            labels.append(_label(f"{rank if rank is not None else '-'}. {c.get('name')}"
-                                 f"{mark}{missing}", 34))
+            labels.append(
+                _label(f"{rank if rank is not None else '-'}. {c.get('name')}{mark}{missing}", 34)
+            )
         ax.set_yticks(ys, labels)
         ax.set_xlabel(_label(f"{metric} (lower is better); * promoted", 60))
         ax.set_title(_label(title, 80))
@@ -205,33 +233,59 @@ def costs_plot(costs: Mapping[str, Any], counterfactuals: Sequence[Mapping[str, 
         fig = _figure(9.5, 3.6)
         left, right = fig.subplots(1, 2)
         names = list(by_stage)
-        left.bar(range(len(names)), [by_stage[n]["training_gpu_hours"] for n in names],
-                 color=SIG_COLOR, label="training")
-        left.bar(range(len(names)), [by_stage[n]["wall_gpu_hours"] for n in names],
-                 fill=False, edgecolor="black", linewidth=0.8, label="wall")
-        left.set_xticks(range(len(names)), [_label(n, 14) for n in names], rotation=30,
-                        ha="right")
+        left.bar(
+            range(len(names)),
+            [by_stage[n]["training_gpu_hours"] for n in names],
+            color=SIG_COLOR,
+            label="training",
+        )
+        left.bar(
+            range(len(names)),
+            [by_stage[n]["wall_gpu_hours"] for n in names],
+            fill=False,
+            edgecolor="black",
+            linewidth=0.8,
+            label="wall",
+        )
+        left.set_xticks(range(len(names)), [_label(n, 14) for n in names], rotation=30, ha="right")
         left.set_ylabel("GPU-hours")
         left.set_title("Executed GPU-hours by stage")
         left.legend(fontsize=7)
         if not counterfactuals:
             right.set_axis_off()
-            right.text(0.5, 0.5, "no gate with a next stage", ha="center", va="center",
-                       transform=right.transAxes)
+            right.text(
+                0.5,
+                0.5,
+                "no gate with a next stage",
+                ha="center",
+                va="center",
+                transform=right.transAxes,
+            )
         else:
-            series = [("next_planned", "next stage, planned", "#95a5a6", None),
-                      ("next_if_all", "next stage, all continued", "#95a5a6", "//"),
-                      ("final_planned", "final stage, planned", HIGHLIGHT, None),
-                      ("final_if_all", "final stage, all continued", HIGHLIGHT, "//")]
+            series = [
+                ("next_planned", "next stage, planned", "#95a5a6", None),
+                ("next_if_all", "next stage, all continued", "#95a5a6", "//"),
+                ("final_planned", "final stage, planned", HIGHLIGHT, None),
+                ("final_if_all", "final stage, all continued", HIGHLIGHT, "//"),
+            ]
             width = 0.8 / len(series)
             for j, (key, label, color, hatch) in enumerate(series):
                 xs = [i - 0.4 + width * (j + 0.5) for i in range(len(counterfactuals))]
-                right.bar(xs, [float(counterfactual[key]) for counterfactual in counterfactuals], width * 0.9,
-                          color=color if hatch is None else "white", edgecolor=color,
-                          hatch=hatch, label=label)
-            right.set_xticks(range(len(counterfactuals)),
-                             [_label(counterfactual["gate"], 14) for counterfactual in counterfactuals], rotation=30,
-                             ha="right")
+                right.bar(
+                    xs,
+                    [float(counterfactual[key]) for counterfactual in counterfactuals],
+                    width * 0.9,
+                    color=color if hatch is None else "white",
+                    edgecolor=color,
+                    hatch=hatch,
+                    label=label,
+                )
+            right.set_xticks(
+                range(len(counterfactuals)),
+                [_label(counterfactual["gate"], 14) for counterfactual in counterfactuals],
+                rotation=30,
+                ha="right",
+            )
             right.set_ylabel("GPU-hours (nominal)")
             right.set_title("Counterfactual at each gate")
             right.legend(fontsize=7)
@@ -260,8 +314,14 @@ def ranks_plot(stages: Sequence[Mapping[str, Any]]) -> bytes:
             for x, r, promoted in pts:
                 ax.plot(x, r, "o", markersize=4, color=HIGHLIGHT if promoted else MUTED)
             x, r, _ = pts[-1]
-            ax.annotate(_label(names[key], 14), (x, r), xytext=(4, 0),
-                        textcoords="offset points", fontsize=6, va="center")
+            ax.annotate(
+                _label(names[key], 14),
+                (x, r),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=6,
+                va="center",
+            )
         ax.invert_yaxis()
         ax.set_xticks(range(len(decided)), [_label(s["name"], 14) for s in decided])
         ax.set_ylabel("rank (1 = best)")

@@ -53,8 +53,9 @@ class AuditResult:
     # built from what the audit read instead of reading every object again. Run bodies carry
     # status and metrics as their raw logs support them; "log_header" holds, by run id, the
     # provenance fields of its log's header. Not serialized.
-    bodies: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False,
-                                                         compare=False)
+    bodies: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def verdict(self) -> str:
@@ -84,10 +85,15 @@ class AuditResult:
         }
 
 
-def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = None,
-                anchors: dict[str, dict[str, Any]] | None = None,
-                tsa_roots: list[Any] | None = None,
-                reproduce: SpotCheckRequest | None = None) -> AuditResult:
+def audit_store(
+    store: Store,
+    *,
+    progress: bool = False,
+    trust: Trust | None = None,
+    anchors: dict[str, dict[str, Any]] | None = None,
+    tsa_roots: list[Any] | None = None,
+    reproduce: SpotCheckRequest | None = None,
+) -> AuditResult:
     """Run every check; return findings (empty = clean) and per-stage verdicts.
 
     Args:
@@ -101,8 +107,14 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
     Raises:
         LedgerError: the store cannot be read (a missing store, bad reviewer input).
     """
-    verified = verify_with_evidence(store, check_index=False, progress=progress, trust=trust,
-                                    anchors=anchors, tsa_roots=tsa_roots)
+    verified = verify_with_evidence(
+        store,
+        check_index=False,
+        progress=progress,
+        trust=trust,
+        anchors=anchors,
+        tsa_roots=tsa_roots,
+    )
     findings = list(verified.problems)
     ev = Evidence(store, verified)
     manifests = ev.of_kind("manifest")
@@ -135,14 +147,23 @@ def audit_store(store: Store, *, progress: bool = False, trust: Trust | None = N
         reproduction = spot.to_dict()
     observed = {rid: c.observed for rid, c in checks.items()}
     return AuditResult(
-        _unique(findings), stages, unplanned,
+        _unique(findings),
+        stages,
+        unplanned,
         amendments=sorted(mid for mid, b in manifests.items() if b.get("amends")),
-        costs=costs, objects=len(verified.scan.objects) + len(verified.scan.raw),
+        costs=costs,
+        objects=len(verified.scan.objects) + len(verified.scan.raw),
         anchors=sum(1 for e in ev.events if e.kind == "anchor") + len(verified.anchors.given),
-        trust=verified.trust.to_dict(), notes=notes, timestamps=timestamps,
+        trust=verified.trust.to_dict(),
+        notes=notes,
+        timestamps=timestamps,
         reproduction=reproduction,
-        bodies={"manifest": manifests, "decision": ev.of_kind("decision"), "run": observed,
-                "log_header": {rid: c.header for rid, c in checks.items() if c.header}},
+        bodies={
+            "manifest": manifests,
+            "decision": ev.of_kind("decision"),
+            "run": observed,
+            "log_header": {rid: c.header for rid, c in checks.items() if c.header},
+        },
     )
 
 
@@ -153,15 +174,26 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
     """`check_run` for every run record: in forked worker processes when the store is big
     (parsing every raw log, hundreds of lines each, is most of an audit)."""
     runs = sorted(ev.of_kind("run").items())
-    found = fork_map(_check_chunk, [rid for rid, _ in runs], (ev, manifests),
-                      serial=len(runs) < PARALLEL_MIN_RUNS)
+    found = fork_map(
+        _check_chunk,
+        [rid for rid, _ in runs],
+        (ev, manifests),
+        serial=len(runs) < PARALLEL_MIN_RUNS,
+    )
     bodies = dict(runs)
     out = {}
     for rid, status, metrics, problems, simulated, reason, started, runner, header in found:
-        out[rid] = RunCheck(rid, bodies[rid], {**bodies[rid], "status": status,
-                                               "metrics": metrics},
-                            [Problem(rid, m) for m in problems], simulated, reason, started,
-                            runner, header)
+        out[rid] = RunCheck(
+            rid,
+            bodies[rid],
+            {**bodies[rid], "status": status, "metrics": metrics},
+            [Problem(rid, m) for m in problems],
+            simulated,
+            reason,
+            started,
+            runner,
+            header,
+        )
     return dict(sorted(out.items()))
 
 
@@ -171,46 +203,74 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
     out = []
     for rid in rids:
         c = check_run(ev, rid, bodies[rid], manifests)
-        out.append((rid, c.observed["status"], c.observed["metrics"],
-                    [p.message for p in c.problems], c.simulated, c.reason, c.log_started,
-                    c.runner, c.header))
+        out.append(
+            (
+                rid,
+                c.observed["status"],
+                c.observed["metrics"],
+                [p.message for p in c.problems],
+                c.simulated,
+                c.reason,
+                c.log_started,
+                c.runner,
+                c.header,
+            )
+        )
     return out
 
 
-def audit_manifests(ev: Evidence, manifests: dict[str, dict[str, Any]],
-                    by_manifest: dict[str | None, list[RunCheck]]) -> list[StageAudit]:
+def audit_manifests(
+    ev: Evidence,
+    manifests: dict[str, dict[str, Any]],
+    by_manifest: dict[str | None, list[RunCheck]],
+) -> list[StageAudit]:
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
     order = sorted(manifests, key=lambda mid: (manifests[mid].get("frozen_at", ""), mid))
     if len(order) > 1 and sum(len(v) for v in by_manifest.values()) >= PARALLEL_MIN_RUNS:
         import statsmodels.api  # noqa: F401 - imported once before forking, not per worker
     superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
-    done = fork_map(_audit_chunk, order, (ev, manifests, by_manifest, superseded),
-                     serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS)
+    done = fork_map(
+        _audit_chunk,
+        order,
+        (ev, manifests, by_manifest, superseded),
+        serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS,
+    )
     by_id = {stage_audit.manifest: stage_audit for stage_audit in done}
     return [by_id[mid] for mid in order]
 
 
 def _audit_chunk(mids: list[str]) -> list[StageAudit]:
     ev, manifests, by_manifest, superseded = shared()
-    return [audit_manifest(ev, mid, manifests[mid], by_manifest.get(mid, []), mid in superseded)
-            for mid in mids]
+    return [
+        audit_manifest(ev, mid, manifests[mid], by_manifest.get(mid, []), mid in superseded)
+        for mid in mids
+    ]
 
 
-def _witness(ev: Evidence, verified: Verified, stages: list[StageAudit],
-             manifests: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[Problem]]:
+def _witness(
+    ev: Evidence, verified: Verified, stages: list[StageAudit], manifests: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[Problem]]:
     """Each stage's witnessed interval (frozen / decided no later than), the order check
     between a decision's and its manifest's timestamps, and the anchors' bounds."""
     report = verified.timestamps
     anchors = ev.of_kind("anchor")
     found = bounds(report, ev.events, anchors)
-    decisions = {stage_audit.manifest: stage_audit.decision for stage_audit in stages if stage_audit.decision}
+    decisions = {
+        stage_audit.manifest: stage_audit.decision for stage_audit in stages if stage_audit.decision
+    }
     problems = order_findings(found, manifests, decisions)
     for stage_audit in stages:
-        stage_audit.witness = stage_witness(found, stage_audit.manifest, stage_audit.decision, report.witnessed)
-        if stage_audit.manifest in found or (stage_audit.decision and stage_audit.decision in found):
-            stage_audit.check("timestamps in order",
-                              [p for p in problems if p.object in (stage_audit.manifest, stage_audit.decision)])
+        stage_audit.witness = stage_witness(
+            found, stage_audit.manifest, stage_audit.decision, report.witnessed
+        )
+        if stage_audit.manifest in found or (
+            stage_audit.decision and stage_audit.decision in found
+        ):
+            stage_audit.check(
+                "timestamps in order",
+                [p for p in problems if p.object in (stage_audit.manifest, stage_audit.decision)],
+            )
     summary = {
         "tokens": len(report.tokens),
         "verified": sum(t.verified for t in report.tokens.values()),
@@ -231,8 +291,13 @@ def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[
         body = manifests[event.object]
         key = (str(body.get("campaign")), str(body.get("stage")))
         if key in first and first[key] != event.object:
-            out.append(Problem(event.object, f"stage {key[0]}/{key[1]} frozen a second time "
-                                             f"without --amend (first: {first[key][:12]})"))
+            out.append(
+                Problem(
+                    event.object,
+                    f"stage {key[0]}/{key[1]} frozen a second time "
+                    f"without --amend (first: {first[key][:12]})",
+                )
+            )
         first.setdefault(key, event.object)
     return out
 
@@ -243,14 +308,20 @@ def _shared_logs(checks: dict[str, RunCheck]) -> list[Problem]:
     for two seeds) is not: it reports nothing."""
     first: dict[str, str] = {}
     out = []
-    for rid, check in sorted(checks.items(), key=lambda rc: (str(rc[1].record.get("recorded_at")),
-                                                             rc[0])):
+    for rid, check in sorted(
+        checks.items(), key=lambda rc: (str(rc[1].record.get("recorded_at")), rc[0])
+    ):
         raw = check.record.get("raw_log")
         if not isinstance(raw, str) or check.observed["status"] not in ("ok", "diverged"):
             continue
         if raw in first:
-            out.append(Problem(rid, f"raw log {raw[:12]} already backs run record "
-                                    f"{first[raw][:12]}: one log backs one run"))
+            out.append(
+                Problem(
+                    rid,
+                    f"raw log {raw[:12]} already backs run record "
+                    f"{first[raw][:12]}: one log backs one run",
+                )
+            )
         else:
             first[raw] = rid
     return out

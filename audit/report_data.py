@@ -60,11 +60,19 @@ def live_items(store: Store, result: AuditResult) -> list[dict[str, Any]]:
     out = []
     for stage_audit in (s for s in result.stages if not s.superseded):
         manifest = _body(store, result, "manifest", stage_audit.manifest)
-        decision = _body(store, result, "decision", stage_audit.decision) if stage_audit.decision else None
+        decision = (
+            _body(store, result, "decision", stage_audit.decision) if stage_audit.decision else None
+        )
         # baselines are compared with the protocol (`ledger compare`), not walked as gates
-        out.append({"audit": stage_audit, "manifest": manifest, "decision": decision,
-                    "runs": runs_by_manifest.get(stage_audit.manifest, []),
-                    "baseline": "baseline" in manifest.get("spec", {})})
+        out.append(
+            {
+                "audit": stage_audit,
+                "manifest": manifest,
+                "decision": decision,
+                "runs": runs_by_manifest.get(stage_audit.manifest, []),
+                "baseline": "baseline" in manifest.get("spec", {}),
+            }
+        )
     return out
 
 
@@ -84,27 +92,49 @@ def failure_reason(store: Store, run: dict[str, Any]) -> str:
     return reason or _DEFAULT_REASON.get(str(run.get("status")), str(run.get("status")))
 
 
-def failures(store: Store, manifest: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def failures(
+    store: Store, manifest: dict[str, Any], runs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The gate's runs that are not `ok`, with a reason, at most FAILURE_LIMIT of them."""
     names = {cid: info.get("name", cid[:8]) for cid, info in manifest.get("conditions", {}).items()}
-    bad = sorted((r for r in runs if r.get("status") != "ok"),
-                 key=lambda r: (str(names.get(r.get("condition"), "")), r.get("seed") or 0,
-                                str(r.get("host"))))
-    return [{"condition": names.get(r.get("condition"), str(r.get("condition"))[:8]),
-             "seed": r.get("seed"), "host": r.get("host"), "status": r.get("status"),
-             "reason": failure_reason(store, r)} for r in bad[:FAILURE_LIMIT]]
+    bad = sorted(
+        (r for r in runs if r.get("status") != "ok"),
+        key=lambda r: (
+            str(names.get(r.get("condition"), "")),
+            r.get("seed") or 0,
+            str(r.get("host")),
+        ),
+    )
+    return [
+        {
+            "condition": names.get(r.get("condition"), str(r.get("condition"))[:8]),
+            "seed": r.get("seed"),
+            "host": r.get("host"),
+            "status": r.get("status"),
+            "reason": failure_reason(store, r),
+        }
+        for r in bad[:FAILURE_LIMIT]
+    ]
 
 
 def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
     """One gate as the report shows it."""
-    stage_audit, manifest, decision, runs = item["audit"], item["manifest"], item["decision"], item["runs"]
+    stage_audit, manifest, decision, runs = (
+        item["audit"],
+        item["manifest"],
+        item["decision"],
+        item["runs"],
+    )
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run.get("status", "?")] = statuses.get(run.get("status", "?"), 0) + 1
-    executed = sum(
-        float(r.get("metrics", {}).get("training_seconds") or 0.0) * int(r.get("gpus") or 1)
-        for r in runs
-    ) / 3600.0
+    executed = (
+        sum(
+            float(r.get("metrics", {}).get("training_seconds") or 0.0) * int(r.get("gpus") or 1)
+            for r in runs
+        )
+        / 3600.0
+    )
     names = {cid: info["name"] for cid, info in manifest["conditions"].items()}
     promoted = set(decision["promoted"]) if decision else set()
     factors = (manifest.get("analysis") or {}).get("factors") or {}
@@ -118,14 +148,18 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
         for s in decision["statistics"]["conditions"]:
             cid = s["condition"]
             info = manifest["conditions"].get(cid, {})
-            conditions.append({**s, "name": names.get(cid, cid[:8]),
-                               "promoted": cid in promoted,
-                               "promoted_by": promoted_by(cid, info, decision)
-                               if cid in promoted else None,
-                               "levels": factor_levels(info, factors),
-                               "origin": info.get("origin"),
-                               "gate_rank": gate_rank.get(cid),
-                               "excluded": excluded.get(cid)})
+            conditions.append(
+                {
+                    **s,
+                    "name": names.get(cid, cid[:8]),
+                    "promoted": cid in promoted,
+                    "promoted_by": promoted_by(cid, info, decision) if cid in promoted else None,
+                    "levels": factor_levels(info, factors),
+                    "origin": info.get("origin"),
+                    "gate_rank": gate_rank.get(cid),
+                    "excluded": excluded.get(cid),
+                }
+            )
         effects = decision["statistics"].get("effects")
         significant = list(decision.get("outcome", {}).get("significant", []))
     return {
@@ -151,7 +185,8 @@ def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
         "excluded": list(decision.get("outcome", {}).get("excluded", [])) if decision else [],
         "significant": significant,
         "promoted": [decision["conditions"][c]["name"] for c in decision["promoted"]]
-        if decision else [],
+        if decision
+        else [],
         "trace": decision.get("trace", []) if decision else [],
         "verdicts": decision.get("verdicts", []) if decision else [],
         "candidates": sorted(manifest["conditions"]),
@@ -186,10 +221,15 @@ def promoted_by(cid: str, info: dict[str, Any], decision: dict[str, Any]) -> str
 def _analysis_view(analysis: dict[str, Any]) -> dict[str, Any]:
     """The frozen analysis plan as a reviewer reads it (what was fixed before the runs)."""
     structure = analysis.get("structure") or {}
-    return {"design": (analysis.get("design") or {}).get("label"),
-            "structure": structure.get("label"), "points": len(analysis.get("points") or {}),
-            "terms": list(analysis.get("terms") or []), "method": analysis.get("method"),
-            "block": analysis.get("block"), "post_selection": bool(analysis.get("post_selection"))}
+    return {
+        "design": (analysis.get("design") or {}).get("label"),
+        "structure": structure.get("label"),
+        "points": len(analysis.get("points") or {}),
+        "terms": list(analysis.get("terms") or []),
+        "method": analysis.get("method"),
+        "block": analysis.get("block"),
+        "post_selection": bool(analysis.get("post_selection")),
+    }
 
 
 WEAK_RHO = 0.5  # a rank correlation below this between consecutive gates is flagged "weak"
@@ -226,10 +266,17 @@ def _variance_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         metric = item["manifest"].get("analysis", {}).get("metric", "val_bpb")
         for run in item["runs"]:
             value = run.get("metrics", {}).get(metric) if run.get("status") == "ok" else None
-            rows.append({"campaign": item["manifest"].get("campaign"),
-                         "stage": item["manifest"]["stage"], "budget": item["manifest"]["budget_s"],
-                         "condition": run.get("condition"), "host": run.get("host"),
-                         "seed": run.get("seed"), "value": value})
+            rows.append(
+                {
+                    "campaign": item["manifest"].get("campaign"),
+                    "stage": item["manifest"]["stage"],
+                    "budget": item["manifest"]["budget_s"],
+                    "condition": run.get("condition"),
+                    "host": run.get("host"),
+                    "seed": run.get("seed"),
+                    "value": value,
+                }
+            )
     return rows
 
 
@@ -258,10 +305,14 @@ def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
         by_stage[key] = one(of_stage.get((camp, name), []), ("condition", "host", "seed"))
     # across gates within one campaign: conditions of different campaigns are different
     # recipes, so a store holding several gets one decomposition per campaign
-    per_campaign = {c: one(of_campaign[c], ("budget", "condition", "host", "seed"))
-                    for c in campaigns}
-    return {"campaign": per_campaign[campaigns[0]] if single and campaigns else None,
-            "campaigns": per_campaign, "by_stage": by_stage}
+    per_campaign = {
+        c: one(of_campaign[c], ("budget", "condition", "host", "seed")) for c in campaigns
+    }
+    return {
+        "campaign": per_campaign[campaigns[0]] if single and campaigns else None,
+        "campaigns": per_campaign,
+        "by_stage": by_stage,
+    }
 
 
 def review_flags(stages: list[dict[str, Any]], ranks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -270,24 +321,32 @@ def review_flags(stages: list[dict[str, Any]], ranks: list[dict[str, Any]]) -> l
     out = [{"stage": s["name"], **f} for s in stages for f in s.get("flags", [])]
     for r in ranks:
         if r["flag"] in ("negative", "weak"):
-            out.append({"stage": r["to"], "kind": f"{r['flag']}_rank_correlation",
-                        "detail": f"Spearman rho {r['rho']:.3f} over {r['n']} shared conditions "
-                                  f"between {r['from']} and {r['to']}"})
+            out.append(
+                {
+                    "stage": r["to"],
+                    "kind": f"{r['flag']}_rank_correlation",
+                    "detail": f"Spearman rho {r['rho']:.3f} over {r['n']} shared conditions "
+                    f"between {r['from']} and {r['to']}",
+                }
+            )
     return out
 
 
 def gate_plans(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Counterfactual inputs: lineage, candidates, cells, budget and executed GPU-hours."""
-    return [{
-        "name": s["name"],
-        "from": s.get("from"),
-        "budget_s": s["budget_s"],
-        "cells": len(s["cells"]) or 1,
-        "gpus": s["gpus"],
-        "candidates": s["candidates"],
-        "promoted": s["promoted_ids"],
-        "executed_gpu_hours": s["executed_gpu_hours"],
-    } for s in stages]
+    return [
+        {
+            "name": s["name"],
+            "from": s.get("from"),
+            "budget_s": s["budget_s"],
+            "cells": len(s["cells"]) or 1,
+            "gpus": s["gpus"],
+            "candidates": s["candidates"],
+            "promoted": s["promoted_ids"],
+            "executed_gpu_hours": s["executed_gpu_hours"],
+        }
+        for s in stages
+    ]
 
 
 def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[str, Any]:
@@ -304,8 +363,9 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
     campaign_info = {
         "name": campaign.name if campaign else (items[0]["manifest"]["campaign"] if items else "?"),
         "metric": campaign.metric if campaign else "val_bpb",
-        "factors": campaign.factor_table if campaign else (
-            items[0]["manifest"]["analysis"].get("factors", {}) if items else {}),
+        "factors": campaign.factor_table
+        if campaign
+        else (items[0]["manifest"]["analysis"].get("factors", {}) if items else {}),
     }
     split = split_costs(result.bodies.get("run", {}), result.bodies.get("manifest", {}))
     facts = run_facts(store, result)
@@ -319,8 +379,10 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
             "problems": [str(f) for f in result.findings],
             "checks": [
                 {"name": f"{s.stage}: {c['name']}", "ok": c["ok"], "detail": c["detail"]}
-                for s in result.stages for c in s.checks
-            ] + [signers(store, items)],
+                for s in result.stages
+                for c in s.checks
+            ]
+            + [signers(store, items)],
             "caveats": caveats(facts),
         },
         "facts": facts,
@@ -349,8 +411,11 @@ def headline(data: dict[str, Any]) -> dict[str, Any]:
     baselines are `baseline_gpu_hours`."""
     final = next((s for s in reversed(data["stages"]) if s["conditions"]), None)
     # the gate's own first (its `failed` policy may exclude the lowest mean), else the lowest mean
-    best = min(final["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c["rank"] or 1e9)
-               ) if final else None
+    best = (
+        min(final["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c["rank"] or 1e9))
+        if final
+        else None
+    )
     saved = None
     if data["counterfactuals"]:
         first = data["counterfactuals"][0]

@@ -73,8 +73,14 @@ def recorded_seed(header: dict[str, Any], body: dict[str, Any]) -> int:
 
 
 def replay_log(
-    raw: bytes, body: dict[str, Any], manifest: dict[str, Any] | None, *, label: str,
-    data: Path | None = None, device: str = "cpu", python: str = sys.executable,
+    raw: bytes,
+    body: dict[str, Any],
+    manifest: dict[str, Any] | None,
+    *,
+    label: str,
+    data: Path | None = None,
+    device: str = "cpu",
+    python: str = sys.executable,
     timeout_s: float = 3600.0,
 ) -> dict[str, Any]:
     """Replay one builtin-runner log and compare it with what it records.
@@ -96,8 +102,10 @@ def replay_log(
     parsed = parse_raw_log(raw, body.get("format", "jsonl"))
     header = parsed.header or {}
     if header.get("runner") != "builtin":
-        raise LedgerError(f"run {label} was produced by runner {header.get('runner')!r}; only "
-                          f"builtin runs can be replayed")
+        raise LedgerError(
+            f"run {label} was produced by runner {header.get('runner')!r}; only "
+            f"builtin runs can be replayed"
+        )
     recorded_losses = _steps(raw)
     logged = len(recorded_losses)
     steps = parsed.metrics.get("num_steps")
@@ -115,10 +123,23 @@ def replay_log(
         original = Path(tmp) / "original.jsonl"
         original.write_bytes(raw)
         log = Path(tmp) / "replay.jsonl"
-        argv = [python, "-m", "runner", "--config", str(config_path),
-                "--budget", f"{header.get('budget_s', body.get('budget_s', 60))}s",
-                "--seed", str(seed), "--log", str(log), "--steps", str(steps),
-                "--device", device]
+        argv = [
+            python,
+            "-m",
+            "runner",
+            "--config",
+            str(config_path),
+            "--budget",
+            f"{header.get('budget_s', body.get('budget_s', 60))}s",
+            "--seed",
+            str(seed),
+            "--log",
+            str(log),
+            "--steps",
+            str(steps),
+            "--device",
+            device,
+        ]
         argv += _replay_options(raw, header, body, original, data)
         replay_raw = _run_replay(argv, log, label, timeout_s)
     replay = parse_raw_log(replay_raw, "jsonl")
@@ -137,8 +158,9 @@ def replay_log(
     }
 
 
-def _replay_options(raw: bytes, header: dict[str, Any], body: dict[str, Any], original: Path,
-                    data: Path | None) -> list[str]:
+def _replay_options(
+    raw: bytes, header: dict[str, Any], body: dict[str, Any], original: Path, data: Path | None
+) -> list[str]:
     """The runner options that make the replay the recorded run: its schedule, manifest,
     seed derivation, data and thread count."""
     argv: list[str] = []
@@ -168,9 +190,14 @@ def _run_replay(argv: list[str], log: Path, label: str, timeout_s: float) -> byt
     return log.read_bytes()
 
 
-def _compare(parsed: ParsedLog, recorded_losses: dict[int, float | None], body: dict[str, Any],
-             replay: ParsedLog, replay_losses: dict[int, float | None], steps: int,
-             ) -> dict[str, Any]:
+def _compare(
+    parsed: ParsedLog,
+    recorded_losses: dict[int, float | None],
+    body: dict[str, Any],
+    replay: ParsedLog,
+    replay_losses: dict[int, float | None],
+    steps: int,
+) -> dict[str, Any]:
     """Recorded against replayed: statuses, val_bpb, and the loss of every step both logged."""
     common = sorted(set(recorded_losses) & set(replay_losses))
     diffs = [_difference(recorded_losses[s], replay_losses[s]) for s in common]
@@ -188,20 +215,34 @@ def _compare(parsed: ParsedLog, recorded_losses: dict[int, float | None], body: 
         "replayed_val_bpb": rep_bpb,
         "val_bpb_difference": (rep_bpb - rec_bpb) if None not in (rec_bpb, rep_bpb) else None,
         "compared_steps": len(common),
-        "first_differing_step": None if first is None else {
-            "step": first, "recorded_loss": recorded_losses[first],
-            "replayed_loss": replay_losses[first]},
+        "first_differing_step": None
+        if first is None
+        else {
+            "step": first,
+            "recorded_loss": recorded_losses[first],
+            "replayed_loss": replay_losses[first],
+        },
         "max_loss_difference": max_loss_diff,
-        "max_difference": (None if max_loss_diff is None or bpb_diff is None
-                           else max(max_loss_diff, bpb_diff)),
-        "identical": (len(common) == steps and max_loss_diff == 0.0 and bpb_diff == 0.0
-                      and (not repeatable or recorded_status == replayed_status)),
+        "max_difference": (
+            None if max_loss_diff is None or bpb_diff is None else max(max_loss_diff, bpb_diff)
+        ),
+        "identical": (
+            len(common) == steps
+            and max_loss_diff == 0.0
+            and bpb_diff == 0.0
+            and (not repeatable or recorded_status == replayed_status)
+        ),
     }
 
 
 def reproduce_run(
-    store: Store, run_id: str, *, data: Path | None = None, device: str = "cpu",
-    python: str = sys.executable, timeout_s: float = 3600.0,
+    store: Store,
+    run_id: str,
+    *,
+    data: Path | None = None,
+    device: str = "cpu",
+    python: str = sys.executable,
+    timeout_s: float = 3600.0,
 ) -> dict[str, Any]:
     """Replay a builtin-runner run of the store with `--steps` and report differences from
     the record (see `replay_log`; LedgerError when `run_id` is not a replayable run)."""
@@ -210,13 +251,33 @@ def reproduce_run(
         raise LedgerError(f"object {run_id} is a {obj.get('kind')!r}, not a run record")
     body = obj["body"]
     manifest = store.get_json(body["manifest"])["body"] if body.get("manifest") else None
-    out = replay_log(store.get_bytes(body["raw_log"]), body, manifest, label=run_id[:12],
-                     data=data, device=device, python=python, timeout_s=timeout_s)
+    out = replay_log(
+        store.get_bytes(body["raw_log"]),
+        body,
+        manifest,
+        label=run_id[:12],
+        data=data,
+        device=device,
+        python=python,
+        timeout_s=timeout_s,
+    )
     return {**out, "run": run_id}
 
 
 _CONFIG_KEYS = {
-    "depth", "aspect_ratio", "head_dim", "seq_len", "device_batch_size", "total_batch_size",
-    "matrix_lr", "embedding_lr", "unembedding_lr", "scalar_lr", "weight_decay", "adam_betas",
-    "warmup_ratio", "warmdown_ratio", "final_lr_frac",
+    "depth",
+    "aspect_ratio",
+    "head_dim",
+    "seq_len",
+    "device_batch_size",
+    "total_batch_size",
+    "matrix_lr",
+    "embedding_lr",
+    "unembedding_lr",
+    "scalar_lr",
+    "weight_decay",
+    "adam_betas",
+    "warmup_ratio",
+    "warmdown_ratio",
+    "final_lr_frac",
 }

@@ -37,8 +37,9 @@ class RunCheck:
 PROVENANCE_FIELDS = ("torch", "device", "runner", "runner_version")
 
 
-def check_run(ev: Evidence, rid: str, record: dict[str, Any],
-              manifests: dict[str, dict[str, Any]]) -> RunCheck:
+def check_run(
+    ev: Evidence, rid: str, record: dict[str, Any], manifests: dict[str, dict[str, Any]]
+) -> RunCheck:
     """Parse the record's raw log and compare: metrics, status evidence, header binding."""
     try:
         parsed = ev.parse_log(record)
@@ -48,23 +49,31 @@ def check_run(ev: Evidence, rid: str, record: dict[str, Any],
     timing = ev.timing.get(rid)
     manifest_id = record.get("manifest")
     manifest = manifests.get(manifest_id) if isinstance(manifest_id, str) else None
-    out = [Problem(rid, f"raw log {str(record.get('raw_log'))[:12]}: {p}")
-           for p in parsed.defects]
+    out = [Problem(rid, f"raw log {str(record.get('raw_log'))[:12]}: {p}") for p in parsed.defects]
     out += _metric_findings(rid, record, parsed)
     status = record.get("status")
     status_msgs = []
     if manifest is not None:
         status_msgs = status_problems(
-            status, parsed, budget_s=float(manifest.get("budget_s") or 0),
-            interval_s=timing.interval_s if timing else None, deadline_s=record.get("deadline_s"))
+            status,
+            parsed,
+            budget_s=float(manifest.get("budget_s") or 0),
+            interval_s=timing.interval_s if timing else None,
+            deadline_s=record.get("deadline_s"),
+        )
         out += [Problem(rid, m) for m in status_msgs]
         if record.get("format", "jsonl") == "jsonl":
-            out += [Problem(rid, f"raw log {str(record.get('raw_log'))[:12]} {m}")
-                    for m in _binding(manifest_id, manifest, record, parsed)]
+            out += [
+                Problem(rid, f"raw log {str(record.get('raw_log'))[:12]} {m}")
+                for m in _binding(manifest_id, manifest, record, parsed)
+            ]
         if timing is not None and timing.started is None:
             out.append(Problem(rid, f"run {record.get('run')} has no run_started event"))
-    supported = status if not status_msgs and status in ("ok", "diverged", "crashed", "timeout") \
+    supported = (
+        status
+        if not status_msgs and status in ("ok", "diverged", "crashed", "timeout")
         else parsed.status
+    )
     observed = {**record, "status": supported, "metrics": dict(parsed.metrics)}
     check = RunCheck(rid, record, observed, out, is_simulated(parsed), runner=parsed.runner)
     started = (parsed.header or {}).get("started_at")
@@ -76,12 +85,19 @@ def check_run(ev: Evidence, rid: str, record: dict[str, Any],
     return check
 
 
-def _binding(manifest_id: str, manifest: dict[str, Any], record: dict[str, Any],
-             parsed: ParsedLog) -> list[str]:
+def _binding(
+    manifest_id: str, manifest: dict[str, Any], record: dict[str, Any], parsed: ParsedLog
+) -> list[str]:
     if parsed.header is None and parsed.status == "ok":
         return ["has no header: an ok log must cite its manifest"]
-    return header_problems(manifest_id, manifest, str(record.get("condition")),
-                           record.get("seed"), str(record.get("host")), parsed)
+    return header_problems(
+        manifest_id,
+        manifest,
+        str(record.get("condition")),
+        record.get("seed"),
+        str(record.get("host")),
+        parsed,
+    )
 
 
 def _metric_findings(rid: str, record: dict[str, Any], parsed: ParsedLog) -> list[Problem]:
@@ -92,14 +108,20 @@ def _metric_findings(rid: str, record: dict[str, Any], parsed: ParsedLog) -> lis
     out = []
     for key in sorted(set(METRICS) | set(recorded)):
         if key not in recorded:
-            out.append(Problem(rid, f"metrics lacks {key!r} (the log says "
-                                    f"{parsed.metrics.get(key)!r})"))
+            out.append(
+                Problem(rid, f"metrics lacks {key!r} (the log says {parsed.metrics.get(key)!r})")
+            )
         elif key not in parsed.metrics:
             out.append(Problem(rid, f"metrics has {key!r}, which no log reports"))
         elif not same_json(recorded[key], parsed.metrics[key]):
-            out.append(Problem(rid, f"{key} {recorded[key]!r} is not what raw log "
-                                    f"{str(record.get('raw_log'))[:12]} says "
-                                    f"({parsed.metrics[key]!r})"))
+            out.append(
+                Problem(
+                    rid,
+                    f"{key} {recorded[key]!r} is not what raw log "
+                    f"{str(record.get('raw_log'))[:12]} says "
+                    f"({parsed.metrics[key]!r})",
+                )
+            )
     return out
 
 

@@ -38,8 +38,12 @@ class RunsTable:
     factors: dict[str, str] = field(default_factory=dict)  # config key -> factor letter
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": self.columns, "metric": self.metric, "factors": self.factors,
-                "rows": self.rows}
+        return {
+            "columns": self.columns,
+            "metric": self.metric,
+            "factors": self.factors,
+            "rows": self.rows,
+        }
 
 
 def stage_kind(manifest: dict[str, Any]) -> str:
@@ -77,8 +81,9 @@ def gpu_hours(record: dict[str, Any]) -> float:
     return seconds * max(gpus, 1) / 3600.0
 
 
-def _row(run: Entry, manifest: dict[str, Any] | None, keys: dict[str, str],
-         metric: str) -> dict[str, Any]:
+def _row(
+    run: Entry, manifest: dict[str, Any] | None, keys: dict[str, str], metric: str
+) -> dict[str, Any]:
     body = run.body
     metrics = body.get("metrics") or {}
     cid = body.get("condition")
@@ -95,12 +100,19 @@ def _row(run: Entry, manifest: dict[str, Any] | None, keys: dict[str, str],
     }
     for key in keys:
         row[key] = config.get(key)
-    row.update({"seed": body.get("seed"), "host": body.get("host"),
-                "status": body.get("status"), metric: _number(metrics.get(metric)),
-                "training_seconds": _number(metrics.get("training_seconds")),
-                "tokens_per_s": _number(metrics.get("tokens_per_s")),
-                "mfu": _number(metrics.get("mfu")), "gpu_hours": gpu_hours(body),
-                "runner": body.get("runner")})
+    row.update(
+        {
+            "seed": body.get("seed"),
+            "host": body.get("host"),
+            "status": body.get("status"),
+            metric: _number(metrics.get(metric)),
+            "training_seconds": _number(metrics.get("training_seconds")),
+            "tokens_per_s": _number(metrics.get("tokens_per_s")),
+            "mfu": _number(metrics.get("mfu")),
+            "gpu_hours": gpu_hours(body),
+            "runner": body.get("runner"),
+        }
+    )
     return row
 
 
@@ -113,9 +125,15 @@ def _matches_condition(row: dict[str, Any], wanted: tuple[str, ...]) -> bool:
     return False
 
 
-def runs_table(store: Store, *, campaign: str | None = None, stages: tuple[str, ...] = (),
-               statuses: tuple[str, ...] = (), conditions: tuple[str, ...] = (),
-               kinds: tuple[str, ...] = ()) -> RunsTable:
+def runs_table(
+    store: Store,
+    *,
+    campaign: str | None = None,
+    stages: tuple[str, ...] = (),
+    statuses: tuple[str, ...] = (),
+    conditions: tuple[str, ...] = (),
+    kinds: tuple[str, ...] = (),
+) -> RunsTable:
     """One row per recorded run, in freeze order of its manifest, then condition, seed, host.
 
     Args:
@@ -137,9 +155,11 @@ def runs_table(store: Store, *, campaign: str | None = None, stages: tuple[str, 
     known = {m.body.get("stage") for m in manifests}
     unknown = [s for s in stages if s not in known and s != "(unplanned)"]
     if unknown:
-        raise LedgerError(f"no stage {unknown[0]!r} in this store"
-                          + (f" for campaign {campaign!r}" if campaign else "")
-                          + (f" (stages: {', '.join(sorted(map(str, known)))})" if known else ""))
+        raise LedgerError(
+            f"no stage {unknown[0]!r} in this store"
+            + (f" for campaign {campaign!r}" if campaign else "")
+            + (f" (stages: {', '.join(sorted(map(str, known)))})" if known else "")
+        )
     by_id = {m.id: m.body for m in manifests}
     order = {m.id: i for i, m in enumerate(manifests)}
     keys = _factor_keys(manifests)
@@ -152,8 +172,15 @@ def runs_table(store: Store, *, campaign: str | None = None, stages: tuple[str, 
         if mid is None and campaign is not None:
             continue
         rows.append((order.get(mid, len(order)), _row(run, by_id.get(mid), keys, metric)))
-    rows.sort(key=lambda pr: (pr[0], str(pr[1]["condition"]), _sortable(pr[1]["seed"]),
-                              str(pr[1]["host"]), pr[1]["run"]))
+    rows.sort(
+        key=lambda pr: (
+            pr[0],
+            str(pr[1]["condition"]),
+            _sortable(pr[1]["seed"]),
+            str(pr[1]["host"]),
+            pr[1]["run"],
+        )
+    )
     out = [r for _, r in rows]
     if stages:
         out = [r for r in out if r["stage"] in stages]
@@ -183,18 +210,25 @@ def decisions_table(store: Store, *, campaign: str | None = None) -> list[dict[s
         body = entry.body
         names = {cid: info.get("name") for cid, info in (manifest.get("conditions") or {}).items()}
         promoted = list(body.get("promoted") or [])
-        stats = {s.get("condition"): s for s in (body.get("statistics") or {}).get(
-            "conditions") or []}
+        stats = {
+            s.get("condition"): s for s in (body.get("statistics") or {}).get("conditions") or []
+        }
         best = (body.get("outcome") or {}).get("best") or (promoted[0] if promoted else None)
-        rows.append({
-            "decision": entry.id, "manifest": body.get("manifest"),
-            "campaign": manifest.get("campaign"), "stage": body.get("stage"),
-            "kind": stage_kind(manifest), "budget_s": manifest.get("budget_s"),
-            "decided_at": body.get("decided_at"), "n_runs": len(body.get("runs") or []),
-            "promoted": ", ".join(str(names.get(c, c[:8])) for c in promoted),
-            "best": names.get(best) if best else None,
-            "best_mean": _number((stats.get(best) or {}).get("mean")) if best else None,
-        })
+        rows.append(
+            {
+                "decision": entry.id,
+                "manifest": body.get("manifest"),
+                "campaign": manifest.get("campaign"),
+                "stage": body.get("stage"),
+                "kind": stage_kind(manifest),
+                "budget_s": manifest.get("budget_s"),
+                "decided_at": body.get("decided_at"),
+                "n_runs": len(body.get("runs") or []),
+                "promoted": ", ".join(str(names.get(c, c[:8])) for c in promoted),
+                "best": names.get(best) if best else None,
+                "best_mean": _number((stats.get(best) or {}).get("mean")) if best else None,
+            }
+        )
     return rows
 
 
@@ -203,8 +237,10 @@ def costs_table(store: Store, *, campaign: str | None = None) -> list[dict[str, 
     table = runs_table(store, campaign=campaign)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for row in table.rows:
-        part = out.setdefault((row["kind"], row["stage"]), {
-            "stage": row["stage"], "kind": row["kind"], "n_runs": 0, "gpu_hours": 0.0})
+        part = out.setdefault(
+            (row["kind"], row["stage"]),
+            {"stage": row["stage"], "kind": row["kind"], "n_runs": 0, "gpu_hours": 0.0},
+        )
         part["n_runs"] += 1
         part["gpu_hours"] += row["gpu_hours"]
     return list(out.values())
@@ -232,5 +268,14 @@ def costs_frame(store: Store, **filters: Any):
     return pd.DataFrame(costs_table(store, **filters))
 
 
-__all__ = ["RunsTable", "costs_frame", "costs_table", "decisions_frame", "decisions_table",
-           "gpu_hours", "runs_frame", "runs_table", "stage_kind"]
+__all__ = [
+    "RunsTable",
+    "costs_frame",
+    "costs_table",
+    "decisions_frame",
+    "decisions_table",
+    "gpu_hours",
+    "runs_frame",
+    "runs_table",
+    "stage_kind",
+]

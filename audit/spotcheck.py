@@ -87,8 +87,9 @@ def draw(candidates: list[Candidate], count: int, seed: int) -> list[Candidate]:
         strata.setdefault(cand.stratum, []).append(cand)
     for members in strata.values():
         members.sort(key=lambda c: _rank(seed, c.run))
-    order = sorted(strata, key=lambda s: (strata[s][0].status not in FAILED_STATUSES,
-                                          _rank(seed, s)))
+    order = sorted(
+        strata, key=lambda s: (strata[s][0].status not in FAILED_STATUSES, _rank(seed, s))
+    )
     picked: list[Candidate] = []
     depth = 0
     while len(picked) < count and any(len(strata[s]) > depth for s in order):
@@ -112,17 +113,23 @@ class SpotCheck:
     def notes(self) -> list[str]:
         verdicts = [r["verdict"] for r in self.results]
         done = sum(v in ("identical", "within tolerance") for v in verdicts)
-        line = (f"spot-check (seed {self.request.seed}): replayed {len(verdicts)} of "
-                f"{self.eligible} eligible run(s); {done} reproduce their record")
+        line = (
+            f"spot-check (seed {self.request.seed}): replayed {len(verdicts)} of "
+            f"{self.eligible} eligible run(s); {done} reproduce their record"
+        )
         skipped = {k: v for k, v in self.not_eligible.items() if v}
         if skipped:
-            line += " (not replayable: " + ", ".join(f"{v} {k}" for k, v in
-                                                      sorted(skipped.items())) + ")"
+            line += (
+                " (not replayable: "
+                + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()))
+                + ")"
+            )
         out = [line]
         for result in self.results:
             if result["verdict"] in ("not comparable here", "nothing to compare"):
-                out.append(f"spot-check {result['run'][:12]}: {result['verdict']}: "
-                           f"{result['detail']}")
+                out.append(
+                    f"spot-check {result['run'][:12]}: {result['verdict']}: {result['detail']}"
+                )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,14 +141,16 @@ class SpotCheck:
             "eligible": self.eligible,
             "not_eligible": self.not_eligible,
             "drawn": self.results,
-            "reproduced": sum(r["verdict"] in ("identical", "within tolerance")
-                              for r in self.results),
+            "reproduced": sum(
+                r["verdict"] in ("identical", "within tolerance") for r in self.results
+            ),
             "mismatches": sum(r["verdict"] == "mismatch" for r in self.results),
         }
 
 
-def candidates(checks: dict[str, RunCheck], manifests: dict[str, dict[str, Any]]
-               ) -> tuple[list[Candidate], dict[str, int]]:
+def candidates(
+    checks: dict[str, RunCheck], manifests: dict[str, dict[str, Any]]
+) -> tuple[list[Candidate], dict[str, int]]:
     """The runs a replay can re-train, and how many others there are by reason."""
     out: list[Candidate] = []
     skipped = {"simulated": 0, "foreign runner": 0, "unplanned": 0}
@@ -155,13 +164,23 @@ def candidates(checks: dict[str, RunCheck], manifests: dict[str, dict[str, Any]]
             skipped["foreign runner"] += 1
         else:
             body = manifests[manifest]
-            out.append(Candidate(rid, manifest, str(check.record.get("status")),
-                                 f"{body.get('campaign')}/{body.get('stage')}"))
+            out.append(
+                Candidate(
+                    rid,
+                    manifest,
+                    str(check.record.get("status")),
+                    f"{body.get('campaign')}/{body.get('stage')}",
+                )
+            )
     return out, skipped
 
 
-def spot_check(ev: Evidence, checks: dict[str, RunCheck], manifests: dict[str, dict[str, Any]],
-               request: SpotCheckRequest) -> SpotCheck:
+def spot_check(
+    ev: Evidence,
+    checks: dict[str, RunCheck],
+    manifests: dict[str, dict[str, Any]],
+    request: SpotCheckRequest,
+) -> SpotCheck:
     """Draw `request.count` runs and replay each; a replay that does not reproduce its record
     is a finding naming the run (see the module docstring for the draw and the tolerance)."""
     pool, skipped = candidates(checks, manifests)
@@ -171,8 +190,9 @@ def spot_check(ev: Evidence, checks: dict[str, RunCheck], manifests: dict[str, d
         row = _replay_one(ev, checks[cand.run], manifests[cand.manifest], cand, request, local)
         result.results.append(row)
         if row["verdict"] in ("mismatch", "replay failed"):
-            result.findings.append(Problem(cand.run, f"spot-check replay {row['verdict']}: "
-                                                     f"{row['detail']}"))
+            result.findings.append(
+                Problem(cand.run, f"spot-check replay {row['verdict']}: {row['detail']}")
+            )
     return result
 
 
@@ -182,8 +202,9 @@ def _local_identity(data: Path | None) -> dict[str, Any]:
     return {"code_sha256": code_sha256(), "data_sha256": data_fingerprint(path), "data": path}
 
 
-def _allowed(recorded_device: Any, replay_device: Any,
-             request: SpotCheckRequest) -> tuple[float, str]:
+def _allowed(
+    recorded_device: Any, replay_device: Any, request: SpotCheckRequest
+) -> tuple[float, str]:
     """The accepted difference for one run: none when it was recorded and replayed on CPU,
     the stated tolerance when a GPU took part (its kernels are not bit-reproducible)."""
     if str(recorded_device) == "cpu" and str(replay_device) == "cpu":
@@ -193,10 +214,20 @@ def _allowed(recorded_device: Any, replay_device: Any,
     return tolerance, f"within {tolerance:g} (GPU{given})"
 
 
-def _replay_one(ev: Evidence, check: RunCheck, manifest: dict[str, Any], cand: Candidate,
-                request: SpotCheckRequest, local: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {"run": cand.run, "stage": cand.stage, "status": cand.status,
-                           "key": check.record.get("run")}
+def _replay_one(
+    ev: Evidence,
+    check: RunCheck,
+    manifest: dict[str, Any],
+    cand: Candidate,
+    request: SpotCheckRequest,
+    local: dict[str, Any],
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run": cand.run,
+        "stage": cand.stage,
+        "status": cand.status,
+        "key": check.record.get("run"),
+    }
     try:
         raw = ev.raw_bytes(check.record.get("raw_log"))
         header = ev.parse_log(check.record).header or {}
@@ -206,17 +237,30 @@ def _replay_one(ev: Evidence, check: RunCheck, manifest: dict[str, Any], cand: C
         if header.get(what) != local[what]:
             here = str(local[what])[:12] if local[what] else "none"
             source = f" ({local['data']})" if what == "data_sha256" else ""
-            return {**row, "verdict": "not comparable here",
-                    "detail": f"the run's {what} is {str(header.get(what))[:12]}, here it is "
-                              f"{here}{source}: check out the frozen runner and data"}
+            return {
+                **row,
+                "verdict": "not comparable here",
+                "detail": f"the run's {what} is {str(header.get(what))[:12]}, here it is "
+                f"{here}{source}: check out the frozen runner and data",
+            }
     try:
-        out = replay_log(raw, check.record, manifest, label=cand.run[:12], data=local["data"],
-                         device=request.device, python=request.python,
-                         timeout_s=request.timeout_s)
+        out = replay_log(
+            raw,
+            check.record,
+            manifest,
+            label=cand.run[:12],
+            data=local["data"],
+            device=request.device,
+            python=request.python,
+            timeout_s=request.timeout_s,
+        )
     except LedgerError as exc:
         if "recorded no steps" in str(exc):
-            return {**row, "verdict": "nothing to compare",
-                    "detail": "the log records no training step"}
+            return {
+                **row,
+                "verdict": "nothing to compare",
+                "detail": "the log records no training step",
+            }
         return {**row, "verdict": "replay failed", "detail": str(exc)}
     allowed, row["accepted"] = _allowed(header.get("device"), out["replay_device"], request)
     row["replay"] = out
@@ -229,15 +273,19 @@ def _verdict(out: dict[str, Any], allowed: float) -> tuple[str, str]:
         return "identical", f"{out['steps']} step(s) and the record's outcome bit for bit"
     why = []
     if out["status_compared"] and out["recorded_status"] != out["replayed_status"]:
-        why.append(f"status recorded {out['recorded_status']}, the replay ended "
-                   f"{out['replayed_status']}")
+        why.append(
+            f"status recorded {out['recorded_status']}, the replay ended {out['replayed_status']}"
+        )
     if out["compared_steps"] < out["steps"]:
         why.append(f"the replay logged {out['compared_steps']} of {out['steps']} steps")
     first = out["first_differing_step"]
-    if first is not None and (out["max_loss_difference"] is None
-                              or out["max_loss_difference"] > allowed):
-        why.append(f"step {first['step']} loss recorded {first['recorded_loss']}, replayed "
-                   f"{first['replayed_loss']} (max difference {out['max_loss_difference']})")
+    if first is not None and (
+        out["max_loss_difference"] is None or out["max_loss_difference"] > allowed
+    ):
+        why.append(
+            f"step {first['step']} loss recorded {first['recorded_loss']}, replayed "
+            f"{first['replayed_loss']} (max difference {out['max_loss_difference']})"
+        )
     rec, rep = out["recorded_val_bpb"], out["replayed_val_bpb"]
     if out["status_compared"] and (rec is None) != (rep is None):
         why.append(f"val_bpb recorded {rec}, replayed {rep}")
@@ -245,9 +293,17 @@ def _verdict(out: dict[str, Any], allowed: float) -> tuple[str, str]:
         why.append(f"val_bpb recorded {rec}, replayed {rep} (difference {rep - rec:+.6g})")
     if why:
         return "mismatch", "; ".join(why) + f" [accepted difference {allowed:g}]"
-    return "within tolerance", (f"max difference {out['max_difference']:.3g} within "
-                                f"{allowed:g} over {out['steps']} step(s)")
+    return "within tolerance", (
+        f"max difference {out['max_difference']:.3g} within {allowed:g} over {out['steps']} step(s)"
+    )
 
 
-__all__ = ["Candidate", "DEFAULT_GPU_TOLERANCE", "SpotCheck", "SpotCheckRequest", "candidates",
-           "draw", "spot_check"]
+__all__ = [
+    "Candidate",
+    "DEFAULT_GPU_TOLERANCE",
+    "SpotCheck",
+    "SpotCheckRequest",
+    "candidates",
+    "draw",
+    "spot_check",
+]

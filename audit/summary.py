@@ -40,9 +40,16 @@ def run_facts(store: Store, result: AuditResult) -> dict[str, Any]:
         used[str(body.get("freezer"))] += 1
     for body in result.bodies.get("decision", {}).values():
         used[str(body.get("decider"))] += 1
-    signers = [{"key_id": kid, "name": names.get(kid, "unknown"), "signed": n,
-                "demo": is_demo_key(names.get(kid))} for kid, n in sorted(used.items())
-               if kid != "None"]
+    signers = [
+        {
+            "key_id": kid,
+            "name": names.get(kid, "unknown"),
+            "signed": n,
+            "demo": is_demo_key(names.get(kid)),
+        }
+        for kid, n in sorted(used.items())
+        if kid != "None"
+    ]
     return {
         "runs": sum(s.runs for s in result.stages) + len(result.unplanned),
         "simulated_runs": sum(s.sim_runs for s in result.stages),
@@ -60,19 +67,27 @@ def caveats(facts: Mapping[str, Any]) -> list[str]:
     runs, sim = facts.get("runs", 0), facts.get("simulated_runs", 0)
     if sim:
         share = "All" if sim == runs else f"{sim} of"
-        out.append(f"{share} {runs} runs are simulated (runner: sim): their numbers come from a "
-                   f"synthetic response surface, not from training.")
+        out.append(
+            f"{share} {runs} runs are simulated (runner: sim): their numbers come from a "
+            f"synthetic response surface, not from training."
+        )
     demo = [s["name"] for s in facts.get("signers", []) if s.get("demo")]
     if demo:
-        out.append(f"Signed with the demo key {demo[0]}: its private key is made unencrypted "
-                   f"by anyone running the demo, so its signatures prove nothing about who "
-                   f"froze or decided.")
+        out.append(
+            f"Signed with the demo key {demo[0]}: its private key is made unencrypted "
+            f"by anyone running the demo, so its signatures prove nothing about who "
+            f"froze or decided."
+        )
     if not facts.get("anchors"):
-        out.append("No anchor was made: nothing published outside this store pins its journals "
-                   "(`ledger anchor`, then publish what it prints).")
+        out.append(
+            "No anchor was made: nothing published outside this store pins its journals "
+            "(`ledger anchor`, then publish what it prints)."
+        )
     if facts.get("trust", "store") == "store":
-        out.append("Trust is store-asserted: signatures were checked against the keys the store "
-                   "itself holds; a reviewer names theirs with --trust or --trust-file.")
+        out.append(
+            "Trust is store-asserted: signatures were checked against the keys the store "
+            "itself holds; a reviewer names theirs with --trust or --trust-file."
+        )
     return out
 
 
@@ -98,8 +113,10 @@ def provenance(result: AuditResult) -> dict[str, Any]:
         if runner.get("command"):
             runners[f"command: {runner['command']}"] += 1
         else:
-            runners[f"{runner.get('kind', '?')} {runner.get('version', '?')}, code sha256 "
-                    f"{runner.get('code_sha256') or 'none'}"] += 1
+            runners[
+                f"{runner.get('kind', '?')} {runner.get('version', '?')}, code sha256 "
+                f"{runner.get('code_sha256') or 'none'}"
+            ] += 1
         data[str(body.get("data_sha256") or "none (a sim-only plan)")] += 1
     torch: Counter[str] = Counter()
     devices: Counter[str] = Counter()
@@ -114,28 +131,42 @@ def provenance(result: AuditResult) -> dict[str, Any]:
             continue
         torch[str(header.get("torch") or "none (simulated)")] += 1
         devices[str(header.get("device") or "?")] += 1
-        log_runners[f"{header.get('runner') or 'builtin'} {header.get('runner_version') or ''}"
-                    .strip()] += 1
-    return {"runner": dict(runners), "data_sha256": dict(data), "torch": dict(torch),
-            "devices": dict(devices), "log_runners": dict(log_runners), "hosts": dict(hosts),
-            "report_tools": _versions()}
+        log_runners[
+            f"{header.get('runner') or 'builtin'} {header.get('runner_version') or ''}".strip()
+        ] += 1
+    return {
+        "runner": dict(runners),
+        "data_sha256": dict(data),
+        "torch": dict(torch),
+        "devices": dict(devices),
+        "log_runners": dict(log_runners),
+        "hosts": dict(hosts),
+        "report_tools": _versions(),
+    }
 
 
 def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(what, text) rows for the report's provenance table."""
+
     def counted(values: Mapping[str, int], unit: str) -> str:
-        return "; ".join(f"{k} ({n} {unit}{'s' if n != 1 else ''})"
-                         for k, n in sorted(values.items())) or "—"
+        return (
+            "; ".join(f"{k} ({n} {unit}{'s' if n != 1 else ''})" for k, n in sorted(values.items()))
+            or "—"
+        )
 
     tools = ", ".join(f"{k} {v}" for k, v in (prov.get("report_tools") or {}).items() if v)
-    return [("runner (frozen in the manifests)", counted(prov.get("runner") or {}, "manifest")),
-            ("data sha256 (frozen in the manifests)",
-             counted(prov.get("data_sha256") or {}, "manifest")),
-            ("runner the logs name", counted(prov.get("log_runners") or {}, "run")),
-            ("torch the logs name", counted(prov.get("torch") or {}, "run")),
-            ("devices", counted(prov.get("devices") or {}, "run")),
-            ("hosts", counted(prov.get("hosts") or {}, "run")),
-            ("this report was made with", tools or "—")]
+    return [
+        ("runner (frozen in the manifests)", counted(prov.get("runner") or {}, "manifest")),
+        (
+            "data sha256 (frozen in the manifests)",
+            counted(prov.get("data_sha256") or {}, "manifest"),
+        ),
+        ("runner the logs name", counted(prov.get("log_runners") or {}, "run")),
+        ("torch the logs name", counted(prov.get("torch") or {}, "run")),
+        ("devices", counted(prov.get("devices") or {}, "run")),
+        ("hosts", counted(prov.get("hosts") or {}, "run")),
+        ("this report was made with", tools or "—"),
+    ]
 
 
 def _num(x: Any) -> float | None:
@@ -145,14 +176,27 @@ def _num(x: Any) -> float | None:
 def _pick(conditions: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Conditions in the gate's own order: its ranking first, then the rest by mean rank."""
     ranked = [c for c in conditions if c.get("mean") is not None]
-    return sorted(ranked, key=lambda c: (c.get("gate_rank") is None, c.get("gate_rank") or 0,
-                                         c.get("rank") or 1e9, str(c.get("name"))))
+    return sorted(
+        ranked,
+        key=lambda c: (
+            c.get("gate_rank") is None,
+            c.get("gate_rank") or 0,
+            c.get("rank") or 1e9,
+            str(c.get("name")),
+        ),
+    )
 
 
 def _side(c: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": c.get("name"), "condition": c.get("condition"), "mean": _num(c.get("mean")),
-            "ci_low": _num(c.get("ci_low")), "ci_high": _num(c.get("ci_high")),
-            "n": c.get("n"), "promoted": bool(c.get("promoted"))}
+    return {
+        "name": c.get("name"),
+        "condition": c.get("condition"),
+        "mean": _num(c.get("mean")),
+        "ci_low": _num(c.get("ci_low")),
+        "ci_high": _num(c.get("ci_high")),
+        "n": c.get("n"),
+        "promoted": bool(c.get("promoted")),
+    }
 
 
 def _interval(side: Mapping[str, Any]) -> str:
@@ -181,39 +225,61 @@ def flag_phrases(flags: Sequence[Mapping[str, Any]], final_stage: str | None) ->
     for kind, raised in by_kind.items():
         if kind.endswith("_rank_correlation"):
             how = "reverse" if kind.startswith("negative") else "barely agree"
-            out += [f"ranks {how} going into {f.get('stage')} ({f.get('detail')})"
-                    for f in raised]
+            out += [f"ranks {how} going into {f.get('stage')} ({f.get('detail')})" for f in raised]
             continue
         where = ", ".join(dict.fromkeys(str(f.get("stage")) for f in raised))
         earlier = " earlier" if kind == "winner_overlaps_runner_up" else ""
-        out.append(f"{FLAG_PHRASES.get(kind, kind)} at {len(raised)}{earlier} gate"
-                   f"{'s' if len(raised) != 1 else ''} ({where})")
+        out.append(
+            f"{FLAG_PHRASES.get(kind, kind)} at {len(raised)}{earlier} gate"
+            f"{'s' if len(raised) != 1 else ''} ({where})"
+        )
     return out
 
 
-def verdict(stages: Sequence[Mapping[str, Any]], flags: Sequence[Mapping[str, Any]],
-            metric: str, facts: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def verdict(
+    stages: Sequence[Mapping[str, Any]],
+    flags: Sequence[Mapping[str, Any]],
+    metric: str,
+    facts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The one-paragraph verdict: who the final decided gate put first, by how much over the
     runner-up, whether their 95% intervals are apart, and the review flags raised."""
     final = next((s for s in reversed(stages) if s.get("conditions")), None)
     facts = facts or {}
-    prefix = ("Simulated campaign: " if facts.get("runs") and
-              facts.get("simulated_runs") == facts.get("runs") else "")
+    prefix = (
+        "Simulated campaign: "
+        if facts.get("runs") and facts.get("simulated_runs") == facts.get("runs")
+        else ""
+    )
     if final is None:
-        return {"sentence": prefix + "No gate has been decided yet: nothing was promoted.",
-                "stage": None, "winner": None, "runner_up": None, "margin": None,
-                "separated": None, "flags": flag_phrases(flags, None)}
+        return {
+            "sentence": prefix + "No gate has been decided yet: nothing was promoted.",
+            "stage": None,
+            "winner": None,
+            "runner_up": None,
+            "margin": None,
+            "separated": None,
+            "flags": flag_phrases(flags, None),
+        }
     order = _pick(final["conditions"])
     winner = _side(order[0]) if order else None
     runner = _side(order[1]) if len(order) > 1 else None
     where = f"{final['name']} ({budget_label(final['budget_s'])})"
     if winner is None:
-        return {"sentence": prefix + f"No condition has a mean at {where}.", "stage":
-                final["name"], "winner": None, "runner_up": None, "margin": None,
-                "separated": None, "flags": flag_phrases(flags, final["name"])}
+        return {
+            "sentence": prefix + f"No condition has a mean at {where}.",
+            "stage": final["name"],
+            "winner": None,
+            "runner_up": None,
+            "margin": None,
+            "separated": None,
+            "flags": flag_phrases(flags, final["name"]),
+        }
     verb = "was promoted at" if winner["promoted"] else "ranked first (not promoted) at"
-    text = (f"{winner['name']} {verb} the final gate {where}: mean {metric} "
-            f"{_interval(winner)} over {winner['n']} run(s)")
+    text = (
+        f"{winner['name']} {verb} the final gate {where}: mean {metric} "
+        f"{_interval(winner)} over {winner['n']} run(s)"
+    )
     margin = separated = None
     if runner is not None:
         margin = runner["mean"] - winner["mean"]
@@ -222,16 +288,34 @@ def verdict(stages: Sequence[Mapping[str, Any]], flags: Sequence[Mapping[str, An
             text += "; without intervals (n = 1) separation is unknown"
         else:
             separated = winner["ci_high"] < runner["ci_low"]
-            text += ("; the 95% intervals do not overlap: separated" if separated else
-                     "; the 95% intervals overlap: not separated")
+            text += (
+                "; the 95% intervals do not overlap: separated"
+                if separated
+                else "; the 95% intervals overlap: not separated"
+            )
     else:
         text += "; no other condition was ranked there"
     phrases = flag_phrases(flags, final["name"])
-    text += "." + (f" Review flags: {'; '.join(phrases)}." if phrases else
-                   " No other review flag was raised.")
-    return {"sentence": prefix + text, "stage": final["name"], "winner": winner,
-            "runner_up": runner, "margin": margin, "separated": separated, "flags": phrases}
+    text += "." + (
+        f" Review flags: {'; '.join(phrases)}." if phrases else " No other review flag was raised."
+    )
+    return {
+        "sentence": prefix + text,
+        "stage": final["name"],
+        "winner": winner,
+        "runner_up": runner,
+        "margin": margin,
+        "separated": separated,
+        "flags": phrases,
+    }
 
 
-__all__ = ["caveats", "flag_phrases", "is_demo_key", "provenance", "provenance_rows",
-           "run_facts", "verdict"]
+__all__ = [
+    "caveats",
+    "flag_phrases",
+    "is_demo_key",
+    "provenance",
+    "provenance_rows",
+    "run_facts",
+    "verdict",
+]

@@ -31,8 +31,12 @@ class Bound:
     via: str  # the stamped object: the object itself or an anchor covering its event
 
     def to_dict(self, oid: str) -> dict[str, Any]:
-        return {"no_later_than": self.time.isoformat(), "token": self.token, "tsa": self.tsa,
-                "via": "its own token" if self.via == oid else f"anchor {self.via}"}
+        return {
+            "no_later_than": self.time.isoformat(),
+            "token": self.token,
+            "tsa": self.tsa,
+            "via": "its own token" if self.via == oid else f"anchor {self.via}",
+        }
 
 
 def _bound(token: TokenCheck, via: str) -> Bound:
@@ -40,8 +44,9 @@ def _bound(token: TokenCheck, via: str) -> Bound:
     return Bound(token.gen_time, token.id, token.tsa, via)
 
 
-def bounds(report: TimestampReport, events: list[Event],
-           anchors: dict[str, dict[str, Any]]) -> dict[str, Bound]:
+def bounds(
+    report: TimestampReport, events: list[Event], anchors: dict[str, dict[str, Any]]
+) -> dict[str, Bound]:
     """Object id -> its earliest witnessed bound, from its own tokens and from anchor tokens
     whose heads cover the journal event that cites it."""
     out: dict[str, Bound] = {}
@@ -70,8 +75,9 @@ def bounds(report: TimestampReport, events: list[Event],
     return out
 
 
-def order_findings(found: dict[str, Bound], manifests: dict[str, dict[str, Any]],
-                   decisions: dict[str, str]) -> list[Problem]:
+def order_findings(
+    found: dict[str, Bound], manifests: dict[str, dict[str, Any]], decisions: dict[str, str]
+) -> list[Problem]:
     """Decisions witnessed earlier than their manifest, manifests earlier than their parent.
 
     `decisions` maps each manifest id to the decision that counts for it.
@@ -80,24 +86,35 @@ def order_findings(found: dict[str, Bound], manifests: dict[str, dict[str, Any]]
     for mid, did in sorted(decisions.items()):
         first, then = found.get(mid), found.get(did)
         if first and then and then.time < first.time:
-            out.append(Problem(did, f"decision timestamped at {then.time.isoformat()} (token "
-                                    f"{then.token[:12]}), earlier than its manifest {mid[:12]}'s "
-                                    f"earliest timestamp {first.time.isoformat()} (token "
-                                    f"{first.token[:12]}): the manifest was stamped late, so "
-                                    f"its time does not witness the freeze before the decision"))
+            out.append(
+                Problem(
+                    did,
+                    f"decision timestamped at {then.time.isoformat()} (token "
+                    f"{then.token[:12]}), earlier than its manifest {mid[:12]}'s "
+                    f"earliest timestamp {first.time.isoformat()} (token "
+                    f"{first.token[:12]}): the manifest was stamped late, so "
+                    f"its time does not witness the freeze before the decision",
+                )
+            )
     for mid, body in sorted(manifests.items()):
         parent = body.get("parent")
         first, then = found.get(parent) if isinstance(parent, str) else None, found.get(mid)
         if first and then and then.time < first.time:
-            out.append(Problem(mid, f"manifest timestamped at {then.time.isoformat()}, earlier "
-                                    f"than its parent decision {str(parent)[:12]}'s earliest "
-                                    f"timestamp {first.time.isoformat()}: the parent was "
-                                    f"stamped late"))
+            out.append(
+                Problem(
+                    mid,
+                    f"manifest timestamped at {then.time.isoformat()}, earlier "
+                    f"than its parent decision {str(parent)[:12]}'s earliest "
+                    f"timestamp {first.time.isoformat()}: the parent was "
+                    f"stamped late",
+                )
+            )
     return out
 
 
-def stage_witness(found: dict[str, Bound], manifest: str, decision: str | None,
-                  witnessed: bool) -> dict[str, Any]:
+def stage_witness(
+    found: dict[str, Bound], manifest: str, decision: str | None, witnessed: bool
+) -> dict[str, Any]:
     """The witnessed interval of one stage, for the audit's JSON and text."""
     frozen, decided = found.get(manifest), found.get(decision) if decision else None
     return {

@@ -189,13 +189,16 @@ def profile_audit(store, top: int = 25) -> str:
     return out.getvalue()
 
 
-def measure(store, target: int | None, built: tuple[int, float] | None,
-            args: argparse.Namespace) -> dict:
+def measure(
+    store, target: int | None, built: tuple[int, float] | None, args: argparse.Namespace
+) -> dict:
     """Audit seconds (best of --repeat), per run, and the report data's seconds after it."""
     audit_s, result = time_audit(store, args.repeat)
     if not result.ok:
-        raise SystemExit(f"benchmark store does not audit clean ({result.verdict}): "
-                         f"{[str(f) for f in result.findings[:3]]}")
+        raise SystemExit(
+            f"benchmark store does not audit clean ({result.verdict}): "
+            f"{[str(f) for f in result.findings[:3]]}"
+        )
     runs = built[0] if built else len(result.bodies.get("run", {}))
     t = time.perf_counter()
     build_report_data(store, result)
@@ -217,21 +220,39 @@ def measure(store, target: int | None, built: tuple[int, float] | None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="613,1000,10000",
-                        help="comma-separated run counts (100000 takes long to build)")
+    parser.add_argument(
+        "--sizes",
+        default="613,1000,10000",
+        help="comma-separated run counts (100000 takes long to build)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed audits per size (best)")
-    parser.add_argument("--log-steps", type=int, default=300,
-                        help="step lines per raw log (a realistic run logs hundreds)")
-    parser.add_argument("--profile", action="store_true",
-                        help="print a cProfile of one audit per size to stderr")
-    parser.add_argument("--existing", metavar="STORE",
-                        help="time the audit of this store (built earlier, e.g. 100k runs) "
-                             "instead of building stores")
+    parser.add_argument(
+        "--log-steps",
+        type=int,
+        default=300,
+        help="step lines per raw log (a realistic run logs hundreds)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of one audit per size to stderr"
+    )
+    parser.add_argument(
+        "--existing",
+        metavar="STORE",
+        help="time the audit of this store (built earlier, e.g. 100k runs) "
+        "instead of building stores",
+    )
     args = parser.parse_args(argv)
     if args.existing:
-        print(json.dumps({"benchmark": "audit_store", "repeat": args.repeat,
-                          "results": [measure(Store.open(args.existing), None, None, args)]},
-                         indent=2))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "audit_store",
+                    "repeat": args.repeat,
+                    "results": [measure(Store.open(args.existing), None, None, args)],
+                },
+                indent=2,
+            )
+        )
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     results = []
@@ -245,8 +266,11 @@ def main(argv: list[str] | None = None) -> int:
             store, runs = build_store(root, n, args.log_steps)
             build_s = time.perf_counter() - t
             results.append(measure(store, n, (runs, build_s), args))
-    print(json.dumps({"benchmark": "audit_store", "repeat": args.repeat,
-                      "results": results}, indent=2))
+    print(
+        json.dumps(
+            {"benchmark": "audit_store", "repeat": args.repeat, "results": results}, indent=2
+        )
+    )
     return 0
 
 

@@ -33,8 +33,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(\+00:00|Z)?")
-TIME_KEYS = {"at", "frozen_at", "decided_at", "recorded_at", "started_at", "created_at",
-             "revoked_at", "gen_time", "finished_at"}
+TIME_KEYS = {
+    "at",
+    "frozen_at",
+    "decided_at",
+    "recorded_at",
+    "started_at",
+    "created_at",
+    "revoked_at",
+    "gen_time",
+    "finished_at",
+}
 SEED_KEYS = {"effective_seed"}
 # Values that follow from the clock: journal head hashes and anchor signatures (events carry
 # times), wall durations.
@@ -46,10 +55,18 @@ class Walk:
 
     def __init__(self, tmp: Path, name: str, host: str | None = None) -> None:
         self.store = tmp / f"{name}.ledger"
-        self.env = {**os.environ, "LEDGER_KEY_DIR": str(tmp / f"{name}-keys"),
-                    "PYTHONHASHSEED": "0"}
-        for var in ("LEDGER_STORE", "LEDGER_KEY", "LEDGER_CAMPAIGN", "LEDGER_PASSPHRASE",
-                    "LEDGER_HOST"):
+        self.env = {
+            **os.environ,
+            "LEDGER_KEY_DIR": str(tmp / f"{name}-keys"),
+            "PYTHONHASHSEED": "0",
+        }
+        for var in (
+            "LEDGER_STORE",
+            "LEDGER_KEY",
+            "LEDGER_CAMPAIGN",
+            "LEDGER_PASSPHRASE",
+            "LEDGER_HOST",
+        ):
             self.env.pop(var, None)
         if host:
             self.env["LEDGER_HOST"] = host
@@ -58,15 +75,23 @@ class Walk:
     def ledger(self, *args: str, store: Path | None = None) -> Any:
         command = shlex.split(os.environ.get("LEDGER", "ledger"))
         argv = [*command, "--store", str(store or self.store), *args]
-        proc = subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            argv, cwd=ROOT, env=self.env, capture_output=True, text=True, check=False
+        )
         try:
             out: Any = json.loads(proc.stdout)
         except ValueError:
             out = proc.stdout.splitlines()
-        self.outputs.append({"command": list(args), "exit": proc.returncode, "output": out,
-                             "stderr_last": (proc.stderr.strip().splitlines() or [""])[-1]
-                             if proc.returncode else ""})
+        self.outputs.append(
+            {
+                "command": list(args),
+                "exit": proc.returncode,
+                "output": out,
+                "stderr_last": (proc.stderr.strip().splitlines() or [""])[-1]
+                if proc.returncode
+                else "",
+            }
+        )
         return out
 
 
@@ -94,8 +119,9 @@ def walk_demo(tmp: Path) -> Walk:
     w.ledger("report", "effects", *camp, "--json")
     w.ledger("anchor", "--json")
     w.ledger("keys", "--json")
-    w.ledger("sql", "SELECT stage, status, count(*) AS n FROM runs GROUP BY 1, 2 ORDER BY 1, 2",
-             "--json")
+    w.ledger(
+        "sql", "SELECT stage, status, count(*) AS n FROM runs GROUP BY 1, 2 ORDER BY 1, 2", "--json"
+    )
     w.ledger("verify", "--json")
     return w
 
@@ -107,10 +133,36 @@ def walk_paper(tmp: Path) -> Walk:
     w.ledger("init", "--json")
     w.ledger("keygen", "--name", "walker", "--json")
     w.ledger("campaign", *camp, "--executor", "sim", "--json")
-    w.ledger("baseline", "greedy", *camp, "--budget", "10m", "--seeds", "0,1", "--hosts",
-             "a100,l40s", "--executor", "sim", "--json")
-    w.ledger("baseline", "random", *camp, "--budget", "10m", "--seeds", "0,1", "--hosts",
-             "a100,l40s", "--match", "campaign", "--executor", "sim", "--json")
+    w.ledger(
+        "baseline",
+        "greedy",
+        *camp,
+        "--budget",
+        "10m",
+        "--seeds",
+        "0,1",
+        "--hosts",
+        "a100,l40s",
+        "--executor",
+        "sim",
+        "--json",
+    )
+    w.ledger(
+        "baseline",
+        "random",
+        *camp,
+        "--budget",
+        "10m",
+        "--seeds",
+        "0,1",
+        "--hosts",
+        "a100,l40s",
+        "--match",
+        "campaign",
+        "--executor",
+        "sim",
+        "--json",
+    )
     w.ledger("compare", *camp, "--json")
     w.ledger("status", *camp, "--json")
     w.ledger("runs", "--json")
@@ -140,8 +192,13 @@ def labels(stores: list[Path]) -> dict[str, str]:
     """Object id -> what it is; key id -> key name. Condition ids (config hashes) stay."""
     names: dict[str, str] = {}
     objects = [(oid, obj) for store in stores for oid, obj in store_objects(store)]
-    manifests = sorted(((obj["body"].get("frozen_at", ""), oid, obj["body"]) for oid, obj in
-                        objects if obj and obj["kind"] == "manifest"))
+    manifests = sorted(
+        (
+            (obj["body"].get("frozen_at", ""), oid, obj["body"])
+            for oid, obj in objects
+            if obj and obj["kind"] == "manifest"
+        )
+    )
     seen: dict[str, int] = {}
     for _, oid, body in manifests:
         where = f"{body['campaign']}/{body['stage']}"
@@ -162,8 +219,9 @@ def labels(stores: list[Path]) -> dict[str, str]:
                     names[body[field]] = f"{kind}:{cell}"
         elif obj["kind"] == "timestamp":
             names[oid] = f"timestamp:{body.get('object')}"
-    anchors = sorted((obj["body"].get("at", ""), oid) for oid, obj in objects
-                     if obj and obj["kind"] == "anchor")
+    anchors = sorted(
+        (obj["body"].get("at", ""), oid) for oid, obj in objects if obj and obj["kind"] == "anchor"
+    )
     for i, (_, oid) in enumerate(anchors):
         names[oid] = f"anchor:{i}"
     for store in stores:
@@ -224,14 +282,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="equivalence-") as tmp:
         walks = [walk_demo(Path(tmp)), walk_paper(Path(tmp))]
         names = labels([w.store for w in walks])
-        result = {w.store.stem: {"objects": bodies(w.store, names),
-                                 "commands": normalise(w.outputs, names)} for w in walks}
+        result = {
+            w.store.stem: {
+                "objects": bodies(w.store, names),
+                "commands": normalise(w.outputs, names),
+            }
+            for w in walks
+        }
         text = json.dumps(result, indent=1, sort_keys=True).replace(tmp, "<tmp>")
     Path(args.out).write_text(text + "\n")
     unlabelled = sorted(set(re.findall(r"\b[0-9a-f]{64}\b", text)))
-    print(f"wrote {args.out}: {sum(len(r['objects']) for r in result.values())} objects, "
-          f"{sum(len(r['commands']) for r in result.values())} commands, "
-          f"{len(unlabelled)} distinct unlabelled 64-hex strings (condition ids)")
+    print(
+        f"wrote {args.out}: {sum(len(r['objects']) for r in result.values())} objects, "
+        f"{sum(len(r['commands']) for r in result.values())} commands, "
+        f"{len(unlabelled)} distinct unlabelled 64-hex strings (condition ids)"
+    )
     return 0
 
 

@@ -85,12 +85,15 @@ def main() -> None:
     out: dict = {"trials": args.trials, "seed": args.seed, "timings": {}}
     for against in ([], ["successive-halving"], ["hyperband"], ["random"]):
         start = time.perf_counter()
-        result = evaluate(camp, sim_source(camp, args.seed), trials=args.trials,
-                          seed=args.seed, against=against)
+        result = evaluate(
+            camp, sim_source(camp, args.seed), trials=args.trials, seed=args.seed, against=against
+        )
         seconds = time.perf_counter() - start
         name = against[0] if against else "protocol"
-        out["timings"][name] = {"seconds": round(seconds, 3),
-                                "trials_per_s": round(args.trials / seconds, 1)}
+        out["timings"][name] = {
+            "seconds": round(seconds, 3),
+            "trials_per_s": round(args.trials / seconds, 1),
+        }
         row = result["baselines"][0] if against else result["protocol"]
         out[name] = {k: row[k] for k in ("p_best", "p_top3", "regret_mean", "gpu_hours_mean")}
     start = time.perf_counter()

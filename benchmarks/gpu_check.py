@@ -85,8 +85,16 @@ MFU_TARGET = 0.40  # autoresearch's published H100 example reaches 39.8 %
 REPLAY_TOLERANCE = {"rel_loss": 2.0**-8, "val_bpb": 2.0**-8}
 TOKEN_VOCAB = 8192  # autoresearch's tokenizer size
 # The CPU fallback's shape (the runner tests' TINY) and the paper factors scaled down to it.
-TINY = {"depth": 1, "aspect_ratio": 32, "head_dim": 16, "seq_len": 32, "device_batch_size": 4,
-        "total_batch_size": 256, "eval_tokens": 1024, "compile": False}
+TINY = {
+    "depth": 1,
+    "aspect_ratio": 32,
+    "head_dim": 16,
+    "seq_len": 32,
+    "device_batch_size": 4,
+    "total_batch_size": 256,
+    "eval_tokens": 1024,
+    "compile": False,
+}
 TINY_FACTOR_LEVELS = {"total_batch_size": [128, 256], "depth": [1, 2], "aspect_ratio": [16, 32]}
 TINY_CONDITIONS = {"bridge": {"depth": 1, "aspect_ratio": 16}}
 
@@ -95,24 +103,70 @@ _INT = {"type": ["integer", "null"]}
 _PHASE = {"enum": ["ok", "failed", "skipped"]}
 RUN_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["phase", "status", "budget_s", "compile", "val_bpb", "tokens_per_s", "mfu",
-                 "peak_mem_mb", "training_seconds", "warmup_seconds", "eval_seconds",
-                 "total_seconds", "num_steps", "num_params", "flops_per_token", "wall_seconds",
-                 "log", "error"],
+    "required": [
+        "phase",
+        "status",
+        "budget_s",
+        "compile",
+        "val_bpb",
+        "tokens_per_s",
+        "mfu",
+        "peak_mem_mb",
+        "training_seconds",
+        "warmup_seconds",
+        "eval_seconds",
+        "total_seconds",
+        "num_steps",
+        "num_params",
+        "flops_per_token",
+        "wall_seconds",
+        "log",
+        "error",
+    ],
     "properties": {
-        "phase": _PHASE, "status": {"type": ["string", "null"]}, "budget_s": {"type": "number"},
-        "compile": {"type": "boolean"}, "val_bpb": _NUM, "tokens_per_s": _NUM, "mfu": _NUM,
-        "peak_mem_mb": _NUM, "training_seconds": _NUM, "warmup_seconds": _NUM,
-        "eval_seconds": _NUM, "total_seconds": _NUM, "num_steps": _INT, "num_params": _INT,
-        "flops_per_token": _NUM, "wall_seconds": {"type": "number"},
-        "log": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]},
+        "phase": _PHASE,
+        "status": {"type": ["string", "null"]},
+        "budget_s": {"type": "number"},
+        "compile": {"type": "boolean"},
+        "val_bpb": _NUM,
+        "tokens_per_s": _NUM,
+        "mfu": _NUM,
+        "peak_mem_mb": _NUM,
+        "training_seconds": _NUM,
+        "warmup_seconds": _NUM,
+        "eval_seconds": _NUM,
+        "total_seconds": _NUM,
+        "num_steps": _INT,
+        "num_params": _INT,
+        "flops_per_token": _NUM,
+        "wall_seconds": {"type": "number"},
+        "log": {"type": ["string", "null"]},
+        "error": {"type": ["string", "null"]},
     },
 }
 SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["schema", "ok", "errors", "device", "device_name", "torch", "cuda", "peak_flops",
-                 "peak_flops_source", "shape", "config", "data", "wall_seconds", "time_limit_s",
-                 "reference", "no_compile", "replay", "ledger", "goal"],
+    "required": [
+        "schema",
+        "ok",
+        "errors",
+        "device",
+        "device_name",
+        "torch",
+        "cuda",
+        "peak_flops",
+        "peak_flops_source",
+        "shape",
+        "config",
+        "data",
+        "wall_seconds",
+        "time_limit_s",
+        "reference",
+        "no_compile",
+        "replay",
+        "ledger",
+        "goal",
+    ],
     "properties": {
         "schema": {"const": SCHEMA_VERSION},
         "ok": {"type": "boolean"},
@@ -125,54 +179,123 @@ SCHEMA: dict[str, Any] = {
         "peak_flops_source": {"type": "string"},
         "shape": {"enum": ["reference", "tiny"]},
         "config": {"type": "object"},
-        "data": {"type": "object", "required": ["path", "kind", "generated"],
-                 "properties": {"path": {"type": "string"}, "kind": {"enum": ["bytes", "tokens"]},
-                                "generated": {"type": "boolean"}}},
+        "data": {
+            "type": "object",
+            "required": ["path", "kind", "generated"],
+            "properties": {
+                "path": {"type": "string"},
+                "kind": {"enum": ["bytes", "tokens"]},
+                "generated": {"type": "boolean"},
+            },
+        },
         "wall_seconds": {"type": "number"},
         "time_limit_s": {"type": "number"},
         "reference": RUN_SCHEMA,
         "no_compile": RUN_SCHEMA,
         "replay": {
             "type": "object",
-            "required": ["phase", "steps", "runs", "identical", "max_abs_loss_diff",
-                         "max_rel_loss_diff", "val_bpb_diff", "tolerance", "within_tolerance"],
+            "required": [
+                "phase",
+                "steps",
+                "runs",
+                "identical",
+                "max_abs_loss_diff",
+                "max_rel_loss_diff",
+                "val_bpb_diff",
+                "tolerance",
+                "within_tolerance",
+            ],
             "properties": {
-                "phase": _PHASE, "steps": {"type": "integer"},
+                "phase": _PHASE,
+                "steps": {"type": "integer"},
                 "runs": {"type": "array", "items": RUN_SCHEMA},
-                "identical": {"type": ["boolean", "null"]}, "max_abs_loss_diff": _NUM,
-                "max_rel_loss_diff": _NUM, "val_bpb_diff": _NUM,
+                "identical": {"type": ["boolean", "null"]},
+                "max_abs_loss_diff": _NUM,
+                "max_rel_loss_diff": _NUM,
+                "val_bpb_diff": _NUM,
                 "tolerance": {"type": "object", "required": ["rel_loss", "val_bpb"]},
                 "within_tolerance": {"type": ["boolean", "null"]},
             },
         },
         "ledger": {
             "type": "object",
-            "required": ["phase", "stage", "campaign", "budget_s", "host", "limit", "jobs",
-                         "executed", "statuses", "runs", "audit_exit", "audit_ok",
-                         "audit_problems", "commands"],
+            "required": [
+                "phase",
+                "stage",
+                "campaign",
+                "budget_s",
+                "host",
+                "limit",
+                "jobs",
+                "executed",
+                "statuses",
+                "runs",
+                "audit_exit",
+                "audit_ok",
+                "audit_problems",
+                "commands",
+            ],
             "properties": {
-                "phase": _PHASE, "stage": {"type": "string"}, "campaign": {"type": "string"},
-                "budget_s": {"type": "number"}, "host": {"type": "string"},
-                "limit": {"type": "integer"}, "jobs": {"type": "integer"}, "executed": _INT,
+                "phase": _PHASE,
+                "stage": {"type": "string"},
+                "campaign": {"type": "string"},
+                "budget_s": {"type": "number"},
+                "host": {"type": "string"},
+                "limit": {"type": "integer"},
+                "jobs": {"type": "integer"},
+                "executed": _INT,
                 "statuses": {"type": "object"},
-                "runs": {"type": "array", "items": {
-                    "type": "object",
-                    "required": ["condition", "seed", "status", "val_bpb", "training_seconds",
-                                 "tokens_per_s", "mfu"],
-                    "properties": {"condition": {"type": "string"}, "seed": {"type": "integer"},
-                                   "status": {"type": "string"}, "val_bpb": _NUM,
-                                   "training_seconds": _NUM, "tokens_per_s": _NUM, "mfu": _NUM}}},
-                "audit_exit": _INT, "audit_ok": {"type": ["boolean", "null"]},
+                "runs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "condition",
+                            "seed",
+                            "status",
+                            "val_bpb",
+                            "training_seconds",
+                            "tokens_per_s",
+                            "mfu",
+                        ],
+                        "properties": {
+                            "condition": {"type": "string"},
+                            "seed": {"type": "integer"},
+                            "status": {"type": "string"},
+                            "val_bpb": _NUM,
+                            "training_seconds": _NUM,
+                            "tokens_per_s": _NUM,
+                            "mfu": _NUM,
+                        },
+                    },
+                },
+                "audit_exit": _INT,
+                "audit_ok": {"type": ["boolean", "null"]},
                 "audit_problems": {"type": "array", "items": {"type": "string"}},
-                "commands": {"type": "array", "items": {
-                    "type": "object", "required": ["command", "exit", "seconds"],
-                    "properties": {"command": {"type": "string"}, "exit": _INT,
-                                   "seconds": {"type": "number"}}}},
+                "commands": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["command", "exit", "seconds"],
+                        "properties": {
+                            "command": {"type": "string"},
+                            "exit": _INT,
+                            "seconds": {"type": "number"},
+                        },
+                    },
+                },
             },
         },
-        "goal": {"type": "object", "required": ["mfu_target", "mfu", "met", "note"],
-                 "properties": {"mfu_target": {"type": "number"}, "mfu": _NUM,
-                                "met": {"type": ["boolean", "null"]}, "note": {"type": "string"}}},
+        "goal": {
+            "type": "object",
+            "required": ["mfu_target", "mfu", "met", "note"],
+            "properties": {
+                "mfu_target": {"type": "number"},
+                "mfu": _NUM,
+                "met": {"type": ["boolean", "null"]},
+                "note": {"type": "string"},
+            },
+        },
     },
 }
 
@@ -186,6 +309,7 @@ def schema_errors(out: dict[str, Any]) -> list[str]:
 
 # ----------------------------------------------------------------------------- data
 
+
 def synthetic_words(count: int, seed: int = 0) -> list[str]:
     """``count`` distinct pronounceable lower-case words (consonant-vowel syllables)."""
     import numpy as np
@@ -196,8 +320,10 @@ def synthetic_words(count: int, seed: int = 0) -> list[str]:
     seen: set[str] = set()
     while len(words) < count:
         n = int(rng.integers(1, 4))
-        w = "".join(consonants[rng.integers(len(consonants))] + vowels[rng.integers(len(vowels))]
-                    for _ in range(n))
+        w = "".join(
+            consonants[rng.integers(len(consonants))] + vowels[rng.integers(len(vowels))]
+            for _ in range(n)
+        )
         if w not in seen:
             seen.add(w)
             words.append(w)
@@ -244,6 +370,7 @@ def synthetic_corpus(folder: Path, n_tokens: int, vocab: int, tokens: bool, seed
 
 # ----------------------------------------------------------------------------- campaign
 
+
 def _toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
@@ -260,7 +387,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        )
     raise ValueError(f"cannot write {type(value).__name__} to TOML")
 
 
@@ -283,7 +412,11 @@ def derive_campaign(source: Path, data: str, budget: str | None, tiny: bool) -> 
     conditions that set the shape with ``TINY_FACTOR_LEVELS``/``TINY_CONDITIONS``.
     """
     doc = tomllib.loads(source.read_text(encoding="utf-8"))
-    doc["campaign"] = {**doc["campaign"], "name": f"{doc['campaign']['name']}-gpu-check", "data": data}
+    doc["campaign"] = {
+        **doc["campaign"],
+        "name": f"{doc['campaign']['name']}-gpu-check",
+        "data": data,
+    }
     stage = dict(doc["stages"][0])
     stage.pop("from", None)
     stage.pop("add", None)
@@ -301,14 +434,19 @@ def derive_campaign(source: Path, data: str, budget: str | None, tiny: bool) -> 
 
 # ----------------------------------------------------------------------------- phases
 
+
 class Check:
     """Runs the phases, keeps the output object and rewrites it after every phase."""
 
     def __init__(self, args: argparse.Namespace, out_dir: Path, work: Path) -> None:
         self.args, self.out_dir, self.work = args, out_dir, work
         self.t0 = time.perf_counter()
-        self.out: dict[str, Any] = {"schema": SCHEMA_VERSION, "ok": False, "errors": [],
-                                    "time_limit_s": float(args.time_limit)}
+        self.out: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "ok": False,
+            "errors": [],
+            "time_limit_s": float(args.time_limit),
+        }
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
@@ -324,35 +462,68 @@ class Check:
     def error(self, where: str, message: str) -> None:
         self.out["errors"].append(f"{where}: {message}")
 
-    def runner(self, name: str, cfg: dict[str, Any], budget_s: float, data: str,
-               expect_s: float, steps: int | None = None) -> dict[str, Any]:
+    def runner(
+        self,
+        name: str,
+        cfg: dict[str, Any],
+        budget_s: float,
+        data: str,
+        expect_s: float,
+        steps: int | None = None,
+    ) -> dict[str, Any]:
         """One ``python -m runner`` run; RUN fields from its raw log."""
         from runner.schema import validate_log
 
         rec: dict[str, Any] = {k: None for k in RUN_SCHEMA["required"]}
-        rec.update(phase="skipped", budget_s=float(budget_s), compile=bool(cfg.get("compile")),
-                   wall_seconds=0.0)
+        rec.update(
+            phase="skipped",
+            budget_s=float(budget_s),
+            compile=bool(cfg.get("compile")),
+            wall_seconds=0.0,
+        )
         if not self.fits(expect_s):
-            rec["error"] = f"skipped: {expect_s:.0f} s would pass the {self.args.time_limit:.0f} s limit"
+            rec["error"] = (
+                f"skipped: {expect_s:.0f} s would pass the {self.args.time_limit:.0f} s limit"
+            )
             self.error(name, rec["error"])
             return rec
         cfg_path, log = self.work / f"{name}.config.json", self.out_dir / f"{name}.jsonl"
         cfg_path.write_text(json.dumps(cfg))
-        argv = [sys.executable, "-m", "runner", "--config", str(cfg_path), "--budget",
-                f"{budget_s:g}s", "--seed", "0", "--log", str(log), "--data", data,
-                "--device", self.args.device, "--quiet"]
+        argv = [
+            sys.executable,
+            "-m",
+            "runner",
+            "--config",
+            str(cfg_path),
+            "--budget",
+            f"{budget_s:g}s",
+            "--seed",
+            "0",
+            "--log",
+            str(log),
+            "--data",
+            data,
+            "--device",
+            self.args.device,
+            "--quiet",
+        ]
         if steps is not None:
             argv += ["--steps", str(steps)]
         if self.args.device == "cpu":
             argv += ["--threads", "1"]  # a tiny shape gains nothing from more, and CI shares cores
         t = time.perf_counter()
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, cwd=str(REPO),
-                                  timeout=max(60.0, 3 * expect_s))
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, cwd=str(REPO), timeout=max(60.0, 3 * expect_s)
+            )
             stderr, code = proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as e:
-            stderr, code = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) \
-                else (e.stderr or ""), None
+            stderr, code = (
+                (e.stderr or b"").decode(errors="replace")
+                if isinstance(e.stderr, bytes)
+                else (e.stderr or ""),
+                None,
+            )
         rec["wall_seconds"] = time.perf_counter() - t
         rec["log"] = log.name if log.exists() else None
         tail = (stderr or "").strip().splitlines()[-1:] or [""]
@@ -363,42 +534,81 @@ class Check:
             self.error(name, rec["error"])
             return rec
         header, summary = lines[0], lines[-1]
-        for key in ("status", "val_bpb", "tokens_per_s", "mfu", "peak_mem_mb", "training_seconds",
-                    "warmup_seconds", "eval_seconds", "total_seconds", "num_steps", "num_params"):
+        for key in (
+            "status",
+            "val_bpb",
+            "tokens_per_s",
+            "mfu",
+            "peak_mem_mb",
+            "training_seconds",
+            "warmup_seconds",
+            "eval_seconds",
+            "total_seconds",
+            "num_steps",
+            "num_params",
+        ):
             rec[key] = summary.get(key)
         rec["flops_per_token"] = header.get("flops_per_token")
         rec["phase"] = "ok" if code == 0 and summary["status"] == "ok" else "failed"
         if rec["phase"] == "failed":
-            rec["error"] = summary.get("error") or f"exit {code}, status {summary['status']}: {tail[0]}"
+            rec["error"] = (
+                summary.get("error") or f"exit {code}, status {summary['status']}: {tail[0]}"
+            )
             self.error(name, rec["error"])
         return rec
 
     def replay(self, cfg: dict[str, Any], data: str, expect_s: float) -> dict[str, Any]:
         """Two ``--steps`` runs of ``cfg``; compared step by step."""
         steps = self.args.replay_steps
-        res: dict[str, Any] = {"phase": "ok", "steps": steps, "runs": [], "identical": None,
-                               "max_abs_loss_diff": None, "max_rel_loss_diff": None,
-                               "val_bpb_diff": None, "tolerance": REPLAY_TOLERANCE,
-                               "within_tolerance": None}
+        res: dict[str, Any] = {
+            "phase": "ok",
+            "steps": steps,
+            "runs": [],
+            "identical": None,
+            "max_abs_loss_diff": None,
+            "max_rel_loss_diff": None,
+            "val_bpb_diff": None,
+            "tolerance": REPLAY_TOLERANCE,
+            "within_tolerance": None,
+        }
         for i in (1, 2):
-            res["runs"].append(self.runner(f"replay{i}", cfg, self.args.budget, data, expect_s, steps))
+            res["runs"].append(
+                self.runner(f"replay{i}", cfg, self.args.budget, data, expect_s, steps)
+            )
         if any(r["phase"] != "ok" for r in res["runs"]):
-            res["phase"] = "skipped" if all(r["phase"] == "skipped" for r in res["runs"]) else "failed"
+            res["phase"] = (
+                "skipped" if all(r["phase"] == "skipped" for r in res["runs"]) else "failed"
+            )
             return res
-        losses = [[x["loss"] for x in map(json.loads, (self.out_dir / r["log"]).read_text().splitlines())
-                   if x["type"] == "step"] for r in res["runs"]]
+        losses = [
+            [
+                x["loss"]
+                for x in map(json.loads, (self.out_dir / r["log"]).read_text().splitlines())
+                if x["type"] == "step"
+            ]
+            for r in res["runs"]
+        ]
         a, b = losses
         diffs = [abs(x - y) for x, y in zip(a, b, strict=True)]
         rel = [d / abs(x) for d, x in zip(diffs, a, strict=True) if x]
         bpb = [r["val_bpb"] for r in res["runs"]]
-        res.update(identical=a == b and bpb[0] == bpb[1], max_abs_loss_diff=max(diffs),
-                   max_rel_loss_diff=max(rel) if rel else 0.0, val_bpb_diff=abs(bpb[0] - bpb[1]))
-        res["within_tolerance"] = (res["max_rel_loss_diff"] <= REPLAY_TOLERANCE["rel_loss"]
-                                   and res["val_bpb_diff"] <= REPLAY_TOLERANCE["val_bpb"])
+        res.update(
+            identical=a == b and bpb[0] == bpb[1],
+            max_abs_loss_diff=max(diffs),
+            max_rel_loss_diff=max(rel) if rel else 0.0,
+            val_bpb_diff=abs(bpb[0] - bpb[1]),
+        )
+        res["within_tolerance"] = (
+            res["max_rel_loss_diff"] <= REPLAY_TOLERANCE["rel_loss"]
+            and res["val_bpb_diff"] <= REPLAY_TOLERANCE["val_bpb"]
+        )
         if not res["within_tolerance"]:
             res["phase"] = "failed"
-            self.error("replay", f"replays differ beyond tolerance (relative loss "
-                                 f"{res['max_rel_loss_diff']:.3g}, val_bpb {res['val_bpb_diff']:.3g})")
+            self.error(
+                "replay",
+                f"replays differ beyond tolerance (relative loss "
+                f"{res['max_rel_loss_diff']:.3g}, val_bpb {res['val_bpb_diff']:.3g})",
+            )
         return res
 
     def ledger(self, data: str, expect_s: float) -> dict[str, Any]:
@@ -409,15 +619,30 @@ class Check:
         camp.write_text(dump_toml(doc))
         from stages.campaign import parse_budget
 
-        res: dict[str, Any] = {"phase": "ok", "stage": stage, "campaign": str(a.campaign),
-                               "budget_s": parse_budget(doc["stages"][0]["budget"], "budget"),
-                               "host": a.host, "limit": 2, "jobs": a.ledger_jobs, "executed": None,
-                               "statuses": {}, "runs": [], "audit_exit": None, "audit_ok": None,
-                               "audit_problems": [], "commands": []}
-        expect_s = res["budget_s"] * math.ceil(2 / a.ledger_jobs) + expect_s + 15  # + init, freeze, audit
+        res: dict[str, Any] = {
+            "phase": "ok",
+            "stage": stage,
+            "campaign": str(a.campaign),
+            "budget_s": parse_budget(doc["stages"][0]["budget"], "budget"),
+            "host": a.host,
+            "limit": 2,
+            "jobs": a.ledger_jobs,
+            "executed": None,
+            "statuses": {},
+            "runs": [],
+            "audit_exit": None,
+            "audit_ok": None,
+            "audit_problems": [],
+            "commands": [],
+        }
+        expect_s = (
+            res["budget_s"] * math.ceil(2 / a.ledger_jobs) + expect_s + 15
+        )  # + init, freeze, audit
         if not self.fits(expect_s):
             res["phase"] = "skipped"
-            self.error("ledger", f"skipped: {expect_s:.0f} s would pass the {a.time_limit:.0f} s limit")
+            self.error(
+                "ledger", f"skipped: {expect_s:.0f} s would pass the {a.time_limit:.0f} s limit"
+            )
             return res
         store = self.work / "store"
         env = {**os.environ, "LEDGER_KEY_DIR": str(self.work / "keys")}
@@ -428,10 +653,26 @@ class Check:
             n = max(1, torch.cuda.device_count())
             gpus = ["--gpus", ",".join(str(i % n) for i in range(a.ledger_jobs))]
         steps = [
-            ["init"], ["keygen", "--name", "gpu-check"],
+            ["init"],
+            ["keygen", "--name", "gpu-check"],
             ["freeze", stage, "--campaign", str(camp)],
-            ["run", stage, "--campaign", str(camp), "--host", a.host, "--device", a.device,
-             "--limit", "2", "--jobs", str(a.ledger_jobs), "--data", data, *gpus],
+            [
+                "run",
+                stage,
+                "--campaign",
+                str(camp),
+                "--host",
+                a.host,
+                "--device",
+                a.device,
+                "--limit",
+                "2",
+                "--jobs",
+                str(a.ledger_jobs),
+                "--data",
+                data,
+                *gpus,
+            ],
             ["audit"],
         ]
         records: list[str] = []
@@ -439,32 +680,48 @@ class Check:
             argv = [sys.executable, "-m", "gateledger", "--store", str(store), *cmd, "--json"]
             t = time.perf_counter()
             try:
-                proc = subprocess.run(argv, capture_output=True, text=True, env=env,
-                                      cwd=str(self.work), timeout=max(120.0, 2 * expect_s))
+                proc = subprocess.run(
+                    argv,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=str(self.work),
+                    timeout=max(120.0, 2 * expect_s),
+                )
                 code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
             except subprocess.TimeoutExpired:
                 code, stdout, stderr = None, "", "timed out"
-            res["commands"].append({"command": f"ledger {cmd[0]}", "exit": code,
-                                    "seconds": time.perf_counter() - t})
+            res["commands"].append(
+                {"command": f"ledger {cmd[0]}", "exit": code, "seconds": time.perf_counter() - t}
+            )
             parsed = _json_or_none(stdout)
             if cmd[0] == "run" and isinstance(parsed, dict):
-                res["executed"], res["statuses"] = parsed.get("executed"), parsed.get("statuses", {})
+                res["executed"], res["statuses"] = (
+                    parsed.get("executed"),
+                    parsed.get("statuses", {}),
+                )
                 records = parsed.get("records", [])
             if cmd[0] == "audit":
                 res["audit_exit"], res["audit_ok"] = code, code == 0
                 res["audit_problems"] = _audit_problems(parsed)
                 if code != 0:
                     res["phase"] = "failed"
-                    self.error("ledger audit", f"exit {code}: {'; '.join(res['audit_problems'][:3])}")
+                    self.error(
+                        "ledger audit", f"exit {code}: {'; '.join(res['audit_problems'][:3])}"
+                    )
             elif code != 0:
                 res["phase"] = "failed"
                 tail = (stderr or stdout).strip().splitlines()[-1:] or [""]
                 self.error(f"ledger {cmd[0]}", f"exit {code}: {tail[0]}")
                 break
         res["runs"] = _ledger_runs(store, records)
-        if res["phase"] == "ok" and (len(res["runs"]) != 2 or any(r["status"] != "ok" for r in res["runs"])):
+        if res["phase"] == "ok" and (
+            len(res["runs"]) != 2 or any(r["status"] != "ok" for r in res["runs"])
+        ):
             res["phase"] = "failed"
-            self.error("ledger run", f"expected 2 ok runs, got {[r['status'] for r in res['runs']]}")
+            self.error(
+                "ledger run", f"expected 2 ok runs, got {[r['status'] for r in res['runs']]}"
+            )
         return res
 
 
@@ -492,33 +749,60 @@ def _ledger_runs(store: Path, record_ids: list[str]) -> list[dict[str, Any]]:
     for rid in record_ids:
         body = opened.get_json(rid)["body"]
         metrics = body.get("metrics") or {}
-        runs.append({"condition": body["condition"][:12], "seed": body["seed"],
-                     "status": body["status"], "val_bpb": metrics.get("val_bpb"),
-                     "training_seconds": metrics.get("training_seconds"),
-                     "tokens_per_s": metrics.get("tokens_per_s"), "mfu": metrics.get("mfu")})
+        runs.append(
+            {
+                "condition": body["condition"][:12],
+                "seed": body["seed"],
+                "status": body["status"],
+                "val_bpb": metrics.get("val_bpb"),
+                "training_seconds": metrics.get("training_seconds"),
+                "tokens_per_s": metrics.get("tokens_per_s"),
+                "mfu": metrics.get("mfu"),
+            }
+        )
     return runs
 
 
 # ----------------------------------------------------------------------------- main
 
+
 def main(argv: list[str] | None = None) -> int:
     """Run every phase, print the output object; 0 when it is ok."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    ap.add_argument("--shape", choices=["reference", "tiny"], default=None,
-                    help="reference (campaign base config) or tiny; default: reference on cuda, tiny on cpu")
-    ap.add_argument("--budget", type=float, default=None, help="reference run seconds (120; tiny 1)")
-    ap.add_argument("--eager-budget", type=float, default=None, help="no_compile run seconds (30; tiny 1)")
+    ap.add_argument(
+        "--shape",
+        choices=["reference", "tiny"],
+        default=None,
+        help="reference (campaign base config) or tiny; default: reference on cuda, tiny on cpu",
+    )
+    ap.add_argument(
+        "--budget", type=float, default=None, help="reference run seconds (120; tiny 1)"
+    )
+    ap.add_argument(
+        "--eager-budget", type=float, default=None, help="no_compile run seconds (30; tiny 1)"
+    )
     ap.add_argument("--replay-steps", type=int, default=None, help="steps per replay (10; tiny 4)")
-    ap.add_argument("--stage-budget", default=None,
-                    help="budget of the ledger stage (default the campaign's; tiny 1s)")
-    ap.add_argument("--ledger-jobs", type=int, default=None, help="parallel ledger runs (cuda 2, cpu 1)")
+    ap.add_argument(
+        "--stage-budget",
+        default=None,
+        help="budget of the ledger stage (default the campaign's; tiny 1s)",
+    )
+    ap.add_argument(
+        "--ledger-jobs", type=int, default=None, help="parallel ledger runs (cuda 2, cpu 1)"
+    )
     ap.add_argument("--host", default="a100", help="the campaign host block to run")
     ap.add_argument("--campaign", default=str(PAPER))
     ap.add_argument("--data", default=None, help="training data (default: a generated corpus)")
-    ap.add_argument("--time-limit", type=float, default=480.0,
-                    help="seconds; phases that would end later are skipped (default 480)")
-    ap.add_argument("--out", default=None, help="output folder (default $OUT, else a temporary one)")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=480.0,
+        help="seconds; phases that would end later are skipped (default 480)",
+    )
+    ap.add_argument(
+        "--out", default=None, help="output folder (default $OUT, else a temporary one)"
+    )
     args = ap.parse_args(argv)
     tiny = (args.shape or ("reference" if args.device == "cuda" else "tiny")) == "tiny"
     args.shape = "tiny" if tiny else "reference"
@@ -536,8 +820,15 @@ def main(argv: list[str] | None = None) -> int:
     from runner import device as device_mod
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        print(json.dumps({"schema": SCHEMA_VERSION, "ok": False,
-                          "errors": ["--device cuda: no CUDA device is available (try --device cpu)"]}))
+        print(
+            json.dumps(
+                {
+                    "schema": SCHEMA_VERSION,
+                    "ok": False,
+                    "errors": ["--device cuda: no CUDA device is available (try --device cpu)"],
+                }
+            )
+        )
         return 2
     out_dir = Path(args.out or os.environ.get("OUT") or tempfile.mkdtemp(prefix="gpu-check-"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -547,31 +838,55 @@ def main(argv: list[str] | None = None) -> int:
         out = check.out
         dev = torch.device(args.device)
         peak, source = device_mod.peak_flops(dev)
-        out.update(device=args.device, device_name=device_mod.describe(dev), torch=torch.__version__,
-                   cuda=torch.version.cuda, peak_flops=peak, peak_flops_source=source, shape=args.shape)
+        out.update(
+            device=args.device,
+            device_name=device_mod.describe(dev),
+            torch=torch.__version__,
+            cuda=torch.version.cuda,
+            peak_flops=peak,
+            peak_flops_source=source,
+            shape=args.shape,
+        )
         base = tomllib.loads(Path(args.campaign).read_text(encoding="utf-8"))["base"]
         cfg = {**base, **TINY} if tiny else dict(base)
         out["config"] = cfg
         if args.data is None:
             n_tokens = 200_000 if tiny else 24_000_000
-            data = str(synthetic_corpus(work / "data", n_tokens, TOKEN_VOCAB if not tiny else 64,
-                                        tokens=not tiny))
+            data = str(
+                synthetic_corpus(
+                    work / "data", n_tokens, TOKEN_VOCAB if not tiny else 64, tokens=not tiny
+                )
+            )
             out["data"] = {"path": data, "kind": "bytes" if tiny else "tokens", "generated": True}
         else:
             data = str(Path(args.data).resolve())
-            out["data"] = {"path": data, "generated": False,
-                           "kind": "tokens" if data.endswith(".bin") or Path(data, "train.bin").exists()
-                           else "bytes"}
+            out["data"] = {
+                "path": data,
+                "generated": False,
+                "kind": "tokens"
+                if data.endswith(".bin") or Path(data, "train.bin").exists()
+                else "bytes",
+            }
         check.save()
 
         # most telling first: if time runs short, the comparison run is what gets skipped
         phases = [
-            ("reference", lambda: check.runner("reference", cfg, args.budget, data,
-                                               args.budget + overhead)),
+            (
+                "reference",
+                lambda: check.runner("reference", cfg, args.budget, data, args.budget + overhead),
+            ),
             ("ledger", lambda: check.ledger(data, overhead)),
             ("replay", lambda: check.replay(cfg, data, overhead)),
-            ("no_compile", lambda: check.runner("no_compile", {**cfg, "compile": False},
-                                                args.eager_budget, data, args.eager_budget + overhead)),
+            (
+                "no_compile",
+                lambda: check.runner(
+                    "no_compile",
+                    {**cfg, "compile": False},
+                    args.eager_budget,
+                    data,
+                    args.eager_budget + overhead,
+                ),
+            ),
         ]
         for name, phase in phases:
             try:
@@ -583,11 +898,13 @@ def main(argv: list[str] | None = None) -> int:
         mfu = out["reference"].get("mfu")
         on_gpu = args.device == "cuda" and not tiny
         out["goal"] = {
-            "mfu_target": MFU_TARGET, "mfu": mfu,
+            "mfu_target": MFU_TARGET,
+            "mfu": mfu,
             "met": (mfu >= MFU_TARGET) if on_gpu and mfu is not None else None,
             "note": "MFU of the compiled reference run against the device's dense bf16 peak "
-                    "(autoresearch's H100 example: 39.8 %)" if on_gpu else
-                    "no MFU goal off the GPU reference shape",
+            "(autoresearch's H100 example: 39.8 %)"
+            if on_gpu
+            else "no MFU goal off the GPU reference shape",
         }
         problems = schema_errors(out)
         out["errors"] += [f"schema: {p}" for p in problems]

@@ -29,17 +29,29 @@ RUNS_PER_MANIFEST = 1000
 
 def _stats(samples: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples)
-    return {"n": len(ms), "mean_ms": round(statistics.fmean(ms), 3),
-            "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 3)}
+    return {
+        "n": len(ms),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 3),
+    }
 
 
 def _plan(n_runs: int, tag: str) -> dict:
-    conds = {f"{tag}{i:05d}": {"name": f"c{i}", "config": {"depth": 2 + i % 4}}
-             for i in range(n_runs)}
-    return {"campaign": "bench", "stage": tag, "budget_s": 120,
-            "runs": [{"condition": c, "seed": 0, "host": "h1"} for c in conds],
-            "conditions": conds, "rule": {"top_k": 4}, "analysis": {}, "runner": {},
-            "data_sha256": None, "parent": None}
+    conds = {
+        f"{tag}{i:05d}": {"name": f"c{i}", "config": {"depth": 2 + i % 4}} for i in range(n_runs)
+    }
+    return {
+        "campaign": "bench",
+        "stage": tag,
+        "budget_s": 120,
+        "runs": [{"condition": c, "seed": 0, "host": "h1"} for c in conds],
+        "conditions": conds,
+        "rule": {"top_k": 4},
+        "analysis": {},
+        "runner": {},
+        "data_sha256": None,
+        "parent": None,
+    }
 
 
 def bench_ops(root: Path, n: int = 200) -> dict:
@@ -62,21 +74,54 @@ def bench_ops(root: Path, n: int = 200) -> dict:
         freeze(store, plan, key)
         freezes.append(time.perf_counter() - t)
     per_run = bench_per_run(store, key, n)
-    return {"object_put": _stats(puts), "journal_append": _stats(appends),
-            "freeze_16_runs": _stats(freezes), "per_run_overhead": per_run}
+    return {
+        "object_put": _stats(puts),
+        "journal_append": _stats(appends),
+        "freeze_16_runs": _stats(freezes),
+        "per_run_overhead": per_run,
+    }
 
 
 def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
     """A builtin-runner-shaped log: header, `steps` step lines, eval, summary."""
-    lines = [{"type": "header", "depth": 4, "seed": seed, "budget_s": 120, "runner": "builtin",
-              "manifest": manifest, "started_at": "2026-01-01T00:00:00Z"}]
-    lines += [{"type": "step", "step": i, "train_seconds": i * 0.4, "loss": 3.0 - i * 1e-3,
-               "lr": 0.02, "tokens": i * 8192} for i in range(1, steps + 1)]
-    lines += [{"type": "eval", "val_bpb": 1.9, "eval_tokens": 65536, "eval_bytes": 65536},
-              {"type": "summary", "status": "ok", "val_bpb": 1.9, "training_seconds": 120.0,
-               "total_seconds": 131.0, "num_steps": steps, "total_tokens": steps * 8192,
-               "num_params": 10**6, "peak_mem_mb": 700.0, "tokens_per_s": 20000.0,
-               "mfu": 0.3}]
+    lines = [
+        {
+            "type": "header",
+            "depth": 4,
+            "seed": seed,
+            "budget_s": 120,
+            "runner": "builtin",
+            "manifest": manifest,
+            "started_at": "2026-01-01T00:00:00Z",
+        }
+    ]
+    lines += [
+        {
+            "type": "step",
+            "step": i,
+            "train_seconds": i * 0.4,
+            "loss": 3.0 - i * 1e-3,
+            "lr": 0.02,
+            "tokens": i * 8192,
+        }
+        for i in range(1, steps + 1)
+    ]
+    lines += [
+        {"type": "eval", "val_bpb": 1.9, "eval_tokens": 65536, "eval_bytes": 65536},
+        {
+            "type": "summary",
+            "status": "ok",
+            "val_bpb": 1.9,
+            "training_seconds": 120.0,
+            "total_seconds": 131.0,
+            "num_steps": steps,
+            "total_tokens": steps * 8192,
+            "num_params": 10**6,
+            "peak_mem_mb": 700.0,
+            "tokens_per_s": 20000.0,
+            "mfu": 0.3,
+        },
+    ]
     return "".join(json.dumps(x) + "\n" for x in lines).encode()
 
 
@@ -119,16 +164,28 @@ def synth_store(root: Path, n_runs: int) -> Store:
 
     def event(kind: str, obj: str | None, run: str | None, manifest: str | None) -> None:
         nonlocal prev
-        line = canonical_bytes({"seq": len(lines), "prev": prev, "kind": kind, "object": obj,
-                                "run": run, "manifest": manifest,
-                                "at": "2026-01-01T00:00:00.000000+00:00"})
+        line = canonical_bytes(
+            {
+                "seq": len(lines),
+                "prev": prev,
+                "kind": kind,
+                "object": obj,
+                "run": run,
+                "manifest": manifest,
+                "at": "2026-01-01T00:00:00.000000+00:00",
+            }
+        )
         lines.append(line)
         prev = sha256_hex(line)
 
     for start in range(0, n_runs, RUNS_PER_MANIFEST):
         plan = _plan(min(RUNS_PER_MANIFEST, n_runs - start), f"m{start}-")
-        body = {**plan, "frozen_at": "2026-01-01T00:00:00+00:00", "freezer": key.key_id,
-                "amends": None}
+        body = {
+            **plan,
+            "frozen_at": "2026-01-01T00:00:00+00:00",
+            "freezer": key.key_id,
+            "amends": None,
+        }
         data = canonical_bytes(sign_object("manifest", body, key))
         mid = sha256_hex(data)
         _write(objects / mid[:2] / mid, data)
@@ -136,27 +193,46 @@ def synth_store(root: Path, n_runs: int) -> Store:
         for run in plan["runs"]:
             rk = f"{run['condition']}/0/h1"
             event("run_started", None, rk, mid)
-            raw = (f'{{"type":"header","manifest":"{mid}","runner":"sim"}}\n'
-                   f'{{"type":"summary","status":"ok","val_bpb":1.{start},'
-                   f'"training_seconds":120,"total_seconds":130}}\n'
-                   f'{{"cond":"{run["condition"]}"}}\n').encode()
+            raw = (
+                f'{{"type":"header","manifest":"{mid}","runner":"sim"}}\n'
+                f'{{"type":"summary","status":"ok","val_bpb":1.{start},'
+                f'"training_seconds":120,"total_seconds":130}}\n'
+                f'{{"cond":"{run["condition"]}"}}\n'
+            ).encode()
             raw_id = sha256_hex(raw)
             _write(objects / raw_id[:2] / raw_id, raw)
-            rec = {"kind": "run", "body": {
-                "manifest": mid, "stage": plan["stage"], "condition": run["condition"],
-                "seed": 0, "host": "h1", "run": rk, "raw_log": raw_id, "format": "jsonl",
-                "runner": "sim", "status": "ok",
-                "metrics": {"val_bpb": 1.25, "training_seconds": 120.0,
-                            "total_seconds": 130.0, "num_steps": 10},
-                "gpus": 1, "recorded_at": "2026-01-01T00:00:00+00:00"}}
+            rec = {
+                "kind": "run",
+                "body": {
+                    "manifest": mid,
+                    "stage": plan["stage"],
+                    "condition": run["condition"],
+                    "seed": 0,
+                    "host": "h1",
+                    "run": rk,
+                    "raw_log": raw_id,
+                    "format": "jsonl",
+                    "runner": "sim",
+                    "status": "ok",
+                    "metrics": {
+                        "val_bpb": 1.25,
+                        "training_seconds": 120.0,
+                        "total_seconds": 130.0,
+                        "num_steps": 10,
+                    },
+                    "gpus": 1,
+                    "recorded_at": "2026-01-01T00:00:00+00:00",
+                },
+            }
             data = canonical_bytes(rec)
             rid = sha256_hex(data)
             _write(objects / rid[:2] / rid, data)
             event("run_recorded", rid, rk, mid)
     journal = store.journal()
     journal.path.write_bytes(b"".join(x + b"\n" for x in lines))
-    journal.head_path.write_bytes(canonical_bytes({"host": "h1", "seq": len(lines) - 1,
-                                                   "hash": prev}))
+    journal.head_path.write_bytes(
+        canonical_bytes({"host": "h1", "seq": len(lines) - 1, "hash": prev})
+    )
     return store
 
 
@@ -167,22 +243,32 @@ def bench_verify(root: Path, n_runs: int) -> dict:
     t = time.perf_counter()
     problems = verify(store)
     took = time.perf_counter() - t
-    return {"runs": n_runs, "objects": 2 * n_runs + -(-n_runs // RUNS_PER_MANIFEST),
-            "journal_events": 2 * n_runs + -(-n_runs // RUNS_PER_MANIFEST),
-            "generate_s": round(built, 2), "verify_s": round(took, 2),
-            "problems": len(problems)}
+    return {
+        "runs": n_runs,
+        "objects": 2 * n_runs + -(-n_runs // RUNS_PER_MANIFEST),
+        "journal_events": 2 * n_runs + -(-n_runs // RUNS_PER_MANIFEST),
+        "generate_s": round(built, 2),
+        "verify_s": round(took, 2),
+        "problems": len(problems),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000",
-                        help="comma-separated synthetic run counts for verify (100000: minutes)")
+    parser.add_argument(
+        "--sizes",
+        default="1000,10000",
+        help="comma-separated synthetic run counts for verify (100000: minutes)",
+    )
     parser.add_argument("--ops", type=int, default=200, help="samples per micro-benchmark")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         root = Path(tmp)
-        out = {"cpus": os.cpu_count(), "ops": bench_ops(root, args.ops),
-               "verify": [bench_verify(root, int(s)) for s in args.sizes.split(",") if s]}
+        out = {
+            "cpus": os.cpu_count(),
+            "ops": bench_ops(root, args.ops),
+            "verify": [bench_verify(root, int(s)) for s in args.sizes.split(",") if s],
+        }
     print(json.dumps(out, indent=2))
 
 

@@ -69,15 +69,21 @@ class NanoGPT(nn.Module):
             if p.dim() == 2:
                 nn.init.normal_(p, 0.0, std)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+    ) -> torch.Tensor:
         x = self.wte(idx) + self.wpe(torch.arange(idx.size(1), device=idx.device))
         for b in self.blocks:
             x = b(x)
         logits = self.lm_head(self.ln_f(x))
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
+        return F.cross_entropy(
+            logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction
+        )
 
 
-def nanogpt_tokens_per_s(shape: dict[str, int], steps: int, accum: int = 1, warmup: int = 3) -> float:
+def nanogpt_tokens_per_s(
+    shape: dict[str, int], steps: int, accum: int = 1, warmup: int = 3
+) -> float:
     """Tokens/s of nanoGPT's CPU loop at ``shape`` (timing excludes ``warmup`` steps)."""
     torch.manual_seed(0)
     c = math.ceil(shape["depth"] * shape["aspect_ratio"] / shape["head_dim"]) * shape["head_dim"]
@@ -85,8 +91,11 @@ def nanogpt_tokens_per_s(shape: dict[str, int], steps: int, accum: int = 1, warm
     model = NanoGPT(256, c, shape["depth"], c // shape["head_dim"], T)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+        lr=1e-3,
+        betas=(0.9, 0.99),
+    )
     data = torch.randint(0, 256, (200_000,), dtype=torch.long)
     t_start = 0.0
     for i in range(warmup + steps):
@@ -94,8 +103,8 @@ def nanogpt_tokens_per_s(shape: dict[str, int], steps: int, accum: int = 1, warm
             t_start = time.perf_counter()
         for _ in range(accum):
             ix = torch.randint(len(data) - T - 1, (B,))
-            x = torch.stack([data[j:j + T] for j in ix])
-            y = torch.stack([data[j + 1:j + 1 + T] for j in ix])
+            x = torch.stack([data[j : j + T] for j in ix])
+            y = torch.stack([data[j + 1 : j + 1 + T] for j in ix])
             loss = model(x, y) / accum
             loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -105,32 +114,54 @@ def nanogpt_tokens_per_s(shape: dict[str, int], steps: int, accum: int = 1, warm
     return steps * accum * B * T / (time.perf_counter() - t_start)
 
 
-def runner_stats(shape: dict[str, int], steps: int, accum: int, data: Path, workdir: Path,
-                 compile_model: bool = False) -> dict[str, float | None]:
+def runner_stats(
+    shape: dict[str, int],
+    steps: int,
+    accum: int,
+    data: Path,
+    workdir: Path,
+    compile_model: bool = False,
+) -> dict[str, float | None]:
     """Run the real runner for ``steps`` steps and read its own throughput numbers.
 
     ``warmup_seconds`` (the excluded first steps) holds the compile time when compiling.
     """
     tbs = accum * shape["device_batch_size"] * shape["seq_len"]
-    cfg = config.resolve({**shape, "total_batch_size": tbs,
-                          "eval_tokens": 2048, "compile": compile_model})
+    cfg = config.resolve(
+        {**shape, "total_batch_size": tbs, "eval_tokens": 2048, "compile": compile_model}
+    )
     log = workdir / "bench.jsonl"
-    s = run(RunOptions(cfg=cfg, budget_s=3600.0, seed=0, log=log, steps=steps + 3,
-                       device="cpu", data=str(data)))
-    return {"tokens_per_s": s["tokens_per_s"], "mfu": s["mfu"], "num_params": s["num_params"],
-            "log_overhead": s["log_seconds"] / s["total_seconds"], "log_seconds": s["log_seconds"],
-            "warmup_seconds": s["warmup_seconds"]}
+    s = run(
+        RunOptions(
+            cfg=cfg, budget_s=3600.0, seed=0, log=log, steps=steps + 3, device="cpu", data=str(data)
+        )
+    )
+    return {
+        "tokens_per_s": s["tokens_per_s"],
+        "mfu": s["mfu"],
+        "num_params": s["num_params"],
+        "log_overhead": s["log_seconds"] / s["total_seconds"],
+        "log_seconds": s["log_seconds"],
+        "warmup_seconds": s["warmup_seconds"],
+    }
 
 
 def main() -> None:
     """Run both shapes, print one JSON object."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--no-compile", action="store_true",
-                    help="skip the runner with compile: true (needs a C++ compiler on CPU)")
+    ap.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip the runner with compile: true (needs a C++ compiler on CPU)",
+    )
     args = ap.parse_args()
-    out: dict[str, object] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                              "cpu_fp32_peak_flops": measure_cpu_fp32_peak(), "steps": args.steps}
+    out: dict[str, object] = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_fp32_peak_flops": measure_cpu_fp32_peak(),
+        "steps": args.steps,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "bench.txt"
         gen = torch.Generator().manual_seed(0)
@@ -141,8 +172,13 @@ def main() -> None:
             base = nanogpt_tokens_per_s(shape, steps, accum)
             tokens_per_step = accum * shape["device_batch_size"] * shape["seq_len"]
             case: dict[str, object] = {
-                "shape": shape, "tokens_per_step": tokens_per_step, "steps": steps, "runner": r,
-                "nanogpt_tokens_per_s": base, "speedup_vs_nanogpt": (r["tokens_per_s"] or 0.0) / base}
+                "shape": shape,
+                "tokens_per_step": tokens_per_step,
+                "steps": steps,
+                "runner": r,
+                "nanogpt_tokens_per_s": base,
+                "speedup_vs_nanogpt": (r["tokens_per_s"] or 0.0) / base,
+            }
             if not args.no_compile:
                 rc = runner_stats(shape, steps, accum, data, Path(tmp), compile_model=True)
                 case["runner_compiled"] = rc

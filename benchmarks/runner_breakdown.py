@@ -84,7 +84,9 @@ def main() -> None:
     if not args.no_compile:
         compiled = model.compiled()  # what the runner runs with compile: true
         compiled(x, y).backward()
-        runner["fwd_bwd_compiled_ms"] = _ms_per_call(_fwd_bwd(model, lambda: compiled(x, y)), args.iters)
+        runner["fwd_bwd_compiled_ms"] = _ms_per_call(
+            _fwd_bwd(model, lambda: compiled(x, y)), args.iters
+        )
 
     nano = NanoGPT(256, dim, s["depth"], dim // s["head_dim"], T)
     nopt = torch.optim.AdamW(nano.parameters(), lr=1e-3)
@@ -101,9 +103,15 @@ def main() -> None:
     }
     baseline["step_ms"] = baseline["fwd_bwd_ms"] + baseline["clip_adamw_step_ms"]
     floor = runner["matmul_ms"] + runner["attention_ms"] + runner["muon_step_ms"]
-    out = {"shape": s, "tokens_per_step": B * T, "threads": torch.get_num_threads(),
-           "runner": runner, "nanogpt": baseline, "runner_floor_ms": floor,
-           "best_possible_ratio_at_768_tokens": baseline["step_ms"] / floor}
+    out = {
+        "shape": s,
+        "tokens_per_step": B * T,
+        "threads": torch.get_num_threads(),
+        "runner": runner,
+        "nanogpt": baseline,
+        "runner_floor_ms": floor,
+        "best_possible_ratio_at_768_tokens": baseline["step_ms"] / floor,
+    }
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -38,8 +38,9 @@ def scan_vlm_csv() -> Path:
     try:
         dist = distribution(SCAN_BENCH)
     except PackageNotFoundError:
-        raise SystemExit("scan-bench is not installed: pip install --no-deps scan-bench==0.2.3"
-                         ) from None
+        raise SystemExit(
+            "scan-bench is not installed: pip install --no-deps scan-bench==0.2.3"
+        ) from None
     path = Path(str(dist.locate_file("scan_bench/vlm/data.csv")))
     if not path.is_file():
         raise SystemExit(f"scan-bench {dist.version} has no scan_bench/vlm/data.csv")
@@ -56,7 +57,8 @@ def complete_curves(source: Path) -> dict[int, list[dict[str, str]]]:
     for config, rows in by_config.items():
         rows.sort(key=lambda r: int(r["epoch"]))
         if float(rows[0]["total_epochs"]) == EPOCHS and [int(r["epoch"]) for r in rows] == list(
-                range(1, EPOCHS + 1)):
+            range(1, EPOCHS + 1)
+        ):
             out[config] = rows
     return out
 
@@ -80,15 +82,23 @@ def write_example(out_dir: Path, n: int = 16, seed: int = 0) -> tuple[Path, Path
             for row in curves[config]:
                 spent += float(row["train_duration(s)"]) * float(row["world_size"])
                 diverged = row["epoch_diverged"] == "True"
-                writer.writerow([f"cfg{config:04d}", row["epoch"],
-                                 "" if diverged else row["val_loss"], f"{spent:.3f}",
-                                 host_of(row["train_gpu_name"]),
-                                 "diverged" if diverged else "ok"])
+                writer.writerow(
+                    [
+                        f"cfg{config:04d}",
+                        row["epoch"],
+                        "" if diverged else row["val_loss"],
+                        f"{spent:.3f}",
+                        host_of(row["train_gpu_name"]),
+                        "diverged" if diverged else "ok",
+                    ]
+                )
     names = [f"cfg{config:04d}" for config in chosen]
-    conditions = "\n".join(f"{name} = {{ scan_config = {config} }}"
-                           for name, config in zip(names, chosen, strict=True))
+    conditions = "\n".join(
+        f"{name} = {{ scan_config = {config} }}" for name, config in zip(names, chosen, strict=True)
+    )
     campaign = out_dir / "campaign.toml"
-    campaign.write_text(f"""# {n} scan-bench VLM runs (seed {seed}); budgets in epochs (the table's unit)
+    campaign.write_text(
+        f"""# {n} scan-bench VLM runs (seed {seed}); budgets in epochs (the table's unit)
 # the metric replayed is scan-bench's val_loss (the table's `metric` column), minimised
 [campaign]
 name = "scan-vlm"
@@ -115,7 +125,9 @@ name = "epoch-10"
 budget = 10
 from = "epoch-3"
 rule = {{ top_k = 1 }}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return table, campaign
 
 
@@ -133,14 +145,27 @@ def main() -> None:
     camp = load_campaign(campaign_path)
     result = evaluate(camp, replay_csv_source(table, camp, 0), trials=args.trials, seed=0)
     keys = ("p_best", "p_best_ci", "p_top3", "regret_mean", "gpu_hours_mean")
-    print(json.dumps({
-        "table": str(table), "campaign": str(campaign_path), "truth": result["truth"],
-        "recorded": result["recorded"],
-        "protocol": {k: result["protocol"][k] for k in keys},
-        "baselines": [{"method": b["method"], **{k: b[k] for k in keys},
-                       "spent_ratio_mean": b["spent_ratio_mean"],
-                       "evaluations_mean": b["evaluations_mean"]} for b in result["baselines"]],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "table": str(table),
+                "campaign": str(campaign_path),
+                "truth": result["truth"],
+                "recorded": result["recorded"],
+                "protocol": {k: result["protocol"][k] for k in keys},
+                "baselines": [
+                    {
+                        "method": b["method"],
+                        **{k: b[k] for k in keys},
+                        "spent_ratio_mean": b["spent_ratio_mean"],
+                        "evaluations_mean": b["evaluations_mean"],
+                    }
+                    for b in result["baselines"]
+                ],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,13 @@ def design_summary(design: Design) -> dict[str, Any]:
     }
 
 
-def design(spec: str | None = None, *, campaign: CampaignLike | None = None,
-           stage: str | None = None, generators: Sequence[str] = ()) -> dict[str, Any]:
+def design(
+    spec: str | None = None,
+    *,
+    campaign: CampaignLike | None = None,
+    stage: str | None = None,
+    generators: Sequence[str] = (),
+) -> dict[str, Any]:
     """A two-level design, from a spec like `"2^(5-1)"` (with optional `generators`), or
     the one a campaign stage freezes (then with its conditions: name, id, factor levels).
 
@@ -94,14 +99,22 @@ def design(spec: str | None = None, *, campaign: CampaignLike | None = None,
         return out
     if spec:
         k, p = parse_design_spec(spec)
-        return design_summary(fractional(k, p, list(generators) or None) if p
-                              else fractional(k, 0))
-    raise ConfigError("give a design like \"2^(5-1)\" or a campaign STAGE")
+        return design_summary(fractional(k, p, list(generators) or None) if p else fractional(k, 0))
+    raise ConfigError('give a design like "2^(5-1)" or a campaign STAGE')
 
 
-def freeze(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = None,
-           amend: bool = False, data: str | Path | None = None, sim_only: bool = False,
-           tsa: list[str] | None = None, no_tsa: bool = False) -> Signed:
+def freeze(
+    store: Store,
+    campaign: CampaignLike,
+    stage: str,
+    *,
+    key: KeyLike = None,
+    amend: bool = False,
+    data: str | Path | None = None,
+    sim_only: bool = False,
+    tsa: list[str] | None = None,
+    no_tsa: bool = False,
+) -> Signed:
     """Sign a campaign stage's plan as its manifest, before any of its runs.
 
     Args:
@@ -119,16 +132,31 @@ def freeze(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = N
     camp = campaign_of(campaign)
     signer = signing_key(key, store)
     urls = tsa_urls(store, tsa, none=no_tsa)
-    manifest_id = freeze_stage(store, camp, stage, signer, amend=amend,
-                               data=Path(data) if data else None, for_simulation=sim_only)
+    manifest_id = freeze_stage(
+        store,
+        camp,
+        stage,
+        signer,
+        amend=amend,
+        data=Path(data) if data else None,
+        for_simulation=sim_only,
+    )
     body = store.get_json(manifest_id)["body"]
     return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
 
 
-def build_executor(store: Store, campaign: Campaign, name: str = "local", *, jobs: int = 1,
-             device: str = "auto", data: str | Path | None = None,
-             gpus: str | Sequence[str] | None = None, grace: float | None = None,
-             address: str | None = None) -> Executor:
+def build_executor(
+    store: Store,
+    campaign: Campaign,
+    name: str = "local",
+    *,
+    jobs: int = 1,
+    device: str = "auto",
+    data: str | Path | None = None,
+    gpus: str | Sequence[str] | None = None,
+    grace: float | None = None,
+    address: str | None = None,
+) -> Executor:
     """Build the executor `name` ("local", "sim" or "ray") for this campaign and store.
 
     `sim` reads the campaign's [sim] surface; `local` works under STORE/work with `jobs`
@@ -140,21 +168,41 @@ def build_executor(store: Store, campaign: Campaign, name: str = "local", *, job
     data_path = Path(data) if data else (Path(campaign.data) if campaign.data else None)
     if name == "sim":
         letters = "".join(f.letter for f in campaign.factors)
-        return make_executor("sim", params=SimParams.from_table(campaign.sim, letters,
-                                                                f"{campaign.path}: [sim]"))
+        return make_executor(
+            "sim", params=SimParams.from_table(campaign.sim, letters, f"{campaign.path}: [sim]")
+        )
     if name == "local":
         ids = [g for g in gpus.split(",") if g] if isinstance(gpus, str) else list(gpus or [])
-        return make_executor("local", workdir=store.root / "work", jobs=jobs, device=device,
-                             data=data_path, gpus=ids, grace_s=grace)
-    return make_executor(name, address=address, data=data_path, device=device, grace_s=grace,
-                         jobs=jobs)
+        return make_executor(
+            "local",
+            workdir=store.root / "work",
+            jobs=jobs,
+            device=device,
+            data=data_path,
+            gpus=ids,
+            grace_s=grace,
+        )
+    return make_executor(
+        name, address=address, data=data_path, device=device, grace_s=grace, jobs=jobs
+    )
 
 
-def run(store: Store, campaign: CampaignLike, stage: str, executor: str | Executor = "local",
-        *, jobs: int = 1, host: str | None = None, device: str = "auto",
-        data: str | Path | None = None, gpus: str | Sequence[str] | None = None,
-        grace: float | None = None, address: str | None = None, limit: int | None = None,
-        progress: bool = False) -> RunReport:
+def run(
+    store: Store,
+    campaign: CampaignLike,
+    stage: str,
+    executor: str | Executor = "local",
+    *,
+    jobs: int = 1,
+    host: str | None = None,
+    device: str = "auto",
+    data: str | Path | None = None,
+    gpus: str | Sequence[str] | None = None,
+    grace: float | None = None,
+    address: str | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> RunReport:
     """Execute the remaining declared runs of a frozen stage and record each one.
 
     Resumable: runs already recorded are skipped. `executor` is "local", "sim", "ray" or an
@@ -165,14 +213,30 @@ def run(store: Store, campaign: CampaignLike, stage: str, executor: str | Execut
     """
     camp = campaign_of(campaign)
     if isinstance(executor, str):
-        executor = build_executor(store, camp, executor, jobs=jobs, device=device, data=data,
-                                  gpus=gpus, grace=grace, address=address)
+        executor = build_executor(
+            store,
+            camp,
+            executor,
+            jobs=jobs,
+            device=device,
+            data=data,
+            gpus=gpus,
+            grace=grace,
+            address=address,
+        )
     return run_stage(store, camp, stage, executor, host=host, limit=limit, progress=progress)
 
 
-def decide(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = None,
-           allow_missing: bool = False, tsa: list[str] | None = None,
-           no_tsa: bool = False) -> Signed:
+def decide(
+    store: Store,
+    campaign: CampaignLike,
+    stage: str,
+    *,
+    key: KeyLike = None,
+    allow_missing: bool = False,
+    tsa: list[str] | None = None,
+    no_tsa: bool = False,
+) -> Signed:
     """Apply the stage's frozen rule to its recorded runs and sign the decision.
 
     Raises:
@@ -187,12 +251,21 @@ def decide(store: Store, campaign: CampaignLike, stage: str, *, key: KeyLike = N
     return Signed(decision_id, body, signer, witness(store, decision_id, urls))
 
 
-def walk(store: Store, campaign: CampaignLike, *, key: KeyLike = None,
-         executor: str | Executor = "local", until: str | None = None, host: str | None = None,
-         tsa: list[str] | None = None, no_tsa: bool = False, progress: bool = False,
-         say: Callable[[str], None] = lambda _line: None,
-         on_stamps: Callable[[list[dict[str, Any]], str, str], None] | None = None,
-         **executor_options: Any) -> tuple[StepLog, list[dict[str, Any]]]:
+def walk(
+    store: Store,
+    campaign: CampaignLike,
+    *,
+    key: KeyLike = None,
+    executor: str | Executor = "local",
+    until: str | None = None,
+    host: str | None = None,
+    tsa: list[str] | None = None,
+    no_tsa: bool = False,
+    progress: bool = False,
+    say: Callable[[str], None] = lambda _line: None,
+    on_stamps: Callable[[list[dict[str, Any]], str, str], None] | None = None,
+    **executor_options: Any,
+) -> tuple[StepLog, list[dict[str, Any]]]:
     """Freeze, run and decide every stage in order (resumable): `ledger campaign`.
 
     `host` runs only that host block of each stage; `executor_options` are those of
@@ -217,8 +290,17 @@ def walk(store: Store, campaign: CampaignLike, *, key: KeyLike = None,
         if on_stamps is not None:
             on_stamps(found, object_id, kind)
 
-    log = run_campaign(store, camp, signer, executor, until=until, host=host,
-                       progress=progress, say=say, on_signed=stamp_signed if urls else None)
+    log = run_campaign(
+        store,
+        camp,
+        signer,
+        executor,
+        until=until,
+        host=host,
+        progress=progress,
+        say=say,
+        on_signed=stamp_signed if urls else None,
+    )
     return log, stamps
 
 
@@ -229,23 +311,39 @@ def cells(seeds: str | Sequence[int], hosts: str | Sequence[str]) -> list[tuple[
         ConfigError: a seed that is not an integer, or no seed or no host.
     """
     try:
-        seed_list = ([int(s) for s in seeds.split(",") if s.strip()] if isinstance(seeds, str)
-                     else [int(s) for s in seeds])
+        seed_list = (
+            [int(s) for s in seeds.split(",") if s.strip()]
+            if isinstance(seeds, str)
+            else [int(s) for s in seeds]
+        )
     except ValueError:
         raise ConfigError(f"--seeds must be integers like 0,1, not {seeds!r}") from None
-    host_list = ([h.strip() for h in hosts.split(",") if h.strip()] if isinstance(hosts, str)
-                 else list(hosts))
+    host_list = (
+        [h.strip() for h in hosts.split(",") if h.strip()]
+        if isinstance(hosts, str)
+        else list(hosts)
+    )
     if not seed_list or not host_list:
         raise ConfigError("--seeds and --hosts must each name at least one")
     return [(s, h) for h in host_list for s in seed_list]
 
 
-def greedy_search(store: Store, campaign: CampaignLike, *, budget: str | float,
-           seeds: str | Sequence[int] = "0", hosts: str | Sequence[str] = "local",
-           key: KeyLike = None, executor: str = "local", start: str | None = None,
-           host: str | None = None, data: str | Path | None = None, progress: bool = False,
-           say: Callable[[str], None] = lambda _line: None,
-           **executor_options: Any) -> dict[str, Any]:
+def greedy_search(
+    store: Store,
+    campaign: CampaignLike,
+    *,
+    budget: str | float,
+    seeds: str | Sequence[int] = "0",
+    hosts: str | Sequence[str] = "local",
+    key: KeyLike = None,
+    executor: str = "local",
+    start: str | None = None,
+    host: str | None = None,
+    data: str | Path | None = None,
+    progress: bool = False,
+    say: Callable[[str], None] = lambda _line: None,
+    **executor_options: Any,
+) -> dict[str, Any]:
     """Record a greedy one-factor-at-a-time baseline (frozen, signed and audited like a
     gate, its GPU-hours apart from the protocol's); its summary.
 
@@ -254,18 +352,37 @@ def greedy_search(store: Store, campaign: CampaignLike, *, budget: str | float,
     """
     camp = campaign_of(campaign)
     runner = build_executor(store, camp, executor, data=data, **executor_options)
-    return baselines.greedy_search(store, camp, signing_key(key, store), runner,
-                         budget_s=parse_budget(budget, "--budget"), cells=cells(seeds, hosts),
-                         start=start, host=host, data=_data_path(camp, data),
-                         progress=progress, say=say)
+    return baselines.greedy_search(
+        store,
+        camp,
+        signing_key(key, store),
+        runner,
+        budget_s=parse_budget(budget, "--budget"),
+        cells=cells(seeds, hosts),
+        start=start,
+        host=host,
+        data=_data_path(camp, data),
+        progress=progress,
+        say=say,
+    )
 
 
-def random_search(store: Store, campaign: CampaignLike, *, budget: str | float,
-           match: str | float = "campaign", seeds: str | Sequence[int] = "0",
-           hosts: str | Sequence[str] = "local", key: KeyLike = None, executor: str = "local",
-           sample_seed: int = 0, host: str | None = None, data: str | Path | None = None,
-           progress: bool = False,
-           **executor_options: Any) -> tuple[dict[str, Any], float]:
+def random_search(
+    store: Store,
+    campaign: CampaignLike,
+    *,
+    budget: str | float,
+    match: str | float = "campaign",
+    seeds: str | Sequence[int] = "0",
+    hosts: str | Sequence[str] = "local",
+    key: KeyLike = None,
+    executor: str = "local",
+    sample_seed: int = 0,
+    host: str | None = None,
+    data: str | Path | None = None,
+    progress: bool = False,
+    **executor_options: Any,
+) -> tuple[dict[str, Any], float]:
     """Record a random-search baseline matching the GPU-hours of the campaign's recorded
     stages (`match="campaign"`) or a number of GPU-hours: (its summary, the hours matched).
 
@@ -276,20 +393,32 @@ def random_search(store: Store, campaign: CampaignLike, *, budget: str | float,
     if match == "campaign":
         hours = baselines.protocol_gpu_hours(store, camp)
         if hours <= 0:
-            raise ConfigError(f"campaign {camp.name!r} has no recorded runs in store "
-                              f"{store.root} to match: walk it in that store first (`ledger "
-                              f"--store {store.root} campaign --campaign {camp.path}`), "
-                              f"or give --match GPU_HOURS")
+            raise ConfigError(
+                f"campaign {camp.name!r} has no recorded runs in store "
+                f"{store.root} to match: walk it in that store first (`ledger "
+                f"--store {store.root} campaign --campaign {camp.path}`), "
+                f"or give --match GPU_HOURS"
+            )
     else:
         try:
             hours = float(match)
         except ValueError:
             raise ConfigError(f"--match must be 'campaign' or a number, not {match!r}") from None
     runner = build_executor(store, camp, executor, data=data, **executor_options)
-    out = baselines.random_search(store, camp, signing_key(key, store), runner,
-                        budget_s=parse_budget(budget, "--budget"), cells=cells(seeds, hosts),
-                        gpu_hours=hours, match=str(match), seed=sample_seed, host=host,
-                        data=_data_path(camp, data), progress=progress)
+    out = baselines.random_search(
+        store,
+        camp,
+        signing_key(key, store),
+        runner,
+        budget_s=parse_budget(budget, "--budget"),
+        cells=cells(seeds, hosts),
+        gpu_hours=hours,
+        match=str(match),
+        seed=sample_seed,
+        host=host,
+        data=_data_path(camp, data),
+        progress=progress,
+    )
     return out, hours
 
 
@@ -297,8 +426,9 @@ def _data_path(campaign: Campaign, data: str | Path | None) -> Path | None:
     return Path(data) if data else (Path(campaign.data) if campaign.data else None)
 
 
-def effects(csv_path: str | Path, response: str, *, terms: str = "main",
-            block: str | None = None) -> dict[str, Any]:
+def effects(
+    csv_path: str | Path, response: str, *, terms: str = "main", block: str | None = None
+) -> dict[str, Any]:
     """Factorial effects from any CSV of -1/+1 coded factor columns (OLS or Lenth, BH
     q-values, alias chains, dropped terms with reasons).
 
@@ -323,10 +453,15 @@ def status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]
     return out
 
 
-def watch(store: Store, campaign: CampaignLike | None = None, *, stage: str | None = None,
-          interval: float = 2.0, count: int | None = None,
-          sleep: Callable[[float], None] = time.sleep
-          ) -> Iterator[tuple[list[StageProgress], bool]]:
+def watch(
+    store: Store,
+    campaign: CampaignLike | None = None,
+    *,
+    stage: str | None = None,
+    interval: float = 2.0,
+    count: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[tuple[list[StageProgress], bool]]:
     """Every `interval` seconds, (stage rows, done?) until the watched work is done: the
     `stage`, else every campaign stage decided, else every frozen stage's runs recorded;
     at most `count` frames.
@@ -346,11 +481,18 @@ def watch(store: Store, campaign: CampaignLike | None = None, *, stage: str | No
         sleep(interval)
 
 
-def evaluate(campaign: CampaignLike = "campaign.toml", *, trials: int = 200, seed: int = 0,
-             against: str | Sequence[str] = "successive-halving,hyperband,random",
-             executor: str = "sim", table: str | Path | None = None,
-             from_store: Store | str | Path | None = None, eta: int = 3,
-             progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    campaign: CampaignLike = "campaign.toml",
+    *,
+    trials: int = 200,
+    seed: int = 0,
+    against: str | Sequence[str] = "successive-halving,hyperband,random",
+    executor: str = "sim",
+    table: str | Path | None = None,
+    from_store: Store | str | Path | None = None,
+    eta: int = 3,
+    progress: bool = False,
+) -> dict[str, Any]:
     """What the protocol buys: P(best), regret and GPU-hours over `trials` in-memory walks
     (sim surface, or replayed curves from `table` or `from_store`) against baselines at
     equal GPU-hours. Nothing is written or signed.
@@ -360,13 +502,24 @@ def evaluate(campaign: CampaignLike = "campaign.toml", *, trials: int = 200, see
     """
     camp = campaign_of(campaign)
     source = _source(camp, executor, table, from_store, seed)
-    return evaluation.evaluate(camp, source, trials=trials, seed=seed,
-                               against=evaluation.parse_against(against), eta=eta,
-                               progress=progress)
+    return evaluation.evaluate(
+        camp,
+        source,
+        trials=trials,
+        seed=seed,
+        against=evaluation.parse_against(against),
+        eta=eta,
+        progress=progress,
+    )
 
 
-def _source(camp: Campaign, executor: str, table: str | Path | None,
-            from_store: Store | str | Path | None, seed: int) -> Any:
+def _source(
+    camp: Campaign,
+    executor: str,
+    table: str | Path | None,
+    from_store: Store | str | Path | None,
+    seed: int,
+) -> Any:
     if table and from_store:
         raise ConfigError("give --table or --from-store, not both")
     if executor == "sim" and (table or from_store):
@@ -381,8 +534,9 @@ def _source(camp: Campaign, executor: str, table: str | Path | None,
     raise ConfigError("--executor replay needs --table CURVES.csv or --from-store DIR")
 
 
-def rerun_evaluation(path: str | Path, campaign: CampaignLike | None = None, *,
-                     progress: bool = False) -> tuple[dict[str, Any], list[str]]:
+def rerun_evaluation(
+    path: str | Path, campaign: CampaignLike | None = None, *, progress: bool = False
+) -> tuple[dict[str, Any], list[str]]:
     """Rerun a saved evaluation with its recorded inputs: (the fresh result, the numbers
     that differ; empty when it reproduces).
 
@@ -394,15 +548,23 @@ def rerun_evaluation(path: str | Path, campaign: CampaignLike | None = None, *,
     camp = campaign_of(campaign or inputs.get("campaign_path") or "campaign.toml")
     table = inputs.get("table")
     _check_inputs(inputs, camp, table)
-    result = evaluate(camp, trials=inputs["trials"], seed=inputs["seed"],
-                      against=",".join(inputs["against"]) or "none",
-                      executor=inputs.get("executor", "sim"), table=table,
-                      from_store=inputs.get("from_store"), eta=inputs["eta"], progress=progress)
+    result = evaluate(
+        camp,
+        trials=inputs["trials"],
+        seed=inputs["seed"],
+        against=",".join(inputs["against"]) or "none",
+        executor=inputs.get("executor", "sim"),
+        table=table,
+        from_store=inputs.get("from_store"),
+        eta=inputs["eta"],
+        progress=progress,
+    )
     return result, evaluation.differences(saved, result)
 
 
-def save_evaluation(result: dict[str, Any], *, store: Store | None = None,
-                    path: str | Path | None = None) -> list[str]:
+def save_evaluation(
+    result: dict[str, Any], *, store: Store | None = None, path: str | Path | None = None
+) -> list[str]:
     """Keep an evaluation in STORE/evaluations/ (for the report) and/or at `path`; the
     paths written."""
     written = []
@@ -418,12 +580,13 @@ def save_evaluation(result: dict[str, Any], *, store: Store | None = None,
 
 def _check_inputs(inputs: dict[str, Any], camp: Campaign, table: str | None) -> None:
     if hashlib.sha256(camp.text.encode()).hexdigest() != inputs.get("campaign_sha256"):
-        raise LedgerError(f"{camp.path}: differs from the campaign the evaluation ran on "
-                          f"(SHA-256 {str(inputs.get('campaign_sha256'))[:12]}...)")
+        raise LedgerError(
+            f"{camp.path}: differs from the campaign the evaluation ran on "
+            f"(SHA-256 {str(inputs.get('campaign_sha256'))[:12]}...)"
+        )
     if table and inputs.get("table_sha256"):
         path = Path(table)
         if not path.is_file():
             raise LedgerError(f"replay table not found: {path}")
         if hashlib.sha256(path.read_bytes()).hexdigest() != inputs["table_sha256"]:
             raise LedgerError(f"{path}: differs from the replay table the evaluation ran on")
-

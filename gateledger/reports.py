@@ -35,9 +35,14 @@ def report(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]
 def cost_summary(data: dict[str, Any]) -> dict[str, Any]:
     """The costs view of report data (`ledger report costs --json`): protocol, baseline,
     unplanned and all costs, the counterfactuals, and the "saved" sentence."""
-    return {"costs": data["costs"], "baseline_costs": data["baseline_costs"],
-            "unplanned_costs": data["unplanned_costs"], "all_costs": data["all_costs"],
-            "counterfactuals": data["counterfactuals"], "saved": saved_sentence(data)}
+    return {
+        "costs": data["costs"],
+        "baseline_costs": data["baseline_costs"],
+        "unplanned_costs": data["unplanned_costs"],
+        "all_costs": data["all_costs"],
+        "counterfactuals": data["counterfactuals"],
+        "saved": saved_sentence(data),
+    }
 
 
 def costs_in_protocol_order(data: dict[str, Any]) -> dict[str, Any]:
@@ -49,19 +54,32 @@ def effect_summary(data: dict[str, Any]) -> dict[str, Any]:
     """The effects view of report data (`ledger report effects --json`): effects by stage,
     variance shares, rank stability between gates, review flags."""
     return {
-        "stages": [{"stage": s["name"], "budget_s": s["budget_s"], "analysis": s["analysis"],
-                    "effects": s["effects"], "effects_note": s["effects_note"],
-                    "significant": s["significant"], "failure_rates": s["failure_rates"]}
-                   for s in data["stages"]],
+        "stages": [
+            {
+                "stage": s["name"],
+                "budget_s": s["budget_s"],
+                "analysis": s["analysis"],
+                "effects": s["effects"],
+                "effects_note": s["effects_note"],
+                "significant": s["significant"],
+                "failure_rates": s["failure_rates"],
+            }
+            for s in data["stages"]
+        ],
         "variance": data["variance"],
         "rank_stability": data["rank_stability"],
         "flags": data["flags"],
     }
 
 
-def write_html(store: Store, campaign: CampaignLike | None = None, *,
-               out: str | Path = "report", metrics: str | Path | None = None,
-               plots: str | Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def write_html(
+    store: Store,
+    campaign: CampaignLike | None = None,
+    *,
+    out: str | Path = "report",
+    metrics: str | Path | None = None,
+    plots: str | Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write report.html and report.md into `out` (and DVC metrics JSON / plot CSVs when
     asked): (`{"paths", "headline"}`, the report data).
 
@@ -80,9 +98,13 @@ def _audited(store: Store, campaign: Any) -> tuple[dict[str, Any], list[dict[str
     return data, [item for item in live_items(store, result) if item["baseline"]]
 
 
-def compare(store: Store, campaign: CampaignLike | None = None, *,
-            others: Iterable[str | Path] = (), plot: str | Path | None = None
-            ) -> dict[str, Any]:
+def compare(
+    store: Store,
+    campaign: CampaignLike | None = None,
+    *,
+    others: Iterable[str | Path] = (),
+    plot: str | Path | None = None,
+) -> dict[str, Any]:
     """The protocol against its baselines (and the protocols of `others` stores), from
     audited data; `audits` maps each store to its audit verdict. Writes the PNG `plot`.
 

@@ -30,13 +30,22 @@ from ledger.timestamp import load_tsa_roots
 from ledger.trust import Trust, trust_from
 from ledger.verify import Verified, verify_with_evidence
 
-BUNDLE_VERSIONS = ("gateledger", "torch", "duckdb", "statsmodels", "cryptography", "rfc8785",
-                   "rfc3161-client")
+BUNDLE_VERSIONS = (
+    "gateledger",
+    "torch",
+    "duckdb",
+    "statsmodels",
+    "cryptography",
+    "rfc8785",
+    "rfc3161-client",
+)
 
 
-def reviewer_inputs(trust: Iterable[str] = (), trust_files: Iterable[str | Path] = (),
-                    anchors: Iterable[str | Path] = ()
-                    ) -> tuple[Trust, dict[str, dict[str, Any]]]:
+def reviewer_inputs(
+    trust: Iterable[str] = (),
+    trust_files: Iterable[str | Path] = (),
+    anchors: Iterable[str | Path] = (),
+) -> tuple[Trust, dict[str, dict[str, Any]]]:
     """(Trust, published anchors by id) from key ids, key-record files and anchor files.
 
     Raises:
@@ -81,17 +90,29 @@ class VerifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         verified = self.verified
-        return {"ok": self.ok, "problems": [p.to_dict() for p in self.problems],
-                "leftover_temp_files": self.leftovers, "orphans": verified.orphans,
-                "unanchored": verified.anchors.unanchored, "notes": verified.notes(),
-                "timestamps": [t.to_dict() for t in verified.timestamps.tokens.values()],
-                **self.trust.to_dict()}
+        return {
+            "ok": self.ok,
+            "problems": [p.to_dict() for p in self.problems],
+            "leftover_temp_files": self.leftovers,
+            "orphans": verified.orphans,
+            "unanchored": verified.anchors.unanchored,
+            "notes": verified.notes(),
+            "timestamps": [t.to_dict() for t in verified.timestamps.tokens.values()],
+            **self.trust.to_dict(),
+        }
 
 
-def verify(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (),
-           trust_files: Iterable[str | Path] = (),
-           anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
-           check_index: bool = True, progress: bool = False) -> VerifyResult:
+def verify(
+    store: Store | str | Path,
+    *,
+    host: str | None = None,
+    trust: Iterable[str] = (),
+    trust_files: Iterable[str | Path] = (),
+    anchors: Iterable[str | Path] = (),
+    tsa_roots: Iterable[str | Path] = (),
+    check_index: bool = True,
+    progress: bool = False,
+) -> VerifyResult:
     """Check every byte, signature, key file, journal chain, reference, anchor and token.
 
     Args:
@@ -110,16 +131,29 @@ def verify(store: Store | str | Path, *, host: str | None = None, trust: Iterabl
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
     roots = _roots(tsa_roots)
     store = _opened(store, host)
-    verified = verify_with_evidence(store, check_index=check_index, progress=progress,
-                                    trust=chosen, anchors=published, tsa_roots=roots)
+    verified = verify_with_evidence(
+        store,
+        check_index=check_index,
+        progress=progress,
+        trust=chosen,
+        anchors=published,
+        tsa_roots=roots,
+    )
     leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
     return VerifyResult(verified, chosen, leftovers)
 
 
-def audit(store: Store | str | Path, *, host: str | None = None, trust: Iterable[str] = (),
-          trust_files: Iterable[str | Path] = (),
-          anchors: Iterable[str | Path] = (), tsa_roots: Iterable[str | Path] = (),
-          reproduce: SpotCheckRequest | None = None, progress: bool = False) -> AuditReport:
+def audit(
+    store: Store | str | Path,
+    *,
+    host: str | None = None,
+    trust: Iterable[str] = (),
+    trust_files: Iterable[str | Path] = (),
+    anchors: Iterable[str | Path] = (),
+    tsa_roots: Iterable[str | Path] = (),
+    reproduce: SpotCheckRequest | None = None,
+    progress: bool = False,
+) -> AuditReport:
     """Re-derive every estimate and decision from objects and journals alone.
 
     `result.ok` is True when clean; `result.problems` (also `result.findings`) names each
@@ -132,22 +166,42 @@ def audit(store: Store | str | Path, *, host: str | None = None, trust: Iterable
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
     roots = _roots(tsa_roots)
     store = _opened(store, host)
-    result = audit_store(store, progress=progress, trust=chosen, anchors=published,
-                         tsa_roots=roots, reproduce=reproduce)
+    result = audit_store(
+        store,
+        progress=progress,
+        trust=chosen,
+        anchors=published,
+        tsa_roots=roots,
+        reproduce=reproduce,
+    )
     return AuditReport(**{f.name: getattr(result, f.name) for f in fields(result)})
 
 
-def spot_check(count: int, *, seed: int = 0, tolerance: float | None = None,
-               data: str | Path | None = None, device: str = "cpu") -> SpotCheckRequest:
+def spot_check(
+    count: int,
+    *,
+    seed: int = 0,
+    tolerance: float | None = None,
+    data: str | Path | None = None,
+    device: str = "cpu",
+) -> SpotCheckRequest:
     """A reviewer's request to replay `count` runs drawn by `seed` (for `audit(reproduce=)`)."""
-    return SpotCheckRequest(count, seed=seed, tolerance=tolerance,
-                            data=Path(data) if data else None, device=device)
+    return SpotCheckRequest(
+        count, seed=seed, tolerance=tolerance, data=Path(data) if data else None, device=device
+    )
 
 
-def audit_bundle(bundle: str | Path, *, host: str | None = None, trust: Iterable[str] = (),
-                 trust_files: Iterable[str | Path] = (), anchors: Iterable[str | Path] = (),
-                 tsa_roots: Iterable[str | Path] = (), reproduce: SpotCheckRequest | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+def audit_bundle(
+    bundle: str | Path,
+    *,
+    host: str | None = None,
+    trust: Iterable[str] = (),
+    trust_files: Iterable[str | Path] = (),
+    anchors: Iterable[str | Path] = (),
+    tsa_roots: Iterable[str | Path] = (),
+    reproduce: SpotCheckRequest | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Audit a reviewer bundle (from `export`) in a scratch folder: the audit as a dict
     (`verdict`, `problems`...), the bundle's own problems first.
 
@@ -159,18 +213,31 @@ def audit_bundle(bundle: str | Path, *, host: str | None = None, trust: Iterable
     with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
         root, bundle_problems = open_bundle(Path(bundle), Path(tmp))
         store = Store.open(root, host=host or "reviewer")
-        out = audit_store(store, progress=progress, trust=chosen, anchors=published,
-                          tsa_roots=roots, reproduce=reproduce).to_dict()
+        out = audit_store(
+            store,
+            progress=progress,
+            trust=chosen,
+            anchors=published,
+            tsa_roots=roots,
+            reproduce=reproduce,
+        ).to_dict()
     if bundle_problems:
-        out["problems"] = [{"object": "bundle", "message": p} for p in bundle_problems] + \
-            out["problems"]
+        out["problems"] = [{"object": "bundle", "message": p} for p in bundle_problems] + out[
+            "problems"
+        ]
         out["verdict"] = "problems"
     return out
 
 
-def runs(store: Store, *, campaign: str | Path | None = None, stages: Iterable[str] = (),
-         statuses: Iterable[str] = (), conditions: Iterable[str] = (),
-         kinds: Iterable[str] = ()) -> list[dict[str, Any]]:
+def runs(
+    store: Store,
+    *,
+    campaign: str | Path | None = None,
+    stages: Iterable[str] = (),
+    statuses: Iterable[str] = (),
+    conditions: Iterable[str] = (),
+    kinds: Iterable[str] = (),
+) -> list[dict[str, Any]]:
     """One dict per run (stage, condition, factor levels, seed, host, status, metric,
     training seconds, tokens/s, MFU, GPU-hours): `pandas.DataFrame(gl.runs(store))`.
 
@@ -179,21 +246,39 @@ def runs(store: Store, *, campaign: str | Path | None = None, stages: Iterable[s
     Raises:
         CampaignError: `campaign` cannot be read; IntegrityError: a run record's bytes fail.
     """
-    return runs_rows(store, campaign=campaign, stages=stages, statuses=statuses,
-                     conditions=conditions, kinds=kinds).rows
+    return runs_rows(
+        store,
+        campaign=campaign,
+        stages=stages,
+        statuses=statuses,
+        conditions=conditions,
+        kinds=kinds,
+    ).rows
 
 
-def runs_rows(store: Store, *, campaign: str | Path | None = None, stages: Iterable[str] = (),
-              statuses: Iterable[str] = (), conditions: Iterable[str] = (),
-              kinds: Iterable[str] = ()) -> RunsTable:
+def runs_rows(
+    store: Store,
+    *,
+    campaign: str | Path | None = None,
+    stages: Iterable[str] = (),
+    statuses: Iterable[str] = (),
+    conditions: Iterable[str] = (),
+    kinds: Iterable[str] = (),
+) -> RunsTable:
     """`runs` with its columns, metric and factors (`RunsTable`), for tables and CSV.
 
     Raises:
         CampaignError: `campaign` cannot be read; IntegrityError: a run record's bytes fail.
     """
     name = load_campaign(campaign).name if campaign else None
-    return runs_table(store, campaign=name, stages=tuple(stages), statuses=tuple(statuses),
-                      conditions=tuple(conditions), kinds=tuple(kinds))
+    return runs_table(
+        store,
+        campaign=name,
+        stages=tuple(stages),
+        statuses=tuple(statuses),
+        conditions=tuple(conditions),
+        kinds=tuple(kinds),
+    )
 
 
 def package_versions() -> dict[str, str | None]:
@@ -207,9 +292,14 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def export(store: Store, bundle: str | Path | None = None, *,
-           campaigns: Iterable[str | Path] = (), in_toto: str | Path | None = None,
-           key: KeyLike = None) -> dict[str, Any]:
+def export(
+    store: Store,
+    bundle: str | Path | None = None,
+    *,
+    campaigns: Iterable[str | Path] = (),
+    in_toto: str | Path | None = None,
+    key: KeyLike = None,
+) -> dict[str, Any]:
     """Write a reviewer bundle (objects, journals, keys, campaigns, versions) and/or every
     manifest and decision as in-toto attestations into folder `in_toto`, signed with `key`.
 
@@ -225,20 +315,25 @@ def export(store: Store, bundle: str | Path | None = None, *,
         out["in_toto"] = export_in_toto(store, Path(in_toto), signing_key(key, store)).to_dict()
     if bundle:
         versions = package_versions()
-        path = export_bundle(store.root, Path(bundle),
-                             extra_files={Path(c).name: Path(c) for c in campaigns},
-                             meta={"versions": versions})
+        path = export_bundle(
+            store.root,
+            Path(bundle),
+            extra_files={Path(c).name: Path(c) for c in campaigns},
+            meta={"versions": versions},
+        )
         out.update(bundle=str(path), versions=versions)
     return out
 
 
-def reproduce(store: Store, run: str, *, data: str | Path | None = None,
-              device: str = "cpu") -> dict[str, Any]:
+def reproduce(
+    store: Store, run: str, *, data: str | Path | None = None, device: str = "cpu"
+) -> dict[str, Any]:
     """Replay a recorded run (id or 12+ hex prefix) and compare it with its record
     (`identical`, the val_bpb and step-loss differences).
 
     Raises:
         LedgerError: an unknown run, data that does not hash to the run's.
     """
-    return reproduce_run(store, store.resolve(run, "run"), data=Path(data) if data else None,
-                         device=device)
+    return reproduce_run(
+        store, store.resolve(run, "run"), data=Path(data) if data else None, device=device
+    )

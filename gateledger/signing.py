@@ -30,8 +30,13 @@ from ledger.store import Store, resolve_prefix
 KeyLike = SigningKey | str | None
 
 
-def keygen(name: str, *, passphrase: str | None = None,
-           store: Store | str | Path | None = None, host: str | None = None) -> SigningKey:
+def keygen(
+    name: str,
+    *,
+    passphrase: str | None = None,
+    store: Store | str | Path | None = None,
+    host: str | None = None,
+) -> SigningKey:
     """Make an Ed25519 signing key NAME in the key folder (LEDGER_KEY_DIR), mode 0600.
 
     With `store` (a Store, or the root of one that exists), its public half joins the
@@ -64,18 +69,22 @@ def default_key_name(store: Store | str | Path | None = None) -> str:
     keys = private_key_ids()
     directory = key_dir()
     if not keys:
-        raise SigningKeyError(f"no signing key in {directory}: run `ledger keygen --name NAME` "
-                              f"first")
+        raise SigningKeyError(
+            f"no signing key in {directory}: run `ledger keygen --name NAME` first"
+        )
     if len(keys) == 1:
         return next(iter(keys))
     if root is not None and (Path(root) / "keys").is_dir():
-        in_store = [n for n, kid in keys.items()
-                    if kid and (Path(root) / "keys" / f"{kid}.json").is_file()]
+        in_store = [
+            n for n, kid in keys.items() if kid and (Path(root) / "keys" / f"{kid}.json").is_file()
+        ]
         if len(in_store) == 1:
             return in_store[0]
-    raise SigningKeyError(f"several keys in {directory} ({', '.join(keys)}): pass --key NAME, "
-                          f"or choose this store's signer once with `ledger keys --default "
-                          f"NAME`")
+    raise SigningKeyError(
+        f"several keys in {directory} ({', '.join(keys)}): pass --key NAME, "
+        f"or choose this store's signer once with `ledger keys --default "
+        f"NAME`"
+    )
 
 
 def signing_key(key: KeyLike = None, store: Store | str | Path | None = None) -> SigningKey:
@@ -101,8 +110,12 @@ def demo_key() -> tuple[SigningKey, bool]:
 def key_id(store: Store, text: str) -> str:
     """A key of the store's keyring by its 32-hex id or a 12+ hex prefix of it."""
     ids = store.keyring().ids()
-    return resolve_prefix(text, lambda p: sorted(k for k in ids if k.startswith(p)),
-                          "key in this store's keyring", length=32)
+    return resolve_prefix(
+        text,
+        lambda p: sorted(k for k in ids if k.startswith(p)),
+        "key in this store's keyring",
+        length=32,
+    )
 
 
 def keys(store: Store, key_ids: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -122,12 +135,17 @@ def keys(store: Store, key_ids: tuple[str, ...] = ()) -> dict[str, Any]:
         record["revoked_at"] = store.revoked(str(record["key_id"]))
     folder = key_dir()
     private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
-    return {"store_keys": records, "private_keys": private, "key_dir": str(folder),
-            "default": default_key_for(store.root)}
+    return {
+        "store_keys": records,
+        "private_keys": private,
+        "key_dir": str(folder),
+        "default": default_key_for(store.root),
+    }
 
 
-def export_keys(store: Store, path: str | Path, key_ids: tuple[str, ...] = ()
-                ) -> list[dict[str, Any]]:
+def export_keys(
+    store: Store, path: str | Path, key_ids: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Write the store's public key records (all, or those named by id or prefix) to `path`,
     what a reviewer passes as a trust file; return the records written.
 
@@ -142,8 +160,7 @@ def export_keys(store: Store, path: str | Path, key_ids: tuple[str, ...] = ()
     return records
 
 
-def revoke(store: Store, key: str, *, signer: KeyLike = None, reason: str = ""
-           ) -> tuple[str, str]:
+def revoke(store: Store, key: str, *, signer: KeyLike = None, reason: str = "") -> tuple[str, str]:
     """Sign and journal the revocation of key `key` (id or prefix); (key id, revocation id).
 
     Raises:

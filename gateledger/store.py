@@ -56,8 +56,9 @@ def open_store(path: str | Path = ".ledger", *, host: str | None = None) -> Stor
     return Store.open(path, host=host)
 
 
-def tsa_urls(store: Store, urls: tuple[str, ...] | list[str] | None = None, *,
-             none: bool = False) -> list[str]:
+def tsa_urls(
+    store: Store, urls: tuple[str, ...] | list[str] | None = None, *, none: bool = False
+) -> list[str]:
     """The timestamp authorities to ask: `urls`, else the store's settings; none with `none`.
 
     Raises:
@@ -74,8 +75,9 @@ def witness(store: Store, object_id: str, urls: list[str]) -> list[dict[str, Any
     return [r.to_dict() for r in stamp(store, object_id, urls)] if urls else []
 
 
-def timestamp(store: Store, object_id: str, urls: tuple[str, ...] | list[str] = ()
-              ) -> tuple[str, str, list[dict[str, Any]]]:
+def timestamp(
+    store: Store, object_id: str, urls: tuple[str, ...] | list[str] = ()
+) -> tuple[str, str, list[dict[str, Any]]]:
     """Ask TSAs for tokens over an existing object (id or 12+ hex prefix): (full id, its
     kind, what each TSA answered).
 
@@ -84,15 +86,17 @@ def timestamp(store: Store, object_id: str, urls: tuple[str, ...] | list[str] = 
     """
     chosen = tsa_urls(store, urls)
     if not chosen:
-        raise ConfigError("no timestamp authority: pass --tsa URL or set one with "
-                          "`ledger settings --tsa URL`")
+        raise ConfigError(
+            "no timestamp authority: pass --tsa URL or set one with `ledger settings --tsa URL`"
+        )
     object_id = store.resolve(object_id)
     kind = str(store.get_json(object_id).get("kind"))
     return object_id, kind, witness(store, object_id, chosen)
 
 
-def settings(store: Store, *, tsa: tuple[str, ...] | list[str] = (), clear_tsa: bool = False
-             ) -> dict[str, Any]:
+def settings(
+    store: Store, *, tsa: tuple[str, ...] | list[str] = (), clear_tsa: bool = False
+) -> dict[str, Any]:
     """Set (`tsa`, or `clear_tsa`) and return the store's settings: `{"tsa": [...]}`.
 
     Raises:
@@ -122,9 +126,15 @@ def read_plan(path: str | Path) -> dict[str, Any]:
     return plan
 
 
-def freeze_plan(store: Store, plan: dict[str, Any] | str | Path, *, key: KeyLike = None,
-                amend: bool = False, tsa: list[str] | None = None, no_tsa: bool = False
-                ) -> Signed:
+def freeze_plan(
+    store: Store,
+    plan: dict[str, Any] | str | Path,
+    *,
+    key: KeyLike = None,
+    amend: bool = False,
+    tsa: list[str] | None = None,
+    no_tsa: bool = False,
+) -> Signed:
     """Sign an explicit plan (a dict, or a JSON file) as a manifest; amend the stage's
     manifest in force with `amend`.
 
@@ -149,13 +159,25 @@ def condition_id(store: Store, manifest: str, text: str) -> str:
     named = [cid for cid, info in conditions.items() if info.get("name") == text]
     if len(named) == 1:
         return named[0]
-    return resolve_prefix(text, lambda p: sorted(c for c in conditions if c.startswith(p)),
-                          f"condition of manifest {manifest[:12]}")
+    return resolve_prefix(
+        text,
+        lambda p: sorted(c for c in conditions if c.startswith(p)),
+        f"condition of manifest {manifest[:12]}",
+    )
 
 
-def ingest(store: Store, log: str | Path, *, fmt: str = "jsonl", manifest: str | None = None,
-           condition: str | None = None, seed: int | None = None, host: str | None = None,
-           stage: str | None = None, gpus: int = 1) -> tuple[str, dict[str, Any]]:
+def ingest(
+    store: Store,
+    log: str | Path,
+    *,
+    fmt: str = "jsonl",
+    manifest: str | None = None,
+    condition: str | None = None,
+    seed: int | None = None,
+    host: str | None = None,
+    stage: str | None = None,
+    gpus: int = 1,
+) -> tuple[str, dict[str, Any]]:
     """Record a raw log file as a run (of `manifest`'s cell condition/seed/host, or as
     unplanned compute without one): (run record id, its body).
 
@@ -171,13 +193,23 @@ def ingest(store: Store, log: str | Path, *, fmt: str = "jsonl", manifest: str |
         manifest = store.resolve(manifest, "manifest")
         if condition:
             condition = condition_id(store, manifest, condition)
-    record_id = ingest_log(store, raw, fmt=fmt, manifest=manifest, condition=condition,
-                           seed=seed, host=host, stage=stage, gpus=gpus)
+    record_id = ingest_log(
+        store,
+        raw,
+        fmt=fmt,
+        manifest=manifest,
+        condition=condition,
+        seed=seed,
+        host=host,
+        stage=stage,
+        gpus=gpus,
+    )
     return record_id, store.get_json(record_id)["body"]
 
 
-def anchor(store: Store, *, key: KeyLike = None, tsa: list[str] | None = None,
-           no_tsa: bool = False) -> Signed:
+def anchor(
+    store: Store, *, key: KeyLike = None, tsa: list[str] | None = None, no_tsa: bool = False
+) -> Signed:
     """Sign every journal's head (publish the result); `Signed.body` is the envelope.
 
     Raises:

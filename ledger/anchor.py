@@ -84,14 +84,19 @@ def read_anchor_file(path: Path) -> tuple[str, dict[str, Any]]:
     except OSError as exc:
         raise LedgerError(f"--anchor {path}: cannot read: {exc.strerror or exc}") from None
     doc = loads_strict(data, f"--anchor {path}", max_bytes=MAX_ANCHOR_BYTES)
-    if not isinstance(doc, dict) or doc.get("kind") != "anchor" or not isinstance(
-            doc.get("body"), dict):
+    if (
+        not isinstance(doc, dict)
+        or doc.get("kind") != "anchor"
+        or not isinstance(doc.get("body"), dict)
+    ):
         raise LedgerError(f"--anchor {path}: not a signed anchor (`ledger anchor --json`)")
     envelope = {k: doc[k] for k in ("kind", "body", "signature") if k in doc}
     anchor_id = sha256_hex(canonical_bytes(envelope))
     if "anchor" in doc and doc["anchor"] != anchor_id:
-        raise LedgerError(f"--anchor {path}: its id {doc['anchor']!r} is not the hash of its "
-                          f"content ({anchor_id})")
+        raise LedgerError(
+            f"--anchor {path}: its id {doc['anchor']!r} is not the hash of its "
+            f"content ({anchor_id})"
+        )
     return anchor_id, envelope
 
 
@@ -163,15 +168,20 @@ def _check_heads(oid: str, obj: Any, journal_lines: dict[str, list[bytes]]) -> l
             continue
         host, seq, digest = head.get("host"), head.get("seq"), head.get("hash")
         lines = journal_lines.get(host) if isinstance(host, str) else None
-        ok = (lines is not None and isinstance(seq, int) and 0 <= seq < len(lines)
-              and sha256_hex(lines[seq]) == digest)
+        ok = (
+            lines is not None
+            and isinstance(seq, int)
+            and 0 <= seq < len(lines)
+            and sha256_hex(lines[seq]) == digest
+        )
         if not ok:
             out.append(Problem(oid, f"journal {host} no longer extends anchor {oid} (seq {seq})"))
     return out
 
 
-def _tail(given: dict[str, dict[str, Any]],
-          journal_lines: dict[str, list[bytes]]) -> dict[str, dict[str, int]]:
+def _tail(
+    given: dict[str, dict[str, Any]], journal_lines: dict[str, list[bytes]]
+) -> dict[str, dict[str, int]]:
     """Per host and event kind, the events after the newest given anchor's head."""
     newest = max(given.values(), key=lambda o: str((o.get("body") or {}).get("at", "")))
     covered = {h.get("host"): h.get("seq") for h in _heads(newest) or [] if isinstance(h, dict)}

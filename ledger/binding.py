@@ -44,7 +44,11 @@ def is_simulated(parsed: ParsedLog) -> bool:
 
 
 def header_problems(
-    manifest_id: str, manifest: dict[str, Any], condition: str, seed: Any, host: str,
+    manifest_id: str,
+    manifest: dict[str, Any],
+    condition: str,
+    seed: Any,
+    host: str,
     parsed: ParsedLog,
 ) -> list[str]:
     """Why a JSONL log's header does not belong to the declared run (empty: it does).
@@ -62,28 +66,44 @@ def header_problems(
     if header.get("manifest") != manifest_id:
         out.append(f"header cites manifest {_show(header.get('manifest'))}, not {manifest_id[:12]}")
     builtin = (manifest.get("runner") or {}).get("kind") == "builtin"
-    out += seed_problems(manifest_id, manifest, condition, seed, header,
-                         inputs_required=builtin or header.get("runner") in ("builtin", "sim"))
+    out += seed_problems(
+        manifest_id,
+        manifest,
+        condition,
+        seed,
+        header,
+        inputs_required=builtin or header.get("runner") in ("builtin", "sim"),
+    )
     if header.get("host") != host:
         out.append(f"header host {_show(header.get('host'))} is not the declared host {host!r}")
     budget = manifest.get("budget_s")
     if not same_json(header.get("budget_s"), budget):
-        out.append(f"header budget_s {_show(header.get('budget_s'))} is not the manifest's {budget}")
+        out.append(
+            f"header budget_s {_show(header.get('budget_s'))} is not the manifest's {budget}"
+        )
     info = manifest.get("conditions", {}).get(condition, {})
     config = info.get("runner_config") or info.get("config") or {}
     for key in sorted(config):
         if key not in header:
             out.append(f"header lacks config key {key!r}")
         elif not same_json(header[key], config[key]):
-            out.append(f"header {key} {_show(header[key])} is not the condition's "
-                       f"{_show(config[key])}")
+            out.append(
+                f"header {key} {_show(header[key])} is not the condition's {_show(config[key])}"
+            )
     if not is_simulated(parsed):
         out += _identity_problems(manifest, header)
     return out
 
 
-def seed_problems(manifest_id: str, manifest: dict[str, Any], condition: str, seed: Any,
-                  header: dict[str, Any], *, inputs_required: bool) -> list[str]:
+def seed_problems(
+    manifest_id: str,
+    manifest: dict[str, Any],
+    condition: str,
+    seed: Any,
+    header: dict[str, Any],
+    *,
+    inputs_required: bool,
+) -> list[str]:
     """Why a header's seeds do not follow from its manifest (empty: they do).
 
     Without a rule the header's `seed` must be the declared seed (as before rules existed).
@@ -97,26 +117,32 @@ def seed_problems(manifest_id: str, manifest: dict[str, Any], condition: str, se
             return [f"header seed {_show(header.get('seed'))} is not the declared seed {seed}"]
         return []
     if rule not in RULES:
-        return [f"manifest seed rule {rule!r} is unknown to this audit (known: "
-                f"{', '.join(RULES)})"]
+        return [f"manifest seed rule {rule!r} is unknown to this audit (known: {', '.join(RULES)})"]
     if not isinstance(seed, int) or isinstance(seed, bool):
         return [f"declared seed {seed!r} is not an integer"]
     expected = derive_seed(rule, manifest_id, condition, seed)
     where = f"manifest {manifest_id[:12]}'s rule {rule} for condition {condition[:12]}, seed {seed}"
     out = []
     if not same_json(header.get("seed"), expected):
-        out.append(f"header seed {_show(header.get('seed'))} is not the effective seed "
-                   f"{expected} that {where} derives")
-    if (("effective_seed" in header or inputs_required)
-            and not same_json(header.get("effective_seed"), expected)):
-        out.append(f"header effective_seed {_show(header.get('effective_seed'))} does not "
-                   f"follow from {where} (expected {expected})")
+        out.append(
+            f"header seed {_show(header.get('seed'))} is not the effective seed "
+            f"{expected} that {where} derives"
+        )
+    if ("effective_seed" in header or inputs_required) and not same_json(
+        header.get("effective_seed"), expected
+    ):
+        out.append(
+            f"header effective_seed {_show(header.get('effective_seed'))} does not "
+            f"follow from {where} (expected {expected})"
+        )
     if "seed_inputs" in header or inputs_required:
         inputs = header.get("seed_inputs")
         want = {"manifest": manifest_id, "condition": condition, "seed": seed}
         if not isinstance(inputs, dict) or not same_json(inputs, want):
-            out.append(f"header seed_inputs {_show(inputs)} are not this run's "
-                       f"(manifest, condition, declared seed)")
+            out.append(
+                f"header seed_inputs {_show(inputs)} are not this run's "
+                f"(manifest, condition, declared seed)"
+            )
     return out
 
 
@@ -127,20 +153,27 @@ def _identity_problems(manifest: dict[str, Any], header: dict[str, Any]) -> list
     out = []
     for field, key in (("runner_version", "version"), ("code_sha256", "code_sha256")):
         if header.get(field) != runner.get(key):
-            out.append(f"header {field} {_show(header.get(field))} is not the frozen runner's "
-                       f"{_show(runner.get(key))}")
+            out.append(
+                f"header {field} {_show(header.get(field))} is not the frozen runner's "
+                f"{_show(runner.get(key))}"
+            )
     if header.get("runner") != "builtin":
         out.append(f"header runner {_show(header.get('runner'))} is not the builtin runner")
     data = manifest.get("data_sha256")
     if header.get("data_sha256") != data:
         frozen = "no data set (simulation only)" if data is None else f"data {data[:12]}"
-        out.append(f"header data_sha256 {_show(header.get('data_sha256'))} is not the "
-                   f"manifest's: {frozen}")
+        out.append(
+            f"header data_sha256 {_show(header.get('data_sha256'))} is not the manifest's: {frozen}"
+        )
     return out
 
 
 def status_problems(
-    status: Any, parsed: ParsedLog, *, budget_s: float, interval_s: float | None = None,
+    status: Any,
+    parsed: ParsedLog,
+    *,
+    budget_s: float,
+    interval_s: float | None = None,
     deadline_s: float | None = None,
 ) -> list[str]:
     """Why `status` (and the claimed training time) is not what the log's bytes support.
@@ -160,33 +193,55 @@ def status_problems(
     out = []
     finished_ok = parsed.status == "ok" and parsed.metric_finite
     if status == "ok" and not finished_ok:
-        out.append("status ok but its log has no ok summary with a finite val_bpb "
-                   f"(the log says {parsed.status})")
+        out.append(
+            "status ok but its log has no ok summary with a finite val_bpb "
+            f"(the log says {parsed.status})"
+        )
     elif status == "diverged":
         if parsed.metrics.get("val_bpb") is not None:
-            out.append("status diverged but its log reports val_bpb "
-                       f"{parsed.metrics.get('val_bpb')}")
+            out.append(
+                f"status diverged but its log reports val_bpb {parsed.metrics.get('val_bpb')}"
+            )
         elif parsed.diverge_evidence is None:
             out.append("status diverged but no step line shows a non-finite or exploding loss")
     elif status in ("crashed", "timeout") and finished_ok:
-        out.append(f"status {status} but its log ends with an ok summary "
-                   f"(val_bpb {parsed.metrics.get('val_bpb')})")
+        out.append(
+            f"status {status} but its log ends with an ok summary "
+            f"(val_bpb {parsed.metrics.get('val_bpb')})"
+        )
     elif status == "timeout" and parsed.eval is not None:
-        out.append("status timeout but its log has a finished evaluation (the runner "
-                   "evaluates only after training ended in time)")
+        out.append(
+            "status timeout but its log has a finished evaluation (the runner "
+            "evaluates only after training ended in time)"
+        )
     simulated = is_simulated(parsed)
     if status == "timeout" and interval_s is not None and not simulated:
         deadline = deadline_s if deadline_s is not None else budget_s
         if interval_s + CLOCK_SLACK_S < deadline:
-            out.append(f"status timeout after {interval_s:.1f} s from start to record, "
-                       f"before its deadline of {deadline:g} s")
+            out.append(
+                f"status timeout after {interval_s:.1f} s from start to record, "
+                f"before its deadline of {deadline:g} s"
+            )
     seconds = parsed.metrics.get("training_seconds")
-    if (interval_s is not None and not simulated and isinstance(seconds, int | float)
-            and math.isfinite(seconds) and seconds > interval_s + CLOCK_SLACK_S):
-        out.append(f"claims {seconds:g} training seconds, but only {interval_s:.1f} s passed "
-                   f"between its journaled start and its record")
+    if (
+        interval_s is not None
+        and not simulated
+        and isinstance(seconds, int | float)
+        and math.isfinite(seconds)
+        and seconds > interval_s + CLOCK_SLACK_S
+    ):
+        out.append(
+            f"claims {seconds:g} training seconds, but only {interval_s:.1f} s passed "
+            f"between its journaled start and its record"
+        )
     return out
 
 
-__all__ = ["CLOCK_SLACK_S", "header_problems", "is_simulated", "same_json", "seed_problems",
-           "status_problems"]
+__all__ = [
+    "CLOCK_SLACK_S",
+    "header_problems",
+    "is_simulated",
+    "same_json",
+    "seed_problems",
+    "status_problems",
+]

@@ -33,11 +33,13 @@ def canonical_bytes(obj: Any) -> bytes:
 # exponents, negative zero, integral floats, integers past 2^53, non-ASCII (key order is by
 # UTF-16 units) and \u escapes. Bytes with none of these are canonical iff orjson agrees.
 _NUM = rb"(?:^|[:,\[])"  # a number token starts after one of these (never inside a string)
-_RISKY = re.compile(_NUM + rb"-?[0-9]+(?:\.[0-9]+)?[eE]"  # exponent
-                    rb"|" + _NUM + rb"-0(?:\.0*)?(?![.0-9])"  # negative zero
-                    rb"|" + _NUM + rb"-?[0-9]+\.0+(?![0-9])"  # integral float
-                    rb"|" + _NUM + rb"-?[0-9]{16}"  # past 2^53
-                    rb"|[\x80-\xff]|\\u")  # non-ASCII (key order), escapes
+_RISKY = re.compile(
+    _NUM + rb"-?[0-9]+(?:\.[0-9]+)?[eE]"  # exponent
+    rb"|" + _NUM + rb"-0(?:\.0*)?(?![.0-9])"  # negative zero
+    rb"|" + _NUM + rb"-?[0-9]+\.0+(?![0-9])"  # integral float
+    rb"|" + _NUM + rb"-?[0-9]{16}"  # past 2^53
+    rb"|[\x80-\xff]|\\u"
+)  # non-ASCII (key order), escapes
 
 
 def is_canonical(obj: Any, data: bytes) -> bool:

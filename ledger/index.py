@@ -26,23 +26,59 @@ from ledger.store import Store
 INDEX_NAME = "index.duckdb"
 
 SCHEMA: dict[str, list[tuple[str, str]]] = {
-    "manifests": [("id", "VARCHAR"), ("campaign", "VARCHAR"), ("stage", "VARCHAR"),
-                  ("budget_s", "DOUBLE"), ("parent", "VARCHAR"), ("frozen_at", "VARCHAR"),
-                  ("freezer", "VARCHAR"), ("amends", "VARCHAR"), ("n_runs", "BIGINT")],
-    "runs": [("id", "VARCHAR"), ("manifest", "VARCHAR"), ("stage", "VARCHAR"),
-             ("condition", "VARCHAR"), ("seed", "BIGINT"), ("host", "VARCHAR"),
-             ("status", "VARCHAR"), ("val_bpb", "DOUBLE"), ("training_seconds", "DOUBLE"),
-             ("total_seconds", "DOUBLE"), ("gpus", "BIGINT"), ("runner", "VARCHAR"),
-             ("raw_log", "VARCHAR"), ("recorded_at", "VARCHAR")],
-    "decisions": [("id", "VARCHAR"), ("manifest", "VARCHAR"), ("stage", "VARCHAR"),
-                  ("decided_at", "VARCHAR"), ("decider", "VARCHAR"), ("n_runs", "BIGINT"),
-                  ("promoted", "VARCHAR")],
-    "events": [("host", "VARCHAR"), ("seq", "BIGINT"), ("kind", "VARCHAR"),
-               ("object", "VARCHAR"), ("run", "VARCHAR"), ("manifest", "VARCHAR"),
-               ("at", "VARCHAR"), ("hash", "VARCHAR")],
+    "manifests": [
+        ("id", "VARCHAR"),
+        ("campaign", "VARCHAR"),
+        ("stage", "VARCHAR"),
+        ("budget_s", "DOUBLE"),
+        ("parent", "VARCHAR"),
+        ("frozen_at", "VARCHAR"),
+        ("freezer", "VARCHAR"),
+        ("amends", "VARCHAR"),
+        ("n_runs", "BIGINT"),
+    ],
+    "runs": [
+        ("id", "VARCHAR"),
+        ("manifest", "VARCHAR"),
+        ("stage", "VARCHAR"),
+        ("condition", "VARCHAR"),
+        ("seed", "BIGINT"),
+        ("host", "VARCHAR"),
+        ("status", "VARCHAR"),
+        ("val_bpb", "DOUBLE"),
+        ("training_seconds", "DOUBLE"),
+        ("total_seconds", "DOUBLE"),
+        ("gpus", "BIGINT"),
+        ("runner", "VARCHAR"),
+        ("raw_log", "VARCHAR"),
+        ("recorded_at", "VARCHAR"),
+    ],
+    "decisions": [
+        ("id", "VARCHAR"),
+        ("manifest", "VARCHAR"),
+        ("stage", "VARCHAR"),
+        ("decided_at", "VARCHAR"),
+        ("decider", "VARCHAR"),
+        ("n_runs", "BIGINT"),
+        ("promoted", "VARCHAR"),
+    ],
+    "events": [
+        ("host", "VARCHAR"),
+        ("seq", "BIGINT"),
+        ("kind", "VARCHAR"),
+        ("object", "VARCHAR"),
+        ("run", "VARCHAR"),
+        ("manifest", "VARCHAR"),
+        ("at", "VARCHAR"),
+        ("hash", "VARCHAR"),
+    ],
     "keys": [("key_id", "VARCHAR"), ("name", "VARCHAR"), ("created_at", "VARCHAR")],
-    "conditions": [("manifest", "VARCHAR"), ("condition", "VARCHAR"), ("name", "VARCHAR"),
-                   ("config", "VARCHAR")],
+    "conditions": [
+        ("manifest", "VARCHAR"),
+        ("condition", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("config", "VARCHAR"),
+    ],
 }
 
 
@@ -51,8 +87,9 @@ def _coerce(value: Any, sql_type: str) -> Any:
     if value is None:
         return None
     if sql_type == "DOUBLE":
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-            else None
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
     if sql_type == "BIGINT":
         return value if isinstance(value, int) and not isinstance(value, bool) else None
     if isinstance(value, str):
@@ -76,29 +113,68 @@ def derive_rows(
         kind = obj.get("kind")
         if kind == "manifest":
             runs = body.get("runs")
-            rows["manifests"].append(_row("manifests", [
-                oid, body.get("campaign"), body.get("stage"), body.get("budget_s"),
-                body.get("parent"), body.get("frozen_at"), body.get("freezer"),
-                body.get("amends"), len(runs) if isinstance(runs, list) else None]))
+            rows["manifests"].append(
+                _row(
+                    "manifests",
+                    [
+                        oid,
+                        body.get("campaign"),
+                        body.get("stage"),
+                        body.get("budget_s"),
+                        body.get("parent"),
+                        body.get("frozen_at"),
+                        body.get("freezer"),
+                        body.get("amends"),
+                        len(runs) if isinstance(runs, list) else None,
+                    ],
+                )
+            )
             conditions = body.get("conditions")
             if isinstance(conditions, dict):
                 for cid, info in conditions.items():
                     info = info if isinstance(info, dict) else {}
-                    rows["conditions"].append(_row("conditions", [
-                        oid, cid, info.get("name"), info.get("config")]))
+                    rows["conditions"].append(
+                        _row("conditions", [oid, cid, info.get("name"), info.get("config")])
+                    )
         elif kind == "run":
             metrics = body.get("metrics") if isinstance(body.get("metrics"), dict) else {}
-            rows["runs"].append(_row("runs", [
-                oid, body.get("manifest"), body.get("stage"), body.get("condition"),
-                body.get("seed"), body.get("host"), body.get("status"), metrics.get("val_bpb"),
-                metrics.get("training_seconds"), metrics.get("total_seconds"), body.get("gpus"),
-                body.get("runner"), body.get("raw_log"), body.get("recorded_at")]))
+            rows["runs"].append(
+                _row(
+                    "runs",
+                    [
+                        oid,
+                        body.get("manifest"),
+                        body.get("stage"),
+                        body.get("condition"),
+                        body.get("seed"),
+                        body.get("host"),
+                        body.get("status"),
+                        metrics.get("val_bpb"),
+                        metrics.get("training_seconds"),
+                        metrics.get("total_seconds"),
+                        body.get("gpus"),
+                        body.get("runner"),
+                        body.get("raw_log"),
+                        body.get("recorded_at"),
+                    ],
+                )
+            )
         elif kind == "decision":
             runs = body.get("runs")
-            rows["decisions"].append(_row("decisions", [
-                oid, body.get("manifest"), body.get("stage"), body.get("decided_at"),
-                body.get("decider"), len(runs) if isinstance(runs, list) else None,
-                body.get("promoted")]))
+            rows["decisions"].append(
+                _row(
+                    "decisions",
+                    [
+                        oid,
+                        body.get("manifest"),
+                        body.get("stage"),
+                        body.get("decided_at"),
+                        body.get("decider"),
+                        len(runs) if isinstance(runs, list) else None,
+                        body.get("promoted"),
+                    ],
+                )
+            )
     for host, lines in sorted(journal_lines.items()):
         for line in lines:
             try:
@@ -107,13 +183,26 @@ def derive_rows(
                 continue
             if not isinstance(ev, dict):
                 continue
-            rows["events"].append(_row("events", [
-                host, ev.get("seq"), ev.get("kind"), ev.get("object"), ev.get("run"),
-                ev.get("manifest"), ev.get("at"), sha256_hex(line)]))
+            rows["events"].append(
+                _row(
+                    "events",
+                    [
+                        host,
+                        ev.get("seq"),
+                        ev.get("kind"),
+                        ev.get("object"),
+                        ev.get("run"),
+                        ev.get("manifest"),
+                        ev.get("at"),
+                        sha256_hex(line),
+                    ],
+                )
+            )
     for rec in keys:
         if isinstance(rec, dict):
-            rows["keys"].append(_row("keys", [rec.get("key_id"), rec.get("name"),
-                                              rec.get("created_at")]))
+            rows["keys"].append(
+                _row("keys", [rec.get("key_id"), rec.get("name"), rec.get("created_at")])
+            )
     return rows
 
 
@@ -153,7 +242,9 @@ def _write_db(path: Path, rows: dict[str, list[tuple]]) -> None:
             columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in cols) + "}"
             con.execute(
                 f"INSERT INTO {table} SELECT * FROM read_json(?, format='newline_delimited', "
-                f"columns={columns})", [str(tmp)])
+                f"columns={columns})",
+                [str(tmp)],
+            )
             tmp.unlink()
         con.execute("CHECKPOINT")
     finally:
@@ -202,8 +293,10 @@ def fresh_digest(store: Store, scan: Scan | None = None) -> str:
     return rows_digest(derive_rows(scan, _journal_lines(store), store.keyring().records()))
 
 
-_READ_ONLY = re.compile(r"^\s*(\(\s*)*(select|with|from|values|describe|show|summarize|pragma\s+table_info)\b",
-                        re.IGNORECASE)
+_READ_ONLY = re.compile(
+    r"^\s*(\(\s*)*(select|with|from|values|describe|show|summarize|pragma\s+table_info)\b",
+    re.IGNORECASE,
+)
 
 
 def _one_line(exc: Exception) -> str:
@@ -227,8 +320,9 @@ def query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
     if index_stale(store):
         reindex(store)
     try:
-        con = duckdb.connect(str(index_path(store)), read_only=True,
-                             config={"enable_external_access": False})
+        con = duckdb.connect(
+            str(index_path(store)), read_only=True, config={"enable_external_access": False}
+        )
     except duckdb.Error as exc:
         raise LedgerError(f"cannot open index: {_one_line(exc)}") from None
     try:

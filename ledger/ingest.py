@@ -19,8 +19,18 @@ from ledger.manifest import declared_run_keys, load_manifest
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
 from ledger.store import Store
 
-__all__ = ["ParsedLog", "check_log", "ingest", "is_recorded", "parse_raw_log", "record_run_start",
-           "recorded_runs", "run_key", "seconds_between", "started_at"]
+__all__ = [
+    "ParsedLog",
+    "check_log",
+    "ingest",
+    "is_recorded",
+    "parse_raw_log",
+    "record_run_start",
+    "recorded_runs",
+    "run_key",
+    "seconds_between",
+    "started_at",
+]
 
 
 def run_key(condition: str, seed: int, host: str) -> str:
@@ -32,9 +42,9 @@ def run_key(condition: str, seed: int, host: str) -> str:
 _MANIFESTS: dict[tuple[str, str], tuple[dict[str, Any], set[str]]] = {}
 
 
-def _declared(store: Store, manifest: str, condition: Any, seed: Any, host: Any) -> tuple[
-    dict[str, Any], str
-]:
+def _declared(
+    store: Store, manifest: str, condition: Any, seed: Any, host: Any
+) -> tuple[dict[str, Any], str]:
     check_object_id(manifest)
     cache_key = (str(store.root), manifest)
     if cache_key not in _MANIFESTS:
@@ -118,7 +128,8 @@ class _Seen:
             return
         if event.get("kind") == "run_recorded":
             self.recorded.setdefault(event["manifest"], {}).setdefault(
-                event["run"], event.get("object"))
+                event["run"], event.get("object")
+            )
         elif event.get("kind") == "run_started":
             self.started.setdefault(event["manifest"], {})[event["run"]] = event.get("at")
 
@@ -179,8 +190,11 @@ def check_log(parsed: ParsedLog) -> None:
     if parsed.oversize:
         raise _refuse("raw log refused", parsed.problems)
     if parsed.defects:
-        what = (f"raw log refused ({parsed.garbage} line(s) are not JSON records)"
-                if parsed.garbage else "raw log refused")
+        what = (
+            f"raw log refused ({parsed.garbage} line(s) are not JSON records)"
+            if parsed.garbage
+            else "raw log refused"
+        )
         raise _refuse(what, parsed.defects)
 
 
@@ -220,8 +234,19 @@ def ingest(
         if manifest is not None:
             body, key = _declared(store, manifest, condition, seed, host)
             stage = stage if stage is not None else body.get("stage")
-            _check_binding(store, manifest, body, key, parsed, fmt=fmt, status=status,
-                           condition=condition, seed=seed, host=host, deadline_s=deadline_s)
+            _check_binding(
+                store,
+                manifest,
+                body,
+                key,
+                parsed,
+                fmt=fmt,
+                status=status,
+                condition=condition,
+                seed=seed,
+                host=host,
+                deadline_s=deadline_s,
+            )
         elif condition is not None and seed is not None and host is not None:
             key = run_key(condition, seed, host)
         record = {
@@ -265,21 +290,32 @@ def _check_arguments(raw: Any, fmt: str, status_override: str | None, gpus: Any)
 
 
 def _check_binding(
-    store: Store, manifest: str, body: dict[str, Any], key: str, parsed: ParsedLog, *,
-    fmt: str, status: str, condition: str | None, seed: int | None, host: str | None,
+    store: Store,
+    manifest: str,
+    body: dict[str, Any],
+    key: str,
+    parsed: ParsedLog,
+    *,
+    fmt: str,
+    status: str,
+    condition: str | None,
+    seed: int | None,
+    host: str | None,
     deadline_s: float | None,
 ) -> None:
     """Refuse a log that is not the declared run's, a status it does not support, or a run
     already recorded (called under the journal lock, so two ingests cannot both pass)."""
-    problems = header_problems(manifest, body, condition, seed, host, parsed) \
-        if fmt == "jsonl" else []
+    problems = (
+        header_problems(manifest, body, condition, seed, host, parsed) if fmt == "jsonl" else []
+    )
     if fmt == "jsonl" and parsed.header is None and status == "ok":
         problems.append("an ok log must start with a header citing its manifest")
     start = started_at(store, manifest, key)
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     interval = seconds_between(start, now) if start else None
-    problems += status_problems(status, parsed, budget_s=body["budget_s"],
-                                interval_s=interval, deadline_s=deadline_s)
+    problems += status_problems(
+        status, parsed, budget_s=body["budget_s"], interval_s=interval, deadline_s=deadline_s
+    )
     if problems:
         raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)
     if is_recorded(store, manifest, key):

@@ -32,8 +32,16 @@ from ledger.problems import Problem
 
 ZERO = "0" * 64
 EVENT_KINDS = frozenset(
-    {"manifest_frozen", "amended", "run_started", "run_recorded", "decision_made", "anchor",
-     "key_revoked", "timestamped"}
+    {
+        "manifest_frozen",
+        "amended",
+        "run_started",
+        "run_recorded",
+        "decision_made",
+        "anchor",
+        "key_revoked",
+        "timestamped",
+    }
 )
 EVENT_FIELDS = frozenset({"seq", "prev", "kind", "object", "run", "manifest", "at"})
 LOCK_TIMEOUT_S = 60.0
@@ -79,7 +87,6 @@ class Journal:
         self.head_path = self.path.with_name("journal.head")
         self.lock_path = Path(str(self.path) + ".lock")
         self._held = 0  # depth of `locked()` blocks this object is inside
-
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r}, host={self.host!r})"
@@ -243,7 +250,9 @@ class Journal:
             try:
                 event = json.loads(line)
             except (ValueError, RecursionError):
-                raise IntegrityError(f"journal {self.path}: line {i + 1} is not valid JSON") from None
+                raise IntegrityError(
+                    f"journal {self.path}: line {i + 1} is not valid JSON"
+                ) from None
             if not isinstance(event, dict):
                 raise IntegrityError(f"journal {self.path}: line {i + 1} is not an event")
             out.append(event)
@@ -257,8 +266,9 @@ class Journal:
         try:
             seq = json.loads(lines[-1]).get("seq")
         except (ValueError, AttributeError, RecursionError):
-            raise IntegrityError(f"journal {self.path}: last line is damaged; run "
-                                 f"`ledger verify`") from None
+            raise IntegrityError(
+                f"journal {self.path}: last line is damaged; run `ledger verify`"
+            ) from None
         return {"host": self.host, "seq": seq, "hash": sha256_hex(lines[-1])}
 
     # -- checking --------------------------------------------------------------------------
@@ -291,14 +301,29 @@ class Journal:
         if not isinstance(seq, int) or seq < 0:
             return [Problem(where, "journal.head is damaged")]
         if seq >= n:
-            return [Problem(where, f"journal ends at seq {n - 1} but its head records seq "
-                                   f"{seq}: events were removed or the last line damaged")]
+            return [
+                Problem(
+                    where,
+                    f"journal ends at seq {n - 1} but its head records seq "
+                    f"{seq}: events were removed or the last line damaged",
+                )
+            ]
         if sha256_hex(lines[seq]) != digest:
-            return [Problem(where, f"line {seq + 1} (seq {seq}) does not match journal.head: "
-                                   f"the event or the head was edited")]
+            return [
+                Problem(
+                    where,
+                    f"line {seq + 1} (seq {seq}) does not match journal.head: "
+                    f"the event or the head was edited",
+                )
+            ]
         if seq < n - 2:
-            return [Problem(where, f"journal.head records seq {seq} but the journal goes on "
-                                   f"to seq {n - 1}: events appended outside the ledger")]
+            return [
+                Problem(
+                    where,
+                    f"journal.head records seq {seq} but the journal goes on "
+                    f"to seq {n - 1}: events appended outside the ledger",
+                )
+            ]
         return []
 
 

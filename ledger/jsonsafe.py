@@ -61,8 +61,9 @@ def depth_of(value: Any) -> int:
     return deepest
 
 
-def loads_strict(data: bytes | str, what: str, *, max_bytes: int | None = None,
-                 max_depth: int = MAX_DEPTH) -> Any:
+def loads_strict(
+    data: bytes | str, what: str, *, max_bytes: int | None = None, max_depth: int = MAX_DEPTH
+) -> Any:
     """Parse `data` as strict JSON or raise `JSONInputError` naming `what`.
 
     Refused: more than `max_bytes`, invalid UTF-8, invalid JSON, NaN/Infinity, a repeated
@@ -76,8 +77,12 @@ def loads_strict(data: bytes | str, what: str, *, max_bytes: int | None = None,
         except UnicodeDecodeError as exc:
             raise JSONInputError(f"{what} is not UTF-8 text (byte {exc.start})") from None
     try:
-        value = json.loads(data, parse_constant=_no_constant, parse_float=_finite_float,
-                           object_pairs_hook=_unique_pairs)
+        value = json.loads(
+            data,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_pairs,
+        )
     except RecursionError:
         raise JSONInputError(f"{what} is nested more than {max_depth} levels deep") from None
     except ValueError as exc:
@@ -89,8 +94,11 @@ def loads_strict(data: bytes | str, what: str, *, max_bytes: int | None = None,
 
 def _may_nest(text: str | bytes, max_depth: int) -> bool:
     """Cheap pre-check: fewer brackets than the limit cannot nest past it."""
-    opens = text.count("{") + text.count("[") if isinstance(text, str) else \
-        text.count(b"{") + text.count(b"[")
+    opens = (
+        text.count("{") + text.count("[")
+        if isinstance(text, str)
+        else text.count(b"{") + text.count(b"[")
+    )
     return opens > max_depth
 
 

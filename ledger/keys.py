@@ -365,13 +365,13 @@ def set_default_key(store_root: Path | str, name: str) -> Path:
     """
     check_key_name(name)
     if not (key_dir() / f"{name}.pem").is_file():
-        raise SigningKeyError(f"no private key {name} in {key_dir()}: run `ledger keygen --name "
-                              f"{name}` first")
+        raise SigningKeyError(
+            f"no private key {name} in {key_dir()}: run `ledger keygen --name {name}` first"
+        )
     defaults = _read_defaults()
     defaults[_store_key(store_root)] = name
     path = _defaults_path()
-    atomic_write(path, (json.dumps(defaults, indent=2, sort_keys=True) + "\n").encode(),
-                 mode=0o600)
+    atomic_write(path, (json.dumps(defaults, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
     return path
 
 

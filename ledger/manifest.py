@@ -109,8 +109,10 @@ def check_freezable(store: Store, plan: dict[str, Any], *, amend: bool) -> str |
     """
     existing = current_manifest_id(store, plan["campaign"], plan["stage"])
     if existing and not amend:
-        raise AlreadyFrozen(f"stage {plan['stage']!r} of {plan['campaign']!r} is already frozen "
-                            f"as manifest {existing}; use --amend to replace it")
+        raise AlreadyFrozen(
+            f"stage {plan['stage']!r} of {plan['campaign']!r} is already frozen "
+            f"as manifest {existing}; use --amend to replace it"
+        )
     if amend and not existing:
         raise LedgerError(f"stage {plan['stage']!r} was never frozen: nothing to amend")
     return existing if amend else None
@@ -162,8 +164,9 @@ def declared_run_keys(body: dict[str, Any]) -> set[str]:
     runs = body.get("runs") if isinstance(body, dict) else None
     if not isinstance(runs, list):
         return set()
-    return {f"{r.get('condition')}/{r.get('seed')}/{r.get('host')}" for r in runs
-            if isinstance(r, dict)}
+    return {
+        f"{r.get('condition')}/{r.get('seed')}/{r.get('host')}" for r in runs if isinstance(r, dict)
+    }
 
 
 def current_manifest_id(store: Store, campaign: str, stage: str) -> str | None:

@@ -43,7 +43,7 @@ def fork_map(func: Callable[[list], list], items: list, share: Any, *, serial: b
     try:
         if serial or workers < 2 or len(items) < 2 or "fork" not in mp.get_all_start_methods():
             return func(items)
-        chunks = [c for c in (items[i::workers * 4] for i in range(workers * 4)) if c]
+        chunks = [c for c in (items[i :: workers * 4] for i in range(workers * 4)) if c]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
             return [x for part in pool.map(func, chunks) for x in part]
     finally:

@@ -21,8 +21,15 @@ from runner.schema import DIVERGE_FACTOR
 
 STATUSES = ("ok", "diverged", "crashed", "timeout")
 METRICS = (
-    "val_bpb", "training_seconds", "total_seconds", "num_steps", "total_tokens",
-    "num_params", "peak_mem_mb", "tokens_per_s", "mfu",
+    "val_bpb",
+    "training_seconds",
+    "total_seconds",
+    "num_steps",
+    "total_tokens",
+    "num_params",
+    "peak_mem_mb",
+    "tokens_per_s",
+    "mfu",
 )
 FORMATS = ("jsonl", "autoresearch")
 AUTORESEARCH_REQUIRED = ("val_bpb", "training_seconds", "total_seconds")
@@ -58,13 +65,18 @@ class ParsedLog:
         """Problems that make the log untrue or malformed, as opposed to merely unfinished
         (a process that died leaves no summary, or a line cut off: that is what `crashed`
         means, not a defect)."""
-        return [p for p in self.problems if not p.startswith(_INCOMPLETE)
-                and "cut off without its newline" not in p]
+        return [
+            p
+            for p in self.problems
+            if not p.startswith(_INCOMPLETE) and "cut off without its newline" not in p
+        ]
 
     @property
     def metric_finite(self) -> bool:
         value = self.metrics.get("val_bpb")
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
 
 
 def _finite(value: Any) -> Any:
@@ -115,9 +127,11 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
                 elif first_loss is None:
                     first_loss, limit = float(loss), DIVERGE_FACTOR * float(loss)
                 elif loss > limit:
-                    out.diverge_evidence = (f"step line {n}: loss {loss:g} exceeds "
-                                            f"{DIVERGE_FACTOR:g} x the first step's "
-                                            f"{first_loss:g}")
+                    out.diverge_evidence = (
+                        f"step line {n}: loss {loss:g} exceeds "
+                        f"{DIVERGE_FACTOR:g} x the first step's "
+                        f"{first_loss:g}"
+                    )
         else:
             _keep_record(out, rec, n)
     out.steps, out.first_loss = steps, first_loss
@@ -133,8 +147,9 @@ def _record(out: ParsedLog, line: bytes, n: int, count: int) -> dict[str, Any] |
     """Line `n` as a JSON object, or None (blank, or a problem noted on `out`)."""
     if len(line) > MAX_LINE_BYTES:
         out.garbage += 1
-        out.problems.append(f"line {n}: {len(line)} bytes, more than the "
-                            f"{MAX_LINE_BYTES} allowed per line")
+        out.problems.append(
+            f"line {n}: {len(line)} bytes, more than the {MAX_LINE_BYTES} allowed per line"
+        )
         return None
     try:
         rec = loads_line(line)
@@ -213,8 +228,10 @@ def _summary_facts(out: ParsedLog) -> None:
     if out.status == "ok" and not out.metric_finite:
         out.problems.append("summary says ok but has no finite val_bpb")
     if out.eval is not None and out.eval.get("val_bpb") != summary.get("val_bpb"):
-        out.problems.append(f"summary val_bpb {summary.get('val_bpb')!r} disagrees with the eval "
-                            f"line's {out.eval.get('val_bpb')!r}")
+        out.problems.append(
+            f"summary val_bpb {summary.get('val_bpb')!r} disagrees with the eval "
+            f"line's {out.eval.get('val_bpb')!r}"
+        )
 
 
 def _number(text: str) -> float | int | None:
@@ -224,7 +241,9 @@ def _number(text: str) -> float | int | None:
         return None
     if not math.isfinite(value):
         return None
-    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+    return (
+        int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+    )
 
 
 def _parse_autoresearch(data: bytes) -> ParsedLog:
@@ -291,7 +310,9 @@ def _autoresearch_divergence(line: str, n: int) -> str | None:
     except ValueError:
         return None
     if not math.isfinite(value) or value > AUTORESEARCH_FAIL_LOSS:
-        return f"line {n}: loss {match.group(1)} (autoresearch fails above {AUTORESEARCH_FAIL_LOSS:g})"
+        return (
+            f"line {n}: loss {match.group(1)} (autoresearch fails above {AUTORESEARCH_FAIL_LOSS:g})"
+        )
     return None
 
 

@@ -23,9 +23,12 @@ def revoke_key(store: Store, key_id: str, signer: SigningKey, reason: str = "") 
         raise LedgerError(f"key {key_id} is not in this store's keyring (`ledger keys`)")
     if store.revoked(key_id) is not None:
         raise LedgerError(f"key {key_id} is already revoked (at {store.revoked(key_id)})")
-    body = {"key_id": key_id, "reason": str(reason),
-            "revoked_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "revoker": signer.key_id}
+    body = {
+        "key_id": key_id,
+        "reason": str(reason),
+        "revoked_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "revoker": signer.key_id,
+    }
     oid = store.put_signed("revocation", body, signer)
     store.journal().append("key_revoked", object=oid)
     return oid

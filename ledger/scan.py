@@ -81,27 +81,37 @@ def scan_objects(store: Store, tick: Callable[[int], None] | None = None) -> Sca
     """
     scan = Scan()
     items = [(oid, str(path)) for oid, path in store.iter_objects()]
-    results = fork_map(_classify_chunk, items, None,
-                       serial=len(items) < PARALLEL_MIN_OBJECTS)
+    results = fork_map(_classify_chunk, items, None, serial=len(items) < PARALLEL_MIN_OBJECTS)
     for (oid, path), (verdict, payload) in zip(items, sorted_back(items, results), strict=True):
         scan.count += 1
         if tick is not None:
             tick(1)
         if verdict == "name":
-            scan.problems.append(Problem(str(Path(path).relative_to(store.root)),
-                                         "file in the object store is not named by an id"))
+            scan.problems.append(
+                Problem(
+                    str(Path(path).relative_to(store.root)),
+                    "file in the object store is not named by an id",
+                )
+            )
         elif verdict == "unreadable":
             scan.problems.append(Problem(oid, f"cannot read: {payload}"))
             scan.bad.add(oid)
         elif verdict == "corrupt":
-            scan.problems.append(Problem(oid, "object is corrupted: its bytes no longer hash "
-                                              "to its id (changed or damaged)"))
+            scan.problems.append(
+                Problem(
+                    oid,
+                    "object is corrupted: its bytes no longer hash to its id (changed or damaged)",
+                )
+            )
             scan.bad.add(oid)
         elif verdict == "raw":
             scan.raw.add(oid)
         elif verdict == "noncanonical":
-            scan.problems.append(Problem(oid, f"{payload!r} object is not stored as "
-                                              f"canonical JSON (RFC 8785): not used"))
+            scan.problems.append(
+                Problem(
+                    oid, f"{payload!r} object is not stored as canonical JSON (RFC 8785): not used"
+                )
+            )
             scan.noncanonical.add(oid)
         else:
             obj, data = payload

@@ -40,8 +40,9 @@ def check_seed_plan(value: Any) -> None:
     if not isinstance(value, dict) or set(value) != {"rule"}:
         raise LedgerError(f"plan key 'seeds': must be {{\"rule\": NAME}}, not {value!r}")
     if value["rule"] not in RULES:
-        raise LedgerError(f"plan key 'seeds': unknown rule {value['rule']!r} "
-                          f"(known: {', '.join(RULES)})")
+        raise LedgerError(
+            f"plan key 'seeds': unknown rule {value['rule']!r} (known: {', '.join(RULES)})"
+        )
 
 
 def seed_rule(manifest: dict[str, Any]) -> str | None:
@@ -59,12 +60,20 @@ def derive_seed(rule: str, manifest_id: str, condition: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "big") & _MASK
 
 
-def effective_seed(manifest_id: str, manifest: dict[str, Any], condition: str,
-                   seed: int) -> int | None:
+def effective_seed(
+    manifest_id: str, manifest: dict[str, Any], condition: str, seed: int
+) -> int | None:
     """The seed the run must train with, or None when the manifest has no seed rule."""
     rule = seed_rule(manifest)
     return None if rule is None else derive_seed(rule, manifest_id, condition, seed)
 
 
-__all__ = ["DEFAULT_RULE", "RULES", "check_seed_plan", "derive_seed", "effective_seed",
-           "seed_plan", "seed_rule"]
+__all__ = [
+    "DEFAULT_RULE",
+    "RULES",
+    "check_seed_plan",
+    "derive_seed",
+    "effective_seed",
+    "seed_plan",
+    "seed_rule",
+]

@@ -40,8 +40,9 @@ def store_status(store: Store) -> dict[str, Any]:
         "objects": total,
         "by_kind": dict(sorted(kinds.items())),
         "runs_by_status": dict(sorted(statuses.items())),
-        "journals": [j.head() or {"host": j.host, "seq": None, "hash": None}
-                     for j in store.journals()],
+        "journals": [
+            j.head() or {"host": j.host, "seq": None, "hash": None} for j in store.journals()
+        ],
         "keys": [{k: r.get(k) for k in ("key_id", "name")} for r in store.keyring().records()],
         "leftover_temp_files": len(store.leftovers()),
     }

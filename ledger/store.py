@@ -96,7 +96,8 @@ class Store:
         """Hosts that have a part here (this host first is not implied: sorted)."""
         try:
             return sorted(
-                e.name for e in os.scandir(self.parts_dir)
+                e.name
+                for e in os.scandir(self.parts_dir)
                 if e.is_dir() and not e.name.startswith(".")
             )
         except FileNotFoundError:
@@ -136,8 +137,11 @@ class Store:
         for host in self.parts():
             fan = self.parts_dir / host / "objects" / prefix[:2]
             try:
-                found.update(e.name for e in os.scandir(fan)
-                             if e.name.startswith(prefix) and not e.name.startswith(TMP_PREFIX))
+                found.update(
+                    e.name
+                    for e in os.scandir(fan)
+                    if e.name.startswith(prefix) and not e.name.startswith(TMP_PREFIX)
+                )
             except FileNotFoundError:
                 continue
         return sorted(found)
@@ -259,8 +263,10 @@ class Store:
         if kind != "revocation":
             when = self.revoked(key.key_id)
             if when is not None:
-                raise SigningKeyError(f"key {key.name} ({key.key_id}) was revoked at {when}: sign "
-                                      f"with another key (`ledger keygen`)")
+                raise SigningKeyError(
+                    f"key {key.name} ({key.key_id}) was revoked at {when}: sign "
+                    f"with another key (`ledger keygen`)"
+                )
         obj = sign_object(kind, body, key)
         data = canonical_bytes(obj)
         if not self.keyring().has(key.key_id):
@@ -283,19 +289,24 @@ def resolve_prefix(text: str, candidates, what: str = "object", length: int = 64
     """
     value = str(text).strip().lower()
     if not _HEX.fullmatch(value) or len(value) > length:
-        raise LedgerError(f"{what} id {text!r} is not an object id ({length} hex characters, "
-                          f"or the first {MIN_PREFIX}+ of them as printed)")
+        raise LedgerError(
+            f"{what} id {text!r} is not an object id ({length} hex characters, "
+            f"or the first {MIN_PREFIX}+ of them as printed)"
+        )
     if len(value) < MIN_PREFIX:
-        raise LedgerError(f"{what} id {text!r} is too short: give at least {MIN_PREFIX} hex "
-                          f"characters")
+        raise LedgerError(
+            f"{what} id {text!r} is too short: give at least {MIN_PREFIX} hex characters"
+        )
     matches = candidates(value)
     if len(value) == length and value in matches:
         return value
     if not matches:
         raise LedgerError(f"no {what} with id {value}{'' if len(value) == length else '...'}")
     if len(matches) > 1:
-        raise LedgerError(f"{what} id prefix {value} is ambiguous: "
-                          f"{', '.join(m[:16] for m in matches[:5])}...: give more characters")
+        raise LedgerError(
+            f"{what} id prefix {value} is ambiguous: "
+            f"{', '.join(m[:16] for m in matches[:5])}...: give more characters"
+        )
     return matches[0]
 
 
@@ -307,5 +318,13 @@ def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
     return obj["body"]
 
 
-__all__ = ["MIN_PREFIX", "STORE_FORMAT", "Store", "default_host", "load_object",
-           "resolve_prefix", "sanitize_host", "IntegrityError"]
+__all__ = [
+    "MIN_PREFIX",
+    "STORE_FORMAT",
+    "Store",
+    "default_host",
+    "load_object",
+    "resolve_prefix",
+    "sanitize_host",
+    "IntegrityError",
+]

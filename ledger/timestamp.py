@@ -58,8 +58,16 @@ SHA256_OID = "2.16.840.1.101.3.4.2.1"
 DEFAULT_TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 1 << 20
 SETTINGS_FILE = "settings.json"
-BODY_FIELDS = ("object", "object_kind", "tsa", "hash", "response", "gen_time", "serial",
-               "received_at")
+BODY_FIELDS = (
+    "object",
+    "object_kind",
+    "tsa",
+    "hash",
+    "response",
+    "gen_time",
+    "serial",
+    "received_at",
+)
 
 
 class TimestampError(LedgerError):
@@ -76,6 +84,7 @@ def _iso(when: datetime) -> str:
 
 
 # -- store setting ------------------------------------------------------------------------
+
 
 def configured_tsas(store: Store) -> list[str]:
     """The TSA URLs the store's `settings.json` names (a team sets them once)."""
@@ -117,6 +126,7 @@ def check_url(url: str) -> str:
 
 # -- asking a TSA -------------------------------------------------------------------------
 
+
 @dataclass
 class StampResult:
     """What one TSA answered: a stored token (and its time) or the reason it failed."""
@@ -131,20 +141,36 @@ class StampResult:
         return self.token is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tsa": self.tsa, "ok": self.ok, "token": self.token, "gen_time": self.gen_time,
-                "error": self.error}
+        return {
+            "tsa": self.tsa,
+            "ok": self.ok,
+            "token": self.token,
+            "gen_time": self.gen_time,
+            "error": self.error,
+        }
 
 
-def request_token(url: str, data: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S
-                  ) -> tuple[bytes, Any]:
+def request_token(
+    url: str, data: bytes, *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> tuple[bytes, Any]:
     """POST an RFC 3161 request for SHA-256(data) to `url`; (DER response, the request).
 
     Raises TimestampError naming the URL when the TSA cannot be reached or says no.
     """
-    request = (TimestampRequestBuilder().data(data).hash_algorithm(HashAlgorithm.SHA256)
-               .nonce(nonce=True).cert_request(cert_request=True).build())
-    http = urllib.request.Request(check_url(url), data=request.as_bytes(), method="POST",
-                                  headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE})
+    request = (
+        TimestampRequestBuilder()
+        .data(data)
+        .hash_algorithm(HashAlgorithm.SHA256)
+        .nonce(nonce=True)
+        .cert_request(cert_request=True)
+        .build()
+    )
+    http = urllib.request.Request(
+        check_url(url),
+        data=request.as_bytes(),
+        method="POST",
+        headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE},
+    )
     try:
         with urllib.request.urlopen(http, timeout=timeout_s) as reply:
             der = reply.read(MAX_RESPONSE_BYTES + 1)
@@ -176,8 +202,10 @@ def _imprint_problem(response: Any, object_id: str) -> str | None:
     if imprint.hash_algorithm.dotted_string != SHA256_OID:
         return f"its message imprint uses hash {imprint.hash_algorithm.dotted_string}, not SHA-256"
     if imprint.message != bytes.fromhex(object_id):
-        return (f"its message imprint {imprint.message.hex()[:16]}... is not the id of the "
-                f"object it claims to stamp ({object_id[:16]}...)")
+        return (
+            f"its message imprint {imprint.message.hex()[:16]}... is not the id of the "
+            f"object it claims to stamp ({object_id[:16]}...)"
+        )
     return None
 
 
@@ -200,8 +228,9 @@ def check_response(der: bytes, object_id: str, nonce: int | None = None) -> Any:
     return response
 
 
-def stamp(store: Store, object_id: str, urls: Iterable[str], *,
-          timeout_s: float = DEFAULT_TIMEOUT_S) -> list[StampResult]:
+def stamp(
+    store: Store, object_id: str, urls: Iterable[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> list[StampResult]:
     """Ask each TSA in `urls` for a token over `object_id`; store and journal each one.
 
     A TSA that fails is reported in its `StampResult` (the object stays as it is); the
@@ -221,8 +250,9 @@ def stamp(store: Store, object_id: str, urls: Iterable[str], *,
     obj = store.get_json(object_id)
     kind = obj.get("kind")
     if kind not in TIMESTAMPABLE:
-        raise LedgerError(f"object {object_id} is a {kind!r}; timestamps are for "
-                          f"{', '.join(TIMESTAMPABLE)}")
+        raise LedgerError(
+            f"object {object_id} is a {kind!r}; timestamps are for {', '.join(TIMESTAMPABLE)}"
+        )
     data = store.get_bytes(object_id)
     out = []
     for url in urls:
@@ -251,6 +281,7 @@ def stamp(store: Store, object_id: str, urls: Iterable[str], *,
 
 
 # -- checking tokens offline --------------------------------------------------------------
+
 
 def load_tsa_roots(paths: Iterable[str | Path]) -> list[x509.Certificate]:
     """Certificates from PEM files (the TSA roots, and any intermediates, a reviewer trusts).
@@ -290,9 +321,15 @@ class TokenCheck:
         return not self.problems and self.gen_time is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"token": self.id, "object": self.object, "object_kind": self.object_kind,
-                "tsa": self.tsa, "gen_time": _iso(self.gen_time) if self.gen_time else None,
-                "verified": self.verified, "problems": self.problems}
+        return {
+            "token": self.id,
+            "object": self.object,
+            "object_kind": self.object_kind,
+            "tsa": self.tsa,
+            "gen_time": _iso(self.gen_time) if self.gen_time else None,
+            "verified": self.verified,
+            "problems": self.problems,
+        }
 
 
 def _verify_error(exc: Exception) -> str:
@@ -314,9 +351,12 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
     if not isinstance(body, dict):
         return TokenCheck(token_id, None, None, None, problems=["timestamp body is not an object"])
     oid, tsa = body.get("object"), body.get("tsa")
-    check = TokenCheck(token_id, oid if isinstance(oid, str) else None,
-                       body.get("object_kind") if isinstance(body.get("object_kind"), str)
-                       else None, tsa if isinstance(tsa, str) else None)
+    check = TokenCheck(
+        token_id,
+        oid if isinstance(oid, str) else None,
+        body.get("object_kind") if isinstance(body.get("object_kind"), str) else None,
+        tsa if isinstance(tsa, str) else None,
+    )
     if not is_object_id(oid):
         check.problems.append(f"timestamp cites {oid!r}, not an object id")
         return check
@@ -333,18 +373,21 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
     check.gen_time = response.tst_info.gen_time
     why = _imprint_problem(response, oid)
     if why:
-        check.problems.append(f"timestamp token from {tsa} does not stamp object {oid[:12]}: "
-                              f"{why}")
+        check.problems.append(f"timestamp token from {tsa} does not stamp object {oid[:12]}: {why}")
     if body.get("gen_time") != _iso(check.gen_time):
-        check.problems.append(f"timestamp says gen_time {body.get('gen_time')!r} but its token "
-                              f"says {_iso(check.gen_time)}")
+        check.problems.append(
+            f"timestamp says gen_time {body.get('gen_time')!r} but its token "
+            f"says {_iso(check.gen_time)}"
+        )
     if roots and not why:
         try:
             VerifierBuilder(roots=list(roots)).build().verify(response, bytes.fromhex(oid))
             check.verified = True
         except (VerificationError, ValueError) as exc:
-            check.problems.append(f"timestamp token from {tsa} does not verify against the "
-                                  f"given TSA roots: {_verify_error(exc)}")
+            check.problems.append(
+                f"timestamp token from {tsa} does not verify against the "
+                f"given TSA roots: {_verify_error(exc)}"
+            )
     return check
 
 
@@ -372,14 +415,19 @@ class TimestampReport:
         tsas = {t.tsa for t in self.tokens.values()}
         if self.witnessed:
             good = sum(t.verified for t in self.tokens.values())
-            return (f"timestamps: {good} of {len(self.tokens)} token(s) from {len(tsas)} TSA(s) "
-                    f"verify against {self.roots} reviewer TSA root certificate(s)")
-        return (f"timestamps: {len(self.tokens)} token(s) from {len(tsas)} TSA(s) not checked "
-                f"against TSA roots (give --tsa-roots PEM): their times are the store's claim")
+            return (
+                f"timestamps: {good} of {len(self.tokens)} token(s) from {len(tsas)} TSA(s) "
+                f"verify against {self.roots} reviewer TSA root certificate(s)"
+            )
+        return (
+            f"timestamps: {len(self.tokens)} token(s) from {len(tsas)} TSA(s) not checked "
+            f"against TSA roots (give --tsa-roots PEM): their times are the store's claim"
+        )
 
 
-def check_tokens(objects: dict[str, dict[str, Any]], evidence: set[str],
-                 roots: list[x509.Certificate] | None) -> TimestampReport:
+def check_tokens(
+    objects: dict[str, dict[str, Any]], evidence: set[str], roots: list[x509.Certificate] | None
+) -> TimestampReport:
     """Check every accepted `timestamp` object; each must stamp an accepted manifest,
     decision or anchor (problems name the token)."""
     report = TimestampReport(roots=len(roots or []))
@@ -389,22 +437,39 @@ def check_tokens(objects: dict[str, dict[str, Any]], evidence: set[str],
         check = check_token(oid, obj.get("body"), roots)
         target = objects.get(check.object) if check.object else None
         if check.object and target is None:
-            check.problems.append(f"timestamp stamps object {check.object[:12]}, which is not "
-                                  f"in the store")
+            check.problems.append(
+                f"timestamp stamps object {check.object[:12]}, which is not in the store"
+            )
         elif target is not None and target.get("kind") not in TIMESTAMPABLE:
-            check.problems.append(f"timestamp stamps a {target.get('kind')!r}, not a manifest, "
-                                  f"decision or anchor")
+            check.problems.append(
+                f"timestamp stamps a {target.get('kind')!r}, not a manifest, decision or anchor"
+            )
         elif target is not None and check.object_kind != target.get("kind"):
-            check.problems.append(f"timestamp says it stamps a {check.object_kind!r}, but "
-                                  f"{check.object[:12]} is a {target.get('kind')!r}")
+            check.problems.append(
+                f"timestamp says it stamps a {check.object_kind!r}, but "
+                f"{check.object[:12]} is a {target.get('kind')!r}"
+            )
         elif check.object and check.object not in evidence:
-            check.problems.append(f"timestamp stamps {check.object[:12]}, which is not accepted "
-                                  f"evidence")
+            check.problems.append(
+                f"timestamp stamps {check.object[:12]}, which is not accepted evidence"
+            )
         report.tokens[oid] = check
         report.problems += [Problem(oid, p) for p in check.problems]
     return report
 
 
-__all__ = ["TIMESTAMPABLE", "StampResult", "TimestampError", "TimestampReport", "TokenCheck",
-           "check_response", "check_token", "check_tokens", "configured_tsas",
-           "load_tsa_roots", "request_token", "set_tsas", "stamp"]
+__all__ = [
+    "TIMESTAMPABLE",
+    "StampResult",
+    "TimestampError",
+    "TimestampReport",
+    "TokenCheck",
+    "check_response",
+    "check_token",
+    "check_tokens",
+    "configured_tsas",
+    "load_tsa_roots",
+    "request_token",
+    "set_tsas",
+    "stamp",
+]

@@ -44,8 +44,10 @@ class Trust:
 
     def describe(self) -> str:
         if self.mode == "store":
-            return ("trust: store-asserted (signatures checked against the keys the store "
-                    "itself holds; name yours with --trust or --trust-file)")
+            return (
+                "trust: store-asserted (signatures checked against the keys the store "
+                "itself holds; name yours with --trust or --trust-file)"
+            )
         return f"trust: reviewer-named keys {', '.join(k[:12] for k in sorted(self.named))}"
 
     def why_not(self, key_id: Any, keyring: Keyring) -> str | None:
@@ -68,8 +70,9 @@ class Trust:
         return True
 
 
-def trust_from(keys: list[str] | tuple[str, ...] = (),
-               files: list[str] | tuple[str, ...] = ()) -> Trust:
+def trust_from(
+    keys: list[str] | tuple[str, ...] = (), files: list[str] | tuple[str, ...] = ()
+) -> Trust:
     """A reviewer's trust roots: key ids (found in the store's keyring) and key files.
 
     Raises TrustError naming the id or file that cannot be used.
@@ -79,8 +82,10 @@ def trust_from(keys: list[str] | tuple[str, ...] = (),
     named: dict[str, Ed25519PublicKey | None] = {}
     for key_id in keys:
         if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-            raise TrustError(f"--trust {key_id!r}: not a key id (32 hex characters, as "
-                             f"`ledger keys` prints them)")
+            raise TrustError(
+                f"--trust {key_id!r}: not a key id (32 hex characters, as "
+                f"`ledger keys` prints them)"
+            )
         # the key's bytes come from the store's keyring: its id is their fingerprint, so the
         # store cannot put other bytes behind a name the reviewer chose
         named[key_id] = None

@@ -40,8 +40,14 @@ EVENT_OBJECT_KIND = {
     "timestamped": "timestamp",
 }
 # The body field holding when an object was made: its journal event follows within seconds.
-MADE_AT = {"manifest": "frozen_at", "decision": "decided_at", "run": "recorded_at",
-           "anchor": "at", "revocation": "revoked_at", "timestamp": "received_at"}
+MADE_AT = {
+    "manifest": "frozen_at",
+    "decision": "decided_at",
+    "run": "recorded_at",
+    "anchor": "at",
+    "revocation": "revoked_at",
+    "timestamp": "received_at",
+}
 MAX_JOURNAL_LAG_S = 300.0  # a journal lock may be held for up to a minute; far more is a replay
 CLOCK_SLACK_S = 1.0
 
@@ -92,8 +98,10 @@ class Verified:
         if self.timestamps.note():
             out.append(self.timestamps.note())
         if self.orphans:
-            out.append(f"{len(self.orphans)} orphan object(s) that no journal event cites "
-                       f"(left by an interrupted write; never used as evidence)")
+            out.append(
+                f"{len(self.orphans)} orphan object(s) that no journal event cites "
+                f"(left by an interrupted write; never used as evidence)"
+            )
         tail = self.anchors.tail_note()
         if tail:
             out.append(tail)
@@ -112,17 +120,33 @@ def _progress(store: Store, enabled: bool):
     return tqdm(total=total, unit="obj", desc="verify", file=sys.stderr, leave=False)
 
 
-def verify(store: Store, *, check_index: bool = True, progress: bool = False,
-           trust: Trust | None = None, anchors: dict[str, dict[str, Any]] | None = None,
-           tsa_roots: list[Any] | None = None) -> list[Problem]:
+def verify(
+    store: Store,
+    *,
+    check_index: bool = True,
+    progress: bool = False,
+    trust: Trust | None = None,
+    anchors: dict[str, dict[str, Any]] | None = None,
+    tsa_roots: list[Any] | None = None,
+) -> list[Problem]:
     """All integrity problems of the store (empty list = clean)."""
-    return verify_with_evidence(store, check_index=check_index, progress=progress,
-                                trust=trust, anchors=anchors, tsa_roots=tsa_roots).problems
+    return verify_with_evidence(
+        store,
+        check_index=check_index,
+        progress=progress,
+        trust=trust,
+        anchors=anchors,
+        tsa_roots=tsa_roots,
+    ).problems
 
 
 def verify_with_evidence(
-    store: Store, *, check_index: bool = True, progress: bool = False,
-    trust: Trust | None = None, anchors: dict[str, dict[str, Any]] | None = None,
+    store: Store,
+    *,
+    check_index: bool = True,
+    progress: bool = False,
+    trust: Trust | None = None,
+    anchors: dict[str, dict[str, Any]] | None = None,
     tsa_roots: list[Any] | None = None,
 ) -> Verified:
     """`verify`, also handing back what it read and which objects are evidence.
@@ -160,19 +184,34 @@ def verify_with_evidence(
     problems += _check_references(scan, evidence)
     timestamps = check_tokens(scan.objects, evidence, tsa_roots)
     problems += timestamps.problems
-    report = check_anchors(store, journal_lines, scan.of_kind("anchor"), given=anchors,
-                           trust=trust)
+    report = check_anchors(store, journal_lines, scan.of_kind("anchor"), given=anchors, trust=trust)
     problems += report.problems
     if check_index and index_path(store).exists() and not index_stale(store):
         try:
             if index_digest(store) != fresh_digest(store, scan):
-                problems.append(Problem("index.duckdb", "index does not match a rebuild from "
-                                                        "objects and journals: run "
-                                                        "`ledger reindex`"))
+                problems.append(
+                    Problem(
+                        "index.duckdb",
+                        "index does not match a rebuild from "
+                        "objects and journals: run "
+                        "`ledger reindex`",
+                    )
+                )
         except LedgerError as exc:
             problems.append(Problem("index.duckdb", str(exc)))
-    return Verified(problems, scan, journal_lines, events, evidence, untrusted, orphans, trust,
-                    report, revoked, timestamps)
+    return Verified(
+        problems,
+        scan,
+        journal_lines,
+        events,
+        evidence,
+        untrusted,
+        orphans,
+        trust,
+        report,
+        revoked,
+        timestamps,
+    )
 
 
 def _check_store_json(store: Store) -> list[Problem]:
@@ -218,8 +257,13 @@ def _check_envelopes(keyring: Keyring, scan: Scan, trust: Trust) -> tuple[list[P
         signer_field = SIGNER_FIELDS.get(kind)
         signer = obj["signature"].get("key_id")
         if signer_field and body.get(signer_field) != signer:
-            problems.append(Problem(oid, f"{signer_field} {body.get(signer_field)} did not sign "
-                                         f"it (signed by {signer}): not used"))
+            problems.append(
+                Problem(
+                    oid,
+                    f"{signer_field} {body.get(signer_field)} did not sign "
+                    f"it (signed by {signer}): not used",
+                )
+            )
             untrusted.add(oid)
     return problems, untrusted
 
@@ -267,9 +311,14 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
         problems += [Problem(oid, f"{m} ({where} {label})") for m in _disagreements(event, body)]
         if (kind, oid) in seen:
             first = seen[(kind, oid)]
-            problems.append(Problem(oid, f"journaled twice as {kind} (parts/{event.host} line "
-                                         f"{event.index + 1}; first: parts/{first.host} line "
-                                         f"{first.index + 1}): a replay"))
+            problems.append(
+                Problem(
+                    oid,
+                    f"journaled twice as {kind} (parts/{event.host} line "
+                    f"{event.index + 1}; first: parts/{first.host} line "
+                    f"{first.index + 1}): a replay",
+                )
+            )
             continue
         seen[(kind, oid)] = event
         lag = _lag(event, obj.get("kind"), body)
@@ -283,17 +332,23 @@ def _disagreements(event: Event, body: dict[str, Any]) -> list[str]:
     kind, fields, out = event.kind, event.fields, []
     if kind == "run_recorded":
         if fields.get("manifest") != body.get("manifest"):
-            out.append(f"journaled for manifest {fields.get('manifest')} but the record cites "
-                       f"{body.get('manifest')}")
+            out.append(
+                f"journaled for manifest {fields.get('manifest')} but the record cites "
+                f"{body.get('manifest')}"
+            )
         if fields.get("run") != body.get("run"):
-            out.append(f"journaled as run {fields.get('run')} but the record is run "
-                       f"{body.get('run')}")
+            out.append(
+                f"journaled as run {fields.get('run')} but the record is run {body.get('run')}"
+            )
     elif kind == "decision_made" and fields.get("manifest") != body.get("manifest"):
-        out.append(f"journaled as the decision of manifest {fields.get('manifest')} but it "
-                   f"decides {body.get('manifest')}")
+        out.append(
+            f"journaled as the decision of manifest {fields.get('manifest')} but it "
+            f"decides {body.get('manifest')}"
+        )
     elif kind == "amended" and fields.get("manifest") != body.get("amends"):
-        out.append(f"journaled as amending {fields.get('manifest')} but it amends "
-                   f"{body.get('amends')}")
+        out.append(
+            f"journaled as amending {fields.get('manifest')} but it amends {body.get('amends')}"
+        )
     elif kind == "manifest_frozen" and body.get("amends"):
         out.append("journaled as a first freeze but it amends another manifest")
     return out
@@ -302,8 +357,9 @@ def _disagreements(event: Event, body: dict[str, Any]) -> list[str]:
 def seconds_between(start: Any, end: Any) -> float | None:
     """Seconds from one ISO-8601 timestamp to another (None if either does not parse)."""
     try:
-        return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))
-                ).total_seconds()
+        return (
+            datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))
+        ).total_seconds()
     except (TypeError, ValueError):
         return None
 
@@ -323,8 +379,9 @@ def _lag(event: Event, kind: Any, body: dict[str, Any]) -> str | None:
     return None
 
 
-def _revocations(events: list[Event], scan: Scan, untrusted: set[str]
-                 ) -> tuple[dict[str, Event], list[Problem]]:
+def _revocations(
+    events: list[Event], scan: Scan, untrusted: set[str]
+) -> tuple[dict[str, Event], list[Problem]]:
     """key id -> the (first) journal event of its accepted revocation."""
     revoked: dict[str, Event] = {}
     problems = []
@@ -349,8 +406,9 @@ def before(a: Event, b: Event) -> bool:
     return a.at <= b.at
 
 
-def _signed_after_revocation(events: list[Event], scan: Scan,
-                             revoked: dict[str, Event]) -> list[Problem]:
+def _signed_after_revocation(
+    events: list[Event], scan: Scan, revoked: dict[str, Event]
+) -> list[Problem]:
     if not revoked:
         return []
     problems = []
@@ -361,13 +419,18 @@ def _signed_after_revocation(events: list[Event], scan: Scan,
         revocation = revoked.get(key_id) if isinstance(key_id, str) else None
         if revocation is None or event.kind == "key_revoked" or before(event, revocation):
             continue
-        problems.append(Problem(event.object, f"signed by key {key_id} after its revocation "
-                                              f"(journaled {revocation.at})"))
+        problems.append(
+            Problem(
+                event.object,
+                f"signed by key {key_id} after its revocation (journaled {revocation.at})",
+            )
+        )
     return problems
 
 
-def _evidence(store: Store, events: list[Event], scan: Scan, untrusted: set[str]
-              ) -> tuple[set[str], list[str]]:
+def _evidence(
+    store: Store, events: list[Event], scan: Scan, untrusted: set[str]
+) -> tuple[set[str], list[str]]:
     """Objects the journals cite (and what those cite), minus rejected ones; and orphans."""
     cited: set[str] = set()
     for event in events:
@@ -378,8 +441,12 @@ def _evidence(store: Store, events: list[Event], scan: Scan, untrusted: set[str]
         body = obj.get("body") if obj else None
         if not isinstance(body, dict):
             continue
-        for ref in (body.get("raw_log"), body.get("stderr"), body.get("parent"),
-                    body.get("amends")):
+        for ref in (
+            body.get("raw_log"),
+            body.get("stderr"),
+            body.get("parent"),
+            body.get("amends"),
+        ):
             if isinstance(ref, str):
                 cited.add(ref)
     present = scan.ids | scan.bad | scan.noncanonical
@@ -422,8 +489,11 @@ def _check_references(scan: Scan, evidence: set[str]) -> list[Problem]:
     for (manifest, key), records in sorted(runs_by_key.items()):
         records.sort()
         for _, rid in records[1:]:
-            problems.append(Problem(rid, f"run {key} of manifest {manifest} recorded twice "
-                                         f"(first: {records[0][1]})"))
+            problems.append(
+                Problem(
+                    rid, f"run {key} of manifest {manifest} recorded twice (first: {records[0][1]})"
+                )
+            )
     return problems
 
 
@@ -437,8 +507,9 @@ def _manifest_refs(scan: Scan, oid: str, body: dict[str, Any]) -> list[Problem]:
     return out
 
 
-def _run_refs(scan: Scan, oid: str, body: dict[str, Any], declared: dict[str, set[str]],
-              runs_by_key: dict) -> list[Problem]:
+def _run_refs(
+    scan: Scan, oid: str, body: dict[str, Any], declared: dict[str, set[str]], runs_by_key: dict
+) -> list[Problem]:
     out = []
     raw = body.get("raw_log")
     why = _ref(scan, raw, None)
@@ -460,8 +531,9 @@ def _run_refs(scan: Scan, oid: str, body: dict[str, Any], declared: dict[str, se
         declared[manifest] = declared_run_keys(scan.objects[manifest]["body"])
     key = f"{body.get('condition')}/{body.get('seed')}/{body.get('host')}"
     if body.get("run") not in (None, key):
-        out.append(Problem(oid, f"run key {body.get('run')} does not match its "
-                                f"condition/seed/host {key}"))
+        out.append(
+            Problem(oid, f"run key {body.get('run')} does not match its condition/seed/host {key}")
+        )
     if key not in declared[manifest]:
         out.append(Problem(oid, f"run {key} is not declared in manifest {manifest}"))
     runs_by_key[(manifest, key)].append((str(body.get("recorded_at")), oid))

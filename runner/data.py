@@ -64,7 +64,9 @@ def _token_bytes(folder: Path) -> np.ndarray:
         elif js.exists():
             table = np.asarray(json.loads(js.read_text(encoding="utf-8")))
         else:
-            raise UsageError(f"{folder}: .bin tokens need token_bytes.npy or token_bytes.json beside them")
+            raise UsageError(
+                f"{folder}: .bin tokens need token_bytes.npy or token_bytes.json beside them"
+            )
     except (OSError, ValueError) as e:
         raise UsageError(f"{folder}: cannot read token byte table ({e})") from None
     if table.ndim != 1 or table.size == 0 or table.dtype.kind not in "iu" or (table < 0).any():
@@ -89,7 +91,9 @@ def load(path: str | Path | None, seq_len: int) -> Dataset:
     """Load ``path`` (text file, folder of .txt, .bin file, or folder with train.bin)."""
     if path is None:
         if not DEFAULT_DATA.exists():
-            raise UsageError(f"no --data given and default corpus {DEFAULT_DATA}/ is missing: {PREPARE_HINT}")
+            raise UsageError(
+                f"no --data given and default corpus {DEFAULT_DATA}/ is missing: {PREPARE_HINT}"
+            )
         path = DEFAULT_DATA
     p = Path(path)
     if not p.exists():
@@ -108,9 +112,22 @@ def load(path: str | Path | None, seq_len: int) -> Dataset:
             train, val = _split(tokens)
         for name, arr in (("train", train), ("val", val)):
             if arr.size and int(arr.max()) >= table.size:
-                raise UsageError(f"{p}: {name} token id {int(arr.max())} >= token byte table size {table.size}")
-        files.append(folder / ("token_bytes.npy" if (folder / "token_bytes.npy").exists() else "token_bytes.json"))
-        dataset = Dataset(train, val, int(table.size), table, _digest(files, folder), "tokens", [str(f) for f in files])
+                raise UsageError(
+                    f"{p}: {name} token id {int(arr.max())} >= token byte table size {table.size}"
+                )
+        files.append(
+            folder
+            / ("token_bytes.npy" if (folder / "token_bytes.npy").exists() else "token_bytes.json")
+        )
+        dataset = Dataset(
+            train,
+            val,
+            int(table.size),
+            table,
+            _digest(files, folder),
+            "tokens",
+            [str(f) for f in files],
+        )
     else:
         root = p if p.is_dir() else p.parent
         files = sorted(f for f in p.rglob("*.txt") if f.is_file()) if p.is_dir() else [p]
@@ -121,7 +138,9 @@ def load(path: str | Path | None, seq_len: int) -> Dataset:
         except OSError as e:
             raise UsageError(f"{p}: cannot read data ({e})") from None
         train, val = _split(np.frombuffer(raw, dtype=np.uint8))
-        dataset = Dataset(train, val, 256, None, _digest(files, root), "bytes", [str(f) for f in files])
+        dataset = Dataset(
+            train, val, 256, None, _digest(files, root), "bytes", [str(f) for f in files]
+        )
     if len(dataset.train) < seq_len + 2 or len(dataset.val) < seq_len + 1:
         raise UsageError(
             f"{p}: too little data for seq_len {seq_len} "
@@ -133,7 +152,9 @@ def load(path: str | Path | None, seq_len: int) -> Dataset:
 class Batches:
     """Random training windows, seeded: the seed alone fixes the data order."""
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, batch: int, seed: int, device: torch.device) -> None:
+    def __init__(
+        self, tokens: np.ndarray, seq_len: int, batch: int, seed: int, device: torch.device
+    ) -> None:
         self.tokens, self.seq_len, self.batch, self.device = tokens, seq_len, batch, device
         self.gen = torch.Generator().manual_seed(seed)
         self.span = np.arange(seq_len + 1, dtype=np.int64)
@@ -148,7 +169,9 @@ class Batches:
         return buf[:, :-1], buf[:, 1:]
 
 
-def eval_slice(val: np.ndarray, seq_len: int, eval_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+def eval_slice(
+    val: np.ndarray, seq_len: int, eval_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed non-overlapping validation sequences from the start of the split."""
     n = max(1, min(eval_tokens // seq_len, (len(val) - 1) // seq_len))
     chunk = np.asarray(val[: n * seq_len + 1], dtype=np.int64)

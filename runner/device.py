@@ -73,7 +73,8 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
 
 
 def configure(device: torch.device, threads: int | None, deterministic: bool) -> None:
@@ -111,8 +112,10 @@ def check_compile(device: torch.device) -> None:
     try:
         cpp_builder.get_cpp_compiler()
     except Exception as e:  # inductor raises its own InvalidCxxCompiler
-        raise UsageError("config compile: true on CPU needs a C++ compiler (g++ or clang++ on PATH, "
-                         f"or CXX); set compile to false or install one ({type(e).__name__})") from None
+        raise UsageError(
+            "config compile: true on CPU needs a C++ compiler (g++ or clang++ on PATH, "
+            f"or CXX); set compile to false or install one ({type(e).__name__})"
+        ) from None
 
 
 def autocast(device: torch.device) -> Callable[[], contextlib.AbstractContextManager[object]]:

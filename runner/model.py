@@ -41,9 +41,16 @@ class GPTConfig:
     @classmethod
     def from_runner(cls, cfg: dict[str, Any], vocab_size: int, dim: int) -> GPTConfig:
         """The model a resolved runner config describes (``dim`` from ``config.shape``)."""
-        return cls(vocab_size=vocab_size, dim=dim, depth=cfg["depth"], head_dim=cfg["head_dim"],
-                   seq_len=cfg["seq_len"], softcap=cfg["logit_softcap"],
-                   window_pattern=cfg["window_pattern"], value_embeds=cfg["value_embeds"])
+        return cls(
+            vocab_size=vocab_size,
+            dim=dim,
+            depth=cfg["depth"],
+            head_dim=cfg["head_dim"],
+            seq_len=cfg["seq_len"],
+            softcap=cfg["logit_softcap"],
+            window_pattern=cfg["window_pattern"],
+            value_embeds=cfg["value_embeds"],
+        )
 
     @property
     def n_heads(self) -> int:
@@ -124,8 +131,9 @@ class Attention(nn.Module):
         self.ve_channels = min(VE_GATE_CHANNELS, dim)
         self.ve_gate = nn.Linear(self.ve_channels, n_heads, bias=False) if value_embed else None
 
-    def forward(self, x: Tensor, ve: Tensor | None, cos: Tensor, sin: Tensor,
-                mask: Tensor | None) -> Tensor:
+    def forward(
+        self, x: Tensor, ve: Tensor | None, cos: Tensor, sin: Tensor, mask: Tensor | None
+    ) -> Tensor:
         B, T, C = x.shape
         # One matmul for q, k and v (fewer kernel launches); gradients still flow per matrix.
         w = torch.cat((self.c_q.weight, self.c_k.weight, self.c_v.weight))
@@ -138,8 +146,11 @@ class Attention(nn.Module):
             v = v + (gate.unsqueeze(-1) * ve.view(B, T, self.n_heads, self.head_dim)).to(v.dtype)
         q, k = q.to(v.dtype), k.to(v.dtype)  # autocast runs the norm in fp32; no-op on CPU
         y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-            attn_mask=mask, is_causal=mask is None,
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=mask,
+            is_causal=mask is None,
         )
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -164,8 +175,9 @@ class Block(nn.Module):
         self.attn = Attention(dim, n_heads, head_dim, value_embed)
         self.mlp = MLP(dim)
 
-    def forward(self, x: Tensor, ve: Tensor | None, cos: Tensor, sin: Tensor,
-                mask: Tensor | None) -> Tensor:
+    def forward(
+        self, x: Tensor, ve: Tensor | None, cos: Tensor, sin: Tensor, mask: Tensor | None
+    ) -> Tensor:
         x = x + self.attn(norm(x), ve, cos, sin, mask)
         return x + self.mlp(norm(x))
 
@@ -180,10 +192,17 @@ class GPT(nn.Module):
         self.dim, self.depth, self.softcap = dim, depth, config.softcap
         self.wte = nn.Embedding(config.vocab_size, dim)
         self.blocks = nn.ModuleList(
-            Block(dim, config.n_heads, config.head_dim, config.has_value_embed(i)) for i in range(depth))
+            Block(dim, config.n_heads, config.head_dim, config.has_value_embed(i))
+            for i in range(depth)
+        )
         # value embeddings by layer index (as strings: ModuleDict keys), autoresearch's layout
         self.value_embeds = nn.ModuleDict(
-            {str(i): nn.Embedding(config.vocab_size, dim) for i in range(depth) if config.has_value_embed(i)})
+            {
+                str(i): nn.Embedding(config.vocab_size, dim)
+                for i in range(depth)
+                if config.has_value_embed(i)
+            }
+        )
         self.lm_head = nn.Linear(dim, config.vocab_size, bias=False)
         self.resid_lambdas = nn.Parameter(torch.ones(depth))
         self.x0_lambdas = nn.Parameter(torch.zeros(depth))
@@ -220,8 +239,10 @@ class GPT(nn.Module):
 
     def embed(self, idx: Tensor) -> tuple[Tensor, list[Tensor | None]]:
         """Token embeddings and each layer's value embedding (None where a layer has none)."""
-        ves = [self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
-               for i in range(self.depth)]
+        ves = [
+            self.value_embeds[str(i)](idx) if str(i) in self.value_embeds else None
+            for i in range(self.depth)
+        ]
         return self.wte(idx), ves
 
     def _mask(self, layer: int, T: int) -> Tensor | None:
@@ -246,7 +267,9 @@ class GPT(nn.Module):
         logits = self.lm_head(h).float()
         if self.softcap > 0:
             logits = softcap(logits, self.softcap)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
+        return F.cross_entropy(
+            logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction
+        )
 
     def compiled(self) -> Callable[[Tensor, Tensor], Tensor]:
         """``torch.compile`` for training: the whole model on CUDA, the trunk alone on CPU.
@@ -271,7 +294,9 @@ class GPT(nn.Module):
         A layer's context is its attention window capped at ``seq_len`` (autoresearch); the
         embeddings (token and value) are lookups and are left out.
         """
-        embeddings = self.wte.weight.numel() + sum(v.weight.numel() for v in self.value_embeds.values())
+        embeddings = self.wte.weight.numel() + sum(
+            v.weight.numel() for v in self.value_embeds.values()
+        )
         c = self.config
         attention = sum(12.0 * c.n_heads * c.head_dim * min(w, c.seq_len) for w in self.windows)
         return 6.0 * (self.num_params() - embeddings) + attention

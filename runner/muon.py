@@ -49,8 +49,15 @@ def _iterate_gram(x: Tensor, a: float, b: float, c: float, steps: int) -> Tensor
     return torch.bmm(p, x) if p is not None else x
 
 
-def batched_newton_schulz(g: Tensor, coeffs: tuple[float, float, float], steps: int, eps: float,
-                          dtype: torch.dtype, gram: bool | None = None, overwrite: bool = False) -> Tensor:
+def batched_newton_schulz(
+    g: Tensor,
+    coeffs: tuple[float, float, float],
+    steps: int,
+    eps: float,
+    dtype: torch.dtype,
+    gram: bool | None = None,
+    overwrite: bool = False,
+) -> Tensor:
     """Quintic Newton-Schulz orthogonalization of a stack (N, rows, cols), as upstream per matrix.
 
     ``gram`` (default: fp32 and cols >= 2 rows after putting the short side first) uses
@@ -103,7 +110,9 @@ class Muon(torch.optim.Muon):
             for p in params:
                 state = self.state[p]
                 if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+                    state["momentum_buffer"] = torch.zeros_like(
+                        p.grad, memory_format=torch.preserve_format
+                    )
                 bufs.append(state["momentum_buffer"])
             lr, wd, mom = float(group["lr"]), float(group["weight_decay"]), float(group["momentum"])
             torch._foreach_lerp_(bufs, grads, 1 - mom)
@@ -115,17 +124,32 @@ class Muon(torch.optim.Muon):
                 r, c = p.shape
                 buckets[(min(r, c), max(r, c))].append(i)
             for idx in buckets.values():
-                stack = torch.stack([updates[i].mT if updates[i].size(0) > updates[i].size(1)
-                                     else updates[i] for i in idx])
-                ortho = batched_newton_schulz(stack, group["ns_coefficients"], group["ns_steps"],
-                                              group["eps"], self.ns_dtype, overwrite=True)
+                stack = torch.stack(
+                    [
+                        updates[i].mT if updates[i].size(0) > updates[i].size(1) else updates[i]
+                        for i in idx
+                    ]
+                )
+                ortho = batched_newton_schulz(
+                    stack,
+                    group["ns_coefficients"],
+                    group["ns_steps"],
+                    group["eps"],
+                    self.ns_dtype,
+                    overwrite=True,
+                )
                 ps = [params[i] for i in idx]
                 if lr * wd:
                     torch._foreach_mul_(ps, 1 - lr * wd)
-                outs = [o.mT if p.size(0) > p.size(1) else o
-                        for o, p in zip(ortho.to(ps[0].dtype).unbind(0), ps, strict=True)]
+                outs = [
+                    o.mT if p.size(0) > p.size(1) else o
+                    for o, p in zip(ortho.to(ps[0].dtype).unbind(0), ps, strict=True)
+                ]
                 for shape in dict.fromkeys(p.shape for p in ps):  # lr adjustment is per shape
                     sel = [j for j, p in enumerate(ps) if p.shape == shape]
-                    torch._foreach_add_([ps[j] for j in sel], [outs[j] for j in sel],
-                                        alpha=-adjusted_lr(lr, group["adjust_lr_fn"], shape))
+                    torch._foreach_add_(
+                        [ps[j] for j in sel],
+                        [outs[j] for j in sel],
+                        alpha=-adjusted_lr(lr, group["adjust_lr_fn"], shape),
+                    )
         return loss

@@ -27,7 +27,10 @@ def build(model: GPT, cfg: dict[str, Any]) -> list[torch.optim.Optimizer]:
     adam_groups: list[dict[str, Any]] = [
         {"params": [model.wte.weight], "lr": cfg["embedding_lr"] * scale},
         # value embeddings train like the token embedding (autoresearch)
-        {"params": [v.weight for v in model.value_embeds.values()], "lr": cfg["embedding_lr"] * scale},
+        {
+            "params": [v.weight for v in model.value_embeds.values()],
+            "lr": cfg["embedding_lr"] * scale,
+        },
         {"params": [model.lm_head.weight], "lr": cfg["unembedding_lr"] * scale},
         # Scalars as in nanochat: unscaled by width, residual gains 100x gentler than x0 gains.
         {"params": [model.resid_lambdas], "lr": cfg["scalar_lr"] * 0.01},
@@ -39,8 +42,13 @@ def build(model: GPT, cfg: dict[str, Any]) -> list[torch.optim.Optimizer]:
     adamw = torch.optim.AdamW(adam_groups, betas=(b1, b2), eps=1e-10, weight_decay=0.0, fused=fused)
     ns_dtype = torch.bfloat16 if model.wte.weight.device.type == "cuda" else torch.float32
     muon = Muon(
-        matrices, ns_dtype=ns_dtype, lr=cfg["matrix_lr"], weight_decay=cfg["weight_decay"],
-        momentum=MUON_MOMENTUM[1], nesterov=True, adjust_lr_fn="original",
+        matrices,
+        ns_dtype=ns_dtype,
+        lr=cfg["matrix_lr"],
+        weight_decay=cfg["weight_decay"],
+        momentum=MUON_MOMENTUM[1],
+        nesterov=True,
+        adjust_lr_fn="original",
     )
     opts: list[torch.optim.Optimizer] = [adamw, muon]
     for opt in opts:
@@ -66,7 +74,9 @@ def weight_decay(progress: float, cfg: dict[str, Any]) -> float:
     return cfg["weight_decay"] * (1.0 - min(max(progress, 0.0), 1.0))
 
 
-def apply(opts: list[torch.optim.Optimizer], step: int, progress: float, cfg: dict[str, Any]) -> float:
+def apply(
+    opts: list[torch.optim.Optimizer], step: int, progress: float, cfg: dict[str, Any]
+) -> float:
     """Set lr, weight decay and Muon momentum for this step; return the lr multiplier."""
     mult = lr_multiplier(progress, cfg)
     wd = weight_decay(progress, cfg)

@@ -36,11 +36,16 @@ def load(path: str | Path, cfg: dict[str, Any], seed: int) -> Recorded:
     progress = load_schedule(path, cfg, seed, raw)
     header = json.loads(raw.split(b"\n", 1)[0]) if raw.startswith(b"{") else {}
     threads = header.get("threads") if isinstance(header, dict) else None
-    return Recorded(progress, threads if isinstance(threads, int) and threads >= 1 else None,
-                    hashlib.sha256(raw).hexdigest())
+    return Recorded(
+        progress,
+        threads if isinstance(threads, int) and threads >= 1 else None,
+        hashlib.sha256(raw).hexdigest(),
+    )
 
 
-def load_schedule(path: str | Path, cfg: dict[str, Any], seed: int, raw: bytes | None = None) -> list[float]:
+def load_schedule(
+    path: str | Path, cfg: dict[str, Any], seed: int, raw: bytes | None = None
+) -> list[float]:
     """Per-step progress values of a recorded run, after checking it is the same recipe."""
     path = Path(path)
     try:

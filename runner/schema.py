@@ -25,10 +25,17 @@ STATUSES = ["ok", "diverged", "crashed", "timeout"]
 DIVERGE_FACTOR = 3.0
 
 _CONFIG_PROPS: dict[str, Any] = {
-    k: ({"type": "boolean"} if isinstance(v, bool) else
-        {"type": "string"} if isinstance(v, str) else
-        {"type": "array", "items": NUM, "minItems": 2, "maxItems": 2} if isinstance(v, list) else
-        {"type": "integer"} if isinstance(v, int) else NUM)
+    k: (
+        {"type": "boolean"}
+        if isinstance(v, bool)
+        else {"type": "string"}
+        if isinstance(v, str)
+        else {"type": "array", "items": NUM, "minItems": 2, "maxItems": 2}
+        if isinstance(v, list)
+        else {"type": "integer"}
+        if isinstance(v, int)
+        else NUM
+    )
     for k, v in DEFAULTS.items()
 }
 
@@ -36,18 +43,37 @@ HEADER: dict[str, Any] = {
     "type": "object",
     # keys added later are optional: a log written before one existed ran with ABSENT_MEANS
     # (`effective_seed` and `seed_inputs` too: the ledger requires them where a seed rule does)
-    "required": ["type", *(k for k in DEFAULTS if k not in ABSENT_MEANS), "seed", "budget_s",
-                 "device", "host", "torch", "runner", "runner_version", "code_sha256", "data_sha256", "manifest", "started_at",
-                 "threads", "steps"],
+    "required": [
+        "type",
+        *(k for k in DEFAULTS if k not in ABSENT_MEANS),
+        "seed",
+        "budget_s",
+        "device",
+        "host",
+        "torch",
+        "runner",
+        "runner_version",
+        "code_sha256",
+        "data_sha256",
+        "manifest",
+        "started_at",
+        "threads",
+        "steps",
+    ],
     "properties": {
         "type": {"const": "header"},
         **_CONFIG_PROPS,
         "seed": {"type": "integer"},
         "effective_seed": {"type": "integer"},  # = seed; `seed_inputs` say where it came from
-        "seed_inputs": {"type": ["object", "null"], "required": ["manifest", "condition", "seed"],
-                        "properties": {"manifest": {"type": "string"},
-                                       "condition": {"type": "string"},
-                                       "seed": {"type": "integer"}}},
+        "seed_inputs": {
+            "type": ["object", "null"],
+            "required": ["manifest", "condition", "seed"],
+            "properties": {
+                "manifest": {"type": "string"},
+                "condition": {"type": "string"},
+                "seed": {"type": "integer"},
+            },
+        },
         "budget_s": {"type": "number", "exclusiveMinimum": 0},
         "device": {"type": "string"},
         "host": {"type": "string"},
@@ -90,9 +116,21 @@ EVAL: dict[str, Any] = {
 
 SUMMARY: dict[str, Any] = {
     "type": "object",
-    "required": ["type", "status", "val_bpb", "training_seconds", "total_seconds", "num_steps",
-                 "total_tokens", "num_params", "peak_mem_mb", "tokens_per_s", "mfu",
-                 "warmup_seconds", "eval_seconds"],
+    "required": [
+        "type",
+        "status",
+        "val_bpb",
+        "training_seconds",
+        "total_seconds",
+        "num_steps",
+        "total_tokens",
+        "num_params",
+        "peak_mem_mb",
+        "tokens_per_s",
+        "mfu",
+        "warmup_seconds",
+        "eval_seconds",
+    ],
     "properties": {
         "type": {"const": "summary"},
         "status": {"enum": STATUSES},
@@ -110,7 +148,12 @@ SUMMARY: dict[str, Any] = {
     },
 }
 
-SCHEMAS: dict[str, dict[str, Any]] = {"header": HEADER, "step": STEP, "eval": EVAL, "summary": SUMMARY}
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "header": HEADER,
+    "step": STEP,
+    "eval": EVAL,
+    "summary": SUMMARY,
+}
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),
@@ -143,13 +186,18 @@ def errors(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
     if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
         out.append(f"{where}: {value!r} does not match {schema['pattern']}")
     if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get(
+            "maxItems", len(value)
+        ):
             out.append(f"{where}: wrong number of items")
         for i, item in enumerate(value):
             out += errors(item, schema.get("items", {}), f"{where}[{i}]")
     if isinstance(value, dict):
-        out += [f"{where}.{k}: missing" if where else f"{k}: missing"
-                for k in schema.get("required", []) if k not in value]
+        out += [
+            f"{where}.{k}: missing" if where else f"{k}: missing"
+            for k in schema.get("required", [])
+            if k not in value
+        ]
         for k, sub in schema.get("properties", {}).items():
             if k in value:
                 out += errors(value[k], sub, f"{where}.{k}" if where else k)

@@ -110,8 +110,10 @@ def run(opts: RunOptions, t_start: float | None = None) -> dict[str, Any]:
     log.write(summary, sync=True)
     log.close()
     if error is not None:
-        raise TrainingCrashed(f"training crashed after {tally.step} step(s): {error} "
-                              f"(status crashed written to {opts.log})")
+        raise TrainingCrashed(
+            f"training crashed after {tally.step} step(s): {error} "
+            f"(status crashed written to {opts.log})"
+        )
     return summary
 
 
@@ -131,27 +133,57 @@ def _build(opts: RunOptions) -> _Parts:
     optimizers = optim.build(model, cfg)
     fwd = model.compiled() if cfg["compile"] else model
     autocast = device_mod.autocast(dev)
-    batches = data_mod.Batches(dataset.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev)
-    return _Parts(shape, dev, dataset, model, fwd, optimizers, autocast, batches,
-                  model.num_params(), peak, peak_source)
+    batches = data_mod.Batches(
+        dataset.train, cfg["seq_len"], cfg["device_batch_size"], opts.seed, dev
+    )
+    return _Parts(
+        shape,
+        dev,
+        dataset,
+        model,
+        fwd,
+        optimizers,
+        autocast,
+        batches,
+        model.num_params(),
+        peak,
+        peak_source,
+    )
 
 
 def _header(opts: RunOptions, parts: _Parts) -> dict[str, Any]:
     """The log's first line: config, seed, where and with what code and data it ran."""
     shape, dataset = parts.shape, parts.dataset
     return {
-        "type": "header", **opts.cfg, "seed": opts.seed, "effective_seed": opts.seed,
-        "seed_inputs": opts.seed_inputs, "budget_s": opts.budget_s,
-        "device": device_mod.describe(parts.dev), "host": opts.host or provenance.host(), "machine": provenance.host(), "torch": torch.__version__,
-        "runner": "builtin", "runner_version": __version__,
-        "code_sha256": provenance.code_sha256(), "data_sha256": dataset.sha256,
-        "manifest": opts.manifest, "started_at": provenance.utc_now(),
-        "threads": torch.get_num_threads(), "steps": opts.steps,
+        "type": "header",
+        **opts.cfg,
+        "seed": opts.seed,
+        "effective_seed": opts.seed,
+        "seed_inputs": opts.seed_inputs,
+        "budget_s": opts.budget_s,
+        "device": device_mod.describe(parts.dev),
+        "host": opts.host or provenance.host(),
+        "machine": provenance.host(),
+        "torch": torch.__version__,
+        "runner": "builtin",
+        "runner_version": __version__,
+        "code_sha256": provenance.code_sha256(),
+        "data_sha256": dataset.sha256,
+        "manifest": opts.manifest,
+        "started_at": provenance.utc_now(),
+        "threads": torch.get_num_threads(),
+        "steps": opts.steps,
         "replay_sha256": opts.replay_sha256,
-        "model_dim": shape.model_dim, "n_heads": shape.n_heads, "grad_accum_steps": shape.grad_accum_steps,
-        "vocab_size": dataset.vocab_size, "data_kind": dataset.kind, "data_files": dataset.files,
-        "num_params": parts.num_params, "flops_per_token": parts.model.flops_per_token(),
-        "peak_flops": parts.peak, "peak_flops_source": parts.peak_source,
+        "model_dim": shape.model_dim,
+        "n_heads": shape.n_heads,
+        "grad_accum_steps": shape.grad_accum_steps,
+        "vocab_size": dataset.vocab_size,
+        "data_kind": dataset.kind,
+        "data_files": dataset.files,
+        "num_params": parts.num_params,
+        "flops_per_token": parts.model.flops_per_token(),
+        "peak_flops": parts.peak,
+        "peak_flops_source": parts.peak_source,
         "excluded_steps": EXCLUDED_STEPS,
     }
 
@@ -167,12 +199,18 @@ def _train(opts: RunOptions, parts: _Parts, log: LogWriter, tally: _Tally, stop:
         if opts.schedule is not None:
             progress = opts.schedule[tally.step]
         else:
-            progress = (tally.step / opts.steps if opts.steps
-                        else tally.training_s / opts.budget_s)
+            progress = tally.step / opts.steps if opts.steps else tally.training_s / opts.budget_s
         mult = optim.apply(parts.optimizers, tally.step, progress, cfg)
         t0 = time.perf_counter()
-        loss_v = _optimizer_step(parts.fwd, parts.model, parts.optimizers, parts.batches, accum,
-                                 parts.autocast, parts.dev)
+        loss_v = _optimizer_step(
+            parts.fwd,
+            parts.model,
+            parts.optimizers,
+            parts.batches,
+            accum,
+            parts.autocast,
+            parts.dev,
+        )
         dt = time.perf_counter() - t0
         tally.step += 1
         tally.tokens += tokens_per_step
@@ -189,56 +227,93 @@ def _train(opts: RunOptions, parts: _Parts, log: LogWriter, tally: _Tally, stop:
         if bad:
             status = "diverged"
         done = bad or (
-            tally.step >= opts.steps if opts.steps
+            tally.step >= opts.steps
+            if opts.steps
             else (tally.step > EXCLUDED_STEPS and tally.training_s >= opts.budget_s)
         )
         now = time.perf_counter()
         due = done or tally.step <= LOG_EVERY_STEP_FIRST or now - tally.last_log >= LOG_INTERVAL_S
         # every step is logged, with the exact schedule progress it used (exact replay)
-        log.write({"type": "step", "step": tally.step, "train_seconds": tally.training_s,
-                   "loss": loss_v, "lr": cfg["matrix_lr"] * mult, "lr_mult": mult,
-                   "tokens": tally.tokens, "progress": progress}, flush=due)
+        log.write(
+            {
+                "type": "step",
+                "step": tally.step,
+                "train_seconds": tally.training_s,
+                "loss": loss_v,
+                "lr": cfg["matrix_lr"] * mult,
+                "lr_mult": mult,
+                "tokens": tally.tokens,
+                "progress": progress,
+            },
+            flush=due,
+        )
         if due:
             tally.last_log = now
         if done:
             return status
 
 
-def _evaluate(cfg: dict[str, Any], parts: _Parts, log: LogWriter, tally: _Tally,
-              stop: StopFlag) -> tuple[str, float | None]:
+def _evaluate(
+    cfg: dict[str, Any], parts: _Parts, log: LogWriter, tally: _Tally, stop: StopFlag
+) -> tuple[str, float | None]:
     """Validation bits per byte on the held-out slice: ("ok", bpb), or ("timeout", None)."""
     t0 = time.perf_counter()
     x, y = data_mod.eval_slice(parts.dataset.val, cfg["seq_len"], cfg["eval_tokens"])
     token_bytes = parts.dataset.token_bytes
     tb = torch.from_numpy(token_bytes) if token_bytes is not None else None
-    bpb, n_tok, n_bytes = val_bpb(parts.model, x, y, tb, parts.dev, parts.autocast,
-                                  lambda: stop.set)
+    bpb, n_tok, n_bytes = val_bpb(
+        parts.model, x, y, tb, parts.dev, parts.autocast, lambda: stop.set
+    )
     tally.eval_s = time.perf_counter() - t0
     if bpb is None:
         return "timeout", None  # stopped during evaluation
-    log.write({"type": "eval", "val_bpb": bpb, "eval_tokens": n_tok,
-               "eval_bytes": n_bytes, "eval_seconds": tally.eval_s})
+    log.write(
+        {
+            "type": "eval",
+            "val_bpb": bpb,
+            "eval_tokens": n_tok,
+            "eval_bytes": n_bytes,
+            "eval_seconds": tally.eval_s,
+        }
+    )
     return "ok", bpb
 
 
-def _summary(status: str, bpb: float | None, tally: _Tally, parts: _Parts, log: LogWriter,
-             t_start: float) -> dict[str, Any]:
+def _summary(
+    status: str, bpb: float | None, tally: _Tally, parts: _Parts, log: LogWriter, t_start: float
+) -> dict[str, Any]:
     """The log's last line, written even after a crash."""
     tps = tally.counted_tokens / tally.training_s if tally.training_s > 0 else None
-    mfu = (tps * parts.model.flops_per_token() / parts.peak
-           if tps is not None and parts.peak else None)
+    mfu = (
+        tps * parts.model.flops_per_token() / parts.peak if tps is not None and parts.peak else None
+    )
     return {
-        "type": "summary", "status": status, "val_bpb": bpb, "training_seconds": tally.training_s,
-        "total_seconds": time.perf_counter() - t_start, "num_steps": tally.step,
-        "total_tokens": tally.tokens, "num_params": parts.num_params,
-        "peak_mem_mb": device_mod.peak_mem_mb(parts.dev), "tokens_per_s": tps, "mfu": mfu,
-        "warmup_seconds": tally.warmup_s, "eval_seconds": tally.eval_s,
+        "type": "summary",
+        "status": status,
+        "val_bpb": bpb,
+        "training_seconds": tally.training_s,
+        "total_seconds": time.perf_counter() - t_start,
+        "num_steps": tally.step,
+        "total_tokens": tally.tokens,
+        "num_params": parts.num_params,
+        "peak_mem_mb": device_mod.peak_mem_mb(parts.dev),
+        "tokens_per_s": tps,
+        "mfu": mfu,
+        "warmup_seconds": tally.warmup_s,
+        "eval_seconds": tally.eval_s,
         "log_seconds": log.seconds,
     }
 
 
-def _optimizer_step(fwd: Any, model: GPT, optimizers: list[torch.optim.Optimizer],
-                    batches: data_mod.Batches, accum: int, autocast: Any, dev: torch.device) -> float:
+def _optimizer_step(
+    fwd: Any,
+    model: GPT,
+    optimizers: list[torch.optim.Optimizer],
+    batches: data_mod.Batches,
+    accum: int,
+    autocast: Any,
+    dev: torch.device,
+) -> float:
     """Forward/backward over ``accum`` micro-batches, then every optimizer; the mean loss."""
     loss_sum = torch.zeros((), device=dev)
     for _ in range(accum):

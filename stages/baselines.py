@@ -54,13 +54,19 @@ def _plan(
         "budget_s": budget_s,
         "gpus": 1,
         "cells": [[s, h] for s, h in cells],
-        "runs": [{"condition": c.id, "seed": s, "host": h} for c in run_conditions
-                 for s, h in cells],
+        "runs": [
+            {"condition": c.id, "seed": s, "host": h} for c in run_conditions for s, h in cells
+        ],
         "conditions": conds,
         "rule": rule,
         "checks": [],
-        "analysis": {"metric": campaign.metric, "factors": campaign.factor_table,
-                     "terms": "main", "block": None, "fdr": None},
+        "analysis": {
+            "metric": campaign.metric,
+            "factors": campaign.factor_table,
+            "terms": "main",
+            "block": None,
+            "fdr": None,
+        },
         "runner": runner_identity(campaign),
         "data_sha256": data_fingerprint(data),
         "parent": parent,
@@ -69,7 +75,11 @@ def _plan(
 
 
 def _run_and_decide(
-    store: Store, manifest: Entry, key: SigningKey, executor: Executor, host: str | None,
+    store: Store,
+    manifest: Entry,
+    key: SigningKey,
+    executor: Executor,
+    host: str | None,
     progress: bool,
 ) -> tuple[str, dict[str, Any]]:
     decided = manifest_decision(store, manifest.id)
@@ -120,14 +130,28 @@ def greedy_search(
             if set(coded) != {f.letter for f in campaign.factors}:
                 raise CampaignError(f"greedy start {incumbent.name!r} is not at factor levels")
             coded[letter] = -coded[letter]
-            challenger = point_condition(campaign.base, campaign.factors, coded,
-                                         point_name(coded), "baseline")
-        rule = {"baseline": "greedy", "incumbent": incumbent.id if letter else None,
-                "incumbent_mean": incumbent_mean if letter else None}
+            challenger = point_condition(
+                campaign.base, campaign.factors, coded, point_name(coded), "baseline"
+            )
+        rule = {
+            "baseline": "greedy",
+            "incumbent": incumbent.id if letter else None,
+            "incumbent_mean": incumbent_mean if letter else None,
+        }
         spec = {"kind": "greedy", "step": i, "flip": letter, "budget": label}
         extra = [incumbent] if letter and incumbent.id != challenger.id else []
-        plan = _plan(campaign, f"greedy-{label}-{i:02d}", budget_s, cells, [challenger], extra,
-                     rule, parent, spec, data)
+        plan = _plan(
+            campaign,
+            f"greedy-{label}-{i:02d}",
+            budget_s,
+            cells,
+            [challenger],
+            extra,
+            rule,
+            parent,
+            spec,
+            data,
+        )
         manifest = _freeze_or_resume(store, campaign, plan, key)
         decision_id, body = _run_and_decide(store, manifest, key, executor, host, progress)
         winner = body["promoted"][0]
@@ -135,13 +159,27 @@ def greedy_search(
         incumbent = Condition(winner, info["name"], info["config"], info["coded"], "baseline")
         incumbent_mean = body["outcome"]["best_mean"]
         parent = decision_id
-        steps.append({"stage": plan["stage"], "flip": letter, "decision": decision_id,
-                      "incumbent": info["name"], "mean": incumbent_mean})
-        say(f"{plan['stage']}: {'start' if letter is None else 'flip ' + letter} -> "
-            f"incumbent {info['name']} ({incumbent_mean})")
-    return {"baseline": "greedy", "best": incumbent.name, "best_id": incumbent.id,
-            "best_mean": incumbent_mean, "steps": steps,
-            "training_gpu_hours": _gpu_hours(store, [s["stage"] for s in steps], campaign.name)}
+        steps.append(
+            {
+                "stage": plan["stage"],
+                "flip": letter,
+                "decision": decision_id,
+                "incumbent": info["name"],
+                "mean": incumbent_mean,
+            }
+        )
+        say(
+            f"{plan['stage']}: {'start' if letter is None else 'flip ' + letter} -> "
+            f"incumbent {info['name']} ({incumbent_mean})"
+        )
+    return {
+        "baseline": "greedy",
+        "best": incumbent.name,
+        "best_id": incumbent.id,
+        "best_mean": incumbent_mean,
+        "steps": steps,
+        "training_gpu_hours": _gpu_hours(store, [s["stage"] for s in steps], campaign.name),
+    }
 
 
 def protocol_gpu_hours(store: Store, campaign: Campaign) -> float:
@@ -186,20 +224,35 @@ def random_search(
         )
     points = full_factorial(len(campaign.factors))
     chosen = random.Random(seed).sample(points, min(n, len(points)))
-    conds = [point_condition(campaign.base, campaign.factors, p, point_name(p), "baseline")
-             for p in chosen]
+    conds = [
+        point_condition(campaign.base, campaign.factors, p, point_name(p), "baseline")
+        for p in chosen
+    ]
     label = budget_label(budget_s)
     stage = f"random-{label}-s{seed}"
     rule = {"baseline": "random", "top_k": 1}
-    spec = {"kind": "random", "seed": seed, "budget": label, "match": match,
-            "match_gpu_hours": gpu_hours, "affordable": n, "sampled": len(conds)}
+    spec = {
+        "kind": "random",
+        "seed": seed,
+        "budget": label,
+        "match": match,
+        "match_gpu_hours": gpu_hours,
+        "affordable": n,
+        "sampled": len(conds),
+    }
     plan = _plan(campaign, stage, budget_s, cells, conds, [], rule, None, spec, data)
     manifest = _freeze_or_resume(store, campaign, plan, key)
     decision_id, body = _run_and_decide(store, manifest, key, executor, host, progress)
     winner = body["promoted"][0] if body["promoted"] else None
-    return {"baseline": "random", "stage": stage, "decision": decision_id,
-            "sampled": len(conds), "affordable": n,
-            "best": body["conditions"][winner]["name"] if winner else None,
-            "best_id": winner, "best_mean": body["outcome"]["best_mean"],
-            "matched_gpu_hours": gpu_hours,
-            "training_gpu_hours": _gpu_hours(store, [stage], campaign.name)}
+    return {
+        "baseline": "random",
+        "stage": stage,
+        "decision": decision_id,
+        "sampled": len(conds),
+        "affordable": n,
+        "best": body["conditions"][winner]["name"] if winner else None,
+        "best_id": winner,
+        "best_mean": body["outcome"]["best_mean"],
+        "matched_gpu_hours": gpu_hours,
+        "training_gpu_hours": _gpu_hours(store, [stage], campaign.name),
+    }

@@ -161,7 +161,11 @@ def parse_budget(value: Any, where: str) -> float:
 
 def budget_label(seconds: Any) -> str:
     """The inverse of :func:`parse_budget` in its shortest unit: ``7200 -> "2h"``, ``90 -> "90s"``."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+    ):
         return "?"
     s = float(seconds)
     if s >= 3600 and s % 3600 == 0:
@@ -187,8 +191,10 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
     """Parse campaign TOML text (see DESIGN §6); raises LedgerError naming file and key."""
     path = Path(path)
     if len(text) > MAX_CAMPAIGN_BYTES:
-        raise CampaignError(f"{path}: {len(text)} characters, more than the "
-                            f"{MAX_CAMPAIGN_BYTES} a campaign file may have")
+        raise CampaignError(
+            f"{path}: {len(text)} characters, more than the "
+            f"{MAX_CAMPAIGN_BYTES} a campaign file may have"
+        )
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -206,8 +212,10 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
         raise CampaignError(f"{path}: [campaign] name must be a non-empty string")
     metric = head.get("metric", "val_bpb")
     if metric not in METRICS:
-        raise CampaignError(f"{path}: [campaign] metric {metric!r} is not one the runner reports "
-                            f"({', '.join(METRICS)})")
+        raise CampaignError(
+            f"{path}: [campaign] metric {metric!r} is not one the runner reports "
+            f"({', '.join(METRICS)})"
+        )
     runner = head.get("runner")
     if runner is not None:
         runner = _validate_runner(runner, path)
@@ -245,16 +253,22 @@ def _check_runner_keys(
     known = ", ".join(DEFAULTS)
     for key in base:
         if key not in DEFAULTS:
-            raise CampaignError(f"{path}: [base] {key!r} is not a runner config key (known: {known})")
+            raise CampaignError(
+                f"{path}: [base] {key!r} is not a runner config key (known: {known})"
+            )
     for factor in factors:
         if factor.key not in DEFAULTS:
-            raise CampaignError(f"{path}: [factors] {factor.letter}.key {factor.key!r} is not a "
-                                f"runner config key (known: {known})")
+            raise CampaignError(
+                f"{path}: [factors] {factor.letter}.key {factor.key!r} is not a "
+                f"runner config key (known: {known})"
+            )
     for name, overrides in named.items():
         for key in overrides:
             if key not in DEFAULTS:
-                raise CampaignError(f"{path}: [conditions] {name}: {key!r} is not a runner config "
-                                    f"key or a factor letter (known: {known})")
+                raise CampaignError(
+                    f"{path}: [conditions] {name}: {key!r} is not a runner config "
+                    f"key or a factor letter (known: {known})"
+                )
 
 
 def _table(doc: dict, key: str, path: Path, required: bool = False) -> dict[str, Any]:
@@ -277,7 +291,9 @@ def _reject_unknown(table: dict, allowed: set[str], where: str, what: str) -> No
 
 def _validate_runner(runner: Any, path: Path) -> dict[str, Any]:
     if not isinstance(runner, dict) or not isinstance(runner.get("command"), str):
-        raise CampaignError(f"{path}: [campaign] runner must be {{ command = '...', format = ... }}")
+        raise CampaignError(
+            f"{path}: [campaign] runner must be {{ command = '...', format = ... }}"
+        )
     fmt = runner.get("format", "autoresearch")
     if fmt not in ("autoresearch", "jsonl"):
         raise CampaignError(f"{path}: [campaign] runner.format must be 'autoresearch' or 'jsonl'")
@@ -372,19 +388,27 @@ def _validate_stage(
     if runs is not None and (not isinstance(runs, int) or runs < 2 or runs & (runs - 1)):
         raise CampaignError(f"{where}.runs must be a power of two >= 2")
     gens = raw.get("generators")
-    if gens is not None and (not isinstance(gens, list) or not all(isinstance(g, str) for g in gens)):
+    if gens is not None and (
+        not isinstance(gens, list) or not all(isinstance(g, str) for g in gens)
+    ):
         raise CampaignError(f"{where}.generators must be a list like ['E=ABCD']")
     for key in ("seeds",):
         value = raw.get(key, [0])
-        if not isinstance(value, list) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         ):
             raise CampaignError(f"{where}.{key} must be a non-empty list of integers")
         if len(set(value)) != len(value):
             raise CampaignError(f"{where}.{key} has duplicates")
     hosts = raw.get("hosts", ["local"])
-    if not isinstance(hosts, list) or not hosts or not all(
-        isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", h) for h in hosts
+    if (
+        not isinstance(hosts, list)
+        or not hosts
+        or not all(
+            isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", h) for h in hosts
+        )
     ):
         raise CampaignError(f"{where}.hosts must be a non-empty list of simple host names")
     if len(set(hosts)) != len(hosts):

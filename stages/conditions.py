@@ -26,7 +26,12 @@ class Condition:
     origin: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "config": self.config, "coded": self.coded, "origin": self.origin}
+        return {
+            "name": self.name,
+            "config": self.config,
+            "coded": self.coded,
+            "origin": self.origin,
+        }
 
 
 def condition_id(config: dict[str, Any]) -> str:

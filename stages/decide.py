@@ -30,13 +30,14 @@ def _design_points(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
     analysis = manifest["analysis"]
     letters = sorted(analysis.get("factors", {}))
     conds = manifest["conditions"]
-    return {cid: {f: int(conds[cid]["coded"][f]) for f in letters}
-            for cid in analysis.get("points") or {} if cid in conds}
+    return {
+        cid: {f: int(conds[cid]["coded"][f]) for f in letters}
+        for cid in analysis.get("points") or {}
+        if cid in conds
+    }
 
 
-def _effects(
-    obs: list[dict[str, Any]], manifest: dict[str, Any]
-) -> tuple[Any, str | None]:
+def _effects(obs: list[dict[str, Any]], manifest: dict[str, Any]) -> tuple[Any, str | None]:
     """Effects as the frozen analysis plan says: its design points (by id), terms, method.
 
     Anchors and added conditions never enter (they are not in `analysis.points`); failed
@@ -51,12 +52,20 @@ def _effects(
     points = _design_points(manifest)
     if not analysis.get("terms"):
         return None, f"{len(points)} design point(s) in the plan: no effect model"
-    rows = [{**points[o["condition"]], "value": o["value"], "host": o["host"]}
-            for o in obs if o["condition"] in points]
+    rows = [
+        {**points[o["condition"]], "value": o["value"], "host": o["host"]}
+        for o in obs
+        if o["condition"] in points
+    ]
     try:
         result = estimate_effects(
-            rows, letters, response="value", terms=analysis["terms"], block=analysis.get("block"),
-            method=analysis.get("method"), post_selection=bool(analysis.get("post_selection")),
+            rows,
+            letters,
+            response="value",
+            terms=analysis["terms"],
+            block=analysis.get("block"),
+            method=analysis.get("method"),
+            post_selection=bool(analysis.get("post_selection")),
             drop_inestimable=True,
         )
     except LedgerError as exc:
@@ -76,8 +85,10 @@ def _missing_notes(obs: list[dict[str, Any]], manifest: dict[str, Any]) -> list[
         return []
     with_value = {o["condition"] for o in runs if o["value"] is not None}
     empty = sorted(points[cid] for cid in points if cid not in with_value)
-    note = (f"{len(failed)} of {len(runs)} design-point runs failed and are not in the model "
-            f"(statistics.failures has the failure rate at each factor level)")
+    note = (
+        f"{len(failed)} of {len(runs)} design-point runs failed and are not in the model "
+        f"(statistics.failures has the failure rate at each factor level)"
+    )
     if empty:
         note += f"; no ok run at all for {', '.join(empty)}: the design is incomplete"
     return [note]

@@ -53,7 +53,9 @@ def roman(resolution: int | None) -> str:
 
 def _check_k(k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(LETTERS):
-        raise CampaignError(f"design: number of factors k={k!r} must be an integer 1..{len(LETTERS)}")
+        raise CampaignError(
+            f"design: number of factors k={k!r} must be an integer 1..{len(LETTERS)}"
+        )
 
 
 def full_factorial(k: int) -> list[dict[str, int]]:
@@ -263,10 +265,10 @@ def constant_words(levels: np.ndarray, max_words: int | None = None) -> list[tup
         pivots[col] = d
     free = [j for j in range(v) if j not in pivots]
     if max_words is not None and 2 ** len(free) > max_words:
-        raise LedgerError(f"{2 ** len(free)} words are constant on these rows (more than "
-                          f"{max_words})")
-    basis = [(1 << f) | sum(1 << col for col, row in pivots.items() if row >> f & 1)
-             for f in free]
+        raise LedgerError(
+            f"{2 ** len(free)} words are constant on these rows (more than {max_words})"
+        )
+    basis = [(1 << f) | sum(1 << col for col, row in pivots.items() if row >> f & 1) for f in free]
     out = []
     for combo in range(2 ** len(basis)):
         mask = 0

@@ -97,5 +97,16 @@ def analyse_csv(
     return {k: d[k] for k in CSV_KEYS}
 
 
-CSV_KEYS = ("effects", "method", "df_resid", "t_df", "pse", "me", "sme", "block", "dropped",
-            "dropped_reasons", "notes")
+CSV_KEYS = (
+    "effects",
+    "method",
+    "df_resid",
+    "t_df",
+    "pse",
+    "me",
+    "sme",
+    "block",
+    "dropped",
+    "dropped_reasons",
+    "notes",
+)

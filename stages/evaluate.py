@@ -96,12 +96,22 @@ class SimSource:
         self.params = params
         self.seed = seed
 
-    def answer(self, trial: int | None, cond: dict, budget_s: float, seed: int, host: str,
-               gpus: int) -> Answer:
-        z = 0.0 if trial is None else _z(self.seed, "protocol", trial, cond["id"], budget_s,
-                                         seed, host)
-        out = run_outcome(self.params, name=cond["name"], coded=cond.get("coded", {}),
-                          budget_s=budget_s, host=host, z=z)
+    def answer(
+        self, trial: int | None, cond: dict, budget_s: float, seed: int, host: str, gpus: int
+    ) -> Answer:
+        z = (
+            0.0
+            if trial is None
+            else _z(self.seed, "protocol", trial, cond["id"], budget_s, seed, host)
+        )
+        out = run_outcome(
+            self.params,
+            name=cond["name"],
+            coded=cond.get("coded", {}),
+            budget_s=budget_s,
+            host=host,
+            z=z,
+        )
         return Answer(out.status, out.val_bpb, out.training_seconds * gpus)
 
     def truth(self, cond: dict, budget_s: float) -> float | None:
@@ -109,12 +119,19 @@ class SimSource:
             return None
         return expected_value(self.params, cond.get("coded", {}), budget_s)
 
-    def point(self, trial: int, method: str, cond: dict, rep: int, budget_s: float,
-              host: str, gpus: int) -> Point:
+    def point(
+        self, trial: int, method: str, cond: dict, rep: int, budget_s: float, host: str, gpus: int
+    ) -> Point:
         # one run continued along its curve: its noise persists from step to step
         z = _z(self.seed, method, trial, cond["id"], rep)
-        out = run_outcome(self.params, name=cond["name"], coded=cond.get("coded", {}),
-                          budget_s=budget_s, host=host, z=z)
+        out = run_outcome(
+            self.params,
+            name=cond["name"],
+            coded=cond.get("coded", {}),
+            budget_s=budget_s,
+            host=host,
+            z=z,
+        )
         return Point(out.val_bpb, out.training_seconds * gpus)
 
     def can_answer(self, cond: dict, budget_s: float) -> bool:
@@ -155,8 +172,9 @@ class ReplaySource:
             return Answer(rows[0].status, None, cost)
         return Answer("ok", fmean(ok), cost)
 
-    def answer(self, trial: int | None, cond: dict, budget_s: float, seed: int, host: str,
-               gpus: int) -> Answer:
+    def answer(
+        self, trial: int | None, cond: dict, budget_s: float, seed: int, host: str, gpus: int
+    ) -> Answer:
         _, rows = self.table.rows_at(cond, budget_s)
         if self.exact:
             mine = [r for r in rows if r.replicate == (str(seed), str(host))]
@@ -164,8 +182,11 @@ class ReplaySource:
         if trial is None:
             return self._mean(rows)
         pool = [r for r in rows if r.host == host] or rows
-        row = pool[_uniform_index(len(pool), self.seed, "protocol", trial, cond["id"],
-                                  budget_s, seed, host)]
+        row = pool[
+            _uniform_index(
+                len(pool), self.seed, "protocol", trial, cond["id"], budget_s, seed, host
+            )
+        ]
         return Answer(row.status, row.value, row.cost_gpu_s)
 
     def truth(self, cond: dict, budget_s: float) -> float | None:
@@ -177,11 +198,13 @@ class ReplaySource:
             return None
         return self._mean(rows).value
 
-    def point(self, trial: int, method: str, cond: dict, rep: int, budget_s: float,
-              host: str, gpus: int) -> Point:
+    def point(
+        self, trial: int, method: str, cond: dict, rep: int, budget_s: float, host: str, gpus: int
+    ) -> Point:
         replicates = self.table.replicates(cond)
-        mine = replicates[_uniform_index(len(replicates), self.seed, method, trial, cond["id"],
-                                         rep)]
+        mine = replicates[
+            _uniform_index(len(replicates), self.seed, method, trial, cond["id"], rep)
+        ]
         _, rows = self.table.rows_at(cond, budget_s)
         row = next((r for r in rows if r.replicate == mine), rows[0])
         return Point(row.value, row.cost_gpu_s)
@@ -213,15 +236,26 @@ def replay_csv_source(path, campaign: Campaign, seed: int) -> ReplaySource:
     """Replay a curves CSV (`stages.replay_table`); the inputs record its SHA-256."""
     table = read_table(path, campaign.metric)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return ReplaySource(table, seed, {"executor": "replay", "table": str(path),
-                                      "table_sha256": digest, "table_rows": table.n_rows})
+    return ReplaySource(
+        table,
+        seed,
+        {
+            "executor": "replay",
+            "table": str(path),
+            "table_sha256": digest,
+            "table_rows": table.n_rows,
+        },
+    )
 
 
 def replay_store_source(store, campaign: Campaign, seed: int) -> ReplaySource:
     """Replay every run a finished store recorded ("what would this rule have decided?")."""
     table = table_from_store(store, campaign.metric)
-    return ReplaySource(table, seed, {"executor": "replay", "from_store": str(store.root),
-                                      "table_rows": table.n_rows})
+    return ReplaySource(
+        table,
+        seed,
+        {"executor": "replay", "from_store": str(store.root), "table_rows": table.n_rows},
+    )
 
 
 # --------------------------------------------------------------------------- the pool
@@ -236,8 +270,9 @@ def candidate_pool(campaign: Campaign) -> list[Condition]:
                 pool.setdefault(cond.id, cond)
     if any(s.rule.get("reduce") for s in campaign.stages) and campaign.factors:
         for coded in full_factorial(len(campaign.factors)):
-            cond = point_condition(campaign.base, campaign.factors, coded, point_name(coded),
-                                   "reduce")
+            cond = point_condition(
+                campaign.base, campaign.factors, coded, point_name(coded), "reduce"
+            )
             pool.setdefault(cond.id, cond)
     for stage in campaign.stages:
         for name in carried_names(campaign, stage):
@@ -296,8 +331,9 @@ class ProtocolWalker:
         key = (stage.name, parent.id if parent else None)
         if key not in self._plans:
             try:
-                plan = stage_plan(self.campaign, stage, parent, runner=self.runner,
-                                  data_sha256=None)
+                plan = stage_plan(
+                    self.campaign, stage, parent, runner=self.runner, data_sha256=None
+                )
             except LedgerError:
                 if parent is not None and not parent.body.get("promoted"):
                     return None  # the previous gate promoted nothing: the protocol ends there
@@ -321,21 +357,40 @@ class ProtocolWalker:
                 info = {"id": run["condition"], **plan["conditions"][run["condition"]]}
                 got = answer(info, plan["budget_s"], run["seed"], run["host"], plan["gpus"])
                 gpu_s += got.cost_gpu_s
-                runs.append((f"{i:08d}", {
-                    "manifest": manifest_id, "condition": run["condition"], "seed": run["seed"],
-                    "host": run["host"], "status": got.status, "gpus": plan["gpus"],
-                    "metrics": {plan["analysis"]["metric"]: got.value,
-                                "training_seconds": got.cost_gpu_s / plan["gpus"]},
-                    "recorded_at": "",
-                }))
+                runs.append(
+                    (
+                        f"{i:08d}",
+                        {
+                            "manifest": manifest_id,
+                            "condition": run["condition"],
+                            "seed": run["seed"],
+                            "host": run["host"],
+                            "status": got.status,
+                            "gpus": plan["gpus"],
+                            "metrics": {
+                                plan["analysis"]["metric"]: got.value,
+                                "training_seconds": got.cost_gpu_s / plan["gpus"],
+                            },
+                            "recorded_at": "",
+                        },
+                    )
+                )
             body = derive_decision(manifest_id, plan, runs)
             for cid, info in {**plan["conditions"], **body["conditions"]}.items():
                 out.names.setdefault(cid, info["name"])
             decision_id = sha256_hex(json.dumps([manifest_id, body["promoted"]]).encode())
             decisions[stage.name] = Entry(decision_id, body, "evaluate", -1, "")
-            out.gates.append(GateResult(stage.name, plan["budget_s"], list(plan["conditions"]),
-                                        list(body["promoted"]), body["outcome"].get("best"),
-                                        body["statistics"].get("effects"), gpu_s))
+            out.gates.append(
+                GateResult(
+                    stage.name,
+                    plan["budget_s"],
+                    list(plan["conditions"]),
+                    list(body["promoted"]),
+                    body["outcome"].get("best"),
+                    body["statistics"].get("effects"),
+                    gpu_s,
+                )
+            )
         return out
 
 
@@ -385,16 +440,22 @@ class Truth:
     def to_dict(self) -> dict[str, Any]:
         ranked = sorted(self.values.items(), key=lambda cv: (cv[1], cv[0]))
         best_id = ranked[0][0]
-        return {"best": self.names[best_id], "best_id": best_id, "value": ranked[0][1],
-                "ties": sorted(self.names[c] for c in self.best if c != best_id),
-                "final_budget_s": self.final_budget_s, "pool": len(self.values) + len(self.unknown),
-                "unknown": sorted(self.names[c] for c in self.unknown),
-                "below_final_budget": sorted(self.names[c] for c in self.below_final),
-                "top": [{"name": self.names[c], "id": c, "value": v} for c, v in ranked[:5]]}
+        return {
+            "best": self.names[best_id],
+            "best_id": best_id,
+            "value": ranked[0][1],
+            "ties": sorted(self.names[c] for c in self.best if c != best_id),
+            "final_budget_s": self.final_budget_s,
+            "pool": len(self.values) + len(self.unknown),
+            "unknown": sorted(self.names[c] for c in self.unknown),
+            "below_final_budget": sorted(self.names[c] for c in self.below_final),
+            "top": [{"name": self.names[c], "id": c, "value": v} for c, v in ranked[:5]],
+        }
 
 
-def _outcome_stats(picks: list[str | None], sets: list[set[str]], gpu_h: list[float],
-                   truth: Truth) -> dict[str, Any]:
+def _outcome_stats(
+    picks: list[str | None], sets: list[set[str]], gpu_h: list[float], truth: Truth
+) -> dict[str, Any]:
     n = len(picks)
     best, top3 = truth.best, truth.top3
     hit = sum(1 for s in sets if s & best)
@@ -405,24 +466,33 @@ def _outcome_stats(picks: list[str | None], sets: list[set[str]], gpu_h: list[fl
     hours, hours_ci = _mean_ci(gpu_h)
     counts = Counter(truth.names.get(p, str(p)[:8]) if p else "none" for p in picks)
     return {
-        "p_best": hit / n, "p_best_ci": wilson(hit, n),
-        "p_pick_best": pick_best / n, "p_pick_best_ci": wilson(pick_best, n),
-        "p_top3": pick_top3 / n, "p_top3_ci": wilson(pick_top3, n),
-        "regret_mean": regret, "regret_ci": regret_ci,
+        "p_best": hit / n,
+        "p_best_ci": wilson(hit, n),
+        "p_pick_best": pick_best / n,
+        "p_pick_best_ci": wilson(pick_best, n),
+        "p_top3": pick_top3 / n,
+        "p_top3_ci": wilson(pick_top3, n),
+        "regret_mean": regret,
+        "regret_ci": regret_ci,
         "regret_trials": len(regrets),
-        "gpu_hours_mean": hours, "gpu_hours_ci": hours_ci,
+        "gpu_hours_mean": hours,
+        "gpu_hours_ci": hours_ci,
         "picks": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]),
     }
 
 
-def _screen(gates: list[GateResult | None], level: float, active: set[str],
-            letters: list[str]) -> dict[str, Any]:
+def _screen(
+    gates: list[GateResult | None], level: float, active: set[str], letters: list[str]
+) -> dict[str, Any]:
     fdp, power, with_effects = [], [], 0
     for gate in gates:
         if gate is None or not gate.effects:
             continue
-        rows = [e for e in gate.effects.get("effects", [])
-                if e.get("term") in letters and e.get("p") is not None]
+        rows = [
+            e
+            for e in gate.effects.get("effects", [])
+            if e.get("term") in letters and e.get("p") is not None
+        ]
         with_effects += 1
         significant: set[str] = set()
         if rows:
@@ -432,8 +502,13 @@ def _screen(gates: list[GateResult | None], level: float, active: set[str],
         fdp.append(false / len(significant) if significant else 0.0)
         if active:
             power.append(len(significant & active) / len(active))
-    return {"level": level, "active": sorted(active), "trials_with_effects": with_effects,
-            "fdr": fmean(fdp) if fdp else None, "power": fmean(power) if power else None}
+    return {
+        "level": level,
+        "active": sorted(active),
+        "trials_with_effects": with_effects,
+        "fdr": fmean(fdp) if fdp else None,
+        "power": fmean(power) if power else None,
+    }
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -503,14 +578,21 @@ def evaluate(
     reference, walks = _walk_trials(walker, source, trials, bar)
     for w in [reference, *walks]:
         names.update({k: v for k, v in w.names.items() if k not in names})
-    below = [cid for cid in values
-             if source.fidelity(infos[cid], final.budget_s) < final.budget_s * (1 - 1e-12)]
+    below = [
+        cid
+        for cid in values
+        if source.fidelity(infos[cid], final.budget_s) < final.budget_s * (1 - 1e-12)
+    ]
     truth = Truth(values, names, unknown, final.budget_s, below)
     protocol = _protocol_outcome(campaign, source, walks, reference, names, truth)
     target_h = protocol["gpu_hours_mean"]
 
-    baselines = [_baseline(method, campaign, source, pool, infos, truth, trials, seed,
-                           target_h * 3600.0, eta, bar) for method in against]
+    baselines = [
+        _baseline(
+            method, campaign, source, pool, infos, truth, trials, seed, target_h * 3600.0, eta, bar
+        )
+        for method in against
+    ]
     if bar is not None:
         bar.close()
 
@@ -522,14 +604,20 @@ def evaluate(
         "truth": truth.to_dict(),
         "protocol": protocol,
         "baselines": baselines,
-        "reference": {"promoted": {g.stage: [names[c] for c in g.promoted]
-                                   for g in reference.gates},
-                      "pick": names.get(reference.pick) if reference.pick else None,
-                      "gpu_hours": reference.gpu_s / 3600.0},
-        "inputs": {"campaign_path": str(campaign.path),
-                   "campaign_sha256": sha256_hex(campaign.text.encode()),
-                   "trials": trials, "seed": seed, "against": against, "eta": eta,
-                   **source.describe()},
+        "reference": {
+            "promoted": {g.stage: [names[c] for c in g.promoted] for g in reference.gates},
+            "pick": names.get(reference.pick) if reference.pick else None,
+            "gpu_hours": reference.gpu_s / 3600.0,
+        },
+        "inputs": {
+            "campaign_path": str(campaign.path),
+            "campaign_sha256": sha256_hex(campaign.text.encode()),
+            "trials": trials,
+            "seed": seed,
+            "against": against,
+            "eta": eta,
+            **source.describe(),
+        },
         "versions": _versions(),
     }
     if isinstance(source, ReplaySource):
@@ -542,8 +630,9 @@ def _answer_for(source: SimSource | ReplaySource, trial: int | None) -> AnswerFn
     return lambda info, b, s, h, g: source.answer(trial, info, b, s, h, g)
 
 
-def _walk_trials(walker: ProtocolWalker, source: SimSource | ReplaySource, trials: int,
-                 bar: Any) -> tuple[Walk, list[Walk]]:
+def _walk_trials(
+    walker: ProtocolWalker, source: SimSource | ReplaySource, trials: int, bar: Any
+) -> tuple[Walk, list[Walk]]:
     """The noise-free reference walk, then one walk per trial (each ticks the bar)."""
     reference = walker.walk(_answer_for(source, None))
     walks: list[Walk] = []
@@ -565,35 +654,48 @@ def _final_values(
     if not values:
         raise LedgerError(
             f"{campaign.path}: no candidate has a known value at the final budget "
-            f"({final.name}); nothing to evaluate against")
+            f"({final.name}); nothing to evaluate against"
+        )
     return values, unknown
 
 
 def _protocol_outcome(
-    campaign: Campaign, source: SimSource | ReplaySource, walks: list[Walk], reference: Walk,
-    names: dict[str, str], truth: Truth,
+    campaign: Campaign,
+    source: SimSource | ReplaySource,
+    walks: list[Walk],
+    reference: Walk,
+    names: dict[str, str],
+    truth: Truth,
 ) -> dict[str, Any]:
     """What the protocol's trials picked and spent, judged against the truth, gate by gate."""
-    protocol = {"method": "protocol", **_outcome_stats(
-        [w.pick for w in walks], [set(w.final_promoted) for w in walks],
-        [w.gpu_s / 3600.0 for w in walks], truth)}
+    protocol = {
+        "method": "protocol",
+        **_outcome_stats(
+            [w.pick for w in walks],
+            [set(w.final_promoted) for w in walks],
+            [w.gpu_s / 3600.0 for w in walks],
+            truth,
+        ),
+    }
     protocol["stopped_early"] = sum(1 for w in walks if w.stopped)
     protocol["gates"] = _gates(campaign, source, walks, reference, names)
     return protocol
 
 
-def _recorded_walk(walker: ProtocolWalker, source: ReplaySource,
-                   names: dict[str, str]) -> dict[str, Any]:
+def _recorded_walk(
+    walker: ProtocolWalker, source: ReplaySource, names: dict[str, str]
+) -> dict[str, Any]:
     """The walk on the recorded values themselves (no resampling): what the store decided."""
     source.exact = True
     try:
         recorded = walker.walk(_answer_for(source, None))
     finally:
         source.exact = False
-    return {"promoted": {g.stage: [names.get(c, c[:8]) for c in g.promoted]
-                         for g in recorded.gates},
-            "pick": names.get(recorded.pick) if recorded.pick else None,
-            "gpu_hours": recorded.gpu_s / 3600.0}
+    return {
+        "promoted": {g.stage: [names.get(c, c[:8]) for c in g.promoted] for g in recorded.gates},
+        "pick": names.get(recorded.pick) if recorded.pick else None,
+        "gpu_hours": recorded.gpu_s / 3600.0,
+    }
 
 
 def _gates(campaign, source, walks: list[Walk], reference: Walk, names) -> list[dict[str, Any]]:
@@ -607,30 +709,45 @@ def _gates(campaign, source, walks: list[Walk], reference: Walk, names) -> list[
         modal = Counter(promoted_sets).most_common(1)
         changed = sum(1 for g in per_trial if g is None or set(g.promoted) != ref.get(stage.name))
         row: dict[str, Any] = {
-            "stage": stage.name, "budget_s": stage.budget_s,
+            "stage": stage.name,
+            "budget_s": stage.budget_s,
             "reached": len(seen) / len(walks),
             "candidates_mean": fmean(len(g.candidates) for g in seen) if seen else None,
             "promoted_mean": fmean(len(g.promoted) for g in seen) if seen else None,
             "gpu_hours_mean": fmean(g.gpu_s for g in seen) / 3600.0 if seen else None,
             "decision_changed": changed / len(walks),
             "modal_share": modal[0][1] / len(walks) if modal else None,
-            "reference_promoted": [names.get(c, c[:8]) for c in
-                                   next((g.promoted for g in reference.gates
-                                         if g.stage == stage.name), [])],
+            "reference_promoted": [
+                names.get(c, c[:8])
+                for c in next((g.promoted for g in reference.gates if g.stage == stage.name), [])
+            ],
             "screen": None,
         }
         truth_effects = source.true_effects(stage.budget_s, letters) if letters else None
         if truth_effects is not None and any(g.effects for g in seen):
             active = {f for f, e in truth_effects.items() if abs(e) > 1e-9}
             level = float(stage.rule.get("fdr", 0.05))
-            row["screen"] = {**_screen(per_trial, level, active, letters),
-                             "true_effects": truth_effects}
+            row["screen"] = {
+                **_screen(per_trial, level, active, letters),
+                "true_effects": truth_effects,
+            }
         out.append(row)
     return out
 
 
-def _baseline(method, campaign, source, pool, infos, truth: Truth, trials: int, seed: int,
-              cap_gpu_s: float, eta: int, bar) -> dict[str, Any]:
+def _baseline(
+    method,
+    campaign,
+    source,
+    pool,
+    infos,
+    truth: Truth,
+    trials: int,
+    seed: int,
+    cap_gpu_s: float,
+    eta: int,
+    bar,
+) -> dict[str, Any]:
     first, final = campaign.stages[0], campaign.stages[-1]
     unit = min(s.budget_s for s in campaign.stages)
     max_step = max(1, round(final.budget_s / unit))
@@ -649,15 +766,23 @@ def _baseline(method, campaign, source, pool, infos, truth: Truth, trials: int, 
         random.Random(f"{seed}/{method}/{t}").shuffle(order)
 
         def point(idx: int, rep: int, step: int, t=t) -> Point:
-            return source.point(t, method, infos[usable[idx].id], rep, budget_of(step), host,
-                                gpus)
+            return source.point(t, method, infos[usable[idx].id], rep, budget_of(step), host, gpus)
 
         if method == "random":
-            run = random_search(len(usable), point, order=order, max_step=max_step,
-                                cap_gpu_s=cap_gpu_s)
+            run = random_search(
+                len(usable), point, order=order, max_step=max_step, cap_gpu_s=cap_gpu_s
+            )
         else:
-            run = optuna_halving(method, len(usable), point, order=order, max_step=max_step,
-                                 cap_gpu_s=cap_gpu_s, eta=eta, seed=seed * 100003 + t)
+            run = optuna_halving(
+                method,
+                len(usable),
+                point,
+                order=order,
+                max_step=max_step,
+                cap_gpu_s=cap_gpu_s,
+                eta=eta,
+                seed=seed * 100003 + t,
+            )
         picks.append(usable[run.pick].id if run.pick is not None else None)
         spent.append(run.spent_gpu_s / 3600.0)
         evaluations.append(run.evaluations)
@@ -665,14 +790,19 @@ def _baseline(method, campaign, source, pool, infos, truth: Truth, trials: int, 
     stats = _outcome_stats(picks, [{p} if p else set() for p in picks], spent, truth)
     target_h = cap_gpu_s / 3600.0
     ratios = [s / target_h for s in spent] if target_h > 0 else []
-    return {"method": method, **stats,
-            "target_gpu_hours": target_h,
-            "spent_ratio_mean": fmean(ratios) if ratios else None,
-            "spent_ratio_min": min(ratios) if ratios else None,
-            "spent_ratio_max": max(ratios) if ratios else None,
-            "evaluations_mean": fmean(evaluations),
-            "pool": len(usable), "max_step": max_step, "step_budget_s": unit,
-            "eta": eta if method != "random" else None}
+    return {
+        "method": method,
+        **stats,
+        "target_gpu_hours": target_h,
+        "spent_ratio_mean": fmean(ratios) if ratios else None,
+        "spent_ratio_min": min(ratios) if ratios else None,
+        "spent_ratio_max": max(ratios) if ratios else None,
+        "evaluations_mean": fmean(evaluations),
+        "pool": len(usable),
+        "max_step": max_step,
+        "step_budget_s": unit,
+        "eta": eta if method != "random" else None,
+    }
 
 
 def _bar(total: int, enabled: bool):
@@ -696,9 +826,12 @@ RESULT_KEYS = ("trials", "seed", "truth", "protocol", "baselines", "reference")
 
 def differences(saved: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     """Dotted keys where a rerun's numbers differ from a saved evaluation's."""
-    return [f"{key}: saved {old!r}, rerun {new!r}"
-            for key, old, new in spec_differences({k: saved.get(k) for k in RESULT_KEYS},
-                                                  {k: fresh.get(k) for k in RESULT_KEYS})]
+    return [
+        f"{key}: saved {old!r}, rerun {new!r}"
+        for key, old, new in spec_differences(
+            {k: saved.get(k) for k in RESULT_KEYS}, {k: fresh.get(k) for k in RESULT_KEYS}
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- saved results
@@ -731,8 +864,9 @@ def load_evaluation(path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise LedgerError(f"cannot read evaluation file {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != EVALUATION_FORMAT["format"]:
-        raise LedgerError(f"{path}: not a gateledger evaluation (no format "
-                          f"{EVALUATION_FORMAT['format']!r})")
+        raise LedgerError(
+            f"{path}: not a gateledger evaluation (no format {EVALUATION_FORMAT['format']!r})"
+        )
     for key in ("inputs", *RESULT_KEYS):
         if key not in data:
             raise LedgerError(f"{path}: evaluation lacks key {key!r}")

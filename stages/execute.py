@@ -79,7 +79,8 @@ def manifest_tasks(manifest_id: str, body: dict[str, Any]) -> list[RunTask]:
             condition=run["condition"],
             name=conds[run["condition"]]["name"],
             # the builtin runner gets the config it was frozen with, defaults written out
-            config=conds[run["condition"]].get("runner_config") or conds[run["condition"]]["config"],
+            config=conds[run["condition"]].get("runner_config")
+            or conds[run["condition"]]["config"],
             coded=conds[run["condition"]].get("coded", {}),
             seed=run["seed"],
             host=run["host"],
@@ -99,7 +100,9 @@ def select_host_block(
     hosts = sorted({t.host for t in tasks})
     if host is not None:
         if host not in hosts:
-            raise ConfigError(f"host {host!r} has no runs in this stage (hosts: {', '.join(hosts)})")
+            raise ConfigError(
+                f"host {host!r} has no runs in this stage (hosts: {', '.join(hosts)})"
+            )
         return [t for t in tasks if t.host == host], [h for h in hosts if h != host]
     if executor != "sim" and len(hosts) > 1:
         raise ConfigError(
@@ -141,8 +144,13 @@ def run_manifest(
     todo = [t for t in block if t.key not in done]
     if limit is not None:
         todo = todo[:limit]
-    report = RunReport(manifest.id, stage, len(tasks), len(block) - len(
-        [t for t in block if t.key not in done]), skipped_hosts=skipped)
+    report = RunReport(
+        manifest.id,
+        stage,
+        len(tasks),
+        len(block) - len([t for t in block if t.key not in done]),
+        skipped_hosts=skipped,
+    )
     claims = RunClaims(store, manifest.id)
     bar = _progress(len(todo), stage, progress)
     try:
@@ -217,10 +225,19 @@ def _record(store: Store, manifest: str, result: RunResult, report: RunReport) -
     task = result.task
     try:
         record_id = ingest(
-            store, result.raw, fmt=result.fmt, manifest=manifest, condition=task.condition,
-            seed=task.seed, host=task.host, stage=task.stage, gpus=task.gpus,
-            status_override=result.status_override, stderr=result.stderr or None,
-            deadline_s=result.deadline_s, exit_code=result.exit_code,
+            store,
+            result.raw,
+            fmt=result.fmt,
+            manifest=manifest,
+            condition=task.condition,
+            seed=task.seed,
+            host=task.host,
+            stage=task.stage,
+            gpus=task.gpus,
+            status_override=result.status_override,
+            stderr=result.stderr or None,
+            deadline_s=result.deadline_s,
+            exit_code=result.exit_code,
         )
     except LedgerError as exc:
         report.refused.append({"run": task.key, "name": task.name, "reason": str(exc)})
@@ -231,8 +248,9 @@ def _record(store: Store, manifest: str, result: RunResult, report: RunReport) -
     report.records.append(record_id)
     report.statuses[status] = report.statuses.get(status, 0) + 1
     if status != "ok":
-        report.failures.append({"run": task.key, "name": task.name, "status": status,
-                                "reason": failure_reason(result)})
+        report.failures.append(
+            {"run": task.key, "name": task.name, "status": status, "reason": failure_reason(result)}
+        )
     seconds = record["metrics"].get("training_seconds") or 0.0
     report.training_gpu_hours += seconds * task.gpus / 3600.0
 

@@ -52,10 +52,15 @@ class BaselineRun:
     completed: list[int] = field(default_factory=list)  # candidates that reached the last step
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "pick": self.pick, "pick_value": self.pick_value,
-                "spent_gpu_s": self.spent_gpu_s, "evaluations": self.evaluations,
-                "reached": {str(k): v for k, v in sorted(self.reached.items())},
-                "completed": list(self.completed)}
+        return {
+            "method": self.method,
+            "pick": self.pick,
+            "pick_value": self.pick_value,
+            "spent_gpu_s": self.spent_gpu_s,
+            "evaluations": self.evaluations,
+            "reached": {str(k): v for k, v in sorted(self.reached.items())},
+            "completed": list(self.completed),
+        }
 
 
 def rung_steps(max_step: int, eta: int) -> list[int]:
@@ -123,10 +128,12 @@ def optuna_halving(
         ) from None
     if method == "successive-halving":
         pruner = optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=1, reduction_factor=eta, min_early_stopping_rate=0)
+            min_resource=1, reduction_factor=eta, min_early_stopping_rate=0
+        )
     elif method == "hyperband":
         pruner = optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=max_step, reduction_factor=eta)
+            min_resource=1, max_resource=max_step, reduction_factor=eta
+        )
     else:
         raise ConfigError(f"unknown halving method {method!r}")
     steps = rung_steps(max_step, eta)
@@ -137,8 +144,11 @@ def optuna_halving(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             study = optuna.create_study(
-                direction="minimize", study_name=f"{method}-{seed}",
-                sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruner)
+                direction="minimize",
+                study_name=f"{method}-{seed}",
+                sampler=optuna.samplers.RandomSampler(seed=seed),
+                pruner=pruner,
+            )
             return _drive(study, TrialState, method, labels, point, order, steps, cap_gpu_s)
     finally:
         optuna.logging.set_verbosity(verbosity)

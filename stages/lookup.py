@@ -75,13 +75,18 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
         obj = json.loads(data)
     except (ValueError, RecursionError):
         raise IntegrityError(f"object {oid} is not a JSON object") from None
-    if not isinstance(obj, dict) or obj.get("kind") != kind or not isinstance(obj.get("body"), dict):
+    if (
+        not isinstance(obj, dict)
+        or obj.get("kind") != kind
+        or not isinstance(obj.get("body"), dict)
+    ):
         found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
         raise LedgerError(f"object {oid} is a {found!r}, expected {kind}")
     if kind in SIGNED_KINDS:
         if not is_canonical(obj, data):
-            raise IntegrityError(f"{kind} {oid} is not stored as canonical JSON: not used "
-                                 f"(run `ledger verify`)")
+            raise IntegrityError(
+                f"{kind} {oid} is not stored as canonical JSON: not used (run `ledger verify`)"
+            )
         try:
             verify_signature(obj, store.keyring())
         except IntegrityError as exc:

@@ -31,8 +31,11 @@ def select_runs(
 
 
 def decision_head(
-    manifest_id: str, manifest: dict[str, Any], used: dict[str, tuple[str, dict]],
-    missing: list[str], extra: list[str],
+    manifest_id: str,
+    manifest: dict[str, Any],
+    used: dict[str, tuple[str, dict]],
+    missing: list[str],
+    extra: list[str],
 ) -> dict[str, Any]:
     """What every decision body starts with: which manifest, and which runs it judged."""
     return {
@@ -53,8 +56,11 @@ def observations(
     obs = []
     for rid, body in used.values():
         value = body.get("metrics", {}).get(metric)
-        ok = (body.get("status") == "ok" and isinstance(value, int | float)
-              and not isinstance(value, bool))
+        ok = (
+            body.get("status") == "ok"
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        )
         obs.append(
             {
                 "condition": body["condition"],

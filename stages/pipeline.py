@@ -57,8 +57,9 @@ def run_campaign(
     for spec in campaign.stages:
         manifest = current_manifest(store, campaign.name, spec.name)
         if manifest is None:
-            manifest_id = freeze_stage(store, campaign, spec.name, key,
-                                       for_simulation=executor.name == "sim")
+            manifest_id = freeze_stage(
+                store, campaign, spec.name, key, for_simulation=executor.name == "sim"
+            )
             log.add(spec.name, "froze", manifest=manifest_id)
             say(f"{spec.name}: froze manifest {manifest_id[:12]}")
             if on_signed is not None:
@@ -66,12 +67,12 @@ def run_campaign(
         else:
             manifest_id = manifest.id
         if manifest_decision(store, manifest_id) is None:
-            report = run_stage(store, campaign, spec.name, executor, host=host,
-                               progress=progress)
+            report = run_stage(store, campaign, spec.name, executor, host=host, progress=progress)
             detail = {k: v for k, v in report.to_dict().items() if k != "stage"}
             log.add(spec.name, "ran", **detail)
-            say(f"{spec.name}: {report.executed} run(s) executed, "
-                f"{report.already} already recorded")
+            say(
+                f"{spec.name}: {report.executed} run(s) executed, {report.already} already recorded"
+            )
             stop_on_failure(spec.name, report)
             refuse_all_failed(store, manifest_id, spec.name)
             decision_id, body = decide_stage(store, campaign, spec.name, key)
@@ -91,8 +92,10 @@ def stop_on_failure(stage: str, report: RunReport) -> None:
     """Do not decide a gate on runs that could not be recorded or all crashed: say why."""
     if report.refused:
         first = report.refused[0]
-        raise LedgerError(f"{stage}: {len(report.refused)} run(s) refused at ingest, not recorded "
-                          f"(first: {first['reason']}); fix the runner and run the stage again")
+        raise LedgerError(
+            f"{stage}: {len(report.refused)} run(s) refused at ingest, not recorded "
+            f"(first: {first['reason']}); fix the runner and run the stage again"
+        )
     if report.all_crashed:
         reasons = [f["reason"] for f in report.failures if f.get("reason")]
         why = f" (first: {reasons[0]})" if reasons else ""
@@ -105,9 +108,11 @@ def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
     if bodies and not any(b.get("status") == "ok" for b in bodies):
         reasons = [r for r in (run_failure_reason(store, b) for b in bodies) if r]
         why = f" (first: {reasons[0]})" if reasons else ""
-        raise LedgerError(f"{stage}: none of its {len(bodies)} recorded run(s) finished ok{why}; "
-                          f"not deciding (fix the runs, or `ledger decide {stage}` to sign an "
-                          f"empty promotion on purpose)")
+        raise LedgerError(
+            f"{stage}: none of its {len(bodies)} recorded run(s) finished ok{why}; "
+            f"not deciding (fix the runs, or `ledger decide {stage}` to sign an "
+            f"empty promotion on purpose)"
+        )
 
 
 def run_failure_reason(store: Store, body: dict[str, Any]) -> str:
@@ -128,29 +133,43 @@ def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:
     out = []
     for spec in campaign.stages:
         manifest = current_manifest(store, campaign.name, spec.name)
-        row: dict[str, Any] = {"stage": spec.name, "budget_s": spec.budget_s,
-                               "manifest": None, "declared": None, "recorded": 0,
-                               "statuses": {}, "decision": None, "promoted": [],
-                               "failures": []}
+        row: dict[str, Any] = {
+            "stage": spec.name,
+            "budget_s": spec.budget_s,
+            "manifest": None,
+            "declared": None,
+            "recorded": 0,
+            "statuses": {},
+            "decision": None,
+            "promoted": [],
+            "failures": [],
+        }
         if manifest is not None:
             row["manifest"] = manifest.id
             row["declared"] = len(manifest.body["runs"])
             recorded = recorded_runs(store, manifest.id)
             row["recorded"] = len(recorded)
-            names = {cid: info.get("name", cid[:8])
-                     for cid, info in manifest.body["conditions"].items()}
+            names = {
+                cid: info.get("name", cid[:8]) for cid, info in manifest.body["conditions"].items()
+            }
             for record_id in recorded.values():
                 body = store.get_json(record_id)["body"]
                 status = body.get("status", "?")
                 row["statuses"][status] = row["statuses"].get(status, 0) + 1
                 if status != "ok":
-                    row["failures"].append({"run": body.get("run"), "status": status,
-                                            "name": names.get(body.get("condition"), "?"),
-                                            "reason": run_failure_reason(store, body)})
+                    row["failures"].append(
+                        {
+                            "run": body.get("run"),
+                            "status": status,
+                            "name": names.get(body.get("condition"), "?"),
+                            "reason": run_failure_reason(store, body),
+                        }
+                    )
             decision = manifest_decision(store, manifest.id)
             if decision is not None:
                 row["decision"] = decision.id
-                row["promoted"] = [decision.body["conditions"][c]["name"]
-                                   for c in decision.body["promoted"]]
+                row["promoted"] = [
+                    decision.body["conditions"][c]["name"] for c in decision.body["promoted"]
+                ]
         out.append(row)
     return out

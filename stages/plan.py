@@ -93,9 +93,7 @@ def parent_decision(store: Store, campaign: Campaign, stage: StageSpec) -> Entry
     return decision
 
 
-def candidates(
-    campaign: Campaign, stage: StageSpec, parent: Entry | None
-) -> list[Condition]:
+def candidates(campaign: Campaign, stage: StageSpec, parent: Entry | None) -> list[Condition]:
     """Design points, the parent's promoted conditions (with its configs), then `add`."""
     out: dict[str, Condition] = {}
     if stage.design:
@@ -115,8 +113,9 @@ def candidates(
         if cond.id in out and out[cond.id].name != name:
             # the user's name wins (rules and checks refer to it); the other stays visible
             prior = out[cond.id]
-            cond = Condition(cond.id, f"{name}", cond.config, cond.coded,
-                             f"{prior.origin}+named:{prior.name}")
+            cond = Condition(
+                cond.id, f"{name}", cond.config, cond.coded, f"{prior.origin}+named:{prior.name}"
+            )
         out[cond.id] = cond
     return list(out.values())
 
@@ -211,9 +210,12 @@ def _design_info(campaign: Campaign, stage: StageSpec) -> dict[str, Any] | None:
     if not stage.design:
         return None
     design = stage_design(campaign, stage)
-    return {"label": design.label, "generators": list(design.generators),
-            "defining_relation": list(design.defining_relation),
-            "resolution": design.resolution}
+    return {
+        "label": design.label,
+        "generators": list(design.generators),
+        "defining_relation": list(design.defining_relation),
+        "resolution": design.resolution,
+    }
 
 
 def analysis_plan(
@@ -240,20 +242,28 @@ def analysis_plan(
         "block": "host" if len(stage.hosts) > 1 else None,
         "replicates": "seed",
         "fdr": stage.rule.get("fdr"),
-        "structure": None, "terms": [], "method": None, "post_selection": False,
-        "dropped": [], "dropped_reasons": {},
+        "structure": None,
+        "terms": [],
+        "method": None,
+        "post_selection": False,
+        "dropped": [],
+        "dropped_reasons": {},
     }
     if len(points) >= 2 and letters:
         structure = point_structure(list(points.values()), letters)
         # orthogonal for main effects: a regular fraction whose mains are not aliased with
         # one another (two promoted points that differ in D and E together are not)
         orthogonal = structure.regular and (structure.resolution or 3) >= 3
-        terms, dropped, reasons = default_terms(list(points.values()), letters,
-                                                regular=orthogonal)
+        terms, dropped, reasons = default_terms(list(points.values()), letters, regular=orthogonal)
         saturated = len(terms) + 1 >= structure.n_points
-        plan.update(structure=structure.to_dict(), terms=terms, dropped=dropped,
-                    dropped_reasons=reasons, post_selection=not orthogonal,
-                    method="lenth" if saturated and len(stage.cells) == 1 else "ols")
+        plan.update(
+            structure=structure.to_dict(),
+            terms=terms,
+            dropped=dropped,
+            dropped_reasons=reasons,
+            post_selection=not orthogonal,
+            method="lenth" if saturated and len(stage.cells) == 1 else "ols",
+        )
     if "fdr" in stage.rule and (not plan["terms"] or plan["post_selection"]):
         what = plan["structure"]["label"] if plan["structure"] else f"{len(points)} design points"
         raise CampaignError(
@@ -265,7 +275,11 @@ def analysis_plan(
 
 
 def build_plan(
-    store: Store, campaign: Campaign, stage_name: str, data: Path | None = None, *,
+    store: Store,
+    campaign: Campaign,
+    stage_name: str,
+    data: Path | None = None,
+    *,
     for_simulation: bool = False,
 ) -> dict[str, Any]:
     """Resolve a stage into the plan `ledger.manifest.freeze` signs, after a preflight.
@@ -279,8 +293,9 @@ def build_plan(
     parent = parent_decision(store, campaign, stage)
     data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
     data_sha = data_fingerprint(data_path)
-    plan = stage_plan(campaign, stage, parent, runner=runner_identity(campaign),
-                      data_sha256=data_sha)
+    plan = stage_plan(
+        campaign, stage, parent, runner=runner_identity(campaign), data_sha256=data_sha
+    )
     if data_sha is None and not campaign.runner and not for_simulation:
         raise CampaignError(
             f"{campaign.path}: stage {stage.name!r}: the data set {data_path} does not exist or "
@@ -313,9 +328,7 @@ def stage_plan(
         for info in table.values():
             info["runner_config"] = runner_config(campaign, info["name"], info["config"])
     runs = [
-        {"condition": c.id, "seed": seed, "host": host}
-        for c in conds
-        for seed, host in stage.cells
+        {"condition": c.id, "seed": seed, "host": host} for c in conds for seed, host in stage.cells
     ]
     return {
         "campaign": campaign.name,
@@ -359,8 +372,10 @@ def check_rule_names(campaign: Campaign, stage: StageSpec, conds: list[Condition
         used += [(f"checks[{i}].{side}", check.get(side)) for side in ("a", "b")]
     for key, name in used:
         if (name != "best" or not key.startswith("checks")) and name not in names:
-            raise CampaignError(f"{where}.{key} names {name!r}, which is not a candidate of "
-                                f"this stage (candidates: {', '.join(sorted(names))})")
+            raise CampaignError(
+                f"{where}.{key} names {name!r}, which is not a candidate of "
+                f"this stage (candidates: {', '.join(sorted(names))})"
+            )
 
 
 def freeze_stage(

@@ -64,21 +64,33 @@ class StageProgress:
         return self.declared is not None and self.left == 0 and not self.running
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "campaign": self.campaign, "kind": self.kind,
-                "budget_s": self.budget_s, "manifest": self.manifest,
-                "declared": self.declared, "recorded": self.recorded, "left": self.left,
-                "statuses": dict(sorted(self.statuses.items())), "running": self.running,
-                "stale_starts": self.stale, "gpu_hours": self.gpu_hours,
-                "mean_run_s": self.mean_run_s, "eta_s": self.eta_s,
-                "finished": self.finished, "decision": self.decision,
-                "promoted": self.promoted}
+        return {
+            "stage": self.stage,
+            "campaign": self.campaign,
+            "kind": self.kind,
+            "budget_s": self.budget_s,
+            "manifest": self.manifest,
+            "declared": self.declared,
+            "recorded": self.recorded,
+            "left": self.left,
+            "statuses": dict(sorted(self.statuses.items())),
+            "running": self.running,
+            "stale_starts": self.stale,
+            "gpu_hours": self.gpu_hours,
+            "mean_run_s": self.mean_run_s,
+            "eta_s": self.eta_s,
+            "finished": self.finished,
+            "decision": self.decision,
+            "promoted": self.promoted,
+        }
 
 
 class Progress:
     """Reads progress from a store, keeping what it read of immutable run records."""
 
-    def __init__(self, store: Store, campaign: Campaign | None = None,
-                 now=lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self, store: Store, campaign: Campaign | None = None, now=lambda: datetime.now(UTC)
+    ) -> None:
         self.store, self.campaign, self._now = store, campaign, now
         self._records: dict[str, dict[str, Any]] = {}
 
@@ -102,9 +114,11 @@ class Progress:
             ordered = []
             for spec in self.campaign.stages:
                 entry = by_stage.get(spec.name)
-                ordered.append(next(p for p in out if p.manifest == entry.id) if entry else
-                               StageProgress(spec.name, self.campaign.name, "gate",
-                                             spec.budget_s))
+                ordered.append(
+                    next(p for p in out if p.manifest == entry.id)
+                    if entry
+                    else StageProgress(spec.name, self.campaign.name, "gate", spec.budget_s)
+                )
             ordered += [p for p in out if p.stage not in {s.name for s in self.campaign.stages}]
             out = ordered
         return out
@@ -113,10 +127,17 @@ class Progress:
         body = manifest.body
         kind = "baseline" if "baseline" in (body.get("spec") or {}) else "gate"
         budget = float(body.get("budget_s") or 0.0)
-        row = StageProgress(str(body.get("stage")), str(body.get("campaign")), kind, budget,
-                            manifest.id, len(body.get("runs") or []))
-        names = {cid: info.get("name", cid[:8]) for cid, info in
-                 (body.get("conditions") or {}).items()}
+        row = StageProgress(
+            str(body.get("stage")),
+            str(body.get("campaign")),
+            kind,
+            budget,
+            manifest.id,
+            len(body.get("runs") or []),
+        )
+        names = {
+            cid: info.get("name", cid[:8]) for cid, info in (body.get("conditions") or {}).items()
+        }
         recorded = recorded_runs(self.store, manifest.id)
         starts = started_runs(self.store, manifest.id)
         row.recorded = len(recorded)
@@ -140,23 +161,27 @@ class Progress:
                 row.stale += 1
                 continue
             cid, _, cell = run.partition("/")
-            row.running.append({"run": run, "condition": names.get(cid, cid[:8]),
-                                "cell": cell, "since_s": age})
+            row.running.append(
+                {"run": run, "condition": names.get(cid, cid[:8]), "cell": cell, "since_s": age}
+            )
         if decision is not None:
             row.decision = decision.id
             row.promoted = [names.get(c, c[:8]) for c in decision.body.get("promoted") or []]
         return row
 
 
-def campaign_done(rows: list[StageProgress], campaign: Campaign | None,
-                  stage: str | None = None) -> bool:
+def campaign_done(
+    rows: list[StageProgress], campaign: Campaign | None, stage: str | None = None
+) -> bool:
     """When a watch stops: the named stage finished; else, with a campaign, every stage
     decided; else every frozen stage finished (runs all recorded, none in flight)."""
     if stage is not None:
         match = [r for r in rows if r.stage == stage]
         if not match:
-            raise LedgerError(f"no stage {stage!r} to watch "
-                              f"(stages: {', '.join(r.stage for r in rows) or 'none frozen'})")
+            raise LedgerError(
+                f"no stage {stage!r} to watch "
+                f"(stages: {', '.join(r.stage for r in rows) or 'none frozen'})"
+            )
         return all(r.finished for r in match)
     if campaign is not None:
         return all(r.decision is not None for r in rows if r.kind == "gate")

@@ -173,32 +173,48 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
     metric_col = _pick(header, (metric, "metric"), str(path), "metric")
     cost_col = _pick(header, COST_COLUMNS, str(path), "cost")
     used = {fid_col, metric_col, cost_col, *OPTIONAL_COLUMNS}
-    keys = ["condition"] if "condition" in header else [h for h in header if h not in used
-                                                         and h not in FIDELITY_COLUMNS
-                                                         and h not in COST_COLUMNS]
+    keys = (
+        ["condition"]
+        if "condition" in header
+        else [
+            h
+            for h in header
+            if h not in used and h not in FIDELITY_COLUMNS and h not in COST_COLUMNS
+        ]
+    )
     if not keys:
         raise LedgerError(f"{path}: no condition key columns (add `condition` or config keys)")
     table = CurveTable(str(path), keys)
     for line, raw in enumerate(reader, start=2):
         where = f"{path}: line {line}"
         fidelity = parse_budget((raw.get(fid_col) or "").strip(), f"{where}, column {fid_col!r}")
-        value = _number(raw.get(metric_col, ""), f"{where}, column {metric_col!r}",
-                        allow_empty=True)
+        value = _number(
+            raw.get(metric_col, ""), f"{where}, column {metric_col!r}", allow_empty=True
+        )
         cost = _number(raw.get(cost_col, ""), f"{where}, column {cost_col!r}")
         if cost is None or cost < 0:
             raise LedgerError(f"{where}, column {cost_col!r}: cost must be a finite number >= 0")
         status = (raw.get("status") or "").strip() or ("ok" if value is not None else "diverged")
         if status not in STATUSES:
-            raise LedgerError(f"{where}, column 'status': {status!r} is not one of "
-                              f"{', '.join(STATUSES)}")
+            raise LedgerError(
+                f"{where}, column 'status': {status!r} is not one of {', '.join(STATUSES)}"
+            )
         if status != "ok":
             value = None
         seed = (raw.get("seed") or "").strip()
         host = (raw.get("host") or "").strip() or None
-        key = tuple(_norm(raw.get(k, "")) if k != "condition" else (raw.get(k) or "").strip()
-                    for k in keys)
-        row = Row(fidelity, value, status, cost, int(seed) if seed.lstrip("-").isdigit()
-                  else (seed or None), host, line)
+        key = tuple(
+            _norm(raw.get(k, "")) if k != "condition" else (raw.get(k) or "").strip() for k in keys
+        )
+        row = Row(
+            fidelity,
+            value,
+            status,
+            cost,
+            int(seed) if seed.lstrip("-").isdigit() else (seed or None),
+            host,
+            line,
+        )
         table.curves.setdefault(key, {}).setdefault(fidelity, []).append(row)
     if not table.curves:
         raise LedgerError(f"{path}: the replay table has a header but no rows")
@@ -208,8 +224,9 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
 
 def _sort(table: CurveTable) -> None:
     for key, curve in table.curves.items():
-        table.curves[key] = {f: sorted(curve[f], key=lambda r: (r.replicate, r.line))
-                             for f in sorted(curve)}
+        table.curves[key] = {
+            f: sorted(curve[f], key=lambda r: (r.replicate, r.line)) for f in sorted(curve)
+        }
 
 
 def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
@@ -236,11 +253,18 @@ def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
             value = metrics.get(body.get("analysis", {}).get("metric", metric))
             ok = record.get("status") == "ok" and isinstance(value, int | float)
             cost = float(metrics.get("training_seconds") or 0.0) * int(record.get("gpus") or 1)
-            row = Row(float(body["budget_s"]), float(value) if ok else None,
-                      str(record.get("status")), cost, record.get("seed"), record.get("host"),
-                      line)
+            row = Row(
+                float(body["budget_s"]),
+                float(value) if ok else None,
+                str(record.get("status")),
+                cost,
+                record.get("seed"),
+                record.get("host"),
+                line,
+            )
             table.curves.setdefault((str(record["condition"]),), {}).setdefault(
-                row.fidelity, []).append(row)
+                row.fidelity, []
+            ).append(row)
     if not table.curves:
         raise LedgerError(f"store {store.root} has no recorded runs to replay")
     _sort(table)

@@ -17,7 +17,15 @@ from stages.designs import point_name
 from stages.stats import ConditionSummary, EffectsResult, bh, clean
 
 RULE_KEYS = (
-    "top_k", "within", "keep", "wins_all_cells", "max_gap", "fdr", "reduce", "min_cells", "failed",
+    "top_k",
+    "within",
+    "keep",
+    "wins_all_cells",
+    "max_gap",
+    "fdr",
+    "reduce",
+    "min_cells",
+    "failed",
 )
 FAILED_POLICIES = ("exclude", "worst", "ignore")
 CHECK_KEYS = ("name", "a", "b", "within")
@@ -131,8 +139,14 @@ def _runs_text(failed: list[dict]) -> str:
 class _Gate:
     """What the rule's jobs share: the rule, the summaries by id, names, and the ranking."""
 
-    def __init__(self, rule: dict, summaries: list[ConditionSummary], names: dict[str, str],
-                 coded: dict[str, dict[str, int]], factors: dict[str, dict]) -> None:
+    def __init__(
+        self,
+        rule: dict,
+        summaries: list[ConditionSummary],
+        names: dict[str, str],
+        coded: dict[str, dict[str, int]],
+        factors: dict[str, dict],
+    ) -> None:
         self.rule, self.names, self.coded, self.factors = rule, names, coded, factors
         self.summaries = sorted(summaries, key=lambda s: s.condition)
         self.by_id = {s.condition: s for s in summaries}
@@ -224,17 +238,28 @@ def _rank(gate: _Gate) -> None:
     for s in gate.summaries:
         reason = _ineligible(gate, s)
         if reason is not None:
-            gate.out.excluded.append({"condition": s.condition, "name": gate.names.get(s.condition),
-                                      "reason": reason, "failed": [dict(f) for f in s.failed]})
+            gate.out.excluded.append(
+                {
+                    "condition": s.condition,
+                    "name": gate.names.get(s.condition),
+                    "reason": reason,
+                    "failed": [dict(f) for f in s.failed],
+                }
+            )
             gate.trace.append(f"excluded {gate.label(s.condition)}: {reason}")
             continue
         (failing if gate.failing(s) else clean_ranked).append(s)
         notes = []
         if s.failed:
-            notes.append(f"{len(s.failed)} failed run(s) ({_runs_text(s.failed)}); failed = "
-                         f"{gate.policy}: " + ("ranked after every condition without"
-                                              if gate.policy == "worst" else
-                                              f"ranked on its {s.n} ok run(s)"))
+            notes.append(
+                f"{len(s.failed)} failed run(s) ({_runs_text(s.failed)}); failed = "
+                f"{gate.policy}: "
+                + (
+                    "ranked after every condition without"
+                    if gate.policy == "worst"
+                    else f"ranked on its {s.n} ok run(s)"
+                )
+            )
         elif not s.complete:
             notes.append(f"incomplete, {s.n_cells} of {s.n_cells_expected} cells")
         for note in notes:
@@ -276,10 +301,14 @@ def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
     pool = gate.ranking
     if within is not None:
         if ref is None:
-            gate.trace.append("within: every ranked condition has failed runs; none is within "
-                              "a margin")
-        pool = [s for s in pool if ref is not None and not gate.failing(s)
-                and s.mean - ref.mean <= within + EPS]
+            gate.trace.append(
+                "within: every ranked condition has failed runs; none is within a margin"
+            )
+        pool = [
+            s
+            for s in pool
+            if ref is not None and not gate.failing(s) and s.mean - ref.mean <= within + EPS
+        ]
     if top_k is not None:
         pool = pool[:top_k]
     chosen = {s.condition for s in pool}
@@ -290,13 +319,16 @@ def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
         if s.condition in chosen:
             promoted.append(s.condition)
             extra = f", {len(s.failed)} failed run(s)" if s.failed else ""
-            gate.trace.append(f"promoted {gate.label(s.condition)}: {rank}, mean {_fmt(s.mean)} ± "
-                              f"{_fmt(s.sd)} sd over {s.n_cells} cells{extra}")
+            gate.trace.append(
+                f"promoted {gate.label(s.condition)}: {rank}, mean {_fmt(s.mean)} ± "
+                f"{_fmt(s.sd)} sd over {s.n_cells} cells{extra}"
+            )
             continue
         why = []
         if within is not None and gate.failing(s):
-            why.append(f"{len(s.failed)} failed run(s) (failed = {gate.policy}): never within a "
-                       "margin")
+            why.append(
+                f"{len(s.failed)} failed run(s) (failed = {gate.policy}): never within a margin"
+            )
         elif within is not None and ref is not None and s.mean - ref.mean > within + EPS:
             why.append(f"{_fmt(s.mean - ref.mean)} above best (margin {_fmt(within)})")
         if top_k is not None and not why:
@@ -308,13 +340,18 @@ def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
 def _wins_all_cells(gate: _Gate) -> list[str]:
     if not gate.rule.get("wins_all_cells"):
         return []
-    winners = [s for s in gate.ranking if s.n_cells_expected > 0 and s.complete and not s.failed
-               and s.wins == s.n_cells_expected]
+    winners = [
+        s
+        for s in gate.ranking
+        if s.n_cells_expected > 0 and s.complete and not s.failed and s.wins == s.n_cells_expected
+    ]
     if not winners:
         gate.trace.append("wins_all_cells: no condition ranks first in every cell")
     for s in winners:
-        gate.trace.append(f"promoted {gate.label(s.condition)}: wins_all_cells, first in all "
-                          f"{s.n_cells_expected} cells")
+        gate.trace.append(
+            f"promoted {gate.label(s.condition)}: wins_all_cells, first in all "
+            f"{s.n_cells_expected} cells"
+        )
     return [s.condition for s in winners]
 
 
@@ -336,10 +373,15 @@ def _max_gap(gate: _Gate) -> list[str]:
     else:
         gap = s.mean - ref.mean
         ok = gap <= max_gap["gap"] + EPS
-        detail = f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(max_gap['gap'])}"
+        detail = (
+            f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(max_gap['gap'])}"
+        )
         gate.out.verdicts.append({"name": vname, "pass": ok, "detail": detail})
-        gate.trace.append(f"promoted {gate.label(cid)}: max_gap, {detail}" if ok
-                          else f"max_gap {gate.label(cid)} not promoted: {detail}")
+        gate.trace.append(
+            f"promoted {gate.label(cid)}: max_gap, {detail}"
+            if ok
+            else f"max_gap {gate.label(cid)} not promoted: {detail}"
+        )
         return [cid] if ok else []
     gate.out.verdicts.append({"name": vname, "pass": False, "detail": detail})
     gate.trace.append(f"max_gap {detail}, not promoted")
@@ -359,8 +401,10 @@ def _keep(gate: _Gate) -> list[str]:
             why = "excluded from ranking"
         else:
             why = None
-        gate.trace.append(f"kept {gate.label(cid)}: always carried" +
-                          (f" ({why})" if why else f", rank {gate.rank[cid]} of {n_ranked}"))
+        gate.trace.append(
+            f"kept {gate.label(cid)}: always carried"
+            + (f" ({why})" if why else f", rank {gate.rank[cid]} of {n_ranked}")
+        )
     return out
 
 
@@ -368,8 +412,9 @@ def _order(gate: _Gate, promoted: list[str], reasons: dict[str, list[str]]) -> N
     """Deduplicate, order by rank (unranked last, by name), and say who was left out."""
     unique = list(dict.fromkeys(promoted))
     rank, names = gate.rank, gate.names
-    gate.out.promoted = sorted(unique, key=lambda c: (c not in rank, rank.get(c, 0),
-                                                      names.get(c, c), c))
+    gate.out.promoted = sorted(
+        unique, key=lambda c: (c not in rank, rank.get(c, 0), names.get(c, c), c)
+    )
     for cid in sorted(reasons, key=rank.__getitem__):
         if cid not in unique:
             gate.trace.append(f"not promoted {gate.label(cid)}: {', '.join(reasons[cid])}")
@@ -383,8 +428,10 @@ def _significant(
         trace.append("fdr: no effect estimates at this stage; no factor is significant")
         return []
     if effects.post_selection:
-        trace.append("fdr: the effects here are post-selection (not an orthogonal design); "
-                     "no factor is significant")
+        trace.append(
+            "fdr: the effects here are post-selection (not an orthogonal design); "
+            "no factor is significant"
+        )
         return []
     letters = (
         sorted(factors) if factors else sorted(e.term for e in effects.effects if len(e.term) == 1)
@@ -469,16 +516,23 @@ def _check(c: dict, gate: _Gate) -> dict:
         return cid, gate.by_id.get(cid)
 
     (id_a, summary_a), (id_b, summary_b) = pick(c["a"]), pick(c["b"])
-    missing = [n for n, s in ((c["a"], summary_a), (c["b"], summary_b)) if s is None or s.mean is None]
+    missing = [
+        n for n, s in ((c["a"], summary_a), (c["b"], summary_b)) if s is None or s.mean is None
+    ]
     if missing:
         return {"name": c["name"], "pass": False, "detail": "no data for " + " and ".join(missing)}
-    failing = [f"{gate.label(cid)} has {len(s.failed)} failed run(s)"
-               for cid, s in ((id_a, summary_a), (id_b, summary_b)) if gate.failing(s)]
+    failing = [
+        f"{gate.label(cid)} has {len(s.failed)} failed run(s)"
+        for cid, s in ((id_a, summary_a), (id_b, summary_b))
+        if gate.failing(s)
+    ]
     if failing:
         detail = "; ".join(dict.fromkeys(failing)) + f" (failed = {gate.policy})"
         return {"name": c["name"], "pass": False, "detail": detail}
     diff = abs(summary_a.mean - summary_b.mean)  # type: ignore[union-attr,operator]
     ok = diff <= c["within"] + EPS
-    detail = (f"|{gate.label(id_a)} - {gate.label(id_b)}| = {_fmt(diff)} {'<=' if ok else '>'} "
-              f"{_fmt(c['within'])}")
+    detail = (
+        f"|{gate.label(id_a)} - {gate.label(id_b)}| = {_fmt(diff)} {'<=' if ok else '>'} "
+        f"{_fmt(c['within'])}"
+    )
     return {"name": c["name"], "pass": ok, "detail": detail}

@@ -122,8 +122,13 @@ class SimOutcome:
 
 
 def run_outcome(
-    params: SimParams, *, name: str, coded: dict[str, float | None], budget_s: float,
-    host: str, z: float,
+    params: SimParams,
+    *,
+    name: str,
+    coded: dict[str, float | None],
+    budget_s: float,
+    host: str,
+    z: float,
 ) -> SimOutcome:
     """The run's outcome given its standard-normal noise draw `z` (pure).
 
@@ -135,8 +140,12 @@ def run_outcome(
     final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
     final += params.noise * z
     train_s = budget_s if not diverged else round(budget_s * 0.3, 6)
-    return SimOutcome("diverged" if diverged else "ok", None if diverged else round(final, 6),
-                      train_s, train_s + params.overhead_s)
+    return SimOutcome(
+        "diverged" if diverged else "ok",
+        None if diverged else round(final, 6),
+        train_s,
+        train_s + params.overhead_s,
+    )
 
 
 def _rng(*parts: Any) -> random.Random:
@@ -177,8 +186,11 @@ def simulate_log(
     rng = _rng(condition, seed, host, budget_s)
     seeds: dict[str, Any] = {"seed": seed, "effective_seed": seed, "seed_inputs": None}
     if effective_seed is not None:
-        seeds = {"seed": effective_seed, "effective_seed": effective_seed,
-                 "seed_inputs": {"manifest": manifest, "condition": condition, "seed": seed}}
+        seeds = {
+            "seed": effective_seed,
+            "effective_seed": effective_seed,
+            "seed_inputs": {"manifest": manifest, "condition": condition, "seed": seed},
+        }
     lines = [_header(params, config, seeds, budget_s=budget_s, host=host, manifest=manifest)]
     tokens_per_step = int(config.get("total_batch_size", 8192))
     steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))
@@ -194,24 +206,33 @@ def simulate_log(
         lines.append(
             {"type": "eval", "val_bpb": round(final, 6), "eval_tokens": 0, "eval_bytes": 0}
         )
-    lines.append({
-        "type": "summary",
-        "status": outcome.status,
-        "val_bpb": outcome.val_bpb,
-        "training_seconds": outcome.training_seconds,
-        "total_seconds": outcome.total_seconds,
-        "num_steps": steps,
-        "total_tokens": steps * tokens_per_step,
-        "num_params": None,
-        "peak_mem_mb": None,
-        "tokens_per_s": params.tokens_per_s,
-        "mfu": None,
-    })
+    lines.append(
+        {
+            "type": "summary",
+            "status": outcome.status,
+            "val_bpb": outcome.val_bpb,
+            "training_seconds": outcome.training_seconds,
+            "total_seconds": outcome.total_seconds,
+            "num_steps": steps,
+            "total_tokens": steps * tokens_per_step,
+            "num_params": None,
+            "peak_mem_mb": None,
+            "tokens_per_s": params.tokens_per_s,
+            "mfu": None,
+        }
+    )
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
-def _header(params: SimParams, config: dict[str, Any], seeds: dict[str, Any], *,
-            budget_s: float, host: str, manifest: str | None) -> dict[str, Any]:
+def _header(
+    params: SimParams,
+    config: dict[str, Any],
+    seeds: dict[str, Any],
+    *,
+    budget_s: float,
+    host: str,
+    manifest: str | None,
+) -> dict[str, Any]:
     """The header a real run would write, with `runner: sim` and the surface it was drawn from."""
     return {
         "type": "header",
@@ -231,8 +252,14 @@ def _header(params: SimParams, config: dict[str, Any], seeds: dict[str, Any], *,
     }
 
 
-def _append_steps(lines: list[dict[str, Any]], final: float, steps: int, tokens_per_step: int,
-                  budget_s: float, log_steps: int) -> None:
+def _append_steps(
+    lines: list[dict[str, Any]],
+    final: float,
+    steps: int,
+    tokens_per_step: int,
+    budget_s: float,
+    log_steps: int,
+) -> None:
     """Step lines whose loss decays towards the run's final value (in nats)."""
     for i in _logged_steps(steps, log_steps):
         if i < 1 or (lines[-1].get("step") == i):
@@ -251,13 +278,22 @@ def _append_steps(lines: list[dict[str, Any]], final: float, steps: int, tokens_
         )
 
 
-def _diverge(lines: list[dict[str, Any]], outcome: SimOutcome, steps: int,
-             tokens_per_step: int) -> list[dict[str, Any]]:
+def _diverge(
+    lines: list[dict[str, Any]], outcome: SimOutcome, steps: int, tokens_per_step: int
+) -> list[dict[str, Any]]:
     """As the runner does: the run stops at the step whose loss exploded (> 3 x the first)."""
     train_s = outcome.training_seconds
     lines = [line for line in lines if line["type"] != "step" or line["step"] == 1]
     first = lines[-1]["loss"]
     step = max(2, int(steps * 0.3))
-    lines.append({"type": "step", "step": step, "train_seconds": train_s,
-                  "loss": round(first * 10, 6), "lr": 1.0, "tokens": step * tokens_per_step})
+    lines.append(
+        {
+            "type": "step",
+            "step": step,
+            "train_seconds": train_s,
+            "loss": round(first * 10, 6),
+            "lr": 1.0,
+            "tokens": step * tokens_per_step,
+        }
+    )
     return lines

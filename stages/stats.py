@@ -179,17 +179,25 @@ def summarize(
         v = g.values[c]
         lo, hi = t_interval(v)
         in_plan = {k: r for k, r in cell_ranks[c].items() if k in expected_keys}
-        out.append(ConditionSummary(
-            condition=c, n=len(v), mean=means.get(c),
-            sd=statistics.stdev(v) if len(v) >= 2 else None, ci_low=lo, ci_high=hi,
-            rank=rank.get(c), n_cells_expected=len(expected),
-            complete=bool(expected) and len(in_plan) == len(expected),
-            wins=sum(1 for r in in_plan.values() if r == 1),
-            ranks_per_cell=dict(sorted(cell_ranks[c].items())), n_cells=len(cell_ranks[c]),
-            n_runs=g.runs[c],
-            failed=sorted(g.failed.get(c, []), key=lambda f: (str(f["host"]), str(f["seed"]))),
-            by_host={h: statistics.fmean(x) for h, x in g.per_host.get(c, {}).items()},
-        ))
+        out.append(
+            ConditionSummary(
+                condition=c,
+                n=len(v),
+                mean=means.get(c),
+                sd=statistics.stdev(v) if len(v) >= 2 else None,
+                ci_low=lo,
+                ci_high=hi,
+                rank=rank.get(c),
+                n_cells_expected=len(expected),
+                complete=bool(expected) and len(in_plan) == len(expected),
+                wins=sum(1 for r in in_plan.values() if r == 1),
+                ranks_per_cell=dict(sorted(cell_ranks[c].items())),
+                n_cells=len(cell_ranks[c]),
+                n_runs=g.runs[c],
+                failed=sorted(g.failed.get(c, []), key=lambda f: (str(f["host"]), str(f["seed"]))),
+                by_host={h: statistics.fmean(x) for h, x in g.per_host.get(c, {}).items()},
+            )
+        )
     out.sort(key=lambda s: (s.rank is None, s.rank or 0, s.condition))
     return out
 
@@ -210,28 +218,48 @@ def failures_by_level(
     over the others. A factor is flagged when Fisher's exact test on its 2x2 table (level x
     failed) gives two-sided p <= FAILURE_ALPHA.
     """
-    rows = [(coded[o["condition"]], _ok_value(o) is None) for o in observations
-            if o["condition"] in coded]
+    rows = [
+        (coded[o["condition"]], _ok_value(o) is None)
+        for o in observations
+        if o["condition"] in coded
+    ]
     table: dict[str, dict] = {}
     flagged = []
     for letter in sorted(factors):
         counts = {}
         for name, level in (("low", -1), ("high", 1)):
             at = [failed for point, failed in rows if point.get(letter) == level]
-            counts[name] = {"runs": len(at), "failed": sum(at),
-                            "rate": clean(sum(at) / len(at)) if at else None}
+            counts[name] = {
+                "runs": len(at),
+                "failed": sum(at),
+                "rate": clean(sum(at) / len(at)) if at else None,
+            }
         low, high = counts["low"], counts["high"]
         p = None
         if low["runs"] and high["runs"] and (low["failed"] or high["failed"]):
-            p = float(sps.fisher_exact([[low["failed"], low["runs"] - low["failed"]],
-                                        [high["failed"], high["runs"] - high["failed"]]]).pvalue)
+            p = float(
+                sps.fisher_exact(
+                    [
+                        [low["failed"], low["runs"] - low["failed"]],
+                        [high["failed"], high["runs"] - high["failed"]],
+                    ]
+                ).pvalue
+            )
         unequal = p is not None and p <= FAILURE_ALPHA
-        table[letter] = {"key": factors[letter].get("key"), **counts, "p": clean(p),
-                         "unequal": unequal}
+        table[letter] = {
+            "key": factors[letter].get("key"),
+            **counts,
+            "p": clean(p),
+            "unequal": unequal,
+        }
         if unequal:
             flagged.append(letter)
-    return {"n_runs": len(rows), "n_failed": sum(f for _, f in rows), "factors": table,
-            "flagged": flagged}
+    return {
+        "n_runs": len(rows),
+        "n_failed": sum(f for _, f in rows),
+        "factors": table,
+        "flagged": flagged,
+    }
 
 
 def _label(cid: str, names: dict[str, str]) -> str:
@@ -265,10 +293,16 @@ def gate_flags(
     if len(ranked) >= 2:
         first, second = ranked[0], ranked[1]
         if None not in (first.ci_high, second.ci_low) and first.ci_high >= second.ci_low:
-            flags.append({"kind": "winner_overlaps_runner_up", "detail": (
-                f"winner {_label(first.condition, names)} [{_fmt4(first.ci_low)}, "
-                f"{_fmt4(first.ci_high)}] overlaps runner-up {_label(second.condition, names)} "
-                f"[{_fmt4(second.ci_low)}, {_fmt4(second.ci_high)}]")})
+            flags.append(
+                {
+                    "kind": "winner_overlaps_runner_up",
+                    "detail": (
+                        f"winner {_label(first.condition, names)} [{_fmt4(first.ci_low)}, "
+                        f"{_fmt4(first.ci_high)}] overlaps runner-up {_label(second.condition, names)} "
+                        f"[{_fmt4(second.ci_low)}, {_fmt4(second.ci_high)}]"
+                    ),
+                }
+            )
         pairs = [(first, second)]
         chosen = set(promoted)
         cut = next((i for i, s in enumerate(ranked) if s.condition not in chosen), None)
@@ -277,17 +311,29 @@ def gate_flags(
         for a, b in pairs:
             for host in sorted(set(a.by_host) & set(b.by_host)):
                 if b.by_host[host] < a.by_host[host]:
-                    flags.append({"kind": "host_reverses_order", "detail": (
-                        f"on host {host}, {_label(b.condition, names)} "
-                        f"({_fmt4(b.by_host[host])}) beats {_label(a.condition, names)} "
-                        f"({_fmt4(a.by_host[host])}), against the gate's order")})
+                    flags.append(
+                        {
+                            "kind": "host_reverses_order",
+                            "detail": (
+                                f"on host {host}, {_label(b.condition, names)} "
+                                f"({_fmt4(b.by_host[host])}) beats {_label(a.condition, names)} "
+                                f"({_fmt4(a.by_host[host])}), against the gate's order"
+                            ),
+                        }
+                    )
     for letter in (failures or {}).get("flagged", []):
         row = failures["factors"][letter]  # type: ignore[index]
         what = f"{letter} ({row['key']})" if row.get("key") else letter
-        flags.append({"kind": "failures_by_level", "detail": (
-            f"{what}: {row['high']['failed']} of {row['high']['runs']} runs failed at +1, "
-            f"{row['low']['failed']} of {row['low']['runs']} at -1 (Fisher exact p "
-            f"{_fmt4(row['p'])})")})
+        flags.append(
+            {
+                "kind": "failures_by_level",
+                "detail": (
+                    f"{what}: {row['high']['failed']} of {row['high']['runs']} runs failed at +1, "
+                    f"{row['low']['failed']} of {row['low']['runs']} at -1 (Fisher exact p "
+                    f"{_fmt4(row['p'])})"
+                ),
+            }
+        )
     return flags
 
 
@@ -525,8 +571,9 @@ def _effect_data(
         blocks.append(b)
     if not ys:
         raise LedgerError(f"effects: no rows with a finite {response!r}")
-    return _EffectData(np.array(levels, dtype=float).reshape(len(ys), len(factors)),
-                       np.array(ys), blocks)
+    return _EffectData(
+        np.array(levels, dtype=float).reshape(len(ys), len(factors)), np.array(ys), blocks
+    )
 
 
 def _orthonormal_add(basis: list[np.ndarray], col: np.ndarray) -> np.ndarray:
@@ -560,8 +607,10 @@ def _why_dependent(
         return "aliased with the intercept (a word of the defining relation)"
     if np.linalg.norm(_orthonormal_add(fixed_basis, col)) <= 1e-9 * np.linalg.norm(col):
         return "confounded with the block"
-    return ("not estimable from these rows (a linear combination of the intercept, the block "
-            "and the terms kept before it)")
+    return (
+        "not estimable from these rows (a linear combination of the intercept, the block "
+        "and the terms kept before it)"
+    )
 
 
 def select_terms(
@@ -695,37 +744,52 @@ def estimate_effects(
     data = _effect_data(rows, factors, response, block)
     block_cols, use_block = _block_columns(data.blocks, block)
     explicit = terms not in ("main", "all")
-    selection = select_terms(_candidate_terms(terms, factors), data.levels, factors, block_cols,
-                             strict=explicit and not drop_inestimable)
+    selection = select_terms(
+        _candidate_terms(terms, factors),
+        data.levels,
+        factors,
+        block_cols,
+        strict=explicit and not drop_inestimable,
+    )
     if not selection.kept:
         raise LedgerError("effects: no estimable term")
     fixed = [np.ones(len(data.y)), *block_cols]
     fit = sm.OLS(data.y, np.column_stack([*fixed, *selection.columns])).fit()
     # Round-off (~1e-16 * |y|) must not pass for signal in exact data: snap it to zero.
     tol = 1e-10 * max(float(np.max(np.abs(data.y))), 1e-300)
-    coefs = _snap(np.asarray(fit.params)[len(fixed):], tol)
+    coefs = _snap(np.asarray(fit.params)[len(fixed) :], tol)
     df_resid = float(fit.df_resid)
     result = EffectsResult(
-        [], "ols", df_resid, len(data.y), block=block if use_block else None,
-        dropped=selection.dropped, dropped_reasons=selection.reasons,
-        post_selection=post_selection, n_points=len(np.unique(data.levels, axis=0)),
+        [],
+        "ols",
+        df_resid,
+        len(data.y),
+        block=block if use_block else None,
+        dropped=selection.dropped,
+        dropped_reasons=selection.reasons,
+        post_selection=post_selection,
+        n_points=len(np.unique(data.levels, axis=0)),
     )
     chains, chains_note = alias_chains(data.levels, factors, selection.kept)
     if chains_note:
         result.notes.append(chains_note)
     use_lenth = method == "lenth" or df_resid <= 0
     if method == "ols" and df_resid <= 0:
-        result.notes.append("the plan says OLS but these rows leave no residual degrees of "
-                            "freedom: Lenth's pseudo standard error is used instead")
+        result.notes.append(
+            "the plan says OLS but these rows leave no residual degrees of "
+            "freedom: Lenth's pseudo standard error is used instead"
+        )
     if use_lenth:
         _lenth_rows(result, selection.kept, coefs)
     else:
-        _ols_rows(result, selection.kept, coefs, _snap(np.asarray(fit.bse)[len(fixed):], tol))
+        _ols_rows(result, selection.kept, coefs, _snap(np.asarray(fit.bse)[len(fixed) :], tol))
     for row in result.effects:
         row.aliases = chains.get(row.term, [])
     if post_selection:
-        result.notes.append("post-selection: these conditions are not an orthogonal design; "
-                            "effects are descriptive and carry no BH q-values")
+        result.notes.append(
+            "post-selection: these conditions are not an orthogonal design; "
+            "effects are descriptive and carry no BH q-values"
+        )
     else:
         _bh_families(result.effects, set(factors))
     return result
@@ -749,8 +813,11 @@ def _lenth_rows(result: EffectsResult, kept: list[str], coefs: np.ndarray) -> No
     for name, c, e in zip(kept, coefs, effects, strict=True):
         t, p = _t_and_p(float(e), pse, d)
         lo, hi = _interval(float(e), me if pse > 0 else None)
-        result.effects.append(EffectRow(name, float(e), float(c), pse if pse > 0 else None, t, p,
-                                        ci_low=lo, ci_high=hi))
+        result.effects.append(
+            EffectRow(
+                name, float(e), float(c), pse if pse > 0 else None, t, p, ci_low=lo, ci_high=hi
+            )
+        )
 
 
 def default_terms(
@@ -809,8 +876,10 @@ def variance_decomposition(
     "residual" holds the rest. Rows with a None/non-finite response are left out.
     """
     # Sorted, so the same runs give the same bits whatever order they finished in.
-    data = sorted((r for r in rows if clean(r.get(response)) is not None),
-                  key=lambda r: (*(str(r.get(c)) for c in components), float(r[response])))
+    data = sorted(
+        (r for r in rows if clean(r.get(response)) is not None),
+        key=lambda r: (*(str(r.get(c)) for c in components), float(r[response])),
+    )
     n = len(data)
     if n < 2:
         raise LedgerError(

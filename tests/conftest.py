@@ -14,6 +14,7 @@ def umasked(mode: int) -> int:
     os.umask(current)
     return mode & ~current
 
+
 SIM_CAMPAIGN = """
 [campaign]
 name = "t"

@@ -14,8 +14,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("runner", "ledger", "stages", "audit", "gateledger")
-HEAVY = ("torch", "ray", "matplotlib", "optuna", "statsmodels", "pandas", "tqdm",
-         "audit.plots", "runner.train")
+HEAVY = (
+    "torch",
+    "ray",
+    "matplotlib",
+    "optuna",
+    "statsmodels",
+    "pandas",
+    "tqdm",
+    "audit.plots",
+    "runner.train",
+)
 
 
 def _sources() -> list[Path]:
@@ -55,15 +64,19 @@ def test_function_level_imports_are_heavy_modules_with_a_reason():
     for path in _sources():
         for line, modules, commented in function_level_imports(path):
             if not all(_is_heavy(m) for m in modules) or not commented:
-                bad.append(f"{path.relative_to(ROOT)}:{line} {', '.join(modules)}"
-                           + ("" if commented else " (no comment saying why)"))
+                bad.append(
+                    f"{path.relative_to(ROOT)}:{line} {', '.join(modules)}"
+                    + ("" if commented else " (no comment saying why)")
+                )
     assert not bad, "function-level imports to hoist or justify:\n" + "\n".join(bad)
 
 
 def test_the_scan_sees_a_hidden_import(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("def f():\n    from stages.decide import derive_decision\n\n\n"
-                      "def g():\n    # statsmodels: slow\n    import statsmodels.api\n")
+    source.write_text(
+        "def f():\n    from stages.decide import derive_decision\n\n\n"
+        "def g():\n    # statsmodels: slow\n    import statsmodels.api\n"
+    )
     found = function_level_imports(source)
     assert found == [(2, ["stages.decide"], False), (7, ["statsmodels.api"], True)]
 
@@ -104,7 +117,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                found.append([*stack[stack.index(target):], target])
+                found.append([*stack[stack.index(target) :], target])
             elif target not in state:
                 visit(target, [*stack, target])
         state[node] = "done"

@@ -34,22 +34,38 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _usage(**on: bool) -> x509.KeyUsage:
-    flags = dict.fromkeys(("digital_signature", "content_commitment", "key_encipherment",
-                           "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
-                           "encipher_only", "decipher_only"), False)
+    flags = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
     return x509.KeyUsage(**{**flags, **on})
 
 
 def make_root(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A self-signed CA certificate and its key."""
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(_name(common_name))
-            .issuer_name(_name(common_name)).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(EPOCH)
-            .not_valid_after(FAR)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_usage(key_cert_sign=True, crl_sign=True), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(EPOCH)
+        .not_valid_after(FAR)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 
@@ -67,18 +83,25 @@ class LocalTSA:
     "rejection" (a granted-less status).
     """
 
-    def __init__(self, name: str = "Test TSA", *, not_after: datetime = FAR,
-                 now: datetime | None = None) -> None:
+    def __init__(
+        self, name: str = "Test TSA", *, not_after: datetime = FAR, now: datetime | None = None
+    ) -> None:
         self.root, root_key = make_root(f"{name} Root")
         self.key = ec.generate_private_key(ec.SECP256R1())
-        self.cert = (x509.CertificateBuilder().subject_name(_name(name))
-                     .issuer_name(self.root.subject).public_key(self.key.public_key())
-                     .serial_number(x509.random_serial_number()).not_valid_before(EPOCH)
-                     .not_valid_after(not_after)
-                     .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
-                                    critical=True)
-                     .add_extension(_usage(digital_signature=True), critical=True)
-                     .sign(root_key, hashes.SHA256()))
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(self.root.subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(EPOCH)
+            .not_valid_after(not_after)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
+            )
+            .add_extension(_usage(digital_signature=True), critical=True)
+            .sign(root_key, hashes.SHA256())
+        )
         self.now = now or datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
         self.mode = "ok"
         self.requests = 0
@@ -95,50 +118,77 @@ class LocalTSA:
         self.requests += 1
         request = tsp.TimeStampReq.load(request_der)
         if self.mode == "rejection":  # a TimeStampResp holding only its PKIStatusInfo
-            status = tsp.PKIStatusInfo({"status": "rejection",
-                                        "status_string": ["not today"]}).dump()
+            status = tsp.PKIStatusInfo(
+                {"status": "rejection", "status_string": ["not today"]}
+            ).dump()
             return core.Sequence.load(b"\x30" + _der_length(len(status)) + status).dump()
         imprint = request["message_imprint"]
         if self.mode == "wrong-imprint":
-            imprint = tsp.MessageImprint({"hash_algorithm": {"algorithm": "sha256"},
-                                          "hashed_message": hashlib.sha256(b"other").digest()})
-        info = {"version": "v1", "policy": "1.3.6.1.4.1.99999.1", "message_imprint": imprint,
-                "serial_number": secrets.randbits(63), "gen_time": self.now}
+            imprint = tsp.MessageImprint(
+                {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "hashed_message": hashlib.sha256(b"other").digest(),
+                }
+            )
+        info = {
+            "version": "v1",
+            "policy": "1.3.6.1.4.1.99999.1",
+            "message_imprint": imprint,
+            "serial_number": secrets.randbits(63),
+            "gen_time": self.now,
+        }
         if request["nonce"].native is not None:
             info["nonce"] = request["nonce"].native
         tst_der = tsp.TSTInfo(info).dump()
         cert = asn1_x509.Certificate.load(self.cert.public_bytes(serialization.Encoding.DER))
-        ess = tsp.SigningCertificateV2({"certs": [{"cert_hash": hashlib.sha256(cert.dump())
-                                                   .digest()}]})
-        attrs = cms.CMSAttributes([
-            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-            cms.CMSAttribute({"type": "signing_time",
-                              "values": [cms.Time({"utc_time": self.now})]}),
-            cms.CMSAttribute({"type": "message_digest",
-                              "values": [hashlib.sha256(tst_der).digest()]}),
-            cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
-        ])
+        ess = tsp.SigningCertificateV2(
+            {"certs": [{"cert_hash": hashlib.sha256(cert.dump()).digest()}]}
+        )
+        attrs = cms.CMSAttributes(
+            [
+                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
+                cms.CMSAttribute(
+                    {"type": "signing_time", "values": [cms.Time({"utc_time": self.now})]}
+                ),
+                cms.CMSAttribute(
+                    {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]}
+                ),
+                cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
+            ]
+        )
         signature = self.key.sign(attrs.dump(), ec.ECDSA(hashes.SHA256()))
-        signer = cms.SignerInfo({
-            "version": "v1",
-            "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                {"issuer": cert.issuer, "serial_number": cert.serial_number})}),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-            "signed_attrs": attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
-            "signature": signature,
-        })
-        signed = cms.SignedData({
-            "version": "v3",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-            "encap_content_info": {"content_type": "tst_info",
-                                   "content": core.ParsableOctetString(tst_der)},
-            "certificates": [cert] if request["cert_req"].native else [],
-            "signer_infos": [signer],
-        })
+        signer = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": cms.SignerIdentifier(
+                    {
+                        "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                            {"issuer": cert.issuer, "serial_number": cert.serial_number}
+                        )
+                    }
+                ),
+                "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+                "signed_attrs": attrs,
+                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}),
+                "signature": signature,
+            }
+        )
+        signed = cms.SignedData(
+            {
+                "version": "v3",
+                "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+                "encap_content_info": {
+                    "content_type": "tst_info",
+                    "content": core.ParsableOctetString(tst_der),
+                },
+                "certificates": [cert] if request["cert_req"].native else [],
+                "signer_infos": [signer],
+            }
+        )
         token = cms.ContentInfo({"content_type": "signed_data", "content": signed})
-        return tsp.TimeStampResp({"status": {"status": "granted"},
-                                  "time_stamp_token": token}).dump()
+        return tsp.TimeStampResp(
+            {"status": {"status": "granted"}, "time_stamp_token": token}
+        ).dump()
 
     @contextmanager
     def serve(self) -> Iterator[LocalTSA]:
@@ -148,8 +198,10 @@ class LocalTSA:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the http.server name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if (tsa.mode == "http-error"
-                        or self.headers.get("Content-Type") != "application/timestamp-query"):
+                if (
+                    tsa.mode == "http-error"
+                    or self.headers.get("Content-Type") != "application/timestamp-query"
+                ):
                     self.send_response(500)
                     self.end_headers()
                     return

@@ -22,28 +22,70 @@ from gateledger.cli.tables import gpu_hours_text, text_table
 
 
 @click.command("audit")
-@click.option("--bundle", type=click.Path(dir_okay=False), default=None,
-              help="Audit a reviewer bundle (from `ledger export`) instead of the store.")
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Audit a reviewer bundle (from `ledger export`) instead of the store.",
+)
 @reviewer_options
 @tsa_roots_option
-@click.option("--reproduce", "reproduce_n", type=click.IntRange(1), default=None, metavar="N",
-              help="Also replay N runs drawn by --seed (stratified by stage and status, "
-                   "diverged and crashed runs first) and compare each with its record.")
-@click.option("--seed", "draw_seed", type=int, default=0, show_default=True,
-              help="Seed of the --reproduce draw: choose your own, so the operator cannot "
-                   "know which runs will be replayed.")
-@click.option("--tolerance", type=click.FloatRange(0), default=None,
-              help="Largest step-loss or val_bpb difference accepted for a replay on a GPU "
-                   "(default 0.01); runs recorded and replayed on CPU must match bit for bit.")
-@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
-              help="Training data for --reproduce (default: data/corpus); it must hash to "
-                   "the data the runs record.")
-@click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda", "auto"]),
-              show_default=True, help="Device for --reproduce replays.")
+@click.option(
+    "--reproduce",
+    "reproduce_n",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="Also replay N runs drawn by --seed (stratified by stage and status, "
+    "diverged and crashed runs first) and compare each with its record.",
+)
+@click.option(
+    "--seed",
+    "draw_seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the --reproduce draw: choose your own, so the operator cannot "
+    "know which runs will be replayed.",
+)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(0),
+    default=None,
+    help="Largest step-loss or val_bpb difference accepted for a replay on a GPU "
+    "(default 0.01); runs recorded and replayed on CPU must match bit for bit.",
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True),
+    default=None,
+    help="Training data for --reproduce (default: data/corpus); it must hash to "
+    "the data the runs record.",
+)
+@click.option(
+    "--device",
+    default="cpu",
+    type=click.Choice(["cpu", "cuda", "auto"]),
+    show_default=True,
+    help="Device for --reproduce replays.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, tsa_root_files, reproduce_n,
-              draw_seed, tolerance, data_path, device, as_json):
+def audit_cmd(
+    ctx,
+    bundle,
+    trust_keys,
+    trust_files,
+    anchor_files,
+    tsa_root_files,
+    reproduce_n,
+    draw_seed,
+    tolerance,
+    data_path,
+    device,
+    as_json,
+):
     """Re-derive every estimate and decision from objects and journals alone.
 
     Checks every byte and signature, parses every raw log and binds it to its run (config,
@@ -71,10 +113,17 @@ def audit_cmd(ctx, bundle, trust_keys, trust_files, anchor_files, tsa_root_files
     """
     request = None
     if reproduce_n is not None:
-        request = gl.spot_check(reproduce_n, seed=draw_seed, tolerance=tolerance,
-                                data=data_path, device=device)
-    reviewer = {"trust": trust_keys, "trust_files": trust_files, "anchors": anchor_files,
-                "tsa_roots": tsa_root_files, "reproduce": request, "progress": not as_json}
+        request = gl.spot_check(
+            reproduce_n, seed=draw_seed, tolerance=tolerance, data=data_path, device=device
+        )
+    reviewer = {
+        "trust": trust_keys,
+        "trust_files": trust_files,
+        "anchors": anchor_files,
+        "tsa_roots": tsa_root_files,
+        "reproduce": request,
+        "progress": not as_json,
+    }
     if bundle:
         out = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
     else:
@@ -96,11 +145,16 @@ def _print_audit(out: dict) -> None:
         extra = " (superseded by an amendment)" if stage["superseded"] else ""
         sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
         decision = (stage["decision"] or "")[:12] or "none (undecided)"
-        missing = (f", decided with {stage['missing_runs']} declared run(s) missing"
-                   if stage["decision"] and stage["missing_runs"] else "")
-        click.echo(f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
-                   f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
-                   f"{decision}{missing}{extra}")
+        missing = (
+            f", decided with {stage['missing_runs']} declared run(s) missing"
+            if stage["decision"] and stage["missing_runs"]
+            else ""
+        )
+        click.echo(
+            f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
+            f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
+            f"{decision}{missing}{extra}"
+        )
         witness = _witness_line(stage.get("witness") or {})
         if witness:
             click.echo(f"      witnessed: {witness}")
@@ -117,11 +171,14 @@ def _print_audit(out: dict) -> None:
     if out["amendments"]:
         click.echo(f"amendments: {len(out['amendments'])} manifest(s) amend an earlier freeze")
     for row in (out.get("reproduction") or {}).get("drawn", []):
-        click.echo(f"replayed {row['run'][:12]} ({row['stage']}, {row['status']}): "
-                   f"{row['verdict']}: {row['detail']}")
+        click.echo(
+            f"replayed {row['run'][:12]} ({row['stage']}, {row['status']}): "
+            f"{row['verdict']}: {row['detail']}"
+        )
     costs = out["costs"]
-    click.echo(f"GPU-hours: {costs['training_gpu_hours']:.4f} training, "
-               f"{costs['wall_gpu_hours']:.4f} wall")
+    click.echo(
+        f"GPU-hours: {costs['training_gpu_hours']:.4f} training, {costs['wall_gpu_hours']:.4f} wall"
+    )
     for note in out["notes"]:
         click.echo(f"note: {note}")
     for problem in out["problems"]:
@@ -129,8 +186,10 @@ def _print_audit(out: dict) -> None:
     if out["verdict"] == "empty":
         click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
         return
-    click.echo(f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
-               f"{out['objects']} objects, {out['anchors']} anchor(s))")
+    click.echo(
+        f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
+        f"{out['objects']} objects, {out['anchors']} anchor(s))"
+    )
 
 
 def _witness_line(witness: dict) -> str:
@@ -162,8 +221,14 @@ def _report_data(ctx: click.Context, campaign_path: str | None) -> dict[str, Any
     return gl.report(open_store(ctx), campaign_path)
 
 
-CAMPAIGN = click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
-                        type=click.Path(dir_okay=False), help="Campaign file (for factor names).")
+CAMPAIGN = click.option(
+    "--campaign",
+    "campaign_path",
+    default=None,
+    envvar="LEDGER_CAMPAIGN",
+    type=click.Path(dir_okay=False),
+    help="Campaign file (for factor names).",
+)
 
 
 @report_group.command("costs")
@@ -191,18 +256,29 @@ def report_costs(ctx, campaign_path, as_json):
 def _print_costs(data: dict[str, Any], saved: str | None) -> None:
     hours = gpu_hours_text
     costs = gl.costs_in_protocol_order(data)
-    click.echo(f"protocol ({data['campaign']['name']}): {hours(costs['training_gpu_hours'])} "
-               f"training GPU-hours, {hours(costs['wall_gpu_hours'])} wall, "
-               f"{costs['n_runs']} runs")
+    click.echo(
+        f"protocol ({data['campaign']['name']}): {hours(costs['training_gpu_hours'])} "
+        f"training GPU-hours, {hours(costs['wall_gpu_hours'])} wall, "
+        f"{costs['n_runs']} runs"
+    )
     if saved:
         click.echo(saved)
 
     def part(title: str, rows: dict) -> None:
         click.echo(f"{title}:")
-        lines = text_table([title.split()[1], "runs", "training GPU-h", "wall GPU-h"],
-                           [[str(k), str(r["n_runs"]), hours(r["training_gpu_hours"]),
-                             hours(r["wall_gpu_hours"])] for k, r in rows.items()],
-                           right={1, 2, 3})
+        lines = text_table(
+            [title.split()[1], "runs", "training GPU-h", "wall GPU-h"],
+            [
+                [
+                    str(k),
+                    str(r["n_runs"]),
+                    hours(r["training_gpu_hours"]),
+                    hours(r["wall_gpu_hours"]),
+                ]
+                for k, r in rows.items()
+            ],
+            right={1, 2, 3},
+        )
         for line in lines:
             click.echo(f"  {line}")
 
@@ -212,21 +288,30 @@ def _print_costs(data: dict[str, Any], saved: str | None) -> None:
     for key, title in (("baseline_costs", "baselines"), ("unplanned_costs", "unplanned compute")):
         other = data.get(key)
         if other:
-            click.echo(f"{title} (not in the totals above): "
-                       f"{hours(other['training_gpu_hours'])} training GPU-hours over "
-                       f"{other['n_runs']} runs")
+            click.echo(
+                f"{title} (not in the totals above): "
+                f"{hours(other['training_gpu_hours'])} training GPU-hours over "
+                f"{other['n_runs']} runs"
+            )
             part("by stage", other["by_stage"])
     if data["counterfactuals"]:
         click.echo("counterfactuals (nominal GPU-hours):")
         for counterfactual in data["counterfactuals"]:
             for key in ("sentence_next", "sentence"):
-                if counterfactual.get(key) and (key == "sentence" or
-                                                counterfactual["next"] != counterfactual["final"]):
+                if counterfactual.get(key) and (
+                    key == "sentence" or counterfactual["next"] != counterfactual["final"]
+                ):
                     click.echo(f"  {counterfactual[key]}")
     checks = costs.get("checks", []) + (data.get("all_costs") or {}).get("checks", [])
     bad = [c["name"] for c in checks if not c["ok"]]
-    click.echo("sum checks: " + (f"FAILED: {', '.join(bad)}" if bad else
-                                 f"all {len(checks)} ok (parts add up to the totals)"))
+    click.echo(
+        "sum checks: "
+        + (
+            f"FAILED: {', '.join(bad)}"
+            if bad
+            else f"all {len(checks)} ok (parts add up to the totals)"
+        )
+    )
 
 
 @report_group.command("effects")
@@ -252,28 +337,39 @@ def report_effects(ctx, campaign_path, as_json):
 def _print_effects(out: dict[str, Any]) -> None:
     for row in out["stages"]:
         estimate = row["effects"]
-        post = (", post-selection (descriptive, no q)"
-                if estimate and estimate["post_selection"] else "")
+        post = (
+            ", post-selection (descriptive, no q)"
+            if estimate and estimate["post_selection"]
+            else ""
+        )
         what = f"{estimate['method']}{post}" if estimate else f"no effects ({row['effects_note']})"
         click.echo(f"{row['stage']} ({row['budget_s']:g} s): {what}")
         for effect in (estimate or {}).get("effects", []):
             mark = "*" if effect["term"] in row["significant"] else " "
-            interval = (f"[{effect['ci_low']:+.4f}, {effect['ci_high']:+.4f}]"
-                        if effect.get("ci_low") is not None else "[-]")
+            interval = (
+                f"[{effect['ci_low']:+.4f}, {effect['ci_high']:+.4f}]"
+                if effect.get("ci_low") is not None
+                else "[-]"
+            )
             aliases = f"  = {' = '.join(effect['aliases'])}" if effect.get("aliases") else ""
-            click.echo(f"  {mark} {effect['term']:<6} {effect['effect']:>+10.4f} {interval}  "
-                       f"q={_round(effect.get('q'))}{aliases}")
+            click.echo(
+                f"  {mark} {effect['term']:<6} {effect['effect']:>+10.4f} {interval}  "
+                f"q={_round(effect.get('q'))}{aliases}"
+            )
         for term in (estimate or {}).get("dropped", []):
             click.echo(f"    dropped {term}: {estimate['dropped_reasons'].get(term, '')}")
     campaign_var = (out["variance"] or {}).get("campaign")
     if campaign_var:
-        shares = ", ".join(f"{k} {v:.3f}" for k, v in campaign_var["shares"].items()
-                           if v is not None)
+        shares = ", ".join(
+            f"{k} {v:.3f}" for k, v in campaign_var["shares"].items() if v is not None
+        )
         click.echo(f"variance shares over {campaign_var['n']} ok runs: {shares}")
     for rank in out["rank_stability"]:
         rho = "n/a" if rank["rho"] is None else f"{rank['rho']:.3f}"
-        click.echo(f"rank stability {rank['from']} -> {rank['to']}: rho {rho} over {rank['n']}"
-                   + (f" ({rank['flag']})" if rank["flag"] else ""))
+        click.echo(
+            f"rank stability {rank['from']} -> {rank['to']}: rho {rho} over {rank['n']}"
+            + (f" ({rank['flag']})" if rank["flag"] else "")
+        )
     for flag in out["flags"]:
         click.echo(f"flag {flag['stage']}: {flag['kind']}: {flag['detail']}")
 
@@ -284,12 +380,28 @@ def _round(x):
 
 @report_group.command("html")
 @CAMPAIGN
-@click.option("--out", "out_dir", default="report", show_default=True,
-              type=click.Path(file_okay=False), help="Folder for report.html, report.md, plots.")
-@click.option("--metrics", "metrics_path", default=None, type=click.Path(dir_okay=False),
-              help="Also write the headline numbers as JSON (for `dvc metrics show`).")
-@click.option("--plots", "plots_dir", default=None, type=click.Path(file_okay=False),
-              help="Also write effects.csv and costs.csv (for `dvc plots show`).")
+@click.option(
+    "--out",
+    "out_dir",
+    default="report",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for report.html, report.md, plots.",
+)
+@click.option(
+    "--metrics",
+    "metrics_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the headline numbers as JSON (for `dvc metrics show`).",
+)
+@click.option(
+    "--plots",
+    "plots_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Also write effects.csv and costs.csv (for `dvc plots show`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print written paths and headline as JSON.")
 @click.pass_context
 def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
@@ -306,22 +418,41 @@ def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
       ledger report html --campaign campaigns/demo.toml --out report
       ledger report html --out report --metrics metrics.json --plots plots   # for DVC
     """
-    out, data = gl.write_html(open_store(ctx), campaign_path, out=out_dir, metrics=metrics_path,
-                              plots=plots_dir)
-    emit(out, as_json, f"wrote {out['paths'].get('html')} and {out['paths'].get('md')} "
-                       f"(audit: {data['audit']['verdict']})")
+    out, data = gl.write_html(
+        open_store(ctx), campaign_path, out=out_dir, metrics=metrics_path, plots=plots_dir
+    )
+    emit(
+        out,
+        as_json,
+        f"wrote {out['paths'].get('html')} and {out['paths'].get('md')} "
+        f"(audit: {data['audit']['verdict']})",
+    )
 
 
 @click.command("export")
 @click.argument("bundle", type=click.Path(dir_okay=False), required=False)
-@click.option("--campaign", "campaigns", multiple=True, type=click.Path(exists=True,
-              dir_okay=False), help="Campaign file(s) to include (repeatable).")
-@click.option("--in-toto", "in_toto_dir", type=click.Path(file_okay=False), default=None,
-              help="Also (or only) write every manifest and decision as an in-toto Statement "
-                   "v1 in a DSSE envelope into this folder, signed with --key.")
-@click.option("--key", "key_name", default=None,
-              help="Key that signed the manifests and decisions (for --in-toto; default: "
-                   "LEDGER_KEY or the only key).")
+@click.option(
+    "--campaign",
+    "campaigns",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Campaign file(s) to include (repeatable).",
+)
+@click.option(
+    "--in-toto",
+    "in_toto_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also (or only) write every manifest and decision as an in-toto Statement "
+    "v1 in a DSSE envelope into this folder, signed with --key.",
+)
+@click.option(
+    "--key",
+    "key_name",
+    default=None,
+    help="Key that signed the manifests and decisions (for --in-toto; default: "
+    "LEDGER_KEY or the only key).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
@@ -339,13 +470,16 @@ def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json   # on their side
       ledger export --in-toto attestations/ --key alice
     """
-    out = gl.export(open_store(ctx), bundle, campaigns=campaigns, in_toto=in_toto_dir,
-                    key=key_name)
+    out = gl.export(open_store(ctx), bundle, campaigns=campaigns, in_toto=in_toto_dir, key=key_name)
     written = out.get("in_toto")
     if not bundle:
-        emit(out, as_json, f"wrote {len(written['written'])} in-toto attestation(s) to "
-                           f"{in_toto_dir} ({len(written['skipped'])} skipped), public key "
-                           f"{written['public_key']}")
+        emit(
+            out,
+            as_json,
+            f"wrote {len(written['written'])} in-toto attestation(s) to "
+            f"{in_toto_dir} ({len(written['skipped'])} skipped), public key "
+            f"{written['public_key']}",
+        )
         return
     text = f"wrote {out['bundle']}"
     if written:
@@ -355,10 +489,15 @@ def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
 
 @click.command("reproduce")
 @click.argument("run_id", metavar="RUN")
-@click.option("--data", type=click.Path(exists=True), default=None,
-              help="Training data (default: data/corpus).")
-@click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda", "auto"]),
-              show_default=True)
+@click.option(
+    "--data",
+    type=click.Path(exists=True),
+    default=None,
+    help="Training data (default: data/corpus).",
+)
+@click.option(
+    "--device", default="cpu", type=click.Choice(["cpu", "cuda", "auto"]), show_default=True
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def reproduce_cmd(ctx, run_id, data, device, as_json):
@@ -377,11 +516,13 @@ def reproduce_cmd(ctx, run_id, data, device, as_json):
     if as_json:
         emit(out, True)
     else:
-        click.echo(f"replayed {out['steps']} steps: recorded val_bpb {out['recorded_val_bpb']}, "
-                   f"replayed {out['replayed_val_bpb']} (difference {out['val_bpb_difference']}); "
-                   f"max step-loss difference {out['max_loss_difference']} over "
-                   f"{out['compared_steps']} logged steps; "
-                   f"{'identical' if out['identical'] else 'NOT identical'}")
+        click.echo(
+            f"replayed {out['steps']} steps: recorded val_bpb {out['recorded_val_bpb']}, "
+            f"replayed {out['replayed_val_bpb']} (difference {out['val_bpb_difference']}); "
+            f"max step-loss difference {out['max_loss_difference']} over "
+            f"{out['compared_steps']} logged steps; "
+            f"{'identical' if out['identical'] else 'NOT identical'}"
+        )
     if not out["identical"]:
         ctx.exit(1)
 

@@ -14,13 +14,29 @@ from gateledger.cli.tables import text_table
 
 
 @click.command("compare")
-@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
-              type=click.Path(dir_okay=False), help="Campaign file (for names and the metric).")
-@click.option("--with", "others", multiple=True, type=click.Path(file_okay=False),
-              metavar="STORE", help="Another store whose protocol joins the table "
-                                    "(campaign vs campaign; repeatable).")
-@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
-              help="Also write the plot (best mean with interval vs GPU-hours) as PNG.")
+@click.option(
+    "--campaign",
+    "campaign_path",
+    default=None,
+    envvar="LEDGER_CAMPAIGN",
+    type=click.Path(dir_okay=False),
+    help="Campaign file (for names and the metric).",
+)
+@click.option(
+    "--with",
+    "others",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    metavar="STORE",
+    help="Another store whose protocol joins the table (campaign vs campaign; repeatable).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Also write the plot (best mean with interval vs GPU-hours) as PNG.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
@@ -47,12 +63,15 @@ def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
             click.echo(line)
         click.echo(comp["note"])
         if len(comp["rows"]) == 1:
-            click.echo("no baselines recorded in this store: `ledger baseline greedy|random "
-                       "... --store THIS_STORE` records them")
+            click.echo(
+                "no baselines recorded in this store: `ledger baseline greedy|random "
+                "... --store THIS_STORE` records them"
+            )
         for where, verdict in verdicts.items():
             if verdict != "clean":
-                click.echo(f"audit of {where}: {verdict} (run `ledger --store {where} audit`)",
-                           err=True)
+                click.echo(
+                    f"audit of {where}: {verdict} (run `ledger --store {where} audit`)", err=True
+                )
     if any(v == "problems" for v in verdicts.values()):
         ctx.exit(1)
 

@@ -36,50 +36,77 @@ def emit(data: Any, as_json: bool, text: str | None = None) -> None:
 
 def reviewer_options(func):
     """`--trust`, `--trust-file` and `--anchor`: what a reviewer brings to verify or audit."""
-    func = click.option("--anchor", "anchor_files", multiple=True,
-                        type=click.Path(dir_okay=False),
-                        help="A published anchor (`ledger anchor --json` output or an "
-                             "anchors/<id>.json file) the journals must still extend; "
-                             "repeatable.")(func)
-    func = click.option("--trust-file", "trust_files", multiple=True,
-                        type=click.Path(dir_okay=False),
-                        help="Public key records to trust (`ledger keys --json`); repeatable.")(func)
-    func = click.option("--trust", "trust_keys", multiple=True, metavar="KEYID",
-                        help="Accept signatures by this key only (repeatable; ids as "
-                             "`ledger keys` prints them). Default: every key the store holds.")(func)
+    func = click.option(
+        "--anchor",
+        "anchor_files",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="A published anchor (`ledger anchor --json` output or an "
+        "anchors/<id>.json file) the journals must still extend; "
+        "repeatable.",
+    )(func)
+    func = click.option(
+        "--trust-file",
+        "trust_files",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Public key records to trust (`ledger keys --json`); repeatable.",
+    )(func)
+    func = click.option(
+        "--trust",
+        "trust_keys",
+        multiple=True,
+        metavar="KEYID",
+        help="Accept signatures by this key only (repeatable; ids as "
+        "`ledger keys` prints them). Default: every key the store holds.",
+    )(func)
     return func
 
 
 def tsa_options(func):
     """`--tsa URL` (repeatable) and `--no-tsa`: which timestamp authorities witness a new
     manifest, decision or anchor (default: the store's `ledger settings --tsa` list)."""
-    func = click.option("--no-tsa", is_flag=True,
-                        help="Ask no timestamp authority this time, whatever the store's "
-                             "settings say.")(func)
-    func = click.option("--tsa", "tsa_urls", multiple=True, metavar="URL",
-                        help="RFC 3161 timestamp authority to witness the new object "
-                             "(repeatable; default: the store's `ledger settings --tsa`).")(func)
+    func = click.option(
+        "--no-tsa",
+        is_flag=True,
+        help="Ask no timestamp authority this time, whatever the store's settings say.",
+    )(func)
+    func = click.option(
+        "--tsa",
+        "tsa_urls",
+        multiple=True,
+        metavar="URL",
+        help="RFC 3161 timestamp authority to witness the new object "
+        "(repeatable; default: the store's `ledger settings --tsa`).",
+    )(func)
     return func
 
 
-def say_stamps(results: list[dict[str, Any]], object_id: str, kind: str,
-               as_json: bool) -> None:
+def say_stamps(results: list[dict[str, Any]], object_id: str, kind: str, as_json: bool) -> None:
     """One line per token (text mode), one warning per failed TSA (stderr, always)."""
     for result in results:
         if result["ok"]:
             if not as_json:
-                click.echo(f"  timestamped by {result['tsa']} at {result['gen_time']} "
-                           f"(token {result['token']})")
+                click.echo(
+                    f"  timestamped by {result['tsa']} at {result['gen_time']} "
+                    f"(token {result['token']})"
+                )
         else:
-            click.echo(f"warning: {result['error']}; the {kind} stands, unwitnessed by this "
-                       f"TSA (retry: ledger timestamp {object_id} --tsa {result['tsa']})",
-                       err=True)
+            click.echo(
+                f"warning: {result['error']}; the {kind} stands, unwitnessed by this "
+                f"TSA (retry: ledger timestamp {object_id} --tsa {result['tsa']})",
+                err=True,
+            )
 
 
 def tsa_roots_option(func):
     """`--tsa-roots PEM` (repeatable): the timestamp authorities' roots a reviewer trusts."""
-    return click.option("--tsa-roots", "tsa_root_files", multiple=True,
-                        type=click.Path(dir_okay=False),
-                        help="PEM file of TSA root (and intermediate) certificates the "
-                             "reviewer trusts; every timestamp token must verify against "
-                             "them (repeatable).")(func)
+    return click.option(
+        "--tsa-roots",
+        "tsa_root_files",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="PEM file of TSA root (and intermediate) certificates the "
+        "reviewer trusts; every timestamp token must verify against "
+        "them (repeatable).",
+    )(func)

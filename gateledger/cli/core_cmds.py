@@ -42,14 +42,20 @@ def init_cmd(ctx: click.Context, as_json: bool) -> None:
       ledger --store /data/ledger init
     """
     store = gl.init(store_root(ctx), host=ctx.obj.get("host"))
-    emit({"store": str(store.root), "host": store.host}, as_json,
-         f"store ready at {store.root} (this machine writes as host {store.host})")
+    emit(
+        {"store": str(store.root), "host": store.host},
+        as_json,
+        f"store ready at {store.root} (this machine writes as host {store.host})",
+    )
 
 
 @click.command("keygen")
 @click.option("--name", required=True, help="Key name (letters, digits, . _ -).")
-@click.option("--passphrase-prompt", is_flag=True,
-              help="Encrypt the private key with a passphrase typed twice.")
+@click.option(
+    "--passphrase-prompt",
+    is_flag=True,
+    help="Encrypt the private key with a passphrase typed twice.",
+)
 @JSON_OPTION
 @click.pass_context
 def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: bool) -> None:
@@ -72,43 +78,79 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
     passphrase = os.environ.get("LEDGER_PASSPHRASE") or None
     if passphrase_prompt and passphrase is None:
         if not sys.stdin.isatty():
-            raise ConfigError("--passphrase-prompt needs a terminal: set LEDGER_PASSPHRASE "
-                              "instead")
+            raise ConfigError("--passphrase-prompt needs a terminal: set LEDGER_PASSPHRASE instead")
         passphrase = click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
     root = store_root(ctx)
     in_store = (Path(root) / "store.json").exists()  # made in a store: it signs for it
-    key = gl.keygen(name, passphrase=passphrase, store=root if in_store else None,
-                    host=ctx.obj.get("host"))
+    key = gl.keygen(
+        name, passphrase=passphrase, store=root if in_store else None, host=ctx.obj.get("host")
+    )
     added = str(Path(root) / "keys" / f"{key.key_id}.json") if in_store else None
     private = gl.key_dir() / f"{name}.pem"
-    emit({"name": name, "key_id": key.key_id, "private_key": str(private),
-          "public_key": added, "encrypted": bool(passphrase),
-          "default_for_store": str(Path(root)) if added else None}, as_json,
-         f"key {name}: id {key.key_id}\nprivate key: {private}"
-         + (f"\npublic key added to {added}; {name} now signs for {root} by "
-            f"default" if added else
-            "\n(no store here: the public key joins one when you first sign with it)"))
+    emit(
+        {
+            "name": name,
+            "key_id": key.key_id,
+            "private_key": str(private),
+            "public_key": added,
+            "encrypted": bool(passphrase),
+            "default_for_store": str(Path(root)) if added else None,
+        },
+        as_json,
+        f"key {name}: id {key.key_id}\nprivate key: {private}"
+        + (
+            f"\npublic key added to {added}; {name} now signs for {root} by default"
+            if added
+            else "\n(no store here: the public key joins one when you first sign with it)"
+        ),
+    )
 
 
 @click.command("keys")
-@click.option("--export", "export_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the store's public key records (all, or the KEYIDs given) to FILE: "
-                   "what a reviewer passes as --trust-file.")
-@click.option("--revoke", "revoke_id", default=None, metavar="KEYID",
-              help="Revoke a key: sign and journal a revocation (anything it signs later is "
-                   "a problem, and the store refuses to sign with it).")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the store's public key records (all, or the KEYIDs given) to FILE: "
+    "what a reviewer passes as --trust-file.",
+)
+@click.option(
+    "--revoke",
+    "revoke_id",
+    default=None,
+    metavar="KEYID",
+    help="Revoke a key: sign and journal a revocation (anything it signs later is "
+    "a problem, and the store refuses to sign with it).",
+)
 @click.option("--reason", default="", help="Why the key is revoked (with --revoke).")
-@click.option("--default", "default_name", default=None, metavar="NAME",
-              help="Remember private key NAME as the one that signs for this store when no "
-                   "--key is given (kept on this machine, next to the private keys).")
-@click.option("--key", "key_name", default=None,
-              help="Key that signs the revocation (default: LEDGER_KEY or the only key).")
+@click.option(
+    "--default",
+    "default_name",
+    default=None,
+    metavar="NAME",
+    help="Remember private key NAME as the one that signs for this store when no "
+    "--key is given (kept on this machine, next to the private keys).",
+)
+@click.option(
+    "--key",
+    "key_name",
+    default=None,
+    help="Key that signs the revocation (default: LEDGER_KEY or the only key).",
+)
 @click.argument("key_ids", nargs=-1, metavar="[KEYID]...")
 @JSON_OPTION
 @click.pass_context
-def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None, reason: str,
-             default_name: str | None, key_name: str | None, key_ids: tuple[str, ...],
-             as_json: bool) -> None:
+def keys_cmd(
+    ctx: click.Context,
+    export_path: str | None,
+    revoke_id: str | None,
+    reason: str,
+    default_name: str | None,
+    key_name: str | None,
+    key_ids: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """List the store's public keys and the private keys on this machine; export or revoke.
 
     \b
@@ -122,16 +164,25 @@ def keys_cmd(ctx: click.Context, export_path: str | None, revoke_id: str | None,
     store = open_store(ctx)
     if default_name:
         path = gl.set_default(store, default_name)
-        emit({"default": default_name, "store": str(store.root), "file": str(path)}, as_json,
-             f"{default_name} now signs for {store.root} by default (remembered in {path})")
+        emit(
+            {"default": default_name, "store": str(store.root), "file": str(path)},
+            as_json,
+            f"{default_name} now signs for {store.root} by default (remembered in {path})",
+        )
     elif revoke_id:
         revoked, revocation = gl.revoke(store, revoke_id, signer=key_name, reason=reason)
-        emit({"revoked": revoked, "revocation": revocation}, as_json,
-             f"revoked key {revoked} (revocation {revocation})")
+        emit(
+            {"revoked": revoked, "revocation": revocation},
+            as_json,
+            f"revoked key {revoked} (revocation {revocation})",
+        )
     elif export_path:
         records = gl.export_keys(store, export_path, key_ids)
-        emit({"exported": [r.get("key_id") for r in records], "path": export_path}, as_json,
-             f"wrote {len(records)} public key record(s) to {export_path}")
+        emit(
+            {"exported": [r.get("key_id") for r in records], "path": export_path},
+            as_json,
+            f"wrote {len(records)} public key record(s) to {export_path}",
+        )
     else:
         _say_keys(gl.keys(store, key_ids), as_json)
 
@@ -145,36 +196,69 @@ def _say_keys(listing: dict[str, Any], as_json: bool) -> None:
     click.echo(f"store keyring ({len(records)}):")
     for record in records:
         revoked = f"  REVOKED {record['revoked_at']}" if record["revoked_at"] else ""
-        click.echo(f"  {record['key_id']}  {record['name']}  created {record['created_at']}"
-                   f"{revoked}")
-    click.echo(f"private keys in {listing['key_dir']}: "
-               f"{', '.join(listing['private_keys']) or 'none'}")
+        click.echo(
+            f"  {record['key_id']}  {record['name']}  created {record['created_at']}{revoked}"
+        )
+    click.echo(
+        f"private keys in {listing['key_dir']}: {', '.join(listing['private_keys']) or 'none'}"
+    )
     fallback = "(not set: --key, LEDGER_KEY, or the only key)"
     click.echo(f"signs for this store by default: {listing['default'] or fallback}")
 
 
 @click.command("freeze")
 @click.argument("stage", required=False)
-@click.option("--plan", "plan_path", type=click.Path(dir_okay=False),
-              help="A plan as JSON (what `ledger.manifest.freeze` validates and signs).")
-@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
-              type=click.Path(dir_okay=False), help="Campaign TOML (with STAGE).")
-@click.option("--key", "key_name", default=None, help="Signing key (default: LEDGER_KEY or "
-              "the only key).")
-@click.option("--amend", is_flag=True,
-              help="Replace the stage's manifest in force (recorded; audit reports it).")
-@click.option("--data", "data_path", type=click.Path(exists=True), default=None,
-              help="Data set to hash into the manifest (default: the campaign's, or data/corpus).")
-@click.option("--sim-only", is_flag=True,
-              help="A plan for the sim executor alone: the data set may be missing (its "
-                   "manifest then records none, and real runs of it are refused).")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False),
+    help="A plan as JSON (what `ledger.manifest.freeze` validates and signs).",
+)
+@click.option(
+    "--campaign",
+    "campaign_path",
+    default=None,
+    envvar="LEDGER_CAMPAIGN",
+    type=click.Path(dir_okay=False),
+    help="Campaign TOML (with STAGE).",
+)
+@click.option(
+    "--key", "key_name", default=None, help="Signing key (default: LEDGER_KEY or the only key)."
+)
+@click.option(
+    "--amend",
+    is_flag=True,
+    help="Replace the stage's manifest in force (recorded; audit reports it).",
+)
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(exists=True),
+    default=None,
+    help="Data set to hash into the manifest (default: the campaign's, or data/corpus).",
+)
+@click.option(
+    "--sim-only",
+    is_flag=True,
+    help="A plan for the sim executor alone: the data set may be missing (its "
+    "manifest then records none, and real runs of it are refused).",
+)
 @tsa_options
 @JSON_OPTION
 @click.pass_context
-def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
-               campaign_path: str | None, key_name: str | None, amend: bool,
-               data_path: str | None, sim_only: bool, tsa_urls: tuple[str, ...],
-               no_tsa: bool, as_json: bool) -> None:
+def freeze_cmd(
+    ctx: click.Context,
+    stage: str | None,
+    plan_path: str | None,
+    campaign_path: str | None,
+    key_name: str | None,
+    amend: bool,
+    data_path: str | None,
+    sim_only: bool,
+    tsa_urls: tuple[str, ...],
+    no_tsa: bool,
+    as_json: bool,
+) -> None:
     """Sign a stage's plan as a manifest before any of its runs start.
 
     With --tsa URL (or the store's `ledger settings --tsa`), each timestamp authority is
@@ -192,49 +276,96 @@ def freeze_cmd(ctx: click.Context, stage: str | None, plan_path: str | None,
     """
     store = open_store(ctx)
     if stage is not None:
-        frozen = gl.freeze(store, campaign_path or "campaign.toml", stage, key=key_name,
-                           amend=amend, data=data_path, sim_only=sim_only, tsa=list(tsa_urls),
-                           no_tsa=no_tsa)
+        frozen = gl.freeze(
+            store,
+            campaign_path or "campaign.toml",
+            stage,
+            key=key_name,
+            amend=amend,
+            data=data_path,
+            sim_only=sim_only,
+            tsa=list(tsa_urls),
+            no_tsa=no_tsa,
+        )
         _say_stage_frozen(stage, frozen, amend, as_json)
         return
     if not plan_path:
         raise ConfigError("give a campaign STAGE or --plan plan.json")
-    frozen = gl.freeze_plan(store, plan_path, key=key_name, amend=amend, tsa=list(tsa_urls),
-                            no_tsa=no_tsa)
+    frozen = gl.freeze_plan(
+        store, plan_path, key=key_name, amend=amend, tsa=list(tsa_urls), no_tsa=no_tsa
+    )
     runs = len(frozen.body["runs"])
-    emit({"manifest": frozen.id, "runs": runs, "amends": frozen.body["amends"],
-          "freezer": frozen.key.key_id, "timestamps": frozen.timestamps}, as_json,
-         f"froze manifest {frozen.id} ({runs} runs, signed by {frozen.key.name})")
+    emit(
+        {
+            "manifest": frozen.id,
+            "runs": runs,
+            "amends": frozen.body["amends"],
+            "freezer": frozen.key.key_id,
+            "timestamps": frozen.timestamps,
+        },
+        as_json,
+        f"froze manifest {frozen.id} ({runs} runs, signed by {frozen.key.name})",
+    )
     say_stamps(frozen.timestamps, frozen.id, "freeze", as_json)
 
 
 def _say_stage_frozen(stage: str, frozen: gl.Signed, amend: bool, as_json: bool) -> None:
     body = frozen.body
-    emit({"manifest": frozen.id, "stage": stage, "runs": len(body["runs"]),
-          "conditions": len(body["conditions"]), "parent": body.get("parent"),
-          "amends": body.get("amends"), "freezer": body.get("freezer"),
-          "seeds": body.get("seeds"), "timestamps": frozen.timestamps}, as_json,
-         f"froze {stage}: manifest {frozen.id} ({len(body['runs'])} runs, "
-         f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}")
+    emit(
+        {
+            "manifest": frozen.id,
+            "stage": stage,
+            "runs": len(body["runs"]),
+            "conditions": len(body["conditions"]),
+            "parent": body.get("parent"),
+            "amends": body.get("amends"),
+            "freezer": body.get("freezer"),
+            "seeds": body.get("seeds"),
+            "timestamps": frozen.timestamps,
+        },
+        as_json,
+        f"froze {stage}: manifest {frozen.id} ({len(body['runs'])} runs, "
+        f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}",
+    )
     say_stamps(frozen.timestamps, frozen.id, "freeze", as_json)
 
 
 @click.command("ingest")
 @click.argument("log", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "autoresearch"]), default="jsonl",
-              show_default=True, help="jsonl: the builtin runner's log; autoresearch: stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "autoresearch"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: the builtin runner's log; autoresearch: stdout.",
+)
 @click.option("--manifest", default=None, help="Manifest id the run belongs to.")
 @click.option("--condition", default=None, help="Condition id (with --manifest).")
 @click.option("--seed", type=int, default=None, help="Seed (with --manifest).")
-@click.option("--run-host", "--host", "run_host", default=None,
-              help="Host of the declared cell (with --manifest).")
+@click.option(
+    "--run-host",
+    "--host",
+    "run_host",
+    default=None,
+    help="Host of the declared cell (with --manifest).",
+)
 @click.option("--stage", default=None, help="Stage name (default: the manifest's).")
 @click.option("--gpus", type=click.IntRange(1, 4096), default=1, show_default=True)
 @JSON_OPTION
 @click.pass_context
-def ingest_cmd(ctx: click.Context, log: str, fmt: str, manifest: str | None,
-               condition: str | None, seed: int | None, run_host: str | None,
-               stage: str | None, gpus: int, as_json: bool) -> None:
+def ingest_cmd(
+    ctx: click.Context,
+    log: str,
+    fmt: str,
+    manifest: str | None,
+    condition: str | None,
+    seed: int | None,
+    run_host: str | None,
+    stage: str | None,
+    gpus: int,
+    as_json: bool,
+) -> None:
     """Record a raw log as a run: store it byte for byte, write and journal a run record.
 
     Without --manifest the run is recorded as unplanned compute (it costs GPU-hours but
@@ -245,21 +376,34 @@ def ingest_cmd(ctx: click.Context, log: str, fmt: str, manifest: str | None,
       ledger ingest run.jsonl --manifest ID --condition CID --seed 0 --host a100
       ledger ingest stdout.txt --format autoresearch          # unplanned compute
     """
-    record_id, body = gl.ingest(open_store(ctx), log, fmt=fmt, manifest=manifest,
-                                condition=condition, seed=seed, host=run_host, stage=stage,
-                                gpus=gpus)
-    emit({"run": record_id, **body}, as_json,
-         f"recorded run {record_id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})")
+    record_id, body = gl.ingest(
+        open_store(ctx),
+        log,
+        fmt=fmt,
+        manifest=manifest,
+        condition=condition,
+        seed=seed,
+        host=run_host,
+        stage=stage,
+        gpus=gpus,
+    )
+    emit(
+        {"run": record_id, **body},
+        as_json,
+        f"recorded run {record_id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})",
+    )
 
 
 @click.command("anchor")
-@click.option("--key", "key_name", default=None, help="Signing key (default: LEDGER_KEY or "
-              "the only key).")
+@click.option(
+    "--key", "key_name", default=None, help="Signing key (default: LEDGER_KEY or the only key)."
+)
 @tsa_options
 @JSON_OPTION
 @click.pass_context
-def anchor_cmd(ctx: click.Context, key_name: str | None, tsa_urls: tuple[str, ...],
-               no_tsa: bool, as_json: bool) -> None:
+def anchor_cmd(
+    ctx: click.Context, key_name: str | None, tsa_urls: tuple[str, ...], no_tsa: bool, as_json: bool
+) -> None:
     """Sign every journal's head and print it: publish it (git tag, paper appendix).
 
     Later, `ledger verify` fails if any journal no longer extends a published head. With
@@ -284,12 +428,18 @@ def anchor_cmd(ctx: click.Context, key_name: str | None, tsa_urls: tuple[str, ..
 
 @click.command("timestamp")
 @click.argument("object_id", metavar="ID")
-@click.option("--tsa", "tsa_urls", multiple=True, metavar="URL",
-              help="Timestamp authority to ask (repeatable; default: the store's settings).")
+@click.option(
+    "--tsa",
+    "tsa_urls",
+    multiple=True,
+    metavar="URL",
+    help="Timestamp authority to ask (repeatable; default: the store's settings).",
+)
 @JSON_OPTION
 @click.pass_context
-def timestamp_cmd(ctx: click.Context, object_id: str, tsa_urls: tuple[str, ...],
-                  as_json: bool) -> None:
+def timestamp_cmd(
+    ctx: click.Context, object_id: str, tsa_urls: tuple[str, ...], as_json: bool
+) -> None:
     """Ask timestamp authorities for tokens over an existing manifest, decision or anchor.
 
     For a TSA that failed at freeze time, or an object frozen before any TSA was set. The
@@ -302,23 +452,31 @@ def timestamp_cmd(ctx: click.Context, object_id: str, tsa_urls: tuple[str, ...],
       ledger timestamp 3f2a9c1d0e77 --json     # the TSAs of `ledger settings`
     """
     object_id, kind, stamps = gl.timestamp(open_store(ctx), object_id, tsa_urls)
-    emit({"object": object_id, "timestamps": stamps}, as_json,
-         f"{kind} {object_id}: {sum(s['ok'] for s in stamps)} of {len(stamps)} TSA(s) "
-         f"answered")
+    emit(
+        {"object": object_id, "timestamps": stamps},
+        as_json,
+        f"{kind} {object_id}: {sum(s['ok'] for s in stamps)} of {len(stamps)} TSA(s) answered",
+    )
     say_stamps(stamps, object_id, kind, as_json)
     if not all(s["ok"] for s in stamps):
         ctx.exit(1)
 
 
 @click.command("settings")
-@click.option("--tsa", "tsa_urls", multiple=True, metavar="URL",
-              help="Set the timestamp authorities freeze, decide, anchor and campaign ask "
-                   "by default (repeatable; replaces the list).")
+@click.option(
+    "--tsa",
+    "tsa_urls",
+    multiple=True,
+    metavar="URL",
+    help="Set the timestamp authorities freeze, decide, anchor and campaign ask "
+    "by default (repeatable; replaces the list).",
+)
 @click.option("--clear-tsa", is_flag=True, help="Ask no timestamp authority by default.")
 @JSON_OPTION
 @click.pass_context
-def settings_cmd(ctx: click.Context, tsa_urls: tuple[str, ...], clear_tsa: bool,
-                 as_json: bool) -> None:
+def settings_cmd(
+    ctx: click.Context, tsa_urls: tuple[str, ...], clear_tsa: bool, as_json: bool
+) -> None:
     """Show or set the store's settings (`settings.json`, not evidence): default TSAs.
 
     \b
@@ -328,8 +486,7 @@ def settings_cmd(ctx: click.Context, tsa_urls: tuple[str, ...], clear_tsa: bool,
       ledger settings --clear-tsa
     """
     urls = gl.settings(open_store(ctx), tsa=tsa_urls, clear_tsa=clear_tsa)["tsa"]
-    emit({"tsa": urls}, as_json,
-         "timestamp authorities: " + (", ".join(urls) if urls else "none"))
+    emit({"tsa": urls}, as_json, "timestamp authorities: " + (", ".join(urls) if urls else "none"))
 
 
 @click.command("reindex")
@@ -371,22 +528,46 @@ def sql_cmd(ctx: click.Context, query: str, as_json: bool) -> None:
 
 
 @click.command("status")
-@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
-              type=click.Path(dir_okay=False),
-              help="Also show where each stage of this campaign stands. Env: LEDGER_CAMPAIGN.")
-@click.option("--watch", is_flag=True,
-              help="Redraw the stage table (runs done/left, running now, ETA, GPU-hours) until "
-                   "the work finishes: the --stage, else every campaign stage decided, else "
-                   "every frozen stage's runs recorded.")
-@click.option("--interval", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
-              help="Seconds between redraws (with --watch).")
-@click.option("--count", type=click.IntRange(1, None), default=None,
-              help="Stop after this many redraws (with --watch).")
+@click.option(
+    "--campaign",
+    "campaign_path",
+    default=None,
+    envvar="LEDGER_CAMPAIGN",
+    type=click.Path(dir_okay=False),
+    help="Also show where each stage of this campaign stands. Env: LEDGER_CAMPAIGN.",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Redraw the stage table (runs done/left, running now, ETA, GPU-hours) until "
+    "the work finishes: the --stage, else every campaign stage decided, else "
+    "every frozen stage's runs recorded.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05, 3600),
+    default=2.0,
+    show_default=True,
+    help="Seconds between redraws (with --watch).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Stop after this many redraws (with --watch).",
+)
 @click.option("--stage", "watch_stage", default=None, help="Watch until this stage finishes.")
 @JSON_OPTION
 @click.pass_context
-def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, interval: float,
-               count: int | None, watch_stage: str | None, as_json: bool) -> None:
+def status_cmd(
+    ctx: click.Context,
+    campaign_path: str | None,
+    watch: bool,
+    interval: float,
+    count: int | None,
+    watch_stage: str | None,
+    as_json: bool,
+) -> None:
     """Where each stage stands (runs done/left, running now, ETA, GPU-hours, decision), and
     counts of objects, runs by status, journal heads and keys.
 
@@ -406,8 +587,14 @@ def status_cmd(ctx: click.Context, campaign_path: str | None, watch: bool, inter
     campaign = gl.load_campaign(campaign_path) if campaign_path else None
     if watch:
         frames = gl.watch(store, campaign, stage=watch_stage, interval=interval, count=count)
-        show_frames(frames, store.root, interval=interval, stage=watch_stage, as_json=as_json,
-                    clear=sys.stdout.isatty() and not as_json)
+        show_frames(
+            frames,
+            store.root,
+            interval=interval,
+            stage=watch_stage,
+            as_json=as_json,
+            clear=sys.stdout.isatty() and not as_json,
+        )
         return
     out = gl.status(store, campaign)
     if as_json:
@@ -424,15 +611,20 @@ def _say_store(out: dict[str, Any]) -> None:
     """Objects by kind, runs by status, journal heads and keys."""
     kinds = out["by_kind"]
     parts = sorted(h["host"] for h in out["journals"])
-    click.echo(f"store {out['store']}: {out['objects']} objects; journal parts: "
-               f"{', '.join(parts) or 'none'}; commands here write as host {out['host']} "
-               f"(--host or LEDGER_HOST to change)")
-    click.echo(f"  manifests {kinds.get('manifest', 0)}, runs {kinds.get('run', 0)}, "
-               f"decisions {kinds.get('decision', 0)}, anchors {kinds.get('anchor', 0)}, "
-               f"raw logs {kinds.get('raw', 0)}")
+    click.echo(
+        f"store {out['store']}: {out['objects']} objects; journal parts: "
+        f"{', '.join(parts) or 'none'}; commands here write as host {out['host']} "
+        f"(--host or LEDGER_HOST to change)"
+    )
+    click.echo(
+        f"  manifests {kinds.get('manifest', 0)}, runs {kinds.get('run', 0)}, "
+        f"decisions {kinds.get('decision', 0)}, anchors {kinds.get('anchor', 0)}, "
+        f"raw logs {kinds.get('raw', 0)}"
+    )
     if out["runs_by_status"]:
-        click.echo("  runs by status: " + ", ".join(f"{s} {n}" for s, n in
-                                                    out["runs_by_status"].items()))
+        click.echo(
+            "  runs by status: " + ", ".join(f"{s} {n}" for s, n in out["runs_by_status"].items())
+        )
     for head in out["journals"]:
         click.echo(f"  journal {head['host']}: head seq {head['seq']} {head['hash']}")
     for key in out["keys"]:
@@ -458,9 +650,15 @@ def _say_stage_failures(stages: list[dict[str, Any]]) -> None:
 @tsa_roots_option
 @JSON_OPTION
 @click.pass_context
-def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
-               trust_files: tuple[str, ...], anchor_files: tuple[str, ...],
-               tsa_root_files: tuple[str, ...], as_json: bool) -> None:
+def verify_cmd(
+    ctx: click.Context,
+    no_index: bool,
+    trust_keys: tuple[str, ...],
+    trust_files: tuple[str, ...],
+    anchor_files: tuple[str, ...],
+    tsa_root_files: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Check every byte, signature, key file, journal chain, reference and anchor.
 
     Exit 0 when clean; exit 1 with one line per problem, `OBJECT: message`. Without
@@ -476,9 +674,16 @@ def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
       ledger verify --tsa-roots freetsa-root.pem --tsa-roots digicert-roots.pem
       ledger verify --json | jq '.problems[].object'
     """
-    result = gl.verify(store_root(ctx), host=ctx.obj.get("host"), trust=trust_keys,
-                       trust_files=trust_files, anchors=anchor_files, tsa_roots=tsa_root_files,
-                       check_index=not no_index, progress=not as_json)
+    result = gl.verify(
+        store_root(ctx),
+        host=ctx.obj.get("host"),
+        trust=trust_keys,
+        trust_files=trust_files,
+        anchors=anchor_files,
+        tsa_roots=tsa_root_files,
+        check_index=not no_index,
+        progress=not as_json,
+    )
     if as_json:
         emit(result.to_dict(), True)
     else:
@@ -487,16 +692,32 @@ def verify_cmd(ctx: click.Context, no_index: bool, trust_keys: tuple[str, ...],
         for note in result.verified.notes():
             click.echo(f"note: {note}", err=True)
         if result.leftovers:
-            click.echo(f"note: {len(result.leftovers)} temp file(s) left by interrupted writes "
-                       f"(harmless, ignored)", err=True)
-        click.echo(f"verify: {'clean' if result.ok else f'{len(result.problems)} problem(s)'}",
-                   err=True)
+            click.echo(
+                f"note: {len(result.leftovers)} temp file(s) left by interrupted writes "
+                f"(harmless, ignored)",
+                err=True,
+            )
+        click.echo(
+            f"verify: {'clean' if result.ok else f'{len(result.problems)} problem(s)'}", err=True
+        )
     if not result.ok:
         ctx.exit(1)
 
 
 def register(cli: click.Group) -> None:
     """Attach this module's commands to the top-level group."""
-    for command in (init_cmd, keygen_cmd, keys_cmd, freeze_cmd, ingest_cmd, anchor_cmd,
-                    timestamp_cmd, settings_cmd, reindex_cmd, sql_cmd, status_cmd, verify_cmd):
+    for command in (
+        init_cmd,
+        keygen_cmd,
+        keys_cmd,
+        freeze_cmd,
+        ingest_cmd,
+        anchor_cmd,
+        timestamp_cmd,
+        settings_cmd,
+        reindex_cmd,
+        sql_cmd,
+        status_cmd,
+        verify_cmd,
+    ):
         cli.add_command(command)

@@ -58,8 +58,7 @@ class LedgerGroup(click.Group):
     with the traceback).
     """
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
-             **extra):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         as_json = wants_json(argv)
         try:
@@ -84,14 +83,19 @@ class LedgerGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last net: one line, never a traceback
             if os.environ.get("LEDGER_DEBUG"):
                 raise
-            code = fail(f"internal error: {type(exc).__name__}: {exc} (LEDGER_DEBUG=1 shows "
-                        f"the traceback)", 2, as_json)
+            code = fail(
+                f"internal error: {type(exc).__name__}: {exc} (LEDGER_DEBUG=1 shows the traceback)",
+                2,
+                as_json,
+            )
         if not standalone_mode:
             return code
         sys.exit(code)
 
 
-@click.group(name="ledger", cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="ledger", cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--store",
     "store",

@@ -43,8 +43,12 @@ def design_cmd(spec, stage, campaign_path, generators, as_json):
     """
     if spec and not spec.startswith("2^") and stage is None:
         spec, stage = None, spec
-    out = gl.design(spec, campaign=campaign_path if stage is not None else None, stage=stage,
-                    generators=generators)
+    out = gl.design(
+        spec,
+        campaign=campaign_path if stage is not None else None,
+        stage=stage,
+        generators=generators,
+    )
     if as_json:
         emit(out, True)
     else:
@@ -53,8 +57,10 @@ def design_cmd(spec, stage, campaign_path, generators, as_json):
 
 def _say_design(out: dict[str, Any]) -> None:
     """Size and resolution, generators, defining relation, alias chains, the runs' signs."""
-    click.echo(f"2^({out['k']}-{out['p']}) design, {len(out['runs'])} runs, "
-               f"resolution {out['resolution_roman']}")
+    click.echo(
+        f"2^({out['k']}-{out['p']}) design, {len(out['runs'])} runs, "
+        f"resolution {out['resolution_roman']}"
+    )
     if out["generators"]:
         click.echo("generators:        " + ", ".join(out["generators"]))
         click.echo("defining relation: I = " + " = ".join(out["defining_relation"]))
@@ -80,25 +86,64 @@ def _say_design(out: dict[str, Any]) -> None:
     show_default=True,
     help="local: runner subprocesses; sim: synthetic surface (instant); ray: a Ray cluster.",
 )
-@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Parallel runs (local: one accelerator or CPU share per slot).")
-@click.option("--host", "run_host", default=None,
-              help="Run only this host block of the manifest (and write under this host).")
-@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
-              show_default=True, help="Device passed to the builtin runner.")
-@click.option("--data", type=click.Path(exists=True), default=None,
-              help="Training text file/folder for the builtin runner (default: data/corpus).")
-@click.option("--gpus", default=None,
-              help="Comma-separated accelerator ids, one per slot (sets CUDA_VISIBLE_DEVICES).")
-@click.option("--grace", type=float, default=None,
-              help="Seconds past the budget before a run is killed as timeout "
-                   "(default 120 + 25%% of the budget).")
+@click.option(
+    "--jobs",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Parallel runs (local: one accelerator or CPU share per slot).",
+)
+@click.option(
+    "--host",
+    "run_host",
+    default=None,
+    help="Run only this host block of the manifest (and write under this host).",
+)
+@click.option(
+    "--device",
+    default="auto",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    show_default=True,
+    help="Device passed to the builtin runner.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True),
+    default=None,
+    help="Training text file/folder for the builtin runner (default: data/corpus).",
+)
+@click.option(
+    "--gpus",
+    default=None,
+    help="Comma-separated accelerator ids, one per slot (sets CUDA_VISIBLE_DEVICES).",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=None,
+    help="Seconds past the budget before a run is killed as timeout "
+    "(default 120 + 25%% of the budget).",
+)
 @click.option("--address", default=None, help="Ray cluster address (ray executor).")
 @click.option("--limit", type=int, default=None, help="Run at most N of the remaining runs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def run_cmd(ctx, stage, campaign_path, executor, jobs, run_host, device, data, gpus, grace,
-            address, limit, as_json):
+def run_cmd(
+    ctx,
+    stage,
+    campaign_path,
+    executor,
+    jobs,
+    run_host,
+    device,
+    data,
+    gpus,
+    grace,
+    address,
+    limit,
+    as_json,
+):
     """Execute the remaining declared runs of a frozen STAGE and record each one.
 
     Resumable: runs already recorded are skipped, never recorded twice. The start of each
@@ -113,14 +158,29 @@ def run_cmd(ctx, stage, campaign_path, executor, jobs, run_host, device, data, g
     """
     if run_host and not ctx.obj.get("host"):
         ctx.obj["host"] = run_host
-    report = gl.run(open_store(ctx), campaign_path, stage, executor, jobs=jobs, host=run_host,
-                    device=device, data=data, gpus=gpus, grace=grace, address=address,
-                    limit=limit, progress=not as_json)
+    report = gl.run(
+        open_store(ctx),
+        campaign_path,
+        stage,
+        executor,
+        jobs=jobs,
+        host=run_host,
+        device=device,
+        data=data,
+        gpus=gpus,
+        grace=grace,
+        address=address,
+        limit=limit,
+        progress=not as_json,
+    )
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items())) or "nothing new"
-    emit(report.to_dict(), as_json,
-         f"{stage}: executed {report.executed} ({statuses}); "
-         f"{report.already} were already recorded of {report.declared} declared; "
-         f"{report.training_gpu_hours:.4f} training GPU-hours this call")
+    emit(
+        report.to_dict(),
+        as_json,
+        f"{stage}: executed {report.executed} ({statuses}); "
+        f"{report.already} were already recorded of {report.declared} declared; "
+        f"{report.training_gpu_hours:.4f} training GPU-hours this call",
+    )
     if not as_json:
         _print_run_problems(report)
     if report.refused or report.all_crashed:
@@ -135,8 +195,10 @@ def _print_run_problems(report) -> None:
     if len(report.failures) > 10:
         click.echo(f"  ... and {len(report.failures) - 10} more run(s) not ok")
     for refused in report.refused:
-        click.echo(f"refused, not recorded: {refused['name']} ({refused['run']}): "
-                   f"{refused['reason']}", err=True)
+        click.echo(
+            f"refused, not recorded: {refused['name']} ({refused['run']}): {refused['reason']}",
+            err=True,
+        )
     if report.busy:
         click.echo(f"skipped {len(report.busy)} run(s) another `ledger run` holds", err=True)
     if report.all_crashed:
@@ -146,10 +208,18 @@ def _print_run_problems(report) -> None:
 @click.command("decide")
 @click.argument("stage")
 @CAMPAIGN_OPTION
-@click.option("--key", "key_name", default=None, envvar="LEDGER_KEY",
-              help="Signing key name (default: the only key). Env: LEDGER_KEY.")
-@click.option("--allow-missing", is_flag=True,
-              help="Decide although some declared runs are not recorded (said in the decision).")
+@click.option(
+    "--key",
+    "key_name",
+    default=None,
+    envvar="LEDGER_KEY",
+    help="Signing key name (default: the only key). Env: LEDGER_KEY.",
+)
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Decide although some declared runs are not recorded (said in the decision).",
+)
 @tsa_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -168,8 +238,15 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, tsa_urls, no_
       ledger decide gate --json | jq .promoted
       ledger decide gate --tsa https://freetsa.org/tsr
     """
-    decided = gl.decide(open_store(ctx), campaign_path, stage, key=key_name,
-                        allow_missing=allow_missing, tsa=list(tsa_urls), no_tsa=no_tsa)
+    decided = gl.decide(
+        open_store(ctx),
+        campaign_path,
+        stage,
+        key=key_name,
+        allow_missing=allow_missing,
+        tsa=list(tsa_urls),
+        no_tsa=no_tsa,
+    )
     body = decided.body
     if as_json:
         emit({"decision": decided.id, **body, "timestamps": decided.timestamps}, True)
@@ -189,8 +266,9 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, tsa_urls, no_
 @click.command("effects")
 @click.argument("csv_path", metavar="CSV", type=click.Path(dir_okay=False))
 @click.option("--response", "-y", required=True, help="Response column (e.g. val_bpb).")
-@click.option("--terms", default="main", show_default=True,
-              help="main, all, or a list like A,B,AB.")
+@click.option(
+    "--terms", default="main", show_default=True, help="main, all, or a list like A,B,AB."
+)
 @click.option("--block", default=None, help="Optional blocking column (e.g. host).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def effects_cmd(csv_path, response, terms, block, as_json):
@@ -209,19 +287,32 @@ def effects_cmd(csv_path, response, terms, block, as_json):
         emit(out, True)
         return
     method = out["method"]
-    click.echo(f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'])}"
-               + (f", block: {out['block']}" if out.get("block") else ""))
+    click.echo(
+        f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'])}"
+        + (f", block: {out['block']}" if out.get("block") else "")
+    )
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
     rows = []
     for effect in out["effects"]:
-        interval = ("[" + ", ".join(f"{x:.4g}" for x in (effect["ci_low"], effect["ci_high"]))
-                    + "]" if effect.get("ci_low") is not None else "-")
-        rows.append([effect["term"],
-                     *(_fmt(effect.get(k)) for k in ("effect", "se", "t", "p", "q")),
-                     interval, " = ".join(effect["aliases"]) or "-"])
-    for line in text_table(["term", "effect", "se", "t", "p", "q", "95% interval", "aliases"],
-                           rows, right={1, 2, 3, 4, 5}):
+        interval = (
+            "[" + ", ".join(f"{x:.4g}" for x in (effect["ci_low"], effect["ci_high"])) + "]"
+            if effect.get("ci_low") is not None
+            else "-"
+        )
+        rows.append(
+            [
+                effect["term"],
+                *(_fmt(effect.get(k)) for k in ("effect", "se", "t", "p", "q")),
+                interval,
+                " = ".join(effect["aliases"]) or "-",
+            ]
+        )
+    for line in text_table(
+        ["term", "effect", "se", "t", "p", "q", "95% interval", "aliases"],
+        rows,
+        right={1, 2, 3, 4, 5},
+    ):
         click.echo(line)
     for term in out["dropped"]:
         click.echo(f"dropped {term}: {out['dropped_reasons'].get(term, '')}")
@@ -240,33 +331,67 @@ def _demo_key():
     """The demo signing key, made on first use (said on stderr)."""
     key, made = gl.demo_key()
     if made:
-        click.echo(f"making the demo signing key {DEMO_KEY} (unencrypted; for the demo only)",
-                   err=True)
+        click.echo(
+            f"making the demo signing key {DEMO_KEY} (unencrypted; for the demo only)", err=True
+        )
     return key
 
 
 @click.command("campaign")
 @CAMPAIGN_OPTION
-@click.option("--executor", type=click.Choice(["local", "sim", "ray"]), default="local",
-              show_default=True, help="Where runs happen (see `ledger run --help`).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "sim", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where runs happen (see `ledger run --help`).",
+)
 @click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 256))
-@click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]),
-              show_default=True)
-@click.option("--data", type=click.Path(exists=True), default=None,
-              help="Training data for the builtin runner (default: the campaign's `data`).")
+@click.option(
+    "--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"]), show_default=True
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True),
+    default=None,
+    help="Training data for the builtin runner (default: the campaign's `data`).",
+)
 @click.option("--gpus", default=None, help="Comma-separated accelerator ids, one per slot.")
 @click.option("--grace", type=float, default=None, help="Seconds past budget before timeout.")
 @click.option("--address", default=None, help="Ray cluster address (ray executor).")
 @click.option("--until", default=None, help="Stop after this stage.")
-@click.option("--key", "key_name", default=None, envvar="LEDGER_KEY",
-              help="Signing key name (default: the only key). Env: LEDGER_KEY.")
-@click.option("--demo-key", is_flag=True,
-              help=f"Sign with the demo key {DEMO_KEY} (made on first use). Demo only.")
+@click.option(
+    "--key",
+    "key_name",
+    default=None,
+    envvar="LEDGER_KEY",
+    help="Signing key name (default: the only key). Env: LEDGER_KEY.",
+)
+@click.option(
+    "--demo-key",
+    is_flag=True,
+    help=f"Sign with the demo key {DEMO_KEY} (made on first use). Demo only.",
+)
 @tsa_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, address, until,
-                 key_name, demo_key, tsa_urls, no_tsa, as_json):
+def campaign_cmd(
+    ctx,
+    campaign_path,
+    executor,
+    jobs,
+    device,
+    data,
+    gpus,
+    grace,
+    address,
+    until,
+    key_name,
+    demo_key,
+    tsa_urls,
+    no_tsa,
+    as_json,
+):
     """Walk a whole campaign: freeze, run and decide each stage in order (resumable).
 
     Exactly what typing `ledger freeze`, `ledger run` and `ledger decide` stage after stage
@@ -283,17 +408,33 @@ def campaign_cmd(ctx, campaign_path, executor, jobs, device, data, gpus, grace, 
         campaign.stage(until)  # an unknown stage is an error before any key or run
     key = _demo_key() if demo_key else key_name
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
-    log, stamps = gl.walk(store, campaign, key=key, executor=executor, until=until,
-                          host=ctx.obj.get("host"), tsa=list(tsa_urls), no_tsa=no_tsa,
-                          progress=not as_json, say=say,
-                          on_stamps=lambda found, oid, kind: say_stamps(found, oid, kind, True),
-                          jobs=jobs, device=device, data=data, gpus=gpus, grace=grace,
-                          address=address)
+    log, stamps = gl.walk(
+        store,
+        campaign,
+        key=key,
+        executor=executor,
+        until=until,
+        host=ctx.obj.get("host"),
+        tsa=list(tsa_urls),
+        no_tsa=no_tsa,
+        progress=not as_json,
+        say=say,
+        on_stamps=lambda found, oid, kind: say_stamps(found, oid, kind, True),
+        jobs=jobs,
+        device=device,
+        data=data,
+        gpus=gpus,
+        grace=grace,
+        address=address,
+    )
     urls = bool(stamps) or bool(gl.tsa_urls(store, tsa_urls, none=no_tsa))
-    emit({"campaign": campaign.name, "steps": log.steps, "timestamps": stamps}, as_json,
-         f"campaign {campaign.name}: {len(log.steps)} step(s) done"
-         + (f", {sum(s['ok'] for s in stamps)} timestamp token(s)" if urls else "")
-         + "; next: `ledger audit`")
+    emit(
+        {"campaign": campaign.name, "steps": log.steps, "timestamps": stamps},
+        as_json,
+        f"campaign {campaign.name}: {len(log.steps)} step(s) done"
+        + (f", {sum(s['ok'] for s in stamps)} timestamp token(s)" if urls else "")
+        + "; next: `ledger audit`",
+    )
 
 
 @click.group("baseline")
@@ -316,8 +457,9 @@ BASELINE_OPTIONS = [
     click.option("--budget", required=True, help="Budget per run, e.g. 10m."),
     click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds."),
     click.option("--hosts", default="local", show_default=True, help="Comma-separated hosts."),
-    click.option("--executor", type=click.Choice(["local", "sim", "ray"]), default="local",
-                 show_default=True),
+    click.option(
+        "--executor", type=click.Choice(["local", "sim", "ray"]), default="local", show_default=True
+    ),
     click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 256)),
     click.option("--device", default="auto", type=click.Choice(["auto", "cpu", "cuda"])),
     click.option("--data", type=click.Path(exists=True), default=None),
@@ -336,8 +478,9 @@ def _baseline_options(func):
 @_baseline_options
 @click.option("--start", default=None, help="Named start condition (default: all factors low).")
 @click.pass_context
-def greedy_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device, data, key_name,
-               as_json, start):
+def greedy_cmd(
+    ctx, campaign_path, budget, seeds, hosts, executor, jobs, device, data, key_name, as_json, start
+):
     """Greedy one-factor-at-a-time search: flip A, B, ... keeping each flip that helps.
 
     Record it in the store that holds the campaign it is compared with (`--store`).
@@ -349,25 +492,65 @@ def greedy_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
       ledger baseline greedy --campaign campaigns/demo.toml --budget 20s --seeds 0,1
     """
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
-    out = gl.greedy_search(open_store(ctx), campaign_path, budget=budget, seeds=seeds,
-                           hosts=hosts, key=key_name, executor=executor, start=start,
-                           host=ctx.obj.get("host"), data=data, progress=not as_json, say=say,
-                           jobs=jobs, device=device)
-    emit(out, as_json, f"greedy: best {out['best']} mean {out['best_mean']} after "
-                       f"{len(out['steps'])} steps, {out['training_gpu_hours']:.4g} GPU-hours "
-                       f"(kept apart from the protocol's costs; `ledger compare` sets them side "
-                       f"by side)")
+    out = gl.greedy_search(
+        open_store(ctx),
+        campaign_path,
+        budget=budget,
+        seeds=seeds,
+        hosts=hosts,
+        key=key_name,
+        executor=executor,
+        start=start,
+        host=ctx.obj.get("host"),
+        data=data,
+        progress=not as_json,
+        say=say,
+        jobs=jobs,
+        device=device,
+    )
+    emit(
+        out,
+        as_json,
+        f"greedy: best {out['best']} mean {out['best_mean']} after "
+        f"{len(out['steps'])} steps, {out['training_gpu_hours']:.4g} GPU-hours "
+        f"(kept apart from the protocol's costs; `ledger compare` sets them side "
+        f"by side)",
+    )
 
 
 @baseline_group.command("random")
 @_baseline_options
-@click.option("--match", "match", default="campaign", show_default=True,
-              help="Match the GPU-hours of: 'campaign' (its executed stages) or a number.")
-@click.option("--seed", "sample_seed", default=0, show_default=True, type=int,
-              help="Seed of the random sample (recorded in the manifest).")
+@click.option(
+    "--match",
+    "match",
+    default="campaign",
+    show_default=True,
+    help="Match the GPU-hours of: 'campaign' (its executed stages) or a number.",
+)
+@click.option(
+    "--seed",
+    "sample_seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed of the random sample (recorded in the manifest).",
+)
 @click.pass_context
-def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device, data, key_name,
-               as_json, match, sample_seed):
+def random_cmd(
+    ctx,
+    campaign_path,
+    budget,
+    seeds,
+    hosts,
+    executor,
+    jobs,
+    device,
+    data,
+    key_name,
+    as_json,
+    match,
+    sample_seed,
+):
     """Random search over the full factorial whose GPU-hours match a named protocol's.
 
     `--match campaign` spends what the campaign's own stages spent in this store (run it
@@ -379,19 +562,37 @@ def random_cmd(ctx, campaign_path, budget, seeds, hosts, executor, jobs, device,
           --budget 10m --seeds 0,1 --hosts a100,l40s --match campaign --executor sim
       ledger baseline random --campaign campaigns/demo.toml --budget 40s --match 0.05
     """
-    out, hours = gl.random_search(open_store(ctx), campaign_path, budget=budget, match=match,
-                                  seeds=seeds, hosts=hosts, key=key_name, executor=executor,
-                                  sample_seed=sample_seed, host=ctx.obj.get("host"), data=data,
-                                  progress=not as_json, jobs=jobs, device=device)
-    capped = (f"; {hours:.4g} GPU-hours would buy {out['affordable']}, the space has "
-              f"{out['sampled']}" if out["affordable"] > out["sampled"] else "")
-    emit(out, as_json, f"random: {out['sampled']} conditions sampled to match {hours:.4g} "
-                       f"GPU-hours ({match}){capped}; spent {out['training_gpu_hours']:.4g} "
-                       f"GPU-hours; best {out['best']} mean {out['best_mean']}")
+    out, hours = gl.random_search(
+        open_store(ctx),
+        campaign_path,
+        budget=budget,
+        match=match,
+        seeds=seeds,
+        hosts=hosts,
+        key=key_name,
+        executor=executor,
+        sample_seed=sample_seed,
+        host=ctx.obj.get("host"),
+        data=data,
+        progress=not as_json,
+        jobs=jobs,
+        device=device,
+    )
+    capped = (
+        f"; {hours:.4g} GPU-hours would buy {out['affordable']}, the space has {out['sampled']}"
+        if out["affordable"] > out["sampled"]
+        else ""
+    )
+    emit(
+        out,
+        as_json,
+        f"random: {out['sampled']} conditions sampled to match {hours:.4g} "
+        f"GPU-hours ({match}){capped}; spent {out['training_gpu_hours']:.4g} "
+        f"GPU-hours; best {out['best']} mean {out['best_mean']}",
+    )
 
 
 def register(cli: click.Group) -> None:
     """Attach the method commands."""
-    for command in (design_cmd, run_cmd, decide_cmd, effects_cmd, campaign_cmd,
-                    baseline_group):
+    for command in (design_cmd, run_cmd, decide_cmd, effects_cmd, campaign_cmd, baseline_group):
         cli.add_command(command)

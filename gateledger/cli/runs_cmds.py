@@ -37,16 +37,28 @@ def _cell(column: str, value: Any, metric: str) -> str:
     return str(value)
 
 
-SHOWN = {"run": "run", "condition_id": "id", "training_seconds": "train_s",
-         "tokens_per_s": "tok/s", "gpu_hours": "GPU-h"}
+SHOWN = {
+    "run": "run",
+    "condition_id": "id",
+    "training_seconds": "train_s",
+    "tokens_per_s": "tok/s",
+    "gpu_hours": "GPU-h",
+}
 
 
 def _print_table(table) -> None:
     several = len({r["campaign"] for r in table.rows}) > 1
     skip = {"manifest", "kind", "runner"} | (set() if several else {"campaign"})
     columns = [c for c in table.columns if c not in skip]
-    numeric = {table.metric, "training_seconds", "tokens_per_s", "mfu", "gpu_hours", "seed",
-               *table.factors}
+    numeric = {
+        table.metric,
+        "training_seconds",
+        "tokens_per_s",
+        "mfu",
+        "gpu_hours",
+        "seed",
+        *table.factors,
+    }
     rows = [[_cell(c, r[c], table.metric) for c in columns] for r in table.rows]
     headers = [SHOWN.get(c, c) for c in columns]
     for line in text_table(headers, rows, {i for i, c in enumerate(columns) if c in numeric}):
@@ -54,8 +66,10 @@ def _print_table(table) -> None:
     sims = sum(1 for r in table.rows if r["runner"] == "sim")
     baselines = sum(1 for r in table.rows if r["kind"] == "baseline")
     total = sum(r["gpu_hours"] for r in table.rows)
-    notes = [f"{len(table.rows)} run{'s' if len(table.rows) != 1 else ''}",
-             f"{gpu_hours_text(total)} training GPU-hours"]
+    notes = [
+        f"{len(table.rows)} run{'s' if len(table.rows) != 1 else ''}",
+        f"{gpu_hours_text(total)} training GPU-hours",
+    ]
     if baselines:
         notes.append(f"{baselines} of them baseline runs")
     if sims:
@@ -74,17 +88,34 @@ def _csv(table) -> str:
 
 @click.command("runs")
 @click.option("--stage", "stages", multiple=True, help="Only this stage (repeatable).")
-@click.option("--status", "statuses", multiple=True,
-              type=click.Choice(["ok", "diverged", "crashed", "timeout"]),
-              help="Only runs with this status (repeatable).")
-@click.option("--condition", "conditions", multiple=True,
-              help="Only this condition: its name or an id prefix of 8+ hex (repeatable).")
-@click.option("--kind", "kinds", multiple=True, type=click.Choice(["gate", "baseline",
-                                                                    "unplanned"]),
-              help="Only protocol gates, baselines or unplanned runs (repeatable).")
-@click.option("--campaign", "campaign_path", default=None, envvar="LEDGER_CAMPAIGN",
-              type=click.Path(dir_okay=False),
-              help="Only this campaign's runs (a store may hold several). Env: LEDGER_CAMPAIGN.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(["ok", "diverged", "crashed", "timeout"]),
+    help="Only runs with this status (repeatable).",
+)
+@click.option(
+    "--condition",
+    "conditions",
+    multiple=True,
+    help="Only this condition: its name or an id prefix of 8+ hex (repeatable).",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["gate", "baseline", "unplanned"]),
+    help="Only protocol gates, baselines or unplanned runs (repeatable).",
+)
+@click.option(
+    "--campaign",
+    "campaign_path",
+    default=None,
+    envvar="LEDGER_CAMPAIGN",
+    type=click.Path(dir_okay=False),
+    help="Only this campaign's runs (a store may hold several). Env: LEDGER_CAMPAIGN.",
+)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with full ids and raw numbers.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -104,8 +135,14 @@ def runs_cmd(ctx, stages, statuses, conditions, kinds, campaign_path, as_csv, as
       ledger runs --csv > runs.csv
       ledger runs --json | jq '.rows[] | select(.status != "ok")'
     """
-    table = gl.runs_rows(open_store(ctx), campaign=campaign_path, stages=stages,
-                         statuses=statuses, conditions=conditions, kinds=kinds)
+    table = gl.runs_rows(
+        open_store(ctx),
+        campaign=campaign_path,
+        stages=stages,
+        statuses=statuses,
+        conditions=conditions,
+        kinds=kinds,
+    )
     if as_json:
         emit(table.to_dict(), True)
     elif as_csv:

@@ -33,11 +33,20 @@ def _table_row(row: dict[str, Any]) -> list[str]:
     if row["declared"] is None:
         return [row["stage"], row["kind"], "-", "-", "-", "not frozen", "-", "-", "-"]
     statuses = ", ".join(f"{s} {n}" for s, n in sorted(row["statuses"].items())) or "-"
-    eta = ("done" if row["finished"] else
-           ("~" + duration_text(row["eta_s"]) if row["eta_s"] else "-"))
-    return [row["stage"], row["kind"], f"{row['recorded']}/{row['declared']}", str(row["left"]),
-            str(len(row["running"])), statuses, gpu_hours_text(row["gpu_hours"]), eta,
-            _decided(row)]
+    eta = (
+        "done" if row["finished"] else ("~" + duration_text(row["eta_s"]) if row["eta_s"] else "-")
+    )
+    return [
+        row["stage"],
+        row["kind"],
+        f"{row['recorded']}/{row['declared']}",
+        str(row["left"]),
+        str(len(row["running"])),
+        statuses,
+        gpu_hours_text(row["gpu_hours"]),
+        eta,
+        _decided(row),
+    ]
 
 
 def frame_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -45,32 +54,55 @@ def frame_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = text_table(HEADERS, [_table_row(r) for r in rows], right={2, 3, 4, 6})
     running = [(r["stage"], x) for r in rows for x in r["running"]]
     if running:
-        shown = ", ".join(f"{stage} {x['condition']} seed {x['cell'].replace('/', ' @ ', 1)} "
-                          f"({duration_text(x['since_s'])})" for stage, x in running[:RUNNING_SHOWN])
+        shown = ", ".join(
+            f"{stage} {x['condition']} seed {x['cell'].replace('/', ' @ ', 1)} "
+            f"({duration_text(x['since_s'])})"
+            for stage, x in running[:RUNNING_SHOWN]
+        )
         more = f" and {len(running) - RUNNING_SHOWN} more" if len(running) > RUNNING_SHOWN else ""
         lines.append(f"running now: {shown}{more}")
     stale = sum(r["stale_starts"] for r in rows)
     if stale:
-        lines.append(f"{stale} start(s) without a record, too old to be running (a run that "
-                     f"was killed; `ledger run` again takes it over)")
+        lines.append(
+            f"{stale} start(s) without a record, too old to be running (a run that "
+            f"was killed; `ledger run` again takes it over)"
+        )
     declared = sum(r["declared"] or 0 for r in rows)
     recorded = sum(r["recorded"] for r in rows)
     total = sum(r["gpu_hours"] for r in rows)
-    lines.append(f"total: {recorded} of {declared} declared runs recorded, "
-                 f"{gpu_hours_text(total)} training GPU-hours")
+    lines.append(
+        f"total: {recorded} of {declared} declared runs recorded, "
+        f"{gpu_hours_text(total)} training GPU-hours"
+    )
     return lines
 
 
-def show_frames(frames: Iterable[tuple[list[Any], bool]], root: str | Path, *, interval: float,
-                stage: str | None, as_json: bool, clear: bool) -> int:
+def show_frames(
+    frames: Iterable[tuple[list[Any], bool]],
+    root: str | Path,
+    *,
+    interval: float,
+    stage: str | None,
+    as_json: bool,
+    clear: bool,
+) -> int:
     """Print each (rows, done) frame of `gateledger.watch` as it comes; the frames shown."""
     shown = 0
     for rows, done in frames:
         shown += 1
         table = [r.to_dict() for r in rows]
         if as_json:
-            click.echo(json.dumps({"at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                   "done": done, "stages": table}, sort_keys=True, default=str))
+            click.echo(
+                json.dumps(
+                    {
+                        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "done": done,
+                        "stages": table,
+                    },
+                    sort_keys=True,
+                    default=str,
+                )
+            )
             continue
         now = datetime.now(UTC).strftime("%H:%M:%S UTC")
         head = f"{root}: {now}, every {interval:g}s" + ("" if done else " (Ctrl-C stops)")

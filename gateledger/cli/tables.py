@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]],
-               right: set[int] | None = None) -> list[str]:
+def text_table(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], right: set[int] | None = None
+) -> list[str]:
     """Aligned plain-text columns (numbers right-aligned), a rule under the header."""
     right = right or set()
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return [line(columns), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 

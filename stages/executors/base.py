@@ -75,5 +75,4 @@ class Executor(Protocol):
 
     name: str
 
-    def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:
-        ...
+    def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]: ...

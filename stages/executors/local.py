@@ -94,8 +94,10 @@ class LocalExecutor:
         memory, and only the log (capped) and stderr's tail are read back.
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
-        stem = (f"{task.manifest[:12]}-{task.condition[:12]}-{task.seed}-{task.host}-"
-                f"{secrets.token_hex(4)}")
+        stem = (
+            f"{task.manifest[:12]}-{task.condition[:12]}-{task.seed}-{task.host}-"
+            f"{secrets.token_hex(4)}"
+        )
         base = self.workdir / stem
         config_path, log_path = base.with_suffix(".config.json"), base.with_suffix(".jsonl")
         out_path, err_path = base.with_suffix(".stdout"), base.with_suffix(".stderr")
@@ -107,8 +109,9 @@ class LocalExecutor:
         deadline = self.deadline(task)
         override = None
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(argv, stdout=out, stderr=err, env=self._env(slot),
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=err, env=self._env(slot), start_new_session=True
+            )
             with self._lock:
                 self._procs[proc.pid] = proc
             try:

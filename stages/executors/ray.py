@@ -66,8 +66,14 @@ def _run_on_worker(
         local = LocalExecutor(workdir=Path(tmp), jobs=1, **options)
         result = local._run_one(task, 0, lambda _task: True)
     assert result is not None  # the callback above always launches
-    return (result.raw, result.fmt, result.status_override, result.stderr, result.deadline_s,
-            result.exit_code)
+    return (
+        result.raw,
+        result.fmt,
+        result.status_override,
+        result.stderr,
+        result.deadline_s,
+        result.exit_code,
+    )
 
 
 @dataclass
@@ -86,17 +92,19 @@ class RayExecutor:
         try:
             import ray  # ray: optional extra, seconds to import
         except ImportError:
-            raise LedgerError(
-                "the ray executor needs Ray: pip install 'gateledger[ray]'"
-            ) from None
+            raise LedgerError("the ray executor needs Ray: pip install 'gateledger[ray]'") from None
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, log_to_driver=False)
             else:
                 # A local instance declaring logical GPUs, so `num_gpus=1` tasks schedule on a
                 # CPU-only machine exactly as they would on a GPU node.
-                ray.init(num_cpus=max(1, self.jobs), num_gpus=max(1, self.jobs),
-                         include_dashboard=False, log_to_driver=False)
+                ray.init(
+                    num_cpus=max(1, self.jobs),
+                    num_gpus=max(1, self.jobs),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
         return ray
 
     def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:

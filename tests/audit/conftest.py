@@ -41,5 +41,3 @@ def rewrite_journal(journal, events: list[dict]) -> None:
     journal.path.write_bytes(b"\n".join(lines) + b"\n")
     head = {"host": journal.host, "seq": len(lines) - 1, "hash": prev}
     journal.path.with_name("journal.head").write_bytes(canonical_bytes(head))
-
-

@@ -24,9 +24,16 @@ lie = os.environ.get("LIE", "")
 victim = float(os.environ.get("LIE_TARGET", "-1")) == cfg["matrix_lr"]
 t0 = time.perf_counter()
 val = 1.0 + cfg["matrix_lr"] + 0.001 * declared
-header = {"type": "header", **cfg, "seed": seed, "budget_s": budget, "host": host,
-          "runner": "liar", "manifest": args["--manifest"],
-          "started_at": datetime.now(UTC).isoformat(timespec="microseconds")}
+header = {
+    "type": "header",
+    **cfg,
+    "seed": seed,
+    "budget_s": budget,
+    "host": host,
+    "runner": "liar",
+    "manifest": args["--manifest"],
+    "started_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+}
 status, train_s = "ok", 0.002
 summary_val = eval_val = val
 if victim:
@@ -48,14 +55,24 @@ if victim:
         summary_val = val - 0.5
     elif lie == "longtrain":
         train_s = 50 * 3600.0
-lines = [header, {"type": "step", "step": 1, "train_seconds": 0.001, "loss": 3.0, "lr": 0.01,
-                  "tokens": 64},
-         {"type": "step", "step": 2, "train_seconds": train_s, "loss": 2.0, "lr": 0.01,
-          "tokens": 128},
-         {"type": "eval", "val_bpb": eval_val, "eval_tokens": 10, "eval_bytes": 10}]
-summary = {"type": "summary", "status": status, "training_seconds": train_s,
-           "total_seconds": time.perf_counter() - t0, "num_steps": 2, "total_tokens": 128,
-           "num_params": 1000, "peak_mem_mb": None, "tokens_per_s": 64000.0, "mfu": None}
+lines = [
+    header,
+    {"type": "step", "step": 1, "train_seconds": 0.001, "loss": 3.0, "lr": 0.01, "tokens": 64},
+    {"type": "step", "step": 2, "train_seconds": train_s, "loss": 2.0, "lr": 0.01, "tokens": 128},
+    {"type": "eval", "val_bpb": eval_val, "eval_tokens": 10, "eval_bytes": 10},
+]
+summary = {
+    "type": "summary",
+    "status": status,
+    "training_seconds": train_s,
+    "total_seconds": time.perf_counter() - t0,
+    "num_steps": 2,
+    "total_tokens": 128,
+    "num_params": 1000,
+    "peak_mem_mb": None,
+    "tokens_per_s": 64000.0,
+    "mfu": None,
+}
 if not (victim and lie == "noval"):
     summary["val_bpb"] = summary_val
 lines.append(summary)

@@ -99,16 +99,33 @@ def test_run_record_deleted(done):
 def test_undeclared_extra_run(done):
     store = done[0]
     manifest = current_manifest(store, "t", "gate")
-    raw = simulate_log(SimParams.from_table({}, "ABCDE"), condition="x" * 64, name="x",
-                       config={}, coded={}, budget_s=600, seed=9, host="h1",
-                       manifest=manifest.id)
+    raw = simulate_log(
+        SimParams.from_table({}, "ABCDE"),
+        condition="x" * 64,
+        name="x",
+        config={},
+        coded={},
+        budget_s=600,
+        seed=9,
+        host="h1",
+        manifest=manifest.id,
+    )
     raw_id = store.put_bytes(raw)
-    record = {"manifest": manifest.id, "stage": "gate", "condition": "x" * 64, "seed": 9,
-              "host": "h1", "run": f"{'x' * 64}/9/h1", "raw_log": raw_id, "format": "jsonl",
-              "runner": "sim", "status": "ok",
-              "metrics": {"val_bpb": 1.5, "training_seconds": 600, "total_seconds": 615,
-                          "num_steps": 1},
-              "gpus": 1, "recorded_at": "2030-01-01T00:00:00+00:00"}
+    record = {
+        "manifest": manifest.id,
+        "stage": "gate",
+        "condition": "x" * 64,
+        "seed": 9,
+        "host": "h1",
+        "run": f"{'x' * 64}/9/h1",
+        "raw_log": raw_id,
+        "format": "jsonl",
+        "runner": "sim",
+        "status": "ok",
+        "metrics": {"val_bpb": 1.5, "training_seconds": 600, "total_seconds": 615, "num_steps": 1},
+        "gpus": 1,
+        "recorded_at": "2030-01-01T00:00:00+00:00",
+    }
     rid = store.put_unsigned("run", record)
     store.journal().append("run_recorded", object=rid, run=record["run"], manifest=manifest.id)
     found = problems(store)
@@ -126,8 +143,13 @@ def test_manifest_frozen_after_its_first_run_started(done):
     lines = journal.path.read_text().splitlines()
     events = [json.loads(x) for x in lines]
     freeze_event = events[-1]
-    early = {"kind": "run_started", "object": None, "run": f"{cond}/0/h1",
-             "manifest": manifest_id, "at": "2000-01-01T00:00:00+00:00"}
+    early = {
+        "kind": "run_started",
+        "object": None,
+        "run": f"{cond}/0/h1",
+        "manifest": manifest_id,
+        "at": "2000-01-01T00:00:00+00:00",
+    }
     rewrite_journal(journal, events[:-1] + [early, freeze_event])
     found = problems(store)
     assert any(manifest_id in p and "before" in p for p in found), found
@@ -137,8 +159,9 @@ def test_signature_by_key_outside_keyring(done, tmp_path, monkeypatch):
     store = done[0]
     monkeypatch.setenv("LEDGER_KEY_DIR", str(tmp_path / "intruder"))
     intruder = generate_key("intruder")
-    obj = sign_object("decision", {"manifest": None, "stage": "x", "runs": [],
-                                   "promoted": []}, intruder)
+    obj = sign_object(
+        "decision", {"manifest": None, "stage": "x", "runs": [], "promoted": []}, intruder
+    )
     oid = store.put_json(obj)
     found = problems(store)
     assert any(oid in p and intruder.key_id in p for p in found), found

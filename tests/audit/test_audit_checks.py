@@ -64,8 +64,9 @@ def test_diverged_without_evidence_and_crashed_over_an_ok_log(done):
     b = _replace_record(store, second.id, {**second.body, "status": "crashed"})
     found = problems(store)
     assert any(a in p and "status diverged but its log reports val_bpb" in p for p in found)
-    assert any(b in p and "status crashed but its log ends with an ok summary" in p
-               for p in found), found
+    assert any(
+        b in p and "status crashed but its log ends with an ok summary" in p for p in found
+    ), found
 
 
 def test_a_diverged_log_without_an_exploding_loss(done):
@@ -79,8 +80,9 @@ def test_a_diverged_log_without_an_exploding_loss(done):
     metrics = {**run.body["metrics"], "val_bpb": None}
     new = _relog(store, run, calm_divergence, status="diverged", metrics=metrics)
     found = problems(store)
-    assert any(new in p and "no step line shows a non-finite or exploding loss" in p
-               for p in found), found
+    assert any(
+        new in p and "no step line shows a non-finite or exploding loss" in p for p in found
+    ), found
 
 
 def test_builtin_runner_identity_host_and_data(done):
@@ -89,14 +91,20 @@ def test_builtin_runner_identity_host_and_data(done):
     manifest, run = _gate_run(store)
 
     def real_runner(lines):
-        lines[0].update(runner="builtin", code_sha256="c" * 64, runner_version="0.0",
-                        data_sha256="d" * 64, host="elsewhere")
+        lines[0].update(
+            runner="builtin",
+            code_sha256="c" * 64,
+            runner_version="0.0",
+            data_sha256="d" * 64,
+            host="elsewhere",
+        )
 
     new = _relog(store, run, real_runner)
     found = [p for p in problems(store) if new in p]
     assert any("header code_sha256 'cccc" in p and "frozen runner's" in p for p in found), found
-    assert any("header data_sha256 'dddd" in p and "is not the manifest's" in p
-               for p in found), found
+    assert any("header data_sha256 'dddd" in p and "is not the manifest's" in p for p in found), (
+        found
+    )
     assert any("header host 'elsewhere' is not the declared host" in p for p in found), found
 
 
@@ -122,8 +130,11 @@ def test_decision_citing_other_runs_journaled_before_them_and_a_second_decision(
     store, key, _camp, _sim = done
     manifest = current_manifest(store, "t", "gate")
     decision = manifest_decision(store, manifest.id)
-    body = {**decision.body, "runs": decision.body["runs"][1:],
-            "decided_at": datetime.now(UTC).isoformat()}
+    body = {
+        **decision.body,
+        "runs": decision.body["runs"][1:],
+        "decided_at": datetime.now(UTC).isoformat(),
+    }
     second = store.put_signed("decision", body, key)
     store.journal().append("decision_made", object=second, manifest=manifest.id)
     found = problems(store)
@@ -147,11 +158,13 @@ def test_decision_that_cites_fewer_runs_than_were_recorded(done):
     forged = store.put_signed("decision", body, key)
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
-    rewrite_journal(journal, [{**e, "object": forged} if e["object"] == decision.id else e
-                              for e in events])
+    rewrite_journal(
+        journal, [{**e, "object": forged} if e["object"] == decision.id else e for e in events]
+    )
     found = problems(store)
-    assert any(forged in p and "the manifest's recorded declared runs are" in p
-               for p in found), found
+    assert any(forged in p and "the manifest's recorded declared runs are" in p for p in found), (
+        found
+    )
 
 
 def test_a_manifest_no_journal_cites_is_not_a_stage(done):
@@ -159,12 +172,24 @@ def test_a_manifest_no_journal_cites_is_not_a_stage(done):
     from stages.plan import build_plan
 
     plan = build_plan(store, camp, "final", for_simulation=True)
-    body = {**plan, "frozen_at": datetime.now(UTC).isoformat(), "freezer": key.key_id,
-            "amends": None}
+    body = {
+        **plan,
+        "frozen_at": datetime.now(UTC).isoformat(),
+        "freezer": key.key_id,
+        "amends": None,
+    }
     hidden = store.put_signed("manifest", body, key)
-    raw = simulate_log(SimParams.from_table({}, "ABCDE"), condition=plan["runs"][0]["condition"],
-                       name="x", config={}, coded={}, budget_s=3600, seed=0, host="h1",
-                       manifest=hidden)
+    raw = simulate_log(
+        SimParams.from_table({}, "ABCDE"),
+        condition=plan["runs"][0]["condition"],
+        name="x",
+        config={},
+        coded={},
+        budget_s=3600,
+        seed=0,
+        host="h1",
+        manifest=hidden,
+    )
     result = audit_store(store)
     assert hidden not in {s.manifest for s in result.stages} and result.verdict == "clean"
     assert raw  # the plan was never journaled: runs of it could not be recorded either

@@ -13,8 +13,11 @@ import pytest
 from audit.bundle import export_bundle, open_bundle
 from ledger.errors import BundleError, LedgerError
 
-META = {"versions": {"python": "3.11", "torch": "2.9"}, "created_at": "2025-01-01T00:00:00Z",
-        "tool_version": "0.1.0"}
+META = {
+    "versions": {"python": "3.11", "torch": "2.9"},
+    "created_at": "2025-01-01T00:00:00Z",
+    "tool_version": "0.1.0",
+}
 
 
 def fake_store(root: Path) -> Path:
@@ -41,8 +44,9 @@ def test_round_trip_same_bytes(tmp_path):
     store = fake_store(tmp_path / "store")
     campaign = tmp_path / "demo.toml"
     campaign.write_text("[campaign]\nname = 'demo'\n")
-    bundle = export_bundle(store, tmp_path / "out" / "b.tar.gz", extra_files={"demo.toml": campaign},
-                           meta=META)
+    bundle = export_bundle(
+        store, tmp_path / "out" / "b.tar.gz", extra_files={"demo.toml": campaign}, meta=META
+    )
     with tarfile.open(bundle) as tar:
         names = tar.getnames()
         assert names == sorted(names)
@@ -52,8 +56,13 @@ def test_round_trip_same_bytes(tmp_path):
     root, problems = open_bundle(bundle, tmp_path / "review")
     assert problems == []
     assert root == tmp_path / "review" / "store"
-    for rel in ("store.json", "keys/k1.json", "parts/h1/journal.jsonl", "anchors/a1.json",
-                "parts/h2/objects/cd/" + "cd" * 32):
+    for rel in (
+        "store.json",
+        "keys/k1.json",
+        "parts/h1/journal.jsonl",
+        "anchors/a1.json",
+        "parts/h2/objects/cd/" + "cd" * 32,
+    ):
         assert (root / rel).read_bytes() == (store / rel).read_bytes()
     assert (tmp_path / "review" / "extra" / "demo.toml").read_bytes() == campaign.read_bytes()
     with tarfile.open(bundle) as tar:
@@ -89,15 +98,23 @@ def _write_tar(path: Path, members: dict[str, bytes], links: dict[str, str] | No
 def _manifest(files: dict[str, bytes]) -> bytes:
     import hashlib
 
-    return json.dumps({"format": "gateledger-bundle", "version": 1, "files": [
-        {"path": n, "sha256": hashlib.sha256(d).hexdigest()} for n, d in files.items()]}).encode()
+    return json.dumps(
+        {
+            "format": "gateledger-bundle",
+            "version": 1,
+            "files": [
+                {"path": n, "sha256": hashlib.sha256(d).hexdigest()} for n, d in files.items()
+            ],
+        }
+    ).encode()
 
 
 @pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil", "store/../../evil"])
 def test_rejects_path_traversal(tmp_path, name):
     files = {"store/store.json": b"{}"}
-    bad = _write_tar(tmp_path / "bad.tar.gz",
-                     {**files, name: b"pwned", "bundle.json": _manifest(files)})
+    bad = _write_tar(
+        tmp_path / "bad.tar.gz", {**files, name: b"pwned", "bundle.json": _manifest(files)}
+    )
     with pytest.raises(BundleError, match="unsafe file name"):
         open_bundle(bad, tmp_path / "review")
     assert not (tmp_path / "evil.txt").exists()
@@ -105,8 +122,11 @@ def test_rejects_path_traversal(tmp_path, name):
 
 def test_rejects_links(tmp_path):
     files = {"store/store.json": b"{}"}
-    bad = _write_tar(tmp_path / "bad.tar.gz", {**files, "bundle.json": _manifest(files)},
-                     links={"store/keys/k.json": "/etc/passwd"})
+    bad = _write_tar(
+        tmp_path / "bad.tar.gz",
+        {**files, "bundle.json": _manifest(files)},
+        links={"store/keys/k.json": "/etc/passwd"},
+    )
     with pytest.raises(BundleError, match="'store/keys/k.json' is a link"):
         open_bundle(bad, tmp_path / "review")
 
@@ -146,8 +166,9 @@ def test_export_refuses_non_store_and_bad_extra_name(tmp_path):
         export_bundle(tmp_path, tmp_path / "b.tar.gz", meta=META)
     store = fake_store(tmp_path / "store")
     with pytest.raises(BundleError, match="unsafe file name"):
-        export_bundle(store, tmp_path / "b.tar.gz", extra_files={"../x": store / "store.json"},
-                      meta=META)
+        export_bundle(
+            store, tmp_path / "b.tar.gz", extra_files={"../x": store / "store.json"}, meta=META
+        )
     assert not (tmp_path / "b.tar.gz").exists()
 
 

@@ -16,12 +16,26 @@ def test_export_then_audit_bundle_elsewhere(tmp_path, sim_campaign, monkeypatch)
     store = str(tmp_path / ".ledger")
     runner.invoke(cli, ["--store", store, "init"])
     runner.invoke(cli, ["--store", store, "keygen", "--name", "me"])
-    res = runner.invoke(cli, ["--store", store, "campaign", "--campaign", str(sim_campaign),
-                              "--executor", "sim", "--until", "gate", "--json"])
+    res = runner.invoke(
+        cli,
+        [
+            "--store",
+            store,
+            "campaign",
+            "--campaign",
+            str(sim_campaign),
+            "--executor",
+            "sim",
+            "--until",
+            "gate",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     bundle = tmp_path / "evidence.tar.gz"
-    res = runner.invoke(cli, ["--store", store, "export", str(bundle), "--campaign",
-                              str(sim_campaign)])
+    res = runner.invoke(
+        cli, ["--store", store, "export", str(bundle), "--campaign", str(sim_campaign)]
+    )
     assert res.exit_code == 0, res.output
 
     empty = tmp_path / "reviewer"

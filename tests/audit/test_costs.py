@@ -8,30 +8,65 @@ from audit.costs import campaign_totals, cost_breakdown, counterfactuals, partit
 from ledger.errors import LedgerError
 
 
-def run(stage="s", condition="c1", host="h1", seed=0, status="ok", train=120.0, total=150.0,
-        gpus=1, name=None):
-    return {"stage": stage, "condition": condition, "name": name or condition, "host": host,
-            "seed": seed, "status": status, "training_seconds": train, "total_seconds": total,
-            "gpus": gpus}
+def run(
+    stage="s",
+    condition="c1",
+    host="h1",
+    seed=0,
+    status="ok",
+    train=120.0,
+    total=150.0,
+    gpus=1,
+    name=None,
+):
+    return {
+        "stage": stage,
+        "condition": condition,
+        "name": name or condition,
+        "host": host,
+        "seed": seed,
+        "status": status,
+        "training_seconds": train,
+        "total_seconds": total,
+        "gpus": gpus,
+    }
 
 
 # the staged-promotion paper example: 9 ten-minute candidates, 4 sixty-minute, 3 anchors at
 # 12 h, every stage on 2 hosts x 2 seeds (4 cells)
 PAPER = [
-    {"name": "gate-10m", "budget_s": 600, "cells": 4, "candidates": [f"c{i}" for i in range(9)],
-     "promoted": ["c0", "c1", "c2", "c3"], "executed_gpu_hours": 6.0},
-    {"name": "gate-60m", "budget_s": 3600, "cells": 4, "candidates": ["c0", "c1", "c2", "c3"],
-     "promoted": ["c0", "c1", "c2"], "executed_gpu_hours": 16.0},
-    {"name": "final-12h", "budget_s": 43200, "cells": 4, "candidates": ["c0", "c1", "c2"],
-     "promoted": ["c0"], "executed_gpu_hours": 144.0},
+    {
+        "name": "gate-10m",
+        "budget_s": 600,
+        "cells": 4,
+        "candidates": [f"c{i}" for i in range(9)],
+        "promoted": ["c0", "c1", "c2", "c3"],
+        "executed_gpu_hours": 6.0,
+    },
+    {
+        "name": "gate-60m",
+        "budget_s": 3600,
+        "cells": 4,
+        "candidates": ["c0", "c1", "c2", "c3"],
+        "promoted": ["c0", "c1", "c2"],
+        "executed_gpu_hours": 16.0,
+    },
+    {
+        "name": "final-12h",
+        "budget_s": 43200,
+        "cells": 4,
+        "candidates": ["c0", "c1", "c2"],
+        "promoted": ["c0"],
+        "executed_gpu_hours": 144.0,
+    },
 ]
 
 
 def test_paper_example_144_192_432():
     first, second = counterfactuals(PAPER)
-    assert first["final_planned"] == pytest.approx(144.0)   # 3 x 4 x 12 h
-    assert second["final_if_all"] == pytest.approx(192.0)   # 4 x 4 x 12 h
-    assert first["final_if_all"] == pytest.approx(432.0)    # 9 x 4 x 12 h
+    assert first["final_planned"] == pytest.approx(144.0)  # 3 x 4 x 12 h
+    assert second["final_if_all"] == pytest.approx(192.0)  # 4 x 4 x 12 h
+    assert first["final_if_all"] == pytest.approx(432.0)  # 9 x 4 x 12 h
     assert first["saved_final"] == pytest.approx(288.0)
     # next stage from the 10-minute gate: 9 x 4 x 1 h = 36, planned 4 x 4 x 1 h = 16
     assert first["next_if_all"] == pytest.approx(36.0)
@@ -45,12 +80,18 @@ def test_paper_example_144_192_432():
 
 def test_counterfactual_sentences():
     first, second = counterfactuals(PAPER)
-    assert first["sentence"] == ("continuing all 9 candidates of gate-10m to final-12h would "
-                                 "have spent 432.0 GPU-hours; the protocol planned 144.0")
-    assert second["sentence"] == ("continuing all 4 candidates of gate-60m to final-12h would "
-                                  "have spent 192.0 GPU-hours; the protocol planned 144.0")
-    assert first["sentence_next"] == ("continuing all 9 candidates of gate-10m to gate-60m "
-                                      "would have spent 36.0 GPU-hours; the protocol planned 16.0")
+    assert first["sentence"] == (
+        "continuing all 9 candidates of gate-10m to final-12h would "
+        "have spent 432.0 GPU-hours; the protocol planned 144.0"
+    )
+    assert second["sentence"] == (
+        "continuing all 4 candidates of gate-60m to final-12h would "
+        "have spent 192.0 GPU-hours; the protocol planned 144.0"
+    )
+    assert first["sentence_next"] == (
+        "continuing all 9 candidates of gate-10m to gate-60m "
+        "would have spent 36.0 GPU-hours; the protocol planned 16.0"
+    )
 
 
 def test_counterfactual_gpus_per_run():
@@ -81,8 +122,11 @@ def test_failed_run_counts_its_seconds():
     out = cost_breakdown(runs)
     assert out["training_gpu_hours"] == pytest.approx(150 / 3600)
     assert out["wall_gpu_hours"] == pytest.approx(165 / 3600)
-    assert out["by_status"]["diverged"] == {"n_runs": 1, "training_gpu_hours": 30 / 3600,
-                                            "wall_gpu_hours": 35 / 3600}
+    assert out["by_status"]["diverged"] == {
+        "n_runs": 1,
+        "training_gpu_hours": 30 / 3600,
+        "wall_gpu_hours": 35 / 3600,
+    }
     assert out["n_runs"] == 2
 
 
@@ -95,25 +139,35 @@ def test_gpus_double_the_hours():
 
 
 def test_parts_by_hand_and_a_check_that_can_fail():
-    runs = [run(stage="a", condition="x", host="h1", train=3600, total=3960),
-            run(stage="a", condition="y", host="h2", train=1800, total=1800, gpus=2),
-            run(stage="b", condition="x", host="h1", status="timeout", train=900, total=1260)]
+    runs = [
+        run(stage="a", condition="x", host="h1", train=3600, total=3960),
+        run(stage="a", condition="y", host="h2", train=1800, total=1800, gpus=2),
+        run(stage="b", condition="x", host="h1", status="timeout", train=900, total=1260),
+    ]
     out = cost_breakdown(runs)
     # by hand: 1 h + 2 x 0.5 h + 0.25 h = 2.25 h training; 1.1 + 1.0 + 0.35 = 2.45 h wall
     assert out["training_gpu_hours"] == pytest.approx(2.25)
     assert out["wall_gpu_hours"] == pytest.approx(2.45)
     assert out["by_stage"]["a"]["training_gpu_hours"] == pytest.approx(2.0)
-    assert out["by_host"]["h1"] == {"n_runs": 2, "training_gpu_hours": pytest.approx(1.25),
-                                    "wall_gpu_hours": pytest.approx(1.45)}
+    assert out["by_host"]["h1"] == {
+        "n_runs": 2,
+        "training_gpu_hours": pytest.approx(1.25),
+        "wall_gpu_hours": pytest.approx(1.45),
+    }
     assert out["by_condition"]["x"]["training_gpu_hours"] == pytest.approx(1.25)
     assert out["by_status"]["timeout"]["training_gpu_hours"] == pytest.approx(0.25)
     assert [c["name"] for c in out["checks"]] == [
-        "by_stage sums to total", "by_host sums to total", "by_condition sums to total",
-        "by_status sums to total"]
+        "by_stage sums to total",
+        "by_host sums to total",
+        "by_condition sums to total",
+        "by_status sums to total",
+    ]
     assert all(c["ok"] for c in out["checks"])
     # a breakdown whose parts no longer add up (edited in a report, a bundle, by a bug) fails
-    tampered = {**out, "by_host": {**out["by_host"], "h2": {**out["by_host"]["h2"],
-                                                          "training_gpu_hours": 0.5}}}
+    tampered = {
+        **out,
+        "by_host": {**out["by_host"], "h2": {**out["by_host"]["h2"], "training_gpu_hours": 0.5}},
+    }
     checks = {c["name"]: c for c in partition_checks(tampered)}
     assert not checks["by_host sums to total"]["ok"]
     assert checks["by_host sums to total"]["difference"] == pytest.approx(0.5)
@@ -125,18 +179,46 @@ def test_parts_by_hand_and_a_check_that_can_fail():
 # The paper's campaign shape: an independent second screen (no `from`), then a lineage
 # screen-5m -> gate-10m -> gate-60m -> final-12h; 2 hosts x 1 seed at the screens, 2 x 2 after.
 LINEAGE = [
-    {"name": "screen-2m", "from": None, "budget_s": 120, "cells": 2,
-     "candidates": [f"d{i}" for i in range(16)], "promoted": [f"d{i}" for i in range(8)]},
-    {"name": "screen-5m", "from": None, "budget_s": 300, "cells": 2,
-     "candidates": [f"d{i}" for i in range(16)] + ["base"],
-     "promoted": [f"d{i}" for i in range(7)] + ["base"]},
-    {"name": "gate-10m", "from": "screen-5m", "budget_s": 600, "cells": 4,
-     "candidates": [f"d{i}" for i in range(7)] + ["base", "bridge"],
-     "promoted": ["d0", "d1", "d2", "base"]},
-    {"name": "gate-60m", "from": "gate-10m", "budget_s": 3600, "cells": 4,
-     "candidates": ["d0", "d1", "d2", "base"], "promoted": ["d0", "d1", "base"]},
-    {"name": "final-12h", "from": "gate-60m", "budget_s": 43200, "cells": 4,
-     "candidates": ["d0", "d1", "base"], "promoted": ["d0", "base"]},
+    {
+        "name": "screen-2m",
+        "from": None,
+        "budget_s": 120,
+        "cells": 2,
+        "candidates": [f"d{i}" for i in range(16)],
+        "promoted": [f"d{i}" for i in range(8)],
+    },
+    {
+        "name": "screen-5m",
+        "from": None,
+        "budget_s": 300,
+        "cells": 2,
+        "candidates": [f"d{i}" for i in range(16)] + ["base"],
+        "promoted": [f"d{i}" for i in range(7)] + ["base"],
+    },
+    {
+        "name": "gate-10m",
+        "from": "screen-5m",
+        "budget_s": 600,
+        "cells": 4,
+        "candidates": [f"d{i}" for i in range(7)] + ["base", "bridge"],
+        "promoted": ["d0", "d1", "d2", "base"],
+    },
+    {
+        "name": "gate-60m",
+        "from": "gate-10m",
+        "budget_s": 3600,
+        "cells": 4,
+        "candidates": ["d0", "d1", "d2", "base"],
+        "promoted": ["d0", "d1", "base"],
+    },
+    {
+        "name": "final-12h",
+        "from": "gate-60m",
+        "budget_s": 43200,
+        "cells": 4,
+        "candidates": ["d0", "d1", "base"],
+        "promoted": ["d0", "base"],
+    },
 ]
 
 
@@ -155,8 +237,8 @@ def test_counterfactuals_follow_from_not_file_order():
     assert five["final_planned"] == pytest.approx(144.0)
     # what the protocol planned after the gate, along the lineage only: 6 + 16 + 144
     assert five["protocol_remaining"] == pytest.approx(166.0)
-    assert cfs["gate-10m"]["final_if_all"] == pytest.approx(432.0)   # 9 x 4 x 12 h
-    assert cfs["gate-60m"]["final_if_all"] == pytest.approx(192.0)   # 4 x 4 x 12 h
+    assert cfs["gate-10m"]["final_if_all"] == pytest.approx(432.0)  # 9 x 4 x 12 h
+    assert cfs["gate-60m"]["final_if_all"] == pytest.approx(192.0)  # 4 x 4 x 12 h
     # the old reading (next in the file) would have charged screen-2m's 16 candidates to the
     # independent screen; nothing here does
     assert all(cf["next"] != "screen-5m" for cf in cfs.values())
@@ -171,8 +253,10 @@ def test_without_from_the_next_stage_is_the_one_taking_the_promoted_set():
 
 
 def test_campaign_totals_along_the_lineage():
-    stages = [dict(s, executed_gpu_hours=h) for s, h in zip(LINEAGE, (1.0, 2.0, 6.0, 16.0, 144.0),
-                                                             strict=True)]
+    stages = [
+        dict(s, executed_gpu_hours=h)
+        for s, h in zip(LINEAGE, (1.0, 2.0, 6.0, 16.0, 144.0), strict=True)
+    ]
     tot = campaign_totals(stages)
     assert tot["root"] == "screen-5m" and tot["executed_gpu_hours"] == pytest.approx(169.0)
     # outside the lineage as executed (1 + 2), then 17 candidates through 10 m, 60 m and 12 h:
@@ -186,13 +270,16 @@ def test_empty_runs():
     assert out["training_gpu_hours"] == 0.0 and all(c["ok"] for c in out["checks"])
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"training_seconds": None}, "runs[0].training_seconds"),
-    ({"total_seconds": float("nan")}, "runs[0].total_seconds"),
-    ({"training_seconds": -1.0}, "runs[0].training_seconds"),
-    ({"gpus": 0}, "runs[0].gpus"),
-    ({"status": "weird"}, "runs[0].status"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"training_seconds": None}, "runs[0].training_seconds"),
+        ({"total_seconds": float("nan")}, "runs[0].total_seconds"),
+        ({"training_seconds": -1.0}, "runs[0].training_seconds"),
+        ({"gpus": 0}, "runs[0].gpus"),
+        ({"status": "weird"}, "runs[0].status"),
+    ],
+)
 def test_bad_run_raises_one_line(bad, message):
     with pytest.raises(LedgerError, match=message.replace("[", r"\[").replace("]", r"\]")):
         cost_breakdown([{**run(), **bad}])
@@ -211,10 +298,16 @@ def test_bad_stage_is_named():
 
 
 def test_small_campaign_sentences_keep_precision():
-    tiny = [{"name": "s1", "budget_s": 60, "cells": 1, "candidates": ["a", "b", "c"],
-             "promoted": ["a"]},
-            {"name": "s2", "budget_s": 120, "cells": 2, "candidates": ["a"], "from": "s1"}]
+    tiny = [
+        {
+            "name": "s1",
+            "budget_s": 60,
+            "cells": 1,
+            "candidates": ["a", "b", "c"],
+            "promoted": ["a"],
+        },
+        {"name": "s2", "budget_s": 120, "cells": 2, "candidates": ["a"], "from": "s1"},
+    ]
     (cf,) = counterfactuals(tiny)
     assert cf["final_if_all"] == pytest.approx(3 * 2 * 120 / 3600)
-    assert cf["sentence"].endswith("would have spent 0.20 GPU-hours; the protocol planned "
-                                   "0.0667")
+    assert cf["sentence"].endswith("would have spent 0.20 GPU-hours; the protocol planned 0.0667")

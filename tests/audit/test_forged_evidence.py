@@ -39,8 +39,12 @@ def test_decision_signed_by_an_added_key_naming_the_real_decider(done, tmp_path,
     monkeypatch.setenv("LEDGER_KEY_DIR", str(tmp_path / "rogue"))
     rogue = generate_key("rogue")
     store.keyring().add(rogue.public_record())  # the attacker can write keys/
-    body = {**decision.body, "promoted": decision.body["promoted"][:1],
-            "decided_at": datetime.now(UTC).isoformat(), "decider": key.key_id}
+    body = {
+        **decision.body,
+        "promoted": decision.body["promoted"][:1],
+        "decided_at": datetime.now(UTC).isoformat(),
+        "decider": key.key_id,
+    }
     forged = store.put_signed("decision", body, rogue)
     found = problems(store)
     assert any(forged in p and f"decider {key.key_id} did not sign it" in p for p in found), found
@@ -58,8 +62,10 @@ def test_a_rogue_key_is_store_trusted_unless_the_reviewer_names_keys(done, tmp_p
     named = audit_store(store, trust=trust_from([key.key_id]))
     found = [str(f) for f in named.findings]
     final = current_manifest(store, "t", "final").id
-    assert any(final in p and f"signed by key {rogue.key_id}, which the reviewer does not "
-               "trust" in p for p in found), found
+    assert any(
+        final in p and f"signed by key {rogue.key_id}, which the reviewer does not trust" in p
+        for p in found
+    ), found
     assert named.trust == {"trust": "reviewer", "trusted_keys": [key.key_id]}
 
 
@@ -69,8 +75,9 @@ def test_trust_file_from_keys_export_is_what_the_reviewer_passes(done, tmp_path)
     out = tmp_path / "lab-keys.json"
     res = runner.invoke(cli, ["--store", str(store.root), "keys", "--export", str(out)])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["--store", str(store.root), "audit", "--trust-file", str(out),
-                              "--json"])
+    res = runner.invoke(
+        cli, ["--store", str(store.root), "audit", "--trust-file", str(out), "--json"]
+    )
     body = json.loads(res.output)
     assert res.exit_code == 0 and body["trust"] == "reviewer"
     assert body["trusted_keys"] == [key.key_id]
@@ -124,15 +131,20 @@ def test_grafted_objects_journaled_long_after_they_were_made(done, tmp_path):
     other = Store.init(tmp_path / "other", host="h1")
     run_campaign(other, camp, key, sim, progress=False)
     final = current_manifest(other, "t", "final")
-    for oid in [final.id, manifest_decision(other, final.id).id,
-                *[r.id for r in manifest_runs(other, final.id)]]:
+    for oid in [
+        final.id,
+        manifest_decision(other, final.id).id,
+        *[r.id for r in manifest_runs(other, final.id)],
+    ]:
         store.put_bytes(other.get_bytes(oid))
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    grafted = [e for e in (json.loads(x) for x in
-                           other.journal().path.read_text().splitlines())
-               if e["manifest"] == final.id or e["object"] == final.id]
+    grafted = [
+        e
+        for e in (json.loads(x) for x in other.journal().path.read_text().splitlines())
+        if e["manifest"] == final.id or e["object"] == final.id
+    ]
     rewrite_journal(journal, events + [{**e, "at": later} for e in grafted])
     found = problems(store)
     assert any(final.id in p and "replayed or grafted" in p for p in found), found
@@ -146,14 +158,20 @@ def test_second_plan_beside_the_signed_one(done, tmp_path):
     with pytest.raises(AlreadyFrozen, match="already frozen"):
         freeze(store, plan, key)  # the API itself refuses a second plan
     # an adversary without the API signs and journals the second plan by hand
-    body = {**plan, "runs": sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"],
-                                                               r["host"])),
-            "frozen_at": datetime.now(UTC).isoformat(), "freezer": key.key_id, "amends": None}
+    body = {
+        **plan,
+        "runs": sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"], r["host"])),
+        "frozen_at": datetime.now(UTC).isoformat(),
+        "freezer": key.key_id,
+        "amends": None,
+    }
     second = store.put_signed("manifest", body, key)
     store.journal().append("manifest_frozen", object=second)
     found = problems(store)
-    assert any(second in p and "frozen a second time without --amend" in p
-               and first[:12] in p for p in found), found
+    assert any(
+        second in p and "frozen a second time without --amend" in p and first[:12] in p
+        for p in found
+    ), found
 
 
 def test_signatures_after_a_revocation(done, tmp_path, monkeypatch):
@@ -171,9 +189,13 @@ def test_signatures_after_a_revocation(done, tmp_path, monkeypatch):
         raise AssertionError("signed with a revoked key")
     # ... and a thief who writes the object by hand is caught
     plan = build_plan(store, camp, "final", for_simulation=True)
-    body = {**plan, "runs": sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"],
-                                                               r["host"])),
-            "frozen_at": datetime.now(UTC).isoformat(), "freezer": key.key_id, "amends": None}
+    body = {
+        **plan,
+        "runs": sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"], r["host"])),
+        "frozen_at": datetime.now(UTC).isoformat(),
+        "freezer": key.key_id,
+        "amends": None,
+    }
     oid = store.put_bytes(canonical_bytes(sign_object("manifest", body, key)))
     store.journal().append("manifest_frozen", object=oid)
     found = problems(store)
@@ -252,8 +274,9 @@ def test_decision_with_allowed_missing_runs_says_how_many(done):
     final = audit_store(store).stages[-1]
     declared = len(current_manifest(store, "t", "final").body["runs"])
     assert final.verdict == "clean" and final.missing_runs == declared - 2
-    assert any(f"decided with {declared - 2} declared run(s) missing" in c["detail"]
-               for c in final.checks)
+    assert any(
+        f"decided with {declared - 2} declared run(s) missing" in c["detail"] for c in final.checks
+    )
 
 
 def test_rederiving_needs_the_raw_logs_not_the_records(done):
@@ -284,8 +307,9 @@ def test_parallel_run_checks_find_exactly_what_serial_ones_find(done, monkeypatc
     forged = store.put_unsigned("run", {**victim.body, "status": "timeout"})
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
-    rewrite_journal(journal, [{**e, "object": forged} if e["object"] == victim.id else e
-                              for e in events])
+    rewrite_journal(
+        journal, [{**e, "object": forged} if e["object"] == victim.id else e for e in events]
+    )
     monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 10**9)
     serial = audit_store(store)
     monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 1)

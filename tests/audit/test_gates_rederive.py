@@ -11,8 +11,15 @@ from tests.stages.test_derive_decision import MANIFEST_ID, VALUES, manifest, rec
 
 
 def _audit() -> StageAudit:
-    return StageAudit(campaign="hand", stage="screen", manifest=MANIFEST_ID, decision=None,
-                      budget_s=60.0, amends=None, superseded=False)
+    return StageAudit(
+        campaign="hand",
+        stage="screen",
+        manifest=MANIFEST_ID,
+        decision=None,
+        budget_s=60.0,
+        amends=None,
+        superseded=False,
+    )
 
 
 def _signed(body: dict) -> dict:
@@ -23,8 +30,7 @@ def test_the_audit_re_derives_the_same_decision_from_the_same_runs():
     recorded = _signed(derive_decision(MANIFEST_ID, manifest(), records()))
     audit = _audit()
     _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, records())
-    assert audit.checks == [{"name": "decision reproduces from raw logs", "ok": True,
-                             "detail": ""}]
+    assert audit.checks == [{"name": "decision reproduces from raw logs", "ok": True, "detail": ""}]
     assert audit.findings == []
 
 

@@ -30,8 +30,19 @@ def exported(done, tmp_path):
     """The two-gate sim campaign exported as in-toto attestations with its key."""
     store, key, _camp, _sim = done
     folder = tmp_path / "attest"
-    res = CliRunner().invoke(cli, ["--store", str(store.root), "export", "--in-toto",
-                                   str(folder), "--key", key.name, "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--store",
+            str(store.root),
+            "export",
+            "--in-toto",
+            str(folder),
+            "--key",
+            key.name,
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return store, key, folder, json.loads(res.output)["in_toto"]
 
@@ -61,8 +72,9 @@ def test_every_manifest_and_decision_verifies_with_independent_libraries(exporte
         assert subject["digest"]["sha256"] == row["object"]
         assert statement["predicate"] == json.loads(stored)["body"]
         assert statement["predicateType"].endswith(f"/{row['kind']}/v1")
-    bundle = [json.loads(line) for line in (folder / "attestations.intoto.jsonl")
-              .read_text().splitlines()]
+    bundle = [
+        json.loads(line) for line in (folder / "attestations.intoto.jsonl").read_text().splitlines()
+    ]
     assert bundle == [json.loads((folder / r["file"]).read_text()) for r in out["written"]]
 
 
@@ -90,16 +102,34 @@ def test_objects_signed_by_another_key_are_left_out(tmp_path):
     freeze(store, make_plan(), mine)
     other = freeze(store, {**make_plan(), "stage": "other"}, theirs)
     runner = CliRunner()
-    res = runner.invoke(cli, ["--store", str(store.root), "export", "--in-toto",
-                              str(tmp_path / "a"), "--key", "mine", "--json"])
+    res = runner.invoke(
+        cli,
+        [
+            "--store",
+            str(store.root),
+            "export",
+            "--in-toto",
+            str(tmp_path / "a"),
+            "--key",
+            "mine",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)["in_toto"]
     assert len(out["written"]) == 1
-    assert out["skipped"] == [{"object": other, "kind": "manifest",
-                               "why": f"signed by key {theirs.key_id}, not {mine.key_id}"}]
+    assert out["skipped"] == [
+        {
+            "object": other,
+            "kind": "manifest",
+            "why": f"signed by key {theirs.key_id}, not {mine.key_id}",
+        }
+    ]
     empty = Store.init(tmp_path / "empty", host="h1")
-    res = runner.invoke(cli, ["--store", str(empty.root), "export", "--in-toto",
-                              str(tmp_path / "b"), "--key", "mine"])
+    res = runner.invoke(
+        cli,
+        ["--store", str(empty.root), "export", "--in-toto", str(tmp_path / "b"), "--key", "mine"],
+    )
     assert res.exit_code == 2 and "nothing to export" in res.output
     res = runner.invoke(cli, ["--store", str(store.root), "export"])
     assert res.exit_code == 2 and "give a BUNDLE path, --in-toto DIR, or both" in res.output

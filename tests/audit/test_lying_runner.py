@@ -66,8 +66,9 @@ def lab(tmp_path, monkeypatch):
     runner = CliRunner()
 
     def invoke(*args):
-        return runner.invoke(cli, ["--store", str(store), "--host", "local", *args],
-                             catch_exceptions=False)
+        return runner.invoke(
+            cli, ["--store", str(store), "--host", "local", *args], catch_exceptions=False
+        )
 
     assert invoke("init").exit_code == 0
     assert invoke("keygen", "--name", "op").exit_code == 0
@@ -112,10 +113,21 @@ def plant(store: Store, manifest: str, cond: str, seed: int, host: str, raw: byt
     key = f"{cond}/{seed}/{host}"
     journal = store.journal()
     journal.append("run_started", run=key, manifest=manifest)
-    record = {"manifest": manifest, "stage": "gate", "condition": cond, "seed": seed,
-              "host": host, "run": key, "raw_log": store.put_bytes(raw), "format": "jsonl",
-              "runner": parsed.runner, "status": parsed.status, "metrics": parsed.metrics,
-              "gpus": 1, "recorded_at": datetime.now(UTC).isoformat(timespec="microseconds")}
+    record = {
+        "manifest": manifest,
+        "stage": "gate",
+        "condition": cond,
+        "seed": seed,
+        "host": host,
+        "run": key,
+        "raw_log": store.put_bytes(raw),
+        "format": "jsonl",
+        "runner": parsed.runner,
+        "status": parsed.status,
+        "metrics": parsed.metrics,
+        "gpus": 1,
+        "recorded_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+    }
     rid = store.put_unsigned("run", record)
     journal.append("run_recorded", object=rid, run=key, manifest=manifest)
     return rid
@@ -127,10 +139,28 @@ def liar_log(tmp_path: Path, body: dict, cond: str, seed: int, lie: str, victim:
     config, log = tmp_path / f"{cond[:8]}-{seed}.json", tmp_path / f"{cond[:8]}-{seed}.jsonl"
     config.write_text(json.dumps(info["config"]))
     effective = effective_seed(body_id(body), body, cond, seed)  # what `{seed}` is
-    subprocess.run([sys.executable, str(LIAR), "--config", str(config), "--seed", str(effective),
-                    "--declared-seed", str(seed), "--log", str(log), "--manifest", body_id(body),
-                    "--host", "local", "--budget", "300"], check=True,
-                   env={"LIE": lie, "LIE_TARGET": str(victim), "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [
+            sys.executable,
+            str(LIAR),
+            "--config",
+            str(config),
+            "--seed",
+            str(effective),
+            "--declared-seed",
+            str(seed),
+            "--log",
+            str(log),
+            "--manifest",
+            body_id(body),
+            "--host",
+            "local",
+            "--budget",
+            "300",
+        ],
+        check=True,
+        env={"LIE": lie, "LIE_TARGET": str(victim), "PATH": "/usr/bin:/bin"},
+    )
     return log.read_bytes()
 
 

@@ -20,55 +20,148 @@ EVIL = "<script>alert(1)</script>"
 
 def _runs():
     out = []
-    for stage, budget, conds in (("screen-2m", 120, ("c1", "c2", "c3")), ("gate-10m", 600,
-                                                                            ("c1", "c2"))):
+    for stage, budget, conds in (
+        ("screen-2m", 120, ("c1", "c2", "c3")),
+        ("gate-10m", 600, ("c1", "c2")),
+    ):
         for c in conds:
             for seed in (0, 1):
                 status = "diverged" if (stage, c, seed) == ("screen-2m", "c3", 1) else "ok"
-                out.append({"stage": stage, "condition": c, "name": c, "host": "h1",
-                            "seed": seed, "status": status,
-                            "training_seconds": 30.0 if status != "ok" else float(budget),
-                            "total_seconds": budget + 10.0, "gpus": 1})
+                out.append(
+                    {
+                        "stage": stage,
+                        "condition": c,
+                        "name": c,
+                        "host": "h1",
+                        "seed": seed,
+                        "status": status,
+                        "training_seconds": 30.0 if status != "ok" else float(budget),
+                        "total_seconds": budget + 10.0,
+                        "gpus": 1,
+                    }
+                )
     return out
 
 
 def sample_data() -> dict:
-    plan = [{"name": "screen-2m", "budget_s": 120, "cells": 2, "candidates": ["c1", "c2", "c3"],
-             "promoted": ["c1", "c2"], "executed_gpu_hours": 0.2},
-            {"name": "gate-10m", "budget_s": 600, "cells": 2, "candidates": ["c1", "c2"],
-             "promoted": ["c1"], "executed_gpu_hours": 0.66}]
-    cond = [{"condition": "c1" * 32, "name": "a", "n": 2, "mean": 1.23456789, "sd": 0.01,
-             "ci_low": 1.2, "ci_high": 1.27, "rank": 1, "wins": 2, "promoted": True},
-            {"condition": "c2" * 32, "name": EVIL, "n": 2, "mean": 1.3, "sd": 0.02,
-             "ci_low": 1.25, "ci_high": 1.35, "rank": 2, "wins": 0, "promoted": True},
-            {"condition": "c3" * 32, "name": "b|c", "n": 1, "mean": None, "sd": None,
-             "ci_low": None, "ci_high": None, "rank": None, "wins": 0, "promoted": False}]
+    plan = [
+        {
+            "name": "screen-2m",
+            "budget_s": 120,
+            "cells": 2,
+            "candidates": ["c1", "c2", "c3"],
+            "promoted": ["c1", "c2"],
+            "executed_gpu_hours": 0.2,
+        },
+        {
+            "name": "gate-10m",
+            "budget_s": 600,
+            "cells": 2,
+            "candidates": ["c1", "c2"],
+            "promoted": ["c1"],
+            "executed_gpu_hours": 0.66,
+        },
+    ]
+    cond = [
+        {
+            "condition": "c1" * 32,
+            "name": "a",
+            "n": 2,
+            "mean": 1.23456789,
+            "sd": 0.01,
+            "ci_low": 1.2,
+            "ci_high": 1.27,
+            "rank": 1,
+            "wins": 2,
+            "promoted": True,
+        },
+        {
+            "condition": "c2" * 32,
+            "name": EVIL,
+            "n": 2,
+            "mean": 1.3,
+            "sd": 0.02,
+            "ci_low": 1.25,
+            "ci_high": 1.35,
+            "rank": 2,
+            "wins": 0,
+            "promoted": True,
+        },
+        {
+            "condition": "c3" * 32,
+            "name": "b|c",
+            "n": 1,
+            "mean": None,
+            "sd": None,
+            "ci_low": None,
+            "ci_high": None,
+            "rank": None,
+            "wins": 0,
+            "promoted": False,
+        },
+    ]
     stage1 = {
-        "name": "screen-2m", "budget_s": 120, "manifest": M1, "decision": D1,
-        "frozen_at": "2025-01-01T00:00:00+00:00", "decided_at": "2025-01-01T01:00:00+00:00",
-        "rule": {"top_k": 2, "keep": [EVIL]}, "cells": [[0, "h1"], [1, "h1"]], "n_runs": 6,
-        "statuses": {"ok": 5, "diverged": 1}, "conditions": cond,
-        "effects": {"method": "ols", "effects": [
-            {"term": "A", "effect": -0.05, "se": 0.01, "p": 0.001, "q": 0.002},
-            {"term": "B", "effect": 0.004, "se": 0.01, "p": 0.6, "q": 0.6}],
-            "pse": None, "me": None, "sme": None, "df_resid": 3},
-        "significant": ["A"], "promoted": ["a", EVIL],
-        "trace": ["top_k=2 keeps a, " + EVIL], "verdicts": [
-            {"name": "greedy-equivalent", "pass": False, "detail": "gap 0.02 > 0.01"}],
+        "name": "screen-2m",
+        "budget_s": 120,
+        "manifest": M1,
+        "decision": D1,
+        "frozen_at": "2025-01-01T00:00:00+00:00",
+        "decided_at": "2025-01-01T01:00:00+00:00",
+        "rule": {"top_k": 2, "keep": [EVIL]},
+        "cells": [[0, "h1"], [1, "h1"]],
+        "n_runs": 6,
+        "statuses": {"ok": 5, "diverged": 1},
+        "conditions": cond,
+        "effects": {
+            "method": "ols",
+            "effects": [
+                {"term": "A", "effect": -0.05, "se": 0.01, "p": 0.001, "q": 0.002},
+                {"term": "B", "effect": 0.004, "se": 0.01, "p": 0.6, "q": 0.6},
+            ],
+            "pse": None,
+            "me": None,
+            "sme": None,
+            "df_resid": 3,
+        },
+        "significant": ["A"],
+        "promoted": ["a", EVIL],
+        "trace": ["top_k=2 keeps a, " + EVIL],
+        "verdicts": [{"name": "greedy-equivalent", "pass": False, "detail": "gap 0.02 > 0.01"}],
     }
     stage2 = {
-        "name": "gate-10m", "budget_s": 600, "manifest": M2, "decision": None,
-        "frozen_at": "2025-01-02T00:00:00+00:00", "decided_at": None, "rule": {"top_k": 1},
-        "cells": [[0, "h1"], [1, "h1"]], "n_runs": 4, "statuses": {"ok": 4}, "conditions": [],
-        "effects": None, "significant": [], "promoted": [], "trace": [], "verdicts": [],
+        "name": "gate-10m",
+        "budget_s": 600,
+        "manifest": M2,
+        "decision": None,
+        "frozen_at": "2025-01-02T00:00:00+00:00",
+        "decided_at": None,
+        "rule": {"top_k": 1},
+        "cells": [[0, "h1"], [1, "h1"]],
+        "n_runs": 4,
+        "statuses": {"ok": 4},
+        "conditions": [],
+        "effects": None,
+        "significant": [],
+        "promoted": [],
+        "trace": [],
+        "verdicts": [],
     }
     return {
-        "campaign": {"name": "demo & co", "metric": "val_bpb", "factors": {
-            "A": {"key": "total_batch_size", "levels": [4096, 16384]},
-            "B": {"key": "depth", "levels": [2, 4]}}},
-        "generated_at": "2025-01-03T00:00:00+00:00", "tool_version": "0.1.0",
-        "audit": {"verdict": "problems", "problems": [f"run {EVIL}: missing"],
-                  "checks": [{"name": "journal", "ok": True, "detail": ""}]},
+        "campaign": {
+            "name": "demo & co",
+            "metric": "val_bpb",
+            "factors": {
+                "A": {"key": "total_batch_size", "levels": [4096, 16384]},
+                "B": {"key": "depth", "levels": [2, 4]},
+            },
+        },
+        "generated_at": "2025-01-03T00:00:00+00:00",
+        "tool_version": "0.1.0",
+        "audit": {
+            "verdict": "problems",
+            "problems": [f"run {EVIL}: missing"],
+            "checks": [{"name": "journal", "ok": True, "detail": ""}],
+        },
         "stages": [stage1, stage2],
         "rank_stability": [{"from": "screen-2m", "to": "gate-10m", "rho": None, "n": 0}],
         "costs": cost_breakdown(_runs()),
@@ -105,7 +198,10 @@ def test_clean_banner_is_green():
     data = sample_data()
     data["audit"] = {"verdict": "clean", "problems": [], "checks": []}
     html_text, md = render_report(data)
-    assert 'class="banner clean"' in html_text and "**Audit verdict: CLEAN — every check passed**" in md
+    assert (
+        'class="banner clean"' in html_text
+        and "**Audit verdict: CLEAN — every check passed**" in md
+    )
 
 
 def test_missing_key_names_it():
@@ -158,19 +254,22 @@ def test_plots_deterministic_and_robust():
     assert plots.means_plot(data["stages"][0]).startswith(b"\x89PNG")
     assert plots.effects_plot([data["stages"][1]]).startswith(b"\x89PNG")  # nothing estimated
     assert plots.costs_plot(data["costs"], []).startswith(b"\x89PNG")
-    lenth = {"method": "lenth", "effects": [{"term": "A", "effect": 0.1, "se": None}],
-             "me": 0.05}
+    lenth = {"method": "lenth", "effects": [{"term": "A", "effect": 0.1, "se": None}], "me": 0.05}
     assert plots.effect_half_width(lenth, lenth["effects"][0]) == 0.05
     ols = data["stages"][0]["effects"]
-    assert plots.effect_half_width(ols, ols["effects"][0]) == pytest.approx(3.182446 * 0.01,
-                                                                              rel=1e-5)
+    assert plots.effect_half_width(ols, ols["effects"][0]) == pytest.approx(
+        3.182446 * 0.01, rel=1e-5
+    )
 
 
 def test_two_decided_stages_get_rank_plot(tmp_path):
     data = sample_data()
     second = data["stages"][1]
-    second.update(decision="d" * 64, conditions=[dict(c) for c in data["stages"][0]["conditions"][:2]],
-                  promoted=["a"])
+    second.update(
+        decision="d" * 64,
+        conditions=[dict(c) for c in data["stages"][0]["conditions"][:2]],
+        promoted=["a"],
+    )
     second["conditions"][0]["promoted"] = True
     second["conditions"][1]["promoted"] = False
     data["rank_stability"] = [{"from": "screen-2m", "to": "gate-10m", "rho": 1.0, "n": 2}]
@@ -188,17 +287,27 @@ def test_post_selection_aliases_flags_and_variance_are_shown():
 
     data = sample_data()
     eff = data["stages"][0]["effects"]
-    eff.update(post_selection=True, t_df=3, dropped=["C"],
-               dropped_reasons={"C": "factor C is constant in these rows"},
-               notes=["1 of 6 design-point runs failed and are not in the model"])
+    eff.update(
+        post_selection=True,
+        t_df=3,
+        dropped=["C"],
+        dropped_reasons={"C": "factor C is constant in these rows"},
+        notes=["1 of 6 design-point runs failed and are not in the model"],
+    )
     eff["effects"][0].update(q=None, aliases=["-BC"], ci_low=-0.08, ci_high=-0.02)
-    data["stages"][0]["flags"] = [{"kind": "host_reverses_order", "detail": "on host h2, b beats a"}]
-    data["flags"] = [{"stage": "screen-2m", "kind": "host_reverses_order",
-                      "detail": "on host h2, b beats a"}]
-    data["variance"] = {"campaign": {"n": 5, "shares": {"budget": 0.5, "condition": 0.3,
-                                                        "host": 0.1, "seed": 0.0,
-                                                        "residual": 0.1}},
-                        "by_stage": {"screen-2m": None}}
+    data["stages"][0]["flags"] = [
+        {"kind": "host_reverses_order", "detail": "on host h2, b beats a"}
+    ]
+    data["flags"] = [
+        {"stage": "screen-2m", "kind": "host_reverses_order", "detail": "on host h2, b beats a"}
+    ]
+    data["variance"] = {
+        "campaign": {
+            "n": 5,
+            "shares": {"budget": 0.5, "condition": 0.3, "host": 0.1, "seed": 0.0, "residual": 0.1},
+        },
+        "by_stage": {"screen-2m": None},
+    }
     data["rank_stability"][0]["flag"] = "too few shared conditions"
     html_text, md = render_report(data)
     assert _text(POST_SELECTION_WHY) in html_text and "Effects (ols, post-selection)" in html_text

@@ -23,8 +23,13 @@ from stages.sim import SimParams
 def data(tmp_path, sim_campaign):
     store = Store.init(tmp_path / ".ledger", host="h1")
     camp = load_campaign(sim_campaign)
-    run_campaign(store, camp, generate_key("k"), SimExecutor(SimParams.from_table(camp.sim,
-                 "ABCDE")), progress=False)
+    run_campaign(
+        store,
+        camp,
+        generate_key("k"),
+        SimExecutor(SimParams.from_table(camp.sim, "ABCDE")),
+        progress=False,
+    )
     return build_report_data(store, audit_store(store), camp)
 
 
@@ -41,8 +46,9 @@ def test_report_data_and_headline_by_hand(data):
     # protocol planned after it (gate 20 x 10 min + final 12 x 1 h)
     assert head["gpu_hours_saved_vs_all"] == pytest.approx(17 * 4 - (20 / 6 + 12))
     assert [r["from"] for r in data["rank_stability"]] == ["screen", "gate"]
-    assert any(c["name"] == "signing keys" and "k [" in c["detail"]
-               for c in data["audit"]["checks"])
+    assert any(
+        c["name"] == "signing keys" and "k [" in c["detail"] for c in data["audit"]["checks"]
+    )
 
 
 def test_dvc_outputs_intervals_and_files(data, tmp_path):
@@ -55,16 +61,47 @@ def test_dvc_outputs_intervals_and_files(data, tmp_path):
     gate = [r for r in rows if r["stage"] == "gate"]
     assert gate and all(r["post_selection"] and r["q"] == "" for r in gate)
     # OLS at df = 14: the interval is t(0.975, 14) = 2.145 (printed table) x se, not 1.96
-    ols = {"stages": [{"name": "s", "budget_s": 1, "significant": [], "effects": {
-        "method": "ols", "df_resid": 14, "effects": [{"term": "A", "effect": 5.0, "se": 0.01}]}}]}
+    ols = {
+        "stages": [
+            {
+                "name": "s",
+                "budget_s": 1,
+                "significant": [],
+                "effects": {
+                    "method": "ols",
+                    "df_resid": 14,
+                    "effects": [{"term": "A", "effect": 5.0, "se": 0.01}],
+                },
+            }
+        ]
+    }
     (row,) = effects_rows(ols)
     assert row["high"] - 5.0 == pytest.approx(2.145 * 0.01, abs=5e-6)
-    lenth = {"stages": [{"name": "s", "budget_s": 1, "significant": ["A"], "effects": {
-        "method": "lenth", "me": 2.0, "effects": [{"term": "A", "effect": 5.0, "q": None}]}}]}
+    lenth = {
+        "stages": [
+            {
+                "name": "s",
+                "budget_s": 1,
+                "significant": ["A"],
+                "effects": {
+                    "method": "lenth",
+                    "me": 2.0,
+                    "effects": [{"term": "A", "effect": 5.0, "q": None}],
+                },
+            }
+        ]
+    }
     (row,) = effects_rows(lenth)
     assert (row["low"], row["high"], row["significant"]) == (3.0, 7.0, True)
-    unknown = {"stages": [{"name": "s", "budget_s": 1, "effects": {
-        "method": "ols", "effects": [{"term": "A", "effect": 5.0, "se": 0.01}]}}]}
+    unknown = {
+        "stages": [
+            {
+                "name": "s",
+                "budget_s": 1,
+                "effects": {"method": "ols", "effects": [{"term": "A", "effect": 5.0, "se": 0.01}]},
+            }
+        ]
+    }
     assert effects_rows(unknown)[0]["low"] == ""  # no df, no interval (never a normal 1.96)
     labels = [r["label"] for r in cost_rows(data)]
     assert "final executed" in labels and "screen: continue all to final" in labels
@@ -105,8 +142,12 @@ class _FailingSim:
         for result in self.sim.execute(tasks, on_start):
             task, lines = result.task, result.raw.decode().splitlines()
             if task.name == self.crash:
-                summary = {**json.loads(lines[-1]), "status": "crashed", "val_bpb": None,
-                           "error": "OutOfMemoryError: CUDA out of memory"}
+                summary = {
+                    **json.loads(lines[-1]),
+                    "status": "crashed",
+                    "val_bpb": None,
+                    "error": "OutOfMemoryError: CUDA out of memory",
+                }
                 lines = [x for x in lines[:-1] if json.loads(x)["type"] != "eval"]
                 lines.append(json.dumps(summary))
             elif self.died in (None, task.name):
@@ -130,10 +171,20 @@ def test_failed_runs_are_listed_with_their_reason(tmp_path, sim_campaign):
     (screen,) = build_report_data(store, result, camp)["stages"]
     assert screen["statuses"]["crashed"] == 2
     expected = [
-        {"condition": "base", "seed": 0, "host": "h1", "status": "crashed",
-         "reason": "OutOfMemoryError: CUDA out of memory"},
-        {"condition": failing.died, "seed": 0, "host": "h1", "status": "crashed",
-         "reason": "no summary: the process died"},
+        {
+            "condition": "base",
+            "seed": 0,
+            "host": "h1",
+            "status": "crashed",
+            "reason": "OutOfMemoryError: CUDA out of memory",
+        },
+        {
+            "condition": failing.died,
+            "seed": 0,
+            "host": "h1",
+            "status": "crashed",
+            "reason": "no summary: the process died",
+        },
     ]
     assert screen["failures"] == sorted(expected, key=lambda f: f["condition"])
 
@@ -142,8 +193,13 @@ def test_provenance_counts_what_each_raw_log_header_says(tmp_path, sim_campaign)
     """The provenance table's counts, against the first line of every raw log read here."""
     store = Store.init(tmp_path / ".ledger", host="h1")
     camp = load_campaign(sim_campaign)
-    run_campaign(store, camp, generate_key("k"), SimExecutor(SimParams.from_table(camp.sim,
-                 "ABCDE")), progress=False)
+    run_campaign(
+        store,
+        camp,
+        generate_key("k"),
+        SimExecutor(SimParams.from_table(camp.sim, "ABCDE")),
+        progress=False,
+    )
     torch, devices, runners, hosts = Counter(), Counter(), Counter(), Counter()
     for path in sorted(store.root.glob("parts/*/objects/*/*")):
         try:
@@ -159,9 +215,14 @@ def test_provenance_counts_what_each_raw_log_header_says(tmp_path, sim_campaign)
         assert header["type"] == "header"
         torch[header.get("torch") or "none (simulated)"] += 1
         devices[header.get("device") or "?"] += 1
-        runners[f"{header.get('runner') or 'builtin'} {header.get('runner_version') or ''}"
-                .strip()] += 1
+        runners[
+            f"{header.get('runner') or 'builtin'} {header.get('runner_version') or ''}".strip()
+        ] += 1
     prov = build_report_data(store, audit_store(store), camp)["provenance"]
     assert sum(hosts.values()) == 17 + 20 + 12  # screen, gate and final runs
     assert (prov["torch"], prov["devices"], prov["log_runners"], prov["hosts"]) == (
-        dict(torch), dict(devices), dict(runners), dict(hosts))
+        dict(torch),
+        dict(devices),
+        dict(runners),
+        dict(hosts),
+    )

@@ -42,7 +42,20 @@ rule = { top_k = 1 }
 
 
 def test_recorded_budget_run_replays_identically(tmp_path):
-    words = ["in", "the", "beginning", "was", "the", "word", "and", "the", "word", "was", "with", "god"]
+    words = [
+        "in",
+        "the",
+        "beginning",
+        "was",
+        "the",
+        "word",
+        "and",
+        "the",
+        "word",
+        "was",
+        "with",
+        "god",
+    ]
     data = tmp_path / "text.txt"
     data.write_text(" ".join(words[(i * 7) % len(words)] for i in range(60000)))
     store = Store.init(tmp_path / ".ledger", host="local")
@@ -51,8 +64,9 @@ def test_recorded_budget_run_replays_identically(tmp_path):
     run_stage(store, camp, "s", LocalExecutor(workdir=tmp_path / "w", data=data), progress=False)
     (run,) = manifest_runs(store, manifest)
     assert run.body["status"] == "ok"
-    res = CliRunner().invoke(cli, ["--store", str(store.root), "reproduce", run.id, "--data",
-                                   str(data), "--json"])
+    res = CliRunner().invoke(
+        cli, ["--store", str(store.root), "reproduce", run.id, "--data", str(data), "--json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["identical"] and out["exact_schedule"] and out["same_data"] and out["same_code"]

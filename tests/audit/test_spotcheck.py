@@ -38,8 +38,12 @@ def test_draw_is_stratified_failed_first_and_reviewer_seeded():
     pool = _pool()
     picked = draw(pool, 4, seed=7)
     # one run from each of the four strata before any stratum gives a second
-    assert sorted(c.stratum for c in picked) == ["m-s1/diverged", "m-s1/ok", "m-s2/crashed",
-                                                 "m-s2/ok"]
+    assert sorted(c.stratum for c in picked) == [
+        "m-s1/diverged",
+        "m-s1/ok",
+        "m-s2/crashed",
+        "m-s2/ok",
+    ]
     # with fewer runs than strata, the failed labels come first
     assert {c.status for c in draw(pool, 2, seed=7)} == {"diverged", "crashed"}
     assert draw(pool, 4, seed=7) == picked  # the same seed gives the same draw
@@ -55,8 +59,7 @@ def test_sim_runs_are_not_replayable_and_said_so(done):
     result = audit_store(store, reproduce=SpotCheckRequest(3, seed=1))
     assert result.findings == [] and result.reproduction["eligible"] == 0
     assert result.reproduction["not_eligible"]["simulated"] == 37
-    assert any("replayed 0 of 0 eligible run(s)" in n and "37 simulated" in n
-               for n in result.notes)
+    assert any("replayed 0 of 0 eligible run(s)" in n and "37 simulated" in n for n in result.notes)
 
 
 TINY = """
@@ -86,7 +89,7 @@ rule = { top_k = 1 }
 # Stands in for `python`: runs the real runner, then rewrites the log of the run whose
 # matrix_lr is LIE_SHADE (val_bpb 0.05 better) or LIE_DIVERGE (cut after step 4 with an
 # exploding loss, labelled diverged), the way a dishonest trainer would.
-LIAR = textwrap.dedent('''
+LIAR = textwrap.dedent("""
     import json, os, subprocess, sys
     argv = sys.argv[1:]
     code = subprocess.call([sys.executable, *argv])
@@ -107,12 +110,24 @@ LIAR = textwrap.dedent('''
     with open(log, "w") as fh:
         fh.write("".join(json.dumps(x, separators=(",", ":")) + "\\n" for x in lines))
     sys.exit(code)
-''')
+""")
 
 
 def _text(tmp_path):
-    words = ["in", "the", "beginning", "was", "the", "word", "and", "the", "word", "was",
-             "with", "god"]
+    words = [
+        "in",
+        "the",
+        "beginning",
+        "was",
+        "the",
+        "word",
+        "and",
+        "the",
+        "word",
+        "was",
+        "with",
+        "god",
+    ]
     data = tmp_path / "text.txt"
     data.write_text(" ".join(words[(i * 7) % len(words)] for i in range(60000)))
     return data
@@ -123,8 +138,13 @@ def _store(tmp_path, data, python=sys.executable):
     camp = parse_campaign(TINY, tmp_path / "c.toml")
     key = generate_key("k")
     manifest = freeze_stage(store, camp, "s", key, data=data)
-    report = run_stage(store, camp, "s", LocalExecutor(workdir=tmp_path / "w", data=data,
-                                                       python=python), progress=False)
+    report = run_stage(
+        store,
+        camp,
+        "s",
+        LocalExecutor(workdir=tmp_path / "w", data=data, python=python),
+        progress=False,
+    )
     assert not report.refused, report.refused
     decide_stage(store, camp, "s", key)
     names = store.get_json(manifest)["body"]["conditions"]
@@ -132,8 +152,22 @@ def _store(tmp_path, data, python=sys.executable):
 
 
 def _audit(store, data, *args):
-    res = CliRunner().invoke(cli, ["--store", str(store.root), "audit", "--reproduce", "3",
-                                   "--seed", "11", "--data", str(data), "--json", *args])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--store",
+            str(store.root),
+            "audit",
+            "--reproduce",
+            "3",
+            "--seed",
+            "11",
+            "--data",
+            str(data),
+            "--json",
+            *args,
+        ],
+    )
     return res.exit_code, json.loads(res.output)
 
 
@@ -162,7 +196,10 @@ def test_a_shaded_metric_and_a_fake_divergence_are_caught_by_replay(tmp_path, mo
     monkeypatch.setenv("LIE_DIVERGE", "0.01")
     store, runs = _store(tmp_path, data, python=str(liar))
     assert {name: r.body["status"] for name, r in runs.items()} == {
-        "slow": "diverged", "mid": "ok", "fast": "ok"}
+        "slow": "diverged",
+        "mid": "ok",
+        "fast": "ok",
+    }
     # every other check passes: the logs bind, the statuses have their evidence
     assert audit_store(store).findings == []
     code, out = _audit(store, data)

@@ -56,9 +56,14 @@ def test_the_names_editors_see_are_the_names_the_api_loads():
     """The TYPE_CHECKING imports (what an editor or type checker sees) name each function
     from the module `__getattr__` loads it from, so the two lists cannot drift apart."""
     tree = ast.parse((ROOT / "gateledger" / "__init__.py").read_text())
-    seen = {alias.name: node.module for node in ast.walk(tree)
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gateledger.")
-            and node.module != "gateledger.errors" for alias in node.names}
+    seen = {
+        alias.name: node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").startswith("gateledger.")
+        and node.module != "gateledger.errors"
+        for alias in node.names
+    }
     assert seen == gl._HOME_OF
 
 
@@ -164,10 +169,19 @@ def test_report_and_design_are_what_the_commands_show(store, key, camp):
 
 
 def test_typed_errors_are_ledger_errors_with_their_exit_code():
-    typed = [errors.CampaignError, errors.ConfigError, errors.AlreadyFrozen,
-             errors.AlreadyDecided, errors.MissingRuns, errors.SigningKeyError,
-             errors.BundleError, errors.CanonicalError, errors.JSONInputError,
-             errors.TimestampError, errors.TrustError]
+    typed = [
+        errors.CampaignError,
+        errors.ConfigError,
+        errors.AlreadyFrozen,
+        errors.AlreadyDecided,
+        errors.MissingRuns,
+        errors.SigningKeyError,
+        errors.BundleError,
+        errors.CanonicalError,
+        errors.JSONInputError,
+        errors.TimestampError,
+        errors.TrustError,
+    ]
     for error in typed:
         assert issubclass(error, gl.LedgerError) and error("x").exit_code == 2, error
     assert issubclass(errors.IntegrityError, gl.LedgerError)
@@ -196,7 +210,9 @@ def test_cli_refusals_stay_one_line_with_exit_2(tmp_path, sim_campaign):
         result = cli_run(store_dir, *args)
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: stage 'screen'") and words in lines[0]
+        assert (
+            len(lines) == 1 and lines[0].startswith("error: stage 'screen'") and words in lines[0]
+        )
         result = cli_run(store_dir, *args, "--json")
         assert result.exit_code == 2 and json.loads(result.output)["exit"] == 2
     assert cli_run(store_dir, "run", "screen", *camp, "--executor", "sim").exit_code == 0

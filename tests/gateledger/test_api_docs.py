@@ -19,5 +19,8 @@ def test_the_scripted_campaign_in_api_md_runs(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     # what the demo campaign's screen, gate and confirm stages print, in protocol order
     assert [line.split()[0] for line in out.splitlines() if " promoted " in line] == [
-        "screen", "gate", "confirm"]
+        "screen",
+        "gate",
+        "confirm",
+    ]
     assert out.count("froze ") == 3

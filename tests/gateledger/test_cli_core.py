@@ -45,8 +45,22 @@ def test_flow(ready, tmp_path):
     one_line_error(run(["freeze", "--plan", str(plan)], ready))  # already frozen
     log = tmp_path / "run.jsonl"
     log.write_bytes(make_log(mid))
-    out = run(["ingest", str(log), "--manifest", mid, "--condition", "c0", "--seed", "0",
-               "--host", "h1", "--json"], ready)
+    out = run(
+        [
+            "ingest",
+            str(log),
+            "--manifest",
+            mid,
+            "--condition",
+            "c0",
+            "--seed",
+            "0",
+            "--host",
+            "h1",
+            "--json",
+        ],
+        ready,
+    )
     assert out.exit_code == 0, out.output
     assert run(["anchor"], ready).exit_code == 0
     assert run(["reindex"], ready).exit_code == 0
@@ -103,7 +117,8 @@ def test_wrong_passphrase_and_missing_store(tmp_path, monkeypatch):
     run(["init"], store)
     # without a terminal the prompt is refused, never waited on; the environment works
     assert "needs a terminal" in one_line_error(
-        run(["keygen", "--name", "enc", "--passphrase-prompt"], store, input="pw\npw\n"))
+        run(["keygen", "--name", "enc", "--passphrase-prompt"], store, input="pw\npw\n")
+    )
     monkeypatch.setenv("LEDGER_PASSPHRASE", "pw")
     out = run(["keygen", "--name", "enc"], store)
     assert out.exit_code == 0, out.output
@@ -112,7 +127,8 @@ def test_wrong_passphrase_and_missing_store(tmp_path, monkeypatch):
     monkeypatch.setenv("LEDGER_PASSPHRASE", "wrong")
     before = _snapshot(store)
     assert "wrong passphrase for key enc" in one_line_error(
-        run(["freeze", "--plan", str(plan), "--key", "enc"], store))
+        run(["freeze", "--plan", str(plan), "--key", "enc"], store)
+    )
     assert _snapshot(store) == before
     assert "no ledger store" in one_line_error(run(["status"], tmp_path / "none"))
     assert not (tmp_path / "none").exists()
@@ -122,8 +138,22 @@ def test_bad_ids_and_unwritable(ready, tmp_path):
     log = tmp_path / "run.jsonl"
     log.write_bytes(make_log(None))
     assert "not an object id" in one_line_error(
-        run(["ingest", str(log), "--manifest", "XYZ", "--condition", "c", "--seed", "0",
-             "--host", "h1"], ready))
+        run(
+            [
+                "ingest",
+                str(log),
+                "--manifest",
+                "XYZ",
+                "--condition",
+                "c",
+                "--seed",
+                "0",
+                "--host",
+                "h1",
+            ],
+            ready,
+        )
+    )
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a folder should be")
     assert "blocked" in one_line_error(run(["init"], blocked / "store"))
@@ -132,13 +162,25 @@ def test_bad_ids_and_unwritable(ready, tmp_path):
 def test_python_dash_m_and_the_console_script(ready):
     """The two real entry points, in a subprocess: `python -m gateledger` and `ledger`."""
     env = {**os.environ, "LEDGER_HOST": "h1"}
-    proc = subprocess.run([sys.executable, "-m", "gateledger", "--store", str(ready), "verify",
-                           "--json"], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateledger", "--store", str(ready), "verify", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0 and json.loads(proc.stdout)["ok"] is True
     script = Path(sys.executable).with_name("ledger")
-    proc = subprocess.run([str(script), "--store", str(ready / "x"), "status"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [str(script), "--store", str(ready / "x"), "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: no ledger store")
-    proc = subprocess.run([str(script), "--store", str(ready / "x"), "status", "--json"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [str(script), "--store", str(ready / "x"), "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 2 and json.loads(proc.stdout)["exit"] == 2

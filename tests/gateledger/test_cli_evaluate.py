@@ -25,8 +25,13 @@ def walked(tmp_path, sim_campaign):
     """The conftest campaign walked once through the real ledger on the simulator."""
     store = Store.init(tmp_path / ".ledger", host="h1")
     camp = load_campaign(sim_campaign)
-    run_campaign(store, camp, generate_key("tester"),
-                 SimExecutor(SimParams.from_table(camp.sim, "ABCDE")), progress=False)
+    run_campaign(
+        store,
+        camp,
+        generate_key("tester"),
+        SimExecutor(SimParams.from_table(camp.sim, "ABCDE")),
+        progress=False,
+    )
     return store, camp
 
 
@@ -35,8 +40,16 @@ def invoke(store, *args):
 
 
 def test_json_has_the_documented_keys(tmp_path, sim_campaign):
-    res = invoke(tmp_path / "none", "--campaign", str(sim_campaign), "--trials", "4",
-                 "--against", "random", "--json")
+    res = invoke(
+        tmp_path / "none",
+        "--campaign",
+        str(sim_campaign),
+        "--trials",
+        "4",
+        "--against",
+        "random",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["trials"] == 4
@@ -63,8 +76,19 @@ def test_help_and_one_line_errors(tmp_path, sim_campaign):
 
 def test_save_then_rerun_gives_the_same_numbers_and_the_report_shows_it(walked):
     store, camp = walked
-    res = invoke(store.root, "--campaign", str(camp.path), "--trials", "6", "--seed", "4",
-                 "--against", "successive-halving,random", "--save", "--json")
+    res = invoke(
+        store.root,
+        "--campaign",
+        str(camp.path),
+        "--trials",
+        "6",
+        "--seed",
+        "4",
+        "--against",
+        "successive-halving,random",
+        "--save",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     path = json.loads(res.output)["written"][0]
     assert path.startswith(str(store.root / "evaluations"))
@@ -87,8 +111,18 @@ def test_save_then_rerun_gives_the_same_numbers_and_the_report_shows_it(walked):
 
 def test_from_store_reproduces_the_recorded_decisions(walked):
     store, camp = walked
-    res = invoke(store.root, "--campaign", str(camp.path), "--from-store", str(store.root),
-                 "--trials", "2", "--against", "none", "--json")
+    res = invoke(
+        store.root,
+        "--campaign",
+        str(camp.path),
+        "--from-store",
+        str(store.root),
+        "--trials",
+        "2",
+        "--against",
+        "none",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     for spec in camp.stages:
@@ -101,9 +135,21 @@ def test_from_store_reproduces_the_recorded_decisions(walked):
 def test_from_store_with_another_rule_names_the_run_it_lacks(walked, tmp_path):
     store, camp = walked
     other = tmp_path / "other.toml"
-    other.write_text(camp.text.replace('add = ["extra"]', 'add = ["extra", "newcomer"]')
-                     .replace("[conditions]", "[conditions]\nnewcomer = { depth = 5 }"))
-    res = invoke(store.root, "--campaign", str(other), "--from-store", str(store.root),
-                 "--trials", "1", "--against", "none")
+    other.write_text(
+        camp.text.replace('add = ["extra"]', 'add = ["extra", "newcomer"]').replace(
+            "[conditions]", "[conditions]\nnewcomer = { depth = 5 }"
+        )
+    )
+    res = invoke(
+        store.root,
+        "--campaign",
+        str(other),
+        "--from-store",
+        str(store.root),
+        "--trials",
+        "1",
+        "--against",
+        "none",
+    )
     assert res.exit_code == 2
     assert "no row for condition 'newcomer'" in res.output and "Traceback" not in res.output

@@ -38,8 +38,9 @@ def test_effects_csv_gives_textbook_lenth_answer(runner, tmp_path):
         rows.append(",".join(map(str, levels)) + f",{y}")
     path = tmp_path / "filtration.csv"
     path.write_text("\n".join(rows) + "\n")
-    res = invoke(runner, tmp_path, "effects", str(path), "--response", "y", "--terms", "all",
-                 "--json")
+    res = invoke(
+        runner, tmp_path, "effects", str(path), "--response", "y", "--terms", "all", "--json"
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     effects = {e["term"]: e["effect"] for e in out["effects"]}
@@ -54,8 +55,9 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
     store = tmp_path / ".ledger"
     assert invoke(runner, store, "init").exit_code == 0
     assert invoke(runner, store, "keygen", "--name", "me").exit_code == 0
-    res = invoke(runner, store, "campaign", "--campaign", str(sim_campaign), "--executor",
-                 "sim", "--json")
+    res = invoke(
+        runner, store, "campaign", "--campaign", str(sim_campaign), "--executor", "sim", "--json"
+    )
     assert res.exit_code == 0, res.output
     steps = json.loads(res.output)["steps"]
     assert [s["stage"] for s in steps if s["action"] == "decided"] == ["screen", "gate", "final"]
@@ -64,7 +66,10 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
     res = invoke(runner, store, "status", "--campaign", str(sim_campaign), "--json")
     rows = json.loads(res.output)["stages"]
     assert [(r["stage"], r["recorded"], r["declared"]) for r in rows] == [
-        ("screen", 17, 17), ("gate", 20, 20), ("final", 12, 12)]
+        ("screen", 17, 17),
+        ("gate", 20, 20),
+        ("final", 12, 12),
+    ]
     assert all(r["decision"] for r in rows) and "base" in rows[0]["promoted"]
     res = invoke(runner, store, "report", "costs", "--json")
     costs = json.loads(res.output)
@@ -72,7 +77,8 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
     assert len(gate["promoted"]) == 3  # top 2 (within 0.05) + the kept anchor
     # screen 17 x 2 min; gate 5 candidates x 4 cells x 10 min; final 3 x 4 cells x 60 min
     assert costs["costs"]["training_gpu_hours"] == pytest.approx(
-        (17 * 120 + 20 * 600 + 12 * 3600) / 3600)
+        (17 * 120 + 20 * 600 + 12 * 3600) / 3600
+    )
     res = invoke(runner, store, "report", "effects", "--json")
     effects = json.loads(res.output)
     assert set(effects) == {"stages", "variance", "rank_stability", "flags"}
@@ -98,8 +104,10 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
         (["run", "screen", "--campaign", "{c}"], "never frozen"),
         (["decide", "screen", "--campaign", "{c}"], "no signing key"),
         (["design", "2^(x-1)"], "2^(x-1)"),
-        (["baseline", "random", "--campaign", "{c}", "--budget", "1m", "--match", "lots"],
-         "--match must be"),
+        (
+            ["baseline", "random", "--campaign", "{c}", "--budget", "1m", "--match", "lots"],
+            "--match must be",
+        ),
         (["report", "html", "--out", "/proc/no-such-folder"], "/proc/no-such-folder"),
         (["export", "/proc/no-such-folder/b.tar.gz"], "/proc/no-such-folder"),
     ],

@@ -43,8 +43,11 @@ def test_no_import_points_up_the_layers(package):
     bad = []
     for path in modules(package):
         tree = ast.parse(path.read_text(), str(path))
-        bad += [f"{path.relative_to(ROOT)}:{line} imports {name}"
-                for line, name in imported_packages(tree) if name in FORBIDDEN[package]]
+        bad += [
+            f"{path.relative_to(ROOT)}:{line} imports {name}"
+            for line, name in imported_packages(tree)
+            if name in FORBIDDEN[package]
+        ]
     assert modules(package) and not bad, bad
 
 
@@ -56,16 +59,22 @@ def test_gateledger_imports_at_module_level_only():
         tree = ast.parse(path.read_text(), str(path))
         for func in ast.walk(tree):
             if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
-                nested += [f"{path.relative_to(ROOT)}:{node.lineno} in {func.name}"
-                           for node in ast.walk(func)
-                           if isinstance(node, ast.Import | ast.ImportFrom)]
+                nested += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} in {func.name}"
+                    for node in ast.walk(func)
+                    if isinstance(node, ast.Import | ast.ImportFrom)
+                ]
     assert not nested, nested
 
 
 def test_no_ledger_cli_and_no_python_dash_m_ledger_left():
     assert not (ROOT / "ledger" / "cli").exists() and not (ROOT / "ledger" / "__main__.py").exists()
-    texts = [ROOT / "README.md", ROOT / "dvc.yaml", *sorted((ROOT / "docs").glob("*.md")),
-             *sorted((ROOT / ".ci").glob("*"))]
+    texts = [
+        ROOT / "README.md",
+        ROOT / "dvc.yaml",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / ".ci").glob("*")),
+    ]
     old = re.compile(r"python -m ledger\b|(?<![\w/])ledger/cli\b|ledger\.cli\b")
     stale = [str(p.relative_to(ROOT)) for p in texts if p.is_file() and old.search(p.read_text())]
     assert not stale, stale

@@ -47,11 +47,44 @@ def walked(tmp_path_factory):
         ok(invoke(store, "init"))
         ok(invoke(store, "keygen", "--name", "me"))
         ok(invoke(store, "campaign", "--campaign", str(campaign), "--executor", "sim", "--json"))
-        ok(invoke(store, "baseline", "greedy", "--campaign", str(campaign), "--budget", "10m",
-                  "--seeds", "0,1", "--hosts", "h1,h2", "--executor", "sim", "--json"))
-        ok(invoke(store, "baseline", "random", "--campaign", str(campaign), "--budget", "10m",
-                  "--seeds", "0,1", "--hosts", "h1,h2", "--match", "2.0", "--executor", "sim",
-                  "--json"))
+        ok(
+            invoke(
+                store,
+                "baseline",
+                "greedy",
+                "--campaign",
+                str(campaign),
+                "--budget",
+                "10m",
+                "--seeds",
+                "0,1",
+                "--hosts",
+                "h1,h2",
+                "--executor",
+                "sim",
+                "--json",
+            )
+        )
+        ok(
+            invoke(
+                store,
+                "baseline",
+                "random",
+                "--campaign",
+                str(campaign),
+                "--budget",
+                "10m",
+                "--seeds",
+                "0,1",
+                "--hosts",
+                "h1,h2",
+                "--match",
+                "2.0",
+                "--executor",
+                "sim",
+                "--json",
+            )
+        )
     return store, campaign
 
 
@@ -63,34 +96,51 @@ def test_runs_csv_has_a_row_per_run_with_names_levels_and_gpu_hours(walked):
     out = ok(invoke(store, "runs", "--kind", "gate", "--csv")).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == 17 + 20 + 12
-    assert [sum(1 for r in rows if r["stage"] == s) for s in ("screen", "gate", "final")] == \
-        [17, 20, 12]
+    assert [sum(1 for r in rows if r["stage"] == s) for s in ("screen", "gate", "final")] == [
+        17,
+        20,
+        12,
+    ]
     assert sum(float(r["gpu_hours"]) for r in rows) == pytest.approx(PROTOCOL_H)
     # design point `a`: A (total_batch_size) high, every other factor low
     a = next(r for r in rows if r["condition"] == "a")
-    assert (a["total_batch_size"], a["depth"], a["aspect_ratio"], a["matrix_lr"],
-            a["warmdown_ratio"]) == ("4096", "2", "32", "0.01", "0.2")
+    assert (
+        a["total_batch_size"],
+        a["depth"],
+        a["aspect_ratio"],
+        a["matrix_lr"],
+        a["warmdown_ratio"],
+    ) == ("4096", "2", "32", "0.01", "0.2")
     base = next(r for r in rows if r["condition"] == "base")
     assert (base["depth"], base["total_batch_size"]) == ("3", "2048")  # the [base] config
     assert len(a["run"]) == 64 and len(a["condition_id"]) == 64
     assert {r["runner"] for r in rows} == {"sim"} and {r["status"] for r in rows} == {"ok"}
-    assert float(a["training_seconds"]) == 120.0 and float(a["gpu_hours"]) == \
-        pytest.approx(120 / 3600)
+    assert float(a["training_seconds"]) == 120.0 and float(a["gpu_hours"]) == pytest.approx(
+        120 / 3600
+    )
 
 
 def test_runs_filters_json_and_table(walked):
     store, _ = walked
-    gate_ok = json.loads(ok(invoke(store, "runs", "--stage", "gate", "--status", "ok",
-                                   "--json")).stdout)
+    gate_ok = json.loads(
+        ok(invoke(store, "runs", "--stage", "gate", "--status", "ok", "--json")).stdout
+    )
     assert len(gate_ok["rows"]) == 20 and gate_ok["metric"] == "val_bpb"
-    assert gate_ok["factors"] == {"total_batch_size": "A", "depth": "B", "aspect_ratio": "C",
-                                  "matrix_lr": "D", "warmdown_ratio": "E"}
-    base = json.loads(ok(invoke(store, "runs", "--condition", "base", "--kind", "gate",
-                                "--json")).stdout)["rows"]
+    assert gate_ok["factors"] == {
+        "total_batch_size": "A",
+        "depth": "B",
+        "aspect_ratio": "C",
+        "matrix_lr": "D",
+        "warmdown_ratio": "E",
+    }
+    base = json.loads(
+        ok(invoke(store, "runs", "--condition", "base", "--kind", "gate", "--json")).stdout
+    )["rows"]
     assert [r["stage"] for r in base].count("screen") == 1 and len(base) == 1 + 4 + 4
     prefix = base[0]["condition_id"][:8]
-    by_id = json.loads(ok(invoke(store, "runs", "--condition", prefix, "--kind", "gate",
-                                 "--json")).stdout)["rows"]
+    by_id = json.loads(
+        ok(invoke(store, "runs", "--condition", prefix, "--kind", "gate", "--json")).stdout
+    )["rows"]
     assert len(by_id) == 9
     baselines = json.loads(ok(invoke(store, "runs", "--kind", "baseline", "--json")).stdout)
     assert len(baselines["rows"]) == 6 * 4 + 3 * 4
@@ -124,8 +174,11 @@ def test_runs_frame_is_the_csv_table(walked):
 def test_compare_protocol_and_baselines(walked, tmp_path):
     store, campaign = walked
     plot = tmp_path / "compare.png"
-    out = json.loads(ok(invoke(store, "compare", "--campaign", str(campaign), "--plot",
-                               str(plot), "--json")).stdout)
+    out = json.loads(
+        ok(
+            invoke(store, "compare", "--campaign", str(campaign), "--plot", str(plot), "--json")
+        ).stdout
+    )
     rows = {r["kind"]: r for r in out["rows"]}
     assert [r["kind"] for r in out["rows"]] == ["protocol", "greedy", "random"]
     assert rows["protocol"]["gpu_hours"] == pytest.approx(PROTOCOL_H)
@@ -150,12 +203,15 @@ def test_baselines_stay_out_of_the_protocols_costs(walked, tmp_path):
     assert costs["costs"]["n_runs"] == 49
     assert costs["baseline_costs"]["training_gpu_hours"] == pytest.approx(GREEDY_H + RANDOM_H)
     assert costs["all_costs"]["training_gpu_hours"] == pytest.approx(
-        PROTOCOL_H + GREEDY_H + RANDOM_H)
+        PROTOCOL_H + GREEDY_H + RANDOM_H
+    )
     assert costs["unplanned_costs"] is None
     text = ok(invoke(store, "report", "costs")).stdout
     lines = text.splitlines()
-    order = [next(i for i, ln in enumerate(lines) if ln.strip().startswith(s + " "))
-             for s in ("screen", "gate", "final")]
+    order = [
+        next(i for i, ln in enumerate(lines) if ln.strip().startswith(s + " "))
+        for s in ("screen", "gate", "final")
+    ]
     assert order == sorted(order)  # protocol order, not alphabetical (final, gate, screen)
     # continuing all 17 screen candidates to the 60-minute final: 17 x 4 cells x 1 h = 68;
     # the protocol planned 5 x 4 x 10 min + 3 x 4 x 1 h = 15.33 after the screen: saved 52.7
@@ -163,8 +219,19 @@ def test_baselines_stay_out_of_the_protocols_costs(walked, tmp_path):
     assert "baselines (not in the totals above): 6.00 training GPU-hours over 36 runs" in text
     out = tmp_path / "report"
     metrics = tmp_path / "metrics.json"
-    ok(invoke(store, "report", "html", "--campaign", str(campaign), "--out", str(out),
-              "--metrics", str(metrics)))
+    ok(
+        invoke(
+            store,
+            "report",
+            "html",
+            "--campaign",
+            str(campaign),
+            "--out",
+            str(out),
+            "--metrics",
+            str(metrics),
+        )
+    )
     headline = json.loads(metrics.read_text())
     assert headline["training_gpu_hours"] == pytest.approx(PROTOCOL_H)
     assert headline["baseline_gpu_hours"] == pytest.approx(GREEDY_H + RANDOM_H)
@@ -178,22 +245,38 @@ def test_baselines_stay_out_of_the_protocols_costs(walked, tmp_path):
 def test_html_of_a_sim_campaign_says_simulated_and_what_was_decided(walked, tmp_path):
     store, campaign = walked
     out, metrics = tmp_path / "report", tmp_path / "metrics.json"
-    ok(invoke(store, "report", "html", "--campaign", str(campaign), "--out", str(out),
-              "--metrics", str(metrics)))
+    ok(
+        invoke(
+            store,
+            "report",
+            "html",
+            "--campaign",
+            str(campaign),
+            "--out",
+            str(out),
+            "--metrics",
+            str(metrics),
+        )
+    )
     page = (out / "report.html").read_text()
-    banner = page[page.index('<div class="banner'):page.index("</div>")]
+    banner = page[page.index('<div class="banner') : page.index("</div>")]
     assert "CLEAN (simulated runs)" in banner and 'class="banner caveat"' in banner
     assert "All 85 runs are simulated" in banner  # 49 protocol + 24 greedy + 12 random
     assert "No anchor was made" in banner and "store-asserted" in banner
     assert "demo key" not in banner
-    verdict = page[page.index('<p class="verdict">'):]
-    verdict = verdict[:verdict.index("</p>")]
+    verdict = page[page.index('<p class="verdict">') :]
+    verdict = verdict[: verdict.index("</p>")]
     assert "promoted at the final gate final (1h)" in verdict and "Simulated campaign" in verdict
     assert "Provenance" in page and "none (simulated) (85 runs)" in page
     assert "kept (anchor)" in page  # `base` is carried by `keep` at the screen
     headline = json.loads(metrics.read_text())
-    assert (headline["simulated_runs"], headline["runs"], headline["demo_key"],
-            headline["anchors"], headline["trust"]) == (85, 85, False, 0, "store")
+    assert (
+        headline["simulated_runs"],
+        headline["runs"],
+        headline["demo_key"],
+        headline["anchors"],
+        headline["trust"],
+    ) == (85, 85, False, 0, "store")
     md = (out / "report.md").read_text()
     assert "All 85 runs are simulated" in md and "**What was decided:**" in md
 
@@ -201,40 +284,93 @@ def test_html_of_a_sim_campaign_says_simulated_and_what_was_decided(walked, tmp_
 def test_verdict_paragraph_against_hand_numbers():
     from audit.summary import verdict
 
-    stage = {"name": "confirm", "budget_s": 40, "conditions": [
-        {"condition": "b" * 64, "name": "base", "mean": 2.0900, "ci_low": 2.0800,
-         "ci_high": 2.1000, "n": 2, "rank": 2, "gate_rank": 2, "promoted": True},
-        {"condition": "a" * 64, "name": "bce", "mean": 2.0875, "ci_low": 2.0200,
-         "ci_high": 2.1550, "n": 2, "rank": 1, "gate_rank": 1, "promoted": True}]}
-    flags = [{"stage": "gate", "kind": "negative_rank_correlation",
-              "detail": "Spearman rho -0.800 over 4 shared conditions between screen and gate"},
-             {"stage": "confirm", "kind": "winner_overlaps_runner_up", "detail": "..."},
-             {"stage": "gate", "kind": "host_reverses_order", "detail": "..."}]
+    stage = {
+        "name": "confirm",
+        "budget_s": 40,
+        "conditions": [
+            {
+                "condition": "b" * 64,
+                "name": "base",
+                "mean": 2.0900,
+                "ci_low": 2.0800,
+                "ci_high": 2.1000,
+                "n": 2,
+                "rank": 2,
+                "gate_rank": 2,
+                "promoted": True,
+            },
+            {
+                "condition": "a" * 64,
+                "name": "bce",
+                "mean": 2.0875,
+                "ci_low": 2.0200,
+                "ci_high": 2.1550,
+                "n": 2,
+                "rank": 1,
+                "gate_rank": 1,
+                "promoted": True,
+            },
+        ],
+    }
+    flags = [
+        {
+            "stage": "gate",
+            "kind": "negative_rank_correlation",
+            "detail": "Spearman rho -0.800 over 4 shared conditions between screen and gate",
+        },
+        {"stage": "confirm", "kind": "winner_overlaps_runner_up", "detail": "..."},
+        {"stage": "gate", "kind": "host_reverses_order", "detail": "..."},
+    ]
     out = verdict([stage], flags, "val_bpb")
     assert out["winner"]["name"] == "bce" and out["runner_up"]["name"] == "base"
     assert out["margin"] == pytest.approx(0.0025) and out["separated"] is False
     assert out["sentence"].startswith(
         "bce was promoted at the final gate confirm (40s): mean val_bpb 2.0875 [2.0200, 2.1550] "
         "over 2 run(s), ahead of base (2.0900 [2.0800, 2.1000]) by 0.0025; the 95% intervals "
-        "overlap: not separated.")
+        "overlap: not separated."
+    )
     assert "ranks reverse going into gate (Spearman rho -0.800" in out["sentence"]
     assert "a host reverses the gate's order at 1 gate (gate)" in out["sentence"]
-    apart = verdict([{**stage, "conditions": [{**stage["conditions"][0], "ci_low": 2.2,
-                                               "ci_high": 2.3, "mean": 2.25},
-                                              stage["conditions"][1]]}], [], "val_bpb")
+    apart = verdict(
+        [
+            {
+                **stage,
+                "conditions": [
+                    {**stage["conditions"][0], "ci_low": 2.2, "ci_high": 2.3, "mean": 2.25},
+                    stage["conditions"][1],
+                ],
+            }
+        ],
+        [],
+        "val_bpb",
+    )
     assert apart["separated"] is True and "do not overlap: separated" in apart["sentence"]
 
 
 def test_demo_key_and_anchor_show_in_report(tmp_path, sim_campaign):
     store = tmp_path / ".ledger"
     ok(invoke(store, "init"))
-    ok(invoke(store, "campaign", "--campaign", str(sim_campaign), "--executor", "sim",
-              "--until", "screen", "--demo-key", "--json"))
+    ok(
+        invoke(
+            store,
+            "campaign",
+            "--campaign",
+            str(sim_campaign),
+            "--executor",
+            "sim",
+            "--until",
+            "screen",
+            "--demo-key",
+            "--json",
+        )
+    )
     out, metrics = tmp_path / "report", tmp_path / "m.json"
     ok(invoke(store, "report", "html", "--out", str(out), "--metrics", str(metrics)))
     assert json.loads(metrics.read_text())["demo_key"] is True
-    assert "Signed with the demo key DEMO-KEY-not-for-real-campaigns" in \
-        (out / "report.html").read_text()
+    assert (
+        "Signed with the demo key DEMO-KEY-not-for-real-campaigns"
+        in (out / "report.html").read_text()
+    )
     ok(invoke(store, "anchor"))
     ok(invoke(store, "report", "html", "--out", str(out), "--metrics", str(metrics)))
     assert json.loads(metrics.read_text())["anchors"] == 1
@@ -246,24 +382,29 @@ def test_demo_key_and_anchor_show_in_report(tmp_path, sim_campaign):
 
 def test_status_watch_stops_when_the_campaign_is_decided(walked):
     store, campaign = walked
-    res = ok(invoke(store, "status", "--watch", "--interval", "0.1", "--campaign",
-                    str(campaign)))
+    res = ok(invoke(store, "status", "--watch", "--interval", "0.1", "--campaign", str(campaign)))
     lines = res.stdout.splitlines()
     assert lines[-1] == "finished"
     screen = next(ln for ln in lines if ln.startswith("screen "))
     assert "17/17" in screen and "done" in screen
     # the campaign's baselines are shown after its stages: 49 protocol + 36 baseline runs
     assert any(ln.startswith("total: 85 of 85 declared runs recorded") for ln in lines)
-    frames = [json.loads(ln) for ln in ok(invoke(store, "status", "--watch", "--json",
-                                                 "--campaign", str(campaign))).stdout.splitlines()]
+    frames = [
+        json.loads(ln)
+        for ln in ok(
+            invoke(store, "status", "--watch", "--json", "--campaign", str(campaign))
+        ).stdout.splitlines()
+    ]
     assert len(frames) == 1 and frames[0]["done"] is True
     assert [(s["stage"], s["recorded"], s["left"]) for s in frames[0]["stages"]][:3] == [
-        ("screen", 17, 0), ("gate", 20, 0), ("final", 12, 0)]
+        ("screen", 17, 0),
+        ("gate", 20, 0),
+        ("final", 12, 0),
+    ]
     assert {s["kind"] for s in frames[0]["stages"][3:]} == {"baseline"}
 
 
-def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_campaign,
-                                                                capsys):
+def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_campaign, capsys):
     import gateledger as gl
     from gateledger.cli.status_watch import show_frames
     from ledger.ingest import record_run_start
@@ -272,14 +413,35 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
     store_dir = tmp_path / ".ledger"
     ok(invoke(store_dir, "--host", "h1", "init"))
     ok(invoke(store_dir, "keygen", "--name", "me"))
-    ok(invoke(store_dir, "--host", "h1", "freeze", "screen", "--campaign", str(sim_campaign),
-              "--sim-only"))
+    ok(
+        invoke(
+            store_dir,
+            "--host",
+            "h1",
+            "freeze",
+            "screen",
+            "--campaign",
+            str(sim_campaign),
+            "--sim-only",
+        )
+    )
     store, camp = gl.open_store(store_dir, host="h1"), gl.load_campaign(sim_campaign)
     manifest = current_manifest(store, "t", "screen")
     first = manifest.body["runs"][0]
     record_run_start(store, manifest.id, first["condition"], first["seed"], first["host"])
-    res = ok(invoke(store_dir, "status", "--watch", "--count", "1", "--stage", "screen",
-                    "--campaign", str(sim_campaign)))
+    res = ok(
+        invoke(
+            store_dir,
+            "status",
+            "--watch",
+            "--count",
+            "1",
+            "--stage",
+            "screen",
+            "--campaign",
+            str(sim_campaign),
+        )
+    )
     screen = next(ln for ln in res.stdout.splitlines() if ln.startswith("screen "))
     assert screen.split()[2:5] == ["0/17", "17", "1"]  # runs, left, running
     assert "running now: screen " in res.stdout and "finished" not in res.stdout
@@ -291,9 +453,14 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
         gl.run(store, camp, "screen", executor="sim")
 
     capsys.readouterr()
-    frames = show_frames(gl.watch(store, camp, stage="screen", interval=0.5, count=5,
-                                  sleep=run_meanwhile),
-                         store.root, interval=0.5, stage="screen", as_json=True, clear=False)
+    frames = show_frames(
+        gl.watch(store, camp, stage="screen", interval=0.5, count=5, sleep=run_meanwhile),
+        store.root,
+        interval=0.5,
+        stage="screen",
+        as_json=True,
+        clear=False,
+    )
     shown = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     assert frames == 2 and sleeps == [0.5] and [f["done"] for f in shown] == [False, True]
     screen = shown[1]["stages"][0]
@@ -304,8 +471,17 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
 def test_eta_is_runs_left_times_pace_over_runs_in_flight():
     from stages.progress import StageProgress
 
-    row = StageProgress("gate", "t", "gate", 600.0, "m" * 64, declared=20, recorded=8,
-                        running=[{"run": "x"}, {"run": "y"}], mean_run_s=60.0)
+    row = StageProgress(
+        "gate",
+        "t",
+        "gate",
+        600.0,
+        "m" * 64,
+        declared=20,
+        recorded=8,
+        running=[{"run": "x"}, {"run": "y"}],
+        mean_run_s=60.0,
+    )
     assert row.left == 12 and row.eta_s == pytest.approx(12 * 60 / 2) and not row.finished
     assert StageProgress("s", "t", "gate", 1.0, declared=3, recorded=3).eta_s == 0.0
 
@@ -323,20 +499,23 @@ def test_two_stores_with_one_key_each_freeze_without_key(tmp_path, monkeypatch, 
     for store, name in ((tmp_path / "one", "alice"), (tmp_path / "two", "bob")):
         ok(invoke(store, "init"))
         ids[name] = json.loads(ok(invoke(store, "keygen", "--name", name, "--json")).stdout)[
-            "key_id"]
+            "key_id"
+        ]
     keys = json.loads(ok(invoke(tmp_path / "one", "keys", "--json")).stdout)
     assert sorted(keys["private_keys"]) == ["alice", "bob"] and keys["default"] == "alice"
     assert keys["key_dir"].startswith(str(tmp_path / "home"))
     for store, name in ((tmp_path / "one", "alice"), (tmp_path / "two", "bob")):
-        res = ok(invoke(store, "freeze", "screen", "--campaign", str(sim_campaign),
-                        "--sim-only", "--json"))
+        res = ok(
+            invoke(
+                store, "freeze", "screen", "--campaign", str(sim_campaign), "--sim-only", "--json"
+            )
+        )
         assert json.loads(res.stdout)["freezer"] == ids[name]
     # `keys --default` changes a store's signer; --key still overrides it
     ok(invoke(tmp_path / "one", "keys", "--default", "bob"))
     anchor = json.loads(ok(invoke(tmp_path / "one", "anchor", "--json")).stdout)
     assert anchor["signature"]["key_id"] == ids["bob"]
-    anchor = json.loads(ok(invoke(tmp_path / "one", "anchor", "--key", "alice",
-                                  "--json")).stdout)
+    anchor = json.loads(ok(invoke(tmp_path / "one", "anchor", "--key", "alice", "--json")).stdout)
     assert anchor["signature"]["key_id"] == ids["alice"]
     assert Store.open(tmp_path / "two").keyring().ids() == [ids["bob"]]
 
@@ -344,11 +523,23 @@ def test_two_stores_with_one_key_each_freeze_without_key(tmp_path, monkeypatch, 
 def test_demo_key_then_a_named_key_freezes_without_key(tmp_path, sim_campaign):
     store = tmp_path / ".ledger"
     ok(invoke(store, "init"))
-    ok(invoke(store, "campaign", "--campaign", str(sim_campaign), "--executor", "sim",
-              "--until", "screen", "--demo-key"))
+    ok(
+        invoke(
+            store,
+            "campaign",
+            "--campaign",
+            str(sim_campaign),
+            "--executor",
+            "sim",
+            "--until",
+            "screen",
+            "--demo-key",
+        )
+    )
     alice = json.loads(ok(invoke(store, "keygen", "--name", "alice", "--json")).stdout)
-    res = ok(invoke(store, "freeze", "gate", "--campaign", str(sim_campaign), "--sim-only",
-                    "--json"))
+    res = ok(
+        invoke(store, "freeze", "gate", "--campaign", str(sim_campaign), "--sim-only", "--json")
+    )
     assert json.loads(res.stdout)["freezer"] == alice["key_id"]
 
 
@@ -356,8 +547,7 @@ def test_several_keys_and_no_default_is_one_line_naming_the_fix(tmp_path, sim_ca
     for name in ("a", "b"):
         ok(invoke(tmp_path / "nostore", "keygen", "--name", name))  # no store: no default
     ok(invoke(tmp_path / "s", "init"))
-    res = invoke(tmp_path / "s", "freeze", "screen", "--campaign", str(sim_campaign),
-                 "--sim-only")
+    res = invoke(tmp_path / "s", "freeze", "screen", "--campaign", str(sim_campaign), "--sim-only")
     assert res.exit_code == 2 and "ledger keys --default NAME" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
@@ -383,6 +573,7 @@ def _commands():
                 yield from walk(command, [*path, name])
             else:
                 yield [*path, name], command
+
     yield [], cli
     yield from walk(cli, [])
 
@@ -418,10 +609,12 @@ def test_ids_by_twelve_hex_prefix(walked):
 
 def test_effects_columns_never_run_together(tmp_path):
     path = tmp_path / "tiny.csv"
-    rows = ["A,B,y"] + [f"{a},{b},{1 + 0.00001 * a - 0.000003 * b + 1e-7 * i}"
-                        for i, (a, b) in enumerate([(-1, -1), (1, -1), (-1, 1), (1, 1)] * 2)]
+    rows = ["A,B,y"] + [
+        f"{a},{b},{1 + 0.00001 * a - 0.000003 * b + 1e-7 * i}"
+        for i, (a, b) in enumerate([(-1, -1), (1, -1), (-1, 1), (1, 1)] * 2)
+    ]
     path.write_text("\n".join(rows) + "\n")
     out = ok(invoke(tmp_path, "effects", str(path), "--response", "y")).stdout.splitlines()
     header = next(i for i, ln in enumerate(out) if ln.startswith("term"))
-    for line in out[header + 2:header + 4]:
+    for line in out[header + 2 : header + 4]:
         assert len(line.split()) == 9  # term, effect, se, t, p, q, "[lo," "hi]", aliases

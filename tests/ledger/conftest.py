@@ -18,21 +18,47 @@ from ledger.store import Store
 def make_plan(n_conditions: int = 2, hosts: tuple[str, ...] = ("h1",)) -> dict:
     conds = {f"c{i}": {"name": f"c{i}", "config": {"depth": 2 + i}} for i in range(n_conditions)}
     runs = [{"condition": c, "seed": 0, "host": h} for c in conds for h in hosts]
-    return {"campaign": "t", "stage": "screen", "budget_s": 60, "runs": runs,
-            "conditions": conds, "rule": {"top_k": 1}, "analysis": {"metric": "val_bpb"},
-            "runner": {"kind": "builtin"}, "data_sha256": None, "parent": None}
+    return {
+        "campaign": "t",
+        "stage": "screen",
+        "budget_s": 60,
+        "runs": runs,
+        "conditions": conds,
+        "rule": {"top_k": 1},
+        "analysis": {"metric": "val_bpb"},
+        "runner": {"kind": "builtin"},
+        "data_sha256": None,
+        "parent": None,
+    }
 
 
-def make_log(manifest: str | None, val: float = 1.25, summary: bool = True, *, depth: int = 2,
-             seed: int = 0, host: str = "h1", budget_s: float = 60, train_s: float = 0.0001) -> bytes:
+def make_log(
+    manifest: str | None,
+    val: float = 1.25,
+    summary: bool = True,
+    *,
+    depth: int = 2,
+    seed: int = 0,
+    host: str = "h1",
+    budget_s: float = 60,
+    train_s: float = 0.0001,
+) -> bytes:
     """A raw log bound to condition `c{depth-2}` of `make_plan()` in cell (seed, host).
 
     `train_s` is tiny: a record may not claim more training time than passed between its
     journaled start and its ingest.
     """
-    header = {"type": "header", "manifest": manifest, "runner": "builtin", "depth": depth,
-              "seed": seed, "host": host, "budget_s": budget_s, "data_sha256": None,
-              "started_at": "2026-01-01T00:00:00Z"}
+    header = {
+        "type": "header",
+        "manifest": manifest,
+        "runner": "builtin",
+        "depth": depth,
+        "seed": seed,
+        "host": host,
+        "budget_s": budget_s,
+        "data_sha256": None,
+        "started_at": "2026-01-01T00:00:00Z",
+    }
     lines = [
         json.dumps(header, separators=(",", ":")),
         '{"type":"step","step":1,"train_seconds":0.00005,"loss":3.0,"lr":0.01,"tokens":100}',
@@ -75,10 +101,24 @@ def filled(store, key) -> Filled:
     runs = []
     for i, cond in enumerate(("c0", "c1")):
         record_run_start(store, manifest, cond, 0, "h1")
-        runs.append(ingest(store, make_log(manifest, 1.2 + i / 10, depth=2 + i), manifest=manifest,
-                           condition=cond, seed=0, host="h1"))
-    body = {"manifest": manifest, "stage": "screen", "runs": sorted(runs), "promoted": ["c0"],
-            "decided_at": datetime.now(UTC).isoformat(), "decider": key.key_id}
+        runs.append(
+            ingest(
+                store,
+                make_log(manifest, 1.2 + i / 10, depth=2 + i),
+                manifest=manifest,
+                condition=cond,
+                seed=0,
+                host="h1",
+            )
+        )
+    body = {
+        "manifest": manifest,
+        "stage": "screen",
+        "runs": sorted(runs),
+        "promoted": ["c0"],
+        "decided_at": datetime.now(UTC).isoformat(),
+        "decider": key.key_id,
+    }
     decision = store.put_signed("decision", body, key)
     store.journal().append("decision_made", object=decision, manifest=manifest)
     anchor, _ = make_anchor(store, key)

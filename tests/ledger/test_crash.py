@@ -37,8 +37,10 @@ def test_sigkill_mid_write_leaves_a_verifying_store(store):
     rng = random.Random(7)
     for attempt in range(4):
         before = _events(store)
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store.root),
-                                 str(attempt * 100000)], env=os.environ.copy())
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(store.root), str(attempt * 100000)],
+            env=os.environ.copy(),
+        )
         # kill mid-stream, not before the writer got going (its start-up time is the
         # machine's): wait for its first events, then a random moment later
         deadline = time.monotonic() + 120

@@ -26,8 +26,11 @@ DEEP = 100_000
 
 
 def _snapshot(store):
-    return sorted((str(p), p.stat().st_size) for p in store.root.rglob("*") if p.is_file()
-                  and not p.name.endswith(".lock"))
+    return sorted(
+        (str(p), p.stat().st_size)
+        for p in store.root.rglob("*")
+        if p.is_file() and not p.name.endswith(".lock")
+    )
 
 
 @pytest.fixture
@@ -51,18 +54,35 @@ def _ingest_cli(store, path, mid=None):
     return CliRunner().invoke(cli, args)
 
 
-@pytest.mark.parametrize("name,data,words", [
-    ("deep", b'{"type":"header","x":' + b"[" * DEEP + b"]" * DEEP + b"}\n",
-     ("nested more than 64 levels",)),
-    ("long", b'{"type":"step","pad":"' + b"x" * (MAX_LINE_BYTES + 10) + b'"}\n',
-     ("bytes, more than the", "allowed per line")),
-    ("nan", make_log(None).replace(b'"val_bpb":1.25,"training', b'"val_bpb":NaN,"training'),
-     ("NaN is not a JSON number",)),
-    ("dupkey", make_log(None).replace(b'{"type":"summary","status":"ok"',
-                                      b'{"type":"summary","status":"ok","status":"diverged"'),
-     ("duplicate key 'status'",)),
-    ("garbage", b"\x00\xffnot a log\x13\n" * 50, ("not JSON records",)),
-])
+@pytest.mark.parametrize(
+    "name,data,words",
+    [
+        (
+            "deep",
+            b'{"type":"header","x":' + b"[" * DEEP + b"]" * DEEP + b"}\n",
+            ("nested more than 64 levels",),
+        ),
+        (
+            "long",
+            b'{"type":"step","pad":"' + b"x" * (MAX_LINE_BYTES + 10) + b'"}\n',
+            ("bytes, more than the", "allowed per line"),
+        ),
+        (
+            "nan",
+            make_log(None).replace(b'"val_bpb":1.25,"training', b'"val_bpb":NaN,"training'),
+            ("NaN is not a JSON number",),
+        ),
+        (
+            "dupkey",
+            make_log(None).replace(
+                b'{"type":"summary","status":"ok"',
+                b'{"type":"summary","status":"ok","status":"diverged"',
+            ),
+            ("duplicate key 'status'",),
+        ),
+        ("garbage", b"\x00\xffnot a log\x13\n" * 50, ("not JSON records",)),
+    ],
+)
 def test_bad_raw_log_is_refused_and_nothing_is_written(frozen, tmp_path, name, data, words):
     store, mid = frozen
     path = tmp_path / f"{name}.jsonl"
@@ -73,8 +93,7 @@ def test_bad_raw_log_is_refused_and_nothing_is_written(frozen, tmp_path, name, d
     assert _snapshot(store) == before
 
 
-def test_log_larger_than_the_cap_is_refused_without_reading_it_whole(frozen, tmp_path,
-                                                                     monkeypatch):
+def test_log_larger_than_the_cap_is_refused_without_reading_it_whole(frozen, tmp_path, monkeypatch):
     import gateledger.store as api
     import ledger.rawlog as rawlog
 
@@ -94,11 +113,14 @@ def test_nan_summary_is_never_recorded_ok(frozen):
         ingest(store, raw, manifest=mid, condition="c0", seed=0, host="h1")
 
 
-@pytest.mark.parametrize("text,words", [
-    ('{"campaign": ' + "[" * DEEP + "]" * DEEP + "}", ("nested more than 64 levels",)),
-    ('{"campaign": "t", "campaign": "u"}', ("duplicate key 'campaign'",)),
-    ('{"budget_s": Infinity}', ("Infinity is not a JSON number",)),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ('{"campaign": ' + "[" * DEEP + "]" * DEEP + "}", ("nested more than 64 levels",)),
+        ('{"campaign": "t", "campaign": "u"}', ("duplicate key 'campaign'",)),
+        ('{"budget_s": Infinity}', ("Infinity is not a JSON number",)),
+    ],
+)
 def test_bad_plan_is_one_line(store, tmp_path, text, words):
     plan = tmp_path / "plan.json"
     plan.write_text(text)
@@ -109,8 +131,7 @@ def test_bad_plan_is_one_line(store, tmp_path, text, words):
 def test_deep_campaign_toml_is_one_line(store, tmp_path):
     camp = tmp_path / "deep.toml"
     camp.write_text("[campaign]\nname = 'x'\n[base]\nd = " + "[" * DEEP + "]" * DEEP + "\n")
-    res = CliRunner().invoke(cli, ["--store", str(store.root), "status", "--campaign",
-                                   str(camp)])
+    res = CliRunner().invoke(cli, ["--store", str(store.root), "status", "--campaign", str(camp)])
     _one_line_exit_2(res, str(camp), "nested")
 
 
@@ -166,8 +187,9 @@ def test_bundle_bomb_member_is_refused_before_it_is_read(tmp_path):
 
 def test_bundle_total_size_and_member_count_are_capped(tmp_path):
     many = tmp_path / "many.tar.gz"
-    many.write_bytes(_tar_gz({"bundle.json": LISTING,
-                              **{f"store/f{i}": b"x" * 100 for i in range(30)}}))
+    many.write_bytes(
+        _tar_gz({"bundle.json": LISTING, **{f"store/f{i}": b"x" * 100 for i in range(30)}})
+    )
     with pytest.raises(LedgerError, match="more than 10 members"):
         open_bundle(many, tmp_path / "a", BundleLimits(members=10))
     with pytest.raises(LedgerError, match="unpacks to more than 1000 bytes"):
@@ -175,11 +197,17 @@ def test_bundle_total_size_and_member_count_are_capped(tmp_path):
 
 
 def test_raw_log_parser_reports_every_problem():
-    lines = [b'{"type":"header","manifest":null}', b'{"type":"header","manifest":null}',
-             b"not json", b'{"type":"step","step":1,"loss":3.0}',
-             b'{"type":"eval","val_bpb":1.5}', b'{"type":"summary","status":"ok","val_bpb":1.2}']
+    lines = [
+        b'{"type":"header","manifest":null}',
+        b'{"type":"header","manifest":null}',
+        b"not json",
+        b'{"type":"step","step":1,"loss":3.0}',
+        b'{"type":"eval","val_bpb":1.5}',
+        b'{"type":"summary","status":"ok","val_bpb":1.2}',
+    ]
     parsed = parse_raw_log(b"\n".join(lines) + b"\n")
     assert "line 2: second header" in parsed.problems
-    assert parsed.garbage == 1 and any(p.startswith("line 3: not valid JSON") for p in
-                                       parsed.problems)
+    assert parsed.garbage == 1 and any(
+        p.startswith("line 3: not valid JSON") for p in parsed.problems
+    )
     assert "summary val_bpb 1.2 disagrees with the eval line's 1.5" in parsed.problems

@@ -98,8 +98,7 @@ def test_ingest_rules(store, key):
         ingest(store, make_log(mid), manifest=mid, condition="c9", seed=0, host="h1")
     before = len(list(store.iter_objects()))
     with pytest.raises(LedgerError, match="header cites manifest 'bbbb"):
-        ingest(store, make_log("b" * 64, depth=3), manifest=mid, condition="c1", seed=0,
-               host="h1")
+        ingest(store, make_log("b" * 64, depth=3), manifest=mid, condition="c1", seed=0, host="h1")
     assert len(list(store.iter_objects())) == before
     free = ingest(store, AUTORESEARCH, fmt="autoresearch")
     assert store.get_json(free)["body"]["manifest"] is None

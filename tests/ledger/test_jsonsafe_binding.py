@@ -9,15 +9,18 @@ from ledger.jsonsafe import JSONInputError, depth_of, loads_line, loads_strict
 from ledger.rawlog import ParsedLog
 
 
-@pytest.mark.parametrize("text,why", [
-    ('{"a": 1, "a": 2}', "duplicate key 'a'"),
-    ('{"a": NaN}', "NaN is not a JSON number"),
-    ('{"a": -Infinity}', "-Infinity is not a JSON number"),
-    ("[" * 65 + "]" * 65, "nested more than 64 levels deep"),
-    ("[" * 10_000 + "]" * 10_000, "nested more than 64 levels deep"),
-    (b"\xff", "not UTF-8 text"),
-    ("{", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        ('{"a": 1, "a": 2}', "duplicate key 'a'"),
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ('{"a": -Infinity}', "-Infinity is not a JSON number"),
+        ("[" * 65 + "]" * 65, "nested more than 64 levels deep"),
+        ("[" * 10_000 + "]" * 10_000, "nested more than 64 levels deep"),
+        (b"\xff", "not UTF-8 text"),
+        ("{", "not valid JSON"),
+    ],
+)
 def test_strict_documents_refused(text, why):
     with pytest.raises(JSONInputError, match=why):
         loads_strict(text, "doc")
@@ -30,20 +33,33 @@ def test_strict_documents_size_and_depth_limits():
     assert depth_of({"a": [1, {"b": []}]}) == 4 and depth_of({}) == 1 and depth_of(5) == 0
 
 
-@pytest.mark.parametrize("line,value", [
-    (b'{"type":"step","loss":2.5}', {"type": "step", "loss": 2.5}),
-    (b'{"t":"x:y","a":1}', {"t": "x:y", "a": 1}),  # colon in a string: the strict path
-    (b'{"a":[1,2],"b":{"c":null}}', {"a": [1, 2], "b": {"c": None}}),
-    (b'  {"a" : 1}  ', {"a": 1}),
-])
+@pytest.mark.parametrize(
+    "line,value",
+    [
+        (b'{"type":"step","loss":2.5}', {"type": "step", "loss": 2.5}),
+        (b'{"t":"x:y","a":1}', {"t": "x:y", "a": 1}),  # colon in a string: the strict path
+        (b'{"a":[1,2],"b":{"c":null}}', {"a": [1, 2], "b": {"c": None}}),
+        (b'  {"a" : 1}  ', {"a": 1}),
+    ],
+)
 def test_raw_log_lines_parse_as_json_does(line, value):
     assert loads_line(line) == value
 
 
-@pytest.mark.parametrize("line", [
-    b'{"a":1,"a":2}', b'{"a":1, "a" :2}', b'{"a":{"b":1,"b":2}}', b'{"a":NaN}', b'{"a":1e999}',
-    b'{"a":1} {"b":2}', b"\xfe{}", b'{"x":' + b"[" * 70 + b"]" * 70 + b"}", b"",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"a":1,"a":2}',
+        b'{"a":1, "a" :2}',
+        b'{"a":{"b":1,"b":2}}',
+        b'{"a":NaN}',
+        b'{"a":1e999}',
+        b'{"a":1} {"b":2}',
+        b"\xfe{}",
+        b'{"x":' + b"[" * 70 + b"]" * 70 + b"}",
+        b"",
+    ],
+)
 def test_raw_log_lines_that_are_not_strict_json_are_refused(line):
     with pytest.raises(ValueError):
         loads_line(line)
@@ -59,30 +75,44 @@ def _log(**header) -> ParsedLog:
     return ParsedLog(header={"type": "header", **header})
 
 
-MANIFEST = {"budget_s": 120, "data_sha256": "d" * 64,
-            "runner": {"kind": "builtin", "version": "1.0", "code_sha256": "c" * 64},
-            "conditions": {"c1": {"config": {"depth": 4},
-                                  "runner_config": {"depth": 4, "seq_len": 128}}}}
-GOOD = {"manifest": "m" * 64, "seed": 0, "host": "a100", "budget_s": 120.0, "depth": 4,
-        "seq_len": 128, "runner": "builtin", "runner_version": "1.0", "code_sha256": "c" * 64,
-        "data_sha256": "d" * 64}
+MANIFEST = {
+    "budget_s": 120,
+    "data_sha256": "d" * 64,
+    "runner": {"kind": "builtin", "version": "1.0", "code_sha256": "c" * 64},
+    "conditions": {"c1": {"config": {"depth": 4}, "runner_config": {"depth": 4, "seq_len": 128}}},
+}
+GOOD = {
+    "manifest": "m" * 64,
+    "seed": 0,
+    "host": "a100",
+    "budget_s": 120.0,
+    "depth": 4,
+    "seq_len": 128,
+    "runner": "builtin",
+    "runner_version": "1.0",
+    "code_sha256": "c" * 64,
+    "data_sha256": "d" * 64,
+}
 
 
 def test_a_bound_header_has_no_problems():
     assert header_problems("m" * 64, MANIFEST, "c1", 0, "a100", _log(**GOOD)) == []
 
 
-@pytest.mark.parametrize("change,words", [
-    ({"manifest": "n" * 64}, "header cites manifest"),
-    ({"seed": 1}, "header seed 1 is not the declared seed 0"),
-    ({"seed": True}, "header seed True"),  # a bool is not a seed
-    ({"host": "l40s"}, "header host 'l40s'"),
-    ({"budget_s": 600}, "header budget_s 600"),
-    ({"seq_len": 64}, "header seq_len 64 is not the condition's 128"),  # a default key
-    ({"code_sha256": "e" * 64}, "header code_sha256"),
-    ({"runner_version": "2.0"}, "header runner_version '2.0'"),
-    ({"data_sha256": None}, "header data_sha256 None"),
-])
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        ({"manifest": "n" * 64}, "header cites manifest"),
+        ({"seed": 1}, "header seed 1 is not the declared seed 0"),
+        ({"seed": True}, "header seed True"),  # a bool is not a seed
+        ({"host": "l40s"}, "header host 'l40s'"),
+        ({"budget_s": 600}, "header budget_s 600"),
+        ({"seq_len": 64}, "header seq_len 64 is not the condition's 128"),  # a default key
+        ({"code_sha256": "e" * 64}, "header code_sha256"),
+        ({"runner_version": "2.0"}, "header runner_version '2.0'"),
+        ({"data_sha256": None}, "header data_sha256 None"),
+    ],
+)
 def test_each_header_field_binds(change, words):
     found = header_problems("m" * 64, MANIFEST, "c1", 0, "a100", _log(**{**GOOD, **change}))
     assert any(words in p for p in found), found
@@ -90,41 +120,56 @@ def test_each_header_field_binds(change, words):
 
 def test_a_header_that_lacks_a_config_key():
     header = {k: v for k, v in GOOD.items() if k != "seq_len"}
-    assert "header lacks config key 'seq_len'" in header_problems("m" * 64, MANIFEST, "c1", 0,
-                                                                  "a100", _log(**header))
+    assert "header lacks config key 'seq_len'" in header_problems(
+        "m" * 64, MANIFEST, "c1", 0, "a100", _log(**header)
+    )
 
 
-def _parsed(status: str, val: float | None, *, diverge: str | None = None,
-            seconds: float = 1.0, with_eval: bool = False) -> ParsedLog:
-    out = ParsedLog(status=status, diverge_evidence=diverge,
-                    eval={"val_bpb": val} if with_eval else None)
+def _parsed(
+    status: str,
+    val: float | None,
+    *,
+    diverge: str | None = None,
+    seconds: float = 1.0,
+    with_eval: bool = False,
+) -> ParsedLog:
+    out = ParsedLog(
+        status=status, diverge_evidence=diverge, eval={"val_bpb": val} if with_eval else None
+    )
     out.metrics.update(val_bpb=val, training_seconds=seconds)
     return out
 
 
-@pytest.mark.parametrize("status,parsed,interval,deadline,words", [
-    ("ok", _parsed("ok", None), 5.0, None, "no ok summary with a finite val_bpb"),
-    ("diverged", _parsed("diverged", None), 5.0, None, "no step line shows"),
-    ("diverged", _parsed("ok", 1.2), 5.0, None, "its log reports val_bpb 1.2"),
-    ("crashed", _parsed("ok", 1.2), 5.0, None, "ends with an ok summary"),
-    ("timeout", _parsed("timeout", None, with_eval=True), 500.0, 300.0, "finished evaluation"),
-    ("timeout", _parsed("timeout", None), 200.0, 300.0, "before its deadline of 300 s"),
-    ("ok", _parsed("ok", 1.2, seconds=90.0), 30.0, None, "claims 90 training seconds"),
-    ("lost", _parsed("ok", 1.2), 5.0, None, "is not one of"),
-])
+@pytest.mark.parametrize(
+    "status,parsed,interval,deadline,words",
+    [
+        ("ok", _parsed("ok", None), 5.0, None, "no ok summary with a finite val_bpb"),
+        ("diverged", _parsed("diverged", None), 5.0, None, "no step line shows"),
+        ("diverged", _parsed("ok", 1.2), 5.0, None, "its log reports val_bpb 1.2"),
+        ("crashed", _parsed("ok", 1.2), 5.0, None, "ends with an ok summary"),
+        ("timeout", _parsed("timeout", None, with_eval=True), 500.0, 300.0, "finished evaluation"),
+        ("timeout", _parsed("timeout", None), 200.0, 300.0, "before its deadline of 300 s"),
+        ("ok", _parsed("ok", 1.2, seconds=90.0), 30.0, None, "claims 90 training seconds"),
+        ("lost", _parsed("ok", 1.2), 5.0, None, "is not one of"),
+    ],
+)
 def test_each_status_needs_its_evidence(status, parsed, interval, deadline, words):
-    found = status_problems(status, parsed, budget_s=120, interval_s=interval,
-                            deadline_s=deadline)
+    found = status_problems(status, parsed, budget_s=120, interval_s=interval, deadline_s=deadline)
     assert any(words in p for p in found), found
 
 
-@pytest.mark.parametrize("status,parsed,interval,deadline", [
-    ("ok", _parsed("ok", 1.2), 5.0, None),
-    ("diverged", _parsed("diverged", None, diverge="step line 9: loss nan"), 5.0, None),
-    ("crashed", _parsed("crashed", None), 5.0, None),
-    ("timeout", _parsed("timeout", None), 301.0, 300.0),
-    ("ok", _parsed("ok", 1.2, seconds=90.0), None, None),  # no start journaled: said elsewhere
-])
+@pytest.mark.parametrize(
+    "status,parsed,interval,deadline",
+    [
+        ("ok", _parsed("ok", 1.2), 5.0, None),
+        ("diverged", _parsed("diverged", None, diverge="step line 9: loss nan"), 5.0, None),
+        ("crashed", _parsed("crashed", None), 5.0, None),
+        ("timeout", _parsed("timeout", None), 301.0, 300.0),
+        ("ok", _parsed("ok", 1.2, seconds=90.0), None, None),  # no start journaled: said elsewhere
+    ],
+)
 def test_supported_statuses_pass(status, parsed, interval, deadline):
-    assert status_problems(status, parsed, budget_s=120, interval_s=interval,
-                           deadline_s=deadline) == []
+    assert (
+        status_problems(status, parsed, budget_s=120, interval_s=interval, deadline_s=deadline)
+        == []
+    )

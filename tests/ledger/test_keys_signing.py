@@ -81,8 +81,7 @@ def test_signed_envelope(tmp_path):
     tampered = {**obj, "body": {"x": 2}}
     with pytest.raises(IntegrityError, match=f"bad signature by key {key.key_id}"):
         verify_signature(tampered, ring)
-    short = {**obj, "signature": {**obj["signature"],
-                                  "sig": base64.b64encode(b"\0" * 10).decode()}}
+    short = {**obj, "signature": {**obj["signature"], "sig": base64.b64encode(b"\0" * 10).decode()}}
     with pytest.raises(IntegrityError, match="bad signature"):
         verify_signature(short, ring)
     assert unsigned_object("run", {"a": 1}) == {"kind": "run", "body": {"a": 1}}

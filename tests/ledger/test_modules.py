@@ -32,9 +32,11 @@ def test_fsutil_atomic_write_is_all_or_nothing(tmp_path, monkeypatch):
 
 
 def test_rawlog_jsonl_without_summary_is_crashed_never_guessed():
-    lines = [{"type": "header", "manifest": "m", "runner": "builtin"},
-             {"type": "step", "step": 1, "train_seconds": 0.5, "loss": 3.0},
-             {"type": "step", "step": 2, "train_seconds": 1.25, "loss": 2.9}]
+    lines = [
+        {"type": "header", "manifest": "m", "runner": "builtin"},
+        {"type": "step", "step": 1, "train_seconds": 0.5, "loss": 3.0},
+        {"type": "step", "step": 2, "train_seconds": 1.25, "loss": 2.9},
+    ]
     parsed = parse_raw_log("".join(json.dumps(x) + "\n" for x in lines).encode())
     assert parsed.status == "crashed" and parsed.metrics["val_bpb"] is None
     assert parsed.metrics["training_seconds"] == 1.25 and parsed.steps == 2
@@ -42,9 +44,11 @@ def test_rawlog_jsonl_without_summary_is_crashed_never_guessed():
 
 
 def test_rawlog_autoresearch_reads_the_last_summary_block():
-    text = ("---\nval_bpb: 1.5\ntraining_seconds: 10\ntotal_seconds: 12\n"
-            "step 99\n---\nval_bpb:          0.997900\ntraining_seconds: 300.1\n"
-            "total_seconds:    325.9\nmfu_percent:      39.80\nnum_steps:        953\n")
+    text = (
+        "---\nval_bpb: 1.5\ntraining_seconds: 10\ntotal_seconds: 12\n"
+        "step 99\n---\nval_bpb:          0.997900\ntraining_seconds: 300.1\n"
+        "total_seconds:    325.9\nmfu_percent:      39.80\nnum_steps:        953\n"
+    )
     parsed = parse_raw_log(text.encode(), "autoresearch")
     assert parsed.status == "ok" and parsed.metrics["val_bpb"] == 0.9979
     assert parsed.metrics["training_seconds"] == 300.1 and parsed.metrics["num_steps"] == 953

@@ -20,8 +20,10 @@ from ledger.store import Store
 from ledger.verify import verify_with_evidence
 from stages.lookup import current_manifest, manifest_runs
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL"),
+]
 
 # a foreign runner that takes a little while, so that two orchestrators overlap in time
 SLOW = """
@@ -64,8 +66,16 @@ rule = {{ top_k = 1 }}
 
 
 def _ledger(store: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "gateledger.cli.main", "--store", str(store), "--host", "local",
-            *args]
+    return [
+        sys.executable,
+        "-m",
+        "gateledger.cli.main",
+        "--store",
+        str(store),
+        "--host",
+        "local",
+        *args,
+    ]
 
 
 @pytest.fixture
@@ -76,12 +86,18 @@ def stage(tmp_path, isolated_keys):
         script = tmp_path / "slow.py"
         script.write_text(SLOW)
         camp = tmp_path / "race.toml"
-        camp.write_text(CAMPAIGN.format(python=sys.executable, script=script,
-                                        seeds=", ".join(map(str, range(seeds)))))
+        camp.write_text(
+            CAMPAIGN.format(
+                python=sys.executable, script=script, seeds=", ".join(map(str, range(seeds)))
+            )
+        )
         store = tmp_path / ".ledger"
         env = {**os.environ, "LEDGER_KEY_DIR": str(isolated_keys)}
-        for args in (["init"], ["keygen", "--name", "op"], ["freeze", "gate", "--campaign",
-                                                            str(camp)]):
+        for args in (
+            ["init"],
+            ["keygen", "--name", "op"],
+            ["freeze", "gate", "--campaign", str(camp)],
+        ):
             subprocess.run(_ledger(store, *args), check=True, env=env, capture_output=True)
         return store, camp, env
 
@@ -97,8 +113,10 @@ def _recorded(store: Path) -> Counter:
 def test_two_runs_of_one_stage_at_once_record_each_run_once(stage):
     store, camp, env = stage(4)
     cmd = _ledger(store, "run", "gate", "--campaign", str(camp), "--jobs", "2", "--json")
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
     reports = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
     assert all("error" not in r for r in reports), reports
     counts = _recorded(store)
@@ -120,11 +138,17 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(stag
     kills = 0
     while kills < 20:
         before = _journal_lines(store)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 120
-        while (_journal_lines(store) <= before and proc.poll() is None
-               and time.monotonic() < deadline):
+        while (
+            _journal_lines(store) <= before and proc.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.005)
         time.sleep(rng.random() * 0.3)
         if proc.poll() is not None:
@@ -139,7 +163,11 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(stag
     counts = _recorded(store)
     assert len(counts) == 24 and set(counts.values()) == {1}, counts
     assert kills >= 5  # the loop really interrupted the work
-    subprocess.run(_ledger(store, "decide", "gate", "--campaign", str(camp)), check=True,
-                   env=env, capture_output=True)
+    subprocess.run(
+        _ledger(store, "decide", "gate", "--campaign", str(camp)),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     result = audit_store(Store.open(store))
     assert result.verdict == "clean", [str(f) for f in result.findings]

@@ -48,7 +48,8 @@ def test_old_manifests_have_no_rule_and_keep_declared_seeds(store, key):
     assert header_problems(mid, body, "c0", 0, "h1", parse_raw_log(make_log(mid))) == []
     wrong = parse_raw_log(make_log(mid, seed=5))
     assert header_problems(mid, body, "c0", 0, "h1", wrong) == [
-        "header seed 5 is not the declared seed 0"]
+        "header seed 5 is not the declared seed 0"
+    ]
     record_run_start(store, mid, "c0", 0, "h1")
     ingest(store, make_log(mid), manifest=mid, condition="c0", seed=0, host="h1")
     assert not [f for f in audit_store(store).findings if "seed" in f.message]
@@ -77,8 +78,11 @@ def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
         header = parse_raw_log(store.get_bytes(run.body["raw_log"])).header
         expected = derive_seed("sha256-v1", manifest.id, run.body["condition"], 0)
         assert header["seed"] == header["effective_seed"] == expected != 0
-        assert header["seed_inputs"] == {"manifest": manifest.id,
-                                         "condition": run.body["condition"], "seed": 0}
+        assert header["seed_inputs"] == {
+            "manifest": manifest.id,
+            "condition": run.body["condition"],
+            "seed": 0,
+        }
         assert run.body["seed"] == 0  # the record keeps the declared seed (the cell)
     assert audit_store(store).findings == []
 
@@ -86,11 +90,18 @@ def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
 def _log_for(manifest, cond: str, *, derived_from: str) -> bytes:
     """A sim log of `cond` whose seeds were derived from manifest id `derived_from`."""
     info = manifest.body["conditions"][cond]
-    raw = simulate_log(SimParams.from_table({}, "ABCDE"), condition=cond, name=info["name"],
-                       config=info["runner_config"], coded=info["coded"],
-                       budget_s=manifest.body["budget_s"], seed=0, host="h1",
-                       manifest=derived_from,
-                       effective_seed=derive_seed("sha256-v1", derived_from, cond, 0))
+    raw = simulate_log(
+        SimParams.from_table({}, "ABCDE"),
+        condition=cond,
+        name=info["name"],
+        config=info["runner_config"],
+        coded=info["coded"],
+        budget_s=manifest.body["budget_s"],
+        seed=0,
+        host="h1",
+        manifest=derived_from,
+        effective_seed=derive_seed("sha256-v1", derived_from, cond, 0),
+    )
     lines = [json.loads(x) for x in raw.splitlines()]
     lines[0]["manifest"] = manifest.id  # ... and then relabelled to cite the official plan
     return "".join(json.dumps(x) + "\n" for x in lines).encode()
@@ -111,10 +122,21 @@ def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
         ingest(store, raw, manifest=manifest.id, condition=cond, seed=0, host="h1")
     # an orchestrator that records it anyway is caught by the audit, naming the run
     key = f"{cond}/0/h1"
-    record = {"manifest": manifest.id, "stage": "screen", "condition": cond, "seed": 0,
-              "host": "h1", "run": key, "raw_log": store.put_bytes(raw), "format": "jsonl",
-              "runner": "sim", "status": parsed.status, "metrics": parsed.metrics, "gpus": 1,
-              "recorded_at": parsed.header["started_at"]}
+    record = {
+        "manifest": manifest.id,
+        "stage": "screen",
+        "condition": cond,
+        "seed": 0,
+        "host": "h1",
+        "run": key,
+        "raw_log": store.put_bytes(raw),
+        "format": "jsonl",
+        "runner": "sim",
+        "status": parsed.status,
+        "metrics": parsed.metrics,
+        "gpus": 1,
+        "recorded_at": parsed.header["started_at"],
+    }
     rid = store.put_unsigned("run", record)
     store.journal().append("run_recorded", object=rid, run=key, manifest=manifest.id)
     found = [str(f) for f in audit_store(store).findings]
@@ -126,10 +148,17 @@ def test_a_log_with_the_declared_seed_under_a_rule_is_caught(sim_store):
     manifest = current_manifest(store, camp.name, "screen")
     cond = manifest.body["runs"][0]["condition"]
     info = manifest.body["conditions"][cond]
-    raw = simulate_log(SimParams.from_table({}, "ABCDE"), condition=cond, name=info["name"],
-                       config=info["runner_config"], coded=info["coded"],
-                       budget_s=manifest.body["budget_s"], seed=0, host="h1",
-                       manifest=manifest.id)  # no effective seed: trained with seed 0
+    raw = simulate_log(
+        SimParams.from_table({}, "ABCDE"),
+        condition=cond,
+        name=info["name"],
+        config=info["runner_config"],
+        coded=info["coded"],
+        budget_s=manifest.body["budget_s"],
+        seed=0,
+        host="h1",
+        manifest=manifest.id,
+    )  # no effective seed: trained with seed 0
     found = header_problems(manifest.id, manifest.body, cond, 0, "h1", parse_raw_log(raw))
     assert any("header seed 0 is not the effective seed" in p for p in found), found
 
@@ -143,8 +172,15 @@ def test_executors_hand_the_effective_seed_to_the_trainer(sim_store, tmp_path):
     argv, _ = LocalExecutor(workdir=tmp_path).command(task, tmp_path / "c.json", tmp_path / "l")
     assert argv[argv.index("--seed") + 1] == str(expected)
     assert argv[argv.index("--seed-from") + 1] == f"{manifest.id}:{task.condition}:0"
-    foreign = type(task)(**{**task.__dict__, "runner": {
-        "kind": "command", "command": "train --seed {seed} --cell-seed {declared_seed}"}})
+    foreign = type(task)(
+        **{
+            **task.__dict__,
+            "runner": {
+                "kind": "command",
+                "command": "train --seed {seed} --cell-seed {declared_seed}",
+            },
+        }
+    )
     argv, _ = LocalExecutor(workdir=tmp_path).command(foreign, tmp_path / "c.json", tmp_path / "l")
     assert argv[-1] == f"train --seed {expected} --cell-seed 0"
 
@@ -157,19 +193,49 @@ def test_runner_records_seed_inputs(tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps(TINY))
     log = tmp_path / "run.jsonl"
-    base = [sys.executable, "-m", "runner", "--config", str(cfg), "--budget", "5m",
-            "--seed", "12345", "--log", str(log), "--data", str(text), "--steps", "1",
-            "--threads", "1", "--device", "cpu", "--quiet"]
-    proc = subprocess.run(base + ["--manifest", "m" * 64, "--seed-from", f"{'m' * 64}:cond:3"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+    base = [
+        sys.executable,
+        "-m",
+        "runner",
+        "--config",
+        str(cfg),
+        "--budget",
+        "5m",
+        "--seed",
+        "12345",
+        "--log",
+        str(log),
+        "--data",
+        str(text),
+        "--steps",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    proc = subprocess.run(
+        base + ["--manifest", "m" * 64, "--seed-from", f"{'m' * 64}:cond:3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert proc.returncode == 0, proc.stderr
     header = json.loads(log.read_text().splitlines()[0])
     assert header["seed"] == header["effective_seed"] == 12345
     assert header["seed_inputs"] == {"manifest": "m" * 64, "condition": "cond", "seed": 3}
-    bad = subprocess.run(base + ["--manifest", "x" * 64, "--seed-from", f"{'m' * 64}:cond:3"],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        base + ["--manifest", "x" * 64, "--seed-from", f"{'m' * 64}:cond:3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--seed-from names manifest" in bad.stderr
-    bad = subprocess.run(base + ["--seed-from", "only:two"], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run(
+        base + ["--seed-from", "only:two"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "MANIFEST:CONDITION:SEED" in bad.stderr

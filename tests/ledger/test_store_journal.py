@@ -21,7 +21,9 @@ def test_init_idempotent_and_open(tmp_path):
     Store.init(root, host="h1")
     Store.init(root, host="h1")
     assert json.loads((root / "store.json").read_bytes()) == {
-        "format": "gateledger-store", "version": 1}
+        "format": "gateledger-store",
+        "version": 1,
+    }
     assert {p.name for p in root.iterdir()} == {"store.json", "keys", "parts", "anchors"}
     assert Store.open(root, host="weird host/1").host == "weird-host-1"
 

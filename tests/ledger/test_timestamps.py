@@ -34,8 +34,9 @@ def lab(tmp_path, sim_campaign):
     runner = CliRunner()
 
     def invoke(*args, code=0):
-        res = runner.invoke(cli, ["--store", str(store), "--host", "h1", *args],
-                            catch_exceptions=False)
+        res = runner.invoke(
+            cli, ["--store", str(store), "--host", "h1", *args], catch_exceptions=False
+        )
         assert res.exit_code == code, res.output
         return res
 
@@ -46,11 +47,15 @@ def lab(tmp_path, sim_campaign):
 
 def _stage(invoke, camp, *tsa_args):
     """Freeze, run (sim) and decide the screen; returns (manifest id, decision id)."""
-    frozen = json.loads(invoke("freeze", "screen", "--campaign", str(camp), "--sim-only",
-                               "--json", *tsa_args).output)
+    frozen = json.loads(
+        invoke(
+            "freeze", "screen", "--campaign", str(camp), "--sim-only", "--json", *tsa_args
+        ).output
+    )
     invoke("run", "screen", "--campaign", str(camp), "--executor", "sim")
-    decided = json.loads(invoke("decide", "screen", "--campaign", str(camp), "--json",
-                                *tsa_args).output)
+    decided = json.loads(
+        invoke("decide", "screen", "--campaign", str(camp), "--json", *tsa_args).output
+    )
     return frozen, decided
 
 
@@ -70,15 +75,13 @@ def _plant_token(store: Store, body: dict) -> str:
     return token
 
 
-def test_tokens_from_two_tsas_verify_and_give_the_witnessed_interval(lab, tsa, tsa_b,
-                                                                     tmp_path):
+def test_tokens_from_two_tsas_verify_and_give_the_witnessed_interval(lab, tsa, tsa_b, tmp_path):
     invoke, store_path, camp = lab
     tsa_b.now = NOON.replace(minute=5)
     frozen, _ = _stage(invoke, camp, "--tsa", tsa.url, "--tsa", tsa_b.url)
     assert [s["ok"] for s in frozen["timestamps"]] == [True, True]
     tsa.later(hours=1)
-    decided = json.loads(invoke("timestamp", frozen["manifest"], "--tsa", tsa.url,
-                                "--json").output)
+    decided = json.loads(invoke("timestamp", frozen["manifest"], "--tsa", tsa.url, "--json").output)
     assert decided["timestamps"][0]["gen_time"].startswith("2026-03-01T13:00:00")
     roots = [str(tsa.root_pem(tmp_path)), str(tsa_b.root_pem(tmp_path))]
     res = invoke("verify", "--tsa-roots", roots[0], "--tsa-roots", roots[1], "--json")
@@ -115,11 +118,16 @@ def test_a_token_over_another_id_is_caught(lab, tsa, tmp_path):
     store = Store.open(store_path, host="h1")
     genuine = next(b for b in _tokens(store).values() if b["object"] == decided["decision"])
     # the decision's token, relabelled as the manifest's (an earlier-looking witness)
-    forged = _plant_token(store, {**genuine, "object": frozen["manifest"],
-                                  "object_kind": "manifest"})
+    forged = _plant_token(
+        store, {**genuine, "object": frozen["manifest"], "object_kind": "manifest"}
+    )
     problems = [str(p) for p in verify_with_evidence(store).problems]
-    assert any(p.startswith(forged) and "does not stamp object" in p and
-               "is not the id of the object it claims to stamp" in p for p in problems), problems
+    assert any(
+        p.startswith(forged)
+        and "does not stamp object" in p
+        and "is not the id of the object it claims to stamp" in p
+        for p in problems
+    ), problems
 
 
 def test_a_token_from_an_untrusted_root_is_caught(lab, tsa, tmp_path):
@@ -133,9 +141,11 @@ def test_a_token_from_an_untrusted_root_is_caught(lab, tsa, tmp_path):
     assert forged.ok and own.ok
     roots = load_tsa_roots([tsa.root_pem(tmp_path)])
     problems = [str(p) for p in verify_with_evidence(store, tsa_roots=roots).problems]
-    assert problems == [f"{forged.token}: timestamp token from {mine.url} does not verify "
-                        f"against the given TSA roots: certificate chain: unable to get local "
-                        f"issuer certificate"]
+    assert problems == [
+        f"{forged.token}: timestamp token from {mine.url} does not verify "
+        f"against the given TSA roots: certificate chain: unable to get local "
+        f"issuer certificate"
+    ]
     res = invoke("audit", "--tsa-roots", str(tsa.root_pem(tmp_path)), "--json", code=1)
     assert json.loads(res.output)["problems"][0]["object"] == forged.token
 
@@ -152,14 +162,14 @@ def test_a_tampered_token_is_caught(lab, tsa, tmp_path, where):
         der[-1] ^= 0x01  # the last byte of the DER is the ECDSA signature's
     else:
         at = bytes(der).index(b"20260301120000Z")  # TSTInfo genTime: claim an hour earlier
-        der[at:at + 15] = b"20260301110000Z"
+        der[at : at + 15] = b"20260301110000Z"
         body["gen_time"] = "2026-03-01T11:00:00.000000+00:00"
     forged = _plant_token(store, {**body, "response": base64.b64encode(bytes(der)).decode()})
     roots = load_tsa_roots([tsa.root_pem(tmp_path)])
     problems = [str(p) for p in verify_with_evidence(store, tsa_roots=roots).problems]
     assert len(problems) == 1 and problems[0].startswith(
-        f"{forged}: timestamp token from {tsa.url} does not verify against the given TSA "
-        f"roots"), problems
+        f"{forged}: timestamp token from {tsa.url} does not verify against the given TSA roots"
+    ), problems
 
 
 def test_a_certificate_expired_at_the_tokens_time_is_caught(lab, tmp_path):
@@ -168,10 +178,12 @@ def test_a_certificate_expired_at_the_tokens_time_is_caught(lab, tmp_path):
     with expired.serve():
         frozen, _ = _stage(invoke, camp, "--tsa", expired.url)
     roots = load_tsa_roots([expired.root_pem(tmp_path)])
-    problems = [str(p) for p in verify_with_evidence(Store.open(store_path),
-                                                     tsa_roots=roots).problems]
-    assert len(problems) == 2 and all("certificate chain: certificate has expired" in p
-                                      for p in problems), problems
+    problems = [
+        str(p) for p in verify_with_evidence(Store.open(store_path), tsa_roots=roots).problems
+    ]
+    assert len(problems) == 2 and all(
+        "certificate chain: certificate has expired" in p for p in problems
+    ), problems
 
 
 def test_a_decision_token_earlier_than_its_manifests_is_caught(lab, tsa, tmp_path):
@@ -179,8 +191,9 @@ def test_a_decision_token_earlier_than_its_manifests_is_caught(lab, tsa, tmp_pat
     invoke("freeze", "screen", "--campaign", str(camp), "--sim-only")  # not stamped now
     invoke("run", "screen", "--campaign", str(camp), "--executor", "sim")
     tsa.now = NOON
-    decided = json.loads(invoke("decide", "screen", "--campaign", str(camp), "--json",
-                                "--tsa", tsa.url).output)
+    decided = json.loads(
+        invoke("decide", "screen", "--campaign", str(camp), "--json", "--tsa", tsa.url).output
+    )
     store = Store.open(store_path, host="h1")
     manifest = current_manifest(store, "t", "screen").id
     tsa.later(hours=2)  # the manifest is stamped only afterwards
@@ -189,8 +202,10 @@ def test_a_decision_token_earlier_than_its_manifests_is_caught(lab, tsa, tmp_pat
     out = json.loads(invoke("audit", "--tsa-roots", roots, "--json", code=1).output)
     decision = decided["decision"]
     assert [p["object"] for p in out["problems"]] == [decision]
-    assert ("decision timestamped at 2026-03-01T12:00:00+00:00" in out["problems"][0]["message"]
-            and "earlier than its manifest" in out["problems"][0]["message"])
+    assert (
+        "decision timestamped at 2026-03-01T12:00:00+00:00" in out["problems"][0]["message"]
+        and "earlier than its manifest" in out["problems"][0]["message"]
+    )
     (stage,) = out["stages"]
     assert stage["verdict"] == "problems"
     (order,) = [c for c in stage["checks"] if c["name"] == "timestamps in order"]
@@ -206,9 +221,12 @@ def test_an_anchor_token_witnesses_what_its_heads_cover(lab, tsa, tmp_path):
     roots = str(tsa.root_pem(tmp_path))
     audit = json.loads(invoke("audit", "--tsa-roots", roots, "--json").output)
     (stage,) = audit["stages"]
-    assert stage["witness"]["frozen"] == {"no_later_than": "2026-03-01T12:00:00+00:00",
-                                          "token": out["timestamps"][0]["token"],
-                                          "tsa": tsa.url, "via": f"anchor {out['anchor']}"}
+    assert stage["witness"]["frozen"] == {
+        "no_later_than": "2026-03-01T12:00:00+00:00",
+        "token": out["timestamps"][0]["token"],
+        "tsa": tsa.url,
+        "via": f"anchor {out['anchor']}",
+    }
     assert stage["witness"]["decided"]["via"] == f"anchor {out['anchor']}"
     assert list(audit["timestamps"]["anchors"]) == [out["anchor"]]
 
@@ -216,9 +234,24 @@ def test_an_anchor_token_witnesses_what_its_heads_cover(lab, tsa, tmp_path):
 def test_a_failing_tsa_leaves_the_freeze_intact_and_says_so(lab, tsa, tsa_b):
     invoke, store_path, camp = lab
     tsa_b.mode = "http-error"
-    res = CliRunner().invoke(cli, ["--store", str(store_path), "--host", "h1", "freeze",
-                                   "screen", "--campaign", str(camp), "--sim-only", "--tsa",
-                                   tsa_b.url, "--tsa", tsa.url])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--store",
+            str(store_path),
+            "--host",
+            "h1",
+            "freeze",
+            "screen",
+            "--campaign",
+            str(camp),
+            "--sim-only",
+            "--tsa",
+            tsa_b.url,
+            "--tsa",
+            tsa.url,
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert f"warning: TSA {tsa_b.url} answered HTTP 500" in res.output
     assert "the freeze stands" in res.output and f"timestamped by {tsa.url}" in res.output
@@ -250,13 +283,28 @@ def test_the_store_setting_is_used_by_freeze_decide_anchor_and_campaign(lab, tsa
     assert frozen["timestamps"][0]["tsa"] == tsa.url and decided["timestamps"][0]["ok"]
     anchor = json.loads(invoke("anchor", "--json", "--no-tsa").output)
     assert anchor["timestamps"] == []
-    res = CliRunner().invoke(cli, ["--store", str(store_path), "campaign", "--campaign",
-                                   str(camp), "--executor", "sim", "--until", "gate", "--json"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "--store",
+            str(store_path),
+            "campaign",
+            "--campaign",
+            str(camp),
+            "--executor",
+            "sim",
+            "--until",
+            "gate",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     walked = json.loads(res.output)
     assert [s["object"][:12] for s in walked["timestamps"]] == [
         s["manifest"][:12] if s["action"] == "froze" else s["decision"][:12]
-        for s in walked["steps"] if s["action"] in ("froze", "decided")]
+        for s in walked["steps"]
+        if s["action"] in ("froze", "decided")
+    ]
     assert tsa.requests == 4
     invoke("settings", "--clear-tsa")
     assert json.loads(invoke("settings", "--json").output) == {"tsa": []}
@@ -268,9 +316,11 @@ def test_timestamp_refuses_other_kinds_and_bad_roots(lab, tsa, tmp_path):
     invoke, store_path, camp = lab
     _stage(invoke, camp)
     store = Store.open(store_path, host="h1")
-    run = next(oid for oid, _ in store.iter_objects()
-               if store.get_bytes(oid).startswith(b'{"body"')
-               and store.get_json(oid)["kind"] == "run")
+    run = next(
+        oid
+        for oid, _ in store.iter_objects()
+        if store.get_bytes(oid).startswith(b'{"body"') and store.get_json(oid)["kind"] == "run"
+    )
     res = invoke("timestamp", run, "--tsa", tsa.url, code=2)
     assert "timestamps are for manifest, decision, anchor" in res.output
     assert "no timestamp authority" in invoke("timestamp", run, code=2).output

@@ -70,8 +70,9 @@ def test_anchor_catches_rechained_journal(filled):
         lines.append(line)
         prev = sha256_hex(line)
     journal.path.write_bytes(b"".join(x + b"\n" for x in lines))
-    journal.head_path.write_bytes(canonical_bytes({"host": "h1", "seq": len(lines) - 1,
-                                                   "hash": prev}))
+    journal.head_path.write_bytes(
+        canonical_bytes({"host": "h1", "seq": len(lines) - 1, "hash": prev})
+    )
     problems = verify(filled.store)
     assert named(problems, f"journal h1 no longer extends anchor {filled.anchor}"), problems
 
@@ -91,8 +92,9 @@ def test_unknown_signer_and_unsigned(filled, tmp_path, monkeypatch):
 
     monkeypatch.setenv("LEDGER_KEY_DIR", str(tmp_path / "other"))
     intruder = generate_key("intruder")
-    oid = filled.store.put_json(sign_object("decision", {"manifest": filled.manifest,
-                                                         "runs": []}, intruder))
+    oid = filled.store.put_json(
+        sign_object("decision", {"manifest": filled.manifest, "runs": []}, intruder)
+    )
     bare = filled.store.put_json({"kind": "manifest", "body": {}})
     problems = verify(filled.store)
     assert named(problems, f"{oid}: decision signed by unknown key {intruder.key_id}")
@@ -116,8 +118,9 @@ def _stored_files(store) -> list[Path]:
     return sorted(p for p in store.root.rglob("*") if p.is_file() and p.name not in skip)
 
 
-@settings(max_examples=50, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_single_byte_mutation_detected(filled, data):
     store = filled.store

@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow
 def sh(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -30,22 +32,34 @@ def sh(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True):
 def clone(tmp_path, isolated_keys):
     """A clone of the working tree (tracked files, as committed or not) with the smoke campaign."""
     dest = tmp_path / "clone"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         src = ROOT / name
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "LEDGER_KEY_DIR": str(isolated_keys)}
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "clone"]):
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "LEDGER_KEY_DIR": str(isolated_keys),
+    }
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "clone"],
+    ):
         sh(cmd, dest, env)
     shutil.copy(Path(__file__).with_name("smoke.toml"), dest / "campaigns" / "smoke.toml")
     params = (dest / "params.yaml").read_text()
     params = params.replace("campaigns/demo.toml", "campaigns/smoke.toml").replace(
-        "jobs: 2", "jobs: 1")
+        "jobs: 2", "jobs: 1"
+    )
     (dest / "params.yaml").write_text(params)
     return dest, env
 

@@ -25,11 +25,13 @@ pytestmark = pytest.mark.slow
 
 
 def sh(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True
+    )
     if proc.returncode != 0:
-        raise AssertionError(f"{script}\nfailed ({proc.returncode}):\n{proc.stdout[-3000:]}\n"
-                             f"{proc.stderr[-3000:]}")
+        raise AssertionError(
+            f"{script}\nfailed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -37,38 +39,57 @@ def readme_blocks() -> list[str]:
     """The sender's and the receiver's bash blocks of the README's sharing section (the one
     that starts `dvc remote add`, the one that starts `git clone URL`), comments dropped."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Sharing evidence with DVC"):]
-    section = section[:section.index("\n## ", 5)]
+    section = text[text.index("## Sharing evidence with DVC") :]
+    section = section[: section.index("\n## ", 5)]
     blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
     send = [b for b in blocks if b.startswith("dvc remote add")]
     receive = [b for b in blocks if b.startswith("git clone URL")]
     assert len(send) == len(receive) == 1, "the sender's and the receiver's steps"
-    return ["\n".join(line.split("  #")[0].rstrip() for line in block.splitlines()
-                      if line.strip() and not line.lstrip().startswith("#"))
-            for block in (send[0], receive[0])]
+    return [
+        "\n".join(
+            line.split("  #")[0].rstrip()
+            for line in block.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        )
+        for block in (send[0], receive[0])
+    ]
 
 
 @pytest.fixture
 def clone(tmp_path, isolated_keys):
     """A git repository of the working tree (tracked and new files), pushed to a bare origin."""
     repo = tmp_path / "one"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         src = ROOT / name
         if src.is_file():
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, repo / name)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "LEDGER_KEY_DIR": str(isolated_keys), "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-           "DVC_NO_ANALYTICS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "LEDGER_KEY_DIR": str(isolated_keys),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "DVC_NO_ANALYTICS": "1",
+    }
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("executor: local", "executor: sim"))
-    sh(f"git init -q -b main && git add -A && git commit -qm clone && "
-       f"git init -q --bare -b main {tmp_path / 'origin.git'} && "
-       f"git remote add origin {tmp_path / 'origin.git'} && git push -q -u origin main",
-       repo, env)
+    sh(
+        f"git init -q -b main && git add -A && git commit -qm clone && "
+        f"git init -q --bare -b main {tmp_path / 'origin.git'} && "
+        f"git remote add origin {tmp_path / 'origin.git'} && git push -q -u origin main",
+        repo,
+        env,
+    )
     return repo, env
 
 
@@ -91,5 +112,7 @@ def test_readme_sharing_steps_in_two_clones(clone, tmp_path):
     assert "audit: clean" in out.stdout
     assert "Data and pipelines are up to date." in out.stdout  # after `ledger reindex`
     audit = json.loads(sh("ledger audit --json", second, env).stdout)
-    assert audit["verdict"] == "clean" and audit["costs"]["n_runs"] == \
-        json.loads((repo / "metrics.json").read_text())["runs"]
+    assert (
+        audit["verdict"] == "clean"
+        and audit["costs"]["n_runs"] == json.loads((repo / "metrics.json").read_text())["runs"]
+    )

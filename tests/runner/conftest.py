@@ -12,18 +12,52 @@ import torch
 from runner import config
 
 TINY: dict[str, Any] = {
-    "depth": 1, "aspect_ratio": 32, "head_dim": 16, "seq_len": 32, "device_batch_size": 4,
-    "total_batch_size": 256, "eval_tokens": 1024,
+    "depth": 1,
+    "aspect_ratio": 32,
+    "head_dim": 16,
+    "seq_len": 32,
+    "device_batch_size": 4,
+    "total_batch_size": 256,
+    "eval_tokens": 1024,
 }
 
-WORDS = ["in", "the", "beginning", "god", "created", "heaven", "and", "earth", "light", "darkness", "waters", "day", "night", "firmament", "seas", "grass", "herb", "seed", "fruit", "tree", "lights", "stars", "fowl", "whale", "cattle", "man"]
+WORDS = [
+    "in",
+    "the",
+    "beginning",
+    "god",
+    "created",
+    "heaven",
+    "and",
+    "earth",
+    "light",
+    "darkness",
+    "waters",
+    "day",
+    "night",
+    "firmament",
+    "seas",
+    "grass",
+    "herb",
+    "seed",
+    "fruit",
+    "tree",
+    "lights",
+    "stars",
+    "fowl",
+    "whale",
+    "cattle",
+    "man",
+]
 
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~60 KB of deterministic pseudo-English text."""
     rng = random.Random(1234)
-    lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))) + "." for _ in range(5000)]
+    lines = [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))) + "." for _ in range(5000)
+    ]
     path = tmp_path_factory.mktemp("corpus") / "text.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

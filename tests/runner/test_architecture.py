@@ -19,13 +19,16 @@ def _cfg(**kw):
     return GPTConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("pattern, depth, expected", [
-    ("SSSL", 8, [32, 32, 32, 64, 32, 32, 32, 64]),   # autoresearch's default, tiled
-    ("SSSL", 3, [32, 32, 64]),                        # the last layer is always long
-    ("S", 2, [32, 64]),
-    ("L", 4, [64, 64, 64, 64]),                       # the default: plain causal attention
-    ("LS", 5, [64, 32, 64, 32, 64]),
-])
+@pytest.mark.parametrize(
+    "pattern, depth, expected",
+    [
+        ("SSSL", 8, [32, 32, 32, 64, 32, 32, 32, 64]),  # autoresearch's default, tiled
+        ("SSSL", 3, [32, 32, 64]),  # the last layer is always long
+        ("S", 2, [32, 64]),
+        ("L", 4, [64, 64, 64, 64]),  # the default: plain causal attention
+        ("LS", 5, [64, 32, 64, 32, 64]),
+    ],
+)
 def test_window_sizes_follow_autoresearch(pattern, depth, expected):
     assert _cfg(window_pattern=pattern, depth=depth).window_sizes() == expected
 
@@ -53,7 +56,7 @@ def test_a_short_window_ignores_tokens_beyond_it():
     T, w = 12, 4
     x = torch.randn(1, T, 32, generator=torch.Generator().manual_seed(1))
     far, near = x.clone(), x.clone()
-    far[0, 2] += 5.0   # 9 - 2 = 7 > w positions before query 9
+    far[0, 2] += 5.0  # 9 - 2 = 7 > w positions before query 9
     near[0, 5] += 5.0  # 9 - 5 = 4 = w: still seen
     base = _attention_output(x, window_mask(T, w))
     assert torch.equal(_attention_output(far, window_mask(T, w))[0, 9], base[0, 9])
@@ -70,7 +73,7 @@ def test_rotary_is_the_half_split_rotation():
     inv = 1.0 / (10000.0 ** (torch.arange(0, D, 2, dtype=torch.float32) / D))
     ang = torch.arange(5, dtype=torch.float32)[:, None] * inv
     cos, sin = ang.cos()[None, :, None, None], ang.sin()[None, :, None, None]
-    x1, x2 = x[..., : D // 2], x[..., D // 2:]
+    x1, x2 = x[..., : D // 2], x[..., D // 2 :]
     expected = torch.cat((x1 * cos + x2 * sin, -x1 * sin + x2 * cos), dim=-1)  # autoresearch's
     assert torch.allclose(rotary(x, c, s), expected, atol=1e-6)
 
@@ -99,7 +102,9 @@ def test_value_embeddings_train_with_the_token_embedding_and_gates_with_muon():
     ve = model.value_embeds["1"].weight
     group = next(g for g in adamw.param_groups if any(p is ve for p in g["params"]))
     assert group["lr"] == cfg["embedding_lr"] * (32 / 768) ** -0.5
-    assert any(p is model.blocks[1].attn.ve_gate.weight for g in muon.param_groups for p in g["params"])
+    assert any(
+        p is model.blocks[1].attn.ve_gate.weight for g in muon.param_groups for p in g["params"]
+    )
     with torch.no_grad():  # output projections start at zero, which blocks value gradients
         for block in model.blocks:
             block.attn.c_proj.weight.normal_(0.0, 0.1)
@@ -124,19 +129,23 @@ def test_value_embedding_adds_to_the_values_through_a_unit_gate():
         qk = torch.stack((heads(attn.c_q(x)), heads(attn.c_k(x))), dim=2)
         q, k = norm(rotary(qk, cos, sin)).unbind(2)
         v = heads(attn.c_v(x) + ve)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                           is_causal=True)
+        y = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )
         expected = attn.c_proj(y.transpose(1, 2).reshape(1, 6, 32))
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("key, value, words", [
-    ("window_pattern", "SSXL", "letters S"),
-    ("window_pattern", "sssl", "letters S"),
-    ("window_pattern", "", "letters S"),
-    ("window_pattern", 3, "letters S"),
-    ("value_embeds", "yes", "true or false"),
-])
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("window_pattern", "SSXL", "letters S"),
+        ("window_pattern", "sssl", "letters S"),
+        ("window_pattern", "", "letters S"),
+        ("window_pattern", 3, "letters S"),
+        ("value_embeds", "yes", "true or false"),
+    ],
+)
 def test_knob_values_are_checked(key, value, words):
     with pytest.raises(UsageError) as err:
         config.resolve({key: value})
@@ -148,21 +157,46 @@ def test_knobs_replay_bit_for_bit_and_land_in_the_header(tmp_path, corpus, tiny_
     runs = []
     for name in ("a", "b"):
         log = tmp_path / f"{name}.jsonl"
-        train.run(train.RunOptions(cfg=cfg, budget_s=60, seed=0, log=log, steps=6, device="cpu",
-                                   data=str(corpus), threads=1))
+        train.run(
+            train.RunOptions(
+                cfg=cfg,
+                budget_s=60,
+                seed=0,
+                log=log,
+                steps=6,
+                device="cpu",
+                data=str(corpus),
+                threads=1,
+            )
+        )
         records = schema.validate_log(log)
-        runs.append([(r.get("loss"), r.get("val_bpb")) for r in records if r["type"] in ("step", "eval")])
+        runs.append(
+            [(r.get("loss"), r.get("val_bpb")) for r in records if r["type"] in ("step", "eval")]
+        )
     header = records[0]
     assert header["window_pattern"] == "SL" and header["value_embeds"] is True
-    assert runs[0] == runs[1] and all(math.isfinite(loss) for loss, _ in runs[0] if loss is not None)
+    assert runs[0] == runs[1] and all(
+        math.isfinite(loss) for loss, _ in runs[0] if loss is not None
+    )
 
 
 def test_logs_from_before_the_knobs_validate_and_replay_as_the_model_of_their_time(
-        tmp_path, corpus, tiny_cfg):
+    tmp_path, corpus, tiny_cfg
+):
     before = config.resolve({**tiny_cfg, **config.ABSENT_MEANS})  # the model before the keys
     log = tmp_path / "old.jsonl"
-    train.run(train.RunOptions(cfg=before, budget_s=60, seed=0, log=log, steps=3, device="cpu",
-                               data=str(corpus), threads=1))
+    train.run(
+        train.RunOptions(
+            cfg=before,
+            budget_s=60,
+            seed=0,
+            log=log,
+            steps=3,
+            device="cpu",
+            data=str(corpus),
+            threads=1,
+        )
+    )
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     for key in config.ABSENT_MEANS:
         del lines[0][key]

@@ -21,7 +21,9 @@ class TableModel(nn.Module):
 
     def forward(self, idx: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
         logits = self.table[idx]
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
+        return F.cross_entropy(
+            logits.view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction
+        )
 
 
 def test_uniform_logits_give_eight_bits_per_byte() -> None:

@@ -44,7 +44,9 @@ def _has_cxx() -> bool:
     return True
 
 
-needs_cxx = pytest.mark.skipif(not _has_cxx(), reason="no C++ compiler for inductor on this machine")
+needs_cxx = pytest.mark.skipif(
+    not _has_cxx(), reason="no C++ compiler for inductor on this machine"
+)
 
 
 def _run(tmp_path, corpus, name, compile_model, env=None):
@@ -52,10 +54,32 @@ def _run(tmp_path, corpus, name, compile_model, env=None):
     cfg.write_text(json.dumps({**TINY, "compile": compile_model}))
     log = tmp_path / f"{name}.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "--config", str(cfg), "--budget", "60s", "--steps", "6",
-         "--seed", "3", "--log", str(log), "--data", str(corpus), "--device", "cpu",
-         "--threads", "1", "--quiet"],
-        capture_output=True, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "--config",
+            str(cfg),
+            "--budget",
+            "60s",
+            "--steps",
+            "6",
+            "--seed",
+            "3",
+            "--log",
+            str(log),
+            "--data",
+            str(corpus),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     return proc, log
 
 
@@ -67,8 +91,15 @@ def _generic_model(dtype: torch.dtype) -> GPT:
     """The runner's model at TINY's width with the knobs on (``KNOBS``) and every weight random
     (none zero, as at init), so that every parameter gets a non-trivial gradient."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=VOCAB, dim=SHAPE["dim"], head_dim=SHAPE["head_dim"],
-                          seq_len=SHAPE["seq_len"], **KNOBS))
+    model = GPT(
+        GPTConfig(
+            vocab_size=VOCAB,
+            dim=SHAPE["dim"],
+            head_dim=SHAPE["head_dim"],
+            seq_len=SHAPE["seq_len"],
+            **KNOBS,
+        )
+    )
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2:
@@ -154,9 +185,11 @@ def test_failure_mid_run_ends_the_log_with_a_crashed_summary(tmp_path, corpus):
     # a "compiler" that answers --version like g++ but fails every compilation
     fake = tmp_path / "bin" / "g++"
     fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --version|-v) exec '
-                    f'{shutil.which("g++")} "$@";; esac; done\n'
-                    'echo "fatal error: broken toolchain" >&2\nexit 1\n')
+    fake.write_text(
+        '#!/bin/sh\nfor a in "$@"; do case "$a" in --version|-v) exec '
+        f'{shutil.which("g++")} "$@";; esac; done\n'
+        'echo "fatal error: broken toolchain" >&2\nexit 1\n'
+    )
     fake.chmod(0o755)
     env = {**os.environ, "CXX": str(fake), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
     proc, log = _run(tmp_path, corpus, "broken", True, env=env)

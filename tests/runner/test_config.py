@@ -50,7 +50,9 @@ def test_bad_values_name_the_key(raw: dict, needle: str) -> None:
         config.resolve(raw, "cfg.json")
 
 
-@pytest.mark.parametrize(("text", "secs"), [("300s", 300), ("5m", 300), ("2h", 7200), ("90", 90), ("1.5m", 90)])
+@pytest.mark.parametrize(
+    ("text", "secs"), [("300s", 300), ("5m", 300), ("2h", 7200), ("90", 90), ("1.5m", 90)]
+)
 def test_budget_units(text: str, secs: float) -> None:
     assert parse_budget(text) == secs
 
@@ -65,9 +67,24 @@ def _cli(tmp_path: Path, cfg_text: str | None, *extra: str) -> subprocess.Comple
     cfg = tmp_path / "cfg.json"
     if cfg_text is not None:
         cfg.write_text(cfg_text)
-    args = ["--config", str(cfg), "--budget", "1s", "--seed", "0", "--log", str(tmp_path / "l.jsonl"), *extra]
-    return subprocess.run([sys.executable, "-m", "runner", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    args = [
+        "--config",
+        str(cfg),
+        "--budget",
+        "1s",
+        "--seed",
+        "0",
+        "--log",
+        str(tmp_path / "l.jsonl"),
+        *extra,
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -85,7 +102,9 @@ def _cli(tmp_path: Path, cfg_text: str | None, *extra: str) -> subprocess.Comple
         ("{}", ("--data", "/nonexistent/corpus"), "/nonexistent/corpus"),
     ],
 )
-def test_cli_errors_are_one_line_exit_2(tmp_path: Path, cfg_text: str | None, extra: tuple, needle: str) -> None:
+def test_cli_errors_are_one_line_exit_2(
+    tmp_path: Path, cfg_text: str | None, extra: tuple, needle: str
+) -> None:
     proc = _cli(tmp_path, cfg_text, *extra)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -94,8 +113,14 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path, cfg_text: str | None, ex
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 

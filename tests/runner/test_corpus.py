@@ -12,8 +12,11 @@ from runner.errors import UsageError
 
 
 def test_jsonl_to_text_has_book_headings() -> None:
-    lines = [{"citation": f"{b} 1:{v}", "text": f" verse {v} ", "book": b, "chapter": 1, "verse": v}
-             for b in ("Genesis", "Exodus") for v in (1, 2)]
+    lines = [
+        {"citation": f"{b} 1:{v}", "text": f" verse {v} ", "book": b, "chapter": 1, "verse": v}
+        for b in ("Genesis", "Exodus")
+        for v in (1, 2)
+    ]
     text, n = corpus.jsonl_to_text("\n".join(json.dumps(x) for x in lines).encode())
     assert n == 4
     assert text == "Genesis\n\n1:1 verse 1\n1:2 verse 2\n\nExodus\n\n1:1 verse 1\n1:2 verse 2\n"

@@ -30,7 +30,7 @@ def test_text_split_is_last_tenth(corpus: Path) -> None:
     raw = corpus.read_bytes()
     assert ds.kind == "bytes" and ds.vocab_size == 256 and ds.token_bytes is None
     assert len(ds.val) == int(len(raw) * data_mod.VAL_FRACTION)
-    assert bytes(ds.val) == raw[-len(ds.val):] and len(ds.train) + len(ds.val) == len(raw)
+    assert bytes(ds.val) == raw[-len(ds.val) :] and len(ds.train) + len(ds.val) == len(raw)
 
 
 def test_folder_of_txt_files(tmp_path: Path, corpus: Path) -> None:
@@ -40,7 +40,9 @@ def test_folder_of_txt_files(tmp_path: Path, corpus: Path) -> None:
     (tmp_path / "1.txt").write_bytes(text[30000:])
     (tmp_path / "notes.md").write_text("ignored")
     ds = data_mod.load(tmp_path, 32)
-    assert bytes(ds.train) + bytes(ds.val) == text[30000:] + text[:30000]  # sorted paths: 1.txt, b/2.txt
+    assert (
+        bytes(ds.train) + bytes(ds.val) == text[30000:] + text[:30000]
+    )  # sorted paths: 1.txt, b/2.txt
     assert len(ds.files) == 2
 
 
@@ -49,8 +51,17 @@ def test_bin_tokens_with_byte_table(tmp_path: Path, tiny_cfg: dict) -> None:
     ds = data_mod.load(folder / "train.bin", 32)
     assert ds.kind == "tokens" and ds.vocab_size == len(TABLE) and len(ds.val) == 600
     log = tmp_path / "run.jsonl"
-    train.run(train.RunOptions(cfg={**tiny_cfg, "eval_tokens": 320}, budget_s=60, seed=0, log=log,
-                               steps=3, device="cpu", data=str(folder / "train.bin")))
+    train.run(
+        train.RunOptions(
+            cfg={**tiny_cfg, "eval_tokens": 320},
+            budget_s=60,
+            seed=0,
+            log=log,
+            steps=3,
+            device="cpu",
+            data=str(folder / "train.bin"),
+        )
+    )
     recs = schema.validate_log(log)
     header, ev = recs[0], next(r for r in recs if r["type"] == "eval")
     assert header["vocab_size"] == len(TABLE) and header["data_kind"] == "tokens"

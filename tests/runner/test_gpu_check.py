@@ -76,8 +76,13 @@ def test_synthetic_corpus_follows_its_successor_rule(tmp_path):
 @pytest.mark.slow
 def test_cpu_fallback_runs_end_to_end_and_matches_its_schema(tmp_path):
     out_dir = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--out", str(out_dir)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--device", "cpu", "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     out = json.loads(proc.stdout)
     assert proc.returncode == 0, (out["errors"], proc.stderr[-2000:])
     jsonschema.validate(out, gpu_check.SCHEMA)
@@ -97,7 +102,12 @@ def test_cpu_fallback_runs_end_to_end_and_matches_its_schema(tmp_path):
     assert ledger["phase"] == "ok" and ledger["executed"] == 2 and ledger["statuses"] == {"ok": 2}
     assert ledger["audit_exit"] == 0 and ledger["audit_ok"] is True
     assert [c["command"] for c in ledger["commands"]] == [
-        "ledger init", "ledger keygen", "ledger freeze", "ledger run", "ledger audit"]
+        "ledger init",
+        "ledger keygen",
+        "ledger freeze",
+        "ledger run",
+        "ledger audit",
+    ]
     assert len(ledger["runs"]) == 2 and all(r["status"] == "ok" for r in ledger["runs"])
     assert out["goal"]["met"] is None  # no MFU goal off the GPU
 

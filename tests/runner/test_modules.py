@@ -16,15 +16,29 @@ from runner.stopflag import StopFlag
 
 
 def test_main_entry_point_exits_with_the_cli_status(monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["runner", "--config", "/nonexistent.json", "--budget",
-                                      "1s", "--seed", "0", "--log", "/tmp/x.jsonl"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "runner",
+            "--config",
+            "/nonexistent.json",
+            "--budget",
+            "1s",
+            "--seed",
+            "0",
+            "--log",
+            "/tmp/x.jsonl",
+        ],
+    )
     with pytest.raises(SystemExit) as exit_info:
         runner_main.main()
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "/nonexistent.json" in err and "\n" not in err
-    proc = subprocess.run([sys.executable, "-m", "runner", "--help"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "--replay" in proc.stdout
 
 

@@ -49,5 +49,7 @@ def test_lr_schedule_shape() -> None:
     assert m(0.1, cfg) == 1.0 and m(0.5, cfg) == 1.0
     assert m(0.75, cfg) == pytest.approx(0.55) and m(1.0, cfg) == pytest.approx(0.1)
     assert m(2.0, cfg) == pytest.approx(0.1)
-    assert optim.weight_decay(0.0, cfg) == 0.2 and optim.weight_decay(0.75, cfg) == pytest.approx(0.05)
+    assert optim.weight_decay(0.0, cfg) == 0.2 and optim.weight_decay(0.75, cfg) == pytest.approx(
+        0.05
+    )
     assert optim.lr_multiplier(0.0, {**cfg, "warmup_ratio": 0.0}) == 1.0

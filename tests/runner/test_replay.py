@@ -15,9 +15,27 @@ def _run(tmp_path, corpus, name, *extra, threads=("--threads", "1")):
     cfg.write_text(json.dumps(TINY))
     log = tmp_path / f"{name}.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "--config", str(cfg), "--budget", "2s", "--seed", "4",
-         "--log", str(log), "--data", str(corpus), "--quiet", *threads, *extra],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "--config",
+            str(cfg),
+            "--budget",
+            "2s",
+            "--seed",
+            "4",
+            "--log",
+            str(log),
+            "--data",
+            str(corpus),
+            "--quiet",
+            *threads,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+    )
     return proc, log
 
 

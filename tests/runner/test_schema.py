@@ -21,14 +21,25 @@ def test_finite_replaces_nan_and_inf() -> None:
     assert finite({"a": float("nan"), "b": [float("inf"), 1.0]}) == {"a": None, "b": [None, 1.0]}
 
 
-def test_rejects_nan_missing_keys_and_bad_order(tmp_path: Path, corpus: Path, tiny_cfg: dict) -> None:
+def test_rejects_nan_missing_keys_and_bad_order(
+    tmp_path: Path, corpus: Path, tiny_cfg: dict
+) -> None:
     from runner import train
 
     log = tmp_path / "ok.jsonl"
-    train.run(train.RunOptions(cfg=tiny_cfg, budget_s=60, seed=0, log=log, steps=2, device="cpu",
-                               data=str(corpus)))
+    train.run(
+        train.RunOptions(
+            cfg=tiny_cfg, budget_s=60, seed=0, log=log, steps=2, device="cpu", data=str(corpus)
+        )
+    )
     lines = log.read_text().splitlines()
-    assert [r["type"] for r in schema.validate_log(log)] == ["header", "step", "step", "eval", "summary"]
+    assert [r["type"] for r in schema.validate_log(log)] == [
+        "header",
+        "step",
+        "step",
+        "eval",
+        "summary",
+    ]
     bad_nan = lines[:-1] + [lines[-1].replace('"status":"ok"', '"status":"ok","x":NaN')]
     with pytest.raises(ValueError, match="strict JSON"):
         schema.validate_log(_write(tmp_path, bad_nan))

@@ -20,10 +20,19 @@ from runner import data as data_mod
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(tmp_path: Path, corpus: Path, cfg: dict[str, Any], name: str = "run", **kw: Any) -> list[dict]:
+def _run(
+    tmp_path: Path, corpus: Path, cfg: dict[str, Any], name: str = "run", **kw: Any
+) -> list[dict]:
     log = tmp_path / f"{name}.jsonl"
-    opts = train.RunOptions(cfg=cfg, budget_s=kw.pop("budget_s", 60.0), seed=kw.pop("seed", 0), log=log,
-                            device="cpu", data=str(corpus), **kw)
+    opts = train.RunOptions(
+        cfg=cfg,
+        budget_s=kw.pop("budget_s", 60.0),
+        seed=kw.pop("seed", 0),
+        log=log,
+        device="cpu",
+        data=str(corpus),
+        **kw,
+    )
     train.run(opts)
     records = schema.validate_log(log)
     for rec in records:
@@ -70,8 +79,9 @@ def test_divergence_is_detected(tmp_path: Path, corpus: Path, tiny_cfg: dict) ->
     assert not any(r["type"] == "eval" for r in recs)
 
 
-def test_header_is_on_disk_before_the_first_step(tmp_path: Path, corpus: Path, tiny_cfg: dict,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_header_is_on_disk_before_the_first_step(
+    tmp_path: Path, corpus: Path, tiny_cfg: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     log = tmp_path / "run.jsonl"
     seen: list[str] = []
     synced: list[int] = []
@@ -89,8 +99,18 @@ def test_header_is_on_disk_before_the_first_step(tmp_path: Path, corpus: Path, t
 
     monkeypatch.setattr(data_mod.Batches, "next", spy_next)
     monkeypatch.setattr(os, "fsync", spy_fsync)
-    train.run(train.RunOptions(cfg=tiny_cfg, budget_s=60, seed=0, log=log, steps=2, device="cpu",
-                               data=str(corpus), manifest="m" * 64))
+    train.run(
+        train.RunOptions(
+            cfg=tiny_cfg,
+            budget_s=60,
+            seed=0,
+            log=log,
+            steps=2,
+            device="cpu",
+            data=str(corpus),
+            manifest="m" * 64,
+        )
+    )
     lines = seen[0].splitlines()
     assert len(lines) == 1 and seen[0].endswith("\n")
     header = json.loads(lines[0])
@@ -102,10 +122,30 @@ def test_sigterm_writes_timeout_summary(tmp_path: Path, corpus: Path, tiny_cfg: 
     cfg_path, log = tmp_path / "cfg.json", tmp_path / "run.jsonl"
     cfg_path.write_text(json.dumps(tiny_cfg))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "--config", str(cfg_path), "--budget", "60s", "--seed", "0",
-         "--log", str(log), "--data", str(corpus), "--device", "cpu", "--quiet"], cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "--config",
+            str(cfg_path),
+            "--budget",
+            "60s",
+            "--seed",
+            "0",
+            "--log",
+            str(log),
+            "--data",
+            str(corpus),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        cwd=REPO,
+    )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and '"type":"step"' not in (log.read_text() if log.exists() else ""):
+    while time.monotonic() < deadline and '"type":"step"' not in (
+        log.read_text() if log.exists() else ""
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
@@ -113,7 +153,9 @@ def test_sigterm_writes_timeout_summary(tmp_path: Path, corpus: Path, tiny_cfg: 
     assert s["status"] == "timeout" and s["val_bpb"] is None and s["training_seconds"] < 60
 
 
-def test_cli_replays_identically_across_processes(tmp_path: Path, corpus: Path, tiny_cfg: dict) -> None:
+def test_cli_replays_identically_across_processes(
+    tmp_path: Path, corpus: Path, tiny_cfg: dict
+) -> None:
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(json.dumps(tiny_cfg))
     runs = []
@@ -122,12 +164,36 @@ def test_cli_replays_identically_across_processes(tmp_path: Path, corpus: Path, 
     for name, env in (("a", {}), ("b", {"RUNNER_GLIBC_DEFAULTS": "1"})):
         log = tmp_path / f"{name}.jsonl"
         proc = subprocess.run(
-            [sys.executable, "-m", "runner", "--config", str(cfg_path), "--budget", "5m", "--seed", "3",
-             "--log", str(log), "--data", str(corpus), "--steps", "6", "--threads", "1"],
-            cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "--config",
+                str(cfg_path),
+                "--budget",
+                "5m",
+                "--seed",
+                "3",
+                "--log",
+                str(log),
+                "--data",
+                str(corpus),
+                "--steps",
+                "6",
+                "--threads",
+                "1",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["status"] == "ok"
         recs = schema.validate_log(log)
         assert recs[0]["threads"] == 1 and recs[0]["budget_s"] == 300
-        runs.append([(r.get("loss"), r.get("val_bpb")) for r in recs if r["type"] in ("step", "eval")])
+        runs.append(
+            [(r.get("loss"), r.get("val_bpb")) for r in recs if r["type"] in ("step", "eval")]
+        )
     assert runs[0] == runs[1]

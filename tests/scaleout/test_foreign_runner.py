@@ -63,16 +63,21 @@ rule = {{ top_k = 1 }}
 def test_autoresearch_command_through_the_ledger(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(FAKE_TRAIN)
-    camp = parse_campaign(CAMPAIGN.format(python=sys.executable, script=script),
-                          tmp_path / "c.toml")
+    camp = parse_campaign(
+        CAMPAIGN.format(python=sys.executable, script=script), tmp_path / "c.toml"
+    )
     store = Store.init(tmp_path / ".ledger", host="local")
     key = generate_key("k")
     manifest = freeze_stage(store, camp, "gate", key)
-    report = run_stage(store, camp, "gate", LocalExecutor(workdir=tmp_path / "w", jobs=2),
-                       progress=False)
+    report = run_stage(
+        store, camp, "gate", LocalExecutor(workdir=tmp_path / "w", jobs=2), progress=False
+    )
     assert report.statuses == {"ok": 4, "crashed": 2}
-    runs = {r.body["seed"]: r for r in manifest_runs(store, manifest)
-            if r.body["status"] == "ok" and r.body["metrics"]["val_bpb"] < 1.015}
+    runs = {
+        r.body["seed"]: r
+        for r in manifest_runs(store, manifest)
+        if r.body["status"] == "ok" and r.body["metrics"]["val_bpb"] < 1.015
+    }
     assert runs[0].body["metrics"]["val_bpb"] == 1.01
     assert runs[0].body["metrics"]["training_seconds"] == 0.0101
     crashed = [r for r in manifest_runs(store, manifest) if r.body["status"] == "crashed"]

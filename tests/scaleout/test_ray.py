@@ -52,7 +52,23 @@ def ray_instance():
 
 @pytest.fixture
 def text_data(tmp_path):
-    words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "then", "rests", "in", "the", "sun"]
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "the",
+        "lazy",
+        "dog",
+        "and",
+        "then",
+        "rests",
+        "in",
+        "the",
+        "sun",
+    ]
     path = tmp_path / "data.txt"
     path.write_text(" ".join(words[i % len(words)] for i in range(40000)))
     return path

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
     return proc.stdout
 
 
@@ -29,12 +31,18 @@ def git_commit(repo: Path, env: dict[str, str], message: str) -> None:
 
 
 def test_two_hosts_merge_through_a_dvc_remote(tmp_path, isolated_keys):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "LEDGER_KEY_DIR": str(isolated_keys)}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "LEDGER_KEY_DIR": str(isolated_keys),
+    }
     remote, a, b = tmp_path / "remote", tmp_path / "a100", tmp_path / "l40s"
     a.mkdir()
-    (a / "campaign.toml").write_text(SIM_CAMPAIGN.replace('hosts = ["h1"]', 'hosts = ["a100"]')
-                                     .replace('hosts = ["h1", "h2"]', 'hosts = ["a100", "l40s"]'))
+    (a / "campaign.toml").write_text(
+        SIM_CAMPAIGN.replace('hosts = ["h1"]', 'hosts = ["a100"]').replace(
+            'hosts = ["h1", "h2"]', 'hosts = ["a100", "l40s"]'
+        )
+    )
     sh(["git", "init", "-q"], a, env)
     sh(["dvc", "init", "-q"], a, env)
     sh(["dvc", "remote", "add", "-d", "shared", str(remote)], a, env)
@@ -64,6 +72,17 @@ def test_two_hosts_merge_through_a_dvc_remote(tmp_path, isolated_keys):
     assert len(decided["runs"]) == 20 and not decided["missing"]
     audit = json.loads(sh(["ledger", "audit", "--json"], a, env))
     assert audit["verdict"] == "clean", audit["problems"]
-    rows = json.loads(sh(["ledger", "sql", "SELECT host, count(*) AS n FROM runs WHERE stage = 'gate' "
-                                           "GROUP BY host ORDER BY host", "--json"], a, env))
+    rows = json.loads(
+        sh(
+            [
+                "ledger",
+                "sql",
+                "SELECT host, count(*) AS n FROM runs WHERE stage = 'gate' "
+                "GROUP BY host ORDER BY host",
+                "--json",
+            ],
+            a,
+            env,
+        )
+    )
     assert [(r["host"], r["n"]) for r in rows] == [("a100", 10), ("l40s", 10)]

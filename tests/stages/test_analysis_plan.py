@@ -141,8 +141,9 @@ def test_anchor_at_design_levels_never_enters_effects_or_reduce(tmp_path):
     assert hot not in manifest["analysis"]["points"] and len(manifest["analysis"]["points"]) == 8
     effects = {e["term"]: e for e in body["statistics"]["effects"]["effects"]}
     for letter in "ABC":
-        assert effects[letter]["effect"] == pytest.approx(contrast(body, manifest, letter),
-                                                          rel=1e-9, abs=1e-12)
+        assert effects[letter]["effect"] == pytest.approx(
+            contrast(body, manifest, letter), rel=1e-9, abs=1e-12
+        )
     assert effects["A"]["effect"] == pytest.approx(0.30, abs=0.01)  # the planted truth
     # reduce: A and B fixed at -1 (they raise the metric); C free -> (1) and c, the design's
     # own points: the anchor coded like (1) is not promoted in its place
@@ -158,8 +159,9 @@ def test_anchor_at_design_levels_never_enters_effects_or_reduce(tmp_path):
     assert refine["statistics"]["effects"]["post_selection"] is False
 
 
-def screen_campaign(interactions: str, diverge: str = "", seeds="[0]", hosts='["h1"]',
-                    gate_rule="{ top_k = 2 }") -> str:
+def screen_campaign(
+    interactions: str, diverge: str = "", seeds="[0]", hosts='["h1"]', gate_rule="{ top_k = 2 }"
+) -> str:
     return f"""
 [campaign]
 name = "five"
@@ -258,8 +260,10 @@ def test_planted_interaction_is_found_and_does_not_inflate_main_p_values(tmp_pat
     # same runs: the interaction inflates the error and A's p-value with it
     means = {c["condition"]: c["mean"] for c in with_ad["statistics"]["conditions"]}
     manifest = planted.manifest("screen")
-    rows = [{**manifest["conditions"][cid]["coded"], "value": means[cid]}
-            for cid in manifest["analysis"]["points"]]
+    rows = [
+        {**manifest["conditions"][cid]["coded"], "value": means[cid]}
+        for cid in manifest["analysis"]["points"]
+    ]
     old = estimate_effects(rows, MAINS, terms="main")
     assert old.df_resid == 10 and old.get("A").p > 50 * eff["A"]["p"]
     assert old.get("B").q > 0.05  # and BH at 0.05 would no longer find B
@@ -275,10 +279,14 @@ def test_diverging_factor_level_is_flagged_and_excluded(tmp_path):
     d = failures["factors"]["D"]
     assert (d["high"]["failed"], d["high"]["runs"], d["low"]["failed"]) == (8, 8, 0)
     assert failures["flagged"] == ["D"]
-    assert any(f["kind"] == "failures_by_level" and f["detail"].startswith("D (matrix_lr)")
-               for f in body["statistics"]["flags"])
-    excluded = {body["conditions"].get(e["condition"], {}).get("name") or e["condition"]
-                for e in body["outcome"]["excluded"]}
+    assert any(
+        f["kind"] == "failures_by_level" and f["detail"].startswith("D (matrix_lr)")
+        for f in body["statistics"]["flags"]
+    )
+    excluded = {
+        body["conditions"].get(e["condition"], {}).get("name") or e["condition"]
+        for e in body["outcome"]["excluded"]
+    }
     assert len(body["outcome"]["excluded"]) == 8 and len(excluded) == 8
     assert "8 of 16 design-point runs failed" in body["statistics"]["effects"]["notes"][0]
 
@@ -294,8 +302,13 @@ def test_two_promoted_points_moving_together_are_post_selection(tmp_path):
     camp = env.camp
     pts = [{"A": 1, "B": 1, "C": 1, "D": -1, "E": 1}, {"A": 1, "B": 1, "C": 1, "D": 1, "E": -1}]
     conds = [point_condition(camp.base, camp.factors, p, point_name(p), "reduce") for p in pts]
-    parent = Entry("d" * 64, {"promoted": [c.id for c in conds],
-                              "conditions": {c.id: c.to_dict() for c in conds}}, "h1", 1, "")
+    parent = Entry(
+        "d" * 64,
+        {"promoted": [c.id for c in conds], "conditions": {c.id: c.to_dict() for c in conds}},
+        "h1",
+        1,
+        "",
+    )
     stage = camp.stage("gate")
     plan = analysis_plan(camp, stage, candidates(camp, stage, parent), parent)
     assert plan["structure"]["regular"] and plan["structure"]["resolution"] == 2

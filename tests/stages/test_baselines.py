@@ -27,8 +27,9 @@ def test_greedy_keeps_exactly_the_helpful_flips(env):
     store, key, camp, sim = env
     # planted: A +0.20 (low is better), B -0.10 (high is better), C +0.04 penalty at 2m;
     # from all-low, flipping A hurts, B helps, C hurts, D and E are null (noise decides)
-    out = greedy_search(store, camp, key, sim, budget_s=120, cells=[(0, "h1"), (1, "h1")],
-                        progress=False)
+    out = greedy_search(
+        store, camp, key, sim, budget_s=120, cells=[(0, "h1"), (1, "h1")], progress=False
+    )
     assert [s["flip"] for s in out["steps"]] == [None, "A", "B", "C", "D", "E"]
     incumbents = [s["incumbent"] for s in out["steps"]]
     assert incumbents[:4] == ["(1)", "(1)", "b", "b"]
@@ -42,12 +43,32 @@ def test_random_search_buys_what_the_protocol_spent(env):
     run_campaign(store, camp, key, sim, until="screen", progress=False)
     spent = protocol_gpu_hours(store, camp)
     assert spent == pytest.approx(17 * 120 / 3600)  # 16 design points + the anchor, 2 min each
-    out = random_search(store, camp, key, sim, budget_s=600, cells=[(0, "h1")],
-                        gpu_hours=spent, match="campaign", seed=7, progress=False)
+    out = random_search(
+        store,
+        camp,
+        key,
+        sim,
+        budget_s=600,
+        cells=[(0, "h1")],
+        gpu_hours=spent,
+        match="campaign",
+        seed=7,
+        progress=False,
+    )
     # 0.5667 GPU-hours buy floor(0.5667 / (1 cell x 10 min)) = 3 conditions
     assert out["affordable"] == 3 and out["sampled"] == 3
     assert out["training_gpu_hours"] == pytest.approx(3 * 600 / 3600)
     assert audit_store(store).findings == []
     with pytest.raises(LedgerError, match="do not buy one condition"):
-        random_search(store, camp, key, sim, budget_s=3600, cells=[(0, "h1")], gpu_hours=0.5,
-                      match="0.5", seed=1, progress=False)
+        random_search(
+            store,
+            camp,
+            key,
+            sim,
+            budget_s=3600,
+            cells=[(0, "h1")],
+            gpu_hours=0.5,
+            match="0.5",
+            seed=1,
+            progress=False,
+        )

@@ -51,7 +51,12 @@ def test_budget_label_is_the_shortest_inverse():
 def test_shipped_campaigns_parse():
     demo = load_campaign(ROOT / "campaigns" / "demo.toml")
     assert [f.key for f in demo.factors] == [
-        "total_batch_size", "depth", "aspect_ratio", "matrix_lr", "warmdown_ratio"]
+        "total_batch_size",
+        "depth",
+        "aspect_ratio",
+        "matrix_lr",
+        "warmdown_ratio",
+    ]
     assert [s.name for s in demo.stages] == ["screen", "gate", "confirm"]
     paper = load_campaign(ROOT / "campaigns" / "paper.toml")
     assert [s.budget_s for s in paper.stages] == [120, 300, 600, 3600, 43200]
@@ -74,8 +79,10 @@ def test_named_condition_coded_levels_become_config_values():
         (lambda t: t.replace('keep = ["base"]', 'keep = ["nope"]'), r"keep names 'nope'"),
         (lambda t: t.replace("B = { key", "C = { key"), r"A, B, C"),
         (lambda t: t.replace("hi = { A = 1", "hi = { A = 2"), r"hi.A: coded levels"),
-        (lambda t: t + "\n[[stages]]\nname = 'g'\nbudget = '5m'\nfrom = 'later'\n",
-         r"from names 'later'"),
+        (
+            lambda t: t + "\n[[stages]]\nname = 'g'\nbudget = '5m'\nfrom = 'later'\n",
+            r"from names 'later'",
+        ),
         (lambda t: t.replace("[base]", "[bogus]\n[base]"), r"unknown top-level table 'bogus'"),
         (lambda t: t.replace("[campaign]", "[campaign"), r"malformed TOML"),
     ],

@@ -14,28 +14,57 @@ MANIFEST_ID = "m" * 64
 CONDITIONS = {"c-small": 2, "c-mid": 3, "c-big": 4}  # condition id -> depth
 CELLS = [[0, "h1"], [1, "h1"]]
 # val_bpb per (condition, seed): means c-mid 0.92, c-small 1.01, c-big 1.15
-VALUES = {("c-small", 0): 1.00, ("c-small", 1): 1.02, ("c-mid", 0): 0.90, ("c-mid", 1): 0.94,
-          ("c-big", 0): 1.10, ("c-big", 1): 1.20}
+VALUES = {
+    ("c-small", 0): 1.00,
+    ("c-small", 1): 1.02,
+    ("c-mid", 0): 0.90,
+    ("c-mid", 1): 0.94,
+    ("c-big", 0): 1.10,
+    ("c-big", 1): 1.20,
+}
 
 
 def manifest(rule: dict | None = None) -> dict:
     return {
-        "campaign": "hand", "stage": "screen", "budget_s": 60.0, "cells": CELLS,
+        "campaign": "hand",
+        "stage": "screen",
+        "budget_s": 60.0,
+        "cells": CELLS,
         "runs": [{"condition": c, "seed": s, "host": h} for c in CONDITIONS for s, h in CELLS],
-        "conditions": {c: {"name": c.removeprefix("c-"), "config": {"depth": d}, "coded": {},
-                           "origin": "named"} for c, d in CONDITIONS.items()},
-        "rule": rule or {"top_k": 2}, "checks": [],
+        "conditions": {
+            c: {
+                "name": c.removeprefix("c-"),
+                "config": {"depth": d},
+                "coded": {},
+                "origin": "named",
+            }
+            for c, d in CONDITIONS.items()
+        },
+        "rule": rule or {"top_k": 2},
+        "checks": [],
         "analysis": {"metric": "val_bpb", "factors": {}, "points": {}, "terms": []},
         "spec": {"base": {}},
     }
 
 
-def record(condition: str, seed: int, value: float | None, *, status: str = "ok",
-           manifest_id: str = MANIFEST_ID) -> tuple[str, dict]:
+def record(
+    condition: str,
+    seed: int,
+    value: float | None,
+    *,
+    status: str = "ok",
+    manifest_id: str = MANIFEST_ID,
+) -> tuple[str, dict]:
     rid = f"run-{condition}-{seed}-{manifest_id[:1]}"
-    body = {"manifest": manifest_id, "condition": condition, "seed": seed, "host": "h1",
-            "status": status, "metrics": {"val_bpb": value},
-            "recorded_at": f"2026-01-01T00:00:0{seed}Z"}
+    body = {
+        "manifest": manifest_id,
+        "condition": condition,
+        "seed": seed,
+        "host": "h1",
+        "status": status,
+        "metrics": {"val_bpb": value},
+        "recorded_at": f"2026-01-01T00:00:0{seed}Z",
+    }
     return rid, body
 
 

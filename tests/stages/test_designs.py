@@ -113,8 +113,9 @@ def _word_length_pattern(runs: np.ndarray) -> tuple[int, ...]:
 
 
 def _brute_force_runs(k: int, p: int, words: tuple[tuple[int, ...], ...]) -> np.ndarray:
-    base = np.array([[1 if (i >> j) & 1 else -1 for j in range(k - p)]
-                     for i in range(2 ** (k - p))])
+    base = np.array(
+        [[1 if (i >> j) & 1 else -1 for j in range(k - p)] for i in range(2 ** (k - p))]
+    )
     extra = [np.prod(base[:, list(w)], axis=1) for w in words]
     return np.column_stack([base, *extra])
 
@@ -133,8 +134,9 @@ def test_defaults_are_montgomerys_table_and_minimum_aberration(kp):
     # minimum aberration: no choice of generators (interactions of the base columns) has a
     # lexicographically smaller word length pattern
     interactions = [w for r in range(2, k - p + 1) for w in combinations(range(k - p), r)]
-    best = min(_word_length_pattern(_brute_force_runs(k, p, ws))
-               for ws in combinations(interactions, p))
+    best = min(
+        _word_length_pattern(_brute_force_runs(k, p, ws)) for ws in combinations(interactions, p)
+    )
     assert wlp == best
 
 
@@ -207,6 +209,8 @@ def test_point_structure_of_a_design_a_subset_and_a_reduced_factorial():
     assert (reduced.varying, reduced.constant, reduced.regular) == (["B", "C"], {"A": -1}, True)
     assert reduced.resolution is None and reduced.label == "2^2"
     # three points are no fraction; on (1), ab, c the product AB is +1 throughout
-    three = point_structure([{"A": -1, "B": -1, "C": -1}, {"A": 1, "B": 1, "C": -1},
-                             {"A": -1, "B": -1, "C": 1}], list("ABC"))
+    three = point_structure(
+        [{"A": -1, "B": -1, "C": -1}, {"A": 1, "B": 1, "C": -1}, {"A": -1, "B": -1, "C": 1}],
+        list("ABC"),
+    )
     assert not three.regular and three.defining_relation == ["I", "AB"]

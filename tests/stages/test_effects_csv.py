@@ -11,8 +11,19 @@ from stages.designs import full_factorial
 from stages.effects_csv import analyse_csv
 
 FILTRATION = [45, 71, 48, 65, 68, 60, 80, 65, 43, 100, 45, 104, 75, 86, 70, 96]
-KEYS = {"effects", "method", "df_resid", "t_df", "pse", "me", "sme", "block", "dropped",
-        "dropped_reasons", "notes"}
+KEYS = {
+    "effects",
+    "method",
+    "df_resid",
+    "t_df",
+    "pse",
+    "me",
+    "sme",
+    "block",
+    "dropped",
+    "dropped_reasons",
+    "notes",
+}
 
 
 def write(tmp_path, header, rows, name="d.csv"):
@@ -33,8 +44,18 @@ def test_saturated_lenth(tmp_path):
     assert out["pse"] == pytest.approx(2.625)
     eff = {e["term"]: e["effect"] for e in out["effects"]}
     assert eff["A"] == pytest.approx(21.625) and eff["AC"] == pytest.approx(-18.125)
-    assert set(out["effects"][0]) == {"term", "effect", "coef", "se", "t", "p", "q", "ci_low",
-                                      "ci_high", "aliases"}
+    assert set(out["effects"][0]) == {
+        "term",
+        "effect",
+        "coef",
+        "se",
+        "t",
+        "p",
+        "q",
+        "ci_low",
+        "ci_high",
+        "aliases",
+    }
     json.dumps(out, allow_nan=False)
 
 
@@ -87,13 +108,23 @@ def test_aliases_dropped_and_block_in_the_json(tmp_path):
 
     rows = []
     for host, off in (("h1", 0.0), ("h2", 0.3)):
-        rows += [[r["A"], r["B"], r["C"], r["D"], host, 10 + 2 * r["A"] + r["A"] * r["B"] + off]
-                 for r in fractional(4, 1).runs]
-    out = analyse_csv(write(tmp_path, ["A", "B", "C", "D", "host", "y"], rows), "y",
-                      terms="all", block="host")
+        rows += [
+            [r["A"], r["B"], r["C"], r["D"], host, 10 + 2 * r["A"] + r["A"] * r["B"] + off]
+            for r in fractional(4, 1).runs
+        ]
+    out = analyse_csv(
+        write(tmp_path, ["A", "B", "C", "D", "host", "y"], rows), "y", terms="all", block="host"
+    )
     chains = {e["term"]: e["aliases"] for e in out["effects"]}
-    assert chains == {"A": ["BCD"], "B": ["ACD"], "C": ["ABD"], "D": ["ABC"], "AB": ["CD"],
-                      "AC": ["BD"], "AD": ["BC"]}
+    assert chains == {
+        "A": ["BCD"],
+        "B": ["ACD"],
+        "C": ["ABD"],
+        "D": ["ABC"],
+        "AB": ["CD"],
+        "AC": ["BD"],
+        "AD": ["BC"],
+    }
     assert out["block"] == "host" and out["dropped"][:3] == ["BC", "BD", "CD"]
     assert out["dropped_reasons"]["CD"] == "aliased with AB"
     json.dumps(out, allow_nan=False)

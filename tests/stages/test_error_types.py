@@ -33,8 +33,20 @@ def test_an_unknown_runner_key_is_a_config_error(sim_campaign):
 def test_bad_option_values_are_config_errors():
     with pytest.raises(ConfigError, match="unknown executor 'gpu'"):
         make_executor("gpu")
-    tasks = [RunTask(manifest="m", stage="s", condition="c", name="c", config={}, coded={},
-                     seed=0, host=h, budget_s=1.0) for h in ("h1", "h2")]
+    tasks = [
+        RunTask(
+            manifest="m",
+            stage="s",
+            condition="c",
+            name="c",
+            config={},
+            coded={},
+            seed=0,
+            host=h,
+            budget_s=1.0,
+        )
+        for h in ("h1", "h2")
+    ]
     with pytest.raises(ConfigError, match="host 'h3' has no runs"):
         select_host_block(tasks, "h3", "local")
 

@@ -37,7 +37,9 @@ D = { key = "matrix_lr", levels = [0.01, 0.04] }
 E = { key = "warmdown_ratio", levels = [0.2, 0.6] }
 """
 
-THREE_GATES = HEAD + """
+THREE_GATES = (
+    HEAD
+    + """
 [[stages]]
 name = "screen"
 budget = "2m"
@@ -59,6 +61,7 @@ from = "gate"
 seeds = [0, 1]
 rule = { top_k = 1 }
 """
+)
 
 
 def campaign(sim: str, text: str = THREE_GATES):
@@ -68,8 +71,9 @@ def campaign(sim: str, text: str = THREE_GATES):
 def test_zero_noise_with_planted_effects_always_promotes_the_best():
     # no penalties: the 2-minute ranking is the 60-minute ranking; the best point of the
     # half fraction E=ABCD is A-, B+, C+, D-, E+ (= ABCD = +1), named "bce"
-    camp = campaign('effects = { A = 0.02, B = -0.03, C = -0.01, D = 0.008, E = -0.005 }\n'
-                    'noise = 0.0\n')
+    camp = campaign(
+        "effects = { A = 0.02, B = -0.03, C = -0.01, D = 0.008, E = -0.005 }\nnoise = 0.0\n"
+    )
     out = evaluate(camp, sim_source(camp, 0), trials=5, seed=0, against=[])
     assert out["truth"]["best"] == "bce" and out["truth"]["pool"] == 16
     protocol = out["protocol"]
@@ -86,19 +90,22 @@ def test_a_penalty_that_shrinks_with_budget_misleads_the_screen_by_a_known_regre
     # at 2 minutes A's effect is -0.010 + 0.040 = +0.030 (low A looks better); at 60 minutes
     # it is -0.010 + 0.040 * sqrt(120/3600) < 0 (high A is truly better). The screen keeps the
     # four A-, B+ points, so the pick is an A- point: regret = 0.010 - 0.040 * sqrt(1/30).
-    camp = campaign('effects = { A = -0.010, B = -0.020 }\npenalties = { A = 0.040 }\n'
-                    'noise = 0.0\n')
+    camp = campaign(
+        "effects = { A = -0.010, B = -0.020 }\npenalties = { A = 0.040 }\nnoise = 0.0\n"
+    )
     out = evaluate(camp, sim_source(camp, 0), trials=3, seed=0, against=[])
     assert out["protocol"]["p_best"] == 0.0
-    assert out["protocol"]["regret_mean"] == pytest.approx(0.010 - 0.040 * math.sqrt(1 / 30),
-                                                           abs=2e-6)  # logs keep 6 decimals
+    assert out["protocol"]["regret_mean"] == pytest.approx(
+        0.010 - 0.040 * math.sqrt(1 / 30), abs=2e-6
+    )  # logs keep 6 decimals
     assert len(out["truth"]["ties"]) == 3  # four A+, B+ points tie for the truly best
 
 
 def test_noise_far_above_the_effects_gives_chance():
     # each gate's ranking is a random permutation: the one finalist is any of the 16 alike
-    camp = campaign('effects = { A = 0.004, B = -0.003, C = 0.002, D = -0.001, E = 0.0005 }\n'
-                    'noise = 5.0\n')
+    camp = campaign(
+        "effects = { A = 0.004, B = -0.003, C = 0.002, D = -0.001, E = 0.0005 }\nnoise = 5.0\n"
+    )
     out = evaluate(camp, sim_source(camp, 11), trials=300, seed=11, against=[])
     protocol = out["protocol"]
     lo, hi = protocol["p_best_ci"]
@@ -113,7 +120,9 @@ def test_wilson_interval_matches_the_textbook_value():
     assert wilson(5, 10)[0] == pytest.approx(0.2366, abs=1e-4)
 
 
-FIXED_COUNTS = HEAD + """
+FIXED_COUNTS = (
+    HEAD
+    + """
 [conditions]
 base = { }
 
@@ -146,6 +155,7 @@ hosts = { h2 = 0.005 }
 noise = 0.004
 diverge = ["a"]
 """
+)
 
 
 def test_protocol_gpu_hours_equal_one_sim_walk_and_baselines_spend_80_to_105_percent(tmp_path):
@@ -160,31 +170,33 @@ def test_protocol_gpu_hours_equal_one_sim_walk_and_baselines_spend_80_to_105_per
     assert walked == pytest.approx(by_hand)
     out = evaluate(camp, sim_source(camp, 3), trials=20, seed=3)
     assert out["protocol"]["gpu_hours_mean"] == pytest.approx(by_hand)
-    assert [b["method"] for b in out["baselines"]] == ["successive-halving", "hyperband",
-                                                       "random"]
+    assert [b["method"] for b in out["baselines"]] == ["successive-halving", "hyperband", "random"]
     for baseline in out["baselines"]:
         assert baseline["target_gpu_hours"] == pytest.approx(by_hand)
         assert 0.8 <= baseline["spent_ratio_min"] <= baseline["spent_ratio_max"] <= 1.05
-        assert baseline["gpu_hours_mean"] == pytest.approx(
-            baseline["spent_ratio_mean"] * by_hand)
+        assert baseline["gpu_hours_mean"] == pytest.approx(baseline["spent_ratio_mean"] * by_hand)
 
 
 def test_same_seed_same_numbers_and_another_seed_other_noise():
-    camp = campaign('effects = { A = 0.01, B = -0.01 }\nnoise = 0.02\n')
-    a = evaluate(camp, sim_source(camp, 5), trials=15, seed=5, against=["random",
-                                                                       "successive-halving"])
-    b = evaluate(camp, sim_source(camp, 5), trials=15, seed=5, against=["random",
-                                                                       "successive-halving"])
+    camp = campaign("effects = { A = 0.01, B = -0.01 }\nnoise = 0.02\n")
+    a = evaluate(
+        camp, sim_source(camp, 5), trials=15, seed=5, against=["random", "successive-halving"]
+    )
+    b = evaluate(
+        camp, sim_source(camp, 5), trials=15, seed=5, against=["random", "successive-halving"]
+    )
     assert differences(a, b) == []
-    c = evaluate(camp, sim_source(camp, 6), trials=15, seed=6, against=["random",
-                                                                       "successive-halving"])
+    c = evaluate(
+        camp, sim_source(camp, 6), trials=15, seed=6, against=["random", "successive-halving"]
+    )
     assert differences(a, c)
 
 
 def test_the_pool_is_every_condition_the_protocol_could_run():
-    text = THREE_GATES.replace('rule = { top_k = 4, fdr = 0.10 }',
-                               'rule = { top_k = 4, fdr = 0.10, reduce = true }')
-    camp = campaign("noise = 0.0\n", text + '\n[conditions]\nanchor = { depth = 3 }\n')
+    text = THREE_GATES.replace(
+        "rule = { top_k = 4, fdr = 0.10 }", "rule = { top_k = 4, fdr = 0.10, reduce = true }"
+    )
+    camp = campaign("noise = 0.0\n", text + "\n[conditions]\nanchor = { depth = 3 }\n")
     names = {c.name for c in candidate_pool(camp)}
     assert len(names) == 32 and "(1)" in names  # reduce may reach any of the 2^5 points
     plain = campaign("noise = 0.0\n")

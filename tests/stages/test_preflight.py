@@ -63,21 +63,36 @@ def _one_line(res, *words):
     assert all(w in lines[0] for w in words), lines[0]
 
 
-@pytest.mark.parametrize("edit,words", [
-    (lambda t: t.replace('key = "depth"', 'key = "dept"'),
-     ("[factors] B.key 'dept' is not a runner config key",)),
-    (lambda t: t.replace("depth = 2\n", "depht = 2\n"), ("[base] 'depht' is not a runner",)),
-    (lambda t: t.replace("base = { }", "base = { warmup = 0.1 }"),
-     ("[conditions] base: 'warmup' is not a runner config key",)),
-    (lambda t: t.replace("total_batch_size = 512", "total_batch_size = 500"),
-     ("condition", "'total_batch_size' (500) must be a multiple of")),
-    (lambda t: t.replace("top_k = 1,", "top_k = -1,"),
-     ("stage 'screen'", "rule key 'top_k': -1 must be an integer >= 1")),
-    (lambda t: t.replace('metric = "val_bpb"', 'metric = "val_loss"'),
-     ("metric 'val_loss' is not one the runner reports",)),
-    (lambda t: t + 'checks = [ { name = "c", a = "nosuch", b = "base", within = 0.01 } ]\n',
-     ("checks[0].a names 'nosuch', which is not a candidate",)),
-])
+@pytest.mark.parametrize(
+    "edit,words",
+    [
+        (
+            lambda t: t.replace('key = "depth"', 'key = "dept"'),
+            ("[factors] B.key 'dept' is not a runner config key",),
+        ),
+        (lambda t: t.replace("depth = 2\n", "depht = 2\n"), ("[base] 'depht' is not a runner",)),
+        (
+            lambda t: t.replace("base = { }", "base = { warmup = 0.1 }"),
+            ("[conditions] base: 'warmup' is not a runner config key",),
+        ),
+        (
+            lambda t: t.replace("total_batch_size = 512", "total_batch_size = 500"),
+            ("condition", "'total_batch_size' (500) must be a multiple of"),
+        ),
+        (
+            lambda t: t.replace("top_k = 1,", "top_k = -1,"),
+            ("stage 'screen'", "rule key 'top_k': -1 must be an integer >= 1"),
+        ),
+        (
+            lambda t: t.replace('metric = "val_bpb"', 'metric = "val_loss"'),
+            ("metric 'val_loss' is not one the runner reports",),
+        ),
+        (
+            lambda t: t + 'checks = [ { name = "c", a = "nosuch", b = "base", within = 0.01 } ]\n',
+            ("checks[0].a names 'nosuch', which is not a candidate",),
+        ),
+    ],
+)
 def test_campaign_mistakes_are_refused_before_anything_is_signed(lab, edit, words):
     freeze, invoke, _ = lab
     res, camp = freeze(edit(GOOD))

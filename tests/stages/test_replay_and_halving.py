@@ -47,8 +47,9 @@ def test_optuna_successive_halving_promotes_what_hand_arithmetic_says(tmp_path):
         _, rows = table.rows_at(conds[idx], step)
         return Point(rows[0].value, rows[0].cost_gpu_s)
 
-    run = optuna_halving("successive-halving", 9, point, order=list(range(9)), max_step=9,
-                         cap_gpu_s=35.0, eta=3)
+    run = optuna_halving(
+        "successive-halving", 9, point, order=list(range(9)), max_step=9, cap_gpu_s=35.0, eta=3
+    )
     assert rung_steps(9, 3) == [1, 3, 9]
     assert run.reached[1] == list(range(9))
     assert [f"c{i + 1}" for i in run.reached[3]] == ["c1", "c3", "c5", "c8"]
@@ -66,8 +67,9 @@ def test_halving_and_random_stop_at_the_cap(tmp_path):
         return Point(rows[0].value, rows[0].cost_gpu_s)
 
     for method in ("successive-halving", "hyperband"):
-        run = optuna_halving(method, 9, point, order=list(range(9)), max_step=9,
-                             cap_gpu_s=20.0, eta=3)
+        run = optuna_halving(
+            method, 9, point, order=list(range(9)), max_step=9, cap_gpu_s=20.0, eta=3
+        )
         assert 19.0 <= run.spent_gpu_s <= 20.0  # within one first step (1 GPU-s) of the cap
     run = random_search(9, point, order=[8, 7, 6, 5, 4, 3, 2, 1, 0], max_step=9, cap_gpu_s=20)
     # two full curves (9 GPU-s each) fit under 20: c9 then c8; c8 (.22) beats c9 (.88)
@@ -180,14 +182,17 @@ def test_replay_walk_decides_and_costs_what_the_table_says(tmp_path):
     # random search at the 10-minute budget: 1440 GPU-s buys two of the four curves
     random = out["baselines"][0]
     assert random["evaluations_mean"] == 2 and random["spent_ratio_mean"] == pytest.approx(
-        1200 / 1440)
+        1200 / 1440
+    )
 
 
 def test_replay_names_the_missing_row(tmp_path):
-    camp = parse_campaign(REPLAY_CAMPAIGN.replace("top_k = 2", "top_k = 3"),
-                          tmp_path / "replay.toml")
-    (tmp_path / "curves.csv").write_text(CURVES.replace("0.02,60,1.40,60\n", "")
-                                         .replace("0.02,600,1.00,600\n", ""))
+    camp = parse_campaign(
+        REPLAY_CAMPAIGN.replace("top_k = 2", "top_k = 3"), tmp_path / "replay.toml"
+    )
+    (tmp_path / "curves.csv").write_text(
+        CURVES.replace("0.02,60,1.40,60\n", "").replace("0.02,600,1.00,600\n", "")
+    )
     source = replay_csv_source(tmp_path / "curves.csv", camp, seed=0)
     with pytest.raises(LedgerError, match=r"no row for condition 'x' \(matrix_lr=0.02\)$"):
         evaluate(camp, source, trials=1, against=[])

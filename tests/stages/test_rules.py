@@ -76,14 +76,22 @@ def test_min_cells_excludes_incomplete():
     table = {**BASIC, "c0": [0.1, None]}  # best mean but only one of two cells
     out = run({"top_k": 1, "min_cells": 2, "failed": "ignore"}, table)
     assert out.promoted == ["c1"]
-    assert out.excluded == [{"condition": "c0", "name": None, "reason": "1 ok cells < min_cells 2",
-                             "failed": [{"seed": 1, "host": "a", "status": "crashed"}]}]
+    assert out.excluded == [
+        {
+            "condition": "c0",
+            "name": None,
+            "reason": "1 ok cells < min_cells 2",
+            "failed": [{"seed": 1, "host": "a", "status": "crashed"}],
+        }
+    ]
     assert "excluded c0: 1 ok cells < min_cells 2" in out.trace
     # under `failed = ignore` and without min_cells it is ranked on its one ok run, and noted
     out = run({"top_k": 1, "failed": "ignore"}, table)
     assert out.promoted == ["c0"]
-    assert ("note c0: 1 failed run(s) (a/1 crashed); failed = ignore: ranked on its 1 ok run(s)"
-            in out.trace)
+    assert (
+        "note c0: 1 failed run(s) (a/1 crashed); failed = ignore: ranked on its 1 ok run(s)"
+        in out.trace
+    )
 
 
 def test_no_ok_runs_is_excluded():
@@ -230,8 +238,11 @@ def test_deterministic_under_input_order():
 
 CELLS4 = [(0, "a"), (1, "a"), (0, "b"), (1, "b")]
 # "fast" diverged in 3 of 4 cells; its one survivor beats every stable condition
-DIVERGING = {"fast": [0.80, None, None, None], "stable": [1.00, 1.02, 0.98, 1.00],
-             "slow": [1.10, 1.12, 1.08, 1.10]}
+DIVERGING = {
+    "fast": [0.80, None, None, None],
+    "stable": [1.00, 1.02, 0.98, 1.00],
+    "slow": [1.10, 1.12, 1.08, 1.10],
+}
 
 
 def run4(rule, **kw):
@@ -246,9 +257,14 @@ def test_diverging_condition_is_excluded_by_default():
     assert out.ranking == ["stable", "slow"]
     (ex,) = out.excluded
     assert ex["condition"] == "fast" and [f["host"] + str(f["seed"]) for f in ex["failed"]] == [
-        "a1", "b0", "b1"]
-    assert ("excluded fast: 3 of 4 runs failed (a/1 crashed, b/0 crashed, b/1 crashed); "
-            "failed = exclude") in out.trace
+        "a1",
+        "b0",
+        "b1",
+    ]
+    assert (
+        "excluded fast: 3 of 4 runs failed (a/1 crashed, b/0 crashed, b/1 crashed); "
+        "failed = exclude"
+    ) in out.trace
 
 
 def test_diverging_condition_ranks_last_under_worst():
@@ -259,39 +275,47 @@ def test_diverging_condition_ranks_last_under_worst():
     assert run4({"top_k": 3, "failed": "worst"}).promoted == ["stable", "slow", "fast"]
     out = run4({"within": 1.0, "failed": "worst"})
     assert out.promoted == ["stable", "slow"]
-    assert any(t.startswith("not promoted fast: rank 3 of 3, 3 failed run(s) (failed = worst)")
-               for t in out.trace)
+    assert any(
+        t.startswith("not promoted fast: rank 3 of 3, 3 failed run(s) (failed = worst)")
+        for t in out.trace
+    )
 
 
 def test_failed_ignore_is_todays_behaviour_spelled_out():
     out = run4({"top_k": 1, "failed": "ignore"})
     assert out.promoted == ["fast"]  # ranked on its one surviving run, as before
-    assert any(t.startswith("note fast: 3 failed run(s)") and "failed = ignore" in t
-               for t in out.trace)
+    assert any(
+        t.startswith("note fast: 3 failed run(s)") and "failed = ignore" in t for t in out.trace
+    )
 
 
 def test_failed_runs_fail_checks_and_max_gap_unless_ignored():
     checks = [{"name": "eq", "a": "fast", "b": "best", "within": 1.0}]
     for policy, passed in (("exclude", False), ("worst", False), ("ignore", True)):
-        out = run4({"failed": policy, "max_gap": {"condition": "fast", "gap": 1.0}},
-                   checks=checks)
+        out = run4({"failed": policy, "max_gap": {"condition": "fast", "gap": 1.0}}, checks=checks)
         verdicts = {v["name"]: v for v in out.verdicts}
         assert verdicts["eq"]["pass"] is passed, policy
         assert verdicts["max_gap:fast"]["pass"] is passed, policy
 
 
 def test_bad_failed_policy_is_one_line_naming_the_key():
-    with pytest.raises(LedgerError, match=r"^rule key 'failed': 'drop' must be one of exclude, "
-                                          r"worst, ignore$"):
+    with pytest.raises(
+        LedgerError,
+        match=r"^rule key 'failed': 'drop' must be one of exclude, "
+        r"worst, ignore$",
+    ):
         run({"failed": "drop"})
 
 
 def test_campaign_file_refuses_a_bad_failed_policy_naming_the_key(sim_campaign):
     from stages.campaign import load_campaign
 
-    sim_campaign.write_text(sim_campaign.read_text().replace(
-        'rule = { top_k = 3, keep = ["base"], fdr = 0.05 }',
-        'rule = { top_k = 3, keep = ["base"], fdr = 0.05, failed = "drop" }'))
+    sim_campaign.write_text(
+        sim_campaign.read_text().replace(
+            'rule = { top_k = 3, keep = ["base"], fdr = 0.05 }',
+            'rule = { top_k = 3, keep = ["base"], fdr = 0.05, failed = "drop" }',
+        )
+    )
     with pytest.raises(LedgerError, match=r"stage 'screen': rule key 'failed': 'drop' must be"):
         load_campaign(sim_campaign)
 
@@ -299,8 +323,9 @@ def test_campaign_file_refuses_a_bad_failed_policy_naming_the_key(sim_campaign):
 def test_fdr_ignores_post_selection_effects():
     table, names, effects, coded, factors = reduce_setup()
     effects.post_selection = True
-    out = run({"fdr": 0.05, "top_k": 1}, table, names=names, effects=effects, coded=coded,
-              factors=factors)
+    out = run(
+        {"fdr": 0.05, "top_k": 1}, table, names=names, effects=effects, coded=coded, factors=factors
+    )
     assert out.significant == []
     assert any("post-selection" in t for t in out.trace)
 
@@ -308,8 +333,11 @@ def test_fdr_ignores_post_selection_effects():
 def test_gate_flags_overlap_and_host_reversal():
     from stages.stats import gate_flags
 
-    table = {"w": [1.00, 1.04, 1.02, 1.06], "r": [1.03, 1.05, 0.99, 1.01],
-             "x": [1.50, 1.52, 1.51, 1.49]}
+    table = {
+        "w": [1.00, 1.04, 1.02, 1.06],
+        "r": [1.03, 1.05, 0.99, 1.01],
+        "x": [1.50, 1.52, 1.51, 1.49],
+    }
     summaries = make(table, CELLS4)
     out = apply_rule({"top_k": 1}, summaries, names={})
     # w: mean 1.03, host a 1.02, host b 1.04; r: mean 1.02 -> r wins overall

@@ -41,7 +41,8 @@ def test_replayed_scan_bench_curves_answer_by_lookup(tmp_path):
     mine = next(r for r in rows if r["budget"] == "3" and r["condition"] == f"cfg{config:04d}")
     assert float(mine["metric"]) == float(at3["val_loss"])
     assert float(mine["cost_gpu_s"]) == pytest.approx(
-        sum(float(r["train_duration(s)"]) * float(r["world_size"]) for r in first3), abs=1e-3)
+        sum(float(r["train_duration(s)"]) * float(r["world_size"]) for r in first3), abs=1e-3
+    )
     out = evaluate(camp, replay_csv_source(table, camp, 0), trials=2, against=["hyperband"])
     assert out["truth"]["pool"] == 6 and out["truth"]["unknown"] == []
     assert 0.8 <= out["baselines"][0]["spent_ratio_min"] <= 1.05

@@ -16,20 +16,37 @@ def params(**kw):
 
 
 def test_surface_matches_its_formula_by_hand():
-    p = params(intercept=2.0, ref_budget=100, budget_gain=0.1, effects={"A": 0.2, "B": -0.1},
-               interactions={"AB": 0.04}, penalties={"C": 0.3}, penalty_decay=1.0)
+    p = params(
+        intercept=2.0,
+        ref_budget=100,
+        budget_gain=0.1,
+        effects={"A": 0.2, "B": -0.1},
+        interactions={"AB": 0.04},
+        penalties={"C": 0.3},
+        penalty_decay=1.0,
+    )
     # at the reference budget: 2 + 0.1*1 - 0.05*(-1) + 0.02*(1*-1) + 0.15*1*1
     assert expected_value(p, {"A": 1, "B": -1, "C": 1}, 100) == pytest.approx(
-        2 + 0.1 + 0.05 - 0.02 + 0.15)
+        2 + 0.1 + 0.05 - 0.02 + 0.15
+    )
     # at 4x the budget the penalty shrinks 4x and the budget gain lowers the intercept
     assert expected_value(p, {"A": 0, "B": 0, "C": 1}, 400) == pytest.approx(
-        2 - 0.1 * math.log(4) + 0.15 / 4)
+        2 - 0.1 * math.log(4) + 0.15 / 4
+    )
 
 
 def test_log_is_contract_shaped_and_deterministic():
     p = params(noise=0.01)
-    kw = dict(condition="c" * 64, name="a", config={"depth": 2}, coded={"A": 1}, budget_s=60,
-              seed=3, host="h", manifest="m" * 64)
+    kw = dict(
+        condition="c" * 64,
+        name="a",
+        config={"depth": 2},
+        coded={"A": 1},
+        budget_s=60,
+        seed=3,
+        host="h",
+        manifest="m" * 64,
+    )
     lines = [json.loads(x) for x in simulate_log(p, **kw).splitlines()]
     assert lines[0]["type"] == "header" and lines[0]["runner"] == "sim"
     assert lines[0]["manifest"] == "m" * 64 and lines[0]["depth"] == 2
@@ -42,8 +59,17 @@ def test_log_is_contract_shaped_and_deterministic():
 
 def test_diverging_condition_has_null_metric():
     p = params(diverge=["bad"])
-    raw = simulate_log(p, condition="c", name="bad", config={}, coded={}, budget_s=10, seed=0,
-                       host="h", manifest=None)
+    raw = simulate_log(
+        p,
+        condition="c",
+        name="bad",
+        config={},
+        coded={},
+        budget_s=10,
+        seed=0,
+        host="h",
+        manifest=None,
+    )
     summary = json.loads(raw.splitlines()[-1])
     assert summary["status"] == "diverged" and summary["val_bpb"] is None
     from ledger.rawlog import parse_raw_log

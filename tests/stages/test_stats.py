@@ -251,12 +251,22 @@ def test_variance_decomposition_unbalanced_matches_statsmodels_type_i_anova():
             if cond == "c3" and host == "b":
                 continue  # an empty cell: the design is unbalanced
             for seed in range(rng.randint(1, 4)):
-                rows.append({"budget": rng.choice(["2m", "5m"]), "condition": cond,
-                             "host": host, "seed": seed, "value": c + h + rng.gauss(0, 0.05)})
+                rows.append(
+                    {
+                        "budget": rng.choice(["2m", "5m"]),
+                        "condition": cond,
+                        "host": host,
+                        "seed": seed,
+                        "value": c + h + rng.gauss(0, 0.05),
+                    }
+                )
     vd = variance_decomposition(rows)
-    df = pd.DataFrame({"y": [r["value"] for r in rows],
-                       **{k: [str(r[k]) for r in rows] for k in ("budget", "condition", "host",
-                                                                 "seed")}})
+    df = pd.DataFrame(
+        {
+            "y": [r["value"] for r in rows],
+            **{k: [str(r[k]) for r in rows] for k in ("budget", "condition", "host", "seed")},
+        }
+    )
     table = anova_lm(smf.ols("y ~ C(budget) + C(condition) + C(host) + C(seed)", df).fit(), typ=1)
     for name in ("budget", "condition", "host", "seed"):
         assert vd.ss[name] == pytest.approx(table.loc[f"C({name})", "sum_sq"], rel=1e-9, abs=1e-12)
@@ -305,14 +315,28 @@ def test_ols_se_and_p_against_the_normal_equations():
     rows = []
     noise = iter([0.013, -0.021, 0.034, 0.002, -0.017, 0.026, -0.008, 0.011, -0.03, 0.019,
                   0.005, -0.012, 0.027, -0.004])  # fmt: skip
-    for host, offset, points in (("h1", 0.0, full_factorial(3)), ("h2", 0.07,
-                                                                    full_factorial(3)[:6])):
+    for host, offset, points in (
+        ("h1", 0.0, full_factorial(3)),
+        ("h2", 0.07, full_factorial(3)[:6]),
+    ):
         for r in points:
-            rows.append(dict(r, host=host, value=2 + 0.2 * r["A"] - 0.05 * r["B"]
-                             + 0.03 * r["A"] * r["C"] + offset + next(noise)))
+            rows.append(
+                dict(
+                    r,
+                    host=host,
+                    value=2
+                    + 0.2 * r["A"]
+                    - 0.05 * r["B"]
+                    + 0.03 * r["A"] * r["C"]
+                    + offset
+                    + next(noise),
+                )
+            )
     res = estimate_effects(rows, list("ABC"), terms=["A", "B", "C", "AC"], block="host")
-    X = np.array([[1.0, r["host"] == "h2", r["A"], r["B"], r["C"], r["A"] * r["C"]]
-                  for r in rows], dtype=float)
+    X = np.array(
+        [[1.0, r["host"] == "h2", r["A"], r["B"], r["C"], r["A"] * r["C"]] for r in rows],
+        dtype=float,
+    )
     y = np.array([r["value"] for r in rows])
     xtx_inv = np.linalg.inv(X.T @ X)
     beta = xtx_inv @ X.T @ y
@@ -360,11 +384,19 @@ def test_post_selection_effects_have_no_q():
 
 def test_alias_chains_of_the_2_4_1_with_d_abc():
     # Montgomery Example 8.1: D = ABC, I = ABCD
-    want = {"A": ["BCD"], "B": ["ACD"], "C": ["ABD"], "D": ["ABC"], "AB": ["CD"],
-            "AC": ["BD"], "AD": ["BC"]}
+    want = {
+        "A": ["BCD"],
+        "B": ["ACD"],
+        "C": ["ABD"],
+        "D": ["ABC"],
+        "AB": ["CD"],
+        "AC": ["BD"],
+        "AD": ["BC"],
+    }
     d = fractional(4, 1)
-    rows = [dict(r, value=v) for r, v in zip(d.runs, [45, 100, 45, 65, 75, 60, 80, 96],
-                                              strict=True)]
+    rows = [
+        dict(r, value=v) for r, v in zip(d.runs, [45, 100, 45, 65, 75, 60, 80, 96], strict=True)
+    ]
     res = estimate_effects(rows, list("ABCD"), terms="all")
     assert {e.term: e.aliases for e in res.effects} == want
     assert res.dropped_reasons["CD"] == "aliased with AB"
@@ -399,20 +431,26 @@ def test_planned_ols_without_residual_df_falls_back_to_lenth():
 
 def test_spearman_by_hand():
     # d = (1, -1, 1, -1, 0): rho = 1 - 6 * 4 / (5 * 24) = 0.8
-    rho, n = spearman({c: i for i, c in enumerate("vwxyz", 1)},
-                      {"v": 2, "w": 1, "x": 4, "y": 3, "z": 5})
+    rho, n = spearman(
+        {c: i for i, c in enumerate("vwxyz", 1)}, {"v": 2, "w": 1, "x": 4, "y": 3, "z": 5}
+    )
     assert (rho, n) == (pytest.approx(0.8), 5)
     # ties take average ranks: x = 1, 2, 3, 4; y = 1, 2.5, 2.5, 4 -> Pearson of the ranks
     rho, _ = spearman({"a": 1, "b": 2, "c": 3, "d": 4}, {"a": 1, "b": 2, "c": 2, "d": 3})
     xs, ys = np.array([1, 2, 3, 4.0]), np.array([1, 2.5, 2.5, 4])
     want = ((xs - xs.mean()) @ (ys - ys.mean())) / math.sqrt(
-        ((xs - xs.mean()) ** 2).sum() * ((ys - ys.mean()) ** 2).sum())
+        ((xs - xs.mean()) ** 2).sum() * ((ys - ys.mean()) ** 2).sum()
+    )
     assert rho == pytest.approx(want) and rho == pytest.approx(0.9486833, rel=1e-6)
 
 
 def test_summaries_name_failed_runs_and_host_means():
-    rows = [obs("c1", 0, "a", 1.0), obs("c1", 0, "b", 1.4), obs("c1", 1, "b", None, "diverged"),
-            obs("c2", 0, "a", None, "ok")]
+    rows = [
+        obs("c1", 0, "a", 1.0),
+        obs("c1", 0, "b", 1.4),
+        obs("c1", 1, "b", None, "diverged"),
+        obs("c2", 0, "a", None, "ok"),
+    ]
     s = {x.condition: x for x in summarize(rows)}
     assert s["c1"].failed == [{"seed": 1, "host": "b", "status": "diverged"}]
     assert (s["c1"].n_runs, s["c1"].n_failed, s["c1"].by_host) == (3, 1, {"a": 1.0, "b": 1.4})
@@ -427,8 +465,9 @@ def test_failure_rates_by_level_flag_the_factor_that_fails():
     for cid, r in coded.items():
         for seed in (0, 1):
             failed = r["C"] == 1 and (seed == 0 or r["A"] == 1)  # 6 of 8 at C = +1, 0 of 8 at -1
-            rows.append(obs(cid, seed, "h", None if failed else 1.0,
-                            "diverged" if failed else "ok"))
+            rows.append(
+                obs(cid, seed, "h", None if failed else 1.0, "diverged" if failed else "ok")
+            )
     factors = {f: {"key": k} for f, k in zip("ABC", ("bs", "depth", "lr"), strict=True)}
     out = failures_by_level(rows, coded, factors)
     c = out["factors"]["C"]
