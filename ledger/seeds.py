@@ -6,16 +6,21 @@ before the plan existed could be relabelled afterwards. When the seed it trains 
 cell's declared seed, a run made before the manifest existed cannot have used it: its losses
 would not replay with the derived seed, and a log that reports another seed is a finding.
 
-The rule is frozen in the manifest (`"seeds": {"rule": "sha256-v1"}`), so the audit knows
+The rule is frozen in the manifest (`"seeds": {"rule": "sha256-v2"}`), so the audit knows
 which to apply; a manifest frozen before rules existed has none, and its runs keep their
-declared seeds (audited as before).
+declared seeds (audited as before). Rules are versioned: a store keeps verifying under the
+rule each manifest froze.
 
-`sha256-v1`: the first 8 bytes (big-endian) of SHA-256 over the UTF-8 text
-`<manifest id>:<condition id>:<declared seed>`, with the top bit cleared so the seed fits
-a signed 64-bit integer (the runner accepts `--seed` in [0, 2**63)). A reviewer can check one
-by hand::
+`sha256-v2` (the default): the first 4 bytes (big-endian) of SHA-256 over the UTF-8 text
+`<manifest id>:<condition id>:<declared seed>`, a seed in [0, 2**32 - 1]: the range that
+`random.seed`, `numpy.random.seed`, `numpy.random.default_rng` and `torch.manual_seed` all
+accept, so a researcher's own script can take `{seed}` as it is. A reviewer can check one by
+hand::
 
-    printf '%s' "$MANIFEST:$CONDITION:0" | sha256sum | cut -c1-16    # then & 0x7fff...
+    printf '%s' "$MANIFEST:$CONDITION:0" | sha256sum | cut -c1-8     # hex of the seed
+
+`sha256-v1` (older manifests): the first 8 bytes with the top bit cleared, a seed in
+[0, 2**63), which numpy refuses.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ from typing import Any
 
 from ledger.errors import LedgerError
 
-DEFAULT_RULE = "sha256-v1"
-RULES = (DEFAULT_RULE,)
-_MASK = (1 << 63) - 1
+DEFAULT_RULE = "sha256-v2"
+# rule -> (bytes of the digest taken, mask): every rule a stored manifest may name
+_RULES: dict[str, tuple[int, int]] = {
+    "sha256-v1": (8, (1 << 63) - 1),
+    "sha256-v2": (4, (1 << 32) - 1),
+}
+RULES = tuple(_RULES)
 
 
 def seed_plan() -> dict[str, str]:
@@ -54,10 +63,11 @@ def seed_rule(manifest: dict[str, Any]) -> str | None:
 
 def derive_seed(rule: str, manifest_id: str, condition: str, seed: int) -> int:
     """The effective seed of one declared run under `rule` (LedgerError for an unknown rule)."""
-    if rule != DEFAULT_RULE:
+    if rule not in _RULES:
         raise LedgerError(f"unknown seed rule {rule!r} (known: {', '.join(RULES)})")
+    width, mask = _RULES[rule]
     digest = hashlib.sha256(f"{manifest_id}:{condition}:{seed}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & _MASK
+    return int.from_bytes(digest[:width], "big") & mask
 
 
 def effective_seed(

@@ -37,6 +37,9 @@ def test_rule_matches_sha256sum_of_the_inputs():
     assert derive_seed("sha256-v1", "m", "c", 0) == 0x0E6502937E25F2C8
     # "a"*64 ":" "b"*64 ":1" starts c4e7e2dbdc03aedd -> 44e7e2dbdc03aedd
     assert derive_seed("sha256-v1", "a" * 64, "b" * 64, 1) == 0x44E7E2DBDC03AEDD
+    # sha256-v2 (the default) keeps the first 4 bytes: 0x8e650293 and 0xc4e7e2db
+    assert derive_seed("sha256-v2", "m", "c", 0) == 0x8E650293
+    assert derive_seed("sha256-v2", "a" * 64, "b" * 64, 1) == 0xC4E7E2DB
     with pytest.raises(LedgerError, match="unknown seed rule"):
         derive_seed("md5-v0", "m", "c", 0)
 
@@ -73,10 +76,10 @@ def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
     store, _key, camp, sim = sim_store
     run_stage(store, camp, "screen", sim, progress=False)
     manifest = current_manifest(store, camp.name, "screen")
-    assert manifest.body["seeds"] == {"rule": "sha256-v1"}
+    assert manifest.body["seeds"] == {"rule": "sha256-v2"}
     for run in manifest_runs(store, manifest.id):
         header = parse_raw_log(store.get_bytes(run.body["raw_log"])).header
-        expected = derive_seed("sha256-v1", manifest.id, run.body["condition"], 0)
+        expected = derive_seed("sha256-v2", manifest.id, run.body["condition"], 0)
         assert header["seed"] == header["effective_seed"] == expected != 0
         assert header["seed_inputs"] == {
             "manifest": manifest.id,
@@ -100,7 +103,7 @@ def _log_for(manifest, cond: str, *, derived_from: str) -> bytes:
         seed=0,
         host="h1",
         manifest=derived_from,
-        effective_seed=derive_seed("sha256-v1", derived_from, cond, 0),
+        effective_seed=derive_seed("sha256-v2", derived_from, cond, 0),
     )
     lines = [json.loads(x) for x in raw.splitlines()]
     lines[0]["manifest"] = manifest.id  # ... and then relabelled to cite the official plan
@@ -167,7 +170,7 @@ def test_executors_hand_the_effective_seed_to_the_trainer(sim_store, tmp_path):
     store, _key, camp, _sim = sim_store
     manifest = current_manifest(store, camp.name, "screen")
     task = manifest_tasks(manifest.id, manifest.body)[0]
-    expected = derive_seed("sha256-v1", manifest.id, task.condition, task.seed)
+    expected = derive_seed("sha256-v2", manifest.id, task.condition, task.seed)
     assert task.effective_seed == task.run_seed == expected
     argv, _ = LocalExecutor(workdir=tmp_path).command(task, tmp_path / "c.json", tmp_path / "l")
     assert argv[argv.index("--seed") + 1] == str(expected)
@@ -239,3 +242,22 @@ def test_runner_records_seed_inputs(tmp_path):
         base + ["--seed-from", "only:two"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "MANIFEST:CONDITION:SEED" in bad.stderr
+
+
+def test_a_v1_manifest_keeps_verifying_under_its_own_rule(store, key):
+    # a store frozen under the first rule: its runs' seeds follow sha256-v1, not the default
+    mid = freeze(store, {**make_plan(), "seeds": {"rule": "sha256-v1"}}, key)
+    body = store.get_json(mid)["body"]
+    v1 = derive_seed("sha256-v1", mid, "c0", 0)
+    assert effective_seed(mid, body, "c0", 0) == v1 > 2**32
+
+    def log_with(seed: int) -> bytes:
+        head, rest = make_log(mid, seed=seed).split(b"\n", 1)
+        header = json.loads(head)
+        header["effective_seed"] = seed
+        header["seed_inputs"] = {"manifest": mid, "condition": "c0", "seed": 0}
+        return json.dumps(header).encode() + b"\n" + rest
+
+    assert header_problems(mid, body, "c0", 0, "h1", parse_raw_log(log_with(v1))) == []
+    v2 = derive_seed("sha256-v2", mid, "c0", 0)
+    assert header_problems(mid, body, "c0", 0, "h1", parse_raw_log(log_with(v2)))
