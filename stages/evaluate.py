@@ -268,7 +268,7 @@ def candidate_pool(campaign: Campaign) -> list[Condition]:
         if stage.design:
             for cond in design_conditions(campaign, stage):
                 pool.setdefault(cond.id, cond)
-    if any(s.rule.get("reduce") for s in campaign.stages) and campaign.factors:
+    if any(s.rule.reduce for s in campaign.stages) and campaign.factors:
         for coded in full_factorial(len(campaign.factors)):
             cond = point_condition(
                 campaign.base, campaign.factors, coded, point_name(coded), "reduce"
@@ -726,7 +726,7 @@ def _gates(campaign, source, walks: list[Walk], reference: Walk, names) -> list[
         truth_effects = source.true_effects(stage.budget_s, letters) if letters else None
         if truth_effects is not None and any(g.effects for g in seen):
             active = {f for f, e in truth_effects.items() if abs(e) > 1e-9}
-            level = float(stage.rule.get("fdr", 0.05))
+            level = stage.rule.fdr if stage.rule.fdr is not None else 0.05
             row["screen"] = {
                 **_screen(per_trial, level, active, letters),
                 "true_effects": truth_effects,
