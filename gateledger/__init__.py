@@ -86,6 +86,7 @@ _HOMES = {
         "design",
         "freeze",
         "build_executor",
+        "try_stage",
         "run",
         "decide",
         "walk",
@@ -181,6 +182,7 @@ __all__ = [
     "sql",
     "status",
     "timestamp",
+    "try_stage",
     "tsa_urls",
     "verify",
     "walk",
@@ -218,6 +220,7 @@ if TYPE_CHECKING:  # what the names are, for editors and type checkers
         run,
         save_evaluation,
         status,
+        try_stage,
         walk,
         watch,
     )

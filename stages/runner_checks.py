@@ -176,6 +176,14 @@ def keys_checked(runner: CommandRunner | AdapterRunner | None) -> str | None:
     return None
 
 
+def frozen_keys_unchecked(runner: dict[str, Any]) -> bool:
+    """Whether a frozen runner identity declares no way to check config keys (a command
+    without `keys` or `config_schema`)."""
+    return (
+        runner.get("kind") == "command" and "keys" not in runner and "config_schema" not in runner
+    )
+
+
 UNCHECKED_NOTE = (
     "config keys are unchecked: this runner declares no runner.keys or runner.config_schema, "
     "so a misspelt key would run the script's default instead (docs/campaign.md)"
@@ -188,6 +196,7 @@ __all__ = [
     "config_schema",
     "declared_keys",
     "file_sha256",
+    "frozen_keys_unchecked",
     "keys_checked",
     "placeholder_problems",
     "schema_problems",

@@ -168,7 +168,7 @@ rule = {{ top_k = 1 }}
     res = invoke("run", "gate", "--campaign", str(camp))
     assert res.exit_code == 1  # every run of the stage crashed
     assert "crashed: a" in res.output and "CUDA out of memory" in res.output
-    assert "every run this call executed crashed" in res.output
+    assert "every run this call launched crashed;" in res.output
     status = invoke("status", "--campaign", str(camp))
     assert status.output.count("CUDA out of memory") == 2, status.output
     audit = json.loads(invoke("audit", "--json").output)
