@@ -83,6 +83,7 @@ _HOMES = {
     ),
     "gateledger.method": (
         "load_campaign",
+        "campaign_schema",
         "design",
         "freeze",
         "build_executor",
@@ -138,6 +139,7 @@ __all__ = [
     "audit",
     "audit_bundle",
     "build_executor",
+    "campaign_schema",
     "cells",
     "compare",
     "comparison_table",
@@ -207,6 +209,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what the names are, for editors and type checkers
     from gateledger.method import (  # noqa: F401
         build_executor,
+        campaign_schema,
         cells,
         decide,
         design,

@@ -24,6 +24,7 @@ from stages import baselines, trial
 from stages import evaluate as evaluation
 from stages.campaign import Campaign, parse_budget
 from stages.campaign import load_campaign as parse_campaign
+from stages.campaign_schema import campaign_schema as schema_of_campaigns
 from stages.conditions import design_conditions, stage_design
 from stages.decide import decide_stage
 from stages.designs import Design, fractional, parse_design_spec, point_name, roman
@@ -51,6 +52,12 @@ def load_campaign(path: str | Path) -> Campaign:
         if type(exc) is not LedgerError:  # already typed (a CampaignError or a ConfigError)
             raise
         raise CampaignError(str(exc)) from None
+
+
+def campaign_schema() -> dict[str, Any]:
+    """The JSON Schema of campaign files (`ledger campaign --schema`; shipped as
+    `stages/campaign.schema.json`), generated from the model the loader validates with."""
+    return schema_of_campaigns()
 
 
 def campaign_of(campaign: CampaignLike) -> Campaign:

@@ -67,7 +67,7 @@ class CommandRunner(Table):
     command: str = Field(
         description="Shell command run once per run, in the directory `ledger` runs in. "
         "Placeholders: {config} (a JSON file of the condition's config; required), {seed} "
-        "(the effective seed, in [0, 2**32-1]), {declared_seed}, {budget} (whole seconds), "
+        "(the effective seed, in [0, 2**32-1]), {declared_seed}, {budget} (seconds), "
         "{log} (where a jsonl log goes), {manifest} (the manifest id), {host}. Any other "
         "placeholder is refused when the campaign loads."
     )
@@ -271,7 +271,9 @@ class StageTable(Table):
         ["local"], min_length=1, description="Host names; each host runs its own block."
     )
     rule: RuleTable = Field(
-        default_factory=RuleTable, description="The gate rule, frozen before the runs."
+        default_factory=RuleTable,
+        description="The gate rule, frozen before the runs (absent: an empty rule, which "
+        "promotes nothing by ranking).",
     )
     checks: list[CheckTable] = Field(
         [], description="Recorded yes/no verdicts `{ name, a, b, within }`."

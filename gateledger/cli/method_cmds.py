@@ -392,6 +392,13 @@ def _demo_key():
     help=f"Sign with the demo key {DEMO_KEY} (made on first use). Demo only.",
 )
 @tsa_options
+@click.option(
+    "--schema",
+    "print_schema",
+    is_flag=True,
+    help="Print the JSON Schema of campaign files (for editors: Even Better TOML, taplo) "
+    "and do nothing else.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def campaign_cmd(
@@ -409,18 +416,25 @@ def campaign_cmd(
     demo_key,
     tsa_urls,
     no_tsa,
+    print_schema,
     as_json,
 ):
     """Walk a whole campaign: freeze, run and decide each stage in order (resumable).
 
     Exactly what typing `ledger freeze`, `ledger run` and `ledger decide` stage after stage
-    would record; an interrupted walk picks up where it stopped.
+    would record; an interrupted walk picks up where it stopped. The file's keys, their
+    types, defaults and meaning: docs/campaign.md, or `--schema` for the JSON Schema.
 
     \b
     Examples:
       ledger campaign --campaign campaigns/paper.toml --executor sim   # preview in seconds
       ledger campaign --campaign campaigns/demo.toml --jobs 2 --demo-key
+      ledger campaign --schema > campaign.schema.json   # then in campaign.toml, line 1:
+                                                        #:schema ./campaign.schema.json
     """
+    if print_schema:
+        emit(gl.campaign_schema(), True)
+        return
     store = open_store(ctx)
     campaign = gl.load_campaign(campaign_path)
     if until is not None:

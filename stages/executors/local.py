@@ -26,6 +26,7 @@ import runner.autoresearch
 from ledger.ingest import STDERR_TAIL_BYTES
 from ledger.parallel import usable_cpus
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
+from runner.autoresearch import budget_value
 from stages.executors.base import RunResult, RunTask, StartCallback
 
 # run by path, so any interpreter (the script's own environment) can run it
@@ -62,7 +63,7 @@ class LocalExecutor:
                 config=shlex.quote(str(config_path)),
                 seed=task.run_seed,
                 declared_seed=task.seed,
-                budget=int(round(task.budget_s)),
+                budget=budget_value(task.budget_s),
                 log=shlex.quote(str(log_path)),
                 manifest=task.manifest,
                 host=shlex.quote(task.host),
