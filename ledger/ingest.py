@@ -24,6 +24,7 @@ __all__ = [
     "ParsedLog",
     "check_log",
     "every_reason",
+    "grouped_reasons",
     "ingest",
     "log_defects",
     "is_recorded",
@@ -184,8 +185,13 @@ STDERR_TAIL_BYTES = 64 * 1024
 
 
 def every_reason(problems: list[str]) -> str:
-    """All problems on one line; per-line ones that say the same thing are said once, with
-    their lines (`lines 2-4, 9: unknown record type None`), so nothing is left unsaid."""
+    """All problems on one line (`grouped_reasons` joined), so nothing is left unsaid."""
+    return "; ".join(grouped_reasons(problems))
+
+
+def grouped_reasons(problems: list[str]) -> list[str]:
+    """Each distinct problem once; per-line ones that say the same thing with their lines
+    (`lines 2-4, 9: unknown record type None`), in the order first seen."""
     lines: dict[str, list[int]] = {}
     order: list[str] = []
     for problem in problems:
@@ -196,7 +202,7 @@ def every_reason(problems: list[str]) -> str:
             order.append(text)
         if match:
             lines[text].append(int(match.group(1)))
-    return "; ".join(f"{_line_ranges(lines[t])}{t}" for t in order)
+    return [f"{_line_ranges(lines[t])}{t}" for t in order]
 
 
 _LINE = re.compile(r"^line (\d+): (.*)$", re.S)

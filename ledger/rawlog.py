@@ -189,7 +189,10 @@ def _keep_record(out: ParsedLog, rec: dict[str, Any], n: int) -> None:
             return
         out.summary = rec
     else:
-        out.problems.append(f"line {n}: unknown record type {kind!r}")
+        out.problems.append(
+            f'line {n}: unknown record type {kind!r} (each line needs "type": header, step, '
+            f"eval or summary; docs/runner.md)"
+        )
 
 
 def _no_summary(out: ParsedLog, last_step: dict[str, Any] | None) -> None:

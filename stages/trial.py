@@ -22,7 +22,7 @@ from typing import Any
 from ledger.binding_level import binding_level
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import CampaignError, ConfigError
-from ledger.ingest import log_defects, run_problems
+from ledger.ingest import grouped_reasons, log_defects, run_problems
 from ledger.rawlog import failure_reason, parse_raw_log
 from ledger.seeds import seed_plan
 from stages.campaign import Campaign, StageSpec
@@ -243,6 +243,7 @@ def judge(plan_id: str, plan: dict[str, Any], result: RunResult, wall: float) ->
         interval_s=wall,
         deadline_s=result.deadline_s,
     )
+    reasons = grouped_reasons(reasons)
     outcome = "refused" if reasons else status
     return TrialRun(
         name=task.name,
