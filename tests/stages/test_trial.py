@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from gateledger.cli.main import cli
 from ledger.errors import ConfigError
 from stages.campaign import load_campaign
 from stages.conditions import Condition
@@ -59,3 +62,40 @@ def test_the_trial_plan_is_the_stage_at_the_trial_budget(tmp_path):
     assert [r["condition"] for r in plan["runs"]] == [c.id for c in picked]
     info = plan["conditions"][picked[0].id]
     assert info["runner_config"]["eval_tokens"] == 32768  # resolved as freeze resolves it
+
+
+TINY = """
+[campaign]
+name = "tiny"
+data = "{data}"
+[base]
+depth = 1
+device_batch_size = 4
+seq_len = 16
+total_batch_size = 64
+eval_tokens = 256
+[factors]
+A = { key = "matrix_lr", levels = [0.01, 0.04] }
+B = { key = "aspect_ratio", levels = [16, 32] }
+[[stages]]
+name = "screen"
+budget = "10m"
+design = "full"
+rule = { top_k = 1 }
+"""
+
+
+@pytest.mark.slow
+def test_try_the_builtin_runner_binds_its_header_to_the_trial_plan(tmp_path):
+    data = tmp_path / "text.txt"
+    data.write_text("in the beginning " * 400)
+    (tmp_path / "c.toml").write_text(TINY.replace("{data}", str(data)))
+    res = CliRunner().invoke(
+        cli, ["try", "screen", "--campaign", str(tmp_path / "c.toml"), "--budget", "1s", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [r["outcome"] for r in out["runs"]] == ["ok", "ok"]
+    assert out["binding"]["level"] == "builtin" and out["keys_checked"]
+    assert [r["config"]["matrix_lr"] for r in out["runs"]] == [0.01, 0.04]
+    assert all(r["metrics"]["training_seconds"] >= 1.0 for r in out["runs"])  # the trial's budget
