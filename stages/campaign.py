@@ -356,12 +356,9 @@ def _shape_problem(error: Any, doc: dict[str, Any]) -> Problem:
 
 def _strip_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """Drop the union tag pydantic adds after `campaign.runner` (`command`/`adapter`)."""
-    out: list[str | int] = []
-    for i, part in enumerate(loc):
-        if i and loc[i - 1] == "runner" and part in ("command", "adapter") and i + 1 < len(loc):
-            continue
-        out.append(part)
-    return tuple(out)
+    if loc[:2] == ("campaign", "runner") and loc[2:3] in (("command",), ("adapter",)):
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _length_message(loc: tuple[str | int, ...], ctx: dict[str, Any], value: Any) -> str:
@@ -378,7 +375,7 @@ def _factors(document: CampaignFile) -> tuple[list[Factor], list[Problem]]:
     for letter, spec in document.factors.items():
         where = f"factors.{letter}"
         low, high = spec.levels
-        if low == high and type(low) is type(high):
+        if low == high:
             problems.append(
                 (f"{where}.levels", f"must be two different values, not {spec.levels!r}")
             )
