@@ -15,6 +15,7 @@ in one line, or raises CampaignError naming the file and key.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import string
@@ -184,6 +185,19 @@ def frozen_keys_unchecked(runner: dict[str, Any]) -> bool:
     )
 
 
+def unchecked_note(base: dict[str, Any], keys: list[str]) -> str:
+    """The unchecked-keys line, naming keys that are not in [base] but close to one that is
+    (`hiden` beside `hidden`): the likeliest typos when nothing checks keys."""
+    suspects = []
+    for key in dict.fromkeys(keys):
+        close = difflib.get_close_matches(key, list(base), n=1, cutoff=0.8)
+        if key not in base and close:
+            suspects.append(f"{key!r} (did you mean {close[0]!r}?)")
+    if not suspects:
+        return UNCHECKED_NOTE
+    return f"{UNCHECKED_NOTE}; not in [base] but close to a key that is: {', '.join(suspects)}"
+
+
 UNCHECKED_NOTE = (
     "config keys are unchecked: this runner declares no runner.keys or runner.config_schema, "
     "so a misspelt key would run the script's default instead (docs/campaign.md)"
@@ -200,5 +214,6 @@ __all__ = [
     "keys_checked",
     "placeholder_problems",
     "schema_problems",
+    "unchecked_note",
     "unknown_key_problems",
 ]

@@ -39,7 +39,7 @@ from stages.plan import (
     runner_config,
     runner_identity,
 )
-from stages.runner_checks import UNCHECKED_NOTE, keys_checked
+from stages.runner_checks import keys_checked, unchecked_note
 
 TAIL_LINES = 12
 
@@ -99,15 +99,12 @@ class TrialReport:
     binding: dict[str, Any]
     keys_checked: str | None
     runs: list[TrialRun]
+    notes: list[str] = field(default_factory=list)  # e.g. that nothing checks config keys
 
     @property
     def ok(self) -> bool:
         """Every tried run would be recorded with status ok."""
         return bool(self.runs) and all(r.ok for r in self.runs)
-
-    @property
-    def notes(self) -> list[str]:
-        return [] if self.keys_checked else [UNCHECKED_NOTE]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,7 +292,13 @@ def try_stage(
         binding=binding_level(plan).to_dict(),
         keys_checked=keys_checked(campaign.runner),
         runs=runs,
+        notes=[] if keys_checked(campaign.runner) else [_unchecked(campaign)],
     )
+
+
+def _unchecked(campaign: Campaign) -> str:
+    keys = [f.key for f in campaign.factors] + [k for o in campaign.named.values() for k in o]
+    return unchecked_note(campaign.base, keys)
 
 
 def _execute(

@@ -26,7 +26,7 @@ from gateledger.cli.context import (
 from gateledger.cli.status_watch import frame_lines, show_frames
 from gateledger.cli.tables import text_table
 from gateledger.errors import ConfigError
-from stages.runner_checks import UNCHECKED_NOTE, frozen_keys_unchecked
+from stages.runner_checks import frozen_keys_unchecked, unchecked_note
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -317,7 +317,12 @@ def freeze_cmd(
 
 def _say_stage_frozen(stage: str, frozen: gl.Signed, amend: bool, as_json: bool) -> None:
     body = frozen.body
-    notes = [UNCHECKED_NOTE] if frozen_keys_unchecked(body.get("runner") or {}) else []
+    notes = []
+    if frozen_keys_unchecked(body.get("runner") or {}):
+        spec = body.get("spec") or {}
+        used = [f["key"] for f in (spec.get("factors") or {}).values()]
+        used += [k for overrides in (spec.get("named") or {}).values() for k in overrides]
+        notes.append(unchecked_note(spec.get("base") or {}, used))
     emit(
         {
             "manifest": frozen.id,

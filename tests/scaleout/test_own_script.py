@@ -171,7 +171,7 @@ def test_a_config_schema_refuses_keys_at_load_and_values_at_freeze(lab):
 
 
 def test_unchecked_keys_are_said_at_freeze_and_try(lab):
-    ledger, campaign, _ = lab
+    ledger, campaign, root = lab
     camp = campaign()
     res = ledger("try", "screen", "--campaign", camp, "--budget", "1s")
     assert res.exit_code == 0 and "note: config keys are unchecked" in res.output, res.output
@@ -180,6 +180,10 @@ def test_unchecked_keys_are_said_at_freeze_and_try(lab):
     checked = campaign(extra=', keys = ["width", "lr"]')
     res = ledger("try", "screen", "--campaign", checked, "--budget", "1s")
     assert res.exit_code == 0 and "config keys are unchecked" not in res.output
+    typo = campaign(text=(root / campaign()).read_text().replace("lr = 0.01", "lr_ = 0.01"))
+    res = ledger("freeze", "screen", "--campaign", typo, "--amend")
+    assert res.exit_code == 0, res.output  # nothing can refuse it, but the line names it:
+    assert "not in [base] but close to a key that is: 'lr' (did you mean 'lr_'?)" in res.output
 
 
 def test_try_reports_a_crash_with_its_stderr_and_writes_nothing(lab):
