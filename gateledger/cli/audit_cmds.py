@@ -155,12 +155,7 @@ def _print_audit(out: dict) -> None:
             f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
             f"{decision}{missing}{extra}"
         )
-        binding = stage.get("binding") or {}
-        if binding.get("level") not in (None, "builtin"):
-            click.echo(
-                f"      logs bound: {binding['level']} ({', '.join(binding['bound'])}; "
-                f"not bound: {', '.join(binding['unbound'])})"
-            )
+        _say_binding(stage.get("binding") or {})
         witness = _witness_line(stage.get("witness") or {})
         if witness:
             click.echo(f"      witnessed: {witness}")
@@ -200,6 +195,15 @@ def _print_audit(out: dict) -> None:
         f"audit: {out['verdict']}{weak} ({len(out['problems'])} problem(s), "
         f"{out['objects']} objects, {out['anchors']} anchor(s))"
     )
+
+
+def _say_binding(binding: dict) -> None:
+    """What a foreign runner's logs bind, under the stage's line (the builtin's: all of it)."""
+    if binding.get("level") not in (None, "builtin"):
+        click.echo(
+            f"      logs bound: {binding['level']} ({', '.join(binding['bound'])}; "
+            f"not bound: {', '.join(binding['unbound'])})"
+        )
 
 
 def _witness_line(witness: dict) -> str:
