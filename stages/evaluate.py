@@ -243,25 +243,33 @@ class Context:
         self, method: str, trial: int, world: World = RECORDED
     ) -> tuple[BaselineRun, TrialDraws]:
         assert self.setup is not None
-        draws = self.draws(trial, world)
         usable, k = self.usable, self.seeds_per_evaluation
+        last: list[TrialDraws] = []
 
-        def evaluate(run_id: Any, idx: int, budget_s: float) -> Point:
-            values, charge, failed = [], 0.0, False
-            for j in range(k):
-                got, paid = draws.run(
-                    ("baseline", run_id, j), usable[idx], budget_s, self.host, self.gpus
-                )
-                charge += paid
-                if got.value is None:
-                    failed = True
-                else:
-                    values.append(got.value)
-            return Point(None if failed else fmean(values), charge)
+        def fresh() -> Any:
+            """An `evaluate` over fresh draws of this trial (the same random numbers)."""
+            draws = self.draws(trial, world)
+            last[:] = [draws]
+
+            def evaluate(run_id: Any, idx: int, budget_s: float) -> Point:
+                values, charge, failed = [], 0.0, False
+                for j in range(k):
+                    got, paid = draws.run(
+                        ("baseline", run_id, j), usable[idx], budget_s, self.host, self.gpus
+                    )
+                    charge += paid
+                    if got.value is None:
+                        failed = True
+                    else:
+                        values.append(got.value)
+                return Point(None if failed else fmean(values), charge)
+
+            return evaluate
 
         order = list(range(len(usable)))
         random.Random(f"{self.seed}/{method}/{trial}").shuffle(order)
-        run = run_baseline(method, self.setup, evaluate, order, self.seed * 100003 + trial)
+        run = run_baseline(method, self.setup, fresh, order, self.seed * 100003 + trial)
+        draws = last[0] if last else self.draws(trial, world)
         return run, draws
 
 

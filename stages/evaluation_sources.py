@@ -247,16 +247,23 @@ class ReplaySource:
         return any(len(self.curve(c).replicates) > 1 for c in conds if self.table.has(c))
 
     def bootstrap_world(self, index: int, conds: Sequence[dict], seed: int) -> World:
-        """Every condition's replicates resampled with replacement (whole recorded runs),
-        listed in the recorded order: the k-th position of a world then mostly holds the
-        recorded k-th run, so a trial's draws there are coupled to its recorded draws."""
+        """Every condition's recorded runs resampled with replacement, whole runs, within
+        groups of runs recorded at the same fidelities (so every fidelity keeps as many runs
+        as it has), listed in the recorded order: the k-th position of a world then mostly
+        holds the recorded k-th run, which couples a trial's draws to its recorded ones."""
         rng = random.Random(f"{seed}/bootstrap/{index}")
         picks = {}
         for cond in conds:
-            if self.table.has(cond):
-                reps = self.curve(cond).replicates
-                drawn = sorted(rng.randrange(len(reps)) for _ in reps)
-                picks[cond["id"]] = [reps[i] for i in drawn]
+            if not self.table.has(cond):
+                continue
+            curve = self.curve(cond)
+            groups: dict[frozenset[float], list[int]] = {}
+            for i, rep in enumerate(curve.replicates):
+                groups.setdefault(frozenset(curve.by_replicate[rep]), []).append(i)
+            drawn = sorted(
+                members[rng.randrange(len(members))] for members in groups.values() for _ in members
+            )
+            picks[cond["id"]] = [curve.replicates[i] for i in drawn]
         return World(index, picks)
 
     def describe(self) -> dict[str, Any]:

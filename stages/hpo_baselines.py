@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from ledger.errors import ConfigError, LedgerError
 from stages.halving import (
     Bracket,
+    halving_bracket,
     hyperband_brackets,
     largest_bracket,
     planned_cost,
@@ -66,6 +67,9 @@ class Point:
 # evaluate(run id, candidate index, budget seconds) -> Point; the same run id is the same
 # run continued (under the continue cost model)
 EvaluateFn = Callable[[Hashable, int, float], Point]
+# a fresh `evaluate` with the trial's random numbers from the start: a synchronous method
+# that must shrink to fit the cap replays the same trial with fewer configurations
+EvaluateFactory = Callable[[], EvaluateFn]
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class BaselineRun:
     brackets: list[Bracket] = field(default_factory=list)
     reached: dict[int, list[int]] = field(default_factory=dict)  # step -> candidates (asha)
     completed: list[int] = field(default_factory=list)
+    refused_gpu_s: float | None = None  # the spend a refused bracket would have reached
 
 
 def _cycle(order: Sequence[int]) -> Iterator[int]:
@@ -114,17 +119,17 @@ def _max_evaluations(n: int) -> int:
 
 
 def run_baseline(
-    method: str, setup: Setup, evaluate: EvaluateFn, order: Sequence[int], seed: int
+    method: str, setup: Setup, fresh: EvaluateFactory, order: Sequence[int], seed: int
 ) -> BaselineRun:
     """Run one baseline once (one trial)."""
     if method == "successive-halving":
-        return successive_halving(setup, evaluate, order)
+        return successive_halving(setup, fresh, order)
     if method == "hyperband":
-        return hyperband(setup, evaluate, order)
+        return hyperband(setup, fresh(), order)
     if method in ("asha", "asha-hyperband"):
-        return optuna_asha(method, setup, evaluate, order, seed)
+        return optuna_asha(method, setup, fresh(), order, seed)
     if method == "random":
-        return random_search(setup, evaluate, order)
+        return random_search(setup, fresh(), order)
     raise ConfigError(f"unknown baseline {method!r} (known: {', '.join(METHODS)})")
 
 
@@ -136,10 +141,13 @@ def _run_brackets(
     next_bracket: Callable[[BaselineRun], Bracket | None],
 ) -> BaselineRun:
     """Run brackets while `next_bracket` (shown the spend so far) gives one; each bracket
-    draws fresh configurations from the pool's order; the pick is the best last-rung value."""
+    draws fresh configurations from the pool's order; the pick is the best last-rung value.
+    A bracket whose actual cost takes the spend past the cap ends the run and is not
+    counted (brackets are planned at the pool's mean cost; the promoted few may cost more)."""
     run = BaselineRun(method, None, None, 0.0, 0)
     source = _cycle(order)
     while (bracket := next_bracket(run)) is not None:
+        before = (run.pick, run.pick_value, run.spent_gpu_s, run.evaluations)
         number = len(run.brackets)
         slots = [next(source) for _ in range(bracket.n)]
 
@@ -150,6 +158,10 @@ def _run_brackets(
             return point.value
 
         result = run_bracket(bracket, one)
+        if run.spent_gpu_s > setup.cap_gpu_s * (1 + 1e-9):
+            run.refused_gpu_s = run.spent_gpu_s
+            run.pick, run.pick_value, run.spent_gpu_s, run.evaluations = before
+            break
         run.brackets.append(bracket)
         value, slot = result.best_value, result.best_slot
         better = run.pick_value is None or (value is not None and value < run.pick_value)
@@ -158,16 +170,26 @@ def _run_brackets(
     return run
 
 
-def successive_halving(setup: Setup, evaluate: EvaluateFn, order: Sequence[int]) -> BaselineRun:
-    """One synchronous successive-halving bracket, as large as the cap pays for."""
+def successive_halving(setup: Setup, fresh: EvaluateFactory, order: Sequence[int]) -> BaselineRun:
+    """One synchronous successive-halving bracket, as large as the cap pays for: n is first
+    planned at the pool's mean cost per rung; when the configurations it promotes cost more
+    than that, the trial is replayed with n scaled down until its actual cost fits."""
     bracket = largest_bracket(setup.cap_gpu_s, setup.R, setup.eta, setup.rung_cost)
-    return _run_brackets(
-        "successive-halving",
-        setup,
-        evaluate,
-        order,
-        lambda run: bracket if not run.brackets else None,
-    )
+    while bracket is not None:
+        chosen = bracket
+        run = _run_brackets(
+            "successive-halving",
+            setup,
+            fresh(),
+            order,
+            lambda run, chosen=chosen: chosen if not run.brackets else None,
+        )
+        if run.brackets or chosen.n == 1 or not run.refused_gpu_s:
+            return run
+        scaled = math.floor(chosen.n * setup.cap_gpu_s / run.refused_gpu_s)
+        n = max(1, min(chosen.n - 1, scaled))
+        bracket = halving_bracket(n, setup.R, setup.eta)
+    return BaselineRun("successive-halving", None, None, 0.0, 0)
 
 
 def hyperband(setup: Setup, evaluate: EvaluateFn, order: Sequence[int]) -> BaselineRun:

@@ -35,7 +35,10 @@ def _print(result: Evaluation) -> None:
         f"evaluate {result.campaign}: {result.trials} trials on {inputs.executor} ({source}), "
         f"seed {result.seed}, cost model {result.cost_model}"
     )
-    ties = f"; ties: {', '.join(truth.ties)}" if truth.ties else ""
+    if truth.flat:
+        ties = f"; all {truth.pool - len(truth.unknown)} candidates tie (a flat truth)"
+    else:
+        ties = f"; ties: {', '.join(truth.ties)}" if truth.ties else ""
     click.echo(
         f"true best {truth.best} ({truth.value:.4f} at the final budget){ties}; pool {truth.pool}"
     )
