@@ -84,6 +84,11 @@ SIM = """
 name = "bench"
 [base]
 depth = 3
+aspect_ratio = 48
+device_batch_size = 8
+total_batch_size = 2048
+matrix_lr = 0.02
+warmdown_ratio = 0.4
 [factors]
 A = { key = "total_batch_size", levels = [1024, 4096] }
 B = { key = "depth", levels = [2, 4] }
