@@ -405,7 +405,7 @@ def evaluate(
         seeds_per_evaluation: runs (seeds) a baseline averages per evaluation.
         cost_model: `restart` (every stage or rung trains anew) or `continue`.
         bootstrap: bootstrap worlds for the data interval (replay tables with replicates).
-        bootstrap_trials: trials per world (default: min(trials, 25)).
+        bootstrap_trials: trials per world (default: min(trials, 10)).
         progress: show progress bars (stderr).
 
     Raises:
@@ -652,7 +652,7 @@ def _bootstrap(
             bootstrap_trials=0,
             note="the bootstrap over replicates was turned off (--bootstrap 0): intervals are Monte Carlo only and understate the uncertainty",
         ), None
-    m = min(trials, per_world if per_world is not None else 25)
+    m = min(trials, per_world if per_world is not None else 10)
     methods = ["protocol", *against]
     recorded = {meth: _scores(outcomes[meth][:m], truth_tv) for meth in methods}
     deltas: dict[str, dict[str, list[float]]] = {meth: {} for meth in methods}

@@ -177,7 +177,7 @@ _PHRASE = {
     "better": "finds the true best more often than",
     "worse": "finds the true best less often than",
     "identical": "finds the true best exactly as often as",
-    "no detectable difference": "finds the true best no more and no less often, detectably, than",
+    "no detectable difference": "is not detectably better or worse than",
 }
 
 
@@ -236,6 +236,8 @@ def headline(
             parts.append(f"is no better than {names}")
         elif verdict == "identical":
             parts.append(f"{_PHRASE[verdict]} {names} in every trial")
+        elif verdict == "no detectable difference":
+            parts.append(f"{_PHRASE[verdict]} {names} at finding the true best")
         else:
             parts.append(f"{_PHRASE[verdict]} {names}")
     return (

@@ -169,7 +169,7 @@ def _print(result: Evaluation) -> None:
     "--bootstrap-trials",
     default=None,
     type=click.IntRange(1, 100000),
-    help="Trials per bootstrap world [default: min(trials, 25)].",
+    help="Trials per bootstrap world [default: min(trials, 10)].",
 )
 @click.option(
     "--save",
