@@ -216,8 +216,13 @@ def budget_label(seconds: Any) -> str:
     return f"{s:g}s"
 
 
-def load_campaign(path: str | Path) -> Campaign:
-    """Read and validate a campaign file; every error names the file and the key."""
+def load_campaign(path: str | Path, *, runner_keys: bool = True) -> Campaign:
+    """Read and validate a campaign file; every error names the file and the key.
+
+    `runner_keys=False` skips the check of config keys against the builtin runner: for a
+    campaign only ever replayed from a table (`ledger evaluate --executor replay`), whose
+    conditions carry the table's keys and which runs nothing.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -225,11 +230,15 @@ def load_campaign(path: str | Path) -> Campaign:
         raise CampaignError(f"campaign file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CampaignError(f"cannot read campaign file {path}: {exc}") from None
-    return parse_campaign(text, path)
+    return parse_campaign(text, path, runner_keys=runner_keys)
 
 
-def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
-    """Parse campaign TOML text (docs/campaign.md); CampaignError names file and keys."""
+def parse_campaign(
+    text: str, path: str | Path = "campaign.toml", *, runner_keys: bool = True
+) -> Campaign:
+    """Parse campaign TOML text (docs/campaign.md); CampaignError names file and keys.
+
+    `runner_keys=False`: see `load_campaign` (the builtin runner's keys are not checked)."""
     path = Path(path)
     doc = _toml(text, path)
     try:
@@ -239,7 +248,7 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
     factors, problems = _factors(document)
     named, more = _named(document, factors)
     problems += more + _stage_problems(document, named)
-    problems += _runner_problems(document, factors, named)
+    problems += _runner_problems(document, factors, named, builtin_keys=runner_keys)
     if not problems:
         problems += _sim_problems(document, factors)
     if problems:
@@ -477,13 +486,19 @@ def config_keys_used(
 
 
 def _runner_problems(
-    document: CampaignFile, factors: list[Factor], named: dict[str, dict[str, Any]]
+    document: CampaignFile,
+    factors: list[Factor],
+    named: dict[str, dict[str, Any]],
+    *,
+    builtin_keys: bool = True,
 ) -> list[Problem]:
     """Keys the runner refuses (builtin schema, runner.keys, config_schema, the adapter
     script's constants) and unknown command placeholders."""
     runner = document.campaign.runner
     used = config_keys_used(document, factors, named)
     if runner is None:
+        if not builtin_keys:
+            return []
         return unknown_key_problems(used, list(DEFAULTS), "the builtin runner")
     if isinstance(runner, AdapterRunner):
         return adapter_problems(runner, used)
