@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from stages.campaign import budget_label
@@ -315,7 +315,7 @@ def html_section(comp: Mapping[str, Any], img: str) -> str:
     )
 
 
-def md_section(comp: Mapping[str, Any], md_cell) -> list[str]:
+def md_section(comp: Mapping[str, Any], md_cell: Callable[[Any], str]) -> list[str]:
     headers, rows = table_rows(comp)
     out = [
         f"## {TITLE}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ledger.errors import LedgerError
 from stages.evaluation_model import Estimate, Evaluation, evaluation_path, load_evaluation
@@ -97,7 +98,7 @@ def _est(est: Estimate | None, digits: int = 3) -> str:
     return shown if ci is None else f"{shown} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
-def _cells(row) -> list[str]:
+def _cells(row: Any) -> list[str]:
     ratio = getattr(row, "spent_ratio_mean", None)
     return [
         row.method + (" (same walk every trial)" if row.deterministic else ""),

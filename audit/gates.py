@@ -329,8 +329,8 @@ def _check_cited_runs(
         rid
         for rid in cited
         if made is None
-        or ev.event("run_recorded", rid) is None
-        or not before(ev.event("run_recorded", rid), made)
+        or (recorded_event := ev.event("run_recorded", rid)) is None
+        or not before(recorded_event, made)
     ]
     stage_audit.check(
         "decision after its runs",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import matplotlib
 import matplotlib.style
@@ -46,7 +46,7 @@ def _label(text: Any, width: int = 28) -> str:
     return s.replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _finite(x: Any) -> bool:
+def _finite(x: Any) -> TypeGuard[float]:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 

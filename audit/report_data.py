@@ -18,6 +18,7 @@ from audit.rederive import AuditResult
 from audit.summary import caveats, provenance, run_facts, verdict
 from ledger.errors import LedgerError
 from ledger.store import Store
+from stages.campaign import Campaign
 from stages.pipeline import run_failure_reason
 from stages.stats import spearman, variance_decomposition
 
@@ -349,7 +350,9 @@ def gate_plans(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[str, Any]:
+def build_report_data(
+    store: Store, result: AuditResult, campaign: Campaign | None = None
+) -> dict[str, Any]:
     """The full report dict (shape documented in docs/reports.md).
 
     `costs` is the protocol's own breakdown (its gates' runs); baselines and unplanned
@@ -360,7 +363,7 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
     items = [item for item in everything if not item["baseline"]]
     stages = [stage_view(item, store) for item in items]
     ranks = rank_stability(stages)
-    campaign_info = {
+    campaign_info: dict[str, Any] = {
         "name": campaign.name if campaign else (items[0]["manifest"]["campaign"] if items else "?"),
         "metric": campaign.metric if campaign else "val_bpb",
         "factors": campaign.factor_table

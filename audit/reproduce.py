@@ -42,7 +42,7 @@ def _steps(raw: bytes) -> dict[int, float | None]:
         if isinstance(obj, dict) and obj.get("type") == "step" and isinstance(obj.get("step"), int):
             loss = obj.get("loss")
             finite = isinstance(loss, int | float) and math.isfinite(loss)
-            out[obj["step"]] = float(loss) if finite else None
+            out[obj["step"]] = float(loss) if finite and loss is not None else None
     return out
 
 
@@ -201,7 +201,8 @@ def _compare(
     """Recorded against replayed: statuses, val_bpb, and the loss of every step both logged."""
     common = sorted(set(recorded_losses) & set(replay_losses))
     diffs = [_difference(recorded_losses[s], replay_losses[s]) for s in common]
-    max_loss_diff = None if None in diffs else max(diffs, default=None)
+    known = [d for d in diffs if d is not None]
+    max_loss_diff = None if len(known) < len(diffs) else max(known, default=None)
     first = next((s for s, d in zip(common, diffs, strict=True) if d != 0.0), None)
     recorded_status, replayed_status = body.get("status"), replay.status
     repeatable = recorded_status in REPEATABLE_STATUSES
@@ -213,7 +214,9 @@ def _compare(
         "status_compared": repeatable,
         "recorded_val_bpb": rec_bpb,
         "replayed_val_bpb": rep_bpb,
-        "val_bpb_difference": (rep_bpb - rec_bpb) if None not in (rec_bpb, rep_bpb) else None,
+        "val_bpb_difference": (
+            rep_bpb - rec_bpb if rec_bpb is not None and rep_bpb is not None else None
+        ),
         "compared_steps": len(common),
         "first_differing_step": None
         if first is None

@@ -64,7 +64,7 @@ def check_run(
         out += [Problem(rid, m) for m in status_msgs]
         out += [
             Problem(rid, f"raw log {str(record.get('raw_log'))[:12]} {m}")
-            for m in _binding(manifest_id, manifest, record, parsed)
+            for m in _binding(str(manifest_id), manifest, record, parsed)
         ]
         if timing is not None and timing.started is None:
             out.append(Problem(rid, f"run {record.get('run')} has no run_started event"))

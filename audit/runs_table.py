@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import ConfigError, LedgerError
 from ledger.store import Store
 from stages.lookup import Entry, all_decisions, all_manifests, all_runs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 BASE_COLUMNS = ("run", "campaign", "stage", "kind", "manifest", "condition", "condition_id")
@@ -64,8 +67,8 @@ def _factor_keys(manifests: list[Entry]) -> dict[str, str]:
 
 
 def _metric(manifests: list[Entry]) -> str:
-    metrics = {(m.body.get("analysis") or {}).get("metric") for m in manifests} - {None}
-    return sorted(metrics)[0] if len(metrics) == 1 else "val_bpb"
+    metrics = {str((m.body.get("analysis") or {}).get("metric")) for m in manifests}
+    return metrics.pop() if len(metrics) == 1 and "None" not in metrics else "val_bpb"
 
 
 def _number(value: Any) -> float | None:
@@ -77,8 +80,8 @@ def _number(value: Any) -> float | None:
 def gpu_hours(record: dict[str, Any]) -> float:
     """Training GPU-hours of one run record: training seconds x GPUs / 3600 (DESIGN §8)."""
     seconds = _number((record.get("metrics") or {}).get("training_seconds")) or 0.0
-    gpus = record.get("gpus") if isinstance(record.get("gpus"), int) else 1
-    return seconds * max(gpus, 1) / 3600.0
+    gpus = record.get("gpus")
+    return seconds * (max(gpus, 1) if isinstance(gpus, int) else 1) / 3600.0
 
 
 def _row(
@@ -171,7 +174,9 @@ def runs_table(
             continue  # another campaign's run (or a manifest that is not journaled)
         if mid is None and campaign is not None:
             continue
-        rows.append((order.get(mid, len(order)), _row(run, by_id.get(mid), keys, metric)))
+        manifest = by_id.get(mid) if mid is not None else None
+        position = order.get(mid, len(order)) if mid is not None else len(order)
+        rows.append((position, _row(run, manifest, keys, metric)))
     rows.sort(
         key=lambda pr: (
             pr[0],
@@ -204,7 +209,7 @@ def decisions_table(store: Store, *, campaign: str | None = None) -> list[dict[s
     manifests = {m.id: m.body for m in all_manifests(store)}
     rows = []
     for entry in all_decisions(store):
-        manifest = manifests.get(entry.body.get("manifest"))
+        manifest = manifests.get(str(entry.body.get("manifest")))
         if manifest is None or (campaign is not None and manifest.get("campaign") != campaign):
             continue
         body = entry.body
@@ -246,7 +251,7 @@ def costs_table(store: Store, *, campaign: str | None = None) -> list[dict[str, 
     return list(out.values())
 
 
-def runs_frame(store: Store, **filters: Any):
+def runs_frame(store: Store, **filters: Any) -> pd.DataFrame:
     """`runs_table` as a pandas DataFrame (one row per run; columns as `ledger runs --csv`)."""
     import pandas as pd  # pandas: ~0.3 s measured; only the DataFrame API needs it
 
@@ -254,14 +259,14 @@ def runs_frame(store: Store, **filters: Any):
     return pd.DataFrame(table.rows, columns=table.columns)
 
 
-def decisions_frame(store: Store, **filters: Any):
+def decisions_frame(store: Store, **filters: Any) -> pd.DataFrame:
     """`decisions_table` as a pandas DataFrame."""
     import pandas as pd  # pandas: ~0.3 s measured; only the DataFrame API needs it
 
     return pd.DataFrame(decisions_table(store, **filters))
 
 
-def costs_frame(store: Store, **filters: Any):
+def costs_frame(store: Store, **filters: Any) -> pd.DataFrame:
     """`costs_table` as a pandas DataFrame."""
     import pandas as pd  # pandas: ~0.3 s measured; only the DataFrame API needs it
 

@@ -137,7 +137,8 @@ def derive_rows(
                         _row("conditions", [oid, cid, info.get("name"), info.get("config")])
                     )
         elif kind == "run":
-            metrics = body.get("metrics") if isinstance(body.get("metrics"), dict) else {}
+            found = body.get("metrics")
+            metrics: dict[str, Any] = found if isinstance(found, dict) else {}
             rows["runs"].append(
                 _row(
                     "runs",

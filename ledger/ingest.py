@@ -121,8 +121,9 @@ class _Seen:
     """manifest -> run -> record id (first record) and -> `at` of the latest start."""
 
     def __init__(self) -> None:
-        self.recorded: dict[str, dict[str, str]] = {}
-        self.started: dict[str, dict[str, str]] = {}
+        # values as journaled (`verify` reports an event whose object or time is missing)
+        self.recorded: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, dict[str, Any]] = {}
 
     def take(self, line: bytes) -> None:
         try:
@@ -293,7 +294,7 @@ def ingest(
             )
         elif condition is not None and seed is not None and host is not None:
             key = run_key(condition, seed, host)
-        record = {
+        record: dict[str, Any] = {
             "manifest": manifest,
             "stage": stage,
             "condition": condition,

@@ -126,7 +126,7 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
                     out.diverge_evidence = f"step line {n}: loss {loss!r} is not a finite number"
                 elif first_loss is None:
                     first_loss, limit = float(loss), DIVERGE_FACTOR * float(loss)
-                elif loss > limit:
+                elif limit is not None and loss > limit:
                     out.diverge_evidence = (
                         f"step line {n}: loss {loss:g} exceeds "
                         f"{DIVERGE_FACTOR:g} x the first step's "

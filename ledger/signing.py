@@ -84,7 +84,7 @@ def verify_signature(
     sig = obj.get("signature") if isinstance(obj, dict) else None
     if not isinstance(sig, dict):
         raise IntegrityError("object is not signed")
-    key_id = sig.get("key_id")
+    key_id: Any = sig.get("key_id")
     if sig.get("alg") != "ed25519":
         raise IntegrityError(f"unsupported signature algorithm {sig.get('alg')!r}")
     if trust is not None:
@@ -99,7 +99,9 @@ def verify_signature(
         raise IntegrityError(f"bad signature by key {key_id} (not base64)") from None
     try:
         if payload is None:
-            payload = signing_payload(obj.get("kind"), obj.get("body"))
+            kind: Any = obj.get("kind")  # whatever was stored: a wrong one fails the check
+            body: Any = obj.get("body")
+            payload = signing_payload(kind, body)
         if trust is not None:
             good = trust.verify(key_id, payload, raw, keyring)
         else:

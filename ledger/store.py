@@ -11,7 +11,7 @@ import json
 import os
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ class Store:
 
     def ids_with_prefix(self, prefix: str) -> list[str]:
         """Sorted ids of the objects (in any part) whose id starts with `prefix`."""
-        found = set()
+        found: set[str] = set()
         for host in self.parts():
             fan = self.parts_dir / host / "objects" / prefix[:2]
             try:
@@ -281,7 +281,9 @@ MIN_PREFIX = 12
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-def resolve_prefix(text: str, candidates, what: str = "object", length: int = 64) -> str:
+def resolve_prefix(
+    text: str, candidates: Callable[[str], list[str]], what: str = "object", length: int = 64
+) -> str:
     """The one full id starting with `text` among `candidates(prefix)` (LedgerError otherwise).
 
     `text` is a full id (`length` hex) or a prefix of at least MIN_PREFIX hex characters;

@@ -350,7 +350,8 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
     them with the certificate valid at the token's time."""
     if not isinstance(body, dict):
         return TokenCheck(token_id, None, None, None, problems=["timestamp body is not an object"])
-    oid, tsa = body.get("object"), body.get("tsa")
+    oid: Any = body.get("object")
+    tsa = body.get("tsa")
     check = TokenCheck(
         token_id,
         oid if isinstance(oid, str) else None,
@@ -371,15 +372,17 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
         check.problems.append(f"timestamp response from {tsa} does not grant a token")
         return check
     check.gen_time = response.tst_info.gen_time
-    why = _imprint_problem(response, oid)
-    if why:
-        check.problems.append(f"timestamp token from {tsa} does not stamp object {oid[:12]}: {why}")
+    imprint = _imprint_problem(response, oid)
+    if imprint:
+        check.problems.append(
+            f"timestamp token from {tsa} does not stamp object {oid[:12]}: {imprint}"
+        )
     if body.get("gen_time") != _iso(check.gen_time):
         check.problems.append(
             f"timestamp says gen_time {body.get('gen_time')!r} but its token "
             f"says {_iso(check.gen_time)}"
         )
-    if roots and not why:
+    if roots and not imprint:
         try:
             VerifierBuilder(roots=list(roots)).build().verify(response, bytes.fromhex(oid))
             check.verified = True
@@ -444,7 +447,7 @@ def check_tokens(
             check.problems.append(
                 f"timestamp stamps a {target.get('kind')!r}, not a manifest, decision or anchor"
             )
-        elif target is not None and check.object_kind != target.get("kind"):
+        elif check.object and target is not None and check.object_kind != target.get("kind"):
             check.problems.append(
                 f"timestamp says it stamps a {check.object_kind!r}, but "
                 f"{check.object[:12]} is a {target.get('kind')!r}"

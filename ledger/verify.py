@@ -95,8 +95,9 @@ class Verified:
     def notes(self) -> list[str]:
         """Information that is not a failure: orphans, the unanchored tail, trust, timestamps."""
         out = [self.trust.describe()]
-        if self.timestamps.note():
-            out.append(self.timestamps.note())
+        stamped = self.timestamps.note()
+        if stamped:
+            out.append(stamped)
         if self.orphans:
             out.append(
                 f"{len(self.orphans)} orphan object(s) that no journal event cites "
@@ -108,7 +109,7 @@ class Verified:
         return out
 
 
-def _progress(store: Store, enabled: bool):
+def _progress(store: Store, enabled: bool) -> Any:
     """A tqdm bar on stderr when asked, stderr is a terminal and the store is big."""
     if not enabled or not sys.stderr.isatty():
         return None
@@ -307,7 +308,8 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
         if obj.get("kind") != EVENT_OBJECT_KIND[kind]:
             problems.append(Problem(where, f"{label} cites {oid}, a {obj.get('kind')!r}"))
             continue
-        body = obj.get("body") if isinstance(obj.get("body"), dict) else {}
+        found = obj.get("body")
+        body: dict[str, Any] = found if isinstance(found, dict) else {}
         problems += [Problem(oid, f"{m} ({where} {label})") for m in _disagreements(event, body)]
         if (kind, oid) in seen:
             first = seen[(kind, oid)]

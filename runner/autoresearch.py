@@ -202,12 +202,13 @@ def adapt(source: str, filename: str, overrides: dict[str, Any], seed: int) -> a
     body: list[ast.stmt] = []
     for stmt in tree.body:
         names = _bound_names(stmt)
-        value = getattr(stmt, "value", None)
-        for name in names:
-            if name in overrides:
-                stmt.value = ast.copy_location(_literal(overrides[name], value), value)  # type: ignore[attr-defined]
-        if SEED_CONSTANT in names and SEED_CONSTANT not in overrides:
-            stmt.value = ast.copy_location(ast.Constant(seed), value)  # type: ignore[attr-defined]
+        if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+            value = stmt.value
+            for name in names:
+                if name in overrides:
+                    stmt.value = ast.copy_location(_literal(overrides[name], value), value)
+            if SEED_CONSTANT in names and SEED_CONSTANT not in overrides:
+                stmt.value = ast.copy_location(ast.Constant(seed), value)
         body.append(stmt)
         for name in _imported_names(stmt):
             if name in overrides:

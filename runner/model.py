@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +185,9 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """Decoder-only language model returning the mean (or per-token) cross-entropy."""
 
+    cos: Tensor  # rotary tables (buffers registered in __init__)
+    sin: Tensor
+
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
@@ -222,17 +225,20 @@ class GPT(nn.Module):
         nn.init.normal_(self.wte.weight, std=1.0)
         nn.init.normal_(self.lm_head.weight, std=0.001)
         bound = math.sqrt(3.0) * self.dim**-0.5
-        for b in self.blocks:
+        for b in cast("list[Block]", list(self.blocks)):
             for lin in (b.attn.c_q, b.attn.c_k, b.attn.c_v, b.mlp.c_fc):
                 nn.init.uniform_(lin.weight, -bound, bound)
             nn.init.zeros_(b.attn.c_proj.weight)
             nn.init.zeros_(b.mlp.c_proj.weight)
             if b.attn.ve_gate is not None:
                 nn.init.zeros_(b.attn.ve_gate.weight)
-        for ve in self.value_embeds.values():
+        for ve in self._value_embeds():
             nn.init.uniform_(ve.weight, -bound, bound)
         self.resid_lambdas.fill_(1.0)
         self.x0_lambdas.fill_(0.1)
+
+    def _value_embeds(self) -> list[nn.Embedding]:
+        return cast("list[nn.Embedding]", list(self.value_embeds.values()))
 
     def forward(self, idx: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
         return self.loss(self.trunk(*self.embed(idx)), targets, reduction)
@@ -294,9 +300,7 @@ class GPT(nn.Module):
         A layer's context is its attention window capped at ``seq_len`` (autoresearch); the
         embeddings (token and value) are lookups and are left out.
         """
-        embeddings = self.wte.weight.numel() + sum(
-            v.weight.numel() for v in self.value_embeds.values()
-        )
+        embeddings = self.wte.weight.numel() + sum(v.weight.numel() for v in self._value_embeds())
         c = self.config
         attention = sum(12.0 * c.n_heads * c.head_dim * min(w, c.seq_len) for w in self.windows)
         return 6.0 * (self.num_params() - embeddings) + attention

@@ -354,7 +354,8 @@ def _shape_problem(error: Any, doc: dict[str, Any]) -> Problem:
     if kind in ("too_short", "too_long"):
         return _dotted(loc), _length_message(loc, ctx, value)
     if kind == "string_pattern_mismatch":
-        words = _PATTERN_WORDS.get(ctx.get("pattern"), f"match {ctx.get('pattern')}")
+        pattern = str(ctx.get("pattern"))
+        words = _PATTERN_WORDS.get(pattern, f"match {pattern}")
         if loc and loc[0] == "factors":
             return _dotted(loc[:2]), "factor names are single letters A-H"
         return _dotted(loc), f"must be {words}, not {value!r}"
@@ -380,7 +381,9 @@ def _length_message(loc: tuple[str | int, ...], ctx: dict[str, Any], value: Any)
 
 
 def _factors(document: CampaignFile) -> tuple[list[Factor], list[Problem]]:
-    factors, problems, seen = [], [], {}
+    factors: list[Factor] = []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
     for letter, spec in document.factors.items():
         where = f"factors.{letter}"
         low, high = spec.levels

@@ -135,8 +135,8 @@ def _type_of(schema: dict[str, Any], node: dict[str, Any]) -> str:
             inner = _type_of(schema, branch.get("items", {})) if branch.get("items") else "any"
             words.append(f"array of {inner}")
         elif branch.get("type") == "object":
-            inner = _values(branch)
-            words.append(f"table of {_type_of(schema, inner)}" if inner else "table")
+            values = _values(branch)
+            words.append(f"table of {_type_of(schema, values)}" if values else "table")
         elif "type" in branch:
             words.append(
                 {"number": "float", "integer": "integer"}.get(branch["type"], branch["type"])

@@ -12,7 +12,7 @@ from typing import Any
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import CampaignError, LedgerError
 from stages.campaign import Campaign, Factor, StageSpec
-from stages.designs import design_for_runs, fractional, point_name
+from stages.designs import Design, design_for_runs, fractional, point_name
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def named_condition(campaign: Campaign, name: str) -> Condition:
     return make_condition(campaign.base, campaign.factors, campaign.named[name], name, "named")
 
 
-def stage_design(campaign: Campaign, stage: StageSpec):
+def stage_design(campaign: Campaign, stage: StageSpec) -> Design:
     """The stage's design (full or fractional) as `stages.designs.Design`; errors name the stage."""
     k = len(campaign.factors)
     generators = stage.generators

@@ -13,7 +13,7 @@ from ledger.errors import AlreadyDecided, LedgerError, MissingRuns
 from ledger.keys import SigningKey
 from ledger.store import Store
 from stages.baseline_rule import derive_baseline_decision
-from stages.campaign import Factor
+from stages.campaign import Campaign, Factor
 from stages.conditions import make_condition
 from stages.designs import point_name
 from stages.lookup import Entry, manifest_decision, manifest_runs
@@ -156,7 +156,7 @@ def derive_decision(
 
 
 def decide_stage(
-    store: Store, campaign, stage: str, key: SigningKey, *, allow_missing: bool = False
+    store: Store, campaign: Campaign, stage: str, key: SigningKey, *, allow_missing: bool = False
 ) -> tuple[str, dict[str, Any]]:
     """Apply the stage's frozen rule to its recorded runs and write a signed decision."""
     manifest = frozen_manifest(store, campaign, stage)

@@ -557,7 +557,7 @@ def evaluate(
         campaign=campaign.name,
         trials=trials,
         seed=seed,
-        cost_model=cost_model,  # type: ignore[arg-type]
+        cost_model=cost_model,
         truth=truth,
         protocol=protocol,
         baselines=baselines,
@@ -576,7 +576,7 @@ def evaluate(
             eta=eta,
             min_budget_s=min_budget_s,
             seeds_per_evaluation=seeds_per_evaluation,
-            cost_model=cost_model,  # type: ignore[arg-type]
+            cost_model=cost_model,
             bootstrap=bootstrap,
             bootstrap_trials=uncertainty.bootstrap_trials,
             **source.describe(),
@@ -722,11 +722,14 @@ def _d(
     return deltas.get(method, {}).get(key)
 
 
+Deltas = dict[str, dict[str, list[float]]] | None  # bootstrap: method -> metric -> deltas
+
+
 def _method_fields(
     method: str,
     s: Scores,
     outcomes: list[Outcome],
-    deltas,
+    deltas: Deltas,
     deterministic: bool,
     names: dict[str, str],
 ) -> dict[str, Any]:
@@ -753,7 +756,15 @@ def _method_fields(
 
 
 def _protocol_result(
-    ctx, s, outcomes, deltas, deterministic, walks, reference, names, tv
+    ctx: Context,
+    s: Scores,
+    outcomes: list[Outcome],
+    deltas: Deltas,
+    deterministic: bool,
+    walks: list[Walk],
+    reference: Walk,
+    names: dict[str, str],
+    tv: TruthValues,
 ) -> ProtocolResult:
     return ProtocolResult(
         **_method_fields("protocol", s, outcomes, deltas, deterministic, names),
@@ -764,15 +775,15 @@ def _protocol_result(
 
 def _baseline_result(
     ctx: Context,
-    method,
-    s,
-    outcomes,
+    method: str,
+    s: Scores,
+    outcomes: list[Outcome],
     runs: list[BaselineRun],
-    deltas,
-    deterministic,
-    cap_gpu_s,
-    names,
-    tv,
+    deltas: Deltas,
+    deterministic: bool,
+    cap_gpu_s: float,
+    names: dict[str, str],
+    tv: TruthValues,
 ) -> BaselineResult:
     setup = ctx.setup
     assert setup is not None
@@ -815,7 +826,7 @@ def _baseline_result(
 def _comparison(
     method: str,
     scores: dict[str, Scores],
-    deltas,
+    deltas: Deltas,
     protocol: ProtocolResult,
     base: BaselineResult,
     flat: bool,
@@ -833,7 +844,7 @@ def _comparison(
         gpu_hours_ratio=ratio,
         verdict=verdict,
         sentence=sentence,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _walk_summary(walk: Walk, names: dict[str, str]) -> WalkSummary:

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ledger.errors import LedgerError
 from ledger.fsutil import atomic_write
 
-FORMAT = "gateledger-evaluation"
-VERSION = 2
+FORMAT: Literal["gateledger-evaluation"] = "gateledger-evaluation"
+VERSION: Literal[2] = 2
 EVALUATIONS_DIR = "evaluations"
 
 Interval = tuple[float, float]

@@ -260,7 +260,7 @@ def failure_reason(result: RunResult) -> str:
     return rawlog_failure_reason(parse_raw_log(result.raw, result.fmt), result.stderr)
 
 
-def _progress(total: int, stage: str, enabled: bool):
+def _progress(total: int, stage: str, enabled: bool) -> Any:
     """A tqdm bar on stderr (runs done/left, ETA), or None when disabled."""
     if not enabled or total == 0:
         return None

@@ -26,6 +26,7 @@ import math
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ledger.errors import ConfigError, LedgerError
 from stages.halving import (
@@ -151,7 +152,9 @@ def _run_brackets(
         number = len(run.brackets)
         slots = [next(source) for _ in range(bracket.n)]
 
-        def one(slot: int, rung: int, resource: float, number=number, slots=slots) -> float | None:
+        def one(
+            slot: int, rung: int, resource: float, number: int = number, slots: list[int] = slots
+        ) -> float | None:
             point = evaluate((number, slot), slots[slot], setup.budget(resource))
             run.spent_gpu_s += point.cost_gpu_s
             run.evaluations += 1
@@ -177,13 +180,11 @@ def successive_halving(setup: Setup, fresh: EvaluateFactory, order: Sequence[int
     bracket = largest_bracket(setup.cap_gpu_s, setup.R, setup.eta, setup.rung_cost)
     while bracket is not None:
         chosen = bracket
-        run = _run_brackets(
-            "successive-halving",
-            setup,
-            fresh(),
-            order,
-            lambda run, chosen=chosen: chosen if not run.brackets else None,
-        )
+
+        def once(run: BaselineRun, chosen: Bracket = chosen) -> Bracket | None:
+            return chosen if not run.brackets else None
+
+        run = _run_brackets("successive-halving", setup, fresh(), order, once)
         if run.brackets or chosen.n == 1 or not run.refused_gpu_s:
             return run
         scaled = math.floor(chosen.n * setup.cap_gpu_s / run.refused_gpu_s)
@@ -236,6 +237,7 @@ def optuna_asha(
             f"--against {method} needs Optuna: pip install 'gateledger[hpo]'"
         ) from None
     max_step = max(1, round(setup.R))
+    pruner: Any
     if method == "asha":
         pruner = optuna.pruners.SuccessiveHalvingPruner(
             min_resource=1, reduction_factor=setup.eta, min_early_stopping_rate=0
@@ -261,7 +263,16 @@ def optuna_asha(
         optuna.logging.set_verbosity(verbosity)
 
 
-def _drive(study, TrialState, method, setup, evaluate, order, steps, max_step) -> BaselineRun:
+def _drive(
+    study: Any,
+    TrialState: Any,
+    method: str,
+    setup: Setup,
+    evaluate: EvaluateFn,
+    order: Sequence[int],
+    steps: list[int],
+    max_step: int,
+) -> BaselineRun:
     """Each candidate in turn: report step by step, stop when pruned or past the cap."""
     run = BaselineRun(method, None, None, 0.0, 0)
     finals: list[tuple[int, float, int]] = []

@@ -10,6 +10,7 @@ immutable objects, so the numbers read from one are kept for the life of a `Prog
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -89,7 +90,10 @@ class Progress:
     """Reads progress from a store, keeping what it read of immutable run records."""
 
     def __init__(
-        self, store: Store, campaign: Campaign | None = None, now=lambda: datetime.now(UTC)
+        self,
+        store: Store,
+        campaign: Campaign | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store, self.campaign, self._now = store, campaign, now
         self._records: dict[str, dict[str, Any]] = {}

@@ -35,6 +35,7 @@ from typing import Any
 
 from ledger.errors import LedgerError
 from ledger.rawlog import STATUSES
+from ledger.store import Store
 from stages.campaign import budget_label, parse_budget
 from stages.lookup import manifest_runs
 
@@ -338,7 +339,7 @@ def _check_replicates(source: str, key: tuple, rows: list[Row]) -> None:
         last[row.replicate] = row
 
 
-def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
+def table_from_store(store: Store, metric: str = "val_bpb") -> CurveTable:
     """A replay table of every run a store recorded (baseline steps left out).
 
     Rows are keyed by condition id, at the manifest's budget, with the status and the value of

@@ -132,6 +132,12 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
+def _mean(s: ConditionSummary) -> float:
+    """The mean of a ranked condition (clean ones always have one: n >= 1)."""
+    assert s.mean is not None, f"{s.condition} is ranked without a mean"
+    return s.mean
+
+
 def _runs_text(failed: list[dict]) -> str:
     return ", ".join(f"{f['host']}/{f['seed']} {f['status']}" for f in failed)
 
@@ -234,7 +240,8 @@ def _ineligible(gate: _Gate, s: ConditionSummary) -> str | None:
 def _rank(gate: _Gate) -> None:
     """Eligibility, then the ranking: by mean; under `failed = worst` the conditions with failed
     runs come after every condition without, by (failed runs, mean, id)."""
-    clean_ranked, failing = [], []
+    clean_ranked: list[ConditionSummary] = []
+    failing: list[ConditionSummary] = []
     for s in gate.summaries:
         reason = _ineligible(gate, s)
         if reason is not None:
@@ -307,7 +314,7 @@ def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
         pool = [
             s
             for s in pool
-            if ref is not None and not gate.failing(s) and s.mean - ref.mean <= within + EPS
+            if ref is not None and not gate.failing(s) and _mean(s) - _mean(ref) <= within + EPS
         ]
     if top_k is not None:
         pool = pool[:top_k]
@@ -329,8 +336,8 @@ def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
             why.append(
                 f"{len(s.failed)} failed run(s) (failed = {gate.policy}): never within a margin"
             )
-        elif within is not None and ref is not None and s.mean - ref.mean > within + EPS:
-            why.append(f"{_fmt(s.mean - ref.mean)} above best (margin {_fmt(within)})")
+        elif within is not None and ref is not None and _mean(s) - _mean(ref) > within + EPS:
+            why.append(f"{_fmt(_mean(s) - _mean(ref))} above best (margin {_fmt(within)})")
         if top_k is not None and not why:
             why.append(f"outside top_k {top_k}")
         reasons[s.condition] = [rank, *why]
@@ -371,7 +378,7 @@ def _max_gap(gate: _Gate) -> list[str]:
     elif gate.failing(s):
         detail = f"{gate.label(cid)} has {len(s.failed)} failed run(s) (failed = {gate.policy})"
     else:
-        gap = s.mean - ref.mean
+        gap = _mean(s) - _mean(ref)
         ok = gap <= max_gap["gap"] + EPS
         detail = (
             f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(max_gap['gap'])}"
@@ -477,11 +484,13 @@ def _reduce(
     )
     fixed = {}
     for f in out.significant:
-        eff = effects.get(f).effect  # type: ignore[union-attr]
+        row = effects.get(f)
+        assert row is not None and row.effect is not None, f"significant {f} has no estimate"
+        eff = row.effect
         fixed[f] = -1 if eff > 0 else 1  # a positive effect raises the minimized metric
         trace.append(f"reduce: fix {f} at {fixed[f]:+d} (effect {_fmt(eff)})")
     free = [f for f in letters if f not in fixed]
-    by_point = {}
+    by_point: dict[tuple[int | None, ...], str] = {}
     for cid in sorted(coded):
         key = tuple(coded[cid].get(f) for f in letters)
         by_point.setdefault(key, cid)
@@ -492,10 +501,10 @@ def _reduce(
         point.update(dict(zip(reversed(free), levels, strict=True)))
         point = {f: point[f] for f in letters}
         pname = point_name(point)
-        cid = by_point.get(tuple(point[f] for f in letters))
-        if cid is not None:
-            ids.append(cid)
-            shown = f"{names[cid]} [{cid[:8]}]" if names.get(cid) else cid
+        found = by_point.get(tuple(point[f] for f in letters))
+        if found is not None:
+            ids.append(found)
+            shown = f"{names[found]} [{found[:8]}]" if names.get(found) else found
             trace.append(f"promoted {shown}: reduce point {pname}")
         else:
             out.new_points.append({"name": pname, "coded": point})
@@ -509,18 +518,19 @@ def _reduce(
 def _check(c: dict, gate: _Gate) -> dict:
     """A recorded yes/no near-equivalence verdict; never changes the promoted set."""
 
-    def pick(name: str) -> tuple[str | None, ConditionSummary | None]:
+    def pick(name: str) -> tuple[str, ConditionSummary] | None:
+        """The condition a check names and its summary; None when it has no mean."""
         if name == "best":
-            return (gate.ranking[0].condition, gate.ranking[0]) if gate.ranking else (None, None)
+            return (gate.ranking[0].condition, gate.ranking[0]) if gate.ranking else None
         cid = gate.resolve(name, f"check {c['name']!r}")
-        return cid, gate.by_id.get(cid)
+        s = gate.by_id.get(cid)
+        return (cid, s) if s is not None and s.mean is not None else None
 
-    (id_a, summary_a), (id_b, summary_b) = pick(c["a"]), pick(c["b"])
-    missing = [
-        n for n, s in ((c["a"], summary_a), (c["b"], summary_b)) if s is None or s.mean is None
-    ]
-    if missing:
+    picked_a, picked_b = pick(c["a"]), pick(c["b"])
+    if picked_a is None or picked_b is None:
+        missing = [n for n, got in ((c["a"], picked_a), (c["b"], picked_b)) if got is None]
         return {"name": c["name"], "pass": False, "detail": "no data for " + " and ".join(missing)}
+    (id_a, summary_a), (id_b, summary_b) = picked_a, picked_b
     failing = [
         f"{gate.label(cid)} has {len(s.failed)} failed run(s)"
         for cid, s in ((id_a, summary_a), (id_b, summary_b))
@@ -529,7 +539,7 @@ def _check(c: dict, gate: _Gate) -> dict:
     if failing:
         detail = "; ".join(dict.fromkeys(failing)) + f" (failed = {gate.policy})"
         return {"name": c["name"], "pass": False, "detail": detail}
-    diff = abs(summary_a.mean - summary_b.mean)  # type: ignore[union-attr,operator]
+    diff = abs(_mean(summary_a) - _mean(summary_b))
     ok = diff <= c["within"] + EPS
     detail = (
         f"|{gate.label(id_a)} - {gate.label(id_b)}| = {_fmt(diff)} {'<=' if ok else '>'} "

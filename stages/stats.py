@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -234,22 +235,24 @@ def failures_by_level(
     table: dict[str, dict] = {}
     flagged = []
     for letter in sorted(factors):
-        counts = {}
+        counts: dict[str, dict[str, Any]] = {}
+        tallies: dict[str, tuple[int, int]] = {}  # level -> (runs, failed)
         for name, level in (("low", -1), ("high", 1)):
             at = [failed for point, failed in rows if point.get(letter) == level]
+            tallies[name] = (len(at), sum(at))
             counts[name] = {
                 "runs": len(at),
                 "failed": sum(at),
                 "rate": clean(sum(at) / len(at)) if at else None,
             }
-        low, high = counts["low"], counts["high"]
+        (low_runs, low_failed), (high_runs, high_failed) = tallies["low"], tallies["high"]
         p = None
-        if low["runs"] and high["runs"] and (low["failed"] or high["failed"]):
+        if low_runs and high_runs and (low_failed or high_failed):
             p = float(
                 sps.fisher_exact(
                     [
-                        [low["failed"], low["runs"] - low["failed"]],
-                        [high["failed"], high["runs"] - high["failed"]],
+                        [low_failed, low_runs - low_failed],
+                        [high_failed, high_runs - high_failed],
                     ]
                 ).pvalue
             )
@@ -300,7 +303,11 @@ def gate_flags(
     ranked = [by_id[c] for c in ranking if c in by_id and by_id[c].mean is not None]
     if len(ranked) >= 2:
         first, second = ranked[0], ranked[1]
-        if None not in (first.ci_high, second.ci_low) and first.ci_high >= second.ci_low:
+        if (
+            first.ci_high is not None
+            and second.ci_low is not None
+            and first.ci_high >= second.ci_low
+        ):
             flags.append(
                 {
                     "kind": "winner_overlaps_runner_up",
@@ -497,7 +504,9 @@ def _candidate_terms(terms: str | Sequence[str], factors: Sequence[str]) -> list
     return out
 
 
-def lenth(effects: Sequence[float], level: float = 0.95) -> tuple[float, float, float, float]:
+def lenth(
+    effects: Sequence[float] | np.ndarray, level: float = 0.95
+) -> tuple[float, float, float, float]:
     """Lenth's (1989) pseudo standard error for unreplicated saturated designs.
 
     s0 = 1.5 * median|c|; PSE = 1.5 * median(|c| : |c| < 2.5 s0); d = m/3;
@@ -643,7 +652,7 @@ def select_terms(
     basis: list[np.ndarray] = []
     for col in [np.ones(n), *fixed]:
         r = _orthonormal_add(basis, col)
-        if np.linalg.norm(r) > 1e-9 * max(np.linalg.norm(col), 1e-300):
+        if np.linalg.norm(r) > 1e-9 * max(float(np.linalg.norm(col)), 1e-300):
             basis.append(r / np.linalg.norm(r))
     fixed_basis = list(basis)
     out = TermSelection([], [], [], {})
@@ -897,7 +906,7 @@ def variance_decomposition(
     levels = {c: [str(r.get(c)) for r in data] for c in components}
     used = [c for c in components if len(set(levels[c])) > 1 and any(c in r for r in data)]
     total = float(((y - y.mean()) ** 2).sum())
-    ss: dict[str, float | None] = {c: 0.0 for c in components}
+    sums: dict[str, float] = {c: 0.0 for c in components}
     # Type I sums of squares: each component's reduction of the residual sum of squares when
     # its dummies join the model after the ones before it. Dummies are built directly (a
     # store's runs can number 100k) and each nested fit is one least-squares solve, which
@@ -912,9 +921,9 @@ def variance_decomposition(
         design = np.hstack([design, dummies])
         beta = np.linalg.lstsq(design, y, rcond=None)[0]
         rss = float(((y - design @ beta) ** 2).sum())
-        ss[c] = max(rss_before - rss, 0.0)
+        sums[c] = max(rss_before - rss, 0.0)
         rss_before = rss
-    resid = rss_before
-    ss["residual"] = max(resid, 0.0)
-    shares = {k: (v / total if total > 0 else None) for k, v in ss.items()}
+    sums["residual"] = max(rss_before, 0.0)
+    shares = {k: (v / total if total > 0 else None) for k, v in sums.items()}
+    ss: dict[str, float | None] = dict(sums)
     return VarianceDecomposition(n, total, ss, shares, used)

@@ -333,7 +333,7 @@ def _execute(
     return out
 
 
-def _progress(total: int, stage: str, enabled: bool):
+def _progress(total: int, stage: str, enabled: bool) -> Any:
     """A tqdm bar on stderr (runs done/left), or None when disabled."""
     if not enabled or total == 0:
         return None

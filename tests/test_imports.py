@@ -3,13 +3,17 @@
 Why: a function-level import of one of our modules usually papers over an import cycle
 (`stages.decide` and `stages.baselines` once imported each other that way). The exceptions are
 heavy or optional third-party modules whose start-up cost was measured; each says why in a
-comment on its line or the line above. (The direction of the layers is
-tests/gateledger/test_layers.py.)
+comment on its line or the line above. The direction of the layers and the absence of cycles
+are import-linter contracts in pyproject.toml (`lint-imports`, run by .ci/check); the test
+here shows they refuse what they should.
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,56 +86,49 @@ def test_the_scan_sees_a_hidden_import(tmp_path):
     assert found == [(2, ["stages.decide"], False), (7, ["statsmodels.api"], True)]
 
 
-def _module_names() -> dict[str, Path]:
-    names = {}
-    for path in _sources():
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        names[".".join(parts)] = path
-    return names
+def _import_contracts() -> str:
+    """The `[tool.importlinter]` tables of pyproject.toml, as written there."""
+    text = (ROOT / "pyproject.toml").read_text()
+    return text[text.index("[tool.importlinter]") :]
 
 
-def module_graph() -> dict[str, set[str]]:
-    """Our modules and those of ours each imports at module top (a package counts as its
-    `__init__`)."""
-    modules = _module_names()
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        targets = set()
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                for imported in _imported(node):
-                    while imported and imported not in modules:
-                        imported = imported.rpartition(".")[0]
-                    if imported and imported != name:
-                        targets.add(imported)
-        graph[name] = targets
-    return graph
+def _tree(root: Path, modules: dict[str, str]) -> None:
+    """Packages `runner` ... `gateledger` under `root`, with the given module sources."""
+    for package in PACKAGES:
+        (root / package).mkdir()
+        (root / package / "__init__.py").write_text("")
+    for name, source in modules.items():
+        (root / (name.replace(".", "/") + ".py")).write_text(source)
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Every import cycle found by depth-first search, each as the path that closes it."""
-    found, state = [], {}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = "open"
-        for target in sorted(graph.get(node, ())):
-            if state.get(target) == "open":
-                found.append([*stack[stack.index(target) :], target])
-            elif target not in state:
-                visit(target, [*stack, target])
-        state[node] = "done"
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
-    return found
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    (root / "pyproject.toml").write_text(_import_contracts())
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
-def test_no_import_cycles_between_our_modules():
-    assert cycles(module_graph()) == []
-
-
-def test_the_cycle_check_sees_one():
-    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+def test_the_layer_contracts_refuse_an_arrow_up_and_a_cycle(tmp_path):
+    """pyproject.toml's contracts (what `lint-imports` checks in .ci/check) against a toy
+    tree: clean, then a ledger module importing stages, then two stages modules importing
+    each other (inside a function, where no hand-written scan of module tops looked)."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    _tree(clean, {"ledger.a": "import runner\n", "stages.a": "import ledger.a\n"})
+    assert lint_imports(clean).returncode == 0
+    up = tmp_path / "up"
+    up.mkdir()
+    _tree(up, {"ledger.a": "def f():\n    import stages.a\n", "stages.a": ""})
+    result = lint_imports(up)
+    assert result.returncode == 1 and "ledger.a -> stages.a" in result.stdout, result.stdout
+    cycle = tmp_path / "cycle"
+    cycle.mkdir()
+    _tree(cycle, {"stages.a": "import stages.b\n", "stages.b": "def f():\n    import stages.a\n"})
+    result = lint_imports(cycle)
+    assert result.returncode == 1 and "No cycles are allowed in stages" in result.stdout

@@ -485,7 +485,7 @@ def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
       ledger export --in-toto attestations/ --key alice
     """
     out = gl.export(open_store(ctx), bundle, campaigns=campaigns, in_toto=in_toto_dir, key=key_name)
-    written = out.get("in_toto")
+    written: dict[str, Any] = out.get("in_toto") or {}
     if not bundle:
         emit(
             out,

@@ -6,6 +6,8 @@ that journals starts and ingests results.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledger.errors import ConfigError
 from stages.executors.base import Executor, RunResult, RunTask
 from stages.executors.local import LocalExecutor
@@ -13,7 +15,7 @@ from stages.executors.ray import RayExecutor
 from stages.executors.sim import SimExecutor
 
 
-def make_executor(name: str, **options) -> Executor:
+def make_executor(name: str, **options: Any) -> Executor:
     """Build an executor by its CLI name."""
     if name == "sim":
         return SimExecutor(**options)

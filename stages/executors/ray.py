@@ -88,7 +88,7 @@ class RayExecutor:
     num_gpus: float = 1.0
     name: str = "ray"
 
-    def _connect(self):
+    def _connect(self) -> Any:
         try:
             import ray  # ray: optional extra, seconds to import
         except ImportError:
