@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import InputError
 
 STATUSES = ("ok", "diverged", "crashed", "timeout")
 BREAKDOWNS = ("stage", "host", "condition", "status")
@@ -23,34 +23,34 @@ REL_TOL = 1e-9
 
 def _number(value: Any, where: str, *, minimum: float | None = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise LedgerError(f"{where}: expected a number, got {value!r}")
+        raise InputError(f"{where}: expected a number, got {value!r}")
     out = float(value)
     if not math.isfinite(out) or (minimum is not None and out < minimum):
-        raise LedgerError(f"{where}: expected a finite number >= {minimum:g}, got {value!r}")
+        raise InputError(f"{where}: expected a finite number >= {minimum:g}, got {value!r}")
     return out
 
 
 def _count(value: Any, where: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LedgerError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{where}: expected an integer >= {minimum}, got {value!r}")
     return value
 
 
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise LedgerError(f"{where}: expected a non-empty string, got {value!r}")
+        raise InputError(f"{where}: expected a non-empty string, got {value!r}")
     return value
 
 
 def _check_run(i: int, run: Any) -> dict[str, Any]:
     if not isinstance(run, Mapping):
-        raise LedgerError(f"runs[{i}]: expected a dict, got {type(run).__name__}")
+        raise InputError(f"runs[{i}]: expected a dict, got {type(run).__name__}")
     for key in ("stage", "condition", "host", "status", "training_seconds", "total_seconds"):
         if key not in run:
-            raise LedgerError(f"runs[{i}]: missing key {key!r}")
+            raise InputError(f"runs[{i}]: missing key {key!r}")
     status = _text(run["status"], f"runs[{i}].status")
     if status not in STATUSES:
-        raise LedgerError(f"runs[{i}].status: {status!r} is not one of {', '.join(STATUSES)}")
+        raise InputError(f"runs[{i}].status: {status!r} is not one of {', '.join(STATUSES)}")
     return {
         "stage": _text(run["stage"], f"runs[{i}].stage"),
         "condition": _text(run["condition"], f"runs[{i}].condition"),
@@ -129,15 +129,15 @@ def partition_checks(breakdown: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _check_stage(i: int, stage: Any) -> dict[str, Any]:
     if not isinstance(stage, Mapping):
-        raise LedgerError(f"stages[{i}]: expected a dict, got {type(stage).__name__}")
+        raise InputError(f"stages[{i}]: expected a dict, got {type(stage).__name__}")
     for key in ("name", "budget_s", "cells", "candidates"):
         if key not in stage:
-            raise LedgerError(f"stages[{i}]: missing key {key!r}")
+            raise InputError(f"stages[{i}]: missing key {key!r}")
     candidates = stage["candidates"]
     promoted = stage.get("promoted", [])
     for key, value in (("candidates", candidates), ("promoted", promoted)):
         if isinstance(value, str) or not isinstance(value, Sequence):
-            raise LedgerError(f"stages[{i}].{key}: expected a list of condition ids")
+            raise InputError(f"stages[{i}].{key}: expected a list of condition ids")
     parent = stage.get("from")
     if parent is not None:
         parent = _text(parent, f"stages[{i}].from")

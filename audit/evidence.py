@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import InvalidId
 from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store
 from ledger.verify import Event, Verified, seconds_between
@@ -82,7 +82,7 @@ class Evidence:
     def raw_bytes(self, oid: Any) -> bytes:
         """An intact raw object's bytes (LedgerError when it is missing or damaged)."""
         if not isinstance(oid, str):
-            raise LedgerError(f"{oid!r} is not an object id")
+            raise InvalidId(f"{oid!r} is not an object id")
         scan = self.verified.scan
         path = self._paths.get(oid)
         if oid in scan.raw and path is not None:

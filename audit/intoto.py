@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.canonical import canonical_bytes
-from ledger.errors import LedgerError
+from ledger.errors import NothingToDo
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.keys import SigningKey
 from ledger.store import Store
@@ -125,7 +125,7 @@ def export_in_toto(
         envelopes.append(env)
         out.written.append({"object": oid, "kind": kind, "file": f"{kind}-{oid}.intoto.json"})
     if not envelopes:
-        raise LedgerError(
+        raise NothingToDo(
             f"nothing to export: no accepted manifest or decision of this store "
             f"is signed by key {key.name} ({key.key_id})"
         )

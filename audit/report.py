@@ -18,7 +18,7 @@ from typing import Any
 
 from audit import compare, evaluation_report, plots
 from audit.summary import provenance_rows
-from ledger.errors import LedgerError
+from ledger.errors import InputError
 from ledger.fsutil import atomic_write
 from stages.campaign import budget_label
 
@@ -78,15 +78,15 @@ footer{margin-top:3em;color:#666;font-size:.85em;border-top:1px solid #ddd;paddi
 
 def _require(obj: Any, keys: Sequence[str], where: str) -> None:
     if not isinstance(obj, Mapping):
-        raise LedgerError(f"report data: {where}: expected a dict, got {type(obj).__name__}")
+        raise InputError(f"report data: {where}: expected a dict, got {type(obj).__name__}")
     for key in keys:
         if key not in obj:
-            raise LedgerError(f"report data: {where}: missing key {key!r}")
+            raise InputError(f"report data: {where}: missing key {key!r}")
 
 
 def _require_list(obj: Any, where: str) -> list[Any]:
     if isinstance(obj, str | bytes) or not isinstance(obj, Sequence):
-        raise LedgerError(f"report data: {where}: expected a list, got {type(obj).__name__}")
+        raise InputError(f"report data: {where}: expected a list, got {type(obj).__name__}")
     return list(obj)
 
 
@@ -95,10 +95,10 @@ def validate_report_data(data: Any) -> None:
     _require(data, TOP_KEYS, "top level")
     _require(data["campaign"], CAMPAIGN_KEYS, "campaign")
     if not isinstance(data["campaign"]["factors"], Mapping):
-        raise LedgerError("report data: campaign.factors: expected a dict of letter -> factor")
+        raise InputError("report data: campaign.factors: expected a dict of letter -> factor")
     _require(data["audit"], AUDIT_KEYS, "audit")
     if data["audit"]["verdict"] not in ("clean", "problems", "empty"):
-        raise LedgerError(
+        raise InputError(
             f"report data: audit.verdict: expected 'clean', 'problems' or 'empty', got "
             f"{data['audit']['verdict']!r}"
         )

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import ReplayError, WrongKind
 from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store
 
@@ -69,7 +69,7 @@ def recorded_seed(header: dict[str, Any], body: dict[str, Any]) -> int:
     for value in (header.get("effective_seed"), header.get("seed"), body.get("seed")):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-    raise LedgerError("the run records no integer seed to replay with")
+    raise ReplayError("the run records no integer seed to replay with")
 
 
 def replay_log(
@@ -102,7 +102,7 @@ def replay_log(
     parsed = parse_raw_log(raw, body.get("format", "jsonl"))
     header = parsed.header or {}
     if header.get("runner") != "builtin":
-        raise LedgerError(
+        raise ReplayError(
             f"run {label} was produced by runner {header.get('runner')!r}; only "
             f"builtin runs can be replayed"
         )
@@ -111,7 +111,7 @@ def replay_log(
     steps = parsed.metrics.get("num_steps")
     steps = min(steps, logged) if isinstance(steps, int) and steps > 0 and logged else logged
     if not steps:
-        raise LedgerError(f"run {label} recorded no steps to replay")
+        raise ReplayError(f"run {label} recorded no steps to replay")
     if manifest is not None and body.get("condition") in manifest.get("conditions", {}):
         config = manifest["conditions"][body["condition"]]["config"]
     else:
@@ -183,10 +183,10 @@ def _run_replay(argv: list[str], log: Path, label: str, timeout_s: float) -> byt
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        raise LedgerError(f"replay of run {label} took longer than {timeout_s:g} s") from None
+        raise ReplayError(f"replay of run {label} took longer than {timeout_s:g} s") from None
     if not log.exists() or proc.returncode not in (0, 1):
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-        raise LedgerError(f"replay of run {label} failed: {tail[0]}")
+        raise ReplayError(f"replay of run {label} failed: {tail[0]}")
     return log.read_bytes()
 
 
@@ -251,7 +251,7 @@ def reproduce_run(
     the record (see `replay_log`; LedgerError when `run_id` is not a replayable run)."""
     obj = store.get_json(run_id)
     if obj.get("kind") != "run":
-        raise LedgerError(f"object {run_id} is a {obj.get('kind')!r}, not a run record")
+        raise WrongKind(f"object {run_id} is a {obj.get('kind')!r}, not a run record")
     body = obj["body"]
     manifest = store.get_json(body["manifest"])["body"] if body.get("manifest") else None
     out = replay_log(

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import ConfigError, UnknownStage
 from ledger.store import Store
 from stages.lookup import Entry, all_decisions, all_manifests, all_runs
 
@@ -158,7 +158,7 @@ def runs_table(
     known = {m.body.get("stage") for m in manifests}
     unknown = [s for s in stages if s not in known and s != "(unplanned)"]
     if unknown:
-        raise LedgerError(
+        raise UnknownStage(
             f"no stage {unknown[0]!r} in this store"
             + (f" for campaign {campaign!r}" if campaign else "")
             + (f" (stages: {', '.join(sorted(map(str, known)))})" if known else "")

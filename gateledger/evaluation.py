@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import ConfigError, InputError
 from ledger.store import Store
 from stages import evaluate as evaluation
 from stages.campaign import Campaign, load_campaign, parse_budget
@@ -166,13 +166,13 @@ def save_evaluation(
 
 def _check_inputs(inputs: Inputs, camp: Campaign, table: str | Path | None) -> None:
     if hashlib.sha256(camp.text.encode()).hexdigest() != inputs.campaign_sha256:
-        raise LedgerError(
+        raise InputError(
             f"{camp.path}: differs from the campaign the evaluation ran on "
             f"(SHA-256 {inputs.campaign_sha256[:12]}...)"
         )
     if table and inputs.table_sha256:
         path = Path(table)
         if not path.is_file():
-            raise LedgerError(f"replay table not found: {path}")
+            raise InputError(f"replay table not found: {path}")
         if hashlib.sha256(path.read_bytes()).hexdigest() != inputs.table_sha256:
-            raise LedgerError(f"{path}: differs from the replay table the evaluation ran on")
+            raise InputError(f"{path}: differs from the replay table the evaluation ran on")

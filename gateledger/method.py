@@ -16,7 +16,7 @@ from typing import Any
 
 from gateledger.signing import KeyLike, signing_key
 from gateledger.store import Signed, tsa_urls, witness
-from ledger.errors import CampaignError, ConfigError, LedgerError
+from ledger.errors import CampaignError, ConfigError
 from ledger.status import store_status
 from ledger.store import Store
 from stages import baselines, trial
@@ -44,12 +44,7 @@ def load_campaign(path: str | Path) -> Campaign:
     Raises:
         CampaignError: unreadable or malformed; the message names the file and key.
     """
-    try:
-        return parse_campaign(path)
-    except LedgerError as exc:
-        if type(exc) is not LedgerError:  # already typed (a CampaignError or a ConfigError)
-            raise
-        raise CampaignError(str(exc)) from None
+    return parse_campaign(path)
 
 
 def campaign_schema() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from audit.rederive import audit_store
 from audit.report import _ordered_costs, saved_sentence, write_report
 from audit.report_data import build_report_data, headline, live_items
 from gateledger.method import CampaignLike, campaign_of
-from ledger.errors import LedgerError
+from ledger.errors import NothingToDo
 from ledger.fsutil import atomic_write
 from ledger.store import Store
 
@@ -113,7 +113,7 @@ def compare(
     """
     data, baselines = _audited(store, campaign_of(campaign) if campaign else None)
     if not data["stages"]:
-        raise LedgerError(f"store {store.root} has no protocol gates to compare")
+        raise NothingToDo(f"store {store.root} has no protocol gates to compare")
     other_data, verdicts = [], {str(store.root): data["audit"]["verdict"]}
     for path in others:
         other, _ = _audited(Store.open(path, host=store.host), None)

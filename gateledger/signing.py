@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import SigningKeyError
+from ledger.errors import SigningKeyError, UnknownKey
 from ledger.fsutil import atomic_write
 from ledger.keys import (
     DEMO_KEY_NAME,
@@ -115,6 +115,7 @@ def key_id(store: Store, text: str) -> str:
         lambda p: sorted(k for k in ids if k.startswith(p)),
         "key in this store's keyring",
         length=32,
+        missing=UnknownKey,
     )
 
 

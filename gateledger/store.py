@@ -12,7 +12,7 @@ from typing import Any
 
 from gateledger.signing import KeyLike, signing_key
 from ledger.anchor import make_anchor
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import ConfigError, InputError
 from ledger.index import query, reindex
 from ledger.ingest import ingest as ingest_log
 from ledger.jsonsafe import loads_strict
@@ -119,10 +119,10 @@ def read_plan(path: str | Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             data = fh.read(MAX_PLAN_BYTES + 1)
     except OSError as exc:
-        raise LedgerError(f"cannot read plan {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read plan {path}: {exc.strerror or exc}") from None
     plan = loads_strict(data, f"plan {path}", max_bytes=MAX_PLAN_BYTES)
     if not isinstance(plan, dict):
-        raise LedgerError(f"plan {path} must be a JSON object")
+        raise InputError(f"plan {path} must be a JSON object")
     return plan
 
 
@@ -188,7 +188,7 @@ def ingest(
         with open(log, "rb") as fh:
             raw = fh.read(MAX_LOG_BYTES + 1)  # a longer log is refused; never read it whole
     except OSError as exc:
-        raise LedgerError(f"cannot read log {log}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read log {log}: {exc.strerror or exc}") from None
     if manifest:
         manifest = store.resolve(manifest, "manifest")
         if condition:

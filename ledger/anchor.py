@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
-from ledger.errors import LedgerError
+from ledger.errors import InputError, LedgerError, NothingToDo
 from ledger.fsutil import TMP_PREFIX, atomic_write
 from ledger.jsonsafe import loads_strict
 from ledger.keys import SigningKey
@@ -29,7 +29,7 @@ def make_anchor(store: Store, key: SigningKey) -> tuple[str, dict[str, Any]]:
     """Sign the current heads, store them, copy to `anchors/<id>.json`, journal `anchor`."""
     heads = [h for h in (j.head() for j in store.journals()) if h is not None]
     if not heads:
-        raise LedgerError("nothing to anchor: every journal is empty")
+        raise NothingToDo("nothing to anchor: every journal is empty")
     body = {"heads": heads, "at": datetime.now(UTC).isoformat(timespec="microseconds")}
     obj = sign_object("anchor", body, key)
     anchor_id = store.put_signed("anchor", body, key)
@@ -82,18 +82,18 @@ def read_anchor_file(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise LedgerError(f"--anchor {path}: cannot read: {exc.strerror or exc}") from None
+        raise InputError(f"--anchor {path}: cannot read: {exc.strerror or exc}") from None
     doc = loads_strict(data, f"--anchor {path}", max_bytes=MAX_ANCHOR_BYTES)
     if (
         not isinstance(doc, dict)
         or doc.get("kind") != "anchor"
         or not isinstance(doc.get("body"), dict)
     ):
-        raise LedgerError(f"--anchor {path}: not a signed anchor (`ledger anchor --json`)")
+        raise InputError(f"--anchor {path}: not a signed anchor (`ledger anchor --json`)")
     envelope = {k: doc[k] for k in ("kind", "body", "signature") if k in doc}
     anchor_id = sha256_hex(canonical_bytes(envelope))
     if "anchor" in doc and doc["anchor"] != anchor_id:
-        raise LedgerError(
+        raise InputError(
             f"--anchor {path}: its id {doc['anchor']!r} is not the hash of its "
             f"content ({anchor_id})"
         )

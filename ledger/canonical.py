@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import rfc8785
 
-from ledger.errors import CanonicalError, LedgerError
+from ledger.errors import CanonicalError, InvalidId
 
 _ID = re.compile(r"[0-9a-f]{64}")
 _MAX_SAFE_INT = 2**53 - 1
@@ -117,5 +117,5 @@ def is_object_id(s: Any) -> bool:
 def check_object_id(s: Any) -> str:
     """Return `s` if it is an object id, else raise a one-line LedgerError."""
     if not is_object_id(s):
-        raise LedgerError(f"not an object id: {s!r} (expected 64 lower-case hex characters)")
+        raise InvalidId(f"not an object id: {s!r} (expected 64 lower-case hex characters)")
     return s

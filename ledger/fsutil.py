@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from ledger.errors import LedgerError
+from ledger.errors import StorageError
 
 TMP_PREFIX = ".tmp-"
 
@@ -35,7 +35,7 @@ def ensure_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LedgerError(f"cannot create folder {path}: {exc.strerror or exc}") from None
+        raise StorageError(f"cannot create folder {path}: {exc.strerror or exc}") from None
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
@@ -56,6 +56,6 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool =
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise LedgerError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
     if sync_dir:
         fsync_dir(folder)

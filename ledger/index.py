@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from ledger.canonical import canonical_bytes, sha256_hex
-from ledger.errors import LedgerError
+from ledger.errors import QueryError, StorageError
 from ledger.fsutil import TMP_PREFIX
 from ledger.scan import Scan, scan_objects
 from ledger.store import Store
@@ -264,7 +264,7 @@ def reindex(store: Store, scan: Scan | None = None) -> Path:
     except (OSError, duckdb.Error) as exc:
         for leftover in store.root.glob(f"{tmp.name}*"):
             leftover.unlink(missing_ok=True)
-        raise LedgerError(f"cannot write index {final}: {exc}") from None
+        raise StorageError(f"cannot write index {final}: {exc}") from None
     Path(str(tmp) + ".wal").unlink(missing_ok=True)
     return final
 
@@ -275,14 +275,14 @@ def index_digest(store: Store) -> str:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        raise LedgerError(f"index {path} cannot be opened: {_one_line(exc)}") from None
+        raise QueryError(f"index {path} cannot be opened: {_one_line(exc)}") from None
     try:
         rows = {}
         for table, cols in SCHEMA.items():
             names = ", ".join(f'"{c}"' for c, _ in cols)
             rows[table] = con.execute(f"SELECT {names} FROM {table}").fetchall()
     except duckdb.Error as exc:
-        raise LedgerError(f"index {path} is not a ledger index: {_one_line(exc)}") from None
+        raise QueryError(f"index {path} is not a ledger index: {_one_line(exc)}") from None
     finally:
         con.close()
     return rows_digest(rows)
@@ -317,7 +317,7 @@ def query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
     """Run one read-only statement on the index (rebuilt first if absent or stale)."""
     text = sql.strip().rstrip(";").strip()
     if not text or not _READ_ONLY.match(text) or ";" in text:
-        raise LedgerError("only one read-only query (SELECT or WITH ...) is allowed")
+        raise QueryError("only one read-only query (SELECT or WITH ...) is allowed")
     if index_stale(store):
         reindex(store)
     try:
@@ -325,12 +325,12 @@ def query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
             str(index_path(store)), read_only=True, config={"enable_external_access": False}
         )
     except duckdb.Error as exc:
-        raise LedgerError(f"cannot open index: {_one_line(exc)}") from None
+        raise QueryError(f"cannot open index: {_one_line(exc)}") from None
     try:
         cur = con.execute(text)
         columns = [d[0] for d in cur.description or []]
         return columns, cur.fetchall()
     except duckdb.Error as exc:
-        raise LedgerError(f"query failed: {_one_line(exc)}") from None
+        raise QueryError(f"query failed: {_one_line(exc)}") from None
     finally:
         con.close()

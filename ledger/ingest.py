@@ -15,7 +15,14 @@ from typing import Any
 
 from ledger.binding import log_binding_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import (
+    AlreadyRecorded,
+    ConfigError,
+    LedgerError,
+    LogRefused,
+    UndeclaredRun,
+    UnknownObject,
+)
 from ledger.manifest import declared_run_keys, load_manifest
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
 from ledger.store import Store
@@ -54,7 +61,7 @@ def _declared(
     cache_key = (str(store.root), manifest)
     if cache_key not in _MANIFESTS:
         if not store.exists(manifest):
-            raise LedgerError(f"unknown manifest {manifest}")
+            raise UnknownObject(f"unknown manifest {manifest}")
         body = load_manifest(store, manifest)
         if len(_MANIFESTS) > 64:
             _MANIFESTS.clear()
@@ -66,7 +73,7 @@ def _declared(
         raise ConfigError(f"seed must be an integer, not {seed!r}")
     key = run_key(condition, seed, host)
     if key not in declared:
-        raise LedgerError(f"run {key} is not declared in manifest {manifest}")
+        raise UndeclaredRun(f"run {key} is not declared in manifest {manifest}")
     return body, key
 
 
@@ -223,7 +230,7 @@ def _line_ranges(numbers: list[int]) -> str:
 
 
 def _refuse(what: str, problems: list[str]) -> LedgerError:
-    return LedgerError(f"{what}: {every_reason(problems)}")
+    return LogRefused(f"{what}: {every_reason(problems)}")
 
 
 def log_defects(parsed: ParsedLog) -> list[str]:
@@ -387,4 +394,4 @@ def _check_binding(
     if problems:
         raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)
     if is_recorded(store, manifest, key):
-        raise LedgerError(f"run already recorded: {key} of manifest {manifest}")
+        raise AlreadyRecorded(f"run already recorded: {key} of manifest {manifest}")

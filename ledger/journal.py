@@ -26,7 +26,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
-from ledger.errors import IntegrityError, LedgerError
+from ledger.errors import IntegrityError, JournalLocked, LedgerError, StorageError
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.problems import Problem
 
@@ -133,9 +133,9 @@ class Journal:
         try:
             lock.acquire()
         except Timeout:
-            raise LedgerError(f"journal {self.path} is locked by another process") from None
+            raise JournalLocked(f"journal {self.path} is locked by another process") from None
         except OSError as exc:
-            raise LedgerError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
         self._held = 1
         try:
             yield self
@@ -149,7 +149,7 @@ class Journal:
         try:
             return self._write_event(kind, obj, run, manifest)
         except OSError as exc:
-            raise LedgerError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
 
     def _write_event(
         self, kind: str, obj: str | None, run: str | None, manifest: str | None
@@ -238,7 +238,7 @@ class Journal:
         except FileNotFoundError:
             return [], b""
         except OSError as exc:
-            raise LedgerError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot read {self.path}: {exc.strerror or exc}") from None
         cut = data.rfind(b"\n") + 1
         body, torn = data[:cut], data[cut:]
         return (body[:-1].split(b"\n") if body else []), torn

@@ -15,13 +15,9 @@ from typing import Any
 
 import orjson
 
-from ledger.errors import LedgerError
+from ledger.errors import JSONInputError
 
 MAX_DEPTH = 64  # nesting of objects and arrays; no document the ledger reads needs more
-
-
-class JSONInputError(LedgerError):
-    """A document that is not strict JSON (the message says where and why)."""
 
 
 def _no_constant(name: str) -> Any:

@@ -29,7 +29,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ledger.canonical import canonical_bytes, sha256_hex
-from ledger.errors import ConfigError, IntegrityError, LedgerError, SigningKeyError
+from ledger.errors import (
+    ConfigError,
+    IntegrityError,
+    KeyExists,
+    LedgerError,
+    SigningKeyError,
+    UnknownKey,
+)
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.problems import Problem
 
@@ -129,7 +136,7 @@ def generate_key(
     check_key_name(name)
     pem_path, pub_path = _paths(name, directory)
     if pem_path.exists():
-        raise LedgerError(f"key {name} already exists at {pem_path}")
+        raise KeyExists(f"key {name} already exists at {pem_path}")
     ensure_dir(pem_path.parent)
     private = Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
@@ -245,12 +252,12 @@ class Keyring:
         if key_id in self._cache:
             return self._cache[key_id]
         if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
-            raise LedgerError(f"unknown key {key_id}")
+            raise UnknownKey(f"unknown key {key_id}")
         path = self._path(key_id)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise LedgerError(f"unknown key {key_id}") from None
+            raise UnknownKey(f"unknown key {key_id}") from None
         record = _parse(data, f"keys/{path.name}")
         found, public = check_public_record(record, f"keys/{path.name}")
         if found != key_id:

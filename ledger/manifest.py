@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.canonical import canonical_bytes, is_object_id
-from ledger.errors import AlreadyFrozen, LedgerError
+from ledger.errors import AlreadyFrozen, LedgerError, NotFrozen, PlanError
 from ledger.keys import SigningKey
 from ledger.seeds import check_seed_plan
 from ledger.store import Store, load_object
@@ -32,7 +32,7 @@ RESERVED_KEYS = ("frozen_at", "freezer", "amends")
 
 
 def _bad(key: str, why: str) -> LedgerError:
-    return LedgerError(f"plan key {key!r}: {why}")
+    return PlanError(f"plan key {key!r}: {why}")
 
 
 def _is_number(value: Any) -> bool:
@@ -42,7 +42,7 @@ def _is_number(value: Any) -> bool:
 def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
     """Check every required key; return the runs sorted. LedgerError names the bad key."""
     if not isinstance(plan, dict):
-        raise LedgerError("plan must be a JSON object")
+        raise PlanError("plan must be a JSON object")
     missing = [k for k in REQUIRED_PLAN_KEYS if k not in plan]
     if missing:
         raise _bad(missing[0], f"missing (expected {REQUIRED_PLAN_KEYS[missing[0]]})")
@@ -114,7 +114,7 @@ def check_freezable(store: Store, plan: dict[str, Any], *, amend: bool) -> str |
             f"as manifest {existing}; use --amend to replace it"
         )
     if amend and not existing:
-        raise LedgerError(f"stage {plan['stage']!r} was never frozen: nothing to amend")
+        raise NotFrozen(f"stage {plan['stage']!r} was never frozen: nothing to amend")
     return existing if amend else None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ledger.errors import LedgerError
+from ledger.errors import AlreadyRevoked, UnknownKey
 from ledger.keys import SigningKey
 from ledger.store import Store
 
@@ -20,9 +20,9 @@ def revoke_key(store: Store, key_id: str, signer: SigningKey, reason: str = "") 
     Raises LedgerError when the key is not in the store's keyring or is already revoked.
     """
     if not store.keyring().has(key_id):
-        raise LedgerError(f"key {key_id} is not in this store's keyring (`ledger keys`)")
+        raise UnknownKey(f"key {key_id} is not in this store's keyring (`ledger keys`)")
     if store.revoked(key_id) is not None:
-        raise LedgerError(f"key {key_id} is already revoked (at {store.revoked(key_id)})")
+        raise AlreadyRevoked(f"key {key_id} is already revoked (at {store.revoked(key_id)})")
     body = {
         "key_id": key_id,
         "reason": str(reason),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import PlanError
 
 DEFAULT_RULE = "sha256-v2"
 # rule -> (bytes of the digest taken, mask): every rule a stored manifest may name
@@ -47,9 +47,9 @@ def seed_plan() -> dict[str, str]:
 def check_seed_plan(value: Any) -> None:
     """Refuse a plan's `seeds` value unless it names a known rule (LedgerError names the key)."""
     if not isinstance(value, dict) or set(value) != {"rule"}:
-        raise LedgerError(f"plan key 'seeds': must be {{\"rule\": NAME}}, not {value!r}")
+        raise PlanError(f"plan key 'seeds': must be {{\"rule\": NAME}}, not {value!r}")
     if value["rule"] not in RULES:
-        raise LedgerError(
+        raise PlanError(
             f"plan key 'seeds': unknown rule {value['rule']!r} (known: {', '.join(RULES)})"
         )
 
@@ -64,7 +64,7 @@ def seed_rule(manifest: dict[str, Any]) -> str | None:
 def derive_seed(rule: str, manifest_id: str, condition: str, seed: int) -> int:
     """The effective seed of one declared run under `rule` (LedgerError for an unknown rule)."""
     if rule not in _RULES:
-        raise LedgerError(f"unknown seed rule {rule!r} (known: {', '.join(RULES)})")
+        raise PlanError(f"unknown seed rule {rule!r} (known: {', '.join(RULES)})")
     width, mask = _RULES[rule]
     digest = hashlib.sha256(f"{manifest_id}:{condition}:{seed}".encode()).digest()
     return int.from_bytes(digest[:width], "big") & mask

@@ -16,7 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
-from ledger.errors import IntegrityError, LedgerError, SigningKeyError
+from ledger.errors import (
+    AmbiguousId,
+    IntegrityError,
+    InvalidId,
+    LedgerError,
+    NoStore,
+    SigningKeyError,
+    StorageError,
+    UnknownObject,
+    UnsupportedStore,
+    WrongKind,
+)
 from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
 from ledger.journal import Journal
 from ledger.keys import Keyring, SigningKey
@@ -59,7 +70,7 @@ class Store:
         if marker.exists():
             return cls.open(root, host)
         if root.exists() and not root.is_dir():
-            raise LedgerError(f"cannot create store at {root}: not a folder")
+            raise StorageError(f"cannot create store at {root}: not a folder")
         for sub in ("keys", "parts", "anchors"):
             ensure_dir(root / sub)
         atomic_write(marker, canonical_bytes(STORE_FORMAT))
@@ -73,17 +84,17 @@ class Store:
         try:
             data = marker.read_bytes()
         except FileNotFoundError:
-            raise LedgerError(f"no ledger store at {root} (run `ledger init`)") from None
+            raise NoStore(f"no ledger store at {root} (run `ledger init`)") from None
         except OSError as exc:
-            raise LedgerError(f"cannot read {marker}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot read {marker}: {exc.strerror or exc}") from None
         try:
             meta = json.loads(data)
         except (ValueError, RecursionError):
-            raise LedgerError(f"{marker} is not valid JSON") from None
+            raise NoStore(f"{marker} is not valid JSON") from None
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
-            raise LedgerError(f"{marker} does not describe a gateledger store")
+            raise NoStore(f"{marker} does not describe a gateledger store")
         if meta.get("version") != STORE_FORMAT["version"]:
-            raise LedgerError(f"{marker}: unsupported store version {meta.get('version')!r}")
+            raise UnsupportedStore(f"{marker}: unsupported store version {meta.get('version')!r}")
         return cls(root, host)
 
     # -- layout ----------------------------------------------------------------------------
@@ -170,11 +181,11 @@ class Store:
         """The bytes of `oid`, re-hashed (IntegrityError if they no longer match)."""
         path = self.path_of(oid)
         if path is None:
-            raise LedgerError(f"unknown object ID {oid}")
+            raise UnknownObject(f"unknown object ID {oid}")
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise LedgerError(f"cannot read object {oid}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot read object {oid}: {exc.strerror or exc}") from None
         if sha256_hex(data) != oid:
             raise IntegrityError(f"object {oid} is corrupted: its bytes no longer hash to its id")
         return data
@@ -282,30 +293,35 @@ _HEX = re.compile(r"[0-9a-f]+")
 
 
 def resolve_prefix(
-    text: str, candidates: Callable[[str], list[str]], what: str = "object", length: int = 64
+    text: str,
+    candidates: Callable[[str], list[str]],
+    what: str = "object",
+    length: int = 64,
+    missing: type[LedgerError] = UnknownObject,
 ) -> str:
     """The one full id starting with `text` among `candidates(prefix)` (LedgerError otherwise).
 
     `text` is a full id (`length` hex) or a prefix of at least MIN_PREFIX hex characters;
-    upper case is accepted. Used for objects, key ids and condition ids alike.
+    upper case is accepted. Used for objects, key ids and condition ids alike; `missing` is
+    the error when nothing matches (UnknownObject; UnknownKey for key ids).
     """
     value = str(text).strip().lower()
     if not _HEX.fullmatch(value) or len(value) > length:
-        raise LedgerError(
+        raise InvalidId(
             f"{what} id {text!r} is not an object id ({length} hex characters, "
             f"or the first {MIN_PREFIX}+ of them as printed)"
         )
     if len(value) < MIN_PREFIX:
-        raise LedgerError(
+        raise InvalidId(
             f"{what} id {text!r} is too short: give at least {MIN_PREFIX} hex characters"
         )
     matches = candidates(value)
     if len(value) == length and value in matches:
         return value
     if not matches:
-        raise LedgerError(f"no {what} with id {value}{'' if len(value) == length else '...'}")
+        raise missing(f"no {what} with id {value}{'' if len(value) == length else '...'}")
     if len(matches) > 1:
-        raise LedgerError(
+        raise AmbiguousId(
             f"{what} id prefix {value} is ambiguous: "
             f"{', '.join(m[:16] for m in matches[:5])}...: give more characters"
         )
@@ -316,7 +332,7 @@ def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
     """Object `oid`'s body, checking that it is a `kind` (LedgerError naming it otherwise)."""
     obj = store.get_json(check_object_id(oid))
     if obj.get("kind") != kind or not isinstance(obj.get("body"), dict):
-        raise LedgerError(f"object {oid} is a {obj.get('kind')!r}, not a {kind}")
+        raise WrongKind(f"object {oid} is a {obj.get('kind')!r}, not a {kind}")
     return obj["body"]
 
 

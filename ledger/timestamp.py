@@ -45,7 +45,14 @@ from rfc3161_client import (
 )
 
 from ledger.canonical import canonical_bytes, is_object_id
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import (
+    ConfigError,
+    InputError,
+    InvalidId,
+    StorageError,
+    TimestampError,
+    WrongKind,
+)
 from ledger.fsutil import atomic_write
 from ledger.jsonsafe import loads_strict
 from ledger.problems import Problem
@@ -70,10 +77,6 @@ BODY_FIELDS = (
 )
 
 
-class TimestampError(LedgerError):
-    """A timestamp authority could not be asked, or its answer is not a token over the id."""
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -94,7 +97,7 @@ def configured_tsas(store: Store) -> list[str]:
     try:
         settings = loads_strict(path.read_bytes(), str(path))
     except OSError as exc:
-        raise LedgerError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
     urls = settings.get("tsa", []) if isinstance(settings, dict) else None
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise ConfigError(f"{path}: key 'tsa' must be a list of URLs")
@@ -110,7 +113,7 @@ def set_tsas(store: Store, urls: Iterable[str]) -> list[str]:
         try:
             value = loads_strict(path.read_bytes(), str(path))
         except OSError as exc:
-            raise LedgerError(f"cannot read {path}: {exc.strerror or exc}") from None
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
         settings = value if isinstance(value, dict) else {}
     settings["tsa"] = urls
     atomic_write(path, json.dumps(settings, indent=2, sort_keys=True).encode() + b"\n")
@@ -246,11 +249,11 @@ def stamp(
         LedgerError: `object_id` is not a manifest, decision or anchor of the store.
     """
     if not is_object_id(object_id):
-        raise LedgerError(f"{object_id!r} is not an object id")
+        raise InvalidId(f"{object_id!r} is not an object id")
     obj = store.get_json(object_id)
     kind = obj.get("kind")
     if kind not in TIMESTAMPABLE:
-        raise LedgerError(
+        raise WrongKind(
             f"object {object_id} is a {kind!r}; timestamps are for {', '.join(TIMESTAMPABLE)}"
         )
     data = store.get_bytes(object_id)
@@ -294,11 +297,11 @@ def load_tsa_roots(paths: Iterable[str | Path]) -> list[x509.Certificate]:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise LedgerError(f"--tsa-roots {path}: cannot read: {exc.strerror or exc}") from None
+            raise InputError(f"--tsa-roots {path}: cannot read: {exc.strerror or exc}") from None
         try:
             certs = x509.load_pem_x509_certificates(data)
         except ValueError:
-            raise LedgerError(f"--tsa-roots {path}: no PEM certificate in it") from None
+            raise InputError(f"--tsa-roots {path}: no PEM certificate in it") from None
         roots += certs
     return roots
 

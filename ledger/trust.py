@@ -20,16 +20,12 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.errors import IntegrityError, LedgerError
+from ledger.errors import IntegrityError, LedgerError, TrustError
 from ledger.jsonsafe import loads_strict
 from ledger.keys import Keyring, check_public_record
 
 MAX_TRUST_FILE_BYTES = 1 << 20
 _KEY_ID = re.compile(r"[0-9a-f]{32}")
-
-
-class TrustError(LedgerError):
-    """A trust root the reviewer gave cannot be used (bad id, bad file)."""
 
 
 @dataclass

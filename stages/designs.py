@@ -17,7 +17,7 @@ from itertools import combinations
 
 import numpy as np
 
-from ledger.errors import CampaignError, LedgerError
+from ledger.errors import AnalysisError, CampaignError
 
 LETTERS = "ABCDEFGH"
 
@@ -265,7 +265,7 @@ def constant_words(levels: np.ndarray, max_words: int | None = None) -> list[tup
         pivots[col] = d
     free = [j for j in range(v) if j not in pivots]
     if max_words is not None and 2 ** len(free) > max_words:
-        raise LedgerError(
+        raise AnalysisError(
             f"{2 ** len(free)} words are constant on these rows (more than {max_words})"
         )
     basis = [(1 << f) | sum(1 << col for col, row in pivots.items() if row >> f & 1) for f in free]
@@ -337,7 +337,7 @@ def point_structure(points: list[dict[str, int]], factors: list[str]) -> PointSe
     for i, pt in enumerate(points):
         bad = [f for f in factors if pt.get(f) not in (-1, 1)]
         if bad:
-            raise LedgerError(f"design points: point {i} has no -1/+1 level for {bad[0]}")
+            raise AnalysisError(f"design points: point {i} has no -1/+1 level for {bad[0]}")
     distinct = sorted({tuple(int(pt[f]) for f in factors) for pt in points})
     levels = np.array(distinct, dtype=np.int64).reshape(len(distinct), len(factors))
     varying = [f for j, f in enumerate(factors) if len(set(levels[:, j])) > 1]

@@ -14,7 +14,7 @@ import csv
 import math
 from pathlib import Path
 
-from ledger.errors import LedgerError
+from ledger.errors import InputError, LedgerError
 from stages.stats import estimate_effects
 
 
@@ -41,27 +41,25 @@ def analyse_csv(
             header = next(reader, None)
             body = [(i + 2, row) for i, row in enumerate(reader) if any(x.strip() for x in row)]
     except FileNotFoundError:
-        raise LedgerError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise LedgerError(f"{path}: cannot read ({exc})") from None
+        raise InputError(f"{path}: cannot read ({exc})") from None
     if not header:
-        raise LedgerError(f"{path}: empty file (no header row)")
+        raise InputError(f"{path}: empty file (no header row)")
     header = [h.strip() for h in header]
     for col in [response] + ([block] if block else []):
         if col not in header:
-            raise LedgerError(f"{path}: no column {col!r} (columns: {', '.join(header)})")
+            raise InputError(f"{path}: no column {col!r} (columns: {', '.join(header)})")
     for line, row in body:
         if len(row) != len(header):
-            raise LedgerError(
-                f"{path}: line {line} has {len(row)} fields, header has {len(header)}"
-            )
+            raise InputError(f"{path}: line {line} has {len(row)} fields, header has {len(header)}")
     idx = {h: i for i, h in enumerate(header)}
     others = [h for h in header if h not in (response, block)]
     letters = [h for h in others if len(h) == 1 and h.isupper()]
     coded = [h for h in others if body and all(_level(r[idx[h]].strip()) for _, r in body)]
     factors = letters or coded
     if not factors:
-        raise LedgerError(f"{path}: no factor columns (single upper-case letters coded -1/+1)")
+        raise InputError(f"{path}: no factor columns (single upper-case letters coded -1/+1)")
 
     rows = []
     for line, r in body:
@@ -69,7 +67,7 @@ def analyse_csv(
         for f in factors:
             lev = _level(r[idx[f]].strip())
             if lev is None:
-                raise LedgerError(
+                raise InputError(
                     f"{path}: column {f!r}, line {line}: {r[idx[f]]!r} is not a -1/+1 level"
                 )
             rec[f] = lev
@@ -79,20 +77,20 @@ def analyse_csv(
         except ValueError:
             y = math.nan
         if not math.isfinite(y):
-            raise LedgerError(f"{path}: column {response!r}, line {line}: {text!r} is not a number")
+            raise InputError(f"{path}: column {response!r}, line {line}: {text!r} is not a number")
         rec[response] = y
         if block:
             rec[block] = r[idx[block]].strip()
         rows.append(rec)
     if not rows:
-        raise LedgerError(f"{path}: no data rows")
+        raise InputError(f"{path}: no data rows")
 
     if terms not in ("main", "all"):
         terms = [t.strip() for t in str(terms).split(",") if t.strip()]  # type: ignore[assignment]
     try:
         result = estimate_effects(rows, factors, response=response, terms=terms, block=block)
     except LedgerError as exc:
-        raise LedgerError(f"{path}: {exc}") from None
+        raise type(exc)(f"{path}: {exc}") from None  # the same error, naming the file
     d = result.to_dict()
     return {k: d[k] for k in CSV_KEYS}
 

@@ -32,7 +32,7 @@ from statistics import fmean
 from typing import Any
 
 from ledger.canonical import sha256_hex
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import ConfigError, NothingToDo
 from stages import evaluation_stats as st
 from stages.campaign import Campaign, budget_label
 from stages.conditions import Condition, design_conditions, named_condition, point_condition
@@ -439,7 +439,7 @@ def evaluate(
     truth_tv = _truth_values(source, infos, final.budget_s, RECORDED)
     unknown = [cid for cid in infos if cid not in truth_tv.values]
     if not truth_tv.values:
-        raise LedgerError(
+        raise NothingToDo(
             f"{campaign.path}: no candidate has a known value at the final budget "
             f"({final.name}); nothing to evaluate against"
         )
@@ -483,7 +483,7 @@ def evaluate(
 
     if against:
         if not usable:
-            raise LedgerError(
+            raise NothingToDo(
                 f"baselines: no candidate can be answered at the minimum budget {budget_label(min_s)}"
             )
         ctx.setup = _setup(ctx, min_s, final.budget_s, eta, cap_gpu_s)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ledger.errors import LedgerError
+from ledger.errors import InputError
 from ledger.fsutil import atomic_write
 
 FORMAT: Literal["gateledger-evaluation"] = "gateledger-evaluation"
@@ -243,13 +243,13 @@ def load_evaluation(path: str | Path) -> Evaluation:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LedgerError(f"evaluation file not found: {path}") from None
+        raise InputError(f"evaluation file not found: {path}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LedgerError(f"cannot read evaluation file {path}: {exc}") from None
+        raise InputError(f"cannot read evaluation file {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise LedgerError(f"{path}: not a gateledger evaluation (no format {FORMAT!r})")
+        raise InputError(f"{path}: not a gateledger evaluation (no format {FORMAT!r})")
     if data.get("version") != VERSION:
-        raise LedgerError(
+        raise InputError(
             f"{path}: evaluation format version {data.get('version')!r} predates version "
             f"{VERSION} (typed results, cost models, bootstrap intervals): run `ledger "
             f"evaluate` again to replace it"
@@ -259,7 +259,7 @@ def load_evaluation(path: str | Path) -> Evaluation:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise LedgerError(f"{path}: not a valid evaluation at {where}: {first['msg']}") from None
+        raise InputError(f"{path}: not a valid evaluation at {where}: {first['msg']}") from None
 
 
 def differences(saved: Evaluation, fresh: Evaluation) -> list[str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from statistics import NormalDist, fmean
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import InputError, LedgerError
 from stages.campaign import Campaign, budget_label
 from stages.replay_table import Curve, CurveTable, Replicate, Row, read_table, table_from_store
 from stages.sim import SimParams, expected_value, run_outcome
@@ -390,14 +390,14 @@ class TrialDraws:
                 cond["id"], self.source.curve(cond), fidelity, host, complete_to
             )
             if not pool and complete_to is not None:
-                raise LedgerError(
+                raise InputError(
                     f"{self.source.table.source}: condition {cond['name']!r} has no run "
                     f"recorded at every fidelity up to budget "
                     f"{budget_label(self.final_budget_s)}: --cost-model continue follows one "
                     f"run along its curve (use --cost-model restart, or complete the table)"
                 )
             if not pool:
-                raise LedgerError(
+                raise InputError(
                     f"{self.source.table.source}: condition {cond['name']!r} has no row at "
                     f"budget {fidelity:g}"
                 )

@@ -28,7 +28,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import ConfigError, LedgerError, MissingExtra
 from stages.halving import (
     Bracket,
     halving_bracket,
@@ -233,7 +233,7 @@ def optuna_asha(
         import optuna  # optuna: optional extra (`hpo`)
         from optuna.trial import TrialState  # optuna: optional extra (`hpo`)
     except ImportError:
-        raise LedgerError(
+        raise MissingExtra(
             f"--against {method} needs Optuna: pip install 'gateledger[hpo]'"
         ) from None
     max_step = max(1, round(setup.R))

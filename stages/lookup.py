@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.canonical import is_canonical
-from ledger.errors import IntegrityError, LedgerError
+from ledger.errors import IntegrityError, WrongKind
 from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, verify_signature
 from ledger.store import Store
 
@@ -81,7 +81,7 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
         or not isinstance(obj.get("body"), dict)
     ):
         found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
-        raise LedgerError(f"object {oid} is a {found!r}, expected {kind}")
+        raise WrongKind(f"object {oid} is a {found!r}, expected {kind}")
     if kind in SIGNED_KINDS:
         if not is_canonical(obj, data):
             raise IntegrityError(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, RunsFailed
 from ledger.ingest import recorded_runs
 from ledger.keys import SigningKey
 from ledger.rawlog import failure_reason, parse_raw_log
@@ -92,14 +92,14 @@ def stop_on_failure(stage: str, report: RunReport) -> None:
     """Do not decide a gate on runs that could not be recorded or all crashed: say why."""
     if report.refused:
         first = report.refused[0]
-        raise LedgerError(
+        raise RunsFailed(
             f"{stage}: {len(report.refused)} run(s) refused at ingest, not recorded "
             f"(first: {first['reason']}); fix the runner and run the stage again"
         )
     if report.all_crashed:
         reasons = [f["reason"] for f in report.failures if f.get("reason")]
         why = f" (first: {reasons[0]})" if reasons else ""
-        raise LedgerError(f"{stage}: all {report.executed} run(s) crashed{why}; not deciding")
+        raise RunsFailed(f"{stage}: all {report.executed} run(s) crashed{why}; not deciding")
 
 
 def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
@@ -108,7 +108,7 @@ def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
     if bodies and not any(b.get("status") == "ok" for b in bodies):
         reasons = [r for r in (run_failure_reason(store, b) for b in bodies) if r]
         why = f" (first: {reasons[0]})" if reasons else ""
-        raise LedgerError(
+        raise RunsFailed(
             f"{stage}: none of its {len(bodies)} recorded run(s) finished ok{why}; "
             f"not deciding (fix the runs, or `ledger decide {stage}` to sign an "
             f"empty promotion on purpose)"

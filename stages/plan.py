@@ -11,7 +11,15 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import AlreadyFrozen, CampaignError, ConfigError, LedgerError
+from ledger.errors import (
+    AlreadyFrozen,
+    CampaignError,
+    ConfigError,
+    LedgerError,
+    NotFrozen,
+    NothingToDo,
+    ParentNotDecided,
+)
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.seeds import seed_plan
@@ -88,7 +96,7 @@ def parent_decision(store: Store, campaign: Campaign, stage: StageSpec) -> Entry
     manifest = current_manifest(store, campaign.name, parent.name)
     decision = manifest_decision(store, manifest.id) if manifest else None
     if decision is None:
-        raise LedgerError(
+        raise ParentNotDecided(
             f"stage {stage.name!r} needs the signed decision of {parent.name!r} first "
             f"(run `ledger decide {parent.name}`)"
         )
@@ -336,7 +344,7 @@ def stage_plan(
     parent_spec = parent_stage(campaign, stage)
     conds = candidates(campaign, stage, parent)
     if not conds:
-        raise LedgerError(f"stage {stage.name!r} has no candidates (its parent promoted none)")
+        raise NothingToDo(f"stage {stage.name!r} has no candidates (its parent promoted none)")
     check_rule_names(campaign, stage, conds)
     table = {c.id: c.to_dict() for c in conds}
     if campaign.runner is None and resolve_configs:
@@ -442,7 +450,7 @@ def freeze_stage(
             f"use --amend to replace it (audit reports amendments)"
         )
     if amend and existing is None:
-        raise LedgerError(f"stage {stage.name!r} was never frozen: nothing to amend")
+        raise NotFrozen(f"stage {stage.name!r} was never frozen: nothing to amend")
     plan = build_plan(store, campaign, stage.name, data, for_simulation=for_simulation)
     return freeze(store, plan, key, amends=existing.id if amend and existing else None)
 
@@ -452,7 +460,7 @@ def frozen_manifest(store: Store, campaign: Campaign, stage_name: str) -> Entry:
     stage = campaign.stage(stage_name)
     manifest = current_manifest(store, campaign.name, stage.name)
     if manifest is None:
-        raise LedgerError(
+        raise NotFrozen(
             f"stage {stage.name!r} was never frozen: run `ledger freeze {stage.name}` first"
         )
     check_matches(campaign, stage, manifest)

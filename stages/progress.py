@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import UnknownStage
 from ledger.ingest import recorded_runs, seconds_between, started_runs
 from ledger.store import Store
 from stages.campaign import Campaign
@@ -182,7 +182,7 @@ def campaign_done(
     if stage is not None:
         match = [r for r in rows if r.stage == stage]
         if not match:
-            raise LedgerError(
+            raise UnknownStage(
                 f"no stage {stage!r} to watch "
                 f"(stages: {', '.join(r.stage for r in rows) or 'none frozen'})"
             )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import InputError
 from ledger.rawlog import STATUSES
 from ledger.store import Store
 from stages.campaign import budget_label, parse_budget
@@ -142,7 +142,7 @@ class CurveTable:
         config = condition.get("config", {})
         missing = [k for k in self.keys if k not in config]
         if missing:
-            raise LedgerError(
+            raise InputError(
                 f"{self.source}: condition {condition.get('name')!r} has no config value for "
                 f"table column {missing[0]!r}"
             )
@@ -162,7 +162,7 @@ class CurveTable:
         """The condition's curve, or an error naming it."""
         curve = self.curves.get(self.key_of(condition))
         if curve is None:
-            raise LedgerError(f"{self.source}: no row for condition {self.describe(condition)}")
+            raise InputError(f"{self.source}: no row for condition {self.describe(condition)}")
         return curve
 
     def fidelity_at(self, condition: Mapping[str, Any], budget_s: float) -> float:
@@ -170,7 +170,7 @@ class CurveTable:
         curve = self.curve(condition)
         fidelity = curve.fidelity_at(budget_s)
         if fidelity is None:
-            raise LedgerError(
+            raise InputError(
                 f"{self.source}: no row for condition {self.describe(condition)} at or below "
                 f"budget {budget_label(budget_s)} (its first fidelity is "
                 f"{curve.fidelities[0]:g})"
@@ -217,11 +217,11 @@ def _number(text: str, where: str, *, allow_empty: bool = False) -> float | None
     if not text:
         if allow_empty:
             return None
-        raise LedgerError(f"{where}: empty value")
+        raise InputError(f"{where}: empty value")
     try:
         value = float(text)
     except ValueError:
-        raise LedgerError(f"{where}: {text!r} is not a number") from None
+        raise InputError(f"{where}: {text!r} is not a number") from None
     return value if math.isfinite(value) else None
 
 
@@ -229,7 +229,7 @@ def _pick(header: list[str], names: Iterable[str], source: str, what: str) -> st
     for name in names:
         if name in header:
             return name
-    raise LedgerError(f"{source}: no {what} column (expected one of: {', '.join(names)})")
+    raise InputError(f"{source}: no {what} column (expected one of: {', '.join(names)})")
 
 
 def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
@@ -238,13 +238,13 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LedgerError(f"replay table not found: {path}") from None
+        raise InputError(f"replay table not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise LedgerError(f"cannot read replay table {path}: {exc}") from None
+        raise InputError(f"cannot read replay table {path}: {exc}") from None
     reader = csv.reader(text.splitlines())
     header = [h.strip() for h in next(reader, [])]
     if not any(header):
-        raise LedgerError(f"{path}: empty replay table (no header line)")
+        raise InputError(f"{path}: empty replay table (no header line)")
     fid_col = _pick(header, FIDELITY_COLUMNS, str(path), "budget")
     metric_col = _pick(header, (metric, "metric"), str(path), "metric")
     cost_col = _pick(header, COST_COLUMNS, str(path), "cost")
@@ -259,7 +259,7 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
         ]
     )
     if not keys:
-        raise LedgerError(f"{path}: no condition key columns (add `condition` or config keys)")
+        raise InputError(f"{path}: no condition key columns (add `condition` or config keys)")
     col = {h: i for i, h in enumerate(header)}
     budgets: dict[str, float] = {}  # parse each distinct budget label once
     grouped: dict[tuple, list[Row]] = {}
@@ -278,10 +278,10 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
         value = _number(cell(metric_col), f"{where}, column {metric_col!r}", allow_empty=True)
         cost = _number(cell(cost_col), f"{where}, column {cost_col!r}")
         if cost is None or cost < 0:
-            raise LedgerError(f"{where}, column {cost_col!r}: cost must be a finite number >= 0")
+            raise InputError(f"{where}, column {cost_col!r}: cost must be a finite number >= 0")
         status = cell("status") or ("ok" if value is not None else "diverged")
         if status not in STATUSES:
-            raise LedgerError(
+            raise InputError(
                 f"{where}, column 'status': {status!r} is not one of {', '.join(STATUSES)}"
             )
         seed = cell("seed")
@@ -298,7 +298,7 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
             )
         )
     if not grouped:
-        raise LedgerError(f"{path}: the replay table has a header but no rows")
+        raise InputError(f"{path}: the replay table has a header but no rows")
     table = CurveTable(
         str(path), keys, cumulative=True, has_seed="seed" in col, has_host="host" in col
     )
@@ -320,7 +320,7 @@ def _check_replicates(source: str, key: tuple, rows: list[Row]) -> None:
     for row in rows:
         where = (row.replicate, row.fidelity)
         if where in seen:
-            raise LedgerError(
+            raise InputError(
                 f"{source}: line {row.line} repeats line {seen[where].line} (condition "
                 f"{name}, seed {row.seed}, host {row.host}, budget {row.fidelity:g}): give "
                 f"each recorded run its own seed"
@@ -330,7 +330,7 @@ def _check_replicates(source: str, key: tuple, rows: list[Row]) -> None:
     for row in sorted(rows, key=lambda r: (r.replicate, r.fidelity)):
         prev = last.get(row.replicate)
         if prev is not None and row.cost_gpu_s < prev.cost_gpu_s:
-            raise LedgerError(
+            raise InputError(
                 f"{source}: line {row.line}: cost {row.cost_gpu_s:g} at budget "
                 f"{row.fidelity:g} is below {prev.cost_gpu_s:g} at budget {prev.fidelity:g} "
                 f"(line {prev.line}) for the same run (condition {name}, seed {row.seed}, "
@@ -385,7 +385,7 @@ def table_from_store(store: Store, metric: str = "val_bpb") -> CurveTable:
                 )
             )
     if not grouped:
-        raise LedgerError(f"store {store.root} has no recorded runs to replay")
+        raise InputError(f"store {store.root} has no recorded runs to replay")
     table = CurveTable(f"store {store.root}", ["condition"], cumulative=False)
     for key, rows in grouped.items():
         table.curves[key] = Curve(rows)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from ledger.errors import LedgerError
+from ledger.errors import AnalysisError, LedgerError
 from stages.designs import constant_words
 
 
@@ -171,7 +171,7 @@ def summarize(
     for i, o in enumerate(obs):
         for key in ("condition", "seed", "host", "status"):
             if key not in o:
-                raise LedgerError(f"observation {i}: missing key {key!r}")
+                raise AnalysisError(f"observation {i}: missing key {key!r}")
     if cells is None:
         expected = sorted(
             {(o["seed"], o["host"]) for o in obs}, key=lambda c: (str(c[1]), str(c[0]))
@@ -361,12 +361,12 @@ def bh(pvalues: Sequence[float], alpha: float) -> tuple[list[bool], list[float]]
     from statsmodels.stats.multitest import multipletests
 
     if not 0 < alpha <= 1:
-        raise LedgerError(f"fdr level {alpha!r} must be in (0, 1]")
+        raise AnalysisError(f"fdr level {alpha!r} must be in (0, 1]")
     ps = [float(p) for p in pvalues]
     if not ps:
         return [], []
     if any(not (0 <= p <= 1) for p in ps):
-        raise LedgerError(f"p-values must lie in [0, 1], got {ps}")
+        raise AnalysisError(f"p-values must lie in [0, 1], got {ps}")
     reject, q, _, _ = multipletests(ps, alpha=alpha, method="fdr_bh")
     return [bool(r) for r in reject], [float(x) for x in q]
 
@@ -485,7 +485,9 @@ def _term_factors(term: str, factors: Sequence[str]) -> tuple[str, ...]:
     parts = term.split(":") if ":" in term or _joiner(factors) else list(term)
     unknown = [p for p in parts if p not in factors]
     if unknown or len(set(parts)) != len(parts) or not parts:
-        raise LedgerError(f"effects: term {term!r} is not a product of the factors {list(factors)}")
+        raise AnalysisError(
+            f"effects: term {term!r} is not a product of the factors {list(factors)}"
+        )
     order = {f: i for i, f in enumerate(factors)}
     return tuple(sorted(parts, key=order.__getitem__))
 
@@ -496,11 +498,11 @@ def _candidate_terms(terms: str | Sequence[str], factors: Sequence[str]) -> list
     if terms == "all":
         return [c for r in range(1, len(factors) + 1) for c in combinations(factors, r)]
     if isinstance(terms, str):
-        raise LedgerError(f"effects: terms {terms!r} must be 'main', 'all' or a list of terms")
+        raise AnalysisError(f"effects: terms {terms!r} must be 'main', 'all' or a list of terms")
     out = [_term_factors(str(t), factors) for t in terms]
     dup = [t for i, t in enumerate(out) if t in out[:i]]
     if dup:
-        raise LedgerError(f"effects: term {_joiner(factors).join(dup[0])!r} listed twice")
+        raise AnalysisError(f"effects: term {_joiner(factors).join(dup[0])!r} listed twice")
     return out
 
 
@@ -516,7 +518,7 @@ def lenth(
     a = np.abs(np.asarray(effects, dtype=float))
     m = len(a)
     if m == 0:
-        raise LedgerError("effects: Lenth's method needs at least one effect")
+        raise AnalysisError("effects: Lenth's method needs at least one effect")
     s0 = 1.5 * float(np.median(a))
     trimmed = a[a < 2.5 * s0]
     pse = 1.5 * float(np.median(trimmed)) if len(trimmed) else 0.0
@@ -573,21 +575,21 @@ def _effect_data(
         x = []
         for f in factors:
             if f not in r:
-                raise LedgerError(f"effects: row {i} has no factor column {f!r}")
+                raise AnalysisError(f"effects: row {i} has no factor column {f!r}")
             v = r[f]
             if isinstance(v, bool) or v not in (-1, 1):
-                raise LedgerError(f"effects: row {i}, column {f!r}: level {v!r} is not -1/+1")
+                raise AnalysisError(f"effects: row {i}, column {f!r}: level {v!r} is not -1/+1")
             x.append(int(v))
         b = None
         if block is not None:
             if block not in r:
-                raise LedgerError(f"effects: row {i} has no block column {block!r}")
+                raise AnalysisError(f"effects: row {i} has no block column {block!r}")
             b = str(r[block])
         levels.append(x)
         ys.append(y)
         blocks.append(b)
     if not ys:
-        raise LedgerError(f"effects: no rows with a finite {response!r}")
+        raise AnalysisError(f"effects: no rows with a finite {response!r}")
     return _EffectData(
         np.array(levels, dtype=float).reshape(len(ys), len(factors)), np.array(ys), blocks
     )
@@ -674,7 +676,9 @@ def select_terms(
             out.columns.append(col)
             continue
         if strict:
-            raise LedgerError(f"effects: term {name!r} is not estimable from these rows: {reason}")
+            raise AnalysisError(
+                f"effects: term {name!r} is not estimable from these rows: {reason}"
+            )
         out.dropped.append(name)
         out.reasons[name] = reason
     return out
@@ -755,9 +759,9 @@ def estimate_effects(
 
     factors = [str(f) for f in factors]
     if not factors:
-        raise LedgerError("effects: no factor columns")
+        raise AnalysisError("effects: no factor columns")
     if method is not None and method not in METHODS:
-        raise LedgerError(f"effects: method {method!r} must be one of {', '.join(METHODS)}")
+        raise AnalysisError(f"effects: method {method!r} must be one of {', '.join(METHODS)}")
     data = _effect_data(rows, factors, response, block)
     block_cols, use_block = _block_columns(data.blocks, block)
     explicit = terms not in ("main", "all")
@@ -769,7 +773,7 @@ def estimate_effects(
         strict=explicit and not drop_inestimable,
     )
     if not selection.kept:
-        raise LedgerError("effects: no estimable term")
+        raise AnalysisError("effects: no estimable term")
     fixed = [np.ones(len(data.y)), *block_cols]
     fit = sm.OLS(data.y, np.column_stack([*fixed, *selection.columns])).fit()
     # Round-off (~1e-16 * |y|) must not pass for signal in exact data: snap it to zero.
@@ -899,7 +903,7 @@ def variance_decomposition(
     )
     n = len(data)
     if n < 2:
-        raise LedgerError(
+        raise AnalysisError(
             f"variance decomposition: needs at least 2 rows with a finite {response!r}"
         )
     y = np.array([float(r[response]) for r in data])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import LedgerError
+from ledger.errors import MissingExtra
 from stages.executors.base import RunResult, RunTask, StartCallback
 from stages.executors.local import LocalExecutor
 
@@ -92,7 +92,9 @@ class RayExecutor:
         try:
             import ray  # ray: optional extra, seconds to import
         except ImportError:
-            raise LedgerError("the ray executor needs Ray: pip install 'gateledger[ray]'") from None
+            raise MissingExtra(
+                "the ray executor needs Ray: pip install 'gateledger[ray]'"
+            ) from None
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, log_to_driver=False)
