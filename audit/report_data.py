@@ -27,7 +27,7 @@ def signers(store: Store, items: list[dict[str, Any]]) -> dict[str, Any]:
     """Which keys signed the gates, by name (so a demo key is visible as one)."""
     used = {item["manifest"].get("freezer") for item in items}
     used |= {item["decision"].get("decider") for item in items if item["decision"]}
-    names = {r["key_id"]: r.get("name", "?") for r in store.keyring().records()}
+    names = {r.key_id: r.name for r in store.keyring().records()}
     shown = sorted(f"{names.get(k, 'unknown')} [{k}]" for k in used if k)
     demo = any("DEMO" in names.get(k, "") for k in used if k)
     detail = ", ".join(shown) + (" (a demo key: not evidence of anything)" if demo else "")

@@ -34,7 +34,7 @@ def run_facts(store: Store, result: AuditResult) -> dict[str, Any]:
     Runs and simulated runs cover every manifest the audit saw (gates and baselines) plus
     unplanned compute; signers are the keys of every manifest and decision.
     """
-    names = {r.get("key_id"): r.get("name") for r in store.keyring().records()}
+    names: dict[str | None, str | None] = {r.key_id: r.name for r in store.keyring().records()}
     used: Counter[str] = Counter()
     for body in result.bodies.get("manifest", {}).values():
         used[str(body.get("freezer"))] += 1

@@ -33,242 +33,46 @@ exits with. docs/api.md lists each function, its arguments, result and errors.
 
 Why the functions load on first use (PEP 562 `__getattr__`): the method and the audit pull
 SciPy, statsmodels and matplotlib (about a second), which `ledger --help`, `ledger init` and
-`import gateledger` do not need.
+`import gateledger` do not need. The public names are written once, in `__init__.pyi`
+(`from MODULE import NAME as NAME` per name, as scientific Python's lazy_loader stubs do):
+editors and type checkers read it as the package's interface, and this module reads the
+same file to know which module to load each name from, `__all__` and `dir()`.
 """
 
 from __future__ import annotations
 
+import ast
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from gateledger import errors
-from gateledger.errors import (
-    AlreadyDecided,
-    AlreadyFrozen,
-    BundleError,
-    CampaignError,
-    ConfigError,
-    IntegrityError,
-    LedgerError,
-    MissingRuns,
-    SigningKeyError,
-)
 
-#: public name -> the module that defines it
-_HOMES = {
-    "gateledger.store": (
-        "Signed",
-        "init",
-        "open_store",
-        "ingest",
-        "read_plan",
-        "freeze_plan",
-        "anchor",
-        "timestamp",
-        "settings",
-        "rebuild_index",
-        "sql",
-        "tsa_urls",
-    ),
-    "gateledger.signing": (
-        "keygen",
-        "keys",
-        "key_dir",
-        "signing_key",
-        "default_key_name",
-        "demo_key",
-        "export_keys",
-        "revoke",
-        "set_default",
-    ),
-    "gateledger.method": (
-        "load_campaign",
-        "campaign_schema",
-        "design",
-        "freeze",
-        "build_executor",
-        "try_stage",
-        "run",
-        "decide",
-        "walk",
-        "cells",
-        "greedy_search",
-        "random_search",
-        "effects",
-        "status",
-        "watch",
-    ),
-    "gateledger.evaluation": ("evaluate", "rerun_evaluation", "save_evaluation"),
-    "gateledger.review": (
-        "verify",
-        "audit",
-        "audit_bundle",
-        "spot_check",
-        "runs",
-        "runs_rows",
-        "export",
-        "reproduce",
-        "reviewer_inputs",
-    ),
-    "gateledger.reports": (
-        "report",
-        "comparison_table",
-        "cost_summary",
-        "costs_in_protocol_order",
-        "effect_summary",
-        "write_html",
-        "compare",
-    ),
-}
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+def _homes() -> dict[str, str]:
+    """Public name -> the module that defines it, read from `__init__.pyi` (the one list)."""
+    stub = ast.parse(Path(__file__).with_suffix(".pyi").read_text(encoding="utf-8"))
+    homes = {}
+    for node in stub.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                homes[alias.asname or alias.name] = node.module
+    return homes
 
-__all__ = [
-    "AlreadyDecided",
-    "AlreadyFrozen",
-    "BundleError",
-    "CampaignError",
-    "ConfigError",
-    "IntegrityError",
-    "LedgerError",
-    "MissingRuns",
-    "Signed",
-    "SigningKeyError",
-    "anchor",
-    "audit",
-    "audit_bundle",
-    "build_executor",
-    "campaign_schema",
-    "cells",
-    "compare",
-    "comparison_table",
-    "cost_summary",
-    "costs_in_protocol_order",
-    "decide",
-    "default_key_name",
-    "demo_key",
-    "design",
-    "effect_summary",
-    "effects",
-    "errors",
-    "evaluate",
-    "export",
-    "export_keys",
-    "freeze",
-    "freeze_plan",
-    "greedy_search",
-    "ingest",
-    "init",
-    "key_dir",
-    "keygen",
-    "keys",
-    "load_campaign",
-    "open_store",
-    "random_search",
-    "read_plan",
-    "rebuild_index",
-    "report",
-    "reproduce",
-    "rerun_evaluation",
-    "reviewer_inputs",
-    "revoke",
-    "run",
-    "runs",
-    "runs_rows",
-    "save_evaluation",
-    "set_default",
-    "settings",
-    "signing_key",
-    "spot_check",
-    "sql",
-    "status",
-    "timestamp",
-    "try_stage",
-    "tsa_urls",
-    "verify",
-    "walk",
-    "watch",
-    "write_html",
-]
+
+_HOME_OF = _homes()
+__all__ = sorted(_HOME_OF)
 
 
 def __getattr__(name: str) -> Any:
     module = _HOME_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'gateledger' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    if module == __name__:  # a submodule (`errors`)
+        value: Any = import_module(f"{__name__}.{name}")
+    else:
+        value = getattr(import_module(module), name)
     globals()[name] = value  # found once; later lookups skip this function
     return value
 
 
 def __dir__() -> list[str]:
     return __all__
-
-
-if TYPE_CHECKING:  # what the names are, for editors and type checkers
-    from gateledger.evaluation import (  # noqa: F401
-        evaluate,
-        rerun_evaluation,
-        save_evaluation,
-    )
-    from gateledger.method import (  # noqa: F401
-        build_executor,
-        campaign_schema,
-        cells,
-        decide,
-        design,
-        effects,
-        freeze,
-        greedy_search,
-        load_campaign,
-        random_search,
-        run,
-        status,
-        try_stage,
-        walk,
-        watch,
-    )
-    from gateledger.reports import (  # noqa: F401
-        compare,
-        comparison_table,
-        cost_summary,
-        costs_in_protocol_order,
-        effect_summary,
-        report,
-        write_html,
-    )
-    from gateledger.review import (  # noqa: F401
-        audit,
-        audit_bundle,
-        export,
-        reproduce,
-        reviewer_inputs,
-        runs,
-        runs_rows,
-        spot_check,
-        verify,
-    )
-    from gateledger.signing import (  # noqa: F401
-        default_key_name,
-        demo_key,
-        export_keys,
-        key_dir,
-        keygen,
-        keys,
-        revoke,
-        set_default,
-        signing_key,
-    )
-    from gateledger.store import (  # noqa: F401
-        Signed,
-        anchor,
-        freeze_plan,
-        ingest,
-        init,
-        open_store,
-        read_plan,
-        rebuild_index,
-        settings,
-        sql,
-        timestamp,
-        tsa_urls,
-    )

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateledger.signing import KeyLike, signing_key
 from gateledger.store import Signed, tsa_urls, witness
 from ledger.errors import CampaignError, ConfigError
-from ledger.status import store_status
+from ledger.run_key import Cell
+from ledger.status import StoreCounts, store_status
 from ledger.store import Store
+from ledger.timestamp import StampResult
 from stages import baselines, trial
 from stages.campaign import Campaign, parse_budget
 from stages.campaign import load_campaign as parse_campaign
@@ -26,7 +29,7 @@ from stages.campaign_schema import campaign_schema as schema_of_campaigns
 from stages.conditions import design_conditions, stage_design
 from stages.decide import decide_stage
 from stages.designs import Design, fractional, parse_design_spec, point_name, roman
-from stages.effects_csv import analyse_csv
+from stages.effects_csv import CsvEffects, analyse_csv
 from stages.execute import RunReport, run_stage
 from stages.executors import Executor, make_executor
 from stages.pipeline import StepLog, campaign_progress, run_campaign
@@ -36,6 +39,90 @@ from stages.sim import SimParams
 from stages.trial import TrialReport
 
 CampaignLike = Campaign | str | Path
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """One condition of a stage's design: its name, id and factor levels (config values)."""
+
+    name: str
+    id: str
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "id": self.id, "config": dict(self.config)}
+
+
+@dataclass(frozen=True)
+class DesignSummary:
+    """A two-level design as `ledger design` shows it: size, generators, defining relation,
+    resolution, alias chains, its runs (coded levels) and their names; with a campaign
+    stage, its conditions."""
+
+    k: int
+    p: int
+    generators: list[str]
+    defining_relation: list[str]
+    resolution: int | None
+    resolution_roman: str
+    aliases: list[list[str]]
+    runs: list[dict[str, int]]
+    names: list[str]
+    conditions: list[DesignPoint] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ledger design --json` prints (`conditions` only for a campaign stage)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "conditions"}
+        if self.conditions is not None:
+            out["conditions"] = [c.to_dict() for c in self.conditions]
+        return out
+
+
+@dataclass(frozen=True)
+class Witnessed:
+    """One timestamp answer during a walk: the object it was asked for, and the answer."""
+
+    object: str
+    answer: StampResult
+
+    @property
+    def ok(self) -> bool:
+        return self.answer.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, **self.answer.to_dict()}
+
+
+@dataclass(frozen=True)
+class Walked:
+    """What `walk` did: each step (frozen, ran, decided, skipped), and every TSA answer."""
+
+    log: StepLog
+    stamps: list[Witnessed]
+
+
+class WatchFrame(NamedTuple):
+    """One redraw of `watch`: each stage's progress, and whether the watched work is done."""
+
+    rows: list[StageProgress]
+    done: bool
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """`ledger status`: what the store holds (`store`: the counts), each frozen stage's
+    progress, and with a campaign where each of its stages stands."""
+
+    store: StoreCounts
+    progress: list[StageProgress]
+    stages: list[dict[str, Any]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ledger status --json` prints."""
+        out = {**self.store.to_dict(), "progress": [row.to_dict() for row in self.progress]}
+        if self.stages is not None:
+            out["stages"] = self.stages
+        return out
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -58,20 +145,20 @@ def campaign_of(campaign: CampaignLike) -> Campaign:
     return campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
 
 
-def design_summary(design: Design) -> dict[str, Any]:
-    """A design as `ledger design --json` shows it: runs, generators, defining relation,
-    resolution, alias chains, point names."""
-    return {
-        "k": design.k,
-        "p": design.p,
-        "generators": list(design.generators),
-        "defining_relation": [w for w in design.defining_relation if w != "I"],
-        "resolution": design.resolution,
-        "resolution_roman": roman(design.resolution) if design.resolution else "full",
-        "aliases": [[term, *aliased] for term, aliased in design.aliases.items() if aliased],
-        "runs": design.runs,
-        "names": [point_name(r) for r in design.runs],
-    }
+def design_summary(design: Design, conditions: list[DesignPoint] | None = None) -> DesignSummary:
+    """A design as `ledger design` shows it (with a stage's conditions, when given)."""
+    return DesignSummary(
+        k=design.k,
+        p=design.p,
+        generators=list(design.generators),
+        defining_relation=[w for w in design.defining_relation if w != "I"],
+        resolution=design.resolution,
+        resolution_roman=roman(design.resolution) if design.resolution else "full",
+        aliases=[[term, *aliased] for term, aliased in design.aliases.items() if aliased],
+        runs=design.runs,
+        names=[point_name(r) for r in design.runs],
+        conditions=conditions,
+    )
 
 
 def design(
@@ -80,24 +167,24 @@ def design(
     campaign: CampaignLike | None = None,
     stage: str | None = None,
     generators: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> DesignSummary:
     """A two-level design, from a spec like `"2^(5-1)"` (with optional `generators`), or
     the one a campaign stage freezes (then with its conditions: name, id, factor levels).
 
     Raises:
-        CampaignError: the stage has no design; LedgerError: a bad spec or generator.
+        CampaignError: the stage has no design, a bad spec or generator; ConfigError:
+        neither a spec nor a stage.
     """
     if stage is not None:
         camp = campaign_of(campaign or "campaign.toml")
         spec_of_stage = camp.stage(stage)
         if not spec_of_stage.design:
             raise CampaignError(f"{camp.path}: stage {stage!r} has no design")
-        out = design_summary(stage_design(camp, spec_of_stage))
-        out["conditions"] = [
-            {"name": c.name, "id": c.id, "config": {f.key: c.config[f.key] for f in camp.factors}}
+        points = [
+            DesignPoint(c.name, c.id, {f.key: c.config[f.key] for f in camp.factors})
             for c in design_conditions(camp, spec_of_stage)
         ]
-        return out
+        return design_summary(stage_design(camp, spec_of_stage), points)
     if spec:
         k, p = parse_design_spec(spec)
         return design_summary(fractional(k, p, list(generators) or None) if p else fractional(k, 0))
@@ -127,8 +214,9 @@ def freeze(
 
     Raises:
         AlreadyFrozen: the stage has a manifest in force and `amend` is False.
-        CampaignError: a bad campaign or stage; SigningKeyError: no key can be chosen;
-        LedgerError: no parent decision yet, the data set is missing.
+        NotFrozen: `amend` for a stage never frozen; ParentNotDecided: the parent gate has
+        no decision yet; CampaignError: a bad campaign or stage, the data set is missing;
+        SigningKeyError: no key can be chosen.
     """
     camp = campaign_of(campaign)
     signer = signing_key(key, store)
@@ -164,7 +252,8 @@ def build_executor(
     slots on `gpus` (ids, or a comma-separated string); `ray` uses the cluster at `address`.
 
     Raises:
-        CampaignError: a bad [sim] table; LedgerError: an unknown executor.
+        CampaignError: a bad [sim] table; ConfigError: an unknown executor; MissingExtra:
+        `ray` without Ray installed.
     """
     data_path = Path(data) if data else (Path(campaign.data) if campaign.data else None)
     if name == "sim":
@@ -210,7 +299,8 @@ def run(
     Executor; `host` runs only that host block; `limit` at most that many runs.
 
     Raises:
-        LedgerError: the stage was never frozen, or the campaign file drifted from it.
+        NotFrozen: the stage was never frozen; CampaignError: the campaign file drifted
+        from its manifest.
     """
     camp = campaign_of(campaign)
     if isinstance(executor, str):
@@ -278,7 +368,7 @@ def decide(
     Raises:
         AlreadyDecided: the stage has a decision (decisions are final).
         MissingRuns: declared runs are not recorded and `allow_missing` is False.
-        SigningKeyError: no key can be chosen; LedgerError: the stage was never frozen.
+        SigningKeyError: no key can be chosen; NotFrozen: the stage was never frozen.
     """
     camp = campaign_of(campaign)
     signer = signing_key(key, store)
@@ -299,9 +389,9 @@ def walk(
     no_tsa: bool = False,
     progress: bool = False,
     say: Callable[[str], None] = lambda _line: None,
-    on_stamps: Callable[[list[dict[str, Any]], str, str], None] | None = None,
+    on_stamps: Callable[[list[StampResult], str, str], None] | None = None,
     **executor_options: Any,
-) -> tuple[StepLog, list[dict[str, Any]]]:
+) -> Walked:
     """Freeze, run and decide every stage in order (resumable): `ledger campaign`.
 
     `host` runs only that host block of each stage; `executor_options` are those of
@@ -309,7 +399,8 @@ def walk(
     hears each new object's TSA answers. Returns the steps and every timestamp answer.
 
     Raises:
-        CampaignError: an unknown `until`; as `freeze`, `run` and `decide`.
+        CampaignError: an unknown `until`; RunsFailed: a gate whose runs were refused or
+        all failed; as `freeze`, `run` and `decide`.
     """
     camp = campaign_of(campaign)
     if until is not None:
@@ -318,11 +409,11 @@ def walk(
     if isinstance(executor, str):
         executor = build_executor(store, camp, executor, **executor_options)
     urls = tsa_urls(store, tsa, none=no_tsa)
-    stamps: list[dict[str, Any]] = []
+    stamps: list[Witnessed] = []
 
     def stamp_signed(object_id: str, kind: str) -> None:
         found = witness(store, object_id, urls)
-        stamps.extend({"object": object_id, **s} for s in found)
+        stamps.extend(Witnessed(object_id, s) for s in found)
         if on_stamps is not None:
             on_stamps(found, object_id, kind)
 
@@ -337,10 +428,10 @@ def walk(
         say=say,
         on_signed=stamp_signed if urls else None,
     )
-    return log, stamps
+    return Walked(log, stamps)
 
 
-def cells(seeds: str | Sequence[int], hosts: str | Sequence[str]) -> list[tuple[int, str]]:
+def cells(seeds: str | Sequence[int], hosts: str | Sequence[str]) -> list[Cell]:
     """(seed, host) cells from seeds and hosts (lists, or comma-separated strings).
 
     Raises:
@@ -361,7 +452,7 @@ def cells(seeds: str | Sequence[int], hosts: str | Sequence[str]) -> list[tuple[
     )
     if not seed_list or not host_list:
         raise ConfigError("--seeds and --hosts must each name at least one")
-    return [(s, h) for h in host_list for s in seed_list]
+    return [Cell(s, h) for h in host_list for s in seed_list]
 
 
 def greedy_search(
@@ -464,17 +555,18 @@ def _data_path(campaign: Campaign, data: str | Path | None) -> Path | None:
 
 def effects(
     csv_path: str | Path, response: str, *, terms: str = "main", block: str | None = None
-) -> dict[str, Any]:
+) -> CsvEffects:
     """Factorial effects from any CSV of -1/+1 coded factor columns (OLS or Lenth, BH
     q-values, alias chains, dropped terms with reasons).
 
     Raises:
-        LedgerError: an unreadable CSV, a missing column, terms that cannot be fitted.
+        InputError: an unreadable CSV, a missing column; AnalysisError: terms that cannot
+        be fitted.
     """
     return analyse_csv(str(csv_path), response, terms=terms, block=block)
 
 
-def status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]:
+def status(store: Store, campaign: CampaignLike | None = None) -> StoreStatus:
     """`ledger status`: the store's counts, each stage's progress, and with a campaign where
     each of its stages stands (its failures named).
 
@@ -482,11 +574,11 @@ def status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]
         CampaignError: `campaign` cannot be read or does not match its frozen plans.
     """
     camp = campaign_of(campaign) if campaign is not None else None
-    out = store_status(store)
-    out["progress"] = [row.to_dict() for row in Progress(store, camp).stages()]
-    if camp is not None:
-        out["stages"] = campaign_progress(store, camp)
-    return out
+    return StoreStatus(
+        store_status(store),
+        Progress(store, camp).stages(),
+        campaign_progress(store, camp) if camp is not None else None,
+    )
 
 
 def watch(
@@ -497,7 +589,7 @@ def watch(
     interval: float = 2.0,
     count: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[tuple[list[StageProgress], bool]]:
+) -> Iterator[WatchFrame]:
     """Every `interval` seconds, (stage rows, done?) until the watched work is done: the
     `stage`, else every campaign stage decided, else every frozen stage's runs recorded;
     at most `count` frames.
@@ -511,7 +603,7 @@ def watch(
         rows = tracker.stages()
         done = campaign_done(rows, tracker.campaign, stage)
         frames += 1
-        yield rows, done
+        yield WatchFrame(rows, done)
         if done or (count is not None and frames >= count):
             return
         sleep(interval)

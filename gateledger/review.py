@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from audit.bundle import export_bundle, open_bundle
 from audit.intoto import export_in_toto
@@ -41,18 +41,26 @@ BUNDLE_VERSIONS = (
 )
 
 
+class ReviewerInputs(NamedTuple):
+    """What a reviewer brings: the keys they trust, and the anchors they saw published (by
+    id, each the signed envelope)."""
+
+    trust: Trust
+    anchors: dict[str, dict[str, Any]]
+
+
 def reviewer_inputs(
     trust: Iterable[str] = (),
     trust_files: Iterable[str | Path] = (),
     anchors: Iterable[str | Path] = (),
-) -> tuple[Trust, dict[str, dict[str, Any]]]:
-    """(Trust, published anchors by id) from key ids, key-record files and anchor files.
+) -> ReviewerInputs:
+    """The trust and published anchors of key ids, key-record files and anchor files.
 
     Raises:
-        TrustError: a malformed key id or file; LedgerError: a malformed anchor file.
+        TrustError: a malformed key id or file; InputError: a malformed anchor file.
     """
     chosen = trust_from(list(trust), [str(p) for p in trust_files])
-    return chosen, dict(read_anchor_file(Path(p)) for p in anchors)
+    return ReviewerInputs(chosen, dict(read_anchor_file(Path(p)) for p in anchors))
 
 
 def _roots(tsa_roots: Iterable[str | Path]) -> list | None:

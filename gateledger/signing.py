@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ledger.documents import PublicKeyRecord
 from ledger.errors import SigningKeyError, UnknownKey
 from ledger.fsutil import atomic_write
 from ledger.keys import (
@@ -30,6 +32,49 @@ from ledger.store import Store, resolve_prefix
 KeyLike = SigningKey | str | None
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """One public key of the store's keyring, and when it was revoked (None: it was not)."""
+
+    key_id: str
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """What `keys` shows: the store's keyring, the private keys on this machine (names),
+    their folder, and the key that signs for the store by default (None: not set)."""
+
+    store_keys: list[KeyInfo]
+    private_keys: list[str]
+    key_dir: str
+    default: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "store_keys": [k.to_dict() for k in self.store_keys]}
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """A revocation just signed and journaled: the key it retires and its own id."""
+
+    key_id: str
+    revocation: str
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    """The demo signing key, and whether this call made it."""
+
+    key: SigningKey
+    made: bool
+
+
 def keygen(
     name: str,
     *,
@@ -43,7 +88,7 @@ def keygen(
     store's keyring and it becomes the key that signs for that store by default.
 
     Raises:
-        LedgerError: a bad name, or a key of that name exists already.
+        ConfigError: a bad name; KeyExists: a key of that name exists already.
     """
     key = generate_key(name, passphrase=passphrase)
     if store is not None and not isinstance(store, Store):
@@ -92,7 +137,7 @@ def signing_key(key: KeyLike = None, store: Store | str | Path | None = None) ->
     `default_key_name(store)` (the passphrase, if any, from LEDGER_PASSPHRASE or a prompt).
 
     Raises:
-        SigningKeyError: none can be chosen; LedgerError: the named key cannot be loaded.
+        SigningKeyError: none can be chosen, or the named key cannot be loaded.
     """
     if isinstance(key, SigningKey):
         return key
@@ -100,11 +145,11 @@ def signing_key(key: KeyLike = None, store: Store | str | Path | None = None) ->
     return load_signing_key(name)
 
 
-def demo_key() -> tuple[SigningKey, bool]:
+def demo_key() -> DemoKey:
     """The demo signing key (`DEMO_KEY_NAME`, unencrypted), and whether it was made now."""
     if (key_dir() / f"{DEMO_KEY_NAME}.pem").exists():
-        return load_signing_key(DEMO_KEY_NAME, passphrase=""), False
-    return generate_key(DEMO_KEY_NAME, passphrase=None), True
+        return DemoKey(load_signing_key(DEMO_KEY_NAME, passphrase=""), False)
+    return DemoKey(generate_key(DEMO_KEY_NAME, passphrase=None), True)
 
 
 def key_id(store: Store, text: str) -> str:
@@ -119,56 +164,54 @@ def key_id(store: Store, text: str) -> str:
     )
 
 
-def keys(store: Store, key_ids: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The store's public keys (id, name, created, revoked; all, or those named by id or
-    prefix), the private keys on this machine, their folder, and the key that signs for
-    this store by default (or None).
+def keys(store: Store, key_ids: tuple[str, ...] = ()) -> KeyListing:
+    """The store's public keys (all, or those named by id or prefix), the private keys on
+    this machine, their folder, and the key that signs for this store by default.
 
     Raises:
-        LedgerError: a key id that is not in the store's keyring.
+        UnknownKey: a key id that is not in the store's keyring; AmbiguousId: a prefix of
+        several.
     """
     full = store.keyring().records()
     if key_ids:
         wanted = {key_id(store, k) for k in key_ids}
-        full = [r for r in full if r.get("key_id") in wanted]
-    records = [{k: r.get(k) for k in ("key_id", "name", "created_at")} for r in full]
-    for record in records:
-        record["revoked_at"] = store.revoked(str(record["key_id"]))
+        full = [r for r in full if r.key_id in wanted]
     folder = key_dir()
-    private = sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else []
-    return {
-        "store_keys": records,
-        "private_keys": private,
-        "key_dir": str(folder),
-        "default": default_key_for(store.root),
-    }
+    return KeyListing(
+        store_keys=[KeyInfo(r.key_id, r.name, r.created_at, store.revoked(r.key_id)) for r in full],
+        private_keys=sorted(p.stem for p in folder.glob("*.pem")) if folder.is_dir() else [],
+        key_dir=str(folder),
+        default=default_key_for(store.root),
+    )
 
 
 def export_keys(
     store: Store, path: str | Path, key_ids: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
+) -> list[PublicKeyRecord]:
     """Write the store's public key records (all, or those named by id or prefix) to `path`,
     what a reviewer passes as a trust file; return the records written.
 
     Raises:
-        LedgerError: a key id or prefix names no key of the store, or several.
+        UnknownKey: a key id or prefix names no key of the store; AmbiguousId: several.
     """
     records = store.keyring().records()
     if key_ids:
         wanted = {key_id(store, k) for k in key_ids}
-        records = [r for r in records if r.get("key_id") in wanted]
-    atomic_write(Path(path), (json.dumps(records, indent=2, sort_keys=True) + "\n").encode())
+        records = [r for r in records if r.key_id in wanted]
+    text = json.dumps([r.to_dict() for r in records], indent=2, sort_keys=True) + "\n"
+    atomic_write(Path(path), text.encode())
     return records
 
 
-def revoke(store: Store, key: str, *, signer: KeyLike = None, reason: str = "") -> tuple[str, str]:
-    """Sign and journal the revocation of key `key` (id or prefix); (key id, revocation id).
+def revoke(store: Store, key: str, *, signer: KeyLike = None, reason: str = "") -> Revoked:
+    """Sign and journal the revocation of key `key` (id or prefix).
 
     Raises:
-        SigningKeyError: no signer can be chosen; LedgerError: an unknown key id.
+        SigningKeyError: no signer can be chosen; UnknownKey: an unknown key id;
+        AlreadyRevoked: the key was revoked before.
     """
     revoked = key_id(store, key)
-    return revoked, revoke_key(store, revoked, signing_key(signer), reason)
+    return Revoked(revoked, revoke_key(store, revoked, signing_key(signer), reason))
 
 
 def set_default(store: Store, name: str) -> Path:

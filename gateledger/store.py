@@ -21,20 +21,71 @@ from ledger.manifest import check_freezable, validate_plan
 from ledger.manifest import freeze as freeze_manifest
 from ledger.rawlog import MAX_LOG_BYTES
 from ledger.store import Store, load_object, resolve_prefix
-from ledger.timestamp import check_url, configured_tsas, set_tsas, stamp
+from ledger.timestamp import StampResult, check_url, configured_tsas, set_tsas, stamp
 
 MAX_PLAN_BYTES = 64 << 20
 
 
-@dataclass
+@dataclass(frozen=True)
 class Signed:
     """A manifest, decision or anchor just signed: its id, body, the key that signed it,
-    and what each timestamp authority answered (`{"ok", "tsa", ...}` per TSA)."""
+    and what each timestamp authority answered (one `StampResult` per TSA asked)."""
 
     id: str
     body: dict[str, Any]
     key: SigningKey
-    timestamps: list[dict[str, Any]] = field(default_factory=list)
+    timestamps: list[StampResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A run just recorded by `ingest`: the run record's id and body."""
+
+    id: str
+    body: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ledger ingest --json` prints: the id as `run`, then the record."""
+        return {"run": self.id, **self.body}
+
+
+@dataclass(frozen=True)
+class Stamped:
+    """What `timestamp` asked: the object (full id), its kind, each TSA's answer."""
+
+    object: str
+    kind: str
+    timestamps: list[StampResult]
+
+    @property
+    def ok(self) -> bool:
+        """Every TSA asked answered with a token."""
+        return all(s.ok for s in self.timestamps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "timestamps": [s.to_dict() for s in self.timestamps]}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The store's settings (`settings.json`, not evidence): its default TSAs."""
+
+    tsa: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tsa": list(self.tsa)}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A read-only SQL query's answer: column names and rows (tuples in column order)."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per row (what `ledger sql --json` prints)."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
 def init(path: str | Path = ".ledger", *, host: str | None = None) -> Store:
@@ -42,7 +93,7 @@ def init(path: str | Path = ".ledger", *, host: str | None = None) -> Store:
     short hostname).
 
     Raises:
-        LedgerError: the path cannot be a store (a file is in the way, not writable).
+        StorageError: the path cannot be a store (a file is in the way, not writable).
     """
     return Store.init(path, host=host)
 
@@ -51,7 +102,7 @@ def open_store(path: str | Path = ".ledger", *, host: str | None = None) -> Stor
     """Open the store at `path`, writing as `host`.
 
     Raises:
-        LedgerError: no store there.
+        NoStore: no store there; UnsupportedStore: a store of another format version.
     """
     return Store.open(path, host=host)
 
@@ -62,27 +113,25 @@ def tsa_urls(
     """The timestamp authorities to ask: `urls`, else the store's settings; none with `none`.
 
     Raises:
-        LedgerError: a malformed URL (checked before anything is signed).
+        ConfigError: a malformed URL (checked before anything is signed).
     """
     if none:
         return []
     return [check_url(u) for u in (list(urls or ()) or configured_tsas(store))]
 
 
-def witness(store: Store, object_id: str, urls: list[str]) -> list[dict[str, Any]]:
+def witness(store: Store, object_id: str, urls: list[str]) -> list[StampResult]:
     """Timestamp a just-signed object with each of `urls`: what each TSA answered (a TSA
     that fails leaves the object as it is: it is signed and journaled already)."""
-    return [r.to_dict() for r in stamp(store, object_id, urls)] if urls else []
+    return stamp(store, object_id, urls) if urls else []
 
 
-def timestamp(
-    store: Store, object_id: str, urls: tuple[str, ...] | list[str] = ()
-) -> tuple[str, str, list[dict[str, Any]]]:
-    """Ask TSAs for tokens over an existing object (id or 12+ hex prefix): (full id, its
-    kind, what each TSA answered).
+def timestamp(store: Store, object_id: str, urls: tuple[str, ...] | list[str] = ()) -> Stamped:
+    """Ask TSAs for tokens over an existing object (id or 12+ hex prefix).
 
     Raises:
-        LedgerError: no TSA given or configured, a bad URL, an unknown id.
+        ConfigError: no TSA given or configured, a bad URL; InvalidId, UnknownObject: the
+        id; WrongKind: not a manifest, decision or anchor.
     """
     chosen = tsa_urls(store, urls)
     if not chosen:
@@ -91,29 +140,29 @@ def timestamp(
         )
     object_id = store.resolve(object_id)
     kind = str(store.get_json(object_id).get("kind"))
-    return object_id, kind, witness(store, object_id, chosen)
+    return Stamped(object_id, kind, witness(store, object_id, chosen))
 
 
 def settings(
     store: Store, *, tsa: tuple[str, ...] | list[str] = (), clear_tsa: bool = False
-) -> dict[str, Any]:
-    """Set (`tsa`, or `clear_tsa`) and return the store's settings: `{"tsa": [...]}`.
+) -> Settings:
+    """Set (`tsa`, or `clear_tsa`) and return the store's settings.
 
     Raises:
-        ConfigError: both `tsa` and `clear_tsa`; LedgerError: a malformed URL.
+        ConfigError: both `tsa` and `clear_tsa`, or a malformed URL.
     """
     if tsa and clear_tsa:
         raise ConfigError("give --tsa URL or --clear-tsa, not both")
     if tsa or clear_tsa:
         set_tsas(store, [] if clear_tsa else tsa)
-    return {"tsa": configured_tsas(store)}
+    return Settings(configured_tsas(store))
 
 
 def read_plan(path: str | Path) -> dict[str, Any]:
     """A plan file as strict JSON (no NaN, no repeated keys, bounded size and depth).
 
     Raises:
-        LedgerError: unreadable, malformed, or not a JSON object.
+        InputError: unreadable, malformed (JSONInputError), or not a JSON object.
     """
     try:
         with open(path, "rb") as fh:
@@ -140,7 +189,7 @@ def freeze_plan(
 
     Raises:
         AlreadyFrozen: the stage has a manifest and `amend` is False.
-        SigningKeyError: no key can be chosen; LedgerError: a malformed plan.
+        SigningKeyError: no key can be chosen; PlanError: a malformed plan (the key named).
     """
     if not isinstance(plan, dict):
         plan = read_plan(plan)
@@ -177,12 +226,14 @@ def ingest(
     host: str | None = None,
     stage: str | None = None,
     gpus: int = 1,
-) -> tuple[str, dict[str, Any]]:
+) -> Recorded:
     """Record a raw log file as a run (of `manifest`'s cell condition/seed/host, or as
-    unplanned compute without one): (run record id, its body).
+    unplanned compute without one).
 
     Raises:
-        LedgerError: unreadable or malformed log, a log that does not match its cell.
+        InputError: an unreadable log file; LogRefused: a log that is not one or does not
+        match its cell; UndeclaredRun: a cell the manifest does not declare;
+        AlreadyRecorded: the run has a record.
     """
     try:
         with open(log, "rb") as fh:
@@ -204,7 +255,7 @@ def ingest(
         stage=stage,
         gpus=gpus,
     )
-    return record_id, store.get_json(record_id)["body"]
+    return Recorded(record_id, store.get_json(record_id)["body"])
 
 
 def anchor(
@@ -213,7 +264,7 @@ def anchor(
     """Sign every journal's head (publish the result); `Signed.body` is the envelope.
 
     Raises:
-        SigningKeyError: no key can be chosen.
+        SigningKeyError: no key can be chosen; NothingToDo: every journal is empty.
     """
     signer = signing_key(key, store)
     urls = tsa_urls(store, tsa, none=no_tsa)
@@ -226,10 +277,11 @@ def rebuild_index(store: Store) -> Path:
     return reindex(store)
 
 
-def sql(store: Store, statement: str) -> tuple[list[str], list[tuple]]:
-    """A read-only SQL query on the index (built first if stale): (columns, rows).
+def sql(store: Store, statement: str) -> QueryResult:
+    """A read-only SQL query on the index (built first if stale).
 
     Raises:
-        LedgerError: a query that is not read-only or does not parse.
+        QueryError: a statement that is not one read-only query, or that fails.
     """
-    return query(store, statement)
+    columns, rows = query(store, statement)
+    return QueryResult(columns, rows)

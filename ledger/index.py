@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from ledger.canonical import canonical_bytes, sha256_hex
+from ledger.documents import PublicKeyRecord
 from ledger.errors import QueryError, StorageError
 from ledger.fsutil import TMP_PREFIX
 from ledger.scan import Scan, scan_objects
@@ -102,7 +103,7 @@ def _row(table: str, values: list[Any]) -> tuple:
 
 
 def derive_rows(
-    scan: Scan, journal_lines: dict[str, list[bytes]], keys: list[dict[str, Any]]
+    scan: Scan, journal_lines: dict[str, list[bytes]], keys: list[PublicKeyRecord]
 ) -> dict[str, list[tuple]]:
     """Every table's rows, from parsed objects, journal lines and key records alone."""
     rows: dict[str, list[tuple]] = {name: [] for name in SCHEMA}
@@ -200,10 +201,7 @@ def derive_rows(
                 )
             )
     for rec in keys:
-        if isinstance(rec, dict):
-            rows["keys"].append(
-                _row("keys", [rec.get("key_id"), rec.get("name"), rec.get("created_at")])
-            )
+        rows["keys"].append(_row("keys", [rec.key_id, rec.name, rec.created_at]))
     return rows
 
 

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ledger.canonical import canonical_bytes, sha256_hex
+from ledger.document import parse
+from ledger.documents import PublicKeyRecord
 from ledger.errors import (
     ConfigError,
     IntegrityError,
@@ -294,11 +296,13 @@ class Keyring:
     def ids(self) -> list[str]:
         return [p.stem for p in self.files()]
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[PublicKeyRecord]:
+        """Every key record that parses (`check` reports the others)."""
         out = []
         for path in self.files():
             try:
-                out.append(_parse(path.read_bytes(), f"keys/{path.name}"))
+                record = _parse(path.read_bytes(), f"keys/{path.name}")
+                out.append(parse(PublicKeyRecord, record, f"keys/{path.name}", IntegrityError))
             except LedgerError:
                 continue
         return out

@@ -8,13 +8,32 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ledger.scan import looks_like_envelope
 from ledger.store import Store
 
 
-def store_status(store: Store) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StoreCounts:
+    """What a store holds: objects by kind (`raw` for raw logs), runs by status, each
+    journal's head (`{"host", "seq", "hash"}`), the keyring (id and name), temp files."""
+
+    store: str
+    host: str
+    objects: int
+    by_kind: dict[str, int]
+    runs_by_status: dict[str, int]
+    journals: list[dict[str, Any]]
+    keys: list[dict[str, Any]]
+    leftover_temp_files: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def store_status(store: Store) -> StoreCounts:
     """Counts of objects by kind, runs by status, journals and heads, keys, temp files."""
     kinds: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
@@ -34,15 +53,15 @@ def store_status(store: Store) -> dict[str, Any]:
         kinds[kind] += 1
         if kind == "run":
             statuses[str(obj.get("body", {}).get("status"))] += 1
-    return {
-        "store": str(store.root),
-        "host": store.host,
-        "objects": total,
-        "by_kind": dict(sorted(kinds.items())),
-        "runs_by_status": dict(sorted(statuses.items())),
-        "journals": [
+    return StoreCounts(
+        store=str(store.root),
+        host=store.host,
+        objects=total,
+        by_kind=dict(sorted(kinds.items())),
+        runs_by_status=dict(sorted(statuses.items())),
+        journals=[
             j.head() or {"host": j.host, "seq": None, "hash": None} for j in store.journals()
         ],
-        "keys": [{k: r.get(k) for k in ("key_id", "name")} for r in store.keyring().records()],
-        "leftover_temp_files": len(store.leftovers()),
-    }
+        keys=[{"key_id": r.key_id, "name": r.name} for r in store.keyring().records()],
+        leftover_temp_files=len(store.leftovers()),
+    )

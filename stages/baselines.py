@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledger.errors import CampaignError, ConfigError
@@ -39,7 +39,7 @@ def _plan(
     campaign: Campaign,
     stage: str,
     budget_s: float,
-    cells: list[tuple[int, str]],
+    cells: Sequence[tuple[int, str]],
     run_conditions: list[Condition],
     extra_conditions: list[Condition],
     rule: dict[str, Any],
@@ -104,7 +104,7 @@ def greedy_search(
     executor: Executor,
     *,
     budget_s: float,
-    cells: list[tuple[int, str]],
+    cells: Sequence[tuple[int, str]],
     start: str | None = None,
     host: str | None = None,
     data: Any = None,
@@ -206,7 +206,7 @@ def random_search(
     executor: Executor,
     *,
     budget_s: float,
-    cells: list[tuple[int, str]],
+    cells: Sequence[tuple[int, str]],
     gpu_hours: float,
     match: str,
     seed: int = 0,

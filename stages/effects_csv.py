@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ledger.errors import InputError, LedgerError
-from stages.stats import estimate_effects
+from stages.stats import EffectsResult, estimate_effects
 
 
 def _level(text: str) -> int | None:
@@ -26,14 +28,25 @@ def _level(text: str) -> int | None:
     return int(v) if v in (-1.0, 1.0) else None
 
 
+@dataclass(frozen=True)
+class CsvEffects:
+    """The effects of a CSV's rows (`result`: each effect's term, effect, coef, se, t, p,
+    q, 95% t interval and alias chain; the method, dfs, dropped terms and notes)."""
+
+    path: str
+    response: str
+    result: EffectsResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ledger effects --json` prints: the keys of CSV_KEYS."""
+        d = self.result.to_dict()
+        return {k: d[k] for k in CSV_KEYS}
+
+
 def analyse_csv(
     path: str | Path, response: str, terms: str = "main", block: str | None = None
-) -> dict:
-    """Read the CSV, estimate effects, and return the JSON-friendly effects table.
-
-    Keys: CSV_KEYS. Each effect has term, effect, coef, se, t, p, q, its 95% t interval
-    (ci_low, ci_high) and `aliases` (the other words of its chain in these rows).
-    """
+) -> CsvEffects:
+    """Read the CSV and estimate effects (the estimator the gates use)."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -91,8 +104,7 @@ def analyse_csv(
         result = estimate_effects(rows, factors, response=response, terms=terms, block=block)
     except LedgerError as exc:
         raise type(exc)(f"{path}: {exc}") from None  # the same error, naming the file
-    d = result.to_dict()
-    return {k: d[k] for k in CSV_KEYS}
+    return CsvEffects(str(path), response, result)
 
 
 CSV_KEYS = (

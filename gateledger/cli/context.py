@@ -14,6 +14,7 @@ import click
 
 import gateledger as gl
 from ledger.store import Store
+from ledger.timestamp import StampResult
 
 
 def open_store(ctx: click.Context) -> Store:
@@ -26,10 +27,16 @@ def store_root(ctx: click.Context) -> str:
     return ctx.find_root().obj.get("store") or ".ledger"
 
 
+def plain(value: Any) -> Any:
+    """A result as JSON sees it: its `to_dict()` (results, documents), else its text."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
+
+
 def emit(data: Any, as_json: bool, text: str | None = None) -> None:
     """Print JSON (for --json) or the human line."""
     if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=plain))
     elif text is not None:
         click.echo(text)
 
@@ -82,19 +89,18 @@ def tsa_options(func):
     return func
 
 
-def say_stamps(results: list[dict[str, Any]], object_id: str, kind: str, as_json: bool) -> None:
+def say_stamps(results: list[StampResult], object_id: str, kind: str, as_json: bool) -> None:
     """One line per token (text mode), one warning per failed TSA (stderr, always)."""
     for result in results:
-        if result["ok"]:
+        if result.ok:
             if not as_json:
                 click.echo(
-                    f"  timestamped by {result['tsa']} at {result['gen_time']} "
-                    f"(token {result['token']})"
+                    f"  timestamped by {result.tsa} at {result.gen_time} (token {result.token})"
                 )
         else:
             click.echo(
-                f"warning: {result['error']}; the {kind} stands, unwitnessed by this "
-                f"TSA (retry: ledger timestamp {object_id} --tsa {result['tsa']})",
+                f"warning: {result.error}; the {kind} stands, unwitnessed by this "
+                f"TSA (retry: ledger timestamp {object_id} --tsa {result.tsa})",
                 err=True,
             )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,10 @@ from gateledger.cli.status_watch import frame_lines, show_frames
 from gateledger.cli.tables import text_table
 from gateledger.errors import ConfigError
 from stages.runner_checks import frozen_keys_unchecked, unchecked_note
+
+if TYPE_CHECKING:  # the result types, for the checker only (the API loads on first use)
+    from gateledger.signing import KeyListing
+    from ledger.status import StoreCounts
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -171,16 +175,16 @@ def keys_cmd(
             f"{default_name} now signs for {store.root} by default (remembered in {path})",
         )
     elif revoke_id:
-        revoked, revocation = gl.revoke(store, revoke_id, signer=key_name, reason=reason)
+        done = gl.revoke(store, revoke_id, signer=key_name, reason=reason)
         emit(
-            {"revoked": revoked, "revocation": revocation},
+            {"revoked": done.key_id, "revocation": done.revocation},
             as_json,
-            f"revoked key {revoked} (revocation {revocation})",
+            f"revoked key {done.key_id} (revocation {done.revocation})",
         )
     elif export_path:
         records = gl.export_keys(store, export_path, key_ids)
         emit(
-            {"exported": [r.get("key_id") for r in records], "path": export_path},
+            {"exported": [r.key_id for r in records], "path": export_path},
             as_json,
             f"wrote {len(records)} public key record(s) to {export_path}",
         )
@@ -188,23 +192,19 @@ def keys_cmd(
         _say_keys(gl.keys(store, key_ids), as_json)
 
 
-def _say_keys(listing: dict[str, Any], as_json: bool) -> None:
+def _say_keys(listing: KeyListing, as_json: bool) -> None:
     """The store's keyring, the private keys here, and the store's default signer."""
     if as_json:
         emit(listing, True)
         return
-    records = listing["store_keys"]
+    records = listing.store_keys
     click.echo(f"store keyring ({len(records)}):")
     for record in records:
-        revoked = f"  REVOKED {record['revoked_at']}" if record["revoked_at"] else ""
-        click.echo(
-            f"  {record['key_id']}  {record['name']}  created {record['created_at']}{revoked}"
-        )
-    click.echo(
-        f"private keys in {listing['key_dir']}: {', '.join(listing['private_keys']) or 'none'}"
-    )
+        revoked = f"  REVOKED {record.revoked_at}" if record.revoked_at else ""
+        click.echo(f"  {record.key_id}  {record.name}  created {record.created_at}{revoked}")
+    click.echo(f"private keys in {listing.key_dir}: {', '.join(listing.private_keys) or 'none'}")
     fallback = "(not set: --key, LEDGER_KEY, or the only key)"
-    click.echo(f"signs for this store by default: {listing['default'] or fallback}")
+    click.echo(f"signs for this store by default: {listing.default or fallback}")
 
 
 @click.command("freeze")
@@ -392,7 +392,7 @@ def ingest_cmd(
       ledger ingest run.jsonl --manifest ID --condition CID --seed 0 --host a100
       ledger ingest stdout.txt --format autoresearch          # unplanned compute
     """
-    record_id, body = gl.ingest(
+    recorded = gl.ingest(
         open_store(ctx),
         log,
         fmt=fmt,
@@ -403,10 +403,11 @@ def ingest_cmd(
         stage=stage,
         gpus=gpus,
     )
+    body = recorded.body
     emit(
-        {"run": record_id, **body},
+        recorded,
         as_json,
-        f"recorded run {record_id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})",
+        f"recorded run {recorded.id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})",
     )
 
 
@@ -467,14 +468,16 @@ def timestamp_cmd(
       ledger timestamp 3f2a9c1d0e77 --tsa https://freetsa.org/tsr   # an id or its first 12+ hex
       ledger timestamp 3f2a9c1d0e77 --json     # the TSAs of `ledger settings`
     """
-    object_id, kind, stamps = gl.timestamp(open_store(ctx), object_id, tsa_urls)
+    stamped = gl.timestamp(open_store(ctx), object_id, tsa_urls)
+    stamps = stamped.timestamps
     emit(
-        {"object": object_id, "timestamps": stamps},
+        stamped,
         as_json,
-        f"{kind} {object_id}: {sum(s['ok'] for s in stamps)} of {len(stamps)} TSA(s) answered",
+        f"{stamped.kind} {stamped.object}: {sum(s.ok for s in stamps)} of {len(stamps)} "
+        f"TSA(s) answered",
     )
-    say_stamps(stamps, object_id, kind, as_json)
-    if not all(s["ok"] for s in stamps):
+    say_stamps(stamps, stamped.object, stamped.kind, as_json)
+    if not stamped.ok:
         ctx.exit(1)
 
 
@@ -501,7 +504,7 @@ def settings_cmd(
       ledger settings                       # show them
       ledger settings --clear-tsa
     """
-    urls = gl.settings(open_store(ctx), tsa=tsa_urls, clear_tsa=clear_tsa)["tsa"]
+    urls = gl.settings(open_store(ctx), tsa=tsa_urls, clear_tsa=clear_tsa).tsa
     emit({"tsa": urls}, as_json, "timestamp authorities: " + (", ".join(urls) if urls else "none"))
 
 
@@ -533,14 +536,15 @@ def sql_cmd(ctx: click.Context, query: str, as_json: bool) -> None:
       ledger sql "SELECT status, count(*) AS n FROM runs GROUP BY status"
       ledger sql "SELECT stage, sum(training_seconds*gpus)/3600 AS gpu_h FROM runs GROUP BY 1"
     """
-    columns, rows = gl.sql(open_store(ctx), query)
+    result = gl.sql(open_store(ctx), query)
     if as_json:
-        emit([dict(zip(columns, r, strict=True)) for r in rows], True)
+        emit(result.records(), True)
         return
-    cells = [["NULL" if v is None else str(v) for v in row] for row in rows]
-    for line in text_table(columns, cells):
+    cells = [["NULL" if v is None else str(v) for v in row] for row in result.rows]
+    for line in text_table(result.columns, cells):
         click.echo(line)
-    click.echo(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    n = len(result.rows)
+    click.echo(f"({n} row{'s' if n != 1 else ''})")
 
 
 @click.command("status")
@@ -616,20 +620,20 @@ def status_cmd(
     if as_json:
         emit(out, True)
         return
-    _say_store(out)
-    if out["progress"]:
-        for line in frame_lines(out["progress"]):
+    _say_store(out.store)
+    if out.progress:
+        for line in frame_lines([row.to_dict() for row in out.progress]):
             click.echo(line)
-    _say_stage_failures(out.get("stages", []))
+    _say_stage_failures(out.stages or [])
 
 
-def _say_store(out: dict[str, Any]) -> None:
+def _say_store(out: StoreCounts) -> None:
     """Objects by kind, runs by status, journal heads and keys."""
-    kinds = out["by_kind"]
-    parts = sorted(h["host"] for h in out["journals"])
+    kinds = out.by_kind
+    parts = sorted(h["host"] for h in out.journals)
     click.echo(
-        f"store {out['store']}: {out['objects']} objects; journal parts: "
-        f"{', '.join(parts) or 'none'}; commands here write as host {out['host']} "
+        f"store {out.store}: {out.objects} objects; journal parts: "
+        f"{', '.join(parts) or 'none'}; commands here write as host {out.host} "
         f"(--host or LEDGER_HOST to change)"
     )
     click.echo(
@@ -637,13 +641,13 @@ def _say_store(out: dict[str, Any]) -> None:
         f"decisions {kinds.get('decision', 0)}, anchors {kinds.get('anchor', 0)}, "
         f"raw logs {kinds.get('raw', 0)}"
     )
-    if out["runs_by_status"]:
+    if out.runs_by_status:
         click.echo(
-            "  runs by status: " + ", ".join(f"{s} {n}" for s, n in out["runs_by_status"].items())
+            "  runs by status: " + ", ".join(f"{s} {n}" for s, n in out.runs_by_status.items())
         )
-    for head in out["journals"]:
+    for head in out.journals:
         click.echo(f"  journal {head['host']}: head seq {head['seq']} {head['hash']}")
-    for key in out["keys"]:
+    for key in out.keys:
         click.echo(f"  key {key['key_id']} {key['name']}")
 
 

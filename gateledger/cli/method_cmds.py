@@ -6,7 +6,7 @@ Each parses its options, calls one `gateledger` function and formats what it ret
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +14,9 @@ import gateledger as gl
 from gateledger.cli.context import emit, open_store, say_stamps, tsa_options
 from gateledger.cli.tables import text_table
 from ledger.keys import DEMO_KEY_NAME
+
+if TYPE_CHECKING:  # the result types, for the checker only (the method loads on first use)
+    from gateledger.method import DesignSummary
 
 CAMPAIGN_OPTION = click.option(
     "--campaign",
@@ -55,23 +58,23 @@ def design_cmd(spec, stage, campaign_path, generators, as_json):
         _say_design(out)
 
 
-def _say_design(out: dict[str, Any]) -> None:
+def _say_design(design: DesignSummary) -> None:
     """Size and resolution, generators, defining relation, alias chains, the runs' signs."""
     click.echo(
-        f"2^({out['k']}-{out['p']}) design, {len(out['runs'])} runs, "
-        f"resolution {out['resolution_roman']}"
+        f"2^({design.k}-{design.p}) design, {len(design.runs)} runs, "
+        f"resolution {design.resolution_roman}"
     )
-    if out["generators"]:
-        click.echo("generators:        " + ", ".join(out["generators"]))
-        click.echo("defining relation: I = " + " = ".join(out["defining_relation"]))
-    if out["aliases"]:
+    if design.generators:
+        click.echo("generators:        " + ", ".join(design.generators))
+        click.echo("defining relation: I = " + " = ".join(design.defining_relation))
+    if design.aliases:
         click.echo("aliases:")
-        for chain in out["aliases"]:
+        for chain in design.aliases:
             click.echo("  " + " = ".join(chain))
-    letters = sorted(out["runs"][0]) if out["runs"] else []
+    letters = sorted(design.runs[0]) if design.runs else []
     click.echo("runs (standard order):")
     click.echo("  " + "name".ljust(10) + " ".join(f"{x:>3}" for x in letters))
-    for run, name in zip(out["runs"], out["names"], strict=True):
+    for run, name in zip(design.runs, design.names, strict=True):
         signs = " ".join(f"{'+' if run[x] > 0 else '-':>3}" for x in letters)
         click.echo("  " + name.ljust(10) + signs)
 
@@ -301,10 +304,11 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     Example:
       ledger effects screen.csv --response val_bpb --terms all --json
     """
-    out = gl.effects(csv_path, response, terms=terms, block=block)
+    result = gl.effects(csv_path, response, terms=terms, block=block)
     if as_json:
-        emit(out, True)
+        emit(result, True)
         return
+    out = result.to_dict()
     method = out["method"]
     click.echo(
         f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'])}"
@@ -348,7 +352,7 @@ DEMO_KEY = DEMO_KEY_NAME
 
 def _demo_key():
     """The demo signing key, made on first use (said on stderr)."""
-    key, made = gl.demo_key()
+    key, made = (demo := gl.demo_key()).key, demo.made
     if made:
         click.echo(
             f"making the demo signing key {DEMO_KEY} (unencrypted; for the demo only)", err=True
@@ -441,7 +445,7 @@ def campaign_cmd(
         campaign.stage(until)  # an unknown stage is an error before any key or run
     key = _demo_key() if demo_key else key_name
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
-    log, stamps = gl.walk(
+    walked = gl.walk(
         store,
         campaign,
         key=key,
@@ -460,12 +464,13 @@ def campaign_cmd(
         grace=grace,
         address=address,
     )
+    stamps, steps = walked.stamps, walked.log.steps
     urls = bool(stamps) or bool(gl.tsa_urls(store, tsa_urls, none=no_tsa))
     emit(
-        {"campaign": campaign.name, "steps": log.steps, "timestamps": stamps},
+        {"campaign": campaign.name, "steps": steps, "timestamps": stamps},
         as_json,
-        f"campaign {campaign.name}: {len(log.steps)} step(s) done"
-        + (f", {sum(s['ok'] for s in stamps)} timestamp token(s)" if urls else "")
+        f"campaign {campaign.name}: {len(steps)} step(s) done"
+        + (f", {sum(s.ok for s in stamps)} timestamp token(s)" if urls else "")
         + "; next: `ledger audit`",
     )
 

@@ -43,8 +43,7 @@ def test_the_docstring_example_runs(tmp_path, monkeypatch):
 
 
 def test_every_public_name_resolves_and_none_is_a_submodule():
-    typed = {n for n in gl.__all__ if n[0].isupper() and n != "Signed"}
-    assert set(gl.__all__) == set(gl._HOME_OF) | typed | {"errors"}
+    assert dir(gl) == gl.__all__ == sorted(gl._HOME_OF)
     for name in gl.__all__:
         value = getattr(gl, name)
         assert not isinstance(value, type(gl)) or name == "errors", name
@@ -52,19 +51,32 @@ def test_every_public_name_resolves_and_none_is_a_submodule():
         gl.no_such_verb  # noqa: B018
 
 
-def test_the_names_editors_see_are_the_names_the_api_loads():
-    """The TYPE_CHECKING imports (what an editor or type checker sees) name each function
-    from the module `__getattr__` loads it from, so the two lists cannot drift apart."""
-    tree = ast.parse((ROOT / "gateledger" / "__init__.py").read_text())
-    seen = {
-        alias.name: node.module
-        for node in ast.walk(tree)
+def test_the_stub_is_the_one_list_of_names():
+    """`__init__.pyi` is what editors and type checkers read, and what `__getattr__` loads
+    from: each name it lists is defined (or re-exported) by the module it names, and
+    `__init__.py` writes no name of its own."""
+    tree = ast.parse((ROOT / "gateledger" / "__init__.pyi").read_text())
+    listed = {
+        alias.asname: node.module
+        for node in tree.body
         if isinstance(node, ast.ImportFrom)
-        and (node.module or "").startswith("gateledger.")
-        and node.module != "gateledger.errors"
         for alias in node.names
     }
-    assert seen == gl._HOME_OF
+    assert listed == gl._HOME_OF and all(
+        alias.asname == alias.name for node in tree.body for alias in getattr(node, "names", [])
+    )
+    for name, module in listed.items():
+        owner = __import__(module, fromlist=[name])
+        assert getattr(gl, name) is getattr(owner, name), name
+    source = (ROOT / "gateledger" / "__init__.py").read_text()
+    code = source[source.index("from __future__") :]
+    assert not any(f'"{name}"' in code for name in gl.__all__)
+
+
+def test_docs_api_names_every_public_name():
+    text = (ROOT / "docs" / "api.md").read_text()
+    missing = [name for name in gl.__all__ if f"`{name}" not in text and name != "errors"]
+    assert not missing, missing
 
 
 def test_second_freeze_is_refused_and_amend_replaces(store, key, camp):
@@ -110,7 +122,7 @@ def test_decide_with_allow_missing_records_what_is_missing(store, key, camp):
 def test_freeze_without_any_key_is_a_signing_key_error(store, camp):
     with pytest.raises(gl.SigningKeyError, match="no signing key"):
         gl.freeze(store, camp, "screen", sim_only=True)
-    assert gl.status(store)["by_kind"] == {}  # nothing written
+    assert gl.status(store).store.by_kind == {}  # nothing written
 
 
 def test_several_keys_and_no_choice_is_a_signing_key_error(tmp_path, camp):
@@ -162,8 +174,8 @@ def test_report_and_design_are_what_the_commands_show(store, key, camp):
     assert data["audit"]["verdict"] == "clean" and [s["name"] for s in data["stages"]] == ["screen"]
     assert gl.cost_summary(data)["costs"]["n_runs"] == 17
     design = gl.design(campaign=camp, stage="screen")
-    assert len(design["runs"]) == 16 and design["resolution_roman"] == "V"
-    assert len(design["conditions"]) == 16
+    assert len(design.runs) == 16 and design.resolution_roman == "V"
+    assert design.conditions is not None and len(design.conditions) == 16
     with pytest.raises(gl.ConfigError):
         gl.design()
 

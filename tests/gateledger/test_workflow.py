@@ -17,7 +17,7 @@ def env(tmp_path, sim_campaign):
 
 def manifest_of(store, camp, stage):
     """The id of the stage's manifest in force, as `gl.status` reports it."""
-    rows = {row["stage"]: row for row in gl.status(store, camp)["progress"]}
+    rows = {row.stage: row.to_dict() for row in gl.status(store, camp).progress}
     return rows[stage]["manifest"]
 
 
@@ -90,16 +90,17 @@ def test_multi_host_stage_needs_a_host_block_for_real_executors(env):
     gl.freeze(store, camp, "gate", key=key, sim_only=True)
     with pytest.raises(gl.LedgerError, match="pass --host NAME"):
         gl.run(store, camp, "gate", executor="local")
-    assert gl.status(store, camp)["by_kind"]["run"] == 17  # the screen's runs, no gate run
+    assert gl.status(store, camp).store.by_kind["run"] == 17  # the screen's runs, no gate run
 
 
 def test_whole_campaign_promotes_through_gates(env):
     store, key, camp = env
-    log, stamps = gl.walk(store, camp, key=key, executor="sim")
+    walked = gl.walk(store, camp, key=key, executor="sim")
+    log, stamps = walked.log, walked.stamps
     decided = [s for s in log.steps if s["action"] == "decided"]
     assert [s["stage"] for s in decided] == ["screen", "gate", "final"] and stamps == []
-    gate = {row["stage"]: row for row in gl.status(store, camp)["progress"]}["gate"]
+    gate = {row.stage: row for row in gl.status(store, camp).progress}["gate"]
     # gate candidates: screen's 4 promoted + the added condition, each in 4 cells
-    assert gate["declared"] == 20 and gate["recorded"] == 20
+    assert gate.declared == 20 and gate.recorded == 20
     final = decided[-1]["promoted"]
     assert "base" in final

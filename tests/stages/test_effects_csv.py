@@ -39,7 +39,7 @@ def filtration_csv(tmp_path):
 
 
 def test_saturated_lenth(tmp_path):
-    out = analyse_csv(filtration_csv(tmp_path), "rate", terms="all")
+    out = analyse_csv(filtration_csv(tmp_path), "rate", terms="all").to_dict()
     assert set(out) == KEYS and out["method"] == "lenth" and out["df_resid"] == 0
     assert out["pse"] == pytest.approx(2.625)
     eff = {e["term"]: e["effect"] for e in out["effects"]}
@@ -61,9 +61,9 @@ def test_saturated_lenth(tmp_path):
 
 def test_main_and_explicit_terms(tmp_path):
     path = filtration_csv(tmp_path)
-    out = analyse_csv(path, "rate")
+    out = analyse_csv(path, "rate").to_dict()
     assert out["method"] == "ols" and out["df_resid"] == 11 and out["pse"] is None
-    out = analyse_csv(path, "rate", terms="A, C, AC")
+    out = analyse_csv(path, "rate", terms="A, C, AC").to_dict()
     assert [e["term"] for e in out["effects"]] == ["A", "C", "AC"]
     assert out["effects"][2]["effect"] == pytest.approx(-18.125)
 
@@ -72,7 +72,7 @@ def test_non_letter_columns_detected_by_levels(tmp_path):
     rows = [[r["A"], r["B"], "h1" if i < 2 else "h2", 10 + 2 * r["A"] - r["B"]]
             for i, r in enumerate(full_factorial(2) * 2)]  # fmt: skip
     p = write(tmp_path, ["lr", "depth", "host", "y"], rows)
-    out = analyse_csv(p, "y", terms="all")
+    out = analyse_csv(p, "y", terms="all").to_dict()
     assert [e["term"] for e in out["effects"]] == ["lr", "depth", "lr:depth"]
     assert out["effects"][0]["effect"] == pytest.approx(4.0)
 
@@ -81,7 +81,7 @@ def test_block(tmp_path):
     rows = []
     for host, off in (("h1", 0.0), ("h2", 0.5)):
         rows += [[r["A"], r["B"], host, 10 + 2 * r["A"] - r["B"] + off] for r in full_factorial(2)]
-    out = analyse_csv(write(tmp_path, ["A", "B", "host", "y"], rows), "y", block="host")
+    out = analyse_csv(write(tmp_path, ["A", "B", "host", "y"], rows), "y", block="host").to_dict()
     assert out["effects"][1]["effect"] == pytest.approx(-2.0) and out["df_resid"] == 4
 
 
@@ -114,7 +114,7 @@ def test_aliases_dropped_and_block_in_the_json(tmp_path):
         ]
     out = analyse_csv(
         write(tmp_path, ["A", "B", "C", "D", "host", "y"], rows), "y", terms="all", block="host"
-    )
+    ).to_dict()
     chains = {e["term"]: e["aliases"] for e in out["effects"]}
     assert chains == {
         "A": ["BCD"],
