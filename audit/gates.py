@@ -6,18 +6,23 @@ exit 1. A stage that is frozen but not decided is `undecided`, not clean.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from audit.evidence import Evidence
-from audit.runs import RunCheck
+from audit.runs import ObservedRun, RunCheck
 from ledger.binding_level import BindingLevel, binding_level
 from ledger.canonical import canonical_bytes
+from ledger.document import one_line
 from ledger.errors import LedgerError
+from ledger.plan_model import Manifest, Plan
 from ledger.problems import Problem
 from ledger.verify import Event, before
 from stages.decide import SIGNING_FIELDS, derive_decision
-from stages.observations import select_runs
+from stages.observations import RecordedRun, Used, select_runs
 
 
 @dataclass
@@ -251,8 +256,14 @@ def counting_decision(ev: Evidence, mid: str) -> str | None:
 def _check_decision(
     ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], runs: list[RunCheck]
 ) -> None:
-    observed = [(r.id, r.observed) for r in runs]
-    used, missing, extra = select_runs(mid, body, observed)
+    observed: list[tuple[str, RecordedRun]] = [(r.id, ObservedRun.of(r.observed)) for r in runs]
+    try:
+        plan = Manifest.model_validate(body)
+    except ValidationError as exc:
+        why = one_line(f"manifest {mid[:12]}", exc)
+        stage_audit.failed("decision reproduces from raw logs", why, [Problem(mid, why)])
+        return
+    used, missing, extra = select_runs(mid, plan, observed)
     started = {e.fields.get("run") for e in ev.for_manifest("run_started", mid)}
     unstarted = [
         Problem(used[k][0], f"run {k} has no run_started event") for k in used if k not in started
@@ -298,7 +309,7 @@ def _check_decision(
             else "",
         )
     _check_cited_runs(ev, stage_audit, did, recorded, used)
-    _check_reproduces(stage_audit, mid, body, did, recorded, observed)
+    _check_reproduces(stage_audit, mid, plan, did, recorded, observed)
 
 
 def _check_cited_runs(
@@ -306,7 +317,7 @@ def _check_cited_runs(
     stage_audit: StageAudit,
     did: str,
     recorded: dict[str, Any],
-    used: dict[str, tuple[str, dict]],
+    used: Used,
 ) -> None:
     cited = recorded.get("runs", [])
     expected = sorted(rid for rid, _ in used.values())
@@ -341,14 +352,14 @@ def _check_cited_runs(
 def _check_reproduces(
     stage_audit: StageAudit,
     mid: str,
-    body: dict[str, Any],
+    plan: Plan,
     did: str,
     recorded: dict[str, Any],
-    observed: list[tuple[str, dict]],
+    observed: Sequence[tuple[str, RecordedRun]],
 ) -> None:
     """The frozen rule applied to the observations the raw logs support gives the decision."""
     try:
-        derived = derive_decision(mid, body, observed)
+        derived = derive_decision(mid, plan, observed)
     except LedgerError as exc:
         stage_audit.failed(
             "decision reproduces from raw logs",

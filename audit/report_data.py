@@ -11,11 +11,14 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from pydantic import ValidationError
+
 from audit.compare import comparison
 from audit.costs import counterfactuals, split_costs
 from audit.evaluation_report import saved_evaluation
 from audit.rederive import AuditResult
 from audit.summary import caveats, provenance, run_facts, verdict
+from ledger.documents import RunRecord
 from ledger.errors import LedgerError
 from ledger.store import Store
 from stages.campaign import Campaign
@@ -89,7 +92,10 @@ _DEFAULT_REASON = {
 def failure_reason(store: Store, run: dict[str, Any]) -> str:
     """Why a run is not `ok`: the runner's error or its stderr's last line (kept with the
     run), else what its status means."""
-    reason = run_failure_reason(store, run)
+    try:
+        reason = run_failure_reason(store, RunRecord.model_validate(run))
+    except ValidationError:  # the audit names a record that is not one; no reason to show
+        reason = ""
     return reason or _DEFAULT_REASON.get(str(run.get("status")), str(run.get("status")))
 
 

@@ -37,6 +37,36 @@ class RunCheck:
 PROVENANCE_FIELDS = ("torch", "device", "runner", "runner_version")
 
 
+@dataclass(frozen=True)
+class ObservedRun:
+    """A run record with the status and metrics its raw log supports, as a decision reads
+    it (`stages.observations.RecordedRun`); fields as the record holds them."""
+
+    manifest: Any
+    condition: Any
+    seed: Any
+    host: Any
+    status: Any
+    recorded_at: Any
+    metrics: dict[str, Any]
+
+    @classmethod
+    def of(cls, observed: dict[str, Any]) -> ObservedRun:
+        metrics = observed.get("metrics")
+        return cls(
+            observed.get("manifest"),
+            observed.get("condition"),
+            observed.get("seed"),
+            observed.get("host"),
+            observed.get("status"),
+            observed.get("recorded_at") or "",
+            metrics if isinstance(metrics, dict) else {},
+        )
+
+    def value(self, metric: str) -> Any:
+        return self.metrics.get(metric)
+
+
 def check_run(
     ev: Evidence, rid: str, record: dict[str, Any], manifests: dict[str, dict[str, Any]]
 ) -> RunCheck:

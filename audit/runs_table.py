@@ -18,7 +18,9 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ledger.documents import RunRecord
 from ledger.errors import ConfigError, UnknownStage
+from ledger.plan_model import Manifest, Plan
 from ledger.store import Store
 from stages.lookup import Entry, all_decisions, all_manifests, all_runs
 
@@ -49,26 +51,24 @@ class RunsTable:
         }
 
 
-def stage_kind(manifest: dict[str, Any]) -> str:
+def stage_kind(manifest: Plan) -> str:
     """`baseline` for a baseline's manifest (its spec says so), else `gate`."""
-    return "baseline" if "baseline" in (manifest.get("spec") or {}) else "gate"
+    return "baseline" if "baseline" in manifest.spec else "gate"
 
 
-def _factor_keys(manifests: list[Entry]) -> dict[str, str]:
+def _factor_keys(manifests: list[Entry[Manifest]]) -> dict[str, str]:
     """Config key -> letter, over every manifest's frozen factors, in letter order."""
     pairs: dict[str, str] = {}
     for entry in manifests:
-        factors = (entry.body.get("analysis") or {}).get("factors") or {}
+        factors = entry.body.analysis.factors
         for letter in sorted(factors):
-            key = (factors[letter] or {}).get("key")
-            if isinstance(key, str):
-                pairs.setdefault(key, letter)
+            pairs.setdefault(factors[letter].key, letter)
     return dict(sorted(pairs.items(), key=lambda kv: (kv[1], kv[0])))
 
 
-def _metric(manifests: list[Entry]) -> str:
-    metrics = {str((m.body.get("analysis") or {}).get("metric")) for m in manifests}
-    return metrics.pop() if len(metrics) == 1 and "None" not in metrics else "val_bpb"
+def _metric(manifests: list[Entry[Manifest]]) -> str:
+    metrics = {m.body.analysis.metric for m in manifests}
+    return metrics.pop() if len(metrics) == 1 else "val_bpb"
 
 
 def _number(value: Any) -> float | None:
@@ -77,43 +77,41 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def gpu_hours(record: dict[str, Any]) -> float:
+def gpu_hours(record: RunRecord) -> float:
     """Training GPU-hours of one run record: training seconds x GPUs / 3600 (DESIGN §8)."""
-    seconds = _number((record.get("metrics") or {}).get("training_seconds")) or 0.0
-    gpus = record.get("gpus")
-    return seconds * (max(gpus, 1) if isinstance(gpus, int) else 1) / 3600.0
+    seconds = _number(record.metrics.training_seconds) or 0.0
+    return seconds * max(record.gpus, 1) / 3600.0
 
 
 def _row(
-    run: Entry, manifest: dict[str, Any] | None, keys: dict[str, str], metric: str
+    run: Entry[RunRecord], manifest: Manifest | None, keys: dict[str, str], metric: str
 ) -> dict[str, Any]:
     body = run.body
-    metrics = body.get("metrics") or {}
-    cid = body.get("condition")
-    info = ((manifest or {}).get("conditions") or {}).get(cid) or {}
-    config = info.get("config") or {}
+    cid = body.condition
+    info = manifest.conditions.get(cid) if manifest is not None and cid is not None else None
+    config = info.config if info is not None else {}
     row: dict[str, Any] = {
         "run": run.id,
-        "campaign": (manifest or {}).get("campaign"),
-        "stage": body.get("stage") or (manifest or {}).get("stage") or "(unplanned)",
+        "campaign": manifest.campaign if manifest is not None else None,
+        "stage": body.stage or (manifest.stage if manifest is not None else "(unplanned)"),
         "kind": stage_kind(manifest) if manifest is not None else "unplanned",
-        "manifest": body.get("manifest"),
-        "condition": info.get("name") or (str(cid)[:8] if cid else None),
+        "manifest": body.manifest,
+        "condition": info.name if info is not None else (cid[:8] if cid else None),
         "condition_id": cid,
     }
     for key in keys:
         row[key] = config.get(key)
     row.update(
         {
-            "seed": body.get("seed"),
-            "host": body.get("host"),
-            "status": body.get("status"),
-            metric: _number(metrics.get(metric)),
-            "training_seconds": _number(metrics.get("training_seconds")),
-            "tokens_per_s": _number(metrics.get("tokens_per_s")),
-            "mfu": _number(metrics.get("mfu")),
+            "seed": body.seed,
+            "host": body.host,
+            "status": body.status,
+            metric: _number(body.value(metric)),
+            "training_seconds": _number(body.metrics.training_seconds),
+            "tokens_per_s": _number(body.metrics.tokens_per_s),
+            "mfu": _number(body.metrics.mfu),
             "gpu_hours": gpu_hours(body),
-            "runner": body.get("runner"),
+            "runner": body.runner,
         }
     )
     return row
@@ -154,8 +152,8 @@ def runs_table(
         raise ConfigError(f"--status {bad[0]!r} is not a run status ({', '.join(RUN_STATUSES)})")
     manifests = all_manifests(store)
     if campaign is not None:
-        manifests = [m for m in manifests if m.body.get("campaign") == campaign]
-    known = {m.body.get("stage") for m in manifests}
+        manifests = [m for m in manifests if m.body.campaign == campaign]
+    known = {m.body.stage for m in manifests}
     unknown = [s for s in stages if s not in known and s != "(unplanned)"]
     if unknown:
         raise UnknownStage(
@@ -169,7 +167,7 @@ def runs_table(
     metric = _metric(manifests)
     rows = []
     for run in all_runs(store):
-        mid = run.body.get("manifest")
+        mid = run.body.manifest
         if mid is not None and mid not in by_id:
             continue  # another campaign's run (or a manifest that is not journaled)
         if mid is None and campaign is not None:
@@ -209,29 +207,27 @@ def decisions_table(store: Store, *, campaign: str | None = None) -> list[dict[s
     manifests = {m.id: m.body for m in all_manifests(store)}
     rows = []
     for entry in all_decisions(store):
-        manifest = manifests.get(str(entry.body.get("manifest")))
-        if manifest is None or (campaign is not None and manifest.get("campaign") != campaign):
-            continue
         body = entry.body
-        names = {cid: info.get("name") for cid, info in (manifest.get("conditions") or {}).items()}
-        promoted = list(body.get("promoted") or [])
-        stats = {
-            s.get("condition"): s for s in (body.get("statistics") or {}).get("conditions") or []
-        }
-        best = (body.get("outcome") or {}).get("best") or (promoted[0] if promoted else None)
+        manifest = manifests.get(body.manifest)
+        if manifest is None or (campaign is not None and manifest.campaign != campaign):
+            continue
+        names = {cid: info.name for cid, info in manifest.conditions.items()}
+        promoted = list(body.promoted)
+        best = body.outcome.best or (promoted[0] if promoted else None)
+        stats = body.statistics.of(best) if best else None
         rows.append(
             {
                 "decision": entry.id,
-                "manifest": body.get("manifest"),
-                "campaign": manifest.get("campaign"),
-                "stage": body.get("stage"),
+                "manifest": body.manifest,
+                "campaign": manifest.campaign,
+                "stage": body.stage,
                 "kind": stage_kind(manifest),
-                "budget_s": manifest.get("budget_s"),
-                "decided_at": body.get("decided_at"),
-                "n_runs": len(body.get("runs") or []),
+                "budget_s": manifest.budget_s,
+                "decided_at": body.decided_at,
+                "n_runs": len(body.runs),
                 "promoted": ", ".join(str(names.get(c, c[:8])) for c in promoted),
                 "best": names.get(best) if best else None,
-                "best_mean": _number((stats.get(best) or {}).get("mean")) if best else None,
+                "best_mean": _number(stats.mean) if stats is not None else None,
             }
         )
     return rows

@@ -13,7 +13,7 @@ calls one of them and formats the result. A whole campaign on the simulator:
 ...     manifest = gl.freeze(store, camp, stage, key=key, sim_only=True)  # signed before runs
 ...     report = gl.run(store, camp, stage, executor="sim")
 ...     decision = gl.decide(store, camp, stage, key=key)
->>> [decision.body["conditions"][c]["name"] for c in decision.body["promoted"]]
+>>> [decision.body.name(c) for c in decision.body.promoted]
 ['base']
 >>> result = gl.audit(store)                          # re-derives every decision from logs
 >>> result.ok, result.problems

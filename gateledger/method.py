@@ -17,10 +17,12 @@ from typing import Any, NamedTuple
 
 from gateledger.signing import KeyLike, signing_key
 from gateledger.store import Signed, tsa_urls, witness
+from ledger.decision_model import Decision
 from ledger.errors import CampaignError, ConfigError
+from ledger.plan_model import Manifest
 from ledger.run_key import Cell
 from ledger.status import StoreCounts, store_status
-from ledger.store import Store
+from ledger.store import Store, read_document
 from ledger.timestamp import StampResult
 from stages import baselines, trial
 from stages.campaign import Campaign, parse_budget
@@ -202,7 +204,7 @@ def freeze(
     sim_only: bool = False,
     tsa: list[str] | None = None,
     no_tsa: bool = False,
-) -> Signed:
+) -> Signed[Manifest]:
     """Sign a campaign stage's plan as its manifest, before any of its runs.
 
     Args:
@@ -230,7 +232,7 @@ def freeze(
         data=Path(data) if data else None,
         for_simulation=sim_only,
     )
-    body = store.get_json(manifest_id)["body"]
+    body = read_document(store, manifest_id, "manifest", Manifest)
     return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
 
 
@@ -362,7 +364,7 @@ def decide(
     allow_missing: bool = False,
     tsa: list[str] | None = None,
     no_tsa: bool = False,
-) -> Signed:
+) -> Signed[Decision]:
     """Apply the stage's frozen rule to its recorded runs and sign the decision.
 
     Raises:

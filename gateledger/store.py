@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from gateledger.signing import KeyLike, signing_key
 from ledger.anchor import make_anchor
+from ledger.document import Document
+from ledger.documents import Envelope
 from ledger.errors import ConfigError, InputError
 from ledger.index import query, reindex
 from ledger.ingest import ingest as ingest_log
@@ -19,20 +21,25 @@ from ledger.jsonsafe import loads_strict
 from ledger.keys import SigningKey
 from ledger.manifest import check_freezable, validate_plan
 from ledger.manifest import freeze as freeze_manifest
+from ledger.plan_model import Manifest
 from ledger.rawlog import MAX_LOG_BYTES
-from ledger.store import Store, load_object, resolve_prefix
+from ledger.store import Store, read_document, resolve_prefix
 from ledger.timestamp import StampResult, check_url, configured_tsas, set_tsas, stamp
 
 MAX_PLAN_BYTES = 64 << 20
 
 
+B = TypeVar("B", bound=Document)
+
+
 @dataclass(frozen=True)
-class Signed:
-    """A manifest, decision or anchor just signed: its id, body, the key that signed it,
-    and what each timestamp authority answered (one `StampResult` per TSA asked)."""
+class Signed(Generic[B]):
+    """A manifest, decision or anchor just signed: its id, its body as a typed document
+    (`Manifest`, `Decision`; an anchor's whole `Envelope`), the key that signed it, and
+    what each timestamp authority answered (one `StampResult` per TSA asked)."""
 
     id: str
-    body: dict[str, Any]
+    body: B
     key: SigningKey
     timestamps: list[StampResult] = field(default_factory=list)
 
@@ -183,7 +190,7 @@ def freeze_plan(
     amend: bool = False,
     tsa: list[str] | None = None,
     no_tsa: bool = False,
-) -> Signed:
+) -> Signed[Manifest]:
     """Sign an explicit plan (a dict, or a JSON file) as a manifest; amend the stage's
     manifest in force with `amend`.
 
@@ -198,14 +205,14 @@ def freeze_plan(
     signer = signing_key(key, store)
     urls = tsa_urls(store, tsa, none=no_tsa)
     manifest_id = freeze_manifest(store, plan, signer, amends=amends)
-    body = store.get_json(manifest_id)["body"]
+    body = read_document(store, manifest_id, "manifest", Manifest)
     return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
 
 
 def condition_id(store: Store, manifest: str, text: str) -> str:
     """A condition of the manifest by id, 12+ hex prefix, or name."""
-    conditions = load_object(store, manifest, "manifest").get("conditions", {})
-    named = [cid for cid, info in conditions.items() if info.get("name") == text]
+    conditions = read_document(store, manifest, "manifest", Manifest).conditions
+    named = [cid for cid, info in conditions.items() if info.name == text]
     if len(named) == 1:
         return named[0]
     return resolve_prefix(
@@ -260,7 +267,7 @@ def ingest(
 
 def anchor(
     store: Store, *, key: KeyLike = None, tsa: list[str] | None = None, no_tsa: bool = False
-) -> Signed:
+) -> Signed[Envelope]:
     """Sign every journal's head (publish the result); `Signed.body` is the envelope.
 
     Raises:
@@ -269,7 +276,9 @@ def anchor(
     signer = signing_key(key, store)
     urls = tsa_urls(store, tsa, none=no_tsa)
     anchor_id, envelope = make_anchor(store, signer)
-    return Signed(anchor_id, envelope, signer, witness(store, anchor_id, urls))
+    return Signed(
+        anchor_id, Envelope.model_validate(envelope), signer, witness(store, anchor_id, urls)
+    )
 
 
 def rebuild_index(store: Store) -> Path:

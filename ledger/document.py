@@ -88,7 +88,9 @@ def problem(error: Any) -> tuple[str, str]:
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
                 "less_than": "<"}[kind]  # fmt: skip
-        return key, f"must be {sign} {next(iter(ctx.values()))}, not {value!r}"
+        bound = next(iter(ctx.values()))
+        shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
+        return key, f"must be {sign} {shown}, not {value!r}"
     if kind in ("too_short", "too_long"):
         return key, f"must have {'at least' if kind == 'too_short' else 'at most'} " + (
             f"{ctx.get('min_length', ctx.get('max_length'))} item(s), not {value!r}"

@@ -135,6 +135,11 @@ class RunRecord(Document):
     exit_code: int | None = None
     stderr: str | None = None
 
+    def value(self, metric: str) -> Number | None:
+        """The recorded value of `metric` (None when the log gave none)."""
+        found = getattr(self.metrics, metric, None) if metric in RunMetrics.model_fields else None
+        return found
+
     @property
     def key(self) -> RunKey | None:
         """The declared run this records (None for unplanned compute without a cell)."""

@@ -6,97 +6,62 @@ any run starts; runs and decisions cite its id, so the plan cannot change afterw
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from ledger.canonical import canonical_bytes, is_object_id
+from ledger.document import problems
 from ledger.errors import AlreadyFrozen, LedgerError, NotFrozen, PlanError
 from ledger.keys import SigningKey
+from ledger.plan_model import Plan
+from ledger.run_key import RunKey
 from ledger.seeds import check_seed_plan
 from ledger.store import Store, load_object
 
-REQUIRED_PLAN_KEYS: dict[str, str] = {
-    "campaign": "a string",
-    "stage": "a string",
-    "budget_s": "a number > 0",
-    "runs": "a non-empty list of {condition, seed, host}",
-    "conditions": "an object: condition id -> {name, config, ...}",
-    "rule": "an object",
-    "analysis": "an object",
-    "runner": "an object",
-    "data_sha256": "a string or null",
-    "parent": "a decision id or null",
-}
 RESERVED_KEYS = ("frozen_at", "freezer", "amends")
 
 
-def _bad(key: str, why: str) -> LedgerError:
+def _bad(key: str, why: str) -> PlanError:
     return PlanError(f"plan key {key!r}: {why}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
-    """Check every required key; return the runs sorted. LedgerError names the bad key."""
+def parse_plan(plan: Any) -> Plan:
+    """A plan (a JSON object) as the `Plan` model; PlanError names every bad key:
+    `plan key 'runs[0].seed': must be an integer, not '0'`."""
     if not isinstance(plan, dict):
         raise PlanError("plan must be a JSON object")
-    missing = [k for k in REQUIRED_PLAN_KEYS if k not in plan]
-    if missing:
-        raise _bad(missing[0], f"missing (expected {REQUIRED_PLAN_KEYS[missing[0]]})")
     for key in RESERVED_KEYS:
         if key in plan:
             raise _bad(key, "is set by freeze, not by the plan")
-    for key in ("campaign", "stage"):
-        if not isinstance(plan[key], str) or not plan[key]:
-            raise _bad(key, "must be a non-empty string")
-    budget = plan["budget_s"]
-    if not _is_number(budget) or not math.isfinite(budget) or budget <= 0:
-        raise _bad("budget_s", f"must be a number > 0, not {budget!r}")
-    for key in ("rule", "analysis", "runner"):
-        if not isinstance(plan[key], dict):
-            raise _bad(key, "must be an object")
-    if plan["data_sha256"] is not None and not isinstance(plan["data_sha256"], str):
-        raise _bad("data_sha256", "must be a string or null")
-    if "seeds" in plan:
-        check_seed_plan(plan["seeds"])  # optional: how each run's effective seed is derived
-    conditions = plan["conditions"]
-    if not isinstance(conditions, dict) or not conditions:
-        raise _bad("conditions", "must be a non-empty object of condition id -> {name, config}")
-    for cid, info in conditions.items():
-        if not isinstance(info, dict) or "name" not in info or "config" not in info:
-            raise _bad("conditions", f"condition {cid!r} needs 'name' and 'config'")
-        if not isinstance(info["config"], dict):
-            raise _bad("conditions", f"condition {cid!r}: config must be an object")
-    runs = plan["runs"]
-    if not isinstance(runs, list) or not runs:
-        raise _bad("runs", "must be a non-empty list")
-    seen: set[tuple[str, int, str]] = set()
-    for i, run in enumerate(runs):
-        if not isinstance(run, dict) or not {"condition", "seed", "host"} <= set(run):
-            raise _bad("runs", f"entry {i} needs condition, seed and host")
-        cond, seed, host = run["condition"], run["seed"], run["host"]
-        if not isinstance(cond, str) or not cond or "/" in cond:
-            raise _bad("runs", f"entry {i}: condition must be a non-empty id without '/'")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise _bad("runs", f"entry {i}: seed must be an integer, not {seed!r}")
-        if not isinstance(host, str) or not host or "/" in host:
-            raise _bad("runs", f"entry {i}: host must be a non-empty name without '/'")
-        if cond not in conditions:
-            raise _bad("runs", f"entry {i}: condition {cond!r} is not in 'conditions'")
-        if (cond, seed, host) in seen:
-            raise _bad("runs", f"entry {i}: duplicate run {cond}/{seed}/{host}")
-        seen.add((cond, seed, host))
-    parent = plan["parent"]
-    if parent is not None:
-        if not is_object_id(parent):
-            raise _bad("parent", f"must be a decision id or null, not {parent!r}")
-        if not store.exists(parent):
-            raise _bad("parent", f"decision {parent} is not in the store")
-        load_object(store, parent, "decision")
-    return sorted(runs, key=lambda r: (r["condition"], r["seed"], r["host"]))
+    try:
+        return Plan.model_validate(plan)
+    except ValidationError as exc:
+        raise PlanError("; ".join(f"plan key {k!r}: {w}" for k, w in problems(exc))) from None
+
+
+def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
+    """Check every key (`parse_plan`), then what relates them: each run's condition is in
+    `conditions` and no run is declared twice, the seed rule is known, and the parent is a
+    decision in the store. Returns the runs, sorted, as written (they are signed as is)."""
+    parsed = parse_plan(plan)
+    if parsed.seeds is not None:
+        check_seed_plan(plan["seeds"])  # how each run's effective seed is derived
+    seen: set[RunKey] = set()
+    for i, run in enumerate(parsed.runs):
+        if run.condition not in parsed.conditions:
+            raise _bad("runs", f"entry {i}: condition {run.condition!r} is not in 'conditions'")
+        if run.key in seen:
+            raise _bad("runs", f"entry {i}: duplicate run {run.key}")
+        seen.add(run.key)
+    if parsed.parent is not None:
+        if not is_object_id(parsed.parent):
+            raise _bad("parent", f"must be a decision id or null, not {parsed.parent!r}")
+        if not store.exists(parsed.parent):
+            raise _bad("parent", f"decision {parsed.parent} is not in the store")
+        load_object(store, parsed.parent, "decision")
+    return sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"], r["host"]))
 
 
 def check_freezable(store: Store, plan: dict[str, Any], *, amend: bool) -> str | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
+from ledger.document import D, parse
 from ledger.errors import (
     AmbiguousId,
     IntegrityError,
@@ -328,6 +329,12 @@ def resolve_prefix(
     return matches[0]
 
 
+def read_document(store: Store, oid: str, kind: str, model: type[D]) -> D:
+    """Object `oid`'s body as its document `model` (WrongKind when it is another kind;
+    IntegrityError naming every key of a body that does not fit)."""
+    return parse(model, load_object(store, oid, kind), f"{kind} {oid}", IntegrityError)
+
+
 def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
     """Object `oid`'s body, checking that it is a `kind` (LedgerError naming it otherwise)."""
     obj = store.get_json(check_object_id(oid))
@@ -342,6 +349,7 @@ __all__ = [
     "Store",
     "default_host",
     "load_object",
+    "read_document",
     "resolve_prefix",
     "sanitize_host",
     "IntegrityError",

@@ -7,48 +7,52 @@ so the pure rule lives below both and neither imports the other back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from stages.observations import decision_head, observations, select_runs
+from ledger.plan_model import BaselineRule, Plan
+from stages.observations import RecordedRun, decision_head, observations, select_runs
 from stages.stats import summarize
 
 
 def derive_baseline_decision(
-    manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
+    manifest_id: str, manifest: Plan, rule: BaselineRule, runs: Sequence[tuple[str, RecordedRun]]
 ) -> dict[str, Any]:
     """Pure: the baseline step's decision from its run records (audit calls it too)."""
     used, missing, extra = select_runs(manifest_id, manifest, runs)
-    obs = observations(used, manifest.get("analysis", {}).get("metric", "val_bpb"))
-    cells = [tuple(c) for c in manifest.get("cells", [])]
-    summaries = summarize(obs, cells=cells or None)
-    rule = manifest["rule"]
-    conds = manifest["conditions"]
+    obs = observations(used, manifest.metric)
+    summaries = summarize(obs, cells=list(manifest.cells or []) or None)
+    names = {cid: info.name for cid, info in manifest.conditions.items()}
     ranked = sorted(
         (s for s in summaries if s.mean is not None), key=lambda s: (s.mean, s.condition)
     )
     trace: list[str] = []
-    if rule["baseline"] == "greedy" and rule.get("incumbent"):
+    best_mean: float | None
+    if rule.baseline == "greedy" and rule.incumbent:
         challenger = ranked[0] if ranked else None
-        inc, inc_mean = rule["incumbent"], rule.get("incumbent_mean")
-        if challenger is not None and (inc_mean is None or challenger.mean < inc_mean):
+        inc, inc_mean = rule.incumbent, rule.incumbent_mean
+        if (
+            challenger is not None
+            and challenger.mean is not None
+            and (inc_mean is None or challenger.mean < inc_mean)
+        ):
             promoted, best_mean = [challenger.condition], challenger.mean
             trace.append(
-                f"flip kept: {conds[challenger.condition]['name']} mean "
-                f"{challenger.mean:.4f} < incumbent {conds[inc]['name']} {inc_mean}"
+                f"flip kept: {names[challenger.condition]} mean "
+                f"{challenger.mean:.4f} < incumbent {names[inc]} {inc_mean}"
             )
         else:
             promoted, best_mean = [inc], inc_mean
             shown = f"{challenger.mean:.4f}" if challenger else "no data"
             trace.append(
-                f"flip rejected: challenger {shown} does not beat incumbent "
-                f"{conds[inc]['name']} {inc_mean}"
+                f"flip rejected: challenger {shown} does not beat incumbent {names[inc]} {inc_mean}"
             )
     else:
         promoted = [ranked[0].condition] if ranked else []
         best_mean = ranked[0].mean if ranked else None
         for rank, s in enumerate(ranked, 1):
             trace.append(
-                f"rank {rank}: {conds[s.condition]['name']} mean {s.mean:.4f} "
+                f"rank {rank}: {names[s.condition]} mean {s.mean:.4f} "
                 f"over {s.n} cells" + (" (promoted)" if rank == 1 else "")
             )
     return {
@@ -58,10 +62,10 @@ def derive_baseline_decision(
             "effects": None,
             "effects_note": "baseline step: no effects",
         },
-        "rule": rule,
+        "rule": rule.to_dict(),
         "outcome": {"promoted": promoted, "best_mean": best_mean, "significant": []},
         "promoted": promoted,
-        "conditions": {cid: dict(conds[cid]) for cid in promoted},
+        "conditions": {cid: manifest.conditions[cid].to_dict() for cid in promoted},
         "trace": trace,
         "verdicts": [],
     }

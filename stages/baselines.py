@@ -19,10 +19,12 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ledger.decision_model import Decision
 from ledger.errors import CampaignError, ConfigError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
-from ledger.store import Store
+from ledger.plan_model import Manifest
+from ledger.store import Store, read_document
 from stages.campaign import Campaign, budget_label
 from stages.conditions import Condition, named_condition, point_condition
 from stages.decide import decide_manifest
@@ -76,12 +78,12 @@ def _plan(
 
 def _run_and_decide(
     store: Store,
-    manifest: Entry,
+    manifest: Entry[Manifest],
     key: SigningKey,
     executor: Executor,
     host: str | None,
     progress: bool,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, Decision]:
     decided = manifest_decision(store, manifest.id)
     if decided is not None:
         return decided.id, decided.body
@@ -89,12 +91,14 @@ def _run_and_decide(
     return decide_manifest(store, manifest, key)
 
 
-def _freeze_or_resume(store: Store, campaign: Campaign, plan: dict, key: SigningKey) -> Entry:
+def _freeze_or_resume(
+    store: Store, campaign: Campaign, plan: dict[str, Any], key: SigningKey
+) -> Entry[Manifest]:
     existing = current_manifest(store, campaign.name, plan["stage"])
     if existing is not None:
         return existing
     mid = freeze(store, plan, key)
-    return Entry(mid, store.get_json(mid)["body"], store.host, -1, "")
+    return Entry(mid, read_document(store, mid, "manifest", Manifest), store.host, -1, "")
 
 
 def greedy_search(
@@ -153,24 +157,24 @@ def greedy_search(
             data,
         )
         manifest = _freeze_or_resume(store, campaign, plan, key)
-        decision_id, body = _run_and_decide(store, manifest, key, executor, host, progress)
-        winner = body["promoted"][0]
-        info = body["conditions"][winner]
-        incumbent = Condition(winner, info["name"], info["config"], info["coded"], "baseline")
-        incumbent_mean = body["outcome"]["best_mean"]
+        decision_id, decision = _run_and_decide(store, manifest, key, executor, host, progress)
+        winner = decision.promoted[0]
+        info = decision.conditions[winner]
+        incumbent = Condition(winner, info.name, info.config, dict(info.coded), "baseline")
+        incumbent_mean = decision.outcome.best_mean
         parent = decision_id
         steps.append(
             {
                 "stage": plan["stage"],
                 "flip": letter,
                 "decision": decision_id,
-                "incumbent": info["name"],
+                "incumbent": info.name,
                 "mean": incumbent_mean,
             }
         )
         say(
             f"{plan['stage']}: {'start' if letter is None else 'flip ' + letter} -> "
-            f"incumbent {info['name']} ({incumbent_mean})"
+            f"incumbent {info.name} ({incumbent_mean})"
         )
     return {
         "baseline": "greedy",
@@ -194,8 +198,7 @@ def _gpu_hours(store: Store, stages: list[str], campaign: str) -> float:
         if manifest is None:
             continue
         for run in manifest_runs(store, manifest.id):
-            metrics = run.body.get("metrics", {})
-            total += float(metrics.get("training_seconds") or 0.0) * int(run.body.get("gpus") or 1)
+            total += float(run.body.metrics.training_seconds or 0.0) * run.body.gpus
     return total / 3600.0
 
 
@@ -242,17 +245,17 @@ def random_search(
     }
     plan = _plan(campaign, stage, budget_s, cells, conds, [], rule, None, spec, data)
     manifest = _freeze_or_resume(store, campaign, plan, key)
-    decision_id, body = _run_and_decide(store, manifest, key, executor, host, progress)
-    winner = body["promoted"][0] if body["promoted"] else None
+    decision_id, decision = _run_and_decide(store, manifest, key, executor, host, progress)
+    winner = decision.promoted[0] if decision.promoted else None
     return {
         "baseline": "random",
         "stage": stage,
         "decision": decision_id,
         "sampled": len(conds),
         "affordable": n,
-        "best": body["conditions"][winner]["name"] if winner else None,
+        "best": decision.name(winner) if winner else None,
         "best_id": winner,
-        "best_mean": body["outcome"]["best_mean"],
+        "best_mean": decision.outcome.best_mean,
         "matched_gpu_hours": gpu_hours,
         "training_gpu_hours": _gpu_hours(store, [stage], campaign.name),
     }

@@ -20,13 +20,12 @@ from pydantic import ValidationError
 
 from ledger.errors import CampaignError, LedgerError
 from ledger.jsonsafe import MAX_DEPTH, depth_of
+from ledger.plan_model import Check, Rule
 from runner.config import DEFAULTS
 from stages.campaign_model import (
     AdapterRunner,
     CampaignFile,
-    CheckTable,
     CommandRunner,
-    RuleTable,
     StageTable,
     budget_seconds,
 )
@@ -93,11 +92,11 @@ class StageSpec:
         return list(self.table.hosts)
 
     @property
-    def rule(self) -> RuleTable:
+    def rule(self) -> Rule:
         return self.table.rule
 
     @property
-    def checks(self) -> list[CheckTable]:
+    def checks(self) -> list[Check]:
         return list(self.table.checks)
 
     @property

@@ -26,13 +26,13 @@ from pydantic import (
     model_validator,
 )
 
+from ledger.plan_model import Check, Rule
 from ledger.rawlog import METRICS
 from stages.sim import DEFAULTS as SIM_DEFAULTS
 
 SIMPLE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 BUDGET_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$"
 PLACEHOLDERS = ("config", "seed", "declared_seed", "budget", "log", "manifest", "host")
-FAILED_POLICIES = ("exclude", "worst", "ignore")
 _BUDGET = re.compile(BUDGET_PATTERN)
 
 Name = Annotated[str, Field(pattern=SIMPLE_NAME)]
@@ -170,71 +170,6 @@ class FactorTable(Table):
     )
 
 
-class MaxGap(Table):
-    """`rule.max_gap`: promote a named condition if its mean is close enough to the best."""
-
-    condition: str = Field(description="The condition's name.")
-    gap: NonNegative = Field(description="Largest mean gap to the best mean that promotes it.")
-
-
-class RuleTable(Table):
-    """A gate's rule: which conditions it promotes (docs/statistics.md, Gate rules)."""
-
-    top_k: int | None = Field(
-        None, ge=1, description="Promote the first k of the ranking (by mean, ties by id)."
-    )
-    within: NonNegative | None = Field(
-        None,
-        description="Promote conditions whose mean is at most this above the best mean "
-        "(with top_k: the first k of those).",
-    )
-    keep: list[str] | None = Field(
-        None, description="Conditions always carried, with or without data (anchors)."
-    )
-    wins_all_cells: bool | None = Field(
-        None, description="Also promote conditions that rank first in every planned cell."
-    )
-    max_gap: MaxGap | None = Field(
-        None, description="`{ condition = NAME, gap = X }`: promote NAME iff mean - best <= X."
-    )
-    fdr: float | None = Field(
-        None,
-        gt=0,
-        le=1,
-        allow_inf_nan=False,
-        description="Benjamini-Hochberg level over this budget's main effects (needs an "
-        "orthogonal design: the stage's own, or a factorial its parent made).",
-    )
-    reduce: bool | None = Field(
-        None,
-        description="Fix BH-significant factors at their better level and promote the full "
-        "factorial of the rest instead of the ranking (needs fdr).",
-    )
-    min_cells: int | None = Field(
-        None, ge=1, description="A condition with fewer ok cells is excluded, and said so."
-    )
-    failed: Literal[FAILED_POLICIES] | None = Field(  # type: ignore[valid-type]
-        None,
-        description="Conditions with a non-ok run: `exclude` (default: not eligible), "
-        "`worst` (ranked after the rest) or `ignore` (ranked on their ok runs).",
-    )
-
-    @model_validator(mode="after")
-    def _reduce_needs_fdr(self) -> RuleTable:
-        if self.reduce and self.fdr is None:
-            raise ValueError("reduce requires fdr (the BH level that picks factors)")
-        return self
-
-
-class CheckTable(Table):
-    """A recorded yes/no verdict at a gate; it never changes what is promoted."""
-
-    name: str = Field(description="The verdict's name.")
-    a: str = Field(description="A condition name, or `best` (the gate's rank-1 condition).")
-    b: str = Field(description="A condition name, or `best`.")
-    within: NonNegative = Field(description="Pass iff |mean(a) - mean(b)| <= within.")
-
-
 class StageTable(Table):
     """One `[[stages]]` entry: a budget, candidates, cells (seeds x hosts) and a gate rule."""
 
@@ -270,12 +205,12 @@ class StageTable(Table):
     hosts: list[Name] = Field(
         ["local"], min_length=1, description="Host names; each host runs its own block."
     )
-    rule: RuleTable = Field(
-        default_factory=RuleTable,
+    rule: Rule = Field(
+        default_factory=Rule,
         description="The gate rule, frozen before the runs (absent: an empty rule, which "
         "promotes nothing by ranking).",
     )
-    checks: list[CheckTable] = Field(
+    checks: list[Check] = Field(
         [], description="Recorded yes/no verdicts `{ name, a, b, within }`."
     )
     from_: str | None = Field(
@@ -352,12 +287,9 @@ __all__ = [
     "AdapterRunner",
     "CampaignFile",
     "CampaignTable",
-    "CheckTable",
     "CommandRunner",
     "FactorTable",
-    "MaxGap",
     "PLACEHOLDERS",
-    "RuleTable",
     "SimTable",
     "StageTable",
     "budget_seconds",

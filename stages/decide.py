@@ -6,51 +6,66 @@ to write the decision and `ledger audit` calls it again to re-derive and compare
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import AlreadyDecided, LedgerError, MissingRuns
+from ledger.decision_model import Decision
+from ledger.errors import AlreadyDecided, AnalysisError, LedgerError, MissingRuns
 from ledger.keys import SigningKey
+from ledger.plan_model import BaselineRule, Manifest, Plan
 from ledger.store import Store
 from stages.baseline_rule import derive_baseline_decision
 from stages.campaign import Campaign, Factor
 from stages.conditions import make_condition
 from stages.designs import point_name
 from stages.lookup import Entry, manifest_decision, manifest_runs
-from stages.observations import decision_head, observations, select_runs
+from stages.observations import RecordedRun, decision_head, observations, select_runs
 from stages.plan import frozen_manifest
 from stages.rules import apply_rule
-from stages.stats import estimate_effects, failures_by_level, gate_flags, summarize
+from stages.stats import (
+    EffectsResult,
+    estimate_effects,
+    failures_by_level,
+    gate_flags,
+    summarize,
+)
 
 SIGNING_FIELDS = ("decided_at", "decider")
 
 
-def _design_points(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
+def _design_points(manifest: Plan) -> dict[str, dict[str, int]]:
     """The frozen plan's effect set: design points by condition id, with their coded levels."""
-    analysis = manifest["analysis"]
-    letters = sorted(analysis.get("factors", {}))
-    conds = manifest["conditions"]
+    letters = sorted(manifest.analysis.factors)
+    conds = manifest.conditions
     return {
-        cid: {f: int(conds[cid]["coded"][f]) for f in letters}
-        for cid in analysis.get("points") or {}
+        cid: {f: _level(conds[cid].coded.get(f), cid, f) for f in letters}
+        for cid in manifest.analysis.points or {}
         if cid in conds
     }
 
 
-def _effects(obs: list[dict[str, Any]], manifest: dict[str, Any]) -> tuple[Any, str | None]:
+def _level(value: float | None, cid: str, letter: str) -> int:
+    """A design point's coded level of a factor (-1 or +1), which the plan must carry."""
+    if value is None:
+        raise AnalysisError(f"design point {cid[:12]} has no coded level for factor {letter}")
+    return int(value)
+
+
+def _effects(obs: list[dict[str, Any]], manifest: Plan) -> tuple[EffectsResult | None, str | None]:
     """Effects as the frozen analysis plan says: its design points (by id), terms, method.
 
     Anchors and added conditions never enter (they are not in `analysis.points`); failed
     runs have no value and are named in the notes. None (with why) when not estimable.
     """
-    analysis = manifest["analysis"]
-    letters = sorted(analysis.get("factors", {}))
+    analysis = manifest.analysis
+    letters = sorted(analysis.factors)
     if not letters:
         return None, "no factors"
-    if "points" not in analysis:
+    if analysis.points is None:
         return None, "the analysis plan names no design points (frozen by an older version)"
     points = _design_points(manifest)
-    if not analysis.get("terms"):
+    if not analysis.terms:
         return None, f"{len(points)} design point(s) in the plan: no effect model"
     rows = [
         {**points[o["condition"]], "value": o["value"], "host": o["host"]}
@@ -62,23 +77,22 @@ def _effects(obs: list[dict[str, Any]], manifest: dict[str, Any]) -> tuple[Any, 
             rows,
             letters,
             response="value",
-            terms=analysis["terms"],
-            block=analysis.get("block"),
-            method=analysis.get("method"),
-            post_selection=bool(analysis.get("post_selection")),
+            terms=analysis.terms,
+            block=analysis.block,
+            method=analysis.method,
+            post_selection=analysis.post_selection,
             drop_inestimable=True,
         )
     except LedgerError as exc:
         return None, f"effects not estimable: {exc}"
-    result.dropped = list(analysis.get("dropped", [])) + result.dropped
-    result.dropped_reasons = {**analysis.get("dropped_reasons", {}), **result.dropped_reasons}
-    result.notes = _missing_notes(obs, manifest) + result.notes
+    result.dropped = list(analysis.dropped) + result.dropped
+    result.dropped_reasons = {**analysis.dropped_reasons, **result.dropped_reasons}
+    result.notes = _missing_notes(obs, analysis.points) + result.notes
     return result, None
 
 
-def _missing_notes(obs: list[dict[str, Any]], manifest: dict[str, Any]) -> list[str]:
+def _missing_notes(obs: list[dict[str, Any]], points: dict[str, str]) -> list[str]:
     """Say which design-point runs failed: they are not in the model, and not at random."""
-    points = manifest["analysis"]["points"]
     runs = [o for o in obs if o["condition"] in points]
     failed = [o for o in runs if o["value"] is None]
     if not failed:
@@ -94,40 +108,39 @@ def _missing_notes(obs: list[dict[str, Any]], manifest: dict[str, Any]) -> list[
     return [note]
 
 
-def _factor_objects(manifest: dict[str, Any]) -> list[Factor]:
-    table = manifest["analysis"].get("factors", {})
-    return [Factor(k, v["key"], v["levels"][0], v["levels"][1]) for k, v in sorted(table.items())]
+def _factor_objects(manifest: Plan) -> list[Factor]:
+    table = manifest.analysis.factors
+    return [Factor(k, v.key, v.levels[0], v.levels[1]) for k, v in sorted(table.items())]
 
 
 def derive_decision(
-    manifest_id: str, manifest: dict[str, Any], runs: list[tuple[str, dict[str, Any]]]
+    manifest_id: str, manifest: Plan, runs: Sequence[tuple[str, RecordedRun]]
 ) -> dict[str, Any]:
     """The decision body (without signer and time) that the frozen rule gives on these runs."""
-    if "baseline" in manifest.get("rule", {}):
-        return derive_baseline_decision(manifest_id, manifest, runs)
+    if isinstance(manifest.rule, BaselineRule):
+        return derive_baseline_decision(manifest_id, manifest, manifest.rule, runs)
     used, missing, extra = select_runs(manifest_id, manifest, runs)
-    obs = observations(used, manifest.get("analysis", {}).get("metric", "val_bpb"))
-    cells = [tuple(c) for c in manifest.get("cells", [])]
-    summaries = summarize(obs, cells=cells or None)
+    obs = observations(used, manifest.metric)
+    summaries = summarize(obs, cells=list(manifest.cells or []) or None)
     effects, effects_note = _effects(obs, manifest)
-    conds = manifest["conditions"]
-    names = {cid: info["name"] for cid, info in conds.items()}
+    conds = manifest.conditions
+    names = {cid: info.name for cid, info in conds.items()}
     coded = _design_points(manifest)  # `reduce` maps onto design points only
-    factor_table = manifest["analysis"].get("factors", {})
+    factor_table = {k: v.to_dict() for k, v in manifest.analysis.factors.items()}
     outcome = apply_rule(
-        manifest.get("rule", {}),
+        manifest.rule,
         summaries,
         names=names,
         effects=effects,
         coded=coded,
         factors=factor_table,
-        checks=manifest.get("checks", []),
+        checks=manifest.checks,
     )
     failures = failures_by_level(obs, coded, factor_table) if coded else None
     promoted = list(outcome.promoted)
-    table = {cid: dict(conds[cid]) for cid in promoted}
+    table = {cid: conds[cid].to_dict() for cid in promoted}
     factors = _factor_objects(manifest)
-    base = manifest.get("spec", {}).get("base", {})
+    base = manifest.spec.get("base", {})
     for point in outcome.new_points:
         point_coded = point.get("coded", point)
         name = point.get("name") or point_name(point_coded)
@@ -146,7 +159,7 @@ def derive_decision(
             "failures": failures,
             "flags": gate_flags(summaries, outcome.ranking, outcome.promoted, names, failures),
         },
-        "rule": manifest.get("rule", {}),
+        "rule": manifest.rule.to_dict(),
         "outcome": outcome.to_dict(),
         "promoted": promoted,
         "conditions": table,
@@ -157,22 +170,22 @@ def derive_decision(
 
 def decide_stage(
     store: Store, campaign: Campaign, stage: str, key: SigningKey, *, allow_missing: bool = False
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, Decision]:
     """Apply the stage's frozen rule to its recorded runs and write a signed decision."""
     manifest = frozen_manifest(store, campaign, stage)
     return decide_manifest(store, manifest, key, allow_missing=allow_missing)
 
 
 def decide_manifest(
-    store: Store, manifest: Entry, key: SigningKey, *, allow_missing: bool = False
-) -> tuple[str, dict[str, Any]]:
+    store: Store, manifest: Entry[Manifest], key: SigningKey, *, allow_missing: bool = False
+) -> tuple[str, Decision]:
     """Decide one manifest (campaign stage or baseline step): derive, sign, journal.
 
     Raises:
         AlreadyDecided: the manifest already has a signed decision (decisions are final).
         MissingRuns: declared runs are not recorded and `allow_missing` is False.
     """
-    stage = manifest.body["stage"]
+    stage = manifest.body.stage
     existing = manifest_decision(store, manifest.id)
     if existing is not None:
         raise AlreadyDecided(
@@ -182,7 +195,7 @@ def decide_manifest(
     body = derive_decision(manifest.id, manifest.body, runs)
     if body["missing"] and not allow_missing:
         raise MissingRuns(
-            f"stage {stage!r} has {len(body['missing'])} of {len(manifest.body['runs'])} declared "
+            f"stage {stage!r} has {len(body['missing'])} of {len(manifest.body.runs)} declared "
             f"runs not recorded yet (first: {body['missing'][0]}); finish `ledger run {stage}` "
             f"or pass --allow-missing to decide on what is there (recorded in the decision)"
         )
@@ -190,4 +203,4 @@ def decide_manifest(
     body["decider"] = key.key_id
     decision_id = store.put_signed("decision", body, key)
     store.journal().append("decision_made", object=decision_id, manifest=manifest.id)
-    return decision_id, body
+    return decision_id, Decision.model_validate(body)

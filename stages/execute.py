@@ -18,9 +18,10 @@ from filelock import FileLock, Timeout
 from ledger.errors import ConfigError, LedgerError
 from ledger.fsutil import ensure_dir
 from ledger.ingest import ingest, is_recorded, record_run_start, recorded_runs
+from ledger.plan_model import Manifest, Plan
 from ledger.rawlog import failure_reason as rawlog_failure_reason
 from ledger.rawlog import parse_raw_log
-from ledger.seeds import effective_seed
+from ledger.seeds import derive_seed
 from ledger.store import Store
 from stages.campaign import Campaign
 from stages.executors.base import Executor, RunResult, RunTask
@@ -69,27 +70,28 @@ class RunReport:
         }
 
 
-def manifest_tasks(manifest_id: str, body: dict[str, Any]) -> list[RunTask]:
+def manifest_tasks(manifest_id: str, plan: Plan) -> list[RunTask]:
     """Every declared run of a manifest as an executor task (sorted as frozen)."""
-    conds = body["conditions"]
+    rule = plan.seeds.rule if plan.seeds is not None else None
     return [
         RunTask(
             manifest=manifest_id,
-            stage=body["stage"],
-            condition=run["condition"],
-            name=conds[run["condition"]]["name"],
+            stage=plan.stage,
+            condition=run.condition,
+            name=plan.conditions[run.condition].name,
             # the builtin runner gets the config it was frozen with, defaults written out
-            config=conds[run["condition"]].get("runner_config")
-            or conds[run["condition"]]["config"],
-            coded=conds[run["condition"]].get("coded", {}),
-            seed=run["seed"],
-            host=run["host"],
-            budget_s=body["budget_s"],
-            gpus=body.get("gpus", 1),
-            runner=body.get("runner", {}),
-            effective_seed=effective_seed(manifest_id, body, run["condition"], run["seed"]),
+            config=plan.conditions[run.condition].run_config,
+            coded=dict(plan.conditions[run.condition].coded),
+            seed=run.seed,
+            host=run.host,
+            budget_s=plan.budget_s,
+            gpus=plan.gpus,
+            runner=plan.runner.to_dict(),
+            effective_seed=(
+                None if rule is None else derive_seed(rule, manifest_id, run.condition, run.seed)
+            ),
         )
-        for run in body["runs"]
+        for run in plan.runs
     ]
 
 
@@ -129,7 +131,7 @@ def run_stage(
 
 def run_manifest(
     store: Store,
-    manifest: Entry,
+    manifest: Entry[Manifest],
     executor: Executor,
     *,
     host: str | None = None,
@@ -137,7 +139,7 @@ def run_manifest(
     progress: bool = True,
 ) -> RunReport:
     """Run what is left of one manifest's declared runs (campaign stages and baselines)."""
-    stage = manifest.body["stage"]
+    stage = manifest.body.stage
     tasks = manifest_tasks(manifest.id, manifest.body)
     block, skipped = select_host_block(tasks, host, executor.name)
     done = recorded_runs(store, manifest.id)

@@ -1,27 +1,38 @@
 """Find a stage's manifests, decisions and run records from the journals (the truth).
 
 Why journals and not the index: the index is a cache that may be stale or absent (a reviewer's
-fresh clone); journals name every object in the order it was written on each host.
+fresh clone); journals name every object in the order it was written on each host. Each
+object is read here once, checked (canonical, signed by the key its body names) and parsed
+into its document model, so every caller reads typed attributes.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
 
 from ledger.canonical import is_canonical
+from ledger.decision_model import Decision
+from ledger.document import Document, one_line
+from ledger.documents import RunRecord
 from ledger.errors import IntegrityError, WrongKind
+from ledger.plan_model import Manifest
 from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, verify_signature
 from ledger.store import Store
 
+B = TypeVar("B", bound=Document)
+MODELS: dict[str, type[Document]] = {"manifest": Manifest, "decision": Decision, "run": RunRecord}
+
 
 @dataclass(frozen=True)
-class Entry:
+class Entry(Generic[B]):
     """An object found through a journal event, with where and when it was journaled."""
 
     id: str
-    body: dict[str, Any]
+    body: B
     host: str
     seq: int
     at: str
@@ -66,9 +77,10 @@ def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
     return found
 
 
-def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
+def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
     """The object an event cites; a signed kind must be canonical and validly signed, by
-    the key its body names, or it is not used (IntegrityError naming it)."""
+    the key its body names, and every kind must be a document of its kind's shape, or it is
+    not used (IntegrityError naming it)."""
     oid = event["object"]
     data = store.get_bytes(oid)
     try:
@@ -94,10 +106,14 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
         signer = SIGNER_FIELDS.get(kind)
         if signer and obj["body"].get(signer) != obj["signature"].get("key_id"):
             raise IntegrityError(f"{kind} {oid}: {signer} is not the key that signed it: not used")
-    return Entry(oid, obj["body"], host, event["seq"], event["at"])
+    try:
+        body = MODELS[kind].model_validate(obj["body"])
+    except ValidationError as exc:
+        raise IntegrityError(one_line(f"{kind} {oid}", exc) + ": not used") from None
+    return Entry(oid, body, host, event["seq"], event["at"])
 
 
-def stage_manifests(store: Store, campaign: str, stage: str) -> list[Entry]:
+def stage_manifests(store: Store, campaign: str, stage: str) -> list[Entry[Manifest]]:
     """Every manifest frozen for this campaign stage, oldest first (amendments last)."""
     out, seen = [], set()
     for host, event in _events(store, {"manifest_frozen", "amended"}):
@@ -105,34 +121,34 @@ def stage_manifests(store: Store, campaign: str, stage: str) -> list[Entry]:
             continue
         seen.add(event["object"])
         entry = _load(store, host, event, "manifest")
-        if entry.body.get("campaign") == campaign and entry.body.get("stage") == stage:
+        if entry.body.campaign == campaign and entry.body.stage == stage:
             out.append(entry)
     return out
 
 
-def current_manifest(store: Store, campaign: str, stage: str) -> Entry | None:
+def current_manifest(store: Store, campaign: str, stage: str) -> Entry[Manifest] | None:
     """The manifest in force: the latest amendment, or the only freeze."""
     manifests = stage_manifests(store, campaign, stage)
     if not manifests:
         return None
-    superseded = {m.body.get("amends") for m in manifests}
+    superseded = {m.body.amends for m in manifests}
     live = [m for m in manifests if m.id not in superseded]
     return live[-1] if live else manifests[-1]
 
 
-def manifest_decision(store: Store, manifest_id: str) -> Entry | None:
+def manifest_decision(store: Store, manifest_id: str) -> Entry[Decision] | None:
     """The decision made at this manifest's gate, if any: the first journaled decision whose
     own body decides this manifest (an event that names another manifest's decision, a
     replay, does not count; the audit reports it)."""
     for host, event in _events(store, {"decision_made"}):
         if event.get("manifest") == manifest_id:
             entry = _load(store, host, event, "decision")
-            if entry.body.get("manifest") == manifest_id:
+            if entry.body.manifest == manifest_id:
                 return entry
     return None
 
 
-def manifest_runs(store: Store, manifest_id: str) -> list[Entry]:
+def manifest_runs(store: Store, manifest_id: str) -> list[Entry[RunRecord]]:
     """Run records journaled for this manifest, oldest first, across every host."""
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
@@ -142,7 +158,7 @@ def manifest_runs(store: Store, manifest_id: str) -> list[Entry]:
     return out
 
 
-def all_manifests(store: Store) -> list[Entry]:
+def all_manifests(store: Store) -> list[Entry[Manifest]]:
     """Every journaled manifest (amended ones too), in journal time order."""
     out, seen = [], set()
     for host, event in _events(store, {"manifest_frozen", "amended"}):
@@ -152,7 +168,7 @@ def all_manifests(store: Store) -> list[Entry]:
     return out
 
 
-def all_decisions(store: Store) -> list[Entry]:
+def all_decisions(store: Store) -> list[Entry[Decision]]:
     """Every journaled decision whose body decides the manifest its event names."""
     out, seen = [], set()
     for host, event in _events(store, {"decision_made"}):
@@ -160,12 +176,12 @@ def all_decisions(store: Store) -> list[Entry]:
             continue
         seen.add(event["object"])
         entry = _load(store, host, event, "decision")
-        if entry.body.get("manifest") == event.get("manifest"):
+        if entry.body.manifest == event.get("manifest"):
             out.append(entry)
     return out
 
 
-def all_runs(store: Store) -> list[Entry]:
+def all_runs(store: Store) -> list[Entry[RunRecord]]:
     """Every journaled run record (planned or not), in journal time order, once each."""
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):

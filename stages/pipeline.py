@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.documents import RunRecord
 from ledger.errors import LedgerError, RunsFailed
 from ledger.ingest import recorded_runs
 from ledger.keys import SigningKey
 from ledger.rawlog import failure_reason, parse_raw_log
-from ledger.store import Store
+from ledger.store import Store, read_document
 from stages.campaign import Campaign
 from stages.decide import decide_stage
 from stages.execute import RunReport, run_stage
@@ -75,8 +76,8 @@ def run_campaign(
             )
             stop_on_failure(spec.name, report)
             refuse_all_failed(store, manifest_id, spec.name)
-            decision_id, body = decide_stage(store, campaign, spec.name, key)
-            names = [body["conditions"][c]["name"] for c in body["promoted"]]
+            decision_id, decision = decide_stage(store, campaign, spec.name, key)
+            names = [decision.name(c) for c in decision.promoted]
             log.add(spec.name, "decided", decision=decision_id, promoted=names)
             say(f"{spec.name}: decision {decision_id[:12]} promotes {', '.join(names) or 'none'}")
             if on_signed is not None:
@@ -104,8 +105,11 @@ def stop_on_failure(stage: str, report: RunReport) -> None:
 
 def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
     """Do not sign a gate none of whose recorded runs finished ok: say why they failed."""
-    bodies = [store.get_json(rid)["body"] for rid in recorded_runs(store, manifest_id).values()]
-    if bodies and not any(b.get("status") == "ok" for b in bodies):
+    bodies = [
+        read_document(store, rid, "run", RunRecord)
+        for rid in recorded_runs(store, manifest_id).values()
+    ]
+    if bodies and not any(b.status == "ok" for b in bodies):
         reasons = [r for r in (run_failure_reason(store, b) for b in bodies) if r]
         why = f" (first: {reasons[0]})" if reasons else ""
         raise RunsFailed(
@@ -115,14 +119,14 @@ def refuse_all_failed(store: Store, manifest_id: str, stage: str) -> None:
         )
 
 
-def run_failure_reason(store: Store, body: dict[str, Any]) -> str:
+def run_failure_reason(store: Store, body: RunRecord) -> str:
     """A recorded run's failure reason from its stored log and stderr tail."""
     try:
-        parsed = parse_raw_log(store.get_bytes(body["raw_log"]), body.get("format", "jsonl"))
-    except (LedgerError, KeyError):
+        parsed = parse_raw_log(store.get_bytes(body.raw_log), body.format)
+    except LedgerError:
         parsed = None
     try:
-        stderr = store.get_bytes(body["stderr"]) if body.get("stderr") else None
+        stderr = store.get_bytes(body.stderr) if body.stderr else None
     except LedgerError:
         stderr = None
     return failure_reason(parsed, stderr)
@@ -146,30 +150,25 @@ def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:
         }
         if manifest is not None:
             row["manifest"] = manifest.id
-            row["declared"] = len(manifest.body["runs"])
+            row["declared"] = len(manifest.body.runs)
             recorded = recorded_runs(store, manifest.id)
             row["recorded"] = len(recorded)
-            names = {
-                cid: info.get("name", cid[:8]) for cid, info in manifest.body["conditions"].items()
-            }
+            names = {cid: info.name for cid, info in manifest.body.conditions.items()}
             for record_id in recorded.values():
-                body = store.get_json(record_id)["body"]
-                status = body.get("status", "?")
-                row["statuses"][status] = row["statuses"].get(status, 0) + 1
-                if status != "ok":
+                body = read_document(store, record_id, "run", RunRecord)
+                row["statuses"][body.status] = row["statuses"].get(body.status, 0) + 1
+                if body.status != "ok":
                     row["failures"].append(
                         {
-                            "run": body.get("run"),
-                            "status": status,
-                            "name": names.get(body.get("condition"), "?"),
+                            "run": body.run,
+                            "status": body.status,
+                            "name": names.get(body.condition or "", "?"),
                             "reason": run_failure_reason(store, body),
                         }
                     )
             decision = manifest_decision(store, manifest.id)
             if decision is not None:
                 row["decision"] = decision.id
-                row["promoted"] = [
-                    decision.body["conditions"][c]["name"] for c in decision.body["promoted"]
-                ]
+                row["promoted"] = [decision.body.name(c) for c in decision.body.promoted]
         out.append(row)
     return out

@@ -8,9 +8,11 @@ and the analysis plan; `run` and `decide` refuse when the file has drifted from 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ledger.decision_model import Decision
 from ledger.errors import (
     AlreadyFrozen,
     CampaignError,
@@ -22,6 +24,7 @@ from ledger.errors import (
 )
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
+from ledger.plan_model import Manifest, PlannedCondition
 from ledger.seeds import seed_plan
 from ledger.store import Store
 from runner._version import __version__
@@ -69,9 +72,9 @@ def spec_differences(frozen: Any, current: Any, prefix: str = "") -> list[tuple[
     return [] if frozen == current else [(prefix, frozen, current)]
 
 
-def check_matches(campaign: Campaign, stage: StageSpec, manifest: Entry) -> None:
+def check_matches(campaign: Campaign, stage: StageSpec, manifest: Entry[Manifest]) -> None:
     """Refuse (exit 2, naming the key) when the file's stage no longer matches its manifest."""
-    diffs = spec_differences(manifest.body.get("spec", {}), stage_spec(campaign, stage))
+    diffs = spec_differences(manifest.body.spec, stage_spec(campaign, stage))
     if diffs:
         key, old, new = diffs[0]
         key = key.removeprefix("stage.")
@@ -82,6 +85,20 @@ def check_matches(campaign: Campaign, stage: StageSpec, manifest: Entry) -> None
         )
 
 
+@dataclass(frozen=True)
+class ParentGate:
+    """The gate a stage continues: its decision's id, and what it promoted with their
+    configs (what the stage's candidates and effect points start from)."""
+
+    id: str
+    promoted: list[str]
+    conditions: dict[str, PlannedCondition]
+
+    @classmethod
+    def of(cls, decision: Entry[Decision]) -> ParentGate:
+        return cls(decision.id, list(decision.body.promoted), dict(decision.body.conditions))
+
+
 def parent_stage(campaign: Campaign, stage: StageSpec) -> StageSpec | None:
     """The stage whose gate feeds this one: `from`, else the previous stage in the file."""
     if stage.parent:
@@ -89,7 +106,7 @@ def parent_stage(campaign: Campaign, stage: StageSpec) -> StageSpec | None:
     return campaign.stages[stage.index - 1] if stage.index > 0 else None
 
 
-def parent_decision(store: Store, campaign: Campaign, stage: StageSpec) -> Entry | None:
+def parent_decision(store: Store, campaign: Campaign, stage: StageSpec) -> Entry[Decision] | None:
     parent = parent_stage(campaign, stage)
     if parent is None:
         return None
@@ -103,20 +120,20 @@ def parent_decision(store: Store, campaign: Campaign, stage: StageSpec) -> Entry
     return decision
 
 
-def candidates(campaign: Campaign, stage: StageSpec, parent: Entry | None) -> list[Condition]:
+def candidates(campaign: Campaign, stage: StageSpec, parent: ParentGate | None) -> list[Condition]:
     """Design points, the parent's promoted conditions (with its configs), then `add`."""
     out: dict[str, Condition] = {}
     if stage.design:
         for cond in design_conditions(campaign, stage):
             out.setdefault(cond.id, cond)
     if stage.parent and parent is not None:
-        table = parent.body.get("conditions", {})
-        for cid in parent.body.get("promoted", []):
+        table = parent.conditions
+        for cid in parent.promoted:
             info = table.get(cid)
             if info is None:
                 raise LedgerError(f"decision {parent.id}: promoted {cid} has no config")
             out.setdefault(
-                cid, Condition(cid, info["name"], info["config"], info["coded"], "promoted")
+                cid, Condition(cid, info.name, info.config, dict(info.coded), "promoted")
             )
     for name in carried_names(campaign, stage):
         cond = named_condition(campaign, name)
@@ -201,7 +218,7 @@ def runner_identity(campaign: Campaign) -> dict[str, Any]:
 
 
 def effect_points(
-    campaign: Campaign, stage: StageSpec, conds: list[Condition], parent: Entry | None
+    campaign: Campaign, stage: StageSpec, conds: list[Condition], parent: ParentGate | None
 ) -> dict[str, dict[str, int]]:
     """The conditions whose runs enter the effect model, by id, with their coded levels.
 
@@ -213,7 +230,7 @@ def effect_points(
     if stage.design:
         ids = {c.id for c in design_conditions(campaign, stage)}
     else:
-        ids = set(parent.body.get("promoted", [])) if stage.parent and parent else set()
+        ids = set(parent.promoted) if stage.parent and parent else set()
     out = {}
     for cond in conds:
         levels = [cond.coded.get(f.letter) for f in campaign.factors]
@@ -239,7 +256,7 @@ def _design_info(campaign: Campaign, stage: StageSpec) -> dict[str, Any] | None:
 
 
 def analysis_plan(
-    campaign: Campaign, stage: StageSpec, conds: list[Condition], parent: Entry | None
+    campaign: Campaign, stage: StageSpec, conds: list[Condition], parent: ParentGate | None
 ) -> dict[str, Any]:
     """The frozen analysis `decide` and the audit carry out (docs/statistics.md).
 
@@ -310,7 +327,8 @@ def build_plan(
     exist unless the plan is only for the simulator (`for_simulation`).
     """
     stage = campaign.stage(stage_name)
-    parent = parent_decision(store, campaign, stage)
+    decided = parent_decision(store, campaign, stage)
+    parent = ParentGate.of(decided) if decided is not None else None
     data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
     data_sha = data_fingerprint(data_path)
     plan = stage_plan(
@@ -328,7 +346,7 @@ def build_plan(
 def stage_plan(
     campaign: Campaign,
     stage: StageSpec,
-    parent: Entry | None,
+    parent: ParentGate | None,
     *,
     runner: dict[str, Any],
     data_sha256: str | None,
@@ -443,7 +461,7 @@ def freeze_stage(
     stage = campaign.stage(stage_name)
     existing = current_manifest(store, campaign.name, stage.name)
     if existing is not None and not amend:
-        diffs = spec_differences(existing.body.get("spec", {}), stage_spec(campaign, stage))
+        diffs = spec_differences(existing.body.spec, stage_spec(campaign, stage))
         hint = f" (the file now differs at {diffs[0][0]!r})" if diffs else ""
         raise AlreadyFrozen(
             f"stage {stage.name!r} is already frozen as manifest {existing.id[:12]}{hint}; "
@@ -455,7 +473,7 @@ def freeze_stage(
     return freeze(store, plan, key, amends=existing.id if amend and existing else None)
 
 
-def frozen_manifest(store: Store, campaign: Campaign, stage_name: str) -> Entry:
+def frozen_manifest(store: Store, campaign: Campaign, stage_name: str) -> Entry[Manifest]:
     """The stage's manifest in force, after checking the campaign file still matches it."""
     stage = campaign.stage(stage_name)
     manifest = current_manifest(store, campaign.name, stage.name)

@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.errors import UnknownStage
+from ledger.decision_model import Decision
+from ledger.document import parse
+from ledger.documents import RunRecord
+from ledger.errors import IntegrityError, UnknownStage
 from ledger.ingest import recorded_runs, seconds_between, started_runs
+from ledger.plan_model import Manifest
 from ledger.store import Store
 from stages.campaign import Campaign
 from stages.lookup import Entry, all_decisions, all_manifests
@@ -96,23 +100,24 @@ class Progress:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store, self.campaign, self._now = store, campaign, now
-        self._records: dict[str, dict[str, Any]] = {}
+        self._records: dict[str, RunRecord] = {}
 
-    def _record(self, record_id: str) -> dict[str, Any]:
+    def _record(self, record_id: str) -> RunRecord:
         if record_id not in self._records:
-            self._records[record_id] = self.store.get_json(record_id)["body"]
+            body = self.store.get_json(record_id)["body"]
+            self._records[record_id] = parse(RunRecord, body, f"run {record_id}", IntegrityError)
         return self._records[record_id]
 
     def stages(self) -> list[StageProgress]:
         """Every stage in force (baselines too), in freeze order; with a campaign, its
         stages in file order (those not frozen yet included) and no other campaign's."""
         manifests = all_manifests(self.store)
-        superseded = {m.body.get("amends") for m in manifests}
+        superseded = {m.body.amends for m in manifests}
         live = [m for m in manifests if m.id not in superseded]
         if self.campaign is not None:
-            live = [m for m in live if m.body.get("campaign") == self.campaign.name]
-        decisions = {d.body.get("manifest"): d for d in all_decisions(self.store)}
-        by_stage = {m.body.get("stage"): m for m in live}
+            live = [m for m in live if m.body.campaign == self.campaign.name]
+        decisions = {d.body.manifest: d for d in all_decisions(self.store)}
+        by_stage = {m.body.stage: m for m in live}
         out = [self._one(m, decisions.get(m.id)) for m in live]
         if self.campaign is not None:
             ordered = []
@@ -127,34 +132,24 @@ class Progress:
             out = ordered
         return out
 
-    def _one(self, manifest: Entry, decision: Entry | None) -> StageProgress:
+    def _one(self, manifest: Entry[Manifest], decision: Entry[Decision] | None) -> StageProgress:
         body = manifest.body
-        kind = "baseline" if "baseline" in (body.get("spec") or {}) else "gate"
-        budget = float(body.get("budget_s") or 0.0)
-        row = StageProgress(
-            str(body.get("stage")),
-            str(body.get("campaign")),
-            kind,
-            budget,
-            manifest.id,
-            len(body.get("runs") or []),
-        )
-        names = {
-            cid: info.get("name", cid[:8]) for cid, info in (body.get("conditions") or {}).items()
-        }
+        kind = "baseline" if "baseline" in body.spec else "gate"
+        budget = float(body.budget_s)
+        row = StageProgress(body.stage, body.campaign, kind, budget, manifest.id, len(body.runs))
+        names = {cid: info.name for cid, info in body.conditions.items()}
         recorded = recorded_runs(self.store, manifest.id)
         starts = started_runs(self.store, manifest.id)
         row.recorded = len(recorded)
         durations = []
         for run, record_id in recorded.items():
             record = self._record(record_id)
-            status = str(record.get("status"))
-            row.statuses[status] = row.statuses.get(status, 0) + 1
-            seconds = (record.get("metrics") or {}).get("training_seconds")
-            if isinstance(seconds, int | float) and math.isfinite(seconds):
-                row.gpu_hours += float(seconds) * int(record.get("gpus") or 1) / 3600.0
-            if run in starts and isinstance(record.get("recorded_at"), str):
-                span = seconds_between(starts[run], record["recorded_at"])
+            row.statuses[record.status] = row.statuses.get(record.status, 0) + 1
+            seconds = record.metrics.training_seconds
+            if seconds is not None and math.isfinite(seconds):
+                row.gpu_hours += float(seconds) * record.gpus / 3600.0
+            if run in starts:
+                span = seconds_between(starts[run], record.recorded_at)
                 if span is not None and span >= 0:
                     durations.append(span)
         row.mean_run_s = sum(durations) / len(durations) if durations else None
@@ -170,7 +165,7 @@ class Progress:
             )
         if decision is not None:
             row.decision = decision.id
-            row.promoted = [names.get(c, c[:8]) for c in decision.body.get("promoted") or []]
+            row.promoted = [names.get(c, c[:8]) for c in decision.body.promoted]
         return row
 
 

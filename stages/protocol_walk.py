@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.plan_model import Plan, PlannedCondition
 from stages.campaign import Campaign, StageSpec
 from stages.decide import derive_decision
 from stages.evaluation_sources import TrialDraws
-from stages.lookup import Entry
-from stages.plan import parent_stage, runner_identity, stage_plan
+from stages.observations import RecordedRun
+from stages.plan import ParentGate, parent_stage, runner_identity, stage_plan
 
 
 @dataclass
@@ -59,6 +60,24 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class WalkedRun:
+    """One run answered in memory, with the fields a decision reads
+    (`stages.observations.RecordedRun`)."""
+
+    manifest: str
+    condition: str
+    seed: int
+    host: str
+    status: str
+    val: float | None
+    metric: str
+    recorded_at: str = ""
+
+    def value(self, metric: str) -> float | None:
+        return self.val if metric == self.metric else None
+
+
 class ProtocolWalker:
     """Walks the campaign's stages in file order; plans are cached by (stage, parent)."""
 
@@ -66,9 +85,10 @@ class ProtocolWalker:
         self.campaign = campaign
         self.runner = runner_identity(campaign)
         self.resolve_configs = resolve_configs
-        self._plans: dict[tuple[str, str | None], tuple[str, dict[str, Any]]] = {}
+        self._plans: dict[tuple[str, str | None], tuple[str, Plan]] = {}
+        self._infos: dict[str, dict[str, dict[str, Any]]] = {}  # plan id -> what draws read
 
-    def _plan(self, stage: StageSpec, parent: Entry | None) -> tuple[str, dict[str, Any]] | None:
+    def _plan(self, stage: StageSpec, parent: ParentGate | None) -> tuple[str, Plan] | None:
         key = (stage.name, parent.id if parent else None)
         if key not in self._plans:
             try:
@@ -81,15 +101,19 @@ class ProtocolWalker:
                     resolve_configs=self.resolve_configs,
                 )
             except LedgerError:
-                if parent is not None and not parent.body.get("promoted"):
+                if parent is not None and not parent.promoted:
                     return None  # the previous gate promoted nothing: the protocol ends there
                 raise
-            self._plans[key] = (_digest(plan), plan)
+            plan_id = _digest(plan)
+            self._plans[key] = (plan_id, Plan.model_validate(plan))
+            self._infos[plan_id] = {
+                cid: {"id": cid, **info} for cid, info in plan["conditions"].items()
+            }
         return self._plans[key]
 
     def walk(self, draws: TrialDraws) -> Walk:
         out = Walk()
-        decisions: dict[str, Entry] = {}
+        decisions: dict[str, ParentGate] = {}
         for stage in self.campaign.stages:
             parent_spec = parent_stage(self.campaign, stage)
             parent = decisions.get(parent_spec.name) if parent_spec else None
@@ -98,38 +122,36 @@ class ProtocolWalker:
                 out.stopped = stage.name
                 break
             manifest_id, plan = planned
-            runs, gpu_s = [], 0.0
-            metric, budget, gpus = plan["analysis"]["metric"], plan["budget_s"], plan["gpus"]
-            for i, run in enumerate(plan["runs"]):
-                cid, seed, host = run["condition"], run["seed"], run["host"]
-                info = {"id": cid, **plan["conditions"][cid]}
-                got, charge = draws.run((cid, seed, host), info, budget, host, gpus, seed=seed)
+            runs: list[tuple[str, RecordedRun]] = []
+            gpu_s = 0.0
+            metric, budget, gpus = plan.metric, plan.budget_s, plan.gpus
+            infos = self._infos[manifest_id]
+            for i, run in enumerate(plan.runs):
+                cid, seed, host = run.condition, run.seed, run.host
+                got, charge = draws.run(
+                    (cid, seed, host), infos[cid], budget, host, gpus, seed=seed
+                )
                 gpu_s += charge
+                status, value = got.status, got.value
                 runs.append(
-                    (
-                        f"{i:08d}",
-                        {
-                            "manifest": manifest_id,
-                            "condition": cid,
-                            "seed": seed,
-                            "host": host,
-                            "status": got.status,
-                            "gpus": gpus,
-                            "metrics": {metric: got.value, "training_seconds": charge / gpus},
-                            "recorded_at": "",
-                        },
-                    )
+                    (f"{i:08d}", WalkedRun(manifest_id, cid, seed, host, status, value, metric))
                 )
             body = derive_decision(manifest_id, plan, runs)
-            for cid, info in {**plan["conditions"], **body["conditions"]}.items():
-                out.names.setdefault(cid, info["name"])
+            promoted_conditions = {
+                cid: PlannedCondition.model_validate(info)
+                for cid, info in body["conditions"].items()
+            }
+            for cid, condition in {**plan.conditions, **promoted_conditions}.items():
+                out.names.setdefault(cid, condition.name)
             decision_id = _digest([manifest_id, body["promoted"]])
-            decisions[stage.name] = Entry(decision_id, body, "evaluate", -1, "")
+            decisions[stage.name] = ParentGate(
+                decision_id, list(body["promoted"]), promoted_conditions
+            )
             out.gates.append(
                 GateResult(
                     stage.name,
                     budget,
-                    list(plan["conditions"]),
+                    list(plan.conditions),
                     list(body["promoted"]),
                     body["outcome"].get("best"),
                     body["statistics"].get("effects"),

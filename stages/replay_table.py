@@ -37,7 +37,7 @@ from ledger.errors import InputError
 from ledger.rawlog import STATUSES
 from ledger.store import Store
 from stages.campaign import budget_label, parse_budget
-from stages.lookup import manifest_runs
+from stages.lookup import all_manifests, manifest_runs
 
 FIDELITY_COLUMNS = ("budget", "fidelity")
 COST_COLUMNS = ("cost_gpu_s", "gpu_seconds")
@@ -348,41 +348,29 @@ def table_from_store(store: Store, metric: str = "val_bpb") -> CurveTable:
     trained from scratch, so costs are not running totals (`cumulative` is False); the same
     cell run again at one budget (another stage) is kept as another replicate.
     """
-    manifests: dict[str, dict[str, Any]] = {}
-    for journal in store.journals():
-        for event in journal.events():
-            if event.get("kind") in ("manifest_frozen", "amended") and event.get("object"):
-                manifests.setdefault(event["object"], store.get_json(event["object"])["body"])
+    manifests = {m.id: m.body for m in all_manifests(store)}
     grouped: dict[tuple, list[Row]] = {}
     seen: set[tuple] = set()
     line = 0
     for manifest_id, body in sorted(manifests.items()):
-        if "baseline" in body.get("spec", {}):
+        if body.is_baseline:
             continue
         for run in manifest_runs(store, manifest_id):
             record = run.body
             line += 1
-            metrics = record.get("metrics", {})
-            value = metrics.get(body.get("analysis", {}).get("metric", metric))
-            ok = record.get("status") == "ok" and isinstance(value, int | float)
-            cost = float(metrics.get("training_seconds") or 0.0) * int(record.get("gpus") or 1)
-            key = (str(record["condition"]),)
-            seed, host, budget = record.get("seed"), record.get("host"), float(body["budget_s"])
+            found = record.value(body.analysis.metric or metric)
+            value = float(found) if record.status == "ok" and found is not None else None
+            cost = float(record.metrics.training_seconds or 0.0) * int(record.gpus or 1)
+            key = (str(record.condition),)
+            seed: int | str | None = record.seed
+            host, budget = record.host, float(body.budget_s)
             copy = 1
             while (key, str(seed), str(host), budget) in seen:  # the cell again at this budget
                 copy += 1
-                seed = f"{record.get('seed')}#{copy}"
+                seed = f"{record.seed}#{copy}"
             seen.add((key, str(seed), str(host), budget))
             grouped.setdefault(key, []).append(
-                Row(
-                    budget,
-                    float(value) if ok else None,
-                    str(record.get("status")),
-                    cost,
-                    seed,
-                    host,
-                    line,
-                )
+                Row(budget, value, record.status, cost, seed, host, line)
             )
     if not grouped:
         raise InputError(f"store {store.root} has no recorded runs to replay")

@@ -8,27 +8,15 @@ function of the rule, the summaries and the effect estimates. The rule vocabular
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
 from ledger.errors import CampaignError
+from ledger.plan_model import Check, Rule
 from stages.designs import point_name
-from stages.stats import ConditionSummary, EffectsResult, bh, clean
+from stages.stats import ConditionSummary, EffectsResult, bh
 
-RULE_KEYS = (
-    "top_k",
-    "within",
-    "keep",
-    "wins_all_cells",
-    "max_gap",
-    "fdr",
-    "reduce",
-    "min_cells",
-    "failed",
-)
-FAILED_POLICIES = ("exclude", "worst", "ignore")
-CHECK_KEYS = ("name", "a", "b", "within")
 EPS = 1e-12  # margins compare with this slack so that decimal margins behave as written
 
 
@@ -58,76 +46,6 @@ class RuleOutcome:
         }
 
 
-def _num(rule_key: str, value: object, *, integer: bool = False, low: float = 0.0) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-    if not ok or clean(value) is None or float(value) < low:  # type: ignore[arg-type]
-        kind = "an integer" if integer else "a number"
-        raise CampaignError(f"rule key {rule_key!r}: {value!r} must be {kind} >= {low:g}")
-    return value  # type: ignore[return-value]
-
-
-def validate_rule(rule: dict) -> dict:
-    """Check the rule's keys and value types; return it unchanged (LedgerError names the key)."""
-    if not isinstance(rule, dict):
-        raise CampaignError(f"rule must be a table of keys, got {type(rule).__name__}")
-    for key in rule:
-        if key not in RULE_KEYS:
-            raise CampaignError(f"unknown rule key {key!r} (known: {', '.join(RULE_KEYS)})")
-    if "top_k" in rule:
-        _num("top_k", rule["top_k"], integer=True, low=1)
-    if "within" in rule:
-        _num("within", rule["within"])
-    if "min_cells" in rule:
-        _num("min_cells", rule["min_cells"], integer=True, low=1)
-    if "failed" in rule and rule["failed"] not in FAILED_POLICIES:
-        raise CampaignError(
-            f"rule key 'failed': {rule['failed']!r} must be one of {', '.join(FAILED_POLICIES)}"
-        )
-    if "fdr" in rule:
-        f = _num("fdr", rule["fdr"])
-        if not 0 < f <= 1:
-            raise CampaignError(f"rule key 'fdr': {f!r} must be in (0, 1]")
-    for key in ("wins_all_cells", "reduce"):
-        if key in rule and not isinstance(rule[key], bool):
-            raise CampaignError(f"rule key {key!r}: {rule[key]!r} must be true or false")
-    if rule.get("reduce") and "fdr" not in rule:
-        raise CampaignError("rule key 'reduce' requires 'fdr' (the BH level that picks factors)")
-    if "keep" in rule and (
-        not isinstance(rule["keep"], list) or not all(isinstance(x, str) for x in rule["keep"])
-    ):
-        raise CampaignError("rule key 'keep': must be a list of condition names")
-    if "max_gap" in rule:
-        max_gap = rule["max_gap"]
-        if not isinstance(max_gap, dict):
-            raise CampaignError("rule key 'max_gap': must be {condition = NAME, gap = NUMBER}")
-        for k in max_gap:
-            if k not in ("condition", "gap"):
-                raise CampaignError(f"rule key 'max_gap': unknown key {k!r}")
-        if not isinstance(max_gap.get("condition"), str):
-            raise CampaignError("rule key 'max_gap': 'condition' must be a condition name")
-        _num("max_gap.gap", max_gap.get("gap"))
-    return rule
-
-
-def validate_checks(checks: Iterable[dict]) -> list[dict]:
-    """Check `checks` entries ({name, a, b, within}); LedgerError names the bad key."""
-    out = []
-    for i, c in enumerate(checks):
-        if not isinstance(c, dict):
-            raise CampaignError(f"checks[{i}]: must be a table {{name, a, b, within}}")
-        for k in c:
-            if k not in CHECK_KEYS:
-                raise CampaignError(
-                    f"checks[{i}]: unknown key {k!r} (known: {', '.join(CHECK_KEYS)})"
-                )
-        for k in ("name", "a", "b"):
-            if not isinstance(c.get(k), str):
-                raise CampaignError(f"checks[{i}]: key {k!r} must be a string")
-        _num(f"checks[{i}].within", c.get("within"))
-        out.append(c)
-    return out
-
-
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
@@ -147,7 +65,7 @@ class _Gate:
 
     def __init__(
         self,
-        rule: dict,
+        rule: Rule,
         summaries: list[ConditionSummary],
         names: dict[str, str],
         coded: dict[str, dict[str, int]],
@@ -156,7 +74,7 @@ class _Gate:
         self.rule, self.names, self.coded, self.factors = rule, names, coded, factors
         self.summaries = sorted(summaries, key=lambda s: s.condition)
         self.by_id = {s.condition: s for s in summaries}
-        self.policy = rule.get("failed", "exclude")
+        self.policy = rule.policy
         self.out = RuleOutcome(promoted=[])
         self.ranking: list[ConditionSummary] = []
         self.rank: dict[str, int] = {}
@@ -190,24 +108,23 @@ class _Gate:
 
 
 def apply_rule(
-    rule: dict,
+    rule: Rule,
     summaries: list[ConditionSummary],
     *,
     names: dict[str, str],
     effects: EffectsResult | None = None,
     coded: dict[str, dict[str, int]] | None = None,
     factors: dict[str, dict] | None = None,
-    checks: Iterable[dict] = (),
+    checks: Sequence[Check] = (),
 ) -> RuleOutcome:
     """Apply a frozen gate rule to a stage's condition summaries (see docs/statistics.md).
 
-    `coded` holds the design points only (by condition id): `reduce` maps its points onto
-    them and nothing else. The jobs, in order: eligibility and ranking (with the `failed`
-    policy), significance and `reduce`, the ranking selectors, the adders, the final order,
-    the checks.
+    The rule and checks are typed (`ledger.plan_model`): their shape was checked where the
+    plan entered, so only their meaning is decided here. `coded` holds the design points
+    only (by condition id): `reduce` maps its points onto them and nothing else. The jobs,
+    in order: eligibility and ranking (with the `failed` policy), significance and
+    `reduce`, the ranking selectors, the adders, the final order, the checks.
     """
-    validate_rule(rule)
-    checks = validate_checks(checks)
     gate = _Gate(rule, summaries, names, coded or {}, factors or {})
     _rank(gate)
     reduce_ids, reduced = _significance_and_reduce(gate, effects)
@@ -225,7 +142,7 @@ def apply_rule(
 def _ineligible(gate: _Gate, s: ConditionSummary) -> str | None:
     """Why a condition cannot be ranked at this gate, or None."""
     runs = s.n + len(s.failed)
-    min_cells = gate.rule.get("min_cells")
+    min_cells = gate.rule.min_cells
     if runs == 0:
         return "no recorded runs"
     if min_cells is not None and s.n_cells < min_cells:
@@ -285,10 +202,10 @@ def _rank(gate: _Gate) -> None:
 def _significance_and_reduce(gate: _Gate, effects: EffectsResult | None) -> tuple[list[str], bool]:
     """`fdr`: BH-significant factors; `reduce`: their reduced factorial (replaces ranking)."""
     rule = gate.rule
-    if "fdr" not in rule:
+    if rule.fdr is None:
         return [], False
-    gate.out.significant = _significant(rule["fdr"], effects, gate.factors, gate.trace)
-    if not rule.get("reduce"):
+    gate.out.significant = _significant(rule.fdr, effects, gate.factors, gate.trace)
+    if not rule.reduce:
         return [], False
     if not gate.out.significant:
         gate.trace.append("reduce: no factor is significant; promoting per the other selectors")
@@ -298,7 +215,7 @@ def _significance_and_reduce(gate: _Gate, effects: EffectsResult | None) -> tupl
 
 def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
     """`within` (margin to the best mean) then `top_k` (the first k of the ranking)."""
-    top_k, within = gate.rule.get("top_k"), gate.rule.get("within")
+    top_k, within = gate.rule.top_k, gate.rule.within
     if not gate.ranking:
         return [], {}
     if top_k is None and within is None:
@@ -345,7 +262,7 @@ def _select_by_rank(gate: _Gate) -> tuple[list[str], dict[str, list[str]]]:
 
 
 def _wins_all_cells(gate: _Gate) -> list[str]:
-    if not gate.rule.get("wins_all_cells"):
+    if not gate.rule.wins_all_cells:
         return []
     winners = [
         s
@@ -364,12 +281,12 @@ def _wins_all_cells(gate: _Gate) -> list[str]:
 
 def _max_gap(gate: _Gate) -> list[str]:
     """Promote the named condition iff its mean is at most `gap` above the best; a verdict."""
-    if "max_gap" not in gate.rule:
+    max_gap = gate.rule.max_gap
+    if max_gap is None:
         return []
-    max_gap = gate.rule["max_gap"]
-    cid = gate.resolve(max_gap["condition"], "rule key 'max_gap'")
+    cid = gate.resolve(max_gap.condition, "rule key 'max_gap'")
     s, ref = gate.by_id.get(cid), gate.reference
-    vname = f"max_gap:{max_gap['condition']}"
+    vname = f"max_gap:{max_gap.condition}"
     excluded = gate.excluded_reason(cid)
     if excluded is not None:
         detail = f"{gate.label(cid)} excluded: {excluded}"
@@ -379,10 +296,8 @@ def _max_gap(gate: _Gate) -> list[str]:
         detail = f"{gate.label(cid)} has {len(s.failed)} failed run(s) (failed = {gate.policy})"
     else:
         gap = _mean(s) - _mean(ref)
-        ok = gap <= max_gap["gap"] + EPS
-        detail = (
-            f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(max_gap['gap'])}"
-        )
+        ok = gap <= max_gap.gap + EPS
+        detail = f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(max_gap.gap)}"
         gate.out.verdicts.append({"name": vname, "pass": ok, "detail": detail})
         gate.trace.append(
             f"promoted {gate.label(cid)}: max_gap, {detail}"
@@ -398,7 +313,7 @@ def _max_gap(gate: _Gate) -> list[str]:
 def _keep(gate: _Gate) -> list[str]:
     out = []
     n_ranked = len(gate.ranking)
-    for name in gate.rule.get("keep", []):
+    for name in gate.rule.keep or []:
         cid = gate.resolve(name, "rule key 'keep'")
         out.append(cid)
         s = gate.by_id.get(cid)
@@ -515,21 +430,21 @@ def _reduce(
     return ids
 
 
-def _check(c: dict, gate: _Gate) -> dict:
+def _check(c: Check, gate: _Gate) -> dict:
     """A recorded yes/no near-equivalence verdict; never changes the promoted set."""
 
     def pick(name: str) -> tuple[str, ConditionSummary] | None:
         """The condition a check names and its summary; None when it has no mean."""
         if name == "best":
             return (gate.ranking[0].condition, gate.ranking[0]) if gate.ranking else None
-        cid = gate.resolve(name, f"check {c['name']!r}")
+        cid = gate.resolve(name, f"check {c.name!r}")
         s = gate.by_id.get(cid)
         return (cid, s) if s is not None and s.mean is not None else None
 
-    picked_a, picked_b = pick(c["a"]), pick(c["b"])
+    picked_a, picked_b = pick(c.a), pick(c.b)
     if picked_a is None or picked_b is None:
-        missing = [n for n, got in ((c["a"], picked_a), (c["b"], picked_b)) if got is None]
-        return {"name": c["name"], "pass": False, "detail": "no data for " + " and ".join(missing)}
+        missing = [n for n, got in ((c.a, picked_a), (c.b, picked_b)) if got is None]
+        return {"name": c.name, "pass": False, "detail": "no data for " + " and ".join(missing)}
     (id_a, summary_a), (id_b, summary_b) = picked_a, picked_b
     failing = [
         f"{gate.label(cid)} has {len(s.failed)} failed run(s)"
@@ -538,11 +453,11 @@ def _check(c: dict, gate: _Gate) -> dict:
     ]
     if failing:
         detail = "; ".join(dict.fromkeys(failing)) + f" (failed = {gate.policy})"
-        return {"name": c["name"], "pass": False, "detail": detail}
+        return {"name": c.name, "pass": False, "detail": detail}
     diff = abs(_mean(summary_a) - _mean(summary_b))
-    ok = diff <= c["within"] + EPS
+    ok = diff <= c.within + EPS
     detail = (
         f"|{gate.label(id_a)} - {gate.label(id_b)}| = {_fmt(diff)} {'<=' if ok else '>'} "
-        f"{_fmt(c['within'])}"
+        f"{_fmt(c.within)}"
     )
-    return {"name": c["name"], "pass": ok, "detail": detail}
+    return {"name": c.name, "pass": ok, "detail": detail}

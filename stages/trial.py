@@ -23,6 +23,7 @@ from ledger.binding_level import binding_level
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import CampaignError, ConfigError
 from ledger.ingest import grouped_reasons, log_defects, run_problems
+from ledger.plan_model import Plan
 from ledger.rawlog import failure_reason, parse_raw_log
 from ledger.seeds import seed_plan
 from stages.campaign import Campaign, StageSpec
@@ -185,7 +186,9 @@ def trial_plan(
     data: Path | None,
 ) -> dict[str, Any]:
     """The plan a trial runs: what `freeze` would sign for these conditions, with the
-    trial's budget and the stage's first cell (configs resolved and checked the same way)."""
+    trial's budget and the stage's first cell (configs resolved and checked the same way),
+    the stage's rule, no parent and no effect set; its spec says it is a trial (it is
+    never signed)."""
     runner = runner_identity(campaign)
     data_sha = None
     if campaign.runner is None:
@@ -206,14 +209,18 @@ def trial_plan(
     return {
         "campaign": campaign.name,
         "stage": stage.name,
-        "trial": True,
         "budget_s": budget_s,
         "gpus": stage.gpus,
         "cells": [[seed, host]],
         "runs": [{"condition": c.id, "seed": seed, "host": host} for c in conds],
         "conditions": table,
+        "rule": stage.written_rule,
+        "checks": stage.written_checks,
+        "analysis": {"metric": campaign.metric},
         "runner": runner,
         "data_sha256": data_sha,
+        "parent": None,
+        "spec": {"trial": True},
         "seeds": seed_plan(),
     }
 
@@ -278,7 +285,7 @@ def try_stage(
     chosen = pick_conditions(trial_pool(campaign, stage), conditions)
     plan = trial_plan(campaign, stage, chosen, budget_s=budget_s, data=data)
     plan_id = sha256_hex(canonical_bytes(plan))
-    tasks = manifest_tasks(plan_id, plan)
+    tasks = manifest_tasks(plan_id, Plan.model_validate(plan))
     data_path = data or (Path(campaign.data) if campaign.data else None)  # as `ledger run`
     runs = _execute(plan_id, plan, tasks, data_path, device, jobs, grace_s, progress)
     order = {t.condition: i for i, t in enumerate(tasks)}

@@ -26,10 +26,12 @@ from gateledger.cli.context import (
 from gateledger.cli.status_watch import frame_lines, show_frames
 from gateledger.cli.tables import text_table
 from gateledger.errors import ConfigError
+from ledger.documents import Anchor
 from stages.runner_checks import frozen_keys_unchecked, unchecked_note
 
 if TYPE_CHECKING:  # the result types, for the checker only (the API loads on first use)
     from gateledger.signing import KeyListing
+    from ledger.plan_model import Manifest
     from ledger.status import StoreCounts
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -300,12 +302,12 @@ def freeze_cmd(
     frozen = gl.freeze_plan(
         store, plan_path, key=key_name, amend=amend, tsa=list(tsa_urls), no_tsa=no_tsa
     )
-    runs = len(frozen.body["runs"])
+    runs = len(frozen.body.runs)
     emit(
         {
             "manifest": frozen.id,
             "runs": runs,
-            "amends": frozen.body["amends"],
+            "amends": frozen.body.amends,
             "freezer": frozen.key.key_id,
             "timestamps": frozen.timestamps,
         },
@@ -315,11 +317,11 @@ def freeze_cmd(
     say_stamps(frozen.timestamps, frozen.id, "freeze", as_json)
 
 
-def _say_stage_frozen(stage: str, frozen: gl.Signed, amend: bool, as_json: bool) -> None:
+def _say_stage_frozen(stage: str, frozen: gl.Signed[Manifest], amend: bool, as_json: bool) -> None:
     body = frozen.body
     notes = []
-    if frozen_keys_unchecked(body.get("runner") or {}):
-        spec = body.get("spec") or {}
+    if frozen_keys_unchecked(body.runner.to_dict()):
+        spec = body.spec
         used = [f["key"] for f in (spec.get("factors") or {}).values()]
         used += [k for overrides in (spec.get("named") or {}).values() for k in overrides]
         notes.append(unchecked_note(spec.get("base") or {}, used))
@@ -327,18 +329,18 @@ def _say_stage_frozen(stage: str, frozen: gl.Signed, amend: bool, as_json: bool)
         {
             "manifest": frozen.id,
             "stage": stage,
-            "runs": len(body["runs"]),
-            "conditions": len(body["conditions"]),
-            "parent": body.get("parent"),
-            "amends": body.get("amends"),
-            "freezer": body.get("freezer"),
-            "seeds": body.get("seeds"),
+            "runs": len(body.runs),
+            "conditions": len(body.conditions),
+            "parent": body.parent,
+            "amends": body.amends,
+            "freezer": body.freezer,
+            "seeds": body.seeds.to_dict() if body.seeds is not None else None,
             "timestamps": frozen.timestamps,
             "notes": notes,
         },
         as_json,
-        f"froze {stage}: manifest {frozen.id} ({len(body['runs'])} runs, "
-        f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}",
+        f"froze {stage}: manifest {frozen.id} ({len(body.runs)} runs, "
+        f"{len(body.conditions)} conditions){' [amendment]' if amend else ''}",
     )
     if not as_json:
         for note in notes:
@@ -434,12 +436,15 @@ def anchor_cmd(
     """
     anchored = gl.anchor(open_store(ctx), key=key_name, tsa=list(tsa_urls), no_tsa=no_tsa)
     if as_json:
-        emit({"anchor": anchored.id, **anchored.body, "timestamps": anchored.timestamps}, True)
+        emit(
+            {"anchor": anchored.id, **anchored.body.to_dict(), "timestamps": anchored.timestamps},
+            True,
+        )
         say_stamps(anchored.timestamps, anchored.id, "anchor", True)
         return
     click.echo(f"anchor {anchored.id} (anchors/{anchored.id}.json)")
-    for head in anchored.body["body"]["heads"]:
-        click.echo(f"  {head['host']} seq {head['seq']} {head['hash']}")
+    for head in Anchor.model_validate(anchored.body.body).heads:
+        click.echo(f"  {head.host} seq {head.seq} {head.hash}")
     say_stamps(anchored.timestamps, anchored.id, "anchor", False)
 
 

@@ -271,16 +271,16 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, tsa_urls, no_
     )
     body = decided.body
     if as_json:
-        emit({"decision": decided.id, **body, "timestamps": decided.timestamps}, True)
+        emit({"decision": decided.id, **body.to_dict(), "timestamps": decided.timestamps}, True)
         say_stamps(decided.timestamps, decided.id, "decision", True)
         return
     click.echo(f"decided {stage}: decision {decided.id}")
-    for line in body["trace"]:
+    for line in body.trace:
         click.echo(f"  {line}")
-    for verdict in body["verdicts"]:
-        mark = "yes" if verdict.get("pass") else "no"
-        click.echo(f"  check {verdict.get('name')}: {mark} ({verdict.get('detail', '')})")
-    names = [body["conditions"][c]["name"] for c in body["promoted"]]
+    for verdict in body.verdicts:
+        mark = "yes" if verdict.passed else "no"
+        click.echo(f"  check {verdict.name}: {mark} ({verdict.detail})")
+    names = [body.name(c) for c in body.promoted]
     click.echo(f"promoted: {', '.join(names) or 'none'}")
     say_stamps(decided.timestamps, decided.id, "decision", False)
 

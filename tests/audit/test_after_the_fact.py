@@ -36,13 +36,13 @@ def test_clean_campaign_audits_clean(done):
 def test_one_changed_byte_in_a_raw_log(done):
     store = done[0]
     run = manifest_runs(store, current_manifest(store, "t", "screen").id)[0]
-    path = object_path(store, run.body["raw_log"])
+    path = object_path(store, run.body.raw_log)
     data = bytearray(path.read_bytes())
     data[-5] ^= 0x01
     path.chmod(0o644)
     path.write_bytes(bytes(data))
     found = problems(store)
-    assert any(run.body["raw_log"] in p for p in found), found
+    assert any(run.body.raw_log in p for p in found), found
 
 
 def test_rule_edited_after_runs_began(done, sim_campaign):
@@ -51,9 +51,8 @@ def test_rule_edited_after_runs_began(done, sim_campaign):
     camp = load_campaign(sim_campaign)
     old = freeze_stage(store, camp, "final", key, for_simulation=True)
     # runs begin under the first manifest, then the rule is amended
-    body = current_manifest(store, "t", "final").body
-    first = body["runs"][0]
-    record_run_start(store, old, first["condition"], first["seed"], first["host"])
+    first = current_manifest(store, "t", "final").body.runs[0]
+    record_run_start(store, old, first.condition, first.seed, first.host)
     sim_campaign.write_text(sim_campaign.read_text().replace("top_k = 2", "top_k = 3"))
     freeze_stage(store, load_campaign(sim_campaign), "final", key, amend=True, for_simulation=True)
     found = problems(store)
@@ -65,7 +64,7 @@ def test_decision_promoted_list_edited_and_resigned(done):
     store, key, _camp, _sim = done
     manifest = current_manifest(store, "t", "gate")
     decision = manifest_decision(store, manifest.id)
-    body = dict(decision.body)
+    body = decision.body.to_dict()
     body["promoted"] = list(reversed(body["promoted"]))[:1]
     forged = store.put_signed("decision", body, key)
     # replace the recorded decision by the forgery in the journal's eyes: remove the original
@@ -135,7 +134,7 @@ def test_undeclared_extra_run(done):
 def test_manifest_frozen_after_its_first_run_started(done):
     store, key, camp, _sim = done
     decision = manifest_decision(store, current_manifest(store, "t", "gate").id)
-    cond = decision.body["promoted"][0]
+    cond = decision.body.promoted[0]
     # a run of the (not yet frozen) final stage starts, then the manifest is frozen
     journal = store.journal()
     manifest_id = freeze_stage(store, camp, "final", key, for_simulation=True)

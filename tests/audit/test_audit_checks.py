@@ -31,17 +31,19 @@ def _replace_record(store: Store, old: str, body: dict) -> str:
 def _relog(store: Store, run, edit, **record) -> str:
     """The same run re-recorded with a log whose header (or lines) `edit` changes (and the
     record's fields `record` changes)."""
-    raw = store.get_bytes(run.body["raw_log"])
+    raw = store.get_bytes(run.body.raw_log)
     lines = [json.loads(x) for x in raw.decode().splitlines()]
     edit(lines)
     new_raw = store.put_bytes("".join(json.dumps(x) + "\n" for x in lines).encode())
-    return _replace_record(store, run.id, {**run.body, "raw_log": new_raw, **record})
+    return _replace_record(store, run.id, {**run.body.to_dict(), "raw_log": new_raw, **record})
 
 
 def test_an_object_no_journal_cites_is_an_orphan_and_not_evidence(done):
     store = done[0]
     manifest, run = _gate_run(store)
-    orphan = store.put_unsigned("run", {**run.body, "recorded_at": datetime.now(UTC).isoformat()})
+    orphan = store.put_unsigned(
+        "run", {**run.body.to_dict(), "recorded_at": datetime.now(UTC).isoformat()}
+    )
     result = audit_store(store)
     assert result.verdict == "clean"  # an interrupted write is not a failure ...
     assert any("1 orphan object(s)" in n for n in result.notes), result.notes
@@ -51,8 +53,8 @@ def test_an_object_no_journal_cites_is_an_orphan_and_not_evidence(done):
 def test_a_record_that_lacks_a_metric_key(done):
     store = done[0]
     _, run = _gate_run(store)
-    metrics = {k: v for k, v in run.body["metrics"].items() if k != "tokens_per_s"}
-    new = _replace_record(store, run.id, {**run.body, "metrics": metrics})
+    metrics = {k: v for k, v in run.body.metrics.to_dict().items() if k != "tokens_per_s"}
+    new = _replace_record(store, run.id, {**run.body.to_dict(), "metrics": metrics})
     assert any(new in p and "metrics lacks 'tokens_per_s'" in p for p in problems(store))
 
 
@@ -60,8 +62,8 @@ def test_diverged_without_evidence_and_crashed_over_an_ok_log(done):
     store = done[0]
     manifest = current_manifest(store, "t", "gate")
     first, second = manifest_runs(store, manifest.id)[:2]
-    a = _replace_record(store, first.id, {**first.body, "status": "diverged"})
-    b = _replace_record(store, second.id, {**second.body, "status": "crashed"})
+    a = _replace_record(store, first.id, {**first.body.to_dict(), "status": "diverged"})
+    b = _replace_record(store, second.id, {**second.body.to_dict(), "status": "crashed"})
     found = problems(store)
     assert any(a in p and "status diverged but its log reports val_bpb" in p for p in found)
     assert any(
@@ -77,7 +79,7 @@ def test_a_diverged_log_without_an_exploding_loss(done):
         lines[-1].update(status="diverged", val_bpb=None)
         lines[:] = [x for x in lines if x["type"] != "eval"]
 
-    metrics = {**run.body["metrics"], "val_bpb": None}
+    metrics = {**run.body.metrics.to_dict(), "val_bpb": None}
     new = _relog(store, run, calm_divergence, status="diverged", metrics=metrics)
     found = problems(store)
     assert any(
@@ -111,7 +113,7 @@ def test_builtin_runner_identity_host_and_data(done):
 def test_a_log_that_starts_before_its_manifest_was_frozen(done):
     store = done[0]
     manifest, run = _gate_run(store)
-    old = (datetime.fromisoformat(manifest.body["frozen_at"]) - timedelta(days=1)).isoformat()
+    old = (datetime.fromisoformat(manifest.body.frozen_at) - timedelta(days=1)).isoformat()
     new = _relog(store, run, lambda lines: lines[0].update(started_at=old))
     found = problems(store)
     assert any(new in p and "raw log starts before manifest" in p for p in found), found
@@ -121,7 +123,9 @@ def test_one_log_backs_one_run(done):
     store = done[0]
     manifest = current_manifest(store, "t", "gate")
     first, second = manifest_runs(store, manifest.id)[:2]
-    copy = _replace_record(store, second.id, {**second.body, "raw_log": first.body["raw_log"]})
+    copy = _replace_record(
+        store, second.id, {**second.body.to_dict(), "raw_log": first.body.raw_log}
+    )
     found = problems(store)
     assert any(copy in p and "one log backs one run" in p for p in found), found
 
@@ -131,8 +135,8 @@ def test_decision_citing_other_runs_journaled_before_them_and_a_second_decision(
     manifest = current_manifest(store, "t", "gate")
     decision = manifest_decision(store, manifest.id)
     body = {
-        **decision.body,
-        "runs": decision.body["runs"][1:],
+        **decision.body.to_dict(),
+        "runs": decision.body.runs[1:],
         "decided_at": datetime.now(UTC).isoformat(),
     }
     second = store.put_signed("decision", body, key)
@@ -143,7 +147,7 @@ def test_decision_citing_other_runs_journaled_before_them_and_a_second_decision(
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
     made = next(i for i, e in enumerate(events) if e["object"] == decision.id)
-    rec = next(i for i, e in enumerate(events) if e["object"] == decision.body["runs"][0])
+    rec = next(i for i, e in enumerate(events) if e["object"] == decision.body.runs[0])
     events.insert(rec, events.pop(made))
     rewrite_journal(journal, events)
     found = problems(store)
@@ -154,7 +158,7 @@ def test_decision_that_cites_fewer_runs_than_were_recorded(done):
     store, key, _camp, _sim = done
     manifest = current_manifest(store, "t", "gate")
     decision = manifest_decision(store, manifest.id)
-    body = {**decision.body, "runs": decision.body["runs"][1:]}
+    body = {**decision.body.to_dict(), "runs": decision.body.runs[1:]}
     forged = store.put_signed("decision", body, key)
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]

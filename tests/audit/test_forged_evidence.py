@@ -40,8 +40,8 @@ def test_decision_signed_by_an_added_key_naming_the_real_decider(done, tmp_path,
     rogue = generate_key("rogue")
     store.keyring().add(rogue.public_record())  # the attacker can write keys/
     body = {
-        **decision.body,
-        "promoted": decision.body["promoted"][:1],
+        **decision.body.to_dict(),
+        "promoted": decision.body.promoted[:1],
         "decided_at": datetime.now(UTC).isoformat(),
         "decider": key.key_id,
     }
@@ -93,7 +93,9 @@ def test_unsigned_and_non_canonical_decisions_are_never_used(done):
     envelope = json.loads(store.get_bytes(decision.id))
     # the same, correctly signed decision, stored with spaces: no longer canonical bytes
     spaced = store.put_bytes(json.dumps(envelope, indent=1).encode())
-    unsigned = store.put_json({"kind": "decision", "body": {**decision.body, "promoted": []}})
+    unsigned = store.put_json(
+        {"kind": "decision", "body": {**decision.body.to_dict(), "promoted": []}}
+    )
     for oid in (spaced, unsigned):
         store.journal().append("decision_made", object=oid, manifest=manifest.id)
     found = problems(store)
@@ -232,7 +234,7 @@ def test_unanchored_tail_is_reported_by_count_and_kind(done, tmp_path):
     given = {anchor_id: obj}
     result = audit_store(store, anchors=given)
     assert result.verdict == "clean"
-    n_runs = len(current_manifest(store, "t", "final").body["runs"])
+    n_runs = len(current_manifest(store, "t", "final").body.runs)
     tail = [n for n in result.notes if "after the newest given anchor" in n]
     # anchor event + freeze + a start and a record per run + the decision
     assert tail and tail[0].startswith(f"{1 + 1 + 2 * n_runs + 1} event(s)"), result.notes
@@ -272,7 +274,7 @@ def test_decision_with_allowed_missing_runs_says_how_many(done):
     run_stage(store, camp, "final", sim, progress=False, limit=2)
     decide_stage(store, camp, "final", key, allow_missing=True)
     final = audit_store(store).stages[-1]
-    declared = len(current_manifest(store, "t", "final").body["runs"])
+    declared = len(current_manifest(store, "t", "final").body.runs)
     assert final.verdict == "clean" and final.missing_runs == declared - 2
     assert any(
         f"decided with {declared - 2} declared run(s) missing" in c["detail"] for c in final.checks
@@ -286,7 +288,7 @@ def test_rederiving_needs_the_raw_logs_not_the_records(done):
     manifest, decision = _gate(store)
     runs = manifest_runs(store, manifest.id)
     victim = runs[0]
-    body = {**victim.body, "metrics": {**victim.body["metrics"], "val_bpb": 0.5}}
+    body = {**victim.body.to_dict(), "metrics": {**victim.body.metrics.to_dict(), "val_bpb": 0.5}}
     forged = store.put_unsigned("run", body)
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
@@ -304,7 +306,7 @@ def test_parallel_run_checks_find_exactly_what_serial_ones_find(done, monkeypatc
     store = done[0]
     manifest, _ = _gate(store)
     victim = manifest_runs(store, manifest.id)[0]
-    forged = store.put_unsigned("run", {**victim.body, "status": "timeout"})
+    forged = store.put_unsigned("run", {**victim.body.to_dict(), "status": "timeout"})
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
     rewrite_journal(

@@ -174,8 +174,8 @@ def test_each_lie_recorded_anyway_is_caught_by_the_audit(lab, tmp_path, lie):
     victim, words = LIES[lie]
     store = Store.open(store_path, host="local")
     manifest = current_manifest(store, "lies", "gate")
-    body = {**manifest.body, "_id": manifest.id}
-    for run in manifest.body["runs"]:
+    body = {**manifest.body.to_dict(), "_id": manifest.id}
+    for run in body["runs"]:
         raw = liar_log(tmp_path, body, run["condition"], run["seed"], lie, victim)
         plant(store, manifest.id, run["condition"], run["seed"], run["host"], raw)
     # the modified orchestrator decides on what it recorded: the wrong decision is signed

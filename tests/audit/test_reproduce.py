@@ -63,7 +63,7 @@ def test_recorded_budget_run_replays_identically(tmp_path):
     manifest = freeze_stage(store, camp, "s", generate_key("k"), data=data)
     run_stage(store, camp, "s", LocalExecutor(workdir=tmp_path / "w", data=data), progress=False)
     (run,) = manifest_runs(store, manifest)
-    assert run.body["status"] == "ok"
+    assert run.body.status == "ok"
     res = CliRunner().invoke(
         cli, ["--store", str(store.root), "reproduce", run.id, "--data", str(data), "--json"]
     )

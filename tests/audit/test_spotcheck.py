@@ -148,7 +148,7 @@ def _store(tmp_path, data, python=sys.executable):
     assert not report.refused, report.refused
     decide_stage(store, camp, "s", key)
     names = store.get_json(manifest)["body"]["conditions"]
-    return store, {names[r.body["condition"]]["name"]: r for r in manifest_runs(store, manifest)}
+    return store, {names[r.body.condition]["name"]: r for r in manifest_runs(store, manifest)}
 
 
 def _audit(store, data, *args):
@@ -195,7 +195,7 @@ def test_a_shaded_metric_and_a_fake_divergence_are_caught_by_replay(tmp_path, mo
     monkeypatch.setenv("LIE_SHADE", "0.04")
     monkeypatch.setenv("LIE_DIVERGE", "0.01")
     store, runs = _store(tmp_path, data, python=str(liar))
-    assert {name: r.body["status"] for name, r in runs.items()} == {
+    assert {name: r.body.status for name, r in runs.items()} == {
         "slow": "diverged",
         "mid": "ok",
         "fast": "ok",

@@ -14,7 +14,7 @@ def test_evidence_indexes_timing_and_the_counting_decision(done):
     ev = Evidence(store, verify_with_evidence(store))
     manifest = current_manifest(store, "t", "gate")
     runs = {rid: b for rid, b in ev.of_kind("run").items() if b["manifest"] == manifest.id}
-    assert len(runs) == len(manifest.body["runs"])
+    assert len(runs) == len(manifest.body.runs)
     for rid in runs:
         timing = ev.timing[rid]
         assert timing.started is not None and timing.interval_s >= 0

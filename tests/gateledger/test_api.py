@@ -81,11 +81,11 @@ def test_docs_api_names_every_public_name():
 
 def test_second_freeze_is_refused_and_amend_replaces(store, key, camp):
     first = gl.freeze(store, camp, "screen", key=key, sim_only=True)
-    assert first.body["stage"] == "screen" and first.timestamps == []
+    assert first.body.stage == "screen" and first.timestamps == []
     with pytest.raises(gl.AlreadyFrozen, match="already frozen as manifest"):
         gl.freeze(store, camp, "screen", key=key, sim_only=True)
     amended = gl.freeze(store, camp, "screen", key=key, amend=True, sim_only=True)
-    assert amended.body["amends"] == first.id and amended.id != first.id
+    assert amended.body.amends == first.id and amended.id != first.id
 
 
 def test_second_freeze_of_an_explicit_plan_is_refused_at_the_lowest_layer(store, key, camp):
@@ -98,7 +98,7 @@ def test_second_freeze_of_an_explicit_plan_is_refused_at_the_lowest_layer(store,
         freeze(store, plan, key)
     with pytest.raises(gl.AlreadyFrozen):
         gl.freeze_plan(store, plan, key=key)
-    assert gl.freeze_plan(store, plan, key=key, amend=True).body["amends"] == first.id
+    assert gl.freeze_plan(store, plan, key=key, amend=True).body.amends == first.id
 
 
 def test_decide_before_runs_then_twice(store, key, camp):
@@ -107,7 +107,7 @@ def test_decide_before_runs_then_twice(store, key, camp):
         gl.decide(store, camp, "screen", key=key)
     gl.run(store, camp, "screen", executor="sim")
     decided = gl.decide(store, camp, "screen", key=key)
-    assert decided.key.key_id == key.key_id and decided.body["decider"] == key.key_id
+    assert decided.key.key_id == key.key_id and decided.body.decider == key.key_id
     with pytest.raises(gl.AlreadyDecided, match="decisions are final"):
         gl.decide(store, camp, "screen", key=key)
 
@@ -116,7 +116,7 @@ def test_decide_with_allow_missing_records_what_is_missing(store, key, camp):
     gl.freeze(store, camp, "screen", key=key, sim_only=True)
     gl.run(store, camp, "screen", executor="sim", limit=10)
     body = gl.decide(store, camp, "screen", key=key, allow_missing=True).body
-    assert len(body["missing"]) == 7 and len(body["runs"]) == 10
+    assert len(body.missing) == 7 and len(body.runs) == 10
 
 
 def test_freeze_without_any_key_is_a_signing_key_error(store, camp):

@@ -145,7 +145,7 @@ def test_from_store_reproduces_the_recorded_decisions(walked):
     out = json.loads(res.output)
     for spec in camp.stages:
         decision = manifest_decision(store, current_manifest(store, camp.name, spec.name).id)
-        names = [decision.body["conditions"][c]["name"] for c in decision.body["promoted"]]
+        names = [decision.body.conditions[c].name for c in decision.body.promoted]
         assert out["recorded"]["walk"]["promoted"][spec.name] == names
     assert out["inputs"]["from_store"] == str(Path(store.root).resolve())
 

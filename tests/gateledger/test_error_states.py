@@ -50,14 +50,14 @@ def test_freezing_a_gate_before_its_parent_is_decided(store, key, camp):
 def test_a_run_recorded_twice_and_a_run_never_declared(store, key, camp):
     manifest = gl.freeze(store, camp, "screen", key=key, sim_only=True)
     gl.run(store, camp, "screen", executor="sim")
-    first = manifest.body["runs"][0]
+    first = manifest.body.runs[0]
     record = store.get_json(next(iter(recorded_runs(store, manifest.id).values())))["body"]
     raw = store.get_bytes(record["raw_log"])
     cell = (record["condition"], record["seed"], record["host"])
     with pytest.raises(errors.AlreadyRecorded, match="run already recorded: "):
         ingest(store, raw, manifest=manifest.id, condition=cell[0], seed=cell[1], host=cell[2])
     with pytest.raises(errors.UndeclaredRun, match="is not declared in manifest"):
-        record_run_start(store, manifest.id, first["condition"], 99, first["host"])
+        record_run_start(store, manifest.id, first.condition, 99, first.host)
 
 
 def test_no_store_unknown_ids_and_wrong_kinds(tmp_path, store, key, camp):

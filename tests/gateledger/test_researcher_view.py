@@ -427,8 +427,8 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
     )
     store, camp = gl.open_store(store_dir, host="h1"), gl.load_campaign(sim_campaign)
     manifest = current_manifest(store, "t", "screen")
-    first = manifest.body["runs"][0]
-    record_run_start(store, manifest.id, first["condition"], first["seed"], first["host"])
+    first = manifest.body.runs[0]
+    record_run_start(store, manifest.id, first.condition, first.seed, first.host)
     res = ok(
         invoke(
             store_dir,

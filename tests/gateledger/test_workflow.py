@@ -28,21 +28,22 @@ def test_planted_effects_come_back_with_signs_and_sizes(env):
     # 16 design points plus the always-carried anchor, which runs at every gate it is kept
     assert report.executed == 17 and report.statuses == {"ok": 17}
     body = gl.decide(store, camp, "screen", key=key).body
-    effects = {e["term"]: e for e in body["statistics"]["effects"]["effects"]}
-    assert effects["A"]["effect"] == pytest.approx(0.20, abs=0.01)
-    assert effects["B"]["effect"] == pytest.approx(-0.10, abs=0.01)
+    table = body.statistics.effects
+    assert table is not None
+    effects = {e.term: e.effect for e in table.effects}
+    assert effects["A"] == pytest.approx(0.20, abs=0.01)
+    assert effects["B"] == pytest.approx(-0.10, abs=0.01)
     # C's penalty at the reference budget is 0.04; D and E are null
-    assert effects["C"]["effect"] == pytest.approx(0.04, abs=0.01)
-    assert abs(effects["D"]["effect"]) < 0.01 and abs(effects["E"]["effect"]) < 0.01
-    assert set(body["outcome"]["significant"]) >= {"A", "B"}
+    assert effects["C"] == pytest.approx(0.04, abs=0.01)
+    assert abs(effects["D"] or 0) < 0.01 and abs(effects["E"] or 0) < 0.01
+    assert set(body.outcome.significant) >= {"A", "B"}
     # top 3 are A low, B high points; base is always carried
-    names = [body["conditions"][c]["name"] for c in body["promoted"]]
+    names = [body.name(c) for c in body.promoted]
     assert "base" in names and len(names) == 4
-    assert len(body["runs"]) == 17
+    assert len(body.runs) == 17
     # the frozen plan: one cell, so the saturated model (5 mains + 10 2FIs) by Lenth
-    effects = body["statistics"]["effects"]
-    assert effects["method"] == "lenth" and effects["df_resid"] == 0
-    assert len(effects["effects"]) == 15 and effects["t_df"] == 5
+    assert table.method == "lenth" and table.df_resid == 0
+    assert len(table.effects) == 15 and table.t_df == 5
 
 
 def test_freeze_refuses_second_freeze_and_drifted_file(env, sim_campaign):
@@ -57,7 +58,7 @@ def test_freeze_refuses_second_freeze_and_drifted_file(env, sim_campaign):
     with pytest.raises(gl.LedgerError, match=r"rule.top_k"):
         gl.decide(store, edited, "screen", key=key)
     amended = gl.freeze(store, edited, "screen", key=key, amend=True, sim_only=True)
-    assert amended.body["amends"] is not None
+    assert amended.body.amends is not None
     assert manifest_of(store, edited, "screen") == amended.id
 
 

@@ -107,7 +107,7 @@ def stage(tmp_path, isolated_keys):
 def _recorded(store: Path) -> Counter:
     s = Store.open(store, host="local")
     manifest = current_manifest(s, "race", "gate")
-    return Counter(r.body["run"] for r in manifest_runs(s, manifest.id))
+    return Counter(r.body.run for r in manifest_runs(s, manifest.id))
 
 
 def test_two_runs_of_one_stage_at_once_record_each_run_once(stage):

@@ -76,30 +76,30 @@ def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
     store, _key, camp, sim = sim_store
     run_stage(store, camp, "screen", sim, progress=False)
     manifest = current_manifest(store, camp.name, "screen")
-    assert manifest.body["seeds"] == {"rule": "sha256-v2"}
+    assert manifest.body.seeds is not None and manifest.body.seeds.rule == "sha256-v2"
     for run in manifest_runs(store, manifest.id):
-        header = parse_raw_log(store.get_bytes(run.body["raw_log"])).header
-        expected = derive_seed("sha256-v2", manifest.id, run.body["condition"], 0)
+        header = parse_raw_log(store.get_bytes(run.body.raw_log)).header
+        expected = derive_seed("sha256-v2", manifest.id, run.body.condition, 0)
         assert header["seed"] == header["effective_seed"] == expected != 0
         assert header["seed_inputs"] == {
             "manifest": manifest.id,
-            "condition": run.body["condition"],
+            "condition": run.body.condition,
             "seed": 0,
         }
-        assert run.body["seed"] == 0  # the record keeps the declared seed (the cell)
+        assert run.body.seed == 0  # the record keeps the declared seed (the cell)
     assert audit_store(store).findings == []
 
 
 def _log_for(manifest, cond: str, *, derived_from: str) -> bytes:
     """A sim log of `cond` whose seeds were derived from manifest id `derived_from`."""
-    info = manifest.body["conditions"][cond]
+    info = manifest.body.conditions[cond]
     raw = simulate_log(
         SimParams.from_table({}, "ABCDE"),
         condition=cond,
-        name=info["name"],
-        config=info["runner_config"],
-        coded=info["coded"],
-        budget_s=manifest.body["budget_s"],
+        name=info.name,
+        config=info.run_config,
+        coded=info.coded,
+        budget_s=manifest.body.budget_s,
         seed=0,
         host="h1",
         manifest=derived_from,
@@ -113,11 +113,11 @@ def _log_for(manifest, cond: str, *, derived_from: str) -> bytes:
 def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
     store, _key, camp, _sim = sim_store
     manifest = current_manifest(store, camp.name, "screen")
-    cond = manifest.body["runs"][0]["condition"]
+    cond = manifest.body.runs[0].condition
     draft = "d" * 64  # a plan that existed before the official one (or never)
     raw = _log_for(manifest, cond, derived_from=draft)
     parsed = parse_raw_log(raw)
-    found = header_problems(manifest.id, manifest.body, cond, 0, "h1", parsed)
+    found = header_problems(manifest.id, manifest.body.to_dict(), cond, 0, "h1", parsed)
     assert any("is not the effective seed" in p for p in found), found
     assert any("seed_inputs" in p for p in found), found
     record_run_start(store, manifest.id, cond, 0, "h1")
@@ -149,20 +149,20 @@ def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
 def test_a_log_with_the_declared_seed_under_a_rule_is_caught(sim_store):
     store, _key, camp, _sim = sim_store
     manifest = current_manifest(store, camp.name, "screen")
-    cond = manifest.body["runs"][0]["condition"]
-    info = manifest.body["conditions"][cond]
+    cond = manifest.body.runs[0].condition
+    info = manifest.body.conditions[cond]
     raw = simulate_log(
         SimParams.from_table({}, "ABCDE"),
         condition=cond,
-        name=info["name"],
-        config=info["runner_config"],
-        coded=info["coded"],
-        budget_s=manifest.body["budget_s"],
+        name=info.name,
+        config=info.run_config,
+        coded=info.coded,
+        budget_s=manifest.body.budget_s,
         seed=0,
         host="h1",
         manifest=manifest.id,
     )  # no effective seed: trained with seed 0
-    found = header_problems(manifest.id, manifest.body, cond, 0, "h1", parse_raw_log(raw))
+    found = header_problems(manifest.id, manifest.body.to_dict(), cond, 0, "h1", parse_raw_log(raw))
     assert any("header seed 0 is not the effective seed" in p for p in found), found
 
 

@@ -156,7 +156,7 @@ def toy(tmp_path, monkeypatch):
 
 
 def _header(store: Store, record) -> dict:
-    return json.loads(store.get_bytes(record.body["raw_log"]).splitlines()[0])
+    return json.loads(store.get_bytes(record.body.raw_log).splitlines()[0])
 
 
 @pytest.mark.slow
@@ -174,9 +174,9 @@ def test_the_toy_script_runs_unchanged_and_its_header_binds_the_run(toy):
     assert "script" in audit["stages"][0]["binding"]["bound"]
     store = Store.open(root / ".ledger")
     manifest = current_manifest(store, "toy", "gate")
-    assert manifest.body["runner"]["script_sha256"] == hashlib.sha256(original).hexdigest()
+    assert manifest.body.runner.script_sha256 == hashlib.sha256(original).hexdigest()
     by_name = {
-        manifest.body["conditions"][r.body["condition"]]["name"]: r
+        manifest.body.conditions[r.body.condition].name: r
         for r in manifest_runs(store, manifest.id)
     }
     header = _header(store, by_name["shallow"])
@@ -184,9 +184,9 @@ def test_the_toy_script_runs_unchanged_and_its_header_binds_the_run(toy):
     assert header["script_sha256"] == hashlib.sha256(original).hexdigest()
     assert header["manifest"] == manifest.id and header["budget_s"] == 1.0
     assert (header["depth"], header["matrix_lr"]) == (1, 0.02)
-    raw = store.get_bytes(by_name["deep"].body["raw_log"]).decode()
+    raw = store.get_bytes(by_name["deep"].body.raw_log).decode()
     assert "depth:            3" in raw  # the script itself printed the depth it was given
-    assert by_name["deep"].body["status"] == "ok"
+    assert by_name["deep"].body.status == "ok"
 
 
 @pytest.mark.slow
@@ -200,8 +200,8 @@ def test_a_script_changed_after_freeze_is_refused_before_it_trains(toy):
     assert "changed since the manifest was frozen" in res.output
     store = Store.open(root / ".ledger")
     [record] = manifest_runs(store, current_manifest(store, "toy", "gate").id)
-    assert record.body["status"] == "crashed"
-    assert store.get_bytes(record.body["raw_log"]) == b""  # refused before any output
+    assert record.body.status == "crashed"
+    assert store.get_bytes(record.body.raw_log) == b""  # refused before any output
 
 
 @pytest.mark.slow
@@ -212,14 +212,14 @@ def test_a_log_credited_to_another_condition_is_refused_naming_the_overrides(toy
     store = Store.open(root / ".ledger")
     manifest = current_manifest(store, "toy", "gate")
     [done] = manifest_runs(store, manifest.id)
-    other = next(c for c in manifest.body["conditions"] if c != done.body["condition"])
-    (root / "stolen.log").write_bytes(store.get_bytes(done.body["raw_log"]))
+    other = next(c for c in manifest.body.conditions if c != done.body.condition)
+    (root / "stolen.log").write_bytes(store.get_bytes(done.body.raw_log))
     res = ledger(
         "ingest", "stolen.log", "--format", "autoresearch", "--manifest", manifest.id,
         "--condition", other, "--seed", "0", "--host", "local",
     )  # fmt: skip
     assert res.exit_code == 2, res.output
-    names = {c: i["name"] for c, i in manifest.body["conditions"].items()}
+    names = {c: i.name for c, i in manifest.body.conditions.items()}
     depth = {"shallow": 1, "deep": 3}
-    assert f"header sets DEPTH to {depth[names[done.body['condition']]]}, not " in res.output
+    assert f"header sets DEPTH to {depth[names[done.body.condition]]}, not " in res.output
     assert f"not {depth[names[other]]}" in res.output and "effective seed" in res.output

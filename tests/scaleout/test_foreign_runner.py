@@ -74,16 +74,16 @@ def test_autoresearch_command_through_the_ledger(tmp_path):
     )
     assert report.statuses == {"ok": 4, "crashed": 2}
     runs = {
-        r.body["seed"]: r
+        r.body.seed: r
         for r in manifest_runs(store, manifest)
-        if r.body["status"] == "ok" and r.body["metrics"]["val_bpb"] < 1.015
+        if r.body.status == "ok" and r.body.metrics.val_bpb < 1.015
     }
-    assert runs[0].body["metrics"]["val_bpb"] == 1.01
-    assert runs[0].body["metrics"]["training_seconds"] == 0.0101
-    crashed = [r for r in manifest_runs(store, manifest) if r.body["status"] == "crashed"]
-    assert all(r.body["metrics"].get("val_bpb") is None for r in crashed)
+    assert runs[0].body.metrics.val_bpb == 1.01
+    assert runs[0].body.metrics.training_seconds == 0.0101
+    crashed = [r for r in manifest_runs(store, manifest) if r.body.status == "crashed"]
+    assert all(r.body.metrics.val_bpb is None for r in crashed)
     _, decision = decide_stage(store, camp, "gate", key)
-    assert [decision["conditions"][c]["name"] for c in decision["promoted"]] == ["slow"]
+    assert [decision.name(c) for c in decision.promoted] == ["slow"]
     result = audit_store(store)
     assert result.findings == []
 

@@ -120,15 +120,15 @@ def test_a_numpy_torch_script_seeded_with_its_seed_audits_clean(lab):
     store = Store.open(root / ".ledger")
     manifest = current_manifest(store, "mine", "screen")
     runs = manifest_runs(store, manifest.id)
-    assert len(runs) == 8 and {r.body["status"] for r in runs} == {"ok"}
+    assert len(runs) == 8 and {r.body.status for r in runs} == {"ok"}
     seeds, v1_seeds = [], []
     for record in runs:
         body = record.body
-        header = json.loads(store.get_bytes(body["raw_log"]).splitlines()[0])
-        expected = _v2_seed(manifest.id, body["condition"], body["seed"])
+        header = json.loads(store.get_bytes(body.raw_log).splitlines()[0])
+        expected = _v2_seed(manifest.id, body.condition, body.seed)
         assert header["seed"] == expected  # what {seed} handed the script, hashed here again
         seeds.append(expected)
-        digest = hashlib.sha256(f"{manifest.id}:{body['condition']}:{body['seed']}".encode())
+        digest = hashlib.sha256(f"{manifest.id}:{body.condition}:{body.seed}".encode())
         v1_seeds.append(int.from_bytes(digest.digest()[:8], "big") & (2**63 - 1))
     assert all(0 <= s <= 2**32 - 1 for s in seeds)
     assert any(s > 2**32 - 1 for s in v1_seeds)  # what numpy refused before the v2 rule

@@ -93,8 +93,8 @@ def test_ray_runs_real_training_and_resumes(tmp_path, ray_instance, text_data):
     assert second.executed == 3 and second.already == 1
     runs = manifest_runs(store, manifest)
     assert len(runs) == 4
-    assert {r.body["status"] for r in runs} == {"ok"}
-    assert all(r.body["runner"] == "builtin" for r in runs)
+    assert {r.body.status for r in runs} == {"ok"}
+    assert all(r.body.runner == "builtin" for r in runs)
 
 
 def test_dying_worker_is_recorded_as_crashed(tmp_path, ray_instance, text_data):
@@ -103,7 +103,7 @@ def test_dying_worker_is_recorded_as_crashed(tmp_path, ray_instance, text_data):
     report = run_stage(store, camp, "screen", ex, progress=False)
     assert report.statuses == {"crashed": 4}
     runs = manifest_runs(store, manifest)
-    assert all(r.body["metrics"].get("val_bpb") is None for r in runs)
+    assert all(r.body.metrics.val_bpb is None for r in runs)
     # the killed workers could not clean their scratch folders; the next task's sweep does
     import tempfile
     from pathlib import Path

@@ -57,12 +57,13 @@ class Env:
     def stage(self, name, executor=None):
         freeze_stage(self.store, self.camp, name, self.key, for_simulation=True)
         run_stage(self.store, self.camp, name, executor or self.sim, progress=False)
-        _, body = decide_stage(self.store, self.camp, name, self.key)
+        _, decision = decide_stage(self.store, self.camp, name, self.key)
+        body = decision.to_dict()  # the decision's JSON, as signed
         json.dumps(body, allow_nan=False)
         return body
 
     def manifest(self, name):
-        return current_manifest(self.store, self.camp.name, name).body
+        return current_manifest(self.store, self.camp.name, name).body.to_dict()
 
 
 class Shifted:
@@ -294,20 +295,18 @@ def test_diverging_factor_level_is_flagged_and_excluded(tmp_path):
 def test_two_promoted_points_moving_together_are_post_selection(tmp_path):
     """Two points that differ in D and E together are a coset (I = -DE) but of resolution II:
     D and E cannot be told apart, so the set is not an orthogonal design for main effects."""
+    from ledger.plan_model import PlannedCondition
     from stages.conditions import point_condition
-    from stages.lookup import Entry
-    from stages.plan import analysis_plan, candidates
+    from stages.plan import ParentGate, analysis_plan, candidates
 
     env = Env(tmp_path, screen_campaign(""))
     camp = env.camp
     pts = [{"A": 1, "B": 1, "C": 1, "D": -1, "E": 1}, {"A": 1, "B": 1, "C": 1, "D": 1, "E": -1}]
     conds = [point_condition(camp.base, camp.factors, p, point_name(p), "reduce") for p in pts]
-    parent = Entry(
+    parent = ParentGate(
         "d" * 64,
-        {"promoted": [c.id for c in conds], "conditions": {c.id: c.to_dict() for c in conds}},
-        "h1",
-        1,
-        "",
+        [c.id for c in conds],
+        {c.id: PlannedCondition.model_validate(c.to_dict()) for c in conds},
     )
     stage = camp.stage("gate")
     plan = analysis_plan(camp, stage, candidates(camp, stage, parent), parent)

@@ -8,6 +8,8 @@ import statistics
 import pytest
 
 from audit.gates import diff
+from ledger.documents import RunRecord
+from ledger.plan_model import Plan
 from stages.decide import derive_decision
 
 MANIFEST_ID = "m" * 64
@@ -24,7 +26,12 @@ VALUES = {
 }
 
 
-def manifest(rule: dict | None = None) -> dict:
+def manifest(rule: dict | None = None) -> Plan:
+    return Plan.model_validate(manifest_body(rule))
+
+
+def manifest_body(rule: dict | None = None) -> dict:
+    """The plan as JSON (what a manifest signs), every expected key written out."""
     return {
         "campaign": "hand",
         "stage": "screen",
@@ -44,6 +51,9 @@ def manifest(rule: dict | None = None) -> dict:
         "checks": [],
         "analysis": {"metric": "val_bpb", "factors": {}, "points": {}, "terms": []},
         "spec": {"base": {}},
+        "runner": {"kind": "builtin"},
+        "data_sha256": None,
+        "parent": None,
     }
 
 
@@ -54,21 +64,27 @@ def record(
     *,
     status: str = "ok",
     manifest_id: str = MANIFEST_ID,
-) -> tuple[str, dict]:
+) -> tuple[str, RunRecord]:
     rid = f"run-{condition}-{seed}-{manifest_id[:1]}"
     body = {
         "manifest": manifest_id,
+        "stage": "screen",
         "condition": condition,
         "seed": seed,
         "host": "h1",
+        "run": f"{condition}/{seed}/h1",
+        "raw_log": "l" * 64,
+        "format": "jsonl",
+        "runner": "builtin",
         "status": status,
         "metrics": {"val_bpb": value},
+        "gpus": 1,
         "recorded_at": f"2026-01-01T00:00:0{seed}Z",
     }
-    return rid, body
+    return rid, RunRecord.model_validate(body)
 
 
-def records(values: dict[tuple[str, int], float] = VALUES) -> list[tuple[str, dict]]:
+def records(values: dict[tuple[str, int], float] = VALUES) -> list[tuple[str, RunRecord]]:
     return [record(c, s, v) for (c, s), v in values.items()]
 
 
@@ -98,7 +114,7 @@ def test_top_1_and_a_within_band():
 
 
 def test_missing_and_extra_runs_are_named_and_a_failed_run_has_no_value():
-    runs = [r for r in records() if r[1]["condition"] != "c-big" or r[1]["seed"] != 1]
+    runs = [r for r in records() if r[1].condition != "c-big" or r[1].seed != 1]
     runs.append(record("c-big", 0, 0.5, manifest_id="x" * 64))  # another manifest's run
     runs[0] = record("c-small", 0, None, status="crashed")
     decision = derive_decision(MANIFEST_ID, manifest(), runs)

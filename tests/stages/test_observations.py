@@ -3,31 +3,61 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.plan_model import BaselineRule, Plan
 from stages.baseline_rule import derive_baseline_decision
 from stages.observations import decision_head, observations, run_key, select_runs
 
-MANIFEST = {
-    "campaign": "c",
-    "stage": "s",
-    "budget_s": 10,
-    "runs": [
+
+def plan(runs, conditions, **more) -> Plan:
+    """A plan with the keys these tests need, the others at their simplest."""
+    return Plan.model_validate(
+        {
+            "campaign": "c",
+            "stage": "s",
+            "budget_s": 10,
+            "runs": runs,
+            "conditions": {c: {"name": n, "config": {}} for c, n in conditions.items()},
+            "rule": {},
+            "analysis": {},
+            "runner": {"kind": "builtin"},
+            "data_sha256": None,
+            "parent": None,
+            **more,
+        }
+    )
+
+
+MANIFEST = plan(
+    [
         {"condition": "a", "seed": 0, "host": "h"},
         {"condition": "a", "seed": 1, "host": "h"},
         {"condition": "b", "seed": 0, "host": "h"},
     ],
-}
+    {"a": "a", "b": "b"},
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A run record as a decision reads it (`stages.observations.RecordedRun`)."""
+
+    manifest: str
+    condition: str
+    seed: int
+    host: str
+    status: str
+    recorded_at: str
+    val_bpb: Any
+
+    def value(self, metric: str) -> Any:
+        return self.val_bpb if metric == "val_bpb" else None
 
 
 def record(condition, seed, at, *, manifest="m1", status="ok", value=1.0, host="h"):
-    return {
-        "manifest": manifest,
-        "condition": condition,
-        "seed": seed,
-        "host": host,
-        "status": status,
-        "recorded_at": at,
-        "metrics": {"val_bpb": value},
-    }
+    return Record(manifest, condition, seed, host, status, at, value)
 
 
 def test_select_runs_keeps_the_first_record_per_cell_and_names_the_rest():
@@ -71,15 +101,18 @@ def test_observations_take_a_value_only_from_an_ok_run_with_a_number():
 
 
 def baseline_manifest(rule):
-    return {
-        "campaign": "c",
-        "stage": "greedy-1",
-        "budget_s": 10,
-        "rule": rule,
-        "runs": [{"condition": c, "seed": s, "host": "h"} for c in ("x", "y") for s in (0, 1)],
-        "cells": [[0, "h"], [1, "h"]],
-        "conditions": {"x": {"name": "x-name"}, "y": {"name": "y-name"}, "inc": {"name": "old"}},
-    }
+    return plan(
+        [{"condition": c, "seed": s, "host": "h"} for c in ("x", "y") for s in (0, 1)],
+        {"x": "x-name", "y": "y-name", "inc": "old"},
+        stage="greedy-1",
+        rule=rule,
+        cells=[[0, "h"], [1, "h"]],
+    )
+
+
+def derive(manifest_id, manifest, runs):
+    assert isinstance(manifest.rule, BaselineRule)
+    return derive_baseline_decision(manifest_id, manifest, manifest.rule, runs)
 
 
 def baseline_runs():
@@ -89,22 +122,20 @@ def baseline_runs():
 
 
 def test_random_baseline_promotes_the_lowest_mean():
-    decision = derive_baseline_decision(
-        "m1", baseline_manifest({"baseline": "random"}), baseline_runs()
-    )
+    decision = derive("m1", baseline_manifest({"baseline": "random"}), baseline_runs())
     assert decision["promoted"] == ["y"]
     assert abs(decision["outcome"]["best_mean"] - 1.0) < 1e-12
     assert decision["trace"][0].startswith("rank 1: y-name mean 1.0000 over 2 cells")
 
 
 def test_greedy_flip_is_kept_only_when_the_challenger_beats_the_incumbent():
-    kept = derive_baseline_decision(
+    kept = derive(
         "m1",
         baseline_manifest({"baseline": "greedy", "incumbent": "inc", "incumbent_mean": 1.05}),
         baseline_runs(),
     )
     assert kept["promoted"] == ["y"] and kept["trace"][0].startswith("flip kept")
-    rejected = derive_baseline_decision(
+    rejected = derive(
         "m1",
         baseline_manifest({"baseline": "greedy", "incumbent": "inc", "incumbent_mean": 0.95}),
         baseline_runs(),

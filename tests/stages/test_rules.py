@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, PlanError
+from ledger.manifest import parse_plan
+from ledger.plan_model import Check, Rule
 from stages.designs import full_factorial, point_name
 from stages.rules import apply_rule
 from stages.stats import estimate_effects, summarize
@@ -30,8 +33,14 @@ BASIC = {"c1": [0.9, 1.1], "c2": [1.2, 1.2], "c3": [1.0, 1.2], "c4": [1.4, 1.6]}
 NAMES = {"c1": "base", "c2": "bridge", "c3": "wide", "c4": "deep", "c9": "anchor"}
 
 
+def typed(rule: dict, checks=()) -> tuple[Rule, list[Check]]:
+    """The rule and checks as a manifest holds them: validated where the plan enters."""
+    return Rule.model_validate(rule), [Check.model_validate(c) for c in checks]
+
+
 def run(rule, table=BASIC, **kw):
     kw.setdefault("names", NAMES)
+    rule, kw["checks"] = typed(rule, kw.get("checks", ()))
     out = apply_rule(rule, make(table), **kw)
     json.dumps(out.to_dict(), allow_nan=False)
     return out
@@ -148,8 +157,8 @@ def test_checks_record_verdicts_only():
     v = {x["name"]: x for x in out.verdicts}
     assert v["eq"]["pass"] is True and v["far"]["pass"] is False
     assert v["nodata"]["pass"] is False and v["nodata"]["detail"] == "no data for anchor"
-    with pytest.raises(LedgerError, match="'margin'"):
-        run({}, checks=[{"name": "x", "a": "base", "b": "wide", "margin": 1}])
+    with pytest.raises(PlanError, match=r"plan key 'checks\[0\]\.margin': unknown key"):
+        parse_plan(plan_with(rule={}, checks=[{"name": "x", "a": "b", "b": "w", "margin": 1}]))
 
 
 def reduce_setup(coded_subset=None, huge=5.0):
@@ -206,28 +215,49 @@ def test_fdr_without_effects():
     assert out.significant == [] and out.promoted == ["c1"]
 
 
+def plan_with(**keys) -> dict:
+    """An explicit plan (what `ledger freeze --plan` reads) with `keys` replaced."""
+    return {
+        "campaign": "c",
+        "stage": "s",
+        "budget_s": 60,
+        "runs": [{"condition": "c1", "seed": 0, "host": "h"}],
+        "conditions": {"c1": {"name": "base", "config": {}}},
+        "rule": {"top_k": 1},
+        "analysis": {},
+        "runner": {"kind": "builtin"},
+        "data_sha256": None,
+        "parent": None,
+        **keys,
+    }
+
+
 @pytest.mark.parametrize(
     "rule, needle",
     [
-        ({"topk": 3}, "'topk'"),
-        ({"top_k": 0}, "'top_k'"),
-        ({"top_k": 1.5}, "'top_k'"),
-        ({"within": -1}, "'within'"),
-        ({"reduce": True}, "requires 'fdr'"),
-        ({"fdr": 2}, "'fdr'"),
-        ({"max_gap": {"condition": "base"}}, "max_gap.gap"),
-        ({"max_gap": {"condition": "base", "gap": 1, "x": 1}}, "'x'"),
-        ({"keep": "base"}, "'keep'"),
-        ({"wins_all_cells": 1}, "'wins_all_cells'"),
+        ({"topk": 3}, "'rule.topk': unknown key"),
+        ({"top_k": 0}, "'rule.top_k': must be >= 1, not 0"),
+        ({"top_k": 1.5}, "'rule.top_k': must be an integer, not 1.5"),
+        ({"within": -1}, "'rule.within': must be >= 0, not -1"),
+        ({"reduce": True}, "reduce requires fdr"),
+        ({"fdr": 2}, "'rule.fdr': must be <= 1, not 2"),
+        ({"max_gap": {"condition": "base"}}, "'rule.max_gap.gap': is required"),
+        ({"max_gap": {"condition": "base", "gap": 1, "x": 1}}, "'rule.max_gap.x': unknown key"),
+        ({"keep": "base"}, "'rule.keep': must be an array, not 'base'"),
+        ({"wins_all_cells": 1}, "'rule.wins_all_cells': must be true or false, not 1"),
     ],
 )
-def test_bad_rules(rule, needle):
-    with pytest.raises(LedgerError, match=needle):
-        run(rule)
+def test_bad_rules_are_refused_before_anything_is_signed(rule, needle):
+    """A rule is checked where the plan enters (`freeze`), every bad key named: a rule
+    that cannot be applied is never signed."""
+    with pytest.raises(PlanError, match=re.escape(needle)):
+        parse_plan(plan_with(rule=rule))
 
 
 def test_deterministic_under_input_order():
-    rule = {"top_k": 2, "keep": ["anchor"], "max_gap": {"condition": "deep", "gap": 1}}
+    rule = Rule.model_validate(
+        {"top_k": 2, "keep": ["anchor"], "max_gap": {"condition": "deep", "gap": 1}}
+    )
     a = apply_rule(rule, make(BASIC), names=NAMES)
     b = apply_rule(rule, list(reversed(make(BASIC))), names=NAMES)
     assert a.to_dict() == b.to_dict()
@@ -246,6 +276,7 @@ DIVERGING = {
 
 
 def run4(rule, **kw):
+    rule, kw["checks"] = typed(rule, kw.get("checks", ()))
     out = apply_rule(rule, make(DIVERGING, CELLS4), names={}, **kw)
     json.dumps(out.to_dict(), allow_nan=False)
     return out
@@ -300,11 +331,10 @@ def test_failed_runs_fail_checks_and_max_gap_unless_ignored():
 
 def test_bad_failed_policy_is_one_line_naming_the_key():
     with pytest.raises(
-        LedgerError,
-        match=r"^rule key 'failed': 'drop' must be one of exclude, "
-        r"worst, ignore$",
+        PlanError,
+        match=r"^plan key 'rule.failed': must be 'exclude', 'worst' or 'ignore', not 'drop'$",
     ):
-        run({"failed": "drop"})
+        parse_plan(plan_with(rule={"failed": "drop"}))
 
 
 def test_campaign_file_refuses_a_bad_failed_policy_naming_the_key(sim_campaign):
@@ -343,7 +373,7 @@ def test_gate_flags_overlap_and_host_reversal():
         "x": [1.50, 1.52, 1.51, 1.49],
     }
     summaries = make(table, CELLS4)
-    out = apply_rule({"top_k": 1}, summaries, names={})
+    out = apply_rule(Rule(top_k=1), summaries, names={})
     # w: mean 1.03, host a 1.02, host b 1.04; r: mean 1.02 -> r wins overall
     assert out.ranking == ["r", "w", "x"]
     flags = gate_flags(summaries, out.ranking, out.promoted, {})
@@ -352,5 +382,5 @@ def test_gate_flags_overlap_and_host_reversal():
     assert flags[1]["detail"].startswith("on host a, w (1.02) beats r (1.04)")
     # far apart, no reversal: no flags
     clear = make({"w": [1.0, 1.0, 1.01, 1.01], "r": [1.5, 1.5, 1.51, 1.51]}, CELLS4)
-    out = apply_rule({"top_k": 1}, clear, names={})
+    out = apply_rule(Rule(top_k=1), clear, names={})
     assert gate_flags(clear, out.ranking, out.promoted, {}) == []
