@@ -22,6 +22,8 @@ HEAVY = (
     "statsmodels",
     "pandas",
     "tqdm",
+    "duckdb",
+    "scipy.stats",
     "audit.plots",
     "runner.train",
 )
