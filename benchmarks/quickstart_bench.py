@@ -6,8 +6,9 @@ into a temporary folder, optionally installs it as the README says (`--install`:
 virtual environment, `pip install torch==2.13.0 -e ".[test]"`, timed apart), prepares the
 corpus, then runs `dvc repro` and reports:
 
-* `install`, `repro`: wall seconds, CPU seconds of every child process (user + sys, from
-  `RUSAGE_CHILDREN`: the figure that does not move with other load), the 1-minute load
+* `install`, `repro`: wall seconds, CPU seconds of every descendant process (user + sys,
+  from `RUSAGE_CHILDREN`, with this process a subreaper so that the executor's fork server
+  and its runs are counted: the figure that does not move with other load), the 1-minute load
   average sampled every 5 s (mean, max) and `os.getloadavg()` at the end;
 * `dvc_stages`: each DVC stage's wall seconds, from when its outputs appeared (corpus
   `meta.json`, the store's first and last journal event, `report/`, `audit.json`);
@@ -29,6 +30,7 @@ environment, as on a user's machine.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -73,8 +75,28 @@ class LoadSampler:
         }
 
 
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux PR_SET_CHILD_SUBREAPER), so that their CPU time
+    reaches `RUSAGE_CHILDREN` once reaped: the local executor's fork server outlives the
+    `ledger` process that started it by a moment, and the runs it forked are its children."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(36, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans() -> None:
+    """Wait for every adopted descendant still running or unreaped."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def timed(argv: list[str] | str, cwd: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run a command to completion (it must exit 0): wall, children's CPU, load."""
+    """Run a command to completion (it must exit 0): wall, descendants' CPU, load."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     with LoadSampler() as load:
@@ -82,6 +104,7 @@ def timed(argv: list[str] | str, cwd: Path, env: dict[str, str]) -> dict[str, An
             argv, cwd=cwd, env=env, shell=isinstance(argv, str), capture_output=True, text=True
         )
     wall = time.perf_counter() - t
+    reap_orphans()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{argv} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr}")
@@ -236,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="clone into DIR and keep it")
     parser.add_argument("--existing", metavar="DIR", help="only the breakdown of a clone's run")
     args = parser.parse_args(argv)
+    subreaper = become_subreaper()
     if args.existing:
         clone = Path(args.existing)
         breakdown = campaign_breakdown(clone / ".ledger", _jobs(clone))
@@ -252,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 ["git", "rev-parse", "HEAD"], cwd=clone, capture_output=True, text=True
             ).stdout.strip(),
             "cpus": os.cpu_count(),
+            "cpu_s_counts_orphans": subreaper,
         }
         venv = None
         if args.install:
