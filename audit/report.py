@@ -405,7 +405,7 @@ def _figures(data: Mapping[str, Any]) -> dict[str, bytes]:
             figs[_means_name(i, stage)] = plots.means_plot(stage, metric)
         if stage["effects"] and stage["effects"].get("effects"):
             figs[_effects_name(i, stage)] = plots.effects_plot([stage], main_only=False)
-    if data.get("evaluation"):
+    if data.get("evaluation") and data["evaluation"].result is not None:
         figs["evaluation.png"] = evaluation_report.figure(data["evaluation"])
     if data.get("comparison"):
         figs["compare.png"] = compare.figure(data["comparison"])

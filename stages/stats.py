@@ -7,6 +7,7 @@ here is a pure function of plain dicts, deterministic, and returns JSON-friendly
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -92,8 +93,10 @@ class ConditionSummary:
         }
 
 
+@functools.lru_cache(maxsize=4096)
 def t_ppf(q: float, df: float) -> float:
-    """Student-t quantile: `scipy.stats.t.ppf(q, df)` for 0 < q < 1, df > 0, the same number.
+    """Student-t quantile: `scipy.stats.t.ppf(q, df)` for 0 < q < 1, df > 0, the same number,
+    remembered (`ledger evaluate` asks for the same few thousands of times).
 
     Why not `scipy.stats.t`: importing scipy.stats costs ~0.8 s of every command's start,
     and `t.ppf` is exactly `scipy.special.stdtrit(df, q) * 1 + 0` on those arguments.
@@ -477,7 +480,7 @@ def t_quantile(df: float | None, level: float = 0.95) -> float | None:
     """Two-sided Student-t quantile t((1 + level)/2, df); None without positive df."""
     if df is None or not math.isfinite(df) or df <= 0:
         return None
-    return float(t_ppf((1 + level) / 2, df))
+    return t_ppf((1 + level) / 2, df)
 
 
 def _joiner(factors: Sequence[str]) -> str:
