@@ -36,8 +36,14 @@ from stages.executors.base import RunResult, RunTask, StartCallback
 
 # One fork server per orchestrator process, started by the first forked run; it imports
 # what every run imports (torch, the runner) once and forks each CPU run from that state.
-_FORKS = multiprocessing.get_context("forkserver")
-_FORKS.set_forkserver_preload(list(forked.PRELOAD))
+# (Not on Windows, which has no fork: every run starts afresh there.)
+_FORKS = (
+    multiprocessing.get_context("forkserver")
+    if "forkserver" in multiprocessing.get_all_start_methods()
+    else None
+)
+if _FORKS is not None:
+    _FORKS.set_forkserver_preload(list(forked.PRELOAD))
 _FORK_LOCK = threading.Lock()
 
 
@@ -149,6 +155,7 @@ class LocalExecutor:
         builtin = (task.runner or {}).get("kind") != "command"
         return (
             self.fork
+            and _FORKS is not None
             and builtin
             and self.device == "cpu"
             and not self.gpus
@@ -218,6 +225,7 @@ class ForkedRun:
 
     @classmethod
     def start(cls, args: list[str], env: dict[str, str], stdout: Path, stderr: Path) -> ForkedRun:
+        assert _FORKS is not None  # `LocalExecutor.forks` says so before any start
         with _FORK_LOCK:
             process = _FORKS.Process(
                 target=forked.main, args=(args, env, str(stdout), str(stderr)), daemon=False
