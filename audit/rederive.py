@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.binding import binding_summary
 from audit.costs import cost_breakdown
 from audit.evidence import Evidence
 from audit.gates import StageAudit, audit_manifest
@@ -68,9 +69,15 @@ class AuditResult:
     def ok(self) -> bool:
         return self.verdict == "clean"
 
+    @property
+    def binding(self) -> dict[str, Any]:
+        """How strongly the logs of the stages in force are bound (`audit.binding`)."""
+        return binding_summary(self.stages)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
+            "binding": self.binding,
             "problems": [f.to_dict() for f in self.findings],
             "stages": [s.to_dict() for s in self.stages],
             "unplanned_runs": self.unplanned,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.evidence import Evidence
-from ledger.binding import header_problems, is_simulated, same_json, status_problems
+from ledger.binding import is_simulated, log_binding_problems, same_json, status_problems
 from ledger.errors import LedgerError
 from ledger.problems import Problem
 from ledger.rawlog import METRICS, ParsedLog, failure_reason
@@ -62,11 +62,10 @@ def check_run(
             deadline_s=record.get("deadline_s"),
         )
         out += [Problem(rid, m) for m in status_msgs]
-        if record.get("format", "jsonl") == "jsonl":
-            out += [
-                Problem(rid, f"raw log {str(record.get('raw_log'))[:12]} {m}")
-                for m in _binding(manifest_id, manifest, record, parsed)
-            ]
+        out += [
+            Problem(rid, f"raw log {str(record.get('raw_log'))[:12]} {m}")
+            for m in _binding(manifest_id, manifest, record, parsed)
+        ]
         if timing is not None and timing.started is None:
             out.append(Problem(rid, f"run {record.get('run')} has no run_started event"))
     supported = (
@@ -88,15 +87,14 @@ def check_run(
 def _binding(
     manifest_id: str, manifest: dict[str, Any], record: dict[str, Any], parsed: ParsedLog
 ) -> list[str]:
-    if parsed.header is None and parsed.status == "ok":
-        return ["has no header: an ok log must cite its manifest"]
-    return header_problems(
+    return log_binding_problems(
         manifest_id,
         manifest,
         str(record.get("condition")),
         record.get("seed"),
         str(record.get("host")),
         parsed,
+        status=parsed.status,
     )
 
 

@@ -7,7 +7,8 @@ its own `CUDA_VISIBLE_DEVICES`, and a hard deadline of budget + grace.
 Builtin runs on the CPU are forked from a fork server that has imported the runner once
 (`runner.forked`: about 3 CPU-seconds of imports saved per run): still one process per
 run, in its own session, killed the same way. GPU runs, foreign commands and another
-interpreter (`python`) start as fresh processes: a CUDA context must never cross a fork.
+interpreter (`python`) start as fresh processes: a CUDA context must never cross a fork,
+and a foreign script runs in its own environment.
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
+from typing import Any
 
+import runner.autoresearch
 from ledger.ingest import STDERR_TAIL_BYTES
 from ledger.parallel import usable_cpus
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
 from runner import forked
+from runner.autoresearch import budget_value
 from stages.executors.base import RunResult, RunTask, StartCallback
+
+# run by path, so any interpreter (the script's own environment) can run it
+ADAPTER_PATH = Path(runner.autoresearch.__file__).resolve()
 
 # One fork server per orchestrator process, started by the first forked run; it imports
 # what every run imports (torch, the runner) once and forks each CPU run from that state.
@@ -71,12 +78,14 @@ class LocalExecutor:
     def command(self, task: RunTask, config_path: Path, log_path: Path) -> tuple[list[str], str]:
         """The argv for one run and the raw-log format it produces."""
         runner = task.runner or {}
+        if runner.get("kind") == "adapter":
+            return self._adapter_command(task, runner, config_path), "autoresearch"
         if runner.get("kind") == "command":
             text = runner["command"].format(
                 config=shlex.quote(str(config_path)),
                 seed=task.run_seed,
                 declared_seed=task.seed,
-                budget=int(round(task.budget_s)),
+                budget=budget_value(task.budget_s),
                 log=shlex.quote(str(log_path)),
                 manifest=task.manifest,
                 host=shlex.quote(task.host),
@@ -99,6 +108,27 @@ class LocalExecutor:
         if self.device != "cuda" and not self.gpus:
             argv += ["--threads", str(max(1, usable_cpus() // max(1, self.jobs)))]
         return argv, "jsonl"
+
+    def _adapter_command(
+        self, task: RunTask, runner: dict[str, Any], config_path: Path
+    ) -> list[str]:
+        """`runner/autoresearch.py` run by path with the script's interpreter: it checks the
+        script's frozen SHA-256, sets its constants, budget and seed, writes the header."""
+        argv = [
+            runner.get("python") or self.python, str(ADAPTER_PATH),
+            "--script", str(runner["script"]),
+            "--config", str(config_path),
+            "--budget", repr(float(task.budget_s)),
+            "--seed", str(task.run_seed),
+            "--manifest", task.manifest,
+            "--host", task.host,
+            "--expect-sha256", str(runner["script_sha256"]),
+        ]  # fmt: skip
+        if task.seed_from is not None:
+            argv += ["--seed-from", task.seed_from]
+        if runner.get("constants"):
+            argv += ["--constants", json.dumps(runner["constants"], sort_keys=True)]
+        return argv
 
     def _env(self, slot: int) -> dict[str, str]:
         env = dict(os.environ)
@@ -151,8 +181,9 @@ class LocalExecutor:
 
     def forks(self, task: RunTask) -> bool:
         """Whether `task` is forked from the warm fork server: a builtin run on the CPU by
-        this interpreter (a GPU run, a foreign command or another `python` starts afresh)."""
-        builtin = (task.runner or {}).get("kind") != "command"
+        this interpreter (a GPU run, a foreign command or script, another `python` starts
+        afresh)."""
+        builtin = (task.runner or {}).get("kind", "builtin") == "builtin"
         return (
             self.fork
             and _FORKS is not None
