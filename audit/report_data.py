@@ -15,7 +15,7 @@ from audit.compare import comparison
 from audit.costs import counterfactuals, split_costs
 from audit.evaluation_report import saved_evaluation
 from audit.rederive import AuditResult
-from audit.summary import caveats, provenance, run_facts, verdict
+from audit.summary import provenance, run_facts, verdict
 from ledger.errors import LedgerError
 from ledger.store import Store
 from stages.pipeline import run_failure_reason
@@ -42,7 +42,7 @@ def tool_version() -> str:
 
 def _body(store: Store, result: AuditResult, kind: str, oid: str) -> dict[str, Any]:
     """A body the audit already read (hash-checked), else read now (raises if damaged)."""
-    body = result.bodies.get(kind, {}).get(oid)
+    body = (result.manifests if kind == "manifest" else result.decisions).get(oid)
     return body if body is not None else store.get_json(oid)["body"]
 
 
@@ -55,7 +55,7 @@ def live_items(store: Store, result: AuditResult) -> list[dict[str, Any]]:
     """Every manifest in force, gates and baselines (`baseline` says which), in freeze order:
     `{"audit", "manifest", "decision", "runs", "baseline"}`."""
     runs_by_manifest: dict[str, list[dict[str, Any]]] = {}
-    for body in result.bodies.get("run", {}).values():
+    for body in (r.body for r in result.runs.values()):
         runs_by_manifest.setdefault(body.get("manifest") or "", []).append(body)
     out = []
     for stage_audit in (s for s in result.stages if not s.superseded):
@@ -367,8 +367,8 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
         if campaign
         else (items[0]["manifest"]["analysis"].get("factors", {}) if items else {}),
     }
-    split = split_costs(result.bodies.get("run", {}), result.bodies.get("manifest", {}))
-    facts = run_facts(store, result)
+    split = split_costs({rid: r.body for rid, r in result.runs.items()}, result.manifests)
+    facts = run_facts(result)
     flags = review_flags(stages, ranks)
     data = {
         "campaign": campaign_info,
@@ -383,7 +383,7 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
                 for c in s.checks
             ]
             + [signers(store, items)],
-            "caveats": caveats(facts),
+            "caveats": [c.text for c in result.caveats],
         },
         "facts": facts,
         "provenance": provenance(result),

@@ -17,39 +17,18 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from audit.rederive import AuditResult
-from ledger.keys import DEMO_KEY_NAME
-from ledger.store import Store
 from stages.campaign import budget_label
 
 TOOL_PACKAGES = ("gateledger", "torch", "numpy", "statsmodels", "duckdb", "matplotlib")
 
 
-def is_demo_key(name: Any) -> bool:
-    return isinstance(name, str) and (name == DEMO_KEY_NAME or name.startswith("DEMO-KEY"))
-
-
-def run_facts(store: Store, result: AuditResult) -> dict[str, Any]:
+def run_facts(result: AuditResult) -> dict[str, Any]:
     """Counts a reader needs first: runs, simulated runs, signers (demo or not), anchors, trust.
 
     Runs and simulated runs cover every manifest the audit saw (gates and baselines) plus
     unplanned compute; signers are the keys of every manifest and decision.
     """
-    names = {r.get("key_id"): r.get("name") for r in store.keyring().records()}
-    used: Counter[str] = Counter()
-    for body in result.bodies.get("manifest", {}).values():
-        used[str(body.get("freezer"))] += 1
-    for body in result.bodies.get("decision", {}).values():
-        used[str(body.get("decider"))] += 1
-    signers = [
-        {
-            "key_id": kid,
-            "name": names.get(kid, "unknown"),
-            "signed": n,
-            "demo": is_demo_key(names.get(kid)),
-        }
-        for kid, n in sorted(used.items())
-        if kid != "None"
-    ]
+    signers = [s.to_dict() for s in result.signers]
     return {
         "runs": sum(s.runs for s in result.stages) + len(result.unplanned),
         "simulated_runs": sum(s.sim_runs for s in result.stages),
@@ -59,36 +38,6 @@ def run_facts(store: Store, result: AuditResult) -> dict[str, Any]:
         "trust": result.trust.get("trust", "store"),
         "notes": list(result.notes),
     }
-
-
-def caveats(facts: Mapping[str, Any]) -> list[str]:
-    """The banner's lines under the verdict: what a clean audit does not mean here."""
-    out = []
-    runs, sim = facts.get("runs", 0), facts.get("simulated_runs", 0)
-    if sim:
-        share = "All" if sim == runs else f"{sim} of"
-        out.append(
-            f"{share} {runs} runs are simulated (runner: sim): their numbers come from a "
-            f"synthetic response surface, not from training."
-        )
-    demo = [s["name"] for s in facts.get("signers", []) if s.get("demo")]
-    if demo:
-        out.append(
-            f"Signed with the demo key {demo[0]}: its private key is made unencrypted "
-            f"by anyone running the demo, so its signatures prove nothing about who "
-            f"froze or decided."
-        )
-    if not facts.get("anchors"):
-        out.append(
-            "No anchor was made: nothing published outside this store pins its journals "
-            "(`ledger anchor`, then publish what it prints)."
-        )
-    if facts.get("trust", "store") == "store":
-        out.append(
-            "Trust is store-asserted: signatures were checked against the keys the store "
-            "itself holds; a reviewer names theirs with --trust or --trust-file."
-        )
-    return out
 
 
 def _versions() -> dict[str, str | None]:
@@ -108,7 +57,7 @@ def provenance(result: AuditResult) -> dict[str, Any]:
     (headers, hosts) or manifests (runner, data)."""
     runners: Counter[str] = Counter()
     data: Counter[str] = Counter()
-    for body in result.bodies.get("manifest", {}).values():
+    for body in result.manifests.values():
         runner = body.get("runner") or {}
         if runner.get("command"):
             runners[f"command: {runner['command']}"] += 1
@@ -122,18 +71,15 @@ def provenance(result: AuditResult) -> dict[str, Any]:
     devices: Counter[str] = Counter()
     log_runners: Counter[str] = Counter()
     hosts: Counter[str] = Counter()
-    headers = result.bodies.get("log_header", {})  # read by the audit's parse of each log
-    for rid, body in result.bodies.get("run", {}).items():
+    for run in result.runs.values():  # the audit's own parse of each log
+        body, log = run.body, run.log
         hosts[str(body.get("host"))] += 1
-        header = headers.get(rid)
-        if header is None:
+        if log is None:
             log_runners[f"{body.get('format', '?')} log without a header"] += 1
             continue
-        torch[str(header.get("torch") or "none (simulated)")] += 1
-        devices[str(header.get("device") or "?")] += 1
-        log_runners[
-            f"{header.get('runner') or 'builtin'} {header.get('runner_version') or ''}".strip()
-        ] += 1
+        torch[str(log.torch or "none (simulated)")] += 1
+        devices[str(log.device or "?")] += 1
+        log_runners[f"{log.runner or 'builtin'} {log.runner_version or ''}".strip()] += 1
     return {
         "runner": dict(runners),
         "data_sha256": dict(data),
@@ -311,9 +257,7 @@ def verdict(
 
 
 __all__ = [
-    "caveats",
     "flag_phrases",
-    "is_demo_key",
     "provenance",
     "provenance_rows",
     "run_facts",

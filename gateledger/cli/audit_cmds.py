@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 import gateledger as gl
+from audit.causes import short_ids
 from gateledger.cli.context import (
     emit,
     open_store,
@@ -137,35 +138,12 @@ def audit_cmd(
 
 
 _MARKS = {"clean": "ok ", "undecided": "...", "problems": "BAD"}
+DETAIL_WIDTH = 110  # a failed check's detail on a stage line; the problems below say it all
 
 
 def _print_audit(out: dict) -> None:
     for stage in out["stages"]:
-        mark = _MARKS.get(stage["verdict"], "BAD")
-        extra = " (superseded by an amendment)" if stage["superseded"] else ""
-        sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
-        decision = (stage["decision"] or "")[:12] or "none (undecided)"
-        missing = (
-            f", decided with {stage['missing_runs']} declared run(s) missing"
-            if stage["decision"] and stage["missing_runs"]
-            else ""
-        )
-        click.echo(
-            f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
-            f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
-            f"{decision}{missing}{extra}"
-        )
-        witness = _witness_line(stage.get("witness") or {})
-        if witness:
-            click.echo(f"      witnessed: {witness}")
-        for check in stage["checks"]:
-            if not check["ok"]:
-                click.echo(f"      failed: {check['name']} {check['detail']}".rstrip())
-        for failed in stage["failed_runs"][:5]:
-            reason = f": {failed['reason']}" if failed["reason"] else ""
-            click.echo(f"      {failed['status']}: run {failed['key']}{reason}")
-        if len(stage["failed_runs"]) > 5:
-            click.echo(f"      ... and {len(stage['failed_runs']) - 5} more run(s) not ok")
+        _print_stage(stage)
     if out["unplanned_runs"]:
         click.echo(f"unplanned compute: {len(out['unplanned_runs'])} run(s) outside any manifest")
     if out["amendments"]:
@@ -179,10 +157,12 @@ def _print_audit(out: dict) -> None:
     click.echo(
         f"GPU-hours: {costs['training_gpu_hours']:.4f} training, {costs['wall_gpu_hours']:.4f} wall"
     )
+    for caveat in out["caveats"]:
+        click.echo(f"caveat: {caveat['text']}")
     for note in out["notes"]:
         click.echo(f"note: {note}")
-    for problem in out["problems"]:
-        click.echo(f"{problem['object']}: {problem['message']}", err=True)
+    for line in cause_lines(out["causes"]):
+        click.echo(line, err=True)
     if out["verdict"] == "empty":
         click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
         return
@@ -190,6 +170,53 @@ def _print_audit(out: dict) -> None:
         f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
         f"{out['objects']} objects, {out['anchors']} anchor(s))"
     )
+
+
+def _print_stage(stage: dict) -> None:
+    mark = _MARKS.get(stage["verdict"], "BAD")
+    extra = " (superseded by an amendment)" if stage["superseded"] else ""
+    sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
+    decision = (stage["decision"] or "")[:12] or "none (undecided)"
+    missing = (
+        f", decided with {stage['missing_runs']} declared run(s) missing"
+        if stage["decision"] and stage["missing_runs"]
+        else ""
+    )
+    click.echo(
+        f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
+        f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
+        f"{decision}{missing}{extra}"
+    )
+    witness = _witness_line(stage.get("witness") or {})
+    if witness:
+        click.echo(f"      witnessed: {witness}")
+    for check in stage["checks"]:
+        if not check["ok"]:
+            detail = short_ids(check["detail"])
+            if len(detail) > DETAIL_WIDTH:
+                detail = detail[: DETAIL_WIDTH - 3] + "..."
+            click.echo(f"      failed: {check['name']}: {detail}".rstrip(": "))
+    for failed in stage["failed_runs"][:5]:
+        reason = f": {failed['reason']}" if failed["reason"] else ""
+        click.echo(f"      {failed['status']}: {failed['cell']} (run {failed['run'][:12]}){reason}")
+    if len(stage["failed_runs"]) > 5:
+        click.echo(f"      ... and {len(stage['failed_runs']) - 5} more run(s) not ok")
+
+
+def cause_lines(causes: list[dict]) -> list[str]:
+    """Each root cause on a `problem:` line, what follows from it indented under it; ids
+    cut to 12 hex (`--json` keeps them whole)."""
+    lines = []
+    for cause in causes:
+        lines.append(f"problem: {_problem_text(cause['problem'])}")
+        lines += [f"  also: {_problem_text(p)}" for p in cause["related"]]
+        lines += [f"  so: {_problem_text(p)}" for p in cause["consequences"]]
+    return lines
+
+
+def _problem_text(problem: dict) -> str:
+    """`OBJECT: message`, ids cut to 12 hex."""
+    return short_ids(f"{problem['object']}: {problem['message']}")
 
 
 def _witness_line(witness: dict) -> str:
