@@ -8,11 +8,11 @@ so a reviewer can rerun it with `ledger evaluate --rerun FILE` and get the same 
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from audit.report_model import TableView
 from stages.evaluate import evaluation_path, load_evaluation
 
 TITLE = "What this protocol buys"
@@ -124,50 +124,25 @@ def _inputs_line(ev: Mapping[str, Any]) -> str:
     )
 
 
-def html_section(ev: Mapping[str, Any], img: str) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows(ev)
-    )
-    gates = "".join(
-        f"<li>{esc(g['stage'])}: decision differs from the noise-free one in "
+def section(ev: Mapping[str, Any]) -> TableView:
+    """The report section: inputs, one row per method, one line per gate (what changes
+    decisions), and the figure's file name."""
+    gates = [
+        f"{g['stage']}: decision differs from the noise-free one in "
         f"{100 * g['decision_changed']:.1f}% of trials"
         + (
             f"; effect screen FDR {_num(g['screen']['fdr'])}, power {_num(g['screen']['power'])}"
             if g.get("screen")
             else ""
         )
-        + "</li>"
         for g in ev["protocol"]["gates"]
-    )
-    rerun = f"ledger evaluate --rerun {ev.get('path', 'FILE')}"
-    return (
-        f'<h2 id="evaluation">{esc(TITLE)}</h2><p>{esc(_inputs_line(ev))}. A forecast, '
-        f"not evidence: rerun it with <code>{esc(rerun)}</code>.</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<ul>{gates}</ul>{img}"
-    )
-
-
-def md_section(ev: Mapping[str, Any]) -> list[str]:
-    def cell(x: str) -> str:
-        return x.replace("|", "\\|")
-
-    lines = [
-        f"## {TITLE}",
-        "",
-        f"{cell(html.escape(_inputs_line(ev)))}. A forecast, not "
-        f"evidence: rerun it with "
+    ]
+    return TableView(
+        title=TITLE,
+        intro=f"{_inputs_line(ev)}. A forecast, not evidence: rerun it with "
         f"`ledger evaluate --rerun {ev.get('path', 'FILE')}`.",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---" for _ in HEADERS) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(c) for c in _cells(r)) + " |" for r in rows(ev)]
-    lines += [""] + [
-        f"- {g['stage']}: decision differs from the noise-free one in "
-        f"{100 * g['decision_changed']:.1f}% of trials"
-        for g in ev["protocol"]["gates"]
-    ]
-    return [*lines, "", "![what this protocol buys](evaluation.png)", ""]
+        headers=HEADERS,
+        rows=[_cells(r) for r in rows(ev)],
+        items=gates,
+        figure="evaluation.png",
+    )

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from audit.rederive import audit_store
-from audit.report import render_report
-from audit.report_data import build_report_data
+from audit.report import render
+from audit.report_data import build_report
 from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.store import Store
@@ -94,9 +94,10 @@ def test_save_then_rerun_gives_the_same_numbers_and_the_report_shows_it(walked):
     assert path.startswith(str(store.root / "evaluations"))
     res = invoke(store.root, "--rerun", path)
     assert res.exit_code == 0 and "same numbers" in res.output, res.output
-    data = build_report_data(store, audit_store(store), camp)
-    assert data["evaluation"]["trials"] == 6
-    html_text, md_text = render_report(data)
+    report = build_report(store.root, audit_store(store), camp)
+    assert report.evaluation["trials"] == 6 and report.data.evaluation is not None
+    assert "6 trials" in report.data.evaluation.intro
+    html_text, md_text = render(report)
     assert "What this protocol buys" in html_text and "successive-halving" in html_text
     assert "## What this protocol buys" in md_text and "--rerun" in md_text
     assert audit_store(store).ok  # the saved forecast is not evidence: audit stays clean
