@@ -383,7 +383,7 @@ def figures(report: Report) -> dict[str, bytes]:
             figs[means_name(i, stage)] = plots.means_plot(stage, data.campaign.metric)
         if stage.effects and stage.effects.effects:
             figs[effects_name(i, stage)] = plots.effects_plot([stage], main_only=False)
-    if report.evaluation is not None:
+    if report.evaluation is not None and report.evaluation.result is not None:
         figs["evaluation.png"] = evaluation_report.figure(report.evaluation)
     if report.comparison is not None:
         figs["compare.png"] = compare.figure(report.comparison)

@@ -31,7 +31,7 @@ from audit.costs import (
     saved_sentence,
     split_costs,
 )
-from audit.evaluation_report import saved_evaluation
+from audit.evaluation_report import SavedEvaluation, saved_evaluation
 from audit.gates import StageAudit
 from audit.rederive import AuditedRun, AuditResult
 from audit.report_model import (
@@ -606,7 +606,7 @@ class Report:
 
     data: ReportData
     comparison: dict[str, Any] | None = None
-    evaluation: dict[str, Any] | None = None
+    evaluation: SavedEvaluation | None = None
 
 
 def build_report(

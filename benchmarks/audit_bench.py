@@ -201,7 +201,7 @@ def measure(
         )
     runs = built[0] if built else len(result.runs)
     t = time.perf_counter()
-    build_report_data(store, result)
+    build_report_data(store.root, result)
     report_s = time.perf_counter() - t
     if args.profile:
         print(f"--- profile at {runs} runs ---", file=sys.stderr)

@@ -95,10 +95,8 @@ _HOMES = {
         "effects",
         "status",
         "watch",
-        "evaluate",
-        "rerun_evaluation",
-        "save_evaluation",
     ),
+    "gateledger.evaluation": ("evaluate", "rerun_evaluation", "save_evaluation"),
     "gateledger.review": (
         "verify",
         "audit",
@@ -201,20 +199,22 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for editors and type checkers
+    from gateledger.evaluation import (  # noqa: F401
+        evaluate,
+        rerun_evaluation,
+        save_evaluation,
+    )
     from gateledger.method import (  # noqa: F401
         build_executor,
         cells,
         decide,
         design,
         effects,
-        evaluate,
         freeze,
         greedy_search,
         load_campaign,
         random_search,
-        rerun_evaluation,
         run,
-        save_evaluation,
         status,
         walk,
         watch,

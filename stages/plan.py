@@ -312,11 +312,14 @@ def stage_plan(
     *,
     runner: dict[str, Any],
     data_sha256: str | None,
+    resolve_configs: bool = True,
 ) -> dict[str, Any]:
     """The plan of `stage` given its parent gate's decision (preflight included), no store.
 
     Why separate from `build_plan`: `ledger evaluate` walks a protocol in memory with
     decisions it derived itself, and must simulate exactly the plan `freeze` would sign.
+    `resolve_configs=False` leaves out the builtin runner's resolved configs: a replayed
+    protocol runs nothing, so its conditions may carry keys only the table knows.
     """
     parent_spec = parent_stage(campaign, stage)
     conds = candidates(campaign, stage, parent)
@@ -324,7 +327,7 @@ def stage_plan(
         raise LedgerError(f"stage {stage.name!r} has no candidates (its parent promoted none)")
     check_rule_names(campaign, stage, conds)
     table = {c.id: c.to_dict() for c in conds}
-    if not campaign.runner:
+    if not campaign.runner and resolve_configs:
         for info in table.values():
             info["runner_config"] = runner_config(campaign, info["name"], info["config"])
     runs = [
