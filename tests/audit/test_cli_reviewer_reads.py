@@ -180,3 +180,50 @@ def test_an_anchor_of_another_store_says_so(demo_store, tmp_path, sim_campaign):
         m.startswith("this anchor names journal 'elsewhere', which this store does not hold")
         for m in messages
     ), messages
+
+
+def test_reports_straight_from_a_bundle_under_the_reviewers_trust(
+    demo_store, tmp_path, sim_campaign, monkeypatch
+):
+    key_id = _demo_key_id(demo_store)
+    bundle, keys, anchor = tmp_path / "b.tar.gz", tmp_path / "keys.json", tmp_path / "a.json"
+    ledger(demo_store, "export", str(bundle), "--campaign", str(sim_campaign))
+    ledger(demo_store, "keys", "--export", str(keys))
+    anchor.write_text(ledger(demo_store, "anchor", "--json"))
+    anchor_id = json.loads(anchor.read_text())["anchor"]
+    operator = json.loads(ledger(demo_store, "report", "costs", "--json"))
+
+    reviewer = tmp_path / "reviewer"
+    reviewer.mkdir()
+    monkeypatch.chdir(reviewer)  # an empty folder: no store here
+    trust = ["--bundle", str(bundle), "--trust-file", str(keys), "--anchor", str(anchor)]
+    costs = json.loads(ledger(Path(".ledger"), "report", "costs", *trust, "--json"))
+    # the same numbers as the operator's own report (the anchor adds no run)
+    assert costs["costs"] == operator["costs"]
+    assert costs["campaign"] == operator["campaign"]
+    effects = json.loads(ledger(Path(".ledger"), "report", "effects", *trust, "--json"))
+    assert [s["stage"] for s in effects["stages"]] == ["screen", "gate", "final"]
+    out = ledger(Path(".ledger"), "report", "html", *trust, "--out", "rep", "--json")
+    assert json.loads(out)["headline"]["audit_clean"] is True
+    page = (reviewer / "rep" / "report.html").read_text()
+    assert f"Checked from bundle {bundle} against the reviewer&#39;s keys" in page
+    assert f"{DEMO_KEY_NAME} [{key_id}]" in page
+    assert f"1 published anchor(s) given by the reviewer ({anchor_id[:12]})" in page
+    assert "Trust is store-asserted" not in page  # the reviewer named the keys
+    assert sorted(p.name for p in reviewer.iterdir()) == ["rep"]  # nothing else left behind
+
+    # a reviewer who trusts another key sees every signature refused, in the report itself
+    stranger = tmp_path / "stranger"
+    ledger(stranger, "init")
+    ledger(stranger, "keygen", "--name", "someone-else")
+    other_keys = tmp_path / "other-keys.json"
+    ledger(stranger, "keys", "--export", str(other_keys))
+    res = CliRunner().invoke(
+        cli,
+        ["report", "html", "--bundle", str(bundle), "--trust-file", str(other_keys)]
+        + ["--out", "rep2", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["headline"]["audit_clean"] is False
+    page = (reviewer / "rep2" / "report.html").read_text()
+    assert "Audit verdict: PROBLEMS" in page and "which the reviewer does not trust" in page
