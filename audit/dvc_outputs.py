@@ -20,7 +20,13 @@ from audit.report_data import headline
 from audit.report_model import ReportData
 from ledger.fsutil import atomic_write
 
-PLOT_FIGURES = ("effects.png", "costs.png", "ranks.png")  # what `dvc plots show` displays
+# The report's figures `dvc plots show` displays, under names that sort in reading order (it
+# lists image plots by file name): what was learnt, how stable the ranks were, what it cost.
+PLOT_FIGURES = {
+    "effects.png": "1-effects.png",
+    "ranks.png": "2-ranks.png",
+    "costs.png": "3-costs.png",
+}
 
 
 def effects_rows(data: ReportData) -> list[dict[str, Any]]:
@@ -112,9 +118,9 @@ def write_dvc_outputs(
         atomic_write(metrics, (text + "\n").encode())
     if plots is None:
         return
-    for name in PLOT_FIGURES:
+    for name, shown in PLOT_FIGURES.items():
         if name in figures:
-            atomic_write(plots / name, figures[name])
+            atomic_write(plots / shown, figures[name])
     atomic_write(plots / "effects.csv", _csv(effects_rows(data), EFFECT_FIELDS).encode())
     atomic_write(
         plots / "costs.csv", _csv(cost_rows(data), ["kind", "label", "gpu_hours"]).encode()

@@ -127,8 +127,13 @@ def effects_plot(stages: Sequence[StageView], *, main_only: bool = True) -> byte
     factors are single letters), as the across-budget figure shows them; a gate's own
     figure shows every term."""
     with_effects = [s for s in stages if s.effects and s.effects.effects]
+    where = (
+        "by budget"
+        if main_only or len(stages) != 1
+        else f"at {stages[0].name} ({budget_label(stages[0].budget_s)})"
+    )
     what = "Main effects" if main_only else "Effects"
-    title = f"{what} by budget, 95% t intervals (solid = significant, hatched = post-selection)"
+    title = f"{what} {where}, 95% t intervals (solid = significant, hatched = post-selection)"
     if not with_effects:
         return _empty("no effects estimated at any budget", title)
     terms = effect_terms(with_effects, main_only=main_only)

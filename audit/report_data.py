@@ -702,7 +702,7 @@ def headline(data: ReportData) -> Headline:
         demo_key=data.facts.demo_key,
         anchors=data.facts.anchors,
         trust=data.facts.trust,
-        caveats=[c.kind for c in data.audit.caveats],
+        caveats=", ".join(c.kind for c in data.audit.caveats) or "none",
     )
 
 

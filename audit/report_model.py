@@ -467,7 +467,7 @@ class Headline(View):
     demo_key: bool
     anchors: int
     trust: str
-    caveats: list[str]
+    caveats: str  # the caveats' kinds, comma-separated ("none"): `dvc metrics show` shows text
 
 
 __all__ = [

@@ -53,7 +53,7 @@ def test_report_data_and_headline_by_hand(data):
     assert [r.from_stage for r in data.rank_stability] == ["screen", "gate"]
     (signer,) = data.facts.signers
     assert signer.name == "k" and signer.signed == 6  # 3 manifests, 3 decisions
-    assert head.caveats == ["simulated", "no_anchor", "store_trust"]
+    assert head.caveats == "simulated, no_anchor, store_trust"
 
 
 def _stage(effects: Effects, significant: list[str] = ()) -> StageView:
@@ -116,8 +116,9 @@ def test_dvc_outputs_intervals_and_files(data, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == headline(data).model_dump(mode="json")
     with open(tmp_path / "plots" / "effects.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(rows)
-    assert (tmp_path / "plots" / "effects.png").read_bytes() == figures["effects.png"]
-    assert not (tmp_path / "plots" / "ranks.png").exists()  # drawn only when there is one
+    assert (tmp_path / "plots" / "1-effects.png").read_bytes() == figures["effects.png"]
+    assert (tmp_path / "plots" / "3-costs.png").read_bytes() == figures["costs.png"]
+    assert not (tmp_path / "plots" / "2-ranks.png").exists()  # drawn only when there is one
 
 
 def test_variance_rank_stability_and_flags(data):
