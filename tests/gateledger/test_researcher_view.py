@@ -145,8 +145,16 @@ def test_runs_filters_json_and_table(walked):
     baselines = json.loads(ok(invoke(store, "runs", "--kind", "baseline", "--json")).stdout)
     assert len(baselines["rows"]) == 6 * 4 + 3 * 4
     table = ok(invoke(store, "runs", "--stage", "final")).stdout.splitlines()
-    assert table[0].split()[:4] == ["run", "stage", "condition", "id"]
-    assert len(table) == 2 + 12 + 1 and table[-1].startswith("(12 runs; 12.0 training GPU-hours")
+    assert table[0] == (
+        "factors: A total_batch_size, B depth, C aspect_ratio, D matrix_lr, E warmdown_ratio"
+    )
+    # factors by letter, no condition id, no column the simulator leaves empty (MFU)
+    assert table[1].split() == [
+        "run", "stage", "condition", "A", "B", "C", "D", "E", "seed", "host", "status",
+        "val_bpb", "train_s", "tok/s", "GPU-h",
+    ]  # fmt: skip
+    assert max(len(line) for line in table) <= 120
+    assert len(table) == 3 + 12 + 1 and table[-1].startswith("(12 runs; 12.0 training GPU-hours")
     assert "12 simulated" in table[-1]
     bad = invoke(store, "runs", "--stage", "nope")
     assert bad.exit_code == 2 and "no stage 'nope'" in bad.stderr
@@ -683,3 +691,43 @@ def test_effects_columns_never_run_together(tmp_path):
     header = next(i for i, ln in enumerate(out) if ln.startswith("term"))
     for line in out[header + 2 : header + 4]:
         assert len(line.split()) == 9  # term, effect, se, t, p, q, "[lo," "hi]", aliases
+
+
+def test_status_watch_on_a_campaign_stops_when_idle_and_ctrl_c_is_a_clean_stop(
+    tmp_path, sim_campaign, monkeypatch
+):
+    import gateledger as gl
+
+    store = tmp_path / ".ledger"
+    ok(invoke(store, "--host", "h1", "init"))
+    ok(invoke(store, "keygen", "--name", "me"))
+    args = ["--campaign", str(sim_campaign)]
+    ok(invoke(store, "--host", "h1", "freeze", "screen", *args, "--sim-only"))
+    ok(invoke(store, "--host", "h1", "run", "screen", *args, "--executor", "sim"))
+    # one stage run, none decided: the campaign is not done, but nothing more is happening
+    res = ok(invoke(store, "status", "--watch", "--interval", "0.05", "--idle", "0.1", *args))
+    last = res.stdout.splitlines()[-1]
+    assert last == "stopped: nothing in flight and nothing new for 0.1s (0 of 3 stage(s) decided)"
+    frames = [
+        json.loads(ln)
+        for ln in ok(
+            invoke(
+                store, "status", "--watch", "--json", "--interval", "0.05", "--idle", "0.1", *args
+            )
+        ).stdout.splitlines()
+    ]
+    assert frames[-1]["done"] is True and frames[-1]["why"] == "idle"
+    assert [f["done"] for f in frames[:-1]] == [False] * (len(frames) - 1)
+
+    real = gl.watch
+
+    def interrupted(*a, **k):
+        frames = real(*a, **k)
+        yield next(frames)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gl, "watch", interrupted)
+    res = invoke(store, "status", "--watch", "--interval", "0.05", *args)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[-1] == "stopped (Ctrl-C) after 1 redraw(s)"
+    assert "error" not in res.output
