@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 import gateledger as gl
+from audit.causes import short_ids
 from gateledger.cli.context import (
     emit,
     open_store,
@@ -709,7 +710,7 @@ def verify_cmd(
         emit(result.to_dict(), True)
     else:
         for problem in result.problems:
-            click.echo(str(problem))
+            click.echo(short_ids(str(problem)))  # --json keeps the full ids
         for note in result.verified.notes():
             click.echo(f"note: {note}", err=True)
         if result.leftovers:
