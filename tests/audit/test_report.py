@@ -265,6 +265,9 @@ def test_html_contents_and_escaping():
     assert "b\\|c" in md  # a pipe in a name does not break the table
     assert "![main effects by budget](effects.png)" in md
     assert "  - so: so: &lt;script&gt;" in md  # a consequence under its cause
+    # a verdict over problems says whose word it is
+    assert "<i>as the signed decisions say; the audit found the problems above" in html_text
+    assert "_as the signed decisions say; the audit found the problems above" in md
 
 
 def test_embedded_images_are_pngs():
