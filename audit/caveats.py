@@ -5,8 +5,9 @@ must say the same thing ("signed with the demo key", "trust is store-asserted").
 from what the audit read, each caveat names the keys or stages it is about, so a reader
 sees which key is the demo key without opening the report.
 
-Each rule below is a small function of `CaveatInputs`; a new kind of caveat (a stage whose
-raw logs bind only by status, say) is one more input field and one more rule in `RULES`.
+Each rule below is a small function of `CaveatInputs`; a new kind of caveat is one more
+input field and one more rule in `RULES` (the binding level of each stage's logs,
+`ledger.binding_level`, came in that way).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.binding_level import HEADER, STATUS_ONLY, BindingLevel
 from ledger.keys import DEMO_KEY_NAME
 
 
@@ -54,8 +56,9 @@ class Signer:
 @dataclass(frozen=True)
 class Caveat:
     """One thing a clean verdict does not mean here. `kind` is stable for scripts
-    (`simulated`, `demo_key`, `no_anchor`, `own_anchors_only`, `store_trust`); `text` is
-    the sentence every surface prints; `keys` and `stages` say what it is about."""
+    (`simulated`, `demo_key`, `status_only_logs`, `foreign_runner`, `no_anchor`,
+    `own_anchors_only`, `store_trust`); `text` is the sentence every surface prints; `keys`
+    and `stages` say what it is about."""
 
     kind: str
     text: str
@@ -82,6 +85,7 @@ class CaveatInputs:
     anchors_given: int
     trust: str  # "store" or "reviewer"
     trusted: tuple[KeyName, ...]  # the reviewer's keys (empty under store trust)
+    binding: tuple[tuple[str, BindingLevel], ...] = ()  # (stage, its logs' level), in force
 
 
 def _simulated(facts: CaveatInputs) -> Caveat | None:
@@ -109,6 +113,40 @@ def _demo_key(facts: CaveatInputs) -> Caveat | None:
         f"Signed with the demo key {keys}: its private key is made unencrypted by anyone "
         f"running the demo, so its signatures prove nothing about who froze or decided.",
         keys=demo,
+    )
+
+
+def _at(facts: CaveatInputs, level: str) -> tuple[tuple[str, ...], list[BindingLevel]]:
+    rows = [(stage, b) for stage, b in facts.binding if b.level == level]
+    return tuple(dict.fromkeys(stage for stage, _ in rows)), [b for _, b in rows]
+
+
+def _status_only(facts: CaveatInputs) -> Caveat | None:
+    stages, _ = _at(facts, STATUS_ONLY)
+    if not stages:
+        return None
+    return Caveat(
+        "status_only_logs",
+        f"Status-only logs ({', '.join(stages)}): autoresearch summary blocks without a "
+        f"header, so the audit checked each status against its evidence and each number "
+        f"against the log, but nothing proves which config, seed or budget a run trained "
+        f"with, or that it ran after its manifest was frozen (use the autoresearch adapter "
+        f"or a jsonl log with a header; docs/runner.md).",
+        stages=stages,
+    )
+
+
+def _foreign_runner(facts: CaveatInputs) -> Caveat | None:
+    stages, levels = _at(facts, HEADER)
+    if not stages:
+        return None
+    bound = dict.fromkeys(b for level in levels for b in level.bound)
+    unbound = sorted({u for level in levels for u in level.unbound})
+    return Caveat(
+        "foreign_runner",
+        f"Foreign runner ({', '.join(stages)}): each log's header binds it to its run "
+        f"({', '.join(bound)}); {' and '.join(unbound)} are not bound by the ledger.",
+        stages=stages,
     )
 
 
@@ -145,6 +183,8 @@ def _trust(facts: CaveatInputs) -> Caveat | None:
 RULES: tuple[Callable[[CaveatInputs], Caveat | None], ...] = (
     _simulated,
     _demo_key,
+    _status_only,
+    _foreign_runner,
     _anchors,
     _trust,
 )

@@ -12,6 +12,7 @@ from typing import Any
 from audit.evidence import Evidence
 from audit.locate import cell_words, run_place
 from audit.runs import RunCheck
+from ledger.binding_level import BindingLevel, binding_level
 from ledger.canonical import canonical_bytes
 from ledger.errors import LedgerError
 from ledger.problems import Problem
@@ -38,6 +39,8 @@ class StageAudit:
     missing_runs: int = 0
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
+    # how strongly this stage's logs bind their runs, from the manifest's runner kind
+    binding: BindingLevel = field(default_factory=lambda: binding_level({}))
 
     def passed(self, name: str, detail: str = "") -> None:
         self.checks.append({"name": name, "ok": True, "detail": detail})
@@ -83,6 +86,7 @@ class StageAudit:
             "verdict": self.verdict,
             "checks": self.checks,
             "witness": self.witness,
+            "binding": self.binding.to_dict(),
         }
 
 
@@ -98,6 +102,7 @@ def audit_manifest(
         budget_s=body.get("budget_s", 0),
         amends=body.get("amends"),
         superseded=superseded,
+        binding=binding_level(body),
     )
     stage_audit.runs = len(runs)
     stage_audit.sim_runs = sum(1 for r in runs if r.simulated)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.binding import binding_summary
 from audit.causes import Cause, group
 from audit.caveats import Caveat, CaveatInputs, KeyName, Signer, caveats, signers
 from audit.costs import cost_breakdown
@@ -93,9 +94,15 @@ class AuditResult:
         """The findings grouped by root cause (`audit.causes`)."""
         return group(self.findings)
 
+    @property
+    def binding(self) -> dict[str, Any]:
+        """How strongly the logs of the stages in force are bound (`audit.binding`)."""
+        return binding_summary(self.stages)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
+            "binding": self.binding,
             "problems": [f.to_dict() for f in self.findings],
             "causes": [c.to_dict() for c in self.causes],
             "caveats": [c.to_dict() for c in self.caveats],
@@ -196,6 +203,7 @@ def audit_store(
         anchors_given=len(verified.anchors.given),
         trust=trust_used.mode,
         trusted=tuple(trusted),
+        binding=tuple((s.stage, s.binding) for s in stages if not s.superseded),
     )
     return AuditResult(
         _unique(locator.locate_all(findings)),

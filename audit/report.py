@@ -324,6 +324,11 @@ def banner_title(audit: AuditView) -> str:
     return (
         "Audit verdict: CLEAN"
         + (" (simulated runs)" if audit.has_caveat("simulated") else "")
+        + (
+            " (status-only logs: configs, seeds and budgets not proved)"
+            if audit.has_caveat("status_only_logs")
+            else ""
+        )
         + " — every check passed"
         + (
             ": the records are intact and the decisions follow from them, read the notes below"
@@ -335,10 +340,10 @@ def banner_title(audit: AuditView) -> str:
 
 def banner_style(audit: AuditView) -> str:
     """Red for problems; amber for a clean verdict that should not look green (simulated
-    runs, a demo key); green otherwise."""
+    runs, a demo key, logs bound by their status evidence only); green otherwise."""
     if audit.verdict != "clean":
         return "problems"
-    return "caveat" if audit.has_caveat("simulated", "demo_key") else "clean"
+    return "caveat" if audit.has_caveat("simulated", "demo_key", "status_only_logs") else "clean"
 
 
 def checked_against(audit: AuditView) -> str:

@@ -702,6 +702,7 @@ def headline(data: ReportData) -> Headline:
         demo_key=data.facts.demo_key,
         anchors=data.facts.anchors,
         trust=data.facts.trust,
+        binding=data.facts.binding,
         caveats=", ".join(c.kind for c in data.audit.caveats) or "none",
     )
 

@@ -99,6 +99,7 @@ class Facts(View):
     anchors: int
     trust: str
     notes: list[str]
+    binding: str | None = None  # the least bound stage's logs: builtin, header, status-only
 
 
 class Provenance(View):
@@ -467,6 +468,7 @@ class Headline(View):
     demo_key: bool
     anchors: int
     trust: str
+    binding: str | None  # the least bound stage's logs: builtin, header or status-only
     caveats: str  # the caveats' kinds, comma-separated ("none"): `dvc metrics show` shows text
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from audit.evidence import Evidence
 from audit.locate import cell_words, run_place
-from ledger.binding import header_problems, is_simulated, same_json, status_problems
+from ledger.binding import is_simulated, log_binding_problems, same_json, status_problems
 from ledger.errors import LedgerError
 from ledger.problems import Problem
 from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
@@ -85,15 +85,14 @@ def check_run(
             deadline_s=record.get("deadline_s"),
         )
         out += [Problem(rid, m, check="status has evidence") for m in status_msgs]
-        if record.get("format", "jsonl") == "jsonl":
-            out += [
-                Problem(
-                    rid,
-                    f"raw log {str(record.get('raw_log'))[:12]} {m}",
-                    check="raw log binds to its run",
-                )
-                for m in _binding(str(manifest_id), manifest, record, parsed)
-            ]
+        out += [
+            Problem(
+                rid,
+                f"raw log {str(record.get('raw_log'))[:12]} {m}",
+                check="raw log binds to its run",
+            )
+            for m in _binding(str(manifest_id), manifest, record, parsed)
+        ]
         if timing is not None and timing.started is None:
             out.append(
                 Problem(
@@ -121,15 +120,14 @@ def check_run(
 def _binding(
     manifest_id: str, manifest: dict[str, Any], record: dict[str, Any], parsed: ParsedLog
 ) -> list[str]:
-    if parsed.header is None and parsed.status == "ok":
-        return ["has no header: an ok log must cite its manifest"]
-    return header_problems(
+    return log_binding_problems(
         manifest_id,
         manifest,
         str(record.get("condition")),
         record.get("seed"),
         str(record.get("host")),
         parsed,
+        status=parsed.status,
     )
 
 

@@ -83,9 +83,11 @@ _HOMES = {
     ),
     "gateledger.method": (
         "load_campaign",
+        "campaign_schema",
         "design",
         "freeze",
         "build_executor",
+        "try_stage",
         "run",
         "decide",
         "walk",
@@ -134,6 +136,7 @@ __all__ = [
     "audit",
     "audit_bundle",
     "build_executor",
+    "campaign_schema",
     "cells",
     "compare",
     "comparison_table",
@@ -177,6 +180,7 @@ __all__ = [
     "sql",
     "status",
     "timestamp",
+    "try_stage",
     "tsa_urls",
     "verify",
     "walk",
@@ -206,6 +210,7 @@ if TYPE_CHECKING:  # what the names are, for editors and type checkers
     )
     from gateledger.method import (  # noqa: F401
         build_executor,
+        campaign_schema,
         cells,
         decide,
         design,
@@ -216,6 +221,7 @@ if TYPE_CHECKING:  # what the names are, for editors and type checkers
         random_search,
         run,
         status,
+        try_stage,
         walk,
         watch,
     )

@@ -19,9 +19,10 @@ from gateledger.store import Signed, tsa_urls, witness
 from ledger.errors import CampaignError, ConfigError, LedgerError
 from ledger.status import store_status
 from ledger.store import Store
-from stages import baselines
+from stages import baselines, trial
 from stages.campaign import Campaign, parse_budget
 from stages.campaign import load_campaign as parse_campaign
+from stages.campaign_schema import campaign_schema as schema_of_campaigns
 from stages.conditions import design_conditions, stage_design
 from stages.decide import decide_stage
 from stages.designs import Design, fractional, parse_design_spec, point_name, roman
@@ -32,6 +33,7 @@ from stages.pipeline import StepLog, campaign_progress, run_campaign
 from stages.plan import freeze_stage
 from stages.progress import Progress, StageProgress, campaign_done
 from stages.sim import SimParams
+from stages.trial import TrialReport
 
 CampaignLike = Campaign | str | Path
 
@@ -48,6 +50,12 @@ def load_campaign(path: str | Path) -> Campaign:
         if type(exc) is not LedgerError:  # already typed (a CampaignError or a ConfigError)
             raise
         raise CampaignError(str(exc)) from None
+
+
+def campaign_schema() -> dict[str, Any]:
+    """The JSON Schema of campaign files (`ledger campaign --schema`; shipped as
+    `stages/campaign.schema.json`), generated from the model the loader validates with."""
+    return schema_of_campaigns()
 
 
 def campaign_of(campaign: CampaignLike) -> Campaign:
@@ -223,6 +231,41 @@ def run(
             address=address,
         )
     return run_stage(store, camp, stage, executor, host=host, limit=limit, progress=progress)
+
+
+def try_stage(
+    campaign: CampaignLike,
+    stage: str,
+    *,
+    budget: str | float = "10s",
+    conditions: int = 2,
+    data: str | Path | None = None,
+    device: str = "auto",
+    jobs: int = 1,
+    grace: float | None = None,
+    progress: bool = False,
+) -> TrialReport:
+    """Run the stage's runner on `conditions` of its most different configs for `budget`
+    each, in a scratch folder, and say what `ledger run` would record or refuse for each
+    (`TrialReport.ok`: every run would be recorded ok). Nothing is signed, journaled or
+    stored: use it before `freeze`, to find a script's mistakes while they cost nothing.
+
+    Raises:
+        CampaignError: a bad campaign or stage, or a config the runner's schema refuses;
+        ConfigError: conditions < 1.
+    """
+    camp = campaign_of(campaign)
+    return trial.try_stage(
+        camp,
+        stage,
+        budget_s=parse_budget(budget, "--budget"),
+        conditions=conditions,
+        data=Path(data) if data else None,
+        device=device,
+        jobs=jobs,
+        grace_s=grace,
+        progress=progress,
+    )
 
 
 def decide(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ledger.binding_level import binding_level
 from ledger.rawlog import STATUSES, ParsedLog
 from ledger.seeds import RULES, derive_seed, seed_rule
+from runner.autoresearch import ADAPTER, BUDGET_CONSTANT, budget_value, constant_name
 
 # Seconds of slack on wall-clock comparisons: timestamps have microseconds, but a clock
 # may be stepped by NTP between a run's start and its record.
@@ -65,14 +67,15 @@ def header_problems(
     out = []
     if header.get("manifest") != manifest_id:
         out.append(f"header cites manifest {_show(header.get('manifest'))}, not {manifest_id[:12]}")
-    builtin = (manifest.get("runner") or {}).get("kind") == "builtin"
+    kind = (manifest.get("runner") or {}).get("kind")
     out += seed_problems(
         manifest_id,
         manifest,
         condition,
         seed,
         header,
-        inputs_required=builtin or header.get("runner") in ("builtin", "sim"),
+        inputs_required=kind in ("builtin", "adapter")
+        or header.get("runner") in ("builtin", "sim"),
     )
     if header.get("host") != host:
         out.append(f"header host {_show(header.get('host'))} is not the declared host {host!r}")
@@ -91,7 +94,7 @@ def header_problems(
                 f"header {key} {_show(header[key])} is not the condition's {_show(config[key])}"
             )
     if not is_simulated(parsed):
-        out += _identity_problems(manifest, header)
+        out += _identity_problems(manifest, header, config)
     return out
 
 
@@ -146,8 +149,12 @@ def seed_problems(
     return out
 
 
-def _identity_problems(manifest: dict[str, Any], header: dict[str, Any]) -> list[str]:
+def _identity_problems(
+    manifest: dict[str, Any], header: dict[str, Any], config: dict[str, Any]
+) -> list[str]:
     runner = manifest.get("runner") or {}
+    if runner.get("kind") == "adapter":
+        return adapter_problems(manifest, header, config)
     if runner.get("kind") != "builtin":
         return []  # a command's code is outside the ledger's view (docs/threat-model.md)
     out = []
@@ -166,6 +173,59 @@ def _identity_problems(manifest: dict[str, Any], header: dict[str, Any]) -> list
             f"header data_sha256 {_show(header.get('data_sha256'))} is not the manifest's: {frozen}"
         )
     return out
+
+
+def adapter_problems(
+    manifest: dict[str, Any], header: dict[str, Any], config: dict[str, Any]
+) -> list[str]:
+    """An adapted script's header: the frozen script (by SHA-256), and overrides that are
+    the condition's config under the frozen constant names plus the manifest's budget."""
+    runner = manifest.get("runner") or {}
+    out = []
+    if header.get("runner") != ADAPTER:
+        out.append(f"header runner {_show(header.get('runner'))} is not the {ADAPTER}")
+    if header.get("script_sha256") != runner.get("script_sha256"):
+        out.append(
+            f"header script_sha256 {_show(header.get('script_sha256'))} is not the frozen "
+            f"script's {_show(runner.get('script_sha256'))}"
+        )
+    overrides = header.get("overrides")
+    if not isinstance(overrides, dict):
+        return [*out, f"header overrides {_show(overrides)} are not a table of constants"]
+    budget = manifest.get("budget_s")
+    if not isinstance(budget, int | float) or not same_json(
+        overrides.get(BUDGET_CONSTANT), budget_value(budget)
+    ):
+        out.append(
+            f"header sets {BUDGET_CONSTANT} to {_show(overrides.get(BUDGET_CONSTANT))}, not "
+            f"the manifest's budget {budget}"
+        )
+    mapping = runner.get("constants") or {}
+    for key, value in sorted(config.items()):
+        name = constant_name(key, mapping)
+        if not same_json(overrides.get(name), value):
+            out.append(f"header sets {name} to {_show(overrides.get(name))}, not {_show(value)}")
+    return out
+
+
+def log_binding_problems(
+    manifest_id: str,
+    manifest: dict[str, Any],
+    condition: str,
+    seed: Any,
+    host: str,
+    parsed: ParsedLog,
+    *,
+    status: Any,
+) -> list[str]:
+    """Why a log does not bind to its declared run under its manifest's binding level: its
+    header's problems when it has one, and a missing header where the level needs one for
+    an ok run (`ledger.binding_level`). Ingest, `ledger try` and the audit all ask this."""
+    if parsed.header is None:
+        if status == "ok" and binding_level(manifest).header_required:
+            return ["has no header: an ok log must start with a header citing its manifest"]
+        return []
+    return header_problems(manifest_id, manifest, condition, seed, host, parsed)
 
 
 def status_problems(
@@ -239,7 +299,9 @@ def status_problems(
 
 __all__ = [
     "CLOCK_SLACK_S",
+    "adapter_problems",
     "header_problems",
+    "log_binding_problems",
     "is_simulated",
     "same_json",
     "seed_problems",

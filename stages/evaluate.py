@@ -90,7 +90,7 @@ def candidate_pool(campaign: Campaign) -> list[Condition]:
         if stage.design:
             for cond in design_conditions(campaign, stage):
                 pool.setdefault(cond.id, cond)
-    if any(s.rule.get("reduce") for s in campaign.stages) and campaign.factors:
+    if any(s.rule.reduce for s in campaign.stages) and campaign.factors:
         for coded in full_factorial(len(campaign.factors)):
             cond = point_condition(
                 campaign.base, campaign.factors, coded, point_name(coded), "reduce"
@@ -873,7 +873,8 @@ def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, st
         screen = None
         truth_effects = source.true_effects(stage.budget_s, letters) if letters else None
         if truth_effects is not None and any(g.effects for g in seen):
-            screen = _screen(per_trial, float(stage.rule.get("fdr", 0.05)), truth_effects, letters)
+            level = stage.rule.fdr if stage.rule.fdr is not None else 0.05
+            screen = _screen(per_trial, level, truth_effects, letters)
         out.append(
             Gate(
                 stage=stage.name,
