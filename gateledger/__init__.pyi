@@ -20,6 +20,8 @@ from gateledger.errors import UnknownObject as UnknownObject
 from gateledger.evaluation import evaluate as evaluate
 from gateledger.evaluation import rerun_evaluation as rerun_evaluation
 from gateledger.evaluation import save_evaluation as save_evaluation
+from gateledger.integrity import reviewer_inputs as reviewer_inputs
+from gateledger.integrity import verify as verify
 from gateledger.method import build_executor as build_executor
 from gateledger.method import campaign_schema as campaign_schema
 from gateledger.method import cells as cells
@@ -38,7 +40,6 @@ from gateledger.method import watch as watch
 from gateledger.reports import compare as compare
 from gateledger.reports import comparison_table as comparison_table
 from gateledger.reports import cost_summary as cost_summary
-from gateledger.reports import costs_in_protocol_order as costs_in_protocol_order
 from gateledger.reports import effect_summary as effect_summary
 from gateledger.reports import report as report
 from gateledger.reports import write_html as write_html
@@ -46,11 +47,9 @@ from gateledger.review import audit as audit
 from gateledger.review import audit_bundle as audit_bundle
 from gateledger.review import export as export
 from gateledger.review import reproduce as reproduce
-from gateledger.review import reviewer_inputs as reviewer_inputs
 from gateledger.review import runs as runs
 from gateledger.review import runs_rows as runs_rows
 from gateledger.review import spot_check as spot_check
-from gateledger.review import verify as verify
 from gateledger.signing import default_key_name as default_key_name
 from gateledger.signing import demo_key as demo_key
 from gateledger.signing import export_keys as export_keys

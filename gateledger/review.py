@@ -1,5 +1,6 @@
-"""The reviewer's verbs: verify, audit (a store or a bundle), the runs table, export a bundle
-or in-toto attestations, replay a run.
+"""The reviewer's verbs: audit (a store or a bundle), the runs table, export a bundle or
+in-toto attestations, replay a run (verify, which needs only the ledger, is in
+`gateledger.integrity`).
 
 Each function is what one `ledger` command does, minus the formatting.
 """
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import platform
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from audit.bundle import export_bundle, open_bundle
 from audit.intoto import export_in_toto
@@ -20,15 +22,12 @@ from audit.rederive import AuditResult, audit_store
 from audit.reproduce import reproduce_run
 from audit.runs_table import RunsTable, runs_table
 from audit.spotcheck import SpotCheckRequest
+from gateledger.integrity import opened, reviewer_inputs, tsa_root_certificates
 from gateledger.method import load_campaign
 from gateledger.signing import KeyLike, signing_key
-from ledger.anchor import read_anchor_file
 from ledger.errors import ConfigError
 from ledger.problems import Problem
 from ledger.store import Store
-from ledger.timestamp import load_tsa_roots
-from ledger.trust import Trust, trust_from
-from ledger.verify import Verified, verify_with_evidence
 
 BUNDLE_VERSIONS = (
     "gateledger",
@@ -41,114 +40,12 @@ BUNDLE_VERSIONS = (
 )
 
 
-class ReviewerInputs(NamedTuple):
-    """What a reviewer brings: the keys they trust, and the anchors they saw published (by
-    id, each the signed envelope)."""
-
-    trust: Trust
-    anchors: dict[str, dict[str, Any]]
-
-
-def reviewer_inputs(
-    trust: Iterable[str] = (),
-    trust_files: Iterable[str | Path] = (),
-    anchors: Iterable[str | Path] = (),
-) -> ReviewerInputs:
-    """The trust and published anchors of key ids, key-record files and anchor files.
-
-    Raises:
-        TrustError: a malformed key id or file; InputError: a malformed anchor file.
-    """
-    chosen = trust_from(list(trust), [str(p) for p in trust_files])
-    return ReviewerInputs(chosen, dict(read_anchor_file(Path(p)) for p in anchors))
-
-
-def _roots(tsa_roots: Iterable[str | Path]) -> list | None:
-    files = list(tsa_roots)
-    return load_tsa_roots(files) if files else None
-
-
 class AuditReport(AuditResult):
     """`AuditResult` with `problems` (its findings), as `verify`'s result has them."""
 
     @property
     def problems(self) -> list[Problem]:
         return self.findings
-
-
-def _opened(store: Store | str | Path, host: str | None) -> Store:
-    return store if isinstance(store, Store) else Store.open(store, host=host)
-
-
-@dataclass
-class VerifyResult:
-    """What `verify` found: `ok`, `problems`, and the pass itself (`verified`)."""
-
-    verified: Verified
-    trust: Trust
-    leftovers: list[str]
-
-    @property
-    def problems(self) -> list[Problem]:
-        return self.verified.problems
-
-    @property
-    def ok(self) -> bool:
-        return not self.verified.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        verified = self.verified
-        return {
-            "ok": self.ok,
-            "problems": [p.to_dict() for p in self.problems],
-            "leftover_temp_files": self.leftovers,
-            "orphans": verified.orphans,
-            "unanchored": verified.anchors.unanchored,
-            "notes": verified.notes(),
-            "timestamps": [t.to_dict() for t in verified.timestamps.tokens.values()],
-            **self.trust.to_dict(),
-        }
-
-
-def verify(
-    store: Store | str | Path,
-    *,
-    host: str | None = None,
-    trust: Iterable[str] = (),
-    trust_files: Iterable[str | Path] = (),
-    anchors: Iterable[str | Path] = (),
-    tsa_roots: Iterable[str | Path] = (),
-    check_index: bool = True,
-    progress: bool = False,
-) -> VerifyResult:
-    """Check every byte, signature, key file, journal chain, reference, anchor and token.
-
-    Args:
-        trust, trust_files: accept signatures by these keys only (default: the store's).
-        anchors: published anchor files the journals must still extend.
-        tsa_roots: PEM files of TSA roots every timestamp token must verify against.
-        check_index: also compare index.duckdb with a rebuild.
-
-    `store` is a Store or the root of one (opened, as `host`, after the reviewer's inputs
-    are read).
-
-    Raises:
-        LedgerError: bad reviewer input (a key id, a file), no store; problems are returned,
-            not raised.
-    """
-    chosen, published = reviewer_inputs(trust, trust_files, anchors)
-    roots = _roots(tsa_roots)
-    store = _opened(store, host)
-    verified = verify_with_evidence(
-        store,
-        check_index=check_index,
-        progress=progress,
-        trust=chosen,
-        anchors=published,
-        tsa_roots=roots,
-    )
-    leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
-    return VerifyResult(verified, chosen, leftovers)
 
 
 def audit(
@@ -172,8 +69,8 @@ def audit(
         LedgerError: an unreadable store or bad reviewer input.
     """
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
-    roots = _roots(tsa_roots)
-    store = _opened(store, host)
+    roots = tsa_root_certificates(tsa_roots)
+    store = opened(store, host)
     result = audit_store(
         store,
         progress=progress,
@@ -182,7 +79,7 @@ def audit(
         tsa_roots=roots,
         reproduce=reproduce,
     )
-    return AuditReport(**{f.name: getattr(result, f.name) for f in fields(result)})
+    return with_problems(result, [])
 
 
 def spot_check(
@@ -199,6 +96,30 @@ def spot_check(
     )
 
 
+@contextmanager
+def opened_bundle(
+    bundle: str | Path, *, host: str | None = None
+) -> Iterator[tuple[Store, list[Problem]]]:
+    """A reviewer bundle unpacked into a scratch folder and opened as a store (as `host`,
+    default `reviewer`), with the bundle's own problems (members that do not match its
+    listing); the folder is removed afterwards.
+
+    Raises:
+        BundleError: a malformed, truncated or oversized bundle.
+    """
+    with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
+        root, problems = open_bundle(Path(bundle), Path(tmp))
+        found = [Problem("bundle", p, check="bundle") for p in problems]
+        yield Store.open(root, host=host or "reviewer"), found
+
+
+def with_problems(result: AuditResult, problems: list[Problem]) -> AuditReport:
+    """The audit's result as an `AuditReport`, `problems` (the bundle's own) first."""
+    values = {f.name: getattr(result, f.name) for f in fields(result)}
+    values["findings"] = problems + result.findings
+    return AuditReport(**values)
+
+
 def audit_bundle(
     bundle: str | Path,
     *,
@@ -209,32 +130,25 @@ def audit_bundle(
     tsa_roots: Iterable[str | Path] = (),
     reproduce: SpotCheckRequest | None = None,
     progress: bool = False,
-) -> dict[str, Any]:
-    """Audit a reviewer bundle (from `export`) in a scratch folder: the audit as a dict
-    (`verdict`, `problems`...), the bundle's own problems first.
+) -> AuditReport:
+    """Audit a reviewer bundle (from `export`) in a scratch folder: the same result as
+    `audit`, the bundle's own problems first.
 
     Raises:
         BundleError: a malformed, truncated or oversized bundle.
     """
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
-    roots = _roots(tsa_roots)
-    with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
-        root, bundle_problems = open_bundle(Path(bundle), Path(tmp))
-        store = Store.open(root, host=host or "reviewer")
-        out = audit_store(
+    roots = tsa_root_certificates(tsa_roots)
+    with opened_bundle(bundle, host=host) as (store, bundle_problems):
+        result = audit_store(
             store,
             progress=progress,
             trust=chosen,
             anchors=published,
             tsa_roots=roots,
             reproduce=reproduce,
-        ).to_dict()
-    if bundle_problems:
-        out["problems"] = [{"object": "bundle", "message": p} for p in bundle_problems] + out[
-            "problems"
-        ]
-        out["verdict"] = "problems"
-    return out
+        )
+    return with_problems(result, bundle_problems)
 
 
 def runs(
