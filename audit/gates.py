@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.attempts import audit_attempts
 from audit.evidence import Evidence
 from audit.runs import RunCheck
 from ledger.canonical import canonical_bytes
@@ -37,6 +38,8 @@ class StageAudit:
     missing_runs: int = 0
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
+    attempts: dict[str, Any] = field(default_factory=dict)  # per cell, from the journals
+    seeds: dict[str, Any] = field(default_factory=dict)  # how the seeds are bound (audit.seeds)
 
     def passed(self, name: str, detail: str = "") -> None:
         self.checks.append({"name": name, "ok": True, "detail": detail})
@@ -54,7 +57,11 @@ class StageAudit:
 
     @property
     def verdict(self) -> str:
-        if self.findings or not all(c["ok"] for c in self.checks):
+        """`problems` for a failed check, `undecided` for a plan in force without a
+        decision (the audit's finding says so unless it allows it), else `clean`."""
+        if any(not c["ok"] and c["name"] != "decided" for c in self.checks) or any(
+            f.check != "decided" for f in self.findings
+        ):
             return "problems"
         return "undecided" if self.decision is None and not self.superseded else "clean"
 
@@ -78,13 +85,25 @@ class StageAudit:
             "verdict": self.verdict,
             "checks": self.checks,
             "witness": self.witness,
+            "attempts": self.attempts,
+            "seeds": self.seeds,
         }
 
 
 def audit_manifest(
-    ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunCheck], superseded: bool
+    ev: Evidence,
+    mid: str,
+    body: dict[str, Any],
+    runs: list[RunCheck],
+    superseded: bool,
+    *,
+    allow_undecided: bool = False,
 ) -> StageAudit:
-    """Every check of one manifest, given its run records already checked against logs."""
+    """Every check of one manifest, given its run records already checked against logs.
+
+    A plan in force that was never decided is a finding ("frozen, N of M runs recorded,
+    never decided": a plan whose results were not liked is not clean) unless
+    `allow_undecided` (a campaign in progress)."""
     stage_audit = StageAudit(
         campaign=body.get("campaign", "?"),
         stage=body.get("stage", "?"),
@@ -108,10 +127,20 @@ def audit_manifest(
     _check_runs(ev, stage_audit, mid, body, runs, frozen)
     if superseded:
         _check_replacement(ev, stage_audit, mid)
+        _check_attempts(ev, stage_audit, mid, body)
         return stage_audit
     _check_lineage(ev, stage_audit, mid, body, frozen)
-    _check_decision(ev, stage_audit, mid, body, runs)
+    _check_decision(ev, stage_audit, mid, body, runs, allow_undecided)
+    _check_attempts(ev, stage_audit, mid, body)
     return stage_audit
+
+
+def _check_attempts(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any]) -> None:
+    """Attempts per cell within the frozen bound, each ended on record (`audit.attempts`)."""
+    found = audit_attempts(ev, mid, body, decided=stage_audit.decision is not None)
+    stage_audit.attempts = found.summary
+    stage_audit.check("attempts within max_attempts", found.over_max)
+    stage_audit.check("every attempt has an outcome", found.unended)
 
 
 def _check_runs(
@@ -244,7 +273,12 @@ def counting_decision(ev: Evidence, mid: str) -> str | None:
 
 
 def _check_decision(
-    ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], runs: list[RunCheck]
+    ev: Evidence,
+    stage_audit: StageAudit,
+    mid: str,
+    body: dict[str, Any],
+    runs: list[RunCheck],
+    allow_undecided: bool,
 ) -> None:
     observed = [(r.id, r.observed) for r in runs]
     used, missing, extra = select_runs(mid, body, observed)
@@ -270,11 +304,22 @@ def _check_decision(
         )
     if did is None:
         stage_audit.missing_runs = len(missing)
-        stage_audit.passed(
-            "declared runs recorded",
-            f"{len(body.get('runs', [])) - len(missing)} of "
-            f"{len(body.get('runs', []))} recorded (undecided)",
-        )
+        declared = len(body.get("runs", []))
+        detail = f"{declared - len(missing)} of {declared} recorded (undecided)"
+        stage_audit.passed("declared runs recorded", detail)
+        if allow_undecided:
+            stage_audit.passed("decided", f"{detail}: allowed (--allow-undecided)")
+        else:
+            message = (
+                f"stage {body.get('stage')!r}: frozen, {declared - len(missing)} of "
+                f"{declared} runs recorded, never decided (--allow-undecided for a "
+                f"campaign in progress)"
+            )
+            stage_audit.failed(
+                "decided",
+                message,
+                [Problem(mid, message, check="decided", stage=str(body.get("stage")))],
+            )
         return
     stage_audit.decision = did
     recorded = ev.of_kind("decision")[did]

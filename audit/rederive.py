@@ -13,12 +13,12 @@ extend a published anchor; and GPU-hours that do not add up.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from audit.costs import cost_breakdown
+from audit.attempts import interrupted_rows
+from audit.costs import cost_breakdown, cost_row
 from audit.evidence import Evidence
 from audit.gates import StageAudit, audit_manifest
 from audit.runs import RunCheck, check_run
@@ -93,6 +93,7 @@ def audit_store(
     anchors: dict[str, dict[str, Any]] | None = None,
     tsa_roots: list[Any] | None = None,
     reproduce: SpotCheckRequest | None = None,
+    allow_undecided: bool = False,
 ) -> AuditResult:
     """Run every check; return findings (empty = clean) and per-stage verdicts.
 
@@ -103,6 +104,8 @@ def audit_store(
             root certificates (see `ledger.verify.verify_with_evidence`).
         reproduce: replay a reviewer-drawn sample of runs (`audit.spotcheck`); a replay
             that does not reproduce its record is a finding.
+        allow_undecided: a plan in force that was never decided is not a finding (a
+            campaign in progress); by default it is (an abandoned plan is not clean).
 
     Raises:
         LedgerError: the store cannot be read (a missing store, bad reviewer input).
@@ -122,7 +125,7 @@ def audit_store(
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
     for check in checks.values():
         by_manifest[check.record.get("manifest")].append(check)
-    stages = audit_manifests(ev, manifests, by_manifest)
+    stages = audit_manifests(ev, manifests, by_manifest, allow_undecided=allow_undecided)
     for stage_audit in stages:
         findings += stage_audit.findings
     for mid, runs in by_manifest.items():
@@ -133,9 +136,12 @@ def audit_store(
     unplanned = sorted(r.id for r in by_manifest.get(None, []))
     findings += [p for r in by_manifest.get(None, []) for p in r.problems]
     costs = _costs(checks, manifests)
-    for check in costs.get("checks", []):
-        if not check.get("ok"):
-            findings.append(Problem("costs", f"GPU-hours do not add up: {check.get('name')}"))
+    interrupted = interrupted_rows(ev, manifests)
+    costs["interrupted"] = cost_breakdown(interrupted) if interrupted else None
+    for part in (costs, costs["interrupted"] or {}):
+        for check in part.get("checks", []):
+            if not check.get("ok"):
+                findings.append(Problem("costs", f"GPU-hours do not add up: {check.get('name')}"))
     timestamps, order = _witness(ev, verified, stages, manifests)
     findings += order
     notes = verified.notes()
@@ -182,12 +188,12 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
     )
     bodies = dict(runs)
     out = {}
-    for rid, status, metrics, problems, simulated, reason, started, runner, header in found:
+    for rid, observed, problems, simulated, reason, started, runner, header in found:
         out[rid] = RunCheck(
             rid,
             bodies[rid],
-            {**bodies[rid], "status": status, "metrics": metrics},
-            [Problem(rid, m) for m in problems],
+            {**bodies[rid], **observed},
+            problems,
             simulated,
             reason,
             started,
@@ -195,6 +201,10 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
             header,
         )
     return dict(sorted(out.items()))
+
+
+# What `check_run` changes of a record to make its observation (sent back from workers).
+OBSERVED_FIELDS = ("status", "metrics", "stage", "format", "gpus", "wall_seconds")
 
 
 def _check_chunk(rids: list[str]) -> list[tuple]:
@@ -206,9 +216,8 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
         out.append(
             (
                 rid,
-                c.observed["status"],
-                c.observed["metrics"],
-                [p.message for p in c.problems],
+                {k: c.observed[k] for k in OBSERVED_FIELDS if k in c.observed},
+                c.problems,
                 c.simulated,
                 c.reason,
                 c.log_started,
@@ -223,6 +232,8 @@ def audit_manifests(
     ev: Evidence,
     manifests: dict[str, dict[str, Any]],
     by_manifest: dict[str | None, list[RunCheck]],
+    *,
+    allow_undecided: bool = False,
 ) -> list[StageAudit]:
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
@@ -233,7 +244,7 @@ def audit_manifests(
     done = fork_map(
         _audit_chunk,
         order,
-        (ev, manifests, by_manifest, superseded),
+        (ev, manifests, by_manifest, superseded, allow_undecided),
         serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS,
     )
     by_id = {stage_audit.manifest: stage_audit for stage_audit in done}
@@ -241,9 +252,16 @@ def audit_manifests(
 
 
 def _audit_chunk(mids: list[str]) -> list[StageAudit]:
-    ev, manifests, by_manifest, superseded = shared()
+    ev, manifests, by_manifest, superseded, allow_undecided = shared()
     return [
-        audit_manifest(ev, mid, manifests[mid], by_manifest.get(mid, []), mid in superseded)
+        audit_manifest(
+            ev,
+            mid,
+            manifests[mid],
+            by_manifest.get(mid, []),
+            mid in superseded,
+            allow_undecided=allow_undecided,
+        )
         for mid in mids
     ]
 
@@ -337,32 +355,12 @@ def _unique(findings: list[Problem]) -> list[Problem]:
 
 
 def _costs(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> dict[str, Any]:
-    return cost_breakdown([_cost_row(c.observed, manifests) for c in checks.values()])
-
-
-def _cost_row(body: dict[str, Any], manifests: dict[str, dict]) -> dict[str, Any]:
-    """One run's cost, from the seconds its raw log reports."""
-    metrics = body.get("metrics", {})
-    manifest = manifests.get(body.get("manifest") or "", {})
-    name = manifest.get("conditions", {}).get(body.get("condition"), {}).get("name")
-    return {
-        "stage": body.get("stage") or "(unplanned)",
-        "condition": body.get("condition") or "?",
-        "name": name or (body.get("condition") or "?")[:8],
-        "host": body.get("host") or "?",
-        "seed": body.get("seed") if body.get("seed") is not None else -1,
-        "status": body.get("status") if body.get("status") in RUN_STATUSES else "crashed",
-        "training_seconds": _seconds(metrics.get("training_seconds")),
-        "total_seconds": _seconds(metrics.get("total_seconds")),
-        "gpus": body["gpus"] if isinstance(body.get("gpus"), int) and body["gpus"] >= 1 else 1,
-    }
-
-
-def _seconds(value: Any) -> float:
-    """Seconds as a finite non-negative float; anything else counts 0 (and is a run finding)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0.0
-    return float(value) if math.isfinite(value) and value >= 0 else 0.0
+    return cost_breakdown(
+        [
+            cost_row(c.observed, manifests.get(c.record.get("manifest") or ""))
+            for c in checks.values()
+        ]
+    )
 
 
 __all__ = ["AuditResult", "StageAudit", "audit_store", "run_key"]

@@ -69,20 +69,28 @@ def tsa_urls(
     return [check_url(u) for u in (list(urls or ()) or configured_tsas(store))]
 
 
-def witness(store: Store, object_id: str, urls: list[str]) -> list[dict[str, Any]]:
+def witness(
+    store: Store, object_id: str, urls: list[str], key: SigningKey | None = None
+) -> list[dict[str, Any]]:
     """Timestamp a just-signed object with each of `urls`: what each TSA answered (a TSA
-    that fails leaves the object as it is: it is signed and journaled already)."""
-    return [r.to_dict() for r in stamp(store, object_id, urls)] if urls else []
+    that fails leaves the object as it is: it is signed and journaled already); `key` signs
+    the journal heads."""
+    return [r.to_dict() for r in stamp(store, object_id, urls, key=key)] if urls else []
 
 
 def timestamp(
-    store: Store, object_id: str, urls: tuple[str, ...] | list[str] = ()
+    store: Store,
+    object_id: str,
+    urls: tuple[str, ...] | list[str] = (),
+    *,
+    key: KeyLike = None,
 ) -> tuple[str, str, list[dict[str, Any]]]:
     """Ask TSAs for tokens over an existing object (id or 12+ hex prefix): (full id, its
-    kind, what each TSA answered).
+    kind, what each TSA answered); `key` (default: the store's) signs the journal head.
 
     Raises:
-        LedgerError: no TSA given or configured, a bad URL, an unknown id.
+        LedgerError: no TSA given or configured, a bad URL, an unknown id;
+        SigningKeyError: no key can be chosen.
     """
     chosen = tsa_urls(store, urls)
     if not chosen:
@@ -91,7 +99,7 @@ def timestamp(
         )
     object_id = store.resolve(object_id)
     kind = str(store.get_json(object_id).get("kind"))
-    return object_id, kind, witness(store, object_id, chosen)
+    return object_id, kind, witness(store, object_id, chosen, signing_key(key, store))
 
 
 def settings(
@@ -150,7 +158,7 @@ def freeze_plan(
     urls = tsa_urls(store, tsa, none=no_tsa)
     manifest_id = freeze_manifest(store, plan, signer, amends=amends)
     body = store.get_json(manifest_id)["body"]
-    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
+    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls, signer))
 
 
 def condition_id(store: Store, manifest: str, text: str) -> str:
@@ -170,19 +178,23 @@ def ingest(
     store: Store,
     log: str | Path,
     *,
-    fmt: str = "jsonl",
+    fmt: str | None = None,
     manifest: str | None = None,
     condition: str | None = None,
     seed: int | None = None,
     host: str | None = None,
     stage: str | None = None,
-    gpus: int = 1,
+    gpus: int | None = None,
+    key: KeyLike = None,
 ) -> tuple[str, dict[str, Any]]:
     """Record a raw log file as a run (of `manifest`'s cell condition/seed/host, or as
-    unplanned compute without one): (run record id, its body).
+    unplanned compute without one), signed with `key` (default: the store's signing key):
+    (run record id, its body). A run of a manifest takes its log format, stage and GPUs
+    from the manifest; `fmt`, `stage` and `gpus` may only repeat them.
 
     Raises:
-        LedgerError: unreadable or malformed log, a log that does not match its cell.
+        LedgerError: unreadable or malformed log, a log that does not match its cell, a
+            flag that contradicts the plan; SigningKeyError: no key can be chosen.
     """
     try:
         with open(log, "rb") as fh:
@@ -203,6 +215,7 @@ def ingest(
         host=host,
         stage=stage,
         gpus=gpus,
+        key=signing_key(key, store),
     )
     return record_id, store.get_json(record_id)["body"]
 
@@ -218,7 +231,7 @@ def anchor(
     signer = signing_key(key, store)
     urls = tsa_urls(store, tsa, none=no_tsa)
     anchor_id, envelope = make_anchor(store, signer)
-    return Signed(anchor_id, envelope, signer, witness(store, anchor_id, urls))
+    return Signed(anchor_id, envelope, signer, witness(store, anchor_id, urls, signer))
 
 
 def rebuild_index(store: Store) -> Path:

@@ -14,16 +14,22 @@ from typing import Any
 
 from ledger.binding import header_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
-from ledger.errors import ConfigError, LedgerError
-from ledger.manifest import declared_run_keys, load_manifest
+from ledger.errors import ConfigError, LedgerError, SigningKeyError
+from ledger.keys import SigningKey
+from ledger.manifest import declared_run_keys, load_manifest, signs_records
+from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
+from ledger.seeds import needs_witness, seed_rule
 from ledger.store import Store
+from ledger.witness_seed import store_witness
 
 __all__ = [
     "ParsedLog",
+    "attempts_so_far",
     "check_log",
     "ingest",
     "is_recorded",
+    "open_attempts",
     "parse_raw_log",
     "record_run_start",
     "recorded_runs",
@@ -66,11 +72,18 @@ def _declared(
 
 
 def record_run_start(
-    store: Store, manifest: str, condition: str, seed: int, host: str
+    store: Store,
+    manifest: str,
+    condition: str,
+    seed: int,
+    host: str,
+    *,
+    key: SigningKey | None = None,
 ) -> dict[str, Any]:
-    """Journal `run_started` for a declared run, before the runner launches."""
-    _, key = _declared(store, manifest, condition, seed, host)
-    return store.journal().append("run_started", run=key, manifest=manifest)
+    """Journal `run_started` for a declared run, before the runner launches (the journal's
+    head signed with `key`, when given)."""
+    _, run = _declared(store, manifest, condition, seed, host)
+    return store.journal().append("run_started", run=run, manifest=manifest, key=key)
 
 
 class _RecordedCache:
@@ -102,7 +115,7 @@ class _RecordedCache:
                 chunk = handle.read(stat.st_size - offset)
             cut = chunk.rfind(b"\n") + 1
             for line in chunk[:cut].splitlines():
-                if b'"run_recorded"' in line or b'"run_started"' in line:
+                if b'"run_' in line:
                     seen.take(line)
             offset += cut
         self._state[key] = (offset, stat.st_ino, seen)
@@ -113,11 +126,14 @@ class _RecordedCache:
 
 
 class _Seen:
-    """manifest -> run -> record id (first record) and -> `at` of the latest start."""
+    """manifest -> run -> record id (first record), `at` of the latest start, and how many
+    starts and interruptions the journal holds."""
 
     def __init__(self) -> None:
         self.recorded: dict[str, dict[str, str]] = {}
         self.started: dict[str, dict[str, str]] = {}
+        self.starts: dict[str, dict[str, int]] = {}
+        self.interrupted: dict[str, dict[str, int]] = {}
 
     def take(self, line: bytes) -> None:
         try:
@@ -132,6 +148,11 @@ class _Seen:
             )
         elif event.get("kind") == "run_started":
             self.started.setdefault(event["manifest"], {})[event["run"]] = event.get("at")
+            counts = self.starts.setdefault(event["manifest"], {})
+            counts[event["run"]] = counts.get(event["run"], 0) + 1
+        elif event.get("kind") == "run_interrupted":
+            counts = self.interrupted.setdefault(event["manifest"], {})
+            counts[event["run"]] = counts.get(event["run"], 0) + 1
 
 
 _RECORDED = _RecordedCache()
@@ -160,6 +181,25 @@ def started_runs(store: Store, manifest: str) -> dict[str, str]:
         for run, at in _RECORDED.seen(journal.path).started.get(manifest, {}).items():
             if run not in out or str(at) > out[run]:
                 out[run] = str(at)
+    return out
+
+
+def attempts_so_far(store: Store, manifest: str, run: str) -> int:
+    """How many times `run` was started under `manifest`, over every journal."""
+    return sum(
+        _RECORDED.seen(j.path).starts.get(manifest, {}).get(run, 0) for j in store.journals()
+    )
+
+
+def open_attempts(store: Store, manifest: str) -> dict[str, int]:
+    """run key -> starts in this host's journal with no outcome (record or interruption)."""
+    seen = _RECORDED.seen(store.journal().path)
+    out = {}
+    for run, started in seen.starts.get(manifest, {}).items():
+        closed = int(run in seen.recorded.get(manifest, {}))
+        closed += seen.interrupted.get(manifest, {}).get(run, 0)
+        if started > closed:
+            out[run] = started - closed
     return out
 
 
@@ -202,60 +242,69 @@ def ingest(
     store: Store,
     raw: bytes,
     *,
-    fmt: str = "jsonl",
+    fmt: str | None = None,
     manifest: str | None = None,
     condition: str | None = None,
     seed: int | None = None,
     host: str | None = None,
     stage: str | None = None,
-    gpus: int = 1,
+    gpus: int | None = None,
     status_override: str | None = None,
     stderr: bytes | None = None,
     deadline_s: float | None = None,
     exit_code: int | None = None,
+    key: SigningKey | None = None,
 ) -> str:
-    """Store a raw log and its run record; journal `run_recorded`; return the record id.
+    """Store a raw log and its run record (signed with `key`); journal `run_recorded`;
+    return the record id.
 
-    Refused before anything is written (LedgerError, exit 2): bytes that are not a log
-    (`check_log`), a header that does not belong to the declared run, a status its log does
-    not support, or training seconds longer than the run has been going
-    (`ledger.binding`), and a run already recorded. `stderr` (its last 64 KiB are kept) is
-    stored beside the log so a crash carries its reason; `deadline_s` is the budget plus
-    grace the orchestrator killed at (what a `timeout` is checked against).
+    A run of a manifest takes its log format, stage and GPUs from the manifest
+    (`ledger.provenance`): `fmt`, `stage` or `gpus` that say otherwise are refused, never
+    recorded. Refused before anything is written (LedgerError, exit 2): bytes that are not
+    a log (`check_log`), a header that does not belong to the declared run, a status its
+    log does not support, or more seconds than the run has been going (`ledger.binding`),
+    a run already recorded, and an unsigned record of a manifest whose records are signed.
+    `stderr` (its last 64 KiB are kept) is stored beside the log so a crash carries its
+    reason; `deadline_s` is the budget plus grace the orchestrator killed at (what a
+    `timeout` is checked against; never earlier than the budget).
     """
     _check_arguments(raw, fmt, status_override, gpus)
     raw = bytes(raw)
-    parsed = parse_raw_log(raw, fmt)
-    check_log(parsed)
-    status = status_override or parsed.status
-    key: str | None = None
+    run_key_: str | None = None
     journal = store.journal()
     with journal.locked():
         if manifest is not None:
-            body, key = _declared(store, manifest, condition, seed, host)
-            stage = stage if stage is not None else body.get("stage")
+            body, run_key_ = _declared(store, manifest, condition, seed, host)
+            source = _planned(body, manifest, fmt=fmt, stage=stage, gpus=gpus, key=key)
+            fmt, stage, gpus = source.fmt, body.get("stage"), run_gpus(body)
+            parsed = _parsed(raw, fmt)
+            status = status_override or parsed.status
             _check_binding(
                 store,
                 manifest,
                 body,
-                key,
+                run_key_,
                 parsed,
-                fmt=fmt,
+                source=source,
                 status=status,
                 condition=condition,
                 seed=seed,
                 host=host,
                 deadline_s=deadline_s,
             )
-        elif condition is not None and seed is not None and host is not None:
-            key = run_key(condition, seed, host)
+        else:
+            fmt, gpus = fmt or "jsonl", gpus or 1
+            parsed = _parsed(raw, fmt)
+            status = status_override or parsed.status
+            if condition is not None and seed is not None and host is not None:
+                run_key_ = run_key(condition, seed, host)
         record = {
             "manifest": manifest,
             "stage": stage,
             "condition": condition,
             "seed": seed,
             "host": host,
-            "run": key,
+            "run": run_key_,
             "raw_log": None,
             "format": fmt,
             "runner": parsed.runner,
@@ -268,24 +317,67 @@ def ingest(
             record["deadline_s"] = float(deadline_s)
         if exit_code is not None:
             record["exit_code"] = int(exit_code)
+        if key is not None:
+            record["recorder"] = key.key_id
         canonical_bytes(record)  # refuse unencodable values before anything is written
         record["raw_log"] = store.put_bytes(raw)
         if stderr:
             record["stderr"] = store.put_bytes(bytes(stderr[-STDERR_TAIL_BYTES:]))
-        record_id = store.put_unsigned("run", record)
-        journal.append("run_recorded", object=record_id, run=key, manifest=manifest)
+        record_id = (
+            store.put_signed("run", record, key)
+            if key is not None
+            else store.put_unsigned("run", record)
+        )
+        journal.append("run_recorded", object=record_id, run=run_key_, manifest=manifest, key=key)
     return record_id
 
 
-def _check_arguments(raw: Any, fmt: str, status_override: str | None, gpus: Any) -> None:
+def _parsed(raw: bytes, fmt: str) -> ParsedLog:
+    parsed = parse_raw_log(raw, fmt)
+    check_log(parsed)
+    return parsed
+
+
+def _planned(
+    body: dict[str, Any],
+    manifest: str,
+    *,
+    fmt: str | None,
+    stage: str | None,
+    gpus: int | None,
+    key: SigningKey | None,
+) -> LogSource:
+    """The manifest's log source; refuse a flag that contradicts the plan, and an unsigned
+    record of a manifest whose records are signed."""
+    source = log_source(body)
+    where = f"manifest {manifest[:12]}"
+    if fmt is not None and fmt != source.fmt:
+        raise ConfigError(
+            f"{where}'s runner ({source.kind}) writes {source.fmt} logs, not {fmt}: "
+            f"the format comes from the plan"
+        )
+    if stage is not None and stage != body.get("stage"):
+        raise ConfigError(f"{where} is stage {body.get('stage')!r}, not {stage!r}")
+    if gpus is not None and gpus != run_gpus(body):
+        raise ConfigError(
+            f"{where} froze {run_gpus(body)} GPU(s) per run, not {gpus}: the plan fixes the GPUs"
+        )
+    if key is None and signs_records(body):
+        raise SigningKeyError(
+            f"{where} records signed runs: recording one needs the store's signing key"
+        )
+    return source
+
+
+def _check_arguments(raw: Any, fmt: str | None, status_override: str | None, gpus: Any) -> None:
     """Refuse what the caller passed wrong, before a byte of the log is parsed."""
     if not isinstance(raw, bytes | bytearray):
         raise LedgerError("raw log must be bytes")
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"unknown log format {fmt!r} (expected {' or '.join(FORMATS)})")
     if status_override is not None and status_override not in STATUSES:
         raise ConfigError(f"unknown status {status_override!r}")
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+    if gpus is not None and (not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1):
         raise ConfigError(f"gpus must be a positive integer, not {gpus!r}")
 
 
@@ -296,7 +388,7 @@ def _check_binding(
     key: str,
     parsed: ParsedLog,
     *,
-    fmt: str,
+    source: LogSource,
     status: str,
     condition: str | None,
     seed: int | None,
@@ -305,16 +397,30 @@ def _check_binding(
 ) -> None:
     """Refuse a log that is not the declared run's, a status it does not support, or a run
     already recorded (called under the journal lock, so two ingests cannot both pass)."""
-    problems = (
-        header_problems(manifest, body, condition, seed, host, parsed) if fmt == "jsonl" else []
-    )
-    if fmt == "jsonl" and parsed.header is None and status == "ok":
-        problems.append("an ok log must start with a header citing its manifest")
+    problems = []
+    if source.has_header:
+        witness = store_witness(store, manifest) if needs_witness(seed_rule(body)) else None
+        problems += header_problems(
+            manifest,
+            body,
+            str(condition),
+            seed,
+            str(host),
+            parsed,
+            witness=witness.digest if witness else None,
+        )
+        if parsed.header is None and status == "ok":
+            problems.append("an ok log must start with a header citing its manifest")
     start = started_at(store, manifest, key)
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     interval = seconds_between(start, now) if start else None
     problems += status_problems(
-        status, parsed, budget_s=body["budget_s"], interval_s=interval, deadline_s=deadline_s
+        status,
+        parsed,
+        budget_s=body["budget_s"],
+        interval_s=interval,
+        deadline_s=deadline_s,
+        simulated=source.simulated,
     )
     if problems:
         raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)

@@ -10,7 +10,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.canonical import canonical_bytes, is_object_id
+from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
 from ledger.errors import AlreadyFrozen, LedgerError
 from ledger.keys import SigningKey
 from ledger.seeds import check_seed_plan
@@ -28,7 +28,11 @@ REQUIRED_PLAN_KEYS: dict[str, str] = {
     "data_sha256": "a string or null",
     "parent": "a decision id or null",
 }
-RESERVED_KEYS = ("frozen_at", "freezer", "amends")
+RESERVED_KEYS = ("frozen_at", "freezer", "amends", "records")
+# What every manifest frozen from now on says of its run records: the orchestrator signs
+# each one with the store's key at ingest, so a writer without the key cannot replace one.
+SIGNED_RECORDS = "signed"
+DEFAULT_MAX_ATTEMPTS = 1
 
 
 def _bad(key: str, why: str) -> LedgerError:
@@ -62,14 +66,12 @@ def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
         raise _bad("data_sha256", "must be a string or null")
     if "seeds" in plan:
         check_seed_plan(plan["seeds"])  # optional: how each run's effective seed is derived
+    for key in ("gpus", "max_attempts"):
+        value = plan.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise _bad(key, f"must be an integer >= 1, not {value!r}")
     conditions = plan["conditions"]
-    if not isinstance(conditions, dict) or not conditions:
-        raise _bad("conditions", "must be a non-empty object of condition id -> {name, config}")
-    for cid, info in conditions.items():
-        if not isinstance(info, dict) or "name" not in info or "config" not in info:
-            raise _bad("conditions", f"condition {cid!r} needs 'name' and 'config'")
-        if not isinstance(info["config"], dict):
-            raise _bad("conditions", f"condition {cid!r}: config must be an object")
+    _check_conditions(conditions)
     runs = plan["runs"]
     if not isinstance(runs, list) or not runs:
         raise _bad("runs", "must be a non-empty list")
@@ -97,6 +99,39 @@ def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
             raise _bad("parent", f"decision {parent} is not in the store")
         load_object(store, parent, "decision")
     return sorted(runs, key=lambda r: (r["condition"], r["seed"], r["host"]))
+
+
+def _check_conditions(conditions: Any) -> None:
+    """Each condition has a name and a config, and its id is the hash of that config (the
+    id every run, record and decision names it by)."""
+    if not isinstance(conditions, dict) or not conditions:
+        raise _bad("conditions", "must be a non-empty object of condition id -> {name, config}")
+    for cid, info in conditions.items():
+        if not isinstance(info, dict) or "name" not in info or "config" not in info:
+            raise _bad("conditions", f"condition {cid!r} needs 'name' and 'config'")
+        if not isinstance(info["config"], dict):
+            raise _bad("conditions", f"condition {cid!r}: config must be an object")
+        expected = sha256_hex(canonical_bytes(info["config"]))
+        if cid != expected:
+            raise _bad(
+                "conditions",
+                f"condition {str(cid)[:16]!r} ({info['name']!r}) is not the SHA-256 of its "
+                f"canonical config ({expected[:16]}...)",
+            )
+
+
+def signs_records(manifest: Any) -> bool:
+    """Whether a manifest's run records must be signed (every manifest frozen since records
+    were signed; older ones keep verifying with unsigned records, and say so)."""
+    return isinstance(manifest, dict) and manifest.get("records") == SIGNED_RECORDS
+
+
+def max_attempts(manifest: Any) -> int | None:
+    """Attempts the plan allows per cell (None: frozen before attempts were bounded)."""
+    if not isinstance(manifest, dict) or "records" not in manifest:
+        return None
+    value = manifest.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
 
 
 def check_freezable(store: Store, plan: dict[str, Any], *, amend: bool) -> str | None:
@@ -137,10 +172,12 @@ def freeze(
         load_object(store, amends, "manifest")
     body = {
         **plan,
+        "max_attempts": plan.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
         "runs": runs,
         "frozen_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "freezer": key.key_id,
         "amends": amends,
+        "records": SIGNED_RECORDS,
     }
     canonical_bytes(body)  # refuse NaN/inf before anything is written
     keyring = store.keyring()
@@ -148,9 +185,9 @@ def freeze(
         keyring.add(key.public_record())
     manifest_id = store.put_signed("manifest", body, key)
     if amends is None:
-        store.journal().append("manifest_frozen", object=manifest_id)
+        store.journal().append("manifest_frozen", object=manifest_id, key=key)
     else:
-        store.journal().append("amended", object=manifest_id, manifest=amends)
+        store.journal().append("amended", object=manifest_id, manifest=amends, key=key)
     return manifest_id
 
 

@@ -16,8 +16,17 @@ from ledger.errors import IntegrityError, LedgerError
 from ledger.keys import Keyring, SigningKey
 
 SIGNED_KINDS = frozenset({"manifest", "decision", "anchor", "revocation"})
+# Kinds that may be signed (and then must verify): run records, signed at ingest by the
+# orchestrator since records were signed; older stores hold them unsigned.
+MAY_SIGN_KINDS = frozenset({"run", "interruption"})
 # The body field naming who signed: it must be the key that did.
-SIGNER_FIELDS = {"manifest": "freezer", "decision": "decider", "revocation": "revoker"}
+SIGNER_FIELDS = {
+    "manifest": "freezer",
+    "decision": "decider",
+    "revocation": "revoker",
+    "run": "recorder",
+    "interruption": "recorder",
+}
 
 
 def _check_kind(kind: str, body: Any) -> None:
@@ -82,6 +91,17 @@ def verify_signature(
     `stored_payload`); otherwise they are re-encoded from `obj`.
     """
     sig = obj.get("signature") if isinstance(obj, dict) else None
+    if payload is None and isinstance(sig, dict):
+        try:
+            payload = signing_payload(obj.get("kind"), obj.get("body"))
+        except LedgerError:
+            raise IntegrityError("object cannot be encoded to check its signature") from None
+    verify_detached(sig, payload or b"", keyring, trust)
+
+
+def verify_detached(sig: Any, payload: bytes, keyring: Keyring, trust: Any = None) -> None:
+    """Raise IntegrityError naming the key unless `sig` (`{"alg","key_id","sig"}`) is an
+    accepted key's Ed25519 signature of `payload` (a journal head, an object's payload)."""
     if not isinstance(sig, dict):
         raise IntegrityError("object is not signed")
     key_id = sig.get("key_id")
@@ -98,8 +118,6 @@ def verify_signature(
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise IntegrityError(f"bad signature by key {key_id} (not base64)") from None
     try:
-        if payload is None:
-            payload = signing_payload(obj.get("kind"), obj.get("body"))
         if trust is not None:
             good = trust.verify(key_id, payload, raw, keyring)
         else:

@@ -48,6 +48,7 @@ from ledger.canonical import canonical_bytes, is_object_id
 from ledger.errors import ConfigError, LedgerError
 from ledger.fsutil import atomic_write
 from ledger.jsonsafe import loads_strict
+from ledger.keys import SigningKey
 from ledger.problems import Problem
 from ledger.store import Store
 
@@ -229,7 +230,12 @@ def check_response(der: bytes, object_id: str, nonce: int | None = None) -> Any:
 
 
 def stamp(
-    store: Store, object_id: str, urls: Iterable[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    store: Store,
+    object_id: str,
+    urls: Iterable[str],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    key: SigningKey | None = None,
 ) -> list[StampResult]:
     """Ask each TSA in `urls` for a token over `object_id`; store and journal each one.
 
@@ -241,6 +247,7 @@ def stamp(
         object_id: a manifest, decision or anchor id.
         urls: TSA URLs (http or https).
         timeout_s: per TSA.
+        key: signs the journal head after each token is journaled.
 
     Raises:
         LedgerError: `object_id` is not a manifest, decision or anchor of the store.
@@ -275,7 +282,7 @@ def stamp(
         }
         canonical_bytes(body)
         token_id = store.put_unsigned("timestamp", body)
-        store.journal().append("timestamped", object=token_id)
+        store.journal().append("timestamped", object=token_id, key=key)
         out.append(StampResult(url, token_id, body["gen_time"]))
     return out
 

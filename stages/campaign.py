@@ -35,6 +35,7 @@ STAGE_KEYS = {
     "from",
     "add",
     "gpus",
+    "max_attempts",
 }
 CAMPAIGN_KEYS = {"name", "metric", "runner", "description", "data"}
 TOP_KEYS = {"campaign", "base", "factors", "conditions", "stages", "sim"}
@@ -97,6 +98,11 @@ class StageSpec:
     @property
     def gpus(self) -> int:
         return int(self.raw.get("gpus", 1))
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts each run may have (interrupted ones count), frozen in the manifest."""
+        return int(self.raw.get("max_attempts", 1))
 
     @property
     def cells(self) -> list[tuple[int, str]]:
@@ -424,9 +430,10 @@ def _validate_stage(
             raise CampaignError(f"{where}.add names {item!r}, which is not in [conditions]")
     if design is None and parent is None and not add:
         raise CampaignError(f"{where}: no candidates (set design, from or add)")
-    gpus = raw.get("gpus", 1)
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
-        raise CampaignError(f"{where}.gpus must be a positive integer")
+    for key in ("gpus", "max_attempts"):
+        value = raw.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CampaignError(f"{where}.{key} must be a positive integer")
     rule = raw.get("rule", {})
     checks = raw.get("checks", [])
     if not isinstance(checks, list):

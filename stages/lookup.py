@@ -12,8 +12,9 @@ from typing import Any
 
 from ledger.canonical import is_canonical
 from ledger.errors import IntegrityError, LedgerError
-from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, verify_signature
-from ledger.store import Store
+from ledger.manifest import signs_records
+from ledger.signing import MAY_SIGN_KINDS, SIGNED_KINDS, SIGNER_FIELDS, verify_signature
+from ledger.store import Store, load_object
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,9 @@ def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
 
 
 def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
-    """The object an event cites; a signed kind must be canonical and validly signed, by
-    the key its body names, or it is not used (IntegrityError naming it)."""
+    """The object an event cites; a signed kind (and a run record that carries a signature)
+    must be canonical and validly signed, by the key its body names, or it is not used
+    (IntegrityError naming it)."""
     oid = event["object"]
     data = store.get_bytes(oid)
     try:
@@ -82,7 +84,7 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry:
     ):
         found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
         raise LedgerError(f"object {oid} is a {found!r}, expected {kind}")
-    if kind in SIGNED_KINDS:
+    if kind in SIGNED_KINDS or (kind in MAY_SIGN_KINDS and "signature" in obj):
         if not is_canonical(obj, data):
             raise IntegrityError(
                 f"{kind} {oid} is not stored as canonical JSON: not used (run `ledger verify`)"
@@ -133,12 +135,22 @@ def manifest_decision(store: Store, manifest_id: str) -> Entry | None:
 
 
 def manifest_runs(store: Store, manifest_id: str) -> list[Entry]:
-    """Run records journaled for this manifest, oldest first, across every host."""
+    """Run records journaled for this manifest, oldest first, across every host.
+
+    Raises IntegrityError for an unsigned record of a manifest whose records are signed
+    (written by someone without the store's key: never decided on)."""
+    signed = signs_records(load_object(store, manifest_id, "manifest"))
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
         if event.get("manifest") == manifest_id and event["object"] not in seen:
             seen.add(event["object"])
-            out.append(_load(store, host, event, "run"))
+            entry = _load(store, host, event, "run")
+            if signed and entry.body.get("recorder") is None:
+                raise IntegrityError(
+                    f"run record {entry.id} is not signed, but manifest {manifest_id[:12]} "
+                    f"signs its records: not used (run `ledger verify`)"
+                )
+            out.append(entry)
     return out
 
 

@@ -172,11 +172,13 @@ def data_fingerprint(path: Path | None) -> str | None:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def runner_identity(campaign: Campaign) -> dict[str, Any]:
-    """Which trainer the manifest commits to: the builtin runner's code hash, or a command."""
+def runner_identity(campaign: Campaign, *, simulated: bool = False) -> dict[str, Any]:
+    """Which trainer the manifest commits to: the simulator (a preview plan), the builtin
+    runner's code hash, or a command (`ledger.provenance` reads the kind back)."""
+    if simulated:
+        return {"kind": "sim"}
     if campaign.runner:
         return {"kind": "command", **campaign.runner}
-
     return {"kind": "builtin", "version": __version__, "code_sha256": code_sha256()}
 
 
@@ -281,20 +283,28 @@ def build_plan(
     data: Path | None = None,
     *,
     for_simulation: bool = False,
+    witnessed: bool = False,
 ) -> dict[str, Any]:
     """Resolve a stage into the plan `ledger.manifest.freeze` signs, after a preflight.
 
     Preflight (so that nothing wrong is signed and then trained on): every condition's config
     against the builtin runner's schema (its resolved config, defaults written out, is frozen
     as `runner_config`), every name the rule and checks use, and the data set, which must
-    exist unless the plan is only for the simulator (`for_simulation`).
+    exist unless the plan is only for the simulator (`for_simulation`: its runner kind is
+    `sim` and it records no data set, so no real run can answer it). `witnessed` plans
+    derive their seeds from the freeze's timestamp token as well.
     """
     stage = campaign.stage(stage_name)
     parent = parent_decision(store, campaign, stage)
     data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
-    data_sha = data_fingerprint(data_path)
+    data_sha = None if for_simulation else data_fingerprint(data_path)
     plan = stage_plan(
-        campaign, stage, parent, runner=runner_identity(campaign), data_sha256=data_sha
+        campaign,
+        stage,
+        parent,
+        runner=runner_identity(campaign, simulated=for_simulation),
+        data_sha256=data_sha,
+        witnessed=witnessed,
     )
     if data_sha is None and not campaign.runner and not for_simulation:
         raise CampaignError(
@@ -312,6 +322,7 @@ def stage_plan(
     *,
     runner: dict[str, Any],
     data_sha256: str | None,
+    witnessed: bool = False,
 ) -> dict[str, Any]:
     """The plan of `stage` given its parent gate's decision (preflight included), no store.
 
@@ -346,8 +357,10 @@ def stage_plan(
         "parent": parent.id if parent else None,
         "parent_stage": parent_spec.name if parent_spec else None,
         "spec": stage_spec(campaign, stage),
-        # each run trains with a seed derived from this manifest's id (ledger/seeds.py)
-        "seeds": seed_plan(),
+        # each run trains with a seed derived from this manifest's id (ledger/seeds.py), and
+        # from its timestamp token when the freeze is witnessed
+        "seeds": seed_plan(witnessed=witnessed),
+        "max_attempts": stage.max_attempts,
     }
 
 
@@ -387,11 +400,13 @@ def freeze_stage(
     amend: bool = False,
     data: Path | None = None,
     for_simulation: bool = False,
+    witnessed: bool = False,
 ) -> str:
     """Freeze a campaign stage: refuse a second freeze unless amending (recorded as such).
 
-    `for_simulation` freezes a plan that only the `sim` executor can satisfy when the data
-    set is missing (its manifest records no data hash, so real runs of it are refused).
+    `for_simulation` freezes a plan that only the `sim` executor can satisfy (its manifest
+    records runner kind `sim` and no data hash, so real runs of it are refused); `witnessed`
+    binds its seeds to the timestamp token the caller asks for next.
     """
     stage = campaign.stage(stage_name)
     existing = current_manifest(store, campaign.name, stage.name)
@@ -404,7 +419,9 @@ def freeze_stage(
         )
     if amend and existing is None:
         raise LedgerError(f"stage {stage.name!r} was never frozen: nothing to amend")
-    plan = build_plan(store, campaign, stage.name, data, for_simulation=for_simulation)
+    plan = build_plan(
+        store, campaign, stage.name, data, for_simulation=for_simulation, witnessed=witnessed
+    )
     return freeze(store, plan, key, amends=existing.id if amend and existing else None)
 
 

@@ -60,8 +60,11 @@ def test_recorded_budget_run_replays_identically(tmp_path):
     data.write_text(" ".join(words[(i * 7) % len(words)] for i in range(60000)))
     store = Store.init(tmp_path / ".ledger", host="local")
     camp = parse_campaign(TINY, tmp_path / "c.toml")
-    manifest = freeze_stage(store, camp, "s", generate_key("k"), data=data)
-    run_stage(store, camp, "s", LocalExecutor(workdir=tmp_path / "w", data=data), progress=False)
+    key = generate_key("k")
+    manifest = freeze_stage(store, camp, "s", key, data=data)
+    run_stage(
+        store, camp, "s", LocalExecutor(workdir=tmp_path / "w", data=data), key=key, progress=False
+    )
     (run,) = manifest_runs(store, manifest)
     assert run.body["status"] == "ok"
     res = CliRunner().invoke(

@@ -20,7 +20,7 @@ from ledger.manifest import freeze
 from ledger.rawlog import MAX_LINE_BYTES, parse_raw_log
 from ledger.verify import verify
 
-from .conftest import make_log, make_plan
+from .conftest import C0, make_log, make_plan
 
 DEEP = 100_000
 
@@ -36,7 +36,7 @@ def _snapshot(store):
 @pytest.fixture
 def frozen(store, key):
     mid = freeze(store, make_plan(), key)
-    record_run_start(store, mid, "c0", 0, "h1")
+    record_run_start(store, mid, C0, 0, "h1", key=key)
     return store, mid
 
 
@@ -105,12 +105,12 @@ def test_log_larger_than_the_cap_is_refused_without_reading_it_whole(frozen, tmp
     _one_line_exit_2(_ingest_cli(store, path, mid), "more than the 4096 allowed")
 
 
-def test_nan_summary_is_never_recorded_ok(frozen):
+def test_nan_summary_is_never_recorded_ok(frozen, key):
     store, mid = frozen
     # what the runner's own writer would never produce, but a foreign one might: null metric
     raw = make_log(mid).replace(b'"val_bpb":1.25,"training', b'"val_bpb":null,"training')
     with pytest.raises(LedgerError, match="no finite val_bpb"):
-        ingest(store, raw, manifest=mid, condition="c0", seed=0, host="h1")
+        ingest(store, raw, manifest=mid, condition=C0, seed=0, host="h1", key=key)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,88 @@
+"""Where each number comes from: the frozen manifest, never a record, a header or a flag.
+
+Why one module: the runner kind and log format decide which checks a log must pass (a
+header binding, the builtin identity, the wall-clock interval, the replay draw). When a
+record's `format` or a header's `runner: "sim"` chose them, a made-up log could pick the
+laxest checks for itself. Here they are read from the signed plan alone, in one function
+(`log_source`), so every caller (ingest, the audit, the spot-check, the executors) asks the
+same question and a new runner kind is one entry in `KINDS`.
+
+The GPUs a run is charged for and the stage it is booked under come from the manifest
+too (`run_gpus`, the manifest's `stage`): a record that says otherwise is a finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.rawlog import FORMATS
+
+# runner kind -> (log format, whether its header must name that kind in `runner`)
+KINDS: dict[str, tuple[str | None, str | None]] = {
+    "builtin": ("jsonl", "builtin"),  # the trainer under runner/: its code hash is frozen
+    "sim": ("jsonl", "sim"),  # a plan frozen without a data set: only the simulator answers
+    "command": (None, None),  # a campaign's own command: its format is frozen with it
+}
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """What a manifest says its logs are: which trainer writes them, in which format."""
+
+    kind: str  # builtin | sim | command (KINDS)
+    fmt: str  # jsonl | autoresearch
+    header_runner: str | None  # what a jsonl header's `runner` must say (None: anything)
+
+    @property
+    def simulated(self) -> bool:
+        """Runs of the simulator: instant, reported apart, never re-trained."""
+        return self.kind == "sim"
+
+    @property
+    def has_header(self) -> bool:
+        """Whether a log binds to its run through a header (jsonl) or cannot (autoresearch)."""
+        return self.fmt == "jsonl"
+
+
+def log_source(manifest: Mapping[str, Any]) -> LogSource:
+    """The kind and format of a manifest's runs, from its frozen `runner` and data hash.
+
+    `builtin` with a data hash is the real trainer; `builtin` without one is a plan frozen
+    for the simulator (`--sim-only`: no real run can bind to it); `command` carries its
+    own frozen `format`. An unknown kind is refused by the audit (`unknown_kind`).
+    """
+    runner = manifest.get("runner") if isinstance(manifest, Mapping) else None
+    runner = runner if isinstance(runner, Mapping) else {}
+    kind = runner.get("kind")
+    if kind == "builtin" and manifest.get("data_sha256") is None:
+        kind = "sim"
+    if kind == "command":
+        fmt = runner.get("format", "autoresearch")
+        return LogSource("command", fmt if fmt in FORMATS else str(fmt), None)
+    if isinstance(kind, str) and kind in KINDS:
+        fmt, header = KINDS[kind]
+        return LogSource(kind, fmt or "jsonl", header)
+    return LogSource(str(kind), "jsonl", None)
+
+
+def unknown_kind(manifest: Mapping[str, Any]) -> str | None:
+    """Why a manifest's runner cannot be audited here (None when its kind is known)."""
+    source = log_source(manifest)
+    if source.kind not in KINDS:
+        return f"runner kind {source.kind!r} is unknown to this audit (known: {', '.join(KINDS)})"
+    if source.fmt not in FORMATS:
+        return f"runner format {source.fmt!r} is unknown to this audit"
+    return None
+
+
+def run_gpus(manifest: Mapping[str, Any]) -> int:
+    """GPUs each run of the manifest is charged for: the frozen `gpus` (1 when absent)."""
+    gpus = manifest.get("gpus", 1) if isinstance(manifest, Mapping) else 1
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+        return 1
+    return gpus
+
+
+__all__ = ["KINDS", "LogSource", "log_source", "run_gpus", "unknown_kind"]
