@@ -6,18 +6,31 @@ exit 1. A stage that is frozen but not decided is `undecided`, not clean.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from audit.attempts import audit_attempts
+from audit.baselines import baseline_findings
 from audit.evidence import Evidence
+from audit.lineage import plan_findings
 from audit.runs import RunCheck
+from audit.seeds import seed_binding
 from ledger.canonical import canonical_bytes
 from ledger.errors import LedgerError
 from ledger.problems import Problem
 from ledger.verify import Event, before
 from stages.decide import SIGNING_FIELDS, derive_decision
 from stages.observations import select_runs
+
+
+@dataclass(frozen=True)
+class BaselineContext:
+    """What re-deriving a baseline step needs beyond its own manifest: every accepted
+    manifest, and the protocol's GPU-hours recorded before an event (`audit.baselines`)."""
+
+    manifests: dict[str, dict[str, Any]]
+    protocol_hours: Callable[[Any, Event], float]
 
 
 @dataclass
@@ -98,6 +111,7 @@ def audit_manifest(
     superseded: bool,
     *,
     allow_undecided: bool = False,
+    baselines: BaselineContext | None = None,
 ) -> StageAudit:
     """Every check of one manifest, given its run records already checked against logs.
 
@@ -125,11 +139,18 @@ def audit_manifest(
     else:
         stage_audit.passed("journaled")
     _check_runs(ev, stage_audit, mid, body, runs, frozen)
+    stage_audit.seeds, unbound = seed_binding(ev, mid, body)
+    stage_audit.check("seeds bound", unbound)
     if superseded:
         _check_replacement(ev, stage_audit, mid)
         _check_attempts(ev, stage_audit, mid, body)
         return stage_audit
     _check_lineage(ev, stage_audit, mid, body, frozen)
+    if "baseline" in (body.get("spec") or {}) and baselines is not None:
+        stage_audit.check(
+            "baseline re-derived",
+            baseline_findings(ev, mid, body, baselines.manifests, baselines.protocol_hours),
+        )
     _check_decision(ev, stage_audit, mid, body, runs, allow_undecided)
     _check_attempts(ev, stage_audit, mid, body)
     return stage_audit
@@ -216,8 +237,12 @@ def _check_lineage(
     ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], frozen: Event | None
 ) -> None:
     """The parent must be the counting decision of the stage this one continues, in the
-    same campaign, made before this freeze."""
+    same campaign, made before this freeze; the candidates must be what the parent and the
+    frozen plan give (`audit.lineage`)."""
     parent_id, expected = body.get("parent"), _expected_parent_stage(body)
+    parent_body = ev.of_kind("decision").get(parent_id) if isinstance(parent_id, str) else None
+    if parent_id is None or parent_body is not None:
+        stage_audit.check("candidates derived", plan_findings(mid, body, parent_body))
     if parent_id is None:
         bad = (
             [Problem(mid, f"continues stage {expected!r} but cites no parent decision")]

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.attempts import interrupted_rows
+from audit.baselines import protocol_hours_before
 from audit.costs import cost_breakdown, cost_row
 from audit.evidence import Evidence
-from audit.gates import StageAudit, audit_manifest
+from audit.gates import BaselineContext, StageAudit, audit_manifest
 from audit.runs import RunCheck, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
 from audit.witness import bounds, order_findings, stage_witness
@@ -125,7 +126,11 @@ def audit_store(
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
     for check in checks.values():
         by_manifest[check.record.get("manifest")].append(check)
-    stages = audit_manifests(ev, manifests, by_manifest, allow_undecided=allow_undecided)
+    observed = {rid: c.observed for rid, c in checks.items()}
+    context = BaselineContext(manifests, protocol_hours_before(ev, manifests, observed))
+    stages = audit_manifests(
+        ev, manifests, by_manifest, allow_undecided=allow_undecided, baselines=context
+    )
     for stage_audit in stages:
         findings += stage_audit.findings
     for mid, runs in by_manifest.items():
@@ -144,14 +149,13 @@ def audit_store(
                 findings.append(Problem("costs", f"GPU-hours do not add up: {check.get('name')}"))
     timestamps, order = _witness(ev, verified, stages, manifests)
     findings += order
-    notes = verified.notes()
+    notes = verified.notes() + _unsigned_note(ev, manifests)
     reproduction = None
     if reproduce is not None:
         spot = spot_check(ev, checks, manifests, reproduce)
         findings += spot.findings
         notes += spot.notes()
         reproduction = spot.to_dict()
-    observed = {rid: c.observed for rid, c in checks.items()}
     return AuditResult(
         _unique(findings),
         stages,
@@ -234,6 +238,7 @@ def audit_manifests(
     by_manifest: dict[str | None, list[RunCheck]],
     *,
     allow_undecided: bool = False,
+    baselines: BaselineContext | None = None,
 ) -> list[StageAudit]:
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
@@ -244,7 +249,7 @@ def audit_manifests(
     done = fork_map(
         _audit_chunk,
         order,
-        (ev, manifests, by_manifest, superseded, allow_undecided),
+        (ev, manifests, by_manifest, superseded, allow_undecided, baselines),
         serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS,
     )
     by_id = {stage_audit.manifest: stage_audit for stage_audit in done}
@@ -252,7 +257,7 @@ def audit_manifests(
 
 
 def _audit_chunk(mids: list[str]) -> list[StageAudit]:
-    ev, manifests, by_manifest, superseded, allow_undecided = shared()
+    ev, manifests, by_manifest, superseded, allow_undecided, baselines = shared()
     return [
         audit_manifest(
             ev,
@@ -261,6 +266,7 @@ def _audit_chunk(mids: list[str]) -> list[StageAudit]:
             by_manifest.get(mid, []),
             mid in superseded,
             allow_undecided=allow_undecided,
+            baselines=baselines,
         )
         for mid in mids
     ]
@@ -343,6 +349,22 @@ def _shared_logs(checks: dict[str, RunCheck]) -> list[Problem]:
         else:
             first[raw] = rid
     return out
+
+
+def _unsigned_note(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[str]:
+    """Old stores keep verifying with unsigned run records; say what that leaves open."""
+    unsigned = [
+        rid
+        for rid, obj in ev.objects.items()
+        if obj.get("kind") == "run" and "signature" not in obj
+    ]
+    if not unsigned:
+        return []
+    return [
+        f"{len(unsigned)} run record(s) are unsigned (recorded before records were signed, "
+        f"or unplanned without a key): anyone with write access to the store could have "
+        f"replaced them before a decision cited them"
+    ]
 
 
 def _unique(findings: list[Problem]) -> list[Problem]:
