@@ -24,6 +24,7 @@ from audit.evidence import Evidence
 from audit.gates import BaselineContext, StageAudit, audit_manifest
 from audit.runs import RunCheck, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
+from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
 from ledger.parallel import fork_map, shared
 from ledger.problems import Problem
@@ -137,6 +138,7 @@ def audit_store(
         if mid is not None and mid not in manifests:
             findings += [p for r in runs for p in r.problems]
     findings += _shared_logs(checks)
+    findings += throughput_findings(checks, manifests)
     findings += _second_freezes(ev, manifests)
     unplanned = sorted(r.id for r in by_manifest.get(None, []))
     findings += [p for r in by_manifest.get(None, []) for p in r.problems]

@@ -755,12 +755,13 @@ def _hours(x: Any) -> str:
 
 
 def _apart(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """Compute kept out of the protocol's totals: baselines and unplanned runs."""
+    """Compute kept out of the protocol's totals: baselines, unplanned runs, interrupted attempts."""
     return [
         (title, data[key])
         for key, title in (
             ("baseline_costs", "Baselines"),
             ("unplanned_costs", "Unplanned compute"),
+            ("interrupted_costs", "Interrupted attempts"),
         )
         if data.get(key)
     ]

@@ -395,6 +395,8 @@ def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[
         "costs": split["protocol"],
         "baseline_costs": split["baselines"],
         "unplanned_costs": split["unplanned"],
+        # attempts that ended without a record (killed, refused): wall time from the journal
+        "interrupted_costs": result.costs.get("interrupted"),
         "all_costs": result.costs,  # the audit's own breakdown over every run record
         "counterfactuals": counterfactuals(gate_plans(stages)) if len(stages) > 1 else [],
         # `ledger evaluate --save`: a forecast kept outside the evidence (None when not run)

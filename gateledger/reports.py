@@ -34,11 +34,13 @@ def report(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]
 
 def cost_summary(data: dict[str, Any]) -> dict[str, Any]:
     """The costs view of report data (`ledger report costs --json`): protocol, baseline,
-    unplanned and all costs, the counterfactuals, and the "saved" sentence."""
+    unplanned, interrupted-attempt and all costs, the counterfactuals, and the "saved"
+    sentence."""
     return {
         "costs": data["costs"],
         "baseline_costs": data["baseline_costs"],
         "unplanned_costs": data["unplanned_costs"],
+        "interrupted_costs": data.get("interrupted_costs"),
         "all_costs": data["all_costs"],
         "counterfactuals": data["counterfactuals"],
         "saved": saved_sentence(data),

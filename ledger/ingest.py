@@ -191,9 +191,10 @@ def attempts_so_far(store: Store, manifest: str, run: str) -> int:
     )
 
 
-def open_attempts(store: Store, manifest: str) -> dict[str, int]:
-    """run key -> starts in this host's journal with no outcome (record or interruption)."""
-    seen = _RECORDED.seen(store.journal().path)
+def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[str, int]:
+    """run key -> starts in this host's journal (or `host`'s) with no outcome (a record or
+    an interruption)."""
+    seen = _RECORDED.seen(store.journal(host).path)
     out = {}
     for run, started in seen.starts.get(manifest, {}).items():
         closed = int(run in seen.recorded.get(manifest, {}))

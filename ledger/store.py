@@ -19,10 +19,12 @@ from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha
 from ledger.errors import IntegrityError, LedgerError, SigningKeyError
 from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
 from ledger.journal import Journal
+from ledger.jsonsafe import JSONInputError, loads_strict
 from ledger.keys import Keyring, SigningKey
 from ledger.signing import sign_object, unsigned_object
 
 STORE_FORMAT = {"format": "gateledger-store", "version": 1}
+MAX_MARKER_BYTES = 4096  # store.json is ~50 bytes
 _HOST_BAD = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -77,9 +79,9 @@ class Store:
         except OSError as exc:
             raise LedgerError(f"cannot read {marker}: {exc.strerror or exc}") from None
         try:
-            meta = json.loads(data)
-        except (ValueError, RecursionError):
-            raise LedgerError(f"{marker} is not valid JSON") from None
+            meta = loads_strict(data, str(marker), max_bytes=MAX_MARKER_BYTES)
+        except JSONInputError as exc:
+            raise LedgerError(str(exc)) from None
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
             raise LedgerError(f"{marker} does not describe a gateledger store")
         if meta.get("version") != STORE_FORMAT["version"]:

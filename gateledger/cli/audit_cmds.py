@@ -20,6 +20,12 @@ from gateledger.cli.context import (
 )
 from gateledger.cli.tables import gpu_hours_text, text_table
 
+ALLOW_UNDECIDED = click.option(
+    "--allow-undecided",
+    is_flag=True,
+    help="A campaign in progress: plans frozen but not yet decided are not problems.",
+)
+
 
 @click.command("audit")
 @click.option(
@@ -70,6 +76,7 @@ from gateledger.cli.tables import gpu_hours_text, text_table
     show_default=True,
     help="Device for --reproduce replays.",
 )
+@ALLOW_UNDECIDED
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def audit_cmd(
@@ -84,6 +91,7 @@ def audit_cmd(
     tolerance,
     data_path,
     device,
+    allow_undecided,
     as_json,
 ):
     """Re-derive every estimate and decision from objects and journals alone.
@@ -100,12 +108,16 @@ def audit_cmd(
     output says so. With --tsa-roots every timestamp token is verified against the TSA
     roots given, and each stage reports its witnessed interval: frozen no later than T1,
     decided no later than T2 (a decision stamped before its manifest is a problem).
-    Each log's effective seed must follow from its manifest. --reproduce N re-trains N
+    Each log's effective seed must follow from its manifest, and each stage says how its
+    seeds are bound. Every attempt must end on record within the plan's max_attempts. A
+    plan frozen but never decided is a problem ("frozen, N of M runs recorded, never
+    decided") unless --allow-undecided (a campaign in progress). --reproduce N re-trains N
     reviewer-drawn runs and compares them with their records (a mismatch is a problem).
 
     \b
     Examples:
       ledger audit
+      ledger audit --allow-undecided                      # while the campaign still runs
       ledger audit --trust 3f2a...e9 --anchor anchor-2026-06-01.json
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json --json
       ledger audit --tsa-roots freetsa-root.pem
@@ -123,6 +135,7 @@ def audit_cmd(
         "tsa_roots": tsa_root_files,
         "reproduce": request,
         "progress": not as_json,
+        "allow_undecided": allow_undecided,
     }
     if bundle:
         out = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
@@ -285,7 +298,11 @@ def _print_costs(data: dict[str, Any], saved: str | None) -> None:
     part("by stage (protocol order)", costs["by_stage"])
     part("by host", costs["by_host"])
     part("by status", costs["by_status"])
-    for key, title in (("baseline_costs", "baselines"), ("unplanned_costs", "unplanned compute")):
+    for key, title in (
+        ("baseline_costs", "baselines"),
+        ("unplanned_costs", "unplanned compute"),
+        ("interrupted_costs", "interrupted attempts"),
+    ):
         other = data.get(key)
         if other:
             click.echo(
@@ -453,15 +470,18 @@ def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
     help="Key that signed the manifests and decisions (for --in-toto; default: "
     "LEDGER_KEY or the only key).",
 )
+@ALLOW_UNDECIDED
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
+def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, allow_undecided, as_json):
     """Write a reviewer bundle: objects, journals, public keys, campaigns, versions.
 
     A reviewer runs `ledger audit --bundle BUNDLE` in an empty directory. With --in-toto
     DIR, every manifest and decision your key signed is also written as an in-toto
     attestation (DSSE envelope; subject: the object id, predicate: its body) that generic
-    supply-chain verifiers check with the exported public key.
+    supply-chain verifiers check with the exported public key; refused (exit 1) while
+    `ledger audit` finds a problem. A host part that is a symbolic link is refused: the
+    store does not read it, so no bundle may silently leave it out.
 
     \b
     Examples:
@@ -470,7 +490,14 @@ def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json   # on their side
       ledger export --in-toto attestations/ --key alice
     """
-    out = gl.export(open_store(ctx), bundle, campaigns=campaigns, in_toto=in_toto_dir, key=key_name)
+    out = gl.export(
+        open_store(ctx),
+        bundle,
+        campaigns=campaigns,
+        in_toto=in_toto_dir,
+        key=key_name,
+        allow_undecided=allow_undecided,
+    )
     written = out.get("in_toto")
     if not bundle:
         emit(
