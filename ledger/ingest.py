@@ -86,6 +86,18 @@ def record_run_start(
     return store.journal().append("run_started", run=run, manifest=manifest, key=key)
 
 
+TAIL_BYTES = 256  # what the cache re-reads to see that the bytes it parsed are still there
+
+
+def _same_tail(handle: Any, offset: int, tail: bytes) -> bool:
+    """Whether the bytes just before `offset` are still `tail` (a journal rewritten in
+    place, even to a larger size, is read again from the start)."""
+    if not tail:
+        return offset == 0
+    handle.seek(offset - len(tail))
+    return handle.read(len(tail)) == tail
+
+
 class _RecordedCache:
     """Incremental view of `run_started` and `run_recorded` events per journal file.
 
@@ -97,7 +109,7 @@ class _RecordedCache:
     """
 
     def __init__(self) -> None:
-        self._state: dict[str, tuple[int, int, _Seen]] = {}
+        self._state: dict[str, tuple[int, int, bytes, _Seen]] = {}
 
     def seen(self, path: Path) -> _Seen:
         key = str(path)
@@ -106,19 +118,24 @@ class _RecordedCache:
         except FileNotFoundError:
             self._state.pop(key, None)
             return _Seen()
-        offset, inode, seen = self._state.get(key, (0, stat.st_ino, _Seen()))
-        if stat.st_size < offset or stat.st_ino != inode:
-            offset, seen = 0, _Seen()
-        if stat.st_size > offset:
-            with open(path, "rb") as handle:
+        offset, inode, tail, seen = self._state.get(key, (0, stat.st_ino, b"", _Seen()))
+        with open(path, "rb") as handle:
+            if (
+                stat.st_size < offset
+                or stat.st_ino != inode
+                or not _same_tail(handle, offset, tail)
+            ):
+                offset, tail, seen = 0, b"", _Seen()  # cut, replaced or rewritten: read again
+            if stat.st_size > offset:
                 handle.seek(offset)
                 chunk = handle.read(stat.st_size - offset)
-            cut = chunk.rfind(b"\n") + 1
-            for line in chunk[:cut].splitlines():
-                if b'"run_' in line:
-                    seen.take(line)
-            offset += cut
-        self._state[key] = (offset, stat.st_ino, seen)
+                cut = chunk.rfind(b"\n") + 1
+                for line in chunk[:cut].splitlines():
+                    if b'"run_' in line:
+                        seen.take(line)
+                offset += cut
+                tail = (tail + chunk[:cut])[-TAIL_BYTES:]
+        self._state[key] = (offset, stat.st_ino, tail, seen)
         return seen
 
     def runs(self, path: Path) -> dict[str, dict[str, str]]:

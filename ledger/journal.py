@@ -9,7 +9,9 @@ next to it records the last acknowledged `{"host","seq","hash"}`, so that an edi
 When the writer holds the store's signing key (every command that records evidence does),
 the head also carries an Ed25519 signature over `{"host","seq","hash"}`: a writer with file
 access but no key can then rewrite the chain consistently, but not sign the new head, and
-`verify` requires a signed head of every journal that holds signed-record evidence.
+`verify` requires a signed head of every journal that holds signed-record evidence. Before
+signing, the writer checks that the journal still holds the event it signed last
+(`ledger.signed_heads`), so its signature never covers a chain rewritten in between.
 
 Crash choice (kept simple): an append writes one line plus its newline, fsyncs, then
 rewrites the head. A process killed mid-write leaves a last line without its newline; that
@@ -36,6 +38,7 @@ from ledger.errors import IntegrityError, LedgerError
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.keys import SigningKey
 from ledger.problems import Problem
+from ledger.signed_heads import check_extends, remember
 
 ZERO = "0" * 64
 EVENT_KINDS = frozenset(
@@ -195,6 +198,8 @@ class Journal:
             last, end, _ = _tail(fh, size)
             if end != size:
                 self._drop_torn_tail(fh, end)
+            if key is not None:
+                check_extends(fh, self.path, end)
             if last is None:
                 seq, prev = 0, ZERO
             else:
@@ -223,6 +228,8 @@ class Journal:
             os.fsync(fh.fileno())
         head = signed_head({"host": self.host, "seq": seq, "hash": sha256_hex(line)}, key)
         atomic_write(self.head_path, canonical_bytes(head), sync_dir=False)
+        if key is not None:
+            remember(self.path, seq, head["hash"], end + len(line) + 1)
         return event
 
     def _catch_up_head(self, seq: int, digest: str) -> None:

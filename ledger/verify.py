@@ -295,7 +295,7 @@ def _check_envelopes(keyring: Keyring, scan: Scan, trust: Trust) -> tuple[list[P
                     f"run record is not signed, but manifest {str(body.get('manifest'))[:12]} "
                     f"signs its records: written without the key, not used",
                     check="signed records",
-                    stage=body.get("stage") if isinstance(body.get("stage"), str) else None,
+                    **_located(body),
                 )
             )
             untrusted.add(oid)
@@ -339,6 +339,17 @@ def _signature_problem(
     except LedgerError as exc:
         return str(exc)
     return None
+
+
+def _located(body: dict[str, Any]) -> dict[str, Any]:
+    """Stage, condition, seed and host of a run record or interruption, where they are."""
+    seed = body.get("seed")
+    return {
+        "stage": body.get("stage") if isinstance(body.get("stage"), str) else None,
+        "condition": body.get("condition") if isinstance(body.get("condition"), str) else None,
+        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        "host": body.get("host") if isinstance(body.get("host"), str) else None,
+    }
 
 
 def _record_must_be_signed(scan: Scan, body: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ from audit.rederive import audit_store
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.journal import signed_head
 from ledger.keys import generate_key
+from ledger.signed_heads import remember
 from ledger.store import Store
 from stages.campaign import load_campaign
 from stages.executors.sim import SimExecutor
@@ -40,9 +41,12 @@ def rewrite_journal(journal, events: list[dict], key=None) -> None:
         line = canonical_bytes({**event, "seq": seq, "prev": prev})
         lines.append(line)
         prev = sha256_hex(line)
-    journal.path.write_bytes(b"\n".join(lines) + b"\n")
+    data = b"\n".join(lines) + b"\n"
+    journal.path.write_bytes(data)
     head = signed_head({"host": journal.host, "seq": len(lines) - 1, "hash": prev}, key)
     journal.path.with_name("journal.head").write_bytes(canonical_bytes(head))
+    if key is not None:  # the key holder's own tools remember what they signed
+        remember(journal.path, len(lines) - 1, prev, len(data))
 
 
 def signed_run(store, body: dict, key) -> str:
