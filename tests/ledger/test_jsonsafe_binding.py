@@ -111,11 +111,30 @@ def test_a_bound_header_has_no_problems():
         ({"code_sha256": "e" * 64}, "header code_sha256"),
         ({"runner_version": "2.0"}, "header runner_version '2.0'"),
         ({"data_sha256": None}, "header data_sha256 None"),
+        # the simulator's label does not make a real-data builtin plan's checks laxer
+        ({"runner": "sim"}, "header runner 'sim' in the manifest's runner is builtin"),
     ],
 )
 def test_each_header_field_binds(change, words):
     found = header_problems("m" * 64, MANIFEST, "c1", 0, "a100", _log(**{**GOOD, **change}))
     assert any(words in p for p in found), found
+
+
+def test_the_runner_kind_is_the_manifests_not_the_headers():
+    """A plan frozen without data is the simulator's alone; a real-data plan never takes a
+    simulated log, whatever the header calls itself (and the interval checks follow the
+    plan: `simulated` is passed from the manifest's kind, never read from the header)."""
+    sim_plan = {**MANIFEST, "runner": {"kind": "sim"}, "data_sha256": None}
+    found = header_problems("m" * 64, sim_plan, "c1", 0, "a100", _log(**GOOD))
+    assert any("in a plan frozen without a data set: only the simulator" in p for p in found)
+    assert not any("code_sha256" in p for p in found)  # no builtin identity for the simulator
+    assert (
+        header_problems("m" * 64, sim_plan, "c1", 0, "a100", _log(**{**GOOD, "runner": "sim"}))
+        == []
+    )
+    long = _parsed("ok", 1.2, seconds=90.0)
+    assert status_problems("ok", long, budget_s=120, interval_s=30.0, simulated=True) == []
+    assert status_problems("ok", long, budget_s=120, interval_s=30.0)  # a real plan's run
 
 
 def test_a_header_that_lacks_a_config_key():
