@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.errors import ConfigError, LedgerError
+from ledger.provenance import run_gpus
 from ledger.store import Store
 from stages.lookup import Entry, all_decisions, all_manifests, all_runs
 
@@ -74,9 +75,12 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def gpu_hours(record: dict[str, Any]) -> float:
-    """Training GPU-hours of one run record: training seconds x GPUs / 3600 (DESIGN §8)."""
+def gpu_hours(record: dict[str, Any], manifest: dict[str, Any] | None = None) -> float:
+    """Training GPU-hours of one run: training seconds x GPUs / 3600 (DESIGN §8), the GPUs
+    its manifest froze (the record's only for unplanned compute)."""
     seconds = _number((record.get("metrics") or {}).get("training_seconds")) or 0.0
+    if manifest is not None:
+        return seconds * run_gpus(manifest) / 3600.0
     gpus = record.get("gpus") if isinstance(record.get("gpus"), int) else 1
     return seconds * max(gpus, 1) / 3600.0
 
@@ -92,7 +96,7 @@ def _row(
     row: dict[str, Any] = {
         "run": run.id,
         "campaign": (manifest or {}).get("campaign"),
-        "stage": body.get("stage") or (manifest or {}).get("stage") or "(unplanned)",
+        "stage": (manifest or {}).get("stage") or body.get("stage") or "(unplanned)",
         "kind": stage_kind(manifest) if manifest is not None else "unplanned",
         "manifest": body.get("manifest"),
         "condition": info.get("name") or (str(cid)[:8] if cid else None),
@@ -109,7 +113,7 @@ def _row(
             "training_seconds": _number(metrics.get("training_seconds")),
             "tokens_per_s": _number(metrics.get("tokens_per_s")),
             "mfu": _number(metrics.get("mfu")),
-            "gpu_hours": gpu_hours(body),
+            "gpu_hours": gpu_hours(body, manifest),
             "runner": body.get("runner"),
         }
     )

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from ledger.canonical import canonical_bytes, sha256_hex
+from ledger.journal import signed_head
 from ledger.keys import generate_key
 from ledger.manifest import freeze
 from ledger.signing import sign_object
@@ -37,8 +38,10 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 
 def _plan(n_runs: int, tag: str) -> dict:
+    configs = [{"depth": 2 + i % 4, "tag": f"{tag}{i:05d}"} for i in range(n_runs)]
     conds = {
-        f"{tag}{i:05d}": {"name": f"c{i}", "config": {"depth": 2 + i % 4}} for i in range(n_runs)
+        sha256_hex(canonical_bytes(config)): {"name": f"c{i}", "config": config}
+        for i, config in enumerate(configs)
     }
     return {
         "campaign": "bench",
@@ -139,8 +142,10 @@ def bench_per_run(store: Store, key, n: int) -> dict:
     for i, run in enumerate(plan["runs"]):
         raw = _raw_log(manifest, run["condition"], 0)
         t = time.perf_counter()
-        record_run_start(store, manifest, run["condition"], 0, "h1")
-        ingest(store, raw, manifest=manifest, condition=run["condition"], seed=0, host="h1")
+        record_run_start(store, manifest, run["condition"], 0, "h1", key=key)
+        ingest(
+            store, raw, manifest=manifest, condition=run["condition"], seed=0, host="h1", key=key
+        )
         samples.append(time.perf_counter() - t)
         _ = i
     out = _stats(samples)
@@ -154,7 +159,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def synth_store(root: Path, n_runs: int) -> Store:
-    """A store of n_runs recorded runs (raw log + run record + two events each)."""
+    """A store of n_runs recorded runs (raw log + signed run record + two events each), as
+    `ledger run` writes them since records are signed: verify checks every signature."""
     store = Store.init(root, host="h1")
     key = generate_key(f"synth{n_runs}", directory=root.parent / "keys")
     store.keyring().add(key.public_record())
@@ -182,9 +188,11 @@ def synth_store(root: Path, n_runs: int) -> Store:
         plan = _plan(min(RUNS_PER_MANIFEST, n_runs - start), f"m{start}-")
         body = {
             **plan,
+            "max_attempts": 1,
             "frozen_at": "2026-01-01T00:00:00+00:00",
             "freezer": key.key_id,
             "amends": None,
+            "records": "signed",
         }
         data = canonical_bytes(sign_object("manifest", body, key))
         mid = sha256_hex(data)
@@ -201,37 +209,35 @@ def synth_store(root: Path, n_runs: int) -> Store:
             ).encode()
             raw_id = sha256_hex(raw)
             _write(objects / raw_id[:2] / raw_id, raw)
-            rec = {
-                "kind": "run",
-                "body": {
-                    "manifest": mid,
-                    "stage": plan["stage"],
-                    "condition": run["condition"],
-                    "seed": 0,
-                    "host": "h1",
-                    "run": rk,
-                    "raw_log": raw_id,
-                    "format": "jsonl",
-                    "runner": "sim",
-                    "status": "ok",
-                    "metrics": {
-                        "val_bpb": 1.25,
-                        "training_seconds": 120.0,
-                        "total_seconds": 130.0,
-                        "num_steps": 10,
-                    },
-                    "gpus": 1,
-                    "recorded_at": "2026-01-01T00:00:00+00:00",
+            record = {
+                "manifest": mid,
+                "stage": plan["stage"],
+                "condition": run["condition"],
+                "seed": 0,
+                "host": "h1",
+                "run": rk,
+                "raw_log": raw_id,
+                "format": "jsonl",
+                "runner": "sim",
+                "status": "ok",
+                "metrics": {
+                    "val_bpb": 1.25,
+                    "training_seconds": 120.0,
+                    "total_seconds": 130.0,
+                    "num_steps": 10,
                 },
+                "gpus": 1,
+                "recorded_at": "2026-01-01T00:00:00+00:00",
+                "recorder": key.key_id,
             }
-            data = canonical_bytes(rec)
+            data = canonical_bytes(sign_object("run", record, key))
             rid = sha256_hex(data)
             _write(objects / rid[:2] / rid, data)
             event("run_recorded", rid, rk, mid)
     journal = store.journal()
     journal.path.write_bytes(b"".join(x + b"\n" for x in lines))
     journal.head_path.write_bytes(
-        canonical_bytes({"host": "h1", "seq": len(lines) - 1, "hash": prev})
+        canonical_bytes(signed_head({"host": "h1", "seq": len(lines) - 1, "hash": prev}, key))
     )
     return store
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from gateledger.signing import KeyLike, signing_key
 from ledger.anchor import make_anchor
-from ledger.errors import ConfigError, LedgerError
+from ledger.errors import ConfigError, LedgerError, SigningKeyError
 from ledger.index import query, reindex
 from ledger.ingest import ingest as ingest_log
 from ledger.jsonsafe import loads_strict
@@ -215,9 +215,21 @@ def ingest(
         host=host,
         stage=stage,
         gpus=gpus,
-        key=signing_key(key, store),
+        key=_recorder(key, store, planned=manifest is not None),
     )
     return record_id, store.get_json(record_id)["body"]
+
+
+def _recorder(key: KeyLike, store: Store, *, planned: bool) -> SigningKey | None:
+    """The key that signs a run record: required for a run of a manifest; unplanned compute
+    is signed when a key can be chosen, and recorded unsigned (the audit notes it) when none
+    exists on this machine."""
+    try:
+        return signing_key(key, store)
+    except SigningKeyError:
+        if planned or key is not None:
+            raise
+        return None
 
 
 def anchor(

@@ -22,6 +22,7 @@ from typing import Any
 from ledger.errors import CampaignError, ConfigError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
+from ledger.provenance import run_gpus
 from ledger.seeds import seed_plan
 from ledger.store import Store
 from stages.campaign import Campaign, budget_label
@@ -216,9 +217,10 @@ def _gpu_hours(store: Store, stages: list[str], campaign: str) -> float:
         manifest = current_manifest(store, campaign, stage)
         if manifest is None:
             continue
+        gpus = run_gpus(manifest.body)  # the plan's, never a record's
         for run in manifest_runs(store, manifest.id):
             metrics = run.body.get("metrics", {})
-            total += float(metrics.get("training_seconds") or 0.0) * int(run.body.get("gpus") or 1)
+            total += float(metrics.get("training_seconds") or 0.0) * gpus
     return total / 3600.0
 
 

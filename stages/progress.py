@@ -21,6 +21,7 @@ from typing import Any
 
 from ledger.errors import LedgerError
 from ledger.ingest import open_attempts, recorded_runs, seconds_between, started_runs
+from ledger.provenance import run_gpus
 from ledger.store import Store
 from stages.attempts import attempt_alive
 from stages.campaign import Campaign
@@ -162,7 +163,7 @@ class Progress:
             row.statuses[status] = row.statuses.get(status, 0) + 1
             seconds = (record.get("metrics") or {}).get("training_seconds")
             if isinstance(seconds, int | float) and math.isfinite(seconds):
-                row.gpu_hours += float(seconds) * int(record.get("gpus") or 1) / 3600.0
+                row.gpu_hours += float(seconds) * run_gpus(body) / 3600.0
             if run in starts and isinstance(record.get("recorded_at"), str):
                 span = seconds_between(starts[run], record["recorded_at"])
                 if span is not None and span >= 0:

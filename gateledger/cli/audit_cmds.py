@@ -171,6 +171,13 @@ def _print_audit(out: dict) -> None:
         witness = _witness_line(stage.get("witness") or {})
         if witness:
             click.echo(f"      witnessed: {witness}")
+        seeds = stage.get("seeds") or {}
+        if seeds:
+            detail = f": {seeds['detail']}" if seeds.get("detail") else ""
+            click.echo(f"      seeds {seeds['binding']} ({seeds['rule']}){detail}")
+        attempts = _attempts_line(stage.get("attempts") or {})
+        if attempts:
+            click.echo(f"      attempts: {attempts}")
         for check in stage["checks"]:
             if not check["ok"]:
                 click.echo(f"      failed: {check['name']} {check['detail']}".rstrip())
@@ -192,6 +199,13 @@ def _print_audit(out: dict) -> None:
     click.echo(
         f"GPU-hours: {costs['training_gpu_hours']:.4f} training, {costs['wall_gpu_hours']:.4f} wall"
     )
+    interrupted = costs.get("interrupted")
+    if interrupted:
+        click.echo(
+            f"interrupted attempts (apart): {interrupted['n_runs']}, "
+            f"{interrupted['training_gpu_hours']:.4f} training, "
+            f"{interrupted['wall_gpu_hours']:.4f} wall GPU-hours"
+        )
     for note in out["notes"]:
         click.echo(f"note: {note}")
     for problem in out["problems"]:
@@ -203,6 +217,25 @@ def _print_audit(out: dict) -> None:
         f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
         f"{out['objects']} objects, {out['anchors']} anchor(s))"
     )
+
+
+def _attempts_line(attempts: dict) -> str:
+    """How a stage's attempts ended, when any cell needed more than one or any is open."""
+    if not attempts or not (attempts.get("retried") or attempts.get("open")):
+        return ""
+    bound = attempts.get("max")
+    text = (
+        f"{attempts['started']} started, {attempts['recorded']} recorded, "
+        f"{attempts['interrupted']} interrupted, {attempts['open']} without an outcome "
+        f"(at most {bound if bound is not None else 'unbounded'} per cell)"
+    )
+    retried = attempts.get("retried") or []
+    shown = ", ".join(
+        f"{r['name'] or r['run'][:12]} seed {r['run'].split('/')[1]}: {r['attempts']}"
+        for r in retried[:3]
+    )
+    more = f" and {len(retried) - 3} more" if len(retried) > 3 else ""
+    return text + (f"; retried: {shown}{more}" if shown else "")
 
 
 def _witness_line(witness: dict) -> str:

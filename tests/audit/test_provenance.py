@@ -408,6 +408,7 @@ def test_the_costs_take_the_plans_gpus_and_stage_not_the_records(lab):
         ("--gpus", "1", "froze 2 GPU(s) per run, not 1"),
         ("--stage", "screen", "is stage 'gate', not 'screen'"),
     ],
+    ids=["--format", "--gpus", "--stage"],
 )
 def test_ingest_flags_never_override_the_plan(lab, flag, value, words):
     run = lab.run_of("worst", seed=1)
