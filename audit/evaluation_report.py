@@ -2,172 +2,190 @@
 
 Why a section of its own, fed by a file outside the evidence: an evaluation is a forecast
 made on a simulator or replayed curves, not evidence of anything that ran, so it is neither
-signed nor journaled; the section shows its inputs (campaign hash, seed, trials, versions)
-so a reviewer can rerun it with `ledger evaluate --rerun FILE` and get the same numbers.
+signed nor journaled; the section shows its inputs (campaign hash, seed, trials, cost model)
+and its verdict so a reviewer can rerun it with `ledger evaluate --rerun FILE` and get the
+same numbers. The section reads the typed result (`stages.evaluation_model.Evaluation`).
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from stages.evaluate import evaluation_path, load_evaluation
+from ledger.errors import LedgerError
+from stages.evaluation_model import Estimate, Evaluation, evaluation_path, load_evaluation
+from stages.evaluation_stats import significant
 
 TITLE = "What this protocol buys"
 
 
-def saved_evaluation(store_root: Path, campaign: str) -> dict[str, Any] | None:
-    """The campaign's latest saved evaluation with the path it came from, or None."""
+@dataclass(frozen=True)
+class SavedEvaluation:
+    """A campaign's latest saved evaluation, or why it could not be read (an older format)."""
+
+    path: str
+    result: Evaluation | None
+    problem: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "problem": self.problem,
+            "result": None if self.result is None else self.result.model_dump(mode="json"),
+        }
+
+
+def saved_evaluation(store_root: Path, campaign: str) -> SavedEvaluation | None:
+    """The campaign's saved evaluation (None when there is none). One that cannot be read
+    is shown as a note in the section rather than failing the whole report."""
     path = evaluation_path(store_root, campaign)
     if not path.is_file():
         return None
-    data = load_evaluation(path)
-    return {**data, "path": str(path)}
+    try:
+        return SavedEvaluation(str(path), load_evaluation(path))
+    except LedgerError as exc:
+        return SavedEvaluation(str(path), None, str(exc))
 
 
-def rows(ev: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per method: the protocol first, then the baselines."""
-    out = []
-    for row in [ev["protocol"], *ev["baselines"]]:
-        out.append(
-            {
-                "method": row["method"],
-                "p_best": row["p_best"],
-                "p_best_ci": row.get("p_best_ci"),
-                "p_top3": row.get("p_top3"),
-                "regret_mean": row.get("regret_mean"),
-                "regret_ci": row.get("regret_ci"),
-                "gpu_hours_mean": row.get("gpu_hours_mean"),
-                "spent_ratio_mean": row.get("spent_ratio_mean"),
-            }
-        )
-    return out
+def _rows(ev: Evaluation) -> list:
+    return [ev.protocol, *ev.baselines]
 
 
-def figure(ev: Mapping[str, Any]) -> bytes:
-    """P(best) and regret against GPU-hours, one marker per method (95% intervals as bars)."""
+def figure(saved: SavedEvaluation) -> bytes:
+    """P(pick best) and regret against GPU-hours, one marker per method (the intervals a
+    verdict rests on as bars)."""
     import matplotlib.style  # matplotlib: only a figure needs it
 
     from audit import plots  # matplotlib (through plots): only a figure needs it
 
+    ev = saved.result
+    assert ev is not None
     with matplotlib.style.context(["default", plots.STYLE]):
         fig = plots._figure(9.5, 3.6)
         left, right = fig.subplots(1, 2)
-        for row in rows(ev):
-            x = row["gpu_hours_mean"] or 0.0
-            for axis, key, ci in (
-                (left, "p_best", "p_best_ci"),
-                (right, "regret_mean", "regret_ci"),
-            ):
-                y = row[key]
+        for row in _rows(ev):
+            x = row.gpu_hours.value or 0.0
+            for axis, est in ((left, row.p_pick_best), (right, row.regret)):
+                y = est.value
                 if y is None:
                     continue
-                lo, hi = row[ci] or (y, y)
+                lo, hi = est.total or est.mc or (y, y)
                 axis.errorbar(
                     [x],
                     [y],
                     yerr=[[max(y - lo, 0.0)], [max(hi - y, 0.0)]],
                     fmt="o",
                     capsize=3,
-                    label=plots._label(row["method"]),
+                    label=plots._label(row.method),
                 )
         left.set_xlabel("GPU-hours (mean)")
-        left.set_ylabel("P(true best in final set)")
+        left.set_ylabel("P(final pick is the true best)")
         left.set_ylim(-0.03, 1.03)
         right.set_xlabel("GPU-hours (mean)")
         right.set_ylabel("regret (metric units)")
         left.legend(fontsize=8)
-        fig.suptitle(f"{TITLE}: {ev['trials']} trials")
+        fig.suptitle(f"{TITLE}: {ev.trials} trials, cost model {ev.cost_model}")
         return plots._png(fig)
 
 
-def _num(x: Any, digits: int = 3) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
+def _est(est: Estimate | None, digits: int = 3) -> str:
+    if est is None or est.value is None:
+        return "—"
+    ci = est.total or est.mc
+    shown = f"{est.value:.{digits}f}"
+    return shown if ci is None else f"{shown} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
-def _ci(ci: Any, digits: int = 3) -> str:
-    return "" if not ci else f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-
-
-def _cells(row: Mapping[str, Any]) -> list[str]:
-    spent = "" if row["spent_ratio_mean"] is None else f"{100 * row['spent_ratio_mean']:.0f}%"
+def _cells(row) -> list[str]:
+    ratio = getattr(row, "spent_ratio_mean", None)
     return [
-        str(row["method"]),
-        _num(row["p_best"]) + _ci(row["p_best_ci"]),
-        _num(row["p_top3"]),
-        _num(row["regret_mean"], 4) + _ci(row["regret_ci"], 4),
-        _num(row["gpu_hours_mean"], 2),
-        spent,
+        row.method + (" (same walk every trial)" if row.deterministic else ""),
+        _est(row.p_pick_best),
+        _est(row.p_best_in_set),
+        _est(row.p_top3),
+        _est(row.regret, 4),
+        significant(row.gpu_hours.value),
+        "" if ratio is None else f"{100 * ratio:.0f}%",
     ]
 
 
 HEADERS = [
     "method",
-    "P(best) [95% CI]",
+    "P(pick is best)",
+    "P(best in final set)",
     "P(pick in top 3)",
-    "regret [95% CI]",
+    "regret",
     "GPU-hours",
     "of protocol",
 ]
 
 
-def _inputs_line(ev: Mapping[str, Any]) -> str:
-    inputs = ev["inputs"]
-    source = inputs.get("table") or inputs.get("from_store") or "the campaign's [sim] surface"
+def _inputs_line(ev: Evaluation) -> str:
+    inputs = ev.inputs
+    source = inputs.table or inputs.from_store or "the campaign's [sim] surface"
+    ties = f" (ties: {', '.join(ev.truth.ties)})" if ev.truth.ties else ""
     return (
-        f"{ev['trials']} trials on {inputs.get('executor')} ({source}), seed {ev['seed']}, "
-        f"against {', '.join(inputs.get('against') or []) or 'none'}; campaign SHA-256 "
-        f"{str(inputs.get('campaign_sha256'))[:16]}; true best {ev['truth']['best']} "
-        f"({_num(ev['truth']['value'], 4)}) of {ev['truth']['pool']} candidates"
+        f"{ev.trials} trials on {inputs.executor} ({source}), seed {ev.seed}, cost model "
+        f"{ev.cost_model}, against {', '.join(inputs.against) or 'none'}; campaign SHA-256 "
+        f"{inputs.campaign_sha256[:16]}; true best {ev.truth.best} "
+        f"({ev.truth.value:.4f}){ties} of {ev.truth.pool} candidates. Intervals: "
+        f"{ev.uncertainty.note}"
     )
 
 
-def html_section(ev: Mapping[str, Any], img: str) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows(ev)
-    )
-    gates = "".join(
-        f"<li>{esc(g['stage'])}: decision differs from the noise-free one in "
-        f"{100 * g['decision_changed']:.1f}% of trials"
+def _notes(ev: Evaluation) -> list[str]:
+    lines = [f"Verdict: {ev.verdict}"]
+    lines += [f"Warning: {w}" for w in ev.warnings]
+    lines += [
+        f"{g.stage}: decision differs from the noise-free one in "
+        f"{100 * g.decision_changed:.1f}% of trials"
         + (
-            f"; effect screen FDR {_num(g['screen']['fdr'])}, power {_num(g['screen']['power'])}"
-            if g.get("screen")
+            f"; effect screen FDR {_est(g.screen.fdr)}, power {_est(g.screen.power)}"
+            + (f" ({g.screen.note})" if g.screen.note else "")
+            if g.screen
             else ""
         )
-        + "</li>"
-        for g in ev["protocol"]["gates"]
+        for g in ev.protocol.gates
+    ]
+    return lines
+
+
+def html_section(saved: SavedEvaluation, img: str) -> str:
+    esc = html.escape
+    if saved.result is None:
+        return f'<h2 id="evaluation">{esc(TITLE)}</h2><p>{esc(str(saved.problem))}</p>'
+    ev = saved.result
+    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in _rows(ev)
     )
-    rerun = f"ledger evaluate --rerun {ev.get('path', 'FILE')}"
+    notes = "".join(f"<li>{esc(line)}</li>" for line in _notes(ev))
+    rerun = f"ledger evaluate --rerun {saved.path}"
     return (
         f'<h2 id="evaluation">{esc(TITLE)}</h2><p>{esc(_inputs_line(ev))}. A forecast, '
         f"not evidence: rerun it with <code>{esc(rerun)}</code>.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<ul>{gates}</ul>{img}"
+        f"<ul>{notes}</ul>{img}"
     )
 
 
-def md_section(ev: Mapping[str, Any]) -> list[str]:
+def md_section(saved: SavedEvaluation) -> list[str]:
     def cell(x: str) -> str:
         return x.replace("|", "\\|")
 
+    if saved.result is None:
+        return [f"## {TITLE}", "", cell(str(saved.problem)), ""]
+    ev = saved.result
     lines = [
         f"## {TITLE}",
         "",
-        f"{cell(html.escape(_inputs_line(ev)))}. A forecast, not "
-        f"evidence: rerun it with "
-        f"`ledger evaluate --rerun {ev.get('path', 'FILE')}`.",
+        f"{cell(html.escape(_inputs_line(ev)))}. A forecast, not evidence: rerun it with "
+        f"`ledger evaluate --rerun {saved.path}`.",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "|".join("---" for _ in HEADERS) + "|",
     ]
-    lines += ["| " + " | ".join(cell(c) for c in _cells(r)) + " |" for r in rows(ev)]
-    lines += [""] + [
-        f"- {g['stage']}: decision differs from the noise-free one in "
-        f"{100 * g['decision_changed']:.1f}% of trials"
-        for g in ev["protocol"]["gates"]
-    ]
+    lines += ["| " + " | ".join(cell(c) for c in _cells(r)) + " |" for r in _rows(ev)]
+    lines += [""] + [f"- {cell(line)}" for line in _notes(ev)]
     return [*lines, "", "![what this protocol buys](evaluation.png)", ""]

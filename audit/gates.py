@@ -16,6 +16,7 @@ from audit.evidence import Evidence
 from audit.lineage import plan_findings
 from audit.runs import RunCheck
 from audit.seeds import seed_binding
+from ledger.binding_level import BindingLevel, binding_level
 from ledger.canonical import canonical_bytes
 from ledger.errors import LedgerError
 from ledger.problems import Problem
@@ -53,6 +54,8 @@ class StageAudit:
     witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
     attempts: dict[str, Any] = field(default_factory=dict)  # per cell, from the journals
     seeds: dict[str, Any] = field(default_factory=dict)  # how the seeds are bound (audit.seeds)
+    # how strongly this stage's logs bind their runs, from the manifest's runner kind
+    binding: BindingLevel = field(default_factory=lambda: binding_level({}))
 
     def passed(self, name: str, detail: str = "") -> None:
         self.checks.append({"name": name, "ok": True, "detail": detail})
@@ -100,6 +103,7 @@ class StageAudit:
             "witness": self.witness,
             "attempts": self.attempts,
             "seeds": self.seeds,
+            "binding": self.binding.to_dict(),
         }
 
 
@@ -126,6 +130,7 @@ def audit_manifest(
         budget_s=body.get("budget_s", 0),
         amends=body.get("amends"),
         superseded=superseded,
+        binding=binding_level(body),
     )
     stage_audit.runs = len(runs)
     stage_audit.sim_runs = sum(1 for r in runs if r.simulated)

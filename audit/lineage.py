@@ -18,13 +18,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import LedgerError
 from ledger.problems import Problem
 from runner.config import resolve
 from runner.errors import UsageError
 from runner.provenance import code_sha256
-from stages.campaign import Campaign, Factor, StageSpec, parse_budget
+from stages.campaign import Campaign, Factor, StageSpec
+from stages.campaign_model import CampaignFile, budget_seconds
 from stages.lookup import Entry
 from stages.plan import stage_plan
 
@@ -132,34 +135,43 @@ def spec_campaign(
 ) -> tuple[Campaign, StageSpec]:
     """The campaign (as far as this stage uses it) and the stage, rebuilt from the spec the
     manifest froze (LedgerError when the spec cannot be read as one)."""
+    raw = spec.get("stage")
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise LedgerError("its spec names no campaign stage")
+    before = raw.get("from") or body.get("parent_stage")
+    stages = [dict(raw)]
+    if isinstance(before, str) and before != raw["name"]:
+        stages.insert(0, {"name": before, "budget": 1})
+    head: dict[str, Any] = {
+        "name": str(body.get("campaign")),
+        "metric": spec.get("metric", "val_bpb"),
+    }
+    if spec.get("runner"):
+        head["runner"] = spec["runner"]
+    doc = {
+        "campaign": head,
+        "base": dict(spec.get("base") or {}),
+        "factors": dict(spec.get("factors") or {}),
+        "conditions": dict(spec.get("named") or {}),
+        "stages": stages,
+    }
     try:
-        raw = dict(spec["stage"])
+        document = CampaignFile.model_validate(doc)
+        specs = [
+            StageSpec(t.name, budget_seconds(t.budget), t, stages[i], i)
+            for i, t in enumerate(document.stages)
+        ]
         factors = [
             Factor(letter, f["key"], f["levels"][0], f["levels"][1])
-            for letter, f in sorted((spec.get("factors") or {}).items())
+            for letter, f in sorted(doc["factors"].items())
         ]
-        name = str(raw["name"])
-        budget = parse_budget(raw.get("budget"), f"manifest {mid[:12]} spec.stage.budget")
-    except (KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise LedgerError(f"its spec is not a campaign stage ({exc!r})") from None
-    before = raw.get("from") or body.get("parent_stage")
-    stages = []
-    if isinstance(before, str) and before != name:
-        stages.append(StageSpec(before, 1.0, {"name": before}, 0))
-    stage = StageSpec(name, budget, raw, len(stages))
-    stages.append(stage)
+    except (ValidationError, ValueError, KeyError, TypeError, IndexError) as exc:
+        first = str(exc).splitlines()[0]
+        raise LedgerError(f"its spec is not a campaign stage ({first})") from None
     campaign = Campaign(
-        path=Path(f"manifest {mid[:12]}"),
-        text="",
-        name=str(body.get("campaign")),
-        metric=str(spec.get("metric", "val_bpb")),
-        base=dict(spec.get("base") or {}),
-        factors=factors,
-        named=dict(spec.get("named") or {}),
-        stages=stages,
-        runner=spec.get("runner"),
+        Path(f"manifest {mid[:12]}"), "", document, doc["base"], factors, doc["conditions"], specs
     )
-    return campaign, stage
+    return campaign, specs[-1]
 
 
 def _rederived(
@@ -175,6 +187,8 @@ def _rederived(
             entry,
             runner=body.get("runner") or {},
             data_sha256=body.get("data_sha256"),
+            resolve_configs=_same_runner_code(body),
+            check_foreign=False,  # a file of the freezer's: reading the auditor's proves nothing
         )
     except LedgerError as exc:
         return [_problem(mid, body, f"its plan cannot be re-derived from its spec: {exc}")]

@@ -19,6 +19,7 @@ from typing import Any
 
 from audit.attempts import interrupted_rows
 from audit.baselines import protocol_hours_before
+from audit.binding import binding_summary
 from audit.costs import cost_breakdown, cost_row
 from audit.evidence import Evidence
 from audit.gates import BaselineContext, StageAudit, audit_manifest
@@ -70,9 +71,15 @@ class AuditResult:
     def ok(self) -> bool:
         return self.verdict == "clean"
 
+    @property
+    def binding(self) -> dict[str, Any]:
+        """How strongly the logs of the stages in force are bound (`audit.binding`)."""
+        return binding_summary(self.stages)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
+            "binding": self.binding,
             "problems": [f.to_dict() for f in self.findings],
             "stages": [s.to_dict() for s in self.stages],
             "unplanned_runs": self.unplanned,

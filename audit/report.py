@@ -405,7 +405,7 @@ def _figures(data: Mapping[str, Any]) -> dict[str, bytes]:
             figs[_means_name(i, stage)] = plots.means_plot(stage, metric)
         if stage["effects"] and stage["effects"].get("effects"):
             figs[_effects_name(i, stage)] = plots.effects_plot([stage], main_only=False)
-    if data.get("evaluation"):
+    if data.get("evaluation") and data["evaluation"].result is not None:
         figs["evaluation.png"] = evaluation_report.figure(data["evaluation"])
     if data.get("comparison"):
         figs["compare.png"] = compare.figure(data["comparison"])
@@ -472,9 +472,11 @@ def banner_title(audit: Mapping[str, Any]) -> str:
         )
     caveats = audit.get("caveats") or []
     simulated = any("simulated" in c for c in caveats)
+    status_only = any(c.startswith("Status-only logs") for c in caveats)
     return (
         "Audit verdict: CLEAN"
         + (" (simulated runs)" if simulated else "")
+        + (" (status-only logs: configs, seeds and budgets not proved)" if status_only else "")
         + " — every check passed"
         + (
             ": the records are intact and the decisions follow from them, read the notes below"
@@ -485,8 +487,12 @@ def banner_title(audit: Mapping[str, Any]) -> str:
 
 
 def _serious(audit: Mapping[str, Any]) -> bool:
-    """A clean verdict that should not look green: simulated runs or a demo key."""
-    return any(("simulated" in c or "demo key" in c) for c in audit.get("caveats") or [])
+    """A clean verdict that should not look green: simulated runs, a demo key, or logs
+    bound by their status evidence only."""
+    return any(
+        ("simulated" in c or "demo key" in c or c.startswith("Status-only logs"))
+        for c in audit.get("caveats") or []
+    )
 
 
 def _html_banner(audit: Mapping[str, Any]) -> str:

@@ -445,4 +445,6 @@ def headline(data: dict[str, Any]) -> dict[str, Any]:
         "demo_key": facts.get("demo_key"),
         "anchors": facts.get("anchors"),
         "trust": facts.get("trust"),
+        # the least bound stage's logs: builtin, header or status-only (audit.binding)
+        "binding": (facts.get("binding") or {}).get("weakest"),
     }

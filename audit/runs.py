@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.evidence import Evidence
-from ledger.binding import header_problems, same_json, status_problems
+from ledger.binding import log_binding_problems, same_json, status_problems
 from ledger.errors import LedgerError
 from ledger.problems import Problem
 from ledger.provenance import LogSource, log_source, run_gpus
@@ -110,14 +110,11 @@ def check_run(
             simulated=source.simulated,
         )
         out += [problem(m, "status evidence") for m in status_msgs]
-        if source.has_header:
-            witness = (
-                ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(manifest)) else None
-            )
-            out += [
-                problem(f"raw log {log} {m}", "header binds to the run")
-                for m in _binding(str(manifest_id), manifest, record, parsed, witness)
-            ]
+        witness = ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(manifest)) else None
+        out += [
+            problem(f"raw log {log} {m}", "header binds to the run")
+            for m in _binding(str(manifest_id), manifest, record, parsed, witness)
+        ]
         if timing is not None and timing.started is None:
             out.append(
                 problem(f"run {record.get('run')} has no run_started event", "journaled start")
@@ -211,15 +208,14 @@ def _binding(
     parsed: ParsedLog,
     witness: str | None,
 ) -> list[str]:
-    if parsed.header is None and parsed.status == "ok":
-        return ["has no header: an ok log must cite its manifest"]
-    return header_problems(
+    return log_binding_problems(
         manifest_id,
         manifest,
         str(record.get("condition")),
         record.get("seed"),
         str(record.get("host")),
         parsed,
+        status=parsed.status,
         witness=witness,
     )
 

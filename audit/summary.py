@@ -58,6 +58,7 @@ def run_facts(store: Store, result: AuditResult) -> dict[str, Any]:
         "anchors": result.anchors,
         "trust": result.trust.get("trust", "store"),
         "notes": list(result.notes),
+        "binding": result.binding,
     }
 
 
@@ -83,6 +84,7 @@ def caveats(facts: Mapping[str, Any]) -> list[str]:
             "No anchor was made: nothing published outside this store pins its journals "
             "(`ledger anchor`, then publish what it prints)."
         )
+    out += (facts.get("binding") or {}).get("caveats", [])
     if facts.get("trust", "store") == "store":
         out.append(
             "Trust is store-asserted: signatures were checked against the keys the store "
@@ -110,14 +112,8 @@ def provenance(result: AuditResult) -> dict[str, Any]:
     data: Counter[str] = Counter()
     for body in result.bodies.get("manifest", {}).values():
         runner = body.get("runner") or {}
-        if runner.get("command"):
-            runners[f"command: {runner['command']}"] += 1
-        else:
-            runners[
-                f"{runner.get('kind', '?')} {runner.get('version', '?')}, code sha256 "
-                f"{runner.get('code_sha256') or 'none'}"
-            ] += 1
-        data[str(body.get("data_sha256") or "none (a sim-only plan)")] += 1
+        runners[_runner_text(runner)] += 1
+        data[_data_text(runner, body.get("data_sha256"))] += 1
     torch: Counter[str] = Counter()
     devices: Counter[str] = Counter()
     log_runners: Counter[str] = Counter()
@@ -143,6 +139,30 @@ def provenance(result: AuditResult) -> dict[str, Any]:
         "hosts": dict(hosts),
         "report_tools": _versions(),
     }
+
+
+def _runner_text(runner: Mapping[str, Any]) -> str:
+    if runner.get("kind") == "adapter":
+        return (
+            f"{runner.get('adapter')} adapter: {runner.get('script')}, script sha256 "
+            f"{runner.get('script_sha256')}"
+        )
+    if runner.get("command"):
+        return f"command: {runner['command']} ({runner.get('format', 'autoresearch')} logs)"
+    return (
+        f"{runner.get('kind', '?')} {runner.get('version', '?')}, code sha256 "
+        f"{runner.get('code_sha256') or 'none'}"
+    )
+
+
+def _data_text(runner: Mapping[str, Any], data_sha256: Any) -> str:
+    """The frozen data hash, or why there is none: a foreign runner reads its own data (the
+    ledger never sees it), a builtin plan without one was frozen for the simulator alone."""
+    if data_sha256:
+        return str(data_sha256)
+    if runner.get("kind") in ("command", "adapter"):
+        return "not hashed (own runner: it reads its own data, outside the ledger's view)"
+    return "none (a sim-only plan)"
 
 
 def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, str]]:

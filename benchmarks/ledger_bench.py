@@ -85,13 +85,18 @@ def bench_ops(root: Path, n: int = 200) -> dict:
     }
 
 
-def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
-    """A builtin-runner-shaped log: header, `steps` step lines, eval, summary."""
+def _raw_log(
+    manifest: str, config: dict, seed: int, steps: int = 300, seconds: float = 0.0
+) -> bytes:
+    """A builtin-runner-shaped log bound to its run (config, seed, host h1, budget, manifest):
+    header, `steps` step lines, eval, summary. `seconds` of training: ingest refuses more
+    than have passed since the run's journaled start, so the per-run benchmark claims none."""
     lines = [
         {
             "type": "header",
-            "depth": 4,
+            **config,
             "seed": seed,
+            "host": "h1",
             "budget_s": 120,
             "runner": "builtin",
             "manifest": manifest,
@@ -102,7 +107,7 @@ def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
         {
             "type": "step",
             "step": i,
-            "train_seconds": i * 0.4,
+            "train_seconds": seconds * i / steps,
             "loss": 3.0 - i * 1e-3,
             "lr": 0.02,
             "tokens": i * 8192,
@@ -115,8 +120,8 @@ def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
             "type": "summary",
             "status": "ok",
             "val_bpb": 1.9,
-            "training_seconds": 120.0,
-            "total_seconds": 131.0,
+            "training_seconds": seconds,
+            "total_seconds": seconds,
             "num_steps": steps,
             "total_tokens": steps * 8192,
             "num_params": 10**6,
@@ -140,7 +145,7 @@ def bench_per_run(store: Store, key, n: int) -> dict:
     manifest = freeze(store, plan, key)
     samples = []
     for i, run in enumerate(plan["runs"]):
-        raw = _raw_log(manifest, run["condition"], 0)
+        raw = _raw_log(manifest, plan["conditions"][run["condition"]]["config"], 0)
         t = time.perf_counter()
         record_run_start(store, manifest, run["condition"], 0, "h1", key=key)
         ingest(

@@ -1,20 +1,23 @@
-"""Worked example: a staged protocol against Hyperband at equal cost on real VLM learning curves.
+"""Worked example: a staged protocol against textbook baselines on real LLM pretraining curves.
 
-The PyPI package `scan-bench` ships per-epoch learning curves of 1500 vision-language training
-runs as CSV files inside the package (`scan_bench/vlm/data.csv`: config, epoch, val_loss,
-per-epoch train_duration(s), world_size, GPU). Install it without its heavy dependencies and
-only its CSV files are read; nothing is downloaded at run time:
+The PyPI package `scan-bench` ships the evaluation curves of 1194 LLM pretraining runs as a
+CSV inside the package (`scan_bench/llm/configs_intermediate_summary.csv`: per run its
+config, and at each evaluation the fraction of its planned steps done, the validation loss
+and the FLOPs spent so far). Install it without its heavy dependencies and only that CSV is
+read; nothing is downloaded at run time:
 
     pip install --no-deps scan-bench==0.2.3
-    python benchmarks/scan_bench_example.py --out out/scan-vlm      # prints JSON
+    python benchmarks/scan_bench_example.py --out out/scan-llm      # prints JSON
 
-What it does: takes the 134 runs planned for 10 epochs that completed them, samples 16
-(seeded), writes them as a replay table (`condition`, `budget` = epochs, `metric` = val_loss,
-`cost_gpu_s` = cumulative train_duration x world_size, `host` = the GPU type) and a campaign
-in the papers' style (16 candidates screened at 1 epoch, the best 6 re-run to 3 epochs, the
-best 3 within 0.10 to 10 epochs, one winner), then runs `ledger evaluate --executor replay`
-against successive halving, Hyperband and random search capped at the protocol's GPU-hours.
-Budgets are written in epochs, the table's fidelity unit.
+What it does: keeps the runs evaluated at least 9 times along their training (119 runs, each
+first evaluated by 1/8 of its steps), writes them as a replay table (`condition`, `budget` =
+the fraction of the run's planned steps, `metric` = validation loss, `cost_gpu_s` = FLOPs so
+far at 40% of an A100's 312 TFLOP/s, a stated constant that scales every method alike) and a
+campaign in the papers' style (all screened at 1/8 of their steps, the best 24 continued to
+half, the best 6 to the end, one winner), then runs `ledger evaluate` against synchronous
+successive halving, Hyperband and random search at the protocol's GPU-hours. Budgets are
+fractions of each run's planned steps, the table's fidelity unit. Every run has one recorded
+curve (one seed), so the protocol's walk is the same in every trial, and says so.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import random
 import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -30,100 +32,91 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SCAN_BENCH = "scan-bench"
-EPOCHS = 10
+MIN_POINTS = 9
+GPU_FLOPS = 312e12 * 0.40  # an A100's bf16 peak at 40% utilisation: FLOPs per GPU-second
 
 
-def scan_vlm_csv() -> Path:
-    """The VLM curves CSV inside the installed scan-bench package (no import of the package)."""
+def scan_llm_csv() -> Path:
+    """The LLM curves CSV inside the installed scan-bench package (no import of the package)."""
     try:
         dist = distribution(SCAN_BENCH)
     except PackageNotFoundError:
         raise SystemExit(
             "scan-bench is not installed: pip install --no-deps scan-bench==0.2.3"
         ) from None
-    path = Path(str(dist.locate_file("scan_bench/vlm/data.csv")))
+    path = Path(str(dist.locate_file("scan_bench/llm/configs_intermediate_summary.csv")))
     if not path.is_file():
-        raise SystemExit(f"scan-bench {dist.version} has no scan_bench/vlm/data.csv")
+        raise SystemExit(f"scan-bench {dist.version} has no {path.name}")
     return path
 
 
-def complete_curves(source: Path) -> dict[int, list[dict[str, str]]]:
-    """config_id -> its rows by epoch, for runs planned for and completing EPOCHS epochs."""
+def curves(source: Path, min_points: int = MIN_POINTS) -> dict[int, list[dict[str, str]]]:
+    """config_id -> its evaluations in training order, for runs evaluated >= min_points times."""
     by_config: dict[int, list[dict[str, str]]] = {}
     with open(source, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             by_config.setdefault(int(row["config_id"]), []).append(row)
     out = {}
     for config, rows in by_config.items():
-        rows.sort(key=lambda r: int(r["epoch"]))
-        if float(rows[0]["total_epochs"]) == EPOCHS and [int(r["epoch"]) for r in rows] == list(
-            range(1, EPOCHS + 1)
-        ):
+        rows.sort(key=lambda r: float(r["step_fraction"]))
+        if len(rows) >= min_points and float(rows[-1]["step_fraction"]) == 1.0:
             out[config] = rows
     return out
 
 
-def host_of(gpu_name: str) -> str:
-    return "h100" if "H100" in gpu_name else "a100" if "A100" in gpu_name else "other"
-
-
-def write_example(out_dir: Path, n: int = 16, seed: int = 0) -> tuple[Path, Path]:
-    """Write curves.csv and campaign.toml for n sampled configs; return their paths."""
-    curves = complete_curves(scan_vlm_csv())
-    chosen = sorted(random.Random(seed).sample(sorted(curves), n))
+def write_example(out_dir: Path, min_points: int = MIN_POINTS) -> tuple[Path, Path]:
+    """Write curves.csv and campaign.toml; return their paths."""
+    runs = curves(scan_llm_csv(), min_points)
+    names = [f"cfg{config:04d}" for config in sorted(runs)]
     out_dir.mkdir(parents=True, exist_ok=True)
     table = out_dir / "curves.csv"
     with open(table, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        # `metric`: scan-bench's val_loss (minimised), read in the campaign metric's place
-        writer.writerow(["condition", "budget", "metric", "cost_gpu_s", "host", "status"])
-        for config in chosen:
-            spent = 0.0
-            for row in curves[config]:
-                spent += float(row["train_duration(s)"]) * float(row["world_size"])
-                diverged = row["epoch_diverged"] == "True"
+        # `metric`: scan-bench's valid_loss (minimised), read in the campaign metric's place
+        writer.writerow(["condition", "budget", "metric", "cost_gpu_s", "seed"])
+        for config in sorted(runs):
+            for row in runs[config]:
                 writer.writerow(
                     [
                         f"cfg{config:04d}",
-                        row["epoch"],
-                        "" if diverged else row["val_loss"],
-                        f"{spent:.3f}",
-                        host_of(row["train_gpu_name"]),
-                        "diverged" if diverged else "ok",
+                        row["step_fraction"],
+                        row["valid_loss"],
+                        f"{float(row['flops_so_far']) / GPU_FLOPS:.3f}",
+                        row["seed"],
                     ]
                 )
-    names = [f"cfg{config:04d}" for config in chosen]
     conditions = "\n".join(
-        f"{name} = {{ scan_config = {config} }}" for name, config in zip(names, chosen, strict=True)
+        f"{name} = {{ scan_config = {config} }}"
+        for name, config in zip(names, sorted(runs), strict=True)
     )
     campaign = out_dir / "campaign.toml"
     campaign.write_text(
-        f"""# {n} scan-bench VLM runs (seed {seed}); budgets in epochs (the table's unit)
-# the metric replayed is scan-bench's val_loss (the table's `metric` column), minimised
+        f"""# {len(names)} scan-bench LLM pretraining runs; budgets are fractions of each run's
+# planned steps (the table's unit); the metric replayed is scan-bench's valid_loss (the
+# table's `metric` column), minimised. Replayed only: no runner command.
 [campaign]
-name = "scan-vlm"
+name = "scan-llm"
 metric = "val_bpb"
-runner = {{ command = "replayed: scan-bench curves {{config}}", format = "jsonl" }}
 
 [conditions]
 {conditions}
 
 [[stages]]
-name = "epoch-1"
-budget = 1
+name = "eighth"
+budget = 0.125
 add = {json.dumps(names)}
+rule = {{ top_k = 24 }}
+
+[[stages]]
+name = "half"
+budget = 0.5
+from = "eighth"
 rule = {{ top_k = 6 }}
 
 [[stages]]
-name = "epoch-3"
-budget = 3
-from = "epoch-1"
-rule = {{ top_k = 3, within = 0.10 }}
-
-[[stages]]
-name = "epoch-10"
-budget = 10
-from = "epoch-3"
+name = "full"
+budget = 1.0
+from = "half"
 rule = {{ top_k = 1 }}
 """,
         encoding="utf-8",
@@ -133,35 +126,43 @@ rule = {{ top_k = 1 }}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out/scan-vlm"))
-    parser.add_argument("--n", type=int, default=16)
-    parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("out/scan-llm"))
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--cost-model", default="restart", choices=["restart", "continue"])
     args = parser.parse_args()
     from stages.campaign import load_campaign
-    from stages.evaluate import evaluate, replay_csv_source
+    from stages.evaluate import evaluate
+    from stages.evaluation_sources import replay_csv_source
 
-    table, campaign_path = write_example(args.out, args.n, args.sample_seed)
-    camp = load_campaign(campaign_path)
-    result = evaluate(camp, replay_csv_source(table, camp, 0), trials=args.trials, seed=0)
-    keys = ("p_best", "p_best_ci", "p_top3", "regret_mean", "gpu_hours_mean")
+    table, campaign_path = write_example(args.out)
+    camp = load_campaign(campaign_path, runner_keys=False)
+    result = evaluate(
+        camp, replay_csv_source(table, camp, 0), trials=args.trials, cost_model=args.cost_model
+    )
     print(
         json.dumps(
             {
                 "table": str(table),
                 "campaign": str(campaign_path),
-                "truth": result["truth"],
-                "recorded": result["recorded"],
-                "protocol": {k: result["protocol"][k] for k in keys},
-                "baselines": [
+                "truth": result.truth.model_dump(include={"best", "value", "ties", "pool"}),
+                "cost_model": result.cost_model,
+                "methods": [
                     {
-                        "method": b["method"],
-                        **{k: b[k] for k in keys},
-                        "spent_ratio_mean": b["spent_ratio_mean"],
-                        "evaluations_mean": b["evaluations_mean"],
+                        "method": row.method,
+                        "deterministic": row.deterministic,
+                        "p_pick_best": row.p_pick_best.model_dump(),
+                        "p_top3": row.p_top3.value,
+                        "regret": row.regret.model_dump(),
+                        "gpu_hours": row.gpu_hours.value,
+                        "spent_ratio_mean": getattr(row, "spent_ratio_mean", None),
                     }
-                    for b in result["baselines"]
+                    for row in [result.protocol, *result.baselines]
                 ],
+                "verdict": result.verdict,
+                "comparisons": [c.sentence for c in result.comparisons],
+                "uncertainty": result.uncertainty.note,
+                "reference": result.reference.model_dump(),
+                "warnings": result.warnings,
             },
             indent=2,
         )

@@ -83,9 +83,11 @@ _HOMES = {
     ),
     "gateledger.method": (
         "load_campaign",
+        "campaign_schema",
         "design",
         "freeze",
         "build_executor",
+        "try_stage",
         "run",
         "decide",
         "walk",
@@ -95,10 +97,8 @@ _HOMES = {
         "effects",
         "status",
         "watch",
-        "evaluate",
-        "rerun_evaluation",
-        "save_evaluation",
     ),
+    "gateledger.evaluation": ("evaluate", "rerun_evaluation", "save_evaluation"),
     "gateledger.review": (
         "verify",
         "audit",
@@ -137,6 +137,7 @@ __all__ = [
     "audit",
     "audit_bundle",
     "build_executor",
+    "campaign_schema",
     "cells",
     "compare",
     "comparison_table",
@@ -181,6 +182,7 @@ __all__ = [
     "sql",
     "status",
     "timestamp",
+    "try_stage",
     "tsa_urls",
     "verify",
     "walk",
@@ -203,21 +205,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for editors and type checkers
+    from gateledger.evaluation import (  # noqa: F401
+        evaluate,
+        rerun_evaluation,
+        save_evaluation,
+    )
     from gateledger.method import (  # noqa: F401
         build_executor,
+        campaign_schema,
         cells,
         decide,
         design,
         effects,
-        evaluate,
         freeze,
         greedy_search,
         load_campaign,
         random_search,
-        rerun_evaluation,
         run,
-        save_evaluation,
         status,
+        try_stage,
         walk,
         watch,
     )

@@ -9,7 +9,6 @@ script meets them exactly as the command line does.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,10 +19,10 @@ from gateledger.store import Signed, tsa_urls, witness
 from ledger.errors import CampaignError, ConfigError, LedgerError
 from ledger.status import store_status
 from ledger.store import Store
-from stages import baselines
-from stages import evaluate as evaluation
+from stages import baselines, trial
 from stages.campaign import Campaign, parse_budget
 from stages.campaign import load_campaign as parse_campaign
+from stages.campaign_schema import campaign_schema as schema_of_campaigns
 from stages.conditions import design_conditions, stage_design
 from stages.decide import decide_stage
 from stages.designs import Design, fractional, parse_design_spec, point_name, roman
@@ -34,6 +33,7 @@ from stages.pipeline import StepLog, campaign_progress, run_campaign
 from stages.plan import freeze_stage, frozen_manifest
 from stages.progress import Progress, StageProgress, campaign_done
 from stages.sim import SimParams
+from stages.trial import TrialReport
 
 CampaignLike = Campaign | str | Path
 
@@ -50,6 +50,12 @@ def load_campaign(path: str | Path) -> Campaign:
         if type(exc) is not LedgerError:  # already typed (a CampaignError or a ConfigError)
             raise
         raise CampaignError(str(exc)) from None
+
+
+def campaign_schema() -> dict[str, Any]:
+    """The JSON Schema of campaign files (`ledger campaign --schema`; shipped as
+    `stages/campaign.schema.json`), generated from the model the loader validates with."""
+    return schema_of_campaigns()
 
 
 def campaign_of(campaign: CampaignLike) -> Campaign:
@@ -234,6 +240,41 @@ def run(
         )
     return run_stage(
         store, camp, stage, executor, key=signer, host=host, limit=limit, progress=progress
+    )
+
+
+def try_stage(
+    campaign: CampaignLike,
+    stage: str,
+    *,
+    budget: str | float = "10s",
+    conditions: int = 2,
+    data: str | Path | None = None,
+    device: str = "auto",
+    jobs: int = 1,
+    grace: float | None = None,
+    progress: bool = False,
+) -> TrialReport:
+    """Run the stage's runner on `conditions` of its most different configs for `budget`
+    each, in a scratch folder, and say what `ledger run` would record or refuse for each
+    (`TrialReport.ok`: every run would be recorded ok). Nothing is signed, journaled or
+    stored: use it before `freeze`, to find a script's mistakes while they cost nothing.
+
+    Raises:
+        CampaignError: a bad campaign or stage, or a config the runner's schema refuses;
+        ConfigError: conditions < 1.
+    """
+    camp = campaign_of(campaign)
+    return trial.try_stage(
+        camp,
+        stage,
+        budget_s=parse_budget(budget, "--budget"),
+        conditions=conditions,
+        data=Path(data) if data else None,
+        device=device,
+        jobs=jobs,
+        grace_s=grace,
+        progress=progress,
     )
 
 
@@ -490,114 +531,3 @@ def watch(
         if done or (count is not None and frames >= count):
             return
         sleep(interval)
-
-
-def evaluate(
-    campaign: CampaignLike = "campaign.toml",
-    *,
-    trials: int = 200,
-    seed: int = 0,
-    against: str | Sequence[str] = "successive-halving,hyperband,random",
-    executor: str = "sim",
-    table: str | Path | None = None,
-    from_store: Store | str | Path | None = None,
-    eta: int = 3,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """What the protocol buys: P(best), regret and GPU-hours over `trials` in-memory walks
-    (sim surface, or replayed curves from `table` or `from_store`) against baselines at
-    equal GPU-hours. Nothing is written or signed.
-
-    Raises:
-        ConfigError: both `table` and `from_store`, or replay without either.
-    """
-    camp = campaign_of(campaign)
-    source = _source(camp, executor, table, from_store, seed)
-    return evaluation.evaluate(
-        camp,
-        source,
-        trials=trials,
-        seed=seed,
-        against=evaluation.parse_against(against),
-        eta=eta,
-        progress=progress,
-    )
-
-
-def _source(
-    camp: Campaign,
-    executor: str,
-    table: str | Path | None,
-    from_store: Store | str | Path | None,
-    seed: int,
-) -> Any:
-    if table and from_store:
-        raise ConfigError("give --table or --from-store, not both")
-    if executor == "sim" and (table or from_store):
-        executor = "replay"
-    if executor == "sim":
-        return evaluation.sim_source(camp, seed)
-    if table:
-        return evaluation.replay_csv_source(Path(table), camp, seed)
-    if from_store:
-        replayed = from_store if isinstance(from_store, Store) else Store.open(from_store)
-        return evaluation.replay_store_source(replayed, camp, seed)
-    raise ConfigError("--executor replay needs --table CURVES.csv or --from-store DIR")
-
-
-def rerun_evaluation(
-    path: str | Path, campaign: CampaignLike | None = None, *, progress: bool = False
-) -> tuple[dict[str, Any], list[str]]:
-    """Rerun a saved evaluation with its recorded inputs: (the fresh result, the numbers
-    that differ; empty when it reproduces).
-
-    Raises:
-        LedgerError: the campaign or replay table differs from the one it ran on.
-    """
-    saved = evaluation.load_evaluation(path)
-    inputs = saved["inputs"]
-    camp = campaign_of(campaign or inputs.get("campaign_path") or "campaign.toml")
-    table = inputs.get("table")
-    _check_inputs(inputs, camp, table)
-    result = evaluate(
-        camp,
-        trials=inputs["trials"],
-        seed=inputs["seed"],
-        against=",".join(inputs["against"]) or "none",
-        executor=inputs.get("executor", "sim"),
-        table=table,
-        from_store=inputs.get("from_store"),
-        eta=inputs["eta"],
-        progress=progress,
-    )
-    return result, evaluation.differences(saved, result)
-
-
-def save_evaluation(
-    result: dict[str, Any], *, store: Store | None = None, path: str | Path | None = None
-) -> list[str]:
-    """Keep an evaluation in STORE/evaluations/ (for the report) and/or at `path`; the
-    paths written."""
-    written = []
-    if store is not None:
-        target = evaluation.evaluation_path(store.root, result["campaign"])
-        evaluation.save_evaluation(target, result)
-        written.append(str(target))
-    if path is not None:
-        evaluation.save_evaluation(Path(path), result)
-        written.append(str(path))
-    return written
-
-
-def _check_inputs(inputs: dict[str, Any], camp: Campaign, table: str | None) -> None:
-    if hashlib.sha256(camp.text.encode()).hexdigest() != inputs.get("campaign_sha256"):
-        raise LedgerError(
-            f"{camp.path}: differs from the campaign the evaluation ran on "
-            f"(SHA-256 {str(inputs.get('campaign_sha256'))[:12]}...)"
-        )
-    if table and inputs.get("table_sha256"):
-        path = Path(table)
-        if not path.is_file():
-            raise LedgerError(f"replay table not found: {path}")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != inputs["table_sha256"]:
-            raise LedgerError(f"{path}: differs from the replay table the evaluation ran on")

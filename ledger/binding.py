@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ledger.binding_level import binding_level
 from ledger.provenance import LogSource, log_source
 from ledger.rawlog import STATUSES, ParsedLog
 from ledger.seeds import RULES, derive_seed, needs_witness, seed_inputs, seed_rule
+from runner.autoresearch import BUDGET_CONSTANT, budget_value, constant_name
 
 # Seconds of slack on wall-clock comparisons: timestamps have microseconds, but a clock
 # may be stepped by NTP between a run's start and its record.
@@ -72,7 +74,7 @@ def header_problems(
         condition,
         seed,
         header,
-        inputs_required=source.kind in ("builtin", "sim"),
+        inputs_required=source.kind in ("builtin", "sim", "adapter"),
         witness=witness,
     )
     if header.get("host") != host:
@@ -91,7 +93,7 @@ def header_problems(
             out.append(
                 f"header {key} {_show(header[key])} is not the condition's {_show(config[key])}"
             )
-    out += _identity_problems(manifest, source, header)
+    out += _identity_problems(manifest, source, header, config)
     return out
 
 
@@ -154,11 +156,11 @@ def seed_problems(
 
 
 def _identity_problems(
-    manifest: dict[str, Any], source: LogSource, header: dict[str, Any]
+    manifest: dict[str, Any], source: LogSource, header: dict[str, Any], config: dict[str, Any]
 ) -> list[str]:
     """The trainer the manifest's runner kind names must be the one the header says wrote
     the log: the simulator answers only a plan frozen without data, the builtin runner its
-    frozen version, code and data."""
+    frozen version, code and data, the autoresearch adapter its frozen script."""
     out = []
     if source.header_runner is not None and header.get("runner") != source.header_runner:
         what = (
@@ -167,6 +169,8 @@ def _identity_problems(
             else f"the manifest's runner is {source.kind}"
         )
         out.append(f"header runner {_show(header.get('runner'))} in {what}")
+    if source.kind == "adapter":
+        return out + adapter_problems(manifest, header, config)
     if source.kind != "builtin":
         return out  # a command's code is outside the ledger's view (docs/threat-model.md)
     runner = manifest.get("runner") or {}
@@ -183,6 +187,59 @@ def _identity_problems(
             f"header data_sha256 {_show(header.get('data_sha256'))} is not the manifest's: {frozen}"
         )
     return out
+
+
+def adapter_problems(
+    manifest: dict[str, Any], header: dict[str, Any], config: dict[str, Any]
+) -> list[str]:
+    """An adapted script's header: the frozen script (by SHA-256), and overrides that are
+    the condition's config under the frozen constant names plus the manifest's budget."""
+    runner = manifest.get("runner") or {}
+    out = []
+    if header.get("script_sha256") != runner.get("script_sha256"):
+        out.append(
+            f"header script_sha256 {_show(header.get('script_sha256'))} is not the frozen "
+            f"script's {_show(runner.get('script_sha256'))}"
+        )
+    overrides = header.get("overrides")
+    if not isinstance(overrides, dict):
+        return [*out, f"header overrides {_show(overrides)} are not a table of constants"]
+    budget = manifest.get("budget_s")
+    if not isinstance(budget, int | float) or not same_json(
+        overrides.get(BUDGET_CONSTANT), budget_value(budget)
+    ):
+        out.append(
+            f"header sets {BUDGET_CONSTANT} to {_show(overrides.get(BUDGET_CONSTANT))}, not "
+            f"the manifest's budget {budget}"
+        )
+    mapping = runner.get("constants") or {}
+    for key, value in sorted(config.items()):
+        name = constant_name(key, mapping)
+        if not same_json(overrides.get(name), value):
+            out.append(f"header sets {name} to {_show(overrides.get(name))}, not {_show(value)}")
+    return out
+
+
+def log_binding_problems(
+    manifest_id: str,
+    manifest: dict[str, Any],
+    condition: str,
+    seed: Any,
+    host: str,
+    parsed: ParsedLog,
+    *,
+    status: Any,
+    witness: str | None = None,
+) -> list[str]:
+    """Why a log does not bind to its declared run under its manifest's binding level: its
+    header's problems when it has one, and a missing header where the level needs one for
+    an ok run (`ledger.binding_level`). Ingest, `ledger try` and the audit all ask this;
+    `witness` is the freeze token's digest a witness-bound seed rule needs."""
+    if parsed.header is None:
+        if status == "ok" and binding_level(manifest).header_required:
+            return ["has no header: an ok log must start with a header citing its manifest"]
+        return []
+    return header_problems(manifest_id, manifest, condition, seed, host, parsed, witness=witness)
 
 
 def status_problems(
@@ -276,7 +333,9 @@ def time_problems(
 
 __all__ = [
     "CLOCK_SLACK_S",
+    "adapter_problems",
     "header_problems",
+    "log_binding_problems",
     "time_problems",
     "same_json",
     "seed_problems",

@@ -8,11 +8,12 @@ for the same run, so resumed execution never records anything twice.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.binding import header_problems, status_problems
+from ledger.binding import log_binding_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
 from ledger.errors import ConfigError, LedgerError, SigningKeyError
 from ledger.keys import SigningKey
@@ -27,13 +28,17 @@ __all__ = [
     "ParsedLog",
     "attempts_so_far",
     "check_log",
+    "every_reason",
+    "grouped_reasons",
     "ingest",
+    "log_defects",
     "is_recorded",
     "open_attempts",
     "parse_raw_log",
     "record_run_start",
     "recorded_runs",
     "run_key",
+    "run_problems",
     "seconds_between",
     "started_at",
 ]
@@ -237,23 +242,63 @@ def seconds_between(start: str, end: str) -> float | None:
 STDERR_TAIL_BYTES = 64 * 1024
 
 
+def every_reason(problems: list[str]) -> str:
+    """All problems on one line (`grouped_reasons` joined), so nothing is left unsaid."""
+    return "; ".join(grouped_reasons(problems))
+
+
+def grouped_reasons(problems: list[str]) -> list[str]:
+    """Each distinct problem once; per-line ones that say the same thing with their lines
+    (`lines 2-4, 9: unknown record type None`), in the order first seen."""
+    lines: dict[str, list[int]] = {}
+    order: list[str] = []
+    for problem in problems:
+        match = _LINE.match(problem)
+        text = match.group(2) if match else problem
+        if text not in lines:
+            lines[text] = []
+            order.append(text)
+        if match:
+            lines[text].append(int(match.group(1)))
+    return [f"{_line_ranges(lines[t])}{t}" for t in order]
+
+
+_LINE = re.compile(r"^line (\d+): (.*)$", re.S)
+
+
+def _line_ranges(numbers: list[int]) -> str:
+    if not numbers:
+        return ""
+    spans: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"line{'s' if len(numbers) > 1 else ''} {text}: "
+
+
 def _refuse(what: str, problems: list[str]) -> LedgerError:
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return LedgerError(f"{what}: {problems[0]}{more}")
+    return LedgerError(f"{what}: {every_reason(problems)}")
+
+
+def log_defects(parsed: ParsedLog) -> list[str]:
+    """What makes bytes no true run log: oversize, lines that are not JSON records, or
+    records that contradict each other (`ParsedLog.defects`); empty for a true log."""
+    return parsed.problems if parsed.oversize else parsed.defects
 
 
 def check_log(parsed: ParsedLog) -> None:
-    """Refuse bytes that are no true run log: oversize, lines that are not JSON records, or
-    records that contradict each other (`ParsedLog.defects`)."""
-    if parsed.oversize:
-        raise _refuse("raw log refused", parsed.problems)
-    if parsed.defects:
+    """Refuse bytes that are no true run log (`log_defects`), with every reason."""
+    defects = log_defects(parsed)
+    if defects:
         what = (
             f"raw log refused ({parsed.garbage} line(s) are not JSON records)"
-            if parsed.garbage
+            if parsed.garbage and not parsed.oversize
             else "raw log refused"
         )
-        raise _refuse(what, parsed.defects)
+        raise _refuse(what, defects)
 
 
 def ingest(
@@ -303,7 +348,6 @@ def ingest(
                 body,
                 run_key_,
                 parsed,
-                source=source,
                 status=status,
                 condition=condition,
                 seed=seed,
@@ -399,6 +443,37 @@ def _check_arguments(raw: Any, fmt: str | None, status_override: str | None, gpu
         raise ConfigError(f"gpus must be a positive integer, not {gpus!r}")
 
 
+def run_problems(
+    manifest_id: str,
+    body: dict[str, Any],
+    condition: str,
+    seed: Any,
+    host: str,
+    parsed: ParsedLog,
+    *,
+    status: str,
+    interval_s: float | None,
+    deadline_s: float | None,
+    witness: str | None = None,
+) -> list[str]:
+    """Every reason ingest refuses a declared run's log (empty: it records it): the log's
+    binding to the run under the manifest's binding level, and the status's evidence
+    (the interval checks skipped only where the manifest's runner kind is the simulator).
+    Pure: `ledger try` asks the same of a trial run it never records. `witness` is the
+    freeze token's digest a witness-bound seed rule needs."""
+    problems = log_binding_problems(
+        manifest_id, body, condition, seed, host, parsed, status=status, witness=witness
+    )
+    return problems + status_problems(
+        status,
+        parsed,
+        budget_s=body["budget_s"],
+        interval_s=interval_s,
+        deadline_s=deadline_s,
+        simulated=log_source(body).simulated,
+    )
+
+
 def _check_binding(
     store: Store,
     manifest: str,
@@ -406,7 +481,6 @@ def _check_binding(
     key: str,
     parsed: ParsedLog,
     *,
-    source: LogSource,
     status: str,
     condition: str | None,
     seed: int | None,
@@ -415,30 +489,21 @@ def _check_binding(
 ) -> None:
     """Refuse a log that is not the declared run's, a status it does not support, or a run
     already recorded (called under the journal lock, so two ingests cannot both pass)."""
-    problems = []
-    if source.has_header:
-        witness = store_witness(store, manifest) if needs_witness(seed_rule(body)) else None
-        problems += header_problems(
-            manifest,
-            body,
-            str(condition),
-            seed,
-            str(host),
-            parsed,
-            witness=witness.digest if witness else None,
-        )
-        if parsed.header is None and status == "ok":
-            problems.append("an ok log must start with a header citing its manifest")
     start = started_at(store, manifest, key)
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     interval = seconds_between(start, now) if start else None
-    problems += status_problems(
-        status,
+    witness = store_witness(store, manifest) if needs_witness(seed_rule(body)) else None
+    problems = run_problems(
+        manifest,
+        body,
+        str(condition),
+        seed,
+        str(host),
         parsed,
-        budget_s=body["budget_s"],
+        status=status,
         interval_s=interval,
         deadline_s=deadline_s,
-        simulated=source.simulated,
+        witness=witness.digest if witness else None,
     )
     if problems:
         raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.rawlog import FORMATS
+from runner.autoresearch import ADAPTER
 
-# runner kind -> (log format, whether its header must name that kind in `runner`)
+# runner kind -> (log format, what its header must say in `runner`; None: anything)
 KINDS: dict[str, tuple[str | None, str | None]] = {
     "builtin": ("jsonl", "builtin"),  # the trainer under runner/: its code hash is frozen
     "sim": ("jsonl", "sim"),  # a plan frozen without a data set: only the simulator answers
+    "adapter": ("jsonl", ADAPTER),  # an autoresearch-shaped script run unchanged: its hash
     "command": (None, None),  # a campaign's own command: its format is frozen with it
 }
 

@@ -189,7 +189,10 @@ def _keep_record(out: ParsedLog, rec: dict[str, Any], n: int) -> None:
             return
         out.summary = rec
     else:
-        out.problems.append(f"line {n}: unknown record type {kind!r}")
+        out.problems.append(
+            f'line {n}: unknown record type {kind!r} (each line needs "type": header, step, '
+            f"eval or summary; docs/runner.md)"
+        )
 
 
 def _no_summary(out: ParsedLog, last_step: dict[str, Any] | None) -> None:
@@ -249,8 +252,11 @@ def _number(text: str) -> float | int | None:
 def _parse_autoresearch(data: bytes) -> ParsedLog:
     out = ParsedLog(runner="autoresearch")
     lines = data.decode("utf-8", errors="replace").splitlines()
+    _autoresearch_header(out, lines)
     starts = [i for i, line in enumerate(lines) if line.strip() == "---"]
     for i, line in enumerate(lines[: starts[-1] if starts else len(lines)], start=1):
+        if i == 1 and out.header is not None:
+            continue
         if len(line) > MAX_LINE_BYTES:
             out.garbage += 1
             out.problems.append(f"line {i}: more than the {MAX_LINE_BYTES} bytes allowed")
@@ -296,6 +302,21 @@ def _parse_autoresearch(data: bytes) -> ParsedLog:
     m["tokens_per_s"] = (m["total_tokens"] / secs) if m["total_tokens"] and secs else None
     out.steps = m["num_steps"] or 0
     return out
+
+
+def _autoresearch_header(out: ParsedLog, lines: list[str]) -> None:
+    """A first line `{"type": "header", ...}` (what the autoresearch adapter writes before
+    the script runs) is the log's header; the script's own output follows it."""
+    if not lines or not lines[0].startswith("{") or len(lines[0]) > MAX_LINE_BYTES:
+        return
+    try:
+        rec = loads_line(lines[0].encode("utf-8"))
+    except ValueError:
+        return
+    if type(rec) is dict and rec.get("type") == "header":
+        out.header = rec
+        _header_facts(out)
+        out.runner = out.runner or "autoresearch"
 
 
 def _autoresearch_divergence(line: str, n: int) -> str | None:

@@ -1,45 +1,48 @@
-"""Campaign files: parse and validate the TOML contract into plain, typed objects.
+"""Campaign files: the TOML contract, read into typed objects, with one error line per file.
 
-Why a separate module: every command (`design`, `freeze`, `run`, `decide`) reads the same file,
-and every error must name the file and the key, so validation lives in one place.
+Why a separate module: every command (`design`, `freeze`, `run`, `decide`, `try`) reads the
+same file, and every error must name the file and the key. The shape of each table (keys,
+types, ranges) is the pydantic model in `stages.campaign_model`, the one source of the
+shipped JSON Schema and docs/campaign.md; what relates tables (factor letters in order, a
+`from` naming an earlier stage, keys the runner accepts) is checked here. All problems are
+reported at once, on one line: `FILE: stages[1].rule.top_k (stage 'gate'): must be ...`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ledger.errors import CampaignError, LedgerError
 from ledger.jsonsafe import MAX_DEPTH, depth_of
-from ledger.rawlog import METRICS
 from runner.config import DEFAULTS
-from stages.rules import validate_checks, validate_rule
+from stages.campaign_model import (
+    AdapterRunner,
+    CampaignFile,
+    CheckTable,
+    CommandRunner,
+    RuleTable,
+    StageTable,
+    budget_seconds,
+)
+from stages.campaign_schema import known_keys
+from stages.runner_checks import (
+    adapter_problems,
+    declared_keys,
+    placeholder_problems,
+    unknown_key_problems,
+)
+from stages.sim import SimParams
 
 MAX_CAMPAIGN_BYTES = 1 << 20
-
 LETTERS = "ABCDEFGH"
-STAGE_KEYS = {
-    "name",
-    "budget",
-    "design",
-    "generators",
-    "runs",
-    "seeds",
-    "hosts",
-    "rule",
-    "checks",
-    "from",
-    "add",
-    "gpus",
-    "max_attempts",
-}
-CAMPAIGN_KEYS = {"name", "metric", "runner", "description", "data"}
-TOP_KEYS = {"campaign", "base", "factors", "conditions", "stages", "sim"}
-_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+
+Problem = tuple[str, str]  # (dotted key, what is wrong)
 
 
 @dataclass(frozen=True)
@@ -60,49 +63,70 @@ class Factor:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One `[[stages]]` table as written, plus its parsed budget."""
+    """One `[[stages]]` table: typed (`table`), and as written (`raw`, which the manifest
+    freezes and every later command compares with the file)."""
 
     name: str
     budget_s: float
+    table: StageTable
     raw: dict[str, Any]
     index: int
 
     @property
     def design(self) -> str | None:
-        return self.raw.get("design")
+        return self.table.design
+
+    @property
+    def generators(self) -> list[str]:
+        return list(self.table.generators or [])
+
+    @property
+    def runs(self) -> int | None:
+        return self.table.runs
 
     @property
     def seeds(self) -> list[int]:
-        return list(self.raw.get("seeds", [0]))
+        return list(self.table.seeds)
 
     @property
     def hosts(self) -> list[str]:
-        return list(self.raw.get("hosts", ["local"]))
+        return list(self.table.hosts)
 
     @property
-    def rule(self) -> dict[str, Any]:
+    def rule(self) -> RuleTable:
+        return self.table.rule
+
+    @property
+    def checks(self) -> list[CheckTable]:
+        return list(self.table.checks)
+
+    @property
+    def written_rule(self) -> dict[str, Any]:
+        """The rule table exactly as written: what the manifest freezes and `apply_rule`
+        reads back from it."""
         return dict(self.raw.get("rule", {}))
 
     @property
-    def checks(self) -> list[dict[str, Any]]:
+    def written_checks(self) -> list[dict[str, Any]]:
+        """The checks exactly as written (frozen in the manifest)."""
         return [dict(c) for c in self.raw.get("checks", [])]
 
     @property
     def parent(self) -> str | None:
-        return self.raw.get("from")
+        return self.table.from_
 
     @property
     def add(self) -> list[str]:
-        return list(self.raw.get("add", []))
+        return list(self.table.add)
 
     @property
     def gpus(self) -> int:
-        return int(self.raw.get("gpus", 1))
+        return self.table.gpus
 
     @property
     def max_attempts(self) -> int:
         """Attempts each run may have (interrupted ones count), frozen in the manifest."""
-        return int(self.raw.get("max_attempts", 1))
+        return self.table.max_attempts
 
     @property
     def cells(self) -> list[tuple[int, str]]:
@@ -115,15 +139,40 @@ class Campaign:
 
     path: Path
     text: str
-    name: str
-    metric: str
+    document: CampaignFile
     base: dict[str, Any]
     factors: list[Factor]
     named: dict[str, dict[str, Any]]
     stages: list[StageSpec]
-    runner: dict[str, Any] | None = None
-    sim: dict[str, Any] = field(default_factory=dict)
-    data: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.document.campaign.name
+
+    @property
+    def metric(self) -> str:
+        return self.document.campaign.metric
+
+    @property
+    def data(self) -> str | None:
+        return self.document.campaign.data
+
+    @property
+    def runner(self) -> CommandRunner | AdapterRunner | None:
+        """The campaign's own runner, or None for the builtin runner."""
+        return self.document.campaign.runner
+
+    @property
+    def runner_table(self) -> dict[str, Any] | None:
+        """The runner table as the manifest's spec freezes it (defaults filled in)."""
+        runner = self.runner
+        return None if runner is None else runner.model_dump(exclude_none=True)
+
+    @property
+    def sim(self) -> dict[str, Any]:
+        """The `[sim]` table as written (stages.sim fills in its defaults)."""
+        table = self.document.sim
+        return {} if table is None else table.model_dump(exclude_unset=True)
 
     def stage(self, name: str) -> StageSpec:
         for spec in self.stages:
@@ -150,19 +199,10 @@ class Campaign:
 
 def parse_budget(value: Any, where: str) -> float:
     """Budget strings `90s`, `2m`, `12h` or plain seconds -> seconds (float > 0)."""
-    if isinstance(value, bool):
-        raise CampaignError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _BUDGET.match(str(value))
-        if not match:
-            raise CampaignError(f"{where}: budget must be like '90s', '2m' or '12h', not {value!r}")
-        unit = {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-        seconds = float(match.group(1)) * unit
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise CampaignError(f"{where}: budget must be positive, not {value!r}")
-    return seconds
+    try:
+        return budget_seconds(value)
+    except ValueError as exc:
+        raise CampaignError(f"{where}: budget {exc}") from None
 
 
 def budget_label(seconds: Any) -> str:
@@ -181,8 +221,13 @@ def budget_label(seconds: Any) -> str:
     return f"{s:g}s"
 
 
-def load_campaign(path: str | Path) -> Campaign:
-    """Read and validate a campaign file; every error names the file and the key."""
+def load_campaign(path: str | Path, *, runner_keys: bool = True) -> Campaign:
+    """Read and validate a campaign file; every error names the file and the key.
+
+    `runner_keys=False` skips the check of config keys against the builtin runner: for a
+    campaign only ever replayed from a table (`ledger evaluate --executor replay`), whose
+    conditions carry the table's keys and which runs nothing.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -190,12 +235,37 @@ def load_campaign(path: str | Path) -> Campaign:
         raise CampaignError(f"campaign file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CampaignError(f"cannot read campaign file {path}: {exc}") from None
-    return parse_campaign(text, path)
+    return parse_campaign(text, path, runner_keys=runner_keys)
 
 
-def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
-    """Parse campaign TOML text (see DESIGN §6); raises LedgerError naming file and key."""
+def parse_campaign(
+    text: str, path: str | Path = "campaign.toml", *, runner_keys: bool = True
+) -> Campaign:
+    """Parse campaign TOML text (docs/campaign.md); CampaignError names file and keys.
+
+    `runner_keys=False`: see `load_campaign` (the builtin runner's keys are not checked)."""
     path = Path(path)
+    doc = _toml(text, path)
+    try:
+        document = CampaignFile.model_validate(doc)
+    except ValidationError as exc:
+        raise _error(path, [_shape_problem(e, doc) for e in exc.errors()], doc) from None
+    factors, problems = _factors(document)
+    named, more = _named(document, factors)
+    problems += more + _stage_problems(document, named)
+    problems += _runner_problems(document, factors, named, builtin_keys=runner_keys)
+    if not problems:
+        problems += _sim_problems(document, factors)
+    if problems:
+        raise _error(path, problems, doc)
+    stages = [
+        StageSpec(s.name, budget_seconds(s.budget), s, dict(doc["stages"][i]), i)
+        for i, s in enumerate(document.stages)
+    ]
+    return Campaign(path, text, document, dict(document.base), factors, named, stages)
+
+
+def _toml(text: str, path: Path) -> dict[str, Any]:
     if len(text) > MAX_CAMPAIGN_BYTES:
         raise CampaignError(
             f"{path}: {len(text)} characters, more than the "
@@ -209,243 +279,253 @@ def parse_campaign(text: str, path: str | Path = "campaign.toml") -> Campaign:
         raise CampaignError(f"{path}: nested too deeply to be a campaign file") from None
     if depth_of(doc) > MAX_DEPTH:
         raise CampaignError(f"{path}: nested more than {MAX_DEPTH} levels deep")
-    _reject_unknown(doc, TOP_KEYS, f"{path}", "top-level table")
-
-    head = _table(doc, "campaign", path, required=True)
-    _reject_unknown(head, CAMPAIGN_KEYS, f"{path}: [campaign]", "key")
-    name = head.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise CampaignError(f"{path}: [campaign] name must be a non-empty string")
-    metric = head.get("metric", "val_bpb")
-    if metric not in METRICS:
-        raise CampaignError(
-            f"{path}: [campaign] metric {metric!r} is not one the runner reports "
-            f"({', '.join(METRICS)})"
-        )
-    runner = head.get("runner")
-    if runner is not None:
-        runner = _validate_runner(runner, path)
-    data = head.get("data")
-    if data is not None and not isinstance(data, str):
-        raise CampaignError(f"{path}: [campaign] data must be a path string")
-
-    base = dict(_table(doc, "base", path))
-    factors = _parse_factors(_table(doc, "factors", path), path)
-    named = _parse_named(_table(doc, "conditions", path), factors, path)
-    if runner is None:
-        _check_runner_keys(base, factors, named, path)
-    stages = _parse_stages(doc.get("stages", []), factors, named, path)
-    sim = dict(_table(doc, "sim", path))
-    return Campaign(
-        path=path,
-        text=text,
-        name=name,
-        metric=metric,
-        base=base,
-        factors=factors,
-        named=named,
-        stages=stages,
-        runner=runner,
-        sim=sim,
-        data=data,
-    )
+    return doc
 
 
-def _check_runner_keys(
-    base: dict[str, Any], factors: list[Factor], named: dict[str, dict[str, Any]], path: Path
-) -> None:
-    """The builtin runner refuses unknown config keys: say so now, naming the table and key,
-    not after every run has crashed on it."""
-    known = ", ".join(DEFAULTS)
-    for key in base:
-        if key not in DEFAULTS:
-            raise CampaignError(
-                f"{path}: [base] {key!r} is not a runner config key (known: {known})"
+def _error(path: Path, problems: list[Problem], doc: dict[str, Any]) -> CampaignError:
+    """One line: `FILE: key: what; key: what` (a stage's key also names the stage)."""
+    parts = []
+    for key, message in dict.fromkeys(problems):
+        parts.append(f"{_with_stage_name(key, doc)}: {message}")
+    return CampaignError(f"{path}: " + "; ".join(parts))
+
+
+def _with_stage_name(key: str, doc: dict[str, Any]) -> str:
+    if not key.startswith("stages["):
+        return key
+    index = key[len("stages[") : key.index("]")]
+    stages = doc.get("stages")
+    if index.isdigit() and isinstance(stages, list) and int(index) < len(stages):
+        name = stages[int(index)].get("name") if isinstance(stages[int(index)], dict) else None
+        if isinstance(name, str):
+            head, _, tail = key.partition("]")
+            return f"{head}]{tail} (stage {name!r})"
+    return key
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _value_at(doc: Any, loc: tuple[str | int, ...]) -> Any:
+    for part in loc:
+        try:
+            doc = doc[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+_PATTERN_WORDS = {
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$": "a simple name like 'screen-2m' (letters, digits, . _ -)",
+    r"^[A-H]$": "a factor letter A-H",
+    r"\S": "a non-empty string",
+}
+
+
+def _shape_problem(error: Any, doc: dict[str, Any]) -> Problem:
+    """A pydantic error as (dotted key, message in the campaign's words)."""
+    loc = _strip_tags(tuple(error["loc"]))
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "extra_forbidden":
+        known = ", ".join(known_keys(loc[:-1], _value_at(doc, loc[:-1]))) or "none"
+        return _dotted(loc), f"unknown key (known: {known})"
+    if kind == "missing":
+        return _dotted(loc), "is required"
+    if kind in _TYPE_WORDS:
+        return _dotted(loc), f"must be {_TYPE_WORDS[kind]}, not {value!r}"
+    if kind == "finite_number":
+        return _dotted(loc), f"must be a finite number, not {value!r}"
+    if kind == "literal_error":
+        return _dotted(loc), f"must be {ctx.get('expected')}, not {value!r}"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+                "less_than": "<"}[kind]  # fmt: skip
+        bound = next(iter(ctx.values()))
+        return _dotted(loc), f"must be {sign} {bound}, not {value!r}"
+    if kind in ("too_short", "too_long"):
+        return _dotted(loc), _length_message(loc, ctx, value)
+    if kind == "string_pattern_mismatch":
+        words = _PATTERN_WORDS.get(ctx.get("pattern"), f"match {ctx.get('pattern')}")
+        if loc and loc[0] == "factors":
+            return _dotted(loc[:2]), "factor names are single letters A-H"
+        return _dotted(loc), f"must be {words}, not {value!r}"
+    if kind == "value_error":
+        return _dotted(loc), str(ctx.get("error", error["msg"]))
+    return _dotted(loc), str(error["msg"]).lower()
+
+
+def _strip_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop the union tag pydantic adds after `campaign.runner` (`command`/`adapter`)."""
+    if loc[:2] == ("campaign", "runner") and loc[2:3] in (("command",), ("adapter",)):
+        return loc[:2] + loc[3:]
+    return loc
+
+
+def _length_message(loc: tuple[str | int, ...], ctx: dict[str, Any], value: Any) -> str:
+    if loc[-1:] == ("levels",):
+        return f"must be two different values [low, high], not {value!r}"
+    if loc == ("stages",):
+        return "at least one [[stages]] table is required"
+    least = ctx.get("min_length")
+    return f"must have at least {least} item(s), not {value!r}"
+
+
+def _factors(document: CampaignFile) -> tuple[list[Factor], list[Problem]]:
+    factors, problems, seen = [], [], {}
+    for letter, spec in document.factors.items():
+        where = f"factors.{letter}"
+        low, high = spec.levels
+        if low == high:
+            problems.append(
+                (f"{where}.levels", f"must be two different values, not {spec.levels!r}")
             )
-    for factor in factors:
-        if factor.key not in DEFAULTS:
-            raise CampaignError(
-                f"{path}: [factors] {factor.letter}.key {factor.key!r} is not a "
-                f"runner config key (known: {known})"
+        if spec.key in seen:
+            problems.append(
+                (f"{where}.key", f"{spec.key!r} is already screened by factor {seen[spec.key]}")
             )
-    for name, overrides in named.items():
-        for key in overrides:
-            if key not in DEFAULTS:
-                raise CampaignError(
-                    f"{path}: [conditions] {name}: {key!r} is not a runner config "
-                    f"key or a factor letter (known: {known})"
-                )
-
-
-def _table(doc: dict, key: str, path: Path, required: bool = False) -> dict[str, Any]:
-    value = doc.get(key)
-    if value is None:
-        if required:
-            raise CampaignError(f"{path}: missing [{key}] table")
-        return {}
-    if not isinstance(value, dict):
-        raise CampaignError(f"{path}: [{key}] must be a table")
-    return value
-
-
-def _reject_unknown(table: dict, allowed: set[str], where: str, what: str) -> None:
-    for key in table:
-        if key not in allowed:
-            known = ", ".join(sorted(allowed))
-            raise CampaignError(f"{where}: unknown {what} {key!r} (known: {known})")
-
-
-def _validate_runner(runner: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(runner, dict) or not isinstance(runner.get("command"), str):
-        raise CampaignError(
-            f"{path}: [campaign] runner must be {{ command = '...', format = ... }}"
-        )
-    fmt = runner.get("format", "autoresearch")
-    if fmt not in ("autoresearch", "jsonl"):
-        raise CampaignError(f"{path}: [campaign] runner.format must be 'autoresearch' or 'jsonl'")
-    if "{config}" not in runner["command"]:
-        raise CampaignError(f"{path}: [campaign] runner.command must contain {{config}}")
-    return {"command": runner["command"], "format": fmt}
-
-
-def _parse_factors(table: dict, path: Path) -> list[Factor]:
-    factors: list[Factor] = []
-    seen_keys: set[str] = set()
-    for letter, spec in table.items():
-        where = f"{path}: [factors] {letter}"
-        if len(letter) != 1 or letter not in LETTERS:
-            raise CampaignError(f"{where}: factor names are single letters A-H")
-        if not isinstance(spec, dict) or set(spec) - {"key", "levels"}:
-            raise CampaignError(f"{where}: must be {{ key = '...', levels = [low, high] }}")
-        key, levels = spec.get("key"), spec.get("levels")
-        if not isinstance(key, str) or not key:
-            raise CampaignError(f"{where}.key must be a runner config key")
-        if not isinstance(levels, list) or len(levels) != 2 or levels[0] == levels[1]:
-            raise CampaignError(f"{where}.levels must be two different values [low, high]")
-        if key in seen_keys:
-            raise CampaignError(f"{where}.key {key!r} is already screened by another factor")
-        seen_keys.add(key)
-        factors.append(Factor(letter, key, levels[0], levels[1]))
+        seen.setdefault(spec.key, letter)
+        factors.append(Factor(letter, spec.key, low, high))
     letters = [f.letter for f in factors]
-    if letters != sorted(letters) or letters != list(LETTERS[: len(letters)]):
-        raise CampaignError(f"{path}: [factors] must be named A, B, C, ... in order without gaps")
-    return factors
+    if letters != list(LETTERS[: len(letters)]):
+        problems.append(
+            (
+                "factors",
+                f"must be named A, B, C, ... in order without gaps, not {', '.join(letters)}",
+            )
+        )
+    return factors, problems
 
 
-def _parse_named(table: dict, factors: list[Factor], path: Path) -> dict[str, dict[str, Any]]:
+def _named(
+    document: CampaignFile, factors: list[Factor]
+) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
     """Named conditions: factor letters take coded levels (-1/+1), other keys are overrides."""
     by_letter = {f.letter: f for f in factors}
     named: dict[str, dict[str, Any]] = {}
-    for name, spec in table.items():
-        where = f"{path}: [conditions] {name}"
-        if not isinstance(spec, dict):
-            raise CampaignError(f"{where}: must be a table of overrides or coded levels")
-        if name in ("best",):
-            raise CampaignError(f"{where}: 'best' is reserved for checks")
+    problems: list[Problem] = []
+    for name, spec in document.conditions.items():
+        where = f"conditions.{name}"
+        if name == "best":
+            problems.append((where, "'best' is reserved for checks (the gate's rank-1 condition)"))
         overrides: dict[str, Any] = {}
         for key, value in spec.items():
             if key in by_letter:
-                if value not in (-1, 1):
-                    raise CampaignError(f"{where}.{key}: coded levels are -1 or 1, not {value!r}")
+                if type(value) is not int or value not in (-1, 1):
+                    problems.append((f"{where}.{key}", f"coded levels are -1 or 1, not {value!r}"))
+                    continue
                 overrides[by_letter[key].key] = by_letter[key].level(value)
             else:
                 overrides[key] = value
         named[name] = overrides
-    return named
+    return named, problems
 
 
-def _parse_stages(
-    raw_stages: Any, factors: list[Factor], named: dict[str, dict], path: Path
-) -> list[StageSpec]:
-    if not isinstance(raw_stages, list) or not raw_stages:
-        raise CampaignError(f"{path}: at least one [[stages]] table is required")
-    stages: list[StageSpec] = []
-    names: set[str] = set()
-    for i, raw in enumerate(raw_stages):
-        where = f"{path}: stages[{i}]"
-        if not isinstance(raw, dict):
-            raise CampaignError(f"{where}: must be a table")
-        name = raw.get("name")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise CampaignError(f"{where}.name must be a simple name like 'screen-2m'")
-        where = f"{path}: stage {name!r}"
-        if name in names:
-            raise CampaignError(f"{where}: duplicate stage name")
-        names.add(name)
-        _reject_unknown(raw, STAGE_KEYS, where, "key")
-        budget = parse_budget(raw.get("budget"), f"{where}.budget")
-        _validate_stage(raw, where, factors, named, names)
-        stages.append(StageSpec(name=name, budget_s=budget, raw=dict(raw), index=i))
-    return stages
+def _stage_problems(document: CampaignFile, named: dict[str, dict[str, Any]]) -> list[Problem]:
+    problems: list[Problem] = []
+    earlier: list[str] = []
+    for i, stage in enumerate(document.stages):
+        where = f"stages[{i}]"
+        if stage.name in earlier:
+            problems.append((f"{where}.name", f"duplicate stage name {stage.name!r}"))
+        problems += _design_problems(document, stage, where)
+        for key in ("seeds", "hosts"):
+            values = getattr(stage, key)
+            if len(set(values)) != len(values):
+                problems.append((f"{where}.{key}", f"has duplicates: {values!r}"))
+        if stage.from_ is not None and stage.from_ not in earlier:
+            problems.append(
+                (f"{where}.from", f"names {stage.from_!r}, which is not an earlier stage")
+            )
+        for j, item in enumerate(stage.add):
+            if item not in named:
+                problems.append(
+                    (f"{where}.add[{j}]", f"names {item!r}, which is not in [conditions]")
+                )
+        if stage.design is None and stage.from_ is None and not stage.add:
+            problems.append((where, "no candidates (set design, from or add)"))
+        for j, item in enumerate(stage.rule.keep or []):
+            if item not in named:
+                problems.append(
+                    (f"{where}.rule.keep[{j}]", f"names {item!r}, which is not in [conditions]")
+                )
+        earlier.append(stage.name)
+    return problems
 
 
-def _validate_stage(
-    raw: dict, where: str, factors: list[Factor], named: dict[str, dict], earlier: set[str]
-) -> None:
-    design = raw.get("design")
-    if design is not None:
-        if design not in ("full", "fractional"):
-            raise CampaignError(f"{where}.design must be 'full' or 'fractional'")
-        if not factors:
-            raise CampaignError(f"{where}.design needs a [factors] table")
-        if design == "fractional" and "runs" not in raw and "generators" not in raw:
-            raise CampaignError(f"{where}: a fractional design needs runs = N or generators")
-    runs = raw.get("runs")
-    if runs is not None and (not isinstance(runs, int) or runs < 2 or runs & (runs - 1)):
-        raise CampaignError(f"{where}.runs must be a power of two >= 2")
-    gens = raw.get("generators")
-    if gens is not None and (
-        not isinstance(gens, list) or not all(isinstance(g, str) for g in gens)
-    ):
-        raise CampaignError(f"{where}.generators must be a list like ['E=ABCD']")
-    for key in ("seeds",):
-        value = raw.get(key, [0])
-        if (
-            not isinstance(value, list)
-            or not value
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        ):
-            raise CampaignError(f"{where}.{key} must be a non-empty list of integers")
-        if len(set(value)) != len(value):
-            raise CampaignError(f"{where}.{key} has duplicates")
-    hosts = raw.get("hosts", ["local"])
-    if (
-        not isinstance(hosts, list)
-        or not hosts
-        or not all(
-            isinstance(h, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", h) for h in hosts
-        )
-    ):
-        raise CampaignError(f"{where}.hosts must be a non-empty list of simple host names")
-    if len(set(hosts)) != len(hosts):
-        raise CampaignError(f"{where}.hosts has duplicates")
-    parent = raw.get("from")
-    if parent is not None and parent not in earlier - {raw["name"]}:
-        raise CampaignError(f"{where}.from names {parent!r}, which is not an earlier stage")
-    add = raw.get("add", [])
-    if not isinstance(add, list):
-        raise CampaignError(f"{where}.add must be a list of condition names")
-    for item in add:
-        if item not in named:
-            raise CampaignError(f"{where}.add names {item!r}, which is not in [conditions]")
-    if design is None and parent is None and not add:
-        raise CampaignError(f"{where}: no candidates (set design, from or add)")
-    for key in ("gpus", "max_attempts"):
-        value = raw.get(key, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise CampaignError(f"{where}.{key} must be a positive integer")
-    rule = raw.get("rule", {})
-    checks = raw.get("checks", [])
-    if not isinstance(checks, list):
-        raise CampaignError(f"{where}.checks must be a list of tables")
+def _design_problems(document: CampaignFile, stage: StageTable, where: str) -> list[Problem]:
+    out: list[Problem] = []
+    if stage.design is not None and not document.factors:
+        out.append((f"{where}.design", "needs a [factors] table"))
+    if stage.design == "fractional" and stage.runs is None and stage.generators is None:
+        out.append((f"{where}.design", "a fractional design needs runs = N or generators"))
+    if stage.runs is not None and stage.runs & (stage.runs - 1):
+        out.append((f"{where}.runs", f"must be a power of two >= 2, not {stage.runs}"))
+    return out
+
+
+def config_keys_used(
+    document: CampaignFile, factors: list[Factor], named: dict[str, dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """(dotted key, config key) for every config key the campaign sets: [base], each
+    factor's key, each named condition's overrides."""
+    letters = {f.letter for f in factors}
+    used = [(f"base.{k}", k) for k in document.base]
+    used += [(f"factors.{f.letter}.key", f.key) for f in factors]
+    for name, spec in document.conditions.items():
+        used += [(f"conditions.{name}.{k}", k) for k in spec if k not in letters]
+    return used
+
+
+def _runner_problems(
+    document: CampaignFile,
+    factors: list[Factor],
+    named: dict[str, dict[str, Any]],
+    *,
+    builtin_keys: bool = True,
+) -> list[Problem]:
+    """Keys the runner refuses (builtin schema, runner.keys, config_schema, the adapter
+    script's constants) and unknown command placeholders."""
+    runner = document.campaign.runner
+    used = config_keys_used(document, factors, named)
+    if runner is None:
+        if not builtin_keys:
+            return []
+        return unknown_key_problems(used, list(DEFAULTS), "the builtin runner")
+    if isinstance(runner, AdapterRunner):
+        return adapter_problems(runner, used)
+    problems = placeholder_problems(runner.command)
     try:
-        validate_rule(rule)
-        validate_checks(checks)
+        keys = declared_keys(runner)
+    except CampaignError as exc:
+        key, _, message = str(exc).partition(": ")
+        return [*problems, (key, message)]
+    if keys is not None:
+        what = "runner.keys" if runner.keys is not None else "runner.config_schema"
+        problems += unknown_key_problems(used, keys, what)
+    return problems
+
+
+def _sim_problems(document: CampaignFile, factors: list[Factor]) -> list[Problem]:
+    if document.sim is None:
+        return []
+    letters = "".join(f.letter for f in factors)
+    try:
+        SimParams.from_table(document.sim.model_dump(exclude_unset=True), letters, "sim")
     except LedgerError as exc:
-        raise CampaignError(f"{where}: {exc}") from None
-    for name in rule.get("keep", []):
-        if name not in named:
-            raise CampaignError(f"{where}.rule.keep names {name!r}, which is not in [conditions]")
-    for j, check in enumerate(checks):
-        if not isinstance(check, dict) or not {"name", "a", "b", "within"} <= set(check):
-            raise CampaignError(f"{where}.checks[{j}] needs name, a, b and within")
+        key, _, message = str(exc).partition(": ")
+        return [(key, message)]
+    return []

@@ -95,19 +95,19 @@ def named_condition(campaign: Campaign, name: str) -> Condition:
 def stage_design(campaign: Campaign, stage: StageSpec):
     """The stage's design (full or fractional) as `stages.designs.Design`; errors name the stage."""
     k = len(campaign.factors)
-    generators = stage.raw.get("generators")
+    generators = stage.generators
     try:
         if stage.design == "full":
             design = fractional(k, 0)
         elif generators:
             design = fractional(k, len(generators), generators)
         else:
-            design = design_for_runs(k, stage.raw["runs"])
+            design = design_for_runs(k, stage.runs or 0)
     except LedgerError as exc:
         raise CampaignError(f"{campaign.path}: stage {stage.name!r}: {exc}") from None
-    if stage.design != "full" and "runs" in stage.raw and len(design.runs) != stage.raw["runs"]:
+    if stage.design != "full" and stage.runs is not None and len(design.runs) != stage.runs:
         raise CampaignError(
-            f"{campaign.path}: stage {stage.name!r}.runs is {stage.raw['runs']} but the "
+            f"{campaign.path}: stage {stage.name!r}.runs is {stage.runs} but the "
             f"generators give {len(design.runs)} runs"
         )
     return design

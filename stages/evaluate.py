@@ -1,264 +1,86 @@
 """`ledger evaluate`: what a protocol buys, before it is frozen.
 
-Runs the campaign's whole protocol many times in memory, each trial with fresh noise (the
-simulator) or resampled replicates (a replay table), through the same plan builder `freeze`
-uses (`stages.plan.stage_plan`) and the same pure `derive_decision` that `decide` and the
-audit call; nothing is written, nothing is signed. Against it: Optuna's successive halving and
-Hyperband and random search over the same candidate pool, each capped at the protocol's mean
-GPU-hours.
+Runs the campaign's whole protocol many times in memory (`stages.protocol_walk`: the plan
+builder `freeze` signs the output of, the `derive_decision` that `decide` and the audit
+run), each trial with fresh noise (the simulator) or freshly dealt recorded replicates (a
+replay table); then the baselines (`stages.hpo_baselines`) over the same candidate pool,
+each capped at the protocol's mean GPU-hours, under the same cost model. Nothing is written,
+nothing is signed.
 
 Definitions (docs/evaluate.md):
 
 * pool: every condition the protocol could run: each designed stage's design points, the
   named conditions stages carry, and the full factorial when a rule may `reduce`;
 * truth: a condition's noise-free value at the final budget (sim: the surface without host
-  offset or noise; replay: the mean of its replicates at the final budget);
-* `p_best`: the true best (ties included) is in the final gate's promoted set;
-  `p_pick_best`, `p_top3`: the final pick (the final gate's rank-1 condition; a baseline's
-  winner) is the true best, or among the three truly best;
-* `regret`: truth of the pick minus truth of the best; GPU-hours: training seconds x GPUs.
+  offset or noise; replay: the mean of its replicates there);
+* `p_pick_best`: the final pick (the protocol's last rank-1 condition, a baseline's winner)
+  is a true best (ties count); `p_best_in_set`: a true best is in the protocol's final
+  promoted set; `p_top3`: the pick is among the three truly best;
+* regret: truth of the pick minus truth of the best; GPU-hours: what the cost model charges.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import platform
 import random
-import re
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from statistics import NormalDist, fmean
+from statistics import fmean
 from typing import Any
 
-from ledger.canonical import canonical_bytes, sha256_hex
+from ledger.canonical import sha256_hex
 from ledger.errors import ConfigError, LedgerError
-from ledger.fsutil import atomic_write
-from stages.campaign import Campaign
+from stages import evaluation_stats as st
+from stages.campaign import Campaign, budget_label
 from stages.conditions import Condition, design_conditions, named_condition, point_condition
-from stages.decide import derive_decision
 from stages.designs import full_factorial, point_name
-from stages.hpo_baselines import METHODS, Point, optuna_halving, random_search
-from stages.lookup import Entry
-from stages.plan import (
-    carried_names,
-    parent_stage,
-    runner_identity,
-    spec_differences,
-    stage_plan,
+from stages.evaluation_model import (
+    BaselineResult,
+    BracketPlan,
+    Comparison,
+    Evaluation,
+    Gate,
+    Inputs,
+    ProtocolResult,
+    RecordedWalk,
+    Screen,
+    Truth,
+    TruthRow,
+    Uncertainty,
+    WalkSummary,
 )
-from stages.replay_table import CurveTable, Row, read_table, table_from_store
-from stages.sim import SimParams, expected_value, run_outcome
-from stages.stats import bh, t_interval
+from stages.evaluation_sources import (
+    RECORDED,
+    MissingReplicate,
+    ReplaySource,
+    SimSource,
+    Source,
+    TrialDraws,
+    World,
+)
+from stages.hpo_baselines import (
+    DEFAULT_AGAINST,
+    DESCRIPTIONS,
+    LABELS,
+    METHODS,
+    BaselineRun,
+    Point,
+    Setup,
+    run_baseline,
+)
+from stages.plan import carried_names
+from stages.protocol_walk import GateResult, ProtocolWalker, Walk
+from stages.stats import bh
 
-EVALUATION_FORMAT = {"format": "gateledger-evaluation", "version": 1}
-_NORMAL = NormalDist()
 _TIE = 1e-12
-
-
-def _z(*key: Any) -> float:
-    """A standard-normal draw fixed by its key: the same run in the same trial, same noise."""
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
-    return _NORMAL.inv_cdf((int.from_bytes(digest, "big") + 0.5) / 2.0**64)
-
-
-def _uniform_index(n: int, *key: Any) -> int:
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % n
+COST_MODELS = ("restart", "continue")
 
 
 def _info(cond: Condition) -> dict[str, Any]:
     return {"id": cond.id, **cond.to_dict()}
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A protocol run's outcome as the source gives it."""
-
-    status: str
-    value: float | None
-    cost_gpu_s: float
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class SimSource:
-    """The campaign's `[sim]` surface; noise drawn per (evaluation seed, trial, run)."""
-
-    kind = "sim"
-
-    def __init__(self, params: SimParams, seed: int) -> None:
-        self.params = params
-        self.seed = seed
-
-    def answer(
-        self, trial: int | None, cond: dict, budget_s: float, seed: int, host: str, gpus: int
-    ) -> Answer:
-        z = (
-            0.0
-            if trial is None
-            else _z(self.seed, "protocol", trial, cond["id"], budget_s, seed, host)
-        )
-        out = run_outcome(
-            self.params,
-            name=cond["name"],
-            coded=cond.get("coded", {}),
-            budget_s=budget_s,
-            host=host,
-            z=z,
-        )
-        return Answer(out.status, out.val_bpb, out.training_seconds * gpus)
-
-    def truth(self, cond: dict, budget_s: float) -> float | None:
-        if cond["name"] in self.params.diverge:
-            return None
-        return expected_value(self.params, cond.get("coded", {}), budget_s)
-
-    def point(
-        self, trial: int, method: str, cond: dict, rep: int, budget_s: float, host: str, gpus: int
-    ) -> Point:
-        # one run continued along its curve: its noise persists from step to step
-        z = _z(self.seed, method, trial, cond["id"], rep)
-        out = run_outcome(
-            self.params,
-            name=cond["name"],
-            coded=cond.get("coded", {}),
-            budget_s=budget_s,
-            host=host,
-            z=z,
-        )
-        return Point(out.val_bpb, out.training_seconds * gpus)
-
-    def can_answer(self, cond: dict, budget_s: float) -> bool:
-        return True
-
-    def fidelity(self, cond: dict, budget_s: float) -> float:
-        return budget_s
-
-    def true_effects(self, budget_s: float, letters: Sequence[str]) -> dict[str, float]:
-        p = self.params
-        shrink = (p.ref_budget / budget_s) ** p.penalty_decay
-        return {f: p.effects.get(f, 0.0) + p.penalties.get(f, 0.0) * shrink for f in letters}
-
-    def describe(self) -> dict[str, Any]:
-        return {"executor": "sim", "sim": self.params.to_dict()}
-
-
-class ReplaySource:
-    """Recorded curves: each run looks up its condition's rows at the nearest fidelity <= budget.
-
-    Trials draw one replicate (seed, host) per run, from the replicates recorded on the run's
-    host when there are any, else from all; the noise-free answer is the replicates' mean.
-    """
-
-    kind = "replay"
-
-    def __init__(self, table: CurveTable, seed: int, description: dict[str, Any]) -> None:
-        self.table = table
-        self.seed = seed
-        self.description = description
-        self.exact = False  # True: take the run's own (seed, host) row when recorded
-
-    @staticmethod
-    def _mean(rows: list[Row]) -> Answer:
-        ok = [r.value for r in rows if r.value is not None]
-        cost = fmean(r.cost_gpu_s for r in rows)
-        if not ok:
-            return Answer(rows[0].status, None, cost)
-        return Answer("ok", fmean(ok), cost)
-
-    def answer(
-        self, trial: int | None, cond: dict, budget_s: float, seed: int, host: str, gpus: int
-    ) -> Answer:
-        _, rows = self.table.rows_at(cond, budget_s)
-        if self.exact:
-            mine = [r for r in rows if r.replicate == (str(seed), str(host))]
-            return self._mean(mine or rows)
-        if trial is None:
-            return self._mean(rows)
-        pool = [r for r in rows if r.host == host] or rows
-        row = pool[
-            _uniform_index(
-                len(pool), self.seed, "protocol", trial, cond["id"], budget_s, seed, host
-            )
-        ]
-        return Answer(row.status, row.value, row.cost_gpu_s)
-
-    def truth(self, cond: dict, budget_s: float) -> float | None:
-        if not self.table.has(cond):
-            return None
-        try:
-            _, rows = self.table.rows_at(cond, budget_s)
-        except LedgerError:
-            return None
-        return self._mean(rows).value
-
-    def point(
-        self, trial: int, method: str, cond: dict, rep: int, budget_s: float, host: str, gpus: int
-    ) -> Point:
-        replicates = self.table.replicates(cond)
-        mine = replicates[
-            _uniform_index(len(replicates), self.seed, method, trial, cond["id"], rep)
-        ]
-        _, rows = self.table.rows_at(cond, budget_s)
-        row = next((r for r in rows if r.replicate == mine), rows[0])
-        return Point(row.value, row.cost_gpu_s)
-
-    def can_answer(self, cond: dict, budget_s: float) -> bool:
-        try:
-            self.table.fidelity_at(cond, budget_s)
-        except LedgerError:
-            return False
-        return True
-
-    def fidelity(self, cond: dict, budget_s: float) -> float:
-        return self.table.fidelity_at(cond, budget_s)
-
-    def true_effects(self, budget_s: float, letters: Sequence[str]) -> None:
-        return None  # recorded curves carry no planted truth
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self.description)
-
-
-def sim_source(campaign: Campaign, seed: int) -> SimSource:
-    """The simulator of the campaign's `[sim]` table (errors name the key)."""
-    letters = "".join(f.letter for f in campaign.factors)
-    return SimSource(SimParams.from_table(campaign.sim, letters, f"{campaign.path}: [sim]"), seed)
-
-
-def replay_csv_source(path, campaign: Campaign, seed: int) -> ReplaySource:
-    """Replay a curves CSV (`stages.replay_table`); the inputs record its SHA-256."""
-    table = read_table(path, campaign.metric)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return ReplaySource(
-        table,
-        seed,
-        {
-            "executor": "replay",
-            "table": str(path),
-            "table_sha256": digest,
-            "table_rows": table.n_rows,
-        },
-    )
-
-
-def replay_store_source(store, campaign: Campaign, seed: int) -> ReplaySource:
-    """Replay every run a finished store recorded ("what would this rule have decided?")."""
-    table = table_from_store(store, campaign.metric)
-    return ReplaySource(
-        table,
-        seed,
-        {"executor": "replay", "from_store": str(store.root), "table_rows": table.n_rows},
-    )
-
-
-# --------------------------------------------------------------------------- the pool
 
 
 def candidate_pool(campaign: Campaign) -> list[Condition]:
@@ -268,7 +90,7 @@ def candidate_pool(campaign: Campaign) -> list[Condition]:
         if stage.design:
             for cond in design_conditions(campaign, stage):
                 pool.setdefault(cond.id, cond)
-    if any(s.rule.get("reduce") for s in campaign.stages) and campaign.factors:
+    if any(s.rule.reduce for s in campaign.stages) and campaign.factors:
         for coded in full_factorial(len(campaign.factors)):
             cond = point_condition(
                 campaign.base, campaign.factors, coded, point_name(coded), "reduce"
@@ -281,147 +103,14 @@ def candidate_pool(campaign: Campaign) -> list[Condition]:
     return list(pool.values())
 
 
-# --------------------------------------------------------------------------- protocol walk
+# --------------------------------------------------------------------------- truth
 
 
 @dataclass
-class GateResult:
-    stage: str
-    budget_s: float
-    candidates: list[str]
-    promoted: list[str]
-    best: str | None
-    effects: dict[str, Any] | None
-    gpu_s: float
+class TruthValues:
+    """Each known candidate's true final value, in one world (recorded or resampled)."""
 
-
-@dataclass
-class Walk:
-    """One in-memory pass through the protocol."""
-
-    gates: list[GateResult] = field(default_factory=list)
-    names: dict[str, str] = field(default_factory=dict)
-    stopped: str | None = None
-
-    @property
-    def gpu_s(self) -> float:
-        return math.fsum(g.gpu_s for g in self.gates)
-
-    @property
-    def final_promoted(self) -> list[str]:
-        return self.gates[-1].promoted if self.gates and self.stopped is None else []
-
-    @property
-    def pick(self) -> str | None:
-        return self.gates[-1].best if self.gates and self.stopped is None else None
-
-
-AnswerFn = Callable[[dict, float, int, str, int], Answer]
-
-
-class ProtocolWalker:
-    """Walks the campaign's stages in file order; plans are cached by (stage, parent)."""
-
-    def __init__(self, campaign: Campaign) -> None:
-        self.campaign = campaign
-        self.runner = runner_identity(campaign)
-        self._plans: dict[tuple[str, str | None], tuple[str, dict[str, Any]]] = {}
-
-    def _plan(self, stage, parent: Entry | None) -> tuple[str, dict[str, Any]] | None:
-        key = (stage.name, parent.id if parent else None)
-        if key not in self._plans:
-            try:
-                plan = stage_plan(
-                    self.campaign, stage, parent, runner=self.runner, data_sha256=None
-                )
-            except LedgerError:
-                if parent is not None and not parent.body.get("promoted"):
-                    return None  # the previous gate promoted nothing: the protocol ends there
-                raise
-            self._plans[key] = (sha256_hex(canonical_bytes(plan)), plan)
-        return self._plans[key]
-
-    def walk(self, answer: AnswerFn) -> Walk:
-        out = Walk()
-        decisions: dict[str, Entry] = {}
-        for stage in self.campaign.stages:
-            parent_spec = parent_stage(self.campaign, stage)
-            parent = decisions.get(parent_spec.name) if parent_spec else None
-            planned = self._plan(stage, parent)
-            if planned is None:
-                out.stopped = stage.name
-                break
-            manifest_id, plan = planned
-            runs, gpu_s = [], 0.0
-            for i, run in enumerate(plan["runs"]):
-                info = {"id": run["condition"], **plan["conditions"][run["condition"]]}
-                got = answer(info, plan["budget_s"], run["seed"], run["host"], plan["gpus"])
-                gpu_s += got.cost_gpu_s
-                runs.append(
-                    (
-                        f"{i:08d}",
-                        {
-                            "manifest": manifest_id,
-                            "condition": run["condition"],
-                            "seed": run["seed"],
-                            "host": run["host"],
-                            "status": got.status,
-                            "gpus": plan["gpus"],
-                            "metrics": {
-                                plan["analysis"]["metric"]: got.value,
-                                "training_seconds": got.cost_gpu_s / plan["gpus"],
-                            },
-                            "recorded_at": "",
-                        },
-                    )
-                )
-            body = derive_decision(manifest_id, plan, runs)
-            for cid, info in {**plan["conditions"], **body["conditions"]}.items():
-                out.names.setdefault(cid, info["name"])
-            decision_id = sha256_hex(json.dumps([manifest_id, body["promoted"]]).encode())
-            decisions[stage.name] = Entry(decision_id, body, "evaluate", -1, "")
-            out.gates.append(
-                GateResult(
-                    stage.name,
-                    plan["budget_s"],
-                    list(plan["conditions"]),
-                    list(body["promoted"]),
-                    body["outcome"].get("best"),
-                    body["statistics"].get("effects"),
-                    gpu_s,
-                )
-            )
-        return out
-
-
-# --------------------------------------------------------------------------- summaries
-
-
-def wilson(successes: int, n: int, level: float = 0.95) -> list[float] | None:
-    """Wilson score interval for a proportion (None without trials)."""
-    if n <= 0:
-        return None
-    z = _NORMAL.inv_cdf((1 + level) / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def _mean_ci(values: Sequence[float]) -> tuple[float | None, list[float] | None]:
-    if not values:
-        return None, None
-    lo, hi = t_interval(list(values))
-    return fmean(values), (None if lo is None else [float(lo), float(hi)])
-
-
-@dataclass
-class Truth:
-    values: dict[str, float]  # condition id -> noise-free final value (known ones)
-    names: dict[str, str]
-    unknown: list[str]
-    final_budget_s: float
-    below_final: list[str] = field(default_factory=list)  # truth read at a lower fidelity
+    values: dict[str, float]
 
     @property
     def best_value(self) -> float:
@@ -437,53 +126,786 @@ class Truth:
         third = sorted(self.values.values())[min(2, len(self.values) - 1)]
         return {c for c, v in self.values.items() if v <= third + _TIE}
 
-    def to_dict(self) -> dict[str, Any]:
-        ranked = sorted(self.values.items(), key=lambda cv: (cv[1], cv[0]))
-        best_id = ranked[0][0]
+    @property
+    def flat(self) -> bool:
+        return len(self.values) > 1 and len(self.best) == len(self.values)
+
+
+def _truth_values(
+    source: Source, infos: dict[str, Any], budget_s: float, world: World
+) -> TruthValues:
+    values = {}
+    for cid, info in infos.items():
+        v = source.truth(info, budget_s, world)
+        if v is not None:
+            values[cid] = v
+    return TruthValues(values)
+
+
+def _truth_model(
+    tv: TruthValues, names: dict[str, str], unknown: list[str], final_s: float, below: list[str]
+) -> Truth:
+    ranked = sorted(tv.values.items(), key=lambda cv: (cv[1], cv[0]))
+    best_id = ranked[0][0]
+    return Truth(
+        best=names[best_id],
+        best_id=best_id,
+        value=ranked[0][1],
+        ties=sorted(names[c] for c in tv.best if c != best_id),
+        flat=tv.flat,
+        final_budget_s=final_s,
+        pool=len(tv.values) + len(unknown),
+        unknown=sorted(names[c] for c in unknown),
+        below_final_budget=sorted(names[c] for c in below),
+        top=[TruthRow(name=names[c], id=c, value=v) for c, v in ranked[:5]],
+    )
+
+
+# --------------------------------------------------------------------------- trial outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one trial of one method ended with."""
+
+    pick: str | None
+    final_set: frozenset[str] | None  # methods that end with a set (the protocol)
+    gpu_s: float
+
+
+@dataclass
+class Scores:
+    """Per-trial figures of one method against one truth."""
+
+    hit: list[bool]
+    in_set: list[bool] | None
+    top3: list[bool]
+    regret: list[float | None]
+    gpu_h: list[float]
+
+    def means(self) -> dict[str, float | None]:
+        regrets = [r for r in self.regret if r is not None]
         return {
-            "best": self.names[best_id],
-            "best_id": best_id,
-            "value": ranked[0][1],
-            "ties": sorted(self.names[c] for c in self.best if c != best_id),
-            "final_budget_s": self.final_budget_s,
-            "pool": len(self.values) + len(self.unknown),
-            "unknown": sorted(self.names[c] for c in self.unknown),
-            "below_final_budget": sorted(self.names[c] for c in self.below_final),
-            "top": [{"name": self.names[c], "id": c, "value": v} for c, v in ranked[:5]],
+            "hit": fmean(self.hit) if self.hit else None,
+            "in_set": fmean(self.in_set) if self.in_set else None,
+            "regret": fmean(regrets) if regrets else None,
+            "gpu_h": fmean(self.gpu_h) if self.gpu_h else None,
         }
 
 
-def _outcome_stats(
-    picks: list[str | None], sets: list[set[str]], gpu_h: list[float], truth: Truth
+def _scores(outcomes: Sequence[Outcome], tv: TruthValues) -> Scores:
+    best, top3, low = tv.best, tv.top3, tv.best_value
+    sets = [o.final_set for o in outcomes]
+    return Scores(
+        hit=[o.pick in best for o in outcomes],
+        in_set=None
+        if any(s is None for s in sets)
+        else [bool(s & best) for s in sets if s is not None],
+        top3=[o.pick in top3 for o in outcomes],
+        regret=[tv.values[o.pick] - low if o.pick in tv.values else None for o in outcomes],
+        gpu_h=[o.gpu_s / 3600.0 for o in outcomes],
+    )
+
+
+# --------------------------------------------------------------------------- the methods
+
+
+@dataclass
+class Context:
+    """Everything a trial of any method needs, fixed for the whole evaluation."""
+
+    campaign: Campaign
+    source: Source
+    walker: ProtocolWalker
+    seed: int
+    cost_model: str
+    usable: list[dict[str, Any]]
+    setup: Setup | None
+    host: str
+    gpus: int
+    seeds_per_evaluation: int
+
+    def draws(self, trial: int, world: World, mode: str = "draw") -> TrialDraws:
+        return TrialDraws(
+            self.source,
+            trial,
+            self.cost_model,
+            world,
+            final_budget_s=self.campaign.stages[-1].budget_s,
+            mode=mode,
+        )
+
+    def protocol(self, trial: int, world: World = RECORDED) -> tuple[Walk, TrialDraws]:
+        draws = self.draws(trial, world)
+        return self.walker.walk(draws), draws
+
+    def baseline(
+        self, method: str, trial: int, world: World = RECORDED
+    ) -> tuple[BaselineRun, TrialDraws]:
+        assert self.setup is not None
+        usable, k = self.usable, self.seeds_per_evaluation
+        last: list[TrialDraws] = []
+
+        def fresh() -> Any:
+            """An `evaluate` over fresh draws of this trial (the same random numbers)."""
+            draws = self.draws(trial, world)
+            last[:] = [draws]
+
+            def evaluate(run_id: Any, idx: int, budget_s: float) -> Point:
+                values, charge, failed = [], 0.0, False
+                for j in range(k):
+                    got, paid = draws.run(
+                        ("baseline", run_id, j), usable[idx], budget_s, self.host, self.gpus
+                    )
+                    charge += paid
+                    if got.value is None:
+                        failed = True
+                    else:
+                        values.append(got.value)
+                return Point(None if failed else fmean(values), charge)
+
+            return evaluate
+
+        order = list(range(len(usable)))
+        random.Random(f"{self.seed}/{method}/{trial}").shuffle(order)
+        run = run_baseline(method, self.setup, fresh, order, self.seed * 100003 + trial)
+        draws = last[0] if last else self.draws(trial, world)
+        return run, draws
+
+
+def _protocol_outcome(walk: Walk) -> Outcome:
+    return Outcome(walk.pick, frozenset(walk.final_promoted), walk.gpu_s)
+
+
+def _baseline_outcome(ctx: Context, run: BaselineRun) -> Outcome:
+    pick = ctx.usable[run.pick]["id"] if run.pick is not None else None
+    return Outcome(pick, None, run.spent_gpu_s)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _Bars:
+    """One progress bar per phase (stderr), each counting what that phase really does."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def start(self, desc: str, total: int, unit: str = "trial") -> None:
+        self.close()
+        if self.enabled:
+            from tqdm import tqdm  # tqdm: ~0.1 s measured, paid only when a bar is drawn
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=False)
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for pkg in ("gateledger", "optuna", "numpy", "scipy", "statsmodels", "pydantic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def parse_against(text: str | Sequence[str] | None) -> list[str]:
+    """`successive-halving,hyperband,random` -> a list; 'all' -> every method; '' or 'none'
+    -> no baselines; None -> the default set."""
+    if text is None:
+        return list(DEFAULT_AGAINST)
+    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text)]
+    items = [t for t in items if t and t != "none"]
+    if items == ["all"]:
+        return list(METHODS)
+    for item in items:
+        if item not in METHODS:
+            raise ConfigError(
+                f"--against: unknown method {item!r} (known: {', '.join(METHODS)}, all, none)"
+            )
+    return list(dict.fromkeys(items))
+
+
+def _check_arguments(
+    campaign: Campaign,
+    trials: int,
+    eta: int,
+    min_budget_s: float | None,
+    seeds_per_evaluation: int,
+    cost_model: str,
+    bootstrap: int,
+    bootstrap_trials: int | None,
+) -> None:
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"--trials must be a positive integer, not {trials!r}")
+    if not isinstance(eta, int) or eta < 2:
+        raise ConfigError(f"--eta must be an integer >= 2, not {eta!r}")
+    if cost_model not in COST_MODELS:
+        raise ConfigError(
+            f"--cost-model must be one of {', '.join(COST_MODELS)}, not {cost_model!r}"
+        )
+    if not isinstance(seeds_per_evaluation, int) or seeds_per_evaluation < 1:
+        raise ConfigError(
+            f"--baseline-seeds must be a positive integer, not {seeds_per_evaluation!r}"
+        )
+    if not isinstance(bootstrap, int) or bootstrap < 0 or bootstrap == 1:
+        raise ConfigError(f"--bootstrap must be 0 (off) or at least 2 worlds, not {bootstrap!r}")
+    if bootstrap_trials is not None and (
+        not isinstance(bootstrap_trials, int) or bootstrap_trials < 1
+    ):
+        raise ConfigError(
+            f"--bootstrap-trials must be a positive integer, not {bootstrap_trials!r}"
+        )
+    final = campaign.stages[-1].budget_s
+    if min_budget_s is not None and not 0 < min_budget_s <= final:
+        raise ConfigError(
+            f"--min-budget {budget_label(min_budget_s)} must be positive and at most the final "
+            f"budget ({budget_label(final)})"
+        )
+
+
+def evaluate(
+    campaign: Campaign,
+    source: Source,
+    *,
+    trials: int = 200,
+    seed: int = 0,
+    against: Sequence[str] = DEFAULT_AGAINST,
+    eta: int = 3,
+    min_budget_s: float | None = None,
+    seeds_per_evaluation: int = 1,
+    cost_model: str = "restart",
+    bootstrap: int = 20,
+    bootstrap_trials: int | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Run the protocol `trials` times in memory, then the baselines at its mean GPU-hours.
+
+    Args:
+        campaign: the parsed campaign (its stages are the protocol).
+        source: `sim_source(...)` or a replay source: who answers each run.
+        trials: independent repetitions (fresh noise or freshly dealt replicates each).
+        seed: the evaluation seed; the same seed gives the same numbers.
+        against: baselines among `stages.hpo_baselines.METHODS`.
+        eta: the reduction factor of every halving baseline.
+        min_budget_s: the baselines' minimum budget (default: the smallest stage budget).
+        seeds_per_evaluation: runs (seeds) a baseline averages per evaluation.
+        cost_model: `restart` (every stage or rung trains anew) or `continue`.
+        bootstrap: bootstrap worlds for the data interval (replay tables with replicates).
+        bootstrap_trials: trials per world (default: min(trials, 10)).
+        progress: show progress bars (stderr).
+
+    Raises:
+        LedgerError: bad arguments, a bad `[sim]` table, a replay row that is missing, or
+        Optuna missing for an ASHA baseline.
+    """
+    _check_arguments(
+        campaign,
+        trials,
+        eta,
+        min_budget_s,
+        seeds_per_evaluation,
+        cost_model,
+        bootstrap,
+        bootstrap_trials,
+    )
+    against = parse_against(list(against))
+    if (
+        cost_model == "continue"
+        and isinstance(source, ReplaySource)
+        and not source.table.cumulative
+    ):
+        raise ConfigError(
+            f"--cost-model continue needs curves (each run's cumulative cost along its "
+            f"fidelities); {source.table.source} holds runs each trained from scratch"
+        )
+    final = campaign.stages[-1]
+    pool = candidate_pool(campaign)
+    infos = {c.id: _info(c) for c in pool}
+    names = {c.id: c.name for c in pool}
+    truth_tv = _truth_values(source, infos, final.budget_s, RECORDED)
+    unknown = [cid for cid in infos if cid not in truth_tv.values]
+    if not truth_tv.values:
+        raise LedgerError(
+            f"{campaign.path}: no candidate has a known value at the final budget "
+            f"({final.name}); nothing to evaluate against"
+        )
+    below = [
+        cid
+        for cid in truth_tv.values
+        if source.fidelity(infos[cid], final.budget_s) < final.budget_s * (1 - 1e-12)
+    ]
+    walker = ProtocolWalker(campaign, resolve_configs=isinstance(source, SimSource))
+    min_s = min_budget_s or min(s.budget_s for s in campaign.stages)
+    usable = [info for info in infos.values() if source.can_answer(info, min_s)]
+    ctx = Context(
+        campaign,
+        source,
+        walker,
+        seed,
+        cost_model,
+        usable,
+        None,
+        final.cells[0][1],
+        final.gpus,
+        seeds_per_evaluation,
+    )
+    bars = _Bars(progress)
+
+    # the protocol: a noise-free reference walk, then the trials
+    reference = walker.walk(ctx.draws(-1, RECORDED, mode="mean"))
+    bars.start("protocol", trials)
+    walks, proto_draws = [], []
+    for t in range(trials):
+        walk, draws = ctx.protocol(t)
+        walks.append(walk)
+        proto_draws.append(draws)
+        bars.tick()
+    for w in [reference, *walks]:
+        names.update({k: v for k, v in w.names.items() if k not in names})
+    outcomes: dict[str, list[Outcome]] = {"protocol": [_protocol_outcome(w) for w in walks]}
+    draw_log: dict[str, list[TrialDraws]] = {"protocol": proto_draws}
+    runs: dict[str, list[BaselineRun]] = {}
+    cap_gpu_s = fmean(o.gpu_s for o in outcomes["protocol"])
+
+    if against:
+        if not usable:
+            raise LedgerError(
+                f"baselines: no candidate can be answered at the minimum budget {budget_label(min_s)}"
+            )
+        ctx.setup = _setup(ctx, min_s, final.budget_s, eta, cap_gpu_s)
+    for method in against:
+        bars.start(method, trials)
+        runs[method], draw_log[method] = [], []
+        for t in range(trials):
+            run, draws = ctx.baseline(method, t)
+            runs[method].append(run)
+            draw_log[method].append(draws)
+            bars.tick()
+        outcomes[method] = [_baseline_outcome(ctx, r) for r in runs[method]]
+
+    uncertainty, deltas = _bootstrap(
+        ctx,
+        infos,
+        against,
+        outcomes,
+        truth_tv,
+        final.budget_s,
+        bootstrap,
+        bootstrap_trials,
+        trials,
+        bars,
+    )
+    bars.close()
+    scores = {m: _scores(o, truth_tv) for m, o in outcomes.items()}
+    deterministic = {
+        m: sum(d.choices for d in draw_log[m]) == 0 and len(set(outcomes[m])) == 1 for m in outcomes
+    }
+    protocol = _protocol_result(
+        ctx,
+        scores["protocol"],
+        outcomes["protocol"],
+        deltas,
+        deterministic["protocol"],
+        walks,
+        reference,
+        names,
+        truth_tv,
+    )
+    baselines = [
+        _baseline_result(
+            ctx,
+            m,
+            scores[m],
+            outcomes[m],
+            runs[m],
+            deltas,
+            deterministic[m],
+            cap_gpu_s,
+            names,
+            truth_tv,
+        )
+        for m in against
+    ]
+    comparisons = [
+        _comparison(m, scores, deltas, protocol, b, truth_tv.flat)
+        for m, b in zip(against, baselines, strict=True)
+    ]
+    truth = _truth_model(truth_tv, names, unknown, final.budget_s, below)
+    verdict = st.headline(
+        [
+            (LABELS[c.baseline], c.verdict, c.p_pick_best_diff, c.gpu_hours_ratio)
+            for c in comparisons
+        ],
+        flat=truth_tv.flat,
+        best=truth.best,
+    )
+    return Evaluation(
+        campaign=campaign.name,
+        trials=trials,
+        seed=seed,
+        cost_model=cost_model,  # type: ignore[arg-type]
+        truth=truth,
+        protocol=protocol,
+        baselines=baselines,
+        comparisons=comparisons,
+        verdict=verdict,
+        warnings=_warnings(ctx, truth, draw_log, protocol, baselines),
+        uncertainty=uncertainty,
+        reference=_walk_summary(reference, names),
+        recorded=_recorded_walk(ctx, names) if isinstance(source, ReplaySource) else None,
+        inputs=Inputs(
+            campaign_path=str(Path(campaign.path).resolve()),
+            campaign_sha256=sha256_hex(campaign.text.encode()),
+            trials=trials,
+            seed=seed,
+            against=against,
+            eta=eta,
+            min_budget_s=min_budget_s,
+            seeds_per_evaluation=seeds_per_evaluation,
+            cost_model=cost_model,  # type: ignore[arg-type]
+            bootstrap=bootstrap,
+            bootstrap_trials=uncertainty.bootstrap_trials,
+            **source.describe(),
+        ),
+        versions=_versions(),
+    )
+
+
+def _setup(ctx: Context, min_s: float, final_s: float, eta: int, cap_gpu_s: float) -> Setup:
+    """The baselines' budget range and the planned cost of one evaluation per rung (the
+    pool's mean cost at the rung's budget; the difference from the rung below when
+    continuing)."""
+    means: dict[float, float] = {}
+    k = ctx.seeds_per_evaluation
+
+    def mean_cost(budget_s: float) -> float:
+        if budget_s not in means:
+            means[budget_s] = fmean(ctx.source.mean_cost(c, budget_s, ctx.gpus) for c in ctx.usable)
+        return means[budget_s]
+
+    def budget(resource: float) -> float:
+        return min(final_s, resource * min_s)
+
+    def rung_cost(i: int, resource: float) -> float:
+        here = mean_cost(budget(resource))
+        if ctx.cost_model == "continue" and i > 0:
+            return k * (here - mean_cost(budget(resource / eta)))
+        return k * here
+
+    return Setup(len(ctx.usable), min_s, final_s, eta, cap_gpu_s, rung_cost)
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+def _bootstrap(
+    ctx: Context,
+    infos: dict[str, Any],
+    against: list[str],
+    outcomes: dict[str, list[Outcome]],
+    truth_tv: TruthValues,
+    final_s: float,
+    worlds: int,
+    per_world: int | None,
+    trials: int,
+    bars: _Bars,
+) -> tuple[Uncertainty, dict[str, dict[str, list[float]]] | None]:
+    """The data interval's raw material: per method and figure, world minus recorded."""
+    mc = "Wilson score intervals for proportions, Student-t for means and paired differences, over trials"
+    source = ctx.source
+    if isinstance(source, SimSource):
+        return Uncertainty(
+            monte_carlo=mc,
+            data="planted",
+            bootstrap_worlds=0,
+            bootstrap_trials=0,
+            note="the simulator's truth is planted: there is no data uncertainty to estimate",
+        ), None
+    conds = list(infos.values())
+    if not source.replicated(conds):
+        return Uncertainty(
+            monte_carlo=mc,
+            data="single-replicate",
+            bootstrap_worlds=0,
+            bootstrap_trials=0,
+            note="every condition has one recorded run: the data's own uncertainty cannot be estimated from this table, and the protocol's walk is the same in every trial",
+        ), None
+    if worlds == 0:
+        return Uncertainty(
+            monte_carlo=mc,
+            data="off",
+            bootstrap_worlds=0,
+            bootstrap_trials=0,
+            note="the bootstrap over replicates was turned off (--bootstrap 0): intervals are Monte Carlo only and understate the uncertainty",
+        ), None
+    m = min(trials, per_world if per_world is not None else 10)
+    methods = ["protocol", *against]
+    recorded = {meth: _scores(outcomes[meth][:m], truth_tv) for meth in methods}
+    deltas: dict[str, dict[str, list[float]]] = {meth: {} for meth in methods}
+    deltas.update({f"diff:{b}": {} for b in against})
+    bars.start("bootstrap", worlds, unit="world")
+    for b in range(1, worlds + 1):
+        world = source.bootstrap_world(b, conds, ctx.seed)
+        tv = _truth_values(source, infos, final_s, world)
+        if not tv.values:
+            continue
+        here: dict[str, Scores] = {}
+        for meth in methods:
+            if meth == "protocol":
+                got = [_protocol_outcome(ctx.protocol(t, world)[0]) for t in range(m)]
+            else:
+                got = [_baseline_outcome(ctx, ctx.baseline(meth, t, world)[0]) for t in range(m)]
+            here[meth] = _scores(got, tv)
+            _add_deltas(deltas[meth], here[meth].means(), recorded[meth].means())
+        for base in against:
+            _add_deltas(
+                deltas[f"diff:{base}"],
+                _diff_means(here["protocol"], here[base]),
+                _diff_means(recorded["protocol"], recorded[base]),
+            )
+        bars.tick()
+    note = (
+        f"data intervals: {worlds} bootstrap worlds, each resampling every condition's recorded "
+        f"runs with replacement and recomputing the truth, {m} trials per world with the random "
+        f"numbers of the first {m} trials on the recorded table; value +- 1.96 sd of the "
+        "world-minus-recorded differences (conservative: residual Monte Carlo error widens it); "
+        "conditions are not resampled: the campaign names them"
+    )
+    return Uncertainty(
+        monte_carlo=mc, data="bootstrap", bootstrap_worlds=worlds, bootstrap_trials=m, note=note
+    ), deltas
+
+
+def _add_deltas(
+    into: dict[str, list[float]], world: dict[str, float | None], recorded: dict[str, float | None]
+) -> None:
+    for key, value in world.items():
+        if value is not None and recorded.get(key) is not None:
+            into.setdefault(key, []).append(value - recorded[key])  # type: ignore[operator]
+
+
+def _paired(a: Scores, b: Scores) -> tuple[list[float], list[float]]:
+    hits = [float(x) - float(y) for x, y in zip(a.hit, b.hit, strict=True)]
+    regrets = [
+        x - y for x, y in zip(a.regret, b.regret, strict=True) if x is not None and y is not None
+    ]
+    return hits, regrets
+
+
+def _diff_means(a: Scores, b: Scores) -> dict[str, float | None]:
+    hits, regrets = _paired(a, b)
+    return {"hit": fmean(hits) if hits else None, "regret": fmean(regrets) if regrets else None}
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _d(
+    deltas: dict[str, dict[str, list[float]]] | None, method: str, key: str
+) -> list[float] | None:
+    if deltas is None:
+        return None
+    return deltas.get(method, {}).get(key)
+
+
+def _method_fields(
+    method: str,
+    s: Scores,
+    outcomes: list[Outcome],
+    deltas,
+    deterministic: bool,
+    names: dict[str, str],
 ) -> dict[str, Any]:
-    n = len(picks)
-    best, top3 = truth.best, truth.top3
-    hit = sum(1 for s in sets if s & best)
-    pick_best = sum(1 for p in picks if p in best)
-    pick_top3 = sum(1 for p in picks if p in top3)
-    regrets = [truth.values[p] - truth.best_value for p in picks if p in truth.values]
-    regret, regret_ci = _mean_ci(regrets)
-    hours, hours_ci = _mean_ci(gpu_h)
-    counts = Counter(truth.names.get(p, str(p)[:8]) if p else "none" for p in picks)
+    regrets = [r for r in s.regret if r is not None]
+    counts = Counter(names.get(o.pick, o.pick[:8]) if o.pick else "none" for o in outcomes)
     return {
-        "p_best": hit / n,
-        "p_best_ci": wilson(hit, n),
-        "p_pick_best": pick_best / n,
-        "p_pick_best_ci": wilson(pick_best, n),
-        "p_top3": pick_top3 / n,
-        "p_top3_ci": wilson(pick_top3, n),
-        "regret_mean": regret,
-        "regret_ci": regret_ci,
+        "method": method,
+        "description": DESCRIPTIONS[method],
+        "deterministic": deterministic,
+        "p_pick_best": st.proportion(s.hit, _d(deltas, method, "hit"), deterministic=deterministic),
+        "p_best_in_set": None
+        if s.in_set is None
+        else st.proportion(s.in_set, _d(deltas, method, "in_set"), deterministic=deterministic),
+        "p_top3": st.proportion(s.top3, None, deterministic=deterministic),
+        "regret": st.mean_estimate(
+            regrets, _d(deltas, method, "regret"), deterministic=deterministic, low=0.0
+        ),
         "regret_trials": len(regrets),
-        "gpu_hours_mean": hours,
-        "gpu_hours_ci": hours_ci,
+        "gpu_hours": st.mean_estimate(
+            s.gpu_h, _d(deltas, method, "gpu_h"), deterministic=deterministic, low=0.0
+        ),
         "picks": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]),
     }
 
 
+def _protocol_result(
+    ctx, s, outcomes, deltas, deterministic, walks, reference, names, tv
+) -> ProtocolResult:
+    return ProtocolResult(
+        **_method_fields("protocol", s, outcomes, deltas, deterministic, names),
+        stopped_early=sum(1 for w in walks if w.stopped),
+        gates=_gates(ctx, walks, reference, names),
+    )
+
+
+def _baseline_result(
+    ctx: Context,
+    method,
+    s,
+    outcomes,
+    runs: list[BaselineRun],
+    deltas,
+    deterministic,
+    cap_gpu_s,
+    names,
+    tv,
+) -> BaselineResult:
+    setup = ctx.setup
+    assert setup is not None
+    target_h = cap_gpu_s / 3600.0
+    ratios = [r.spent_gpu_s / cap_gpu_s for r in runs] if cap_gpu_s > 0 else []
+    plans: dict[tuple, BracketPlan] = {}
+    for run in runs:
+        for b in run.brackets:
+            key = (b.s, tuple(r.n for r in b.rungs))
+            plans.setdefault(
+                key,
+                BracketPlan(
+                    s=b.s,
+                    n=[r.n for r in b.rungs],
+                    budget_s=[setup.budget(r.resource) for r in b.rungs],
+                ),
+            )
+    note = None
+    if method in ("successive-halving", "hyperband") and all(not r.brackets for r in runs):
+        note = "the cap (the protocol's mean GPU-hours) pays for no bracket: nothing was run"
+    elif all(r.evaluations == 0 for r in runs):
+        note = "the cap (the protocol's mean GPU-hours) pays for no evaluation: nothing was run"
+    return BaselineResult(
+        **_method_fields(method, s, outcomes, deltas, deterministic, names),
+        target_gpu_hours=target_h,
+        spent_ratio_mean=fmean(ratios) if ratios else None,
+        spent_ratio_min=min(ratios) if ratios else None,
+        spent_ratio_max=max(ratios) if ratios else None,
+        evaluations_mean=fmean(r.evaluations for r in runs),
+        pool=len(ctx.usable),
+        eta=setup.eta if method != "random" else None,
+        min_budget_s=setup.min_budget_s if method != "random" else None,
+        max_budget_s=setup.final_budget_s,
+        seeds_per_evaluation=ctx.seeds_per_evaluation,
+        brackets=sorted(plans.values(), key=lambda p: (-p.s, -p.n[0]))[:12],
+        note=note,
+    )
+
+
+def _comparison(
+    method: str,
+    scores: dict[str, Scores],
+    deltas,
+    protocol: ProtocolResult,
+    base: BaselineResult,
+    flat: bool,
+) -> Comparison:
+    hits, regrets = _paired(scores["protocol"], scores[method])
+    p_diff = st.paired(hits, _d(deltas, f"diff:{method}", "hit"))
+    r_diff = st.paired(regrets, _d(deltas, f"diff:{method}", "regret"))
+    ph, bh_ = protocol.gpu_hours.value, base.gpu_hours.value
+    ratio = bh_ / ph if ph and bh_ is not None else None
+    verdict, sentence = st.compare_sentence(LABELS[method], p_diff, r_diff, ratio, flat=flat)
+    return Comparison(
+        baseline=method,
+        p_pick_best_diff=p_diff,
+        regret_diff=r_diff,
+        gpu_hours_ratio=ratio,
+        verdict=verdict,
+        sentence=sentence,
+    )  # type: ignore[arg-type]
+
+
+def _walk_summary(walk: Walk, names: dict[str, str]) -> WalkSummary:
+    return WalkSummary(
+        promoted={g.stage: [names.get(c, c[:8]) for c in g.promoted] for g in walk.gates},
+        pick=names.get(walk.pick) if walk.pick else None,
+        gpu_hours=walk.gpu_s / 3600.0,
+    )
+
+
+def _recorded_walk(ctx: Context, names: dict[str, str]) -> RecordedWalk:
+    """The walk on each run's own recorded (seed, host) row: what the store decided."""
+    source = ctx.source
+    assert isinstance(source, ReplaySource)
+    if not source.table.has_seed:
+        return RecordedWalk(
+            walk=None,
+            unavailable="the table has no seed column, so its rows cannot be matched to the campaign's cells",
+        )
+    try:
+        walk = ctx.walker.walk(ctx.draws(-1, RECORDED, mode="exact"))
+    except MissingReplicate as exc:
+        return RecordedWalk(walk=None, unavailable=str(exc))
+    return RecordedWalk(walk=_walk_summary(walk, names), unavailable=None)
+
+
+def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, str]) -> list[Gate]:
+    campaign, source = ctx.campaign, ctx.source
+    letters = [f.letter for f in campaign.factors]
+    ref = {g.stage: set(g.promoted) for g in reference.gates}
+    out = []
+    for stage in campaign.stages:
+        per_trial = [next((g for g in w.gates if g.stage == stage.name), None) for w in walks]
+        seen = [g for g in per_trial if g is not None]
+        modal = Counter(frozenset(g.promoted) for g in seen).most_common(1)
+        changed = sum(1 for g in per_trial if g is None or set(g.promoted) != ref.get(stage.name))
+        screen = None
+        truth_effects = source.true_effects(stage.budget_s, letters) if letters else None
+        if truth_effects is not None and any(g.effects for g in seen):
+            level = stage.rule.fdr if stage.rule.fdr is not None else 0.05
+            screen = _screen(per_trial, level, truth_effects, letters)
+        out.append(
+            Gate(
+                stage=stage.name,
+                budget_s=stage.budget_s,
+                reached=len(seen) / len(walks),
+                candidates_mean=fmean(len(g.candidates) for g in seen) if seen else None,
+                promoted_mean=fmean(len(g.promoted) for g in seen) if seen else None,
+                gpu_hours_mean=fmean(g.gpu_s for g in seen) / 3600.0 if seen else None,
+                decision_changed=changed / len(walks),
+                modal_share=modal[0][1] / len(walks) if modal else None,
+                reference_promoted=[
+                    names.get(c, c[:8])
+                    for c in next(
+                        (g.promoted for g in reference.gates if g.stage == stage.name), []
+                    )
+                ],
+                screen=screen,
+            )
+        )
+    return out
+
+
 def _screen(
-    gates: list[GateResult | None], level: float, active: set[str], letters: list[str]
-) -> dict[str, Any]:
+    gates: list[GateResult | None],
+    level: float,
+    truth_effects: dict[str, float],
+    letters: list[str],
+) -> Screen:
+    """The effect screen's false discovery proportion and power per trial, with t intervals;
+    a note when the figure cannot be anything else (no null factor, or no active one)."""
+    active = {f for f, e in truth_effects.items() if abs(e) > 1e-9}
     fdp, power, with_effects = [], [], 0
     for gate in gates:
         if gate is None or not gate.effects:
@@ -498,376 +920,62 @@ def _screen(
         if rows:
             reject, _ = bh([e["p"] for e in rows], level)
             significant = {e["term"] for e, r in zip(rows, reject, strict=True) if r}
-        false = len(significant - active)
-        fdp.append(false / len(significant) if significant else 0.0)
+        fdp.append(len(significant - active) / len(significant) if significant else 0.0)
         if active:
             power.append(len(significant & active) / len(active))
-    return {
-        "level": level,
-        "active": sorted(active),
-        "trials_with_effects": with_effects,
-        "fdr": fmean(fdp) if fdp else None,
-        "power": fmean(power) if power else None,
-    }
+    note = None
+    if active == set(letters):
+        note = "every factor is truly active at this budget: no discovery can be false, so the FDR is 0 by construction"
+    elif not active:
+        note = "no factor is truly active at this budget: power is undefined, and any discovery is false"
+    return Screen(
+        level=level,
+        active=sorted(active),
+        trials_with_effects=with_effects,
+        fdr=st.mean_estimate(fdp, None, deterministic=False, low=0.0) if fdp else None,
+        power=st.mean_estimate(power, None, deterministic=False, low=0.0) if power else None,
+        true_effects=truth_effects,
+        note=note,
+    )
 
 
-# --------------------------------------------------------------------------- evaluate
-
-
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for pkg in ("gateledger", "optuna", "numpy", "scipy", "statsmodels"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def parse_against(text: str | Sequence[str] | None) -> list[str]:
-    """`successive-halving,hyperband,random` -> a list; '' or 'none' -> no baselines."""
-    if text is None:
-        return list(METHODS)
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text)]
-    items = [t for t in items if t and t != "none"]
-    for item in items:
-        if item not in METHODS:
-            raise ConfigError(f"--against: unknown method {item!r} (known: {', '.join(METHODS)})")
-    return list(dict.fromkeys(items))
-
-
-def evaluate(
-    campaign: Campaign,
-    source: SimSource | ReplaySource,
-    *,
-    trials: int = 200,
-    seed: int = 0,
-    against: Sequence[str] = METHODS,
-    eta: int = 3,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Run the protocol `trials` times in memory, then the baselines at its mean GPU-hours.
-
-    Args:
-        campaign: the parsed campaign (its stages are the protocol).
-        source: `sim_source(...)` or `replay_source(...)`: who answers each run.
-        trials: independent repetitions (fresh noise or resampled replicates each).
-        seed: the evaluation seed; the same seed gives the same numbers.
-        against: baseline methods among `successive-halving`, `hyperband`, `random`.
-        eta: reduction factor of successive halving and Hyperband.
-        progress: show a progress bar (stderr).
-
-    Returns:
-        The evaluation dict documented in docs/evaluate.md (`trials`, `truth`, `protocol`,
-        `baselines`, `reference`, `inputs`...).
-
-    Raises:
-        LedgerError: bad arguments, a bad `[sim]` table, a replay row that is missing, or
-        Optuna missing for an Optuna baseline.
-    """
-    if not isinstance(trials, int) or trials < 1:
-        raise ConfigError(f"--trials must be a positive integer, not {trials!r}")
-    against = parse_against(list(against))
-    final = campaign.stages[-1]
-    pool = candidate_pool(campaign)
-    infos = {c.id: _info(c) for c in pool}
-    names = {c.id: c.name for c in pool}
-    values, unknown = _final_values(campaign, source, infos)
-    walker = ProtocolWalker(campaign)
-    bar = _bar(trials * (1 + len(against)), progress)
-    reference, walks = _walk_trials(walker, source, trials, bar)
-    for w in [reference, *walks]:
-        names.update({k: v for k, v in w.names.items() if k not in names})
-    below = [
-        cid
-        for cid in values
-        if source.fidelity(infos[cid], final.budget_s) < final.budget_s * (1 - 1e-12)
-    ]
-    truth = Truth(values, names, unknown, final.budget_s, below)
-    protocol = _protocol_outcome(campaign, source, walks, reference, names, truth)
-    target_h = protocol["gpu_hours_mean"]
-
-    baselines = [
-        _baseline(
-            method, campaign, source, pool, infos, truth, trials, seed, target_h * 3600.0, eta, bar
-        )
-        for method in against
-    ]
-    if bar is not None:
-        bar.close()
-
-    result = {
-        **EVALUATION_FORMAT,
-        "campaign": campaign.name,
-        "trials": trials,
-        "seed": seed,
-        "truth": truth.to_dict(),
-        "protocol": protocol,
-        "baselines": baselines,
-        "reference": {
-            "promoted": {g.stage: [names[c] for c in g.promoted] for g in reference.gates},
-            "pick": names.get(reference.pick) if reference.pick else None,
-            "gpu_hours": reference.gpu_s / 3600.0,
-        },
-        "inputs": {
-            "campaign_path": str(campaign.path),
-            "campaign_sha256": sha256_hex(campaign.text.encode()),
-            "trials": trials,
-            "seed": seed,
-            "against": against,
-            "eta": eta,
-            **source.describe(),
-        },
-        "versions": _versions(),
-    }
-    if isinstance(source, ReplaySource):
-        result["recorded"] = _recorded_walk(walker, source, names)
-    return result
-
-
-def _answer_for(source: SimSource | ReplaySource, trial: int | None) -> AnswerFn:
-    """The source's answers for one trial (None: the noise-free reference walk)."""
-    return lambda info, b, s, h, g: source.answer(trial, info, b, s, h, g)
-
-
-def _walk_trials(
-    walker: ProtocolWalker, source: SimSource | ReplaySource, trials: int, bar: Any
-) -> tuple[Walk, list[Walk]]:
-    """The noise-free reference walk, then one walk per trial (each ticks the bar)."""
-    reference = walker.walk(_answer_for(source, None))
-    walks: list[Walk] = []
-    for t in range(trials):
-        walks.append(walker.walk(_answer_for(source, t)))
-        _tick(bar)
-    return reference, walks
-
-
-def _final_values(
-    campaign: Campaign, source: SimSource | ReplaySource, infos: dict[str, Any]
-) -> tuple[dict[str, float], list[str]]:
-    """Each candidate's true value at the final budget, and those the source cannot know."""
-    final = campaign.stages[-1]
-    values, unknown = {}, []
-    for cid, info in infos.items():
-        v = source.truth(info, final.budget_s)
-        (unknown.append(cid) if v is None else values.__setitem__(cid, v))
-    if not values:
-        raise LedgerError(
-            f"{campaign.path}: no candidate has a known value at the final budget "
-            f"({final.name}); nothing to evaluate against"
-        )
-    return values, unknown
-
-
-def _protocol_outcome(
-    campaign: Campaign,
-    source: SimSource | ReplaySource,
-    walks: list[Walk],
-    reference: Walk,
-    names: dict[str, str],
+def _warnings(
+    ctx: Context,
     truth: Truth,
-) -> dict[str, Any]:
-    """What the protocol's trials picked and spent, judged against the truth, gate by gate."""
-    protocol = {
-        "method": "protocol",
-        **_outcome_stats(
-            [w.pick for w in walks],
-            [set(w.final_promoted) for w in walks],
-            [w.gpu_s / 3600.0 for w in walks],
-            truth,
-        ),
-    }
-    protocol["stopped_early"] = sum(1 for w in walks if w.stopped)
-    protocol["gates"] = _gates(campaign, source, walks, reference, names)
-    return protocol
-
-
-def _recorded_walk(
-    walker: ProtocolWalker, source: ReplaySource, names: dict[str, str]
-) -> dict[str, Any]:
-    """The walk on the recorded values themselves (no resampling): what the store decided."""
-    source.exact = True
-    try:
-        recorded = walker.walk(_answer_for(source, None))
-    finally:
-        source.exact = False
-    return {
-        "promoted": {g.stage: [names.get(c, c[:8]) for c in g.promoted] for g in recorded.gates},
-        "pick": names.get(recorded.pick) if recorded.pick else None,
-        "gpu_hours": recorded.gpu_s / 3600.0,
-    }
-
-
-def _gates(campaign, source, walks: list[Walk], reference: Walk, names) -> list[dict[str, Any]]:
-    letters = [f.letter for f in campaign.factors]
-    ref = {g.stage: set(g.promoted) for g in reference.gates}
+    draw_log: dict[str, list[TrialDraws]],
+    protocol: ProtocolResult,
+    baselines: list[BaselineResult],
+) -> list[str]:
     out = []
-    for stage in campaign.stages:
-        per_trial = [next((g for g in w.gates if g.stage == stage.name), None) for w in walks]
-        seen = [g for g in per_trial if g is not None]
-        promoted_sets = [frozenset(g.promoted) for g in seen]
-        modal = Counter(promoted_sets).most_common(1)
-        changed = sum(1 for g in per_trial if g is None or set(g.promoted) != ref.get(stage.name))
-        row: dict[str, Any] = {
-            "stage": stage.name,
-            "budget_s": stage.budget_s,
-            "reached": len(seen) / len(walks),
-            "candidates_mean": fmean(len(g.candidates) for g in seen) if seen else None,
-            "promoted_mean": fmean(len(g.promoted) for g in seen) if seen else None,
-            "gpu_hours_mean": fmean(g.gpu_s for g in seen) / 3600.0 if seen else None,
-            "decision_changed": changed / len(walks),
-            "modal_share": modal[0][1] / len(walks) if modal else None,
-            "reference_promoted": [
-                names.get(c, c[:8])
-                for c in next((g.promoted for g in reference.gates if g.stage == stage.name), [])
-            ],
-            "screen": None,
-        }
-        truth_effects = source.true_effects(stage.budget_s, letters) if letters else None
-        if truth_effects is not None and any(g.effects for g in seen):
-            active = {f for f, e in truth_effects.items() if abs(e) > 1e-9}
-            level = float(stage.rule.get("fdr", 0.05))
-            row["screen"] = {
-                **_screen(per_trial, level, active, letters),
-                "true_effects": truth_effects,
-            }
-        out.append(row)
+    if truth.flat:
+        out.append(
+            f"flat truth: all {truth.pool - len(truth.unknown)} candidates tie at the final budget, so every pick is the best and no method can be told apart"
+        )
+    elif truth.ties:
+        out.append(
+            f"{len(truth.ties) + 1} candidates tie for the true best ({', '.join([truth.best, *truth.ties])}): picking any of them counts as finding the best"
+        )
+    if truth.unknown:
+        out.append(
+            f"no value at the final budget for: {', '.join(truth.unknown)} (left out of the truth)"
+        )
+    if truth.below_final_budget:
+        out.append(
+            f"truth read below the final budget (no row there) for: {', '.join(truth.below_final_budget)}"
+        )
+    reused = {m: sum(d.reused for d in ds) for m, ds in draw_log.items()}
+    if any(reused.values()):
+        shown = ", ".join(f"{m} {n}" for m, n in reused.items() if n)
+        out.append(f"more runs than recorded replicates: replicates were reused ({shown} draws)")
+    other = sum(d.other_host for ds in draw_log.values() for d in ds)
+    if other and isinstance(ctx.source, ReplaySource):
+        hosts = ", ".join(sorted(ctx.source.table.hosts))
+        out.append(
+            f"{other} draws found no replicate on the run's host and were drawn across the table's hosts ({hosts})"
+        )
+    if protocol.stopped_early:
+        out.append(f"{protocol.stopped_early} trials stopped early: a gate promoted nothing")
+    for b in baselines:
+        if b.note:
+            out.append(f"{b.method}: {b.note}")
     return out
-
-
-def _baseline(
-    method,
-    campaign,
-    source,
-    pool,
-    infos,
-    truth: Truth,
-    trials: int,
-    seed: int,
-    cap_gpu_s: float,
-    eta: int,
-    bar,
-) -> dict[str, Any]:
-    first, final = campaign.stages[0], campaign.stages[-1]
-    unit = min(s.budget_s for s in campaign.stages)
-    max_step = max(1, round(final.budget_s / unit))
-    host = final.cells[0][1]
-    gpus = final.gpus
-    usable = [c for c in pool if source.can_answer(infos[c.id], unit)]
-    if not usable:
-        raise LedgerError(f"{method}: no candidate can be answered at {first.name}'s budget")
-
-    def budget_of(step: int) -> float:
-        return final.budget_s if step >= max_step else step * unit
-
-    picks, spent, evaluations = [], [], []
-    for t in range(trials):
-        order = list(range(len(usable)))
-        random.Random(f"{seed}/{method}/{t}").shuffle(order)
-
-        def point(idx: int, rep: int, step: int, t=t) -> Point:
-            return source.point(t, method, infos[usable[idx].id], rep, budget_of(step), host, gpus)
-
-        if method == "random":
-            run = random_search(
-                len(usable), point, order=order, max_step=max_step, cap_gpu_s=cap_gpu_s
-            )
-        else:
-            run = optuna_halving(
-                method,
-                len(usable),
-                point,
-                order=order,
-                max_step=max_step,
-                cap_gpu_s=cap_gpu_s,
-                eta=eta,
-                seed=seed * 100003 + t,
-            )
-        picks.append(usable[run.pick].id if run.pick is not None else None)
-        spent.append(run.spent_gpu_s / 3600.0)
-        evaluations.append(run.evaluations)
-        _tick(bar)
-    stats = _outcome_stats(picks, [{p} if p else set() for p in picks], spent, truth)
-    target_h = cap_gpu_s / 3600.0
-    ratios = [s / target_h for s in spent] if target_h > 0 else []
-    return {
-        "method": method,
-        **stats,
-        "target_gpu_hours": target_h,
-        "spent_ratio_mean": fmean(ratios) if ratios else None,
-        "spent_ratio_min": min(ratios) if ratios else None,
-        "spent_ratio_max": max(ratios) if ratios else None,
-        "evaluations_mean": fmean(evaluations),
-        "pool": len(usable),
-        "max_step": max_step,
-        "step_budget_s": unit,
-        "eta": eta if method != "random" else None,
-    }
-
-
-def _bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm  # tqdm: ~0.1 s measured, paid only when a bar is drawn
-
-    return tqdm(total=total, desc="evaluate", unit="trial", dynamic_ncols=True, leave=False)
-
-
-def _tick(bar) -> None:
-    if bar is not None:
-        bar.update(1)
-
-
-# --------------------------------------------------------------------------- reruns
-
-
-RESULT_KEYS = ("trials", "seed", "truth", "protocol", "baselines", "reference")
-
-
-def differences(saved: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
-    """Dotted keys where a rerun's numbers differ from a saved evaluation's."""
-    return [
-        f"{key}: saved {old!r}, rerun {new!r}"
-        for key, old, new in spec_differences(
-            {k: saved.get(k) for k in RESULT_KEYS}, {k: fresh.get(k) for k in RESULT_KEYS}
-        )
-    ]
-
-
-# --------------------------------------------------------------------------- saved results
-
-
-EVALUATIONS_DIR = "evaluations"
-
-
-def evaluation_path(store_root, campaign_name: str):
-    """Where `ledger evaluate --save` keeps a campaign's latest evaluation (outside evidence)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", campaign_name).strip("-.")[:48] or "campaign"
-    tag = hashlib.sha256(campaign_name.encode()).hexdigest()[:8]
-    return Path(store_root) / EVALUATIONS_DIR / f"{slug}-{tag}.json"
-
-
-def save_evaluation(path, result: dict[str, Any]) -> None:
-    """Write an evaluation as JSON, atomically (a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(result, indent=2, sort_keys=True) + "\n").encode())
-
-
-def load_evaluation(path) -> dict[str, Any]:
-    """Read a saved evaluation; LedgerError naming the file when it is not one."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LedgerError(f"evaluation file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LedgerError(f"cannot read evaluation file {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != EVALUATION_FORMAT["format"]:
-        raise LedgerError(
-            f"{path}: not a gateledger evaluation (no format {EVALUATION_FORMAT['format']!r})"
-        )
-    for key in ("inputs", *RESULT_KEYS):
-        if key not in data:
-            raise LedgerError(f"{path}: evaluation lacks key {key!r}")
-    return data

@@ -21,6 +21,7 @@ from runner.config import resolve
 from runner.errors import UsageError
 from runner.provenance import code_sha256
 from stages.campaign import Campaign, StageSpec
+from stages.campaign_model import AdapterRunner, CommandRunner
 from stages.conditions import (
     Condition,
     design_conditions,
@@ -30,6 +31,7 @@ from stages.conditions import (
 )
 from stages.designs import point_name, point_structure
 from stages.lookup import Entry, current_manifest, manifest_decision
+from stages.runner_checks import config_schema, file_sha256, schema_problems
 from stages.stats import default_terms
 
 DEFAULT_DATA = Path("data/corpus")
@@ -44,7 +46,7 @@ def stage_spec(campaign: Campaign, stage: StageSpec) -> dict[str, Any]:
         "factors": campaign.factor_table,
         "named": {n: campaign.named[n] for n in sorted(used) if n in campaign.named},
         "metric": campaign.metric,
-        "runner": campaign.runner,
+        "runner": campaign.runner_table,
     }
 
 
@@ -126,11 +128,10 @@ def carried_names(campaign: Campaign, stage: StageSpec) -> list[str]:
     Why: an always-carried anchor (`keep`), a `max_gap` reference or a check's condition
     must have data at this budget, so it is a candidate of the stage, not only of the rule.
     """
-    names = list(stage.add) + list(stage.rule.get("keep", []))
-    gap = stage.rule.get("max_gap")
-    if isinstance(gap, dict) and gap.get("condition"):
-        names.append(gap["condition"])
-    names += [c.get(side) for c in stage.checks for side in ("a", "b")]
+    names = list(stage.add) + list(stage.rule.keep or [])
+    if stage.rule.max_gap is not None:
+        names.append(stage.rule.max_gap.condition)
+    names += [name for c in stage.checks for name in (c.a, c.b)]
     seen: list[str] = []
     for name in names:
         if name in campaign.named and name not in seen:
@@ -174,11 +175,23 @@ def data_fingerprint(path: Path | None) -> str | None:
 
 def runner_identity(campaign: Campaign, *, simulated: bool = False) -> dict[str, Any]:
     """Which trainer the manifest commits to: the simulator (a preview plan), the builtin
-    runner's code hash, or a command (`ledger.provenance` reads the kind back)."""
+    runner's code hash, a command (and the SHA-256 of the config schema it declares), or an
+    adapted script and its SHA-256 (`ledger.provenance` reads the kind back)."""
     if simulated:
         return {"kind": "sim"}
-    if campaign.runner:
-        return {"kind": "command", **campaign.runner}
+    runner = campaign.runner
+    if isinstance(runner, AdapterRunner):
+        return {
+            "kind": "adapter",
+            **runner.model_dump(exclude_none=True),
+            "format": "autoresearch",
+            "script_sha256": file_sha256(runner.script),
+        }
+    if isinstance(runner, CommandRunner):
+        out = {"kind": "command", **runner.model_dump(exclude_none=True)}
+        if runner.config_schema is not None:
+            out["config_schema_sha256"] = file_sha256(runner.config_schema)
+        return out
     return {"kind": "builtin", "version": __version__, "code_sha256": code_sha256()}
 
 
@@ -243,7 +256,7 @@ def analysis_plan(
         "points": {cid: point_name(coded) for cid, coded in sorted(points.items())},
         "block": "host" if len(stage.hosts) > 1 else None,
         "replicates": "seed",
-        "fdr": stage.rule.get("fdr"),
+        "fdr": stage.rule.fdr,
         "structure": None,
         "terms": [],
         "method": None,
@@ -266,7 +279,7 @@ def analysis_plan(
             post_selection=not orthogonal,
             method="lenth" if saturated and len(stage.cells) == 1 else "ols",
         )
-    if "fdr" in stage.rule and (not plan["terms"] or plan["post_selection"]):
+    if stage.rule.fdr is not None and (not plan["terms"] or plan["post_selection"]):
         what = plan["structure"]["label"] if plan["structure"] else f"{len(points)} design points"
         raise CampaignError(
             f"{campaign.path}: stage {stage.name!r} rule key 'fdr': its effect set ({what}) is "
@@ -306,7 +319,7 @@ def build_plan(
         data_sha256=data_sha,
         witnessed=witnessed,
     )
-    if data_sha is None and not campaign.runner and not for_simulation:
+    if data_sha is None and campaign.runner is None and not for_simulation:
         raise CampaignError(
             f"{campaign.path}: stage {stage.name!r}: the data set {data_path} does not exist or "
             f"holds no text; prepare it with `dvc repro corpus` (or `python -m runner.data "
@@ -323,11 +336,17 @@ def stage_plan(
     runner: dict[str, Any],
     data_sha256: str | None,
     witnessed: bool = False,
+    resolve_configs: bool = True,
+    check_foreign: bool = True,
 ) -> dict[str, Any]:
     """The plan of `stage` given its parent gate's decision (preflight included), no store.
 
     Why separate from `build_plan`: `ledger evaluate` walks a protocol in memory with
     decisions it derived itself, and must simulate exactly the plan `freeze` would sign.
+    `resolve_configs=False` leaves out the builtin runner's resolved configs: a replayed
+    protocol runs nothing, so its conditions may carry keys only the table knows.
+    `check_foreign=False` skips checking configs against a foreign runner's declared schema
+    file (the audit re-derives a frozen plan without the freezer's files).
     """
     parent_spec = parent_stage(campaign, stage)
     conds = candidates(campaign, stage, parent)
@@ -335,9 +354,11 @@ def stage_plan(
         raise LedgerError(f"stage {stage.name!r} has no candidates (its parent promoted none)")
     check_rule_names(campaign, stage, conds)
     table = {c.id: c.to_dict() for c in conds}
-    if not campaign.runner:
+    if campaign.runner is None and resolve_configs:
         for info in table.values():
             info["runner_config"] = runner_config(campaign, info["name"], info["config"])
+    if check_foreign:
+        check_foreign_configs(campaign, [(info["name"], info["config"]) for info in table.values()])
     runs = [
         {"condition": c.id, "seed": seed, "host": host} for c in conds for seed, host in stage.cells
     ]
@@ -349,8 +370,8 @@ def stage_plan(
         "cells": [[seed, host] for seed, host in stage.cells],
         "runs": runs,
         "conditions": table,
-        "rule": stage.rule,
-        "checks": stage.checks,
+        "rule": stage.written_rule,
+        "checks": stage.written_checks,
         "analysis": analysis_plan(campaign, stage, conds, parent),
         "runner": runner,
         "data_sha256": data_sha256,
@@ -373,16 +394,39 @@ def runner_config(campaign: Campaign, name: str, config: dict[str, Any]) -> dict
         raise ConfigError(str(exc)) from None
 
 
+def check_foreign_configs(campaign: Campaign, configs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Every condition's whole config against the runner's declared keys or config schema
+    (CampaignError naming the condition and every key it refuses)."""
+    runner = campaign.runner
+    if not isinstance(runner, CommandRunner):
+        return  # the builtin runner resolves configs above; an adapter's keys are checked at load
+    schema = config_schema(runner)
+    for name, config in configs:
+        if schema is not None:
+            problems = schema_problems(schema, config)
+        else:
+            keys = runner.keys
+            problems = (
+                []
+                if keys is None
+                else [f"{k}: not in runner.keys" for k in config if k not in keys]
+            )
+        if problems:
+            raise CampaignError(
+                f"{campaign.path}: condition {name!r} does not fit the runner's "
+                f"{'config_schema' if schema is not None else 'keys'}: {'; '.join(problems)}"
+            )
+
+
 def check_rule_names(campaign: Campaign, stage: StageSpec, conds: list[Condition]) -> None:
     """Every condition the rule or a check names must be a candidate of this stage."""
     names = {c.name for c in conds}
     where = f"{campaign.path}: stage {stage.name!r}"
-    used = [("rule.keep", n) for n in stage.rule.get("keep", [])]
-    gap = stage.rule.get("max_gap")
-    if isinstance(gap, dict):
-        used.append(("rule.max_gap.condition", gap.get("condition")))
+    used = [("rule.keep", n) for n in stage.rule.keep or []]
+    if stage.rule.max_gap is not None:
+        used.append(("rule.max_gap.condition", stage.rule.max_gap.condition))
     for i, check in enumerate(stage.checks):
-        used += [(f"checks[{i}].{side}", check.get(side)) for side in ("a", "b")]
+        used += [(f"checks[{i}].a", check.a), (f"checks[{i}].b", check.b)]
     for key, name in used:
         if (name != "best" or not key.startswith("checks")) and name not in names:
             raise CampaignError(

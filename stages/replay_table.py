@@ -10,17 +10,22 @@ CSV columns (a header line; one row per recorded point of a curve):
   (seconds, or labels like `2m`; a table of epochs is read against budgets written in epochs);
 * the metric: a column named like the campaign's metric (e.g. `val_bpb`), else `metric`;
   empty or non-finite means the run failed there;
-* `cost_gpu_s` (or `gpu_seconds`): GPU-seconds the run had used up to that point;
+* `cost_gpu_s` (or `gpu_seconds`): GPU-seconds the run had used up to that point
+  (cumulative: a run's cost never decreases along its curve, and a table where it does is
+  refused, naming both rows);
 * optional `seed`, `host`, `status` (ok, diverged, crashed, timeout);
 * condition keys: a `condition` column (condition name or id), or else every other column,
   read as runner-config keys and matched against each condition's config.
 
-A run of condition c at budget B reads c's rows at the largest recorded fidelity <= B; no such
-row is an error naming the condition and the budget.
+A replicate is one recorded run, `(seed, host)`, followed along its fidelities; a table may
+not record the same replicate twice at one fidelity. A run of condition c at budget B reads
+c's rows at the largest recorded fidelity <= B; no such row is an error naming the
+condition and the budget.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import math
 from collections.abc import Iterable, Mapping
@@ -36,6 +41,9 @@ from stages.lookup import manifest_runs
 FIDELITY_COLUMNS = ("budget", "fidelity")
 COST_COLUMNS = ("cost_gpu_s", "gpu_seconds")
 OPTIONAL_COLUMNS = ("seed", "host", "status")
+_REL = 1e-12  # fidelities compare with this relative slack (budgets are parsed floats)
+
+Replicate = tuple[str, str]  # (seed, host) as text: one recorded run
 
 
 @dataclass(frozen=True)
@@ -51,17 +59,73 @@ class Row:
     line: int
 
     @property
-    def replicate(self) -> tuple[str, str]:
+    def replicate(self) -> Replicate:
         return (str(self.seed), str(self.host))
+
+
+class Curve:
+    """One condition's rows, indexed once: fidelities, rows per fidelity, rows per replicate.
+
+    Why an index: an evaluation looks a condition up hundreds of thousands of times, and
+    rebuilding the replicate set on every lookup was most of its run time.
+    """
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.at: dict[float, list[Row]] = {}
+        self.by_replicate: dict[Replicate, dict[float, Row]] = {}
+        for row in sorted(rows, key=lambda r: (r.fidelity, r.replicate, r.line)):
+            self.at.setdefault(row.fidelity, []).append(row)
+            self.by_replicate.setdefault(row.replicate, {})[row.fidelity] = row
+        self.fidelities = sorted(self.at)
+        self.replicates: list[Replicate] = sorted(self.by_replicate)
+        self._pools: dict[tuple, tuple[list[Replicate], bool]] = {}
+        self._complete: dict[float, list[Replicate]] = {}
+
+    def fidelity_at(self, budget_s: float) -> float | None:
+        """The largest recorded fidelity <= budget (None: the curve starts above it)."""
+        i = bisect.bisect_right(self.fidelities, budget_s * (1 + _REL))
+        return self.fidelities[i - 1] if i else None
+
+    def pool(
+        self, fidelity: float, host: str | None, complete_to: float | None = None
+    ) -> tuple[list[Replicate], bool]:
+        """Replicates recorded at `fidelity`: those on `host` when any are, else all; with
+        `complete_to`, only those recorded at every fidelity up to it. The flag says
+        whether the host matched (False: drawn across hosts)."""
+        key = (fidelity, host, complete_to)
+        if key not in self._pools:
+            rows = self.at.get(fidelity, [])
+            mine = [r.replicate for r in rows if host is not None and r.host == host]
+            reps, matched = (mine, True) if mine else ([r.replicate for r in rows], False)
+            if complete_to is not None:
+                whole = set(self.complete(complete_to))
+                reps = [r for r in reps if r in whole]
+            self._pools[key] = (reps, matched)
+        return self._pools[key]
+
+    def complete(self, up_to: float) -> list[Replicate]:
+        """Replicates recorded at every fidelity of this curve up to `up_to` (a run that
+        can be continued all the way)."""
+        if up_to not in self._complete:
+            wanted = [f for f in self.fidelities if f <= up_to * (1 + _REL)]
+            self._complete[up_to] = [
+                rep for rep in self.replicates if all(f in self.by_replicate[rep] for f in wanted)
+            ]
+        return self._complete[up_to]
 
 
 @dataclass
 class CurveTable:
-    """Rows grouped by condition key, then fidelity (ascending)."""
+    """Curves by condition key. `cumulative`: each replicate's cost is checked to be a
+    running total along its fidelities (a CSV of curves); a store's runs are each trained
+    from scratch, so theirs are not."""
 
     source: str
     keys: list[str]  # condition key columns; ["condition"] when matched by name or id
-    curves: dict[tuple, dict[float, list[Row]]] = field(default_factory=dict)
+    curves: dict[tuple, Curve] = field(default_factory=dict)
+    cumulative: bool = True
+    has_seed: bool = True
+    has_host: bool = True
 
     @property
     def by_condition_column(self) -> bool:
@@ -93,32 +157,44 @@ class CurveTable:
     def has(self, condition: Mapping[str, Any]) -> bool:
         return self.key_of(condition) in self.curves
 
+    def curve(self, condition: Mapping[str, Any]) -> Curve:
+        """The condition's curve, or an error naming it."""
+        curve = self.curves.get(self.key_of(condition))
+        if curve is None:
+            raise LedgerError(f"{self.source}: no row for condition {self.describe(condition)}")
+        return curve
+
     def fidelity_at(self, condition: Mapping[str, Any], budget_s: float) -> float:
         """The largest recorded fidelity <= budget for this condition (error naming the row)."""
-        curve = self.curves.get(self.key_of(condition))
-        if not curve:
-            raise LedgerError(f"{self.source}: no row for condition {self.describe(condition)}")
-        below = [f for f in curve if f <= budget_s * (1 + 1e-12)]
-        if not below:
+        curve = self.curve(condition)
+        fidelity = curve.fidelity_at(budget_s)
+        if fidelity is None:
             raise LedgerError(
                 f"{self.source}: no row for condition {self.describe(condition)} at or below "
-                f"budget {budget_label(budget_s)} (its first fidelity is {min(curve):g})"
+                f"budget {budget_label(budget_s)} (its first fidelity is "
+                f"{curve.fidelities[0]:g})"
             )
-        return max(below)
+        return fidelity
 
     def rows_at(self, condition: Mapping[str, Any], budget_s: float) -> tuple[float, list[Row]]:
         """(fidelity, replicate rows) answering a run of `condition` at `budget_s`."""
         fidelity = self.fidelity_at(condition, budget_s)
-        return fidelity, self.curves[self.key_of(condition)][fidelity]
+        return fidelity, self.curve(condition).at[fidelity]
 
-    def replicates(self, condition: Mapping[str, Any]) -> list[tuple[str, str]]:
+    def replicates(self, condition: Mapping[str, Any]) -> list[Replicate]:
         """Distinct (seed, host) replicates recorded for a condition, sorted."""
-        curve = self.curves.get(self.key_of(condition), {})
-        return sorted({r.replicate for rows in curve.values() for r in rows})
+        curve = self.curves.get(self.key_of(condition))
+        return list(curve.replicates) if curve else []
+
+    @property
+    def hosts(self) -> set[str]:
+        return {
+            r.host for c in self.curves.values() for rows in c.at.values() for r in rows if r.host
+        }
 
     @property
     def n_rows(self) -> int:
-        return sum(len(rows) for curve in self.curves.values() for rows in curve.values())
+        return sum(len(rows) for curve in self.curves.values() for rows in curve.at.values())
 
 
 def _norm(value: Any) -> Any:
@@ -164,11 +240,10 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
         raise LedgerError(f"replay table not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise LedgerError(f"cannot read replay table {path}: {exc}") from None
-    reader = csv.DictReader(text.splitlines())
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    if not header:
+    reader = csv.reader(text.splitlines())
+    header = [h.strip() for h in next(reader, [])]
+    if not any(header):
         raise LedgerError(f"{path}: empty replay table (no header line)")
-    reader.fieldnames = header
     fid_col = _pick(header, FIDELITY_COLUMNS, str(path), "budget")
     metric_col = _pick(header, (metric, "metric"), str(path), "metric")
     cost_col = _pick(header, COST_COLUMNS, str(path), "cost")
@@ -184,49 +259,83 @@ def read_table(path: str | Path, metric: str = "val_bpb") -> CurveTable:
     )
     if not keys:
         raise LedgerError(f"{path}: no condition key columns (add `condition` or config keys)")
-    table = CurveTable(str(path), keys)
+    col = {h: i for i, h in enumerate(header)}
+    budgets: dict[str, float] = {}  # parse each distinct budget label once
+    grouped: dict[tuple, list[Row]] = {}
     for line, raw in enumerate(reader, start=2):
+        if not raw:
+            continue
+
+        def cell(name: str, raw: list[str] = raw) -> str:
+            i = col.get(name)
+            return raw[i].strip() if i is not None and i < len(raw) else ""
+
         where = f"{path}: line {line}"
-        fidelity = parse_budget((raw.get(fid_col) or "").strip(), f"{where}, column {fid_col!r}")
-        value = _number(
-            raw.get(metric_col, ""), f"{where}, column {metric_col!r}", allow_empty=True
-        )
-        cost = _number(raw.get(cost_col, ""), f"{where}, column {cost_col!r}")
+        label = cell(fid_col)
+        if label not in budgets:
+            budgets[label] = parse_budget(label, f"{where}, column {fid_col!r}")
+        value = _number(cell(metric_col), f"{where}, column {metric_col!r}", allow_empty=True)
+        cost = _number(cell(cost_col), f"{where}, column {cost_col!r}")
         if cost is None or cost < 0:
             raise LedgerError(f"{where}, column {cost_col!r}: cost must be a finite number >= 0")
-        status = (raw.get("status") or "").strip() or ("ok" if value is not None else "diverged")
+        status = cell("status") or ("ok" if value is not None else "diverged")
         if status not in STATUSES:
             raise LedgerError(
                 f"{where}, column 'status': {status!r} is not one of {', '.join(STATUSES)}"
             )
-        if status != "ok":
-            value = None
-        seed = (raw.get("seed") or "").strip()
-        host = (raw.get("host") or "").strip() or None
-        key = tuple(
-            _norm(raw.get(k, "")) if k != "condition" else (raw.get(k) or "").strip() for k in keys
+        seed = cell("seed")
+        key = tuple(cell(k) if k == "condition" else _norm(cell(k)) for k in keys)
+        grouped.setdefault(key, []).append(
+            Row(
+                budgets[label],
+                value if status == "ok" else None,
+                status,
+                cost,
+                int(seed) if seed.lstrip("-").isdigit() else (seed or None),
+                cell("host") or None,
+                line,
+            )
         )
-        row = Row(
-            fidelity,
-            value,
-            status,
-            cost,
-            int(seed) if seed.lstrip("-").isdigit() else (seed or None),
-            host,
-            line,
-        )
-        table.curves.setdefault(key, {}).setdefault(fidelity, []).append(row)
-    if not table.curves:
+    if not grouped:
         raise LedgerError(f"{path}: the replay table has a header but no rows")
-    _sort(table)
+    table = CurveTable(
+        str(path), keys, cumulative=True, has_seed="seed" in col, has_host="host" in col
+    )
+    for key, rows in grouped.items():
+        _check_replicates(str(path), key, rows)
+        table.curves[key] = Curve(rows)
     return table
 
 
-def _sort(table: CurveTable) -> None:
-    for key, curve in table.curves.items():
-        table.curves[key] = {
-            f: sorted(curve[f], key=lambda r: (r.replicate, r.line)) for f in sorted(curve)
-        }
+def _check_replicates(source: str, key: tuple, rows: list[Row]) -> None:
+    """One row per replicate and fidelity, and costs that never decrease along a replicate.
+
+    Why refuse rather than repair: a repeated replicate makes "which run is this?"
+    ambiguous, and a cost that falls along a run cannot be a running total, so any cost
+    model built on it (continuing pays the difference) would be wrong without saying so.
+    """
+    name = "/".join(str(k) for k in key)
+    seen: dict[tuple[Replicate, float], Row] = {}
+    for row in rows:
+        where = (row.replicate, row.fidelity)
+        if where in seen:
+            raise LedgerError(
+                f"{source}: line {row.line} repeats line {seen[where].line} (condition "
+                f"{name}, seed {row.seed}, host {row.host}, budget {row.fidelity:g}): give "
+                f"each recorded run its own seed"
+            )
+        seen[where] = row
+    last: dict[Replicate, Row] = {}
+    for row in sorted(rows, key=lambda r: (r.replicate, r.fidelity)):
+        prev = last.get(row.replicate)
+        if prev is not None and row.cost_gpu_s < prev.cost_gpu_s:
+            raise LedgerError(
+                f"{source}: line {row.line}: cost {row.cost_gpu_s:g} at budget "
+                f"{row.fidelity:g} is below {prev.cost_gpu_s:g} at budget {prev.fidelity:g} "
+                f"(line {prev.line}) for the same run (condition {name}, seed {row.seed}, "
+                f"host {row.host}): the cost column must be cumulative GPU-seconds"
+            )
+        last[row.replicate] = row
 
 
 def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
@@ -234,14 +343,17 @@ def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
 
     Rows are keyed by condition id, at the manifest's budget, with the status and the value of
     the manifest's metric (`metric` when it names none) that the run record holds (what
-    `decide` judged), and training_seconds x gpus as the cost.
+    `decide` judged), and training_seconds x gpus as the cost. Each budget's runs were
+    trained from scratch, so costs are not running totals (`cumulative` is False); the same
+    cell run again at one budget (another stage) is kept as another replicate.
     """
     manifests: dict[str, dict[str, Any]] = {}
     for journal in store.journals():
         for event in journal.events():
             if event.get("kind") in ("manifest_frozen", "amended") and event.get("object"):
                 manifests.setdefault(event["object"], store.get_json(event["object"])["body"])
-    table = CurveTable(f"store {store.root}", ["condition"])
+    grouped: dict[tuple, list[Row]] = {}
+    seen: set[tuple] = set()
     line = 0
     for manifest_id, body in sorted(manifests.items()):
         if "baseline" in body.get("spec", {}):
@@ -253,19 +365,27 @@ def table_from_store(store, metric: str = "val_bpb") -> CurveTable:
             value = metrics.get(body.get("analysis", {}).get("metric", metric))
             ok = record.get("status") == "ok" and isinstance(value, int | float)
             cost = float(metrics.get("training_seconds") or 0.0) * int(record.get("gpus") or 1)
-            row = Row(
-                float(body["budget_s"]),
-                float(value) if ok else None,
-                str(record.get("status")),
-                cost,
-                record.get("seed"),
-                record.get("host"),
-                line,
+            key = (str(record["condition"]),)
+            seed, host, budget = record.get("seed"), record.get("host"), float(body["budget_s"])
+            copy = 1
+            while (key, str(seed), str(host), budget) in seen:  # the cell again at this budget
+                copy += 1
+                seed = f"{record.get('seed')}#{copy}"
+            seen.add((key, str(seed), str(host), budget))
+            grouped.setdefault(key, []).append(
+                Row(
+                    budget,
+                    float(value) if ok else None,
+                    str(record.get("status")),
+                    cost,
+                    seed,
+                    host,
+                    line,
+                )
             )
-            table.curves.setdefault((str(record["condition"]),), {}).setdefault(
-                row.fidelity, []
-            ).append(row)
-    if not table.curves:
+    if not grouped:
         raise LedgerError(f"store {store.root} has no recorded runs to replay")
-    _sort(table)
+    table = CurveTable(f"store {store.root}", ["condition"], cumulative=False)
+    for key, rows in grouped.items():
+        table.curves[key] = Curve(rows)
     return table

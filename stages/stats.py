@@ -7,6 +7,7 @@ here is a pure function of plain dicts, deterministic, and returns JSON-friendly
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -92,13 +93,20 @@ class ConditionSummary:
         }
 
 
+@functools.lru_cache(maxsize=4096)
+def _t_ppf(q: float, df: float) -> float:
+    """scipy's Student-t quantile, remembered: `ledger evaluate` asks for the same few
+    thousands of times (the same value, so decisions do not change)."""
+    return float(sps.t.ppf(q, df))
+
+
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float | None, float | None]:
     """Student-t interval for the mean (None when n < 2: no spread to estimate)."""
     n = len(values)
     if n < 2:
         return None, None
     m = statistics.fmean(values)
-    half = sps.t.ppf((1 + level) / 2, n - 1) * statistics.stdev(values) / math.sqrt(n)
+    half = _t_ppf((1 + level) / 2, n - 1) * statistics.stdev(values) / math.sqrt(n)
     return m - half, m + half
 
 
@@ -456,7 +464,7 @@ def t_quantile(df: float | None, level: float = 0.95) -> float | None:
     """Two-sided Student-t quantile t((1 + level)/2, df); None without positive df."""
     if df is None or not math.isfinite(df) or df <= 0:
         return None
-    return float(sps.t.ppf((1 + level) / 2, df))
+    return _t_ppf((1 + level) / 2, df)
 
 
 def _joiner(factors: Sequence[str]) -> str:

@@ -22,6 +22,7 @@ HEAVY = (
     "statsmodels",
     "pandas",
     "tqdm",
+    "jsonschema",  # 80 ms (python -X importtime), only for campaigns with a config_schema
     "audit.plots",
     "runner.train",
 )

@@ -168,6 +168,7 @@ def _print_audit(out: dict) -> None:
             f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
             f"{decision}{missing}{extra}"
         )
+        _say_binding(stage.get("binding") or {})
         witness = _witness_line(stage.get("witness") or {})
         if witness:
             click.echo(f"      witnessed: {witness}")
@@ -213,8 +214,12 @@ def _print_audit(out: dict) -> None:
     if out["verdict"] == "empty":
         click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
         return
+    binding = out.get("binding") or {}
+    for line in binding.get("caveats", []):
+        click.echo(f"caveat: {line}")
+    weak = " with status-only logs" if binding.get("weakest") == "status-only" else ""
     click.echo(
-        f"audit: {out['verdict']} ({len(out['problems'])} problem(s), "
+        f"audit: {out['verdict']}{weak} ({len(out['problems'])} problem(s), "
         f"{out['objects']} objects, {out['anchors']} anchor(s))"
     )
 
@@ -236,6 +241,15 @@ def _attempts_line(attempts: dict) -> str:
     )
     more = f" and {len(retried) - 3} more" if len(retried) > 3 else ""
     return text + (f"; retried: {shown}{more}" if shown else "")
+
+
+def _say_binding(binding: dict) -> None:
+    """What a foreign runner's logs bind, under the stage's line (the builtin's: all of it)."""
+    if binding.get("level") not in (None, "builtin"):
+        click.echo(
+            f"      logs bound: {binding['level']} ({', '.join(binding['bound'])}; "
+            f"not bound: {', '.join(binding['unbound'])})"
+        )
 
 
 def _witness_line(witness: dict) -> str:

@@ -26,6 +26,7 @@ from gateledger.cli.context import (
 from gateledger.cli.status_watch import frame_lines, show_frames
 from gateledger.cli.tables import text_table
 from gateledger.errors import ConfigError
+from stages.runner_checks import frozen_keys_unchecked, unchecked_note
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -266,8 +267,13 @@ def freeze_cmd(
     then check the plan existed no later than the TSA's time. A TSA that fails leaves the
     freeze intact and says so (retry with `ledger timestamp ID`).
 
+    Before freezing a stage of your own training script, run `ledger try STAGE`: it runs
+    the script on a few configs through the same code, unsigned, so a mistake costs nothing
+    there instead of being signed here.
+
     \b
     Examples:
+      ledger try screen-2m --campaign campaign.toml      # first: the runner on 2 configs
       ledger freeze screen-2m --campaign campaign.toml   # from a campaign stage
       ledger freeze screen-2m --sim-only                 # a preview plan, no data needed
       ledger freeze --plan plan.json --key alice          # from an explicit plan
@@ -311,6 +317,12 @@ def freeze_cmd(
 
 def _say_stage_frozen(stage: str, frozen: gl.Signed, amend: bool, as_json: bool) -> None:
     body = frozen.body
+    notes = []
+    if frozen_keys_unchecked(body.get("runner") or {}):
+        spec = body.get("spec") or {}
+        used = [f["key"] for f in (spec.get("factors") or {}).values()]
+        used += [k for overrides in (spec.get("named") or {}).values() for k in overrides]
+        notes.append(unchecked_note(spec.get("base") or {}, used))
     emit(
         {
             "manifest": frozen.id,
@@ -322,11 +334,15 @@ def _say_stage_frozen(stage: str, frozen: gl.Signed, amend: bool, as_json: bool)
             "freezer": body.get("freezer"),
             "seeds": body.get("seeds"),
             "timestamps": frozen.timestamps,
+            "notes": notes,
         },
         as_json,
         f"froze {stage}: manifest {frozen.id} ({len(body['runs'])} runs, "
         f"{len(body['conditions'])} conditions){' [amendment]' if amend else ''}",
     )
+    if not as_json:
+        for note in notes:
+            click.echo(f"note: {note}")
     say_stamps(frozen.timestamps, frozen.id, "freeze", as_json)
 
 

@@ -21,6 +21,7 @@ from gateledger.cli import (
     evaluate_cmds,
     method_cmds,
     runs_cmds,
+    try_cmd,
 )
 from gateledger.errors import LedgerError
 
@@ -121,6 +122,7 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
     \b
     Examples (a typical flow):
       ledger init && ledger keygen --name me
+      ledger try screen-2m --campaign campaign.toml      # your runner on 2 configs, unsigned
       ledger freeze screen-2m --campaign campaign.toml   # sign the plan before any run
       ledger run screen-2m --executor local --jobs 1     # train, journal, ingest
       ledger status --watch --campaign campaign.toml     # another terminal: live progress
@@ -136,7 +138,15 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
     ctx.obj["host"] = host
 
 
-for module in (core_cmds, method_cmds, audit_cmds, evaluate_cmds, runs_cmds, compare_cmds):
+for module in (
+    core_cmds,
+    method_cmds,
+    try_cmd,
+    audit_cmds,
+    evaluate_cmds,
+    runs_cmds,
+    compare_cmds,
+):
     module.register(cli)
 
 

@@ -185,11 +185,10 @@ def run_cmd(
         progress=not as_json,
         key=key_name,
     )
-    statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items())) or "nothing new"
     emit(
         report.to_dict(),
         as_json,
-        f"{stage}: executed {report.executed} ({statuses}); "
+        f"{stage}: executed {report.executed} ({_statuses(report)}); "
         f"{report.already} were already recorded of {report.declared} declared; "
         f"{report.training_gpu_hours:.4f} training GPU-hours this call",
     )
@@ -197,6 +196,14 @@ def run_cmd(
         _print_run_problems(report)
     if report.refused or report.all_crashed or report.exhausted:
         ctx.exit(1)
+
+
+def _statuses(report) -> str:
+    """`4 ok, 1 crashed`, plus the results ingest refused (run, but not recorded)."""
+    parts = [f"{n} {s}" for s, n in sorted(report.statuses.items())]
+    if report.refused:
+        parts.append(f"{len(report.refused)} more run but refused, not recorded")
+    return ", ".join(parts) or "nothing new"
 
 
 def _print_run_problems(report) -> None:
@@ -228,7 +235,19 @@ def _print_run_problems(report) -> None:
     if report.busy:
         click.echo(f"skipped {len(report.busy)} run(s) another `ledger run` holds", err=True)
     if report.all_crashed:
-        click.echo("error: every run this call executed crashed or was refused", err=True)
+        crashed = report.statuses.get("crashed", 0)
+        what = (
+            "was refused (not recorded)"
+            if not crashed
+            else "crashed"
+            if not report.refused
+            else "crashed or was refused"
+        )
+        click.echo(
+            f"error: every run this call launched {what}; `ledger try STAGE` tries the "
+            f"runner without recording anything",
+            err=True,
+        )
 
 
 @click.command("decide")
@@ -399,6 +418,13 @@ def _demo_key():
     help=f"Sign with the demo key {DEMO_KEY} (made on first use). Demo only.",
 )
 @tsa_options
+@click.option(
+    "--schema",
+    "print_schema",
+    is_flag=True,
+    help="Print the JSON Schema of campaign files (for editors: Even Better TOML, taplo) "
+    "and do nothing else.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def campaign_cmd(
@@ -416,18 +442,25 @@ def campaign_cmd(
     demo_key,
     tsa_urls,
     no_tsa,
+    print_schema,
     as_json,
 ):
     """Walk a whole campaign: freeze, run and decide each stage in order (resumable).
 
     Exactly what typing `ledger freeze`, `ledger run` and `ledger decide` stage after stage
-    would record; an interrupted walk picks up where it stopped.
+    would record; an interrupted walk picks up where it stopped. The file's keys, their
+    types, defaults and meaning: docs/campaign.md, or `--schema` for the JSON Schema.
 
     \b
     Examples:
       ledger campaign --campaign campaigns/paper.toml --executor sim   # preview in seconds
       ledger campaign --campaign campaigns/demo.toml --jobs 2 --demo-key
+      ledger campaign --schema > campaign.schema.json   # then in campaign.toml, line 1:
+                                                        #:schema ./campaign.schema.json
     """
+    if print_schema:
+        emit(gl.campaign_schema(), True)
+        return
     store = open_store(ctx)
     campaign = gl.load_campaign(campaign_path)
     if until is not None:

@@ -20,11 +20,17 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import runner.autoresearch
 from ledger.ingest import STDERR_TAIL_BYTES
 from ledger.parallel import usable_cpus
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
+from runner.autoresearch import budget_value
 from stages.executors.base import RunResult, RunTask, StartCallback
+
+# run by path, so any interpreter (the script's own environment) can run it
+ADAPTER_PATH = Path(runner.autoresearch.__file__).resolve()
 
 
 @dataclass
@@ -50,12 +56,14 @@ class LocalExecutor:
     def command(self, task: RunTask, config_path: Path, log_path: Path) -> tuple[list[str], str]:
         """The argv for one run and the raw-log format it produces."""
         runner = task.runner or {}
+        if runner.get("kind") == "adapter":
+            return self._adapter_command(task, runner, config_path), "autoresearch"
         if runner.get("kind") == "command":
             text = runner["command"].format(
                 config=shlex.quote(str(config_path)),
                 seed=task.run_seed,
                 declared_seed=task.seed,
-                budget=int(round(task.budget_s)),
+                budget=budget_value(task.budget_s),
                 log=shlex.quote(str(log_path)),
                 manifest=task.manifest,
                 host=shlex.quote(task.host),
@@ -78,6 +86,27 @@ class LocalExecutor:
         if self.device != "cuda" and not self.gpus:
             argv += ["--threads", str(max(1, usable_cpus() // max(1, self.jobs)))]
         return argv, "jsonl"
+
+    def _adapter_command(
+        self, task: RunTask, runner: dict[str, Any], config_path: Path
+    ) -> list[str]:
+        """`runner/autoresearch.py` run by path with the script's interpreter: it checks the
+        script's frozen SHA-256, sets its constants, budget and seed, writes the header."""
+        argv = [
+            runner.get("python") or self.python, str(ADAPTER_PATH),
+            "--script", str(runner["script"]),
+            "--config", str(config_path),
+            "--budget", repr(float(task.budget_s)),
+            "--seed", str(task.run_seed),
+            "--manifest", task.manifest,
+            "--host", task.host,
+            "--expect-sha256", str(runner["script_sha256"]),
+        ]  # fmt: skip
+        if task.seed_from is not None:
+            argv += ["--seed-from", task.seed_from]
+        if runner.get("constants"):
+            argv += ["--constants", json.dumps(runner["constants"], sort_keys=True)]
+        return argv
 
     def _env(self, slot: int) -> dict[str, str]:
         env = dict(os.environ)

@@ -1,9 +1,7 @@
-"""Direct tests of the audit's parts: `audit.evidence`, `audit.runs`, `audit.gates`, and
-`audit.evaluation_report`'s table rows."""
+"""Direct tests of the audit's parts: `audit.evidence`, `audit.runs`, `audit.gates`."""
 
 from __future__ import annotations
 
-from audit.evaluation_report import rows
 from audit.evidence import Evidence
 from audit.gates import counting_decision, diff
 from audit.runs import check_run
@@ -44,27 +42,3 @@ def test_diff_names_each_differing_field():
     assert diff({"a": 1, "b": {"c": [1, 2]}}, {"a": 1, "b": {"c": [1, 2]}}) == []
     found = diff({"a": 1, "b": {"c": [1, 2]}, "d": 1}, {"a": 1.0, "b": {"c": [2, 1]}})
     assert found == ["b.c: recorded [2, 1], re-derived [1, 2]", "d: recorded None, re-derived 1"]
-
-
-def test_evaluation_rows_list_protocol_then_baselines():
-    ev = {
-        "protocol": {
-            "method": "protocol",
-            "p_best": 0.9,
-            "p_best_ci": [0.8, 0.95],
-            "regret_mean": 0.01,
-            "gpu_hours_mean": 10.0,
-        },
-        "baselines": [
-            {
-                "method": "hyperband",
-                "p_best": 0.5,
-                "p_best_ci": [0.4, 0.6],
-                "regret_mean": 0.05,
-                "gpu_hours_mean": 9.5,
-            }
-        ],
-    }
-    out = rows(ev)
-    assert [r["method"] for r in out][:2] == ["protocol", "hyperband"]
-    assert out[0]["p_best"] == 0.9 and out[1]["gpu_hours_mean"] == 9.5

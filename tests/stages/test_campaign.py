@@ -72,25 +72,74 @@ def test_named_condition_coded_levels_become_config_values():
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.replace('name = "t"', ""), r"m\.toml: \[campaign\] name"),
-        (lambda t: t.replace("top_k = 2", "top_kk = 2"), r"rule key 'top_kk'"),
-        (lambda t: t.replace('budget = "2m"', 'budget = "2 days"'), r"stage 'screen'.budget"),
-        (lambda t: t.replace('design = "full"', 'design = "half"'), r"design must be"),
-        (lambda t: t.replace('keep = ["base"]', 'keep = ["nope"]'), r"keep names 'nope'"),
-        (lambda t: t.replace("B = { key", "C = { key"), r"A, B, C"),
-        (lambda t: t.replace("hi = { A = 1", "hi = { A = 2"), r"hi.A: coded levels"),
+        (lambda t: t.replace('name = "t"', ""), r"^m\.toml: campaign\.name: is required$"),
+        (
+            lambda t: t.replace("top_k = 2", "top_kk = 2"),
+            r"^m\.toml: stages\[0\]\.rule\.top_kk \(stage 'screen'\): unknown key \(known: "
+            r"failed, fdr, keep, max_gap, min_cells, reduce, top_k, wins_all_cells, within\)$",
+        ),
+        (
+            lambda t: t.replace('budget = "2m"', 'budget = "2 days"'),
+            r"^m\.toml: stages\[0\]\.budget \(stage 'screen'\): must be like '90s', '2m' or "
+            r"'12h', not '2 days'$",
+        ),
+        (
+            lambda t: t.replace('design = "full"', 'design = "half"'),
+            r"stages\[0\]\.design \(stage 'screen'\): must be 'full' or 'fractional', not 'half'",
+        ),
+        (
+            lambda t: t.replace('keep = ["base"]', 'keep = ["nope"]'),
+            r"stages\[0\]\.rule\.keep\[0\] \(stage 'screen'\): names 'nope', which is not in",
+        ),
+        (lambda t: t.replace("B = { key", "C = { key"), r"factors: must be named A, B, C"),
+        (
+            lambda t: t.replace("hi = { A = 1", "hi = { A = 2"),
+            r"^m\.toml: conditions\.hi\.A: coded levels are -1 or 1, not 2$",
+        ),
         (
             lambda t: t + "\n[[stages]]\nname = 'g'\nbudget = '5m'\nfrom = 'later'\n",
-            r"from names 'later'",
+            r"stages\[1\]\.from \(stage 'g'\): names 'later', which is not an earlier stage",
         ),
-        (lambda t: t.replace("[base]", "[bogus]\n[base]"), r"unknown top-level table 'bogus'"),
+        (
+            lambda t: t.replace("[base]", "[bogus]\n[base]"),
+            r"^m\.toml: bogus: unknown key \(known: base, campaign, conditions, factors, sim, "
+            r"stages\)$",
+        ),
         (lambda t: t.replace("[campaign]", "[campaign"), r"malformed TOML"),
+        (
+            lambda t: t.replace("depth = 2", "depht = 2"),
+            r"^m\.toml: base\.depht: 'depht' is not a key the builtin runner accepts \(known: "
+            r"depth, ",
+        ),
+        (
+            lambda t: t.replace("top_k = 2", "top_k = 2, reduce = true"),
+            r"stages\[0\]\.rule \(stage 'screen'\): reduce requires fdr",
+        ),
+        (
+            lambda t: t.replace("top_k = 2", "top_k = true"),
+            r"stages\[0\]\.rule\.top_k \(stage 'screen'\): must be an integer, not True",
+        ),
     ],
 )
 def test_errors_name_file_and_key(edit, message):
     with pytest.raises(CampaignError, match=message) as caught:
         parse_campaign(edit(MINIMAL), "m.toml")
     assert isinstance(caught.value, LedgerError) and caught.value.exit_code == 2
+    assert "\n" not in str(caught.value)
+
+
+def test_every_problem_is_said_on_one_line():
+    text = MINIMAL.replace("top_k = 2", "top_k = 0").replace("depth = 2", "depht = 2")
+    with pytest.raises(CampaignError) as caught:
+        parse_campaign(text, "m.toml")
+    message = str(caught.value)
+    assert "stages[0].rule.top_k (stage 'screen'): must be >= 1, not 0" in message
+    assert "base.depht:" not in message  # the shape is checked first, then what relates tables
+    with pytest.raises(CampaignError, match=r"conditions\.hi\.A: coded levels.*; base\.depht:"):
+        parse_campaign(
+            MINIMAL.replace("depth = 2", "depht = 2").replace("hi = { A = 1", "hi = { A = 3"),
+            "m.toml",
+        )
 
 
 def test_missing_file_is_one_line(tmp_path):

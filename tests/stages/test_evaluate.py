@@ -11,7 +11,10 @@ from ledger.keys import generate_key
 from ledger.store import Store
 from stages.baselines import protocol_gpu_hours
 from stages.campaign import parse_campaign
-from stages.evaluate import candidate_pool, differences, evaluate, sim_source, wilson
+from stages.evaluate import candidate_pool, evaluate
+from stages.evaluation_model import differences
+from stages.evaluation_sources import sim_source
+from stages.evaluation_stats import wilson
 from stages.executors.sim import SimExecutor
 from stages.pipeline import run_campaign
 from stages.sim import SimParams
@@ -75,15 +78,17 @@ def test_zero_noise_with_planted_effects_always_promotes_the_best():
         "effects = { A = 0.02, B = -0.03, C = -0.01, D = 0.008, E = -0.005 }\nnoise = 0.0\n"
     )
     out = evaluate(camp, sim_source(camp, 0), trials=5, seed=0, against=[])
-    assert out["truth"]["best"] == "bce" and out["truth"]["pool"] == 16
-    protocol = out["protocol"]
-    assert protocol["p_best"] == 1.0 and protocol["p_pick_best"] == 1.0
-    assert protocol["regret_mean"] == 0.0 and protocol["regret_ci"] == [0.0, 0.0]
-    assert all(g["decision_changed"] == 0.0 for g in protocol["gates"])
-    screen = protocol["gates"][0]["screen"]
+    assert out.truth.best == "bce" and out.truth.pool == 16
+    protocol = out.protocol
+    assert protocol.p_best_in_set.value == 1.0 and protocol.p_pick_best.value == 1.0
+    assert protocol.regret.value == 0.0 and protocol.regret.mc == (0.0, 0.0)
+    assert all(g.decision_changed == 0.0 for g in protocol.gates)
+    screen = protocol.gates[0].screen
     # exact data: every planted effect has p = 0, the rest none: nothing false, all found
-    assert screen["active"] == ["A", "B", "C", "D", "E"]
-    assert screen["fdr"] == 0.0 and screen["power"] == 1.0
+    assert screen.active == ["A", "B", "C", "D", "E"]
+    assert screen.fdr.value == 0.0 and screen.power.value == 1.0
+    assert "FDR is 0 by construction" in screen.note  # no null factor: the FDR says nothing
+    assert out.uncertainty.data == "planted"
 
 
 def test_a_penalty_that_shrinks_with_budget_misleads_the_screen_by_a_known_regret():
@@ -94,11 +99,12 @@ def test_a_penalty_that_shrinks_with_budget_misleads_the_screen_by_a_known_regre
         "effects = { A = -0.010, B = -0.020 }\npenalties = { A = 0.040 }\nnoise = 0.0\n"
     )
     out = evaluate(camp, sim_source(camp, 0), trials=3, seed=0, against=[])
-    assert out["protocol"]["p_best"] == 0.0
-    assert out["protocol"]["regret_mean"] == pytest.approx(
+    assert out.protocol.p_best_in_set.value == 0.0
+    assert out.protocol.regret.value == pytest.approx(
         0.010 - 0.040 * math.sqrt(1 / 30), abs=2e-6
     )  # logs keep 6 decimals
-    assert len(out["truth"]["ties"]) == 3  # four A+, B+ points tie for the truly best
+    assert len(out.truth.ties) == 3  # four A+, B+ points tie for the truly best
+    assert any("4 candidates tie for the true best" in w for w in out.warnings)
 
 
 def test_noise_far_above_the_effects_gives_chance():
@@ -107,10 +113,10 @@ def test_noise_far_above_the_effects_gives_chance():
         "effects = { A = 0.004, B = -0.003, C = 0.002, D = -0.001, E = 0.0005 }\nnoise = 5.0\n"
     )
     out = evaluate(camp, sim_source(camp, 11), trials=300, seed=11, against=[])
-    protocol = out["protocol"]
-    lo, hi = protocol["p_best_ci"]
+    protocol = out.protocol
+    lo, hi = protocol.p_pick_best.mc
     assert lo <= 1 / 16 <= hi
-    assert protocol["regret_mean"] > 0
+    assert protocol.regret.value > 0
 
 
 def test_wilson_interval_matches_the_textbook_value():
@@ -168,13 +174,19 @@ def test_protocol_gpu_hours_equal_one_sim_walk_and_baselines_spend_80_to_105_per
     # the screen too (17 candidates); then 4 conditions x 4 cells x 600 s; 2 x 4 x 3600 s
     by_hand = (16 * 120 + 0.3 * 120 + 4 * 4 * 600 + 2 * 4 * 3600) / 3600
     assert walked == pytest.approx(by_hand)
-    out = evaluate(camp, sim_source(camp, 3), trials=20, seed=3)
-    assert out["protocol"]["gpu_hours_mean"] == pytest.approx(by_hand)
-    assert [b["method"] for b in out["baselines"]] == ["successive-halving", "hyperband", "random"]
-    for baseline in out["baselines"]:
-        assert baseline["target_gpu_hours"] == pytest.approx(by_hand)
-        assert 0.8 <= baseline["spent_ratio_min"] <= baseline["spent_ratio_max"] <= 1.05
-        assert baseline["gpu_hours_mean"] == pytest.approx(baseline["spent_ratio_mean"] * by_hand)
+    out = evaluate(camp, sim_source(camp, 3), trials=20, seed=3, against=["all"])
+    assert out.protocol.gpu_hours.value == pytest.approx(by_hand)
+    assert [b.method for b in out.baselines] == [
+        "successive-halving",
+        "hyperband",
+        "asha",
+        "asha-hyperband",
+        "random",
+    ]
+    for baseline in out.baselines:
+        assert baseline.target_gpu_hours == pytest.approx(by_hand)
+        assert 0.8 <= baseline.spent_ratio_min <= baseline.spent_ratio_max <= 1.05
+        assert baseline.gpu_hours.value == pytest.approx(baseline.spent_ratio_mean * by_hand)
 
 
 def test_same_seed_same_numbers_and_another_seed_other_noise():
@@ -209,6 +221,9 @@ def test_bad_inputs_are_one_line_errors():
         evaluate(camp, sim_source(camp, 0), trials=0)
     with pytest.raises(LedgerError, match="unknown method 'bohb'"):
         evaluate(camp, sim_source(camp, 0), trials=1, against=["bohb"])
-    bad = campaign("nosie = 1.0\n")
-    with pytest.raises(LedgerError, match=r"\[sim\]: unknown key 'nosie'"):
-        sim_source(bad, 0)
+    with pytest.raises(LedgerError, match="--cost-model must be one of restart, continue"):
+        evaluate(camp, sim_source(camp, 0), trials=1, cost_model="resume")
+    with pytest.raises(LedgerError, match=r"--min-budget 2h must be positive and at most"):
+        evaluate(camp, sim_source(camp, 0), trials=1, min_budget_s=7200)
+    with pytest.raises(LedgerError, match=r"sim\.nosie: unknown key \(known: budget_gain, "):
+        campaign("nosie = 1.0\n")  # refused when the campaign loads, before any walk

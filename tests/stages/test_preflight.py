@@ -68,12 +68,15 @@ def _one_line(res, *words):
     [
         (
             lambda t: t.replace('key = "depth"', 'key = "dept"'),
-            ("[factors] B.key 'dept' is not a runner config key",),
+            ("factors.B.key: 'dept' is not a key the builtin runner accepts",),
         ),
-        (lambda t: t.replace("depth = 2\n", "depht = 2\n"), ("[base] 'depht' is not a runner",)),
+        (
+            lambda t: t.replace("depth = 2\n", "depht = 2\n"),
+            ("base.depht: 'depht' is not a key the builtin runner",),
+        ),
         (
             lambda t: t.replace("base = { }", "base = { warmup = 0.1 }"),
-            ("[conditions] base: 'warmup' is not a runner config key",),
+            ("conditions.base.warmup: 'warmup' is not a key the builtin runner accepts",),
         ),
         (
             lambda t: t.replace("total_batch_size = 512", "total_batch_size = 500"),
@@ -81,11 +84,11 @@ def _one_line(res, *words):
         ),
         (
             lambda t: t.replace("top_k = 1,", "top_k = -1,"),
-            ("stage 'screen'", "rule key 'top_k': -1 must be an integer >= 1"),
+            ("stages[0].rule.top_k (stage 'screen'): must be >= 1, not -1",),
         ),
         (
             lambda t: t.replace('metric = "val_bpb"', 'metric = "val_loss"'),
-            ("metric 'val_loss' is not one the runner reports",),
+            ("campaign.metric: must be 'val_bpb', ", "not 'val_loss'"),
         ),
         (
             lambda t: t + 'checks = [ { name = "c", a = "nosuch", b = "base", within = 0.01 } ]\n',
@@ -165,7 +168,7 @@ rule = {{ top_k = 1 }}
     res = invoke("run", "gate", "--campaign", str(camp))
     assert res.exit_code == 1  # every run of the stage crashed
     assert "crashed: a" in res.output and "CUDA out of memory" in res.output
-    assert "every run this call executed crashed" in res.output
+    assert "every run this call launched crashed;" in res.output
     status = invoke("status", "--campaign", str(camp))
     assert status.output.count("CUDA out of memory") == 2, status.output
     audit = json.loads(invoke("audit", "--json").output)

@@ -316,7 +316,11 @@ def test_campaign_file_refuses_a_bad_failed_policy_naming_the_key(sim_campaign):
             'rule = { top_k = 3, keep = ["base"], fdr = 0.05, failed = "drop" }',
         )
     )
-    with pytest.raises(LedgerError, match=r"stage 'screen': rule key 'failed': 'drop' must be"):
+    with pytest.raises(
+        LedgerError,
+        match=r"stages\[0\]\.rule\.failed \(stage 'screen'\): must be 'exclude', 'worst' or "
+        r"'ignore', not 'drop'",
+    ):
         load_campaign(sim_campaign)
 
 

@@ -1,4 +1,4 @@
-"""The docs' worked example on scan-bench's shipped VLM curves: the table says what the CSV says."""
+"""The docs' worked example on scan-bench's shipped LLM curves: the table says what the CSV says."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ from pathlib import Path
 import pytest
 
 from stages.campaign import load_campaign
-from stages.evaluate import evaluate, replay_csv_source
+from stages.evaluate import evaluate
+from stages.evaluation_sources import replay_csv_source
 
 try:
-    DATA = Path(str(distribution("scan-bench").locate_file("scan_bench/vlm/data.csv")))
+    DATA = Path(
+        str(
+            distribution("scan-bench").locate_file(
+                "scan_bench/llm/configs_intermediate_summary.csv"
+            )
+        )
+    )
 except PackageNotFoundError:  # .ci/run installs it (--no-deps); a bare dev box may not
     DATA = None
 
@@ -29,20 +36,24 @@ def _example():
 
 
 def test_replayed_scan_bench_curves_answer_by_lookup(tmp_path):
-    table, campaign_path = _example().write_example(tmp_path, n=6, seed=1)
-    camp = load_campaign(campaign_path)
+    example = _example()
+    table, campaign_path = example.write_example(tmp_path)
+    camp = load_campaign(campaign_path, runner_keys=False)  # no runner command, table keys
+    assert camp.runner is None and len(camp.named) == 119
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
     config = int(rows[0]["condition"].removeprefix("cfg"))
     with open(DATA, newline="") as handle:  # the package's own file, read independently
         raw = [r for r in csv.DictReader(handle) if int(r["config_id"]) == config]
-    at3 = next(r for r in raw if r["epoch"] == "3")
-    first3 = [r for r in raw if int(r["epoch"]) <= 3]
-    mine = next(r for r in rows if r["budget"] == "3" and r["condition"] == f"cfg{config:04d}")
-    assert float(mine["metric"]) == float(at3["val_loss"])
-    assert float(mine["cost_gpu_s"]) == pytest.approx(
-        sum(float(r["train_duration(s)"]) * float(r["world_size"]) for r in first3), abs=1e-3
+    last = max(raw, key=lambda r: float(r["step_fraction"]))
+    mine = [r for r in rows if r["condition"] == f"cfg{config:04d}"]
+    assert len(mine) == len(raw)
+    final = next(r for r in mine if float(r["budget"]) == 1.0)
+    assert float(final["metric"]) == float(last["valid_loss"])
+    assert float(final["cost_gpu_s"]) == pytest.approx(
+        float(last["flops_so_far"]) / (312e12 * 0.4), abs=1e-3
     )
-    out = evaluate(camp, replay_csv_source(table, camp, 0), trials=2, against=["hyperband"])
-    assert out["truth"]["pool"] == 6 and out["truth"]["unknown"] == []
-    assert 0.8 <= out["baselines"][0]["spent_ratio_min"] <= 1.05
+    out = evaluate(camp, replay_csv_source(table, camp, 0), trials=3, against=["hyperband"])
+    assert out.truth.pool == 119 and out.truth.unknown == []
+    assert out.protocol.deterministic and out.uncertainty.data == "single-replicate"
+    assert out.baselines[0].spent_ratio_max <= 1.0 + 1e-9
