@@ -20,6 +20,7 @@ from ledger.binding_level import BindingLevel, binding_level
 from ledger.canonical import canonical_bytes
 from ledger.errors import LedgerError
 from ledger.problems import Problem
+from ledger.provenance import unknown_kind
 from ledger.verify import Event, before
 from stages.decide import SIGNING_FIELDS, derive_decision
 from stages.observations import select_runs
@@ -144,6 +145,13 @@ def audit_manifest(
     else:
         stage_audit.passed("journaled")
     _check_runs(ev, stage_audit, mid, body, runs, frozen)
+    why = unknown_kind(body)
+    stage_audit.check(
+        "runner kind known",
+        [Problem(mid, f"{why}: its logs' checks cannot be chosen", check="runner kind known")]
+        if why
+        else [],
+    )
     stage_audit.seeds, unbound = seed_binding(ev, mid, body)
     stage_audit.check("seeds bound", unbound)
     if superseded:

@@ -108,6 +108,7 @@ def check_run(
             interval_s=interval,
             deadline_s=record.get("deadline_s"),
             simulated=source.simulated,
+            trains_budget=source.trains_budget,
         )
         out += [problem(m, "status evidence") for m in status_msgs]
         witness = ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(manifest)) else None

@@ -51,7 +51,7 @@ def _plan(n_runs: int, tag: str) -> dict:
         "conditions": conds,
         "rule": {"top_k": 4},
         "analysis": {},
-        "runner": {},
+        "runner": {"kind": "sim"},  # the simulator's logs: header runner "sim"
         "data_sha256": None,
         "parent": None,
     }
@@ -88,7 +88,7 @@ def bench_ops(root: Path, n: int = 200) -> dict:
 def _raw_log(
     manifest: str, config: dict, seed: int, steps: int = 300, seconds: float = 0.0
 ) -> bytes:
-    """A builtin-runner-shaped log bound to its run (config, seed, host h1, budget, manifest):
+    """A runner-shaped log (the simulator's kind, as the plan freezes it) bound to its run (config, seed, host h1, budget, manifest):
     header, `steps` step lines, eval, summary. `seconds` of training: ingest refuses more
     than have passed since the run's journaled start, so the per-run benchmark claims none."""
     lines = [
@@ -98,7 +98,7 @@ def _raw_log(
             "seed": seed,
             "host": "h1",
             "budget_s": 120,
-            "runner": "builtin",
+            "runner": "sim",
             "manifest": manifest,
             "started_at": "2026-01-01T00:00:00Z",
         }

@@ -21,6 +21,9 @@ from runner.autoresearch import BUDGET_CONSTANT, budget_value, constant_name
 # Seconds of slack on wall-clock comparisons: timestamps have microseconds, but a clock
 # may be stepped by NTP between a run's start and its record.
 CLOCK_SLACK_S = 1.0
+# An ok run of a runner that trains its budget stops once its training seconds reach it;
+# this much short is float noise, anything more was not trained (or not reported) in full.
+BUDGET_TOLERANCE = 1e-6
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -250,6 +253,7 @@ def status_problems(
     interval_s: float | None = None,
     deadline_s: float | None = None,
     simulated: bool = False,
+    trains_budget: bool = False,
 ) -> list[str]:
     """Why `status` (and the claimed time) is not what the log's bytes and the journal support.
 
@@ -260,7 +264,8 @@ def status_problems(
       the orchestrator killed at (never earlier than the frozen budget, whatever the record
       says its deadline was);
     * the claimed training seconds fit in the total seconds, and both in the start-to-record
-      interval.
+      interval; under a runner that trains its budget (`trains_budget`: the manifest's
+      kind), an `ok` run reaches the budget.
 
     `interval_s` is None when no start was journaled (a finding elsewhere). `simulated` (the
     manifest's runner kind, `ledger.provenance`: never the header's word) skips the interval
@@ -276,6 +281,17 @@ def status_problems(
                 f"status timeout after {interval_s:.1f} s from start to record, "
                 f"before its deadline of {deadline:g} s"
             )
+    seconds = parsed.metrics.get("training_seconds")
+    if (
+        trains_budget
+        and status == "ok"
+        and _finite_number(seconds)
+        and seconds < budget_s * (1 - BUDGET_TOLERANCE)
+    ):
+        out.append(
+            f"status ok after {seconds:g} training seconds, short of the frozen budget of "
+            f"{budget_s:g} s its runner trains for"
+        )
     return out + time_problems(parsed, interval_s=interval_s, simulated=simulated)
 
 

@@ -49,6 +49,9 @@ def binding_level(manifest: Mapping[str, Any]) -> BindingLevel:
         return BindingLevel(
             HEADER, ("script", "config", "seed", "budget", *_RUN), ("data", "imported files")
         )
+    if kind == "sim" or (kind == "builtin" and manifest.get("data_sha256") is None):
+        # a preview plan: the simulator's header binds the run, it trains no code on no data
+        return BindingLevel(HEADER, ("config", "seed", "budget", *_RUN), ("code", "data"))
     if kind == "command" and runner.get("format") == "jsonl":
         return BindingLevel(HEADER, ("config", "seed", "budget", *_RUN), ("code", "data"))
     if kind == "command":

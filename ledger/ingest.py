@@ -471,6 +471,7 @@ def run_problems(
         interval_s=interval_s,
         deadline_s=deadline_s,
         simulated=log_source(body).simulated,
+        trains_budget=log_source(body).trains_budget,
     )
 
 

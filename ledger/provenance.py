@@ -24,9 +24,12 @@ from runner.autoresearch import ADAPTER
 KINDS: dict[str, tuple[str | None, str | None]] = {
     "builtin": ("jsonl", "builtin"),  # the trainer under runner/: its code hash is frozen
     "sim": ("jsonl", "sim"),  # a plan frozen without a data set: only the simulator answers
-    "adapter": ("jsonl", ADAPTER),  # an autoresearch-shaped script run unchanged: its hash
+    "adapter": (None, ADAPTER),  # an autoresearch-shaped script run unchanged: its hash
     "command": (None, None),  # a campaign's own command: its format is frozen with it
 }
+
+
+FIXED_BUDGET_KINDS = frozenset({"builtin", "adapter", "sim"})
 
 
 @dataclass(frozen=True)
@@ -43,29 +46,31 @@ class LogSource:
         return self.kind == "sim"
 
     @property
-    def has_header(self) -> bool:
-        """Whether a log binds to its run through a header (jsonl) or cannot (autoresearch)."""
-        return self.fmt == "jsonl"
+    def trains_budget(self) -> bool:
+        """Whether the runner trains until its training seconds reach the budget (the
+        builtin runner, an adapted autoresearch script, the simulator): an `ok` run of it
+        has at least the budget's training seconds. A command's contract is its own."""
+        return self.kind in FIXED_BUDGET_KINDS
 
 
 def log_source(manifest: Mapping[str, Any]) -> LogSource:
     """The kind and format of a manifest's runs, from its frozen `runner` and data hash.
 
-    `builtin` with a data hash is the real trainer; `builtin` without one is a plan frozen
-    for the simulator (`--sim-only`: no real run can bind to it); `command` carries its
-    own frozen `format`. An unknown kind is refused by the audit (`unknown_kind`).
+    `builtin` with a data hash is the real trainer; `builtin` without one (or `sim`) is a
+    plan frozen for the simulator (`--sim-only`: no real run can bind to it); `command`
+    and `adapter` carry their own frozen `format`. An unknown kind is refused by the audit
+    (`unknown_kind`).
     """
     runner = manifest.get("runner") if isinstance(manifest, Mapping) else None
     runner = runner if isinstance(runner, Mapping) else {}
     kind = runner.get("kind")
     if kind == "builtin" and manifest.get("data_sha256") is None:
         kind = "sim"
-    if kind == "command":
-        fmt = runner.get("format", "autoresearch")
-        return LogSource("command", fmt if fmt in FORMATS else str(fmt), None)
     if isinstance(kind, str) and kind in KINDS:
         fmt, header = KINDS[kind]
-        return LogSource(kind, fmt or "jsonl", header)
+        if fmt is None:  # a command or an adapted script: its format is frozen with it
+            fmt = str(runner.get("format", "autoresearch"))
+        return LogSource(kind, fmt, header)
     return LogSource(str(kind), "jsonl", None)
 
 
@@ -87,4 +92,11 @@ def run_gpus(manifest: Mapping[str, Any]) -> int:
     return gpus
 
 
-__all__ = ["KINDS", "LogSource", "log_source", "run_gpus", "unknown_kind"]
+__all__ = [
+    "FIXED_BUDGET_KINDS",
+    "KINDS",
+    "LogSource",
+    "log_source",
+    "run_gpus",
+    "unknown_kind",
+]

@@ -436,3 +436,11 @@ def test_canonical_ids_keep_hashing(lab):
     """The condition ids the plan uses are the hashes of their configs (independently)."""
     for cid, info in lab.manifest.body["conditions"].items():
         assert cid == sha256_hex(canonical_bytes(info["config"]))
+
+
+def test_a_runner_kind_the_audit_does_not_know_is_a_finding(lab):
+    """The kind decides which checks a log must pass: one the audit cannot read is named."""
+    mid = _freeze_plan(lab, _continuing_plan(lab, runner={"kind": "docker"}))
+    result = audit_store(lab.store, allow_undecided=True)
+    (hit,) = [f for f in result.findings if f.check == "runner kind known"]
+    assert hit.object == mid and "runner kind 'docker' is unknown" in hit.message

@@ -137,6 +137,25 @@ def test_the_runner_kind_is_the_manifests_not_the_headers():
     assert status_problems("ok", long, budget_s=120, interval_s=30.0)  # a real plan's run
 
 
+def test_an_ok_run_of_a_budget_runner_trains_its_budget():
+    """The builtin runner (and an adapted script, and the simulator) stop once training
+    seconds reach the budget: an ok run short of it did not train what it says; a command
+    keeps its own contract, and a run that did not finish ok is not held to it."""
+    short = _parsed("ok", 1.2, seconds=60.0)
+    found = status_problems("ok", short, budget_s=120, trains_budget=True)
+    assert found == [
+        "status ok after 60 training seconds, short of the frozen budget of 120 s its "
+        "runner trains for"
+    ]
+    assert (
+        status_problems("ok", _parsed("ok", 1.2, seconds=120.0), budget_s=120, trains_budget=True)
+        == []
+    )
+    assert status_problems("ok", short, budget_s=120) == []  # a command's contract
+    crashed = _parsed("crashed", None, seconds=60.0)
+    assert status_problems("crashed", crashed, budget_s=120, trains_budget=True) == []
+
+
 def test_a_header_that_lacks_a_config_key():
     header = {k: v for k, v in GOOD.items() if k != "seq_len"}
     assert "header lacks config key 'seq_len'" in header_problems(
