@@ -58,6 +58,7 @@ EVENT_FIELDS = frozenset({"seq", "prev", "kind", "object", "run", "manifest", "a
 HEAD_FIELDS = frozenset({"host", "seq", "hash"})
 LOCK_TIMEOUT_S = 60.0
 MAX_HEAD_BYTES = 4096  # a head is ~300 bytes signed: anything larger is not one
+MAX_LINE_BYTES = 4096  # an event is ~350 bytes: anything larger is not one
 
 
 def _now() -> str:
@@ -381,18 +382,38 @@ class Journal:
 
 def _check_line(line: bytes, i: int, prev_hash: str) -> str | None:
     """Why line `i` breaks the chain, or None."""
+    if len(line) > MAX_LINE_BYTES:
+        return f"{len(line)} bytes, more than a journal event's {MAX_LINE_BYTES}"
     try:
         event = json.loads(line)
     except (ValueError, RecursionError):
         return "not valid JSON (edited or damaged)"
-    if not isinstance(event, dict) or set(event) != EVENT_FIELDS:
-        return "not a journal event (fields edited)"
+    why = malformed(event)
+    if why:
+        return why
     if event["seq"] != i:
         return f"seq {event['seq']!r} where {i} was expected (event deleted, inserted or reordered)"
     if event["prev"] != prev_hash:
         return "does not chain to the line before it (an event was edited, deleted, inserted or reordered)"
-    if event["kind"] not in EVENT_KINDS:
+    return None
+
+
+def malformed(event: Any) -> str | None:
+    """Why a parsed line is not a journal event of the ledger's shape (None: it is one).
+    Readers skip such lines (verify reports them), so nothing downstream meets a list where
+    a kind, an id or a time belongs."""
+    if not isinstance(event, dict) or set(event) != EVENT_FIELDS:
+        return "not a journal event (fields edited)"
+    if isinstance(event["kind"], str) and event["kind"] not in EVENT_KINDS:
         return f"unknown event kind {event['kind']!r}"
+    if not isinstance(event["kind"], str):
+        return "kind is not a string"
+    if not isinstance(event["seq"], int) or isinstance(event["seq"], bool):
+        return "seq is not an integer"
+    if not isinstance(event["at"], str) or not isinstance(event["prev"], str):
+        return "at or prev is not a string"
+    if event["run"] is not None and not isinstance(event["run"], str):
+        return "run is not a string"
     for name in ("object", "manifest"):
         if event[name] is not None and not is_object_id(event[name]):
             return f"{name} is not an object id"

@@ -21,7 +21,7 @@ from typing import Any
 from ledger.anchor import AnchorReport, check_anchors
 from ledger.errors import LedgerError
 from ledger.index import fresh_digest, index_digest, index_path, index_stale
-from ledger.journal import head_payload
+from ledger.journal import MAX_LINE_BYTES, head_payload, malformed
 from ledger.keys import Keyring
 from ledger.manifest import declared_run_keys, signs_records
 from ledger.problems import Problem
@@ -408,13 +408,16 @@ def _cites_signing_manifest(event: Event, scan: Scan) -> bool:
 
 
 def _parse_events(host: str, lines: list[bytes]) -> list[Event]:
+    """The well-formed events (a malformed line is reported by the chain check, not used)."""
     out = []
     for i, line in enumerate(lines):
+        if len(line) > MAX_LINE_BYTES:
+            continue
         try:
             fields = json.loads(line)
         except (ValueError, RecursionError):
-            continue  # reported by the chain check
-        if isinstance(fields, dict):
+            continue
+        if malformed(fields) is None:
             out.append(Event(host, i, fields))
     return out
 

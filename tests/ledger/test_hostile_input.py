@@ -143,7 +143,8 @@ def test_planted_deep_objects_do_not_break_verify_or_audit(filled):
     journal = store.journal()
     journal.path.write_bytes(journal.path.read_bytes() + line + b"\n")
     found = [str(p) for p in verify(store)]
-    assert any("not valid JSON" in p for p in found), found
+    assert any("object is nested more than 64 levels deep: not used" in p for p in found), found
+    assert any("journal.jsonl: line" in p and "more than a journal event's" in p for p in found)
     result = audit_store(store)  # no RecursionError, no traceback
     assert result.verdict == "problems"
 
@@ -211,3 +212,19 @@ def test_raw_log_parser_reports_every_problem():
         p.startswith("line 3: not valid JSON") for p in parsed.problems
     )
     assert "summary val_bpb 1.2 disagrees with the eval line's 1.5" in parsed.problems
+
+
+def test_a_journal_line_of_the_wrong_shape_is_reported_and_never_read(filled):
+    """Every field present, but a kind that is a list, a time nested 900 deep: one finding
+    naming the line, and nothing downstream meets them (no TypeError, no RecursionError)."""
+    store = filled.store
+    deep = "[" * 900 + "]" * 900
+    line = (
+        '{"at":' + deep + ',"kind":["run_started"],"manifest":null,"object":null,'
+        '"prev":"' + "0" * 64 + '","run":[1],"seq":99}'
+    ).encode()
+    journal = store.journal()
+    journal.path.write_bytes(journal.path.read_bytes() + line + b"\n")
+    found = [str(p) for p in verify(store)]
+    assert any("journal.jsonl: line" in p and "kind is not a string" in p for p in found), found
+    assert audit_store(store).verdict == "problems"
