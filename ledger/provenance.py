@@ -64,8 +64,8 @@ def log_source(manifest: Mapping[str, Any]) -> LogSource:
     runner = manifest.get("runner") if isinstance(manifest, Mapping) else None
     runner = runner if isinstance(runner, Mapping) else {}
     kind = runner.get("kind")
-    if kind == "builtin" and manifest.get("data_sha256") is None:
-        kind = "sim"
+    if kind == "builtin" and "data_sha256" in manifest and manifest["data_sha256"] is None:
+        kind = "sim"  # every manifest names its data set; None: frozen for the simulator
     if isinstance(kind, str) and kind in KINDS:
         fmt, header = KINDS[kind]
         if fmt is None:  # a command or an adapted script: its format is frozen with it
