@@ -12,11 +12,11 @@ the protocol's own mean of that condition at the same budget when the protocol r
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from audit.report_model import ReportData
 from stages.campaign import budget_label
 
 TITLE = "Protocol vs baselines"
@@ -49,25 +49,25 @@ def _stats(decision: Mapping[str, Any] | None, cid: str) -> Mapping[str, Any] | 
     return None
 
 
-def protocol_row(data: Mapping[str, Any], label: str | None = None) -> dict[str, Any]:
-    """The protocol's row: the final decided gate's first, from the report data's verdict."""
-    verdict = data.get("verdict") or {}
-    winner = verdict.get("winner") or {}
-    final = next((s for s in data["stages"] if s["name"] == verdict.get("stage")), None)
+def protocol_row(data: ReportData, label: str | None = None) -> dict[str, Any]:
+    """The protocol's row: the final decided gate's first, from the report's verdict."""
+    winner = data.verdict.winner
+    final = next((s for s in data.stages if s.name == data.verdict.stage), None)
+    costs = data.cost_report.costs
     return {
-        "method": label or f"protocol ({data['campaign']['name']})",
+        "method": label or f"protocol ({data.campaign.name})",
         "kind": "protocol",
-        "campaign": data["campaign"]["name"],
-        "best": winner.get("name"),
-        "best_id": winner.get("condition"),
-        "mean": winner.get("mean"),
-        "ci_low": winner.get("ci_low"),
-        "ci_high": winner.get("ci_high"),
-        "n": winner.get("n"),
-        "budget_s": final["budget_s"] if final else None,
-        "gpu_hours": data["costs"]["training_gpu_hours"],
-        "n_runs": data["costs"]["n_runs"],
-        "stages": [s["name"] for s in data["stages"]],
+        "campaign": data.campaign.name,
+        "best": winner.name if winner else None,
+        "best_id": winner.condition if winner else None,
+        "mean": winner.mean if winner else None,
+        "ci_low": winner.ci_low if winner else None,
+        "ci_high": winner.ci_high if winner else None,
+        "n": winner.n if winner else None,
+        "budget_s": final.budget_s if final else None,
+        "gpu_hours": costs.training_gpu_hours,
+        "n_runs": costs.n_runs,
+        "stages": [s.name for s in data.stages],
     }
 
 
@@ -163,46 +163,39 @@ def baseline_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _same_budget(data: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any] | None:
+def _same_budget(data: ReportData, row: Mapping[str, Any]) -> dict[str, Any] | None:
     """The protocol's own means at the baseline's budget: of the baseline's best, and of the
     condition the protocol ranked first there (None when the protocol ran no such budget)."""
-    for stage in data["stages"]:
-        if stage["budget_s"] != row["budget_s"] or not stage["conditions"]:
+    for stage in data.stages:
+        if stage.budget_s != row["budget_s"] or not stage.conditions:
             continue
-        by_id = {c["condition"]: c for c in stage["conditions"]}
-        first = min(
-            stage["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c.get("rank") or 1e9)
-        )
+        by_id = {c.condition: c for c in stage.conditions}
+        first = min(stage.conditions, key=lambda c: (c.gate_rank or 1e9, c.rank or 1e9))
         mine = by_id.get(row["best_id"])
         return {
-            "stage": stage["name"],
-            "baseline_best_mean": _num(mine["mean"]) if mine else None,
-            "protocol_first": first["name"],
-            "protocol_first_mean": _num(first["mean"]),
+            "stage": stage.name,
+            "baseline_best_mean": _num(mine.mean) if mine else None,
+            "protocol_first": first.name,
+            "protocol_first_mean": _num(first.mean),
         }
     return None
 
 
 def comparison(
-    data: Mapping[str, Any],
+    data: ReportData,
     baseline_items: Sequence[Mapping[str, Any]],
-    others: Sequence[Mapping[str, Any]] = (),
+    others: Sequence[tuple[str, ReportData]] = (),
 ) -> dict[str, Any]:
     """Rows: this campaign's protocol, its baselines, then each other campaign's protocol
-    (`others`: their report data). Each row adds `share` (its GPU-hours over this
+    (`others`: (store, report) pairs). Each row adds `share` (its GPU-hours over this
     protocol's), `same_pick` (whether it found the protocol's best) and, for baselines,
     `same_budget` (see `_same_budget`). Baselines the audit does not find clean are left
     out and listed under `not_audited`, with why."""
     first = protocol_row(data)
     kept, left = audited(baseline_items)
     rows = [first] + baseline_rows(kept)
-    for other in others:
-        rows.append(
-            protocol_row(
-                other,
-                f"protocol ({other['campaign']['name']}, {other.get('store') or 'another store'})",
-            )
-        )
+    for where, other in others:
+        rows.append(protocol_row(other, f"protocol ({other.campaign.name}, {where})"))
     spent = first["gpu_hours"] or 0.0
     for row in rows:
         row["share"] = row["gpu_hours"] / spent if spent > 0 else None
@@ -212,7 +205,7 @@ def comparison(
         if row["kind"] not in ("protocol",):
             row["same_budget"] = _same_budget(data, row)
     return {
-        "metric": data["campaign"]["metric"],
+        "metric": data.campaign.metric,
         "rows": rows,
         "note": "Means measured at different budgets are not comparable: compare the "
         "conditions found, and the protocol's own mean at a baseline's budget.",
@@ -335,41 +328,11 @@ def table_rows(comp: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def html_section(comp: Mapping[str, Any], img: str) -> str:
-    headers, rows = table_rows(comp)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return (
-        f"<h2>{TITLE}</h2><p>Best condition each search found, its mean with 95% interval, "
-        f"and the training GPU-hours it spent (baselines are not in the protocol's cost "
-        f"totals). {html.escape(comp['note'])}</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{img}"
-    )
-
-
-def md_section(comp: Mapping[str, Any], md_cell) -> list[str]:
-    headers, rows = table_rows(comp)
-    out = [
-        f"## {TITLE}",
-        "",
-        md_cell(comp["note"]),
-        "",
-        "| " + " | ".join(md_cell(h) for h in headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
-    ]
-    out += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
-    return [*out, "", "![protocol vs baselines](compare.png)", ""]
-
-
 __all__ = [
     "TITLE",
     "baseline_rows",
     "comparison",
     "figure",
-    "html_section",
-    "md_section",
     "protocol_row",
     "table_rows",
 ]

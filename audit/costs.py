@@ -211,9 +211,11 @@ def _lineage(nexts: list[int | None], i: int) -> list[int]:
     return out
 
 
-def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def counterfactuals(
+    stages: Sequence[Mapping[str, Any]], total_gpu_hours: float | None = None
+) -> list[dict[str, Any]]:
     """One entry per gate whose candidates some later stage continues: what continuing every
-    candidate would have cost there, and to the end of that lineage.
+    candidate would have cost at the next stage, at the final stage, and for the campaign.
 
     `stages` is in protocol order, each `{"name", "from" (the stage it continues, or None),
     "budget_s", "cells", "gpus" (default 1), "candidates": [ids], "promoted": [ids],
@@ -222,9 +224,19 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
     the end of that chain; an independent screen is nobody's next. Planned costs are nominal
     (candidates x cells x budget x gpus), so they compare like with like against the
     counterfactual; what was actually spent is in `executed_gpu_hours`.
+
+    The campaign figures are the one definition of "saved": `campaign_if_all` is the
+    protocol's total (`total_gpu_hours`, default the stages' executed sum) with the gate's
+    lineage charged for all its candidates instead of what it executed, and
+    `saved_gpu_hours` is that minus the protocol's total.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
     nexts = _continuations(plan, any("from" in s for s in stages))
+    total = (
+        math.fsum(s["executed_gpu_hours"] for s in plan)
+        if total_gpu_hours is None
+        else _number(total_gpu_hours, "total_gpu_hours")
+    )
     out = []
     for i, gate in enumerate(plan):
         chain = _lineage(nexts, i)
@@ -232,10 +244,13 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
             continue
         next_stage, last = plan[chain[0]], plan[chain[-1]]
         k = len(gate["candidates"])
-        next_if_all = k * _per_condition(next_stage)
-        next_planned = _planned(next_stage)
-        final_if_all = k * _per_condition(last)
-        final_planned = _planned(last)
+        campaign_if_all = math.fsum(
+            [
+                total,
+                *(-plan[j]["executed_gpu_hours"] for j in chain),
+                *(k * _per_condition(plan[j]) for j in chain),
+            ]
+        )
         out.append(
             {
                 "gate": gate["name"],
@@ -245,68 +260,96 @@ def counterfactuals(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
                 "n_candidates": k,
                 "n_promoted": len(gate["promoted"]),
                 "executed_gpu_hours": gate["executed_gpu_hours"],
-                "next_if_all": next_if_all,
-                "next_planned": next_planned,
-                "saved_next": next_if_all - next_planned,
-                "final_if_all": final_if_all,
-                "final_planned": final_planned,
-                "saved_final": final_if_all - final_planned,
+                "next_if_all": k * _per_condition(next_stage),
+                "next_planned": _planned(next_stage),
+                "final_if_all": k * _per_condition(last),
+                "final_planned": _planned(last),
                 "protocol_remaining": math.fsum(_planned(plan[j]) for j in chain),
-                "sentence": (
-                    f"continuing all {k} candidates of {gate['name']} to {last['name']} would have "
-                    f"spent {_fmt(final_if_all)} GPU-hours; the protocol planned {_fmt(final_planned)}"
-                ),
-                "sentence_next": (
-                    f"continuing all {k} candidates of {gate['name']} to {next_stage['name']} would have "
-                    f"spent {_fmt(next_if_all)} GPU-hours; the protocol planned {_fmt(next_planned)}"
-                ),
+                "campaign_if_all": campaign_if_all,
+                "saved_gpu_hours": campaign_if_all - total,
             }
         )
     return out
 
 
-def campaign_totals(stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Executed total against "continue every candidate of the first continued gate".
+def campaign_totals(
+    stages: Sequence[Mapping[str, Any]], total_gpu_hours: float | None = None
+) -> dict[str, Any]:
+    """The protocol's total against its root gate's counterfactual (the headline "saved").
 
-    The root is the first stage some later stage continues; the counterfactual keeps every
-    stage outside the root's lineage as executed and charges each stage of the lineage
-    `len(candidates_root) x cells x budget x gpus`. `planned_gpu_hours` is the nominal plan.
+    The root is the first stage some later stage continues; its counterfactual is
+    `counterfactuals(...)`'s `campaign_if_all` (every stage outside the root's lineage as
+    executed, each stage of the lineage charged `len(candidates_root) x cells x budget x
+    gpus`). `planned_gpu_hours` is the nominal plan. Without a root, nothing was saved.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
-    executed = math.fsum(s["executed_gpu_hours"] for s in plan)
-    planned = math.fsum(_planned(s) for s in plan)
-    nexts = _continuations(plan, any("from" in s for s in stages))
-    root = next((i for i in range(len(plan)) if nexts[i] is not None), None)
-    if root is None:
-        return {
-            "executed_gpu_hours": executed,
-            "planned_gpu_hours": planned,
-            "all_from_first_gate_gpu_hours": executed,
-            "saved_gpu_hours": 0.0,
-            "root": None,
-            "sentence": f"the campaign spent {_fmt(executed)} GPU-hours; "
-            "no gate's candidates are continued by a later stage",
-        }
-    chain = _lineage(nexts, root)
-    k = len(plan[root]["candidates"])
-    everything = math.fsum(
-        [
-            *(s["executed_gpu_hours"] for j, s in enumerate(plan) if j not in chain),
-            *(k * _per_condition(plan[j]) for j in chain),
-        ]
+    executed = (
+        math.fsum(s["executed_gpu_hours"] for s in plan)
+        if total_gpu_hours is None
+        else _number(total_gpu_hours, "total_gpu_hours")
     )
+    root = next(iter(counterfactuals(stages, executed)), None)
     return {
         "executed_gpu_hours": executed,
-        "planned_gpu_hours": planned,
-        "all_from_first_gate_gpu_hours": everything,
-        "saved_gpu_hours": everything - executed,
-        "root": plan[root]["name"],
-        "sentence": (
-            f"the campaign spent {_fmt(executed)} GPU-hours; continuing all {k} candidates of "
-            f"{plan[root]['name']} through {', '.join(plan[j]['name'] for j in chain)} would "
-            f"have spent {_fmt(everything)}"
-        ),
+        "planned_gpu_hours": math.fsum(_planned(s) for s in plan),
+        "root": root["gate"] if root else None,
+        "all_from_first_gate_gpu_hours": root["campaign_if_all"] if root else executed,
+        "saved_gpu_hours": root["saved_gpu_hours"] if root else None,
+        "n_candidates": root["n_candidates"] if root else None,
+        "lineage": root["lineage"] if root else [],
     }
+
+
+# -- the same figures in words (what `report costs` and the report print) -------------------
+
+
+def counterfactual_sentences(cf: Mapping[str, Any]) -> list[str]:
+    """A gate's counterfactual in words: at its next stage (when that is not the final),
+    at its final stage, and for the whole campaign."""
+    k, gate = cf["n_candidates"], cf["gate"]
+    out = []
+    if cf["next"] != cf["final"]:
+        out.append(
+            f"continuing all {k} candidates of {gate} to {cf['next']} would have spent "
+            f"{_fmt(cf['next_if_all'])} GPU-hours there; the protocol planned "
+            f"{_fmt(cf['next_planned'])}"
+        )
+    out.append(
+        f"continuing all {k} candidates of {gate} to {cf['final']} would have spent "
+        f"{_fmt(cf['final_if_all'])} GPU-hours there; the protocol planned "
+        f"{_fmt(cf['final_planned'])}"
+    )
+    out.append(
+        f"continuing all {k} candidates of {gate} through {', '.join(cf['lineage'])} would "
+        f"have cost the campaign {_fmt(cf['campaign_if_all'])} GPU-hours instead of "
+        f"{_fmt(cf['campaign_if_all'] - cf['saved_gpu_hours'])}"
+    )
+    return out
+
+
+def campaign_sentence(totals: Mapping[str, Any]) -> str:
+    """The campaign-level line: the protocol's total and its root gate's counterfactual."""
+    spent = f"the protocol spent {_fmt(totals['executed_gpu_hours'])} training GPU-hours"
+    if totals["root"] is None:
+        return f"{spent}; no gate's candidates are continued by a later stage"
+    return (
+        f"{spent}; continuing all {totals['n_candidates']} candidates of {totals['root']} "
+        f"through {', '.join(totals['lineage'])} would have cost "
+        f"{_fmt(totals['all_from_first_gate_gpu_hours'])}"
+    )
+
+
+def saved_sentence(totals: Mapping[str, Any]) -> str | None:
+    """The headline: GPU-hours saved, by the one definition (`campaign_totals`)."""
+    if totals["root"] is None:
+        return None
+    return (
+        f"Saved {_fmt(totals['saved_gpu_hours'])} GPU-hours: continuing all "
+        f"{totals['n_candidates']} candidates of {totals['root']} through "
+        f"{', '.join(totals['lineage'])} would have cost the campaign "
+        f"{_fmt(totals['all_from_first_gate_gpu_hours'])} GPU-hours; the protocol spent "
+        f"{_fmt(totals['executed_gpu_hours'])}."
+    )
 
 
 def cost_row(body: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -9,10 +9,10 @@ same numbers. The section reads the typed result (`stages.evaluation_model.Evalu
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from audit.report_model import TableView
 from ledger.errors import LedgerError
 from stages.evaluation_model import Estimate, Evaluation, evaluation_path, load_evaluation
 from stages.evaluation_stats import significant
@@ -151,41 +151,20 @@ def _notes(ev: Evaluation) -> list[str]:
     return lines
 
 
-def html_section(saved: SavedEvaluation, img: str) -> str:
-    esc = html.escape
+def section(saved: SavedEvaluation) -> TableView:
+    """The report section: inputs, one row per method, the verdict, warnings and one line
+    per gate, and the figure's file name; a saved result that cannot be read says why."""
     if saved.result is None:
-        return f'<h2 id="evaluation">{esc(TITLE)}</h2><p>{esc(str(saved.problem))}</p>'
+        return TableView(
+            title=TITLE, intro=str(saved.problem), headers=[], rows=[], figure="evaluation.png"
+        )
     ev = saved.result
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _cells(r)) + "</tr>" for r in _rows(ev)
-    )
-    notes = "".join(f"<li>{esc(line)}</li>" for line in _notes(ev))
-    rerun = f"ledger evaluate --rerun {saved.path}"
-    return (
-        f'<h2 id="evaluation">{esc(TITLE)}</h2><p>{esc(_inputs_line(ev))}. A forecast, '
-        f"not evidence: rerun it with <code>{esc(rerun)}</code>.</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<ul>{notes}</ul>{img}"
-    )
-
-
-def md_section(saved: SavedEvaluation) -> list[str]:
-    def cell(x: str) -> str:
-        return x.replace("|", "\\|")
-
-    if saved.result is None:
-        return [f"## {TITLE}", "", cell(str(saved.problem)), ""]
-    ev = saved.result
-    lines = [
-        f"## {TITLE}",
-        "",
-        f"{cell(html.escape(_inputs_line(ev)))}. A forecast, not evidence: rerun it with "
+    return TableView(
+        title=TITLE,
+        intro=f"{_inputs_line(ev)}. A forecast, not evidence: rerun it with "
         f"`ledger evaluate --rerun {saved.path}`.",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---" for _ in HEADERS) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(c) for c in _cells(r)) + " |" for r in _rows(ev)]
-    lines += [""] + [f"- {cell(line)}" for line in _notes(ev)]
-    return [*lines, "", "![what this protocol buys](evaluation.png)", ""]
+        headers=HEADERS,
+        rows=[_cells(r) for r in _rows(ev)],
+        items=_notes(ev),
+        figure="evaluation.png",
+    )

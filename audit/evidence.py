@@ -95,6 +95,19 @@ class Evidence:
                 pass
         return self.store.get_bytes(oid)
 
+    def damaged_bytes(self, oid: Any) -> bytes | None:
+        """The bytes of an object the scan found altered (they no longer hash to its id), to
+        say what changed; None when it is not such an object or cannot be read. Never
+        evidence: nothing re-derived may use them."""
+        if not isinstance(oid, str) or oid not in self.verified.scan.bad:
+            return None
+        path = self._paths.get(oid)
+        try:
+            with open(str(path), "rb") as fh:
+                return fh.read()
+        except (OSError, TypeError):
+            return None
+
     def parse_log(self, body: dict[str, Any], fmt: str) -> ParsedLog:
         """The run's raw log, parsed in `fmt` (its manifest's; LedgerError when unreadable)."""
         return parse_raw_log(self.raw_bytes(body.get("raw_log")), fmt)

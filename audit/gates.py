@@ -7,13 +7,14 @@ exit 1. A stage that is frozen but not decided is `undecided`, not clean.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audit.attempts import audit_attempts
 from audit.baselines import baseline_findings
 from audit.evidence import Evidence
 from audit.lineage import plan_findings
+from audit.locate import cell_words, run_place
 from audit.runs import RunCheck
 from audit.seeds import seed_binding
 from ledger.binding_level import BindingLevel, binding_level
@@ -62,9 +63,13 @@ class StageAudit:
         self.checks.append({"name": name, "ok": True, "detail": detail})
 
     def failed(self, name: str, detail: str, findings: list[Problem]) -> None:
-        """A check that failed, and the findings that say where (at least one)."""
+        """A check that failed, and the findings that say where (at least one); each finding
+        names this stage and the check (where its site did not name a narrower one)."""
         self.checks.append({"name": name, "ok": False, "detail": detail})
-        self.findings += findings or [Problem(self.manifest, f"{name}: {detail}")]
+        found = findings or [Problem(self.manifest, f"{name}: {detail}")]
+        self.findings += [
+            replace(p, stage=p.stage or self.stage, check=p.check or name) for p in found
+        ]
 
     def check(self, name: str, bad: list[Problem], detail: str = "") -> None:
         if bad:
@@ -208,10 +213,12 @@ def _check_runs(
     stage_audit.check("raw logs bind to their runs", [p for r in runs for p in r.problems])
     for run in runs:
         if run.observed["status"] != "ok":
+            place = run_place(run.record, body)
             stage_audit.failed_runs.append(
                 {
                     "run": run.id,
                     "key": run.record.get("run"),
+                    "cell": cell_words(place),
                     "status": run.observed["status"],
                     "reason": run.reason,
                 }
@@ -434,29 +441,89 @@ def _check_reproduces(
             [Problem(did, f"cannot re-derive: {exc}")],
         )
         return
-    diffs = diff(derived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
-    stage_audit.check(
-        "decision reproduces from raw logs",
-        [Problem(did, f"decision does not match the frozen rule: {d}") for d in diffs[:5]],
-        "; ".join(diffs[:3]),
+    found = field_diffs(derived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
+    if not found:
+        stage_audit.passed("decision reproduces from raw logs")
+        return
+    found.sort(key=lambda d: (DIFF_ORDER.index(d[0]) if d[0] in DIFF_ORDER else 99, d[0]))
+    names = {
+        cid: str(info.get("name") or cid[:8])
+        for cid, info in (body.get("conditions") or {}).items()
+        if isinstance(info, dict)
+    }
+    said: dict[str, str] = {}  # `promoted` and `outcome.promoted` say the same: once
+    for path, rec, der in found:
+        text = f"recorded {_say(rec, names)}, re-derived {_say(der, names)}"
+        leaf = path.rsplit(".", 1)[-1]
+        if (leaf, text) not in {(k.rsplit(".", 1)[-1], v) for k, v in said.items()}:
+            said[_say_path(path, names)] = text
+    words = "; ".join(f"{path}: {text}" for path, text in list(said.items())[:3])
+    more = f" (and {len(said) - 3} more field(s))" if len(said) > 3 else ""
+    shown = found[:DIFF_FIELDS_KEPT]
+    problem = Problem(
+        did,
+        f"decision {did[:12]} of {stage_audit.stage} does not match the frozen rule applied "
+        f"to the raw logs: {words}{more}",
+        recorded={path: rec for path, rec, _ in shown},
+        found={path: der for path, _, der in shown},
     )
+    stage_audit.failed("decision reproduces from raw logs", words, [problem])
 
 
-def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:
-    """Field-by-field differences, by canonical bytes (what was signed).
+# What a reader needs first when a decision no longer re-derives: who was promoted.
+DIFF_ORDER = ("promoted", "outcome.promoted", "outcome.best", "outcome.ranking", "verdicts")
+DIFF_FIELDS_KEPT = 10  # differing fields carried in a problem's recorded/found (--json)
 
-    Equal trees (the common case) cost one comparison of their canonical bytes; only a
-    difference is searched for field by field."""
+
+def field_diffs(derived: Any, recorded: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(path, recorded, re-derived) of every differing field, by canonical bytes (what was
+    signed). Equal trees (the common case) cost one comparison of their canonical bytes;
+    only a difference is searched for field by field."""
     if not path and _same(derived, recorded):
         return []
     if isinstance(derived, dict) and isinstance(recorded, dict):
         out = []
         for key in sorted(set(derived) | set(recorded)):
-            out += diff(derived.get(key), recorded.get(key), f"{path}.{key}" if path else key)
+            sub = f"{path}.{key}" if path else key
+            out += field_diffs(derived.get(key), recorded.get(key), sub)
         return out
     if canonical_bytes({"v": derived}) == canonical_bytes({"v": recorded}):
         return []
-    return [f"{path}: recorded {_short(recorded)}, re-derived {_short(derived)}"]
+    return [(path, recorded, derived)]
+
+
+def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:
+    """`field_diffs` as lines: `path: recorded X, re-derived Y`."""
+    return [
+        f"{where}: recorded {_short(rec)}, re-derived {_short(der)}"
+        for where, rec, der in field_diffs(derived, recorded, path)
+    ]
+
+
+def _say_path(path: str, names: dict[str, str]) -> str:
+    """A field path with condition ids read as names (`conditions.e`)."""
+    return ".".join(names.get(part, part) for part in path.split("."))
+
+
+def _say(value: Any, names: dict[str, str]) -> str:
+    """A decision value as a reader says it: condition ids by name, numbers to 4 decimals,
+    lists joined, anything larger as `an entry`."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return names.get(value, value if len(value) < 40 else value[:12])
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list):
+        if not value:
+            return "none"
+        if all(not isinstance(v, dict | list) for v in value):
+            text = ", ".join(_say(v, names) for v in value)
+            return text if len(text) <= 80 else text[:77] + "..."
+        return f"{len(value)} entries"
+    if isinstance(value, dict):
+        return "an entry"
+    return str(value)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -471,4 +538,4 @@ def _short(value: Any) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
-__all__ = ["StageAudit", "audit_manifest", "counting_decision", "diff"]
+__all__ = ["StageAudit", "audit_manifest", "counting_decision", "diff", "field_diffs"]

@@ -5,15 +5,16 @@ must not depend on a display or on global figure state. Style, size and dpi are 
 PNG carries no "Software" metadata, so identical data gives identical bytes on one
 matplotlib/freetype install (reports can be diffed and hashed).
 
-Inputs are slices of the report data dict (docs/reports.md): stage dicts, `costs`,
-`counterfactuals`.
+Inputs are parts of the report model (`audit.report_model`): stages, the protocol's cost
+breakdown, the counterfactuals. Titles wrap to the figure's width instead of running off it.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
@@ -21,6 +22,13 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from audit.report_model import (
+    CostBreakdown,
+    Counterfactual,
+    EffectRow,
+    Effects,
+    StageView,
+)
 from stages.campaign import budget_label
 from stages.stats import t_quantile
 
@@ -61,85 +69,97 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
+def _title(ax: Any, text: str, width_in: float) -> None:
+    """A title wrapped to the axes' width (about 13 characters per inch at 10 pt), so a
+    long one is never cut off at the figure's edge."""
+    ax.set_title(textwrap.fill(_label(text, 200), max(24, int(width_in * 13))))
+
+
 def _empty(message: str, title: str) -> bytes:
     with matplotlib.style.context(["default", STYLE]):
         fig = _figure(6, 2)
         ax = fig.add_subplot()
         ax.set_axis_off()
-        ax.set_title(_label(title, 80))
+        _title(ax, title, 6)
         ax.text(0.5, 0.5, _label(message, 80), ha="center", va="center", transform=ax.transAxes)
         return _png(fig)
 
 
-def effect_interval(
-    effects: Mapping[str, Any], effect: Mapping[str, Any]
-) -> tuple[float, float] | None:
+def effect_interval(effects: Effects, effect: EffectRow) -> tuple[float, float] | None:
     """The effect's 95% interval: the decision's own `ci_low`/`ci_high` (t with the residual
     df for OLS, ± Lenth's ME), else t(0.975, df) x se from the record; None without a df."""
-    lo, hi = effect.get("ci_low"), effect.get("ci_high")
-    if _finite(lo) and _finite(hi):
-        return float(lo), float(hi)
+    if _finite(effect.ci_low) and _finite(effect.ci_high):
+        return float(effect.ci_low), float(effect.ci_high)  # type: ignore[arg-type]
     half = effect_half_width(effects, effect)
-    mid = effect.get("effect")
-    if half is None or not _finite(mid):
+    if half is None:
         return None
-    return float(mid) - half, float(mid) + half
+    return effect.effect - half, effect.effect + half
 
 
-def effect_half_width(effects: Mapping[str, Any], effect: Mapping[str, Any]) -> float | None:
+def effect_half_width(effects: Effects, effect: EffectRow) -> float | None:
     """Half-width of the 95% interval: Lenth's ME, or t(0.975, df) x se with df the record's
     `t_df` (else `df_resid`); None when no df is known (never a normal 1.96)."""
-    lo, hi = effect.get("ci_low"), effect.get("ci_high")
-    if _finite(lo) and _finite(hi):
-        return (float(hi) - float(lo)) / 2
-    if effects.get("method") == "lenth":
-        me = effects.get("me")
-        return float(me) if _finite(me) else None
-
-    df = effects.get("t_df") if _finite(effects.get("t_df")) else effects.get("df_resid")
-    t_crit = t_quantile(float(df)) if _finite(df) else None
-    se = effect.get("se")
-    return t_crit * float(se) if t_crit is not None and _finite(se) else None
+    if effect.ci_low is not None and effect.ci_high is not None:
+        return (effect.ci_high - effect.ci_low) / 2
+    if effects.method == "lenth":
+        return effects.me
+    df = effects.t_df if effects.t_df is not None else effects.df_resid
+    t_crit = t_quantile(float(df)) if df is not None and df > 0 else None
+    return t_crit * effect.se if t_crit is not None and effect.se is not None else None
 
 
-def effects_plot(stages: Sequence[Mapping[str, Any]], *, main_only: bool = True) -> bytes:
+def effect_terms(stages: Sequence[StageView], *, main_only: bool = True) -> list[str]:
+    """Terms in design order (A, B, ..., then AB, AC, ...), not alphabetical or by size."""
+    terms = {
+        e.term
+        for s in stages
+        if s.effects
+        for e in s.effects.effects
+        if not main_only or _is_main(e.term)
+    }
+    return sorted(terms, key=lambda t: (len(t), t))
+
+
+def effects_plot(stages: Sequence[StageView], *, main_only: bool = True) -> bytes:
     """Grouped bars: each term's effect at each budget with its 95% t interval; significant
-    terms solid and outlined, post-selection (descriptive) estimates hatched.
-
-    `stages`: `[{"name", "budget_s", "effects": null | {"method", "effects": [{"term",
-    "effect", "se", "ci_low", "ci_high"}], "me", "t_df", "df_resid", "post_selection"},
-    "significant": [terms]}]`. `main_only`: main effects only (campaign factors are single
-    letters), as the across-budget figure shows them; a gate's own figure shows every term.
-    """
-    with_effects = [s for s in stages if s.get("effects") and s["effects"].get("effects")]
+    terms solid and outlined, post-selection (descriptive) estimates hatched. Terms in
+    design order, budgets in protocol order. `main_only`: main effects only (campaign
+    factors are single letters), as the across-budget figure shows them; a gate's own
+    figure shows every term."""
+    with_effects = [s for s in stages if s.effects and s.effects.effects]
+    where = (
+        "by budget"
+        if main_only or len(stages) != 1
+        else f"at {stages[0].name} ({budget_label(stages[0].budget_s)})"
+    )
+    what = "Main effects" if main_only else "Effects"
+    title = f"{what} {where}, 95% t intervals (solid = significant, hatched = post-selection)"
     if not with_effects:
-        return _empty("no effects estimated at any budget", "Effects by budget")
-    terms: list[str] = []
-    for s in with_effects:
-        for e in s["effects"]["effects"]:
-            if e["term"] not in terms and (not main_only or _is_main(e["term"])):
-                terms.append(e["term"])
+        return _empty("no effects estimated at any budget", title)
+    terms = effect_terms(with_effects, main_only=main_only)
     n = len(with_effects)
     width = 0.8 / n
+    fig_w = max(6.0, 0.9 * len(terms) + 2.5)
     with matplotlib.style.context(["default", STYLE]):
-        fig = _figure(max(5.0, 0.9 * len(terms) + 2.5), 3.6)
+        fig = _figure(fig_w, 3.8)
         ax = fig.add_subplot()
         colors = matplotlib.colormaps["tab10"]
         for j, s in enumerate(with_effects):
-            stage_effects = s["effects"]
-            sig = set(s.get("significant") or [])
+            stage_effects = s.effects
+            assert stage_effects is not None  # filtered above
+            sig = set(s.significant)
             color = colors(j % 10)
-            post = " post-selection" if stage_effects.get("post_selection") else ""
-            label = f"{s['name']} ({budget_label(s.get('budget_s'))}, {stage_effects.get('method', '?')}{post})"
-            for e in stage_effects["effects"]:
-                if e["term"] not in terms or not _finite(e.get("effect")):
+            post = " post-selection" if stage_effects.post_selection else ""
+            label = f"{s.name} ({budget_label(s.budget_s)}, {stage_effects.method}{post})"
+            for e in stage_effects.effects:
+                if e.term not in terms:
                     continue
-                x = terms.index(e["term"]) - 0.4 + width * (j + 0.5)
+                x = terms.index(e.term) - 0.4 + width * (j + 0.5)
                 interval = effect_interval(stage_effects, e)
-                is_sig = e["term"] in sig
+                is_sig = e.term in sig
                 ax.bar(
                     x,
-                    e["effect"],
+                    e.effect,
                     width * 0.9,
                     color=color,
                     alpha=1.0 if is_sig else 0.35,
@@ -153,8 +173,8 @@ def effects_plot(stages: Sequence[Mapping[str, Any]], *, main_only: bool = True)
                     lo, hi = interval
                     ax.errorbar(
                         x,
-                        e["effect"],
-                        yerr=[[e["effect"] - lo], [hi - e["effect"]]],
+                        e.effect,
+                        yerr=[[e.effect - lo], [hi - e.effect]],
                         fmt="none",
                         ecolor="black",
                         elinewidth=0.8,
@@ -162,11 +182,8 @@ def effects_plot(stages: Sequence[Mapping[str, Any]], *, main_only: bool = True)
                     )
         ax.axhline(0.0, color="black", linewidth=0.6)
         ax.set_xticks(range(len(terms)), [_label(t, 12) for t in terms])
-        ax.set_ylabel("effect (mean(+) − mean(−))")
-        what = "Main effects" if main_only else "Effects"
-        ax.set_title(
-            f"{what} by budget, 95% t intervals (solid = significant, hatched = post-selection)"
-        )
+        ax.set_ylabel("effect (mean(+) − mean(−); + = worse)")
+        _title(ax, title, fig_w)
         ax.legend(fontsize=7, loc="best")
         return _png(fig)
 
@@ -176,34 +193,28 @@ def _is_main(term: str) -> bool:
     return len(term) == 1
 
 
-def means_plot(stage: Mapping[str, Any], metric: str = "val_bpb") -> bytes:
+def means_plot(stage: StageView, metric: str = "val_bpb") -> bytes:
     """Condition means with 95% intervals at one stage, best rank on top, promoted in red.
-
-    `stage`: `{"name", "conditions": [{"name", "mean", "ci_low", "ci_high", "rank",
-    "promoted"}]}`; conditions without a finite mean (every run failed) are listed, not drawn.
-    """
-    conds = list(stage.get("conditions") or [])
-    title = f"{stage.get('name', '?')}: condition means with 95% intervals"
+    Conditions without a finite mean (every run failed) are listed, not drawn."""
+    conds = list(stage.conditions)
+    title = f"{stage.name}: condition means with 95% intervals"
     if not conds:
         return _empty("no decision yet", title)
-    conds.sort(
-        key=lambda c: (c.get("rank") if _finite(c.get("rank")) else math.inf, str(c.get("name")))
-    )
+    conds.sort(key=lambda c: (c.rank if c.rank is not None else math.inf, c.name))
     with matplotlib.style.context(["default", STYLE]):
         fig = _figure(6.5, max(2.0, 0.28 * len(conds) + 1.2))
         ax = fig.add_subplot()
         ys = list(range(len(conds)))[::-1]
         for y, c in zip(ys, conds, strict=True):
-            color = HIGHLIGHT if c.get("promoted") else MUTED
-            mean = c.get("mean")
-            if not _finite(mean):
+            color = HIGHLIGHT if c.promoted else MUTED
+            mean = c.mean
+            if mean is None:
                 continue
-            lo, hi = c.get("ci_low"), c.get("ci_high")
-            if _finite(lo) and _finite(hi):
+            if c.ci_low is not None and c.ci_high is not None:
                 ax.errorbar(
                     mean,
                     y,
-                    xerr=[[mean - lo], [hi - mean]],
+                    xerr=[[mean - c.ci_low], [c.ci_high - mean]],
                     fmt="o",
                     color=color,
                     ecolor=color,
@@ -214,34 +225,33 @@ def means_plot(stage: Mapping[str, Any], metric: str = "val_bpb") -> bytes:
                 ax.plot(mean, y, "o", color=color, markersize=4)
         labels = []
         for c in conds:
-            rank = c.get("rank")
-            mark = " *" if c.get("promoted") else ""
-            missing = "" if _finite(c.get("mean")) else " (no ok runs)"
-            labels.append(
-                _label(f"{rank if rank is not None else '-'}. {c.get('name')}{mark}{missing}", 34)
-            )
+            mark = " *" if c.promoted else ""
+            missing = "" if c.mean is not None else " (no ok runs)"
+            rank = c.rank if c.rank is not None else "-"
+            labels.append(_label(f"{rank}. {c.name}{mark}{missing}", 34))
         ax.set_yticks(ys, labels)
         ax.set_xlabel(_label(f"{metric} (lower is better); * promoted", 60))
-        ax.set_title(_label(title, 80))
+        _title(ax, title, 6.5)
         return _png(fig)
 
 
-def costs_plot(costs: Mapping[str, Any], counterfactuals: Sequence[Mapping[str, Any]]) -> bytes:
-    """Left: executed training GPU-hours by stage. Right: planned vs continue-all per gate."""
-    by_stage = costs.get("by_stage") or {}
+def costs_plot(costs: CostBreakdown, counterfactuals: Sequence[Counterfactual]) -> bytes:
+    """Left: executed training GPU-hours by stage (protocol order). Right: at each gate,
+    the protocol's campaign total beside the total had every candidate been continued."""
+    by_stage = costs.by_stage
     with matplotlib.style.context(["default", STYLE]):
-        fig = _figure(9.5, 3.6)
+        fig = _figure(10, 3.8)
         left, right = fig.subplots(1, 2)
         names = list(by_stage)
         left.bar(
             range(len(names)),
-            [by_stage[n]["training_gpu_hours"] for n in names],
+            [by_stage[n].training_gpu_hours for n in names],
             color=SIG_COLOR,
             label="training",
         )
         left.bar(
             range(len(names)),
-            [by_stage[n]["wall_gpu_hours"] for n in names],
+            [by_stage[n].wall_gpu_hours for n in names],
             fill=False,
             edgecolor="black",
             linewidth=0.8,
@@ -249,7 +259,7 @@ def costs_plot(costs: Mapping[str, Any], counterfactuals: Sequence[Mapping[str, 
         )
         left.set_xticks(range(len(names)), [_label(n, 14) for n in names], rotation=30, ha="right")
         left.set_ylabel("GPU-hours")
-        left.set_title("Executed GPU-hours by stage")
+        _title(left, "Executed GPU-hours by stage", 5)
         left.legend(fontsize=7)
         if not counterfactuals:
             right.set_axis_off()
@@ -262,52 +272,52 @@ def costs_plot(costs: Mapping[str, Any], counterfactuals: Sequence[Mapping[str, 
                 transform=right.transAxes,
             )
         else:
-            series = [
-                ("next_planned", "next stage, planned", "#95a5a6", None),
-                ("next_if_all", "next stage, all continued", "#95a5a6", "//"),
-                ("final_planned", "final stage, planned", HIGHLIGHT, None),
-                ("final_if_all", "final stage, all continued", HIGHLIGHT, "//"),
-            ]
-            width = 0.8 / len(series)
-            for j, (key, label, color, hatch) in enumerate(series):
-                xs = [i - 0.4 + width * (j + 0.5) for i in range(len(counterfactuals))]
-                right.bar(
-                    xs,
-                    [float(counterfactual[key]) for counterfactual in counterfactuals],
-                    width * 0.9,
-                    color=color if hatch is None else "white",
-                    edgecolor=color,
-                    hatch=hatch,
-                    label=label,
-                )
+            xs = range(len(counterfactuals))
+            protocol = costs.training_gpu_hours
+            right.bar(
+                [x - 0.2 for x in xs],
+                [protocol for _ in counterfactuals],
+                0.38,
+                color=SIG_COLOR,
+                label="the protocol (spent)",
+            )
+            right.bar(
+                [x + 0.2 for x in xs],
+                [cf.campaign_if_all for cf in counterfactuals],
+                0.38,
+                color="white",
+                edgecolor=HIGHLIGHT,
+                hatch="//",
+                label="every candidate of the gate continued",
+            )
             right.set_xticks(
-                range(len(counterfactuals)),
-                [_label(counterfactual["gate"], 14) for counterfactual in counterfactuals],
+                list(xs),
+                [_label(f"from {cf.gate}", 18) for cf in counterfactuals],
                 rotation=30,
                 ha="right",
             )
-            right.set_ylabel("GPU-hours (nominal)")
-            right.set_title("Counterfactual at each gate")
+            right.set_ylabel("campaign training GPU-hours")
+            _title(right, "The campaign's cost, spent vs. continuing every candidate", 5)
             right.legend(fontsize=7)
         return _png(fig)
 
 
-def ranks_plot(stages: Sequence[Mapping[str, Any]]) -> bytes:
+def ranks_plot(stages: Sequence[StageView]) -> bytes:
     """Rank of each condition across decided stages (lines), promoted points filled."""
-    decided = [s for s in stages if s.get("conditions")]
+    decided = [s for s in stages if s.conditions]
     if len(decided) < 2:
         return _empty("fewer than two decided stages", "Ranks across stages")
+    fig_w = max(4.0, 1.6 * len(decided) + 2.5)
     with matplotlib.style.context(["default", STYLE]):
-        fig = _figure(max(4.0, 1.6 * len(decided) + 2.5), 3.6)
+        fig = _figure(fig_w, 3.6)
         ax = fig.add_subplot()
         paths: dict[str, list[tuple[int, float, bool]]] = {}
         names: dict[str, str] = {}
         for x, s in enumerate(decided):
-            for c in s["conditions"]:
-                if _finite(c.get("rank")):
-                    key = str(c.get("condition") or c.get("name"))
-                    names[key] = str(c.get("name"))
-                    paths.setdefault(key, []).append((x, float(c["rank"]), bool(c.get("promoted"))))
+            for c in s.conditions:
+                if c.rank is not None:
+                    names[c.condition] = c.name
+                    paths.setdefault(c.condition, []).append((x, float(c.rank), c.promoted))
         for key in sorted(paths):
             pts = paths[key]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], color=MUTED, linewidth=0.8)
@@ -323,7 +333,7 @@ def ranks_plot(stages: Sequence[Mapping[str, Any]]) -> bytes:
                 va="center",
             )
         ax.invert_yaxis()
-        ax.set_xticks(range(len(decided)), [_label(s["name"], 14) for s in decided])
+        ax.set_xticks(range(len(decided)), [_label(s.name, 14) for s in decided])
         ax.set_ylabel("rank (1 = best)")
-        ax.set_title("Ranks across stages (red = promoted)")
+        _title(ax, "Ranks across stages (red = promoted)", fig_w)
         return _png(fig)

@@ -13,6 +13,7 @@ extend a published anchor; and GPU-hours that do not add up.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,13 @@ from typing import Any
 from audit.attempts import interrupted_rows
 from audit.baselines import protocol_hours_before
 from audit.binding import binding_summary
+from audit.causes import Cause, group
+from audit.caveats import Caveat, CaveatInputs, KeyName, Signer, caveats, signers
 from audit.costs import cost_breakdown, cost_row
 from audit.evidence import Evidence
 from audit.gates import BaselineContext, StageAudit, audit_manifest
-from audit.runs import RunCheck, check_run
+from audit.locate import Locator
+from audit.runs import LogProvenance, RunCheck, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
 from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
@@ -37,9 +41,26 @@ from stages.observations import run_key
 RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 
 
+@dataclass(frozen=True)
+class AuditedRun:
+    """A run record as the audit read it: `body` is the record with status and metrics as
+    its raw log supports them (never the record's own numbers), `log` what its header says."""
+
+    id: str
+    body: dict[str, Any]
+    log: LogProvenance | None
+    simulated: bool
+    reason: str  # why a run that is not ok ended, or why it has no evidence
+
+
 @dataclass
 class AuditResult:
-    """Everything `ledger audit` found, ready for JSON, text or the report."""
+    """Everything `ledger audit` found, ready for JSON, text or the report.
+
+    `manifests`, `decisions` and `runs` are the hash-checked evidence the audit re-derived
+    from (accepted objects the journals cite), so a report is built from what the audit
+    read instead of reading every object again.
+    """
 
     findings: list[Problem]
     stages: list[StageAudit]
@@ -52,13 +73,13 @@ class AuditResult:
     notes: list[str] = field(default_factory=list)
     timestamps: dict[str, Any] = field(default_factory=dict)  # tokens, roots, anchors' bounds
     reproduction: dict[str, Any] | None = None  # `--reproduce N`: the spot-check's replays
-    # Hash-checked bodies by kind ("manifest", "decision", "run") and id, so the report is
-    # built from what the audit read instead of reading every object again. Run bodies carry
-    # status and metrics as their raw logs support them; "log_header" holds, by run id, the
-    # provenance fields of its log's header. Not serialized.
-    bodies: dict[str, dict[str, dict[str, Any]]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    caveats: list[Caveat] = field(default_factory=list)
+    signers: list[Signer] = field(default_factory=list)
+    trusted: list[KeyName] = field(default_factory=list)  # the reviewer's keys, by name
+    anchors_given: list[str] = field(default_factory=list)  # ids of the reviewer's anchors
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    runs: dict[str, AuditedRun] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def verdict(self) -> str:
@@ -72,6 +93,11 @@ class AuditResult:
         return self.verdict == "clean"
 
     @property
+    def causes(self) -> list[Cause]:
+        """The findings grouped by root cause (`audit.causes`)."""
+        return group(self.findings)
+
+    @property
     def binding(self) -> dict[str, Any]:
         """How strongly the logs of the stages in force are bound (`audit.binding`)."""
         return binding_summary(self.stages)
@@ -81,13 +107,18 @@ class AuditResult:
             "verdict": self.verdict,
             "binding": self.binding,
             "problems": [f.to_dict() for f in self.findings],
+            "causes": [c.to_dict() for c in self.causes],
+            "caveats": [c.to_dict() for c in self.caveats],
+            "signers": [s.to_dict() for s in self.signers],
             "stages": [s.to_dict() for s in self.stages],
             "unplanned_runs": self.unplanned,
             "amendments": self.amendments,
             "costs": self.costs,
             "objects": self.objects,
             "anchors": self.anchors,
+            "anchors_given": self.anchors_given,
             **self.trust,
+            "trusted": [k.to_dict() for k in self.trusted],
             "notes": self.notes,
             "timestamps": self.timestamps,
             "reproduction": self.reproduction,
@@ -155,35 +186,87 @@ def audit_store(
     for part in (costs, costs["interrupted"] or {}):
         for check in part.get("checks", []):
             if not check.get("ok"):
-                findings.append(Problem("costs", f"GPU-hours do not add up: {check.get('name')}"))
+                findings.append(
+                    Problem("costs", f"GPU-hours do not add up: {check.get('name')}", check="costs")
+                )
+    findings += _uncounted(checks, manifests)
     timestamps, order = _witness(ev, verified, stages, manifests)
     findings += order
-    notes = verified.notes() + _unsigned_note(ev, manifests)
+    # trust is said once: as a caveat when store-asserted, as a note naming the keys else
+    trust_note = verified.trust.describe(verified.keyring)
+    notes = [n for n in verified.notes() if n != trust_note or verified.trust.mode != "store"]
+    notes += _unsigned_note(ev)
     reproduction = None
     if reproduce is not None:
         spot = spot_check(ev, checks, manifests, reproduce)
         findings += spot.findings
         notes += spot.notes()
         reproduction = spot.to_dict()
+    decisions = ev.of_kind("decision")
+    locator = Locator(manifests, decisions, ev.of_kind("run"))
+    anchors_made = sum(1 for e in ev.events if e.kind == "anchor")
+    names = {str(r.get("key_id")): str(r.get("name")) for r in store.keyring().records()}
+    trust_used = verified.trust
+    trusted = [KeyName(kid, n) for kid, n in trust_used.key_names(store.keyring()).items()]
+    names.update({k.key_id: k.name for k in trusted})
+    who = signers(names, manifests.values(), decisions.values())
+    facts = CaveatInputs(
+        runs=sum(s.runs for s in stages) + len(unplanned),
+        simulated_by_stage=tuple((s.stage, s.sim_runs) for s in stages if s.sim_runs),
+        signers=tuple(who),
+        anchors_in_store=anchors_made,
+        anchors_given=len(verified.anchors.given),
+        trust=trust_used.mode,
+        trusted=tuple(trusted),
+        binding=tuple((s.stage, s.binding) for s in stages if not s.superseded),
+    )
     return AuditResult(
-        _unique(findings),
+        _unique(locator.locate_all(findings)),
         stages,
         unplanned,
         amendments=sorted(mid for mid, b in manifests.items() if b.get("amends")),
         costs=costs,
         objects=len(verified.scan.objects) + len(verified.scan.raw),
-        anchors=sum(1 for e in ev.events if e.kind == "anchor") + len(verified.anchors.given),
-        trust=verified.trust.to_dict(),
+        anchors=anchors_made + len(verified.anchors.given),
+        trust=trust_used.to_dict(),
         notes=notes,
         timestamps=timestamps,
         reproduction=reproduction,
-        bodies={
-            "manifest": manifests,
-            "decision": ev.of_kind("decision"),
-            "run": observed,
-            "log_header": {rid: c.header for rid, c in checks.items() if c.header},
+        caveats=caveats(facts),
+        signers=who,
+        trusted=trusted,
+        anchors_given=list(verified.anchors.given),
+        manifests=manifests,
+        decisions=decisions,
+        runs={
+            rid: AuditedRun(rid, c.observed, c.log, c.simulated, c.reason)
+            for rid, c in checks.items()
         },
     )
+
+
+def _uncounted(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> list[Problem]:
+    """A run whose training seconds the totals cannot count as its record claims (its log
+    is not evidence, or says otherwise): the GPU-hours changed, said as a consequence."""
+    out = []
+    for rid, check in checks.items():
+        claimed = _seconds((check.record.get("metrics") or {}).get("training_seconds"))
+        counted = _seconds((check.observed.get("metrics") or {}).get("training_seconds"))
+        if claimed == counted:
+            continue
+        gpus = cost_row(check.observed, manifests.get(check.record.get("manifest") or ""))["gpus"]
+        out.append(
+            Problem(
+                rid,
+                f"GPU-hours: the totals count {counted:g} training seconds of this run, its "
+                f"record claims {claimed:g} ({(counted - claimed) * gpus / 3600:+.4f} "
+                f"GPU-hours)",
+                check="costs",
+                recorded=claimed,
+                found=counted,
+            )
+        )
+    return out
 
 
 PARALLEL_MIN_RUNS = 2000  # below this, starting workers costs more than it saves
@@ -201,7 +284,7 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
     )
     bodies = dict(runs)
     out = {}
-    for rid, observed, problems, simulated, reason, started, runner, header in found:
+    for rid, observed, problems, simulated, reason, started, runner, log in found:
         out[rid] = RunCheck(
             rid,
             bodies[rid],
@@ -211,7 +294,7 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
             reason,
             started,
             runner,
-            header,
+            log,
         )
     return dict(sorted(out.items()))
 
@@ -235,7 +318,7 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
                 c.reason,
                 c.log_started,
                 c.runner,
-                c.header,
+                c.log,
             )
         )
     return out
@@ -329,6 +412,8 @@ def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[
                     event.object,
                     f"stage {key[0]}/{key[1]} frozen a second time "
                     f"without --amend (first: {first[key][:12]})",
+                    check="one plan per stage",
+                    stage=key[1],
                 )
             )
         first.setdefault(key, event.object)
@@ -353,27 +438,12 @@ def _shared_logs(checks: dict[str, RunCheck]) -> list[Problem]:
                     rid,
                     f"raw log {raw[:12]} already backs run record "
                     f"{first[raw][:12]}: one log backs one run",
+                    check="one log per run",
                 )
             )
         else:
             first[raw] = rid
     return out
-
-
-def _unsigned_note(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[str]:
-    """Old stores keep verifying with unsigned run records; say what that leaves open."""
-    unsigned = [
-        rid
-        for rid, obj in ev.objects.items()
-        if obj.get("kind") == "run" and "signature" not in obj
-    ]
-    if not unsigned:
-        return []
-    return [
-        f"{len(unsigned)} run record(s) are unsigned (recorded before records were signed, "
-        f"or unplanned without a key): anyone with write access to the store could have "
-        f"replaced them before a decision cited them"
-    ]
 
 
 def _unique(findings: list[Problem]) -> list[Problem]:
@@ -394,4 +464,25 @@ def _costs(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> dict[str,
     )
 
 
-__all__ = ["AuditResult", "StageAudit", "audit_store", "run_key"]
+def _unsigned_note(ev: Evidence) -> list[str]:
+    """Old stores keep verifying with unsigned run records; say what that leaves open."""
+    unsigned = sum(
+        1 for obj in ev.objects.values() if obj.get("kind") == "run" and "signature" not in obj
+    )
+    if not unsigned:
+        return []
+    return [
+        f"{unsigned} run record(s) are unsigned (recorded before records were signed, or "
+        f"unplanned without a key): anyone with write access to the store could have "
+        f"replaced them before a decision cited them"
+    ]
+
+
+def _seconds(value: Any) -> float:
+    """Seconds as a finite non-negative float; anything else counts 0 (and is a run finding)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if math.isfinite(value) and value >= 0 else 0.0
+
+
+__all__ = ["AuditResult", "AuditedRun", "LogProvenance", "StageAudit", "audit_store", "run_key"]

@@ -1,36 +1,77 @@
-"""Assemble what a reviewer reads (report, costs, effects) from the ledger and the audit.
+"""Build the report model (`audit.report_model.ReportData`) from the audit's result.
 
-Why separate from rendering: the same dict feeds `ledger report costs|effects --json`, the
-HTML/Markdown report and the DVC metrics, so every surface shows the same numbers.
+Why from the audit's public result alone: the report shows what the audit re-derived and
+hash-checked (`AuditResult.manifests`, `.decisions`, `.runs`: status and metrics as each raw
+log supports them), so a report never reads an object the audit did not, and a reviewer's
+report from a bundle shows exactly what their audit checked. The store is read for one thing
+outside the evidence: the saved evaluation (a forecast, `ledger evaluate --save`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-from audit.compare import comparison
-from audit.costs import counterfactuals, split_costs
-from audit.evaluation_report import saved_evaluation
-from audit.rederive import AuditResult
-from audit.summary import caveats, provenance, run_facts, verdict
+from audit import evaluation_report
+from audit.causes import short_ids
+from audit.compare import TITLE as COMPARE_TITLE
+from audit.compare import comparison, table_rows
+from audit.costs import (
+    campaign_sentence,
+    campaign_totals,
+    counterfactual_sentences,
+    counterfactuals,
+    saved_sentence,
+    split_costs,
+)
+from audit.evaluation_report import SavedEvaluation, saved_evaluation
+from audit.gates import StageAudit
+from audit.rederive import AuditedRun, AuditResult
+from audit.report_model import (
+    AnalysisView,
+    AuditView,
+    CampaignCosts,
+    CampaignInfo,
+    CaveatView,
+    Cell,
+    Check,
+    CheckVerdict,
+    ConditionCost,
+    ConditionView,
+    CostBreakdown,
+    CostPart,
+    CostReport,
+    CostText,
+    Counterfactual,
+    EffectRow,
+    Effects,
+    EffectsReport,
+    EffectsStage,
+    Excluded,
+    FailedRun,
+    FailureRates,
+    Flag,
+    Headline,
+    KeyView,
+    ProblemLine,
+    RankRow,
+    ReportData,
+    StageView,
+    SumCheck,
+    TableView,
+    Variance,
+    VarianceShares,
+)
+from audit.summary import provenance, run_facts, verdict
 from ledger.errors import LedgerError
-from ledger.store import Store
-from stages.pipeline import run_failure_reason
 from stages.stats import spearman, variance_decomposition
-
-
-def signers(store: Store, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Which keys signed the gates, by name (so a demo key is visible as one)."""
-    used = {item["manifest"].get("freezer") for item in items}
-    used |= {item["decision"].get("decider") for item in items if item["decision"]}
-    names = {r["key_id"]: r.get("name", "?") for r in store.keyring().records()}
-    shown = sorted(f"{names.get(k, 'unknown')} [{k}]" for k in used if k)
-    demo = any("DEMO" in names.get(k, "") for k in used if k)
-    detail = ", ".join(shown) + (" (a demo key: not evidence of anything)" if demo else "")
-    return {"name": "signing keys", "ok": True, "detail": detail}
 
 
 def tool_version() -> str:
@@ -40,38 +81,44 @@ def tool_version() -> str:
         return "unknown"
 
 
-def _body(store: Store, result: AuditResult, kind: str, oid: str) -> dict[str, Any]:
-    """A body the audit already read (hash-checked), else read now (raises if damaged)."""
-    body = result.bodies.get(kind, {}).get(oid)
-    return body if body is not None else store.get_json(oid)["body"]
+@dataclass(frozen=True)
+class Item:
+    """A manifest in force (amended ones replaced) with its decision and runs as audited."""
+
+    audit: StageAudit
+    manifest: dict[str, Any]
+    decision: dict[str, Any] | None
+    runs: list[AuditedRun]
+    baseline: bool
+
+    def compare_item(self) -> dict[str, Any]:
+        """The shape `audit.compare.baseline_rows` reads."""
+        return {
+            "manifest": self.manifest,
+            "decision": self.decision,
+            "runs": [r.body for r in self.runs],
+            "audit": self.audit,  # a baseline the audit does not find clean is left out
+        }
 
 
-def _live_stages(store: Store, result: AuditResult) -> list[dict[str, Any]]:
-    """One entry per gate in force (amended manifests replaced), in freeze order."""
-    return [item for item in live_items(store, result) if not item["baseline"]]
-
-
-def live_items(store: Store, result: AuditResult) -> list[dict[str, Any]]:
-    """Every manifest in force, gates and baselines (`baseline` says which), in freeze order:
-    `{"audit", "manifest", "decision", "runs", "baseline"}`."""
-    runs_by_manifest: dict[str, list[dict[str, Any]]] = {}
-    for body in result.bodies.get("run", {}).values():
-        runs_by_manifest.setdefault(body.get("manifest") or "", []).append(body)
+def live_items(result: AuditResult) -> list[Item]:
+    """Every manifest in force, gates and baselines (`baseline` says which), in freeze order."""
+    runs_by_manifest: dict[str, list[AuditedRun]] = defaultdict(list)
+    for run in result.runs.values():
+        runs_by_manifest[str(run.body.get("manifest") or "")].append(run)
     out = []
     for stage_audit in (s for s in result.stages if not s.superseded):
-        manifest = _body(store, result, "manifest", stage_audit.manifest)
-        decision = (
-            _body(store, result, "decision", stage_audit.decision) if stage_audit.decision else None
-        )
-        # baselines are compared with the protocol (`ledger compare`), not walked as gates
+        manifest = result.manifests[stage_audit.manifest]
+        decision = result.decisions.get(stage_audit.decision) if stage_audit.decision else None
         out.append(
-            {
-                "audit": stage_audit,
-                "manifest": manifest,
-                "decision": decision,
-                "runs": runs_by_manifest.get(stage_audit.manifest, []),
-                "baseline": "baseline" in manifest.get("spec", {}),
-            }
+            Item(
+                stage_audit,
+                manifest,
+                decision,
+                runs_by_manifest.get(stage_audit.manifest, []),
+                # baselines are compared with the protocol (`ledger compare`), not walked
+                "baseline" in (manifest.get("spec") or {}),
+            )
         )
     return out
 
@@ -85,114 +132,203 @@ _DEFAULT_REASON = {
 }
 
 
-def failure_reason(store: Store, run: dict[str, Any]) -> str:
-    """Why a run is not `ok`: the runner's error or its stderr's last line (kept with the
-    run), else what its status means."""
-    reason = run_failure_reason(store, run)
-    return reason or _DEFAULT_REASON.get(str(run.get("status")), str(run.get("status")))
-
-
-def failures(
-    store: Store, manifest: dict[str, Any], runs: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The gate's runs that are not `ok`, with a reason, at most FAILURE_LIMIT of them."""
+def failures(manifest: dict[str, Any], runs: list[AuditedRun]) -> list[FailedRun]:
+    """The gate's runs that are not `ok`, with why (the runner's error or stderr's last
+    line, as the audit read them, else what the status means), at most FAILURE_LIMIT."""
     names = {cid: info.get("name", cid[:8]) for cid, info in manifest.get("conditions", {}).items()}
     bad = sorted(
-        (r for r in runs if r.get("status") != "ok"),
+        (r for r in runs if r.body.get("status") != "ok"),
         key=lambda r: (
-            str(names.get(r.get("condition"), "")),
-            r.get("seed") or 0,
-            str(r.get("host")),
+            str(names.get(r.body.get("condition"), "")),
+            r.body.get("seed") or 0,
+            str(r.body.get("host")),
         ),
     )
-    return [
-        {
-            "condition": names.get(r.get("condition"), str(r.get("condition"))[:8]),
-            "seed": r.get("seed"),
-            "host": r.get("host"),
-            "status": r.get("status"),
-            "reason": failure_reason(store, r),
-        }
-        for r in bad[:FAILURE_LIMIT]
-    ]
+    out = []
+    for run in bad[:FAILURE_LIMIT]:
+        body = run.body
+        status = str(body.get("status"))
+        seed = body.get("seed")
+        out.append(
+            FailedRun(
+                condition=str(names.get(body.get("condition"), str(body.get("condition"))[:8])),
+                seed=seed if isinstance(seed, int) else None,
+                host=str(body.get("host")) if body.get("host") is not None else None,
+                status=status,
+                reason=run.reason or _DEFAULT_REASON.get(status, status),
+            )
+        )
+    return out
 
 
-def stage_view(item: dict[str, Any], store: Store) -> dict[str, Any]:
-    """One gate as the report shows it."""
-    stage_audit, manifest, decision, runs = (
-        item["audit"],
-        item["manifest"],
-        item["decision"],
-        item["runs"],
+def _float(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def _int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def _condition(
+    s: dict[str, Any],
+    info: dict[str, Any],
+    factors: dict[str, Any],
+    decision: dict[str, Any],
+    gate_rank: dict[str, int],
+    excluded: dict[str, str],
+) -> ConditionView:
+    cid = str(s["condition"])
+    promoted = cid in set(decision.get("promoted") or [])
+    return ConditionView(
+        condition=cid,
+        name=str(info.get("name") or cid[:8]),
+        n=_int(s.get("n")) or 0,
+        n_runs=_int(s.get("n_runs")),
+        mean=_float(s.get("mean")),
+        sd=_float(s.get("sd")),
+        ci_low=_float(s.get("ci_low")),
+        ci_high=_float(s.get("ci_high")),
+        rank=_int(s.get("rank")),
+        wins=_int(s.get("wins")),
+        promoted=promoted,
+        promoted_by=promoted_by(cid, info, decision) if promoted else None,
+        levels=factor_levels(info, factors),
+        origin=info.get("origin"),
+        gate_rank=gate_rank.get(cid),
+        excluded=excluded.get(cid),
     )
+
+
+def _effects(raw: dict[str, Any] | None) -> Effects | None:
+    if not raw:
+        return None
+    return Effects(
+        method=str(raw.get("method")),
+        effects=[
+            EffectRow(
+                term=str(e["term"]),
+                effect=float(e["effect"]),
+                se=_float(e.get("se")),
+                p=_float(e.get("p")),
+                q=_float(e.get("q")),
+                ci_low=_float(e.get("ci_low")),
+                ci_high=_float(e.get("ci_high")),
+                aliases=[str(a) for a in e.get("aliases") or []],
+            )
+            for e in raw.get("effects") or []
+            if _float(e.get("effect")) is not None
+        ],
+        pse=_float(raw.get("pse")),
+        me=_float(raw.get("me")),
+        sme=_float(raw.get("sme")),
+        df_resid=_float(raw.get("df_resid")),
+        t_df=_float(raw.get("t_df")),
+        post_selection=bool(raw.get("post_selection")),
+        dropped=[str(t) for t in raw.get("dropped") or []],
+        dropped_reasons={str(k): str(v) for k, v in (raw.get("dropped_reasons") or {}).items()},
+        notes=[str(n) for n in raw.get("notes") or []],
+        block=raw.get("block"),
+    )
+
+
+def _failure_rates(raw: dict[str, Any] | None) -> FailureRates | None:
+    if not raw or not isinstance(raw.get("factors"), dict):
+        return None
+    return FailureRates(
+        n_failed=int(raw.get("n_failed") or 0),
+        n_runs=int(raw.get("n_runs") or 0),
+        factors={
+            letter: {
+                "key": row.get("key"),
+                "low": {"failed": row["low"]["failed"], "runs": row["low"]["runs"]},
+                "high": {"failed": row["high"]["failed"], "runs": row["high"]["runs"]},
+                "p": _float(row.get("p")),
+                "unequal": bool(row.get("unequal")),
+            }
+            for letter, row in raw["factors"].items()
+        },
+    )
+
+
+def stage_view(item: Item) -> StageView:
+    """One gate as the report shows it."""
+    manifest, decision, runs = item.manifest, item.decision, item.runs
     statuses: dict[str, int] = {}
     for run in runs:
-        statuses[run.get("status", "?")] = statuses.get(run.get("status", "?"), 0) + 1
+        status = str(run.body.get("status", "?"))
+        statuses[status] = statuses.get(status, 0) + 1
     executed = (
-        sum(
-            float(r.get("metrics", {}).get("training_seconds") or 0.0) * int(r.get("gpus") or 1)
+        math.fsum(
+            (_float((r.body.get("metrics") or {}).get("training_seconds")) or 0.0)
+            * (_int(r.body.get("gpus")) or 1)
             for r in runs
         )
         / 3600.0
     )
-    names = {cid: info["name"] for cid, info in manifest["conditions"].items()}
-    promoted = set(decision["promoted"]) if decision else set()
+    conditions = manifest.get("conditions") or {}
     factors = (manifest.get("analysis") or {}).get("factors") or {}
-    conditions = []
-    effects = None
-    significant: list[str] = []
+    rule = manifest.get("rule") or {}
+    views: list[ConditionView] = []
+    statistics: dict[str, Any] = {}
+    outcome: dict[str, Any] = {}
     if decision:
-        outcome = decision.get("outcome", {})
-        gate_rank = {cid: i for i, cid in enumerate(outcome.get("ranking", []), start=1)}
-        excluded = {e["condition"]: e["reason"] for e in outcome.get("excluded", [])}
-        for s in decision["statistics"]["conditions"]:
-            cid = s["condition"]
-            info = manifest["conditions"].get(cid, {})
-            conditions.append(
-                {
-                    **s,
-                    "name": names.get(cid, cid[:8]),
-                    "promoted": cid in promoted,
-                    "promoted_by": promoted_by(cid, info, decision) if cid in promoted else None,
-                    "levels": factor_levels(info, factors),
-                    "origin": info.get("origin"),
-                    "gate_rank": gate_rank.get(cid),
-                    "excluded": excluded.get(cid),
-                }
+        statistics = decision.get("statistics") or {}
+        outcome = decision.get("outcome") or {}
+        gate_rank = {cid: i for i, cid in enumerate(outcome.get("ranking") or [], start=1)}
+        excluded = {e["condition"]: e["reason"] for e in outcome.get("excluded") or []}
+        views = [
+            _condition(
+                s, conditions.get(s["condition"], {}), factors, decision, gate_rank, excluded
             )
-        effects = decision["statistics"].get("effects")
-        significant = list(decision.get("outcome", {}).get("significant", []))
-    return {
-        "name": stage_audit.stage,
-        "from": manifest.get("spec", {}).get("stage", {}).get("from"),
-        "budget_s": stage_audit.budget_s,
-        "manifest": stage_audit.manifest,
-        "decision": stage_audit.decision,
-        "frozen_at": manifest.get("frozen_at"),
-        "decided_at": decision.get("decided_at") if decision else None,
-        "rule": manifest.get("rule", {}),
-        "cells": manifest.get("cells", []),
-        "n_runs": len(runs),
-        "statuses": statuses,
-        "failures": failures(store, manifest, runs),
-        "executed_gpu_hours": executed,
-        "conditions": conditions,
-        "effects": effects,
-        "effects_note": decision["statistics"].get("effects_note") if decision else None,
-        "analysis": _analysis_view(manifest.get("analysis", {})),
-        "failure_rates": decision["statistics"].get("failures") if decision else None,
-        "flags": list(decision["statistics"].get("flags", [])) if decision else [],
-        "excluded": list(decision.get("outcome", {}).get("excluded", [])) if decision else [],
-        "significant": significant,
-        "promoted": [decision["conditions"][c]["name"] for c in decision["promoted"]]
+            for s in statistics.get("conditions") or []
+        ]
+    return StageView(
+        name=item.audit.stage,
+        from_stage=((manifest.get("spec") or {}).get("stage") or {}).get("from"),
+        budget_s=float(item.audit.budget_s),
+        manifest=item.audit.manifest,
+        decision=item.audit.decision,
+        frozen_at=manifest.get("frozen_at"),
+        decided_at=decision.get("decided_at") if decision else None,
+        rule_json=json.dumps(rule, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+        keep=[str(k) for k in rule.get("keep") or []],
+        cells=[Cell(seed=c[0], host=str(c[1])) for c in manifest.get("cells") or []],
+        n_runs=len(runs),
+        statuses=statuses,
+        failures=failures(manifest, runs),
+        executed_gpu_hours=executed,
+        conditions=views,
+        effects=_effects(statistics.get("effects")),
+        effects_note=statistics.get("effects_note"),
+        analysis=_analysis_view(manifest.get("analysis") or {}),
+        failure_rates=_failure_rates(statistics.get("failures")),
+        flags=[
+            Flag(stage=item.audit.stage, kind=str(f["kind"]), detail=str(f.get("detail", "")))
+            for f in statistics.get("flags") or []
+        ],
+        excluded=[
+            Excluded(condition=str(e["condition"]), reason=str(e["reason"]))
+            for e in outcome.get("excluded") or []
+        ],
+        significant=[str(t) for t in outcome.get("significant") or []],
+        promoted=[str(decision["conditions"][c]["name"]) for c in decision["promoted"]]
         if decision
         else [],
-        "trace": decision.get("trace", []) if decision else [],
-        "verdicts": decision.get("verdicts", []) if decision else [],
-        "candidates": sorted(manifest["conditions"]),
-        "promoted_ids": list(decision["promoted"]) if decision else [],
-        "gpus": manifest.get("gpus", 1),
-    }
+        trace=[str(t) for t in (decision or {}).get("trace") or []],
+        verdicts=[
+            CheckVerdict(
+                name=str(v.get("name", "?")),
+                passed=bool(v.get("pass")),
+                detail=v.get("detail") or "",
+            )
+            for v in (decision or {}).get("verdicts") or []
+        ],
+        candidates=sorted(conditions),
+        promoted_ids=list(decision["promoted"]) if decision else [],
+        gpus=_int(manifest.get("gpus")) or 1,
+    )
 
 
 def factor_levels(info: dict[str, Any], factors: dict[str, Any]) -> dict[str, Any]:
@@ -218,34 +354,33 @@ def promoted_by(cid: str, info: dict[str, Any], decision: dict[str, Any]) -> str
     return "rule"
 
 
-def _analysis_view(analysis: dict[str, Any]) -> dict[str, Any]:
+def _analysis_view(analysis: dict[str, Any]) -> AnalysisView:
     """The frozen analysis plan as a reviewer reads it (what was fixed before the runs)."""
-    structure = analysis.get("structure") or {}
-    return {
-        "design": (analysis.get("design") or {}).get("label"),
-        "structure": structure.get("label"),
-        "points": len(analysis.get("points") or {}),
-        "terms": list(analysis.get("terms") or []),
-        "method": analysis.get("method"),
-        "block": analysis.get("block"),
-        "post_selection": bool(analysis.get("post_selection")),
-    }
+    return AnalysisView(
+        design=(analysis.get("design") or {}).get("label"),
+        structure=(analysis.get("structure") or {}).get("label"),
+        points=len(analysis.get("points") or {}),
+        terms=[str(t) for t in analysis.get("terms") or []],
+        method=analysis.get("method"),
+        block=analysis.get("block"),
+        post_selection=bool(analysis.get("post_selection")),
+    )
 
 
 WEAK_RHO = 0.5  # a rank correlation below this between consecutive gates is flagged "weak"
 
 
-def rank_stability(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def rank_stability(stages: list[StageView]) -> list[RankRow]:
     """Spearman correlation of condition ranks between consecutive decided stages, flagged.
 
     `flag`: "negative" (rho < 0), "weak" (0 <= rho < WEAK_RHO), "too few shared conditions"
     (rho undefined: fewer than 3 shared, or constant ranks), else None.
     """
     out = []
-    decided = [s for s in stages if s["conditions"]]
+    decided = [s for s in stages if s.conditions]
     for a, b in zip(decided, decided[1:], strict=False):
-        ranks_a = {c["condition"]: c["rank"] for c in a["conditions"] if c.get("rank")}
-        ranks_b = {c["condition"]: c["rank"] for c in b["conditions"] if c.get("rank")}
+        ranks_a = {c.condition: float(c.rank) for c in a.conditions if c.rank}
+        ranks_b = {c.condition: float(c.rank) for c in b.conditions if c.rank}
         rho, n = spearman(ranks_a, ranks_b)
         if rho is None:
             flag = "too few shared conditions"
@@ -255,41 +390,44 @@ def rank_stability(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             flag = "weak"
         else:
             flag = None
-        out.append({"from": a["name"], "to": b["name"], "rho": rho, "n": n, "flag": flag})
+        out.append(RankRow(from_stage=a.name, to_stage=b.name, rho=rho, n=n, flag=flag))
     return out
 
 
-def _variance_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _variance_rows(items: list[Item]) -> list[dict[str, Any]]:
     """One row per run of a gate: budget, condition, host, seed and its metric (None if failed)."""
     rows = []
     for item in items:
-        metric = item["manifest"].get("analysis", {}).get("metric", "val_bpb")
-        for run in item["runs"]:
-            value = run.get("metrics", {}).get(metric) if run.get("status") == "ok" else None
+        metric = (item.manifest.get("analysis") or {}).get("metric", "val_bpb")
+        for run in item.runs:
+            body = run.body
+            value = (body.get("metrics") or {}).get(metric) if body.get("status") == "ok" else None
             rows.append(
                 {
-                    "campaign": item["manifest"].get("campaign"),
-                    "stage": item["manifest"]["stage"],
-                    "budget": item["manifest"]["budget_s"],
-                    "condition": run.get("condition"),
-                    "host": run.get("host"),
-                    "seed": run.get("seed"),
+                    "campaign": item.manifest.get("campaign"),
+                    "stage": item.manifest["stage"],
+                    "budget": item.manifest["budget_s"],
+                    "condition": body.get("condition"),
+                    "host": body.get("host"),
+                    "seed": body.get("seed"),
                     "value": value,
                 }
             )
     return rows
 
 
-def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
+def variance(items: list[Item]) -> Variance:
     """Variance decomposition (budget, condition, host, seed) over every gate's ok runs, and
     (condition, host, seed) within each stage. Components with one level get share 0."""
     rows = _variance_rows(items)
 
-    def one(subset: list[dict[str, Any]], components: tuple[str, ...]) -> dict[str, Any] | None:
+    def one(subset: list[dict[str, Any]], components: tuple[str, ...]) -> VarianceShares | None:
         try:
-            return variance_decomposition(subset, components).to_dict()
+            out = variance_decomposition(subset, components)
         except LedgerError:
             return None  # fewer than two ok runs: nothing to decompose
+        shares = out.to_dict()["shares"]  # non-finite shares as None
+        return VarianceShares(n=out.n, components=list(out.components), shares=shares)
 
     of_campaign: dict[str, list[dict[str, Any]]] = defaultdict(list)
     of_stage: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -300,7 +438,7 @@ def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
     single = len(campaigns) <= 1
     by_stage = {}
     for item in items:
-        camp, name = str(item["manifest"].get("campaign")), item["manifest"]["stage"]
+        camp, name = str(item.manifest.get("campaign")), item.manifest["stage"]
         key = name if single else f"{camp}/{name}"
         by_stage[key] = one(of_stage.get((camp, name), []), ("condition", "host", "seed"))
     # across gates within one campaign: conditions of different campaigns are different
@@ -308,143 +446,313 @@ def variance(items: list[dict[str, Any]]) -> dict[str, Any]:
     per_campaign = {
         c: one(of_campaign[c], ("budget", "condition", "host", "seed")) for c in campaigns
     }
-    return {
-        "campaign": per_campaign[campaigns[0]] if single and campaigns else None,
-        "campaigns": per_campaign,
-        "by_stage": by_stage,
-    }
+    return Variance(
+        campaign=per_campaign[campaigns[0]] if single and campaigns else None,
+        campaigns=per_campaign,
+        by_stage=by_stage,
+    )
 
 
-def review_flags(stages: list[dict[str, Any]], ranks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def review_flags(stages: list[StageView], ranks: list[RankRow]) -> list[Flag]:
     """Every flag a reviewer needs in one list: each gate's (from its decision) and the rank
-    correlations between consecutive gates. Each `{"stage", "kind", "detail"}`."""
-    out = [{"stage": s["name"], **f} for s in stages for f in s.get("flags", [])]
+    correlations between consecutive gates."""
+    out = [f for s in stages for f in s.flags]
     for r in ranks:
-        if r["flag"] in ("negative", "weak"):
+        if r.flag in ("negative", "weak") and r.rho is not None:
             out.append(
-                {
-                    "stage": r["to"],
-                    "kind": f"{r['flag']}_rank_correlation",
-                    "detail": f"Spearman rho {r['rho']:.3f} over {r['n']} shared conditions "
-                    f"between {r['from']} and {r['to']}",
-                }
+                Flag(
+                    stage=r.to_stage,
+                    kind=f"{r.flag}_rank_correlation",
+                    detail=f"Spearman rho {r.rho:.3f} over {r.n} shared conditions "
+                    f"between {r.from_stage} and {r.to_stage}",
+                )
             )
     return out
 
 
-def gate_plans(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def gate_plans(stages: list[StageView]) -> list[dict[str, Any]]:
     """Counterfactual inputs: lineage, candidates, cells, budget and executed GPU-hours."""
     return [
         {
-            "name": s["name"],
-            "from": s.get("from"),
-            "budget_s": s["budget_s"],
-            "cells": len(s["cells"]) or 1,
-            "gpus": s["gpus"],
-            "candidates": s["candidates"],
-            "promoted": s["promoted_ids"],
-            "executed_gpu_hours": s["executed_gpu_hours"],
+            "name": s.name,
+            "from": s.from_stage,
+            "budget_s": s.budget_s,
+            "cells": len(s.cells) or 1,
+            "gpus": s.gpus,
+            "candidates": s.candidates,
+            "promoted": s.promoted_ids,
+            "executed_gpu_hours": s.executed_gpu_hours,
         }
         for s in stages
     ]
 
 
-def build_report_data(store: Store, result: AuditResult, campaign=None) -> dict[str, Any]:
-    """The full report dict (shape documented in docs/reports.md).
-
-    `costs` is the protocol's own breakdown (its gates' runs); baselines and unplanned
-    compute are `baseline_costs` and `unplanned_costs` (None when there are none), and
-    `all_costs` is the audit's breakdown over every run record, whose sum checks it ran.
-    """
-    everything = live_items(store, result)
-    items = [item for item in everything if not item["baseline"]]
-    stages = [stage_view(item, store) for item in items]
-    ranks = rank_stability(stages)
-    campaign_info = {
-        "name": campaign.name if campaign else (items[0]["manifest"]["campaign"] if items else "?"),
-        "metric": campaign.metric if campaign else "val_bpb",
-        "factors": campaign.factor_table
-        if campaign
-        else (items[0]["manifest"]["analysis"].get("factors", {}) if items else {}),
-    }
-    split = split_costs(result.bodies.get("run", {}), result.bodies.get("manifest", {}))
-    facts = run_facts(store, result)
-    flags = review_flags(stages, ranks)
-    data = {
-        "campaign": campaign_info,
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "tool_version": tool_version(),
-        "audit": {
-            "verdict": result.verdict,
-            "problems": [str(f) for f in result.findings],
-            "checks": [
-                {"name": f"{s.stage}: {c['name']}", "ok": c["ok"], "detail": c["detail"]}
-                for s in result.stages
-                for c in s.checks
-            ]
-            + [signers(store, items)],
-            "caveats": caveats(facts),
-        },
-        "facts": facts,
-        "provenance": provenance(result),
-        "verdict": verdict(stages, flags, campaign_info["metric"], facts),
-        "stages": stages,
-        "rank_stability": ranks,
-        "variance": variance(items),
-        "flags": flags,
-        "costs": split["protocol"],
-        "baseline_costs": split["baselines"],
-        "unplanned_costs": split["unplanned"],
-        # attempts that ended without a record (killed, refused): wall time from the journal
-        "interrupted_costs": result.costs.get("interrupted"),
-        "all_costs": result.costs,  # the audit's own breakdown over every run record
-        "counterfactuals": counterfactuals(gate_plans(stages)) if len(stages) > 1 else [],
-        # `ledger evaluate --save`: a forecast kept outside the evidence (None when not run)
-        "evaluation": saved_evaluation(store.root, campaign_info["name"]),
-    }
-    baselines = [item for item in everything if item["baseline"]]
-    data["comparison"] = comparison(data, baselines) if baselines else None
-    return data
-
-
-def headline(data: dict[str, Any]) -> dict[str, Any]:
-    """The numbers `dvc metrics show` displays: best condition, cost, savings, verdict, and
-    what the evidence is (simulated runs, demo key, anchors). GPU-hours are the protocol's;
-    baselines are `baseline_gpu_hours`."""
-    final = next((s for s in reversed(data["stages"]) if s["conditions"]), None)
-    # the gate's own first (its `failed` policy may exclude the lowest mean), else the lowest mean
-    best = (
-        min(final["conditions"], key=lambda c: (c.get("gate_rank") or 1e9, c["rank"] or 1e9))
-        if final
-        else None
+def breakdown(raw: dict[str, Any], stage_order: Sequence[str] = ()) -> CostBreakdown:
+    """A `cost_breakdown` in a reader's order: stages in protocol order (then by name),
+    hosts and statuses by name, conditions by name (then id)."""
+    by_stage = raw.get("by_stage") or {}
+    order = [s for s in stage_order if s in by_stage] + sorted(
+        k for k in by_stage if k not in stage_order
     )
-    saved = None
-    if data["counterfactuals"]:
-        first = data["counterfactuals"][0]
-        saved = first.get("final_if_all", 0) - first.get("protocol_remaining", 0)
-    facts = data.get("facts") or {}
-    verdict = data.get("verdict") or {}
-    baselines = data.get("baseline_costs")
-    return {
-        "best_condition": best["name"] if best else None,
-        "best_val_bpb": best["mean"] if best else None,
-        "best_ci_low": best.get("ci_low") if best else None,
-        "best_ci_high": best.get("ci_high") if best else None,
-        "margin_to_runner_up": verdict.get("margin"),
-        "separated_from_runner_up": verdict.get("separated"),
-        "final_stage": final["name"] if final else None,
-        "training_gpu_hours": data["costs"]["training_gpu_hours"],
-        "wall_gpu_hours": data["costs"]["wall_gpu_hours"],
-        "baseline_gpu_hours": baselines["training_gpu_hours"] if baselines else 0.0,
-        "gpu_hours_saved_vs_all": saved,
-        "audit_clean": data["audit"]["verdict"] == "clean",
-        "problems": len(data["audit"]["problems"]),
-        "flags": len(data.get("flags") or []),
-        "runs": facts.get("runs"),
-        "simulated_runs": facts.get("simulated_runs"),
-        "demo_key": facts.get("demo_key"),
-        "anchors": facts.get("anchors"),
-        "trust": facts.get("trust"),
-        # the least bound stage's logs: builtin, header or status-only (audit.binding)
-        "binding": (facts.get("binding") or {}).get("weakest"),
-    }
+
+    def part(p: dict[str, Any]) -> CostPart:
+        return CostPart(
+            n_runs=p["n_runs"],
+            training_gpu_hours=p["training_gpu_hours"],
+            wall_gpu_hours=p["wall_gpu_hours"],
+        )
+
+    conditions = sorted(
+        (raw.get("by_condition") or {}).items(), key=lambda kv: (kv[1]["name"], kv[0])
+    )
+    return CostBreakdown(
+        n_runs=raw["n_runs"],
+        training_gpu_hours=raw["training_gpu_hours"],
+        wall_gpu_hours=raw["wall_gpu_hours"],
+        by_stage={k: part(by_stage[k]) for k in order},
+        by_host={k: part(v) for k, v in sorted((raw.get("by_host") or {}).items())},
+        by_condition={
+            k: ConditionCost(name=str(v["name"]), **part(v).model_dump()) for k, v in conditions
+        },
+        by_status={k: part(v) for k, v in sorted((raw.get("by_status") or {}).items())},
+        checks=[
+            SumCheck(name=c["name"], ok=bool(c["ok"]), difference=float(c["difference"]))
+            for c in raw.get("checks") or []
+        ],
+    )
+
+
+def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str) -> CostReport:
+    """The costs view: the protocol's breakdown (baselines, unplanned compute and interrupted
+    attempts apart), the
+    counterfactuals at each gate, and the campaign block, with one definition of saved."""
+    split = split_costs({rid: r.body for rid, r in result.runs.items()}, result.manifests)
+    order = [s.name for s in stages]
+    protocol = breakdown(split["protocol"] or result.costs, order)
+    plans = gate_plans(stages)
+    total = protocol.training_gpu_hours
+    cfs = counterfactuals(plans, total) if len(stages) > 1 else []
+    totals = campaign_totals(plans, total)
+    sentences: list[str] = []
+    for cf in cfs:
+        sentences += [t for t in counterfactual_sentences(cf) if t not in sentences]
+    return CostReport(
+        campaign_name=campaign_name,
+        costs=protocol,
+        baseline_costs=breakdown(split["baselines"], order) if split["baselines"] else None,
+        unplanned_costs=breakdown(split["unplanned"], order) if split["unplanned"] else None,
+        interrupted_costs=breakdown(result.costs["interrupted"], order)
+        if result.costs.get("interrupted")
+        else None,
+        all_costs=breakdown(result.costs, order),
+        counterfactuals=[Counterfactual(**cf) for cf in cfs],
+        campaign=CampaignCosts(
+            protocol_gpu_hours=totals["executed_gpu_hours"],
+            planned_gpu_hours=totals["planned_gpu_hours"],
+            root=totals["root"],
+            saved_gpu_hours=totals["saved_gpu_hours"],
+        ),
+        text=CostText(
+            saved=saved_sentence(totals),
+            campaign=campaign_sentence(totals),
+            counterfactuals=sentences,
+        ),
+    )
+
+
+def audit_view(result: AuditResult, source: str) -> AuditView:
+    """The verdict, problems by cause (ids cut to 12 hex), every stage check, caveats, and
+    what the evidence was checked against."""
+    return AuditView(
+        verdict=result.verdict,  # type: ignore[arg-type]
+        problems=[
+            ProblemLine(
+                text=short_ids(str(c.problem)),
+                related=[short_ids(str(p)) for p in c.related],
+                consequences=[short_ids(str(p)) for p in c.consequences],
+            )
+            for c in result.causes
+        ],
+        n_problems=len(result.findings),
+        checks=[
+            Check(name=f"{s.stage}: {c['name']}", ok=bool(c["ok"]), detail=str(c["detail"]))
+            for s in result.stages
+            for c in s.checks
+        ],
+        caveats=[CaveatView(kind=c.kind, text=c.text) for c in result.caveats],
+        trust="reviewer" if result.trust.get("trust") == "reviewer" else "store",
+        trusted=[KeyView(key_id=k.key_id, name=k.name) for k in result.trusted],
+        anchors_given=list(result.anchors_given),
+        source=source,
+    )
+
+
+def _campaign_info(campaign: Any, items: list[Item]) -> CampaignInfo:
+    if campaign is not None:
+        return CampaignInfo(
+            name=campaign.name, metric=campaign.metric, factors=campaign.factor_table
+        )
+    first = items[0].manifest if items else {}
+    analysis = first.get("analysis") or {}
+    return CampaignInfo(
+        name=str(first.get("campaign") or "?"),
+        metric=str(analysis.get("metric") or "val_bpb"),
+        factors={
+            letter: {"key": f.get("key"), "levels": list(f.get("levels") or [])}
+            for letter, f in (analysis.get("factors") or {}).items()
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    """The report model and what two of its figures are drawn from: the comparison's rows
+    (`audit.compare`) and the saved evaluation (`audit.evaluation_report`)."""
+
+    data: ReportData
+    comparison: dict[str, Any] | None = None
+    evaluation: SavedEvaluation | None = None
+
+
+def build_report(
+    store_root: Path | None,
+    result: AuditResult,
+    campaign: Any = None,
+    *,
+    source: str | None = None,
+) -> Report:
+    """The report from the audit's result (shape: `audit.report_model`).
+
+    `store_root` is where a saved evaluation is looked up (None: none); `campaign` (a
+    loaded campaign) supplies factor names and the metric; `source` names the store or
+    bundle the audit read, for the page's banner.
+    """
+    everything = live_items(result)
+    items = [item for item in everything if not item.baseline]
+    stages = [stage_view(item) for item in items]
+    ranks = rank_stability(stages)
+    info = _campaign_info(campaign, items)
+    facts = run_facts(result)
+    flags = review_flags(stages, ranks)
+    data = ReportData(
+        campaign=info,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        tool_version=tool_version(),
+        audit=audit_view(result, source or (str(store_root) if store_root else "?")),
+        facts=facts,
+        provenance=provenance(result),
+        verdict=verdict(stages, flags, info.metric, facts),
+        stages=stages,
+        rank_stability=ranks,
+        variance=variance(items),
+        flags=flags,
+        cost_report=cost_report(result, stages, info.name),
+    )
+    comp = None
+    baselines = [item for item in everything if item.baseline]
+    if baselines:
+        comp = comparison(data, [b.compare_item() for b in baselines])
+        headers, rows = table_rows(comp)
+        data = data.model_copy(
+            update={
+                "comparison": TableView(
+                    title=COMPARE_TITLE,
+                    intro="Best condition each search found, its mean with 95% interval, and "
+                    "the training GPU-hours it spent (baselines are not in the protocol's "
+                    "cost totals). "
+                    + comp["note"]
+                    + "".join(
+                        f" Left out, not audited clean: {left['method']} ({left['why']})."
+                        for left in comp["not_audited"]
+                    ),
+                    headers=headers,
+                    rows=rows,
+                    figure="compare.png",
+                )
+            }
+        )
+    saved = saved_evaluation(store_root, info.name) if store_root is not None else None
+    if saved is not None:
+        data = data.model_copy(update={"evaluation": evaluation_report.section(saved)})
+    return Report(data, comp, saved)
+
+
+def build_report_data(
+    store_root: Path | None, result: AuditResult, campaign: Any = None
+) -> ReportData:
+    """`build_report(...).data`: the model alone (what `--json` views are made of)."""
+    return build_report(store_root, result, campaign).data
+
+
+def headline(data: ReportData) -> Headline:
+    """The numbers `dvc metrics show` displays: best condition, its closest competitor, cost,
+    savings, verdict, and what the evidence is (simulated runs, demo key, anchors, caveats).
+    GPU-hours are the protocol's; baselines are `baseline_gpu_hours`."""
+    winner = data.verdict.winner
+    runner = data.verdict.runner_up
+    costs = data.cost_report
+    return Headline(
+        best_condition=winner.name if winner else None,
+        best_val_bpb=winner.mean if winner else None,
+        best_ci_low=winner.ci_low if winner else None,
+        best_ci_high=winner.ci_high if winner else None,
+        runner_up=runner.name if runner else None,
+        margin_to_runner_up=data.verdict.margin,
+        separated_from_runner_up=data.verdict.separated,
+        final_stage=data.verdict.stage,
+        training_gpu_hours=costs.costs.training_gpu_hours,
+        wall_gpu_hours=costs.costs.wall_gpu_hours,
+        baseline_gpu_hours=costs.baseline_costs.training_gpu_hours if costs.baseline_costs else 0.0,
+        gpu_hours_saved_vs_all=costs.campaign.saved_gpu_hours,
+        audit_clean=data.audit.verdict == "clean",
+        problems=data.audit.n_problems,
+        flags=len(data.flags),
+        runs=data.facts.runs,
+        simulated_runs=data.facts.simulated_runs,
+        demo_key=data.facts.demo_key,
+        anchors=data.facts.anchors,
+        trust=data.facts.trust,
+        binding=data.facts.binding,
+        caveats=", ".join(c.kind for c in data.audit.caveats) or "none",
+    )
+
+
+def effects_report(data: ReportData) -> EffectsReport:
+    """The effects view (`ledger report effects --json`): effects by stage, variance shares,
+    rank stability between gates, review flags."""
+    return EffectsReport(
+        stages=[
+            EffectsStage(
+                stage=s.name,
+                budget_s=s.budget_s,
+                analysis=s.analysis,
+                effects=s.effects,
+                effects_note=s.effects_note,
+                significant=s.significant,
+                failure_rates=s.failure_rates,
+            )
+            for s in data.stages
+        ],
+        variance=data.variance,
+        rank_stability=data.rank_stability,
+        flags=data.flags,
+    )
+
+
+__all__ = [
+    "FAILURE_LIMIT",
+    "Item",
+    "Report",
+    "build_report",
+    "build_report_data",
+    "cost_report",
+    "effects_report",
+    "factor_levels",
+    "headline",
+    "live_items",
+    "promoted_by",
+    "rank_stability",
+    "review_flags",
+    "stage_view",
+    "variance",
+]

@@ -11,15 +11,16 @@ manifest fixes, the wall seconds the journal measured) with every problem found.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from audit.evidence import Evidence
+from audit.locate import cell_words, run_place
 from ledger.binding import log_binding_problems, same_json, status_problems
 from ledger.errors import LedgerError
 from ledger.problems import Problem
 from ledger.provenance import LogSource, log_source, run_gpus
-from ledger.rawlog import METRICS, ParsedLog, failure_reason
+from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
 from ledger.seeds import needs_witness, seed_rule
 
 
@@ -34,12 +35,26 @@ class RunCheck:
     simulated: bool = False  # the manifest's runner kind is the simulator
     reason: str = ""  # why a run that is not ok ended: the runner's error or stderr's last line
     log_started: str | None = None  # the header's `started_at`
-    runner: str | None = None  # the manifest's runner kind (`builtin`, `sim`, `command`)
-    header: dict[str, Any] | None = None  # the header's PROVENANCE_FIELDS, for the report
+    runner: str | None = None  # the manifest's runner kind (`builtin`, `sim`, `command`, ...)
+    log: LogProvenance | None = None  # what the header says of how it was made
 
 
-# What the report's provenance table shows of each log's header (`audit.summary.provenance`).
-PROVENANCE_FIELDS = ("torch", "device", "runner", "runner_version")
+@dataclass(frozen=True)
+class LogProvenance:
+    """What a raw log's header says about how it was made (the report's provenance table)."""
+
+    torch: str | None
+    device: str | None
+    runner: str | None
+    runner_version: str | None
+
+    @classmethod
+    def of(cls, header: dict[str, Any]) -> LogProvenance:
+        def text(key: str) -> str | None:
+            value = header.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(text("torch"), text("device"), text("runner"), text("runner_version"))
 
 
 def run_problem(
@@ -53,23 +68,8 @@ def run_problem(
     found: Any = None,
 ) -> Problem:
     """A finding about one run, naming its stage, condition, seed and host."""
-    condition = record.get("condition")
-    info = ((manifest or {}).get("conditions") or {}).get(condition) or {}
-    seed = record.get("seed")
-    host = record.get("host")
-    stage = (manifest or {}).get("stage", record.get("stage"))
-    return Problem(
-        rid,
-        message,
-        check=check,
-        stage=stage if isinstance(stage, str) else None,
-        condition=condition if isinstance(condition, str) else None,
-        condition_name=info.get("name") if isinstance(info.get("name"), str) else None,
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        host=host if isinstance(host, str) else None,
-        recorded=recorded,
-        found=found,
-    )
+    place = run_place(record, manifest or {})
+    return Problem(rid, message, check=check, recorded=recorded, found=found, **asdict(place))
 
 
 def check_run(
@@ -91,11 +91,16 @@ def check_run(
         parsed = ev.parse_log(record, fmt)
     except LedgerError as exc:
         observed = {**record, "status": "crashed", "metrics": dict.fromkeys(METRICS)}
-        return RunCheck(rid, record, observed, [problem(f"raw log unreadable: {exc}", "raw log")])
+        found = _altered(ev, rid, record, manifest or {}, fmt) or problem(
+            f"raw log unreadable: {exc}", "raw log intact"
+        )
+        return RunCheck(
+            rid, record, observed, [found], reason="no evidence: its raw log is not intact"
+        )
     timing = ev.timing.get(rid)
     interval = timing.interval_s if timing else None
     log = str(record.get("raw_log"))[:12]
-    out = [problem(f"raw log {log}: {p}", "log defects") for p in parsed.defects]
+    out = [problem(f"raw log {log}: {p}", "raw log parses") for p in parsed.defects]
     out += _metric_findings(record, parsed, problem)
     status = record.get("status")
     status_msgs: list[str] = []
@@ -110,15 +115,17 @@ def check_run(
             simulated=source.simulated,
             trains_budget=source.trains_budget,
         )
-        out += [problem(m, "status evidence") for m in status_msgs]
+        out += [problem(m, "status has evidence") for m in status_msgs]
         witness = ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(manifest)) else None
         out += [
-            problem(f"raw log {log} {m}", "header binds to the run")
+            problem(f"raw log {log} {m}", "raw log binds to its run")
             for m in _binding(str(manifest_id), manifest, record, parsed, witness)
         ]
         if timing is not None and timing.started is None:
             out.append(
-                problem(f"run {record.get('run')} has no run_started event", "journaled start")
+                problem(
+                    f"run {record.get('run')} has no run_started event", "run journaled at start"
+                )
             )
     supported = (
         status
@@ -137,7 +144,7 @@ def check_run(
     started = (parsed.header or {}).get("started_at")
     check.log_started = started if isinstance(started, str) else None
     if isinstance(parsed.header, dict):
-        check.header = {k: parsed.header.get(k) for k in PROVENANCE_FIELDS}
+        check.log = LogProvenance.of(parsed.header)
     if supported != "ok":
         check.reason = _reason(ev, record, parsed)
     return check
@@ -224,33 +231,79 @@ def _binding(
 def _metric_findings(record: dict[str, Any], parsed: ParsedLog, problem: Any) -> list[Problem]:
     """Every metric the record states must be what the log says; none may be missing."""
     recorded = record.get("metrics")
+    check = "metrics match the raw log"
     if not isinstance(recorded, dict):
-        return [problem("metrics is not an object", "metrics equal the log's")]
+        return [problem("metrics is not an object", check)]
     out = []
-    log = str(record.get("raw_log"))[:12]
     for key in sorted(set(METRICS) | set(recorded)):
         if key not in recorded:
             out.append(
                 problem(
                     f"metrics lacks {key!r} (the log says {parsed.metrics.get(key)!r})",
-                    "metrics equal the log's",
+                    check,
+                    None,
+                    parsed.metrics.get(key),
                 )
             )
         elif key not in parsed.metrics:
-            out.append(
-                problem(f"metrics has {key!r}, which no log reports", "metrics equal the log's")
-            )
+            out.append(problem(f"metrics has {key!r}, which no log reports", check))
         elif not same_json(recorded[key], parsed.metrics[key]):
             out.append(
                 problem(
-                    f"{key} {recorded[key]!r} is not what raw log {log} says "
-                    f"({parsed.metrics[key]!r})",
-                    "metrics equal the log's",
+                    f"the record says {key} {_value(recorded[key])}, raw log "
+                    f"{str(record.get('raw_log'))[:12]} says {_value(parsed.metrics[key])}",
+                    check,
                     recorded[key],
                     parsed.metrics[key],
                 )
             )
     return out
+
+
+def _altered(
+    ev: Evidence, rid: str, record: dict[str, Any], manifest: dict[str, Any], fmt: str
+) -> Problem | None:
+    """The root cause, in words, when a run's raw log no longer hashes to its id: what the
+    record says against what the altered bytes now say. The altered bytes are read only to
+    say what changed; they are never evidence (the run counts as having no log)."""
+    raw = record.get("raw_log")
+    data = ev.damaged_bytes(raw)
+    if data is None:
+        return None
+    where = cell_words(run_place(record, manifest))
+    head = (
+        f"the raw log {str(raw)[:12]} of {where} was altered (its bytes no longer hash to its id)"
+    )
+    try:
+        now = parse_raw_log(data, fmt)
+    except LedgerError as exc:
+        return Problem(rid, f"{head} and no longer parses: {exc}", check="raw log intact")
+    claimed = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    metric = str((manifest.get("analysis") or {}).get("metric") or "val_bpb")
+    keys = [metric] + [k for k in METRICS if k != metric]
+    changed = [
+        k for k in keys if k in now.metrics and not same_json(claimed.get(k), now.metrics.get(k))
+    ]
+    if not changed:
+        return Problem(rid, f"{head}; its metrics still read as recorded", check="raw log intact")
+    said = "; ".join(
+        f"the record says {k} {_value(claimed.get(k))}, the log now says {_value(now.metrics[k])}"
+        for k in changed
+    )
+    return Problem(
+        rid,
+        f"{head}: {said}",
+        check="raw log intact",
+        recorded=claimed.get(changed[0]),
+        found=now.metrics[changed[0]],
+    )
+
+
+def _value(value: Any) -> str:
+    """A metric as a reader compares it: 4 decimals for fractions, else as it is."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.4f}" if abs(value) < 100 else f"{value:g}"
+    return "missing" if value is None else str(value)
 
 
 def _reason(ev: Evidence, record: dict[str, Any], parsed: ParsedLog) -> str:
@@ -264,4 +317,4 @@ def _reason(ev: Evidence, record: dict[str, Any], parsed: ParsedLog) -> str:
     return failure_reason(parsed, stderr)
 
 
-__all__ = ["RunCheck", "check_run", "observed_run", "run_problem"]
+__all__ = ["LogProvenance", "RunCheck", "check_run", "observed_run", "run_problem"]

@@ -191,7 +191,11 @@ def spot_check(
         result.results.append(row)
         if row["verdict"] in ("mismatch", "replay failed"):
             result.findings.append(
-                Problem(cand.run, f"spot-check replay {row['verdict']}: {row['detail']}")
+                Problem(
+                    cand.run,
+                    f"spot-check replay {row['verdict']}: {row['detail']}",
+                    check="spot-check replay",
+                )
             )
     return result
 

@@ -17,80 +17,37 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from audit.rederive import AuditResult
-from ledger.keys import DEMO_KEY_NAME
-from ledger.store import Store
+from audit.report_model import (
+    ConditionView,
+    Facts,
+    Flag,
+    Provenance,
+    Side,
+    SignerView,
+    StageView,
+    Verdict,
+)
 from stages.campaign import budget_label
 
 TOOL_PACKAGES = ("gateledger", "torch", "numpy", "statsmodels", "duckdb", "matplotlib")
 
 
-def is_demo_key(name: Any) -> bool:
-    return isinstance(name, str) and (name == DEMO_KEY_NAME or name.startswith("DEMO-KEY"))
-
-
-def run_facts(store: Store, result: AuditResult) -> dict[str, Any]:
+def run_facts(result: AuditResult) -> Facts:
     """Counts a reader needs first: runs, simulated runs, signers (demo or not), anchors, trust.
 
     Runs and simulated runs cover every manifest the audit saw (gates and baselines) plus
     unplanned compute; signers are the keys of every manifest and decision.
     """
-    names = {r.get("key_id"): r.get("name") for r in store.keyring().records()}
-    used: Counter[str] = Counter()
-    for body in result.bodies.get("manifest", {}).values():
-        used[str(body.get("freezer"))] += 1
-    for body in result.bodies.get("decision", {}).values():
-        used[str(body.get("decider"))] += 1
-    signers = [
-        {
-            "key_id": kid,
-            "name": names.get(kid, "unknown"),
-            "signed": n,
-            "demo": is_demo_key(names.get(kid)),
-        }
-        for kid, n in sorted(used.items())
-        if kid != "None"
-    ]
-    return {
-        "runs": sum(s.runs for s in result.stages) + len(result.unplanned),
-        "simulated_runs": sum(s.sim_runs for s in result.stages),
-        "signers": signers,
-        "demo_key": any(s["demo"] for s in signers),
-        "anchors": result.anchors,
-        "trust": result.trust.get("trust", "store"),
-        "notes": list(result.notes),
-        "binding": result.binding,
-    }
-
-
-def caveats(facts: Mapping[str, Any]) -> list[str]:
-    """The banner's lines under the verdict: what a clean audit does not mean here."""
-    out = []
-    runs, sim = facts.get("runs", 0), facts.get("simulated_runs", 0)
-    if sim:
-        share = "All" if sim == runs else f"{sim} of"
-        out.append(
-            f"{share} {runs} runs are simulated (runner: sim): their numbers come from a "
-            f"synthetic response surface, not from training."
-        )
-    demo = [s["name"] for s in facts.get("signers", []) if s.get("demo")]
-    if demo:
-        out.append(
-            f"Signed with the demo key {demo[0]}: its private key is made unencrypted "
-            f"by anyone running the demo, so its signatures prove nothing about who "
-            f"froze or decided."
-        )
-    if not facts.get("anchors"):
-        out.append(
-            "No anchor was made: nothing published outside this store pins its journals "
-            "(`ledger anchor`, then publish what it prints)."
-        )
-    out += (facts.get("binding") or {}).get("caveats", [])
-    if facts.get("trust", "store") == "store":
-        out.append(
-            "Trust is store-asserted: signatures were checked against the keys the store "
-            "itself holds; a reviewer names theirs with --trust or --trust-file."
-        )
-    return out
+    return Facts(
+        runs=sum(s.runs for s in result.stages) + len(result.unplanned),
+        simulated_runs=sum(s.sim_runs for s in result.stages),
+        signers=[SignerView(**s.to_dict()) for s in result.signers],
+        demo_key=any(s.demo for s in result.signers),
+        anchors=result.anchors,
+        trust=str(result.trust.get("trust", "store")),
+        notes=list(result.notes),
+        binding=result.binding.get("weakest"),
+    )
 
 
 def _versions() -> dict[str, str | None]:
@@ -103,14 +60,14 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def provenance(result: AuditResult) -> dict[str, Any]:
+def provenance(result: AuditResult) -> Provenance:
     """Where the evidence came from: runner identities and data hashes the manifests froze,
     torch versions, runner versions and devices the logs' headers state, hosts of the run
     records, and the versions of the tools that wrote this report. Counts are of runs
     (headers, hosts) or manifests (runner, data)."""
     runners: Counter[str] = Counter()
     data: Counter[str] = Counter()
-    for body in result.bodies.get("manifest", {}).values():
+    for body in result.manifests.values():
         runner = body.get("runner") or {}
         runners[_runner_text(runner)] += 1
         data[_data_text(runner, body.get("data_sha256"))] += 1
@@ -118,27 +75,24 @@ def provenance(result: AuditResult) -> dict[str, Any]:
     devices: Counter[str] = Counter()
     log_runners: Counter[str] = Counter()
     hosts: Counter[str] = Counter()
-    headers = result.bodies.get("log_header", {})  # read by the audit's parse of each log
-    for rid, body in result.bodies.get("run", {}).items():
+    for run in result.runs.values():  # the audit's own parse of each log
+        body, log = run.body, run.log
         hosts[str(body.get("host"))] += 1
-        header = headers.get(rid)
-        if header is None:
+        if log is None:
             log_runners[f"{body.get('format', '?')} log without a header"] += 1
             continue
-        torch[str(header.get("torch") or "none (simulated)")] += 1
-        devices[str(header.get("device") or "?")] += 1
-        log_runners[
-            f"{header.get('runner') or 'builtin'} {header.get('runner_version') or ''}".strip()
-        ] += 1
-    return {
-        "runner": dict(runners),
-        "data_sha256": dict(data),
-        "torch": dict(torch),
-        "devices": dict(devices),
-        "log_runners": dict(log_runners),
-        "hosts": dict(hosts),
-        "report_tools": _versions(),
-    }
+        torch[str(log.torch or "none (simulated)")] += 1
+        devices[str(log.device or "?")] += 1
+        log_runners[f"{log.runner or 'builtin'} {log.runner_version or ''}".strip()] += 1
+    return Provenance(
+        runner=dict(runners),
+        data_sha256=dict(data),
+        torch=dict(torch),
+        devices=dict(devices),
+        log_runners=dict(log_runners),
+        hosts=dict(hosts),
+        report_tools=_versions(),
+    )
 
 
 def _runner_text(runner: Mapping[str, Any]) -> str:
@@ -165,7 +119,7 @@ def _data_text(runner: Mapping[str, Any], data_sha256: Any) -> str:
     return "none (a sim-only plan)"
 
 
-def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, str]]:
+def provenance_rows(prov: Provenance, facts: Facts) -> list[tuple[str, str]]:
     """(what, text) rows for the report's provenance table."""
 
     def counted(values: Mapping[str, int], unit: str) -> str:
@@ -174,55 +128,179 @@ def provenance_rows(prov: Mapping[str, Any]) -> list[tuple[str, str]]:
             or "—"
         )
 
-    tools = ", ".join(f"{k} {v}" for k, v in (prov.get("report_tools") or {}).items() if v)
+    tools = ", ".join(f"{k} {v}" for k, v in prov.report_tools.items() if v)
+    signers = "; ".join(
+        f"{s.name} [{s.key_id}] ({s.signed} object(s)" + (", a DEMO key)" if s.demo else ")")
+        for s in facts.signers
+    )
     return [
-        ("runner (frozen in the manifests)", counted(prov.get("runner") or {}, "manifest")),
-        (
-            "data sha256 (frozen in the manifests)",
-            counted(prov.get("data_sha256") or {}, "manifest"),
-        ),
-        ("runner the logs name", counted(prov.get("log_runners") or {}, "run")),
-        ("torch the logs name", counted(prov.get("torch") or {}, "run")),
-        ("devices", counted(prov.get("devices") or {}, "run")),
-        ("hosts", counted(prov.get("hosts") or {}, "run")),
+        ("runner (frozen in the manifests)", counted(prov.runner, "manifest")),
+        ("data sha256 (frozen in the manifests)", counted(prov.data_sha256, "manifest")),
+        ("runner the logs name", counted(prov.log_runners, "run")),
+        ("torch the logs name", counted(prov.torch, "run")),
+        ("devices", counted(prov.devices, "run")),
+        ("hosts", counted(prov.hosts, "run")),
+        ("signing keys", signers or "—"),
+        ("anchors", f"{facts.anchors}" if facts.anchors else "none"),
         ("this report was made with", tools or "—"),
     ]
 
 
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
-
-
-def _pick(conditions: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _pick(conditions: Sequence[ConditionView]) -> list[ConditionView]:
     """Conditions in the gate's own order: its ranking first, then the rest by mean rank."""
-    ranked = [c for c in conditions if c.get("mean") is not None]
+    ranked = [c for c in conditions if c.mean is not None]
     return sorted(
         ranked,
-        key=lambda c: (
-            c.get("gate_rank") is None,
-            c.get("gate_rank") or 0,
-            c.get("rank") or 1e9,
-            str(c.get("name")),
-        ),
+        key=lambda c: (c.gate_rank is None, c.gate_rank or 0, c.rank or 1e9, c.name),
     )
 
 
-def _side(c: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "name": c.get("name"),
-        "condition": c.get("condition"),
-        "mean": _num(c.get("mean")),
-        "ci_low": _num(c.get("ci_low")),
-        "ci_high": _num(c.get("ci_high")),
-        "n": c.get("n"),
-        "promoted": bool(c.get("promoted")),
-    }
+def _side(c: ConditionView, stage: str) -> Side:
+    return Side(
+        name=c.name,
+        condition=c.condition,
+        mean=c.mean,
+        ci_low=c.ci_low,
+        ci_high=c.ci_high,
+        n=c.n,
+        promoted=c.promoted,
+        stage=stage,
+    )
 
 
-def _interval(side: Mapping[str, Any]) -> str:
-    if side["ci_low"] is None or side["ci_high"] is None:
-        return f"{side['mean']:.4f} (no interval)"
-    return f"{side['mean']:.4f} [{side['ci_low']:.4f}, {side['ci_high']:.4f}]"
+def _interval(side: Side) -> str:
+    mean = f"{side.mean:.4f}" if side.mean is not None else "no mean"
+    if side.ci_low is None or side.ci_high is None:
+        return f"{mean} (no interval)"
+    return f"{mean} [{side.ci_low:.4f}, {side.ci_high:.4f}]"
+
+
+def _separated(a: Side, b: Side) -> bool | None:
+    """Whether the 95% intervals are apart (None without both intervals)."""
+    if None in (a.ci_low, a.ci_high, b.ci_low, b.ci_high):
+        return None
+    assert a.ci_low is not None and a.ci_high is not None  # for the type checker
+    assert b.ci_low is not None and b.ci_high is not None
+    return a.ci_high < b.ci_low or b.ci_high < a.ci_low
+
+
+def closest_competitor(
+    stages: Sequence[StageView], final: StageView, winner: ConditionView
+) -> tuple[ConditionView, ConditionView, StageView] | None:
+    """(competitor, the winner there, the stage) where the winner last met a condition
+    that is not an always-kept anchor: the final gate's next-ranked such condition, else
+    the best one cut at an earlier gate of the winner's lineage. An anchor is carried by
+    the rule whatever it scores, so beating it says little about the choice made."""
+    by_name = {s.name: s for s in stages}
+    stage: StageView | None = final
+    seen: set[str] = set()
+    while stage is not None and stage.name not in seen:
+        seen.add(stage.name)
+        here = next((c for c in stage.conditions if c.condition == winner.condition), None)
+        if here is None:
+            return None
+        rivals = [
+            c
+            for c in _pick(stage.conditions)
+            if c.condition != winner.condition and c.name not in stage.keep
+        ]
+        if rivals:
+            return rivals[0], here, stage
+        stage = by_name.get(stage.from_stage) if stage.from_stage else None
+    return None
+
+
+def verdict(
+    stages: Sequence[StageView],
+    flags: Sequence[Flag],
+    metric: str,
+    facts: Facts | None = None,
+) -> Verdict:
+    """The one-paragraph verdict: who the final decided gate put first, by how much over its
+    closest competitor where the two last ran side by side, whether their 95% intervals
+    are apart, the anchor for scale, and the review flags raised."""
+    final = next((s for s in reversed(stages) if s.conditions), None)
+    prefix = (
+        "Simulated campaign: "
+        if facts is not None and facts.runs and facts.simulated_runs == facts.runs
+        else ""
+    )
+    empty = {"runner_up": None, "anchor": None, "margin": None, "separated": None}
+    if final is None:
+        return Verdict(
+            sentence=prefix + "No gate has been decided yet: nothing was promoted.",
+            stage=None,
+            winner=None,
+            flags=flag_phrases(flags, None),
+            **empty,
+        )
+    order = _pick(final.conditions)
+    where = f"{final.name} ({budget_label(final.budget_s)})"
+    phrases = flag_phrases(flags, final.name)
+    if not order:
+        return Verdict(
+            sentence=prefix + f"No condition has a mean at {where}.",
+            stage=final.name,
+            winner=None,
+            flags=phrases,
+            **empty,
+        )
+    first = order[0]
+    winner = _side(first, final.name)
+    verb = "was promoted at" if winner.promoted else "ranked first (not promoted) at"
+    text = (
+        f"{winner.name} {verb} the final gate {where}: mean {metric} "
+        f"{_interval(winner)} over {winner.n} run(s)"
+    )
+    anchor_c = next((c for c in order[1:] if c.name in final.keep), None)
+    anchor = _side(anchor_c, final.name) if anchor_c is not None else None
+    found = closest_competitor(stages, final, first)
+    runner: Side | None = None
+    margin = separated = None
+    if found is not None:
+        rival, mine, at = found
+        runner, ours = _side(rival, at.name), _side(mine, at.name)
+        if runner.mean is not None and ours.mean is not None:
+            margin = runner.mean - ours.mean
+        separated = _separated(ours, runner)
+        how = (
+            "; without intervals (n = 1) separation is unknown"
+            if separated is None
+            else (
+                "; the 95% intervals do not overlap: separated"
+                if separated
+                else "; the 95% intervals overlap: not separated"
+            )
+        )
+        gap = f" by {margin:.4f}" if margin is not None else ""
+        if at.name == final.name:
+            text += f", ahead of {runner.name} ({_interval(runner)}){gap}{how}"
+        else:
+            text += (
+                f"; its closest competitor, {runner.name}, was cut at {at.name} "
+                f"({budget_label(at.budget_s)}), where it measured {_interval(runner)} against "
+                f"{ours.name}'s {_interval(ours)}{gap}{how}"
+            )
+    elif anchor is not None:
+        runner = anchor
+        text += "; no other condition was ranked with it, only the always-kept anchor"
+    else:
+        text += "; no other condition was ranked there"
+    if anchor is not None and (runner is None or anchor.condition != runner.condition):
+        text += f"; the always-kept anchor {anchor.name} measured {_interval(anchor)}"
+    text += "." + (
+        f" Review flags: {'; '.join(phrases)}." if phrases else " No other review flag was raised."
+    )
+    return Verdict(
+        sentence=prefix + text,
+        stage=final.name,
+        winner=winner,
+        runner_up=runner,
+        anchor=anchor,
+        margin=margin,
+        separated=separated,
+        flags=phrases,
+    )
 
 
 FLAG_PHRASES = {
@@ -232,22 +310,21 @@ FLAG_PHRASES = {
 }
 
 
-def flag_phrases(flags: Sequence[Mapping[str, Any]], final_stage: str | None) -> list[str]:
+def flag_phrases(flags: Sequence[Flag], final_stage: str | None) -> list[str]:
     """The review flags as short clauses, one per kind with the stages it was raised at (the
     final gate's own overlap is said in the verdict sentence itself)."""
-    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    by_kind: dict[str, list[Flag]] = {}
     for f in flags:
-        kind = str(f.get("kind"))
-        if kind == "winner_overlaps_runner_up" and f.get("stage") == final_stage:
+        if f.kind == "winner_overlaps_runner_up" and f.stage == final_stage:
             continue
-        by_kind.setdefault(kind, []).append(f)
+        by_kind.setdefault(f.kind, []).append(f)
     out = []
     for kind, raised in by_kind.items():
         if kind.endswith("_rank_correlation"):
             how = "reverse" if kind.startswith("negative") else "barely agree"
-            out += [f"ranks {how} going into {f.get('stage')} ({f.get('detail')})" for f in raised]
+            out += [f"ranks {how} going into {f.stage} ({f.detail})" for f in raised]
             continue
-        where = ", ".join(dict.fromkeys(str(f.get("stage")) for f in raised))
+        where = ", ".join(dict.fromkeys(f.stage for f in raised))
         earlier = " earlier" if kind == "winner_overlaps_runner_up" else ""
         out.append(
             f"{FLAG_PHRASES.get(kind, kind)} at {len(raised)}{earlier} gate"
@@ -256,84 +333,9 @@ def flag_phrases(flags: Sequence[Mapping[str, Any]], final_stage: str | None) ->
     return out
 
 
-def verdict(
-    stages: Sequence[Mapping[str, Any]],
-    flags: Sequence[Mapping[str, Any]],
-    metric: str,
-    facts: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The one-paragraph verdict: who the final decided gate put first, by how much over the
-    runner-up, whether their 95% intervals are apart, and the review flags raised."""
-    final = next((s for s in reversed(stages) if s.get("conditions")), None)
-    facts = facts or {}
-    prefix = (
-        "Simulated campaign: "
-        if facts.get("runs") and facts.get("simulated_runs") == facts.get("runs")
-        else ""
-    )
-    if final is None:
-        return {
-            "sentence": prefix + "No gate has been decided yet: nothing was promoted.",
-            "stage": None,
-            "winner": None,
-            "runner_up": None,
-            "margin": None,
-            "separated": None,
-            "flags": flag_phrases(flags, None),
-        }
-    order = _pick(final["conditions"])
-    winner = _side(order[0]) if order else None
-    runner = _side(order[1]) if len(order) > 1 else None
-    where = f"{final['name']} ({budget_label(final['budget_s'])})"
-    if winner is None:
-        return {
-            "sentence": prefix + f"No condition has a mean at {where}.",
-            "stage": final["name"],
-            "winner": None,
-            "runner_up": None,
-            "margin": None,
-            "separated": None,
-            "flags": flag_phrases(flags, final["name"]),
-        }
-    verb = "was promoted at" if winner["promoted"] else "ranked first (not promoted) at"
-    text = (
-        f"{winner['name']} {verb} the final gate {where}: mean {metric} "
-        f"{_interval(winner)} over {winner['n']} run(s)"
-    )
-    margin = separated = None
-    if runner is not None:
-        margin = runner["mean"] - winner["mean"]
-        text += f", ahead of {runner['name']} ({_interval(runner)}) by {margin:.4f}"
-        if None in (winner["ci_high"], runner["ci_low"], winner["ci_low"], runner["ci_high"]):
-            text += "; without intervals (n = 1) separation is unknown"
-        else:
-            separated = winner["ci_high"] < runner["ci_low"]
-            text += (
-                "; the 95% intervals do not overlap: separated"
-                if separated
-                else "; the 95% intervals overlap: not separated"
-            )
-    else:
-        text += "; no other condition was ranked there"
-    phrases = flag_phrases(flags, final["name"])
-    text += "." + (
-        f" Review flags: {'; '.join(phrases)}." if phrases else " No other review flag was raised."
-    )
-    return {
-        "sentence": prefix + text,
-        "stage": final["name"],
-        "winner": winner,
-        "runner_up": runner,
-        "margin": margin,
-        "separated": separated,
-        "flags": phrases,
-    }
-
-
 __all__ = [
-    "caveats",
+    "closest_competitor",
     "flag_phrases",
-    "is_demo_key",
     "provenance",
     "provenance_rows",
     "run_facts",

@@ -94,6 +94,7 @@ def order_findings(
                     f"earliest timestamp {first.time.isoformat()} (token "
                     f"{first.token[:12]}): the manifest was stamped late, so "
                     f"its time does not witness the freeze before the decision",
+                    check="timestamps in order",
                 )
             )
     for mid, body in sorted(manifests.items()):
@@ -107,6 +108,7 @@ def order_findings(
                     f"than its parent decision {str(parent)[:12]}'s earliest "
                     f"timestamp {first.time.isoformat()}: the parent was "
                     f"stamped late",
+                    check="timestamps in order",
                 )
             )
     return out

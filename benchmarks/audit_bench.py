@@ -199,9 +199,9 @@ def measure(
             f"benchmark store does not audit clean ({result.verdict}): "
             f"{[str(f) for f in result.findings[:3]]}"
         )
-    runs = built[0] if built else len(result.bodies.get("run", {}))
+    runs = built[0] if built else len(result.runs)
     t = time.perf_counter()
-    build_report_data(store, result)
+    build_report_data(store.root, result)
     report_s = time.perf_counter() - t
     if args.profile:
         print(f"--- profile at {runs} runs ---", file=sys.stderr)

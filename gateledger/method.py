@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateledger.signing import KeyLike, signing_key
 from gateledger.store import Signed, tsa_urls, witness
@@ -505,6 +505,20 @@ def status(store: Store, campaign: CampaignLike | None = None) -> dict[str, Any]
     return out
 
 
+class Frame(NamedTuple):
+    """One redraw of `watch`: the stage rows, whether the watch ends here, and why
+    (`finished`: the watched work is done; `idle`: nothing in flight and nothing new for
+    the idle time, with stages still undecided; None while it goes on)."""
+
+    rows: list[StageProgress]
+    done: bool
+    why: str | None
+
+
+def _signature(rows: list[StageProgress]) -> tuple[Any, ...]:
+    return tuple((r.manifest, r.recorded, r.decision, len(r.running)) for r in rows)
+
+
 def watch(
     store: Store,
     campaign: CampaignLike | None = None,
@@ -512,22 +526,32 @@ def watch(
     stage: str | None = None,
     interval: float = 2.0,
     count: int | None = None,
+    idle: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[tuple[list[StageProgress], bool]]:
-    """Every `interval` seconds, (stage rows, done?) until the watched work is done: the
-    `stage`, else every campaign stage decided, else every frozen stage's runs recorded;
-    at most `count` frames.
+) -> Iterator[Frame]:
+    """Every `interval` seconds, a `Frame` until the watched work is done: the `stage`,
+    else every campaign stage decided, else every frozen stage's runs recorded; at most
+    `count` frames. Watching a campaign whose stages are not all decided, it also stops
+    once nothing is in flight, every frozen stage's runs are recorded and nothing new has
+    happened for `idle` seconds (a `ledger run` of one stage ended; `ledger campaign` goes
+    from a decision to the next freeze in seconds, so it never looks idle).
 
     Raises:
         CampaignError: `campaign` cannot be read.
     """
     tracker = Progress(store, campaign_of(campaign) if campaign is not None else None)
-    frames = 0
+    frames, quiet, last = 0, 0.0, None
     while True:
         rows = tracker.stages()
         done = campaign_done(rows, tracker.campaign, stage)
+        signature = _signature(rows)
+        frozen = [r for r in rows if r.declared is not None]
+        settled = bool(frozen) and all(r.finished for r in frozen)
+        quiet = quiet + interval if settled and signature == last else 0.0
+        last = signature
+        why = "finished" if done else ("idle" if stage is None and quiet >= idle else None)
         frames += 1
-        yield rows, done
-        if done or (count is not None and frames >= count):
+        yield Frame(rows, why is not None, why)
+        if why is not None or (count is not None and frames >= count):
             return
         sleep(interval)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import platform
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -178,7 +179,7 @@ def audit(
         reproduce=reproduce,
         allow_undecided=allow_undecided,
     )
-    return AuditReport(**{f.name: getattr(result, f.name) for f in fields(result)})
+    return with_problems(result, [])
 
 
 def spot_check(
@@ -195,6 +196,30 @@ def spot_check(
     )
 
 
+@contextmanager
+def opened_bundle(
+    bundle: str | Path, *, host: str | None = None
+) -> Iterator[tuple[Store, list[Problem]]]:
+    """A reviewer bundle unpacked into a scratch folder and opened as a store (as `host`,
+    default `reviewer`), with the bundle's own problems (members that do not match its
+    listing); the folder is removed afterwards.
+
+    Raises:
+        BundleError: a malformed, truncated or oversized bundle.
+    """
+    with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
+        root, problems = open_bundle(Path(bundle), Path(tmp))
+        found = [Problem("bundle", p, check="bundle") for p in problems]
+        yield Store.open(root, host=host or "reviewer"), found
+
+
+def with_problems(result: AuditResult, problems: list[Problem]) -> AuditReport:
+    """The audit's result as an `AuditReport`, `problems` (the bundle's own) first."""
+    values = {f.name: getattr(result, f.name) for f in fields(result)}
+    values["findings"] = problems + result.findings
+    return AuditReport(**values)
+
+
 def audit_bundle(
     bundle: str | Path,
     *,
@@ -206,20 +231,17 @@ def audit_bundle(
     reproduce: SpotCheckRequest | None = None,
     progress: bool = False,
     allow_undecided: bool = False,
-) -> dict[str, Any]:
-    """Audit a reviewer bundle (from `export`) in a scratch folder: the audit as a dict
-    (`verdict`, `problems`...), the bundle's own problems first (`allow_undecided` as in
-    `audit`).
+) -> AuditReport:
+    """Audit a reviewer bundle (from `export`) in a scratch folder: the same result as
+    `audit`, the bundle's own problems first (`allow_undecided` as in `audit`).
 
     Raises:
         BundleError: a malformed, truncated or oversized bundle.
     """
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
     roots = _roots(tsa_roots)
-    with tempfile.TemporaryDirectory(prefix="ledger-bundle-") as tmp:
-        root, bundle_problems = open_bundle(Path(bundle), Path(tmp))
-        store = Store.open(root, host=host or "reviewer")
-        out = audit_store(
+    with opened_bundle(bundle, host=host) as (store, bundle_problems):
+        result = audit_store(
             store,
             progress=progress,
             trust=chosen,
@@ -227,13 +249,8 @@ def audit_bundle(
             tsa_roots=roots,
             reproduce=reproduce,
             allow_undecided=allow_undecided,
-        ).to_dict()
-    if bundle_problems:
-        out["problems"] = [{"object": "bundle", "message": p} for p in bundle_problems] + out[
-            "problems"
-        ]
-        out["verdict"] = "problems"
-    return out
+        )
+    return with_problems(result, bundle_problems)
 
 
 def runs(

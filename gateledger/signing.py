@@ -56,7 +56,8 @@ def keygen(
 
 def default_key_name(store: Store | str | Path | None = None) -> str:
     """The key name that signs when none is given: the store's default, else the only
-    private key whose public half is in the store's keyring, else the only key.
+    private key whose public half is in the store's keyring, else the only key; the demo
+    key only as a store's default (set by a `--demo-key` walk or `ledger keys --default`).
 
     Raises:
         SigningKeyError: no private key at all, or several and none chosen.
@@ -66,11 +67,17 @@ def default_key_name(store: Store | str | Path | None = None) -> str:
         remembered = default_key_for(root)
         if remembered:
             return remembered
-    keys = private_key_ids()
+    keys = {n: kid for n, kid in private_key_ids().items() if n != DEMO_KEY_NAME}
     directory = key_dir()
     if not keys:
+        # the demo key (unencrypted, made by anyone running the demo) signs only where it
+        # was chosen: a store a `--demo-key` walk set it up for, --key, LEDGER_KEY
+        demo = (key_dir() / f"{DEMO_KEY_NAME}.pem").exists()
         raise SigningKeyError(
-            f"no signing key in {directory}: run `ledger keygen --name NAME` first"
+            f"no signing key in {directory}"
+            + (" but the demo key, which signs only when asked for" if demo else "")
+            + ": run `ledger keygen --name NAME` first"
+            + (" (or pass --demo-key to `ledger campaign` for a preview)" if demo else "")
         )
     if len(keys) == 1:
         return next(iter(keys))
@@ -100,11 +107,19 @@ def signing_key(key: KeyLike = None, store: Store | str | Path | None = None) ->
     return load_signing_key(name)
 
 
-def demo_key() -> tuple[SigningKey, bool]:
-    """The demo signing key (`DEMO_KEY_NAME`, unencrypted), and whether it was made now."""
+def demo_key(store: Store | None = None) -> tuple[SigningKey, bool]:
+    """The demo signing key (`DEMO_KEY_NAME`, unencrypted), and whether it was made now.
+
+    With `store` and no signer chosen for it yet, the demo key becomes that store's default
+    (the store is a demo); it is never picked by default anywhere else (`default_key_name`).
+    """
     if (key_dir() / f"{DEMO_KEY_NAME}.pem").exists():
-        return load_signing_key(DEMO_KEY_NAME, passphrase=""), False
-    return generate_key(DEMO_KEY_NAME, passphrase=None), True
+        key, made = load_signing_key(DEMO_KEY_NAME, passphrase=""), False
+    else:
+        key, made = generate_key(DEMO_KEY_NAME, passphrase=None), True
+    if store is not None and not default_key_for(store.root):
+        set_default_key(store.root, DEMO_KEY_NAME)
+    return key, made
 
 
 def key_id(store: Store, text: str) -> str:

@@ -166,17 +166,40 @@ def _check_heads(oid: str, obj: Any, journal_lines: dict[str, list[bytes]]) -> l
         if not isinstance(head, dict):
             out.append(Problem(oid, "anchor head is not an object"))
             continue
-        host, seq, digest = head.get("host"), head.get("seq"), head.get("hash")
-        lines = journal_lines.get(host) if isinstance(host, str) else None
-        ok = (
-            lines is not None
-            and isinstance(seq, int)
-            and 0 <= seq < len(lines)
-            and sha256_hex(lines[seq]) == digest
-        )
-        if not ok:
-            out.append(Problem(oid, f"journal {host} no longer extends anchor {oid} (seq {seq})"))
+        why = _head_mismatch(head, journal_lines)
+        if why:
+            out.append(Problem(oid, why, check="anchors", host=str(head.get("host"))))
     return out
+
+
+def _head_mismatch(head: dict[str, Any], journal_lines: dict[str, list[bytes]]) -> str | None:
+    """Why the journals do not extend one head of an anchor, in words (None: they do).
+
+    Why three cases: a journal the store does not hold at all is an anchor of another store
+    (or a part left out of a bundle); a journal shorter than the head was cut; a line that
+    hashes otherwise was rewritten. A reviewer acts differently on each.
+    """
+    host, seq, digest = head.get("host"), head.get("seq"), head.get("hash")
+    lines = journal_lines.get(host) if isinstance(host, str) else None
+    if lines is None:
+        return (
+            f"this anchor names journal {host!r}, which this store does not hold "
+            f"(journals here: {', '.join(sorted(journal_lines)) or 'none'}): an anchor of "
+            f"another store, or a part left out"
+        )
+    if not isinstance(seq, int) or seq < 0:
+        return f"this anchor's head of journal {host!r} has no line number"
+    if seq >= len(lines):
+        return (
+            f"journal {host!r} no longer extends this anchor: the anchor names line "
+            f"{seq + 1}, the journal has {len(lines)} line(s) (cut short)"
+        )
+    if sha256_hex(lines[seq]) != digest:
+        return (
+            f"journal {host!r} no longer extends this anchor: its line {seq + 1} is not "
+            f"the line the anchor signed (rewritten, or an anchor of another store)"
+        )
+    return None
 
 
 def _tail(

@@ -287,6 +287,13 @@ class Keyring:
     def ids(self) -> list[str]:
         return [p.stem for p in self.files()]
 
+    def name_of(self, key_id: str) -> str | None:
+        """The name `key_id`'s valid record gives (None: no such key, or a bad record)."""
+        try:
+            return str(self.get(key_id).get("name"))
+        except LedgerError:
+            return None
+
     def records(self) -> list[dict[str, Any]]:
         out = []
         for path in self.files():

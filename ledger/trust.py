@@ -38,17 +38,31 @@ class Trust:
 
     mode: str = "store"  # "store": every key in keys/; "reviewer": only the named ones
     named: dict[str, Ed25519PublicKey | None] = field(default_factory=dict)
+    # key id -> the name its (self-signed) record in the reviewer's file gives; a key named
+    # by --trust KEYID alone has none here (the store's keyring names it)
+    names: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"trust": self.mode, "trusted_keys": sorted(self.named)}
 
-    def describe(self) -> str:
+    def key_names(self, keyring: Keyring | None = None) -> dict[str, str]:
+        """Each trusted key id -> its name: the reviewer's record's, else the keyring's."""
+        out = {}
+        for key_id in sorted(self.named):
+            name = self.names.get(key_id)
+            if name is None and keyring is not None:
+                name = keyring.name_of(key_id)
+            out[key_id] = name or "unnamed"
+        return out
+
+    def describe(self, keyring: Keyring | None = None) -> str:
         if self.mode == "store":
             return (
                 "trust: store-asserted (signatures checked against the keys the store "
                 "itself holds; name yours with --trust or --trust-file)"
             )
-        return f"trust: reviewer-named keys {', '.join(k[:12] for k in sorted(self.named))}"
+        keys = "; ".join(f"{name} [{kid}]" for kid, name in self.key_names(keyring).items())
+        return f"trust: signatures checked against the reviewer's keys only: {keys}"
 
     def why_not(self, key_id: Any, keyring: Keyring) -> str | None:
         """Why a signature by `key_id` is not accepted (None: accepted, if it verifies)."""
@@ -80,6 +94,7 @@ def trust_from(
     if not keys and not files:
         return Trust()
     named: dict[str, Ed25519PublicKey | None] = {}
+    names: dict[str, str] = {}
     for key_id in keys:
         if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
             raise TrustError(
@@ -96,7 +111,8 @@ def trust_from(
             except IntegrityError as exc:
                 raise TrustError(str(exc)) from None
             named[key_id] = public
-    return Trust("reviewer", named)
+            names[key_id] = str(record.get("name"))
+    return Trust("reviewer", named, names)
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -116,8 +132,15 @@ def _records(path: Path) -> list[dict[str, Any]]:
             docs = value if isinstance(value, list) else [value]
     except LedgerError as exc:
         raise TrustError(str(exc)) from None
+    if len(docs) == 1 and isinstance(docs[0], dict) and "store_keys" in docs[0]:
+        raise TrustError(
+            f"--trust-file {path}: this is the listing `ledger keys --json` prints, not key "
+            f"records: write them with `ledger keys --export FILE`"
+        )
     if not docs or not all(isinstance(d, dict) for d in docs):
-        raise TrustError(f"--trust-file {path}: expected public key records (`ledger keys --json`)")
+        raise TrustError(
+            f"--trust-file {path}: expected public key records (`ledger keys --export FILE`)"
+        )
     return docs
 
 

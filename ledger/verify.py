@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -101,10 +101,11 @@ class Verified:
     anchors: AnchorReport = field(default_factory=AnchorReport)
     revoked: dict[str, Event] = field(default_factory=dict)  # key id -> its revocation event
     timestamps: TimestampReport = field(default_factory=TimestampReport)
+    keyring: Keyring | None = None  # the store's, to name the keys a reviewer trusts
 
     def notes(self) -> list[str]:
         """Information that is not a failure: orphans, the unanchored tail, trust, timestamps."""
-        out = [self.trust.describe()]
+        out = [self.trust.describe(self.keyring)]
         if self.timestamps.note():
             out.append(self.timestamps.note())
         if self.orphans:
@@ -169,8 +170,8 @@ def verify_with_evidence(
     that each token parses and stamps the object it names.
     """
     trust = trust or Trust()
-    problems = _check_store_json(store)
-    problems += _check_parts(store)
+    problems = _checked("store format", _check_store_json(store))
+    problems += _checked("linked host part", _check_parts(store))
     keyring = store.keyring()
     bar = _progress(store, progress)
     scan = scan_objects(
@@ -180,28 +181,28 @@ def verify_with_evidence(
     )
     if bar is not None:
         bar.close()
-    problems += scan.problems
-    problems += keyring.check()
+    problems += _checked("object bytes", scan.problems)
+    problems += _checked("key files", keyring.check())
     envelope_problems, untrusted = _check_envelopes(keyring, scan, trust)
-    problems += envelope_problems
+    problems += _checked("signature", envelope_problems)
     journal_lines: dict[str, list[bytes]] = {}
     events: list[Event] = []
     for journal in store.journals():
         lines = journal.lines()[0]
         journal_lines[journal.host] = lines
-        problems += journal.verify(lines)
+        problems += _checked("journal chain", journal.verify(lines))
         events += _parse_events(journal.host, lines)
     problems += _check_heads(store, events, scan, keyring, trust)
-    problems += _check_events(events, scan)
+    problems += _checked("journal events", _check_events(events, scan))
     revoked, revocation_problems = _revocations(events, scan, untrusted)
-    problems += revocation_problems
-    problems += _signed_after_revocation(events, scan, revoked)
+    problems += _checked("revocation", revocation_problems)
+    problems += _checked("revocation", _signed_after_revocation(events, scan, revoked))
     evidence, orphans = _evidence(store, events, scan, untrusted)
-    problems += _check_references(scan, evidence)
+    problems += _checked("references", _check_references(scan, evidence))
     timestamps = check_tokens(scan.objects, evidence, tsa_roots)
-    problems += timestamps.problems
+    problems += _checked("timestamps", timestamps.problems)
     report = check_anchors(store, journal_lines, scan.of_kind("anchor"), given=anchors, trust=trust)
-    problems += report.problems
+    problems += _checked("anchors", report.problems)
     if check_index and index_path(store).exists() and not index_stale(store):
         try:
             if index_digest(store) != fresh_digest(store, scan):
@@ -211,10 +212,11 @@ def verify_with_evidence(
                         "index does not match a rebuild from "
                         "objects and journals: run "
                         "`ledger reindex`",
+                        check="index",
                     )
                 )
         except LedgerError as exc:
-            problems.append(Problem("index.duckdb", str(exc)))
+            problems.append(Problem("index.duckdb", str(exc), check="index"))
     return Verified(
         problems,
         scan,
@@ -227,7 +229,14 @@ def verify_with_evidence(
         report,
         revoked,
         timestamps,
+        keyring,
     )
+
+
+def _checked(check: str, problems: list[Problem]) -> list[Problem]:
+    """The problems with `check` naming the pass that found them (kept where a site named
+    its own), so `--json` readers can select by check."""
+    return [p if p.check else replace(p, check=check) for p in problems]
 
 
 def _check_store_json(store: Store) -> list[Problem]:

@@ -147,14 +147,18 @@ def measure_cpu_fp32_peak(seconds: float = 0.3, n: int = 512) -> float:
 
 
 def peak_flops(device: torch.device) -> tuple[float | None, str]:
-    """(peak FLOP/s or None if unknown GPU, how it was obtained)."""
+    """(peak FLOP/s, how it was obtained); None where no published peak is known: an
+    unknown GPU, and any CPU. Why not a CPU rate measured at startup: it is a rate, not a
+    peak (a busy machine measures low, a large model beats a small test matmul), so an MFU
+    against it read 100.7% on a demo run. `measure_cpu_fp32_peak` stays for the benchmarks,
+    which say what they compare against."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
         for key, flops in GPU_PEAK_BF16:
             if key in name:
                 return flops, f"table:{key}:bf16"
         return None, "unknown-gpu"
-    return measure_cpu_fp32_peak(), "measured:fp32-matmul"
+    return None, "cpu: no published peak"
 
 
 def peak_mem_mb(device: torch.device) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 import gateledger as gl
+from audit.causes import short_ids
 from gateledger.cli.context import (
     emit,
     open_store,
@@ -138,9 +139,10 @@ def audit_cmd(
         "allow_undecided": allow_undecided,
     }
     if bundle:
-        out = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
+        result = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
     else:
-        out = gl.audit(store_root(ctx), host=ctx.obj.get("host"), **reviewer).to_dict()
+        result = gl.audit(store_root(ctx), host=ctx.obj.get("host"), **reviewer)
+    out = result.to_dict()
     if as_json:
         emit(out, True)
     else:
@@ -150,43 +152,12 @@ def audit_cmd(
 
 
 _MARKS = {"clean": "ok ", "undecided": "...", "problems": "BAD"}
+DETAIL_WIDTH = 110  # a failed check's detail on a stage line; the problems below say it all
 
 
 def _print_audit(out: dict) -> None:
     for stage in out["stages"]:
-        mark = _MARKS.get(stage["verdict"], "BAD")
-        extra = " (superseded by an amendment)" if stage["superseded"] else ""
-        sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
-        decision = (stage["decision"] or "")[:12] or "none (undecided)"
-        missing = (
-            f", decided with {stage['missing_runs']} declared run(s) missing"
-            if stage["decision"] and stage["missing_runs"]
-            else ""
-        )
-        click.echo(
-            f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
-            f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
-            f"{decision}{missing}{extra}"
-        )
-        _say_binding(stage.get("binding") or {})
-        witness = _witness_line(stage.get("witness") or {})
-        if witness:
-            click.echo(f"      witnessed: {witness}")
-        seeds = stage.get("seeds") or {}
-        if seeds:
-            detail = f": {seeds['detail']}" if seeds.get("detail") else ""
-            click.echo(f"      seeds {seeds['binding']} ({seeds['rule']}){detail}")
-        attempts = _attempts_line(stage.get("attempts") or {})
-        if attempts:
-            click.echo(f"      attempts: {attempts}")
-        for check in stage["checks"]:
-            if not check["ok"]:
-                click.echo(f"      failed: {check['name']} {check['detail']}".rstrip())
-        for failed in stage["failed_runs"][:5]:
-            reason = f": {failed['reason']}" if failed["reason"] else ""
-            click.echo(f"      {failed['status']}: run {failed['key']}{reason}")
-        if len(stage["failed_runs"]) > 5:
-            click.echo(f"      ... and {len(stage['failed_runs']) - 5} more run(s) not ok")
+        _print_stage(stage)
     if out["unplanned_runs"]:
         click.echo(f"unplanned compute: {len(out['unplanned_runs'])} run(s) outside any manifest")
     if out["amendments"]:
@@ -207,16 +178,16 @@ def _print_audit(out: dict) -> None:
             f"{interrupted['training_gpu_hours']:.4f} training, "
             f"{interrupted['wall_gpu_hours']:.4f} wall GPU-hours"
         )
+    for caveat in out["caveats"]:
+        click.echo(f"caveat: {caveat['text']}")
     for note in out["notes"]:
         click.echo(f"note: {note}")
-    for problem in out["problems"]:
-        click.echo(f"{problem['object']}: {problem['message']}", err=True)
+    for line in cause_lines(out["causes"]):
+        click.echo(line, err=True)
     if out["verdict"] == "empty":
         click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
         return
     binding = out.get("binding") or {}
-    for line in binding.get("caveats", []):
-        click.echo(f"caveat: {line}")
     weak = " with status-only logs" if binding.get("weakest") == "status-only" else ""
     click.echo(
         f"audit: {out['verdict']}{weak} ({len(out['problems'])} problem(s), "
@@ -241,6 +212,61 @@ def _attempts_line(attempts: dict) -> str:
     )
     more = f" and {len(retried) - 3} more" if len(retried) > 3 else ""
     return text + (f"; retried: {shown}{more}" if shown else "")
+
+
+def _print_stage(stage: dict) -> None:
+    mark = _MARKS.get(stage["verdict"], "BAD")
+    extra = " (superseded by an amendment)" if stage["superseded"] else ""
+    sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
+    decision = (stage["decision"] or "")[:12] or "none (undecided)"
+    missing = (
+        f", decided with {stage['missing_runs']} declared run(s) missing"
+        if stage["decision"] and stage["missing_runs"]
+        else ""
+    )
+    click.echo(
+        f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
+        f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
+        f"{decision}{missing}{extra}"
+    )
+    _say_binding(stage.get("binding") or {})
+    witness = _witness_line(stage.get("witness") or {})
+    if witness:
+        click.echo(f"      witnessed: {witness}")
+    seeds = stage.get("seeds") or {}
+    if seeds:
+        detail = f": {seeds['detail']}" if seeds.get("detail") else ""
+        click.echo(f"      seeds {seeds['binding']} ({seeds['rule']}){detail}")
+    attempts = _attempts_line(stage.get("attempts") or {})
+    if attempts:
+        click.echo(f"      attempts: {attempts}")
+    for check in stage["checks"]:
+        if not check["ok"]:
+            detail = short_ids(check["detail"])
+            if len(detail) > DETAIL_WIDTH:
+                detail = detail[: DETAIL_WIDTH - 3] + "..."
+            click.echo(f"      failed: {check['name']}: {detail}".rstrip(": "))
+    for failed in stage["failed_runs"][:5]:
+        reason = f": {failed['reason']}" if failed["reason"] else ""
+        click.echo(f"      {failed['status']}: {failed['cell']} (run {failed['run'][:12]}){reason}")
+    if len(stage["failed_runs"]) > 5:
+        click.echo(f"      ... and {len(stage['failed_runs']) - 5} more run(s) not ok")
+
+
+def cause_lines(causes: list[dict]) -> list[str]:
+    """Each root cause on a `problem:` line, what follows from it indented under it; ids
+    cut to 12 hex (`--json` keeps them whole)."""
+    lines = []
+    for cause in causes:
+        lines.append(f"problem: {_problem_text(cause['problem'])}")
+        lines += [f"  also: {_problem_text(p)}" for p in cause["related"]]
+        lines += [f"  so: {_problem_text(p)}" for p in cause["consequences"]]
+    return lines
+
+
+def _problem_text(problem: dict) -> str:
+    """`OBJECT: message`, ids cut to 12 hex."""
+    return short_ids(f"{problem['object']}: {problem['message']}")
 
 
 def _say_binding(binding: dict) -> None:
@@ -269,106 +295,197 @@ def _witness_line(witness: dict) -> str:
 def report_group():
     """Reports a reviewer or a budget holder can read: costs, effects, html.
 
+    Each audits first and reports what the audit re-derived. With --bundle FILE, the
+    report is of a reviewer bundle (`ledger export`), audited in a scratch folder under
+    the keys and anchors you name (--trust, --trust-file, --anchor): no store needed.
+
     \b
     Examples:
       ledger report costs
       ledger report effects --json
       ledger report html --campaign campaigns/demo.toml --out report --metrics metrics.json
+      ledger report html --bundle evidence.tar.gz --trust-file lab-keys.json --anchor anchor.json
     """
 
 
-def _report_data(ctx: click.Context, campaign_path: str | None) -> dict[str, Any]:
-    return gl.report(open_store(ctx), campaign_path)
+def report_options(func):
+    """`--campaign`, `--bundle` and the reviewer's trust roots, shared by the report views."""
+    func = reviewer_options(func)
+    func = click.option(
+        "--bundle",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Report on a reviewer bundle (from `ledger export`) instead of the store, "
+        "checked against --trust/--trust-file keys and --anchor files.",
+    )(func)
+    func = click.option(
+        "--campaign",
+        "campaign_path",
+        default=None,
+        envvar="LEDGER_CAMPAIGN",
+        type=click.Path(dir_okay=False),
+        help="Campaign file (for factor names).",
+    )(func)
+    return func
 
 
-CAMPAIGN = click.option(
-    "--campaign",
-    "campaign_path",
-    default=None,
-    envvar="LEDGER_CAMPAIGN",
-    type=click.Path(dir_okay=False),
-    help="Campaign file (for factor names).",
-)
+def _report_data(ctx: click.Context, options: dict[str, Any]) -> Any:
+    return gl.report(**_sources(ctx, options))
+
+
+def _sources(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
+    """What `gl.report` and `gl.write_html` take from the shared options: the store (none
+    with --bundle, so a reviewer's empty folder works), campaign, bundle, trust roots."""
+    bundle = options["bundle"]
+    return {
+        "store": None if bundle else open_store(ctx),
+        "campaign": options["campaign_path"],
+        "bundle": bundle,
+        "host": ctx.obj.get("host"),
+        "trust": options["trust_keys"],
+        "trust_files": options["trust_files"],
+        "anchors": options["anchor_files"],
+    }
 
 
 @report_group.command("costs")
-@CAMPAIGN
+@report_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def report_costs(ctx, campaign_path, as_json):
-    """GPU-hours of the protocol by stage (in protocol order), host and status, what it saved,
-    the counterfactuals at every gate, and baselines and unplanned compute apart.
+def report_costs(ctx, as_json, **options):
+    """GPU-hours of the protocol by stage (in protocol order), host, status and condition
+    (by name); the campaign's total beside what it would have cost had a gate continued
+    every candidate (the "saved" of the headline); the counterfactuals at every gate (next
+    and final stage); baselines and unplanned compute apart. With --json: numbers only,
+    the sentences under `text`.
 
     \b
     Examples:
       ledger report costs
       ledger --store preview.ledger report costs --campaign campaigns/paper.toml
-      ledger report costs --json | jq .costs.training_gpu_hours
+      ledger report costs --json | jq .campaign.saved_gpu_hours
+      ledger report costs --bundle evidence.tar.gz --trust-file lab-keys.json
     """
-    data = _report_data(ctx, campaign_path)
-    out = gl.cost_summary(data)
+    out = gl.cost_summary(_report_data(ctx, options))
     if as_json:
-        emit(out, True)
+        emit(out.model_dump(mode="json"), True)
         return
-    _print_costs(data, out["saved"])
+    for line in cost_lines(out):
+        click.echo(line)
 
 
-def _print_costs(data: dict[str, Any], saved: str | None) -> None:
-    hours = gpu_hours_text
-    costs = gl.costs_in_protocol_order(data)
-    click.echo(
-        f"protocol ({data['campaign']['name']}): {hours(costs['training_gpu_hours'])} "
-        f"training GPU-hours, {hours(costs['wall_gpu_hours'])} wall, "
-        f"{costs['n_runs']} runs"
-    )
-    if saved:
-        click.echo(saved)
-
-    def part(title: str, rows: dict) -> None:
-        click.echo(f"{title}:")
-        lines = text_table(
-            [title.split()[1], "runs", "training GPU-h", "wall GPU-h"],
-            [
-                [
-                    str(k),
-                    str(r["n_runs"]),
-                    hours(r["training_gpu_hours"]),
-                    hours(r["wall_gpu_hours"]),
-                ]
-                for k, r in rows.items()
-            ],
-            right={1, 2, 3},
+def _part_lines(title: str, column: str, rows: list[list[str]]) -> list[str]:
+    lines = [f"{title}:"]
+    lines += [
+        f"  {line}"
+        for line in text_table(
+            [column, "runs", "training GPU-h", "wall GPU-h"], rows, right={1, 2, 3}
         )
-        for line in lines:
-            click.echo(f"  {line}")
+    ]
+    return lines
 
-    part("by stage (protocol order)", costs["by_stage"])
-    part("by host", costs["by_host"])
-    part("by status", costs["by_status"])
-    for key, title in (
-        ("baseline_costs", "baselines"),
-        ("unplanned_costs", "unplanned compute"),
-        ("interrupted_costs", "interrupted attempts"),
-    ):
-        other = data.get(key)
-        if other:
-            click.echo(
-                f"{title} (not in the totals above): "
-                f"{hours(other['training_gpu_hours'])} training GPU-hours over "
-                f"{other['n_runs']} runs"
+
+def _rows(parts: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            str(k),
+            str(p.n_runs),
+            gpu_hours_text(p.training_gpu_hours),
+            gpu_hours_text(p.wall_gpu_hours),
+        ]
+        for k, p in parts.items()
+    ]
+
+
+def cost_lines(out: Any) -> list[str]:
+    """`ledger report costs` as text: the totals, saved, the campaign block, the tables."""
+    hours = gpu_hours_text
+    costs = out.costs
+    lines = [
+        f"protocol ({out.campaign_name}): {hours(costs.training_gpu_hours)} training "
+        f"GPU-hours, {hours(costs.wall_gpu_hours)} wall, {costs.n_runs} runs"
+    ]
+    if out.text.saved:
+        lines.append(out.text.saved)
+    if out.counterfactuals:
+        lines.append("campaign (training GPU-hours):")
+        rows = [["the protocol (spent)", "-", hours(out.campaign.protocol_gpu_hours), "-"]]
+        rows += [
+            [
+                f"every candidate of {cf.gate} continued",
+                str(cf.n_candidates),
+                hours(cf.campaign_if_all),
+                hours(cf.saved_gpu_hours),
+            ]
+            for cf in out.counterfactuals
+        ]
+        lines += [
+            f"  {line}"
+            for line in text_table(
+                ["campaign", "candidates", "GPU-h", "saved"], rows, right={1, 2, 3}
             )
-            part("by stage", other["by_stage"])
-    if data["counterfactuals"]:
-        click.echo("counterfactuals (nominal GPU-hours):")
-        for counterfactual in data["counterfactuals"]:
-            for key in ("sentence_next", "sentence"):
-                if counterfactual.get(key) and (
-                    key == "sentence" or counterfactual["next"] != counterfactual["final"]
-                ):
-                    click.echo(f"  {counterfactual[key]}")
-    checks = costs.get("checks", []) + (data.get("all_costs") or {}).get("checks", [])
-    bad = [c["name"] for c in checks if not c["ok"]]
-    click.echo(
+        ]
+    else:
+        lines.append(out.text.campaign)
+    lines += _part_lines("by stage (protocol order)", "stage", _rows(costs.by_stage))
+    lines += _part_lines("by host", "host", _rows(costs.by_host))
+    lines += _part_lines("by status", "status", _rows(costs.by_status))
+    lines += _part_lines(
+        "by condition (by name)",
+        "condition",
+        [
+            [
+                f"{c.name} ({cid[:8]})",
+                str(c.n_runs),
+                hours(c.training_gpu_hours),
+                hours(c.wall_gpu_hours),
+            ]
+            for cid, c in costs.by_condition.items()
+        ],
+    )
+    for part, title in (
+        (out.baseline_costs, "baselines"),
+        (out.unplanned_costs, "unplanned compute"),
+        (out.interrupted_costs, "interrupted attempts"),
+    ):
+        if part is not None:
+            lines.append(
+                f"{title} (not in the totals above): {hours(part.training_gpu_hours)} training "
+                f"GPU-hours, {hours(part.wall_gpu_hours)} wall, over {part.n_runs} runs"
+            )
+            lines += _part_lines("by stage", "stage", _rows(part.by_stage))
+    if out.counterfactuals:
+        lines.append("counterfactuals at each gate (nominal GPU-hours):")
+        rows = [
+            [
+                cf.gate,
+                str(cf.n_candidates),
+                hours(cf.next_planned),
+                hours(cf.next_if_all),
+                hours(cf.final_planned),
+                hours(cf.final_if_all),
+            ]
+            for cf in out.counterfactuals
+        ]
+        lines += [
+            f"  {line}"
+            for line in text_table(
+                [
+                    "gate",
+                    "candidates",
+                    "next: planned",
+                    "next: all",
+                    "final: planned",
+                    "final: all",
+                ],
+                rows,
+                right={1, 2, 3, 4, 5},
+            )
+        ]
+        lines += [f"  {sentence}" for sentence in out.text.counterfactuals]
+    checks = list(costs.checks) + list(out.all_costs.checks)
+    bad = [c.name for c in checks if not c.ok]
+    lines.append(
         "sum checks: "
         + (
             f"FAILED: {', '.join(bad)}"
@@ -376,13 +493,14 @@ def _print_costs(data: dict[str, Any], saved: str | None) -> None:
             else f"all {len(checks)} ok (parts add up to the totals)"
         )
     )
+    return lines
 
 
 @report_group.command("effects")
-@CAMPAIGN
+@report_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def report_effects(ctx, campaign_path, as_json):
+def report_effects(ctx, as_json, **options):
     """Effects by budget (BH q-values within each budget), variance decomposition, rank
     stability between gates, and the flags a reviewer needs, from the decisions.
 
@@ -390,60 +508,53 @@ def report_effects(ctx, campaign_path, as_json):
     Examples:
       ledger report effects
       ledger report effects --json | jq '.flags[]'
+      ledger report effects --bundle evidence.tar.gz --trust-file lab-keys.json
     """
-    out = gl.effect_summary(_report_data(ctx, campaign_path))
+    out = gl.effect_summary(_report_data(ctx, options))
     if as_json:
-        emit(out, True)
+        emit(out.model_dump(mode="json", by_alias=True), True)
         return
     _print_effects(out)
 
 
-def _print_effects(out: dict[str, Any]) -> None:
-    for row in out["stages"]:
-        estimate = row["effects"]
+def _print_effects(out: Any) -> None:
+    for row in out.stages:
+        estimate = row.effects
         post = (
-            ", post-selection (descriptive, no q)"
-            if estimate and estimate["post_selection"]
-            else ""
+            ", post-selection (descriptive, no q)" if estimate and estimate.post_selection else ""
         )
-        what = f"{estimate['method']}{post}" if estimate else f"no effects ({row['effects_note']})"
-        click.echo(f"{row['stage']} ({row['budget_s']:g} s): {what}")
-        for effect in (estimate or {}).get("effects", []):
-            mark = "*" if effect["term"] in row["significant"] else " "
+        what = f"{estimate.method}{post}" if estimate else f"no effects ({row.effects_note})"
+        click.echo(f"{row.stage} ({row.budget_s:g} s): {what}")
+        for effect in estimate.effects if estimate else []:
+            mark = "*" if effect.term in row.significant else " "
             interval = (
-                f"[{effect['ci_low']:+.4f}, {effect['ci_high']:+.4f}]"
-                if effect.get("ci_low") is not None
+                f"[{effect.ci_low:+.4f}, {effect.ci_high:+.4f}]"
+                if effect.ci_low is not None and effect.ci_high is not None
                 else "[-]"
             )
-            aliases = f"  = {' = '.join(effect['aliases'])}" if effect.get("aliases") else ""
+            aliases = f"  = {' = '.join(effect.aliases)}" if effect.aliases else ""
+            q = "None" if effect.q is None else f"{effect.q:.4g}"
             click.echo(
-                f"  {mark} {effect['term']:<6} {effect['effect']:>+10.4f} {interval}  "
-                f"q={_round(effect.get('q'))}{aliases}"
+                f"  {mark} {effect.term:<6} {effect.effect:>+10.4f} {interval}  q={q}{aliases}"
             )
-        for term in (estimate or {}).get("dropped", []):
-            click.echo(f"    dropped {term}: {estimate['dropped_reasons'].get(term, '')}")
-    campaign_var = (out["variance"] or {}).get("campaign")
+        for term in estimate.dropped if estimate else []:
+            click.echo(f"    dropped {term}: {estimate.dropped_reasons.get(term, '')}")
+    campaign_var = out.variance.campaign if out.variance else None
     if campaign_var:
-        shares = ", ".join(
-            f"{k} {v:.3f}" for k, v in campaign_var["shares"].items() if v is not None
-        )
-        click.echo(f"variance shares over {campaign_var['n']} ok runs: {shares}")
-    for rank in out["rank_stability"]:
-        rho = "n/a" if rank["rho"] is None else f"{rank['rho']:.3f}"
+        shares = ", ".join(f"{k} {v:.3f}" for k, v in campaign_var.shares.items() if v is not None)
+        click.echo(f"variance shares over {campaign_var.n} ok runs: {shares}")
+    for rank in out.rank_stability:
+        rho = "n/a" if rank.rho is None else f"{rank.rho:.3f}"
         click.echo(
-            f"rank stability {rank['from']} -> {rank['to']}: rho {rho} over {rank['n']}"
-            + (f" ({rank['flag']})" if rank["flag"] else "")
+            f"rank stability {rank.from_stage} -> {rank.to_stage}: rho {rho} over {rank.n}"
+            + (f" ({rank.flag})" if rank.flag else "")
         )
-    for flag in out["flags"]:
-        click.echo(f"flag {flag['stage']}: {flag['kind']}: {flag['detail']}")
-
-
-def _round(x):
-    return x if x is None else round(x, 4)
+    for flag in out.flags:
+        click.echo(f"flag {flag.stage}: {flag.kind}: {flag.detail}")
 
 
 @report_group.command("html")
-@CAMPAIGN
+@report_options
 @click.option(
     "--out",
     "out_dir",
@@ -464,32 +575,34 @@ def _round(x):
     "plots_dir",
     default=None,
     type=click.Path(file_okay=False),
-    help="Also write effects.csv and costs.csv (for `dvc plots show`).",
+    help="Also write the figures as PNG and their numbers as CSV (for `dvc plots show`).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print written paths and headline as JSON.")
 @click.pass_context
-def report_html(ctx, campaign_path, out_dir, metrics_path, plots_dir, as_json):
+def report_html(ctx, out_dir, metrics_path, plots_dir, as_json, **options):
     """Write a self-contained HTML page (and Markdown) a reviewer can read without the tool.
 
     The page opens with the audit verdict and what it rests on (simulated runs, demo key,
-    anchors, trust), a one-paragraph verdict on what was decided and how sure it is, and
-    the review flags; then provenance, each gate's frozen rule and outcome, main effects by
-    budget, condition means with intervals, rank stability, costs (baselines apart) and
-    counterfactuals, and the protocol against its baselines when there are any.
+    anchors, trust, and which keys and anchors it was checked against), a one-paragraph
+    verdict on what was decided and how sure it is, and the review flags; then
+    provenance, each gate's frozen rule and outcome, main effects by budget, condition
+    means with intervals, rank stability, costs (baselines apart) and counterfactuals,
+    and the protocol against its baselines when there are any.
 
     \b
     Examples:
       ledger report html --campaign campaigns/demo.toml --out report
       ledger report html --out report --metrics metrics.json --plots plots   # for DVC
+      ledger report html --bundle evidence.tar.gz --trust-file lab-keys.json --anchor anchor.json
     """
     out, data = gl.write_html(
-        open_store(ctx), campaign_path, out=out_dir, metrics=metrics_path, plots=plots_dir
+        out=out_dir, metrics=metrics_path, plots=plots_dir, **_sources(ctx, options)
     )
     emit(
         out,
         as_json,
         f"wrote {out['paths'].get('html')} and {out['paths'].get('md')} "
-        f"(audit: {data['audit']['verdict']})",
+        f"(audit: {data.audit.verdict})",
     )
 
 

@@ -50,7 +50,7 @@ def reviewer_options(func):
         "trust_files",
         multiple=True,
         type=click.Path(dir_okay=False),
-        help="Public key records to trust (`ledger keys --json`); repeatable.",
+        help="Public key records to trust, as `ledger keys --export FILE` writes them; repeatable.",
     )(func)
     func = click.option(
         "--trust",

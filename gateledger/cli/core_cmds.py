@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 import gateledger as gl
+from audit.causes import short_ids
 from gateledger.cli.context import (
     emit,
     open_store,
@@ -24,7 +25,7 @@ from gateledger.cli.context import (
     tsa_roots_option,
 )
 from gateledger.cli.status_watch import frame_lines, show_frames
-from gateledger.cli.tables import text_table
+from gateledger.cli.tables import run_cell, text_table
 from gateledger.errors import ConfigError
 from stages.runner_checks import frozen_keys_unchecked, unchecked_note
 
@@ -62,8 +63,9 @@ def init_cmd(ctx: click.Context, as_json: bool) -> None:
 def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: bool) -> None:
     """Make an Ed25519 signing key; its public half joins the store's keyring.
 
-    The private key stays in your config folder (LEDGER_KEY_DIR to change it), mode 0600;
-    commit only the store's keys/ folder. Back the private key up: losing it means you
+    The private key stays in your config folder (LEDGER_KEY_DIR to change it), mode 0600,
+    unencrypted unless you give a passphrase (said when it is not); commit only the store's
+    keys/ folder. Back the private key up: losing it means you
     can no longer sign, and leaking it means someone else can.
 
     \b
@@ -88,6 +90,12 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
     )
     added = str(Path(root) / "keys" / f"{key.key_id}.json") if in_store else None
     private = gl.key_dir() / f"{name}.pem"
+    if not passphrase and not as_json:
+        click.echo(
+            f"note: {private} is not encrypted (no passphrase): whoever can read it can sign "
+            f"as {name}; encrypt a key with --passphrase-prompt or LEDGER_PASSPHRASE",
+            err=True,
+        )
     emit(
         {
             "name": name,
@@ -595,6 +603,14 @@ def sql_cmd(ctx: click.Context, query: str, as_json: bool) -> None:
     help="Stop after this many redraws (with --watch).",
 )
 @click.option("--stage", "watch_stage", default=None, help="Watch until this stage finishes.")
+@click.option(
+    "--idle",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="With --watch --campaign: also stop when nothing is in flight, every frozen "
+    "stage's runs are recorded and nothing new has happened for this many seconds.",
+)
 @JSON_OPTION
 @click.pass_context
 def status_cmd(
@@ -604,15 +620,18 @@ def status_cmd(
     interval: float,
     count: int | None,
     watch_stage: str | None,
+    idle: float,
     as_json: bool,
 ) -> None:
     """Where each stage stands (runs done/left, running now, ETA, GPU-hours, decision), and
     counts of objects, runs by status, journal heads and keys.
 
     With --campaign: the campaign's stages in file order, those not frozen yet included.
-    With --watch: the stage table, redrawn until the work finishes (Ctrl-C stops it), in
-    another terminal while `ledger run` or `ledger campaign` writes; with --json one JSON
-    object per redraw.
+    With --watch: the stage table, redrawn until the work finishes, in another terminal
+    while `ledger run` or `ledger campaign` writes; with --json one JSON object per redraw.
+    With --campaign it ends when every stage is decided, or when nothing is in flight and
+    nothing new has happened for --idle seconds (one stage's `ledger run` ended). Ctrl-C
+    stops it by hand (exit 0).
 
     \b
     Examples:
@@ -624,7 +643,9 @@ def status_cmd(
     store = open_store(ctx)
     campaign = gl.load_campaign(campaign_path) if campaign_path else None
     if watch:
-        frames = gl.watch(store, campaign, stage=watch_stage, interval=interval, count=count)
+        frames = gl.watch(
+            store, campaign, stage=watch_stage, interval=interval, count=count, idle=idle
+        )
         show_frames(
             frames,
             store.root,
@@ -632,6 +653,7 @@ def status_cmd(
             stage=watch_stage,
             as_json=as_json,
             clear=sys.stdout.isatty() and not as_json,
+            idle=idle,
         )
         return
     out = gl.status(store, campaign)
@@ -677,7 +699,7 @@ def _say_stage_failures(stages: list[dict[str, Any]]) -> None:
             click.echo(f"  stage {row['stage']}: {len(failures)} run(s) not ok")
         for failure in failures[:5]:
             reason = f": {failure['reason']}" if failure["reason"] else ""
-            click.echo(f"    {failure['status']}: {failure['name']} ({failure['run']}){reason}")
+            click.echo(f"    {failure['status']}: {run_cell(failure)}{reason}")
         if len(failures) > 5:
             click.echo(f"    ... and {len(failures) - 5} more run(s) not ok")
 
@@ -726,7 +748,7 @@ def verify_cmd(
         emit(result.to_dict(), True)
     else:
         for problem in result.problems:
-            click.echo(str(problem))
+            click.echo(short_ids(str(problem)))  # --json keeps the full ids
         for note in result.verified.notes():
             click.echo(f"note: {note}", err=True)
         if result.leftovers:

@@ -12,7 +12,7 @@ import click
 
 import gateledger as gl
 from gateledger.cli.context import emit, open_store, say_stamps, tsa_options
-from gateledger.cli.tables import text_table
+from gateledger.cli.tables import run_cell, text_table
 from ledger.keys import DEMO_KEY_NAME
 
 CAMPAIGN_OPTION = click.option(
@@ -123,7 +123,7 @@ def _say_design(out: dict[str, Any]) -> None:
     type=float,
     default=None,
     help="Seconds past the budget before a run is killed as timeout "
-    "(default 120 + 25%% of the budget).",
+    "(default 120 + 25% of the budget).",
 )
 @click.option("--address", default=None, help="Ray cluster address (ray executor).")
 @click.option("--limit", type=int, default=None, help="Run at most N of the remaining runs.")
@@ -210,13 +210,13 @@ def _print_run_problems(report) -> None:
     """Why runs did not finish, and which results were refused (not recorded: re-runnable)."""
     for failure in report.failures[:10]:
         reason = f": {failure['reason']}" if failure["reason"] else ""
-        click.echo(f"  {failure['status']}: {failure['name']} ({failure['run']}){reason}")
+        click.echo(f"  {failure['status']}: {run_cell(failure)}{reason}")
     if len(report.failures) > 10:
         click.echo(f"  ... and {len(report.failures) - 10} more run(s) not ok")
     for refused in report.refused:
         click.echo(
-            f"refused, not recorded (an interrupted attempt, its log kept): {refused['name']} "
-            f"({refused['run']}): {refused['reason']}",
+            f"refused, not recorded (an interrupted attempt, its log kept): "
+            f"{run_cell(refused)}: {refused['reason']}",
             err=True,
         )
     if report.closed:
@@ -227,9 +227,9 @@ def _print_run_problems(report) -> None:
         )
     for gone in report.exhausted:
         click.echo(
-            f"not started: {gone['name']} ({gone['run']}) has had {gone['attempts']} "
-            f"attempt(s), the plan allows {gone['max']} (decide with --allow-missing, or "
-            f"freeze the stage with a higher max_attempts)",
+            f"not started: {run_cell(gone)} has had {gone['attempts']} attempt(s), the plan "
+            f"allows {gone['max']} (decide with --allow-missing, or freeze the stage with a "
+            f"higher max_attempts)",
             err=True,
         )
     if report.busy:
@@ -372,9 +372,10 @@ def _fmt(value) -> str:
 DEMO_KEY = DEMO_KEY_NAME
 
 
-def _demo_key():
-    """The demo signing key, made on first use (said on stderr)."""
-    key, made = gl.demo_key()
+def _demo_key(store):
+    """The demo signing key, made on first use (said on stderr); the store's signer from
+    now on unless it has one."""
+    key, made = gl.demo_key(store)
     if made:
         click.echo(
             f"making the demo signing key {DEMO_KEY} (unencrypted; for the demo only)", err=True
@@ -465,7 +466,7 @@ def campaign_cmd(
     campaign = gl.load_campaign(campaign_path)
     if until is not None:
         campaign.stage(until)  # an unknown stage is an error before any key or run
-    key = _demo_key() if demo_key else key_name
+    key = _demo_key(store) if demo_key else key_name
     say = (lambda _line: None) if as_json else (lambda line: click.echo(line, err=True))
     log, stamps = gl.walk(
         store,

@@ -39,17 +39,25 @@ def _cell(column: str, value: Any, metric: str) -> str:
 
 SHOWN = {
     "run": "run",
-    "condition_id": "id",
     "training_seconds": "train_s",
     "tokens_per_s": "tok/s",
     "gpu_hours": "GPU-h",
 }
+# Left out of the terminal table (in --csv and --json): the condition's id (its name says
+# which), the manifest, the kind and the runner (counted under the table).
+HIDDEN = {"manifest", "kind", "runner", "condition_id"}
 
 
 def _print_table(table) -> None:
+    """The runs as an aligned table that fits a terminal: factors headed by their letter
+    (a legend line names their config keys), columns nothing filled left out."""
     several = len({r["campaign"] for r in table.rows}) > 1
-    skip = {"manifest", "kind", "runner"} | (set() if several else {"campaign"})
-    columns = [c for c in table.columns if c not in skip]
+    skip = HIDDEN | (set() if several else {"campaign"})
+    columns = [
+        c
+        for c in table.columns
+        if c not in skip and (c in table.factors or any(r[c] is not None for r in table.rows))
+    ]
     numeric = {
         table.metric,
         "training_seconds",
@@ -59,8 +67,12 @@ def _print_table(table) -> None:
         "seed",
         *table.factors,
     }
+    if table.factors:
+        click.echo(
+            "factors: " + ", ".join(f"{letter} {key}" for key, letter in table.factors.items())
+        )
     rows = [[_cell(c, r[c], table.metric) for c in columns] for r in table.rows]
-    headers = [SHOWN.get(c, c) for c in columns]
+    headers = [table.factors.get(c) or SHOWN.get(c, c) for c in columns]
     for line in text_table(headers, rows, {i for i, c in enumerate(columns) if c in numeric}):
         click.echo(line)
     sims = sum(1 for r in table.rows if r["runner"] == "sim")

@@ -80,37 +80,65 @@ def frame_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def show_frames(
-    frames: Iterable[tuple[list[Any], bool]],
+    frames: Iterable[Any],
     root: str | Path,
     *,
     interval: float,
     stage: str | None,
     as_json: bool,
     clear: bool,
+    idle: float = 60.0,
 ) -> int:
-    """Print each (rows, done) frame of `gateledger.watch` as it comes; the frames shown."""
+    """Print each frame of `gateledger.watch` as it comes; the frames shown. Ctrl-C is
+    how a watch is stopped by hand: it ends the loop quietly (exit 0), saying so."""
     shown = 0
-    for rows, done in frames:
-        shown += 1
-        table = [r.to_dict() for r in rows]
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "done": done,
-                        "stages": table,
-                    },
-                    sort_keys=True,
-                    default=str,
-                )
-            )
-            continue
-        now = datetime.now(UTC).strftime("%H:%M:%S UTC")
-        head = f"{root}: {now}, every {interval:g}s" + ("" if done else " (Ctrl-C stops)")
-        click.echo((CLEAR if clear else ("\n" if shown > 1 else "")) + head)
-        for line in frame_lines(table):
-            click.echo(line)
-        if done:
-            click.echo("finished" if stage is None else f"stage {stage} finished")
+    try:
+        for rows, done, why in frames:
+            shown += 1
+            _show(rows, done, why, root, interval, stage, as_json, clear, shown, idle)
+    except KeyboardInterrupt:
+        if not as_json:
+            click.echo(f"stopped (Ctrl-C) after {shown} redraw(s)")
     return shown
+
+
+def _show(
+    rows: list[Any],
+    done: bool,
+    why: str | None,
+    root: str | Path,
+    interval: float,
+    stage: str | None,
+    as_json: bool,
+    clear: bool,
+    shown: int,
+    idle: float,
+) -> None:
+    table = [r.to_dict() for r in rows]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "done": done,
+                    "why": why,
+                    "stages": table,
+                },
+                sort_keys=True,
+                default=str,
+            )
+        )
+        return
+    now = datetime.now(UTC).strftime("%H:%M:%S UTC")
+    head = f"{root}: {now}, every {interval:g}s" + ("" if done else " (Ctrl-C stops)")
+    click.echo((CLEAR if clear else ("\n" if shown > 1 else "")) + head)
+    for line in frame_lines(table):
+        click.echo(line)
+    if why == "finished":
+        click.echo("finished" if stage is None else f"stage {stage} finished")
+    elif why == "idle":
+        decided = sum(1 for r in table if r["decision"] is not None)
+        click.echo(
+            f"stopped: nothing in flight and nothing new for {idle:g}s "
+            f"({decided} of {len(table)} stage(s) decided)"
+        )

@@ -48,7 +48,7 @@ def test_an_object_no_journal_cites_is_an_orphan_and_not_evidence(done):
     result = audit_store(store)
     assert result.verdict == "clean"  # an interrupted write is not a failure ...
     assert any("1 orphan object(s)" in n for n in result.notes), result.notes
-    assert orphan not in result.bodies["run"]  # ... and never evidence
+    assert orphan not in result.runs  # ... and never evidence
 
 
 def test_a_record_that_lacks_a_metric_key(done):

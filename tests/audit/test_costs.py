@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from audit.costs import campaign_totals, cost_breakdown, counterfactuals, partition_checks
+from audit.costs import (
+    campaign_sentence,
+    campaign_totals,
+    cost_breakdown,
+    counterfactual_sentences,
+    counterfactuals,
+    partition_checks,
+    saved_sentence,
+)
 from ledger.errors import LedgerError
 
 
@@ -67,31 +75,47 @@ def test_paper_example_144_192_432():
     assert first["final_planned"] == pytest.approx(144.0)  # 3 x 4 x 12 h
     assert second["final_if_all"] == pytest.approx(192.0)  # 4 x 4 x 12 h
     assert first["final_if_all"] == pytest.approx(432.0)  # 9 x 4 x 12 h
-    assert first["saved_final"] == pytest.approx(288.0)
     # next stage from the 10-minute gate: 9 x 4 x 1 h = 36, planned 4 x 4 x 1 h = 16
     assert first["next_if_all"] == pytest.approx(36.0)
     assert first["next_planned"] == pytest.approx(16.0)
-    assert first["saved_next"] == pytest.approx(20.0)
     assert first["protocol_remaining"] == pytest.approx(16.0 + 144.0)
     assert second["next"] == second["final"] == "final-12h"
     assert second["protocol_remaining"] == pytest.approx(144.0)
     assert first["n_candidates"] == 9 and first["n_promoted"] == 4
+    # the campaign had the gate continued everything: the rest of the protocol as executed
+    # (6 h at 10 minutes), all 9 through 60 m (9 x 4 x 1 h) and 12 h (9 x 4 x 12 h)
+    assert first["campaign_if_all"] == pytest.approx(6.0 + 36.0 + 432.0)
+    assert first["saved_gpu_hours"] == pytest.approx(474.0 - 166.0)
+    # from the 60-minute gate: 6 + 16 as executed, then 4 x 4 x 12 h
+    assert second["campaign_if_all"] == pytest.approx(6.0 + 16.0 + 192.0)
+    assert second["saved_gpu_hours"] == pytest.approx(214.0 - 166.0)
+    # numbers only: no sentences among them
+    assert not [k for k, v in first.items() if isinstance(v, str) and " " in v]
 
 
 def test_counterfactual_sentences():
     first, second = counterfactuals(PAPER)
-    assert first["sentence"] == (
-        "continuing all 9 candidates of gate-10m to final-12h would "
-        "have spent 432.0 GPU-hours; the protocol planned 144.0"
+    assert counterfactual_sentences(first) == [
+        "continuing all 9 candidates of gate-10m to gate-60m would have spent 36.0 "
+        "GPU-hours there; the protocol planned 16.0",
+        "continuing all 9 candidates of gate-10m to final-12h would have spent 432.0 "
+        "GPU-hours there; the protocol planned 144.0",
+        "continuing all 9 candidates of gate-10m through gate-60m, final-12h would have "
+        "cost the campaign 474.0 GPU-hours instead of 166.0",
+    ]
+    # next is final: said once
+    assert counterfactual_sentences(second)[0] == (
+        "continuing all 4 candidates of gate-60m to final-12h would have spent 192.0 "
+        "GPU-hours there; the protocol planned 144.0"
     )
-    assert second["sentence"] == (
-        "continuing all 4 candidates of gate-60m to final-12h would "
-        "have spent 192.0 GPU-hours; the protocol planned 144.0"
-    )
-    assert first["sentence_next"] == (
-        "continuing all 9 candidates of gate-10m to gate-60m "
-        "would have spent 36.0 GPU-hours; the protocol planned 16.0"
-    )
+    assert len(counterfactual_sentences(second)) == 2
+
+
+def test_a_given_protocol_total_counts_what_no_gate_plans():
+    # 2 GPU-hours of a superseded plan's runs are in the protocol's total, on both sides
+    first, _ = counterfactuals(PAPER, total_gpu_hours=168.0)
+    assert first["campaign_if_all"] == pytest.approx(2.0 + 6.0 + 36.0 + 432.0)
+    assert first["saved_gpu_hours"] == pytest.approx(474.0 - 166.0)
 
 
 def test_counterfactual_gpus_per_run():
@@ -114,7 +138,17 @@ def test_campaign_totals():
     assert tot["all_from_first_gate_gpu_hours"] == pytest.approx(6.0 + 36.0 + 432.0)
     assert tot["saved_gpu_hours"] == pytest.approx(474.0 - 166.0)
     assert tot["planned_gpu_hours"] == pytest.approx(6.0 + 16.0 + 144.0)
-    assert "474.0" in tot["sentence"] and tot["root"] == "gate-10m"
+    assert tot["root"] == "gate-10m"
+    # the headline and the campaign line use the root's counterfactual: one "saved"
+    assert tot["saved_gpu_hours"] == counterfactuals(PAPER)[0]["saved_gpu_hours"]
+    assert saved_sentence(tot) == (
+        "Saved 308.0 GPU-hours: continuing all 9 candidates of gate-10m through gate-60m, "
+        "final-12h would have cost the campaign 474.0 GPU-hours; the protocol spent 166.0."
+    )
+    assert campaign_sentence(tot).startswith("the protocol spent 166.0 training GPU-hours")
+    alone = campaign_totals(PAPER[-1:])
+    assert alone["root"] is None and alone["saved_gpu_hours"] is None
+    assert saved_sentence(alone) is None
 
 
 def test_failed_run_counts_its_seconds():
@@ -262,7 +296,7 @@ def test_campaign_totals_along_the_lineage():
     # outside the lineage as executed (1 + 2), then 17 candidates through 10 m, 60 m and 12 h:
     # 17 x 4 x (1/6 + 1 + 12) h
     assert tot["all_from_first_gate_gpu_hours"] == pytest.approx(3.0 + 17 * 4 * (1 / 6 + 13))
-    assert "through gate-10m, gate-60m, final-12h" in tot["sentence"]
+    assert "through gate-10m, gate-60m, final-12h" in campaign_sentence(tot)
 
 
 def test_empty_runs():
@@ -310,4 +344,6 @@ def test_small_campaign_sentences_keep_precision():
     ]
     (cf,) = counterfactuals(tiny)
     assert cf["final_if_all"] == pytest.approx(3 * 2 * 120 / 3600)
-    assert cf["sentence"].endswith("would have spent 0.20 GPU-hours; the protocol planned 0.0667")
+    assert counterfactual_sentences(cf)[0].endswith(
+        "would have spent 0.20 GPU-hours there; the protocol planned 0.0667"
+    )

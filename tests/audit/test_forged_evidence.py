@@ -58,7 +58,12 @@ def test_a_rogue_key_is_store_trusted_unless_the_reviewer_names_keys(done, tmp_p
     run_campaign(store, camp, rogue, sim, progress=False)  # the final gate, signed by rogue
     plain = audit_store(store)
     assert plain.verdict == "clean" and plain.trust == {"trust": "store", "trusted_keys": []}
-    assert any("store-asserted" in n for n in plain.notes)
+    # trust is the store's: said as a caveat naming both keys the store holds and used
+    (trust,) = [c for c in plain.caveats if c.kind == "store_trust"]
+    assert {(k.name, k.key_id) for k in trust.keys} == {
+        ("tester", key.key_id),
+        ("rogue", rogue.key_id),
+    }
     named = audit_store(store, trust=trust_from([key.key_id]))
     found = [str(f) for f in named.findings]
     final = current_manifest(store, "t", "final").id
@@ -222,7 +227,7 @@ def test_reviewer_anchor_catches_a_rewrite_the_store_no_longer_shows(done, tmp_p
     assert audit_store(store).verdict == "clean"  # nothing in the store gives it away
     given = dict([read_anchor_file(published)])
     found = [str(f) for f in audit_store(store, anchors=given).findings]
-    assert any(anchor_id in p and "no longer extends anchor" in p for p in found), found
+    assert any(anchor_id in p and "no longer extends this anchor" in p for p in found), found
 
 
 def test_unanchored_tail_is_reported_by_count_and_kind(done, tmp_path):
@@ -301,7 +306,7 @@ def test_rederiving_needs_the_raw_logs_not_the_records(done):
     events = [{**e, "object": forged} if e["object"] == victim.id else e for e in events]
     rewrite_journal(journal, events, key)
     found = problems(store)
-    assert any(forged in p and "val_bpb 0.5 is not what raw log" in p for p in found), found
+    assert any(forged in p and "the record says val_bpb 0.5000, raw log" in p for p in found), found
     # and the recorded decision still matches what the logs say (re-derived from them)
     assert derive_decision(manifest.id, manifest.body, [(r.id, r.body) for r in runs])
 

@@ -46,4 +46,10 @@ def test_a_changed_run_value_makes_the_re_derived_decision_differ():
     _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, changed)
     assert audit.checks[0]["ok"] is False
     assert audit.findings and audit.findings[0].object == "d" * 64
-    assert "decision does not match the frozen rule" in audit.findings[0].message
+    finding = audit.findings[0]
+    assert "does not match the frozen rule applied to the raw logs" in finding.message
+    # said with the manifest's names, not ids; the values differ as the rule gives them
+    assert "promoted: recorded mid, small, re-derived big, mid" in finding.message
+    assert finding.check == "decision reproduces from raw logs"
+    assert finding.recorded["promoted"] == recorded["promoted"]
+    assert finding.found["promoted"] == ["c-big", "c-mid"]

@@ -34,7 +34,9 @@ def test_check_run_observes_what_the_log_says_not_the_record(done):
     assert lying.observed["metrics"]["val_bpb"] == body["metrics"]["val_bpb"]
     assert lying.observed["status"] == "ok"  # the status its log supports
     messages = [p.message for p in lying.problems]
-    assert any("val_bpb 0.123 is not what raw log" in m for m in messages), messages
+    assert any("the record says val_bpb 0.1230, raw log" in m for m in messages), messages
+    (mismatch,) = [p for p in lying.problems if p.check == "metrics match the raw log"]
+    assert (mismatch.recorded, mismatch.found) == (0.123, body["metrics"]["val_bpb"])
     assert any("status diverged but its log reports val_bpb" in m for m in messages), messages
 
 

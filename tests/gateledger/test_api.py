@@ -159,8 +159,8 @@ def test_runs_rows_go_into_a_dataframe(store, key, camp):
 def test_report_and_design_are_what_the_commands_show(store, key, camp):
     gl.walk(store, camp, key=key, executor="sim", until="screen")
     data = gl.report(store, camp)
-    assert data["audit"]["verdict"] == "clean" and [s["name"] for s in data["stages"]] == ["screen"]
-    assert gl.cost_summary(data)["costs"]["n_runs"] == 17
+    assert data.audit.verdict == "clean" and [s.name for s in data.stages] == ["screen"]
+    assert gl.cost_summary(data).costs.n_runs == 17
     design = gl.design(campaign=camp, stage="screen")
     assert len(design["runs"]) == 16 and design["resolution_roman"] == "V"
     assert len(design["conditions"]) == 16

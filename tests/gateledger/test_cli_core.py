@@ -86,8 +86,11 @@ def test_verify_exit_1_names_object(ready, tmp_path):
     path.chmod(0o644)
     path.write_bytes(path.read_bytes().replace(b"screen", b"screEn"))
     out = run(["verify"], ready)
-    assert out.exit_code == 1 and f"{mid}: object is corrupted" in out.output
-    assert json.loads(run(["verify", "--json"], ready).output)["ok"] is False
+    assert out.exit_code == 1 and f"{mid[:12]}: object is corrupted" in out.output
+    assert mid not in out.output  # terminal lines cut ids to 12 hex
+    found = json.loads(run(["verify", "--json"], ready).output)
+    assert found["ok"] is False and found["problems"][0]["object"] == mid
+    assert found["problems"][0]["check"] == "object bytes"
 
 
 def _snapshot(root):

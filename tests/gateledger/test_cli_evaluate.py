@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from audit.rederive import audit_store
-from audit.report import render_report
-from audit.report_data import build_report_data
+from audit.report import render
+from audit.report_data import build_report
 from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.store import Store
@@ -102,9 +102,10 @@ def test_save_then_rerun_gives_the_same_numbers_and_the_report_shows_it(walked):
     assert path.startswith(str(store.root / "evaluations"))
     res = invoke(store.root, "--rerun", path)
     assert res.exit_code == 0 and "same numbers" in res.output, res.output
-    data = build_report_data(store, audit_store(store), camp)
-    assert data["evaluation"].result.trials == 6
-    html_text, md_text = render_report(data)
+    report = build_report(store.root, audit_store(store), camp)
+    assert report.evaluation.result.trials == 6 and report.data.evaluation is not None
+    assert "6 trials" in report.data.evaluation.intro
+    html_text, md_text = render(report)
     assert "What this protocol buys" in html_text and "successive-halving" in html_text
     assert "## What this protocol buys" in md_text and "--rerun" in md_text
     assert "Verdict: The protocol" in md_text
@@ -123,8 +124,8 @@ def test_save_then_rerun_gives_the_same_numbers_and_the_report_shows_it(walked):
     res = invoke(store.root, "--rerun", path)
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
     assert "predates version 2" in res.output and "Traceback" not in res.output
-    data = build_report_data(store, audit_store(store), camp)
-    assert "predates version 2" in render_report(data)[1]
+    report = build_report(store.root, audit_store(store), camp)
+    assert "predates version 2" in render(report)[1]
 
 
 def test_from_store_reproduces_the_recorded_decisions(walked):

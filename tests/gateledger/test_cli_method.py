@@ -93,7 +93,10 @@ def test_campaign_walk_audit_and_tamper(runner, tmp_path, sim_campaign):
     victim.chmod(0o644)
     victim.write_bytes(victim.read_bytes() + b" ")
     res = invoke(runner, store, "audit")
-    assert res.exit_code == 1 and victim.name in res.output
+    assert res.exit_code == 1 and victim.name[:12] in res.output  # terminal ids: 12 hex
+    assert victim.name not in res.output
+    res = invoke(runner, store, "audit", "--json")
+    assert victim.name in {p["object"] for p in json.loads(res.output)["problems"]}
 
 
 @pytest.mark.parametrize(

@@ -145,8 +145,16 @@ def test_runs_filters_json_and_table(walked):
     baselines = json.loads(ok(invoke(store, "runs", "--kind", "baseline", "--json")).stdout)
     assert len(baselines["rows"]) == 6 * 4 + 3 * 4
     table = ok(invoke(store, "runs", "--stage", "final")).stdout.splitlines()
-    assert table[0].split()[:4] == ["run", "stage", "condition", "id"]
-    assert len(table) == 2 + 12 + 1 and table[-1].startswith("(12 runs; 12.0 training GPU-hours")
+    assert table[0] == (
+        "factors: A total_batch_size, B depth, C aspect_ratio, D matrix_lr, E warmdown_ratio"
+    )
+    # factors by letter, no condition id, no column the simulator leaves empty (MFU)
+    assert table[1].split() == [
+        "run", "stage", "condition", "A", "B", "C", "D", "E", "seed", "host", "status",
+        "val_bpb", "train_s", "tok/s", "GPU-h",
+    ]  # fmt: skip
+    assert max(len(line) for line in table) <= 120
+    assert len(table) == 3 + 12 + 1 and table[-1].startswith("(12 runs; 12.0 training GPU-hours")
     assert "12 simulated" in table[-1]
     bad = invoke(store, "runs", "--stage", "nope")
     assert bad.exit_code == 2 and "no stage 'nope'" in bad.stderr
@@ -213,9 +221,21 @@ def test_baselines_stay_out_of_the_protocols_costs(walked, tmp_path):
         for s in ("screen", "gate", "final")
     ]
     assert order == sorted(order)  # protocol order, not alphabetical (final, gate, screen)
-    # continuing all 17 screen candidates to the 60-minute final: 17 x 4 cells x 1 h = 68;
-    # the protocol planned 5 x 4 x 10 min + 3 x 4 x 1 h = 15.33 after the screen: saved 52.7
-    assert "Saved 52.7 GPU-hours" in text and "would have spent 68.0" in text
+    # had all 17 screen candidates gone on: the screen as spent (17 x 2 min), then 17 x 4
+    # cells x (10 min + 1 h) = 79.33: the campaign 79.9 against the protocol's 15.9
+    assert "Saved 64.0 GPU-hours" in text and "would have cost the campaign 79.9" in text
+    # the papers' framing, at the final stage alone: 17 x 4 cells x 1 h = 68
+    assert "to final would have spent 68.0 GPU-hours there" in text
+    assert costs["campaign"]["saved_gpu_hours"] == pytest.approx(
+        17 * 120 / 3600 + 17 * 4 * 7 / 6 - PROTOCOL_H
+    )
+    assert costs["text"]["saved"].startswith("Saved 64.0 GPU-hours")
+    # numbers only outside `text`
+    assert not [k for k, v in costs["campaign"].items() if isinstance(v, str) and " " in v]
+    # the by-condition table reads by name, not by hex id
+    start = lines.index("by condition (by name):")
+    names = [ln.split()[0] for ln in lines[start + 3 :] if ln.startswith("  ")][:17]
+    assert names == sorted(names)
     assert "baselines (not in the totals above): 6.00 training GPU-hours over 36 runs" in text
     out = tmp_path / "report"
     metrics = tmp_path / "metrics.json"
@@ -281,70 +301,123 @@ def test_html_of_a_sim_campaign_says_simulated_and_what_was_decided(walked, tmp_
     assert "All 85 runs are simulated" in md and "**What was decided:**" in md
 
 
+def _condition(name: str, mean: float, lo: float, hi: float, rank: int, **extra):
+    import hashlib
+
+    from audit.report_model import ConditionView
+
+    return ConditionView(
+        condition=hashlib.sha256(name.encode()).hexdigest(),
+        name=name,
+        n=2,
+        mean=mean,
+        ci_low=lo,
+        ci_high=hi,
+        rank=rank,
+        gate_rank=rank,
+        promoted=extra.pop("promoted", True),
+        **extra,
+    )
+
+
+def _stage(name: str, budget: float, conditions, *, keep=(), parent=None):
+    from audit.report_model import StageView
+
+    return StageView(
+        name=name,
+        from_stage=parent,
+        budget_s=budget,
+        manifest="m" * 64,
+        decision="d" * 64,
+        rule_json="{}",
+        keep=list(keep),
+        cells=[],
+        n_runs=4,
+        statuses={"ok": 4},
+        conditions=conditions,
+    )
+
+
 def test_verdict_paragraph_against_hand_numbers():
+    from audit.report_model import Flag
     from audit.summary import verdict
 
-    stage = {
-        "name": "confirm",
-        "budget_s": 40,
-        "conditions": [
-            {
-                "condition": "b" * 64,
-                "name": "base",
-                "mean": 2.0900,
-                "ci_low": 2.0800,
-                "ci_high": 2.1000,
-                "n": 2,
-                "rank": 2,
-                "gate_rank": 2,
-                "promoted": True,
-            },
-            {
-                "condition": "a" * 64,
-                "name": "bce",
-                "mean": 2.0875,
-                "ci_low": 2.0200,
-                "ci_high": 2.1550,
-                "n": 2,
-                "rank": 1,
-                "gate_rank": 1,
-                "promoted": True,
-            },
+    stage = _stage(
+        "confirm",
+        40,
+        [
+            _condition("base", 2.0900, 2.0800, 2.1000, 2),
+            _condition("bce", 2.0875, 2.0200, 2.1550, 1),
         ],
-    }
+    )
     flags = [
-        {
-            "stage": "gate",
-            "kind": "negative_rank_correlation",
-            "detail": "Spearman rho -0.800 over 4 shared conditions between screen and gate",
-        },
-        {"stage": "confirm", "kind": "winner_overlaps_runner_up", "detail": "..."},
-        {"stage": "gate", "kind": "host_reverses_order", "detail": "..."},
+        Flag(
+            stage="gate",
+            kind="negative_rank_correlation",
+            detail="Spearman rho -0.800 over 4 shared conditions between screen and gate",
+        ),
+        Flag(stage="confirm", kind="winner_overlaps_runner_up", detail="..."),
+        Flag(stage="gate", kind="host_reverses_order", detail="..."),
     ]
     out = verdict([stage], flags, "val_bpb")
-    assert out["winner"]["name"] == "bce" and out["runner_up"]["name"] == "base"
-    assert out["margin"] == pytest.approx(0.0025) and out["separated"] is False
-    assert out["sentence"].startswith(
+    assert out.winner.name == "bce" and out.runner_up.name == "base"
+    assert out.margin == pytest.approx(0.0025) and out.separated is False
+    assert out.sentence.startswith(
         "bce was promoted at the final gate confirm (40s): mean val_bpb 2.0875 [2.0200, 2.1550] "
         "over 2 run(s), ahead of base (2.0900 [2.0800, 2.1000]) by 0.0025; the 95% intervals "
         "overlap: not separated."
     )
-    assert "ranks reverse going into gate (Spearman rho -0.800" in out["sentence"]
-    assert "a host reverses the gate's order at 1 gate (gate)" in out["sentence"]
-    apart = verdict(
+    assert "ranks reverse going into gate (Spearman rho -0.800" in out.sentence
+    assert "a host reverses the gate's order at 1 gate (gate)" in out.sentence
+    apart = _stage(
+        "confirm",
+        40,
         [
-            {
-                **stage,
-                "conditions": [
-                    {**stage["conditions"][0], "ci_low": 2.2, "ci_high": 2.3, "mean": 2.25},
-                    stage["conditions"][1],
-                ],
-            }
+            _condition("base", 2.0900, 2.0800, 2.1000, 2),
+            _condition("bce", 2.0000, 2.0100, 2.0200, 1),
         ],
-        [],
-        "val_bpb",
     )
-    assert apart["separated"] is True and "do not overlap: separated" in apart["sentence"]
+    out = verdict([apart], [], "val_bpb")
+    assert out.separated is True and "do not overlap: separated" in out.sentence
+
+
+def test_the_verdict_names_the_competitor_not_the_always_kept_anchor():
+    """At the final gate only the winner and the anchor ran; the real competitor was cut
+    at the gate before by `within`, where its interval overlapped the winner's."""
+    from audit.summary import verdict
+
+    gate = _stage(
+        "gate",
+        20,
+        [
+            _condition("bce", 2.1000, 2.0900, 2.1100, 1),
+            _condition("ab", 2.1050, 2.0950, 2.1150, 2, promoted=False),
+            _condition("base", 2.2000, 2.1900, 2.2100, 3, promoted_by="keep"),
+        ],
+        keep=["base"],
+    )
+    final = _stage(
+        "confirm",
+        40,
+        [
+            _condition("bce", 2.0500, 2.0450, 2.0550, 1),
+            _condition("base", 2.1500, 2.1450, 2.1550, 2, promoted_by="keep"),
+        ],
+        keep=["base"],
+        parent="gate",
+    )
+    out = verdict([gate, final], [], "val_bpb")
+    assert out.runner_up.name == "ab" and out.runner_up.stage == "gate"
+    assert out.margin == pytest.approx(0.0050) and out.separated is False
+    assert out.anchor.name == "base"
+    assert (
+        "its closest competitor, ab, was cut at gate (20s), where it measured 2.1050 "
+        "[2.0950, 2.1150] against bce's 2.1000 [2.0900, 2.1100] by 0.0050; the 95% "
+        "intervals overlap: not separated"
+    ) in out.sentence
+    assert "the always-kept anchor base measured 2.1500 [2.1450, 2.1550]" in out.sentence
+    # against the anchor alone the intervals are apart: that is not what the verdict says
+    assert "separated." not in out.sentence.replace("not separated", "")
 
 
 def test_demo_key_and_anchor_show_in_report(tmp_path, sim_campaign):
@@ -634,3 +707,43 @@ def test_effects_columns_never_run_together(tmp_path):
     header = next(i for i, ln in enumerate(out) if ln.startswith("term"))
     for line in out[header + 2 : header + 4]:
         assert len(line.split()) == 9  # term, effect, se, t, p, q, "[lo," "hi]", aliases
+
+
+def test_status_watch_on_a_campaign_stops_when_idle_and_ctrl_c_is_a_clean_stop(
+    tmp_path, sim_campaign, monkeypatch
+):
+    import gateledger as gl
+
+    store = tmp_path / ".ledger"
+    ok(invoke(store, "--host", "h1", "init"))
+    ok(invoke(store, "keygen", "--name", "me"))
+    args = ["--campaign", str(sim_campaign)]
+    ok(invoke(store, "--host", "h1", "freeze", "screen", *args, "--sim-only"))
+    ok(invoke(store, "--host", "h1", "run", "screen", *args, "--executor", "sim"))
+    # one stage run, none decided: the campaign is not done, but nothing more is happening
+    res = ok(invoke(store, "status", "--watch", "--interval", "0.05", "--idle", "0.1", *args))
+    last = res.stdout.splitlines()[-1]
+    assert last == "stopped: nothing in flight and nothing new for 0.1s (0 of 3 stage(s) decided)"
+    frames = [
+        json.loads(ln)
+        for ln in ok(
+            invoke(
+                store, "status", "--watch", "--json", "--interval", "0.05", "--idle", "0.1", *args
+            )
+        ).stdout.splitlines()
+    ]
+    assert frames[-1]["done"] is True and frames[-1]["why"] == "idle"
+    assert [f["done"] for f in frames[:-1]] == [False] * (len(frames) - 1)
+
+    real = gl.watch
+
+    def interrupted(*a, **k):
+        frames = real(*a, **k)
+        yield next(frames)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gl, "watch", interrupted)
+    res = invoke(store, "status", "--watch", "--interval", "0.05", *args)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[-1] == "stopped (Ctrl-C) after 1 redraw(s)"
+    assert "error" not in res.output

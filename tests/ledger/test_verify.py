@@ -74,7 +74,7 @@ def test_anchor_catches_rechained_journal(filled):
         canonical_bytes({"host": "h1", "seq": len(lines) - 1, "hash": prev})
     )
     problems = verify(filled.store)
-    assert named(problems, f"journal h1 no longer extends anchor {filled.anchor}"), problems
+    assert named(problems, f"{filled.anchor}: journal 'h1' no longer extends this anchor"), problems
 
 
 def test_cross_references(filled):

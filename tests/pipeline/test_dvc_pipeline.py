@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,18 @@ def test_dvc_repro_then_push_pull_and_audit_from_a_second_clone(clone, tmp_path)
     assert (repo / "report" / "report.html").read_text().count("<img") >= 2
     shown = sh(["dvc", "metrics", "show", "--json"], repo, env).stdout
     assert "best_val_bpb" in shown
+    # `dvc plots show` draws image plots that need no network (no Vega from a CDN), in
+    # reading order: effects, ranks, costs
+    sh(["dvc", "plots", "show"], repo, env)
+    page = (repo / "dvc_plots" / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert [Path(src).name for src in images] == [
+        "workspace_plots_1-effects.png",
+        "workspace_plots_2-ranks.png",
+        "workspace_plots_3-costs.png",
+    ]
+    assert all((repo / "dvc_plots" / src).read_bytes()[:4] == b"\x89PNG" for src in images)
+    assert "http://" not in page and "https://" not in page
 
     remote = tmp_path / "remote"
     sh(["dvc", "remote", "add", "-d", "shared", str(remote)], repo, env)

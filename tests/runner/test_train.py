@@ -68,7 +68,9 @@ def test_budget_is_respected(tmp_path: Path, corpus: Path, tiny_cfg: dict) -> No
     assert [r["step"] for r in steps[:first]] == list(range(1, first + 1))
     ev = next(r for r in recs if r["type"] == "eval")
     assert ev["eval_tokens"] == ev["eval_bytes"] == 1024 and ev["val_bpb"] == s["val_bpb"]
-    assert s["tokens_per_s"] > 0 and 0 < s["mfu"] < 1 and s["peak_mem_mb"] > 0
+    assert s["tokens_per_s"] > 0 and s["peak_mem_mb"] > 0
+    # no published CPU peak: MFU is unknown rather than a ratio to a measured rate
+    assert s["mfu"] is None
 
 
 def test_divergence_is_detected(tmp_path: Path, corpus: Path, tiny_cfg: dict) -> None:
