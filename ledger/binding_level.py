@@ -49,9 +49,6 @@ def binding_level(manifest: Mapping[str, Any]) -> BindingLevel:
         return BindingLevel(
             HEADER, ("script", "config", "seed", "budget", *_RUN), ("data", "imported files")
         )
-    if kind == "sim" or (kind == "builtin" and _no_data(manifest)):
-        # a preview plan: the simulator's header binds the run, it trains no code on no data
-        return BindingLevel(HEADER, ("config", "seed", "budget", *_RUN), ("code", "data"))
     if kind == "command" and runner.get("format") == "jsonl":
         return BindingLevel(HEADER, ("config", "seed", "budget", *_RUN), ("code", "data"))
     if kind == "command":
@@ -61,11 +58,6 @@ def binding_level(manifest: Mapping[str, Any]) -> BindingLevel:
             ("config", "seed", "budget", "manifest", "host", "code", "data"),
         )
     return BindingLevel(BUILTIN, ("code", "data", "config", "seed", "budget", *_RUN), ())
-
-
-def _no_data(manifest: Mapping[str, Any]) -> bool:
-    """A plan frozen for the simulator: it says it has no data set (`ledger.provenance`)."""
-    return "data_sha256" in manifest and manifest["data_sha256"] is None
 
 
 def weakest(levels: list[BindingLevel]) -> BindingLevel | None:

@@ -451,7 +451,7 @@ def cost_lines(out: Any) -> list[str]:
         if part is not None:
             lines.append(
                 f"{title} (not in the totals above): {hours(part.training_gpu_hours)} training "
-                f"GPU-hours, {hours(part.wall_gpu_hours)} wall, over {part.n_runs} runs"
+                f"GPU-hours over {part.n_runs} runs"
             )
             lines += _part_lines("by stage", "stage", _rows(part.by_stage))
     if out.counterfactuals:
