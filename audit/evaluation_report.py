@@ -14,8 +14,13 @@ from pathlib import Path
 
 from audit.report_model import TableView
 from ledger.errors import LedgerError
-from stages.evaluation_model import Estimate, Evaluation, evaluation_path, load_evaluation
-from stages.evaluation_stats import significant
+from stages.evaluation_model import (
+    Estimate,
+    Evaluation,
+    evaluation_path,
+    load_evaluation,
+    significant,
+)
 
 TITLE = "What this protocol buys"
 

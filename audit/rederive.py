@@ -336,7 +336,8 @@ def audit_manifests(
     re-derives its decision with the statistics, the other large cost)."""
     order = sorted(manifests, key=lambda mid: (manifests[mid].get("frozen_at", ""), mid))
     if len(order) > 1 and sum(len(v) for v in by_manifest.values()) >= PARALLEL_MIN_RUNS:
-        import statsmodels.api  # noqa: F401 - imported once before forking, not per worker
+        # statsmodels: imported once before forking, not per worker
+        import statsmodels.regression.linear_model  # noqa: F401
     superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
     done = fork_map(
         _audit_chunk,

@@ -99,8 +99,8 @@ _HOMES = {
         "watch",
     ),
     "gateledger.evaluation": ("evaluate", "rerun_evaluation", "save_evaluation"),
+    "gateledger.integrity": ("verify", "reviewer_inputs"),
     "gateledger.review": (
-        "verify",
         "audit",
         "audit_bundle",
         "spot_check",
@@ -108,7 +108,6 @@ _HOMES = {
         "runs_rows",
         "export",
         "reproduce",
-        "reviewer_inputs",
     ),
     "gateledger.reports": (
         "report",
@@ -208,6 +207,7 @@ if TYPE_CHECKING:  # what the names are, for editors and type checkers
         rerun_evaluation,
         save_evaluation,
     )
+    from gateledger.integrity import reviewer_inputs, verify  # noqa: F401
     from gateledger.method import (  # noqa: F401
         build_executor,
         campaign_schema,
@@ -238,11 +238,9 @@ if TYPE_CHECKING:  # what the names are, for editors and type checkers
         audit_bundle,
         export,
         reproduce,
-        reviewer_inputs,
         runs,
         runs_rows,
         spot_check,
-        verify,
     )
     from gateledger.signing import (  # noqa: F401
         default_key_name,

@@ -18,8 +18,9 @@ from audit.rederive import audit_store
 from audit.report import write_report
 from audit.report_data import Report, build_report, effects_report, headline, live_items
 from audit.report_model import CostReport, EffectsReport, ReportData
+from gateledger.integrity import reviewer_inputs
 from gateledger.method import CampaignLike, campaign_of
-from gateledger.review import opened_bundle, reviewer_inputs, with_problems
+from gateledger.review import opened_bundle, with_problems
 from ledger.errors import LedgerError
 from ledger.fsutil import atomic_write
 from ledger.store import Store

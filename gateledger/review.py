@@ -1,5 +1,6 @@
-"""The reviewer's verbs: verify, audit (a store or a bundle), the runs table, export a bundle
-or in-toto attestations, replay a run.
+"""The reviewer's verbs: audit (a store or a bundle), the runs table, export a bundle or
+in-toto attestations, replay a run (verify, which needs only the ledger, is in
+`gateledger.integrity`).
 
 Each function is what one `ledger` command does, minus the formatting.
 """
@@ -10,7 +11,7 @@ import platform
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,12 @@ from audit.rederive import AuditResult, audit_store
 from audit.reproduce import reproduce_run
 from audit.runs_table import RunsTable, runs_table
 from audit.spotcheck import SpotCheckRequest
+from gateledger.integrity import opened, reviewer_inputs, tsa_root_certificates
 from gateledger.method import load_campaign
 from gateledger.signing import KeyLike, signing_key
-from ledger.anchor import read_anchor_file
 from ledger.errors import ConfigError
 from ledger.problems import Problem
 from ledger.store import Store
-from ledger.timestamp import load_tsa_roots
-from ledger.trust import Trust, trust_from
-from ledger.verify import Verified, verify_with_evidence
 
 BUNDLE_VERSIONS = (
     "gateledger",
@@ -42,106 +40,12 @@ BUNDLE_VERSIONS = (
 )
 
 
-def reviewer_inputs(
-    trust: Iterable[str] = (),
-    trust_files: Iterable[str | Path] = (),
-    anchors: Iterable[str | Path] = (),
-) -> tuple[Trust, dict[str, dict[str, Any]]]:
-    """(Trust, published anchors by id) from key ids, key-record files and anchor files.
-
-    Raises:
-        TrustError: a malformed key id or file; LedgerError: a malformed anchor file.
-    """
-    chosen = trust_from(list(trust), [str(p) for p in trust_files])
-    return chosen, dict(read_anchor_file(Path(p)) for p in anchors)
-
-
-def _roots(tsa_roots: Iterable[str | Path]) -> list | None:
-    files = list(tsa_roots)
-    return load_tsa_roots(files) if files else None
-
-
 class AuditReport(AuditResult):
     """`AuditResult` with `problems` (its findings), as `verify`'s result has them."""
 
     @property
     def problems(self) -> list[Problem]:
         return self.findings
-
-
-def _opened(store: Store | str | Path, host: str | None) -> Store:
-    return store if isinstance(store, Store) else Store.open(store, host=host)
-
-
-@dataclass
-class VerifyResult:
-    """What `verify` found: `ok`, `problems`, and the pass itself (`verified`)."""
-
-    verified: Verified
-    trust: Trust
-    leftovers: list[str]
-
-    @property
-    def problems(self) -> list[Problem]:
-        return self.verified.problems
-
-    @property
-    def ok(self) -> bool:
-        return not self.verified.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        verified = self.verified
-        return {
-            "ok": self.ok,
-            "problems": [p.to_dict() for p in self.problems],
-            "leftover_temp_files": self.leftovers,
-            "orphans": verified.orphans,
-            "unanchored": verified.anchors.unanchored,
-            "notes": verified.notes(),
-            "timestamps": [t.to_dict() for t in verified.timestamps.tokens.values()],
-            **self.trust.to_dict(),
-        }
-
-
-def verify(
-    store: Store | str | Path,
-    *,
-    host: str | None = None,
-    trust: Iterable[str] = (),
-    trust_files: Iterable[str | Path] = (),
-    anchors: Iterable[str | Path] = (),
-    tsa_roots: Iterable[str | Path] = (),
-    check_index: bool = True,
-    progress: bool = False,
-) -> VerifyResult:
-    """Check every byte, signature, key file, journal chain, reference, anchor and token.
-
-    Args:
-        trust, trust_files: accept signatures by these keys only (default: the store's).
-        anchors: published anchor files the journals must still extend.
-        tsa_roots: PEM files of TSA roots every timestamp token must verify against.
-        check_index: also compare index.duckdb with a rebuild.
-
-    `store` is a Store or the root of one (opened, as `host`, after the reviewer's inputs
-    are read).
-
-    Raises:
-        LedgerError: bad reviewer input (a key id, a file), no store; problems are returned,
-            not raised.
-    """
-    chosen, published = reviewer_inputs(trust, trust_files, anchors)
-    roots = _roots(tsa_roots)
-    store = _opened(store, host)
-    verified = verify_with_evidence(
-        store,
-        check_index=check_index,
-        progress=progress,
-        trust=chosen,
-        anchors=published,
-        tsa_roots=roots,
-    )
-    leftovers = [str(p.relative_to(store.root)) for p in store.leftovers()]
-    return VerifyResult(verified, chosen, leftovers)
 
 
 def audit(
@@ -168,8 +72,8 @@ def audit(
         LedgerError: an unreadable store or bad reviewer input.
     """
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
-    roots = _roots(tsa_roots)
-    store = _opened(store, host)
+    roots = tsa_root_certificates(tsa_roots)
+    store = opened(store, host)
     result = audit_store(
         store,
         progress=progress,
@@ -239,7 +143,7 @@ def audit_bundle(
         BundleError: a malformed, truncated or oversized bundle.
     """
     chosen, published = reviewer_inputs(trust, trust_files, anchors)
-    roots = _roots(tsa_roots)
+    roots = tsa_root_certificates(tsa_roots)
     with opened_bundle(bundle, host=host) as (store, bundle_problems):
         result = audit_store(
             store,

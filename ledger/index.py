@@ -15,8 +15,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import LedgerError
 from ledger.fsutil import TMP_PREFIX
@@ -226,6 +224,8 @@ def index_path(store: Store) -> Path:
 
 
 def _write_db(path: Path, rows: dict[str, list[tuple]]) -> None:
+    import duckdb  # duckdb: ~0.15 s at start-up, paid only where the index is read or written
+
     con = duckdb.connect(str(path))
     try:
         for table, cols in SCHEMA.items():
@@ -253,6 +253,8 @@ def _write_db(path: Path, rows: dict[str, list[tuple]]) -> None:
 
 def reindex(store: Store, scan: Scan | None = None) -> Path:
     """Rebuild `root/index.duckdb` from objects and journals, atomically (temp + rename)."""
+    import duckdb  # duckdb: ~0.15 s at start-up, paid only where the index is read or written
+
     scan = scan if scan is not None else scan_objects(store)
     rows = derive_rows(scan, _journal_lines(store), store.keyring().records())
     final = index_path(store)
@@ -270,6 +272,8 @@ def reindex(store: Store, scan: Scan | None = None) -> Path:
 
 def index_digest(store: Store) -> str:
     """Digest of the existing index file's table contents (LedgerError if unreadable)."""
+    import duckdb  # duckdb: ~0.15 s at start-up, paid only where the index is read or written
+
     path = index_path(store)
     try:
         con = duckdb.connect(str(path), read_only=True)
@@ -314,6 +318,8 @@ def index_stale(store: Store) -> bool:
 
 def query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
     """Run one read-only statement on the index (rebuilt first if absent or stale)."""
+    import duckdb  # duckdb: ~0.15 s at start-up, paid only where the index is read or written
+
     text = sql.strip().rstrip(";").strip()
     if not text or not _READ_ONLY.match(text) or ";" in text:
         raise LedgerError("only one read-only query (SELECT or WITH ...) is allowed")

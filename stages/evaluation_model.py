@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Literal
@@ -282,3 +283,15 @@ def differences(saved: Evaluation, fresh: Evaluation) -> list[str]:
         fresh.model_dump(include=set(RESULT_FIELDS)),
     )
     return out
+
+
+def significant(x: float | None, digits: int = 4) -> str:
+    """`x` with `digits` significant digits and no exponent (GPU-hours of a CPU-second
+    table and of a twelve-hour stage alike): 0.02130, 65.63, 169.7, 12345. Here, beside
+    the model, so that printing a result loads no statistics (NumPy, SciPy)."""
+    if x is None:
+        return "—"
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:.{places}f}"

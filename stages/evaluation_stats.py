@@ -246,14 +246,3 @@ def headline(
         + ". (Protocol minus baseline in P(pick best), 95% interval; at equal GPU-hours "
         "unless stated.)"
     )
-
-
-def significant(x: float | None, digits: int = 4) -> str:
-    """`x` with `digits` significant digits and no exponent (GPU-hours of a CPU-second
-    table and of a twelve-hour stage alike): 0.02130, 65.63, 169.7, 12345."""
-    if x is None:
-        return "—"
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:.{places}f}"

@@ -22,6 +22,8 @@ HEAVY = (
     "statsmodels",
     "pandas",
     "tqdm",
+    "duckdb",
+    "scipy.stats",
     "jsonschema",  # 80 ms (python -X importtime), only for campaigns with a config_schema
     "audit.plots",
     "runner.train",

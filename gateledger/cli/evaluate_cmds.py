@@ -9,8 +9,7 @@ import click
 
 import gateledger as gl
 from gateledger.cli.context import emit, open_store
-from stages.evaluation_model import Estimate, Evaluation
-from stages.evaluation_stats import significant
+from stages.evaluation_model import Estimate, Evaluation, significant
 from stages.hpo_baselines import DEFAULT_AGAINST, METHODS
 
 

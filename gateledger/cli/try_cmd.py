@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 import gateledger as gl
 from gateledger.cli.context import emit
 from gateledger.cli.method_cmds import CAMPAIGN_OPTION
-from stages.trial import TrialReport, TrialRun
+
+if TYPE_CHECKING:  # names only: stages.trial loads the method (NumPy, SciPy), which
+    # `ledger --help` must not; `gl.try_stage` loads it when the command runs
+    from stages.trial import TrialReport, TrialRun
 
 
 @click.command("try")

@@ -3,12 +3,19 @@
 Why subprocesses: a crash, an out-of-memory kill or a hung run must never take the
 orchestrator (the one writer of the ledger) down with it; each run gets a clean interpreter,
 its own `CUDA_VISIBLE_DEVICES`, and a hard deadline of budget + grace.
+
+Builtin runs on the CPU are forked from a fork server that has imported the runner once
+(`runner.forked`: about 3 CPU-seconds of imports saved per run): still one process per
+run, in its own session, killed the same way. GPU runs, foreign commands and another
+interpreter (`python`) start as fresh processes: a CUDA context must never cross a fork,
+and a foreign script runs in its own environment.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import secrets
 import shlex
@@ -19,6 +26,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +34,24 @@ import runner.autoresearch
 from ledger.ingest import STDERR_TAIL_BYTES
 from ledger.parallel import usable_cpus
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
+from runner import forked
 from runner.autoresearch import budget_value
 from stages.executors.base import RunResult, RunTask, StartCallback
 
 # run by path, so any interpreter (the script's own environment) can run it
 ADAPTER_PATH = Path(runner.autoresearch.__file__).resolve()
+
+# One fork server per orchestrator process, started by the first forked run; it imports
+# what every run imports (torch, the runner) once and forks each CPU run from that state.
+# (Not on Windows, which has no fork: every run starts afresh there.)
+_FORKS = (
+    multiprocessing.get_context("forkserver")
+    if "forkserver" in multiprocessing.get_all_start_methods()
+    else None
+)
+if _FORKS is not None:
+    _FORKS.set_forkserver_preload(list(forked.PRELOAD))
+_FORK_LOCK = threading.Lock()
 
 
 @dataclass
@@ -44,8 +65,9 @@ class LocalExecutor:
     gpus: list[str] = field(default_factory=list)
     grace_s: float | None = None
     python: str = sys.executable
+    fork: bool = True  # builtin CPU runs forked from the warm fork server (see `forks`)
     name: str = "local"
-    _procs: dict[int, subprocess.Popen] = field(default_factory=dict, repr=False)
+    _procs: dict[int, subprocess.Popen | ForkedRun] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def deadline(self, task: RunTask) -> float:
@@ -137,21 +159,18 @@ class LocalExecutor:
             return None
         deadline = self.deadline(task)
         override = None
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                argv, stdout=out, stderr=err, env=self._env(slot), start_new_session=True
-            )
+        proc = self._launch(task, argv, slot, out_path, err_path)
+        with self._lock:
+            self._procs[proc.pid] = proc
+        try:
+            proc.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            self._terminate(proc)
+            proc.wait()
+            override = "timeout"
+        finally:
             with self._lock:
-                self._procs[proc.pid] = proc
-            try:
-                proc.wait(timeout=deadline)
-            except subprocess.TimeoutExpired:
-                self._terminate(proc)
-                proc.wait()
-                override = "timeout"
-            finally:
-                with self._lock:
-                    self._procs.pop(proc.pid, None)
+                self._procs.pop(proc.pid, None)
         raw = _read(out_path if fmt == "autoresearch" else log_path, MAX_LOG_BYTES + 1)
         stderr = _tail(err_path, STDERR_TAIL_BYTES)
         for path in (config_path, log_path, out_path, err_path):
@@ -160,15 +179,41 @@ class LocalExecutor:
             override = "crashed"
         return RunResult(task, raw, fmt, override, stderr, deadline, proc.returncode)
 
+    def forks(self, task: RunTask) -> bool:
+        """Whether `task` is forked from the warm fork server: a builtin run on the CPU by
+        this interpreter (a GPU run, a foreign command or script, another `python` starts
+        afresh)."""
+        builtin = (task.runner or {}).get("kind", "builtin") == "builtin"
+        return (
+            self.fork
+            and _FORKS is not None
+            and builtin
+            and self.device == "cpu"
+            and not self.gpus
+            and self.python == sys.executable
+        )
+
+    def _launch(
+        self, task: RunTask, argv: list[str], slot: int, out_path: Path, err_path: Path
+    ) -> subprocess.Popen | ForkedRun:
+        """Start the run in its own session, its output into `out_path` and `err_path`."""
+        if self.forks(task):
+            # argv is `python -m runner ARGS`: the forked child runs `runner.cli.main(ARGS)`
+            return ForkedRun.start(argv[3:], self._env(slot), out_path, err_path)
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            return subprocess.Popen(
+                argv, stdout=out, stderr=err, env=self._env(slot), start_new_session=True
+            )
+
     @staticmethod
-    def _terminate(proc: subprocess.Popen) -> None:
+    def _terminate(proc: subprocess.Popen | ForkedRun) -> None:
         """SIGTERM the run's process group (it writes a summary), SIGKILL after 10 s."""
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGTERM)
             proc.wait(timeout=10)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
 
     def execute(self, tasks: Iterable[RunTask], on_start: StartCallback) -> Iterator[RunResult]:
         pending = list(tasks)
@@ -193,6 +238,53 @@ class LocalExecutor:
                     procs = list(self._procs.values())
                 for proc in procs:
                     self._terminate(proc)
+
+
+class ForkedRun:
+    """A run forked from the fork server, with the part of `subprocess.Popen` the pool uses
+    (`pid`, `wait`, `returncode`).
+
+    Why the lock: the child's exit status is read once from a pipe, and multiprocessing
+    reads it both in `join` and, for every earlier child, in each `Process.start`; runs
+    start and end in several threads, so every read (and every start) holds `_FORK_LOCK`
+    while waiting for the pipe to become readable does not.
+    """
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self.process = process
+        self.pid: int = process.pid or 0
+
+    @classmethod
+    def start(cls, args: list[str], env: dict[str, str], stdout: Path, stderr: Path) -> ForkedRun:
+        assert _FORKS is not None  # `LocalExecutor.forks` says so before any start
+        with _FORK_LOCK:
+            process = _FORKS.Process(
+                target=forked.main, args=(args, env, str(stdout), str(stderr)), daemon=False
+            )
+            process.start()
+        return cls(process)
+
+    @property
+    def returncode(self) -> int | None:
+        with _FORK_LOCK:
+            self.process.join(0)
+            return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not mp_wait([self.process.sentinel], timeout):
+            raise subprocess.TimeoutExpired(f"run {self.pid}", timeout or 0)
+        code = self.returncode
+        assert code is not None  # the sentinel is readable only once the child has exited
+        return code
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal the run's process group; a forked run that has not yet called setsid() has
+    none of its own: then the process alone."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        os.kill(pid, sig)
 
 
 def _read(path: Path, limit: int) -> bytes:

@@ -63,7 +63,8 @@ def _run_on_worker(
     """Body of the Ray task: run the trainer in a scratch folder, return its raw log."""
     sweep_orphan_scratch(Path(tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as tmp:
-        local = LocalExecutor(workdir=Path(tmp), jobs=1, **options)
+        # one run per task: a fresh process (a fork server would outlive the task)
+        local = LocalExecutor(workdir=Path(tmp), jobs=1, fork=False, **options)
         result = local._run_one(task, 0, lambda _task: True)
     assert result is not None  # the callback above always launches
     return (

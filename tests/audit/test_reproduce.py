@@ -1,4 +1,5 @@
-"""`ledger reproduce`: a recorded budget run (real training) replays bit for bit on CPU."""
+"""`ledger reproduce`: a recorded budget run (real training) replays bit for bit on CPU,
+whether the executor started it as a fresh process or forked it from its warm server."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.store import Store
 from stages.campaign import parse_campaign
-from stages.execute import run_stage
+from stages.execute import manifest_tasks, run_stage
 from stages.executors.local import LocalExecutor
 from stages.lookup import manifest_runs
 from stages.plan import freeze_stage
@@ -41,7 +42,8 @@ rule = { top_k = 1 }
 """
 
 
-def test_recorded_budget_run_replays_identically(tmp_path):
+@pytest.mark.parametrize("device", ["auto", "cpu"], ids=["fresh-process", "forked"])
+def test_recorded_budget_run_replays_identically(tmp_path, device):
     words = [
         "in",
         "the",
@@ -62,9 +64,10 @@ def test_recorded_budget_run_replays_identically(tmp_path):
     camp = parse_campaign(TINY, tmp_path / "c.toml")
     key = generate_key("k")
     manifest = freeze_stage(store, camp, "s", key, data=data)
-    run_stage(
-        store, camp, "s", LocalExecutor(workdir=tmp_path / "w", data=data), key=key, progress=False
-    )
+    executor = LocalExecutor(workdir=tmp_path / "w", data=data, device=device)
+    tasks = manifest_tasks(manifest, store.get_json(manifest)["body"])
+    assert [executor.forks(t) for t in tasks] == [device == "cpu"]
+    run_stage(store, camp, "s", executor, key=key, progress=False)
     (run,) = manifest_runs(store, manifest)
     assert run.body["status"] == "ok"
     res = CliRunner().invoke(

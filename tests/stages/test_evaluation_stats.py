@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from stages.evaluation_model import Estimate
+from stages.evaluation_model import Estimate, significant
 from stages.evaluation_stats import (
     classify,
     compare_sentence,
     headline,
     paired,
     proportion,
-    significant,
 )
 
 

@@ -18,6 +18,8 @@ from stages.stats import (
     spearman,
     summarize,
     t_interval,
+    t_ppf,
+    t_sf,
     variance_decomposition,
 )
 
@@ -479,3 +481,19 @@ def test_failure_rates_by_level_flag_the_factor_that_fails():
     assert out["flagged"] == ["C"] and c["unequal"]
     assert not out["factors"]["B"]["unequal"]  # 3 of 8 at each level of B
     assert (out["n_runs"], out["n_failed"]) == (16, 6)
+
+
+def test_t_quantiles_and_tails_from_a_table_and_equal_to_scipy_stats():
+    """`t_ppf`/`t_sf` (scipy.special, cheap to import) are scipy.stats.t's numbers exactly,
+    and a printed t table's: t(0.975; 1) = 12.706, t(0.975; 10) = 2.228, t(0.95; 30) = 1.697."""
+    from scipy import stats as sps
+
+    assert round(t_ppf(0.975, 1), 3) == 12.706
+    assert round(t_ppf(0.975, 10), 3) == 2.228
+    assert round(t_ppf(0.95, 30), 3) == 1.697
+    assert round(2 * t_sf(2.228, 10), 3) == 0.05
+    for df in (0.5, 1, 2, 3, 14 / 3, 5, 10, 29.5, 100, 1e4):
+        for q in (0.5, 0.6, 0.9, 0.95, 0.975, 0.99, (1 + 0.95 ** (1 / 15)) / 2):
+            assert t_ppf(q, df) == float(sps.t.ppf(q, df)), (q, df)
+        for x in (0.0, 0.3, 1.0, 2.5, 7.0, 40.0):
+            assert t_sf(x, df) == float(sps.t.sf(x, df)), (x, df)
