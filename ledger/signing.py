@@ -11,6 +11,8 @@ import binascii
 import json
 from typing import Any
 
+import orjson
+
 from ledger.canonical import canonical_bytes
 from ledger.errors import IntegrityError, LedgerError
 from ledger.keys import Keyring, SigningKey
@@ -64,14 +66,31 @@ def unsigned_object(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, "body": body}
 
 
-def stored_payload(data: bytes, obj: dict[str, Any]) -> bytes | None:
+def stored_payload(data: bytes, obj: dict[str, Any], *, canonical: bool = False) -> bytes | None:
     """The signed payload cut from an envelope's stored canonical bytes, if it is exactly
     `{"body":...,"kind":...}` (the signature member sorts last): saves re-encoding big
-    manifests when verifying a whole store. None when the cut does not parse back to it."""
+    manifests when verifying a whole store. None when the cut does not parse back to it.
+
+    `canonical`: `data` was checked to be the RFC 8785 bytes of `obj` already (the scan
+    does, before checking signatures); then the cut is the payload exactly when what
+    follows it is the signature member's own bytes, which is checked instead of parsing
+    the whole payload again (at 100k run records, that parse was half a verify's
+    signature cost)."""
     cut = data.rfind(b',"signature":')
     if cut < 0:
         return None
     payload = data[:cut] + b"}"
+    if canonical:
+        sig = obj.get("signature")
+        try:
+            tail = orjson.dumps(sig, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            return None
+        ascii_only = isinstance(sig, dict) and all(
+            isinstance(v, str) and v.isascii() for v in sig.values()
+        )
+        if ascii_only and data[cut + len(b',"signature":') : -1] == tail:
+            return payload
     try:
         parsed = json.loads(payload)
     except (ValueError, RecursionError):

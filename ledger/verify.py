@@ -259,7 +259,8 @@ class SignatureChecker:
 
     def __call__(self, obj: dict[str, Any], data: bytes) -> str | None:
         try:
-            verify_signature(obj, self.keyring, stored_payload(data, obj), trust=self.trust)
+            payload = stored_payload(data, obj, canonical=True)  # the scan checked the bytes
+            verify_signature(obj, self.keyring, payload, trust=self.trust)
         except LedgerError as exc:
             return str(exc)
         return None
