@@ -51,8 +51,9 @@ def _tool_version() -> str:
 
 
 def _skipped(name: str) -> bool:
-    """Temp files of atomic writes and lock files are not evidence."""
-    return name.startswith(".tmp-") or name.endswith(".lock")
+    """Temp files of atomic writes and a journal's lock file are not evidence (named
+    exactly: a host part may itself be called `x.lock`, and is evidence)."""
+    return name.startswith(".tmp-") or name == "journal.jsonl.lock"
 
 
 def _store_files(root: Path) -> dict[str, Path]:
@@ -68,6 +69,13 @@ def _store_files(root: Path) -> dict[str, Path]:
             continue
         for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
             dirnames.sort()
+            for name in dirnames:
+                if os.path.islink(os.path.join(dirpath, name)):
+                    rel = (Path(dirpath) / name).relative_to(root).as_posix()
+                    raise BundleError(
+                        f"{rel} is a symbolic link: the store does not read it, so a bundle "
+                        f"would leave it out; replace the link with the folder itself"
+                    )
             for fname in filenames:
                 if _skipped(fname):
                     continue

@@ -79,17 +79,48 @@ def _group_key(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
     return kind, label, extra
 
 
+def _groups(
+    items: Sequence[Mapping[str, Any]],
+) -> dict[tuple[str, str, str], list[Mapping[str, Any]]]:
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for item in items:
+        groups.setdefault(_group_key(item["manifest"]), []).append(item)
+    return groups
+
+
+def audited(
+    items: Sequence[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+    """The baseline searches every step of which the audit found clean (re-derived from
+    its seed and parent decision, `audit.baselines`), and those left out, with why: a
+    comparison shows only what the audit vouches for."""
+    kept: list[Mapping[str, Any]] = []
+    left: list[dict[str, Any]] = []
+    for (kind, label, extra), steps in _groups(items).items():
+        bad = [s for s in steps if s.get("audit") is not None and s["audit"].verdict != "clean"]
+        if not bad:
+            kept += steps
+            continue
+        first = bad[0]["audit"]
+        why = next((f.message for f in first.findings), first.verdict)
+        left.append(
+            {
+                "method": f"{kind} search ({label}{', ' + extra if extra else ''})",
+                "stages": [s["manifest"].get("stage") for s in steps],
+                "why": f"{first.stage}: {why}",
+            }
+        )
+    return kept, left
+
+
 def baseline_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per baseline search: a greedy walk (its steps together) or a random sample.
 
     `items` are the live baseline manifests as the report reads them: `{"manifest",
     "decision", "runs"}` (runs as the audit observed them), in freeze order.
     """
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    for item in items:
-        groups.setdefault(_group_key(item["manifest"]), []).append(item)
     rows = []
-    for (kind, label, extra), steps in groups.items():
+    for (kind, label, extra), steps in _groups(items).items():
         runs = [r for step in steps for r in step["runs"]]
         decided = [s for s in steps if s["decision"]]
         last = decided[-1]["decision"] if decided else None
@@ -158,9 +189,11 @@ def comparison(
     """Rows: this campaign's protocol, its baselines, then each other campaign's protocol
     (`others`: (store, report) pairs). Each row adds `share` (its GPU-hours over this
     protocol's), `same_pick` (whether it found the protocol's best) and, for baselines,
-    `same_budget` (see `_same_budget`)."""
+    `same_budget` (see `_same_budget`). Baselines the audit does not find clean are left
+    out and listed under `not_audited`, with why."""
     first = protocol_row(data)
-    rows = [first] + baseline_rows(baseline_items)
+    kept, left = audited(baseline_items)
+    rows = [first] + baseline_rows(kept)
     for where, other in others:
         rows.append(protocol_row(other, f"protocol ({other.campaign.name}, {where})"))
     spent = first["gpu_hours"] or 0.0
@@ -176,6 +209,7 @@ def comparison(
         "rows": rows,
         "note": "Means measured at different budgets are not comparable: compare the "
         "conditions found, and the protocol's own mean at a baseline's budget.",
+        "not_audited": left,
     }
 
 

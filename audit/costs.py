@@ -5,7 +5,13 @@ must show the same numbers, and a reviewer must be able to redo them by hand. Su
 `math.fsum` so that "the parts add up to the total" is a check, not a rounding accident.
 
 Definitions: training GPU-hours = sum(training_seconds x gpus) / 3600; wall GPU-hours uses
-total_seconds. Failed runs (diverged, crashed, timeout) count for the seconds they used.
+wall_seconds. Failed runs (diverged, crashed, timeout) count for the seconds they used.
+
+Where each input comes from (docs/threat-model.md, "Provenance"): `training_seconds` from the
+raw log as parsed under the manifest's runner kind; `gpus` from the manifest; `wall_seconds`
+from the journal (the run's journaled start to its record; the simulator's own figure for
+simulated runs, the log's total for unplanned compute, which has no journaled start);
+the stage a run is booked under is its manifest's.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any
 from ledger.errors import InputError
 
 STATUSES = ("ok", "diverged", "crashed", "timeout")
+# an attempt that ended without a run record (`ledger.attempts`): its own cost heading
+ATTEMPT_STATUSES = (*STATUSES, "interrupted")
 BREAKDOWNS = ("stage", "host", "condition", "status")
 REL_TOL = 1e-9
 
@@ -45,12 +53,14 @@ def _text(value: Any, where: str) -> str:
 def _check_run(i: int, run: Any) -> dict[str, Any]:
     if not isinstance(run, Mapping):
         raise InputError(f"runs[{i}]: expected a dict, got {type(run).__name__}")
-    for key in ("stage", "condition", "host", "status", "training_seconds", "total_seconds"):
+    for key in ("stage", "condition", "host", "status", "training_seconds", "wall_seconds"):
         if key not in run:
             raise InputError(f"runs[{i}]: missing key {key!r}")
     status = _text(run["status"], f"runs[{i}].status")
-    if status not in STATUSES:
-        raise InputError(f"runs[{i}].status: {status!r} is not one of {', '.join(STATUSES)}")
+    if status not in ATTEMPT_STATUSES:
+        raise InputError(
+            f"runs[{i}].status: {status!r} is not one of {', '.join(ATTEMPT_STATUSES)}"
+        )
     return {
         "stage": _text(run["stage"], f"runs[{i}].stage"),
         "condition": _text(run["condition"], f"runs[{i}].condition"),
@@ -58,7 +68,7 @@ def _check_run(i: int, run: Any) -> dict[str, Any]:
         "host": _text(run["host"], f"runs[{i}].host"),
         "status": status,
         "training_seconds": _number(run["training_seconds"], f"runs[{i}].training_seconds"),
-        "total_seconds": _number(run["total_seconds"], f"runs[{i}].total_seconds"),
+        "wall_seconds": _number(run["wall_seconds"], f"runs[{i}].wall_seconds"),
         "gpus": _count(run.get("gpus", 1), f"runs[{i}].gpus"),
     }
 
@@ -67,7 +77,7 @@ def _part(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "n_runs": len(rows),
         "training_gpu_hours": math.fsum(r["training_seconds"] * r["gpus"] for r in rows) / 3600.0,
-        "wall_gpu_hours": math.fsum(r["total_seconds"] * r["gpus"] for r in rows) / 3600.0,
+        "wall_gpu_hours": math.fsum(r["wall_seconds"] * r["gpus"] for r in rows) / 3600.0,
     }
 
 
@@ -344,8 +354,10 @@ def saved_sentence(totals: Mapping[str, Any]) -> str | None:
 
 def cost_row(body: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> dict[str, Any]:
     """One run's cost input (see `cost_breakdown`) from a run body as the audit observed it
-    (status and seconds as its raw log supports them) and its manifest (for the name).
-    Seconds that are not finite non-negative numbers count 0 (the audit reports the run)."""
+    (`audit.runs.observed_run`: status and seconds as its raw log supports them, stage and
+    GPUs as its manifest fixes them, wall seconds as the journal measured them) and its
+    manifest (for the name). Seconds that are not finite non-negative numbers count 0 (the
+    audit reports the run)."""
     metrics = body.get("metrics") or {}
     condition = body.get("condition") or "?"
     name = ((manifest or {}).get("conditions") or {}).get(condition, {}).get("name")
@@ -359,7 +371,7 @@ def cost_row(body: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> dic
         "seed": body.get("seed") if body.get("seed") is not None else -1,
         "status": status if status in STATUSES else "crashed",
         "training_seconds": _seconds(metrics.get("training_seconds")),
-        "total_seconds": _seconds(metrics.get("total_seconds")),
+        "wall_seconds": _seconds(body.get("wall_seconds")),
         "gpus": gpus if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 1 else 1,
     }
 

@@ -17,6 +17,7 @@ from ledger.errors import InvalidId
 from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store
 from ledger.verify import Event, Verified, seconds_between
+from ledger.witness_seed import SeedWitness, find_witness
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Evidence:
         for oid, obj in self.objects.items():
             self.by_kind[str(obj.get("kind"))][oid] = obj["body"]
         self.events = verified.events
+        self._witnesses: dict[str, str | None] = {}
         self._index_events()
 
     # -- journal index ---------------------------------------------------------------------
@@ -106,9 +108,34 @@ class Evidence:
         except (OSError, TypeError):
             return None
 
-    def parse_log(self, body: dict[str, Any]) -> ParsedLog:
-        """The run's raw log, parsed in its format (LedgerError when unreadable)."""
-        return parse_raw_log(self.raw_bytes(body.get("raw_log")), str(body.get("format", "jsonl")))
+    def parse_log(self, body: dict[str, Any], fmt: str) -> ParsedLog:
+        """The run's raw log, parsed in `fmt` (its manifest's; LedgerError when unreadable)."""
+        return parse_raw_log(self.raw_bytes(body.get("raw_log")), fmt)
+
+    def seed_witness(self, manifest_id: str) -> str | None:
+        """The digest of the token a witness-bound seed rule takes for this manifest (the
+        first journaled after its freeze, when it is accepted and checks out), or None."""
+        if manifest_id not in self._witnesses:
+            found = self.witness_token(manifest_id)
+            self._witnesses[manifest_id] = found.digest if found else None
+        return self._witnesses[manifest_id]
+
+    def witness_token(self, manifest_id: str) -> SeedWitness | None:
+        """The token `seed_witness` takes, with its TSA and time (None: none usable)."""
+        tokens = self.verified.timestamps.tokens
+        found = find_witness(manifest_id, self._journals(), self._timestamp_body)
+        if found is None or found.token not in tokens or not tokens[found.token].usable:
+            return None
+        return found
+
+    def _journals(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event in self.events:
+            by_host[event.host].append(event.fields)
+        return sorted(by_host.items())
+
+    def _timestamp_body(self, oid: str) -> dict[str, Any] | None:
+        return self.of_kind("timestamp").get(oid)
 
 
 def _object_paths(store: Store) -> dict[str, str]:
@@ -120,7 +147,9 @@ def _object_paths(store: Store) -> dict[str, str]:
     for host in order:
         base = os.path.join(store.parts_dir, host, "objects")
         try:
-            fans = [e.path for e in os.scandir(base) if e.is_dir()]
+            if os.path.islink(base):
+                continue
+            fans = [e.path for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue
         for fan in fans:

@@ -6,24 +6,38 @@ exit 1. A stage that is frozen but not decided is `undecided`, not clean.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
+from audit.attempts import audit_attempts
+from audit.baselines import baseline_findings
 from audit.evidence import Evidence
+from audit.lineage import plan_findings
 from audit.locate import cell_words, run_place
 from audit.runs import ObservedRun, RunCheck
+from audit.seeds import seed_binding
 from ledger.binding_level import BindingLevel, binding_level
 from ledger.canonical import canonical_bytes
 from ledger.document import one_line
 from ledger.errors import LedgerError
 from ledger.plan_model import Manifest, Plan
 from ledger.problems import Problem
+from ledger.provenance import unknown_kind
 from ledger.verify import Event, before
 from stages.decide import SIGNING_FIELDS, derive_decision
 from stages.observations import RecordedRun, Used, select_runs
+
+
+@dataclass(frozen=True)
+class BaselineContext:
+    """What re-deriving a baseline step needs beyond its own manifest: every accepted
+    manifest, and the protocol's GPU-hours recorded before an event (`audit.baselines`)."""
+
+    manifests: dict[str, dict[str, Any]]
+    protocol_hours: Callable[[Any, Event], float]
 
 
 @dataclass
@@ -44,6 +58,8 @@ class StageAudit:
     missing_runs: int = 0
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
+    attempts: dict[str, Any] = field(default_factory=dict)  # per cell, from the journals
+    seeds: dict[str, Any] = field(default_factory=dict)  # how the seeds are bound (audit.seeds)
     # how strongly this stage's logs bind their runs, from the manifest's runner kind
     binding: BindingLevel = field(default_factory=lambda: binding_level({}))
 
@@ -67,7 +83,11 @@ class StageAudit:
 
     @property
     def verdict(self) -> str:
-        if self.findings or not all(c["ok"] for c in self.checks):
+        """`problems` for a failed check, `undecided` for a plan in force without a
+        decision (the audit's finding says so unless it allows it), else `clean`."""
+        if any(not c["ok"] and c["name"] != "decided" for c in self.checks) or any(
+            f.check != "decided" for f in self.findings
+        ):
             return "problems"
         return "undecided" if self.decision is None and not self.superseded else "clean"
 
@@ -91,14 +111,27 @@ class StageAudit:
             "verdict": self.verdict,
             "checks": self.checks,
             "witness": self.witness,
+            "attempts": self.attempts,
+            "seeds": self.seeds,
             "binding": self.binding.to_dict(),
         }
 
 
 def audit_manifest(
-    ev: Evidence, mid: str, body: dict[str, Any], runs: list[RunCheck], superseded: bool
+    ev: Evidence,
+    mid: str,
+    body: dict[str, Any],
+    runs: list[RunCheck],
+    superseded: bool,
+    *,
+    allow_undecided: bool = False,
+    baselines: BaselineContext | None = None,
 ) -> StageAudit:
-    """Every check of one manifest, given its run records already checked against logs."""
+    """Every check of one manifest, given its run records already checked against logs.
+
+    A plan in force that was never decided is a finding ("frozen, N of M runs recorded,
+    never decided": a plan whose results were not liked is not clean) unless
+    `allow_undecided` (a campaign in progress)."""
     stage_audit = StageAudit(
         campaign=body.get("campaign", "?"),
         stage=body.get("stage", "?"),
@@ -121,12 +154,36 @@ def audit_manifest(
     else:
         stage_audit.passed("journaled")
     _check_runs(ev, stage_audit, mid, body, runs, frozen)
+    why = unknown_kind(body)
+    stage_audit.check(
+        "runner kind known",
+        [Problem(mid, f"{why}: its logs' checks cannot be chosen", check="runner kind known")]
+        if why
+        else [],
+    )
+    stage_audit.seeds, unbound = seed_binding(ev, mid, body)
+    stage_audit.check("seeds bound", unbound)
     if superseded:
         _check_replacement(ev, stage_audit, mid)
+        _check_attempts(ev, stage_audit, mid, body)
         return stage_audit
     _check_lineage(ev, stage_audit, mid, body, frozen)
-    _check_decision(ev, stage_audit, mid, body, runs)
+    if "baseline" in (body.get("spec") or {}) and baselines is not None:
+        stage_audit.check(
+            "baseline re-derived",
+            baseline_findings(ev, mid, body, baselines.manifests, baselines.protocol_hours),
+        )
+    _check_decision(ev, stage_audit, mid, body, runs, allow_undecided)
+    _check_attempts(ev, stage_audit, mid, body)
     return stage_audit
+
+
+def _check_attempts(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any]) -> None:
+    """Attempts per cell within the frozen bound, each ended on record (`audit.attempts`)."""
+    found = audit_attempts(ev, mid, body, decided=stage_audit.decision is not None)
+    stage_audit.attempts = found.summary
+    stage_audit.check("attempts within max_attempts", found.over_max)
+    stage_audit.check("every attempt has an outcome", found.unended)
 
 
 def _check_runs(
@@ -204,8 +261,12 @@ def _check_lineage(
     ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], frozen: Event | None
 ) -> None:
     """The parent must be the counting decision of the stage this one continues, in the
-    same campaign, made before this freeze."""
+    same campaign, made before this freeze; the candidates must be what the parent and the
+    frozen plan give (`audit.lineage`)."""
     parent_id, expected = body.get("parent"), _expected_parent_stage(body)
+    parent_body = ev.of_kind("decision").get(parent_id) if isinstance(parent_id, str) else None
+    if parent_id is None or parent_body is not None:
+        stage_audit.check("candidates derived", plan_findings(mid, body, parent_body))
     if parent_id is None:
         bad = (
             [Problem(mid, f"continues stage {expected!r} but cites no parent decision")]
@@ -261,7 +322,12 @@ def counting_decision(ev: Evidence, mid: str) -> str | None:
 
 
 def _check_decision(
-    ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], runs: list[RunCheck]
+    ev: Evidence,
+    stage_audit: StageAudit,
+    mid: str,
+    body: dict[str, Any],
+    runs: list[RunCheck],
+    allow_undecided: bool,
 ) -> None:
     observed: list[tuple[str, RecordedRun]] = [(r.id, ObservedRun.of(r.observed)) for r in runs]
     try:
@@ -293,11 +359,22 @@ def _check_decision(
         )
     if did is None:
         stage_audit.missing_runs = len(missing)
-        stage_audit.passed(
-            "declared runs recorded",
-            f"{len(body.get('runs', [])) - len(missing)} of "
-            f"{len(body.get('runs', []))} recorded (undecided)",
-        )
+        declared = len(body.get("runs", []))
+        detail = f"{declared - len(missing)} of {declared} recorded (undecided)"
+        stage_audit.passed("declared runs recorded", detail)
+        if allow_undecided:
+            stage_audit.passed("decided", f"{detail}: allowed (--allow-undecided)")
+        else:
+            message = (
+                f"stage {body.get('stage')!r}: frozen, {declared - len(missing)} of "
+                f"{declared} runs recorded, never decided (--allow-undecided for a "
+                f"campaign in progress)"
+            )
+            stage_audit.failed(
+                "decided",
+                message,
+                [Problem(mid, message, check="decided", stage=str(body.get("stage")))],
+            )
         return
     stage_audit.decision = did
     recorded = ev.of_kind("decision")[did]

@@ -25,8 +25,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.rederive import audit_store
 from ledger.canonical import canonical_bytes
-from ledger.errors import NothingToDo
+from ledger.errors import IntegrityError, NothingToDo
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.keys import SigningKey
 from ledger.store import Store
@@ -92,19 +93,33 @@ class Export:
 
 
 def export_in_toto(
-    store: Store, folder: Path, key: SigningKey, *, trust: Trust | None = None
+    store: Store,
+    folder: Path,
+    key: SigningKey,
+    *,
+    trust: Trust | None = None,
+    allow_undecided: bool = False,
 ) -> Export:
     """Write the DSSE-enveloped Statements of every accepted manifest and decision `key` signed.
 
     Args:
-        store: the store to export from (verified first: only accepted evidence leaves).
+        store: the store to export from (audited first: nothing leaves while the audit
+            finds a problem, then only accepted evidence).
         folder: created if needed; files are written atomically.
         key: the private key that signed the objects (its signatures are re-made over PAE).
         trust: which keys count as accepted (default: the store's).
+        allow_undecided: a campaign in progress (plans not yet decided) may be exported.
 
     Raises:
+        IntegrityError: the audit finds a problem (exit 1).
         LedgerError: the folder cannot be written, or nothing in the store was signed by `key`.
     """
+    result = audit_store(store, trust=trust, allow_undecided=allow_undecided)
+    if result.verdict == "problems":
+        raise IntegrityError(
+            f"not exported: the audit finds {len(result.findings)} problem(s) (first: "
+            f"{result.findings[0]}); an attestation would vouch for what the audit rejects"
+        )
     verified = verify_with_evidence(store, check_index=False, trust=trust)
     out = Export(folder)
     envelopes = []

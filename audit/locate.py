@@ -73,7 +73,7 @@ def run_place(body: Mapping[str, Any], manifest: Mapping[str, Any]) -> Place:
     info = (manifest.get("conditions") or {}).get(condition) or {}
     seed = body.get("seed")
     return Place(
-        stage=_text(body.get("stage") or manifest.get("stage")),
+        stage=_text(manifest.get("stage") or body.get("stage")),  # the plan's, not the record's
         condition=condition,
         condition_name=_text(info.get("name")),
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,

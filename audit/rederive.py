@@ -18,15 +18,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.attempts import interrupted_rows
+from audit.baselines import protocol_hours_before
 from audit.binding import binding_summary
 from audit.causes import Cause, group
 from audit.caveats import Caveat, CaveatInputs, KeyName, Signer, caveats, signers
-from audit.costs import cost_breakdown
+from audit.costs import cost_breakdown, cost_row
 from audit.evidence import Evidence
-from audit.gates import StageAudit, audit_manifest
+from audit.gates import BaselineContext, StageAudit, audit_manifest
 from audit.locate import Locator
 from audit.runs import LogProvenance, RunCheck, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
+from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
 from ledger.parallel import fork_map, shared
 from ledger.problems import Problem
@@ -130,6 +133,7 @@ def audit_store(
     anchors: dict[str, dict[str, Any]] | None = None,
     tsa_roots: list[Any] | None = None,
     reproduce: SpotCheckRequest | None = None,
+    allow_undecided: bool = False,
 ) -> AuditResult:
     """Run every check; return findings (empty = clean) and per-stage verdicts.
 
@@ -140,6 +144,8 @@ def audit_store(
             root certificates (see `ledger.verify.verify_with_evidence`).
         reproduce: replay a reviewer-drawn sample of runs (`audit.spotcheck`); a replay
             that does not reproduce its record is a finding.
+        allow_undecided: a plan in force that was never decided is not a finding (a
+            campaign in progress); by default it is (an abandoned plan is not clean).
 
     Raises:
         LedgerError: the store cannot be read (a missing store, bad reviewer input).
@@ -159,28 +165,37 @@ def audit_store(
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
     for check in checks.values():
         by_manifest[check.record.get("manifest")].append(check)
-    stages = audit_manifests(ev, manifests, by_manifest)
+    observed = {rid: c.observed for rid, c in checks.items()}
+    context = BaselineContext(manifests, protocol_hours_before(ev, manifests, observed))
+    stages = audit_manifests(
+        ev, manifests, by_manifest, allow_undecided=allow_undecided, baselines=context
+    )
     for stage_audit in stages:
         findings += stage_audit.findings
     for mid, runs in by_manifest.items():
         if mid is not None and mid not in manifests:
             findings += [p for r in runs for p in r.problems]
     findings += _shared_logs(checks)
+    findings += throughput_findings(checks, manifests)
     findings += _second_freezes(ev, manifests)
     unplanned = sorted(r.id for r in by_manifest.get(None, []))
     findings += [p for r in by_manifest.get(None, []) for p in r.problems]
     costs = _costs(checks, manifests)
-    for check in costs.get("checks", []):
-        if not check.get("ok"):
-            findings.append(
-                Problem("costs", f"GPU-hours do not add up: {check.get('name')}", check="costs")
-            )
-    findings += _uncounted(checks)
+    interrupted = interrupted_rows(ev, manifests)
+    costs["interrupted"] = cost_breakdown(interrupted) if interrupted else None
+    for part in (costs, costs["interrupted"] or {}):
+        for check in part.get("checks", []):
+            if not check.get("ok"):
+                findings.append(
+                    Problem("costs", f"GPU-hours do not add up: {check.get('name')}", check="costs")
+                )
+    findings += _uncounted(checks, manifests)
     timestamps, order = _witness(ev, verified, stages, manifests)
     findings += order
     # trust is said once: as a caveat when store-asserted, as a note naming the keys else
     trust_note = verified.trust.describe(verified.keyring)
     notes = [n for n in verified.notes() if n != trust_note or verified.trust.mode != "store"]
+    notes += _unsigned_note(ev)
     reproduction = None
     if reproduce is not None:
         spot = spot_check(ev, checks, manifests, reproduce)
@@ -230,7 +245,7 @@ def audit_store(
     )
 
 
-def _uncounted(checks: dict[str, RunCheck]) -> list[Problem]:
+def _uncounted(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> list[Problem]:
     """A run whose training seconds the totals cannot count as its record claims (its log
     is not evidence, or says otherwise): the GPU-hours changed, said as a consequence."""
     out = []
@@ -239,7 +254,7 @@ def _uncounted(checks: dict[str, RunCheck]) -> list[Problem]:
         counted = _seconds((check.observed.get("metrics") or {}).get("training_seconds"))
         if claimed == counted:
             continue
-        gpus = _cost_row(check.observed, {})["gpus"]
+        gpus = cost_row(check.observed, manifests.get(check.record.get("manifest") or ""))["gpus"]
         out.append(
             Problem(
                 rid,
@@ -269,11 +284,11 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
     )
     bodies = dict(runs)
     out = {}
-    for rid, status, metrics, problems, simulated, reason, started, runner, log in found:
+    for rid, observed, problems, simulated, reason, started, runner, log in found:
         out[rid] = RunCheck(
             rid,
             bodies[rid],
-            {**bodies[rid], "status": status, "metrics": metrics},
+            {**bodies[rid], **observed},
             problems,
             simulated,
             reason,
@@ -282,6 +297,10 @@ def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, 
             log,
         )
     return dict(sorted(out.items()))
+
+
+# What `check_run` changes of a record to make its observation (sent back from workers).
+OBSERVED_FIELDS = ("status", "metrics", "stage", "format", "gpus", "wall_seconds")
 
 
 def _check_chunk(rids: list[str]) -> list[tuple]:
@@ -293,8 +312,7 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
         out.append(
             (
                 rid,
-                c.observed["status"],
-                c.observed["metrics"],
+                {k: c.observed[k] for k in OBSERVED_FIELDS if k in c.observed},
                 c.problems,
                 c.simulated,
                 c.reason,
@@ -310,6 +328,9 @@ def audit_manifests(
     ev: Evidence,
     manifests: dict[str, dict[str, Any]],
     by_manifest: dict[str | None, list[RunCheck]],
+    *,
+    allow_undecided: bool = False,
+    baselines: BaselineContext | None = None,
 ) -> list[StageAudit]:
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
@@ -321,7 +342,7 @@ def audit_manifests(
     done = fork_map(
         _audit_chunk,
         order,
-        (ev, manifests, by_manifest, superseded),
+        (ev, manifests, by_manifest, superseded, allow_undecided, baselines),
         serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS,
     )
     by_id = {stage_audit.manifest: stage_audit for stage_audit in done}
@@ -329,9 +350,17 @@ def audit_manifests(
 
 
 def _audit_chunk(mids: list[str]) -> list[StageAudit]:
-    ev, manifests, by_manifest, superseded = shared()
+    ev, manifests, by_manifest, superseded, allow_undecided, baselines = shared()
     return [
-        audit_manifest(ev, mid, manifests[mid], by_manifest.get(mid, []), mid in superseded)
+        audit_manifest(
+            ev,
+            mid,
+            manifests[mid],
+            by_manifest.get(mid, []),
+            mid in superseded,
+            allow_undecided=allow_undecided,
+            baselines=baselines,
+        )
         for mid in mids
     ]
 
@@ -428,25 +457,26 @@ def _unique(findings: list[Problem]) -> list[Problem]:
 
 
 def _costs(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> dict[str, Any]:
-    return cost_breakdown([_cost_row(c.observed, manifests) for c in checks.values()])
+    return cost_breakdown(
+        [
+            cost_row(c.observed, manifests.get(c.record.get("manifest") or ""))
+            for c in checks.values()
+        ]
+    )
 
 
-def _cost_row(body: dict[str, Any], manifests: dict[str, dict]) -> dict[str, Any]:
-    """One run's cost, from the seconds its raw log reports."""
-    metrics = body.get("metrics", {})
-    manifest = manifests.get(body.get("manifest") or "", {})
-    name = manifest.get("conditions", {}).get(body.get("condition"), {}).get("name")
-    return {
-        "stage": body.get("stage") or "(unplanned)",
-        "condition": body.get("condition") or "?",
-        "name": name or (body.get("condition") or "?")[:8],
-        "host": body.get("host") or "?",
-        "seed": body.get("seed") if body.get("seed") is not None else -1,
-        "status": body.get("status") if body.get("status") in RUN_STATUSES else "crashed",
-        "training_seconds": _seconds(metrics.get("training_seconds")),
-        "total_seconds": _seconds(metrics.get("total_seconds")),
-        "gpus": body["gpus"] if isinstance(body.get("gpus"), int) and body["gpus"] >= 1 else 1,
-    }
+def _unsigned_note(ev: Evidence) -> list[str]:
+    """Old stores keep verifying with unsigned run records; say what that leaves open."""
+    unsigned = sum(
+        1 for obj in ev.objects.values() if obj.get("kind") == "run" and "signature" not in obj
+    )
+    if not unsigned:
+        return []
+    return [
+        f"{unsigned} run record(s) are unsigned (recorded before records were signed, or "
+        f"unplanned without a key): anyone with write access to the store could have "
+        f"replaced them before a decision cited them"
+    ]
 
 
 def _seconds(value: Any) -> float:

@@ -299,13 +299,15 @@ def cost_rows(part: CostBreakdown, key: str) -> list[list[str]]:
 
 
 def apart(data: ReportData) -> list[tuple[str, CostBreakdown]]:
-    """Compute kept out of the protocol's totals: baselines and unplanned runs."""
+    """Compute kept out of the protocol's totals: baselines, unplanned runs, interrupted
+    attempts."""
     report = data.cost_report
     return [
         (title, part)
         for title, part in (
             ("Baselines", report.baseline_costs),
             ("Unplanned compute", report.unplanned_costs),
+            ("Interrupted attempts", report.interrupted_costs),
         )
         if part is not None
     ]

@@ -97,6 +97,7 @@ class Item:
             "manifest": self.manifest,
             "decision": self.decision,
             "runs": [r.body for r in self.runs],
+            "audit": self.audit,  # a baseline the audit does not find clean is left out
         }
 
 
@@ -522,7 +523,8 @@ def breakdown(raw: dict[str, Any], stage_order: Sequence[str] = ()) -> CostBreak
 
 
 def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str) -> CostReport:
-    """The costs view: the protocol's breakdown (baselines and unplanned compute apart), the
+    """The costs view: the protocol's breakdown (baselines, unplanned compute and interrupted
+    attempts apart), the
     counterfactuals at each gate, and the campaign block, with one definition of saved."""
     split = split_costs({rid: r.body for rid, r in result.runs.items()}, result.manifests)
     order = [s.name for s in stages]
@@ -539,6 +541,9 @@ def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str
         costs=protocol,
         baseline_costs=breakdown(split["baselines"], order) if split["baselines"] else None,
         unplanned_costs=breakdown(split["unplanned"], order) if split["unplanned"] else None,
+        interrupted_costs=breakdown(result.costs["interrupted"], order)
+        if result.costs.get("interrupted")
+        else None,
         all_costs=breakdown(result.costs, order),
         counterfactuals=[Counterfactual(**cf) for cf in cfs],
         campaign=CampaignCosts(
@@ -654,7 +659,12 @@ def build_report(
                     title=COMPARE_TITLE,
                     intro="Best condition each search found, its mean with 95% interval, and "
                     "the training GPU-hours it spent (baselines are not in the protocol's "
-                    "cost totals). " + comp["note"],
+                    "cost totals). "
+                    + comp["note"]
+                    + "".join(
+                        f" Left out, not audited clean: {left['method']} ({left['why']})."
+                        for left in comp["not_audited"]
+                    ),
                     headers=headers,
                     rows=rows,
                     figure="compare.png",

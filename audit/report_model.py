@@ -382,6 +382,8 @@ class CostReport(View):
     costs: CostBreakdown
     baseline_costs: CostBreakdown | None
     unplanned_costs: CostBreakdown | None
+    # attempts that ended without a run record (killed, refused): never in any total above
+    interrupted_costs: CostBreakdown | None = None
     all_costs: CostBreakdown
     counterfactuals: list[Counterfactual]
     campaign: CampaignCosts

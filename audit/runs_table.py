@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.documents import RunRecord
 from ledger.errors import ConfigError, UnknownStage
 from ledger.plan_model import Manifest, Plan
+from ledger.provenance import run_gpus
 from ledger.store import Store
 from stages.lookup import Entry, all_decisions, all_manifests, all_runs
 
@@ -77,10 +78,12 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def gpu_hours(record: RunRecord) -> float:
-    """Training GPU-hours of one run record: training seconds x GPUs / 3600 (DESIGN §8)."""
+def gpu_hours(record: RunRecord, manifest: Plan | None = None) -> float:
+    """Training GPU-hours of one run: training seconds x GPUs / 3600 (DESIGN §8), the GPUs
+    its manifest froze (the record's only for unplanned compute)."""
     seconds = _number(record.metrics.training_seconds) or 0.0
-    return seconds * max(record.gpus, 1) / 3600.0
+    gpus = run_gpus(manifest) if manifest is not None else record.gpus
+    return seconds * max(gpus, 1) / 3600.0
 
 
 def _row(
@@ -93,7 +96,7 @@ def _row(
     row: dict[str, Any] = {
         "run": run.id,
         "campaign": manifest.campaign if manifest is not None else None,
-        "stage": body.stage or (manifest.stage if manifest is not None else "(unplanned)"),
+        "stage": (manifest.stage if manifest is not None else None) or body.stage or "(unplanned)",
         "kind": stage_kind(manifest) if manifest is not None else "unplanned",
         "manifest": body.manifest,
         "condition": info.name if info is not None else (cid[:8] if cid else None),
@@ -110,7 +113,7 @@ def _row(
             "training_seconds": _number(body.metrics.training_seconds),
             "tokens_per_s": _number(body.metrics.tokens_per_s),
             "mfu": _number(body.metrics.mfu),
-            "gpu_hours": gpu_hours(body),
+            "gpu_hours": gpu_hours(body, manifest),
             "runner": body.runner,
         }
     )

@@ -160,7 +160,7 @@ def candidates(
             skipped["simulated"] += 1
         elif manifest not in manifests:
             skipped["unplanned"] += 1
-        elif check.runner != "builtin" or check.record.get("format", "jsonl") != "jsonl":
+        elif check.runner != "builtin":  # the manifest's runner kind, never the log's word
             skipped["foreign runner"] += 1
         else:
             body = manifests[manifest]
@@ -234,7 +234,7 @@ def _replay_one(
     }
     try:
         raw = ev.raw_bytes(check.record.get("raw_log"))
-        header = ev.parse_log(check.record).header or {}
+        header = ev.parse_log(check.record, "jsonl").header or {}
     except LedgerError as exc:
         return {**row, "verdict": "replay failed", "detail": f"raw log unreadable: {exc}"}
     for what in ("code_sha256", "data_sha256"):

@@ -164,7 +164,7 @@ def build_store(root: Path, n: int, log_steps: int = 300):
         sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"), log_steps=log_steps)
         for stage in ("screen", "gate", "final"):
             freeze_stage(store, camp, stage, key, for_simulation=True)
-            runs += run_stage(store, camp, stage, sim, progress=False).executed
+            runs += run_stage(store, camp, stage, sim, key=key, progress=False).executed
             decide_stage(store, camp, stage, key)
     return store, runs
 

@@ -20,7 +20,7 @@ is recorded as skipped, so the most telling phases come first):
 3. ``ledger``: ``campaigns/paper.toml``'s first stage (``screen-2m``, its own 2-minute budget;
    ``--stage-budget`` overrides) in a temporary store: ``ledger init``, ``keygen``, ``freeze``,
    ``run --device cuda --limit 2 --host a100`` (``--ledger-jobs`` 2: both runs at once on the
-   GPUs there are, one GPU shared if that is all), then ``ledger audit``;
+   GPUs there are, one GPU shared if that is all), then ``ledger audit --allow-undecided``;
 4. ``replay``: two ``--steps N`` runs of the reference config (``--replay-steps``, default 10)
    compared step by step: ``identical`` (bit for bit), else the largest loss and val_bpb
    differences against ``REPLAY_TOLERANCE`` (bf16's relative precision, 2^-8);
@@ -673,7 +673,7 @@ class Check:
                 data,
                 *gpus,
             ],
-            ["audit"],
+            ["audit", "--allow-undecided"],  # two runs of the stage: in progress, not decided
         ]
         records: list[str] = []
         for cmd in steps:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from ledger.canonical import canonical_bytes, sha256_hex
+from ledger.journal import signed_head
 from ledger.keys import generate_key
 from ledger.manifest import freeze
 from ledger.signing import sign_object
@@ -37,8 +38,10 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 
 def _plan(n_runs: int, tag: str) -> dict:
+    configs = [{"depth": 2 + i % 4, "tag": f"{tag}{i:05d}"} for i in range(n_runs)]
     conds = {
-        f"{tag}{i:05d}": {"name": f"c{i}", "config": {"depth": 2 + i % 4}} for i in range(n_runs)
+        sha256_hex(canonical_bytes(config)): {"name": f"c{i}", "config": config}
+        for i, config in enumerate(configs)
     }
     return {
         "campaign": "bench",
@@ -48,7 +51,7 @@ def _plan(n_runs: int, tag: str) -> dict:
         "conditions": conds,
         "rule": {"top_k": 4},
         "analysis": {},
-        "runner": {},
+        "runner": {"kind": "sim"},  # the simulator's logs: header runner "sim"
         "data_sha256": None,
         "parent": None,
     }
@@ -82,15 +85,20 @@ def bench_ops(root: Path, n: int = 200) -> dict:
     }
 
 
-def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
-    """A builtin-runner-shaped log: header, `steps` step lines, eval, summary."""
+def _raw_log(
+    manifest: str, config: dict, seed: int, steps: int = 300, seconds: float = 0.0
+) -> bytes:
+    """A runner-shaped log (the simulator's kind, as the plan freezes it) bound to its run (config, seed, host h1, budget, manifest):
+    header, `steps` step lines, eval, summary. `seconds` of training: ingest refuses more
+    than have passed since the run's journaled start, so the per-run benchmark claims none."""
     lines = [
         {
             "type": "header",
-            "depth": 4,
+            **config,
             "seed": seed,
+            "host": "h1",
             "budget_s": 120,
-            "runner": "builtin",
+            "runner": "sim",
             "manifest": manifest,
             "started_at": "2026-01-01T00:00:00Z",
         }
@@ -99,7 +107,7 @@ def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
         {
             "type": "step",
             "step": i,
-            "train_seconds": i * 0.4,
+            "train_seconds": seconds * i / steps,
             "loss": 3.0 - i * 1e-3,
             "lr": 0.02,
             "tokens": i * 8192,
@@ -112,8 +120,8 @@ def _raw_log(manifest: str, cond: str, seed: int, steps: int = 300) -> bytes:
             "type": "summary",
             "status": "ok",
             "val_bpb": 1.9,
-            "training_seconds": 120.0,
-            "total_seconds": 131.0,
+            "training_seconds": seconds,
+            "total_seconds": seconds,
             "num_steps": steps,
             "total_tokens": steps * 8192,
             "num_params": 10**6,
@@ -137,10 +145,12 @@ def bench_per_run(store: Store, key, n: int) -> dict:
     manifest = freeze(store, plan, key)
     samples = []
     for i, run in enumerate(plan["runs"]):
-        raw = _raw_log(manifest, run["condition"], 0)
+        raw = _raw_log(manifest, plan["conditions"][run["condition"]]["config"], 0)
         t = time.perf_counter()
-        record_run_start(store, manifest, run["condition"], 0, "h1")
-        ingest(store, raw, manifest=manifest, condition=run["condition"], seed=0, host="h1")
+        record_run_start(store, manifest, run["condition"], 0, "h1", key=key)
+        ingest(
+            store, raw, manifest=manifest, condition=run["condition"], seed=0, host="h1", key=key
+        )
         samples.append(time.perf_counter() - t)
         _ = i
     out = _stats(samples)
@@ -154,7 +164,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def synth_store(root: Path, n_runs: int) -> Store:
-    """A store of n_runs recorded runs (raw log + run record + two events each)."""
+    """A store of n_runs recorded runs (raw log + signed run record + two events each), as
+    `ledger run` writes them since records are signed: verify checks every signature."""
     store = Store.init(root, host="h1")
     key = generate_key(f"synth{n_runs}", directory=root.parent / "keys")
     store.keyring().add(key.public_record())
@@ -182,9 +193,11 @@ def synth_store(root: Path, n_runs: int) -> Store:
         plan = _plan(min(RUNS_PER_MANIFEST, n_runs - start), f"m{start}-")
         body = {
             **plan,
+            "max_attempts": 1,
             "frozen_at": "2026-01-01T00:00:00+00:00",
             "freezer": key.key_id,
             "amends": None,
+            "records": "signed",
         }
         data = canonical_bytes(sign_object("manifest", body, key))
         mid = sha256_hex(data)
@@ -201,37 +214,35 @@ def synth_store(root: Path, n_runs: int) -> Store:
             ).encode()
             raw_id = sha256_hex(raw)
             _write(objects / raw_id[:2] / raw_id, raw)
-            rec = {
-                "kind": "run",
-                "body": {
-                    "manifest": mid,
-                    "stage": plan["stage"],
-                    "condition": run["condition"],
-                    "seed": 0,
-                    "host": "h1",
-                    "run": rk,
-                    "raw_log": raw_id,
-                    "format": "jsonl",
-                    "runner": "sim",
-                    "status": "ok",
-                    "metrics": {
-                        "val_bpb": 1.25,
-                        "training_seconds": 120.0,
-                        "total_seconds": 130.0,
-                        "num_steps": 10,
-                    },
-                    "gpus": 1,
-                    "recorded_at": "2026-01-01T00:00:00+00:00",
+            record = {
+                "manifest": mid,
+                "stage": plan["stage"],
+                "condition": run["condition"],
+                "seed": 0,
+                "host": "h1",
+                "run": rk,
+                "raw_log": raw_id,
+                "format": "jsonl",
+                "runner": "sim",
+                "status": "ok",
+                "metrics": {
+                    "val_bpb": 1.25,
+                    "training_seconds": 120.0,
+                    "total_seconds": 130.0,
+                    "num_steps": 10,
                 },
+                "gpus": 1,
+                "recorded_at": "2026-01-01T00:00:00+00:00",
+                "recorder": key.key_id,
             }
-            data = canonical_bytes(rec)
+            data = canonical_bytes(sign_object("run", record, key))
             rid = sha256_hex(data)
             _write(objects / rid[:2] / rid, data)
             event("run_recorded", rid, rk, mid)
     journal = store.journal()
     journal.path.write_bytes(b"".join(x + b"\n" for x in lines))
     journal.head_path.write_bytes(
-        canonical_bytes({"host": "h1", "seq": len(lines) - 1, "hash": prev})
+        canonical_bytes(signed_head({"host": "h1", "seq": len(lines) - 1, "hash": prev}, key))
     )
     return store
 

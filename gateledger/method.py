@@ -35,7 +35,7 @@ from stages.effects_csv import CsvEffects, analyse_csv
 from stages.execute import RunReport, run_stage
 from stages.executors import Executor, make_executor
 from stages.pipeline import StepLog, campaign_progress, run_campaign
-from stages.plan import freeze_stage
+from stages.plan import freeze_stage, frozen_manifest
 from stages.progress import Progress, StageProgress, campaign_done
 from stages.sim import SimParams
 from stages.trial import TrialReport
@@ -204,8 +204,9 @@ def freeze(
         key: a SigningKey, a key name, or None for the default (`gateledger.signing`).
         amend: replace the manifest in force (recorded; the audit reports it).
         data: the data set hashed into the plan (default: the campaign's, or data/corpus).
-        sim_only: a plan for the sim executor alone; the data set may be missing.
-        tsa, no_tsa: timestamp authorities to witness the manifest (default: settings).
+        sim_only: a plan for the sim executor alone (runner kind `sim`, no data set).
+        tsa, no_tsa: timestamp authorities to witness the manifest (default: settings);
+            a witnessed plan derives its seeds from the first token as well.
 
     Raises:
         AlreadyFrozen: the stage has a manifest in force and `amend` is False.
@@ -224,9 +225,10 @@ def freeze(
         amend=amend,
         data=Path(data) if data else None,
         for_simulation=sim_only,
+        witnessed=bool(urls),
     )
     body = read_document(store, manifest_id, "manifest", Manifest)
-    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
+    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls, signer))
 
 
 def build_executor(
@@ -287,17 +289,23 @@ def run(
     address: str | None = None,
     limit: int | None = None,
     progress: bool = False,
+    key: KeyLike = None,
 ) -> RunReport:
-    """Execute the remaining declared runs of a frozen stage and record each one.
+    """Execute the remaining declared runs of a frozen stage and record each one, signed.
 
-    Resumable: runs already recorded are skipped. `executor` is "local", "sim", "ray" or an
-    Executor; `host` runs only that host block; `limit` at most that many runs.
+    Resumable: runs already recorded are skipped, and attempts a killed `run` left open
+    are closed as interrupted first. `executor` is "local", "sim", "ray" or an Executor;
+    `host` runs only that host block; `limit` at most that many runs; `key` signs the
+    records and journal heads (default: the store's signing key).
 
     Raises:
         NotFrozen: the stage was never frozen; CampaignError: the campaign file drifted
-        from its manifest.
+        from its manifest; ConfigError: the executor cannot answer the plan's runner kind;
+        SigningKeyError: no key.
     """
     camp = campaign_of(campaign)
+    frozen_manifest(store, camp, stage)  # a stage never frozen is said before any key
+    signer = signing_key(key, store)
     if isinstance(executor, str):
         executor = build_executor(
             store,
@@ -310,7 +318,9 @@ def run(
             grace=grace,
             address=address,
         )
-    return run_stage(store, camp, stage, executor, host=host, limit=limit, progress=progress)
+    return run_stage(
+        store, camp, stage, executor, key=signer, host=host, limit=limit, progress=progress
+    )
 
 
 def try_stage(
@@ -369,7 +379,7 @@ def decide(
     signer = signing_key(key, store)
     urls = tsa_urls(store, tsa, none=no_tsa)
     decision_id, body = decide_stage(store, camp, stage, signer, allow_missing=allow_missing)
-    return Signed(decision_id, body, signer, witness(store, decision_id, urls))
+    return Signed(decision_id, body, signer, witness(store, decision_id, urls, signer))
 
 
 def walk(
@@ -407,7 +417,7 @@ def walk(
     stamps: list[Witnessed] = []
 
     def stamp_signed(object_id: str, kind: str) -> None:
-        found = witness(store, object_id, urls)
+        found = witness(store, object_id, urls, signer)
         stamps.extend(Witnessed(object_id, s) for s in found)
         if on_stamps is not None:
             on_stamps(found, object_id, kind)
@@ -422,6 +432,7 @@ def walk(
         progress=progress,
         say=say,
         on_signed=stamp_signed if urls else None,
+        witnessed=bool(urls),
     )
     return Walked(log, stamps)
 

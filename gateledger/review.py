@@ -58,12 +58,15 @@ def audit(
     tsa_roots: Iterable[str | Path] = (),
     reproduce: SpotCheckRequest | None = None,
     progress: bool = False,
+    allow_undecided: bool = False,
 ) -> AuditReport:
     """Re-derive every estimate and decision from objects and journals alone.
 
     `result.ok` is True when clean; `result.problems` (also `result.findings`) names each
     object at fault. `store`, `host` and the reviewer inputs are those of `verify`;
-    `reproduce` replays a reviewer-drawn sample of runs (`spot_check(...)`).
+    `reproduce` replays a reviewer-drawn sample of runs (`spot_check(...)`);
+    `allow_undecided` accepts plans not yet decided (a campaign in progress), which are
+    otherwise problems.
 
     Raises:
         LedgerError: an unreadable store or bad reviewer input.
@@ -78,6 +81,7 @@ def audit(
         anchors=published,
         tsa_roots=roots,
         reproduce=reproduce,
+        allow_undecided=allow_undecided,
     )
     return with_problems(result, [])
 
@@ -130,9 +134,10 @@ def audit_bundle(
     tsa_roots: Iterable[str | Path] = (),
     reproduce: SpotCheckRequest | None = None,
     progress: bool = False,
+    allow_undecided: bool = False,
 ) -> AuditReport:
     """Audit a reviewer bundle (from `export`) in a scratch folder: the same result as
-    `audit`, the bundle's own problems first.
+    `audit`, the bundle's own problems first (`allow_undecided` as in `audit`).
 
     Raises:
         BundleError: a malformed, truncated or oversized bundle.
@@ -147,6 +152,7 @@ def audit_bundle(
             anchors=published,
             tsa_roots=roots,
             reproduce=reproduce,
+            allow_undecided=allow_undecided,
         )
     return with_problems(result, bundle_problems)
 
@@ -221,20 +227,26 @@ def export(
     campaigns: Iterable[str | Path] = (),
     in_toto: str | Path | None = None,
     key: KeyLike = None,
+    allow_undecided: bool = False,
 ) -> dict[str, Any]:
     """Write a reviewer bundle (objects, journals, keys, campaigns, versions) and/or every
-    manifest and decision as in-toto attestations into folder `in_toto`, signed with `key`.
+    manifest and decision as in-toto attestations into folder `in_toto`, signed with `key`
+    (refused while the audit finds a problem; `allow_undecided` as in `audit`).
 
     Returns what was written: `bundle`, `versions`, `in_toto` (as present).
 
     Raises:
-        ConfigError: neither a bundle nor `in_toto`; SigningKeyError: no key for in-toto.
+        ConfigError: neither a bundle nor `in_toto`; SigningKeyError: no key for in-toto;
+        IntegrityError: in-toto asked and the audit finds a problem; BundleError: a host
+        part is a symbolic link (the store does not read it, so no bundle carries it).
     """
     if not bundle and not in_toto:
         raise ConfigError("give a BUNDLE path, --in-toto DIR, or both")
     out: dict[str, Any] = {}
     if in_toto:
-        out["in_toto"] = export_in_toto(store, Path(in_toto), signing_key(key, store)).to_dict()
+        out["in_toto"] = export_in_toto(
+            store, Path(in_toto), signing_key(key, store), allow_undecided=allow_undecided
+        ).to_dict()
     if bundle:
         versions = package_versions()
         path = export_bundle(

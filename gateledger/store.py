@@ -14,7 +14,7 @@ from gateledger.signing import KeyLike, signing_key
 from ledger.anchor import make_anchor
 from ledger.document import Document
 from ledger.documents import Envelope
-from ledger.errors import ConfigError, InputError
+from ledger.errors import ConfigError, InputError, SigningKeyError
 from ledger.index import query, reindex
 from ledger.ingest import ingest as ingest_log
 from ledger.jsonsafe import loads_strict
@@ -127,18 +127,29 @@ def tsa_urls(
     return [check_url(u) for u in (list(urls or ()) or configured_tsas(store))]
 
 
-def witness(store: Store, object_id: str, urls: list[str]) -> list[StampResult]:
+def witness(
+    store: Store, object_id: str, urls: list[str], key: SigningKey | None = None
+) -> list[StampResult]:
     """Timestamp a just-signed object with each of `urls`: what each TSA answered (a TSA
-    that fails leaves the object as it is: it is signed and journaled already)."""
-    return stamp(store, object_id, urls) if urls else []
+    that fails leaves the object as it is: it is signed and journaled already); `key` signs
+    the journal heads."""
+    return stamp(store, object_id, urls, key=key) if urls else []
 
 
-def timestamp(store: Store, object_id: str, urls: tuple[str, ...] | list[str] = ()) -> Stamped:
-    """Ask TSAs for tokens over an existing object (id or 12+ hex prefix).
+def timestamp(
+    store: Store,
+    object_id: str,
+    urls: tuple[str, ...] | list[str] = (),
+    *,
+    key: KeyLike = None,
+) -> Stamped:
+    """Ask TSAs for tokens over an existing object (id or 12+ hex prefix); `key` (default:
+    the store's) signs the journal head.
 
     Raises:
         ConfigError: no TSA given or configured, a bad URL; InvalidId, UnknownObject: the
-        id; WrongKind: not a manifest, decision or anchor.
+        id; WrongKind: not a manifest, decision or anchor; SigningKeyError: no key can be
+        chosen.
     """
     chosen = tsa_urls(store, urls)
     if not chosen:
@@ -147,7 +158,7 @@ def timestamp(store: Store, object_id: str, urls: tuple[str, ...] | list[str] = 
         )
     object_id = store.resolve(object_id)
     kind = str(store.get_json(object_id).get("kind"))
-    return Stamped(object_id, kind, witness(store, object_id, chosen))
+    return Stamped(object_id, kind, witness(store, object_id, chosen, signing_key(key, store)))
 
 
 def settings(
@@ -206,7 +217,7 @@ def freeze_plan(
     urls = tsa_urls(store, tsa, none=no_tsa)
     manifest_id = freeze_manifest(store, plan, signer, amends=amends)
     body = read_document(store, manifest_id, "manifest", Manifest)
-    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls))
+    return Signed(manifest_id, body, signer, witness(store, manifest_id, urls, signer))
 
 
 def condition_id(store: Store, manifest: str, text: str) -> str:
@@ -226,21 +237,25 @@ def ingest(
     store: Store,
     log: str | Path,
     *,
-    fmt: str = "jsonl",
+    fmt: str | None = None,
     manifest: str | None = None,
     condition: str | None = None,
     seed: int | None = None,
     host: str | None = None,
     stage: str | None = None,
-    gpus: int = 1,
+    gpus: int | None = None,
+    key: KeyLike = None,
 ) -> Recorded:
     """Record a raw log file as a run (of `manifest`'s cell condition/seed/host, or as
-    unplanned compute without one).
+    unplanned compute without one), signed with `key` (default: the store's signing key).
+    A run of a manifest takes its log format, stage and GPUs from the manifest; `fmt`,
+    `stage` and `gpus` may only repeat them.
 
     Raises:
         InputError: an unreadable log file; LogRefused: a log that is not one or does not
         match its cell; UndeclaredRun: a cell the manifest does not declare;
-        AlreadyRecorded: the run has a record.
+        AlreadyRecorded: the run has a record; ConfigError: a flag that contradicts the
+        plan; SigningKeyError: no key can be chosen.
     """
     try:
         with open(log, "rb") as fh:
@@ -261,8 +276,21 @@ def ingest(
         host=host,
         stage=stage,
         gpus=gpus,
+        key=_recorder(key, store, planned=manifest is not None),
     )
     return Recorded(record_id, store.get_json(record_id)["body"])
+
+
+def _recorder(key: KeyLike, store: Store, *, planned: bool) -> SigningKey | None:
+    """The key that signs a run record: required for a run of a manifest; unplanned compute
+    is signed when a key can be chosen, and recorded unsigned (the audit notes it) when none
+    exists on this machine."""
+    try:
+        return signing_key(key, store)
+    except SigningKeyError:
+        if planned or key is not None:
+            raise
+        return None
 
 
 def anchor(
@@ -277,7 +305,10 @@ def anchor(
     urls = tsa_urls(store, tsa, none=no_tsa)
     anchor_id, envelope = make_anchor(store, signer)
     return Signed(
-        anchor_id, Envelope.model_validate(envelope), signer, witness(store, anchor_id, urls)
+        anchor_id,
+        Envelope.model_validate(envelope),
+        signer,
+        witness(store, anchor_id, urls, signer),
     )
 
 

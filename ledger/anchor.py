@@ -34,7 +34,7 @@ def make_anchor(store: Store, key: SigningKey) -> tuple[str, dict[str, Any]]:
     obj = sign_object("anchor", body, key)
     anchor_id = store.put_signed("anchor", body, key)
     atomic_write(store.root / "anchors" / f"{anchor_id}.json", canonical_bytes(obj))
-    store.journal().append("anchor", object=anchor_id)
+    store.journal().append("anchor", object=anchor_id, key=key)
     return anchor_id, obj
 
 

@@ -10,16 +10,20 @@ is wrong with such a pairing. `ingest` refuses what they find before anything is
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from ledger.binding_level import binding_level
+from ledger.provenance import LogSource, log_source
 from ledger.rawlog import STATUSES, ParsedLog
-from ledger.seeds import RULES, derive_seed, seed_rule
-from runner.autoresearch import ADAPTER, BUDGET_CONSTANT, budget_value, constant_name
+from ledger.seeds import RULES, derive_seed, needs_witness, seed_inputs, seed_rule
+from runner.autoresearch import BUDGET_CONSTANT, budget_value, constant_name
 
 # Seconds of slack on wall-clock comparisons: timestamps have microseconds, but a clock
 # may be stepped by NTP between a run's start and its record.
 CLOCK_SLACK_S = 1.0
+# An ok run of a runner that trains its budget stops once its training seconds reach it;
+# this much short is float noise, anything more was not trained (or not reported) in full.
+BUDGET_TOLERANCE = 1e-6
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -40,11 +44,6 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def is_simulated(parsed: ParsedLog) -> bool:
-    """Whether the log says it came from the simulator (reported apart, never as training)."""
-    return parsed.runner == "sim"
-
-
 def header_problems(
     manifest_id: str,
     manifest: dict[str, Any],
@@ -52,30 +51,34 @@ def header_problems(
     seed: Any,
     host: str,
     parsed: ParsedLog,
+    *,
+    witness: str | None = None,
 ) -> list[str]:
     """Why a JSONL log's header does not belong to the declared run (empty: it does).
 
     Checked: the manifest id, seed (the effective seed the manifest's seed rule derives, with
-    its inputs: `seed_problems`), host, budget and config (the frozen runner config when the
-    manifest has one, else the condition's own keys), and for the builtin runner its version,
-    code hash and data hash. A log without a header carries no claim to bind: it
-    can only be a crash (see `status_problems`).
+    its inputs: `seed_problems`; `witness` is the digest of the timestamp token a
+    witness-bound rule takes), host, budget and config (the frozen runner config when the
+    manifest has one, else the condition's own keys), the runner the manifest's kind names
+    (`ledger.provenance.log_source`: a header saying `sim` in a real-data plan is refused),
+    and for the builtin runner its version, code hash and data hash. A log without a header
+    carries no claim to bind: it can only be a crash (see `status_problems`).
     """
     header = parsed.header
     if header is None:
         return []
+    source = log_source(manifest)
     out = []
     if header.get("manifest") != manifest_id:
         out.append(f"header cites manifest {_show(header.get('manifest'))}, not {manifest_id[:12]}")
-    kind = (manifest.get("runner") or {}).get("kind")
     out += seed_problems(
         manifest_id,
         manifest,
         condition,
         seed,
         header,
-        inputs_required=kind in ("builtin", "adapter")
-        or header.get("runner") in ("builtin", "sim"),
+        inputs_required=source.kind in ("builtin", "sim", "adapter"),
+        witness=witness,
     )
     if header.get("host") != host:
         out.append(f"header host {_show(header.get('host'))} is not the declared host {host!r}")
@@ -93,8 +96,7 @@ def header_problems(
             out.append(
                 f"header {key} {_show(header[key])} is not the condition's {_show(config[key])}"
             )
-    if not is_simulated(parsed):
-        out += _identity_problems(manifest, header, config)
+    out += _identity_problems(manifest, source, header, config)
     return out
 
 
@@ -106,13 +108,15 @@ def seed_problems(
     header: dict[str, Any],
     *,
     inputs_required: bool,
+    witness: str | None = None,
 ) -> list[str]:
     """Why a header's seeds do not follow from its manifest (empty: they do).
 
     Without a rule the header's `seed` must be the declared seed (as before rules existed).
     With one, the header's `seed` (what the run trained with) must be the derived effective
     seed; `effective_seed` and `seed_inputs` must agree with it when present, and the
-    builtin runner and the simulator (`inputs_required`) must write both.
+    builtin runner and the simulator (`inputs_required`) must write both. A witness-bound
+    rule needs `witness`, the digest of the freeze's timestamp token.
     """
     rule = seed_rule(manifest)
     if rule is None:
@@ -123,7 +127,12 @@ def seed_problems(
         return [f"manifest seed rule {rule!r} is unknown to this audit (known: {', '.join(RULES)})"]
     if not isinstance(seed, int) or isinstance(seed, bool):
         return [f"declared seed {seed!r} is not an integer"]
-    expected = derive_seed(rule, manifest_id, condition, seed)
+    if needs_witness(rule) and not witness:
+        return [
+            f"manifest {manifest_id[:12]}'s seeds are bound to its timestamp token "
+            f"({rule}), and no usable token over it is journaled"
+        ]
+    expected = derive_seed(rule, manifest_id, condition, seed, witness)
     where = f"manifest {manifest_id[:12]}'s rule {rule} for condition {condition[:12]}, seed {seed}"
     out = []
     if not same_json(header.get("seed"), expected):
@@ -140,7 +149,7 @@ def seed_problems(
         )
     if "seed_inputs" in header or inputs_required:
         inputs = header.get("seed_inputs")
-        want = {"manifest": manifest_id, "condition": condition, "seed": seed}
+        want = seed_inputs(manifest_id, condition, seed, witness if needs_witness(rule) else None)
         if not isinstance(inputs, dict) or not same_json(inputs, want):
             out.append(
                 f"header seed_inputs {_show(inputs)} are not this run's "
@@ -150,22 +159,30 @@ def seed_problems(
 
 
 def _identity_problems(
-    manifest: dict[str, Any], header: dict[str, Any], config: dict[str, Any]
+    manifest: dict[str, Any], source: LogSource, header: dict[str, Any], config: dict[str, Any]
 ) -> list[str]:
-    runner = manifest.get("runner") or {}
-    if runner.get("kind") == "adapter":
-        return adapter_problems(manifest, header, config)
-    if runner.get("kind") != "builtin":
-        return []  # a command's code is outside the ledger's view (docs/threat-model.md)
+    """The trainer the manifest's runner kind names must be the one the header says wrote
+    the log: the simulator answers only a plan frozen without data, the builtin runner its
+    frozen version, code and data, the autoresearch adapter its frozen script."""
     out = []
+    if source.header_runner is not None and header.get("runner") != source.header_runner:
+        what = (
+            "a plan frozen without a data set: only the simulator answers it"
+            if source.simulated
+            else f"the manifest's runner is {source.kind}"
+        )
+        out.append(f"header runner {_show(header.get('runner'))} in {what}")
+    if source.kind == "adapter":
+        return out + adapter_problems(manifest, header, config)
+    if source.kind != "builtin":
+        return out  # a command's code is outside the ledger's view (docs/threat-model.md)
+    runner = manifest.get("runner") or {}
     for field, key in (("runner_version", "version"), ("code_sha256", "code_sha256")):
         if header.get(field) != runner.get(key):
             out.append(
                 f"header {field} {_show(header.get(field))} is not the frozen runner's "
                 f"{_show(runner.get(key))}"
             )
-    if header.get("runner") != "builtin":
-        out.append(f"header runner {_show(header.get('runner'))} is not the builtin runner")
     data = manifest.get("data_sha256")
     if header.get("data_sha256") != data:
         frozen = "no data set (simulation only)" if data is None else f"data {data[:12]}"
@@ -182,8 +199,6 @@ def adapter_problems(
     the condition's config under the frozen constant names plus the manifest's budget."""
     runner = manifest.get("runner") or {}
     out = []
-    if header.get("runner") != ADAPTER:
-        out.append(f"header runner {_show(header.get('runner'))} is not the {ADAPTER}")
     if header.get("script_sha256") != runner.get("script_sha256"):
         out.append(
             f"header script_sha256 {_show(header.get('script_sha256'))} is not the frozen "
@@ -217,15 +232,17 @@ def log_binding_problems(
     parsed: ParsedLog,
     *,
     status: Any,
+    witness: str | None = None,
 ) -> list[str]:
     """Why a log does not bind to its declared run under its manifest's binding level: its
     header's problems when it has one, and a missing header where the level needs one for
-    an ok run (`ledger.binding_level`). Ingest, `ledger try` and the audit all ask this."""
+    an ok run (`ledger.binding_level`). Ingest, `ledger try` and the audit all ask this;
+    `witness` is the freeze token's digest a witness-bound seed rule needs."""
     if parsed.header is None:
         if status == "ok" and binding_level(manifest).header_required:
             return ["has no header: an ok log must start with a header citing its manifest"]
         return []
-    return header_problems(manifest_id, manifest, condition, seed, host, parsed)
+    return header_problems(manifest_id, manifest, condition, seed, host, parsed, witness=witness)
 
 
 def status_problems(
@@ -235,48 +252,30 @@ def status_problems(
     budget_s: float,
     interval_s: float | None = None,
     deadline_s: float | None = None,
+    simulated: bool = False,
+    trains_budget: bool = False,
 ) -> list[str]:
-    """Why `status` (and the claimed training time) is not what the log's bytes support.
+    """Why `status` (and the claimed time) is not what the log's bytes and the journal support.
 
     * `ok` needs an ok summary with a finite metric;
     * `diverged` needs a null metric and a non-finite or exploding loss in the step lines;
     * `crashed` needs the absence of an ok summary with a finite metric;
     * `timeout` needs the same, and a journaled start-to-record interval past the deadline
-      (budget + grace) the orchestrator killed at;
-    * the claimed training seconds must fit in the start-to-record interval.
+      the orchestrator killed at (never earlier than the frozen budget, whatever the record
+      says its deadline was);
+    * the claimed training seconds fit in the total seconds, and both in the start-to-record
+      interval; under a runner that trains its budget (`trains_budget`: the manifest's
+      kind), an `ok` run reaches the budget.
 
-    `interval_s` is None when no start was journaled (a finding elsewhere). Simulated logs
-    take no wall-clock time, so they skip the interval checks (and are reported apart).
+    `interval_s` is None when no start was journaled (a finding elsewhere). `simulated` (the
+    manifest's runner kind, `ledger.provenance`: never the header's word) skips the interval
+    checks: the simulator takes no wall-clock time, and its runs are reported apart.
     """
     if status not in STATUSES:
         return [f"status {status!r} is not one of {', '.join(STATUSES)}"]
-    out = []
-    finished_ok = parsed.status == "ok" and parsed.metric_finite
-    if status == "ok" and not finished_ok:
-        out.append(
-            "status ok but its log has no ok summary with a finite val_bpb "
-            f"(the log says {parsed.status})"
-        )
-    elif status == "diverged":
-        if parsed.metrics.get("val_bpb") is not None:
-            out.append(
-                f"status diverged but its log reports val_bpb {parsed.metrics.get('val_bpb')}"
-            )
-        elif parsed.diverge_evidence is None:
-            out.append("status diverged but no step line shows a non-finite or exploding loss")
-    elif status in ("crashed", "timeout") and finished_ok:
-        out.append(
-            f"status {status} but its log ends with an ok summary "
-            f"(val_bpb {parsed.metrics.get('val_bpb')})"
-        )
-    elif status == "timeout" and parsed.eval is not None:
-        out.append(
-            "status timeout but its log has a finished evaluation (the runner "
-            "evaluates only after training ended in time)"
-        )
-    simulated = is_simulated(parsed)
+    out = _status_evidence(status, parsed)
     if status == "timeout" and interval_s is not None and not simulated:
-        deadline = deadline_s if deadline_s is not None else budget_s
+        deadline = max(budget_s, deadline_s) if _finite_number(deadline_s) else budget_s
         if interval_s + CLOCK_SLACK_S < deadline:
             out.append(
                 f"status timeout after {interval_s:.1f} s from start to record, "
@@ -284,16 +283,67 @@ def status_problems(
             )
     seconds = parsed.metrics.get("training_seconds")
     if (
-        interval_s is not None
-        and not simulated
-        and isinstance(seconds, int | float)
-        and math.isfinite(seconds)
-        and seconds > interval_s + CLOCK_SLACK_S
+        trains_budget
+        and status == "ok"
+        and _finite_number(seconds)
+        and seconds < budget_s * (1 - BUDGET_TOLERANCE)
     ):
         out.append(
-            f"claims {seconds:g} training seconds, but only {interval_s:.1f} s passed "
-            f"between its journaled start and its record"
+            f"status ok after {seconds:g} training seconds, short of the frozen budget of "
+            f"{budget_s:g} s its runner trains for"
         )
+    return out + time_problems(parsed, interval_s=interval_s, simulated=simulated)
+
+
+def _status_evidence(status: str, parsed: ParsedLog) -> list[str]:
+    """What the log's own records say against the status."""
+    finished_ok = parsed.status == "ok" and parsed.metric_finite
+    if status == "ok" and not finished_ok:
+        return [
+            "status ok but its log has no ok summary with a finite val_bpb "
+            f"(the log says {parsed.status})"
+        ]
+    if status == "diverged":
+        if parsed.metrics.get("val_bpb") is not None:
+            return [f"status diverged but its log reports val_bpb {parsed.metrics.get('val_bpb')}"]
+        if parsed.diverge_evidence is None:
+            return ["status diverged but no step line shows a non-finite or exploding loss"]
+    elif status in ("crashed", "timeout") and finished_ok:
+        return [
+            f"status {status} but its log ends with an ok summary "
+            f"(val_bpb {parsed.metrics.get('val_bpb')})"
+        ]
+    elif status == "timeout" and parsed.eval is not None:
+        return [
+            "status timeout but its log has a finished evaluation (the runner "
+            "evaluates only after training ended in time)"
+        ]
+    return []
+
+
+def _finite_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def time_problems(
+    parsed: ParsedLog, *, interval_s: float | None, simulated: bool = False
+) -> list[str]:
+    """Claimed seconds against each other and against the journal: training within total,
+    total (and so training) within the journaled start-to-record interval."""
+    training = parsed.metrics.get("training_seconds")
+    total = parsed.metrics.get("total_seconds")
+    out = []
+    if _finite_number(training) and _finite_number(total) and training > total + CLOCK_SLACK_S:
+        out.append(f"claims {training:g} training seconds within {total:g} total seconds")
+    if interval_s is None or simulated:
+        return out
+    for what, seconds in (("training", training), ("total", total)):
+        if _finite_number(seconds) and seconds > interval_s + CLOCK_SLACK_S:
+            out.append(
+                f"claims {seconds:g} {what} seconds, but only {interval_s:.1f} s passed "
+                f"between its journaled start and its record"
+            )
+            break
     return out
 
 
@@ -302,7 +352,7 @@ __all__ = [
     "adapter_problems",
     "header_problems",
     "log_binding_problems",
-    "is_simulated",
+    "time_problems",
     "same_json",
     "seed_problems",
     "status_problems",

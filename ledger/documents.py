@@ -134,6 +134,7 @@ class RunRecord(Document):
     deadline_s: Number | None = None
     exit_code: int | None = None
     stderr: str | None = None
+    recorder: str | None = None  # the key that signed it (records of signing manifests)
 
     def value(self, metric: str) -> Number | None:
         """The recorded value of `metric` (None when the log gave none)."""

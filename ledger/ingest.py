@@ -20,21 +20,28 @@ from ledger.errors import (
     ConfigError,
     LedgerError,
     LogRefused,
+    SigningKeyError,
     UndeclaredRun,
     UnknownObject,
 )
-from ledger.manifest import declared_run_keys, load_manifest
+from ledger.keys import SigningKey
+from ledger.manifest import declared_run_keys, load_manifest, signs_records
+from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
+from ledger.seeds import needs_witness, seed_rule
 from ledger.store import Store
+from ledger.witness_seed import store_witness
 
 __all__ = [
     "ParsedLog",
+    "attempts_so_far",
     "check_log",
     "every_reason",
     "grouped_reasons",
     "ingest",
     "log_defects",
     "is_recorded",
+    "open_attempts",
     "parse_raw_log",
     "record_run_start",
     "recorded_runs",
@@ -78,11 +85,30 @@ def _declared(
 
 
 def record_run_start(
-    store: Store, manifest: str, condition: str, seed: int, host: str
+    store: Store,
+    manifest: str,
+    condition: str,
+    seed: int,
+    host: str,
+    *,
+    key: SigningKey | None = None,
 ) -> dict[str, Any]:
-    """Journal `run_started` for a declared run, before the runner launches."""
-    _, key = _declared(store, manifest, condition, seed, host)
-    return store.journal().append("run_started", run=key, manifest=manifest)
+    """Journal `run_started` for a declared run, before the runner launches (the journal's
+    head signed with `key`, when given)."""
+    _, run = _declared(store, manifest, condition, seed, host)
+    return store.journal().append("run_started", run=run, manifest=manifest, key=key)
+
+
+TAIL_BYTES = 256  # what the cache re-reads to see that the bytes it parsed are still there
+
+
+def _same_tail(handle: Any, offset: int, tail: bytes) -> bool:
+    """Whether the bytes just before `offset` are still `tail` (a journal rewritten in
+    place, even to a larger size, is read again from the start)."""
+    if not tail:
+        return offset == 0
+    handle.seek(offset - len(tail))
+    return handle.read(len(tail)) == tail
 
 
 class _RecordedCache:
@@ -96,7 +122,7 @@ class _RecordedCache:
     """
 
     def __init__(self) -> None:
-        self._state: dict[str, tuple[int, int, _Seen]] = {}
+        self._state: dict[str, tuple[int, int, bytes, _Seen]] = {}
 
     def seen(self, path: Path) -> _Seen:
         key = str(path)
@@ -105,19 +131,24 @@ class _RecordedCache:
         except FileNotFoundError:
             self._state.pop(key, None)
             return _Seen()
-        offset, inode, seen = self._state.get(key, (0, stat.st_ino, _Seen()))
-        if stat.st_size < offset or stat.st_ino != inode:
-            offset, seen = 0, _Seen()
-        if stat.st_size > offset:
-            with open(path, "rb") as handle:
+        offset, inode, tail, seen = self._state.get(key, (0, stat.st_ino, b"", _Seen()))
+        with open(path, "rb") as handle:
+            if (
+                stat.st_size < offset
+                or stat.st_ino != inode
+                or not _same_tail(handle, offset, tail)
+            ):
+                offset, tail, seen = 0, b"", _Seen()  # cut, replaced or rewritten: read again
+            if stat.st_size > offset:
                 handle.seek(offset)
                 chunk = handle.read(stat.st_size - offset)
-            cut = chunk.rfind(b"\n") + 1
-            for line in chunk[:cut].splitlines():
-                if b'"run_recorded"' in line or b'"run_started"' in line:
-                    seen.take(line)
-            offset += cut
-        self._state[key] = (offset, stat.st_ino, seen)
+                cut = chunk.rfind(b"\n") + 1
+                for line in chunk[:cut].splitlines():
+                    if b'"run_' in line:
+                        seen.take(line)
+                offset += cut
+                tail = (tail + chunk[:cut])[-TAIL_BYTES:]
+        self._state[key] = (offset, stat.st_ino, tail, seen)
         return seen
 
     def runs(self, path: Path) -> dict[str, dict[str, str]]:
@@ -125,12 +156,15 @@ class _RecordedCache:
 
 
 class _Seen:
-    """manifest -> run -> record id (first record) and -> `at` of the latest start."""
+    """manifest -> run -> record id (first record), `at` of the latest start, and how many
+    starts and interruptions the journal holds."""
 
     def __init__(self) -> None:
         # values as journaled (`verify` reports an event whose object or time is missing)
         self.recorded: dict[str, dict[str, Any]] = {}
         self.started: dict[str, dict[str, Any]] = {}
+        self.starts: dict[str, dict[str, int]] = {}
+        self.interrupted: dict[str, dict[str, int]] = {}
 
     def take(self, line: bytes) -> None:
         try:
@@ -145,6 +179,11 @@ class _Seen:
             )
         elif event.get("kind") == "run_started":
             self.started.setdefault(event["manifest"], {})[event["run"]] = event.get("at")
+            counts = self.starts.setdefault(event["manifest"], {})
+            counts[event["run"]] = counts.get(event["run"], 0) + 1
+        elif event.get("kind") == "run_interrupted":
+            counts = self.interrupted.setdefault(event["manifest"], {})
+            counts[event["run"]] = counts.get(event["run"], 0) + 1
 
 
 _RECORDED = _RecordedCache()
@@ -173,6 +212,26 @@ def started_runs(store: Store, manifest: str) -> dict[str, str]:
         for run, at in _RECORDED.seen(journal.path).started.get(manifest, {}).items():
             if run not in out or str(at) > out[run]:
                 out[run] = str(at)
+    return out
+
+
+def attempts_so_far(store: Store, manifest: str, run: str) -> int:
+    """How many times `run` was started under `manifest`, over every journal."""
+    return sum(
+        _RECORDED.seen(j.path).starts.get(manifest, {}).get(run, 0) for j in store.journals()
+    )
+
+
+def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[str, int]:
+    """run key -> starts in this host's journal (or `host`'s) with no outcome (a record or
+    an interruption)."""
+    seen = _RECORDED.seen(store.journal(host).path)
+    out = {}
+    for run, started in seen.starts.get(manifest, {}).items():
+        closed = int(run in seen.recorded.get(manifest, {}))
+        closed += seen.interrupted.get(manifest, {}).get(run, 0)
+        if started > closed:
+            out[run] = started - closed
     return out
 
 
@@ -255,43 +314,48 @@ def ingest(
     store: Store,
     raw: bytes,
     *,
-    fmt: str = "jsonl",
+    fmt: str | None = None,
     manifest: str | None = None,
     condition: str | None = None,
     seed: int | None = None,
     host: str | None = None,
     stage: str | None = None,
-    gpus: int = 1,
+    gpus: int | None = None,
     status_override: str | None = None,
     stderr: bytes | None = None,
     deadline_s: float | None = None,
     exit_code: int | None = None,
+    key: SigningKey | None = None,
 ) -> str:
-    """Store a raw log and its run record; journal `run_recorded`; return the record id.
+    """Store a raw log and its run record (signed with `key`); journal `run_recorded`;
+    return the record id.
 
-    Refused before anything is written (LedgerError, exit 2): bytes that are not a log
-    (`check_log`), a header that does not belong to the declared run, a status its log does
-    not support, or training seconds longer than the run has been going
-    (`ledger.binding`), and a run already recorded. `stderr` (its last 64 KiB are kept) is
-    stored beside the log so a crash carries its reason; `deadline_s` is the budget plus
-    grace the orchestrator killed at (what a `timeout` is checked against).
+    A run of a manifest takes its log format, stage and GPUs from the manifest
+    (`ledger.provenance`): `fmt`, `stage` or `gpus` that say otherwise are refused, never
+    recorded. Refused before anything is written (LedgerError, exit 2): bytes that are not
+    a log (`check_log`), a header that does not belong to the declared run, a status its
+    log does not support, or more seconds than the run has been going (`ledger.binding`),
+    a run already recorded, and an unsigned record of a manifest whose records are signed.
+    `stderr` (its last 64 KiB are kept) is stored beside the log so a crash carries its
+    reason; `deadline_s` is the budget plus grace the orchestrator killed at (what a
+    `timeout` is checked against; never earlier than the budget).
     """
     _check_arguments(raw, fmt, status_override, gpus)
     raw = bytes(raw)
-    parsed = parse_raw_log(raw, fmt)
-    check_log(parsed)
-    status = status_override or parsed.status
-    key: str | None = None
+    run_key_: str | None = None
     journal = store.journal()
     with journal.locked():
         if manifest is not None:
-            body, key = _declared(store, manifest, condition, seed, host)
-            stage = stage if stage is not None else body.get("stage")
+            body, run_key_ = _declared(store, manifest, condition, seed, host)
+            source = _planned(body, manifest, fmt=fmt, stage=stage, gpus=gpus, key=key)
+            fmt, stage, gpus = source.fmt, body.get("stage"), run_gpus(body)
+            parsed = _parsed(raw, fmt)
+            status = status_override or parsed.status
             _check_binding(
                 store,
                 manifest,
                 body,
-                key,
+                run_key_,
                 parsed,
                 status=status,
                 condition=condition,
@@ -299,15 +363,19 @@ def ingest(
                 host=host,
                 deadline_s=deadline_s,
             )
-        elif condition is not None and seed is not None and host is not None:
-            key = run_key(condition, seed, host)
+        else:
+            fmt, gpus = fmt or "jsonl", gpus or 1
+            parsed = _parsed(raw, fmt)
+            status = status_override or parsed.status
+            if condition is not None and seed is not None and host is not None:
+                run_key_ = run_key(condition, seed, host)
         record: dict[str, Any] = {
             "manifest": manifest,
             "stage": stage,
             "condition": condition,
             "seed": seed,
             "host": host,
-            "run": key,
+            "run": run_key_,
             "raw_log": None,
             "format": fmt,
             "runner": parsed.runner,
@@ -320,24 +388,67 @@ def ingest(
             record["deadline_s"] = float(deadline_s)
         if exit_code is not None:
             record["exit_code"] = int(exit_code)
+        if key is not None:
+            record["recorder"] = key.key_id
         canonical_bytes(record)  # refuse unencodable values before anything is written
         record["raw_log"] = store.put_bytes(raw)
         if stderr:
             record["stderr"] = store.put_bytes(bytes(stderr[-STDERR_TAIL_BYTES:]))
-        record_id = store.put_unsigned("run", record)
-        journal.append("run_recorded", object=record_id, run=key, manifest=manifest)
+        record_id = (
+            store.put_signed("run", record, key)
+            if key is not None
+            else store.put_unsigned("run", record)
+        )
+        journal.append("run_recorded", object=record_id, run=run_key_, manifest=manifest, key=key)
     return record_id
 
 
-def _check_arguments(raw: Any, fmt: str, status_override: str | None, gpus: Any) -> None:
+def _parsed(raw: bytes, fmt: str) -> ParsedLog:
+    parsed = parse_raw_log(raw, fmt)
+    check_log(parsed)
+    return parsed
+
+
+def _planned(
+    body: dict[str, Any],
+    manifest: str,
+    *,
+    fmt: str | None,
+    stage: str | None,
+    gpus: int | None,
+    key: SigningKey | None,
+) -> LogSource:
+    """The manifest's log source; refuse a flag that contradicts the plan, and an unsigned
+    record of a manifest whose records are signed."""
+    source = log_source(body)
+    where = f"manifest {manifest[:12]}"
+    if fmt is not None and fmt != source.fmt:
+        raise ConfigError(
+            f"{where}'s runner ({source.kind}) writes {source.fmt} logs, not {fmt}: "
+            f"the format comes from the plan"
+        )
+    if stage is not None and stage != body.get("stage"):
+        raise ConfigError(f"{where} is stage {body.get('stage')!r}, not {stage!r}")
+    if gpus is not None and gpus != run_gpus(body):
+        raise ConfigError(
+            f"{where} froze {run_gpus(body)} GPU(s) per run, not {gpus}: the plan fixes the GPUs"
+        )
+    if key is None and signs_records(body):
+        raise SigningKeyError(
+            f"{where} records signed runs: recording one needs the store's signing key"
+        )
+    return source
+
+
+def _check_arguments(raw: Any, fmt: str | None, status_override: str | None, gpus: Any) -> None:
     """Refuse what the caller passed wrong, before a byte of the log is parsed."""
     if not isinstance(raw, bytes | bytearray):
         raise LedgerError("raw log must be bytes")
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"unknown log format {fmt!r} (expected {' or '.join(FORMATS)})")
     if status_override is not None and status_override not in STATUSES:
         raise ConfigError(f"unknown status {status_override!r}")
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+    if gpus is not None and (not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1):
         raise ConfigError(f"gpus must be a positive integer, not {gpus!r}")
 
 
@@ -352,13 +463,24 @@ def run_problems(
     status: str,
     interval_s: float | None,
     deadline_s: float | None,
+    witness: str | None = None,
 ) -> list[str]:
     """Every reason ingest refuses a declared run's log (empty: it records it): the log's
-    binding to the run under the manifest's binding level, and the status's evidence.
-    Pure: `ledger try` asks the same of a trial run it never records."""
-    problems = log_binding_problems(manifest_id, body, condition, seed, host, parsed, status=status)
+    binding to the run under the manifest's binding level, and the status's evidence
+    (the interval checks skipped only where the manifest's runner kind is the simulator).
+    Pure: `ledger try` asks the same of a trial run it never records. `witness` is the
+    freeze token's digest a witness-bound seed rule needs."""
+    problems = log_binding_problems(
+        manifest_id, body, condition, seed, host, parsed, status=status, witness=witness
+    )
     return problems + status_problems(
-        status, parsed, budget_s=body["budget_s"], interval_s=interval_s, deadline_s=deadline_s
+        status,
+        parsed,
+        budget_s=body["budget_s"],
+        interval_s=interval_s,
+        deadline_s=deadline_s,
+        simulated=log_source(body).simulated,
+        trains_budget=log_source(body).trains_budget,
     )
 
 
@@ -380,6 +502,7 @@ def _check_binding(
     start = started_at(store, manifest, key)
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     interval = seconds_between(start, now) if start else None
+    witness = store_witness(store, manifest) if needs_witness(seed_rule(body)) else None
     problems = run_problems(
         manifest,
         body,
@@ -390,6 +513,7 @@ def _check_binding(
         status=status,
         interval_s=interval,
         deadline_s=deadline_s,
+        witness=witness.digest if witness else None,
     )
     if problems:
         raise _refuse(f"run {key} of manifest {manifest[:12]} refused", problems)

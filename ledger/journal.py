@@ -6,6 +6,13 @@ deleted, inserted, reordered or edited event breaks the chain. A small `journal.
 next to it records the last acknowledged `{"host","seq","hash"}`, so that an edit of the
 *last* line (which no later line chains to) or a truncation is caught too.
 
+When the writer holds the store's signing key (every command that records evidence does),
+the head also carries an Ed25519 signature over `{"host","seq","hash"}`: a writer with file
+access but no key can then rewrite the chain consistently, but not sign the new head, and
+`verify` requires a signed head of every journal that holds signed-record evidence. Before
+signing, the writer checks that the journal still holds the event it signed last
+(`ledger.signed_heads`), so its signature never covers a chain rewritten in between.
+
 Crash choice (kept simple): an append writes one line plus its newline, fsyncs, then
 rewrites the head. A process killed mid-write leaves a last line without its newline; that
 line was never acknowledged, so readers ignore it and the next append truncates it. A head
@@ -15,6 +22,7 @@ next append. Anything else is reported by `verify`.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -28,7 +36,9 @@ from filelock import FileLock, Timeout
 from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
 from ledger.errors import IntegrityError, JournalLocked, LedgerError, StorageError
 from ledger.fsutil import atomic_write, ensure_dir
+from ledger.keys import SigningKey
 from ledger.problems import Problem
+from ledger.signed_heads import check_extends, remember
 
 ZERO = "0" * 64
 EVENT_KINDS = frozenset(
@@ -37,6 +47,7 @@ EVENT_KINDS = frozenset(
         "amended",
         "run_started",
         "run_recorded",
+        "run_interrupted",
         "decision_made",
         "anchor",
         "key_revoked",
@@ -44,11 +55,27 @@ EVENT_KINDS = frozenset(
     }
 )
 EVENT_FIELDS = frozenset({"seq", "prev", "kind", "object", "run", "manifest", "at"})
+HEAD_FIELDS = frozenset({"host", "seq", "hash"})
 LOCK_TIMEOUT_S = 60.0
+MAX_HEAD_BYTES = 4096  # a head is ~300 bytes signed: anything larger is not one
+MAX_LINE_BYTES = 4096  # an event is ~350 bytes: anything larger is not one
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def head_payload(head: dict[str, Any]) -> bytes:
+    """What a head's signature covers: the canonical bytes of `{"host","seq","hash"}`."""
+    return canonical_bytes({k: head.get(k) for k in sorted(HEAD_FIELDS)})
+
+
+def signed_head(head: dict[str, Any], key: SigningKey | None) -> dict[str, Any]:
+    """`head`, with `key`'s signature over it when a key is given."""
+    if key is None:
+        return head
+    sig = base64.b64encode(key.sign(head_payload(head))).decode("ascii")
+    return {**head, "signature": {"alg": "ed25519", "key_id": key.key_id, "sig": sig}}
 
 
 def _tail(fh: Any, size: int) -> tuple[bytes | None, int, int]:
@@ -100,8 +127,10 @@ class Journal:
         object: str | None = None,  # noqa: A002 - the field is called "object" on disk
         run: str | None = None,
         manifest: str | None = None,
+        key: SigningKey | None = None,
     ) -> dict[str, Any]:
-        """Append one event and return it once it is durable (fsynced)."""
+        """Append one event and return it once it is durable (fsynced); the new head is
+        signed with `key` when given."""
         if kind not in EVENT_KINDS:
             raise LedgerError(f"unknown journal event kind {kind!r}")
         for name, value in (("object", object), ("manifest", manifest)):
@@ -110,9 +139,9 @@ class Journal:
         if run is not None and not isinstance(run, str):
             raise LedgerError(f"journal event run must be a string, not {run!r}")
         if self._held:
-            return self._append_locked(kind, object, run, manifest)
+            return self._append_locked(kind, object, run, manifest, key)
         with self.locked():
-            return self._append_locked(kind, object, run, manifest)
+            return self._append_locked(kind, object, run, manifest, key)
 
     @contextmanager
     def locked(self) -> Iterator[Journal]:
@@ -144,15 +173,25 @@ class Journal:
             lock.release()
 
     def _append_locked(
-        self, kind: str, obj: str | None, run: str | None, manifest: str | None
+        self,
+        kind: str,
+        obj: str | None,
+        run: str | None,
+        manifest: str | None,
+        key: SigningKey | None,
     ) -> dict[str, Any]:
         try:
-            return self._write_event(kind, obj, run, manifest)
+            return self._write_event(kind, obj, run, manifest, key)
         except OSError as exc:
             raise StorageError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
 
     def _write_event(
-        self, kind: str, obj: str | None, run: str | None, manifest: str | None
+        self,
+        kind: str,
+        obj: str | None,
+        run: str | None,
+        manifest: str | None,
+        key: SigningKey | None,
     ) -> dict[str, Any]:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         with os.fdopen(fd, "r+b") as fh:
@@ -160,6 +199,8 @@ class Journal:
             last, end, _ = _tail(fh, size)
             if end != size:
                 self._drop_torn_tail(fh, end)
+            if key is not None:
+                check_extends(fh, self.path, end)
             if last is None:
                 seq, prev = 0, ZERO
             else:
@@ -186,8 +227,10 @@ class Journal:
             fh.write(line + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
-        head = {"host": self.host, "seq": seq, "hash": sha256_hex(line)}
+        head = signed_head({"host": self.host, "seq": seq, "hash": sha256_hex(line)}, key)
         atomic_write(self.head_path, canonical_bytes(head), sync_dir=False)
+        if key is not None:
+            remember(self.path, seq, head["hash"], end + len(line) + 1)
         return event
 
     def _catch_up_head(self, seq: int, digest: str) -> None:
@@ -222,12 +265,22 @@ class Journal:
 
     def _read_head(self) -> dict[str, Any] | None:
         try:
-            value = json.loads(self.head_path.read_bytes())
+            data = self.head_path.read_bytes()
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, RecursionError):
+        except OSError:
+            return {"seq": None}
+        if len(data) > MAX_HEAD_BYTES:
+            return {"seq": None}
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError):
             return {"seq": None}
         return value if isinstance(value, dict) else {"seq": None}
+
+    def recorded_head(self) -> dict[str, Any] | None:
+        """journal.head as stored (with its signature, if any); None when absent."""
+        return self._read_head()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -295,7 +348,7 @@ class Journal:
             if n > 1:
                 return [Problem(where, "journal.head is missing")]
             return []
-        if set(recorded) != {"host", "seq", "hash"} or recorded.get("host") != self.host:
+        if set(recorded) - {"signature"} != HEAD_FIELDS or recorded.get("host") != self.host:
             return [Problem(where, "journal.head is damaged")]
         seq, digest = recorded["seq"], recorded["hash"]
         if not isinstance(seq, int) or seq < 0:
@@ -329,18 +382,38 @@ class Journal:
 
 def _check_line(line: bytes, i: int, prev_hash: str) -> str | None:
     """Why line `i` breaks the chain, or None."""
+    if len(line) > MAX_LINE_BYTES:
+        return f"{len(line)} bytes, more than a journal event's {MAX_LINE_BYTES}"
     try:
         event = json.loads(line)
     except (ValueError, RecursionError):
         return "not valid JSON (edited or damaged)"
-    if not isinstance(event, dict) or set(event) != EVENT_FIELDS:
-        return "not a journal event (fields edited)"
+    why = malformed(event)
+    if why:
+        return why
     if event["seq"] != i:
         return f"seq {event['seq']!r} where {i} was expected (event deleted, inserted or reordered)"
     if event["prev"] != prev_hash:
         return "does not chain to the line before it (an event was edited, deleted, inserted or reordered)"
-    if event["kind"] not in EVENT_KINDS:
+    return None
+
+
+def malformed(event: Any) -> str | None:
+    """Why a parsed line is not a journal event of the ledger's shape (None: it is one).
+    Readers skip such lines (verify reports them), so nothing downstream meets a list where
+    a kind, an id or a time belongs."""
+    if not isinstance(event, dict) or set(event) != EVENT_FIELDS:
+        return "not a journal event (fields edited)"
+    if isinstance(event["kind"], str) and event["kind"] not in EVENT_KINDS:
         return f"unknown event kind {event['kind']!r}"
+    if not isinstance(event["kind"], str):
+        return "kind is not a string"
+    if not isinstance(event["seq"], int) or isinstance(event["seq"], bool):
+        return "seq is not an integer"
+    if not isinstance(event["at"], str) or not isinstance(event["prev"], str):
+        return "at or prev is not a string"
+    if event["run"] is not None and not isinstance(event["run"], str):
+        return "run is not a string"
     for name in ("object", "manifest"):
         if event[name] is not None and not is_object_id(event[name]):
             return f"{name} is not an object id"

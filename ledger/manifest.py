@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ledger.canonical import canonical_bytes, is_object_id
+from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
 from ledger.document import problems
 from ledger.errors import AlreadyFrozen, LedgerError, NotFrozen, PlanError
 from ledger.keys import SigningKey
@@ -20,7 +20,11 @@ from ledger.run_key import RunKey
 from ledger.seeds import check_seed_plan
 from ledger.store import Store, load_object
 
-RESERVED_KEYS = ("frozen_at", "freezer", "amends")
+RESERVED_KEYS = ("frozen_at", "freezer", "amends", "records")
+# What every manifest frozen from now on says of its run records: the orchestrator signs
+# each one with the store's key at ingest, so a writer without the key cannot replace one.
+SIGNED_RECORDS = "signed"
+DEFAULT_MAX_ATTEMPTS = 1
 
 
 def _bad(key: str, why: str) -> PlanError:
@@ -36,9 +40,23 @@ def parse_plan(plan: Any) -> Plan:
         if key in plan:
             raise _bad(key, "is set by freeze, not by the plan")
     try:
-        return Plan.model_validate(plan)
+        parsed: Plan = Plan.model_validate(plan)
     except ValidationError as exc:
         raise PlanError("; ".join(f"plan key {k!r}: {w}" for k, w in problems(exc))) from None
+    return parsed
+
+
+def _check_condition_ids(plan: Plan) -> None:
+    """Each condition's id is the hash of its config (the id every run, record and
+    decision names it by), so a plan cannot show one config and train another."""
+    for cid, info in plan.conditions.items():
+        expected = sha256_hex(canonical_bytes(info.config))
+        if cid != expected:
+            raise _bad(
+                "conditions",
+                f"condition {str(cid)[:16]!r} ({info.name!r}) is not the SHA-256 of its "
+                f"canonical config ({expected[:16]}...)",
+            )
 
 
 def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
@@ -46,6 +64,7 @@ def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
     `conditions` and no run is declared twice, the seed rule is known, and the parent is a
     decision in the store. Returns the runs, sorted, as written (they are signed as is)."""
     parsed = parse_plan(plan)
+    _check_condition_ids(parsed)
     if parsed.seeds is not None:
         check_seed_plan(plan["seeds"])  # how each run's effective seed is derived
     seen: set[RunKey] = set()
@@ -62,6 +81,29 @@ def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
             raise _bad("parent", f"decision {parsed.parent} is not in the store")
         load_object(store, parsed.parent, "decision")
     return sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"], r["host"]))
+
+
+def _field(manifest: Any, name: str) -> Any:
+    """A manifest key from its body (dict) or its model, None when absent."""
+    if isinstance(manifest, dict):
+        return manifest.get(name)
+    return getattr(manifest, name, None)
+
+
+def signs_records(manifest: Any) -> bool:
+    """Whether a manifest's run records must be signed (every manifest frozen since records
+    were signed; older ones keep verifying with unsigned records, and say so)."""
+    return _field(manifest, "records") == SIGNED_RECORDS
+
+
+def max_attempts(manifest: Any) -> int | None:
+    """Attempts the plan allows per cell (None: frozen before attempts were bounded)."""
+    if _field(manifest, "records") is None:
+        return None
+    value = _field(manifest, "max_attempts")
+    if value is None:
+        return DEFAULT_MAX_ATTEMPTS
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
 
 
 def check_freezable(store: Store, plan: dict[str, Any], *, amend: bool) -> str | None:
@@ -102,10 +144,12 @@ def freeze(
         load_object(store, amends, "manifest")
     body = {
         **plan,
+        "max_attempts": plan.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
         "runs": runs,
         "frozen_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "freezer": key.key_id,
         "amends": amends,
+        "records": SIGNED_RECORDS,
     }
     canonical_bytes(body)  # refuse NaN/inf before anything is written
     keyring = store.keyring()
@@ -113,9 +157,9 @@ def freeze(
         keyring.add(key.public_record())
     manifest_id = store.put_signed("manifest", body, key)
     if amends is None:
-        store.journal().append("manifest_frozen", object=manifest_id)
+        store.journal().append("manifest_frozen", object=manifest_id, key=key)
     else:
-        store.journal().append("amended", object=manifest_id, manifest=amends)
+        store.journal().append("amended", object=manifest_id, manifest=amends, key=key)
     return manifest_id
 
 

@@ -30,7 +30,7 @@ def revoke_key(store: Store, key_id: str, signer: SigningKey, reason: str = "") 
         "revoker": signer.key_id,
     }
     oid = store.put_signed("revocation", body, signer)
-    store.journal().append("key_revoked", object=oid)
+    store.journal().append("key_revoked", object=oid, key=signer)
     return oid
 
 

@@ -31,10 +31,12 @@ from ledger.errors import (
 )
 from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
 from ledger.journal import Journal
+from ledger.jsonsafe import JSONInputError, loads_strict
 from ledger.keys import Keyring, SigningKey
 from ledger.signing import sign_object, unsigned_object
 
 STORE_FORMAT = {"format": "gateledger-store", "version": 1}
+MAX_MARKER_BYTES = 4096  # store.json is ~50 bytes
 _HOST_BAD = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -89,9 +91,9 @@ class Store:
         except OSError as exc:
             raise StorageError(f"cannot read {marker}: {exc.strerror or exc}") from None
         try:
-            meta = json.loads(data)
-        except (ValueError, RecursionError):
-            raise NoStore(f"{marker} is not valid JSON") from None
+            meta = loads_strict(data, str(marker), max_bytes=MAX_MARKER_BYTES)
+        except JSONInputError as exc:
+            raise NoStore(str(exc)) from None
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
             raise NoStore(f"{marker} does not describe a gateledger store")
         if meta.get("version") != STORE_FORMAT["version"]:
@@ -105,15 +107,44 @@ class Store:
         return self.root / "parts"
 
     def parts(self) -> list[str]:
-        """Hosts that have a part here (this host first is not implied: sorted)."""
+        """Hosts that have a part here (sorted). A part that is a symbolic link is not one:
+        a bundle, `ledger export` and DVC do not carry what a link points to, so the store
+        does not read it either (`linked_parts`; verify reports each)."""
         try:
             return sorted(
                 e.name
                 for e in os.scandir(self.parts_dir)
-                if e.is_dir() and not e.name.startswith(".")
+                if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
             )
         except FileNotFoundError:
             return []
+
+    def linked_parts(self) -> list[str]:
+        """Host parts, `objects/` folders and object fans that are symbolic links (never
+        read), as paths under `parts/`."""
+        out = []
+        try:
+            entries = sorted(os.scandir(self.parts_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_symlink():
+                out.append(entry.name)
+                continue
+            if not entry.is_dir():
+                continue
+            objects = Path(entry.path) / "objects"
+            if objects.is_symlink():
+                out.append(f"{entry.name}/objects")
+                continue
+            try:
+                fans = sorted(os.scandir(objects), key=lambda e: e.name)
+            except OSError:
+                continue
+            out += [f"{entry.name}/objects/{f.name}" for f in fans if f.is_symlink()]
+        return out
 
     def _object_path(self, host: str, oid: str) -> Path:
         return self.parts_dir / host / "objects" / oid[:2] / oid
@@ -122,14 +153,19 @@ class Store:
         """Where object `oid` lies (own part first), or None."""
         check_object_id(oid)
         own = self._object_path(self.host, oid)
-        if own.is_file():
+        if own.is_file() and self._readable(own):
             return own
         for host in self.parts():
             if host != self.host:
                 path = self._object_path(host, oid)
-                if path.is_file():
+                if path.is_file() and self._readable(path):
                     return path
         return None
+
+    def _readable(self, path: Path) -> bool:
+        """Not under a linked part, `objects/` folder or fan (see `parts`)."""
+        fan, objects, part = path.parent, path.parent.parent, path.parent.parent.parent
+        return not (fan.is_symlink() or objects.is_symlink() or part.is_symlink())
 
     def exists(self, oid: str) -> bool:
         return is_object_id(oid) and self.path_of(oid) is not None
@@ -207,8 +243,13 @@ class Store:
         found: list[tuple[str, str, Path]] = []
         for host in self.parts():
             base = self.parts_dir / host / "objects"
+            if base.is_symlink():
+                continue
             try:
-                fans = sorted((e for e in os.scandir(base) if e.is_dir()), key=lambda e: e.name)
+                fans = sorted(
+                    (e for e in os.scandir(base) if e.is_dir(follow_symlinks=False)),
+                    key=lambda e: e.name,
+                )
             except FileNotFoundError:
                 continue
             for fan in fans:

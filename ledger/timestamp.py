@@ -55,6 +55,7 @@ from ledger.errors import (
 )
 from ledger.fsutil import atomic_write
 from ledger.jsonsafe import loads_strict
+from ledger.keys import SigningKey
 from ledger.problems import Problem
 from ledger.store import Store
 
@@ -232,7 +233,12 @@ def check_response(der: bytes, object_id: str, nonce: int | None = None) -> Any:
 
 
 def stamp(
-    store: Store, object_id: str, urls: Iterable[str], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    store: Store,
+    object_id: str,
+    urls: Iterable[str],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    key: SigningKey | None = None,
 ) -> list[StampResult]:
     """Ask each TSA in `urls` for a token over `object_id`; store and journal each one.
 
@@ -244,6 +250,7 @@ def stamp(
         object_id: a manifest, decision or anchor id.
         urls: TSA URLs (http or https).
         timeout_s: per TSA.
+        key: signs the journal head after each token is journaled.
 
     Raises:
         LedgerError: `object_id` is not a manifest, decision or anchor of the store.
@@ -278,7 +285,7 @@ def stamp(
         }
         canonical_bytes(body)
         token_id = store.put_unsigned("timestamp", body)
-        store.journal().append("timestamped", object=token_id)
+        store.journal().append("timestamped", object=token_id, key=key)
         out.append(StampResult(url, token_id, body["gen_time"]))
     return out
 

@@ -21,11 +21,19 @@ from typing import Any
 from ledger.anchor import AnchorReport, check_anchors
 from ledger.errors import LedgerError
 from ledger.index import fresh_digest, index_digest, index_path, index_stale
+from ledger.journal import MAX_LINE_BYTES, head_payload, malformed
 from ledger.keys import Keyring
-from ledger.manifest import declared_run_keys
+from ledger.manifest import declared_run_keys, signs_records
 from ledger.problems import Problem
 from ledger.scan import ENVELOPE_FIELDS, KNOWN_KINDS, Scan, scan_objects
-from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, stored_payload, verify_signature
+from ledger.signing import (
+    MAY_SIGN_KINDS,
+    SIGNED_KINDS,
+    SIGNER_FIELDS,
+    stored_payload,
+    verify_detached,
+    verify_signature,
+)
 from ledger.store import STORE_FORMAT, Store
 from ledger.timestamp import TimestampReport, check_tokens
 from ledger.trust import Trust
@@ -34,6 +42,7 @@ EVENT_OBJECT_KIND = {
     "manifest_frozen": "manifest",
     "amended": "manifest",
     "run_recorded": "run",
+    "run_interrupted": "interruption",
     "decision_made": "decision",
     "anchor": "anchor",
     "key_revoked": "revocation",
@@ -44,6 +53,7 @@ MADE_AT = {
     "manifest": "frozen_at",
     "decision": "decided_at",
     "run": "recorded_at",
+    "interruption": "interrupted_at",
     "anchor": "at",
     "revocation": "revoked_at",
     "timestamp": "received_at",
@@ -162,12 +172,17 @@ def verify_with_evidence(
     """
     trust = trust or Trust()
     problems = _checked("store format", _check_store_json(store))
+    problems += _checked("linked host part", _check_parts(store))
+    keyring = store.keyring()
     bar = _progress(store, progress)
-    scan = scan_objects(store, tick=bar.update if bar is not None else None)
+    scan = scan_objects(
+        store,
+        tick=bar.update if bar is not None else None,
+        signatures=SignatureChecker(keyring, trust),
+    )
     if bar is not None:
         bar.close()
     problems += _checked("object bytes", scan.problems)
-    keyring = store.keyring()
     problems += _checked("key files", keyring.check())
     envelope_problems, untrusted = _check_envelopes(keyring, scan, trust)
     problems += _checked("signature", envelope_problems)
@@ -178,6 +193,7 @@ def verify_with_evidence(
         journal_lines[journal.host] = lines
         problems += _checked("journal chain", journal.verify(lines))
         events += _parse_events(journal.host, lines)
+    problems += _check_heads(store, events, scan, keyring, trust)
     problems += _checked("journal events", _check_events(events, scan))
     revoked, revocation_problems = _revocations(events, scan, untrusted)
     problems += _checked("revocation", revocation_problems)
@@ -234,9 +250,42 @@ def _check_store_json(store: Store) -> list[Problem]:
     return []
 
 
+class SignatureChecker:
+    """One envelope's signature against the accepted keys, run inside the scan's forked
+    workers (`ledger.scan.scan_objects`): at 100k signed run records a serial pass of
+    Ed25519 checks would be most of a verify."""
+
+    def __init__(self, keyring: Keyring, trust: Trust) -> None:
+        self.keyring, self.trust = keyring, trust
+
+    def __call__(self, obj: dict[str, Any], data: bytes) -> str | None:
+        try:
+            payload = stored_payload(data, obj, canonical=True)  # the scan checked the bytes
+            verify_signature(obj, self.keyring, payload, trust=self.trust)
+        except LedgerError as exc:
+            return str(exc)
+        return None
+
+
+def _check_parts(store: Store) -> list[Problem]:
+    """A host part that is a symbolic link is never read (`Store.parts` skips it), nor
+    bundled, nor tracked by DVC: say so instead of auditing the store without it."""
+    out = []
+    for name in store.linked_parts():
+        out.append(
+            Problem(
+                f"parts/{name}",
+                "host part is a symbolic link: the store does not read it (nor do export, "
+                "bundles or DVC); replace the link with the folder itself",
+            )
+        )
+    return out
+
+
 def _check_envelopes(keyring: Keyring, scan: Scan, trust: Trust) -> tuple[list[Problem], set[str]]:
     """Fields and kinds of every envelope; every signed kind signed by an accepted key,
-    and by the key its body names as signer."""
+    and by the key its body names as signer; a run record of a manifest whose records are
+    signed must be signed."""
     problems, untrusted = [], set(scan.noncanonical)
     for oid, obj in scan.objects.items():
         kind = obj.get("kind")
@@ -250,18 +299,27 @@ def _check_envelopes(keyring: Keyring, scan: Scan, trust: Trust) -> tuple[list[P
             problems.append(Problem(oid, f"{kind} body is not an object"))
             untrusted.add(oid)
             continue
+        if "signature" not in obj and kind in MAY_SIGN_KINDS and _record_must_be_signed(scan, body):
+            problems.append(
+                Problem(
+                    oid,
+                    f"run record is not signed, but manifest {str(body.get('manifest'))[:12]} "
+                    f"signs its records: written without the key, not used",
+                    check="signed records",
+                    **_located(body),
+                )
+            )
+            untrusted.add(oid)
+            continue
         if "signature" not in obj and kind not in SIGNED_KINDS:
             continue
         if "signature" not in obj:
             problems.append(Problem(oid, f"{kind} is not signed: not used"))
             untrusted.add(oid)
             continue
-        data = scan.signed_bytes.get(oid)
-        payload = stored_payload(data, obj) if data is not None else None
-        try:
-            verify_signature(obj, keyring, payload, trust=trust)
-        except LedgerError as exc:
-            problems.append(Problem(oid, f"{kind} {exc}: not used"))
+        why = _signature_problem(oid, obj, scan, keyring, trust)
+        if why:
+            problems.append(Problem(oid, f"{kind} {why}: not used"))
             untrusted.add(oid)
             continue
         signer_field = SIGNER_FIELDS.get(kind)
@@ -278,14 +336,98 @@ def _check_envelopes(keyring: Keyring, scan: Scan, trust: Trust) -> tuple[list[P
     return problems, untrusted
 
 
+def _signature_problem(
+    oid: str, obj: dict[str, Any], scan: Scan, keyring: Keyring, trust: Trust
+) -> str | None:
+    """Why an envelope's signature does not verify: the scan workers' answer when they
+    checked it, else checked here."""
+    if oid in scan.signatures:
+        return scan.signatures[oid]
+    data = scan.signed_bytes.get(oid)
+    payload = stored_payload(data, obj) if data is not None else None
+    try:
+        verify_signature(obj, keyring, payload, trust=trust)
+    except LedgerError as exc:
+        return str(exc)
+    return None
+
+
+def _located(body: dict[str, Any]) -> dict[str, Any]:
+    """Stage, condition, seed and host of a run record or interruption, where they are."""
+    seed = body.get("seed")
+    return {
+        "stage": body.get("stage") if isinstance(body.get("stage"), str) else None,
+        "condition": body.get("condition") if isinstance(body.get("condition"), str) else None,
+        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        "host": body.get("host") if isinstance(body.get("host"), str) else None,
+    }
+
+
+def _record_must_be_signed(scan: Scan, body: dict[str, Any]) -> bool:
+    mid = body.get("manifest")
+    manifest = scan.objects.get(mid) if isinstance(mid, str) else None
+    return manifest is not None and signs_records(manifest.get("body"))
+
+
+def _check_heads(
+    store: Store, events: list[Event], scan: Scan, keyring: Keyring, trust: Trust
+) -> list[Problem]:
+    """A signed journal head must verify; a journal that holds evidence of manifests whose
+    records are signed must have a signed head (a keyless writer who re-chained the
+    journal could not sign the new head)."""
+    signing = {e.host for e in events if _cites_signing_manifest(e, scan)}
+    out = []
+    for journal in store.journals():
+        head = journal.recorded_head()
+        where = f"parts/{journal.host}/journal.head"
+        if not isinstance(head, dict) or head.get("seq") is None:
+            continue  # missing or damaged: the chain check reports it
+        sig = head.get("signature")
+        if sig is None:
+            if journal.host in signing:
+                out.append(
+                    Problem(
+                        where,
+                        "journal head is not signed, but the journal records evidence whose "
+                        "records are signed: written without the store's key",
+                        check="signed journal head",
+                        host=journal.host,
+                    )
+                )
+            continue
+        try:
+            verify_detached(sig, head_payload(head), keyring, trust)
+        except LedgerError as exc:
+            out.append(
+                Problem(
+                    where,
+                    f"journal head signature: {exc}",
+                    check="signed journal head",
+                    host=journal.host,
+                )
+            )
+    return out
+
+
+def _cites_signing_manifest(event: Event, scan: Scan) -> bool:
+    for ref in (event.object, event.fields.get("manifest")):
+        obj = scan.objects.get(ref) if isinstance(ref, str) else None
+        if obj is not None and obj.get("kind") == "manifest" and signs_records(obj.get("body")):
+            return True
+    return False
+
+
 def _parse_events(host: str, lines: list[bytes]) -> list[Event]:
+    """The well-formed events (a malformed line is reported by the chain check, not used)."""
     out = []
     for i, line in enumerate(lines):
+        if len(line) > MAX_LINE_BYTES:
+            continue
         try:
             fields = json.loads(line)
         except (ValueError, RecursionError):
-            continue  # reported by the chain check
-        if isinstance(fields, dict):
+            continue
+        if malformed(fields) is None:
             out.append(Event(host, i, fields))
     return out
 
@@ -341,7 +483,7 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
 def _disagreements(event: Event, body: dict[str, Any]) -> list[str]:
     """Where an event and the object it cites tell different stories."""
     kind, fields, out = event.kind, event.fields, []
-    if kind == "run_recorded":
+    if kind in ("run_recorded", "run_interrupted"):
         if fields.get("manifest") != body.get("manifest"):
             out.append(
                 f"journaled for manifest {fields.get('manifest')} but the record cites "

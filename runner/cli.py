@@ -64,11 +64,12 @@ def _seed(text: str) -> int:
 
 
 def _seed_from(text: str) -> dict[str, object]:
-    """``MANIFEST:CONDITION:SEED`` -> the inputs the orchestrator derived ``--seed`` from."""
+    """``MANIFEST:CONDITION:SEED[:WITNESS]`` -> the inputs the orchestrator derived ``--seed``
+    from (WITNESS: the digest of the freeze's timestamp token, under a witness-bound rule)."""
     parts = text.split(":")
-    if len(parts) != 3 or not parts[0] or not parts[1]:
+    if len(parts) not in (3, 4) or not all(parts[:2]) or (len(parts) == 4 and not parts[3]):
         raise argparse.ArgumentTypeError(
-            f"--seed-from must be MANIFEST:CONDITION:SEED, got {text!r}"
+            f"--seed-from must be MANIFEST:CONDITION:SEED[:WITNESS], got {text!r}"
         )
     try:
         seed = int(parts[2])
@@ -76,7 +77,10 @@ def _seed_from(text: str) -> dict[str, object]:
         raise argparse.ArgumentTypeError(
             f"--seed-from: the declared seed must be an integer, got {parts[2]!r}"
         ) from None
-    return {"manifest": parts[0], "condition": parts[1], "seed": seed}
+    out: dict[str, object] = {"manifest": parts[0], "condition": parts[1], "seed": seed}
+    if len(parts) == 4:
+        out["witness"] = parts[3]
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed-from",
         type=_seed_from,
         default=None,
-        metavar="MANIFEST:CONDITION:SEED",
+        metavar="MANIFEST:CONDITION:SEED[:WITNESS]",
         help="record that --seed is the effective seed the ledger derived from these "
         "(header `seed_inputs`); the runner trains with --seed either way",
     )

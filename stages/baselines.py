@@ -24,6 +24,8 @@ from ledger.errors import CampaignError, ConfigError
 from ledger.keys import SigningKey
 from ledger.manifest import freeze
 from ledger.plan_model import Manifest
+from ledger.provenance import run_gpus
+from ledger.seeds import seed_plan
 from ledger.store import Store, read_document
 from stages.campaign import Campaign, budget_label
 from stages.conditions import Condition, named_condition, point_condition
@@ -48,6 +50,7 @@ def _plan(
     parent: str | None,
     spec: dict[str, Any],
     data: Any,
+    simulated: bool,
 ) -> dict[str, Any]:
     conds = {c.id: c.to_dict() for c in [*run_conditions, *extra_conditions]}
     return {
@@ -69,10 +72,11 @@ def _plan(
             "block": None,
             "fdr": None,
         },
-        "runner": runner_identity(campaign),
-        "data_sha256": data_fingerprint(data),
+        "runner": runner_identity(campaign, simulated=simulated),
+        "data_sha256": None if simulated else data_fingerprint(data),
         "parent": parent,
-        "spec": {"baseline": spec},
+        "spec": {"baseline": spec, "base": campaign.base},
+        "seeds": seed_plan(),
     }
 
 
@@ -87,7 +91,7 @@ def _run_and_decide(
     decided = manifest_decision(store, manifest.id)
     if decided is not None:
         return decided.id, decided.body
-    run_manifest(store, manifest, executor, host=host, progress=progress)
+    run_manifest(store, manifest, executor, key=key, host=host, progress=progress)
     return decide_manifest(store, manifest, key)
 
 
@@ -125,24 +129,22 @@ def greedy_search(
         low = {f.letter: -1 for f in campaign.factors}
         incumbent = point_condition(campaign.base, campaign.factors, low, "(1)", "baseline")
     parent, incumbent_mean, steps = None, None, []
+    simulated = executor.name == "sim"
     order = [None] + [f.letter for f in campaign.factors]
     for i, letter in enumerate(order):
-        if letter is None:
-            challenger = incumbent
-        else:
-            coded = {k: int(v) for k, v in incumbent.coded.items() if v in (-1, 1)}
-            if set(coded) != {f.letter for f in campaign.factors}:
-                raise CampaignError(f"greedy start {incumbent.name!r} is not at factor levels")
-            coded[letter] = -coded[letter]
-            challenger = point_condition(
-                campaign.base, campaign.factors, coded, point_name(coded), "baseline"
-            )
+        challenger = incumbent if letter is None else flipped(campaign, incumbent, letter)
         rule = {
             "baseline": "greedy",
             "incumbent": incumbent.id if letter else None,
             "incumbent_mean": incumbent_mean if letter else None,
         }
-        spec = {"kind": "greedy", "step": i, "flip": letter, "budget": label}
+        spec = {
+            "kind": "greedy",
+            "step": i,
+            "flip": letter,
+            "budget": label,
+            "start": start or "(1)",
+        }
         extra = [incumbent] if letter and incumbent.id != challenger.id else []
         plan = _plan(
             campaign,
@@ -155,35 +157,57 @@ def greedy_search(
             parent,
             spec,
             data,
+            simulated,
         )
         manifest = _freeze_or_resume(store, campaign, plan, key)
         decision_id, decision = _run_and_decide(store, manifest, key, executor, host, progress)
-        winner = decision.promoted[0]
-        info = decision.conditions[winner]
-        incumbent = Condition(winner, info.name, info.config, dict(info.coded), "baseline")
-        incumbent_mean = decision.outcome.best_mean
+        incumbent, incumbent_mean = _next_incumbent(decision, incumbent, incumbent_mean)
         parent = decision_id
         steps.append(
             {
                 "stage": plan["stage"],
                 "flip": letter,
                 "decision": decision_id,
-                "incumbent": info.name,
+                "incumbent": incumbent.name,
                 "mean": incumbent_mean,
             }
         )
+        shown = "no ok run yet" if incumbent_mean is None else incumbent_mean
         say(
             f"{plan['stage']}: {'start' if letter is None else 'flip ' + letter} -> "
-            f"incumbent {info.name} ({incumbent_mean})"
+            f"incumbent {incumbent.name} ({shown})"
         )
     return {
         "baseline": "greedy",
-        "best": incumbent.name,
-        "best_id": incumbent.id,
+        "best": incumbent.name if incumbent_mean is not None else None,
+        "best_id": incumbent.id if incumbent_mean is not None else None,
         "best_mean": incumbent_mean,
         "steps": steps,
         "training_gpu_hours": _gpu_hours(store, [s["stage"] for s in steps], campaign.name),
     }
+
+
+def flipped(campaign: Campaign, incumbent: Condition, letter: str) -> Condition:
+    """The greedy challenger: the incumbent with factor `letter` at its other level."""
+    coded = {k: int(v) for k, v in incumbent.coded.items() if v in (-1, 1)}
+    if set(coded) != {f.letter for f in campaign.factors}:
+        raise CampaignError(f"greedy start {incumbent.name!r} is not at factor levels")
+    coded[letter] = -coded[letter]
+    return point_condition(campaign.base, campaign.factors, coded, point_name(coded), "baseline")
+
+
+def _next_incumbent(
+    decision: Decision, incumbent: Condition, mean: float | None
+) -> tuple[Condition, float | None]:
+    """The incumbent after a step: what its decision promoted, or the same one (mean still
+    unknown) when the step promoted nothing (a start whose every run failed: the first
+    flip with an ok run then takes over, see `stages.baseline_rule`)."""
+    if not decision.promoted:
+        return incumbent, mean
+    winner = decision.promoted[0]
+    info = decision.conditions[winner]
+    found = Condition(winner, info.name, info.config, dict(info.coded), "baseline")
+    return found, decision.outcome.best_mean
 
 
 def protocol_gpu_hours(store: Store, campaign: Campaign) -> float:
@@ -197,8 +221,9 @@ def _gpu_hours(store: Store, stages: list[str], campaign: str) -> float:
         manifest = current_manifest(store, campaign, stage)
         if manifest is None:
             continue
+        gpus = run_gpus(manifest.body)  # the plan's, never a record's
         for run in manifest_runs(store, manifest.id):
-            total += float(run.body.metrics.training_seconds or 0.0) * run.body.gpus
+            total += float(run.body.metrics.training_seconds or 0.0) * gpus
     return total / 3600.0
 
 
@@ -243,7 +268,9 @@ def random_search(
         "affordable": n,
         "sampled": len(conds),
     }
-    plan = _plan(campaign, stage, budget_s, cells, conds, [], rule, None, spec, data)
+    plan = _plan(
+        campaign, stage, budget_s, cells, conds, [], rule, None, spec, data, executor.name == "sim"
+    )
     manifest = _freeze_or_resume(store, campaign, plan, key)
     decision_id, decision = _run_and_decide(store, manifest, key, executor, host, progress)
     winner = decision.promoted[0] if decision.promoted else None

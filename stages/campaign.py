@@ -123,6 +123,11 @@ class StageSpec:
         return self.table.gpus
 
     @property
+    def max_attempts(self) -> int:
+        """Attempts each run may have (interrupted ones count), frozen in the manifest."""
+        return self.table.max_attempts
+
+    @property
     def cells(self) -> list[tuple[int, str]]:
         return [(s, h) for h in self.hosts for s in self.seeds]
 

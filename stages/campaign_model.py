@@ -220,6 +220,12 @@ class StageTable(Table):
     )
     add: list[str] = Field([], description="Named conditions added to the candidates.")
     gpus: int = Field(1, ge=1, description="GPUs per run (GPU-hours = seconds x gpus / 3600).")
+    max_attempts: int = Field(
+        1,
+        ge=1,
+        description="Attempts each run may have, interrupted ones included (Ctrl-C, a "
+        "killed run, a refused log); `ledger run` starts no more, the audit fails more.",
+    )
 
     @field_validator("budget")
     @classmethod

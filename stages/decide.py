@@ -12,9 +12,12 @@ from typing import Any
 
 from ledger.decision_model import Decision
 from ledger.errors import AlreadyDecided, AnalysisError, LedgerError, MissingRuns
+from ledger.ingest import open_attempts
 from ledger.keys import SigningKey
 from ledger.plan_model import BaselineRule, Manifest, Plan
+from ledger.provenance import log_source
 from ledger.store import Store
+from stages.attempts import close_dead_attempts
 from stages.baseline_rule import derive_baseline_decision
 from stages.campaign import Campaign, Factor
 from stages.conditions import make_condition
@@ -191,6 +194,13 @@ def decide_manifest(
         raise AlreadyDecided(
             f"stage {stage!r} is already decided (decision {existing.id[:12]}); decisions are final"
         )
+    close_dead_attempts(store, manifest.id, key=key, fmt=log_source(manifest.body).fmt)
+    live = open_attempts(store, manifest.id)
+    if live:
+        raise LedgerError(
+            f"stage {stage!r} has {sum(live.values())} run(s) in flight on this host (first: "
+            f"{min(live)}); let `ledger run` finish before deciding"
+        )
     runs = [(e.id, e.body) for e in manifest_runs(store, manifest.id)]
     body = derive_decision(manifest.id, manifest.body, runs)
     if body["missing"] and not allow_missing:
@@ -202,5 +212,5 @@ def decide_manifest(
     body["decided_at"] = datetime.now(UTC).isoformat(timespec="microseconds")
     body["decider"] = key.key_id
     decision_id = store.put_signed("decision", body, key)
-    store.journal().append("decision_made", object=decision_id, manifest=manifest.id)
+    store.journal().append("decision_made", object=decision_id, manifest=manifest.id, key=key)
     return decision_id, Decision.model_validate(body)

@@ -3,26 +3,31 @@
 Order of evidence: the start of each run is journaled before the runner launches, the runner
 writes the manifest id into its log header before training, and the end is journaled after
 ingest. Runs already recorded are skipped, so an interrupted `run` finishes what is left.
+Every attempt ends on record: recorded, or interrupted (a log ingest refused, Ctrl-C, or an
+orchestrator that died, closed by the next `run`), and no cell is attempted more often than
+its plan's `max_attempts` allows (`stages.attempts`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
-from ledger.errors import ConfigError, LedgerError
-from ledger.fsutil import ensure_dir
-from ledger.ingest import ingest, is_recorded, record_run_start, recorded_runs
+from ledger.attempts import record_interruption
+from ledger.errors import ConfigError, LedgerError, SigningKeyError
+from ledger.ingest import ingest, recorded_runs
+from ledger.keys import SigningKey
+from ledger.manifest import max_attempts, signs_records
 from ledger.plan_model import Manifest, Plan
+from ledger.provenance import log_source
+from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
 from ledger.rawlog import failure_reason as rawlog_failure_reason
-from ledger.rawlog import parse_raw_log
-from ledger.seeds import derive_seed
+from ledger.seeds import effective_seed, needs_witness, seed_rule
 from ledger.store import Store
+from ledger.witness_seed import store_witness
+from stages.attempts import RunClaims, close_dead_attempts, partial_logs
 from stages.campaign import Campaign
 from stages.executors.base import Executor, RunResult, RunTask
 from stages.lookup import Entry
@@ -43,8 +48,10 @@ class RunReport:
     records: list[str] = field(default_factory=list)
     skipped_hosts: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # held by another `ledger run` meanwhile
-    refused: list[dict[str, str]] = field(default_factory=list)  # ingest said no: not recorded
+    refused: list[dict[str, str]] = field(default_factory=list)  # ingest said no: interrupted
     failures: list[dict[str, str]] = field(default_factory=list)  # recorded, not ok: why
+    exhausted: list[dict[str, Any]] = field(default_factory=list)  # max_attempts reached
+    closed: list[str] = field(default_factory=list)  # dead attempts closed as interrupted
 
     @property
     def all_crashed(self) -> bool:
@@ -66,13 +73,15 @@ class RunReport:
             "busy": self.busy,
             "refused": self.refused,
             "failures": self.failures,
+            "exhausted": self.exhausted,
+            "closed_attempts": self.closed,
             "all_crashed": self.all_crashed,
         }
 
 
-def manifest_tasks(manifest_id: str, plan: Plan) -> list[RunTask]:
-    """Every declared run of a manifest as an executor task (sorted as frozen)."""
-    rule = plan.seeds.rule if plan.seeds is not None else None
+def manifest_tasks(manifest_id: str, plan: Plan, witness: str | None = None) -> list[RunTask]:
+    """Every declared run of a manifest as an executor task (sorted as frozen); `witness`
+    is the freeze token's digest a witness-bound seed rule needs."""
     return [
         RunTask(
             manifest=manifest_id,
@@ -87,12 +96,45 @@ def manifest_tasks(manifest_id: str, plan: Plan) -> list[RunTask]:
             budget_s=plan.budget_s,
             gpus=plan.gpus,
             runner=plan.runner.to_dict(),
-            effective_seed=(
-                None if rule is None else derive_seed(rule, manifest_id, run.condition, run.seed)
-            ),
+            effective_seed=effective_seed(manifest_id, plan, run.condition, run.seed, witness),
+            witness=witness,
         )
         for run in plan.runs
     ]
+
+
+def seed_witness(store: Store, manifest: Entry) -> str | None:
+    """The token digest a witness-bound manifest's seeds need (None under other rules).
+
+    Raises:
+        LedgerError: the rule needs a token and none is journaled yet.
+    """
+    if not needs_witness(seed_rule(manifest.body)):
+        return None
+    found = store_witness(store, manifest.id)
+    if found is None:
+        raise LedgerError(
+            f"manifest {manifest.id[:12]}'s seeds are bound to its timestamp token, and none "
+            f"is journaled yet: run `ledger timestamp {manifest.id[:12]} --tsa URL` first"
+        )
+    return found.digest
+
+
+def check_executor(manifest: Entry, executor: Executor) -> None:
+    """The executor must be able to answer the plan's runner kind (refused before any start:
+    a simulated log cannot stand for a real-data plan, nor a trainer for a preview plan)."""
+    source = log_source(manifest.body)
+    where = f"stage {manifest.body.stage!r} (manifest {manifest.id[:12]})"
+    if executor.name == "sim" and not source.simulated:
+        raise ConfigError(
+            f"{where} was frozen for the {source.kind} runner: the simulator cannot answer it "
+            f"(freeze a preview with --sim-only, in another store)"
+        )
+    if executor.name != "sim" and source.simulated:
+        raise ConfigError(
+            f"{where} was frozen for the simulator (no data set): run it with --executor sim, "
+            f"or freeze the stage with its data set"
+        )
 
 
 def select_host_block(
@@ -120,13 +162,16 @@ def run_stage(
     stage: str,
     executor: Executor,
     *,
+    key: SigningKey | None = None,
     host: str | None = None,
     limit: int | None = None,
     progress: bool = True,
 ) -> RunReport:
     """Run what is left of a stage's frozen run list and ingest every result."""
     manifest = frozen_manifest(store, campaign, stage)
-    return run_manifest(store, manifest, executor, host=host, limit=limit, progress=progress)
+    return run_manifest(
+        store, manifest, executor, key=key, host=host, limit=limit, progress=progress
+    )
 
 
 def run_manifest(
@@ -134,14 +179,24 @@ def run_manifest(
     manifest: Entry[Manifest],
     executor: Executor,
     *,
+    key: SigningKey | None = None,
     host: str | None = None,
     limit: int | None = None,
     progress: bool = True,
 ) -> RunReport:
-    """Run what is left of one manifest's declared runs (campaign stages and baselines)."""
+    """Run what is left of one manifest's declared runs (campaign stages and baselines),
+    records signed with `key`; first close this host's dead attempts of the manifest."""
+    if key is None and signs_records(manifest.body):
+        raise SigningKeyError(
+            f"manifest {manifest.id[:12]} records signed runs: running it needs the store's "
+            f"signing key"
+        )
     stage = manifest.body.stage
-    tasks = manifest_tasks(manifest.id, manifest.body)
+    tasks = manifest_tasks(manifest.id, manifest.body, seed_witness(store, manifest))
     block, skipped = select_host_block(tasks, host, executor.name)
+    check_executor(manifest, executor)
+    fmt = log_source(manifest.body).fmt
+    closed = close_dead_attempts(store, manifest.id, key=key, fmt=fmt)
     done = recorded_runs(store, manifest.id)
     todo = [t for t in block if t.key not in done]
     if limit is not None:
@@ -152,97 +207,98 @@ def run_manifest(
         len(tasks),
         len(block) - len([t for t in block if t.key not in done]),
         skipped_hosts=skipped,
+        closed=closed,
     )
-    claims = RunClaims(store, manifest.id)
+    claims = RunClaims(store, manifest.id, key=key, max_attempts=max_attempts(manifest.body))
     bar = _progress(len(todo), stage, progress)
     try:
         for result in executor.execute(todo, claims.start):
-            _record(store, manifest.id, result, report)
+            _record(store, manifest.id, result, report, key)
             claims.release(result.task.key)
             if bar is not None:
                 bar.set_postfix_str(f"{report.training_gpu_hours:.3f} GPU-h", refresh=False)
                 bar.update(1)
+    except BaseException as exc:
+        _interrupt_held(store, manifest.id, claims, exc, key, fmt)
+        raise
     finally:
         claims.release_all()
         if bar is not None:
             bar.close()
     report.busy = sorted(claims.busy)
+    report.exhausted = claims.exhausted
     report.already += claims.recorded_meanwhile
     report.training_gpu_hours = round(report.training_gpu_hours, 9)
     return report
 
 
-class RunClaims:
-    """One lock per run (`work/locks/`), held from its journaled start to its record.
-
-    Why: two `ledger run` of one stage at once must never train or record a run twice. A run
-    whose lock another process holds is skipped; under the lock the journal is asked again
-    whether the run was recorded meanwhile. A process that dies releases its locks (the
-    operating system drops them), so a later `ledger run` takes the run over.
-    """
-
-    def __init__(self, store: Store, manifest: str) -> None:
-        self.store, self.manifest = store, manifest
-        self.folder = store.root / "work" / "locks"
-        self.held: dict[str, FileLock] = {}
-        self.busy: set[str] = set()
-        self.recorded_meanwhile = 0
-        self._mutex = threading.Lock()
-
-    def _path(self, key: str) -> Path:
-        digest = hashlib.sha256(f"{self.manifest}/{key}".encode()).hexdigest()[:32]
-        return self.folder / f"{digest}.lock"
-
-    def start(self, task: RunTask) -> bool:
-        """Claim the run and journal its start; False when it is not ours to run."""
-        with self._mutex:
-            ensure_dir(self.folder)
-            lock = FileLock(str(self._path(task.key)), timeout=0)
-            try:
-                lock.acquire()
-            except Timeout:
-                self.busy.add(task.key)
-                return False
-            if is_recorded(self.store, self.manifest, task.key):
-                lock.release()
-                self.recorded_meanwhile += 1
-                return False
-            self.held[task.key] = lock
-            record_run_start(self.store, self.manifest, task.condition, task.seed, task.host)
-            return True
-
-    def release(self, key: str) -> None:
-        with self._mutex:
-            lock = self.held.pop(key, None)
-            if lock is not None:
-                lock.release()
-
-    def release_all(self) -> None:
-        for key in list(self.held):
-            self.release(key)
+def _interrupt_held(
+    store: Store,
+    manifest: str,
+    claims: RunClaims,
+    exc: BaseException,
+    key: SigningKey | None,
+    fmt: str,
+) -> None:
+    """Close the attempts this process started and will not record (Ctrl-C, an error), with
+    whatever partial log their runners left; best effort, the original error goes on."""
+    why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+    suffix = ".stdout" if fmt == "autoresearch" else ".jsonl"
+    for run in sorted(claims.held):
+        logs = [p for p in partial_logs(store, manifest, run) if p.suffix == suffix]
+        raw = _read(logs[-1]) if logs else None
+        with contextlib.suppress(LedgerError, OSError):
+            record_interruption(
+                store,
+                manifest,
+                run,
+                reason=f"interrupted: {why} stopped `ledger run`",
+                raw=raw,
+                key=key,
+            )
 
 
-def _record(store: Store, manifest: str, result: RunResult, report: RunReport) -> None:
-    """Ingest one result; a log that ingest refuses is reported, not recorded (re-runnable)."""
+def _read(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(MAX_LOG_BYTES) or None
+    except OSError:
+        return None
+
+
+def _record(
+    store: Store, manifest: str, result: RunResult, report: RunReport, key: SigningKey | None
+) -> None:
+    """Ingest one result; a log that ingest refuses is closed as an interrupted attempt
+    (its bytes kept as evidence) and reported, not recorded (re-runnable within the plan's
+    `max_attempts`)."""
     task = result.task
     try:
         record_id = ingest(
             store,
             result.raw,
-            fmt=result.fmt,
             manifest=manifest,
             condition=task.condition,
             seed=task.seed,
             host=task.host,
-            stage=task.stage,
-            gpus=task.gpus,
             status_override=result.status_override,
             stderr=result.stderr or None,
             deadline_s=result.deadline_s,
             exit_code=result.exit_code,
+            key=key,
         )
     except LedgerError as exc:
         report.refused.append({"run": task.key, "name": task.name, "reason": str(exc)})
+        with contextlib.suppress(LedgerError):
+            record_interruption(
+                store,
+                manifest,
+                task.key,
+                reason=f"refused log: {exc}",
+                raw=result.raw or None,
+                stderr=result.stderr or None,
+                key=key,
+            )
         return
     record = store.get_json(record_id)["body"]
     status = record["status"]
@@ -254,7 +310,7 @@ def _record(store: Store, manifest: str, result: RunResult, report: RunReport) -
             {"run": task.key, "name": task.name, "status": status, "reason": failure_reason(result)}
         )
     seconds = record["metrics"].get("training_seconds") or 0.0
-    report.training_gpu_hours += seconds * task.gpus / 3600.0
+    report.training_gpu_hours += seconds * record["gpus"] / 3600.0
 
 
 def failure_reason(result: RunResult) -> str:

@@ -19,9 +19,10 @@ from ledger.decision_model import Decision
 from ledger.document import Document, one_line
 from ledger.documents import RunRecord
 from ledger.errors import IntegrityError, WrongKind
+from ledger.manifest import signs_records
 from ledger.plan_model import Manifest
-from ledger.signing import SIGNED_KINDS, SIGNER_FIELDS, verify_signature
-from ledger.store import Store
+from ledger.signing import MAY_SIGN_KINDS, SIGNED_KINDS, SIGNER_FIELDS, verify_signature
+from ledger.store import Store, load_object
 
 B = TypeVar("B", bound=Document)
 MODELS: dict[str, type[Document]] = {"manifest": Manifest, "decision": Decision, "run": RunRecord}
@@ -78,9 +79,9 @@ def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
 
 
 def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
-    """The object an event cites; a signed kind must be canonical and validly signed, by
-    the key its body names, and every kind must be a document of its kind's shape, or it is
-    not used (IntegrityError naming it)."""
+    """The object an event cites; a signed kind (and a run record that carries a signature)
+    must be canonical and validly signed, by the key its body names, and every kind must be
+    a document of its kind's shape, or it is not used (IntegrityError naming it)."""
     oid = event["object"]
     data = store.get_bytes(oid)
     try:
@@ -94,7 +95,7 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
     ):
         found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
         raise WrongKind(f"object {oid} is a {found!r}, expected {kind}")
-    if kind in SIGNED_KINDS:
+    if kind in SIGNED_KINDS or (kind in MAY_SIGN_KINDS and "signature" in obj):
         if not is_canonical(obj, data):
             raise IntegrityError(
                 f"{kind} {oid} is not stored as canonical JSON: not used (run `ledger verify`)"
@@ -149,12 +150,22 @@ def manifest_decision(store: Store, manifest_id: str) -> Entry[Decision] | None:
 
 
 def manifest_runs(store: Store, manifest_id: str) -> list[Entry[RunRecord]]:
-    """Run records journaled for this manifest, oldest first, across every host."""
+    """Run records journaled for this manifest, oldest first, across every host.
+
+    Raises IntegrityError for an unsigned record of a manifest whose records are signed
+    (written by someone without the store's key: never decided on)."""
+    signed = signs_records(load_object(store, manifest_id, "manifest"))
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
         if event.get("manifest") == manifest_id and event["object"] not in seen:
             seen.add(event["object"])
-            out.append(_load(store, host, event, "run"))
+            entry = _load(store, host, event, "run")
+            if signed and entry.body.recorder is None:
+                raise IntegrityError(
+                    f"run record {entry.id} is not signed, but manifest {manifest_id[:12]} "
+                    f"signs its records: not used (run `ledger verify`)"
+                )
+            out.append(entry)
     return out
 
 

@@ -46,11 +46,13 @@ def run_campaign(
     progress: bool = True,
     say: Callable[[str], None] = lambda _line: None,
     on_signed: Callable[[str, str], None] | None = None,
+    witnessed: bool = False,
 ) -> StepLog:
     """Freeze, run and decide every stage in file order (up to `until`), resuming as needed.
 
     `on_signed(object_id, kind)` is called after each new manifest ("freeze") and decision
-    ("decision"): the command line timestamps them there (`ledger.timestamp`).
+    ("decision"): the command line timestamps them there (`ledger.timestamp`); `witnessed`
+    says it will, so manifests bind their seeds to the freeze's token (`ledger.seeds`).
     """
     if until is not None:
         campaign.stage(until)  # an unknown name is an error before anything runs
@@ -59,7 +61,12 @@ def run_campaign(
         manifest = current_manifest(store, campaign.name, spec.name)
         if manifest is None:
             manifest_id = freeze_stage(
-                store, campaign, spec.name, key, for_simulation=executor.name == "sim"
+                store,
+                campaign,
+                spec.name,
+                key,
+                for_simulation=executor.name == "sim",
+                witnessed=witnessed,
             )
             log.add(spec.name, "froze", manifest=manifest_id)
             say(f"{spec.name}: froze manifest {manifest_id[:12]}")
@@ -68,7 +75,9 @@ def run_campaign(
         else:
             manifest_id = manifest.id
         if manifest_decision(store, manifest_id) is None:
-            report = run_stage(store, campaign, spec.name, executor, host=host, progress=progress)
+            report = run_stage(
+                store, campaign, spec.name, executor, key=key, host=host, progress=progress
+            )
             detail = {k: v for k, v in report.to_dict().items() if k != "stage"}
             log.add(spec.name, "ran", **detail)
             say(

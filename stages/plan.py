@@ -198,9 +198,12 @@ def data_fingerprint(path: Path | None) -> str | None:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def runner_identity(campaign: Campaign) -> dict[str, Any]:
-    """Which trainer the manifest commits to: the builtin runner's code hash, a command (and
-    the SHA-256 of the config schema it declares), or an adapted script and its SHA-256."""
+def runner_identity(campaign: Campaign, *, simulated: bool = False) -> dict[str, Any]:
+    """Which trainer the manifest commits to: the simulator (a preview plan), the builtin
+    runner's code hash, a command (and the SHA-256 of the config schema it declares), or an
+    adapted script and its SHA-256 (`ledger.provenance` reads the kind back)."""
+    if simulated:
+        return {"kind": "sim"}
     runner = campaign.runner
     if isinstance(runner, AdapterRunner):
         return {
@@ -318,21 +321,29 @@ def build_plan(
     data: Path | None = None,
     *,
     for_simulation: bool = False,
+    witnessed: bool = False,
 ) -> dict[str, Any]:
     """Resolve a stage into the plan `ledger.manifest.freeze` signs, after a preflight.
 
     Preflight (so that nothing wrong is signed and then trained on): every condition's config
     against the builtin runner's schema (its resolved config, defaults written out, is frozen
     as `runner_config`), every name the rule and checks use, and the data set, which must
-    exist unless the plan is only for the simulator (`for_simulation`).
+    exist unless the plan is only for the simulator (`for_simulation`: its runner kind is
+    `sim` and it records no data set, so no real run can answer it). `witnessed` plans
+    derive their seeds from the freeze's timestamp token as well.
     """
     stage = campaign.stage(stage_name)
     decided = parent_decision(store, campaign, stage)
     parent = ParentGate.of(decided) if decided is not None else None
     data_path = data or (Path(campaign.data) if campaign.data else DEFAULT_DATA)
-    data_sha = data_fingerprint(data_path)
+    data_sha = None if for_simulation else data_fingerprint(data_path)
     plan = stage_plan(
-        campaign, stage, parent, runner=runner_identity(campaign), data_sha256=data_sha
+        campaign,
+        stage,
+        parent,
+        runner=runner_identity(campaign, simulated=for_simulation),
+        data_sha256=data_sha,
+        witnessed=witnessed,
     )
     if data_sha is None and campaign.runner is None and not for_simulation:
         raise CampaignError(
@@ -350,7 +361,9 @@ def stage_plan(
     *,
     runner: dict[str, Any],
     data_sha256: str | None,
+    witnessed: bool = False,
     resolve_configs: bool = True,
+    check_foreign: bool = True,
 ) -> dict[str, Any]:
     """The plan of `stage` given its parent gate's decision (preflight included), no store.
 
@@ -358,6 +371,8 @@ def stage_plan(
     decisions it derived itself, and must simulate exactly the plan `freeze` would sign.
     `resolve_configs=False` leaves out the builtin runner's resolved configs: a replayed
     protocol runs nothing, so its conditions may carry keys only the table knows.
+    `check_foreign=False` skips checking configs against a foreign runner's declared schema
+    file (the audit re-derives a frozen plan without the freezer's files).
     """
     parent_spec = parent_stage(campaign, stage)
     conds = candidates(campaign, stage, parent)
@@ -368,7 +383,8 @@ def stage_plan(
     if campaign.runner is None and resolve_configs:
         for info in table.values():
             info["runner_config"] = runner_config(campaign, info["name"], info["config"])
-    check_foreign_configs(campaign, [(info["name"], info["config"]) for info in table.values()])
+    if check_foreign:
+        check_foreign_configs(campaign, [(info["name"], info["config"]) for info in table.values()])
     runs = [
         {"condition": c.id, "seed": seed, "host": host} for c in conds for seed, host in stage.cells
     ]
@@ -388,8 +404,10 @@ def stage_plan(
         "parent": parent.id if parent else None,
         "parent_stage": parent_spec.name if parent_spec else None,
         "spec": stage_spec(campaign, stage),
-        # each run trains with a seed derived from this manifest's id (ledger/seeds.py)
-        "seeds": seed_plan(),
+        # each run trains with a seed derived from this manifest's id (ledger/seeds.py), and
+        # from its timestamp token when the freeze is witnessed
+        "seeds": seed_plan(witnessed=witnessed),
+        "max_attempts": stage.max_attempts,
     }
 
 
@@ -452,11 +470,13 @@ def freeze_stage(
     amend: bool = False,
     data: Path | None = None,
     for_simulation: bool = False,
+    witnessed: bool = False,
 ) -> str:
     """Freeze a campaign stage: refuse a second freeze unless amending (recorded as such).
 
-    `for_simulation` freezes a plan that only the `sim` executor can satisfy when the data
-    set is missing (its manifest records no data hash, so real runs of it are refused).
+    `for_simulation` freezes a plan that only the `sim` executor can satisfy (its manifest
+    records runner kind `sim` and no data hash, so real runs of it are refused); `witnessed`
+    binds its seeds to the timestamp token the caller asks for next.
     """
     stage = campaign.stage(stage_name)
     existing = current_manifest(store, campaign.name, stage.name)
@@ -469,7 +489,9 @@ def freeze_stage(
         )
     if amend and existing is None:
         raise NotFrozen(f"stage {stage.name!r} was never frozen: nothing to amend")
-    plan = build_plan(store, campaign, stage.name, data, for_simulation=for_simulation)
+    plan = build_plan(
+        store, campaign, stage.name, data, for_simulation=for_simulation, witnessed=witnessed
+    )
     return freeze(store, plan, key, amends=existing.id if amend and existing else None)
 
 

@@ -5,6 +5,11 @@ Why from the journals alone: they are append-only and every host's `ledger run` 
 starts and records there before anything else, so a reader in another process (or on a
 reviewer's copy) sees progress without touching the runner or the index. Run records are
 immutable objects, so the numbers read from one are kept for the life of a `Progress`.
+
+An attempt with no outcome yet is running only while the `ledger run` that claimed it
+lives: on this machine its owner file names the process (`stages.attempts.attempt_alive`);
+elsewhere, a start older than twice the budget plus five minutes cannot be running. A dead
+attempt is shown as dead, never with an ETA; the next `ledger run` closes it on record.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from ledger.decision_model import Decision
 from ledger.document import parse
 from ledger.documents import RunRecord
 from ledger.errors import IntegrityError, UnknownStage
-from ledger.ingest import recorded_runs, seconds_between, started_runs
+from ledger.ingest import open_attempts, recorded_runs, seconds_between, started_runs
 from ledger.plan_model import Manifest
+from ledger.provenance import run_gpus
 from ledger.store import Store
+from stages.attempts import attempt_alive
 from stages.campaign import Campaign
 from stages.lookup import Entry, all_decisions, all_manifests
 
@@ -42,7 +49,7 @@ class StageProgress:
     recorded: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     running: list[dict[str, Any]] = field(default_factory=list)  # {run, condition, since_s}
-    stale: int = 0  # journaled starts with no record, too old to be running
+    dead: list[dict[str, Any]] = field(default_factory=list)  # attempts no process runs
     gpu_hours: float = 0.0
     mean_run_s: float | None = None  # journaled start to record, over recorded runs
     decision: str | None = None
@@ -80,7 +87,7 @@ class StageProgress:
             "left": self.left,
             "statuses": dict(sorted(self.statuses.items())),
             "running": self.running,
-            "stale_starts": self.stale,
+            "dead": self.dead,
             "gpu_hours": self.gpu_hours,
             "mean_run_s": self.mean_run_s,
             "eta_s": self.eta_s,
@@ -132,6 +139,14 @@ class Progress:
             out = ordered
         return out
 
+    def _unended(self, manifest: str, candidates: set[str]) -> set[str]:
+        """Runs among `candidates` with an attempt that has no outcome: on this host, per
+        its journal's counts (an interrupted attempt is over); elsewhere, a start without
+        a record."""
+        mine = open_attempts(self.store, manifest)
+        host = self.store.host
+        return {run for run in candidates if run in mine or not run.endswith(f"/{host}")}
+
     def _one(self, manifest: Entry[Manifest], decision: Entry[Decision] | None) -> StageProgress:
         body = manifest.body
         kind = "baseline" if "baseline" in body.spec else "gate"
@@ -147,22 +162,30 @@ class Progress:
             row.statuses[record.status] = row.statuses.get(record.status, 0) + 1
             seconds = record.metrics.training_seconds
             if seconds is not None and math.isfinite(seconds):
-                row.gpu_hours += float(seconds) * record.gpus / 3600.0
+                row.gpu_hours += float(seconds) * run_gpus(body) / 3600.0
             if run in starts:
                 span = seconds_between(starts[run], record.recorded_at)
                 if span is not None and span >= 0:
                     durations.append(span)
         row.mean_run_s = sum(durations) / len(durations) if durations else None
         now = self._now().isoformat()
-        for run in sorted(set(starts) - set(recorded)):
+        unended = self._unended(manifest.id, set(starts) - set(recorded))
+        for run in sorted(unended):
             age = seconds_between(starts[run], now)
-            if age is not None and age > STALE_FACTOR * budget + STALE_SLACK_S:
-                row.stale += 1
-                continue
             cid, _, cell = run.partition("/")
-            row.running.append(
-                {"run": run, "condition": names.get(cid, cid[:8]), "cell": cell, "since_s": age}
-            )
+            attempt = {
+                "run": run,
+                "condition": names.get(cid, cid[:8]),
+                "cell": cell,
+                "since_s": age,
+            }
+            alive = attempt_alive(self.store, manifest.id, run)
+            too_old = age is not None and age > STALE_FACTOR * budget + STALE_SLACK_S
+            if alive is False or (alive is None and too_old):
+                why = "its `ledger run` is gone" if alive is False else "older than it could run"
+                row.dead.append({**attempt, "why": why})
+            else:
+                row.running.append(attempt)
         if decision is not None:
             row.decision = decision.id
             row.promoted = [names.get(c, c[:8]) for c in decision.body.promoted]

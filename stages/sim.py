@@ -173,6 +173,7 @@ def simulate_log(
     manifest: str | None,
     log_steps: int = 4,
     effective_seed: int | None = None,
+    witness: str | None = None,
 ) -> bytes:
     """A contract-valid raw log (header, steps, eval, summary) for one simulated run.
 
@@ -191,6 +192,8 @@ def simulate_log(
             "effective_seed": effective_seed,
             "seed_inputs": {"manifest": manifest, "condition": condition, "seed": seed},
         }
+        if witness is not None:
+            seeds["seed_inputs"]["witness"] = witness
     lines = [_header(params, config, seeds, budget_s=budget_s, host=host, manifest=manifest)]
     tokens_per_step = int(config.get("total_batch_size", 8192))
     steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))

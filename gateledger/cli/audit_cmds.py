@@ -21,6 +21,12 @@ from gateledger.cli.context import (
 )
 from gateledger.cli.tables import gpu_hours_text, text_table
 
+ALLOW_UNDECIDED = click.option(
+    "--allow-undecided",
+    is_flag=True,
+    help="A campaign in progress: plans frozen but not yet decided are not problems.",
+)
+
 
 @click.command("audit")
 @click.option(
@@ -71,6 +77,7 @@ from gateledger.cli.tables import gpu_hours_text, text_table
     show_default=True,
     help="Device for --reproduce replays.",
 )
+@ALLOW_UNDECIDED
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def audit_cmd(
@@ -85,6 +92,7 @@ def audit_cmd(
     tolerance,
     data_path,
     device,
+    allow_undecided,
     as_json,
 ):
     """Re-derive every estimate and decision from objects and journals alone.
@@ -101,12 +109,16 @@ def audit_cmd(
     output says so. With --tsa-roots every timestamp token is verified against the TSA
     roots given, and each stage reports its witnessed interval: frozen no later than T1,
     decided no later than T2 (a decision stamped before its manifest is a problem).
-    Each log's effective seed must follow from its manifest. --reproduce N re-trains N
+    Each log's effective seed must follow from its manifest, and each stage says how its
+    seeds are bound. Every attempt must end on record within the plan's max_attempts. A
+    plan frozen but never decided is a problem ("frozen, N of M runs recorded, never
+    decided") unless --allow-undecided (a campaign in progress). --reproduce N re-trains N
     reviewer-drawn runs and compares them with their records (a mismatch is a problem).
 
     \b
     Examples:
       ledger audit
+      ledger audit --allow-undecided                      # while the campaign still runs
       ledger audit --trust 3f2a...e9 --anchor anchor-2026-06-01.json
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json --json
       ledger audit --tsa-roots freetsa-root.pem
@@ -124,6 +136,7 @@ def audit_cmd(
         "tsa_roots": tsa_root_files,
         "reproduce": request,
         "progress": not as_json,
+        "allow_undecided": allow_undecided,
     }
     if bundle:
         result = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
@@ -158,6 +171,13 @@ def _print_audit(out: dict) -> None:
     click.echo(
         f"GPU-hours: {costs['training_gpu_hours']:.4f} training, {costs['wall_gpu_hours']:.4f} wall"
     )
+    interrupted = costs.get("interrupted")
+    if interrupted:
+        click.echo(
+            f"interrupted attempts (apart): {interrupted['n_runs']}, "
+            f"{interrupted['training_gpu_hours']:.4f} training, "
+            f"{interrupted['wall_gpu_hours']:.4f} wall GPU-hours"
+        )
     for caveat in out["caveats"]:
         click.echo(f"caveat: {caveat['text']}")
     for note in out["notes"]:
@@ -173,6 +193,25 @@ def _print_audit(out: dict) -> None:
         f"audit: {out['verdict']}{weak} ({len(out['problems'])} problem(s), "
         f"{out['objects']} objects, {out['anchors']} anchor(s))"
     )
+
+
+def _attempts_line(attempts: dict) -> str:
+    """How a stage's attempts ended, when any cell needed more than one or any is open."""
+    if not attempts or not (attempts.get("retried") or attempts.get("open")):
+        return ""
+    bound = attempts.get("max")
+    text = (
+        f"{attempts['started']} started, {attempts['recorded']} recorded, "
+        f"{attempts['interrupted']} interrupted, {attempts['open']} without an outcome "
+        f"(at most {bound if bound is not None else 'unbounded'} per cell)"
+    )
+    retried = attempts.get("retried") or []
+    shown = ", ".join(
+        f"{r['name'] or r['run'][:12]} seed {r['run'].split('/')[1]}: {r['attempts']}"
+        for r in retried[:3]
+    )
+    more = f" and {len(retried) - 3} more" if len(retried) > 3 else ""
+    return text + (f"; retried: {shown}{more}" if shown else "")
 
 
 def _print_stage(stage: dict) -> None:
@@ -194,6 +233,13 @@ def _print_stage(stage: dict) -> None:
     witness = _witness_line(stage.get("witness") or {})
     if witness:
         click.echo(f"      witnessed: {witness}")
+    seeds = stage.get("seeds") or {}
+    if seeds:
+        detail = f": {seeds['detail']}" if seeds.get("detail") else ""
+        click.echo(f"      seeds {seeds['binding']} ({seeds['rule']}){detail}")
+    attempts = _attempts_line(stage.get("attempts") or {})
+    if attempts:
+        click.echo(f"      attempts: {attempts}")
     for check in stage["checks"]:
         if not check["ok"]:
             detail = short_ids(check["detail"])
@@ -400,6 +446,7 @@ def cost_lines(out: Any) -> list[str]:
     for part, title in (
         (out.baseline_costs, "baselines"),
         (out.unplanned_costs, "unplanned compute"),
+        (out.interrupted_costs, "interrupted attempts"),
     ):
         if part is not None:
             lines.append(
@@ -583,15 +630,18 @@ def report_html(ctx, out_dir, metrics_path, plots_dir, as_json, **options):
     help="Key that signed the manifests and decisions (for --in-toto; default: "
     "LEDGER_KEY or the only key).",
 )
+@ALLOW_UNDECIDED
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
+def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, allow_undecided, as_json):
     """Write a reviewer bundle: objects, journals, public keys, campaigns, versions.
 
     A reviewer runs `ledger audit --bundle BUNDLE` in an empty directory. With --in-toto
     DIR, every manifest and decision your key signed is also written as an in-toto
     attestation (DSSE envelope; subject: the object id, predicate: its body) that generic
-    supply-chain verifiers check with the exported public key.
+    supply-chain verifiers check with the exported public key; refused (exit 1) while
+    `ledger audit` finds a problem. A host part that is a symbolic link is refused: the
+    store does not read it, so no bundle may silently leave it out.
 
     \b
     Examples:
@@ -600,7 +650,14 @@ def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, as_json):
       ledger audit --bundle evidence.tar.gz --trust-file lab-keys.json   # on their side
       ledger export --in-toto attestations/ --key alice
     """
-    out = gl.export(open_store(ctx), bundle, campaigns=campaigns, in_toto=in_toto_dir, key=key_name)
+    out = gl.export(
+        open_store(ctx),
+        bundle,
+        campaigns=campaigns,
+        in_toto=in_toto_dir,
+        key=key_name,
+        allow_undecided=allow_undecided,
+    )
     written: dict[str, Any] = out.get("in_toto") or {}
     if not bundle:
         emit(

@@ -44,8 +44,10 @@ def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
     was measured at, GPU-hours spent and their share of the protocol's, whether it is the
     protocol's pick, and the protocol's own mean at a baseline's budget.
 
-    Every row comes from audited decisions and raw-log observations; exit 1 when an audit
-    of a compared store finds a problem. Baselines are recorded with `ledger baseline`.
+    Every row comes from audited decisions and raw-log observations; a baseline whose steps
+    the audit does not find clean (each re-derived from its seed and parent decision) is
+    left out and said so. Exit 1 when an audit of a compared store finds a problem.
+    Baselines are recorded with `ledger baseline`.
 
     \b
     Examples:
@@ -62,7 +64,9 @@ def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
         for line in text_table(headers, rows, right={3, 5, 6}):
             click.echo(line)
         click.echo(comp["note"])
-        if len(comp["rows"]) == 1:
+        for left in comp.get("not_audited") or []:
+            click.echo(f"left out, not audited clean: {left['method']}: {left['why']}", err=True)
+        if len(comp["rows"]) == 1 and not comp.get("not_audited"):
             click.echo(
                 "no baselines recorded in this store: `ledger baseline greedy|random "
                 "... --store THIS_STORE` records them"

@@ -362,9 +362,9 @@ def _say_stage_frozen(stage: str, frozen: gl.Signed[Manifest], amend: bool, as_j
     "--format",
     "fmt",
     type=click.Choice(["jsonl", "autoresearch"]),
-    default="jsonl",
-    show_default=True,
-    help="jsonl: the builtin runner's log; autoresearch: stdout.",
+    default=None,
+    help="jsonl: the builtin runner's log; autoresearch: stdout. A run of a manifest takes "
+    "the format its runner froze (a different one is refused); default jsonl otherwise.",
 )
 @click.option("--manifest", default=None, help="Manifest id the run belongs to.")
 @click.option("--condition", default=None, help="Condition id (with --manifest).")
@@ -376,26 +376,37 @@ def _say_stage_frozen(stage: str, frozen: gl.Signed[Manifest], amend: bool, as_j
     default=None,
     help="Host of the declared cell (with --manifest).",
 )
-@click.option("--stage", default=None, help="Stage name (default: the manifest's).")
-@click.option("--gpus", type=click.IntRange(1, 4096), default=1, show_default=True)
+@click.option("--stage", default=None, help="Stage name (the manifest's; another one is refused).")
+@click.option(
+    "--gpus",
+    type=click.IntRange(1, 4096),
+    default=None,
+    help="GPUs the run used: the manifest's (another number is refused); 1 for unplanned.",
+)
+@click.option(
+    "--key", "key_name", default=None, help="Signing key (default: the store's signing key)."
+)
 @JSON_OPTION
 @click.pass_context
 def ingest_cmd(
     ctx: click.Context,
     log: str,
-    fmt: str,
+    fmt: str | None,
     manifest: str | None,
     condition: str | None,
     seed: int | None,
     run_host: str | None,
     stage: str | None,
-    gpus: int,
+    gpus: int | None,
+    key_name: str | None,
     as_json: bool,
 ) -> None:
-    """Record a raw log as a run: store it byte for byte, write and journal a run record.
+    """Record a raw log as a run: store it byte for byte, write a run record signed with
+    the store's key and journal it.
 
-    Without --manifest the run is recorded as unplanned compute (it costs GPU-hours but
-    belongs to no stage).
+    A run of a manifest takes its log format, stage and GPUs from the manifest: the plan,
+    not a flag, fixes them. Without --manifest the run is recorded as unplanned compute (it
+    costs GPU-hours but belongs to no stage).
 
     \b
     Examples:
@@ -412,6 +423,7 @@ def ingest_cmd(
         host=run_host,
         stage=stage,
         gpus=gpus,
+        key=key_name,
     )
     body = recorded.body
     emit(
@@ -465,10 +477,20 @@ def anchor_cmd(
     metavar="URL",
     help="Timestamp authority to ask (repeatable; default: the store's settings).",
 )
+@click.option(
+    "--key",
+    "key_name",
+    default=None,
+    help="Key that signs the journal head (default: the store's).",
+)
 @JSON_OPTION
 @click.pass_context
 def timestamp_cmd(
-    ctx: click.Context, object_id: str, tsa_urls: tuple[str, ...], as_json: bool
+    ctx: click.Context,
+    object_id: str,
+    tsa_urls: tuple[str, ...],
+    key_name: str | None,
+    as_json: bool,
 ) -> None:
     """Ask timestamp authorities for tokens over an existing manifest, decision or anchor.
 
@@ -481,7 +503,7 @@ def timestamp_cmd(
       ledger timestamp 3f2a9c1d0e77 --tsa https://freetsa.org/tsr   # an id or its first 12+ hex
       ledger timestamp 3f2a9c1d0e77 --json     # the TSAs of `ledger settings`
     """
-    stamped = gl.timestamp(open_store(ctx), object_id, tsa_urls)
+    stamped = gl.timestamp(open_store(ctx), object_id, tsa_urls, key=key_name)
     stamps = stamped.timestamps
     emit(
         stamped,

@@ -130,6 +130,13 @@ def _say_design(design: DesignSummary) -> None:
 )
 @click.option("--address", default=None, help="Ray cluster address (ray executor).")
 @click.option("--limit", type=int, default=None, help="Run at most N of the remaining runs.")
+@click.option(
+    "--key",
+    "key_name",
+    default=None,
+    envvar="LEDGER_KEY",
+    help="Key that signs the run records (default: the store's signing key). Env: LEDGER_KEY.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def run_cmd(
@@ -145,13 +152,17 @@ def run_cmd(
     grace,
     address,
     limit,
+    key_name,
     as_json,
 ):
-    """Execute the remaining declared runs of a frozen STAGE and record each one.
+    """Execute the remaining declared runs of a frozen STAGE and record each one, signed.
 
     Resumable: runs already recorded are skipped, never recorded twice. The start of each
     run is journaled before it launches; crashed, diverged and timed-out runs are recorded
-    with their status and count toward GPU-hours.
+    with their status and count toward GPU-hours. Every attempt ends on record: a log that
+    ingest refuses, Ctrl-C, or a `run` that was killed (closed by the next `run`) is an
+    interrupted attempt, its partial log kept; no run is attempted more often than the
+    stage's frozen `max_attempts` (default 1).
 
     \b
     Examples:
@@ -175,6 +186,7 @@ def run_cmd(
         address=address,
         limit=limit,
         progress=not as_json,
+        key=key_name,
     )
     emit(
         report.to_dict(),
@@ -185,7 +197,7 @@ def run_cmd(
     )
     if not as_json:
         _print_run_problems(report)
-    if report.refused or report.all_crashed:
+    if report.refused or report.all_crashed or report.exhausted:
         ctx.exit(1)
 
 
@@ -205,7 +217,24 @@ def _print_run_problems(report) -> None:
     if len(report.failures) > 10:
         click.echo(f"  ... and {len(report.failures) - 10} more run(s) not ok")
     for refused in report.refused:
-        click.echo(f"refused, not recorded: {run_cell(refused)}: {refused['reason']}", err=True)
+        click.echo(
+            f"refused, not recorded (an interrupted attempt, its log kept): "
+            f"{run_cell(refused)}: {refused['reason']}",
+            err=True,
+        )
+    if report.closed:
+        click.echo(
+            f"closed {len(report.closed)} attempt(s) a killed `ledger run` left open "
+            f"(interrupted, partial logs kept)",
+            err=True,
+        )
+    for gone in report.exhausted:
+        click.echo(
+            f"not started: {run_cell(gone)} has had {gone['attempts']} attempt(s), the plan "
+            f"allows {gone['max']} (decide with --allow-missing, or freeze the stage with a "
+            f"higher max_attempts)",
+            err=True,
+        )
     if report.busy:
         click.echo(f"skipped {len(report.busy)} run(s) another `ledger run` holds", err=True)
     if report.all_crashed:

@@ -61,12 +61,14 @@ def frame_lines(rows: list[dict[str, Any]]) -> list[str]:
         )
         more = f" and {len(running) - RUNNING_SHOWN} more" if len(running) > RUNNING_SHOWN else ""
         lines.append(f"running now: {shown}{more}")
-    stale = sum(r["stale_starts"] for r in rows)
-    if stale:
-        lines.append(
-            f"{stale} start(s) without a record, too old to be running (a run that "
-            f"was killed; `ledger run` again takes it over)"
+    dead = [(r["stage"], x) for r in rows for x in r["dead"]]
+    if dead:
+        shown = ", ".join(
+            f"{stage} {x['condition']} seed {x['cell'].replace('/', ' @ ', 1)} ({x['why']})"
+            for stage, x in dead[:RUNNING_SHOWN]
         )
+        more = f" and {len(dead) - RUNNING_SHOWN} more" if len(dead) > RUNNING_SHOWN else ""
+        lines.append(f"dead: {shown}{more}; the next `ledger run` closes them as interrupted")
     declared = sum(r["declared"] or 0 for r in rows)
     recorded = sum(r["recorded"] for r in rows)
     total = sum(r["gpu_hours"] for r in rows)

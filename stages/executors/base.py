@@ -25,6 +25,8 @@ class RunTask:
     # the seed the run trains with, derived from the manifest id, condition and `seed` by the
     # manifest's seed rule (ledger/seeds.py); None for a manifest frozen without one
     effective_seed: int | None = None
+    # the digest of the freeze's timestamp token, under a witness-bound seed rule
+    witness: str | None = None
 
     @property
     def key(self) -> str:
@@ -37,10 +39,12 @@ class RunTask:
 
     @property
     def seed_from(self) -> str | None:
-        """`MANIFEST:CONDITION:SEED`, the inputs of the effective seed (None without a rule)."""
+        """`MANIFEST:CONDITION:SEED` (`:WITNESS` under a witness-bound rule), the inputs of
+        the effective seed (None without a rule)."""
         if self.effective_seed is None:
             return None
-        return f"{self.manifest}:{self.condition}:{self.seed}"
+        inputs = f"{self.manifest}:{self.condition}:{self.seed}"
+        return f"{inputs}:{self.witness}" if self.witness else inputs
 
 
 @dataclass(frozen=True)

@@ -33,5 +33,6 @@ class SimExecutor:
                 manifest=task.manifest,
                 log_steps=self.log_steps,
                 effective_seed=task.effective_seed,
+                witness=task.witness,
             )
             yield RunResult(task, raw)

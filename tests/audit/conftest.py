@@ -6,7 +6,9 @@ import pytest
 
 from audit.rederive import audit_store
 from ledger.canonical import canonical_bytes, sha256_hex
+from ledger.journal import signed_head
 from ledger.keys import generate_key
+from ledger.signed_heads import remember
 from ledger.store import Store
 from stages.campaign import load_campaign
 from stages.executors.sim import SimExecutor
@@ -31,13 +33,22 @@ def problems(store) -> list[str]:
     return found
 
 
-def rewrite_journal(journal, events: list[dict]) -> None:
-    """What an attacker with file access does: re-chain every event and fix the head."""
+def rewrite_journal(journal, events: list[dict], key=None) -> None:
+    """What someone with file access does: re-chain every event and fix the head (signed
+    when they hold the store's key, `key`; unsigned when they do not)."""
     lines, prev = [], "0" * 64
     for seq, event in enumerate(events):
         line = canonical_bytes({**event, "seq": seq, "prev": prev})
         lines.append(line)
         prev = sha256_hex(line)
-    journal.path.write_bytes(b"\n".join(lines) + b"\n")
-    head = {"host": journal.host, "seq": len(lines) - 1, "hash": prev}
+    data = b"\n".join(lines) + b"\n"
+    journal.path.write_bytes(data)
+    head = signed_head({"host": journal.host, "seq": len(lines) - 1, "hash": prev}, key)
     journal.path.with_name("journal.head").write_bytes(canonical_bytes(head))
+    if key is not None:  # the key holder's own tools remember what they signed
+        remember(journal.path, len(lines) - 1, prev, len(data))
+
+
+def signed_run(store, body: dict, key) -> str:
+    """A run record as the orchestrator writes it: signed with the store's key."""
+    return store.put_signed("run", {**body, "recorder": key.key_id}, key)

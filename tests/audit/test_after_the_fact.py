@@ -16,7 +16,7 @@ from stages.campaign import load_campaign
 from stages.lookup import current_manifest, manifest_decision, manifest_runs
 from stages.plan import freeze_stage
 from stages.sim import SimParams, simulate_log
-from tests.audit.conftest import problems, rewrite_journal
+from tests.audit.conftest import problems, rewrite_journal, signed_run
 
 
 def object_path(store: Store, oid: str) -> Path:
@@ -125,8 +125,10 @@ def test_undeclared_extra_run(done):
         "gpus": 1,
         "recorded_at": "2030-01-01T00:00:00+00:00",
     }
-    rid = store.put_unsigned("run", record)
-    store.journal().append("run_recorded", object=rid, run=record["run"], manifest=manifest.id)
+    rid = signed_run(store, record, done[1])  # the key holder's modified orchestrator
+    store.journal().append(
+        "run_recorded", object=rid, run=record["run"], manifest=manifest.id, key=done[1]
+    )
     found = problems(store)
     assert any(rid in p and "not declared" in p for p in found), found
 
@@ -149,7 +151,7 @@ def test_manifest_frozen_after_its_first_run_started(done):
         "manifest": manifest_id,
         "at": "2000-01-01T00:00:00+00:00",
     }
-    rewrite_journal(journal, events[:-1] + [early, freeze_event])
+    rewrite_journal(journal, events[:-1] + [early, freeze_event], key)
     found = problems(store)
     assert any(manifest_id in p and "before" in p for p in found), found
 
@@ -174,7 +176,7 @@ def test_journal_rewritten_after_anchor_published(done):
     # drop an early event and re-chain everything after it, so the chain itself verifies
     events = [json.loads(x) for x in lines]
     del events[3]
-    rewrite_journal(journal, events)
+    rewrite_journal(journal, events, key)  # the key holder re-signs the head
     found = problems(store)
     # the chain and its head are consistent again; only the published anchor gives it away
     assert any(anchor_id in p and "no longer extends this anchor" in p for p in found), found

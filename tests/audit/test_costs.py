@@ -35,7 +35,7 @@ def run(
         "seed": seed,
         "status": status,
         "training_seconds": train,
-        "total_seconds": total,
+        "wall_seconds": total,
         "gpus": gpus,
     }
 
@@ -308,7 +308,7 @@ def test_empty_runs():
     "bad, message",
     [
         ({"training_seconds": None}, "runs[0].training_seconds"),
-        ({"total_seconds": float("nan")}, "runs[0].total_seconds"),
+        ({"wall_seconds": float("nan")}, "runs[0].wall_seconds"),
         ({"training_seconds": -1.0}, "runs[0].training_seconds"),
         ({"gpus": 0}, "runs[0].gpus"),
         ({"status": "weird"}, "runs[0].status"),

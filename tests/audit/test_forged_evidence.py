@@ -25,7 +25,7 @@ from stages.decide import decide_stage, derive_decision
 from stages.lookup import current_manifest, manifest_decision, manifest_runs
 from stages.pipeline import run_campaign
 from stages.plan import build_plan, freeze_stage
-from tests.audit.conftest import problems, rewrite_journal
+from tests.audit.conftest import problems, rewrite_journal, signed_run
 
 
 def _gate(store):
@@ -223,7 +223,7 @@ def test_reviewer_anchor_catches_a_rewrite_the_store_no_longer_shows(done, tmp_p
     start = next(i for i, e in enumerate(events) if e["kind"] == "run_started")
     moved = datetime.fromisoformat(events[start]["at"]) + timedelta(milliseconds=1)
     events[start] = {**events[start], "at": moved.isoformat(timespec="microseconds")}
-    rewrite_journal(journal, [e for e in events if e["kind"] != "anchor"])
+    rewrite_journal(journal, [e for e in events if e["kind"] != "anchor"], key)
     (store.root / "anchors" / f"{anchor_id}.json").unlink()
     store.path_of(anchor_id).unlink()
     assert audit_store(store).verdict == "clean"  # nothing in the store gives it away
@@ -258,15 +258,23 @@ def test_nothing_to_audit_is_not_clean(tmp_path):
     assert res.exit_code == 1 and json.loads(res.output)["verdict"] == "empty"
 
 
-def test_frozen_run_but_undecided_stage_says_undecided(done):
+def test_a_fully_run_plan_never_decided_is_not_clean(done):
+    """An abandoned plan (frozen, every run recorded, the results not liked, never decided)
+    fails the audit by name; a campaign in progress says so with allow_undecided."""
     store, key, camp, sim = done
     from stages.execute import run_stage
 
-    freeze_stage(store, camp, "final", key, for_simulation=True)
-    run_stage(store, camp, "final", sim, progress=False)
+    final = freeze_stage(store, camp, "final", key, for_simulation=True)
+    run_stage(store, camp, "final", sim, key=key, progress=False)
+    declared = len(current_manifest(store, "t", "final").body["runs"])
     result = audit_store(store)
     assert [s.verdict for s in result.stages] == ["clean", "clean", "undecided"]
-    assert result.verdict == "clean"
+    assert result.verdict == "problems"
+    assert [(f.object, f.check, f.stage) for f in result.findings] == [(final, "decided", "final")]
+    assert f"frozen, {declared} of {declared} runs recorded, never decided" in str(
+        result.findings[0]
+    )
+    assert audit_store(store, allow_undecided=True).verdict == "clean"
     decide_stage(store, camp, "final", key)
     assert [s.verdict for s in audit_store(store).stages] == ["clean"] * 3
 
@@ -276,7 +284,7 @@ def test_decision_with_allowed_missing_runs_says_how_many(done):
     from stages.execute import run_stage
 
     freeze_stage(store, camp, "final", key, for_simulation=True)
-    run_stage(store, camp, "final", sim, progress=False, limit=2)
+    run_stage(store, camp, "final", sim, key=key, progress=False, limit=2)
     decide_stage(store, camp, "final", key, allow_missing=True)
     final = audit_store(store).stages[-1]
     declared = len(current_manifest(store, "t", "final").body.runs)
@@ -294,11 +302,11 @@ def test_rederiving_needs_the_raw_logs_not_the_records(done):
     runs = manifest_runs(store, manifest.id)
     victim = runs[0]
     body = {**victim.body.to_dict(), "metrics": {**victim.body.metrics.to_dict(), "val_bpb": 0.5}}
-    forged = store.put_unsigned("run", body)
+    forged = signed_run(store, body, key)  # the key holder can re-sign a record
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
     events = [{**e, "object": forged} if e["object"] == victim.id else e for e in events]
-    rewrite_journal(journal, events)
+    rewrite_journal(journal, events, key)
     found = problems(store)
     assert any(forged in p and "the record says val_bpb 0.5000, raw log" in p for p in found), found
     # and the recorded decision still matches what the logs say (re-derived from them)
@@ -308,14 +316,14 @@ def test_rederiving_needs_the_raw_logs_not_the_records(done):
 def test_parallel_run_checks_find_exactly_what_serial_ones_find(done, monkeypatch):
     import audit.rederive as rederive
 
-    store = done[0]
+    store, key = done[0], done[1]
     manifest, _ = _gate(store)
     victim = manifest_runs(store, manifest.id)[0]
-    forged = store.put_unsigned("run", {**victim.body.to_dict(), "status": "timeout"})
+    forged = signed_run(store, {**victim.body.to_dict(), "status": "timeout"}, key)
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
     rewrite_journal(
-        journal, [{**e, "object": forged} if e["object"] == victim.id else e for e in events]
+        journal, [{**e, "object": forged} if e["object"] == victim.id else e for e in events], key
     )
     monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 10**9)
     serial = audit_store(store)

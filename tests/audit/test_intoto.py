@@ -22,6 +22,8 @@ from gateledger.cli.main import cli
 from ledger.keys import generate_key
 from ledger.manifest import freeze
 from ledger.store import Store
+from stages.lookup import current_manifest, manifest_decision
+from tests.audit.conftest import rewrite_journal
 from tests.ledger.conftest import make_plan
 
 
@@ -99,8 +101,9 @@ def test_one_changed_byte_fails_verification(exported, part):
 def test_objects_signed_by_another_key_are_left_out(tmp_path):
     store = Store.init(tmp_path / ".ledger", host="h1")
     mine, theirs = generate_key("mine"), generate_key("theirs")
-    freeze(store, make_plan(), mine)
-    other = freeze(store, {**make_plan(), "stage": "other"}, theirs)
+    plan = {**make_plan(), "seeds": {"rule": "sha256-v2"}}
+    freeze(store, plan, mine)
+    other = freeze(store, {**plan, "stage": "other"}, theirs)
     runner = CliRunner()
     res = runner.invoke(
         cli,
@@ -112,6 +115,7 @@ def test_objects_signed_by_another_key_are_left_out(tmp_path):
             str(tmp_path / "a"),
             "--key",
             "mine",
+            "--allow-undecided",  # two plans frozen, nothing run yet
             "--json",
         ],
     )
@@ -133,3 +137,25 @@ def test_objects_signed_by_another_key_are_left_out(tmp_path):
     assert res.exit_code == 2 and "nothing to export" in res.output
     res = runner.invoke(cli, ["--store", str(store.root), "export"])
     assert res.exit_code == 2 and "give a BUNDLE path, --in-toto DIR, or both" in res.output
+
+
+def test_no_attestation_for_a_store_the_audit_rejects(done, tmp_path):
+    """A decision re-signed with another outcome verifies as a signature, but the audit
+    re-derives it and rejects it: `export --in-toto` refuses (exit 1) and writes nothing."""
+    store, key, _camp, _sim = done
+    manifest = current_manifest(store, "t", "gate")
+    decision = manifest_decision(store, manifest.id)
+    body = {**decision.body, "promoted": decision.body["promoted"][::-1][:1]}
+    forged = store.put_signed("decision", body, key)
+    journal = store.journal()
+    events = [json.loads(x) for x in journal.path.read_text().splitlines()]
+    rewrite_journal(
+        journal, [{**e, "object": forged} if e["object"] == decision.id else e for e in events], key
+    )
+    folder = tmp_path / "attest"
+    res = CliRunner().invoke(
+        cli, ["--store", str(store.root), "export", "--in-toto", str(folder), "--key", key.name]
+    )
+    assert res.exit_code == 1 and "not exported: the audit finds" in res.output, res.output
+    assert forged in res.output or "decision" in res.output
+    assert not folder.exists()

@@ -47,7 +47,7 @@ def _runs():
                         "seed": seed,
                         "status": status,
                         "training_seconds": 30.0 if status != "ok" else float(budget),
-                        "total_seconds": budget + 10.0,
+                        "wall_seconds": budget + 10.0,
                         "gpus": 1,
                     }
                 )

@@ -171,11 +171,12 @@ def test_failed_runs_are_listed_with_their_reason(tmp_path, sim_campaign):
 
     store = Store.init(tmp_path / ".ledger", host="h1")
     camp = load_campaign(sim_campaign)
-    freeze_stage(store, camp, "screen", generate_key("k"), for_simulation=True)
+    key = generate_key("k")
+    freeze_stage(store, camp, "screen", key, for_simulation=True)
     sim = SimExecutor(SimParams.from_table(camp.sim, "ABCDE"))
     failing = _FailingSim(sim, "base")
-    run_stage(store, camp, "screen", failing, progress=False)
-    result = audit_store(store)
+    run_stage(store, camp, "screen", failing, key=key, progress=False)
+    result = audit_store(store, allow_undecided=True)
     assert result.ok, result.findings
     (screen,) = build_report_data(store.root, result, camp).stages
     assert screen.statuses["crashed"] == 2

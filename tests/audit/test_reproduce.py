@@ -62,11 +62,12 @@ def test_recorded_budget_run_replays_identically(tmp_path, device):
     data.write_text(" ".join(words[(i * 7) % len(words)] for i in range(60000)))
     store = Store.init(tmp_path / ".ledger", host="local")
     camp = parse_campaign(TINY, tmp_path / "c.toml")
-    manifest = freeze_stage(store, camp, "s", generate_key("k"), data=data)
+    key = generate_key("k")
+    manifest = freeze_stage(store, camp, "s", key, data=data)
     executor = LocalExecutor(workdir=tmp_path / "w", data=data, device=device)
     tasks = manifest_tasks(manifest, store.get_json(manifest)["body"])
     assert [executor.forks(t) for t in tasks] == [device == "cpu"]
-    run_stage(store, camp, "s", executor, progress=False)
+    run_stage(store, camp, "s", executor, key=key, progress=False)
     (run,) = manifest_runs(store, manifest)
     assert run.body.status == "ok"
     res = CliRunner().invoke(

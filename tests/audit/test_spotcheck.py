@@ -143,6 +143,7 @@ def _store(tmp_path, data, python=sys.executable):
         camp,
         "s",
         LocalExecutor(workdir=tmp_path / "w", data=data, python=python),
+        key=key,
         progress=False,
     )
     assert not report.refused, report.refused

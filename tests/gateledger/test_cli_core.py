@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateledger.cli.main import cli
-from tests.ledger.conftest import make_log, make_plan
+from tests.ledger.conftest import C0, make_log, make_plan
 
 
 def run(args, store, **kw):
@@ -65,8 +65,8 @@ def test_flow(ready, tmp_path):
     assert run(["anchor"], ready).exit_code == 0
     assert run(["reindex"], ready).exit_code == 0
     out = run(["sql", "SELECT condition, status FROM runs", "--json"], ready)
-    assert json.loads(out.output) == [{"condition": "c0", "status": "ok"}]
-    assert "c0" in run(["sql", "SELECT condition FROM runs"], ready).output
+    assert json.loads(out.output) == [{"condition": C0, "status": "ok"}]
+    assert C0 in run(["sql", "SELECT condition FROM runs"], ready).output
     status = json.loads(run(["status", "--json"], ready).output)
     assert status["by_kind"]["run"] == 1
     assert run(["keys", "--json"], ready).exit_code == 0

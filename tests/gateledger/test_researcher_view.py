@@ -480,7 +480,9 @@ def test_status_watch_stops_when_the_campaign_is_decided(walked):
 def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_campaign, capsys):
     import gateledger as gl
     from gateledger.cli.status_watch import show_frames
-    from ledger.ingest import record_run_start
+    from ledger.ingest import ingest
+    from stages.attempts import RunClaims
+    from stages.execute import manifest_tasks
     from stages.lookup import current_manifest
 
     store_dir = tmp_path / ".ledger"
@@ -500,8 +502,11 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
     )
     store, camp = gl.open_store(store_dir, host="h1"), gl.load_campaign(sim_campaign)
     manifest = current_manifest(store, "t", "screen")
-    first = manifest.body.runs[0]
-    record_run_start(store, manifest.id, first.condition, first.seed, first.host)
+    # a `ledger run` (this process) claims the first run and journals its start
+    key = gl.signing_key("me")
+    task = manifest_tasks(manifest.id, manifest.body)[0]
+    claims = RunClaims(store, manifest.id, key=key, max_attempts=1)
+    assert claims.start(task)
     res = ok(
         invoke(
             store_dir,
@@ -523,7 +528,18 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
 
     def run_meanwhile(seconds):
         sleeps.append(seconds)
-        gl.run(store, camp, "screen", executor="sim")
+        (result,) = gl.build_executor(store, camp, "sim").execute([task], lambda _t: True)
+        ingest(
+            store,
+            result.raw,
+            manifest=manifest.id,
+            condition=task.condition,
+            seed=task.seed,
+            host=task.host,
+            key=key,
+        )  # the run in flight ends on record ...
+        claims.release(task.key)
+        gl.run(store, camp, "screen", executor="sim")  # ... and another records the rest
 
     capsys.readouterr()
     frames = show_frames(

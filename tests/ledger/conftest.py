@@ -9,14 +9,25 @@ from datetime import UTC, datetime
 import pytest
 
 from ledger.anchor import make_anchor
+from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.ingest import ingest, record_run_start
 from ledger.keys import SigningKey, generate_key
 from ledger.manifest import freeze
 from ledger.store import Store
 
+DATA = "d" * 64  # the data hash every plan and log of these tests names
+
+
+def cid(i: int) -> str:
+    """The id of condition `c{i}` of `make_plan()`: the hash of its config {"depth": 2 + i}."""
+    return sha256_hex(canonical_bytes({"depth": 2 + i}))
+
+
+C0, C1, C2 = cid(0), cid(1), cid(2)
+
 
 def make_plan(n_conditions: int = 2, hosts: tuple[str, ...] = ("h1",)) -> dict:
-    conds = {f"c{i}": {"name": f"c{i}", "config": {"depth": 2 + i}} for i in range(n_conditions)}
+    conds = {cid(i): {"name": f"c{i}", "config": {"depth": 2 + i}} for i in range(n_conditions)}
     runs = [{"condition": c, "seed": 0, "host": h} for c in conds for h in hosts]
     return {
         "campaign": "t",
@@ -26,10 +37,28 @@ def make_plan(n_conditions: int = 2, hosts: tuple[str, ...] = ("h1",)) -> dict:
         "conditions": conds,
         "rule": {"top_k": 1},
         "analysis": {"metric": "val_bpb"},
-        "runner": {"kind": "builtin"},
-        "data_sha256": None,
+        # a command writing jsonl logs: bound by their headers, its time contract its own (the
+        # builtin runner would have to train the whole budget: these logs take microseconds)
+        "runner": {"kind": "command", "command": "train {config}", "format": "jsonl"},
+        "data_sha256": DATA,
         "parent": None,
     }
+
+
+def freeze_as_before(store: Store, plan: dict, key: SigningKey) -> str:
+    """A manifest as `freeze` wrote it before run records were signed and attempts bounded
+    (no `records`, no `max_attempts`): what an older store holds."""
+    runs = sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"], r["host"]))
+    body = {
+        **plan,
+        "runs": runs,
+        "frozen_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "freezer": key.key_id,
+        "amends": None,
+    }
+    mid = store.put_signed("manifest", body, key)
+    store.journal().append("manifest_frozen", object=mid)
+    return mid
 
 
 def make_log(
@@ -43,7 +72,7 @@ def make_log(
     budget_s: float = 60,
     train_s: float = 0.0001,
 ) -> bytes:
-    """A raw log bound to condition `c{depth-2}` of `make_plan()` in cell (seed, host).
+    """A raw log bound to condition `cid(depth - 2)` of `make_plan()` in cell (seed, host).
 
     `train_s` is tiny: a record may not claim more training time than passed between its
     journaled start and its ingest.
@@ -56,7 +85,7 @@ def make_log(
         "seed": seed,
         "host": host,
         "budget_s": budget_s,
-        "data_sha256": None,
+        "data_sha256": DATA,
         "started_at": "2026-01-01T00:00:00Z",
     }
     lines = [
@@ -99,8 +128,8 @@ def key() -> SigningKey:
 def filled(store, key) -> Filled:
     manifest = freeze(store, make_plan(), key)
     runs = []
-    for i, cond in enumerate(("c0", "c1")):
-        record_run_start(store, manifest, cond, 0, "h1")
+    for i, cond in enumerate((C0, C1)):
+        record_run_start(store, manifest, cond, 0, "h1", key=key)
         runs.append(
             ingest(
                 store,
@@ -109,17 +138,18 @@ def filled(store, key) -> Filled:
                 condition=cond,
                 seed=0,
                 host="h1",
+                key=key,
             )
         )
     body = {
         "manifest": manifest,
         "stage": "screen",
         "runs": sorted(runs),
-        "promoted": ["c0"],
+        "promoted": [C0],
         "decided_at": datetime.now(UTC).isoformat(),
         "decider": key.key_id,
     }
     decision = store.put_signed("decision", body, key)
-    store.journal().append("decision_made", object=decision, manifest=manifest)
+    store.journal().append("decision_made", object=decision, manifest=manifest, key=key)
     anchor, _ = make_anchor(store, key)
     return Filled(store, key, manifest, runs, decision, anchor)

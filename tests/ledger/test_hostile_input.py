@@ -20,7 +20,7 @@ from ledger.manifest import freeze
 from ledger.rawlog import MAX_LINE_BYTES, parse_raw_log
 from ledger.verify import verify
 
-from .conftest import make_log, make_plan
+from .conftest import C0, make_log, make_plan
 
 DEEP = 100_000
 
@@ -36,7 +36,7 @@ def _snapshot(store):
 @pytest.fixture
 def frozen(store, key):
     mid = freeze(store, make_plan(), key)
-    record_run_start(store, mid, "c0", 0, "h1")
+    record_run_start(store, mid, C0, 0, "h1", key=key)
     return store, mid
 
 
@@ -105,12 +105,12 @@ def test_log_larger_than_the_cap_is_refused_without_reading_it_whole(frozen, tmp
     _one_line_exit_2(_ingest_cli(store, path, mid), "more than the 4096 allowed")
 
 
-def test_nan_summary_is_never_recorded_ok(frozen):
+def test_nan_summary_is_never_recorded_ok(frozen, key):
     store, mid = frozen
     # what the runner's own writer would never produce, but a foreign one might: null metric
     raw = make_log(mid).replace(b'"val_bpb":1.25,"training', b'"val_bpb":null,"training')
     with pytest.raises(LedgerError, match="no finite val_bpb"):
-        ingest(store, raw, manifest=mid, condition="c0", seed=0, host="h1")
+        ingest(store, raw, manifest=mid, condition=C0, seed=0, host="h1", key=key)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,8 @@ def test_planted_deep_objects_do_not_break_verify_or_audit(filled):
     journal = store.journal()
     journal.path.write_bytes(journal.path.read_bytes() + line + b"\n")
     found = [str(p) for p in verify(store)]
-    assert any("not valid JSON" in p for p in found), found
+    assert any("object is nested more than 64 levels deep: not used" in p for p in found), found
+    assert any("journal.jsonl: line" in p and "more than a journal event's" in p for p in found)
     result = audit_store(store)  # no RecursionError, no traceback
     assert result.verdict == "problems"
 
@@ -211,3 +212,19 @@ def test_raw_log_parser_reports_every_problem():
         p.startswith("line 3: not valid JSON") for p in parsed.problems
     )
     assert "summary val_bpb 1.2 disagrees with the eval line's 1.5" in parsed.problems
+
+
+def test_a_journal_line_of_the_wrong_shape_is_reported_and_never_read(filled):
+    """Every field present, but a kind that is a list, a time nested 900 deep: one finding
+    naming the line, and nothing downstream meets them (no TypeError, no RecursionError)."""
+    store = filled.store
+    deep = "[" * 900 + "]" * 900
+    line = (
+        '{"at":' + deep + ',"kind":["run_started"],"manifest":null,"object":null,'
+        '"prev":"' + "0" * 64 + '","run":[1],"seq":99}'
+    ).encode()
+    journal = store.journal()
+    journal.path.write_bytes(journal.path.read_bytes() + line + b"\n")
+    found = [str(p) for p in verify(store)]
+    assert any("journal.jsonl: line" in p and "kind is not a string" in p for p in found), found
+    assert audit_store(store).verdict == "problems"

@@ -15,7 +15,7 @@ from ledger.ingest import (
 )
 from ledger.manifest import freeze, load_manifest
 
-from .conftest import make_log, make_plan
+from .conftest import C0, C1, make_log, make_plan
 
 AUTORESEARCH = b"""step 00953 (100.0%) | loss: 3.0
 ---
@@ -85,20 +85,28 @@ def test_parse_autoresearch():
 
 def test_ingest_rules(store, key):
     mid = freeze(store, make_plan(), key)
-    record_run_start(store, mid, "c0", 0, "h1")
-    rid = ingest(store, make_log(mid), manifest=mid, condition="c0", seed=0, host="h1")
+    record_run_start(store, mid, C0, 0, "h1", key=key)
+    rid = ingest(store, make_log(mid), manifest=mid, condition=C0, seed=0, host="h1", key=key)
     body = store.get_json(rid)["body"]
-    assert body["run"] == run_key("c0", 0, "h1") and body["stage"] == "screen"
-    assert recorded_runs(store, mid) == {"c0/0/h1": rid}
-    assert is_recorded(store, mid, "c0/0/h1") and not is_recorded(store, mid, "c1/0/h1")
-    assert not is_recorded(store, "f" * 64, "c0/0/h1")
+    assert body["run"] == run_key(C0, 0, "h1") and body["stage"] == "screen"
+    assert recorded_runs(store, mid) == {f"{C0}/0/h1": rid}
+    assert is_recorded(store, mid, f"{C0}/0/h1") and not is_recorded(store, mid, f"{C1}/0/h1")
+    assert not is_recorded(store, "f" * 64, f"{C0}/0/h1")
     with pytest.raises(LedgerError, match="run already recorded"):
-        ingest(store, make_log(mid), manifest=mid, condition="c0", seed=0, host="h1")
+        ingest(store, make_log(mid), manifest=mid, condition=C0, seed=0, host="h1", key=key)
     with pytest.raises(LedgerError, match="not declared"):
-        ingest(store, make_log(mid), manifest=mid, condition="c9", seed=0, host="h1")
+        ingest(store, make_log(mid), manifest=mid, condition="f" * 64, seed=0, host="h1", key=key)
     before = len(list(store.iter_objects()))
     with pytest.raises(LedgerError, match="header cites manifest 'bbbb"):
-        ingest(store, make_log("b" * 64, depth=3), manifest=mid, condition="c1", seed=0, host="h1")
+        ingest(
+            store,
+            make_log("b" * 64, depth=3),
+            manifest=mid,
+            condition=C1,
+            seed=0,
+            host="h1",
+            key=key,
+        )
     assert len(list(store.iter_objects())) == before
-    free = ingest(store, AUTORESEARCH, fmt="autoresearch")
+    free = ingest(store, AUTORESEARCH, fmt="autoresearch", key=key)
     assert store.get_json(free)["body"]["manifest"] is None

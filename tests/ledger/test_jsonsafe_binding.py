@@ -111,11 +111,49 @@ def test_a_bound_header_has_no_problems():
         ({"code_sha256": "e" * 64}, "header code_sha256"),
         ({"runner_version": "2.0"}, "header runner_version '2.0'"),
         ({"data_sha256": None}, "header data_sha256 None"),
+        # the simulator's label does not make a real-data builtin plan's checks laxer
+        ({"runner": "sim"}, "header runner 'sim' in the manifest's runner is builtin"),
     ],
 )
 def test_each_header_field_binds(change, words):
     found = header_problems("m" * 64, MANIFEST, "c1", 0, "a100", _log(**{**GOOD, **change}))
     assert any(words in p for p in found), found
+
+
+def test_the_runner_kind_is_the_manifests_not_the_headers():
+    """A plan frozen without data is the simulator's alone; a real-data plan never takes a
+    simulated log, whatever the header calls itself (and the interval checks follow the
+    plan: `simulated` is passed from the manifest's kind, never read from the header)."""
+    sim_plan = {**MANIFEST, "runner": {"kind": "sim"}, "data_sha256": None}
+    found = header_problems("m" * 64, sim_plan, "c1", 0, "a100", _log(**GOOD))
+    assert any("in a plan frozen without a data set: only the simulator" in p for p in found)
+    assert not any("code_sha256" in p for p in found)  # no builtin identity for the simulator
+    assert (
+        header_problems("m" * 64, sim_plan, "c1", 0, "a100", _log(**{**GOOD, "runner": "sim"}))
+        == []
+    )
+    long = _parsed("ok", 1.2, seconds=90.0)
+    assert status_problems("ok", long, budget_s=120, interval_s=30.0, simulated=True) == []
+    assert status_problems("ok", long, budget_s=120, interval_s=30.0)  # a real plan's run
+
+
+def test_an_ok_run_of_a_budget_runner_trains_its_budget():
+    """The builtin runner (and an adapted script, and the simulator) stop once training
+    seconds reach the budget: an ok run short of it did not train what it says; a command
+    keeps its own contract, and a run that did not finish ok is not held to it."""
+    short = _parsed("ok", 1.2, seconds=60.0)
+    found = status_problems("ok", short, budget_s=120, trains_budget=True)
+    assert found == [
+        "status ok after 60 training seconds, short of the frozen budget of 120 s its "
+        "runner trains for"
+    ]
+    assert (
+        status_problems("ok", _parsed("ok", 1.2, seconds=120.0), budget_s=120, trains_budget=True)
+        == []
+    )
+    assert status_problems("ok", short, budget_s=120) == []  # a command's contract
+    crashed = _parsed("crashed", None, seconds=60.0)
+    assert status_problems("crashed", crashed, budget_s=120, trains_budget=True) == []
 
 
 def test_a_header_that_lacks_a_config_key():

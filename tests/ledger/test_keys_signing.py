@@ -88,3 +88,20 @@ def test_signed_envelope(tmp_path):
     with pytest.raises(LedgerError, match="must be signed"):
         unsigned_object("decision", {})
     assert os.environ.get("LEDGER_KEY_DIR")
+
+
+def test_the_scans_fast_payload_cut_is_the_signed_payload_or_nothing(key):
+    """The verify workers cut the signed payload from canonical bytes without parsing it
+    again: it must equal the payload the signature covers, and a signature member that is
+    not what the cut assumes gives no payload (the slow path re-encodes instead)."""
+    from ledger.canonical import canonical_bytes
+    from ledger.signing import sign_object, signing_payload, stored_payload
+
+    body = {"manifest": "m" * 64, "note": 'a ,"signature": inside a string', "n": [1, 2.5]}
+    obj = sign_object("run", body, key)
+    data = canonical_bytes(obj)
+    assert stored_payload(data, obj, canonical=True) == signing_payload("run", body)
+    assert stored_payload(data, obj) == signing_payload("run", body)
+    odd = {**obj, "signature": {**obj["signature"], "x": ',"signature":{"sig":"y"}'}}
+    odd_data = canonical_bytes(odd)
+    assert stored_payload(odd_data, odd, canonical=True) in (None, signing_payload("run", body))

@@ -62,6 +62,7 @@ add = ["a", "b", "c"]
 seeds = [{seeds}]
 hosts = ["local"]
 rule = {{ top_k = 1 }}
+max_attempts = 25          # twenty kills: every interrupted attempt counts, and is on record
 """
 
 
@@ -171,3 +172,8 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(stag
     )
     result = audit_store(Store.open(store))
     assert result.verdict == "clean", [str(f) for f in result.findings]
+    # every attempt the kills cut short is on record, closed by the next `ledger run`
+    (stage_audit,) = result.stages
+    attempts = stage_audit.attempts
+    assert attempts["open"] == 0 and attempts["recorded"] == 24
+    assert attempts["started"] == 24 + attempts["interrupted"] and attempts["interrupted"] >= 1

@@ -27,7 +27,7 @@ from stages.executors.sim import SimExecutor
 from stages.lookup import current_manifest, manifest_runs
 from stages.plan import freeze_stage
 from stages.sim import SimParams, simulate_log
-from tests.ledger.conftest import make_log, make_plan
+from tests.ledger.conftest import C0, freeze_as_before, make_log, make_plan
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,16 +45,16 @@ def test_rule_matches_sha256sum_of_the_inputs():
 
 
 def test_old_manifests_have_no_rule_and_keep_declared_seeds(store, key):
-    mid = freeze(store, make_plan(), key)  # a plan without "seeds": frozen as before
+    mid = freeze_as_before(store, make_plan(), key)  # a plan without "seeds", as before
     body = store.get_json(mid)["body"]
-    assert "seeds" not in body and effective_seed(mid, body, "c0", 0) is None
-    assert header_problems(mid, body, "c0", 0, "h1", parse_raw_log(make_log(mid))) == []
+    assert "seeds" not in body and effective_seed(mid, body, C0, 0) is None
+    assert header_problems(mid, body, C0, 0, "h1", parse_raw_log(make_log(mid))) == []
     wrong = parse_raw_log(make_log(mid, seed=5))
-    assert header_problems(mid, body, "c0", 0, "h1", wrong) == [
+    assert header_problems(mid, body, C0, 0, "h1", wrong) == [
         "header seed 5 is not the declared seed 0"
     ]
-    record_run_start(store, mid, "c0", 0, "h1")
-    ingest(store, make_log(mid), manifest=mid, condition="c0", seed=0, host="h1")
+    record_run_start(store, mid, C0, 0, "h1")
+    ingest(store, make_log(mid), manifest=mid, condition=C0, seed=0, host="h1")
     assert not [f for f in audit_store(store).findings if "seed" in f.message]
 
 
@@ -74,7 +74,7 @@ def sim_store(tmp_path, sim_campaign):
 
 def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
     store, _key, camp, sim = sim_store
-    run_stage(store, camp, "screen", sim, progress=False)
+    run_stage(store, camp, "screen", sim, key=_key, progress=False)
     manifest = current_manifest(store, camp.name, "screen")
     assert manifest.body.seeds is not None and manifest.body.seeds.rule == "sha256-v2"
     for run in manifest_runs(store, manifest.id):
@@ -87,7 +87,7 @@ def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
             "seed": 0,
         }
         assert run.body.seed == 0  # the record keeps the declared seed (the cell)
-    assert audit_store(store).findings == []
+    assert audit_store(store, allow_undecided=True).findings == []
 
 
 def _log_for(manifest, cond: str, *, derived_from: str) -> bytes:
@@ -120,10 +120,10 @@ def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
     found = header_problems(manifest.id, manifest.body.to_dict(), cond, 0, "h1", parsed)
     assert any("is not the effective seed" in p for p in found), found
     assert any("seed_inputs" in p for p in found), found
-    record_run_start(store, manifest.id, cond, 0, "h1")
+    record_run_start(store, manifest.id, cond, 0, "h1", key=_key)
     with pytest.raises(LedgerError, match="is not the effective seed"):
-        ingest(store, raw, manifest=manifest.id, condition=cond, seed=0, host="h1")
-    # an orchestrator that records it anyway is caught by the audit, naming the run
+        ingest(store, raw, manifest=manifest.id, condition=cond, seed=0, host="h1", key=_key)
+    # an orchestrator (holding the key) that records it anyway is caught by the audit
     key = f"{cond}/0/h1"
     record = {
         "manifest": manifest.id,
@@ -139,9 +139,10 @@ def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
         "metrics": parsed.metrics,
         "gpus": 1,
         "recorded_at": parsed.header["started_at"],
+        "recorder": _key.key_id,
     }
-    rid = store.put_unsigned("run", record)
-    store.journal().append("run_recorded", object=rid, run=key, manifest=manifest.id)
+    rid = store.put_signed("run", record, _key)
+    store.journal().append("run_recorded", object=rid, run=key, manifest=manifest.id, key=_key)
     found = [str(f) for f in audit_store(store).findings]
     assert any(f.startswith(rid) and "is not the effective seed" in f for f in found), found
 
@@ -248,16 +249,16 @@ def test_a_v1_manifest_keeps_verifying_under_its_own_rule(store, key):
     # a store frozen under the first rule: its runs' seeds follow sha256-v1, not the default
     mid = freeze(store, {**make_plan(), "seeds": {"rule": "sha256-v1"}}, key)
     body = store.get_json(mid)["body"]
-    v1 = derive_seed("sha256-v1", mid, "c0", 0)
-    assert effective_seed(mid, body, "c0", 0) == v1 > 2**32
+    v1 = derive_seed("sha256-v1", mid, C0, 0)
+    assert effective_seed(mid, body, C0, 0) == v1 > 2**32
 
     def log_with(seed: int) -> bytes:
         head, rest = make_log(mid, seed=seed).split(b"\n", 1)
         header = json.loads(head)
         header["effective_seed"] = seed
-        header["seed_inputs"] = {"manifest": mid, "condition": "c0", "seed": 0}
+        header["seed_inputs"] = {"manifest": mid, "condition": C0, "seed": 0}
         return json.dumps(header).encode() + b"\n" + rest
 
-    assert header_problems(mid, body, "c0", 0, "h1", parse_raw_log(log_with(v1))) == []
-    v2 = derive_seed("sha256-v2", mid, "c0", 0)
-    assert header_problems(mid, body, "c0", 0, "h1", parse_raw_log(log_with(v2)))
+    assert header_problems(mid, body, C0, 0, "h1", parse_raw_log(log_with(v1))) == []
+    v2 = derive_seed("sha256-v2", mid, C0, 0)
+    assert header_problems(mid, body, C0, 0, "h1", parse_raw_log(log_with(v2)))

@@ -18,6 +18,7 @@ from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
 from audit.rederive import audit_store
 from gateledger.cli.main import cli
+from ledger.keys import load_signing_key
 from ledger.store import Store
 from ledger.timestamp import TimestampError, check_response, load_tsa_roots, stamp
 from ledger.verify import verify_with_evidence
@@ -71,7 +72,7 @@ def _tokens(store: Store) -> dict[str, dict]:
 def _plant_token(store: Store, body: dict) -> str:
     """What an operator with file access does: store a timestamp object and journal it."""
     token = store.put_unsigned("timestamp", body)
-    store.journal().append("timestamped", object=token)
+    store.journal().append("timestamped", object=token, key=load_signing_key("op"))
     return token
 
 
@@ -135,9 +136,11 @@ def test_a_token_from_an_untrusted_root_is_caught(lab, tsa, tmp_path):
     frozen, _ = _stage(invoke, camp, "--tsa", tsa.url)
     mine = LocalTSA("Operator's own TSA")  # the root the reviewer does not trust
     store = Store.open(store_path, host="h1")
-    (own,) = stamp(store, frozen["manifest"], [tsa.url])  # a second genuine token
+    (own,) = stamp(
+        store, frozen["manifest"], [tsa.url], key=load_signing_key("op")
+    )  # a second genuine token
     with mine.serve():
-        (forged,) = stamp(store, frozen["manifest"], [mine.url])
+        (forged,) = stamp(store, frozen["manifest"], [mine.url], key=load_signing_key("op"))
     assert forged.ok and own.ok
     roots = load_tsa_roots([tsa.root_pem(tmp_path)])
     problems = [str(p) for p in verify_with_evidence(store, tsa_roots=roots).problems]
@@ -261,7 +264,9 @@ def test_a_failing_tsa_leaves_the_freeze_intact_and_says_so(lab, tsa, tsa_b):
     # a refusal, a token over another hash and an unreachable TSA are each said, not stored
     tsa_b.mode = "rejection"
     tsa.mode = "wrong-imprint"
-    results = stamp(store, manifest, [tsa_b.url, tsa.url, "http://127.0.0.1:9/none"])
+    results = stamp(
+        store, manifest, [tsa_b.url, tsa.url, "http://127.0.0.1:9/none"], key=load_signing_key("op")
+    )
     assert [r.ok for r in results] == [False, False, False]
     assert "the TSA refused: not today" in results[0].error
     assert "its message imprint" in results[1].error

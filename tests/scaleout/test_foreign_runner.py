@@ -70,7 +70,7 @@ def test_autoresearch_command_through_the_ledger(tmp_path):
     key = generate_key("k")
     manifest = freeze_stage(store, camp, "gate", key)
     report = run_stage(
-        store, camp, "gate", LocalExecutor(workdir=tmp_path / "w", jobs=2), progress=False
+        store, camp, "gate", LocalExecutor(workdir=tmp_path / "w", jobs=2), key=key, progress=False
     )
     assert report.statuses == {"ok": 4, "crashed": 2}
     runs = {

@@ -82,14 +82,14 @@ def _setup(tmp_path, runner_line: str, data):
     camp = parse_campaign(TINY.format(runner=runner_line), tmp_path / "c.toml")
     manifest = freeze_stage(store, camp, "screen", key, data=data)
     ex = RayExecutor(jobs=2, data=data, device="cpu", grace_s=60)
-    return store, camp, manifest, ex
+    return store, camp, manifest, ex, key
 
 
 def test_ray_runs_real_training_and_resumes(tmp_path, ray_instance, text_data):
-    store, camp, manifest, ex = _setup(tmp_path, "", text_data)
-    first = run_stage(store, camp, "screen", ex, limit=1, progress=False)
+    store, camp, manifest, ex, key = _setup(tmp_path, "", text_data)
+    first = run_stage(store, camp, "screen", ex, key=key, limit=1, progress=False)
     assert first.executed == 1
-    second = run_stage(store, camp, "screen", ex, progress=False)
+    second = run_stage(store, camp, "screen", ex, key=key, progress=False)
     assert second.executed == 3 and second.already == 1
     runs = manifest_runs(store, manifest)
     assert len(runs) == 4
@@ -99,8 +99,8 @@ def test_ray_runs_real_training_and_resumes(tmp_path, ray_instance, text_data):
 
 def test_dying_worker_is_recorded_as_crashed(tmp_path, ray_instance, text_data):
     line = 'runner = { command = "kill -9 $PPID; cat {config}", format = "autoresearch" }'
-    store, camp, manifest, ex = _setup(tmp_path, line, text_data)
-    report = run_stage(store, camp, "screen", ex, progress=False)
+    store, camp, manifest, ex, key = _setup(tmp_path, line, text_data)
+    report = run_stage(store, camp, "screen", ex, key=key, progress=False)
     assert report.statuses == {"crashed": 4}
     runs = manifest_runs(store, manifest)
     assert all(r.body.metrics.val_bpb is None for r in runs)

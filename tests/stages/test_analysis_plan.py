@@ -56,7 +56,7 @@ class Env:
 
     def stage(self, name, executor=None):
         freeze_stage(self.store, self.camp, name, self.key, for_simulation=True)
-        run_stage(self.store, self.camp, name, executor or self.sim, progress=False)
+        run_stage(self.store, self.camp, name, executor or self.sim, key=self.key, progress=False)
         _, decision = decide_stage(self.store, self.camp, name, self.key)
         body = decision.to_dict()  # the decision's JSON, as signed
         json.dumps(body, allow_nan=False)

@@ -72,3 +72,22 @@ def test_random_search_buys_what_the_protocol_spent(env):
             seed=1,
             progress=False,
         )
+
+
+def test_greedy_whose_start_diverges_finishes_with_a_clear_outcome(tmp_path, sim_campaign):
+    """The start condition diverges in every cell: step 0 promotes nothing, the first flip
+    with an ok run takes over, the walk finishes and audits clean (no internal error, and
+    a resume finds everything decided)."""
+    store = Store.init(tmp_path / ".ledger", host="h1")
+    key = generate_key("tester")
+    camp = load_campaign(sim_campaign)
+    params = SimParams.from_table({**camp.sim, "diverge": ["(1)"]}, "ABCDE")
+    sim = SimExecutor(params)
+    out = greedy_search(store, camp, key, sim, budget_s=120, cells=[(0, "h1")], progress=False)
+    first, second = out["steps"][:2]
+    assert (first["incumbent"], first["mean"]) == ("(1)", None)  # nothing ok to promote
+    assert second["incumbent"] == "a" and second["mean"] is not None  # the flip takes over
+    assert out["best"] is not None and out["best_mean"] is not None
+    assert audit_store(store).findings == []
+    again = greedy_search(store, camp, key, sim, budget_s=120, cells=[(0, "h1")], progress=False)
+    assert again["steps"] == out["steps"]  # resumed: every step already decided

@@ -61,6 +61,7 @@ runs = 4
 seeds = [0, 1]
 hosts = ["a", "b"]
 gpus = 2
+max_attempts = 2
 rule = { top_k = 2, within = 0.01, keep = ["base"], wins_all_cells = true, fdr = 0.1, reduce = true, min_cells = 1, failed = "worst", max_gap = { condition = "base", gap = 0.02 } }
 checks = [ { name = "c", a = "hi", b = "best", within = 0.01 } ]
 [[stages]]

@@ -1,0 +1,180 @@
+"""Every attempt on record, per cell: how often each run was started, how each attempt
+ended, whether the plan's `max_attempts` held, and what interrupted attempts cost.
+
+Why from the journals: a `run_started` event is the only evidence that an attempt
+happened, and the journal (a hash chain with a signed head) is the one source that fixes
+how many there were; records and interruptions close them (`ledger.attempts`). A cell
+attempted more often than its plan allows, or a decided stage with an attempt that never
+ended, is a finding naming the stage, condition, seed and host.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.evidence import Evidence
+from audit.runs import run_problem
+from ledger.attempts import count_attempts
+from ledger.errors import LedgerError
+from ledger.manifest import max_attempts
+from ledger.problems import Problem
+from ledger.provenance import log_source, run_gpus
+from ledger.verify import Event, seconds_between
+
+ATTEMPT_EVENTS = ("run_started", "run_recorded", "run_interrupted")
+# An attempt's wall time is bounded by when it was closed, and at most this horizon after
+# its start (the point from which `ledger status` calls an unclosed start dead).
+HORIZON_FACTOR, HORIZON_SLACK_S = 2.0, 300.0
+
+
+@dataclass
+class AttemptAudit:
+    """One manifest's attempts: the summary for the report and the findings by check."""
+
+    summary: dict[str, Any]
+    over_max: list[Problem] = field(default_factory=list)
+    unended: list[Problem] = field(default_factory=list)
+
+
+def _cell(run: str) -> dict[str, Any]:
+    condition, _, rest = run.partition("/")
+    seed_text, _, host = rest.partition("/")
+    try:
+        seed: int | None = int(seed_text)
+    except ValueError:
+        seed = None
+    return {"condition": condition, "seed": seed, "host": host}
+
+
+def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) -> AttemptAudit:
+    """Count each cell's attempts and outcomes; check them against the frozen bound."""
+    events = [(e.host, e.fields) for kind in ATTEMPT_EVENTS for e in ev.for_manifest(kind, mid)]
+    cells = count_attempts(events, mid)
+    bound = max_attempts(body)
+    out = AttemptAudit(
+        {
+            "max": bound,
+            "started": sum(c.started for c in cells.values()),
+            "recorded": sum(c.recorded for c in cells.values()),
+            "interrupted": sum(c.interrupted for c in cells.values()),
+            "open": sum(c.open for c in cells.values()),
+            "retried": [],
+        }
+    )
+    for run, cell in sorted(cells.items()):
+        where = _cell(run)
+        record = {**where, "stage": body.get("stage")}
+        name = (body.get("conditions", {}).get(where["condition"]) or {}).get("name")
+        if cell.started > 1 or cell.interrupted:
+            out.summary["retried"].append(
+                {
+                    "run": run,
+                    "name": name,
+                    "attempts": cell.started,
+                    "interrupted": cell.interrupted,
+                    "recorded": cell.recorded,
+                }
+            )
+        if bound is not None and cell.started > bound:
+            out.over_max.append(
+                run_problem(
+                    mid,
+                    f"run {name or run} ({run}) was attempted {cell.started} times; the plan "
+                    f"allows {bound} (max_attempts)",
+                    record,
+                    body,
+                    check="attempts within max_attempts",
+                    recorded=bound,
+                    found=cell.started,
+                )
+            )
+        if cell.recorded + cell.interrupted > cell.started:
+            out.unended.append(
+                run_problem(
+                    mid,
+                    f"run {run} has {cell.recorded + cell.interrupted} outcome(s) for "
+                    f"{cell.started} journaled start(s)",
+                    record,
+                    body,
+                    check="every attempt has an outcome",
+                )
+            )
+        elif cell.open and decided and bound is not None:
+            out.unended.append(
+                run_problem(
+                    mid,
+                    f"{cell.open} attempt(s) of run {run} (started {cell.starts[-1]}) have no "
+                    f"outcome, and the stage is decided: close them with `ledger run` on "
+                    f"host {', '.join(sorted(cell.hosts))}",
+                    record,
+                    body,
+                    check="every attempt has an outcome",
+                )
+            )
+    return out
+
+
+def interrupted_rows(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One cost row (`audit.costs.cost_breakdown`) per accepted interrupted attempt: its
+    wall seconds from its journaled start to its interruption (capped at the horizon), the
+    training seconds its partial log reports, and the manifest's GPUs."""
+    rows = []
+    starts = _starts(ev)
+    for oid, body in sorted(ev.of_kind("interruption").items()):
+        manifest = manifests.get(str(body.get("manifest")))
+        closed = ev.event("run_interrupted", oid)
+        if manifest is None or closed is None:
+            continue
+        run = str(body.get("run"))
+        start = _start_before(starts.get((closed.host, run), []), closed)
+        budget = float(manifest.get("budget_s") or 0.0)
+        wall = seconds_between(start.at, closed.at) if start is not None else None
+        horizon = HORIZON_FACTOR * budget + HORIZON_SLACK_S
+        wall = min(max(wall or 0.0, 0.0), horizon)
+        where = _cell(run)
+        name = (manifest.get("conditions", {}).get(where["condition"]) or {}).get("name")
+        rows.append(
+            {
+                "stage": manifest.get("stage") or "?",
+                "condition": where["condition"] or "?",
+                "name": name or where["condition"][:8] or "?",
+                "host": where["host"] or "?",
+                "status": "interrupted",
+                "training_seconds": _partial_training(ev, body, manifest),
+                "wall_seconds": wall,
+                "gpus": run_gpus(manifest),
+            }
+        )
+    return rows
+
+
+def _starts(ev: Evidence) -> dict[tuple[str, str], list[Event]]:
+    out: dict[tuple[str, str], list[Event]] = {}
+    for event in ev.events:
+        if event.kind == "run_started" and isinstance(event.fields.get("run"), str):
+            out.setdefault((event.host, event.fields["run"]), []).append(event)
+    return out
+
+
+def _start_before(starts: list[Event], closed: Event) -> Event | None:
+    earlier = [e for e in starts if e.index < closed.index]
+    return earlier[-1] if earlier else None
+
+
+def _partial_training(ev: Evidence, body: dict[str, Any], manifest: dict[str, Any]) -> float:
+    """Training seconds the partial log shows (its last step's), 0 without a log."""
+    if not isinstance(body.get("raw_log"), str):
+        return 0.0
+    try:
+        parsed = ev.parse_log(body, log_source(manifest).fmt)
+    except LedgerError:
+        return 0.0
+    seconds = parsed.metrics.get("training_seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return 0.0
+    return float(seconds) if math.isfinite(seconds) and seconds >= 0 else 0.0
+
+
+__all__ = ["AttemptAudit", "audit_attempts", "interrupted_rows"]

@@ -1,0 +1,107 @@
+"""How each stage's seeds are bound, said per stage: witness-bound, manifest-bound, unbound.
+
+Why: a seed derived from the manifest id alone cannot have been used before the plan
+existed, but the key holder can preview any number of candidate manifests offline (the
+freeze time is theirs to choose, Ed25519 is deterministic) and freeze the one whose seeds
+favour their condition: the seeds are grindable by whoever holds the key. A seed bound to
+the freeze's timestamp token as well cannot be known before an outside authority signs,
+so each try costs a request to it, and the token's time says how long after the freeze it
+came. A plan with no seed rule runs seeds the operator chose in private. The audit says
+which, and fails what the rule promises and the evidence does not keep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from audit.evidence import Evidence
+from ledger.manifest import signs_records
+from ledger.problems import Problem
+from ledger.seeds import RULES, needs_witness, seed_rule
+
+# A witness token signed later than this after the freeze could be one of many fetched
+# until the seeds suited (the same bound as a journal event's lag behind its object).
+MAX_WITNESS_LAG_S = 300.0
+
+GRINDABLE = (
+    "grindable by the key holder: the freeze time and plan bytes can be varied offline, "
+    "before signing, until the derived seeds favour a condition"
+)
+
+
+def seed_binding(
+    ev: Evidence, mid: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The stage's seed statement (`{"rule", "binding", "detail", "token"}`) and the
+    findings: unbound seeds of a current plan, a witness-bound rule without its token or
+    with one signed long after the freeze."""
+    rule = seed_rule(body)
+    stage = body.get("stage") if isinstance(body.get("stage"), str) else None
+
+    def problem(message: str) -> Problem:
+        return Problem(mid, message, check="seeds bound", stage=stage)
+
+    if rule is None:
+        statement = {
+            "rule": None,
+            "binding": "unbound",
+            "detail": "no seed rule: each run's seed is the declared one, chosen by the operator",
+            "token": None,
+        }
+        if signs_records(body):
+            return statement, [
+                problem(
+                    "seeds unbound: the plan names no seed rule, so its runs trained with "
+                    "seeds the operator chose in private"
+                )
+            ]
+        statement["detail"] = f"{statement['detail']} (frozen before seed rules existed)"
+        return statement, []
+    if rule not in RULES:
+        return {"rule": rule, "binding": "unknown", "detail": "", "token": None}, [
+            problem(f"seed rule {rule!r} is unknown to this audit")
+        ]
+    if not needs_witness(rule):
+        return {"rule": rule, "binding": "manifest-bound", "detail": GRINDABLE, "token": None}, []
+    return _witnessed(ev, mid, body, rule, problem)
+
+
+def _witnessed(
+    ev: Evidence, mid: str, body: dict[str, Any], rule: str, problem: Any
+) -> tuple[dict[str, Any], list[Problem]]:
+    found = ev.witness_token(mid)
+    if found is None:
+        return {"rule": rule, "binding": "witness-bound", "detail": "", "token": None}, [
+            problem(
+                f"seeds bound to the freeze's timestamp token ({rule}), and no usable token "
+                f"over the manifest is journaled after its freeze"
+            )
+        ]
+    lag = found.lag_s(body.get("frozen_at"))
+    check = ev.verified.timestamps.tokens.get(found.token)
+    verified = bool(check and check.verified)
+    detail = f"token {found.token[:12]} from {found.tsa} at {found.gen_time}" + (
+        f", {lag:.1f} s after the freeze" if lag is not None else ""
+    )
+    if not verified:
+        detail += (
+            "; not checked against TSA roots (--tsa-roots): a token the store minted itself "
+            "would let the key holder grind the seeds"
+        )
+    statement = {
+        "rule": rule,
+        "binding": "witness-bound" if verified else "witness-bound (store-asserted token)",
+        "detail": detail,
+        "token": found.token,
+    }
+    if lag is not None and lag > MAX_WITNESS_LAG_S:
+        return statement, [
+            problem(
+                f"the token its seeds derive from was signed {lag:.0f} s after the freeze: "
+                f"tokens fetched meanwhile could have been chosen among"
+            )
+        ]
+    return statement, []
+
+
+__all__ = ["GRINDABLE", "MAX_WITNESS_LAG_S", "seed_binding"]
