@@ -43,7 +43,8 @@ def test_a_random_sample_that_is_not_what_its_seed_draws(env):
         store, camp, key, sim, budget_s=600, cells=[(0, "h1")], gpu_hours=spent,
         match="campaign", seed=7, progress=False,
     )  # fmt: skip
-    body = current_manifest(store, camp.name, honest["stage"]).body
+    entry = current_manifest(store, camp.name, honest["stage"])
+    body = store.get_json(entry.id)["body"]  # the signed JSON, as frozen
     # the key holder freezes "seed 0" with the sample seed 7 drew (seed 0 draws others)
     n = honest["affordable"]
     seed0 = random.Random(0).sample(full_factorial(5), n)
@@ -79,7 +80,7 @@ def test_a_greedy_walk_held_at_a_worse_incumbent(env, monkeypatch):
     store, key, camp, sim = env
 
     def stuck(body, incumbent, mean):
-        return incumbent, mean if mean is not None else body["outcome"]["best_mean"]
+        return incumbent, mean if mean is not None else body.outcome.best_mean
 
     monkeypatch.setattr(baselines, "_next_incumbent", stuck)
     greedy_search(store, camp, key, sim, budget_s=120, cells=[(0, "h1")], progress=False)

@@ -266,7 +266,7 @@ def test_a_fully_run_plan_never_decided_is_not_clean(done):
 
     final = freeze_stage(store, camp, "final", key, for_simulation=True)
     run_stage(store, camp, "final", sim, key=key, progress=False)
-    declared = len(current_manifest(store, "t", "final").body["runs"])
+    declared = len(current_manifest(store, "t", "final").body.runs)
     result = audit_store(store)
     assert [s.verdict for s in result.stages] == ["clean", "clean", "undecided"]
     assert result.verdict == "problems"

@@ -145,7 +145,7 @@ def test_no_attestation_for_a_store_the_audit_rejects(done, tmp_path):
     store, key, _camp, _sim = done
     manifest = current_manifest(store, "t", "gate")
     decision = manifest_decision(store, manifest.id)
-    body = {**decision.body, "promoted": decision.body["promoted"][::-1][:1]}
+    body = {**decision.body.to_dict(), "promoted": decision.body.promoted[::-1][:1]}
     forged = store.put_signed("decision", body, key)
     journal = store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]

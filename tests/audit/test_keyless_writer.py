@@ -49,12 +49,16 @@ def test_a_replaced_record_and_log_never_reach_a_decision(ran):
     invoke, store, camp = ran
     manifest = current_manifest(store, "t", "screen")
     victim = manifest_runs(store, manifest.id)[-1]
-    lines = [json.loads(x) for x in store.get_bytes(victim.body["raw_log"]).splitlines()]
+    lines = [json.loads(x) for x in store.get_bytes(victim.body.raw_log).splitlines()]
     for line in lines:
         if line["type"] in ("eval", "summary"):
             line["val_bpb"] = 0.1
     raw = "".join(json.dumps(x) + "\n" for x in lines).encode()
-    body = {**victim.body, "raw_log": store.put_bytes(raw), "metrics": parse_raw_log(raw).metrics}
+    body = {
+        **victim.body.to_dict(),
+        "raw_log": store.put_bytes(raw),
+        "metrics": parse_raw_log(raw).metrics,
+    }
     del body["recorder"]
     forged = store.put_unsigned("run", body)
     events = [{**e, "object": forged} if e["object"] == victim.id else e for e in _events(store)]
@@ -66,7 +70,7 @@ def test_a_replaced_record_and_log_never_reach_a_decision(ran):
     assert res.exit_code == 1
     assert problems[forged]["check"] == "signed records"
     assert (problems[forged]["condition"], problems[forged]["seed"], problems[forged]["host"]) == (
-        victim.body["condition"],
+        victim.body.condition,
         0,
         "h1",
     )

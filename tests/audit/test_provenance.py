@@ -81,18 +81,18 @@ class Lab:
         return manifest
 
     def run_of(self, name: str, seed: int = 0) -> Entry:
-        names = {cid: info["name"] for cid, info in self.manifest.body["conditions"].items()}
+        names = {cid: info.name for cid, info in self.manifest.body.conditions.items()}
         return next(
             r
             for r in manifest_runs(self.store, self.manifest.id)
-            if names[r.body["condition"]] == name and r.body["seed"] == seed
+            if names[r.body.condition] == name and r.body.seed == seed
         )
 
     def replace(self, run: Entry, *, signed: bool = True, raw: bytes | None = None, **fields):
         """Swap a run's record (and log) for another: the key holder's modified orchestrator
         signs it and re-signs the journal head; a writer without the key cannot."""
         store, key = self.store, self.key
-        body = {**run.body, **fields}
+        body = {**run.body.to_dict(), **fields}
         if raw is not None:
             body["raw_log"] = store.put_bytes(raw)
         body.pop("recorder", None)
@@ -110,7 +110,7 @@ class Lab:
     def relog(self, run: Entry, edit, **fields):
         """The run's log with `edit` applied to its parsed lines, and a record that says
         what the new log says (so only the forged number differs from its source)."""
-        lines = [json.loads(x) for x in self.store.get_bytes(run.body["raw_log"]).splitlines()]
+        lines = [json.loads(x) for x in self.store.get_bytes(run.body.raw_log).splitlines()]
         edit(lines)
         raw = "".join(json.dumps(x) + "\n" for x in lines).encode()
         parsed = parse_raw_log(raw)
@@ -186,7 +186,7 @@ def forge_total_seconds(lab: Lab):
 def forge_metric(lab: Lab):
     """The record's val_bpb is not the log's."""
     run = lab.run_of("worst")
-    metrics = {**run.body["metrics"], "val_bpb": 0.5}
+    metrics = {**run.body.metrics.to_dict(), "val_bpb": 0.5}
     return lab.replace(run, metrics=metrics), run
 
 
@@ -225,7 +225,7 @@ def forge_wall(lab: Lab):
     journal = lab.store.journal()
     events = [json.loads(x) for x in journal.path.read_text().splitlines()]
     for e in events:
-        if e["kind"] == "run_started" and e["run"] == run.body["run"]:
+        if e["kind"] == "run_started" and e["run"] == run.body.run:
             e["at"] = "2000-01-01T00:00:00+00:00"
     rewrite_journal(journal, events)  # no key: the head cannot be signed
     return "parts/local/journal.head", None
@@ -234,7 +234,9 @@ def forge_wall(lab: Lab):
 def forge_record_without_key(lab: Lab):
     """A writer without the key replaces a record and its log (unsigned)."""
     run = lab.run_of("worst")
-    return lab.replace(run, signed=False, metrics={**run.body["metrics"], "val_bpb": 0.5}), run
+    return lab.replace(
+        run, signed=False, metrics={**run.body.metrics.to_dict(), "val_bpb": 0.5}
+    ), run
 
 
 def forge_attempts(lab: Lab):
@@ -242,7 +244,7 @@ def forge_attempts(lab: Lab):
     run = lab.run_of("worst")
     journal = lab.store.journal()
     for _ in range(2):
-        journal.append("run_started", run=run.body["run"], manifest=lab.manifest.id, key=lab.key)
+        journal.append("run_started", run=run.body.run, manifest=lab.manifest.id, key=lab.key)
     return lab.manifest.id, run
 
 
@@ -251,7 +253,7 @@ def _continuing_plan(lab: Lab, **changes) -> dict:
     res = lab.invoke("decide", "gate", "--campaign", str(lab.camp), "--json")
     assert res.exit_code == 0, res.output
     decision = json.loads(res.output)
-    body = lab.manifest.body
+    body = lab.store.get_json(lab.manifest.id)["body"]  # the signed JSON, as frozen
     keep = {k: body[k] for k in ("campaign", "budget_s", "rule", "analysis", "runner")}
     conditions = {cid: decision["conditions"][cid] for cid in decision["promoted"]}
     plan = {
@@ -279,9 +281,9 @@ def forge_candidates(lab: Lab):
     """A continuing plan citing the right parent that lists a condition its gate did not
     promote."""
     body = lab.manifest.body
-    worst = next(c for c, i in body["conditions"].items() if i["name"] == "worst")
+    worst = next(c for c, i in body.conditions.items() if i.name == "worst")
     plan = _continuing_plan(lab)
-    plan["conditions"][worst] = {k: v for k, v in body["conditions"][worst].items()}
+    plan["conditions"][worst] = body.conditions[worst].to_dict()
     plan["runs"].append({"condition": worst, "seed": 0, "host": "local"})
     return _freeze_plan(lab, plan), None
 
@@ -332,7 +334,7 @@ def forge_decision(lab: Lab):
     decision = json.loads(res.output)
     store, key = lab.store, lab.key
     raw = store.get_json(decision["decision"])["body"]
-    names = {i["name"]: c for c, i in lab.manifest.body["conditions"].items()}
+    names = {i.name: c for c, i in lab.manifest.body.conditions.items()}
     body = {**raw, "promoted": [names["worst"]]}
     forged = store.put_signed("decision", body, key)
     journal = store.journal()
@@ -386,7 +388,7 @@ def test_each_number_forged_from_the_wrong_source_is_a_finding(lab, row):
     if run is not None:  # a run's finding names where it is
         where = {(f.stage, f.condition, f.seed, f.host) for f in hits}
         body = run.body
-        assert ("gate", body["condition"], body["seed"], body["host"]) in where, where
+        assert ("gate", body.condition, body.seed, body.host) in where, where
     assert lab.invoke("audit", "--allow-undecided").exit_code == 1
 
 
@@ -397,7 +399,7 @@ def test_the_costs_take_the_plans_gpus_and_stage_not_the_records(lab):
     result = audit_store(lab.store, allow_undecided=True)
     seconds = 0.0
     for run in manifest_runs(lab.store, lab.manifest.id):
-        parsed = parse_raw_log(lab.store.get_bytes(run.body["raw_log"]))
+        parsed = parse_raw_log(lab.store.get_bytes(run.body.raw_log))
         seconds += parsed.metrics["training_seconds"]
     assert set(result.costs["by_stage"]) == {"gate"}
     assert result.costs["by_stage"]["gate"]["training_gpu_hours"] == pytest.approx(
@@ -417,7 +419,7 @@ def test_the_costs_take_the_plans_gpus_and_stage_not_the_records(lab):
 def test_ingest_flags_never_override_the_plan(lab, flag, value, words):
     run = lab.run_of("worst", seed=1)
     log = lab.tmp / "again.jsonl"
-    log.write_bytes(lab.store.get_bytes(run.body["raw_log"]))
+    log.write_bytes(lab.store.get_bytes(run.body.raw_log))
     res = lab.invoke(
         "ingest",
         str(log),
@@ -438,8 +440,8 @@ def test_ingest_flags_never_override_the_plan(lab, flag, value, words):
 
 def test_canonical_ids_keep_hashing(lab):
     """The condition ids the plan uses are the hashes of their configs (independently)."""
-    for cid, info in lab.manifest.body["conditions"].items():
-        assert cid == sha256_hex(canonical_bytes(info["config"]))
+    for cid, info in lab.manifest.body.conditions.items():
+        assert cid == sha256_hex(canonical_bytes(info.config))
 
 
 def test_a_runner_kind_the_audit_does_not_know_is_a_finding(lab):

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from gateledger.cli.main import cli
 from ledger.keys import generate_key
+from ledger.plan_model import Manifest
 from ledger.store import Store
 from stages.campaign import parse_campaign
 from stages.execute import manifest_tasks, run_stage
@@ -65,7 +66,7 @@ def test_recorded_budget_run_replays_identically(tmp_path, device):
     key = generate_key("k")
     manifest = freeze_stage(store, camp, "s", key, data=data)
     executor = LocalExecutor(workdir=tmp_path / "w", data=data, device=device)
-    tasks = manifest_tasks(manifest, store.get_json(manifest)["body"])
+    tasks = manifest_tasks(manifest, Manifest.model_validate(store.get_json(manifest)["body"]))
     assert [executor.forks(t) for t in tasks] == [device == "cpu"]
     run_stage(store, camp, "s", executor, key=key, progress=False)
     (run,) = manifest_runs(store, manifest)

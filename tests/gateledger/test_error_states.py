@@ -55,7 +55,9 @@ def test_a_run_recorded_twice_and_a_run_never_declared(store, key, camp):
     raw = store.get_bytes(record["raw_log"])
     cell = (record["condition"], record["seed"], record["host"])
     with pytest.raises(errors.AlreadyRecorded, match="run already recorded: "):
-        ingest(store, raw, manifest=manifest.id, condition=cell[0], seed=cell[1], host=cell[2])
+        ingest(
+            store, raw, manifest=manifest.id, condition=cell[0], seed=cell[1], host=cell[2], key=key
+        )
     with pytest.raises(errors.UndeclaredRun, match="is not declared in manifest"):
         record_run_start(store, manifest.id, first.condition, 99, first.host)
 

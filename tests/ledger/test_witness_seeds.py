@@ -67,8 +67,8 @@ def test_a_witnessed_freeze_binds_every_seed_to_its_token(lab, tsa, tmp_path):
     manifest = current_manifest(store, "t", "screen")
     token, der = _first_token(store, manifest.id)
     for run in manifest_runs(store, manifest.id):
-        header = parse_raw_log(store.get_bytes(run.body["raw_log"])).header
-        expected = _by_hand(manifest.id, der, run.body["condition"], 0)
+        header = parse_raw_log(store.get_bytes(run.body.raw_log)).header
+        expected = _by_hand(manifest.id, der, run.body.condition, 0)
         assert header["seed"] == header["effective_seed"] == expected
         assert header["seed_inputs"]["witness"] == hashlib.sha256(der).hexdigest()
     root_pem = str(tsa.root_pem(tmp_path))
