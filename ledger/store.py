@@ -12,6 +12,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class Store:
         self.root = Path(root)
         self.host = sanitize_host(host) if host else default_host()
         self._keyring: Keyring | None = None
+        self._revocations: dict[str, _Revocations] = {}  # journal path -> what was read
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, host={self.host!r})"
@@ -294,19 +296,52 @@ class Store:
         """When `key_id` was revoked (its revocation's `revoked_at`), or None.
 
         Read from the journals' `key_revoked` events; a revocation object that does not
-        parse is ignored here and reported by `verify`.
+        parse is ignored here and reported by `verify`. Every signed write asks, so each
+        journal is read once per Store and then only from where the last call stopped
+        (journals are append-only; a journal that shrank or was replaced is read again).
         """
         for journal in self.journals():
-            for event in journal.events():
-                if event.get("kind") != "key_revoked" or not is_object_id(event.get("object")):
-                    continue
+            for oid in self._revocation_ids(journal):
                 try:
-                    body = self.get_json(event["object"]).get("body", {})
+                    body = self.get_json(oid).get("body", {})
                 except LedgerError:
                     continue
                 if isinstance(body, dict) and body.get("key_id") == key_id:
                     return str(body.get("revoked_at"))
         return None
+
+    def _revocation_ids(self, journal: Journal) -> list[str]:
+        """Object ids of `journal`'s `key_revoked` events, in order."""
+        key = str(journal.path)
+        try:
+            with open(journal.path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                seen = self._revocations.get(key)
+                if seen is None or seen.inode != (st.st_dev, st.st_ino) or st.st_size < seen.end:
+                    seen = _Revocations((st.st_dev, st.st_ino))
+                fh.seek(seen.end)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StorageError(f"cannot read {journal.path}: {exc.strerror or exc}") from None
+        cut = data.rfind(b"\n") + 1  # a torn last line is not acknowledged: read it later
+        for line in data[:cut].split(b"\n"):
+            if b"key_revoked" not in line:  # every event names its kind: skip the rest unparsed
+                continue
+            try:
+                event = json.loads(line)
+            except (ValueError, RecursionError):
+                raise IntegrityError(f"journal {journal.path}: a line is not valid JSON") from None
+            if (
+                isinstance(event, dict)
+                and event.get("kind") == "key_revoked"
+                and is_object_id(event.get("object"))
+            ):
+                seen.ids.append(event["object"])
+        seen.end += cut
+        self._revocations[key] = seen
+        return seen.ids
 
     def put_signed(self, kind: str, body: dict[str, Any], key: SigningKey) -> str:
         """Sign and store; the signer's public key joins the keyring so verify can check it.
@@ -395,3 +430,12 @@ __all__ = [
     "sanitize_host",
     "IntegrityError",
 ]
+
+
+@dataclass
+class _Revocations:
+    """How far one journal has been read for revocations, and the ones found."""
+
+    inode: tuple[int, int]
+    end: int = 0
+    ids: list[str] = field(default_factory=list)
