@@ -32,14 +32,27 @@ def canonical_bytes(obj: Any) -> bytes:
 # Where orjson's sorted output can differ from RFC 8785 (so equality with it proves nothing):
 # exponents, negative zero, integral floats, integers past 2^53, non-ASCII (key order is by
 # UTF-16 units) and \u escapes. Bytes with none of these are canonical iff orjson agrees.
-_NUM = rb"(?:^|[:,\[])"  # a number token starts after one of these (never inside a string)
-_RISKY = re.compile(
-    _NUM + rb"-?[0-9]+(?:\.[0-9]+)?[eE]"  # exponent
-    rb"|" + _NUM + rb"-0(?:\.0*)?(?![.0-9])"  # negative zero
-    rb"|" + _NUM + rb"-?[0-9]+\.0+(?![0-9])"  # integral float
-    rb"|" + _NUM + rb"-?[0-9]{16}"  # past 2^53
-    rb"|[\x80-\xff]|\\u"
-)  # non-ASCII (key order), escapes
+_RISKY_NUMBER = (
+    rb"(?:-?[0-9]+(?:\.[0-9]+)?[eE]"  # exponent
+    rb"|-0(?:\.0*)?(?![.0-9])"  # negative zero
+    rb"|-?[0-9]+\.0+(?![0-9])"  # integral float
+    rb"|-?[0-9]{16})"  # past 2^53
+)
+# a number token starts after one of these (never inside a string), or at the very start;
+# the lookahead turns away the many `:` and `,` before strings and objects at once
+_RISKY_AFTER = re.compile(rb"[:,\[](?=-?[0-9])" + _RISKY_NUMBER)
+_RISKY_START = re.compile(_RISKY_NUMBER)
+
+
+def _risky(data: bytes) -> bool:
+    """Whether `data` holds a number token, non-ASCII byte (key order is by UTF-16 units)
+    or `\\u` escape where orjson's bytes may differ from RFC 8785's."""
+    return (
+        not data.isascii()
+        or b"\\u" in data
+        or _RISKY_AFTER.search(data) is not None
+        or _RISKY_START.match(data) is not None
+    )
 
 
 def is_canonical(obj: Any, data: bytes) -> bool:
@@ -53,7 +66,7 @@ def is_canonical(obj: Any, data: bytes) -> bool:
         fast = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
     except (TypeError, orjson.JSONEncodeError):
         fast = None
-    if fast == data and not _RISKY.search(data):
+    if fast == data and not _risky(data):
         return True
     try:
         return canonical_bytes(_as_parsed_from_float(obj)) == data

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.canonical import (
+    _risky,
     canonical_bytes,
     check_object_id,
     is_canonical,
@@ -141,3 +143,42 @@ def test_large_integral_floats_are_canonical_as_rfc8785_writes_them():
     assert data == b'{"mfu":10000000000000000,"n":3}'
     assert is_canonical(json.loads(data), data)
     assert not is_canonical(json.loads(b'{"n":9007199254740993}'), b'{"n":9007199254740993}')
+
+
+# The single pattern `_risky` replaced (kept here as the reference reading): a number token
+# after `:`, `,`, `[` or at the start with an exponent, a negative zero, an integral float
+# or 16 digits; any non-ASCII byte; a \u escape.
+_REFERENCE_NUM = rb"(?:^|[:,\[])"
+_REFERENCE = re.compile(
+    _REFERENCE_NUM + rb"-?[0-9]+(?:\.[0-9]+)?[eE]"
+    rb"|" + _REFERENCE_NUM + rb"-0(?:\.0*)?(?![.0-9])"
+    rb"|" + _REFERENCE_NUM + rb"-?[0-9]+\.0+(?![0-9])"
+    rb"|" + _REFERENCE_NUM + rb"-?[0-9]{16}"
+    rb"|[\x80-\xff]|\\u"
+)
+_TOKENS = [b":", b",", b"[", b"-", b"0", b"1", b"9", b".", b"e", b"E", b"0" * 16, b'"', b"a"]
+_TOKENS += [b"\xc3\xa9", b"\\u", b"}", b"{"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=16))
+def test_risky_bytes_are_found_as_the_reference_pattern_finds_them(tokens: list[bytes]) -> None:
+    data = b"".join(tokens)
+    assert _risky(data) == (_REFERENCE.search(data) is not None)
+
+
+@pytest.mark.parametrize(
+    ("data", "risky"),
+    [
+        (b'{"a":1e-05}', True),
+        (b'{"a":-0}', True),
+        (b'{"a":[2.0]}', True),
+        (b'{"a":12345678901234567}', True),
+        (b'{"a":"\xc3\xa9"}', True),
+        (b"1e5", True),
+        (b'{"a":"1e5","b":-0.5,"c":[1,2.5]}', False),
+        (b'{"id":"0123456789012345678"}', False),
+    ],
+)
+def test_risky_bytes_known_by_hand(data: bytes, risky: bool) -> None:
+    assert _risky(data) is risky
