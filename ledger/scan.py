@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ledger.canonical import is_canonical, is_object_id
 from ledger.jsonsafe import MAX_DEPTH, depth_of
 from ledger.parallel import fork_map, shared
@@ -75,7 +77,7 @@ def _envelope(data: bytes) -> dict[str, Any] | None:
     A raw log is several lines, so it fails to parse as one document after its first line:
     cheap. Anything else that starts like an object is parsed and looked at.
     """
-    if data[:256].lstrip()[:1] != b"{":
+    if data[:256].lstrip()[:1] != b"{" or _first_line_then_more(data):
         return None
     try:
         obj = json.loads(data)
@@ -88,6 +90,21 @@ def _envelope(data: bytes) -> dict[str, Any] | None:
     if not isinstance(obj, dict) or "kind" not in obj or "body" not in obj:
         return None
     return obj
+
+
+def _first_line_then_more(data: bytes) -> bool:
+    """Whether `data` is a complete JSON value on its first line followed by more text on
+    the next: then it is not one JSON document (as `json.loads` would find after parsing
+    the whole first line in Python). What a raw log looks like; checked with orjson, whose
+    grammar is no wider than `json`'s, so a value it reads there `json` reads the same."""
+    cut = data.find(b"\n")
+    if cut < 0 or data[cut + 1 : cut + 2] in (b"", b" ", b"\t", b"\r", b"\n"):
+        return False
+    try:
+        orjson.loads(data[:cut])
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 PARALLEL_MIN_OBJECTS = 4000  # below this, forking workers costs more than it saves
@@ -185,8 +202,8 @@ def _classify(oid: str, path: str, check: SignatureCheck | None = None) -> tuple
         return "deep", None
     if obj is None:
         return "raw", None
-    if depth_of(obj) > MAX_DEPTH:
-        return "deep", None
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH and depth_of(obj) > MAX_DEPTH:
+        return "deep", None  # (fewer brackets than the limit cannot nest past it)
     if not looks_like_envelope(data) or not is_canonical(obj, data):
         return "noncanonical", obj.get("kind")
     if "signature" not in obj:
