@@ -573,7 +573,7 @@ def audit_view(result: AuditResult, source: str) -> AuditView:
             )
             for c in result.causes
         ],
-        n_problems=len(result.findings),
+        n_problems=len(result.problems),
         checks=[
             Check(name=f"{s.stage}: {c['name']}", ok=bool(c["ok"]), detail=str(c["detail"]))
             for s in result.stages

@@ -36,7 +36,7 @@ from stages.runner_checks import (
     placeholder_problems,
     unknown_key_problems,
 )
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 MAX_CAMPAIGN_BYTES = 1 << 20
 LETTERS = "ABCDEFGH"
@@ -169,7 +169,7 @@ class Campaign:
 
     @property
     def sim(self) -> dict[str, Any]:
-        """The `[sim]` table as written (stages.sim fills in its defaults)."""
+        """The `[sim]` table as written (stages.surface fills in its defaults)."""
         table = self.document.sim
         return {} if table is None else table.model_dump(exclude_unset=True)
 

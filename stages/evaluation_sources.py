@@ -31,7 +31,7 @@ from typing import Any
 from ledger.errors import InputError, LedgerError
 from stages.campaign import Campaign, budget_label
 from stages.replay_table import Curve, CurveTable, Replicate, Row, read_table, table_from_store
-from stages.sim import SimParams, expected_value, run_outcome
+from stages.surface import SimParams, expected_value, run_outcome
 
 _NORMAL = NormalDist()
 MEAN: Replicate = ("<mean>", "<mean>")  # the noise-free reading: the replicates' mean

@@ -31,7 +31,7 @@ from ledger.documents import Anchor
 from stages.runner_checks import frozen_keys_unchecked, unchecked_note
 
 if TYPE_CHECKING:  # the result types, for the checker only (the API loads on first use)
-    from gateledger.signing import KeyListing
+    from gateledger.signers import KeyListing
     from ledger.plan_model import Manifest
     from ledger.status import StoreCounts
 
