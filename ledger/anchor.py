@@ -8,6 +8,7 @@ appendix), `verify` checks each journal still contains that exact event at that 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,10 +69,9 @@ class AnchorReport:
         total = sum(sum(k.values()) for k in self.unanchored.values())
         if not total:
             return "every journal event is covered by the given anchor(s)"
-        kinds: dict[str, int] = {}
+        kinds: Counter[str] = Counter()
         for per_host in self.unanchored.values():
-            for kind, n in per_host.items():
-                kinds[kind] = kinds.get(kind, 0) + n
+            kinds.update(per_host)
         detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         return f"{total} event(s) after the newest given anchor, not covered by it: {detail}"
 
@@ -212,13 +212,13 @@ def _tail(
     for host, lines in journal_lines.items():
         seq = covered.get(host)
         start = seq + 1 if isinstance(seq, int) else 0
-        kinds: dict[str, int] = {}
+        kinds: Counter[str] = Counter()
         for line in lines[start:]:
             try:
-                kind = json.loads(line).get("kind", "?")
+                kind = json.loads(line).get("kind", "?")  # an event line, or any damage
             except (ValueError, AttributeError, RecursionError):
                 kind = "?"
-            kinds[str(kind)] = kinds.get(str(kind), 0) + 1
+            kinds[str(kind)] += 1
         if kinds:
-            out[host] = kinds
+            out[host] = dict(kinds)
     return out

@@ -128,7 +128,7 @@ def derive_rows(
     """Every table's rows, from parsed objects, journal lines and key records alone."""
     rows: dict[str, list[tuple]] = {name: [] for name in SCHEMA}
     for oid, obj in sorted(scan.objects.items()):
-        body, kind = _mirror(obj, ("body", "kind"))
+        body, kind = obj["body"], obj["kind"]  # a scanned envelope has both (ledger.scan)
         if not isinstance(body, dict):
             continue
         if kind == "manifest":

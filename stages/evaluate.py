@@ -923,8 +923,8 @@ def _screen(
             continue
         rows = [
             e
-            for e in gate.effects.get("effects", [])
-            if e.get("term") in letters and e.get("p") is not None
+            for e in gate.effects["effects"]  # EffectsResult.to_dict(): every row has term, p
+            if e["term"] in letters and e["p"] is not None
         ]
         with_effects += 1
         significant: set[str] = set()

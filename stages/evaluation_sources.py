@@ -117,7 +117,8 @@ RECORDED = World(0)
 
 
 class SimSource:
-    """The campaign's `[sim]` surface; a replicate is one standard-normal noise draw."""
+    """The campaign's `[sim]` surface; a replicate is one standard-normal noise draw.
+    A `cond` is a candidate as the evaluation passes it: `{"id", **Condition.to_dict()}`."""
 
     kind = "sim"
 
@@ -150,7 +151,7 @@ class SimSource:
         out = run_outcome(
             self.params,
             name=cond["name"],
-            coded=cond.get("coded", {}),
+            coded=cond["coded"],
             budget_s=fidelity,
             host=host,
             z=z,
@@ -160,7 +161,7 @@ class SimSource:
     def truth(self, cond: dict, budget_s: float, world: World = RECORDED) -> float | None:
         if cond["name"] in self.params.diverge:
             return None
-        return expected_value(self.params, cond.get("coded", {}), budget_s)
+        return expected_value(self.params, cond["coded"], budget_s)
 
     def mean_cost(self, cond: dict, budget_s: float, gpus: int) -> float:
         return self.read(0, cond, MEAN, budget_s, "", gpus).cost_gpu_s

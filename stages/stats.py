@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -134,7 +135,7 @@ class _Gathered:
     """A stage's observations sorted into what the summaries need."""
 
     values: dict[str, list[float]] = field(default_factory=dict)
-    runs: dict[str, int] = field(default_factory=dict)
+    runs: Counter[str] = field(default_factory=Counter)
     failed: dict[str, list[dict]] = field(default_factory=dict)
     per_cell: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     per_host: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -145,7 +146,7 @@ def _gather(obs: list[dict]) -> _Gathered:
     for o in obs:
         cond = str(o["condition"])
         g.values.setdefault(cond, [])
-        g.runs[cond] = g.runs.get(cond, 0) + 1
+        g.runs[cond] += 1
         v = _ok_value(o)
         if v is None:
             g.failed.setdefault(cond, []).append(failed_run(o))
