@@ -360,12 +360,13 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
     them with the certificate valid at the token's time."""
     if not isinstance(body, dict):
         return TokenCheck(token_id, None, None, None, problems=["timestamp body is not an object"])
+    # an untrusted body: each missing or mistyped key is its own finding below
     oid: Any = body.get("object")
-    tsa = body.get("tsa")
+    tsa, kind, gen_time = body.get("tsa"), body.get("object_kind"), body.get("gen_time")
     check = TokenCheck(
         token_id,
         oid if isinstance(oid, str) else None,
-        body.get("object_kind") if isinstance(body.get("object_kind"), str) else None,
+        kind if isinstance(kind, str) else None,
         tsa if isinstance(tsa, str) else None,
     )
     if not is_object_id(oid):
@@ -387,10 +388,9 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
         check.problems.append(
             f"timestamp token from {tsa} does not stamp object {oid[:12]}: {imprint}"
         )
-    if body.get("gen_time") != _iso(check.gen_time):
+    if gen_time != _iso(check.gen_time):
         check.problems.append(
-            f"timestamp says gen_time {body.get('gen_time')!r} but its token "
-            f"says {_iso(check.gen_time)}"
+            f"timestamp says gen_time {gen_time!r} but its token says {_iso(check.gen_time)}"
         )
     if roots and not imprint:
         try:

@@ -350,9 +350,9 @@ def gate_flags(
                             ),
                         }
                     )
-    for letter in (failures or {}).get("flagged", []):
+    for letter in failures["flagged"] if failures else []:  # as `failures_by_level` gives it
         row = failures["factors"][letter]  # type: ignore[index]
-        what = f"{letter} ({row['key']})" if row.get("key") else letter
+        what = f"{letter} ({row['key']})" if row["key"] else letter
         flags.append(
             {
                 "kind": "failures_by_level",
