@@ -426,11 +426,9 @@ def ingest_cmd(
         key=key_name,
     )
     body = recorded.body
-    emit(
-        recorded,
-        as_json,
-        f"recorded run {recorded.id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})",
-    )
+    value = body["metrics"].get("val_bpb")
+    shown = f"{value:.4f}" if isinstance(value, int | float) else "none"
+    emit(recorded, as_json, f"recorded run {recorded.id} ({body['status']}, val_bpb {shown})")
 
 
 @click.command("anchor")
