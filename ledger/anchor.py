@@ -205,8 +205,9 @@ def _head_mismatch(head: dict[str, Any], journal_lines: dict[str, list[bytes]]) 
 def _tail(
     given: dict[str, dict[str, Any]], journal_lines: dict[str, list[bytes]]
 ) -> dict[str, dict[str, int]]:
-    """Per host and event kind, the events after the newest given anchor's head."""
-    newest = max(given.values(), key=lambda o: str((o.get("body") or {}).get("at", "")))
+    """Per host and event kind, the events after the newest given anchor's head. `given`:
+    envelopes as `read_anchor_file` returns them (a `body` object; its keys unchecked)."""
+    newest = max(given.values(), key=lambda o: str(o["body"].get("at", "")))
     covered = {h.get("host"): h.get("seq") for h in _heads(newest) or [] if isinstance(h, dict)}
     out: dict[str, dict[str, int]] = {}
     for host, lines in journal_lines.items():

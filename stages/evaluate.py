@@ -693,8 +693,9 @@ def _bootstrap(
 def _add_deltas(
     into: dict[str, list[float]], world: dict[str, float | None], recorded: dict[str, float | None]
 ) -> None:
+    """Append world-minus-recorded for each metric both have (same keys: one `means()`)."""
     for key, value in world.items():
-        if value is not None and recorded.get(key) is not None:
+        if value is not None and recorded[key] is not None:
             into.setdefault(key, []).append(value - recorded[key])  # type: ignore[operator]
 
 

@@ -40,7 +40,9 @@ def cell_key(seed: object, host: object) -> str:
 
 
 def _ok_value(obs: dict) -> float | None:
-    if obs.get("status") != "ok":
+    """An observation's value if it counts (`status` is required; a failed run may carry
+    no `value` at all)."""
+    if obs["status"] != "ok":
         return None
     return clean(obs.get("value"))
 
@@ -124,7 +126,7 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float | No
 
 def failed_run(obs: dict) -> dict:
     """How a failed run is named everywhere: its cell and what its status was."""
-    status = obs.get("status")
+    status = obs["status"]
     if status == "ok":
         status = "ok without a finite metric"
     return {"seed": obs["seed"], "host": obs["host"], "status": status}
