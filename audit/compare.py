@@ -92,7 +92,7 @@ def audited(
     items: Sequence[Mapping[str, Any]],
 ) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
     """The baseline searches every step of which the audit found clean (re-derived from
-    its seed and parent decision, `audit.baselines`), and those left out, with why: a
+    its seed and parent decision, `audit.baseline_checks`), and those left out, with why: a
     comparison shows only what the audit vouches for."""
     kept: list[Mapping[str, Any]] = []
     left: list[dict[str, Any]] = []
@@ -102,7 +102,7 @@ def audited(
             kept += steps
             continue
         first = bad[0]["audit"]
-        why = next((f.message for f in first.findings), first.verdict)
+        why = next((f.message for f in first.problems), first.verdict)
         left.append(
             {
                 "method": f"{kind} search ({label}{', ' + extra if extra else ''})",

@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from audit.attempts import audit_attempts
-from audit.baselines import baseline_findings
+from audit.attempt_checks import audit_attempts
+from audit.baseline_checks import baseline_findings
 from audit.evidence import Evidence
 from audit.lineage import plan_findings
 from audit.locate import cell_words, run_place
 from audit.runs import ObservedRun, RunCheck
-from audit.seeds import seed_binding
+from audit.seed_checks import seed_binding
 from ledger.binding_level import BindingLevel, binding_level
 from ledger.canonical import canonical_bytes
 from ledger.document import one_line
@@ -34,7 +34,7 @@ from stages.observations import RecordedRun, Used, select_runs
 @dataclass(frozen=True)
 class BaselineContext:
     """What re-deriving a baseline step needs beyond its own manifest: every accepted
-    manifest, and the protocol's GPU-hours recorded before an event (`audit.baselines`)."""
+    manifest, and the protocol's GPU-hours recorded before an event (`audit.baseline_checks`)."""
 
     manifests: dict[str, dict[str, Any]]
     protocol_hours: Callable[[Any, Event], float]
@@ -52,14 +52,16 @@ class StageAudit:
     amends: str | None
     superseded: bool
     checks: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     runs: int = 0
     sim_runs: int = 0
     missing_runs: int = 0
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
     attempts: dict[str, Any] = field(default_factory=dict)  # per cell, from the journals
-    seeds: dict[str, Any] = field(default_factory=dict)  # how the seeds are bound (audit.seeds)
+    seeds: dict[str, Any] = field(
+        default_factory=dict
+    )  # how the seeds are bound (audit.seed_checks)
     # how strongly this stage's logs bind their runs, from the manifest's runner kind
     binding: BindingLevel = field(default_factory=lambda: binding_level({}))
 
@@ -71,7 +73,7 @@ class StageAudit:
         names this stage and the check (where its site did not name a narrower one)."""
         self.checks.append({"name": name, "ok": False, "detail": detail})
         found = findings or [Problem(self.manifest, f"{name}: {detail}")]
-        self.findings += [
+        self.problems += [
             replace(p, stage=p.stage or self.stage, check=p.check or name) for p in found
         ]
 
@@ -86,7 +88,7 @@ class StageAudit:
         """`problems` for a failed check, `undecided` for a plan in force without a
         decision (the audit's finding says so unless it allows it), else `clean`."""
         if any(not c["ok"] and c["name"] != "decided" for c in self.checks) or any(
-            f.check != "decided" for f in self.findings
+            f.check != "decided" for f in self.problems
         ):
             return "problems"
         return "undecided" if self.decision is None and not self.superseded else "clean"
@@ -179,7 +181,7 @@ def audit_manifest(
 
 
 def _check_attempts(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any]) -> None:
-    """Attempts per cell within the frozen bound, each ended on record (`audit.attempts`)."""
+    """Attempts per cell within the frozen bound, each ended on record (`audit.attempt_checks`)."""
     found = audit_attempts(ev, mid, body, decided=stage_audit.decision is not None)
     stage_audit.attempts = found.summary
     stage_audit.check("attempts within max_attempts", found.over_max)

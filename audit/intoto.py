@@ -117,8 +117,8 @@ def export_in_toto(
     result = audit_store(store, trust=trust, allow_undecided=allow_undecided)
     if result.verdict == "problems":
         raise IntegrityError(
-            f"not exported: the audit finds {len(result.findings)} problem(s) (first: "
-            f"{result.findings[0]}); an attestation would vouch for what the audit rejects"
+            f"not exported: the audit finds {len(result.problems)} problem(s) (first: "
+            f"{result.problems[0]}); an attestation would vouch for what the audit rejects"
         )
     verified = verify_with_evidence(store, check_index=False, trust=trust)
     out = Export(folder)

@@ -9,7 +9,7 @@ id that is not its config's. Here a campaign stage's plan is rebuilt from its fr
 and its parent decision with the code `freeze` signs the output of (`stages.plan`), and
 compared field by field; a plan without a spec must hold exactly its parent's promoted
 conditions plus the conditions its rule and checks name. Baseline steps are re-derived in
-`audit.baselines`.
+`audit.baseline_checks`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ledger.errors import LedgerError
 from ledger.problems import Problem
 from runner.config import resolve
 from runner.errors import UsageError
-from runner.provenance import code_sha256
+from runner.fingerprint import code_sha256
 from stages.campaign import Campaign, Factor, StageSpec
 from stages.campaign_model import CampaignFile, budget_seconds
 from stages.lookup import Entry
@@ -42,7 +42,7 @@ def plan_findings(mid: str, body: dict[str, Any], parent: dict[str, Any] | None)
     out = id_findings(mid, body)
     spec = body.get("spec") if isinstance(body.get("spec"), dict) else None
     if spec is not None and "baseline" in spec:
-        return out  # audit.baselines re-derives baseline steps
+        return out  # audit.baseline_checks re-derives baseline steps
     if spec is not None and isinstance(spec.get("stage"), dict):
         return out + _rederived(mid, body, spec, parent)
     return out + _without_spec(mid, body, parent)

@@ -18,9 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from audit.attempts import interrupted_rows
-from audit.baselines import protocol_hours_before
-from audit.binding import binding_summary
+from audit.attempt_checks import interrupted_rows
+from audit.baseline_checks import protocol_hours_before
+from audit.binding_summary import binding_summary
 from audit.causes import Cause, group
 from audit.caveats import Caveat, CaveatInputs, KeyName, Signer, caveats, signers
 from audit.costs import cost_breakdown, cost_row
@@ -36,7 +36,6 @@ from ledger.problems import Problem
 from ledger.store import Store
 from ledger.trust import Trust
 from ledger.verify import Verified, verify_with_evidence
-from stages.observations import run_key
 
 RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 
@@ -62,7 +61,7 @@ class AuditResult:
     read instead of reading every object again.
     """
 
-    findings: list[Problem]
+    problems: list[Problem]
     stages: list[StageAudit]
     unplanned: list[str]
     amendments: list[str]
@@ -84,7 +83,7 @@ class AuditResult:
     @property
     def verdict(self) -> str:
         """`problems`, `empty` (nothing to audit is not clean), or `clean`."""
-        if self.findings:
+        if self.problems:
             return "problems"
         return "empty" if not self.stages and not self.unplanned else "clean"
 
@@ -95,18 +94,18 @@ class AuditResult:
     @property
     def causes(self) -> list[Cause]:
         """The findings grouped by root cause (`audit.causes`)."""
-        return group(self.findings)
+        return group(self.problems)
 
     @property
     def binding(self) -> dict[str, Any]:
-        """How strongly the logs of the stages in force are bound (`audit.binding`)."""
+        """How strongly the logs of the stages in force are bound (`audit.binding_summary`)."""
         return binding_summary(self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "binding": self.binding,
-            "problems": [f.to_dict() for f in self.findings],
+            "problems": [f.to_dict() for f in self.problems],
             "causes": [c.to_dict() for c in self.causes],
             "caveats": [c.to_dict() for c in self.caveats],
             "signers": [s.to_dict() for s in self.signers],
@@ -171,7 +170,7 @@ def audit_store(
         ev, manifests, by_manifest, allow_undecided=allow_undecided, baselines=context
     )
     for stage_audit in stages:
-        findings += stage_audit.findings
+        findings += stage_audit.problems
     for mid, runs in by_manifest.items():
         if mid is not None and mid not in manifests:
             findings += [p for r in runs for p in r.problems]
@@ -199,7 +198,7 @@ def audit_store(
     reproduction = None
     if reproduce is not None:
         spot = spot_check(ev, checks, manifests, reproduce)
-        findings += spot.findings
+        findings += spot.problems
         notes += spot.notes()
         reproduction = spot.to_dict()
     decisions = ev.of_kind("decision")
@@ -486,4 +485,4 @@ def _seconds(value: Any) -> float:
     return float(value) if math.isfinite(value) and value >= 0 else 0.0
 
 
-__all__ = ["AuditResult", "AuditedRun", "LogProvenance", "StageAudit", "audit_store", "run_key"]
+__all__ = ["AuditResult", "AuditedRun", "LogProvenance", "StageAudit", "audit_store"]

@@ -19,6 +19,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from audit import evaluation_report
 from audit.causes import short_ids
 from audit.compare import TITLE as COMPARE_TITLE
@@ -70,7 +72,10 @@ from audit.report_model import (
     VarianceShares,
 )
 from audit.summary import provenance, run_facts, verdict
+from ledger.decision_model import ConditionStats, Decision, EffectsTable, Failures
+from ledger.document import D
 from ledger.errors import LedgerError
+from ledger.plan_model import AnalysisPlan, FactorSpec, Manifest, Plan, PlannedCondition
 from stages.stats import spearman, variance_decomposition
 
 
@@ -83,13 +88,17 @@ def tool_version() -> str:
 
 @dataclass(frozen=True)
 class Item:
-    """A manifest in force (amended ones replaced) with its decision and runs as audited."""
+    """A manifest in force (amended ones replaced) with its decision and runs as audited:
+    `plan` and `judged` are their models (read once here), `manifest` and `decision` the
+    bodies as signed (what `ledger compare` reads)."""
 
     audit: StageAudit
     manifest: dict[str, Any]
     decision: dict[str, Any] | None
     runs: list[AuditedRun]
     baseline: bool
+    plan: Manifest
+    judged: Decision | None
 
     def compare_item(self) -> dict[str, Any]:
         """The shape `audit.compare.baseline_rows` reads."""
@@ -101,6 +110,18 @@ class Item:
         }
 
 
+def _model(model: type[D], body: dict[str, Any] | None) -> D | None:
+    """`body` as `model`, or None when it is not one: the audit has said why already (a
+    manifest or decision of another shape does not reproduce), so the report leaves it out
+    rather than guess at its keys."""
+    if body is None:
+        return None
+    try:
+        return model.model_validate(body)
+    except ValidationError:
+        return None
+
+
 def live_items(result: AuditResult) -> list[Item]:
     """Every manifest in force, gates and baselines (`baseline` says which), in freeze order."""
     runs_by_manifest: dict[str, list[AuditedRun]] = defaultdict(list)
@@ -110,6 +131,9 @@ def live_items(result: AuditResult) -> list[Item]:
     for stage_audit in (s for s in result.stages if not s.superseded):
         manifest = result.manifests[stage_audit.manifest]
         decision = result.decisions.get(stage_audit.decision) if stage_audit.decision else None
+        plan = _model(Manifest, manifest)
+        if plan is None:
+            continue
         out.append(
             Item(
                 stage_audit,
@@ -117,7 +141,9 @@ def live_items(result: AuditResult) -> list[Item]:
                 decision,
                 runs_by_manifest.get(stage_audit.manifest, []),
                 # baselines are compared with the protocol (`ledger compare`), not walked
-                "baseline" in (manifest.get("spec") or {}),
+                "baseline" in plan.spec,
+                plan,
+                _model(Decision, decision),
             )
         )
     return out
@@ -132,14 +158,14 @@ _DEFAULT_REASON = {
 }
 
 
-def failures(manifest: dict[str, Any], runs: list[AuditedRun]) -> list[FailedRun]:
+def failures(plan: Plan, runs: list[AuditedRun]) -> list[FailedRun]:
     """The gate's runs that are not `ok`, with why (the runner's error or stderr's last
     line, as the audit read them, else what the status means), at most FAILURE_LIMIT."""
-    names = {cid: info.get("name", cid[:8]) for cid, info in manifest.get("conditions", {}).items()}
+    names = {cid: info.name for cid, info in plan.conditions.items()}
     bad = sorted(
         (r for r in runs if r.body.get("status") != "ok"),
         key=lambda r: (
-            str(names.get(r.body.get("condition"), "")),
+            str(names.get(str(r.body.get("condition")), "")),
             r.body.get("seed") or 0,
             str(r.body.get("host")),
         ),
@@ -148,12 +174,12 @@ def failures(manifest: dict[str, Any], runs: list[AuditedRun]) -> list[FailedRun
     for run in bad[:FAILURE_LIMIT]:
         body = run.body
         status = str(body.get("status"))
-        seed = body.get("seed")
+        seed, host, cid = body.get("seed"), body.get("host"), body.get("condition")
         out.append(
             FailedRun(
-                condition=str(names.get(body.get("condition"), str(body.get("condition"))[:8])),
+                condition=str(names.get(str(cid), str(cid)[:8])),
                 seed=seed if isinstance(seed, int) else None,
-                host=str(body.get("host")) if body.get("host") is not None else None,
+                host=str(host) if host is not None else None,
                 status=status,
                 reason=run.reason or _DEFAULT_REASON.get(status, status),
             )
@@ -167,203 +193,196 @@ def _float(x: Any) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _int(x: Any) -> int | None:
-    return x if isinstance(x, int) and not isinstance(x, bool) else None
-
-
 def _condition(
-    s: dict[str, Any],
-    info: dict[str, Any],
-    factors: dict[str, Any],
-    decision: dict[str, Any],
+    s: ConditionStats,
+    info: PlannedCondition | None,
+    factors: dict[str, FactorSpec],
+    decision: Decision,
     gate_rank: dict[str, int],
     excluded: dict[str, str],
 ) -> ConditionView:
-    cid = str(s["condition"])
-    promoted = cid in set(decision.get("promoted") or [])
+    cid = s.condition
+    promoted = cid in set(decision.promoted)
+    name = info.name if info is not None and info.name else cid[:8]
     return ConditionView(
         condition=cid,
-        name=str(info.get("name") or cid[:8]),
-        n=_int(s.get("n")) or 0,
-        n_runs=_int(s.get("n_runs")),
-        mean=_float(s.get("mean")),
-        sd=_float(s.get("sd")),
-        ci_low=_float(s.get("ci_low")),
-        ci_high=_float(s.get("ci_high")),
-        rank=_int(s.get("rank")),
-        wins=_int(s.get("wins")),
+        name=name,
+        n=s.n,
+        n_runs=s.n_runs,
+        mean=_float(s.mean),
+        sd=_float(s.sd),
+        ci_low=_float(s.ci_low),
+        ci_high=_float(s.ci_high),
+        rank=s.rank,
+        wins=s.wins,
         promoted=promoted,
-        promoted_by=promoted_by(cid, info, decision) if promoted else None,
+        promoted_by=promoted_by(cid, name if info is not None else cid, decision)
+        if promoted
+        else None,
         levels=factor_levels(info, factors),
-        origin=info.get("origin"),
+        origin=info.origin if info is not None else None,
         gate_rank=gate_rank.get(cid),
         excluded=excluded.get(cid),
     )
 
 
-def _effects(raw: dict[str, Any] | None) -> Effects | None:
-    if not raw:
+def _effects(table: EffectsTable | None) -> Effects | None:
+    if table is None:
         return None
     return Effects(
-        method=str(raw.get("method")),
+        method=str(table.method),
         effects=[
             EffectRow(
-                term=str(e["term"]),
-                effect=float(e["effect"]),
-                se=_float(e.get("se")),
-                p=_float(e.get("p")),
-                q=_float(e.get("q")),
-                ci_low=_float(e.get("ci_low")),
-                ci_high=_float(e.get("ci_high")),
-                aliases=[str(a) for a in e.get("aliases") or []],
+                term=e.term,
+                effect=float(e.effect),
+                se=_float(e.se),
+                p=_float(e.p),
+                q=_float(e.q),
+                ci_low=_float(e.ci_low),
+                ci_high=_float(e.ci_high),
+                aliases=list(e.aliases),
             )
-            for e in raw.get("effects") or []
-            if _float(e.get("effect")) is not None
+            for e in table.effects
+            if e.effect is not None and _float(e.effect) is not None
         ],
-        pse=_float(raw.get("pse")),
-        me=_float(raw.get("me")),
-        sme=_float(raw.get("sme")),
-        df_resid=_float(raw.get("df_resid")),
-        t_df=_float(raw.get("t_df")),
-        post_selection=bool(raw.get("post_selection")),
-        dropped=[str(t) for t in raw.get("dropped") or []],
-        dropped_reasons={str(k): str(v) for k, v in (raw.get("dropped_reasons") or {}).items()},
-        notes=[str(n) for n in raw.get("notes") or []],
-        block=raw.get("block"),
+        pse=_float(table.pse),
+        me=_float(table.me),
+        sme=_float(table.sme),
+        df_resid=_float(table.df_resid),
+        t_df=_float(table.t_df),
+        post_selection=table.post_selection,
+        dropped=list(table.dropped),
+        dropped_reasons=dict(table.dropped_reasons),
+        notes=list(table.notes),
+        block=table.block,
     )
 
 
-def _failure_rates(raw: dict[str, Any] | None) -> FailureRates | None:
-    if not raw or not isinstance(raw.get("factors"), dict):
+def _failure_rates(failed: Failures | None) -> FailureRates | None:
+    if failed is None:
         return None
     return FailureRates(
-        n_failed=int(raw.get("n_failed") or 0),
-        n_runs=int(raw.get("n_runs") or 0),
+        n_failed=failed.n_failed,
+        n_runs=failed.n_runs,
         factors={
             letter: {
-                "key": row.get("key"),
-                "low": {"failed": row["low"]["failed"], "runs": row["low"]["runs"]},
-                "high": {"failed": row["high"]["failed"], "runs": row["high"]["runs"]},
-                "p": _float(row.get("p")),
-                "unequal": bool(row.get("unequal")),
+                "key": row.key,
+                "low": {"failed": row.low.failed, "runs": row.low.runs},
+                "high": {"failed": row.high.failed, "runs": row.high.runs},
+                "p": _float(row.p),
+                "unequal": row.unequal,
             }
-            for letter, row in raw["factors"].items()
+            for letter, row in failed.factors.items()
         },
     )
 
 
 def stage_view(item: Item) -> StageView:
     """One gate as the report shows it."""
-    manifest, decision, runs = item.manifest, item.decision, item.runs
+    plan, decision, runs = item.plan, item.judged, item.runs
     statuses: dict[str, int] = {}
     for run in runs:
         status = str(run.body.get("status", "?"))
         statuses[status] = statuses.get(status, 0) + 1
     executed = (
         math.fsum(
-            (_float((r.body.get("metrics") or {}).get("training_seconds")) or 0.0)
-            * (_int(r.body.get("gpus")) or 1)
+            (_float((r.body.get("metrics") or {}).get("training_seconds")) or 0.0) * plan.gpus
             for r in runs
         )
         / 3600.0
     )
-    conditions = manifest.get("conditions") or {}
-    factors = (manifest.get("analysis") or {}).get("factors") or {}
-    rule = manifest.get("rule") or {}
     views: list[ConditionView] = []
-    statistics: dict[str, Any] = {}
-    outcome: dict[str, Any] = {}
-    if decision:
-        statistics = decision.get("statistics") or {}
-        outcome = decision.get("outcome") or {}
-        gate_rank = {cid: i for i, cid in enumerate(outcome.get("ranking") or [], start=1)}
-        excluded = {e["condition"]: e["reason"] for e in outcome.get("excluded") or []}
+    statistics = decision.statistics if decision is not None else None
+    outcome = decision.outcome if decision is not None else None
+    if decision is not None:
+        gate_rank = {cid: i for i, cid in enumerate(decision.outcome.ranking, start=1)}
+        excluded = {e.condition: e.reason for e in decision.outcome.excluded}
         views = [
             _condition(
-                s, conditions.get(s["condition"], {}), factors, decision, gate_rank, excluded
+                s,
+                plan.conditions.get(s.condition),
+                plan.analysis.factors,
+                decision,
+                gate_rank,
+                excluded,
             )
-            for s in statistics.get("conditions") or []
+            for s in decision.statistics.conditions
         ]
+    rule = item.manifest.get("rule") or {}  # shown as frozen, byte for byte
+    from_stage = (plan.spec.get("stage") or {}).get("from")
     return StageView(
         name=item.audit.stage,
-        from_stage=((manifest.get("spec") or {}).get("stage") or {}).get("from"),
+        from_stage=from_stage,
         budget_s=float(item.audit.budget_s),
         manifest=item.audit.manifest,
         decision=item.audit.decision,
-        frozen_at=manifest.get("frozen_at"),
-        decided_at=decision.get("decided_at") if decision else None,
+        frozen_at=plan.frozen_at,
+        decided_at=decision.decided_at if decision is not None else None,
         rule_json=json.dumps(rule, indent=2, sort_keys=True, ensure_ascii=False, default=str),
-        keep=[str(k) for k in rule.get("keep") or []],
-        cells=[Cell(seed=c[0], host=str(c[1])) for c in manifest.get("cells") or []],
+        keep=list(getattr(plan.rule, "keep", None) or []),
+        cells=[Cell(seed=c.seed, host=c.host) for c in plan.cells or []],
         n_runs=len(runs),
         statuses=statuses,
-        failures=failures(manifest, runs),
+        failures=failures(plan, runs),
         executed_gpu_hours=executed,
         conditions=views,
-        effects=_effects(statistics.get("effects")),
-        effects_note=statistics.get("effects_note"),
-        analysis=_analysis_view(manifest.get("analysis") or {}),
-        failure_rates=_failure_rates(statistics.get("failures")),
+        effects=_effects(statistics.effects if statistics is not None else None),
+        effects_note=statistics.effects_note if statistics is not None else None,
+        analysis=_analysis_view(plan.analysis),
+        failure_rates=_failure_rates(statistics.failures if statistics is not None else None),
         flags=[
-            Flag(stage=item.audit.stage, kind=str(f["kind"]), detail=str(f.get("detail", "")))
-            for f in statistics.get("flags") or []
+            Flag(stage=item.audit.stage, kind=f.kind, detail=f.detail)
+            for f in (statistics.flags if statistics is not None else [])
         ],
         excluded=[
-            Excluded(condition=str(e["condition"]), reason=str(e["reason"]))
-            for e in outcome.get("excluded") or []
+            Excluded(condition=e.condition, reason=e.reason)
+            for e in (outcome.excluded if outcome is not None else [])
         ],
-        significant=[str(t) for t in outcome.get("significant") or []],
-        promoted=[str(decision["conditions"][c]["name"]) for c in decision["promoted"]]
-        if decision
-        else [],
-        trace=[str(t) for t in (decision or {}).get("trace") or []],
+        significant=list(outcome.significant) if outcome is not None else [],
+        promoted=[decision.name(c) for c in decision.promoted] if decision is not None else [],
+        trace=list(decision.trace) if decision is not None else [],
         verdicts=[
-            CheckVerdict(
-                name=str(v.get("name", "?")),
-                passed=bool(v.get("pass")),
-                detail=v.get("detail") or "",
-            )
-            for v in (decision or {}).get("verdicts") or []
+            CheckVerdict(name=v.name, passed=v.passed, detail=v.detail)
+            for v in (decision.verdicts if decision is not None else [])
         ],
-        candidates=sorted(conditions),
-        promoted_ids=list(decision["promoted"]) if decision else [],
-        gpus=_int(manifest.get("gpus")) or 1,
+        candidates=sorted(plan.conditions),
+        promoted_ids=list(decision.promoted) if decision is not None else [],
+        gpus=plan.gpus,
     )
 
 
-def factor_levels(info: dict[str, Any], factors: dict[str, Any]) -> dict[str, Any]:
+def factor_levels(info: PlannedCondition | None, factors: dict[str, FactorSpec]) -> dict[str, Any]:
     """A condition's value of each factor's config key, by factor letter (design points
     decoded: `bce` reads as A 1024, B 4, ...); values between the levels stay as they are."""
-    config = info.get("config") or {}
-    return {letter: config.get((f or {}).get("key")) for letter, f in sorted(factors.items())}
+    config = info.config if info is not None else {}
+    return {letter: config.get(f.key) for letter, f in sorted(factors.items())}
 
 
-def promoted_by(cid: str, info: dict[str, Any], decision: dict[str, Any]) -> str:
+def promoted_by(cid: str, name: str, decision: Decision) -> str:
     """`rule` when the gate's rule promoted it on its merits (rank, margin, wins, reduce);
     `keep` when it is only there because the frozen rule always carries it (an anchor).
 
     Read from the decision's trace, which the audit re-derives byte for byte: the rule
     writes `promoted NAME [id8]: ...` for a merit and `kept NAME [id8]: always carried`.
     """
-    label = f"{info.get('name', cid)} [{cid[:8]}]"
-    trace = decision.get("trace") or []
-    if any(line.startswith(f"promoted {label}") for line in trace):
+    label = f"{name} [{cid[:8]}]"
+    if any(line.startswith(f"promoted {label}") for line in decision.trace):
         return "rule"
-    if any(line.startswith(f"kept {label}") for line in trace):
+    if any(line.startswith(f"kept {label}") for line in decision.trace):
         return "keep"
     return "rule"
 
 
-def _analysis_view(analysis: dict[str, Any]) -> AnalysisView:
+def _analysis_view(analysis: AnalysisPlan) -> AnalysisView:
     """The frozen analysis plan as a reviewer reads it (what was fixed before the runs)."""
     return AnalysisView(
-        design=(analysis.get("design") or {}).get("label"),
-        structure=(analysis.get("structure") or {}).get("label"),
-        points=len(analysis.get("points") or {}),
-        terms=[str(t) for t in analysis.get("terms") or []],
-        method=analysis.get("method"),
-        block=analysis.get("block"),
-        post_selection=bool(analysis.get("post_selection")),
+        design=analysis.design.label if analysis.design is not None else None,
+        structure=analysis.structure.label if analysis.structure is not None else None,
+        points=len(analysis.points or {}),
+        terms=[analysis.terms] if isinstance(analysis.terms, str) else list(analysis.terms),
+        method=analysis.method,
+        block=analysis.block,
+        post_selection=analysis.post_selection,
     )
 
 
@@ -398,15 +417,15 @@ def _variance_rows(items: list[Item]) -> list[dict[str, Any]]:
     """One row per run of a gate: budget, condition, host, seed and its metric (None if failed)."""
     rows = []
     for item in items:
-        metric = (item.manifest.get("analysis") or {}).get("metric", "val_bpb")
+        metric = item.plan.metric
         for run in item.runs:
             body = run.body
             value = (body.get("metrics") or {}).get(metric) if body.get("status") == "ok" else None
             rows.append(
                 {
-                    "campaign": item.manifest.get("campaign"),
-                    "stage": item.manifest["stage"],
-                    "budget": item.manifest["budget_s"],
+                    "campaign": item.plan.campaign,
+                    "stage": item.plan.stage,
+                    "budget": item.plan.budget_s,
                     "condition": body.get("condition"),
                     "host": body.get("host"),
                     "seed": body.get("seed"),
@@ -438,7 +457,7 @@ def variance(items: list[Item]) -> Variance:
     single = len(campaigns) <= 1
     by_stage = {}
     for item in items:
-        camp, name = str(item.manifest.get("campaign")), item.manifest["stage"]
+        camp, name = item.plan.campaign, item.plan.stage
         key = name if single else f"{camp}/{name}"
         by_stage[key] = one(of_stage.get((camp, name), []), ("condition", "host", "seed"))
     # across gates within one campaign: conditions of different campaigns are different
@@ -573,7 +592,7 @@ def audit_view(result: AuditResult, source: str) -> AuditView:
             )
             for c in result.causes
         ],
-        n_problems=len(result.findings),
+        n_problems=len(result.problems),
         checks=[
             Check(name=f"{s.stage}: {c['name']}", ok=bool(c["ok"]), detail=str(c["detail"]))
             for s in result.stages
@@ -592,14 +611,15 @@ def _campaign_info(campaign: Any, items: list[Item]) -> CampaignInfo:
         return CampaignInfo(
             name=campaign.name, metric=campaign.metric, factors=campaign.factor_table
         )
-    first = items[0].manifest if items else {}
-    analysis = first.get("analysis") or {}
+    if not items:
+        return CampaignInfo(name="?", metric="val_bpb", factors={})
+    first = items[0].plan
     return CampaignInfo(
-        name=str(first.get("campaign") or "?"),
-        metric=str(analysis.get("metric") or "val_bpb"),
+        name=first.campaign,
+        metric=first.metric,
         factors={
-            letter: {"key": f.get("key"), "levels": list(f.get("levels") or [])}
-            for letter, f in (analysis.get("factors") or {}).items()
+            letter: {"key": f.key, "levels": list(f.levels)}
+            for letter, f in first.analysis.factors.items()
         },
     )
 

@@ -33,7 +33,7 @@ from audit.reproduce import replay_log
 from audit.runs import RunCheck
 from ledger.errors import ConfigError, LedgerError
 from ledger.problems import Problem
-from runner.provenance import code_sha256
+from runner.fingerprint import code_sha256
 from stages.plan import data_fingerprint
 
 FAILED_STATUSES = ("diverged", "crashed", "timeout")
@@ -108,7 +108,7 @@ class SpotCheck:
     eligible: int = 0
     not_eligible: dict[str, int] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     def notes(self) -> list[str]:
         verdicts = [r["verdict"] for r in self.results]
@@ -190,7 +190,7 @@ def spot_check(
         row = _replay_one(ev, checks[cand.run], manifests[cand.manifest], cand, request, local)
         result.results.append(row)
         if row["verdict"] in ("mismatch", "replay failed"):
-            result.findings.append(
+            result.problems.append(
                 Problem(
                     cand.run,
                     f"spot-check replay {row['verdict']}: {row['detail']}",

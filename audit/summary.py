@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from pydantic import ValidationError
+
 from audit.rederive import AuditResult
 from audit.report_model import (
     ConditionView,
@@ -27,6 +29,7 @@ from audit.report_model import (
     StageView,
     Verdict,
 )
+from ledger.plan_model import RunnerIdentity
 from stages.campaign import budget_label
 
 TOOL_PACKAGES = ("gateledger", "torch", "numpy", "statsmodels", "duckdb", "matplotlib")
@@ -68,7 +71,7 @@ def provenance(result: AuditResult) -> Provenance:
     runners: Counter[str] = Counter()
     data: Counter[str] = Counter()
     for body in result.manifests.values():
-        runner = body.get("runner") or {}
+        runner = _runner_of(body)
         runners[_runner_text(runner)] += 1
         data[_data_text(runner, body.get("data_sha256"))] += 1
     torch: Counter[str] = Counter()
@@ -95,26 +98,31 @@ def provenance(result: AuditResult) -> Provenance:
     )
 
 
-def _runner_text(runner: Mapping[str, Any]) -> str:
-    if runner.get("kind") == "adapter":
-        return (
-            f"{runner.get('adapter')} adapter: {runner.get('script')}, script sha256 "
-            f"{runner.get('script_sha256')}"
-        )
-    if runner.get("command"):
-        return f"command: {runner['command']} ({runner.get('format', 'autoresearch')} logs)"
-    return (
-        f"{runner.get('kind', '?')} {runner.get('version', '?')}, code sha256 "
-        f"{runner.get('code_sha256') or 'none'}"
-    )
+def _runner_of(body: Mapping[str, Any]) -> RunnerIdentity | None:
+    """The runner identity a manifest froze (None: it names none the model reads; the
+    audit says what is wrong with such a manifest)."""
+    try:
+        return RunnerIdentity.model_validate(body.get("runner"))
+    except ValidationError:
+        return None
 
 
-def _data_text(runner: Mapping[str, Any], data_sha256: Any) -> str:
+def _runner_text(runner: RunnerIdentity | None) -> str:
+    if runner is None:
+        return "? (no runner identity)"
+    if runner.kind == "adapter":
+        return f"{runner.adapter} adapter: {runner.script}, script sha256 {runner.script_sha256}"
+    if runner.command:
+        return f"command: {runner.command} ({runner.format or 'autoresearch'} logs)"
+    return f"{runner.kind} {runner.version or '?'}, code sha256 {runner.code_sha256 or 'none'}"
+
+
+def _data_text(runner: RunnerIdentity | None, data_sha256: Any) -> str:
     """The frozen data hash, or why there is none: a foreign runner reads its own data (the
     ledger never sees it), a builtin plan without one was frozen for the simulator alone."""
     if data_sha256:
         return str(data_sha256)
-    if runner.get("kind") in ("command", "adapter"):
+    if runner is not None and runner.kind in ("command", "adapter"):
         return "not hashed (own runner: it reads its own data, outside the ledger's view)"
     return "none (a sim-only plan)"
 

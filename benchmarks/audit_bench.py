@@ -58,7 +58,7 @@ from stages.decide import decide_stage  # noqa: E402
 from stages.execute import run_stage  # noqa: E402
 from stages.executors.sim import SimExecutor  # noqa: E402
 from stages.plan import freeze_stage  # noqa: E402
-from stages.sim import SimParams  # noqa: E402
+from stages.surface import SimParams  # noqa: E402
 
 CAMPAIGN = """
 [campaign]
@@ -197,7 +197,7 @@ def measure(
     if not result.ok:
         raise SystemExit(
             f"benchmark store does not audit clean ({result.verdict}): "
-            f"{[str(f) for f in result.findings[:3]]}"
+            f"{[str(f) for f in result.problems[:3]]}"
         )
     runs = built[0] if built else len(result.runs)
     t = time.perf_counter()

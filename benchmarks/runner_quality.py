@@ -8,7 +8,7 @@ For each budget (default 60, 120 and 300 s of training), this script trains
   warmup then cosine decay, grad clip 1.0, fp32, no compile; one subprocess per run),
 
 on the same bytes (the runner's train split of ``--data``), and evaluates both on the same
-validation bytes with the same function (``runner.evaluate.val_bpb`` over the first
+validation bytes with the same function (``runner.bpb.val_bpb`` over the first
 ``--eval-tokens`` targets of the runner's validation split, in windows of each model's
 context length). Only training-step time counts for both, the first 3 steps excluded (the
 runner's rule). Each trainer runs a few documented settings (``RUNNER_SETTINGS``,
@@ -121,7 +121,7 @@ def nanogpt_run(
 
     from benchmarks.runner_bench import NanoGPT
     from runner import data as data_mod
-    from runner.evaluate import val_bpb
+    from runner.bpb import val_bpb
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from gateledger.signing import KeyLike, signing_key
-from gateledger.store import Signed, tsa_urls, witness
+from gateledger.recording import Signed, tsa_urls, witness
+from gateledger.signers import KeyLike, signing_key
 from ledger.decision_model import Decision
 from ledger.errors import CampaignError, ConfigError
 from ledger.plan_model import Manifest
@@ -37,7 +37,7 @@ from stages.executors import Executor, make_executor
 from stages.pipeline import StepLog, campaign_progress, run_campaign
 from stages.plan import freeze_stage, frozen_manifest
 from stages.progress import Progress, StageProgress, campaign_done
-from stages.sim import SimParams
+from stages.surface import SimParams
 from stages.trial import TrialReport
 
 CampaignLike = Campaign | str | Path
@@ -201,7 +201,7 @@ def freeze(
     """Sign a campaign stage's plan as its manifest, before any of its runs.
 
     Args:
-        key: a SigningKey, a key name, or None for the default (`gateledger.signing`).
+        key: a SigningKey, a key name, or None for the default (`gateledger.signers`).
         amend: replace the manifest in force (recorded; the audit reports it).
         data: the data set hashed into the plan (default: the campaign's, or data/corpus).
         sim_only: a plan for the sim executor alone (runner kind `sim`, no data set).

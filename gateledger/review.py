@@ -24,7 +24,7 @@ from audit.runs_table import RunsTable, runs_table
 from audit.spotcheck import SpotCheckRequest
 from gateledger.integrity import opened, reviewer_inputs, tsa_root_certificates
 from gateledger.method import load_campaign
-from gateledger.signing import KeyLike, signing_key
+from gateledger.signers import KeyLike, signing_key
 from ledger.errors import ConfigError
 from ledger.problems import Problem
 from ledger.store import Store
@@ -40,12 +40,7 @@ BUNDLE_VERSIONS = (
 )
 
 
-class AuditReport(AuditResult):
-    """`AuditResult` with `problems` (its findings), as `verify`'s result has them."""
-
-    @property
-    def problems(self) -> list[Problem]:
-        return self.findings
+AuditReport = AuditResult  # what `audit` and `audit_bundle` return (audit.rederive)
 
 
 def audit(
@@ -62,7 +57,7 @@ def audit(
 ) -> AuditReport:
     """Re-derive every estimate and decision from objects and journals alone.
 
-    `result.ok` is True when clean; `result.problems` (also `result.findings`) names each
+    `result.ok` is True when clean; `result.problems` (also `result.problems`) names each
     object at fault. `store`, `host` and the reviewer inputs are those of `verify`;
     `reproduce` replays a reviewer-drawn sample of runs (`spot_check(...)`);
     `allow_undecided` accepts plans not yet decided (a campaign in progress), which are
@@ -120,7 +115,7 @@ def opened_bundle(
 def with_problems(result: AuditResult, problems: list[Problem]) -> AuditReport:
     """The audit's result as an `AuditReport`, `problems` (the bundle's own) first."""
     values = {f.name: getattr(result, f.name) for f in fields(result)}
-    values["findings"] = problems + result.findings
+    values["problems"] = problems + result.problems
     return AuditReport(**values)
 
 

@@ -8,6 +8,7 @@ appendix), `verify` checks each journal still contains that exact event at that 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,10 +69,9 @@ class AnchorReport:
         total = sum(sum(k.values()) for k in self.unanchored.values())
         if not total:
             return "every journal event is covered by the given anchor(s)"
-        kinds: dict[str, int] = {}
+        kinds: Counter[str] = Counter()
         for per_host in self.unanchored.values():
-            for kind, n in per_host.items():
-                kinds[kind] = kinds.get(kind, 0) + n
+            kinds.update(per_host)
         detail = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         return f"{total} event(s) after the newest given anchor, not covered by it: {detail}"
 
@@ -205,20 +205,21 @@ def _head_mismatch(head: dict[str, Any], journal_lines: dict[str, list[bytes]]) 
 def _tail(
     given: dict[str, dict[str, Any]], journal_lines: dict[str, list[bytes]]
 ) -> dict[str, dict[str, int]]:
-    """Per host and event kind, the events after the newest given anchor's head."""
-    newest = max(given.values(), key=lambda o: str((o.get("body") or {}).get("at", "")))
+    """Per host and event kind, the events after the newest given anchor's head. `given`:
+    envelopes as `read_anchor_file` returns them (a `body` object; its keys unchecked)."""
+    newest = max(given.values(), key=lambda o: str(o["body"].get("at", "")))
     covered = {h.get("host"): h.get("seq") for h in _heads(newest) or [] if isinstance(h, dict)}
     out: dict[str, dict[str, int]] = {}
     for host, lines in journal_lines.items():
         seq = covered.get(host)
         start = seq + 1 if isinstance(seq, int) else 0
-        kinds: dict[str, int] = {}
+        kinds: Counter[str] = Counter()
         for line in lines[start:]:
             try:
-                kind = json.loads(line).get("kind", "?")
+                kind = json.loads(line).get("kind", "?")  # an event line, or any damage
             except (ValueError, AttributeError, RecursionError):
                 kind = "?"
-            kinds[str(kind)] = kinds.get(str(kind), 0) + 1
+            kinds[str(kind)] += 1
         if kinds:
-            out[host] = kinds
+            out[host] = dict(kinds)
     return out

@@ -75,7 +75,9 @@ def _is_tag(part: str | int) -> bool:
 def problem(error: Any) -> tuple[str, str]:
     """One pydantic error as (dotted key, what is wrong)."""
     loc = tuple(p for p in error["loc"] if not _is_tag(p))
-    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    # pydantic's ErrorDetails: `type`, `loc`, `msg`, `input` always; `ctx` only for the
+    # kinds that carry one, and then with the keys read below.
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error["input"]
     key = dotted(loc)
     if kind == "extra_forbidden":
         return key, "unknown key"
@@ -84,7 +86,7 @@ def problem(error: Any) -> tuple[str, str]:
     if kind in TYPE_WORDS:
         return key, f"must be {TYPE_WORDS[kind]}, not {value!r}"
     if kind == "literal_error":
-        return key, f"must be {ctx.get('expected')}, not {value!r}"
+        return key, f"must be {ctx['expected']}, not {value!r}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
                 "less_than": "<"}[kind]  # fmt: skip
@@ -93,13 +95,13 @@ def problem(error: Any) -> tuple[str, str]:
         return key, f"must be {sign} {shown}, not {value!r}"
     if kind in ("too_short", "too_long"):
         return key, f"must have {'at least' if kind == 'too_short' else 'at most'} " + (
-            f"{ctx.get('min_length', ctx.get('max_length'))} item(s), not {value!r}"
+            f"{ctx['min_length' if kind == 'too_short' else 'max_length']} item(s), not {value!r}"
         )
     if kind == "string_pattern_mismatch":
-        return key, f"must match {ctx.get('pattern')}, not {value!r}"
+        return key, f"must match {ctx['pattern']}, not {value!r}"
     if kind == "value_error":
-        return key, str(ctx.get("error", error.get("msg")))
-    return key, f"{error.get('msg', 'is invalid')}, not {value!r}"
+        return key, str(ctx["error"])
+    return key, f"{error['msg']}, not {value!r}"
 
 
 def problems(exc: ValidationError) -> list[tuple[str, str]]:

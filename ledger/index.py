@@ -100,104 +100,67 @@ def _row(table: str, values: list[Any]) -> tuple:
     return tuple(_coerce(v, t) for v, (_, t) in zip(values, SCHEMA[table], strict=True))
 
 
+# The body keys each table mirrors, in column order after `id`: the column is named for the
+# key it holds. The index mirrors every stored body, including one that fails its model (verify
+# reports that; the index must still derive the same rows), so a missing key is a NULL cell.
+MANIFEST_KEYS = ("campaign", "stage", "budget_s", "parent", "frozen_at", "freezer", "amends")
+RUN_KEYS = ("manifest", "stage", "condition", "seed", "host", "status")
+RUN_METRIC_KEYS = ("val_bpb", "training_seconds", "total_seconds")
+RUN_TAIL_KEYS = ("gpus", "runner", "raw_log", "recorded_at")
+DECISION_KEYS = ("manifest", "stage", "decided_at", "decider")
+EVENT_KEYS = ("seq", "kind", "object", "run", "manifest", "at")
+
+
+def _mirror(doc: Any, keys: tuple[str, ...]) -> list[Any]:
+    """The values under `keys` of an untrusted JSON object (None for a missing key or a non-object)."""
+    if not isinstance(doc, dict):
+        return [None] * len(keys)
+    return [doc.get(key) for key in keys]
+
+
+def _count(items: Any) -> int | None:
+    return len(items) if isinstance(items, list) else None
+
+
 def derive_rows(
     scan: Scan, journal_lines: dict[str, list[bytes]], keys: list[PublicKeyRecord]
 ) -> dict[str, list[tuple]]:
     """Every table's rows, from parsed objects, journal lines and key records alone."""
     rows: dict[str, list[tuple]] = {name: [] for name in SCHEMA}
     for oid, obj in sorted(scan.objects.items()):
-        body = obj.get("body")
+        body, kind = obj["body"], obj["kind"]  # a scanned envelope has both (ledger.scan)
         if not isinstance(body, dict):
             continue
-        kind = obj.get("kind")
         if kind == "manifest":
-            runs = body.get("runs")
-            rows["manifests"].append(
-                _row(
-                    "manifests",
-                    [
-                        oid,
-                        body.get("campaign"),
-                        body.get("stage"),
-                        body.get("budget_s"),
-                        body.get("parent"),
-                        body.get("frozen_at"),
-                        body.get("freezer"),
-                        body.get("amends"),
-                        len(runs) if isinstance(runs, list) else None,
-                    ],
-                )
-            )
-            conditions = body.get("conditions")
+            runs, conditions = _mirror(body, ("runs", "conditions"))
+            row = [oid, *_mirror(body, MANIFEST_KEYS), _count(runs)]
+            rows["manifests"].append(_row("manifests", row))
             if isinstance(conditions, dict):
                 for cid, info in conditions.items():
-                    info = info if isinstance(info, dict) else {}
-                    rows["conditions"].append(
-                        _row("conditions", [oid, cid, info.get("name"), info.get("config")])
-                    )
+                    row = [oid, cid, *_mirror(info, ("name", "config"))]
+                    rows["conditions"].append(_row("conditions", row))
         elif kind == "run":
-            found = body.get("metrics")
-            metrics: dict[str, Any] = found if isinstance(found, dict) else {}
-            rows["runs"].append(
-                _row(
-                    "runs",
-                    [
-                        oid,
-                        body.get("manifest"),
-                        body.get("stage"),
-                        body.get("condition"),
-                        body.get("seed"),
-                        body.get("host"),
-                        body.get("status"),
-                        metrics.get("val_bpb"),
-                        metrics.get("training_seconds"),
-                        metrics.get("total_seconds"),
-                        body.get("gpus"),
-                        body.get("runner"),
-                        body.get("raw_log"),
-                        body.get("recorded_at"),
-                    ],
-                )
-            )
+            (metrics,) = _mirror(body, ("metrics",))
+            row = [
+                oid,
+                *_mirror(body, RUN_KEYS),
+                *_mirror(metrics, RUN_METRIC_KEYS),
+                *_mirror(body, RUN_TAIL_KEYS),
+            ]
+            rows["runs"].append(_row("runs", row))
         elif kind == "decision":
-            runs = body.get("runs")
-            rows["decisions"].append(
-                _row(
-                    "decisions",
-                    [
-                        oid,
-                        body.get("manifest"),
-                        body.get("stage"),
-                        body.get("decided_at"),
-                        body.get("decider"),
-                        len(runs) if isinstance(runs, list) else None,
-                        body.get("promoted"),
-                    ],
-                )
-            )
+            head = _mirror(body, DECISION_KEYS)
+            runs, promoted = _mirror(body, ("runs", "promoted"))
+            rows["decisions"].append(_row("decisions", [oid, *head, _count(runs), promoted]))
     for host, lines in sorted(journal_lines.items()):
         for line in lines:
             try:
                 ev = json.loads(line)
             except (ValueError, RecursionError):
                 continue
-            if not isinstance(ev, dict):
-                continue
-            rows["events"].append(
-                _row(
-                    "events",
-                    [
-                        host,
-                        ev.get("seq"),
-                        ev.get("kind"),
-                        ev.get("object"),
-                        ev.get("run"),
-                        ev.get("manifest"),
-                        ev.get("at"),
-                        sha256_hex(line),
-                    ],
-                )
-            )
+            if isinstance(ev, dict):
+                row = [host, *_mirror(ev, EVENT_KEYS), sha256_hex(line)]
+                rows["events"].append(_row("events", row))
     for rec in keys:
         rows["keys"].append(_row("keys", [rec.key_id, rec.name, rec.created_at]))
     return rows
@@ -207,7 +170,7 @@ def rows_digest(rows: dict[str, list[tuple]]) -> str:
     """Order-independent digest of table contents."""
     digest = hashlib.sha256()
     for table in SCHEMA:
-        encoded = sorted(json.dumps(list(r)) for r in rows.get(table, []))
+        encoded = sorted(json.dumps(list(r)) for r in rows[table])
         digest.update(f"{table}:{len(encoded)}\n".encode())
         for line in encoded:
             digest.update(line.encode() + b"\n")
@@ -230,7 +193,7 @@ def _write_db(path: Path, rows: dict[str, list[tuple]]) -> None:
         for table, cols in SCHEMA.items():
             spec = ", ".join(f'"{c}" {t}' for c, t in cols)
             con.execute(f"CREATE TABLE {table} ({spec})")
-            data = rows.get(table, [])
+            data = rows[table]
             if not data:
                 continue
             tmp = path.with_name(f"{path.name}.{table}.jsonl")

@@ -28,6 +28,7 @@ from ledger.keys import SigningKey
 from ledger.manifest import declared_run_keys, load_manifest, signs_records
 from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
+from ledger.run_key import RunKey
 from ledger.seeds import needs_witness, seed_rule
 from ledger.store import Store
 from ledger.witness_seed import store_witness
@@ -45,16 +46,10 @@ __all__ = [
     "parse_raw_log",
     "record_run_start",
     "recorded_runs",
-    "run_key",
     "run_problems",
     "seconds_between",
     "started_at",
 ]
-
-
-def run_key(condition: str, seed: int, host: str) -> str:
-    """The `condition/seed/host` key naming one declared run."""
-    return f"{condition}/{seed}/{host}"
 
 
 # Manifests are immutable: a process that records many runs of one reads and hashes it once.
@@ -78,7 +73,7 @@ def _declared(
         raise ConfigError("a run of a manifest needs --condition, --seed and --host")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, not {seed!r}")
-    key = run_key(condition, seed, host)
+    key = str(RunKey(condition, seed, host))
     if key not in declared:
         raise UndeclaredRun(f"run {key} is not declared in manifest {manifest}")
     return body, key
@@ -368,7 +363,7 @@ def ingest(
             parsed = _parsed(raw, fmt)
             status = status_override or parsed.status
             if condition is not None and seed is not None and host is not None:
-                run_key_ = run_key(condition, seed, host)
+                run_key_ = str(RunKey(condition, seed, host))
         record: dict[str, Any] = {
             "manifest": manifest,
             "stage": stage,

@@ -70,6 +70,7 @@ def stored_payload(data: bytes, obj: dict[str, Any], *, canonical: bool = False)
     """The signed payload cut from an envelope's stored canonical bytes, if it is exactly
     `{"body":...,"kind":...}` (the signature member sorts last): saves re-encoding big
     manifests when verifying a whole store. None when the cut does not parse back to it.
+    `obj` is a scanned envelope (`kind` and `body` present, `ledger.scan`).
 
     `canonical`: `data` was checked to be the RFC 8785 bytes of `obj` already (the scan
     does, before checking signatures); then the cut is the payload exactly when what
@@ -95,7 +96,7 @@ def stored_payload(data: bytes, obj: dict[str, Any], *, canonical: bool = False)
         parsed = json.loads(payload)
     except (ValueError, RecursionError):
         return None
-    if parsed != {"kind": obj.get("kind"), "body": obj.get("body")}:
+    if parsed != {"kind": obj["kind"], "body": obj["body"]}:
         return None
     return payload
 

@@ -98,8 +98,9 @@ class Store:
             raise NoStore(str(exc)) from None
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
             raise NoStore(f"{marker} does not describe a gateledger store")
-        if meta.get("version") != STORE_FORMAT["version"]:
-            raise UnsupportedStore(f"{marker}: unsupported store version {meta.get('version')!r}")
+        version = meta.get("version")  # a marker of another store may have none
+        if version != STORE_FORMAT["version"]:
+            raise UnsupportedStore(f"{marker}: unsupported store version {version!r}")
         return cls(root, host)
 
     # -- layout ----------------------------------------------------------------------------

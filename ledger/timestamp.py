@@ -360,12 +360,13 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
     them with the certificate valid at the token's time."""
     if not isinstance(body, dict):
         return TokenCheck(token_id, None, None, None, problems=["timestamp body is not an object"])
+    # an untrusted body: each missing or mistyped key is its own finding below
     oid: Any = body.get("object")
-    tsa = body.get("tsa")
+    tsa, kind, gen_time = body.get("tsa"), body.get("object_kind"), body.get("gen_time")
     check = TokenCheck(
         token_id,
         oid if isinstance(oid, str) else None,
-        body.get("object_kind") if isinstance(body.get("object_kind"), str) else None,
+        kind if isinstance(kind, str) else None,
         tsa if isinstance(tsa, str) else None,
     )
     if not is_object_id(oid):
@@ -387,10 +388,9 @@ def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) 
         check.problems.append(
             f"timestamp token from {tsa} does not stamp object {oid[:12]}: {imprint}"
         )
-    if body.get("gen_time") != _iso(check.gen_time):
+    if gen_time != _iso(check.gen_time):
         check.problems.append(
-            f"timestamp says gen_time {body.get('gen_time')!r} but its token "
-            f"says {_iso(check.gen_time)}"
+            f"timestamp says gen_time {gen_time!r} but its token says {_iso(check.gen_time)}"
         )
     if roots and not imprint:
         try:
@@ -442,25 +442,26 @@ def check_tokens(
     objects: dict[str, dict[str, Any]], evidence: set[str], roots: list[x509.Certificate] | None
 ) -> TimestampReport:
     """Check every accepted `timestamp` object; each must stamp an accepted manifest,
-    decision or anchor (problems name the token)."""
+    decision or anchor (problems name the token). `objects`: scanned envelopes by id."""
     report = TimestampReport(roots=len(roots or []))
     for oid, obj in sorted(objects.items()):
-        if obj.get("kind") != "timestamp" or oid not in evidence:
+        if obj["kind"] != "timestamp" or oid not in evidence:
             continue
-        check = check_token(oid, obj.get("body"), roots)
-        target = objects.get(check.object) if check.object else None
+        check = check_token(oid, obj["body"], roots)
+        target = objects.get(check.object) if check.object else None  # None: not in the store
+        target_kind = target["kind"] if target is not None else None
         if check.object and target is None:
             check.problems.append(
                 f"timestamp stamps object {check.object[:12]}, which is not in the store"
             )
-        elif target is not None and target.get("kind") not in TIMESTAMPABLE:
+        elif target is not None and target_kind not in TIMESTAMPABLE:
             check.problems.append(
-                f"timestamp stamps a {target.get('kind')!r}, not a manifest, decision or anchor"
+                f"timestamp stamps a {target_kind!r}, not a manifest, decision or anchor"
             )
-        elif check.object and target is not None and check.object_kind != target.get("kind"):
+        elif check.object and target is not None and check.object_kind != target_kind:
             check.problems.append(
                 f"timestamp says it stamps a {check.object_kind!r}, but "
-                f"{check.object[:12]} is a {target.get('kind')!r}"
+                f"{check.object[:12]} is a {target_kind!r}"
             )
         elif check.object and check.object not in evidence:
             check.problems.append(

@@ -61,9 +61,11 @@ def load_schedule(
             raise UsageError(f"--replay {path}: line {number} is not JSON") from None
         if not isinstance(record, dict):
             continue
-        if record.get("type") == "header":
+        # other line types (eval, final) and older logs' absent keys are expected here
+        kind = record.get("type")
+        if kind == "header":
             header = record
-        elif record.get("type") == "step":
+        elif kind == "step":
             if not isinstance(record.get("progress"), int | float):
                 raise UsageError(
                     f"--replay {path}: step {record.get('step')} has no recorded progress "
@@ -72,8 +74,9 @@ def load_schedule(
             progress[int(record["step"])] = float(record["progress"])
     if header is None:
         raise UsageError(f"--replay {path}: no header line")
-    if header.get("seed") != seed:
-        raise UsageError(f"--replay {path}: recorded seed {header.get('seed')} != --seed {seed}")
+    recorded_seed = header.get("seed")
+    if recorded_seed != seed:
+        raise UsageError(f"--replay {path}: recorded seed {recorded_seed} != --seed {seed}")
     for key, value in cfg.items():
         # a log from before a key existed ran with the model of that time
         recorded = header.get(key, ABSENT_MEANS.get(key, value))

@@ -22,10 +22,10 @@ import torch
 from runner import config as config_mod
 from runner import data as data_mod
 from runner import device as device_mod
-from runner import optim, provenance
+from runner import fingerprint, optim
 from runner._version import __version__
+from runner.bpb import val_bpb
 from runner.errors import TrainingCrashed
-from runner.evaluate import val_bpb
 from runner.logio import LogWriter
 from runner.model import GPT, GPTConfig
 from runner.schema import DIVERGE_FACTOR
@@ -162,15 +162,15 @@ def _header(opts: RunOptions, parts: _Parts) -> dict[str, Any]:
         "seed_inputs": opts.seed_inputs,
         "budget_s": opts.budget_s,
         "device": device_mod.describe(parts.dev),
-        "host": opts.host or provenance.host(),
-        "machine": provenance.host(),
+        "host": opts.host or fingerprint.host(),
+        "machine": fingerprint.host(),
         "torch": torch.__version__,
         "runner": "builtin",
         "runner_version": __version__,
-        "code_sha256": provenance.code_sha256(),
+        "code_sha256": fingerprint.code_sha256(),
         "data_sha256": dataset.sha256,
         "manifest": opts.manifest,
-        "started_at": provenance.utc_now(),
+        "started_at": fingerprint.utc_now(),
         "threads": torch.get_num_threads(),
         "steps": opts.steps,
         "replay_sha256": opts.replay_sha256,

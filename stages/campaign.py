@@ -36,7 +36,7 @@ from stages.runner_checks import (
     placeholder_problems,
     unknown_key_problems,
 )
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 MAX_CAMPAIGN_BYTES = 1 << 20
 LETTERS = "ABCDEFGH"
@@ -169,7 +169,7 @@ class Campaign:
 
     @property
     def sim(self) -> dict[str, Any]:
-        """The `[sim]` table as written (stages.sim fills in its defaults)."""
+        """The `[sim]` table as written (stages.surface fills in its defaults)."""
         table = self.document.sim
         return {} if table is None else table.model_dump(exclude_unset=True)
 
@@ -293,12 +293,10 @@ def _with_stage_name(key: str, doc: dict[str, Any]) -> str:
     if not key.startswith("stages["):
         return key
     index = key[len("stages[") : key.index("]")]
-    stages = doc.get("stages")
-    if index.isdigit() and isinstance(stages, list) and int(index) < len(stages):
-        name = stages[int(index)].get("name") if isinstance(stages[int(index)], dict) else None
-        if isinstance(name, str):
-            head, _, tail = key.partition("]")
-            return f"{head}]{tail} (stage {name!r})"
+    name = _value_at(doc, ("stages", int(index), "name")) if index.isdigit() else None
+    if isinstance(name, str):
+        head, _, tail = key.partition("]")
+        return f"{head}]{tail} (stage {name!r})"
     return key
 
 
@@ -338,7 +336,7 @@ _PATTERN_WORDS = {
 def _shape_problem(error: Any, doc: dict[str, Any]) -> Problem:
     """A pydantic error as (dotted key, message in the campaign's words)."""
     loc = _strip_tags(tuple(error["loc"]))
-    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error["input"]  # ctx: some kinds
     if kind == "extra_forbidden":
         known = ", ".join(known_keys(loc[:-1], _value_at(doc, loc[:-1]))) or "none"
         return _dotted(loc), f"unknown key (known: {known})"
@@ -349,7 +347,7 @@ def _shape_problem(error: Any, doc: dict[str, Any]) -> Problem:
     if kind == "finite_number":
         return _dotted(loc), f"must be a finite number, not {value!r}"
     if kind == "literal_error":
-        return _dotted(loc), f"must be {ctx.get('expected')}, not {value!r}"
+        return _dotted(loc), f"must be {ctx['expected']}, not {value!r}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
                 "less_than": "<"}[kind]  # fmt: skip
@@ -358,13 +356,13 @@ def _shape_problem(error: Any, doc: dict[str, Any]) -> Problem:
     if kind in ("too_short", "too_long"):
         return _dotted(loc), _length_message(loc, ctx, value)
     if kind == "string_pattern_mismatch":
-        pattern = str(ctx.get("pattern"))
+        pattern = str(ctx["pattern"])
         words = _PATTERN_WORDS.get(pattern, f"match {pattern}")
         if loc and loc[0] == "factors":
             return _dotted(loc[:2]), "factor names are single letters A-H"
         return _dotted(loc), f"must be {words}, not {value!r}"
     if kind == "value_error":
-        return _dotted(loc), str(ctx.get("error", error["msg"]))
+        return _dotted(loc), str(ctx["error"])
     return _dotted(loc), str(error["msg"]).lower()
 
 

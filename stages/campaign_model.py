@@ -28,7 +28,7 @@ from pydantic import (
 
 from ledger.plan_model import Check, Rule
 from ledger.rawlog import METRICS
-from stages.sim import DEFAULTS as SIM_DEFAULTS
+from stages.surface import DEFAULTS as SIM_DEFAULTS
 
 SIMPLE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 BUDGET_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$"
@@ -235,7 +235,7 @@ class StageTable(Table):
 
 
 class SimTable(Table):
-    """`[sim]`: the synthetic surface `--executor sim` draws from (stages/sim.py)."""
+    """`[sim]`: the synthetic surface `--executor sim` draws from (stages/surface.py)."""
 
     intercept: float = Field(SIM_DEFAULTS["intercept"], description="val_bpb at ref_budget.")
     ref_budget: float = Field(

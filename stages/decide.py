@@ -17,9 +17,9 @@ from ledger.keys import SigningKey
 from ledger.plan_model import BaselineRule, Manifest, Plan
 from ledger.provenance import log_source
 from ledger.store import Store
-from stages.attempts import close_dead_attempts
 from stages.baseline_rule import derive_baseline_decision
 from stages.campaign import Campaign, Factor
+from stages.claims import close_dead_attempts
 from stages.conditions import make_condition
 from stages.designs import point_name
 from stages.lookup import Entry, manifest_decision, manifest_runs

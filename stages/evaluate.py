@@ -693,8 +693,9 @@ def _bootstrap(
 def _add_deltas(
     into: dict[str, list[float]], world: dict[str, float | None], recorded: dict[str, float | None]
 ) -> None:
+    """Append world-minus-recorded for each metric both have (same keys: one `means()`)."""
     for key, value in world.items():
-        if value is not None and recorded.get(key) is not None:
+        if value is not None and recorded[key] is not None:
             into.setdefault(key, []).append(value - recorded[key])  # type: ignore[operator]
 
 
@@ -923,8 +924,8 @@ def _screen(
             continue
         rows = [
             e
-            for e in gate.effects.get("effects", [])
-            if e.get("term") in letters and e.get("p") is not None
+            for e in gate.effects["effects"]  # EffectsResult.to_dict(): every row has term, p
+            if e["term"] in letters and e["p"] is not None
         ]
         with_effects += 1
         significant: set[str] = set()

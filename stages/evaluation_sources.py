@@ -31,7 +31,7 @@ from typing import Any
 from ledger.errors import InputError, LedgerError
 from stages.campaign import Campaign, budget_label
 from stages.replay_table import Curve, CurveTable, Replicate, Row, read_table, table_from_store
-from stages.sim import SimParams, expected_value, run_outcome
+from stages.surface import SimParams, expected_value, run_outcome
 
 _NORMAL = NormalDist()
 MEAN: Replicate = ("<mean>", "<mean>")  # the noise-free reading: the replicates' mean
@@ -117,7 +117,8 @@ RECORDED = World(0)
 
 
 class SimSource:
-    """The campaign's `[sim]` surface; a replicate is one standard-normal noise draw."""
+    """The campaign's `[sim]` surface; a replicate is one standard-normal noise draw.
+    A `cond` is a candidate as the evaluation passes it: `{"id", **Condition.to_dict()}`."""
 
     kind = "sim"
 
@@ -150,7 +151,7 @@ class SimSource:
         out = run_outcome(
             self.params,
             name=cond["name"],
-            coded=cond.get("coded", {}),
+            coded=cond["coded"],
             budget_s=fidelity,
             host=host,
             z=z,
@@ -160,7 +161,7 @@ class SimSource:
     def truth(self, cond: dict, budget_s: float, world: World = RECORDED) -> float | None:
         if cond["name"] in self.params.diverge:
             return None
-        return expected_value(self.params, cond.get("coded", {}), budget_s)
+        return expected_value(self.params, cond["coded"], budget_s)
 
     def mean_cost(self, cond: dict, budget_s: float, gpus: int) -> float:
         return self.read(0, cond, MEAN, budget_s, "", gpus).cost_gpu_s

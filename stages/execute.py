@@ -5,7 +5,7 @@ writes the manifest id into its log header before training, and the end is journ
 ingest. Runs already recorded are skipped, so an interrupted `run` finishes what is left.
 Every attempt ends on record: recorded, or interrupted (a log ingest refused, Ctrl-C, or an
 orchestrator that died, closed by the next `run`), and no cell is attempted more often than
-its plan's `max_attempts` allows (`stages.attempts`).
+its plan's `max_attempts` allows (`stages.claims`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from ledger.rawlog import failure_reason as rawlog_failure_reason
 from ledger.seeds import effective_seed, needs_witness, seed_rule
 from ledger.store import Store
 from ledger.witness_seed import store_witness
-from stages.attempts import RunClaims, close_dead_attempts, partial_logs
 from stages.campaign import Campaign
+from stages.claims import RunClaims, close_dead_attempts, partial_logs
 from stages.executors.base import Executor, RunResult, RunTask
 from stages.lookup import Entry
 from stages.plan import frozen_manifest

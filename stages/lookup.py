@@ -105,7 +105,8 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
         except IntegrityError as exc:
             raise IntegrityError(f"{kind} {oid}: {exc}: not used (run `ledger verify`)") from None
         signer = SIGNER_FIELDS.get(kind)
-        if signer and obj["body"].get(signer) != obj["signature"].get("key_id"):
+        # the signature verified, so it names its key; the body is not yet checked
+        if signer and obj["body"].get(signer) != obj["signature"]["key_id"]:
             raise IntegrityError(f"{kind} {oid}: {signer} is not the key that signed it: not used")
     try:
         body = MODELS[kind].model_validate(obj["body"])

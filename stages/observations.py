@@ -37,7 +37,7 @@ class RecordedRun(Protocol):
 Used = dict[str, tuple[str, RecordedRun]]  # `condition/seed/host` -> (record id, record)
 
 
-def run_key(record: RecordedRun) -> str:
+def claimed_key(record: RecordedRun) -> str:
     """The `condition/seed/host` text of the run a record claims (as recorded)."""
     return key_text(record.condition, record.seed, record.host)
 
@@ -50,7 +50,7 @@ def select_runs(
     used: Used = {}
     extra: list[str] = []
     for rid, record in sorted(runs, key=lambda rb: (rb[1].recorded_at or "", rb[0])):
-        key = run_key(record)
+        key = claimed_key(record)
         if record.manifest != manifest_id or key not in declared:
             extra.append(rid)
         elif key not in used:
@@ -100,6 +100,6 @@ __all__ = [
     "Used",
     "decision_head",
     "observations",
-    "run_key",
+    "claimed_key",
     "select_runs",
 ]

@@ -30,7 +30,7 @@ from ledger.store import Store
 from runner._version import __version__
 from runner.config import resolve
 from runner.errors import UsageError
-from runner.provenance import code_sha256
+from runner.fingerprint import code_sha256
 from stages.campaign import Campaign, StageSpec
 from stages.campaign_model import AdapterRunner, CommandRunner
 from stages.conditions import (

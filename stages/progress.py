@@ -7,7 +7,7 @@ reviewer's copy) sees progress without touching the runner or the index. Run rec
 immutable objects, so the numbers read from one are kept for the life of a `Progress`.
 
 An attempt with no outcome yet is running only while the `ledger run` that claimed it
-lives: on this machine its owner file names the process (`stages.attempts.attempt_alive`);
+lives: on this machine its owner file names the process (`stages.claims.attempt_alive`);
 elsewhere, a start older than twice the budget plus five minutes cannot be running. A dead
 attempt is shown as dead, never with an ETA; the next `ledger run` closes it on record.
 """
@@ -28,8 +28,8 @@ from ledger.ingest import open_attempts, recorded_runs, seconds_between, started
 from ledger.plan_model import Manifest
 from ledger.provenance import run_gpus
 from ledger.store import Store
-from stages.attempts import attempt_alive
 from stages.campaign import Campaign
+from stages.claims import attempt_alive
 from stages.lookup import Entry, all_decisions, all_manifests
 
 STALE_FACTOR = 2.0  # a start older than this many budgets (+ STALE_SLACK_S) is not running

@@ -133,27 +133,29 @@ class CurveTable:
         return self.keys == ["condition"]
 
     def key_of(self, condition: Mapping[str, Any]) -> tuple:
-        """The table key of a condition (`{"id", "name", "config"}`); None-free or an error."""
+        """The table key of a condition (`{"id", "name", "config"}`; `config` is read only when
+        the table keys rows by config columns); None-free or an error."""
         if self.by_condition_column:
-            for candidate in (condition.get("id"), condition.get("name")):
+            for candidate in (condition["id"], condition["name"]):
                 if (str(candidate),) in self.curves:
                     return (str(candidate),)
-            return (str(condition.get("name")),)
-        config = condition.get("config", {})
+            return (str(condition["name"]),)
+        config = condition["config"]
         missing = [k for k in self.keys if k not in config]
         if missing:
             raise InputError(
-                f"{self.source}: condition {condition.get('name')!r} has no config value for "
+                f"{self.source}: condition {condition['name']!r} has no config value for "
                 f"table column {missing[0]!r}"
             )
         return tuple(_norm(config[k]) for k in self.keys)
 
     def describe(self, condition: Mapping[str, Any]) -> str:
+        """A condition as an error names it (after `key_of` found every key column)."""
         if self.by_condition_column:
-            return repr(condition.get("name"))
-        config = condition.get("config", {})
-        shown = ", ".join(f"{k}={config.get(k)!r}" for k in self.keys)
-        return f"{condition.get('name')!r} ({shown})"
+            return repr(condition["name"])
+        config = condition["config"]
+        shown = ", ".join(f"{k}={config[k]!r}" for k in self.keys)
+        return f"{condition['name']!r} ({shown})"
 
     def has(self, condition: Mapping[str, Any]) -> bool:
         return self.key_of(condition) in self.curves

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -39,7 +40,9 @@ def cell_key(seed: object, host: object) -> str:
 
 
 def _ok_value(obs: dict) -> float | None:
-    if obs.get("status") != "ok":
+    """An observation's value if it counts (`status` is required; a failed run may carry
+    no `value` at all)."""
+    if obs["status"] != "ok":
         return None
     return clean(obs.get("value"))
 
@@ -123,7 +126,7 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float | No
 
 def failed_run(obs: dict) -> dict:
     """How a failed run is named everywhere: its cell and what its status was."""
-    status = obs.get("status")
+    status = obs["status"]
     if status == "ok":
         status = "ok without a finite metric"
     return {"seed": obs["seed"], "host": obs["host"], "status": status}
@@ -134,7 +137,7 @@ class _Gathered:
     """A stage's observations sorted into what the summaries need."""
 
     values: dict[str, list[float]] = field(default_factory=dict)
-    runs: dict[str, int] = field(default_factory=dict)
+    runs: Counter[str] = field(default_factory=Counter)
     failed: dict[str, list[dict]] = field(default_factory=dict)
     per_cell: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     per_host: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -145,7 +148,7 @@ def _gather(obs: list[dict]) -> _Gathered:
     for o in obs:
         cond = str(o["condition"])
         g.values.setdefault(cond, [])
-        g.runs[cond] = g.runs.get(cond, 0) + 1
+        g.runs[cond] += 1
         v = _ok_value(o)
         if v is None:
             g.failed.setdefault(cond, []).append(failed_run(o))
@@ -349,9 +352,9 @@ def gate_flags(
                             ),
                         }
                     )
-    for letter in (failures or {}).get("flagged", []):
+    for letter in failures["flagged"] if failures else []:  # as `failures_by_level` gives it
         row = failures["factors"][letter]  # type: ignore[index]
-        what = f"{letter} ({row['key']})" if row.get("key") else letter
+        what = f"{letter} ({row['key']})" if row["key"] else letter
         flags.append(
             {
                 "kind": "failures_by_level",

@@ -101,6 +101,7 @@ class TrialReport:
     keys_checked: str | None
     runs: list[TrialRun]
     notes: list[str] = field(default_factory=list)  # e.g. that nothing checks config keys
+    metric: str = "val_bpb"  # the campaign's metric, what each ok run is shown by
 
     @property
     def ok(self) -> bool:
@@ -116,6 +117,7 @@ class TrialReport:
             "runner": self.runner,
             "binding": self.binding,
             "keys_checked": self.keys_checked,
+            "metric": self.metric,
             "notes": self.notes,
             "runs": [r.to_dict() for r in self.runs],
             "ok": self.ok,
@@ -300,6 +302,7 @@ def try_stage(
         keys_checked=keys_checked(campaign.runner),
         runs=runs,
         notes=[] if keys_checked(campaign.runner) else [_unchecked(campaign)],
+        metric=campaign.metric,
     )
 
 

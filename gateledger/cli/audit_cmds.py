@@ -156,8 +156,9 @@ DETAIL_WIDTH = 110  # a failed check's detail on a stage line; the problems belo
 
 
 def _print_audit(out: dict) -> None:
+    said: set[str] = set()  # a seed binding's detail is the same for every stage: once
     for stage in out["stages"]:
-        _print_stage(stage)
+        _print_stage(stage, said)
     if out["unplanned_runs"]:
         click.echo(f"unplanned compute: {len(out['unplanned_runs'])} run(s) outside any manifest")
     if out["amendments"]:
@@ -214,7 +215,7 @@ def _attempts_line(attempts: dict) -> str:
     return text + (f"; retried: {shown}{more}" if shown else "")
 
 
-def _print_stage(stage: dict) -> None:
+def _print_stage(stage: dict, said: set[str]) -> None:
     mark = _MARKS.get(stage["verdict"], "BAD")
     extra = " (superseded by an amendment)" if stage["superseded"] else ""
     sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
@@ -235,7 +236,9 @@ def _print_stage(stage: dict) -> None:
         click.echo(f"      witnessed: {witness}")
     seeds = stage.get("seeds") or {}
     if seeds:
-        detail = f": {seeds['detail']}" if seeds.get("detail") else ""
+        text = seeds.get("detail") or ""
+        detail = f": {text}" if text and text not in said else " (as above)" if text else ""
+        said.add(text)
         click.echo(f"      seeds {seeds['binding']} ({seeds['rule']}){detail}")
     attempts = _attempts_line(stage.get("attempts") or {})
     if attempts:

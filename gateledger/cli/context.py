@@ -2,7 +2,7 @@
 
 Why here: commands stay thin, and "which store, which host" is answered the same way
 everywhere (flags, then environment, then sensible defaults); which key signs is answered
-by `gateledger.signing.signing_key`, for scripts and commands alike.
+by `gateledger.signers.signing_key`, for scripts and commands alike.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from ledger.documents import Anchor
 from stages.runner_checks import frozen_keys_unchecked, unchecked_note
 
 if TYPE_CHECKING:  # the result types, for the checker only (the API loads on first use)
-    from gateledger.signing import KeyListing
+    from gateledger.signers import KeyListing
     from ledger.plan_model import Manifest
     from ledger.status import StoreCounts
 
@@ -426,11 +426,9 @@ def ingest_cmd(
         key=key_name,
     )
     body = recorded.body
-    emit(
-        recorded,
-        as_json,
-        f"recorded run {recorded.id} ({body['status']}, val_bpb {body['metrics'].get('val_bpb')})",
-    )
+    value = body["metrics"].get("val_bpb")
+    shown = f"{value:.4f}" if isinstance(value, int | float) else "none"
+    emit(recorded, as_json, f"recorded run {recorded.id} ({body['status']}, val_bpb {shown})")
 
 
 @click.command("anchor")

@@ -107,7 +107,7 @@ def _say(report: TrialReport) -> None:
     for note in report.notes:
         click.echo(f"note: {note}")
     for run in report.runs:
-        _say_run(run)
+        _say_run(run, report.metric)
     good = sum(r.ok for r in report.runs)
     click.echo(
         f"try: {good} of {len(report.runs)} would be recorded ok; nothing was written to the "
@@ -116,7 +116,7 @@ def _say(report: TrialReport) -> None:
     )
 
 
-def _say_run(run: TrialRun) -> None:
+def _say_run(run: TrialRun, metric: str) -> None:
     seed = f"seed {run.seed} -> {run.effective_seed}" if run.effective_seed is not None else ""
     timing = f"{run.wall_seconds:.1f} s wall"
     trained = run.metrics.get("training_seconds")
@@ -128,7 +128,9 @@ def _say_run(run: TrialRun) -> None:
         for reason in run.reasons:
             click.echo(f"      - {reason}")
     elif run.ok:
-        click.echo(f"{head}: val_bpb {run.metrics.get('val_bpb')}, {timing}")
+        value = run.metrics.get(metric)
+        shown = f"{value:.4f}" if isinstance(value, int | float) else "none"
+        click.echo(f"{head}: {metric} {shown}, {timing}")
     else:
         code = f", exit {run.exit_code}" if run.exit_code is not None else ""
         reason = f": {run.failure}" if run.failure else ""

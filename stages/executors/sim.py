@@ -1,4 +1,4 @@
-"""The `sim` executor: instant runs on the synthetic response surface of `stages.sim`."""
+"""The `sim` executor: instant runs on the synthetic response surface of `stages.surface`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from stages.executors.base import RunResult, RunTask, StartCallback
-from stages.sim import SimParams, simulate_log
+from stages.surface import SimParams, simulate_log
 
 
 @dataclass

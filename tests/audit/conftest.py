@@ -13,7 +13,7 @@ from ledger.store import Store
 from stages.campaign import load_campaign
 from stages.executors.sim import SimExecutor
 from stages.pipeline import run_campaign
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def done(tmp_path, sim_campaign):
 
 
 def problems(store) -> list[str]:
-    found = [str(f) for f in audit_store(store).findings]
+    found = [str(f) for f in audit_store(store).problems]
     print("\n".join(found))
     return found
 

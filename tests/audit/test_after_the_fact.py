@@ -15,7 +15,7 @@ from ledger.store import Store
 from stages.campaign import load_campaign
 from stages.lookup import current_manifest, manifest_decision, manifest_runs
 from stages.plan import freeze_stage
-from stages.sim import SimParams, simulate_log
+from stages.surface import SimParams, simulate_log
 from tests.audit.conftest import problems, rewrite_journal, signed_run
 
 
@@ -28,7 +28,7 @@ def object_path(store: Store, oid: str) -> Path:
 def test_clean_campaign_audits_clean(done):
     store = done[0]
     result = audit_store(store)
-    assert result.findings == []
+    assert result.problems == []
     assert [s.stage for s in result.stages] == ["screen", "gate"]
     assert all(s.ok for s in result.stages)
 

@@ -21,7 +21,7 @@ from stages.execute import manifest_tasks, run_stage
 from stages.executors.sim import SimExecutor
 from stages.lookup import current_manifest
 from stages.plan import freeze_stage
-from stages.sim import SimParams
+from stages.surface import SimParams
 from tests.conftest import SIM_CAMPAIGN
 
 SCREEN_RULE = 'rule = { top_k = 3, keep = ["base"], fdr = 0.05 }'
@@ -95,7 +95,7 @@ def test_a_retry_within_max_attempts_is_recorded_and_listed(tmp_path):
     store, manifest, second, report = _interrupted_then_resumed(tmp_path, 2)
     assert report.executed == 16 and report.exhausted == []
     result = audit_store(store, allow_undecided=True)
-    assert result.findings == []
+    assert result.problems == []
     (retried,) = result.stages[0].attempts["retried"]
     assert (retried["run"], retried["attempts"], retried["interrupted"], retried["recorded"]) == (
         second.key,
@@ -129,7 +129,7 @@ def test_a_killed_run_is_dead_in_status_and_closed_with_its_partial_log(tmp_path
 import os, sys
 from ledger.keys import load_signing_key
 from ledger.store import Store
-from stages.attempts import RunClaims
+from stages.claims import RunClaims
 from stages.execute import manifest_tasks
 from stages.lookup import current_manifest
 store = Store.open({str(root)!r}, host="h1")
@@ -154,7 +154,7 @@ os._exit(0)  # dies holding the claim: no outcome, no cleanup
     assert closed["run"] == task.key and closed["reason"].startswith("killed:")
     assert store.get_bytes(closed["raw_log"]) == partial  # the partial log is evidence
     result = audit_store(store, allow_undecided=True)
-    assert result.findings == []
+    assert result.problems == []
     assert result.stages[0].attempts["interrupted"] == 1
     # its wall time from the journal, its training seconds from the partial log
     part = result.costs["interrupted"]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from audit.rederive import audit_store
 from ledger.store import Store
 from stages.lookup import current_manifest, manifest_decision, manifest_runs
-from stages.sim import SimParams, simulate_log
+from stages.surface import SimParams, simulate_log
 from tests.audit.conftest import problems, rewrite_journal, signed_run
 
 

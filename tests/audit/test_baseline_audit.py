@@ -23,7 +23,7 @@ from stages.execute import run_manifest
 from stages.executors.sim import SimExecutor
 from stages.lookup import current_manifest
 from stages.pipeline import run_campaign
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_a_random_sample_that_is_not_what_its_seed_draws(env):
     run_manifest(store, manifest, sim, key=key, progress=False)
     decide_manifest(store, manifest, key)
     result = audit_store(store)
-    found = [f for f in result.findings if f.object == mid]
+    found = [f for f in result.problems if f.object == mid]
     assert [f.check for f in found] == ["baseline re-derived"], [str(f) for f in found]
     assert "but seed 0's draw of 3 gives" in found[0].message
     drawn = [point_condition(camp.base, camp.factors, p, point_name(p), "x").name for p in seed0]
@@ -85,12 +85,12 @@ def test_a_greedy_walk_held_at_a_worse_incumbent(env, monkeypatch):
     monkeypatch.setattr(baselines, "_next_incumbent", stuck)
     greedy_search(store, camp, key, sim, budget_s=120, cells=[(0, "h1")], progress=False)
     result = audit_store(store)
-    named = {f.stage for f in result.findings if f.check == "baseline re-derived"}
+    named = {f.stage for f in result.problems if f.check == "baseline re-derived"}
     # flipping A hurts on the planted surface, so step 2 faces the start either way;
     # flipping B helps, so step 2's decision promotes b and step 3 should flip C of b
     assert "greedy-2m-03" in named and not named & {"greedy-2m-01", "greedy-2m-02"}, named
-    assert any("but step 2's decision gives" in f.message for f in result.findings), [
-        str(f) for f in result.findings
+    assert any("but step 2's decision gives" in f.message for f in result.problems), [
+        str(f) for f in result.problems
     ]
     comp = gl.compare(store, camp)
     assert [row["kind"] for row in comp["rows"]] == ["protocol"]

@@ -46,6 +46,11 @@ def test_caveats_name_the_demo_key_in_terminal_and_json(demo_store, tmp_path):
     assert "caveat: All " in text and " runs are simulated (runner: sim)" in text
     assert "caveat: No anchor was made" in text
     assert "store-asserted" not in text  # the reviewer named keys
+    # each stage says how its seeds are bound; the same reason is spelled out once
+    seed_lines = [line.strip() for line in text.splitlines() if line.strip().startswith("seeds ")]
+    assert len(seed_lines) == len(json.loads(ledger(demo_store, "audit", "--json"))["stages"])
+    assert seed_lines[0].startswith("seeds manifest-bound (sha256-v2): grindable by the key holder")
+    assert all(line == "seeds manifest-bound (sha256-v2) (as above)" for line in seed_lines[1:])
     out = json.loads(ledger(demo_store, "audit", "--trust-file", str(exported), "--json"))
     kinds = [c["kind"] for c in out["caveats"]]
     assert kinds == ["simulated", "demo_key", "no_anchor"]

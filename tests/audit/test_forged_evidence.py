@@ -65,7 +65,7 @@ def test_a_rogue_key_is_store_trusted_unless_the_reviewer_names_keys(done, tmp_p
         ("rogue", rogue.key_id),
     }
     named = audit_store(store, trust=trust_from([key.key_id]))
-    found = [str(f) for f in named.findings]
+    found = [str(f) for f in named.problems]
     final = current_manifest(store, "t", "final").id
     assert any(
         final in p and f"signed by key {rogue.key_id}, which the reviewer does not trust" in p
@@ -228,7 +228,7 @@ def test_reviewer_anchor_catches_a_rewrite_the_store_no_longer_shows(done, tmp_p
     store.path_of(anchor_id).unlink()
     assert audit_store(store).verdict == "clean"  # nothing in the store gives it away
     given = dict([read_anchor_file(published)])
-    found = [str(f) for f in audit_store(store, anchors=given).findings]
+    found = [str(f) for f in audit_store(store, anchors=given).problems]
     assert any(anchor_id in p and "no longer extends this anchor" in p for p in found), found
 
 
@@ -270,9 +270,9 @@ def test_a_fully_run_plan_never_decided_is_not_clean(done):
     result = audit_store(store)
     assert [s.verdict for s in result.stages] == ["clean", "clean", "undecided"]
     assert result.verdict == "problems"
-    assert [(f.object, f.check, f.stage) for f in result.findings] == [(final, "decided", "final")]
+    assert [(f.object, f.check, f.stage) for f in result.problems] == [(final, "decided", "final")]
     assert f"frozen, {declared} of {declared} runs recorded, never decided" in str(
-        result.findings[0]
+        result.problems[0]
     )
     assert audit_store(store, allow_undecided=True).verdict == "clean"
     decide_stage(store, camp, "final", key)
@@ -330,5 +330,5 @@ def test_parallel_run_checks_find_exactly_what_serial_ones_find(done, monkeypatc
     monkeypatch.setattr(rederive, "PARALLEL_MIN_RUNS", 1)
     monkeypatch.setattr("ledger.parallel.usable_cpus", lambda: 2)
     parallel = audit_store(store)
-    assert any(forged in str(f) and "status timeout" in str(f) for f in serial.findings)
+    assert any(forged in str(f) and "status timeout" in str(f) for f in serial.problems)
     assert parallel.to_dict() == serial.to_dict()

@@ -31,7 +31,7 @@ def test_the_audit_re_derives_the_same_decision_from_the_same_runs():
     audit = _audit()
     _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, records())
     assert audit.checks == [{"name": "decision reproduces from raw logs", "ok": True, "detail": ""}]
-    assert audit.findings == []
+    assert audit.problems == []
 
 
 def test_a_changed_run_value_makes_the_re_derived_decision_differ():
@@ -45,8 +45,8 @@ def test_a_changed_run_value_makes_the_re_derived_decision_differ():
     audit = _audit()
     _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, changed)
     assert audit.checks[0]["ok"] is False
-    assert audit.findings and audit.findings[0].object == "d" * 64
-    finding = audit.findings[0]
+    assert audit.problems and audit.problems[0].object == "d" * 64
+    finding = audit.problems[0]
     assert "does not match the frozen rule applied to the raw logs" in finding.message
     # said with the manifest's names, not ids; the values differ as the rule gives them
     assert "promoted: recorded mid, small, re-derived big, mid" in finding.message

@@ -109,7 +109,7 @@ def test_an_old_store_with_unsigned_records_keeps_verifying_and_says_so(tmp_path
             host="h1",
         )
     result = audit_store(store, allow_undecided=True)
-    assert result.findings == []
+    assert result.problems == []
     assert any("2 run record(s) are unsigned" in n for n in result.notes), result.notes
     (stage,) = result.stages
     assert stage.attempts["max"] is None  # no bound was frozen: attempts only listed

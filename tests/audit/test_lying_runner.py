@@ -86,7 +86,7 @@ def test_the_honest_runner_audits_clean(lab):
     body = json.loads(decided.output)
     assert [body["conditions"][c]["name"] for c in body["promoted"]] == ["good"]
     result = audit_store(Store.open(store))
-    assert result.verdict == "clean", [str(f) for f in result.findings]
+    assert result.verdict == "clean", [str(f) for f in result.problems]
 
 
 @pytest.mark.parametrize("lie", sorted(LIES))
@@ -185,7 +185,7 @@ def test_each_lie_recorded_anyway_is_caught_by_the_audit(lab, tmp_path, lie):
     res = invoke("decide", "gate", "--campaign", str(camp))
     assert res.exit_code == 0, res.output
     result = audit_store(store)
-    found = [str(f) for f in result.findings]
+    found = [str(f) for f in result.problems]
     assert result.verdict == "problems" and any(words in f for f in found), found
     assert [s.verdict for s in result.stages] == ["problems"]
     # the audit's exit code agrees with the verdict

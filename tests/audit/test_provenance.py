@@ -377,12 +377,12 @@ ROWS = {
 def test_each_number_forged_from_the_wrong_source_is_a_finding(lab, row):
     forge, check, words = ROWS[row]
     honest = audit_store(lab.store, allow_undecided=True)
-    assert honest.verdict == "clean", [str(f) for f in honest.findings]
+    assert honest.verdict == "clean", [str(f) for f in honest.problems]
     obj, run = forge(lab)
     lab.invoke("decide", "gate", "--campaign", str(lab.camp))  # the owner decides on it
     result = audit_store(lab.store, allow_undecided=True)
-    hits = [f for f in result.findings if f.object == obj and words in f.message]
-    assert hits, [str(f) for f in result.findings]
+    hits = [f for f in result.problems if f.object == obj and words in f.message]
+    assert hits, [str(f) for f in result.problems]
     if check is not None:
         assert any(f.check == check for f in hits), [(f.check, str(f)) for f in hits]
     if run is not None:  # a run's finding names where it is
@@ -448,5 +448,5 @@ def test_a_runner_kind_the_audit_does_not_know_is_a_finding(lab):
     """The kind decides which checks a log must pass: one the audit cannot read is named."""
     mid = _freeze_plan(lab, _continuing_plan(lab, runner={"kind": "docker"}))
     result = audit_store(lab.store, allow_undecided=True)
-    (hit,) = [f for f in result.findings if f.check == "runner kind known"]
+    (hit,) = [f for f in result.problems if f.check == "runner kind known"]
     assert hit.object == mid and "runner kind 'docker' is unknown" in hit.message

@@ -18,7 +18,7 @@ from ledger.store import Store
 from stages.campaign import load_campaign
 from stages.executors.sim import SimExecutor
 from stages.pipeline import run_campaign
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_failed_runs_are_listed_with_their_reason(tmp_path, sim_campaign):
     failing = _FailingSim(sim, "base")
     run_stage(store, camp, "screen", failing, key=key, progress=False)
     result = audit_store(store, allow_undecided=True)
-    assert result.ok, result.findings
+    assert result.ok, result.problems
     (screen,) = build_report_data(store.root, result, camp).stages
     assert screen.statuses["crashed"] == 2
     expected = [

@@ -57,7 +57,7 @@ def test_draw_is_stratified_failed_first_and_reviewer_seeded():
 def test_sim_runs_are_not_replayable_and_said_so(done):
     store, *_ = done
     result = audit_store(store, reproduce=SpotCheckRequest(3, seed=1))
-    assert result.findings == [] and result.reproduction["eligible"] == 0
+    assert result.problems == [] and result.reproduction["eligible"] == 0
     assert result.reproduction["not_eligible"]["simulated"] == 37
     assert any("replayed 0 of 0 eligible run(s)" in n and "37 simulated" in n for n in result.notes)
 
@@ -202,7 +202,7 @@ def test_a_shaded_metric_and_a_fake_divergence_are_caught_by_replay(tmp_path, mo
         "fast": "ok",
     }
     # every other check passes: the logs bind, the statuses have their evidence
-    assert audit_store(store).findings == []
+    assert audit_store(store).problems == []
     code, out = _audit(store, data)
     assert code == 1 and out["verdict"] == "problems"
     named = {p["object"]: p["message"] for p in out["problems"]}

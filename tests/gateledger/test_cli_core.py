@@ -44,24 +44,13 @@ def test_flow(ready, tmp_path):
     mid = json.loads(out.output)["manifest"]
     one_line_error(run(["freeze", "--plan", str(plan)], ready))  # already frozen
     log = tmp_path / "run.jsonl"
-    log.write_bytes(make_log(mid))
+    log.write_bytes(make_log(mid, val=1.234567891))
     out = run(
-        [
-            "ingest",
-            str(log),
-            "--manifest",
-            mid,
-            "--condition",
-            "c0",
-            "--seed",
-            "0",
-            "--host",
-            "h1",
-            "--json",
-        ],
+        ["ingest", str(log), "--manifest", mid, "--condition", "c0", "--seed", "0", "--host", "h1"],
         ready,
     )
     assert out.exit_code == 0, out.output
+    assert out.output.strip().endswith("(ok, val_bpb 1.2346)"), out.output  # 4 decimals
     assert run(["anchor"], ready).exit_code == 0
     assert run(["reindex"], ready).exit_code == 0
     out = run(["sql", "SELECT condition, status FROM runs", "--json"], ready)

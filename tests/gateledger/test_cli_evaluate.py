@@ -19,7 +19,7 @@ from stages.campaign import load_campaign
 from stages.executors.sim import SimExecutor
 from stages.lookup import current_manifest, manifest_decision
 from stages.pipeline import run_campaign
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 
 @pytest.fixture

@@ -481,7 +481,7 @@ def test_status_watch_sees_a_run_in_flight_and_the_stage_finish(tmp_path, sim_ca
     import gateledger as gl
     from gateledger.cli.status_watch import show_frames
     from ledger.ingest import ingest
-    from stages.attempts import RunClaims
+    from stages.claims import RunClaims
     from stages.execute import manifest_tasks
     from stages.lookup import current_manifest
 

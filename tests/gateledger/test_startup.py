@@ -19,7 +19,7 @@ from ledger.store import Store
 from stages.campaign import load_campaign
 from stages.executors.sim import SimExecutor
 from stages.pipeline import run_campaign
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 # Runs `ledger ARGS...` in this process and, at exit, writes every loaded module to argv[1].
 LOADED = (

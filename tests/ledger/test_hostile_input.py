@@ -94,7 +94,7 @@ def test_bad_raw_log_is_refused_and_nothing_is_written(frozen, tmp_path, name, d
 
 
 def test_log_larger_than_the_cap_is_refused_without_reading_it_whole(frozen, tmp_path, monkeypatch):
-    import gateledger.store as api
+    import gateledger.recording as api
     import ledger.rawlog as rawlog
 
     store, mid = frozen

@@ -11,7 +11,6 @@ from ledger.ingest import (
     parse_raw_log,
     record_run_start,
     recorded_runs,
-    run_key,
 )
 from ledger.manifest import freeze, load_manifest
 
@@ -88,7 +87,7 @@ def test_ingest_rules(store, key):
     record_run_start(store, mid, C0, 0, "h1", key=key)
     rid = ingest(store, make_log(mid), manifest=mid, condition=C0, seed=0, host="h1", key=key)
     body = store.get_json(rid)["body"]
-    assert body["run"] == run_key(C0, 0, "h1") and body["stage"] == "screen"
+    assert body["run"] == f"{C0}/0/h1" and body["stage"] == "screen"
     assert recorded_runs(store, mid) == {f"{C0}/0/h1": rid}
     assert is_recorded(store, mid, f"{C0}/0/h1") and not is_recorded(store, mid, f"{C1}/0/h1")
     assert not is_recorded(store, "f" * 64, f"{C0}/0/h1")

@@ -171,7 +171,7 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(stag
         capture_output=True,
     )
     result = audit_store(Store.open(store))
-    assert result.verdict == "clean", [str(f) for f in result.findings]
+    assert result.verdict == "clean", [str(f) for f in result.problems]
     # every attempt the kills cut short is on record, closed by the next `ledger run`
     (stage_audit,) = result.stages
     attempts = stage_audit.attempts

@@ -26,7 +26,7 @@ from stages.executors.local import LocalExecutor
 from stages.executors.sim import SimExecutor
 from stages.lookup import current_manifest, manifest_runs
 from stages.plan import freeze_stage
-from stages.sim import SimParams, simulate_log
+from stages.surface import SimParams, simulate_log
 from tests.ledger.conftest import C0, freeze_as_before, make_log, make_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_old_manifests_have_no_rule_and_keep_declared_seeds(store, key):
     ]
     record_run_start(store, mid, C0, 0, "h1")
     ingest(store, make_log(mid), manifest=mid, condition=C0, seed=0, host="h1")
-    assert not [f for f in audit_store(store).findings if "seed" in f.message]
+    assert not [f for f in audit_store(store).problems if "seed" in f.message]
 
 
 def test_freeze_refuses_an_unknown_rule(store, key):
@@ -87,7 +87,7 @@ def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
             "seed": 0,
         }
         assert run.body.seed == 0  # the record keeps the declared seed (the cell)
-    assert audit_store(store, allow_undecided=True).findings == []
+    assert audit_store(store, allow_undecided=True).problems == []
 
 
 def _log_for(manifest, cond: str, *, derived_from: str) -> bytes:
@@ -143,7 +143,7 @@ def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
     }
     rid = store.put_signed("run", record, _key)
     store.journal().append("run_recorded", object=rid, run=key, manifest=manifest.id, key=_key)
-    found = [str(f) for f in audit_store(store).findings]
+    found = [str(f) for f in audit_store(store).problems]
     assert any(f.startswith(rid) and "is not the effective seed" in f for f in found), found
 
 

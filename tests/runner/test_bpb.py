@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from runner.bpb import val_bpb
 from runner.data import eval_slice
-from runner.evaluate import val_bpb
 
 
 class TableModel(nn.Module):

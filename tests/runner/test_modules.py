@@ -1,4 +1,4 @@
-"""Direct tests of runner.__main__, runner.provenance and runner.stopflag."""
+"""Direct tests of runner.__main__, runner.fingerprint and runner.stopflag."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import runner.__main__ as runner_main
-from runner import provenance
+from runner import fingerprint
 from runner.stopflag import StopFlag
 
 
@@ -44,12 +44,12 @@ def test_main_entry_point_exits_with_the_cli_status(monkeypatch, capsys):
 
 def test_provenance_code_hash_is_path_and_bytes_of_every_module_in_order():
     expected = hashlib.sha256()
-    for path in sorted(provenance.PACKAGE_DIR.rglob("*.py")):
-        rel = path.relative_to(provenance.PACKAGE_DIR).as_posix()
+    for path in sorted(fingerprint.PACKAGE_DIR.rglob("*.py")):
+        rel = path.relative_to(fingerprint.PACKAGE_DIR).as_posix()
         if "__pycache__" not in rel:
             expected.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
-    assert provenance.code_sha256() == expected.hexdigest()
-    assert provenance.utc_now().endswith("Z")
+    assert fingerprint.code_sha256() == expected.hexdigest()
+    assert fingerprint.utc_now().endswith("Z")
 
 
 def test_stopflag_turns_sigterm_into_a_flag_and_restores_the_handler():

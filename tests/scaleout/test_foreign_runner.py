@@ -85,7 +85,7 @@ def test_autoresearch_command_through_the_ledger(tmp_path):
     _, decision = decide_stage(store, camp, "gate", key)
     assert [decision.name(c) for c in decision.promoted] == ["slow"]
     result = audit_store(store)
-    assert result.findings == []
+    assert result.problems == []
 
 
 def test_ingest_without_manifest_is_unplanned_compute(tmp_path):
@@ -97,4 +97,4 @@ def test_ingest_without_manifest_is_unplanned_compute(tmp_path):
     res = runner.invoke(cli, ["--store", store, "ingest", str(log), "--format", "autoresearch"])
     assert res.exit_code == 0, res.output
     result = audit_store(Store.open(store))
-    assert len(result.unplanned) == 1 and result.findings == []
+    assert len(result.unplanned) == 1 and result.problems == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -193,6 +194,8 @@ def test_try_reports_a_crash_with_its_stderr_and_writes_nothing(lab):
     res = ledger("try", "screen", "--campaign", camp, "--budget", "1s")
     assert res.exit_code == 1, res.output
     assert "ok       all-low" in res.output
+    # the metric as a reader compares it: four decimals, not a float's seventeen digits
+    assert re.search(r"ok {7}all-low .*: val_bpb \d\.\d{4}, \S+ s training", res.output)
     assert "crashed  all-high" in res.output and "exit 1" in res.output
     assert "ValueError: width 128 does not fit" in res.output
     assert "| building a model of width 128" in res.output  # the stderr tail, not just its end

@@ -21,8 +21,8 @@ from stages.executors.base import RunResult
 from stages.executors.sim import SimExecutor
 from stages.lookup import current_manifest
 from stages.plan import freeze_stage
-from stages.sim import SimParams
 from stages.stats import estimate_effects
+from stages.surface import SimParams
 
 BASE = """
 [base]

@@ -12,7 +12,7 @@ from stages.baselines import greedy_search, protocol_gpu_hours, random_search
 from stages.campaign import load_campaign
 from stages.executors.sim import SimExecutor
 from stages.pipeline import run_campaign
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_greedy_keeps_exactly_the_helpful_flips(env):
     assert incumbents[:4] == ["(1)", "(1)", "b", "b"]
     assert out["best"].startswith("b") and "a" not in out["best"] and "c" not in out["best"]
     assert out["training_gpu_hours"] == pytest.approx(6 * 2 * 120 / 3600)
-    assert audit_store(store).findings == []
+    assert audit_store(store).problems == []
 
 
 def test_random_search_buys_what_the_protocol_spent(env):
@@ -58,7 +58,7 @@ def test_random_search_buys_what_the_protocol_spent(env):
     # 0.5667 GPU-hours buy floor(0.5667 / (1 cell x 10 min)) = 3 conditions
     assert out["affordable"] == 3 and out["sampled"] == 3
     assert out["training_gpu_hours"] == pytest.approx(3 * 600 / 3600)
-    assert audit_store(store).findings == []
+    assert audit_store(store).problems == []
     with pytest.raises(LedgerError, match="do not buy one condition"):
         random_search(
             store,
@@ -88,6 +88,6 @@ def test_greedy_whose_start_diverges_finishes_with_a_clear_outcome(tmp_path, sim
     assert (first["incumbent"], first["mean"]) == ("(1)", None)  # nothing ok to promote
     assert second["incumbent"] == "a" and second["mean"] is not None  # the flip takes over
     assert out["best"] is not None and out["best_mean"] is not None
-    assert audit_store(store).findings == []
+    assert audit_store(store).problems == []
     again = greedy_search(store, camp, key, sim, budget_s=120, cells=[(0, "h1")], progress=False)
     assert again["steps"] == out["steps"]  # resumed: every step already decided

@@ -17,7 +17,7 @@ from stages.evaluation_sources import sim_source
 from stages.evaluation_stats import wilson
 from stages.executors.sim import SimExecutor
 from stages.pipeline import run_campaign
-from stages.sim import SimParams
+from stages.surface import SimParams
 
 HEAD = """
 [campaign]

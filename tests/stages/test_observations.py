@@ -8,7 +8,7 @@ from typing import Any
 
 from ledger.plan_model import BaselineRule, Plan
 from stages.baseline_rule import derive_baseline_decision
-from stages.observations import decision_head, observations, run_key, select_runs
+from stages.observations import claimed_key, decision_head, observations, select_runs
 
 
 def plan(runs, conditions, **more) -> Plan:
@@ -73,7 +73,7 @@ def test_select_runs_keeps_the_first_record_per_cell_and_names_the_rest():
     assert {k: rid for k, (rid, _) in used.items()} == {"a/0/h": "r1"}
     assert missing == ["a/1/h", "b/0/h"]
     assert extra == ["r3", "r4"]
-    assert run_key(runs[0][1]) == "a/0/h"
+    assert claimed_key(runs[0][1]) == "a/0/h"
     head = decision_head("m1", MANIFEST, used, missing, extra)
     assert head == {
         "campaign": "c",

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from ledger.errors import LedgerError
-from stages.sim import SimParams, expected_value, simulate_log
+from stages.surface import SimParams, expected_value, simulate_log
 
 
 def params(**kw):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from gateledger.signing import KeyLike, signing_key
+from gateledger.signers import KeyLike, signing_key
 from ledger.anchor import make_anchor
 from ledger.document import Document
 from ledger.documents import Envelope
