@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,36 +109,54 @@ def parse_raw_log(data: bytes, fmt: str = "jsonl") -> ParsedLog:
 def _parse_jsonl(data: bytes) -> ParsedLog:
     """Every line read once: step lines counted (the hot path), the others kept by type."""
     out = ParsedLog()
-    records: Iterable[tuple[int, dict[str, Any]]] | None = _records_at_once(data)
-    if records is None:
-        records = _records_by_line(out, data)
-    steps, first_loss, limit = 0, None, None
-    last_step: dict[str, Any] | None = None
-    for n, rec in records:
-        if rec.get("type") == "step":  # the hot path: hundreds of lines per log
-            steps += 1
-            last_step = rec
-            if out.diverge_evidence is None:
-                loss = rec.get("loss")
-                if type(loss) is not float and type(loss) is not int:
-                    out.diverge_evidence = f"step line {n}: loss {loss!r} is not a finite number"
-                elif first_loss is None:
-                    first_loss, limit = float(loss), DIVERGE_FACTOR * float(loss)
-                elif limit is not None and loss > limit:
-                    out.diverge_evidence = (
-                        f"step line {n}: loss {loss:g} exceeds "
-                        f"{DIVERGE_FACTOR:g} x the first step's "
-                        f"{first_loss:g}"
-                    )
-        else:
-            _keep_record(out, rec, n)
-    out.steps, out.first_loss = steps, first_loss
+    flat = _records_at_once(data)
+    if flat is not None:  # record i is line i + 1
+        kinds = [rec.get("type") for rec in flat]
+        at = [i for i, kind in enumerate(kinds) if kind == "step"]
+        for i in [i for i, kind in enumerate(kinds) if kind != "step"]:
+            _keep_record(out, flat[i], i + 1)
+        step_lines, step_recs = [i + 1 for i in at], [flat[i] for i in at]
+    else:
+        step_lines, step_recs = [], []
+        for n, rec in _records_by_line(out, data):
+            if rec.get("type") == "step":
+                step_lines.append(n)
+                step_recs.append(rec)
+            else:
+                _keep_record(out, rec, n)
+    out.steps = len(step_recs)
+    losses = [rec.get("loss") for rec in step_recs]
+    out.diverge_evidence, out.first_loss = _divergence(losses, step_lines)
     _header_facts(out)
     if out.summary is not None:
         _summary_facts(out)
     else:
-        _no_summary(out, last_step)
+        _no_summary(out, step_recs[-1] if step_recs else None)
     return out
+
+
+def _divergence(losses: list[Any], lines: list[int]) -> tuple[str | None, float | None]:
+    """(why the step losses show divergence or None, the first step's loss or None): the
+    first step line whose loss is not a number, or exceeds DIVERGE_FACTOR x the first's."""
+    if not losses:
+        return None, None
+    first = losses[0]
+    if type(first) is not float and type(first) is not int:
+        return f"step line {lines[0]}: loss {first!r} is not a finite number", None
+    first_loss = float(first)
+    limit = DIVERGE_FACTOR * first_loss
+    rest = losses[1:]
+    if not rest or (set(map(type, rest)) <= {float, int} and max(rest) <= limit):
+        return None, first_loss  # (the common case, checked without a Python loop)
+    for n, loss in zip(lines[1:], rest, strict=True):
+        if type(loss) is not float and type(loss) is not int:
+            return f"step line {n}: loss {loss!r} is not a finite number", first_loss
+        if loss > limit:
+            return (
+                f"step line {n}: loss {loss:g} exceeds {DIVERGE_FACTOR:g} x the first "
+                f"step's {first_loss:g}"
+            ), first_loss
+    return None, first_loss
 
 
 def _records_by_line(out: ParsedLog, data: bytes) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -155,9 +173,10 @@ def _records_by_line(out: ParsedLog, data: bytes) -> Iterator[tuple[int, dict[st
             yield n, rec
 
 
-def _records_at_once(data: bytes) -> list[tuple[int, dict[str, Any]]] | None:
-    """The records of a log whose lines are all flat JSON objects, parsed in one `orjson`
-    call instead of one per line; None when any line needs `_records_by_line`.
+def _records_at_once(data: bytes) -> list[dict[str, Any]] | None:
+    """The records of a log whose lines are all flat JSON objects (record i on line i + 1),
+    parsed in one `orjson` call instead of one per line; None when any line needs
+    `_records_by_line`.
 
     Why this is the same as parsing each line with `loads_line`: the first line (the
     header, which holds lists) is parsed on its own. The other lines are joined as
@@ -191,14 +210,9 @@ def _records_at_once(data: bytes) -> list[tuple[int, dict[str, Any]]] | None:
         return None
     if type(head) is not dict or len(items) != lines:
         return None
-    keys = 0
-    for item in items:
-        if type(item) is not dict:
-            return None
-        keys += len(item)
-    if keys != rest.count(b":"):
+    if items and (set(map(type, items)) != {dict} or sum(map(len, items)) != rest.count(b":")):
         return None
-    return [(1, head), *zip(range(2, lines + 2), items, strict=True)]
+    return [head, *items]
 
 
 def _record(out: ParsedLog, line: bytes, n: int, count: int) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from ledger import rawlog
 from ledger.rawlog import parse_raw_log
+from runner.schema import DIVERGE_FACTOR
 
 HEADER = b'{"type": "header", "runner": "builtin", "adam_betas": [0.8, 0.95], "seed": 1}\n'
 STEP = b'{"type": "step", "step": %d, "train_seconds": 0.1, "loss": %s}\n'
@@ -126,3 +127,44 @@ def test_any_log_reads_the_same_at_once_or_line_by_line(parts: list[bytes]) -> N
         fast = parse_raw_log(data)
         m.setattr(rawlog, "_records_at_once", lambda _data: None)
         assert fast == parse_raw_log(data)
+
+
+def reference_divergence(losses: list, lines: list[int]) -> tuple[str | None, float | None]:
+    """The step-by-step reading `_divergence` replaced: the first non-number, or the first
+    loss above DIVERGE_FACTOR x the first step's."""
+    first_loss, limit = None, None
+    for n, loss in zip(lines, losses, strict=True):
+        if type(loss) is not float and type(loss) is not int:
+            return f"step line {n}: loss {loss!r} is not a finite number", first_loss
+        if first_loss is None:
+            first_loss, limit = float(loss), DIVERGE_FACTOR * float(loss)
+        elif limit is not None and loss > limit:
+            return (
+                f"step line {n}: loss {loss:g} exceeds {DIVERGE_FACTOR:g} x the first "
+                f"step's {first_loss:g}"
+            ), first_loss
+    return None, first_loss
+
+
+LOSSES = st.one_of(
+    st.floats(-50, 50, allow_nan=False),
+    st.integers(-50, 50),
+    st.sampled_from([None, "x", True, 0, 0.0, -1.0]),
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(LOSSES, max_size=8))
+def test_divergence_is_read_as_step_by_step(losses: list) -> None:
+    lines = [i + 2 for i in range(len(losses))]
+    assert rawlog._divergence(losses, lines) == reference_divergence(losses, lines)
+
+
+def test_divergence_known_by_hand() -> None:
+    limit = DIVERGE_FACTOR * 2.0
+    assert rawlog._divergence([2.0, 2.1, 1.9], [2, 3, 4]) == (None, 2.0)
+    why, first = rawlog._divergence([2.0, limit + 1, "x"], [2, 3, 4])
+    assert first == 2.0 and why is not None and why.startswith("step line 3: loss")
+    assert (
+        rawlog._divergence(["x", 2.0], [2, 3])[0] == "step line 2: loss 'x' is not a finite number"
+    )
