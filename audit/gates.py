@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from audit.attempt_checks import audit_attempts
+from audit.attempt_checks import AttemptSummary, audit_attempts
 from audit.baseline_checks import baseline_findings
 from audit.evidence import Evidence
 from audit.lineage import plan_findings
@@ -71,7 +71,7 @@ class StageAudit:
     missing_runs: int = 0
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
-    attempts: dict[str, Any] = field(default_factory=dict)  # per cell, from the journals
+    attempts: AttemptSummary | None = None  # per cell, from the journals
     seeds: SeedBinding | None = None  # how the seeds are bound (audit.seed_checks)
     # how strongly this stage's logs bind their runs, from the manifest's runner kind
     binding: BindingLevel = field(default_factory=lambda: binding_level({}))
@@ -124,7 +124,7 @@ class StageAudit:
             "verdict": self.verdict,
             "checks": [c.to_dict() for c in self.checks],
             "witness": self.witness,
-            "attempts": self.attempts,
+            "attempts": self.attempts.to_dict() if self.attempts is not None else {},
             "seeds": self.seeds.to_dict() if self.seeds is not None else {},
             "binding": self.binding.to_dict(),
         }
