@@ -29,11 +29,54 @@ ATTEMPT_EVENTS = ("run_started", "run_recorded", "run_interrupted")
 HORIZON_FACTOR, HORIZON_SLACK_S = 2.0, 300.0
 
 
+@dataclass(frozen=True)
+class RetriedRun:
+    """A cell attempted more than once, or interrupted: how often, and how it ended."""
+
+    run: str
+    name: str | None
+    attempts: int
+    interrupted: int
+    recorded: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "name": self.name,
+            "attempts": self.attempts,
+            "interrupted": self.interrupted,
+            "recorded": self.recorded,
+        }
+
+
+@dataclass
+class AttemptSummary:
+    """A stage's attempts counted from the journals: the frozen bound (None: frozen before
+    attempts were bounded), starts, outcomes, open ones, and the cells tried again."""
+
+    max: int | None
+    started: int
+    recorded: int
+    interrupted: int
+    open: int
+    retried: list[RetriedRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max": self.max,
+            "started": self.started,
+            "recorded": self.recorded,
+            "interrupted": self.interrupted,
+            "open": self.open,
+            "retried": [r.to_dict() for r in self.retried],
+        }
+
+
 @dataclass
 class AttemptAudit:
     """One manifest's attempts: the summary for the report and the findings by check."""
 
-    summary: dict[str, Any]
+    summary: AttemptSummary
     over_max: list[Problem] = field(default_factory=list)
     unended: list[Problem] = field(default_factory=list)
 
@@ -54,28 +97,21 @@ def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) 
     cells = count_attempts(events, mid)
     bound = max_attempts(body)
     out = AttemptAudit(
-        {
-            "max": bound,
-            "started": sum(c.started for c in cells.values()),
-            "recorded": sum(c.recorded for c in cells.values()),
-            "interrupted": sum(c.interrupted for c in cells.values()),
-            "open": sum(c.open for c in cells.values()),
-            "retried": [],
-        }
+        AttemptSummary(
+            max=bound,
+            started=sum(c.started for c in cells.values()),
+            recorded=sum(c.recorded for c in cells.values()),
+            interrupted=sum(c.interrupted for c in cells.values()),
+            open=sum(c.open for c in cells.values()),
+        )
     )
     for run, cell in sorted(cells.items()):
         where = _cell(run)
         record = {**where, "stage": body.get("stage")}
         name = (body.get("conditions", {}).get(where["condition"]) or {}).get("name")
         if cell.started > 1 or cell.interrupted:
-            out.summary["retried"].append(
-                {
-                    "run": run,
-                    "name": name,
-                    "attempts": cell.started,
-                    "interrupted": cell.interrupted,
-                    "recorded": cell.recorded,
-                }
+            out.summary.retried.append(
+                RetriedRun(run, name, cell.started, cell.interrupted, cell.recorded)
             )
         if bound is not None and cell.started > bound:
             out.over_max.append(
@@ -177,4 +213,4 @@ def _partial_training(ev: Evidence, body: dict[str, Any], manifest: dict[str, An
     return float(seconds) if math.isfinite(seconds) and seconds >= 0 else 0.0
 
 
-__all__ = ["AttemptAudit", "audit_attempts", "interrupted_rows"]
+__all__ = ["AttemptSummary", "RetriedRun", "AttemptAudit", "audit_attempts", "interrupted_rows"]

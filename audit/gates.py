@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from audit.attempt_checks import audit_attempts
+from audit.attempt_checks import AttemptSummary, audit_attempts
 from audit.baseline_checks import baseline_findings
 from audit.evidence import Evidence
 from audit.lineage import plan_findings
 from audit.locate import cell_words, run_place
 from audit.runs import ObservedRun, RunCheck
-from audit.seed_checks import seed_binding
+from audit.seed_checks import SeedBinding, seed_binding
 from ledger.binding_level import BindingLevel, binding_level
 from ledger.canonical import canonical_bytes
 from ledger.document import one_line
@@ -40,6 +40,19 @@ class BaselineContext:
     protocol_hours: Callable[[Any, Event], float]
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """One named check of a stage: passed or failed, and what failed (the problems below
+    say where)."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
 @dataclass
 class StageAudit:
     """Verdict and checks of one manifest (one frozen stage plan)."""
@@ -51,27 +64,25 @@ class StageAudit:
     budget_s: float
     amends: str | None
     superseded: bool
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     runs: int = 0
     sim_runs: int = 0
     missing_runs: int = 0
     failed_runs: list[dict[str, Any]] = field(default_factory=list)
     witness: dict[str, Any] | None = None  # frozen/decided no later than (audit.witness)
-    attempts: dict[str, Any] = field(default_factory=dict)  # per cell, from the journals
-    seeds: dict[str, Any] = field(
-        default_factory=dict
-    )  # how the seeds are bound (audit.seed_checks)
+    attempts: AttemptSummary | None = None  # per cell, from the journals
+    seeds: SeedBinding | None = None  # how the seeds are bound (audit.seed_checks)
     # how strongly this stage's logs bind their runs, from the manifest's runner kind
     binding: BindingLevel = field(default_factory=lambda: binding_level({}))
 
     def passed(self, name: str, detail: str = "") -> None:
-        self.checks.append({"name": name, "ok": True, "detail": detail})
+        self.checks.append(CheckResult(name, True, detail))
 
     def failed(self, name: str, detail: str, findings: list[Problem]) -> None:
         """A check that failed, and the findings that say where (at least one); each finding
         names this stage and the check (where its site did not name a narrower one)."""
-        self.checks.append({"name": name, "ok": False, "detail": detail})
+        self.checks.append(CheckResult(name, False, detail))
         found = findings or [Problem(self.manifest, f"{name}: {detail}")]
         self.problems += [
             replace(p, stage=p.stage or self.stage, check=p.check or name) for p in found
@@ -87,7 +98,7 @@ class StageAudit:
     def verdict(self) -> str:
         """`problems` for a failed check, `undecided` for a plan in force without a
         decision (the audit's finding says so unless it allows it), else `clean`."""
-        if any(not c["ok"] and c["name"] != "decided" for c in self.checks) or any(
+        if any(not c.ok and c.name != "decided" for c in self.checks) or any(
             f.check != "decided" for f in self.problems
         ):
             return "problems"
@@ -111,10 +122,10 @@ class StageAudit:
             "missing_runs": self.missing_runs,
             "failed_runs": self.failed_runs,
             "verdict": self.verdict,
-            "checks": self.checks,
+            "checks": [c.to_dict() for c in self.checks],
             "witness": self.witness,
-            "attempts": self.attempts,
-            "seeds": self.seeds,
+            "attempts": self.attempts.to_dict() if self.attempts is not None else {},
+            "seeds": self.seeds.to_dict() if self.seeds is not None else {},
             "binding": self.binding.to_dict(),
         }
 

@@ -594,7 +594,7 @@ def audit_view(result: AuditResult, source: str) -> AuditView:
         ],
         n_problems=len(result.problems),
         checks=[
-            Check(name=f"{s.stage}: {c['name']}", ok=bool(c["ok"]), detail=str(c["detail"]))
+            Check(name=f"{s.stage}: {c.name}", ok=c.ok, detail=c.detail)
             for s in result.stages
             for c in s.checks
         ],

@@ -12,6 +12,7 @@ which, and fails what the rule promises and the evidence does not keep.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 from audit.evidence import Evidence
@@ -29,11 +30,28 @@ GRINDABLE = (
 )
 
 
-def seed_binding(
-    ev: Evidence, mid: str, body: dict[str, Any]
-) -> tuple[dict[str, Any], list[Problem]]:
-    """The stage's seed statement (`{"rule", "binding", "detail", "token"}`) and the
-    findings: unbound seeds of a current plan, a witness-bound rule without its token or
+@dataclass(frozen=True)
+class SeedBinding:
+    """How a stage's seeds are bound: its rule, the binding (`witness-bound`,
+    `witness-bound (store-asserted token)`, `manifest-bound`, `unbound`, `unknown`), why,
+    and the token they derive from (witness-bound only)."""
+
+    rule: str | None
+    binding: str
+    detail: str = ""
+    token: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "binding": self.binding,
+            "detail": self.detail,
+            "token": self.token,
+        }
+
+
+def seed_binding(ev: Evidence, mid: str, body: dict[str, Any]) -> tuple[SeedBinding, list[Problem]]:
+    """The stage's seed statement and the findings: unbound seeds of a current plan, a witness-bound rule without its token or
     with one signed long after the freeze."""
     rule = seed_rule(body)
     stage = body.get("stage") if isinstance(body.get("stage"), str) else None
@@ -42,12 +60,11 @@ def seed_binding(
         return Problem(mid, message, check="seeds bound", stage=stage)
 
     if rule is None:
-        statement = {
-            "rule": None,
-            "binding": "unbound",
-            "detail": "no seed rule: each run's seed is the declared one, chosen by the operator",
-            "token": None,
-        }
+        statement = SeedBinding(
+            None,
+            "unbound",
+            "no seed rule: each run's seed is the declared one, chosen by the operator",
+        )
         if signs_records(body):
             return statement, [
                 problem(
@@ -55,23 +72,24 @@ def seed_binding(
                     "seeds the operator chose in private"
                 )
             ]
-        statement["detail"] = f"{statement['detail']} (frozen before seed rules existed)"
-        return statement, []
+        return replace(
+            statement, detail=f"{statement.detail} (frozen before seed rules existed)"
+        ), []
     if rule not in RULES:
-        return {"rule": rule, "binding": "unknown", "detail": "", "token": None}, [
+        return SeedBinding(rule, "unknown"), [
             problem(f"seed rule {rule!r} is unknown to this audit")
         ]
     if not needs_witness(rule):
-        return {"rule": rule, "binding": "manifest-bound", "detail": GRINDABLE, "token": None}, []
+        return SeedBinding(rule, "manifest-bound", GRINDABLE), []
     return _witnessed(ev, mid, body, rule, problem)
 
 
 def _witnessed(
     ev: Evidence, mid: str, body: dict[str, Any], rule: str, problem: Any
-) -> tuple[dict[str, Any], list[Problem]]:
+) -> tuple[SeedBinding, list[Problem]]:
     found = ev.witness_token(mid)
     if found is None:
-        return {"rule": rule, "binding": "witness-bound", "detail": "", "token": None}, [
+        return SeedBinding(rule, "witness-bound"), [
             problem(
                 f"seeds bound to the freeze's timestamp token ({rule}), and no usable token "
                 f"over the manifest is journaled after its freeze"
@@ -88,12 +106,12 @@ def _witnessed(
             "; not checked against TSA roots (--tsa-roots): a token the store minted itself "
             "would let the key holder grind the seeds"
         )
-    statement = {
-        "rule": rule,
-        "binding": "witness-bound" if verified else "witness-bound (store-asserted token)",
-        "detail": detail,
-        "token": found.token,
-    }
+    statement = SeedBinding(
+        rule,
+        "witness-bound" if verified else "witness-bound (store-asserted token)",
+        detail,
+        found.token,
+    )
     if lag is not None and lag > MAX_WITNESS_LAG_S:
         return statement, [
             problem(
@@ -104,4 +122,4 @@ def _witnessed(
     return statement, []
 
 
-__all__ = ["GRINDABLE", "MAX_WITNESS_LAG_S", "seed_binding"]
+__all__ = ["GRINDABLE", "MAX_WITNESS_LAG_S", "SeedBinding", "seed_binding"]

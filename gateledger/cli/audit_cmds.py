@@ -6,7 +6,7 @@ Each parses its options, calls one `gateledger` function and formats what it ret
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,12 @@ from gateledger.cli.context import (
     tsa_roots_option,
 )
 from gateledger.cli.tables import gpu_hours_text, text_table
+
+if TYPE_CHECKING:  # annotations only: `ledger --help` imports no audit machinery
+    from audit.attempt_checks import AttemptSummary
+    from audit.gates import StageAudit
+    from audit.rederive import AuditResult
+    from ledger.binding_level import BindingLevel
 
 ALLOW_UNDECIDED = click.option(
     "--allow-undecided",
@@ -142,12 +148,11 @@ def audit_cmd(
         result = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
     else:
         result = gl.audit(store_root(ctx), host=ctx.obj.get("host"), **reviewer)
-    out = result.to_dict()
     if as_json:
-        emit(out, True)
+        emit(result.to_dict(), True)
     else:
-        _print_audit(out)
-    if out["verdict"] != "clean":
+        _print_audit(result)
+    if result.verdict != "clean":
         ctx.exit(1)
 
 
@@ -155,20 +160,21 @@ _MARKS = {"clean": "ok ", "undecided": "...", "problems": "BAD"}
 DETAIL_WIDTH = 110  # a failed check's detail on a stage line; the problems below say it all
 
 
-def _print_audit(out: dict) -> None:
+def _print_audit(result: AuditResult) -> None:
+    out = result.to_dict()  # the costs, causes and replays as --json prints them
     said: set[str] = set()  # a seed binding's detail is the same for every stage: once
-    for stage in out["stages"]:
+    for stage in result.stages:
         _print_stage(stage, said)
-    if out["unplanned_runs"]:
-        click.echo(f"unplanned compute: {len(out['unplanned_runs'])} run(s) outside any manifest")
-    if out["amendments"]:
-        click.echo(f"amendments: {len(out['amendments'])} manifest(s) amend an earlier freeze")
-    for row in (out.get("reproduction") or {}).get("drawn", []):
+    if result.unplanned:
+        click.echo(f"unplanned compute: {len(result.unplanned)} run(s) outside any manifest")
+    if result.amendments:
+        click.echo(f"amendments: {len(result.amendments)} manifest(s) amend an earlier freeze")
+    for row in (result.reproduction or {}).get("drawn", []):
         click.echo(
             f"replayed {row['run'][:12]} ({row['stage']}, {row['status']}): "
             f"{row['verdict']}: {row['detail']}"
         )
-    costs = out["costs"]
+    costs = result.costs
     click.echo(
         f"GPU-hours: {costs['training_gpu_hours']:.4f} training, {costs['wall_gpu_hours']:.4f} wall"
     )
@@ -179,81 +185,79 @@ def _print_audit(out: dict) -> None:
             f"{interrupted['training_gpu_hours']:.4f} training, "
             f"{interrupted['wall_gpu_hours']:.4f} wall GPU-hours"
         )
-    for caveat in out["caveats"]:
-        click.echo(f"caveat: {caveat['text']}")
-    for note in out["notes"]:
+    for caveat in result.caveats:
+        click.echo(f"caveat: {caveat.text}")
+    for note in result.notes:
         click.echo(f"note: {note}")
     for line in cause_lines(out["causes"]):
         click.echo(line, err=True)
-    if out["verdict"] == "empty":
+    if result.verdict == "empty":
         click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
         return
-    binding = out.get("binding") or {}
-    weak = " with status-only logs" if binding.get("weakest") == "status-only" else ""
+    weak = " with status-only logs" if result.binding.get("weakest") == "status-only" else ""
     click.echo(
-        f"audit: {out['verdict']}{weak} ({len(out['problems'])} problem(s), "
-        f"{out['objects']} objects, {out['anchors']} anchor(s))"
+        f"audit: {result.verdict}{weak} ({len(result.problems)} problem(s), "
+        f"{result.objects} objects, {result.anchors} anchor(s))"
     )
 
 
-def _attempts_line(attempts: dict) -> str:
+def _attempts_line(attempts: AttemptSummary | None) -> str:
     """How a stage's attempts ended, when any cell needed more than one or any is open."""
-    if not attempts or not (attempts.get("retried") or attempts.get("open")):
+    if attempts is None or not (attempts.retried or attempts.open):
         return ""
-    bound = attempts.get("max")
+    bound = attempts.max
     text = (
-        f"{attempts['started']} started, {attempts['recorded']} recorded, "
-        f"{attempts['interrupted']} interrupted, {attempts['open']} without an outcome "
+        f"{attempts.started} started, {attempts.recorded} recorded, "
+        f"{attempts.interrupted} interrupted, {attempts.open} without an outcome "
         f"(at most {bound if bound is not None else 'unbounded'} per cell)"
     )
-    retried = attempts.get("retried") or []
+    retried = attempts.retried
     shown = ", ".join(
-        f"{r['name'] or r['run'][:12]} seed {r['run'].split('/')[1]}: {r['attempts']}"
-        for r in retried[:3]
+        f"{r.name or r.run[:12]} seed {r.run.split('/')[1]}: {r.attempts}" for r in retried[:3]
     )
     more = f" and {len(retried) - 3} more" if len(retried) > 3 else ""
     return text + (f"; retried: {shown}{more}" if shown else "")
 
 
-def _print_stage(stage: dict, said: set[str]) -> None:
-    mark = _MARKS.get(stage["verdict"], "BAD")
-    extra = " (superseded by an amendment)" if stage["superseded"] else ""
-    sim = f", {stage['sim_runs']} simulated" if stage["sim_runs"] else ""
-    decision = (stage["decision"] or "")[:12] or "none (undecided)"
+def _print_stage(stage: StageAudit, said: set[str]) -> None:
+    mark = _MARKS.get(stage.verdict, "BAD")
+    extra = " (superseded by an amendment)" if stage.superseded else ""
+    sim = f", {stage.sim_runs} simulated" if stage.sim_runs else ""
+    decision = (stage.decision or "")[:12] or "none (undecided)"
     missing = (
-        f", decided with {stage['missing_runs']} declared run(s) missing"
-        if stage["decision"] and stage["missing_runs"]
+        f", decided with {stage.missing_runs} declared run(s) missing"
+        if stage.decision and stage.missing_runs
         else ""
     )
     click.echo(
-        f"[{mark}] {stage['campaign']}/{stage['stage']}: manifest "
-        f"{stage['manifest'][:12]}, {stage['runs']} runs{sim}, decision "
+        f"[{mark}] {stage.campaign}/{stage.stage}: manifest "
+        f"{stage.manifest[:12]}, {stage.runs} runs{sim}, decision "
         f"{decision}{missing}{extra}"
     )
-    _say_binding(stage.get("binding") or {})
-    witness = _witness_line(stage.get("witness") or {})
+    _say_binding(stage.binding)
+    witness = _witness_line(stage.witness or {})
     if witness:
         click.echo(f"      witnessed: {witness}")
-    seeds = stage.get("seeds") or {}
-    if seeds:
-        text = seeds.get("detail") or ""
+    seeds = stage.seeds
+    if seeds is not None:
+        text = seeds.detail
         detail = f": {text}" if text and text not in said else " (as above)" if text else ""
         said.add(text)
-        click.echo(f"      seeds {seeds['binding']} ({seeds['rule']}){detail}")
-    attempts = _attempts_line(stage.get("attempts") or {})
+        click.echo(f"      seeds {seeds.binding} ({seeds.rule}){detail}")
+    attempts = _attempts_line(stage.attempts)
     if attempts:
         click.echo(f"      attempts: {attempts}")
-    for check in stage["checks"]:
-        if not check["ok"]:
-            detail = short_ids(check["detail"])
+    for check in stage.checks:
+        if not check.ok:
+            detail = short_ids(check.detail)
             if len(detail) > DETAIL_WIDTH:
                 detail = detail[: DETAIL_WIDTH - 3] + "..."
-            click.echo(f"      failed: {check['name']}: {detail}".rstrip(": "))
-    for failed in stage["failed_runs"][:5]:
+            click.echo(f"      failed: {check.name}: {detail}".rstrip(": "))
+    for failed in stage.failed_runs[:5]:
         reason = f": {failed['reason']}" if failed["reason"] else ""
         click.echo(f"      {failed['status']}: {failed['cell']} (run {failed['run'][:12]}){reason}")
-    if len(stage["failed_runs"]) > 5:
-        click.echo(f"      ... and {len(stage['failed_runs']) - 5} more run(s) not ok")
+    if len(stage.failed_runs) > 5:
+        click.echo(f"      ... and {len(stage.failed_runs) - 5} more run(s) not ok")
 
 
 def cause_lines(causes: list[dict]) -> list[str]:
@@ -272,12 +276,12 @@ def _problem_text(problem: dict) -> str:
     return short_ids(f"{problem['object']}: {problem['message']}")
 
 
-def _say_binding(binding: dict) -> None:
+def _say_binding(binding: BindingLevel) -> None:
     """What a foreign runner's logs bind, under the stage's line (the builtin's: all of it)."""
-    if binding.get("level") not in (None, "builtin"):
+    if binding.level != "builtin":
         click.echo(
-            f"      logs bound: {binding['level']} ({', '.join(binding['bound'])}; "
-            f"not bound: {', '.join(binding['unbound'])})"
+            f"      logs bound: {binding.level} ({', '.join(binding.bound)}; "
+            f"not bound: {', '.join(binding.unbound)})"
         )
 
 

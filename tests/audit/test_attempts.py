@@ -71,7 +71,8 @@ def test_ctrl_c_leaves_an_interrupted_attempt_and_one_attempt_is_all_by_default(
     result = audit_store(store, allow_undecided=True)
     (screen,) = result.stages
     assert {
-        k: screen.attempts[k] for k in ("max", "started", "recorded", "interrupted", "open")
+        k: screen.attempts.to_dict()[k]
+        for k in ("max", "started", "recorded", "interrupted", "open")
     } == {
         "max": 1,
         "started": 17,
@@ -79,8 +80,8 @@ def test_ctrl_c_leaves_an_interrupted_attempt_and_one_attempt_is_all_by_default(
         "interrupted": 1,
         "open": 0,
     }
-    (retried,) = screen.attempts["retried"]
-    assert (retried["run"], retried["attempts"], retried["recorded"]) == (second.key, 1, 0)
+    (retried,) = screen.attempts.retried
+    assert (retried.run, retried.attempts, retried.recorded) == (second.key, 1, 0)
     (event,) = [e for e in store.journal().events() if e["kind"] == "run_interrupted"]
     interruption = store.get_json(event["object"])
     assert interruption["signature"]["key_id"] == interruption["body"]["recorder"]
@@ -96,8 +97,8 @@ def test_a_retry_within_max_attempts_is_recorded_and_listed(tmp_path):
     assert report.executed == 16 and report.exhausted == []
     result = audit_store(store, allow_undecided=True)
     assert result.problems == []
-    (retried,) = result.stages[0].attempts["retried"]
-    assert (retried["run"], retried["attempts"], retried["interrupted"], retried["recorded"]) == (
+    (retried,) = result.stages[0].attempts.retried
+    assert (retried.run, retried.attempts, retried.interrupted, retried.recorded) == (
         second.key,
         2,
         1,
@@ -155,7 +156,7 @@ os._exit(0)  # dies holding the claim: no outcome, no cleanup
     assert store.get_bytes(closed["raw_log"]) == partial  # the partial log is evidence
     result = audit_store(store, allow_undecided=True)
     assert result.problems == []
-    assert result.stages[0].attempts["interrupted"] == 1
+    assert result.stages[0].attempts.interrupted == 1
     # its wall time from the journal, its training seconds from the partial log
     part = result.costs["interrupted"]
     assert part["training_gpu_hours"] == pytest.approx(0.5 / 3600)

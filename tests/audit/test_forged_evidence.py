@@ -290,7 +290,7 @@ def test_decision_with_allowed_missing_runs_says_how_many(done):
     declared = len(current_manifest(store, "t", "final").body.runs)
     assert final.verdict == "clean" and final.missing_runs == declared - 2
     assert any(
-        f"decided with {declared - 2} declared run(s) missing" in c["detail"] for c in final.checks
+        f"decided with {declared - 2} declared run(s) missing" in c.detail for c in final.checks
     )
 
 

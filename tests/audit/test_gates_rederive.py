@@ -30,7 +30,9 @@ def test_the_audit_re_derives_the_same_decision_from_the_same_runs():
     recorded = _signed(derive_decision(MANIFEST_ID, manifest(), records()))
     audit = _audit()
     _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, records())
-    assert audit.checks == [{"name": "decision reproduces from raw logs", "ok": True, "detail": ""}]
+    assert [c.to_dict() for c in audit.checks] == [
+        {"name": "decision reproduces from raw logs", "ok": True, "detail": ""}
+    ]
     assert audit.problems == []
 
 
@@ -44,7 +46,7 @@ def test_a_changed_run_value_makes_the_re_derived_decision_differ():
     assert any(d.startswith("promoted:") for d in differences)
     audit = _audit()
     _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, changed)
-    assert audit.checks[0]["ok"] is False
+    assert audit.checks[0].ok is False
     assert audit.problems and audit.problems[0].object == "d" * 64
     finding = audit.problems[0]
     assert "does not match the frozen rule applied to the raw logs" in finding.message

@@ -112,5 +112,8 @@ def test_an_old_store_with_unsigned_records_keeps_verifying_and_says_so(tmp_path
     assert result.problems == []
     assert any("2 run record(s) are unsigned" in n for n in result.notes), result.notes
     (stage,) = result.stages
-    assert stage.attempts["max"] is None  # no bound was frozen: attempts only listed
-    assert stage.seeds["binding"] == "unbound" and "before seed rules" in stage.seeds["detail"]
+    assert (
+        stage.attempts is not None and stage.attempts.max is None
+    )  # no bound was frozen: attempts only listed
+    assert stage.seeds is not None and stage.seeds.binding == "unbound"
+    assert "before seed rules" in stage.seeds.detail

@@ -175,5 +175,5 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(stag
     # every attempt the kills cut short is on record, closed by the next `ledger run`
     (stage_audit,) = result.stages
     attempts = stage_audit.attempts
-    assert attempts["open"] == 0 and attempts["recorded"] == 24
-    assert attempts["started"] == 24 + attempts["interrupted"] and attempts["interrupted"] >= 1
+    assert attempts is not None and attempts.open == 0 and attempts.recorded == 24
+    assert attempts.started == 24 + attempts.interrupted and attempts.interrupted >= 1
