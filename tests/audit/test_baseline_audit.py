@@ -95,3 +95,22 @@ def test_a_greedy_walk_held_at_a_worse_incumbent(env, monkeypatch):
     comp = gl.compare(store, camp)
     assert [row["kind"] for row in comp["rows"]] == ["protocol"]
     assert comp["not_audited"][0]["method"].startswith("greedy search (2m")
+
+
+def test_a_baseline_steps_config_reads_back_as_its_design_point():
+    """`abd`: factors A, B and D at their high levels, the rest low (the design's naming)."""
+    from audit.baseline_checks import point_name_of
+
+    factors = {
+        letter: {"key": key, "levels": [lo, hi]}
+        for letter, key, lo, hi in [
+            ("A", "lr", 0.01, 0.04),
+            ("B", "depth", 2, 4),
+            ("C", "width", 32, 64),
+            ("D", "warmup", 0.1, 0.3),
+        ]
+    }
+    body = {"analysis": {"factors": factors}}
+    config = {"lr": 0.04, "depth": 4, "width": 32, "warmup": 0.3}
+    assert point_name_of(config, body) == "abd"
+    assert point_name_of({"lr": 0.01, "depth": 2, "width": 32, "warmup": 0.1}, body) == "(1)"
