@@ -4,6 +4,8 @@ training as `num_gpus=1` tasks; a dying worker is recorded as `crashed`; a secon
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ledger.keys import generate_key
@@ -104,11 +106,31 @@ def test_dying_worker_is_recorded_as_crashed(tmp_path, ray_instance, text_data):
     assert report.statuses == {"crashed": 4}
     runs = manifest_runs(store, manifest)
     assert all(r.body.metrics.val_bpb is None for r in runs)
-    # the killed workers could not clean their scratch folders; the next task's sweep does
+    # the killed workers could not clean their scratch folders; a sweep (this one, or a
+    # task's of a test running beside this one: they share /tmp) leaves no orphan behind
     import tempfile
     from pathlib import Path
 
     from stages.executors.ray import sweep_orphan_scratch
 
-    assert sweep_orphan_scratch(Path(tempfile.gettempdir()))  # at least the last worker's
+    sweep_orphan_scratch(Path(tempfile.gettempdir()))
     assert not sweep_orphan_scratch(Path(tempfile.gettempdir()))
+
+
+def test_the_sweep_removes_a_dead_workers_scratch_and_keeps_a_live_ones(tmp_path):
+    """Folders are named after the worker's pid: a pid that has exited is swept, this
+    process's (alive) is kept, and a name that is not a scratch folder is left alone."""
+    import subprocess
+    import sys
+
+    from stages.executors.ray import SCRATCH_PREFIX, sweep_orphan_scratch
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = tmp_path / f"{SCRATCH_PREFIX}{int(gone.stdout)}-abc"
+    live = tmp_path / f"{SCRATCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{SCRATCH_PREFIX}notapid"
+    for folder in (dead, live, other):
+        (folder / "run").mkdir(parents=True)
+    assert sweep_orphan_scratch(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and other.exists()
