@@ -57,7 +57,7 @@ def audit(
 ) -> AuditReport:
     """Re-derive every estimate and decision from objects and journals alone.
 
-    `result.ok` is True when clean; `result.problems` (also `result.problems`) names each
+    `result.ok` is True when clean; `result.problems` names each
     object at fault. `store`, `host` and the reviewer inputs are those of `verify`;
     `reproduce` replays a reviewer-drawn sample of runs (`spot_check(...)`);
     `allow_undecided` accepts plans not yet decided (a campaign in progress), which are
