@@ -4,6 +4,12 @@ Built on the verify pass (`ledger.verify.verify_with_evidence`), so each object'
 read and hashed once. Only objects the journals cite and whose signatures are accepted are
 evidence; each raw log a run record cites is read once more (without re-hashing: the scan
 just checked it) and parsed once; a run's timing comes from its journal events.
+
+The bodies the checks read are typed: `manifests`, `decisions` and `runs` hold each accepted
+body as its model (`Manifest`, `Decision`, `RunRecord`), validated once here. An accepted
+body that does not fit its model is no evidence for anything: it is left out of the typed
+views and named in `malformed` (a finding of its own), so no check reads a missing key
+through a default.
 """
 
 from __future__ import annotations
@@ -11,13 +17,22 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from ledger.decision_model import Decision
+from ledger.document import Document, one_line
+from ledger.documents import RunRecord
 from ledger.errors import InvalidId
+from ledger.plan_model import Manifest
+from ledger.problems import Problem
 from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store
 from ledger.verify import Event, Verified, seconds_between
 from ledger.witness_seed import SeedWitness, find_witness
+
+T = TypeVar("T", bound=Document)
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,22 @@ class Evidence:
         self.events = verified.events
         self._witnesses: dict[str, str | None] = {}
         self._index_events()
+        self.malformed: list[Problem] = []
+        self.manifests: dict[str, Manifest] = self._typed("manifest", Manifest)
+        self.decisions: dict[str, Decision] = self._typed("decision", Decision)
+        self.runs: dict[str, RunRecord] = self._typed("run", RunRecord)
+
+    def _typed(self, kind: str, model: type[T]) -> dict[str, T]:
+        """Every accepted body of `kind` as `model`; the ones that do not fit go to
+        `malformed` as one problem each, naming every bad key."""
+        out: dict[str, T] = {}
+        for oid, body in self.of_kind(kind).items():
+            try:
+                out[oid] = model.model_validate(body)
+            except ValidationError as exc:
+                why = one_line(f"{kind} body does not fit its schema", exc)
+                self.malformed.append(Problem(oid, why, check="schema"))
+        return out
 
     # -- journal index ---------------------------------------------------------------------
 

@@ -159,6 +159,7 @@ def audit_store(
     )
     findings = list(verified.problems)
     ev = Evidence(store, verified)
+    findings += ev.malformed
     manifests = ev.of_kind("manifest")
     checks = check_runs(ev, manifests)
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
