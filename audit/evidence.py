@@ -14,7 +14,6 @@ through a default.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,7 +23,8 @@ from pydantic import ValidationError
 from ledger.decision_model import Decision
 from ledger.document import Document, one_line
 from ledger.documents import RunRecord
-from ledger.errors import InvalidId
+from ledger.errors import InvalidId, LedgerError
+from ledger.pack import ObjectCopy
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.rawlog import ParsedLog, parse_raw_log
@@ -117,12 +117,11 @@ class Evidence:
         if not isinstance(oid, str):
             raise InvalidId(f"{oid!r} is not an object id")
         scan = self.verified.scan
-        path = self._paths.get(oid)
-        if oid in scan.raw and path is not None:
+        copy = self._paths.get(oid)
+        if oid in scan.raw and oid not in scan.bad and copy is not None:
             try:
-                with open(path, "rb") as fh:
-                    return fh.read()
-            except OSError:
+                return copy.read()  # the scan just hashed every copy of it
+            except (OSError, LedgerError):
                 pass
         return self.store.get_bytes(oid)
 
@@ -132,11 +131,10 @@ class Evidence:
         evidence: nothing re-derived may use them."""
         if not isinstance(oid, str) or oid not in self.verified.scan.bad:
             return None
-        path = self._paths.get(oid)
+        copy = self._paths.get(oid)
         try:
-            with open(str(path), "rb") as fh:
-                return fh.read()
-        except (OSError, TypeError):
+            return copy.read() if copy is not None else None
+        except (OSError, LedgerError):
             return None
 
     def parse_log(self, body: dict[str, Any], fmt: str) -> ParsedLog:
@@ -169,28 +167,9 @@ class Evidence:
         return self.of_kind("timestamp").get(oid)
 
 
-def _object_paths(store: Store) -> dict[str, str]:
-    """id -> file of every object, the own part's copy first (as `Store.path_of` looks)."""
-    parts = store.parts()
-    order = [store.host] if store.host in parts else []
-    order += [h for h in parts if h != store.host]
-    paths: dict[str, str] = {}
-    for host in order:
-        base = os.path.join(store.parts_dir, host, "objects")
-        try:
-            if os.path.islink(base):
-                continue
-            fans = [e.path for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            continue
-        for fan in fans:
-            try:
-                entries = list(os.scandir(fan))
-            except OSError:
-                continue
-            for entry in entries:
-                paths.setdefault(entry.name, entry.path)
-    return paths
+def _object_paths(store: Store) -> dict[str, ObjectCopy]:
+    """id -> where it is read from (as `Store.copy_of` looks), for every object at once."""
+    return store.locations()
 
 
 __all__ = ["Evidence", "RunTiming"]

@@ -174,17 +174,30 @@ def walk_paper(tmp: Path) -> Walk:
     return w
 
 
-def store_objects(store: Path) -> list[tuple[str, dict[str, Any] | None]]:
-    """(id, parsed JSON object or None for raw bytes) for every object file in the store."""
-    out = []
+def stored_bytes(store: Path) -> list[tuple[str, bytes]]:
+    """(id, bytes) of every object in the store, loose or packed, read by the documented
+    layout (docs/ledger.md) rather than through the package, so any version is compared."""
+    found = {}
     for path in sorted(store.glob("parts/*/objects/*/*")):
-        if path.name.startswith("."):
-            continue
+        if not path.name.startswith("."):
+            found[path.name] = path.read_bytes()
+    for path in sorted(store.glob("parts/*/packs/*.pack")):
+        head, _, data = path.read_bytes().partition(b"\n\n")
+        for line in head.split(b"\n")[1:]:
+            oid, offset, length = line.decode().split(" ")
+            found.setdefault(oid, data[int(offset) : int(offset) + int(length)])
+    return sorted(found.items())
+
+
+def store_objects(store: Path) -> list[tuple[str, dict[str, Any] | None]]:
+    """(id, parsed JSON object or None for raw bytes) for every object in the store."""
+    out = []
+    for oid, data in stored_bytes(store):
         try:
-            obj = json.loads(path.read_bytes())
+            obj = json.loads(data)
         except (ValueError, UnicodeDecodeError):
             obj = None
-        out.append((path.name, obj if isinstance(obj, dict) and "kind" in obj else None))
+        out.append((oid, obj if isinstance(obj, dict) and "kind" in obj else None))
     return out
 
 

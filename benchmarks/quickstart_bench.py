@@ -153,10 +153,17 @@ def _mtime(path: Path) -> float | None:
 
 
 def _object(store: Path, oid: str) -> bytes:
+    """An object's bytes, loose or in a pack (read by the layout docs/ledger.md gives)."""
     for part in (store / "parts").iterdir():
         path = part / "objects" / oid[:2] / oid
         if path.exists():
             return path.read_bytes()
+        for pack in sorted((part / "packs").glob("*.pack")):
+            head, _, data = pack.read_bytes().partition(b"\n\n")
+            for line in head.split(b"\n")[1:]:
+                eid, offset, length = line.decode().split(" ")
+                if eid == oid:
+                    return data[int(offset) : int(offset) + int(length)]
     raise SystemExit(f"object {oid} not found in {store}")
 
 

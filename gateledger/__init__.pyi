@@ -43,6 +43,7 @@ from gateledger.recording import freeze_plan as freeze_plan
 from gateledger.recording import ingest as ingest
 from gateledger.recording import init as init
 from gateledger.recording import open_store as open_store
+from gateledger.recording import pack as pack
 from gateledger.recording import read_plan as read_plan
 from gateledger.recording import rebuild_index as rebuild_index
 from gateledger.recording import settings as settings

@@ -6,6 +6,8 @@ Each function is what one `ledger` command does, minus the formatting.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,6 +23,7 @@ from ledger.jsonsafe import loads_strict
 from ledger.keys import SigningKey
 from ledger.manifest import check_freezable, validate_plan
 from ledger.manifest import freeze as freeze_manifest
+from ledger.packing import Packed, decided_objects, pack_objects
 from ledger.plan_model import Manifest
 from ledger.rawlog import MAX_LOG_BYTES
 from ledger.store import Store, read_document, resolve_prefix
@@ -315,6 +318,38 @@ def anchor(
 def rebuild_index(store: Store) -> Path:
     """Rebuild index.duckdb from objects and journals alone; its path."""
     return reindex(store)
+
+
+def pack(store: Store, *, parts: Sequence[str] | None = None, progress: bool = False) -> Packed:
+    """Move the run records and logs of every decided stage that lie loose in `parts`
+    (default: this host's) into one pack per stage and part (`ledger.packing`), with a
+    progress bar on a terminal when asked. Safe to run again: what is packed stays.
+
+    Raises:
+        ConfigError: a part the store does not have.
+    """
+    hosts = list(parts) if parts else [store.host]
+    missing = [h for h in hosts if h not in store.parts()]
+    if missing:
+        raise ConfigError(
+            f"no host part {missing[0]!r} in {store.parts_dir} "
+            f"(parts: {', '.join(store.parts()) or 'none'})"
+        )
+    stages = decided_objects(store)
+    bar = None
+    if progress and sys.stderr.isatty() and stages:
+        from tqdm import tqdm  # paid only when a bar is drawn
+
+        bar = tqdm(total=len(stages), unit="stage", desc="pack", file=sys.stderr, leave=False)
+    done = Packed()
+    for oids in stages.values():
+        for host in hosts:
+            done.add(pack_objects(store, oids, host))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return done
 
 
 def sql(store: Store, statement: str) -> QueryResult:

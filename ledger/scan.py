@@ -7,6 +7,10 @@ Every object that parses as a JSON envelope (`{"kind", "body", ...}`) must be st
 RFC 8785 bytes: one that is not (extra spaces, another key order) is a problem, and is never
 used as evidence, so a hand-written decision cannot slip past the signature checks by
 looking like a raw log.
+
+Packs (`ledger.pack`) are read whole, one open and one sequential read each, and every
+object their index lists is classified from its bytes exactly as a loose file is; each
+finding about a packed copy names its pack.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import orjson
 
 from ledger.canonical import is_canonical, is_object_id
 from ledger.jsonsafe import MAX_DEPTH, depth_of
+from ledger.pack import pack_problems, parse_index
 from ledger.parallel import fork_map, shared
 from ledger.problems import Problem
 from ledger.store import Store
@@ -126,12 +131,26 @@ def scan_objects(
     seconds of CPU); the findings are the same, in the same order, as a single pass gives.
     """
     scan = Scan()
-    items = [(oid, str(path)) for oid, path in store.iter_objects()]
-    results = fork_map(_classify_chunk, items, signatures, serial=len(items) < PARALLEL_MIN_OBJECTS)
-    for (oid, path), (verdict, payload) in zip(items, sorted_back(items, results), strict=True):
+    pack_files = store.pack_files()
+    packs = [(PACK, str(path)) for _host, path in pack_files]
+    loose = [(oid, str(path)) for oid, path in store.loose_objects()]
+    packed = sum(len(i.entries) for h in {h for h, _p in pack_files} for i in store.pack_indexes(h))
+    rows = fork_map(
+        _classify_chunk,
+        packs + loose,
+        signatures,
+        serial=len(loose) + packed < PARALLEL_MIN_OBJECTS,
+    )
+    rows.sort(key=lambda row: row[:3])
+    for oid, path, offset, verdict, payload in rows:
+        if verdict == "pack":
+            rel = str(Path(path).relative_to(store.root))
+            scan.problems += [Problem(rel, f"pack {why}") for why in payload]
+            continue
         scan.count += 1
         if tick is not None:
             tick(1)
+        inside = f" (in pack {Path(path).relative_to(store.root)})" if offset >= 0 else ""
         if verdict == "name":
             scan.problems.append(
                 Problem(
@@ -140,13 +159,14 @@ def scan_objects(
                 )
             )
         elif verdict == "unreadable":
-            scan.problems.append(Problem(oid, f"cannot read: {payload}"))
+            scan.problems.append(Problem(oid, f"cannot read: {payload}{inside}"))
             scan.bad.add(oid)
         elif verdict == "corrupt":
             scan.problems.append(
                 Problem(
                     oid,
-                    "object is corrupted: its bytes no longer hash to its id (changed or damaged)",
+                    "object is corrupted: its bytes no longer hash to its id (changed or "
+                    f"damaged){inside}",
                 )
             )
             scan.bad.add(oid)
@@ -174,15 +194,42 @@ def scan_objects(
     return scan
 
 
-def sorted_back(items: list[tuple[str, str]], results: list[tuple[str, str, Any]]) -> list:
-    """Results (tagged with their path) in the order of `items`."""
-    by_path = {path: (verdict, payload) for path, verdict, payload in results}
-    return [by_path[path] for _oid, path in items]
+PACK = ""  # the item of a pack file (sorts before every id: its problems come first)
+Row = tuple[str, str, int, str, Any]  # (id, file, offset in a pack or -1, verdict, payload)
 
 
-def _classify_chunk(items: list[tuple[str, str]]) -> list[tuple[str, str, Any]]:
+def _classify_chunk(items: list[tuple[str, str]]) -> list[Row]:
     check = shared()
-    return [(path, *_classify(oid, path, check)) for oid, path in items]
+    rows: list[Row] = []
+    for oid, path in items:
+        if oid == PACK:
+            rows += _classify_pack(path, check)
+        else:
+            rows.append((oid, path, -1, *_classify(oid, path, check)))
+    return rows
+
+
+def _classify_pack(path: str, check: SignatureCheck | None) -> list[Row]:
+    """The pack's own problems (one row), then each object its index lists, classified
+    from its bytes as a loose file's are; index lines point anywhere, so a copy beyond
+    the end of the pack is unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return [(PACK, path, -1, "pack", [f"cannot be read: {exc.strerror or exc}"])]
+    index = parse_index(data, Path(path))
+    part = Path(path).parent.parent.name
+    rows: list[Row] = [(PACK, path, -1, "pack", pack_problems(index, data, part))]
+    for copy in index.entries:
+        end = copy.offset + (copy.length or 0)
+        if end > len(data):
+            why = f"the pack ends before the {copy.length} bytes its index gives (cut short?)"
+            rows.append((copy.oid, path, copy.offset, "unreadable", why))
+        else:
+            verdict = _classify_bytes(copy.oid, data[copy.offset : end], check)
+            rows.append((copy.oid, path, copy.offset, *verdict))
+    return rows
 
 
 def _classify(oid: str, path: str, check: SignatureCheck | None = None) -> tuple[str, Any]:
@@ -194,6 +241,11 @@ def _classify(oid: str, path: str, check: SignatureCheck | None = None) -> tuple
             data = fh.read()
     except OSError as exc:
         return "unreadable", exc.strerror or str(exc)
+    return _classify_bytes(oid, data, check)
+
+
+def _classify_bytes(oid: str, data: bytes, check: SignatureCheck | None) -> tuple[str, Any]:
+    """What one object's bytes are, read from a loose file or a pack."""
     if hashlib.sha256(data).hexdigest() != oid:
         return "corrupt", None
     try:

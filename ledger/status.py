@@ -38,9 +38,9 @@ def store_status(store: Store) -> StoreCounts:
     kinds: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     total = 0
-    for _oid, path in store.iter_objects():
+    for copy in store.copies():
         total += 1
-        data = path.read_bytes()
+        data = copy.read()
         if not looks_like_envelope(data):
             kinds["raw"] += 1
             continue

@@ -1,8 +1,13 @@
-"""The content-addressed object store: `parts/<host>/objects/ab/<sha256>`.
+"""The content-addressed object store: `parts/<host>/objects/ab/<sha256>`, and packs.
 
 Why parts: each host only ever creates files under its own part, so hosts merge their
 stores (DVC push/pull, git branches) by union without ever editing the same file. Reads
 look in every part; the same id is the same bytes wherever it lies.
+
+Why packs: a decided stage's run records and logs move into `parts/<host>/packs/` files
+(`ledger.pack`, written by `ledger.packing`), read sequentially instead of one small file
+each. A store holding packs is version 2 of the format (`PACKED_FORMAT`), so a program
+that reads only loose files refuses it instead of missing objects; this one reads both.
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
 from ledger.journal import Journal
 from ledger.jsonsafe import JSONInputError, loads_strict
 from ledger.keys import Keyring, SigningKey
+from ledger.pack import PACKS_DIR, ObjectCopy, PackIndex, read_index
 from ledger.signing import sign_object, unsigned_object
 
-STORE_FORMAT = {"format": "gateledger-store", "version": 1}
+STORE_FORMAT = {"format": "gateledger-store", "version": 1}  # what `init` writes
+PACKED_FORMAT = {"format": "gateledger-store", "version": 2}  # a store that may hold packs
 MAX_MARKER_BYTES = 4096  # store.json is ~50 bytes
 _HOST_BAD = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -61,6 +68,7 @@ class Store:
         self.host = sanitize_host(host) if host else default_host()
         self._keyring: Keyring | None = None
         self._revocations: dict[str, _Revocations] = {}  # journal path -> what was read
+        self._packs: dict[str, _Packs] = {}  # host -> its packs' indexes, as last listed
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, host={self.host!r})"
@@ -99,9 +107,26 @@ class Store:
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
             raise NoStore(f"{marker} does not describe a gateledger store")
         version = meta.get("version")  # a marker of another store may have none
-        if version != STORE_FORMAT["version"]:
-            raise UnsupportedStore(f"{marker}: unsupported store version {version!r}")
+        if version not in (STORE_FORMAT["version"], PACKED_FORMAT["version"]):
+            raise UnsupportedStore(
+                f"{marker}: unsupported store version {version!r} (this gateledger reads "
+                f"versions 1 and 2: upgrade it to read a newer store)"
+            )
         return cls(root, host)
+
+    def version(self) -> int | None:
+        """The format version store.json gives (None when it cannot be read)."""
+        try:
+            meta = json.loads((self.root / "store.json").read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return None
+        return meta.get("version") if isinstance(meta, dict) else None
+
+    def allow_packs(self) -> None:
+        """Mark the store as version 2 before a first pack is written into it (atomic), so
+        that no version-1 store ever holds packs an older program would not read."""
+        if self.version() != PACKED_FORMAT["version"]:
+            atomic_write(self.root / "store.json", canonical_bytes(PACKED_FORMAT))
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -138,6 +163,11 @@ class Store:
                 continue
             if not entry.is_dir():
                 continue
+            packs = Path(entry.path) / PACKS_DIR
+            if packs.is_symlink():
+                out.append(f"{entry.name}/{PACKS_DIR}")
+            else:
+                out += [f"{entry.name}/{PACKS_DIR}/{n}" for n in _linked_files(packs)]
             objects = Path(entry.path) / "objects"
             if objects.is_symlink():
                 out.append(f"{entry.name}/objects")
@@ -153,16 +183,28 @@ class Store:
         return self.parts_dir / host / "objects" / oid[:2] / oid
 
     def path_of(self, oid: str) -> Path | None:
-        """Where object `oid` lies (own part first), or None."""
+        """The file object `oid` lies in, its own or the pack that holds it (own part
+        first), or None."""
+        copy = self.copy_of(oid)
+        return copy.path if copy is not None else None
+
+    def copy_of(self, oid: str) -> ObjectCopy | None:
+        """Where object `oid` is read from: in each part (own first) its loose file, else
+        a pack holding it; None when no part has it."""
         check_object_id(oid)
-        own = self._object_path(self.host, oid)
-        if own.is_file() and self._readable(own):
-            return own
-        for host in self.parts():
-            if host != self.host:
-                path = self._object_path(host, oid)
-                if path.is_file() and self._readable(path):
-                    return path
+        hosts = self.parts()
+        order = ([self.host] if self.host in hosts else []) + [h for h in hosts if h != self.host]
+        for host in order:
+            path = self._object_path(host, oid)
+            if path.is_file() and self._readable(path):
+                return ObjectCopy(oid, path)
+            found = self._packed(host).get(oid)
+            if found is not None:
+                return found
+        for host in order:  # a pack may have landed within the folder's mtime tick
+            found = self._packed(host, relist=True).get(oid)
+            if found is not None:
+                return found
         return None
 
     def _readable(self, path: Path) -> bool:
@@ -186,6 +228,7 @@ class Store:
         """Sorted ids of the objects (in any part) whose id starts with `prefix`."""
         found: set[str] = set()
         for host in self.parts():
+            found.update(o for o in self._packed(host) if o.startswith(prefix))
             fan = self.parts_dir / host / "objects" / prefix[:2]
             try:
                 found.update(
@@ -219,15 +262,18 @@ class Store:
 
     def get_bytes(self, oid: str) -> bytes:
         """The bytes of `oid`, re-hashed (IntegrityError if they no longer match)."""
-        path = self.path_of(oid)
-        if path is None:
+        copy = self.copy_of(oid)
+        if copy is None:
             raise UnknownObject(f"unknown object ID {oid}")
         try:
-            data = path.read_bytes()
+            data = copy.read()
         except OSError as exc:
             raise StorageError(f"cannot read object {oid}: {exc.strerror or exc}") from None
         if sha256_hex(data) != oid:
-            raise IntegrityError(f"object {oid} is corrupted: its bytes no longer hash to its id")
+            where = f" (in pack {copy.path.name})" if copy.packed else ""
+            raise IntegrityError(
+                f"object {oid} is corrupted: its bytes no longer hash to its id{where}"
+            )
         return data
 
     def get_json(self, oid: str) -> dict[str, Any]:
@@ -242,26 +288,120 @@ class Store:
         return obj
 
     def iter_objects(self) -> Iterator[tuple[str, Path]]:
-        """Every (id, path) in every part, sorted by id then part; temp files skipped."""
-        found: list[tuple[str, str, Path]] = []
+        """Every (id, file) in every part, sorted by id then part: loose files, and the
+        pack of each object a pack's index lists (`copies` says where in it)."""
+        for copy in self.copies():
+            yield copy.oid, copy.path
+
+    def copies(self) -> list[ObjectCopy]:
+        """Every copy of every object in every part, sorted by id then part, loose first."""
+        found = [(oid, host, 0, ObjectCopy(oid, path)) for oid, host, path in self._loose()]
         for host in self.parts():
-            base = self.parts_dir / host / "objects"
-            if base.is_symlink():
+            found += [(c.oid, host, 1, c) for c in self._packed(host).values()]
+        found.sort(key=lambda f: f[:3])
+        return [copy for *_key, copy in found]
+
+    def loose_objects(self) -> Iterator[tuple[str, Path]]:
+        """Every (file name, path) in every part's objects/ fans, sorted by name then part;
+        temp files skipped (a name that is not an id is for `verify` to report)."""
+        for oid, _host, path in self._loose():
+            yield oid, path
+
+    def locations(self) -> dict[str, ObjectCopy]:
+        """id -> the copy `copy_of` reads, for every object, from one listing of the store."""
+        hosts = self.parts()
+        order = ([self.host] if self.host in hosts else []) + [h for h in hosts if h != self.host]
+        out: dict[str, ObjectCopy] = {}
+        for host in order:
+            for oid, path in self._loose_in(host):
+                out.setdefault(oid, ObjectCopy(oid, path))
+            for oid, copy in self._packed(host).items():
+                out.setdefault(oid, copy)
+        return out
+
+    def _loose(self) -> list[tuple[str, str, Path]]:
+        found = [(oid, host, path) for host in self.parts() for oid, path in self._loose_in(host)]
+        found.sort()
+        return found
+
+    def _loose_in(self, host: str) -> list[tuple[str, Path]]:
+        """(file name, path) of the files in `host`'s object fans (linked ones skipped)."""
+        base = self.parts_dir / host / "objects"
+        if base.is_symlink():
+            return []
+        try:
+            fans = sorted(
+                (e for e in os.scandir(base) if e.is_dir(follow_symlinks=False)),
+                key=lambda e: e.name,
+            )
+        except FileNotFoundError:
+            return []
+        return [
+            (entry.name, Path(entry.path))
+            for fan in fans
+            for entry in os.scandir(fan.path)
+            if not entry.name.startswith(TMP_PREFIX)
+        ]
+
+    # -- packs -----------------------------------------------------------------------------
+
+    def packs_dir(self, host: str) -> Path:
+        return self.parts_dir / host / PACKS_DIR
+
+    def pack_files(self) -> list[tuple[str, Path]]:
+        """(host, file) of every regular file in every part's packs/ folder, sorted; temp
+        files, links and a linked folder are skipped (`linked_parts` names them)."""
+        return [(host, path) for host in self.parts() for path in self._pack_files(host)]
+
+    def _pack_files(self, host: str) -> list[Path]:
+        folder = self.packs_dir(host)
+        if folder.is_symlink():
+            return []
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return []
+        return sorted(
+            Path(e.path)
+            for e in entries
+            if e.is_file(follow_symlinks=False) and not e.name.startswith(TMP_PREFIX)
+        )
+
+    def pack_indexes(self, host: str) -> list[PackIndex]:
+        """The indexes of `host`'s packs, as listed now (an unreadable pack is left out)."""
+        self._packed(host)
+        return list(self._packs[host].indexes.values())
+
+    def _packed(self, host: str, relist: bool = False) -> dict[str, ObjectCopy]:
+        """id -> packed copy in `host`'s packs, from the indexes read when the folder last
+        changed (a pack added, removed or renamed changes its mtime: one stat a lookup) or
+        when `relist`. Packs are never rewritten in place, so an index once read stays
+        right; a pack altered since is caught by the re-hash of what is read from it."""
+        cached = self._packs.get(host)
+        try:
+            st = os.stat(self.packs_dir(host))
+            stamp: tuple[int, ...] = (st.st_mtime_ns, st.st_ino, st.st_size)
+        except OSError:
+            stamp = ()
+        if cached is not None and cached.stamp == stamp and not relist:
+            return cached.copies
+        names = tuple(p.name for p in self._pack_files(host))
+        old = cached.indexes if cached is not None else {}
+        indexes: dict[str, PackIndex] = {}
+        for name in names:
+            if name in old:
+                indexes[name] = old[name]
                 continue
             try:
-                fans = sorted(
-                    (e for e in os.scandir(base) if e.is_dir(follow_symlinks=False)),
-                    key=lambda e: e.name,
-                )
-            except FileNotFoundError:
+                indexes[name] = read_index(self.packs_dir(host) / name)
+            except LedgerError:
                 continue
-            for fan in fans:
-                for entry in os.scandir(fan.path):
-                    if not entry.name.startswith(TMP_PREFIX):
-                        found.append((entry.name, host, Path(entry.path)))
-        found.sort()
-        for oid, _host, path in found:
-            yield oid, path
+        copies: dict[str, ObjectCopy] = {}
+        for index in indexes.values():
+            for entry in index.entries:
+                copies.setdefault(entry.oid, entry)
+        self._packs[host] = _Packs(stamp, indexes, copies)
+        return copies
 
     def leftovers(self) -> list[Path]:
         """Temp files left by interrupted writes: harmless, reported, never read."""
@@ -422,6 +562,7 @@ def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
 
 __all__ = [
     "MIN_PREFIX",
+    "PACKED_FORMAT",
     "STORE_FORMAT",
     "Store",
     "default_host",
@@ -440,3 +581,20 @@ class _Revocations:
     inode: tuple[int, int]
     end: int = 0
     ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Packs:
+    """One part's packs as last listed: the folder's stat, indexes by name, id -> first copy."""
+
+    stamp: tuple[int, ...]
+    indexes: dict[str, PackIndex]
+    copies: dict[str, ObjectCopy]
+
+
+def _linked_files(folder: Path) -> list[str]:
+    """Names of the symbolic links in `folder` (none when it cannot be listed), sorted."""
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_symlink())
+    except OSError:
+        return []

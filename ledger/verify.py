@@ -34,7 +34,7 @@ from ledger.signing import (
     verify_detached,
     verify_signature,
 )
-from ledger.store import STORE_FORMAT, Store
+from ledger.store import PACKED_FORMAT, STORE_FORMAT, Store
 from ledger.timestamp import TimestampReport, check_tokens
 from ledger.trust import Trust
 
@@ -245,8 +245,10 @@ def _check_store_json(store: Store) -> list[Problem]:
         meta = json.loads((store.root / "store.json").read_bytes())
     except (OSError, ValueError, RecursionError):
         return [Problem("store.json", "missing or not valid JSON")]
-    if meta != STORE_FORMAT:
-        return [Problem("store.json", f"does not describe a version-1 store: {meta!r}")]
+    if meta not in (STORE_FORMAT, PACKED_FORMAT):
+        return [Problem("store.json", f"does not describe a version-1 or -2 store: {meta!r}")]
+    if meta == STORE_FORMAT and store.pack_files():
+        return [Problem("store.json", "says version 1, but the store holds packs (version 2)")]
     return []
 
 

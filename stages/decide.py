@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.decision_model import Decision
-from ledger.errors import AlreadyDecided, AnalysisError, LedgerError, MissingRuns
+from ledger.errors import AlreadyDecided, AnalysisError, LedgerError, MissingRuns, StorageError
 from ledger.ingest import open_attempts
 from ledger.keys import SigningKey
+from ledger.packing import pack_objects
 from ledger.plan_model import BaselineRule, Manifest, Plan
 from ledger.provenance import log_source
 from ledger.store import Store
@@ -213,4 +214,12 @@ def decide_manifest(
     body["decider"] = key.key_id
     decision_id = store.put_signed("decision", body, key)
     store.journal().append("decision_made", object=decision_id, manifest=manifest.id, key=key)
+    cited = [oid for rid, run in runs for oid in (rid, run.raw_log, run.stderr) if oid]
+    try:
+        pack_objects(store, cited)  # the stage is final: its records and logs in one file
+    except LedgerError as exc:
+        raise StorageError(
+            f"stage {stage!r} is decided (decision {decision_id[:12]}), but its objects stay "
+            f"loose: {exc} (`ledger pack` packs them later)"
+        ) from None
     return decision_id, Decision.model_validate(body)

@@ -1,5 +1,5 @@
 """Core commands: init, keygen, keys, freeze, ingest, anchor, timestamp, settings, reindex,
-sql, status, verify.
+pack, sql, status, verify.
 
 Each parses its options, calls one `gateledger` function and formats what it returns.
 """
@@ -555,6 +555,47 @@ def reindex_cmd(ctx: click.Context, as_json: bool) -> None:
     emit({"index": str(path)}, as_json, f"rebuilt {path}")
 
 
+@click.command("pack")
+@click.option(
+    "--part",
+    "parts",
+    multiple=True,
+    metavar="HOST",
+    help="Pack this host part (repeatable). Default: this machine's own (--host).",
+)
+@click.option(
+    "--all-parts", is_flag=True, help="Pack every host part (a store gathered on one machine)."
+)
+@JSON_OPTION
+@click.pass_context
+def pack_cmd(ctx: click.Context, parts: tuple[str, ...], all_parts: bool, as_json: bool) -> None:
+    """Move decided stages' run records and logs into one pack file per stage.
+
+    `ledger decide` packs the stage it decides; this packs the decided stages of an
+    existing store (made before packs, or by another host). Each pack lies in the host
+    part its objects were in (objects never move between parts) and is read with every
+    object re-hashed, like a loose file. The store becomes format version 2, which older
+    versions of gateledger refuse to read. Safe to run again.
+
+    \b
+    Examples:
+      ledger pack                      # this host's part
+      ledger pack --all-parts --json   # every part of a store gathered here
+    """
+    store = open_store(ctx)
+    if parts and all_parts:
+        raise click.UsageError("give --part or --all-parts, not both")
+    done = gl.pack(store, parts=store.parts() if all_parts else parts, progress=not as_json)
+    damaged = f"; {len(done.damaged)} damaged loose object(s) left for `ledger verify`"
+    emit(
+        done,
+        as_json,
+        f"packed {done.objects} object(s) into {len(done.packs)} pack(s)"
+        + (f"; removed {done.duplicates} loose copies of packed objects" if done.duplicates else "")
+        + (damaged if done.damaged else ""),
+    )
+
+
 @click.command("sql")
 @click.argument("query")
 @JSON_OPTION
@@ -783,6 +824,7 @@ def register(cli: click.Group) -> None:
         timestamp_cmd,
         settings_cmd,
         reindex_cmd,
+        pack_cmd,
         sql_cmd,
         status_cmd,
         verify_cmd,

@@ -17,6 +17,7 @@ from stages.lookup import current_manifest, manifest_decision, manifest_runs
 from stages.plan import freeze_stage
 from stages.surface import SimParams, simulate_log
 from tests.audit.conftest import problems, rewrite_journal, signed_run
+from tests.objects import edit_object, flip_byte
 
 
 def object_path(store: Store, oid: str) -> Path:
@@ -36,11 +37,7 @@ def test_clean_campaign_audits_clean(done):
 def test_one_changed_byte_in_a_raw_log(done):
     store = done[0]
     run = manifest_runs(store, current_manifest(store, "t", "screen").id)[0]
-    path = object_path(store, run.body.raw_log)
-    data = bytearray(path.read_bytes())
-    data[-5] ^= 0x01
-    path.chmod(0o644)
-    path.write_bytes(bytes(data))
+    edit_object(store, run.body.raw_log, flip_byte(-5))  # in the stage's pack, since decided
     found = problems(store)
     assert any(run.body.raw_log in p for p in found), found
 

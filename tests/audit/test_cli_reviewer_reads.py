@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from gateledger.cli.main import cli
 from ledger.keys import DEMO_KEY_NAME
+from ledger.store import Store
+from tests.objects import edit_object
 
 
 def ledger(store: Path, *args: str, code: int = 0) -> str:
@@ -95,14 +97,12 @@ def _final_run(store: Path, condition: str, seed: int, host: str) -> dict:
 
 def test_an_edited_raw_log_is_said_in_words_with_its_consequences(demo_store):
     run = _final_run(demo_store, "base", 0, "h1")
-    (path,) = demo_store.glob(f"parts/*/objects/*/{run['raw_log']}")
+    store = Store.open(demo_store, host="h1")
     recorded = run["val_bpb"]
     edited = round(recorded - 1.0, 6)
-    data = path.read_bytes()
     old = json.dumps(recorded).encode()
-    assert data.count(old) == 2  # the eval line and the summary
-    path.chmod(0o644)
-    path.write_bytes(data.replace(old, json.dumps(edited).encode()))
+    assert store.get_bytes(run["raw_log"]).count(old) == 2  # the eval line and the summary
+    edit_object(store, run["raw_log"], lambda data: data.replace(old, json.dumps(edited).encode()))
 
     res = CliRunner().invoke(cli, ["--store", str(demo_store), "audit"])
     assert res.exit_code == 1
