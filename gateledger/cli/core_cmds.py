@@ -574,8 +574,8 @@ def pack_cmd(ctx: click.Context, parts: tuple[str, ...], all_parts: bool, as_jso
     `ledger decide` packs the stage it decides; this packs the decided stages of an
     existing store (made before packs, or by another host). Each pack lies in the host
     part its objects were in (objects never move between parts) and is read with every
-    object re-hashed, like a loose file. The store becomes format version 2, which older
-    versions of gateledger refuse to read. Safe to run again.
+    object re-hashed, like a loose file. A store holding packs is format version 2, which
+    older versions of gateledger refuse to read. Safe to run again.
 
     \b
     Examples:

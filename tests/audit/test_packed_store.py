@@ -24,6 +24,7 @@ from audit.bundle import export_bundle, open_bundle
 from audit.rederive import audit_store
 from gateledger.cli.main import cli
 from ledger.errors import IntegrityError, UnsupportedStore
+from ledger.index import reindex
 from ledger.status import store_status
 from ledger.store import Store
 from ledger.verify import verify
@@ -93,6 +94,8 @@ def test_decide_packs_the_records_and_logs_of_the_stage_it_decides(done):
     assert json.loads((store.root / "store.json").read_bytes())["version"] == 2
     assert all(store.get_bytes(oid) == data for oid, data in entries)
     assert verify(store) == []
+    reindex(store)  # the index rebuilt from packed objects matches a fresh derivation
+    assert verify(store) == []
     assert audit_store(store).ok
 
 
@@ -146,6 +149,22 @@ def test_a_pack_cut_short(done):
     assert named(found, rel(store, path), "no longer hash to its name"), found
     assert sum(last in str(p) for p in found) >= 1
     assert any(last in p for p in problems(store))
+
+
+def test_an_index_line_that_does_not_parse_and_a_file_that_is_no_pack(done):
+    store = done[0]
+    run = screen(store)[0]
+    path = screen_pack(store)
+    data = path.read_bytes()
+    line = data.index(run.id.encode())
+    rewrite(path, data[:line] + b"g" * 64 + data[line + 64 :])  # same length, not an id
+    (path.parent / "notes.txt").write_bytes(b"not a pack")
+    found = [str(p) for p in verify(store)]
+    assert named(found, rel(store, path), "index line", "not read"), found
+    assert named(found, run.id, "missing"), found  # what the line listed is not there
+    assert named(found, "parts/h1/packs/notes.txt", "no complete index"), found
+    assert named(found, "parts/h1/packs/notes.txt", "not named by its id"), found
+    assert named(problems(store), run.id)
 
 
 def test_a_pack_in_another_hosts_part(done):
