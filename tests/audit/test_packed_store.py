@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from audit.bundle import export_bundle, open_bundle
 from audit.rederive import audit_store
 from gateledger.cli.main import cli
+from gateledger.recording import pack as gl_pack
 from ledger.errors import IntegrityError, UnsupportedStore
 from ledger.index import reindex
 from ledger.status import store_status
@@ -278,6 +279,23 @@ def test_ledger_pack_converts_an_old_store(done):
     assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "'nosuch'" in res.stderr
     res = runner.invoke(cli, ["--store", str(store.root), "pack", "--part", "x", "--json"])
     assert res.exit_code == 2 and "'x'" in json.loads(res.stdout)["error"]
+
+
+def test_a_stage_over_the_pack_size_is_split(done, monkeypatch):
+    store = done[0]
+    unpack(store)
+    cited = [oid for run in screen(store) for oid in (run.id, run.body.raw_log)]
+    limit = 3 * max(len(store.get_bytes(oid)) for oid in cited)  # a few objects per pack
+    monkeypatch.setattr("ledger.packing.MAX_PACK_BYTES", limit)
+    packed = gl_pack(store)
+    assert packed.objects == 2 * (SCREEN_RUNS + GATE_RUNS)
+    made = packs(store)
+    assert len(made) == len(packed.packs) > 2
+    for path in made:
+        entries = pack_entries(path)[1]
+        assert sum(len(d) for _, d in entries) <= limit
+    assert sum(len(pack_entries(p)[1]) for p in made) == packed.objects
+    assert verify(store) == [] and audit_store(store).ok
 
 
 def test_a_packed_store_bundles_and_audits_elsewhere(done, tmp_path):
