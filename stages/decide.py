@@ -183,7 +183,8 @@ def decide_stage(
 def decide_manifest(
     store: Store, manifest: Entry[Manifest], key: SigningKey, *, allow_missing: bool = False
 ) -> tuple[str, Decision]:
-    """Decide one manifest (campaign stage or baseline step): derive, sign, journal.
+    """Decide one manifest (campaign stage or baseline step): derive, sign, journal, then
+    pack the objects of its runs that lie in this host's part (`ledger.packing`).
 
     Raises:
         AlreadyDecided: the manifest already has a signed decision (decisions are final).

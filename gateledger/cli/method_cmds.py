@@ -278,6 +278,8 @@ def decide_cmd(ctx, stage, campaign_path, key_name, allow_missing, tsa_urls, no_
     readable trace, and names the promoted conditions the next stage will freeze. A second
     decide of the same stage is refused: decisions are final. With --tsa URL (or the
     store's `ledger settings --tsa`) it is timestamped: decided no later than the TSA's time.
+    The stage's run records and logs in this host's part then move into one pack file
+    (`ledger pack`), read faster by an audit and re-hashed like any object.
 
     
     Examples:
