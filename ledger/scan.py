@@ -132,7 +132,8 @@ def scan_objects(
     """
     scan = Scan()
     pack_files = store.pack_files()
-    packs = [(PACK, str(path)) for _host, path in pack_files]
+    by_size = sorted(pack_files, key=lambda hp: -_size(hp[1]))  # big first: workers even out
+    packs = [(PACK, str(path)) for _host, path in by_size]
     loose = [(oid, str(path)) for oid, path in store.loose_objects()]
     packed = sum(len(i.entries) for h in {h for h, _p in pack_files} for i in store.pack_indexes(h))
     rows = fork_map(
@@ -192,6 +193,13 @@ def scan_objects(
                 if signatures is not None:
                     scan.signatures[oid] = why
     return scan
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 PACK = ""  # the item of a pack file (sorts before every id: its problems come first)
