@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from audit.gates import StageAudit
-from ledger.binding_level import BUILTIN, STATUS_ONLY, weakest
+from ledger.binding_level import BUILTIN, weakest
 
 
 def binding_summary(stages: Sequence[StageAudit]) -> dict[str, Any]:
@@ -29,9 +29,4 @@ def binding_summary(stages: Sequence[StageAudit]) -> dict[str, Any]:
     return {"weakest": low.level if low else None, "stages": rows}
 
 
-def is_status_only(summary: dict[str, Any] | None) -> bool:
-    """Whether any stage in force has status-only logs (a clean verdict must say so)."""
-    return bool(summary) and (summary or {}).get("weakest") == STATUS_ONLY
-
-
-__all__ = ["BUILTIN", "binding_summary", "is_status_only"]
+__all__ = ["BUILTIN", "binding_summary"]

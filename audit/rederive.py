@@ -31,7 +31,9 @@ from audit.runs import LogProvenance, RunCheck, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
 from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
+from ledger.decision_model import Decision
 from ledger.parallel import fork_map, shared
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.store import Store
 from ledger.trust import Trust
@@ -76,8 +78,8 @@ class AuditResult:
     signers: list[Signer] = field(default_factory=list)
     trusted: list[KeyName] = field(default_factory=list)  # the reviewer's keys, by name
     anchors_given: list[str] = field(default_factory=list)  # ids of the reviewer's anchors
-    manifests: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
-    decisions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    manifests: dict[str, Manifest] = field(default_factory=dict, repr=False, compare=False)
+    decisions: dict[str, Decision] = field(default_factory=dict, repr=False, compare=False)
     runs: dict[str, AuditedRun] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -166,9 +168,9 @@ def audit_store(
     for check in checks.values():
         by_manifest[check.record.get("manifest")].append(check)
     observed = {rid: c.observed for rid, c in checks.items()}
-    context = BaselineContext(manifests, protocol_hours_before(ev, manifests, observed))
+    context = BaselineContext(ev.manifests, protocol_hours_before(ev, ev.manifests, observed))
     stages = audit_manifests(
-        ev, manifests, by_manifest, allow_undecided=allow_undecided, baselines=context
+        ev, ev.manifests, by_manifest, allow_undecided=allow_undecided, baselines=context
     )
     for stage_audit in stages:
         findings += stage_audit.problems
@@ -209,7 +211,7 @@ def audit_store(
     trust_used = verified.trust
     trusted = [KeyName(kid, n) for kid, n in trust_used.key_names(store.keyring()).items()]
     names.update({k.key_id: k.name for k in trusted})
-    who = signers(names, manifests.values(), decisions.values())
+    who = signers(names, ev.manifests.values(), ev.decisions.values())
     facts = CaveatInputs(
         runs=sum(s.runs for s in stages) + len(unplanned),
         simulated_by_stage=tuple((s.stage, s.sim_runs) for s in stages if s.sim_runs),
@@ -236,8 +238,8 @@ def audit_store(
         signers=who,
         trusted=trusted,
         anchors_given=list(verified.anchors.given),
-        manifests=manifests,
-        decisions=decisions,
+        manifests=ev.manifests,
+        decisions=ev.decisions,
         runs={
             rid: AuditedRun(rid, c.observed, c.log, c.simulated, c.reason)
             for rid, c in checks.items()
@@ -326,7 +328,7 @@ def _check_chunk(rids: list[str]) -> list[tuple]:
 
 def audit_manifests(
     ev: Evidence,
-    manifests: dict[str, dict[str, Any]],
+    manifests: dict[str, Manifest],
     by_manifest: dict[str | None, list[RunCheck]],
     *,
     allow_undecided: bool = False,
@@ -334,11 +336,11 @@ def audit_manifests(
 ) -> list[StageAudit]:
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
-    order = sorted(manifests, key=lambda mid: (manifests[mid].get("frozen_at", ""), mid))
+    order = sorted(manifests, key=lambda mid: (manifests[mid].frozen_at, mid))
     if len(order) > 1 and sum(len(v) for v in by_manifest.values()) >= PARALLEL_MIN_RUNS:
         # statsmodels: imported once before forking, not per worker
         import statsmodels.regression.linear_model  # noqa: F401
-    superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
+    superseded = {m.amends for m in manifests.values() if m.amends}
     done = fork_map(
         _audit_chunk,
         order,

@@ -100,6 +100,7 @@ def test_a_greedy_walk_held_at_a_worse_incumbent(env, monkeypatch):
 def test_a_baseline_steps_config_reads_back_as_its_design_point():
     """`abd`: factors A, B and D at their high levels, the rest low (the design's naming)."""
     from audit.baseline_checks import point_name_of
+    from ledger.plan_model import AnalysisPlan
 
     factors = {
         letter: {"key": key, "levels": [lo, hi]}
@@ -110,7 +111,7 @@ def test_a_baseline_steps_config_reads_back_as_its_design_point():
             ("D", "warmup", 0.1, 0.3),
         ]
     }
-    body = {"analysis": {"factors": factors}}
+    analysis = AnalysisPlan.model_validate({"factors": factors})
     config = {"lr": 0.04, "depth": 4, "width": 32, "warmup": 0.3}
-    assert point_name_of(config, body) == "abd"
-    assert point_name_of({"lr": 0.01, "depth": 2, "width": 32, "warmup": 0.1}, body) == "(1)"
+    assert point_name_of(config, analysis) == "abd"
+    assert point_name_of({"lr": 0.01, "depth": 2, "width": 32, "warmup": 0.1}, analysis) == "(1)"
