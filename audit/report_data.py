@@ -436,7 +436,7 @@ def variance(items: list[Item]) -> Variance:
     for item in items:
         camp, name = item.plan.campaign, item.plan.stage
         key = name if single else f"{camp}/{name}"
-        by_stage[key] = one(of_stage.get((camp, name), []), ("condition", "host", "seed"))
+        by_stage[key] = one(of_stage[camp, name], ("condition", "host", "seed"))
     # across gates within one campaign: conditions of different campaigns are different
     # recipes, so a store holding several gets one decomposition per campaign
     per_campaign = {
