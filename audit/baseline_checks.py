@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from audit.evidence import Evidence
+from audit.runs import ObservedRun
 from ledger.problems import Problem
 from ledger.verify import Event, before
 from stages.campaign import Factor
@@ -269,7 +270,7 @@ def _same_number(a: Any, b: Any) -> bool:
 
 
 def protocol_hours_before(
-    ev: Evidence, manifests: dict[str, dict[str, Any]], observed: dict[str, dict[str, Any]]
+    ev: Evidence, manifests: dict[str, dict[str, Any]], observed: dict[str, ObservedRun]
 ) -> Callable[[Any, Event], float]:
     """`protocol_hours(campaign, event)`: training GPU-hours of the campaign's protocol runs
     (stages in force, baselines excluded) recorded before `event`, from the audited runs."""
@@ -278,24 +279,24 @@ def protocol_hours_before(
     def hours(campaign: Any, event: Event) -> float:
         total = 0.0
         for rid, run in observed.items():
-            manifest = manifests.get(str(run.get("manifest")))
+            manifest = manifests.get(str(run.manifest))
             if (
                 manifest is None
                 or manifest.get("campaign") != campaign
                 or "baseline" in (manifest.get("spec") or {})
-                or run.get("manifest") in superseded
+                or run.manifest in superseded
             ):
                 continue
             recorded = ev.event("run_recorded", rid)
             if recorded is None or not before(recorded, event):
                 continue
-            seconds = (run.get("metrics") or {}).get("training_seconds")
+            seconds = run.metrics.training_seconds
             if (
                 isinstance(seconds, int | float)
                 and not isinstance(seconds, bool)
                 and math.isfinite(seconds)
             ):
-                total += float(seconds) * int(run.get("gpus") or 1)
+                total += float(seconds) * (run.gpus or 1)
         return total / 3600.0
 
     return hours

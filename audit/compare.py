@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audit.report_model import ReportData
+from audit.runs import ObservedRun
 from stages.campaign import budget_label
 
 TITLE = "Protocol vs baselines"
@@ -30,16 +31,9 @@ def _num(x: Any) -> float | None:
     )
 
 
-def _gpu_hours(runs: Sequence[Mapping[str, Any]]) -> float:
+def _gpu_hours(runs: Sequence[ObservedRun]) -> float:
     """Training GPU-hours (DESIGN §8) of runs as the audit observed them."""
-    return (
-        math.fsum(
-            (_num((r.get("metrics") or {}).get("training_seconds")) or 0.0)
-            * (r["gpus"] if isinstance(r.get("gpus"), int) else 1)
-            for r in runs
-        )
-        / 3600.0
-    )
+    return math.fsum((_num(r.metrics.training_seconds) or 0.0) * r.gpus for r in runs) / 3600.0
 
 
 def _stats(decision: Mapping[str, Any] | None, cid: str) -> Mapping[str, Any] | None:
