@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from audit.evidence import Evidence
 from audit.frozen_spec import BaselineSpec, baseline_spec
+from audit.runs import ObservedRun
 from ledger.decision_model import Decision
 from ledger.document import one_line
 from ledger.plan_model import AnalysisPlan, BaselineRule, Manifest, Plan
@@ -286,7 +287,7 @@ def _same_number(a: Any, b: Any) -> bool:
 
 
 def protocol_hours_before(
-    ev: Evidence, manifests: dict[str, Manifest], observed: dict[str, dict[str, Any]]
+    ev: Evidence, manifests: dict[str, Manifest], observed: dict[str, ObservedRun]
 ) -> ProtocolHours:
     """`protocol_hours(campaign, event)`: training GPU-hours of the campaign's protocol runs
     (stages in force, baselines excluded) recorded before `event`, from the audited runs."""
@@ -295,24 +296,20 @@ def protocol_hours_before(
     def hours(campaign: str, event: Event) -> float:
         total = 0.0
         for rid, run in observed.items():
-            manifest = manifests.get(str(run.get("manifest")))
+            manifest = manifests.get(run.manifest) if run.manifest is not None else None
             if (
                 manifest is None
                 or manifest.campaign != campaign
                 or "baseline" in manifest.spec
-                or run.get("manifest") in superseded
+                or run.manifest in superseded
             ):
                 continue
             recorded = ev.event("run_recorded", rid)
             if recorded is None or not before(recorded, event):
                 continue
-            seconds = (run.get("metrics") or {}).get("training_seconds")
-            if (
-                isinstance(seconds, int | float)
-                and not isinstance(seconds, bool)
-                and math.isfinite(seconds)
-            ):
-                total += float(seconds) * int(run.get("gpus") or 1)
+            seconds = run.metrics.training_seconds
+            if seconds is not None and math.isfinite(seconds):
+                total += float(seconds) * run.gpus
         return total / 3600.0
 
     return hours

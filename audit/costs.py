@@ -17,16 +17,47 @@ the stage a run is booked under is its manifest's.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from audit.report_model import ConditionCost, CostBreakdown, CostPart, SumCheck
 from ledger.errors import InputError
+from ledger.plan_model import Plan
+
+if TYPE_CHECKING:
+    from audit.runs import ObservedRun
 
 STATUSES = ("ok", "diverged", "crashed", "timeout")
 # an attempt that ended without a run record (`ledger.attempts`): its own cost heading
 ATTEMPT_STATUSES = (*STATUSES, "interrupted")
 BREAKDOWNS = ("stage", "host", "condition", "status")
 REL_TOL = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class CostRow:
+    """One run's (or interrupted attempt's) cost input: where it is booked, how it ended,
+    its training and wall seconds (finite, >= 0) and its GPUs (>= 1). `name` is the
+    condition's name, shown beside its id."""
+
+    stage: str
+    condition: str
+    name: str
+    host: str
+    status: str  # one of ATTEMPT_STATUSES
+    training_seconds: float
+    wall_seconds: float
+    gpus: int = 1
+
+    def key(self, breakdown: str) -> str:
+        """The part of `breakdown` (one of BREAKDOWNS) this row is counted in."""
+        return {
+            "stage": self.stage,
+            "host": self.host,
+            "condition": self.condition,
+            "status": self.status,
+        }[breakdown]
 
 
 def _number(value: Any, where: str, *, minimum: float | None = 0.0) -> float:
@@ -50,89 +81,78 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _check_run(i: int, run: Any) -> dict[str, Any]:
-    if not isinstance(run, Mapping):
-        raise InputError(f"runs[{i}]: expected a dict, got {type(run).__name__}")
-    for key in ("stage", "condition", "host", "status", "training_seconds", "wall_seconds"):
-        if key not in run:
-            raise InputError(f"runs[{i}]: missing key {key!r}")
-    status = _text(run["status"], f"runs[{i}].status")
-    if status not in ATTEMPT_STATUSES:
-        raise InputError(
-            f"runs[{i}].status: {status!r} is not one of {', '.join(ATTEMPT_STATUSES)}"
-        )
-    return {
-        "stage": _text(run["stage"], f"runs[{i}].stage"),
-        "condition": _text(run["condition"], f"runs[{i}].condition"),
-        "name": str(run.get("name") or run["condition"]),
-        "host": _text(run["host"], f"runs[{i}].host"),
-        "status": status,
-        "training_seconds": _number(run["training_seconds"], f"runs[{i}].training_seconds"),
-        "wall_seconds": _number(run["wall_seconds"], f"runs[{i}].wall_seconds"),
-        "gpus": _count(run.get("gpus", 1), f"runs[{i}].gpus"),
-    }
-
-
-def _part(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "n_runs": len(rows),
-        "training_gpu_hours": math.fsum(r["training_seconds"] * r["gpus"] for r in rows) / 3600.0,
-        "wall_gpu_hours": math.fsum(r["wall_seconds"] * r["gpus"] for r in rows) / 3600.0,
-    }
+def _part(rows: Sequence[CostRow]) -> CostPart:
+    return CostPart(
+        n_runs=len(rows),
+        training_gpu_hours=math.fsum(r.training_seconds * r.gpus for r in rows) / 3600.0,
+        wall_gpu_hours=math.fsum(r.wall_seconds * r.gpus for r in rows) / 3600.0,
+    )
 
 
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
 
 
-def cost_breakdown(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Totals and parts by stage, host, condition and status, with sum checks.
-
-    Returns `{"n_runs", "training_gpu_hours", "wall_gpu_hours", "by_stage": {stage: part},
-    "by_host": {...}, "by_condition": {condition_id: part + "name"}, "by_status": {...},
-    "checks": [{"name", "ok", "difference"}]}` where a part is
-    `{"n_runs", "training_gpu_hours", "wall_gpu_hours"}`. Keys of each breakdown are sorted.
-    """
-    rows = [_check_run(i, run) for i, run in enumerate(runs)]
-    out: dict[str, Any] = _part(rows)
+def cost_breakdown(rows: Sequence[CostRow]) -> CostBreakdown:
+    """Totals and parts by stage, host, condition (with its name) and status, with the
+    checks that the parts add up to the totals. Keys of each breakdown are sorted."""
+    total = _part(rows)
+    parts: dict[str, dict[str, CostPart]] = {}
+    names: dict[str, str] = {}
     for field in BREAKDOWNS:
-        groups: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[CostRow]] = {}
         for row in rows:
-            groups.setdefault(row[field], []).append(row)
-        parts = {key: _part(groups[key]) for key in sorted(groups)}
+            groups.setdefault(row.key(field), []).append(row)
+        parts[field] = {key: _part(groups[key]) for key in sorted(groups)}
         if field == "condition":
-            for key, part in parts.items():
-                part["name"] = groups[key][0]["name"]
-        out[f"by_{field}"] = parts
-    out["checks"] = partition_checks(out)
-    return out
+            names = {key: group[0].name for key, group in groups.items()}
+    out = CostBreakdown(
+        n_runs=total.n_runs,
+        training_gpu_hours=total.training_gpu_hours,
+        wall_gpu_hours=total.wall_gpu_hours,
+        by_stage=parts["stage"],
+        by_host=parts["host"],
+        by_condition={
+            key: ConditionCost(name=names[key], **part.model_dump())
+            for key, part in parts["condition"].items()
+        },
+        by_status=parts["status"],
+        checks=[],
+    )
+    return out.model_copy(update={"checks": partition_checks(out)})
 
 
-def partition_checks(breakdown: Mapping[str, Any]) -> list[dict[str, Any]]:
+def partition_checks(breakdown: CostBreakdown) -> list[SumCheck]:
     """Do the parts of each breakdown add up to its totals? One check per breakdown.
 
     Why separate: a breakdown travels (report data, bundles, `--json`); re-checking the one a
     reader holds, not only the one just computed, is what makes the check able to fail.
     """
     checks = []
+    by_field: dict[str, Mapping[str, CostPart]] = {
+        "stage": breakdown.by_stage,
+        "host": breakdown.by_host,
+        "condition": breakdown.by_condition,
+        "status": breakdown.by_status,
+    }
     for field in BREAKDOWNS:
-        parts = breakdown.get(f"by_{field}") or {}
-        sum_train = math.fsum(p["training_gpu_hours"] for p in parts.values())
-        sum_wall = math.fsum(p["wall_gpu_hours"] for p in parts.values())
+        parts = by_field[field].values()
+        sum_train = math.fsum(p.training_gpu_hours for p in parts)
+        sum_wall = math.fsum(p.wall_gpu_hours for p in parts)
         ok = (
-            sum(p["n_runs"] for p in parts.values()) == breakdown["n_runs"]
-            and _close(sum_train, breakdown["training_gpu_hours"])
-            and _close(sum_wall, breakdown["wall_gpu_hours"])
+            sum(p.n_runs for p in parts) == breakdown.n_runs
+            and _close(sum_train, breakdown.training_gpu_hours)
+            and _close(sum_wall, breakdown.wall_gpu_hours)
         )
         checks.append(
-            {
-                "name": f"by_{field} sums to total",
-                "ok": bool(ok),
-                "difference": max(
-                    abs(sum_train - breakdown["training_gpu_hours"]),
-                    abs(sum_wall - breakdown["wall_gpu_hours"]),
+            SumCheck(
+                name=f"by_{field} sums to total",
+                ok=bool(ok),
+                difference=max(
+                    abs(sum_train - breakdown.training_gpu_hours),
+                    abs(sum_wall - breakdown.wall_gpu_hours),
                 ),
-            }
+            )
         )
     return checks
 
@@ -352,28 +372,23 @@ def saved_sentence(totals: Mapping[str, Any]) -> str | None:
     )
 
 
-def cost_row(body: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One run's cost input (see `cost_breakdown`) from a run body as the audit observed it
-    (`audit.runs.observed_run`: status and seconds as its raw log supports them, stage and
-    GPUs as its manifest fixes them, wall seconds as the journal measured them) and its
-    manifest (for the name). Seconds that are not finite non-negative numbers count 0 (the
-    audit reports the run)."""
-    metrics = body.get("metrics") or {}
-    condition = body.get("condition") or "?"
-    name = ((manifest or {}).get("conditions") or {}).get(condition, {}).get("name")
-    status = body.get("status")
-    gpus = body.get("gpus")
-    return {
-        "stage": body.get("stage") or "(unplanned)",
-        "condition": condition,
-        "name": name or condition[:8],
-        "host": body.get("host") or "?",
-        "seed": body.get("seed") if body.get("seed") is not None else -1,
-        "status": status if status in STATUSES else "crashed",
-        "training_seconds": _seconds(metrics.get("training_seconds")),
-        "wall_seconds": _seconds(body.get("wall_seconds")),
-        "gpus": gpus if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 1 else 1,
-    }
+def cost_row(run: ObservedRun, manifest: Plan | None) -> CostRow:
+    """One run's cost input from the run as the audit observed it (`audit.runs.ObservedRun`:
+    status and seconds as its raw log supports them, stage and GPUs as its manifest fixes
+    them, wall seconds as the journal measured them) and its manifest (for the name).
+    Seconds that are not finite non-negative numbers count 0 (the audit reports the run)."""
+    condition = run.condition or "?"
+    info = manifest.conditions.get(condition) if manifest is not None else None
+    return CostRow(
+        stage=run.stage or "(unplanned)",
+        condition=condition,
+        name=(info.name if info is not None else "") or condition[:8],
+        host=run.host or "?",
+        status=run.status if run.status in STATUSES else "crashed",
+        training_seconds=_seconds(run.metrics.training_seconds),
+        wall_seconds=_seconds(run.wall_seconds),
+        gpus=run.gpus if run.gpus >= 1 else 1,
+    )
 
 
 def _seconds(value: Any) -> float:
@@ -382,27 +397,56 @@ def _seconds(value: Any) -> float:
     return float(value) if math.isfinite(value) and value >= 0 else 0.0
 
 
-def split_costs(
-    bodies: Mapping[str, Mapping[str, Any]], manifests: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, Any] | None]:
-    """Cost breakdowns of the protocol's runs, the baselines' and unplanned compute, apart.
+@dataclass(frozen=True)
+class AuditCosts:
+    """The GPU-hours the audit counted (DESIGN §8): every run, and apart from each other the
+    protocol's runs, the baselines' and unplanned compute; interrupted attempts (no run
+    record) under a heading of their own, never in any total.
 
-    Why apart: a baseline is a comparison bought next to the protocol, not part of what the
-    protocol cost; counting it in the protocol's totals (and its savings) would make the
-    protocol look dearer by exactly what was spent checking it. Each value is a
-    `cost_breakdown` (None when there are no such runs).
-    """
-    groups: dict[str, list[dict[str, Any]]] = {"protocol": [], "baselines": [], "unplanned": []}
-    for body in bodies.values():
-        manifest = manifests.get(body.get("manifest") or "")
+    Why baselines apart: a baseline is a comparison bought next to the protocol, not part of
+    what the protocol cost; counting it in the protocol's totals (and its savings) would make
+    the protocol look dearer by exactly what was spent checking it."""
+
+    all: CostBreakdown
+    protocol: CostBreakdown
+    baselines: CostBreakdown | None
+    unplanned: CostBreakdown | None
+    interrupted: CostBreakdown | None
+
+    @property
+    def parts(self) -> list[CostBreakdown]:
+        """The breakdowns whose sums the audit checks: every run's, and the interrupted."""
+        return [self.all] + ([self.interrupted] if self.interrupted is not None else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The audit's `costs` (every run) with the interrupted attempts under `interrupted`."""
+        interrupted = self.interrupted.model_dump() if self.interrupted is not None else None
+        return {**self.all.model_dump(), "interrupted": interrupted}
+
+
+def audit_costs(
+    runs: Iterable[ObservedRun], manifests: Mapping[str, Plan], interrupted: Sequence[CostRow]
+) -> AuditCosts:
+    """Every run's cost row (`cost_row`) broken down, all together and per group (protocol,
+    baselines, unplanned: a run whose manifest is not one of `manifests`), and the
+    interrupted attempts' rows apart."""
+    groups: dict[str, list[CostRow]] = {"protocol": [], "baselines": [], "unplanned": []}
+    rows = []
+    for run in runs:
+        manifest = manifests.get(run.manifest) if run.manifest is not None else None
+        row = cost_row(run, manifest)
+        rows.append(row)
         if manifest is None:
             group = "unplanned"
-        elif "baseline" in (manifest.get("spec") or {}):
+        elif "baseline" in manifest.spec:
             group = "baselines"
         else:
             group = "protocol"
-        groups[group].append(cost_row(body, manifest))
-    return {
-        name: cost_breakdown(rows) if rows or name == "protocol" else None
-        for name, rows in groups.items()
-    }
+        groups[group].append(row)
+    return AuditCosts(
+        all=cost_breakdown(rows),
+        protocol=cost_breakdown(groups["protocol"]),
+        baselines=cost_breakdown(groups["baselines"]) if groups["baselines"] else None,
+        unplanned=cost_breakdown(groups["unplanned"]) if groups["unplanned"] else None,
+        interrupted=cost_breakdown(interrupted) if interrupted else None,
+    )

@@ -19,7 +19,7 @@ from audit.field_diff import field_diffs
 from audit.frozen_spec import stage_from
 from audit.lineage import plan_findings
 from audit.locate import cell_words, run_place
-from audit.runs import ObservedRun, RunCheck
+from audit.runs import RunCheck
 from audit.seed_checks import SeedBinding, seed_binding
 from ledger.binding_level import BindingLevel, binding_level
 from ledger.decision_model import Decision, DecisionBody
@@ -176,7 +176,7 @@ def audit_manifest(
         if why
         else [],
     )
-    stage_audit.seeds, unbound = seed_binding(ev, mid, ev.of_kind("manifest")[mid])
+    stage_audit.seeds, unbound = seed_binding(ev, mid, body)
     stage_audit.check("seeds bound", unbound)
     if superseded:
         _check_replacement(ev, stage_audit, mid)
@@ -195,9 +195,7 @@ def audit_manifest(
 
 def _check_attempts(ev: Evidence, stage_audit: StageAudit, mid: str, body: Manifest) -> None:
     """Attempts per cell within the frozen bound, each ended on record (`audit.attempt_checks`)."""
-    found = audit_attempts(
-        ev, mid, ev.of_kind("manifest")[mid], decided=stage_audit.decision is not None
-    )
+    found = audit_attempts(ev, mid, body, decided=stage_audit.decision is not None)
     stage_audit.attempts = found.summary
     stage_audit.check("attempts within max_attempts", found.over_max)
     stage_audit.check("every attempt has an outcome", found.unended)
@@ -233,14 +231,14 @@ def _check_runs(
     stage_audit.check("logs after freeze", late)
     stage_audit.check("raw logs bind to their runs", [p for r in runs for p in r.problems])
     for run in runs:
-        if run.observed["status"] != "ok":
-            place = run_place(run.record, ev.of_kind("manifest")[mid])
+        if run.observed.status != "ok":
+            place = run_place(run.record, body)
             stage_audit.failed_runs.append(
                 {
                     "run": run.id,
-                    "key": run.record.get("run"),
+                    "key": run.record.run,
                     "cell": cell_words(place),
-                    "status": run.observed["status"],
+                    "status": run.observed.status,
                     "reason": run.reason,
                 }
             )
@@ -342,7 +340,7 @@ def _check_decision(
     runs: list[RunCheck],
     allow_undecided: bool,
 ) -> None:
-    observed: list[tuple[str, RecordedRun]] = [(r.id, ObservedRun.of(r.observed)) for r in runs]
+    observed: list[tuple[str, RecordedRun]] = [(r.id, r.observed) for r in runs]
     used, missing, extra = select_runs(mid, body, observed)
     started = {e.fields.get("run") for e in ev.for_manifest("run_started", mid)}
     unstarted = [

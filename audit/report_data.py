@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +29,6 @@ from audit.costs import (
     counterfactual_sentences,
     counterfactuals,
     saved_sentence,
-    split_costs,
 )
 from audit.evaluation_report import SavedEvaluation, saved_evaluation
 from audit.frozen_spec import stage_from
@@ -44,10 +43,8 @@ from audit.report_model import (
     Cell,
     Check,
     CheckVerdict,
-    ConditionCost,
     ConditionView,
     CostBreakdown,
-    CostPart,
     CostReport,
     CostText,
     Counterfactual,
@@ -65,7 +62,6 @@ from audit.report_model import (
     RankRow,
     ReportData,
     StageView,
-    SumCheck,
     TableView,
     Variance,
     VarianceShares,
@@ -110,7 +106,7 @@ def live_items(result: AuditResult) -> list[Item]:
     """Every manifest in force, gates and baselines (`baseline` says which), in freeze order."""
     runs_by_manifest: dict[str, list[AuditedRun]] = defaultdict(list)
     for run in result.runs.values():
-        runs_by_manifest[str(run.body.get("manifest") or "")].append(run)
+        runs_by_manifest[run.observed.manifest or ""].append(run)
     return [
         Item(
             stage_audit,
@@ -128,7 +124,7 @@ def live_items(result: AuditResult) -> list[Item]:
 def gpu_seconds(run: AuditedRun, plan: Plan) -> float:
     """A run's training GPU-seconds (DESIGN §8): its log's training seconds (0 when it gives
     none) times the GPUs its plan fixes."""
-    return (_float((run.body.get("metrics") or {}).get("training_seconds")) or 0.0) * plan.gpus
+    return (_float(run.observed.metrics.training_seconds) or 0.0) * plan.gpus
 
 
 FAILURE_LIMIT = 50  # failed runs listed per gate; the statuses line counts them all
@@ -145,23 +141,22 @@ def failures(plan: Plan, runs: list[AuditedRun]) -> list[FailedRun]:
     line, as the audit read them, else what the status means), at most FAILURE_LIMIT."""
     names = {cid: info.name for cid, info in plan.conditions.items()}
     bad = sorted(
-        (r for r in runs if r.body.get("status") != "ok"),
+        (r for r in runs if r.observed.status != "ok"),
         key=lambda r: (
-            str(names.get(str(r.body.get("condition")), "")),
-            r.body.get("seed") or 0,
-            str(r.body.get("host")),
+            str(names.get(str(r.observed.condition), "")),
+            r.observed.seed or 0,
+            str(r.observed.host),
         ),
     )
     out = []
     for run in bad[:FAILURE_LIMIT]:
-        body = run.body
-        status = str(body.get("status"))
-        seed, host, cid = body.get("seed"), body.get("host"), body.get("condition")
+        status = run.observed.status
+        seed, host, cid = run.observed.seed, run.observed.host, run.observed.condition
         out.append(
             FailedRun(
                 condition=str(names.get(str(cid), str(cid)[:8])),
-                seed=seed if isinstance(seed, int) else None,
-                host=str(host) if host is not None else None,
+                seed=seed,
+                host=host,
                 status=status,
                 reason=run.reason or _DEFAULT_REASON.get(status, status),
             )
@@ -262,10 +257,7 @@ def _failure_rates(failed: Failures | None) -> FailureRates | None:
 def stage_view(item: Item) -> StageView:
     """One gate as the report shows it."""
     plan, decision, runs = item.plan, item.decision, item.runs
-    statuses: dict[str, int] = {}
-    for run in runs:
-        status = str(run.body.get("status", "?"))
-        statuses[status] = statuses.get(status, 0) + 1
+    statuses = Counter(run.observed.status for run in runs)
     executed = math.fsum(gpu_seconds(r, plan) for r in runs) / 3600.0
     views: list[ConditionView] = []
     statistics = decision.statistics if decision is not None else None
@@ -299,7 +291,7 @@ def stage_view(item: Item) -> StageView:
         keep=list(plan.rule.keep or []) if isinstance(plan.rule, Rule) else [],
         cells=[Cell(seed=c.seed, host=c.host) for c in plan.cells or []],
         n_runs=len(runs),
-        statuses=statuses,
+        statuses=dict(statuses),
         failures=failures(plan, runs),
         executed_gpu_hours=executed,
         conditions=views,
@@ -396,16 +388,16 @@ def _variance_rows(items: list[Item]) -> list[dict[str, Any]]:
     for item in items:
         metric = item.plan.metric
         for run in item.runs:
-            body = run.body
-            value = (body.get("metrics") or {}).get(metric) if body.get("status") == "ok" else None
+            observed = run.observed
+            value = observed.value(metric) if observed.status == "ok" else None
             rows.append(
                 {
                     "campaign": item.plan.campaign,
                     "stage": item.plan.stage,
                     "budget": item.plan.budget_s,
-                    "condition": body.get("condition"),
-                    "host": body.get("host"),
-                    "seed": body.get("seed"),
+                    "condition": observed.condition,
+                    "host": observed.host,
+                    "seed": observed.seed,
                     "value": value,
                 }
             )
@@ -483,38 +475,21 @@ def gate_plans(stages: list[StageView]) -> list[dict[str, Any]]:
     ]
 
 
-def breakdown(raw: dict[str, Any], stage_order: Sequence[str] = ()) -> CostBreakdown:
+def breakdown(costs: CostBreakdown, stage_order: Sequence[str] = ()) -> CostBreakdown:
     """A `cost_breakdown` in a reader's order: stages in protocol order (then by name),
     hosts and statuses by name, conditions by name (then id)."""
-    by_stage = raw.get("by_stage") or {}
+    by_stage = costs.by_stage
     order = [s for s in stage_order if s in by_stage] + sorted(
         k for k in by_stage if k not in stage_order
     )
-
-    def part(p: dict[str, Any]) -> CostPart:
-        return CostPart(
-            n_runs=p["n_runs"],
-            training_gpu_hours=p["training_gpu_hours"],
-            wall_gpu_hours=p["wall_gpu_hours"],
-        )
-
-    conditions = sorted(
-        (raw.get("by_condition") or {}).items(), key=lambda kv: (kv[1]["name"], kv[0])
-    )
-    return CostBreakdown(
-        n_runs=raw["n_runs"],
-        training_gpu_hours=raw["training_gpu_hours"],
-        wall_gpu_hours=raw["wall_gpu_hours"],
-        by_stage={k: part(by_stage[k]) for k in order},
-        by_host={k: part(v) for k, v in sorted((raw.get("by_host") or {}).items())},
-        by_condition={
-            k: ConditionCost(name=str(v["name"]), **part(v).model_dump()) for k, v in conditions
-        },
-        by_status={k: part(v) for k, v in sorted((raw.get("by_status") or {}).items())},
-        checks=[
-            SumCheck(name=c["name"], ok=bool(c["ok"]), difference=float(c["difference"]))
-            for c in raw.get("checks") or []
-        ],
+    conditions = sorted(costs.by_condition.items(), key=lambda kv: (kv[1].name, kv[0]))
+    return costs.model_copy(
+        update={
+            "by_stage": {k: by_stage[k] for k in order},
+            "by_host": dict(sorted(costs.by_host.items())),
+            "by_condition": dict(conditions),
+            "by_status": dict(sorted(costs.by_status.items())),
+        }
     )
 
 
@@ -522,12 +497,9 @@ def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str
     """The costs view: the protocol's breakdown (baselines, unplanned compute and interrupted
     attempts apart), the
     counterfactuals at each gate, and the campaign block, with one definition of saved."""
-    split = split_costs(
-        {rid: r.body for rid, r in result.runs.items()},
-        {mid: m.to_dict() for mid, m in result.manifests.items()},
-    )
+    costs = result.costs
     order = [s.name for s in stages]
-    protocol = breakdown(split["protocol"] or result.costs, order)
+    protocol = breakdown(costs.protocol, order)
     plans = gate_plans(stages)
     total = protocol.training_gpu_hours
     cfs = counterfactuals(plans, total) if len(stages) > 1 else []
@@ -538,12 +510,10 @@ def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str
     return CostReport(
         campaign_name=campaign_name,
         costs=protocol,
-        baseline_costs=breakdown(split["baselines"], order) if split["baselines"] else None,
-        unplanned_costs=breakdown(split["unplanned"], order) if split["unplanned"] else None,
-        interrupted_costs=breakdown(result.costs["interrupted"], order)
-        if result.costs.get("interrupted")
-        else None,
-        all_costs=breakdown(result.costs, order),
+        baseline_costs=breakdown(costs.baselines, order) if costs.baselines else None,
+        unplanned_costs=breakdown(costs.unplanned, order) if costs.unplanned else None,
+        interrupted_costs=breakdown(costs.interrupted, order) if costs.interrupted else None,
+        all_costs=breakdown(costs.all, order),
         counterfactuals=[Counterfactual(**cf) for cf in cfs],
         campaign=CampaignCosts(
             protocol_gpu_hours=totals["executed_gpu_hours"],

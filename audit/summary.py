@@ -75,10 +75,10 @@ def provenance(result: AuditResult) -> Provenance:
     log_runners: Counter[str] = Counter()
     hosts: Counter[str] = Counter()
     for run in result.runs.values():  # the audit's own parse of each log
-        body, log = run.body, run.log
-        hosts[str(body.get("host"))] += 1
+        observed, log = run.observed, run.log
+        hosts[str(observed.host)] += 1
         if log is None:
-            log_runners[f"{body.get('format', '?')} log without a header"] += 1
+            log_runners[f"{observed.format} log without a header"] += 1
             continue
         torch[str(log.torch or "none (simulated)")] += 1
         devices[str(log.device or "?")] += 1

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from audit import plots
 from audit.costs import (
+    CostRow,
     campaign_sentence,
     campaign_totals,
     cost_breakdown,
@@ -39,17 +40,15 @@ def _runs():
             for seed in (0, 1):
                 status = "diverged" if (stage, c, seed) == ("screen-2m", "c3", 1) else "ok"
                 out.append(
-                    {
-                        "stage": stage,
-                        "condition": c,
-                        "name": c,
-                        "host": "h1",
-                        "seed": seed,
-                        "status": status,
-                        "training_seconds": 30.0 if status != "ok" else float(budget),
-                        "wall_seconds": budget + 10.0,
-                        "gpus": 1,
-                    }
+                    CostRow(
+                        stage=stage,
+                        condition=c,
+                        name=c,
+                        host="h1",
+                        status=status,
+                        training_seconds=30.0 if status != "ok" else float(budget),
+                        wall_seconds=budget + 10.0,
+                    )
                 )
     return out
 
