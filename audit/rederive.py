@@ -20,7 +20,7 @@ from typing import Any
 
 from audit.attempt_checks import interrupted_rows
 from audit.baseline_checks import protocol_hours_before
-from audit.binding_summary import binding_summary
+from audit.binding_summary import BindingSummary, binding_summary
 from audit.causes import Cause, group
 from audit.caveats import Caveat, CaveatInputs, KeyName, Signer, caveats, signers
 from audit.costs import AuditCosts, audit_costs
@@ -99,14 +99,14 @@ class AuditResult:
         return group(self.problems)
 
     @property
-    def binding(self) -> dict[str, Any]:
+    def binding(self) -> BindingSummary:
         """How strongly the logs of the stages in force are bound (`audit.binding_summary`)."""
         return binding_summary(self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
-            "binding": self.binding,
+            "binding": self.binding.to_dict(),
             "problems": [f.to_dict() for f in self.problems],
             "causes": [c.to_dict() for c in self.causes],
             "caveats": [c.to_dict() for c in self.caveats],

@@ -46,7 +46,7 @@ def run_facts(result: AuditResult) -> Facts:
         anchors=result.anchors,
         trust=str(result.trust.get("trust", "store")),
         notes=list(result.notes),
-        binding=result.binding.get("weakest"),
+        binding=result.binding.weakest,
     )
 
 
