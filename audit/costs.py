@@ -1,8 +1,9 @@
 """GPU-hour accounting and counterfactuals (DESIGN §8, a contract).
 
-Why pure functions over plain dicts: `ledger audit`, `ledger report costs` and the HTML report
-must show the same numbers, and a reviewer must be able to redo them by hand. Sums use
-`math.fsum` so that "the parts add up to the total" is a check, not a rounding accident.
+Why pure functions over small typed values (`CostRow` and `StagePlan` in; the report's
+`CostBreakdown` and `Counterfactual` out): `ledger audit`, `ledger report costs` and the HTML
+report must show the same numbers, and a reviewer must be able to redo them by hand. Sums
+use `math.fsum` so that "the parts add up to the total" is a check, not a rounding accident.
 
 Definitions: training GPU-hours = sum(training_seconds x gpus) / 3600; wall GPU-hours uses
 wall_seconds. Failed runs (diverged, crashed, timeout) count for the seconds they used.
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from audit.report_model import ConditionCost, CostBreakdown, CostPart, SumCheck
+from audit.report_model import ConditionCost, CostBreakdown, CostPart, Counterfactual, SumCheck
 from ledger.errors import InputError
 from ledger.plan_model import Plan
 
@@ -35,7 +36,7 @@ BREAKDOWNS = ("stage", "host", "condition", "status")
 REL_TOL = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CostRow:
     """One run's (or interrupted attempt's) cost input: where it is booked, how it ended,
     its training and wall seconds (finite, >= 0) and its GPUs (>= 1). `name` is the
@@ -157,41 +158,61 @@ def partition_checks(breakdown: CostBreakdown) -> list[SumCheck]:
     return checks
 
 
-def _check_stage(i: int, stage: Any) -> dict[str, Any]:
-    if not isinstance(stage, Mapping):
-        raise InputError(f"stages[{i}]: expected a dict, got {type(stage).__name__}")
-    for key in ("name", "budget_s", "cells", "candidates"):
-        if key not in stage:
-            raise InputError(f"stages[{i}]: missing key {key!r}")
-    candidates = stage["candidates"]
-    promoted = stage.get("promoted", [])
-    for key, value in (("candidates", candidates), ("promoted", promoted)):
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage as the counterfactuals read it, in protocol order: its name, the stage it
+    continues (`from_stage`, None for an independent screen), budget, cells and GPUs per
+    run, its candidates and promoted condition ids, and the GPU-hours it executed."""
+
+    name: str
+    budget_s: float
+    cells: int
+    candidates: Sequence[str]
+    promoted: Sequence[str] = ()
+    from_stage: str | None = None
+    gpus: int = 1
+    executed_gpu_hours: float = 0.0
+
+
+@dataclass(frozen=True)
+class CampaignTotals:
+    """The protocol's total against its root gate's counterfactual (see `campaign_totals`)."""
+
+    executed_gpu_hours: float
+    planned_gpu_hours: float
+    root: str | None  # the first gate some later stage continues (None: no gate is)
+    all_from_first_gate_gpu_hours: float
+    saved_gpu_hours: float | None
+    n_candidates: int | None
+    lineage: list[str]
+
+
+def _check_stage(i: int, stage: StagePlan) -> StagePlan:
+    """`stage` with every number checked (finite, non-negative; counts >= 1)."""
+    for key, value in (("candidates", stage.candidates), ("promoted", stage.promoted)):
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise InputError(f"stages[{i}].{key}: expected a list of condition ids")
-    parent = stage.get("from")
-    if parent is not None:
-        parent = _text(parent, f"stages[{i}].from")
-    return {
-        "name": _text(stage["name"], f"stages[{i}].name"),
-        "from": parent,
-        "budget_s": _number(stage["budget_s"], f"stages[{i}].budget_s"),
-        "cells": _count(stage["cells"], f"stages[{i}].cells"),
-        "gpus": _count(stage.get("gpus", 1), f"stages[{i}].gpus"),
-        "candidates": list(candidates),
-        "promoted": list(promoted),
-        "executed_gpu_hours": _number(
-            stage.get("executed_gpu_hours", 0.0), f"stages[{i}].executed_gpu_hours"
+    return StagePlan(
+        name=_text(stage.name, f"stages[{i}].name"),
+        from_stage=(
+            _text(stage.from_stage, f"stages[{i}].from") if stage.from_stage is not None else None
         ),
-    }
+        budget_s=_number(stage.budget_s, f"stages[{i}].budget_s"),
+        cells=_count(stage.cells, f"stages[{i}].cells"),
+        gpus=_count(stage.gpus, f"stages[{i}].gpus"),
+        candidates=list(stage.candidates),
+        promoted=list(stage.promoted),
+        executed_gpu_hours=_number(stage.executed_gpu_hours, f"stages[{i}].executed_gpu_hours"),
+    )
 
 
-def _per_condition(stage: dict[str, Any]) -> float:
+def _per_condition(stage: StagePlan) -> float:
     """GPU-hours one condition costs at a stage: cells x budget x gpus."""
-    return stage["cells"] * stage["budget_s"] * stage["gpus"] / 3600.0
+    return stage.cells * stage.budget_s * stage.gpus / 3600.0
 
 
-def _planned(stage: dict[str, Any]) -> float:
-    return len(stage["candidates"]) * _per_condition(stage)
+def _planned(stage: StagePlan) -> float:
+    return len(stage.candidates) * _per_condition(stage)
 
 
 def _fmt(x: float) -> str:
@@ -201,21 +222,21 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.4f}"
 
 
-def _continuations(plan: list[dict[str, Any]], lineage_known: bool) -> list[int | None]:
+def _continuations(plan: list[StagePlan], lineage: bool) -> list[int | None]:
     """For each stage, the index of the stage that continues its candidates (or None).
 
-    With lineage (any stage dict has a `from` key): the first later stage whose `from` names
-    it. Without: the first later stage whose candidates include the whole promoted set.
+    With `lineage`: the first later stage whose `from_stage` names it. Without: the first
+    later stage whose candidates include the whole promoted set.
     """
     out: list[int | None] = []
     for i, gate in enumerate(plan):
         later = range(i + 1, len(plan))
-        if lineage_known:
-            next_stage = next((j for j in later if plan[j]["from"] == gate["name"]), None)
+        if lineage:
+            next_stage = next((j for j in later if plan[j].from_stage == gate.name), None)
         else:
-            promoted = set(gate["promoted"])
+            promoted = set(gate.promoted)
             next_stage = next(
-                (j for j in later if promoted and promoted <= set(plan[j]["candidates"])), None
+                (j for j in later if promoted and promoted <= set(plan[j].candidates)), None
             )
         out.append(next_stage)
     return out
@@ -231,19 +252,24 @@ def _lineage(nexts: list[int | None], i: int) -> list[int]:
     return out
 
 
+def _executed(plan: list[StagePlan], total_gpu_hours: float | None) -> float:
+    if total_gpu_hours is None:
+        return math.fsum(s.executed_gpu_hours for s in plan)
+    return _number(total_gpu_hours, "total_gpu_hours")
+
+
 def counterfactuals(
-    stages: Sequence[Mapping[str, Any]], total_gpu_hours: float | None = None
-) -> list[dict[str, Any]]:
+    stages: Sequence[StagePlan], total_gpu_hours: float | None = None, *, lineage: bool = True
+) -> list[Counterfactual]:
     """One entry per gate whose candidates some later stage continues: what continuing every
     candidate would have cost at the next stage, at the final stage, and for the campaign.
 
-    `stages` is in protocol order, each `{"name", "from" (the stage it continues, or None),
-    "budget_s", "cells", "gpus" (default 1), "candidates": [ids], "promoted": [ids],
-    "executed_gpu_hours"}`. "next" is the stage whose `from` names the gate (without any
-    `from` key: the first later stage whose candidates hold the gate's promoted set), "final"
-    the end of that chain; an independent screen is nobody's next. Planned costs are nominal
-    (candidates x cells x budget x gpus), so they compare like with like against the
-    counterfactual; what was actually spent is in `executed_gpu_hours`.
+    `stages` is in protocol order. "next" is the stage whose `from_stage` names the gate
+    (with `lineage=False`, for stages that do not say what they continue: the first later
+    stage whose candidates hold the gate's promoted set), "final" the end of that chain; an
+    independent screen is nobody's next. Planned costs are nominal (candidates x cells x
+    budget x gpus), so they compare like with like against the counterfactual; what was
+    actually spent is in `executed_gpu_hours`.
 
     The campaign figures are the one definition of "saved": `campaign_if_all` is the
     protocol's total (`total_gpu_hours`, default the stages' executed sum) with the gate's
@@ -251,50 +277,46 @@ def counterfactuals(
     `saved_gpu_hours` is that minus the protocol's total.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
-    nexts = _continuations(plan, any("from" in s for s in stages))
-    total = (
-        math.fsum(s["executed_gpu_hours"] for s in plan)
-        if total_gpu_hours is None
-        else _number(total_gpu_hours, "total_gpu_hours")
-    )
+    nexts = _continuations(plan, lineage)
+    total = _executed(plan, total_gpu_hours)
     out = []
     for i, gate in enumerate(plan):
         chain = _lineage(nexts, i)
         if not chain:
             continue
         next_stage, last = plan[chain[0]], plan[chain[-1]]
-        k = len(gate["candidates"])
+        k = len(gate.candidates)
         campaign_if_all = math.fsum(
             [
                 total,
-                *(-plan[j]["executed_gpu_hours"] for j in chain),
+                *(-plan[j].executed_gpu_hours for j in chain),
                 *(k * _per_condition(plan[j]) for j in chain),
             ]
         )
         out.append(
-            {
-                "gate": gate["name"],
-                "next": next_stage["name"],
-                "final": last["name"],
-                "lineage": [plan[j]["name"] for j in chain],
-                "n_candidates": k,
-                "n_promoted": len(gate["promoted"]),
-                "executed_gpu_hours": gate["executed_gpu_hours"],
-                "next_if_all": k * _per_condition(next_stage),
-                "next_planned": _planned(next_stage),
-                "final_if_all": k * _per_condition(last),
-                "final_planned": _planned(last),
-                "protocol_remaining": math.fsum(_planned(plan[j]) for j in chain),
-                "campaign_if_all": campaign_if_all,
-                "saved_gpu_hours": campaign_if_all - total,
-            }
+            Counterfactual(
+                gate=gate.name,
+                next=next_stage.name,
+                final=last.name,
+                lineage=[plan[j].name for j in chain],
+                n_candidates=k,
+                n_promoted=len(gate.promoted),
+                executed_gpu_hours=gate.executed_gpu_hours,
+                next_if_all=k * _per_condition(next_stage),
+                next_planned=_planned(next_stage),
+                final_if_all=k * _per_condition(last),
+                final_planned=_planned(last),
+                protocol_remaining=math.fsum(_planned(plan[j]) for j in chain),
+                campaign_if_all=campaign_if_all,
+                saved_gpu_hours=campaign_if_all - total,
+            )
         )
     return out
 
 
 def campaign_totals(
-    stages: Sequence[Mapping[str, Any]], total_gpu_hours: float | None = None
-) -> dict[str, Any]:
+    stages: Sequence[StagePlan], total_gpu_hours: float | None = None, *, lineage: bool = True
+) -> CampaignTotals:
     """The protocol's total against its root gate's counterfactual (the headline "saved").
 
     The root is the first stage some later stage continues; its counterfactual is
@@ -303,72 +325,68 @@ def campaign_totals(
     gpus`). `planned_gpu_hours` is the nominal plan. Without a root, nothing was saved.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
-    executed = (
-        math.fsum(s["executed_gpu_hours"] for s in plan)
-        if total_gpu_hours is None
-        else _number(total_gpu_hours, "total_gpu_hours")
+    executed = _executed(plan, total_gpu_hours)
+    root = next(iter(counterfactuals(plan, executed, lineage=lineage)), None)
+    return CampaignTotals(
+        executed_gpu_hours=executed,
+        planned_gpu_hours=math.fsum(_planned(s) for s in plan),
+        root=root.gate if root else None,
+        all_from_first_gate_gpu_hours=root.campaign_if_all if root else executed,
+        saved_gpu_hours=root.saved_gpu_hours if root else None,
+        n_candidates=root.n_candidates if root else None,
+        lineage=list(root.lineage) if root else [],
     )
-    root = next(iter(counterfactuals(stages, executed)), None)
-    return {
-        "executed_gpu_hours": executed,
-        "planned_gpu_hours": math.fsum(_planned(s) for s in plan),
-        "root": root["gate"] if root else None,
-        "all_from_first_gate_gpu_hours": root["campaign_if_all"] if root else executed,
-        "saved_gpu_hours": root["saved_gpu_hours"] if root else None,
-        "n_candidates": root["n_candidates"] if root else None,
-        "lineage": root["lineage"] if root else [],
-    }
 
 
 # -- the same figures in words (what `report costs` and the report print) -------------------
 
 
-def counterfactual_sentences(cf: Mapping[str, Any]) -> list[str]:
+def counterfactual_sentences(cf: Counterfactual) -> list[str]:
     """A gate's counterfactual in words: at its next stage (when that is not the final),
     at its final stage, and for the whole campaign."""
-    k, gate = cf["n_candidates"], cf["gate"]
+    k, gate = cf.n_candidates, cf.gate
     out = []
-    if cf["next"] != cf["final"]:
+    if cf.next != cf.final:
         out.append(
-            f"continuing all {k} candidates of {gate} to {cf['next']} would have spent "
-            f"{_fmt(cf['next_if_all'])} GPU-hours there; the protocol planned "
-            f"{_fmt(cf['next_planned'])}"
+            f"continuing all {k} candidates of {gate} to {cf.next} would have spent "
+            f"{_fmt(cf.next_if_all)} GPU-hours there; the protocol planned "
+            f"{_fmt(cf.next_planned)}"
         )
     out.append(
-        f"continuing all {k} candidates of {gate} to {cf['final']} would have spent "
-        f"{_fmt(cf['final_if_all'])} GPU-hours there; the protocol planned "
-        f"{_fmt(cf['final_planned'])}"
+        f"continuing all {k} candidates of {gate} to {cf.final} would have spent "
+        f"{_fmt(cf.final_if_all)} GPU-hours there; the protocol planned "
+        f"{_fmt(cf.final_planned)}"
     )
     out.append(
-        f"continuing all {k} candidates of {gate} through {', '.join(cf['lineage'])} would "
-        f"have cost the campaign {_fmt(cf['campaign_if_all'])} GPU-hours instead of "
-        f"{_fmt(cf['campaign_if_all'] - cf['saved_gpu_hours'])}"
+        f"continuing all {k} candidates of {gate} through {', '.join(cf.lineage)} would "
+        f"have cost the campaign {_fmt(cf.campaign_if_all)} GPU-hours instead of "
+        f"{_fmt(cf.campaign_if_all - cf.saved_gpu_hours)}"
     )
     return out
 
 
-def campaign_sentence(totals: Mapping[str, Any]) -> str:
+def campaign_sentence(totals: CampaignTotals) -> str:
     """The campaign-level line: the protocol's total and its root gate's counterfactual."""
-    spent = f"the protocol spent {_fmt(totals['executed_gpu_hours'])} training GPU-hours"
-    if totals["root"] is None:
+    spent = f"the protocol spent {_fmt(totals.executed_gpu_hours)} training GPU-hours"
+    if totals.root is None:
         return f"{spent}; no gate's candidates are continued by a later stage"
     return (
-        f"{spent}; continuing all {totals['n_candidates']} candidates of {totals['root']} "
-        f"through {', '.join(totals['lineage'])} would have cost "
-        f"{_fmt(totals['all_from_first_gate_gpu_hours'])}"
+        f"{spent}; continuing all {totals.n_candidates} candidates of {totals.root} "
+        f"through {', '.join(totals.lineage)} would have cost "
+        f"{_fmt(totals.all_from_first_gate_gpu_hours)}"
     )
 
 
-def saved_sentence(totals: Mapping[str, Any]) -> str | None:
+def saved_sentence(totals: CampaignTotals) -> str | None:
     """The headline: GPU-hours saved, by the one definition (`campaign_totals`)."""
-    if totals["root"] is None:
+    if totals.root is None or totals.saved_gpu_hours is None:
         return None
     return (
-        f"Saved {_fmt(totals['saved_gpu_hours'])} GPU-hours: continuing all "
-        f"{totals['n_candidates']} candidates of {totals['root']} through "
-        f"{', '.join(totals['lineage'])} would have cost the campaign "
-        f"{_fmt(totals['all_from_first_gate_gpu_hours'])} GPU-hours; the protocol spent "
-        f"{_fmt(totals['executed_gpu_hours'])}."
+        f"Saved {_fmt(totals.saved_gpu_hours)} GPU-hours: continuing all "
+        f"{totals.n_candidates} candidates of {totals.root} through "
+        f"{', '.join(totals.lineage)} would have cost the campaign "
+        f"{_fmt(totals.all_from_first_gate_gpu_hours)} GPU-hours; the protocol spent "
+        f"{_fmt(totals.executed_gpu_hours)}."
     )
 
 

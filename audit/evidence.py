@@ -108,12 +108,12 @@ class Evidence:
         return self.first.get((kind, oid))
 
     def for_manifest(self, kind: str, manifest: str) -> list[Event]:
-        return self.by_manifest.get((kind, manifest), [])
+        return self.by_manifest[(kind, manifest)]
 
     # -- objects ---------------------------------------------------------------------------
 
     def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
-        return self.by_kind.get(kind, {})
+        return self.by_kind[kind]
 
     def raw_bytes(self, oid: Any) -> bytes:
         """An intact raw object's bytes (LedgerError when it is missing or damaged)."""

@@ -24,6 +24,7 @@ from audit.causes import short_ids
 from audit.compare import TITLE as COMPARE_TITLE
 from audit.compare import BaselineStep, comparison, table_rows
 from audit.costs import (
+    StagePlan,
     campaign_sentence,
     campaign_totals,
     counterfactual_sentences,
@@ -47,7 +48,6 @@ from audit.report_model import (
     CostBreakdown,
     CostReport,
     CostText,
-    Counterfactual,
     EffectRow,
     Effects,
     EffectsReport,
@@ -458,19 +458,19 @@ def review_flags(stages: list[StageView], ranks: list[RankRow]) -> list[Flag]:
     return out
 
 
-def gate_plans(stages: list[StageView]) -> list[dict[str, Any]]:
+def gate_plans(stages: list[StageView]) -> list[StagePlan]:
     """Counterfactual inputs: lineage, candidates, cells, budget and executed GPU-hours."""
     return [
-        {
-            "name": s.name,
-            "from": s.from_stage,
-            "budget_s": s.budget_s,
-            "cells": len(s.cells) or 1,
-            "gpus": s.gpus,
-            "candidates": s.candidates,
-            "promoted": s.promoted_ids,
-            "executed_gpu_hours": s.executed_gpu_hours,
-        }
+        StagePlan(
+            name=s.name,
+            from_stage=s.from_stage,
+            budget_s=s.budget_s,
+            cells=len(s.cells) or 1,
+            gpus=s.gpus,
+            candidates=s.candidates,
+            promoted=s.promoted_ids,
+            executed_gpu_hours=s.executed_gpu_hours,
+        )
         for s in stages
     ]
 
@@ -514,12 +514,12 @@ def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str
         unplanned_costs=breakdown(costs.unplanned, order) if costs.unplanned else None,
         interrupted_costs=breakdown(costs.interrupted, order) if costs.interrupted else None,
         all_costs=breakdown(costs.all, order),
-        counterfactuals=[Counterfactual(**cf) for cf in cfs],
+        counterfactuals=cfs,
         campaign=CampaignCosts(
-            protocol_gpu_hours=totals["executed_gpu_hours"],
-            planned_gpu_hours=totals["planned_gpu_hours"],
-            root=totals["root"],
-            saved_gpu_hours=totals["saved_gpu_hours"],
+            protocol_gpu_hours=totals.executed_gpu_hours,
+            planned_gpu_hours=totals.planned_gpu_hours,
+            root=totals.root,
+            saved_gpu_hours=totals.saved_gpu_hours,
         ),
         text=CostText(
             saved=saved_sentence(totals),

@@ -26,7 +26,7 @@ from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
 from ledger.seeds import needs_witness, seed_rule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ObservedRun:
     """A run as its sources say it was, read as a decision reads a record
     (`stages.observations.RecordedRun`): which run the record claims to be (manifest,
