@@ -6,7 +6,6 @@ Each function is what one `ledger` command does, minus the formatting.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from ledger.jsonsafe import loads_strict
 from ledger.keys import SigningKey
 from ledger.manifest import check_freezable, validate_plan
 from ledger.manifest import freeze as freeze_manifest
-from ledger.packing import Packed, decided_objects, pack_objects
+from ledger.packing import Packed, pack_decided
 from ledger.plan_model import Manifest
 from ledger.rawlog import MAX_LOG_BYTES
 from ledger.store import Store, read_document, resolve_prefix
@@ -335,21 +334,7 @@ def pack(store: Store, *, parts: Sequence[str] | None = None, progress: bool = F
             f"no host part {missing[0]!r} in {store.parts_dir} "
             f"(parts: {', '.join(store.parts()) or 'none'})"
         )
-    stages = decided_objects(store)
-    bar = None
-    if progress and sys.stderr.isatty() and stages:
-        from tqdm import tqdm  # paid only when a bar is drawn
-
-        bar = tqdm(total=len(stages), unit="stage", desc="pack", file=sys.stderr, leave=False)
-    done = Packed()
-    for oids in stages.values():
-        for host in hosts:
-            done.add(pack_objects(store, oids, host))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return done
+    return pack_decided(store, hosts, progress=progress)
 
 
 def sql(store: Store, statement: str) -> QueryResult:

@@ -21,6 +21,7 @@ between parts, so hosts still merge their stores by union.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -170,4 +171,24 @@ def decided_objects(store: Store) -> dict[str, list[str]]:
     return {m: run_objects(store, runs.get(m, [])) for m in sorted(decided)}
 
 
-__all__ = ["Packed", "decided_objects", "pack_objects", "run_objects"]
+def pack_decided(store: Store, hosts: list[str], *, progress: bool = False) -> Packed:
+    """Pack every decided stage's objects that lie loose in each of `hosts`' parts, one
+    pack per stage and part (`ledger pack`), with a bar on a terminal when asked."""
+    stages = decided_objects(store)
+    bar = None
+    if progress and sys.stderr.isatty() and stages:
+        from tqdm import tqdm  # ~0.1 s, paid only when a bar is drawn
+
+        bar = tqdm(total=len(stages), unit="stage", desc="pack", file=sys.stderr, leave=False)
+    done = Packed()
+    for oids in stages.values():
+        for host in hosts:
+            done.add(pack_objects(store, oids, host))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return done
+
+
+__all__ = ["Packed", "decided_objects", "pack_decided", "pack_objects", "run_objects"]

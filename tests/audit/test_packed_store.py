@@ -221,7 +221,7 @@ def test_a_loose_copy_that_differs_from_the_packed_one(done):
     assert named(found, log, "corrupted"), found
     assert not named(found, log, "in pack"), found  # the pack's copy is intact
     result = audit_store(store)
-    seen = result.runs[run.id].body.get("metrics", {}).get("val_bpb")
+    seen = result.runs[run.id].observed.metrics.val_bpb
     assert seen in (None, run.body.metrics.val_bpb), seen  # never the forged bytes
     assert any(log in str(p) for p in result.problems)
 
