@@ -12,6 +12,7 @@ seconds to assemble the report's data from the audit (`report_data_s`).
 
     python benchmarks/audit_bench.py                 # sizes 613,1000,10000
     python benchmarks/audit_bench.py --sizes 613 --profile
+    cp -a BIG/.ledger /tmp/copy && python benchmarks/audit_bench.py --existing /tmp/copy --pack
 
 613 is the papers' campaign size. 100000 takes long to build (~13 ms per run through the
 real API on this VM, mostly fsyncs, plus the decisions: over 20 minutes); time a store built
@@ -47,6 +48,29 @@ waits on the disk (156k small files; drop_caches as root between audits), which 
 logs per stage would turn into sequential reads. At 7,870 runs, interleaved on one store
 under load 7-9: CPU 11.7 -> 9.2 s (best of 3). Per log (34 KB, 300 lines), CPU: the
 parse 486 -> 278 us; the canonical pattern of a 1 KB record 375 -> 41 us.
+
+Packs (`ledger decide` moves each decided stage's records and logs into one file per host
+part; `--pack` converts an --existing store in place: the 77,844-run copy in 108 s, 48
+CPU-s, 234 packs, at load 6). The same stores loose (the code before packs) and packed,
+interleaved on the shared VM while it was quiet, best of 3:
+
+    store     layout   cache  audit s  CPU s  disk MB  load avg (1 min, after)
+    77,844    loose    warm     58.8    97.0      -    2.1
+    77,844    loose    cold     70.2   106.9      -    2.0
+    77,844    packed   warm     55.5    92.1     33    2.2
+    77,844    packed   cold     58.2    93.1   2874    1.8
+     1,996    loose    warm      1.43    1.79     -    1.3
+     1,996    loose    cold      2.05    2.51     -    1.6
+     1,996    packed   warm      1.57    2.00     0    1.3
+     1,996    packed   cold      1.57    2.00    73    1.5
+
+Cold now costs 3 s over warm at 78k (was 11 s): reading every file a scan reads
+(`store_read_bench.py`, both cores) takes 1.5 s from a cold cache for 234 packs (0.7
+CPU-s, 1.8 GB/s, the disk's sequential speed) against 11.4 s for 156,156 loose files (9.6
+CPU-s), 0.2 s against 1.0 s warm. What is left is CPU: ~92 CPU-s at 78k, ~119 at 100k,
+so 0.71-0.75 ms per run puts 100k at 71-75 s: under a minute needs less parsing and
+checking per run, not fewer reads. Under load 5-9 from other users the same audits took
+90-109 s packed and 158-220 s loose (CPU 94-104 and 101-115 s): compare CPU seconds there.
 """
 
 from __future__ import annotations
