@@ -62,7 +62,9 @@ def pack_objects(store: Store, oids: Iterable[str], host: str | None = None) -> 
     done = Packed()
     if host not in store.parts():  # no part, or a linked one (never read)
         return done
-    packed = {c.oid: c for index in store.pack_indexes(host) for c in index.entries}
+    packed = {  # copies in this part's own packs (a pack another part wrote is a problem)
+        c.oid: c for index in store.pack_indexes(host) if index.host == host for c in index.entries
+    }
     batch: list[tuple[str, bytes, Path]] = []
     size = 0
     for oid in sorted({o for o in oids if is_object_id(o)}):
@@ -71,7 +73,7 @@ def pack_objects(store: Store, oids: Iterable[str], host: str | None = None) -> 
             continue  # a linked objects folder or fan is never read (`Store.linked_parts`)
         data = _intact(path, oid)
         if data is None:
-            if path.is_file():
+            if path.is_file() and not path.is_symlink():
                 done.damaged.append(oid)
             continue
         if oid in packed and _intact_copy(packed[oid]):

@@ -281,6 +281,22 @@ def test_ledger_pack_converts_an_old_store(done):
     assert res.exit_code == 2 and "'x'" in json.loads(res.stdout)["error"]
 
 
+def test_a_damaged_loose_object_is_left_where_verify_names_it(done):
+    store = done[0]
+    unpack(store)
+    log = screen(store)[0].body.raw_log
+    loose = store.root / "parts/h1/objects" / log[:2] / log
+    data = bytearray(loose.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    rewrite(loose, bytes(data))
+    packed = gl_pack(store)
+    assert packed.damaged == [log] and packed.objects == 2 * (SCREEN_RUNS + GATE_RUNS) - 1
+    assert loose.read_bytes() == bytes(data)  # not moved, not removed
+    assert all(log not in dict(pack_entries(p)[1]) for p in packs(store))
+    found = [str(p) for p in verify(store)]
+    assert named(found, log, "corrupted") and not named(found, log, "in pack"), found
+
+
 def test_a_stage_over_the_pack_size_is_split(done, monkeypatch):
     store = done[0]
     unpack(store)
