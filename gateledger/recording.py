@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from gateledger.signers import KeyLike, signing_key
 from ledger.anchor import make_anchor
 from ledger.document import Document
-from ledger.documents import Envelope
+from ledger.documents import Envelope, RunRecord
 from ledger.errors import ConfigError, InputError, SigningKeyError
 from ledger.index import query, reindex
 from ledger.ingest import ingest as ingest_log
@@ -49,11 +49,11 @@ class Recorded:
     """A run just recorded by `ingest`: the run record's id and body."""
 
     id: str
-    body: dict[str, Any]
+    body: RunRecord
 
     def to_dict(self) -> dict[str, Any]:
         """What `ledger ingest --json` prints: the id as `run`, then the record."""
-        return {"run": self.id, **self.body}
+        return {"run": self.id, **self.body.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ def ingest(
         gpus=gpus,
         key=_recorder(key, store, planned=manifest is not None),
     )
-    return Recorded(record_id, store.get_json(record_id)["body"])
+    return Recorded(record_id, read_document(store, record_id, "run", RunRecord))
 
 
 def _recorder(key: KeyLike, store: Store, *, planned: bool) -> SigningKey | None:

@@ -11,11 +11,13 @@ its plan's `max_attempts` allows (`stages.claims`).
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.attempts import record_interruption
+from ledger.documents import RunRecord
 from ledger.errors import ConfigError, LedgerError, SigningKeyError
 from ledger.ingest import ingest, recorded_runs
 from ledger.keys import SigningKey
@@ -25,7 +27,7 @@ from ledger.provenance import log_source
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
 from ledger.rawlog import failure_reason as rawlog_failure_reason
 from ledger.seeds import effective_seed, needs_witness, seed_rule
-from ledger.store import Store
+from ledger.store import Store, read_document
 from ledger.witness_seed import store_witness
 from stages.campaign import Campaign
 from stages.claims import RunClaims, close_dead_attempts, partial_logs
@@ -43,7 +45,7 @@ class RunReport:
     declared: int
     already: int
     executed: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
+    statuses: Counter[str] = field(default_factory=Counter)
     training_gpu_hours: float = 0.0
     records: list[str] = field(default_factory=list)
     skipped_hosts: list[str] = field(default_factory=list)
@@ -57,7 +59,7 @@ class RunReport:
     def all_crashed(self) -> bool:
         """Every run this call executed crashed (or was refused): something is broken."""
         attempted = self.executed + len(self.refused)
-        return attempted > 0 and self.statuses.get("crashed", 0) + len(self.refused) == attempted
+        return attempted > 0 and self.statuses["crashed"] + len(self.refused) == attempted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,7 +68,7 @@ class RunReport:
             "declared": self.declared,
             "already_recorded": self.already,
             "executed": self.executed,
-            "statuses": self.statuses,
+            "statuses": dict(self.statuses),
             "training_gpu_hours": self.training_gpu_hours,
             "records": self.records,
             "skipped_hosts": self.skipped_hosts,
@@ -95,7 +97,7 @@ def manifest_tasks(manifest_id: str, plan: Plan, witness: str | None = None) -> 
             host=run.host,
             budget_s=plan.budget_s,
             gpus=plan.gpus,
-            runner=plan.runner.to_dict(),
+            runner=plan.runner,
             effective_seed=effective_seed(manifest_id, plan, run.condition, run.seed, witness),
             witness=witness,
         )
@@ -300,17 +302,21 @@ def _record(
                 key=key,
             )
         return
-    record = store.get_json(record_id)["body"]
-    status = record["status"]
+    record = read_document(store, record_id, "run", RunRecord)
     report.executed += 1
     report.records.append(record_id)
-    report.statuses[status] = report.statuses.get(status, 0) + 1
-    if status != "ok":
+    report.statuses[record.status] += 1
+    if record.status != "ok":
         report.failures.append(
-            {"run": task.key, "name": task.name, "status": status, "reason": failure_reason(result)}
+            {
+                "run": task.key,
+                "name": task.name,
+                "status": record.status,
+                "reason": failure_reason(result),
+            }
         )
-    seconds = record["metrics"].get("training_seconds") or 0.0
-    report.training_gpu_hours += seconds * record["gpus"] / 3600.0
+    seconds = record.metrics.training_seconds or 0.0
+    report.training_gpu_hours += seconds * record.gpus / 3600.0
 
 
 def failure_reason(result: RunResult) -> str:

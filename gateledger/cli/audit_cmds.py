@@ -14,6 +14,7 @@ import gateledger as gl
 from audit.causes import short_ids
 from gateledger.cli.context import (
     emit,
+    host_option,
     open_store,
     reviewer_options,
     store_root,
@@ -145,9 +146,9 @@ def audit_cmd(
         "allow_undecided": allow_undecided,
     }
     if bundle:
-        result = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
+        result = gl.audit_bundle(bundle, host=host_option(ctx), **reviewer)
     else:
-        result = gl.audit(store_root(ctx), host=ctx.obj.get("host"), **reviewer)
+        result = gl.audit(store_root(ctx), host=host_option(ctx), **reviewer)
     if as_json:
         emit(result.to_dict(), True)
     else:
@@ -348,7 +349,7 @@ def _sources(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
         "store": None if bundle else open_store(ctx),
         "campaign": options["campaign_path"],
         "bundle": bundle,
-        "host": ctx.obj.get("host"),
+        "host": host_option(ctx),
         "trust": options["trust_keys"],
         "trust_files": options["trust_files"],
         "anchors": options["anchor_files"],

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 import click
 
 import gateledger as gl
-from gateledger.cli.context import emit, open_store, say_stamps, tsa_options
+from gateledger.cli.context import (
+    emit,
+    global_options,
+    host_option,
+    open_store,
+    say_stamps,
+    tsa_options,
+)
 from gateledger.cli.tables import run_cell, text_table
 from ledger.keys import DEMO_KEY_NAME
 
@@ -170,8 +177,9 @@ def run_cmd(
       ledger run screen --executor local --jobs 2       # real training, two at a time
       ledger run gate --host a100 --gpus 0,1 --jobs 2   # this machine's host block
     """
-    if run_host and not ctx.obj.get("host"):
-        ctx.obj["host"] = run_host
+    options = global_options(ctx)
+    if run_host and not options.host:
+        options.host = run_host
     report = gl.run(
         open_store(ctx),
         campaign_path,
@@ -479,7 +487,7 @@ def campaign_cmd(
         key=key,
         executor=executor,
         until=until,
-        host=ctx.obj.get("host"),
+        host=host_option(ctx),
         tsa=list(tsa_urls),
         no_tsa=no_tsa,
         progress=not as_json,
@@ -567,7 +575,7 @@ def greedy_cmd(
         key=key_name,
         executor=executor,
         start=start,
-        host=ctx.obj.get("host"),
+        host=host_option(ctx),
         data=data,
         progress=not as_json,
         say=say,
@@ -638,7 +646,7 @@ def random_cmd(
         key=key_name,
         executor=executor,
         sample_seed=sample_seed,
-        host=ctx.obj.get("host"),
+        host=host_option(ctx),
         data=data,
         progress=not as_json,
         jobs=jobs,
