@@ -18,6 +18,7 @@ from typing import Any
 
 from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
 from ledger.document import D, parse
+from ledger.documents import JournalEvent
 from ledger.errors import (
     AmbiguousId,
     IntegrityError,
@@ -61,6 +62,12 @@ class Store:
         self.host = sanitize_host(host) if host else default_host()
         self._keyring: Keyring | None = None
         self._revocations: dict[str, _Revocations] = {}  # journal path -> what was read
+        # `stages.lookup`'s journal reads: event kinds -> (the journal files' size, mtime and
+        # inode when read, the (host, event) pairs found); any append, cut or replacement
+        # of a journal changes the signature and the events are read again
+        self.journal_events: dict[
+            frozenset[str], tuple[tuple[Any, ...], list[tuple[str, JournalEvent]]]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, host={self.host!r})"
