@@ -246,7 +246,7 @@ def _print_run_problems(report) -> None:
     if report.busy:
         click.echo(f"skipped {len(report.busy)} run(s) another `ledger run` holds", err=True)
     if report.all_crashed:
-        crashed = report.statuses.get("crashed", 0)
+        crashed = report.statuses["crashed"]
         what = (
             "was refused (not recorded)"
             if not crashed
@@ -342,11 +342,11 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     if as_json:
         emit(result, True)
         return
-    out = result.to_dict()
+    out = result.to_dict()  # the numbers as --json prints them (NaN and infinities: None)
     method = out["method"]
     click.echo(
-        f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'])}"
-        + (f", block: {out['block']}" if out.get("block") else "")
+        f"method: {method}, residual df: {out['df_resid']}, t df: {_fmt(out['t_df'])}"
+        + (f", block: {out['block']}" if out["block"] else "")
     )
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
@@ -354,13 +354,13 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     for effect in out["effects"]:
         interval = (
             "[" + ", ".join(f"{x:.4g}" for x in (effect["ci_low"], effect["ci_high"])) + "]"
-            if effect.get("ci_low") is not None
+            if effect["ci_low"] is not None
             else "-"
         )
         rows.append(
             [
                 effect["term"],
-                *(_fmt(effect.get(k)) for k in ("effect", "se", "t", "p", "q")),
+                *(_fmt(effect[k]) for k in ("effect", "se", "t", "p", "q")),
                 interval,
                 " = ".join(effect["aliases"]) or "-",
             ]
