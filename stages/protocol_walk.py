@@ -116,7 +116,8 @@ class ProtocolWalker:
         decisions: dict[str, ParentGate] = {}
         for stage in self.campaign.stages:
             parent_spec = parent_stage(self.campaign, stage)
-            parent = decisions.get(parent_spec.name) if parent_spec else None
+            # a parent is an earlier stage, decided above (a walk that stopped broke out)
+            parent = decisions[parent_spec.name] if parent_spec else None
             planned = self._plan(stage, parent)
             if planned is None:
                 out.stopped = stage.name
@@ -153,8 +154,8 @@ class ProtocolWalker:
                     budget,
                     list(plan.conditions),
                     list(body["promoted"]),
-                    body["outcome"].get("best"),
-                    body["statistics"].get("effects"),
+                    body["outcome"]["best"],  # a campaign stage's gate: `apply_rule` says it
+                    body["statistics"]["effects"],
                     gpu_s,
                 )
             )

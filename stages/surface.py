@@ -263,9 +263,10 @@ def _append_steps(
     budget_s: float,
     log_steps: int,
 ) -> None:
-    """Step lines whose loss decays towards the run's final value (in nats)."""
-    for i in _logged_steps(steps, log_steps):
-        if i < 1 or (lines[-1].get("step") == i):
+    """Step lines whose loss decays towards the run's final value (in nats), each logged
+    step once."""
+    for i in sorted(set(_logged_steps(steps, log_steps))):
+        if i < 1:
             continue
         frac = i / steps
         loss = final * math.log(2) * (1 + 2.0 * (1 - frac) ** 2)
