@@ -76,7 +76,9 @@ class _Gate:
     ) -> None:
         self.rule, self.names, self.coded, self.factors = rule, names, coded, factors
         self.summaries = sorted(summaries, key=lambda s: s.condition)
-        self.by_id = {s.condition: s for s in summaries}
+        # every condition a rule or check may name, with its summary (None: no runs here)
+        self.by_id: dict[str, ConditionSummary | None] = dict.fromkeys([*names, *coded])
+        self.by_id.update((s.condition, s) for s in summaries)
         self.policy = rule.policy
         self.out = RuleOutcome(promoted=[])
         self.ranking: list[ConditionSummary] = []
@@ -96,7 +98,7 @@ class _Gate:
             raise CampaignError(f"{where}: condition name {name!r} is ambiguous ({', '.join(ids)})")
         if ids:
             return ids[0]
-        if name in self.by_id or name in self.names or name in self.coded:
+        if name in self.by_id:
             return name
         raise CampaignError(f"{where}: unknown condition {name!r}")
 
@@ -287,7 +289,7 @@ def _max_gap(gate: _Gate) -> list[str]:
     if max_gap is None:
         return []
     cid = gate.resolve(max_gap.condition, "rule key 'max_gap'")
-    s, ref = gate.by_id.get(cid), gate.reference
+    s, ref = gate.by_id[cid], gate.reference
     vname = f"max_gap:{max_gap.condition}"
     excluded = gate.excluded_reason(cid)
     if excluded is not None:
@@ -318,7 +320,7 @@ def _keep(gate: _Gate) -> list[str]:
     for name in gate.rule.keep or []:
         cid = gate.resolve(name, "rule key 'keep'")
         out.append(cid)
-        s = gate.by_id.get(cid)
+        s = gate.by_id[cid]
         if s is None or s.n == 0:
             why = "no ok data at this stage"
         elif cid not in gate.rank:
@@ -336,9 +338,9 @@ def _order(gate: _Gate, promoted: list[str], reasons: dict[str, list[str]]) -> N
     """Deduplicate, order by rank (unranked last, by name), and say who was left out."""
     unique = list(dict.fromkeys(promoted))
     rank, names = gate.rank, gate.names
-    gate.out.promoted = sorted(
-        unique, key=lambda c: (c not in rank, rank.get(c, 0), names.get(c, c), c)
-    )
+    ranked = sorted((c for c in unique if c in rank), key=rank.__getitem__)
+    unranked = sorted((c for c in unique if c not in rank), key=lambda c: (names.get(c, c), c))
+    gate.out.promoted = ranked + unranked
     for cid in sorted(reasons, key=rank.__getitem__):
         if cid not in unique:
             gate.trace.append(f"not promoted {gate.label(cid)}: {', '.join(reasons[cid])}")
@@ -443,7 +445,7 @@ def _check(c: Check, gate: _Gate) -> Verdict:
         if name == "best":
             return (gate.ranking[0].condition, gate.ranking[0]) if gate.ranking else None
         cid = gate.resolve(name, f"check {c.name!r}")
-        s = gate.by_id.get(cid)
+        s = gate.by_id[cid]
         return (cid, s) if s is not None and s.mean is not None else None
 
     picked_a, picked_b = pick(c.a), pick(c.b)
