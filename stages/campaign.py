@@ -102,14 +102,15 @@ class StageSpec:
 
     @property
     def written_rule(self) -> dict[str, Any]:
-        """The rule table exactly as written: what the manifest freezes and `apply_rule`
-        reads back from it."""
-        return dict(self.raw.get("rule", {}))
+        """The rule's keys as written (an absent table: none), with their validated values:
+        what the manifest freezes and `apply_rule` reads back from it. (A number written
+        `1` where the rule takes a float is `1.0`: the same canonical JSON.)"""
+        return self.rule.to_dict()
 
     @property
     def written_checks(self) -> list[dict[str, Any]]:
-        """The checks exactly as written (frozen in the manifest)."""
-        return [dict(c) for c in self.raw.get("checks", [])]
+        """The checks as written (frozen in the manifest), as `written_rule`."""
+        return [c.to_dict() for c in self.checks]
 
     @property
     def parent(self) -> str | None:

@@ -720,7 +720,7 @@ def _d(
 ) -> list[float] | None:
     if deltas is None:
         return None
-    return deltas.get(method, {}).get(key)
+    return deltas[method].get(key)  # every method has its row; a metric no world gave, none
 
 
 Deltas = dict[str, dict[str, list[float]]] | None  # bootstrap: method -> metric -> deltas

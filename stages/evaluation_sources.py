@@ -101,7 +101,7 @@ class World:
             whole = set(curve.complete(complete_to)) if complete_to is not None else None
             reps = [
                 r
-                for r in self.picks.get(cid, curve.replicates)
+                for r in self.replicates(cid, curve)
                 if fidelity in curve.by_replicate[r] and (whole is None or r in whole)
             ]
             mine = [r for r in reps if curve.by_replicate[r][fidelity].host == host]
@@ -109,6 +109,8 @@ class World:
         return self._pools[key]
 
     def replicates(self, cid: str, curve: Curve) -> list[Replicate]:
+        """The condition's replicates in this world: its resample, else the recorded ones
+        (the recorded world, or a condition the resample did not draw)."""
         mine = self.picks.get(cid) if self.picks is not None else None
         return curve.replicates if mine is None else mine
 
@@ -345,9 +347,10 @@ class TrialDraws:
             return MEAN
         if self.mode == "exact":
             return self._own(cond, seed, host)
-        slot = self.slots.get((cond["id"], host, fidelity))
-        if slot is None:
-            slot = self._slot(cond, fidelity, host)
+        where = (cond["id"], host, fidelity)
+        if where not in self.slots:
+            self._slot(cond, fidelity, host)
+        slot = self.slots[where]
         k = len(slot.dealt)
         if isinstance(self.source, SimSource):
             slot.dealt.append(k)

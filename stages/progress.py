@@ -189,7 +189,7 @@ class Progress:
                 row.running.append(attempt)
         if decision is not None:
             row.decision = decision.id
-            row.promoted = [names.get(c, c[:8]) for c in decision.body.promoted]
+            row.promoted = [decision.body.name(c) for c in decision.body.promoted]
         return row
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -162,10 +163,12 @@ class CurveTable:
 
     def curve(self, condition: Mapping[str, Any]) -> Curve:
         """The condition's curve, or an error naming it."""
-        curve = self.curves.get(self.key_of(condition))
-        if curve is None:
-            raise InputError(f"{self.source}: no row for condition {self.describe(condition)}")
-        return curve
+        try:
+            return self.curves[self.key_of(condition)]
+        except KeyError:
+            raise InputError(
+                f"{self.source}: no row for condition {self.describe(condition)}"
+            ) from None
 
     def fidelity_at(self, condition: Mapping[str, Any], budget_s: float) -> float:
         """The largest recorded fidelity <= budget for this condition (error naming the row)."""
@@ -328,17 +331,15 @@ def _check_replicates(source: str, key: tuple, rows: list[Row]) -> None:
                 f"each recorded run its own seed"
             )
         seen[where] = row
-    last: dict[Replicate, Row] = {}
-    for row in sorted(rows, key=lambda r: (r.replicate, r.fidelity)):
-        prev = last.get(row.replicate)
-        if prev is not None and row.cost_gpu_s < prev.cost_gpu_s:
+    ordered = sorted(rows, key=lambda r: (r.replicate, r.fidelity))
+    for prev, row in itertools.pairwise(ordered):
+        if prev.replicate == row.replicate and row.cost_gpu_s < prev.cost_gpu_s:
             raise InputError(
                 f"{source}: line {row.line}: cost {row.cost_gpu_s:g} at budget "
                 f"{row.fidelity:g} is below {prev.cost_gpu_s:g} at budget {prev.fidelity:g} "
                 f"(line {prev.line}) for the same run (condition {name}, seed {row.seed}, "
                 f"host {row.host}): the cost column must be cumulative GPU-seconds"
             )
-        last[row.replicate] = row
 
 
 def table_from_store(store: Store, metric: str = "val_bpb") -> CurveTable:

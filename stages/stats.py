@@ -584,7 +584,9 @@ def _effect_data(
     """Validated rows with a finite response (failed runs have none and are left out)."""
     levels, ys, blocks = [], [], []
     for i, r in enumerate(rows):
-        y = clean(r.get(response))
+        if response not in r:
+            raise AnalysisError(f"effects: row {i} has no response column {response!r}")
+        y = clean(r[response])  # None for a failed run: left out
         if y is None:
             continue
         x = []

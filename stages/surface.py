@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import random
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -101,13 +102,13 @@ class SimParams:
 
 def expected_value(params: SimParams, coded: dict[str, float | None], budget_s: float) -> float:
     """Noise-free mean of the surface for one condition (uncoded factors sit at 0)."""
-    x = {k: (v or 0.0) for k, v in coded.items()}
+    x: defaultdict[str, float] = defaultdict(float, {k: (v or 0.0) for k, v in coded.items()})
     value = params.intercept - params.budget_gain * math.log(budget_s / params.ref_budget)
-    value += sum(eff / 2 * x.get(term, 0.0) for term, eff in params.effects.items())
+    value += sum(eff / 2 * x[term] for term, eff in params.effects.items())
     for term, eff in params.interactions.items():
-        value += eff / 2 * math.prod(x.get(ch, 0.0) for ch in term)
+        value += eff / 2 * math.prod(x[ch] for ch in term)
     shrink = (params.ref_budget / budget_s) ** params.penalty_decay
-    value += sum(pen / 2 * x.get(term, 0.0) * shrink for term, pen in params.penalties.items())
+    value += sum(pen / 2 * x[term] * shrink for term, pen in params.penalties.items())
     return value
 
 

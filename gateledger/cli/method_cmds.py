@@ -372,7 +372,7 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     ):
         click.echo(line)
     for term in out["dropped"]:
-        click.echo(f"dropped {term}: {out['dropped_reasons'].get(term, '')}")
+        click.echo(f"dropped {term}: {out['dropped_reasons'][term]}")  # each dropped says why
     for note in out["notes"]:
         click.echo(f"note: {note}")
 
