@@ -735,7 +735,8 @@ def _method_fields(
     names: dict[str, str],
 ) -> dict[str, Any]:
     regrets = [r for r in s.regret if r is not None]
-    counts = Counter(names.get(o.pick, o.pick[:8]) if o.pick else "none" for o in outcomes)
+    # a pick is a candidate of the pool (baselines) or of a walk: `names` holds both
+    counts = Counter(names[o.pick] if o.pick else "none" for o in outcomes)
     return {
         "method": method,
         "description": DESCRIPTIONS[method],
@@ -849,9 +850,10 @@ def _comparison(
 
 
 def _walk_summary(walk: Walk, names: dict[str, str]) -> WalkSummary:
+    """`names` holds the walk's own (every condition it planned or promoted)."""
     return WalkSummary(
-        promoted={g.stage: [names.get(c, c[:8]) for c in g.promoted] for g in walk.gates},
-        pick=names.get(walk.pick) if walk.pick else None,
+        promoted={g.stage: [names[c] for c in g.promoted] for g in walk.gates},
+        pick=names[walk.pick] if walk.pick else None,
         gpu_hours=walk.gpu_s / 3600.0,
     )
 
@@ -869,7 +871,8 @@ def _recorded_walk(ctx: Context, names: dict[str, str]) -> RecordedWalk:
         walk = ctx.walker.walk(ctx.draws(-1, RECORDED, mode="exact"))
     except MissingReplicate as exc:
         return RecordedWalk(walk=None, unavailable=str(exc))
-    return RecordedWalk(walk=_walk_summary(walk, names), unavailable=None)
+    known = {**walk.names, **names}  # the evaluation's names first, as for the trials' walks
+    return RecordedWalk(walk=_walk_summary(walk, known), unavailable=None)
 
 
 def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, str]) -> list[Gate]:
@@ -898,7 +901,7 @@ def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, st
                 decision_changed=changed / len(walks),
                 modal_share=modal[0][1] / len(walks) if modal else None,
                 reference_promoted=[
-                    names.get(c, c[:8])
+                    names[c]  # the reference walk's names are among `names`
                     for c in next(
                         (g.promoted for g in reference.gates if g.stage == stage.name), []
                     )

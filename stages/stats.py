@@ -911,13 +911,19 @@ def variance_decomposition(
 
     Why sequential: the order budget -> condition -> host -> seed says what is attributed
     first; with unbalanced data the shares depend on it, so the order is part of the result.
-    Components missing from the rows or with a single level get share 0.0 and are not fitted;
-    "residual" holds the rest. Rows with a None/non-finite response are left out.
+    Every row names each component and the response (AnalysisError naming the first that
+    does not). Components with a single level get share 0.0 and are not fitted; "residual"
+    holds the rest. Rows with a None/non-finite response are left out.
     """
+    rows = list(rows)
+    for i, r in enumerate(rows):
+        lacking = [c for c in (*components, response) if c not in r]
+        if lacking:
+            raise AnalysisError(f"variance decomposition: row {i} has no {lacking[0]!r}")
     # Sorted, so the same runs give the same bits whatever order they finished in.
     data = sorted(
-        (r for r in rows if clean(r.get(response)) is not None),
-        key=lambda r: (*(str(r.get(c)) for c in components), float(r[response])),
+        (r for r in rows if clean(r[response]) is not None),
+        key=lambda r: (*(str(r[c]) for c in components), float(r[response])),
     )
     n = len(data)
     if n < 2:
@@ -925,8 +931,8 @@ def variance_decomposition(
             f"variance decomposition: needs at least 2 rows with a finite {response!r}"
         )
     y = np.array([float(r[response]) for r in data])
-    levels = {c: [str(r.get(c)) for r in data] for c in components}
-    used = [c for c in components if len(set(levels[c])) > 1 and any(c in r for r in data)]
+    levels = {c: [str(r[c]) for r in data] for c in components}
+    used = [c for c in components if len(set(levels[c])) > 1]
     total = float(((y - y.mean()) ** 2).sum())
     sums: dict[str, float] = {c: 0.0 for c in components}
     # Type I sums of squares: each component's reduction of the residual sum of squares when
