@@ -157,8 +157,9 @@ def timestamp(
             "no timestamp authority: pass --tsa URL or set one with `ledger settings --tsa URL`"
         )
     object_id = store.resolve(object_id)
-    kind = str(store.get_json(object_id).get("kind"))
-    return Stamped(object_id, kind, witness(store, object_id, chosen, signing_key(key, store)))
+    results = witness(store, object_id, chosen, signing_key(key, store))
+    # `stamp` refused anything but a manifest, decision or anchor: an envelope with a kind
+    return Stamped(object_id, store.get_json(object_id)["kind"], results)
 
 
 def settings(

@@ -878,13 +878,14 @@ def _recorded_walk(ctx: Context, names: dict[str, str]) -> RecordedWalk:
 def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, str]) -> list[Gate]:
     campaign, source = ctx.campaign, ctx.source
     letters = [f.letter for f in campaign.factors]
-    ref = {g.stage: set(g.promoted) for g in reference.gates}
     out = []
     for stage in campaign.stages:
         per_trial = [next((g for g in w.gates if g.stage == stage.name), None) for w in walks]
         seen = [g for g in per_trial if g is not None]
         modal = Counter(frozenset(g.promoted) for g in seen).most_common(1)
-        changed = sum(1 for g in per_trial if g is None or set(g.promoted) != ref.get(stage.name))
+        ref_gate = next((g for g in reference.gates if g.stage == stage.name), None)
+        ref = set(ref_gate.promoted) if ref_gate is not None else None  # None: it stopped before
+        changed = sum(1 for g in per_trial if g is None or set(g.promoted) != ref)
         screen = None
         truth_effects = source.true_effects(stage.budget_s, letters) if letters else None
         if truth_effects is not None and any(g.effects for g in seen):
@@ -900,12 +901,8 @@ def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, st
                 gpu_hours_mean=fmean(g.gpu_s for g in seen) / 3600.0 if seen else None,
                 decision_changed=changed / len(walks),
                 modal_share=modal[0][1] / len(walks) if modal else None,
-                reference_promoted=[
-                    names[c]  # the reference walk's names are among `names`
-                    for c in next(
-                        (g.promoted for g in reference.gates if g.stage == stage.name), []
-                    )
-                ],
+                # the reference walk's names are among `names`
+                reference_promoted=[names[c] for c in ref_gate.promoted] if ref_gate else [],
                 screen=screen,
             )
         )

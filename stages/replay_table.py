@@ -187,11 +187,6 @@ class CurveTable:
         fidelity = self.fidelity_at(condition, budget_s)
         return fidelity, self.curve(condition).at[fidelity]
 
-    def replicates(self, condition: Mapping[str, Any]) -> list[Replicate]:
-        """Distinct (seed, host) replicates recorded for a condition, sorted."""
-        curve = self.curves.get(self.key_of(condition))
-        return list(curve.replicates) if curve else []
-
     @property
     def hosts(self) -> set[str]:
         return {

@@ -114,12 +114,14 @@ def expected_value(params: SimParams, coded: dict[str, float | None], budget_s: 
 
 @dataclass(frozen=True)
 class SimOutcome:
-    """What one simulated run reports: status, final val_bpb, seconds it used."""
+    """What one simulated run reports: status, final val_bpb, seconds it used; and the
+    unrounded noisy value of the surface its step losses follow."""
 
     status: str
     val_bpb: float | None
     training_seconds: float
     total_seconds: float
+    value: float
 
 
 def run_outcome(
@@ -146,6 +148,7 @@ def run_outcome(
         None if diverged else round(final, 6),
         train_s,
         train_s + params.overhead_s,
+        final,
     )
 
 
@@ -200,8 +203,7 @@ def simulate_log(
     steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))
     z = rng.gauss(0.0, 1.0)
     outcome = run_outcome(params, name=name, coded=coded, budget_s=budget_s, host=host, z=z)
-    final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
-    final += params.noise * z  # the step losses follow the unrounded value
+    final = outcome.value  # the step losses follow the unrounded value
     diverged = outcome.status == "diverged"
     _append_steps(lines, final, steps, tokens_per_step, budget_s, log_steps)
     if diverged:
