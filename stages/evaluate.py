@@ -79,10 +79,6 @@ _TIE = 1e-12
 COST_MODELS = ("restart", "continue")
 
 
-def _info(cond: Condition) -> dict[str, Any]:
-    return {"id": cond.id, **cond.to_dict()}
-
-
 def candidate_pool(campaign: Campaign) -> list[Condition]:
     """Every condition the protocol could run (see the module docstring), in a fixed order."""
     pool: dict[str, Condition] = {}
@@ -132,7 +128,7 @@ class TruthValues:
 
 
 def _truth_values(
-    source: Source, infos: dict[str, Any], budget_s: float, world: World
+    source: Source, infos: dict[str, Condition], budget_s: float, world: World
 ) -> TruthValues:
     values = {}
     for cid, info in infos.items():
@@ -219,7 +215,7 @@ class Context:
     walker: ProtocolWalker
     seed: int
     cost_model: str
-    usable: list[dict[str, Any]]
+    usable: list[Condition]
     setup: Setup | None
     host: str
     gpus: int
@@ -278,7 +274,7 @@ def _protocol_outcome(walk: Walk) -> Outcome:
 
 
 def _baseline_outcome(ctx: Context, run: BaselineRun) -> Outcome:
-    pick = ctx.usable[run.pick]["id"] if run.pick is not None else None
+    pick = ctx.usable[run.pick].id if run.pick is not None else None
     return Outcome(pick, None, run.spent_gpu_s)
 
 
@@ -434,7 +430,7 @@ def evaluate(
         )
     final = campaign.stages[-1]
     pool = candidate_pool(campaign)
-    infos = {c.id: _info(c) for c in pool}
+    infos = {c.id: c for c in pool}
     names = {c.id: c.name for c in pool}
     truth_tv = _truth_values(source, infos, final.budget_s, RECORDED)
     unknown = [cid for cid in infos if cid not in truth_tv.values]
@@ -614,7 +610,7 @@ def _setup(ctx: Context, min_s: float, final_s: float, eta: int, cap_gpu_s: floa
 
 def _bootstrap(
     ctx: Context,
-    infos: dict[str, Any],
+    infos: dict[str, Condition],
     against: list[str],
     outcomes: dict[str, list[Outcome]],
     truth_tv: TruthValues,

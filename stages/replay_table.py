@@ -29,7 +29,7 @@ import bisect
 import csv
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from ledger.errors import InputError
 from ledger.rawlog import STATUSES
 from ledger.store import Store
 from stages.campaign import budget_label, parse_budget
+from stages.conditions import Condition
 from stages.lookup import all_manifests, manifest_runs
 
 FIDELITY_COLUMNS = ("budget", "fidelity")
@@ -133,35 +134,35 @@ class CurveTable:
     def by_condition_column(self) -> bool:
         return self.keys == ["condition"]
 
-    def key_of(self, condition: Mapping[str, Any]) -> tuple:
-        """The table key of a condition (`{"id", "name", "config"}`; `config` is read only when
-        the table keys rows by config columns); None-free or an error."""
+    def key_of(self, condition: Condition) -> tuple:
+        """The table key of a condition (its `config` is read only when the table keys rows
+        by config columns); None-free or an error."""
         if self.by_condition_column:
-            for candidate in (condition["id"], condition["name"]):
+            for candidate in (condition.id, condition.name):
                 if (str(candidate),) in self.curves:
                     return (str(candidate),)
-            return (str(condition["name"]),)
-        config = condition["config"]
+            return (str(condition.name),)
+        config = condition.config
         missing = [k for k in self.keys if k not in config]
         if missing:
             raise InputError(
-                f"{self.source}: condition {condition['name']!r} has no config value for "
+                f"{self.source}: condition {condition.name!r} has no config value for "
                 f"table column {missing[0]!r}"
             )
         return tuple(_norm(config[k]) for k in self.keys)
 
-    def describe(self, condition: Mapping[str, Any]) -> str:
+    def describe(self, condition: Condition) -> str:
         """A condition as an error names it (after `key_of` found every key column)."""
         if self.by_condition_column:
-            return repr(condition["name"])
-        config = condition["config"]
+            return repr(condition.name)
+        config = condition.config
         shown = ", ".join(f"{k}={config[k]!r}" for k in self.keys)
-        return f"{condition['name']!r} ({shown})"
+        return f"{condition.name!r} ({shown})"
 
-    def has(self, condition: Mapping[str, Any]) -> bool:
+    def has(self, condition: Condition) -> bool:
         return self.key_of(condition) in self.curves
 
-    def curve(self, condition: Mapping[str, Any]) -> Curve:
+    def curve(self, condition: Condition) -> Curve:
         """The condition's curve, or an error naming it."""
         try:
             return self.curves[self.key_of(condition)]
@@ -170,7 +171,7 @@ class CurveTable:
                 f"{self.source}: no row for condition {self.describe(condition)}"
             ) from None
 
-    def fidelity_at(self, condition: Mapping[str, Any], budget_s: float) -> float:
+    def fidelity_at(self, condition: Condition, budget_s: float) -> float:
         """The largest recorded fidelity <= budget for this condition (error naming the row)."""
         curve = self.curve(condition)
         fidelity = curve.fidelity_at(budget_s)
@@ -182,7 +183,7 @@ class CurveTable:
             )
         return fidelity
 
-    def rows_at(self, condition: Mapping[str, Any], budget_s: float) -> tuple[float, list[Row]]:
+    def rows_at(self, condition: Condition, budget_s: float) -> tuple[float, list[Row]]:
         """(fidelity, replicate rows) answering a run of `condition` at `budget_s`."""
         fidelity = self.fidelity_at(condition, budget_s)
         return fidelity, self.curve(condition).at[fidelity]
