@@ -435,6 +435,8 @@ def _stage_problems(document: CampaignFile, named: dict[str, dict[str, Any]]) ->
                 problems.append(
                     (f"{where}.add[{j}]", f"names {item!r}, which is not in [conditions]")
                 )
+        if stage.design is None and stage.from_ is None and not stage.add:
+            problems.append((where, "no candidates (set design, from or add)"))
         for j, item in enumerate(stage.rule.keep or []):
             if item not in named:
                 problems.append(

@@ -254,12 +254,6 @@ class StageTable(Table):
             raise ValueError(f"has duplicates: {value!r}")
         return value
 
-    @model_validator(mode="after")
-    def _has_candidates(self) -> StageTable:
-        if self.design is None and self.from_ is None and not self.add:
-            raise ValueError("no candidates (set design, from or add)")
-        return self
-
 
 class SimTable(Table):
     """`[sim]`: the synthetic surface `--executor sim` draws from (stages/surface.py)."""

@@ -17,6 +17,7 @@ from ledger.errors import LedgerError
 from ledger.ingest import ingest, record_run_start
 from ledger.keys import generate_key
 from ledger.manifest import freeze
+from ledger.plan_model import RunnerIdentity
 from ledger.rawlog import parse_raw_log
 from ledger.seeds import derive_seed, effective_seed
 from ledger.store import Store
@@ -179,10 +180,9 @@ def test_executors_hand_the_effective_seed_to_the_trainer(sim_store, tmp_path):
     foreign = type(task)(
         **{
             **task.__dict__,
-            "runner": {
-                "kind": "command",
-                "command": "train --seed {seed} --cell-seed {declared_seed}",
-            },
+            "runner": RunnerIdentity(
+                kind="command", command="train --seed {seed} --cell-seed {declared_seed}"
+            ),
         }
     )
     argv, _ = LocalExecutor(workdir=tmp_path).command(foreign, tmp_path / "c.json", tmp_path / "l")

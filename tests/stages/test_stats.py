@@ -501,3 +501,12 @@ def test_t_quantiles_and_tails_from_a_table_and_equal_to_scipy_stats():
             assert t_ppf(q, df) == float(sps.t.ppf(q, df)), (q, df)
         for x in (0.0, 0.3, 1.0, 2.5, 7.0, 40.0):
             assert t_sf(x, df) == float(sps.t.sf(x, df)), (x, df)
+
+
+def test_rows_must_carry_the_columns_they_are_analysed_by():
+    """A row without the response or a component is a caller's mistake, named, not a level."""
+    rows = [{"condition": "c1", "host": "a", "seed": 0, "value": 1.0}]
+    with pytest.raises(LedgerError, match=r"variance decomposition: row 0 has no 'budget'"):
+        variance_decomposition(rows)
+    with pytest.raises(LedgerError, match=r"effects: row 1 has no response column 'y'"):
+        estimate_effects([{"A": 1, "y": 1.0}, {"A": -1}], ["A"], response="y")
