@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,19 @@ def lock_path(store: Store, manifest: str, run: str) -> Path:
 
 def _machine() -> str:
     return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class ExhaustedRun:
+    """A run not started again: it has had the attempts its plan allows."""
+
+    run: str  # condition/seed/host
+    name: str
+    attempts: int
+    max: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "attempts": self.attempts, "max": self.max}
 
 
 class ClaimOwner(Document):
@@ -92,7 +106,7 @@ class RunClaims:
         self.max_attempts = max_attempts
         self.held: dict[str, FileLock] = {}
         self.busy: set[str] = set()
-        self.exhausted: list[dict[str, Any]] = []
+        self.exhausted: list[ExhaustedRun] = []
         self.recorded_meanwhile = 0
         self._mutex = threading.Lock()
 
@@ -121,14 +135,7 @@ class RunClaims:
             tried = attempts_so_far(self.store, self.manifest, task.key)
             if self.max_attempts is not None and tried >= self.max_attempts:
                 lock.release()
-                self.exhausted.append(
-                    {
-                        "run": task.key,
-                        "name": task.name,
-                        "attempts": tried,
-                        "max": self.max_attempts,
-                    }
-                )
+                self.exhausted.append(ExhaustedRun(task.key, task.name, tried, self.max_attempts))
                 return False
             self.held[task.key] = lock
             _write_owner(lock)

@@ -30,10 +30,37 @@ from ledger.seeds import effective_seed, needs_witness, seed_rule
 from ledger.store import Store, read_document
 from ledger.witness_seed import store_witness
 from stages.campaign import Campaign
-from stages.claims import RunClaims, close_dead_attempts, partial_logs
+from stages.claims import ExhaustedRun, RunClaims, close_dead_attempts, partial_logs
 from stages.executors.base import Executor, RunResult, RunTask
 from stages.lookup import Entry
 from stages.plan import frozen_manifest
+
+
+@dataclass(frozen=True)
+class RefusedRun:
+    """A run whose log ingest refused: not recorded, an interrupted attempt (re-runnable
+    within the plan's `max_attempts`)."""
+
+    run: str  # condition/seed/host
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """A recorded run that did not finish ok: its status, and why (its own error, else
+    stderr's last line; '' when neither says)."""
+
+    run: str | None  # condition/seed/host
+    name: str
+    status: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "status": self.status, "reason": self.reason}
 
 
 @dataclass
@@ -50,9 +77,9 @@ class RunReport:
     records: list[str] = field(default_factory=list)
     skipped_hosts: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # held by another `ledger run` meanwhile
-    refused: list[dict[str, str]] = field(default_factory=list)  # ingest said no: interrupted
-    failures: list[dict[str, str]] = field(default_factory=list)  # recorded, not ok: why
-    exhausted: list[dict[str, Any]] = field(default_factory=list)  # max_attempts reached
+    refused: list[RefusedRun] = field(default_factory=list)  # ingest said no: interrupted
+    failures: list[RunFailure] = field(default_factory=list)  # recorded, not ok: why
+    exhausted: list[ExhaustedRun] = field(default_factory=list)  # max_attempts reached
     closed: list[str] = field(default_factory=list)  # dead attempts closed as interrupted
 
     @property
@@ -73,9 +100,9 @@ class RunReport:
             "records": self.records,
             "skipped_hosts": self.skipped_hosts,
             "busy": self.busy,
-            "refused": self.refused,
-            "failures": self.failures,
-            "exhausted": self.exhausted,
+            "refused": [r.to_dict() for r in self.refused],
+            "failures": [f.to_dict() for f in self.failures],
+            "exhausted": [e.to_dict() for e in self.exhausted],
             "closed_attempts": self.closed,
             "all_crashed": self.all_crashed,
         }
@@ -290,7 +317,7 @@ def _record(
             key=key,
         )
     except LedgerError as exc:
-        report.refused.append({"run": task.key, "name": task.name, "reason": str(exc)})
+        report.refused.append(RefusedRun(task.key, task.name, str(exc)))
         with contextlib.suppress(LedgerError):
             record_interruption(
                 store,
@@ -308,12 +335,7 @@ def _record(
     report.statuses[record.status] += 1
     if record.status != "ok":
         report.failures.append(
-            {
-                "run": task.key,
-                "name": task.name,
-                "status": record.status,
-                "reason": failure_reason(result),
-            }
+            RunFailure(task.key, task.name, record.status, failure_reason(result))
         )
     seconds = record.metrics.training_seconds or 0.0
     report.training_gpu_hours += seconds * record.gpus / 3600.0

@@ -20,7 +20,7 @@ from ledger.rawlog import failure_reason, parse_raw_log
 from ledger.store import Store, read_document
 from stages.campaign import Campaign
 from stages.decide import decide_stage
-from stages.execute import RunReport, run_stage
+from stages.execute import RunFailure, RunReport, run_stage
 from stages.executors.base import Executor
 from stages.lookup import current_manifest, manifest_decision
 from stages.plan import freeze_stage
@@ -105,10 +105,10 @@ def stop_on_failure(stage: str, report: RunReport) -> None:
         first = report.refused[0]
         raise RunsFailed(
             f"{stage}: {len(report.refused)} run(s) refused at ingest, not recorded "
-            f"(first: {first['reason']}); fix the runner and run the stage again"
+            f"(first: {first.reason}); fix the runner and run the stage again"
         )
     if report.all_crashed:
-        reasons = [f["reason"] for f in report.failures if f["reason"]]
+        reasons = [f.reason for f in report.failures if f.reason]
         why = f" (first: {reasons[0]})" if reasons else ""
         raise RunsFailed(f"{stage}: all {report.executed} run(s) crashed{why}; not deciding")
 
@@ -155,7 +155,7 @@ class StageStanding:
     statuses: Counter[str] = field(default_factory=Counter)
     decision: str | None = None
     promoted: list[str] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)  # run, status, name, reason
+    failures: list[RunFailure] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """What `ledger status --campaign --json` prints for the stage."""
@@ -168,7 +168,7 @@ class StageStanding:
             "statuses": dict(self.statuses),
             "decision": self.decision,
             "promoted": self.promoted,
-            "failures": self.failures,
+            "failures": [f.to_dict() for f in self.failures],
         }
 
 
@@ -189,14 +189,9 @@ def campaign_progress(store: Store, campaign: Campaign) -> list[StageStanding]:
                 row.statuses[body.status] += 1
                 if body.status != "ok":
                     info = conditions.get(body.condition or "")
-                    row.failures.append(
-                        {
-                            "run": body.run,
-                            "status": body.status,
-                            "name": info.name if info is not None else "?",
-                            "reason": run_failure_reason(store, body),
-                        }
-                    )
+                    name = info.name if info is not None else "?"
+                    reason = run_failure_reason(store, body)
+                    row.failures.append(RunFailure(body.run, name, body.status, reason))
             decision = manifest_decision(store, manifest.id)
             if decision is not None:
                 row.decision = decision.id

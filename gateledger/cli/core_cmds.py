@@ -707,8 +707,8 @@ def _say_stage_failures(stages: list[StageStanding]) -> None:
         if failures:
             click.echo(f"  stage {row.stage}: {len(failures)} run(s) not ok")
         for failure in failures[:5]:
-            reason = f": {failure['reason']}" if failure["reason"] else ""
-            click.echo(f"    {failure['status']}: {run_cell(failure)}{reason}")
+            reason = f": {failure.reason}" if failure.reason else ""
+            click.echo(f"    {failure.status}: {run_cell(failure.run, failure.name)}{reason}")
         if len(failures) > 5:
             click.echo(f"    ... and {len(failures) - 5} more run(s) not ok")
 

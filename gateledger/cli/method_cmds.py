@@ -220,14 +220,14 @@ def _statuses(report) -> str:
 def _print_run_problems(report) -> None:
     """Why runs did not finish, and which results were refused (not recorded: re-runnable)."""
     for failure in report.failures[:10]:
-        reason = f": {failure['reason']}" if failure["reason"] else ""
-        click.echo(f"  {failure['status']}: {run_cell(failure)}{reason}")
+        reason = f": {failure.reason}" if failure.reason else ""
+        click.echo(f"  {failure.status}: {run_cell(failure.run, failure.name)}{reason}")
     if len(report.failures) > 10:
         click.echo(f"  ... and {len(report.failures) - 10} more run(s) not ok")
     for refused in report.refused:
         click.echo(
             f"refused, not recorded (an interrupted attempt, its log kept): "
-            f"{run_cell(refused)}: {refused['reason']}",
+            f"{run_cell(refused.run, refused.name)}: {refused.reason}",
             err=True,
         )
     if report.closed:
@@ -238,8 +238,8 @@ def _print_run_problems(report) -> None:
         )
     for gone in report.exhausted:
         click.echo(
-            f"not started: {run_cell(gone)} has had {gone['attempts']} attempt(s), the plan "
-            f"allows {gone['max']} (decide with --allow-missing, or freeze the stage with a "
+            f"not started: {run_cell(gone.run, gone.name)} has had {gone.attempts} attempt(s), "
+            f"the plan allows {gone.max} (decide with --allow-missing, or freeze the stage with a "
             f"higher max_attempts)",
             err=True,
         )

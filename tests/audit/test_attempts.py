@@ -67,7 +67,7 @@ def _interrupted_then_resumed(tmp_path, max_attempts):
 
 def test_ctrl_c_leaves_an_interrupted_attempt_and_one_attempt_is_all_by_default(tmp_path):
     store, manifest, second, report = _interrupted_then_resumed(tmp_path, None)
-    assert report.executed == 15 and [x["run"] for x in report.exhausted] == [second.key]
+    assert report.executed == 15 and [x.run for x in report.exhausted] == [second.key]
     result = audit_store(store, allow_undecided=True)
     (screen,) = result.stages
     assert {
