@@ -149,9 +149,28 @@ class RunRecord(Document):
         return RunKey(self.condition, self.seed, self.host)
 
 
+class Interruption(Document):
+    """The body of an `interruption`: an attempt of a declared run (manifest and its
+    `condition/seed/host` key) that ended without a run record, why and when, with its
+    partial log and stderr by id where they were kept (`ledger.attempts`)."""
+
+    manifest: str
+    stage: str | None
+    run: str
+    condition: str
+    seed: int | str  # the key's seed as written (text when it is not a number)
+    host: str
+    reason: str
+    raw_log: str | None
+    interrupted_at: str
+    stderr: str | None = None
+    recorder: str | None = None  # the key that signed it (signed interruptions)
+
+
 __all__ = [
     "Anchor",
     "Envelope",
+    "Interruption",
     "JournalEvent",
     "JournalHead",
     "PublicKeyRecord",
