@@ -93,9 +93,9 @@ def _cell(run: str) -> dict[str, Any]:
 
 def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) -> AttemptAudit:
     """Count each cell's attempts and outcomes; check them against the frozen bound."""
-    events = [(e.host, e.fields) for kind in ATTEMPT_EVENTS for e in ev.for_manifest(kind, mid)]
+    events = [(e.host, e.record) for kind in ATTEMPT_EVENTS for e in ev.for_manifest(kind, mid)]
     cells = count_attempts(events, mid)
-    bound = max_attempts(body)
+    bound = max_attempts(ev.manifests[mid])
     out = AttemptAudit(
         AttemptSummary(
             max=bound,
@@ -189,8 +189,8 @@ def interrupted_rows(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list
 def _starts(ev: Evidence) -> dict[tuple[str, str], list[Event]]:
     out: dict[tuple[str, str], list[Event]] = {}
     for event in ev.events:
-        if event.kind == "run_started" and isinstance(event.fields.get("run"), str):
-            out.setdefault((event.host, event.fields["run"]), []).append(event)
+        if event.kind == "run_started" and event.run is not None:
+            out.setdefault((event.host, event.run), []).append(event)
     return out
 
 

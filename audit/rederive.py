@@ -405,6 +405,8 @@ def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[
     out = []
     frozen = [e for e in ev.events if e.kind == "manifest_frozen" and e.object in manifests]
     for event in sorted(frozen, key=lambda e: (e.at, e.host, e.index)):
+        if event.object is None:
+            continue
         body = manifests[event.object]
         key = (str(body.get("campaign")), str(body.get("stage")))
         if key in first and first[key] != event.object:

@@ -18,6 +18,8 @@ from audit.evidence import Evidence
 from audit.locate import cell_words, run_place
 from ledger.binding import log_binding_problems, same_json, status_problems
 from ledger.errors import LedgerError
+from ledger.log_records import LogHeader
+from ledger.plan_model import Plan
 from ledger.problems import Problem
 from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
@@ -49,12 +51,8 @@ class LogProvenance:
     runner_version: str | None
 
     @classmethod
-    def of(cls, header: dict[str, Any]) -> LogProvenance:
-        def text(key: str) -> str | None:
-            value = header.get(key)
-            return value if isinstance(value, str) else None
-
-        return cls(text("torch"), text("device"), text("runner"), text("runner_version"))
+    def of(cls, header: LogHeader) -> LogProvenance:
+        return cls(header.torch, header.device, header.runner, header.runner_version)
 
 
 @dataclass(frozen=True)
@@ -149,7 +147,9 @@ def check_run(
         witness = ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(manifest)) else None
         out += [
             problem(f"raw log {log} {m}", "raw log binds to its run")
-            for m in _binding(str(manifest_id), manifest, record, parsed, witness)
+            for m in _binding(
+                str(manifest_id), ev.manifests[str(manifest_id)], record, parsed, witness
+            )
         ]
         if timing is not None and timing.started is None:
             out.append(
@@ -171,9 +171,8 @@ def check_run(
         bool(source and source.simulated),
         runner=source.kind if source else None,
     )
-    started = (parsed.header or {}).get("started_at")
-    check.log_started = started if isinstance(started, str) else None
-    if isinstance(parsed.header, dict):
+    if parsed.header is not None:
+        check.log_started = parsed.header.started_at
         check.log = LogProvenance.of(parsed.header)
     if supported != "ok":
         check.reason = _reason(ev, record, parsed)
@@ -241,7 +240,7 @@ def _plan_findings(
 
 def _binding(
     manifest_id: str,
-    manifest: dict[str, Any],
+    manifest: Plan,
     record: dict[str, Any],
     parsed: ParsedLog,
     witness: str | None,

@@ -65,7 +65,7 @@ def seed_binding(ev: Evidence, mid: str, body: dict[str, Any]) -> tuple[SeedBind
             "unbound",
             "no seed rule: each run's seed is the declared one, chosen by the operator",
         )
-        if signs_records(body):
+        if signs_records(ev.manifests[mid]):
             return statement, [
                 problem(
                     "seeds unbound: the plan names no seed rule, so its runs trained with "

@@ -9,10 +9,12 @@ records are in `ledger/log_records.py`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from ledger.document import Document
 from ledger.run_key import RunKey
+
+B = TypeVar("B")
 
 Status = Literal["ok", "diverged", "crashed", "timeout"]
 Number = int | float
@@ -26,15 +28,21 @@ class Signature(Document):
     sig: str
 
 
-class Envelope(Document):
+class Stored(Document, Generic[B]):
     """A stored JSON object: its kind, its body, and (for signed kinds) its signature.
 
-    The body stays a plain JSON object here: each kind's model reads it (`as_body`), and
-    the signature is checked over the stored bytes, never over a model."""
+    `Stored[RunRecord]` is a run's envelope with its body typed (`ledger.scan` validates
+    each stored object into its kind's); the signature is checked over the stored bytes,
+    never over a model."""
 
     kind: str
-    body: dict[str, Any]
+    body: B
     signature: Signature | None = None
+
+
+class Envelope(Stored[dict[str, Any]]):
+    """An envelope whose body stays a plain JSON object (a kind without a model, or one
+    read before its kind is known)."""
 
 
 class PublicKeyRecord(Document):
@@ -77,6 +85,13 @@ class JournalHead(Document):
     hash: str
 
 
+class RecordedHead(JournalHead):
+    """`journal.head` as a writer stores it: the head, signed when the writer held the
+    store's key (the signature covers `{host, seq, hash}`: `ledger.journal.head_payload`)."""
+
+    signature: Signature | None = None
+
+
 class Anchor(Document):
     """The body of an `anchor`: every journal's head when it was signed, and when."""
 
@@ -96,6 +111,28 @@ class TimestampToken(Document):
     gen_time: str
     serial: str
     received_at: str
+
+
+class Interruption(Document):
+    """The body of an `interruption`: an attempt closed without a record (killed, lost
+    host, refused log), its cell, why, and its partial log and stderr where they exist."""
+
+    manifest: str
+    stage: str | None
+    run: str
+    condition: str
+    seed: int | str  # the run key's seed as written (a key that names no integer keeps its text)
+    host: str
+    reason: str
+    raw_log: str | None
+    interrupted_at: str
+    stderr: str | None = None
+    recorder: str | None = None  # the key that signed it
+
+    @property
+    def key(self) -> RunKey | None:
+        """The declared run it interrupted (None when its seed is not an integer)."""
+        return RunKey(self.condition, self.seed, self.host) if isinstance(self.seed, int) else None
 
 
 class RunMetrics(Document):
@@ -152,13 +189,16 @@ class RunRecord(Document):
 __all__ = [
     "Anchor",
     "Envelope",
+    "Interruption",
     "JournalEvent",
     "JournalHead",
     "PublicKeyRecord",
+    "RecordedHead",
     "Revocation",
     "RunMetrics",
     "RunRecord",
     "Signature",
     "Status",
+    "Stored",
     "TimestampToken",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from ledger.binding import log_binding_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
+from ledger.documents import JournalEvent
 from ledger.errors import (
     AlreadyRecorded,
     ConfigError,
@@ -26,6 +27,7 @@ from ledger.errors import (
 )
 from ledger.keys import SigningKey
 from ledger.manifest import declared_run_keys, load_manifest, signs_records
+from ledger.plan_model import Manifest, Plan
 from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
 from ledger.run_key import RunKey
@@ -53,12 +55,12 @@ __all__ = [
 
 
 # Manifests are immutable: a process that records many runs of one reads and hashes it once.
-_MANIFESTS: dict[tuple[str, str], tuple[dict[str, Any], set[str]]] = {}
+_MANIFESTS: dict[tuple[str, str], tuple[Manifest, set[str]]] = {}
 
 
 def _declared(
     store: Store, manifest: str, condition: Any, seed: Any, host: Any
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Manifest, str]:
     check_object_id(manifest)
     cache_key = (str(store.root), manifest)
     if cache_key not in _MANIFESTS:
@@ -87,7 +89,7 @@ def record_run_start(
     host: str,
     *,
     key: SigningKey | None = None,
-) -> dict[str, Any]:
+) -> JournalEvent:
     """Journal `run_started` for a declared run, before the runner launches (the journal's
     head signed with `key`, when given)."""
     _, run = _declared(store, manifest, condition, seed, host)
@@ -343,7 +345,7 @@ def ingest(
         if manifest is not None:
             body, run_key_ = _declared(store, manifest, condition, seed, host)
             source = _planned(body, manifest, fmt=fmt, stage=stage, gpus=gpus, key=key)
-            fmt, stage, gpus = source.fmt, body.get("stage"), run_gpus(body)
+            fmt, stage, gpus = source.fmt, body.stage, run_gpus(body)
             parsed = _parsed(raw, fmt)
             status = status_override or parsed.status
             _check_binding(
@@ -405,7 +407,7 @@ def _parsed(raw: bytes, fmt: str) -> ParsedLog:
 
 
 def _planned(
-    body: dict[str, Any],
+    body: Manifest,
     manifest: str,
     *,
     fmt: str | None,
@@ -422,8 +424,8 @@ def _planned(
             f"{where}'s runner ({source.kind}) writes {source.fmt} logs, not {fmt}: "
             f"the format comes from the plan"
         )
-    if stage is not None and stage != body.get("stage"):
-        raise ConfigError(f"{where} is stage {body.get('stage')!r}, not {stage!r}")
+    if stage is not None and stage != body.stage:
+        raise ConfigError(f"{where} is stage {body.stage!r}, not {stage!r}")
     if gpus is not None and gpus != run_gpus(body):
         raise ConfigError(
             f"{where} froze {run_gpus(body)} GPU(s) per run, not {gpus}: the plan fixes the GPUs"
@@ -449,7 +451,7 @@ def _check_arguments(raw: Any, fmt: str | None, status_override: str | None, gpu
 
 def run_problems(
     manifest_id: str,
-    body: dict[str, Any],
+    body: Plan,
     condition: str,
     seed: Any,
     host: str,
@@ -471,7 +473,7 @@ def run_problems(
     return problems + status_problems(
         status,
         parsed,
-        budget_s=body["budget_s"],
+        budget_s=body.budget_s,
         interval_s=interval_s,
         deadline_s=deadline_s,
         simulated=log_source(body).simulated,
@@ -482,7 +484,7 @@ def run_problems(
 def _check_binding(
     store: Store,
     manifest: str,
-    body: dict[str, Any],
+    body: Manifest,
     key: str,
     parsed: ParsedLog,
     *,

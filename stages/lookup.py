@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from ledger.canonical import is_canonical
 from ledger.decision_model import Decision
 from ledger.document import Document, one_line
-from ledger.documents import RunRecord
+from ledger.documents import JournalEvent, RunRecord
 from ledger.errors import IntegrityError, WrongKind
 from ledger.manifest import signs_records
 from ledger.plan_model import Manifest
 from ledger.signing import MAY_SIGN_KINDS, SIGNED_KINDS, SIGNER_FIELDS, verify_signature
-from ledger.store import Store, load_object
+from ledger.store import Store, read_document
 
 B = TypeVar("B", bound=Document)
 MODELS: dict[str, type[Document]] = {"manifest": Manifest, "decision": Decision, "run": RunRecord}
@@ -41,7 +41,7 @@ class Entry(Generic[B]):
 
 # (store root, kinds) -> (journal file signatures, events found). Reports look up every
 # stage's runs; re-parsing every journal per lookup made a 10k-run report take 12 s.
-_EVENTS: dict[tuple[str, frozenset[str]], tuple[tuple, list[tuple[str, dict]]]] = {}
+_EVENTS: dict[tuple[str, frozenset[str]], tuple[tuple, list[tuple[str, JournalEvent]]]] = {}
 
 
 def _signature(store: Store) -> tuple:
@@ -56,7 +56,7 @@ def _signature(store: Store) -> tuple:
     return tuple(sig)
 
 
-def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
+def _events(store: Store, kinds: set[str]) -> list[tuple[str, JournalEvent]]:
     """(host, event) for events of these kinds naming an object, in journal time order.
 
     Cached per process while no journal file changes (callers must not mutate the events).
@@ -69,20 +69,20 @@ def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
     found = []
     for journal in store.journals():
         for event in journal.events():
-            if event.get("kind") in kinds and event.get("object"):
+            if event.kind in kinds and event.object:
                 found.append((journal.host, event))
-    found.sort(key=lambda he: (he[1].get("at", ""), he[0], he[1].get("seq", 0)))
+    found.sort(key=lambda he: (he[1].at, he[0], he[1].seq))
     if len(_EVENTS) > 64:
         _EVENTS.clear()
     _EVENTS[key] = (sig, found)
     return found
 
 
-def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
+def _load(store: Store, host: str, event: JournalEvent, kind: str) -> Entry[Any]:
     """The object an event cites; a signed kind (and a run record that carries a signature)
     must be canonical and validly signed, by the key its body names, and every kind must be
     a document of its kind's shape, or it is not used (IntegrityError naming it)."""
-    oid = event["object"]
+    oid = str(event.object)  # (`_events` keeps the events that name an object)
     data = store.get_bytes(oid)
     try:
         obj = json.loads(data)
@@ -112,16 +112,16 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
         body = MODELS[kind].model_validate(obj["body"])
     except ValidationError as exc:
         raise IntegrityError(one_line(f"{kind} {oid}", exc) + ": not used") from None
-    return Entry(oid, body, host, event["seq"], event["at"])
+    return Entry(oid, body, host, event.seq, event.at)
 
 
 def stage_manifests(store: Store, campaign: str, stage: str) -> list[Entry[Manifest]]:
     """Every manifest frozen for this campaign stage, oldest first (amendments last)."""
     out, seen = [], set()
     for host, event in _events(store, {"manifest_frozen", "amended"}):
-        if event["object"] in seen:
+        if event.object in seen:
             continue
-        seen.add(event["object"])
+        seen.add(event.object)
         entry = _load(store, host, event, "manifest")
         if entry.body.campaign == campaign and entry.body.stage == stage:
             out.append(entry)
@@ -143,7 +143,7 @@ def manifest_decision(store: Store, manifest_id: str) -> Entry[Decision] | None:
     own body decides this manifest (an event that names another manifest's decision, a
     replay, does not count; the audit reports it)."""
     for host, event in _events(store, {"decision_made"}):
-        if event.get("manifest") == manifest_id:
+        if event.manifest == manifest_id:
             entry = _load(store, host, event, "decision")
             if entry.body.manifest == manifest_id:
                 return entry
@@ -155,11 +155,11 @@ def manifest_runs(store: Store, manifest_id: str) -> list[Entry[RunRecord]]:
 
     Raises IntegrityError for an unsigned record of a manifest whose records are signed
     (written by someone without the store's key: never decided on)."""
-    signed = signs_records(load_object(store, manifest_id, "manifest"))
+    signed = signs_records(read_document(store, manifest_id, "manifest", Manifest))
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
-        if event.get("manifest") == manifest_id and event["object"] not in seen:
-            seen.add(event["object"])
+        if event.manifest == manifest_id and event.object not in seen:
+            seen.add(event.object)
             entry = _load(store, host, event, "run")
             if signed and entry.body.recorder is None:
                 raise IntegrityError(
@@ -174,8 +174,8 @@ def all_manifests(store: Store) -> list[Entry[Manifest]]:
     """Every journaled manifest (amended ones too), in journal time order."""
     out, seen = [], set()
     for host, event in _events(store, {"manifest_frozen", "amended"}):
-        if event["object"] not in seen:
-            seen.add(event["object"])
+        if event.object not in seen:
+            seen.add(event.object)
             out.append(_load(store, host, event, "manifest"))
     return out
 
@@ -184,11 +184,11 @@ def all_decisions(store: Store) -> list[Entry[Decision]]:
     """Every journaled decision whose body decides the manifest its event names."""
     out, seen = [], set()
     for host, event in _events(store, {"decision_made"}):
-        if event["object"] in seen:
+        if event.object in seen:
             continue
-        seen.add(event["object"])
+        seen.add(event.object)
         entry = _load(store, host, event, "decision")
-        if entry.body.manifest == event.get("manifest"):
+        if entry.body.manifest == event.manifest:
             out.append(entry)
     return out
 
@@ -197,7 +197,7 @@ def all_runs(store: Store) -> list[Entry[RunRecord]]:
     """Every journaled run record (planned or not), in journal time order, once each."""
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
-        if event["object"] not in seen:
-            seen.add(event["object"])
+        if event.object not in seen:
+            seen.add(event.object)
             out.append(_load(store, host, event, "run"))
     return out
