@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
+from pydantic import ConfigDict
+
 from ledger.document import Document
 from ledger.run_key import RunKey
 
@@ -43,6 +45,16 @@ class Stored(Document, Generic[B]):
 class Envelope(Stored[dict[str, Any]]):
     """An envelope whose body stays a plain JSON object (a kind without a model, or one
     read before its kind is known)."""
+
+
+class StoreMarker(Document):
+    """`store.json`: the format a folder holds and its version (a marker of another store,
+    or of a later version, may say more: its other keys are kept, never refused here)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    version: Any = None
 
 
 class PublicKeyRecord(Document):
@@ -199,6 +211,7 @@ __all__ = [
     "RunRecord",
     "Signature",
     "Status",
+    "StoreMarker",
     "Stored",
     "TimestampToken",
 ]

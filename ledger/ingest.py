@@ -7,11 +7,13 @@ for the same run, so resumed execution never records anything twice.
 
 from __future__ import annotations
 
-import json
 import re
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from ledger.binding import log_binding_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
@@ -148,39 +150,36 @@ class _RecordedCache:
         self._state[key] = (offset, stat.st_ino, tail, seen)
         return seen
 
-    def runs(self, path: Path) -> dict[str, dict[str, str]]:
+    def runs(self, path: Path) -> defaultdict[str, dict[str, str | None]]:
         return self.seen(path).recorded
 
 
 class _Seen:
     """manifest -> run -> record id (first record), `at` of the latest start, and how many
-    starts and interruptions the journal holds."""
+    starts and interruptions the journal holds (a manifest with none maps to empty)."""
 
     def __init__(self) -> None:
-        # values as journaled (`verify` reports an event whose object or time is missing)
-        self.recorded: dict[str, dict[str, Any]] = {}
-        self.started: dict[str, dict[str, Any]] = {}
-        self.starts: dict[str, dict[str, int]] = {}
-        self.interrupted: dict[str, dict[str, int]] = {}
+        self.recorded: defaultdict[str, dict[str, str | None]] = defaultdict(dict)
+        self.started: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        self.starts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.interrupted: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
     def take(self, line: bytes) -> None:
+        """One journal line (one that is no event of the ledger's shape is skipped:
+        `verify` names it)."""
         try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
+            event = JournalEvent.model_validate_json(line)
+        except ValidationError:
             return
-        if not isinstance(event, dict) or not event.get("manifest") or not event.get("run"):
+        if not event.manifest or not event.run:
             return
-        if event.get("kind") == "run_recorded":
-            self.recorded.setdefault(event["manifest"], {}).setdefault(
-                event["run"], event.get("object")
-            )
-        elif event.get("kind") == "run_started":
-            self.started.setdefault(event["manifest"], {})[event["run"]] = event.get("at")
-            counts = self.starts.setdefault(event["manifest"], {})
-            counts[event["run"]] = counts.get(event["run"], 0) + 1
-        elif event.get("kind") == "run_interrupted":
-            counts = self.interrupted.setdefault(event["manifest"], {})
-            counts[event["run"]] = counts.get(event["run"], 0) + 1
+        if event.kind == "run_recorded":
+            self.recorded[event.manifest].setdefault(event.run, event.object)
+        elif event.kind == "run_started":
+            self.started[event.manifest][event.run] = event.at
+            self.starts[event.manifest][event.run] += 1
+        elif event.kind == "run_interrupted":
+            self.interrupted[event.manifest][event.run] += 1
 
 
 _RECORDED = _RecordedCache()
@@ -190,15 +189,16 @@ def recorded_runs(store: Store, manifest: str) -> dict[str, str]:
     """run key -> run record id for every run journaled as recorded under `manifest`."""
     out: dict[str, str] = {}
     for journal in store.journals():
-        for run, record in _RECORDED.runs(journal.path).get(manifest, {}).items():
-            out.setdefault(run, record)
+        for run, record in _RECORDED.runs(journal.path)[manifest].items():
+            if record is not None:
+                out.setdefault(run, record)
     return out
 
 
 def is_recorded(store: Store, manifest: str, run: str) -> bool:
     """Whether `run` is journaled as recorded under `manifest` (no copy of the whole set,
     so checking each of a stage's n runs stays O(n), not O(n^2))."""
-    return any(run in _RECORDED.runs(j.path).get(manifest, {}) for j in store.journals())
+    return any(run in _RECORDED.runs(j.path)[manifest] for j in store.journals())
 
 
 def started_runs(store: Store, manifest: str) -> dict[str, str]:
@@ -206,17 +206,15 @@ def started_runs(store: Store, manifest: str) -> dict[str, str]:
     (what a progress view compares with `recorded_runs` to see what is running now)."""
     out: dict[str, str] = {}
     for journal in store.journals():
-        for run, at in _RECORDED.seen(journal.path).started.get(manifest, {}).items():
-            if run not in out or str(at) > out[run]:
-                out[run] = str(at)
+        for run, at in _RECORDED.seen(journal.path).started[manifest].items():
+            if run not in out or at > out[run]:
+                out[run] = at
     return out
 
 
 def attempts_so_far(store: Store, manifest: str, run: str) -> int:
     """How many times `run` was started under `manifest`, over every journal."""
-    return sum(
-        _RECORDED.seen(j.path).starts.get(manifest, {}).get(run, 0) for j in store.journals()
-    )
+    return sum(_RECORDED.seen(j.path).starts[manifest][run] for j in store.journals())
 
 
 def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[str, int]:
@@ -224,9 +222,8 @@ def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[
     an interruption)."""
     seen = _RECORDED.seen(store.journal(host).path)
     out = {}
-    for run, started in seen.starts.get(manifest, {}).items():
-        closed = int(run in seen.recorded.get(manifest, {}))
-        closed += seen.interrupted.get(manifest, {}).get(run, 0)
+    for run, started in seen.starts[manifest].items():
+        closed = int(run in seen.recorded[manifest]) + seen.interrupted[manifest][run]
         if started > closed:
             out[run] = started - closed
     return out
@@ -234,7 +231,7 @@ def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[
 
 def started_at(store: Store, manifest: str, run: str) -> str | None:
     """`at` of the latest journaled start of `run` in this host's journal (None if none)."""
-    return _RECORDED.seen(store.journal().path).started.get(manifest, {}).get(run)
+    return _RECORDED.seen(store.journal().path).started[manifest].get(run)  # (may be none)
 
 
 def seconds_between(start: str, end: str) -> float | None:

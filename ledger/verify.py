@@ -205,7 +205,7 @@ def verify_with_evidence(
     problems += _checked("revocation", _signed_after_revocation(events, scan, revoked))
     evidence, orphans = _evidence(store, events, scan, untrusted)
     problems += _checked("references", _check_references(scan, evidence))
-    timestamps = check_tokens(scan.objects, evidence, tsa_roots)
+    timestamps = check_tokens(scan, evidence, tsa_roots)
     problems += _checked("timestamps", timestamps.problems)
     report = check_anchors(store, journal_lines, scan.of_kind("anchor"), given=anchors, trust=trust)
     problems += _checked("anchors", report.problems)
