@@ -144,12 +144,11 @@ def check_run(
             trains_budget=source.trains_budget,
         )
         out += [problem(m, "status has evidence") for m in status_msgs]
-        witness = ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(manifest)) else None
+        plan = ev.manifests[str(manifest_id)]
+        witness = ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(plan)) else None
         out += [
             problem(f"raw log {log} {m}", "raw log binds to its run")
-            for m in _binding(
-                str(manifest_id), ev.manifests[str(manifest_id)], record, parsed, witness
-            )
+            for m in _binding(str(manifest_id), plan, record, parsed, witness)
         ]
         if timing is not None and timing.started is None:
             out.append(

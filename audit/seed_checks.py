@@ -53,7 +53,7 @@ class SeedBinding:
 def seed_binding(ev: Evidence, mid: str, body: dict[str, Any]) -> tuple[SeedBinding, list[Problem]]:
     """The stage's seed statement and the findings: unbound seeds of a current plan, a witness-bound rule without its token or
     with one signed long after the freeze."""
-    rule = seed_rule(body)
+    rule = seed_rule(ev.manifests[mid])
     stage = body.get("stage") if isinstance(body.get("stage"), str) else None
 
     def problem(message: str) -> Problem:

@@ -90,7 +90,10 @@ def header_problems(
         )
     planned = manifest.conditions.get(condition)  # a record may name any condition
     config = planned.run_config if planned is not None else {}
-    written = header.written
+    # (a config key is normally none of the contract's: read it from the keys kept as
+    # written, and from the whole line only when one is not there)
+    extra = header.config
+    written = extra if extra.keys() >= config.keys() else header.written
     for key in sorted(config):
         if key not in written:
             out.append(f"header lacks config key {key!r}")

@@ -55,16 +55,6 @@ def dotted(loc: Iterable[str | int]) -> str:
     return out or "(top level)"
 
 
-def value_at(doc: Any, loc: Iterable[str | int]) -> Any:
-    """The value at a location of a parsed document (None when it is not there)."""
-    for part in loc:
-        try:
-            doc = doc[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return doc
-
-
 def _is_tag(part: str | int) -> bool:
     """Locations pydantic adds inside a union (`function-after[...]`, `int`, a model name)."""
     return isinstance(part, str) and (
@@ -139,5 +129,4 @@ __all__ = [
     "parse_json",
     "problem",
     "problems",
-    "value_at",
 ]

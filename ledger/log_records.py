@@ -22,9 +22,9 @@ builtin runner adds `eval_seconds`, `log_seconds`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from ledger.document import Document
 from ledger.documents import Status
@@ -92,15 +92,29 @@ class LogHeader(LogRecord):
         return key in self.model_fields_set or key in (self.model_extra or {})
 
 
+def _unknown_unless_number(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A step line's number as written, or None (unknown) when it is not one."""
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+StepNumber = Annotated[Number | None, WrapValidator(_unknown_unless_number)]
+
+
 class LogStep(LogRecord):
-    """One optimizer step (read where a single step line matters: a crash's last step)."""
+    """One optimizer step, where a single step line matters: a crash's last step, whose
+    step count and training seconds are the run's (0 where it does not say).
+
+    Step lines are otherwise read in one pass without a model (hundreds per log); their
+    `loss` is checked there (a loss that is not a finite number is divergence evidence),
+    and `lr`, `tokens` and any extras are kept as written. So a value of another type here
+    reads as unknown instead of refusing the line: a step line is evidence, not a claim."""
 
     type: Literal["step"]
-    step: int | None = None
-    train_seconds: Number | None = None
-    loss: Number | None = None
-    lr: Number | None = None
-    tokens: int | None = None
+    step: StepNumber = None
+    train_seconds: StepNumber = None
 
 
 class LogEval(LogRecord):

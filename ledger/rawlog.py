@@ -136,7 +136,7 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
     if out.summary is not None:
         _summary_facts(out, out.summary)
     else:
-        _no_summary(out, (step_recs[-1], step_lines[-1]) if step_recs else None, ended)
+        _no_summary(out, step_recs[-1] if step_recs else None, ended)
     return out
 
 
@@ -272,15 +272,14 @@ def _keep_record(out: ParsedLog, rec: dict[str, Any], kind: Any, n: int) -> None
         )
 
 
-def _no_summary(out: ParsedLog, last: tuple[dict[str, Any], int] | None, ended: bool) -> None:
+def _no_summary(out: ParsedLog, last: dict[str, Any] | None, ended: bool) -> None:
     """A log without a usable summary crashed: its seconds and steps are the last step
     line's (0 without one). `ended`: it had a summary line, which did not fit its model
     (named already as a defect), so it is not said to have died."""
     out.status = "crashed"
-    step = _model(out, LogStep, last[0], last[1]) if last is not None else None
-    seconds = step.train_seconds if step is not None else None
-    out.metrics["training_seconds"] = seconds if seconds is not None else 0
-    out.metrics["num_steps"] = step.step if step is not None and step.step is not None else 0
+    step = LogStep.model_validate(last) if last is not None else LogStep(type="step")
+    out.metrics["training_seconds"] = step.train_seconds if step.train_seconds is not None else 0
+    out.metrics["num_steps"] = int(step.step) if step.step is not None else 0
     if not ended:
         out.problems.append("no summary record (the process died)")
 

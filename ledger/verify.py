@@ -478,13 +478,14 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
         if oid not in present:
             problems.append(Problem(where, f"{label} cites missing object {oid}"))
             continue
-        stored = scan.stored.get(oid)  # raw, damaged or unfit: said elsewhere
-        if stored is None or kind not in EVENT_OBJECT_KIND:
+        if oid not in scan.objects or kind not in EVENT_OBJECT_KIND:
+            continue  # a raw object or a damaged one: said elsewhere
+        found = scan.objects[oid]["kind"]  # (an envelope, whether its body fits or not)
+        if found != EVENT_OBJECT_KIND[kind]:
+            problems.append(Problem(where, f"{label} cites {oid}, a {found!r}"))
             continue
-        if stored.kind != EVENT_OBJECT_KIND[kind]:
-            problems.append(Problem(where, f"{label} cites {oid}, a {stored.kind!r}"))
-            continue
-        body = stored.body
+        stored = scan.stored.get(oid)  # None: its body fits no model (a finding of its own)
+        body = stored.body if stored is not None else None
         problems += [Problem(oid, f"{m} ({where} {label})") for m in _disagreements(event, body)]
         if (kind, oid) in seen:
             first = seen[(kind, oid)]
