@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from ledger.binding import log_binding_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
 from ledger.documents import JournalEvent
@@ -27,6 +25,7 @@ from ledger.errors import (
     UndeclaredRun,
     UnknownObject,
 )
+from ledger.journal import parse_event
 from ledger.keys import SigningKey
 from ledger.manifest import declared_run_keys, load_manifest, signs_records
 from ledger.plan_model import Manifest, Plan
@@ -167,11 +166,8 @@ class _Seen:
     def take(self, line: bytes) -> None:
         """One journal line (one that is no event of the ledger's shape is skipped:
         `verify` names it)."""
-        try:
-            event = JournalEvent.model_validate_json(line)
-        except ValidationError:
-            return
-        if not event.manifest or not event.run:
+        event = parse_event(line)
+        if event is None or not event.manifest or not event.run:
             return
         if event.kind == "run_recorded":
             self.recorded[event.manifest].setdefault(event.run, event.object)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
 from ledger.document import D, parse
-from ledger.documents import Envelope, JournalEvent, Revocation, StoreMarker
+from ledger.documents import Envelope, Revocation, StoreMarker
 from ledger.errors import (
     AmbiguousId,
     IntegrityError,
@@ -34,7 +34,7 @@ from ledger.errors import (
     WrongKind,
 )
 from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
-from ledger.journal import Journal, malformed
+from ledger.journal import Journal, parse_event
 from ledger.jsonsafe import JSONInputError, loads_strict
 from ledger.keys import Keyring, SigningKey
 from ledger.signing import sign_object, unsigned_object
@@ -336,15 +336,17 @@ class Store:
         for line in data[:cut].split(b"\n"):
             if b"key_revoked" not in line:  # every event names its kind: skip the rest unparsed
                 continue
-            try:
-                event = json.loads(line)
-            except (ValueError, RecursionError):
-                raise IntegrityError(f"journal {journal.path}: a line is not valid JSON") from None
-            if malformed(event) is not None:
+            event = parse_event(line)
+            if event is None:
+                try:
+                    json.loads(line)
+                except (ValueError, RecursionError):
+                    raise IntegrityError(
+                        f"journal {journal.path}: a line is not valid JSON"
+                    ) from None
                 continue  # no event of the ledger's shape (`verify` names it)
-            found = JournalEvent.model_validate(event)
-            if found.kind == "key_revoked" and found.object is not None:
-                seen.ids.append(found.object)
+            if event.kind == "key_revoked" and event.object is not None:
+                seen.ids.append(event.object)
         seen.end += cut
         self._revocations[key] = seen
         return seen.ids

@@ -30,7 +30,7 @@ from ledger.documents import (
 )
 from ledger.errors import LedgerError
 from ledger.index import fresh_digest, index_digest, index_path, index_stale
-from ledger.journal import MAX_LINE_BYTES, head_payload, malformed
+from ledger.journal import MAX_LINE_BYTES, head_payload, parse_event
 from ledger.keys import Keyring
 from ledger.manifest import declared_run_keys, signs_records
 from ledger.plan_model import Manifest
@@ -447,14 +447,9 @@ def _parse_events(host: str, lines: list[bytes]) -> list[Event]:
     """The well-formed events (a malformed line is reported by the chain check, not used)."""
     out = []
     for i, line in enumerate(lines):
-        if len(line) > MAX_LINE_BYTES:
-            continue
-        try:
-            fields = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if malformed(fields) is None:  # the shape the model takes, with the chain's words
-            out.append(Event(host, i, JournalEvent.model_validate(fields)))
+        event = parse_event(line) if len(line) <= MAX_LINE_BYTES else None
+        if event is not None:
+            out.append(Event(host, i, event))
     return out
 
 
