@@ -142,7 +142,7 @@ def liar_log(tmp_path: Path, body: dict, cond: str, seed: int, lie: str, victim:
     info = body["conditions"][cond]
     config, log = tmp_path / f"{cond[:8]}-{seed}.json", tmp_path / f"{cond[:8]}-{seed}.jsonl"
     config.write_text(json.dumps(info["config"]))
-    plan = Manifest.model_validate(body)
+    plan = Manifest.model_validate({k: v for k, v in body.items() if k != "_id"})
     effective = effective_seed(body_id(body), plan, cond, seed)  # what `{seed}` is
     subprocess.run(
         [
