@@ -11,14 +11,19 @@ ended, is a finding naming the stage, condition, seed and host.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from audit.costs import CostRow
 from audit.evidence import Evidence
+from audit.locate import cell_place
 from audit.runs import run_problem
 from ledger.attempts import count_attempts
+from ledger.documents import Interruption
 from ledger.errors import LedgerError
 from ledger.manifest import max_attempts
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.provenance import log_source, run_gpus
 from ledger.verify import Event, seconds_between
@@ -81,21 +86,22 @@ class AttemptAudit:
     unended: list[Problem] = field(default_factory=list)
 
 
-def _cell(run: str) -> dict[str, Any]:
+def _cell(run: str) -> tuple[str, int | None, str]:
+    """A `condition/seed/host` key as written in the journal (seed None when not a number)."""
     condition, _, rest = run.partition("/")
     seed_text, _, host = rest.partition("/")
     try:
         seed: int | None = int(seed_text)
     except ValueError:
         seed = None
-    return {"condition": condition, "seed": seed, "host": host}
+    return condition, seed, host
 
 
-def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) -> AttemptAudit:
+def audit_attempts(ev: Evidence, mid: str, manifest: Manifest, decided: bool) -> AttemptAudit:
     """Count each cell's attempts and outcomes; check them against the frozen bound."""
     events = [(e.host, e.record) for kind in ATTEMPT_EVENTS for e in ev.for_manifest(kind, mid)]
     cells = count_attempts(events, mid)
-    bound = max_attempts(ev.manifests[mid])
+    bound = max_attempts(manifest)
     out = AttemptAudit(
         AttemptSummary(
             max=bound,
@@ -106,9 +112,8 @@ def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) 
         )
     )
     for run, cell in sorted(cells.items()):
-        where = _cell(run)
-        record = {**where, "stage": body.get("stage")}
-        name = (body.get("conditions", {}).get(where["condition"]) or {}).get("name")
+        place = cell_place(manifest, *_cell(run))
+        name = place.condition_name
         if cell.started > 1 or cell.interrupted:
             out.summary.retried.append(
                 RetriedRun(run, name, cell.started, cell.interrupted, cell.recorded)
@@ -119,8 +124,7 @@ def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) 
                     mid,
                     f"run {name or run} ({run}) was attempted {cell.started} times; the plan "
                     f"allows {bound} (max_attempts)",
-                    record,
-                    body,
+                    place,
                     check="attempts within max_attempts",
                     recorded=bound,
                     found=cell.started,
@@ -132,8 +136,7 @@ def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) 
                     mid,
                     f"run {run} has {cell.recorded + cell.interrupted} outcome(s) for "
                     f"{cell.started} journaled start(s)",
-                    record,
-                    body,
+                    place,
                     check="every attempt has an outcome",
                 )
             )
@@ -144,53 +147,49 @@ def audit_attempts(ev: Evidence, mid: str, body: dict[str, Any], decided: bool) 
                     f"{cell.open} attempt(s) of run {run} (started {cell.starts[-1]}) have no "
                     f"outcome, and the stage is decided: close them with `ledger run` on "
                     f"host {', '.join(sorted(cell.hosts))}",
-                    record,
-                    body,
+                    place,
                     check="every attempt has an outcome",
                 )
             )
     return out
 
 
-def interrupted_rows(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def interrupted_rows(ev: Evidence, manifests: dict[str, Manifest]) -> list[CostRow]:
     """One cost row (`audit.costs.cost_breakdown`) per accepted interrupted attempt: its
     wall seconds from its journaled start to its interruption (capped at the horizon), the
     training seconds its partial log reports, and the manifest's GPUs."""
     rows = []
     starts = _starts(ev)
-    for oid, body in sorted(ev.of_kind("interruption").items()):
-        manifest = manifests.get(str(body.get("manifest")))
+    for oid, stop in sorted(ev.interruptions.items()):
+        manifest = manifests.get(stop.manifest)
         closed = ev.event("run_interrupted", oid)
         if manifest is None or closed is None:
             continue
-        run = str(body.get("run"))
-        start = _start_before(starts.get((closed.host, run), []), closed)
-        budget = float(manifest.get("budget_s") or 0.0)
+        start = _start_before(starts[(closed.host, stop.run)], closed)
         wall = seconds_between(start.at, closed.at) if start is not None else None
-        horizon = HORIZON_FACTOR * budget + HORIZON_SLACK_S
-        wall = min(max(wall or 0.0, 0.0), horizon)
-        where = _cell(run)
-        name = (manifest.get("conditions", {}).get(where["condition"]) or {}).get("name")
+        horizon = HORIZON_FACTOR * float(manifest.budget_s) + HORIZON_SLACK_S
+        place = cell_place(manifest, *_cell(stop.run))
+        condition = place.condition or "?"
         rows.append(
-            {
-                "stage": manifest.get("stage") or "?",
-                "condition": where["condition"] or "?",
-                "name": name or where["condition"][:8] or "?",
-                "host": where["host"] or "?",
-                "status": "interrupted",
-                "training_seconds": _partial_training(ev, body, manifest),
-                "wall_seconds": wall,
-                "gpus": run_gpus(manifest),
-            }
+            CostRow(
+                stage=manifest.stage,
+                condition=condition,
+                name=place.condition_name or condition[:8],
+                host=place.host or "?",
+                status="interrupted",
+                training_seconds=_partial_training(ev, stop, manifest),
+                wall_seconds=min(max(wall or 0.0, 0.0), horizon),
+                gpus=run_gpus(manifest),
+            )
         )
     return rows
 
 
 def _starts(ev: Evidence) -> dict[tuple[str, str], list[Event]]:
-    out: dict[tuple[str, str], list[Event]] = {}
+    out: dict[tuple[str, str], list[Event]] = defaultdict(list)
     for event in ev.events:
         if event.kind == "run_started" and event.run is not None:
-            out.setdefault((event.host, event.run), []).append(event)
+            out[(event.host, event.run)].append(event)
     return out
 
 
@@ -199,15 +198,15 @@ def _start_before(starts: list[Event], closed: Event) -> Event | None:
     return earlier[-1] if earlier else None
 
 
-def _partial_training(ev: Evidence, body: dict[str, Any], manifest: dict[str, Any]) -> float:
+def _partial_training(ev: Evidence, stop: Interruption, manifest: Manifest) -> float:
     """Training seconds the partial log shows (its last step's), 0 without a log."""
-    if not isinstance(body.get("raw_log"), str):
+    if stop.raw_log is None:
         return 0.0
     try:
-        parsed = ev.parse_log(body, log_source(manifest).fmt)
+        parsed = ev.parse_log(stop.raw_log, log_source(manifest).fmt)
     except LedgerError:
         return 0.0
-    seconds = parsed.metrics.get("training_seconds")
+    seconds = parsed.metrics["training_seconds"]
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return 0.0
     return float(seconds) if math.isfinite(seconds) and seconds >= 0 else 0.0

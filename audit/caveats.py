@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.binding_level import HEADER, STATUS_ONLY, BindingLevel
+from ledger.decision_model import Decision
 from ledger.keys import DEMO_KEY_NAME
+from ledger.plan_model import Manifest
 
 
 def is_demo_key(name: object) -> bool:
@@ -197,22 +199,17 @@ def caveats(facts: CaveatInputs) -> list[Caveat]:
 
 def signers(
     names: Mapping[str, str],
-    manifests: Iterable[Mapping[str, Any]],
-    decisions: Iterable[Mapping[str, Any]],
+    manifests: Iterable[Manifest],
+    decisions: Iterable[Decision],
 ) -> list[Signer]:
     """The keys that froze the manifests and made the decisions, by id, with their names
     (`names`: key id -> name, the reviewer's records over the store's keyring)."""
-    used: Counter[str] = Counter()
-    for body in manifests:
-        if isinstance(body.get("freezer"), str):
-            used[body["freezer"]] += 1
-    for body in decisions:
-        if isinstance(body.get("decider"), str):
-            used[body["decider"]] += 1
-    return [
-        Signer(kid, names.get(kid, "unknown"), n, is_demo_key(names.get(kid)))
-        for kid, n in sorted(used.items())
-    ]
+    used = Counter([m.freezer for m in manifests] + [d.decider for d in decisions])
+    out = []
+    for kid, n in sorted(used.items()):
+        name = names.get(kid, "unknown")  # a key the keyring does not hold
+        out.append(Signer(kid, name, n, is_demo_key(name)))
+    return out
 
 
 __all__ = [

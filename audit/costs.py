@@ -1,8 +1,9 @@
 """GPU-hour accounting and counterfactuals (DESIGN §8, a contract).
 
-Why pure functions over plain dicts: `ledger audit`, `ledger report costs` and the HTML report
-must show the same numbers, and a reviewer must be able to redo them by hand. Sums use
-`math.fsum` so that "the parts add up to the total" is a check, not a rounding accident.
+Why pure functions over small typed values (`CostRow` and `StagePlan` in; the report's
+`CostBreakdown` and `Counterfactual` out): `ledger audit`, `ledger report costs` and the HTML
+report must show the same numbers, and a reviewer must be able to redo them by hand. Sums
+use `math.fsum` so that "the parts add up to the total" is a check, not a rounding accident.
 
 Definitions: training GPU-hours = sum(training_seconds x gpus) / 3600; wall GPU-hours uses
 wall_seconds. Failed runs (diverged, crashed, timeout) count for the seconds they used.
@@ -17,16 +18,47 @@ the stage a run is booked under is its manifest's.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from audit.report_model import ConditionCost, CostBreakdown, CostPart, Counterfactual, SumCheck
 from ledger.errors import InputError
+from ledger.plan_model import Plan
+
+if TYPE_CHECKING:
+    from audit.runs import ObservedRun
 
 STATUSES = ("ok", "diverged", "crashed", "timeout")
 # an attempt that ended without a run record (`ledger.attempts`): its own cost heading
 ATTEMPT_STATUSES = (*STATUSES, "interrupted")
 BREAKDOWNS = ("stage", "host", "condition", "status")
 REL_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One run's (or interrupted attempt's) cost input: where it is booked, how it ended,
+    its training and wall seconds (finite, >= 0) and its GPUs (>= 1). `name` is the
+    condition's name, shown beside its id."""
+
+    stage: str
+    condition: str
+    name: str
+    host: str
+    status: str  # one of ATTEMPT_STATUSES
+    training_seconds: float
+    wall_seconds: float
+    gpus: int = 1
+
+    def key(self, breakdown: str) -> str:
+        """The part of `breakdown` (one of BREAKDOWNS) this row is counted in."""
+        return {
+            "stage": self.stage,
+            "host": self.host,
+            "condition": self.condition,
+            "status": self.status,
+        }[breakdown]
 
 
 def _number(value: Any, where: str, *, minimum: float | None = 0.0) -> float:
@@ -50,128 +82,137 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _check_run(i: int, run: Any) -> dict[str, Any]:
-    if not isinstance(run, Mapping):
-        raise InputError(f"runs[{i}]: expected a dict, got {type(run).__name__}")
-    for key in ("stage", "condition", "host", "status", "training_seconds", "wall_seconds"):
-        if key not in run:
-            raise InputError(f"runs[{i}]: missing key {key!r}")
-    status = _text(run["status"], f"runs[{i}].status")
-    if status not in ATTEMPT_STATUSES:
-        raise InputError(
-            f"runs[{i}].status: {status!r} is not one of {', '.join(ATTEMPT_STATUSES)}"
-        )
-    return {
-        "stage": _text(run["stage"], f"runs[{i}].stage"),
-        "condition": _text(run["condition"], f"runs[{i}].condition"),
-        "name": str(run.get("name") or run["condition"]),
-        "host": _text(run["host"], f"runs[{i}].host"),
-        "status": status,
-        "training_seconds": _number(run["training_seconds"], f"runs[{i}].training_seconds"),
-        "wall_seconds": _number(run["wall_seconds"], f"runs[{i}].wall_seconds"),
-        "gpus": _count(run.get("gpus", 1), f"runs[{i}].gpus"),
-    }
-
-
-def _part(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "n_runs": len(rows),
-        "training_gpu_hours": math.fsum(r["training_seconds"] * r["gpus"] for r in rows) / 3600.0,
-        "wall_gpu_hours": math.fsum(r["wall_seconds"] * r["gpus"] for r in rows) / 3600.0,
-    }
+def _part(rows: Sequence[CostRow]) -> CostPart:
+    return CostPart(
+        n_runs=len(rows),
+        training_gpu_hours=math.fsum(r.training_seconds * r.gpus for r in rows) / 3600.0,
+        wall_gpu_hours=math.fsum(r.wall_seconds * r.gpus for r in rows) / 3600.0,
+    )
 
 
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12)
 
 
-def cost_breakdown(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Totals and parts by stage, host, condition and status, with sum checks.
-
-    Returns `{"n_runs", "training_gpu_hours", "wall_gpu_hours", "by_stage": {stage: part},
-    "by_host": {...}, "by_condition": {condition_id: part + "name"}, "by_status": {...},
-    "checks": [{"name", "ok", "difference"}]}` where a part is
-    `{"n_runs", "training_gpu_hours", "wall_gpu_hours"}`. Keys of each breakdown are sorted.
-    """
-    rows = [_check_run(i, run) for i, run in enumerate(runs)]
-    out: dict[str, Any] = _part(rows)
+def cost_breakdown(rows: Sequence[CostRow]) -> CostBreakdown:
+    """Totals and parts by stage, host, condition (with its name) and status, with the
+    checks that the parts add up to the totals. Keys of each breakdown are sorted."""
+    total = _part(rows)
+    parts: dict[str, dict[str, CostPart]] = {}
+    names: dict[str, str] = {}
     for field in BREAKDOWNS:
-        groups: dict[str, list[dict[str, Any]]] = {}
+        groups: dict[str, list[CostRow]] = {}
         for row in rows:
-            groups.setdefault(row[field], []).append(row)
-        parts = {key: _part(groups[key]) for key in sorted(groups)}
+            groups.setdefault(row.key(field), []).append(row)
+        parts[field] = {key: _part(groups[key]) for key in sorted(groups)}
         if field == "condition":
-            for key, part in parts.items():
-                part["name"] = groups[key][0]["name"]
-        out[f"by_{field}"] = parts
-    out["checks"] = partition_checks(out)
-    return out
+            names = {key: group[0].name for key, group in groups.items()}
+    out = CostBreakdown(
+        n_runs=total.n_runs,
+        training_gpu_hours=total.training_gpu_hours,
+        wall_gpu_hours=total.wall_gpu_hours,
+        by_stage=parts["stage"],
+        by_host=parts["host"],
+        by_condition={
+            key: ConditionCost(name=names[key], **part.model_dump())
+            for key, part in parts["condition"].items()
+        },
+        by_status=parts["status"],
+        checks=[],
+    )
+    return out.model_copy(update={"checks": partition_checks(out)})
 
 
-def partition_checks(breakdown: Mapping[str, Any]) -> list[dict[str, Any]]:
+def partition_checks(breakdown: CostBreakdown) -> list[SumCheck]:
     """Do the parts of each breakdown add up to its totals? One check per breakdown.
 
     Why separate: a breakdown travels (report data, bundles, `--json`); re-checking the one a
     reader holds, not only the one just computed, is what makes the check able to fail.
     """
     checks = []
+    by_field: dict[str, Mapping[str, CostPart]] = {
+        "stage": breakdown.by_stage,
+        "host": breakdown.by_host,
+        "condition": breakdown.by_condition,
+        "status": breakdown.by_status,
+    }
     for field in BREAKDOWNS:
-        parts = breakdown.get(f"by_{field}") or {}
-        sum_train = math.fsum(p["training_gpu_hours"] for p in parts.values())
-        sum_wall = math.fsum(p["wall_gpu_hours"] for p in parts.values())
+        parts = by_field[field].values()
+        sum_train = math.fsum(p.training_gpu_hours for p in parts)
+        sum_wall = math.fsum(p.wall_gpu_hours for p in parts)
         ok = (
-            sum(p["n_runs"] for p in parts.values()) == breakdown["n_runs"]
-            and _close(sum_train, breakdown["training_gpu_hours"])
-            and _close(sum_wall, breakdown["wall_gpu_hours"])
+            sum(p.n_runs for p in parts) == breakdown.n_runs
+            and _close(sum_train, breakdown.training_gpu_hours)
+            and _close(sum_wall, breakdown.wall_gpu_hours)
         )
         checks.append(
-            {
-                "name": f"by_{field} sums to total",
-                "ok": bool(ok),
-                "difference": max(
-                    abs(sum_train - breakdown["training_gpu_hours"]),
-                    abs(sum_wall - breakdown["wall_gpu_hours"]),
+            SumCheck(
+                name=f"by_{field} sums to total",
+                ok=bool(ok),
+                difference=max(
+                    abs(sum_train - breakdown.training_gpu_hours),
+                    abs(sum_wall - breakdown.wall_gpu_hours),
                 ),
-            }
+            )
         )
     return checks
 
 
-def _check_stage(i: int, stage: Any) -> dict[str, Any]:
-    if not isinstance(stage, Mapping):
-        raise InputError(f"stages[{i}]: expected a dict, got {type(stage).__name__}")
-    for key in ("name", "budget_s", "cells", "candidates"):
-        if key not in stage:
-            raise InputError(f"stages[{i}]: missing key {key!r}")
-    candidates = stage["candidates"]
-    promoted = stage.get("promoted", [])
-    for key, value in (("candidates", candidates), ("promoted", promoted)):
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage as the counterfactuals read it, in protocol order: its name, the stage it
+    continues (`from_stage`, None for an independent screen), budget, cells and GPUs per
+    run, its candidates and promoted condition ids, and the GPU-hours it executed."""
+
+    name: str
+    budget_s: float
+    cells: int
+    candidates: Sequence[str]
+    promoted: Sequence[str] = ()
+    from_stage: str | None = None
+    gpus: int = 1
+    executed_gpu_hours: float = 0.0
+
+
+@dataclass(frozen=True)
+class CampaignTotals:
+    """The protocol's total against its root gate's counterfactual (see `campaign_totals`)."""
+
+    executed_gpu_hours: float
+    planned_gpu_hours: float
+    root: str | None  # the first gate some later stage continues (None: no gate is)
+    all_from_first_gate_gpu_hours: float
+    saved_gpu_hours: float | None
+    n_candidates: int | None
+    lineage: list[str]
+
+
+def _check_stage(i: int, stage: StagePlan) -> StagePlan:
+    """`stage` with every number checked (finite, non-negative; counts >= 1)."""
+    for key, value in (("candidates", stage.candidates), ("promoted", stage.promoted)):
         if isinstance(value, str) or not isinstance(value, Sequence):
             raise InputError(f"stages[{i}].{key}: expected a list of condition ids")
-    parent = stage.get("from")
-    if parent is not None:
-        parent = _text(parent, f"stages[{i}].from")
-    return {
-        "name": _text(stage["name"], f"stages[{i}].name"),
-        "from": parent,
-        "budget_s": _number(stage["budget_s"], f"stages[{i}].budget_s"),
-        "cells": _count(stage["cells"], f"stages[{i}].cells"),
-        "gpus": _count(stage.get("gpus", 1), f"stages[{i}].gpus"),
-        "candidates": list(candidates),
-        "promoted": list(promoted),
-        "executed_gpu_hours": _number(
-            stage.get("executed_gpu_hours", 0.0), f"stages[{i}].executed_gpu_hours"
+    return StagePlan(
+        name=_text(stage.name, f"stages[{i}].name"),
+        from_stage=(
+            _text(stage.from_stage, f"stages[{i}].from") if stage.from_stage is not None else None
         ),
-    }
+        budget_s=_number(stage.budget_s, f"stages[{i}].budget_s"),
+        cells=_count(stage.cells, f"stages[{i}].cells"),
+        gpus=_count(stage.gpus, f"stages[{i}].gpus"),
+        candidates=list(stage.candidates),
+        promoted=list(stage.promoted),
+        executed_gpu_hours=_number(stage.executed_gpu_hours, f"stages[{i}].executed_gpu_hours"),
+    )
 
 
-def _per_condition(stage: dict[str, Any]) -> float:
+def _per_condition(stage: StagePlan) -> float:
     """GPU-hours one condition costs at a stage: cells x budget x gpus."""
-    return stage["cells"] * stage["budget_s"] * stage["gpus"] / 3600.0
+    return stage.cells * stage.budget_s * stage.gpus / 3600.0
 
 
-def _planned(stage: dict[str, Any]) -> float:
-    return len(stage["candidates"]) * _per_condition(stage)
+def _planned(stage: StagePlan) -> float:
+    return len(stage.candidates) * _per_condition(stage)
 
 
 def _fmt(x: float) -> str:
@@ -181,21 +222,21 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.4f}"
 
 
-def _continuations(plan: list[dict[str, Any]], lineage_known: bool) -> list[int | None]:
+def _continuations(plan: list[StagePlan], lineage: bool) -> list[int | None]:
     """For each stage, the index of the stage that continues its candidates (or None).
 
-    With lineage (any stage dict has a `from` key): the first later stage whose `from` names
-    it. Without: the first later stage whose candidates include the whole promoted set.
+    With `lineage`: the first later stage whose `from_stage` names it. Without: the first
+    later stage whose candidates include the whole promoted set.
     """
     out: list[int | None] = []
     for i, gate in enumerate(plan):
         later = range(i + 1, len(plan))
-        if lineage_known:
-            next_stage = next((j for j in later if plan[j]["from"] == gate["name"]), None)
+        if lineage:
+            next_stage = next((j for j in later if plan[j].from_stage == gate.name), None)
         else:
-            promoted = set(gate["promoted"])
+            promoted = set(gate.promoted)
             next_stage = next(
-                (j for j in later if promoted and promoted <= set(plan[j]["candidates"])), None
+                (j for j in later if promoted and promoted <= set(plan[j].candidates)), None
             )
         out.append(next_stage)
     return out
@@ -211,19 +252,24 @@ def _lineage(nexts: list[int | None], i: int) -> list[int]:
     return out
 
 
+def _executed(plan: list[StagePlan], total_gpu_hours: float | None) -> float:
+    if total_gpu_hours is None:
+        return math.fsum(s.executed_gpu_hours for s in plan)
+    return _number(total_gpu_hours, "total_gpu_hours")
+
+
 def counterfactuals(
-    stages: Sequence[Mapping[str, Any]], total_gpu_hours: float | None = None
-) -> list[dict[str, Any]]:
+    stages: Sequence[StagePlan], total_gpu_hours: float | None = None, *, lineage: bool = True
+) -> list[Counterfactual]:
     """One entry per gate whose candidates some later stage continues: what continuing every
     candidate would have cost at the next stage, at the final stage, and for the campaign.
 
-    `stages` is in protocol order, each `{"name", "from" (the stage it continues, or None),
-    "budget_s", "cells", "gpus" (default 1), "candidates": [ids], "promoted": [ids],
-    "executed_gpu_hours"}`. "next" is the stage whose `from` names the gate (without any
-    `from` key: the first later stage whose candidates hold the gate's promoted set), "final"
-    the end of that chain; an independent screen is nobody's next. Planned costs are nominal
-    (candidates x cells x budget x gpus), so they compare like with like against the
-    counterfactual; what was actually spent is in `executed_gpu_hours`.
+    `stages` is in protocol order. "next" is the stage whose `from_stage` names the gate
+    (with `lineage=False`, for stages that do not say what they continue: the first later
+    stage whose candidates hold the gate's promoted set), "final" the end of that chain; an
+    independent screen is nobody's next. Planned costs are nominal (candidates x cells x
+    budget x gpus), so they compare like with like against the counterfactual; what was
+    actually spent is in `executed_gpu_hours`.
 
     The campaign figures are the one definition of "saved": `campaign_if_all` is the
     protocol's total (`total_gpu_hours`, default the stages' executed sum) with the gate's
@@ -231,50 +277,46 @@ def counterfactuals(
     `saved_gpu_hours` is that minus the protocol's total.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
-    nexts = _continuations(plan, any("from" in s for s in stages))
-    total = (
-        math.fsum(s["executed_gpu_hours"] for s in plan)
-        if total_gpu_hours is None
-        else _number(total_gpu_hours, "total_gpu_hours")
-    )
+    nexts = _continuations(plan, lineage)
+    total = _executed(plan, total_gpu_hours)
     out = []
     for i, gate in enumerate(plan):
         chain = _lineage(nexts, i)
         if not chain:
             continue
         next_stage, last = plan[chain[0]], plan[chain[-1]]
-        k = len(gate["candidates"])
+        k = len(gate.candidates)
         campaign_if_all = math.fsum(
             [
                 total,
-                *(-plan[j]["executed_gpu_hours"] for j in chain),
+                *(-plan[j].executed_gpu_hours for j in chain),
                 *(k * _per_condition(plan[j]) for j in chain),
             ]
         )
         out.append(
-            {
-                "gate": gate["name"],
-                "next": next_stage["name"],
-                "final": last["name"],
-                "lineage": [plan[j]["name"] for j in chain],
-                "n_candidates": k,
-                "n_promoted": len(gate["promoted"]),
-                "executed_gpu_hours": gate["executed_gpu_hours"],
-                "next_if_all": k * _per_condition(next_stage),
-                "next_planned": _planned(next_stage),
-                "final_if_all": k * _per_condition(last),
-                "final_planned": _planned(last),
-                "protocol_remaining": math.fsum(_planned(plan[j]) for j in chain),
-                "campaign_if_all": campaign_if_all,
-                "saved_gpu_hours": campaign_if_all - total,
-            }
+            Counterfactual(
+                gate=gate.name,
+                next=next_stage.name,
+                final=last.name,
+                lineage=[plan[j].name for j in chain],
+                n_candidates=k,
+                n_promoted=len(gate.promoted),
+                executed_gpu_hours=gate.executed_gpu_hours,
+                next_if_all=k * _per_condition(next_stage),
+                next_planned=_planned(next_stage),
+                final_if_all=k * _per_condition(last),
+                final_planned=_planned(last),
+                protocol_remaining=math.fsum(_planned(plan[j]) for j in chain),
+                campaign_if_all=campaign_if_all,
+                saved_gpu_hours=campaign_if_all - total,
+            )
         )
     return out
 
 
 def campaign_totals(
-    stages: Sequence[Mapping[str, Any]], total_gpu_hours: float | None = None
-) -> dict[str, Any]:
+    stages: Sequence[StagePlan], total_gpu_hours: float | None = None, *, lineage: bool = True
+) -> CampaignTotals:
     """The protocol's total against its root gate's counterfactual (the headline "saved").
 
     The root is the first stage some later stage continues; its counterfactual is
@@ -283,97 +325,88 @@ def campaign_totals(
     gpus`). `planned_gpu_hours` is the nominal plan. Without a root, nothing was saved.
     """
     plan = [_check_stage(i, s) for i, s in enumerate(stages)]
-    executed = (
-        math.fsum(s["executed_gpu_hours"] for s in plan)
-        if total_gpu_hours is None
-        else _number(total_gpu_hours, "total_gpu_hours")
+    executed = _executed(plan, total_gpu_hours)
+    root = next(iter(counterfactuals(plan, executed, lineage=lineage)), None)
+    return CampaignTotals(
+        executed_gpu_hours=executed,
+        planned_gpu_hours=math.fsum(_planned(s) for s in plan),
+        root=root.gate if root else None,
+        all_from_first_gate_gpu_hours=root.campaign_if_all if root else executed,
+        saved_gpu_hours=root.saved_gpu_hours if root else None,
+        n_candidates=root.n_candidates if root else None,
+        lineage=list(root.lineage) if root else [],
     )
-    root = next(iter(counterfactuals(stages, executed)), None)
-    return {
-        "executed_gpu_hours": executed,
-        "planned_gpu_hours": math.fsum(_planned(s) for s in plan),
-        "root": root["gate"] if root else None,
-        "all_from_first_gate_gpu_hours": root["campaign_if_all"] if root else executed,
-        "saved_gpu_hours": root["saved_gpu_hours"] if root else None,
-        "n_candidates": root["n_candidates"] if root else None,
-        "lineage": root["lineage"] if root else [],
-    }
 
 
 # -- the same figures in words (what `report costs` and the report print) -------------------
 
 
-def counterfactual_sentences(cf: Mapping[str, Any]) -> list[str]:
+def counterfactual_sentences(cf: Counterfactual) -> list[str]:
     """A gate's counterfactual in words: at its next stage (when that is not the final),
     at its final stage, and for the whole campaign."""
-    k, gate = cf["n_candidates"], cf["gate"]
+    k, gate = cf.n_candidates, cf.gate
     out = []
-    if cf["next"] != cf["final"]:
+    if cf.next != cf.final:
         out.append(
-            f"continuing all {k} candidates of {gate} to {cf['next']} would have spent "
-            f"{_fmt(cf['next_if_all'])} GPU-hours there; the protocol planned "
-            f"{_fmt(cf['next_planned'])}"
+            f"continuing all {k} candidates of {gate} to {cf.next} would have spent "
+            f"{_fmt(cf.next_if_all)} GPU-hours there; the protocol planned "
+            f"{_fmt(cf.next_planned)}"
         )
     out.append(
-        f"continuing all {k} candidates of {gate} to {cf['final']} would have spent "
-        f"{_fmt(cf['final_if_all'])} GPU-hours there; the protocol planned "
-        f"{_fmt(cf['final_planned'])}"
+        f"continuing all {k} candidates of {gate} to {cf.final} would have spent "
+        f"{_fmt(cf.final_if_all)} GPU-hours there; the protocol planned "
+        f"{_fmt(cf.final_planned)}"
     )
     out.append(
-        f"continuing all {k} candidates of {gate} through {', '.join(cf['lineage'])} would "
-        f"have cost the campaign {_fmt(cf['campaign_if_all'])} GPU-hours instead of "
-        f"{_fmt(cf['campaign_if_all'] - cf['saved_gpu_hours'])}"
+        f"continuing all {k} candidates of {gate} through {', '.join(cf.lineage)} would "
+        f"have cost the campaign {_fmt(cf.campaign_if_all)} GPU-hours instead of "
+        f"{_fmt(cf.campaign_if_all - cf.saved_gpu_hours)}"
     )
     return out
 
 
-def campaign_sentence(totals: Mapping[str, Any]) -> str:
+def campaign_sentence(totals: CampaignTotals) -> str:
     """The campaign-level line: the protocol's total and its root gate's counterfactual."""
-    spent = f"the protocol spent {_fmt(totals['executed_gpu_hours'])} training GPU-hours"
-    if totals["root"] is None:
+    spent = f"the protocol spent {_fmt(totals.executed_gpu_hours)} training GPU-hours"
+    if totals.root is None:
         return f"{spent}; no gate's candidates are continued by a later stage"
     return (
-        f"{spent}; continuing all {totals['n_candidates']} candidates of {totals['root']} "
-        f"through {', '.join(totals['lineage'])} would have cost "
-        f"{_fmt(totals['all_from_first_gate_gpu_hours'])}"
+        f"{spent}; continuing all {totals.n_candidates} candidates of {totals.root} "
+        f"through {', '.join(totals.lineage)} would have cost "
+        f"{_fmt(totals.all_from_first_gate_gpu_hours)}"
     )
 
 
-def saved_sentence(totals: Mapping[str, Any]) -> str | None:
+def saved_sentence(totals: CampaignTotals) -> str | None:
     """The headline: GPU-hours saved, by the one definition (`campaign_totals`)."""
-    if totals["root"] is None:
+    if totals.root is None or totals.saved_gpu_hours is None:
         return None
     return (
-        f"Saved {_fmt(totals['saved_gpu_hours'])} GPU-hours: continuing all "
-        f"{totals['n_candidates']} candidates of {totals['root']} through "
-        f"{', '.join(totals['lineage'])} would have cost the campaign "
-        f"{_fmt(totals['all_from_first_gate_gpu_hours'])} GPU-hours; the protocol spent "
-        f"{_fmt(totals['executed_gpu_hours'])}."
+        f"Saved {_fmt(totals.saved_gpu_hours)} GPU-hours: continuing all "
+        f"{totals.n_candidates} candidates of {totals.root} through "
+        f"{', '.join(totals.lineage)} would have cost the campaign "
+        f"{_fmt(totals.all_from_first_gate_gpu_hours)} GPU-hours; the protocol spent "
+        f"{_fmt(totals.executed_gpu_hours)}."
     )
 
 
-def cost_row(body: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One run's cost input (see `cost_breakdown`) from a run body as the audit observed it
-    (`audit.runs.observed_run`: status and seconds as its raw log supports them, stage and
-    GPUs as its manifest fixes them, wall seconds as the journal measured them) and its
-    manifest (for the name). Seconds that are not finite non-negative numbers count 0 (the
-    audit reports the run)."""
-    metrics = body.get("metrics") or {}
-    condition = body.get("condition") or "?"
-    name = ((manifest or {}).get("conditions") or {}).get(condition, {}).get("name")
-    status = body.get("status")
-    gpus = body.get("gpus")
-    return {
-        "stage": body.get("stage") or "(unplanned)",
-        "condition": condition,
-        "name": name or condition[:8],
-        "host": body.get("host") or "?",
-        "seed": body.get("seed") if body.get("seed") is not None else -1,
-        "status": status if status in STATUSES else "crashed",
-        "training_seconds": _seconds(metrics.get("training_seconds")),
-        "wall_seconds": _seconds(body.get("wall_seconds")),
-        "gpus": gpus if isinstance(gpus, int) and not isinstance(gpus, bool) and gpus >= 1 else 1,
-    }
+def cost_row(run: ObservedRun, manifest: Plan | None) -> CostRow:
+    """One run's cost input from the run as the audit observed it (`audit.runs.ObservedRun`:
+    status and seconds as its raw log supports them, stage and GPUs as its manifest fixes
+    them, wall seconds as the journal measured them) and its manifest (for the name).
+    Seconds that are not finite non-negative numbers count 0 (the audit reports the run)."""
+    condition = run.condition or "?"
+    info = manifest.conditions.get(condition) if manifest is not None else None
+    return CostRow(
+        stage=run.stage or "(unplanned)",
+        condition=condition,
+        name=(info.name if info is not None else "") or condition[:8],
+        host=run.host or "?",
+        status=run.status if run.status in STATUSES else "crashed",
+        training_seconds=_seconds(run.metrics.training_seconds),
+        wall_seconds=_seconds(run.wall_seconds),
+        gpus=run.gpus if run.gpus >= 1 else 1,
+    )
 
 
 def _seconds(value: Any) -> float:
@@ -382,27 +415,56 @@ def _seconds(value: Any) -> float:
     return float(value) if math.isfinite(value) and value >= 0 else 0.0
 
 
-def split_costs(
-    bodies: Mapping[str, Mapping[str, Any]], manifests: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, Any] | None]:
-    """Cost breakdowns of the protocol's runs, the baselines' and unplanned compute, apart.
+@dataclass(frozen=True)
+class AuditCosts:
+    """The GPU-hours the audit counted (DESIGN §8): every run, and apart from each other the
+    protocol's runs, the baselines' and unplanned compute; interrupted attempts (no run
+    record) under a heading of their own, never in any total.
 
-    Why apart: a baseline is a comparison bought next to the protocol, not part of what the
-    protocol cost; counting it in the protocol's totals (and its savings) would make the
-    protocol look dearer by exactly what was spent checking it. Each value is a
-    `cost_breakdown` (None when there are no such runs).
-    """
-    groups: dict[str, list[dict[str, Any]]] = {"protocol": [], "baselines": [], "unplanned": []}
-    for body in bodies.values():
-        manifest = manifests.get(body.get("manifest") or "")
+    Why baselines apart: a baseline is a comparison bought next to the protocol, not part of
+    what the protocol cost; counting it in the protocol's totals (and its savings) would make
+    the protocol look dearer by exactly what was spent checking it."""
+
+    all: CostBreakdown
+    protocol: CostBreakdown
+    baselines: CostBreakdown | None
+    unplanned: CostBreakdown | None
+    interrupted: CostBreakdown | None
+
+    @property
+    def parts(self) -> list[CostBreakdown]:
+        """The breakdowns whose sums the audit checks: every run's, and the interrupted."""
+        return [self.all] + ([self.interrupted] if self.interrupted is not None else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The audit's `costs` (every run) with the interrupted attempts under `interrupted`."""
+        interrupted = self.interrupted.model_dump() if self.interrupted is not None else None
+        return {**self.all.model_dump(), "interrupted": interrupted}
+
+
+def audit_costs(
+    runs: Iterable[ObservedRun], manifests: Mapping[str, Plan], interrupted: Sequence[CostRow]
+) -> AuditCosts:
+    """Every run's cost row (`cost_row`) broken down, all together and per group (protocol,
+    baselines, unplanned: a run whose manifest is not one of `manifests`), and the
+    interrupted attempts' rows apart."""
+    groups: dict[str, list[CostRow]] = {"protocol": [], "baselines": [], "unplanned": []}
+    rows = []
+    for run in runs:
+        manifest = manifests.get(run.manifest) if run.manifest is not None else None
+        row = cost_row(run, manifest)
+        rows.append(row)
         if manifest is None:
             group = "unplanned"
-        elif "baseline" in (manifest.get("spec") or {}):
+        elif "baseline" in manifest.spec:
             group = "baselines"
         else:
             group = "protocol"
-        groups[group].append(cost_row(body, manifest))
-    return {
-        name: cost_breakdown(rows) if rows or name == "protocol" else None
-        for name, rows in groups.items()
-    }
+        groups[group].append(row)
+    return AuditCosts(
+        all=cost_breakdown(rows),
+        protocol=cost_breakdown(groups["protocol"]),
+        baselines=cost_breakdown(groups["baselines"]) if groups["baselines"] else None,
+        unplanned=cost_breakdown(groups["unplanned"]) if groups["unplanned"] else None,
+        interrupted=cost_breakdown(interrupted) if interrupted else None,
+    )

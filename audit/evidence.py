@@ -5,8 +5,9 @@ read and hashed once. Only objects the journals cite and whose signatures are ac
 evidence; each raw log a run record cites is read once more (without re-hashing: the scan
 just checked it) and parsed once; a run's timing comes from its journal events.
 
-The bodies the checks read are typed: `manifests`, `decisions` and `runs` hold each accepted
-body as its model (`Manifest`, `Decision`, `RunRecord`), validated once here. An accepted
+The bodies the checks read are typed: `manifests`, `decisions`, `runs`, `anchors` and
+`interruptions` hold each accepted body as its model (`Manifest`, `Decision`, `RunRecord`,
+`Anchor`, `Interruption`), validated once here. An accepted
 body that does not fit its model is no evidence for anything: it is left out of the typed
 views and named in `malformed` (a finding of its own), so no check reads a missing key
 through a default.
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from ledger.decision_model import Decision
 from ledger.document import Document, one_line
-from ledger.documents import JournalEvent, RunRecord, TimestampToken
+from ledger.documents import Anchor, Interruption, JournalEvent, RunRecord, TimestampToken
 from ledger.errors import InvalidId
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
@@ -68,6 +69,8 @@ class Evidence:
         self.manifests: dict[str, Manifest] = self._typed("manifest", Manifest)
         self.decisions: dict[str, Decision] = self._typed("decision", Decision)
         self.runs: dict[str, RunRecord] = self._typed("run", RunRecord)
+        self.anchors: dict[str, Anchor] = self._typed("anchor", Anchor)
+        self.interruptions: dict[str, Interruption] = self._typed("interruption", Interruption)
 
     def _typed(self, kind: str, model: type[T]) -> dict[str, T]:
         """Every accepted body of `kind` as `model`; the ones that do not fit go to
@@ -105,12 +108,12 @@ class Evidence:
         return self.first.get((kind, oid))
 
     def for_manifest(self, kind: str, manifest: str) -> list[Event]:
-        return self.by_manifest.get((kind, manifest), [])
+        return self.by_manifest[(kind, manifest)]
 
     # -- objects ---------------------------------------------------------------------------
 
     def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
-        return self.by_kind.get(kind, {})
+        return self.by_kind[kind]
 
     def raw_bytes(self, oid: Any) -> bytes:
         """An intact raw object's bytes (LedgerError when it is missing or damaged)."""
@@ -139,9 +142,9 @@ class Evidence:
         except (OSError, TypeError):
             return None
 
-    def parse_log(self, body: dict[str, Any], fmt: str) -> ParsedLog:
-        """The run's raw log, parsed in `fmt` (its manifest's; LedgerError when unreadable)."""
-        return parse_raw_log(self.raw_bytes(body.get("raw_log")), fmt)
+    def parse_log(self, raw_log: str, fmt: str) -> ParsedLog:
+        """A run's raw log, parsed in `fmt` (its manifest's; LedgerError when unreadable)."""
+        return parse_raw_log(self.raw_bytes(raw_log), fmt)
 
     def seed_witness(self, manifest_id: str) -> str | None:
         """The digest of the token a witness-bound seed rule takes for this manifest (the

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
+from ledger.decision_model import Decision
+from ledger.documents import RunRecord
+from ledger.plan_model import Manifest, Plan
 from ledger.problems import Problem
 
 
@@ -33,23 +35,23 @@ class Locator:
 
     def __init__(
         self,
-        manifests: Mapping[str, Mapping[str, Any]],
-        decisions: Mapping[str, Mapping[str, Any]],
-        runs: Mapping[str, Mapping[str, Any]],
+        manifests: Mapping[str, Manifest],
+        decisions: Mapping[str, Decision],
+        runs: Mapping[str, RunRecord],
     ) -> None:
         self.places: dict[str, Place] = {}
-        for mid, body in manifests.items():
-            self.places[mid] = Place(stage=_text(body.get("stage")))
-        for did, body in decisions.items():
-            manifest = manifests.get(str(body.get("manifest")), {})
-            self.places[did] = Place(stage=_text(body.get("stage") or manifest.get("stage")))
-        for rid, body in runs.items():
-            manifest = manifests.get(str(body.get("manifest")), {})
-            place = run_place(body, manifest)
+        for mid, manifest in manifests.items():
+            self.places[mid] = Place(stage=manifest.stage or None)
+        for did, decision in decisions.items():
+            judged = manifests.get(decision.manifest)
+            stage = decision.stage or (judged.stage if judged is not None else None)
+            self.places[did] = Place(stage=stage or None)
+        for rid, record in runs.items():
+            place = run_place(record, manifests.get(record.manifest or ""))
             self.places[rid] = place
-            for key in ("raw_log", "stderr"):
-                if isinstance(body.get(key), str):
-                    self.places.setdefault(body[key], place)
+            self.places.setdefault(record.raw_log, place)
+            if record.stderr is not None:
+                self.places.setdefault(record.stderr, place)
 
     def locate(self, problem: Problem) -> Problem:
         """The problem with the empty place fields filled from its object's place."""
@@ -67,18 +69,25 @@ class Locator:
         return [self.locate(p) for p in problems]
 
 
-def run_place(body: Mapping[str, Any], manifest: Mapping[str, Any]) -> Place:
-    """A run record's cell, named as its manifest names the condition."""
-    condition = _text(body.get("condition"))
-    info = (manifest.get("conditions") or {}).get(condition) or {}
-    seed = body.get("seed")
+def cell_place(
+    manifest: Plan | None, condition: str | None, seed: int | None, host: str | None
+) -> Place:
+    """A cell of a stage, named as its manifest names the condition."""
+    info = manifest.conditions.get(condition) if manifest and condition else None
     return Place(
-        stage=_text(manifest.get("stage") or body.get("stage")),  # the plan's, not the record's
-        condition=condition,
-        condition_name=_text(info.get("name")),
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        host=_text(body.get("host")),
+        stage=manifest.stage if manifest is not None else None,
+        condition=condition or None,
+        condition_name=(info.name or None) if info is not None else None,
+        seed=seed,
+        host=host or None,
     )
+
+
+def run_place(record: RunRecord, manifest: Plan | None) -> Place:
+    """A run record's cell, named as its manifest names the condition; the stage is the
+    plan's (the record's own only for unplanned compute)."""
+    place = cell_place(manifest, record.condition, record.seed, record.host)
+    return place if manifest is not None else replace(place, stage=record.stage or None)
 
 
 def cell_words(place: Place | Problem) -> str:
@@ -87,8 +96,4 @@ def cell_words(place: Place | Problem) -> str:
     return f"{place.stage or '?'} / {name} / seed {place.seed} @ {place.host or '?'}"
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-__all__ = ["Locator", "Place", "cell_words", "run_place"]
+__all__ = ["Locator", "Place", "cell_place", "cell_words", "run_place"]

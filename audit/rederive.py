@@ -20,18 +20,20 @@ from typing import Any
 
 from audit.attempt_checks import interrupted_rows
 from audit.baseline_checks import protocol_hours_before
-from audit.binding_summary import binding_summary
+from audit.binding_summary import BindingSummary, binding_summary
 from audit.causes import Cause, group
 from audit.caveats import Caveat, CaveatInputs, KeyName, Signer, caveats, signers
-from audit.costs import cost_breakdown, cost_row
+from audit.costs import AuditCosts, audit_costs
 from audit.evidence import Evidence
 from audit.gates import BaselineContext, StageAudit, audit_manifest
 from audit.locate import Locator
-from audit.runs import LogProvenance, RunCheck, check_run
+from audit.runs import LogProvenance, ObservedRun, RunCheck, RunFound, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
 from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
+from ledger.decision_model import Decision
 from ledger.parallel import fork_map, shared
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.store import Store
 from ledger.trust import Trust
@@ -42,11 +44,11 @@ RUN_STATUSES = ("ok", "diverged", "crashed", "timeout")
 
 @dataclass(frozen=True)
 class AuditedRun:
-    """A run record as the audit read it: `body` is the record with status and metrics as
+    """A run record as the audit read it: `observed` is the run with status and metrics as
     its raw log supports them (never the record's own numbers), `log` what its header says."""
 
     id: str
-    body: dict[str, Any]
+    observed: ObservedRun
     log: LogProvenance | None
     simulated: bool
     reason: str  # why a run that is not ok ended, or why it has no evidence
@@ -65,7 +67,7 @@ class AuditResult:
     stages: list[StageAudit]
     unplanned: list[str]
     amendments: list[str]
-    costs: dict[str, Any]
+    costs: AuditCosts
     objects: int
     anchors: int
     trust: dict[str, Any] = field(default_factory=lambda: {"trust": "store", "trusted_keys": []})
@@ -76,8 +78,8 @@ class AuditResult:
     signers: list[Signer] = field(default_factory=list)
     trusted: list[KeyName] = field(default_factory=list)  # the reviewer's keys, by name
     anchors_given: list[str] = field(default_factory=list)  # ids of the reviewer's anchors
-    manifests: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
-    decisions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    manifests: dict[str, Manifest] = field(default_factory=dict, repr=False, compare=False)
+    decisions: dict[str, Decision] = field(default_factory=dict, repr=False, compare=False)
     runs: dict[str, AuditedRun] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -97,14 +99,14 @@ class AuditResult:
         return group(self.problems)
 
     @property
-    def binding(self) -> dict[str, Any]:
+    def binding(self) -> BindingSummary:
         """How strongly the logs of the stages in force are bound (`audit.binding_summary`)."""
         return binding_summary(self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
-            "binding": self.binding,
+            "binding": self.binding.to_dict(),
             "problems": [f.to_dict() for f in self.problems],
             "causes": [c.to_dict() for c in self.causes],
             "caveats": [c.to_dict() for c in self.caveats],
@@ -112,7 +114,7 @@ class AuditResult:
             "stages": [s.to_dict() for s in self.stages],
             "unplanned_runs": self.unplanned,
             "amendments": self.amendments,
-            "costs": self.costs,
+            "costs": self.costs.to_dict(),
             "objects": self.objects,
             "anchors": self.anchors,
             "anchors_given": self.anchors_given,
@@ -160,11 +162,11 @@ def audit_store(
     findings = list(verified.problems)
     ev = Evidence(store, verified)
     findings += ev.malformed
-    manifests = ev.of_kind("manifest")
+    manifests = ev.manifests
     checks = check_runs(ev, manifests)
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
     for check in checks.values():
-        by_manifest[check.record.get("manifest")].append(check)
+        by_manifest[check.record.manifest].append(check)
     observed = {rid: c.observed for rid, c in checks.items()}
     context = BaselineContext(manifests, protocol_hours_before(ev, manifests, observed))
     stages = audit_manifests(
@@ -177,20 +179,20 @@ def audit_store(
             findings += [p for r in runs for p in r.problems]
     findings += _shared_logs(checks)
     findings += throughput_findings(checks, manifests)
-    findings += _second_freezes(ev, manifests)
-    unplanned = sorted(r.id for r in by_manifest.get(None, []))
-    findings += [p for r in by_manifest.get(None, []) for p in r.problems]
-    costs = _costs(checks, manifests)
-    interrupted = interrupted_rows(ev, manifests)
-    costs["interrupted"] = cost_breakdown(interrupted) if interrupted else None
-    for part in (costs, costs["interrupted"] or {}):
-        for check in part.get("checks", []):
-            if not check.get("ok"):
-                findings.append(
-                    Problem("costs", f"GPU-hours do not add up: {check.get('name')}", check="costs")
-                )
-    findings += _uncounted(checks, manifests)
-    timestamps, order = _witness(ev, verified, stages, manifests)
+    findings += _second_freezes(ev)
+    unplanned = sorted(r.id for r in by_manifest[None])
+    findings += [p for r in by_manifest[None] for p in r.problems]
+    costs = audit_costs(
+        (c.observed for c in checks.values()), manifests, interrupted_rows(ev, manifests)
+    )
+    for part in costs.parts:
+        findings += [
+            Problem("costs", f"GPU-hours do not add up: {check.name}", check="costs")
+            for check in part.checks
+            if not check.ok
+        ]
+    findings += _uncounted(checks)
+    timestamps, order = _witness(ev, verified, stages)
     findings += order
     # trust is said once: as a caveat when store-asserted, as a note naming the keys else
     trust_note = verified.trust.describe(verified.keyring)
@@ -202,14 +204,13 @@ def audit_store(
         findings += spot.problems
         notes += spot.notes()
         reproduction = spot.to_dict()
-    decisions = ev.of_kind("decision")
-    locator = Locator(manifests, decisions, ev.of_kind("run"))
+    locator = Locator(manifests, ev.decisions, ev.runs)
     anchors_made = sum(1 for e in ev.events if e.kind == "anchor")
     names = {r.key_id: r.name for r in store.keyring().records()}
     trust_used = verified.trust
     trusted = [KeyName(kid, n) for kid, n in trust_used.key_names(store.keyring()).items()]
     names.update({k.key_id: k.name for k in trusted})
-    who = signers(names, manifests.values(), decisions.values())
+    who = signers(names, manifests.values(), ev.decisions.values())
     facts = CaveatInputs(
         runs=sum(s.runs for s in stages) + len(unplanned),
         simulated_by_stage=tuple((s.stage, s.sim_runs) for s in stages if s.sim_runs),
@@ -224,7 +225,7 @@ def audit_store(
         _unique(locator.locate_all(findings)),
         stages,
         unplanned,
-        amendments=sorted(mid for mid, b in manifests.items() if b.get("amends")),
+        amendments=sorted(mid for mid, m in manifests.items() if m.amends),
         costs=costs,
         objects=len(verified.scan.objects) + len(verified.scan.raw),
         anchors=anchors_made + len(verified.anchors.given),
@@ -237,7 +238,7 @@ def audit_store(
         trusted=trusted,
         anchors_given=list(verified.anchors.given),
         manifests=manifests,
-        decisions=decisions,
+        decisions=ev.decisions,
         runs={
             rid: AuditedRun(rid, c.observed, c.log, c.simulated, c.reason)
             for rid, c in checks.items()
@@ -245,16 +246,16 @@ def audit_store(
     )
 
 
-def _uncounted(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> list[Problem]:
+def _uncounted(checks: dict[str, RunCheck]) -> list[Problem]:
     """A run whose training seconds the totals cannot count as its record claims (its log
     is not evidence, or says otherwise): the GPU-hours changed, said as a consequence."""
     out = []
     for rid, check in checks.items():
-        claimed = _seconds((check.record.get("metrics") or {}).get("training_seconds"))
-        counted = _seconds((check.observed.get("metrics") or {}).get("training_seconds"))
+        claimed = _seconds(check.record.metrics.training_seconds)
+        counted = _seconds(check.observed.metrics.training_seconds)
         if claimed == counted:
             continue
-        gpus = cost_row(check.observed, manifests.get(check.record.get("manifest") or ""))["gpus"]
+        gpus = max(check.observed.gpus, 1)
         out.append(
             Problem(
                 rid,
@@ -272,61 +273,22 @@ def _uncounted(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> list[
 PARALLEL_MIN_RUNS = 2000  # below this, starting workers costs more than it saves
 
 
-def check_runs(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> dict[str, RunCheck]:
+def check_runs(ev: Evidence, manifests: dict[str, Manifest]) -> dict[str, RunCheck]:
     """`check_run` for every run record: in forked worker processes when the store is big
     (parsing every raw log, hundreds of lines each, is most of an audit)."""
-    runs = sorted(ev.of_kind("run").items())
-    found = fork_map(
-        _check_chunk,
-        [rid for rid, _ in runs],
-        (ev, manifests),
-        serial=len(runs) < PARALLEL_MIN_RUNS,
-    )
-    bodies = dict(runs)
-    out = {}
-    for rid, observed, problems, simulated, reason, started, runner, log in found:
-        out[rid] = RunCheck(
-            rid,
-            bodies[rid],
-            {**bodies[rid], **observed},
-            problems,
-            simulated,
-            reason,
-            started,
-            runner,
-            log,
-        )
-    return dict(sorted(out.items()))
+    rids = sorted(ev.runs)
+    found = fork_map(_check_chunk, rids, (ev, manifests), serial=len(rids) < PARALLEL_MIN_RUNS)
+    return {rid: run.check(rid, ev.runs[rid]) for rid, run in sorted(found)}
 
 
-# What `check_run` changes of a record to make its observation (sent back from workers).
-OBSERVED_FIELDS = ("status", "metrics", "stage", "format", "gpus", "wall_seconds")
-
-
-def _check_chunk(rids: list[str]) -> list[tuple]:
+def _check_chunk(rids: list[str]) -> list[tuple[str, RunFound]]:
     ev, manifests = shared()
-    bodies = ev.of_kind("run")
-    out = []
-    for rid in rids:
-        c = check_run(ev, rid, bodies[rid], manifests)
-        out.append(
-            (
-                rid,
-                {k: c.observed[k] for k in OBSERVED_FIELDS if k in c.observed},
-                c.problems,
-                c.simulated,
-                c.reason,
-                c.log_started,
-                c.runner,
-                c.log,
-            )
-        )
-    return out
+    return [(rid, check_run(ev, rid, ev.runs[rid], manifests).found) for rid in rids]
 
 
 def audit_manifests(
     ev: Evidence,
-    manifests: dict[str, dict[str, Any]],
+    manifests: dict[str, Manifest],
     by_manifest: dict[str | None, list[RunCheck]],
     *,
     allow_undecided: bool = False,
@@ -334,11 +296,11 @@ def audit_manifests(
 ) -> list[StageAudit]:
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
-    order = sorted(manifests, key=lambda mid: (manifests[mid].get("frozen_at", ""), mid))
+    order = sorted(manifests, key=lambda mid: (manifests[mid].frozen_at, mid))
     if len(order) > 1 and sum(len(v) for v in by_manifest.values()) >= PARALLEL_MIN_RUNS:
         # statsmodels: imported once before forking, not per worker
         import statsmodels.regression.linear_model  # noqa: F401
-    superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
+    superseded = {m.amends for m in manifests.values() if m.amends}
     done = fork_map(
         _audit_chunk,
         order,
@@ -356,7 +318,7 @@ def _audit_chunk(mids: list[str]) -> list[StageAudit]:
             ev,
             mid,
             manifests[mid],
-            by_manifest.get(mid, []),
+            by_manifest[mid],
             mid in superseded,
             allow_undecided=allow_undecided,
             baselines=baselines,
@@ -366,17 +328,17 @@ def _audit_chunk(mids: list[str]) -> list[StageAudit]:
 
 
 def _witness(
-    ev: Evidence, verified: Verified, stages: list[StageAudit], manifests: dict[str, dict[str, Any]]
+    ev: Evidence, verified: Verified, stages: list[StageAudit]
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Each stage's witnessed interval (frozen / decided no later than), the order check
     between a decision's and its manifest's timestamps, and the anchors' bounds."""
     report = verified.timestamps
-    anchors = ev.of_kind("anchor")
+    anchors = ev.anchors
     found = bounds(report, ev.events, anchors)
     decisions = {
         stage_audit.manifest: stage_audit.decision for stage_audit in stages if stage_audit.decision
     }
-    problems = order_findings(found, manifests, decisions)
+    problems = order_findings(found, ev.manifests, decisions)
     for stage_audit in stages:
         stage_audit.witness = stage_witness(
             found, stage_audit.manifest, stage_audit.decision, report.witnessed
@@ -398,17 +360,17 @@ def _witness(
     return summary, problems
 
 
-def _second_freezes(ev: Evidence, manifests: dict[str, dict[str, Any]]) -> list[Problem]:
+def _second_freezes(ev: Evidence) -> list[Problem]:
     """A stage has one plan at a time: a second first-freeze (not an amendment) of the same
     campaign stage is a plan slipped in beside the signed one (a graft)."""
     first: dict[tuple[str, str], str] = {}
     out = []
-    frozen = [e for e in ev.events if e.kind == "manifest_frozen" and e.object in manifests]
+    frozen = [e for e in ev.events if e.kind == "manifest_frozen" and e.object in ev.manifests]
     for event in sorted(frozen, key=lambda e: (e.at, e.host, e.index)):
         if event.object is None:
-            continue
-        body = manifests[event.object]
-        key = (str(body.get("campaign")), str(body.get("stage")))
+            continue  # (none: each names a manifest, filtered above)
+        manifest = ev.manifests[event.object]
+        key = (manifest.campaign, manifest.stage)
         if key in first and first[key] != event.object:
             out.append(
                 Problem(
@@ -429,11 +391,9 @@ def _shared_logs(checks: dict[str, RunCheck]) -> list[Problem]:
     for two seeds) is not: it reports nothing."""
     first: dict[str, str] = {}
     out = []
-    for rid, check in sorted(
-        checks.items(), key=lambda rc: (str(rc[1].record.get("recorded_at")), rc[0])
-    ):
-        raw = check.record.get("raw_log")
-        if not isinstance(raw, str) or check.observed["status"] not in ("ok", "diverged"):
+    for rid, check in sorted(checks.items(), key=lambda rc: (rc[1].record.recorded_at, rc[0])):
+        raw = check.record.raw_log
+        if check.observed.status not in ("ok", "diverged"):
             continue
         if raw in first:
             out.append(
@@ -458,20 +418,9 @@ def _unique(findings: list[Problem]) -> list[Problem]:
     return out
 
 
-def _costs(checks: dict[str, RunCheck], manifests: dict[str, dict]) -> dict[str, Any]:
-    return cost_breakdown(
-        [
-            cost_row(c.observed, manifests.get(c.record.get("manifest") or ""))
-            for c in checks.values()
-        ]
-    )
-
-
 def _unsigned_note(ev: Evidence) -> list[str]:
     """Old stores keep verifying with unsigned run records; say what that leaves open."""
-    unsigned = sum(
-        1 for obj in ev.objects.values() if obj.get("kind") == "run" and "signature" not in obj
-    )
+    unsigned = sum(1 for rid in ev.runs if "signature" not in ev.objects[rid])
     if not unsigned:
         return []
     return [

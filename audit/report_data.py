@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,21 +19,20 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from audit import evaluation_report
 from audit.causes import short_ids
 from audit.compare import TITLE as COMPARE_TITLE
-from audit.compare import comparison, table_rows
+from audit.compare import BaselineStep, comparison, table_rows
 from audit.costs import (
+    StagePlan,
     campaign_sentence,
     campaign_totals,
     counterfactual_sentences,
     counterfactuals,
     saved_sentence,
-    split_costs,
 )
 from audit.evaluation_report import SavedEvaluation, saved_evaluation
+from audit.frozen_spec import stage_from
 from audit.gates import StageAudit
 from audit.rederive import AuditedRun, AuditResult
 from audit.report_model import (
@@ -45,13 +44,10 @@ from audit.report_model import (
     Cell,
     Check,
     CheckVerdict,
-    ConditionCost,
     ConditionView,
     CostBreakdown,
-    CostPart,
     CostReport,
     CostText,
-    Counterfactual,
     EffectRow,
     Effects,
     EffectsReport,
@@ -66,16 +62,14 @@ from audit.report_model import (
     RankRow,
     ReportData,
     StageView,
-    SumCheck,
     TableView,
     Variance,
     VarianceShares,
 )
 from audit.summary import provenance, run_facts, verdict
 from ledger.decision_model import ConditionStats, Decision, EffectsTable, Failures
-from ledger.document import D
 from ledger.errors import LedgerError
-from ledger.plan_model import AnalysisPlan, FactorSpec, Manifest, Plan, PlannedCondition
+from ledger.plan_model import AnalysisPlan, FactorSpec, Manifest, Plan, PlannedCondition, Rule
 from stages.stats import spearman, variance_decomposition
 
 
@@ -88,65 +82,49 @@ def tool_version() -> str:
 
 @dataclass(frozen=True)
 class Item:
-    """A manifest in force (amended ones replaced) with its decision and runs as audited:
-    `plan` and `judged` are their models (read once here), `manifest` and `decision` the
-    bodies as signed (what `ledger compare` reads)."""
+    """A manifest in force (amended ones replaced) with its decision (None: not decided)
+    and its runs, as the audit read them."""
 
     audit: StageAudit
-    manifest: dict[str, Any]
-    decision: dict[str, Any] | None
+    plan: Manifest
+    decision: Decision | None
     runs: list[AuditedRun]
     baseline: bool
-    plan: Manifest
-    judged: Decision | None
 
-    def compare_item(self) -> dict[str, Any]:
-        """The shape `audit.compare.baseline_rows` reads."""
-        return {
-            "manifest": self.manifest,
-            "decision": self.decision,
-            "runs": [r.body for r in self.runs],
-            "audit": self.audit,  # a baseline the audit does not find clean is left out
-        }
-
-
-def _model(model: type[D], body: dict[str, Any] | None) -> D | None:
-    """`body` as `model`, or None when it is not one: the audit has said why already (a
-    manifest or decision of another shape does not reproduce), so the report leaves it out
-    rather than guess at its keys."""
-    if body is None:
-        return None
-    try:
-        return model.model_validate(body)
-    except ValidationError:
-        return None
+    def compare_item(self) -> BaselineStep:
+        """The step `audit.compare` reads (a baseline the audit does not find clean is left
+        out there)."""
+        return BaselineStep(
+            self.plan,
+            self.decision,
+            self.audit,
+            tuple(gpu_seconds(r, self.plan) for r in self.runs),
+        )
 
 
 def live_items(result: AuditResult) -> list[Item]:
     """Every manifest in force, gates and baselines (`baseline` says which), in freeze order."""
     runs_by_manifest: dict[str, list[AuditedRun]] = defaultdict(list)
     for run in result.runs.values():
-        runs_by_manifest[str(run.body.get("manifest") or "")].append(run)
-    out = []
-    for stage_audit in (s for s in result.stages if not s.superseded):
-        manifest = result.manifests[stage_audit.manifest]
-        decision = result.decisions.get(stage_audit.decision) if stage_audit.decision else None
-        plan = _model(Manifest, manifest)
-        if plan is None:
-            continue
-        out.append(
-            Item(
-                stage_audit,
-                manifest,
-                decision,
-                runs_by_manifest.get(stage_audit.manifest, []),
-                # baselines are compared with the protocol (`ledger compare`), not walked
-                "baseline" in plan.spec,
-                plan,
-                _model(Decision, decision),
-            )
+        runs_by_manifest[run.observed.manifest or ""].append(run)
+    return [
+        Item(
+            stage_audit,
+            result.manifests[stage_audit.manifest],
+            result.decisions[stage_audit.decision] if stage_audit.decision else None,
+            runs_by_manifest[stage_audit.manifest],
+            # baselines are compared with the protocol (`ledger compare`), not walked
+            "baseline" in result.manifests[stage_audit.manifest].spec,
         )
-    return out
+        for stage_audit in result.stages
+        if not stage_audit.superseded
+    ]
+
+
+def gpu_seconds(run: AuditedRun, plan: Plan) -> float:
+    """A run's training GPU-seconds (DESIGN §8): its log's training seconds (0 when it gives
+    none) times the GPUs its plan fixes."""
+    return (_float(run.observed.metrics.training_seconds) or 0.0) * plan.gpus
 
 
 FAILURE_LIMIT = 50  # failed runs listed per gate; the statuses line counts them all
@@ -163,23 +141,22 @@ def failures(plan: Plan, runs: list[AuditedRun]) -> list[FailedRun]:
     line, as the audit read them, else what the status means), at most FAILURE_LIMIT."""
     names = {cid: info.name for cid, info in plan.conditions.items()}
     bad = sorted(
-        (r for r in runs if r.body.get("status") != "ok"),
+        (r for r in runs if r.observed.status != "ok"),
         key=lambda r: (
-            str(names.get(str(r.body.get("condition")), "")),
-            r.body.get("seed") or 0,
-            str(r.body.get("host")),
+            str(names.get(str(r.observed.condition), "")),
+            r.observed.seed or 0,
+            str(r.observed.host),
         ),
     )
     out = []
     for run in bad[:FAILURE_LIMIT]:
-        body = run.body
-        status = str(body.get("status"))
-        seed, host, cid = body.get("seed"), body.get("host"), body.get("condition")
+        status = run.observed.status
+        seed, host, cid = run.observed.seed, run.observed.host, run.observed.condition
         out.append(
             FailedRun(
                 condition=str(names.get(str(cid), str(cid)[:8])),
-                seed=seed if isinstance(seed, int) else None,
-                host=str(host) if host is not None else None,
+                seed=seed,
+                host=host,
                 status=status,
                 reason=run.reason or _DEFAULT_REASON.get(status, status),
             )
@@ -279,18 +256,9 @@ def _failure_rates(failed: Failures | None) -> FailureRates | None:
 
 def stage_view(item: Item) -> StageView:
     """One gate as the report shows it."""
-    plan, decision, runs = item.plan, item.judged, item.runs
-    statuses: dict[str, int] = {}
-    for run in runs:
-        status = str(run.body.get("status", "?"))
-        statuses[status] = statuses.get(status, 0) + 1
-    executed = (
-        math.fsum(
-            (_float((r.body.get("metrics") or {}).get("training_seconds")) or 0.0) * plan.gpus
-            for r in runs
-        )
-        / 3600.0
-    )
+    plan, decision, runs = item.plan, item.decision, item.runs
+    statuses = Counter(run.observed.status for run in runs)
+    executed = math.fsum(gpu_seconds(r, plan) for r in runs) / 3600.0
     views: list[ConditionView] = []
     statistics = decision.statistics if decision is not None else None
     outcome = decision.outcome if decision is not None else None
@@ -308,21 +276,22 @@ def stage_view(item: Item) -> StageView:
             )
             for s in decision.statistics.conditions
         ]
-    rule = item.manifest.get("rule") or {}  # shown as frozen, byte for byte
-    from_stage = (plan.spec.get("stage") or {}).get("from")
     return StageView(
         name=item.audit.stage,
-        from_stage=from_stage,
+        from_stage=stage_from(plan),
         budget_s=float(item.audit.budget_s),
         manifest=item.audit.manifest,
         decision=item.audit.decision,
         frozen_at=plan.frozen_at,
         decided_at=decision.decided_at if decision is not None else None,
-        rule_json=json.dumps(rule, indent=2, sort_keys=True, ensure_ascii=False, default=str),
-        keep=list(getattr(plan.rule, "keep", None) or []),
+        # shown as frozen: the keys it was read with
+        rule_json=json.dumps(
+            plan.rule.to_dict(), indent=2, sort_keys=True, ensure_ascii=False, default=str
+        ),
+        keep=list(plan.rule.keep or []) if isinstance(plan.rule, Rule) else [],
         cells=[Cell(seed=c.seed, host=c.host) for c in plan.cells or []],
         n_runs=len(runs),
-        statuses=statuses,
+        statuses=dict(statuses),
         failures=failures(plan, runs),
         executed_gpu_hours=executed,
         conditions=views,
@@ -419,16 +388,16 @@ def _variance_rows(items: list[Item]) -> list[dict[str, Any]]:
     for item in items:
         metric = item.plan.metric
         for run in item.runs:
-            body = run.body
-            value = (body.get("metrics") or {}).get(metric) if body.get("status") == "ok" else None
+            observed = run.observed
+            value = observed.value(metric) if observed.status == "ok" else None
             rows.append(
                 {
                     "campaign": item.plan.campaign,
                     "stage": item.plan.stage,
                     "budget": item.plan.budget_s,
-                    "condition": body.get("condition"),
-                    "host": body.get("host"),
-                    "seed": body.get("seed"),
+                    "condition": observed.condition,
+                    "host": observed.host,
+                    "seed": observed.seed,
                     "value": value,
                 }
             )
@@ -459,7 +428,7 @@ def variance(items: list[Item]) -> Variance:
     for item in items:
         camp, name = item.plan.campaign, item.plan.stage
         key = name if single else f"{camp}/{name}"
-        by_stage[key] = one(of_stage.get((camp, name), []), ("condition", "host", "seed"))
+        by_stage[key] = one(of_stage[camp, name], ("condition", "host", "seed"))
     # across gates within one campaign: conditions of different campaigns are different
     # recipes, so a store holding several gets one decomposition per campaign
     per_campaign = {
@@ -489,55 +458,38 @@ def review_flags(stages: list[StageView], ranks: list[RankRow]) -> list[Flag]:
     return out
 
 
-def gate_plans(stages: list[StageView]) -> list[dict[str, Any]]:
+def gate_plans(stages: list[StageView]) -> list[StagePlan]:
     """Counterfactual inputs: lineage, candidates, cells, budget and executed GPU-hours."""
     return [
-        {
-            "name": s.name,
-            "from": s.from_stage,
-            "budget_s": s.budget_s,
-            "cells": len(s.cells) or 1,
-            "gpus": s.gpus,
-            "candidates": s.candidates,
-            "promoted": s.promoted_ids,
-            "executed_gpu_hours": s.executed_gpu_hours,
-        }
+        StagePlan(
+            name=s.name,
+            from_stage=s.from_stage,
+            budget_s=s.budget_s,
+            cells=len(s.cells) or 1,
+            gpus=s.gpus,
+            candidates=s.candidates,
+            promoted=s.promoted_ids,
+            executed_gpu_hours=s.executed_gpu_hours,
+        )
         for s in stages
     ]
 
 
-def breakdown(raw: dict[str, Any], stage_order: Sequence[str] = ()) -> CostBreakdown:
+def breakdown(costs: CostBreakdown, stage_order: Sequence[str] = ()) -> CostBreakdown:
     """A `cost_breakdown` in a reader's order: stages in protocol order (then by name),
     hosts and statuses by name, conditions by name (then id)."""
-    by_stage = raw.get("by_stage") or {}
+    by_stage = costs.by_stage
     order = [s for s in stage_order if s in by_stage] + sorted(
         k for k in by_stage if k not in stage_order
     )
-
-    def part(p: dict[str, Any]) -> CostPart:
-        return CostPart(
-            n_runs=p["n_runs"],
-            training_gpu_hours=p["training_gpu_hours"],
-            wall_gpu_hours=p["wall_gpu_hours"],
-        )
-
-    conditions = sorted(
-        (raw.get("by_condition") or {}).items(), key=lambda kv: (kv[1]["name"], kv[0])
-    )
-    return CostBreakdown(
-        n_runs=raw["n_runs"],
-        training_gpu_hours=raw["training_gpu_hours"],
-        wall_gpu_hours=raw["wall_gpu_hours"],
-        by_stage={k: part(by_stage[k]) for k in order},
-        by_host={k: part(v) for k, v in sorted((raw.get("by_host") or {}).items())},
-        by_condition={
-            k: ConditionCost(name=str(v["name"]), **part(v).model_dump()) for k, v in conditions
-        },
-        by_status={k: part(v) for k, v in sorted((raw.get("by_status") or {}).items())},
-        checks=[
-            SumCheck(name=c["name"], ok=bool(c["ok"]), difference=float(c["difference"]))
-            for c in raw.get("checks") or []
-        ],
+    conditions = sorted(costs.by_condition.items(), key=lambda kv: (kv[1].name, kv[0]))
+    return costs.model_copy(
+        update={
+            "by_stage": {k: by_stage[k] for k in order},
+            "by_host": dict(sorted(costs.by_host.items())),
+            "by_condition": dict(conditions),
+            "by_status": dict(sorted(costs.by_status.items())),
+        }
     )
 
 
@@ -545,9 +497,9 @@ def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str
     """The costs view: the protocol's breakdown (baselines, unplanned compute and interrupted
     attempts apart), the
     counterfactuals at each gate, and the campaign block, with one definition of saved."""
-    split = split_costs({rid: r.body for rid, r in result.runs.items()}, result.manifests)
+    costs = result.costs
     order = [s.name for s in stages]
-    protocol = breakdown(split["protocol"] or result.costs, order)
+    protocol = breakdown(costs.protocol, order)
     plans = gate_plans(stages)
     total = protocol.training_gpu_hours
     cfs = counterfactuals(plans, total) if len(stages) > 1 else []
@@ -558,18 +510,16 @@ def cost_report(result: AuditResult, stages: list[StageView], campaign_name: str
     return CostReport(
         campaign_name=campaign_name,
         costs=protocol,
-        baseline_costs=breakdown(split["baselines"], order) if split["baselines"] else None,
-        unplanned_costs=breakdown(split["unplanned"], order) if split["unplanned"] else None,
-        interrupted_costs=breakdown(result.costs["interrupted"], order)
-        if result.costs.get("interrupted")
-        else None,
-        all_costs=breakdown(result.costs, order),
-        counterfactuals=[Counterfactual(**cf) for cf in cfs],
+        baseline_costs=breakdown(costs.baselines, order) if costs.baselines else None,
+        unplanned_costs=breakdown(costs.unplanned, order) if costs.unplanned else None,
+        interrupted_costs=breakdown(costs.interrupted, order) if costs.interrupted else None,
+        all_costs=breakdown(costs.all, order),
+        counterfactuals=cfs,
         campaign=CampaignCosts(
-            protocol_gpu_hours=totals["executed_gpu_hours"],
-            planned_gpu_hours=totals["planned_gpu_hours"],
-            root=totals["root"],
-            saved_gpu_hours=totals["saved_gpu_hours"],
+            protocol_gpu_hours=totals.executed_gpu_hours,
+            planned_gpu_hours=totals.planned_gpu_hours,
+            root=totals.root,
+            saved_gpu_hours=totals.saved_gpu_hours,
         ),
         text=CostText(
             saved=saved_sentence(totals),

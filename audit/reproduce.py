@@ -22,10 +22,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import ReplayError, WrongKind
+from ledger.document import parse
+from ledger.documents import Envelope, RunRecord
+from ledger.errors import IntegrityError, ReplayError, WrongKind
 from ledger.log_records import LogHeader
+from ledger.plan_model import Manifest, Plan
 from ledger.rawlog import ParsedLog, parse_raw_log
-from ledger.store import Store
+from ledger.store import Store, load_object
 
 # statuses whose outcome a replay must repeat; crashed and timeout depend on the machine
 # (out of memory, a kill), so only their logged steps are compared
@@ -64,10 +67,10 @@ def _difference(a: float | None, b: float | None) -> float | None:
     return abs(a - b)
 
 
-def recorded_seed(header: LogHeader, body: dict[str, Any]) -> int:
+def recorded_seed(header: LogHeader, record: RunRecord) -> int:
     """The seed the run trained with: the header's effective seed, else its seed, else the
     record's declared seed (logs from before seeds were bound)."""
-    for value in (header.effective_seed, header.seed, body.get("seed")):
+    for value in (header.effective_seed, header.seed, record.seed):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     raise ReplayError("the run records no integer seed to replay with")
@@ -75,8 +78,8 @@ def recorded_seed(header: LogHeader, body: dict[str, Any]) -> int:
 
 def replay_log(
     raw: bytes,
-    body: dict[str, Any],
-    manifest: dict[str, Any] | None,
+    record: RunRecord,
+    manifest: Plan | None,
     *,
     label: str,
     data: Path | None = None,
@@ -88,8 +91,8 @@ def replay_log(
 
     Args:
         raw: the raw log bytes (as stored).
-        body: the run record (condition, seed, status, format, manifest).
-        manifest: the manifest body the run belongs to (its frozen config), or None.
+        record: the run record (condition, seed, status, format, manifest).
+        manifest: the manifest the run belongs to (its frozen config), or None.
         label: how errors name the run.
         data, device, python, timeout_s: how the runner is started.
 
@@ -100,7 +103,7 @@ def replay_log(
         LedgerError: the log is not the builtin runner's, records no step, or the replay
             process failed (naming `label`).
     """
-    parsed = parse_raw_log(raw, body.get("format", "jsonl"))
+    parsed = parse_raw_log(raw, record.format)
     header = parsed.header
     if header is None or header.runner != "builtin":
         runner = header.runner if header is not None else None
@@ -109,15 +112,16 @@ def replay_log(
         )
     recorded_losses = _steps(raw)
     logged = len(recorded_losses)
-    steps = parsed.metrics.get("num_steps")
+    steps = parsed.metrics["num_steps"]
     steps = min(steps, logged) if isinstance(steps, int) and steps > 0 and logged else logged
     if not steps:
         raise ReplayError(f"run {label} recorded no steps to replay")
-    if manifest is not None and body.get("condition") in manifest.get("conditions", {}):
-        config = manifest["conditions"][body["condition"]]["config"]
+    planned = manifest.conditions.get(record.condition or "") if manifest is not None else None
+    if planned is not None:
+        config = planned.config
     else:
         config = {k: v for k, v in header.config.items() if k in _CONFIG_KEYS}
-    seed = recorded_seed(header, body)
+    seed = recorded_seed(header, record)
     with tempfile.TemporaryDirectory(prefix="ledger-reproduce-") as tmp:
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
@@ -131,7 +135,7 @@ def replay_log(
             "--config",
             str(config_path),
             "--budget",
-            f"{header.budget_s if header.budget_s is not None else body.get('budget_s', 60)}s",
+            f"{header.budget_s if header.budget_s is not None else 60}s",
             "--seed",
             str(seed),
             "--log",
@@ -141,10 +145,10 @@ def replay_log(
             "--device",
             device,
         ]
-        argv += _replay_options(raw, header, body, original, data)
+        argv += _replay_options(raw, header, record, original, data)
         replay_raw = _run_replay(argv, log, label, timeout_s)
     replay = parse_raw_log(replay_raw, "jsonl")
-    comparison = _compare(parsed, recorded_losses, body, replay, _steps(replay_raw), steps)
+    comparison = _compare(parsed, recorded_losses, record, replay, _steps(replay_raw), steps)
     again = replay.header or LogHeader(type="header")  # (a replay without one says nothing)
     return {
         "run": label,
@@ -160,15 +164,15 @@ def replay_log(
 
 
 def _replay_options(
-    raw: bytes, header: LogHeader, body: dict[str, Any], original: Path, data: Path | None
+    raw: bytes, header: LogHeader, record: RunRecord, original: Path, data: Path | None
 ) -> list[str]:
     """The runner options that make the replay the recorded run: its schedule, manifest,
     seed derivation, data and thread count."""
     argv: list[str] = []
     if _has_progress(raw):
         argv += ["--replay", str(original)]
-    if body.get("manifest"):
-        argv += ["--manifest", body["manifest"]]
+    if record.manifest:
+        argv += ["--manifest", record.manifest]
     inputs = header.seed_inputs
     if inputs is not None:
         argv += ["--seed-from", f"{inputs.manifest}:{inputs.condition}:{inputs.seed}"]
@@ -194,7 +198,7 @@ def _run_replay(argv: list[str], log: Path, label: str, timeout_s: float) -> byt
 def _compare(
     parsed: ParsedLog,
     recorded_losses: dict[int, float | None],
-    body: dict[str, Any],
+    record: RunRecord,
     replay: ParsedLog,
     replay_losses: dict[int, float | None],
     steps: int,
@@ -205,9 +209,9 @@ def _compare(
     known = [d for d in diffs if d is not None]
     max_loss_diff = None if len(known) < len(diffs) else max(known, default=None)
     first = next((s for s, d in zip(common, diffs, strict=True) if d != 0.0), None)
-    recorded_status, replayed_status = body.get("status"), replay.status
+    recorded_status, replayed_status = record.status, replay.status
     repeatable = recorded_status in REPEATABLE_STATUSES
-    rec_bpb, rep_bpb = parsed.metrics.get("val_bpb"), replay.metrics.get("val_bpb")
+    rec_bpb, rep_bpb = parsed.metrics["val_bpb"], replay.metrics["val_bpb"]
     bpb_diff = _difference(rec_bpb, rep_bpb) if repeatable else 0.0
     return {
         "recorded_status": recorded_status,
@@ -250,14 +254,23 @@ def reproduce_run(
 ) -> dict[str, Any]:
     """Replay a builtin-runner run of the store with `--steps` and report differences from
     the record (see `replay_log`; LedgerError when `run_id` is not a replayable run)."""
-    obj = store.get_json(run_id)
-    if obj.get("kind") != "run":
-        raise WrongKind(f"object {run_id} is a {obj.get('kind')!r}, not a run record")
-    body = obj["body"]
-    manifest = store.get_json(body["manifest"])["body"] if body.get("manifest") else None
+    envelope = parse(Envelope, store.get_json(run_id), f"object {run_id}", IntegrityError)
+    if envelope.kind != "run":
+        raise WrongKind(f"object {run_id} is a {envelope.kind!r}, not a run record")
+    record = parse(RunRecord, envelope.body, f"run {run_id}", IntegrityError)
+    manifest = (
+        parse(
+            Manifest,
+            load_object(store, record.manifest, "manifest"),
+            f"manifest {record.manifest}",
+            IntegrityError,
+        )
+        if record.manifest
+        else None
+    )
     out = replay_log(
-        store.get_bytes(body["raw_log"]),
-        body,
+        store.get_bytes(record.raw_log),
+        record,
         manifest,
         label=run_id[:12],
         data=data,

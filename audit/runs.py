@@ -11,34 +11,103 @@ manifest fixes, the wall seconds the journal measured) with every problem found.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, cast
 
 from audit.evidence import Evidence
-from audit.locate import cell_words, run_place
+from audit.locate import Place, cell_words, run_place
 from ledger.binding import log_binding_problems, same_json, status_problems
+from ledger.documents import Number, RunMetrics, RunRecord, Status
 from ledger.errors import LedgerError
 from ledger.log_records import LogHeader
-from ledger.plan_model import Plan
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
 from ledger.seeds import needs_witness, seed_rule
 
 
-@dataclass
+@dataclass(frozen=True)
+class ObservedRun:
+    """A run as its sources say it was, read as a decision reads a record
+    (`stages.observations.RecordedRun`): which run the record claims to be (manifest,
+    condition, seed, host, when recorded), the status and metrics its raw log supports, the
+    stage, log format and GPUs its manifest fixes (the record's own for unplanned compute),
+    and the wall seconds the journal measured (None where there is no such measurement).
+
+    What the audit re-derives decisions, costs and reports from; never the record's numbers.
+    Small and picklable: forked workers send one back per run."""
+
+    manifest: str | None
+    condition: str | None
+    seed: int | None
+    host: str | None
+    recorded_at: str
+    status: Status
+    metrics: RunMetrics
+    stage: str | None
+    format: str
+    gpus: int
+    wall_seconds: float | None
+
+    def value(self, metric: str) -> Number | None:
+        """The log's value of `metric` (None when it gives none)."""
+        return getattr(self.metrics, metric) if metric in RunMetrics.model_fields else None
+
+
+@dataclass(frozen=True)
 class RunCheck:
     """One run record checked against its log, its manifest and the journal."""
 
     id: str
-    record: dict[str, Any]
-    observed: dict[str, Any]  # the run as its log, manifest and journal say it was
-    problems: list[Problem] = field(default_factory=list)
+    record: RunRecord  # the accepted record, as signed: what the operator claims
+    observed: ObservedRun  # the run as its log, manifest and journal say it was
+    problems: list[Problem]
     simulated: bool = False  # the manifest's runner kind is the simulator
     reason: str = ""  # why a run that is not ok ended: the runner's error or stderr's last line
     log_started: str | None = None  # the header's `started_at`
     runner: str | None = None  # the manifest's runner kind (`builtin`, `sim`, `command`, ...)
     log: LogProvenance | None = None  # what the header says of how it was made
+
+    @property
+    def found(self) -> RunFound:
+        """What the check found, without the record (what a worker sends back)."""
+        return RunFound(
+            self.observed,
+            self.problems,
+            self.simulated,
+            self.reason,
+            self.log_started,
+            self.runner,
+            self.log,
+        )
+
+
+@dataclass(frozen=True)
+class RunFound:
+    """A `RunCheck` less its record: what a forked worker sends back (the parent holds
+    the record already)."""
+
+    observed: ObservedRun
+    problems: list[Problem]
+    simulated: bool
+    reason: str
+    log_started: str | None
+    runner: str | None
+    log: LogProvenance | None
+
+    def check(self, rid: str, record: RunRecord) -> RunCheck:
+        return RunCheck(
+            rid,
+            record,
+            self.observed,
+            self.problems,
+            self.simulated,
+            self.reason,
+            self.log_started,
+            self.runner,
+            self.log,
+        )
 
 
 @dataclass(frozen=True)
@@ -55,154 +124,123 @@ class LogProvenance:
         return cls(header.torch, header.device, header.runner, header.runner_version)
 
 
-@dataclass(frozen=True)
-class ObservedRun:
-    """A run record with the status and metrics its raw log supports, as a decision reads
-    it (`stages.observations.RecordedRun`); fields as the record holds them."""
-
-    manifest: Any
-    condition: Any
-    seed: Any
-    host: Any
-    status: Any
-    recorded_at: Any
-    metrics: dict[str, Any]
-
-    @classmethod
-    def of(cls, observed: dict[str, Any]) -> ObservedRun:
-        metrics = observed.get("metrics")
-        return cls(
-            observed.get("manifest"),
-            observed.get("condition"),
-            observed.get("seed"),
-            observed.get("host"),
-            observed.get("status"),
-            observed.get("recorded_at") or "",
-            metrics if isinstance(metrics, dict) else {},
-        )
-
-    def value(self, metric: str) -> Any:
-        return self.metrics.get(metric)
-
-
 def run_problem(
     rid: str,
     message: str,
-    record: dict[str, Any],
-    manifest: dict[str, Any] | None,
+    place: Place,
     *,
     check: str,
     recorded: Any = None,
     found: Any = None,
 ) -> Problem:
     """A finding about one run, naming its stage, condition, seed and host."""
-    place = run_place(record, manifest or {})
     return Problem(rid, message, check=check, recorded=recorded, found=found, **asdict(place))
 
 
 def check_run(
-    ev: Evidence, rid: str, record: dict[str, Any], manifests: dict[str, dict[str, Any]]
+    ev: Evidence, rid: str, record: RunRecord, manifests: dict[str, Manifest]
 ) -> RunCheck:
     """Parse the record's raw log under its manifest's format and compare: metrics, status
     evidence, seconds against the journal, header binding, fields the plan fixes."""
-    manifest_id = record.get("manifest")
-    manifest = manifests.get(manifest_id) if isinstance(manifest_id, str) else None
+    manifest_id = record.manifest
+    manifest = manifests.get(manifest_id) if manifest_id is not None else None
     source = log_source(manifest) if manifest is not None else None
-    fmt = source.fmt if source is not None else str(record.get("format", "jsonl"))
+    fmt = source.fmt if source is not None else record.format
+    place = run_place(record, manifest)
 
     def problem(message: str, check: str, recorded: Any = None, found: Any = None) -> Problem:
-        return run_problem(
-            rid, message, record, manifest, check=check, recorded=recorded, found=found
-        )
+        return run_problem(rid, message, place, check=check, recorded=recorded, found=found)
 
     try:
-        parsed = ev.parse_log(record, fmt)
+        parsed = ev.parse_log(record.raw_log, fmt)
     except LedgerError as exc:
-        observed = {**record, "status": "crashed", "metrics": dict.fromkeys(METRICS)}
-        found = _altered(ev, rid, record, manifest or {}, fmt) or problem(
+        found = _altered(ev, rid, record, manifest, place, fmt) or problem(
             f"raw log unreadable: {exc}", "raw log intact"
         )
+        observed = observed_run(record, None, None, ParsedLog(), "crashed", None)
         return RunCheck(
             rid, record, observed, [found], reason="no evidence: its raw log is not intact"
         )
     timing = ev.timing.get(rid)
     interval = timing.interval_s if timing else None
-    log = str(record.get("raw_log"))[:12]
+    log = record.raw_log[:12]
     out = [problem(f"raw log {log}: {p}", "raw log parses") for p in parsed.defects]
     out += _metric_findings(record, parsed, problem)
-    status = record.get("status")
     status_msgs: list[str] = []
-    if manifest is not None and source is not None:
+    if manifest_id is not None and manifest is not None and source is not None:
         out += _plan_findings(record, manifest, source, parsed, problem)
         status_msgs = status_problems(
-            status,
+            record.status,
             parsed,
-            budget_s=float(manifest.get("budget_s") or 0),
+            budget_s=float(manifest.budget_s),
             interval_s=interval,
-            deadline_s=record.get("deadline_s"),
+            deadline_s=record.deadline_s,
             simulated=source.simulated,
             trains_budget=source.trains_budget,
         )
         out += [problem(m, "status has evidence") for m in status_msgs]
-        plan = ev.manifests[str(manifest_id)]
-        witness = ev.seed_witness(str(manifest_id)) if needs_witness(seed_rule(plan)) else None
+        witness = ev.seed_witness(manifest_id) if needs_witness(seed_rule(manifest)) else None
         out += [
             problem(f"raw log {log} {m}", "raw log binds to its run")
-            for m in _binding(str(manifest_id), plan, record, parsed, witness)
+            for m in _binding(ev, manifest_id, record, parsed, witness)
         ]
         if timing is not None and timing.started is None:
             out.append(
-                problem(
-                    f"run {record.get('run')} has no run_started event", "run journaled at start"
-                )
+                problem(f"run {record.run} has no run_started event", "run journaled at start")
             )
-    supported = (
-        status
-        if not status_msgs and status in ("ok", "diverged", "crashed", "timeout")
-        else parsed.status
-    )
-    observed = observed_run(record, manifest, source, parsed, supported, interval)
-    check = RunCheck(
+    # the record's status where the log supports it, else what the log itself says
+    supported = record.status if not status_msgs else cast(Status, parsed.status)
+    header = parsed.header
+    return RunCheck(
         rid,
         record,
-        observed,
+        observed_run(record, manifest, source, parsed, supported, interval),
         out,
         bool(source and source.simulated),
-        runner=source.kind if source else None,
+        _reason(ev, record, parsed) if supported != "ok" else "",
+        header.started_at if header is not None else None,
+        source.kind if source else None,
+        LogProvenance.of(header) if header is not None else None,
     )
-    if parsed.header is not None:
-        check.log_started = parsed.header.started_at
-        check.log = LogProvenance.of(parsed.header)
-    if supported != "ok":
-        check.reason = _reason(ev, record, parsed)
-    return check
 
 
 def observed_run(
-    record: dict[str, Any],
-    manifest: dict[str, Any] | None,
+    record: RunRecord,
+    manifest: Manifest | None,
     source: LogSource | None,
     parsed: ParsedLog,
-    status: Any,
+    status: Status,
     interval_s: float | None,
-) -> dict[str, Any]:
+) -> ObservedRun:
     """The run as its sources say it was: status and metrics from the log; stage, format
     and GPUs from the manifest; wall seconds from the journal (start to record), except for
     the simulator's runs and unplanned compute, which have no journaled interval to use."""
-    observed = {**record, "status": status, "metrics": dict(parsed.metrics)}
-    total = parsed.metrics.get("total_seconds")
-    wall = total if isinstance(total, int | float) and not isinstance(total, bool) else None
+    metrics = RunMetrics.model_validate(parsed.metrics)
+    total = metrics.total_seconds
+    wall = float(total) if total is not None else None
+    stage, fmt, gpus = record.stage, record.format, record.gpus
     if manifest is not None and source is not None:
-        observed.update(stage=manifest.get("stage"), format=source.fmt, gpus=run_gpus(manifest))
+        stage, fmt, gpus = manifest.stage, source.fmt, run_gpus(manifest)
         if not source.simulated and interval_s is not None:
             wall = max(0.0, interval_s)
-    observed["wall_seconds"] = wall
-    return observed
+    return ObservedRun(
+        record.manifest,
+        record.condition,
+        record.seed,
+        record.host,
+        record.recorded_at,
+        status,
+        metrics,
+        stage,
+        fmt,
+        gpus,
+        wall,
+    )
 
 
 def _plan_findings(
-    record: dict[str, Any],
-    manifest: dict[str, Any],
+    record: RunRecord,
+    manifest: Manifest,
     source: LogSource,
     parsed: ParsedLog,
     problem: Any,
@@ -210,27 +248,27 @@ def _plan_findings(
     """Where the record says something the manifest (or the log) fixes otherwise."""
     out = []
     fields = (
-        ("format", source.fmt, "log format"),
-        ("stage", manifest.get("stage"), "booked stage"),
-        ("gpus", run_gpus(manifest), "GPUs"),
+        ("format", record.format, source.fmt, "log format"),
+        ("stage", record.stage, manifest.stage, "booked stage"),
+        ("gpus", record.gpus, run_gpus(manifest), "GPUs"),
     )
-    for name, frozen, check in fields:
-        if name in record and not same_json(record.get(name), frozen):
+    for name, said, frozen, check in fields:
+        if not same_json(said, frozen):
             out.append(
                 problem(
-                    f"record says {name} {record.get(name)!r}, but manifest "
-                    f"{str(record.get('manifest'))[:12]} fixes {frozen!r}: the plan's is used",
+                    f"record says {name} {said!r}, but manifest "
+                    f"{str(record.manifest)[:12]} fixes {frozen!r}: the plan's is used",
                     check,
-                    record.get(name),
+                    said,
                     frozen,
                 )
             )
-    if record.get("runner") != parsed.runner:
+    if record.runner != parsed.runner:
         out.append(
             problem(
-                f"record says runner {record.get('runner')!r}, its log {parsed.runner!r}",
+                f"record says runner {record.runner!r}, its log {parsed.runner!r}",
                 "runner",
-                record.get("runner"),
+                record.runner,
                 parsed.runner,
             )
         )
@@ -238,92 +276,85 @@ def _plan_findings(
 
 
 def _binding(
+    ev: Evidence,
     manifest_id: str,
-    manifest: Plan,
-    record: dict[str, Any],
+    record: RunRecord,
     parsed: ParsedLog,
     witness: str | None,
 ) -> list[str]:
     return log_binding_problems(
         manifest_id,
-        manifest,
-        str(record.get("condition")),
-        record.get("seed"),
-        str(record.get("host")),
+        ev.manifests[manifest_id],
+        str(record.condition),
+        record.seed,
+        str(record.host),
         parsed,
         status=parsed.status,
         witness=witness,
     )
 
 
-def _metric_findings(record: dict[str, Any], parsed: ParsedLog, problem: Any) -> list[Problem]:
+def _metric_findings(record: RunRecord, parsed: ParsedLog, problem: Any) -> list[Problem]:
     """Every metric the record states must be what the log says; none may be missing."""
-    recorded = record.get("metrics")
+    recorded = record.metrics.to_dict()  # the keys the record states, with their values
     check = "metrics match the raw log"
-    if not isinstance(recorded, dict):
-        return [problem("metrics is not an object", check)]
     out = []
-    for key in sorted(set(METRICS) | set(recorded)):
+    for key in sorted(METRICS):
+        found = parsed.metrics[key]
         if key not in recorded:
             out.append(
-                problem(
-                    f"metrics lacks {key!r} (the log says {parsed.metrics.get(key)!r})",
-                    check,
-                    None,
-                    parsed.metrics.get(key),
-                )
+                problem(f"metrics lacks {key!r} (the log says {found!r})", check, None, found)
             )
-        elif key not in parsed.metrics:
-            out.append(problem(f"metrics has {key!r}, which no log reports", check))
-        elif not same_json(recorded[key], parsed.metrics[key]):
+        elif not same_json(recorded[key], found):
             out.append(
                 problem(
                     f"the record says {key} {_value(recorded[key])}, raw log "
-                    f"{str(record.get('raw_log'))[:12]} says {_value(parsed.metrics[key])}",
+                    f"{record.raw_log[:12]} says {_value(found)}",
                     check,
                     recorded[key],
-                    parsed.metrics[key],
+                    found,
                 )
             )
     return out
 
 
 def _altered(
-    ev: Evidence, rid: str, record: dict[str, Any], manifest: dict[str, Any], fmt: str
+    ev: Evidence,
+    rid: str,
+    record: RunRecord,
+    manifest: Manifest | None,
+    place: Place,
+    fmt: str,
 ) -> Problem | None:
     """The root cause, in words, when a run's raw log no longer hashes to its id: what the
     record says against what the altered bytes now say. The altered bytes are read only to
     say what changed; they are never evidence (the run counts as having no log)."""
-    raw = record.get("raw_log")
+    raw = record.raw_log
     data = ev.damaged_bytes(raw)
     if data is None:
         return None
-    where = cell_words(run_place(record, manifest))
     head = (
-        f"the raw log {str(raw)[:12]} of {where} was altered (its bytes no longer hash to its id)"
+        f"the raw log {raw[:12]} of {cell_words(place)} was altered (its bytes no longer "
+        f"hash to its id)"
     )
     try:
         now = parse_raw_log(data, fmt)
     except LedgerError as exc:
         return Problem(rid, f"{head} and no longer parses: {exc}", check="raw log intact")
-    metrics = record.get("metrics")
-    claimed: dict[str, Any] = metrics if isinstance(metrics, dict) else {}
-    metric = str((manifest.get("analysis") or {}).get("metric") or "val_bpb")
+    metric = manifest.metric if manifest is not None else "val_bpb"
     keys = [metric] + [k for k in METRICS if k != metric]
-    changed = [
-        k for k in keys if k in now.metrics and not same_json(claimed.get(k), now.metrics.get(k))
-    ]
+    changed = [k for k in keys if not same_json(record.value(k), now.metrics[k])]
     if not changed:
         return Problem(rid, f"{head}; its metrics still read as recorded", check="raw log intact")
     said = "; ".join(
-        f"the record says {k} {_value(claimed.get(k))}, the log now says {_value(now.metrics[k])}"
+        f"the record says {k} {_value(record.value(k))}, the log now says {_value(now.metrics[k])}"
         for k in changed
     )
     return Problem(
         rid,
         f"{head}: {said}",
         check="raw log intact",
-        recorded=claimed.get(changed[0]),
+        recorded=record.value(changed[0]),
         found=now.metrics[changed[0]],
     )
 
@@ -335,15 +366,23 @@ def _value(value: Any) -> str:
     return "missing" if value is None else str(value)
 
 
-def _reason(ev: Evidence, record: dict[str, Any], parsed: ParsedLog) -> str:
+def _reason(ev: Evidence, record: RunRecord, parsed: ParsedLog) -> str:
     """The runner's own error, else the last line of the stderr kept with the run."""
     stderr = None
-    if isinstance(record.get("stderr"), str):
+    if record.stderr is not None:
         try:
-            stderr = ev.raw_bytes(record["stderr"])
+            stderr = ev.raw_bytes(record.stderr)
         except LedgerError:
             stderr = None
     return failure_reason(parsed, stderr)
 
 
-__all__ = ["LogProvenance", "RunCheck", "check_run", "observed_run", "run_problem"]
+__all__ = [
+    "LogProvenance",
+    "ObservedRun",
+    "RunCheck",
+    "RunFound",
+    "check_run",
+    "observed_run",
+    "run_problem",
+]

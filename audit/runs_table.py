@@ -121,10 +121,10 @@ def _row(
 
 
 def _matches_condition(row: dict[str, Any], wanted: tuple[str, ...]) -> bool:
-    cid = str(row.get("condition_id") or "")
+    cid = str(row["condition_id"] or "")
     for text in wanted:
         lowered = text.lower()
-        if row.get("condition") == text or (len(lowered) >= 8 and cid.startswith(lowered)):
+        if row["condition"] == text or (len(lowered) >= 8 and cid.startswith(lowered)):
             return True
     return False
 
@@ -175,8 +175,8 @@ def runs_table(
             continue  # another campaign's run (or a manifest that is not journaled)
         if mid is None and campaign is not None:
             continue
-        manifest = by_id.get(mid) if mid is not None else None
-        position = order.get(mid, len(order)) if mid is not None else len(order)
+        manifest = by_id[mid] if mid is not None else None
+        position = order[mid] if mid is not None else len(order)
         rows.append((position, _row(run, manifest, keys, metric)))
     rows.sort(
         key=lambda pr: (

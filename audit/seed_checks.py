@@ -17,6 +17,7 @@ from typing import Any
 
 from audit.evidence import Evidence
 from ledger.manifest import signs_records
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.seeds import RULES, needs_witness, seed_rule
 
@@ -50,14 +51,13 @@ class SeedBinding:
         }
 
 
-def seed_binding(ev: Evidence, mid: str, body: dict[str, Any]) -> tuple[SeedBinding, list[Problem]]:
-    """The stage's seed statement and the findings: unbound seeds of a current plan, a witness-bound rule without its token or
-    with one signed long after the freeze."""
-    rule = seed_rule(ev.manifests[mid])
-    stage = body.get("stage") if isinstance(body.get("stage"), str) else None
+def seed_binding(ev: Evidence, mid: str, manifest: Manifest) -> tuple[SeedBinding, list[Problem]]:
+    """The stage's seed statement and the findings: unbound seeds of a current plan, a
+    witness-bound rule without its token or with one signed long after the freeze."""
+    rule = seed_rule(manifest)
 
     def problem(message: str) -> Problem:
-        return Problem(mid, message, check="seeds bound", stage=stage)
+        return Problem(mid, message, check="seeds bound", stage=manifest.stage)
 
     if rule is None:
         statement = SeedBinding(
@@ -65,7 +65,7 @@ def seed_binding(ev: Evidence, mid: str, body: dict[str, Any]) -> tuple[SeedBind
             "unbound",
             "no seed rule: each run's seed is the declared one, chosen by the operator",
         )
-        if signs_records(ev.manifests[mid]):
+        if signs_records(manifest):
             return statement, [
                 problem(
                     "seeds unbound: the plan names no seed rule, so its runs trained with "
@@ -81,11 +81,11 @@ def seed_binding(ev: Evidence, mid: str, body: dict[str, Any]) -> tuple[SeedBind
         ]
     if not needs_witness(rule):
         return SeedBinding(rule, "manifest-bound", GRINDABLE), []
-    return _witnessed(ev, mid, body, rule, problem)
+    return _witnessed(ev, mid, manifest, rule, problem)
 
 
 def _witnessed(
-    ev: Evidence, mid: str, body: dict[str, Any], rule: str, problem: Any
+    ev: Evidence, mid: str, manifest: Manifest, rule: str, problem: Any
 ) -> tuple[SeedBinding, list[Problem]]:
     found = ev.witness_token(mid)
     if found is None:
@@ -95,9 +95,8 @@ def _witnessed(
                 f"over the manifest is journaled after its freeze"
             )
         ]
-    lag = found.lag_s(body.get("frozen_at"))
-    check = ev.verified.timestamps.tokens.get(found.token)
-    verified = bool(check and check.verified)
+    lag = found.lag_s(manifest.frozen_at)
+    verified = ev.verified.timestamps.tokens[found.token].verified  # usable: it is there
     detail = f"token {found.token[:12]} from {found.tsa} at {found.gen_time}" + (
         f", {lag:.1f} s after the freeze" if lag is not None else ""
     )

@@ -33,6 +33,7 @@ from audit.reproduce import replay_log
 from audit.runs import RunCheck
 from ledger.errors import ConfigError, LedgerError
 from ledger.log_records import LogHeader
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from runner.fingerprint import code_sha256
 from stages.plan import data_fingerprint
@@ -150,28 +151,23 @@ class SpotCheck:
 
 
 def candidates(
-    checks: dict[str, RunCheck], manifests: dict[str, dict[str, Any]]
+    checks: dict[str, RunCheck], manifests: dict[str, Manifest]
 ) -> tuple[list[Candidate], dict[str, int]]:
     """The runs a replay can re-train, and how many others there are by reason."""
     out: list[Candidate] = []
     skipped = {"simulated": 0, "foreign runner": 0, "unplanned": 0}
     for rid, check in sorted(checks.items()):
-        manifest = check.record.get("manifest")
+        mid = check.record.manifest
         if check.simulated:
             skipped["simulated"] += 1
-        elif manifest not in manifests:
+        elif mid is None or mid not in manifests:
             skipped["unplanned"] += 1
         elif check.runner != "builtin":  # the manifest's runner kind, never the log's word
             skipped["foreign runner"] += 1
         else:
-            body = manifests[manifest]
+            manifest = manifests[mid]
             out.append(
-                Candidate(
-                    rid,
-                    manifest,
-                    str(check.record.get("status")),
-                    f"{body.get('campaign')}/{body.get('stage')}",
-                )
+                Candidate(rid, mid, check.record.status, f"{manifest.campaign}/{manifest.stage}")
             )
     return out, skipped
 
@@ -179,7 +175,7 @@ def candidates(
 def spot_check(
     ev: Evidence,
     checks: dict[str, RunCheck],
-    manifests: dict[str, dict[str, Any]],
+    manifests: dict[str, Manifest],
     request: SpotCheckRequest,
 ) -> SpotCheck:
     """Draw `request.count` runs and replay each; a replay that does not reproduce its record
@@ -222,7 +218,7 @@ def _allowed(
 def _replay_one(
     ev: Evidence,
     check: RunCheck,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     cand: Candidate,
     request: SpotCheckRequest,
     local: dict[str, Any],
@@ -231,11 +227,11 @@ def _replay_one(
         "run": cand.run,
         "stage": cand.stage,
         "status": cand.status,
-        "key": check.record.get("run"),
+        "key": check.record.run,
     }
     try:
-        raw = ev.raw_bytes(check.record.get("raw_log"))
-        header = ev.parse_log(check.record, "jsonl").header or LogHeader(type="header")
+        raw = ev.raw_bytes(check.record.raw_log)
+        header = ev.parse_log(check.record.raw_log, "jsonl").header or LogHeader(type="header")
     except LedgerError as exc:
         return {**row, "verdict": "replay failed", "detail": f"raw log unreadable: {exc}"}
     for what, said in (("code_sha256", header.code_sha256), ("data_sha256", header.data_sha256)):

@@ -24,14 +24,17 @@ import statistics
 from collections import defaultdict
 from typing import Any, TypeGuard
 
+from audit.locate import run_place
 from audit.runs import RunCheck, run_problem
+from ledger.documents import RunMetrics
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 
 RATIO = 100.0
 
 
-def _rate(metrics: dict[str, Any]) -> float | None:
-    seconds, tokens = metrics.get("training_seconds"), metrics.get("total_tokens")
+def _rate(metrics: RunMetrics) -> float | None:
+    seconds, tokens = metrics.training_seconds, metrics.total_tokens
     if not (_positive(seconds) and _positive(tokens)):
         return None
     return float(tokens) / float(seconds)
@@ -47,27 +50,26 @@ def _positive(value: Any) -> TypeGuard[float]:
 
 
 def throughput_findings(
-    checks: dict[str, RunCheck], manifests: dict[str, dict[str, Any]]
+    checks: dict[str, RunCheck], manifests: dict[str, Manifest]
 ) -> list[Problem]:
     """Runs of one condition in one stage on one host whose throughput differs from the
     median of the others by more than `RATIO` (simulated and unplanned runs are not
     compared)."""
     groups: dict[tuple[str, str, str], list[tuple[str, float]]] = defaultdict(list)
     for rid, check in checks.items():
-        if check.simulated or check.record.get("manifest") not in manifests:
+        run = check.observed
+        if check.simulated or run.manifest is None or run.manifest not in manifests:
             continue
-        rate = _rate(check.observed.get("metrics") or {})
-        condition, host = check.record.get("condition"), check.record.get("host")
-        if rate is not None and isinstance(condition, str) and isinstance(host, str):
-            groups[(str(check.record.get("manifest")), condition, host)].append((rid, rate))
+        rate = _rate(run.metrics)
+        if rate is not None and run.condition is not None and run.host is not None:
+            groups[(run.manifest, run.condition, run.host)].append((rid, rate))
     out = []
-    for (_, _, host), runs in sorted(groups.items()):
+    for (mid, _, host), runs in sorted(groups.items()):
         if len(runs) < 2:
             continue
         for rid, rate in runs:
             median = statistics.median(r for other, r in runs if other != rid)
             if median > 0 and not 1 / RATIO <= rate / median <= RATIO:
-                check = checks[rid]
                 out.append(
                     run_problem(
                         rid,
@@ -75,8 +77,7 @@ def throughput_findings(
                         f"the median {median:.4g} of the {len(runs) - 1} other run(s) of its "
                         f"config in this stage on host {host}: its training seconds (or tokens) "
                         f"are not what it ran",
-                        check.record,
-                        manifests.get(str(check.record.get("manifest"))),
+                        run_place(checks[rid].record, manifests[mid]),
                         check="throughput consistent",
                         recorded=rate,
                         found=median,

@@ -12,10 +12,13 @@ object's token was taken late and does not witness the order, so it is a finding
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.documents import Anchor
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.timestamp import TimestampReport, TokenCheck
 from ledger.verify import Event
@@ -45,7 +48,7 @@ def _bound(token: TokenCheck, via: str) -> Bound:
 
 
 def bounds(
-    report: TimestampReport, events: list[Event], anchors: dict[str, dict[str, Any]]
+    report: TimestampReport, events: list[Event], anchors: dict[str, Anchor]
 ) -> dict[str, Bound]:
     """Object id -> its earliest witnessed bound, from its own tokens and from anchor tokens
     whose heads cover the journal event that cites it."""
@@ -58,25 +61,23 @@ def bounds(
     for check in report.tokens.values():
         if check.usable and check.object:
             offer(check.object, _bound(check, check.object))
-    by_host: dict[str, list[Event]] = {}
+    by_host: dict[str, list[Event]] = defaultdict(list)
     for event in events:
-        by_host.setdefault(event.host, []).append(event)
-    for anchor_id, body in anchors.items():
+        by_host[event.host].append(event)
+    for anchor_id, anchor in anchors.items():
         stamped = report.for_object(anchor_id)
         if not stamped:
             continue
         bound = _bound(stamped[0], anchor_id)
-        for head in body.get("heads") or []:
-            if not isinstance(head, dict) or not isinstance(head.get("seq"), int):
-                continue
-            for event in by_host.get(str(head.get("host")), []):
-                if event.index <= head["seq"] and isinstance(event.object, str):
+        for head in anchor.heads:
+            for event in by_host[head.host]:
+                if event.index <= head.seq and isinstance(event.object, str):
                     offer(event.object, bound)
     return out
 
 
 def order_findings(
-    found: dict[str, Bound], manifests: dict[str, dict[str, Any]], decisions: dict[str, str]
+    found: dict[str, Bound], manifests: dict[str, Manifest], decisions: dict[str, str]
 ) -> list[Problem]:
     """Decisions witnessed earlier than their manifest, manifests earlier than their parent.
 
@@ -97,9 +98,9 @@ def order_findings(
                     check="timestamps in order",
                 )
             )
-    for mid, body in sorted(manifests.items()):
-        parent = body.get("parent")
-        first, then = found.get(parent) if isinstance(parent, str) else None, found.get(mid)
+    for mid, manifest in sorted(manifests.items()):
+        parent = manifest.parent
+        first, then = found.get(parent) if parent is not None else None, found.get(mid)
         if first and then and then.time < first.time:
             out.append(
                 Problem(

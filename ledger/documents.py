@@ -125,28 +125,6 @@ class TimestampToken(Document):
     received_at: str
 
 
-class Interruption(Document):
-    """The body of an `interruption`: an attempt closed without a record (killed, lost
-    host, refused log), its cell, why, and its partial log and stderr where they exist."""
-
-    manifest: str
-    stage: str | None
-    run: str
-    condition: str
-    seed: int | str  # the run key's seed as written (a key that names no integer keeps its text)
-    host: str
-    reason: str
-    raw_log: str | None
-    interrupted_at: str
-    stderr: str | None = None
-    recorder: str | None = None  # the key that signed it
-
-    @property
-    def key(self) -> RunKey | None:
-        """The declared run it interrupted (None when its seed is not an integer)."""
-        return RunKey(self.condition, self.seed, self.host) if isinstance(self.seed, int) else None
-
-
 class RunMetrics(Document):
     """What the raw log says the run measured (None where it does not say)."""
 
@@ -196,6 +174,24 @@ class RunRecord(Document):
         if self.condition is None or self.seed is None or self.host is None:
             return None
         return RunKey(self.condition, self.seed, self.host)
+
+
+class Interruption(Document):
+    """The body of an `interruption`: an attempt of a declared run (manifest and its
+    `condition/seed/host` key) that ended without a run record, why and when, with its
+    partial log and stderr by id where they were kept (`ledger.attempts`)."""
+
+    manifest: str
+    stage: str | None
+    run: str
+    condition: str
+    seed: int | str  # the key's seed as written (text when it is not a number)
+    host: str
+    reason: str
+    raw_log: str | None
+    interrupted_at: str
+    stderr: str | None = None
+    recorder: str | None = None  # the key that signed it (signed interruptions)
 
 
 __all__ = [

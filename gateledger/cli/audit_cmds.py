@@ -174,16 +174,16 @@ def _print_audit(result: AuditResult) -> None:
             f"replayed {row['run'][:12]} ({row['stage']}, {row['status']}): "
             f"{row['verdict']}: {row['detail']}"
         )
-    costs = result.costs
+    costs = result.costs.all
     click.echo(
-        f"GPU-hours: {costs['training_gpu_hours']:.4f} training, {costs['wall_gpu_hours']:.4f} wall"
+        f"GPU-hours: {costs.training_gpu_hours:.4f} training, {costs.wall_gpu_hours:.4f} wall"
     )
-    interrupted = costs.get("interrupted")
+    interrupted = result.costs.interrupted
     if interrupted:
         click.echo(
-            f"interrupted attempts (apart): {interrupted['n_runs']}, "
-            f"{interrupted['training_gpu_hours']:.4f} training, "
-            f"{interrupted['wall_gpu_hours']:.4f} wall GPU-hours"
+            f"interrupted attempts (apart): {interrupted.n_runs}, "
+            f"{interrupted.training_gpu_hours:.4f} training, "
+            f"{interrupted.wall_gpu_hours:.4f} wall GPU-hours"
         )
     for caveat in result.caveats:
         click.echo(f"caveat: {caveat.text}")
@@ -194,7 +194,7 @@ def _print_audit(result: AuditResult) -> None:
     if result.verdict == "empty":
         click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
         return
-    weak = " with status-only logs" if result.binding.get("weakest") == "status-only" else ""
+    weak = " with status-only logs" if result.binding.weakest == "status-only" else ""
     click.echo(
         f"audit: {result.verdict}{weak} ({len(result.problems)} problem(s), "
         f"{result.objects} objects, {result.anchors} anchor(s))"

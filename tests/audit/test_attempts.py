@@ -88,8 +88,9 @@ def test_ctrl_c_leaves_an_interrupted_attempt_and_one_attempt_is_all_by_default(
     assert interruption["body"]["reason"] == "interrupted: Ctrl-C stopped `ledger run`"
     assert event.run == second.key
     # the interrupted compute is costed apart (the simulator's attempt took no wall time)
-    part = result.costs["interrupted"]
-    assert part["n_runs"] == 1 and set(part["by_stage"]) == {"screen"}
+    part = result.costs.interrupted
+    assert part is not None
+    assert part.n_runs == 1 and set(part.by_stage) == {"screen"}
 
 
 def test_a_retry_within_max_attempts_is_recorded_and_listed(tmp_path):
@@ -158,5 +159,6 @@ os._exit(0)  # dies holding the claim: no outcome, no cleanup
     assert result.problems == []
     assert result.stages[0].attempts.interrupted == 1
     # its wall time from the journal, its training seconds from the partial log
-    part = result.costs["interrupted"]
-    assert part["training_gpu_hours"] == pytest.approx(0.5 / 3600)
+    part = result.costs.interrupted
+    assert part is not None
+    assert part.training_gpu_hours == pytest.approx(0.5 / 3600)

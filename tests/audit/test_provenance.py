@@ -401,10 +401,8 @@ def test_the_costs_take_the_plans_gpus_and_stage_not_the_records(lab):
     for run in manifest_runs(lab.store, lab.manifest.id):
         parsed = parse_raw_log(lab.store.get_bytes(run.body.raw_log))
         seconds += parsed.metrics["training_seconds"]
-    assert set(result.costs["by_stage"]) == {"gate"}
-    assert result.costs["by_stage"]["gate"]["training_gpu_hours"] == pytest.approx(
-        seconds * 2 / 3600
-    )
+    assert set(result.costs.all.by_stage) == {"gate"}
+    assert result.costs.all.by_stage["gate"].training_gpu_hours == pytest.approx(seconds * 2 / 3600)
 
 
 @pytest.mark.parametrize(

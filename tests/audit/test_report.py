@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from audit import plots
 from audit.costs import (
+    CostRow,
+    StagePlan,
     campaign_sentence,
     campaign_totals,
     cost_breakdown,
@@ -39,39 +41,37 @@ def _runs():
             for seed in (0, 1):
                 status = "diverged" if (stage, c, seed) == ("screen-2m", "c3", 1) else "ok"
                 out.append(
-                    {
-                        "stage": stage,
-                        "condition": c,
-                        "name": c,
-                        "host": "h1",
-                        "seed": seed,
-                        "status": status,
-                        "training_seconds": 30.0 if status != "ok" else float(budget),
-                        "wall_seconds": budget + 10.0,
-                        "gpus": 1,
-                    }
+                    CostRow(
+                        stage=stage,
+                        condition=c,
+                        name=c,
+                        host="h1",
+                        status=status,
+                        training_seconds=30.0 if status != "ok" else float(budget),
+                        wall_seconds=budget + 10.0,
+                    )
                 )
     return out
 
 
 def sample_data() -> dict:
     plan = [
-        {
-            "name": "screen-2m",
-            "budget_s": 120,
-            "cells": 2,
-            "candidates": ["c1", "c2", "c3"],
-            "promoted": ["c1", "c2"],
-            "executed_gpu_hours": 0.2,
-        },
-        {
-            "name": "gate-10m",
-            "budget_s": 600,
-            "cells": 2,
-            "candidates": ["c1", "c2"],
-            "promoted": ["c1"],
-            "executed_gpu_hours": 0.66,
-        },
+        StagePlan(
+            name="screen-2m",
+            budget_s=120,
+            cells=2,
+            candidates=["c1", "c2", "c3"],
+            promoted=["c1", "c2"],
+            executed_gpu_hours=0.2,
+        ),
+        StagePlan(
+            name="gate-10m",
+            budget_s=600,
+            cells=2,
+            candidates=["c1", "c2"],
+            promoted=["c1"],
+            executed_gpu_hours=0.66,
+        ),
     ]
     cond = [
         {
@@ -159,8 +159,9 @@ def sample_data() -> dict:
         "verdicts": [],
     }
     costs = breakdown(cost_breakdown(_runs()), ["screen-2m", "gate-10m"]).model_dump()
-    cfs = counterfactuals(plan, costs["training_gpu_hours"])
-    totals = campaign_totals(plan, costs["training_gpu_hours"])
+    # the stages do not say what they continue: the next stage takes the promoted set
+    cfs = counterfactuals(plan, costs["training_gpu_hours"], lineage=False)
+    totals = campaign_totals(plan, costs["training_gpu_hours"], lineage=False)
     return {
         "campaign": {
             "name": "demo & co",
@@ -220,12 +221,12 @@ def sample_data() -> dict:
             "baseline_costs": None,
             "unplanned_costs": None,
             "all_costs": costs,
-            "counterfactuals": cfs,
+            "counterfactuals": [cf.model_dump() for cf in cfs],
             "campaign": {
-                "protocol_gpu_hours": totals["executed_gpu_hours"],
-                "planned_gpu_hours": totals["planned_gpu_hours"],
-                "root": totals["root"],
-                "saved_gpu_hours": totals["saved_gpu_hours"],
+                "protocol_gpu_hours": totals.executed_gpu_hours,
+                "planned_gpu_hours": totals.planned_gpu_hours,
+                "root": totals.root,
+                "saved_gpu_hours": totals.saved_gpu_hours,
             },
             "text": {
                 "saved": saved_sentence(totals),

@@ -8,15 +8,34 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from audit.runs import ObservedRun
 from audit.throughput import throughput_findings
+from ledger.documents import RunMetrics, RunRecord
 
-MANIFEST = {"stage": "screen", "conditions": {"c1": {"name": "base"}}}
+MANIFEST = SimpleNamespace(stage="screen", conditions={"c1": SimpleNamespace(name="base")})
 
 
 def _check(seed: int, tokens: float, seconds: float) -> SimpleNamespace:
-    record = {"manifest": "m1", "condition": "c1", "seed": seed, "host": "local"}
-    metrics = {"total_tokens": tokens, "training_seconds": seconds}
-    return SimpleNamespace(simulated=False, record=record, observed={"metrics": metrics})
+    metrics = RunMetrics(total_tokens=tokens, training_seconds=seconds)
+    record = RunRecord(
+        manifest="m1",
+        stage="screen",
+        condition="c1",
+        seed=seed,
+        host="local",
+        run=f"c1/{seed}/local",
+        raw_log="0" * 64,
+        format="jsonl",
+        runner="builtin",
+        status="ok",
+        metrics=metrics,
+        gpus=1,
+        recorded_at="2025-01-01T00:00:00+00:00",
+    )
+    observed = ObservedRun(
+        "m1", "c1", seed, "local", record.recorded_at, "ok", metrics, "screen", "jsonl", 1, None
+    )
+    return SimpleNamespace(simulated=False, record=record, observed=observed)
 
 
 def test_two_honest_seeds_eleven_times_apart_under_load_pass():
