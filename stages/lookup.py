@@ -9,7 +9,6 @@ into its document model, so every caller reads typed attributes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -20,11 +19,10 @@ from ledger.decision_model import Decision
 from ledger.document import Document, one_line
 from ledger.documents import Envelope, JournalEvent, RunRecord
 from ledger.errors import IntegrityError, WrongKind
-from ledger.journal import Journal
 from ledger.manifest import signs_records
 from ledger.plan_model import Manifest
 from ledger.signing import MAY_SIGN_KINDS, SIGNED_KINDS, SIGNER_FIELDS, verify_signature
-from ledger.store import Store, load_object
+from ledger.store import Store, read_document
 
 B = TypeVar("B", bound=Document)
 MODELS: dict[str, type[Document]] = {"manifest": Manifest, "decision": Decision, "run": RunRecord}
@@ -53,25 +51,6 @@ def _signature(store: Store) -> tuple[Any, ...]:
     return tuple(sig)
 
 
-def journal_events(journal: Journal) -> Iterator[JournalEvent]:
-    """Each acknowledged event of a journal as its model, in order. A line that is not JSON
-    or not an object is an IntegrityError (as `Journal.events`); a JSON object of another
-    shape (a field edited in) is not an event here: `ledger verify` reports it."""
-    for i, line in enumerate(journal.lines()[0]):
-        try:
-            yield JournalEvent.model_validate_json(line)
-        except ValidationError as exc:
-            kind = exc.errors()[0]["type"]
-            if kind == "json_invalid":
-                raise IntegrityError(
-                    f"journal {journal.path}: line {i + 1} is not valid JSON"
-                ) from None
-            if kind == "model_type":
-                raise IntegrityError(
-                    f"journal {journal.path}: line {i + 1} is not an event"
-                ) from None
-
-
 def _events(store: Store, kinds: set[str]) -> list[tuple[str, JournalEvent]]:
     """(host, event) for events of these kinds naming an object, in journal time order.
 
@@ -86,7 +65,7 @@ def _events(store: Store, kinds: set[str]) -> list[tuple[str, JournalEvent]]:
     found = [
         (journal.host, event)
         for journal in store.journals()
-        for event in journal_events(journal)
+        for event in journal.events()
         if event.kind in kinds and event.object
     ]
     found.sort(key=lambda he: (he[1].at, he[0], he[1].seq))
@@ -185,7 +164,7 @@ def manifest_runs(store: Store, manifest_id: str) -> list[Entry[RunRecord]]:
 
     Raises IntegrityError for an unsigned record of a manifest whose records are signed
     (written by someone without the store's key: never decided on)."""
-    signed = signs_records(load_object(store, manifest_id, "manifest"))
+    signed = signs_records(read_document(store, manifest_id, "manifest", Manifest))
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
         if event.manifest == manifest_id and event.object not in seen:

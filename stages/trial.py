@@ -240,7 +240,7 @@ def judge(plan_id: str, plan: dict[str, Any], result: RunResult, wall: float) ->
     status = result.status_override or parsed.status
     reasons = log_defects(parsed) + run_problems(
         plan_id,
-        plan,
+        Plan.model_validate(plan),
         task.condition,
         task.seed,
         task.host,
