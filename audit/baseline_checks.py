@@ -21,30 +21,37 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from audit.evidence import Evidence
+from audit.frozen_spec import BaselineSpec, baseline_spec
 from audit.runs import ObservedRun
+from ledger.decision_model import Decision
+from ledger.document import one_line
+from ledger.plan_model import AnalysisPlan, BaselineRule, Manifest, Plan
 from ledger.problems import Problem
 from ledger.verify import Event, before
 from stages.campaign import Factor
 from stages.conditions import point_condition
 from stages.designs import full_factorial, point_name
 
+ProtocolHours = Callable[[str, Event], float]
 
-def _factors(body: dict[str, Any]) -> list[Factor]:
-    table = (body.get("analysis") or {}).get("factors") or {}
+
+def _factors(analysis: AnalysisPlan) -> list[Factor]:
     return [
-        Factor(letter, f["key"], f["levels"][0], f["levels"][1])
-        for letter, f in sorted(table.items())
+        Factor(letter, f.key, f.levels[0], f.levels[1])
+        for letter, f in sorted(analysis.factors.items())
     ]
 
 
-def _base(body: dict[str, Any], factors: list[Factor]) -> dict[str, Any] | None:
+def _base(body: Plan, factors: list[Factor]) -> dict[str, Any] | None:
     """The campaign base the step's points were built on: frozen in its spec (`base`), or,
     for steps frozen before it was, the configs' shared keys without the factors'."""
-    spec = body.get("spec") or {}
-    if isinstance(spec.get("base"), dict):
-        return spec["base"]
-    configs = [(info or {}).get("config") or {} for info in (body.get("conditions") or {}).values()]
+    base = body.spec.get("base")  # the campaign file's, as written
+    if isinstance(base, dict):
+        return base
+    configs = [info.config for info in body.conditions.values()]
     if not configs:
         return None
     keys = {f.key for f in factors}
@@ -53,28 +60,26 @@ def _base(body: dict[str, Any], factors: list[Factor]) -> dict[str, Any] | None:
     return first if same else None
 
 
-def _problem(mid: str, body: dict[str, Any], message: str) -> Problem:
-    stage = body.get("stage")
-    return Problem(
-        mid,
-        message,
-        check="baseline re-derived",
-        stage=stage if isinstance(stage, str) else None,
-    )
+def _problem(mid: str, body: Plan, message: str) -> Problem:
+    return Problem(mid, message, check="baseline re-derived", stage=body.stage)
+
+
+def _name(body: Plan, cid: str) -> str:
+    """A condition's name in the plan (its id's first 8 hex when the plan has none)."""
+    info = body.conditions.get(cid)
+    return info.name if info is not None else cid[:8]
 
 
 def _conditions_match(
-    mid: str, body: dict[str, Any], expected: list[tuple[str, dict[str, Any]]], what: str
+    mid: str, body: Plan, expected: list[tuple[str, dict[str, Any]]], what: str
 ) -> list[Problem]:
     """The manifest's run list is exactly `expected` (id, config) in every cell."""
-    runs = body.get("runs") or []
-    ran = sorted({str(r.get("condition")) for r in runs if isinstance(r, dict)})
+    ran = sorted({r.condition for r in body.runs})
     want = sorted(cid for cid, _ in expected)
     out = []
     if ran != want:
-        table = body.get("conditions") or {}
-        names = [str((table.get(c) or {}).get("name", c[:8])) for c in ran]
-        wanted = [point_name_of(config, body) for _, config in expected]
+        names = [_name(body, c) for c in ran]
+        wanted = [point_name_of(config, body.analysis) for _, config in expected]
         out.append(
             _problem(
                 mid,
@@ -83,40 +88,50 @@ def _conditions_match(
                 f"{', '.join(wanted) or 'nothing'}",
             )
         )
-    cells = sorted(tuple(c) for c in body.get("cells") or [])
-    declared = sorted(
-        (str(r.get("condition")), r.get("seed"), r.get("host")) for r in runs if isinstance(r, dict)
-    )
+    cells = sorted(tuple(c) for c in body.cells or [])
+    declared = sorted((r.condition, r.seed, r.host) for r in body.runs)
     full = sorted((cid, s, h) for cid in ran for s, h in cells)
     if declared != full:
         out.append(_problem(mid, body, "its runs are not each condition in every frozen cell"))
     return out
 
 
-def point_name_of(config: dict[str, Any], body: dict[str, Any]) -> str:
+def point_name_of(config: dict[str, Any], analysis: AnalysisPlan) -> str:
+    """The design point a config is at, by the frozen factors' high levels (`abd`)."""
     coded = {}
-    for f in _factors(body):
-        value = config.get(f.key)
-        coded[f.letter] = 1 if value == f.high else -1
+    for f in _factors(analysis):
+        coded[f.letter] = 1 if config.get(f.key) == f.high else -1
     return point_name(coded)
+
+
+def _spec(body: Plan) -> BaselineSpec | None:
+    """A step's baseline spec, None when it does not fit (its own audit says so)."""
+    try:
+        return baseline_spec(body)
+    except ValidationError:
+        return None
 
 
 def baseline_findings(
     ev: Evidence,
     mid: str,
-    body: dict[str, Any],
-    manifests: dict[str, dict[str, Any]],
-    protocol_hours: Any,
+    body: Manifest,
+    manifests: dict[str, Manifest],
+    protocol_hours: ProtocolHours,
 ) -> list[Problem]:
     """Every way a baseline step is not what its seed and parent decision give.
     `protocol_hours(campaign, event)` is the protocol's training GPU-hours recorded before
     `event` (what `--match campaign` matched)."""
-    spec = (body.get("spec") or {}).get("baseline") or {}
-    factors = _factors(body)
+    try:
+        spec = baseline_spec(body)
+    except ValidationError as exc:
+        return [_problem(mid, body, one_line("its baseline spec cannot be read", exc))]
+    factors = _factors(body.analysis)
     base = _base(body, factors)
     if base is None or not factors:
         return [_problem(mid, body, "its factors or base cannot be read: nothing re-derives it")]
-    kind = spec.get("kind") or (body.get("rule") or {}).get("baseline")
+    rule = body.rule if isinstance(body.rule, BaselineRule) else None
+    kind = spec.kind or (rule.baseline if rule is not None else None)
     if kind == "random":
         return _random(ev, mid, body, spec, factors, base, protocol_hours)
     if kind == "greedy":
@@ -127,20 +142,19 @@ def baseline_findings(
 def _random(
     ev: Evidence,
     mid: str,
-    body: dict[str, Any],
-    spec: dict[str, Any],
+    body: Manifest,
+    spec: BaselineSpec,
     factors: list[Factor],
     base: dict[str, Any],
-    protocol_hours: Any,
+    protocol_hours: ProtocolHours,
 ) -> list[Problem]:
-    seed, affordable = spec.get("seed"), spec.get("affordable")
-    if not isinstance(seed, int) or not isinstance(affordable, int) or affordable < 1:
+    seed, affordable = spec.seed, spec.affordable
+    if seed is None or affordable is None or affordable < 1:
         return [_problem(mid, body, f"seed {seed!r} or affordable {affordable!r} is unreadable")]
     out = []
-    cells = body.get("cells") or []
-    per_condition = len(cells) * float(body.get("budget_s") or 0) / 3600.0
-    matched = spec.get("match_gpu_hours")
-    if isinstance(matched, int | float) and per_condition > 0:
+    per_condition = len(body.cells or []) * float(body.budget_s) / 3600.0
+    matched = spec.match_gpu_hours
+    if matched is not None and per_condition > 0:
         buys = int(math.floor(matched / per_condition + 1e-9))
         if buys != affordable:
             out.append(
@@ -152,8 +166,8 @@ def _random(
                 )
             )
         frozen = ev.event("manifest_frozen", mid)
-        if spec.get("match") == "campaign" and frozen is not None:
-            spent = protocol_hours(body.get("campaign"), frozen)
+        if spec.match == "campaign" and frozen is not None:
+            spent = protocol_hours(body.campaign, frozen)
             if not math.isclose(spent, matched, rel_tol=1e-9, abs_tol=1e-9):
                 out.append(
                     _problem(
@@ -175,92 +189,95 @@ def _random(
 def _greedy(
     ev: Evidence,
     mid: str,
-    body: dict[str, Any],
-    spec: dict[str, Any],
+    body: Manifest,
+    spec: BaselineSpec,
     factors: list[Factor],
     base: dict[str, Any],
-    manifests: dict[str, dict[str, Any]],
+    manifests: dict[str, Manifest],
 ) -> list[Problem]:
-    step, rule = spec.get("step"), body.get("rule") or {}
+    step = spec.step
+    rule = body.rule if isinstance(body.rule, BaselineRule) else None
+    held, held_mean = (rule.incumbent, rule.incumbent_mean) if rule is not None else (None, None)
     letters = [f.letter for f in factors]
-    if not isinstance(step, int) or not 0 <= step <= len(letters):
+    if step is None or not 0 <= step <= len(letters):
         return [_problem(mid, body, f"greedy step {step!r} is not one of 0..{len(letters)}")]
     expected_flip = None if step == 0 else letters[step - 1]
     out = []
-    if spec.get("flip") != expected_flip:
-        out.append(
-            _problem(mid, body, f"step {step} flips {spec.get('flip')!r}, not {expected_flip!r}")
-        )
+    if spec.flip != expected_flip:
+        out.append(_problem(mid, body, f"step {step} flips {spec.flip!r}, not {expected_flip!r}"))
     if step == 0:
         return out + _greedy_start(mid, body, spec, factors, base)
-    parent_id = body.get("parent")
-    parent = ev.of_kind("decision").get(parent_id) if isinstance(parent_id, str) else None
-    parent_manifest = manifests.get(str((parent or {}).get("manifest")))
-    parent_spec = ((parent_manifest or {}).get("spec") or {}).get("baseline") or {}
-    if parent is None or parent_spec.get("kind") != "greedy" or parent_spec.get("step") != step - 1:
+    parent = ev.decisions.get(body.parent) if body.parent is not None else None
+    parent_manifest = manifests.get(parent.manifest) if parent is not None else None
+    parent_spec = _spec(parent_manifest) if parent_manifest is not None else None
+    if (
+        parent is None
+        or parent_manifest is None
+        or parent_spec is None
+        or parent_spec.kind != "greedy"
+        or parent_spec.step != step - 1
+    ):
         return out + [
             _problem(mid, body, f"its parent is not the decision of greedy step {step - 1}")
         ]
-    incumbent, mean = _incumbent(parent, parent_manifest or {})
+    incumbent, mean = _incumbent(parent, parent_manifest)
     if incumbent is None:
         return out + [_problem(mid, body, "its parent step names no incumbent")]
-    if rule.get("incumbent") != incumbent or not _same_number(rule.get("incumbent_mean"), mean):
+    if held != incumbent or not _same_number(held_mean, mean):
         out.append(
             _problem(
                 mid,
                 body,
-                f"its incumbent is {str(rule.get('incumbent'))[:12]} at mean "
-                f"{rule.get('incumbent_mean')!r}, but step {step - 1}'s decision gives "
+                f"its incumbent is {str(held)[:12]} at mean "
+                f"{held_mean!r}, but step {step - 1}'s decision gives "
                 f"{incumbent[:12]} at {mean!r}",
             )
         )
-    info = ((parent or {}).get("conditions") or {}).get(incumbent) or (
-        (parent_manifest or {}).get("conditions") or {}
-    ).get(incumbent)
-    coded = {k: int(v) for k, v in ((info or {}).get("coded") or {}).items() if v in (-1, 1)}
+    # a decision carries what it promoted; a start that promoted nothing, its manifest
+    info = parent.conditions.get(incumbent) or parent_manifest.conditions.get(incumbent)
+    coded = {k: int(v) for k, v in (info.coded if info else {}).items() if v in (-1, 1)}
     if set(coded) != set(letters):
         return out + [_problem(mid, body, "its incumbent is not at factor levels")]
-    coded[expected_flip] = -coded[expected_flip]
+    flip = letters[step - 1]
+    coded[flip] = -coded[flip]
     challenger = point_condition(base, factors, coded, point_name(coded), "baseline")
     return out + _conditions_match(
         mid,
         body,
         [(challenger.id, challenger.config)],
-        f"flipping {expected_flip} of step {step - 1}'s incumbent",
+        f"flipping {flip} of step {step - 1}'s incumbent",
     )
 
 
 def _greedy_start(
     mid: str,
-    body: dict[str, Any],
-    spec: dict[str, Any],
+    body: Manifest,
+    spec: BaselineSpec,
     factors: list[Factor],
     base: dict[str, Any],
 ) -> list[Problem]:
     """Step 0 evaluates the start: the all-low point, or the named condition it says."""
-    start = spec.get("start", "(1)")
-    if start not in (None, "(1)"):
-        table = body.get("conditions") or {}
-        ran = {str(r.get("condition")) for r in body.get("runs") or [] if isinstance(r, dict)}
-        names = {str((table.get(c) or {}).get("name")) for c in ran}
-        if names != {start}:
-            return [_problem(mid, body, f"step 0 runs {sorted(names)}, not its start {start!r}")]
+    if spec.start not in (None, "(1)"):
+        names = {_name(body, r.condition) for r in body.runs}
+        if names != {spec.start}:
+            return [
+                _problem(mid, body, f"step 0 runs {sorted(names)}, not its start {spec.start!r}")
+            ]
         return []
     low = point_condition(base, factors, {f.letter: -1 for f in factors}, "(1)", "baseline")
     return _conditions_match(mid, body, [(low.id, low.config)], "the all-low start")
 
 
-def _incumbent(parent: dict[str, Any], parent_manifest: dict[str, Any]) -> tuple[str | None, Any]:
+def _incumbent(parent: Decision, parent_manifest: Plan) -> tuple[str | None, Any]:
     """The incumbent a step hands on: what it promoted (at its best mean), else what it
     held (a start with no ok run: its own condition, mean unknown)."""
-    promoted = parent.get("promoted") or []
-    if promoted:
-        return str(promoted[0]), (parent.get("outcome") or {}).get("best_mean")
-    rule = parent_manifest.get("rule") or {}
-    if rule.get("incumbent"):
-        return str(rule["incumbent"]), rule.get("incumbent_mean")
-    runs = [r for r in parent_manifest.get("runs") or [] if isinstance(r, dict)]
-    return (str(runs[0].get("condition")) if runs else None), None
+    if parent.promoted:
+        return parent.promoted[0], parent.outcome.best_mean
+    rule = parent_manifest.rule
+    if isinstance(rule, BaselineRule) and rule.incumbent:
+        return rule.incumbent, rule.incumbent_mean
+    runs = parent_manifest.runs
+    return (runs[0].condition if runs else None), None
 
 
 def _same_number(a: Any, b: Any) -> bool:
@@ -270,20 +287,20 @@ def _same_number(a: Any, b: Any) -> bool:
 
 
 def protocol_hours_before(
-    ev: Evidence, manifests: dict[str, dict[str, Any]], observed: dict[str, ObservedRun]
-) -> Callable[[Any, Event], float]:
+    ev: Evidence, manifests: dict[str, Manifest], observed: dict[str, ObservedRun]
+) -> ProtocolHours:
     """`protocol_hours(campaign, event)`: training GPU-hours of the campaign's protocol runs
     (stages in force, baselines excluded) recorded before `event`, from the audited runs."""
-    superseded = {b.get("amends") for b in manifests.values() if b.get("amends")}
+    superseded = {b.amends for b in manifests.values() if b.amends}
 
-    def hours(campaign: Any, event: Event) -> float:
+    def hours(campaign: str, event: Event) -> float:
         total = 0.0
         for rid, run in observed.items():
-            manifest = manifests.get(str(run.manifest))
+            manifest = manifests.get(run.manifest) if run.manifest is not None else None
             if (
                 manifest is None
-                or manifest.get("campaign") != campaign
-                or "baseline" in (manifest.get("spec") or {})
+                or manifest.campaign != campaign
+                or "baseline" in manifest.spec
                 or run.manifest in superseded
             ):
                 continue
@@ -291,12 +308,8 @@ def protocol_hours_before(
             if recorded is None or not before(recorded, event):
                 continue
             seconds = run.metrics.training_seconds
-            if (
-                isinstance(seconds, int | float)
-                and not isinstance(seconds, bool)
-                and math.isfinite(seconds)
-            ):
-                total += float(seconds) * (run.gpus or 1)
+            if seconds is not None and math.isfinite(seconds):
+                total += float(seconds) * run.gpus
         return total / 3600.0
 
     return hours

@@ -11,27 +11,51 @@ prove, with every other caveat, for the terminal, the JSON, the HTML banner and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from audit.gates import StageAudit
-from ledger.binding_level import BUILTIN, STATUS_ONLY, weakest
+from ledger.binding_level import BUILTIN, BindingLevel, weakest
 
 
-def binding_summary(stages: Sequence[StageAudit]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class StageBinding:
+    """One stage in force and the level its manifest gives its logs."""
+
+    stage: str
+    campaign: str
+    manifest: str
+    binding: BindingLevel
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "campaign": self.campaign,
+            "manifest": self.manifest,
+            **self.binding.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class BindingSummary:
+    """The weakest level of the stages in force (None: no stage), and each stage's."""
+
+    weakest: str | None
+    stages: tuple[StageBinding, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"weakest": self.weakest, "stages": [s.to_dict() for s in self.stages]}
+
+
+def binding_summary(stages: Sequence[StageAudit]) -> BindingSummary:
     """The weakest level of the stages in force and each stage's level (the caveats they
     call for are `audit.caveats`', with every other caveat)."""
     live = [s for s in stages if not s.superseded]
-    rows = [
-        {"stage": s.stage, "campaign": s.campaign, "manifest": s.manifest, **s.binding.to_dict()}
-        for s in live
-    ]
     low = weakest([s.binding for s in live])
-    return {"weakest": low.level if low else None, "stages": rows}
+    return BindingSummary(
+        low.level if low else None,
+        tuple(StageBinding(s.stage, s.campaign, s.manifest, s.binding) for s in live),
+    )
 
 
-def is_status_only(summary: dict[str, Any] | None) -> bool:
-    """Whether any stage in force has status-only logs (a clean verdict must say so)."""
-    return bool(summary) and (summary or {}).get("weakest") == STATUS_ONLY
-
-
-__all__ = ["BUILTIN", "binding_summary", "is_status_only"]
+__all__ = ["BUILTIN", "BindingSummary", "StageBinding", "binding_summary"]

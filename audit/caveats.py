@@ -198,16 +198,18 @@ def caveats(facts: CaveatInputs) -> list[Caveat]:
 
 
 def signers(
-    names: Mapping[str, str], manifests: Iterable[Manifest], decisions: Iterable[Decision]
+    names: Mapping[str, str],
+    manifests: Iterable[Manifest],
+    decisions: Iterable[Decision],
 ) -> list[Signer]:
     """The keys that froze the manifests and made the decisions, by id, with their names
     (`names`: key id -> name, the reviewer's records over the store's keyring)."""
-    used: Counter[str] = Counter(m.freezer for m in manifests)
-    used.update(d.decider for d in decisions)
-    return [
-        Signer(kid, names.get(kid, "unknown"), n, is_demo_key(names.get(kid)))
-        for kid, n in sorted(used.items())
-    ]
+    used = Counter([m.freezer for m in manifests] + [d.decider for d in decisions])
+    out = []
+    for kid, n in sorted(used.items()):
+        name = names.get(kid, "unknown")  # a key the keyring does not hold
+        out.append(Signer(kid, name, n, is_demo_key(name)))
+    return out
 
 
 __all__ = [

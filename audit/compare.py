@@ -14,13 +14,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from audit.frozen_spec import BaselineSpec, baseline_spec
+from audit.gates import StageAudit
 from audit.report_model import ReportData
-from audit.runs import ObservedRun
+from ledger.decision_model import ConditionStats, Decision
+from ledger.plan_model import BaselineRule, Manifest
 from stages.campaign import budget_label
 
 TITLE = "Protocol vs baselines"
+
+
+@dataclass(frozen=True)
+class BaselineStep:
+    """One baseline step in force as the report read it: its plan, its decision (None:
+    not decided), what the audit found of it, and each of its runs' training GPU-seconds
+    as the audit observed them (DESIGN §8)."""
+
+    plan: Manifest
+    decision: Decision | None
+    audit: StageAudit
+    gpu_seconds: tuple[float, ...]
 
 
 def _num(x: Any) -> float | None:
@@ -31,16 +49,10 @@ def _num(x: Any) -> float | None:
     )
 
 
-def _gpu_hours(runs: Sequence[ObservedRun]) -> float:
-    """Training GPU-hours (DESIGN §8) of runs as the audit observed them."""
-    return math.fsum((_num(r.metrics.training_seconds) or 0.0) * r.gpus for r in runs) / 3600.0
-
-
-def _stats(decision: Mapping[str, Any] | None, cid: str) -> Mapping[str, Any] | None:
-    for s in ((decision or {}).get("statistics") or {}).get("conditions") or []:
-        if s.get("condition") == cid and s.get("n"):
-            return s
-    return None
+def _stats(decision: Decision | None, cid: str) -> ConditionStats | None:
+    """The condition's statistics at the step, when it has any ok run there."""
+    stats = decision.statistics.of(cid) if decision is not None else None
+    return stats if stats is not None and stats.n else None
 
 
 def protocol_row(data: ReportData, label: str | None = None) -> dict[str, Any]:
@@ -65,92 +77,80 @@ def protocol_row(data: ReportData, label: str | None = None) -> dict[str, Any]:
     }
 
 
-def _group_key(manifest: Mapping[str, Any]) -> tuple[str, str, str]:
-    spec = (manifest.get("spec") or {}).get("baseline") or {}
-    kind = str(spec.get("kind") or (manifest.get("rule") or {}).get("baseline") or "baseline")
-    label = str(spec.get("budget") or budget_label(manifest.get("budget_s") or 0))
-    extra = f"seed {spec.get('seed')}" if kind == "random" else ""
+def _group_key(plan: Manifest) -> tuple[str, str, str]:
+    """(search, budget label, seed) of the search a step belongs to. A step whose spec does
+    not fit is grouped by what its plan says (the audit says what is wrong with it)."""
+    try:
+        spec = baseline_spec(plan)
+    except ValidationError:
+        spec = BaselineSpec()
+    rule = plan.rule.baseline if isinstance(plan.rule, BaselineRule) else None
+    kind = spec.kind or rule or "baseline"
+    label = spec.budget or budget_label(plan.budget_s)
+    extra = f"seed {spec.seed}" if kind == "random" else ""
     return kind, label, extra
 
 
-def _groups(
-    items: Sequence[Mapping[str, Any]],
-) -> dict[tuple[str, str, str], list[Mapping[str, Any]]]:
-    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+def _groups(items: Sequence[BaselineStep]) -> dict[tuple[str, str, str], list[BaselineStep]]:
+    groups: dict[tuple[str, str, str], list[BaselineStep]] = {}
     for item in items:
-        groups.setdefault(_group_key(item["manifest"]), []).append(item)
+        groups.setdefault(_group_key(item.plan), []).append(item)
     return groups
 
 
 def audited(
-    items: Sequence[Mapping[str, Any]],
-) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+    items: Sequence[BaselineStep],
+) -> tuple[list[BaselineStep], list[dict[str, Any]]]:
     """The baseline searches every step of which the audit found clean (re-derived from
     its seed and parent decision, `audit.baseline_checks`), and those left out, with why: a
     comparison shows only what the audit vouches for."""
-    kept: list[Mapping[str, Any]] = []
+    kept: list[BaselineStep] = []
     left: list[dict[str, Any]] = []
     for (kind, label, extra), steps in _groups(items).items():
-        bad = [s for s in steps if s.get("audit") is not None and s["audit"].verdict != "clean"]
+        bad = [s.audit for s in steps if s.audit.verdict != "clean"]
         if not bad:
             kept += steps
             continue
-        first = bad[0]["audit"]
+        first = bad[0]
         why = next((f.message for f in first.problems), first.verdict)
         left.append(
             {
                 "method": f"{kind} search ({label}{', ' + extra if extra else ''})",
-                "stages": [s["manifest"].get("stage") for s in steps],
+                "stages": [s.plan.stage for s in steps],
                 "why": f"{first.stage}: {why}",
             }
         )
     return kept, left
 
 
-def baseline_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per baseline search: a greedy walk (its steps together) or a random sample.
-
-    `items` are the live baseline manifests as the report reads them: `{"manifest",
-    "decision", "runs"}` (runs as the audit observed them), in freeze order.
-    """
+def baseline_rows(items: Sequence[BaselineStep]) -> list[dict[str, Any]]:
+    """One row per baseline search: a greedy walk (its steps together) or a random sample,
+    from the live baseline steps in freeze order."""
     rows = []
     for (kind, label, extra), steps in _groups(items).items():
-        runs = [r for step in steps for r in step["runs"]]
-        decided = [s for s in steps if s["decision"]]
-        last = decided[-1]["decision"] if decided else None
-        best = (last or {}).get("promoted", [None])[0] if last and last.get("promoted") else None
+        decided = [s.decision for s in steps if s.decision is not None]
+        last = decided[-1] if decided else None
+        best = last.promoted[0] if last is not None and last.promoted else None
         stats = next(
-            (
-                _stats(s["decision"], best)
-                for s in reversed(decided)
-                if best and _stats(s["decision"], best)
-            ),
-            None,
+            (found for d in reversed(decided) if best and (found := _stats(d, best))), None
         )
-        names = {}
-        for s in steps:
-            names.update(
-                {
-                    cid: info.get("name")
-                    for cid, info in (s["manifest"].get("conditions") or {}).items()
-                }
-            )
-        budget = steps[0]["manifest"].get("budget_s")
+        names = {cid: info.name for s in steps for cid, info in s.plan.conditions.items()}
+        seconds = [x for s in steps for x in s.gpu_seconds]
         rows.append(
             {
                 "method": f"{kind} search ({label}{', ' + extra if extra else ''})",
                 "kind": kind,
-                "campaign": steps[0]["manifest"].get("campaign"),
+                "campaign": steps[0].plan.campaign,
                 "best": names.get(best) if best else None,
                 "best_id": best,
-                "mean": _num((stats or {}).get("mean")),
-                "ci_low": _num((stats or {}).get("ci_low")),
-                "ci_high": _num((stats or {}).get("ci_high")),
-                "n": (stats or {}).get("n"),
-                "budget_s": budget,
-                "gpu_hours": _gpu_hours(runs),
-                "n_runs": len(runs),
-                "stages": [s["manifest"].get("stage") for s in steps],
+                "mean": _num(stats.mean) if stats else None,
+                "ci_low": _num(stats.ci_low) if stats else None,
+                "ci_high": _num(stats.ci_high) if stats else None,
+                "n": stats.n if stats else None,
+                "budget_s": steps[0].plan.budget_s,
+                "gpu_hours": math.fsum(seconds) / 3600.0,
+                "n_runs": len(seconds),
+                "stages": [s.plan.stage for s in steps],
                 "complete": len(decided) == len(steps),
             }
         )
@@ -177,7 +177,7 @@ def _same_budget(data: ReportData, row: Mapping[str, Any]) -> dict[str, Any] | N
 
 def comparison(
     data: ReportData,
-    baseline_items: Sequence[Mapping[str, Any]],
+    baseline_items: Sequence[BaselineStep],
     others: Sequence[tuple[str, ReportData]] = (),
 ) -> dict[str, Any]:
     """Rows: this campaign's protocol, its baselines, then each other campaign's protocol
@@ -324,6 +324,7 @@ def table_rows(comp: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 __all__ = [
     "TITLE",
+    "BaselineStep",
     "baseline_rows",
     "comparison",
     "figure",

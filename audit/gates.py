@@ -15,19 +15,21 @@ from pydantic import ValidationError
 from audit.attempt_checks import AttemptSummary, audit_attempts
 from audit.baseline_checks import baseline_findings
 from audit.evidence import Evidence
+from audit.field_diff import field_diffs
+from audit.frozen_spec import stage_from
 from audit.lineage import plan_findings
 from audit.locate import cell_words, run_place
 from audit.runs import RunCheck
 from audit.seed_checks import SeedBinding, seed_binding
 from ledger.binding_level import BindingLevel, binding_level
-from ledger.canonical import canonical_bytes
+from ledger.decision_model import Decision, DecisionBody
 from ledger.document import one_line
 from ledger.errors import LedgerError
 from ledger.plan_model import Manifest, Plan
 from ledger.problems import Problem
 from ledger.provenance import unknown_kind
 from ledger.verify import Event, before
-from stages.decide import SIGNING_FIELDS, derive_decision
+from stages.decide import derive_decision
 from stages.observations import RecordedRun, Used, select_runs
 
 
@@ -36,8 +38,8 @@ class BaselineContext:
     """What re-deriving a baseline step needs beyond its own manifest: every accepted
     manifest, and the protocol's GPU-hours recorded before an event (`audit.baseline_checks`)."""
 
-    manifests: dict[str, dict[str, Any]]
-    protocol_hours: Callable[[Any, Event], float]
+    manifests: dict[str, Manifest]
+    protocol_hours: Callable[[str, Event], float]
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class StageAudit:
 def audit_manifest(
     ev: Evidence,
     mid: str,
-    body: dict[str, Any],
+    body: Manifest,
     runs: list[RunCheck],
     superseded: bool,
     *,
@@ -146,12 +148,12 @@ def audit_manifest(
     never decided": a plan whose results were not liked is not clean) unless
     `allow_undecided` (a campaign in progress)."""
     stage_audit = StageAudit(
-        campaign=body.get("campaign", "?"),
-        stage=body.get("stage", "?"),
+        campaign=body.campaign,
+        stage=body.stage,
         manifest=mid,
         decision=None,
-        budget_s=body.get("budget_s", 0),
-        amends=body.get("amends"),
+        budget_s=body.budget_s,
+        amends=body.amends,
         superseded=superseded,
         binding=binding_level(body),
     )
@@ -174,14 +176,14 @@ def audit_manifest(
         if why
         else [],
     )
-    stage_audit.seeds, unbound = seed_binding(ev, mid, ev.manifests[mid])
+    stage_audit.seeds, unbound = seed_binding(ev, mid, body)
     stage_audit.check("seeds bound", unbound)
     if superseded:
         _check_replacement(ev, stage_audit, mid)
         _check_attempts(ev, stage_audit, mid, body)
         return stage_audit
     _check_lineage(ev, stage_audit, mid, body, frozen)
-    if "baseline" in (body.get("spec") or {}) and baselines is not None:
+    if "baseline" in body.spec and baselines is not None:
         stage_audit.check(
             "baseline re-derived",
             baseline_findings(ev, mid, body, baselines.manifests, baselines.protocol_hours),
@@ -191,9 +193,9 @@ def audit_manifest(
     return stage_audit
 
 
-def _check_attempts(ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any]) -> None:
+def _check_attempts(ev: Evidence, stage_audit: StageAudit, mid: str, body: Manifest) -> None:
     """Attempts per cell within the frozen bound, each ended on record (`audit.attempt_checks`)."""
-    found = audit_attempts(ev, mid, ev.manifests[mid], decided=stage_audit.decision is not None)
+    found = audit_attempts(ev, mid, body, decided=stage_audit.decision is not None)
     stage_audit.attempts = found.summary
     stage_audit.check("attempts within max_attempts", found.over_max)
     stage_audit.check("every attempt has an outcome", found.unended)
@@ -203,7 +205,7 @@ def _check_runs(
     ev: Evidence,
     stage_audit: StageAudit,
     mid: str,
-    body: dict[str, Any],
+    body: Manifest,
     runs: list[RunCheck],
     frozen: Event | None,
 ) -> None:
@@ -220,7 +222,7 @@ def _check_runs(
             for e in early
         ],
     )
-    frozen_at = str(body.get("frozen_at", ""))
+    frozen_at = body.frozen_at
     late = []
     for run in runs:
         started = run.log_started
@@ -230,7 +232,7 @@ def _check_runs(
     stage_audit.check("raw logs bind to their runs", [p for r in runs for p in r.problems])
     for run in runs:
         if run.observed.status != "ok":
-            place = run_place(run.record, ev.manifests[mid])
+            place = run_place(run.record, body)
             stage_audit.failed_runs.append(
                 {
                     "run": run.id,
@@ -248,7 +250,7 @@ def _iso(text: str) -> str:
 
 
 def _check_replacement(ev: Evidence, stage_audit: StageAudit, mid: str) -> None:
-    amended_by = [m for m, b in ev.of_kind("manifest").items() if b.get("amends") == mid]
+    amended_by = [m for m, b in ev.manifests.items() if b.amends == mid]
     started = ev.for_manifest("run_started", mid)
     if started:
         by = amended_by[0][:12] if amended_by else "?"
@@ -261,25 +263,24 @@ def _check_replacement(ev: Evidence, stage_audit: StageAudit, mid: str) -> None:
         stage_audit.passed("not replaced after runs began")
 
 
-def _expected_parent_stage(body: dict[str, Any]) -> str | None | bool:
+def _expected_parent_stage(body: Manifest) -> str | None | bool:
     """The stage this manifest continues (None: none), or False when the manifest predates
     recording it and its spec does not say (`from`)."""
-    if "parent_stage" in body:
-        return body["parent_stage"]
-    parent = (body.get("spec") or {}).get("stage", {}).get("from")
-    return parent if parent else False
+    if "parent_stage" in body.model_fields_set:
+        return body.parent_stage
+    return stage_from(body) or False
 
 
 def _check_lineage(
-    ev: Evidence, stage_audit: StageAudit, mid: str, body: dict[str, Any], frozen: Event | None
+    ev: Evidence, stage_audit: StageAudit, mid: str, body: Manifest, frozen: Event | None
 ) -> None:
     """The parent must be the counting decision of the stage this one continues, in the
     same campaign, made before this freeze; the candidates must be what the parent and the
     frozen plan give (`audit.lineage`)."""
-    parent_id, expected = body.get("parent"), _expected_parent_stage(body)
-    parent_body = ev.of_kind("decision").get(parent_id) if isinstance(parent_id, str) else None
-    if parent_id is None or parent_body is not None:
-        stage_audit.check("candidates derived", plan_findings(mid, body, parent_body))
+    parent_id, expected = body.parent, _expected_parent_stage(body)
+    parent = ev.decisions.get(parent_id) if parent_id is not None else None
+    if parent_id is None or parent is not None:
+        stage_audit.check("candidates derived", plan_findings(mid, body, parent))
     if parent_id is None:
         bad = (
             [Problem(mid, f"continues stage {expected!r} but cites no parent decision")]
@@ -288,28 +289,26 @@ def _check_lineage(
         )
         stage_audit.check("parent decision", bad)
         return
-    parent = ev.of_kind("decision").get(parent_id)
     problems = []
     if parent is None:
         problems.append(Problem(mid, f"parent {parent_id[:12]} is not an accepted decision"))
     else:
-        if parent.get("campaign") != body.get("campaign"):
+        if parent.campaign != body.campaign:
             problems.append(
                 Problem(
                     mid,
                     f"parent {parent_id[:12]} decides campaign "
-                    f"{parent.get('campaign')!r}, not {body.get('campaign')!r}",
+                    f"{parent.campaign!r}, not {body.campaign!r}",
                 )
             )
-        if expected is not False and parent.get("stage") != expected:
+        if expected is not False and parent.stage != expected:
             problems.append(
                 Problem(
                     mid,
-                    f"parent {parent_id[:12]} decides stage "
-                    f"{parent.get('stage')!r}, not {expected!r}",
+                    f"parent {parent_id[:12]} decides stage {parent.stage!r}, not {expected!r}",
                 )
             )
-        if counting_decision(ev, str(parent.get("manifest"))) != parent_id:
+        if counting_decision(ev, parent.manifest) != parent_id:
             problems.append(
                 Problem(
                     mid, f"parent {parent_id[:12]} is not the decision that counts for its manifest"
@@ -326,10 +325,9 @@ def _check_lineage(
 def counting_decision(ev: Evidence, mid: str) -> str | None:
     """The decision that counts for a manifest: the first journaled, accepted decision whose
     body cites it (an event naming another manifest's decision does not count)."""
-    decisions = ev.of_kind("decision")
     for event in ev.for_manifest("decision_made", mid):
-        body = decisions.get(event.object) if isinstance(event.object, str) else None
-        if body is not None and body.get("manifest") == mid:
+        body = ev.decisions.get(event.object) if isinstance(event.object, str) else None
+        if body is not None and body.manifest == mid:
             return event.object
     return None
 
@@ -338,18 +336,12 @@ def _check_decision(
     ev: Evidence,
     stage_audit: StageAudit,
     mid: str,
-    body: dict[str, Any],
+    body: Manifest,
     runs: list[RunCheck],
     allow_undecided: bool,
 ) -> None:
     observed: list[tuple[str, RecordedRun]] = [(r.id, r.observed) for r in runs]
-    try:
-        plan = Manifest.model_validate(body)
-    except ValidationError as exc:
-        why = one_line(f"manifest {mid[:12]}", exc)
-        stage_audit.failed("decision reproduces from raw logs", why, [Problem(mid, why)])
-        return
-    used, missing, extra = select_runs(mid, plan, observed)
+    used, missing, extra = select_runs(mid, body, observed)
     started = {e.fields.get("run") for e in ev.for_manifest("run_started", mid)}
     unstarted = [
         Problem(used[k][0], f"run {k} has no run_started event") for k in used if k not in started
@@ -360,7 +352,7 @@ def _check_decision(
         [Problem(rid, f"run is not declared by manifest {mid[:12]}") for rid in extra],
     )
     did = counting_decision(ev, mid)
-    others = [d for d, b in ev.of_kind("decision").items() if b.get("manifest") == mid and d != did]
+    others = [d for d, b in ev.decisions.items() if b.manifest == mid and d != did]
     if others:
         stage_audit.failed(
             "one decision",
@@ -372,27 +364,27 @@ def _check_decision(
         )
     if did is None:
         stage_audit.missing_runs = len(missing)
-        declared = len(body.get("runs", []))
+        declared = len(body.runs)
         detail = f"{declared - len(missing)} of {declared} recorded (undecided)"
         stage_audit.passed("declared runs recorded", detail)
         if allow_undecided:
             stage_audit.passed("decided", f"{detail}: allowed (--allow-undecided)")
         else:
             message = (
-                f"stage {body.get('stage')!r}: frozen, {declared - len(missing)} of "
+                f"stage {body.stage!r}: frozen, {declared - len(missing)} of "
                 f"{declared} runs recorded, never decided (--allow-undecided for a "
                 f"campaign in progress)"
             )
             stage_audit.failed(
                 "decided",
                 message,
-                [Problem(mid, message, check="decided", stage=str(body.get("stage")))],
+                [Problem(mid, message, check="decided", stage=body.stage)],
             )
         return
     stage_audit.decision = did
-    recorded = ev.of_kind("decision")[did]
+    recorded = ev.decisions[did]
     stage_audit.missing_runs = len(missing)
-    if missing and not recorded.get("missing"):
+    if missing and not recorded.missing:
         stage_audit.failed(
             "declared runs recorded",
             f"{len(missing)} declared run(s) missing",
@@ -406,17 +398,17 @@ def _check_decision(
             else "",
         )
     _check_cited_runs(ev, stage_audit, did, recorded, used)
-    _check_reproduces(stage_audit, mid, plan, did, recorded, observed)
+    _check_reproduces(stage_audit, mid, body, did, recorded, observed)
 
 
 def _check_cited_runs(
     ev: Evidence,
     stage_audit: StageAudit,
     did: str,
-    recorded: dict[str, Any],
+    recorded: Decision,
     used: Used,
 ) -> None:
-    cited = recorded.get("runs", [])
+    cited = recorded.runs
     expected = sorted(rid for rid, _ in used.values())
     if sorted(cited) != expected:
         stage_audit.failed(
@@ -451,12 +443,13 @@ def _check_reproduces(
     mid: str,
     plan: Plan,
     did: str,
-    recorded: dict[str, Any],
+    recorded: Decision,
     observed: Sequence[tuple[str, RecordedRun]],
 ) -> None:
-    """The frozen rule applied to the observations the raw logs support gives the decision."""
+    """The frozen rule applied to the observations the raw logs support gives the decision:
+    the re-derived body and the signed one compared field by field, as models."""
     try:
-        derived = derive_decision(mid, plan, observed)
+        derived = DecisionBody.model_validate(derive_decision(mid, plan, observed))
     except LedgerError as exc:
         stage_audit.failed(
             "decision reproduces from raw logs",
@@ -464,7 +457,13 @@ def _check_reproduces(
             [Problem(did, f"cannot re-derive: {exc}")],
         )
         return
-    found = field_diffs(derived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
+    except ValidationError as exc:  # the rule gave a body no decision can hold
+        why = one_line("the re-derived decision", exc)
+        stage_audit.failed(
+            "decision reproduces from raw logs", why, [Problem(did, f"cannot re-derive: {why}")]
+        )
+        return
+    found = field_diffs(derived, recorded)
     if not found:
         stage_audit.passed("decision reproduces from raw logs")
         return
@@ -494,31 +493,6 @@ DIFF_ORDER = ("promoted", "outcome.promoted", "outcome.best", "outcome.ranking",
 DIFF_FIELDS_KEPT = 10  # differing fields carried in a problem's recorded/found (--json)
 
 
-def field_diffs(derived: Any, recorded: Any, path: str = "") -> list[tuple[str, Any, Any]]:
-    """(path, recorded, re-derived) of every differing field, by canonical bytes (what was
-    signed). Equal trees (the common case) cost one comparison of their canonical bytes;
-    only a difference is searched for field by field."""
-    if not path and _same(derived, recorded):
-        return []
-    if isinstance(derived, dict) and isinstance(recorded, dict):
-        out = []
-        for key in sorted(set(derived) | set(recorded)):
-            sub = f"{path}.{key}" if path else key
-            out += field_diffs(derived.get(key), recorded.get(key), sub)
-        return out
-    if canonical_bytes({"v": derived}) == canonical_bytes({"v": recorded}):
-        return []
-    return [(path, recorded, derived)]
-
-
-def diff(derived: Any, recorded: Any, path: str = "") -> list[str]:
-    """`field_diffs` as lines: `path: recorded X, re-derived Y`."""
-    return [
-        f"{where}: recorded {_short(rec)}, re-derived {_short(der)}"
-        for where, rec, der in field_diffs(derived, recorded, path)
-    ]
-
-
 def _say_path(path: str, names: dict[str, str]) -> str:
     """A field path with condition ids read as names (`conditions.e`)."""
     return ".".join(names.get(part, part) for part in path.split("."))
@@ -545,16 +519,4 @@ def _say(value: Any, names: dict[str, str]) -> str:
     return str(value)
 
 
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return canonical_bytes({"v": a}) == canonical_bytes({"v": b})
-    except LedgerError:
-        return False
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) < 80 else text[:77] + "..."
-
-
-__all__ = ["StageAudit", "audit_manifest", "counting_decision", "diff", "field_diffs"]
+__all__ = ["StageAudit", "audit_manifest", "counting_decision"]

@@ -27,9 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.rederive import audit_store
 from ledger.canonical import canonical_bytes
+from ledger.decision_model import Decision
+from ledger.document import parse
+from ledger.documents import Envelope
 from ledger.errors import IntegrityError, NothingToDo
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.keys import SigningKey
+from ledger.plan_model import Manifest
 from ledger.store import Store
 from ledger.trust import Trust
 from ledger.verify import verify_with_evidence
@@ -51,9 +55,12 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
 
 
-def statement(kind: str, object_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The in-toto Statement v1 of one manifest or decision."""
-    name = f"gateledger/{kind}/{body.get('campaign')}/{body.get('stage')}"
+def statement(
+    kind: str, object_id: str, signed: Manifest | Decision, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The in-toto Statement v1 of one manifest or decision: named by its campaign and
+    stage, its predicate the body as stored (`signed` is that body's model)."""
+    name = f"gateledger/{kind}/{signed.campaign}/{signed.stage}"
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": name, "digest": {"sha256": object_id}}],
@@ -121,22 +128,24 @@ def export_in_toto(
             f"{result.problems[0]}); an attestation would vouch for what the audit rejects"
         )
     verified = verify_with_evidence(store, check_index=False, trust=trust)
+    accepted: dict[str, Manifest | Decision] = {**result.manifests, **result.decisions}
     out = Export(folder)
     envelopes = []
     for oid, obj in sorted(verified.scan.objects.items()):
-        kind = obj.get("kind")
+        stored = parse(Envelope, obj, f"object {oid}", IntegrityError)  # the audit read it
+        kind = stored.kind
         if kind not in PREDICATE_TYPES:
             continue
-        if oid not in verified.evidence:
+        if oid not in verified.evidence or oid not in accepted:
             out.skipped.append({"object": oid, "kind": kind, "why": "not accepted evidence"})
             continue
-        signer = (obj.get("signature") or {}).get("key_id")
+        signer = stored.signature.key_id if stored.signature is not None else None
         if signer != key.key_id:
             out.skipped.append(
                 {"object": oid, "kind": kind, "why": f"signed by key {signer}, not {key.key_id}"}
             )
             continue
-        env = envelope(statement(kind, oid, obj["body"]), key)
+        env = envelope(statement(kind, oid, accepted[oid], stored.body), key)
         envelopes.append(env)
         out.written.append({"object": oid, "kind": kind, "file": f"{kind}-{oid}.intoto.json"})
     if not envelopes:

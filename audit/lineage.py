@@ -18,61 +18,59 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from audit.field_diff import equal, fields, plain
+from audit.frozen_spec import FrozenStage
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.decision_model import Decision
+from ledger.document import one_line
 from ledger.errors import LedgerError
+from ledger.plan_model import Manifest, Plan, PlannedCondition, PlannedRun, Rule
 from ledger.problems import Problem
 from runner.config import resolve
 from runner.errors import UsageError
 from runner.fingerprint import code_sha256
 from stages.campaign import Campaign, Factor, StageSpec
-from stages.campaign_model import CampaignFile, budget_seconds
-from stages.lookup import Entry
+from stages.campaign_model import CampaignFile, StageTable, budget_seconds
 from stages.plan import ParentGate, stage_plan
 
 # Fields of a campaign stage's plan that follow from its spec and its parent decision.
 DERIVED_FIELDS = ("budget_s", "gpus", "cells", "runs", "conditions", "rule", "checks", "analysis")
 
 
-def plan_findings(mid: str, body: dict[str, Any], parent: dict[str, Any] | None) -> list[Problem]:
+def plan_findings(mid: str, body: Manifest, parent: Decision | None) -> list[Problem]:
     """Every way the manifest's candidates, ids and runner configs are not what its spec and
-    parent decision give (`parent`: the parent decision's body, when accepted)."""
+    parent decision give (`parent`: the parent decision, when accepted)."""
     out = id_findings(mid, body)
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else None
-    if spec is not None and "baseline" in spec:
+    if "baseline" in body.spec:
         return out  # audit.baseline_checks re-derives baseline steps
-    if spec is not None and isinstance(spec.get("stage"), dict):
-        return out + _rederived(mid, body, spec, parent)
+    if "stage" in body.spec:
+        return out + _rederived(mid, body, parent)
     return out + _without_spec(mid, body, parent)
 
 
-def _problem(mid: str, body: dict[str, Any], message: str, cid: str | None = None) -> Problem:
-    info = (body.get("conditions") or {}).get(cid) if cid else None
+def _problem(mid: str, body: Manifest, message: str, cid: str | None = None) -> Problem:
+    info = body.conditions.get(cid) if cid else None
     return Problem(
         mid,
         message,
         check="candidates derived",
-        stage=body.get("stage") if isinstance(body.get("stage"), str) else None,
+        stage=body.stage,
         condition=cid,
-        condition_name=(info or {}).get("name") if isinstance(info, dict) else None,
+        condition_name=info.name if info is not None else None,
     )
 
 
-def id_findings(mid: str, body: dict[str, Any]) -> list[Problem]:
+def id_findings(mid: str, body: Manifest) -> list[Problem]:
     """Each condition id is the SHA-256 of its canonical config, and its frozen runner
     config holds that config (exactly the runner's resolution of it when the auditor runs
     the frozen runner code)."""
     out = []
     exact = _same_runner_code(body)
-    for cid, info in sorted((body.get("conditions") or {}).items()):
-        if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
-            out.append(_problem(mid, body, f"condition {cid[:12]} has no config", cid))
-            continue
-        config = info["config"]
+    for cid, info in sorted(body.conditions.items()):
         try:
-            expected = sha256_hex(canonical_bytes(config))
+            expected = sha256_hex(canonical_bytes(info.config))
         except LedgerError as exc:
             out.append(_problem(mid, body, f"condition {cid[:12]}: {exc}", cid))
             continue
@@ -81,16 +79,15 @@ def id_findings(mid: str, body: dict[str, Any]) -> list[Problem]:
                 _problem(
                     mid,
                     body,
-                    f"condition id {cid[:12]} ({info.get('name')!r}) is not the hash of its "
+                    f"condition id {cid[:12]} ({info.name!r}) is not the hash of its "
                     f"config ({expected[:12]})",
                     cid,
                 )
             )
-        trained = info.get("runner_config")
-        if trained is not None:
-            why = _runner_config_problem(config, trained, exact)
+        if info.runner_config is not None:
+            why = _runner_config_problem(info.config, info.runner_config, exact)
             if why:
-                out.append(_problem(mid, body, f"condition {info.get('name')!r} trains {why}", cid))
+                out.append(_problem(mid, body, f"condition {info.name!r} trains {why}", cid))
     return out
 
 
@@ -99,21 +96,17 @@ def _current_code() -> str:
     return code_sha256()
 
 
-def _same_runner_code(body: dict[str, Any]) -> bool:
-    raw = body.get("runner")
-    runner: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    return runner.get("kind") == "builtin" and runner.get("code_sha256") == _current_code()
+def _same_runner_code(body: Plan) -> bool:
+    return body.runner.kind == "builtin" and body.runner.code_sha256 == _current_code()
 
 
-def _runner_config_problem(config: dict[str, Any], trained: Any, exact: bool) -> str | None:
+def _runner_config_problem(
+    config: dict[str, Any], trained: dict[str, Any], exact: bool
+) -> str | None:
     """Why `trained` (a condition's frozen runner config) is not `config` as the runner
     resolves it (None: it is)."""
-    if not isinstance(trained, dict):
-        return f"a runner config that is not an object ({trained!r})"
     for key in sorted(config):
-        if key not in trained or canonical_bytes({"v": trained[key]}) != canonical_bytes(
-            {"v": config[key]}
-        ):
+        if key not in trained or not equal(trained[key], config[key]):
             return (
                 f"runner config {key} = {trained.get(key)!r}, but its config (what reports "
                 f"show) says {config[key]!r}"
@@ -124,7 +117,7 @@ def _runner_config_problem(config: dict[str, Any], trained: Any, exact: bool) ->
         resolved = resolve(config, "config")
     except UsageError as exc:
         return f"a config the runner refuses ({exc})"
-    if canonical_bytes(resolved) != canonical_bytes(trained):
+    if not equal(resolved, trained):
         differs = sorted(
             k for k in set(resolved) | set(trained) if resolved.get(k) != trained.get(k)
         )
@@ -132,29 +125,26 @@ def _runner_config_problem(config: dict[str, Any], trained: Any, exact: bool) ->
     return None
 
 
-def spec_campaign(
-    mid: str, body: dict[str, Any], spec: dict[str, Any]
-) -> tuple[Campaign, StageSpec]:
+def spec_campaign(mid: str, body: Plan) -> tuple[Campaign, StageSpec]:
     """The campaign (as far as this stage uses it) and the stage, rebuilt from the spec the
     manifest froze (LedgerError when the spec cannot be read as one)."""
-    raw = spec.get("stage")
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        raise LedgerError("its spec names no campaign stage")
-    before = raw.get("from") or body.get("parent_stage")
-    stages = [dict(raw)]
-    if isinstance(before, str) and before != raw["name"]:
+    try:
+        spec = FrozenStage.model_validate(body.spec)
+        table = StageTable.model_validate(spec.stage)
+    except ValidationError as exc:
+        raise LedgerError(one_line("its spec is not a campaign stage", exc)) from None
+    before = table.from_ or body.parent_stage
+    stages = [dict(spec.stage)]
+    if before is not None and before != table.name:
         stages.insert(0, {"name": before, "budget": 1})
-    head: dict[str, Any] = {
-        "name": str(body.get("campaign")),
-        "metric": spec.get("metric", "val_bpb"),
-    }
-    if spec.get("runner"):
-        head["runner"] = spec["runner"]
+    head: dict[str, Any] = {"name": body.campaign, "metric": spec.metric}
+    if spec.runner:
+        head["runner"] = spec.runner
     doc: dict[str, Any] = {
         "campaign": head,
-        "base": dict(spec.get("base") or {}),
-        "factors": dict(spec.get("factors") or {}),
-        "conditions": dict(spec.get("named") or {}),
+        "base": dict(spec.base or {}),
+        "factors": dict(spec.factors or {}),
+        "conditions": dict(spec.named or {}),
         "stages": stages,
     }
     try:
@@ -164,8 +154,8 @@ def spec_campaign(
             for i, t in enumerate(document.stages)
         ]
         factors = [
-            Factor(letter, f["key"], f["levels"][0], f["levels"][1])
-            for letter, f in sorted(doc["factors"].items())
+            Factor(letter, f.key, f.levels[0], f.levels[1])
+            for letter, f in sorted(document.factors.items())
         ]
     except (ValidationError, ValueError, KeyError, TypeError, IndexError) as exc:
         first = str(exc).splitlines()[0]
@@ -176,107 +166,96 @@ def spec_campaign(
     return campaign, specs[-1]
 
 
-def _rederived(
-    mid: str, body: dict[str, Any], spec: dict[str, Any], parent: dict[str, Any] | None
-) -> list[Problem]:
+def _rederived(mid: str, body: Manifest, parent: Decision | None) -> list[Problem]:
     """The plan `freeze` would sign for this spec and parent decision, field by field."""
     try:
-        campaign, stage = spec_campaign(mid, body, spec)
-        entry = (
-            ParentGate.of(
-                Entry(str(body.get("parent")), Decision.model_validate(parent), "", -1, "")
-            )
-            if parent
+        campaign, stage = spec_campaign(mid, body)
+        gate = (
+            ParentGate(str(body.parent), list(parent.promoted), dict(parent.conditions))
+            if parent is not None
             else None
         )
-        derived = stage_plan(
-            campaign,
-            stage,
-            entry,
-            runner=body.get("runner") or {},
-            data_sha256=body.get("data_sha256"),
-            resolve_configs=_same_runner_code(body),
-            check_foreign=False,  # a file of the freezer's: reading the auditor's proves nothing
+        derived = Plan.model_validate(
+            stage_plan(
+                campaign,
+                stage,
+                gate,
+                runner=body.runner.to_dict(),
+                data_sha256=body.data_sha256,
+                resolve_configs=_same_runner_code(body),
+                check_foreign=False,  # the freezer's file: reading the auditor's proves nothing
+            )
         )
-    except (LedgerError, ValidationError) as exc:
+    except LedgerError as exc:
         first = str(exc).splitlines()[0]
         return [_problem(mid, body, f"its plan cannot be re-derived from its spec: {first}")]
-    frozen_conditions = dict(body.get("conditions") or {})
+    except ValidationError as exc:
+        why = one_line("its plan cannot be re-derived from its spec", exc)
+        return [_problem(mid, body, why)]
+    frozen, derived_conditions = body.conditions, derived.conditions
     if not _same_runner_code(body):  # another runner's defaults: compared by id_findings
-        derived["conditions"] = _without_runner_config(derived["conditions"])
-        frozen_conditions = _without_runner_config(frozen_conditions)
-    body = {**body, "conditions": frozen_conditions}
+        frozen = _without_runner_config(frozen)
+        derived_conditions = _without_runner_config(derived_conditions)
     out = []
-    for cid in sorted(set(frozen_conditions) - set(derived["conditions"])):
-        info = frozen_conditions.get(cid) or {}
+    for cid in sorted(set(frozen) - set(derived_conditions)):
         out.append(
             _problem(
                 mid,
                 body,
-                f"condition {info.get('name')!r} ({cid[:12]}) is a candidate the spec and "
+                f"condition {frozen[cid].name!r} ({cid[:12]}) is a candidate the spec and "
                 f"parent decision do not give (not promoted, added or kept)",
                 cid,
             )
         )
-    for cid in sorted(set(derived["conditions"]) - set(frozen_conditions)):
-        info = derived["conditions"][cid]
+    for cid in sorted(set(derived_conditions) - set(frozen)):
         out.append(
             _problem(
                 mid,
                 body,
-                f"condition {info.get('name')!r} ({cid[:12]}) should be a candidate (the "
-                f"spec and parent decision give it) but is missing",
+                f"condition {derived_conditions[cid].name!r} ({cid[:12]}) should be a "
+                f"candidate (the spec and parent decision give it) but is missing",
                 cid,
             )
         )
     if out:
         return out
+    mine, theirs = fields(body), fields(derived)
+    mine["conditions"], theirs["conditions"] = frozen, derived_conditions
+    mine["runs"], theirs["runs"] = _sorted_runs(body.runs), _sorted_runs(derived.runs)
     for field in DERIVED_FIELDS:
-        if field not in body and field in ("gpus", "checks"):
+        if field not in body.model_fields_set and field in ("gpus", "checks"):
             continue  # frozen before the field existed
-        mine = _sorted_runs(body.get(field)) if field == "runs" else body.get(field)
-        theirs = _sorted_runs(derived[field]) if field == "runs" else derived[field]
-        if canonical_bytes({"v": mine}) != canonical_bytes({"v": theirs}):
+        if not equal(mine[field], theirs[field]):
             out.append(
                 _problem(
                     mid,
                     body,
                     f"{field} is not what its spec and parent decision give "
-                    f"({_differs(mine, theirs)})",
+                    f"({_differs(mine[field], theirs[field])})",
                 )
             )
     return out
 
 
-def _without_runner_config(table: dict[str, Any]) -> dict[str, Any]:
-    return {
-        cid: {k: v for k, v in info.items() if k != "runner_config"}
-        if isinstance(info, dict)
-        else info
-        for cid, info in table.items()
-    }
+def _without_runner_config(table: dict[str, PlannedCondition]) -> dict[str, PlannedCondition]:
+    return {cid: info.model_copy(update={"runner_config": None}) for cid, info in table.items()}
 
 
-def _sorted_runs(runs: Any) -> Any:
-    if not isinstance(runs, list):
-        return runs
-    return sorted(
-        runs,
-        key=lambda r: (
-            (str(r.get("condition")), str(r.get("seed")), str(r.get("host")))
-            if isinstance(r, dict)
-            else ("", "", "")
-        ),
-    )
+def _sorted_runs(runs: list[PlannedRun]) -> list[PlannedRun]:
+    return sorted(runs, key=lambda r: (r.condition, str(r.seed), r.host))
 
 
 def _differs(mine: Any, theirs: Any, path: str = "") -> str:
-    """The first place two JSON values differ, as `path: frozen X, derived Y`."""
+    """The first place two values differ, as `path: frozen X, derived Y` (models and
+    mappings looked into key by key, in key order)."""
+    if isinstance(mine, BaseModel) and type(mine) is type(theirs):
+        mine, theirs = fields(mine), fields(theirs)
     if isinstance(mine, dict) and isinstance(theirs, dict):
         for key in sorted(set(mine) | set(theirs)):
-            if canonical_bytes({"v": mine.get(key)}) != canonical_bytes({"v": theirs.get(key)}):
-                return _differs(mine.get(key), theirs.get(key), f"{path}.{key}" if path else key)
-    text = f"frozen {_short(mine)}, derived {_short(theirs)}"
+            a, b = mine.get(key), theirs.get(key)  # a missing key reads as null
+            if not equal(a, b):
+                return _differs(a, b, f"{path}.{key}" if path else key)
+    text = f"frozen {_short(plain(mine))}, derived {_short(plain(theirs))}"
     return f"{path}: {text}" if path else text
 
 
@@ -285,41 +264,37 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _without_spec(mid: str, body: dict[str, Any], parent: dict[str, Any] | None) -> list[Problem]:
+def _without_spec(mid: str, body: Manifest, parent: Decision | None) -> list[Problem]:
     """A plan frozen without a campaign spec: a continuing stage must hold every condition
     its parent promoted (with the parent's configs), and nothing else but the conditions
     its rule keeps or its checks name."""
     if parent is None:
         return []
-    conditions = body.get("conditions") or {}
-    promoted = [c for c in parent.get("promoted") or [] if isinstance(c, str)]
-    table = parent.get("conditions") or {}
     out = []
-    for cid in promoted:
-        if cid not in conditions:
+    for cid in parent.promoted:
+        given = parent.conditions.get(cid)  # a decision carries its promoted conditions
+        if cid not in body.conditions:
             out.append(
                 _problem(mid, body, f"condition {cid[:12]} promoted by its parent is missing", cid)
             )
-        elif (table.get(cid) or {}).get("config") != conditions[cid].get("config"):
+        elif given is None or not equal(given.config, body.conditions[cid].config):
             out.append(
                 _problem(mid, body, f"condition {cid[:12]}'s config is not its parent's", cid)
             )
-    raw_rule = body.get("rule")
-    rule: dict[str, Any] = raw_rule if isinstance(raw_rule, dict) else {}
-    named = set(rule.get("keep") or [])
-    gap = rule.get("max_gap")
-    if isinstance(gap, dict):
-        named.add(gap.get("condition"))
-    for check in body.get("checks") or []:
-        if isinstance(check, dict):
-            named.update({check.get("a"), check.get("b")})
-    for cid, info in sorted(conditions.items()):
-        if cid not in promoted and (info or {}).get("name") not in named:
+    named: set[str] = set()
+    if isinstance(body.rule, Rule):
+        named.update(body.rule.keep or [])
+        if body.rule.max_gap is not None:
+            named.add(body.rule.max_gap.condition)
+    for check in body.checks:
+        named.update({check.a, check.b})
+    for cid, info in sorted(body.conditions.items()):
+        if cid not in parent.promoted and info.name not in named:
             out.append(
                 _problem(
                     mid,
                     body,
-                    f"condition {(info or {}).get('name')!r} ({cid[:12]}) was not promoted by "
+                    f"condition {info.name!r} ({cid[:12]}) was not promoted by "
                     f"its parent and is not kept by its rule",
                     cid,
                 )

@@ -20,7 +20,7 @@ from typing import Any
 
 from audit.attempt_checks import interrupted_rows
 from audit.baseline_checks import protocol_hours_before
-from audit.binding_summary import binding_summary
+from audit.binding_summary import BindingSummary, binding_summary
 from audit.causes import Cause, group
 from audit.caveats import Caveat, CaveatInputs, KeyName, Signer, caveats, signers
 from audit.costs import AuditCosts, audit_costs
@@ -31,6 +31,7 @@ from audit.runs import Found, LogProvenance, ObservedRun, RunCheck, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
 from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
+from ledger.decision_model import Decision
 from ledger.parallel import fork_map, shared
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
@@ -77,8 +78,8 @@ class AuditResult:
     signers: list[Signer] = field(default_factory=list)
     trusted: list[KeyName] = field(default_factory=list)  # the reviewer's keys, by name
     anchors_given: list[str] = field(default_factory=list)  # ids of the reviewer's anchors
-    manifests: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
-    decisions: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    manifests: dict[str, Manifest] = field(default_factory=dict, repr=False, compare=False)
+    decisions: dict[str, Decision] = field(default_factory=dict, repr=False, compare=False)
     runs: dict[str, AuditedRun] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -98,14 +99,14 @@ class AuditResult:
         return group(self.problems)
 
     @property
-    def binding(self) -> dict[str, Any]:
+    def binding(self) -> BindingSummary:
         """How strongly the logs of the stages in force are bound (`audit.binding_summary`)."""
         return binding_summary(self.stages)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
-            "binding": self.binding,
+            "binding": self.binding.to_dict(),
             "problems": [f.to_dict() for f in self.problems],
             "causes": [c.to_dict() for c in self.causes],
             "caveats": [c.to_dict() for c in self.caveats],
@@ -162,13 +163,12 @@ def audit_store(
     ev = Evidence(store, verified)
     findings += ev.malformed
     manifests = ev.manifests
-    bodies = ev.of_kind("manifest")  # as signed: what the stage checks (`audit.gates`) read
     checks = check_runs(ev, manifests)
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
     for check in checks.values():
         by_manifest[check.record.manifest].append(check)
     observed = {rid: c.observed for rid, c in checks.items()}
-    context = BaselineContext(bodies, protocol_hours_before(ev, bodies, observed))
+    context = BaselineContext(manifests, protocol_hours_before(ev, manifests, observed))
     stages = audit_manifests(
         ev, manifests, by_manifest, allow_undecided=allow_undecided, baselines=context
     )
@@ -237,8 +237,8 @@ def audit_store(
         signers=who,
         trusted=trusted,
         anchors_given=list(verified.anchors.given),
-        manifests=bodies,
-        decisions=ev.of_kind("decision"),
+        manifests=manifests,
+        decisions=ev.decisions,
         runs={
             rid: AuditedRun(rid, c.observed, c.log, c.simulated, c.reason)
             for rid, c in checks.items()
@@ -313,12 +313,11 @@ def audit_manifests(
 
 def _audit_chunk(mids: list[str]) -> list[StageAudit]:
     ev, manifests, by_manifest, superseded, allow_undecided, baselines = shared()
-    bodies = ev.of_kind("manifest")
     return [
         audit_manifest(
             ev,
             mid,
-            bodies[mid],
+            manifests[mid],
             by_manifest[mid],
             mid in superseded,
             allow_undecided=allow_undecided,

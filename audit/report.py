@@ -272,8 +272,8 @@ def variance_rows(data: ReportData) -> list[list[str]]:
         rows.append(
             [name, str(vd.n)]
             + [
-                "—" if vd.shares.get(c) is None else fmt(vd.shares.get(c), 3)
-                for c in VARIANCE_COMPONENTS
+                "—" if share is None else fmt(share, 3)
+                for share in (vd.shares.get(c) for c in VARIANCE_COMPONENTS)
             ]
         )
     return rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,12 +19,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from audit import evaluation_report
 from audit.causes import short_ids
 from audit.compare import TITLE as COMPARE_TITLE
-from audit.compare import comparison, table_rows
+from audit.compare import BaselineStep, comparison, table_rows
 from audit.costs import (
     StagePlan,
     campaign_sentence,
@@ -34,6 +32,7 @@ from audit.costs import (
     saved_sentence,
 )
 from audit.evaluation_report import SavedEvaluation, saved_evaluation
+from audit.frozen_spec import stage_from
 from audit.gates import StageAudit
 from audit.rederive import AuditedRun, AuditResult
 from audit.report_model import (
@@ -69,9 +68,8 @@ from audit.report_model import (
 )
 from audit.summary import provenance, run_facts, verdict
 from ledger.decision_model import ConditionStats, Decision, EffectsTable, Failures
-from ledger.document import D
 from ledger.errors import LedgerError
-from ledger.plan_model import AnalysisPlan, FactorSpec, Manifest, Plan, PlannedCondition
+from ledger.plan_model import AnalysisPlan, FactorSpec, Manifest, Plan, PlannedCondition, Rule
 from stages.stats import spearman, variance_decomposition
 
 
@@ -84,38 +82,24 @@ def tool_version() -> str:
 
 @dataclass(frozen=True)
 class Item:
-    """A manifest in force (amended ones replaced) with its decision and runs as audited:
-    `plan` and `judged` are their models (read once here), `manifest` and `decision` the
-    bodies as signed (what `ledger compare` reads)."""
+    """A manifest in force (amended ones replaced) with its decision (None: not decided)
+    and its runs, as the audit read them."""
 
     audit: StageAudit
-    manifest: dict[str, Any]
-    decision: dict[str, Any] | None
+    plan: Manifest
+    decision: Decision | None
     runs: list[AuditedRun]
     baseline: bool
-    plan: Manifest
-    judged: Decision | None
 
-    def compare_item(self) -> dict[str, Any]:
-        """The shape `audit.compare.baseline_rows` reads."""
-        return {
-            "manifest": self.manifest,
-            "decision": self.decision,
-            "runs": [r.observed for r in self.runs],
-            "audit": self.audit,  # a baseline the audit does not find clean is left out
-        }
-
-
-def _model(model: type[D], body: dict[str, Any] | None) -> D | None:
-    """`body` as `model`, or None when it is not one: the audit has said why already (a
-    manifest or decision of another shape does not reproduce), so the report leaves it out
-    rather than guess at its keys."""
-    if body is None:
-        return None
-    try:
-        return model.model_validate(body)
-    except ValidationError:
-        return None
+    def compare_item(self) -> BaselineStep:
+        """The step `audit.compare` reads (a baseline the audit does not find clean is left
+        out there)."""
+        return BaselineStep(
+            self.plan,
+            self.decision,
+            self.audit,
+            tuple(gpu_seconds(r, self.plan) for r in self.runs),
+        )
 
 
 def live_items(result: AuditResult) -> list[Item]:
@@ -123,26 +107,24 @@ def live_items(result: AuditResult) -> list[Item]:
     runs_by_manifest: dict[str, list[AuditedRun]] = defaultdict(list)
     for run in result.runs.values():
         runs_by_manifest[run.observed.manifest or ""].append(run)
-    out = []
-    for stage_audit in (s for s in result.stages if not s.superseded):
-        manifest = result.manifests[stage_audit.manifest]
-        decision = result.decisions.get(stage_audit.decision) if stage_audit.decision else None
-        plan = _model(Manifest, manifest)
-        if plan is None:
-            continue
-        out.append(
-            Item(
-                stage_audit,
-                manifest,
-                decision,
-                runs_by_manifest.get(stage_audit.manifest, []),
-                # baselines are compared with the protocol (`ledger compare`), not walked
-                "baseline" in plan.spec,
-                plan,
-                _model(Decision, decision),
-            )
+    return [
+        Item(
+            stage_audit,
+            result.manifests[stage_audit.manifest],
+            result.decisions[stage_audit.decision] if stage_audit.decision else None,
+            runs_by_manifest[stage_audit.manifest],
+            # baselines are compared with the protocol (`ledger compare`), not walked
+            "baseline" in result.manifests[stage_audit.manifest].spec,
         )
-    return out
+        for stage_audit in result.stages
+        if not stage_audit.superseded
+    ]
+
+
+def gpu_seconds(run: AuditedRun, plan: Plan) -> float:
+    """A run's training GPU-seconds (DESIGN §8): its log's training seconds (0 when it gives
+    none) times the GPUs its plan fixes."""
+    return (_float(run.observed.metrics.training_seconds) or 0.0) * plan.gpus
 
 
 FAILURE_LIMIT = 50  # failed runs listed per gate; the statuses line counts them all
@@ -274,15 +256,9 @@ def _failure_rates(failed: Failures | None) -> FailureRates | None:
 
 def stage_view(item: Item) -> StageView:
     """One gate as the report shows it."""
-    plan, decision, runs = item.plan, item.judged, item.runs
-    statuses: dict[str, int] = {}
-    for run in runs:
-        status = run.observed.status
-        statuses[status] = statuses.get(status, 0) + 1
-    executed = (
-        math.fsum((_float(r.observed.metrics.training_seconds) or 0.0) * plan.gpus for r in runs)
-        / 3600.0
-    )
+    plan, decision, runs = item.plan, item.decision, item.runs
+    statuses = Counter(run.observed.status for run in runs)
+    executed = math.fsum(gpu_seconds(r, plan) for r in runs) / 3600.0
     views: list[ConditionView] = []
     statistics = decision.statistics if decision is not None else None
     outcome = decision.outcome if decision is not None else None
@@ -300,21 +276,22 @@ def stage_view(item: Item) -> StageView:
             )
             for s in decision.statistics.conditions
         ]
-    rule = item.manifest.get("rule") or {}  # shown as frozen, byte for byte
-    from_stage = (plan.spec.get("stage") or {}).get("from")
     return StageView(
         name=item.audit.stage,
-        from_stage=from_stage,
+        from_stage=stage_from(plan),
         budget_s=float(item.audit.budget_s),
         manifest=item.audit.manifest,
         decision=item.audit.decision,
         frozen_at=plan.frozen_at,
         decided_at=decision.decided_at if decision is not None else None,
-        rule_json=json.dumps(rule, indent=2, sort_keys=True, ensure_ascii=False, default=str),
-        keep=list(getattr(plan.rule, "keep", None) or []),
+        # shown as frozen: the keys it was read with
+        rule_json=json.dumps(
+            plan.rule.to_dict(), indent=2, sort_keys=True, ensure_ascii=False, default=str
+        ),
+        keep=list(plan.rule.keep or []) if isinstance(plan.rule, Rule) else [],
         cells=[Cell(seed=c.seed, host=c.host) for c in plan.cells or []],
         n_runs=len(runs),
-        statuses=statuses,
+        statuses=dict(statuses),
         failures=failures(plan, runs),
         executed_gpu_hours=executed,
         conditions=views,
@@ -451,7 +428,7 @@ def variance(items: list[Item]) -> Variance:
     for item in items:
         camp, name = item.plan.campaign, item.plan.stage
         key = name if single else f"{camp}/{name}"
-        by_stage[key] = one(of_stage.get((camp, name), []), ("condition", "host", "seed"))
+        by_stage[key] = one(of_stage[camp, name], ("condition", "host", "seed"))
     # across gates within one campaign: conditions of different campaigns are different
     # recipes, so a store holding several gets one decomposition per campaign
     per_campaign = {

@@ -14,9 +14,6 @@ import platform
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
-
-from pydantic import ValidationError
 
 from audit.rederive import AuditResult
 from audit.report_model import (
@@ -49,7 +46,7 @@ def run_facts(result: AuditResult) -> Facts:
         anchors=result.anchors,
         trust=str(result.trust.get("trust", "store")),
         notes=list(result.notes),
-        binding=result.binding.get("weakest"),
+        binding=result.binding.weakest,
     )
 
 
@@ -70,10 +67,9 @@ def provenance(result: AuditResult) -> Provenance:
     (headers, hosts) or manifests (runner, data)."""
     runners: Counter[str] = Counter()
     data: Counter[str] = Counter()
-    for body in result.manifests.values():
-        runner = _runner_of(body)
-        runners[_runner_text(runner)] += 1
-        data[_data_text(runner, body.get("data_sha256"))] += 1
+    for manifest in result.manifests.values():
+        runners[_runner_text(manifest.runner)] += 1
+        data[_data_text(manifest.runner, manifest.data_sha256)] += 1
     torch: Counter[str] = Counter()
     devices: Counter[str] = Counter()
     log_runners: Counter[str] = Counter()
@@ -98,18 +94,7 @@ def provenance(result: AuditResult) -> Provenance:
     )
 
 
-def _runner_of(body: Mapping[str, Any]) -> RunnerIdentity | None:
-    """The runner identity a manifest froze (None: it names none the model reads; the
-    audit says what is wrong with such a manifest)."""
-    try:
-        return RunnerIdentity.model_validate(body.get("runner"))
-    except ValidationError:
-        return None
-
-
-def _runner_text(runner: RunnerIdentity | None) -> str:
-    if runner is None:
-        return "? (no runner identity)"
+def _runner_text(runner: RunnerIdentity) -> str:
     if runner.kind == "adapter":
         return f"{runner.adapter} adapter: {runner.script}, script sha256 {runner.script_sha256}"
     if runner.command:
@@ -117,12 +102,12 @@ def _runner_text(runner: RunnerIdentity | None) -> str:
     return f"{runner.kind} {runner.version or '?'}, code sha256 {runner.code_sha256 or 'none'}"
 
 
-def _data_text(runner: RunnerIdentity | None, data_sha256: Any) -> str:
+def _data_text(runner: RunnerIdentity, data_sha256: str | None) -> str:
     """The frozen data hash, or why there is none: a foreign runner reads its own data (the
     ledger never sees it), a builtin plan without one was frozen for the simulator alone."""
     if data_sha256:
-        return str(data_sha256)
-    if runner is not None and runner.kind in ("command", "adapter"):
+        return data_sha256
+    if runner.kind in ("command", "adapter"):
         return "not hashed (own runner: it reads its own data, outside the ledger's view)"
     return "none (a sim-only plan)"
 

@@ -11,9 +11,10 @@ cannot talk its way up a level.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ledger.provenance import ManifestLike, log_source
 
 BUILTIN = "builtin"
 HEADER = "header"
@@ -40,18 +41,16 @@ class BindingLevel:
 _RUN = ("manifest", "host")
 
 
-def binding_level(manifest: Mapping[str, Any]) -> BindingLevel:
+def binding_level(manifest: ManifestLike) -> BindingLevel:
     """The level a manifest's runner kind and format give its logs (docs/runner.md)."""
-    runner = manifest.get("runner")
-    runner = runner if isinstance(runner, Mapping) else {}
-    kind = runner.get("kind")
-    if kind == "adapter":
+    source = log_source(manifest)
+    if source.kind == "adapter":
         return BindingLevel(
             HEADER, ("script", "config", "seed", "budget", *_RUN), ("data", "imported files")
         )
-    if kind == "command" and runner.get("format") == "jsonl":
+    if source.kind == "command" and source.fmt == "jsonl":
         return BindingLevel(HEADER, ("config", "seed", "budget", *_RUN), ("code", "data"))
-    if kind == "command":
+    if source.kind == "command":
         return BindingLevel(
             STATUS_ONLY,
             ("status evidence", "printed metrics"),

@@ -2,9 +2,10 @@
 
 Why a model: reports, the audit, the next stage's freeze and `ledger runs` all read
 decisions; each reads attributes of this view instead of guessing keys. The bytes the gate
-signed stay as they are: the audit re-derives a decision as JSON and compares canonical
-bytes, never this model (ledger/document.py). The statistics are computed by
-stages/stats.py and stages/rules.py; these classes are their stored shape.
+signed stay as they are and are never re-serialised from this model (ledger/document.py):
+the audit re-derives a `DecisionBody` and compares it with the signed one field by field
+(audit/gates.py), the signature having been checked on the bytes. The statistics are
+computed by stages/stats.py and stages/rules.py; these classes are their stored shape.
 """
 
 from __future__ import annotations
@@ -171,10 +172,11 @@ class Outcome(Document):
     best_mean: Number | None = None
 
 
-class Decision(Document):
-    """A decision's body: the manifest and the run records it judged (missing and extra
-    runs named), its statistics and rule, what it promoted (with their configs, so the
-    next stage can freeze them), the trace and verdicts, when and by which key."""
+class DecisionBody(Document):
+    """What the frozen rule gives on a manifest's runs: the manifest and the run records it
+    judged (missing and extra runs named), its statistics and rule, what it promoted (with
+    their configs, so the next stage can freeze them), the trace and verdicts. The audit
+    re-derives one of these and compares it with the signed `Decision`, field by field."""
 
     campaign: str
     stage: str
@@ -190,8 +192,6 @@ class Decision(Document):
     conditions: dict[str, PlannedCondition]
     trace: list[str]
     verdicts: list[Verdict]
-    decided_at: str
-    decider: str
 
     def name(self, condition: str) -> str:
         """A promoted condition's name (its id when the decision does not carry it)."""
@@ -199,9 +199,17 @@ class Decision(Document):
         return info.name if info is not None else condition
 
 
+class Decision(DecisionBody):
+    """A signed decision's body: what the rule gave, when and by which key."""
+
+    decided_at: str
+    decider: str
+
+
 __all__ = [
     "ConditionStats",
     "Decision",
+    "DecisionBody",
     "EffectStats",
     "EffectsTable",
     "Exclusion",

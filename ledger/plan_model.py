@@ -97,8 +97,10 @@ class BaselineRule(Document):
 
 def _rule_kind(value: Any) -> str:
     """A rule naming a `baseline` is a baseline step's; any other is a gate's. (Tags are
-    class names: ledger.document leaves them out of the keys it names.)"""
-    return "BaselineRule" if isinstance(value, dict) and "baseline" in value else "Rule"
+    class names: ledger.document leaves them out of the keys it names.) A model is tagged
+    by its class, so dumping one picks its own serializer."""
+    baseline = isinstance(value, BaselineRule) or (isinstance(value, dict) and "baseline" in value)
+    return "BaselineRule" if baseline else "Rule"
 
 
 AnyRule = Annotated[

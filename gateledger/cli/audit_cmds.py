@@ -194,7 +194,7 @@ def _print_audit(result: AuditResult) -> None:
     if result.verdict == "empty":
         click.echo("audit: empty: nothing was frozen or run, so nothing is proved (exit 1)")
         return
-    weak = " with status-only logs" if result.binding.get("weakest") == "status-only" else ""
+    weak = " with status-only logs" if result.binding.weakest == "status-only" else ""
     click.echo(
         f"audit: {result.verdict}{weak} ({len(result.problems)} problem(s), "
         f"{result.objects} objects, {result.anchors} anchor(s))"

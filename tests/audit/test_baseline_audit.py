@@ -100,6 +100,7 @@ def test_a_greedy_walk_held_at_a_worse_incumbent(env, monkeypatch):
 def test_a_baseline_steps_config_reads_back_as_its_design_point():
     """`abd`: factors A, B and D at their high levels, the rest low (the design's naming)."""
     from audit.baseline_checks import point_name_of
+    from ledger.plan_model import AnalysisPlan
 
     factors = {
         letter: {"key": key, "levels": [lo, hi]}
@@ -110,7 +111,35 @@ def test_a_baseline_steps_config_reads_back_as_its_design_point():
             ("D", "warmup", 0.1, 0.3),
         ]
     }
-    body = {"analysis": {"factors": factors}}
+    analysis = AnalysisPlan.model_validate({"factors": factors})
     config = {"lr": 0.04, "depth": 4, "width": 32, "warmup": 0.3}
-    assert point_name_of(config, body) == "abd"
-    assert point_name_of({"lr": 0.01, "depth": 2, "width": 32, "warmup": 0.1}, body) == "(1)"
+    assert point_name_of(config, analysis) == "abd"
+    assert point_name_of({"lr": 0.01, "depth": 2, "width": 32, "warmup": 0.1}, analysis) == "(1)"
+
+
+def test_a_baseline_spec_of_the_wrong_shape_is_named_by_its_key(env):
+    """The key holder freezes a random step whose seed is the text "7": nothing can draw
+    from it, so the audit says which key is wrong and compare leaves the search out."""
+    store, key, camp, sim = env
+    honest = random_search(
+        store, camp, key, sim, budget_s=600, cells=[(0, "h1")],
+        gpu_hours=protocol_gpu_hours(store, camp), match="campaign", seed=7, progress=False,
+    )  # fmt: skip
+    body = store.get_json(current_manifest(store, camp.name, honest["stage"]).id)["body"]
+    plan = {k: v for k, v in body.items() if k not in ("frozen_at", "freezer", "amends", "records")}
+    plan["stage"] = "random-10m-text-seed"
+    plan["spec"] = {**body["spec"], "baseline": {**body["spec"]["baseline"], "seed": "7"}}
+    mid = freeze(store, plan, key)
+    manifest = current_manifest(store, camp.name, "random-10m-text-seed")
+    run_manifest(store, manifest, sim, key=key, progress=False)
+    decide_manifest(store, manifest, key)
+    found = [f for f in audit_store(store).problems if f.object == mid]
+    assert [(f.check, f.stage) for f in found] == [
+        ("baseline re-derived", "random-10m-text-seed")
+    ], [str(f) for f in found]
+    assert found[0].message == (
+        "its baseline spec cannot be read: seed: must be an integer, not '7'"
+    )
+    comp = gl.compare(store, camp)
+    assert [row["method"] for row in comp["rows"][1:]] == ["random search (10m, seed 7)"]
+    assert [left["stages"] for left in comp["not_audited"]] == [["random-10m-text-seed"]]

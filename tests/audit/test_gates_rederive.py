@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 
-from audit.gates import StageAudit, _check_reproduces, diff
+from audit.field_diff import diff
+from audit.gates import StageAudit, _check_reproduces
+from ledger.decision_model import Decision
 from stages.decide import SIGNING_FIELDS, derive_decision
 from tests.stages.test_derive_decision import MANIFEST_ID, VALUES, manifest, records
 
@@ -29,7 +31,8 @@ def _signed(body: dict) -> dict:
 def test_the_audit_re_derives_the_same_decision_from_the_same_runs():
     recorded = _signed(derive_decision(MANIFEST_ID, manifest(), records()))
     audit = _audit()
-    _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, records())
+    signed = Decision.model_validate(recorded)
+    _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, signed, records())
     assert [c.to_dict() for c in audit.checks] == [
         {"name": "decision reproduces from raw logs", "ok": True, "detail": ""}
     ]
@@ -45,7 +48,8 @@ def test_a_changed_run_value_makes_the_re_derived_decision_differ():
     differences = diff(rederived, {k: v for k, v in recorded.items() if k not in SIGNING_FIELDS})
     assert any(d.startswith("promoted:") for d in differences)
     audit = _audit()
-    _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, recorded, changed)
+    signed = Decision.model_validate(recorded)
+    _check_reproduces(audit, MANIFEST_ID, manifest(), "d" * 64, signed, changed)
     assert audit.checks[0].ok is False
     assert audit.problems and audit.problems[0].object == "d" * 64
     finding = audit.problems[0]

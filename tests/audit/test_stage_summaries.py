@@ -24,9 +24,17 @@ def test_the_weakest_live_stage_names_the_campaigns_binding():
     ]
     out = binding_summary(stages)
     # the superseded stage's status-only logs no longer count; the adapter's header does
-    assert out["weakest"] == "header"
-    assert [r["stage"] for r in out["stages"]] == ["screen", "gate"]
-    assert binding_summary([])["weakest"] is None
+    assert out.weakest == "header"
+    assert [r["stage"] for r in out.to_dict()["stages"]] == ["screen", "gate"]
+    assert out.to_dict()["stages"][1] == {
+        "stage": "gate",
+        "campaign": "c",
+        "manifest": "gate" * 8,
+        "level": "header",
+        "bound": ["script", "config", "seed", "budget", "manifest", "host"],
+        "unbound": ["data", "imported files"],
+    }
+    assert binding_summary([]).to_dict() == {"weakest": None, "stages": []}
 
 
 def test_typed_stage_statements_keep_their_json():

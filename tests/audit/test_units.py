@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from audit.evidence import Evidence
-from audit.gates import counting_decision, diff
+from audit.field_diff import diff
+from audit.gates import counting_decision
 from audit.runs import check_run
 from ledger.verify import verify_with_evidence
 from stages.lookup import current_manifest, manifest_decision

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from audit.gates import diff
+from audit.field_diff import diff
 from ledger.documents import RunRecord
 from ledger.plan_model import Plan
 from stages.decide import derive_decision
