@@ -25,6 +25,8 @@ from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
 from ledger.seeds import needs_witness, seed_rule
 
+SORTED_METRICS = sorted(METRICS)  # the order the metric findings are listed in
+
 
 @dataclass(frozen=True)
 class ObservedRun:
@@ -308,22 +310,22 @@ def _binding(
 
 def _metric_findings(record: RunRecord, parsed: ParsedLog, problem: Any) -> list[Problem]:
     """Every metric the record states must be what the log says; none may be missing."""
-    recorded = record.metrics.to_dict()  # the keys the record states, with their values
+    stated = record.metrics.model_fields_set  # the keys the record's body has
     check = "metrics match the raw log"
     out = []
-    for key in sorted(METRICS):
-        found = parsed.metrics[key]
-        if key not in recorded:
+    for key in SORTED_METRICS:
+        found, said = parsed.metrics[key], record.value(key)
+        if key not in stated:
             out.append(
                 problem(f"metrics lacks {key!r} (the log says {found!r})", check, None, found)
             )
-        elif not same_json(recorded[key], found):
+        elif not same_json(said, found):
             out.append(
                 problem(
-                    f"the record says {key} {_value(recorded[key])}, raw log "
+                    f"the record says {key} {_value(said)}, raw log "
                     f"{record.raw_log[:12]} says {_value(found)}",
                     check,
-                    recorded[key],
+                    said,
                     found,
                 )
             )
