@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from ledger.decision_model import Decision
 from ledger.document import Document, one_line
-from ledger.documents import Anchor, Interruption, RunRecord
+from ledger.documents import Anchor, Interruption, JournalEvent, RunRecord, TimestampToken
 from ledger.errors import InvalidId
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
@@ -92,12 +92,12 @@ class Evidence:
         self.timing: dict[str, RunTiming] = {}
         starts: dict[tuple[str, str, str], Event] = {}
         for event in self.events:
-            kind, oid, manifest = event.kind, event.object, event.fields.get("manifest")
+            kind, oid, manifest = event.kind, event.object, event.manifest
             if isinstance(oid, str):
                 self.first.setdefault((kind, oid), event)
             if isinstance(manifest, str):
                 self.by_manifest[(kind, manifest)].append(event)
-            run = event.fields.get("run")
+            run = event.run
             if kind == "run_started" and isinstance(manifest, str) and isinstance(run, str):
                 starts[(event.host, manifest, run)] = event
             elif kind == "run_recorded" and isinstance(oid, str) and oid not in self.timing:
@@ -162,14 +162,15 @@ class Evidence:
             return None
         return found
 
-    def _journals(self) -> list[tuple[str, list[dict[str, Any]]]]:
-        by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    def _journals(self) -> list[tuple[str, list[JournalEvent]]]:
+        by_host: dict[str, list[JournalEvent]] = defaultdict(list)
         for event in self.events:
-            by_host[event.host].append(event.fields)
+            by_host[event.host].append(event.record)
         return sorted(by_host.items())
 
-    def _timestamp_body(self, oid: str) -> dict[str, Any] | None:
-        return self.of_kind("timestamp").get(oid)
+    def _timestamp_body(self, oid: str) -> TimestampToken | None:
+        accepted = oid in self.of_kind("timestamp")
+        return self.verified.scan.body(oid, TimestampToken) if accepted else None
 
 
 def _object_paths(store: Store) -> dict[str, str]:

@@ -367,7 +367,9 @@ def _second_freezes(ev: Evidence) -> list[Problem]:
     out = []
     frozen = [e for e in ev.events if e.kind == "manifest_frozen" and e.object in ev.manifests]
     for event in sorted(frozen, key=lambda e: (e.at, e.host, e.index)):
-        manifest = ev.manifests[str(event.object)]
+        if event.object is None:
+            continue  # (none: each names a manifest, filtered above)
+        manifest = ev.manifests[event.object]
         key = (manifest.campaign, manifest.stage)
         if key in first and first[key] != event.object:
             out.append(

@@ -19,6 +19,7 @@ from audit.locate import Place, cell_words, run_place
 from ledger.binding import log_binding_problems, same_json, status_problems
 from ledger.documents import Number, RunMetrics, RunRecord, Status
 from ledger.errors import LedgerError
+from ledger.log_records import LogHeader
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.provenance import LogSource, log_source, run_gpus
@@ -91,12 +92,8 @@ class LogProvenance:
     runner_version: str | None
 
     @classmethod
-    def of(cls, header: dict[str, Any]) -> LogProvenance:
-        def text(key: str) -> str | None:
-            value = header.get(key)
-            return value if isinstance(value, str) else None
-
-        return cls(text("torch"), text("device"), text("runner"), text("runner_version"))
+    def of(cls, header: LogHeader) -> LogProvenance:
+        return cls(header.torch, header.device, header.runner, header.runner_version)
 
 
 # What a forked worker sends back for one run (`RunCheck.found`): the observation's own part
@@ -216,7 +213,7 @@ def check_run(
             )
     # the record's status where the log supports it, else what the log itself says
     supported = record.status if not status_msgs else cast(Status, parsed.status)
-    started = (parsed.header or {}).get("started_at")
+    header = parsed.header
     return RunCheck(
         rid,
         record,
@@ -224,9 +221,9 @@ def check_run(
         out,
         bool(source and source.simulated),
         _reason(ev, record, parsed) if supported != "ok" else "",
-        started if isinstance(started, str) else None,
+        header.started_at if header is not None else None,
         source.kind if source else None,
-        LogProvenance.of(parsed.header) if isinstance(parsed.header, dict) else None,
+        LogProvenance.of(header) if header is not None else None,
     )
 
 
@@ -298,7 +295,7 @@ def _binding(
 ) -> list[str]:
     return log_binding_problems(
         manifest_id,
-        ev.of_kind("manifest")[manifest_id],
+        ev.manifests[manifest_id],
         str(record.condition),
         record.seed,
         str(record.host),
