@@ -26,6 +26,8 @@ from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
 from ledger.seeds import needs_witness, seed_rule
 
+SORTED_METRICS = sorted(METRICS)  # the order the metric findings are listed in
+
 
 @dataclass(frozen=True)
 class ObservedRun:
@@ -35,8 +37,7 @@ class ObservedRun:
     stage, log format and GPUs its manifest fixes (the record's own for unplanned compute),
     and the wall seconds the journal measured (None where there is no such measurement).
 
-    What the audit re-derives decisions, costs and reports from; never the record's numbers.
-    Small and picklable: forked workers send one back per run."""
+    What the audit re-derives decisions, costs and reports from; never the record's numbers."""
 
     manifest: str | None
     condition: str | None
@@ -54,59 +55,30 @@ class ObservedRun:
         """The log's value of `metric` (None when it gives none)."""
         return getattr(self.metrics, metric) if metric in RunMetrics.model_fields else None
 
-
-@dataclass(frozen=True)
-class RunCheck:
-    """One run record checked against its log, its manifest and the journal."""
-
-    id: str
-    record: RunRecord  # the accepted record, as signed: what the operator claims
-    observed: ObservedRun  # the run as its log, manifest and journal say it was
-    problems: list[Problem]
-    simulated: bool = False  # the manifest's runner kind is the simulator
-    reason: str = ""  # why a run that is not ok ended: the runner's error or stderr's last line
-    log_started: str | None = None  # the header's `started_at`
-    runner: str | None = None  # the manifest's runner kind (`builtin`, `sim`, `command`, ...)
-    log: LogProvenance | None = None  # what the header says of how it was made
-
-    @property
-    def found(self) -> RunFound:
-        """What the check found, without the record (what a worker sends back)."""
-        return RunFound(
-            self.observed,
-            self.problems,
-            self.simulated,
-            self.reason,
-            self.log_started,
-            self.runner,
-            self.log,
-        )
-
-
-@dataclass(frozen=True)
-class RunFound:
-    """A `RunCheck` less its record: what a forked worker sends back (the parent holds
-    the record already)."""
-
-    observed: ObservedRun
-    problems: list[Problem]
-    simulated: bool
-    reason: str
-    log_started: str | None
-    runner: str | None
-    log: LogProvenance | None
-
-    def check(self, rid: str, record: RunRecord) -> RunCheck:
-        return RunCheck(
-            rid,
-            record,
-            self.observed,
-            self.problems,
-            self.simulated,
-            self.reason,
-            self.log_started,
-            self.runner,
-            self.log,
+    @classmethod
+    def of(
+        cls,
+        record: RunRecord,
+        status: Status,
+        metrics: RunMetrics,
+        stage: str | None,
+        fmt: str,
+        gpus: int,
+        wall_seconds: float | None,
+    ) -> ObservedRun:
+        """The run `record` claims to be, with what its sources say of it."""
+        return cls(
+            record.manifest,
+            record.condition,
+            record.seed,
+            record.host,
+            record.recorded_at,
+            status,
+            metrics,
+            stage,
+            fmt,
+            gpus,
+            wall_seconds,
         )
 
 
@@ -122,6 +94,57 @@ class LogProvenance:
     @classmethod
     def of(cls, header: LogHeader) -> LogProvenance:
         return cls(header.torch, header.device, header.runner, header.runner_version)
+
+
+# What a forked worker sends back for one run (`RunCheck.found`): the observation's own part
+# (status, metrics, stage, format, GPUs, wall seconds: never what the record already says),
+# the problems, whether simulated, why it failed, the log's start, runner kind and provenance.
+Found = tuple[
+    tuple[Status, RunMetrics, str | None, str, int, float | None],
+    list[Problem],
+    bool,
+    str,
+    str | None,
+    str | None,
+    LogProvenance | None,
+]
+
+
+@dataclass
+class RunCheck:
+    """One run record checked against its log, its manifest and the journal."""
+
+    id: str
+    record: RunRecord  # the accepted record, as signed: what the operator claims
+    observed: ObservedRun  # the run as its log, manifest and journal say it was
+    problems: list[Problem]
+    simulated: bool = False  # the manifest's runner kind is the simulator
+    reason: str = ""  # why a run that is not ok ended: the runner's error or stderr's last line
+    log_started: str | None = None  # the header's `started_at`
+    runner: str | None = None  # the manifest's runner kind (`builtin`, `sim`, `command`, ...)
+    log: LogProvenance | None = None  # what the header says of how it was made
+
+    @property
+    def found(self) -> Found:
+        """What the check found, less what the record says (a forked worker sends this
+        back for each run; the parent holds the record already)."""
+        o = self.observed
+        return (
+            (o.status, o.metrics, o.stage, o.format, o.gpus, o.wall_seconds),
+            self.problems,
+            self.simulated,
+            self.reason,
+            self.log_started,
+            self.runner,
+            self.log,
+        )
+
+    @classmethod
+    def of_found(cls, rid: str, record: RunRecord, found: Found) -> RunCheck:
+        """The check of `record` from what a worker found (`found`)."""
+        derived, problems, simulated, reason, started, runner, log = found
+        observed = ObservedRun.of(record, *derived)
+        return cls(rid, record, observed, problems, simulated, reason, started, runner, log)
 
 
 def run_problem(
@@ -146,15 +169,15 @@ def check_run(
     manifest = manifests.get(manifest_id) if manifest_id is not None else None
     source = log_source(manifest) if manifest is not None else None
     fmt = source.fmt if source is not None else record.format
-    place = run_place(record, manifest)
 
     def problem(message: str, check: str, recorded: Any = None, found: Any = None) -> Problem:
+        place = run_place(record, manifest)
         return run_problem(rid, message, place, check=check, recorded=recorded, found=found)
 
     try:
         parsed = ev.parse_log(record.raw_log, fmt)
     except LedgerError as exc:
-        found = _altered(ev, rid, record, manifest, place, fmt) or problem(
+        found = _altered(ev, rid, record, manifest, fmt) or problem(
             f"raw log unreadable: {exc}", "raw log intact"
         )
         observed = observed_run(record, None, None, ParsedLog(), "crashed", None)
@@ -223,19 +246,7 @@ def observed_run(
         stage, fmt, gpus = manifest.stage, source.fmt, run_gpus(manifest)
         if not source.simulated and interval_s is not None:
             wall = max(0.0, interval_s)
-    return ObservedRun(
-        record.manifest,
-        record.condition,
-        record.seed,
-        record.host,
-        record.recorded_at,
-        status,
-        metrics,
-        stage,
-        fmt,
-        gpus,
-        wall,
-    )
+    return ObservedRun.of(record, status, metrics, stage, fmt, gpus, wall)
 
 
 def _plan_findings(
@@ -296,22 +307,22 @@ def _binding(
 
 def _metric_findings(record: RunRecord, parsed: ParsedLog, problem: Any) -> list[Problem]:
     """Every metric the record states must be what the log says; none may be missing."""
-    recorded = record.metrics.to_dict()  # the keys the record states, with their values
+    stated = record.metrics.model_fields_set  # the keys the record's body has
     check = "metrics match the raw log"
     out = []
-    for key in sorted(METRICS):
-        found = parsed.metrics[key]
-        if key not in recorded:
+    for key in SORTED_METRICS:
+        found, said = parsed.metrics[key], record.value(key)
+        if key not in stated:
             out.append(
                 problem(f"metrics lacks {key!r} (the log says {found!r})", check, None, found)
             )
-        elif not same_json(recorded[key], found):
+        elif not same_json(said, found):
             out.append(
                 problem(
-                    f"the record says {key} {_value(recorded[key])}, raw log "
+                    f"the record says {key} {_value(said)}, raw log "
                     f"{record.raw_log[:12]} says {_value(found)}",
                     check,
-                    recorded[key],
+                    said,
                     found,
                 )
             )
@@ -323,7 +334,6 @@ def _altered(
     rid: str,
     record: RunRecord,
     manifest: Manifest | None,
-    place: Place,
     fmt: str,
 ) -> Problem | None:
     """The root cause, in words, when a run's raw log no longer hashes to its id: what the
@@ -333,10 +343,8 @@ def _altered(
     data = ev.damaged_bytes(raw)
     if data is None:
         return None
-    head = (
-        f"the raw log {raw[:12]} of {cell_words(place)} was altered (its bytes no longer "
-        f"hash to its id)"
-    )
+    where = cell_words(run_place(record, manifest))
+    head = f"the raw log {raw[:12]} of {where} was altered (its bytes no longer hash to its id)"
     try:
         now = parse_raw_log(data, fmt)
     except LedgerError as exc:
@@ -381,7 +389,7 @@ __all__ = [
     "LogProvenance",
     "ObservedRun",
     "RunCheck",
-    "RunFound",
+    "Found",
     "check_run",
     "observed_run",
     "run_problem",
