@@ -7,10 +7,9 @@ just checked it) and parsed once; a run's timing comes from its journal events.
 
 The bodies the checks read are typed: `manifests`, `decisions`, `runs`, `anchors` and
 `interruptions` hold each accepted body as its model (`Manifest`, `Decision`, `RunRecord`,
-`Anchor`, `Interruption`), validated once here. An accepted
-body that does not fit its model is no evidence for anything: it is left out of the typed
-views and named in `malformed` (a finding of its own), so no check reads a missing key
-through a default.
+`Anchor`, `Interruption`), as the scan validated them once (`ledger.scan.Scan.stored`). A
+body that fits no model is a `schema` problem of verify and never evidence, so no check
+reads a missing key through a default.
 """
 
 from __future__ import annotations
@@ -20,14 +19,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from ledger.decision_model import Decision
-from ledger.document import Document, one_line
+from ledger.document import Document
 from ledger.documents import Anchor, Interruption, JournalEvent, RunRecord, TimestampToken
 from ledger.errors import InvalidId
 from ledger.plan_model import Manifest
-from ledger.problems import Problem
 from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store
 from ledger.verify import Event, Verified, seconds_between
@@ -65,23 +61,21 @@ class Evidence:
         self.events = verified.events
         self._witnesses: dict[str, str | None] = {}
         self._index_events()
-        self.malformed: list[Problem] = []
-        self.manifests: dict[str, Manifest] = self._typed("manifest", Manifest)
-        self.decisions: dict[str, Decision] = self._typed("decision", Decision)
-        self.runs: dict[str, RunRecord] = self._typed("run", RunRecord)
-        self.anchors: dict[str, Anchor] = self._typed("anchor", Anchor)
-        self.interruptions: dict[str, Interruption] = self._typed("interruption", Interruption)
+        self.manifests: dict[str, Manifest] = self._typed(Manifest)
+        self.decisions: dict[str, Decision] = self._typed(Decision)
+        self.runs: dict[str, RunRecord] = self._typed(RunRecord)
+        self.anchors: dict[str, Anchor] = self._typed(Anchor)
+        self.interruptions: dict[str, Interruption] = self._typed(Interruption)
 
-    def _typed(self, kind: str, model: type[T]) -> dict[str, T]:
-        """Every accepted body of `kind` as `model`; the ones that do not fit go to
-        `malformed` as one problem each, naming every bad key."""
+    def _typed(self, model: type[T]) -> dict[str, T]:
+        """Every accepted body that is a `model`, as the scan validated it (once: a body
+        that fits no model was reported by verify and is no evidence)."""
+        scan = self.verified.scan
         out: dict[str, T] = {}
-        for oid, body in self.of_kind(kind).items():
-            try:
-                out[oid] = model.model_validate(body)
-            except ValidationError as exc:
-                why = one_line(f"{kind} body does not fit its schema", exc)
-                self.malformed.append(Problem(oid, why, check="schema"))
+        for oid in self.objects:
+            body = scan.body(oid, model)
+            if body is not None:
+                out[oid] = body
         return out
 
     # -- journal index ---------------------------------------------------------------------

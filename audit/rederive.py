@@ -161,7 +161,6 @@ def audit_store(
     )
     findings = list(verified.problems)
     ev = Evidence(store, verified)
-    findings += ev.malformed
     manifests = ev.manifests
     checks = check_runs(ev, manifests)
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
