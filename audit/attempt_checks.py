@@ -99,7 +99,7 @@ def _cell(run: str) -> tuple[str, int | None, str]:
 
 def audit_attempts(ev: Evidence, mid: str, manifest: Manifest, decided: bool) -> AttemptAudit:
     """Count each cell's attempts and outcomes; check them against the frozen bound."""
-    events = [(e.host, e.fields) for kind in ATTEMPT_EVENTS for e in ev.for_manifest(kind, mid)]
+    events = [(e.host, e.record) for kind in ATTEMPT_EVENTS for e in ev.for_manifest(kind, mid)]
     cells = count_attempts(events, mid)
     bound = max_attempts(manifest)
     out = AttemptAudit(
@@ -188,9 +188,8 @@ def interrupted_rows(ev: Evidence, manifests: dict[str, Manifest]) -> list[CostR
 def _starts(ev: Evidence) -> dict[tuple[str, str], list[Event]]:
     out: dict[tuple[str, str], list[Event]] = defaultdict(list)
     for event in ev.events:
-        run = event.fields.get("run")
-        if event.kind == "run_started" and isinstance(run, str):
-            out[(event.host, run)].append(event)
+        if event.kind == "run_started" and event.run is not None:
+            out[(event.host, event.run)].append(event)
     return out
 
 

@@ -7,10 +7,9 @@ just checked it) and parsed once; a run's timing comes from its journal events.
 
 The bodies the checks read are typed: `manifests`, `decisions`, `runs`, `anchors` and
 `interruptions` hold each accepted body as its model (`Manifest`, `Decision`, `RunRecord`,
-`Anchor`, `Interruption`), validated once here. An accepted
-body that does not fit its model is no evidence for anything: it is left out of the typed
-views and named in `malformed` (a finding of its own), so no check reads a missing key
-through a default.
+`Anchor`, `Interruption`), as the scan validated them once (`ledger.scan.Scan.stored`). A
+body that fits no model is a `schema` problem of verify and never evidence, so no check
+reads a missing key through a default.
 """
 
 from __future__ import annotations
@@ -19,15 +18,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
 from ledger.decision_model import Decision
-from ledger.document import Document, one_line
-from ledger.documents import Anchor, Interruption, RunRecord
+from ledger.document import Document
+from ledger.documents import Anchor, Interruption, JournalEvent, RunRecord, TimestampToken
 from ledger.errors import InvalidId, LedgerError
 from ledger.pack import ObjectCopy
 from ledger.plan_model import Manifest
-from ledger.problems import Problem
 from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store
 from ledger.verify import Event, Verified, seconds_between
@@ -65,23 +61,21 @@ class Evidence:
         self.events = verified.events
         self._witnesses: dict[str, str | None] = {}
         self._index_events()
-        self.malformed: list[Problem] = []
-        self.manifests: dict[str, Manifest] = self._typed("manifest", Manifest)
-        self.decisions: dict[str, Decision] = self._typed("decision", Decision)
-        self.runs: dict[str, RunRecord] = self._typed("run", RunRecord)
-        self.anchors: dict[str, Anchor] = self._typed("anchor", Anchor)
-        self.interruptions: dict[str, Interruption] = self._typed("interruption", Interruption)
+        self.manifests: dict[str, Manifest] = self._typed(Manifest)
+        self.decisions: dict[str, Decision] = self._typed(Decision)
+        self.runs: dict[str, RunRecord] = self._typed(RunRecord)
+        self.anchors: dict[str, Anchor] = self._typed(Anchor)
+        self.interruptions: dict[str, Interruption] = self._typed(Interruption)
 
-    def _typed(self, kind: str, model: type[T]) -> dict[str, T]:
-        """Every accepted body of `kind` as `model`; the ones that do not fit go to
-        `malformed` as one problem each, naming every bad key."""
+    def _typed(self, model: type[T]) -> dict[str, T]:
+        """Every accepted body that is a `model`, as the scan validated it (once: a body
+        that fits no model was reported by verify and is no evidence)."""
+        scan = self.verified.scan
         out: dict[str, T] = {}
-        for oid, body in self.of_kind(kind).items():
-            try:
-                out[oid] = model.model_validate(body)
-            except ValidationError as exc:
-                why = one_line(f"{kind} body does not fit its schema", exc)
-                self.malformed.append(Problem(oid, why, check="schema"))
+        for oid in self.objects:
+            body = scan.body(oid, model)
+            if body is not None:
+                out[oid] = body
         return out
 
     # -- journal index ---------------------------------------------------------------------
@@ -92,12 +86,12 @@ class Evidence:
         self.timing: dict[str, RunTiming] = {}
         starts: dict[tuple[str, str, str], Event] = {}
         for event in self.events:
-            kind, oid, manifest = event.kind, event.object, event.fields.get("manifest")
+            kind, oid, manifest = event.kind, event.object, event.manifest
             if isinstance(oid, str):
                 self.first.setdefault((kind, oid), event)
             if isinstance(manifest, str):
                 self.by_manifest[(kind, manifest)].append(event)
-            run = event.fields.get("run")
+            run = event.run
             if kind == "run_started" and isinstance(manifest, str) and isinstance(run, str):
                 starts[(event.host, manifest, run)] = event
             elif kind == "run_recorded" and isinstance(oid, str) and oid not in self.timing:
@@ -160,14 +154,15 @@ class Evidence:
             return None
         return found
 
-    def _journals(self) -> list[tuple[str, list[dict[str, Any]]]]:
-        by_host: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    def _journals(self) -> list[tuple[str, list[JournalEvent]]]:
+        by_host: dict[str, list[JournalEvent]] = defaultdict(list)
         for event in self.events:
-            by_host[event.host].append(event.fields)
+            by_host[event.host].append(event.record)
         return sorted(by_host.items())
 
-    def _timestamp_body(self, oid: str) -> dict[str, Any] | None:
-        return self.of_kind("timestamp").get(oid)
+    def _timestamp_body(self, oid: str) -> TimestampToken | None:
+        accepted = oid in self.of_kind("timestamp")
+        return self.verified.scan.body(oid, TimestampToken) if accepted else None
 
 
 def _object_paths(store: Store) -> dict[str, ObjectCopy]:

@@ -217,10 +217,7 @@ def _check_runs(
     ]
     stage_audit.check(
         "runs started after freeze",
-        [
-            Problem(mid, f"run {e.fields.get('run')} started before this manifest was frozen")
-            for e in early
-        ],
+        [Problem(mid, f"run {e.run} started before this manifest was frozen") for e in early],
     )
     frozen_at = body.frozen_at
     late = []
@@ -342,7 +339,7 @@ def _check_decision(
 ) -> None:
     observed: list[tuple[str, RecordedRun]] = [(r.id, r.observed) for r in runs]
     used, missing, extra = select_runs(mid, body, observed)
-    started = {e.fields.get("run") for e in ev.for_manifest("run_started", mid)}
+    started = {e.run for e in ev.for_manifest("run_started", mid)}
     unstarted = [
         Problem(used[k][0], f"run {k} has no run_started event") for k in used if k not in started
     ]

@@ -27,7 +27,7 @@ from audit.costs import AuditCosts, audit_costs
 from audit.evidence import Evidence
 from audit.gates import BaselineContext, StageAudit, audit_manifest
 from audit.locate import Locator
-from audit.runs import LogProvenance, ObservedRun, RunCheck, RunFound, check_run
+from audit.runs import Found, LogProvenance, ObservedRun, RunCheck, check_run
 from audit.spotcheck import SpotCheckRequest, spot_check
 from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
@@ -161,7 +161,6 @@ def audit_store(
     )
     findings = list(verified.problems)
     ev = Evidence(store, verified)
-    findings += ev.malformed
     manifests = ev.manifests
     checks = check_runs(ev, manifests)
     by_manifest: dict[str | None, list[RunCheck]] = defaultdict(list)
@@ -278,10 +277,10 @@ def check_runs(ev: Evidence, manifests: dict[str, Manifest]) -> dict[str, RunChe
     (parsing every raw log, hundreds of lines each, is most of an audit)."""
     rids = sorted(ev.runs)
     found = fork_map(_check_chunk, rids, (ev, manifests), serial=len(rids) < PARALLEL_MIN_RUNS)
-    return {rid: run.check(rid, ev.runs[rid]) for rid, run in sorted(found)}
+    return {rid: RunCheck.of_found(rid, ev.runs[rid], run) for rid, run in sorted(found)}
 
 
-def _check_chunk(rids: list[str]) -> list[tuple[str, RunFound]]:
+def _check_chunk(rids: list[str]) -> list[tuple[str, Found]]:
     ev, manifests = shared()
     return [(rid, check_run(ev, rid, ev.runs[rid], manifests).found) for rid in rids]
 
@@ -367,7 +366,9 @@ def _second_freezes(ev: Evidence) -> list[Problem]:
     out = []
     frozen = [e for e in ev.events if e.kind == "manifest_frozen" and e.object in ev.manifests]
     for event in sorted(frozen, key=lambda e: (e.at, e.host, e.index)):
-        manifest = ev.manifests[str(event.object)]
+        if event.object is None:
+            continue  # (none: each names a manifest, filtered above)
+        manifest = ev.manifests[event.object]
         key = (manifest.campaign, manifest.stage)
         if key in first and first[key] != event.object:
             out.append(

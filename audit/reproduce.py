@@ -25,6 +25,7 @@ from typing import Any
 from ledger.document import parse
 from ledger.documents import Envelope, RunRecord
 from ledger.errors import IntegrityError, ReplayError, WrongKind
+from ledger.log_records import LogHeader
 from ledger.plan_model import Manifest, Plan
 from ledger.rawlog import ParsedLog, parse_raw_log
 from ledger.store import Store, load_object
@@ -66,10 +67,10 @@ def _difference(a: float | None, b: float | None) -> float | None:
     return abs(a - b)
 
 
-def recorded_seed(header: dict[str, Any], record: RunRecord) -> int:
+def recorded_seed(header: LogHeader, record: RunRecord) -> int:
     """The seed the run trained with: the header's effective seed, else its seed, else the
     record's declared seed (logs from before seeds were bound)."""
-    for value in (header.get("effective_seed"), header.get("seed"), record.seed):
+    for value in (header.effective_seed, header.seed, record.seed):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     raise ReplayError("the run records no integer seed to replay with")
@@ -103,11 +104,11 @@ def replay_log(
             process failed (naming `label`).
     """
     parsed = parse_raw_log(raw, record.format)
-    header = parsed.header or {}
-    if header.get("runner") != "builtin":
+    header = parsed.header
+    if header is None or header.runner != "builtin":
+        runner = header.runner if header is not None else None
         raise ReplayError(
-            f"run {label} was produced by runner {header.get('runner')!r}; only "
-            f"builtin runs can be replayed"
+            f"run {label} was produced by runner {runner!r}; only builtin runs can be replayed"
         )
     recorded_losses = _steps(raw)
     logged = len(recorded_losses)
@@ -119,7 +120,7 @@ def replay_log(
     if planned is not None:
         config = planned.config
     else:
-        config = {k: v for k, v in header.items() if k in _CONFIG_KEYS}
+        config = {k: v for k, v in header.config.items() if k in _CONFIG_KEYS}
     seed = recorded_seed(header, record)
     with tempfile.TemporaryDirectory(prefix="ledger-reproduce-") as tmp:
         config_path = Path(tmp) / "config.json"
@@ -134,7 +135,7 @@ def replay_log(
             "--config",
             str(config_path),
             "--budget",
-            f"{header.get('budget_s', 60)}s",
+            f"{header.budget_s if header.budget_s is not None else 60}s",
             "--seed",
             str(seed),
             "--log",
@@ -148,22 +149,22 @@ def replay_log(
         replay_raw = _run_replay(argv, log, label, timeout_s)
     replay = parse_raw_log(replay_raw, "jsonl")
     comparison = _compare(parsed, recorded_losses, record, replay, _steps(replay_raw), steps)
-    replay_header = replay.header or {}
+    again = replay.header or LogHeader(type="header")  # (a replay without one says nothing)
     return {
         "run": label,
         "steps": steps,
         "seed": seed,
         **comparison,
         "exact_schedule": "--replay" in argv,
-        "same_data": header.get("data_sha256") == replay_header.get("data_sha256"),
-        "same_code": header.get("code_sha256") == replay_header.get("code_sha256"),
-        "recorded_device": header.get("device"),
-        "replay_device": replay_header.get("device"),
+        "same_data": header.data_sha256 == again.data_sha256,
+        "same_code": header.code_sha256 == again.code_sha256,
+        "recorded_device": header.device,
+        "replay_device": again.device,
     }
 
 
 def _replay_options(
-    raw: bytes, header: dict[str, Any], record: RunRecord, original: Path, data: Path | None
+    raw: bytes, header: LogHeader, record: RunRecord, original: Path, data: Path | None
 ) -> list[str]:
     """The runner options that make the replay the recorded run: its schedule, manifest,
     seed derivation, data and thread count."""
@@ -172,13 +173,13 @@ def _replay_options(
         argv += ["--replay", str(original)]
     if record.manifest:
         argv += ["--manifest", record.manifest]
-    inputs = header.get("seed_inputs")
-    if isinstance(inputs, dict) and {"manifest", "condition", "seed"} <= set(inputs):
-        argv += ["--seed-from", f"{inputs['manifest']}:{inputs['condition']}:{inputs['seed']}"]
+    inputs = header.seed_inputs
+    if inputs is not None:
+        argv += ["--seed-from", f"{inputs.manifest}:{inputs.condition}:{inputs.seed}"]
     if data is not None:
         argv += ["--data", str(data)]
-    if header.get("threads"):
-        argv += ["--threads", str(header["threads"])]
+    if header.threads:
+        argv += ["--threads", str(header.threads)]
     return argv
 
 

@@ -19,11 +19,14 @@ from audit.locate import Place, cell_words, run_place
 from ledger.binding import log_binding_problems, same_json, status_problems
 from ledger.documents import Number, RunMetrics, RunRecord, Status
 from ledger.errors import LedgerError
+from ledger.log_records import LogHeader
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import METRICS, ParsedLog, failure_reason, parse_raw_log
 from ledger.seeds import needs_witness, seed_rule
+
+SORTED_METRICS = sorted(METRICS)  # the order the metric findings are listed in
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,7 @@ class ObservedRun:
     stage, log format and GPUs its manifest fixes (the record's own for unplanned compute),
     and the wall seconds the journal measured (None where there is no such measurement).
 
-    What the audit re-derives decisions, costs and reports from; never the record's numbers.
-    Small and picklable: forked workers send one back per run."""
+    What the audit re-derives decisions, costs and reports from; never the record's numbers."""
 
     manifest: str | None
     condition: str | None
@@ -53,8 +55,62 @@ class ObservedRun:
         """The log's value of `metric` (None when it gives none)."""
         return getattr(self.metrics, metric) if metric in RunMetrics.model_fields else None
 
+    @classmethod
+    def of(
+        cls,
+        record: RunRecord,
+        status: Status,
+        metrics: RunMetrics,
+        stage: str | None,
+        fmt: str,
+        gpus: int,
+        wall_seconds: float | None,
+    ) -> ObservedRun:
+        """The run `record` claims to be, with what its sources say of it."""
+        return cls(
+            record.manifest,
+            record.condition,
+            record.seed,
+            record.host,
+            record.recorded_at,
+            status,
+            metrics,
+            stage,
+            fmt,
+            gpus,
+            wall_seconds,
+        )
+
 
 @dataclass(frozen=True)
+class LogProvenance:
+    """What a raw log's header says about how it was made (the report's provenance table)."""
+
+    torch: str | None
+    device: str | None
+    runner: str | None
+    runner_version: str | None
+
+    @classmethod
+    def of(cls, header: LogHeader) -> LogProvenance:
+        return cls(header.torch, header.device, header.runner, header.runner_version)
+
+
+# What a forked worker sends back for one run (`RunCheck.found`): the observation's own part
+# (status, metrics, stage, format, GPUs, wall seconds: never what the record already says),
+# the problems, whether simulated, why it failed, the log's start, runner kind and provenance.
+Found = tuple[
+    tuple[Status, RunMetrics, str | None, str, int, float | None],
+    list[Problem],
+    bool,
+    str,
+    str | None,
+    str | None,
+    LogProvenance | None,
+]
+
+
+@dataclass
 class RunCheck:
     """One run record checked against its log, its manifest and the journal."""
 
@@ -69,10 +125,12 @@ class RunCheck:
     log: LogProvenance | None = None  # what the header says of how it was made
 
     @property
-    def found(self) -> RunFound:
-        """What the check found, without the record (what a worker sends back)."""
-        return RunFound(
-            self.observed,
+    def found(self) -> Found:
+        """What the check found, less what the record says (a forked worker sends this
+        back for each run; the parent holds the record already)."""
+        o = self.observed
+        return (
+            (o.status, o.metrics, o.stage, o.format, o.gpus, o.wall_seconds),
             self.problems,
             self.simulated,
             self.reason,
@@ -80,51 +138,13 @@ class RunCheck:
             self.runner,
             self.log,
         )
-
-
-@dataclass(frozen=True)
-class RunFound:
-    """A `RunCheck` less its record: what a forked worker sends back (the parent holds
-    the record already)."""
-
-    observed: ObservedRun
-    problems: list[Problem]
-    simulated: bool
-    reason: str
-    log_started: str | None
-    runner: str | None
-    log: LogProvenance | None
-
-    def check(self, rid: str, record: RunRecord) -> RunCheck:
-        return RunCheck(
-            rid,
-            record,
-            self.observed,
-            self.problems,
-            self.simulated,
-            self.reason,
-            self.log_started,
-            self.runner,
-            self.log,
-        )
-
-
-@dataclass(frozen=True)
-class LogProvenance:
-    """What a raw log's header says about how it was made (the report's provenance table)."""
-
-    torch: str | None
-    device: str | None
-    runner: str | None
-    runner_version: str | None
 
     @classmethod
-    def of(cls, header: dict[str, Any]) -> LogProvenance:
-        def text(key: str) -> str | None:
-            value = header.get(key)
-            return value if isinstance(value, str) else None
-
-        return cls(text("torch"), text("device"), text("runner"), text("runner_version"))
+    def of_found(cls, rid: str, record: RunRecord, found: Found) -> RunCheck:
+        """The check of `record` from what a worker found (`found`)."""
+        derived, problems, simulated, reason, started, runner, log = found
+        observed = ObservedRun.of(record, *derived)
+        return cls(rid, record, observed, problems, simulated, reason, started, runner, log)
 
 
 def run_problem(
@@ -149,15 +169,15 @@ def check_run(
     manifest = manifests.get(manifest_id) if manifest_id is not None else None
     source = log_source(manifest) if manifest is not None else None
     fmt = source.fmt if source is not None else record.format
-    place = run_place(record, manifest)
 
     def problem(message: str, check: str, recorded: Any = None, found: Any = None) -> Problem:
+        place = run_place(record, manifest)
         return run_problem(rid, message, place, check=check, recorded=recorded, found=found)
 
     try:
         parsed = ev.parse_log(record.raw_log, fmt)
     except LedgerError as exc:
-        found = _altered(ev, rid, record, manifest, place, fmt) or problem(
+        found = _altered(ev, rid, record, manifest, fmt) or problem(
             f"raw log unreadable: {exc}", "raw log intact"
         )
         observed = observed_run(record, None, None, ParsedLog(), "crashed", None)
@@ -193,7 +213,7 @@ def check_run(
             )
     # the record's status where the log supports it, else what the log itself says
     supported = record.status if not status_msgs else cast(Status, parsed.status)
-    started = (parsed.header or {}).get("started_at")
+    header = parsed.header
     return RunCheck(
         rid,
         record,
@@ -201,9 +221,9 @@ def check_run(
         out,
         bool(source and source.simulated),
         _reason(ev, record, parsed) if supported != "ok" else "",
-        started if isinstance(started, str) else None,
+        header.started_at if header is not None else None,
         source.kind if source else None,
-        LogProvenance.of(parsed.header) if isinstance(parsed.header, dict) else None,
+        LogProvenance.of(header) if header is not None else None,
     )
 
 
@@ -226,19 +246,7 @@ def observed_run(
         stage, fmt, gpus = manifest.stage, source.fmt, run_gpus(manifest)
         if not source.simulated and interval_s is not None:
             wall = max(0.0, interval_s)
-    return ObservedRun(
-        record.manifest,
-        record.condition,
-        record.seed,
-        record.host,
-        record.recorded_at,
-        status,
-        metrics,
-        stage,
-        fmt,
-        gpus,
-        wall,
-    )
+    return ObservedRun.of(record, status, metrics, stage, fmt, gpus, wall)
 
 
 def _plan_findings(
@@ -287,7 +295,7 @@ def _binding(
 ) -> list[str]:
     return log_binding_problems(
         manifest_id,
-        ev.of_kind("manifest")[manifest_id],
+        ev.manifests[manifest_id],
         str(record.condition),
         record.seed,
         str(record.host),
@@ -299,22 +307,22 @@ def _binding(
 
 def _metric_findings(record: RunRecord, parsed: ParsedLog, problem: Any) -> list[Problem]:
     """Every metric the record states must be what the log says; none may be missing."""
-    recorded = record.metrics.to_dict()  # the keys the record states, with their values
+    stated = record.metrics.model_fields_set  # the keys the record's body has
     check = "metrics match the raw log"
     out = []
-    for key in sorted(METRICS):
-        found = parsed.metrics[key]
-        if key not in recorded:
+    for key in SORTED_METRICS:
+        found, said = parsed.metrics[key], record.value(key)
+        if key not in stated:
             out.append(
                 problem(f"metrics lacks {key!r} (the log says {found!r})", check, None, found)
             )
-        elif not same_json(recorded[key], found):
+        elif not same_json(said, found):
             out.append(
                 problem(
-                    f"the record says {key} {_value(recorded[key])}, raw log "
+                    f"the record says {key} {_value(said)}, raw log "
                     f"{record.raw_log[:12]} says {_value(found)}",
                     check,
-                    recorded[key],
+                    said,
                     found,
                 )
             )
@@ -326,7 +334,6 @@ def _altered(
     rid: str,
     record: RunRecord,
     manifest: Manifest | None,
-    place: Place,
     fmt: str,
 ) -> Problem | None:
     """The root cause, in words, when a run's raw log no longer hashes to its id: what the
@@ -336,10 +343,8 @@ def _altered(
     data = ev.damaged_bytes(raw)
     if data is None:
         return None
-    head = (
-        f"the raw log {raw[:12]} of {cell_words(place)} was altered (its bytes no longer "
-        f"hash to its id)"
-    )
+    where = cell_words(run_place(record, manifest))
+    head = f"the raw log {raw[:12]} of {where} was altered (its bytes no longer hash to its id)"
     try:
         now = parse_raw_log(data, fmt)
     except LedgerError as exc:
@@ -384,7 +389,7 @@ __all__ = [
     "LogProvenance",
     "ObservedRun",
     "RunCheck",
-    "RunFound",
+    "Found",
     "check_run",
     "observed_run",
     "run_problem",

@@ -32,6 +32,7 @@ from audit.evidence import Evidence
 from audit.reproduce import replay_log
 from audit.runs import RunCheck
 from ledger.errors import ConfigError, LedgerError
+from ledger.log_records import LogHeader
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from runner.fingerprint import code_sha256
@@ -230,17 +231,17 @@ def _replay_one(
     }
     try:
         raw = ev.raw_bytes(check.record.raw_log)
-        header = ev.parse_log(check.record.raw_log, "jsonl").header or {}
+        header = ev.parse_log(check.record.raw_log, "jsonl").header or LogHeader(type="header")
     except LedgerError as exc:
         return {**row, "verdict": "replay failed", "detail": f"raw log unreadable: {exc}"}
-    for what in ("code_sha256", "data_sha256"):
-        if header.get(what) != local[what]:
+    for what, said in (("code_sha256", header.code_sha256), ("data_sha256", header.data_sha256)):
+        if said != local[what]:
             here = str(local[what])[:12] if local[what] else "none"
             source = f" ({local['data']})" if what == "data_sha256" else ""
             return {
                 **row,
                 "verdict": "not comparable here",
-                "detail": f"the run's {what} is {str(header.get(what))[:12]}, here it is "
+                "detail": f"the run's {what} is {str(said)[:12]}, here it is "
                 f"{here}{source}: check out the frozen runner and data",
             }
     try:
@@ -262,7 +263,7 @@ def _replay_one(
                 "detail": "the log records no training step",
             }
         return {**row, "verdict": "replay failed", "detail": str(exc)}
-    allowed, row["accepted"] = _allowed(header.get("device"), out["replay_device"], request)
+    allowed, row["accepted"] = _allowed(header.device, out["replay_device"], request)
     row["replay"] = out
     row["verdict"], row["detail"] = _verdict(out, allowed)
     return row

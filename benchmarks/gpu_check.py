@@ -302,9 +302,9 @@ SCHEMA: dict[str, Any] = {
 
 def schema_errors(out: dict[str, Any]) -> list[str]:
     """Problems of an output object against ``SCHEMA`` (the runner's dependency-free checker)."""
-    from runner.schema import errors
+    from runner.schema import compile_schema, errors
 
-    return errors(out, SCHEMA)
+    return errors(out, compile_schema(SCHEMA))
 
 
 # ----------------------------------------------------------------------------- data

@@ -63,9 +63,10 @@ __all__ = sorted(_HOME_OF)
 
 
 def __getattr__(name: str) -> Any:
-    module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gateledger' has no attribute {name!r}")
+    try:
+        module = _HOME_OF[name]
+    except KeyError:
+        raise AttributeError(f"module 'gateledger' has no attribute {name!r}") from None
     if module == __name__:  # a submodule (`errors`)
         value: Any = import_module(f"{__name__}.{name}")
     else:

@@ -34,7 +34,7 @@ from stages.designs import Design, fractional, parse_design_spec, point_name, ro
 from stages.effects_csv import CsvEffects, analyse_csv
 from stages.execute import RunReport, run_stage
 from stages.executors import Executor, make_executor
-from stages.pipeline import StepLog, campaign_progress, run_campaign
+from stages.pipeline import StageStanding, StepLog, campaign_progress, run_campaign
 from stages.plan import freeze_stage, frozen_manifest
 from stages.progress import Progress, StageProgress, campaign_done
 from stages.surface import SimParams
@@ -110,13 +110,13 @@ class StoreStatus:
 
     store: StoreCounts
     progress: list[StageProgress]
-    stages: list[dict[str, Any]] | None = None
+    stages: list[StageStanding] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What `ledger status --json` prints."""
         out = {**self.store.to_dict(), "progress": [row.to_dict() for row in self.progress]}
         if self.stages is not None:
-            out["stages"] = self.stages
+            out["stages"] = [row.to_dict() for row in self.stages]
         return out
 
 

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from gateledger.signers import KeyLike, signing_key
 from ledger.anchor import make_anchor
 from ledger.document import Document
-from ledger.documents import Envelope
+from ledger.documents import Envelope, RunRecord
 from ledger.errors import ConfigError, InputError, SigningKeyError
 from ledger.index import query, reindex
 from ledger.ingest import ingest as ingest_log
@@ -51,11 +51,11 @@ class Recorded:
     """A run just recorded by `ingest`: the run record's id and body."""
 
     id: str
-    body: dict[str, Any]
+    body: RunRecord
 
     def to_dict(self) -> dict[str, Any]:
         """What `ledger ingest --json` prints: the id as `run`, then the record."""
-        return {"run": self.id, **self.body}
+        return {"run": self.id, **self.body.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,9 @@ def timestamp(
             "no timestamp authority: pass --tsa URL or set one with `ledger settings --tsa URL`"
         )
     object_id = store.resolve(object_id)
-    kind = str(store.get_json(object_id).get("kind"))
-    return Stamped(object_id, kind, witness(store, object_id, chosen, signing_key(key, store)))
+    results = witness(store, object_id, chosen, signing_key(key, store))
+    # `stamp` refused anything but a manifest, decision or anchor: an envelope with a kind
+    return Stamped(object_id, store.get_json(object_id)["kind"], results)
 
 
 def settings(
@@ -280,7 +281,7 @@ def ingest(
         gpus=gpus,
         key=_recorder(key, store, planned=manifest is not None),
     )
-    return Recorded(record_id, store.get_json(record_id)["body"])
+    return Recorded(record_id, read_document(store, record_id, "run", RunRecord))
 
 
 def _recorder(key: KeyLike, store: Store, *, planned: bool) -> SigningKey | None:

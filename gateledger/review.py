@@ -11,12 +11,13 @@ import platform
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from audit.bundle import export_bundle, open_bundle
+from audit.intoto import Export as InTotoExport
 from audit.intoto import export_in_toto
 from audit.rederive import AuditResult, audit_store
 from audit.reproduce import reproduce_run
@@ -215,6 +216,25 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+@dataclass(frozen=True)
+class Exported:
+    """What `export` wrote: the reviewer bundle (its path and the package versions it
+    records) and/or the in-toto attestations (`audit.intoto.Export`), whichever was asked."""
+
+    bundle: str | None = None
+    versions: dict[str, str | None] | None = None
+    in_toto: InTotoExport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ledger export --json` prints: the parts that were written."""
+        out: dict[str, Any] = {}
+        if self.in_toto is not None:
+            out["in_toto"] = self.in_toto.to_dict()
+        if self.bundle is not None:
+            out.update(bundle=self.bundle, versions=self.versions)
+        return out
+
+
 def export(
     store: Store,
     bundle: str | Path | None = None,
@@ -223,12 +243,12 @@ def export(
     in_toto: str | Path | None = None,
     key: KeyLike = None,
     allow_undecided: bool = False,
-) -> dict[str, Any]:
+) -> Exported:
     """Write a reviewer bundle (objects, journals, keys, campaigns, versions) and/or every
     manifest and decision as in-toto attestations into folder `in_toto`, signed with `key`
     (refused while the audit finds a problem; `allow_undecided` as in `audit`).
 
-    Returns what was written: `bundle`, `versions`, `in_toto` (as present).
+    Returns what was written (`Exported`: the bundle and its versions, the in-toto export).
 
     Raises:
         ConfigError: neither a bundle nor `in_toto`; SigningKeyError: no key for in-toto;
@@ -237,21 +257,23 @@ def export(
     """
     if not bundle and not in_toto:
         raise ConfigError("give a BUNDLE path, --in-toto DIR, or both")
-    out: dict[str, Any] = {}
-    if in_toto:
-        out["in_toto"] = export_in_toto(
+    attested = (
+        export_in_toto(
             store, Path(in_toto), signing_key(key, store), allow_undecided=allow_undecided
-        ).to_dict()
-    if bundle:
-        versions = package_versions()
-        path = export_bundle(
-            store.root,
-            Path(bundle),
-            extra_files={Path(c).name: Path(c) for c in campaigns},
-            meta={"versions": versions},
         )
-        out.update(bundle=str(path), versions=versions)
-    return out
+        if in_toto
+        else None
+    )
+    if not bundle:
+        return Exported(in_toto=attested)
+    versions = package_versions()
+    path = export_bundle(
+        store.root,
+        Path(bundle),
+        extra_files={Path(c).name: Path(c) for c in campaigns},
+        meta={"versions": versions},
+    )
+    return Exported(str(path), versions, attested)
 
 
 def reproduce(

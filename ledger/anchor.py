@@ -7,14 +7,17 @@ appendix), `verify` checks each journal still contains that exact event at that 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
+from ledger.document import one_line
+from ledger.documents import Anchor, JournalEvent, JournalHead, Stored
 from ledger.errors import InputError, LedgerError, NothingToDo
 from ledger.fsutil import TMP_PREFIX, atomic_write
 from ledger.jsonsafe import loads_strict
@@ -28,7 +31,7 @@ MAX_ANCHOR_BYTES = 1 << 20
 
 def make_anchor(store: Store, key: SigningKey) -> tuple[str, dict[str, Any]]:
     """Sign the current heads, store them, copy to `anchors/<id>.json`, journal `anchor`."""
-    heads = [h for h in (j.head() for j in store.journals()) if h is not None]
+    heads = [h.to_dict() for h in (j.head() for j in store.journals()) if h is not None]
     if not heads:
         raise NothingToDo("nothing to anchor: every journal is empty")
     body = {"heads": heads, "at": datetime.now(UTC).isoformat(timespec="microseconds")}
@@ -84,13 +87,14 @@ def read_anchor_file(path: Path) -> tuple[str, dict[str, Any]]:
     except OSError as exc:
         raise InputError(f"--anchor {path}: cannot read: {exc.strerror or exc}") from None
     doc = loads_strict(data, f"--anchor {path}", max_bytes=MAX_ANCHOR_BYTES)
-    if (
-        not isinstance(doc, dict)
-        or doc.get("kind") != "anchor"
-        or not isinstance(doc.get("body"), dict)
-    ):
+    # (what `ledger anchor --json` prints holds the envelope's keys among others)
+    envelope = (
+        {k: doc[k] for k in ("kind", "body", "signature") if k in doc}
+        if isinstance(doc, dict)
+        else {}
+    )
+    if isinstance(_anchor_of(envelope), str):
         raise InputError(f"--anchor {path}: not a signed anchor (`ledger anchor --json`)")
-    envelope = {k: doc[k] for k in ("kind", "body", "signature") if k in doc}
     anchor_id = sha256_hex(canonical_bytes(envelope))
     if "anchor" in doc and doc["anchor"] != anchor_id:
         raise InputError(
@@ -124,10 +128,25 @@ def check_anchors(
             verify_signature(obj, keyring, trust=trust)
         except LedgerError as exc:
             report.problems.append(Problem(oid, f"anchor {exc}"))
-        report.problems += _check_heads(oid, obj, journal_lines)
+        anchor = _anchor_of(obj)
+        if isinstance(anchor, str):
+            report.problems.append(Problem(oid, anchor))
+        else:
+            report.problems += _check_heads(oid, anchor, journal_lines)
     if given:
         report.unanchored = _tail(given, journal_lines)
     return report
+
+
+def _anchor_of(obj: Any) -> Anchor | str:
+    """A signed anchor's body as its model, or why it is none (one line, every bad key)."""
+    if not isinstance(obj, dict) or obj.keys() - {"signature"} != {"kind", "body"}:
+        return "anchor is not an envelope of kind, body and signature"
+    try:
+        stored = Stored[Anchor].model_validate(obj)
+    except ValidationError as exc:
+        return one_line("anchor does not fit its schema", exc)
+    return stored.body if stored.kind == "anchor" else f"anchor is a {stored.kind!r}"
 
 
 def _stored_files(store: Store, problems: list[Problem]) -> dict[str, dict[str, Any]]:
@@ -151,43 +170,31 @@ def _stored_files(store: Store, problems: list[Problem]) -> dict[str, dict[str, 
     return out
 
 
-def _heads(obj: Any) -> list[Any] | None:
-    body = obj.get("body") if isinstance(obj, dict) else None
-    heads = body.get("heads") if isinstance(body, dict) else None
-    return heads if isinstance(heads, list) else None
-
-
-def _check_heads(oid: str, obj: Any, journal_lines: dict[str, list[bytes]]) -> list[Problem]:
-    heads = _heads(obj)
-    if heads is None:
-        return [Problem(oid, "anchor has no list of heads")]
+def _check_heads(oid: str, anchor: Anchor, journal_lines: dict[str, list[bytes]]) -> list[Problem]:
     out = []
-    for head in heads:
-        if not isinstance(head, dict):
-            out.append(Problem(oid, "anchor head is not an object"))
-            continue
+    for head in anchor.heads:
         why = _head_mismatch(head, journal_lines)
         if why:
-            out.append(Problem(oid, why, check="anchors", host=str(head.get("host"))))
+            out.append(Problem(oid, why, check="anchors", host=head.host))
     return out
 
 
-def _head_mismatch(head: dict[str, Any], journal_lines: dict[str, list[bytes]]) -> str | None:
+def _head_mismatch(head: JournalHead, journal_lines: dict[str, list[bytes]]) -> str | None:
     """Why the journals do not extend one head of an anchor, in words (None: they do).
 
     Why three cases: a journal the store does not hold at all is an anchor of another store
     (or a part left out of a bundle); a journal shorter than the head was cut; a line that
     hashes otherwise was rewritten. A reviewer acts differently on each.
     """
-    host, seq, digest = head.get("host"), head.get("seq"), head.get("hash")
-    lines = journal_lines.get(host) if isinstance(host, str) else None
+    host, seq, digest = head.host, head.seq, head.hash
+    lines = journal_lines.get(host)  # an anchor may name any journal
     if lines is None:
         return (
             f"this anchor names journal {host!r}, which this store does not hold "
             f"(journals here: {', '.join(sorted(journal_lines)) or 'none'}): an anchor of "
             f"another store, or a part left out"
         )
-    if not isinstance(seq, int) or seq < 0:
+    if seq < 0:
         return f"this anchor's head of journal {host!r} has no line number"
     if seq >= len(lines):
         return (
@@ -206,20 +213,20 @@ def _tail(
     given: dict[str, dict[str, Any]], journal_lines: dict[str, list[bytes]]
 ) -> dict[str, dict[str, int]]:
     """Per host and event kind, the events after the newest given anchor's head. `given`:
-    envelopes as `read_anchor_file` returns them (a `body` object; its keys unchecked)."""
-    newest = max(given.values(), key=lambda o: str(o["body"].get("at", "")))
-    covered = {h.get("host"): h.get("seq") for h in _heads(newest) or [] if isinstance(h, dict)}
+    envelopes as `read_anchor_file` returns them (one that is no anchor covers nothing)."""
+    anchors = [a for a in map(_anchor_of, given.values()) if isinstance(a, Anchor)]
+    newest = max(anchors, key=lambda a: a.at, default=None)
+    covered = {h.host: h.seq for h in newest.heads} if newest is not None else {}
     out: dict[str, dict[str, int]] = {}
     for host, lines in journal_lines.items():
-        seq = covered.get(host)
-        start = seq + 1 if isinstance(seq, int) else 0
+        start = covered[host] + 1 if host in covered else 0
         kinds: Counter[str] = Counter()
         for line in lines[start:]:
             try:
-                kind = json.loads(line).get("kind", "?")  # an event line, or any damage
-            except (ValueError, AttributeError, RecursionError):
-                kind = "?"
-            kinds[str(kind)] += 1
+                kind = JournalEvent.model_validate_json(line).kind
+            except ValidationError:
+                kind = "?"  # any damage (the chain check names it)
+            kinds[kind] += 1
         if kinds:
             out[host] = dict(kinds)
     return out

@@ -11,12 +11,13 @@ cell (`max_attempts`); the audit counts them from the journals (`count_attempts`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ledger.canonical import canonical_bytes
+from ledger.documents import JournalEvent
 from ledger.keys import SigningKey
 from ledger.manifest import load_manifest
 from ledger.store import Store
@@ -42,7 +43,7 @@ def record_interruption(
     seed_text, _, host = rest.partition("/")
     body: dict[str, Any] = {
         "manifest": manifest,
-        "stage": body_manifest.get("stage"),
+        "stage": body_manifest.stage,
         "run": run,
         "condition": condition,
         "seed": int(seed_text) if seed_text.lstrip("-").isdigit() else seed_text,
@@ -84,21 +85,21 @@ class CellAttempts:
 
 
 def count_attempts(
-    events: Iterable[tuple[str, Mapping[str, Any]]], manifest: str
+    events: Iterable[tuple[str, JournalEvent]], manifest: str
 ) -> dict[str, CellAttempts]:
     """run key -> its attempts under `manifest`, from (host, event) pairs of every journal."""
     out: dict[str, CellAttempts] = {}
     for host, event in events:
-        if event.get("manifest") != manifest or not isinstance(event.get("run"), str):
+        if event.manifest != manifest or event.run is None:
             continue
-        kind = event.get("kind")
+        kind = event.kind
         if kind not in ("run_started", "run_recorded", "run_interrupted"):
             continue
-        cell = out.setdefault(event["run"], CellAttempts())
+        cell = out.setdefault(event.run, CellAttempts())
         cell.hosts.add(host)
         if kind == "run_started":
             cell.started += 1
-            cell.starts.append(str(event.get("at")))
+            cell.starts.append(event.at)
         elif kind == "run_recorded":
             cell.recorded += 1
         else:

@@ -13,6 +13,8 @@ import math
 from typing import Any, TypeGuard
 
 from ledger.binding_level import binding_level
+from ledger.log_records import LogHeader
+from ledger.plan_model import Plan
 from ledger.provenance import LogSource, log_source
 from ledger.rawlog import STATUSES, ParsedLog
 from ledger.seeds import RULES, derive_seed, needs_witness, seed_inputs, seed_rule
@@ -46,7 +48,7 @@ def _show(value: Any) -> str:
 
 def header_problems(
     manifest_id: str,
-    manifest: dict[str, Any],
+    manifest: Plan,
     condition: str,
     seed: Any,
     host: str,
@@ -69,8 +71,8 @@ def header_problems(
         return []
     source = log_source(manifest)
     out = []
-    if header.get("manifest") != manifest_id:
-        out.append(f"header cites manifest {_show(header.get('manifest'))}, not {manifest_id[:12]}")
+    if header.manifest != manifest_id:
+        out.append(f"header cites manifest {_show(header.manifest)}, not {manifest_id[:12]}")
     out += seed_problems(
         manifest_id,
         manifest,
@@ -80,21 +82,24 @@ def header_problems(
         inputs_required=source.kind in ("builtin", "sim", "adapter"),
         witness=witness,
     )
-    if header.get("host") != host:
-        out.append(f"header host {_show(header.get('host'))} is not the declared host {host!r}")
-    budget = manifest.get("budget_s")
-    if not same_json(header.get("budget_s"), budget):
+    if header.host != host:
+        out.append(f"header host {_show(header.host)} is not the declared host {host!r}")
+    if not same_json(header.budget_s, manifest.budget_s):
         out.append(
-            f"header budget_s {_show(header.get('budget_s'))} is not the manifest's {budget}"
+            f"header budget_s {_show(header.budget_s)} is not the manifest's {manifest.budget_s}"
         )
-    info = manifest.get("conditions", {}).get(condition, {})
-    config = info.get("runner_config") or info.get("config") or {}
+    planned = manifest.conditions.get(condition)  # a record may name any condition
+    config = planned.run_config if planned is not None else {}
+    # (a config key is normally none of the contract's: read it from the keys kept as
+    # written, and from the whole line only when one is not there)
+    extra = header.config
+    written = extra if extra.keys() >= config.keys() else header.written
     for key in sorted(config):
-        if key not in header:
+        if key not in written:
             out.append(f"header lacks config key {key!r}")
-        elif not same_json(header[key], config[key]):
+        elif not same_json(written[key], config[key]):
             out.append(
-                f"header {key} {_show(header[key])} is not the condition's {_show(config[key])}"
+                f"header {key} {_show(written[key])} is not the condition's {_show(config[key])}"
             )
     out += _identity_problems(manifest, source, header, config)
     return out
@@ -102,10 +107,10 @@ def header_problems(
 
 def seed_problems(
     manifest_id: str,
-    manifest: dict[str, Any],
+    manifest: Plan,
     condition: str,
     seed: Any,
-    header: dict[str, Any],
+    header: LogHeader,
     *,
     inputs_required: bool,
     witness: str | None = None,
@@ -120,8 +125,8 @@ def seed_problems(
     """
     rule = seed_rule(manifest)
     if rule is None:
-        if not same_json(header.get("seed"), seed):
-            return [f"header seed {_show(header.get('seed'))} is not the declared seed {seed}"]
+        if not same_json(header.seed, seed):
+            return [f"header seed {_show(header.seed)} is not the declared seed {seed}"]
         return []
     if rule not in RULES:
         return [f"manifest seed rule {rule!r} is unknown to this audit (known: {', '.join(RULES)})"]
@@ -135,22 +140,22 @@ def seed_problems(
     expected = derive_seed(rule, manifest_id, condition, seed, witness)
     where = f"manifest {manifest_id[:12]}'s rule {rule} for condition {condition[:12]}, seed {seed}"
     out = []
-    if not same_json(header.get("seed"), expected):
+    if not same_json(header.seed, expected):
         out.append(
-            f"header seed {_show(header.get('seed'))} is not the effective seed "
+            f"header seed {_show(header.seed)} is not the effective seed "
             f"{expected} that {where} derives"
         )
-    if ("effective_seed" in header or inputs_required) and not same_json(
-        header.get("effective_seed"), expected
+    if (header.says("effective_seed") or inputs_required) and not same_json(
+        header.effective_seed, expected
     ):
         out.append(
-            f"header effective_seed {_show(header.get('effective_seed'))} does not "
+            f"header effective_seed {_show(header.effective_seed)} does not "
             f"follow from {where} (expected {expected})"
         )
-    if "seed_inputs" in header or inputs_required:
-        inputs = header.get("seed_inputs")
+    if header.says("seed_inputs") or inputs_required:
+        inputs = header.seed_inputs.to_dict() if header.seed_inputs is not None else None
         want = seed_inputs(manifest_id, condition, seed, witness if needs_witness(rule) else None)
-        if not isinstance(inputs, dict) or not same_json(inputs, want):
+        if inputs is None or not same_json(inputs, want):
             out.append(
                 f"header seed_inputs {_show(inputs)} are not this run's "
                 f"(manifest, condition, declared seed)"
@@ -159,73 +164,68 @@ def seed_problems(
 
 
 def _identity_problems(
-    manifest: dict[str, Any], source: LogSource, header: dict[str, Any], config: dict[str, Any]
+    manifest: Plan, source: LogSource, header: LogHeader, config: dict[str, Any]
 ) -> list[str]:
     """The trainer the manifest's runner kind names must be the one the header says wrote
     the log: the simulator answers only a plan frozen without data, the builtin runner its
     frozen version, code and data, the autoresearch adapter its frozen script."""
     out = []
-    if source.header_runner is not None and header.get("runner") != source.header_runner:
+    if source.header_runner is not None and header.runner != source.header_runner:
         what = (
             "a plan frozen without a data set: only the simulator answers it"
             if source.simulated
             else f"the manifest's runner is {source.kind}"
         )
-        out.append(f"header runner {_show(header.get('runner'))} in {what}")
+        out.append(f"header runner {_show(header.runner)} in {what}")
     if source.kind == "adapter":
         return out + adapter_problems(manifest, header, config)
     if source.kind != "builtin":
         return out  # a command's code is outside the ledger's view (docs/threat-model.md)
-    runner = manifest.get("runner") or {}
-    for field, key in (("runner_version", "version"), ("code_sha256", "code_sha256")):
-        if header.get(field) != runner.get(key):
-            out.append(
-                f"header {field} {_show(header.get(field))} is not the frozen runner's "
-                f"{_show(runner.get(key))}"
-            )
-    data = manifest.get("data_sha256")
-    if header.get("data_sha256") != data:
-        frozen = "no data set (simulation only)" if data is None else f"data {data[:12]}"
+    runner = manifest.runner
+    for field, said, frozen in (
+        ("runner_version", header.runner_version, runner.version),
+        ("code_sha256", header.code_sha256, runner.code_sha256),
+    ):
+        if said != frozen:
+            out.append(f"header {field} {_show(said)} is not the frozen runner's {_show(frozen)}")
+    data = manifest.data_sha256
+    if header.data_sha256 != data:
+        frozen_data = "no data set (simulation only)" if data is None else f"data {data[:12]}"
         out.append(
-            f"header data_sha256 {_show(header.get('data_sha256'))} is not the manifest's: {frozen}"
+            f"header data_sha256 {_show(header.data_sha256)} is not the manifest's: {frozen_data}"
         )
     return out
 
 
-def adapter_problems(
-    manifest: dict[str, Any], header: dict[str, Any], config: dict[str, Any]
-) -> list[str]:
+def adapter_problems(manifest: Plan, header: LogHeader, config: dict[str, Any]) -> list[str]:
     """An adapted script's header: the frozen script (by SHA-256), and overrides that are
     the condition's config under the frozen constant names plus the manifest's budget."""
-    runner = manifest.get("runner") or {}
+    runner = manifest.runner
     out = []
-    if header.get("script_sha256") != runner.get("script_sha256"):
+    if header.script_sha256 != runner.script_sha256:
         out.append(
-            f"header script_sha256 {_show(header.get('script_sha256'))} is not the frozen "
-            f"script's {_show(runner.get('script_sha256'))}"
+            f"header script_sha256 {_show(header.script_sha256)} is not the frozen "
+            f"script's {_show(runner.script_sha256)}"
         )
-    overrides = header.get("overrides")
-    if not isinstance(overrides, dict):
+    overrides = header.overrides
+    if overrides is None:
         return [*out, f"header overrides {_show(overrides)} are not a table of constants"]
-    budget = manifest.get("budget_s")
-    if not isinstance(budget, int | float) or not same_json(
-        overrides.get(BUDGET_CONSTANT), budget_value(budget)
-    ):
-        out.append(
-            f"header sets {BUDGET_CONSTANT} to {_show(overrides.get(BUDGET_CONSTANT))}, not "
-            f"the manifest's budget {budget}"
-        )
-    mapping = runner.get("constants") or {}
-    for key, value in sorted(config.items()):
-        name = constant_name(key, mapping)
-        if not same_json(overrides.get(name), value):
-            out.append(f"header sets {name} to {_show(overrides.get(name))}, not {_show(value)}")
+    budget = manifest.budget_s
+    mapping = runner.constants or {}
+    wanted = [(BUDGET_CONSTANT, budget_value(budget), f"the manifest's budget {budget}")]
+    wanted += [
+        (constant_name(key, mapping), value, _show(value)) for key, value in sorted(config.items())
+    ]
+    for name, value, shown in wanted:
+        said = overrides.get(name)  # constants by name: one the header lacks is named as None
+        if not same_json(said, value):
+            out.append(f"header sets {name} to {_show(said)}, not {shown}")
     return out
 
 
 def log_binding_problems(
     manifest_id: str,
-    manifest: dict[str, Any],
+    manifest: Plan,
     condition: str,
     seed: Any,
     host: str,
@@ -281,7 +281,7 @@ def status_problems(
                 f"status timeout after {interval_s:.1f} s from start to record, "
                 f"before its deadline of {deadline:g} s"
             )
-    seconds = parsed.metrics.get("training_seconds")
+    seconds = parsed.metrics["training_seconds"]
     if (
         trains_budget
         and status == "ok"
@@ -304,14 +304,14 @@ def _status_evidence(status: str, parsed: ParsedLog) -> list[str]:
             f"(the log says {parsed.status})"
         ]
     if status == "diverged":
-        if parsed.metrics.get("val_bpb") is not None:
-            return [f"status diverged but its log reports val_bpb {parsed.metrics.get('val_bpb')}"]
+        if parsed.metrics["val_bpb"] is not None:
+            return [f"status diverged but its log reports val_bpb {parsed.metrics['val_bpb']}"]
         if parsed.diverge_evidence is None:
             return ["status diverged but no step line shows a non-finite or exploding loss"]
     elif status in ("crashed", "timeout") and finished_ok:
         return [
             f"status {status} but its log ends with an ok summary "
-            f"(val_bpb {parsed.metrics.get('val_bpb')})"
+            f"(val_bpb {parsed.metrics['val_bpb']})"
         ]
     elif status == "timeout" and parsed.eval is not None:
         return [
@@ -330,8 +330,8 @@ def time_problems(
 ) -> list[str]:
     """Claimed seconds against each other and against the journal: training within total,
     total (and so training) within the journaled start-to-record interval."""
-    training = parsed.metrics.get("training_seconds")
-    total = parsed.metrics.get("total_seconds")
+    training = parsed.metrics["training_seconds"]
+    total = parsed.metrics["total_seconds"]
     out = []
     if _finite_number(training) and _finite_number(total) and training > total + CLOCK_SLACK_S:
         out.append(f"claims {training:g} training seconds within {total:g} total seconds")

@@ -62,7 +62,7 @@ def binding_level(manifest: ManifestLike) -> BindingLevel:
 def weakest(levels: list[BindingLevel]) -> BindingLevel | None:
     """The least bound of several stages' levels (None for none)."""
     order = {BUILTIN: 0, HEADER: 1, STATUS_ONLY: 2}
-    return max(levels, key=lambda b: order.get(b.level, 3), default=None)
+    return max(levels, key=lambda b: order[b.level], default=None)
 
 
 __all__ = ["BUILTIN", "HEADER", "STATUS_ONLY", "BindingLevel", "binding_level", "weakest"]

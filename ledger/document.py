@@ -56,7 +56,8 @@ def dotted(loc: Iterable[str | int]) -> str:
 
 
 def value_at(doc: Any, loc: Iterable[str | int]) -> Any:
-    """The value at a location of a parsed document (None when it is not there)."""
+    """The value at a location of a parsed document (None when it is not there): the
+    offending value an error message quotes."""
     for part in loc:
         try:
             doc = doc[part]

@@ -9,10 +9,14 @@ records are in `ledger/log_records.py`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import ConfigDict
 
 from ledger.document import Document
 from ledger.run_key import RunKey
+
+B = TypeVar("B")
 
 Status = Literal["ok", "diverged", "crashed", "timeout"]
 Number = int | float
@@ -26,15 +30,31 @@ class Signature(Document):
     sig: str
 
 
-class Envelope(Document):
+class Stored(Document, Generic[B]):
     """A stored JSON object: its kind, its body, and (for signed kinds) its signature.
 
-    The body stays a plain JSON object here: each kind's model reads it (`as_body`), and
-    the signature is checked over the stored bytes, never over a model."""
+    `Stored[RunRecord]` is a run's envelope with its body typed (`ledger.scan` validates
+    each stored object into its kind's); the signature is checked over the stored bytes,
+    never over a model."""
 
     kind: str
-    body: dict[str, Any]
+    body: B
     signature: Signature | None = None
+
+
+class Envelope(Stored[dict[str, Any]]):
+    """An envelope whose body stays a plain JSON object (a kind without a model, or one
+    read before its kind is known)."""
+
+
+class StoreMarker(Document):
+    """`store.json`: the format a folder holds and its version (a marker of another store,
+    or of a later version, may say more: its other keys are kept, never refused here)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    version: Any = None
 
 
 class PublicKeyRecord(Document):
@@ -75,6 +95,13 @@ class JournalHead(Document):
     host: str
     seq: int
     hash: str
+
+
+class RecordedHead(JournalHead):
+    """`journal.head` as a writer stores it: the head, signed when the writer held the
+    store's key (the signature covers `{host, seq, hash}`: `ledger.journal.head_payload`)."""
+
+    signature: Signature | None = None
 
 
 class Anchor(Document):
@@ -174,10 +201,13 @@ __all__ = [
     "JournalEvent",
     "JournalHead",
     "PublicKeyRecord",
+    "RecordedHead",
     "Revocation",
     "RunMetrics",
     "RunRecord",
     "Signature",
     "Status",
+    "StoreMarker",
+    "Stored",
     "TimestampToken",
 ]

@@ -7,14 +7,15 @@ for the same run, so resumed execution never records anything twice.
 
 from __future__ import annotations
 
-import json
 import re
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ledger.binding import log_binding_problems, status_problems
 from ledger.canonical import canonical_bytes, check_object_id
+from ledger.documents import JournalEvent
 from ledger.errors import (
     AlreadyRecorded,
     ConfigError,
@@ -24,8 +25,10 @@ from ledger.errors import (
     UndeclaredRun,
     UnknownObject,
 )
+from ledger.journal import parse_event
 from ledger.keys import SigningKey
 from ledger.manifest import declared_run_keys, load_manifest, signs_records
+from ledger.plan_model import Manifest, Plan
 from ledger.provenance import LogSource, log_source, run_gpus
 from ledger.rawlog import FORMATS, STATUSES, ParsedLog, parse_raw_log
 from ledger.run_key import RunKey
@@ -53,12 +56,12 @@ __all__ = [
 
 
 # Manifests are immutable: a process that records many runs of one reads and hashes it once.
-_MANIFESTS: dict[tuple[str, str], tuple[dict[str, Any], set[str]]] = {}
+_MANIFESTS: dict[tuple[str, str], tuple[Manifest, set[str]]] = {}
 
 
 def _declared(
     store: Store, manifest: str, condition: Any, seed: Any, host: Any
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Manifest, str]:
     check_object_id(manifest)
     cache_key = (str(store.root), manifest)
     if cache_key not in _MANIFESTS:
@@ -87,7 +90,7 @@ def record_run_start(
     host: str,
     *,
     key: SigningKey | None = None,
-) -> dict[str, Any]:
+) -> JournalEvent:
     """Journal `run_started` for a declared run, before the runner launches (the journal's
     head signed with `key`, when given)."""
     _, run = _declared(store, manifest, condition, seed, host)
@@ -146,39 +149,33 @@ class _RecordedCache:
         self._state[key] = (offset, stat.st_ino, tail, seen)
         return seen
 
-    def runs(self, path: Path) -> dict[str, dict[str, str]]:
+    def runs(self, path: Path) -> defaultdict[str, dict[str, str | None]]:
         return self.seen(path).recorded
 
 
 class _Seen:
     """manifest -> run -> record id (first record), `at` of the latest start, and how many
-    starts and interruptions the journal holds."""
+    starts and interruptions the journal holds (a manifest with none maps to empty)."""
 
     def __init__(self) -> None:
-        # values as journaled (`verify` reports an event whose object or time is missing)
-        self.recorded: dict[str, dict[str, Any]] = {}
-        self.started: dict[str, dict[str, Any]] = {}
-        self.starts: dict[str, dict[str, int]] = {}
-        self.interrupted: dict[str, dict[str, int]] = {}
+        self.recorded: defaultdict[str, dict[str, str | None]] = defaultdict(dict)
+        self.started: defaultdict[str, dict[str, str]] = defaultdict(dict)
+        self.starts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.interrupted: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
     def take(self, line: bytes) -> None:
-        try:
-            event = json.loads(line)
-        except (ValueError, RecursionError):
+        """One journal line (one that is no event of the ledger's shape is skipped:
+        `verify` names it)."""
+        event = parse_event(line)
+        if event is None or not event.manifest or not event.run:
             return
-        if not isinstance(event, dict) or not event.get("manifest") or not event.get("run"):
-            return
-        if event.get("kind") == "run_recorded":
-            self.recorded.setdefault(event["manifest"], {}).setdefault(
-                event["run"], event.get("object")
-            )
-        elif event.get("kind") == "run_started":
-            self.started.setdefault(event["manifest"], {})[event["run"]] = event.get("at")
-            counts = self.starts.setdefault(event["manifest"], {})
-            counts[event["run"]] = counts.get(event["run"], 0) + 1
-        elif event.get("kind") == "run_interrupted":
-            counts = self.interrupted.setdefault(event["manifest"], {})
-            counts[event["run"]] = counts.get(event["run"], 0) + 1
+        if event.kind == "run_recorded":
+            self.recorded[event.manifest].setdefault(event.run, event.object)
+        elif event.kind == "run_started":
+            self.started[event.manifest][event.run] = event.at
+            self.starts[event.manifest][event.run] += 1
+        elif event.kind == "run_interrupted":
+            self.interrupted[event.manifest][event.run] += 1
 
 
 _RECORDED = _RecordedCache()
@@ -188,15 +185,16 @@ def recorded_runs(store: Store, manifest: str) -> dict[str, str]:
     """run key -> run record id for every run journaled as recorded under `manifest`."""
     out: dict[str, str] = {}
     for journal in store.journals():
-        for run, record in _RECORDED.runs(journal.path).get(manifest, {}).items():
-            out.setdefault(run, record)
+        for run, record in _RECORDED.runs(journal.path)[manifest].items():
+            if record is not None:
+                out.setdefault(run, record)
     return out
 
 
 def is_recorded(store: Store, manifest: str, run: str) -> bool:
     """Whether `run` is journaled as recorded under `manifest` (no copy of the whole set,
     so checking each of a stage's n runs stays O(n), not O(n^2))."""
-    return any(run in _RECORDED.runs(j.path).get(manifest, {}) for j in store.journals())
+    return any(run in _RECORDED.runs(j.path)[manifest] for j in store.journals())
 
 
 def started_runs(store: Store, manifest: str) -> dict[str, str]:
@@ -204,17 +202,15 @@ def started_runs(store: Store, manifest: str) -> dict[str, str]:
     (what a progress view compares with `recorded_runs` to see what is running now)."""
     out: dict[str, str] = {}
     for journal in store.journals():
-        for run, at in _RECORDED.seen(journal.path).started.get(manifest, {}).items():
-            if run not in out or str(at) > out[run]:
-                out[run] = str(at)
+        for run, at in _RECORDED.seen(journal.path).started[manifest].items():
+            if run not in out or at > out[run]:
+                out[run] = at
     return out
 
 
 def attempts_so_far(store: Store, manifest: str, run: str) -> int:
     """How many times `run` was started under `manifest`, over every journal."""
-    return sum(
-        _RECORDED.seen(j.path).starts.get(manifest, {}).get(run, 0) for j in store.journals()
-    )
+    return sum(_RECORDED.seen(j.path).starts[manifest][run] for j in store.journals())
 
 
 def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[str, int]:
@@ -222,9 +218,8 @@ def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[
     an interruption)."""
     seen = _RECORDED.seen(store.journal(host).path)
     out = {}
-    for run, started in seen.starts.get(manifest, {}).items():
-        closed = int(run in seen.recorded.get(manifest, {}))
-        closed += seen.interrupted.get(manifest, {}).get(run, 0)
+    for run, started in seen.starts[manifest].items():
+        closed = int(run in seen.recorded[manifest]) + seen.interrupted[manifest][run]
         if started > closed:
             out[run] = started - closed
     return out
@@ -232,7 +227,7 @@ def open_attempts(store: Store, manifest: str, host: str | None = None) -> dict[
 
 def started_at(store: Store, manifest: str, run: str) -> str | None:
     """`at` of the latest journaled start of `run` in this host's journal (None if none)."""
-    return _RECORDED.seen(store.journal().path).started.get(manifest, {}).get(run)
+    return _RECORDED.seen(store.journal().path).started[manifest].get(run)  # (may be none)
 
 
 def seconds_between(start: str, end: str) -> float | None:
@@ -343,7 +338,7 @@ def ingest(
         if manifest is not None:
             body, run_key_ = _declared(store, manifest, condition, seed, host)
             source = _planned(body, manifest, fmt=fmt, stage=stage, gpus=gpus, key=key)
-            fmt, stage, gpus = source.fmt, body.get("stage"), run_gpus(body)
+            fmt, stage, gpus = source.fmt, body.stage, run_gpus(body)
             parsed = _parsed(raw, fmt)
             status = status_override or parsed.status
             _check_binding(
@@ -405,7 +400,7 @@ def _parsed(raw: bytes, fmt: str) -> ParsedLog:
 
 
 def _planned(
-    body: dict[str, Any],
+    body: Manifest,
     manifest: str,
     *,
     fmt: str | None,
@@ -422,8 +417,8 @@ def _planned(
             f"{where}'s runner ({source.kind}) writes {source.fmt} logs, not {fmt}: "
             f"the format comes from the plan"
         )
-    if stage is not None and stage != body.get("stage"):
-        raise ConfigError(f"{where} is stage {body.get('stage')!r}, not {stage!r}")
+    if stage is not None and stage != body.stage:
+        raise ConfigError(f"{where} is stage {body.stage!r}, not {stage!r}")
     if gpus is not None and gpus != run_gpus(body):
         raise ConfigError(
             f"{where} froze {run_gpus(body)} GPU(s) per run, not {gpus}: the plan fixes the GPUs"
@@ -449,7 +444,7 @@ def _check_arguments(raw: Any, fmt: str | None, status_override: str | None, gpu
 
 def run_problems(
     manifest_id: str,
-    body: dict[str, Any],
+    body: Plan,
     condition: str,
     seed: Any,
     host: str,
@@ -471,7 +466,7 @@ def run_problems(
     return problems + status_problems(
         status,
         parsed,
-        budget_s=body["budget_s"],
+        budget_s=body.budget_s,
         interval_s=interval_s,
         deadline_s=deadline_s,
         simulated=log_source(body).simulated,
@@ -482,7 +477,7 @@ def run_problems(
 def _check_binding(
     store: Store,
     manifest: str,
-    body: dict[str, Any],
+    body: Manifest,
     key: str,
     parsed: ParsedLog,
     *,

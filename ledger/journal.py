@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
 
 from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
+from ledger.documents import JournalEvent, JournalHead, RecordedHead
 from ledger.errors import IntegrityError, JournalLocked, LedgerError, StorageError
 from ledger.fsutil import atomic_write, ensure_dir
 from ledger.keys import SigningKey
@@ -65,17 +67,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def head_payload(head: dict[str, Any]) -> bytes:
+def head_payload(head: JournalHead) -> bytes:
     """What a head's signature covers: the canonical bytes of `{"host","seq","hash"}`."""
-    return canonical_bytes({k: head.get(k) for k in sorted(HEAD_FIELDS)})
+    return canonical_bytes({"hash": head.hash, "host": head.host, "seq": head.seq})
 
 
-def signed_head(head: dict[str, Any], key: SigningKey | None) -> dict[str, Any]:
-    """`head`, with `key`'s signature over it when a key is given."""
+def signed_head(head: JournalHead, key: SigningKey | None) -> dict[str, Any]:
+    """`head` as `journal.head` stores it, with `key`'s signature over it when given."""
+    stored = {"host": head.host, "seq": head.seq, "hash": head.hash}
     if key is None:
-        return head
+        return stored
     sig = base64.b64encode(key.sign(head_payload(head))).decode("ascii")
-    return {**head, "signature": {"alg": "ed25519", "key_id": key.key_id, "sig": sig}}
+    return {**stored, "signature": {"alg": "ed25519", "key_id": key.key_id, "sig": sig}}
 
 
 def _tail(fh: Any, size: int) -> tuple[bytes | None, int, int]:
@@ -128,7 +131,7 @@ class Journal:
         run: str | None = None,
         manifest: str | None = None,
         key: SigningKey | None = None,
-    ) -> dict[str, Any]:
+    ) -> JournalEvent:
         """Append one event and return it once it is durable (fsynced); the new head is
         signed with `key` when given."""
         if kind not in EVENT_KINDS:
@@ -179,7 +182,7 @@ class Journal:
         run: str | None,
         manifest: str | None,
         key: SigningKey | None,
-    ) -> dict[str, Any]:
+    ) -> JournalEvent:
         try:
             return self._write_event(kind, obj, run, manifest, key)
         except OSError as exc:
@@ -192,7 +195,7 @@ class Journal:
         run: str | None,
         manifest: str | None,
         key: SigningKey | None,
-    ) -> dict[str, Any]:
+    ) -> JournalEvent:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         with os.fdopen(fd, "r+b") as fh:
             size = fh.seek(0, os.SEEK_END)
@@ -204,34 +207,31 @@ class Journal:
             if last is None:
                 seq, prev = 0, ZERO
             else:
-                try:
-                    previous = json.loads(last)
-                    seq = int(previous["seq"]) + 1
-                except (ValueError, KeyError, TypeError, RecursionError):
-                    raise IntegrityError(
-                        f"journal {self.path}: last line is damaged; run `ledger verify`"
-                    ) from None
+                seq = self._last_seq(last) + 1
                 prev = sha256_hex(last)
                 self._catch_up_head(seq - 1, prev)
-            event = {
-                "seq": seq,
-                "prev": prev,
-                "kind": kind,
-                "object": obj,
-                "run": run,
-                "manifest": manifest,
-                "at": _now(),
-            }
-            line = canonical_bytes(event)
+            event = JournalEvent(
+                seq=seq, prev=prev, kind=kind, object=obj, run=run, manifest=manifest, at=_now()
+            )
+            line = canonical_bytes(event.to_dict())
             fh.seek(end)
             fh.write(line + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
-        head = signed_head({"host": self.host, "seq": seq, "hash": sha256_hex(line)}, key)
-        atomic_write(self.head_path, canonical_bytes(head), sync_dir=False)
+        head = JournalHead(host=self.host, seq=seq, hash=sha256_hex(line))
+        atomic_write(self.head_path, canonical_bytes(signed_head(head, key)), sync_dir=False)
         if key is not None:
-            remember(self.path, seq, head["hash"], end + len(line) + 1)
+            remember(self.path, seq, head.hash, end + len(line) + 1)
         return event
+
+    def _last_seq(self, line: bytes) -> int:
+        """The seq of the journal's last line (IntegrityError when it is no event)."""
+        try:
+            return JournalEvent.model_validate_json(line).seq
+        except ValidationError:
+            raise IntegrityError(
+                f"journal {self.path}: last line is damaged; run `ledger verify`"
+            ) from None
 
     def _catch_up_head(self, seq: int, digest: str) -> None:
         """Point a lagging head at the last line before appending after it.
@@ -240,21 +240,21 @@ class Journal:
         the next append killed at the same point, it would fall two behind, which `verify`
         reads as events appended outside the ledger. Repairing first keeps the lag at one.
         """
-        recorded = self._read_head()
-        if recorded is None or recorded.get("seq") == seq and recorded.get("hash") == digest:
-            return
-        if recorded.get("seq") == seq - 1:
-            head = {"host": self.host, "seq": seq, "hash": digest}
-            atomic_write(self.head_path, canonical_bytes(head), sync_dir=False)
+        recorded = self._read_head()[1]
+        if recorded is None or recorded.seq == seq and recorded.hash == digest:
+            return  # (absent or damaged: the chain check names it)
+        if recorded.seq == seq - 1:
+            head = JournalHead(host=self.host, seq=seq, hash=digest)
+            atomic_write(self.head_path, canonical_bytes(signed_head(head, None)), sync_dir=False)
 
     def _drop_torn_tail(self, fh: Any, end: int) -> None:
         """Truncate a line cut short by a crash, unless the head says it was acknowledged."""
-        recorded = self._read_head()
+        recorded = self._read_head()[1]
         complete = end  # bytes of complete lines; count them only if the head needs it
-        if recorded is not None and recorded.get("seq") is not None:
+        if recorded is not None:
             fh.seek(0)
             n_lines = fh.read(complete).count(b"\n")
-            if int(recorded["seq"]) >= n_lines:
+            if recorded.seq >= n_lines:
                 raise IntegrityError(
                     f"journal {self.path}: its last acknowledged event is damaged "
                     f"(no newline); run `ledger verify`"
@@ -263,24 +263,27 @@ class Journal:
         fh.flush()
         os.fsync(fh.fileno())
 
-    def _read_head(self) -> dict[str, Any] | None:
+    def _read_head(self) -> tuple[bool, RecordedHead | None]:
+        """(whether journal.head exists, the head as stored; None when it is damaged:
+        unreadable, too large, or not a head of this journal)."""
         try:
             data = self.head_path.read_bytes()
         except FileNotFoundError:
-            return None
+            return False, None
         except OSError:
-            return {"seq": None}
+            return True, None
         if len(data) > MAX_HEAD_BYTES:
-            return {"seq": None}
+            return True, None
         try:
-            value = json.loads(data)
-        except (ValueError, RecursionError):
-            return {"seq": None}
-        return value if isinstance(value, dict) else {"seq": None}
+            head = RecordedHead.model_validate_json(data)
+        except ValidationError:
+            return True, None
+        return True, head if head.host == self.host and head.seq >= 0 else None
 
-    def recorded_head(self) -> dict[str, Any] | None:
-        """journal.head as stored (with its signature, if any); None when absent."""
-        return self._read_head()
+    def recorded_head(self) -> RecordedHead | None:
+        """journal.head as stored (with its signature, if any); None when absent or
+        damaged (the chain check, `verify`, names which)."""
+        return self._read_head()[1]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -296,33 +299,33 @@ class Journal:
         body, torn = data[:cut], data[cut:]
         return (body[:-1].split(b"\n") if body else []), torn
 
-    def events(self) -> list[dict[str, Any]]:
-        """Every acknowledged event, in order (IntegrityError on an unreadable line)."""
+    def events(self) -> list[JournalEvent]:
+        """Every acknowledged event, in order (IntegrityError on a line that is not JSON);
+        a line that is no event of the ledger's shape is skipped (`verify` names it)."""
         out = []
         for i, line in enumerate(self.lines()[0]):
+            event = parse_event(line)
+            if event is not None:
+                out.append(event)
+                continue
             try:
-                event = json.loads(line)
+                found = json.loads(line)
             except (ValueError, RecursionError):
                 raise IntegrityError(
                     f"journal {self.path}: line {i + 1} is not valid JSON"
                 ) from None
-            if not isinstance(event, dict):
+            if not isinstance(found, dict):
                 raise IntegrityError(f"journal {self.path}: line {i + 1} is not an event")
-            out.append(event)
         return out
 
-    def head(self) -> dict[str, Any] | None:
-        """`{"host","seq","hash"}` of the last acknowledged event, or None if empty."""
+    def head(self) -> JournalHead | None:
+        """`{host, seq, hash}` of the last acknowledged event, or None if empty."""
         lines = self.lines()[0]
         if not lines:
             return None
-        try:
-            seq = json.loads(lines[-1]).get("seq")
-        except (ValueError, AttributeError, RecursionError):
-            raise IntegrityError(
-                f"journal {self.path}: last line is damaged; run `ledger verify`"
-            ) from None
-        return {"host": self.host, "seq": seq, "hash": sha256_hex(lines[-1])}
+        return JournalHead(
+            host=self.host, seq=self._last_seq(lines[-1]), hash=sha256_hex(lines[-1])
+        )
 
     # -- checking --------------------------------------------------------------------------
 
@@ -342,17 +345,15 @@ class Journal:
         return problems
 
     def _verify_head(self, where: str, lines: list[bytes]) -> list[Problem]:
-        recorded = self._read_head()
+        exists, recorded = self._read_head()
         n = len(lines)
-        if recorded is None:
+        if not exists:
             if n > 1:
                 return [Problem(where, "journal.head is missing")]
             return []
-        if set(recorded) - {"signature"} != HEAD_FIELDS or recorded.get("host") != self.host:
+        if recorded is None:
             return [Problem(where, "journal.head is damaged")]
-        seq, digest = recorded["seq"], recorded["hash"]
-        if not isinstance(seq, int) or seq < 0:
-            return [Problem(where, "journal.head is damaged")]
+        seq, digest = recorded.seq, recorded.hash
         if seq >= n:
             return [
                 Problem(
@@ -396,6 +397,21 @@ def _check_line(line: bytes, i: int, prev_hash: str) -> str | None:
     if event["prev"] != prev_hash:
         return "does not chain to the line before it (an event was edited, deleted, inserted or reordered)"
     return None
+
+
+def parse_event(line: bytes) -> JournalEvent | None:
+    """A journal line as its event, or None when it is no event of the ledger's shape (the
+    same lines `malformed` names, in the chain's words, for `verify`): one JSON parse and
+    validation, where readers meet every line of every journal."""
+    try:
+        event = JournalEvent.model_validate_json(line)
+    except ValidationError:
+        return None
+    if event.kind not in EVENT_KINDS:
+        return None
+    if any(oid is not None and not is_object_id(oid) for oid in (event.object, event.manifest)):
+        return None
+    return event
 
 
 def malformed(event: Any) -> str | None:

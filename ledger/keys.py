@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from pydantic import ValidationError
 
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.document import parse
@@ -200,40 +201,40 @@ def load_signing_key(
 
 def _created_at(pub_path: Path, pem_path: Path) -> str:
     try:
-        value = json.loads(pub_path.read_bytes()).get("created_at")
-        if isinstance(value, str):
-            return value
-    except (OSError, ValueError, AttributeError, RecursionError):
-        pass
+        return PublicKeyRecord.model_validate_json(pub_path.read_bytes()).created_at
+    except (OSError, ValidationError):
+        pass  # no record beside the key (or a damaged one): the key file's own time
     stamp = pem_path.stat().st_mtime
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="microseconds")
 
 
-def check_public_record(record: Any, where: str) -> tuple[str, Ed25519PublicKey]:
-    """Validate a public record (fields, key id vs key bytes, self-signature)."""
+def check_public_record(record: Any, where: str) -> tuple[PublicKeyRecord, Ed25519PublicKey]:
+    """Validate a public record (fields, key id vs key bytes, self-signature): the record
+    as its model, and its public key."""
     if not isinstance(record, dict):
         raise IntegrityError(f"{where}: key record is not a JSON object")
     if set(record) != set(RECORD_FIELDS):
         missing = sorted(set(RECORD_FIELDS) - set(record))
         extra = sorted(set(record) - set(RECORD_FIELDS))
         raise IntegrityError(f"{where}: key record fields wrong (missing {missing}, extra {extra})")
-    if record["alg"] != "ed25519":
-        raise IntegrityError(f"{where}: unsupported key algorithm {record['alg']!r}")
+    typed = parse(PublicKeyRecord, record, where, IntegrityError)
+    if typed.alg != "ed25519":
+        raise IntegrityError(f"{where}: unsupported key algorithm {typed.alg!r}")
     try:
-        raw = _unb64(record["public"], f"{where}: public key")
-        sig = _unb64(record["self_sig"], f"{where}: self-signature")
+        raw = _unb64(typed.public, f"{where}: public key")
+        sig = _unb64(typed.self_sig, f"{where}: self-signature")
     except LedgerError as exc:
         raise IntegrityError(str(exc)) from None
     if len(raw) != 32:
         raise IntegrityError(f"{where}: public key is not 32 bytes")
-    if record["key_id"] != fingerprint(raw):
-        raise IntegrityError(f"{where}: key_id {record['key_id']!r} does not match its key bytes")
+    if typed.key_id != fingerprint(raw):
+        raise IntegrityError(f"{where}: key_id {typed.key_id!r} does not match its key bytes")
     public = Ed25519PublicKey.from_public_bytes(raw)
     try:
         public.verify(sig, _record_payload(record))
     except (InvalidSignature, ValueError):
         raise IntegrityError(f"{where}: key record's self-signature is bad") from None
-    return record["key_id"], public
+    return typed, public
 
 
 class Keyring:
@@ -262,19 +263,23 @@ class Keyring:
             raise UnknownKey(f"unknown key {key_id}") from None
         record = _parse(data, f"keys/{path.name}")
         found, public = check_public_record(record, f"keys/{path.name}")
-        if found != key_id:
-            raise IntegrityError(f"keys/{path.name}: file name does not match key_id {found}")
+        if found.key_id != key_id:
+            raise IntegrityError(
+                f"keys/{path.name}: file name does not match key_id {found.key_id}"
+            )
         self._cache[key_id] = public
         return public
 
-    def get(self, key_id: str) -> dict[str, Any]:
+    def get(self, key_id: str) -> PublicKeyRecord:
         """The public record of `key_id` (LedgerError "unknown key ..." if absent)."""
         self._load(key_id)
-        return json.loads(self._path(key_id).read_bytes())
+        path = self._path(key_id)
+        return parse(PublicKeyRecord, _parse(path.read_bytes(), f"keys/{path.name}"), str(path))
 
     def add(self, public_record: dict[str, Any]) -> str:
         """Add a self-signed public record (idempotent); returns its key id."""
-        key_id, public = check_public_record(public_record, "public key record")
+        record, public = check_public_record(public_record, "public key record")
+        key_id = record.key_id
         path = self._path(key_id)
         if not path.exists():
             atomic_write(path, canonical_bytes(public_record), mode=0o644)
@@ -299,7 +304,7 @@ class Keyring:
     def name_of(self, key_id: str) -> str | None:
         """The name `key_id`'s valid record gives (None: no such key, or a bad record)."""
         try:
-            return str(self.get(key_id).get("name"))
+            return self.get(key_id).name
         except LedgerError:
             return None
 
@@ -322,9 +327,11 @@ class Keyring:
             try:
                 data = path.read_bytes()
                 record = _parse(data, where)
-                key_id, _ = check_public_record(record, where)
-                if path.stem != key_id:
-                    raise IntegrityError(f"{where}: file name does not match key_id {key_id}")
+                checked, _ = check_public_record(record, where)
+                if path.stem != checked.key_id:
+                    raise IntegrityError(
+                        f"{where}: file name does not match key_id {checked.key_id}"
+                    )
                 if canonical_bytes(record) != data:
                     raise IntegrityError(f"{where}: not in canonical form")
             except (LedgerError, OSError) as exc:
@@ -401,7 +408,8 @@ def private_key_ids() -> dict[str, str | None]:
         return out
     for pem in sorted(folder.glob("*.pem")):
         try:
-            out[pem.stem] = json.loads(pem.with_suffix(".pub.json").read_bytes()).get("key_id")
-        except (OSError, ValueError, AttributeError):
+            record = PublicKeyRecord.model_validate_json(pem.with_suffix(".pub.json").read_bytes())
+            out[pem.stem] = record.key_id
+        except (OSError, ValidationError):
             out[pem.stem] = None
     return out

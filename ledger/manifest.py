@@ -15,10 +15,10 @@ from ledger.canonical import canonical_bytes, is_object_id, sha256_hex
 from ledger.document import problems
 from ledger.errors import AlreadyFrozen, LedgerError, NotFrozen, PlanError
 from ledger.keys import SigningKey
-from ledger.plan_model import Plan
+from ledger.plan_model import Manifest, Plan
 from ledger.run_key import RunKey
 from ledger.seeds import check_seed_plan
-from ledger.store import Store, load_object
+from ledger.store import Store, load_object, read_document
 
 RESERVED_KEYS = ("frozen_at", "freezer", "amends", "records")
 # What every manifest frozen from now on says of its run records: the orchestrator signs
@@ -83,27 +83,17 @@ def validate_plan(store: Store, plan: Any) -> list[dict[str, Any]]:
     return sorted(plan["runs"], key=lambda r: (r["condition"], r["seed"], r["host"]))
 
 
-def _field(manifest: Any, name: str) -> Any:
-    """A manifest key from its body (dict) or its model, None when absent."""
-    if isinstance(manifest, dict):
-        return manifest.get(name)
-    return getattr(manifest, name, None)
-
-
-def signs_records(manifest: Any) -> bool:
+def signs_records(manifest: Manifest) -> bool:
     """Whether a manifest's run records must be signed (every manifest frozen since records
     were signed; older ones keep verifying with unsigned records, and say so)."""
-    return _field(manifest, "records") == SIGNED_RECORDS
+    return manifest.records == SIGNED_RECORDS
 
 
-def max_attempts(manifest: Any) -> int | None:
+def max_attempts(manifest: Manifest) -> int | None:
     """Attempts the plan allows per cell (None: frozen before attempts were bounded)."""
-    if _field(manifest, "records") is None:
+    if manifest.records is None:
         return None
-    value = _field(manifest, "max_attempts")
-    if value is None:
-        return DEFAULT_MAX_ATTEMPTS
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
+    return manifest.max_attempts or DEFAULT_MAX_ATTEMPTS
 
 
 def check_freezable(store: Store, plan: dict[str, Any], *, amend: bool) -> str | None:
@@ -163,19 +153,15 @@ def freeze(
     return manifest_id
 
 
-def load_manifest(store: Store, manifest_id: str) -> dict[str, Any]:
-    """A manifest's body (LedgerError if `manifest_id` is not a manifest)."""
-    return load_object(store, manifest_id, "manifest")
+def load_manifest(store: Store, manifest_id: str) -> Manifest:
+    """A manifest's body as its model (WrongKind if `manifest_id` is another kind,
+    IntegrityError naming every key of a body that does not fit)."""
+    return read_document(store, manifest_id, "manifest", Manifest)
 
 
-def declared_run_keys(body: dict[str, Any]) -> set[str]:
+def declared_run_keys(plan: Plan) -> set[str]:
     """`cond/seed/host` keys a manifest declares."""
-    runs = body.get("runs") if isinstance(body, dict) else None
-    if not isinstance(runs, list):
-        return set()
-    return {
-        f"{r.get('condition')}/{r.get('seed')}/{r.get('host')}" for r in runs if isinstance(r, dict)
-    }
+    return {str(key) for key in plan.keys}
 
 
 def current_manifest_id(store: Store, campaign: str, stage: str) -> str | None:
@@ -183,16 +169,16 @@ def current_manifest_id(store: Store, campaign: str, stage: str) -> str | None:
     seen: list[tuple[str, str]] = []
     for journal in store.journals():
         for event in journal.events():
-            if event.get("kind") in ("manifest_frozen", "amended") and event.get("object"):
-                seen.append((str(event.get("at")), event["object"]))
+            if event.kind in ("manifest_frozen", "amended") and event.object is not None:
+                seen.append((event.at, event.object))
     found, superseded = [], set()
     for _, oid in sorted(seen):
         try:
             body = load_manifest(store, oid)
         except LedgerError:
             continue
-        if body.get("campaign") == campaign and body.get("stage") == stage:
+        if body.campaign == campaign and body.stage == stage:
             found.append(oid)
-            superseded.add(body.get("amends"))
+            superseded.add(body.amends)
     live = [m for m in found if m not in superseded]
     return live[-1] if live else None

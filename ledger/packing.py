@@ -32,7 +32,7 @@ from ledger.documents import RunRecord
 from ledger.errors import IntegrityError, LedgerError, StorageError
 from ledger.fsutil import atomic_write
 from ledger.pack import MAX_PACK_BYTES, PACK_SUFFIX, ObjectCopy, build_pack, parse_index
-from ledger.store import Store
+from ledger.store import Store, read_document
 
 
 @dataclass
@@ -148,9 +148,8 @@ def run_objects(store: Store, run_ids: Iterable[str]) -> list[str]:
     out = []
     for rid in run_ids:
         try:
-            body = store.get_json(rid).get("body")
-            record = RunRecord.model_validate(body)
-        except (LedgerError, ValueError):
+            record = read_document(store, rid, "run", RunRecord)
+        except LedgerError:
             continue
         out += [rid, record.raw_log] + ([record.stderr] if record.stderr else [])
     return out
@@ -163,12 +162,12 @@ def decided_objects(store: Store) -> dict[str, list[str]]:
     runs: dict[str, list[str]] = {}
     for journal in store.journals():
         for event in journal.events():
-            manifest, oid = event.get("manifest"), event.get("object")
-            if not (isinstance(manifest, str) and isinstance(oid, str)):
+            manifest, oid = event.manifest, event.object
+            if manifest is None or oid is None:
                 continue
-            if event.get("kind") == "decision_made":
+            if event.kind == "decision_made":
                 decided.add(manifest)
-            elif event.get("kind") == "run_recorded":
+            elif event.kind == "run_recorded":
                 runs.setdefault(manifest, []).append(oid)
     return {m: run_objects(store, runs.get(m, [])) for m in sorted(decided)}
 

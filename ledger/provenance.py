@@ -57,15 +57,18 @@ class LogSource:
 ManifestLike = Plan | Mapping[str, Any]
 
 
-def _runner_and_data(manifest: ManifestLike) -> tuple[Mapping[str, Any], bool]:
-    """The frozen runner identity, and whether the plan says "no data set" (None)."""
+def _runner_and_data(manifest: ManifestLike) -> tuple[Any, str, bool]:
+    """The frozen runner's kind and log format (`autoresearch` when it names none), and
+    whether the plan says "no data set" (None)."""
     if isinstance(manifest, Plan):
-        return manifest.runner.model_dump(exclude_none=True), manifest.data_sha256 is None
+        identity = manifest.runner
+        return identity.kind, identity.format or "autoresearch", manifest.data_sha256 is None
     if not isinstance(manifest, Mapping):
-        return {}, False
-    runner = manifest.get("runner")
+        return None, "autoresearch", False
+    found = manifest.get("runner")
+    runner = found if isinstance(found, Mapping) else {}
     sim = "data_sha256" in manifest and manifest["data_sha256"] is None
-    return (runner if isinstance(runner, Mapping) else {}), sim
+    return runner.get("kind"), str(runner.get("format", "autoresearch")), sim
 
 
 def log_source(manifest: ManifestLike) -> LogSource:
@@ -76,15 +79,13 @@ def log_source(manifest: ManifestLike) -> LogSource:
     and `adapter` carry their own frozen `format`. An unknown kind is refused by the audit
     (`unknown_kind`).
     """
-    runner, no_data = _runner_and_data(manifest)
-    kind = runner.get("kind")
+    kind, frozen_format, no_data = _runner_and_data(manifest)
     if kind == "builtin" and no_data:
         kind = "sim"  # every manifest names its data set; None: frozen for the simulator
     if isinstance(kind, str) and kind in KINDS:
         fmt, header = KINDS[kind]
-        if fmt is None:  # a command or an adapted script: its format is frozen with it
-            fmt = str(runner.get("format", "autoresearch"))
-        return LogSource(kind, fmt, header)
+        # a command or an adapted script: its format is frozen with it
+        return LogSource(kind, fmt or frozen_format, header)
     return LogSource(str(kind), "jsonl", None)
 
 

@@ -7,6 +7,10 @@ needs (`diverged` needs a non-finite or exploding loss in the step lines) and ev
 the bytes have: `problems` lists them all, `garbage` counts complete lines that are not JSON
 objects (a log with any is refused at ingest), and a last line cut off without its newline
 (a process killed mid-write) is noted as `torn_tail`, not counted as garbage.
+
+The header, eval and summary come back as their models (`ledger.log_records`), validated
+once here; one that does not fit is a defect named in the house form and is not kept.
+Step lines stay plain: their count and losses are read in one pass (the hot path).
 """
 
 from __future__ import annotations
@@ -15,25 +19,19 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import ValidationError
 
+from ledger.document import one_line
+from ledger.documents import RunMetrics
 from ledger.jsonsafe import loads_line
+from ledger.log_records import LogEval, LogHeader, LogRecord, LogStep, LogSummary, Number
 from runner.schema import DIVERGE_FACTOR
 
 STATUSES = ("ok", "diverged", "crashed", "timeout")
-METRICS = (
-    "val_bpb",
-    "training_seconds",
-    "total_seconds",
-    "num_steps",
-    "total_tokens",
-    "num_params",
-    "peak_mem_mb",
-    "tokens_per_s",
-    "mfu",
-)
+METRICS = tuple(RunMetrics.model_fields)  # what a run record's `metrics` holds
 FORMATS = ("jsonl", "autoresearch")
 AUTORESEARCH_REQUIRED = ("val_bpb", "training_seconds", "total_seconds")
 MAX_LOG_BYTES = 256 * 2**20  # a 24-hour run logging every second is ~20 MB
@@ -44,13 +42,16 @@ AUTORESEARCH_FAIL_LOSS = 100.0
 _INCOMPLETE = ("no summary record", "no final summary block", "summary block lacks")
 
 
+R = TypeVar("R", bound=LogRecord)
+
+
 @dataclass
 class ParsedLog:
     """What a raw log says: its records, final status and metrics, evidence and problems."""
 
-    header: dict[str, Any] | None = None
-    eval: dict[str, Any] | None = None
-    summary: dict[str, Any] | None = None
+    header: LogHeader | None = None
+    eval: LogEval | None = None
+    summary: LogSummary | None = None
     steps: int = 0
     status: str = "crashed"
     metrics: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(METRICS))
@@ -76,19 +77,19 @@ class ParsedLog:
 
     @property
     def metric_finite(self) -> bool:
-        value = self.metrics.get("val_bpb")
+        value = self.metrics["val_bpb"]
         return (
             isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         )
 
 
-def _finite(value: Any) -> Any:
-    """Numbers stay numbers only if finite; anything else becomes None."""
-    if isinstance(value, bool):
+def _model(out: ParsedLog, model: type[R], rec: dict[str, Any], n: int) -> R | None:
+    """Line `n`'s record as `model`, or None with the reason noted on `out` (a defect)."""
+    try:
+        return model.model_validate(rec)
+    except ValidationError as exc:
+        out.problems.append(one_line(f"line {n}: {rec['type']}", exc))
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value if isinstance(value, int | float) else None
 
 
 def parse_raw_log(data: bytes, fmt: str = "jsonl") -> ParsedLog:
@@ -111,27 +112,31 @@ def _parse_jsonl(data: bytes) -> ParsedLog:
     out = ParsedLog()
     flat = _records_at_once(data)
     if flat is not None:  # record i is line i + 1
+        # (a line may lack its `type`: a real case, named by `_keep_record`)
         kinds = [rec.get("type") for rec in flat]
         at = [i for i, kind in enumerate(kinds) if kind == "step"]
         for i in [i for i, kind in enumerate(kinds) if kind != "step"]:
-            _keep_record(out, flat[i], i + 1)
+            _keep_record(out, flat[i], kinds[i], i + 1)
         step_lines, step_recs = [i + 1 for i in at], [flat[i] for i in at]
+        ended = "summary" in kinds
     else:
-        step_lines, step_recs = [], []
+        step_lines, step_recs, ended = [], [], False
         for n, rec in _records_by_line(out, data):
-            if rec.get("type") == "step":
+            kind = rec.get("type")
+            if kind == "step":
                 step_lines.append(n)
                 step_recs.append(rec)
             else:
-                _keep_record(out, rec, n)
+                _keep_record(out, rec, kind, n)
+                ended = ended or kind == "summary"
     out.steps = len(step_recs)
-    losses = [rec.get("loss") for rec in step_recs]
+    losses = [rec.get("loss") for rec in step_recs]  # a step without one: named below
     out.diverge_evidence, out.first_loss = _divergence(losses, step_lines)
     _header_facts(out)
     if out.summary is not None:
-        _summary_facts(out)
+        _summary_facts(out, out.summary)
     else:
-        _no_summary(out, step_recs[-1] if step_recs else None)
+        _no_summary(out, step_recs[-1] if step_recs else None, ended)
     return out
 
 
@@ -241,25 +246,25 @@ def _record(out: ParsedLog, line: bytes, n: int, count: int) -> dict[str, Any] |
     return rec
 
 
-def _keep_record(out: ParsedLog, rec: dict[str, Any], n: int) -> None:
-    """A header, eval or summary line: the first of each is kept, repeats are problems."""
-    kind = rec.get("type")
+def _keep_record(out: ParsedLog, rec: dict[str, Any], kind: Any, n: int) -> None:
+    """A header, eval or summary line (`kind`, its `type`): the first of each is kept as
+    its model, repeats are problems, and so is a record that does not fit its model."""
     if kind == "header":
         if out.header is not None:
             out.problems.append(f"line {n}: second header")
             return
         if n != 1:
             out.problems.append(f"line {n}: the header is not the first line")
-        out.header = rec
+        out.header = _model(out, LogHeader, rec, n)
     elif kind == "eval":
         if out.eval is not None:
             out.problems.append(f"line {n}: second eval record")
-        out.eval = rec
+        out.eval = _model(out, LogEval, rec, n) or out.eval
     elif kind == "summary":
         if out.summary is not None:
             out.problems.append(f"line {n}: second summary")
             return
-        out.summary = rec
+        out.summary = _model(out, LogSummary, rec, n)
     else:
         out.problems.append(
             f'line {n}: unknown record type {kind!r} (each line needs "type": header, step, '
@@ -267,45 +272,32 @@ def _keep_record(out: ParsedLog, rec: dict[str, Any], n: int) -> None:
         )
 
 
-def _no_summary(out: ParsedLog, last_step: dict[str, Any] | None) -> None:
-    """A log without a summary crashed: its seconds and steps are the last step line's."""
+def _no_summary(out: ParsedLog, last: dict[str, Any] | None, ended: bool) -> None:
+    """A log without a usable summary crashed: its seconds and steps are the last step
+    line's (0 without one). `ended`: it had a summary line, which did not fit its model
+    (named already as a defect), so it is not said to have died."""
     out.status = "crashed"
-    seconds = _finite((last_step or {}).get("train_seconds"))
-    out.metrics["training_seconds"] = seconds if seconds is not None else 0
-    step = _finite((last_step or {}).get("step"))
-    out.metrics["num_steps"] = int(step) if step is not None else 0
-    out.problems.append("no summary record (the process died)")
+    step = LogStep.model_validate(last) if last is not None else LogStep(type="step")
+    out.metrics["training_seconds"] = step.train_seconds if step.train_seconds is not None else 0
+    out.metrics["num_steps"] = int(step.step) if step.step is not None else 0
+    if not ended:
+        out.problems.append("no summary record (the process died)")
 
 
 def _header_facts(out: ParsedLog) -> None:
-    if out.header is None:
-        return
-    manifest = out.header.get("manifest")
-    out.manifest = manifest if isinstance(manifest, str) else None
-    runner = out.header.get("runner")
-    out.runner = runner if isinstance(runner, str) else None
+    if out.header is not None:
+        out.manifest, out.runner = out.header.manifest, out.header.runner
 
 
-def _summary_facts(out: ParsedLog) -> None:
-    summary = out.summary or {}
-    status = summary.get("status")
-    if status in STATUSES:
-        out.status = status
-    else:
-        out.problems.append(f"summary status {status!r} is not one of {', '.join(STATUSES)}")
-        out.status = "crashed"
-    for key in METRICS:
-        value = summary.get(key)
-        clean = _finite(value)
-        if value is not None and clean is None:
-            out.problems.append(f"summary {key} {value!r} is not a finite number")
-        out.metrics[key] = clean
+def _summary_facts(out: ParsedLog, summary: LogSummary) -> None:
+    out.status = summary.status
+    out.metrics.update(summary.metrics)
     if out.status == "ok" and not out.metric_finite:
         out.problems.append("summary says ok but has no finite val_bpb")
-    if out.eval is not None and out.eval.get("val_bpb") != summary.get("val_bpb"):
+    if out.eval is not None and out.eval.val_bpb != summary.val_bpb:
         out.problems.append(
-            f"summary val_bpb {summary.get('val_bpb')!r} disagrees with the eval "
-            f"line's {out.eval.get('val_bpb')!r}"
+            f"summary val_bpb {summary.val_bpb!r} disagrees with the eval "
+            f"line's {out.eval.val_bpb!r}"
         )
 
 
@@ -343,37 +335,56 @@ def _parse_autoresearch(data: bytes) -> ParsedLog:
             if key.strip() in block:
                 out.problems.append(f"summary block repeats {key.strip()!r}")
             block[key.strip()] = value.strip()
-    raw = {k: _number(v) for k, v in block.items()}
-    missing = [k for k in AUTORESEARCH_REQUIRED if raw.get(k) is None and k not in block]
+    missing = [k for k in AUTORESEARCH_REQUIRED if k not in block]
+    numbers = AutoresearchBlock.model_validate({k: _number(v) for k, v in block.items()})
     if not starts or missing:
         out.status = "crashed"
         out.problems.append(
             "no final summary block" if not starts else f"summary block lacks {', '.join(missing)}"
         )
-        seconds = raw.get("training_seconds")
+        seconds = numbers.training_seconds
         out.metrics["training_seconds"] = seconds if seconds is not None else 0
-        out.metrics["total_seconds"] = raw.get("total_seconds")
+        out.metrics["total_seconds"] = numbers.total_seconds
         return out
-    out.summary = dict(raw)
-    val = raw.get("val_bpb")
-    out.status = "ok" if val is not None else "diverged"
-    m = out.metrics
-    m["val_bpb"] = val
-    m["training_seconds"] = raw.get("training_seconds")
-    m["total_seconds"] = raw.get("total_seconds")
-    m["peak_mem_mb"] = raw.get("peak_vram_mb")
-    mfu = raw.get("mfu_percent")
-    m["mfu"] = None if mfu is None else mfu / 100.0
-    tokens_m = raw.get("total_tokens_M")
-    m["total_tokens"] = None if tokens_m is None else int(round(tokens_m * 1e6))
-    steps = raw.get("num_steps")
-    m["num_steps"] = None if steps is None else int(steps)
-    params_m = raw.get("num_params_M")
-    m["num_params"] = None if params_m is None else int(round(params_m * 1e6))
-    secs = m["training_seconds"]
-    m["tokens_per_s"] = (m["total_tokens"] / secs) if m["total_tokens"] and secs else None
-    out.steps = m["num_steps"] or 0
+    out.summary = numbers.summary()
+    out.status = out.summary.status
+    out.metrics.update(out.summary.metrics)
+    out.steps = int(out.summary.num_steps or 0)
     return out
+
+
+class AutoresearchBlock(LogRecord):
+    """autoresearch's final `---` block, each value a finite number or None (unreadable);
+    keys it does not print are None, and keys not named here are kept."""
+
+    val_bpb: Number | None = None
+    training_seconds: Number | None = None
+    total_seconds: Number | None = None
+    peak_vram_mb: Number | None = None
+    mfu_percent: Number | None = None
+    total_tokens_M: Number | None = None  # noqa: N815 (autoresearch's own name)
+    num_steps: Number | None = None
+    num_params_M: Number | None = None  # noqa: N815 (autoresearch's own name)
+
+    def summary(self) -> LogSummary:
+        """The block as the summary record the builtin runner would write: `ok` with a
+        val_bpb, `diverged` without one; tokens and parameters from millions, mfu from
+        percent, tokens per second from tokens and training seconds."""
+        tokens = None if self.total_tokens_M is None else int(round(self.total_tokens_M * 1e6))
+        secs = self.training_seconds
+        return LogSummary(
+            type="summary",
+            status="ok" if self.val_bpb is not None else "diverged",
+            val_bpb=self.val_bpb,
+            training_seconds=secs,
+            total_seconds=self.total_seconds,
+            num_steps=None if self.num_steps is None else int(self.num_steps),
+            total_tokens=tokens,
+            num_params=None if self.num_params_M is None else int(round(self.num_params_M * 1e6)),
+            peak_mem_mb=self.peak_vram_mb,
+            tokens_per_s=(tokens / secs) if tokens and secs else None,
+            mfu=None if self.mfu_percent is None else self.mfu_percent / 100.0,
+        )
 
 
 def _autoresearch_header(out: ParsedLog, lines: list[str]) -> None:
@@ -386,7 +397,7 @@ def _autoresearch_header(out: ParsedLog, lines: list[str]) -> None:
     except ValueError:
         return
     if type(rec) is dict and rec.get("type") == "header":
-        out.header = rec
+        out.header = _model(out, LogHeader, rec, 1)
         _header_facts(out)
         out.runner = out.runner or "autoresearch"
 
@@ -414,8 +425,8 @@ REASON_CHARS = 300
 
 def failure_reason(parsed: ParsedLog | None, stderr: bytes | None) -> str:
     """Why a run did not end ok: the runner's own `error`, else stderr's last line, else ""."""
-    error = ((parsed.summary if parsed else None) or {}).get("error")
-    if isinstance(error, str) and error.strip():
+    error = parsed.summary.error if parsed is not None and parsed.summary is not None else None
+    if error is not None and error.strip():
         return error.strip()[:REASON_CHARS]
     if stderr:
         lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]

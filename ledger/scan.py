@@ -8,6 +8,10 @@ RFC 8785 bytes: one that is not (extra spaces, another key order) is a problem, 
 used as evidence, so a hand-written decision cannot slip past the signature checks by
 looking like a raw log.
 
+Each envelope is then validated once into its kind's model (`Stored[RunRecord]`, ...:
+`stored`), so every later check reads attributes; one whose envelope or body does not fit
+is named in `unfit` (one line, every bad key), which `verify` reports and never uses.
+
 Packs (`ledger.pack`) are read whole, one open and one sequential read each, and every
 object their index lists is classified from its bytes exactly as a loose file is; each
 finding about a packed copy names its pack.
@@ -20,16 +24,31 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import ValidationError
 
 from ledger.canonical import is_canonical, is_object_id
+from ledger.decision_model import Decision
+from ledger.document import Document, one_line
+from ledger.documents import (
+    Anchor,
+    Envelope,
+    Interruption,
+    Revocation,
+    RunRecord,
+    Stored,
+    TimestampToken,
+)
 from ledger.jsonsafe import MAX_DEPTH, depth_of
 from ledger.pack import pack_problems, parse_index
 from ledger.parallel import fork_map, shared
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.store import Store
+
+D = TypeVar("D", bound=Document)
 
 KNOWN_KINDS = {
     "manifest",
@@ -42,13 +61,36 @@ KNOWN_KINDS = {
     "timestamp",
 }
 ENVELOPE_FIELDS = {"kind", "body", "signature"}
+# Each kind's envelope with its body typed; a kind not named here (`campaign`: the copies
+# old stores kept of a campaign file; an unknown kind, which verify names) keeps its body
+# as plain JSON (`Envelope`).
+STORED: dict[str, type[Stored[Any]]] = {
+    "manifest": Stored[Manifest],
+    "run": Stored[RunRecord],
+    "interruption": Stored[Interruption],
+    "decision": Stored[Decision],
+    "anchor": Stored[Anchor],
+    "revocation": Stored[Revocation],
+    "timestamp": Stored[TimestampToken],
+}
+
+
+@dataclass(frozen=True)
+class Unfit:
+    """A parsed envelope that does not fit its kind's model: why (one line, every bad key),
+    and the envelope itself when only the body is at fault (its signature still checked)."""
+
+    why: str
+    envelope: Envelope | None
 
 
 @dataclass
 class Scan:
     """Hash-checked objects: parsed JSON envelopes, raw ids, and what was wrong."""
 
-    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # as stored (bytes' JSON)
+    stored: dict[str, Stored[Any]] = field(default_factory=dict)  # the same, each as its model
+    unfit: dict[str, Unfit] = field(default_factory=dict)  # the ones that fit no model: why
     raw: set[str] = field(default_factory=set)
     bad: set[str] = field(default_factory=set)
     signed_bytes: dict[str, bytes] = field(default_factory=dict)
@@ -64,7 +106,27 @@ class Scan:
         return set(self.objects) | self.raw
 
     def of_kind(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {oid: o for oid, o in self.objects.items() if o.get("kind") == kind}
+        """The objects of `kind` as stored (the JSON a signature is checked over)."""
+        return {oid: self.objects[oid] for oid, o in self.stored.items() if o.kind == kind}
+
+    def body(self, oid: str, model: type[D]) -> D | None:
+        """Object `oid`'s body when it is a `model` (None: absent, unfit, another kind)."""
+        found = self.stored.get(oid)  # an id cited by another object may be anything
+        return found.body if found is not None and isinstance(found.body, model) else None
+
+    def take(self, oid: str, obj: dict[str, Any]) -> None:
+        """Keep a parsed envelope, as stored and as its kind's model (or why it fits none)."""
+        self.objects[oid] = obj
+        kind = obj["kind"]
+        model = STORED.get(kind, Envelope) if isinstance(kind, str) else Envelope
+        try:
+            self.stored[oid] = model.model_validate(obj)
+        except ValidationError as exc:
+            why = one_line(f"{kind!s:.20} object does not fit its schema", exc)
+            try:  # the envelope alone, when only its body does not fit
+                self.unfit[oid] = Unfit(why, Envelope.model_validate(obj))
+            except ValidationError:
+                self.unfit[oid] = Unfit(why, None)
 
 
 def looks_like_envelope(data: bytes) -> bool:
@@ -187,7 +249,7 @@ def scan_objects(
             scan.noncanonical.add(oid)
         else:
             obj, data, why = payload
-            scan.objects[oid] = obj
+            scan.take(oid, obj)
             if data is not None:
                 scan.signed_bytes[oid] = data
                 if signatures is not None:

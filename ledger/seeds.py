@@ -38,6 +38,7 @@ import hashlib
 from typing import Any
 
 from ledger.errors import LedgerError, PlanError
+from ledger.plan_model import Plan
 
 DEFAULT_RULE = "sha256-v2"
 WITNESS_RULE = "sha256-v3-witness"
@@ -72,14 +73,9 @@ def check_seed_plan(value: Any) -> None:
         )
 
 
-def seed_rule(manifest: Any) -> str | None:
+def seed_rule(manifest: Plan) -> str | None:
     """The derivation rule a manifest froze, or None (frozen before seeds were bound)."""
-    if not isinstance(manifest, dict):  # a typed plan (ledger.plan_model.Plan)
-        plan_seeds = getattr(manifest, "seeds", None)
-        return getattr(plan_seeds, "rule", None)
-    seeds = manifest.get("seeds")
-    rule = seeds.get("rule") if isinstance(seeds, dict) else None
-    return rule if isinstance(rule, str) else None
+    return manifest.seeds.rule if manifest.seeds is not None else None
 
 
 def derive_seed(
@@ -105,7 +101,7 @@ def derive_seed(
 
 def effective_seed(
     manifest_id: str,
-    manifest: Any,
+    manifest: Plan,
     condition: str,
     seed: int,
     witness: str | None = None,

@@ -12,8 +12,11 @@ import json
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from ledger.canonical import canonical_bytes
+from ledger.document import one_line
+from ledger.documents import Envelope, Signature
 from ledger.errors import IntegrityError, LedgerError
 from ledger.keys import Keyring, SigningKey
 
@@ -102,41 +105,44 @@ def stored_payload(data: bytes, obj: dict[str, Any], *, canonical: bool = False)
 
 
 def verify_signature(
-    obj: dict[str, Any], keyring: Keyring, payload: bytes | None = None, trust: Any = None
+    obj: Any, keyring: Keyring, payload: bytes | None = None, trust: Any = None
 ) -> None:
-    """Raise IntegrityError naming the key unless `obj` is signed by an accepted key.
+    """Raise IntegrityError naming the key unless `obj` (a stored envelope, as parsed) is
+    signed by an accepted key.
 
     Accepted: a key in `keyring`, or with `trust` (a `ledger.trust.Trust`) only the keys it
     names. `payload`, when given, must be the canonical bytes of `{"kind","body"}` (see
-    `stored_payload`); otherwise they are re-encoded from `obj`.
+    `stored_payload`); otherwise they are re-encoded from `obj`'s JSON (never a model).
     """
-    sig = obj.get("signature") if isinstance(obj, dict) else None
-    if payload is None and isinstance(sig, dict):
+    if not isinstance(obj, dict) or "signature" not in obj:
+        raise IntegrityError("object is not signed")  # (any stored JSON may come here)
+    try:  # (the signature alone: at 100k records, a copy of each body would cost seconds)
+        signature = Signature.model_validate(obj["signature"])
+    except ValidationError as exc:
+        raise IntegrityError(one_line("its signature", exc)) from None
+    if payload is None:
         try:
-            kind: Any = obj.get("kind")  # whatever was stored: a wrong one fails the check
-            body: Any = obj.get("body")
-            payload = signing_payload(kind, body)
-        except LedgerError:
+            envelope = Envelope.model_validate(obj)
+            payload = signing_payload(envelope.kind, envelope.body)
+        except (ValidationError, LedgerError):
             raise IntegrityError("object cannot be encoded to check its signature") from None
-    verify_detached(sig, payload or b"", keyring, trust)
+    verify_detached(signature, payload, keyring, trust)
 
 
-def verify_detached(sig: Any, payload: bytes, keyring: Keyring, trust: Any = None) -> None:
-    """Raise IntegrityError naming the key unless `sig` (`{"alg","key_id","sig"}`) is an
-    accepted key's Ed25519 signature of `payload` (a journal head, an object's payload)."""
-    if not isinstance(sig, dict):
-        raise IntegrityError("object is not signed")
-    key_id: Any = sig.get("key_id")
-    if sig.get("alg") != "ed25519":
-        raise IntegrityError(f"unsupported signature algorithm {sig.get('alg')!r}")
+def verify_detached(sig: Signature, payload: bytes, keyring: Keyring, trust: Any = None) -> None:
+    """Raise IntegrityError naming the key unless `sig` is an accepted key's Ed25519
+    signature of `payload` (a journal head, an object's payload)."""
+    key_id = sig.key_id
+    if sig.alg != "ed25519":
+        raise IntegrityError(f"unsupported signature algorithm {sig.alg!r}")
     if trust is not None:
         why = trust.why_not(key_id, keyring)
         if why:
             raise IntegrityError(why)
-    elif not isinstance(key_id, str) or not keyring.has(key_id):
+    elif not keyring.has(key_id):
         raise IntegrityError(f"signed by unknown key {key_id}")
     try:
-        raw = base64.b64decode(str(sig.get("sig", "")).encode("ascii"), validate=True)
+        raw = base64.b64decode(sig.sig.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise IntegrityError(f"bad signature by key {key_id} (not base64)") from None
     try:

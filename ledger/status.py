@@ -6,11 +6,14 @@ Why a pass of its own: `ledger status` answers "what is in here" without verifyi
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from ledger.documents import Envelope, RunRecord
+from ledger.journal import Journal
 from ledger.scan import looks_like_envelope
 from ledger.store import Store
 
@@ -45,23 +48,34 @@ def store_status(store: Store) -> StoreCounts:
             kinds["raw"] += 1
             continue
         try:
-            obj = json.loads(data)
-        except (ValueError, RecursionError):
-            kinds["raw"] += 1
+            envelope = Envelope.model_validate_json(data)
+        except ValidationError:
+            kinds["raw"] += 1  # not JSON, or no envelope: bytes like any raw object
             continue
-        kind = str(obj.get("kind"))
-        kinds[kind] += 1
-        if kind == "run":
-            statuses[str(obj.get("body", {}).get("status"))] += 1
+        kinds[envelope.kind] += 1
+        if envelope.kind == "run":
+            statuses[_status(envelope.body)] += 1
     return StoreCounts(
         store=str(store.root),
         host=store.host,
         objects=total,
         by_kind=dict(sorted(kinds.items())),
         runs_by_status=dict(sorted(statuses.items())),
-        journals=[
-            j.head() or {"host": j.host, "seq": None, "hash": None} for j in store.journals()
-        ],
+        journals=[_head(j) for j in store.journals()],
         keys=[{"key_id": r.key_id, "name": r.name} for r in store.keyring().records()],
         leftover_temp_files=len(store.leftovers()),
     )
+
+
+def _status(body: dict[str, Any]) -> str:
+    """A run record's status; `unfit` for a body that is no run record (`verify` names it)."""
+    try:
+        return RunRecord.model_validate(body).status
+    except ValidationError:
+        return "unfit"
+
+
+def _head(journal: Journal) -> dict[str, Any]:
+    """A journal's head as `--json` prints it (seq and hash null for an empty journal)."""
+    head = journal.head()
+    return head.to_dict() if head is not None else {"host": journal.host, "seq": None, "hash": None}

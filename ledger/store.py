@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ledger.canonical import canonical_bytes, check_object_id, is_object_id, sha256_hex
 from ledger.document import D, parse
+from ledger.documents import Envelope, JournalEvent, Revocation, StoreMarker
 from ledger.errors import (
     AmbiguousId,
     IntegrityError,
@@ -36,7 +39,7 @@ from ledger.errors import (
     WrongKind,
 )
 from ledger.fsutil import TMP_PREFIX, atomic_write, ensure_dir
-from ledger.journal import Journal
+from ledger.journal import Journal, parse_event
 from ledger.jsonsafe import JSONInputError, loads_strict
 from ledger.keys import Keyring, SigningKey
 from ledger.pack import PACKS_DIR, ObjectCopy, PackIndex, read_index
@@ -69,6 +72,12 @@ class Store:
         self._keyring: Keyring | None = None
         self._revocations: dict[str, _Revocations] = {}  # journal path -> what was read
         self._packs: dict[str, _Packs] = {}  # host -> its packs' indexes, as last listed
+        # `stages.lookup`'s journal reads: event kinds -> (the journal files' size, mtime and
+        # inode when read, the (host, event) pairs found); any append, cut or replacement
+        # of a journal changes the signature and the events are read again
+        self.journal_events: dict[
+            frozenset[str], tuple[tuple[Any, ...], list[tuple[str, JournalEvent]]]
+        ] = {}
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, host={self.host!r})"
@@ -101,26 +110,29 @@ class Store:
         except OSError as exc:
             raise StorageError(f"cannot read {marker}: {exc.strerror or exc}") from None
         try:
-            meta = loads_strict(data, str(marker), max_bytes=MAX_MARKER_BYTES)
+            meta = StoreMarker.model_validate(
+                loads_strict(data, str(marker), max_bytes=MAX_MARKER_BYTES)
+            )
         except JSONInputError as exc:
             raise NoStore(str(exc)) from None
-        if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT["format"]:
+        except ValidationError:
+            raise NoStore(f"{marker} does not describe a gateledger store") from None
+        if meta.format != STORE_FORMAT["format"]:
             raise NoStore(f"{marker} does not describe a gateledger store")
-        version = meta.get("version")  # a marker of another store may have none
-        if version not in (STORE_FORMAT["version"], PACKED_FORMAT["version"]):
-            raise UnsupportedStore(
-                f"{marker}: unsupported store version {version!r} (this gateledger reads "
-                f"versions 1 and 2: upgrade it to read a newer store)"
+        if meta.version not in (STORE_FORMAT["version"], PACKED_FORMAT["version"]):
+            raise UnsupportedStore(  # (a marker of another store may have none)
+                f"{marker}: unsupported store version {meta.version!r} (this gateledger "
+                f"reads versions 1 and 2: upgrade it to read a newer store)"
             )
         return cls(root, host)
 
     def version(self) -> int | None:
         """The format version store.json gives (None when it cannot be read)."""
         try:
-            meta = json.loads((self.root / "store.json").read_bytes())
-        except (OSError, ValueError, RecursionError):
+            meta = StoreMarker.model_validate_json((self.root / "store.json").read_bytes())
+        except (OSError, ValueError):
             return None
-        return meta.get("version") if isinstance(meta, dict) else None
+        return meta.version if isinstance(meta.version, int) else None
 
     def allow_packs(self) -> None:
         """Mark the store as version 2 before a first pack is written into it (atomic), so
@@ -444,11 +456,11 @@ class Store:
         for journal in self.journals():
             for oid in self._revocation_ids(journal):
                 try:
-                    body = self.get_json(oid).get("body", {})
+                    revocation = read_document(self, oid, "revocation", Revocation)
                 except LedgerError:
                     continue
-                if isinstance(body, dict) and body.get("key_id") == key_id:
-                    return str(body.get("revoked_at"))
+                if revocation.key_id == key_id:
+                    return revocation.revoked_at
         return None
 
     def _revocation_ids(self, journal: Journal) -> list[str]:
@@ -470,16 +482,17 @@ class Store:
         for line in data[:cut].split(b"\n"):
             if b"key_revoked" not in line:  # every event names its kind: skip the rest unparsed
                 continue
-            try:
-                event = json.loads(line)
-            except (ValueError, RecursionError):
-                raise IntegrityError(f"journal {journal.path}: a line is not valid JSON") from None
-            if (
-                isinstance(event, dict)
-                and event.get("kind") == "key_revoked"
-                and is_object_id(event.get("object"))
-            ):
-                seen.ids.append(event["object"])
+            event = parse_event(line)
+            if event is None:
+                try:
+                    json.loads(line)
+                except (ValueError, RecursionError):
+                    raise IntegrityError(
+                        f"journal {journal.path}: a line is not valid JSON"
+                    ) from None
+                continue  # no event of the ledger's shape (`verify` names it)
+            if event.kind == "key_revoked" and event.object is not None:
+                seen.ids.append(event.object)
         seen.end += cut
         self._revocations[key] = seen
         return seen.ids
@@ -552,12 +565,23 @@ def read_document(store: Store, oid: str, kind: str, model: type[D]) -> D:
     return parse(model, load_object(store, oid, kind), f"{kind} {oid}", IntegrityError)
 
 
-def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
-    """Object `oid`'s body, checking that it is a `kind` (LedgerError naming it otherwise)."""
+def read_envelope(store: Store, oid: str) -> Envelope:
+    """Object `oid` as an envelope: its kind, body and signature (WrongKind when it is JSON
+    of another shape)."""
     obj = store.get_json(check_object_id(oid))
-    if obj.get("kind") != kind or not isinstance(obj.get("body"), dict):
-        raise WrongKind(f"object {oid} is a {obj.get('kind')!r}, not a {kind}")
-    return obj["body"]
+    try:
+        return Envelope.model_validate(obj)
+    except ValidationError:
+        raise WrongKind(f"object {oid} is no envelope of a kind and a body") from None
+
+
+def load_object(store: Store, oid: str, kind: str) -> dict[str, Any]:
+    """Object `oid`'s body as stored, checking that it is a `kind` (WrongKind naming what
+    it is otherwise: another kind, or no envelope at all)."""
+    envelope = read_envelope(store, oid)
+    if envelope.kind != kind:
+        raise WrongKind(f"object {oid} is a {envelope.kind!r}, not a {kind}")
+    return envelope.body
 
 
 __all__ = [
@@ -568,6 +592,7 @@ __all__ = [
     "default_host",
     "load_object",
     "read_document",
+    "read_envelope",
     "resolve_prefix",
     "sanitize_host",
     "IntegrityError",

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from pydantic import ConfigDict, ValidationError
 from rfc3161_client import (
     HashAlgorithm,
     PKIStatus,
@@ -45,6 +46,8 @@ from rfc3161_client import (
 )
 
 from ledger.canonical import canonical_bytes, is_object_id
+from ledger.document import Document
+from ledger.documents import TimestampToken
 from ledger.errors import (
     ConfigError,
     InputError,
@@ -57,7 +60,8 @@ from ledger.fsutil import atomic_write
 from ledger.jsonsafe import loads_strict
 from ledger.keys import SigningKey
 from ledger.problems import Problem
-from ledger.store import Store
+from ledger.scan import Scan
+from ledger.store import Store, read_envelope
 
 TIMESTAMPABLE = ("manifest", "decision", "anchor")
 QUERY_TYPE = "application/timestamp-query"
@@ -90,19 +94,27 @@ def _iso(when: datetime) -> str:
 # -- store setting ------------------------------------------------------------------------
 
 
+class StoreSettings(Document):
+    """`settings.json` (not evidence): the TSAs a team stamps with by default. Other keys
+    are kept as written (`set_tsas` rewrites the file with them)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    tsa: list[str] = []
+
+
 def configured_tsas(store: Store) -> list[str]:
     """The TSA URLs the store's `settings.json` names (a team sets them once)."""
     path = store.root / SETTINGS_FILE
     if not path.is_file():
         return []
     try:
-        settings = loads_strict(path.read_bytes(), str(path))
+        settings = StoreSettings.model_validate(loads_strict(path.read_bytes(), str(path)))
     except OSError as exc:
         raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    urls = settings.get("tsa", []) if isinstance(settings, dict) else None
-    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-        raise ConfigError(f"{path}: key 'tsa' must be a list of URLs")
-    return urls
+    except ValidationError:
+        raise ConfigError(f"{path}: key 'tsa' must be a list of URLs") from None
+    return settings.tsa
 
 
 def set_tsas(store: Store, urls: Iterable[str]) -> list[str]:
@@ -257,8 +269,7 @@ def stamp(
     """
     if not is_object_id(object_id):
         raise InvalidId(f"{object_id!r} is not an object id")
-    obj = store.get_json(object_id)
-    kind = obj.get("kind")
+    kind = read_envelope(store, object_id).kind
     if kind not in TIMESTAMPABLE:
         raise WrongKind(
             f"object {object_id} is a {kind!r}; timestamps are for {', '.join(TIMESTAMPABLE)}"
@@ -354,26 +365,19 @@ def _verify_error(exc: Exception) -> str:
     return _first_line(exc)
 
 
-def check_token(token_id: str, body: Any, roots: list[x509.Certificate] | None) -> TokenCheck:
+def check_token(
+    token_id: str, body: TimestampToken, roots: list[x509.Certificate] | None
+) -> TokenCheck:
     """Check one token offline: it parses, grants, its imprint is the object's id, its copy
     of the time is the token's, and (given `roots`) its signature and chain verify against
     them with the certificate valid at the token's time."""
-    if not isinstance(body, dict):
-        return TokenCheck(token_id, None, None, None, problems=["timestamp body is not an object"])
-    # an untrusted body: each missing or mistyped key is its own finding below
-    oid: Any = body.get("object")
-    tsa, kind, gen_time = body.get("tsa"), body.get("object_kind"), body.get("gen_time")
-    check = TokenCheck(
-        token_id,
-        oid if isinstance(oid, str) else None,
-        kind if isinstance(kind, str) else None,
-        tsa if isinstance(tsa, str) else None,
-    )
+    oid, tsa, gen_time = body.object, body.tsa, body.gen_time
+    check = TokenCheck(token_id, oid, body.object_kind, tsa)
     if not is_object_id(oid):
         check.problems.append(f"timestamp cites {oid!r}, not an object id")
         return check
     try:
-        der = base64.b64decode(str(body.get("response", "")).encode("ascii"), validate=True)
+        der = base64.b64decode(body.response.encode("ascii"), validate=True)
         response = _decode(der)
     except (binascii.Error, UnicodeEncodeError, ValueError, TimestampError) as exc:
         why = exc if isinstance(exc, TimestampError) else "not base64"
@@ -439,16 +443,16 @@ class TimestampReport:
 
 
 def check_tokens(
-    objects: dict[str, dict[str, Any]], evidence: set[str], roots: list[x509.Certificate] | None
+    scan: Scan, evidence: set[str], roots: list[x509.Certificate] | None
 ) -> TimestampReport:
     """Check every accepted `timestamp` object; each must stamp an accepted manifest,
-    decision or anchor (problems name the token). `objects`: scanned envelopes by id."""
+    decision or anchor (problems name the token)."""
     report = TimestampReport(roots=len(roots or []))
-    for oid, obj in sorted(objects.items()):
-        if obj["kind"] != "timestamp" or oid not in evidence:
+    for oid, stored in sorted(scan.stored.items()):
+        if not isinstance(stored.body, TimestampToken) or oid not in evidence:
             continue
-        check = check_token(oid, obj["body"], roots)
-        target = objects.get(check.object) if check.object else None  # None: not in the store
+        check = check_token(oid, stored.body, roots)
+        target = scan.objects.get(stored.body.object)  # None: not in the store (as an envelope)
         target_kind = target["kind"] if target is not None else None
         if check.object and target is None:
             check.problems.append(

@@ -103,11 +103,11 @@ def trust_from(
     for path in files:
         for record in _records(Path(path)):
             try:
-                key_id, public = check_public_record(record, str(path))
+                checked, public = check_public_record(record, str(path))
             except IntegrityError as exc:
                 raise TrustError(str(exc)) from None
-            named[key_id] = public
-            names[key_id] = str(record.get("name"))
+            named[checked.key_id] = public
+            names[checked.key_id] = checked.name
     return Trust("reviewer", named, names)
 
 

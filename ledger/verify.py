@@ -19,17 +19,25 @@ from datetime import datetime
 from typing import Any
 
 from ledger.anchor import AnchorReport, check_anchors
+from ledger.decision_model import Decision
+from ledger.documents import (
+    Anchor,
+    Interruption,
+    JournalEvent,
+    Revocation,
+    RunRecord,
+    TimestampToken,
+)
 from ledger.errors import LedgerError
 from ledger.index import fresh_digest, index_digest, index_path, index_stale
-from ledger.journal import MAX_LINE_BYTES, head_payload, malformed
+from ledger.journal import MAX_LINE_BYTES, head_payload, parse_event
 from ledger.keys import Keyring
 from ledger.manifest import declared_run_keys, signs_records
+from ledger.plan_model import Manifest
 from ledger.problems import Problem
-from ledger.scan import ENVELOPE_FIELDS, KNOWN_KINDS, Scan, scan_objects
+from ledger.scan import KNOWN_KINDS, Scan, scan_objects
 from ledger.signing import (
-    MAY_SIGN_KINDS,
     SIGNED_KINDS,
-    SIGNER_FIELDS,
     stored_payload,
     verify_detached,
     verify_signature,
@@ -48,16 +56,6 @@ EVENT_OBJECT_KIND = {
     "key_revoked": "revocation",
     "timestamped": "timestamp",
 }
-# The body field holding when an object was made: its journal event follows within seconds.
-MADE_AT = {
-    "manifest": "frozen_at",
-    "decision": "decided_at",
-    "run": "recorded_at",
-    "interruption": "interrupted_at",
-    "anchor": "at",
-    "revocation": "revoked_at",
-    "timestamp": "received_at",
-}
 MAX_JOURNAL_LAG_S = 300.0  # a journal lock may be held for up to a minute; far more is a replay
 CLOCK_SLACK_S = 1.0
 
@@ -66,23 +64,31 @@ __all__ = ["Event", "Problem", "Verified", "verify", "verify_with_evidence"]
 
 @dataclass(frozen=True)
 class Event:
-    """One journal event and where it lies: host, line index (= seq), parsed fields."""
+    """One journal event and where it lies: host, line index (= seq), the event itself."""
 
     host: str
     index: int
-    fields: dict[str, Any]
+    record: JournalEvent
 
     @property
-    def kind(self) -> Any:
-        return self.fields.get("kind")
+    def kind(self) -> str:
+        return self.record.kind
 
     @property
-    def object(self) -> Any:
-        return self.fields.get("object")
+    def object(self) -> str | None:
+        return self.record.object
+
+    @property
+    def run(self) -> str | None:
+        return self.record.run
+
+    @property
+    def manifest(self) -> str | None:
+        return self.record.manifest
 
     @property
     def at(self) -> str:
-        return str(self.fields.get("at", ""))
+        return self.record.at
 
 
 @dataclass
@@ -195,12 +201,11 @@ def verify_with_evidence(
         events += _parse_events(journal.host, lines)
     problems += _check_heads(store, events, scan, keyring, trust)
     problems += _checked("journal events", _check_events(events, scan))
-    revoked, revocation_problems = _revocations(events, scan, untrusted)
-    problems += _checked("revocation", revocation_problems)
+    revoked = _revocations(events, scan, untrusted)
     problems += _checked("revocation", _signed_after_revocation(events, scan, revoked))
     evidence, orphans = _evidence(store, events, scan, untrusted)
     problems += _checked("references", _check_references(scan, evidence))
-    timestamps = check_tokens(scan.objects, evidence, tsa_roots)
+    timestamps = check_tokens(scan, evidence, tsa_roots)
     problems += _checked("timestamps", timestamps.problems)
     report = check_anchors(store, journal_lines, scan.of_kind("anchor"), given=anchors, trust=trust)
     problems += _checked("anchors", report.problems)
@@ -285,57 +290,81 @@ def _check_parts(store: Store) -> list[Problem]:
 
 
 def _check_envelopes(keyring: Keyring, scan: Scan, trust: Trust) -> tuple[list[Problem], set[str]]:
-    """Fields and kinds of every envelope; every signed kind signed by an accepted key,
-    and by the key its body names as signer; a run record of a manifest whose records are
-    signed must be signed."""
+    """Every envelope of a known kind; every signed kind signed by an accepted key, and by
+    the key its body names as signer; every body of its kind's shape (`Scan.unfit`); a run
+    record of a manifest whose records are signed must be signed."""
     problems, untrusted = [], set(scan.noncanonical)
     for oid, obj in scan.objects.items():
-        kind = obj.get("kind")
-        if set(obj) - ENVELOPE_FIELDS:
-            problems.append(Problem(oid, f"unexpected fields {sorted(set(obj) - ENVELOPE_FIELDS)}"))
-        if kind not in KNOWN_KINDS:
-            problems.append(Problem(oid, f"unknown object kind {kind!r}"))
-            continue
-        body = obj.get("body")
-        if not isinstance(body, dict):
-            problems.append(Problem(oid, f"{kind} body is not an object"))
+        why = _envelope_problem(oid, obj, scan, keyring, trust)
+        if why is not None:
+            problems.append(why)
             untrusted.add(oid)
             continue
-        if "signature" not in obj and kind in MAY_SIGN_KINDS and _record_must_be_signed(scan, body):
-            problems.append(
-                Problem(
-                    oid,
-                    f"run record is not signed, but manifest {str(body.get('manifest'))[:12]} "
-                    f"signs its records: written without the key, not used",
-                    check="signed records",
-                    **_located(body),
+        stored = scan.stored[oid]
+        body, signature = stored.body, stored.signature
+        if stored.kind not in KNOWN_KINDS:
+            problems.append(Problem(oid, f"unknown object kind {stored.kind!r}"))
+            continue
+        if signature is None:
+            if isinstance(body, RunRecord | Interruption) and _record_must_be_signed(scan, body):
+                problems.append(
+                    Problem(
+                        oid,
+                        f"run record is not signed, but manifest {str(body.manifest)[:12]} "
+                        f"signs its records: written without the key, not used",
+                        check="signed records",
+                        **_located(body),
+                    )
                 )
-            )
-            untrusted.add(oid)
+                untrusted.add(oid)
             continue
-        if "signature" not in obj and kind not in SIGNED_KINDS:
-            continue
-        if "signature" not in obj:
-            problems.append(Problem(oid, f"{kind} is not signed: not used"))
-            untrusted.add(oid)
-            continue
-        why = _signature_problem(oid, obj, scan, keyring, trust)
-        if why:
-            problems.append(Problem(oid, f"{kind} {why}: not used"))
-            untrusted.add(oid)
-            continue
-        signer_field = SIGNER_FIELDS.get(kind)
-        signer = obj["signature"].get("key_id")
-        if signer_field and body.get(signer_field) != signer:
+        named = _named_signer(body)
+        if named is not None and named[1] != signature.key_id:
             problems.append(
                 Problem(
                     oid,
-                    f"{signer_field} {body.get(signer_field)} did not sign "
-                    f"it (signed by {signer}): not used",
+                    f"{named[0]} {named[1]} did not sign it (signed by {signature.key_id}): "
+                    f"not used",
                 )
             )
             untrusted.add(oid)
     return problems, untrusted
+
+
+def _envelope_problem(
+    oid: str, obj: dict[str, Any], scan: Scan, keyring: Keyring, trust: Trust
+) -> Problem | None:
+    """Why an object is not used whatever it says: its envelope fits no model, a kind that
+    must be signed is not, a signature does not verify, or its body does not fit its kind's
+    model (checked after the signature, which says more of a forged object)."""
+    unfit = scan.unfit.get(oid)  # (most objects fit)
+    envelope = scan.stored[oid] if unfit is None else unfit.envelope
+    if envelope is None:  # (not even an envelope: then `unfit` says why)
+        return Problem(oid, f"{scan.unfit[oid].why}: not used", check="schema")
+    kind = envelope.kind
+    if envelope.signature is None and kind in SIGNED_KINDS:
+        return Problem(oid, f"{kind} is not signed: not used")
+    if envelope.signature is not None and kind in KNOWN_KINDS:
+        why = _signature_problem(oid, obj, scan, keyring, trust)
+        if why:
+            return Problem(oid, f"{kind} {why}: not used")
+    if unfit is not None:
+        return Problem(oid, f"{unfit.why}: not used", check="schema")
+    return None
+
+
+def _named_signer(body: Any) -> tuple[str, str | None] | None:
+    """(field, key id) of the key a body names as its signer; None for a kind that names
+    none (an anchor, a timestamp). `ledger.signing.SIGNER_FIELDS` lists the fields."""
+    if isinstance(body, Manifest):
+        return "freezer", body.freezer
+    if isinstance(body, Decision):
+        return "decider", body.decider
+    if isinstance(body, Revocation):
+        return "revoker", body.revoker
+    if isinstance(body, RunRecord | Interruption):
+        return "recorder", body.recorder
+    return None
 
 
 def _signature_problem(
@@ -345,7 +374,7 @@ def _signature_problem(
     checked it, else checked here."""
     if oid in scan.signatures:
         return scan.signatures[oid]
-    data = scan.signed_bytes.get(oid)
+    data = scan.signed_bytes.get(oid)  # every signed envelope's bytes, unless scanned elsewhere
     payload = stored_payload(data, obj) if data is not None else None
     try:
         verify_signature(obj, keyring, payload, trust=trust)
@@ -354,21 +383,19 @@ def _signature_problem(
     return None
 
 
-def _located(body: dict[str, Any]) -> dict[str, Any]:
-    """Stage, condition, seed and host of a run record or interruption, where they are."""
-    seed = body.get("seed")
+def _located(body: RunRecord | Interruption) -> dict[str, Any]:
+    """Stage, condition, seed and host of a run record or interruption."""
     return {
-        "stage": body.get("stage") if isinstance(body.get("stage"), str) else None,
-        "condition": body.get("condition") if isinstance(body.get("condition"), str) else None,
-        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        "host": body.get("host") if isinstance(body.get("host"), str) else None,
+        "stage": body.stage,
+        "condition": body.condition,
+        "seed": body.seed if isinstance(body.seed, int) else None,
+        "host": body.host,
     }
 
 
-def _record_must_be_signed(scan: Scan, body: dict[str, Any]) -> bool:
-    mid = body.get("manifest")
-    manifest = scan.objects.get(mid) if isinstance(mid, str) else None
-    return manifest is not None and signs_records(manifest.get("body"))
+def _record_must_be_signed(scan: Scan, body: RunRecord | Interruption) -> bool:
+    manifest = scan.body(body.manifest, Manifest) if body.manifest is not None else None
+    return manifest is not None and signs_records(manifest)
 
 
 def _check_heads(
@@ -381,11 +408,10 @@ def _check_heads(
     out = []
     for journal in store.journals():
         head = journal.recorded_head()
-        where = f"parts/{journal.host}/journal.head"
-        if not isinstance(head, dict) or head.get("seq") is None:
+        if head is None:
             continue  # missing or damaged: the chain check reports it
-        sig = head.get("signature")
-        if sig is None:
+        where = f"parts/{journal.host}/journal.head"
+        if head.signature is None:
             if journal.host in signing:
                 out.append(
                     Problem(
@@ -398,7 +424,7 @@ def _check_heads(
                 )
             continue
         try:
-            verify_detached(sig, head_payload(head), keyring, trust)
+            verify_detached(head.signature, head_payload(head), keyring, trust)
         except LedgerError as exc:
             out.append(
                 Problem(
@@ -412,9 +438,9 @@ def _check_heads(
 
 
 def _cites_signing_manifest(event: Event, scan: Scan) -> bool:
-    for ref in (event.object, event.fields.get("manifest")):
-        obj = scan.objects.get(ref) if isinstance(ref, str) else None
-        if obj is not None and obj.get("kind") == "manifest" and signs_records(obj.get("body")):
+    for ref in (event.object, event.manifest):
+        manifest = scan.body(ref, Manifest) if ref is not None else None
+        if manifest is not None and signs_records(manifest):
             return True
     return False
 
@@ -423,14 +449,9 @@ def _parse_events(host: str, lines: list[bytes]) -> list[Event]:
     """The well-formed events (a malformed line is reported by the chain check, not used)."""
     out = []
     for i, line in enumerate(lines):
-        if len(line) > MAX_LINE_BYTES:
-            continue
-        try:
-            fields = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if malformed(fields) is None:
-            out.append(Event(host, i, fields))
+        event = parse_event(line) if len(line) <= MAX_LINE_BYTES else None
+        if event is not None:
+            out.append(Event(host, i, event))
     return out
 
 
@@ -447,22 +468,21 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
     for event in events:
         kind, oid, where = event.kind, event.object, _where(event)
         label = f"line {event.index + 1} ({kind})"
-        manifest = event.fields.get("manifest")
-        if isinstance(manifest, str) and manifest not in present:
-            problems.append(Problem(where, f"{label} cites missing manifest {manifest}"))
-        if not isinstance(oid, str):
+        if event.manifest is not None and event.manifest not in present:
+            problems.append(Problem(where, f"{label} cites missing manifest {event.manifest}"))
+        if oid is None:
             continue
         if oid not in present:
             problems.append(Problem(where, f"{label} cites missing object {oid}"))
             continue
-        obj = scan.objects.get(oid)
-        if obj is None or kind not in EVENT_OBJECT_KIND:
+        if oid not in scan.objects or kind not in EVENT_OBJECT_KIND:
+            continue  # a raw object or a damaged one: said elsewhere
+        found = scan.objects[oid]["kind"]  # (an envelope, whether its body fits or not)
+        if found != EVENT_OBJECT_KIND[kind]:
+            problems.append(Problem(where, f"{label} cites {oid}, a {found!r}"))
             continue
-        if obj.get("kind") != EVENT_OBJECT_KIND[kind]:
-            problems.append(Problem(where, f"{label} cites {oid}, a {obj.get('kind')!r}"))
-            continue
-        found = obj.get("body")
-        body: dict[str, Any] = found if isinstance(found, dict) else {}
+        stored = scan.stored.get(oid)  # None: its body fits no model (a finding of its own)
+        body = stored.body if stored is not None else None
         problems += [Problem(oid, f"{m} ({where} {label})") for m in _disagreements(event, body)]
         if (kind, oid) in seen:
             first = seen[(kind, oid)]
@@ -476,37 +496,51 @@ def _check_events(events: list[Event], scan: Scan) -> list[Problem]:
             )
             continue
         seen[(kind, oid)] = event
-        lag = _lag(event, obj.get("kind"), body)
+        lag = _lag(event, _made_at(body))
         if lag is not None:
             problems.append(Problem(oid, f"{lag} ({where} {label}): replayed or grafted"))
     return problems
 
 
-def _disagreements(event: Event, body: dict[str, Any]) -> list[str]:
-    """Where an event and the object it cites tell different stories."""
-    kind, fields, out = event.kind, event.fields, []
-    if kind in ("run_recorded", "run_interrupted"):
-        if fields.get("manifest") != body.get("manifest"):
+def _disagreements(event: Event, body: Any) -> list[str]:
+    """Where an event and the object it cites (of the kind the event names) tell different
+    stories."""
+    out = []
+    if isinstance(body, RunRecord | Interruption):
+        if event.manifest != body.manifest:
             out.append(
-                f"journaled for manifest {fields.get('manifest')} but the record cites "
-                f"{body.get('manifest')}"
+                f"journaled for manifest {event.manifest} but the record cites {body.manifest}"
             )
-        if fields.get("run") != body.get("run"):
-            out.append(
-                f"journaled as run {fields.get('run')} but the record is run {body.get('run')}"
-            )
-    elif kind == "decision_made" and fields.get("manifest") != body.get("manifest"):
+        if event.run != body.run:
+            out.append(f"journaled as run {event.run} but the record is run {body.run}")
+    elif isinstance(body, Decision) and event.manifest != body.manifest:
         out.append(
-            f"journaled as the decision of manifest {fields.get('manifest')} but it "
-            f"decides {body.get('manifest')}"
+            f"journaled as the decision of manifest {event.manifest} but it decides {body.manifest}"
         )
-    elif kind == "amended" and fields.get("manifest") != body.get("amends"):
-        out.append(
-            f"journaled as amending {fields.get('manifest')} but it amends {body.get('amends')}"
-        )
-    elif kind == "manifest_frozen" and body.get("amends"):
+    elif isinstance(body, Manifest) and event.kind == "amended" and event.manifest != body.amends:
+        out.append(f"journaled as amending {event.manifest} but it amends {body.amends}")
+    elif isinstance(body, Manifest) and event.kind == "manifest_frozen" and body.amends:
         out.append("journaled as a first freeze but it amends another manifest")
     return out
+
+
+def _made_at(body: Any) -> str | None:
+    """When an object was made, by its own body: its journal event follows within seconds."""
+    if isinstance(body, Manifest):
+        return body.frozen_at
+    if isinstance(body, Decision):
+        return body.decided_at
+    if isinstance(body, RunRecord):
+        return body.recorded_at
+    if isinstance(body, Interruption):
+        return body.interrupted_at
+    if isinstance(body, Anchor):
+        return body.at
+    if isinstance(body, Revocation):
+        return body.revoked_at
+    if isinstance(body, TimestampToken):
+        return body.received_at
+    return None
 
 
 def seconds_between(start: Any, end: Any) -> float | None:
@@ -519,9 +553,8 @@ def seconds_between(start: Any, end: Any) -> float | None:
         return None
 
 
-def _lag(event: Event, kind: Any, body: dict[str, Any]) -> str | None:
-    """Why an event's time does not follow its object's own time within seconds."""
-    made = body.get(MADE_AT.get(str(kind), ""))
+def _lag(event: Event, made: str | None) -> str | None:
+    """Why an event's time does not follow its object's own time (`made`) within seconds."""
     if made is None:
         return None
     lag = seconds_between(made, event.at)
@@ -534,24 +567,16 @@ def _lag(event: Event, kind: Any, body: dict[str, Any]) -> str | None:
     return None
 
 
-def _revocations(
-    events: list[Event], scan: Scan, untrusted: set[str]
-) -> tuple[dict[str, Event], list[Problem]]:
+def _revocations(events: list[Event], scan: Scan, untrusted: set[str]) -> dict[str, Event]:
     """key id -> the (first) journal event of its accepted revocation."""
     revoked: dict[str, Event] = {}
-    problems = []
     for event in events:
-        if event.kind != "key_revoked" or event.object in untrusted:
+        if event.kind != "key_revoked" or event.object is None or event.object in untrusted:
             continue
-        obj = scan.objects.get(event.object)
-        if obj is None or obj.get("kind") != "revocation":
-            continue
-        key_id = obj["body"].get("key_id")
-        if not isinstance(key_id, str):
-            problems.append(Problem(event.object, "revocation names no key_id"))
-            continue
-        revoked.setdefault(key_id, event)
-    return revoked, problems
+        revocation = scan.body(event.object, Revocation)
+        if revocation is not None:
+            revoked.setdefault(revocation.key_id, event)
+    return revoked
 
 
 def before(a: Event, b: Event) -> bool:
@@ -568,16 +593,20 @@ def _signed_after_revocation(
         return []
     problems = []
     for event in events:
-        obj = scan.objects.get(event.object) if isinstance(event.object, str) else None
-        sig = obj.get("signature") if obj else None
-        key_id = sig.get("key_id") if isinstance(sig, dict) else None
-        revocation = revoked.get(key_id) if isinstance(key_id, str) else None
-        if revocation is None or event.kind == "key_revoked" or before(event, revocation):
+        if event.object is None:
+            continue
+        stored = scan.stored.get(event.object)  # raw, damaged or unfit: not signed
+        signature = stored.signature if stored is not None else None
+        if signature is None or signature.key_id not in revoked:
+            continue
+        revocation = revoked[signature.key_id]
+        if event.kind == "key_revoked" or before(event, revocation):
             continue
         problems.append(
             Problem(
                 event.object,
-                f"signed by key {key_id} after its revocation (journaled {revocation.at})",
+                f"signed by key {signature.key_id} after its revocation "
+                f"(journaled {revocation.at})",
             )
         )
     return problems
@@ -587,41 +616,37 @@ def _evidence(
     store: Store, events: list[Event], scan: Scan, untrusted: set[str]
 ) -> tuple[set[str], list[str]]:
     """Objects the journals cite (and what those cite), minus rejected ones; and orphans."""
-    cited: set[str] = set()
-    for event in events:
-        if isinstance(event.object, str):
-            cited.add(event.object)
+    cited = {event.object for event in events if event.object is not None}
     for oid in list(cited):
-        obj = scan.objects.get(oid)
-        body = obj.get("body") if obj else None
-        if not isinstance(body, dict):
-            continue
-        for ref in (
-            body.get("raw_log"),
-            body.get("stderr"),
-            body.get("parent"),
-            body.get("amends"),
-        ):
-            if isinstance(ref, str):
-                cited.add(ref)
+        stored = scan.stored.get(oid)  # a raw or damaged object cites nothing
+        refs = _cites(stored.body) if stored is not None else []
+        cited.update(ref for ref in refs if ref is not None)
     present = scan.ids | scan.bad | scan.noncanonical
     orphans = sorted(present - cited)
     return cited - untrusted - scan.bad, orphans
 
 
-def _ref(scan: Scan, oid: Any, kind: str | None) -> str | None:
+def _cites(body: Any) -> list[str | None]:
+    """The objects a body cites besides its manifest: a run's raw log and stderr (an
+    interruption's too), a manifest's parent decision and the manifest it amends."""
+    if isinstance(body, RunRecord | Interruption):
+        return [body.raw_log, body.stderr]
+    if isinstance(body, Manifest):
+        return [body.parent, body.amends]
+    return []
+
+
+def _ref(scan: Scan, oid: str, kind: str | None) -> str | None:
     """Why `oid` is not a valid reference to a `kind` object (None if it is)."""
-    if not isinstance(oid, str):
-        return f"is {oid!r}, not an object id"
     if oid in scan.bad:
         return None  # reported already as corrupted
     if kind is None:
         return None if oid in scan.objects or oid in scan.raw else "is missing"
-    obj = scan.objects.get(oid)
-    if obj is None:
+    if oid not in scan.objects:
         return "is missing" if oid not in scan.raw else f"is not a {kind}"
-    if obj.get("kind") != kind:
-        return f"is a {obj.get('kind')!r}, not a {kind}"
+    found = scan.objects[oid]["kind"]  # (an envelope, whether its body fits or not)
+    if found != kind:
+        return f"is a {found!r}, not a {kind}"
     return None
 
 
@@ -631,15 +656,13 @@ def _check_references(scan: Scan, evidence: set[str]) -> list[Problem]:
     declared: dict[str, set[str]] = {}
     runs_by_key: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for oid in sorted(evidence):
-        obj = scan.objects.get(oid)
-        if obj is None or not isinstance(obj.get("body"), dict):
-            continue
-        kind, body = obj.get("kind"), obj["body"]
-        if kind == "manifest":
+        stored = scan.stored.get(oid)  # evidence holds raw logs too
+        body = stored.body if stored is not None else None
+        if isinstance(body, Manifest):
             problems += _manifest_refs(scan, oid, body)
-        elif kind == "run":
+        elif isinstance(body, RunRecord):
             problems += _run_refs(scan, oid, body, declared, runs_by_key)
-        elif kind == "decision":
+        elif isinstance(body, Decision):
             problems += _decision_refs(scan, oid, body)
     for (manifest, key), records in sorted(runs_by_key.items()):
         records.sort()
@@ -652,10 +675,12 @@ def _check_references(scan: Scan, evidence: set[str]) -> list[Problem]:
     return problems
 
 
-def _manifest_refs(scan: Scan, oid: str, body: dict[str, Any]) -> list[Problem]:
+def _manifest_refs(scan: Scan, oid: str, body: Manifest) -> list[Problem]:
     out = []
-    for field_name, target in (("parent", "decision"), ("amends", "manifest")):
-        value = body.get(field_name)
+    for field_name, value, target in (
+        ("parent", body.parent, "decision"),
+        ("amends", body.amends, "manifest"),
+    ):
         why = None if value is None else _ref(scan, value, target)
         if why:
             out.append(Problem(oid, f"{field_name} {value} {why}"))
@@ -663,48 +688,46 @@ def _manifest_refs(scan: Scan, oid: str, body: dict[str, Any]) -> list[Problem]:
 
 
 def _run_refs(
-    scan: Scan, oid: str, body: dict[str, Any], declared: dict[str, set[str]], runs_by_key: dict
+    scan: Scan,
+    oid: str,
+    body: RunRecord,
+    declared: dict[str, set[str]],
+    runs_by_key: dict[tuple[str, str], list[tuple[str, str]]],
 ) -> list[Problem]:
     out = []
-    raw = body.get("raw_log")
-    why = _ref(scan, raw, None)
+    why = _ref(scan, body.raw_log, None)
     if why:
-        out.append(Problem(oid, f"raw log {raw} {why}"))
-    if body.get("stderr") is not None:
-        why = _ref(scan, body.get("stderr"), None)
+        out.append(Problem(oid, f"raw log {body.raw_log} {why}"))
+    if body.stderr is not None:
+        why = _ref(scan, body.stderr, None)
         if why:
-            out.append(Problem(oid, f"stderr {body.get('stderr')} {why}"))
-    manifest = body.get("manifest")
+            out.append(Problem(oid, f"stderr {body.stderr} {why}"))
+    manifest = body.manifest
     if manifest is None:
         return out
     why = _ref(scan, manifest, "manifest")
     if why:
         return out + [Problem(oid, f"manifest {manifest} {why}")]
-    if manifest not in scan.objects:
-        return out  # corrupted manifest: reported by the scan
+    plan = scan.body(manifest, Manifest)
+    if plan is None:
+        return out  # a corrupted or unfit manifest: reported by the scan
     if manifest not in declared:
-        declared[manifest] = declared_run_keys(scan.objects[manifest]["body"])
-    key = f"{body.get('condition')}/{body.get('seed')}/{body.get('host')}"
-    if body.get("run") not in (None, key):
-        out.append(
-            Problem(oid, f"run key {body.get('run')} does not match its condition/seed/host {key}")
-        )
+        declared[manifest] = declared_run_keys(plan)
+    key = f"{body.condition}/{body.seed}/{body.host}"
+    if body.run not in (None, key):
+        out.append(Problem(oid, f"run key {body.run} does not match its condition/seed/host {key}"))
     if key not in declared[manifest]:
         out.append(Problem(oid, f"run {key} is not declared in manifest {manifest}"))
-    runs_by_key[(manifest, key)].append((str(body.get("recorded_at")), oid))
+    runs_by_key[(manifest, key)].append((body.recorded_at, oid))
     return out
 
 
-def _decision_refs(scan: Scan, oid: str, body: dict[str, Any]) -> list[Problem]:
+def _decision_refs(scan: Scan, oid: str, body: Decision) -> list[Problem]:
     out = []
-    manifest = body.get("manifest")
-    why = _ref(scan, manifest, "manifest")
+    why = _ref(scan, body.manifest, "manifest")
     if why:
-        out.append(Problem(oid, f"manifest {manifest} {why}"))
-    runs = body.get("runs", [])
-    if not isinstance(runs, list):
-        return out + [Problem(oid, "runs is not a list")]
-    for rid in runs:
+        out.append(Problem(oid, f"manifest {body.manifest} {why}"))
+    for rid in body.runs:
         why = _ref(scan, rid, "run")
         if why:
             out.append(Problem(oid, f"run record {rid} {why}"))

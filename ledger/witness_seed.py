@@ -14,13 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.documents import JournalEvent, TimestampToken
 from ledger.errors import LedgerError
-from ledger.store import Store
+from ledger.store import Store, read_document
 
 FREEZE_KINDS = ("manifest_frozen", "amended")
 
@@ -44,10 +45,10 @@ class SeedWitness:
         return (end - start).total_seconds()
 
 
-def token_digest(body: Mapping[str, Any]) -> str | None:
-    """SHA-256 of a timestamp body's DER response (None when it is not base64)."""
+def token_digest(token: TimestampToken) -> str | None:
+    """SHA-256 of a timestamp token's DER response (None when it is not base64)."""
     try:
-        der = base64.b64decode(str(body.get("response", "")).encode("ascii"), validate=True)
+        der = base64.b64decode(token.response.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         return None
     return hashlib.sha256(der).hexdigest() if der else None
@@ -55,43 +56,31 @@ def token_digest(body: Mapping[str, Any]) -> str | None:
 
 def find_witness(
     manifest_id: str,
-    journals: Iterable[tuple[str, Sequence[Mapping[str, Any]]]],
-    body_of: Callable[[str], Mapping[str, Any] | None],
+    journals: Iterable[tuple[str, Sequence[JournalEvent]]],
+    token_of: Callable[[str], TimestampToken | None],
 ) -> SeedWitness | None:
     """The first token journaled after `manifest_id`'s freeze in the journal that froze it.
 
-    `journals` are (host, events in journal order); `body_of(oid)` is a timestamp object's
+    `journals` are (host, events in journal order); `token_of(oid)` is a timestamp object's
     body, or None when it is not one (or not evidence).
     """
     for _host, events in journals:
         frozen = next(
-            (
-                i
-                for i, e in enumerate(events)
-                if e.get("kind") in FREEZE_KINDS and e.get("object") == manifest_id
-            ),
+            (i for i, e in enumerate(events) if e.kind in FREEZE_KINDS and e.object == manifest_id),
             None,
         )
         if frozen is None:
             continue
         for event in events[frozen + 1 :]:
-            oid = event.get("object")
-            if event.get("kind") != "timestamped" or not isinstance(oid, str):
+            if event.kind != "timestamped" or event.object is None:
                 continue
-            body = body_of(oid)
-            if body is None or body.get("object") != manifest_id:
+            token = token_of(event.object)
+            if token is None or token.object != manifest_id:
                 continue
-            digest = token_digest(body)
+            digest = token_digest(token)
             if digest is None:
                 return None
-            gen = body.get("gen_time")
-            tsa = body.get("tsa")
-            return SeedWitness(
-                oid,
-                digest,
-                tsa if isinstance(tsa, str) else None,
-                gen if isinstance(gen, str) else None,
-            )
+            return SeedWitness(event.object, digest, token.tsa, token.gen_time)
         return None
     return None
 
@@ -99,15 +88,13 @@ def find_witness(
 def store_witness(store: Store, manifest_id: str) -> SeedWitness | None:
     """`find_witness` over a store's journals and objects."""
 
-    def body_of(oid: str) -> Mapping[str, Any] | None:
+    def token_of(oid: str) -> TimestampToken | None:
         try:
-            obj = store.get_json(oid)
+            return read_document(store, oid, "timestamp", TimestampToken)
         except LedgerError:
-            return None
-        body = obj.get("body")
-        return body if obj.get("kind") == "timestamp" and isinstance(body, dict) else None
+            return None  # not a token (or damaged): none to bind seeds to
 
-    return find_witness(manifest_id, ((j.host, j.events()) for j in store.journals()), body_of)
+    return find_witness(manifest_id, ((j.host, j.events()) for j in store.journals()), token_of)
 
 
 __all__ = ["SeedWitness", "find_witness", "store_witness", "token_digest"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import ChainMap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,11 @@ def load_schedule(
     recorded_seed = header.get("seed")
     if recorded_seed != seed:
         raise UsageError(f"--replay {path}: recorded seed {recorded_seed} != --seed {seed}")
+    # what the recorded run ran with: its header; a key from before the header had it, what
+    # its absence meant (ABSENT_MEANS); a key newer than that, the given value
+    ran_with = ChainMap(header, ABSENT_MEANS, cfg)
     for key, value in cfg.items():
-        # a log from before a key existed ran with the model of that time
-        recorded = header.get(key, ABSENT_MEANS.get(key, value))
+        recorded = ran_with[key]
         if recorded != value:
             raise UsageError(
                 f"--replay {path}: config key {key!r} differs (recorded {recorded!r}, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -164,44 +165,101 @@ _TYPES = {
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
 }
+_UNSET: Any = object()  # `const` absent (a const may be any value, null included)
 
 
-def errors(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """Problems of ``value`` against the subset of JSON Schema used above."""
+@dataclass(frozen=True)
+class Node:
+    """One schema of the subset used above, compiled once: each keyword `errors` checks, as
+    a field (absent keywords keep their defaults, which check nothing)."""
+
+    type: tuple[str, ...] | None = None
+    const: Any = _UNSET
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    pattern: str | None = None
+    min_items: int = 0
+    max_items: int | None = None
+    items: Node | None = None
+    required: tuple[str, ...] = ()
+    properties: dict[str, Node] = field(default_factory=dict)
+
+
+_KEYWORDS = {
+    "type": "type",
+    "const": "const",
+    "enum": "enum",
+    "minimum": "minimum",
+    "exclusiveMinimum": "exclusive_minimum",
+    "pattern": "pattern",
+    "minItems": "min_items",
+    "maxItems": "max_items",
+    "items": "items",
+    "required": "required",
+    "properties": "properties",
+}
+
+
+def compile_schema(schema: dict[str, Any]) -> Node:
+    """A JSON Schema dict of the subset above as a `Node` (ValueError: another keyword)."""
+    fields: dict[str, Any] = {}
+    for keyword, value in schema.items():
+        if keyword not in _KEYWORDS:
+            raise ValueError(f"schema keyword {keyword!r} is not in the subset `errors` checks")
+        if keyword == "items":
+            value = compile_schema(value)
+        elif keyword == "properties":
+            value = {k: compile_schema(v) for k, v in value.items()}
+        elif keyword == "type":
+            value = (value,) if isinstance(value, str) else tuple(value)
+        elif keyword in ("enum", "required"):
+            value = tuple(value)
+        fields[_KEYWORDS[keyword]] = value
+    return Node(**fields)
+
+
+def errors(value: Any, schema: Node, where: str = "") -> list[str]:
+    """Problems of ``value`` against a compiled schema of the subset used above."""
     out: list[str] = []
-    types = schema.get("type")
-    if types is not None:
-        tlist = [types] if isinstance(types, str) else types
-        if not any(_TYPES[t](value) for t in tlist):
-            return [f"{where or 'value'}: expected {'/'.join(tlist)}, got {json.dumps(value)}"]
-    if "const" in schema and value != schema["const"]:
-        out.append(f"{where}: expected {schema['const']!r}")
-    if "enum" in schema and value not in schema["enum"]:
-        out.append(f"{where}: {value!r} not one of {schema['enum']}")
+    if schema.type is not None and not any(_TYPES[t](value) for t in schema.type):
+        return [f"{where or 'value'}: expected {'/'.join(schema.type)}, got {json.dumps(value)}"]
+    if schema.const is not _UNSET and value != schema.const:
+        out.append(f"{where}: expected {schema.const!r}")
+    if schema.enum is not None and value not in schema.enum:
+        out.append(f"{where}: {value!r} not one of {list(schema.enum)}")
     if _TYPES["number"](value):
-        if "minimum" in schema and value < schema["minimum"]:
-            out.append(f"{where}: {value} < {schema['minimum']}")
-        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            out.append(f"{where}: {value} <= {schema['exclusiveMinimum']}")
-    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
-        out.append(f"{where}: {value!r} does not match {schema['pattern']}")
+        if schema.minimum is not None and value < schema.minimum:
+            out.append(f"{where}: {value} < {schema.minimum}")
+        if schema.exclusive_minimum is not None and value <= schema.exclusive_minimum:
+            out.append(f"{where}: {value} <= {schema.exclusive_minimum}")
+    if (
+        isinstance(value, str)
+        and schema.pattern is not None
+        and not re.search(schema.pattern, value)
+    ):
+        out.append(f"{where}: {value!r} does not match {schema.pattern}")
     if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get(
-            "maxItems", len(value)
-        ):
+        too_many = schema.max_items is not None and len(value) > schema.max_items
+        if len(value) < schema.min_items or too_many:
             out.append(f"{where}: wrong number of items")
-        for i, item in enumerate(value):
-            out += errors(item, schema.get("items", {}), f"{where}[{i}]")
+        if schema.items is not None:
+            out += [
+                e for i, x in enumerate(value) for e in errors(x, schema.items, f"{where}[{i}]")
+            ]
     if isinstance(value, dict):
         out += [
             f"{where}.{k}: missing" if where else f"{k}: missing"
-            for k in schema.get("required", [])
+            for k in schema.required
             if k not in value
         ]
-        for k, sub in schema.get("properties", {}).items():
+        for k, sub in schema.properties.items():
             if k in value:
                 out += errors(value[k], sub, f"{where}.{k}" if where else k)
     return out
+
+
+COMPILED: dict[str, Node] = {kind: compile_schema(s) for kind, s in SCHEMAS.items()}
 
 
 def validate_log(path: str | Path) -> list[dict[str, Any]]:
@@ -220,7 +278,7 @@ def validate_log(path: str | Path) -> list[dict[str, Any]]:
         kind = rec.get("type") if isinstance(rec, dict) else None
         if kind not in SCHEMAS:
             raise ValueError(f"{path}:{n}: unknown line type {kind!r}")
-        problems = errors(rec, SCHEMAS[kind])
+        problems = errors(rec, COMPILED[kind])
         if problems:
             raise ValueError(f"{path}:{n}: {kind}: {problems[0]}")
         records.append(rec)

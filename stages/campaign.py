@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ledger.document import dotted, value_at
 from ledger.errors import CampaignError, LedgerError
 from ledger.jsonsafe import MAX_DEPTH, depth_of
 from ledger.plan_model import Check, Rule
@@ -101,14 +102,15 @@ class StageSpec:
 
     @property
     def written_rule(self) -> dict[str, Any]:
-        """The rule table exactly as written: what the manifest freezes and `apply_rule`
-        reads back from it."""
-        return dict(self.raw.get("rule", {}))
+        """The rule's keys as written (an absent table: none), with their validated values:
+        what the manifest freezes and `apply_rule` reads back from it. (A number written
+        `1` where the rule takes a float is `1.0`: the same canonical JSON.)"""
+        return self.rule.to_dict()
 
     @property
     def written_checks(self) -> list[dict[str, Any]]:
-        """The checks exactly as written (frozen in the manifest)."""
-        return [dict(c) for c in self.raw.get("checks", [])]
+        """The checks as written (frozen in the manifest), as `written_rule`."""
+        return [c.to_dict() for c in self.checks]
 
     @property
     def parent(self) -> str | None:
@@ -293,27 +295,11 @@ def _with_stage_name(key: str, doc: dict[str, Any]) -> str:
     if not key.startswith("stages["):
         return key
     index = key[len("stages[") : key.index("]")]
-    name = _value_at(doc, ("stages", int(index), "name")) if index.isdigit() else None
+    name = value_at(doc, ("stages", int(index), "name")) if index.isdigit() else None
     if isinstance(name, str):
         head, _, tail = key.partition("]")
         return f"{head}]{tail} (stage {name!r})"
     return key
-
-
-def _dotted(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _value_at(doc: Any, loc: tuple[str | int, ...]) -> Any:
-    for part in loc:
-        try:
-            doc = doc[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return doc
 
 
 _TYPE_WORDS = {
@@ -336,34 +322,36 @@ _PATTERN_WORDS = {
 def _shape_problem(error: Any, doc: dict[str, Any]) -> Problem:
     """A pydantic error as (dotted key, message in the campaign's words)."""
     loc = _strip_tags(tuple(error["loc"]))
-    kind, ctx, value = error["type"], error.get("ctx") or {}, error["input"]  # ctx: some kinds
+    # pydantic's ErrorDetails: `type`, `loc`, `msg`, `input` always; `ctx` for the kinds
+    # that carry one (each branch below that reads it), with the keys read there
+    kind, value = error["type"], error["input"]
     if kind == "extra_forbidden":
-        known = ", ".join(known_keys(loc[:-1], _value_at(doc, loc[:-1]))) or "none"
-        return _dotted(loc), f"unknown key (known: {known})"
+        known = ", ".join(known_keys(loc[:-1], value_at(doc, loc[:-1]))) or "none"
+        return dotted(loc), f"unknown key (known: {known})"
     if kind == "missing":
-        return _dotted(loc), "is required"
+        return dotted(loc), "is required"
     if kind in _TYPE_WORDS:
-        return _dotted(loc), f"must be {_TYPE_WORDS[kind]}, not {value!r}"
+        return dotted(loc), f"must be {_TYPE_WORDS[kind]}, not {value!r}"
     if kind == "finite_number":
-        return _dotted(loc), f"must be a finite number, not {value!r}"
+        return dotted(loc), f"must be a finite number, not {value!r}"
     if kind == "literal_error":
-        return _dotted(loc), f"must be {ctx['expected']}, not {value!r}"
+        return dotted(loc), f"must be {error['ctx']['expected']}, not {value!r}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
                 "less_than": "<"}[kind]  # fmt: skip
-        bound = next(iter(ctx.values()))
-        return _dotted(loc), f"must be {sign} {bound}, not {value!r}"
+        bound = next(iter(error["ctx"].values()))
+        return dotted(loc), f"must be {sign} {bound}, not {value!r}"
     if kind in ("too_short", "too_long"):
-        return _dotted(loc), _length_message(loc, ctx, value)
+        return dotted(loc), _length_message(loc, error["ctx"], value)
     if kind == "string_pattern_mismatch":
-        pattern = str(ctx["pattern"])
+        pattern = str(error["ctx"]["pattern"])
         words = _PATTERN_WORDS.get(pattern, f"match {pattern}")
         if loc and loc[0] == "factors":
-            return _dotted(loc[:2]), "factor names are single letters A-H"
-        return _dotted(loc), f"must be {words}, not {value!r}"
+            return dotted(loc[:2]), "factor names are single letters A-H"
+        return dotted(loc), f"must be {words}, not {value!r}"
     if kind == "value_error":
-        return _dotted(loc), str(ctx["error"])
-    return _dotted(loc), str(error["msg"]).lower()
+        return dotted(loc), str(error["ctx"]["error"])
+    return dotted(loc), str(error["msg"]).lower()
 
 
 def _strip_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -378,7 +366,7 @@ def _length_message(loc: tuple[str | int, ...], ctx: dict[str, Any], value: Any)
         return f"must be two different values [low, high], not {value!r}"
     if loc == ("stages",):
         return "at least one [[stages]] table is required"
-    least = ctx.get("min_length")
+    least = ctx["min_length"]  # too_short: only `levels` has a max_length (said above)
     return f"must have at least {least} item(s), not {value!r}"
 
 
@@ -388,11 +376,7 @@ def _factors(document: CampaignFile) -> tuple[list[Factor], list[Problem]]:
     seen: dict[str, str] = {}
     for letter, spec in document.factors.items():
         where = f"factors.{letter}"
-        low, high = spec.levels
-        if low == high:
-            problems.append(
-                (f"{where}.levels", f"must be two different values, not {spec.levels!r}")
-            )
+        low, high = spec.levels  # two different values (the model says so)
         if spec.key in seen:
             problems.append(
                 (f"{where}.key", f"{spec.key!r} is already screened by factor {seen[spec.key]}")
@@ -442,10 +426,6 @@ def _stage_problems(document: CampaignFile, named: dict[str, dict[str, Any]]) ->
         if stage.name in earlier:
             problems.append((f"{where}.name", f"duplicate stage name {stage.name!r}"))
         problems += _design_problems(document, stage, where)
-        for key in ("seeds", "hosts"):
-            values = getattr(stage, key)
-            if len(set(values)) != len(values):
-                problems.append((f"{where}.{key}", f"has duplicates: {values!r}"))
         if stage.from_ is not None and stage.from_ not in earlier:
             problems.append(
                 (f"{where}.from", f"names {stage.from_!r}, which is not an earlier stage")
@@ -472,8 +452,6 @@ def _design_problems(document: CampaignFile, stage: StageTable, where: str) -> l
         out.append((f"{where}.design", "needs a [factors] table"))
     if stage.design == "fractional" and stage.runs is None and stage.generators is None:
         out.append((f"{where}.design", "a fractional design needs runs = N or generators"))
-    if stage.runs is not None and stage.runs & (stage.runs - 1):
-        out.append((f"{where}.runs", f"must be a power of two >= 2, not {stage.runs}"))
     return out
 
 

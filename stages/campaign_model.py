@@ -169,6 +169,13 @@ class FactorTable(Table):
         description="[low, high]: two different values, coded -1 and +1.",
     )
 
+    @field_validator("levels")
+    @classmethod
+    def _two_levels(cls, value: list[Any]) -> list[Any]:
+        if value[0] == value[1]:
+            raise ValueError(f"must be two different values, not {value!r}")
+        return value
+
 
 class StageTable(Table):
     """One `[[stages]]` entry: a budget, candidates, cells (seeds x hosts) and a gate rule."""
@@ -231,6 +238,20 @@ class StageTable(Table):
     @classmethod
     def _budget(cls, value: Any) -> Any:
         budget_seconds(value)  # ValueError: the loader names stages[i].budget
+        return value
+
+    @field_validator("runs")
+    @classmethod
+    def _power_of_two(cls, value: int | None) -> int | None:
+        if value is not None and value & (value - 1):
+            raise ValueError(f"must be a power of two >= 2, not {value}")
+        return value
+
+    @field_validator("seeds", "hosts")
+    @classmethod
+    def _distinct(cls, value: list[Any]) -> list[Any]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"has duplicates: {value!r}")
         return value
 
 

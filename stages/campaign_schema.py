@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, NoDefault
 from pydantic_core import core_schema
 
 from stages.campaign_model import CampaignFile
@@ -34,11 +35,9 @@ class _TomlSchema(GenerateJsonSchema):
     def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
         return self.generate_inner(schema["schema"])
 
-    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
-        out = super().default_schema(schema)
-        if out.get("default", 0) is None:
-            out.pop("default")
-        return out
+    def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
+        default = super().get_default_value(schema)
+        return NoDefault if default is None else default
 
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False
@@ -60,27 +59,58 @@ def schema_text() -> str:
     return json.dumps(campaign_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _resolve(schema, schema["$defs"][ref.removeprefix("#/$defs/")])
+class SchemaNode(BaseModel):
+    """One node of the generated JSON Schema, as the key table and `known_keys` read it.
+
+    Only the keywords read here are fields; the others (`pattern`, `minimum`, ...) are for
+    editors and are ignored. Keys that may be absent keep that meaning: `properties` None is
+    not a table, and `has("default")` / `has("const")` say whether the keyword is there."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    ref: str | None = Field(None, alias="$ref")
+    defs: dict[str, SchemaNode] = Field({}, alias="$defs")
+    any_of: list[SchemaNode] = Field([], alias="anyOf")
+    one_of: list[SchemaNode] = Field([], alias="oneOf")
+    type: str | None = None
+    items: SchemaNode | None = None
+    properties: dict[str, SchemaNode] | None = None
+    required: list[str] = []
+    additional_properties: SchemaNode | bool | None = Field(None, alias="additionalProperties")
+    pattern_properties: dict[str, SchemaNode] | None = Field(None, alias="patternProperties")
+    default: Any = None
+    const: Any = None
+    enum: list[Any] | None = None
+    description: str = ""
+
+    def has(self, keyword: str) -> bool:
+        """Whether the schema wrote `keyword` (a default or const may be null)."""
+        return keyword in self.model_fields_set
+
+
+def _root() -> SchemaNode:
+    return SchemaNode.model_validate(campaign_schema())
+
+
+def _resolve(schema: SchemaNode, node: SchemaNode) -> SchemaNode:
+    if node.ref is not None and node.ref.startswith("#/$defs/"):
+        return _resolve(schema, schema.defs[node.ref.removeprefix("#/$defs/")])
     return node
 
 
-def _branches(schema: dict[str, Any], node: dict[str, Any]) -> list[dict[str, Any]]:
+def _branches(schema: SchemaNode, node: SchemaNode) -> list[SchemaNode]:
     node = _resolve(schema, node)
-    alternatives = node.get("anyOf") or node.get("oneOf")
+    alternatives = node.any_of or node.one_of
     if alternatives:
         return [b for alt in alternatives for b in _branches(schema, alt)]
     return [node]
 
 
-def _values(node: dict[str, Any]) -> dict[str, Any] | None:
+def _values(node: SchemaNode) -> SchemaNode | None:
     """The schema of a free table's values (`additionalProperties`, `patternProperties`)."""
-    extra = node.get("additionalProperties")
-    if isinstance(extra, dict):
-        return extra
-    patterns = list((node.get("patternProperties") or {}).values())
+    if isinstance(node.additional_properties, SchemaNode):
+        return node.additional_properties
+    patterns = list((node.pattern_properties or {}).values())
     return patterns[0] if patterns else None
 
 
@@ -90,24 +120,24 @@ def known_keys(loc: tuple[str | int, ...], value: Any = None) -> list[str]:
     Where a table may be one of several (a runner: command or adapter), the branch whose
     keys overlap `value`'s most is the one meant.
     """
-    schema = campaign_schema()
+    schema = _root()
     nodes = [schema]
     for part in loc:
         following = []
         for node in (b for n in nodes for b in _branches(schema, n)):
-            if isinstance(part, int) and "items" in node:
-                following.append(node["items"])
-            elif isinstance(part, str) and part in node.get("properties", {}):
-                following.append(node["properties"][part])
-            elif isinstance(part, str) and _values(node):
-                following.append(_values(node))
+            if isinstance(part, int) and node.items is not None:
+                following.append(node.items)
+            elif isinstance(part, str) and node.properties and part in node.properties:
+                following.append(node.properties[part])
+            elif isinstance(part, str) and (values := _values(node)):
+                following.append(values)
         nodes = following
-    tables = [b for n in nodes for b in _branches(schema, n) if "properties" in b]
+    tables = [b.properties for n in nodes for b in _branches(schema, n) if b.properties is not None]
     if not tables:
         return []
     given = set(value) if isinstance(value, dict) else set()
-    best = max(tables, key=lambda t: len(given & set(t["properties"])))
-    return sorted(best["properties"])
+    best = max(tables, key=lambda t: len(given & set(t)))
+    return sorted(best)
 
 
 @dataclass(frozen=True)
@@ -120,60 +150,60 @@ class KeyRow:
     meaning: str
 
 
-def _type_of(schema: dict[str, Any], node: dict[str, Any]) -> str:
+def _type_of(schema: SchemaNode, node: SchemaNode | None) -> str:
     words = []
-    if not node:
+    if node is None or not node.model_fields_set:
         return "any"
     for branch in _branches(schema, node):
-        if "const" in branch:
-            words.append(json.dumps(branch["const"]))
-        elif "enum" in branch:
-            words.append(" | ".join(json.dumps(v) for v in branch["enum"]))
-        elif "$ref" in node or "properties" in branch:
+        if branch.has("const"):
+            words.append(json.dumps(branch.const))
+        elif branch.enum is not None:
+            words.append(" | ".join(json.dumps(v) for v in branch.enum))
+        elif node.ref is not None or branch.properties is not None:
             words.append("table")
-        elif branch.get("type") == "array":
-            inner = _type_of(schema, branch.get("items", {})) if branch.get("items") else "any"
+        elif branch.type == "array":
+            inner = _type_of(schema, branch.items) if branch.items else "any"
             words.append(f"array of {inner}")
-        elif branch.get("type") == "object":
+        elif branch.type == "object":
             values = _values(branch)
             words.append(f"table of {_type_of(schema, values)}" if values else "table")
-        elif "type" in branch:
-            words.append(
-                {"number": "float", "integer": "integer"}.get(branch["type"], branch["type"])
-            )
+        elif branch.type is not None:
+            words.append("float" if branch.type == "number" else branch.type)
         else:
             words.append("any")
     return " or ".join(dict.fromkeys(words))
 
 
-def _walk(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> Iterator[KeyRow]:
+def _walk(schema: SchemaNode, node: SchemaNode, prefix: str) -> Iterator[KeyRow]:
     for branch in _branches(schema, node):
-        required = set(branch.get("required", []))
-        for key, child in branch.get("properties", {}).items():
+        required = set(branch.required)
+        for key, child in (branch.properties or {}).items():
             path = f"{prefix}.{key}" if prefix else key
             default = (
                 "required"
                 if key in required
-                else json.dumps(child["default"])
-                if "default" in child
+                else json.dumps(child.default)
+                if child.has("default")
                 else "absent"
             )
-            yield KeyRow(path, _type_of(schema, child), default, child.get("description", ""))
+            yield KeyRow(path, _type_of(schema, child), default, child.description)
             for sub in _branches(schema, child):
-                if "properties" in sub:
+                if sub.properties is not None:
                     yield from _walk(schema, sub, path)
-                elif sub.get("type") == "array" and "properties" in _resolve(
-                    schema, sub.get("items", {})
+                elif (
+                    sub.type == "array"
+                    and sub.items is not None
+                    and _resolve(schema, sub.items).properties is not None
                 ):
-                    yield from _walk(schema, _resolve(schema, sub["items"]), f"{path}[]")
-                elif (values := _values(sub)) and "properties" in _resolve(schema, values):
-                    name = "<letter>" if "patternProperties" in sub else "<name>"
+                    yield from _walk(schema, _resolve(schema, sub.items), f"{path}[]")
+                elif (values := _values(sub)) and _resolve(schema, values).properties is not None:
+                    name = "<letter>" if sub.pattern_properties is not None else "<name>"
                     yield from _walk(schema, _resolve(schema, values), f"{path}.{name}")
 
 
 def key_rows() -> list[KeyRow]:
     """Every key of a campaign file, depth first in the model's order (no duplicates)."""
-    schema = campaign_schema()
+    schema = _root()
     seen: dict[str, KeyRow] = {}
     for row in _walk(schema, schema, ""):
         seen.setdefault(row.path, row)

@@ -16,12 +16,15 @@ import json
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from pydantic import Field, ValidationError
 
 from ledger.attempts import record_interruption
+from ledger.document import Document
 from ledger.fsutil import ensure_dir
 from ledger.ingest import attempts_so_far, is_recorded, open_attempts, record_run_start
 from ledger.keys import SigningKey
@@ -42,21 +45,38 @@ def _machine() -> str:
     return socket.gethostname()
 
 
+@dataclass(frozen=True)
+class ExhaustedRun:
+    """A run not started again: it has had the attempts its plan allows."""
+
+    run: str  # condition/seed/host
+    name: str
+    attempts: int
+    max: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "attempts": self.attempts, "max": self.max}
+
+
+class ClaimOwner(Document):
+    """A lock's owner file: which process on which machine holds the claim."""
+
+    pid: int = Field(gt=0)
+    machine: str
+
+
 def attempt_alive(store: Store, manifest: str, run: str) -> bool | None:
     """Whether the process that claimed `run` is alive on this machine: True, False (its
     owner file names a process that is gone), or None (no owner file here: unknown)."""
     path = Path(str(lock_path(store, manifest, run)) + OWNER_SUFFIX)
     try:
-        owner = json.loads(path.read_bytes()[:4096])
-    except (OSError, ValueError, RecursionError):
+        owner = ClaimOwner.model_validate_json(path.read_bytes()[:4096])
+    except (OSError, ValidationError):
         return None
-    if not isinstance(owner, dict) or owner.get("machine") != _machine():
-        return None
-    pid = owner.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
+    if owner.machine != _machine():
         return None
     try:
-        os.kill(pid, 0)
+        os.kill(owner.pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -86,7 +106,7 @@ class RunClaims:
         self.max_attempts = max_attempts
         self.held: dict[str, FileLock] = {}
         self.busy: set[str] = set()
-        self.exhausted: list[dict[str, Any]] = []
+        self.exhausted: list[ExhaustedRun] = []
         self.recorded_meanwhile = 0
         self._mutex = threading.Lock()
 
@@ -115,14 +135,7 @@ class RunClaims:
             tried = attempts_so_far(self.store, self.manifest, task.key)
             if self.max_attempts is not None and tried >= self.max_attempts:
                 lock.release()
-                self.exhausted.append(
-                    {
-                        "run": task.key,
-                        "name": task.name,
-                        "attempts": tried,
-                        "max": self.max_attempts,
-                    }
-                )
+                self.exhausted.append(ExhaustedRun(task.key, task.name, tried, self.max_attempts))
                 return False
             self.held[task.key] = lock
             _write_owner(lock)
@@ -146,9 +159,8 @@ class RunClaims:
 def _write_owner(lock: FileLock) -> None:
     """Who holds the lock (pid, machine), for `attempt_alive`; best effort."""
     with contextlib.suppress(OSError):
-        Path(lock.lock_file + OWNER_SUFFIX).write_text(
-            json.dumps({"pid": os.getpid(), "machine": _machine()})
-        )
+        owner = ClaimOwner(pid=os.getpid(), machine=_machine())
+        Path(lock.lock_file + OWNER_SUFFIX).write_text(json.dumps(owner.to_dict()))
 
 
 def _drop_owner(lock: FileLock) -> None:

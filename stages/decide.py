@@ -22,7 +22,6 @@ from stages.baseline_rule import derive_baseline_decision
 from stages.campaign import Campaign, Factor
 from stages.claims import close_dead_attempts
 from stages.conditions import make_condition
-from stages.designs import point_name
 from stages.lookup import Entry, manifest_decision, manifest_runs
 from stages.observations import RecordedRun, decision_head, observations, select_runs
 from stages.plan import frozen_manifest
@@ -130,27 +129,25 @@ def derive_decision(
     conds = manifest.conditions
     names = {cid: info.name for cid, info in conds.items()}
     coded = _design_points(manifest)  # `reduce` maps onto design points only
-    factor_table = {k: v.to_dict() for k, v in manifest.analysis.factors.items()}
+    factors = manifest.analysis.factors
     outcome = apply_rule(
         manifest.rule,
         summaries,
         names=names,
         effects=effects,
         coded=coded,
-        factors=factor_table,
+        factors=factors,
         checks=manifest.checks,
     )
-    failures = failures_by_level(obs, coded, factor_table) if coded else None
+    failures = failures_by_level(obs, coded, factors) if coded else None
+    flags = gate_flags(summaries, outcome.ranking, outcome.promoted, names, failures)
     promoted = list(outcome.promoted)
     table = {cid: conds[cid].to_dict() for cid in promoted}
-    factors = _factor_objects(manifest)
-    base = manifest.spec.get("base", {})
+    screened = _factor_objects(manifest)
+    base = manifest.spec.get("base", {})  # a plan frozen without a campaign file has no spec
     for point in outcome.new_points:
-        point_coded = point.get("coded", point)
-        name = point.get("name") or point_name(point_coded)
-        cond = make_condition(
-            base, factors, {f.key: f.level(point_coded[f.letter]) for f in factors}, name, "reduce"
-        )
+        levels = {f.key: f.level(point.coded[f.letter]) for f in screened}
+        cond = make_condition(base, screened, levels, point.name, "reduce")
         if cond.id not in table:
             promoted.append(cond.id)
             table[cond.id] = cond.to_dict()
@@ -160,15 +157,15 @@ def derive_decision(
             "conditions": [s.to_dict() for s in summaries],
             "effects": effects.to_dict() if effects is not None else None,
             "effects_note": effects_note,
-            "failures": failures,
-            "flags": gate_flags(summaries, outcome.ranking, outcome.promoted, names, failures),
+            "failures": failures.to_dict() if failures is not None else None,
+            "flags": [f.to_dict() for f in flags],
         },
         "rule": manifest.rule.to_dict(),
         "outcome": outcome.to_dict(),
         "promoted": promoted,
         "conditions": table,
         "trace": list(outcome.trace),
-        "verdicts": list(outcome.verdicts),
+        "verdicts": [v.to_dict() for v in outcome.verdicts],
     }
 
 

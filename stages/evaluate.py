@@ -79,10 +79,6 @@ _TIE = 1e-12
 COST_MODELS = ("restart", "continue")
 
 
-def _info(cond: Condition) -> dict[str, Any]:
-    return {"id": cond.id, **cond.to_dict()}
-
-
 def candidate_pool(campaign: Campaign) -> list[Condition]:
     """Every condition the protocol could run (see the module docstring), in a fixed order."""
     pool: dict[str, Condition] = {}
@@ -132,7 +128,7 @@ class TruthValues:
 
 
 def _truth_values(
-    source: Source, infos: dict[str, Any], budget_s: float, world: World
+    source: Source, infos: dict[str, Condition], budget_s: float, world: World
 ) -> TruthValues:
     values = {}
     for cid, info in infos.items():
@@ -219,7 +215,7 @@ class Context:
     walker: ProtocolWalker
     seed: int
     cost_model: str
-    usable: list[dict[str, Any]]
+    usable: list[Condition]
     setup: Setup | None
     host: str
     gpus: int
@@ -278,7 +274,7 @@ def _protocol_outcome(walk: Walk) -> Outcome:
 
 
 def _baseline_outcome(ctx: Context, run: BaselineRun) -> Outcome:
-    pick = ctx.usable[run.pick]["id"] if run.pick is not None else None
+    pick = ctx.usable[run.pick].id if run.pick is not None else None
     return Outcome(pick, None, run.spent_gpu_s)
 
 
@@ -434,7 +430,7 @@ def evaluate(
         )
     final = campaign.stages[-1]
     pool = candidate_pool(campaign)
-    infos = {c.id: _info(c) for c in pool}
+    infos = {c.id: c for c in pool}
     names = {c.id: c.name for c in pool}
     truth_tv = _truth_values(source, infos, final.budget_s, RECORDED)
     unknown = [cid for cid in infos if cid not in truth_tv.values]
@@ -614,7 +610,7 @@ def _setup(ctx: Context, min_s: float, final_s: float, eta: int, cap_gpu_s: floa
 
 def _bootstrap(
     ctx: Context,
-    infos: dict[str, Any],
+    infos: dict[str, Condition],
     against: list[str],
     outcomes: dict[str, list[Outcome]],
     truth_tv: TruthValues,
@@ -720,7 +716,7 @@ def _d(
 ) -> list[float] | None:
     if deltas is None:
         return None
-    return deltas.get(method, {}).get(key)
+    return deltas[method].get(key)  # every method has its row; a metric no world gave, none
 
 
 Deltas = dict[str, dict[str, list[float]]] | None  # bootstrap: method -> metric -> deltas
@@ -735,7 +731,8 @@ def _method_fields(
     names: dict[str, str],
 ) -> dict[str, Any]:
     regrets = [r for r in s.regret if r is not None]
-    counts = Counter(names.get(o.pick, o.pick[:8]) if o.pick else "none" for o in outcomes)
+    # a pick is a candidate of the pool (baselines) or of a walk: `names` holds both
+    counts = Counter(names[o.pick] if o.pick else "none" for o in outcomes)
     return {
         "method": method,
         "description": DESCRIPTIONS[method],
@@ -849,9 +846,10 @@ def _comparison(
 
 
 def _walk_summary(walk: Walk, names: dict[str, str]) -> WalkSummary:
+    """`names` holds the walk's own (every condition it planned or promoted)."""
     return WalkSummary(
-        promoted={g.stage: [names.get(c, c[:8]) for c in g.promoted] for g in walk.gates},
-        pick=names.get(walk.pick) if walk.pick else None,
+        promoted={g.stage: [names[c] for c in g.promoted] for g in walk.gates},
+        pick=names[walk.pick] if walk.pick else None,
         gpu_hours=walk.gpu_s / 3600.0,
     )
 
@@ -869,19 +867,21 @@ def _recorded_walk(ctx: Context, names: dict[str, str]) -> RecordedWalk:
         walk = ctx.walker.walk(ctx.draws(-1, RECORDED, mode="exact"))
     except MissingReplicate as exc:
         return RecordedWalk(walk=None, unavailable=str(exc))
-    return RecordedWalk(walk=_walk_summary(walk, names), unavailable=None)
+    known = {**walk.names, **names}  # the evaluation's names first, as for the trials' walks
+    return RecordedWalk(walk=_walk_summary(walk, known), unavailable=None)
 
 
 def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, str]) -> list[Gate]:
     campaign, source = ctx.campaign, ctx.source
     letters = [f.letter for f in campaign.factors]
-    ref = {g.stage: set(g.promoted) for g in reference.gates}
     out = []
     for stage in campaign.stages:
         per_trial = [next((g for g in w.gates if g.stage == stage.name), None) for w in walks]
         seen = [g for g in per_trial if g is not None]
         modal = Counter(frozenset(g.promoted) for g in seen).most_common(1)
-        changed = sum(1 for g in per_trial if g is None or set(g.promoted) != ref.get(stage.name))
+        ref_gate = next((g for g in reference.gates if g.stage == stage.name), None)
+        ref = set(ref_gate.promoted) if ref_gate is not None else None  # None: it stopped before
+        changed = sum(1 for g in per_trial if g is None or set(g.promoted) != ref)
         screen = None
         truth_effects = source.true_effects(stage.budget_s, letters) if letters else None
         if truth_effects is not None and any(g.effects for g in seen):
@@ -897,12 +897,8 @@ def _gates(ctx: Context, walks: list[Walk], reference: Walk, names: dict[str, st
                 gpu_hours_mean=fmean(g.gpu_s for g in seen) / 3600.0 if seen else None,
                 decision_changed=changed / len(walks),
                 modal_share=modal[0][1] / len(walks) if modal else None,
-                reference_promoted=[
-                    names.get(c, c[:8])
-                    for c in next(
-                        (g.promoted for g in reference.gates if g.stage == stage.name), []
-                    )
-                ],
+                # the reference walk's names are among `names`
+                reference_promoted=[names[c] for c in ref_gate.promoted] if ref_gate else [],
                 screen=screen,
             )
         )

@@ -13,7 +13,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -238,6 +238,16 @@ def save_evaluation(path: str | Path, result: Evaluation) -> None:
     atomic_write(path, (result.model_dump_json(indent=2) + "\n").encode())
 
 
+class SavedStamp(BaseModel):
+    """What a saved file says it is, read before the rest: a file of another format or an
+    older version is refused with one line saying which, not with the model's first error."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    format: Any = None
+    version: Any = None
+
+
 def load_evaluation(path: str | Path) -> Evaluation:
     """Read a saved evaluation; one LedgerError line naming the file when it is not one."""
     path = Path(path)
@@ -247,11 +257,15 @@ def load_evaluation(path: str | Path) -> Evaluation:
         raise InputError(f"evaluation file not found: {path}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"cannot read evaluation file {path}: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    try:
+        stamp = SavedStamp.model_validate(data)
+    except ValidationError:
+        stamp = SavedStamp()
+    if stamp.format != FORMAT:
         raise InputError(f"{path}: not a gateledger evaluation (no format {FORMAT!r})")
-    if data.get("version") != VERSION:
+    if stamp.version != VERSION:
         raise InputError(
-            f"{path}: evaluation format version {data.get('version')!r} predates version "
+            f"{path}: evaluation format version {stamp.version!r} predates version "
             f"{VERSION} (typed results, cost models, bootstrap intervals): run `ledger "
             f"evaluate` again to replace it"
         )

@@ -30,6 +30,7 @@ from typing import Any
 
 from ledger.errors import InputError, LedgerError
 from stages.campaign import Campaign, budget_label
+from stages.conditions import Condition
 from stages.replay_table import Curve, CurveTable, Replicate, Row, read_table, table_from_store
 from stages.surface import SimParams, expected_value, run_outcome
 
@@ -101,7 +102,7 @@ class World:
             whole = set(curve.complete(complete_to)) if complete_to is not None else None
             reps = [
                 r
-                for r in self.picks.get(cid, curve.replicates)
+                for r in self.replicates(cid, curve)
                 if fidelity in curve.by_replicate[r] and (whole is None or r in whole)
             ]
             mine = [r for r in reps if curve.by_replicate[r][fidelity].host == host]
@@ -109,6 +110,8 @@ class World:
         return self._pools[key]
 
     def replicates(self, cid: str, curve: Curve) -> list[Replicate]:
+        """The condition's replicates in this world: its resample, else the recorded ones
+        (the recorded world, or a condition the resample did not draw)."""
         mine = self.picks.get(cid) if self.picks is not None else None
         return curve.replicates if mine is None else mine
 
@@ -118,7 +121,7 @@ RECORDED = World(0)
 
 class SimSource:
     """The campaign's `[sim]` surface; a replicate is one standard-normal noise draw.
-    A `cond` is a candidate as the evaluation passes it: `{"id", **Condition.to_dict()}`."""
+    A `cond` is a candidate (`stages.conditions.Condition`: id, name, config, coded)."""
 
     kind = "sim"
 
@@ -126,14 +129,14 @@ class SimSource:
         self.params = params
         self.seed = seed
 
-    def fidelity(self, cond: dict, budget_s: float) -> float:
+    def fidelity(self, cond: Condition, budget_s: float) -> float:
         return budget_s
 
-    def can_answer(self, cond: dict, budget_s: float) -> bool:
+    def can_answer(self, cond: Condition, budget_s: float) -> bool:
         return True
 
     def read(
-        self, trial: int, cond: dict, rep: Any, fidelity: float, host: str, gpus: int
+        self, trial: int, cond: Condition, rep: Any, fidelity: float, host: str, gpus: int
     ) -> Answer:
         if rep == MEAN:
             z = 0.0
@@ -142,7 +145,7 @@ class SimSource:
                 self.seed,
                 _Z,
                 trial,
-                text_key(cond["id"]),
+                text_key(cond.id),
                 text_key(host),
                 number_key(rep[0]),
                 rep[1],
@@ -150,20 +153,20 @@ class SimSource:
             z = _NORMAL.inv_cdf(u)
         out = run_outcome(
             self.params,
-            name=cond["name"],
-            coded=cond["coded"],
+            name=cond.name,
+            coded=cond.coded,
             budget_s=fidelity,
             host=host,
             z=z,
         )
         return Answer(out.status, out.val_bpb, out.training_seconds * gpus)
 
-    def truth(self, cond: dict, budget_s: float, world: World = RECORDED) -> float | None:
-        if cond["name"] in self.params.diverge:
+    def truth(self, cond: Condition, budget_s: float, world: World = RECORDED) -> float | None:
+        if cond.name in self.params.diverge:
             return None
-        return expected_value(self.params, cond["coded"], budget_s)
+        return expected_value(self.params, cond.coded, budget_s)
 
-    def mean_cost(self, cond: dict, budget_s: float, gpus: int) -> float:
+    def mean_cost(self, cond: Condition, budget_s: float, gpus: int) -> float:
         return self.read(0, cond, MEAN, budget_s, "", gpus).cost_gpu_s
 
     def true_effects(self, budget_s: float, letters: Sequence[str]) -> dict[str, float]:
@@ -188,19 +191,19 @@ class ReplaySource:
         self._curves: dict[str, Curve] = {}
         self._fidelity: dict[tuple[str, float], float] = {}
 
-    def curve(self, cond: dict) -> Curve:
-        cid = cond["id"]
+    def curve(self, cond: Condition) -> Curve:
+        cid = cond.id
         if cid not in self._curves:
             self._curves[cid] = self.table.curve(cond)
         return self._curves[cid]
 
-    def fidelity(self, cond: dict, budget_s: float) -> float:
-        key = (cond["id"], budget_s)
+    def fidelity(self, cond: Condition, budget_s: float) -> float:
+        key = (cond.id, budget_s)
         if key not in self._fidelity:
             self._fidelity[key] = self.table.fidelity_at(cond, budget_s)
         return self._fidelity[key]
 
-    def can_answer(self, cond: dict, budget_s: float) -> bool:
+    def can_answer(self, cond: Condition, budget_s: float) -> bool:
         try:
             self.fidelity(cond, budget_s)
         except LedgerError:
@@ -208,7 +211,7 @@ class ReplaySource:
         return True
 
     def read(
-        self, trial: int, cond: dict, rep: Any, fidelity: float, host: str, gpus: int
+        self, trial: int, cond: Condition, rep: Any, fidelity: float, host: str, gpus: int
     ) -> Answer | Row:
         curve = self.curve(cond)
         if rep == MEAN:
@@ -216,12 +219,12 @@ class ReplaySource:
         row = curve.by_replicate[rep].get(fidelity)
         if row is None:
             raise MissingReplicate(
-                f"{self.table.source}: condition {cond['name']!r} has no row for seed "
+                f"{self.table.source}: condition {cond.name!r} has no row for seed "
                 f"{rep[0]}, host {rep[1]} at budget {fidelity:g}"
             )
         return row  # a Row reads like an Answer (status, value, cost_gpu_s)
 
-    def truth(self, cond: dict, budget_s: float, world: World = RECORDED) -> float | None:
+    def truth(self, cond: Condition, budget_s: float, world: World = RECORDED) -> float | None:
         if not self.table.has(cond):
             return None
         try:
@@ -229,7 +232,7 @@ class ReplaySource:
         except LedgerError:
             return None
         curve = self.curve(cond)
-        reps = world.replicates(cond["id"], curve)
+        reps = world.replicates(cond.id, curve)
         ok = [
             row.value
             for rep in reps
@@ -237,17 +240,17 @@ class ReplaySource:
         ]
         return fmean(ok) if ok else None
 
-    def mean_cost(self, cond: dict, budget_s: float, gpus: int) -> float:
+    def mean_cost(self, cond: Condition, budget_s: float, gpus: int) -> float:
         return _mean(self.curve(cond).at[self.fidelity(cond, budget_s)]).cost_gpu_s
 
     def true_effects(self, budget_s: float, letters: Sequence[str]) -> None:
         return None  # recorded curves carry no planted truth
 
-    def replicated(self, conds: Sequence[dict]) -> bool:
+    def replicated(self, conds: Sequence[Condition]) -> bool:
         """Whether any condition has more than one recorded replicate."""
         return any(len(self.curve(c).replicates) > 1 for c in conds if self.table.has(c))
 
-    def bootstrap_world(self, index: int, conds: Sequence[dict], seed: int) -> World:
+    def bootstrap_world(self, index: int, conds: Sequence[Condition], seed: int) -> World:
         """Every condition's recorded runs resampled with replacement, whole runs, within
         groups of runs recorded at the same fidelities (so every fidelity keeps as many runs
         as it has), listed in the recorded order: the k-th position of a world then mostly
@@ -264,7 +267,7 @@ class ReplaySource:
             drawn = sorted(
                 members[rng.randrange(len(members))] for members in groups.values() for _ in members
             )
-            picks[cond["id"]] = [curve.replicates[i] for i in drawn]
+            picks[cond.id] = [curve.replicates[i] for i in drawn]
         return World(index, picks)
 
     def describe(self) -> dict[str, Any]:
@@ -323,7 +326,13 @@ class TrialDraws:
     other_host: int = 0  # draws made across hosts (none recorded on the run's host)
 
     def run(
-        self, key: Hashable, cond: dict, budget_s: float, host: str, gpus: int, seed: Any = None
+        self,
+        key: Hashable,
+        cond: Condition,
+        budget_s: float,
+        host: str,
+        gpus: int,
+        seed: Any = None,
     ) -> tuple[Answer | Row, float]:
         """Read the run `key` at `budget_s`; (its answer, the GPU-seconds it is charged)."""
         fidelity = self.source.fidelity(cond, budget_s)
@@ -340,14 +349,15 @@ class TrialDraws:
             self.runs[key] = _Run(rep, fidelity)
         return answer, charge
 
-    def _replicate(self, cond: dict, fidelity: float, host: str, seed: Any) -> Any:
+    def _replicate(self, cond: Condition, fidelity: float, host: str, seed: Any) -> Any:
         if self.mode == "mean":
             return MEAN
         if self.mode == "exact":
             return self._own(cond, seed, host)
-        slot = self.slots.get((cond["id"], host, fidelity))
-        if slot is None:
-            slot = self._slot(cond, fidelity, host)
+        where = (cond.id, host, fidelity)
+        if where not in self.slots:
+            self._slot(cond, fidelity, host)
+        slot = self.slots[where]
         k = len(slot.dealt)
         if isinstance(self.source, SimSource):
             slot.dealt.append(k)
@@ -368,7 +378,7 @@ class TrialDraws:
         slot.dealt.append(index)
         return pool[index]
 
-    def _slot(self, cond: dict, fidelity: float, host: str) -> _Slot:
+    def _slot(self, cond: Condition, fidelity: float, host: str) -> _Slot:
         """The slot's hash prefix and, on a table, its pool: keyed by the trial, not the
         method, so every method's first draw there is the same replicate."""
         prefix = 0
@@ -376,7 +386,7 @@ class TrialDraws:
             self.source.seed,
             _DEAL,
             self.trial,
-            text_key(cond["id"]),
+            text_key(cond.id),
             text_key(str(host)),
             number_key(fidelity),
         ):
@@ -388,30 +398,30 @@ class TrialDraws:
             if self.cost_model == "continue" and self.final_budget_s is not None:
                 complete_to = self.source.fidelity(cond, self.final_budget_s)
             pool, matched = self.world.pool(
-                cond["id"], self.source.curve(cond), fidelity, host, complete_to
+                cond.id, self.source.curve(cond), fidelity, host, complete_to
             )
             if not pool and complete_to is not None:
                 raise InputError(
-                    f"{self.source.table.source}: condition {cond['name']!r} has no run "
+                    f"{self.source.table.source}: condition {cond.name!r} has no run "
                     f"recorded at every fidelity up to budget "
                     f"{budget_label(self.final_budget_s)}: --cost-model continue follows one "
                     f"run along its curve (use --cost-model restart, or complete the table)"
                 )
             if not pool:
                 raise InputError(
-                    f"{self.source.table.source}: condition {cond['name']!r} has no row at "
+                    f"{self.source.table.source}: condition {cond.name!r} has no row at "
                     f"budget {fidelity:g}"
                 )
-        slot = self.slots[(cond["id"], host, fidelity)] = _Slot(prefix, pool, matched)
+        slot = self.slots[(cond.id, host, fidelity)] = _Slot(prefix, pool, matched)
         return slot
 
-    def _own(self, cond: dict, seed: Any, host: str) -> Replicate:
+    def _own(self, cond: Condition, seed: Any, host: str) -> Replicate:
         assert isinstance(self.source, ReplaySource)
         table = self.source.table
         rep = (str(seed), str(host) if table.has_host else "None")
         if rep not in self.source.curve(cond).by_replicate:
             raise MissingReplicate(
-                f"{table.source}: condition {cond['name']!r} has no recorded run with seed "
+                f"{table.source}: condition {cond.name!r} has no recorded run with seed "
                 f"{seed}" + (f" on host {host}" if table.has_host else "")
             )
         return rep

@@ -11,11 +11,13 @@ its plan's `max_attempts` allows (`stages.claims`).
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledger.attempts import record_interruption
+from ledger.documents import RunRecord
 from ledger.errors import ConfigError, LedgerError, SigningKeyError
 from ledger.ingest import ingest, recorded_runs
 from ledger.keys import SigningKey
@@ -25,13 +27,40 @@ from ledger.provenance import log_source
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
 from ledger.rawlog import failure_reason as rawlog_failure_reason
 from ledger.seeds import effective_seed, needs_witness, seed_rule
-from ledger.store import Store
+from ledger.store import Store, read_document
 from ledger.witness_seed import store_witness
 from stages.campaign import Campaign
-from stages.claims import RunClaims, close_dead_attempts, partial_logs
+from stages.claims import ExhaustedRun, RunClaims, close_dead_attempts, partial_logs
 from stages.executors.base import Executor, RunResult, RunTask
 from stages.lookup import Entry
 from stages.plan import frozen_manifest
+
+
+@dataclass(frozen=True)
+class RefusedRun:
+    """A run whose log ingest refused: not recorded, an interrupted attempt (re-runnable
+    within the plan's `max_attempts`)."""
+
+    run: str  # condition/seed/host
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """A recorded run that did not finish ok: its status, and why (its own error, else
+    stderr's last line; '' when neither says)."""
+
+    run: str | None  # condition/seed/host
+    name: str
+    status: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "name": self.name, "status": self.status, "reason": self.reason}
 
 
 @dataclass
@@ -43,21 +72,21 @@ class RunReport:
     declared: int
     already: int
     executed: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
+    statuses: Counter[str] = field(default_factory=Counter)
     training_gpu_hours: float = 0.0
     records: list[str] = field(default_factory=list)
     skipped_hosts: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # held by another `ledger run` meanwhile
-    refused: list[dict[str, str]] = field(default_factory=list)  # ingest said no: interrupted
-    failures: list[dict[str, str]] = field(default_factory=list)  # recorded, not ok: why
-    exhausted: list[dict[str, Any]] = field(default_factory=list)  # max_attempts reached
+    refused: list[RefusedRun] = field(default_factory=list)  # ingest said no: interrupted
+    failures: list[RunFailure] = field(default_factory=list)  # recorded, not ok: why
+    exhausted: list[ExhaustedRun] = field(default_factory=list)  # max_attempts reached
     closed: list[str] = field(default_factory=list)  # dead attempts closed as interrupted
 
     @property
     def all_crashed(self) -> bool:
         """Every run this call executed crashed (or was refused): something is broken."""
         attempted = self.executed + len(self.refused)
-        return attempted > 0 and self.statuses.get("crashed", 0) + len(self.refused) == attempted
+        return attempted > 0 and self.statuses["crashed"] + len(self.refused) == attempted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,14 +95,14 @@ class RunReport:
             "declared": self.declared,
             "already_recorded": self.already,
             "executed": self.executed,
-            "statuses": self.statuses,
+            "statuses": dict(self.statuses),
             "training_gpu_hours": self.training_gpu_hours,
             "records": self.records,
             "skipped_hosts": self.skipped_hosts,
             "busy": self.busy,
-            "refused": self.refused,
-            "failures": self.failures,
-            "exhausted": self.exhausted,
+            "refused": [r.to_dict() for r in self.refused],
+            "failures": [f.to_dict() for f in self.failures],
+            "exhausted": [e.to_dict() for e in self.exhausted],
             "closed_attempts": self.closed,
             "all_crashed": self.all_crashed,
         }
@@ -95,7 +124,7 @@ def manifest_tasks(manifest_id: str, plan: Plan, witness: str | None = None) -> 
             host=run.host,
             budget_s=plan.budget_s,
             gpus=plan.gpus,
-            runner=plan.runner.to_dict(),
+            runner=plan.runner,
             effective_seed=effective_seed(manifest_id, plan, run.condition, run.seed, witness),
             witness=witness,
         )
@@ -288,7 +317,7 @@ def _record(
             key=key,
         )
     except LedgerError as exc:
-        report.refused.append({"run": task.key, "name": task.name, "reason": str(exc)})
+        report.refused.append(RefusedRun(task.key, task.name, str(exc)))
         with contextlib.suppress(LedgerError):
             record_interruption(
                 store,
@@ -300,17 +329,16 @@ def _record(
                 key=key,
             )
         return
-    record = store.get_json(record_id)["body"]
-    status = record["status"]
+    record = read_document(store, record_id, "run", RunRecord)
     report.executed += 1
     report.records.append(record_id)
-    report.statuses[status] = report.statuses.get(status, 0) + 1
-    if status != "ok":
+    report.statuses[record.status] += 1
+    if record.status != "ok":
         report.failures.append(
-            {"run": task.key, "name": task.name, "status": status, "reason": failure_reason(result)}
+            RunFailure(task.key, task.name, record.status, failure_reason(result))
         )
-    seconds = record["metrics"].get("training_seconds") or 0.0
-    report.training_gpu_hours += seconds * record["gpus"] / 3600.0
+    seconds = record.metrics.training_seconds or 0.0
+    report.training_gpu_hours += seconds * record.gpus / 3600.0
 
 
 def failure_reason(result: RunResult) -> str:

@@ -17,12 +17,12 @@ from pydantic import ValidationError
 from ledger.canonical import is_canonical
 from ledger.decision_model import Decision
 from ledger.document import Document, one_line
-from ledger.documents import RunRecord
+from ledger.documents import Envelope, JournalEvent, RunRecord
 from ledger.errors import IntegrityError, WrongKind
 from ledger.manifest import signs_records
 from ledger.plan_model import Manifest
 from ledger.signing import MAY_SIGN_KINDS, SIGNED_KINDS, SIGNER_FIELDS, verify_signature
-from ledger.store import Store, load_object
+from ledger.store import Store, read_document
 
 B = TypeVar("B", bound=Document)
 MODELS: dict[str, type[Document]] = {"manifest": Manifest, "decision": Decision, "run": RunRecord}
@@ -39,12 +39,7 @@ class Entry(Generic[B]):
     at: str
 
 
-# (store root, kinds) -> (journal file signatures, events found). Reports look up every
-# stage's runs; re-parsing every journal per lookup made a 10k-run report take 12 s.
-_EVENTS: dict[tuple[str, frozenset[str]], tuple[tuple, list[tuple[str, dict]]]] = {}
-
-
-def _signature(store: Store) -> tuple:
+def _signature(store: Store) -> tuple[Any, ...]:
     """Size, mtime and inode of every journal: any append, cut or replacement changes it."""
     sig = []
     for journal in store.journals():
@@ -56,46 +51,59 @@ def _signature(store: Store) -> tuple:
     return tuple(sig)
 
 
-def _events(store: Store, kinds: set[str]) -> list[tuple[str, dict]]:
+def _events(store: Store, kinds: set[str]) -> list[tuple[str, JournalEvent]]:
     """(host, event) for events of these kinds naming an object, in journal time order.
 
-    Cached per process while no journal file changes (callers must not mutate the events).
+    Kept on the store while no journal file changes (reports look up every stage's runs;
+    re-parsing every journal per lookup made a 10k-run report take 12 s).
     """
-    key = (str(store.root), frozenset(kinds))
+    key = frozenset(kinds)
     sig = _signature(store)
-    cached = _EVENTS.get(key)
+    cached = store.journal_events.get(key)
     if cached is not None and cached[0] == sig:
         return cached[1]
-    found = []
-    for journal in store.journals():
-        for event in journal.events():
-            if event.get("kind") in kinds and event.get("object"):
-                found.append((journal.host, event))
-    found.sort(key=lambda he: (he[1].get("at", ""), he[0], he[1].get("seq", 0)))
-    if len(_EVENTS) > 64:
-        _EVENTS.clear()
-    _EVENTS[key] = (sig, found)
+    found = [
+        (journal.host, event)
+        for journal in store.journals()
+        for event in journal.events()
+        if event.kind in kinds and event.object
+    ]
+    found.sort(key=lambda he: (he[1].at, he[0], he[1].seq))
+    store.journal_events[key] = (sig, found)
     return found
 
 
-def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
+def _signer(body: Document) -> str | None:
+    """The key a body says signed it (the field `ledger.signing.SIGNER_FIELDS` names)."""
+    if isinstance(body, Manifest):
+        return body.freezer
+    if isinstance(body, Decision):
+        return body.decider
+    if isinstance(body, RunRecord):
+        return body.recorder
+    return None
+
+
+def _load(store: Store, host: str, event: JournalEvent, kind: str) -> Entry[Any]:
     """The object an event cites; a signed kind (and a run record that carries a signature)
     must be canonical and validly signed, by the key its body names, and every kind must be
     a document of its kind's shape, or it is not used (IntegrityError naming it)."""
-    oid = event["object"]
+    oid = str(event.object)  # `_events` keeps events that name one
     data = store.get_bytes(oid)
     try:
         obj = json.loads(data)
     except (ValueError, RecursionError):
         raise IntegrityError(f"object {oid} is not a JSON object") from None
-    if (
-        not isinstance(obj, dict)
-        or obj.get("kind") != kind
-        or not isinstance(obj.get("body"), dict)
-    ):
-        found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
-        raise WrongKind(f"object {oid} is a {found!r}, expected {kind}")
-    if kind in SIGNED_KINDS or (kind in MAY_SIGN_KINDS and "signature" in obj):
+    try:
+        envelope = Envelope.model_validate(obj)
+    except ValidationError:
+        raise WrongKind(
+            f"object {oid} is not a stored object's envelope, expected {kind}"
+        ) from None
+    if envelope.kind != kind:
+        raise WrongKind(f"object {oid} is a {envelope.kind!r}, expected {kind}")
+    signed = kind in SIGNED_KINDS or (kind in MAY_SIGN_KINDS and envelope.signature is not None)
+    if signed:
         if not is_canonical(obj, data):
             raise IntegrityError(
                 f"{kind} {oid} is not stored as canonical JSON: not used (run `ledger verify`)"
@@ -104,24 +112,25 @@ def _load(store: Store, host: str, event: dict, kind: str) -> Entry[Any]:
             verify_signature(obj, store.keyring())
         except IntegrityError as exc:
             raise IntegrityError(f"{kind} {oid}: {exc}: not used (run `ledger verify`)") from None
-        signer = SIGNER_FIELDS.get(kind)
-        # the signature verified, so it names its key; the body is not yet checked
-        if signer and obj["body"].get(signer) != obj["signature"]["key_id"]:
-            raise IntegrityError(f"{kind} {oid}: {signer} is not the key that signed it: not used")
     try:
-        body = MODELS[kind].model_validate(obj["body"])
+        body = MODELS[kind].model_validate(envelope.body)
     except ValidationError as exc:
         raise IntegrityError(one_line(f"{kind} {oid}", exc) + ": not used") from None
-    return Entry(oid, body, host, event["seq"], event["at"])
+    # the signature verified, so it names its key
+    if signed and envelope.signature is not None and _signer(body) != envelope.signature.key_id:
+        raise IntegrityError(
+            f"{kind} {oid}: {SIGNER_FIELDS[kind]} is not the key that signed it: not used"
+        )
+    return Entry(oid, body, host, event.seq, event.at)
 
 
 def stage_manifests(store: Store, campaign: str, stage: str) -> list[Entry[Manifest]]:
     """Every manifest frozen for this campaign stage, oldest first (amendments last)."""
     out, seen = [], set()
     for host, event in _events(store, {"manifest_frozen", "amended"}):
-        if event["object"] in seen:
+        if event.object in seen:
             continue
-        seen.add(event["object"])
+        seen.add(event.object)
         entry = _load(store, host, event, "manifest")
         if entry.body.campaign == campaign and entry.body.stage == stage:
             out.append(entry)
@@ -143,7 +152,7 @@ def manifest_decision(store: Store, manifest_id: str) -> Entry[Decision] | None:
     own body decides this manifest (an event that names another manifest's decision, a
     replay, does not count; the audit reports it)."""
     for host, event in _events(store, {"decision_made"}):
-        if event.get("manifest") == manifest_id:
+        if event.manifest == manifest_id:
             entry = _load(store, host, event, "decision")
             if entry.body.manifest == manifest_id:
                 return entry
@@ -155,11 +164,11 @@ def manifest_runs(store: Store, manifest_id: str) -> list[Entry[RunRecord]]:
 
     Raises IntegrityError for an unsigned record of a manifest whose records are signed
     (written by someone without the store's key: never decided on)."""
-    signed = signs_records(load_object(store, manifest_id, "manifest"))
+    signed = signs_records(read_document(store, manifest_id, "manifest", Manifest))
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
-        if event.get("manifest") == manifest_id and event["object"] not in seen:
-            seen.add(event["object"])
+        if event.manifest == manifest_id and event.object not in seen:
+            seen.add(event.object)
             entry = _load(store, host, event, "run")
             if signed and entry.body.recorder is None:
                 raise IntegrityError(
@@ -174,8 +183,8 @@ def all_manifests(store: Store) -> list[Entry[Manifest]]:
     """Every journaled manifest (amended ones too), in journal time order."""
     out, seen = [], set()
     for host, event in _events(store, {"manifest_frozen", "amended"}):
-        if event["object"] not in seen:
-            seen.add(event["object"])
+        if event.object not in seen:
+            seen.add(event.object)
             out.append(_load(store, host, event, "manifest"))
     return out
 
@@ -184,11 +193,11 @@ def all_decisions(store: Store) -> list[Entry[Decision]]:
     """Every journaled decision whose body decides the manifest its event names."""
     out, seen = [], set()
     for host, event in _events(store, {"decision_made"}):
-        if event["object"] in seen:
+        if event.object in seen:
             continue
-        seen.add(event["object"])
+        seen.add(event.object)
         entry = _load(store, host, event, "decision")
-        if entry.body.manifest == event.get("manifest"):
+        if entry.body.manifest == event.manifest:
             out.append(entry)
     return out
 
@@ -197,7 +206,7 @@ def all_runs(store: Store) -> list[Entry[RunRecord]]:
     """Every journaled run record (planned or not), in journal time order, once each."""
     out, seen = [], set()
     for host, event in _events(store, {"run_recorded"}):
-        if event["object"] not in seen:
-            seen.add(event["object"])
+        if event.object not in seen:
+            seen.add(event.object)
             out.append(_load(store, host, event, "run"))
     return out

@@ -7,6 +7,7 @@ so the ledger looks exactly as if they had been typed one by one.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from ledger.rawlog import failure_reason, parse_raw_log
 from ledger.store import Store, read_document
 from stages.campaign import Campaign
 from stages.decide import decide_stage
-from stages.execute import RunReport, run_stage
+from stages.execute import RunFailure, RunReport, run_stage
 from stages.executors.base import Executor
 from stages.lookup import current_manifest, manifest_decision
 from stages.plan import freeze_stage
@@ -104,10 +105,10 @@ def stop_on_failure(stage: str, report: RunReport) -> None:
         first = report.refused[0]
         raise RunsFailed(
             f"{stage}: {len(report.refused)} run(s) refused at ingest, not recorded "
-            f"(first: {first['reason']}); fix the runner and run the stage again"
+            f"(first: {first.reason}); fix the runner and run the stage again"
         )
     if report.all_crashed:
-        reasons = [f["reason"] for f in report.failures if f.get("reason")]
+        reasons = [f.reason for f in report.failures if f.reason]
         why = f" (first: {reasons[0]})" if reasons else ""
         raise RunsFailed(f"{stage}: all {report.executed} run(s) crashed{why}; not deciding")
 
@@ -141,43 +142,59 @@ def run_failure_reason(store: Store, body: RunRecord) -> str:
     return failure_reason(parsed, stderr)
 
 
-def campaign_progress(store: Store, campaign: Campaign) -> list[dict[str, Any]]:
+@dataclass
+class StageStanding:
+    """Where one campaign stage stands: frozen (its manifest, runs declared), runs recorded
+    (by status, the failed ones named with why), decided (what it promoted)."""
+
+    stage: str
+    budget_s: float
+    manifest: str | None = None
+    declared: int | None = None
+    recorded: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    decision: str | None = None
+    promoted: list[str] = field(default_factory=list)
+    failures: list[RunFailure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ledger status --campaign --json` prints for the stage."""
+        return {
+            "stage": self.stage,
+            "budget_s": self.budget_s,
+            "manifest": self.manifest,
+            "declared": self.declared,
+            "recorded": self.recorded,
+            "statuses": dict(self.statuses),
+            "decision": self.decision,
+            "promoted": self.promoted,
+            "failures": [f.to_dict() for f in self.failures],
+        }
+
+
+def campaign_progress(store: Store, campaign: Campaign) -> list[StageStanding]:
     """Where each stage stands: frozen?, runs recorded of declared (by status), decided?"""
     out = []
     for spec in campaign.stages:
         manifest = current_manifest(store, campaign.name, spec.name)
-        row: dict[str, Any] = {
-            "stage": spec.name,
-            "budget_s": spec.budget_s,
-            "manifest": None,
-            "declared": None,
-            "recorded": 0,
-            "statuses": {},
-            "decision": None,
-            "promoted": [],
-            "failures": [],
-        }
+        row = StageStanding(spec.name, spec.budget_s)
         if manifest is not None:
-            row["manifest"] = manifest.id
-            row["declared"] = len(manifest.body.runs)
+            row.manifest = manifest.id
+            row.declared = len(manifest.body.runs)
             recorded = recorded_runs(store, manifest.id)
-            row["recorded"] = len(recorded)
-            names = {cid: info.name for cid, info in manifest.body.conditions.items()}
+            row.recorded = len(recorded)
+            conditions = manifest.body.conditions
             for record_id in recorded.values():
                 body = read_document(store, record_id, "run", RunRecord)
-                row["statuses"][body.status] = row["statuses"].get(body.status, 0) + 1
+                row.statuses[body.status] += 1
                 if body.status != "ok":
-                    row["failures"].append(
-                        {
-                            "run": body.run,
-                            "status": body.status,
-                            "name": names.get(body.condition or "", "?"),
-                            "reason": run_failure_reason(store, body),
-                        }
-                    )
+                    info = conditions.get(body.condition or "")
+                    name = info.name if info is not None else "?"
+                    reason = run_failure_reason(store, body)
+                    row.failures.append(RunFailure(body.run, name, body.status, reason))
             decision = manifest_decision(store, manifest.id)
             if decision is not None:
-                row["decision"] = decision.id
-                row["promoted"] = [decision.body.name(c) for c in decision.body.promoted]
+                row.decision = decision.id
+                row.promoted = [decision.body.name(c) for c in decision.body.promoted]
         out.append(row)
     return out

@@ -129,9 +129,10 @@ def candidates(campaign: Campaign, stage: StageSpec, parent: ParentGate | None) 
     if stage.parent and parent is not None:
         table = parent.conditions
         for cid in parent.promoted:
-            info = table.get(cid)
-            if info is None:
-                raise LedgerError(f"decision {parent.id}: promoted {cid} has no config")
+            try:
+                info = table[cid]
+            except KeyError:
+                raise LedgerError(f"decision {parent.id}: promoted {cid} has no config") from None
             out.setdefault(
                 cid, Condition(cid, info.name, info.config, dict(info.coded), "promoted")
             )

@@ -15,6 +15,7 @@ attempt is shown as dead, never with an ETA; the next `ledger run` closes it on 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,7 +48,7 @@ class StageProgress:
     manifest: str | None = None
     declared: int | None = None  # None: not frozen yet
     recorded: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
+    statuses: Counter[str] = field(default_factory=Counter)
     running: list[dict[str, Any]] = field(default_factory=list)  # {run, condition, since_s}
     dead: list[dict[str, Any]] = field(default_factory=list)  # attempts no process runs
     gpu_hours: float = 0.0
@@ -159,7 +160,7 @@ class Progress:
         durations = []
         for run, record_id in recorded.items():
             record = self._record(record_id)
-            row.statuses[record.status] = row.statuses.get(record.status, 0) + 1
+            row.statuses[record.status] += 1
             seconds = record.metrics.training_seconds
             if seconds is not None and math.isfinite(seconds):
                 row.gpu_hours += float(seconds) * run_gpus(body) / 3600.0
@@ -188,7 +189,7 @@ class Progress:
                 row.running.append(attempt)
         if decision is not None:
             row.decision = decision.id
-            row.promoted = [names.get(c, c[:8]) for c in decision.body.promoted]
+            row.promoted = [decision.body.name(c) for c in decision.body.promoted]
         return row
 
 

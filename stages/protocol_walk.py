@@ -18,6 +18,7 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.plan_model import Plan, PlannedCondition
 from stages.campaign import Campaign, StageSpec
+from stages.conditions import Condition
 from stages.decide import derive_decision
 from stages.evaluation_sources import TrialDraws
 from stages.observations import RecordedRun
@@ -86,7 +87,7 @@ class ProtocolWalker:
         self.runner = runner_identity(campaign)
         self.resolve_configs = resolve_configs
         self._plans: dict[tuple[str, str | None], tuple[str, Plan]] = {}
-        self._infos: dict[str, dict[str, dict[str, Any]]] = {}  # plan id -> what draws read
+        self._infos: dict[str, dict[str, Condition]] = {}  # plan id -> its candidates
 
     def _plan(self, stage: StageSpec, parent: ParentGate | None) -> tuple[str, Plan] | None:
         key = (stage.name, parent.id if parent else None)
@@ -105,9 +106,11 @@ class ProtocolWalker:
                     return None  # the previous gate promoted nothing: the protocol ends there
                 raise
             plan_id = _digest(plan)
-            self._plans[key] = (plan_id, Plan.model_validate(plan))
+            typed = Plan.model_validate(plan)
+            self._plans[key] = (plan_id, typed)
             self._infos[plan_id] = {
-                cid: {"id": cid, **info} for cid, info in plan["conditions"].items()
+                cid: Condition(cid, info.name, info.config, dict(info.coded), info.origin or "")
+                for cid, info in typed.conditions.items()
             }
         return self._plans[key]
 
@@ -116,7 +119,8 @@ class ProtocolWalker:
         decisions: dict[str, ParentGate] = {}
         for stage in self.campaign.stages:
             parent_spec = parent_stage(self.campaign, stage)
-            parent = decisions.get(parent_spec.name) if parent_spec else None
+            # a parent is an earlier stage, decided above (a walk that stopped broke out)
+            parent = decisions[parent_spec.name] if parent_spec else None
             planned = self._plan(stage, parent)
             if planned is None:
                 out.stopped = stage.name
@@ -153,8 +157,8 @@ class ProtocolWalker:
                     budget,
                     list(plan.conditions),
                     list(body["promoted"]),
-                    body["outcome"].get("best"),
-                    body["statistics"].get("effects"),
+                    body["outcome"]["best"],  # a campaign stage's gate: `apply_rule` says it
+                    body["statistics"]["effects"],
                     gpu_s,
                 )
             )

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import bisect
 import csv
+import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from ledger.errors import InputError
 from ledger.rawlog import STATUSES
 from ledger.store import Store
 from stages.campaign import budget_label, parse_budget
+from stages.conditions import Condition
 from stages.lookup import all_manifests, manifest_runs
 
 FIDELITY_COLUMNS = ("budget", "fidelity")
@@ -132,42 +134,44 @@ class CurveTable:
     def by_condition_column(self) -> bool:
         return self.keys == ["condition"]
 
-    def key_of(self, condition: Mapping[str, Any]) -> tuple:
-        """The table key of a condition (`{"id", "name", "config"}`; `config` is read only when
-        the table keys rows by config columns); None-free or an error."""
+    def key_of(self, condition: Condition) -> tuple:
+        """The table key of a condition (its `config` is read only when the table keys rows
+        by config columns); None-free or an error."""
         if self.by_condition_column:
-            for candidate in (condition["id"], condition["name"]):
+            for candidate in (condition.id, condition.name):
                 if (str(candidate),) in self.curves:
                     return (str(candidate),)
-            return (str(condition["name"]),)
-        config = condition["config"]
+            return (str(condition.name),)
+        config = condition.config
         missing = [k for k in self.keys if k not in config]
         if missing:
             raise InputError(
-                f"{self.source}: condition {condition['name']!r} has no config value for "
+                f"{self.source}: condition {condition.name!r} has no config value for "
                 f"table column {missing[0]!r}"
             )
         return tuple(_norm(config[k]) for k in self.keys)
 
-    def describe(self, condition: Mapping[str, Any]) -> str:
+    def describe(self, condition: Condition) -> str:
         """A condition as an error names it (after `key_of` found every key column)."""
         if self.by_condition_column:
-            return repr(condition["name"])
-        config = condition["config"]
+            return repr(condition.name)
+        config = condition.config
         shown = ", ".join(f"{k}={config[k]!r}" for k in self.keys)
-        return f"{condition['name']!r} ({shown})"
+        return f"{condition.name!r} ({shown})"
 
-    def has(self, condition: Mapping[str, Any]) -> bool:
+    def has(self, condition: Condition) -> bool:
         return self.key_of(condition) in self.curves
 
-    def curve(self, condition: Mapping[str, Any]) -> Curve:
+    def curve(self, condition: Condition) -> Curve:
         """The condition's curve, or an error naming it."""
-        curve = self.curves.get(self.key_of(condition))
-        if curve is None:
-            raise InputError(f"{self.source}: no row for condition {self.describe(condition)}")
-        return curve
+        try:
+            return self.curves[self.key_of(condition)]
+        except KeyError:
+            raise InputError(
+                f"{self.source}: no row for condition {self.describe(condition)}"
+            ) from None
 
-    def fidelity_at(self, condition: Mapping[str, Any], budget_s: float) -> float:
+    def fidelity_at(self, condition: Condition, budget_s: float) -> float:
         """The largest recorded fidelity <= budget for this condition (error naming the row)."""
         curve = self.curve(condition)
         fidelity = curve.fidelity_at(budget_s)
@@ -179,15 +183,10 @@ class CurveTable:
             )
         return fidelity
 
-    def rows_at(self, condition: Mapping[str, Any], budget_s: float) -> tuple[float, list[Row]]:
+    def rows_at(self, condition: Condition, budget_s: float) -> tuple[float, list[Row]]:
         """(fidelity, replicate rows) answering a run of `condition` at `budget_s`."""
         fidelity = self.fidelity_at(condition, budget_s)
         return fidelity, self.curve(condition).at[fidelity]
-
-    def replicates(self, condition: Mapping[str, Any]) -> list[Replicate]:
-        """Distinct (seed, host) replicates recorded for a condition, sorted."""
-        curve = self.curves.get(self.key_of(condition))
-        return list(curve.replicates) if curve else []
 
     @property
     def hosts(self) -> set[str]:
@@ -328,17 +327,15 @@ def _check_replicates(source: str, key: tuple, rows: list[Row]) -> None:
                 f"each recorded run its own seed"
             )
         seen[where] = row
-    last: dict[Replicate, Row] = {}
-    for row in sorted(rows, key=lambda r: (r.replicate, r.fidelity)):
-        prev = last.get(row.replicate)
-        if prev is not None and row.cost_gpu_s < prev.cost_gpu_s:
+    ordered = sorted(rows, key=lambda r: (r.replicate, r.fidelity))
+    for prev, row in itertools.pairwise(ordered):
+        if prev.replicate == row.replicate and row.cost_gpu_s < prev.cost_gpu_s:
             raise InputError(
                 f"{source}: line {row.line}: cost {row.cost_gpu_s:g} at budget "
                 f"{row.fidelity:g} is below {prev.cost_gpu_s:g} at budget {prev.fidelity:g} "
                 f"(line {prev.line}) for the same run (condition {name}, seed {row.seed}, "
                 f"host {row.host}): the cost column must be cumulative GPU-seconds"
             )
-        last[row.replicate] = row
 
 
 def table_from_store(store: Store, metric: str = "val_bpb") -> CurveTable:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import product
+from typing import Any
 
+from ledger.decision_model import Exclusion, FailedRun, NewPoint, Verdict
 from ledger.errors import CampaignError
-from ledger.plan_model import Check, Rule
+from ledger.plan_model import Check, FactorSpec, Rule
 from stages.designs import point_name
-from stages.stats import ConditionSummary, EffectsResult, bh
+from stages.stats import ConditionSummary, EffectsResult, bh, label
 
 EPS = 1e-12  # margins compare with this slack so that decimal margins behave as written
 
@@ -25,21 +27,22 @@ class RuleOutcome:
     """What a gate decided: promoted ids, new reduced-space points, and the reasons."""
 
     promoted: list[str]
-    new_points: list[dict] = field(default_factory=list)  # {"name", "coded"} to materialize
-    excluded: list[dict] = field(default_factory=list)  # {"condition", "name", "reason", "failed"}
+    new_points: list[NewPoint] = field(default_factory=list)  # to materialize (`reduce`)
+    excluded: list[Exclusion] = field(default_factory=list)
     significant: list[str] = field(default_factory=list)  # factor letters, BH at `fdr`
-    verdicts: list[dict] = field(default_factory=list)  # {"name", "pass", "detail"}
+    verdicts: list[Verdict] = field(default_factory=list)
     trace: list[str] = field(default_factory=list)
     best: str | None = None
     ranking: list[str] = field(default_factory=list)  # eligible ids in the gate's order
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The decision body's `outcome` (ledger.decision_model.Outcome's keys)."""
         return {
             "promoted": list(self.promoted),
-            "new_points": [{"name": p["name"], "coded": dict(p["coded"])} for p in self.new_points],
-            "excluded": [dict(e) for e in self.excluded],
+            "new_points": [p.to_dict() for p in self.new_points],
+            "excluded": [e.to_dict() for e in self.excluded],
             "significant": list(self.significant),
-            "verdicts": [dict(v) for v in self.verdicts],
+            "verdicts": [v.to_dict() for v in self.verdicts],
             "trace": list(self.trace),
             "best": self.best,
             "ranking": list(self.ranking),
@@ -69,11 +72,13 @@ class _Gate:
         summaries: list[ConditionSummary],
         names: dict[str, str],
         coded: dict[str, dict[str, int]],
-        factors: dict[str, dict],
+        factors: dict[str, FactorSpec],
     ) -> None:
         self.rule, self.names, self.coded, self.factors = rule, names, coded, factors
         self.summaries = sorted(summaries, key=lambda s: s.condition)
-        self.by_id = {s.condition: s for s in summaries}
+        # every condition a rule or check may name, with its summary (None: no runs here)
+        self.by_id: dict[str, ConditionSummary | None] = dict.fromkeys([*names, *coded])
+        self.by_id.update((s.condition, s) for s in summaries)
         self.policy = rule.policy
         self.out = RuleOutcome(promoted=[])
         self.ranking: list[ConditionSummary] = []
@@ -85,9 +90,7 @@ class _Gate:
         return self.out.trace
 
     def label(self, cid: str) -> str:
-        """`name [8-hex id]`: readable, and still unambiguous next to the full ids."""
-        name = self.names.get(cid)
-        return f"{name} [{cid[:8]}]" if name and name != cid else cid
+        return label(cid, self.names)
 
     def resolve(self, name: str, where: str) -> str:
         ids = sorted(cid for cid, n in self.names.items() if n == name)
@@ -95,12 +98,12 @@ class _Gate:
             raise CampaignError(f"{where}: condition name {name!r} is ambiguous ({', '.join(ids)})")
         if ids:
             return ids[0]
-        if name in self.by_id or name in self.names or name in self.coded:
+        if name in self.by_id:
             return name
         raise CampaignError(f"{where}: unknown condition {name!r}")
 
     def excluded_reason(self, cid: str) -> str | None:
-        return next((e["reason"] for e in self.out.excluded if e["condition"] == cid), None)
+        return next((e.reason for e in self.out.excluded if e.condition == cid), None)
 
     def failing(self, s: ConditionSummary) -> bool:
         """Has failed runs that the policy holds against it (never under `ignore`)."""
@@ -114,14 +117,15 @@ def apply_rule(
     names: dict[str, str],
     effects: EffectsResult | None = None,
     coded: dict[str, dict[str, int]] | None = None,
-    factors: dict[str, dict] | None = None,
+    factors: dict[str, FactorSpec] | None = None,
     checks: Sequence[Check] = (),
 ) -> RuleOutcome:
     """Apply a frozen gate rule to a stage's condition summaries (see docs/statistics.md).
 
     The rule and checks are typed (`ledger.plan_model`): their shape was checked where the
     plan entered, so only their meaning is decided here. `coded` holds the design points
-    only (by condition id): `reduce` maps its points onto them and nothing else. The jobs,
+    only (by condition id, each with a level of every factor): `reduce` maps its points
+    onto them and nothing else. The jobs,
     in order: eligibility and ranking (with the `failed` policy), significance and
     `reduce`, the ranking selectors, the adders, the final order, the checks.
     """
@@ -163,12 +167,12 @@ def _rank(gate: _Gate) -> None:
         reason = _ineligible(gate, s)
         if reason is not None:
             gate.out.excluded.append(
-                {
-                    "condition": s.condition,
-                    "name": gate.names.get(s.condition),
-                    "reason": reason,
-                    "failed": [dict(f) for f in s.failed],
-                }
+                Exclusion(
+                    condition=s.condition,
+                    name=gate.names.get(s.condition),
+                    reason=reason,
+                    failed=[FailedRun.model_validate(f) for f in s.failed],
+                )
             )
             gate.trace.append(f"excluded {gate.label(s.condition)}: {reason}")
             continue
@@ -285,7 +289,7 @@ def _max_gap(gate: _Gate) -> list[str]:
     if max_gap is None:
         return []
     cid = gate.resolve(max_gap.condition, "rule key 'max_gap'")
-    s, ref = gate.by_id.get(cid), gate.reference
+    s, ref = gate.by_id[cid], gate.reference
     vname = f"max_gap:{max_gap.condition}"
     excluded = gate.excluded_reason(cid)
     if excluded is not None:
@@ -298,14 +302,14 @@ def _max_gap(gate: _Gate) -> list[str]:
         gap = _mean(s) - _mean(ref)
         ok = gap <= max_gap.gap + EPS
         detail = f"gap {_fmt(gap)} to best {gate.label(ref.condition)} vs max {_fmt(max_gap.gap)}"
-        gate.out.verdicts.append({"name": vname, "pass": ok, "detail": detail})
+        gate.out.verdicts.append(_verdict(vname, ok, detail))
         gate.trace.append(
             f"promoted {gate.label(cid)}: max_gap, {detail}"
             if ok
             else f"max_gap {gate.label(cid)} not promoted: {detail}"
         )
         return [cid] if ok else []
-    gate.out.verdicts.append({"name": vname, "pass": False, "detail": detail})
+    gate.out.verdicts.append(_verdict(vname, False, detail))
     gate.trace.append(f"max_gap {detail}, not promoted")
     return []
 
@@ -316,7 +320,7 @@ def _keep(gate: _Gate) -> list[str]:
     for name in gate.rule.keep or []:
         cid = gate.resolve(name, "rule key 'keep'")
         out.append(cid)
-        s = gate.by_id.get(cid)
+        s = gate.by_id[cid]
         if s is None or s.n == 0:
             why = "no ok data at this stage"
         elif cid not in gate.rank:
@@ -334,16 +338,16 @@ def _order(gate: _Gate, promoted: list[str], reasons: dict[str, list[str]]) -> N
     """Deduplicate, order by rank (unranked last, by name), and say who was left out."""
     unique = list(dict.fromkeys(promoted))
     rank, names = gate.rank, gate.names
-    gate.out.promoted = sorted(
-        unique, key=lambda c: (c not in rank, rank.get(c, 0), names.get(c, c), c)
-    )
+    ranked = sorted((c for c in unique if c in rank), key=rank.__getitem__)
+    unranked = sorted((c for c in unique if c not in rank), key=lambda c: (names.get(c, c), c))
+    gate.out.promoted = ranked + unranked
     for cid in sorted(reasons, key=rank.__getitem__):
         if cid not in unique:
             gate.trace.append(f"not promoted {gate.label(cid)}: {', '.join(reasons[cid])}")
 
 
 def _significant(
-    alpha: float, effects: EffectsResult | None, factors: dict[str, dict], trace: list[str]
+    alpha: float, effects: EffectsResult | None, factors: dict[str, FactorSpec], trace: list[str]
 ) -> list[str]:
     """BH over the main effects at level `alpha`; returns the significant factor letters."""
     if effects is None:
@@ -360,7 +364,7 @@ def _significant(
     )
     rows = [e for e in effects.effects if e.term in letters]
     for letter in letters:
-        if effects.get(letter) is None:
+        if effects.term(letter) is None:
             why = effects.dropped_reasons.get(letter, "not in the plan")
             trace.append(f"fdr: {letter} not estimated ({why}); not significant")
     usable = [e for e in rows if e.p is not None]
@@ -373,7 +377,7 @@ def _significant(
     reject, q = bh([e.p for e in usable], alpha)  # type: ignore[misc]
     sig = []
     for e, r, qv in zip(usable, reject, q, strict=True):
-        key = factors.get(e.term, {}).get("key")
+        key = factors[e.term].key if factors else None  # rows are of `factors`' letters
         what = f"{e.term} ({key})" if key else e.term
         verdict = "significant" if r else "not significant"
         trace.append(
@@ -387,7 +391,7 @@ def _significant(
 def _reduce(
     out: RuleOutcome,
     effects: EffectsResult | None,
-    factors: dict[str, dict],
+    factors: dict[str, FactorSpec],
     coded: dict[str, dict[str, int]],
     names: dict[str, str],
     trace: list[str],
@@ -399,15 +403,15 @@ def _reduce(
     )
     fixed = {}
     for f in out.significant:
-        row = effects.get(f)
+        row = effects.term(f)
         assert row is not None and row.effect is not None, f"significant {f} has no estimate"
         eff = row.effect
         fixed[f] = -1 if eff > 0 else 1  # a positive effect raises the minimized metric
         trace.append(f"reduce: fix {f} at {fixed[f]:+d} (effect {_fmt(eff)})")
     free = [f for f in letters if f not in fixed]
-    by_point: dict[tuple[int | None, ...], str] = {}
+    by_point: dict[tuple[int, ...], str] = {}
     for cid in sorted(coded):
-        key = tuple(coded[cid].get(f) for f in letters)
+        key = tuple(coded[cid][f] for f in letters)
         by_point.setdefault(key, cid)
     ids = []
     for levels in product((-1, 1), repeat=len(free)):
@@ -419,10 +423,9 @@ def _reduce(
         found = by_point.get(tuple(point[f] for f in letters))
         if found is not None:
             ids.append(found)
-            shown = f"{names[found]} [{found[:8]}]" if names.get(found) else found
-            trace.append(f"promoted {shown}: reduce point {pname}")
+            trace.append(f"promoted {label(found, names)}: reduce point {pname}")
         else:
-            out.new_points.append({"name": pname, "coded": point})
+            out.new_points.append(NewPoint(name=pname, coded=point))
             trace.append(f"reduce: new point {pname} to materialize")
     trace.append(
         f"reduce: full factorial of {''.join(free) or 'no free factor'} ({2 ** len(free)} points)"
@@ -430,7 +433,11 @@ def _reduce(
     return ids
 
 
-def _check(c: Check, gate: _Gate) -> dict:
+def _verdict(name: str, passed: bool, detail: str) -> Verdict:
+    return Verdict.model_validate({"name": name, "pass": passed, "detail": detail})
+
+
+def _check(c: Check, gate: _Gate) -> Verdict:
     """A recorded yes/no near-equivalence verdict; never changes the promoted set."""
 
     def pick(name: str) -> tuple[str, ConditionSummary] | None:
@@ -438,13 +445,13 @@ def _check(c: Check, gate: _Gate) -> dict:
         if name == "best":
             return (gate.ranking[0].condition, gate.ranking[0]) if gate.ranking else None
         cid = gate.resolve(name, f"check {c.name!r}")
-        s = gate.by_id.get(cid)
+        s = gate.by_id[cid]
         return (cid, s) if s is not None and s.mean is not None else None
 
     picked_a, picked_b = pick(c.a), pick(c.b)
     if picked_a is None or picked_b is None:
         missing = [n for n, got in ((c.a, picked_a), (c.b, picked_b)) if got is None]
-        return {"name": c.name, "pass": False, "detail": "no data for " + " and ".join(missing)}
+        return _verdict(c.name, False, "no data for " + " and ".join(missing))
     (id_a, summary_a), (id_b, summary_b) = picked_a, picked_b
     failing = [
         f"{gate.label(cid)} has {len(s.failed)} failed run(s)"
@@ -453,11 +460,11 @@ def _check(c: Check, gate: _Gate) -> dict:
     ]
     if failing:
         detail = "; ".join(dict.fromkeys(failing)) + f" (failed = {gate.policy})"
-        return {"name": c.name, "pass": False, "detail": detail}
+        return _verdict(c.name, False, detail)
     diff = abs(_mean(summary_a) - _mean(summary_b))
     ok = diff <= c.within + EPS
     detail = (
         f"|{gate.label(id_a)} - {gate.label(id_b)}| = {_fmt(diff)} {'<=' if ok else '>'} "
         f"{_fmt(c.within)}"
     )
-    return {"name": c.name, "pass": ok, "detail": detail}
+    return _verdict(c.name, ok, detail)

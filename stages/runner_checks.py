@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.errors import CampaignError
+from ledger.plan_model import RunnerIdentity
 from runner.autoresearch import (
     HEADER_FIELDS,
     AdapterError,
@@ -177,12 +178,10 @@ def keys_checked(runner: CommandRunner | AdapterRunner | None) -> str | None:
     return None
 
 
-def frozen_keys_unchecked(runner: dict[str, Any]) -> bool:
+def frozen_keys_unchecked(runner: RunnerIdentity) -> bool:
     """Whether a frozen runner identity declares no way to check config keys (a command
     without `keys` or `config_schema`)."""
-    return (
-        runner.get("kind") == "command" and "keys" not in runner and "config_schema" not in runner
-    )
+    return runner.kind == "command" and runner.keys is None and runner.config_schema is None
 
 
 def unchecked_note(base: dict[str, Any], keys: list[str]) -> str:

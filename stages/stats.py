@@ -14,12 +14,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 from scipy import special
 
+from ledger.decision_model import FactorFailures, Failures, Flag, LevelFailures
 from ledger.errors import AnalysisError, LedgerError
+from ledger.plan_model import FactorSpec
 from stages.designs import constant_words
 
 
@@ -144,10 +145,13 @@ class _Gathered:
 
 
 def _gather(obs: list[dict]) -> _Gathered:
+    """Every condition seen gets an entry in `values`, `failed` and `per_host` (maybe empty)."""
     g = _Gathered()
     for o in obs:
         cond = str(o["condition"])
         g.values.setdefault(cond, [])
+        g.failed.setdefault(cond, [])
+        g.per_host.setdefault(cond, {})
         g.runs[cond] += 1
         v = _ok_value(o)
         if v is None:
@@ -195,7 +199,8 @@ def summarize(
     g = _gather(obs)
     cell_ranks = _cell_ranks(g)
     means = {c: statistics.fmean(v) for c, v in g.values.items() if v}
-    rank = {c: i for i, c in enumerate(sorted(means, key=lambda c: (means[c], c)), start=1)}
+    rank: dict[str, int | None] = dict.fromkeys(g.values)  # None: no ok value to rank by
+    rank.update((c, i) for i, c in enumerate(sorted(means, key=lambda c: (means[c], c)), start=1))
     out = []
     for c in sorted(g.values):
         v = g.values[c]
@@ -205,19 +210,19 @@ def summarize(
             ConditionSummary(
                 condition=c,
                 n=len(v),
-                mean=means.get(c),
+                mean=means[c] if v else None,
                 sd=statistics.stdev(v) if len(v) >= 2 else None,
                 ci_low=lo,
                 ci_high=hi,
-                rank=rank.get(c),
+                rank=rank[c],
                 n_cells_expected=len(expected),
                 complete=bool(expected) and len(in_plan) == len(expected),
                 wins=sum(1 for r in in_plan.values() if r == 1),
                 ranks_per_cell=dict(sorted(cell_ranks[c].items())),
                 n_cells=len(cell_ranks[c]),
                 n_runs=g.runs[c],
-                failed=sorted(g.failed.get(c, []), key=lambda f: (str(f["host"]), str(f["seed"]))),
-                by_host={h: statistics.fmean(x) for h, x in g.per_host.get(c, {}).items()},
+                failed=sorted(g.failed[c], key=lambda f: (str(f["host"]), str(f["seed"]))),
+                by_host={h: statistics.fmean(x) for h, x in g.per_host[c].items()},
             )
         )
     out.sort(key=lambda s: (s.rank is None, s.rank or 0, s.condition))
@@ -230,66 +235,57 @@ FAILURE_ALPHA = 0.05  # Fisher's exact test level at which unequal failure rates
 
 
 def failures_by_level(
-    observations: Iterable[dict], coded: dict[str, dict[str, int]], factors: dict[str, dict]
-) -> dict:
+    observations: Iterable[dict],
+    coded: dict[str, dict[str, int]],
+    factors: dict[str, FactorSpec],
+) -> Failures:
     """Failure rate at each level of each factor, over the runs of the points in `coded`.
 
     Why: failures are not missing at random; a factor whose high level makes runs diverge is
     itself an effect, invisible to a model fitted on the surviving runs. Only the design
-    points (`coded`, by condition id) are counted, so both levels of a factor are balanced
-    over the others. A factor is flagged when Fisher's exact test on its 2x2 table (level x
-    failed) gives two-sided p <= FAILURE_ALPHA.
+    points (`coded`, by condition id, each with a level of every factor) are counted, so
+    both levels of a factor are balanced over the others. A factor is flagged when Fisher's
+    exact test on its 2x2 table (level x failed) gives two-sided p <= FAILURE_ALPHA.
     """
     rows = [
         (coded[o["condition"]], _ok_value(o) is None)
         for o in observations
         if o["condition"] in coded
     ]
-    table: dict[str, dict] = {}
+    table: dict[str, FactorFailures] = {}
     flagged = []
     for letter in sorted(factors):
-        counts: dict[str, dict[str, Any]] = {}
-        tallies: dict[str, tuple[int, int]] = {}  # level -> (runs, failed)
+        levels: dict[str, LevelFailures] = {}
         for name, level in (("low", -1), ("high", 1)):
-            at = [failed for point, failed in rows if point.get(letter) == level]
-            tallies[name] = (len(at), sum(at))
-            counts[name] = {
-                "runs": len(at),
-                "failed": sum(at),
-                "rate": clean(sum(at) / len(at)) if at else None,
-            }
-        (low_runs, low_failed), (high_runs, high_failed) = tallies["low"], tallies["high"]
+            at = [failed for point, failed in rows if point[letter] == level]
+            levels[name] = LevelFailures(
+                runs=len(at), failed=sum(at), rate=clean(sum(at) / len(at)) if at else None
+            )
+        low, high = levels["low"], levels["high"]
         p = None
-        if low_runs and high_runs and (low_failed or high_failed):
+        if low.runs and high.runs and (low.failed or high.failed):
             # scipy.stats: ~0.8 s measured; only a gate with failed runs needs Fisher's test
             from scipy.stats import fisher_exact
 
             p = float(
                 fisher_exact(
-                    [
-                        [low_failed, low_runs - low_failed],
-                        [high_failed, high_runs - high_failed],
-                    ]
+                    [[low.failed, low.runs - low.failed], [high.failed, high.runs - high.failed]]
                 ).pvalue
             )
         unequal = p is not None and p <= FAILURE_ALPHA
-        table[letter] = {
-            "key": factors[letter].get("key"),
-            **counts,
-            "p": clean(p),
-            "unequal": unequal,
-        }
+        table[letter] = FactorFailures(
+            key=factors[letter].key, low=low, high=high, p=clean(p), unequal=unequal
+        )
         if unequal:
             flagged.append(letter)
-    return {
-        "n_runs": len(rows),
-        "n_failed": sum(f for _, f in rows),
-        "factors": table,
-        "flagged": flagged,
-    }
+    return Failures(
+        n_runs=len(rows), n_failed=sum(f for _, f in rows), factors=table, flagged=flagged
+    )
 
 
-def _label(cid: str, names: dict[str, str]) -> str:
+def label(cid: str, names: dict[str, str]) -> str:
+    """`name [8-hex id]`: readable, and still unambiguous next to the full ids (the id alone
+    for a condition without a name of its own)."""
     name = names.get(cid)
     return f"{name} [{cid[:8]}]" if name and name != cid else cid
 
@@ -303,9 +299,9 @@ def gate_flags(
     ranking: Sequence[str],
     promoted: Iterable[str],
     names: dict[str, str],
-    failures: dict | None = None,
-) -> list[dict]:
-    """What a reviewer must not miss at a gate, each `{"kind", "detail"}`.
+    failures: Failures | None = None,
+) -> list[Flag]:
+    """What a reviewer must not miss at a gate, each a `Flag` (kind, detail).
 
     * `winner_overlaps_runner_up`: the 95% intervals of the gate's first and second overlap
       (the order of the two is not resolved by the data);
@@ -315,7 +311,7 @@ def gate_flags(
     * `failures_by_level`: a factor whose levels fail unequally (see `failures_by_level`).
     """
     by_id = {s.condition: s for s in summaries}
-    flags = []
+    flags: list[Flag] = []
     ranked = [by_id[c] for c in ranking if c in by_id and by_id[c].mean is not None]
     if len(ranked) >= 2:
         first, second = ranked[0], ranked[1]
@@ -325,14 +321,14 @@ def gate_flags(
             and first.ci_high >= second.ci_low
         ):
             flags.append(
-                {
-                    "kind": "winner_overlaps_runner_up",
-                    "detail": (
-                        f"winner {_label(first.condition, names)} [{_fmt4(first.ci_low)}, "
-                        f"{_fmt4(first.ci_high)}] overlaps runner-up {_label(second.condition, names)} "
+                Flag(
+                    kind="winner_overlaps_runner_up",
+                    detail=(
+                        f"winner {label(first.condition, names)} [{_fmt4(first.ci_low)}, "
+                        f"{_fmt4(first.ci_high)}] overlaps runner-up {label(second.condition, names)} "
                         f"[{_fmt4(second.ci_low)}, {_fmt4(second.ci_high)}]"
                     ),
-                }
+                )
             )
         pairs = [(first, second)]
         chosen = set(promoted)
@@ -343,27 +339,26 @@ def gate_flags(
             for host in sorted(set(a.by_host) & set(b.by_host)):
                 if b.by_host[host] < a.by_host[host]:
                     flags.append(
-                        {
-                            "kind": "host_reverses_order",
-                            "detail": (
-                                f"on host {host}, {_label(b.condition, names)} "
-                                f"({_fmt4(b.by_host[host])}) beats {_label(a.condition, names)} "
+                        Flag(
+                            kind="host_reverses_order",
+                            detail=(
+                                f"on host {host}, {label(b.condition, names)} "
+                                f"({_fmt4(b.by_host[host])}) beats {label(a.condition, names)} "
                                 f"({_fmt4(a.by_host[host])}), against the gate's order"
                             ),
-                        }
+                        )
                     )
-    for letter in failures["flagged"] if failures else []:  # as `failures_by_level` gives it
-        row = failures["factors"][letter]  # type: ignore[index]
-        what = f"{letter} ({row['key']})" if row["key"] else letter
+    flagged = [] if failures is None else [(x, failures.factors[x]) for x in failures.flagged]
+    for letter, row in flagged:
+        what = f"{letter} ({row.key})" if row.key else letter
         flags.append(
-            {
-                "kind": "failures_by_level",
-                "detail": (
-                    f"{what}: {row['high']['failed']} of {row['high']['runs']} runs failed at +1, "
-                    f"{row['low']['failed']} of {row['low']['runs']} at -1 (Fisher exact p "
-                    f"{_fmt4(row['p'])})"
+            Flag(
+                kind="failures_by_level",
+                detail=(
+                    f"{what}: {row.high.failed} of {row.high.runs} runs failed at +1, "
+                    f"{row.low.failed} of {row.low.runs} at -1 (Fisher exact p {_fmt4(row.p)})"
                 ),
-            }
+            )
         )
     return flags
 
@@ -464,8 +459,9 @@ class EffectsResult:
     n_points: int = 0  # distinct factor-level combinations in the rows
     notes: list[str] = field(default_factory=list)
 
-    def get(self, term: str) -> EffectRow | None:
-        return next((e for e in self.effects if e.term == term), None)
+    def term(self, name: str) -> EffectRow | None:
+        """The row of model term `name` (None when it was not estimated)."""
+        return next((e for e in self.effects if e.term == name), None)
 
     def to_dict(self) -> dict:
         return {
@@ -588,7 +584,9 @@ def _effect_data(
     """Validated rows with a finite response (failed runs have none and are left out)."""
     levels, ys, blocks = [], [], []
     for i, r in enumerate(rows):
-        y = clean(r.get(response))
+        if response not in r:
+            raise AnalysisError(f"effects: row {i} has no response column {response!r}")
+        y = clean(r[response])  # None for a failed run: left out
         if y is None:
             continue
         x = []
@@ -825,7 +823,7 @@ def estimate_effects(
     else:
         _ols_rows(result, selection.kept, coefs, _snap(np.asarray(fit.bse)[len(fixed) :], tol))
     for row in result.effects:
-        row.aliases = chains.get(row.term, [])
+        row.aliases = chains[row.term]  # every kept term has its chain (maybe empty)
     if post_selection:
         result.notes.append(
             "post-selection: these conditions are not an orthogonal design; "
@@ -913,13 +911,19 @@ def variance_decomposition(
 
     Why sequential: the order budget -> condition -> host -> seed says what is attributed
     first; with unbalanced data the shares depend on it, so the order is part of the result.
-    Components missing from the rows or with a single level get share 0.0 and are not fitted;
-    "residual" holds the rest. Rows with a None/non-finite response are left out.
+    Every row names each component and the response (AnalysisError naming the first that
+    does not). Components with a single level get share 0.0 and are not fitted; "residual"
+    holds the rest. Rows with a None/non-finite response are left out.
     """
+    rows = list(rows)
+    for i, r in enumerate(rows):
+        lacking = [c for c in (*components, response) if c not in r]
+        if lacking:
+            raise AnalysisError(f"variance decomposition: row {i} has no {lacking[0]!r}")
     # Sorted, so the same runs give the same bits whatever order they finished in.
     data = sorted(
-        (r for r in rows if clean(r.get(response)) is not None),
-        key=lambda r: (*(str(r.get(c)) for c in components), float(r[response])),
+        (r for r in rows if clean(r[response]) is not None),
+        key=lambda r: (*(str(r[c]) for c in components), float(r[response])),
     )
     n = len(data)
     if n < 2:
@@ -927,8 +931,8 @@ def variance_decomposition(
             f"variance decomposition: needs at least 2 rows with a finite {response!r}"
         )
     y = np.array([float(r[response]) for r in data])
-    levels = {c: [str(r.get(c)) for r in data] for c in components}
-    used = [c for c in components if len(set(levels[c])) > 1 and any(c in r for r in data)]
+    levels = {c: [str(r[c]) for r in data] for c in components}
+    used = [c for c in components if len(set(levels[c])) > 1]
     total = float(((y - y.mean()) ** 2).sum())
     sums: dict[str, float] = {c: 0.0 for c in components}
     # Type I sums of squares: each component's reduction of the residual sum of squares when

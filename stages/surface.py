@@ -24,6 +24,7 @@ import hashlib
 import json
 import math
 import random
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -101,24 +102,26 @@ class SimParams:
 
 def expected_value(params: SimParams, coded: dict[str, float | None], budget_s: float) -> float:
     """Noise-free mean of the surface for one condition (uncoded factors sit at 0)."""
-    x = {k: (v or 0.0) for k, v in coded.items()}
+    x: defaultdict[str, float] = defaultdict(float, {k: (v or 0.0) for k, v in coded.items()})
     value = params.intercept - params.budget_gain * math.log(budget_s / params.ref_budget)
-    value += sum(eff / 2 * x.get(term, 0.0) for term, eff in params.effects.items())
+    value += sum(eff / 2 * x[term] for term, eff in params.effects.items())
     for term, eff in params.interactions.items():
-        value += eff / 2 * math.prod(x.get(ch, 0.0) for ch in term)
+        value += eff / 2 * math.prod(x[ch] for ch in term)
     shrink = (params.ref_budget / budget_s) ** params.penalty_decay
-    value += sum(pen / 2 * x.get(term, 0.0) * shrink for term, pen in params.penalties.items())
+    value += sum(pen / 2 * x[term] * shrink for term, pen in params.penalties.items())
     return value
 
 
 @dataclass(frozen=True)
 class SimOutcome:
-    """What one simulated run reports: status, final val_bpb, seconds it used."""
+    """What one simulated run reports: status, final val_bpb, seconds it used; and the
+    unrounded noisy value of the surface its step losses follow."""
 
     status: str
     val_bpb: float | None
     training_seconds: float
     total_seconds: float
+    value: float
 
 
 def run_outcome(
@@ -145,6 +148,7 @@ def run_outcome(
         None if diverged else round(final, 6),
         train_s,
         train_s + params.overhead_s,
+        final,
     )
 
 
@@ -199,8 +203,7 @@ def simulate_log(
     steps = max(1, int(budget_s * params.tokens_per_s / tokens_per_step))
     z = rng.gauss(0.0, 1.0)
     outcome = run_outcome(params, name=name, coded=coded, budget_s=budget_s, host=host, z=z)
-    final = expected_value(params, coded, budget_s) + params.hosts.get(host, 0.0)
-    final += params.noise * z  # the step losses follow the unrounded value
+    final = outcome.value  # the step losses follow the unrounded value
     diverged = outcome.status == "diverged"
     _append_steps(lines, final, steps, tokens_per_step, budget_s, log_steps)
     if diverged:
@@ -263,9 +266,10 @@ def _append_steps(
     budget_s: float,
     log_steps: int,
 ) -> None:
-    """Step lines whose loss decays towards the run's final value (in nats)."""
-    for i in _logged_steps(steps, log_steps):
-        if i < 1 or (lines[-1].get("step") == i):
+    """Step lines whose loss decays towards the run's final value (in nats), each logged
+    step once."""
+    for i in sorted(set(_logged_steps(steps, log_steps))):
+        if i < 1:
             continue
         frac = i / steps
         loss = final * math.log(2) * (1 + 2.0 * (1 - frac) ** 2)

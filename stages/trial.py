@@ -23,7 +23,7 @@ from ledger.binding_level import binding_level
 from ledger.canonical import canonical_bytes, sha256_hex
 from ledger.errors import CampaignError, ConfigError
 from ledger.ingest import grouped_reasons, log_defects, run_problems
-from ledger.plan_model import Plan
+from ledger.plan_model import Plan, RunnerIdentity
 from ledger.rawlog import failure_reason, parse_raw_log
 from ledger.seeds import seed_plan
 from stages.campaign import Campaign, StageSpec
@@ -96,7 +96,7 @@ class TrialReport:
     stage: str
     budget_s: float
     plan_id: str
-    runner: dict[str, Any]
+    runner: RunnerIdentity
     binding: dict[str, Any]
     keys_checked: str | None
     runs: list[TrialRun]
@@ -114,7 +114,7 @@ class TrialReport:
             "stage": self.stage,
             "budget_s": self.budget_s,
             "plan_id": self.plan_id,
-            "runner": self.runner,
+            "runner": self.runner.to_dict(),
             "binding": self.binding,
             "keys_checked": self.keys_checked,
             "metric": self.metric,
@@ -240,7 +240,7 @@ def judge(plan_id: str, plan: dict[str, Any], result: RunResult, wall: float) ->
     status = result.status_override or parsed.status
     reasons = log_defects(parsed) + run_problems(
         plan_id,
-        plan,
+        Plan.model_validate(plan),
         task.condition,
         task.seed,
         task.host,
@@ -287,7 +287,8 @@ def try_stage(
     chosen = pick_conditions(trial_pool(campaign, stage), conditions)
     plan = trial_plan(campaign, stage, chosen, budget_s=budget_s, data=data)
     plan_id = sha256_hex(canonical_bytes(plan))
-    tasks = manifest_tasks(plan_id, Plan.model_validate(plan))
+    typed = Plan.model_validate(plan)
+    tasks = manifest_tasks(plan_id, typed)
     data_path = data or (Path(campaign.data) if campaign.data else None)  # as `ledger run`
     runs = _execute(plan_id, plan, tasks, data_path, device, jobs, grace_s, progress)
     order = {t.condition: i for i, t in enumerate(tasks)}
@@ -297,7 +298,7 @@ def try_stage(
         stage=stage.name,
         budget_s=budget_s,
         plan_id=plan_id,
-        runner=plan["runner"],
+        runner=typed.runner,
         binding=binding_level(plan).to_dict(),
         keys_checked=keys_checked(campaign.runner),
         runs=runs,

@@ -14,6 +14,7 @@ import gateledger as gl
 from audit.causes import short_ids
 from gateledger.cli.context import (
     emit,
+    host_option,
     open_store,
     reviewer_options,
     store_root,
@@ -145,9 +146,9 @@ def audit_cmd(
         "allow_undecided": allow_undecided,
     }
     if bundle:
-        result = gl.audit_bundle(bundle, host=ctx.obj.get("host"), **reviewer)
+        result = gl.audit_bundle(bundle, host=host_option(ctx), **reviewer)
     else:
-        result = gl.audit(store_root(ctx), host=ctx.obj.get("host"), **reviewer)
+        result = gl.audit(store_root(ctx), host=host_option(ctx), **reviewer)
     if as_json:
         emit(result.to_dict(), True)
     else:
@@ -169,7 +170,7 @@ def _print_audit(result: AuditResult) -> None:
         click.echo(f"unplanned compute: {len(result.unplanned)} run(s) outside any manifest")
     if result.amendments:
         click.echo(f"amendments: {len(result.amendments)} manifest(s) amend an earlier freeze")
-    for row in (result.reproduction or {}).get("drawn", []):
+    for row in result.reproduction["drawn"] if result.reproduction is not None else []:
         click.echo(
             f"replayed {row['run'][:12]} ({row['stage']}, {row['status']}): "
             f"{row['verdict']}: {row['detail']}"
@@ -220,7 +221,7 @@ def _attempts_line(attempts: AttemptSummary | None) -> str:
 
 
 def _print_stage(stage: StageAudit, said: set[str]) -> None:
-    mark = _MARKS.get(stage.verdict, "BAD")
+    mark = _MARKS[stage.verdict]
     extra = " (superseded by an amendment)" if stage.superseded else ""
     sim = f", {stage.sim_runs} simulated" if stage.sim_runs else ""
     decision = (stage.decision or "")[:12] or "none (undecided)"
@@ -235,7 +236,7 @@ def _print_stage(stage: StageAudit, said: set[str]) -> None:
         f"{decision}{missing}{extra}"
     )
     _say_binding(stage.binding)
-    witness = _witness_line(stage.witness or {})
+    witness = _witness_line(stage.witness) if stage.witness else ""
     if witness:
         click.echo(f"      witnessed: {witness}")
     seeds = stage.seeds
@@ -285,15 +286,16 @@ def _say_binding(binding: BindingLevel) -> None:
         )
 
 
-def _witness_line(witness: dict) -> str:
-    """`frozen no later than T1 (TSA), decided no later than T2` for one stage, or ''."""
+def _witness_line(witness: dict[str, Any]) -> str:
+    """`frozen no later than T1 (TSA), decided no later than T2` for one stage, or ''
+    (`witness`: as `audit.witness.stage_witness` gives it)."""
     parts = []
     for word in ("frozen", "decided"):
-        bound = witness.get(word)
+        bound = witness[word]
         if bound:
             via = "" if bound["via"] == "its own token" else f", via {bound['via'][:19]}"
             parts.append(f"{word} no later than {bound['no_later_than']} ({bound['tsa']}{via})")
-    if parts and witness.get("checked_against", "").startswith("nothing"):
+    if parts and witness["checked_against"].startswith("nothing"):
         parts.append("NOT checked: give --tsa-roots")
     return ", ".join(parts)
 
@@ -348,7 +350,7 @@ def _sources(ctx: click.Context, options: dict[str, Any]) -> dict[str, Any]:
         "store": None if bundle else open_store(ctx),
         "campaign": options["campaign_path"],
         "bundle": bundle,
-        "host": ctx.obj.get("host"),
+        "host": host_option(ctx),
         "trust": options["trust_keys"],
         "trust_files": options["trust_files"],
         "anchors": options["anchor_files"],
@@ -608,8 +610,7 @@ def report_html(ctx, out_dir, metrics_path, plots_dir, as_json, **options):
     emit(
         out,
         as_json,
-        f"wrote {out['paths'].get('html')} and {out['paths'].get('md')} "
-        f"(audit: {data.audit.verdict})",
+        f"wrote {out['paths']['html']} and {out['paths']['md']} (audit: {data.audit.verdict})",
     )
 
 
@@ -665,19 +666,19 @@ def export_cmd(ctx, bundle, campaigns, in_toto_dir, key_name, allow_undecided, a
         key=key_name,
         allow_undecided=allow_undecided,
     )
-    written: dict[str, Any] = out.get("in_toto") or {}
-    if not bundle:
+    attested = out.in_toto
+    if out.bundle is None and attested is not None:
         emit(
             out,
             as_json,
-            f"wrote {len(written['written'])} in-toto attestation(s) to "
-            f"{in_toto_dir} ({len(written['skipped'])} skipped), public key "
-            f"{written['public_key']}",
+            f"wrote {len(attested.written)} in-toto attestation(s) to "
+            f"{in_toto_dir} ({len(attested.skipped)} skipped), public key "
+            f"{attested.public_key}",
         )
         return
-    text = f"wrote {out['bundle']}"
-    if written:
-        text += f" and {len(written['written'])} in-toto attestation(s) to {in_toto_dir}"
+    text = f"wrote {out.bundle}"
+    if attested is not None:
+        text += f" and {len(attested.written)} in-toto attestation(s) to {in_toto_dir}"
     emit(out, as_json, text)
 
 

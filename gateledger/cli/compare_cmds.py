@@ -64,9 +64,9 @@ def compare_cmd(ctx, campaign_path, others, plot_path, as_json):
         for line in text_table(headers, rows, right={3, 5, 6}):
             click.echo(line)
         click.echo(comp["note"])
-        for left in comp.get("not_audited") or []:
+        for left in comp["not_audited"]:
             click.echo(f"left out, not audited clean: {left['method']}: {left['why']}", err=True)
-        if len(comp["rows"]) == 1 and not comp.get("not_audited"):
+        if len(comp["rows"]) == 1 and not comp["not_audited"]:
             click.echo(
                 "no baselines recorded in this store: `ledger baseline greedy|random "
                 "... --store THIS_STORE` records them"

@@ -8,6 +8,7 @@ by `gateledger.signers.signing_key`, for scripts and commands alike.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -17,14 +18,37 @@ from ledger.store import Store
 from ledger.timestamp import StampResult
 
 
+@dataclass
+class GlobalOptions:
+    """What the group's options say for every command: the store root and the host this
+    machine writes under (None: LEDGER_HOST, else the short hostname; `run --host` may set
+    it for its own run)."""
+
+    store: str = ".ledger"
+    host: str | None = None
+
+
+def global_options(ctx: click.Context) -> GlobalOptions:
+    """The group's options (defaults when a command runs without the group)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, GlobalOptions):
+        root.obj = GlobalOptions()
+    return root.obj
+
+
+def host_option(ctx: click.Context) -> str | None:
+    """The host the global --host/LEDGER_HOST names (None: the default host)."""
+    return global_options(ctx).host
+
+
 def open_store(ctx: click.Context) -> Store:
     """The store named by --store/LEDGER_STORE, writing under --host/LEDGER_HOST."""
-    return gl.open_store(store_root(ctx), host=ctx.obj.get("host"))
+    return gl.open_store(store_root(ctx), host=host_option(ctx))
 
 
 def store_root(ctx: click.Context) -> str:
     """The store root the global --store option names (it may not exist yet)."""
-    return ctx.find_root().obj.get("store") or ".ledger"
+    return global_options(ctx).store or ".ledger"
 
 
 def plain(value: Any) -> Any:

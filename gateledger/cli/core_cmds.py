@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,7 @@ import gateledger as gl
 from audit.causes import short_ids
 from gateledger.cli.context import (
     emit,
+    host_option,
     open_store,
     reviewer_options,
     say_stamps,
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # the result types, for the checker only (the API loads on fi
     from gateledger.signers import KeyListing
     from ledger.plan_model import Manifest
     from ledger.status import StoreCounts
+    from stages.pipeline import StageStanding
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -49,7 +52,7 @@ def init_cmd(ctx: click.Context, as_json: bool) -> None:
       ledger init                      # .ledger/ in this folder
       ledger --store /data/ledger init
     """
-    store = gl.init(store_root(ctx), host=ctx.obj.get("host"))
+    store = gl.init(store_root(ctx), host=host_option(ctx))
     emit(
         {"store": str(store.root), "host": store.host},
         as_json,
@@ -92,7 +95,7 @@ def keygen_cmd(ctx: click.Context, name: str, passphrase_prompt: bool, as_json: 
     root = store_root(ctx)
     in_store = (Path(root) / "store.json").exists()  # made in a store: it signs for it
     key = gl.keygen(
-        name, passphrase=passphrase, store=root if in_store else None, host=ctx.obj.get("host")
+        name, passphrase=passphrase, store=root if in_store else None, host=host_option(ctx)
     )
     added = str(Path(root) / "keys" / f"{key.key_id}.json") if in_store else None
     private = gl.key_dir() / f"{name}.pem"
@@ -328,11 +331,11 @@ def freeze_cmd(
 def _say_stage_frozen(stage: str, frozen: gl.Signed[Manifest], amend: bool, as_json: bool) -> None:
     body = frozen.body
     notes = []
-    if frozen_keys_unchecked(body.runner.to_dict()):
-        spec = body.spec
-        used = [f["key"] for f in (spec.get("factors") or {}).values()]
-        used += [k for overrides in (spec.get("named") or {}).values() for k in overrides]
-        notes.append(unchecked_note(spec.get("base") or {}, used))
+    if frozen_keys_unchecked(body.runner):
+        spec = body.spec  # as `stages.plan.stage_spec` froze it just now
+        used = [f["key"] for f in spec["factors"].values()]
+        used += [k for overrides in spec["named"].values() for k in overrides]
+        notes.append(unchecked_note(spec["base"], used))
     emit(
         {
             "manifest": frozen.id,
@@ -426,9 +429,9 @@ def ingest_cmd(
         key=key_name,
     )
     body = recorded.body
-    value = body["metrics"].get("val_bpb")
-    shown = f"{value:.4f}" if isinstance(value, int | float) else "none"
-    emit(recorded, as_json, f"recorded run {recorded.id} ({body['status']}, val_bpb {shown})")
+    value = body.metrics.val_bpb
+    shown = f"{value:.4f}" if value is not None else "none"
+    emit(recorded, as_json, f"recorded run {recorded.id} ({body.status}, val_bpb {shown})")
 
 
 @click.command("anchor")
@@ -717,7 +720,7 @@ def status_cmd(
 
 def _say_store(out: StoreCounts) -> None:
     """Objects by kind, runs by status, journal heads and keys."""
-    kinds = out.by_kind
+    kinds = Counter(out.by_kind)
     parts = sorted(h["host"] for h in out.journals)
     click.echo(
         f"store {out.store}: {out.objects} objects; journal parts: "
@@ -725,9 +728,8 @@ def _say_store(out: StoreCounts) -> None:
         f"(--host or LEDGER_HOST to change)"
     )
     click.echo(
-        f"  manifests {kinds.get('manifest', 0)}, runs {kinds.get('run', 0)}, "
-        f"decisions {kinds.get('decision', 0)}, anchors {kinds.get('anchor', 0)}, "
-        f"raw logs {kinds.get('raw', 0)}"
+        f"  manifests {kinds['manifest']}, runs {kinds['run']}, "
+        f"decisions {kinds['decision']}, anchors {kinds['anchor']}, raw logs {kinds['raw']}"
     )
     if out.runs_by_status:
         click.echo(
@@ -739,15 +741,15 @@ def _say_store(out: StoreCounts) -> None:
         click.echo(f"  key {key['key_id']} {key['name']}")
 
 
-def _say_stage_failures(stages: list[dict[str, Any]]) -> None:
+def _say_stage_failures(stages: list[StageStanding]) -> None:
     """Per campaign stage, its runs that did not finish ok (the first five named)."""
     for row in stages:
-        failures = row.get("failures", [])
+        failures = row.failures
         if failures:
-            click.echo(f"  stage {row['stage']}: {len(failures)} run(s) not ok")
+            click.echo(f"  stage {row.stage}: {len(failures)} run(s) not ok")
         for failure in failures[:5]:
-            reason = f": {failure['reason']}" if failure["reason"] else ""
-            click.echo(f"    {failure['status']}: {run_cell(failure)}{reason}")
+            reason = f": {failure.reason}" if failure.reason else ""
+            click.echo(f"    {failure.status}: {run_cell(failure.run, failure.name)}{reason}")
         if len(failures) > 5:
             click.echo(f"    ... and {len(failures) - 5} more run(s) not ok")
 
@@ -784,7 +786,7 @@ def verify_cmd(
     """
     result = gl.verify(
         store_root(ctx),
-        host=ctx.obj.get("host"),
+        host=host_option(ctx),
         trust=trust_keys,
         trust_files=trust_files,
         anchors=anchor_files,

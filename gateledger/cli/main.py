@@ -24,6 +24,7 @@ from gateledger.cli import (
     runs_cmds,
     try_cmd,
 )
+from gateledger.cli.context import GlobalOptions
 from gateledger.errors import LedgerError
 
 
@@ -134,9 +135,7 @@ def cli(ctx: click.Context, store: str, host: str | None) -> None:
     Exit codes: 0 all good, 1 a check failed, 2 bad input or usage. Errors are one line on
     stderr; with --json, a JSON object {"error", "exit"} on stdout.
     """
-    ctx.ensure_object(dict)
-    ctx.obj["store"] = store
-    ctx.obj["host"] = host
+    ctx.obj = GlobalOptions(store, host)
 
 
 for module in (

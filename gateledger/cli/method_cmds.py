@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 import click
 
 import gateledger as gl
-from gateledger.cli.context import emit, open_store, say_stamps, tsa_options
+from gateledger.cli.context import (
+    emit,
+    global_options,
+    host_option,
+    open_store,
+    say_stamps,
+    tsa_options,
+)
 from gateledger.cli.tables import run_cell, text_table
 from ledger.keys import DEMO_KEY_NAME
 
@@ -170,8 +177,9 @@ def run_cmd(
       ledger run screen --executor local --jobs 2       # real training, two at a time
       ledger run gate --host a100 --gpus 0,1 --jobs 2   # this machine's host block
     """
-    if run_host and not ctx.obj.get("host"):
-        ctx.obj["host"] = run_host
+    options = global_options(ctx)
+    if run_host and not options.host:
+        options.host = run_host
     report = gl.run(
         open_store(ctx),
         campaign_path,
@@ -212,14 +220,14 @@ def _statuses(report) -> str:
 def _print_run_problems(report) -> None:
     """Why runs did not finish, and which results were refused (not recorded: re-runnable)."""
     for failure in report.failures[:10]:
-        reason = f": {failure['reason']}" if failure["reason"] else ""
-        click.echo(f"  {failure['status']}: {run_cell(failure)}{reason}")
+        reason = f": {failure.reason}" if failure.reason else ""
+        click.echo(f"  {failure.status}: {run_cell(failure.run, failure.name)}{reason}")
     if len(report.failures) > 10:
         click.echo(f"  ... and {len(report.failures) - 10} more run(s) not ok")
     for refused in report.refused:
         click.echo(
             f"refused, not recorded (an interrupted attempt, its log kept): "
-            f"{run_cell(refused)}: {refused['reason']}",
+            f"{run_cell(refused.run, refused.name)}: {refused.reason}",
             err=True,
         )
     if report.closed:
@@ -230,15 +238,15 @@ def _print_run_problems(report) -> None:
         )
     for gone in report.exhausted:
         click.echo(
-            f"not started: {run_cell(gone)} has had {gone['attempts']} attempt(s), the plan "
-            f"allows {gone['max']} (decide with --allow-missing, or freeze the stage with a "
+            f"not started: {run_cell(gone.run, gone.name)} has had {gone.attempts} attempt(s), "
+            f"the plan allows {gone.max} (decide with --allow-missing, or freeze the stage with a "
             f"higher max_attempts)",
             err=True,
         )
     if report.busy:
         click.echo(f"skipped {len(report.busy)} run(s) another `ledger run` holds", err=True)
     if report.all_crashed:
-        crashed = report.statuses.get("crashed", 0)
+        crashed = report.statuses["crashed"]
         what = (
             "was refused (not recorded)"
             if not crashed
@@ -336,11 +344,11 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     if as_json:
         emit(result, True)
         return
-    out = result.to_dict()
+    out = result.to_dict()  # the numbers as --json prints them (NaN and infinities: None)
     method = out["method"]
     click.echo(
-        f"method: {method}, residual df: {out.get('df_resid')}, t df: {_fmt(out['t_df'])}"
-        + (f", block: {out['block']}" if out.get("block") else "")
+        f"method: {method}, residual df: {out['df_resid']}, t df: {_fmt(out['t_df'])}"
+        + (f", block: {out['block']}" if out["block"] else "")
     )
     if method == "lenth":
         click.echo(f"Lenth PSE {out['pse']:.4g}, ME {out['me']:.4g}, SME {out['sme']:.4g}")
@@ -348,13 +356,13 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     for effect in out["effects"]:
         interval = (
             "[" + ", ".join(f"{x:.4g}" for x in (effect["ci_low"], effect["ci_high"])) + "]"
-            if effect.get("ci_low") is not None
+            if effect["ci_low"] is not None
             else "-"
         )
         rows.append(
             [
                 effect["term"],
-                *(_fmt(effect.get(k)) for k in ("effect", "se", "t", "p", "q")),
+                *(_fmt(effect[k]) for k in ("effect", "se", "t", "p", "q")),
                 interval,
                 " = ".join(effect["aliases"]) or "-",
             ]
@@ -366,7 +374,7 @@ def effects_cmd(csv_path, response, terms, block, as_json):
     ):
         click.echo(line)
     for term in out["dropped"]:
-        click.echo(f"dropped {term}: {out['dropped_reasons'].get(term, '')}")
+        click.echo(f"dropped {term}: {out['dropped_reasons'][term]}")  # each dropped says why
     for note in out["notes"]:
         click.echo(f"note: {note}")
 
@@ -481,7 +489,7 @@ def campaign_cmd(
         key=key,
         executor=executor,
         until=until,
-        host=ctx.obj.get("host"),
+        host=host_option(ctx),
         tsa=list(tsa_urls),
         no_tsa=no_tsa,
         progress=not as_json,
@@ -569,7 +577,7 @@ def greedy_cmd(
         key=key_name,
         executor=executor,
         start=start,
-        host=ctx.obj.get("host"),
+        host=host_option(ctx),
         data=data,
         progress=not as_json,
         say=say,
@@ -640,7 +648,7 @@ def random_cmd(
         key=key_name,
         executor=executor,
         sample_seed=sample_seed,
-        host=ctx.obj.get("host"),
+        host=host_option(ctx),
         data=data,
         progress=not as_json,
         jobs=jobs,

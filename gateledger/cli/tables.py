@@ -45,9 +45,9 @@ def duration_text(seconds: float | None) -> str:
     return f"{seconds}s"
 
 
-def run_cell(run: dict) -> str:
+def run_cell(run: str | None, name: str) -> str:
     """`base [7c4f7ef3] seed 0 @ local`: a run's cell as a terminal line says it (its key,
     `condition/seed/host`, carries the 64-hex condition id; --json keeps it whole)."""
-    condition, _, rest = str(run["run"]).partition("/")
+    condition, _, rest = str(run).partition("/")
     seed, _, host = rest.partition("/")
-    return f"{run['name']} [{condition[:8]}] seed {seed} @ {host}"
+    return f"{name} [{condition[:8]}] seed {seed} @ {host}"

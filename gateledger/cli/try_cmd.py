@@ -87,10 +87,10 @@ def try_cmd(stage, campaign_path, budget, conditions, device, data, jobs, grace,
 
 def _runner_words(report: TrialReport) -> str:
     runner = report.runner
-    if runner.get("kind") == "adapter":
-        what = f"the {runner.get('adapter')} adapter on {runner.get('script')}"
-    elif runner.get("kind") == "command":
-        what = f"`{runner.get('command')}` ({runner.get('format')} logs)"
+    if runner.kind == "adapter":
+        what = f"the {runner.adapter} adapter on {runner.script}"
+    elif runner.kind == "command":
+        what = f"`{runner.command}` ({runner.format} logs)"
     else:
         what = "the builtin runner"
     binding = report.binding
@@ -119,7 +119,7 @@ def _say(report: TrialReport) -> None:
 def _say_run(run: TrialRun, metric: str) -> None:
     seed = f"seed {run.seed} -> {run.effective_seed}" if run.effective_seed is not None else ""
     timing = f"{run.wall_seconds:.1f} s wall"
-    trained = run.metrics.get("training_seconds")
+    trained = run.metrics["training_seconds"]  # a parsed log names every metric
     if isinstance(trained, int | float):
         timing = f"{trained:g} s training, {timing}"
     head = f"  {run.outcome:<8} {run.name} [{run.condition[:8]}] {seed}"
@@ -128,7 +128,7 @@ def _say_run(run: TrialRun, metric: str) -> None:
         for reason in run.reasons:
             click.echo(f"      - {reason}")
     elif run.ok:
-        value = run.metrics.get(metric)
+        value = run.metrics[metric]
         shown = f"{value:.4f}" if isinstance(value, int | float) else "none"
         click.echo(f"{head}: {metric} {shown}, {timing}")
     else:

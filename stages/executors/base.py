@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ledger.plan_model import RunnerIdentity
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class RunTask:
     host: str
     budget_s: float
     gpus: int = 1
-    runner: dict[str, Any] = field(default_factory=dict)
+    runner: RunnerIdentity | None = None  # the manifest's runner (None: the builtin one)
     # the seed the run trains with, derived from the manifest id, condition and `seed` by the
     # manifest's seed rule (ledger/seeds.py); None for a manifest frozen without one
     effective_seed: int | None = None

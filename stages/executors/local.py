@@ -28,11 +28,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as mp_wait
 from pathlib import Path
-from typing import Any
 
 import runner.autoresearch
+from ledger.errors import ConfigError
 from ledger.ingest import STDERR_TAIL_BYTES
 from ledger.parallel import usable_cpus
+from ledger.plan_model import RunnerIdentity
 from ledger.rawlog import MAX_LOG_BYTES, parse_raw_log
 from runner import forked
 from runner.autoresearch import budget_value
@@ -77,11 +78,15 @@ class LocalExecutor:
 
     def command(self, task: RunTask, config_path: Path, log_path: Path) -> tuple[list[str], str]:
         """The argv for one run and the raw-log format it produces."""
-        runner = task.runner or {}
-        if runner.get("kind") == "adapter":
+        runner = task.runner
+        if runner is not None and runner.kind == "adapter":
             return self._adapter_command(task, runner, config_path), "autoresearch"
-        if runner.get("kind") == "command":
-            text = runner["command"].format(
+        if runner is not None and runner.kind == "command":
+            if runner.command is None:
+                raise ConfigError(
+                    f"manifest {task.manifest[:12]}: its command runner names no command"
+                )
+            text = runner.command.format(
                 config=shlex.quote(str(config_path)),
                 seed=task.run_seed,
                 declared_seed=task.seed,
@@ -90,7 +95,7 @@ class LocalExecutor:
                 manifest=task.manifest,
                 host=shlex.quote(task.host),
             )
-            return ["/bin/sh", "-c", text], runner.get("format", "autoresearch")
+            return ["/bin/sh", "-c", text], runner.format or "autoresearch"
         argv = [
             self.python, "-m", "runner",
             "--config", str(config_path),
@@ -110,24 +115,28 @@ class LocalExecutor:
         return argv, "jsonl"
 
     def _adapter_command(
-        self, task: RunTask, runner: dict[str, Any], config_path: Path
+        self, task: RunTask, runner: RunnerIdentity, config_path: Path
     ) -> list[str]:
         """`runner/autoresearch.py` run by path with the script's interpreter: it checks the
         script's frozen SHA-256, sets its constants, budget and seed, writes the header."""
+        if runner.script is None or runner.script_sha256 is None:
+            raise ConfigError(
+                f"manifest {task.manifest[:12]}: its adapter runner names no script or hash"
+            )
         argv = [
-            runner.get("python") or self.python, str(ADAPTER_PATH),
-            "--script", str(runner["script"]),
+            runner.python or self.python, str(ADAPTER_PATH),
+            "--script", runner.script,
             "--config", str(config_path),
             "--budget", repr(float(task.budget_s)),
             "--seed", str(task.run_seed),
             "--manifest", task.manifest,
             "--host", task.host,
-            "--expect-sha256", str(runner["script_sha256"]),
+            "--expect-sha256", runner.script_sha256,
         ]  # fmt: skip
         if task.seed_from is not None:
             argv += ["--seed-from", task.seed_from]
-        if runner.get("constants"):
-            argv += ["--constants", json.dumps(runner["constants"], sort_keys=True)]
+        if runner.constants:
+            argv += ["--constants", json.dumps(runner.constants, sort_keys=True)]
         return argv
 
     def _env(self, slot: int) -> dict[str, str]:
@@ -183,7 +192,7 @@ class LocalExecutor:
         """Whether `task` is forked from the warm fork server: a builtin run on the CPU by
         this interpreter (a GPU run, a foreign command or script, another `python` starts
         afresh)."""
-        builtin = (task.runner or {}).get("kind", "builtin") == "builtin"
+        builtin = task.runner is None or task.runner.kind == "builtin"
         return (
             self.fork
             and _FORKS is not None

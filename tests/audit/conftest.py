@@ -6,6 +6,7 @@ import pytest
 
 from audit.rederive import audit_store
 from ledger.canonical import canonical_bytes, sha256_hex
+from ledger.documents import JournalHead
 from ledger.journal import signed_head
 from ledger.keys import generate_key
 from ledger.signed_heads import remember
@@ -43,7 +44,7 @@ def rewrite_journal(journal, events: list[dict], key=None) -> None:
         prev = sha256_hex(line)
     data = b"\n".join(lines) + b"\n"
     journal.path.write_bytes(data)
-    head = signed_head({"host": journal.host, "seq": len(lines) - 1, "hash": prev}, key)
+    head = signed_head(JournalHead(host=journal.host, seq=len(lines) - 1, hash=prev), key)
     journal.path.with_name("journal.head").write_bytes(canonical_bytes(head))
     if key is not None:  # the key holder's own tools remember what they signed
         remember(journal.path, len(lines) - 1, prev, len(data))

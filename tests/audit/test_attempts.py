@@ -67,7 +67,7 @@ def _interrupted_then_resumed(tmp_path, max_attempts):
 
 def test_ctrl_c_leaves_an_interrupted_attempt_and_one_attempt_is_all_by_default(tmp_path):
     store, manifest, second, report = _interrupted_then_resumed(tmp_path, None)
-    assert report.executed == 15 and [x["run"] for x in report.exhausted] == [second.key]
+    assert report.executed == 15 and [x.run for x in report.exhausted] == [second.key]
     result = audit_store(store, allow_undecided=True)
     (screen,) = result.stages
     assert {
@@ -82,11 +82,11 @@ def test_ctrl_c_leaves_an_interrupted_attempt_and_one_attempt_is_all_by_default(
     }
     (retried,) = screen.attempts.retried
     assert (retried.run, retried.attempts, retried.recorded) == (second.key, 1, 0)
-    (event,) = [e for e in store.journal().events() if e["kind"] == "run_interrupted"]
-    interruption = store.get_json(event["object"])
+    (event,) = [e for e in store.journal().events() if e.kind == "run_interrupted"]
+    interruption = store.get_json(event.object)
     assert interruption["signature"]["key_id"] == interruption["body"]["recorder"]
     assert interruption["body"]["reason"] == "interrupted: Ctrl-C stopped `ledger run`"
-    assert event["run"] == second.key
+    assert event.run == second.key
     # the interrupted compute is costed apart (the simulator's attempt took no wall time)
     part = result.costs.interrupted
     assert part is not None

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from audit.rederive import audit_store
 from gateledger.cli.main import cli
 from ledger.keys import load_signing_key
+from ledger.plan_model import Manifest
 from ledger.rawlog import parse_raw_log
 from ledger.seeds import effective_seed
 from ledger.store import Store
@@ -141,7 +142,8 @@ def liar_log(tmp_path: Path, body: dict, cond: str, seed: int, lie: str, victim:
     info = body["conditions"][cond]
     config, log = tmp_path / f"{cond[:8]}-{seed}.json", tmp_path / f"{cond[:8]}-{seed}.jsonl"
     config.write_text(json.dumps(info["config"]))
-    effective = effective_seed(body_id(body), body, cond, seed)  # what `{seed}` is
+    plan = Manifest.model_validate({k: v for k, v in body.items() if k != "_id"})
+    effective = effective_seed(body_id(body), plan, cond, seed)  # what `{seed}` is
     subprocess.run(
         [
             sys.executable,

@@ -19,7 +19,7 @@ def test_evidence_indexes_timing_and_the_counting_decision(done):
     for rid in runs:
         timing = ev.timing[rid]
         assert timing.started is not None and timing.interval_s >= 0
-        assert timing.started.fields["run"] == runs[rid]["run"]
+        assert timing.started.run == runs[rid]["run"]
     assert counting_decision(ev, manifest.id) == manifest_decision(store, manifest.id).id
 
 

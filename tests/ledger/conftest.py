@@ -104,6 +104,28 @@ def make_log(
     return ("\n".join(lines) + "\n").encode()
 
 
+def decision_body(manifest: str, runs: list[str], promoted: list[str], key: SigningKey) -> dict:
+    """The smallest body a decision of `make_plan()`'s stage can have (no statistics)."""
+    return {
+        "campaign": "t",
+        "stage": "screen",
+        "manifest": manifest,
+        "budget_s": 60,
+        "runs": sorted(runs),
+        "missing": [],
+        "extra": [],
+        "statistics": {"conditions": [], "effects": None, "effects_note": None},
+        "rule": {"top_k": 1},
+        "outcome": {"promoted": promoted},
+        "promoted": promoted,
+        "conditions": {},
+        "trace": [],
+        "verdicts": [],
+        "decided_at": datetime.now(UTC).isoformat(),
+        "decider": key.key_id,
+    }
+
+
 @dataclass
 class Filled:
     store: Store
@@ -141,15 +163,7 @@ def filled(store, key) -> Filled:
                 key=key,
             )
         )
-    body = {
-        "manifest": manifest,
-        "stage": "screen",
-        "runs": sorted(runs),
-        "promoted": [C0],
-        "decided_at": datetime.now(UTC).isoformat(),
-        "decider": key.key_id,
-    }
-    decision = store.put_signed("decision", body, key)
+    decision = store.put_signed("decision", decision_body(manifest, runs, [C0], key), key)
     store.journal().append("decision_made", object=decision, manifest=manifest, key=key)
     anchor, _ = make_anchor(store, key)
     return Filled(store, key, manifest, runs, decision, anchor)

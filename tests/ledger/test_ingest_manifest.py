@@ -33,12 +33,12 @@ depth:            8
 def test_freeze_and_load(store, key):
     mid = freeze(store, make_plan(), key)
     body = load_manifest(store, mid)
-    assert body["freezer"] == key.key_id and body["amends"] is None
+    assert body.freezer == key.key_id and body.amends is None
     assert store.keyring().has(key.key_id)
-    assert store.journal().events()[-1]["kind"] == "manifest_frozen"
+    assert store.journal().events()[-1].kind == "manifest_frozen"
     mid2 = freeze(store, make_plan(3), key, amends=mid)
     event = store.journal().events()[-1]
-    assert (event["kind"], event["object"], event["manifest"]) == ("amended", mid2, mid)
+    assert (event.kind, event.object, event.manifest) == ("amended", mid2, mid)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ import pytest
 
 from ledger.binding import header_problems, same_json, status_problems
 from ledger.jsonsafe import JSONInputError, depth_of, loads_line, loads_strict
-from ledger.rawlog import ParsedLog
+from ledger.log_records import LogHeader
+from ledger.plan_model import Plan
+from ledger.rawlog import ParsedLog, parse_raw_log
 
 
 @pytest.mark.parametrize(
@@ -72,15 +74,35 @@ def test_same_json_never_takes_a_bool_for_a_number():
 
 
 def _log(**header) -> ParsedLog:
-    return ParsedLog(header={"type": "header", **header})
+    return ParsedLog(header=LogHeader.model_validate({"type": "header", **header}))
 
 
-MANIFEST = {
-    "budget_s": 120,
-    "data_sha256": "d" * 64,
-    "runner": {"kind": "builtin", "version": "1.0", "code_sha256": "c" * 64},
-    "conditions": {"c1": {"config": {"depth": 4}, "runner_config": {"depth": 4, "seq_len": 128}}},
-}
+def _plan(**changes) -> Plan:
+    """A one-run plan of the builtin runner (version 1.0, code c..., data d...), 120 s."""
+    return Plan.model_validate(
+        {
+            "campaign": "t",
+            "stage": "s",
+            "budget_s": 120,
+            "runs": [{"condition": "c1", "seed": 0, "host": "a100"}],
+            "conditions": {
+                "c1": {
+                    "name": "c1",
+                    "config": {"depth": 4},
+                    "runner_config": {"depth": 4, "seq_len": 128},
+                }
+            },
+            "rule": {"top_k": 1},
+            "analysis": {},
+            "runner": {"kind": "builtin", "version": "1.0", "code_sha256": "c" * 64},
+            "data_sha256": "d" * 64,
+            "parent": None,
+            **changes,
+        }
+    )
+
+
+MANIFEST = _plan()
 GOOD = {
     "manifest": "m" * 64,
     "seed": 0,
@@ -104,7 +126,6 @@ def test_a_bound_header_has_no_problems():
     [
         ({"manifest": "n" * 64}, "header cites manifest"),
         ({"seed": 1}, "header seed 1 is not the declared seed 0"),
-        ({"seed": True}, "header seed True"),  # a bool is not a seed
         ({"host": "l40s"}, "header host 'l40s'"),
         ({"budget_s": 600}, "header budget_s 600"),
         ({"seq_len": 64}, "header seq_len 64 is not the condition's 128"),  # a default key
@@ -120,11 +141,25 @@ def test_each_header_field_binds(change, words):
     assert any(words in p for p in found), found
 
 
+def test_a_header_key_of_the_wrong_type_is_a_defect_of_the_log():
+    """A bool is not a seed (nor a string a budget): the header does not fit its model, so
+    the log is malformed, named in the house form, and nothing is read from that header."""
+    for key, value, words in (
+        ("seed", "true", "line 1: header: seed: must be an integer, not True"),
+        ("budget_s", '"120"', "line 1: header: budget_s: must be an integer, not '120'"),
+    ):
+        header = f'{{"type":"header","manifest":"{"m" * 64}","{key}":{value}}}'
+        summary = '{"type":"summary","status":"ok","val_bpb":1.0,"training_seconds":120}'
+        parsed = parse_raw_log(f"{header}\n{summary}\n".encode())
+        assert parsed.header is None and parsed.manifest is None
+        assert any(p.startswith(words) for p in parsed.defects), parsed.defects
+
+
 def test_the_runner_kind_is_the_manifests_not_the_headers():
     """A plan frozen without data is the simulator's alone; a real-data plan never takes a
     simulated log, whatever the header calls itself (and the interval checks follow the
     plan: `simulated` is passed from the manifest's kind, never read from the header)."""
-    sim_plan = {**MANIFEST, "runner": {"kind": "sim"}, "data_sha256": None}
+    sim_plan = _plan(runner={"kind": "sim"}, data_sha256=None)
     found = header_problems("m" * 64, sim_plan, "c1", 0, "a100", _log(**GOOD))
     assert any("in a plan frozen without a data set: only the simulator" in p for p in found)
     assert not any("code_sha256" in p for p in found)  # no builtin identity for the simulator

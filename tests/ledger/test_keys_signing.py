@@ -66,7 +66,7 @@ def test_keyring_rejects_mismatched_records(tmp_path):
     with pytest.raises(IntegrityError, match="self-signature"):
         ring.add({**record, "name": "mallory"})
     assert ring.add(record) == key.key_id and ring.ids() == [key.key_id]
-    assert ring.get(key.key_id)["name"] == "a"
+    assert ring.get(key.key_id).name == "a"
     assert ring.check() == []
 
 

@@ -62,7 +62,12 @@ def test_scan_classifies_and_catches_changed_bytes(tmp_path):
     raw = store.put_bytes(b"not json at all\n")
     run = store.put_json(unsigned_object("run", {"x": 1}))
     scan = scan_objects(store)
-    assert scan.raw == {raw} and set(scan.of_kind("run")) == {run} and not scan.problems
+    assert scan.raw == {raw} and set(scan.objects) == {run} and not scan.problems
+    # an envelope whose body is no run record: kept as read, with why, never typed
+    assert scan.unfit[run].envelope is not None and run not in scan.stored
+    why = scan.unfit[run].why
+    assert why.startswith("run object does not fit its schema: body.manifest: is required")
+    assert why.endswith("; body.x: unknown key")
     path = store.path_of(run)
     path.chmod(0o644)
     path.write_bytes(path.read_bytes().replace(b"1", b"2"))

@@ -16,7 +16,8 @@ from ledger.binding import header_problems
 from ledger.errors import LedgerError
 from ledger.ingest import ingest, record_run_start
 from ledger.keys import generate_key
-from ledger.manifest import freeze
+from ledger.manifest import freeze, load_manifest
+from ledger.plan_model import RunnerIdentity
 from ledger.rawlog import parse_raw_log
 from ledger.seeds import derive_seed, effective_seed
 from ledger.store import Store
@@ -46,8 +47,8 @@ def test_rule_matches_sha256sum_of_the_inputs():
 
 def test_old_manifests_have_no_rule_and_keep_declared_seeds(store, key):
     mid = freeze_as_before(store, make_plan(), key)  # a plan without "seeds", as before
-    body = store.get_json(mid)["body"]
-    assert "seeds" not in body and effective_seed(mid, body, C0, 0) is None
+    body = load_manifest(store, mid)
+    assert body.seeds is None and effective_seed(mid, body, C0, 0) is None
     assert header_problems(mid, body, C0, 0, "h1", parse_raw_log(make_log(mid))) == []
     wrong = parse_raw_log(make_log(mid, seed=5))
     assert header_problems(mid, body, C0, 0, "h1", wrong) == [
@@ -80,8 +81,8 @@ def test_sim_runs_carry_the_effective_seed_and_audit_clean(sim_store):
     for run in manifest_runs(store, manifest.id):
         header = parse_raw_log(store.get_bytes(run.body.raw_log)).header
         expected = derive_seed("sha256-v2", manifest.id, run.body.condition, 0)
-        assert header["seed"] == header["effective_seed"] == expected != 0
-        assert header["seed_inputs"] == {
+        assert header.seed == header.effective_seed == expected != 0
+        assert header.seed_inputs.to_dict() == {
             "manifest": manifest.id,
             "condition": run.body.condition,
             "seed": 0,
@@ -117,7 +118,7 @@ def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
     draft = "d" * 64  # a plan that existed before the official one (or never)
     raw = _log_for(manifest, cond, derived_from=draft)
     parsed = parse_raw_log(raw)
-    found = header_problems(manifest.id, manifest.body.to_dict(), cond, 0, "h1", parsed)
+    found = header_problems(manifest.id, manifest.body, cond, 0, "h1", parsed)
     assert any("is not the effective seed" in p for p in found), found
     assert any("seed_inputs" in p for p in found), found
     record_run_start(store, manifest.id, cond, 0, "h1", key=_key)
@@ -138,7 +139,7 @@ def test_a_log_seeded_from_another_manifest_is_refused_and_caught(sim_store):
         "status": parsed.status,
         "metrics": parsed.metrics,
         "gpus": 1,
-        "recorded_at": parsed.header["started_at"],
+        "recorded_at": parsed.header.started_at,
         "recorder": _key.key_id,
     }
     rid = store.put_signed("run", record, _key)
@@ -163,7 +164,7 @@ def test_a_log_with_the_declared_seed_under_a_rule_is_caught(sim_store):
         host="h1",
         manifest=manifest.id,
     )  # no effective seed: trained with seed 0
-    found = header_problems(manifest.id, manifest.body.to_dict(), cond, 0, "h1", parse_raw_log(raw))
+    found = header_problems(manifest.id, manifest.body, cond, 0, "h1", parse_raw_log(raw))
     assert any("header seed 0 is not the effective seed" in p for p in found), found
 
 
@@ -179,10 +180,9 @@ def test_executors_hand_the_effective_seed_to_the_trainer(sim_store, tmp_path):
     foreign = type(task)(
         **{
             **task.__dict__,
-            "runner": {
-                "kind": "command",
-                "command": "train --seed {seed} --cell-seed {declared_seed}",
-            },
+            "runner": RunnerIdentity(
+                kind="command", command="train --seed {seed} --cell-seed {declared_seed}"
+            ),
         }
     )
     argv, _ = LocalExecutor(workdir=tmp_path).command(foreign, tmp_path / "c.json", tmp_path / "l")
@@ -248,7 +248,7 @@ def test_runner_records_seed_inputs(tmp_path):
 def test_a_v1_manifest_keeps_verifying_under_its_own_rule(store, key):
     # a store frozen under the first rule: its runs' seeds follow sha256-v1, not the default
     mid = freeze(store, {**make_plan(), "seeds": {"rule": "sha256-v1"}}, key)
-    body = store.get_json(mid)["body"]
+    body = load_manifest(store, mid)
     v1 = derive_seed("sha256-v1", mid, C0, 0)
     assert effective_seed(mid, body, C0, 0) == v1 > 2**32
 

@@ -86,10 +86,15 @@ def test_journal_chain(store):
     journal = store.journal()
     a = journal.append("manifest_frozen", object="a" * 64)
     b = journal.append("run_started", run="c/0/h1", manifest="a" * 64)
-    assert (a["seq"], a["prev"]) == (0, "0" * 64)
+    assert (a.seq, a.prev) == (0, "0" * 64)
     lines = journal.path.read_bytes().splitlines()
-    assert b["prev"] == sha256_hex(lines[0]) and lines[1] == canonical_bytes(b)
-    assert journal.head() == {"host": "h1", "seq": 1, "hash": sha256_hex(lines[1])}
+    assert b.prev == sha256_hex(lines[0]) and lines[1] == canonical_bytes(b.to_dict())
+    head = journal.head()
+    assert head is not None and head.to_dict() == {
+        "host": "h1",
+        "seq": 1,
+        "hash": sha256_hex(lines[1]),
+    }
     assert journal.events() == [a, b]
     assert journal.verify() == []
     with pytest.raises(LedgerError, match="unknown journal event kind"):
@@ -126,7 +131,7 @@ def test_torn_last_line_is_dropped(store):
         fh.write(b'{"at":"2026')  # a crash mid-write: never acknowledged
     assert len(journal.events()) == 1 and journal.verify() == []
     event = journal.append("run_started", run="c/1/h1", manifest="a" * 64)
-    assert event["seq"] == 1 and journal.verify() == []
+    assert event.seq == 1 and journal.verify() == []
     assert journal.path.read_bytes().count(b"\n") == 2
 
 
@@ -146,6 +151,51 @@ def test_concurrent_appends(store):
         assert p.exitcode == 0
     journal = store.journal()
     events = journal.events()
-    assert len(events) == 200 and [e["seq"] for e in events] == list(range(200))
-    assert len({e["run"] for e in events}) == 200
+    assert len(events) == 200 and [e.seq for e in events] == list(range(200))
+    assert len({e.run for e in events}) == 200
     assert journal.verify() == []
+
+
+GOOD_EVENT = {
+    "seq": 0,
+    "prev": "0" * 64,
+    "kind": "run_started",
+    "object": None,
+    "run": "c/0/h1",
+    "manifest": "a" * 64,
+    "at": "2026-01-01T00:00:00+00:00",
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"extra": 1},
+        {"seq": "0"},
+        {"seq": True},
+        {"kind": "bogus"},
+        {"kind": 5},
+        {"object": "not-an-id"},
+        {"manifest": "A" * 64},
+        {"run": 3},
+        {"at": None},
+    ],
+)
+def test_readers_take_exactly_the_lines_the_chain_check_calls_events(change):
+    """`parse_event` (one validation, where readers meet every line) and `malformed` (the
+    chain check's words) agree on which lines are events of the ledger's shape."""
+    from ledger.journal import malformed, parse_event
+
+    event = {**GOOD_EVENT, **change}
+    line = json.dumps(event).encode()
+    assert (parse_event(line) is None) == (malformed(event) is not None)
+    assert parse_event(b"{not json") is None and parse_event(b"[1, 2]") is None
+
+
+def test_a_line_missing_a_field_is_no_event_for_readers_either():
+    from ledger.journal import malformed, parse_event
+
+    for name in GOOD_EVENT:
+        event = {k: v for k, v in GOOD_EVENT.items() if k != name}
+        assert parse_event(json.dumps(event).encode()) is None and malformed(event) is not None

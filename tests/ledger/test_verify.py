@@ -101,6 +101,27 @@ def test_unknown_signer_and_unsigned(filled, tmp_path, monkeypatch):
     assert named(problems, f"{bare}: manifest is not signed")
 
 
+def test_a_signed_body_that_fits_no_model_is_named_and_never_evidence(filled):
+    """A record signed by the store's own key and journaled, whose seed is a string: its
+    signature verifies, but it is no run record, so verify names every bad key in one line
+    and the object is not evidence (nothing downstream reads it)."""
+    from ledger.verify import verify_with_evidence
+
+    store, key = filled.store, filled.key
+    good = store.get_json(filled.runs[0])["body"]
+    body = {**good, "seed": "0", "run": f"{good['condition']}/1/h1", "shoe": 1}
+    rid = store.put_signed("run", body, key)
+    store.journal().append("run_recorded", object=rid, run=body["run"], manifest=filled.manifest)
+    found = verify_with_evidence(store)
+    (problem,) = [p for p in found.problems if p.object == rid]
+    assert problem.check == "schema"
+    assert problem.message == (
+        "run object does not fit its schema: body.seed: must be an integer, not '0'; "
+        "body.shoe: unknown key: not used"
+    )
+    assert rid not in found.evidence and rid in found.scan.unfit
+
+
 def test_index_disagreement(filled):
     import duckdb
 

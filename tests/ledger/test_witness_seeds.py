@@ -43,12 +43,12 @@ def _by_hand(manifest: str, token_der: bytes, condition: str, seed: int) -> int:
 
 def _first_token(store: Store, manifest: str) -> tuple[str, bytes]:
     events = store.journal().events()
-    frozen = next(i for i, e in enumerate(events) if e["object"] == manifest)
+    frozen = next(i for i, e in enumerate(events) if e.object == manifest)
     for event in events[frozen + 1 :]:
-        if event["kind"] == "timestamped":
-            body = store.get_json(event["object"])["body"]
+        if event.kind == "timestamped":
+            body = store.get_json(event.object)["body"]
             if body["object"] == manifest:
-                return event["object"], base64.b64decode(body["response"])
+                return event.object, base64.b64decode(body["response"])
     raise AssertionError("no token")
 
 
@@ -69,8 +69,8 @@ def test_a_witnessed_freeze_binds_every_seed_to_its_token(lab, tsa, tmp_path):
     for run in manifest_runs(store, manifest.id):
         header = parse_raw_log(store.get_bytes(run.body.raw_log)).header
         expected = _by_hand(manifest.id, der, run.body.condition, 0)
-        assert header["seed"] == header["effective_seed"] == expected
-        assert header["seed_inputs"]["witness"] == hashlib.sha256(der).hexdigest()
+        assert header.seed == header.effective_seed == expected
+        assert header.seed_inputs.witness == hashlib.sha256(der).hexdigest()
     root_pem = str(tsa.root_pem(tmp_path))
     audit = json.loads(invoke("audit", "--tsa-roots", root_pem, "--json").output)
     (stage,) = audit["stages"]

@@ -51,3 +51,50 @@ def test_rejects_nan_missing_keys_and_bad_order(
         schema.validate_log(_write(tmp_path, lines[1:]))
     with pytest.raises(ValueError, match="status"):
         schema.validate_log(_write(tmp_path, [*lines[:-1], lines[-1].replace('"ok"', '"great"')]))
+
+
+def test_compiled_schema_checks_each_keyword_with_its_message() -> None:
+    """Hand-written cases of the subset `errors` checks, on a schema compiled once."""
+    node = schema.compile_schema(
+        {
+            "type": "object",
+            "required": ["kind", "n"],
+            "properties": {
+                "kind": {"const": "step"},
+                "n": {"type": "integer", "minimum": 1},
+                "rate": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                "tag": {"type": "string", "pattern": "^[a-z]+$"},
+                "pair": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+                "status": {"enum": ["ok", "crashed"]},
+            },
+        }
+    )
+    assert schema.errors({"kind": "step", "n": 1}, node) == []
+    assert schema.errors([], node) == ["value: expected object, got []"]
+    assert schema.errors({"n": 0, "kind": "eval"}, node) == [
+        "kind: expected 'step'",
+        "n: 0 < 1",
+    ]
+    assert schema.errors({"kind": "step"}, node) == ["n: missing"]
+    assert schema.errors({"kind": "step", "n": 1, "rate": 0, "tag": "A1"}, node) == [
+        "rate: 0 <= 0",
+        "tag: 'A1' does not match ^[a-z]+$",
+    ]
+    assert schema.errors({"kind": "step", "n": 1, "rate": None, "pair": [1, "x", 3]}, node) == [
+        "pair: wrong number of items",
+        'pair[1]: expected number, got "x"',
+    ]
+    assert schema.errors({"kind": "step", "n": True, "status": "lost"}, node) == [
+        "n: expected integer, got true",
+        "status: 'lost' not one of ['ok', 'crashed']",
+    ]
+
+
+def test_a_schema_keyword_outside_the_subset_is_refused() -> None:
+    with pytest.raises(ValueError, match="schema keyword 'oneOf' is not in the subset"):
+        schema.compile_schema({"type": "object", "properties": {"x": {"oneOf": []}}})

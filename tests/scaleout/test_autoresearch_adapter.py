@@ -18,6 +18,8 @@ from click.testing import CliRunner
 from gateledger.cli.main import cli
 from ledger.binding import adapter_problems
 from ledger.errors import CampaignError
+from ledger.log_records import LogHeader
+from ledger.plan_model import Plan
 from ledger.store import Store
 from runner.autoresearch import adapt, script_shape, shape_problems
 from stages.campaign import parse_campaign
@@ -103,21 +105,36 @@ add = ["base"]
 
 
 def test_a_header_whose_overrides_are_not_the_config_is_named():
-    manifest = {
-        "budget_s": 2.0,
-        "runner": {"kind": "adapter", "script_sha256": "ab" * 32, "constants": {"lr": "MATRIX_LR"}},
-    }
-    header = {
-        "runner": "autoresearch-adapter",
-        "script_sha256": "ab" * 32,
-        "overrides": {"DEPTH": 2, "MATRIX_LR": 0.5, "TIME_BUDGET": 2},
-    }
+    manifest = Plan.model_validate(
+        {
+            "campaign": "t",
+            "stage": "s",
+            "budget_s": 2.0,
+            "runs": [{"condition": "c", "seed": 0, "host": "h"}],
+            "conditions": {"c": {"name": "c", "config": {"depth": 2, "lr": 0.04}}},
+            "rule": {"top_k": 1},
+            "analysis": {},
+            "runner": {
+                "kind": "adapter",
+                "script_sha256": "ab" * 32,
+                "constants": {"lr": "MATRIX_LR"},
+            },
+            "data_sha256": None,
+            "parent": None,
+        }
+    )
+    overrides = {"DEPTH": 2, "MATRIX_LR": 0.5, "TIME_BUDGET": 2}
+
+    def header(**changes) -> LogHeader:
+        written = {"runner": "autoresearch-adapter", "script_sha256": "ab" * 32}
+        return LogHeader(type="header", **written, overrides={**overrides, **changes})
+
     config = {"depth": 2, "lr": 0.04}
-    assert adapter_problems(manifest, header, config) == ["header sets MATRIX_LR to 0.5, not 0.04"]
-    header["overrides"]["MATRIX_LR"] = 0.04
-    assert adapter_problems(manifest, header, config) == []
-    header["overrides"]["TIME_BUDGET"] = 300
-    assert adapter_problems(manifest, header, config) == [
+    assert adapter_problems(manifest, header(), config) == [
+        "header sets MATRIX_LR to 0.5, not 0.04"
+    ]
+    assert adapter_problems(manifest, header(MATRIX_LR=0.04), config) == []
+    assert adapter_problems(manifest, header(MATRIX_LR=0.04, TIME_BUDGET=300), config) == [
         "header sets TIME_BUDGET to 300, not the manifest's budget 2.0"
     ]
 

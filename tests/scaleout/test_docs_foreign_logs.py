@@ -21,7 +21,7 @@ def test_the_minimal_jsonl_log_is_an_ok_log():
     parsed = parse_raw_log(log.encode())
     assert log_defects(parsed) == [] and parsed.status == "ok"
     assert parsed.metrics["val_bpb"] == 1.0412 and parsed.steps == 2
-    assert parsed.header["budget_s"] == 10.0
+    assert parsed.header.budget_s == 10.0
 
 
 def test_the_summary_block_is_an_ok_autoresearch_log_and_the_adapter_header_a_header():
@@ -31,7 +31,7 @@ def test_the_summary_block_is_an_ok_autoresearch_log_and_the_adapter_header_a_he
     assert parsed.metrics["num_steps"] == 953 and abs(parsed.metrics["mfu"] - 0.398) < 1e-12
     header = next(body for kind, body in BLOCKS if '"autoresearch-adapter"' in body)
     with_header = parse_raw_log((header + "training...\n" + block).encode(), "autoresearch")
-    assert with_header.header["overrides"]["TIME_BUDGET"] == 300
+    assert with_header.header.overrides["TIME_BUDGET"] == 300
     assert with_header.runner == "autoresearch-adapter" and with_header.status == "ok"
 
 

@@ -266,8 +266,8 @@ def test_planted_interaction_is_found_and_does_not_inflate_main_p_values(tmp_pat
         for cid in manifest["analysis"]["points"]
     ]
     old = estimate_effects(rows, MAINS, terms="main")
-    assert old.df_resid == 10 and old.get("A").p > 50 * eff["A"]["p"]
-    assert old.get("B").q > 0.05  # and BH at 0.05 would no longer find B
+    assert old.df_resid == 10 and old.term("A").p > 50 * eff["A"]["p"]
+    assert old.term("B").q > 0.05  # and BH at 0.05 would no longer find B
 
 
 def test_diverging_factor_level_is_flagged_and_excluded(tmp_path):

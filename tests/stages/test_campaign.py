@@ -119,6 +119,28 @@ def test_named_condition_coded_levels_become_config_values():
             lambda t: t.replace("top_k = 2", "top_k = true"),
             r"stages\[0\]\.rule\.top_k \(stage 'screen'\): must be an integer, not True",
         ),
+        (
+            lambda t: t.replace("levels = [2, 4]", "levels = [2, 2]"),
+            r"^m\.toml: factors\.B\.levels: must be two different values, not \[2, 2\]$",
+        ),
+        (
+            lambda t: t.replace('design = "full"', 'design = "fractional"\nruns = 6'),
+            r"^m\.toml: stages\[0\]\.runs \(stage 'screen'\): must be a power of two >= 2, "
+            r"not 6$",
+        ),
+        (
+            lambda t: t.replace('design = "full"', 'design = "full"\nseeds = [0, 1, 0]'),
+            r"^m\.toml: stages\[0\]\.seeds \(stage 'screen'\): has duplicates: \[0, 1, 0\]$",
+        ),
+        (
+            lambda t: t.replace('design = "full"', 'design = "full"\nhosts = ["a", "a"]'),
+            r"^m\.toml: stages\[0\]\.hosts \(stage 'screen'\): has duplicates: \['a', 'a'\]$",
+        ),
+        (
+            lambda t: t.replace('design = "full"', "").replace(', keep = ["base"]', ""),
+            r"^m\.toml: stages\[0\] \(stage 'screen'\): no candidates \(set design, from or "
+            r"add\)$",
+        ),
     ],
 )
 def test_errors_name_file_and_key(edit, message):

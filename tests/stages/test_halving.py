@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledger.errors import LedgerError
+from stages.conditions import Condition
 from stages.evaluation_sources import ReplaySource, TrialDraws
 from stages.halving import (
     halving_bracket,
@@ -15,6 +16,11 @@ from stages.halving import (
     s_max,
 )
 from stages.replay_table import read_table
+
+
+def cand(name: str, cid: str | None = None, config: dict | None = None) -> Condition:
+    """A candidate as the evaluation passes it (a replay table reads its id, name, config)."""
+    return Condition(cid or name, name, config or {}, {}, "test")
 
 
 def table_of(brackets):
@@ -87,7 +93,7 @@ def test_synchronous_halving_picks_the_known_condition_at_the_known_cost(
     tmp_path, cost_model, spent
 ):
     source = ReplaySource(eight(tmp_path), seed=0, description={})
-    conds = [{"id": name, "name": name} for name in VALUES]
+    conds = [cand(name) for name in VALUES]
     draws = TrialDraws(source, 0, cost_model, final_budget_s=4)
     paid = []
 
@@ -99,12 +105,12 @@ def test_synchronous_halving_picks_the_known_condition_at_the_known_cost(
     bracket = halving_bracket(8, 4, 2)
     assert [(r.n, r.resource) for r in bracket.rungs] == [(8, 1), (4, 2), (2, 4)]
     result = run_bracket(bracket, evaluate)
-    assert [[conds[s]["name"] for s in rung] for rung in result.evaluated] == [
+    assert [[conds[s].name for s in rung] for rung in result.evaluated] == [
         ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"],
         ["c1", "c2", "c3", "c4"],
         ["c3", "c4"],
     ]
-    assert conds[result.best_slot]["name"] == "c3" and result.best_value == 0.30
+    assert conds[result.best_slot].name == "c3" and result.best_value == 0.30
     assert sum(paid) == pytest.approx(spent)
 
 
@@ -132,4 +138,4 @@ def test_continuing_needs_runs_recorded_all_the_way(tmp_path):
     source = ReplaySource(read_table(path), seed=0, description={})
     draws = TrialDraws(source, 0, "continue", final_budget_s=4)
     with pytest.raises(LedgerError, match="no run recorded at every fidelity up to budget 4s"):
-        draws.run("x", {"id": "c1", "name": "c1"}, 1, "local", 1)
+        draws.run("x", cand("c1"), 1, "local", 1)

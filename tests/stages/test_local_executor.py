@@ -10,6 +10,7 @@ import json
 import pytest
 
 from ledger.parallel import usable_cpus
+from ledger.plan_model import RunnerIdentity
 from stages.executors.base import RunTask
 from stages.executors.local import LocalExecutor
 
@@ -35,7 +36,7 @@ def task(config, *, budget_s=2.0, seed=0, runner=None) -> RunTask:
         seed=seed,
         host="local",
         budget_s=budget_s,
-        runner=runner or {},
+        runner=RunnerIdentity.model_validate(runner) if runner else None,
     )
 
 

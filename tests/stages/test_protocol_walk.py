@@ -46,7 +46,7 @@ class Answers:
         self.asked: list[tuple[Any, float]] = []
 
     def run(self, key, cond, budget_s, host, gpus, seed=None):
-        config = cond["config"]
+        config = cond.config
         value = 1.0 - 0.2 * (config["matrix_lr"] == 0.04) + 0.1 * (config["depth"] == 4)
         self.asked.append((key, budget_s))
         return SimpleNamespace(status="ok", value=value), budget_s * gpus

@@ -6,10 +6,17 @@ import pytest
 
 from ledger.errors import LedgerError
 from stages.campaign import parse_campaign
+from stages.conditions import Condition
 from stages.evaluate import evaluate
 from stages.evaluation_sources import ReplaySource, TrialDraws, replay_csv_source
 from stages.hpo_baselines import Point, Setup, optuna_asha, random_search, rung_steps
 from stages.replay_table import read_table
+
+
+def cand(name: str, cid: str | None = None, config: dict | None = None) -> Condition:
+    """A candidate as the evaluation passes it (a replay table reads its id, name, config)."""
+    return Condition(cid or name, name, config or {}, {}, "test")
+
 
 # Nine curves at steps 1, 3, 9; the cost column is cumulative GPU-seconds (= the step).
 STEP1 = [0.50, 0.60, 0.40, 0.70, 0.30, 0.80, 0.45, 0.35, 0.90]
@@ -31,7 +38,7 @@ def nine_curves(tmp_path):
 def setup_and_evaluate(table, cap, cost_model="continue"):
     """Nine candidates c1..c9, steps 1..9, answered through the replay source and cost model."""
     source = ReplaySource(table, seed=0, description={})
-    conds = [{"id": f"c{i}", "name": f"c{i}"} for i in range(1, 10)]
+    conds = [cand(f"c{i}") for i in range(1, 10)]
     draws = TrialDraws(source, 0, cost_model, final_budget_s=9)
 
     def evaluate_one(run_id, idx, budget):
@@ -92,8 +99,8 @@ def test_replay_lookups_take_the_nearest_fidelity_at_or_below_the_budget(tmp_pat
     path.write_text(TINY)
     table = read_table(path)
     assert table.keys == ["lr", "depth"]
-    slow = {"id": "x", "name": "slow", "config": {"lr": 0.01, "depth": 2, "other": 1}}
-    fast = {"id": "y", "name": "fast", "config": {"lr": 0.02, "depth": 2}}
+    slow = cand("slow", "x", {"lr": 0.01, "depth": 2, "other": 1})
+    fast = cand("fast", "y", {"lr": 0.02, "depth": 2})
     fidelity, rows = table.rows_at(slow, 300)  # 5 minutes: the 2-minute rows
     assert fidelity == 120 and [r.value for r in rows] == [1.20, 1.24]
     assert table.rows_at(slow, 600)[0] == 600 and table.rows_at(slow, 7200)[0] == 600
@@ -102,9 +109,9 @@ def test_replay_lookups_take_the_nearest_fidelity_at_or_below_the_budget(tmp_pat
     with pytest.raises(LedgerError, match=r"no row for condition 'slow'.*at or below budget 30s"):
         table.rows_at(slow, 30)
     with pytest.raises(LedgerError, match=r"no row for condition 'other' \(lr=0.05, depth=2\)"):
-        table.rows_at({"id": "z", "name": "other", "config": {"lr": 0.05, "depth": 2}}, 60)
+        table.rows_at(cand("other", "z", {"lr": 0.05, "depth": 2}), 60)
     with pytest.raises(LedgerError, match="has no config value for table column 'depth'"):
-        table.rows_at({"id": "w", "name": "w", "config": {"lr": 0.01}}, 60)
+        table.rows_at(cand("w", "w", {"lr": 0.01}), 60)
     source = ReplaySource(table, seed=0, description={})
     assert source.truth(slow, 120) == pytest.approx(1.22)  # the replicates' mean
     exact = TrialDraws(source, -1, "restart", mode="exact")

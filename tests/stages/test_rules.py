@@ -9,7 +9,7 @@ import pytest
 
 from ledger.errors import LedgerError, PlanError
 from ledger.manifest import parse_plan
-from ledger.plan_model import Check, Rule
+from ledger.plan_model import Check, FactorSpec, Rule
 from stages.designs import full_factorial, point_name
 from stages.rules import apply_rule
 from stages.stats import estimate_effects, summarize
@@ -85,7 +85,7 @@ def test_min_cells_excludes_incomplete():
     table = {**BASIC, "c0": [0.1, None]}  # best mean but only one of two cells
     out = run({"top_k": 1, "min_cells": 2, "failed": "ignore"}, table)
     assert out.promoted == ["c1"]
-    assert out.excluded == [
+    assert [e.to_dict() for e in out.excluded] == [
         {
             "condition": "c0",
             "name": None,
@@ -106,8 +106,8 @@ def test_min_cells_excludes_incomplete():
 def test_no_ok_runs_is_excluded():
     out = run({"top_k": 5, "failed": "ignore"}, {**BASIC, "c5": [None, None]})
     assert "c5" not in out.promoted
-    assert out.excluded[0]["condition"] == "c5"
-    assert out.excluded[0]["reason"] == "no ok runs (a/0 crashed, a/1 crashed)"
+    assert out.excluded[0].condition == "c5"
+    assert out.excluded[0].reason == "no ok runs (a/0 crashed, a/1 crashed)"
 
 
 def test_keep_without_data():
@@ -138,12 +138,12 @@ def test_wins_all_cells():
 def test_max_gap_pass_and_fail():
     out = run({"top_k": 1, "max_gap": {"condition": "bridge", "gap": 0.2}})
     assert out.promoted == ["c1", "c2"]
-    assert out.verdicts[0]["name"] == "max_gap:bridge" and out.verdicts[0]["pass"] is True
+    assert out.verdicts[0].name == "max_gap:bridge" and out.verdicts[0].passed is True
     out = run({"top_k": 1, "max_gap": {"condition": "bridge", "gap": 0.1}})
     assert out.promoted == ["c1"]
-    assert out.verdicts[0]["pass"] is False and "gap 0.2" in out.verdicts[0]["detail"]
+    assert out.verdicts[0].passed is False and "gap 0.2" in out.verdicts[0].detail
     out = run({"max_gap": {"condition": "anchor", "gap": 1.0}})
-    assert out.verdicts[0]["pass"] is False and "no data" in out.verdicts[0]["detail"]
+    assert out.verdicts[0].passed is False and "no data" in out.verdicts[0].detail
 
 
 def test_checks_record_verdicts_only():
@@ -154,9 +154,9 @@ def test_checks_record_verdicts_only():
     ]
     out = run({"top_k": 1}, checks=checks)
     assert out.promoted == ["c1"]
-    v = {x["name"]: x for x in out.verdicts}
-    assert v["eq"]["pass"] is True and v["far"]["pass"] is False
-    assert v["nodata"]["pass"] is False and v["nodata"]["detail"] == "no data for anchor"
+    v = {x.name: x for x in out.verdicts}
+    assert v["eq"].passed is True and v["far"].passed is False
+    assert v["nodata"].passed is False and v["nodata"].detail == "no data for anchor"
     with pytest.raises(PlanError, match=r"plan key 'checks\[0\]\.margin': unknown key"):
         parse_plan(plan_with(rule={}, checks=[{"name": "x", "a": "b", "b": "w", "margin": 1}]))
 
@@ -173,7 +173,8 @@ def reduce_setup(coded_subset=None, huge=5.0):
         rows += [dict(pt, value=y) for y in ys]
     effects = estimate_effects(rows, ["A", "B", "C"])
     factors = {
-        f: {"key": k, "levels": [1, 2]} for f, k in zip("ABC", ("bs", "depth", "lr"), strict=True)
+        f: FactorSpec(key=k, levels=[1, 2])
+        for f, k in zip("ABC", ("bs", "depth", "lr"), strict=True)
     }
     names = {cid: point_name(pt) for cid, pt in coded.items()}
     if coded_subset is not None:
@@ -197,8 +198,8 @@ def test_reduce_returns_new_points():
     out = run({"fdr": 0.05, "reduce": True}, table, names=names, effects=effects,
               coded=coded, factors=factors)  # fmt: skip
     assert out.promoted == ["p0"]
-    assert [p["name"] for p in out.new_points] == ["b", "c", "bc"]
-    assert out.new_points[0]["coded"] == {"A": -1, "B": 1, "C": -1}
+    assert [p.name for p in out.new_points] == ["b", "c", "bc"]
+    assert out.new_points[0].coded == {"A": -1, "B": 1, "C": -1}
 
 
 def test_reduce_nothing_significant_falls_back():
@@ -287,7 +288,7 @@ def test_diverging_condition_is_excluded_by_default():
     assert out.promoted == ["stable"] and out.best == "stable"
     assert out.ranking == ["stable", "slow"]
     (ex,) = out.excluded
-    assert ex["condition"] == "fast" and [f["host"] + str(f["seed"]) for f in ex["failed"]] == [
+    assert ex.condition == "fast" and [f.host + str(f.seed) for f in ex.failed] == [
         "a1",
         "b0",
         "b1",
@@ -301,7 +302,7 @@ def test_diverging_condition_is_excluded_by_default():
 def test_diverging_condition_ranks_last_under_worst():
     out = run4({"top_k": 2, "failed": "worst"})
     assert out.ranking == ["stable", "slow", "fast"] and out.promoted == ["stable", "slow"]
-    assert out.excluded == []
+    assert [e.to_dict() for e in out.excluded] == []
     # top_k reaches it only when it must; `within` never counts a failing condition as close
     assert run4({"top_k": 3, "failed": "worst"}).promoted == ["stable", "slow", "fast"]
     out = run4({"within": 1.0, "failed": "worst"})
@@ -324,9 +325,9 @@ def test_failed_runs_fail_checks_and_max_gap_unless_ignored():
     checks = [{"name": "eq", "a": "fast", "b": "best", "within": 1.0}]
     for policy, passed in (("exclude", False), ("worst", False), ("ignore", True)):
         out = run4({"failed": policy, "max_gap": {"condition": "fast", "gap": 1.0}}, checks=checks)
-        verdicts = {v["name"]: v for v in out.verdicts}
-        assert verdicts["eq"]["pass"] is passed, policy
-        assert verdicts["max_gap:fast"]["pass"] is passed, policy
+        verdicts = {v.name: v for v in out.verdicts}
+        assert verdicts["eq"].passed is passed, policy
+        assert verdicts["max_gap:fast"].passed is passed, policy
 
 
 def test_bad_failed_policy_is_one_line_naming_the_key():
@@ -377,9 +378,9 @@ def test_gate_flags_overlap_and_host_reversal():
     # w: mean 1.03, host a 1.02, host b 1.04; r: mean 1.02 -> r wins overall
     assert out.ranking == ["r", "w", "x"]
     flags = gate_flags(summaries, out.ranking, out.promoted, {})
-    kinds = [f["kind"] for f in flags]
+    kinds = [f.kind for f in flags]
     assert kinds == ["winner_overlaps_runner_up", "host_reverses_order"]
-    assert flags[1]["detail"].startswith("on host a, w (1.02) beats r (1.04)")
+    assert flags[1].detail.startswith("on host a, w (1.02) beats r (1.04)")
     # far apart, no reversal: no flags
     clear = make({"w": [1.0, 1.0, 1.01, 1.01], "r": [1.5, 1.5, 1.51, 1.51]}, CELLS4)
     out = apply_rule(Rule(top_k=1), clear, names={})

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ledger.errors import LedgerError
+from ledger.plan_model import FactorSpec
 from stages.designs import fractional, full_factorial
 from stages.stats import (
     bh,
@@ -49,7 +50,7 @@ def test_example_6_2_saturated_uses_lenth():
     # ME = t_{0.975, 5} * PSE = 2.5706 * 2.625; SME: gamma = (1 + 0.95^(1/15))/2, t = 5.2191
     assert res.me == pytest.approx(2.570582 * 2.625, rel=1e-5)
     assert res.sme == pytest.approx(5.21874 * 2.625, rel=1e-3)
-    a = res.get("A")
+    a = res.term("A")
     assert a.t == pytest.approx(21.625 / 2.625)
     # the big effects (A, C, D, AC, AD) exceed ME; B does not
     big = {e.term for e in res.effects if abs(e.effect) > res.me}
@@ -65,8 +66,8 @@ def test_lenth_function_directly():
 def test_example_6_2_main_effects_ols():
     res = estimate_effects(filtration_rows(), list("ABCD"), terms="main")
     assert res.method == "ols" and res.df_resid == 11
-    assert res.get("A").effect == pytest.approx(21.625)
-    assert res.get("A").coef == pytest.approx(10.8125)
+    assert res.term("A").effect == pytest.approx(21.625)
+    assert res.term("A").coef == pytest.approx(10.8125)
     assert res.pse is None and res.me is None
 
 
@@ -79,7 +80,7 @@ def test_example_8_1_half_fraction():
     want = {"A": 19.0, "B": 1.5, "C": 14.0, "D": 16.5, "AB": -1.0, "AC": -18.5, "AD": 19.0}
     assert [e.term for e in res.effects] == list(want)
     for term, v in want.items():
-        assert res.get(term).effect == pytest.approx(v)
+        assert res.term(term).effect == pytest.approx(v)
     assert res.method == "lenth"
     assert res.dropped[:3] == ["BC", "BD", "CD"]  # aliased with AD, AC, AB
 
@@ -87,7 +88,7 @@ def test_example_8_1_half_fraction():
 def test_explicit_terms_and_alias_error():
     res = estimate_effects(filtration_rows(), list("ABCD"), terms=["A", "C", "AC"])
     assert [e.term for e in res.effects] == ["A", "C", "AC"]
-    assert res.get("AC").effect == pytest.approx(-18.125)
+    assert res.term("AC").effect == pytest.approx(-18.125)
     d = fractional(4, 1)
     rows = [dict(r, value=float(i)) for i, r in enumerate(d.runs)]
     with pytest.raises(LedgerError, match="'BC'"):
@@ -103,10 +104,10 @@ def test_ols_with_host_block_recovers_exact_effects():
             rows.append(dict(r, host=host, value=10 + 2 * r["A"] - 1 * r["B"] + offset))
     res = estimate_effects(rows, ["A", "B"], block="host")
     assert res.method == "ols" and res.block == "host" and res.df_resid == 4
-    assert res.get("A").effect == pytest.approx(4.0)
-    assert res.get("B").effect == pytest.approx(-2.0)
+    assert res.term("A").effect == pytest.approx(4.0)
+    assert res.term("B").effect == pytest.approx(-2.0)
     # zero error: a nonzero effect is certain (p = 0, t infinite -> None), round-off is not
-    assert res.get("A").p == 0.0 and res.get("A").t is None
+    assert res.term("A").p == 0.0 and res.term("A").t is None
     json.dumps(res.to_dict(), allow_nan=False)
 
 
@@ -127,8 +128,8 @@ def test_ols_with_block_and_small_noise():
     res = estimate_effects(rows, ["A", "B"], block="host")
     # Hand: A contrast of the noise = (-0.01+0.02-0.02+0.01-0.02-0.02... ) computed below
     a_noise = sum(n * r["A"] for n, r in zip(noise, rows, strict=True)) / 4
-    assert res.get("A").effect == pytest.approx(4 + a_noise)
-    assert res.get("A").p < 1e-6 and res.get("A").q is not None
+    assert res.term("A").effect == pytest.approx(4 + a_noise)
+    assert res.term("A").p < 1e-6 and res.term("A").q is not None
 
 
 def test_single_block_level_is_ignored_and_failed_rows_dropped():
@@ -303,7 +304,7 @@ NOISE16 = [0.05, -0.02, 0.01, 0.04, -0.06, 0.03, 0.00, -0.01,
 def test_effect_intervals_use_t_with_the_residual_df(reps, df):
     rows = _noisy_rows(reps, NOISE16)
     res = estimate_effects(rows, ["A", "B"], terms=["A"])
-    a = res.get("A")
+    a = res.term("A")
     assert res.df_resid == df and res.t_df == df
     half = (a.ci_high - a.ci_low) / 2
     assert half / a.se == pytest.approx(T975[df], abs=5e-4)  # not 1.96
@@ -348,7 +349,7 @@ def test_ols_se_and_p_against_the_normal_equations():
     se = np.sqrt(np.diag(xtx_inv) * sigma2)
     assert res.df_resid == df == 8 and res.block == "host"
     for j, term in enumerate(["A", "B", "C", "AC"], start=2):
-        e = res.get(term)
+        e = res.term(term)
         assert e.effect == pytest.approx(2 * beta[j], rel=1e-10)
         assert e.se == pytest.approx(2 * se[j], rel=1e-10)
         t = beta[j] / se[j]
@@ -380,7 +381,7 @@ def test_q_families_are_separate_bh_runs():
 def test_post_selection_effects_have_no_q():
     res = estimate_effects(_noisy_rows(4, NOISE16), ["A", "B"], post_selection=True)
     assert res.post_selection and all(e.q is None for e in res.effects)
-    assert res.get("A").p is not None and "post-selection" in res.notes[0]
+    assert res.term("A").p is not None and "post-selection" in res.notes[0]
     assert res.to_dict()["post_selection"] is True
 
 
@@ -407,7 +408,7 @@ def test_alias_chains_of_the_2_4_1_with_d_abc():
     neg = fractional(4, 1, ["D=-ABC"])
     rows = [dict(r, value=float(i)) for i, r in enumerate(neg.runs)]
     res = estimate_effects(rows, list("ABCD"), terms="main")
-    assert res.get("A").aliases == ["-BCD"] and res.get("D").aliases == ["-ABC"]
+    assert res.term("A").aliases == ["-BCD"] and res.term("D").aliases == ["-ABC"]
 
 
 def test_constant_factor_is_dropped_with_its_reason():
@@ -424,7 +425,7 @@ def test_planned_ols_without_residual_df_falls_back_to_lenth():
     res = estimate_effects(filtration_rows(), list("ABCD"), terms="all", method="ols")
     assert res.method == "lenth" and res.pse == pytest.approx(2.625)
     assert "Lenth" in res.notes[0]
-    a = res.get("A")
+    a = res.term("A")
     # Lenth's interval: effect +- ME, ME = t(0.975, 15/3 = 5) x PSE, t from the table
     assert a.ci_high - a.effect == pytest.approx(T975[5] * 2.625, abs=2e-3)
     with pytest.raises(LedgerError, match="method 'anova'"):
@@ -470,17 +471,20 @@ def test_failure_rates_by_level_flag_the_factor_that_fails():
             rows.append(
                 obs(cid, seed, "h", None if failed else 1.0, "diverged" if failed else "ok")
             )
-    factors = {f: {"key": k} for f, k in zip("ABC", ("bs", "depth", "lr"), strict=True)}
+    factors = {
+        f: FactorSpec(key=k, levels=[1, 2])
+        for f, k in zip("ABC", ("bs", "depth", "lr"), strict=True)
+    }
     out = failures_by_level(rows, coded, factors)
-    c = out["factors"]["C"]
-    assert (c["high"]["failed"], c["high"]["runs"], c["low"]["failed"]) == (6, 8, 0)
+    c = out.factors["C"]
+    assert (c.high.failed, c.high.runs, c.low.failed) == (6, 8, 0)
     # Fisher's exact p by hand: 16 runs, 6 failed, 8 at +1. P(k failed at +1) =
     # C(6,k) C(10,8-k) / C(16,8); two-sided sums the tables no likelier than the observed k = 6,
     # which are k = 6 and k = 0, each 45 / 12870
-    assert c["p"] == pytest.approx(2 * math.comb(10, 2) / math.comb(16, 8), rel=1e-9)
-    assert out["flagged"] == ["C"] and c["unequal"]
-    assert not out["factors"]["B"]["unequal"]  # 3 of 8 at each level of B
-    assert (out["n_runs"], out["n_failed"]) == (16, 6)
+    assert c.p == pytest.approx(2 * math.comb(10, 2) / math.comb(16, 8), rel=1e-9)
+    assert out.flagged == ["C"] and c.unequal
+    assert not out.factors["B"].unequal  # 3 of 8 at each level of B
+    assert (out.n_runs, out.n_failed) == (16, 6)
 
 
 def test_t_quantiles_and_tails_from_a_table_and_equal_to_scipy_stats():
@@ -497,3 +501,12 @@ def test_t_quantiles_and_tails_from_a_table_and_equal_to_scipy_stats():
             assert t_ppf(q, df) == float(sps.t.ppf(q, df)), (q, df)
         for x in (0.0, 0.3, 1.0, 2.5, 7.0, 40.0):
             assert t_sf(x, df) == float(sps.t.sf(x, df)), (x, df)
+
+
+def test_rows_must_carry_the_columns_they_are_analysed_by():
+    """A row without the response or a component is a caller's mistake, named, not a level."""
+    rows = [{"condition": "c1", "host": "a", "seed": 0, "value": 1.0}]
+    with pytest.raises(LedgerError, match=r"variance decomposition: row 0 has no 'budget'"):
+        variance_decomposition(rows)
+    with pytest.raises(LedgerError, match=r"effects: row 1 has no response column 'y'"):
+        estimate_effects([{"A": 1, "y": 1.0}, {"A": -1}], ["A"], response="y")
