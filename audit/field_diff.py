@@ -15,16 +15,26 @@ from pydantic import BaseModel
 
 from ledger.document import Document
 
+_KEYS: dict[type[BaseModel], tuple[tuple[str, str], ...]] = {}  # (attribute, JSON key)
+_SCALARS = (str, int, float, type(None))
+
 
 def fields(model: BaseModel) -> dict[str, Any]:
     """A model's fields by the key its JSON holds them under (an alias where it has one)."""
-    table = type(model).model_fields
-    return {table[name].alias or name: value for name, value in model}
+    cls = type(model)
+    keys = _KEYS.get(cls)
+    if keys is None:  # (once per model class: an audit compares thousands of fields)
+        table = cls.__pydantic_fields__
+        keys = _KEYS[cls] = tuple((name, info.alias or name) for name, info in table.items())
+    values = model.__dict__
+    return {key: values[name] for name, key in keys}
 
 
 def equal(a: Any, b: Any) -> bool:
     """Equal as JSON values: models of one kind field by field, mappings key by key, lists
     and tuples item by item, numbers by value (1 == 1.0) but `true` is not 1."""
+    if type(a) is type(b) and type(a) in _SCALARS:
+        return bool(a == b)  # (the common case, first)
     if isinstance(a, BaseModel) or isinstance(b, BaseModel):
         return type(a) is type(b) and equal(fields(a), fields(b))
     if isinstance(a, dict) and isinstance(b, dict):

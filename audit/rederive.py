@@ -32,7 +32,7 @@ from audit.spotcheck import SpotCheckRequest, spot_check
 from audit.throughput import throughput_findings
 from audit.witness import bounds, order_findings, stage_witness
 from ledger.decision_model import Decision
-from ledger.parallel import fork_map, shared
+from ledger.parallel import fork_map, shared, without_gc_pauses
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.store import Store
@@ -126,6 +126,7 @@ class AuditResult:
         }
 
 
+@without_gc_pauses
 def audit_store(
     store: Store,
     *,

@@ -7,11 +7,16 @@ findings. Where fork is unavailable (or the work is small) everything runs in-pr
 
 from __future__ import annotations
 
+import functools
+import gc
 import multiprocessing as mp
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MAX_WORKERS = 8
 _SHARED: Any = None  # what forked workers read; set only around one `fork_map`
@@ -23,6 +28,29 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def without_gc_pauses(func: Callable[P, T]) -> Callable[P, T]:
+    """Run `func` with the cyclic garbage collector off (restored after).
+
+    Why: a pass over a big store holds millions of live objects (parsed envelopes, models,
+    journal events) and makes few cycles; each full collection walks all of them, and in a
+    forked worker it also writes to every page it walks, copying the parent's heap. At 78k
+    runs that was 7 of an audit's 50 seconds. Reference counting still frees everything
+    acyclic as it goes; the collector runs again once the pass returns.
+    """
+
+    @functools.wraps(func)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> T:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return paused
 
 
 def shared() -> Any:
@@ -50,4 +78,4 @@ def fork_map(func: Callable[[list], list], items: list, share: Any, *, serial: b
         _SHARED = None
 
 
-__all__ = ["fork_map", "shared", "usable_cpus"]
+__all__ = ["fork_map", "shared", "usable_cpus", "without_gc_pauses"]

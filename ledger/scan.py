@@ -205,36 +205,43 @@ def scan_objects(
         serial=len(loose) + packed < PARALLEL_MIN_OBJECTS,
     )
     rows.sort(key=lambda row: row[:3])
+    root = str(store.root)
+
+    def rel(path: str) -> str:  # (a string operation: a Path per object costs seconds)
+        return str(Path(path).relative_to(root))
+
+    def inside(path: str, offset: int) -> str:
+        return f" (in pack {rel(path)})" if offset >= 0 else ""
+
     for oid, path, offset, verdict, payload in rows:
-        if verdict == "pack":
-            rel = str(Path(path).relative_to(store.root))
-            scan.problems += [Problem(rel, f"pack {why}") for why in payload]
+        if verdict == "raw":  # (the common verdicts first)
+            scan.raw.add(oid)
+        elif verdict == "object":
+            obj, data, why = payload
+            scan.take(oid, obj)
+            if data is not None:
+                scan.signed_bytes[oid] = data
+                if signatures is not None:
+                    scan.signatures[oid] = why
+        elif verdict == "pack":
+            scan.problems += [Problem(rel(path), f"pack {why}") for why in payload]
             continue
-        scan.count += 1
-        if tick is not None:
-            tick(1)
-        inside = f" (in pack {Path(path).relative_to(store.root)})" if offset >= 0 else ""
-        if verdict == "name":
+        elif verdict == "name":
             scan.problems.append(
-                Problem(
-                    str(Path(path).relative_to(store.root)),
-                    "file in the object store is not named by an id",
-                )
+                Problem(rel(path), "file in the object store is not named by an id")
             )
         elif verdict == "unreadable":
-            scan.problems.append(Problem(oid, f"cannot read: {payload}{inside}"))
+            scan.problems.append(Problem(oid, f"cannot read: {payload}{inside(path, offset)}"))
             scan.bad.add(oid)
         elif verdict == "corrupt":
             scan.problems.append(
                 Problem(
                     oid,
                     "object is corrupted: its bytes no longer hash to its id (changed or "
-                    f"damaged){inside}",
+                    f"damaged){inside(path, offset)}",
                 )
             )
             scan.bad.add(oid)
-        elif verdict == "raw":
-            scan.raw.add(oid)
         elif verdict == "noncanonical":
             scan.problems.append(
                 Problem(
@@ -247,13 +254,9 @@ def scan_objects(
                 Problem(oid, f"object is nested more than {MAX_DEPTH} levels deep: not used")
             )
             scan.noncanonical.add(oid)
-        else:
-            obj, data, why = payload
-            scan.take(oid, obj)
-            if data is not None:
-                scan.signed_bytes[oid] = data
-                if signatures is not None:
-                    scan.signatures[oid] = why
+        scan.count += 1
+        if tick is not None:
+            tick(1)
     return scan
 
 

@@ -33,6 +33,7 @@ from ledger.index import fresh_digest, index_digest, index_path, index_stale
 from ledger.journal import MAX_LINE_BYTES, head_payload, parse_event
 from ledger.keys import Keyring
 from ledger.manifest import declared_run_keys, signs_records
+from ledger.parallel import without_gc_pauses
 from ledger.plan_model import Manifest
 from ledger.problems import Problem
 from ledger.scan import KNOWN_KINDS, Scan, scan_objects
@@ -158,6 +159,7 @@ def verify(
     ).problems
 
 
+@without_gc_pauses
 def verify_with_evidence(
     store: Store,
     *,
