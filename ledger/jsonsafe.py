@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,15 +100,39 @@ def _may_nest(text: str | bytes, max_depth: int) -> bool:
     return opens > max_depth
 
 
+def _keys_within(value: Any, colons: int) -> bool:
+    """Whether a parsed value holds `colons` keys in all (the colons outside its strings:
+    one per key written, so fewer keys means an object repeated one) and nests no deeper
+    than MAX_DEPTH. Without recursion."""
+    keys, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if type(item) is dict:
+            keys += len(item)
+            stack.extend((child, depth + 1) for child in item.values() if type(child) in _NESTS)
+        elif type(item) is list:
+            stack.extend((child, depth + 1) for child in item if type(child) in _NESTS)
+    return keys == colons
+
+
+_NESTS = (dict, list)
+# A JSON string token (quotes, escapes and all): outside them, the colons of valid JSON are
+# exactly its keys' separators
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
 def loads_line(line: bytes) -> Any:
     """One JSON line of a raw log, strictly (NaN, duplicate keys, depth), fast on flat lines.
 
     Why a fast path: an audit parses every step line of every log, so lines go through
     `orjson` (several times faster than `json`; it refuses NaN, Infinity, overflowing
     numbers and invalid UTF-8 itself). orjson keeps the last of two equal keys, so a line is
-    taken as parsed only when it has as many colons as keys and no `[`: then it cannot
-    repeat a key or nest anything. Every other line takes the strict parse, which also says
-    precisely what is wrong. Raises `ValueError` for anything that is not strict JSON.
+    taken as parsed only when its objects hold as many keys in all as the line has colons
+    outside its strings (then no key repeats) and it nests no deeper than MAX_DEPTH. Every other line takes the
+    strict parse, which also says precisely what is wrong. Raises `ValueError` for anything
+    that is not strict JSON.
     """
     if isinstance(line, str):
         line = line.encode("utf-8")
@@ -115,8 +140,12 @@ def loads_line(line: bytes) -> Any:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         value = None
-    if type(value) is dict and line.count(b":") == len(value) and b"[" not in line:
-        return value
+    if type(value) is dict:
+        if b"[" not in line and b"{" not in line[1:]:  # flat (a step line): as many keys
+            if line.count(b":") == len(value):  # as colons, or a key repeats
+                return value
+        elif _keys_within(value, _STRING.sub(b"", line).count(b":")):
+            return value
     try:
         return loads_strict(line, "line")
     except JSONInputError as exc:

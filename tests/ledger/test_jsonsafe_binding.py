@@ -42,6 +42,11 @@ def test_strict_documents_size_and_depth_limits():
         (b'{"t":"x:y","a":1}', {"t": "x:y", "a": 1}),  # colon in a string: the strict path
         (b'{"a":[1,2],"b":{"c":null}}', {"a": [1, 2], "b": {"c": None}}),
         (b'  {"a" : 1}  ', {"a": 1}),
+        # a header: nested, with colons and escaped quotes in its strings (the fast path)
+        (
+            b'{"t":"12:00:01+00:00","q":"a\\":\\\\","n":{"l":[1,{"m":":"}]}}',
+            {"t": "12:00:01+00:00", "q": 'a":\\', "n": {"l": [1, {"m": ":"}]}},
+        ),
     ],
 )
 def test_raw_log_lines_parse_as_json_does(line, value):
@@ -54,6 +59,9 @@ def test_raw_log_lines_parse_as_json_does(line, value):
         b'{"a":1,"a":2}',
         b'{"a":1, "a" :2}',
         b'{"a":{"b":1,"b":2}}',
+        b'{"t":"1:2","a":[1],"a":[2]}',  # a repeat hidden behind colons in a string
+        b'{"t":"x\\"","n":{"b":1,"b":[2]}}',  # ... behind an escaped quote
+        b'{"l":[{"k":1,"k":2}]}',  # ... inside a list
         b'{"a":NaN}',
         b'{"a":1e999}',
         b'{"a":1} {"b":2}',
