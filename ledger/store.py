@@ -399,6 +399,9 @@ class Store:
             return cached.copies
         names = tuple(p.name for p in self._pack_files(host))
         old = cached.indexes if cached is not None else {}
+        if cached is not None and names == cached.names:  # the same packs: nothing to re-read
+            self._packs[host] = _Packs(stamp, names, old, cached.copies)
+            return cached.copies  # (an ingest asks this of every new object it stores)
         indexes: dict[str, PackIndex] = {}
         for name in names:
             if name in old:
@@ -412,7 +415,7 @@ class Store:
         for index in indexes.values():
             for entry in index.entries:
                 copies.setdefault(entry.oid, entry)
-        self._packs[host] = _Packs(stamp, indexes, copies)
+        self._packs[host] = _Packs(stamp, names, indexes, copies)
         return copies
 
     def leftovers(self) -> list[Path]:
@@ -610,9 +613,11 @@ class _Revocations:
 
 @dataclass
 class _Packs:
-    """One part's packs as last listed: the folder's stat, indexes by name, id -> first copy."""
+    """One part's packs as last listed: the folder's stat, the packs' names, their indexes
+    by name (an unreadable one left out), id -> first copy."""
 
     stamp: tuple[int, ...]
+    names: tuple[str, ...]
     indexes: dict[str, PackIndex]
     copies: dict[str, ObjectCopy]
 
