@@ -271,14 +271,29 @@ def _uncounted(checks: dict[str, RunCheck]) -> list[Problem]:
 
 
 PARALLEL_MIN_RUNS = 2000  # below this, starting workers costs more than it saves
+# ... except for the run checks: their workers start before statsmodels is imported, which
+# this process does meanwhile (~0.5 s of a reviewer's audit of a paper-sized store)
+PARALLEL_MIN_RUN_CHECKS = 400
 
 
 def check_runs(ev: Evidence, manifests: dict[str, Manifest]) -> dict[str, RunCheck]:
     """`check_run` for every run record: in forked worker processes when the store is big
-    (parsing every raw log, hundreds of lines each, is most of an audit)."""
+    (parsing every raw log, hundreds of lines each, is most of an audit), while this
+    process imports the statistics the decisions are re-derived with."""
     rids = sorted(ev.runs)
-    found = fork_map(_check_chunk, rids, (ev, manifests), serial=len(rids) < PARALLEL_MIN_RUNS)
+    found = fork_map(
+        _check_chunk,
+        rids,
+        (ev, manifests),
+        serial=len(rids) < PARALLEL_MIN_RUN_CHECKS,
+        meanwhile=_import_statistics if manifests else None,
+    )
     return {rid: RunCheck.of_found(rid, ev.runs[rid], run) for rid, run in sorted(found)}
+
+
+def _import_statistics() -> None:
+    """statsmodels' OLS (~0.5 s to import; `stages.stats` imports it where it fits)."""
+    import statsmodels.regression.linear_model  # noqa: F401
 
 
 def _check_chunk(rids: list[str]) -> list[tuple[str, Found]]:
@@ -297,9 +312,8 @@ def audit_manifests(
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
     order = sorted(manifests, key=lambda mid: (manifests[mid].frozen_at, mid))
-    if len(order) > 1 and sum(len(v) for v in by_manifest.values()) >= PARALLEL_MIN_RUNS:
-        # statsmodels: imported once before forking, not per worker
-        import statsmodels.regression.linear_model  # noqa: F401
+    if order:  # (done by `check_runs` already: once before forking, not in each worker)
+        _import_statistics()
     superseded = {m.amends for m in manifests.values() if m.amends}
     done = fork_map(
         _audit_chunk,

@@ -58,22 +58,36 @@ def shared() -> Any:
     return _SHARED
 
 
-def fork_map(func: Callable[[list], list], items: list, share: Any, *, serial: bool) -> list:
+def fork_map(
+    func: Callable[[list], list],
+    items: list,
+    share: Any,
+    *,
+    serial: bool,
+    meanwhile: Callable[[], object] | None = None,
+) -> list:
     """`func` over chunks of `items`, concatenated in chunk order.
 
     `func` is a module-level function that reads `shared()`; it runs in forked workers
     unless `serial`, one CPU, or no fork. Chunks interleave items so that workers get
-    similar loads; callers that need an order sort the result.
+    similar loads; callers that need an order sort the result. `meanwhile` runs in this
+    process while the workers work (in-process: before them), so that what the caller needs
+    next, such as a slow import, costs no wall time of its own.
     """
     global _SHARED
     workers = min(usable_cpus(), MAX_WORKERS)
     _SHARED = share
     try:
         if serial or workers < 2 or len(items) < 2 or "fork" not in mp.get_all_start_methods():
+            if meanwhile is not None:
+                meanwhile()
             return func(items)
         chunks = [c for c in (items[i :: workers * 4] for i in range(workers * 4)) if c]
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            return [x for part in pool.map(func, chunks) for x in part]
+            parts = pool.map(func, chunks)  # (every chunk submitted: the workers start)
+            if meanwhile is not None:
+                meanwhile()
+            return [x for part in parts for x in part]
     finally:
         _SHARED = None
 

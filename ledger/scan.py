@@ -198,6 +198,7 @@ def scan_objects(
     store: Store,
     tick: Callable[[int], None] | None = None,
     signatures: SignatureCheck | None = None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Scan:
     """Read and re-hash every object in every part; parse the JSON envelopes; check the
     signature of each signed one with `signatures`, when given.
@@ -205,6 +206,7 @@ def scan_objects(
     Big stores are read by forked workers (`ledger.parallel`), each hashing, parsing and
     checking the signatures of its share (at 100k signed run records, Ed25519 checks are
     seconds of CPU); the findings are the same, in the same order, as a single pass gives.
+    `meanwhile` runs in this process while they work (`ledger.parallel.fork_map`).
     """
     scan = Scan()
     pack_files = store.pack_files()
@@ -217,6 +219,7 @@ def scan_objects(
         packs + loose,
         signatures,
         serial=len(loose) + packed < PARALLEL_MIN_OBJECTS,
+        meanwhile=meanwhile,
     )
     rows.sort(key=lambda row: row[:3])
     root = str(store.root)

@@ -183,10 +183,12 @@ def verify_with_evidence(
     problems += _checked("linked host part", _check_parts(store))
     keyring = store.keyring()
     bar = _progress(store, progress)
+    journals = _Journals()
     scan = scan_objects(
         store,
         tick=bar.update if bar is not None else None,
         signatures=SignatureChecker(keyring, trust),
+        meanwhile=lambda: journals.read(store),  # (while the scan's workers hash)
     )
     if bar is not None:
         bar.close()
@@ -194,13 +196,8 @@ def verify_with_evidence(
     problems += _checked("key files", keyring.check())
     envelope_problems, untrusted = _check_envelopes(keyring, scan, trust)
     problems += _checked("signature", envelope_problems)
-    journal_lines: dict[str, list[bytes]] = {}
-    events: list[Event] = []
-    for journal in store.journals():
-        lines = journal.lines()[0]
-        journal_lines[journal.host] = lines
-        problems += _checked("journal chain", journal.verify(lines))
-        events += _parse_events(journal.host, lines)
+    journal_lines, events = journals.lines, journals.events
+    problems += _checked("journal chain", journals.problems)
     problems += _check_heads(store, events, scan, keyring, trust)
     problems += _checked("journal events", _check_events(events, scan))
     revoked = _revocations(events, scan, untrusted)
@@ -239,6 +236,23 @@ def verify_with_evidence(
         timestamps,
         keyring,
     )
+
+
+@dataclass
+class _Journals:
+    """Every journal's lines, chain problems and well-formed events: read apart from the
+    objects, so that this process reads them while the scan's workers hash."""
+
+    lines: dict[str, list[bytes]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def read(self, store: Store) -> None:
+        for journal in store.journals():
+            lines = journal.lines()[0]
+            self.lines[journal.host] = lines
+            self.problems += journal.verify(lines)
+            self.events += _parse_events(journal.host, lines)
 
 
 def _checked(check: str, problems: list[Problem]) -> list[Problem]:
