@@ -51,15 +51,6 @@ class CostRow:
     wall_seconds: float
     gpus: int = 1
 
-    def key(self, breakdown: str) -> str:
-        """The part of `breakdown` (one of BREAKDOWNS) this row is counted in."""
-        return {
-            "stage": self.stage,
-            "host": self.host,
-            "condition": self.condition,
-            "status": self.status,
-        }[breakdown]
-
 
 def _number(value: Any, where: str, *, minimum: float | None = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -103,7 +94,7 @@ def cost_breakdown(rows: Sequence[CostRow]) -> CostBreakdown:
     for field in BREAKDOWNS:
         groups: dict[str, list[CostRow]] = {}
         for row in rows:
-            groups.setdefault(row.key(field), []).append(row)
+            groups.setdefault(getattr(row, field), []).append(row)  # (each breakdown a row field)
         parts[field] = {key: _part(groups[key]) for key in sorted(groups)}
         if field == "condition":
             names = {key: group[0].name for key, group in groups.items()}
