@@ -178,6 +178,10 @@ def _records_by_line(out: ParsedLog, data: bytes) -> Iterator[tuple[int, dict[st
             yield n, rec
 
 
+# a newline not followed by `{`: some line of a log (but its last) does not start an object
+_LINE_NOT_AN_OBJECT = re.compile(rb"\n(?!\{)")
+
+
 def _records_at_once(data: bytes) -> list[dict[str, Any]] | None:
     """The records of a log whose lines are all flat JSON objects (record i on line i + 1),
     parsed in one `orjson` call instead of one per line; None when any line needs
@@ -202,7 +206,7 @@ def _records_at_once(data: bytes) -> list[dict[str, Any]] | None:
     lines = rest.count(b"\n")
     if lines and (
         not rest.startswith(b"{")
-        or rest.count(b"\n{") != lines - 1
+        or _LINE_NOT_AN_OBJECT.search(rest, 0, len(rest) - 1) is not None
         or b"[" in rest
         or b"]" in rest
         or (len(rest) > MAX_LINE_BYTES and max(map(len, rest.split(b"\n"))) > MAX_LINE_BYTES)

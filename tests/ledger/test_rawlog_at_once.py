@@ -56,6 +56,8 @@ HOSTILE = {
     "NaN": (b'{"type": "step", "loss": NaN}\n', 1),
     "a number past a double": (b'{"type": "step", "loss": 1e999}\n', 1),
     "a bare number": (b"7\n", 1),
+    "a blank line": (b"\n", 0),
+    "a line indented": (b' {"type": "eval", "val_bpb": 1.25}\n', 0),
     "invalid UTF-8": (b'{"type": "step", "note": "\xff", "loss": 2.0}\n', 1),
 }
 
