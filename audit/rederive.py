@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -170,27 +169,29 @@ def audit_store(
         by_manifest[check.record.manifest].append(check)
     observed = {rid: c.observed for rid, c in checks.items()}
     context = BaselineContext(manifests, protocol_hours_before(ev, manifests, observed))
-    across = _AcrossRuns()
     stages = audit_manifests(
-        ev,
-        manifests,
-        by_manifest,
-        allow_undecided=allow_undecided,
-        baselines=context,
-        meanwhile=lambda: across.check(ev, manifests, checks),  # (while workers re-derive)
+        ev, manifests, by_manifest, allow_undecided=allow_undecided, baselines=context
     )
     for stage_audit in stages:
         findings += stage_audit.problems
     for mid, runs in by_manifest.items():
         if mid is not None and mid not in manifests:
             findings += [p for r in runs for p in r.problems]
-    findings += across.runs
+    findings += _shared_logs(checks)
+    findings += throughput_findings(checks, manifests)
     findings += _second_freezes(ev)
     unplanned = sorted(r.id for r in by_manifest[None])
     findings += [p for r in by_manifest[None] for p in r.problems]
-    costs = across.costs
-    assert costs is not None  # (`fork_map` runs `meanwhile` whether it forks or not)
-    findings += across.costs_found
+    costs = audit_costs(
+        (c.observed for c in checks.values()), manifests, interrupted_rows(ev, manifests)
+    )
+    for part in costs.parts:
+        findings += [
+            Problem("costs", f"GPU-hours do not add up: {check.name}", check="costs")
+            for check in part.checks
+            if not check.ok
+        ]
+    findings += _uncounted(checks)
     timestamps, order = _witness(ev, verified, stages)
     findings += order
     # trust is said once: as a caveat when store-asserted, as a note naming the keys else
@@ -243,32 +244,6 @@ def audit_store(
             for rid, c in checks.items()
         },
     )
-
-
-@dataclass
-class _AcrossRuns:
-    """The checks across all runs that need no re-derived decision: one log per run,
-    throughput, the GPU-hours and what they leave uncounted. Run while the workers
-    re-derive the decisions (`audit_manifests(meanwhile=)`), in the order said here."""
-
-    runs: list[Problem] = field(default_factory=list)  # one log per run, throughput
-    costs: AuditCosts | None = None
-    costs_found: list[Problem] = field(default_factory=list)  # sums, uncounted seconds
-
-    def check(
-        self, ev: Evidence, manifests: dict[str, Manifest], checks: dict[str, RunCheck]
-    ) -> None:
-        self.runs = _shared_logs(checks) + throughput_findings(checks, manifests)
-        self.costs = audit_costs(
-            (c.observed for c in checks.values()), manifests, interrupted_rows(ev, manifests)
-        )
-        for part in self.costs.parts:
-            self.costs_found += [
-                Problem("costs", f"GPU-hours do not add up: {check.name}", check="costs")
-                for check in part.checks
-                if not check.ok
-            ]
-        self.costs_found += _uncounted(checks)
 
 
 def _uncounted(checks: dict[str, RunCheck]) -> list[Problem]:
@@ -333,7 +308,6 @@ def audit_manifests(
     *,
     allow_undecided: bool = False,
     baselines: BaselineContext | None = None,
-    meanwhile: Callable[[], object] | None = None,
 ) -> list[StageAudit]:
     """`audit_manifest` for every manifest, in freeze order; in workers on big stores (each
     re-derives its decision with the statistics, the other large cost)."""
@@ -346,7 +320,6 @@ def audit_manifests(
         order,
         (ev, manifests, by_manifest, superseded, allow_undecided, baselines),
         serial=sum(len(v) for v in by_manifest.values()) < PARALLEL_MIN_RUNS,
-        meanwhile=meanwhile,
     )
     by_id = {stage_audit.manifest: stage_audit for stage_audit in done}
     return [by_id[mid] for mid in order]
