@@ -95,15 +95,17 @@ import io
 import json
 import os
 import pstats
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # (below the path line: the repository's packages without an install)
+from usage import drop_page_cache, usage  # noqa: E402  (this folder)
+
 from audit.rederive import audit_store  # noqa: E402
 from audit.report_data import build_report_data  # noqa: E402
 from gateledger.recording import pack  # noqa: E402
@@ -225,33 +227,6 @@ def build_store(root: Path, n: int, log_steps: int = 300):
     return store, runs
 
 
-def drop_page_cache() -> None:
-    """Evict the page cache (Linux, as root) so that the next audit reads from the disk."""
-    os.sync()
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("1\n")
-    except OSError as exc:
-        raise SystemExit(f"--cold needs root on Linux to drop the page cache: {exc}") from None
-
-
-def _cpu_s() -> float:
-    """CPU seconds of this process and its reaped children (the audit's forked workers)."""
-    own, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _disk_mb() -> float:
-    """MB this process and its reaped children read from the disk (not the page cache)."""
-    own, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return (own.ru_inblock + kids.ru_inblock) * 512 / 1e6
-
-
 def time_audit(store, repeat: int, cold: bool = False) -> tuple[float, float, float, object]:
     """(best wall seconds of `repeat` audits, that audit's CPU seconds and MB read from the
     disk, the result)."""
@@ -260,12 +235,13 @@ def time_audit(store, repeat: int, cold: bool = False) -> tuple[float, float, fl
     for _ in range(repeat):
         if cold:
             drop_page_cache()
-        cpu, disk = _cpu_s(), _disk_mb()
+        cpu, disk = usage()
         t = time.perf_counter()
         result = audit_store(store)
         wall = time.perf_counter() - t
         if wall < best:
-            best, best_cpu, best_disk = wall, _cpu_s() - cpu, _disk_mb() - disk
+            cpu_now, disk_now = usage()
+            best, best_cpu, best_disk = wall, cpu_now - cpu, disk_now - disk
     return best, best_cpu, best_disk, result
 
 
@@ -353,11 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         store = Store.open(args.existing)
         packed: dict = {}
         if args.pack:
-            cpu, t = _cpu_s(), time.perf_counter()
+            cpu, t = usage()[0], time.perf_counter()
             done = pack(store, parts=store.parts())
             packed = {
                 "pack_s": round(time.perf_counter() - t, 2),
-                "pack_cpu_s": round(_cpu_s() - cpu, 2),
+                "pack_cpu_s": round(usage()[0] - cpu, 2),
                 "packed_objects": done.objects,
                 "packs_written": len(done.packs),
             }

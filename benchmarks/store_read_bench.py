@@ -24,14 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # (below the path line: the repository's packages without an install)
+from usage import drop_page_cache, usage  # noqa: E402  (this folder)
+
 from ledger.parallel import fork_map  # noqa: E402
 from ledger.store import Store  # noqa: E402
 
@@ -44,24 +46,6 @@ def _read(paths: list[str]) -> list[int]:
     return sizes
 
 
-def _usage() -> tuple[float, float]:
-    """(CPU seconds, MB read from the disk) of this process and its reaped children."""
-    own, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-    return cpu, (own.ru_inblock + kids.ru_inblock) * 512 / 1e6
-
-
-def drop_page_cache() -> None:
-    os.sync()
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("1\n")
-    except OSError as exc:
-        raise SystemExit(f"--cold needs root on Linux to drop the page cache: {exc}") from None
-
-
 def measure(root: str, repeat: int, cold: bool) -> dict:
     store = Store.open(root)
     packs = [str(p) for _host, p in store.pack_files()]
@@ -71,11 +55,11 @@ def measure(root: str, repeat: int, cold: bool) -> dict:
     for _ in range(repeat):
         if cold:
             drop_page_cache()
-        cpu, disk = _usage()
+        cpu, disk = usage()
         t = time.perf_counter()
         sizes = fork_map(_read, files, None, serial=False)
         wall = time.perf_counter() - t
-        cpu2, disk2 = _usage()
+        cpu2, disk2 = usage()
         if not best or wall < best["read_s"]:
             best = {
                 "read_s": round(wall, 3),
